@@ -1,0 +1,32 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Commander argument parsers that reject bad flag values with a message naming the value. */
+export function parseInteger(min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`expected an integer, got "${value}".`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got ${n}.`);
+    return n;
+  };
+}
+
+export function parseNumber(min = -Infinity, max = Infinity) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}".`);
+    if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got ${n}.`);
+    return n;
+  };
+}
+
+/** Collects repeated `--param k=v` flags into an object. */
+export function collectKeyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const i = value.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`expected key=value, got "${value}".`);
+  return { ...previous, [value.slice(0, i).trim()]: value.slice(i + 1) };
+}
+
+/** Collects a repeatable flag into an array. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,163 @@
+import { PortbanditError } from './errors.js';
+
+export const MIN_PORT = 1;
+export const MAX_PORT = 65535;
+export const PORT_COUNT = MAX_PORT - MIN_PORT + 1;
+
+export function isPort(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= MIN_PORT && value <= MAX_PORT;
+}
+
+/**
+ * A set of TCP ports held as sorted, merged, inclusive ranges. This is how `probed` is kept:
+ * "1-65535" is one pair, a fixed list of 1,000 ports a few hundred pairs.
+ */
+export class PortRanges {
+  /** Flat [start0, end0, start1, end1, ...], sorted, non-overlapping, non-adjacent. */
+  readonly bounds: Uint32Array;
+  readonly size: number;
+
+  private constructor(bounds: Uint32Array) {
+    this.bounds = bounds;
+    let size = 0;
+    for (let i = 0; i < bounds.length; i += 2) size += bounds[i + 1]! - bounds[i]! + 1;
+    this.size = size;
+  }
+
+  static readonly ALL = new PortRanges(Uint32Array.of(MIN_PORT, MAX_PORT));
+  static readonly EMPTY = new PortRanges(new Uint32Array(0));
+
+  /** Build from any ports (unsorted, duplicates allowed). Throws on a value that is not a port. */
+  static fromPorts(ports: Iterable<number>, where?: string): PortRanges {
+    const list = [...ports];
+    for (const p of list) {
+      if (!isPort(p)) throw new PortbanditError('PB_ERR_PORT_SPEC', `expected ports 1-65535, got ${JSON.stringify(p)}`, { where });
+    }
+    list.sort((a, b) => a - b);
+    const out: number[] = [];
+    for (const p of list) {
+      const last = out.length - 1;
+      if (last >= 0 && p <= out[last]! + 1) {
+        if (p > out[last]!) out[last] = p;
+      } else out.push(p, p);
+    }
+    return PortRanges.fromPairs(out);
+  }
+
+  /** Build from [start, end] pairs, merging overlaps. */
+  static fromPairs(pairs: readonly number[]): PortRanges {
+    const items: Array<[number, number]> = [];
+    for (let i = 0; i < pairs.length; i += 2) items.push([pairs[i]!, pairs[i + 1]!]);
+    items.sort((a, b) => a[0] - b[0]);
+    const out: number[] = [];
+    for (const [s, e] of items) {
+      const last = out.length - 1;
+      if (last >= 0 && s <= out[last]! + 1) {
+        if (e > out[last]!) out[last] = e;
+      } else out.push(s, e);
+    }
+    return new PortRanges(Uint32Array.from(out));
+  }
+
+  /**
+   * Parse a port specification: "1-65535", "22,80,443", "1-1024,8080", or a JSON array of
+   * ports and "a-b" strings. Whitespace around items is allowed; an open end ("-1024",
+   * "60000-") runs to the edge of the port space, as in nmap's -p.
+   */
+  static parse(spec: string | readonly (number | string)[], where?: string): PortRanges {
+    const items = typeof spec === 'string' ? spec.split(',') : spec.map((x) => (typeof x === 'number' ? String(x) : x));
+    if (typeof spec === 'string' && spec.trim() === '') {
+      throw new PortbanditError('PB_ERR_PORT_SPEC', 'expected a port specification such as "1-65535" or "22,80,443", got an empty string', { where });
+    }
+    const pairs: number[] = [];
+    for (const raw of items) {
+      if (typeof raw !== 'string') {
+        throw new PortbanditError('PB_ERR_PORT_SPEC', `expected a port or "a-b" range, got ${JSON.stringify(raw)}`, { where });
+      }
+      const item = raw.trim();
+      const m = /^(\d*)\s*-\s*(\d*)$/.exec(item);
+      let start: number;
+      let end: number;
+      if (m && (m[1] !== '' || m[2] !== '')) {
+        start = m[1] === '' ? MIN_PORT : Number(m[1]);
+        end = m[2] === '' ? MAX_PORT : Number(m[2]);
+      } else if (/^\d+$/.test(item)) {
+        start = end = Number(item);
+      } else {
+        throw new PortbanditError('PB_ERR_PORT_SPEC', `expected a port or "a-b" range, got ${JSON.stringify(raw)}`, { where });
+      }
+      if (!isPort(start) || !isPort(end) || start > end) {
+        throw new PortbanditError('PB_ERR_PORT_SPEC', `expected a range within 1-65535 with start <= end, got ${JSON.stringify(raw)}`, { where });
+      }
+      pairs.push(start, end);
+    }
+    return PortRanges.fromPairs(pairs);
+  }
+
+  has(port: number): boolean {
+    const b = this.bounds;
+    // Binary search over range starts.
+    let lo = 0;
+    let hi = (b.length >> 1) - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = b[mid * 2]!;
+      if (port < s) hi = mid - 1;
+      else if (port > b[mid * 2 + 1]!) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  }
+
+  /** The i-th port in ascending order (0-based), or -1 when out of range. */
+  nth(index: number): number {
+    const b = this.bounds;
+    let i = index;
+    for (let k = 0; k < b.length; k += 2) {
+      const len = b[k + 1]! - b[k]! + 1;
+      if (i < len) return b[k]! + i;
+      i -= len;
+    }
+    return -1;
+  }
+
+  get isAll(): boolean {
+    return this.bounds.length === 2 && this.bounds[0] === MIN_PORT && this.bounds[1] === MAX_PORT;
+  }
+
+  *[Symbol.iterator](): IterableIterator<number> {
+    const b = this.bounds;
+    for (let i = 0; i < b.length; i += 2) for (let p = b[i]!; p <= b[i + 1]!; p++) yield p;
+  }
+
+  toArray(): number[] {
+    const out: number[] = [];
+    const b = this.bounds;
+    for (let i = 0; i < b.length; i += 2) for (let p = b[i]!; p <= b[i + 1]!; p++) out.push(p);
+    return out;
+  }
+
+  equals(other: PortRanges): boolean {
+    if (other.bounds.length !== this.bounds.length) return false;
+    for (let i = 0; i < this.bounds.length; i++) if (other.bounds[i] !== this.bounds[i]) return false;
+    return true;
+  }
+
+  /** The canonical spec string: "1-65535", "22,80,443,8000-8100". */
+  toString(): string {
+    const parts: string[] = [];
+    const b = this.bounds;
+    for (let i = 0; i < b.length; i += 2) parts.push(b[i] === b[i + 1] ? String(b[i]) : `${b[i]}-${b[i + 1]}`);
+    return parts.join(',');
+  }
+}
+
+/** Sorted, de-duplicated copy of a port list; throws naming `where` on a non-port. */
+export function normalizePorts(ports: Iterable<number>, where?: string): number[] {
+  const set = new Set<number>();
+  for (const p of ports) {
+    if (!isPort(p)) throw new PortbanditError('PB_ERR_PORT_SPEC', `expected ports 1-65535, got ${JSON.stringify(p)}`, { where });
+    set.add(p);
+  }
+  return [...set].sort((a, b) => a - b);
+}

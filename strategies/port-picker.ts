@@ -1,0 +1,81 @@
+import { isPort } from '../src/core/ports.js';
+import type { CommonOptions, RoundContext } from './types.js';
+
+// One scratch stamp table shared by all pickers: a fresh 64 KiB table per decision would churn
+// gigabytes over a /16 replay. A picker takes a new stamp; a port is taken when its slot holds it.
+const stamps = new Uint32Array(65536);
+const excludedStamps = new Uint32Array(65536);
+let generation = 0;
+
+function nextGeneration(): number {
+  generation++;
+  if (generation === 0xffffffff) {
+    stamps.fill(0);
+    excludedStamps.fill(0);
+    generation = 1;
+  }
+  return generation;
+}
+
+/**
+ * Builds one decision's port list and enforces what every strategy promises: ports are
+ * 1-65535, probeable, not excluded, not probed earlier this host-epoch, not repeated, and no
+ * more than the remaining allowance. Must-have ports go first on round 0.
+ * Strategies add candidates in priority order and read `ports` when done.
+ */
+export class PortPicker {
+  readonly ports: number[] = [];
+  private readonly gen: number;
+  private readonly limit: number;
+  private readonly round: RoundContext;
+
+  constructor(round: RoundContext, options: CommonOptions, limit = round.remaining) {
+    this.round = round;
+    this.gen = nextGeneration();
+    this.limit = Math.max(0, Math.min(limit, round.remaining));
+    for (const p of round.probed) stamps[p] = this.gen;
+    for (const p of options.exclude) excludedStamps[p] = this.gen;
+    if (round.round === 0) this.addAll(options.mustHave);
+  }
+
+  get full(): boolean {
+    return this.ports.length >= this.limit;
+  }
+
+  get room(): number {
+    return this.limit - this.ports.length;
+  }
+
+  /** Whether `port` could still be added (valid, probeable, new, not excluded). */
+  canTake(port: number): boolean {
+    return isPort(port) && stamps[port] !== this.gen && excludedStamps[port] !== this.gen && this.round.probeable.has(port);
+  }
+
+  /** Add one port if allowed and there is room; returns whether it was added. */
+  add(port: number): boolean {
+    if (this.ports.length >= this.limit || !this.canTake(port)) return false;
+    stamps[port] = this.gen;
+    this.ports.push(port);
+    return true;
+  }
+
+  /** Add ports in order until full; returns how many were added. */
+  addAll(ports: Iterable<number>): number {
+    let n = 0;
+    for (const p of ports) {
+      if (this.ports.length >= this.limit) break;
+      if (this.add(p)) n++;
+    }
+    return n;
+  }
+
+  /** Fill the rest with every probeable port in ascending order (a sweep). */
+  addSweep(): number {
+    const b = this.round.probeable.bounds;
+    let n = 0;
+    for (let i = 0; i < b.length && !this.full; i += 2) {
+      for (let p = b[i]!; p <= b[i + 1]! && !this.full; p++) if (this.add(p)) n++;
+    }
+    return n;
+  }
+}
