@@ -1,0 +1,36 @@
+import { describe, expect } from 'vitest';
+import { fc, test } from '@fast-check/vitest';
+import { createRng, deriveRng, shuffle } from '../../src/core/rng.js';
+
+describe('rng', () => {
+  test.prop([fc.string(), fc.integer({ min: 1, max: 1000 })])('the same seed gives the same stream', (seed, n) => {
+    const a = createRng(seed);
+    const b = createRng(seed);
+    for (let i = 0; i < 20; i++) {
+      const x = a.int(n);
+      expect(x).toBe(b.int(n));
+      expect(x).toBeGreaterThanOrEqual(0);
+      expect(x).toBeLessThan(n);
+    }
+  });
+
+  test('derived streams depend on every part and on nothing else', () => {
+    const draw = (...parts: (string | number)[]) => deriveRng('run-1', ...parts).next();
+    expect(draw(3, '198.18.0.1')).toBe(draw(3, '198.18.0.1'));
+    expect(draw(3, '198.18.0.1')).not.toBe(draw(4, '198.18.0.1'));
+    expect(draw(3, '198.18.0.1')).not.toBe(draw(3, '198.18.0.2'));
+    expect(deriveRng('run-1', 1).next()).not.toBe(deriveRng('run-2', 1).next());
+  });
+
+  test('next() is roughly uniform on [0, 1)', () => {
+    const rng = createRng(42);
+    const bins = new Array<number>(10).fill(0);
+    for (let i = 0; i < 100_000; i++) bins[Math.floor(rng.next() * 10)]!++;
+    for (const b of bins) expect(Math.abs(b - 10_000)).toBeLessThan(500);
+  });
+
+  test.prop([fc.array(fc.integer()), fc.string()])('shuffle is a permutation', (items, seed) => {
+    const out = shuffle([...items], createRng(seed));
+    expect([...out].sort((a, b) => a - b)).toEqual([...items].sort((a, b) => a - b));
+  });
+});
