@@ -1,0 +1,82 @@
+/**
+ * The search language's syntax tree, shared by the parser/printer (query.ts) and both stores,
+ * which translate it to SQL (bound parameters) or Elasticsearch query DSL. Store-neutral on
+ * purpose: nothing here knows about a backend.
+ *
+ * Matching semantics (identical in every store; the conformance suite checks them):
+ * - `port`, `service`, `product`, `version`, `cpe`, `script` match a scan when ANY of its ports
+ *   with state `open` matches (they are independent: `port:22 service:http` is true for a host
+ *   with ssh on 22 and http on 80). String comparisons are exact and case-insensitive.
+ * - `tag` and `agent` match the scan's tags / agent id exactly (case-insensitive).
+ * - `ip` matches an address exactly or a CIDR block (IPv4 or IPv6).
+ * - `ctime` compares the scan's `finishedAt` (ms since the Unix epoch).
+ * - `text` matches when every word of the value occurs as a word in the scan's banners
+ *   (service, product, version, extrainfo, cpes, script ids and outputs of open ports); words are
+ *   runs of letters and digits, compared case-insensitively (see `tokenizeText`).
+ */
+export type QueryNode = AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode;
+
+/** All children must match. At least two children. */
+export interface AndNode {
+  readonly type: 'and';
+  readonly children: readonly QueryNode[];
+}
+
+/** Any child must match. At least two children. */
+export interface OrNode {
+  readonly type: 'or';
+  readonly children: readonly QueryNode[];
+}
+
+export interface NotNode {
+  readonly type: 'not';
+  readonly child: QueryNode;
+}
+
+/** An open port with this number. */
+export interface PortNode {
+  readonly type: 'port';
+  readonly port: number;
+}
+
+export type TermField = 'service' | 'product' | 'version' | 'cpe' | 'script' | 'tag' | 'agent';
+
+/** Exact, case-insensitive match of a string field. */
+export interface TermNode {
+  readonly type: 'term';
+  readonly field: TermField;
+  readonly value: string;
+}
+
+/** `value` is a canonical address (`198.18.0.7`) or CIDR (`198.18.0.0/24`, host bits zero). */
+export interface IpNode {
+  readonly type: 'ip';
+  readonly value: string;
+}
+
+/** `finishedAt <op> at`. */
+export interface TimeNode {
+  readonly type: 'time';
+  readonly op: '>' | '>=' | '<' | '<=';
+  readonly at: number;
+}
+
+/** `from <= finishedAt < to` (half-open). */
+export interface TimeRangeNode {
+  readonly type: 'timeRange';
+  readonly from: number;
+  readonly to: number;
+}
+
+/** Free text: every word must occur in the scan's banners. */
+export interface TextNode {
+  readonly type: 'text';
+  readonly value: string;
+}
+
+export const TERM_FIELDS: readonly TermField[] = ['service', 'product', 'version', 'cpe', 'script', 'tag', 'agent'];
+
+/** Split text into lower-case words (runs of letters and digits), the unit free-text search matches. */
+export function tokenizeText(text: string): string[] {
+  return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((word) => word.length > 0);
+}

@@ -1,0 +1,371 @@
+import type { QueryNode } from './query-ast.js';
+
+/**
+ * The coordinator's store contract. Two implementations pass one conformance suite
+ * (test/store/conformance.ts): SQLite (`openSqliteStore`, the default, embedded) and
+ * Elasticsearch (`openElasticsearchStore`, for deployments that outgrow one machine).
+ *
+ * Conventions that hold for every method:
+ * - All times are integers: milliseconds since the Unix epoch (UTC). The store never reads the
+ *   clock for data it returns; callers pass `at`/`now`, so tests and replays are deterministic.
+ * - Every value passed in is copied; every value returned is a fresh plain JSON-compatible object.
+ * - IP addresses are strings in canonical form (IPv4 dotted quad, IPv6 as `ipaddr.js` prints
+ *   `toString()`); the coordinator normalises them before calling the store. Scope/blocklist
+ *   ranges are stored as given (CIDR `198.18.0.0/24`, range `198.18.0.1-198.18.0.9` or address).
+ * - Errors are `PortbanditError`s: `PB_ERR_CONFLICT` for a revision mismatch or a duplicate id,
+ *   `PB_ERR_NOT_FOUND` where documented, `PB_ERR_STORE` (with `cause`) when the backend fails.
+ *   A failed call leaves previously stored data unchanged (writes are atomic per call).
+ * - Cursors are opaque strings: pass back exactly what a page returned.
+ */
+export interface Store {
+  /** Which backend this is, for logs and /healthz. */
+  readonly kind: 'sqlite' | 'elasticsearch';
+
+  /** Release connections/handles. Further calls fail. */
+  close(): Promise<void>;
+
+  // ---------------------------------------------------------------- scope and blocklist
+  /** All entries of one list plus the shared scope version (see `getScopeVersion`). */
+  listScope(list: ScopeListName): Promise<ScopeListing>;
+  /**
+   * Add entries (upsert by `range`: an existing range gets the new tags, keeps its `addedAt`).
+   * Bumps the scope version once per call that changed something; returns the new version.
+   */
+  addScopeEntries(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number>;
+  /** Remove entries by `range` (unknown ranges are ignored). Returns removed count and version. */
+  removeScopeEntries(list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }>;
+  /** Replace a whole list atomically (import). Returns the new version. */
+  replaceScope(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number>;
+  /**
+   * A counter shared by scope and blocklist that increases on every change; the coordinator
+   * compares it with the version its cycle was built from to detect edits. 0 for a new store.
+   */
+  getScopeVersion(): Promise<number>;
+
+  // ---------------------------------------------------------------- JSON documents
+  /**
+   * Small JSON documents with a revision, in three collections: per-tag scan policies
+   * (`policies`, key = tag, `""` for the default policy), strategy states (`strategyStates`,
+   * key chosen by the coordinator, e.g. `${tag}/${strategyName}`) and coordinator state
+   * (`coordinator`: cycle position, seed, counters). Undefined when absent.
+   */
+  getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined>;
+  /**
+   * Create or replace a document. With `expectedRevision` the write happens only if the stored
+   * revision equals it (0 = must not exist yet), otherwise `PB_ERR_CONFLICT`. Revisions start
+   * at 1 and increase by 1 per write. Returns the stored document.
+   */
+  putDocument<T = unknown>(
+    collection: DocumentCollection,
+    key: string,
+    value: T,
+    options: { at: number; expectedRevision?: number },
+  ): Promise<StoredDocument<T>>;
+  /** All documents of a collection, by key ascending. */
+  listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]>;
+  /** Delete a document; true when it existed. */
+  deleteDocument(collection: DocumentCollection, key: string): Promise<boolean>;
+
+  // ---------------------------------------------------------------- agents and admin tokens
+  /** Register an agent. `PB_ERR_CONFLICT` when the id or token hash already exists. */
+  createAgent(agent: NewAgent): Promise<Agent>;
+  getAgent(id: string): Promise<Agent | undefined>;
+  /** Look an agent up by the hash of its bearer token (the token itself is never stored). */
+  findAgentByTokenHash(tokenHash: string): Promise<Agent | undefined>;
+  /** All agents, by id ascending. */
+  listAgents(): Promise<Agent[]>;
+  /**
+   * Record activity: sets `lastSeenAt` (never moves it backwards), optionally `version`, and adds
+   * `increments` to the named counters. `PB_ERR_NOT_FOUND` for an unknown id.
+   */
+  recordAgentActivity(id: string, activity: AgentActivity): Promise<Agent>;
+  /** Remove an agent (its token stops working). True when it existed. */
+  deleteAgent(id: string): Promise<boolean>;
+
+  /** Store an admin token (hashed). `PB_ERR_CONFLICT` when the id or hash already exists. */
+  createAdminToken(token: AdminToken): Promise<AdminToken>;
+  findAdminTokenByHash(tokenHash: string): Promise<AdminToken | undefined>;
+  listAdminTokens(): Promise<AdminToken[]>;
+  deleteAdminToken(id: string): Promise<boolean>;
+
+  // ---------------------------------------------------------------- leases and work queue
+  /** Store a lease handed out to an agent. `PB_ERR_CONFLICT` when the id exists. */
+  putLease(lease: Lease): Promise<void>;
+  getLease(id: string): Promise<Lease | undefined>;
+  /** Leases in flight, optionally for one agent or one ip, by deadline ascending then id. */
+  listLeases(filter?: { agentId?: string; ip?: string }): Promise<Lease[]>;
+  /** Number of leases in flight (optionally of one agent). */
+  countLeases(filter?: { agentId?: string }): Promise<number>;
+  /** Extend a lease's deadline; false when the lease is gone. */
+  renewLease(id: string, deadline: number): Promise<boolean>;
+  /**
+   * Remove a lease and return it; undefined when it does not exist (already completed or
+   * expired), which makes duplicate and late submissions idempotent.
+   */
+  completeLease(id: string): Promise<Lease | undefined>;
+  /**
+   * Atomically remove up to `limit` leases whose `deadline <= now` (oldest deadline first) and
+   * return them. With `requeue`, each is appended to the work queue (reason `expired`, carrying
+   * ip, tags, ports, session and round) in the same step, so a crash cannot lose a target.
+   */
+  takeExpiredLeases(now: number, limit: number, options?: { requeue?: boolean }): Promise<Lease[]>;
+
+  /** Append items to the FIFO work queue (manual rescans, expired leases, follow-ups). */
+  enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]>;
+  /** Atomically remove and return up to `limit` items from the head of the queue. */
+  dequeueWork(limit: number): Promise<QueuedWork[]>;
+  /** The queue, head first, without removing anything. */
+  listQueuedWork(limit?: number): Promise<QueuedWork[]>;
+  /** Remove one queued item by id; true when it existed. */
+  removeQueuedWork(id: string): Promise<boolean>;
+
+  // ---------------------------------------------------------------- scans
+  /**
+   * Ingest a scan atomically: store it in history, update latest-per-host when it is newer than
+   * the host's current latest (by `finishedAt`, then `scanId`), append `events`, and complete
+   * `leaseId` if given. Idempotent by `scanId`: a second call with a known scanId changes nothing
+   * and returns `inserted: false` (the lease, if still present, is left alone).
+   */
+  ingestScan(input: IngestInput): Promise<IngestResult>;
+  /** One scan from history, or undefined. */
+  getScan(scanId: string): Promise<ScanDocument | undefined>;
+  /** The latest scan of a host, or undefined. */
+  getLatestScan(ip: string): Promise<ScanDocument | undefined>;
+  /** All scans of one ip, newest first (finishedAt desc, scanId desc), paginated. */
+  hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>>;
+  /**
+   * Search scans with a query AST (`parseQuery` in src/store/query.ts; undefined = everything),
+   * over latest-per-host (default) or history. Ordered newest first (finishedAt desc, scanId
+   * desc). `total` is the exact number of matches.
+   */
+  search(query: QueryNode | undefined, options?: SearchOptions): Promise<Page<ScanDocument>>;
+  /** Count scans matching a query (same semantics as `search`). */
+  count(query: QueryNode | undefined, options?: { view?: SearchView }): Promise<number>;
+  /** History in time order (finishedAt asc, scanId asc), in batches: for the replay export. */
+  exportHistory(options?: { since?: number; until?: number; batchSize?: number }): AsyncIterable<ScanDocument>;
+
+  // ---------------------------------------------------------------- events
+  /** Append events outside an ingest (normally they come with `ingestScan`). */
+  appendEvents(events: readonly NewStoreEvent[]): Promise<void>;
+  /** Events after `cursor` (from the start when absent) in append order, up to `limit`. */
+  readEvents(options?: { cursor?: string; limit?: number }): Promise<EventPage>;
+
+  // ---------------------------------------------------------------- statistics
+  /** Host, scan, event and open-port counts; hosts/open ports over latest-per-host. */
+  counts(options?: { tag?: string }): Promise<StoreCounts>;
+  /** Most common open ports over latest-per-host (hosts with the port open), optionally per tag. */
+  topPorts(options?: { tag?: string; limit?: number }): Promise<{ port: number; hosts: number }[]>;
+  /** Most common service names over latest-per-host (hosts with the service), optionally per tag. */
+  topServices(options?: { tag?: string; limit?: number }): Promise<{ service: string; hosts: number }[]>;
+  /** Scans finished per UTC hour in [since, until), hours with no scans omitted, ascending. */
+  scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]>;
+}
+
+export type ScopeListName = 'scope' | 'blocklist';
+
+export interface ScopeEntryInput {
+  /** CIDR, `first-last` range or single address, as the coordinator normalised it. */
+  readonly range: string;
+  readonly tags: readonly string[];
+}
+
+export interface ScopeEntry extends ScopeEntryInput {
+  readonly addedAt: number;
+}
+
+export interface ScopeListing {
+  readonly version: number;
+  /** Ordered by `range` ascending (string order). */
+  readonly entries: ScopeEntry[];
+}
+
+export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator';
+
+export interface StoredDocument<T = unknown> {
+  readonly key: string;
+  readonly value: T;
+  readonly revision: number;
+  readonly updatedAt: number;
+}
+
+export interface NewAgent {
+  readonly id: string;
+  readonly name: string;
+  /** Hash of the bearer token (the coordinator chooses the hash; the store compares strings). */
+  readonly tokenHash: string;
+  readonly createdAt: number;
+  readonly version?: string;
+}
+
+export interface Agent extends NewAgent {
+  readonly version: string | undefined;
+  readonly lastSeenAt: number | undefined;
+  /** Free counters the coordinator maintains: `workItems`, `results`, ... */
+  readonly counters: Readonly<Record<string, number>>;
+}
+
+export interface AgentActivity {
+  readonly at: number;
+  readonly version?: string;
+  readonly increments?: Readonly<Record<string, number>>;
+}
+
+export interface AdminToken {
+  readonly id: string;
+  readonly name: string;
+  readonly tokenHash: string;
+  readonly createdAt: number;
+}
+
+export interface Lease {
+  readonly id: string;
+  readonly ip: string;
+  readonly agentId: string;
+  /** Ports this work item asks the agent to probe, ascending. */
+  readonly ports: readonly number[];
+  readonly tags: readonly string[];
+  /** The host session's serialised state (HostSessionState) or any JSON the coordinator needs. */
+  readonly session: unknown;
+  readonly issuedAt: number;
+  readonly deadline: number;
+  /** Host-session round (0 = first work item for this host-epoch). */
+  readonly round: number;
+  /** Cycle number the target came from, when it came from the cycle. */
+  readonly cycle?: number;
+  /** Why the work exists. */
+  readonly reason: WorkReason;
+}
+
+export type WorkReason = 'cycle' | 'manual' | 'expired' | 'followup';
+
+export interface QueuedWorkInput {
+  readonly ip: string;
+  readonly tags: readonly string[];
+  readonly reason: WorkReason;
+  readonly enqueuedAt: number;
+  /** Ports decided already (expired lease, follow-up); absent = the coordinator decides. */
+  readonly ports?: readonly number[];
+  readonly session?: unknown;
+  readonly round?: number;
+  readonly cycle?: number;
+}
+
+export interface QueuedWork extends QueuedWorkInput {
+  /** Assigned by the store; FIFO order is enqueue order. */
+  readonly id: string;
+}
+
+export type PortState = 'open' | 'closed' | 'filtered' | 'open|filtered' | 'closed|filtered' | 'unfiltered';
+
+export interface ScriptResult {
+  readonly id: string;
+  readonly output: string;
+  /** Structured NSE output (elements/tables), when the agent parsed it. */
+  readonly fields?: unknown;
+}
+
+export interface ScannedPort {
+  readonly port: number;
+  readonly protocol?: 'tcp' | 'udp';
+  readonly state: PortState;
+  readonly service?: string;
+  readonly product?: string;
+  readonly version?: string;
+  readonly extrainfo?: string;
+  readonly cpes: readonly string[];
+  readonly scripts: readonly ScriptResult[];
+}
+
+export interface ScanDocument {
+  readonly scanId: string;
+  readonly ip: string;
+  readonly tags: readonly string[];
+  readonly agentId: string;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  /** Coordinator epoch (per-host visit counter used by strategies). */
+  readonly epoch: number;
+  readonly cycle: number;
+  /** Ports by port number ascending; search fields match only ports whose state is `open`. */
+  readonly ports: readonly ScannedPort[];
+  readonly preflight: 'masscan' | 'connect' | 'none';
+  /** The ports that were probed, as an nmap-style spec ("22,80,8000-8100"). */
+  readonly probedPorts: string;
+  /** Phase durations in milliseconds, free keys (`preflight`, `nmap`, `total`, ...). */
+  readonly timings: Readonly<Record<string, number>>;
+  /** Host-level extras (hostname, OS guess, ...). */
+  readonly host?: Readonly<Record<string, unknown>>;
+}
+
+export interface IngestInput {
+  readonly scan: ScanDocument;
+  readonly events?: readonly NewStoreEvent[];
+  readonly leaseId?: string;
+}
+
+export interface IngestResult {
+  readonly inserted: boolean;
+  /** True when the scan became the host's latest. */
+  readonly latest: boolean;
+  /** The completed lease, when `leaseId` was given and still present. */
+  readonly lease?: Lease;
+}
+
+export type EventKind = 'service-new' | 'service-closed' | 'service-changed' | 'host-new' | 'host-gone';
+
+export interface NewStoreEvent {
+  readonly kind: EventKind;
+  readonly at: number;
+  readonly ip: string;
+  readonly scanId: string;
+  readonly tags: readonly string[];
+  readonly port?: number;
+  /** Before/after details (service, product, version), free JSON. */
+  readonly detail?: unknown;
+}
+
+export interface StoreEvent extends NewStoreEvent {
+  /** Store-assigned, unique. */
+  readonly id: string;
+}
+
+export interface EventPage {
+  readonly events: StoreEvent[];
+  /** Pass to the next `readEvents`; equals the input cursor when nothing new arrived. */
+  readonly cursor: string | undefined;
+}
+
+export type SearchView = 'latest' | 'history';
+
+export interface PageRequest {
+  /** 1..1000, default 50. */
+  readonly limit?: number;
+  /** Continue after a previous page (preferred: stable under inserts). */
+  readonly cursor?: string;
+  /** Skip this many results (ignored when `cursor` is given). */
+  readonly offset?: number;
+}
+
+export interface SearchOptions extends PageRequest {
+  readonly view?: SearchView;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  /** Exact number of matches over the whole result set. */
+  readonly total: number;
+  /** Cursor for the next page, undefined on the last page. */
+  readonly nextCursor: string | undefined;
+}
+
+export interface StoreCounts {
+  readonly hosts: number;
+  readonly scans: number;
+  readonly events: number;
+  /** Open ports summed over latest-per-host. */
+  readonly openPorts: number;
+}
+
+/** Page size bounds shared by both stores. */
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
