@@ -1,0 +1,75 @@
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect } from 'vitest';
+import { PairCounts, conditionalEstimate, emptyPairCounts, mergePairCounts } from '../../strategies/cooccurrence/pair-counts.js';
+
+const options = { decay: 1, pairCap: 16, byTag: false };
+
+describe('pair counts', () => {
+  test('counts B open among the host-epochs where A was open and B was probed', () => {
+    const pc = new PairCounts(options);
+    pc.learn(0, [], [22, 80], [22, 80, 443]);
+    pc.learn(0, [], [22], [22, 80, 443]);
+    pc.learn(0, [], [22], [22, 443]); // 80 not probed: no trial for (22, 80)
+    const t = pc.table('*');
+    expect(t.support(22)).toBe(3);
+    expect(t.counts(22, 80)).toEqual([1, 2]);
+    expect(t.counts(80, 22)).toEqual([1, 1]);
+    expect(t.counts(22, 443)).toEqual([0, 0]); // never open together: no pair kept
+  });
+
+  test('hosts with more open ports than the cap teach no pairs', () => {
+    const pc = new PairCounts({ ...options, pairCap: 2 });
+    pc.learn(0, [], [1, 2, 3], [1, 2, 3]);
+    expect(pc.table('*').size).toBe(0);
+  });
+
+  test('discounting forgets a pair that stopped co-occurring', () => {
+    const pc = new PairCounts({ ...options, decay: 0.5 });
+    for (let e = 0; e < 3; e++) pc.learn(e, [], [22, 8022], [22, 8022]);
+    const before = pc.table('*').counts(22, 8022);
+    for (let e = 3; e < 20; e++) pc.learn(e, [], [22], [22, 8022]);
+    const [hits, trials] = pc.table('*').counts(22, 8022);
+    expect(before[0] / before[1]).toBe(1);
+    expect(hits / trials).toBeLessThan(0.05);
+  });
+
+  test('per-tag tables are kept when asked', () => {
+    const pc = new PairCounts({ ...options, byTag: true });
+    pc.learn(0, ['dmz'], [22, 2222], [22, 2222]);
+    expect(pc.keys()).toEqual(['*', 'dmz']);
+    expect(pc.table('dmz').counts(22, 2222)).toEqual([1, 1]);
+  });
+
+  test('the estimate shrinks toward the marginal', () => {
+    expect(conditionalEstimate(0, 0, 0.1, 2)).toBeCloseTo(0.1);
+    expect(conditionalEstimate(10, 10, 0.1, 2)).toBeGreaterThan(0.8);
+  });
+
+  const history = fc.array(
+    fc.record({
+      epoch: fc.integer({ min: 0, max: 4 }),
+      open: fc.uniqueArray(fc.integer({ min: 1, max: 30 }), { maxLength: 5 }),
+      extra: fc.uniqueArray(fc.integer({ min: 1, max: 30 }), { maxLength: 5 }),
+    }),
+    { maxLength: 12 },
+  );
+
+  function learnAll(h: ReadonlyArray<{ epoch: number; open: number[]; extra: number[] }>, decay: number) {
+    const pc = new PairCounts({ ...options, decay });
+    for (const r of [...h].sort((x, y) => x.epoch - y.epoch)) {
+      const open = [...r.open].sort((a, b) => a - b);
+      pc.learn(r.epoch, [], open, [...new Set([...open, ...r.extra])]);
+    }
+    return pc.toState();
+  }
+
+  test.prop([history, history])('merge is order-independent and the state round-trips through JSON', (h1, h2) => {
+    const a = learnAll(h1, 0.8);
+    const b = learnAll(h2, 0.8);
+    const opts = { ...options, decay: 0.8 };
+    expect(mergePairCounts(a, b, opts)).toEqual(mergePairCounts(b, a, opts));
+    expect(mergePairCounts(a, emptyPairCounts(), opts)).toEqual(a);
+    const restored = new PairCounts(opts, JSON.parse(JSON.stringify(a)));
+    expect(restored.toState()).toEqual(a);
+  });
+});
