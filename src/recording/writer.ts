@@ -1,7 +1,8 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { PortbanditError } from '../core/errors.js';
-import { RECORDING_FORMAT, RECORDING_VERSION, type Observation, type RecordingHeader } from './types.js';
+import { RECORDING_FORMAT, RECORDING_VERSION, type LoadedRecording, type Observation, type RecordingHeader } from './types.js';
+import { observationAt } from './observations.js';
 
 /** Canonical header line (fixed key order, so the same recording always has the same bytes). */
 export function formatHeader(header: Omit<RecordingHeader, 'format' | 'version'> & Partial<RecordingHeader>): string {
@@ -77,4 +78,12 @@ export class RecordingWriter {
       throw new PortbanditError('PB_ERR_IO', 'cannot finish writing recording', { where: this.path, cause });
     }
   }
+}
+
+/** Write a loaded recording back to NDJSON (header, then observations in sorted order); it loads back identically. */
+export async function writeRecording(path: string, rec: LoadedRecording): Promise<void> {
+  const { format: _format, version: _version, ...header } = rec.header;
+  const writer = await RecordingWriter.open(path, header);
+  for (let i = 0; i < rec.size; i++) await writer.write(observationAt(rec, i));
+  await writer.close();
 }
