@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+
+const ROUNDS = 6;
+
+function mix32(input: number): number {
+  // murmur3's finaliser: a cheap, well-distributed 32-bit mixer.
+  let x = input >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/**
+ * A keyed bijection of [0, size) for any bigint size, without tables: a balanced Feistel
+ * network over the smallest even-width bit domain holding `size`, with cycle walking (re-apply
+ * until the value falls inside [0, size)). The domain is < 4 * size, so a lookup walks at most
+ * a few times on average. Not cryptographic; it only has to look shuffled and be exact.
+ */
+export class Permutation {
+  readonly size: bigint;
+  private readonly half: number;
+  private readonly halfMask: bigint;
+  private readonly words: number;
+  private readonly keys: Uint32Array;
+
+  constructor(size: bigint, key: string) {
+    if (size < 0n) throw new RangeError(`permutation size must be >= 0, got ${size}`);
+    this.size = size;
+    const bits = Math.max(2, (size > 1n ? size - 1n : 1n).toString(2).length);
+    this.half = Math.ceil(bits / 2);
+    this.halfMask = (1n << BigInt(this.half)) - 1n;
+    this.words = Math.ceil(this.half / 32);
+    const digest = createHash('sha256').update(`portbandit.permutation\u0000${key}`).digest();
+    this.keys = new Uint32Array(ROUNDS);
+    for (let r = 0; r < ROUNDS; r++) this.keys[r] = digest.readUInt32LE(r * 4);
+  }
+
+  /** The image of `index` (0 <= index < size). */
+  at(index: bigint): bigint {
+    if (index < 0n || index >= this.size) throw new RangeError(`permutation index ${index} outside [0, ${this.size})`);
+    let x = index;
+    do x = this.encrypt(x);
+    while (x >= this.size);
+    return x;
+  }
+
+  private encrypt(x: bigint): bigint {
+    const h = BigInt(this.half);
+    let left = x >> h;
+    let right = x & this.halfMask;
+    for (let r = 0; r < ROUNDS; r++) {
+      const next = left ^ this.round(right, this.keys[r]!);
+      left = right;
+      right = next;
+    }
+    return (left << h) | right;
+  }
+
+  private round(value: bigint, key: number): bigint {
+    if (this.words === 1) {
+      const v = Number(value);
+      return BigInt(mix32(mix32(v ^ key) + key)) & this.halfMask;
+    }
+    let acc = key;
+    let v = value;
+    for (let w = 0; w < this.words; w++) {
+      acc = mix32(acc ^ Number(v & 0xffffffffn)) + 0x9e3779b9;
+      v >>= 32n;
+    }
+    let out = 0n;
+    for (let w = 0; w < this.words; w++) out = (out << 32n) | BigInt(mix32(acc + Math.imul(w + 1, 0x9e3779b9)));
+    return out & this.halfMask;
+  }
+}

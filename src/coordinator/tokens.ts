@@ -1,0 +1,38 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Token kinds; the prefix makes a leaked token recognisable (and greppable in secret scanners). */
+export type TokenKind = 'agent' | 'admin';
+
+const PREFIX: Record<TokenKind, string> = { agent: 'pba_', admin: 'pbk_' };
+
+/** A new high-entropy bearer token (256 random bits, base64url) with its kind's prefix. */
+export function generateToken(kind: TokenKind): string {
+  return PREFIX[kind] + randomBytes(32).toString('base64url');
+}
+
+/**
+ * The stored form of a token: sha256 hex. The tokens are random 256-bit strings, so a fast hash
+ * is enough (no dictionary to brute-force); only the hash is ever stored.
+ */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Constant-time comparison of two hex hashes. */
+export function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The kind a token claims by its prefix, or undefined for a malformed token. */
+export function tokenKind(token: string): TokenKind | undefined {
+  if (token.startsWith(PREFIX.agent)) return 'agent';
+  if (token.startsWith(PREFIX.admin)) return 'admin';
+  return undefined;
+}
+
+/** A short random id for agents, admin tokens and leases. */
+export function generateId(prefix: string): string {
+  return `${prefix}_${randomBytes(9).toString('base64url')}`;
+}
