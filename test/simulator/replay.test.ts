@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { simulate } from '../../simulator/index.js';
 import { createStrategy } from '../../strategies/build.js';
+import type { Observation } from '../../src/recording/index.js';
 import type { Strategy } from '../../strategies/types.js';
 import { makeRecording, scriptedStrategy, tinyCatalog } from './helpers.js';
 
@@ -196,7 +197,7 @@ describe('simulate: epochs to detect', () => {
 
 describe('simulate: rollout detection', () => {
   const rollout = { port: 8000, subnet: '198.18.1.0/24', epoch: 1 };
-  const obs = [];
+  const obs: Observation[] = [];
   for (let e = 0; e < 4; e++) {
     for (const ip of ['198.18.1.1', '198.18.1.2', '198.18.1.3', '198.18.2.1']) {
       obs.push({ epoch: e, ip, tags: ['office'], open: e >= 1 ? [22, 8000] : [22] });
@@ -228,7 +229,7 @@ describe('simulate: rollout detection', () => {
 });
 
 describe('simulate: batched feedback', () => {
-  const obs = [];
+  const obs: Observation[] = [];
   for (let e = 0; e < 2; e++) for (let h = 0; h < 10; h++) obs.push({ epoch: e, ip: `198.18.0.${h + 1}`, tags: [], open: [22] });
   const rec = makeRecording(obs);
 
@@ -258,7 +259,7 @@ describe('simulate: batched feedback', () => {
 });
 
 describe('simulate: determinism and progress', () => {
-  const obs = [];
+  const obs: Observation[] = [];
   for (let e = 0; e < 3; e++) {
     for (let h = 0; h < 40; h++) obs.push({ epoch: e, ip: `198.18.${h % 3}.${h + 1}`, tags: [h % 2 ? 'a' : 'b'], open: [...new Set([1 + (h % 7), 3 + ((h * e) % 5)])].sort((x, y) => x - y) });
   }
