@@ -1,4 +1,5 @@
 import { PortbanditError } from '../src/core/errors.js';
+import { cooccurrenceStrategy } from './cooccurrence.js';
 import { fixedStrategy } from './fixed.js';
 import { randomStrategy } from './random.js';
 import { topKStrategy } from './top-k.js';
@@ -12,6 +13,7 @@ export const strategies = {
   fixed: fixedStrategy,
   'top-k': topKStrategy,
   random: randomStrategy,
+  cooccurrence: cooccurrenceStrategy,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parameters and state are invariant per strategy
 } as const satisfies Record<string, StrategyDefinition<any, any>>;
 

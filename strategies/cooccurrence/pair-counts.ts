@@ -1,3 +1,6 @@
+import { PortbanditError } from '../../src/core/errors.js';
+import { isPort } from '../../src/core/ports.js';
+
 /**
  * Sparse co-occurrence counts: how often port B was found open on a host on which port A was
  * open, among the host-epochs where B was probed at all (semi-bandit feedback: a port that was
@@ -20,13 +23,45 @@ export interface PairTableState {
 export interface PairCountsState {
   /** The latest epoch learned from; -1 when nothing was learned. */
   readonly epoch: number;
+  /** The per-epoch discount the counts were learned with (merging needs it). */
+  readonly decay: number;
   /** Context key ("*" for the whole scope, or a tag) -> table. */
   readonly contexts: Readonly<Record<string, PairTableState>>;
 }
 
 /** Empty pair counts. */
-export function emptyPairCounts(): PairCountsState {
-  return { epoch: -1, contexts: {} };
+export function emptyPairCounts(decay = 1): PairCountsState {
+  return { epoch: -1, decay, contexts: {} };
+}
+
+function isCount(x: unknown): x is number {
+  return typeof x === 'number' && Number.isFinite(x) && x >= 0;
+}
+
+/** Check a restored state's shape; throws PB_ERR_STRATEGY_STATE naming the bad field. */
+export function validatePairCounts(state: unknown, where: string): PairCountsState {
+  const fail = (field: string, expected: string): never => {
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `expected ${expected}`, { where: `${where}${field}` });
+  };
+  if (state === null || typeof state !== 'object') return fail('', 'pair counts {epoch, decay, contexts}');
+  const s = state as Record<string, unknown>;
+  if (typeof s.epoch !== 'number' || !Number.isInteger(s.epoch) || s.epoch < -1) fail('.epoch', 'an integer >= -1');
+  if (typeof s.decay !== 'number' || !(s.decay > 0 && s.decay <= 1)) fail('.decay', 'a number in (0, 1]');
+  if (s.contexts === null || typeof s.contexts !== 'object') return fail('.contexts', 'an object of pair tables');
+  for (const [key, table] of Object.entries(s.contexts as Record<string, unknown>)) {
+    const t = table as Partial<PairTableState> | null;
+    const at = `.contexts.${key}`;
+    if (t === null || typeof t !== 'object' || !Array.isArray(t.singles) || !Array.isArray(t.pairs)) fail(at, '{singles, pairs}');
+    t!.singles!.forEach((row, i) => {
+      if (!Array.isArray(row) || !isPort(row[0]) || !isCount(row[1])) fail(`${at}.singles[${i}]`, '[port, count]');
+    });
+    t!.pairs!.forEach((row, i) => {
+      if (!Array.isArray(row) || !isPort(row[0]) || !isPort(row[1]) || !isCount(row[2]) || !isCount(row[3])) {
+        fail(`${at}.pairs[${i}]`, '[portA, portB, hits, trials]');
+      }
+    });
+  }
+  return state as PairCountsState;
 }
 
 interface Row {
@@ -237,7 +272,7 @@ export class PairCounts {
   private epochValue: number;
   private readonly tables = new Map<string, PairTable>();
 
-  constructor(options: PairCountsOptions, state: PairCountsState = emptyPairCounts()) {
+  constructor(options: PairCountsOptions, state: PairCountsState = emptyPairCounts(options.decay)) {
     this.options = options;
     this.epochValue = state.epoch;
     for (const key of Object.keys(state.contexts).sort()) this.table(key).add(state.contexts[key]!);
@@ -301,7 +336,7 @@ export class PairCounts {
   toState(): PairCountsState {
     const contexts: Record<string, PairTableState> = {};
     for (const key of this.keys()) contexts[key] = this.tables.get(key)!.toState();
-    return { epoch: this.epochValue, contexts };
+    return { epoch: this.epochValue, decay: this.options.decay, contexts };
   }
 }
 
@@ -309,7 +344,14 @@ export class PairCounts {
  * Merge two pair-count states learned on disjoint results: both are discounted to the later
  * epoch, then counts add. Order-independent (addition commutes; rows are re-sorted).
  */
-export function mergePairCounts(a: PairCountsState, b: PairCountsState, options: PairCountsOptions): PairCountsState {
+export function mergePairCounts(a: PairCountsState, b: PairCountsState): PairCountsState {
+  const aEmpty = a.epoch < 0 && Object.keys(a.contexts).length === 0;
+  const bEmpty = b.epoch < 0 && Object.keys(b.contexts).length === 0;
+  if (!aEmpty && !bEmpty && a.decay !== b.decay) {
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `cannot merge pair counts learned with decay ${a.decay} and ${b.decay}`, { where: 'pairs.decay' });
+  }
+  const decay = aEmpty ? (bEmpty ? Math.min(a.decay, b.decay) : b.decay) : a.decay;
+  const options: PairCountsOptions = { decay, pairCap: Infinity, byTag: true };
   const epoch = Math.max(a.epoch, b.epoch);
   const aligned = (s: PairCountsState): PairCounts => {
     const live = new PairCounts(options, s);
@@ -318,7 +360,7 @@ export function mergePairCounts(a: PairCountsState, b: PairCountsState, options:
   };
   const left = aligned(a).toState();
   const right = aligned(b).toState();
-  const out = new PairCounts(options, { epoch, contexts: {} });
+  const out = new PairCounts(options, { epoch, decay: options.decay, contexts: {} });
   for (const s of [left, right]) for (const key of Object.keys(s.contexts)) out.table(key).add(s.contexts[key]!);
   return out.toState();
 }

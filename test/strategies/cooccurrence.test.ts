@@ -1,5 +1,11 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
+import { loadNmapServices } from '../../src/catalog/index.js';
+import { PortRanges } from '../../src/core/ports.js';
+import { createStrategy } from '../../strategies/build.js';
+import { HostSession, runHostSession } from '../../strategies/host-session.js';
+import type { HostContext, RoundContext } from '../../strategies/types.js';
+import { createRng } from '../../src/core/rng.js';
 import { PairCounts, conditionalEstimate, emptyPairCounts, mergePairCounts } from '../../strategies/cooccurrence/pair-counts.js';
 
 const options = { decay: 1, pairCap: 16, byTag: false };
@@ -67,9 +73,67 @@ describe('pair counts', () => {
     const a = learnAll(h1, 0.8);
     const b = learnAll(h2, 0.8);
     const opts = { ...options, decay: 0.8 };
-    expect(mergePairCounts(a, b, opts)).toEqual(mergePairCounts(b, a, opts));
-    expect(mergePairCounts(a, emptyPairCounts(), opts)).toEqual(a);
+    expect(mergePairCounts(a, b)).toEqual(mergePairCounts(b, a));
+    expect(mergePairCounts(a, emptyPairCounts())).toEqual(a);
     const restored = new PairCounts(opts, JSON.parse(JSON.stringify(a)));
     expect(restored.toState()).toEqual(a);
+  });
+});
+
+describe('cooccurrence strategy', () => {
+  const env = { catalog: loadNmapServices() };
+  const host = (ip: string, epoch: number): HostContext => ({
+    ip,
+    tags: ['lab'],
+    prefix: '198.18.0.0/24',
+    epoch,
+    previousOpen: [],
+    previousEpoch: -1,
+    probeable: PortRanges.ALL,
+  });
+
+  /** Hosts of kind A run 22 + 47001, kind B run 80 + 47002: one port of each pair is rare in nmap. */
+  function truth(i: number): Set<number> {
+    return i % 2 === 0 ? new Set([22, 47001]) : new Set([80, 47002]);
+  }
+
+  function teach(strategy: ReturnType<typeof createStrategy>, epochs: number): void {
+    for (let e = 0; e < epochs; e++) {
+      const results = [];
+      for (let i = 0; i < 40; i++) {
+        const open = truth(i);
+        // Seed knowledge: a few hosts are swept so the rare ports are seen at all.
+        const session = new HostSession(strategy, host(`198.18.0.${i + 1}`, e), 'seed');
+        results.push(runHostSession(session, (p) => open.has(p)));
+        if (i < 4) {
+          results.push({ ...results.at(-1)!, probed: [...open, 1, 2, 3], open: [...open].sort((a, b) => a - b), ip: `198.18.1.${i}` });
+        }
+      }
+      strategy.observe(results);
+    }
+  }
+
+  test('follows up on what round 0 found with the learned partner port', () => {
+    const strategy = createStrategy({ strategy: 'cooccurrence', budget: 10, params: { seedShare: 0.3 } }, env);
+    teach(strategy, 3);
+    const round = (found: number[]): RoundContext => ({ ...host('198.18.0.100', 3), round: 1, probed: [22, 80, 443], found, remaining: 7 });
+    const afterSsh = strategy.select(round([22]), createRng(1));
+    const afterWeb = strategy.select(round([80]), createRng(1));
+    expect(afterSsh.ports[0]).toBe(47001);
+    expect(afterWeb.ports[0]).toBe(47002);
+    expect(afterSsh.followUp).toBe(false);
+    // Round 0 asks for a follow-up and spends only the seed share.
+    const first = strategy.select({ ...host('198.18.0.101', 3), round: 0, probed: [], found: [], remaining: 10 }, createRng(1));
+    expect(first.ports).toHaveLength(3);
+    expect(first.followUp).toBe(true);
+  });
+
+  test('explain lists the learned pairs and the per-tag estimates', () => {
+    const strategy = createStrategy({ strategy: 'cooccurrence', budget: 10 }, env);
+    teach(strategy, 2);
+    const x = strategy.explain(5);
+    expect(x.groups.map((g) => g.group)).toEqual(['*', 'lab']);
+    expect(x.notes!.some((n) => n.includes('P(47001 open | 22 open)'))).toBe(true);
+    expect(x.split.learned + x.split.mustHave).toBe(10);
   });
 });

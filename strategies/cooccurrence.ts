@@ -1,0 +1,239 @@
+import { PortbanditError } from '../src/core/errors.js';
+import type { Rng } from '../src/core/rng.js';
+import { type PairCountsState, PairCounts, emptyPairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
+import { MeanRanking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
+import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
+import { parseParameters } from './options.js';
+import { PortPicker } from './port-picker.js';
+import { type PortStatsParams, type PortStatsState, PortStats, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
+import type { BatchVerdict, CommonOptions, Decision, Explanation, HostContext, ParameterSpec, RoundContext, Strategy, StrategyDefinition, StrategyEnv } from './types.js';
+
+/**
+ * `cooccurrence`: learn P(port B open | port A open on the same host) from results, as GPS does,
+ * and scan each host sequentially. Round 0 probes seed ports (must-have + the most popular
+ * learned/prior ports, `seedShare` of the allowance); the following rounds spend the rest on the
+ * ports most likely given what round 0 found, falling back to the marginal ranking when nothing
+ * was found. Marginals are the shared per-tag statistics (strategies/stats); pair counts are
+ * sparse (strategies/cooccurrence/pair-counts.ts).
+ */
+
+export interface CooccurrenceParams extends PortStatsParams, GuardParams {
+  /** Share of the allowance probed in round 0 (the seed ports). */
+  readonly seedShare: number;
+  /** Decision rounds per host-epoch: 1 = no follow-up, 2 = seed + one follow-up, ... */
+  readonly rounds: number;
+  /** Pseudo-trials shrinking P(B | A) toward the marginal P(B). */
+  readonly pairStrength: number;
+  /** Host-epochs with more open ports than this teach no pairs. */
+  readonly pairCap: number;
+  /** Keep pair counts per scope tag as well as scope-wide. */
+  readonly byTag: boolean;
+  /** nmap's most frequent ports kept as marginal candidates besides the ports seen open. */
+  readonly priorTop: number;
+}
+
+/** The plain-JSON state: the marginal statistics and the pair counts. */
+export interface CooccurrenceState {
+  readonly stats: PortStatsState;
+  readonly pairs: PairCountsState;
+}
+
+/** Parameters of the co-occurrence model, shared with `adaptive`. */
+export const pairParameters: readonly ParameterSpec[] = Object.freeze([
+  {
+    name: 'pairStrength',
+    type: 'number',
+    default: 2,
+    min: 0.001,
+    max: 1e6,
+    description: 'Pseudo-trials shrinking each learned P(B | A) toward the marginal P(B), so a pair seen once does not outrank what the scope knows.',
+  },
+  {
+    name: 'pairCap',
+    type: 'integer',
+    default: 16,
+    min: 2,
+    max: 65535,
+    description: 'Host-epochs with more open ports than this teach no pairs (pair learning is quadratic in open ports; GPS learns from hosts with 2-10).',
+  },
+  {
+    name: 'byTag',
+    type: 'boolean',
+    default: false,
+    description: 'Also keep pair counts per scope tag (P(B | A, tag)), refining the scope-wide estimate; costs one more table per tag.',
+  },
+  {
+    name: 'priorTop',
+    type: 'integer',
+    default: 1000,
+    min: 0,
+    max: 65535,
+    description: "nmap's most frequent ports kept as candidates besides every port seen open (scoring never loops over all 65,535).",
+  },
+]);
+
+const parameters: readonly ParameterSpec[] = Object.freeze([
+  {
+    name: 'seedShare',
+    type: 'number',
+    default: 0.4,
+    min: 0.01,
+    max: 1,
+    description: 'Share of the allowance probed in round 0 (must-have + the most likely ports); the rest follows up on what was found.',
+  },
+  {
+    name: 'rounds',
+    type: 'integer',
+    default: 2,
+    min: 1,
+    max: 16,
+    description: 'Decision rounds per host-epoch (1 = no follow-up). Each extra round is one more agent round-trip in production.',
+  },
+  ...pairParameters,
+  ...portStatsParameters,
+  ...guardParameters,
+]);
+
+/** Check and unpack a saved state; throws PB_ERR_STRATEGY_STATE naming the bad field. */
+function validateState(state: unknown, name: string): CooccurrenceState {
+  if (state === null || typeof state !== 'object' || !('stats' in state) || !('pairs' in state)) {
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `expected a ${name} state {stats, pairs}`, { where: 'state' });
+  }
+  const s = state as CooccurrenceState;
+  validatePairCounts(s.pairs, 'state.pairs');
+  return s;
+}
+
+/** The learning parts of the co-occurrence model, shared by `cooccurrence` and `adaptive`. */
+export class CooccurrenceModel {
+  readonly stats: PortStats;
+  readonly pairs: PairCounts;
+  readonly marginals: MeanRanking;
+  private readonly pairStrength: number;
+  private readonly options: CommonOptions;
+  private readonly guards: GuardParams;
+
+  constructor(options: CommonOptions, params: CooccurrenceModelParams, env: StrategyEnv, state?: CooccurrenceState) {
+    const statsParams = pickPortStatsParams(params);
+    this.options = options;
+    this.guards = pickGuardParams(params);
+    this.stats = new PortStats(env.catalog, statsParams, state?.stats);
+    this.pairs = new PairCounts({ decay: statsParams.discount, pairCap: params.pairCap, byTag: params.byTag }, state?.pairs);
+    this.marginals = new MeanRanking(this.stats, params.priorTop);
+    this.pairStrength = params.pairStrength;
+  }
+
+  /** Ports most likely open given `evidence` (ports open on this host), shrunk toward the marginals. */
+  followUps(tags: readonly string[], evidence: readonly number[]) {
+    return rankFollowUps(this.pairs, tags, evidence, (port) => this.stats.mean(tags, port), this.pairStrength);
+  }
+
+  /** Learn from a batch behind the guard rails. `extra` sees every teaching result too. */
+  observe(results: Parameters<Strategy['observe']>[0], extra?: (teach: (typeof results)[number]) => void): BatchVerdict {
+    const { teach, verdict } = screenBatch(results, this.options, this.guards);
+    for (const r of teach) {
+      this.stats.observe(r);
+      this.pairs.learn(r.epoch, r.tags, r.open, r.probed);
+      extra?.(r);
+    }
+    return verdict;
+  }
+
+  /** The strongest learned pairs (support-weighted), for explain(). */
+  topPairs(limit: number): string[] {
+    const scope = this.pairs.peek('*');
+    if (scope === undefined) return [];
+    const rows: Array<{ a: number; b: number; p: number; n: number }> = [];
+    for (const a of scope.anchors()) {
+      scope.forEachPartner(a, (b, hits, trials) => {
+        if (trials >= 3) rows.push({ a, b, p: hits / trials, n: trials });
+      });
+    }
+    rows.sort((x, y) => y.p * Math.log1p(y.n) - x.p * Math.log1p(x.n) || x.a - y.a || x.b - y.b);
+    return rows.slice(0, limit).map((r) => `P(${r.b} open | ${r.a} open) = ${r.p.toFixed(3)} over ${r.n.toFixed(1)} hosts`);
+  }
+
+  /** Per-group top ports with estimates: the whole scope, then each tag. */
+  groups(limit: number): Explanation['groups'] {
+    const out: Array<Explanation['groups'][number]> = [{ group: '*', observations: this.stats.observations(null), top: this.stats.top(null, limit) }];
+    for (const tag of this.stats.tags()) out.push({ group: tag, observations: this.stats.observations(tag), top: this.stats.top(tag, limit) });
+    return out;
+  }
+
+  state(): CooccurrenceState {
+    return { stats: this.stats.toJSON(), pairs: this.pairs.toState() };
+  }
+}
+
+/** What CooccurrenceModel needs from a strategy's parameters. */
+export type CooccurrenceModelParams = PortStatsParams & GuardParams & Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'>;
+
+/** Merge two co-occurrence states learned on disjoint results (order-independent). */
+export function mergeCooccurrenceStates(a: CooccurrenceState, b: CooccurrenceState): CooccurrenceState {
+  return { stats: mergePortStatsStates(a.stats, b.stats), pairs: mergePairCounts(a.pairs, b.pairs) };
+}
+
+/** The empty state (nothing learned). */
+export function emptyCooccurrenceState(discount: number): CooccurrenceState {
+  return { stats: emptyPortStatsState(discount), pairs: emptyPairCounts(discount) };
+}
+
+function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, env: StrategyEnv, state?: CooccurrenceState): Strategy<CooccurrenceState> {
+  const model = new CooccurrenceModel(options, params, env, state === undefined ? undefined : validateState(state, 'cooccurrence'));
+  const byFrequency = env.catalog.byFrequency;
+  const allowanceOf = () => Math.min(options.budget, options.maxPerHost);
+  return {
+    name: 'cooccurrence',
+    options,
+    allowance(_host: HostContext) {
+      return allowanceOf();
+    },
+    select(round: RoundContext, _rng: Rng): Decision {
+      const marginal = model.marginals.rank(round.tags);
+      if (round.round === 0 && params.rounds > 1) {
+        const seeds = Math.max(options.mustHave.length, Math.ceil(params.seedShare * round.remaining));
+        const picker = new PortPicker(round, options, Math.min(seeds, round.remaining));
+        addByScore(picker, [marginal]);
+        fillRest(picker, byFrequency);
+        return { ports: picker.ports, followUp: picker.ports.length < round.remaining };
+      }
+      // Split what remains evenly over the rounds left; the last round takes everything.
+      const last = round.round >= params.rounds - 1;
+      const limit = last ? round.remaining : Math.ceil(round.remaining / (params.rounds - round.round));
+      const picker = new PortPicker(round, options, limit);
+      const rankings = round.found.length > 0 ? [model.followUps(round.tags, round.found), marginal] : [marginal];
+      addByScore(picker, rankings);
+      fillRest(picker, byFrequency);
+      return { ports: picker.ports, followUp: !last && picker.ports.length < round.remaining };
+    },
+    observe(results) {
+      return model.observe(results);
+    },
+    state() {
+      return model.state();
+    },
+    explain(limit = 20): Explanation {
+      const total = allowanceOf();
+      const mustHave = Math.min(options.mustHave.length, total);
+      return {
+        strategy: 'cooccurrence',
+        groups: model.groups(limit),
+        split: { mustHave, fixed: 0, history: 0, learned: total - mustHave, exploration: 0 },
+        notes: [
+          `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)`,
+          ...model.topPairs(Math.min(limit, 10)),
+        ],
+      };
+    },
+  };
+}
+
+/** The `cooccurrence` strategy: seed ports, then follow-ups ranked by learned P(B | A). */
+export const cooccurrenceStrategy: StrategyDefinition<CooccurrenceParams, CooccurrenceState> = {
+  name: 'cooccurrence',
+  summary: 'Learns P(port B open | port A open) (as GPS does): probes seed ports, then the ports most likely given what was found.',
+  parameters,
+  parseParams: (raw) => parseParameters<CooccurrenceParams>('cooccurrence', parameters, raw),
+  create: createCooccurrence,
+  merge: mergeCooccurrenceStates,
+};
