@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
+import { registerLab } from './lab.js';
+import { registerScope } from './scope.js';
+import { registerSimulate } from './simulate.js';
 
 /** Registers one subcommand (or a group) on the program. One file per command in this folder. */
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, in --help order. Add yours: one import, one entry. */
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [registerSimulate, registerLab];
