@@ -7,4 +7,4 @@ import { registerSimulate } from './simulate.js';
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, in --help order. Add yours: one import, one entry. */
-export const commands: RegisterCommand[] = [registerSimulate, registerLab];
+export const commands: RegisterCommand[] = [registerScope, registerSimulate, registerLab];
