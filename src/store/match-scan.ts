@@ -1,0 +1,48 @@
+import { ipMatches } from './ip-key.js';
+import { tokenizeText } from './query-ast.js';
+import type { QueryNode } from './query-ast.js';
+import { indexScan } from './scan-index.js';
+import type { ScanDocument } from './types.js';
+
+/**
+ * The query language's semantics evaluated in memory on one scan: the reference both stores are
+ * tested against, and usable by the coordinator (e.g. alert rules over an ingested scan).
+ */
+export function matchScan(scan: ScanDocument, node: QueryNode | undefined): boolean {
+  if (node === undefined) return true;
+  const fields = indexScan(scan);
+  const words = new Set(fields.words);
+  const test = (n: QueryNode): boolean => {
+    switch (n.type) {
+      case 'and':
+        return n.children.every(test);
+      case 'or':
+        return n.children.some(test);
+      case 'not':
+        return !test(n.child);
+      case 'port':
+        return fields.ports.includes(n.port);
+      case 'term':
+        return fields.terms[n.field].includes(n.value.toLowerCase());
+      case 'ip':
+        return ipMatches(scan.ip, n.value);
+      case 'time':
+        switch (n.op) {
+          case '>':
+            return scan.finishedAt > n.at;
+          case '>=':
+            return scan.finishedAt >= n.at;
+          case '<':
+            return scan.finishedAt < n.at;
+          case '<=':
+            return scan.finishedAt <= n.at;
+        }
+        return false;
+      case 'timeRange':
+        return scan.finishedAt >= n.from && scan.finishedAt < n.to;
+      case 'text':
+        return tokenizeText(n.value).every((word) => words.has(word));
+    }
+  };
+  return test(node);
+}

@@ -1,0 +1,85 @@
+import type Database from 'better-sqlite3';
+import { PortbanditError } from '../core/errors.js';
+
+/**
+ * SQLite schema migrations, applied in order and tracked by `PRAGMA user_version`. Append a new
+ * entry to change the schema; never edit an applied one (existing databases would not see it).
+ */
+const MIGRATIONS: readonly string[] = [
+  // 1: initial layout (docs/store.md explains each table)
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO meta (key, value) VALUES ('scope_version', 0);
+
+  CREATE TABLE scope_entries (
+    list TEXT NOT NULL, range TEXT NOT NULL, tags TEXT NOT NULL, added_at INTEGER NOT NULL,
+    PRIMARY KEY (list, range)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE documents (
+    collection TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    revision INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (collection, key)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE agents (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, version TEXT,
+    created_at INTEGER NOT NULL, last_seen_at INTEGER, counters TEXT NOT NULL
+  );
+
+  CREATE TABLE admin_tokens (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE leases (
+    id TEXT PRIMARY KEY, ip TEXT NOT NULL, agent_id TEXT NOT NULL, deadline INTEGER NOT NULL, doc TEXT NOT NULL
+  );
+  CREATE INDEX leases_deadline ON leases (deadline, id);
+  CREATE INDEX leases_agent ON leases (agent_id, deadline);
+  CREATE INDEX leases_ip ON leases (ip);
+
+  CREATE TABLE work_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
+
+  CREATE TABLE scans (
+    row INTEGER PRIMARY KEY, scan_id TEXT NOT NULL UNIQUE, ip TEXT NOT NULL, ip_key BLOB NOT NULL,
+    finished_at INTEGER NOT NULL, words TEXT NOT NULL, doc TEXT NOT NULL
+  );
+  CREATE INDEX scans_host ON scans (ip_key, finished_at DESC, scan_id DESC);
+  CREATE INDEX scans_time ON scans (finished_at, scan_id);
+
+  -- searchable facets: field in (port, service, product, version, cpe, script, tag, agent)
+  CREATE TABLE scan_terms (
+    field TEXT NOT NULL, value TEXT NOT NULL, scan_row INTEGER NOT NULL,
+    PRIMARY KEY (field, value, scan_row)
+  ) WITHOUT ROWID;
+  CREATE INDEX scan_terms_row ON scan_terms (scan_row, field);
+
+  CREATE TABLE latest (
+    ip_key BLOB PRIMARY KEY, scan_row INTEGER NOT NULL UNIQUE, finished_at INTEGER NOT NULL, scan_id TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX latest_time ON latest (finished_at DESC, scan_id DESC);
+
+  CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
+  `,
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Bring a database up to SCHEMA_VERSION, each migration in its own transaction. */
+export function migrateSqlite(db: Database.Database, file: string): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new PortbanditError(
+      'PB_ERR_STORE',
+      `the database has schema version ${current}, newer than this portbandit understands (${SCHEMA_VERSION}); upgrade portbandit`,
+      { where: file },
+    );
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,639 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { PortbanditError, isPortbanditError } from '../core/errors.js';
+import { ipKey, canonicalIp } from './ip-key.js';
+import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
+import { indexScan, validateScan } from './scan-index.js';
+import { migrateSqlite } from './sqlite-schema.js';
+import { compileSqliteQuery } from './sqlite-query.js';
+import type { QueryNode } from './query-ast.js';
+import type {
+  AdminToken,
+  Agent,
+  AgentActivity,
+  DocumentCollection,
+  EventPage,
+  IngestInput,
+  IngestResult,
+  Lease,
+  NewAgent,
+  NewStoreEvent,
+  Page,
+  PageRequest,
+  QueuedWork,
+  QueuedWorkInput,
+  ScanDocument,
+  ScopeEntryInput,
+  ScopeListName,
+  ScopeListing,
+  SearchOptions,
+  SearchView,
+  Store,
+  StoreCounts,
+  StoredDocument,
+} from './types.js';
+
+export interface SqliteStoreOptions {
+  /** Database file (its directory is created), or ':memory:' for a throw-away store. */
+  readonly path: string;
+}
+
+type Row = Record<string, unknown>;
+
+/** Open (and create or migrate) a SQLite store: WAL journal, one connection, prepared statements. */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
+  try {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    const db = new Database(options.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    migrateSqlite(db, options.path);
+    return new SqliteStore(db, options.path);
+  } catch (error) {
+    throw wrapError(error, `opening ${options.path}`);
+  }
+}
+
+function wrapError(error: unknown, what: string): PortbanditError {
+  if (isPortbanditError(error)) return error;
+  return new PortbanditError('PB_ERR_STORE', `SQLite store failed while ${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && String((error as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT');
+}
+
+const parse = <T>(text: unknown): T => JSON.parse(text as string) as T;
+
+class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly file: string;
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly cache = new Map<string, Database.Statement>();
+
+  constructor(db: Database.Database, file: string) {
+    this.db = db;
+    this.file = file;
+    this.stmt = prepareStatements(db);
+  }
+
+  /** Run synchronous SQLite work, mapping backend failures to PB_ERR_STORE. */
+  private async run<T>(what: string, work: () => T): Promise<T> {
+    try {
+      return work();
+    } catch (error) {
+      throw wrapError(error, `${what} (${this.file})`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.run('closing', () => this.db.close());
+  }
+
+  // ------------------------------------------------------------------ scope
+  listScope(list: ScopeListName): Promise<ScopeListing> {
+    return this.run('listing the scope', () => {
+      const entries = (this.stmt.scopeList.all(list) as Row[]).map((row) => ({
+        range: row.range as string,
+        tags: parse<string[]>(row.tags),
+        addedAt: row.added_at as number,
+      }));
+      return { version: this.scopeVersion(), entries };
+    });
+  }
+
+  private scopeVersion(): number {
+    return (this.stmt.metaGet.get('scope_version') as Row).value as number;
+  }
+
+  private bumpScopeVersion(): number {
+    this.stmt.metaBump.run('scope_version');
+    return this.scopeVersion();
+  }
+
+  addScopeEntries(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
+    return this.run('adding scope entries', () =>
+      this.db.transaction(() => {
+        let changed = 0;
+        for (const entry of entries) {
+          changed += this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at).changes;
+        }
+        return changed > 0 ? this.bumpScopeVersion() : this.scopeVersion();
+      })(),
+    );
+  }
+
+  removeScopeEntries(list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }> {
+    return this.run('removing scope entries', () =>
+      this.db.transaction(() => {
+        let removed = 0;
+        for (const range of ranges) removed += this.stmt.scopeDelete.run(list, range).changes;
+        return { removed, version: removed > 0 ? this.bumpScopeVersion() : this.scopeVersion() };
+      })(),
+    );
+  }
+
+  replaceScope(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
+    return this.run('replacing the scope', () =>
+      this.db.transaction(() => {
+        this.stmt.scopeClear.run(list);
+        for (const entry of entries) this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at);
+        return this.bumpScopeVersion();
+      })(),
+    );
+  }
+
+  getScopeVersion(): Promise<number> {
+    return this.run('reading the scope version', () => this.scopeVersion());
+  }
+
+  // ------------------------------------------------------------------ documents
+  getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined> {
+    return this.run('reading a document', () => {
+      const row = this.stmt.docGet.get(collection, key) as Row | undefined;
+      return row ? toDocument<T>(row) : undefined;
+    });
+  }
+
+  putDocument<T = unknown>(
+    collection: DocumentCollection,
+    key: string,
+    value: T,
+    options: { at: number; expectedRevision?: number },
+  ): Promise<StoredDocument<T>> {
+    return this.run('writing a document', () =>
+      this.db.transaction(() => {
+        const row = this.stmt.docGet.get(collection, key) as Row | undefined;
+        const current = row ? (row.revision as number) : 0;
+        if (options.expectedRevision !== undefined && options.expectedRevision !== current) {
+          throw new PortbanditError(
+            'PB_ERR_CONFLICT',
+            `${collection}/${key} is at revision ${current}, not the expected ${options.expectedRevision}; reload and retry`,
+            { where: `${collection}/${key}` },
+          );
+        }
+        const json = JSON.stringify(value);
+        if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
+        this.stmt.docPut.run(collection, key, json, current + 1, options.at);
+        return { key, value: parse<T>(json), revision: current + 1, updatedAt: options.at };
+      })(),
+    );
+  }
+
+  listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]> {
+    return this.run('listing documents', () => (this.stmt.docList.all(collection) as Row[]).map((row) => toDocument<T>(row)));
+  }
+
+  deleteDocument(collection: DocumentCollection, key: string): Promise<boolean> {
+    return this.run('deleting a document', () => this.stmt.docDelete.run(collection, key).changes > 0);
+  }
+
+  // ------------------------------------------------------------------ agents and tokens
+  createAgent(agent: NewAgent): Promise<Agent> {
+    return this.run('creating an agent', () => {
+      try {
+        this.stmt.agentInsert.run(agent.id, agent.name, agent.tokenHash, agent.version ?? null, agent.createdAt, '{}');
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new PortbanditError('PB_ERR_CONFLICT', `an agent with id '${agent.id}' or the same token already exists`, { where: 'agent.id' });
+        }
+        throw error;
+      }
+      return toAgent(this.stmt.agentGet.get(agent.id) as Row);
+    });
+  }
+
+  getAgent(id: string): Promise<Agent | undefined> {
+    return this.run('reading an agent', () => {
+      const row = this.stmt.agentGet.get(id) as Row | undefined;
+      return row ? toAgent(row) : undefined;
+    });
+  }
+
+  findAgentByTokenHash(tokenHash: string): Promise<Agent | undefined> {
+    return this.run('finding an agent', () => {
+      const row = this.stmt.agentByHash.get(tokenHash) as Row | undefined;
+      return row ? toAgent(row) : undefined;
+    });
+  }
+
+  listAgents(): Promise<Agent[]> {
+    return this.run('listing agents', () => (this.stmt.agentList.all() as Row[]).map(toAgent));
+  }
+
+  recordAgentActivity(id: string, activity: AgentActivity): Promise<Agent> {
+    return this.run('recording agent activity', () =>
+      this.db.transaction(() => {
+        const row = this.stmt.agentGet.get(id) as Row | undefined;
+        if (!row) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id '${id}'`, { where: 'agent.id' });
+        const counters = parse<Record<string, number>>(row.counters);
+        for (const [name, delta] of Object.entries(activity.increments ?? {})) counters[name] = (counters[name] ?? 0) + delta;
+        const lastSeen = Math.max((row.last_seen_at as number | null) ?? activity.at, activity.at);
+        this.stmt.agentActivity.run(lastSeen, activity.version ?? (row.version as string | null), JSON.stringify(counters), id);
+        return toAgent(this.stmt.agentGet.get(id) as Row);
+      })(),
+    );
+  }
+
+  deleteAgent(id: string): Promise<boolean> {
+    return this.run('deleting an agent', () => this.stmt.agentDelete.run(id).changes > 0);
+  }
+
+  createAdminToken(token: AdminToken): Promise<AdminToken> {
+    return this.run('creating an admin token', () => {
+      try {
+        this.stmt.tokenInsert.run(token.id, token.name, token.tokenHash, token.createdAt);
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new PortbanditError('PB_ERR_CONFLICT', `an admin token with id '${token.id}' or the same hash already exists`, { where: 'token.id' });
+        }
+        throw error;
+      }
+      return { id: token.id, name: token.name, tokenHash: token.tokenHash, createdAt: token.createdAt };
+    });
+  }
+
+  findAdminTokenByHash(tokenHash: string): Promise<AdminToken | undefined> {
+    return this.run('finding an admin token', () => {
+      const row = this.stmt.tokenByHash.get(tokenHash) as Row | undefined;
+      return row ? toToken(row) : undefined;
+    });
+  }
+
+  listAdminTokens(): Promise<AdminToken[]> {
+    return this.run('listing admin tokens', () => (this.stmt.tokenList.all() as Row[]).map(toToken));
+  }
+
+  deleteAdminToken(id: string): Promise<boolean> {
+    return this.run('deleting an admin token', () => this.stmt.tokenDelete.run(id).changes > 0);
+  }
+
+  // ------------------------------------------------------------------ leases and queue
+  putLease(lease: Lease): Promise<void> {
+    return this.run('storing a lease', () => {
+      const ip = canonicalIp(lease.ip, 'lease.ip');
+      try {
+        this.stmt.leaseInsert.run(lease.id, ip, lease.agentId, lease.deadline, JSON.stringify({ ...lease, ip }));
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' });
+        throw error;
+      }
+    });
+  }
+
+  getLease(id: string): Promise<Lease | undefined> {
+    return this.run('reading a lease', () => {
+      const row = this.stmt.leaseGet.get(id) as Row | undefined;
+      return row ? toLease(row) : undefined;
+    });
+  }
+
+  listLeases(filter: { agentId?: string; ip?: string } = {}): Promise<Lease[]> {
+    return this.run('listing leases', () => {
+      const ip = filter.ip === undefined ? null : canonicalIp(filter.ip, 'ip');
+      return (this.stmt.leaseList.all(filter.agentId ?? null, filter.agentId ?? null, ip, ip) as Row[]).map(toLease);
+    });
+  }
+
+  countLeases(filter: { agentId?: string } = {}): Promise<number> {
+    return this.run('counting leases', () => (this.stmt.leaseCount.get(filter.agentId ?? null, filter.agentId ?? null) as Row).n as number);
+  }
+
+  renewLease(id: string, deadline: number): Promise<boolean> {
+    return this.run('renewing a lease', () =>
+      this.db.transaction(() => {
+        const row = this.stmt.leaseGet.get(id) as Row | undefined;
+        if (!row) return false;
+        this.stmt.leaseRenew.run(deadline, JSON.stringify({ ...toLease(row), deadline }), id);
+        return true;
+      })(),
+    );
+  }
+
+  completeLease(id: string): Promise<Lease | undefined> {
+    return this.run('completing a lease', () => this.db.transaction(() => this.takeLease(id))());
+  }
+
+  private takeLease(id: string): Lease | undefined {
+    const row = this.stmt.leaseGet.get(id) as Row | undefined;
+    if (!row) return undefined;
+    this.stmt.leaseDelete.run(id);
+    return toLease(row);
+  }
+
+  takeExpiredLeases(now: number, limit: number, options: { requeue?: boolean } = {}): Promise<Lease[]> {
+    return this.run('taking expired leases', () =>
+      this.db.transaction(() => {
+        const rows = this.stmt.leaseExpired.all(now, resolveLimit(limit, limit)) as Row[];
+        const leases = rows.map(toLease);
+        for (const lease of leases) {
+          this.stmt.leaseDelete.run(lease.id);
+          if (options.requeue) this.insertQueued(requeueItem(lease, now));
+        }
+        return leases;
+      })(),
+    );
+  }
+
+  private insertQueued(item: QueuedWorkInput): QueuedWork {
+    const info = this.stmt.queueInsert.run(JSON.stringify(item));
+    return { ...parse<QueuedWorkInput>(JSON.stringify(item)), id: String(info.lastInsertRowid) };
+  }
+
+  enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
+    return this.run('enqueueing work', () =>
+      this.db.transaction(() => items.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'work.ip') })))(),
+    );
+  }
+
+  dequeueWork(limit: number): Promise<QueuedWork[]> {
+    return this.run('dequeueing work', () =>
+      this.db.transaction(() => {
+        const rows = this.stmt.queueHead.all(resolveLimit(limit, limit)) as Row[];
+        for (const row of rows) this.stmt.queueDelete.run(row.seq);
+        return rows.map(toQueued);
+      })(),
+    );
+  }
+
+  listQueuedWork(limit?: number): Promise<QueuedWork[]> {
+    return this.run('listing queued work', () => (this.stmt.queueHead.all(resolveLimit(limit, 10_000)) as Row[]).map(toQueued));
+  }
+
+  removeQueuedWork(id: string): Promise<boolean> {
+    return this.run('removing queued work', () => /^\d+$/u.test(id) && this.stmt.queueDelete.run(Number(id)).changes > 0);
+  }
+
+  // ------------------------------------------------------------------ scans
+  ingestScan(input: IngestInput): Promise<IngestResult> {
+    return this.run('ingesting a scan', () => {
+      const scan = validateScan(input.scan);
+      const fields = indexScan(scan);
+      const key = ipKey(scan.ip, 'scan.ip');
+      return this.db.transaction((): IngestResult => {
+        if (this.stmt.scanExists.get(scan.scanId)) return { inserted: false, latest: false };
+        const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
+        const row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
+        for (const port of fields.ports) this.stmt.termInsert.run('port', String(port), row);
+        for (const [field, values] of Object.entries(fields.terms)) for (const value of values) this.stmt.termInsert.run(field, value, row);
+        const current = this.stmt.latestGet.get(key) as Row | undefined;
+        const newer =
+          current === undefined ||
+          scan.finishedAt > (current.finished_at as number) ||
+          (scan.finishedAt === current.finished_at && scan.scanId > (current.scan_id as string));
+        if (newer) this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
+        for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
+        const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
+        return lease ? { inserted: true, latest: newer, lease } : { inserted: true, latest: newer };
+      })();
+    });
+  }
+
+  getScan(scanId: string): Promise<ScanDocument | undefined> {
+    return this.run('reading a scan', () => {
+      const row = this.stmt.scanGet.get(scanId) as Row | undefined;
+      return row ? parse<ScanDocument>(row.doc) : undefined;
+    });
+  }
+
+  getLatestScan(ip: string): Promise<ScanDocument | undefined> {
+    return this.run('reading the latest scan', () => {
+      const row = this.stmt.latestDoc.get(ipKey(ip)) as Row | undefined;
+      return row ? parse<ScanDocument>(row.doc) : undefined;
+    });
+  }
+
+  hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>> {
+    return this.run('reading host history', () => this.page('history', { sql: 's.ip_key = ?', params: [ipKey(ip)] }, page));
+  }
+
+  search(query: QueryNode | undefined, options: SearchOptions = {}): Promise<Page<ScanDocument>> {
+    return this.run('searching', () => this.page(options.view ?? 'latest', compileSqliteQuery(query), options));
+  }
+
+  count(query: QueryNode | undefined, options: { view?: SearchView } = {}): Promise<number> {
+    return this.run('counting', () => {
+      const where = compileSqliteQuery(query);
+      return this.countWhere(options.view ?? 'latest', where.sql, where.params);
+    });
+  }
+
+  private fromClause(view: SearchView): string {
+    return view === 'latest' ? 'latest l JOIN scans s ON s.row = l.scan_row' : 'scans s';
+  }
+
+  /** Dynamic search SQL is prepared once per distinct text (the text has no values in it). */
+  private prepared(sql: string): Database.Statement {
+    let statement = this.cache.get(sql);
+    if (!statement) {
+      if (this.cache.size >= 256) this.cache.clear();
+      statement = this.db.prepare(sql);
+      this.cache.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private countWhere(view: SearchView, sql: string, params: unknown[]): number {
+    return (this.prepared(`SELECT COUNT(*) AS n FROM ${this.fromClause(view)} WHERE ${sql}`).get(...params) as Row).n as number;
+  }
+
+  /** One newest-first page; the SQL text comes from fixed fragments, values are bound. */
+  private page(view: SearchView, where: { sql: string; params: unknown[] }, request: PageRequest | undefined): Page<ScanDocument> {
+    const { limit, offset, after } = resolvePage(request);
+    const total = this.countWhere(view, where.sql, where.params);
+    const t = view === 'latest' ? 'l' : 's';
+    let sql = `SELECT s.doc FROM ${this.fromClause(view)} WHERE (${where.sql})`;
+    const params = [...where.params];
+    if (after) {
+      sql += ` AND (${t}.finished_at < ? OR (${t}.finished_at = ? AND ${t}.scan_id < ?))`;
+      params.push(after.finishedAt, after.finishedAt, after.scanId);
+    }
+    sql += ` ORDER BY ${t}.finished_at DESC, ${t}.scan_id DESC LIMIT ? OFFSET ?`;
+    params.push(limit + 1, offset);
+    const rows = this.prepared(sql).all(...params) as Row[];
+    const items = rows.slice(0, limit).map((row) => parse<ScanDocument>(row.doc));
+    const last = items.at(-1);
+    const nextCursor = rows.length > limit && last ? encodeScanCursor(last) : undefined;
+    return { items, total, nextCursor };
+  }
+
+  async *exportHistory(options: { since?: number; until?: number; batchSize?: number } = {}): AsyncIterable<ScanDocument> {
+    const batch = resolveLimit(options.batchSize, 500, 'batchSize');
+    let position = { finishedAt: (options.since ?? Number.MIN_SAFE_INTEGER) - 1, scanId: '\u{10FFFF}' };
+    const until = options.until ?? Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      const rows = await this.run('exporting history', () => this.stmt.exportPage.all(position.finishedAt, position.finishedAt, position.scanId, until, batch) as Row[]);
+      for (const row of rows) yield parse<ScanDocument>(row.doc);
+      if (rows.length < batch) return;
+      const last = rows.at(-1)!;
+      position = { finishedAt: last.finished_at as number, scanId: last.scan_id as string };
+    }
+  }
+
+  // ------------------------------------------------------------------ events
+  appendEvents(events: readonly NewStoreEvent[]): Promise<void> {
+    return this.run('appending events', () =>
+      this.db.transaction(() => {
+        for (const event of events) this.stmt.eventInsert.run(JSON.stringify(event));
+      })(),
+    );
+  }
+
+  readEvents(options: { cursor?: string; limit?: number } = {}): Promise<EventPage> {
+    return this.run('reading events', () => {
+      const after = options.cursor === undefined ? 0 : Number(options.cursor);
+      if (!Number.isSafeInteger(after) || after < 0) {
+        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.cursor}' is not an event cursor`, { where: 'cursor' });
+      }
+      const rows = this.stmt.eventsAfter.all(after, resolveLimit(options.limit, 1000)) as Row[];
+      const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));
+      return { events, cursor: rows.length > 0 ? String(rows.at(-1)!.seq) : options.cursor };
+    });
+  }
+
+  // ------------------------------------------------------------------ statistics
+  counts(options: { tag?: string } = {}): Promise<StoreCounts> {
+    return this.run('counting', () => {
+      const tag = options.tag?.toLowerCase() ?? null;
+      const row = this.stmt.counts.get(tag, tag, tag, tag, tag, tag) as Row;
+      return { hosts: row.hosts as number, scans: row.scans as number, events: row.events as number, openPorts: row.open_ports as number };
+    });
+  }
+
+  topPorts(options: { tag?: string; limit?: number } = {}): Promise<{ port: number; hosts: number }[]> {
+    return this.run('computing top ports', () =>
+      (this.stmt.topTerms.all('port', options.tag?.toLowerCase() ?? null, options.tag?.toLowerCase() ?? null, resolveLimit(options.limit, 20)) as Row[]).map(
+        (row) => ({ port: Number(row.value), hosts: row.hosts as number }),
+      ),
+    );
+  }
+
+  topServices(options: { tag?: string; limit?: number } = {}): Promise<{ service: string; hosts: number }[]> {
+    return this.run('computing top services', () =>
+      (this.stmt.topTerms.all('service', options.tag?.toLowerCase() ?? null, options.tag?.toLowerCase() ?? null, resolveLimit(options.limit, 20)) as Row[]).map(
+        (row) => ({ service: row.value as string, hosts: row.hosts as number }),
+      ),
+    );
+  }
+
+  scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]> {
+    return this.run('computing scans per hour', () => {
+      const tag = options.tag?.toLowerCase() ?? null;
+      return (this.stmt.perHour.all(options.since, options.until, tag, tag) as Row[]).map((row) => ({ hourStart: row.hour as number, scans: row.n as number }));
+    });
+  }
+}
+
+function requeueItem(lease: Lease, now: number): QueuedWorkInput {
+  const item: QueuedWorkInput = {
+    ip: lease.ip,
+    tags: lease.tags,
+    reason: 'expired',
+    enqueuedAt: now,
+    ports: lease.ports,
+    session: lease.session,
+    round: lease.round,
+  };
+  return lease.cycle === undefined ? item : { ...item, cycle: lease.cycle };
+}
+
+export { requeueItem };
+
+function toDocument<T>(row: Row): StoredDocument<T> {
+  return { key: row.key as string, value: parse<T>(row.value), revision: row.revision as number, updatedAt: row.updated_at as number };
+}
+
+function toAgent(row: Row): Agent {
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    tokenHash: row.token_hash as string,
+    createdAt: row.created_at as number,
+    version: (row.version as string | null) ?? undefined,
+    lastSeenAt: (row.last_seen_at as number | null) ?? undefined,
+    counters: parse<Record<string, number>>(row.counters),
+  };
+}
+
+function toToken(row: Row): AdminToken {
+  return { id: row.id as string, name: row.name as string, tokenHash: row.token_hash as string, createdAt: row.created_at as number };
+}
+
+function toLease(row: Row): Lease {
+  return parse<Lease>(row.doc);
+}
+
+function toQueued(row: Row): QueuedWork {
+  return { ...parse<QueuedWorkInput>(row.doc), id: String(row.seq) };
+}
+
+function prepareStatements(db: Database.Database) {
+  const tagFilter = (rowExpr: string): string =>
+    `(? IS NULL OR ${rowExpr} IN (SELECT scan_row FROM scan_terms WHERE field = 'tag' AND value = ?))`;
+  return {
+    metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
+    metaBump: db.prepare('UPDATE meta SET value = value + 1 WHERE key = ?'),
+    scopeList: db.prepare('SELECT range, tags, added_at FROM scope_entries WHERE list = ? ORDER BY range'),
+    // An upsert that changes nothing (same tags) reports 0 changes thanks to the WHERE clause.
+    scopeUpsert: db.prepare(
+      'INSERT INTO scope_entries (list, range, tags, added_at) VALUES (?, ?, ?, ?) ON CONFLICT (list, range) DO UPDATE SET tags = excluded.tags WHERE tags <> excluded.tags',
+    ),
+    scopeDelete: db.prepare('DELETE FROM scope_entries WHERE list = ? AND range = ?'),
+    scopeClear: db.prepare('DELETE FROM scope_entries WHERE list = ?'),
+    docGet: db.prepare('SELECT key, value, revision, updated_at FROM documents WHERE collection = ? AND key = ?'),
+    docPut: db.prepare(
+      'INSERT INTO documents (collection, key, value, revision, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, revision = excluded.revision, updated_at = excluded.updated_at',
+    ),
+    docList: db.prepare('SELECT key, value, revision, updated_at FROM documents WHERE collection = ? ORDER BY key'),
+    docDelete: db.prepare('DELETE FROM documents WHERE collection = ? AND key = ?'),
+    agentInsert: db.prepare('INSERT INTO agents (id, name, token_hash, version, created_at, counters) VALUES (?, ?, ?, ?, ?, ?)'),
+    agentGet: db.prepare('SELECT * FROM agents WHERE id = ?'),
+    agentByHash: db.prepare('SELECT * FROM agents WHERE token_hash = ?'),
+    agentList: db.prepare('SELECT * FROM agents ORDER BY id'),
+    agentActivity: db.prepare('UPDATE agents SET last_seen_at = ?, version = ?, counters = ? WHERE id = ?'),
+    agentDelete: db.prepare('DELETE FROM agents WHERE id = ?'),
+    tokenInsert: db.prepare('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)'),
+    tokenByHash: db.prepare('SELECT * FROM admin_tokens WHERE token_hash = ?'),
+    tokenList: db.prepare('SELECT * FROM admin_tokens ORDER BY id'),
+    tokenDelete: db.prepare('DELETE FROM admin_tokens WHERE id = ?'),
+    leaseInsert: db.prepare('INSERT INTO leases (id, ip, agent_id, deadline, doc) VALUES (?, ?, ?, ?, ?)'),
+    leaseGet: db.prepare('SELECT doc FROM leases WHERE id = ?'),
+    leaseList: db.prepare('SELECT doc FROM leases WHERE (? IS NULL OR agent_id = ?) AND (? IS NULL OR ip = ?) ORDER BY deadline, id'),
+    leaseCount: db.prepare('SELECT COUNT(*) AS n FROM leases WHERE (? IS NULL OR agent_id = ?)'),
+    leaseRenew: db.prepare('UPDATE leases SET deadline = ?, doc = ? WHERE id = ?'),
+    leaseDelete: db.prepare('DELETE FROM leases WHERE id = ?'),
+    leaseExpired: db.prepare('SELECT doc FROM leases WHERE deadline <= ? ORDER BY deadline, id LIMIT ?'),
+    queueInsert: db.prepare('INSERT INTO work_queue (doc) VALUES (?)'),
+    queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
+    queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
+    scanExists: db.prepare('SELECT 1 FROM scans WHERE scan_id = ?'),
+    scanInsert: db.prepare('INSERT INTO scans (scan_id, ip, ip_key, finished_at, words, doc) VALUES (?, ?, ?, ?, ?, ?)'),
+    scanGet: db.prepare('SELECT doc FROM scans WHERE scan_id = ?'),
+    termInsert: db.prepare('INSERT OR IGNORE INTO scan_terms (field, value, scan_row) VALUES (?, ?, ?)'),
+    latestGet: db.prepare('SELECT scan_row, finished_at, scan_id FROM latest WHERE ip_key = ?'),
+    latestPut: db.prepare(
+      'INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) VALUES (?, ?, ?, ?) ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id',
+    ),
+    latestDoc: db.prepare('SELECT s.doc FROM latest l JOIN scans s ON s.row = l.scan_row WHERE l.ip_key = ?'),
+    exportPage: db.prepare(
+      'SELECT finished_at, scan_id, doc FROM scans WHERE (finished_at > ? OR (finished_at = ? AND scan_id > ?)) AND finished_at < ? ORDER BY finished_at, scan_id LIMIT ?',
+    ),
+    eventInsert: db.prepare('INSERT INTO events (doc) VALUES (?)'),
+    eventsAfter: db.prepare('SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    counts: db.prepare(`SELECT
+        (SELECT COUNT(*) FROM latest l WHERE ${tagFilter('l.scan_row')}) AS hosts,
+        (SELECT COUNT(*) FROM scans s WHERE ${tagFilter('s.row')}) AS scans,
+        (SELECT COUNT(*) FROM events) AS events,
+        (SELECT COUNT(*) FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row AND t.field = 'port' WHERE ${tagFilter('l.scan_row')}) AS open_ports`),
+    topTerms: db.prepare(`SELECT t.value AS value, COUNT(*) AS hosts
+        FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row AND t.field = ?
+        WHERE ${tagFilter('l.scan_row')}
+        GROUP BY t.value ORDER BY hosts DESC, CAST(t.value AS INTEGER), t.value LIMIT ?`),
+    perHour: db.prepare(`SELECT (s.finished_at / 3600000) * 3600000 AS hour, COUNT(*) AS n FROM scans s
+        WHERE s.finished_at >= ? AND s.finished_at < ? AND ${tagFilter('s.row')}
+        GROUP BY hour ORDER BY hour`),
+  };
+}
