@@ -1,8 +1,12 @@
 import { PortbanditError } from '../src/core/errors.js';
+import { adaptiveStrategy } from './adaptive.js';
 import { cooccurrenceStrategy } from './cooccurrence.js';
+import { epsilonGreedyStrategy } from './epsilon-greedy.js';
 import { fixedStrategy } from './fixed.js';
 import { randomStrategy } from './random.js';
+import { thompsonStrategy } from './thompson.js';
 import { topKStrategy } from './top-k.js';
+import { ucbStrategy } from './ucb.js';
 import type { StrategyDefinition } from './types.js';
 
 /**
@@ -14,6 +18,10 @@ export const strategies = {
   'top-k': topKStrategy,
   random: randomStrategy,
   cooccurrence: cooccurrenceStrategy,
+  adaptive: adaptiveStrategy,
+  'epsilon-greedy': epsilonGreedyStrategy,
+  ucb: ucbStrategy,
+  thompson: thompsonStrategy,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parameters and state are invariant per strategy
 } as const satisfies Record<string, StrategyDefinition<any, any>>;
 

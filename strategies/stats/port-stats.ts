@@ -107,6 +107,14 @@ export interface BetaParams {
   readonly beta: number;
 }
 
+/** Posteriors of a host context's candidate ports, column-wise (index i = ports[i]). */
+export interface PosteriorTable {
+  readonly ports: readonly number[];
+  readonly alpha: Float64Array;
+  readonly beta: Float64Array;
+  readonly mean: Float64Array;
+}
+
 // Entries whose discounted counts fall below this are forgotten (keeps the state sparse).
 const PRUNE_BELOW = 1e-3;
 
@@ -243,6 +251,7 @@ export class PortStats {
   private cacheVersion = -1;
   private readonly candidateCache = new Map<string, readonly number[]>();
   private readonly openCache = new Map<Group, readonly number[]>();
+  private readonly tableCache = new Map<string, PosteriorTable>();
 
   constructor(catalog: PortCatalog, params: PortStatsParams = portStatsDefaults, state?: PortStatsState) {
     this.catalog = catalog;
@@ -413,6 +422,31 @@ export class PortStats {
     return list;
   }
 
+  /**
+   * The posteriors of `candidates(tags, priorTop)` for a host with these tags, cached until the
+   * next observation: hosts sharing tags share the table, so per-host scoring is array reads.
+   */
+  table(tags: readonly string[], priorTop: number): PosteriorTable {
+    this.checkCache();
+    const key = `${priorTop}\u0000${tags.join('\u0000')}`;
+    let t = this.tableCache.get(key);
+    if (!t) {
+      const ports = this.candidates(tags, priorTop);
+      const alpha = new Float64Array(ports.length);
+      const beta = new Float64Array(ports.length);
+      const mean = new Float64Array(ports.length);
+      ports.forEach((port, i) => {
+        const p = this.posterior(tags, port);
+        alpha[i] = p.alpha;
+        beta[i] = p.beta;
+        mean[i] = p.alpha / (p.alpha + p.beta);
+      });
+      t = { ports, alpha, beta, mean };
+      this.tableCache.set(key, t);
+    }
+    return t;
+  }
+
   /** The `limit` ports with the highest posterior mean in a group (null = scope), for explain(). */
   top(tag: string | null, limit: number, priorTop = limit): ExplainedPort[] {
     const ports = this.candidates(tag === null ? [] : [tag], priorTop);
@@ -436,6 +470,7 @@ export class PortStats {
     if (this.cacheVersion !== this.versionValue) {
       this.candidateCache.clear();
       this.openCache.clear();
+      this.tableCache.clear();
       this.cacheVersion = this.versionValue;
     }
   }

@@ -1,0 +1,123 @@
+import type { PortCatalog } from '../src/catalog/index.js';
+import { PortbanditError } from '../src/core/errors.js';
+import type { Rng } from '../src/core/rng.js';
+import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
+import { PortPicker } from './port-picker.js';
+import { PortStats, type PortStatsParams, type PortStatsState, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
+import type { BatchVerdict, BudgetSplit, CommonOptions, Decision, Explanation, HostResult, ParameterSpec, RoundContext, Strategy, StrategyEnv } from './types.js';
+
+/**
+ * What the per-port bandits (epsilon-greedy, ucb, thompson) share: hierarchical port statistics
+ * (strategies/stats/port-stats.ts), the guard rails, one decision per host-epoch, state, merge and
+ * explain. Each strategy only says how it ranks ports for a host.
+ */
+
+/** The state of a per-port bandit: its port statistics. */
+export interface BanditState {
+  readonly stats: PortStatsState;
+}
+
+/** Parameters every per-port bandit takes. */
+export interface BanditParams extends PortStatsParams, GuardParams {
+  /** nmap's most frequent ports that are candidates besides the ports seen open. */
+  readonly candidatePool: number;
+}
+
+/** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, guard rails). */
+export function banditParameters(candidatePool: number): ParameterSpec[] {
+  return [
+    {
+      name: 'candidatePool',
+      type: 'integer',
+      default: candidatePool,
+      min: 0,
+      max: 65535,
+      description: "How many of nmap's most frequent ports are scored for every host besides the ports ever seen open in the scope or the host's tags.",
+    },
+    ...portStatsParameters,
+    ...guardParameters,
+  ];
+}
+
+/** Restore (or start) a bandit's port statistics; a malformed state throws PB_ERR_STRATEGY_STATE. */
+export function restoreStats(catalog: PortCatalog, params: BanditParams, state: BanditState | undefined): PortStats {
+  if (state === undefined) return new PortStats(catalog, pickPortStatsParams(params));
+  if (state === null || typeof state !== 'object' || state.stats === undefined) {
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected a bandit state {stats: {...}}', { where: 'state' });
+  }
+  return new PortStats(catalog, pickPortStatsParams(params), state.stats);
+}
+
+/** Merge two bandit states learned on disjoint results (order-independent). */
+export function mergeBanditStates(a: BanditState, b: BanditState): BanditState {
+  return { stats: mergePortStatsStates(a?.stats ?? emptyPortStatsState(), b?.stats ?? emptyPortStatsState()) };
+}
+
+/** Fill what is left of a decision in nmap's frequency order, then with ports nmap does not know. */
+export function fillFromPrior(picker: PortPicker, catalog: PortCatalog): void {
+  if (!picker.full) picker.addAll(catalog.byFrequency);
+  if (!picker.full) picker.addSweep();
+}
+
+/** Indices of the `k` largest scores, largest first (ties: lower index first). */
+export function topIndices(scores: Float64Array, k: number, eligible?: (i: number) => boolean): number[] {
+  const idx: number[] = [];
+  for (let i = 0; i < scores.length; i++) if (!eligible || eligible(i)) idx.push(i);
+  idx.sort((a, b) => scores[b]! - scores[a]! || a - b);
+  if (idx.length > k) idx.length = k;
+  return idx;
+}
+
+/** How one bandit ranks ports for a host, and how it describes its budget. */
+export interface BanditSpec {
+  readonly name: string;
+  readonly options: CommonOptions;
+  readonly env: StrategyEnv;
+  readonly params: BanditParams;
+  readonly stats: PortStats;
+  /** Add ports to the picker (must-have ports are already in) in priority order. */
+  rank(round: RoundContext, rng: Rng, picker: PortPicker): void;
+  /** Learned vs exploration probes of a typical host, given the probes after must-have ones. */
+  split(room: number): Pick<BudgetSplit, 'learned' | 'exploration'>;
+  readonly notes: readonly string[];
+}
+
+/** Build a per-port bandit strategy from its ranking rule. */
+export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
+  const { options, stats, params } = spec;
+  const guards = pickGuardParams(params);
+  return {
+    name: spec.name,
+    options,
+    allowance() {
+      return Math.min(options.budget, options.maxPerHost);
+    },
+    select(round: RoundContext, rng: Rng): Decision {
+      const picker = new PortPicker(round, options);
+      if (!picker.full) spec.rank(round, rng, picker);
+      fillFromPrior(picker, spec.env.catalog);
+      return { ports: picker.ports, followUp: false };
+    },
+    observe(results: readonly HostResult[]): BatchVerdict {
+      const { teach, verdict } = screenBatch(results, options, guards);
+      for (const r of teach) stats.observe(r);
+      return verdict;
+    },
+    state(): BanditState {
+      return { stats: stats.toJSON() };
+    },
+    explain(limit = 20): Explanation {
+      const room = Math.max(0, Math.min(options.budget, options.maxPerHost) - options.mustHave.length);
+      const groups = [
+        { group: '*', observations: stats.observations(null), top: stats.top(null, limit, params.candidatePool) },
+        ...stats.tags().map((tag) => ({ group: tag, observations: stats.observations(tag), top: stats.top(tag, limit, params.candidatePool) })),
+      ];
+      return {
+        strategy: spec.name,
+        groups,
+        split: { mustHave: options.mustHave.length, fixed: 0, history: 0, ...spec.split(room) },
+        notes: [...spec.notes, `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`],
+      };
+    },
+  };
+}
