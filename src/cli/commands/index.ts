@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerLab } from './lab.js';
+import { registerRecording } from './recording.js';
 import { registerScope } from './scope.js';
 import { registerSimulate } from './simulate.js';
 
@@ -7,4 +8,4 @@ import { registerSimulate } from './simulate.js';
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, in --help order. Add yours: one import, one entry. */
-export const commands: RegisterCommand[] = [registerScope, registerSimulate, registerLab];
+export const commands: RegisterCommand[] = [registerScope, registerRecording, registerSimulate, registerLab];
