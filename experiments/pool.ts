@@ -13,12 +13,16 @@ export type WorkerReply =
   | { readonly id: number; readonly ok: false; readonly error: { message: string; code: ErrorCode | null; stack: string } };
 
 /**
- * Where the worker lives and how to start it. From dist/ (the CLI) it is plain JS; from the
- * TypeScript sources (vitest, tsx) the worker file is .ts and needs tsx's loader.
+ * Start a cell worker. From dist/ (the CLI) the worker is plain JS. From the TypeScript sources
+ * (vitest, tsx) it is .ts: Node 20 ignores `--import tsx` in a worker's execArgv, so a small
+ * bootstrap registers tsx's loader inside the worker and then imports the worker module.
  */
-export function workerEntry(): { url: URL; execArgv: string[] } {
+export function startWorker(): Worker {
   const ts = import.meta.url.endsWith('.ts');
-  return { url: new URL(ts ? './worker.ts' : './worker.js', import.meta.url), execArgv: ts ? ['--import', 'tsx'] : [] };
+  const url = new URL(ts ? './worker.ts' : './worker.js', import.meta.url);
+  if (!ts) return new Worker(url);
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(bootstrap, { eval: true });
 }
 
 interface Slot {
@@ -34,9 +38,8 @@ export class WorkerPool {
   private closed = false;
 
   constructor(size: number) {
-    const entry = workerEntry();
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(entry.url, { execArgv: entry.execArgv });
+      const worker = startWorker();
       const slot: Slot = { worker, busy: null };
       worker.on('message', (reply: WorkerReply) => this.onReply(slot, reply));
       worker.on('error', (error) => this.onCrash(slot, error));
