@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { isPortbanditError } from '../../src/core/errors.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import { SCHEMA_VERSION } from '../../src/store/sqlite-schema.js';
+import type { Store } from '../../src/store/types.js';
+import { lease, open, scan } from './conformance.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'portbandit-durability-'));
+let n = 0;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Everything an ingest can touch, read back through the public interface. */
+async function snapshot(store: Store): Promise<unknown> {
+  const history: unknown[] = [];
+  for await (const s of store.exportHistory()) history.push(s);
+  return {
+    history,
+    latest: (await store.search(undefined, { limit: 1000 })).items,
+    events: (await store.readEvents({ limit: 1000 })).events,
+    leases: await store.listLeases(),
+    counts: await store.counts(),
+    topPorts: await store.topPorts(),
+  };
+}
+
+const operation = fc.record({
+  ip: fc.constantFrom('198.18.0.1', '198.18.0.2', '198.18.5.9', '2001:db8::1'),
+  finishedAt: fc.integer({ min: 1, max: 50 }).map((t) => t * 60_000),
+  ports: fc.uniqueArray(fc.constantFrom(22, 80, 443, 8080), { maxLength: 3 }),
+  scanNo: fc.integer({ min: 0, max: 30 }),
+  withLease: fc.boolean(),
+  poisoned: fc.boolean(),
+});
+
+describe('sqlite store durability', () => {
+  it('a failed ingest leaves everything already stored exactly as it was, and data survives reopening', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 25 }), async (ops) => {
+        const path = join(dir, `prop-${n++}.db`);
+        const store = await openSqliteStore({ path });
+        try {
+          for (let i = 0; i < 5; i++) await store.putLease(lease(`l${i}`, '198.18.0.1', 'a1', 1000 + i));
+          for (const op of ops) {
+            const before = await snapshot(store);
+            const input = {
+              scan: scan(`s${op.scanNo}`, op.ip, op.finishedAt, op.ports.map((p) => open(p, 'svc'))),
+              ...(op.withLease ? { leaseId: `l${op.scanNo % 5}` } : {}),
+              events: [
+                { kind: 'service-new' as const, at: op.finishedAt, ip: op.ip, scanId: `s${op.scanNo}`, tags: [], port: 22 },
+                // A BigInt cannot be serialised: the failure happens inside the transaction, after the scan row was written.
+                ...(op.poisoned ? [{ kind: 'service-new' as const, at: 0, ip: op.ip, scanId: 'x', tags: [], detail: { big: 1n } }] : []),
+              ],
+            };
+            const known = (await store.getScan(input.scan.scanId)) !== undefined;
+            if (op.poisoned && !known) {
+              await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE'));
+              expect(await snapshot(store)).toEqual(before);
+            } else {
+              await store.ingestScan(input);
+            }
+          }
+          const final = await snapshot(store);
+          await store.close();
+          const reopened = await openSqliteStore({ path });
+          try {
+            expect(await snapshot(reopened)).toEqual(final);
+          } finally {
+            await reopened.close();
+          }
+        } catch (error) {
+          await store.close().catch(() => undefined);
+          throw error;
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('creates the schema at the current version and refuses a newer database', async () => {
+    const path = join(dir, 'newer.db');
+    const store = await openSqliteStore({ path });
+    await store.close();
+    const db = new Database(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    await expect(openSqliteStore({ path })).rejects.toSatisfy(
+      (e) => isPortbanditError(e, 'PB_ERR_STORE') && e.message.includes('newer than this portbandit understands'),
+    );
+  });
+});
