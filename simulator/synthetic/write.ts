@@ -1,4 +1,5 @@
 import { loadNmapServices, type PortCatalog } from '../../src/catalog/index.js';
+import { isPortbanditError, PortbanditError } from '../../src/core/errors.js';
 import { RecordingWriter } from '../../src/recording/index.js';
 import { modelObservations, scopeHeader } from './generate.js';
 import { resolveGenerateOptions, type GenerateOptions } from './options.js';
@@ -40,7 +41,13 @@ export async function writeGeneratedScope(
   const o = resolveGenerateOptions(options);
   const header = scopeHeader(o, catalog);
   const model = buildScopeModel(o, catalog);
-  const writer = await RecordingWriter.open(outPath, header);
+  let writer: RecordingWriter;
+  try {
+    writer = await RecordingWriter.open(outPath, header);
+  } catch (cause) {
+    if (isPortbanditError(cause)) throw cause;
+    throw new PortbanditError('PB_ERR_IO', `cannot write the recording: ${(cause as Error).message}`, { where: outPath, cause });
+  }
   const totalLines = o.hosts * o.epochs;
   let lines = 0;
   const report = (epoch: number, hostsDone: number): void =>
