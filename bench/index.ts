@@ -1,0 +1,18 @@
+import { runGenerateBenchmark } from './generate.js';
+
+/**
+ * `npm run bench`: runs every benchmark in order and prints its figures. Add yours: one import,
+ * one entry. Each reads its sizes from the environment (see the file) so it can be run small.
+ */
+export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => void | Promise<void> }> = [
+  { name: 'generate', run: runGenerateBenchmark },
+];
+
+const only = process.env.PB_BENCH_ONLY?.split(',').map((s) => s.trim());
+for (const b of benchmarks) {
+  if (only && !only.includes(b.name)) continue;
+  const started = performance.now();
+  console.log(`== ${b.name}`);
+  await b.run(process.env);
+  console.log(`== ${b.name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
