@@ -110,7 +110,10 @@ export class Cycle {
       if (this.position >= this.snapshot.size) {
         // An empty cycle over an empty scope would spin: start the next one at most once per call.
         if (restarted || current.size === 0n) return undefined;
-        this.begin(this.doc.cycle + 1, currentItems, now, this.doc.completed + 1, now);
+        // A cycle over an empty scope (a new installation) is not a completed cycle: the first
+        // addresses added start cycle 1 itself.
+        if (this.snapshot.size === 0n) this.begin(this.doc.cycle, currentItems, now, this.doc.completed, this.doc.lastCompletedAt);
+        else this.begin(this.doc.cycle + 1, currentItems, now, this.doc.completed + 1, now);
         restarted = true;
         continue;
       }

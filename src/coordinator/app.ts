@@ -1,0 +1,142 @@
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { type PortCatalog, loadNmapServices } from '../catalog/index.js';
+import { isPortbanditError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
+import { openSqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/types.js';
+import { resolvePrincipal } from './auth.js';
+import { type CoordinatorConfig, configDefaults } from './config.js';
+import { Coordinator } from './coordinator.js';
+import { createMetrics } from './metrics.js';
+import { registerAdminRoutes } from './routes/admin.js';
+import { registerAgentRoutes } from './routes/agent.js';
+import { registerResultRoutes } from './routes/results.js';
+import { registerSystemRoutes } from './routes/system.js';
+
+/** What `buildApp` needs; everything but the config has a production default. */
+export interface AppOptions {
+  /** Resolved configuration (resolveConfig); defaults when absent. */
+  readonly config?: CoordinatorConfig;
+  /** An open store; default: SQLite at `<dataDir>/portbandit.db` (closed with the app). */
+  readonly store?: Store;
+  /** nmap's port catalog; default: the installed nmap-services. */
+  readonly catalog?: PortCatalog;
+  /** The clock (ms since the epoch); tests move time by hand. */
+  readonly now?: () => number;
+  /** fastify/pino logger options; default from config.logLevel. */
+  readonly logger?: FastifyServerOptions['logger'];
+  /** Run the periodic sweep (lease expiry, flushes) on a timer; default true. */
+  readonly sweepTimer?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    coordinator: Coordinator;
+  }
+}
+
+/** The SQLite file inside a data directory. */
+export function databasePath(dataDir: string): string {
+  return join(dataDir, 'portbandit.db');
+}
+
+/**
+ * Build the coordinator app: store, core, plugins (OpenAPI, rate limiting on auth failures)
+ * and routes. Does not listen (server.ts does); tests use `app.inject()` or `listen({port: 0})`.
+ */
+export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
+  const config = options.config ?? configDefaults;
+  const now = options.now ?? Date.now;
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel },
+    bodyLimit: config.bodyLimitBytes,
+    // Bench and agents use keep-alive; the defaults are fine, but never hang on a dead client.
+    requestTimeout: 120_000,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  });
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? (await openSqliteStore({ path: databasePath(config.dataDir) }));
+  const metrics = createMetrics();
+  let coordinator: Coordinator;
+  try {
+    coordinator = await Coordinator.open(store, config, { catalog: options.catalog ?? loadNmapServices() }, metrics, app.log, now);
+  } catch (error) {
+    if (ownsStore) await store.close();
+    throw error;
+  }
+  app.decorate('coordinator', coordinator);
+  metrics.bind({
+    leasesInFlight: () => store.countLeases(),
+    // The store lists at most 10,000 queued items; the gauge saturates there.
+    queueLength: async () => (await store.listQueuedWork(10_000)).length,
+    cycle: () => coordinator.progress(),
+    cycleCoverage: () => coordinator.cycleCoverage(),
+    estimatedCoverage: () => coordinator.estimatedCoverage(),
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    if (isPortbanditError(error)) {
+      if (error.statusCode >= 500) request.log.error({ err: error }, error.message);
+      return reply.status(error.statusCode).send({ statusCode: error.statusCode, code: error.code, error: error.name, message: error.message });
+    }
+    const err = error as { validation?: unknown; validationContext?: string; statusCode?: number; code?: string; message: string };
+    if (err.validation) {
+      return reply.status(400).send({ statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', error: 'Bad Request', message: `${err.message} (request ${err.validationContext ?? 'body'})` });
+    }
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.status(status).send({ statusCode: status, code: err.code ?? 'PB_ERR_INTERNAL', error: status >= 500 ? 'Internal Server Error' : 'Error', message: status >= 500 ? 'internal error (see the server log)' : err.message });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'portbandit coordinator', version: VERSION, description: 'Scope, cyclic work distribution with leases, learned port sets per tag, results, search and history.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An agent token (pba_...) or an admin token (pbk_...).' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  // Only requests without a valid token count: agents and admins are never throttled, a token
+  // guesser is (authFailuresPerMinute per client address).
+  await app.register(rateLimit, {
+    global: true,
+    max: config.authFailuresPerMinute,
+    timeWindow: 60_000,
+    allowList: async (req) => {
+      const url = req.url;
+      if (url.startsWith('/healthz') || url.startsWith('/metrics') || url.startsWith('/docs')) return true;
+      return (await resolvePrincipal(req, coordinator)) !== null;
+    },
+    errorResponseBuilder: (_req, context) => ({
+      statusCode: 429,
+      code: 'PB_ERR_RATE_LIMITED',
+      error: 'Too Many Requests',
+      message: `too many requests without a valid token; retry in ${Math.ceil(context.ttl / 1000)} s`,
+    }),
+  });
+
+  await app.register(async (scope) => {
+    registerSystemRoutes(scope, coordinator);
+    registerAgentRoutes(scope, coordinator);
+    registerAdminRoutes(scope, coordinator);
+    registerResultRoutes(scope, coordinator);
+  });
+
+  let timer: NodeJS.Timeout | undefined;
+  if (options.sweepTimer ?? true) {
+    timer = setInterval(() => {
+      coordinator.sweep({ learn: false }).catch((error: unknown) => app.log.error({ err: error }, 'sweep failed'));
+    }, config.sweepIntervalMs);
+    timer.unref();
+  }
+  app.addHook('onClose', async () => {
+    if (timer) clearInterval(timer);
+    await coordinator.close();
+    if (ownsStore) await store.close();
+  });
+  return app;
+}

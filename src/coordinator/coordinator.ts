@@ -1,0 +1,673 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import { PortbanditError } from '../core/errors.js';
+import { PortRanges } from '../core/ports.js';
+import { HostSession, type HostSessionState } from '../../strategies/host-session.js';
+import type { HostContext, StrategyEnv } from '../../strategies/types.js';
+import type { Agent, Lease, QueuedWork, ScanDocument, ScannedPort, ScopeListName, Store } from '../store/types.js';
+import { contextPrefix, parseAddress } from './address.js';
+import { AddressSpace, type ScopeItem } from './address-space.js';
+import type { CoordinatorConfig } from './config.js';
+import { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
+import { diffEvents, diffScans } from './diff.js';
+import { Learner } from './learner.js';
+import type { CoordinatorMetrics } from './metrics.js';
+import { DEFAULT_POLICY_KEY, type Policy, type PolicyInput, defaultPolicy, policyKeyFor, resolvePolicy } from './policy.js';
+import { PROTOCOL_VERSION, type ResultSubmission, type SubmitResponse, type WorkItem } from './protocol.js';
+import { type ScopeLine, normalizeScopeLine } from './scope-file.js';
+import { generateId, generateToken, hashToken } from './tokens.js';
+
+/** What a lease carries besides the ports: enough to resume the host visit in any process. */
+export interface LeaseSession {
+  readonly state: HostSessionState;
+  readonly policy: string;
+  readonly epoch: number;
+  readonly prefix: string;
+  readonly previousOpen: readonly number[];
+  readonly previousEpoch: number;
+  /** The scan stored for the previous round of this visit (its ports are carried forward). */
+  readonly priorScanId?: string;
+}
+
+interface InstallDocument {
+  readonly seed: string;
+  readonly createdAt: number;
+}
+
+interface AgentActivityBuffer {
+  at: number;
+  version?: string;
+  workItems: number;
+  results: number;
+}
+
+/** Work hand-out attempts per request before answering "no work" (skipped hosts, zero budgets). */
+const MAX_ATTEMPTS = 32;
+
+/**
+ * The coordinator's core, independent of HTTP: scope, cycle, leases, policies, learning and
+ * ingestion over a Store. Routes (routes/*.ts) are thin adapters over these methods.
+ */
+export class Coordinator {
+  private space: AddressSpace = AddressSpace.EMPTY;
+  private items: ScopeItem[] = [];
+  private scopeVersion = -1;
+  private cycle!: Cycle;
+  private seed = '';
+  private readonly policies = new Map<string, Policy>();
+  private readonly learner: Learner;
+  private readonly agentsByHash = new Map<string, Agent>();
+  private readonly activity = new Map<string, AgentActivityBuffer>();
+  private readonly recentResults = new Map<string, number[]>();
+  /** Hosts scanned per tag in the current cycle (round 0), for the cycle-coverage gauge. */
+  private readonly cycleScans = new Map<string, number>();
+  private cycleScansOf = 0;
+  private sweeping = false;
+  private readonly eventWaiters = new Set<() => void>();
+  /** True once `close()` started: long-lived streams end. */
+  closing = false;
+  readonly defaultPolicy: Policy;
+
+  private constructor(
+    readonly store: Store,
+    readonly config: CoordinatorConfig,
+    readonly env: StrategyEnv,
+    readonly metrics: CoordinatorMetrics,
+    readonly log: FastifyBaseLogger,
+    readonly now: () => number,
+  ) {
+    this.learner = new Learner(store, env, config.learnBatchSize, log);
+    this.defaultPolicy = defaultPolicy(config.allowedScripts);
+  }
+
+  /** Load scope, cycle, policies and learned states from the store (creating the install seed). */
+  static async open(
+    store: Store,
+    config: CoordinatorConfig,
+    env: StrategyEnv,
+    metrics: CoordinatorMetrics,
+    log: FastifyBaseLogger,
+    now: () => number,
+  ): Promise<Coordinator> {
+    const c = new Coordinator(store, config, env, metrics, log, now);
+    const install = await store.getDocument<InstallDocument>('coordinator', 'install');
+    if (install) c.seed = install.value.seed;
+    else {
+      c.seed = randomBytes(16).toString('hex');
+      await store.putDocument<InstallDocument>('coordinator', 'install', { seed: c.seed, createdAt: now() }, { at: now(), expectedRevision: 0 });
+      log.info({ seed: c.seed }, 'new installation: permutation and strategy seed created');
+    }
+    await c.reloadScope(true);
+    const saved = await store.getDocument<CycleDocument>('coordinator', 'cycle');
+    c.cycle = Cycle.resume(c.seed, saved?.value, c.items, now());
+    await c.persistCycle();
+    for (const doc of await store.listDocuments<Policy>('policies')) {
+      try {
+        c.policies.set(doc.key, doc.value);
+        await c.learner.setPolicy(doc.key, doc.value, now());
+      } catch (error) {
+        log.error({ err: error, policy: doc.key }, 'stored policy is invalid; hosts it covered fall back to the default policy');
+        c.policies.delete(doc.key);
+      }
+    }
+    if (!c.policies.has(DEFAULT_POLICY_KEY)) await c.learner.setPolicy(DEFAULT_POLICY_KEY, c.defaultPolicy, now());
+    await c.refreshAgents();
+    return c;
+  }
+
+  // ------------------------------------------------------------------ scope
+
+  private async reloadScope(force = false): Promise<boolean> {
+    const version = await this.store.getScopeVersion();
+    if (!force && version === this.scopeVersion) return false;
+    const [scope, block] = await Promise.all([this.store.listScope('scope'), this.store.listScope('blocklist')]);
+    const items: ScopeItem[] = [
+      ...scope.entries.map((e) => ({ target: e.range, tags: e.tags, blocklist: false })),
+      ...block.entries.map((e) => ({ target: e.range, tags: e.tags, blocklist: true })),
+    ];
+    this.space = AddressSpace.build(items);
+    this.items = items;
+    this.scopeVersion = Math.max(scope.version, block.version, version);
+    this.metrics.scopeAddresses.set(Number(this.space.size));
+    return true;
+  }
+
+  /** The current address space (scope minus blocklist). */
+  get addressSpace(): AddressSpace {
+    return this.space;
+  }
+
+  /** Add or update entries of the scope or blocklist. */
+  async addScope(list: ScopeListName, lines: readonly ScopeLine[]): Promise<number> {
+    const version = await this.store.addScopeEntries(list, lines, this.now());
+    await this.reloadScope(true);
+    return version;
+  }
+
+  async removeScope(list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }> {
+    const normalized = ranges.map((r, i) => normalizeScopeLine(r, [], `ranges[${i}]`).range);
+    const out = await this.store.removeScopeEntries(list, normalized);
+    await this.reloadScope(true);
+    return out;
+  }
+
+  async replaceScope(list: ScopeListName, lines: readonly ScopeLine[]): Promise<number> {
+    const version = await this.store.replaceScope(list, lines, this.now());
+    await this.reloadScope(true);
+    return version;
+  }
+
+  /** Tags of an in-scope address, or undefined when it is outside the scope (or blocklisted). */
+  lookup(ip: string): { ip: string; tags: readonly string[] } | undefined {
+    let parsed;
+    try {
+      parsed = parseAddress(ip);
+    } catch {
+      return undefined;
+    }
+    const seg = this.space.find(parsed.family, parsed.value);
+    return seg ? { ip: normalizeIp(ip), tags: seg.tags } : undefined;
+  }
+
+  // ------------------------------------------------------------------ cycle
+
+  progress(): CycleProgress {
+    return this.cycle.progress();
+  }
+
+  /** Abandon the current cycle and start the next over the current scope. */
+  async restartCycle(): Promise<CycleProgress> {
+    this.cycle.restart(this.items, this.now());
+    await this.persistCycle();
+    return this.cycle.progress();
+  }
+
+  private async persistCycle(): Promise<void> {
+    if (this.cycle.dirty) await this.store.putDocument('coordinator', 'cycle', this.cycle.take(), { at: this.now() });
+  }
+
+  /** Queue manual rescans (served before the cycle). Addresses outside the scope are refused. */
+  async requestRescan(ips: readonly string[]): Promise<QueuedWork[]> {
+    const now = this.now();
+    const items = ips.map((ip, i) => {
+      const hit = this.lookup(ip);
+      if (!hit) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, { where: `ips[${i}]` });
+      return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now };
+    });
+    return this.store.enqueueWork(items);
+  }
+
+  // ------------------------------------------------------------------ policies
+
+  policyKeys(): string[] {
+    return [...new Set([DEFAULT_POLICY_KEY, ...this.policies.keys()])].sort();
+  }
+
+  policy(key: string): Policy | undefined {
+    return key === DEFAULT_POLICY_KEY ? (this.policies.get(key) ?? this.defaultPolicy) : this.policies.get(key);
+  }
+
+  /** Validate and store a tag's policy (`""` = the default policy); the strategy restarts with its saved state. */
+  async setPolicy(key: string, input: PolicyInput): Promise<Policy> {
+    const policy = resolvePolicy(input, this.defaultPolicy, this.env, this.config.allowedScripts, key === DEFAULT_POLICY_KEY ? 'policy(default)' : `policy(${key})`);
+    await this.store.putDocument('policies', key, policy, { at: this.now() });
+    this.policies.set(key, policy);
+    await this.learner.setPolicy(key, policy, this.now());
+    return policy;
+  }
+
+  /** Remove a tag's policy (its hosts fall back to the default; learned state is kept). */
+  async deletePolicy(key: string): Promise<boolean> {
+    const existed = await this.store.deleteDocument('policies', key);
+    this.policies.delete(key);
+    if (key === DEFAULT_POLICY_KEY) await this.learner.setPolicy(key, this.defaultPolicy, this.now());
+    else await this.learner.dropPolicy(key, this.now());
+    return existed;
+  }
+
+  /** What the strategy of a policy has learned. */
+  explain(key: string, limit: number) {
+    const policy = this.policy(key);
+    if (!policy) throw new PortbanditError('PB_ERR_NOT_FOUND', `no policy for tag "${key}"`, { where: 'tag' });
+    return { tag: key, policy, ...this.learner.explain(key, limit) };
+  }
+
+  private policyKey(tags: readonly string[]): string {
+    return policyKeyFor(tags, (k) => this.policies.has(k));
+  }
+
+  // ------------------------------------------------------------------ agents and tokens
+
+  private async refreshAgents(): Promise<void> {
+    this.agentsByHash.clear();
+    for (const a of await this.store.listAgents()) this.agentsByHash.set(a.tokenHash, a);
+  }
+
+  /** Register an agent; returns the token (shown once, stored only as a hash). */
+  async createAgent(name: string): Promise<{ agent: Agent; token: string }> {
+    const token = generateToken('agent');
+    const agent = await this.store.createAgent({ id: generateId('agent'), name, tokenHash: hashToken(token), createdAt: this.now() });
+    this.agentsByHash.set(agent.tokenHash, agent);
+    return { agent, token };
+  }
+
+  async deleteAgent(id: string): Promise<boolean> {
+    const existed = await this.store.deleteAgent(id);
+    await this.refreshAgents();
+    return existed;
+  }
+
+  /** The agent holding this bearer token, or undefined. */
+  async authenticateAgent(token: string): Promise<Agent | undefined> {
+    const hash = hashToken(token);
+    const cached = this.agentsByHash.get(hash);
+    if (cached) return cached;
+    const agent = await this.store.findAgentByTokenHash(hash);
+    if (agent) this.agentsByHash.set(hash, agent);
+    return agent;
+  }
+
+  /** The agent registry with live figures: in flight, results in the last hour. */
+  async listAgents(): Promise<Array<Agent & { inFlight: number; resultsLastHour: number }>> {
+    await this.flushActivity();
+    const now = this.now();
+    const agents = await this.store.listAgents();
+    return Promise.all(
+      agents.map(async (a) => ({
+        ...a,
+        inFlight: await this.store.countLeases({ agentId: a.id }),
+        resultsLastHour: (this.recentResults.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
+      })),
+    );
+  }
+
+  private touch(agentId: string, version: string | undefined, field: 'workItems' | 'results' | undefined): void {
+    const now = this.now();
+    const buf = this.activity.get(agentId) ?? { at: now, workItems: 0, results: 0 };
+    buf.at = Math.max(buf.at, now);
+    if (version !== undefined) buf.version = version;
+    if (field) buf[field]++;
+    this.activity.set(agentId, buf);
+    if (field === 'results') {
+      const list = this.recentResults.get(agentId) ?? [];
+      list.push(now);
+      // Keep the last hour only; prune lazily when the list grows.
+      if (list.length > 64 && list[0]! <= now - 3_600_000) this.recentResults.set(agentId, list.filter((t) => t > now - 3_600_000));
+      else this.recentResults.set(agentId, list);
+    }
+  }
+
+  private async flushActivity(): Promise<void> {
+    const entries = [...this.activity];
+    this.activity.clear();
+    for (const [id, buf] of entries) {
+      try {
+        await this.store.recordAgentActivity(id, {
+          at: buf.at,
+          ...(buf.version !== undefined ? { version: buf.version } : {}),
+          increments: { workItems: buf.workItems, results: buf.results },
+        });
+      } catch (error) {
+        // The agent was deleted meanwhile: nothing to record.
+        this.log.debug({ err: error, agent: id }, 'agent activity dropped');
+      }
+    }
+  }
+
+  /** Create an admin token; returns the token (shown once). */
+  async createAdminToken(name: string): Promise<{ id: string; name: string; token: string; createdAt: number }> {
+    const token = generateToken('admin');
+    const stored = await this.store.createAdminToken({ id: generateId('admin'), name, tokenHash: hashToken(token), createdAt: this.now() });
+    return { id: stored.id, name: stored.name, token, createdAt: stored.createdAt };
+  }
+
+  async authenticateAdmin(token: string): Promise<boolean> {
+    return (await this.store.findAdminTokenByHash(hashToken(token))) !== undefined;
+  }
+
+  // ------------------------------------------------------------------ work
+
+  /** The next work item for an agent, or null when there is nothing to do right now. */
+  async getWork(agent: Agent, version?: string): Promise<WorkItem | null> {
+    this.touch(agent.id, version, undefined);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const [queued] = await this.store.dequeueWork(1);
+      let item: WorkItem | null | undefined;
+      if (queued) item = await this.leaseQueued(agent, queued);
+      else {
+        const addr = this.cycle.next(this.space, this.items, this.now());
+        if (!addr) return null;
+        if (addr.cycle !== this.cycleScansOf) {
+          this.cycleScans.clear();
+          this.cycleScansOf = addr.cycle;
+        }
+        item = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle);
+      }
+      if (item) {
+        this.touch(agent.id, undefined, 'workItems');
+        this.metrics.workItems.inc({ reason: item.reason });
+        return item;
+      }
+    }
+    return null;
+  }
+
+  private async leaseQueued(agent: Agent, queued: QueuedWork): Promise<WorkItem | null> {
+    const hit = this.lookup(queued.ip);
+    if (!hit) {
+      this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
+      return null;
+    }
+    const cycle = queued.cycle ?? this.cycle.number;
+    if (queued.ports && queued.session) {
+      return this.lease(agent, hit.ip, hit.tags, [...queued.ports], queued.session as LeaseSession, queued.round ?? 0, queued.reason, cycle);
+    }
+    return this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle);
+  }
+
+  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number): Promise<WorkItem | null> {
+    const key = this.policyKey(tags);
+    const latest = await this.store.getLatestScan(ip);
+    const { family, value } = parseAddress(ip);
+    const previousOpen = latest ? openOf(latest.ports) : [];
+    const host: HostContext = {
+      ip,
+      tags,
+      prefix: contextPrefix(family, value),
+      epoch: cycle,
+      previousOpen,
+      previousEpoch: latest ? latest.epoch : -1,
+      probeable: PortRanges.ALL,
+    };
+    const session = new HostSession(this.learner.strategy(key), host, this.seed);
+    const ports = session.next();
+    if (ports === null) return null;
+    const blob: LeaseSession = {
+      state: session.toJSON(),
+      policy: key,
+      epoch: cycle,
+      prefix: host.prefix,
+      previousOpen,
+      previousEpoch: host.previousEpoch,
+    };
+    return this.lease(agent, ip, tags, ports, blob, 0, reason, cycle);
+  }
+
+  private async lease(
+    agent: Agent,
+    ip: string,
+    tags: readonly string[],
+    ports: number[],
+    session: LeaseSession,
+    round: number,
+    reason: WorkItem['reason'],
+    cycle: number,
+  ): Promise<WorkItem> {
+    const now = this.now();
+    const sorted = [...ports].sort((a, b) => a - b);
+    const lease: Lease = {
+      id: generateId('lease'),
+      ip,
+      agentId: agent.id,
+      ports: sorted,
+      tags: [...tags],
+      session,
+      issuedAt: now,
+      deadline: now + this.config.leaseSeconds * 1000,
+      round,
+      cycle,
+      reason,
+    };
+    await this.store.putLease(lease);
+    const policy = this.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
+    return {
+      protocol: PROTOCOL_VERSION,
+      leaseId: lease.id,
+      ip,
+      tags: lease.tags,
+      ports: sorted,
+      round,
+      cycle,
+      reason,
+      issuedAt: now,
+      deadline: lease.deadline,
+      scan: policy.scan,
+    };
+  }
+
+  /**
+   * Store an agent's result. Bound to the lease: another agent, an unknown or expired lease, a
+   * different address, an address no longer in scope or a port that was not handed out is
+   * rejected. A second submission of a stored lease is answered as a duplicate.
+   */
+  async submit(agent: Agent, input: ResultSubmission): Promise<SubmitResponse> {
+    this.touch(agent.id, input.agentVersion, undefined);
+    const lease = await this.store.getLease(input.leaseId);
+    if (!lease) {
+      const stored = await this.store.getScan(input.leaseId);
+      if (stored && stored.agentId === agent.id) {
+        this.metrics.results.inc({ outcome: 'duplicate' });
+        return { scanId: stored.scanId, accepted: false, duplicate: true, followUp: false, events: 0 };
+      }
+      this.metrics.results.inc({ outcome: 'rejected' });
+      throw new PortbanditError('PB_ERR_CONFLICT', `lease ${input.leaseId} is unknown or has expired (its target went back to the queue)`, { where: 'leaseId' });
+    }
+    if (lease.agentId !== agent.id) {
+      this.metrics.results.inc({ outcome: 'rejected' });
+      throw new PortbanditError('PB_ERR_FORBIDDEN', `lease ${lease.id} was handed to another agent`, { where: 'leaseId' });
+    }
+    const ip = safeNormalizeIp(input.ip);
+    if (ip !== lease.ip) {
+      this.metrics.results.inc({ outcome: 'rejected' });
+      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `lease ${lease.id} is for ${lease.ip}, not ${JSON.stringify(input.ip)}`, { where: 'ip' });
+    }
+    const hit = this.lookup(ip);
+    if (!hit) {
+      this.metrics.results.inc({ outcome: 'rejected' });
+      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${ip} is no longer in the scope; result refused`, { where: 'ip' });
+    }
+    const given = new Set(lease.ports);
+    input.ports.forEach((p, i) => {
+      if (!given.has(p.port)) {
+        this.metrics.results.inc({ outcome: 'rejected' });
+        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `port ${p.port} was not in the work item`, { where: `ports[${i}].port` });
+      }
+    });
+    if (input.finishedAt < input.startedAt) {
+      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'finishedAt is before startedAt', { where: 'finishedAt' });
+    }
+    const session = lease.session as LeaseSession;
+    const roundPorts = dedupePorts(input.ports);
+    const prior = session.priorScanId ? await this.store.getScan(session.priorScanId) : undefined;
+    const merged = mergePorts(prior?.ports ?? [], roundPorts);
+    const probed = PortRanges.fromPorts([...(prior ? PortRanges.parse(prior.probedPorts === '' ? [] : prior.probedPorts) : []), ...lease.ports]);
+    const scan: ScanDocument = {
+      scanId: lease.id,
+      ip,
+      tags: [...hit.tags],
+      agentId: agent.id,
+      startedAt: prior ? Math.min(prior.startedAt, input.startedAt) : input.startedAt,
+      finishedAt: input.finishedAt,
+      epoch: session.epoch,
+      cycle: lease.cycle ?? this.cycle.number,
+      ports: merged,
+      preflight: input.preflight,
+      probedPorts: probed.toString(),
+      timings: { ...(input.timings ?? {}) },
+      ...(input.host !== undefined ? { host: input.host } : {}),
+    };
+    const before = prior ?? (await this.store.getLatestScan(ip));
+    const events = input.status === 'down' ? [] : diffEvents(diffScans(before, scan), scan, before === undefined);
+    const ingested = await this.store.ingestScan({ scan, events, leaseId: lease.id });
+    if (!ingested.inserted) {
+      this.metrics.results.inc({ outcome: 'duplicate' });
+      return { scanId: scan.scanId, accepted: false, duplicate: true, followUp: false, events: 0 };
+    }
+    this.touch(agent.id, undefined, 'results');
+    this.metrics.results.inc({ outcome: 'accepted' });
+    if (events.length > 0) this.wakeEventWaiters();
+    if (lease.round === 0 && (lease.cycle ?? 0) === this.cycleScansOf) {
+      for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleScans.set(t, (this.cycleScans.get(t) ?? 0) + 1);
+    }
+    const followUp = await this.advanceSession(lease, session, hit.tags, input, scan);
+    return { scanId: scan.scanId, accepted: true, duplicate: false, followUp, events: events.length };
+  }
+
+  /** Report the round to the host session; queue the follow-up round or learn from the visit. */
+  private async advanceSession(lease: Lease, session: LeaseSession, tags: readonly string[], input: ResultSubmission, scan: ScanDocument): Promise<boolean> {
+    const key = this.learner.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY;
+    const host: HostContext = {
+      ip: lease.ip,
+      tags,
+      prefix: session.prefix,
+      epoch: session.epoch,
+      previousOpen: session.previousOpen,
+      previousEpoch: session.previousEpoch,
+      probeable: PortRanges.ALL,
+    };
+    const hs = new HostSession(this.learner.strategy(key), host, this.seed, session.state);
+    if (input.status === 'down') {
+      // A silent host says nothing about its ports: do not teach the model "all closed".
+      hs.abandon();
+      return false;
+    }
+    hs.report(input.ports.filter((p) => p.state === 'open').map((p) => p.port));
+    const next = hs.next();
+    const now = this.now();
+    if (next !== null) {
+      const blob: LeaseSession = { ...session, state: hs.toJSON(), priorScanId: scan.scanId };
+      await this.store.enqueueWork([
+        { ip: lease.ip, tags: [...tags], reason: 'followup', enqueuedAt: now, ports: next, session: blob, round: lease.round + 1, ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}) },
+      ]);
+      return true;
+    }
+    await this.learner.add(key, hs.result(), now);
+    return false;
+  }
+
+  // ------------------------------------------------------------------ housekeeping
+
+  /**
+   * Periodic work: requeue expired leases, pick up scope edits made by other processes (the
+   * CLI), persist the cycle position and agent activity, learn from pending results.
+   */
+  async sweep(options: { learn?: boolean } = {}): Promise<{ expired: number }> {
+    if (this.sweeping) return { expired: 0 };
+    this.sweeping = true;
+    try {
+      const now = this.now();
+      let expired = 0;
+      for (;;) {
+        const batch = await this.store.takeExpiredLeases(now, 500, { requeue: true });
+        expired += batch.length;
+        if (batch.length < 500) break;
+      }
+      if (expired > 0) {
+        this.metrics.leasesExpired.inc(expired);
+        this.log.info({ expired }, 'expired leases went back to the queue');
+      }
+      await this.reloadScope();
+      await this.persistCycle();
+      await this.flushActivity();
+      if (options.learn) await this.learner.flush(undefined, now);
+      return { expired };
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /** Resolve after `ms` or as soon as new events are stored, whichever comes first. */
+  waitForEvents(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.eventWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.eventWaiters.add(done);
+    });
+  }
+
+  private wakeEventWaiters(): void {
+    for (const w of [...this.eventWaiters]) w();
+  }
+
+  /** Flush everything (cycle, activity, learning) before the store closes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.wakeEventWaiters();
+    await this.persistCycle();
+    await this.flushActivity();
+    await this.learner.flush(undefined, this.now());
+  }
+
+  /** Hosts scanned this cycle per tag ("" = untagged) and the tag's address count. */
+  cycleCoverage(): Array<{ tag: string; scanned: number; addresses: string; fraction: number }> {
+    const sizes = this.space.sizeByTag();
+    return [...sizes].map(([tag, size]) => {
+      const scanned = this.cycleScans.get(tag) ?? 0;
+      return { tag, scanned, addresses: String(size), fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)) };
+    });
+  }
+
+  /**
+   * What each policy's strategy believes its budget catches: the share of the estimated
+   * open-port mass (over the strategy's top ports) that fits within the budget.
+   */
+  estimatedCoverage(): Array<{ tag: string; estimate: number }> {
+    return this.learner.keys().map((key) => {
+      const policy = this.policy(key)!;
+      const top = this.learner.explain(key, 1000).explanation.groups.flatMap((g) => g.top);
+      const byPort = new Map<number, number>();
+      for (const p of top) byPort.set(p.port, Math.max(byPort.get(p.port) ?? 0, p.estimate));
+      const est = [...byPort.values()].sort((a, b) => b - a);
+      const total = est.reduce((a, b) => a + b, 0);
+      const inBudget = est.slice(0, Math.floor(policy.budget)).reduce((a, b) => a + b, 0);
+      return { tag: key, estimate: total > 0 ? inBudget / total : 0 };
+    });
+  }
+}
+
+function openOf(ports: readonly ScannedPort[]): number[] {
+  return ports.filter((p) => p.state === 'open').map((p) => p.port).sort((a, b) => a - b);
+}
+
+/** Canonical text of an address (as the store keeps it). */
+export function normalizeIp(ip: string): string {
+  return normalizeScopeLine(ip, [], 'ip').range;
+}
+
+function safeNormalizeIp(ip: string): string {
+  try {
+    return normalizeIp(ip);
+  } catch {
+    throw new PortbanditError('PB_ERR_ADDRESS', `expected an IPv4 or IPv6 address, got ${JSON.stringify(ip)}`, { where: 'ip' });
+  }
+}
+
+function dedupePorts(ports: ResultSubmission['ports']): ScannedPort[] {
+  const byPort = new Map<number, ScannedPort>();
+  for (const p of ports) {
+    byPort.set(p.port, {
+      port: p.port,
+      protocol: 'tcp',
+      state: p.state,
+      ...(p.service !== undefined ? { service: p.service } : {}),
+      ...(p.product !== undefined ? { product: p.product } : {}),
+      ...(p.version !== undefined ? { version: p.version } : {}),
+      ...(p.extrainfo !== undefined ? { extrainfo: p.extrainfo } : {}),
+      cpes: [...(p.cpes ?? [])],
+      scripts: (p.scripts ?? []).map((s) => ({ id: s.id, output: s.output, ...(s.fields !== undefined ? { fields: s.fields } : {}) })),
+    });
+  }
+  return [...byPort.values()].sort((a, b) => a.port - b.port);
+}
+
+/** A follow-up round's scan carries the earlier rounds' ports, so "latest" shows the whole visit. */
+function mergePorts(earlier: readonly ScannedPort[], now: readonly ScannedPort[]): ScannedPort[] {
+  const byPort = new Map<number, ScannedPort>();
+  for (const p of earlier) byPort.set(p.port, p);
+  for (const p of now) byPort.set(p.port, p);
+  return [...byPort.values()].sort((a, b) => a.port - b.port);
+}

@@ -1,0 +1,14 @@
+export { buildApp, databasePath, type AppOptions } from './app.js';
+export { startServer, bootstrapAdminToken, closeOnSignals } from './server.js';
+export { resolveConfig, configDefaults, type CoordinatorConfig, type ConfigInput } from './config.js';
+export { Coordinator, type LeaseSession, normalizeIp } from './coordinator.js';
+export { AddressSpace, type ScopeItem, type Segment, type SpaceAddress } from './address-space.js';
+export { parseAddress, formatAddress, parseTargetSpec, formatRange, rangeToCidrs, contextPrefix, type AddressRange, type Family } from './address.js';
+export { Permutation } from './permutation.js';
+export { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
+export { parseScopeFile, formatScopeFile, normalizeScopeLine, normalizeRange, checkTag, type ScopeLine } from './scope-file.js';
+export { type Policy, type PolicyInput, defaultPolicy, defaultStrategyName, resolvePolicy, DEFAULT_POLICY_KEY } from './policy.js';
+export { diffScans, diffEvents, type ScanDiff } from './diff.js';
+export { generateToken, hashToken } from './tokens.js';
+export { streamRecording } from './recording-export.js';
+export * from './protocol.js';

@@ -1,0 +1,130 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { createStrategy } from '../../strategies/build.js';
+import type { Explanation, HostResult, Strategy, StrategyEnv } from '../../strategies/types.js';
+import type { Store } from '../store/types.js';
+import type { Policy } from './policy.js';
+
+/** What is persisted per (policy key, strategy): the state and the guard rails' tallies. */
+export interface LearnedDocument {
+  readonly strategy: string;
+  readonly state: unknown;
+  readonly batches: number;
+  readonly learned: number;
+  readonly pseudo: number;
+  readonly lossyBatches: number;
+}
+
+interface Entry {
+  policy: Policy;
+  strategy: Strategy;
+  pending: HostResult[];
+  doc: LearnedDocument;
+}
+
+/** The document key of a policy's learned state: switching strategies keeps each one's state. */
+export function stateKey(policyKey: string, strategy: string): string {
+  return `${policyKey}/${strategy}`;
+}
+
+/**
+ * One live strategy per policy, learning online: finished host visits queue up and are fed to
+ * `observe` in batches (delayed, batched feedback is what the strategies are built for); after
+ * each batch the state is written to the store, so learning survives restarts.
+ */
+export class Learner {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly env: StrategyEnv,
+    private readonly batchSize: number,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  /** Build (or rebuild after a policy change) the strategy of a policy key, restoring state. */
+  async setPolicy(key: string, policy: Policy, now: number): Promise<void> {
+    await this.flush(key, now);
+    const stored = await this.store.getDocument<LearnedDocument>('strategyStates', stateKey(key, policy.strategy));
+    let strategy: Strategy;
+    let doc: LearnedDocument = { strategy: policy.strategy, state: undefined, batches: 0, learned: 0, pseudo: 0, lossyBatches: 0 };
+    try {
+      strategy = createStrategy(policy, this.env, stored?.value.state);
+      if (stored) doc = stored.value;
+    } catch (error) {
+      // A state that no longer fits (the strategy changed shape) must not stop the server.
+      this.log.warn({ err: error, policy: key }, 'saved strategy state does not fit; starting to learn afresh');
+      strategy = createStrategy(policy, this.env);
+    }
+    this.entries.set(key, { policy, strategy, pending: [], doc });
+  }
+
+  /** Forget a policy (its state stays in the store). */
+  async dropPolicy(key: string, now: number): Promise<void> {
+    await this.flush(key, now);
+    this.entries.delete(key);
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  strategy(key: string): Strategy {
+    const e = this.entries.get(key);
+    if (!e) throw new Error(`no policy loaded for "${key}"`);
+    return e.strategy;
+  }
+
+  policy(key: string): Policy {
+    const e = this.entries.get(key);
+    if (!e) throw new Error(`no policy loaded for "${key}"`);
+    return e.policy;
+  }
+
+  keys(): string[] {
+    return [...this.entries.keys()].sort();
+  }
+
+  /** Queue a finished host visit; learns (and persists) when the batch is full. */
+  async add(key: string, result: HostResult, now: number): Promise<void> {
+    const e = this.entries.get(key);
+    if (!e) return;
+    e.pending.push(result);
+    if (e.pending.length >= this.batchSize) await this.flush(key, now);
+  }
+
+  /** Learn from the pending results of one policy (or all) and persist the state. */
+  async flush(key: string | undefined, now: number): Promise<void> {
+    const keys = key === undefined ? [...this.entries.keys()] : [key];
+    for (const k of keys) {
+      const e = this.entries.get(k);
+      if (!e || e.pending.length === 0) continue;
+      const batch = e.pending;
+      e.pending = [];
+      const verdict = e.strategy.observe(batch);
+      e.doc = {
+        strategy: e.strategy.name,
+        state: e.strategy.state(),
+        batches: e.doc.batches + 1,
+        learned: e.doc.learned + verdict.learned,
+        pseudo: e.doc.pseudo + verdict.pseudo,
+        lossyBatches: e.doc.lossyBatches + (verdict.lossy ? 1 : 0),
+      };
+      await this.store.putDocument('strategyStates', stateKey(k, e.strategy.name), e.doc, { at: now });
+      this.log.debug({ policy: k, ...verdict, size: batch.length }, 'strategy learned from a batch');
+    }
+  }
+
+  /** What a policy's strategy has learned, with the batch tallies. */
+  explain(key: string, limit: number): { explanation: Explanation; pending: number; batches: number; learned: number; pseudo: number; lossyBatches: number } {
+    const e = this.entries.get(key);
+    if (!e) throw new Error(`no policy loaded for "${key}"`);
+    return {
+      explanation: e.strategy.explain(limit),
+      pending: e.pending.length,
+      batches: e.doc.batches,
+      learned: e.doc.learned,
+      pseudo: e.doc.pseudo,
+      lossyBatches: e.doc.lossyBatches,
+    };
+  }
+}

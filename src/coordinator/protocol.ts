@@ -1,0 +1,215 @@
+/**
+ * The agent wire protocol (version 1): what `GET /api/v1/agent/work` hands out and what
+ * `POST /api/v1/agent/results` accepts, as TypeScript types and the JSON schemas fastify
+ * validates against. docs/api.md documents it for agent authors.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** How the agent runs nmap for a work item, decided by the target's policy. */
+export interface ScanOptions {
+  /** nmap -sV. */
+  readonly versionDetection: boolean;
+  /** NSE scripts to run (--script), already filtered by the server's allowlist. */
+  readonly scripts: readonly string[];
+  /** nmap --host-timeout, seconds. */
+  readonly hostTimeoutSeconds: number;
+  /** nmap --script-timeout, seconds. */
+  readonly scriptTimeoutSeconds: number;
+  /** Liveness/port preflight before nmap: masscan (needs root), a TCP connect sweep, or none. */
+  readonly preflight: Preflight;
+}
+
+export type Preflight = 'masscan' | 'connect' | 'none';
+
+/** One work item: scan these TCP ports on this host and report before the deadline. */
+export interface WorkItem {
+  readonly protocol: typeof PROTOCOL_VERSION;
+  /** Submit the result with this id; it is bound to the agent that received it. */
+  readonly leaseId: string;
+  readonly ip: string;
+  readonly tags: readonly string[];
+  /** TCP ports to probe, ascending. Results for other ports are rejected. */
+  readonly ports: readonly number[];
+  /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */
+  readonly round: number;
+  readonly cycle: number;
+  readonly reason: 'cycle' | 'manual' | 'expired' | 'followup';
+  /** Milliseconds since the Unix epoch. */
+  readonly issuedAt: number;
+  readonly deadline: number;
+  readonly scan: ScanOptions;
+}
+
+export interface WorkResponse {
+  /** null when there is nothing to do right now. */
+  readonly work: WorkItem | null;
+  /** When work is null: how long to wait before asking again. */
+  readonly retryAfterMs?: number;
+}
+
+export interface ScriptOutput {
+  readonly id: string;
+  readonly output: string;
+  readonly fields?: unknown;
+}
+
+export type PortStateText = 'open' | 'closed' | 'filtered' | 'open|filtered' | 'closed|filtered' | 'unfiltered';
+
+/** One port as nmap reported it (-sV detail when version detection ran). */
+export interface PortResult {
+  readonly port: number;
+  readonly protocol?: 'tcp';
+  readonly state: PortStateText;
+  readonly service?: string;
+  readonly product?: string;
+  readonly version?: string;
+  readonly extrainfo?: string;
+  readonly cpes?: readonly string[];
+  readonly scripts?: readonly ScriptOutput[];
+}
+
+/** The result of one work item. Ports not listed were closed (or not reached). */
+export interface ResultSubmission {
+  readonly leaseId: string;
+  readonly ip: string;
+  /** `down`: the host did not answer at all (no port results are expected). */
+  readonly status: 'up' | 'down';
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly preflight: Preflight;
+  readonly ports: readonly PortResult[];
+  /** Phase durations in milliseconds: `preflight`, `nmap`, `total`, ... */
+  readonly timings?: Readonly<Record<string, number>>;
+  /** Host-level extras: hostname, os guess. */
+  readonly host?: Readonly<Record<string, unknown>>;
+  readonly agentVersion?: string;
+}
+
+export interface SubmitResponse {
+  readonly scanId: string;
+  /** False when this lease's result was already stored (a duplicate submission). */
+  readonly accepted: boolean;
+  readonly duplicate: boolean;
+  /** The strategy asked for a follow-up round: a new work item for this host is queued. */
+  readonly followUp: boolean;
+  /** New/closed/changed service events this result produced. */
+  readonly events: number;
+}
+
+// ------------------------------------------------------------------ JSON schemas
+
+const timestamp = { type: 'integer', minimum: 0, maximum: 8.64e15 } as const;
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const shortText = (maxLength: number) => ({ type: 'string', maxLength }) as const;
+
+export const scanOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['versionDetection', 'scripts', 'hostTimeoutSeconds', 'scriptTimeoutSeconds', 'preflight'],
+  properties: {
+    versionDetection: { type: 'boolean' },
+    scripts: { type: 'array', maxItems: 64, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' } },
+    hostTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+    scriptTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+    preflight: { type: 'string', enum: ['masscan', 'connect', 'none'] },
+  },
+} as const;
+
+export const workItemSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['protocol', 'leaseId', 'ip', 'tags', 'ports', 'round', 'cycle', 'reason', 'issuedAt', 'deadline', 'scan'],
+  properties: {
+    protocol: { type: 'integer', const: PROTOCOL_VERSION },
+    leaseId: shortText(64),
+    ip: shortText(64),
+    tags: { type: 'array', items: shortText(64) },
+    ports: { type: 'array', maxItems: 65535, items: port },
+    round: { type: 'integer', minimum: 0 },
+    cycle: { type: 'integer', minimum: 0 },
+    reason: { type: 'string', enum: ['cycle', 'manual', 'expired', 'followup'] },
+    issuedAt: timestamp,
+    deadline: timestamp,
+    scan: scanOptionsSchema,
+  },
+} as const;
+
+export const workResponseSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['work'],
+  properties: {
+    work: { anyOf: [workItemSchema, { type: 'null' }] },
+    retryAfterMs: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+export const portResultSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['port', 'state'],
+  properties: {
+    port,
+    protocol: { type: 'string', enum: ['tcp'] },
+    state: { type: 'string', enum: ['open', 'closed', 'filtered', 'open|filtered', 'closed|filtered', 'unfiltered'] },
+    service: shortText(128),
+    product: shortText(256),
+    version: shortText(256),
+    extrainfo: shortText(512),
+    cpes: { type: 'array', maxItems: 32, items: shortText(256) },
+    scripts: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'output'],
+        properties: { id: shortText(64), output: shortText(65536), fields: {} },
+      },
+    },
+  },
+} as const;
+
+export const resultSubmissionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['leaseId', 'ip', 'status', 'startedAt', 'finishedAt', 'preflight', 'ports'],
+  properties: {
+    leaseId: shortText(64),
+    ip: shortText(64),
+    status: { type: 'string', enum: ['up', 'down'] },
+    startedAt: timestamp,
+    finishedAt: timestamp,
+    preflight: { type: 'string', enum: ['masscan', 'connect', 'none'] },
+    ports: { type: 'array', maxItems: 65535, items: portResultSchema },
+    timings: { type: 'object', maxProperties: 32, additionalProperties: { type: 'number', minimum: 0 } },
+    host: { type: 'object', maxProperties: 32 },
+    agentVersion: shortText(64),
+  },
+} as const;
+
+export const submitResponseSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['scanId', 'accepted', 'duplicate', 'followUp', 'events'],
+  properties: {
+    scanId: { type: 'string' },
+    accepted: { type: 'boolean' },
+    duplicate: { type: 'boolean' },
+    followUp: { type: 'boolean' },
+    events: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+/** Every error response: the stable code, the HTTP status and a message naming the input. */
+export const errorResponseSchema = {
+  type: 'object',
+  required: ['statusCode', 'code', 'message'],
+  properties: {
+    statusCode: { type: 'integer' },
+    code: { type: 'string' },
+    error: { type: 'string' },
+    message: { type: 'string' },
+  },
+} as const;

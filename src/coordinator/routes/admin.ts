@@ -1,0 +1,306 @@
+import type { FastifyInstance } from 'fastify';
+import { parseServicesFile, tcpPorts } from '../../catalog/index.js';
+import { PortbanditError } from '../../core/errors.js';
+import type { ScopeListName } from '../../store/types.js';
+import { requireRole } from '../auth.js';
+import type { Coordinator } from '../coordinator.js';
+import { DEFAULT_POLICY_KEY, type PolicyInput, policySchema } from '../policy.js';
+import { errorResponseSchema } from '../protocol.js';
+import { checkTag, formatScopeFile, normalizeScopeLine, parseScopeFile } from '../scope-file.js';
+
+const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
+const anyObject = { type: 'object', additionalProperties: true } as const;
+const listQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { list: { type: 'string', enum: ['scope', 'blocklist'], default: 'scope' }, replace: { type: 'boolean', default: false } },
+} as const;
+const scopeEntry = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['range'],
+  properties: { range: { type: 'string', maxLength: 100 }, tags: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } } },
+} as const;
+const scopeListing = {
+  type: 'object',
+  required: ['list', 'version', 'entries'],
+  properties: {
+    list: { type: 'string' },
+    version: { type: 'integer' },
+    entries: { type: 'array', items: { type: 'object', properties: { range: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } }, addedAt: { type: 'integer' } } } },
+  },
+} as const;
+const tagParams = { type: 'object', required: ['tag'], properties: { tag: { type: 'string', maxLength: 64, description: 'A scope tag, or _default for the default policy.' } } } as const;
+
+/** `_default` in a URL is the default policy (key ""). */
+function policyKey(tag: string): string {
+  return tag === '_default' ? DEFAULT_POLICY_KEY : checkTag(tag, 'tag');
+}
+
+/** Admin API: scope and blocklist, policies, agents and tokens, rescans, the cycle. */
+export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+  const preHandler = requireRole(coordinator, 'admin');
+  const base = { preHandler } as const;
+  const security = [{ bearer: [] }];
+
+  // ---------------------------------------------------------------- scope
+  app.get<{ Querystring: { list: ScopeListName } }>(
+    '/api/v1/admin/scope',
+    { ...base, schema: { tags: ['scope'], summary: 'List the scope or the blocklist.', security, querystring: listQuery, response: { 200: scopeListing, ...errors } } },
+    async (req) => ({ list: req.query.list, ...(await coordinator.store.listScope(req.query.list)) }),
+  );
+
+  app.post<{ Querystring: { list: ScopeListName }; Body: { entries: Array<{ range: string; tags?: string[] }> } }>(
+    '/api/v1/admin/scope',
+    {
+      ...base,
+      schema: {
+        tags: ['scope'],
+        summary: 'Add (or re-tag) scope or blocklist entries: CIDRs, first-last ranges or addresses, IPv4 or IPv6.',
+        security,
+        querystring: listQuery,
+        body: { type: 'object', additionalProperties: false, required: ['entries'], properties: { entries: { type: 'array', minItems: 1, maxItems: 100000, items: scopeEntry } } },
+        response: { 200: { type: 'object', properties: { version: { type: 'integer' }, added: { type: 'integer' }, addresses: { type: 'string' } } }, ...errors },
+      },
+    },
+    async (req) => {
+      const lines = req.body.entries.map((e, i) => normalizeScopeLine(e.range, e.tags ?? [], `entries[${i}]`));
+      const version = await coordinator.addScope(req.query.list, lines);
+      return { version, added: lines.length, addresses: String(coordinator.addressSpace.size) };
+    },
+  );
+
+  app.post<{ Querystring: { list: ScopeListName }; Body: { ranges: string[] } }>(
+    '/api/v1/admin/scope/remove',
+    {
+      ...base,
+      schema: {
+        tags: ['scope'],
+        summary: 'Remove scope or blocklist entries by range.',
+        security,
+        querystring: listQuery,
+        body: { type: 'object', additionalProperties: false, required: ['ranges'], properties: { ranges: { type: 'array', minItems: 1, maxItems: 100000, items: { type: 'string', maxLength: 100 } } } },
+        response: { 200: { type: 'object', properties: { version: { type: 'integer' }, removed: { type: 'integer' } } }, ...errors },
+      },
+    },
+    async (req) => coordinator.removeScope(req.query.list, req.body.ranges),
+  );
+
+  app.put<{ Querystring: { list: ScopeListName; replace: boolean }; Body: string }>(
+    '/api/v1/admin/scope/import',
+    {
+      ...base,
+      schema: {
+        tags: ['scope'],
+        summary: "Import Natlas's `ip_or_cidr,tag1,tag2` lines (text/plain); replace=true swaps the whole list atomically.",
+        security,
+        querystring: listQuery,
+        body: { type: 'string', maxLength: 16 * 1024 * 1024 },
+        response: { 200: { type: 'object', properties: { version: { type: 'integer' }, imported: { type: 'integer' }, addresses: { type: 'string' } } }, ...errors },
+      },
+    },
+    async (req) => {
+      const lines = parseScopeFile(req.body, `${req.query.list}-import`);
+      const version = req.query.replace ? await coordinator.replaceScope(req.query.list, lines) : await coordinator.addScope(req.query.list, lines);
+      return { version, imported: lines.length, addresses: String(coordinator.addressSpace.size) };
+    },
+  );
+
+  app.get<{ Querystring: { list: ScopeListName } }>(
+    '/api/v1/admin/scope/export',
+    {
+      ...base,
+      schema: { tags: ['scope'], summary: "Export in Natlas's `ip_or_cidr,tag1,tag2` format (text/plain).", security, querystring: listQuery, response: { 200: { type: 'string' }, ...errors } },
+    },
+    async (req, reply) => {
+      const listing = await coordinator.store.listScope(req.query.list);
+      reply.type('text/plain; charset=utf-8');
+      return formatScopeFile(listing.entries);
+    },
+  );
+
+  // ---------------------------------------------------------------- cycle and rescans
+  const progress = {
+    type: 'object',
+    properties: {
+      cycle: { type: 'integer' },
+      position: { type: 'string' },
+      size: { type: 'string' },
+      fraction: { type: 'number' },
+      dispensed: { type: 'integer' },
+      skipped: { type: 'integer' },
+      completed: { type: 'integer' },
+      startedAt: { type: 'integer' },
+      lastCompletedAt: { type: 'integer' },
+    },
+  } as const;
+  app.get('/api/v1/admin/cycle', { ...base, schema: { tags: ['scope'], summary: 'Cycle progress.', security, response: { 200: progress, ...errors } } }, async () => coordinator.progress());
+  app.post(
+    '/api/v1/admin/cycle/restart',
+    { ...base, schema: { tags: ['scope'], summary: 'Abandon the current cycle and start the next one over the current scope.', security, response: { 200: progress, ...errors } } },
+    async () => coordinator.restartCycle(),
+  );
+
+  app.post<{ Body: { ips: string[] } }>(
+    '/api/v1/admin/rescan',
+    {
+      ...base,
+      schema: {
+        tags: ['scope'],
+        summary: 'Queue manual rescans (served before the cycle).',
+        security,
+        body: { type: 'object', additionalProperties: false, required: ['ips'], properties: { ips: { type: 'array', minItems: 1, maxItems: 10000, items: { type: 'string', maxLength: 64 } } } },
+        response: { 200: { type: 'object', properties: { queued: { type: 'integer' } } }, ...errors },
+      },
+    },
+    async (req) => ({ queued: (await coordinator.requestRescan(req.body.ips)).length }),
+  );
+
+  app.get(
+    '/api/v1/admin/queue',
+    {
+      ...base,
+      schema: {
+        tags: ['scope'],
+        summary: 'The work queue (manual rescans, expired leases, follow-ups), head first.',
+        security,
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: anyObject }, inFlight: { type: 'integer' } } }, ...errors },
+      },
+    },
+    async () => ({
+      items: (await coordinator.store.listQueuedWork(1000)).map(({ session: _s, ...rest }) => rest),
+      inFlight: await coordinator.store.countLeases(),
+    }),
+  );
+
+  // ---------------------------------------------------------------- policies
+  app.get(
+    '/api/v1/admin/policies',
+    { ...base, schema: { tags: ['policy'], summary: 'Every policy by tag ("" = the default policy).', security, response: { 200: { type: 'object', properties: { policies: { type: 'array', items: anyObject } } }, ...errors } } },
+    async () => ({ policies: coordinator.policyKeys().map((tag) => ({ tag, ...coordinator.policy(tag) })) }),
+  );
+
+  app.get<{ Params: { tag: string } }>(
+    '/api/v1/admin/policies/:tag',
+    { ...base, schema: { tags: ['policy'], summary: "A tag's policy (_default = the default policy).", security, params: tagParams, response: { 200: anyObject, ...errors } } },
+    async (req) => {
+      const key = policyKey(req.params.tag);
+      const policy = coordinator.policy(key);
+      if (!policy) throw new PortbanditError('PB_ERR_NOT_FOUND', `no policy for tag "${key}"`, { where: 'tag' });
+      return { tag: key, ...policy };
+    },
+  );
+
+  app.put<{ Params: { tag: string }; Body: PolicyInput }>(
+    '/api/v1/admin/policies/:tag',
+    { ...base, schema: { tags: ['policy'], summary: "Set a tag's policy: strategy, params, budget, must-have and excluded ports, nmap options.", security, params: tagParams, body: policySchema, response: { 200: anyObject, ...errors } } },
+    async (req) => {
+      const key = policyKey(req.params.tag);
+      return { tag: key, ...(await coordinator.setPolicy(key, req.body)) };
+    },
+  );
+
+  app.put<{ Params: { tag: string }; Body: string }>(
+    '/api/v1/admin/policies/:tag/services',
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: 'Upload a Natlas services file (text/plain): the list of a `fixed` policy, otherwise its must-have ports.',
+        security,
+        params: tagParams,
+        body: { type: 'string', maxLength: 4 * 1024 * 1024 },
+        response: { 200: anyObject, ...errors },
+      },
+    },
+    async (req) => {
+      const key = policyKey(req.params.tag);
+      const ports = tcpPorts(parseServicesFile(req.body, 'services'));
+      const current = coordinator.policy(key) ?? coordinator.defaultPolicy;
+      const input: PolicyInput =
+        current.strategy === 'fixed'
+          ? { ...clone(current), params: { ...current.params, ports }, budget: Math.max(current.budget, ports.length) }
+          : { ...clone(current), mustHave: ports };
+      return { tag: key, ...(await coordinator.setPolicy(key, input)) };
+    },
+  );
+
+  app.delete<{ Params: { tag: string } }>(
+    '/api/v1/admin/policies/:tag',
+    { ...base, schema: { tags: ['policy'], summary: "Remove a tag's policy (learned state is kept).", security, params: tagParams, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } } },
+    async (req) => ({ deleted: await coordinator.deletePolicy(policyKey(req.params.tag)) }),
+  );
+
+  app.get<{ Params: { tag: string }; Querystring: { limit: number } }>(
+    '/api/v1/admin/policies/:tag/learned',
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: "What the tag's strategy learned: top ports with estimates, budget split, batch tallies.",
+        security,
+        params: tagParams,
+        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 } } },
+        response: { 200: anyObject, ...errors },
+      },
+    },
+    async (req) => coordinator.explain(policyKey(req.params.tag), req.query.limit),
+  );
+
+  // ---------------------------------------------------------------- agents and tokens
+  app.get(
+    '/api/v1/admin/agents',
+    { ...base, schema: { tags: ['agents'], summary: 'Agent registry: last seen, work in flight, results per hour, version.', security, response: { 200: { type: 'object', properties: { agents: { type: 'array', items: anyObject } } }, ...errors } } },
+    async () => ({ agents: (await coordinator.listAgents()).map(({ tokenHash: _h, ...rest }) => rest) }),
+  );
+
+  const nameBody = { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+  app.post<{ Body: { name: string } }>(
+    '/api/v1/admin/agents',
+    {
+      ...base,
+      schema: {
+        tags: ['agents'],
+        summary: 'Register an agent; the token is returned once and stored only as a hash.',
+        security,
+        body: nameBody,
+        response: { 200: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, token: { type: 'string' } } }, ...errors },
+      },
+    },
+    async (req) => {
+      const { agent, token } = await coordinator.createAgent(req.body.name);
+      return { id: agent.id, name: agent.name, token };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/v1/admin/agents/:id',
+    {
+      ...base,
+      schema: { tags: ['agents'], summary: 'Remove an agent (its token stops working).', security, params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } },
+    },
+    async (req) => ({ deleted: await coordinator.deleteAgent(req.params.id) }),
+  );
+
+  app.post<{ Body: { name: string } }>(
+    '/api/v1/admin/tokens',
+    {
+      ...base,
+      schema: {
+        tags: ['agents'],
+        summary: 'Create another admin token (returned once).',
+        security,
+        body: nameBody,
+        response: { 200: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, token: { type: 'string' } } }, ...errors },
+      },
+    },
+    async (req) => {
+      const t = await coordinator.createAdminToken(req.body.name);
+      return { id: t.id, name: t.name, token: t.token };
+    },
+  );
+}
+
+function clone(p: object): PolicyInput {
+  return JSON.parse(JSON.stringify(p)) as PolicyInput;
+}

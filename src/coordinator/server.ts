@@ -1,0 +1,64 @@
+import type { FastifyInstance } from 'fastify';
+import { type AppOptions, buildApp } from './app.js';
+import type { CoordinatorConfig } from './config.js';
+
+/** Start the coordinator: build the app, create the bootstrap admin token on first start, listen. */
+export async function startServer(config: CoordinatorConfig, options: Omit<AppOptions, 'config'> = {}, stderr: NodeJS.WritableStream = process.stderr): Promise<FastifyInstance> {
+  const app = await buildApp({ ...options, config });
+  try {
+    const bootstrap = await bootstrapAdminToken(app);
+    await app.listen({ host: config.host, port: config.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    if (bootstrap) {
+      stderr.write(
+        [
+          '',
+          'portbandit: first start: an admin token was created. It is shown ONCE and stored only as a hash:',
+          '',
+          `  ${bootstrap}`,
+          '',
+          'Register a scanning agent (prints the agent token once):',
+          `  portbandit token create --agent NAME --data ${config.dataDir}`,
+          `  or: curl -s -X POST ${base}/api/v1/admin/agents -H "Authorization: Bearer <admin token>" -H 'content-type: application/json' -d '{"name":"agent-1"}'`,
+          'Add scope:',
+          `  portbandit scope add 198.18.0.0/24 --tag lab --data ${config.dataDir}`,
+          `API docs: ${base}/docs`,
+          '',
+        ].join('\n'),
+      );
+    } else {
+      stderr.write(`portbandit: coordinator listening on ${base} (API docs at ${base}/docs; lost the admin token? portbandit token create --admin NAME --data ${config.dataDir})\n`);
+    }
+    return app;
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+}
+
+/** Create the first admin token when none exists; returns it (to print once), else undefined. */
+export async function bootstrapAdminToken(app: FastifyInstance): Promise<string | undefined> {
+  if ((await app.coordinator.store.listAdminTokens()).length > 0) return undefined;
+  return (await app.coordinator.createAdminToken('bootstrap')).token;
+}
+
+/** Close the app on SIGINT/SIGTERM (flushing cycle position and learned state first). */
+export function closeOnSignals(app: FastifyInstance): void {
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}

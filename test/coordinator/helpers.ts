@@ -1,0 +1,64 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/coordinator/app.js';
+import { resolveConfig, type ConfigInput } from '../../src/coordinator/config.js';
+import type { ResultSubmission, WorkItem } from '../../src/coordinator/protocol.js';
+
+/** A temp data directory, removed by the returned cleanup. */
+export function tempDataDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'pb-coord-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A hand-moved clock. */
+export function manualClock(start = Date.UTC(2026, 10, 23, 2, 0, 0)) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+/** A coordinator app over a real SQLite file in `dir`, no timers, quiet logs. */
+export async function openApp(dir: string, now: () => number, flags: ConfigInput = {}): Promise<FastifyInstance> {
+  const config = resolveConfig({ flags: { dataDir: dir, logLevel: 'silent', learnBatchSize: 4, ...flags }, env: {} });
+  return buildApp({ config, now, sweepTimer: false });
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Admin + agent tokens created through the core (as `portbandit token create` does). */
+export async function tokens(app: FastifyInstance, agents = 1): Promise<{ admin: string; agents: string[]; agentIds: string[] }> {
+  const admin = (await app.coordinator.createAdminToken('test-admin')).token;
+  const made = [];
+  for (let i = 0; i < agents; i++) made.push(await app.coordinator.createAgent(`agent-${i}`));
+  return { admin, agents: made.map((a) => a.token), agentIds: made.map((a) => a.agent.id) };
+}
+
+export async function addScope(app: FastifyInstance, admin: string, entries: Array<{ range: string; tags?: string[] }>, list = 'scope'): Promise<void> {
+  const res = await app.inject({ method: 'POST', url: `/api/v1/admin/scope?list=${list}`, headers: bearer(admin), payload: { entries } });
+  if (res.statusCode !== 200) throw new Error(`scope add failed: ${res.statusCode} ${res.body}`);
+}
+
+export async function getWork(app: FastifyInstance, token: string): Promise<WorkItem | null> {
+  const res = await app.inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer(token) });
+  if (res.statusCode !== 200) throw new Error(`getwork failed: ${res.statusCode} ${res.body}`);
+  return (res.json() as { work: WorkItem | null }).work;
+}
+
+/** A result for a work item: `open` ports (must be in the item) answered as http, the rest closed. */
+export function resultFor(work: WorkItem, open: readonly number[], at: number): ResultSubmission {
+  return {
+    leaseId: work.leaseId,
+    ip: work.ip,
+    status: 'up',
+    startedAt: at - 1000,
+    finishedAt: at,
+    preflight: 'connect',
+    ports: open.map((port) => ({ port, state: 'open' as const, service: 'http', product: 'nginx', version: '1.25', cpes: ['cpe:/a:nginx:nginx:1.25'], scripts: [{ id: 'http-title', output: 'Welcome' }] })),
+    timings: { total: 1000 },
+  };
+}
+
+export async function submit(app: FastifyInstance, token: string, body: unknown) {
+  return app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: bearer(token), payload: body as object });
+}
