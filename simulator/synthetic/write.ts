@@ -30,7 +30,7 @@ const PROGRESS_EVERY = 8192;
 
 /**
  * Generate a synthetic scope and stream it to `outPath` as an NDJSON recording, in bounded
- * memory. `onProgress` is called every few thousand lines and once at the end.
+ * memory. `onProgress` is called every few thousand lines and at the end of every epoch.
  */
 export async function writeGeneratedScope(
   options: GenerateOptions,
@@ -56,11 +56,11 @@ export async function writeGeneratedScope(
     for (const obs of modelObservations(model)) {
       await writer.write(obs);
       lines++;
-      if (onProgress && lines % PROGRESS_EVERY === 0) report(obs.epoch, lines - obs.epoch * o.hosts);
+      // Every few thousand lines and at the end of every epoch (so the last report is the end).
+      if (onProgress && (lines % PROGRESS_EVERY === 0 || lines % o.hosts === 0)) report(obs.epoch, lines - obs.epoch * o.hosts);
     }
   } finally {
     await writer.close();
   }
-  report(o.epochs - 1, o.hosts);
   return { path: outPath, lines: lines + 1, hosts: o.hosts, epochs: o.epochs };
 }
