@@ -1,4 +1,5 @@
 import { runGenerateBenchmark } from './generate.js';
+import { runRecordingLoadBenchmark } from './recording-load.js';
 
 /**
  * `npm run bench`: runs every benchmark in order and prints its figures. Add yours: one import,
@@ -6,6 +7,7 @@ import { runGenerateBenchmark } from './generate.js';
  */
 export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => void | Promise<void> }> = [
   { name: 'generate', run: runGenerateBenchmark },
+  { name: 'recording-load', run: runRecordingLoadBenchmark },
 ];
 
 const only = process.env.PB_BENCH_ONLY?.split(',').map((s) => s.trim());
