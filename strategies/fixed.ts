@@ -1,6 +1,6 @@
 import { defaultServices, tcpPorts } from '../src/catalog/index.js';
 import { parseParameters } from './options.js';
-import { type NoState, statelessStrategy } from './stateless.js';
+import { type NoState, rankedStrategy } from './stateless.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
 
 export interface FixedParams {
@@ -25,10 +25,10 @@ export const fixedStrategy: StrategyDefinition<FixedParams, NoState> = {
   parseParams: (raw) => parseParameters<FixedParams>('fixed', parameters, raw),
   create(options, params, env) {
     const list = params.ports.length > 0 ? [...params.ports] : tcpPorts(defaultServices(env.catalog));
-    return statelessStrategy(
+    return rankedStrategy(
       'fixed',
       options,
-      (_round, _rng, picker) => picker.addAll(list),
+      list,
       (limit) => list.slice(0, limit).map((port) => ({ port, estimate: env.catalog.frequency(port) })),
     );
   },

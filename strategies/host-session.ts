@@ -1,6 +1,42 @@
 import { PortbanditError } from '../src/core/errors.js';
-import { deriveRng } from '../src/core/rng.js';
+import { deriveRng, type Rng } from '../src/core/rng.js';
 import type { HostContext, HostResult, RoundContext, Strategy } from './types.js';
+
+/**
+ * An RNG derived on first use: seeding costs more than most stateless decisions, and a /16
+ * replay makes two per host-epoch. The stream is exactly deriveRng(seed, ...parts).
+ */
+class LazyRng implements Rng {
+  private rng: Rng | undefined;
+  constructor(
+    private readonly seed: string,
+    private readonly epoch: number,
+    private readonly ip: string,
+    private readonly part: string | number,
+  ) {}
+  next(): number {
+    return (this.rng ??= deriveRng(this.seed, this.epoch, this.ip, this.part)).next();
+  }
+  int(n: number): number {
+    return (this.rng ??= deriveRng(this.seed, this.epoch, this.ip, this.part)).int(n);
+  }
+}
+
+/** The number of fields of HostContext (ip, tags, prefix, epoch, previousOpen, previousEpoch, probeable). */
+const HOST_CONTEXT_FIELDS = 7;
+
+// Scratch stamp table marking the pending ports while a report is matched against them
+// (a Set per report would churn the allocator over a /16 replay).
+const pendingStamps = new Uint32Array(65536);
+let pendingGeneration = 0;
+
+function nextPendingGeneration(): number {
+  if (++pendingGeneration === 0xffffffff) {
+    pendingStamps.fill(0);
+    pendingGeneration = 1;
+  }
+  return pendingGeneration;
+}
 
 /** The serialisable progress of one host-epoch (the coordinator keeps it with a lease). */
 export interface HostSessionState {
@@ -26,15 +62,17 @@ export class HostSession {
   private readonly seed: string;
   private allowanceValue: number;
   private roundNo: number;
-  private readonly probedList: number[];
+  private probedList: number[];
   private readonly foundList: number[];
   private pending: number[];
   private finished: boolean;
   private wantsMore: boolean;
+  private readonly plainHost: boolean;
 
   constructor(strategy: Strategy, host: HostContext, seed: string, state?: HostSessionState) {
     this.strategy = strategy;
     this.host = host;
+    this.plainHost = Object.keys(host).length === HOST_CONTEXT_FIELDS;
     this.seed = seed;
     if (state) {
       this.allowanceValue = state.allowance;
@@ -45,7 +83,7 @@ export class HostSession {
       this.finished = state.done;
       this.wantsMore = !state.done;
     } else {
-      const rng = deriveRng(seed, host.epoch, host.ip, 'allowance');
+      const rng = new LazyRng(seed, host.epoch, host.ip, 'allowance');
       const cap = Math.min(strategy.options.maxPerHost, host.probeable.size);
       this.allowanceValue = Math.max(0, Math.min(cap, Math.floor(strategy.allowance(host, rng))));
       this.roundNo = 0;
@@ -70,21 +108,38 @@ export class HostSession {
    * `report` returns the same pending ports.
    */
   next(): number[] | null {
-    if (this.pending.length > 0) return [...this.pending];
+    const ports = this.decide();
+    return ports === null ? null : [...ports];
+  }
+
+  /** `next` without the defensive copy: the pending array itself (internal fast path). */
+  private decide(): number[] | null {
+    if (this.pending.length > 0) return this.pending;
     if (this.finished) return null;
     const remaining = this.allowanceValue - this.probedList.length;
     if (!this.wantsMore || remaining <= 0) {
       this.finished = true;
       return null;
     }
-    const round: RoundContext = {
-      ...this.host,
-      round: this.roundNo,
-      probed: this.probedList,
-      found: this.foundList,
-      remaining,
-    };
-    const decision = this.strategy.select(round, deriveRng(this.seed, this.host.epoch, this.host.ip, this.roundNo));
+    const h = this.host;
+    // Spreading the host costs a third of a stateless replay; copy the contract's fields
+    // by name unless the caller's host carries extra ones.
+    const round: RoundContext = this.plainHost
+      ? {
+          ip: h.ip,
+          tags: h.tags,
+          prefix: h.prefix,
+          epoch: h.epoch,
+          previousOpen: h.previousOpen,
+          previousEpoch: h.previousEpoch,
+          probeable: h.probeable,
+          round: this.roundNo,
+          probed: this.probedList,
+          found: this.foundList,
+          remaining,
+        }
+      : { ...h, round: this.roundNo, probed: this.probedList, found: this.foundList, remaining };
+    const decision = this.strategy.select(round, new LazyRng(this.seed, this.host.epoch, this.host.ip, this.roundNo));
     if (decision.ports.length > remaining) {
       throw new PortbanditError(
         'PB_ERR_STRATEGY_OPTION',
@@ -97,7 +152,20 @@ export class HostSession {
       return null;
     }
     this.pending = decision.ports;
-    return [...this.pending];
+    return this.pending;
+  }
+
+  /**
+   * Drive the session to the end against a known truth (the simulator's case) without the
+   * copies `next` makes to protect the caller.
+   */
+  runToEnd(isOpen: (port: number) => boolean): HostResult {
+    for (let ports = this.decide(); ports !== null; ports = this.decide()) {
+      let open: number[] | null = null;
+      for (const p of ports) if (isOpen(p)) (open ??= []).push(p);
+      this.accept(open);
+    }
+    return this.result();
   }
 
   /**
@@ -106,15 +174,33 @@ export class HostSession {
    */
   report(open: Iterable<number>): void {
     if (this.pending.length === 0) return;
-    const pendingSet = new Set(this.pending);
-    const newlyOpen: number[] = [];
-    for (const p of open) if (pendingSet.has(p)) newlyOpen.push(p);
-    for (const p of this.pending) this.probedList.push(p);
-    if (newlyOpen.length > 0) {
-      const merged = new Set(this.foundList);
-      for (const p of newlyOpen) merged.add(p);
-      this.foundList.length = 0;
-      this.foundList.push(...[...merged].sort((a, b) => a - b));
+    const gen = nextPendingGeneration();
+    for (const p of this.pending) pendingStamps[p] = gen;
+    let newlyOpen: number[] | null = null;
+    for (const p of open) {
+      if (pendingStamps[p] !== gen) continue;
+      pendingStamps[p] = 0; // a port reported twice counts once
+      (newlyOpen ??= []).push(p);
+    }
+    this.accept(newlyOpen);
+  }
+
+  /** Record the pending round as probed, with `newlyOpen` (a subset of it, no repeats) found open. */
+  private accept(newlyOpen: readonly number[] | null): void {
+    // Most host-epochs have one round: take the round's ports in one copy instead of pushes.
+    if (this.probedList.length === 0) this.probedList = this.pending.slice();
+    else for (const p of this.pending) this.probedList.push(p);
+    if (newlyOpen !== null && newlyOpen.length > 0) {
+      // A strategy that bypasses the picker may repeat a port: keep the found list a set.
+      const gen = nextPendingGeneration();
+      for (const p of this.foundList) pendingStamps[p] = gen;
+      const before = this.foundList.length;
+      for (const p of newlyOpen) {
+        if (pendingStamps[p] === gen) continue;
+        pendingStamps[p] = gen;
+        this.foundList.push(p);
+      }
+      if (this.foundList.length > before) this.foundList.sort((a, b) => a - b);
     }
     this.pending = [];
     this.roundNo++;
@@ -158,8 +244,5 @@ export class HostSession {
  * for each probed port. Returns the session's result.
  */
 export function runHostSession(session: HostSession, isOpen: (port: number) => boolean): HostResult {
-  for (let ports = session.next(); ports !== null; ports = session.next()) {
-    session.report(ports.filter(isOpen));
-  }
-  return session.result();
+  return session.runToEnd(isOpen);
 }

@@ -28,9 +28,12 @@ export class PortPicker {
   private readonly gen: number;
   private readonly limit: number;
   private readonly round: RoundContext;
+  /** Every port is probeable (the common case): skip the range lookup. */
+  private readonly all: boolean;
 
   constructor(round: RoundContext, options: CommonOptions, limit = round.remaining) {
     this.round = round;
+    this.all = round.probeable.isAll;
     this.gen = nextGeneration();
     this.limit = Math.max(0, Math.min(limit, round.remaining));
     for (const p of round.probed) stamps[p] = this.gen;
@@ -48,7 +51,7 @@ export class PortPicker {
 
   /** Whether `port` could still be added (valid, probeable, new, not excluded). */
   canTake(port: number): boolean {
-    return isPort(port) && stamps[port] !== this.gen && excludedStamps[port] !== this.gen && this.round.probeable.has(port);
+    return isPort(port) && stamps[port] !== this.gen && excludedStamps[port] !== this.gen && (this.all || this.round.probeable.has(port));
   }
 
   /** Add one port if allowed and there is room; returns whether it was added. */

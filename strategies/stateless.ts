@@ -43,3 +43,30 @@ export function statelessStrategy(
     },
   };
 }
+
+/**
+ * A stateless strategy that probes one fixed ranking in order (fixed, top-k). The first round
+ * of a host whose every port is probeable depends only on the allowance, so it is picked once
+ * and copied: a /16 replay asks the same question 786,432 times.
+ */
+export function rankedStrategy(
+  name: string,
+  options: CommonOptions,
+  ranking: Iterable<number>,
+  explain: (limit: number) => Explanation['groups'][number]['top'],
+): Strategy<NoState> {
+  const base = statelessStrategy(name, options, (_round, _rng, picker) => picker.addAll(ranking), explain);
+  let memoFor = -1;
+  let memo: readonly number[] = [];
+  return {
+    ...base,
+    select(round: RoundContext, rng: Rng): Decision {
+      if (round.round !== 0 || round.probed.length !== 0 || !round.probeable.isAll) return base.select(round, rng);
+      if (memoFor !== round.remaining) {
+        memo = base.select(round, rng).ports;
+        memoFor = round.remaining;
+      }
+      return { ports: memo.slice(), followUp: false };
+    },
+  };
+}

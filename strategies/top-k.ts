@@ -1,5 +1,5 @@
 import { parseParameters } from './options.js';
-import { type NoState, statelessStrategy } from './stateless.js';
+import { type NoState, rankedStrategy } from './stateless.js';
 import type { StrategyDefinition } from './types.js';
 
 /** nmap's --top-ports: the most frequently open TCP ports by nmap's table, truncated to the budget. */
@@ -10,10 +10,10 @@ export const topKStrategy: StrategyDefinition<Record<string, never>, NoState> = 
   parseParams: (raw) => parseParameters('top-k', [], raw),
   create(options, _params, env) {
     const order = env.catalog.byFrequency;
-    return statelessStrategy(
+    return rankedStrategy(
       'top-k',
       options,
-      (_round, _rng, picker) => picker.addAll(order),
+      order,
       (limit) => env.catalog.top(limit).map((port) => ({ port, estimate: env.catalog.frequency(port) })),
     );
   },
