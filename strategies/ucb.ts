@@ -12,20 +12,21 @@ const parameters: ParameterSpec[] = [
   {
     name: 'exploration',
     type: 'number',
-    default: 0.5,
+    default: 1,
     min: 0,
     max: 100,
-    description: 'Width c of the confidence bonus: index = mean + c * sqrt(2 ln(N) * max(m(1-m), 1/n) / n).',
+    description: 'Width c of the confidence bonus: index = m + c * sqrt(2 ln N) * sqrt(m(1-m) / (n+1)), from the per-tag posterior Beta(alpha, beta), n = alpha + beta.',
   },
   ...banditParameters(300),
 ];
 
 /**
  * The optimistic index of every candidate for a context, ranked, cached per statistics version:
- * index = m + c * sqrt(2 ln N * max(m(1 - m), 1/n) / n), with m and n = alpha + beta from the
- * hierarchical posterior (prior pseudo-counts included) and N the hosts observed in the context.
- * The variance term is Bernstein-style, so the bonus shrinks with a port's open rate; the 1/n
- * floor keeps low-prior candidates from being starved before they were ever probed.
+ * index = m + c * sqrt(2 ln N) * sd, with m and sd the mean and standard deviation of the
+ * hierarchical posterior Beta(alpha, beta) (prior pseudo-counts included) and N the hosts observed
+ * in the context: a Gaussian approximation of Bayes-UCB's upper quantile. Because the bonus scales
+ * with the posterior sd, a port the prior (nmap, or the scope for a tag) calls rare gets little
+ * optimism: a plain 1/sqrt(n) bonus over hundreds of candidates spent whole epochs exploring.
  */
 function rankByIndex(stats: PortStats, tags: readonly string[], params: UcbParams, cache: Map<string, { version: number; ports: number[] }>): number[] {
   const key = tags.join('\u0000');
@@ -38,7 +39,7 @@ function rankByIndex(stats: PortStats, tags: readonly string[], params: UcbParam
   for (let i = 0; i < index.length; i++) {
     const n = t.alpha[i]! + t.beta[i]!;
     const m = t.mean[i]!;
-    index[i] = m + params.exploration * Math.sqrt((2 * logN * Math.max(m * (1 - m), 1 / n)) / n);
+    index[i] = m + params.exploration * Math.sqrt(2 * logN) * Math.sqrt((m * (1 - m)) / (n + 1));
   }
   const ports = topIndices(index, index.length).map((i) => t.ports[i]!);
   cache.set(key, { version: stats.version, ports });
@@ -52,7 +53,7 @@ function rankByIndex(stats: PortStats, tags: readonly string[], params: UcbParam
  */
 export const ucbStrategy: StrategyDefinition<UcbParams, BanditState> = {
   name: 'ucb',
-  summary: 'Contextual combinatorial UCB: per-tag optimistic index (posterior mean + Bernstein bonus); top-k indices.',
+  summary: 'Contextual combinatorial UCB: per-tag optimistic index (posterior mean + sqrt(2 ln N) posterior sd); top-k indices.',
   parameters,
   parseParams: (raw) => parseParameters<UcbParams>('ucb', parameters, raw),
   create(options, params, env, state) {
