@@ -148,3 +148,34 @@ function binRank(bin: string): number {
 function pct(confidence: number): string {
   return `${Math.round(confidence * 100)}%`;
 }
+
+/** Coverage at one budget, every recording side by side (the headline figure). */
+export function chartAcrossRecordings(summary: ExperimentSummary, budget = summary.focusBudget, tag = ALL_TAGS): string {
+  const data = summary.rows
+    .filter((r) => r.budget === budget && r.tag === tag && r.coverage.value !== null)
+    .map((r) => ({ recording: r.recording, strategy: r.strategy, value: r.coverage.value!, low: r.coverage.low, high: r.coverage.high }));
+  const recordings = summary.recordings.filter((r) => data.some((d) => d.recording === r));
+  const svg = renderPlot({
+    width: Math.max(width, 36 * summary.strategies.length * recordings.length + 120),
+    height: 340,
+    ...margins,
+    style: { fontSize: '11px' },
+    fx: { label: 'scope (generated profile)', domain: recordings, padding: 0.12 },
+    x: { axis: null, domain: summary.strategies as string[] },
+    y: { label: `↑ coverage at ${budget} probes per host (%)`, percent: true, domain: [0, 100], grid: true },
+    color: colorScale(summary.strategies),
+    marks: [
+      Plot.barY(data, { fx: 'recording', x: 'strategy', y: 'value', fill: 'strategy' }),
+      Plot.ruleX(
+        data.filter((d) => d.low !== null),
+        { fx: 'recording', x: 'strategy', y1: 'low', y2: 'high', stroke: '#222', strokeWidth: 1.2 },
+      ),
+      Plot.ruleY([0]),
+    ],
+  });
+  return renderFigure(
+    'across-recordings',
+    `Coverage at a budget of ${budget} probes per host per epoch, per scope, over all epochs; black rules are ${pct(summary.confidence)} bootstrap intervals (hosts and seeds resampled).`,
+    svg,
+  );
+}

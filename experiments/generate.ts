@@ -1,25 +1,8 @@
-import { PortbanditError } from '../src/core/errors.js';
+import type { PortCatalog } from '../src/catalog/index.js';
 import type { LoadedRecording } from '../src/recording/index.js';
-import type { GenerateFn } from './run-cell.js';
+import { generateRecording } from '../simulator/synthetic/index.js';
 
-interface GeneratorModule {
-  generateRecording(options: { profile: string; hosts: number; epochs: number; seed: string }): LoadedRecording | Promise<LoadedRecording>;
+/** Generate a synthetic scope (simulator/synthetic) for an experiment cell. */
+export function generateScope(options: { profile: string; hosts: number; epochs: number; seed: string }, catalog: PortCatalog): LoadedRecording {
+  return generateRecording(options, catalog);
 }
-
-// Resolved at run time so the experiment runner keeps working with file recordings while the
-// generator is absent from a build.
-const generatorPath = '../simulator/synthetic/index.js';
-
-/** Generate a synthetic scope with simulator/synthetic's `generateRecording`. */
-export const generateScope: GenerateFn = async (options) => {
-  let mod: GeneratorModule;
-  try {
-    mod = (await import(generatorPath)) as GeneratorModule;
-  } catch (error) {
-    throw new PortbanditError('PB_ERR_EXPERIMENT', `the synthetic scope generator is not available: ${(error as Error).message}`, {
-      where: `profile ${options.profile}`,
-      cause: error,
-    });
-  }
-  return mod.generateRecording(options);
-};

@@ -70,7 +70,7 @@ export function formatEstimate(e: Estimate | null | undefined, style: 'percent' 
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[], className = 'data'): string {
   const head = `<tr>${headers.map((h) => `<th>${h}</th>`).join('')}</tr>`;
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('\n');
-  return `<table class="${className}"><thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="table-wrap"><table class="${className}"><thead>${head}</thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 const styles = `
@@ -92,6 +92,8 @@ table.data th, table.data td { border-bottom: 1px solid #e4e4e4; padding: 4px 10
 table.data th:first-child, table.data td:first-child, table.data th:nth-child(2), table.data td:nth-child(2) { text-align: left; }
 table.data th { background: #f6f6f6; }
 .ci { color: #777; font-size: 0.8em; }
+table.data td .ci { display: block; line-height: 1.1; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 8px 24px; }
 pre { background: #f6f6f6; padding: 12px; overflow-x: auto; font-size: 0.8rem; }
 .better { color: #1a7f37; } .worse { color: #b42318; }

@@ -1,4 +1,4 @@
-import { chartCoverageVsBudget, chartEpochsToDetect, chartLearningCurves, chartPerTag, chartRegret } from './charts.js';
+import { chartAcrossRecordings, chartCoverageVsBudget, chartEpochsToDetect, chartLearningCurves, chartPerTag, chartRegret } from './charts.js';
 import { escapeHtml, formatEstimate, formatNumber, renderLegend, renderPage, renderTable } from './html.js';
 import { ALL_TAGS, COVERAGE_TARGET, type ExperimentSummary } from './summarise.js';
 import { formatExperimentSpec } from './spec.js';
@@ -108,6 +108,7 @@ export function renderReport(spec: ExperimentSpec, summary: ExperimentSummary): 
   parts.push(
     `<p>At the focus budget of <b>${summary.focusBudget}</b> probes per host per epoch. Coverage = services found / services present (pseudo-service hosts excluded); precision = services found / probes; missed = regret against an oracle that probes exactly the open ports; "epochs to detect" = mean epochs before a newly opened service is first found.</p>`,
   );
+  parts.push(chartAcrossRecordings(summary));
   for (const rec of summary.recordings) {
     parts.push(`<h3>${escapeHtml(rec)}</h3>`);
     parts.push(headlineTable(summary, rec));
