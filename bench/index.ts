@@ -1,5 +1,6 @@
 import { runGenerateBenchmark } from './generate.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
+import { runReplayBenchmark } from './replay.js';
 
 /**
  * `npm run bench`: runs every benchmark in order and prints its figures. Add yours: one import,
@@ -8,6 +9,7 @@ import { runRecordingLoadBenchmark } from './recording-load.js';
 export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => void | Promise<void> }> = [
   { name: 'generate', run: runGenerateBenchmark },
   { name: 'recording-load', run: runRecordingLoadBenchmark },
+  { name: 'replay', run: runReplayBenchmark },
 ];
 
 const only = process.env.PB_BENCH_ONLY?.split(',').map((s) => s.trim());
