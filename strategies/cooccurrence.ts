@@ -1,7 +1,7 @@
 import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
 import { type PairCountsState, PairCounts, emptyPairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
-import { MeanRanking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
+import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -111,6 +111,8 @@ export class CooccurrenceModel {
   readonly marginals: MeanRanking;
   private readonly pairStrength: number;
   private readonly options: CommonOptions;
+  private followUpVersion = -1;
+  private readonly followUpCache = new Map<string, Ranking>();
   private readonly guards: GuardParams;
 
   constructor(options: CommonOptions, params: CooccurrenceModelParams, env: StrategyEnv, state?: CooccurrenceState) {
@@ -123,9 +125,28 @@ export class CooccurrenceModel {
     this.pairStrength = params.pairStrength;
   }
 
-  /** Ports most likely open given `evidence` (ports open on this host), shrunk toward the marginals. */
-  followUps(tags: readonly string[], evidence: readonly number[]) {
-    return rankFollowUps(this.pairs, tags, evidence, (port) => this.stats.mean(tags, port), this.pairStrength);
+  /**
+   * Ports most likely open given `evidence` (ports open on this host), shrunk toward the
+   * marginals. Cached per (tags, evidence) until the next observation: hosts of one role tend
+   * to show the same few port sets, so most hosts of a batch reuse a ranking.
+   */
+  followUps(tags: readonly string[], evidence: readonly number[]): Ranking {
+    if (evidence.length === 0) return EMPTY_RANKING;
+    if (this.followUpVersion !== this.stats.version) {
+      this.followUpCache.clear();
+      this.followUpVersion = this.stats.version;
+    }
+    const key = `${tags.join('\u0000')}\u0001${evidence.join(',')}`;
+    let ranking = this.followUpCache.get(key);
+    if (ranking === undefined) {
+      // The cached marginal ranking holds every port ever seen open, hence every pair partner.
+      const known = this.marginals.rank(tags).byPort;
+      const marginal = (port: number) => known?.get(port) ?? this.stats.mean(tags, port);
+      ranking = rankFollowUps(this.pairs, tags, evidence, marginal, this.pairStrength);
+      // Bounded: a batch with very diverse hosts must not grow the cache without limit.
+      if (this.followUpCache.size < 4096) this.followUpCache.set(key, ranking);
+    }
+    return ranking;
   }
 
   /** Learn from a batch behind the guard rails. `extra` sees every teaching result too. */

@@ -6,6 +6,8 @@ import { type PairCounts, conditionalEstimate } from './pair-counts.js';
 export interface Ranking {
   readonly ports: readonly number[];
   readonly scores: readonly number[];
+  /** Score by port, when the ranking keeps one (cached marginal rankings do). */
+  readonly byPort?: ReadonlyMap<number, number>;
 }
 
 export const EMPTY_RANKING: Ranking = Object.freeze({ ports: [], scores: [] });
@@ -40,7 +42,7 @@ export class MeanRanking {
       const candidates = this.stats.candidates(tags, this.priorTop);
       const scored = candidates.map((port) => ({ port, score: this.stats.mean(tags, port) }));
       scored.sort((a, b) => b.score - a.score || a.port - b.port);
-      ranking = { ports: scored.map((s) => s.port), scores: scored.map((s) => s.score) };
+      ranking = { ports: scored.map((s) => s.port), scores: scored.map((s) => s.score), byPort: new Map(scored.map((s) => [s.port, s.score])) };
       this.cache.set(key, ranking);
     }
     return ranking;
