@@ -1,13 +1,19 @@
 import type { Command } from 'commander';
 import { registerExperiment } from './experiment.js';
+import { registerHost } from './host.js';
 import { registerLab } from './lab.js';
 import { registerNotebook } from './notebook.js';
+import { registerPolicy } from './policy.js';
 import { registerRecording } from './recording.js';
 import { registerScope } from './scope.js';
+import { registerSearch } from './search.js';
+import { registerServe } from './serve.js';
+import { registerShowcase } from './showcase.js';
 import { registerSimulate } from './simulate.js';
+import { registerToken } from './token.js';
 
 /** Registers one subcommand (or a group) on the program. One file per command in this folder. */
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, in --help order. Add yours: one import, one entry. */
-export const commands: RegisterCommand[] = [registerScope, registerRecording, registerSimulate, registerExperiment, registerNotebook, registerLab];
+export const commands: RegisterCommand[] = [registerServe, registerToken, registerPolicy, registerSearch, registerHost, registerScope, registerRecording, registerSimulate, registerShowcase, registerExperiment, registerNotebook, registerLab];

@@ -15,6 +15,7 @@ import {
   type ProfileName,
 } from '../../../simulator/synthetic/index.js';
 import { parseInteger } from '../options.js';
+import { scopeAdminSubcommands } from './scope-admin.js';
 
 /** Lines above which progress goes to stderr even when it is not a terminal. */
 const LONG_RUN = 200_000;
@@ -101,7 +102,7 @@ export function createScopeProfilesCommand(): Command {
  * Subcommands of the `scope` group, in --help order. Others add theirs (add, remove, import,
  * export, list) here: one factory per subcommand.
  */
-export const scopeSubcommands: Array<() => Command> = [createScopeGenerateCommand, createScopeProfilesCommand];
+export const scopeSubcommands: Array<() => Command> = [createScopeGenerateCommand, createScopeProfilesCommand, ...scopeAdminSubcommands];
 
 /** The `scope` command group with every subcommand of `scopeSubcommands`. */
 export function createScopeCommand(): Command {

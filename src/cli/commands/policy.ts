@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { parseServicesFile, tcpPorts } from '../../catalog/index.js';
+import { PortbanditError } from '../../core/errors.js';
+import { PortRanges } from '../../core/ports.js';
+import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag } from '../../coordinator/index.js';
+import { withLocalCoordinator } from '../../coordinator/local.js';
+import { collectKeyValue, parseInteger, parseNumber } from '../options.js';
+
+const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
+
+function keyOf(tag: string): string {
+  return tag === '_default' || tag === 'default' ? DEFAULT_POLICY_KEY : checkTag(tag, 'tag');
+}
+
+interface SetFlags {
+  strategy?: string;
+  budget?: number;
+  param: Record<string, string>;
+  mustHave?: string;
+  exclude?: string;
+  services?: string;
+  versionDetection?: boolean;
+  script?: string[];
+  hostTimeout?: number;
+  preflight?: string;
+  data?: string;
+}
+
+/** Registers `portbandit policy list|show|set|learned` (per-tag scan policies). */
+export function registerPolicy(program: Command): void {
+  const policy = program.command('policy').description('Per-tag scan policies (strategy, budget, must-have/excluded ports, nmap options) and what they learned.');
+  policy
+    .command('list')
+    .description('Every policy ("_default" covers hosts whose tags have none).')
+    .option(...dataOption)
+    .option('--json', 'JSON output')
+    .action(async (flags: { data?: string; json?: boolean }) => {
+      await withLocalCoordinator(flags.data, async (app) => {
+        const all = app.coordinator.policyKeys().map((tag) => ({ tag, ...app.coordinator.policy(tag)! }));
+        if (flags.json) process.stdout.write(JSON.stringify(all) + '\n');
+        else for (const p of all) process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\tbudget ${p.budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}\n`);
+      });
+    });
+  policy
+    .command('set')
+    .description("Set a tag's policy (_default = the default policy). Unset fields keep the current value.")
+    .argument('<tag>', 'scope tag or _default')
+    .option('--strategy <name>', 'strategy (fixed reproduces Natlas; adaptive learns)')
+    .option('--budget <n>', 'average probes per host', parseNumber(0, 65535))
+    .option('--param <k=v>', 'strategy parameter (repeatable)', collectKeyValue, {})
+    .option('--must-have <ports>', 'ports always probed, e.g. 22,443,8443')
+    .option('--exclude <ports>', 'ports never probed')
+    .option('--services <file>', 'a Natlas services file: the list of a fixed policy, otherwise its must-have ports')
+    .option('--no-version-detection', 'do not run nmap -sV')
+    .option('--script <name>', 'NSE script from the server allowlist (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--host-timeout <s>', 'nmap --host-timeout in seconds', parseInteger(1, 86400))
+    .option('--preflight <kind>', 'masscan, connect or none')
+    .option(...dataOption)
+    .action(async (tag: string, flags: SetFlags) => {
+      const key = keyOf(tag);
+      await withLocalCoordinator(flags.data, async (app) => {
+        const current = app.coordinator.policy(key) ?? app.coordinator.defaultPolicy;
+        const input = JSON.parse(JSON.stringify(current)) as PolicyInput;
+        if (flags.strategy !== undefined && flags.strategy !== current.strategy) {
+          input.strategy = flags.strategy;
+          input.params = {};
+        }
+        input.params = { ...input.params, ...flags.param };
+        if (flags.budget !== undefined) input.budget = flags.budget;
+        if (flags.mustHave !== undefined) input.mustHave = PortRanges.parse(flags.mustHave, '--must-have').toArray();
+        if (flags.exclude !== undefined) input.exclude = PortRanges.parse(flags.exclude, '--exclude').toArray();
+        if (flags.services !== undefined) {
+          let text: string;
+          try {
+            text = readFileSync(flags.services, 'utf8');
+          } catch (cause) {
+            throw new PortbanditError('PB_ERR_IO', `cannot read the services file: ${(cause as Error).message}`, { where: flags.services, cause });
+          }
+          const ports = tcpPorts(parseServicesFile(text, flags.services));
+          if (input.strategy === 'fixed') {
+            input.params = { ...input.params, ports };
+            input.budget = Math.max(input.budget ?? 0, ports.length);
+          } else input.mustHave = ports;
+        }
+        input.scan = {
+          ...input.scan,
+          ...(flags.versionDetection === false ? { versionDetection: false } : {}),
+          ...(flags.script !== undefined ? { scripts: flags.script } : {}),
+          ...(flags.hostTimeout !== undefined ? { hostTimeoutSeconds: flags.hostTimeout } : {}),
+          ...(flags.preflight !== undefined ? { preflight: flags.preflight as 'masscan' | 'connect' | 'none' } : {}),
+        };
+        const saved = await app.coordinator.setPolicy(key, input);
+        process.stdout.write(JSON.stringify({ tag: key, ...saved }) + '\n');
+      });
+    });
+  policy
+    .command('learned')
+    .description("What a policy's strategy learned: top ports with estimates, budget split, batch tallies.")
+    .argument('[tag]', 'scope tag or _default', '_default')
+    .option('--limit <n>', 'ports to show (default 20)', parseInteger(1, 1000), 20)
+    .option(...dataOption)
+    .option('--json', 'JSON output')
+    .action(async (tag: string, flags: { limit: number; data?: string; json?: boolean }) => {
+      await withLocalCoordinator(flags.data, async (app) => {
+        const e = app.coordinator.explain(keyOf(tag), flags.limit);
+        if (flags.json) {
+          process.stdout.write(JSON.stringify(e) + '\n');
+          return;
+        }
+        const x = e.explanation;
+        process.stdout.write(`policy ${e.tag || '_default'}: ${x.strategy}, budget ${e.policy.budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`);
+        process.stdout.write(`budget split: must-have ${x.split.mustHave}, fixed ${x.split.fixed}, history ${x.split.history}, learned ${x.split.learned}, exploration ${x.split.exploration}\n`);
+        for (const g of x.groups) {
+          process.stdout.write(`group ${g.group} (${g.observations} observations):\n`);
+          for (const p of g.top) process.stdout.write(`  ${String(p.port).padStart(5)}  ${(p.estimate * 100).toFixed(2)}%${p.trials !== undefined ? `  (${p.trials.toFixed(0)} trials)` : ''}\n`);
+        }
+        for (const n of x.notes ?? []) process.stdout.write(`note: ${n}\n`);
+      });
+    });
+}

@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { PortbanditError } from '../../core/errors.js';
+import { withLocalCoordinator } from '../../coordinator/local.js';
+import { formatScopeFile, normalizeScopeLine, parseScopeFile } from '../../coordinator/scope-file.js';
+import { collect } from '../options.js';
+
+const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
+const blockOption = ['--blocklist', 'work on the blocklist instead of the scope'] as const;
+
+function listOf(flags: { blocklist?: boolean }): 'scope' | 'blocklist' {
+  return flags.blocklist ? 'blocklist' : 'scope';
+}
+
+function createAdd(): Command {
+  return new Command('add')
+    .description('Add addresses, CIDRs or first-last ranges (IPv4/IPv6) to the coordinator scope (or --blocklist), with tags.')
+    .argument('<ranges...>', 'e.g. 198.18.0.0/24 198.18.1.10-198.18.1.20 2001:db8::/64')
+    .option('--tag <tag>', 'tag for these ranges (repeatable)', collect, [])
+    .option(...blockOption)
+    .option(...dataOption)
+    .action(async (ranges: string[], flags: { tag: string[]; blocklist?: boolean; data?: string }) => {
+      const lines = ranges.map((r, i) => normalizeScopeLine(r, flags.tag, `ranges[${i}]`));
+      await withLocalCoordinator(flags.data, async (app) => {
+        const version = await app.coordinator.addScope(listOf(flags), lines);
+        process.stderr.write(`${listOf(flags)}: ${lines.length} entries added (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
+      });
+    });
+}
+
+function createRemove(): Command {
+  return new Command('remove')
+    .description('Remove entries from the coordinator scope (or --blocklist) by their range.')
+    .argument('<ranges...>', 'ranges as listed by `scope list`')
+    .option(...blockOption)
+    .option(...dataOption)
+    .action(async (ranges: string[], flags: { blocklist?: boolean; data?: string }) => {
+      await withLocalCoordinator(flags.data, async (app) => {
+        const out = await app.coordinator.removeScope(listOf(flags), ranges);
+        process.stderr.write(`${listOf(flags)}: ${out.removed} of ${ranges.length} entries removed (version ${out.version})\n`);
+      });
+    });
+}
+
+function createImport(): Command {
+  return new Command('import')
+    .description("Import a Natlas scope file (`ip_or_cidr,tag1,tag2` per line) into the coordinator scope (or --blocklist).")
+    .argument('<file>', 'scope file, - for stdin')
+    .option('--replace', 'replace the whole list atomically instead of adding')
+    .option(...blockOption)
+    .option(...dataOption)
+    .action(async (file: string, flags: { replace?: boolean; blocklist?: boolean; data?: string }) => {
+      let text: string;
+      try {
+        text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      } catch (cause) {
+        throw new PortbanditError('PB_ERR_IO', `cannot read the scope file: ${(cause as Error).message}`, { where: file, cause });
+      }
+      const lines = parseScopeFile(text, file);
+      await withLocalCoordinator(flags.data, async (app) => {
+        const version = flags.replace ? await app.coordinator.replaceScope(listOf(flags), lines) : await app.coordinator.addScope(listOf(flags), lines);
+        process.stderr.write(`${listOf(flags)}: ${lines.length} entries imported (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
+      });
+    });
+}
+
+function createExport(): Command {
+  return new Command('export')
+    .description("Print the coordinator scope (or --blocklist) in Natlas's `ip_or_cidr,tag1,tag2` format.")
+    .option(...blockOption)
+    .option(...dataOption)
+    .action(async (flags: { blocklist?: boolean; data?: string }) => {
+      await withLocalCoordinator(flags.data, async (app) => {
+        process.stdout.write(formatScopeFile((await app.coordinator.store.listScope(listOf(flags))).entries));
+      });
+    });
+}
+
+function createList(): Command {
+  return new Command('list')
+    .description('List the coordinator scope (or --blocklist) with tags, and the cycle progress.')
+    .option(...blockOption)
+    .option(...dataOption)
+    .option('--json', 'JSON output')
+    .action(async (flags: { blocklist?: boolean; data?: string; json?: boolean }) => {
+      await withLocalCoordinator(flags.data, async (app) => {
+        const listing = await app.coordinator.store.listScope(listOf(flags));
+        const progress = app.coordinator.progress();
+        if (flags.json) {
+          process.stdout.write(JSON.stringify({ list: listOf(flags), ...listing, addresses: String(app.coordinator.addressSpace.size), cycle: progress }) + '\n');
+          return;
+        }
+        for (const e of listing.entries) process.stdout.write(`${e.range}\t${e.tags.join(',')}\n`);
+        process.stderr.write(
+          `${listing.entries.length} entries (version ${listing.version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}%\n`,
+        );
+      });
+    });
+}
+
+/** The coordinator's scope subcommands, attached to the `scope` group (scope.ts). */
+export const scopeAdminSubcommands: Array<() => Command> = [createAdd, createRemove, createImport, createExport, createList];

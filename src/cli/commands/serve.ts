@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { closeOnSignals, resolveConfig, startServer } from '../../coordinator/index.js';
+import { parseInteger } from '../options.js';
+
+interface ServeFlags {
+  host?: string;
+  port?: number;
+  data?: string;
+  config?: string;
+  leaseSeconds?: number;
+  logLevel?: string;
+}
+
+/** Registers `portbandit serve`: the coordinator (fastify + embedded SQLite). */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('Run the coordinator: scope, cyclic work distribution, learned port sets per tag, results, search (SQLite under --data).')
+    .option('--host <host>', 'listen address (env PORTBANDIT_HOST; default 127.0.0.1)')
+    .option('--port <n>', 'listen port (env PORTBANDIT_PORT; default 8440)', parseInteger(0, 65535))
+    .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
+    .option('--config <file>', 'JSON config file (env PORTBANDIT_CONFIG); flags and env override it')
+    .option('--lease-seconds <n>', 'seconds an agent has to submit a work item (default 900)', parseInteger(1))
+    .option('--log-level <level>', 'pino log level (default info)')
+    .action(async (flags: ServeFlags) => {
+      const config = resolveConfig({
+        flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel },
+        env: process.env,
+        ...(flags.config !== undefined ? { file: flags.config } : {}),
+      });
+      const app = await startServer(config);
+      closeOnSignals(app);
+      // Keep the action pending until the server closes so commander does not return early.
+      await new Promise<void>((resolve) => app.server.once('close', () => resolve()));
+    });
+}
