@@ -80,6 +80,10 @@ export interface BanditSpec {
   /** Learned vs exploration probes of a typical host, given the probes after must-have ones. */
   split(room: number): Pick<BudgetSplit, 'learned' | 'exploration'>;
   readonly notes: readonly string[];
+  /** The statistics groups a result teaches (default: its tags); lin-ucb maps hosts to features. */
+  groups?(result: HostResult): readonly string[];
+  /** Which statistics groups explain() lists besides the scope (default: all). */
+  explainGroup?(group: string): boolean;
 }
 
 /** Build a per-port bandit strategy from its ranking rule. */
@@ -100,7 +104,8 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
     },
     observe(results: readonly HostResult[]): BatchVerdict {
       const { teach, verdict } = screenBatch(results, options, guards);
-      for (const r of teach) stats.observe(r);
+      const groupsOf = spec.groups;
+      for (const r of teach) stats.observe(groupsOf ? { ...r, tags: groupsOf(r) } : r);
       return verdict;
     },
     state(): BanditState {
@@ -110,7 +115,10 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       const room = Math.max(0, Math.min(options.budget, options.maxPerHost) - options.mustHave.length);
       const groups = [
         { group: '*', observations: stats.observations(null), top: stats.top(null, limit, params.candidatePool) },
-        ...stats.tags().map((tag) => ({ group: tag, observations: stats.observations(tag), top: stats.top(tag, limit, params.candidatePool) })),
+        ...stats
+          .tags()
+          .filter((tag) => !spec.explainGroup || spec.explainGroup(tag))
+          .map((tag) => ({ group: tag, observations: stats.observations(tag), top: stats.top(tag, limit, params.candidatePool) })),
       ];
       return {
         strategy: spec.name,

@@ -3,6 +3,7 @@ import { adaptiveStrategy } from './adaptive.js';
 import { cooccurrenceStrategy } from './cooccurrence.js';
 import { epsilonGreedyStrategy } from './epsilon-greedy.js';
 import { fixedStrategy } from './fixed.js';
+import { linUcbStrategy } from './lin-ucb.js';
 import { randomStrategy } from './random.js';
 import { thompsonStrategy } from './thompson.js';
 import { topKStrategy } from './top-k.js';
@@ -22,6 +23,7 @@ export const strategies = {
   'epsilon-greedy': epsilonGreedyStrategy,
   ucb: ucbStrategy,
   thompson: thompsonStrategy,
+  'lin-ucb': linUcbStrategy,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parameters and state are invariant per strategy
 } as const satisfies Record<string, StrategyDefinition<any, any>>;
 
