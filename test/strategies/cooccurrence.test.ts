@@ -6,6 +6,7 @@ import { createStrategy } from '../../strategies/build.js';
 import { HostSession, runHostSession } from '../../strategies/host-session.js';
 import type { HostContext, RoundContext } from '../../strategies/types.js';
 import { createRng } from '../../src/core/rng.js';
+import { strategyContract } from './contract.js';
 import { PairCounts, conditionalEstimate, emptyPairCounts, mergePairCounts } from '../../strategies/cooccurrence/pair-counts.js';
 
 const options = { decay: 1, pairCap: 16, byTag: false };
@@ -137,3 +138,5 @@ describe('cooccurrence strategy', () => {
     expect(x.split.learned + x.split.mustHave).toBe(10);
   });
 });
+
+strategyContract('cooccurrence');

@@ -1,0 +1,3 @@
+import { strategyContract } from './contract.js';
+
+strategyContract('adaptive');
