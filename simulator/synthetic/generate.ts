@@ -1,6 +1,12 @@
 import { loadNmapServices, type PortCatalog } from '../../src/catalog/index.js';
-import { recordingFromObservations } from '../../src/recording/index.js';
-import { RECORDING_FORMAT, RECORDING_VERSION, type LoadedRecording, type Observation, type RecordingHeader } from '../../src/recording/index.js';
+import {
+  recordingFromObservations,
+  RECORDING_FORMAT,
+  RECORDING_VERSION,
+  type LoadedRecording,
+  type Observation,
+  type RecordingHeader,
+} from '../../src/recording/index.js';
 import { syntheticIp } from './address.js';
 import { resolveGenerateOptions, SYNTHETIC_NETWORK, type GenerateOptions, type ResolvedGenerateOptions } from './options.js';
 import { buildScopeModel, openPortsAt, planRollout, SUBNET_SIZE, type ScopeModel } from './scope-model.js';
