@@ -1,0 +1,78 @@
+import { PortbanditError } from '../core/errors.js';
+
+/**
+ * The lab's fixed topology. Everything it creates is named with a `pb` prefix and addressed in
+ * 198.18.0.0/15 (RFC 2544's benchmarking range) and nowhere else:
+ *
+ *   root ns  pblab0 198.19.255.253/30 ──veth── pbgw0 198.19.255.254/30  [ns pb-lab-gw]
+ *                                                    bridge pbbr0 198.18.0.1/16, forwarding
+ *                                                      ├─veth─ eth0 198.18.1.10/16  [ns pb-lab-0]
+ *                                                      └─veth─ eth0 198.18.1.11/16  [ns pb-lab-1] …
+ *
+ * The hosts sit behind a gateway namespace so that raw-socket scanners in the root namespace
+ * (masscan) have a router to address (`--router-ip`), exactly as on a real network.
+ * A blackhole route for the whole 198.18.0.0/15 in the root namespace keeps any stray probe to
+ * an address that is not a lab host from ever leaving the machine.
+ */
+export const LAB = {
+  gatewayNs: 'pb-lab-gw',
+  hostNsPrefix: 'pb-lab-',
+  rootLink: 'pblab0',
+  gatewayLink: 'pbgw0',
+  bridge: 'pbbr0',
+  rootAddress: '198.19.255.253',
+  gatewayAddress: '198.19.255.254',
+  transferPrefixLength: 30,
+  bridgeAddress: '198.18.0.1',
+  hostNetwork: '198.18.0.0/16',
+  hostPrefixLength: 16,
+  safetyNetwork: '198.18.0.0/15',
+  maxHosts: 4000,
+} as const;
+
+function ipv4ToInt(ip: string): number {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new PortbanditError('PB_ERR_ADDRESS', `expected an IPv4 address, got ${JSON.stringify(ip)}`);
+  }
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+function intToIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** Whether an IPv4 address lies in 198.18.0.0/15, the only range the lab may use. */
+export function isLabSafeAddress(ip: string): boolean {
+  try {
+    return ipv4ToInt(ip) >>> 17 === ipv4ToInt('198.18.0.0') >>> 17;
+  } catch {
+    return false;
+  }
+}
+
+/** Throws PB_ERR_UNSAFE_TARGET unless `ip` is in 198.18.0.0/15. */
+export function assertLabSafeAddress(ip: string, where: string): void {
+  if (!isLabSafeAddress(ip)) {
+    throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `the lab only uses 198.18.0.0/15; refusing ${ip}`, { where });
+  }
+}
+
+/** Lab host i's address: 198.18.1.10, 198.18.1.11, … (inside 198.18.0.0/16). */
+export function labHostAddress(index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index >= LAB.maxHosts) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a lab host index 0-${LAB.maxHosts - 1}, got ${index}`, { where: '--hosts' });
+  }
+  const ip = intToIpv4(ipv4ToInt('198.18.1.10') + index);
+  assertLabSafeAddress(ip, 'lab host');
+  return ip;
+}
+
+export function labHostNs(index: number): string {
+  return `${LAB.hostNsPrefix}${index}`;
+}
+
+/** masscan needs the adapter, its address and the router to use the lab instead of the default route. */
+export function labMasscanRoute(): { adapter: string; adapterIp: string; routerIp: string } {
+  return { adapter: LAB.rootLink, adapterIp: LAB.rootAddress, routerIp: LAB.gatewayAddress };
+}

@@ -1,0 +1,86 @@
+import { connect } from 'node:net';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { isLabSafeAddress, labDown, labEpoch, labHostAddress, labStatus, labUnavailableReason, labUp, type LabState } from '../../src/lab/index.js';
+
+const reason = await labUnavailableReason();
+if (reason) process.stderr.write(`lab tests skipped: ${reason}\n`);
+
+function reachable(ip: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: ip, port, timeout: 2000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+describe('addresses', () => {
+  test('lab addresses stay inside 198.18.0.0/15', () => {
+    expect(labHostAddress(0)).toBe('198.18.1.10');
+    expect(isLabSafeAddress(labHostAddress(3999))).toBe(true);
+    expect(isLabSafeAddress('198.20.0.1')).toBe(false);
+    expect(isLabSafeAddress('127.0.0.1')).toBe(false);
+    expect(() => labHostAddress(4000)).toThrow(/0-3999/);
+  });
+});
+
+describe.skipIf(reason !== null)('the network-namespace lab', () => {
+  let state: LabState;
+
+  beforeAll(async () => {
+    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await labDown();
+  }, 60_000);
+
+  test('serves each host its planned ports, reachable from the root namespace', async () => {
+    expect(state.hosts).toHaveLength(3);
+    for (const host of state.hosts) {
+      expect(isLabSafeAddress(host.ip)).toBe(true);
+      for (const service of host.services.slice(0, 3)) expect(await reachable(host.ip, service.port)).toBe(true);
+    }
+    // A port the host does not serve is closed (refused), not silently dropped.
+    const host = state.hosts[0]!;
+    const unused = [1, 2, 3, 4].find((p) => !host.services.some((s) => s.port === p))!;
+    expect(await reachable(host.ip, unused)).toBe(false);
+  });
+
+  test('keeps its state on disk and steps through epochs', async () => {
+    expect(labStatus()?.hosts.map((h) => h.ip)).toEqual(state.hosts.map((h) => h.ip));
+    const next = await labEpoch();
+    expect(next.epoch).toBe(1);
+    for (const host of next.hosts) {
+      for (const service of host.services.slice(0, 2)) expect(await reachable(host.ip, service.port)).toBe(true);
+    }
+  }, 60_000);
+
+  test('routes nothing in 198.18.0.0/15 outside the lab off the machine', async () => {
+    const { stdout } = await execa('ip', ['route', 'show', 'type', 'blackhole']);
+    expect(stdout).toContain('198.18.0.0/15');
+    // The kernel refuses to route there at all.
+    const lookup = await execa('ip', ['route', 'get', '198.19.7.7'], { reject: false });
+    expect(lookup.exitCode).not.toBe(0);
+    expect((await execa('ip', ['route', 'get', state.hosts[0]!.ip])).stdout).toContain('dev pblab0');
+  });
+
+  test('lab down removes every namespace, link and route, and is idempotent', async () => {
+    await labDown();
+    const { stdout } = await execa('ip', ['netns', 'list']);
+    expect(stdout).not.toMatch(/pb-lab-/);
+    const links = await execa('ip', ['link', 'show']);
+    expect(links.stdout).not.toMatch(/pblab0/);
+    const routes = await execa('ip', ['route', 'show']);
+    expect(routes.stdout).not.toMatch(/198\.18\./);
+    expect(labStatus()).toBeNull();
+    expect((await labDown()).namespaces).toBe(0);
+  }, 60_000);
+});
