@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { labDown, labEpoch, labStatus, labUp, type LabState } from '../../lab/index.js';
 import { parseInteger } from '../options.js';
 
