@@ -58,6 +58,8 @@ export class RecordingBuilder {
   private readonly hostIp: string[] = [];
   /** Per host, the highest epoch seen + 1 (0 = none): catches duplicates at once in epoch-ordered input. */
   private hostLastEpoch: Uint32Array = new Uint32Array(INITIAL_CAPACITY);
+  /** The host index the next line most likely has (see `append`). */
+  private predictedHost = 0;
   /** Some host went back to an earlier epoch: duplicates must also be checked in `build()`. */
   private needsDuplicateScan = false;
 
@@ -140,7 +142,9 @@ export class RecordingBuilder {
 
   private append(obs: ValidObservation, line: number, where: string): void {
     const i = this.size;
-    let host = this.hostIndex.get(obs.ip);
+    // Recordings list hosts in the same order every epoch: guess the host after the previous
+    // line's and confirm with one string compare, which is cheaper than hashing into the map.
+    let host: number | undefined = this.hostIp[this.predictedHost] === obs.ip ? this.predictedHost : this.hostIndex.get(obs.ip);
     if (host === undefined) {
       host = this.hostIp.length;
       this.hostIp.push(obs.ip);
@@ -167,6 +171,7 @@ export class RecordingBuilder {
 
     if (obs.epoch < this.maxEpoch) this.sortedByEpoch = false;
     if (obs.epoch > this.maxEpoch) this.maxEpoch = obs.epoch;
+    this.predictedHost = host + 1 < this.hostIp.length ? host + 1 : 0;
     this.obsEpoch[i] = obs.epoch;
     this.obsHost[i] = host;
     this.obsTagSet[i] = tagSet;

@@ -10,7 +10,7 @@ afterAll(() => tmp.cleanup());
 let counter = 0;
 
 describe('recording round trip', () => {
-  test.prop([recordingArbitrary], { numRuns: 60 })('random observations written then loaded come back identical (sorted by epoch, stably)', async ({ header, observations: input }) => {
+  test.prop([recordingArbitrary], { numRuns: 40 })('random observations written then loaded come back identical (sorted by epoch, stably)', async ({ header, observations: input }) => {
     // Arrange: stream the observations to a file in their (unsorted) order.
     const path = join(tmp.dir, `rt-${counter++}.ndjson`);
     const { format: _f, version: _v, ...rest } = header;
