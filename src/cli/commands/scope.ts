@@ -106,7 +106,7 @@ export const scopeSubcommands: Array<() => Command> = [createScopeGenerateComman
 
 /** The `scope` command group with every subcommand of `scopeSubcommands`. */
 export function createScopeCommand(): Command {
-  const scope = new Command('scope').description('Scopes: generate synthetic scopes, list their profiles.');
+  const scope = new Command('scope').description('Scopes: generate synthetic scopes and list their profiles; manage the coordinator scopes (add, remove, import, export, list).');
   for (const create of scopeSubcommands) {
     // addCommand() does not inherit settings: make nested errors reach main() like top-level ones.
     scope.addCommand(create().exitOverride().showHelpAfterError('(run with --help for usage)'));
