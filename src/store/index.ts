@@ -7,3 +7,5 @@ export { matchScan } from './match-scan.js';
 export { canonicalIp, ipMatches } from './ip-key.js';
 export { openSqliteStore } from './sqlite-store.js';
 export type { SqliteStoreOptions } from './sqlite-store.js';
+export { openElasticsearchStore } from './elasticsearch-store.js';
+export type { ElasticsearchStoreOptions } from './elasticsearch-store.js';

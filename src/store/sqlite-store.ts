@@ -5,6 +5,7 @@ import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { ipKey, canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { indexScan, validateScan } from './scan-index.js';
+import { requeueItem } from './requeue.js';
 import { migrateSqlite } from './sqlite-schema.js';
 import { compileSqliteQuery } from './sqlite-query.js';
 import type { QueryNode } from './query-ast.js';
@@ -527,20 +528,6 @@ class SqliteStore implements Store {
   }
 }
 
-function requeueItem(lease: Lease, now: number): QueuedWorkInput {
-  const item: QueuedWorkInput = {
-    ip: lease.ip,
-    tags: lease.tags,
-    reason: 'expired',
-    enqueuedAt: now,
-    ports: lease.ports,
-    session: lease.session,
-    round: lease.round,
-  };
-  return lease.cycle === undefined ? item : { ...item, cycle: lease.cycle };
-}
-
-export { requeueItem };
 
 function toDocument<T>(row: Row): StoredDocument<T> {
   return { key: row.key as string, value: parse<T>(row.value), revision: row.revision as number, updatedAt: row.updated_at as number };

@@ -1,0 +1,825 @@
+import { Client, errors } from '@elastic/elasticsearch';
+import type { estypes } from '@elastic/elasticsearch';
+import { PortbanditError, isPortbanditError } from '../core/errors.js';
+import { compileEsQuery } from './elasticsearch-query.js';
+import type { EsQuery } from './elasticsearch-query.js';
+import { canonicalIp } from './ip-key.js';
+import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
+import type { QueryNode } from './query-ast.js';
+import { requeueItem } from './requeue.js';
+import { indexScan, validateScan } from './scan-index.js';
+import type {
+  AdminToken,
+  Agent,
+  AgentActivity,
+  DocumentCollection,
+  EventPage,
+  IngestInput,
+  IngestResult,
+  Lease,
+  NewAgent,
+  NewStoreEvent,
+  Page,
+  PageRequest,
+  QueuedWork,
+  QueuedWorkInput,
+  ScanDocument,
+  ScopeEntry,
+  ScopeEntryInput,
+  ScopeListName,
+  ScopeListing,
+  SearchOptions,
+  SearchView,
+  Store,
+  StoreCounts,
+  StoredDocument,
+  StoreEvent,
+} from './types.js';
+
+export interface ElasticsearchStoreOptions {
+  /** Cluster URL (`http://127.0.0.1:9200`), or pass `client`. */
+  readonly node?: string;
+  /** A configured client (auth, TLS, or the test mock's connection). */
+  readonly client?: Client;
+  /** Index name prefix: indices are `${prefix}-scans`, `-latest`, `-events`, `-kv`. Default `portbandit`. */
+  readonly prefix?: string;
+  /**
+   * Refresh policy for writes. `true` (default) makes every write visible to the next search,
+   * which the coordinator relies on (leases, queue); `wait_for` is cheaper under load.
+   */
+  readonly refresh?: true | 'wait_for';
+}
+
+/** Bounded retries for optimistic-concurrency loops (read, compare, write if unchanged). */
+const MAX_RETRIES = 20;
+/** Largest listing fetched in one search (scope entries, agents, leases). */
+const MAX_LISTING = 10_000;
+
+const keyword = { type: 'keyword' } as const;
+const long = { type: 'long' } as const;
+const opaque = { type: 'object', enabled: false } as const;
+
+/** Scans (history and latest): the document is opaque; search fields are extracted by indexScan. */
+const SCAN_MAPPINGS = {
+  dynamic: 'strict',
+  properties: {
+    scanId: keyword,
+    ip: { type: 'ip' },
+    finishedAt: long,
+    port: { type: 'integer' },
+    service: keyword,
+    product: keyword,
+    version: keyword,
+    cpe: keyword,
+    script: keyword,
+    tag: keyword,
+    agent: keyword,
+    words: keyword,
+    openPortCount: { type: 'integer' },
+    doc: opaque,
+  },
+} as const;
+
+const EVENT_MAPPINGS = { dynamic: 'strict', properties: { seq: long, doc: opaque } } as const;
+
+/** Everything small: scope entries, documents, agents, tokens, leases, queue, counters. */
+const KV_MAPPINGS = {
+  dynamic: 'strict',
+  properties: {
+    kind: keyword,
+    key: keyword,
+    list: keyword,
+    agentId: keyword,
+    ip: keyword,
+    deadline: long,
+    seq: long,
+    body: opaque,
+  },
+} as const;
+
+interface KvSource {
+  kind: string;
+  key: string;
+  list?: string;
+  agentId?: string;
+  ip?: string;
+  deadline?: number;
+  seq?: number;
+  body: unknown;
+}
+
+interface Versioned<T> {
+  source: T;
+  seqNo: number;
+  primaryTerm: number;
+}
+
+/** Open an Elasticsearch store, creating its indices (with mappings) when missing. */
+export async function openElasticsearchStore(options: ElasticsearchStoreOptions): Promise<Store> {
+  const client = options.client ?? (options.node ? new Client({ node: options.node }) : undefined);
+  if (!client) throw new PortbanditError('PB_ERR_CONFIG', 'the Elasticsearch store needs a node URL or a client', { where: 'store.elasticsearch.node' });
+  const prefix = options.prefix ?? 'portbandit';
+  if (!/^[a-z0-9][a-z0-9_-]*$/u.test(prefix)) {
+    throw new PortbanditError('PB_ERR_CONFIG', `'${prefix}' is not a usable index prefix; expected lower-case letters, digits, - and _`, {
+      where: 'store.elasticsearch.prefix',
+    });
+  }
+  const store = new ElasticsearchStore(client, prefix, options.refresh ?? true, options.client === undefined);
+  await store.ensureIndices();
+  return store;
+}
+
+/** Ids are base64url so any key (slashes, colons, empty) is a safe URL path segment. */
+function encodeId(kind: string, key: string): string {
+  return `${kind}.${Buffer.from(key).toString('base64url')}`;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof errors.ResponseError ? error.statusCode : undefined;
+}
+
+class ElasticsearchStore implements Store {
+  readonly kind = 'elasticsearch' as const;
+  private readonly index: { scans: string; latest: string; events: string; kv: string };
+
+  constructor(
+    private readonly client: Client,
+    prefix: string,
+    private readonly refresh: true | 'wait_for',
+    private readonly ownsClient: boolean,
+  ) {
+    this.index = { scans: `${prefix}-scans`, latest: `${prefix}-latest`, events: `${prefix}-events`, kv: `${prefix}-kv` };
+  }
+
+  /** Map client failures to PB_ERR_STORE, keeping our own coded errors. */
+  private async run<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isPortbanditError(error)) throw error;
+      const status = statusOf(error);
+      throw new PortbanditError('PB_ERR_STORE', `Elasticsearch store failed while ${what}${status ? ` (HTTP ${status})` : ''}: ${(error as Error)?.message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async ensureIndices(): Promise<void> {
+    await this.run('creating indices', async () => {
+      const wanted: [string, unknown][] = [
+        [this.index.scans, SCAN_MAPPINGS],
+        [this.index.latest, SCAN_MAPPINGS],
+        [this.index.events, EVENT_MAPPINGS],
+        [this.index.kv, KV_MAPPINGS],
+      ];
+      for (const [index, mappings] of wanted) {
+        if (await this.client.indices.exists({ index })) continue;
+        try {
+          await this.client.indices.create({ index, mappings: mappings as estypes.MappingTypeMapping });
+        } catch (error) {
+          // Another coordinator created it in the meantime.
+          if (statusOf(error) !== 400 || !String((error as errors.ResponseError).body?.error?.type).includes('already_exists')) throw error;
+        }
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient) await this.client.close();
+  }
+
+  // ------------------------------------------------------------------ low-level helpers
+  private async getVersioned<T>(index: string, id: string): Promise<Versioned<T> | undefined> {
+    try {
+      const response = await this.client.get<T>({ index, id });
+      if (!response.found || response._source === undefined) return undefined;
+      return { source: response._source, seqNo: response._seq_no!, primaryTerm: response._primary_term! };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Write `document` if the stored version is still `expected` (undefined = must not exist). False on conflict. */
+  private async writeIf(index: string, id: string, document: unknown, expected: Versioned<unknown> | undefined): Promise<boolean> {
+    try {
+      if (expected) {
+        await this.client.index({ index, id, document, if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm, refresh: this.refresh });
+      } else {
+        await this.client.create({ index, id, document, refresh: this.refresh });
+      }
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 409) return false;
+      throw error;
+    }
+  }
+
+  /** Delete if present (and unchanged since `expected`, when given). True when this call deleted it. */
+  private async deleteIf(index: string, id: string, expected?: Versioned<unknown>): Promise<boolean> {
+    try {
+      await this.client.delete({
+        index,
+        id,
+        refresh: this.refresh,
+        ...(expected ? { if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm } : {}),
+      });
+      return true;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404 || status === 409) return false;
+      throw error;
+    }
+  }
+
+  /** Read-modify-write with optimistic concurrency; `update` returns the new document or undefined to stop. */
+  private async modify<T>(index: string, id: string, update: (current: T | undefined) => T | undefined): Promise<T | undefined> {
+    for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+      const current = await this.getVersioned<T>(index, id);
+      const next = update(current?.source);
+      if (next === undefined) return undefined;
+      if (await this.writeIf(index, id, next, current)) return next;
+    }
+    throw new PortbanditError('PB_ERR_CONFLICT', `gave up updating ${index}/${id} after ${MAX_RETRIES} concurrent modifications`, { where: id });
+  }
+
+  /** Allocate `count` consecutive sequence numbers from a counter document; returns the first. */
+  private async allocate(counter: string, count: number): Promise<number> {
+    const next = await this.modify<KvSource>(this.index.kv, encodeId('counter', counter), (current) => ({
+      kind: 'counter',
+      key: counter,
+      body: { value: ((current?.body as { value: number } | undefined)?.value ?? 0) + count },
+    }));
+    return (next!.body as { value: number }).value - count + 1;
+  }
+
+  private async readCounter(counter: string): Promise<number> {
+    const current = await this.getVersioned<KvSource>(this.index.kv, encodeId('counter', counter));
+    return (current?.source.body as { value: number } | undefined)?.value ?? 0;
+  }
+
+  private async searchKv(filter: EsQuery[], sort: estypes.Sort, size = MAX_LISTING): Promise<{ id: string; source: KvSource; seqNo: number; primaryTerm: number }[]> {
+    const response = await this.client.search<KvSource>({
+      index: this.index.kv,
+      query: { bool: { filter } } as estypes.QueryDslQueryContainer,
+      sort,
+      size,
+      seq_no_primary_term: true,
+    });
+    return response.hits.hits.map((hit) => ({ id: hit._id!, source: hit._source!, seqNo: hit._seq_no!, primaryTerm: hit._primary_term! }));
+  }
+
+  private async countKv(filter: EsQuery[]): Promise<number> {
+    const response = await this.client.count({ index: this.index.kv, query: { bool: { filter } } as estypes.QueryDslQueryContainer });
+    return response.count;
+  }
+
+  // ------------------------------------------------------------------ scope
+  listScope(list: ScopeListName): Promise<ScopeListing> {
+    return this.run('listing the scope', async () => {
+      const hits = await this.searchKv([{ term: { kind: 'scope' } }, { term: { list } }], [{ key: 'asc' }]);
+      const entries = hits.map((hit) => hit.source.body as ScopeEntry);
+      return { version: await this.readCounter('scope-version'), entries };
+    });
+  }
+
+  addScopeEntries(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
+    return this.run('adding scope entries', async () => {
+      let changed = false;
+      for (const entry of entries) {
+        const id = encodeId(`scope-${list}`, entry.range);
+        await this.modify<KvSource>(this.index.kv, id, (current) => {
+          const previous = current?.body as ScopeEntry | undefined;
+          if (previous && JSON.stringify(previous.tags) === JSON.stringify(entry.tags)) return undefined;
+          changed = true;
+          const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: previous?.addedAt ?? at };
+          return { kind: 'scope', key: entry.range, list, body };
+        });
+      }
+      return changed ? this.allocate('scope-version', 1) : this.readCounter('scope-version');
+    });
+  }
+
+  removeScopeEntries(list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }> {
+    return this.run('removing scope entries', async () => {
+      let removed = 0;
+      for (const range of ranges) if (await this.deleteIf(this.index.kv, encodeId(`scope-${list}`, range))) removed++;
+      return { removed, version: removed > 0 ? await this.allocate('scope-version', 1) : await this.readCounter('scope-version') };
+    });
+  }
+
+  replaceScope(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
+    return this.run('replacing the scope', async () => {
+      // Not atomic in Elasticsearch: write the new entries first, then drop the others, so a
+      // failure midway leaves a superset of the new list rather than a hole (docs/store.md).
+      const keep = new Set(entries.map((entry) => entry.range));
+      for (const entry of entries) {
+        const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: at };
+        await this.client.index({ index: this.index.kv, id: encodeId(`scope-${list}`, entry.range), document: { kind: 'scope', key: entry.range, list, body }, refresh: this.refresh });
+      }
+      const existing = await this.searchKv([{ term: { kind: 'scope' } }, { term: { list } }], [{ key: 'asc' }]);
+      for (const hit of existing) if (!keep.has(hit.source.key)) await this.deleteIf(this.index.kv, hit.id);
+      return this.allocate('scope-version', 1);
+    });
+  }
+
+  getScopeVersion(): Promise<number> {
+    return this.run('reading the scope version', () => this.readCounter('scope-version'));
+  }
+
+  // ------------------------------------------------------------------ documents
+  getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined> {
+    return this.run('reading a document', async () => {
+      const current = await this.getVersioned<KvSource>(this.index.kv, encodeId(`doc-${collection}`, key));
+      return current?.source.body as StoredDocument<T> | undefined;
+    });
+  }
+
+  putDocument<T = unknown>(
+    collection: DocumentCollection,
+    key: string,
+    value: T,
+    options: { at: number; expectedRevision?: number },
+  ): Promise<StoredDocument<T>> {
+    return this.run('writing a document', async () => {
+      const json = JSON.stringify(value);
+      if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
+      const stored = await this.modify<KvSource>(this.index.kv, encodeId(`doc-${collection}`, key), (current) => {
+        const revision = (current?.body as StoredDocument | undefined)?.revision ?? 0;
+        if (options.expectedRevision !== undefined && options.expectedRevision !== revision) {
+          throw new PortbanditError(
+            'PB_ERR_CONFLICT',
+            `${collection}/${key} is at revision ${revision}, not the expected ${options.expectedRevision}; reload and retry`,
+            { where: `${collection}/${key}` },
+          );
+        }
+        const body: StoredDocument = { key, value: JSON.parse(json) as unknown, revision: revision + 1, updatedAt: options.at };
+        return { kind: `doc-${collection}`, key, body };
+      });
+      return stored!.body as StoredDocument<T>;
+    });
+  }
+
+  listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]> {
+    return this.run('listing documents', async () =>
+      (await this.searchKv([{ term: { kind: `doc-${collection}` } }], [{ key: 'asc' }])).map((hit) => hit.source.body as StoredDocument<T>),
+    );
+  }
+
+  deleteDocument(collection: DocumentCollection, key: string): Promise<boolean> {
+    return this.run('deleting a document', () => this.deleteIf(this.index.kv, encodeId(`doc-${collection}`, key)));
+  }
+
+  // ------------------------------------------------------------------ agents and tokens
+  /** Claim a unique token hash with a marker document (create fails if it exists). */
+  private async claimHash(kind: string, hash: string, ownerId: string): Promise<boolean> {
+    return this.writeIf(this.index.kv, encodeId(kind, hash), { kind, key: hash, body: { id: ownerId } }, undefined);
+  }
+
+  createAgent(agent: NewAgent): Promise<Agent> {
+    return this.run('creating an agent', async () => {
+      const conflict = new PortbanditError('PB_ERR_CONFLICT', `an agent with id '${agent.id}' or the same token already exists`, { where: 'agent.id' });
+      if (!(await this.claimHash('agent-hash', agent.tokenHash, agent.id))) throw conflict;
+      const stored: Agent = {
+        id: agent.id,
+        name: agent.name,
+        tokenHash: agent.tokenHash,
+        createdAt: agent.createdAt,
+        version: agent.version,
+        lastSeenAt: undefined,
+        counters: {},
+      };
+      if (!(await this.writeIf(this.index.kv, encodeId('agent', agent.id), { kind: 'agent', key: agent.id, body: stripUndefined(stored) }, undefined))) {
+        await this.deleteIf(this.index.kv, encodeId('agent-hash', agent.tokenHash));
+        throw conflict;
+      }
+      return stored;
+    });
+  }
+
+  private async readAgent(id: string): Promise<Agent | undefined> {
+    const current = await this.getVersioned<KvSource>(this.index.kv, encodeId('agent', id));
+    return current ? toAgent(current.source.body) : undefined;
+  }
+
+  getAgent(id: string): Promise<Agent | undefined> {
+    return this.run('reading an agent', () => this.readAgent(id));
+  }
+
+  findAgentByTokenHash(tokenHash: string): Promise<Agent | undefined> {
+    return this.run('finding an agent', async () => {
+      const marker = await this.getVersioned<KvSource>(this.index.kv, encodeId('agent-hash', tokenHash));
+      if (!marker) return undefined;
+      const agent = await this.readAgent((marker.source.body as { id: string }).id);
+      return agent?.tokenHash === tokenHash ? agent : undefined;
+    });
+  }
+
+  listAgents(): Promise<Agent[]> {
+    return this.run('listing agents', async () => (await this.searchKv([{ term: { kind: 'agent' } }], [{ key: 'asc' }])).map((hit) => toAgent(hit.source.body)));
+  }
+
+  recordAgentActivity(id: string, activity: AgentActivity): Promise<Agent> {
+    return this.run('recording agent activity', async () => {
+      const next = await this.modify<KvSource>(this.index.kv, encodeId('agent', id), (current) => {
+        if (!current) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id '${id}'`, { where: 'agent.id' });
+        const agent = toAgent(current.body);
+        const counters: Record<string, number> = { ...agent.counters };
+        for (const [name, delta] of Object.entries(activity.increments ?? {})) counters[name] = (counters[name] ?? 0) + delta;
+        const updated: Agent = {
+          ...agent,
+          lastSeenAt: Math.max(agent.lastSeenAt ?? activity.at, activity.at),
+          version: activity.version ?? agent.version,
+          counters,
+        };
+        return { kind: 'agent', key: id, body: stripUndefined(updated) };
+      });
+      return toAgent(next!.body);
+    });
+  }
+
+  deleteAgent(id: string): Promise<boolean> {
+    return this.run('deleting an agent', async () => {
+      const agent = await this.readAgent(id);
+      if (!agent) return false;
+      const deleted = await this.deleteIf(this.index.kv, encodeId('agent', id));
+      await this.deleteIf(this.index.kv, encodeId('agent-hash', agent.tokenHash));
+      return deleted;
+    });
+  }
+
+  createAdminToken(token: AdminToken): Promise<AdminToken> {
+    return this.run('creating an admin token', async () => {
+      const conflict = new PortbanditError('PB_ERR_CONFLICT', `an admin token with id '${token.id}' or the same hash already exists`, { where: 'token.id' });
+      if (!(await this.claimHash('admin-hash', token.tokenHash, token.id))) throw conflict;
+      const stored: AdminToken = { id: token.id, name: token.name, tokenHash: token.tokenHash, createdAt: token.createdAt };
+      if (!(await this.writeIf(this.index.kv, encodeId('admin', token.id), { kind: 'admin', key: token.id, body: stored }, undefined))) {
+        await this.deleteIf(this.index.kv, encodeId('admin-hash', token.tokenHash));
+        throw conflict;
+      }
+      return stored;
+    });
+  }
+
+  findAdminTokenByHash(tokenHash: string): Promise<AdminToken | undefined> {
+    return this.run('finding an admin token', async () => {
+      const marker = await this.getVersioned<KvSource>(this.index.kv, encodeId('admin-hash', tokenHash));
+      if (!marker) return undefined;
+      const token = await this.getVersioned<KvSource>(this.index.kv, encodeId('admin', (marker.source.body as { id: string }).id));
+      const stored = token?.source.body as AdminToken | undefined;
+      return stored?.tokenHash === tokenHash ? stored : undefined;
+    });
+  }
+
+  listAdminTokens(): Promise<AdminToken[]> {
+    return this.run('listing admin tokens', async () => (await this.searchKv([{ term: { kind: 'admin' } }], [{ key: 'asc' }])).map((hit) => hit.source.body as AdminToken));
+  }
+
+  deleteAdminToken(id: string): Promise<boolean> {
+    return this.run('deleting an admin token', async () => {
+      const token = await this.getVersioned<KvSource>(this.index.kv, encodeId('admin', id));
+      if (!token) return false;
+      const deleted = await this.deleteIf(this.index.kv, encodeId('admin', id));
+      await this.deleteIf(this.index.kv, encodeId('admin-hash', (token.source.body as AdminToken).tokenHash));
+      return deleted;
+    });
+  }
+
+  // ------------------------------------------------------------------ leases and queue
+  private leaseSource(lease: Lease): KvSource {
+    return { kind: 'lease', key: lease.id, agentId: lease.agentId, ip: lease.ip, deadline: lease.deadline, body: stripUndefined(lease) };
+  }
+
+  putLease(lease: Lease): Promise<void> {
+    return this.run('storing a lease', async () => {
+      const stored = { ...lease, ip: canonicalIp(lease.ip, 'lease.ip') };
+      if (!(await this.writeIf(this.index.kv, encodeId('lease', lease.id), this.leaseSource(stored), undefined))) {
+        throw new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' });
+      }
+    });
+  }
+
+  getLease(id: string): Promise<Lease | undefined> {
+    return this.run('reading a lease', async () => (await this.getVersioned<KvSource>(this.index.kv, encodeId('lease', id)))?.source.body as Lease | undefined);
+  }
+
+  listLeases(filter: { agentId?: string; ip?: string } = {}): Promise<Lease[]> {
+    return this.run('listing leases', async () => {
+      const clauses: EsQuery[] = [{ term: { kind: 'lease' } }];
+      if (filter.agentId !== undefined) clauses.push({ term: { agentId: filter.agentId } });
+      if (filter.ip !== undefined) clauses.push({ term: { ip: canonicalIp(filter.ip) } });
+      return (await this.searchKv(clauses, [{ deadline: 'asc' }, { key: 'asc' }])).map((hit) => hit.source.body as Lease);
+    });
+  }
+
+  countLeases(filter: { agentId?: string } = {}): Promise<number> {
+    return this.run('counting leases', () =>
+      this.countKv(filter.agentId === undefined ? [{ term: { kind: 'lease' } }] : [{ term: { kind: 'lease' } }, { term: { agentId: filter.agentId } }]),
+    );
+  }
+
+  renewLease(id: string, deadline: number): Promise<boolean> {
+    return this.run('renewing a lease', async () => {
+      const next = await this.modify<KvSource>(this.index.kv, encodeId('lease', id), (current) =>
+        current ? this.leaseSource({ ...(current.body as Lease), deadline }) : undefined,
+      );
+      return next !== undefined;
+    });
+  }
+
+  /** Delete a lease if this caller is the one that removes it; returns it then. */
+  private async takeLease(id: string): Promise<Lease | undefined> {
+    const current = await this.getVersioned<KvSource>(this.index.kv, encodeId('lease', id));
+    if (!current) return undefined;
+    return (await this.deleteIf(this.index.kv, encodeId('lease', id), current)) ? (current.source.body as Lease) : undefined;
+  }
+
+  completeLease(id: string): Promise<Lease | undefined> {
+    return this.run('completing a lease', () => this.takeLease(id));
+  }
+
+  takeExpiredLeases(now: number, limit: number, options: { requeue?: boolean } = {}): Promise<Lease[]> {
+    return this.run('taking expired leases', async () => {
+      const hits = await this.searchKv([{ term: { kind: 'lease' } }, { range: { deadline: { lte: now } } }], [{ deadline: 'asc' }, { key: 'asc' }], resolveLimit(limit, limit));
+      const taken: Lease[] = [];
+      for (const hit of hits) {
+        const lease = hit.source.body as Lease;
+        // Enqueue before deleting: a crash in between duplicates the work instead of losing it.
+        const queued = options.requeue ? (await this.enqueue([requeueItem(lease, now)]))[0] : undefined;
+        if (await this.deleteIf(this.index.kv, hit.id, hit)) {
+          taken.push(lease);
+        } else if (queued) {
+          await this.deleteIf(this.index.kv, encodeId('queue', queued.id));
+        }
+      }
+      return taken;
+    });
+  }
+
+  private async enqueue(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
+    if (items.length === 0) return [];
+    const first = await this.allocate('queue-seq', items.length);
+    const out: QueuedWork[] = [];
+    for (const [i, item] of items.entries()) {
+      const seq = first + i;
+      const stored: QueuedWork = { ...(stripUndefined(item) as QueuedWorkInput), ip: canonicalIp(item.ip, 'work.ip'), id: String(seq) };
+      await this.client.create({ index: this.index.kv, id: encodeId('queue', stored.id), document: { kind: 'queue', key: stored.id, seq, body: stored }, refresh: this.refresh });
+      out.push(stored);
+    }
+    return out;
+  }
+
+  enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
+    return this.run('enqueueing work', () => this.enqueue(items));
+  }
+
+  dequeueWork(limit: number): Promise<QueuedWork[]> {
+    return this.run('dequeueing work', async () => {
+      const hits = await this.searchKv([{ term: { kind: 'queue' } }], [{ seq: 'asc' }], resolveLimit(limit, limit));
+      const taken: QueuedWork[] = [];
+      // Deleting with the read version claims the item: a concurrent dequeue gets a conflict.
+      for (const hit of hits) if (await this.deleteIf(this.index.kv, hit.id, hit)) taken.push(hit.source.body as QueuedWork);
+      return taken;
+    });
+  }
+
+  listQueuedWork(limit?: number): Promise<QueuedWork[]> {
+    return this.run('listing queued work', async () =>
+      (await this.searchKv([{ term: { kind: 'queue' } }], [{ seq: 'asc' }], resolveLimit(limit, MAX_LISTING))).map((hit) => hit.source.body as QueuedWork),
+    );
+  }
+
+  removeQueuedWork(id: string): Promise<boolean> {
+    return this.run('removing queued work', () => this.deleteIf(this.index.kv, encodeId('queue', id)));
+  }
+
+  // ------------------------------------------------------------------ scans
+  ingestScan(input: IngestInput): Promise<IngestResult> {
+    return this.run('ingesting a scan', async () => {
+      const scan = validateScan(input.scan);
+      const scanDocId = encodeId('scan', scan.scanId);
+      if (await this.getVersioned(this.index.scans, scanDocId)) return { inserted: false, latest: false };
+      for (const event of input.events ?? []) JSON.stringify(event); // fail before writing anything
+      const source = scanSource(scan);
+      // The history document is written last and is the commit point: every earlier step is
+      // idempotent, so a failed ingest retried with the same scanId completes it.
+      let latest = false;
+      await this.modify<ScanSource>(this.index.latest, encodeId('ip', scan.ip), (current) => {
+        const newer =
+          current === undefined ||
+          scan.finishedAt > current.finishedAt ||
+          (scan.finishedAt === current.finishedAt && scan.scanId >= current.scanId);
+        latest = newer;
+        return newer ? source : undefined;
+      });
+      const events = input.events ?? [];
+      if (events.length > 0) {
+        const first = await this.allocate('event-seq', events.length);
+        for (const [i, event] of events.entries()) {
+          await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
+        }
+      }
+      const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
+      if (!(await this.writeIf(this.index.scans, scanDocId, source, undefined))) return { inserted: false, latest: false };
+      return lease ? { inserted: true, latest, lease } : { inserted: true, latest };
+    });
+  }
+
+  getScan(scanId: string): Promise<ScanDocument | undefined> {
+    return this.run('reading a scan', async () => (await this.getVersioned<ScanSource>(this.index.scans, encodeId('scan', scanId)))?.source.doc);
+  }
+
+  getLatestScan(ip: string): Promise<ScanDocument | undefined> {
+    return this.run('reading the latest scan', async () => (await this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', canonicalIp(ip))))?.source.doc);
+  }
+
+  hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>> {
+    return this.run('reading host history', () => this.page(this.index.scans, { term: { ip: canonicalIp(ip) } }, page));
+  }
+
+  search(query: QueryNode | undefined, options: SearchOptions = {}): Promise<Page<ScanDocument>> {
+    return this.run('searching', () => this.page(this.viewIndex(options.view), compileEsQuery(query), options));
+  }
+
+  count(query: QueryNode | undefined, options: { view?: SearchView } = {}): Promise<number> {
+    return this.run('counting', async () => {
+      const response = await this.client.count({ index: this.viewIndex(options.view), query: compileEsQuery(query) as estypes.QueryDslQueryContainer });
+      return response.count;
+    });
+  }
+
+  private viewIndex(view: SearchView | undefined): string {
+    return (view ?? 'latest') === 'latest' ? this.index.latest : this.index.scans;
+  }
+
+  private async page(index: string, query: EsQuery, request: PageRequest | undefined): Promise<Page<ScanDocument>> {
+    const { limit, offset, after } = resolvePage(request);
+    const response = await this.client.search<ScanSource>({
+      index,
+      query: query as estypes.QueryDslQueryContainer,
+      sort: [{ finishedAt: 'desc' }, { scanId: 'desc' }],
+      size: limit + 1,
+      track_total_hits: true,
+      ...(after ? { search_after: [after.finishedAt, after.scanId] } : { from: offset }),
+    });
+    const hits = response.hits.hits;
+    const items = hits.slice(0, limit).map((hit) => hit._source!.doc);
+    const last = items.at(-1);
+    const total = typeof response.hits.total === 'number' ? response.hits.total : (response.hits.total?.value ?? 0);
+    return { items, total, nextCursor: hits.length > limit && last ? encodeScanCursor(last) : undefined };
+  }
+
+  async *exportHistory(options: { since?: number; until?: number; batchSize?: number } = {}): AsyncIterable<ScanDocument> {
+    const batch = resolveLimit(options.batchSize, 500, 'batchSize');
+    const range: Record<string, number> = {};
+    if (options.since !== undefined) range.gte = options.since;
+    if (options.until !== undefined) range.lt = options.until;
+    let after: [number, string] | undefined;
+    for (;;) {
+      const hits = await this.run('exporting history', async () => {
+        const response = await this.client.search<ScanSource>({
+          index: this.index.scans,
+          query: { bool: { filter: [{ range: { finishedAt: range } }] } },
+          sort: [{ finishedAt: 'asc' }, { scanId: 'asc' }],
+          size: batch,
+          ...(after ? { search_after: after } : {}),
+        });
+        return response.hits.hits;
+      });
+      for (const hit of hits) yield hit._source!.doc;
+      if (hits.length < batch) return;
+      const last = hits.at(-1)!._source!;
+      after = [last.finishedAt, last.scanId];
+    }
+  }
+
+  // ------------------------------------------------------------------ events
+  appendEvents(events: readonly NewStoreEvent[]): Promise<void> {
+    return this.run('appending events', async () => {
+      for (const event of events) JSON.stringify(event);
+      if (events.length === 0) return;
+      const first = await this.allocate('event-seq', events.length);
+      for (const [i, event] of events.entries()) {
+        const seq = first + i;
+        await this.client.create({ index: this.index.events, id: encodeId('event', `seq#${seq}`), document: { seq, doc: { ...event, id: String(seq) } }, refresh: this.refresh });
+      }
+    });
+  }
+
+  readEvents(options: { cursor?: string; limit?: number } = {}): Promise<EventPage> {
+    return this.run('reading events', async () => {
+      const after = options.cursor === undefined ? 0 : Number(options.cursor);
+      if (!Number.isSafeInteger(after) || after < 0) {
+        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.cursor}' is not an event cursor`, { where: 'cursor' });
+      }
+      const response = await this.client.search<{ seq: number; doc: StoreEvent }>({
+        index: this.index.events,
+        query: { range: { seq: { gt: after } } },
+        sort: [{ seq: 'asc' }],
+        size: resolveLimit(options.limit, 1000),
+      });
+      const hits = response.hits.hits;
+      return { events: hits.map((hit) => hit._source!.doc), cursor: hits.length > 0 ? String(hits.at(-1)!._source!.seq) : options.cursor };
+    });
+  }
+
+  // ------------------------------------------------------------------ statistics
+  counts(options: { tag?: string } = {}): Promise<StoreCounts> {
+    return this.run('counting', async () => {
+      const query = (options.tag === undefined ? { match_all: {} } : { term: { tag: options.tag.toLowerCase() } }) as estypes.QueryDslQueryContainer;
+      const latest = await this.client.search({ index: this.index.latest, query, size: 0, track_total_hits: true, aggs: { open: { sum: { field: 'openPortCount' } } } });
+      const scans = await this.client.count({ index: this.index.scans, query });
+      const events = await this.client.count({ index: this.index.events });
+      const total = latest.hits.total;
+      return {
+        hosts: typeof total === 'number' ? total : (total?.value ?? 0),
+        scans: scans.count,
+        events: events.count,
+        openPorts: Math.round((latest.aggregations?.open as estypes.AggregationsSumAggregate | undefined)?.value ?? 0),
+      };
+    });
+  }
+
+  private async topTerms(field: 'port' | 'service', options: { tag?: string; limit?: number }): Promise<{ key: string | number; hosts: number }[]> {
+    const response = await this.client.search({
+      index: this.index.latest,
+      query: (options.tag === undefined ? { match_all: {} } : { term: { tag: options.tag.toLowerCase() } }) as estypes.QueryDslQueryContainer,
+      size: 0,
+      aggs: { top: { terms: { field, size: resolveLimit(options.limit, 20), order: [{ _count: 'desc' }, { _key: 'asc' }] } } },
+    });
+    const buckets = (response.aggregations?.top as estypes.AggregationsLongTermsAggregate | undefined)?.buckets;
+    return (Array.isArray(buckets) ? buckets : []).map((bucket) => ({ key: bucket.key, hosts: bucket.doc_count }));
+  }
+
+  topPorts(options: { tag?: string; limit?: number } = {}): Promise<{ port: number; hosts: number }[]> {
+    return this.run('computing top ports', async () => (await this.topTerms('port', options)).map((b) => ({ port: Number(b.key), hosts: b.hosts })));
+  }
+
+  topServices(options: { tag?: string; limit?: number } = {}): Promise<{ service: string; hosts: number }[]> {
+    return this.run('computing top services', async () => (await this.topTerms('service', options)).map((b) => ({ service: String(b.key), hosts: b.hosts })));
+  }
+
+  scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]> {
+    return this.run('computing scans per hour', async () => {
+      const filter: EsQuery[] = [{ range: { finishedAt: { gte: options.since, lt: options.until } } }];
+      if (options.tag !== undefined) filter.push({ term: { tag: options.tag.toLowerCase() } });
+      const response = await this.client.search({
+        index: this.index.scans,
+        query: { bool: { filter } } as estypes.QueryDslQueryContainer,
+        size: 0,
+        aggs: { hours: { histogram: { field: 'finishedAt', interval: 3_600_000, min_doc_count: 1 } } },
+      });
+      const buckets = (response.aggregations?.hours as estypes.AggregationsHistogramAggregate | undefined)?.buckets;
+      return (Array.isArray(buckets) ? buckets : []).map((bucket) => ({ hourStart: Number(bucket.key), scans: bucket.doc_count }));
+    });
+  }
+}
+
+interface ScanSource {
+  scanId: string;
+  ip: string;
+  finishedAt: number;
+  port: number[];
+  service: string[];
+  product: string[];
+  version: string[];
+  cpe: string[];
+  script: string[];
+  tag: string[];
+  agent: string[];
+  words: string[];
+  openPortCount: number;
+  doc: ScanDocument;
+}
+
+function scanSource(scan: ScanDocument): ScanSource {
+  const fields = indexScan(scan);
+  return {
+    scanId: scan.scanId,
+    ip: scan.ip,
+    finishedAt: scan.finishedAt,
+    port: fields.ports,
+    ...fields.terms,
+    words: fields.words,
+    openPortCount: fields.ports.length,
+    doc: stripUndefined(scan) as ScanDocument,
+  };
+}
+
+function toAgent(body: unknown): Agent {
+  const agent = body as Partial<Agent> & NewAgent;
+  return {
+    id: agent.id,
+    name: agent.name,
+    tokenHash: agent.tokenHash,
+    createdAt: agent.createdAt,
+    version: agent.version ?? undefined,
+    lastSeenAt: agent.lastSeenAt ?? undefined,
+    counters: agent.counters ?? {},
+  };
+}
+
+/** JSON round trip: what is stored is exactly what a later read returns. */
+function stripUndefined<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

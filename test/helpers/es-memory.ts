@@ -1,0 +1,382 @@
+import { Client, errors } from '@elastic/elasticsearch';
+import type { DiagnosticResult } from '@elastic/elasticsearch';
+import ClientMockModule from '@elastic/elasticsearch-mock';
+import { ipMatches } from '../../src/store/ip-key.js';
+
+// The package is CommonJS with an ESM-style `export default` in its typings: at run time the
+// default import is the class itself, while NodeNext typing sees the module object.
+const ClientMock = ClientMockModule as unknown as typeof ClientMockModule.default;
+type ClientMock = InstanceType<typeof ClientMock>;
+
+/**
+ * An in-memory stand-in for the part of Elasticsearch 8 that ElasticsearchStore uses, plugged
+ * into the official client through @elastic/elasticsearch-mock (which only routes HTTP calls to
+ * handlers; the behaviour below is ours). It is strict on purpose: any API, query clause, sort
+ * or aggregation outside this subset is answered with HTTP 400, so the store cannot silently
+ * start relying on something this double does not model. Modelled:
+ *
+ * - indices: exists (HEAD), create with `mappings` (dynamic: strict enforced), delete, refresh;
+ * - documents: index / create (`op_type`, `if_seq_no` + `if_primary_term` -> 409), get, delete;
+ * - _search and _count with query bool (filter, must, must_not, should + minimum_should_match),
+ *   term, terms, range (numeric fields), match_all; `term` on an `ip` field accepts a CIDR block;
+ * - sort by fields (asc/desc), from/size, search_after, track_total_hits, seq_no_primary_term;
+ * - aggregations: terms (order by _count/_key), histogram (interval, min_doc_count), sum.
+ *
+ * Not modelled: refresh intervals (every write is visible at once), shards, scoring, analysis
+ * (we only use keyword/ip/long/integer fields), scripts, bulk.
+ */
+export function createMemoryElasticsearchClient(): { client: Client; cluster: MemoryCluster } {
+  const mock = new ClientMock();
+  const cluster = new MemoryCluster();
+  cluster.register(mock);
+  const client = new Client({ node: 'http://198.18.0.1:9200', Connection: mock.getConnection() });
+  return { client, cluster };
+}
+
+type FieldType = 'keyword' | 'ip' | 'long' | 'integer' | 'object';
+type Source = Record<string, unknown>;
+
+interface StoredDoc {
+  source: Source;
+  seqNo: number;
+  version: number;
+}
+
+interface MemoryIndex {
+  fields: Map<string, FieldType>;
+  strict: boolean;
+  docs: Map<string, StoredDoc>;
+  nextSeqNo: number;
+}
+
+interface Request {
+  method: string;
+  path: string;
+  querystring: Record<string, string>;
+  body: unknown;
+}
+
+function fail(statusCode: number, type: string, reason: string): errors.ResponseError {
+  const meta = { body: { error: { type, reason }, status: statusCode }, statusCode, headers: {}, warnings: null } as unknown as DiagnosticResult;
+  return new errors.ResponseError(meta);
+}
+
+/** The cluster's state; exposed so tests can assert on it. */
+export class MemoryCluster {
+  readonly indices = new Map<string, MemoryIndex>();
+
+  register(mock: ClientMock): void {
+    const handle = (request: Request): unknown => {
+      try {
+        return this.dispatch(request);
+      } catch (error) {
+        if (error instanceof errors.ResponseError) return error;
+        return fail(400, 'parsing_exception', (error as Error).message);
+      }
+    };
+    mock.add({ method: ['GET', 'POST', 'PUT', 'DELETE', 'HEAD'], path: '*' }, handle as never);
+  }
+
+  private dispatch(request: Request): unknown {
+    const parts = request.path.split('/').filter(Boolean).map(decodeURIComponent);
+    const [indexName, op, id] = parts;
+    if (indexName === undefined) throw fail(400, 'illegal_argument_exception', `unsupported path ${request.path}`);
+    const { method } = request;
+    if (parts.length === 1) {
+      if (method === 'HEAD') return this.indices.has(indexName) ? '' : fail(404, 'index_not_found_exception', indexName);
+      if (method === 'PUT') return this.createIndex(indexName, request.body as { mappings?: unknown });
+      if (method === 'DELETE') {
+        if (!this.indices.delete(indexName)) throw fail(404, 'index_not_found_exception', indexName);
+        return { acknowledged: true };
+      }
+    }
+    const index = this.indices.get(indexName);
+    if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
+    if (parts.length === 2 && op === '_refresh') return { _shards: { total: 1, successful: 1, failed: 0 } };
+    if (parts.length === 2 && op === '_search' && (method === 'POST' || method === 'GET')) return this.search(index, (request.body ?? {}) as Source);
+    if (parts.length === 2 && op === '_count' && (method === 'POST' || method === 'GET')) {
+      const body = (request.body ?? {}) as Source;
+      checkKeys(body, ['query'], '_count body');
+      const predicate = compileQuery(index, body.query ?? { match_all: {} });
+      return { count: [...index.docs.values()].filter((doc) => predicate(doc.source)).length };
+    }
+    if (parts.length === 3 && id !== undefined) {
+      if (op === '_doc' && method === 'GET') return this.get(indexName, index, id);
+      if (op === '_doc' && method === 'DELETE') return this.delete(indexName, index, id, request.querystring);
+      if ((op === '_doc' || op === '_create') && (method === 'PUT' || method === 'POST')) {
+        const create = op === '_create' || request.querystring.op_type === 'create';
+        return this.write(indexName, index, id, request.body as Source, create, request.querystring);
+      }
+    }
+    throw fail(400, 'illegal_argument_exception', `the in-memory cluster does not model ${method} ${request.path}`);
+  }
+
+  private createIndex(name: string, body: { mappings?: unknown } | null): unknown {
+    if (this.indices.has(name)) throw fail(400, 'resource_already_exists_exception', `index [${name}] already exists`);
+    const mappings = (body?.mappings ?? {}) as { dynamic?: string; properties?: Record<string, { type?: string }> };
+    const fields = new Map<string, FieldType>();
+    for (const [field, spec] of Object.entries(mappings.properties ?? {})) {
+      const type = spec.type ?? 'object';
+      if (!['keyword', 'ip', 'long', 'integer', 'object'].includes(type)) throw fail(400, 'mapper_parsing_exception', `field type ${type} not modelled`);
+      fields.set(field, type as FieldType);
+    }
+    this.indices.set(name, { fields, strict: mappings.dynamic === 'strict', docs: new Map(), nextSeqNo: 0 });
+    return { acknowledged: true, index: name };
+  }
+
+  private get(indexName: string, index: MemoryIndex, id: string): unknown {
+    const doc = index.docs.get(id);
+    if (!doc) return fail(404, 'not_found', `${indexName}/${id}`);
+    return { _index: indexName, _id: id, _version: doc.version, _seq_no: doc.seqNo, _primary_term: 1, found: true, _source: structuredClone(doc.source) };
+  }
+
+  private checkVersion(doc: StoredDoc | undefined, qs: Record<string, string>, id: string): void {
+    if (qs.if_seq_no === undefined) return;
+    if (!doc || doc.seqNo !== Number(qs.if_seq_no) || Number(qs.if_primary_term) !== 1) {
+      throw fail(409, 'version_conflict_engine_exception', `[${id}]: version conflict, required seqNo [${qs.if_seq_no}]`);
+    }
+  }
+
+  private write(indexName: string, index: MemoryIndex, id: string, source: Source, create: boolean, qs: Record<string, string>): unknown {
+    const existing = index.docs.get(id);
+    if (create && existing) throw fail(409, 'version_conflict_engine_exception', `[${id}]: version conflict, document already exists`);
+    this.checkVersion(existing, qs, id);
+    validateSource(index, source);
+    const doc = { source: structuredClone(source), seqNo: index.nextSeqNo++, version: (existing?.version ?? 0) + 1 };
+    index.docs.set(id, doc);
+    return { _index: indexName, _id: id, _version: doc.version, result: existing ? 'updated' : 'created', _seq_no: doc.seqNo, _primary_term: 1 };
+  }
+
+  private delete(indexName: string, index: MemoryIndex, id: string, qs: Record<string, string>): unknown {
+    const existing = index.docs.get(id);
+    this.checkVersion(existing, qs, id);
+    if (!existing) return fail(404, 'not_found', `${indexName}/${id}`);
+    index.docs.delete(id);
+    return { _index: indexName, _id: id, result: 'deleted', _seq_no: index.nextSeqNo++, _primary_term: 1 };
+  }
+
+  private search(index: MemoryIndex, body: Source): unknown {
+    checkKeys(body, ['query', 'sort', 'size', 'from', 'search_after', 'track_total_hits', 'seq_no_primary_term', 'aggs'], '_search body');
+    const predicate = compileQuery(index, body.query ?? { match_all: {} });
+    const sort = parseSort(body.sort);
+    for (const key of sort) fieldType(index, key.field);
+    const all = [...index.docs.entries()].filter(([, doc]) => predicate(doc.source));
+    const sortValues = (source: Source): unknown[] => sort.map(({ field }) => firstValue(source[field]));
+    all.sort(([, a], [, b]) => compareTuples(sortValues(a.source), sortValues(b.source), sort));
+    let hits = all;
+    if (body.search_after !== undefined) {
+      if (!Array.isArray(body.search_after) || body.search_after.length !== sort.length) throw new Error('search_after must match the sort');
+      const after = body.search_after as unknown[];
+      hits = hits.filter(([, doc]) => compareTuples(sortValues(doc.source), after, sort) > 0);
+    }
+    const from = (body.from as number | undefined) ?? 0;
+    const size = (body.size as number | undefined) ?? 10;
+    const page = hits.slice(from, from + size);
+    const response: Source = {
+      took: 0,
+      timed_out: false,
+      hits: {
+        total: { value: all.length, relation: 'eq' },
+        hits: page.map(([id, doc]) => ({
+          _index: 'memory',
+          _id: id,
+          _score: null,
+          _source: structuredClone(doc.source),
+          sort: sortValues(doc.source),
+          ...(body.seq_no_primary_term ? { _seq_no: doc.seqNo, _primary_term: 1 } : {}),
+        })),
+      },
+    };
+    if (body.aggs !== undefined) response.aggregations = aggregate(index, all.map(([, doc]) => doc.source), body.aggs as Source);
+    return response;
+  }
+}
+
+function checkKeys(object: unknown, allowed: readonly string[], what: string): void {
+  if (typeof object !== 'object' || object === null) throw new Error(`${what} must be an object`);
+  for (const key of Object.keys(object)) if (!allowed.includes(key)) throw new Error(`${what}: [${key}] is not modelled by the in-memory cluster`);
+}
+
+function validateSource(index: MemoryIndex, source: Source): void {
+  for (const [field, value] of Object.entries(source)) {
+    const type = index.fields.get(field);
+    if (type === undefined) {
+      if (index.strict) throw fail(400, 'strict_dynamic_mapping_exception', `mapping set to strict, dynamic introduction of [${field}] is not allowed`);
+      continue;
+    }
+    for (const item of Array.isArray(value) ? value : [value]) {
+      // A disabled object field still has to hold an object (scalars there are not relied upon).
+      if (type === 'object') {
+        if (typeof item !== 'object' || item === null || Array.isArray(value)) throw fail(400, 'document_parsing_exception', `[${field}] expects an object`);
+        continue;
+      }
+      if (item === null) continue;
+      if ((type === 'long' || type === 'integer') && !Number.isInteger(item)) throw fail(400, 'document_parsing_exception', `[${field}] expects an integer, got ${JSON.stringify(item)}`);
+      if (type === 'keyword' && typeof item !== 'string') throw fail(400, 'document_parsing_exception', `[${field}] expects a string`);
+      if (type === 'ip' && (typeof item !== 'string' || !ipMatches(item, item))) throw fail(400, 'document_parsing_exception', `[${field}] expects an ip`);
+    }
+  }
+}
+
+function valuesOf(source: Source, field: string): unknown[] {
+  const value = source[field];
+  if (value === undefined || value === null) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+function firstValue(value: unknown): unknown {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function fieldType(index: MemoryIndex, field: string): FieldType {
+  const type = index.fields.get(field);
+  if (type === undefined || type === 'object') throw new Error(`field [${field}] is not a mapped searchable field`);
+  return type;
+}
+
+function termMatches(type: FieldType, stored: unknown, wanted: unknown): boolean {
+  switch (type) {
+    case 'ip':
+      return ipMatches(String(stored), String(wanted));
+    case 'long':
+    case 'integer':
+      return Number(stored) === Number(wanted);
+    default:
+      return String(stored) === String(wanted);
+  }
+}
+
+function single(clause: unknown, what: string): [string, unknown] {
+  const entries = Object.entries(clause as Source);
+  if (entries.length !== 1) throw new Error(`[${what}] takes exactly one field`);
+  return entries[0]!;
+}
+
+type Predicate = (source: Source) => boolean;
+
+/** Compile a query into a predicate, validating all of it up front (even if no document exists). */
+function compileQuery(index: MemoryIndex, query: unknown): Predicate {
+  const [kind, clause] = single(query, 'query');
+  switch (kind) {
+    case 'match_all':
+      return () => true;
+    case 'term': {
+      const [field, spec] = single(clause, 'term');
+      const wanted = typeof spec === 'object' && spec !== null ? (spec as Source).value : spec;
+      const type = fieldType(index, field);
+      return (source) => valuesOf(source, field).some((value) => termMatches(type, value, wanted));
+    }
+    case 'terms': {
+      const [field, wanted] = single(clause, 'terms');
+      if (!Array.isArray(wanted)) throw new Error('[terms] expects an array');
+      const type = fieldType(index, field);
+      return (source) => valuesOf(source, field).some((value) => wanted.some((w) => termMatches(type, value, w)));
+    }
+    case 'range': {
+      const [field, spec] = single(clause, 'range');
+      const type = fieldType(index, field);
+      if (type !== 'long' && type !== 'integer') throw new Error(`[range] is only modelled on numeric fields, not [${field}]`);
+      checkKeys(spec, ['gt', 'gte', 'lt', 'lte'], 'range');
+      const bounds = spec as Record<string, number>;
+      return (source) =>
+        valuesOf(source, field).some((raw) => {
+          const v = Number(raw);
+          return (
+            (bounds.gt === undefined || v > bounds.gt) &&
+            (bounds.gte === undefined || v >= bounds.gte) &&
+            (bounds.lt === undefined || v < bounds.lt) &&
+            (bounds.lte === undefined || v <= bounds.lte)
+          );
+        });
+    }
+    case 'bool': {
+      checkKeys(clause, ['filter', 'must', 'must_not', 'should', 'minimum_should_match'], 'bool');
+      const b = clause as Record<string, unknown>;
+      const list = (value: unknown): Predicate[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]).map((q) => compileQuery(index, q));
+      const required = [...list(b.filter), ...list(b.must)];
+      const mustNot = list(b.must_not);
+      const should = list(b.should);
+      const minimum = (b.minimum_should_match as number | undefined) ?? (required.length === 0 && should.length > 0 ? 1 : 0);
+      return (source) =>
+        required.every((q) => q(source)) && !mustNot.some((q) => q(source)) && should.filter((q) => q(source)).length >= minimum;
+    }
+    default:
+      throw new Error(`query [${kind}] is not modelled by the in-memory cluster`);
+  }
+}
+
+interface SortKey {
+  field: string;
+  desc: boolean;
+}
+
+function parseSort(sort: unknown): SortKey[] {
+  if (sort === undefined) return [];
+  return (Array.isArray(sort) ? sort : [sort]).map((item) => {
+    const [field, spec] = single(item, 'sort');
+    const order = typeof spec === 'string' ? spec : (spec as { order?: string }).order;
+    if (order !== 'asc' && order !== 'desc') throw new Error(`sort order for [${field}] must be asc or desc`);
+    return { field, desc: order === 'desc' };
+  });
+}
+
+function compareValues(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === undefined || a === null) return 1;
+  if (b === undefined || b === null) return -1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0;
+}
+
+function compareTuples(a: unknown[], b: unknown[], sort: SortKey[]): number {
+  for (const [i, key] of sort.entries()) {
+    const c = compareValues(a[i], b[i]);
+    if (c !== 0) return key.desc ? -c : c;
+  }
+  return 0;
+}
+
+function aggregate(index: MemoryIndex, sources: Source[], aggs: Source): Source {
+  const out: Source = {};
+  for (const [name, spec] of Object.entries(aggs)) {
+    const [kind, options] = single(spec, 'aggregation');
+    const o = options as Source;
+    if (kind === 'sum') {
+      checkKeys(o, ['field'], 'sum');
+      const field = o.field as string;
+      fieldType(index, field);
+      out[name] = { value: sources.reduce((acc, s) => acc + valuesOf(s, field).reduce((x: number, v) => x + Number(v), 0), 0) };
+    } else if (kind === 'terms') {
+      checkKeys(o, ['field', 'size', 'order'], 'terms');
+      const field = o.field as string;
+      const numeric = fieldType(index, field) !== 'keyword';
+      const counts = new Map<string | number, number>();
+      for (const s of sources) for (const v of new Set(valuesOf(s, field))) counts.set(v as string | number, (counts.get(v as string | number) ?? 0) + 1);
+      const order = (o.order ?? [{ _count: 'desc' }, { _key: 'asc' }]) as Record<string, string>[];
+      const buckets = [...counts.entries()].map(([key, doc_count]) => ({ key: numeric ? Number(key) : key, doc_count }));
+      buckets.sort((a, b) => {
+        for (const item of order) {
+          const [by, dir] = single(item, 'terms order');
+          const c = by === '_count' ? a.doc_count - b.doc_count : compareValues(a.key, b.key);
+          if (c !== 0) return dir === 'desc' ? -c : c;
+        }
+        return 0;
+      });
+      out[name] = { doc_count_error_upper_bound: 0, sum_other_doc_count: 0, buckets: buckets.slice(0, (o.size as number | undefined) ?? 10) };
+    } else if (kind === 'histogram') {
+      checkKeys(o, ['field', 'interval', 'min_doc_count'], 'histogram');
+      const field = o.field as string;
+      const interval = o.interval as number;
+      if (o.min_doc_count !== 1) throw new Error('only histogram min_doc_count 1 is modelled');
+      const counts = new Map<number, number>();
+      for (const s of sources) for (const v of valuesOf(s, field)) {
+        const key = Math.floor(Number(v) / interval) * interval;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      out[name] = { buckets: [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([key, doc_count]) => ({ key, doc_count })) };
+    } else {
+      throw new Error(`aggregation [${kind}] is not modelled by the in-memory cluster`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { Client } from '@elastic/elasticsearch';
+import { describe, expect, it } from 'vitest';
+import { isPortbanditError } from '../../src/core/errors.js';
+import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
+import type { Store } from '../../src/store/types.js';
+import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
+import { describeStoreConformance, open, scan } from './conformance.js';
+
+/**
+ * With PORTBANDIT_ES_URL set (e.g. http://127.0.0.1:9200) the suite runs against that cluster,
+ * each store in its own random index prefix, deleted on close. Otherwise it runs against the
+ * in-memory cluster in test/helpers/es-memory.ts behind the official client mock.
+ */
+const url = process.env.PORTBANDIT_ES_URL;
+if (!url) console.info('elasticsearch-store: PORTBANDIT_ES_URL is not set; running the conformance suite against the in-memory cluster');
+
+async function openStore(): Promise<Store> {
+  if (!url) return openElasticsearchStore({ client: createMemoryElasticsearchClient().client, prefix: 'pb-test' });
+  const prefix = `pb-test-${randomUUID().slice(0, 8)}`;
+  const client = new Client({ node: url });
+  const store = await openElasticsearchStore({ client, prefix });
+  return Object.assign(Object.create(store) as Store, {
+    close: async () => {
+      // By name: clusters refuse wildcard deletes by default (action.destructive_requires_name).
+      await client.indices.delete({ index: ['scans', 'latest', 'events', 'kv'].map((name) => `${prefix}-${name}`) });
+      await client.close();
+    },
+  });
+}
+
+describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openStore);
+
+describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory cluster)', () => {
+  it('creates its four indices with strict mappings and reuses them on reopen', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    expect([...cluster.indices.keys()].sort()).toEqual(['pb-events', 'pb-kv', 'pb-latest', 'pb-scans']);
+    await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]) });
+    const again = await openElasticsearchStore({ client, prefix: 'pb' });
+    expect((await again.getScan('s1'))?.ip).toBe('198.18.0.1');
+    expect(cluster.indices.get('pb-scans')!.strict).toBe(true);
+  });
+
+  it('the in-memory cluster refuses query DSL it does not model, so the store cannot drift from it', async () => {
+    const { client } = createMemoryElasticsearchClient();
+    await openElasticsearchStore({ client, prefix: 'pb' });
+    await expect(client.search({ index: 'pb-scans', query: { wildcard: { product: 'ngin*' } } })).rejects.toMatchObject({ statusCode: 400 });
+    await expect(client.search({ index: 'pb-scans', query: { range: { product: { gt: 'a' } } } })).rejects.toMatchObject({ statusCode: 400 });
+    await expect(client.index({ index: 'pb-scans', id: 'x', document: { surprise: 1 } })).rejects.toMatchObject({ statusCode: 400 });
+    expect((await client.search({ index: 'pb-scans', query: { match_all: {} } })).hits.hits).toEqual([]);
+  });
+
+  it('rejects an unusable index prefix with the option named', async () => {
+    const { client } = createMemoryElasticsearchClient();
+    await expect(openElasticsearchStore({ client, prefix: 'Bad Prefix' })).rejects.toSatisfy(
+      (e) => isPortbanditError(e, 'PB_ERR_CONFIG') && e.where === 'store.elasticsearch.prefix',
+    );
+  });
+
+  it('a retried ingest after a failure midway completes it (the history document is the commit point)', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    const scans = cluster.indices.get('pb-scans')!;
+    // Make the commit step fail once by dropping the history index's mapping for `doc`.
+    const saved = scans.fields.get('doc')!;
+    scans.fields.delete('doc');
+    const input = { scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), events: [{ kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 }] };
+    await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE'));
+    expect(await store.getScan('s1')).toBeUndefined();
+    scans.fields.set('doc', saved);
+    expect(await store.ingestScan(input)).toEqual({ inserted: true, latest: true });
+    expect((await store.readEvents()).events).toHaveLength(1);
+    expect(await store.count(undefined, { view: 'history' })).toBe(1);
+  });
+});
