@@ -38,12 +38,12 @@ export class RecordingWriter {
 
   static async open(path: string, header: Omit<RecordingHeader, 'format' | 'version'>): Promise<RecordingWriter> {
     const stream = createWriteStream(path, { encoding: 'utf8' });
-    await Promise.race([
-      once(stream, 'open'),
-      once(stream, 'error').then(([cause]) => {
-        throw new PortbanditError('PB_ERR_IO', `cannot write recording: ${(cause as Error).message}`, { where: path, cause });
-      }),
-    ]);
+    try {
+      // once() rejects with the stream's 'error' (ENOENT, EACCES, ...) before 'open'.
+      await once(stream, 'open');
+    } catch (cause) {
+      throw new PortbanditError('PB_ERR_IO', `cannot write recording: ${(cause as Error).message}`, { where: path, cause });
+    }
     const writer = new RecordingWriter(path, stream);
     await writer.push(formatHeader(header));
     return writer;
