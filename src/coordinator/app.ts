@@ -133,6 +133,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }, config.sweepIntervalMs);
     timer.unref();
   }
+  app.addHook('preClose', async () => {
+    coordinator.beginClose();
+  });
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
     await coordinator.close();

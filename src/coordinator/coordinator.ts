@@ -593,10 +593,15 @@ export class Coordinator {
     for (const w of [...this.eventWaiters]) w();
   }
 
-  /** Flush everything (cycle, activity, learning) before the store closes. */
-  async close(): Promise<void> {
+  /** Tell long-lived streams to end (before the HTTP server waits for its connections). */
+  beginClose(): void {
     this.closing = true;
     this.wakeEventWaiters();
+  }
+
+  /** Flush everything (cycle, activity, learning) before the store closes. */
+  async close(): Promise<void> {
+    this.beginClose();
     await this.persistCycle();
     await this.flushActivity();
     await this.learner.flush(undefined, this.now());

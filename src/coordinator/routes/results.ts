@@ -177,6 +177,8 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
       let cursor = req.query.cursor;
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      // Send the headers now: a follower must see the stream open before the first event.
+      reply.raw.flushHeaders();
       let idleSince = Date.now();
       while (!reply.raw.destroyed && !coordinator.closing) {
         const page = await store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: req.query.limit });
