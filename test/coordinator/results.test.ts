@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadRecording } from '../../src/recording/index.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
-import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
+import { bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 import type { ResultSubmission } from '../../src/coordinator/protocol.js';
 
 describe('results, search and history', () => {
