@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
 import { PortbanditError } from '../core/errors.js';
 import { RecordingBuilder } from './builder.js';
 import type { LoadedRecording } from './types.js';
@@ -16,15 +17,21 @@ function parseLine(text: string, where: string): unknown {
   }
 }
 
+function isSystemError(error: unknown): boolean {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+}
+
 /**
  * Calls `onLine(text, lineNumber)` for every non-empty line of a UTF-8 file, streaming it in
- * chunks (a trailing "\r" is dropped, a leading byte-order mark is ignored). Throws PB_ERR_IO
- * when the file cannot be read.
+ * chunks (a trailing "\r" is dropped, a leading byte-order mark is ignored). Bytes that are not
+ * UTF-8 are a PB_ERR_RECORDING naming the line (never silently replaced); a file that cannot be
+ * read is PB_ERR_IO.
  */
 export async function forEachLine(path: string, onLine: (text: string, line: number) => void, onChunk?: (bytesRead: number, lines: number) => void): Promise<void> {
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: CHUNK_BYTES });
-  let rest = '';
+  const stream = createReadStream(path, { highWaterMark: CHUNK_BYTES });
   let line = 0;
+  // Bytes after the last newline seen, waiting for the rest of their line.
+  let pending: Buffer[] = [];
   const emit = (text: string): void => {
     line++;
     if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -32,32 +39,57 @@ export async function forEachLine(path: string, onLine: (text: string, line: num
     if (text.trim() === '') return;
     onLine(text, line);
   };
+  /** Emit the lines of a block of whole lines (it ends with "\n" unless it is the file's tail). */
+  const emitBlock = (block: Buffer): void => {
+    // 0x0A never occurs inside a UTF-8 multi-byte sequence, so whole lines decode on their own.
+    if (!isUtf8(block)) throwAtBadLine(block, line, path);
+    const text = block.toString('utf8');
+    let start = 0;
+    let nl = text.indexOf('\n');
+    while (nl !== -1) {
+      emit(text.slice(start, nl));
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
+    }
+    if (start < text.length) emit(text.slice(start));
+  };
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      let start = 0;
-      let nl = chunk.indexOf('\n');
-      if (nl !== -1 && rest !== '') {
-        emit(rest + chunk.slice(0, nl));
-        rest = '';
-        start = nl + 1;
-        nl = chunk.indexOf('\n', start);
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const last = chunk.lastIndexOf(0x0a);
+      if (last === -1) {
+        pending.push(chunk);
+        continue;
       }
-      while (nl !== -1) {
-        emit(chunk.slice(start, nl));
-        start = nl + 1;
-        nl = chunk.indexOf('\n', start);
-      }
-      rest += chunk.slice(start);
+      const head = chunk.subarray(0, last + 1);
+      emitBlock(pending.length === 0 ? head : Buffer.concat([...pending, head]));
+      pending = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : [];
       onChunk?.(stream.bytesRead, line);
     }
   } catch (cause) {
-    if (cause instanceof PortbanditError) throw cause;
+    if (!isSystemError(cause)) throw cause;
     const detail = cause instanceof Error ? cause.message : String(cause);
     throw new PortbanditError('PB_ERR_IO', `cannot read recording: ${detail}`, { where: path, cause });
   } finally {
     stream.destroy();
   }
-  if (rest !== '') emit(rest);
+  if (pending.length > 0) emitBlock(Buffer.concat(pending));
+}
+
+/** A block failed the UTF-8 check: find the first bad line in it and report it. */
+function throwAtBadLine(block: Buffer, linesBefore: number, path: string): never {
+  let start = 0;
+  let line = linesBefore;
+  for (;;) {
+    line++;
+    const nl = block.indexOf(0x0a, start);
+    const end = nl === -1 ? block.length : nl;
+    if (!isUtf8(block.subarray(start, end))) {
+      throw new PortbanditError('PB_ERR_RECORDING', 'expected UTF-8 text, got bytes that are not valid UTF-8', { where: `${path}:${line}` });
+    }
+    if (nl === -1) break;
+    start = nl + 1;
+  }
+  throw new PortbanditError('PB_ERR_RECORDING', 'expected UTF-8 text, got bytes that are not valid UTF-8', { where: `${path}:${line}` });
 }
 
 /** Progress of a load, reported after each chunk read. */

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { loadRecording, recordingFromObservations } from '../../src/recording/index.js';
@@ -72,6 +73,17 @@ describe('recording validation errors', () => {
     expect(error.where).toBe(`${path}:${line}`);
     expect(error.message).toMatch(message);
     expect(error.message.startsWith(`${path}:${line}: `)).toBe(true);
+  });
+
+  test('bytes that are not UTF-8 are rejected at their line, not silently replaced', async () => {
+    const bad = Buffer.concat([Buffer.from(`${H}\n${ok(0, '198.18.0.1')}\n{"epoch":0,"ip":"198.18.0.2","tags":["`), Buffer.from([0xc3, 0x28]), Buffer.from('"],"open":[]}\n')]);
+    const path = tmp.file('latin.ndjson', '');
+    writeFileSync(path, bad);
+    await expect(loadRecording(path)).rejects.toMatchObject({ code: 'PB_ERR_RECORDING', where: `${path}:3`, message: expect.stringMatching(/expected UTF-8 text/) });
+  });
+
+  test('a directory is PB_ERR_IO naming the path', async () => {
+    await expect(loadRecording(tmp.dir)).rejects.toMatchObject({ code: 'PB_ERR_IO', where: tmp.dir });
   });
 
   test('an unreadable file is PB_ERR_IO naming the path', async () => {
