@@ -156,12 +156,15 @@ export function chartAcrossRecordings(summary: ExperimentSummary, budget = summa
     .map((r) => ({ recording: r.recording, strategy: r.strategy, value: r.coverage.value!, low: r.coverage.low, high: r.coverage.high }));
   const recordings = summary.recordings.filter((r) => data.some((d) => d.recording === r));
   const svg = renderPlot({
-    width: Math.max(width, 36 * summary.strategies.length * recordings.length + 120),
-    height: 340,
+    width: Math.max(width, 34 * summary.strategies.length * recordings.length + 120),
+    height: 400,
     ...margins,
+    marginTop: 44,
+    marginBottom: 84,
     style: { fontSize: '11px' },
-    fx: { label: 'scope (generated profile)', domain: recordings, padding: 0.12 },
-    x: { axis: null, domain: summary.strategies as string[] },
+    // Strategy names under the bars and scopes on top: the chart reads without a legend (README).
+    fx: { label: 'scope', domain: recordings, padding: 0.12, axis: 'top' },
+    x: { label: null, domain: summary.strategies as string[], tickRotate: -40 },
     y: { label: `↑ coverage at ${budget} probes per host (%)`, percent: true, domain: [0, 100], grid: true },
     color: colorScale(summary.strategies),
     marks: [
