@@ -74,6 +74,7 @@ class SqliteStore implements Store {
   private readonly file: string;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly cache = new Map<string, Database.Statement>();
+  private readonly pendingIngests: { input: IngestInput; resolve: (result: IngestResult) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(db: Database.Database, file: string) {
     this.db = db;
@@ -91,6 +92,7 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.flushIngests();
     await this.run('closing', () => this.db.close());
   }
 
@@ -369,28 +371,65 @@ class SqliteStore implements Store {
   }
 
   // ------------------------------------------------------------------ scans
+  /**
+   * Ingests are group-committed: calls made in the same turn of the event loop share one
+   * transaction (one WAL commit), each inside its own savepoint so a failing ingest rolls back
+   * only itself. Each promise settles after the commit, so durability is unchanged.
+   */
   ingestScan(input: IngestInput): Promise<IngestResult> {
-    return this.run('ingesting a scan', () => {
-      const scan = validateScan(input.scan);
-      const fields = indexScan(scan);
-      const key = ipKey(scan.ip, 'scan.ip');
-      return this.db.transaction((): IngestResult => {
-        if (this.stmt.scanExists.get(scan.scanId)) return { inserted: false, latest: false };
-        const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
-        const row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
-        for (const port of fields.ports) this.stmt.termInsert.run('port', String(port), row);
-        for (const [field, values] of Object.entries(fields.terms)) for (const value of values) this.stmt.termInsert.run(field, value, row);
-        const current = this.stmt.latestGet.get(key) as Row | undefined;
-        const newer =
-          current === undefined ||
-          scan.finishedAt > (current.finished_at as number) ||
-          (scan.finishedAt === current.finished_at && scan.scanId > (current.scan_id as string));
-        if (newer) this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
-        for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
-        const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
-        return lease ? { inserted: true, latest: newer, lease } : { inserted: true, latest: newer };
-      })();
+    return new Promise((resolve, reject) => {
+      this.pendingIngests.push({ input, resolve, reject });
+      if (this.pendingIngests.length === 1) setImmediate(() => this.flushIngests());
     });
+  }
+
+  private flushIngests(): void {
+    const batch = this.pendingIngests.splice(0);
+    if (batch.length === 0) return;
+    const outcomes: ({ ok: true; result: IngestResult } | { ok: false; error: PortbanditError })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const { input } of batch) {
+          try {
+            outcomes.push({ ok: true, result: this.ingestOne(input) });
+          } catch (error) {
+            outcomes.push({ ok: false, error: wrapError(error, `ingesting a scan (${this.file})`) });
+          }
+        }
+      })();
+    } catch (error) {
+      const failure = wrapError(error, `committing ingested scans (${this.file})`);
+      for (const item of batch) item.reject(failure);
+      return;
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) item.resolve(outcome.result);
+      else item.reject(outcome.error);
+    });
+  }
+
+  /** One ingest inside the batch transaction; a nested transaction is a savepoint. */
+  private ingestOne(input: IngestInput): IngestResult {
+    const scan = validateScan(input.scan);
+    const fields = indexScan(scan);
+    const key = ipKey(scan.ip, 'scan.ip');
+    return this.db.transaction((): IngestResult => {
+      if (this.stmt.scanExists.get(scan.scanId)) return { inserted: false, latest: false };
+      const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
+      const row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
+      for (const port of fields.ports) this.stmt.termInsert.run('port', String(port), row);
+      for (const [field, values] of Object.entries(fields.terms)) for (const value of values) this.stmt.termInsert.run(field, value, row);
+      const current = this.stmt.latestGet.get(key) as Row | undefined;
+      const newer =
+        current === undefined ||
+        scan.finishedAt > (current.finished_at as number) ||
+        (scan.finishedAt === current.finished_at && scan.scanId > (current.scan_id as string));
+      if (newer) this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
+      for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
+      const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
+      return lease ? { inserted: true, latest: newer, lease } : { inserted: true, latest: newer };
+    })();
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {

@@ -94,4 +94,23 @@ describe('sqlite store durability', () => {
       (e) => isPortbanditError(e, 'PB_ERR_STORE') && e.message.includes('newer than this portbandit understands'),
     );
   });
+
+  it('group-committed ingests in one tick fail one by one: a bad scan does not take its batch down', async () => {
+    const store = await openSqliteStore({ path: join(dir, 'batch.db') });
+    try {
+      const poisoned = { kind: 'service-new' as const, at: 0, ip: '198.18.0.2', scanId: 's2', tags: [], detail: { big: 1n } };
+      const results = await Promise.allSettled([
+        store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]) }),
+        store.ingestScan({ scan: scan('s2', '198.18.0.2', 1000, [open(22, 'ssh')]), events: [poisoned] }),
+        store.ingestScan({ scan: scan('s3', '198.18.0.3', 1000, [open(80, 'http')]) }),
+        store.ingestScan({ scan: scan('s3', '198.18.0.3', 1000, [open(80, 'http')]) }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      expect(results.map((r) => (r.status === 'fulfilled' ? r.value.inserted : undefined))).toEqual([true, undefined, true, false]);
+      expect((await store.search(undefined, { view: 'history' })).items.map((s) => s.scanId)).toEqual(['s3', 's1']);
+      expect(await store.getScan('s2')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
 });
