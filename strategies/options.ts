@@ -116,11 +116,22 @@ function coerce(strategy: string, spec: ParameterSpec, value: unknown): unknown 
     case 'ports':
       if (Array.isArray(value) || typeof value === 'string') {
         try {
-          // A list keeps its order (a fixed list is probed in order); a range string expands.
+          // The order is kept (a fixed list is probed in order), whether the list comes as JSON
+          // or as a CLI string "443,22,8000-8100"; a range expands ascending; repeats count once.
           if (Array.isArray(value) && value.every((x) => typeof x === 'number')) {
             return value.map((p) => (isPort(p) ? p : fail('ports 1-65535')));
           }
-          return PortRanges.parse(value as string | (string | number)[], where).toArray();
+          const items = typeof value === 'string' ? (value.trim() === '' ? [value] : value.split(',')) : (value as unknown[]);
+          const seen = new Set<number>();
+          const out: number[] = [];
+          for (const item of items) {
+            if (typeof item !== 'string' && typeof item !== 'number') return fail('a port list such as "22,80,8000-8100"');
+            for (const p of PortRanges.parse(String(item), where)) {
+              if (!seen.has(p)) out.push(p);
+              seen.add(p);
+            }
+          }
+          return out;
         } catch (error) {
           if (error instanceof PortbanditError) throw new PortbanditError('PB_ERR_STRATEGY_OPTION', error.message, { cause: error });
           throw error;
