@@ -1,3 +1,4 @@
+import { runCoordinatorBenchmark } from './coordinator.js';
 import { runGenerateBenchmark } from './generate.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
 import { runReplayBenchmark } from './replay.js';
@@ -10,6 +11,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'generate', run: runGenerateBenchmark },
   { name: 'recording-load', run: runRecordingLoadBenchmark },
   { name: 'replay', run: runReplayBenchmark },
+  { name: 'coordinator', run: runCoordinatorBenchmark },
 ];
 
 const only = process.env.PB_BENCH_ONLY?.split(',').map((s) => s.trim());

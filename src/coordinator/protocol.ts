@@ -140,7 +140,8 @@ export const workResponseSchema = {
   additionalProperties: false,
   required: ['work'],
   properties: {
-    work: { anyOf: [workItemSchema, { type: 'null' }] },
+    // nullable instead of anyOf: fast-json-stringify serialises anyOf by validating each branch.
+    work: { ...workItemSchema, nullable: true },
     retryAfterMs: { type: 'integer', minimum: 0 },
   },
 } as const;

@@ -1,0 +1,242 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { createRng } from '../src/core/rng.js';
+
+/**
+ * Coordinator load: N concurrent simulated agents (default 1,000) against the real coordinator
+ * (fastify + SQLite in a temp data dir) on 127.0.0.1, each looping getwork -> submit, next to an
+ * empty fastify route measured the same way in the same run. Servers run in a worker thread so
+ * the load generator does not share their event loop. Loopback only; bounded in time and count.
+ *
+ * Two regimes: closed loop (no pause between requests: throughput, and latency that is mostly
+ * queueing, since 1,000 requests are always in flight), then paced (each agent "scans" between
+ * requests, offering half the measured capacity: the latency an agent sees under heavy load).
+ *
+ * Env: PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
+ * requests per phase (200000).
+ */
+
+interface ServerReady {
+  readonly port: number;
+  readonly tokens: readonly string[];
+}
+
+type WorkerKind = { kind: 'pb-bench-coordinator'; agents: number; dataDir: string } | { kind: 'pb-bench-empty' };
+
+async function runServerInWorker(data: WorkerKind): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  if (data.kind === 'pb-bench-empty') {
+    const app = Fastify({ logger: false });
+    app.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    parentPort!.postMessage({ port: (app.server.address() as { port: number }).port, tokens: [] } satisfies ServerReady);
+    parentPort!.once('message', () => void app.close().then(() => parentPort!.postMessage('closed')));
+    return;
+  }
+  const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
+  const config = resolveConfig({ flags: { dataDir: data.dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000 }, env: {} });
+  const app = await buildApp({ config });
+  const c = app.coordinator;
+  await c.createAdminToken('bench');
+  await c.addScope('scope', [{ range: '198.18.0.0/16', tags: ['bench'] }]);
+  const tokens: string[] = [];
+  for (let i = 0; i < data.agents; i++) tokens.push((await c.createAgent(`bench-${i}`)).token);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  parentPort!.postMessage({ port: (app.server.address() as { port: number }).port, tokens } satisfies ServerReady);
+  parentPort!.once('message', () => void app.close().then(() => parentPort!.postMessage('closed')));
+}
+
+if (!isMainThread && (workerData as WorkerKind | undefined)?.kind?.startsWith('pb-bench-')) {
+  await runServerInWorker(workerData as WorkerKind);
+}
+
+function startWorker(data: WorkerKind): Promise<{ ready: ServerReady; stop: () => Promise<void> }> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: data });
+  return new Promise((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('message', (ready: ServerReady) =>
+      resolve({
+        ready,
+        stop: () =>
+          new Promise<void>((done) => {
+            worker.once('message', () => void worker.terminate().then(() => done()));
+            worker.postMessage('close');
+          }),
+      }),
+    );
+  });
+}
+
+interface Response {
+  readonly status: number;
+  readonly body: string;
+}
+
+function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    const req = request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+class Tally {
+  private readonly samples: number[] = [];
+  errors = 0;
+  add(ms: number): void {
+    this.samples.push(ms);
+  }
+  get count(): number {
+    return this.samples.length;
+  }
+  summary(seconds: number): { perSecond: number; p50: number; p99: number; count: number } {
+    const s = Float64Array.from(this.samples).sort();
+    return { perSecond: this.count / seconds, p50: quantile(s, 0.5), p99: quantile(s, 0.99), count: this.count };
+  }
+}
+
+/** Run `loops` concurrent loops of `step` until the deadline or the request cap. */
+async function drive(loops: number, seconds: number, maxRequests: number, step: (i: number) => Promise<number>): Promise<number> {
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  let requests = 0;
+  await Promise.all(
+    Array.from({ length: loops }, async (_, i) => {
+      while (performance.now() < deadline && requests < maxRequests) requests += await step(i);
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+/** The coordinator load benchmark (see the file comment). */
+export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<void> {
+  const agents = Number(env.PB_BENCH_COORD_AGENTS ?? 1000);
+  const seconds = Number(env.PB_BENCH_COORD_SECONDS ?? 8);
+  const maxRequests = Number(env.PB_BENCH_COORD_MAX ?? 200_000);
+  const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-'));
+  const httpAgent = new Agent({ keepAlive: true, maxSockets: agents });
+  try {
+    // 1. The empty fastify route: the ceiling for this machine, client and concurrency.
+    const empty = await startWorker({ kind: 'pb-bench-empty' });
+    const emptyTally = new Tally();
+    const emptySeconds = await drive(agents, seconds, maxRequests, async () => {
+      const t0 = performance.now();
+      const res = await send(httpAgent, empty.ready.port, 'GET', '/empty', undefined);
+      if (res.status === 200) emptyTally.add(performance.now() - t0);
+      else emptyTally.errors++;
+      return 1;
+    });
+    await empty.stop();
+    httpAgent.destroy();
+
+    // 2. The coordinator: every agent loops getwork -> submit.
+    const coordAgent = new Agent({ keepAlive: true, maxSockets: agents });
+    const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir });
+    const work = new Tally();
+    const submits = new Tally();
+    let noWork = 0;
+    const coordSeconds = await drive(agents, seconds, maxRequests, async (i) => {
+      const token = coord.ready.tokens[i]!;
+      const t0 = performance.now();
+      const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', token);
+      if (res.status !== 200) {
+        work.errors++;
+        return 1;
+      }
+      work.add(performance.now() - t0);
+      const item = (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
+      if (!item) {
+        noWork++;
+        return 1;
+      }
+      const now = Date.now();
+      const body = JSON.stringify({
+        leaseId: item.leaseId,
+        ip: item.ip,
+        status: 'up',
+        startedAt: now - 1000,
+        finishedAt: now,
+        preflight: 'connect',
+        ports: item.ports.slice(0, 1).map((port) => ({ port, state: 'open', service: 'http', product: 'nginx', version: '1.25', cpes: [], scripts: [] })),
+        timings: { total: 1000 },
+      });
+      const t1 = performance.now();
+      const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
+      if (sub.status === 200) submits.add(performance.now() - t1);
+      else submits.errors++;
+      return 2;
+    });
+
+    // 3. Paced: the same agents with a scan between getwork and submit, offering ~50% of capacity.
+    const pairRate = Math.max(1, submits.count / coordSeconds);
+    const thinkMs = (agents / (0.5 * pairRate)) * 1000;
+    const rng = createRng('bench-coordinator');
+    const pacedWork = new Tally();
+    const pacedSubmits = new Tally();
+    const pace = () => sleep(thinkMs * (0.5 + rng.next()) / 2);
+    await Promise.all(Array.from({ length: agents }, () => sleep(rng.next() * thinkMs)));
+    const pacedSeconds = await drive(agents, seconds, maxRequests, async (i) => {
+      const token = coord.ready.tokens[i]!;
+      const t0 = performance.now();
+      const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', token);
+      if (res.status !== 200) {
+        pacedWork.errors++;
+        return 1;
+      }
+      pacedWork.add(performance.now() - t0);
+      const item = (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
+      await pace();
+      if (!item) return 1;
+      const now = Date.now();
+      const body = JSON.stringify({ leaseId: item.leaseId, ip: item.ip, status: 'up', startedAt: now - 1000, finishedAt: now, preflight: 'connect', ports: [], timings: { total: 1000 } });
+      const t1 = performance.now();
+      const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
+      if (sub.status === 200) pacedSubmits.add(performance.now() - t1);
+      else pacedSubmits.errors++;
+      await pace();
+      return 2;
+    });
+    await coord.stop();
+    coordAgent.destroy();
+
+    const e = emptyTally.summary(emptySeconds);
+    const w = work.summary(coordSeconds);
+    const s = submits.summary(coordSeconds);
+    console.log(`agents (concurrent connections): ${agents}; ${seconds} s per phase (cap ${maxRequests} requests); server in a worker thread, client in the main thread, 127.0.0.1`);
+    console.log(`empty fastify route : ${fmt(e.perSecond, 0)} req/s  p50 ${fmt(e.p50, 2)} ms  p99 ${fmt(e.p99, 2)} ms  (${e.count} ok, ${emptyTally.errors} errors)`);
+    console.log(`getwork             : ${fmt(w.perSecond, 0)} req/s  p50 ${fmt(w.p50, 2)} ms  p99 ${fmt(w.p99, 2)} ms  (${w.count} ok, ${work.errors} errors, ${noWork} empty)`);
+    console.log(`submit              : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
+    const pw = pacedWork.summary(pacedSeconds);
+    const ps = pacedSubmits.summary(pacedSeconds);
+    console.log(`paced (think ${fmt(thinkMs / 1000, 2)} s per request, ~50% of capacity):`);
+    console.log(`  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${pacedWork.errors} errors)`);
+    console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
+    console.log(`ratio getwork / empty route: ${fmt(w.perSecond / e.perSecond, 3)} (goal >= 0.5); (getwork + submit) / empty: ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
+    console.log(`getwork p99 under paced load ${fmt(pw.p99, 2)} ms (goal < 25 ms): ${pw.p99 < 25 ? 'met' : 'NOT met'}; closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
