@@ -106,9 +106,7 @@ export class RecordingBuilder {
     // Interned by the spec as written, so a repeated override is parsed once per recording.
     const raw = typeof spec === 'string' ? spec : Array.isArray(spec) ? rawProbedKey(spec as (number | string)[]) : undefined;
     const known = raw === undefined ? undefined : this.probedByRaw.get(raw);
-    if (known !== undefined) return this.probedSets[known]!;
-    const set = parseProbed(spec, where);
-    return set;
+    return known !== undefined ? this.probedSets[known]! : parseProbed(spec, where);
   };
 
   private internProbed(obs: ValidObservation): number {
