@@ -51,7 +51,7 @@ const fields: Record<keyof CoordinatorConfig, FieldSpec> = {
 /** Defaults, in one place. Loopback by default: exposing the API is an operator's decision. */
 export const configDefaults: CoordinatorConfig = Object.freeze({
   host: '127.0.0.1',
-  port: 8440,
+  port: 8080,
   dataDir: './data',
   leaseSeconds: 900,
   bodyLimitBytes: 8 * 1024 * 1024,

@@ -26,6 +26,8 @@ export const errorCodes = {
   PB_ERR_CONFLICT: { status: 409, summary: 'The request conflicts with the current state.' },
   PB_ERR_QUERY: { status: 400, summary: 'A search query is malformed.' },
   PB_ERR_STORE: { status: 500, summary: 'The store failed.' },
+  PB_ERR_RATE_LIMITED: { status: 429, summary: 'Too many requests without a valid token from one address.' },
+  PB_ERR_INTERNAL: { status: 500, summary: 'An unexpected server error (details in the server log).' },
   PB_ERR_LAB: { status: 500, summary: 'The network-namespace lab could not be set up or torn down.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

@@ -17,7 +17,7 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('Run the coordinator: scope, cyclic work distribution, learned port sets per tag, results, search (SQLite under --data).')
     .option('--host <host>', 'listen address (env PORTBANDIT_HOST; default 127.0.0.1)')
-    .option('--port <n>', 'listen port (env PORTBANDIT_PORT; default 8440)', parseInteger(0, 65535))
+    .option('--port <n>', 'listen port (env PORTBANDIT_PORT; default 8080)', parseInteger(0, 65535))
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
     .option('--config <file>', 'JSON config file (env PORTBANDIT_CONFIG); flags and env override it')
     .option('--lease-seconds <n>', 'seconds an agent has to submit a work item (default 900)', parseInteger(1))
