@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { registerAgent } from './agent.js';
 import { registerExperiment } from './experiment.js';
 import { registerHost } from './host.js';
+import { registerImport } from './import.js';
 import { registerLab } from './lab.js';
 import { registerNotebook } from './notebook.js';
 import { registerPolicy } from './policy.js';
@@ -16,4 +18,4 @@ import { registerToken } from './token.js';
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, in --help order. Add yours: one import, one entry. */
-export const commands: RegisterCommand[] = [registerServe, registerToken, registerPolicy, registerSearch, registerHost, registerScope, registerRecording, registerSimulate, registerShowcase, registerExperiment, registerNotebook, registerLab];
+export const commands: RegisterCommand[] = [registerServe, registerToken, registerPolicy, registerSearch, registerHost, registerScope, registerRecording, registerSimulate, registerShowcase, registerExperiment, registerNotebook, registerLab, registerAgent, registerImport];

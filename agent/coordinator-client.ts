@@ -1,0 +1,62 @@
+import { PortbanditError } from '../src/core/errors.js';
+import type { ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/coordinator/protocol.js';
+import { VERSION } from '../src/core/version.js';
+
+/** An HTTP error from the coordinator that retrying will not fix (4xx but 429). */
+export class RejectedError extends PortbanditError {}
+
+/** The agent's side of the wire protocol (docs/api.md): bearer token, JSON, bounded requests. */
+export class CoordinatorClient {
+  private readonly base: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+
+  constructor(server: string, token: string, timeoutMs = 30_000) {
+    let url: URL;
+    try {
+      url = new URL(server);
+    } catch {
+      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a URL like http://127.0.0.1:8787, got ${JSON.stringify(server)}`, { where: '--server' });
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected http(s), got ${url.protocol}`, { where: '--server' });
+    this.base = url.toString().replace(/\/$/, '');
+    this.token = token;
+    this.timeoutMs = timeoutMs;
+  }
+
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (cause) {
+      throw new PortbanditError('PB_ERR_IO', `coordinator unreachable: ${(cause as Error).message}`, { where: `${method} ${path}`, cause });
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      const message = `coordinator answered ${res.status}: ${text.slice(0, 300)}`;
+      if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new RejectedError(res.status === 409 ? 'PB_ERR_CONFLICT' : 'PB_ERR_INVALID_ARGUMENT', message, { where: `${method} ${path}` });
+      throw new PortbanditError('PB_ERR_IO', message, { where: `${method} ${path}` });
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch (cause) {
+      throw new PortbanditError('PB_ERR_IO', `coordinator sent non-JSON: ${text.slice(0, 100)}`, { where: `${method} ${path}`, cause });
+    }
+  }
+
+  /** Lease the next work item (null when there is none; `retryAfterMs` says when to ask again). */
+  async getWork(): Promise<WorkResponse> {
+    return this.request<WorkResponse>('GET', `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}`);
+  }
+
+  async submit(result: ResultSubmission): Promise<SubmitResponse> {
+    return this.request<SubmitResponse>('POST', '/api/v1/agent/results', result);
+  }
+}
+
+export type { WorkItem };

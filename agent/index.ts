@@ -1,0 +1,12 @@
+export { Agent, type AgentOptions, type AgentStats } from './agent.js';
+export { AllowList } from './allow-list.js';
+export { CoordinatorClient, RejectedError } from './coordinator-client.js';
+export { scanBatch, choosePreflight, SCAN_DEFAULTS, type ScanConfig, type PreflightChoice, type BatchOutcome, type RefusedItem } from './scan-batch.js';
+export { runMasscan, MASSCAN_DEFAULTS, type MasscanOptions, type MasscanResult } from './scanners/masscan.js';
+export { runConnectSweep, CONNECT_DEFAULTS, type ConnectSweepOptions, type ConnectSweepResult } from './scanners/connect-sweep.js';
+export { runNmap, nmapArgs, checkScripts, NMAP_DEFAULTS, type NmapOptions, type NmapResult } from './scanners/nmap.js';
+export { resolveMasscanRoute, parseRouteGet, type MasscanRoute, type RouteLookup } from './scanners/route.js';
+export { detectScannerTools, describeMissingTools, hasRawSockets, type ScannerTools } from './scanners/tools.js';
+export { runBounded, type ProcessBounds, type ProcessResult } from './scanners/bounded-process.js';
+export { parseNmapXml, type NmapRun, type NmapHost } from './scanners/nmap-xml.js';
+export { parseMasscanOutput, detectMasscanFormat, groupFindings, type MasscanFinding, type MasscanFormat } from './scanners/masscan-output.js';

@@ -1,0 +1,49 @@
+import { execa } from 'execa';
+import { PortbanditError } from '../../src/core/errors.js';
+
+/** Limits every child process the agent starts. */
+export interface ProcessBounds {
+  /** Kill the process after this many milliseconds. */
+  readonly timeoutMs: number;
+  /** Kill it once stdout (or stderr) exceeds this many bytes. */
+  readonly maxOutputBytes: number;
+  /** Abort from outside (shutdown). */
+  readonly signal?: AbortSignal;
+}
+
+export interface ProcessResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number;
+  readonly durationMs: number;
+}
+
+/**
+ * Run a scanner with an argument array (never a shell), bounded by a timeout and an output size
+ * limit. Anything but a clean exit is a PB_ERR_SCANNER naming the tool and why.
+ */
+export async function runBounded(file: string, args: readonly string[], bounds: ProcessBounds): Promise<ProcessResult> {
+  const started = performance.now();
+  const result = await execa(file, args, {
+    reject: false,
+    timeout: bounds.timeoutMs,
+    maxBuffer: bounds.maxOutputBytes,
+    stdin: 'ignore',
+    killSignal: 'SIGKILL',
+    ...(bounds.signal ? { cancelSignal: bounds.signal } : {}),
+  });
+  const durationMs = performance.now() - started;
+  const where = file;
+  if (result.timedOut) throw new PortbanditError('PB_ERR_SCANNER', `${file} did not finish within ${bounds.timeoutMs} ms and was killed`, { where });
+  if (result.isMaxBuffer) throw new PortbanditError('PB_ERR_SCANNER', `${file} wrote more than ${bounds.maxOutputBytes} bytes of output and was killed`, { where });
+  if (result.isCanceled) throw new PortbanditError('PB_ERR_SCANNER', `${file} was cancelled (shutdown)`, { where });
+  if (result.code === 'ENOENT') throw new PortbanditError('PB_ERR_SCANNER', `${file} is not installed (apt-get install nmap masscan)`, { where });
+  if (result.failed && result.exitCode === undefined) {
+    throw new PortbanditError('PB_ERR_SCANNER', `${file} could not run: ${result.shortMessage}`, { where });
+  }
+  if (result.exitCode !== 0) {
+    const tail = String(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
+    throw new PortbanditError('PB_ERR_SCANNER', `${file} exited with code ${result.exitCode}: ${tail}`, { where });
+  }
+  return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0, durationMs };
+}

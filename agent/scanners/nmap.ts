@@ -1,0 +1,94 @@
+import { PortbanditError } from '../../src/core/errors.js';
+import { PortRanges } from '../../src/core/ports.js';
+import type { AllowList } from '../allow-list.js';
+import { runBounded } from './bounded-process.js';
+import { type NmapRun, parseNmapXml } from './nmap-xml.js';
+
+export interface NmapOptions {
+  readonly targets: readonly string[];
+  readonly ports: readonly number[];
+  readonly allow: AllowList;
+  /** -sV (service/version detection). */
+  readonly versionDetection?: boolean;
+  /** NSE scripts; each must be on `scriptsAllow` or the run is refused. */
+  readonly scripts?: readonly string[];
+  readonly scriptsAllow?: ReadonlySet<string>;
+  readonly hostTimeoutSeconds?: number;
+  readonly scriptTimeoutSeconds?: number;
+  /** -sT instead of nmap's default (-sS as root): the bench compares connect scans. */
+  readonly connectScan?: boolean;
+  /** Extra timing flags (e.g. ["-T4", "--min-rate", "5000"]); validated against a short list. */
+  readonly timing?: readonly string[];
+  readonly timeoutMs?: number;
+  readonly maxOutputBytes?: number;
+  readonly nmapPath?: string;
+  readonly signal?: AbortSignal;
+}
+
+export interface NmapResult {
+  readonly run: NmapRun;
+  readonly durationMs: number;
+  readonly args: readonly string[];
+}
+
+export const NMAP_DEFAULTS = { hostTimeoutSeconds: 300, scriptTimeoutSeconds: 60, maxOutputBytes: 64 * 1024 * 1024 } as const;
+
+const scriptName = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const timingFlag = /^(-T[0-5]|--min-rate|--max-rate|--max-retries|--version-intensity|--min-parallelism|--max-rtt-timeout|\d+(ms|s)?)$/;
+
+/** Keep the scripts this agent allows; throws PB_ERR_UNSAFE_TARGET naming the first refused one. */
+export function checkScripts(scripts: readonly string[], allow: ReadonlySet<string>): string[] {
+  for (const s of scripts) {
+    if (!scriptName.test(s) || !allow.has(s)) {
+      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `NSE script ${JSON.stringify(s)} is not on this agent's --scripts-allow list (${[...allow].join(', ') || 'empty'})`, { where: 'scan.scripts' });
+    }
+  }
+  return [...scripts];
+}
+
+/** The nmap argument array for a run (exported so tests can check it without running nmap). */
+export function nmapArgs(options: NmapOptions): string[] {
+  const scripts = checkScripts(options.scripts ?? [], options.scriptsAllow ?? new Set());
+  for (const t of options.timing ?? []) {
+    if (!timingFlag.test(t)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `nmap timing flag ${JSON.stringify(t)} is not allowed`, { where: 'timing' });
+  }
+  return [
+    ...(options.versionDetection === false ? [] : ['-sV']),
+    ...(options.connectScan ? ['-sT'] : []),
+    '-Pn',
+    '-n',
+    '-p',
+    PortRanges.fromPorts(options.ports).toString(),
+    '--host-timeout',
+    `${options.hostTimeoutSeconds ?? NMAP_DEFAULTS.hostTimeoutSeconds}s`,
+    ...(scripts.length > 0 ? ['--script', scripts.join(','), '--script-timeout', `${options.scriptTimeoutSeconds ?? NMAP_DEFAULTS.scriptTimeoutSeconds}s`] : []),
+    ...(options.timing ?? []),
+    '-oX',
+    '-',
+    '--',
+    ...options.targets,
+  ];
+}
+
+/**
+ * `nmap -sV -Pn -n -p PORTS [--script ...] -oX - TARGETS`, bounded by a timeout and an output
+ * limit, XML parsed. Refuses targets outside `allow` and scripts not on `scriptsAllow`.
+ */
+export async function runNmap(options: NmapOptions): Promise<NmapResult> {
+  options.allow.assertAllowed(options.targets, 'nmap target');
+  if (options.targets.length === 0 || options.ports.length === 0) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'nmap needs at least one target and one port', { where: 'nmap' });
+  }
+  const args = nmapArgs(options);
+  const hostTimeout = options.hostTimeoutSeconds ?? NMAP_DEFAULTS.hostTimeoutSeconds;
+  // nmap scans hosts in parallel groups; its own --host-timeout bounds each, this bounds the run.
+  const timeoutMs = options.timeoutMs ?? (hostTimeout * Math.max(1, Math.ceil(options.targets.length / 16)) + 60) * 1000;
+  const result = await runBounded(options.nmapPath ?? 'nmap', args, {
+    timeoutMs,
+    maxOutputBytes: options.maxOutputBytes ?? NMAP_DEFAULTS.maxOutputBytes,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const run = parseNmapXml(result.stdout, 'nmap -oX');
+  if (!run.complete) throw new PortbanditError('PB_ERR_SCANNER', 'nmap output ended without <runstats> (killed or cut short)', { where: 'nmap -oX' });
+  return { run, durationMs: result.durationMs, args };
+}

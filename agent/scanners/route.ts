@@ -1,0 +1,59 @@
+import { execa } from 'execa';
+import { PortbanditError } from '../../src/core/errors.js';
+
+/** Where masscan sends its packets: the interface, its source address and the next hop. */
+export interface MasscanRoute {
+  readonly adapter: string;
+  readonly adapterIp: string;
+  readonly routerIp: string;
+}
+
+/** One `ip route get` answer. */
+export interface RouteLookup {
+  readonly dev: string;
+  readonly src: string;
+  readonly via: string | null;
+}
+
+/** Parse `ip route get ADDR` output ("ADDR via GW dev IF src SRC uid 0"). */
+export function parseRouteGet(text: string, target: string): RouteLookup {
+  const line = text.split('\n')[0] ?? '';
+  const field = (name: string) => {
+    const m = new RegExp(`\\b${name}\\s+(\\S+)`).exec(line);
+    return m ? m[1]! : null;
+  };
+  const dev = field('dev');
+  const src = field('src');
+  if (/^(blackhole|unreachable|prohibit)\b/.test(line.trim()) || !dev || !src) {
+    throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `no usable route to ${target} (${JSON.stringify(line.trim())}); masscan will not run`, { where: target });
+  }
+  return { dev, src, via: field('via') };
+}
+
+/**
+ * Resolve the adapter, source and router masscan must use to reach `targets`, from the kernel's
+ * routing table. Refuses (PB_ERR_UNSAFE_TARGET) when a target has no route, when the targets
+ * need different interfaces, or when the route is the default route's interface: masscan without
+ * an explicit adapter would spray packets off the machine, and this agent only scans networks it
+ * reaches over a dedicated interface.
+ */
+export async function resolveMasscanRoute(targets: readonly string[]): Promise<MasscanRoute> {
+  if (targets.length === 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'no targets to route', { where: 'targets' });
+  const defaults = await execa('ip', ['route', 'show', 'default'], { reject: false });
+  const defaultDevs = new Set([...String(defaults.stdout).matchAll(/\bdev\s+(\S+)/g)].map((m) => m[1]!));
+  let route: MasscanRoute | null = null;
+  for (const target of targets) {
+    const r = await execa('ip', ['route', 'get', target], { reject: false });
+    if (r.exitCode !== 0) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `no route to ${target}: ${String(r.stderr).trim()}; masscan will not run`, { where: target });
+    const hop = parseRouteGet(String(r.stdout), target);
+    if (defaultDevs.has(hop.dev) || hop.dev === 'lo') {
+      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${target} is reached over ${hop.dev}, the default route's interface (or loopback); masscan only runs over a dedicated, non-default interface — give --masscan-adapter/--masscan-router explicitly or use the connect preflight`, { where: target });
+    }
+    const next: MasscanRoute = { adapter: hop.dev, adapterIp: hop.src, routerIp: hop.via ?? target };
+    if (route && (route.adapter !== next.adapter || route.routerIp !== next.routerIp)) {
+      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `targets need different routes (${route.adapter} via ${route.routerIp}, ${next.adapter} via ${next.routerIp}); masscan runs one route at a time`, { where: target });
+    }
+    route = next;
+  }
+  return route!;
+}
