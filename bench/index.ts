@@ -2,6 +2,7 @@ import { runCoordinatorBenchmark } from './coordinator.js';
 import { runGenerateBenchmark } from './generate.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
 import { runReplayBenchmark } from './replay.js';
+import { runStoreBenchmark } from './store.js';
 
 /**
  * `npm run bench`: runs every benchmark in order and prints its figures. Add yours: one import,
@@ -11,6 +12,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'generate', run: runGenerateBenchmark },
   { name: 'recording-load', run: runRecordingLoadBenchmark },
   { name: 'replay', run: runReplayBenchmark },
+  { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
 ];
 

@@ -6,55 +6,84 @@ import type { QueryNode } from './query-ast.js';
 // A fixed map, so an AST from an untrusted source cannot put arbitrary text into the SQL.
 const TIME_OPS: Readonly<Record<string, string>> = { '>': '>', '>=': '>=', '<': '<', '<=': '<=' };
 
-/** A SQL boolean expression over the `scans` alias `s`, with its bound parameters. */
+/** A SQL boolean expression with its bound parameters. */
 export interface SqlCondition {
   readonly sql: string;
   readonly params: unknown[];
+}
+
+/** Where the columns a condition needs live in the FROM clause it is used with. */
+export interface SqlColumns {
+  /** The scans.row of the scan (joins scan_terms). */
+  readonly row: string;
+  readonly ipKey: string;
+  readonly finishedAt: string;
+  /** Only needed for free text; the caller joins `scans` when `needsWords` says so. */
+  readonly words: string;
+}
+
+/** History view: the scans table itself. */
+export const HISTORY_COLUMNS: SqlColumns = { row: 's.row', ipKey: 's.ip_key', finishedAt: 's.finished_at', words: 's.words' };
+/** Latest view: the latest table carries row, key and time, so only free text needs a join. */
+export const LATEST_COLUMNS: SqlColumns = { row: 'l.scan_row', ipKey: 'l.ip_key', finishedAt: 'l.finished_at', words: 's.words' };
+
+/** True when the query has free text (the latest view must then join `scans` for its words). */
+export function needsWords(node: QueryNode | undefined): boolean {
+  if (node === undefined) return false;
+  switch (node.type) {
+    case 'and':
+    case 'or':
+      return node.children.some(needsWords);
+    case 'not':
+      return needsWords(node.child);
+    default:
+      return node.type === 'text';
+  }
 }
 
 /**
  * Translate a query AST into a WHERE condition. Values are only ever bound parameters; the SQL
  * text is built from fixed fragments, so no query can inject SQL.
  */
-export function compileSqliteQuery(node: QueryNode | undefined): SqlCondition {
+export function compileSqliteQuery(node: QueryNode | undefined, columns: SqlColumns = HISTORY_COLUMNS): SqlCondition {
   if (node === undefined) return { sql: '1', params: [] };
   const params: unknown[] = [];
-  const sql = compile(node, params);
+  const sql = compile(node, params, columns);
   return { sql, params };
 }
 
-function compile(node: QueryNode, params: unknown[]): string {
+function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
   switch (node.type) {
     case 'and':
     case 'or':
-      return `(${node.children.map((child) => compile(child, params)).join(node.type === 'and' ? ' AND ' : ' OR ')})`;
+      return `(${node.children.map((child) => compile(child, params, c)).join(node.type === 'and' ? ' AND ' : ' OR ')})`;
     case 'not':
-      return `(NOT ${compile(node.child, params)})`;
+      return `(NOT ${compile(node.child, params, c)})`;
     case 'port':
       params.push(String(node.port));
-      return `s.row IN (SELECT scan_row FROM scan_terms WHERE field = 'port' AND value = ?)`;
+      return `${c.row} IN (SELECT scan_row FROM scan_terms WHERE field = 'port' AND value = ?)`;
     case 'term':
       params.push(node.field, node.value.toLowerCase());
-      return `s.row IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)`;
+      return `${c.row} IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)`;
     case 'ip': {
       const [lo, hi] = ipKeyRange(node.value, 'query ip');
       params.push(lo, hi);
-      return `(s.ip_key BETWEEN ? AND ?)`;
+      return `(${c.ipKey} BETWEEN ? AND ?)`;
     }
     case 'time': {
       const op = TIME_OPS[node.op];
       if (op === undefined) throw new PortbanditError('PB_ERR_QUERY', `unknown time operator ${JSON.stringify(node.op)}`, { where: 'query' });
       params.push(node.at);
-      return `(s.finished_at ${op} ?)`;
+      return `(${c.finishedAt} ${op} ?)`;
     }
     case 'timeRange':
       params.push(node.from, node.to);
-      return `(s.finished_at >= ? AND s.finished_at < ?)`;
+      return `(${c.finishedAt} >= ? AND ${c.finishedAt} < ?)`;
     case 'text': {
       const words = tokenizeText(node.value);
       if (words.length === 0) return '1';
       for (const word of words) params.push(` ${word} `);
-      return `(${words.map(() => 'instr(s.words, ?) > 0').join(' AND ')})`;
+      return `(${words.map(() => `instr(${c.words}, ?) > 0`).join(' AND ')})`;
     }
   }
 }

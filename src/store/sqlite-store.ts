@@ -7,7 +7,8 @@ import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { indexScan, validateScan } from './scan-index.js';
 import { requeueItem } from './requeue.js';
 import { migrateSqlite } from './sqlite-schema.js';
-import { compileSqliteQuery } from './sqlite-query.js';
+import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords } from './sqlite-query.js';
+import type { SqlColumns, SqlCondition } from './sqlite-query.js';
 import type { QueryNode } from './query-ast.js';
 import type {
   AdminToken,
@@ -447,22 +448,31 @@ class SqliteStore implements Store {
   }
 
   hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>> {
-    return this.run('reading host history', () => this.page('history', { sql: 's.ip_key = ?', params: [ipKey(ip)] }, page));
+    return this.run('reading host history', () => {
+      const key = ipKey(ip);
+      return this.page(this.view('history', undefined), (c) => ({ sql: `${c.ipKey} = ?`, params: [key] }), page);
+    });
   }
 
   search(query: QueryNode | undefined, options: SearchOptions = {}): Promise<Page<ScanDocument>> {
-    return this.run('searching', () => this.page(options.view ?? 'latest', compileSqliteQuery(query), options));
+    return this.run('searching', () => this.page(this.view(options.view ?? 'latest', query), (c) => compileSqliteQuery(query, c), options));
   }
 
   count(query: QueryNode | undefined, options: { view?: SearchView } = {}): Promise<number> {
     return this.run('counting', () => {
-      const where = compileSqliteQuery(query);
-      return this.countWhere(options.view ?? 'latest', where.sql, where.params);
+      const view = this.view(options.view ?? 'latest', query);
+      const where = compileSqliteQuery(query, view.columns);
+      return this.countWhere(view.from, where);
     });
   }
 
-  private fromClause(view: SearchView): string {
-    return view === 'latest' ? 'latest l JOIN scans s ON s.row = l.scan_row' : 'scans s';
+  /**
+   * The FROM clause and column map of a view. Latest-per-host reads only the narrow `latest`
+   * table (its key, time and scan row) unless free text needs the scans' word lists.
+   */
+  private view(view: SearchView, query: QueryNode | undefined): { from: string; columns: SqlColumns; scanId: string } {
+    if (view === 'history') return { from: 'scans s', columns: HISTORY_COLUMNS, scanId: 's.scan_id' };
+    return { from: needsWords(query) ? 'latest l JOIN scans s ON s.row = l.scan_row' : 'latest l', columns: LATEST_COLUMNS, scanId: 'l.scan_id' };
   }
 
   /** Dynamic search SQL is prepared once per distinct text (the text has no values in it). */
@@ -476,25 +486,35 @@ class SqliteStore implements Store {
     return statement;
   }
 
-  private countWhere(view: SearchView, sql: string, params: unknown[]): number {
-    return (this.prepared(`SELECT COUNT(*) AS n FROM ${this.fromClause(view)} WHERE ${sql}`).get(...params) as Row).n as number;
+  private countWhere(from: string, where: SqlCondition): number {
+    return (this.prepared(`SELECT COUNT(*) AS n FROM ${from} WHERE ${where.sql}`).get(...where.params) as Row).n as number;
   }
 
-  /** One newest-first page; the SQL text comes from fixed fragments, values are bound. */
-  private page(view: SearchView, where: { sql: string; params: unknown[] }, request: PageRequest | undefined): Page<ScanDocument> {
+  /**
+   * One newest-first page: first the matching (row, time, id) triples are sorted and cut to the
+   * page, then only those rows' documents are read. SQL text comes from fixed fragments; values
+   * are bound.
+   */
+  private page(
+    view: { from: string; columns: SqlColumns; scanId: string },
+    condition: (columns: SqlColumns) => SqlCondition,
+    request: PageRequest | undefined,
+  ): Page<ScanDocument> {
     const { limit, offset, after } = resolvePage(request);
-    const total = this.countWhere(view, where.sql, where.params);
-    const t = view === 'latest' ? 'l' : 's';
-    let sql = `SELECT s.doc FROM ${this.fromClause(view)} WHERE (${where.sql})`;
+    const where = condition(view.columns);
+    const total = this.countWhere(view.from, where);
+    const { row, finishedAt } = view.columns;
+    let inner = `SELECT ${row} AS r, ${finishedAt} AS f, ${view.scanId} AS i FROM ${view.from} WHERE (${where.sql})`;
     const params = [...where.params];
     if (after) {
-      sql += ` AND (${t}.finished_at < ? OR (${t}.finished_at = ? AND ${t}.scan_id < ?))`;
+      inner += ` AND (${finishedAt} < ? OR (${finishedAt} = ? AND ${view.scanId} < ?))`;
       params.push(after.finishedAt, after.finishedAt, after.scanId);
     }
-    sql += ` ORDER BY ${t}.finished_at DESC, ${t}.scan_id DESC LIMIT ? OFFSET ?`;
+    inner += ` ORDER BY f DESC, i DESC LIMIT ? OFFSET ?`;
     params.push(limit + 1, offset);
+    const sql = `SELECT d.doc FROM (${inner}) p JOIN scans d ON d.row = p.r ORDER BY p.f DESC, p.i DESC`;
     const rows = this.prepared(sql).all(...params) as Row[];
-    const items = rows.slice(0, limit).map((row) => parse<ScanDocument>(row.doc));
+    const items = rows.slice(0, limit).map((r) => parse<ScanDocument>(r.doc));
     const last = items.at(-1);
     const nextCursor = rows.length > limit && last ? encodeScanCursor(last) : undefined;
     return { items, total, nextCursor };
