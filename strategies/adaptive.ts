@@ -3,6 +3,7 @@ import type { Rng } from '../src/core/rng.js';
 import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emptyCooccurrenceState, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
 import { ExplorationPool } from './cooccurrence/exploration-pool.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
+import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './cooccurrence/sweep-planner.js';
 import { MeanRanking, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
@@ -20,11 +21,11 @@ import type { BudgetSplit, CommonOptions, Decision, Explanation, HostContext, Ho
  *            ranking), minus an exploration share drawn from nmap's frequency prior among ports
  *            the model has not measured yet.
  *
- * Seed sweeps: a few hosts per epoch (chosen at random among hosts known to be alive and not
- * pseudo-services) get a full sweep of every probeable port, so ports no list knows are found.
- * Budget-neutral on average (see planSweeps and docs/strategies.md): an eligible host is swept
- * (S probes) with probability q = sweepShare*B/S and otherwise gets b' = (B - q*S)/(1 - q), so
- * its expected allowance is exactly the budget B; ineligible hosts get B.
+ * Seed sweeps: one live host (answered last time, not a pseudo-service) of each prefix that is
+ * due (not swept for `resweepEpochs`) gets a full sweep of every probeable port, so ports no
+ * list knows (an organisation's own services) are found; at most `sweepShare` of an epoch's
+ * budget goes to sweeps, and every other host's allowance is lowered so that the AVERAGE
+ * allowance stays at the budget (arithmetic in strategies/cooccurrence/sweep-planner.ts).
  *
  * Everything learned is discounted per epoch (`discount`), so services that went away are
  * unlearned; the host's own history is by construction only its last scan.
@@ -36,6 +37,8 @@ export interface AdaptiveParams extends PortStatsParams, GuardParams, Pick<Coocc
   readonly explorationShare: number;
   readonly exploreTrials: number;
   readonly sweepShare: number;
+  readonly resweepEpochs: number;
+  readonly sweepTarget: number;
   readonly byPrefix: boolean;
   readonly followUp: boolean;
 }
@@ -49,6 +52,10 @@ export interface AdaptiveState extends CooccurrenceState {
   readonly eligible: number;
   /** Previously open ports re-verified, summed over teaching results (for explain's split). */
   readonly reverified: number;
+  /** When each prefix was last swept, and host counts for the sweep arithmetic. */
+  readonly sweeps: SweepPlannerState;
+  /** Whether sweeps pay (hits on the ports they found, per sweep). */
+  readonly sweepYield: SweepYieldState;
 }
 
 const parameters: readonly ParameterSpec[] = Object.freeze([
@@ -87,10 +94,26 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
   {
     name: 'sweepShare',
     type: 'number',
-    default: 0.05,
+    default: 0.6,
     min: 0,
     max: 0.9,
-    description: 'Share of the total budget spent on seed sweeps: full sweeps of all probeable ports on a few random live hosts per epoch (budget-neutral on average).',
+    description: "At most this share of an epoch's budget funds seed sweeps (all probeable ports of one live host per due prefix); the other hosts' allowance is lowered so the average stays at the budget.",
+  },
+  {
+    name: 'sweepTarget',
+    type: 'number',
+    default: 10,
+    min: 0,
+    max: 1e9,
+    description: 'Hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
+  },
+  {
+    name: 'resweepEpochs',
+    type: 'integer',
+    default: 3,
+    min: 0,
+    max: 1e6,
+    description: 'A prefix is due for another seed sweep when none of its hosts was swept for more than this many epochs.',
   },
   {
     name: 'byPrefix',
@@ -120,36 +143,14 @@ function validateState(state: unknown): AdaptiveState {
     }
   }
   validatePairCounts(s.pairs, 'state.pairs');
+  validateSweepPlanner(s.sweeps, 'state.sweeps');
+  validateSweepYield(s.sweepYield, 'state.sweepYield');
   return s;
 }
 
 /** Whether a host may be swept: it answered last time, and not like a pseudo-service host. */
 function sweepEligible(previousOpen: readonly number[], params: AdaptiveParams, options: CommonOptions): boolean {
   return previousOpen.length > 0 && previousOpen.length < Math.min(params.pseudoMinOpen, options.pseudoThreshold);
-}
-
-/** The sweep arithmetic for one probeable size: sweep probability and the others' allowance. */
-export interface SweepPlan {
-  /** Probability that a sweep-eligible host is swept. */
-  readonly q: number;
-  /** Allowance of an eligible host that is not swept (average; rounded stochastically per host). */
-  readonly others: number;
-  /** Probes of one sweep. */
-  readonly size: number;
-}
-
-/**
- * Budget-neutral seed sweeps. Only sweep-eligible hosts carry the cost: with budget B, sweep
- * size S and sweep share s, an eligible host is swept with probability q = min(1, s*B/S) and
- * otherwise gets b' = (B - q*S) / (1 - q) = B*(1 - s) / (1 - q) probes, so its expected
- * allowance q*S + (1 - q)*b' is exactly B; ineligible hosts get B. The average is B for any mix
- * of hosts, with no estimate of how many are eligible.
- */
-export function planSweeps(budget: number, size: number, sweepShare: number): SweepPlan {
-  if (sweepShare <= 0 || size <= budget) return { q: 0, others: budget, size };
-  const q = Math.min(1, (sweepShare * budget) / size);
-  const others = q >= 1 ? 0 : Math.max(0, (budget - q * size) / (1 - q));
-  return { q, others, size };
 }
 
 function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: StrategyEnv, raw?: AdaptiveState): Strategy<AdaptiveState> {
@@ -160,12 +161,13 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   let hosts = state?.hosts ?? 0;
   let eligible = state?.eligible ?? 0;
   let reverified = state?.reverified ?? 0;
+  const planner = new SweepPlanner(state?.sweeps);
+  const sweepYield = new SweepYield(state?.sweepYield);
   const byFrequency = env.catalog.byFrequency;
   const base = Math.min(options.budget, options.maxPerHost);
 
-  // Share of hosts that were sweep-eligible, for explain()'s split only.
-  const eligibleShare = () => (eligible + 1) / (hosts + 2);
-  const plan = (probeable: number) => planSweeps(base, Math.min(probeable, options.maxPerHost), params.sweepShare);
+  const oddsOf = (epoch: number, prefix: string, ip: string, probeable: number) =>
+    planner.odds(epoch, prefix, ip, base, Math.min(probeable, options.maxPerHost), params.sweepShare * sweepYield.factor(epoch, params.sweepTarget), params.resweepEpochs);
 
   function rankings(host: HostContext, evidence: readonly number[]): Ranking[] {
     const out = [model.followUps(host.tags, evidence), model.marginals.rank(host.tags)];
@@ -183,12 +185,11 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
     name: 'adaptive',
     options,
     allowance(host: HostContext, rng: Rng): number {
-      if (!sweepEligible(host.previousOpen, params, options)) return base;
-      const p = plan(host.probeable.size);
-      if (p.q > 0 && rng.next() < p.q) return p.size;
+      const odds = oddsOf(host.epoch, host.prefix, host.ip, host.probeable.size);
+      if (odds.sweep && sweepEligible(host.previousOpen, params, options)) return Math.min(host.probeable.size, options.maxPerHost);
       // Stochastic rounding keeps the average allowance at `others` exactly.
-      const whole = Math.floor(p.others);
-      return Math.min(base, whole + (rng.next() < p.others - whole ? 1 : 0));
+      const whole = Math.floor(odds.others);
+      return Math.min(base, whole + (rng.next() < odds.others - whole ? 1 : 0));
     },
     select(round: RoundContext, rng: Rng): Decision {
       const total = round.probed.length + round.remaining;
@@ -228,6 +229,10 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         prefixStats?.observe({ ...r, tags: [r.prefix] });
         hosts += 1;
         if (sweepEligible(r.previousOpen, params, options)) eligible += 1;
+        planner.observe(r.epoch, r.ip, r.prefix, r.sweep, sweepEligible(r.open, params, options));
+        // Learned already: a port the sweep found first has exactly this one success.
+        if (r.sweep) sweepYield.observeSweep(r.prefix, r.epoch, r.open.filter((p) => model.stats.counts(null, p).successes <= 1));
+        else sweepYield.observeHost(r.prefix, r.epoch, r.open);
         if (r.previousOpen.length > 0) {
           const probed = new Set(r.probed);
           for (const p of r.previousOpen) if (probed.has(p)) reverified += 1;
@@ -235,24 +240,27 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
       });
     },
     state(): AdaptiveState {
-      return { ...model.state(), prefixes: prefixStats ? prefixStats.toJSON() : null, hosts, eligible, reverified };
+      return { ...model.state(), prefixes: prefixStats ? prefixStats.toJSON() : null, hosts, eligible, reverified, sweeps: planner.toJSON(), sweepYield: sweepYield.toJSON() };
     },
     explain(limit = 20): Explanation {
-      const split = splitOf(options, params, base, plan(options.maxPerHost), eligibleShare(), hosts > 0 ? reverified / hosts : 0);
+      const next = Math.max(0, model.stats.epoch + 1);
+      const size = Math.min(65535, options.maxPerHost);
+      const odds = oddsOf(next, '', '', size);
+      const split = splitOf(options, params, base, odds, size, hosts > 0 ? reverified / hosts : 0);
       const groups = [...model.groups(limit)];
       if (prefixStats) {
         for (const prefix of prefixStats.tags()) {
           groups.push({ group: prefix, observations: prefixStats.observations(prefix), top: prefixStats.top(prefix, limit, 0) });
         }
       }
-      const p = plan(options.maxPerHost);
       return {
         strategy: 'adaptive',
         groups,
         split,
         notes: [
-          `seed sweeps: ${(p.q * 100).toFixed(3)}% of live hosts (about ${(p.q * eligibleShare() * 100).toFixed(3)}% of all) per epoch get all ${p.size} ports; other live hosts get ${p.others.toFixed(1)} probes on average, the rest ${base}`,
-          `exploration: ${explorationOf(Math.round(p.others))} probes per host drawn from nmap's prior among ${pool.size} ports with < ${params.exploreTrials} trials`,
+          `sweep yield: ${sweepYield.totals(next).hits} hits on the new ports of ${sweepYield.totals(next).sweeps} sweeps; sweep share ${(params.sweepShare * sweepYield.factor(next, params.sweepTarget)).toFixed(3)} of ${params.sweepShare}`,
+          `seed sweeps in epoch ${next}: ${odds.sweeps.toFixed(1)} full sweeps of ${size} ports for ${odds.due} due prefixes (not swept for more than ${params.resweepEpochs} epochs); other hosts get ${odds.others.toFixed(1)} probes on average (budget ${base})`,
+          `exploration: ${explorationOf(Math.round(odds.others))} probes per host drawn from nmap's prior among ${pool.size} ports with < ${params.exploreTrials} trials`,
           prefixStats ? `per-prefix statistics for ${prefixStats.tags().length} prefixes` : 'per-prefix statistics off',
           ...model.topPairs(Math.min(limit, 10)),
         ],
@@ -263,12 +271,13 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
 
 /**
  * How an average host's allowance splits, in probes: must-have, history (re-verified ports,
- * measured), exploration (prior draws plus the sweeps' probes), and the learned rest. A share
- * f*q of hosts is swept (f = eligible share); the others average (B - f*q*S) / (1 - f*q).
+ * measured), exploration (prior draws plus the sweeps' probes), and the learned rest. With H
+ * hosts and n planned sweeps, a share n/H of hosts is swept and the others get `others`.
  */
-function splitOf(options: CommonOptions, params: AdaptiveParams, budget: number, p: SweepPlan, eligibleShare: number, history: number): BudgetSplit {
-  const swept = p.q * eligibleShare;
-  const others = swept >= 1 ? 0 : (budget - swept * p.size) / (1 - swept);
+function splitOf(options: CommonOptions, params: AdaptiveParams, budget: number, odds: SweepOdds, size: number, history: number): BudgetSplit {
+  // others = (B*H - n*S)/(H - n) gives the swept share n/H = (B - others)/(S - others).
+  const swept = odds.sweeps > 0 && size > odds.others ? (budget - odds.others) / (size - odds.others) : 0;
+  const others = odds.others;
   const mustHave = Math.min(options.mustHave.length, others);
   const hist = Math.min(history, Math.max(0, others - mustHave));
   const explore = Math.min(params.explorationShare * others, Math.max(0, others - mustHave - hist));
@@ -279,7 +288,7 @@ function splitOf(options: CommonOptions, params: AdaptiveParams, budget: number,
     fixed: 0,
     history: round1((1 - swept) * hist),
     learned: round1((1 - swept) * learned),
-    exploration: round1((1 - swept) * explore + swept * (p.size - options.mustHave.length)),
+    exploration: round1((1 - swept) * explore + swept * (size - options.mustHave.length)),
   };
 }
 
@@ -292,12 +301,14 @@ export function mergeAdaptiveStates(a: AdaptiveState, b: AdaptiveState): Adaptiv
     hosts: a.hosts + b.hosts,
     eligible: a.eligible + b.eligible,
     reverified: a.reverified + b.reverified,
+    sweeps: mergeSweepPlanners(a.sweeps, b.sweeps),
+    sweepYield: mergeSweepYields(a.sweepYield, b.sweepYield),
   };
 }
 
 /** The empty adaptive state. */
 export function emptyAdaptiveState(discount: number): AdaptiveState {
-  return { ...emptyCooccurrenceState(discount), prefixes: null, hosts: 0, eligible: 0, reverified: 0 };
+  return { ...emptyCooccurrenceState(discount), prefixes: null, hosts: 0, eligible: 0, reverified: 0, sweeps: { hosts: [], prefixes: [] }, sweepYield: { counts: [], watch: [] } };
 }
 
 /** `adaptive`: must-have + history + contextual learned ports + co-occurrence + exploration + seed sweeps. */
