@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { loadNmapServices } from '../src/catalog/index.js';
 import { PortbanditError } from '../src/core/errors.js';
 import { CellCache } from './cache.js';
+import { codeFingerprint } from './fingerprint.js';
 import { generateScope } from './generate.js';
 import { WorkerPool } from './pool.js';
 import { type ProgressReporter, silentProgress } from './progress.js';
@@ -49,15 +50,16 @@ function hashFile(path: string): string {
 /** Cache keys of every cell, in grid order (file recordings keyed by their content too). */
 export function keyCells(cells: readonly CellSpec[]): string[] {
   const fileHashes = new Map<string, string>();
+  const code = codeFingerprint();
   return cells.map((cell) => {
-    if (cell.recording.kind !== 'file') return cellKey(cell);
+    if (cell.recording.kind !== 'file') return cellKey(cell, { code });
     const path = cell.recording.path;
     let hash = fileHashes.get(path);
     if (hash === undefined) {
       hash = hashFile(path);
       fileHashes.set(path, hash);
     }
-    return cellKey(cell, { recordingHash: hash });
+    return cellKey(cell, { recordingHash: hash, code });
   });
 }
 

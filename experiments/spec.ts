@@ -208,13 +208,14 @@ export function canonicalJson(value: unknown): string {
 /**
  * The cache key of a cell: a hash of its full spec and the software version, so a changed
  * cell or a new release reruns and everything else is reused. Labels are not part of what is
- * computed, so renaming does not rerun; a recording file's content hash is (`recordingHash`).
+ * computed, so renaming does not rerun; a recording file's content hash is (`recordingHash`), and
+ * so is the runner's code fingerprint (`code`, experiments/fingerprint.ts).
  */
-export function cellKey(cell: CellSpec, options: { version?: string; recordingHash?: string } = {}): string {
+export function cellKey(cell: CellSpec, options: { version?: string; recordingHash?: string; code?: string } = {}): string {
   const { name: _name, ...recording } = cell.recording;
   const { label: _label, ...strategy } = cell.strategy;
   const version = options.version ?? VERSION;
-  const payload = canonicalJson({ recording, recordingHash: options.recordingHash, strategy, budget: cell.budget, seed: cell.seed, batch: cell.batch, version });
+  const payload = canonicalJson({ recording, recordingHash: options.recordingHash, strategy, budget: cell.budget, seed: cell.seed, batch: cell.batch, version, code: options.code });
   return createHash('sha256').update(payload).digest('hex').slice(0, 32);
 }
 
