@@ -324,6 +324,99 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
       });
     });
 
+    describe('properties', () => {
+      it('latest-per-host does not depend on the order scans arrive in', async () => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.record({ host: fc.integer({ min: 0, max: 3 }), at: fc.integer({ min: 0, max: 5 }), id: fc.integer({ min: 0, max: 40 }) }), { minLength: 1, maxLength: 12 }),
+            async (draws) => {
+              const store = await fresh();
+              const scans = new Map<string, ScanDocument>();
+              for (const d of draws) {
+                const id = `p${d.id}`;
+                // A scan id names one scan: the first draw of an id wins, as in the store.
+                if (!scans.has(id)) scans.set(id, scan(id, `198.18.7.${d.host}`, 1000 + d.at, [open(22 + d.host, 'svc')]));
+                await store.ingestScan({ scan: scans.get(id)! });
+              }
+              const latest = new Map<string, ScanDocument>();
+              for (const s of scans.values()) {
+                const current = latest.get(s.ip);
+                if (!current || compareNewestFirst(s, current) < 0) latest.set(s.ip, s);
+              }
+              const got = (await store.search(undefined, { limit: 100 })).items;
+              expect(got).toEqual([...latest.values()].sort(compareNewestFirst));
+              for (const [ip, s] of latest) expect((await store.getLatestScan(ip))?.scanId).toBe(s.scanId);
+            },
+          ),
+          { numRuns: 25 },
+        );
+      });
+
+      it('leases and the queue behave like a simple model under random operations', async () => {
+        type Op =
+          | { op: 'put'; id: number; deadline: number }
+          | { op: 'complete'; id: number }
+          | { op: 'expire'; now: number; requeue: boolean }
+          | { op: 'enqueue'; host: number }
+          | { op: 'dequeue'; n: number };
+        const opArb: fc.Arbitrary<Op> = fc.oneof(
+          fc.record({ op: fc.constant('put' as const), id: fc.integer({ min: 0, max: 5 }), deadline: fc.integer({ min: 0, max: 9 }) }),
+          fc.record({ op: fc.constant('complete' as const), id: fc.integer({ min: 0, max: 5 }) }),
+          fc.record({ op: fc.constant('expire' as const), now: fc.integer({ min: 0, max: 9 }), requeue: fc.boolean() }),
+          fc.record({ op: fc.constant('enqueue' as const), host: fc.integer({ min: 0, max: 9 }) }),
+          fc.record({ op: fc.constant('dequeue' as const), n: fc.integer({ min: 1, max: 3 }) }),
+        );
+        await fc.assert(
+          fc.asyncProperty(fc.array(opArb, { maxLength: 20 }), async (ops) => {
+            const store = await fresh();
+            const leases = new Map<string, Lease>();
+            const queue: string[] = [];
+            for (const o of ops) {
+              if (o.op === 'put') {
+                const l = lease(`l${o.id}`, `198.18.9.${o.id}`, 'a1', o.deadline);
+                if (leases.has(l.id)) {
+                  await expect(store.putLease(l)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
+                } else {
+                  await store.putLease(l);
+                  leases.set(l.id, l);
+                }
+              } else if (o.op === 'complete') {
+                const want = leases.get(`l${o.id}`);
+                leases.delete(`l${o.id}`);
+                expect(await store.completeLease(`l${o.id}`)).toEqual(want);
+              } else if (o.op === 'expire') {
+                const due = [...leases.values()].filter((l) => l.deadline <= o.now).sort((a, b) => a.deadline - b.deadline || (a.id < b.id ? -1 : 1));
+                for (const l of due) {
+                  leases.delete(l.id);
+                  if (o.requeue) queue.push(l.ip);
+                }
+                expect((await store.takeExpiredLeases(o.now, 100, { requeue: o.requeue })).map((l) => l.id)).toEqual(due.map((l) => l.id));
+              } else if (o.op === 'enqueue') {
+                await store.enqueueWork([{ ip: `198.18.8.${o.host}`, tags: [], reason: 'manual', enqueuedAt: 0 }]);
+                queue.push(`198.18.8.${o.host}`);
+              } else {
+                expect((await store.dequeueWork(o.n)).map((q) => q.ip)).toEqual(queue.splice(0, o.n));
+              }
+              expect((await store.listLeases()).map((l) => l.id).sort()).toEqual([...leases.keys()].sort());
+              expect(await store.countLeases()).toBe(leases.size);
+            }
+            expect((await store.listQueuedWork()).map((q) => q.ip)).toEqual(queue);
+          }),
+          { numRuns: 25 },
+        );
+      });
+
+      it('canonicalises addresses on the way in and on lookups', async () => {
+        const store = await fresh();
+        await store.ingestScan({ scan: scan('v6', '2001:DB8:0:0::7', 1000, [open(22, 'ssh')]) });
+        expect((await store.getScan('v6'))?.ip).toBe('2001:db8::7');
+        expect((await store.getLatestScan('2001:db8:0::7'))?.scanId).toBe('v6');
+        expect((await store.hostHistory('2001:0db8::7')).total).toBe(1);
+        await store.putLease(lease('l6', '2001:DB8::8', 'a1', 5));
+        expect((await store.listLeases({ ip: '2001:db8::8' })).map((l) => l.ip)).toEqual(['2001:db8::8']);
+      });
+    });
+
     describe('events', () => {
       it('reads events in append order from a cursor', async () => {
         const store = await fresh();
