@@ -17,7 +17,8 @@ import { createRng } from '../src/core/rng.js';
  * requests, offering half the measured capacity: the latency an agent sees under heavy load).
  *
  * Env: PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
- * requests per phase (200000).
+ * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
+ * = Natlas's list, which isolates the coordinator's own cost from the strategy's).
  */
 
 interface ServerReady {
@@ -25,7 +26,7 @@ interface ServerReady {
   readonly tokens: readonly string[];
 }
 
-type WorkerKind = { kind: 'pb-bench-coordinator'; agents: number; dataDir: string } | { kind: 'pb-bench-empty' };
+type WorkerKind = { kind: 'pb-bench-coordinator'; agents: number; dataDir: string; strategy: string } | { kind: 'pb-bench-empty' };
 
 async function runServerInWorker(data: WorkerKind): Promise<void> {
   const { default: Fastify } = await import('fastify');
@@ -43,6 +44,7 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
   const c = app.coordinator;
   await c.createAdminToken('bench');
   await c.addScope('scope', [{ range: '198.18.0.0/16', tags: ['bench'] }]);
+  await c.setPolicy('', { strategy: data.strategy, budget: 100 });
   const tokens: string[] = [];
   for (let i = 0; i < data.agents; i++) tokens.push((await c.createAgent(`bench-${i}`)).token);
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -136,6 +138,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
   const agents = Number(env.PB_BENCH_COORD_AGENTS ?? 1000);
   const seconds = Number(env.PB_BENCH_COORD_SECONDS ?? 8);
   const maxRequests = Number(env.PB_BENCH_COORD_MAX ?? 200_000);
+  const strategy = env.PB_BENCH_COORD_STRATEGY ?? 'adaptive';
   const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-'));
   const httpAgent = new Agent({ keepAlive: true, maxSockets: agents });
   try {
@@ -154,7 +157,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
 
     // 2. The coordinator: every agent loops getwork -> submit.
     const coordAgent = new Agent({ keepAlive: true, maxSockets: agents });
-    const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir });
+    const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
     const work = new Tally();
     const submits = new Tally();
     let noWork = 0;
@@ -196,9 +199,19 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     const rng = createRng('bench-coordinator');
     const pacedWork = new Tally();
     const pacedSubmits = new Tally();
-    const pace = () => sleep(thinkMs * (0.5 + rng.next()) / 2);
-    await Promise.all(Array.from({ length: agents }, () => sleep(rng.next() * thinkMs)));
-    const pacedSeconds = await drive(agents, seconds, maxRequests, async (i) => {
+    // Long enough for every agent to cycle twice, bounded; pauses never run past the deadline.
+    const pacedPhase = Math.min(60, Math.max(seconds, (2 * thinkMs) / 1000));
+    const pacedDeadline = performance.now() + pacedPhase * 1000;
+    const pausedSleep = (ms: number) => sleep(Math.max(0, Math.min(ms, pacedDeadline - performance.now())));
+    const pace = () => pausedSleep((thinkMs * (0.5 + rng.next())) / 2);
+    const started = new Set<number>();
+    const pacedSeconds = await drive(agents, pacedPhase, maxRequests, async (i) => {
+      if (!started.has(i)) {
+        // Agents start spread over one think time, as a fleet that has been running a while.
+        started.add(i);
+        await pausedSleep(rng.next() * thinkMs);
+        if (performance.now() >= pacedDeadline) return 0;
+      }
       const token = coord.ready.tokens[i]!;
       const t0 = performance.now();
       const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', token);
@@ -209,7 +222,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       pacedWork.add(performance.now() - t0);
       const item = (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
       await pace();
-      if (!item) return 1;
+      if (!item || performance.now() >= pacedDeadline) return 1;
       const now = Date.now();
       const body = JSON.stringify({ leaseId: item.leaseId, ip: item.ip, status: 'up', startedAt: now - 1000, finishedAt: now, preflight: 'connect', ports: [], timings: { total: 1000 } });
       const t1 = performance.now();
@@ -225,13 +238,13 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     const e = emptyTally.summary(emptySeconds);
     const w = work.summary(coordSeconds);
     const s = submits.summary(coordSeconds);
-    console.log(`agents (concurrent connections): ${agents}; ${seconds} s per phase (cap ${maxRequests} requests); server in a worker thread, client in the main thread, 127.0.0.1`);
+    console.log(`strategy ${strategy} (budget 100); agents (concurrent connections): ${agents}; ${seconds} s per phase (cap ${maxRequests} requests); server in a worker thread, client in the main thread, 127.0.0.1`);
     console.log(`empty fastify route : ${fmt(e.perSecond, 0)} req/s  p50 ${fmt(e.p50, 2)} ms  p99 ${fmt(e.p99, 2)} ms  (${e.count} ok, ${emptyTally.errors} errors)`);
     console.log(`getwork             : ${fmt(w.perSecond, 0)} req/s  p50 ${fmt(w.p50, 2)} ms  p99 ${fmt(w.p99, 2)} ms  (${w.count} ok, ${work.errors} errors, ${noWork} empty)`);
     console.log(`submit              : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
     const pw = pacedWork.summary(pacedSeconds);
     const ps = pacedSubmits.summary(pacedSeconds);
-    console.log(`paced (think ${fmt(thinkMs / 1000, 2)} s per request, ~50% of capacity):`);
+    console.log(`paced (each agent pauses ~${fmt(thinkMs / 2000, 2)} s after each request, offering ~50% of capacity):`);
     console.log(`  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${pacedWork.errors} errors)`);
     console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
     console.log(`ratio getwork / empty route: ${fmt(w.perSecond / e.perSecond, 3)} (goal >= 0.5); (getwork + submit) / empty: ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
