@@ -170,7 +170,7 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
         hProbes![host] += nProbes;
       }
       const done = i - from + 1;
-      if (options.onProgress && done % progressEvery === 0) options.onProgress({ epoch, epochs, done, hosts: to - from });
+      if (options.onProgress && done % progressEvery === 0 && done < to - from) options.onProgress({ epoch, epochs, done, hosts: to - from });
     }
     // Results of an epoch are all in before the next epoch is planned.
     if (batch.length > 0) {

@@ -2,6 +2,8 @@ import { describe, expect, test } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { simulate } from '../../simulator/index.js';
 import { createStrategy } from '../../strategies/build.js';
+import { resolveCommonOptions } from '../../strategies/options.js';
+import { PortPicker } from '../../strategies/port-picker.js';
 import type { Observation } from '../../src/recording/index.js';
 import type { Strategy } from '../../strategies/types.js';
 import { makeRecording, scriptedStrategy, tinyCatalog } from './helpers.js';
@@ -289,5 +291,38 @@ describe('simulate: determinism and progress', () => {
     simulate(rec, strategy, { seed: 's' });
     expect(seen).toHaveLength(120);
     expect(new Set(seen.map((s) => s.probeable))).toEqual(new Set(['1-10']));
+  });
+});
+
+describe('simulate: uneven allowances and follow-up rounds', () => {
+  const rec = makeRecording(
+    [
+      { epoch: 0, ip: '198.18.0.1', tags: [], open: [5, 50, 99] },
+      { epoch: 0, ip: '198.18.0.2', tags: [], open: [7] },
+      { epoch: 0, ip: '198.18.0.3', tags: [], open: [1, 2] },
+    ],
+    { probed: '1-100' },
+  );
+  const options = resolveCommonOptions({ budget: 10 });
+  // Sweeps .1 (capped at its 100 probeable ports), skips .2, and on .3 probes 1 then, having
+  // found it, follows up with 2 and 3.
+  const uneven: Strategy = {
+    ...createStrategy({ strategy: 'top-k', budget: 10 }, env),
+    name: 'uneven',
+    allowance: (h) => (h.ip.endsWith('.1') ? 65535 : h.ip.endsWith('.2') ? 0 : 3),
+    select(round) {
+      const picker = new PortPicker(round, options);
+      if (round.ip.endsWith('.1')) picker.addSweep();
+      else picker.addAll(round.round === 0 ? [1] : round.found.includes(1) ? [2, 3] : []);
+      return { ports: picker.ports, followUp: round.round === 0 };
+    },
+  };
+
+  test('every probe is accounted, whatever the per-host split', () => {
+    const r = simulate(rec, uneven, { seed: 's', perHost: true });
+    expect(r.perHost!.probes).toEqual([100, 0, 3]);
+    expect(r.perHost!.found).toEqual([3, 0, 2]);
+    expect(r).toMatchObject({ total: 6, found: 5, probes: 103 });
+    expect(r.probesPerHost).toBeCloseTo(103 / 3, 12);
   });
 });
