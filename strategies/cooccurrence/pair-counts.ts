@@ -158,12 +158,14 @@ export class PairTable {
           if (openStamp[b] === stamp) row.hits[slot]! += 1;
         }
       }
-      // Pairs seen open together for the first time start counting now.
+      // Pairs seen open together for the first time start counting now. Their trials start at
+      // the hosts A was open on so far (B may have been probed there, closed): starting at one
+      // trial would rate every pair seen once at 100% and send follow-ups after coincidences.
       for (const b of open) {
         if (b === a || row.slots.has(b)) continue;
         const slot = slotOf(row, b);
         row.hits[slot] = 1;
-        row.trials[slot] = 1;
+        row.trials[slot] = row.n;
       }
     }
   }

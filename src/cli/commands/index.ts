@@ -12,10 +12,11 @@ import { registerSearch } from './search.js';
 import { registerServe } from './serve.js';
 import { registerShowcase } from './showcase.js';
 import { registerSimulate } from './simulate.js';
+import { registerStrategy } from './strategy.js';
 import { registerToken } from './token.js';
 
 /** Registers one subcommand (or a group) on the program. One file per command in this folder. */
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, in --help order. Add yours: one import, one entry. */
-export const commands: RegisterCommand[] = [registerServe, registerToken, registerPolicy, registerSearch, registerHost, registerScope, registerRecording, registerSimulate, registerShowcase, registerExperiment, registerNotebook, registerLab, registerAgent, registerImport];
+export const commands: RegisterCommand[] = [registerServe, registerToken, registerPolicy, registerSearch, registerHost, registerScope, registerRecording, registerSimulate, registerStrategy, registerShowcase, registerExperiment, registerNotebook, registerLab, registerAgent, registerImport];
