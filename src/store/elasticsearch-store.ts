@@ -589,6 +589,10 @@ class ElasticsearchStore implements Store {
     );
   }
 
+  countQueuedWork(): Promise<number> {
+    return this.run('counting queued work', () => this.countKv([{ term: { kind: 'queue' } }]));
+  }
+
   removeQueuedWork(id: string): Promise<boolean> {
     return this.run('removing queued work', () => this.deleteIf(this.index.kv, encodeId('queue', id)));
   }

@@ -367,6 +367,10 @@ class SqliteStore implements Store {
     return this.run('listing queued work', () => (this.stmt.queueHead.all(resolveLimit(limit, 10_000)) as Row[]).map(toQueued));
   }
 
+  countQueuedWork(): Promise<number> {
+    return this.run('counting queued work', () => (this.stmt.queueCount.get() as Row).n as number);
+  }
+
   removeQueuedWork(id: string): Promise<boolean> {
     return this.run('removing queued work', () => /^\d+$/u.test(id) && this.stmt.queueDelete.run(Number(id)).changes > 0);
   }
@@ -655,6 +659,7 @@ function prepareStatements(db: Database.Database) {
     queueInsert: db.prepare('INSERT INTO work_queue (doc) VALUES (?)'),
     queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
     queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
+    queueCount: db.prepare('SELECT COUNT(*) AS n FROM work_queue'),
     scanExists: db.prepare('SELECT 1 FROM scans WHERE scan_id = ?'),
     scanInsert: db.prepare('INSERT INTO scans (scan_id, ip, ip_key, finished_at, words, doc) VALUES (?, ?, ?, ?, ?, ?)'),
     scanGet: db.prepare('SELECT doc FROM scans WHERE scan_id = ?'),

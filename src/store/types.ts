@@ -116,6 +116,8 @@ export interface Store {
   dequeueWork(limit: number): Promise<QueuedWork[]>;
   /** The queue, head first, without removing anything. */
   listQueuedWork(limit?: number): Promise<QueuedWork[]>;
+  /** Number of queued items (cheap; for metrics). */
+  countQueuedWork(): Promise<number>;
   /** Remove one queued item by id; true when it existed. */
   removeQueuedWork(id: string): Promise<boolean>;
 

@@ -401,6 +401,7 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
               expect(await store.countLeases()).toBe(leases.size);
             }
             expect((await store.listQueuedWork()).map((q) => q.ip)).toEqual(queue);
+            expect(await store.countQueuedWork()).toBe(queue.length);
           }),
           { numRuns: 25 },
         );
