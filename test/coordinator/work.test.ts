@@ -154,6 +154,15 @@ describe('work distribution', () => {
     expect(kinds.filter((k) => k === 'service-new')).toHaveLength(3);
   });
 
+  it('answers null with a retry hint when there is nothing to scan, and records the agent version', async () => {
+    const t = await tokens(app);
+    const res = await app.inject({ method: 'GET', url: '/api/v1/agent/work?version=9.9.9', headers: bearer(t.agents[0]!) });
+    expect(res.json()).toEqual({ work: null, retryAfterMs: 5000 });
+    await app.coordinator.sweep();
+    const agents = (await app.inject({ method: 'GET', url: '/api/v1/admin/agents', headers: bearer(t.admin) })).json().agents;
+    expect(agents[0]).toMatchObject({ id: t.agentIds[0], version: '9.9.9', lastSeenAt: clock.now(), inFlight: 0 });
+  });
+
   it('rejects bad bodies with a clear message and needs tokens', async () => {
     const t = await tokens(app);
     const bad = await submit(app, t.agents[0]!, { leaseId: 'x', ip: '198.18.0.1', status: 'up', startedAt: 1, finishedAt: 2, preflight: 'none', ports: [{ port: 70000, state: 'open' }] });
