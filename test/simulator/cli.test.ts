@@ -110,6 +110,20 @@ describe('portbandit simulate', () => {
     expect(no80.found).not.toBe(plain.found);
   });
 
+  const learner = strategyNames.find((n) => !['fixed', 'top-k', 'random'].includes(n));
+
+  test.skipIf(learner === undefined)('a learned state saved with --state-out warm-starts the next run with --state-in', async () => {
+    const stateFile = join(dir, `${learner}.state.json`);
+    const base = ['simulate', '--recording', recording, '--strategy', learner!, '--budget', '20', '--seed', '3', '--json'];
+    const cold = await run(...base, '--state-out', stateFile);
+    expect(cold.code).toBe(0);
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    expect(Object.keys(state).length).toBeGreaterThan(0);
+    const warm = await run(...base, '--state-in', stateFile);
+    expect(warm.code).toBe(0);
+    expect(warm.stdout).not.toBe(cold.stdout);
+  });
+
   test.each([
     [['--strategy', 'nope', '--budget', '10'], /argument 'nope' is invalid\. Allowed choices are fixed, top-k, random/],
     [['--strategy', 'top-k', '--budget', 'lots'], /expected a number, got "lots"/],
