@@ -1,7 +1,9 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreStats, topIndices } from './bandit-base.js';
+import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreStats } from './bandit-base.js';
 import { parseParameters } from './options.js';
+import { upperBetaBound, upperGammaBound } from './stats/beta-bound.js';
+import type { PosteriorTable } from './stats/port-stats.js';
 import { PriorTail } from './stats/prior-tail.js';
-import { sampleBeta } from './stats/sample-beta.js';
+import { sampleBeta, sampleGamma } from './stats/sample-beta.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
 
 export interface ThompsonParams extends BanditParams {
@@ -55,13 +57,110 @@ function sortedHas(sorted: readonly number[], x: number): boolean {
   return false;
 }
 
+// A candidate whose draw exceeds its bound has probability <= 2e-6 (ln(1/delta) = 13.8 per tail).
+const BOUND_LOG_INV_DELTA = Math.log(1e6);
+
+interface SamplingOrder {
+  /** Candidate indices by decreasing upper bound. */
+  readonly order: Int32Array;
+  readonly upper: Float64Array;
+  /** For alpha < 1: an upper bound of Gamma(alpha + 1), and a lower bound of Gamma(beta). */
+  readonly gammaUp: Float64Array;
+  readonly betaLow: Float64Array;
+}
+
+const orders = new WeakMap<PosteriorTable, SamplingOrder>();
+
+/** Candidates in decreasing order of their posterior's upper bound (cached with the table). */
+function samplingOrder(t: PosteriorTable): SamplingOrder {
+  let o = orders.get(t);
+  if (!o) {
+    const upper = new Float64Array(t.ports.length);
+    for (let i = 0; i < upper.length; i++) upper[i] = upperBetaBound(t.alpha[i]!, t.beta[i]!, BOUND_LOG_INV_DELTA);
+    const order = Int32Array.from(upper.keys()).sort((a, b) => upper[b]! - upper[a]! || a - b);
+    const gammaUp = new Float64Array(upper.length);
+    const betaLow = new Float64Array(upper.length);
+    for (let i = 0; i < upper.length; i++) {
+      const a = t.alpha[i]!;
+      const b = t.beta[i]!;
+      if (a >= 1) continue;
+      gammaUp[i] = upperGammaBound(a + 1, BOUND_LOG_INV_DELTA);
+      betaLow[i] = Math.max(0, b * (1 - Math.sqrt((2 * BOUND_LOG_INV_DELTA) / b)));
+    }
+    o = { order, upper, gammaUp, betaLow };
+    orders.set(t, o);
+  }
+  return o;
+}
+
+/**
+ * The `k` candidates with the highest posterior draws, best first, and the k-th draw (the bar),
+ * sampling candidates in decreasing order of their upper bound and stopping when no remaining
+ * candidate can plausibly beat the bar: on a /16 most candidates (ports open in other tags'
+ * subnets) are never sampled. A min-heap of size k holds the best draws so far.
+ */
+function sampleTop(t: PosteriorTable, k: number, take: (port: number) => boolean, rng: Parameters<typeof sampleBeta>[2]): { chosen: number[]; bar: number } {
+  const { order, upper, gammaUp, betaLow } = samplingOrder(t);
+  const heapIdx = new Int32Array(k);
+  const heapVal = new Float64Array(k);
+  let size = 0;
+  for (let r = 0; r < order.length; r++) {
+    const i = order[r]!;
+    if (size === k && upper[i]! <= heapVal[0]!) break;
+    if (!take(t.ports[i]!)) continue;
+    const a = t.alpha[i]!;
+    let d: number;
+    if (size === k && a < 1) {
+      // Draw Beta(a, b) as Ga / (Ga + Gb) with Ga = G(a+1) * U^(1/a), U first: when even the
+      // bounds of G(a+1) and Gb cannot lift this draw over the bar, skip the two gamma draws.
+      // Most candidates of a large scope are cold ports (alpha < 1), so this is most of the work.
+      const v = rng.next() ** (1 / a);
+      const up = v * gammaUp[i]!;
+      if (up / (up + betaLow[i]!) <= heapVal[0]!) continue;
+      const ga = sampleGamma(a + 1, rng) * v;
+      const gb = sampleGamma(t.beta[i]!, rng);
+      d = ga + gb > 0 ? ga / (ga + gb) : 0;
+    } else d = sampleBeta(a, t.beta[i]!, rng);
+    if (size < k) {
+      // Sift up.
+      let c = size++;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (heapVal[p]! <= d) break;
+        heapVal[c] = heapVal[p]!;
+        heapIdx[c] = heapIdx[p]!;
+        c = p;
+      }
+      heapVal[c] = d;
+      heapIdx[c] = i;
+    } else if (d > heapVal[0]!) {
+      // Replace the minimum and sift down.
+      let c = 0;
+      for (;;) {
+        const l = 2 * c + 1;
+        if (l >= size) break;
+        const m = l + 1 < size && heapVal[l + 1]! < heapVal[l]! ? l + 1 : l;
+        if (heapVal[m]! >= d) break;
+        heapVal[c] = heapVal[m]!;
+        heapIdx[c] = heapIdx[m]!;
+        c = m;
+      }
+      heapVal[c] = d;
+      heapIdx[c] = i;
+    }
+  }
+  const picked = Array.from({ length: size }, (_, j) => j).sort((x, y) => heapVal[y]! - heapVal[x]! || heapIdx[x]! - heapIdx[y]!);
+  return { chosen: picked.map((j) => t.ports[heapIdx[j]!]!), bar: size === k ? heapVal[0]! : -1 };
+}
+
 /**
  * Thompson sampling over ports (combinatorial, semi-bandit): for each host, draw an open
  * probability for every candidate port from its Beta posterior (per scope tag, with the
  * hierarchical prior tag -> scope -> nmap frequency) and probe the ports with the highest draws.
  * Exploration is implicit: an uncertain port sometimes draws high. Candidates (ports seen open +
- * nmap's top `candidatePool`) are sampled one by one; the rest of the universe is sampled by
- * prior class, which costs a few incomplete-beta evaluations per host.
+ * nmap's top `candidatePool`) are sampled one by one, skipping those whose posterior cannot
+ * plausibly beat the host's bar; the rest of the universe is sampled by prior class, which costs
+ * a few incomplete-beta evaluations per host.
  */
 export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> = {
   name: 'thompson',
@@ -79,18 +178,15 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
       stats,
       rank(round, rng, picker) {
         const t = stats.table(round.tags, params.candidatePool);
-        const draws = new Float64Array(t.ports.length);
-        for (let i = 0; i < draws.length; i++) draws[i] = picker.canTake(t.ports[i]!) ? sampleBeta(t.alpha[i]!, t.beta[i]!, rng) : -1;
         const room = picker.room;
-        const order = topIndices(draws, room, (j) => draws[j]! >= 0);
+        const { chosen, bar } = sampleTop(t, room, (p) => picker.canTake(p), rng);
         let explorers: number[] = [];
-        if (tail && order.length >= room && room > 0) {
+        if (tail && bar >= 0 && room > 0) {
           // The room-th best candidate draw is the bar an outside port's draw has to beat.
-          const tau = draws[order[room - 1]!]!;
           const cap = Math.ceil(params.tailShare * room);
-          explorers = tail.draw(tau, params.tailStrength, params.priorFloor, cap, rng, (p) => picker.canTake(p) && !sortedHas(t.ports, p));
+          explorers = tail.draw(bar, params.tailStrength, params.priorFloor, cap, rng, (p) => picker.canTake(p) && !sortedHas(t.ports, p));
         }
-        for (let i = 0; i < room - explorers.length && i < order.length; i++) picker.add(t.ports[order[i]!]!);
+        for (let i = 0; i < room - explorers.length && i < chosen.length; i++) picker.add(chosen[i]!);
         picker.addAll(explorers);
       },
       split: (room) => ({ learned: room, exploration: 0 }),

@@ -118,41 +118,102 @@ export interface PosteriorTable {
 // Entries whose discounted counts fall below this are forgotten (keeps the state sparse).
 const PRUNE_BELOW = 1e-3;
 
-interface Cell {
-  s: number;
-  t: number;
-}
+// A group switches from a Map index to a dense port -> slot table past this many ports: lookups
+// are then one array read, at 256 KiB per large group (scope and tags; feature groups stay small).
+const DENSE_ABOVE = 1024;
 
+/** The counts of one group: parallel arrays of ports, successes and trials, indexed by port. */
 class Group {
   hosts = 0;
   sweeps = 0;
-  readonly cells = new Map<number, Cell>();
+  readonly ports: number[] = [];
+  readonly s: number[] = [];
+  readonly t: number[] = [];
+  /** Ports with successes > 0, unsorted; `openVersion` changes whenever the set changes. */
+  private open: number[] = [];
+  openVersion = 0;
+  private sparse: Map<number, number> | null = new Map();
+  private dense: Int32Array | null = null;
+
+  get size(): number {
+    return this.ports.length;
+  }
+
+  /** The slot of `port`, or -1. */
+  find(port: number): number {
+    if (this.dense) return this.dense[port]!;
+    return this.sparse!.get(port) ?? -1;
+  }
+
+  /** The slot of `port`, created empty when missing. */
+  slot(port: number): number {
+    const i = this.find(port);
+    if (i >= 0) return i;
+    const j = this.ports.length;
+    this.ports.push(port);
+    this.s.push(0);
+    this.t.push(0);
+    if (this.dense) this.dense[port] = j;
+    else {
+      this.sparse!.set(port, j);
+      if (j + 1 > DENSE_ABOVE) this.reindex();
+    }
+    return j;
+  }
+
+  /** Add a success to slot i (keeps the open list current). */
+  succeed(i: number, w: number): void {
+    if (this.s[i] === 0 && w > 0) {
+      this.open.push(this.ports[i]!);
+      this.openVersion++;
+    }
+    this.s[i]! += w;
+  }
+
+  openPorts(): readonly number[] {
+    return this.open;
+  }
+
+  private reindex(): void {
+    if (this.ports.length > DENSE_ABOVE) {
+      this.dense = new Int32Array(65536).fill(-1);
+      this.sparse = null;
+      this.ports.forEach((p, i) => (this.dense![p] = i));
+    } else {
+      this.dense = null;
+      this.sparse = new Map(this.ports.map((p, i) => [p, i]));
+    }
+  }
 
   scale(f: number): void {
     this.hosts *= f;
     this.sweeps *= f;
     if (this.sweeps < PRUNE_BELOW) this.sweeps = 0;
-    for (const [port, c] of this.cells) {
-      c.s *= f;
-      c.t *= f;
-      if (c.s + c.t < PRUNE_BELOW) this.cells.delete(port);
+    let k = 0;
+    const n = this.ports.length;
+    for (let i = 0; i < n; i++) {
+      const si = this.s[i]! * f;
+      const ti = this.t[i]! * f;
+      if (si + ti < PRUNE_BELOW) continue;
+      this.ports[k] = this.ports[i]!;
+      this.s[k] = si;
+      this.t[k] = ti;
+      k++;
     }
-  }
-
-  cell(port: number): Cell {
-    let c = this.cells.get(port);
-    if (!c) {
-      c = { s: 0, t: 0 };
-      this.cells.set(port, c);
+    if (k !== n) {
+      this.ports.length = k;
+      this.s.length = k;
+      this.t.length = k;
+      this.reindex();
+      const before = this.open.length;
+      this.open = this.ports.filter((_, i) => this.s[i]! > 0);
+      if (this.open.length !== before) this.openVersion++;
     }
-    return c;
   }
 
   toJSON(): GroupStatsState {
-    const ports = [...this.cells.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([port, c]) => [port, c.s, c.t] as const);
-    return { hosts: this.hosts, sweeps: this.sweeps, ports };
+    const order = this.ports.map((_, i) => i).sort((a, b) => this.ports[a]! - this.ports[b]!);
+    return { hosts: this.hosts, sweeps: this.sweeps, ports: order.map((i) => [this.ports[i]!, this.s[i]!, this.t[i]!] as const) };
   }
 
   static from(state: GroupStatsState, where: string): Group {
@@ -163,10 +224,14 @@ class Group {
     g.hosts = state.hosts;
     g.sweeps = state.sweeps;
     state.ports.forEach((row, i) => {
-      if (!Array.isArray(row) || !isPort(row[0]) || !isCount(row[1]) || !isCount(row[2])) {
-        throw new PortbanditError('PB_ERR_STRATEGY_STATE', `expected [port, successes, trials], got ${JSON.stringify(row)}`, { where: `${where}.ports[${i}]` });
+      if (!Array.isArray(row) || !isPort(row[0]) || !isCount(row[1]) || !isCount(row[2]) || g.find(row[0]) >= 0) {
+        throw new PortbanditError('PB_ERR_STRATEGY_STATE', `expected [port, successes, trials] with each port once, got ${JSON.stringify(row)}`, {
+          where: `${where}.ports[${i}]`,
+        });
       }
-      g.cells.set(row[0], { s: row[1], t: row[2] });
+      const j = g.slot(row[0]);
+      g.succeed(j, row[1]);
+      g.t[j] = row[2];
     });
     return g;
   }
@@ -196,13 +261,12 @@ function mergeGroups(a: GroupStatsState | undefined, fa: number, b: GroupStatsSt
   const out = new Group();
   out.hosts = ga.hosts + gb.hosts;
   out.sweeps = ga.sweeps + gb.sweeps;
-  for (const [port, c] of ga.cells) out.cells.set(port, { s: c.s, t: c.t });
-  for (const [port, c] of gb.cells) {
-    const o = out.cells.get(port);
-    if (o) {
-      o.s = o.s + c.s;
-      o.t = o.t + c.t;
-    } else out.cells.set(port, { s: c.s, t: c.t });
+  for (const g of [ga, gb]) {
+    for (let i = 0; i < g.size; i++) {
+      const j = out.slot(g.ports[i]!);
+      out.succeed(j, g.s[i]!);
+      out.t[j] = out.t[j]! + g.t[i]!;
+    }
   }
   return out.toJSON();
 }
@@ -249,8 +313,8 @@ export class PortStats {
   private readonly tagGroups: Map<string, Group>;
   private versionValue = 0;
   private cacheVersion = -1;
-  private readonly candidateCache = new Map<string, readonly number[]>();
-  private readonly openCache = new Map<Group, readonly number[]>();
+  private readonly candidateCache = new Map<string, { readonly signature: string; readonly ports: readonly number[] }>();
+  private readonly openCache = new WeakMap<Group, { readonly version: number; readonly ports: readonly number[] }>();
   private readonly tableCache = new Map<string, PosteriorTable>();
 
   constructor(catalog: PortCatalog, params: PortStatsParams = portStatsDefaults, state?: PortStatsState) {
@@ -326,12 +390,12 @@ export class PortStats {
       if (result.sweep) {
         g.sweeps += w;
       } else {
-        for (const p of result.probed) g.cell(p).t += w;
+        for (const p of result.probed) {
+          const i = g.slot(p);
+          g.t[i]! += w;
+        }
       }
-      for (const p of result.open) {
-        const c = g.cell(p);
-        c.s += w;
-      }
+      for (const p of result.open) g.succeed(g.slot(p), w);
     }
     this.versionValue++;
   }
@@ -340,8 +404,8 @@ export class PortStats {
   counts(tag: string | null, port: number): PortCounts {
     const g = tag === null ? this.scope : this.tagGroups.get(tag);
     if (!g) return { successes: 0, trials: 0 };
-    const c = g.cells.get(port);
-    return { successes: c ? c.s : 0, trials: (c ? c.t : 0) + g.sweeps };
+    const i = g.find(port);
+    return i < 0 ? { successes: 0, trials: g.sweeps } : { successes: g.s[i]!, trials: g.t[i]! + g.sweeps };
   }
 
   /** nmap's prior open probability for `port` (floored). */
@@ -392,34 +456,32 @@ export class PortStats {
   openPorts(tag: string | null): readonly number[] {
     const g = tag === null ? this.scope : this.tagGroups.get(tag);
     if (!g) return [];
-    this.checkCache();
-    let list = this.openCache.get(g);
-    if (!list) {
-      const out: number[] = [];
-      for (const [port, c] of g.cells) if (c.s > 0) out.push(port);
-      list = out.sort((a, b) => a - b);
-      this.openCache.set(g, list);
+    let hit = this.openCache.get(g);
+    if (!hit || hit.version !== g.openVersion) {
+      hit = { version: g.openVersion, ports: [...g.openPorts()].sort((a, b) => a - b) };
+      this.openCache.set(g, hit);
     }
-    return list;
+    return hit.ports;
   }
 
   /**
    * The ports worth scoring for a host with these tags: every port remembered open in the
    * scope or in one of the tags, plus nmap's `priorTop` most frequent ports. Ascending, cached
-   * until the next observation, so scoring never loops over the 65,535-port universe.
+   * until a port is first seen open or forgotten, so scoring never loops over the 65,535-port
+   * universe and the list is not rebuilt for every batch.
    */
   candidates(tags: readonly string[], priorTop: number): readonly number[] {
-    this.checkCache();
     const key = `${priorTop}\u0000${tags.join('\u0000')}`;
-    let list = this.candidateCache.get(key);
-    if (!list) {
+    const signature = [this.scope, ...tags.map((t) => this.tagGroups.get(t))].map((g) => (g ? g.openVersion : -1)).join(',');
+    let hit = this.candidateCache.get(key);
+    if (!hit || hit.signature !== signature) {
       const set = new Set<number>(this.openPorts(null));
       for (const tag of tags) for (const p of this.openPorts(tag)) set.add(p);
       for (const p of this.catalog.top(priorTop)) set.add(p);
-      list = [...set].sort((a, b) => a - b);
-      this.candidateCache.set(key, list);
+      hit = { signature, ports: [...set].sort((a, b) => a - b) };
+      this.candidateCache.set(key, hit);
     }
-    return list;
+    return hit.ports;
   }
 
   /**
@@ -468,8 +530,6 @@ export class PortStats {
 
   private checkCache(): void {
     if (this.cacheVersion !== this.versionValue) {
-      this.candidateCache.clear();
-      this.openCache.clear();
       this.tableCache.clear();
       this.cacheVersion = this.versionValue;
     }
