@@ -286,17 +286,22 @@ class ElasticsearchStore implements Store {
   addScopeEntries(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
     return this.run('adding scope entries', async () => {
       let changed = false;
-      for (const entry of entries) {
-        const id = encodeId(`scope-${list}`, entry.range);
-        await this.modify<KvSource>(this.index.kv, id, (current) => {
-          const previous = current?.body as ScopeEntry | undefined;
-          if (previous && JSON.stringify(previous.tags) === JSON.stringify(entry.tags)) return undefined;
-          changed = true;
-          const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: previous?.addedAt ?? at };
-          return { kind: 'scope', key: entry.range, list, body };
-        });
+      try {
+        for (const entry of entries) {
+          const id = encodeId(`scope-${list}`, entry.range);
+          const written = await this.modify<KvSource>(this.index.kv, id, (current) => {
+            const previous = current?.body as ScopeEntry | undefined;
+            if (previous && JSON.stringify(previous.tags) === JSON.stringify(entry.tags)) return undefined;
+            const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: previous?.addedAt ?? at };
+            return { kind: 'scope', key: entry.range, list, body };
+          });
+          changed ||= written !== undefined;
+        }
+      } finally {
+        // Bump even when a later entry failed: readers must notice the entries that did change.
+        if (changed) await this.allocate('scope-version', 1);
       }
-      return changed ? this.allocate('scope-version', 1) : this.readCounter('scope-version');
+      return this.readCounter('scope-version');
     });
   }
 
@@ -658,6 +663,10 @@ class ElasticsearchStore implements Store {
 
   private async page(index: string, query: EsQuery, request: PageRequest | undefined): Promise<Page<ScanDocument>> {
     const { limit, offset, after } = resolvePage(request);
+    if (offset + limit + 1 > MAX_LISTING) {
+      // Elasticsearch refuses from + size beyond index.max_result_window (10,000 by default).
+      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `offset ${offset} is too deep for Elasticsearch; page with the cursor instead`, { where: 'offset' });
+    }
     const response = await this.client.search<ScanSource>({
       index,
       query: query as estypes.QueryDslQueryContainer,
