@@ -63,6 +63,7 @@ export class Coordinator {
   private readonly cycleScans = new Map<string, number>();
   private cycleScansOf = 0;
   private sweeping = false;
+  private lastLearnAt = 0;
   private readonly eventWaiters = new Set<() => void>();
   /** True once `close()` started: long-lived streams end. */
   closing = false;
@@ -569,7 +570,11 @@ export class Coordinator {
       await this.reloadScope();
       await this.persistCycle();
       await this.flushActivity();
-      if (options.learn) await this.learner.flush(undefined, now);
+      // Learn at least once a minute even when results trickle in slower than a batch.
+      if (options.learn || now - this.lastLearnAt >= 60_000) {
+        this.lastLearnAt = now;
+        await this.learner.flush(undefined, now);
+      }
       return { expired };
     } finally {
       this.sweeping = false;

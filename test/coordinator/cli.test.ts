@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { tempDataDir } from './helpers.js';
+import { loadRecording } from '../../src/recording/index.js';
+import { addScope, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
 /** Run the CLI in-process, capturing stdout and stderr. */
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -60,5 +61,26 @@ describe('coordinator CLI (on the data directory)', () => {
     expect(learned.out).toMatch(/policy dmz: fixed, budget 20/);
     expect((await run(['search', 'port:22', ...d])).err).toMatch(/0 of 0 matches/);
     expect((await run(['token', 'revoke', token.id, ...d])).code).toBe(0);
+  });
+
+  it('exports the scan history as a scope recording the simulator can load', async () => {
+    const clock = manualClock();
+    const app = await openApp(data.dir, clock.now);
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.20.0/30', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'top-k', budget: 10 });
+    for (let i = 0; i < 8; i++) {
+      const w = (await getWork(app, t.agents[0]!))!;
+      clock.advance(1000);
+      expect((await submit(app, t.agents[0]!, resultFor(w, [w.ports[0]!], clock.now()))).statusCode).toBe(200);
+    }
+    await app.close();
+    const out = join(data.dir, 'history.ndjson');
+    const res = await run(['scope', 'export-history', '--out', out, '--data', data.dir]);
+    expect(res.err).toMatch(/wrote 8 observations/);
+    const rec = await loadRecording(out);
+    expect(rec.size).toBe(8);
+    expect(rec.epochs).toBe(2);
+    expect(rec.hostIp.length).toBe(4);
   });
 });

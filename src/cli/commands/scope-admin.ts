@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { Command } from 'commander';
 import { PortbanditError } from '../../core/errors.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
 import { formatScopeFile, normalizeScopeLine, parseScopeFile } from '../../coordinator/scope-file.js';
+import { streamRecording } from '../../coordinator/recording-export.js';
 import { collect } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
@@ -98,5 +100,37 @@ function createList(): Command {
     });
 }
 
+function parseTime(value: string): number {
+  const t = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(t)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an ISO date or milliseconds, got ${JSON.stringify(value)}`, { where: '--since/--until' });
+  return t;
+}
+
+function createExportHistory(): Command {
+  return new Command('export-history')
+    .description("Write the coordinator's scan history as a scope recording (the simulator's replay format): one line per host per cycle.")
+    .requiredOption('--out <file>', 'recording to write (NDJSON)')
+    .option('--since <time>', 'only scans finished at or after (ISO date or ms)')
+    .option('--until <time>', 'only scans finished before (ISO date or ms)')
+    .option('--name <name>', 'recording name', 'coordinator-history')
+    .option(...dataOption)
+    .action(async (flags: { out: string; since?: string; until?: string; name: string; data?: string }) => {
+      await withLocalCoordinator(flags.data, async (app) => {
+        const stream = createWriteStream(flags.out, { encoding: 'utf8' });
+        const lines = await streamRecording(
+          app.coordinator.store,
+          { name: flags.name, ...(flags.since !== undefined ? { since: parseTime(flags.since) } : {}), ...(flags.until !== undefined ? { until: parseTime(flags.until) } : {}) },
+          async (line) => {
+            if (!stream.write(line + '\n')) await once(stream, 'drain');
+            return true;
+          },
+        );
+        stream.end();
+        await once(stream, 'finish');
+        process.stderr.write(`wrote ${lines} observations to ${flags.out}\n`);
+      });
+    });
+}
+
 /** The coordinator's scope subcommands, attached to the `scope` group (scope.ts). */
-export const scopeAdminSubcommands: Array<() => Command> = [createAdd, createRemove, createImport, createExport, createList];
+export const scopeAdminSubcommands: Array<() => Command> = [createAdd, createRemove, createImport, createExport, createList, createExportHistory];
