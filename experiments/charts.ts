@@ -75,7 +75,7 @@ export function chartRegret(summary: ExperimentSummary, recording: string, budge
       .filter((c) => c.recording === recording && c.budget === budget)
       .map((c) => ({ strategy: c.strategy, x: c.epoch, value: c.cumulativeMissed.value ?? Number.NaN, low: c.cumulativeMissed.low, high: c.cumulativeMissed.high })),
   );
-  const svg = lineWithBand(points, summary.strategies, { label: 'epoch →', tickFormat: 'd' }, { label: '↑ cumulative services missed per host', zero: true });
+  const svg = lineWithBand(points, summary.strategies, { label: 'epoch →', tickFormat: 'd' }, { label: '↑ cumulative services missed per host', zero: true, nice: true });
   return renderFigure('regret', `Regret, ${recording}, budget ${budget}: services missed so far per host, compared with an oracle that probes exactly the open ports (lower is better).`, svg, { recording });
 }
 
@@ -128,7 +128,7 @@ export function chartEpochsToDetect(summary: ExperimentSummary, recording: strin
     style: { fontSize: '11px' },
     fx: { label: 'epochs until first found →', domain, padding: 0.15 },
     x: { axis: null, domain: summary.strategies as string[] },
-    y: { label: '↑ share of new services (%)', percent: true, grid: true },
+    y: { label: '↑ share of new services (%)', percent: true, grid: true, nice: true },
     color: colorScale(summary.strategies),
     marks: [Plot.barY(data, { fx: 'bin', x: 'strategy', y: 'share', fill: 'strategy' }), Plot.ruleY([0])],
   });
