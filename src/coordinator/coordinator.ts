@@ -41,6 +41,9 @@ interface AgentActivityBuffer {
   results: number;
 }
 
+/** How often agents' last-seen time and counters are written to the store. */
+const ACTIVITY_FLUSH_MS = 10_000;
+
 /** Work hand-out attempts per request before answering "no work" (skipped hosts, zero budgets). */
 const MAX_ATTEMPTS = 32;
 
@@ -64,6 +67,7 @@ export class Coordinator {
   private cycleScansOf = 0;
   private sweeping = false;
   private lastLearnAt = 0;
+  private lastActivityFlushAt = 0;
   private readonly eventWaiters = new Set<() => void>();
   /** True once `close()` started: long-lived streams end. */
   closing = false;
@@ -569,7 +573,12 @@ export class Coordinator {
       }
       await this.reloadScope();
       await this.persistCycle();
-      await this.flushActivity();
+      // One store write per active agent: every 10 s is plenty for "last seen" (1,000 agents
+      // flushed every second would cost more than the work they ask for).
+      if (now - this.lastActivityFlushAt >= ACTIVITY_FLUSH_MS) {
+        this.lastActivityFlushAt = now;
+        await this.flushActivity();
+      }
       // Learn at least once a minute even when results trickle in slower than a batch.
       if (options.learn || now - this.lastLearnAt >= 60_000) {
         this.lastLearnAt = now;
