@@ -116,7 +116,13 @@ export function parseNmapXml(xml: string, source = 'nmap XML'): NmapRun {
     const { line, col, msg } = valid.err;
     throw new PortbanditError('PB_ERR_SCANNER', `malformed nmap XML: ${msg}`, { where: `${source}:${line}:${col}` });
   }
-  const doc = parser.parse(xml) as Node;
+  let doc: Node;
+  try {
+    doc = parser.parse(xml) as Node;
+  } catch (cause) {
+    // The validator and the parser disagree on some broken input (an unclosed <?pi?>, say).
+    throw new PortbanditError('PB_ERR_SCANNER', `malformed nmap XML: ${(cause as Error).message}`, { where: source, cause });
+  }
   const run = asNodes(doc.nmaprun)[0];
   if (!run) throw new PortbanditError('PB_ERR_SCANNER', 'expected an <nmaprun> root element', { where: source });
   const scaninfo = asNodes(run.scaninfo).find((s) => s.protocol === 'tcp');
