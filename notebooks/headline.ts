@@ -81,6 +81,7 @@ function render(input: NotebookInput): string {
     const others = summary.rows.filter((r) => r.recording === rec && r.strategy !== summary.baseline && r.budget === b && r.tag === ALL_TAGS);
     parts.push(`<h3>${escapeHtml(rec)}</h3>`);
     parts.push(`<ul>${others.map((r) => compareSentence(summary, r, base)).join('')}</ul>`);
+    parts.push(renderLegend(summary.strategies));
     parts.push(`<div class="grid2">${chartCoverageVsBudget(summary, rec)}${chartPerTag(summary, rec)}</div>`);
   }
   parts.push(`<h2>Per tag, all scopes (coverage at ${b} probes; best in bold)</h2>`);
