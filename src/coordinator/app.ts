@@ -16,6 +16,7 @@ import { registerAdminRoutes } from './routes/admin.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerResultRoutes } from './routes/results.js';
 import { registerSystemRoutes } from './routes/system.js';
+import { uiRoutes } from './ui/index.js';
 
 /** What `buildApp` needs; everything but the config has a production default. */
 export interface AppOptions {
@@ -125,6 +126,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     registerAdminRoutes(scope, coordinator);
     registerResultRoutes(scope, coordinator);
   });
+  await app.register(uiRoutes, { coordinator });
 
   let timer: NodeJS.Timeout | undefined;
   if (options.sweepTimer ?? true) {

@@ -1,0 +1,68 @@
+import { type SafeHtml, html, trustedHtml } from './html.js';
+
+/**
+ * Server-side SVG charts with Observable Plot on a jsdom document. Both libraries load on the
+ * first chart (jsdom takes ~0.4 s to start), so the coordinator's start-up and its API do not
+ * pay for the UI. Plot builds DOM nodes and the serialiser escapes their text, so labels taken
+ * from data (tags, services) are safe to embed.
+ */
+
+type PlotModule = typeof import('@observablehq/plot');
+
+let loading: Promise<{ Plot: PlotModule; document: Document }> | undefined;
+
+async function loadPlot(): Promise<{ Plot: PlotModule; document: Document }> {
+  loading ??= (async () => {
+    const [Plot, { JSDOM }] = await Promise.all([import('@observablehq/plot'), import('jsdom')]);
+    const { document } = new JSDOM('<!doctype html><html><body></body></html>').window;
+    return { Plot, document: document as unknown as Document };
+  })();
+  return loading;
+}
+
+function serialise(node: Element | SVGElement | HTMLElement): SafeHtml {
+  return trustedHtml(node.outerHTML);
+}
+
+const empty = (what: string): SafeHtml => html`<p class="muted">No ${what} yet.</p>`;
+
+/** Scans finished per UTC hour, as columns over the window. */
+export async function renderScansPerHourChart(rows: ReadonlyArray<{ hourStart: number; scans: number }>, since: number, until: number): Promise<SafeHtml> {
+  if (rows.length === 0) return empty('scans in this window');
+  const { Plot, document } = await loadPlot();
+  const data = rows.map((r) => ({ from: new Date(r.hourStart), to: new Date(r.hourStart + 3_600_000), scans: r.scans }));
+  return serialise(
+    Plot.plot({
+      document,
+      width: 560,
+      height: 220,
+      marginLeft: 50,
+      x: { type: 'utc', domain: [new Date(since), new Date(until)], label: 'hour (UTC)' },
+      y: { grid: true, label: 'scans', nice: true },
+      marks: [Plot.rectY(data, { x1: 'from', x2: 'to', y: 'scans', fill: '#1f5fa8', inset: 0.5 }), Plot.ruleY([0])],
+    }),
+  );
+}
+
+/** Horizontal bars: a label per row and a value (hosts with a port open, an estimate, ...). */
+export async function renderBarChart(rows: ReadonlyArray<{ label: string; value: number }>, options: { xLabel: string; what: string; percent?: boolean }): Promise<SafeHtml> {
+  if (rows.length === 0) return empty(options.what);
+  const { Plot, document } = await loadPlot();
+  const data = rows.map((r) => ({ label: r.label, value: r.value }));
+  return serialise(
+    Plot.plot({
+      document,
+      width: 560,
+      height: 40 + data.length * 22,
+      marginLeft: 110,
+      marginRight: 50,
+      x: { grid: true, label: options.xLabel, ...(options.percent ? { percent: true } : {}) },
+      y: { label: null, domain: data.map((d) => d.label) },
+      marks: [
+        Plot.barX(data, { y: 'label', x: 'value', fill: '#1f5fa8' }),
+        Plot.text(data, { y: 'label', x: 'value', text: (d: { value: number }) => (options.percent ? `${(d.value * 100).toFixed(1)}%` : String(d.value)), textAnchor: 'start', dx: 4 }),
+        Plot.ruleX([0]),
+      ],
+    }),
+  );
+}

@@ -1,0 +1,108 @@
+import type { Coordinator } from '../coordinator.js';
+import { renderBarChart, renderScansPerHourChart } from './charts.js';
+import { formatAgo, formatCount, formatPercent, formatTime } from './format.js';
+import { type SafeHtml, html } from './html.js';
+
+const HOURS = 24;
+
+function tagLabel(key: string): string {
+  return key === '' ? '(default)' : key;
+}
+
+/** What each policy's strategy learned, as a table and a chart of its top estimates. */
+async function renderPolicies(coordinator: Coordinator): Promise<SafeHtml> {
+  const estimates = new Map(coordinator.estimatedCoverage().map((e) => [e.tag, e.estimate]));
+  const sections: SafeHtml[] = [];
+  const rows: SafeHtml[] = [];
+  for (const key of coordinator.policyKeys()) {
+    const policy = coordinator.policy(key);
+    if (!policy) continue;
+    let learned: ReturnType<Coordinator['explain']> | undefined;
+    try {
+      learned = coordinator.explain(key, 10);
+    } catch {
+      // A policy whose strategy is not loaded yet has learned nothing to show.
+    }
+    const split = learned?.explanation.split;
+    rows.push(html`<tr><td>${tagLabel(key)}</td><td class="mono">${policy.strategy}</td><td class="num">${policy.budget}</td>
+<td class="num">${split ? html`${split.mustHave} / ${split.fixed} / ${split.history} / ${split.learned} / ${split.exploration}` : '—'}</td>
+<td class="num">${learned ? formatCount(learned.batches) : '—'}</td><td class="num">${learned ? formatCount(learned.learned) : '—'}</td>
+<td class="num">${estimates.has(key) ? formatPercent(estimates.get(key)!) : '—'}</td></tr>`);
+    const groups = learned?.explanation.groups ?? [];
+    for (const group of groups.slice(0, 3)) {
+      if (group.top.length === 0) continue;
+      const chart = await renderBarChart(
+        group.top.map((p) => ({ label: String(p.port), value: p.estimate })),
+        { xLabel: 'estimated P(open)', what: 'estimates', percent: true },
+      );
+      sections.push(html`<div class="panel chart"><h3>${tagLabel(key)} · ${policy.strategy} · group ${group.group} <span class="muted">(${formatCount(group.observations)} observations)</span></h3>
+<table><thead><tr><th class="num">port</th><th class="num">P(open)</th><th class="num">trials</th></tr></thead><tbody>
+${group.top.map((p) => html`<tr><td class="num mono">${p.port}</td><td class="num">${formatPercent(p.estimate)}</td><td class="num">${p.trials !== undefined ? formatCount(p.trials) : '—'}</td></tr>`)}
+</tbody></table>${chart}</div>`);
+    }
+    for (const note of learned?.explanation.notes ?? []) sections.push(html`<p class="muted">${tagLabel(key)}: ${note}</p>`);
+  }
+  return html`<h2>Scan policies per tag</h2>
+<table><thead><tr><th>tag</th><th>strategy</th><th class="num">budget</th><th class="num" title="must-have / fixed / history / learned / exploration probes of a typical host">budget split (must / fixed / history / learned / explore)</th><th class="num">batches</th><th class="num">results learned</th><th class="num" title="share of the estimated open-port mass within the budget">est. coverage</th></tr></thead>
+<tbody>${rows}</tbody></table>
+<h2>What was learned (top ports per policy)</h2>
+${sections.length > 0 ? html`<div class="grid2">${sections}</div>` : html`<p class="muted">Nothing learned yet: strategies learn from batches of finished host visits.</p>`}`;
+}
+
+/** The dashboard: scope and cycle, throughput, agents, policies and what they learned, top ports and services. */
+export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtml> {
+  const store = coordinator.store;
+  const now = coordinator.now();
+  const since = Math.floor(now / 3_600_000) * 3_600_000 - (HOURS - 1) * 3_600_000;
+  const [counts, topPorts, topServices, perHour, leases, queued, agents] = await Promise.all([
+    store.counts(),
+    store.topPorts({ limit: 15 }),
+    store.topServices({ limit: 15 }),
+    store.scansPerHour({ since, until: now + 1 }),
+    store.countLeases(),
+    store.countQueuedWork(),
+    coordinator.listAgents(),
+  ]);
+  const cycle = coordinator.progress();
+  const lastHour = perHour.filter((r) => r.hourStart >= now - 3_600_000).reduce((a, r) => a + r.scans, 0);
+  const dayTotal = perHour.reduce((a, r) => a + r.scans, 0);
+  const coverage = coordinator.cycleCoverage();
+  const [hourChart, portChart, serviceChart, policies] = await Promise.all([
+    renderScansPerHourChart(perHour, since, now),
+    renderBarChart(topPorts.map((p) => ({ label: String(p.port), value: p.hosts })), { xLabel: 'hosts with the port open', what: 'open ports' }),
+    renderBarChart(topServices.map((s) => ({ label: s.service, value: s.hosts })), { xLabel: 'hosts with the service', what: 'services' }),
+    renderPolicies(coordinator),
+  ]);
+  const card = (label: string, value: string, title = ''): SafeHtml => html`<div class="card" title="${title}"><div class="label">${label}</div><div class="value">${value}</div></div>`;
+  return html`<h1>Dashboard</h1>
+<div class="cards">
+${card('Scope addresses', formatCount(coordinator.addressSpace.size), 'addresses in scope minus blocklist')}
+${card(`Cycle ${cycle.cycle}`, formatPercent(cycle.fraction), `${cycle.position} of ${cycle.size} positions; started ${formatTime(cycle.startedAt)}`)}
+${card('Scans last hour', formatCount(lastHour))}
+${card(`Scans last ${HOURS} h`, formatCount(dayTotal))}
+${card('Hosts with results', formatCount(counts.hosts))}
+${card('Open ports (latest)', formatCount(counts.openPorts))}
+${card('Leases in flight', formatCount(leases))}
+${card('Queued work', formatCount(queued), 'manual rescans, follow-ups and expired leases, served before the cycle')}
+</div>
+<p class="muted">Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.completed)} completed, ${formatCount(cycle.skipped)} skipped.</p>
+<div class="grid2">
+<div class="panel chart"><h2>Scans per hour (last ${HOURS} h, UTC)</h2>${hourChart}</div>
+<div class="panel"><h2>Cycle coverage per tag</h2>
+<table><thead><tr><th>tag</th><th class="num">scanned this cycle</th><th class="num">addresses</th><th class="num">coverage</th></tr></thead><tbody>
+${coverage.length > 0 ? coverage.map((c) => html`<tr><td>${c.tag === '' ? '(untagged)' : c.tag}</td><td class="num">${formatCount(c.scanned)}</td><td class="num">${formatCount(c.addresses)}</td><td class="num">${formatPercent(c.fraction)}</td></tr>`) : html`<tr><td colspan="4" class="muted">The scope is empty.</td></tr>`}
+</tbody></table></div>
+</div>
+<h2>Agents</h2>
+<table><thead><tr><th>name</th><th>id</th><th>version</th><th>last seen</th><th class="num">in flight</th><th class="num">results last hour</th><th class="num">results total</th></tr></thead><tbody>
+${agents.length > 0 ? agents.map((a) => html`<tr><td>${a.name}</td><td class="mono">${a.id}</td><td class="mono">${a.version ?? '—'}</td><td title="${formatTime(a.lastSeenAt)}">${formatAgo(a.lastSeenAt, now)}</td><td class="num">${formatCount(a.inFlight)}</td><td class="num">${formatCount(a.resultsLastHour)}</td><td class="num">${formatCount(a.counters['results'] ?? 0)}</td></tr>`) : html`<tr><td colspan="7" class="muted">No agents registered (portbandit token create --agent NAME).</td></tr>`}
+</tbody></table>
+${policies}
+<h2>Top open ports and services (latest scan per host)</h2>
+<div class="grid2">
+<div class="panel chart"><h3>Ports</h3>${portChart}
+${topPorts.length > 0 ? html`<p class="muted">${topPorts.slice(0, 15).map((p, i) => html`${i > 0 ? ' · ' : ''}<a href="/ui/search?q=${encodeURIComponent(`port:${p.port}`)}">${p.port}</a>`)}</p>` : ''}</div>
+<div class="panel chart"><h3>Services</h3>${serviceChart}
+${topServices.length > 0 ? html`<p class="muted">${topServices.map((s, i) => html`${i > 0 ? ' · ' : ''}<a href="/ui/search?q=${encodeURIComponent(`service:"${s.service.replace(/["\\]/g, (c) => '\\' + c)}"`)}">${s.service}</a>`)}</p>` : ''}</div>
+</div>`;
+}
