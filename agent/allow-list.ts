@@ -21,7 +21,11 @@ export class AllowList {
     const ranges: Range[] = [];
     specs.forEach((raw, i) => {
       const spec = raw.trim();
+      const address = spec.split('/')[0]!;
+      // ipaddr.js accepts legacy forms ("10.0.0" = 10.0.0.0); an allowlist must say exactly what it means.
+      const strict = address.includes(':') ? ipaddr.IPv6.isValid(address) : ipaddr.IPv4.isValidFourPartDecimal(address);
       try {
+        if (!strict) throw new Error('not a dotted quad or IPv6 address');
         if (spec.includes('/')) ranges.push(ipaddr.parseCIDR(spec));
         else {
           const addr = ipaddr.parse(spec);
