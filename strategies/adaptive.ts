@@ -58,6 +58,9 @@ export interface AdaptiveState extends CooccurrenceState {
   readonly sweepYield: SweepYieldState;
 }
 
+/** Default weight of nmap's prior behind scope-wide estimates, in pseudo-hosts. */
+export const ADAPTIVE_PRIOR_STRENGTH = 300;
+
 const parameters: readonly ParameterSpec[] = Object.freeze([
   {
     name: 'historyCap',
@@ -128,7 +131,9 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     description: 'Scan in two rounds (the second ranked by co-occurrence with what the first found); false = one round per host (no agent round-trip).',
   },
   ...pairParameters,
-  ...portStatsParameters,
+  // adaptive trusts nmap's table more than the bandits do: on a scope that follows it, learned
+  // estimates of ports ranked 50-200 are noise for thousands of host results.
+  ...portStatsParameters.map((p) => (p.name === 'priorStrength' ? { ...p, default: ADAPTIVE_PRIOR_STRENGTH } : p)),
   ...guardParameters,
 ]);
 
