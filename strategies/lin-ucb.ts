@@ -66,6 +66,8 @@ function historyFeatureList(previousOpen: readonly number[], limit: number): str
 interface Ranked {
   readonly version: number;
   readonly ports: readonly number[];
+  /** Upper scores of `ports`, same order (descending). */
+  readonly scores: Float64Array;
   /** Log-odds estimate and summed variance terms of each port, by port. */
   readonly logOdds: Map<number, number>;
   readonly invN: Map<number, number>;
@@ -85,8 +87,8 @@ interface Ranked {
  * `prefixBuckets`, and the host's first `historyFeatures` previously open ports. Learning costs
  * probes x (2 + tags + historyFeatures) counter updates per host; choosing costs one cached
  * ranking per (tags, prefix bucket) plus an adjustment of the ports that history features have
- * seen open. History features adjust only those ports (their positive associations); a history
- * feature's evidence against a port is not used.
+ * seen open and whose odds it at least doubles (its positive associations); a history feature's
+ * weaker or negative evidence is not used.
  */
 function rankContext(stats: PortStats, features: readonly string[], params: LinUcbParams): Omit<Ranked, 'version'> {
   const ports = stats.candidates(features, params.candidatePool);
@@ -112,7 +114,7 @@ function rankContext(stats: PortStats, features: readonly string[], params: LinU
     score.push([port, upper(z, inv, logN, params.exploration)]);
   }
   score.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
-  return { ports: score.map((s) => s[0]), logOdds, invN, logN };
+  return { ports: score.map((s) => s[0]), scores: Float64Array.from(score, (s) => s[1]), logOdds, invN, logN };
 }
 
 function upper(z: number, inv: number, logN: number, c: number): number {
@@ -129,6 +131,24 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
   create(options, params, env, state) {
     const stats = restoreStats(env.catalog, params, state);
     const cache = new Map<string, Ranked>();
+    // A history feature's positive associations, per statistics version: ports it has seen open
+    // whose odds it at least doubles, with its log-odds shift and inverse evidence. Weaker
+    // associations are noise, and skipping them keeps per-host cost bounded on large scopes.
+    const lifts = new Map<string, { version: number; rows: readonly (readonly [number, number, number])[] }>();
+    const liftsOf = (group: string): readonly (readonly [number, number, number])[] => {
+      const hit = lifts.get(group);
+      if (hit && hit.version === stats.version) return hit.rows;
+      const rows: Array<readonly [number, number, number]> = [];
+      for (const port of stats.openPorts(group)) {
+        const scope = stats.scopePosterior(port);
+        const ms = clampP(scope.alpha / (scope.alpha + scope.beta));
+        const t = stats.tagPosterior(group, port, ms);
+        const dz = logit(clampP(t.alpha / (t.alpha + t.beta))) - logit(ms);
+        if (dz >= Math.LN2) rows.push([port, dz, 1 / (t.alpha + t.beta)]);
+      }
+      lifts.set(group, { version: stats.version, rows });
+      return rows;
+    };
     const ranked = (features: readonly string[]): Ranked => {
       const key = features.join('\u0000');
       const hit = cache.get(key);
@@ -150,17 +170,26 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
         const features = contextFeatures(round, params.prefixBuckets);
         const base = ranked(features);
         const history = historyFeatureList(round.previousOpen, params.historyFeatures);
-        // Ports that a history feature has seen open get their score adjusted for this host.
+        // Ports a history feature is positively associated with get their score adjusted.
+        const shift = new Map<number, [number, number]>();
+        for (const h of history) {
+          for (const [port, dz, inv] of liftsOf(h)) {
+            const cur = shift.get(port);
+            if (cur) {
+              cur[0] += dz;
+              cur[1] += inv;
+            } else shift.set(port, [dz, inv]);
+          }
+        }
+        const touched = new Set<number>(shift.keys());
         const adjusted: Array<[number, number]> = [];
-        const touched = new Set<number>();
-        for (const h of history) for (const p of stats.openPorts(h)) touched.add(p);
-        for (const port of touched) {
+        for (const [port, [dz, dinv]] of shift) {
           if (!picker.canTake(port)) continue;
-          const scope = stats.scopePosterior(port);
-          const ms = clampP(scope.alpha / (scope.alpha + scope.beta));
           let z = base.logOdds.get(port);
           let inv = base.invN.get(port);
           if (z === undefined || inv === undefined) {
+            const scope = stats.scopePosterior(port);
+            const ms = clampP(scope.alpha / (scope.alpha + scope.beta));
             z = logit(ms);
             inv = 1 / (scope.alpha + scope.beta);
             for (const f of features) {
@@ -169,16 +198,10 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
               inv += 1 / (t.alpha + t.beta);
             }
           }
-          for (const h of history) {
-            const t = stats.tagPosterior(h, port, ms);
-            z += logit(clampP(t.alpha / (t.alpha + t.beta))) - logit(ms);
-            inv += 1 / (t.alpha + t.beta);
-          }
-          adjusted.push([port, upper(z, inv, base.logN, params.exploration)]);
+          adjusted.push([port, upper(z + dz, inv + dinv, base.logN, params.exploration)]);
         }
         adjusted.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
         // Merge the adjusted ports into the context's ranking by score.
-        const baseScore = (port: number): number => upper(base.logOdds.get(port)!, base.invN.get(port)!, base.logN, params.exploration);
         let i = 0;
         let j = 0;
         while (!picker.full && (i < base.ports.length || j < adjusted.length)) {
@@ -187,7 +210,7 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
             i++;
             continue;
           }
-          if (j < adjusted.length && (bp === undefined || adjusted[j]![1] >= baseScore(bp))) picker.add(adjusted[j++]![0]);
+          if (j < adjusted.length && (bp === undefined || adjusted[j]![1] >= base.scores[i]!)) picker.add(adjusted[j++]![0]);
           else {
             picker.add(bp!);
             i++;
