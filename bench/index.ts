@@ -1,5 +1,6 @@
 import { runCoordinatorBenchmark } from './coordinator.js';
 import { runGenerateBenchmark } from './generate.js';
+import { runLearningBenchmark } from './learning.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
 import { runReplayBenchmark } from './replay.js';
 import { runStoreBenchmark } from './store.js';
@@ -12,6 +13,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'generate', run: runGenerateBenchmark },
   { name: 'recording-load', run: runRecordingLoadBenchmark },
   { name: 'replay', run: runReplayBenchmark },
+  { name: 'learning', run: runLearningBenchmark },
   { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
 ];
