@@ -1,3 +1,4 @@
+import { runBanditsBenchmark } from './bandits.js';
 import { runCoordinatorBenchmark } from './coordinator.js';
 import { runGenerateBenchmark } from './generate.js';
 import { runLearningBenchmark } from './learning.js';
@@ -14,6 +15,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'recording-load', run: runRecordingLoadBenchmark },
   { name: 'replay', run: runReplayBenchmark },
   { name: 'learning', run: runLearningBenchmark },
+  { name: 'bandits', run: runBanditsBenchmark },
   { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
 ];
