@@ -68,6 +68,8 @@ export class Coordinator {
   private sweeping = false;
   private lastLearnAt = 0;
   private lastActivityFlushAt = 0;
+  /** False only after a dequeue found the queue empty and nothing was enqueued since. */
+  private queueMaybeNonEmpty = true;
   private readonly eventWaiters = new Set<() => void>();
   /** True once `close()` started: long-lived streams end. */
   closing = false;
@@ -199,6 +201,7 @@ export class Coordinator {
       if (!hit) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, { where: `ips[${i}]` });
       return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now };
     });
+    this.queueMaybeNonEmpty = true;
     return this.store.enqueueWork(items);
   }
 
@@ -336,7 +339,10 @@ export class Coordinator {
   async getWork(agent: Agent, version?: string): Promise<WorkItem | null> {
     this.touch(agent.id, version, undefined);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const [queued] = await this.store.dequeueWork(1);
+      // Skip the dequeue transaction while the queue is known to be empty (the common case:
+      // every enqueue goes through this process, and each sweep re-arms the check).
+      const [queued] = this.queueMaybeNonEmpty ? await this.store.dequeueWork(1) : [];
+      if (!queued) this.queueMaybeNonEmpty = false;
       let item: WorkItem | null | undefined;
       if (queued) item = await this.leaseQueued(agent, queued);
       else {
@@ -541,6 +547,7 @@ export class Coordinator {
     const now = this.now();
     if (next !== null) {
       const blob: LeaseSession = { ...session, state: hs.toJSON(), priorScanId: scan.scanId };
+      this.queueMaybeNonEmpty = true;
       await this.store.enqueueWork([
         { ip: lease.ip, tags: [...tags], reason: 'followup', enqueuedAt: now, ports: next, session: blob, round: lease.round + 1, ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}) },
       ]);
@@ -562,6 +569,8 @@ export class Coordinator {
     try {
       const now = this.now();
       let expired = 0;
+      // Expired leases are requeued below; other processes may have queued work too.
+      this.queueMaybeNonEmpty = true;
       for (;;) {
         const batch = await this.store.takeExpiredLeases(now, 500, { requeue: true });
         expired += batch.length;
