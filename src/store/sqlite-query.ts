@@ -1,6 +1,8 @@
 import { PortbanditError } from '../core/errors.js';
 import { ipKeyRange } from './ip-key.js';
-import { tokenizeText } from './query-ast.js';
+import { TERM_FIELDS, tokenizeText } from './query-ast.js';
+
+const TERM_FIELD_SET = new Set<string>(TERM_FIELDS);
 import type { QueryNode } from './query-ast.js';
 
 // A fixed map, so an AST from an untrusted source cannot put arbitrary text into the SQL.
@@ -20,12 +22,26 @@ export interface SqlColumns {
   readonly finishedAt: string;
   /** Only needed for free text; the caller joins `scans` when `needsWords` says so. */
   readonly words: string;
+  /** A condition with two parameters (field, value): the row has that search term. */
+  readonly hasTerm: string;
 }
 
 /** History view: the scans table itself. */
-export const HISTORY_COLUMNS: SqlColumns = { row: 's.row', ipKey: 's.ip_key', finishedAt: 's.finished_at', words: 's.words' };
+export const HISTORY_COLUMNS: SqlColumns = {
+  row: 's.row',
+  ipKey: 's.ip_key',
+  finishedAt: 's.finished_at',
+  words: 's.words',
+  hasTerm: 's.row IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)',
+};
 /** Latest view: the latest table carries row, key and time, so only free text needs a join. */
-export const LATEST_COLUMNS: SqlColumns = { row: 'l.scan_row', ipKey: 'l.ip_key', finishedAt: 'l.finished_at', words: 's.words' };
+export const LATEST_COLUMNS: SqlColumns = {
+  row: 'l.scan_row',
+  ipKey: 'l.ip_key',
+  finishedAt: 'l.finished_at',
+  words: 's.words',
+  hasTerm: 'l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = ? AND value = ?)',
+};
 
 /** True when the query has free text (the latest view must then join `scans` for its words). */
 export function needsWords(node: QueryNode | undefined): boolean {
@@ -60,11 +76,12 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
     case 'not':
       return `(NOT ${compile(node.child, params, c)})`;
     case 'port':
-      params.push(String(node.port));
-      return `${c.row} IN (SELECT scan_row FROM scan_terms WHERE field = 'port' AND value = ?)`;
+      params.push('port', String(node.port));
+      return c.hasTerm;
     case 'term':
+      if (!TERM_FIELD_SET.has(node.field)) throw new PortbanditError('PB_ERR_QUERY', `unknown field ${JSON.stringify(node.field)}`, { where: 'query' });
       params.push(node.field, node.value.toLowerCase());
-      return `${c.row} IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)`;
+      return c.hasTerm;
     case 'ip': {
       const [lo, hi] = ipKeyRange(node.value, 'query ip');
       params.push(lo, hi);

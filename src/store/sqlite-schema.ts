@@ -61,6 +61,17 @@ const MIGRATIONS: readonly string[] = [
 
   CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
   `,
+  // 2: the searchable facets of latest-per-host only, keyed by host, so latest searches and
+  // statistics scale with the number of hosts, not with the length of history.
+  `
+  CREATE TABLE latest_terms (
+    field TEXT NOT NULL, value TEXT NOT NULL, ip_key BLOB NOT NULL,
+    PRIMARY KEY (field, value, ip_key)
+  ) WITHOUT ROWID;
+  CREATE INDEX latest_terms_host ON latest_terms (ip_key);
+  INSERT INTO latest_terms (field, value, ip_key)
+    SELECT t.field, t.value, l.ip_key FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row;
+  `,
 ];
 
 /** The schema version this code writes. */

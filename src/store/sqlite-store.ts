@@ -51,6 +51,11 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
+    // The default 2 MiB page cache thrashes on a /16 of hosts (terms + latest + documents);
+    // 64 MiB of cache plus memory-mapped reads keep searches and ingest off the read() path.
+    db.pragma('cache_size = -65536');
+    db.pragma('mmap_size = 268435456');
+    db.pragma('temp_store = MEMORY');
     migrateSqlite(db, options.path);
     return new SqliteStore(db, options.path);
   } catch (error) {
@@ -297,13 +302,26 @@ class SqliteStore implements Store {
 
   listLeases(filter: { agentId?: string; ip?: string } = {}): Promise<Lease[]> {
     return this.run('listing leases', () => {
-      const ip = filter.ip === undefined ? null : canonicalIp(filter.ip, 'ip');
-      return (this.stmt.leaseList.all(filter.agentId ?? null, filter.agentId ?? null, ip, ip) as Row[]).map(toLease);
+      // Separate statements per filter so each can use its index (an `? IS NULL OR` test cannot).
+      const conditions: string[] = [];
+      const params: unknown[] = [];
+      if (filter.agentId !== undefined) {
+        conditions.push('agent_id = ?');
+        params.push(filter.agentId);
+      }
+      if (filter.ip !== undefined) {
+        conditions.push('ip = ?');
+        params.push(canonicalIp(filter.ip, 'ip'));
+      }
+      const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+      return (this.prepared(`SELECT doc FROM leases${where} ORDER BY deadline, id`).all(...params) as Row[]).map(toLease);
     });
   }
 
   countLeases(filter: { agentId?: string } = {}): Promise<number> {
-    return this.run('counting leases', () => (this.stmt.leaseCount.get(filter.agentId ?? null, filter.agentId ?? null) as Row).n as number);
+    return this.run('counting leases', () =>
+      (filter.agentId === undefined ? (this.stmt.leaseCountAll.get() as Row) : (this.stmt.leaseCountAgent.get(filter.agentId) as Row)).n as number,
+    );
   }
 
   renewLease(id: string, deadline: number): Promise<boolean> {
@@ -430,7 +448,12 @@ class SqliteStore implements Store {
         current === undefined ||
         scan.finishedAt > (current.finished_at as number) ||
         (scan.finishedAt === current.finished_at && scan.scanId > (current.scan_id as string));
-      if (newer) this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
+      if (newer) {
+        this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
+        this.stmt.latestTermsClear.run(key);
+        for (const port of fields.ports) this.stmt.latestTermInsert.run('port', String(port), key);
+        for (const [field, values] of Object.entries(fields.terms)) for (const value of values) this.stmt.latestTermInsert.run(field, value, key);
+      }
       for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
       const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
       return lease ? { inserted: true, latest: newer, lease } : { inserted: true, latest: newer };
@@ -621,8 +644,11 @@ function toQueued(row: Row): QueuedWork {
 }
 
 function prepareStatements(db: Database.Database) {
-  const tagFilter = (rowExpr: string): string =>
+  // Optional tag filters: two parameters each (the tag twice, or null twice for no filter).
+  const historyTag = (rowExpr: string): string =>
     `(? IS NULL OR ${rowExpr} IN (SELECT scan_row FROM scan_terms WHERE field = 'tag' AND value = ?))`;
+  const latestTag = (keyExpr: string): string =>
+    `(? IS NULL OR ${keyExpr} IN (SELECT ip_key FROM latest_terms WHERE field = 'tag' AND value = ?))`;
   return {
     metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
     metaBump: db.prepare('UPDATE meta SET value = value + 1 WHERE key = ?'),
@@ -651,8 +677,8 @@ function prepareStatements(db: Database.Database) {
     tokenDelete: db.prepare('DELETE FROM admin_tokens WHERE id = ?'),
     leaseInsert: db.prepare('INSERT INTO leases (id, ip, agent_id, deadline, doc) VALUES (?, ?, ?, ?, ?)'),
     leaseGet: db.prepare('SELECT doc FROM leases WHERE id = ?'),
-    leaseList: db.prepare('SELECT doc FROM leases WHERE (? IS NULL OR agent_id = ?) AND (? IS NULL OR ip = ?) ORDER BY deadline, id'),
-    leaseCount: db.prepare('SELECT COUNT(*) AS n FROM leases WHERE (? IS NULL OR agent_id = ?)'),
+    leaseCountAll: db.prepare('SELECT COUNT(*) AS n FROM leases'),
+    leaseCountAgent: db.prepare('SELECT COUNT(*) AS n FROM leases WHERE agent_id = ?'),
     leaseRenew: db.prepare('UPDATE leases SET deadline = ?, doc = ? WHERE id = ?'),
     leaseDelete: db.prepare('DELETE FROM leases WHERE id = ?'),
     leaseExpired: db.prepare('SELECT doc FROM leases WHERE deadline <= ? ORDER BY deadline, id LIMIT ?'),
@@ -665,6 +691,8 @@ function prepareStatements(db: Database.Database) {
     scanGet: db.prepare('SELECT doc FROM scans WHERE scan_id = ?'),
     termInsert: db.prepare('INSERT OR IGNORE INTO scan_terms (field, value, scan_row) VALUES (?, ?, ?)'),
     latestGet: db.prepare('SELECT scan_row, finished_at, scan_id FROM latest WHERE ip_key = ?'),
+    latestTermsClear: db.prepare('DELETE FROM latest_terms WHERE ip_key = ?'),
+    latestTermInsert: db.prepare('INSERT OR IGNORE INTO latest_terms (field, value, ip_key) VALUES (?, ?, ?)'),
     latestPut: db.prepare(
       'INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) VALUES (?, ?, ?, ?) ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id',
     ),
@@ -675,16 +703,15 @@ function prepareStatements(db: Database.Database) {
     eventInsert: db.prepare('INSERT INTO events (doc) VALUES (?)'),
     eventsAfter: db.prepare('SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
     counts: db.prepare(`SELECT
-        (SELECT COUNT(*) FROM latest l WHERE ${tagFilter('l.scan_row')}) AS hosts,
-        (SELECT COUNT(*) FROM scans s WHERE ${tagFilter('s.row')}) AS scans,
+        (SELECT COUNT(*) FROM latest l WHERE ${latestTag('l.ip_key')}) AS hosts,
+        (SELECT COUNT(*) FROM scans s WHERE ${historyTag('s.row')}) AS scans,
         (SELECT COUNT(*) FROM events) AS events,
-        (SELECT COUNT(*) FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row AND t.field = 'port' WHERE ${tagFilter('l.scan_row')}) AS open_ports`),
-    topTerms: db.prepare(`SELECT t.value AS value, COUNT(*) AS hosts
-        FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row AND t.field = ?
-        WHERE ${tagFilter('l.scan_row')}
+        (SELECT COUNT(*) FROM latest_terms t WHERE t.field = 'port' AND ${latestTag('t.ip_key')}) AS open_ports`),
+    topTerms: db.prepare(`SELECT t.value AS value, COUNT(*) AS hosts FROM latest_terms t
+        WHERE t.field = ? AND ${latestTag('t.ip_key')}
         GROUP BY t.value ORDER BY hosts DESC, CAST(t.value AS INTEGER), t.value LIMIT ?`),
     perHour: db.prepare(`SELECT (s.finished_at / 3600000) * 3600000 AS hour, COUNT(*) AS n FROM scans s
-        WHERE s.finished_at >= ? AND s.finished_at < ? AND ${tagFilter('s.row')}
+        WHERE s.finished_at >= ? AND s.finished_at < ? AND ${historyTag('s.row')}
         GROUP BY hour ORDER BY hour`),
   };
 }

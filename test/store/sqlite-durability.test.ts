@@ -81,6 +81,30 @@ describe('sqlite store durability', () => {
     );
   });
 
+  it('migrates a version-1 database: latest-per-host search terms are rebuilt from history', async () => {
+    const path = join(dir, 'v1.db');
+    const store = await openSqliteStore({ path });
+    await store.ingestScan({ scan: scan('a', '198.18.0.1', 1000, [open(22, 'ssh')], { tags: ['dmz'] }) });
+    await store.ingestScan({ scan: scan('b', '198.18.0.1', 2000, [open(80, 'http')], { tags: ['dmz'] }) });
+    await store.ingestScan({ scan: scan('c', '198.18.0.2', 1500, [open(22, 'ssh')]) });
+    await store.close();
+    const db = new Database(path);
+    db.exec('DROP TABLE latest_terms');
+    db.pragma('user_version = 1');
+    db.close();
+    const migrated = await openSqliteStore({ path });
+    try {
+      expect((await migrated.search({ type: 'port', port: 22 })).items.map((s) => s.scanId)).toEqual(['c']);
+      expect((await migrated.search({ type: 'term', field: 'tag', value: 'dmz' })).items.map((s) => s.scanId)).toEqual(['b']);
+      expect(await migrated.topPorts()).toEqual([
+        { port: 22, hosts: 1 },
+        { port: 80, hosts: 1 },
+      ]);
+    } finally {
+      await migrated.close();
+    }
+  });
+
   it('creates the schema at the current version and refuses a newer database', async () => {
     const path = join(dir, 'newer.db');
     const store = await openSqliteStore({ path });
