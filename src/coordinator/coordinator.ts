@@ -587,6 +587,8 @@ export class Coordinator {
       if (now - this.lastActivityFlushAt >= ACTIVITY_FLUSH_MS) {
         this.lastActivityFlushAt = now;
         await this.flushActivity();
+        // Agents revoked by another process (the CLI) stop working within this period.
+        await this.refreshAgents();
       }
       // Learn at least once a minute even when results trickle in slower than a batch.
       if (options.learn || now - this.lastLearnAt >= 60_000) {

@@ -80,6 +80,20 @@ describe('state that survives a restart', () => {
     await app.close();
   });
 
+  it('stops accepting an agent revoked by another process within one activity period', async () => {
+    const app = await openApp(data.dir, clock.now);
+    const t = await tokens(app);
+    expect((await app.inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer(t.agents[0]!) })).statusCode).toBe(200);
+    // Another process (the CLI) deletes the agent directly in the store.
+    const other = await openApp(data.dir, clock.now);
+    expect(await other.coordinator.store.deleteAgent(t.agentIds[0]!)).toBe(true);
+    await other.close();
+    clock.advance(10_000);
+    await app.coordinator.sweep();
+    expect((await app.inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer(t.agents[0]!) })).statusCode).toBe(401);
+    await app.close();
+  });
+
   it('rate-limits requests with bad tokens, never requests with good ones', async () => {
     const app = await openApp(data.dir, clock.now, { authFailuresPerMinute: 3 });
     const t = await tokens(app);
