@@ -1,3 +1,4 @@
+import type * as PlotTypes from '@observablehq/plot';
 import { type SafeHtml, html, trustedHtml } from './html.js';
 
 /**
@@ -7,7 +8,7 @@ import { type SafeHtml, html, trustedHtml } from './html.js';
  * from data (tags, services) are safe to embed.
  */
 
-type PlotModule = typeof import('@observablehq/plot');
+type PlotModule = typeof PlotTypes;
 
 let loading: Promise<{ Plot: PlotModule; document: Document }> | undefined;
 
@@ -24,6 +25,12 @@ function serialise(node: Element | SVGElement | HTMLElement): SafeHtml {
   return trustedHtml(node.outerHTML);
 }
 
+/** Counts get whole-number ticks only (no "2.5 hosts"). */
+function integerTicks(max: number): { ticks?: number[] } {
+  if (!(max <= 10)) return {};
+  return { ticks: Array.from({ length: Math.ceil(max) + 1 }, (_, i) => i) };
+}
+
 const empty = (what: string): SafeHtml => html`<p class="muted">No ${what} yet.</p>`;
 
 /** Scans finished per UTC hour, as columns over the window. */
@@ -35,10 +42,12 @@ export async function renderScansPerHourChart(rows: ReadonlyArray<{ hourStart: n
     Plot.plot({
       document,
       width: 560,
-      height: 220,
+      height: 240,
       marginLeft: 50,
-      x: { type: 'utc', domain: [new Date(since), new Date(until)], label: 'hour (UTC)' },
-      y: { grid: true, label: 'scans', nice: true },
+      marginBottom: 36,
+      style: { fontSize: '12px' },
+      x: { type: 'utc', domain: [new Date(since), new Date(until)], label: 'hour (UTC)', labelAnchor: 'center', labelOffset: 32, ticks: 8, tickFormat: '%H:00' },
+      y: { grid: true, label: 'scans', nice: true, ...integerTicks(Math.max(...rows.map((r) => r.scans))) },
       marks: [Plot.rectY(data, { x1: 'from', x2: 'to', y: 'scans', fill: '#1f5fa8', inset: 0.5 }), Plot.ruleY([0])],
     }),
   );
@@ -53,10 +62,12 @@ export async function renderBarChart(rows: ReadonlyArray<{ label: string; value:
     Plot.plot({
       document,
       width: 560,
-      height: 40 + data.length * 22,
+      height: 50 + data.length * 24,
       marginLeft: 110,
-      marginRight: 50,
-      x: { grid: true, label: options.xLabel, ...(options.percent ? { percent: true } : {}) },
+      marginRight: 60,
+      marginBottom: 36,
+      style: { fontSize: '12px' },
+      x: { grid: true, label: options.xLabel, labelAnchor: 'center', labelOffset: 32, ...(options.percent ? { percent: true } : integerTicks(Math.max(...data.map((d) => d.value)))) },
       y: { label: null, domain: data.map((d) => d.label) },
       marks: [
         Plot.barX(data, { y: 'label', x: 'value', fill: '#1f5fa8' }),

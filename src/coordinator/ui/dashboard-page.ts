@@ -33,7 +33,7 @@ async function renderPolicies(coordinator: Coordinator): Promise<SafeHtml> {
       if (group.top.length === 0) continue;
       const chart = await renderBarChart(
         group.top.map((p) => ({ label: String(p.port), value: p.estimate })),
-        { xLabel: 'estimated P(open)', what: 'estimates', percent: true },
+        { xLabel: 'estimated P(open), %', what: 'estimates', percent: true },
       );
       sections.push(html`<div class="panel chart"><h3>${tagLabel(key)} · ${policy.strategy} · group ${group.group} <span class="muted">(${formatCount(group.observations)} observations)</span></h3>
 <table><thead><tr><th class="num">port</th><th class="num">P(open)</th><th class="num">trials</th></tr></thead><tbody>

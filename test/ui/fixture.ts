@@ -1,0 +1,66 @@
+import type { FastifyInstance } from 'fastify';
+import type { ResultSubmission } from '../../src/coordinator/protocol.js';
+import { bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from '../coordinator/helpers.js';
+
+/** A banner an attacker controls: the UI must print it as text. */
+export const HOSTILE_PRODUCT = '<script>alert("pwned")</script>';
+
+/** A coordinator over a real SQLite file with three hosts scanned twice (a change on .2). */
+export interface UiFixture {
+  readonly app: FastifyInstance;
+  readonly admin: string;
+  readonly agent: string;
+  readonly clock: ReturnType<typeof manualClock>;
+  close(): Promise<void>;
+}
+
+const SSL_CERT = {
+  id: 'ssl-cert',
+  output: 'Subject: commonName=web.lab.example\nNot valid after:  2027-01-01T00:00:00',
+  fields: { subject: { commonName: 'web.lab.example', organizationName: 'Lab <Org>' }, validity: { notBefore: '2026-01-01T00:00:00', notAfter: '2027-01-01T00:00:00' }, sig_algo: 'sha256WithRSAEncryption' },
+};
+
+/** Build the app and ingest scans through the agent API (fixed policy, ports 22/80/443/8080). */
+export async function openUiFixture(flags: Record<string, unknown> = {}): Promise<UiFixture> {
+  const data = tempDataDir();
+  const clock = manualClock();
+  const app = await openApp(data.dir, clock.now, flags);
+  const t = await tokens(app);
+  const admin = t.admin;
+  const agent = t.agents[0]!;
+  const put = (method: 'PUT', url: string, payload: unknown, type = 'application/json') =>
+    app.inject({ method, url, headers: { ...bearer(admin), 'content-type': type }, payload: payload as string });
+  await put('PUT', '/api/v1/admin/scope/import', '198.18.10.0/31,dmz\n198.18.10.2,db\n', 'text/plain');
+  await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(admin), payload: { strategy: 'fixed', budget: 10, params: { ports: [22, 80, 443, 8080] } } });
+
+  async function scanAll(answer: (ip: string) => ResultSubmission['ports']): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      const w = await getWork(app, agent);
+      if (!w) throw new Error('no work');
+      clock.advance(60_000);
+      const res = await submit(app, agent, { ...resultFor(w, [], clock.now()), ports: answer(w.ip) });
+      if (res.statusCode !== 200) throw new Error(`submit failed: ${res.statusCode} ${res.body}`);
+    }
+  }
+  await scanAll((ip) => [
+    { port: 22, state: 'open', service: 'ssh', product: 'OpenSSH', version: '9.6', cpes: ['cpe:/a:openbsd:openssh:9.6'] },
+    ...(ip === '198.18.10.2' ? [{ port: 443, state: 'open' as const, service: 'https', product: 'nginx', version: '1.25', cpes: [], scripts: [SSL_CERT] }] : []),
+  ]);
+  await app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(admin) });
+  await scanAll((ip) => [
+    { port: 22, state: 'open', service: 'ssh', product: 'OpenSSH', version: '9.7', cpes: ['cpe:/a:openbsd:openssh:9.7'] },
+    ...(ip === '198.18.10.2'
+      ? [{ port: 443, state: 'closed' as const }, { port: 8080, state: 'open' as const, service: 'https-alt', product: 'Jetty', version: '12.0', cpes: ['cpe:/a:eclipse:jetty:12.0'], scripts: [SSL_CERT] }]
+      : [{ port: 80, state: 'open' as const, service: 'http', product: HOSTILE_PRODUCT, scripts: [{ id: 'http-title', output: '<img src=x onerror=alert(1)>' }] }]),
+  ]);
+  return {
+    app,
+    admin,
+    agent,
+    clock,
+    close: async () => {
+      await app.close();
+      data.cleanup();
+    },
+  };
+}
