@@ -30,13 +30,13 @@ export function runBanditsBenchmark(env: NodeJS.ProcessEnv = process.env): void 
       const total = late.reduce((s, e) => s + e.total, 0);
       const probes = late.reduce((s, e) => s + e.probes, 0);
       const used = process.cpuUsage(cpu);
-      return { coverage: total > 0 ? found / total : 0, found, probes, seconds: (performance.now() - t) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
+      return { coverage: total > 0 ? found / total : 0, found, probes, seconds: (performance.now() - t) / 1000, cpuSeconds: (used.user + used.system) / 1e6, hostEpochs: r.hostEpochs };
     };
     const line = (name: string, r: ReturnType<typeof run>, base?: ReturnType<typeof run>) =>
       console.log(
         `bandits: ${profile.padEnd(8)} ${name.padEnd(15)} late coverage ${(100 * r.coverage).toFixed(2).padStart(6)}%  found ${String(r.found).padStart(7)}  probes ${String(r.probes).padStart(9)}` +
           (base ? `  ${(r.coverage / base.coverage).toFixed(2)}x top-k` : '') +
-          `  ${r.seconds.toFixed(1)} s (cpu ${r.cpuSeconds.toFixed(1)} s, ${Math.round((hosts * epochs) / r.cpuSeconds)} host-decisions/cpu-s)`,
+          `  ${r.seconds.toFixed(1)} s (cpu ${r.cpuSeconds.toFixed(1)} s, ${Math.round(r.hostEpochs / r.cpuSeconds)} host-decisions/cpu-s)`,
       );
     console.log(`bandits: ${profile} scope ${hosts} hosts x ${epochs} epochs, budget ${budget}; late = epochs ${Math.floor(epochs / 2)}-${epochs - 1}`);
     line(`fixed@1000`, run('fixed', 1000));
