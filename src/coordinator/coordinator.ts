@@ -378,7 +378,7 @@ export class Coordinator {
 
   private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number): Promise<WorkItem | null> {
     const key = this.policyKey(tags);
-    const latest = await this.store.getLatestScan(ip);
+    const latest = await this.latestAnsweredScan(ip);
     const { family, value } = parseAddress(ip);
     const previousOpen = latest ? openOf(latest.ports) : [];
     const host: HostContext = {
@@ -505,9 +505,9 @@ export class Coordinator {
       preflight: input.preflight,
       probedPorts: probed.toString(),
       timings: { ...(input.timings ?? {}) },
-      ...(input.host !== undefined ? { host: input.host } : {}),
+      ...(input.host !== undefined || input.status === 'down' ? { host: { ...(input.host ?? {}), ...(input.status === 'down' ? { status: 'down' } : {}) } } : {}),
     };
-    const before = prior ?? (await this.store.getLatestScan(ip));
+    const before = prior ?? (await this.latestAnsweredScan(ip));
     const events = input.status === 'down' ? [] : diffEvents(diffScans(before, scan), scan, before === undefined);
     const ingested = await this.store.ingestScan({ scan, events, leaseId: lease.id });
     if (!ingested.inserted) {
@@ -522,6 +522,17 @@ export class Coordinator {
     }
     const followUp = await this.advanceSession(lease, session, hit.tags, input, scan);
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp, events: events.length };
+  }
+
+  /**
+   * The host's latest scan in which it answered: a scan of a silent host (`status: down`, kept
+   * in history) must not become the baseline, or its services would all look new next time.
+   */
+  private async latestAnsweredScan(ip: string): Promise<ScanDocument | undefined> {
+    const latest = await this.store.getLatestScan(ip);
+    if (!latest || latest.host?.status !== 'down') return latest;
+    const recent = await this.store.hostHistory(ip, { limit: 20 });
+    return recent.items.find((s) => s.host?.status !== 'down');
   }
 
   /** Report the round to the host session; queue the follow-up round or learn from the visit. */

@@ -17,7 +17,8 @@ export async function streamRecording(
   const visits = new Map<string, ScanDocument>();
   let minCycle = Number.POSITIVE_INFINITY;
   for await (const scan of store.exportHistory({ ...(options.since !== undefined ? { since: options.since } : {}), ...(options.until !== undefined ? { until: options.until } : {}) })) {
-    if (scan.probedPorts === '') continue;
+    // A silent host says nothing about its ports; the replay format has no "down" state.
+    if (scan.probedPorts === '' || scan.host?.status === 'down') continue;
     visits.set(`${scan.cycle}\u0000${scan.ip}`, scan);
     minCycle = Math.min(minCycle, scan.cycle);
   }

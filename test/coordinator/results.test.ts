@@ -104,6 +104,19 @@ describe('results, search and history', () => {
     expect(loaded.epochs).toBe(2);
   });
 
+  it('does not raise "new service" alerts when a host comes back after a silent scan', async () => {
+    await scanAll(() => [{ port: 22, state: 'open', service: 'ssh' }]);
+    for (let i = 0; i < 3; i++) {
+      const w = (await getWork(app, t.agents[0]!))!;
+      clock.advance(60_000);
+      expect((await submit(app, t.agents[0]!, { ...resultFor(w, [], clock.now()), status: 'down' })).json()).toMatchObject({ accepted: true, events: 0 });
+    }
+    await scanAll(() => [{ port: 22, state: 'open', service: 'ssh' }]);
+    const kinds = (await admin('/api/v1/events')).body.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.kind).map((e) => e.kind);
+    expect(kinds.filter((k: string) => k === 'service-new')).toHaveLength(3); // the first visit only
+    expect(kinds.filter((k: string) => k === 'service-closed')).toHaveLength(0);
+  });
+
   it('delivers new events to a follower over real HTTP as they are stored', async () => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const port = (app.server.address() as { port: number }).port;

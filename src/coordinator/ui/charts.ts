@@ -26,9 +26,9 @@ function serialise(node: Element | SVGElement | HTMLElement): SafeHtml {
 }
 
 /** Counts get whole-number ticks only (no "2.5 hosts"). */
-function integerTicks(max: number): { ticks?: number[] } {
-  if (!(max <= 10)) return {};
-  return { ticks: Array.from({ length: Math.ceil(max) + 1 }, (_, i) => i) };
+function integerTicks(max: number): { ticks?: number[]; tickFormat: string } {
+  if (!(max <= 10)) return { tickFormat: ',d' };
+  return { ticks: Array.from({ length: Math.ceil(max) + 1 }, (_, i) => i), tickFormat: 'd' };
 }
 
 const empty = (what: string): SafeHtml => html`<p class="muted">No ${what} yet.</p>`;

@@ -28,9 +28,10 @@ async function renderPolicies(coordinator: Coordinator): Promise<SafeHtml> {
 <td class="num">${split ? html`${split.mustHave} / ${split.fixed} / ${split.history} / ${split.learned} / ${split.exploration}` : '—'}</td>
 <td class="num">${learned ? formatCount(learned.batches) : '—'}</td><td class="num">${learned ? formatCount(learned.learned) : '—'}</td>
 <td class="num">${estimates.has(key) ? formatPercent(estimates.get(key)!) : '—'}</td></tr>`);
-    const groups = learned?.explanation.groups ?? [];
-    for (const group of groups.slice(0, 3)) {
-      if (group.top.length === 0) continue;
+    const groups = (learned?.explanation.groups ?? []).filter((g) => g.top.length > 0).slice(0, 3);
+    const notes = (learned?.explanation.notes ?? []).map((note) => html`<p class="muted">${note}</p>`);
+    if (groups.length === 0 && notes.length > 0) sections.push(html`<div class="panel"><h3>${tagLabel(key)} · ${policy.strategy}</h3>${notes}</div>`);
+    for (const [i, group] of groups.entries()) {
       const chart = await renderBarChart(
         group.top.map((p) => ({ label: String(p.port), value: p.estimate })),
         { xLabel: 'estimated P(open), %', what: 'estimates', percent: true },
@@ -38,9 +39,8 @@ async function renderPolicies(coordinator: Coordinator): Promise<SafeHtml> {
       sections.push(html`<div class="panel chart"><h3>${tagLabel(key)} · ${policy.strategy} · group ${group.group} <span class="muted">(${formatCount(group.observations)} observations)</span></h3>
 <table><thead><tr><th class="num">port</th><th class="num">P(open)</th><th class="num">trials</th></tr></thead><tbody>
 ${group.top.map((p) => html`<tr><td class="num mono">${p.port}</td><td class="num">${formatPercent(p.estimate)}</td><td class="num">${p.trials !== undefined ? formatCount(p.trials) : '—'}</td></tr>`)}
-</tbody></table>${chart}</div>`);
+</tbody></table>${chart}${i === 0 ? notes : ''}</div>`);
     }
-    for (const note of learned?.explanation.notes ?? []) sections.push(html`<p class="muted">${tagLabel(key)}: ${note}</p>`);
   }
   return html`<h2>Scan policies per tag</h2>
 <table><thead><tr><th>tag</th><th>strategy</th><th class="num">budget</th><th class="num" title="must-have / fixed / history / learned / exploration probes of a typical host">budget split (must / fixed / history / learned / explore)</th><th class="num">batches</th><th class="num">results learned</th><th class="num" title="share of the estimated open-port mass within the budget">est. coverage</th></tr></thead>
