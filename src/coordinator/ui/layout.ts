@@ -23,6 +23,7 @@ h1 { font-size: 20px; margin: 0 0 16px; }
 h2 { font-size: 16px; margin: 28px 0 10px; }
 h3 { font-size: 14px; margin: 16px 0 6px; }
 a { color: var(--accent); }
+a.mono { white-space: nowrap; }
 .muted { color: var(--muted); }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; }
