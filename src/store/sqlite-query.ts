@@ -24,6 +24,11 @@ export interface SqlColumns {
   readonly words: string;
   /** A condition with two parameters (field, value): the row has that search term. */
   readonly hasTerm: string;
+  /**
+   * The negation as a correlated primary-key probe: `NOT IN (list)` would materialise the whole
+   * (often huge) list of hosts that have, say, product nginx on every query.
+   */
+  readonly lacksTerm: string;
 }
 
 /** History view: the scans table itself. */
@@ -33,6 +38,7 @@ export const HISTORY_COLUMNS: SqlColumns = {
   finishedAt: 's.finished_at',
   words: 's.words',
   hasTerm: 's.row IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)',
+  lacksTerm: 'NOT EXISTS (SELECT 1 FROM scan_terms WHERE field = ? AND value = ? AND scan_row = s.row)',
 };
 /** Latest view: the latest table carries row, key and time, so only free text needs a join. */
 export const LATEST_COLUMNS: SqlColumns = {
@@ -41,6 +47,7 @@ export const LATEST_COLUMNS: SqlColumns = {
   finishedAt: 'l.finished_at',
   words: 's.words',
   hasTerm: 'l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = ? AND value = ?)',
+  lacksTerm: 'NOT EXISTS (SELECT 1 FROM latest_terms WHERE field = ? AND value = ? AND ip_key = l.ip_key)',
 };
 
 /** True when the query has free text (the latest view must then join `scans` for its words). */
@@ -74,6 +81,10 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
     case 'or':
       return `(${node.children.map((child) => compile(child, params, c)).join(node.type === 'and' ? ' AND ' : ' OR ')})`;
     case 'not':
+      if (node.child.type === 'port' || node.child.type === 'term') {
+        compile(node.child, params, c);
+        return c.lacksTerm;
+      }
       return `(NOT ${compile(node.child, params, c)})`;
     case 'port':
       params.push('port', String(node.port));
