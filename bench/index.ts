@@ -4,6 +4,7 @@ import { runGenerateBenchmark } from './generate.js';
 import { runLearningBenchmark } from './learning.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
 import { runReplayBenchmark } from './replay.js';
+import { runScanBenchmark } from './scan.js';
 import { runStoreBenchmark } from './store.js';
 
 /**
@@ -18,6 +19,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'bandits', run: runBanditsBenchmark },
   { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
+  { name: 'scan', run: runScanBenchmark },
 ];
 
 const only = process.env.PB_BENCH_ONLY?.split(',').map((s) => s.trim());

@@ -36,7 +36,7 @@ describe('import nmap', () => {
     const incomplete = join(dir, 'incomplete.xml');
     writeFileSync(incomplete, xml.replace(/<runstats>[\s\S]*<\/runstats>/, ''));
     const out = join(dir, 'never.ndjson');
-    const error = await importNmap({ files: [fx('nmap-sv-lab.xml'), cut, incomplete], out, epochBy: 'file' }).catch((e: unknown) => e as Error);
+    const error = (await importNmap({ files: [fx('nmap-sv-lab.xml'), cut, incomplete], out, epochBy: 'file' }).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(Error);
     expect(error.message).toMatch(/2 files could not be imported/);
     expect(error.message).toMatch(/cut\.xml:\d+:\d+/);
