@@ -4,7 +4,7 @@ import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emp
 import { ExplorationPool } from './cooccurrence/exploration-pool.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './cooccurrence/sweep-planner.js';
-import { MeanRanking, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
+import { MeanRanking, type Ranking, addByScore, fillRest, mergeRankings } from './cooccurrence/ranking.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -174,10 +174,29 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   const oddsOf = (epoch: number, prefix: string, ip: string, probeable: number) =>
     planner.odds(epoch, prefix, ip, base, Math.min(probeable, options.maxPerHost), params.sweepShare * sweepYield.factor(epoch, params.sweepTarget), params.resweepEpochs);
 
+  // The tag and prefix rankings merged once per (tags, prefix) and batch: most hosts of a batch
+  // share both, and a two-way merge per host is cheaper than a three-way one.
+  const combined = new Map<string, Ranking>();
+  let combinedFor = '';
+  function marginalsOf(host: HostContext): Ranking {
+    const byTag = model.marginals.rank(host.tags);
+    if (!prefixRanking || !prefixStats) return byTag;
+    const version = `${model.stats.version}\u0000${prefixStats.version}`;
+    if (combinedFor !== version) {
+      combined.clear();
+      combinedFor = version;
+    }
+    const key = `${host.tags.join('\u0000')}\u0001${host.prefix}`;
+    let ranking = combined.get(key);
+    if (ranking === undefined) {
+      ranking = mergeRankings(byTag, prefixRanking.rank([host.prefix]));
+      combined.set(key, ranking);
+    }
+    return ranking;
+  }
+
   function rankings(host: HostContext, evidence: readonly number[]): Ranking[] {
-    const out = [model.followUps(host.tags, evidence), model.marginals.rank(host.tags)];
-    if (prefixRanking) out.push(prefixRanking.rank([host.prefix]));
-    return out;
+    return [model.followUps(host.tags, evidence), marginalsOf(host)];
   }
 
   /** Exploration slots of a host-epoch whose allowance is `total`. */
@@ -238,10 +257,8 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         // Learned already: a port the sweep found first has exactly this one success.
         if (r.sweep) sweepYield.observeSweep(r.prefix, r.epoch, r.open.filter((p) => model.stats.counts(null, p).successes <= 1));
         else sweepYield.observeHost(r.prefix, r.epoch, r.open);
-        if (r.previousOpen.length > 0) {
-          const probed = new Set(r.probed);
-          for (const p of r.previousOpen) if (probed.has(p)) reverified += 1;
-        }
+        // History is re-verified first, so it sits at the head of the probe list.
+        for (const p of r.previousOpen) if (r.probed.indexOf(p) >= 0) reverified += 1;
       });
     },
     state(): AdaptiveState {

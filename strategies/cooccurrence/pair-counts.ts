@@ -110,9 +110,21 @@ function nextStamp(): number {
   return stampGen;
 }
 
+/** An anchor's strongest partners, best first (parallel arrays). */
+export interface Partners {
+  readonly ports: Uint16Array;
+  readonly hits: Float64Array;
+  readonly trials: Float64Array;
+}
+
+const NO_PARTNERS: Partners = { ports: new Uint16Array(0), hits: new Float64Array(0), trials: new Float64Array(0) };
+
 /** One context's live table. */
 export class PairTable {
   private readonly rows = new Map<number, Row>();
+  private version = 0;
+  private partnersVersion = -1;
+  private readonly partnersCache = new Map<number, Partners>();
 
   /** Hosts with A open (discounted), 0 when never seen. */
   support(a: number): number {
@@ -134,6 +146,7 @@ export class PairTable {
    * the scratch stamps (see PairCounts.learn).
    */
   learn(open: readonly number[], probed: readonly number[], stamp: number): void {
+    this.version++;
     for (const a of open) {
       let row = this.rows.get(a);
       if (row === undefined) {
@@ -172,6 +185,7 @@ export class PairTable {
 
   /** Multiply every count by `factor` (exponential discounting). */
   scale(factor: number): void {
+    this.version++;
     for (const row of this.rows.values()) {
       row.n *= factor;
       for (let i = 0; i < row.size; i++) {
@@ -183,6 +197,7 @@ export class PairTable {
 
   /** Drop rows and pairs whose counts have decayed below `floor` trials (keeps the table sparse). */
   prune(floor: number): void {
+    this.version++;
     for (const [a, row] of this.rows) {
       if (row.n < floor) {
         this.rows.delete(a);
@@ -213,6 +228,38 @@ export class PairTable {
     for (const [b, slot] of row.slots) visit(b, row.hits[slot]!, row.trials[slot]!);
   }
 
+  /**
+   * A's `limit` strongest partners by raw rate (hits + 0.5) / (trials + 1), cached until the
+   * table changes (once per learned batch), so scoring a host's follow-ups reads a few dozen
+   * entries per found port instead of every partner a popular port ever had.
+   */
+  topPartners(a: number, limit: number): Partners {
+    if (this.partnersVersion !== this.version) {
+      this.partnersCache.clear();
+      this.partnersVersion = this.version;
+    }
+    let cached = this.partnersCache.get(a);
+    if (cached === undefined) {
+      const row = this.rows.get(a);
+      if (row === undefined) return NO_PARTNERS;
+      const order = [...row.slots].sort((x, y) => {
+        const rx = (row.hits[x[1]]! + 0.5) / (row.trials[x[1]]! + 1);
+        const ry = (row.hits[y[1]]! + 0.5) / (row.trials[y[1]]! + 1);
+        return ry - rx || x[0] - y[0];
+      });
+      const n = Math.min(limit, order.length);
+      cached = { ports: new Uint16Array(n), hits: new Float64Array(n), trials: new Float64Array(n) };
+      for (let i = 0; i < n; i++) {
+        const [b, slot] = order[i]!;
+        cached.ports[i] = b;
+        cached.hits[i] = row.hits[slot]!;
+        cached.trials[i] = row.trials[slot]!;
+      }
+      this.partnersCache.set(a, cached);
+    }
+    return cached;
+  }
+
   /** Raw counts for (A, B): [hits, trials], zeros when unseen. */
   counts(a: number, b: number): [number, number] {
     const row = this.rows.get(a);
@@ -223,6 +270,7 @@ export class PairTable {
 
   /** Add another table's counts (merge of disjoint learning). */
   add(state: PairTableState): void {
+    this.version++;
     for (const [a, n] of state.singles) {
       let row = this.rows.get(a);
       if (row === undefined) {

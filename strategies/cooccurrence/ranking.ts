@@ -49,6 +49,12 @@ export class MeanRanking {
   }
 }
 
+/**
+ * Partners scored per found port: a follow-up round has at most a budget's worth of room, and a
+ * port's 64 strongest partners (by raw rate) cover it; popular ports have hundreds of partners.
+ */
+export const MAX_PARTNERS = 64;
+
 // Scratch for follow-up scoring: best score per port, valid where the stamp matches.
 const best = new Float64Array(65536);
 const bestStamp = new Uint32Array(65536);
@@ -58,7 +64,7 @@ let bestGen = 0;
  * Rank the ports most likely open given the `evidence` ports found open on this host:
  * score(B) = max over A in evidence of P(B | A), each shrunk toward `marginal(B)` with
  * `strength` pseudo-trials. With `tags`, per-tag pair tables (when kept) refine the scope-wide
- * estimate the same way. Cost: the partners of the evidence ports, never the port universe.
+ * estimate the same way. Cost: MAX_PARTNERS per evidence port, never the port universe.
  */
 export function rankFollowUps(
   pairs: PairCounts,
@@ -78,8 +84,10 @@ export function rankFollowUps(
   const touched: number[] = [];
   const tagTables = pairs.options.byTag ? tags.map((t) => pairs.peek(t)).filter((t) => t !== undefined) : [];
   for (const a of evidence) {
-    scope.forEachPartner(a, (b, hits, trials) => {
-      let score = conditionalEstimate(hits, trials, marginal(b), strength);
+    const partners = scope.topPartners(a, MAX_PARTNERS);
+    for (let i = 0; i < partners.ports.length; i++) {
+      const b = partners.ports[i]!;
+      let score = conditionalEstimate(partners.hits[i]!, partners.trials[i]!, marginal(b), strength);
       if (tagTables.length > 0) {
         // Each tag refines the scope-wide estimate; the best-informed (highest) one wins.
         let refined = 0;
@@ -94,10 +102,29 @@ export function rankFollowUps(
         best[b] = score;
         touched.push(b);
       } else if (score > best[b]!) best[b] = score;
-    });
+    }
   }
   touched.sort((x, y) => best[y]! - best[x]! || x - y);
   return { ports: touched, scores: touched.map((p) => best[p]!) };
+}
+
+/** Two rankings merged into one, each port at its best score (a port in both appears once). */
+export function mergeRankings(a: Ranking, b: Ranking): Ranking {
+  const ports: number[] = [];
+  const scores: number[] = [];
+  const seen = new Set<number>();
+  let i = 0;
+  let j = 0;
+  while (i < a.ports.length || j < b.ports.length) {
+    const takeA = j >= b.ports.length || (i < a.ports.length && a.scores[i]! >= b.scores[j]!);
+    const port = takeA ? a.ports[i]! : b.ports[j]!;
+    const score = takeA ? a.scores[i++]! : b.scores[j++]!;
+    if (seen.has(port)) continue;
+    seen.add(port);
+    ports.push(port);
+    scores.push(score);
+  }
+  return { ports, scores };
 }
 
 /**
