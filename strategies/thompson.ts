@@ -64,7 +64,7 @@ interface SamplingOrder {
   /** Candidate indices by decreasing upper bound. */
   readonly order: Int32Array;
   readonly upper: Float64Array;
-  /** For alpha < 1: an upper bound of Gamma(alpha + 1), and a lower bound of Gamma(beta). */
+  /** For alpha < 1, an upper bound of Gamma(alpha + 1); for all, a lower bound of Gamma(beta). */
   readonly gammaUp: Float64Array;
   readonly betaLow: Float64Array;
 }
@@ -83,9 +83,8 @@ function samplingOrder(t: PosteriorTable): SamplingOrder {
     for (let i = 0; i < upper.length; i++) {
       const a = t.alpha[i]!;
       const b = t.beta[i]!;
-      if (a >= 1) continue;
-      gammaUp[i] = upperGammaBound(a + 1, BOUND_LOG_INV_DELTA);
       betaLow[i] = Math.max(0, b * (1 - Math.sqrt((2 * BOUND_LOG_INV_DELTA) / b)));
+      if (a < 1) gammaUp[i] = upperGammaBound(a + 1, BOUND_LOG_INV_DELTA);
     }
     o = { order, upper, gammaUp, betaLow };
     orders.set(t, o);
@@ -118,6 +117,13 @@ function sampleTop(t: PosteriorTable, k: number, take: (port: number) => boolean
       const up = v * gammaUp[i]!;
       if (up / (up + betaLow[i]!) <= heapVal[0]!) continue;
       const ga = sampleGamma(a + 1, rng) * v;
+      // Second look, with Ga drawn: skip Gb when even its lower bound cannot lift the draw.
+      if (ga / (ga + betaLow[i]!) <= heapVal[0]!) continue;
+      const gb = sampleGamma(t.beta[i]!, rng);
+      d = ga + gb > 0 ? ga / (ga + gb) : 0;
+    } else if (size === k && a < 10) {
+      const ga = sampleGamma(a, rng);
+      if (ga / (ga + betaLow[i]!) <= heapVal[0]!) continue;
       const gb = sampleGamma(t.beta[i]!, rng);
       d = ga + gb > 0 ? ga / (ga + gb) : 0;
     } else d = sampleBeta(a, t.beta[i]!, rng);
