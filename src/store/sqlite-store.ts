@@ -514,7 +514,12 @@ class SqliteStore implements Store {
   }
 
   private countWhere(from: string, where: SqlCondition): number {
-    return (this.prepared(`SELECT COUNT(*) AS n FROM ${from} WHERE ${where.sql}`).get(...where.params) as Row).n as number;
+    // A single term (`port:22`, `tag:dmz`) is counted on its index alone: each host (or scan)
+    // has a term at most once, so the index range's size is the answer.
+    let sql = `SELECT COUNT(*) AS n FROM ${from} WHERE ${where.sql}`;
+    if (where.sql === LATEST_COLUMNS.hasTerm && from === 'latest l') sql = 'SELECT COUNT(*) AS n FROM latest_terms WHERE field = ? AND value = ?';
+    if (where.sql === HISTORY_COLUMNS.hasTerm && from === 'scans s') sql = 'SELECT COUNT(*) AS n FROM scan_terms WHERE field = ? AND value = ?';
+    return (this.prepared(sql).get(...where.params) as Row).n as number;
   }
 
   /**
