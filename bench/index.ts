@@ -6,6 +6,7 @@ import { runRecordingLoadBenchmark } from './recording-load.js';
 import { runReplayBenchmark } from './replay.js';
 import { runScanBenchmark } from './scan.js';
 import { runStoreBenchmark } from './store.js';
+import { runUiBenchmark } from './ui.js';
 
 /**
  * `npm run bench`: runs every benchmark in order and prints its figures. Add yours: one import,
@@ -19,6 +20,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'bandits', run: runBanditsBenchmark },
   { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
+  { name: 'ui', run: runUiBenchmark },
   { name: 'scan', run: runScanBenchmark },
 ];
 

@@ -68,7 +68,8 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const dayTotal = perHour.reduce((a, r) => a + r.scans, 0);
   const coverage = coordinator.cycleCoverage();
   const [hourChart, portChart, serviceChart, policies] = await Promise.all([
-    renderScansPerHourChart(perHour, since, now),
+    // The window ends with the current hour, so the chart (and its cache entry) is stable within it.
+    renderScansPerHourChart(perHour, since, since + HOURS * 3_600_000),
     renderBarChart(topPorts.map((p) => ({ label: String(p.port), value: p.hosts })), { xLabel: 'hosts with the port open', what: 'open ports' }),
     renderBarChart(topServices.map((s) => ({ label: s.service, value: s.hosts })), { xLabel: 'hosts with the service', what: 'services' }),
     renderPolicies(coordinator),

@@ -29,7 +29,7 @@ a.mono { white-space: nowrap; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
 .card .value { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
-.grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 16px; }
+.grid2 { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 16px; }
 .panel { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; overflow-x: auto; }
 .panel h2 { margin-top: 0; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
