@@ -1,4 +1,5 @@
 import { PortbanditError } from '../src/core/errors.js';
+import { PortRanges } from '../src/core/ports.js';
 import type { Rng } from '../src/core/rng.js';
 import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emptyCooccurrenceState, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
 import { ExplorationPool } from './cooccurrence/exploration-pool.js';
@@ -171,8 +172,10 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   const byFrequency = env.catalog.byFrequency;
   const base = Math.min(options.budget, options.maxPerHost);
 
+  // A sweep covers every probeable port; when maxPerHost forbids that, there are no sweeps (a
+  // capped "sweep" of the lowest ports would never count as one and would repeat every epoch).
   const oddsOf = (epoch: number, prefix: string, ip: string, probeable: number) =>
-    planner.odds(epoch, prefix, ip, base, Math.min(probeable, options.maxPerHost), params.sweepShare * sweepYield.factor(epoch, params.sweepTarget), params.resweepEpochs);
+    planner.odds(epoch, prefix, ip, base, options.maxPerHost >= probeable ? probeable : 0, params.sweepShare * sweepYield.factor(epoch, params.sweepTarget), params.resweepEpochs);
 
   // The tag and prefix rankings merged once per (tags, prefix) and batch: most hosts of a batch
   // share both, and a two-way merge per host is cheaper than a three-way one.
@@ -210,14 +213,14 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
     options,
     allowance(host: HostContext, rng: Rng): number {
       const odds = oddsOf(host.epoch, host.prefix, host.ip, host.probeable.size);
-      if (odds.sweep && sweepEligible(host.previousOpen, params, options)) return Math.min(host.probeable.size, options.maxPerHost);
+      if (odds.sweep && sweepEligible(host.previousOpen, params, options)) return host.probeable.size;
       // Stochastic rounding keeps the average allowance at `others` exactly.
       const whole = Math.floor(odds.others);
       return Math.min(base, whole + (rng.next() < odds.others - whole ? 1 : 0));
     },
     select(round: RoundContext, rng: Rng): Decision {
       const total = round.probed.length + round.remaining;
-      if (round.round === 0 && total > base && total >= Math.min(round.probeable.size, options.maxPerHost)) {
+      if (round.round === 0 && total > base && total >= round.probeable.size) {
         // A seed sweep: everything probeable (must-have ports go first anyway).
         const picker = new PortPicker(round, options);
         picker.addSweep();
@@ -266,7 +269,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
     },
     explain(limit = 20): Explanation {
       const next = Math.max(0, model.stats.epoch + 1);
-      const size = Math.min(65535, options.maxPerHost);
+      const size = PortRanges.ALL.size;
       const odds = oddsOf(next, '', '', size);
       const split = splitOf(options, params, base, odds, size, hosts > 0 ? reverified / hosts : 0);
       const groups = [...model.groups(limit)];
