@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { PortRanges } from '../core/ports.js';
 import { HostSession, type HostSessionState } from '../../strategies/host-session.js';
 import type { HostContext, StrategyEnv } from '../../strategies/types.js';
@@ -101,8 +101,14 @@ export class Coordinator {
     if (install) c.seed = install.value.seed;
     else {
       c.seed = randomBytes(16).toString('hex');
-      await store.putDocument<InstallDocument>('coordinator', 'install', { seed: c.seed, createdAt: now() }, { at: now(), expectedRevision: 0 });
-      log.info({ seed: c.seed }, 'new installation: permutation and strategy seed created');
+      try {
+        await store.putDocument<InstallDocument>('coordinator', 'install', { seed: c.seed, createdAt: now() }, { at: now(), expectedRevision: 0 });
+        log.info({ seed: c.seed }, 'new installation: permutation and strategy seed created');
+      } catch (error) {
+        // Another process (serve and the CLI started together) created it first: use theirs.
+        if (!isPortbanditError(error, 'PB_ERR_CONFLICT')) throw error;
+        c.seed = (await store.getDocument<InstallDocument>('coordinator', 'install'))!.value.seed;
+      }
     }
     await c.reloadScope(true);
     const saved = await store.getDocument<CycleDocument>('coordinator', 'cycle');
