@@ -56,6 +56,9 @@ describe('the operator UI over a real SQLite-backed coordinator', () => {
       const page = await get('/ui/search?q=port:22', { cookie: setCookie.split(';')[0]! });
       expect(page.statusCode).toBe(200);
       expect(page.body).toContain('198.18.10.0');
+      // Exports go through the API with the cookie's token (a link cannot carry a header).
+      const exported = await get('/ui/export?q=tag:db&format=hosts', { cookie: setCookie.split(';')[0]! });
+      expect(exported.body).toBe('198.18.10.2\n');
     });
 
     it('never redirects outside the UI after sign-in', async () => {
