@@ -38,12 +38,16 @@ export function renderFigure(kind: string, caption: string, svg: string, attrs: 
   return `<figure class="chart" data-chart="${escapeHtml(kind)}"${extra}>${svg}<figcaption>${escapeHtml(caption)}</figcaption></figure>`;
 }
 
-/** Format a number for tables: fixed digits, or percent. */
-export function formatNumber(value: number | null | undefined, style: 'percent' | 'fixed1' | 'fixed2' | 'fixed3' | 'int' = 'fixed2'): string {
+export type NumberStyle = 'percent' | 'points' | 'fixed1' | 'fixed2' | 'fixed3' | 'int';
+
+/** Format a number for tables: percent, percentage points, fixed digits. */
+export function formatNumber(value: number | null | undefined, style: NumberStyle = 'fixed2'): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
   switch (style) {
     case 'percent':
       return `${(value * 100).toFixed(1)}%`;
+    case 'points':
+      return `${(value * 100).toFixed(1)} pts`;
     case 'fixed1':
       return value.toFixed(1);
     case 'fixed3':
@@ -56,13 +60,15 @@ export function formatNumber(value: number | null | undefined, style: 'percent' 
 }
 
 /** "12.3% [11.0, 13.5]" for an estimate with its interval. */
-export function formatEstimate(e: Estimate | null | undefined, style: 'percent' | 'fixed1' | 'fixed2' | 'fixed3' | 'int' = 'fixed2', signed = false): string {
+export function formatEstimate(e: Estimate | null | undefined, style: NumberStyle = 'fixed2', signed = false): string {
   if (e === null || e === undefined || e.value === null) return '–';
-  const f = (v: number | null) => {
-    const s = formatNumber(v, style);
+  const f = (v: number | null, inner = false) => {
+    const text = formatNumber(v, style);
+    // Units are shown once, on the value; the interval carries bare numbers.
+    const s = inner ? text.replace(/ pts$|%$/, '') : text;
     return signed && v !== null && v > 0 ? `+${s}` : s;
   };
-  const interval = e.low !== null && e.high !== null ? ` <span class="ci">[${f(e.low)}, ${f(e.high)}]</span>` : '';
+  const interval = e.low !== null && e.high !== null ? ` <span class="ci">[${f(e.low, true)}, ${f(e.high, true)}]</span>` : '';
   return `${f(e.value)}${interval}`;
 }
 

@@ -7,13 +7,15 @@ import type { ExperimentSpec } from './types.js';
 function probesTo(summary: ExperimentSummary, recording: string, strategy: string, tag: string): string {
   const row = summary.probesToTarget.find((p) => p.recording === recording && p.strategy === strategy && p.tag === tag);
   if (row === undefined) return '–';
-  if (row.probes.value === null) return `not reached (max ${summary.budgets.at(-1)})`;
+  if (row.probes.value === null) return `> ${summary.budgets.at(-1)}`;
   return formatEstimate(row.probes, 'fixed1');
 }
 
 function detectionMean(summary: ExperimentSummary, recording: string, strategy: string, budget: number): string {
   const row = summary.detection.find((d) => d.recording === recording && d.strategy === strategy && d.budget === budget && d.tag === ALL_TAGS);
-  return row === undefined ? '–' : formatEstimate(row.mean, 'fixed2');
+  if (row === undefined) return '–';
+  // A mean over detected services only; the share found keeps "never found" from looking fast.
+  return `${formatEstimate(row.mean, 'fixed2')}<span class="ci">${formatNumber(row.detectedShare.value, 'percent')} found</span>`;
 }
 
 /** Rows of the headline table for one recording at one budget (all hosts). */
@@ -24,7 +26,7 @@ export function headlineTable(summary: ExperimentSummary, recording: string, bud
       escapeHtml(r.strategy) + (r.strategy === summary.baseline ? ' <span class="ci">(baseline)</span>' : ''),
       String(r.budget),
       formatEstimate(r.coverage, 'percent'),
-      formatEstimate(r.coverageDiff, 'percent', true),
+      formatEstimate(r.coverageDiff, 'points', true),
       formatEstimate(r.precision, 'percent'),
       formatEstimate(r.probesPerHost, 'fixed1'),
       formatEstimate(r.missedPerHost, 'fixed3'),
@@ -36,7 +38,7 @@ export function headlineTable(summary: ExperimentSummary, recording: string, bud
       'strategy',
       'budget',
       'coverage',
-      `Δ coverage vs ${escapeHtml(summary.baseline)}`,
+      'Δ coverage',
       'precision',
       'probes / host-epoch',
       'missed / host-epoch',
@@ -55,9 +57,9 @@ function budgetTable(summary: ExperimentSummary, recording: string): string {
       escapeHtml(r.strategy),
       String(r.budget),
       formatEstimate(r.coverage, 'percent'),
-      formatEstimate(r.coverageDiff, 'percent', true),
+      formatEstimate(r.coverageDiff, 'points', true),
       formatEstimate(r.precision, 'percent'),
-      formatEstimate(r.precisionDiff, 'percent', true),
+      formatEstimate(r.precisionDiff, 'points', true),
       formatEstimate(r.probesPerHost, 'fixed1'),
       formatEstimate(r.missedPerHost, 'fixed3'),
     ]);
@@ -73,12 +75,12 @@ export function tagTable(summary: ExperimentSummary, recording: string, budget =
       escapeHtml(r.strategy),
       formatNumber(r.hosts, 'fixed1'),
       formatEstimate(r.coverage, 'percent'),
-      formatEstimate(r.coverageDiff, 'percent', true),
+      formatEstimate(r.coverageDiff, 'points', true),
       formatEstimate(r.precision, 'percent'),
       formatEstimate(r.missedPerHost, 'fixed3'),
       probesTo(summary, recording, r.strategy, r.tag),
     ]);
-  return renderTable(['tag', 'strategy', 'hosts / seed', 'coverage', `Δ coverage vs ${escapeHtml(summary.baseline)}`, 'precision', 'missed / host-epoch', `probes to ${COVERAGE_TARGET * 100}%`], rows);
+  return renderTable(['tag', 'strategy', 'hosts / seed', 'coverage', 'Δ coverage', 'precision', 'missed / host-epoch', `probes to ${COVERAGE_TARGET * 100}%`], rows);
 }
 
 /** Where a spec's recordings came from, in words. */
@@ -106,7 +108,7 @@ export function renderReport(spec: ExperimentSpec, summary: ExperimentSummary): 
   parts.push(renderLegend(summary.strategies, 'strategies:'));
   parts.push('<h2 id="headline">Headline</h2>');
   parts.push(
-    `<p>At the focus budget of <b>${summary.focusBudget}</b> probes per host per epoch. Coverage = services found / services present (pseudo-service hosts excluded); precision = services found / probes; missed = regret against an oracle that probes exactly the open ports; "epochs to detect" = mean epochs before a newly opened service is first found.</p>`,
+    `<p>At the focus budget of <b>${summary.focusBudget}</b> probes per host per epoch. Δ columns are paired differences against <b>${escapeHtml(summary.baseline)}</b> in percentage points. Coverage = services found / services present (pseudo-service hosts excluded); precision = services found / probes; missed = regret against an oracle that probes exactly the open ports; "epochs to detect" = mean epochs before a newly opened service is first found, among those found (with the share found before the end).</p>`,
   );
   parts.push(chartAcrossRecordings(summary));
   for (const rec of summary.recordings) {

@@ -87,6 +87,6 @@ describe('the experiment report', () => {
   it('shows the paired difference against the baseline in the headline table', () => {
     const table = document.querySelector('#headline ~ .table-wrap table')!;
     const adaptive = [...table.querySelectorAll('tr')].find((tr) => tr.textContent?.startsWith('adaptive'))!;
-    expect(adaptive.textContent).toMatch(/\+\d+\.\d%/);
+    expect(adaptive.textContent).toMatch(/\+\d+\.\d pts \[\+?-?\d+\.\d, \+?-?\d+\.\d\]/);
   });
 });
