@@ -595,9 +595,16 @@ class SqliteStore implements Store {
     });
   }
 
+  /** Hosts per value of one field over latest-per-host; the tagged form drives from the tag's hosts. */
+  private topTerms(field: 'port' | 'service', options: { tag?: string; limit?: number }): Row[] {
+    const limit = resolveLimit(options.limit, 20);
+    if (options.tag === undefined) return this.stmt.topTerms.all(field, limit) as Row[];
+    return this.stmt.topTermsTagged.all(options.tag.toLowerCase(), field, limit) as Row[];
+  }
+
   topPorts(options: { tag?: string; limit?: number } = {}): Promise<{ port: number; hosts: number }[]> {
     return this.run('computing top ports', () =>
-      (this.stmt.topTerms.all('port', options.tag?.toLowerCase() ?? null, options.tag?.toLowerCase() ?? null, resolveLimit(options.limit, 20)) as Row[]).map(
+      this.topTerms('port', options).map(
         (row) => ({ port: Number(row.value), hosts: row.hosts as number }),
       ),
     );
@@ -605,7 +612,7 @@ class SqliteStore implements Store {
 
   topServices(options: { tag?: string; limit?: number } = {}): Promise<{ service: string; hosts: number }[]> {
     return this.run('computing top services', () =>
-      (this.stmt.topTerms.all('service', options.tag?.toLowerCase() ?? null, options.tag?.toLowerCase() ?? null, resolveLimit(options.limit, 20)) as Row[]).map(
+      this.topTerms('service', options).map(
         (row) => ({ service: row.value as string, hosts: row.hosts as number }),
       ),
     );
@@ -712,8 +719,10 @@ function prepareStatements(db: Database.Database) {
         (SELECT COUNT(*) FROM scans s WHERE ${historyTag('s.row')}) AS scans,
         (SELECT COUNT(*) FROM events) AS events,
         (SELECT COUNT(*) FROM latest_terms t WHERE t.field = 'port' AND ${latestTag('t.ip_key')}) AS open_ports`),
-    topTerms: db.prepare(`SELECT t.value AS value, COUNT(*) AS hosts FROM latest_terms t
-        WHERE t.field = ? AND ${latestTag('t.ip_key')}
+    topTerms: db.prepare(`SELECT t.value AS value, COUNT(*) AS hosts FROM latest_terms t WHERE t.field = ?
+        GROUP BY t.value ORDER BY hosts DESC, CAST(t.value AS INTEGER), t.value LIMIT ?`),
+    topTermsTagged: db.prepare(`SELECT t.value AS value, COUNT(*) AS hosts FROM latest_terms t
+        WHERE t.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = 'tag' AND value = ?) AND t.field = ?
         GROUP BY t.value ORDER BY hosts DESC, CAST(t.value AS INTEGER), t.value LIMIT ?`),
     perHour: db.prepare(`SELECT (s.finished_at / 3600000) * 3600000 AS hour, COUNT(*) AS n FROM scans s
         WHERE s.finished_at >= ? AND s.finished_at < ? AND ${historyTag('s.row')}
