@@ -20,7 +20,7 @@ const SSL_CERT = {
   fields: { subject: { commonName: 'web.lab.example', organizationName: 'Lab <Org>' }, validity: { notBefore: '2026-01-01T00:00:00', notAfter: '2027-01-01T00:00:00' }, sig_algo: 'sha256WithRSAEncryption' },
 };
 
-/** Build the app and ingest scans through the agent API (fixed policy, ports 22/80/443/8080). */
+/** Build the app and ingest scans through the agent API (default policy: fixed 22/80/443/8080; dmz: thompson). */
 export async function openUiFixture(flags: Record<string, unknown> = {}): Promise<UiFixture> {
   const data = tempDataDir();
   const clock = manualClock();
@@ -32,6 +32,8 @@ export async function openUiFixture(flags: Record<string, unknown> = {}): Promis
     app.inject({ method, url, headers: { ...bearer(admin), 'content-type': type }, payload: payload as string });
   await put('PUT', '/api/v1/admin/scope/import', '198.18.10.0/31,dmz\n198.18.10.2,db\n', 'text/plain');
   await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(admin), payload: { strategy: 'fixed', budget: 10, params: { ports: [22, 80, 443, 8080] } } });
+  // The dmz tag learns (its must-have ports keep the answers below inside every work item).
+  await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'thompson', budget: 8, mustHave: [22, 80, 443, 8080] } });
 
   async function scanAll(answer: (ip: string) => ResultSubmission['ports']): Promise<void> {
     for (let i = 0; i < 3; i++) {
