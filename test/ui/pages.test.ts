@@ -62,7 +62,7 @@ describe('the operator UI over a real SQLite-backed coordinator', () => {
     });
 
     it('never redirects outside the UI after sign-in', async () => {
-      for (const next of ['https://evil.example/', '//evil.example/ui', '/api/v1/search', '/uix']) {
+      for (const next of ['https://evil.example/', '//evil.example/ui', '/api/v1/search', '/uix', '/ui\r\nset-cookie: x=1', '/ui\\evil']) {
         const res = await f.app.inject({ method: 'POST', url: '/ui/login', payload: new URLSearchParams({ token: f.admin, next }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
         expect(res.headers.location, next).toBe('/ui');
       }

@@ -2,7 +2,8 @@ import { type SafeHtml, html } from './html.js';
 
 /** Only paths inside the UI are followed after sign-in (no open redirect). */
 export function safeNext(next: string | undefined): string {
-  return next !== undefined && /^\/ui(?:[/?#]|$)/.test(next) && !next.startsWith('//') ? next : '/ui';
+  // Control characters and backslashes never reach a Location header.
+  return next !== undefined && /^\/ui(?:[/?#]|$)/.test(next) && !/[\u0000-\u001f\u007f\\]/.test(next) ? next : '/ui';
 }
 
 /** The sign-in form: the operator pastes an admin token, kept in an HttpOnly cookie. */
