@@ -81,6 +81,53 @@ describe('sqlite store durability', () => {
     );
   });
 
+  it('failed scope and document writes leave scope, version and documents as they were', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.record({ kind: fc.constant('scope' as const), ranges: fc.uniqueArray(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 4 }), poisoned: fc.boolean() }),
+            fc.record({ kind: fc.constant('doc' as const), key: fc.constantFrom('dmz', 'lab', ''), revision: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }), value: fc.integer() }),
+          ),
+          { minLength: 1, maxLength: 15 },
+        ),
+        async (ops) => {
+          const store = await openSqliteStore({ path: ':memory:' });
+          const state = async (): Promise<unknown> => ({
+            scope: await store.listScope('scope'),
+            version: await store.getScopeVersion(),
+            docs: await store.listDocuments('policies'),
+          });
+          try {
+            for (const op of ops) {
+              const before = await state();
+              let failed = false;
+              try {
+                if (op.kind === 'scope') {
+                  // The last entry's tags cannot be serialised: the failure comes after earlier rows were written.
+                  const entries = op.ranges.map((r, i) => ({
+                    range: `198.18.${r}.0/24`,
+                    tags: op.poisoned && i === op.ranges.length - 1 ? ([1n] as unknown as string[]) : [`t${r}`],
+                  }));
+                  await store.addScopeEntries('scope', entries, 1000);
+                } else {
+                  await store.putDocument('policies', op.key, { budget: op.value }, { at: 5, ...(op.revision === undefined ? {} : { expectedRevision: op.revision }) });
+                }
+              } catch (error) {
+                expect(isPortbanditError(error, 'PB_ERR_STORE') || isPortbanditError(error, 'PB_ERR_CONFLICT')).toBe(true);
+                failed = true;
+              }
+              if (failed) expect(await state()).toEqual(before);
+            }
+          } finally {
+            await store.close();
+          }
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
   it('migrates a version-1 database: latest-per-host search terms are rebuilt from history', async () => {
     const path = join(dir, 'v1.db');
     const store = await openSqliteStore({ path });
