@@ -98,12 +98,13 @@ export class Agent {
         this.stats.errors++;
         failures++;
         const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
-        this.log(`agent: ${(error as Error).message}; retrying in ${delay} ms`);
-        if (items.length === 0) {
-          if (this.options.once && failures > 3) break;
-          await this.pause(delay);
-          continue;
+        if (this.options.once && failures > 3) {
+          this.log(`agent: ${(error as Error).message}; giving up (--once)`);
+          break;
         }
+        this.log(`agent: ${(error as Error).message}; retrying in ${delay} ms`);
+        await this.pause(delay);
+        continue;
       }
       if (items.length === 0) {
         if (this.options.once) break;
