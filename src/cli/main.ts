@@ -4,22 +4,33 @@ import { isPortbanditError } from '../core/errors.js';
 import { commands } from './commands/index.js';
 import { VERSION } from '../core/version.js';
 
-/** Build the `portbandit` program with every subcommand registered. */
-export function buildProgram(): Command {
+/** The first argument that is not an option: the subcommand's name, if any. */
+function commandName(args: readonly string[]): string | undefined {
+  return args.find((a) => !a.startsWith('-'));
+}
+
+/**
+ * Build the `portbandit` program. Only the command named in `args` is loaded; with none (or
+ * --help, or an unknown name) every command is loaded so that help lists them all.
+ */
+export async function buildProgram(args: readonly string[] = []): Promise<Command> {
   const program = new Command('portbandit')
     .description('Continuous network-exposure scanning that learns which ports to scan.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   program.exitOverride();
-  for (const register of commands) register(program);
+  const name = commandName(args);
+  const entry = commands.find((c) => c.name === name);
+  const selected = entry ? [entry] : commands;
+  for (const register of await Promise.all(selected.map((c) => c.load()))) register(program);
   program.commands.forEach((c) => c.exitOverride());
   return program;
 }
 
 /** Run the CLI; resolves to the process exit code. */
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv.slice(2));
   try {
     await program.parseAsync([...argv]);
     return 0;

@@ -1,22 +1,32 @@
 import type { Command } from 'commander';
-import { registerAgent } from './agent.js';
-import { registerExperiment } from './experiment.js';
-import { registerHost } from './host.js';
-import { registerImport } from './import.js';
-import { registerLab } from './lab.js';
-import { registerNotebook } from './notebook.js';
-import { registerPolicy } from './policy.js';
-import { registerRecording } from './recording.js';
-import { registerScope } from './scope.js';
-import { registerSearch } from './search.js';
-import { registerServe } from './serve.js';
-import { registerShowcase } from './showcase.js';
-import { registerSimulate } from './simulate.js';
-import { registerStrategy } from './strategy.js';
-import { registerToken } from './token.js';
 
 /** Registers one subcommand (or a group) on the program. One file per command in this folder. */
 export type RegisterCommand = (program: Command) => void;
 
-/** Every subcommand, in --help order. Add yours: one import, one entry. */
-export const commands: RegisterCommand[] = [registerServe, registerToken, registerPolicy, registerSearch, registerHost, registerScope, registerRecording, registerSimulate, registerStrategy, registerShowcase, registerExperiment, registerNotebook, registerLab, registerAgent, registerImport];
+/** A top-level command, loaded only when it runs (or when the full --help is printed). */
+export interface CommandEntry {
+  readonly name: string;
+  readonly load: () => Promise<RegisterCommand>;
+}
+
+/**
+ * Every subcommand, in --help order. Add yours: one entry. Modules load lazily so that
+ * `portbandit simulate` does not pay for fastify, jsdom or the Elasticsearch client.
+ */
+export const commands: readonly CommandEntry[] = [
+  { name: 'serve', load: async () => (await import('./serve.js')).registerServe },
+  { name: 'token', load: async () => (await import('./token.js')).registerToken },
+  { name: 'policy', load: async () => (await import('./policy.js')).registerPolicy },
+  { name: 'search', load: async () => (await import('./search.js')).registerSearch },
+  { name: 'host', load: async () => (await import('./host.js')).registerHost },
+  { name: 'scope', load: async () => (await import('./scope.js')).registerScope },
+  { name: 'recording', load: async () => (await import('./recording.js')).registerRecording },
+  { name: 'simulate', load: async () => (await import('./simulate.js')).registerSimulate },
+  { name: 'strategy', load: async () => (await import('./strategy.js')).registerStrategy },
+  { name: 'showcase', load: async () => (await import('./showcase.js')).registerShowcase },
+  { name: 'experiment', load: async () => (await import('./experiment.js')).registerExperiment },
+  { name: 'notebook', load: async () => (await import('./notebook.js')).registerNotebook },
+  { name: 'lab', load: async () => (await import('./lab.js')).registerLab },
+  { name: 'agent', load: async () => (await import('./agent.js')).registerAgent },
+  { name: 'import', load: async () => (await import('./import.js')).registerImport },
+];
