@@ -9,3 +9,5 @@ export { openSqliteStore } from './sqlite-store.js';
 export type { SqliteStoreOptions } from './sqlite-store.js';
 export { openElasticsearchStore } from './elasticsearch-store.js';
 export type { ElasticsearchStoreOptions } from './elasticsearch-store.js';
+export { openStore } from './open-store.js';
+export type { StoreOptions } from './open-store.js';

@@ -3,6 +3,7 @@ import { Client } from '@elastic/elasticsearch';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
+import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
 import { describeStoreConformance, open, scan } from './conformance.js';
@@ -15,7 +16,7 @@ import { describeStoreConformance, open, scan } from './conformance.js';
 const url = process.env.PORTBANDIT_ES_URL;
 if (!url) console.info('elasticsearch-store: PORTBANDIT_ES_URL is not set; running the conformance suite against the in-memory cluster');
 
-async function openStore(): Promise<Store> {
+async function openTestStore(): Promise<Store> {
   if (!url) return openElasticsearchStore({ client: createMemoryElasticsearchClient().client, prefix: 'pb-test' });
   const prefix = `pb-test-${randomUUID().slice(0, 8)}`;
   const client = new Client({ node: url });
@@ -29,7 +30,7 @@ async function openStore(): Promise<Store> {
   });
 }
 
-describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openStore);
+describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openTestStore);
 
 describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory cluster)', () => {
   it('creates its four indices with strict mappings and reuses them on reopen', async () => {
@@ -49,6 +50,13 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     await expect(client.search({ index: 'pb-scans', query: { range: { product: { gt: 'a' } } } })).rejects.toMatchObject({ statusCode: 400 });
     await expect(client.index({ index: 'pb-scans', id: 'x', document: { surprise: 1 } })).rejects.toMatchObject({ statusCode: 400 });
     expect((await client.search({ index: 'pb-scans', query: { match_all: {} } })).hits.hits).toEqual([]);
+  });
+
+  it('openStore picks the implementation the configuration names', async () => {
+    const es = await openStore({ kind: 'elasticsearch', client: createMemoryElasticsearchClient().client });
+    const sqlite = await openStore({ kind: 'sqlite', path: ':memory:' });
+    expect([es.kind, sqlite.kind]).toEqual(['elasticsearch', 'sqlite']);
+    await Promise.all([es.close(), sqlite.close()]);
   });
 
   it('rejects an unusable index prefix with the option named', async () => {
