@@ -12,7 +12,9 @@ import type { ExplainedPort, HostResult, ParameterSpec } from '../types.js';
  *   tag:    Beta(kT * ms + St, kT * (1 - ms) + Ft)         ms = the scope posterior mean
  *
  * S = discounted hosts on which the port was found open, F = discounted probes that found it
- * closed. Only ports that were probed are stored; a seed sweep (HostResult.sweep) counts as one
+ * closed. Only ports that were probed are stored, and of those only nmap's top 1,000 and ports
+ * seen open: failed probes of other ports before they are first seen open are not counted (their
+ * prior stands for them), so exploring random ports keeps the state sparse; a seed sweep (HostResult.sweep) counts as one
  * probe of every port through a per-group `sweeps` counter, so a sweep costs its open ports, not
  * 65,535 updates. Every count is multiplied by `discount` per epoch, so services that went away
  * are unlearned and stale entries fade out and are pruned.
@@ -117,6 +119,10 @@ export interface PosteriorTable {
 
 // Entries whose discounted counts fall below this are forgotten (keeps the state sparse).
 const PRUNE_BELOW = 1e-3;
+// Failure-only entries below this many discounted probes are forgotten at each epoch change.
+const PRUNE_FAILURES_BELOW = 1;
+// nmap's top ports whose failed probes are always counted (see PortStats.isTracked).
+const TRACKED_TOP = 1000;
 
 // A group switches from a Map index to a dense port -> slot table past this many ports: lookups
 // are then one array read, at 256 KiB per large group (scope and tags; feature groups stay small).
@@ -194,7 +200,10 @@ class Group {
     for (let i = 0; i < n; i++) {
       const si = this.s[i]! * f;
       const ti = this.t[i]! * f;
-      if (si + ti < PRUNE_BELOW) continue;
+      // A port never seen open with less than one (discounted) failed probe is worth less than
+      // the prior's pseudo-hosts: forget it, or exploration probes of random ports would make
+      // every group dense within a few epochs.
+      if (si + ti < PRUNE_BELOW || (si === 0 && ti < PRUNE_FAILURES_BELOW)) continue;
       this.ports[k] = this.ports[i]!;
       this.s[k] = si;
       this.t[k] = ti;
@@ -390,14 +399,31 @@ export class PortStats {
       if (result.sweep) {
         g.sweeps += w;
       } else {
+        // Open ports get their entry first so that their probe counts as a trial below.
+        for (const p of result.open) g.slot(p);
         for (const p of result.probed) {
-          const i = g.slot(p);
+          let i = g.find(p);
+          if (i < 0) {
+            if (!this.isTracked(p)) continue;
+            i = g.slot(p);
+          }
           g.t[i]! += w;
         }
       }
       for (const p of result.open) g.succeed(g.slot(p), w);
     }
     this.versionValue++;
+  }
+
+  /**
+   * Whether failed probes of a port with no entry are recorded: only for nmap's top
+   * TRACKED_TOP ports. Elsewhere a port gets an entry when first seen open, and failures before
+   * that are not counted (the prior stands for them), so exploration of random ports keeps the
+   * state sparse.
+   */
+  private isTracked(port: number): boolean {
+    const r = this.catalog.rank(port);
+    return r >= 0 && r < TRACKED_TOP;
   }
 
   /** Discounted successes and trials of `port` in a tag's group (null = whole scope). */

@@ -81,10 +81,14 @@ describe('PortStats', () => {
   });
 
   test('merging states learned on disjoint results equals learning on all of them', () => {
-    const rs = [0, 1, 2, 3].flatMap((e) => [
-      result({ epoch: e, tags: ['a'], probed: [22, 80, 443], open: [22] }),
-      result({ epoch: e, tags: ['b'], probed: [22, 80, 2222], open: [2222, 80] }),
-    ]);
+    // Three hosts per group and epoch, so that no failure-only entry falls under the pruning
+    // threshold (one discounted probe), which would make the two sides forget different things.
+    const rs = [0, 1, 2, 3].flatMap((e) =>
+      [0, 1, 2].flatMap(() => [
+        result({ epoch: e, tags: ['a'], probed: [22, 80, 443], open: [22] }),
+        result({ epoch: e, tags: ['b'], probed: [22, 80, 2222], open: [2222, 80] }),
+      ]),
+    );
     const all = new PortStats(catalog);
     const left = new PortStats(catalog);
     const right = new PortStats(catalog);
