@@ -80,7 +80,7 @@ class SqliteStore implements Store {
   private readonly file: string;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly cache = new Map<string, Database.Statement>();
-  private readonly pendingIngests: { input: IngestInput; resolve: (result: IngestResult) => void; reject: (error: unknown) => void }[] = [];
+  private readonly pendingWrites: { what: string; work: () => unknown; resolve: (result: never) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(db: Database.Database, file: string) {
     this.db = db;
@@ -98,7 +98,7 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.flushIngests();
+    this.flushWrites();
     await this.run('closing', () => this.db.close());
   }
 
@@ -282,7 +282,7 @@ class SqliteStore implements Store {
 
   // ------------------------------------------------------------------ leases and queue
   putLease(lease: Lease): Promise<void> {
-    return this.run('storing a lease', () => {
+    return this.batched('storing a lease', () => {
       const ip = canonicalIp(lease.ip, 'lease.ip');
       try {
         this.stmt.leaseInsert.run(lease.id, ip, lease.agentId, lease.deadline, JSON.stringify({ ...lease, ip }));
@@ -336,7 +336,7 @@ class SqliteStore implements Store {
   }
 
   completeLease(id: string): Promise<Lease | undefined> {
-    return this.run('completing a lease', () => this.db.transaction(() => this.takeLease(id))());
+    return this.batched('completing a lease', () => this.takeLease(id));
   }
 
   private takeLease(id: string): Lease | undefined {
@@ -366,19 +366,15 @@ class SqliteStore implements Store {
   }
 
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
-    return this.run('enqueueing work', () =>
-      this.db.transaction(() => items.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'work.ip') })))(),
-    );
+    return this.batched('enqueueing work', () => items.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'work.ip') })));
   }
 
   dequeueWork(limit: number): Promise<QueuedWork[]> {
-    return this.run('dequeueing work', () =>
-      this.db.transaction(() => {
-        const rows = this.stmt.queueHead.all(resolveLimit(limit, limit)) as Row[];
-        for (const row of rows) this.stmt.queueDelete.run(row.seq);
-        return rows.map(toQueued);
-      })(),
-    );
+    return this.batched('dequeueing work', () => {
+      const rows = this.stmt.queueHead.all(resolveLimit(limit, limit)) as Row[];
+      for (const row of rows) this.stmt.queueDelete.run(row.seq);
+      return rows.map(toQueued);
+    });
   }
 
   listQueuedWork(limit?: number): Promise<QueuedWork[]> {
@@ -394,50 +390,57 @@ class SqliteStore implements Store {
   }
 
   // ------------------------------------------------------------------ scans
-  /**
-   * Ingests are group-committed: calls made in the same turn of the event loop share one
-   * transaction (one WAL commit), each inside its own savepoint so a failing ingest rolls back
-   * only itself. Each promise settles after the commit, so durability is unchanged.
-   */
   ingestScan(input: IngestInput): Promise<IngestResult> {
-    return new Promise((resolve, reject) => {
-      this.pendingIngests.push({ input, resolve, reject });
-      if (this.pendingIngests.length === 1) setImmediate(() => this.flushIngests());
+    return this.batched('ingesting a scan', () => this.ingestOne(input));
+  }
+
+  /**
+   * Group commit of the hot writes (ingests, leases, the work queue): calls made in the same turn
+   * of the event loop share one transaction (one WAL commit), each inside its own savepoint so a
+   * failing write rolls back only itself. Each promise settles after the commit, so whatever was
+   * acknowledged is committed; a crash loses only writes whose callers were still waiting. Writes
+   * apply in call order; a read issued in the same turn before the flush does not see them yet
+   * (callers await the write before depending on it).
+   */
+  private batched<T>(what: string, work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pendingWrites.push({ what, work, resolve: resolve as (result: never) => void, reject });
+      if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
     });
   }
 
-  private flushIngests(): void {
-    const batch = this.pendingIngests.splice(0);
+  private flushWrites(): void {
+    const batch = this.pendingWrites.splice(0);
     if (batch.length === 0) return;
-    const outcomes: ({ ok: true; result: IngestResult } | { ok: false; error: PortbanditError })[] = [];
+    const outcomes: ({ ok: true; result: unknown } | { ok: false; error: PortbanditError })[] = [];
     try {
       this.db.transaction(() => {
-        for (const { input } of batch) {
+        for (const { what, work } of batch) {
           try {
-            outcomes.push({ ok: true, result: this.ingestOne(input) });
+            outcomes.push({ ok: true, result: this.db.transaction(work)() });
           } catch (error) {
-            outcomes.push({ ok: false, error: wrapError(error, `ingesting a scan (${this.file})`) });
+            outcomes.push({ ok: false, error: wrapError(error, `${what} (${this.file})`) });
           }
         }
       })();
     } catch (error) {
-      const failure = wrapError(error, `committing ingested scans (${this.file})`);
+      const failure = wrapError(error, `committing ${batch.length} grouped writes (${this.file})`);
       for (const item of batch) item.reject(failure);
       return;
     }
     batch.forEach((item, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.ok) item.resolve(outcome.result);
+      if (outcome.ok) item.resolve(outcome.result as never);
       else item.reject(outcome.error);
     });
   }
 
-  /** One ingest inside the batch transaction; a nested transaction is a savepoint. */
+  /** One ingest inside the batch transaction (`batched` wraps it in a savepoint). */
   private ingestOne(input: IngestInput): IngestResult {
     const scan = validateScan(input.scan);
     const fields = indexScan(scan);
     const key = ipKey(scan.ip, 'scan.ip');
-    return this.db.transaction((): IngestResult => {
+    return ((): IngestResult => {
       if (this.stmt.scanExists.get(scan.scanId)) return { inserted: false, latest: false };
       const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
       const row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
