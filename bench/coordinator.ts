@@ -57,7 +57,14 @@ if (!isMainThread && (workerData as WorkerKind | undefined)?.kind?.startsWith('p
 }
 
 function startWorker(data: WorkerKind): Promise<{ ready: ServerReady; stop: () => Promise<void> }> {
-  const worker = new Worker(new URL(import.meta.url), { workerData: data });
+  // Run from source (npx tsx), Node 20's workers inherit neither the loader nor `--import tsx`:
+  // register tsx inside the worker before importing this file.
+  const worker = import.meta.url.endsWith('.ts')
+    ? new Worker(
+        `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(import.meta.url)}); })`,
+        { eval: true, workerData: data },
+      )
+    : new Worker(new URL(import.meta.url), { workerData: data });
   return new Promise((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (ready: ServerReady) =>
