@@ -611,7 +611,7 @@ export class Coordinator {
       if (options.learn || now - this.lastLearnAt >= 60_000) {
         this.lastLearnAt = now;
         await this.learner.flush(undefined, now);
-      }
+      } else await this.learner.persist(now);
       return { expired };
     } finally {
       this.sweeping = false;
