@@ -111,9 +111,9 @@ export class Learner {
     for (const k of keys) await this.learn(k, now, true);
   }
 
-  /** Write every state learned since its last write (the periodic sweep calls this). */
+  /** Write the states learned since their last write, once PERSIST_INTERVAL_MS has passed (the periodic sweep calls this). */
   async persist(now: number): Promise<void> {
-    for (const k of [...this.entries.keys()]) await this.learn(k, now, true);
+    for (const [k, e] of [...this.entries]) if (e.dirty && now - e.persistedAt >= PERSIST_INTERVAL_MS) await this.write(k, e, now);
   }
 
   private async learn(k: string, now: number, write: boolean): Promise<void> {
