@@ -6,7 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { type PortCatalog, loadNmapServices } from '../catalog/index.js';
 import { isPortbanditError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import { openSqliteStore } from '../store/sqlite-store.js';
+import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/types.js';
 import { resolvePrincipal } from './auth.js';
 import { type CoordinatorConfig, configDefaults } from './config.js';
@@ -60,7 +60,13 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
   const ownsStore = options.store === undefined;
-  const store = options.store ?? (await openSqliteStore({ path: databasePath(config.dataDir) }));
+  const store =
+    options.store ??
+    (await openStore(
+      config.elasticsearchUrl
+        ? { kind: 'elasticsearch', node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix }
+        : { kind: 'sqlite', path: databasePath(config.dataDir) },
+    ));
   const metrics = createMetrics();
   let coordinator: Coordinator;
   try {

@@ -23,9 +23,13 @@ export interface CoordinatorConfig {
   /** What agents are told to wait when there is no work, ms. */
   readonly retryAfterMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Elasticsearch cluster URL; empty means the embedded SQLite store under dataDir. */
+  readonly elasticsearchUrl: string;
+  /** Index name prefix in Elasticsearch (`${prefix}-scans`, ...). */
+  readonly elasticsearchPrefix: string;
 }
 
-type Kind = 'string' | 'port' | 'int' | 'list' | 'level';
+type Kind = 'string' | 'port' | 'int' | 'list' | 'level' | 'url';
 
 interface FieldSpec {
   readonly kind: Kind;
@@ -46,6 +50,8 @@ const fields: Record<keyof CoordinatorConfig, FieldSpec> = {
   authFailuresPerMinute: { kind: 'int', min: 1, max: 1_000_000, env: 'PORTBANDIT_AUTH_FAILURES_PER_MINUTE' },
   retryAfterMs: { kind: 'int', min: 0, max: 3_600_000, env: 'PORTBANDIT_RETRY_AFTER_MS' },
   logLevel: { kind: 'level', env: 'PORTBANDIT_LOG_LEVEL' },
+  elasticsearchUrl: { kind: 'url', env: 'PORTBANDIT_ELASTICSEARCH_URL' },
+  elasticsearchPrefix: { kind: 'string', env: 'PORTBANDIT_ELASTICSEARCH_PREFIX' },
 };
 
 /** Defaults, in one place. Loopback by default: exposing the API is an operator's decision. */
@@ -61,6 +67,8 @@ export const configDefaults: CoordinatorConfig = Object.freeze({
   authFailuresPerMinute: 30,
   retryAfterMs: 5000,
   logLevel: 'info' as const,
+  elasticsearchUrl: '',
+  elasticsearchPrefix: 'portbandit',
 });
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -72,6 +80,8 @@ function coerce(key: string, spec: FieldSpec, value: unknown, where: string): un
   switch (spec.kind) {
     case 'string':
       return typeof value === 'string' && value.trim() !== '' ? value : fail('a non-empty string');
+    case 'url':
+      return value === '' || (typeof value === 'string' && /^https?:\/\/[^\s/]+/.test(value)) ? value : fail('an http(s) URL such as "http://127.0.0.1:9200", or "" for SQLite');
     case 'level':
       return typeof value === 'string' && LEVELS.includes(value) ? value : fail(`one of ${LEVELS.join(', ')}`);
     case 'list': {

@@ -9,6 +9,8 @@ interface ServeFlags {
   config?: string;
   leaseSeconds?: number;
   logLevel?: string;
+  elasticsearch?: string;
+  elasticsearchPrefix?: string;
 }
 
 /** Registers `portbandit serve`: the coordinator (fastify + embedded SQLite). */
@@ -22,9 +24,12 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'JSON config file (env PORTBANDIT_CONFIG); flags and env override it')
     .option('--lease-seconds <n>', 'seconds an agent has to submit a work item (default 900)', parseInteger(1))
     .option('--log-level <level>', 'pino log level (default info)')
+    .option('--elasticsearch <url>', 'store results in this Elasticsearch cluster instead of SQLite (env PORTBANDIT_ELASTICSEARCH_URL)')
+    .option('--elasticsearch-prefix <prefix>', 'index name prefix (env PORTBANDIT_ELASTICSEARCH_PREFIX; default portbandit)')
     .action(async (flags: ServeFlags) => {
       const config = resolveConfig({
-        flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel },
+        flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel,
+          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix },
         env: process.env,
         ...(flags.config !== undefined ? { file: flags.config } : {}),
       });
