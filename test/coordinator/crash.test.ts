@@ -65,7 +65,7 @@ describe('group commit under a crash (SIGKILL of the coordinator process)', () =
         } catch {
           return;
         }
-        if (i === 0 && round === 0) setTimeout(() => ((killed = true), child!.kill("SIGKILL")), 40);
+        if (i === 0 && round === 0) setTimeout(() => ((killed = true), child!.kill('SIGKILL')), 40);
       }
     });
     await Promise.all(loops);
