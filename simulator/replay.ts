@@ -3,7 +3,7 @@ import type { LoadedRecording } from '../src/recording/types.js';
 import { HostSession, runHostSession } from '../strategies/host-session.js';
 import type { HostContext, HostResult, Strategy } from '../strategies/types.js';
 import { DetectionTracker } from './detection.js';
-import { hostPrefix } from './host-prefix.js';
+import { hostPrefix } from '../src/core/host-prefix.js';
 import { RolloutTracker, readRollout } from './rollout.js';
 import type { EpochMetrics, PerHostBreakdown, RegretEpoch, SimulateOptions, SimulationResult, TagMetrics } from './types.js';
 

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { hostPrefix } from '../core/host-prefix.js';
 import { PortbanditError } from '../core/errors.js';
 
 /** An address family: IPv4 addresses are 32-bit, IPv6 128-bit integers. */
@@ -123,7 +124,6 @@ export function rangeToCidrs(range: AddressRange): string[] {
 
 /** The context prefix strategies use: the IPv4 /24 or IPv6 /64 holding the address. */
 export function contextPrefix(family: Family, value: bigint): string {
-  const hostBits = family === 4 ? 8n : 64n;
-  const start = (value >> hostBits) << hostBits;
-  return `${formatAddress(family, start)}/${family === 4 ? 24 : 64}`;
+  // One definition of the context prefix for the coordinator and the simulator (src/core).
+  return hostPrefix(formatAddress(family, value));
 }

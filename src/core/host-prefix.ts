@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { PortbanditError } from '../src/core/errors.js';
+import { PortbanditError } from './errors.js';
 
 /**
  * The network prefix a host is grouped by as strategy context: the /24 of an IPv4 address

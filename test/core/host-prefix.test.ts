@@ -1,4 +1,6 @@
 import { describe, expect, test } from 'vitest';
+import { fc, test as fcTest } from '@fast-check/vitest';
+import { contextPrefix, parseAddress } from '../../src/coordinator/address.js';
 import { createCidrMatcher, hostPrefix } from '../../simulator/index.js';
 
 describe('hostPrefix', () => {
@@ -21,5 +23,17 @@ describe('createCidrMatcher', () => {
     expect(inside('198.18.5.1')).toBe(false);
     expect(inside('2001:db8::1')).toBe(false);
     expect(() => createCidrMatcher('198.18.4.0/33', 'rollout.subnet')).toThrow(/rollout\.subnet: expected a CIDR/);
+  });
+});
+
+describe('one context prefix for the coordinator and the simulator', () => {
+  // Addresses only from 198.18.0.0/15 and the IPv6 documentation prefix 2001:db8::/32.
+  const v4 = fc.tuple(fc.integer({ min: 18, max: 19 }), fc.nat(255), fc.nat(255)).map(([b, c, d]) => `198.${b}.${c}.${d}`);
+  const v6 = fc.array(fc.nat(0xffff), { minLength: 6, maxLength: 6 }).map((g) => `2001:db8:${g.map((x) => x.toString(16)).join(':')}`);
+  fcTest.prop([v4, v6])('the coordinator derives the same prefix string as hostPrefix', (a, b) => {
+    for (const ip of [a, b]) {
+      const { family, value } = parseAddress(ip);
+      expect(contextPrefix(family, value)).toBe(hostPrefix(ip));
+    }
   });
 });
