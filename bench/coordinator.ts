@@ -16,9 +16,14 @@ import { createRng } from '../src/core/rng.js';
  * queueing, since 1,000 requests are always in flight), then paced (each agent "scans" between
  * requests, offering half the measured capacity: the latency an agent sees under heavy load).
  *
+ * Then CPU time per request, which a loaded machine disturbs far less than rates and latencies:
+ * process.cpuUsage around a fixed number of in-process requests (fastify inject, no sockets, 50 in
+ * flight) to the empty route, to getwork+submit pairs, and to getwork alone.
+ *
  * Env: PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
- * = Natlas's list, which isolates the coordinator's own cost from the strategy's).
+ * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
+ * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000).
  */
 
 interface ServerReady {
@@ -140,6 +145,72 @@ async function drive(loops: number, seconds: number, maxRequests: number, step: 
 
 const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
+/** CPU microseconds (user + system, whole process) per call of `step`, `inFlight` at a time. */
+async function cpuPerCall(count: number, inFlight: number, step: (i: number) => Promise<unknown>): Promise<number> {
+  const before = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: inFlight }, async (_, k) => {
+      for (let i = k; i < count; i += inFlight) await step(i);
+    }),
+  );
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / count;
+}
+
+/** CPU time per request in process (see the file comment); prints one block of figures. */
+async function measureCpu(count: number, strategy: string): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
+  const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-cpu-'));
+  const empty = Fastify({ logger: false });
+  empty.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+  const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000 }, env: {} });
+  const app = await buildApp({ config });
+  try {
+    const c = app.coordinator;
+    await c.addScope('scope', [{ range: '198.18.0.0/16', tags: ['bench'] }]);
+    await c.setPolicy('', { strategy, budget: 100 });
+    const tokens: string[] = [];
+    for (let i = 0; i < 100; i++) tokens.push((await c.createAgent(`cpu-${i}`)).token);
+    await Promise.all([empty.ready(), app.ready()]);
+    const getwork = async (i: number) => {
+      const res = await app.inject({ method: 'GET', url: '/api/v1/agent/work?version=bench', headers: { authorization: `Bearer ${tokens[i % tokens.length]}` } });
+      return (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
+    };
+    const pair = async (i: number) => {
+      const item = await getwork(i);
+      if (!item) return;
+      const now = Date.now();
+      const payload = JSON.stringify({
+        leaseId: item.leaseId,
+        ip: item.ip,
+        status: 'up',
+        startedAt: now - 1000,
+        finishedAt: now,
+        preflight: 'connect',
+        ports: item.ports.slice(0, 1).map((port) => ({ port, state: 'open', service: 'http', product: 'nginx', version: '1.25', cpes: [], scripts: [] })),
+        timings: { total: 1000 },
+      });
+      const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: { authorization: `Bearer ${tokens[i % tokens.length]}`, 'content-type': 'application/json' }, payload });
+      if (res.statusCode !== 200) throw new Error(`submit failed in the CPU measurement: ${res.statusCode} ${res.body}`);
+    };
+    const hitEmpty = () => empty.inject({ method: 'GET', url: '/empty' });
+    // Warm-up: JIT, page cache, the strategy's first batches.
+    await cpuPerCall(Math.min(count, 500), 50, hitEmpty);
+    await cpuPerCall(Math.min(count, 500), 50, pair);
+    const emptyUs = await cpuPerCall(count, 50, hitEmpty);
+    const pairUs = await cpuPerCall(count, 50, pair);
+    const workUs = await cpuPerCall(count, 50, getwork);
+    console.log(`CPU per request, in process (fastify inject, 50 in flight, ${count} requests each; user+system of the whole process):`);
+    console.log(`  empty route ${fmt(emptyUs, 0)} us; getwork ${fmt(workUs, 0)} us; getwork+submit pair ${fmt(pairUs, 0)} us (submit ~${fmt(pairUs - workUs, 0)} us)`);
+    console.log(`  ratio empty / getwork ${fmt(emptyUs / workUs, 3)}; empty / pair ${fmt(emptyUs / pairUs, 3)} (a pair-rate ceiling relative to the empty route's)`);
+  } finally {
+    await app.close();
+    await empty.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 /** The coordinator load benchmark (see the file comment). */
 export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<void> {
   const agents = Number(env.PB_BENCH_COORD_AGENTS ?? 1000);
@@ -256,6 +327,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
     console.log(`ratio getwork / empty route: ${fmt(w.perSecond / e.perSecond, 3)} (goal >= 0.5); (getwork + submit) / empty: ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
     console.log(`getwork p99 under paced load ${fmt(pw.p99, 2)} ms (goal < 25 ms): ${pw.p99 < 25 ? 'met' : 'NOT met'}; closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`);
+    await measureCpu(Number(env.PB_BENCH_COORD_CPU_REQUESTS ?? 2000), strategy);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
