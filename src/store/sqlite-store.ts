@@ -176,23 +176,23 @@ class SqliteStore implements Store {
     value: T,
     options: { at: number; expectedRevision?: number },
   ): Promise<StoredDocument<T>> {
-    return this.run('writing a document', () =>
-      this.db.transaction(() => {
-        const row = this.stmt.docGet.get(collection, key) as Row | undefined;
-        const current = row ? (row.revision as number) : 0;
-        if (options.expectedRevision !== undefined && options.expectedRevision !== current) {
-          throw new PortbanditError(
-            'PB_ERR_CONFLICT',
-            `${collection}/${key} is at revision ${current}, not the expected ${options.expectedRevision}; reload and retry`,
-            { where: `${collection}/${key}` },
-          );
-        }
-        const json = JSON.stringify(value);
-        if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
-        this.stmt.docPut.run(collection, key, json, current + 1, options.at);
-        return { key, value: parse<T>(json), revision: current + 1, updatedAt: options.at };
-      })(),
-    );
+    // Grouped with the lease writes: the coordinator's cycle position (a document) then never
+    // commits ahead of the leases for the targets it has handed out, so a crash skips none.
+    return this.batched('writing a document', () => {
+      const row = this.stmt.docGet.get(collection, key) as Row | undefined;
+      const current = row ? (row.revision as number) : 0;
+      if (options.expectedRevision !== undefined && options.expectedRevision !== current) {
+        throw new PortbanditError(
+          'PB_ERR_CONFLICT',
+          `${collection}/${key} is at revision ${current}, not the expected ${options.expectedRevision}; reload and retry`,
+          { where: `${collection}/${key}` },
+        );
+      }
+      const json = JSON.stringify(value);
+      if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
+      this.stmt.docPut.run(collection, key, json, current + 1, options.at);
+      return { key, value: parse<T>(json), revision: current + 1, updatedAt: options.at };
+    });
   }
 
   listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]> {
