@@ -72,6 +72,8 @@ interface Ranked {
   readonly logOdds: Map<number, number>;
   readonly invN: Map<number, number>;
   readonly logN: number;
+  /** Log-odds and inverse evidence of ports outside `ports`, filled lazily (same version). */
+  readonly outside: Map<number, readonly [number, number]>;
 }
 
 /**
@@ -90,7 +92,7 @@ interface Ranked {
  * seen open and whose odds it at least doubles (its positive associations); a history feature's
  * weaker or negative evidence is not used.
  */
-function rankContext(stats: PortStats, features: readonly string[], params: LinUcbParams): Omit<Ranked, 'version'> {
+function rankContext(stats: PortStats, features: readonly string[], params: LinUcbParams): Omit<Ranked, 'version' | 'outside'> {
   const ports = stats.candidates(features, params.candidatePool);
   const logOdds = new Map<number, number>();
   const invN = new Map<number, number>();
@@ -154,7 +156,7 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
       const hit = cache.get(key);
       if (hit && hit.version === stats.version) return hit;
       if (hit === undefined && cache.size > 4096) cache.clear();
-      const r = { version: stats.version, ...rankContext(stats, features, params) };
+      const r = { version: stats.version, outside: new Map<number, readonly [number, number]>(), ...rankContext(stats, features, params) };
       cache.set(key, r);
       return r;
     };
@@ -188,15 +190,22 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
           let z = base.logOdds.get(port);
           let inv = base.invN.get(port);
           if (z === undefined || inv === undefined) {
-            const scope = stats.scopePosterior(port);
-            const ms = clampP(scope.alpha / (scope.alpha + scope.beta));
-            z = logit(ms);
-            inv = 1 / (scope.alpha + scope.beta);
-            for (const f of features) {
-              const t = stats.tagPosterior(f, port, ms);
-              z += logit(clampP(t.alpha / (t.alpha + t.beta))) - logit(ms);
-              inv += 1 / (t.alpha + t.beta);
+            // Hosts sharing a context share these ports' estimates until the statistics change.
+            let known = base.outside.get(port);
+            if (!known) {
+              const scope = stats.scopePosterior(port);
+              const ms = clampP(scope.alpha / (scope.alpha + scope.beta));
+              let oz = logit(ms);
+              let oinv = 1 / (scope.alpha + scope.beta);
+              for (const f of features) {
+                const t = stats.tagPosterior(f, port, ms);
+                oz += logit(clampP(t.alpha / (t.alpha + t.beta))) - logit(ms);
+                oinv += 1 / (t.alpha + t.beta);
+              }
+              known = [oz, oinv];
+              base.outside.set(port, known);
             }
+            [z, inv] = known;
           }
           adjusted.push([port, upper(z + dz, inv + dinv, base.logN, params.exploration)]);
         }
