@@ -67,6 +67,8 @@ interface SamplingOrder {
   /** For alpha < 1, an upper bound of Gamma(alpha + 1); for all, a lower bound of Gamma(beta). */
   readonly gammaUp: Float64Array;
   readonly betaLow: Float64Array;
+  /** ln(betaLow / gammaUp): the cold-candidate test in log space, one logarithm per candidate. */
+  readonly logLowOverUp: Float64Array;
 }
 
 const orders = new WeakMap<PosteriorTable, SamplingOrder>();
@@ -86,7 +88,9 @@ function samplingOrder(t: PosteriorTable): SamplingOrder {
       betaLow[i] = Math.max(0, b * (1 - Math.sqrt((2 * BOUND_LOG_INV_DELTA) / b)));
       if (a < 1) gammaUp[i] = upperGammaBound(a + 1, BOUND_LOG_INV_DELTA);
     }
-    o = { order, upper, gammaUp, betaLow };
+    const logLowOverUp = new Float64Array(upper.length);
+    for (let i = 0; i < upper.length; i++) logLowOverUp[i] = Math.log(betaLow[i]! / gammaUp[i]!);
+    o = { order, upper, gammaUp, betaLow, logLowOverUp };
     orders.set(t, o);
   }
   return o;
@@ -99,13 +103,16 @@ function samplingOrder(t: PosteriorTable): SamplingOrder {
  * subnets) are never sampled. A min-heap of size k holds the best draws so far.
  */
 function sampleTop(t: PosteriorTable, k: number, take: (port: number) => boolean, rng: Parameters<typeof sampleBeta>[2]): { chosen: number[]; bar: number } {
-  const { order, upper, gammaUp, betaLow } = samplingOrder(t);
+  const { order, upper, betaLow, logLowOverUp } = samplingOrder(t);
   const heapIdx = new Int32Array(k);
   const heapVal = new Float64Array(k);
   let size = 0;
+  // ln(bar / (1 - bar)), recomputed only when the bar (the heap's minimum) changes.
+  let barLogOdds = Number.NaN;
+  let barSeen = -1;
   for (let r = 0; r < order.length; r++) {
     const i = order[r]!;
-    if (size === k && upper[i]! <= heapVal[0]!) break;
+    if (size === k && (upper[i]! <= heapVal[0]! || heapVal[0]! >= 1)) break;
     if (!take(t.ports[i]!)) continue;
     const a = t.alpha[i]!;
     let d: number;
@@ -113,9 +120,16 @@ function sampleTop(t: PosteriorTable, k: number, take: (port: number) => boolean
       // Draw Beta(a, b) as Ga / (Ga + Gb) with Ga = G(a+1) * U^(1/a), U first: when even the
       // bounds of G(a+1) and Gb cannot lift this draw over the bar, skip the two gamma draws.
       // Most candidates of a large scope are cold ports (alpha < 1), so this is most of the work.
-      const v = rng.next() ** (1 / a);
-      const up = v * gammaUp[i]!;
-      if (up / (up + betaLow[i]!) <= heapVal[0]!) continue;
+      // The bound G(a+1) <= gammaUp makes the draw at most v gammaUp / (v gammaUp + betaLow),
+      // which is <= bar iff v <= bar betaLow / ((1 - bar) gammaUp), i.e. ln U <= a (ln odds(bar) +
+      // ln(betaLow / gammaUp)): one logarithm instead of a power for the candidates skipped.
+      if (barSeen !== heapVal[0]!) {
+        barSeen = heapVal[0]!;
+        barLogOdds = Math.log(barSeen / (1 - barSeen));
+      }
+      const lnU = Math.log(rng.next());
+      if (lnU <= a * (barLogOdds + logLowOverUp[i]!)) continue;
+      const v = Math.exp(lnU / a);
       const ga = sampleGamma(a + 1, rng) * v;
       // Second look, with Ga drawn: skip Gb when even its lower bound cannot lift the draw.
       if (ga / (ga + betaLow[i]!) <= heapVal[0]!) continue;
@@ -155,8 +169,44 @@ function sampleTop(t: PosteriorTable, k: number, take: (port: number) => boolean
       heapIdx[c] = i;
     }
   }
-  const picked = Array.from({ length: size }, (_, j) => j).sort((x, y) => heapVal[y]! - heapVal[x]! || heapIdx[x]! - heapIdx[y]!);
-  return { chosen: picked.map((j) => t.ports[heapIdx[j]!]!), bar: size === k ? heapVal[0]! : -1 };
+  const bar = size === k ? heapVal[0]! : -1;
+  // Best first by popping the min-heap into the array's tail (a comparator sort of ~100 entries
+  // per host cost a fifth of the replay); equal draws (clamped 0 or 1) then go by candidate index.
+  const outIdx = new Int32Array(size);
+  const outVal = new Float64Array(size);
+  for (let n = size; n > 0; ) {
+    outVal[n - 1] = heapVal[0]!;
+    outIdx[n - 1] = heapIdx[0]!;
+    n--;
+    const d = heapVal[n]!;
+    const di = heapIdx[n]!;
+    let c = 0;
+    for (;;) {
+      const l = 2 * c + 1;
+      if (l >= n) break;
+      const m = l + 1 < n && heapVal[l + 1]! < heapVal[l]! ? l + 1 : l;
+      if (heapVal[m]! >= d) break;
+      heapVal[c] = heapVal[m]!;
+      heapIdx[c] = heapIdx[m]!;
+      c = m;
+    }
+    heapVal[c] = d;
+    heapIdx[c] = di;
+  }
+  for (let j = 1; j < size; j++) {
+    // Insertion sort by index inside runs of equal draws (almost always runs of one).
+    const v = outVal[j]!;
+    const x = outIdx[j]!;
+    let c = j;
+    while (c > 0 && outVal[c - 1] === v && outIdx[c - 1]! > x) {
+      outIdx[c] = outIdx[c - 1]!;
+      c--;
+    }
+    outIdx[c] = x;
+  }
+  const chosen = new Array<number>(size);
+  for (let j = 0; j < size; j++) chosen[j] = t.ports[outIdx[j]!]!;
+  return { chosen, bar };
 }
 
 /**
