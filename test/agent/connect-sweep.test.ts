@@ -48,14 +48,6 @@ describe('the TCP connect sweep on loopback', () => {
     expect(r.attempts).toBe(ports.length);
   });
 
-  test('retries only on silence, and a host that never answers is not "answered"', async () => {
-    // 198.18.0.0/15 is blackholed on lab machines and unrouted elsewhere: every attempt fails or times out.
-    const r = await runConnectSweep({ targets: ['198.18.255.254'], ports: [1, 2], allow: AllowList.parse(['198.18.0.0/15']), concurrency: 2, timeoutMs: 200, retries: 2 });
-    expect(r.open.size).toBe(0);
-    expect(r.answered.size).toBe(0);
-    expect(r.attempts).toBe(6);
-  });
-
   test('scanBatch without nmap reports the open ports without service names, per item', async () => {
     const config: ScanConfig = {
       allow: loopback,
