@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { loadNmapServices } from '../../src/catalog/index.js';
+import { PortRanges } from '../../src/core/ports.js';
+import { createRng } from '../../src/core/rng.js';
+import { simulate } from '../../simulator/index.js';
+import { generateRecording } from '../../simulator/synthetic/index.js';
+import { restoreStats } from '../../strategies/bandit-base.js';
+import { resolveCommonOptions } from '../../strategies/options.js';
+import { upperBetaBound } from '../../strategies/stats/beta-bound.js';
+import { sampleBeta, sampleNormal } from '../../strategies/stats/sample-beta.js';
+import { type ThompsonParams, thompsonStrategy } from '../../strategies/thompson.js';
+import type { BanditState } from '../../strategies/bandit-base.js';
+import type { RoundContext } from '../../strategies/types.js';
+
+// thompson's sampler skips and defers draws that cannot reach the top k (bounds, a guessed bar,
+// staged gamma draws) for speed. These tests pin that it still picks the top k of independent
+// Beta draws: inclusion frequencies per port match a naive reference that draws every candidate.
+
+const catalog = loadNmapServices();
+const TRIALS = 1500;
+
+/** Learn a thompson state on a small generated scope, so posteriors are mixed (hot, warm, cold). */
+function learned(budget: number): { params: ThompsonParams; state: BanditState; tags: readonly string[] } {
+  const params = thompsonStrategy.parseParams({ exploreTail: false });
+  const options = resolveCommonOptions({ budget });
+  const strategy = thompsonStrategy.create(options, params, { catalog }, undefined);
+  const recording = generateRecording({ profile: 'enterprise', hosts: 512, epochs: 3, seed: 'thompson-sampling' }, catalog);
+  simulate(recording, strategy, { seed: 'learn' });
+  const tags = recording.tagSets.find((t) => t.length > 0) ?? [];
+  return { params, state: strategy.state(), tags };
+}
+
+function roundFor(tags: readonly string[], budget: number): RoundContext {
+  return { ip: '198.18.0.9', tags, prefix: '198.18.0.0/24', epoch: 3, previousOpen: [], previousEpoch: -1, probeable: PortRanges.ALL, round: 0, probed: [], found: [], remaining: budget };
+}
+
+describe('thompson sampling is the top k of independent Beta draws', () => {
+  for (const budget of [10, 30]) {
+    it(`inclusion frequencies match a naive reference at budget ${budget}`, () => {
+      const { params, state, tags } = learned(budget);
+      const strategy = thompsonStrategy.create(resolveCommonOptions({ budget }), params, { catalog }, state);
+      const table = restoreStats(catalog, params, state).table(tags, params.candidatePool);
+      const n = table.ports.length;
+      expect(n).toBeGreaterThan(budget);
+      const fast = new Map<number, number>();
+      const ref = new Map<number, number>();
+      const round = roundFor(tags, budget);
+      const rngA = createRng('fast');
+      const rngB = createRng('reference');
+      const draws = new Float64Array(n);
+      // Equal draws (0 when U^(1/alpha) underflows, common for cold ports) go to the candidate
+      // thompson visits first: by decreasing upper bound, then by index.
+      const upper = Array.from({ length: n }, (_, i) => upperBetaBound(table.alpha[i]!, table.beta[i]!, Math.log(1e6)));
+      const idx = Array.from({ length: n }, (_, i) => i);
+      for (let trial = 0; trial < TRIALS; trial++) {
+        for (const p of strategy.select(round, rngA).ports.slice(0, budget)) fast.set(p, (fast.get(p) ?? 0) + 1);
+        for (let i = 0; i < n; i++) draws[i] = sampleBeta(table.alpha[i]!, table.beta[i]!, rngB);
+        idx.sort((x, y) => draws[y]! - draws[x]! || upper[y]! - upper[x]! || x - y);
+        for (let j = 0; j < budget; j++) ref.set(table.ports[idx[j]!]!, (ref.get(table.ports[idx[j]!]!) ?? 0) + 1);
+      }
+      // Every port's inclusion frequency agrees within 5 standard errors of the difference.
+      let worst = 0;
+      for (const port of new Set([...fast.keys(), ...ref.keys()])) {
+        const f = (fast.get(port) ?? 0) / TRIALS;
+        const r = (ref.get(port) ?? 0) / TRIALS;
+        const p = (f + r) / 2;
+        const se = Math.sqrt((2 * p * (1 - p)) / TRIALS) + 1 / TRIALS;
+        worst = Math.max(worst, Math.abs(f - r) / se);
+      }
+      expect(worst).toBeLessThan(5);
+    });
+  }
+
+  it('the ziggurat normal has the standard normal moments and tails', () => {
+    const rng = createRng('normal');
+    const N = 200_000;
+    let m = 0;
+    let v = 0;
+    let k = 0;
+    let tail = 0;
+    for (let i = 0; i < N; i++) {
+      const x = sampleNormal(rng);
+      m += x;
+      v += x * x;
+      k += x ** 4;
+      if (Math.abs(x) > 3) tail++;
+    }
+    expect(Math.abs(m / N)).toBeLessThan(0.01);
+    expect(Math.abs(v / N - 1)).toBeLessThan(0.015);
+    expect(Math.abs(k / N - 3)).toBeLessThan(0.08);
+    // P(|X| > 3) = 0.0027.
+    expect(Math.abs(tail / N - 0.0027)).toBeLessThan(0.0006);
+  });
+});
