@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { PortbanditError } from '../core/errors.js';
@@ -38,6 +38,8 @@ export interface LabUpOptions {
   epochs?: number;
   /** Lab hosts serve at most this many ports (pseudo-service hosts are cut down to it). */
   maxPortsPerHost?: number;
+  /** How long to wait for another process's lab to be taken down (default 10 minutes). */
+  waitMs?: number;
   log?: (line: string) => void;
 }
 
@@ -89,13 +91,82 @@ function writeState(state: LabState, path = labStatePath()): void {
   renameSync(`${path}.tmp`, path);
 }
 
+/**
+ * While this file exists the blackhole route for 198.18.0.0/15 stays up when no lab is: the test
+ * run sets it (test/helpers/lab-guard.ts) so that a probe of a lab address while no lab is up
+ * can never leave the machine.
+ */
+export function labGuardPath(): string {
+  return join(dirname(labStatePath()), 'guard');
+}
+
+/** Put up the standing blackhole guard for 198.18.0.0/15 (root only); returns a function that takes it down. */
+export async function raiseLabGuard(): Promise<() => Promise<void>> {
+  mkdirSync(dirname(labGuardPath()), { recursive: true });
+  writeFileSync(labGuardPath(), String(process.pid));
+  await ip(['route', 'replace', 'blackhole', LAB.safetyNetwork]);
+  return async () => {
+    rmSync(labGuardPath(), { force: true });
+    if (!existsSync(labStatePath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
+  };
+}
+
+function lockPath(): string {
+  return join(dirname(labStatePath()), 'owner.pid');
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The live process that owns the lab, other than this one, or null. */
+function otherOwner(): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(lockPath(), 'utf8'));
+  } catch {
+    return null;
+  }
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) ? pid : null;
+}
+
+/**
+ * The lab is one per machine (namespaces, links and routes are global), so one process owns it
+ * from `labUp` to `labDown`. Another process waits for it (tests in parallel workers take turns)
+ * instead of tearing down a lab that is being scanned — which would send the probes off the machine.
+ */
+async function acquireLab(waitMs: number, log: (line: string) => void): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  let said = false;
+  for (;;) {
+    const owner = otherOwner();
+    if (owner === null) {
+      mkdirSync(dirname(lockPath()), { recursive: true });
+      writeFileSync(lockPath(), String(process.pid));
+      // Two processes may both have seen no owner; the file's last writer wins, the other waits on.
+      if (readFileSync(lockPath(), 'utf8') === String(process.pid)) return;
+    } else if (Date.now() > deadline) {
+      throw new PortbanditError('PB_ERR_LAB', `the lab is in use by process ${owner}; wait for it or stop it, then run \`portbandit lab down\``);
+    } else if (!said) {
+      log(`lab: waiting for process ${owner}, which is using the lab`);
+      said = true;
+    }
+    await new Promise((r) => setTimeout(r, 250 + Math.floor((process.pid % 7) * 37)));
+  }
+}
+
 /** The lab's current state, or null when no lab is up. */
 export function labStatus(): LabState | null {
   return readState();
 }
 
 /** Per-host services for every epoch of the profile, cut to the lab's limits. */
-function planServices(options: Required<Omit<LabUpOptions, 'log'>>): Array<Array<{ tags: string[]; services: LabService[] }>> {
+function planServices(options: Required<Omit<LabUpOptions, 'log' | 'waitMs'>>): Array<Array<{ tags: string[]; services: LabService[] }>> {
   const plan: Array<Array<{ tags: string[]; services: LabService[] }>> = [];
   const hostIndex = new Map<string, number>();
   for (const obs of generateObservations({ profile: options.profile, hosts: options.hosts, epochs: options.epochs, seed: options.seed })) {
@@ -166,6 +237,7 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
   }
   for (const a of [LAB.rootAddress, LAB.gatewayAddress, LAB.bridgeAddress]) assertLabSafeAddress(a, 'lab topology');
   const plan = planServices(resolved);
+  await acquireLab(options.waitMs ?? 10 * 60_000, log);
   await labDown({ log: () => {} });
   log(`lab: creating gateway ${LAB.gatewayNs} and ${resolved.hosts} hosts in ${LAB.hostNetwork}`);
   try {
@@ -266,6 +338,10 @@ async function waitForNoPids(ns: string): Promise<void> {
  */
 export async function labDown(options: { log?: (line: string) => void } = {}): Promise<{ namespaces: number }> {
   const log = options.log ?? (() => {});
+  const owner = otherOwner();
+  if (owner !== null) {
+    throw new PortbanditError('PB_ERR_LAB', `the lab belongs to running process ${owner}; it takes the lab down itself (or stop it first)`);
+  }
   let list = '';
   try {
     list = (await execa('ip', ['netns', 'list'], { timeout: 5000 })).stdout;
@@ -281,9 +357,11 @@ export async function labDown(options: { log?: (line: string) => void } = {}): P
     await ipQuiet(['netns', 'del', ns]);
   }
   await ipQuiet(['route', 'del', LAB.hostNetwork]);
-  await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
+  // A standing guard (see labGuardPath) keeps the blackhole between labs; otherwise it goes with the lab.
+  if (!existsSync(labGuardPath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
   await ipQuiet(['link', 'del', LAB.rootLink]);
   rmSync(labStatePath(), { force: true });
+  rmSync(lockPath(), { force: true });
   if (namespaces.length > 0) log(`lab: removed ${namespaces.length} namespaces`);
   return { namespaces: namespaces.length };
 }
