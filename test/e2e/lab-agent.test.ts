@@ -73,7 +73,7 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
   beforeAll(async () => {
     state = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: 'e2e-agent', epochs: EPOCHS, maxPortsPerHost: 6, log });
     for (const h of state.hosts) log(`${h.ip}: ${h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing)'}`);
-  }, 120_000);
+  }, 900_000); // labUp waits while another test file owns the lab
 
   afterAll(async () => {
     await labDown({ log });

@@ -36,8 +36,9 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
   let state: LabState;
 
   beforeAll(async () => {
+    // Waits while another test file owns the lab (the lab is one per machine).
     state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4 });
-  }, 60_000);
+  }, 900_000);
 
   afterAll(async () => {
     await labDown();
