@@ -35,12 +35,13 @@ describe.skipIf(!haveChromium)('the UI in a real headless Chromium', () => {
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  /** A screenshot into the temp dir, copied to docs/img for the documentation. */
+  /** A screenshot into the temp dir; with PB_UPDATE_DOCS_IMG=1 also copied to docs/img for the documentation. */
   async function shoot(page: Page, name: string): Promise<void> {
     const file = join(shots, `ui-${name}.png`);
     await page.screenshot({ path: file, fullPage: true });
     expect(statSync(file).size).toBeGreaterThan(10_000);
-    copyFileSync(file, join('docs', 'img', `ui-${name}.png`));
+    // Tests do not write into the work tree unless asked: `PB_UPDATE_DOCS_IMG=1 npx vitest run test/ui`.
+    if (process.env.PB_UPDATE_DOCS_IMG === '1') copyFileSync(file, join('docs', 'img', `ui-${name}.png`));
   }
 
   it('signs in with the admin token, then shows the dashboard, search results and a host page without running any script', async () => {
