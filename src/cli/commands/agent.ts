@@ -39,8 +39,8 @@ export function registerAgent(program: Command): void {
   program
     .command('agent')
     .description('Scanning agent: pull work from a coordinator, preflight (masscan or a TCP connect sweep), nmap -sV on the open ports, submit.')
-    .requiredOption('--server <url>', 'coordinator URL, e.g. http://127.0.0.1:8787')
-    .option('--token <token>', 'agent token (portbandit token create agent NAME); default $PORTBANDIT_AGENT_TOKEN')
+    .requiredOption('--server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
+    .option('--token <token>', 'agent token (portbandit token create --agent NAME); default $PORTBANDIT_AGENT_TOKEN')
     .option('--concurrency <n>', 'work items leased and scanned together per batch', parseInteger(1, 1024), 8)
     .option('--allow <cidr>', 'scan only targets in this range (repeatable; default: nothing is allowed)', collect, [])
     .option('--preflight <kind>', 'auto (masscan when root + installed + routed, else connect), masscan or connect', parsePreflight, 'auto')
