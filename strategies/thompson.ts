@@ -13,6 +13,8 @@ export interface ThompsonParams extends BanditParams {
   readonly tailStrength: number;
   /** Cap on the share of a host's room that outside ports may take. */
   readonly tailShare: number;
+  /** Candidates with a lower posterior mean are not sampled: they fill the rest of the room by mean. */
+  readonly coldThreshold: number;
 }
 
 const parameters: ParameterSpec[] = [
@@ -41,6 +43,15 @@ const parameters: ParameterSpec[] = [
     description:
       "Cap on the share of a host's probes (after must-have ones) that ports outside the candidates may take: Thompson sampling over tens of thousands of weak priors would otherwise spend most of the budget exploring.",
   },
+  {
+    name: 'coldThreshold',
+    type: 'number',
+    default: 1e-4,
+    min: 0,
+    max: 1,
+    description:
+      'Candidates whose posterior mean open probability is below this are cold: they are not Thompson-sampled (their draws are near-zero noise, and a large scope has hundreds per host) but fill whatever room the sampled ports leave, by decreasing posterior mean; 0 samples every candidate.',
+  },
   ...banditParameters(300),
 ];
 
@@ -61,8 +72,15 @@ function sortedHas(sorted: readonly number[], x: number): boolean {
 const BOUND_LOG_INV_DELTA = Math.log(1e6);
 
 interface SamplingOrder {
-  /** Candidate indices by decreasing upper bound. */
+  /** The coldThreshold the order was built for. */
+  readonly threshold: number;
+  /** Indices of the candidates to sample (posterior mean >= threshold), by decreasing upper bound. */
   readonly order: Int32Array;
+  /** Indices of the cold candidates (mean < threshold), by decreasing mean, then index. */
+  readonly cold: Int32Array;
+  /** Per cold candidate (same positions as `cold`): 1 / alpha and -ln beta, for rankCold's key. */
+  readonly coldInvAlpha: Float64Array;
+  readonly coldShift: Float64Array;
   readonly upper: Float64Array;
   /** For alpha < 1, an upper bound of Gamma(alpha + 1); for all, a lower bound of Gamma(beta). */
   readonly gammaUp: Float64Array;
@@ -73,13 +91,18 @@ interface SamplingOrder {
 
 const orders = new WeakMap<PosteriorTable, SamplingOrder>();
 
-/** Candidates in decreasing order of their posterior's upper bound (cached with the table). */
-function samplingOrder(t: PosteriorTable): SamplingOrder {
+/**
+ * Candidates to sample in decreasing order of their posterior's upper bound, and cold candidates
+ * by decreasing mean (cached with the table).
+ */
+function samplingOrder(t: PosteriorTable, threshold: number): SamplingOrder {
   let o = orders.get(t);
-  if (!o) {
+  if (!o || o.threshold !== threshold) {
     const upper = new Float64Array(t.ports.length);
     for (let i = 0; i < upper.length; i++) upper[i] = upperBetaBound(t.alpha[i]!, t.beta[i]!, BOUND_LOG_INV_DELTA);
-    const order = Int32Array.from(upper.keys()).sort((a, b) => upper[b]! - upper[a]! || a - b);
+    const all = Int32Array.from(upper.keys());
+    const order = all.filter((i) => t.mean[i]! >= threshold).sort((a, b) => upper[b]! - upper[a]! || a - b);
+    const cold = all.filter((i) => !(t.mean[i]! >= threshold)).sort((a, b) => t.mean[b]! - t.mean[a]! || a - b);
     const gammaUp = new Float64Array(upper.length);
     const betaLow = new Float64Array(upper.length);
     for (let i = 0; i < upper.length; i++) {
@@ -90,20 +113,28 @@ function samplingOrder(t: PosteriorTable): SamplingOrder {
     }
     const logLowOverUp = new Float64Array(upper.length);
     for (let i = 0; i < upper.length; i++) logLowOverUp[i] = Math.log(betaLow[i]! / gammaUp[i]!);
-    o = { order, upper, gammaUp, betaLow, logLowOverUp };
+    const coldInvAlpha = Float64Array.from(cold, (i) => 1 / t.alpha[i]!);
+    const coldShift = Float64Array.from(cold, (i) => -Math.log(t.beta[i]!));
+    o = { threshold, order, cold, coldInvAlpha, coldShift, upper, gammaUp, betaLow, logLowOverUp };
     orders.set(t, o);
   }
   return o;
 }
 
 /**
- * The `k` candidates with the highest posterior draws, best first, and the k-th draw (the bar),
- * sampling candidates in decreasing order of their upper bound and stopping when no remaining
- * candidate can plausibly beat the bar: on a /16 most candidates (ports open in other tags'
- * subnets) are never sampled. A min-heap of size k holds the best draws so far.
+ * Of the candidates whose posterior mean is at least `threshold`, the `k` with the highest
+ * posterior draws, best first, and the k-th draw (the bar; -1 when fewer than k were sampled),
+ * sampling in decreasing order of their upper bound and stopping when no remaining candidate can
+ * plausibly beat the bar. A min-heap of size k holds the best draws so far.
  */
-function sampleTop(t: PosteriorTable, k: number, take: (port: number) => boolean, rng: Parameters<typeof sampleBeta>[2]): { chosen: number[]; bar: number } {
-  const { order, upper, betaLow, logLowOverUp } = samplingOrder(t);
+function sampleTop(
+  t: PosteriorTable,
+  k: number,
+  threshold: number,
+  take: (port: number) => boolean,
+  rng: Parameters<typeof sampleBeta>[2],
+): { chosen: number[]; bar: number } {
+  const { order, upper, betaLow, logLowOverUp } = samplingOrder(t, threshold);
   const heapIdx = new Int32Array(k);
   const heapVal = new Float64Array(k);
   let size = 0;
@@ -210,13 +241,89 @@ function sampleTop(t: PosteriorTable, k: number, take: (port: number) => boolean
 }
 
 /**
+ * The `need` cold candidates (mean below coldThreshold) to fill the room with (as ports), by an
+ * approximate posterior draw that costs one uniform instead of two gamma draws. A Beta(a, b) draw
+ * is Ga U^(1/a) / (Ga U^(1/a) + Gb) with Ga ~ Gamma(a + 1), Gb ~ Gamma(b); for a cold candidate
+ * (a << 1, b >= the prior's pseudo-hosts) its log is ln U / a + ln Ga - ln Gb up to a vanishing
+ * term, and ln U / a (spread 1/a) dwarfs the gamma terms (spread about 1 and 1/sqrt(b)), so the
+ * key ln U / a - ln b ranks cold candidates nearly as their draws would, keeping the per-host
+ * variety of exploration among them. A min-heap of size `need` holds the best keys.
+ */
+function rankCold(t: PosteriorTable, o: SamplingOrder, need: number, take: (port: number) => boolean, rng: Parameters<typeof sampleBeta>[2]): ColdHeap {
+  const { cold, coldInvAlpha, coldShift } = o;
+  const heapIdx = new Int32Array(need);
+  const heapVal = new Float64Array(need);
+  let size = 0;
+  for (let r = 0; r < cold.length; r++) {
+    const i = cold[r]!;
+    const port = t.ports[i]!;
+    if (!take(port)) continue;
+    const key = Math.log(rng.next()) * coldInvAlpha[r]! + coldShift[r]!;
+    if (size < need) {
+      let c = size++;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (heapVal[p]! <= key) break;
+        heapVal[c] = heapVal[p]!;
+        heapIdx[c] = heapIdx[p]!;
+        c = p;
+      }
+      heapVal[c] = key;
+      heapIdx[c] = port;
+    } else if (key > heapVal[0]!) {
+      let c = 0;
+      for (;;) {
+        const l = 2 * c + 1;
+        if (l >= size) break;
+        const m = l + 1 < size && heapVal[l + 1]! < heapVal[l]! ? l + 1 : l;
+        if (heapVal[m]! >= key) break;
+        heapVal[c] = heapVal[m]!;
+        heapIdx[c] = heapIdx[m]!;
+        c = m;
+      }
+      heapVal[c] = key;
+      heapIdx[c] = port;
+    }
+  }
+  return { ports: heapIdx, keys: heapVal, size };
+}
+
+/** A min-heap of cold candidates' ports by key (rankCold's result). */
+interface ColdHeap {
+  readonly ports: Int32Array;
+  readonly keys: Float64Array;
+  size: number;
+}
+
+/** Drop the heap's minimum (the worst cold candidate kept). */
+function popColdMin(h: ColdHeap): void {
+  const n = --h.size;
+  const d = h.keys[n]!;
+  const di = h.ports[n]!;
+  let c = 0;
+  for (;;) {
+    const l = 2 * c + 1;
+    if (l >= n) break;
+    const m = l + 1 < n && h.keys[l + 1]! < h.keys[l]! ? l + 1 : l;
+    if (h.keys[m]! >= d) break;
+    h.keys[c] = h.keys[m]!;
+    h.ports[c] = h.ports[m]!;
+    c = m;
+  }
+  h.keys[c] = d;
+  h.ports[c] = di;
+}
+
+/**
  * Thompson sampling over ports (combinatorial, semi-bandit): for each host, draw an open
  * probability for every candidate port from its Beta posterior (per scope tag, with the
  * hierarchical prior tag -> scope -> nmap frequency) and probe the ports with the highest draws.
  * Exploration is implicit: an uncertain port sometimes draws high. Candidates (ports seen open +
- * nmap's top `candidatePool`) are sampled one by one, skipping those whose posterior cannot
- * plausibly beat the host's bar; the rest of the universe is sampled by prior class, which costs
- * a few incomplete-beta evaluations per host.
+ * nmap's top `candidatePool`) whose posterior mean reaches `coldThreshold` are sampled one by
+ * one, skipping those whose posterior cannot plausibly beat the host's bar; cold candidates
+ * (below the threshold) are not sampled but fill any room left by decreasing posterior mean; the
+ * rest of the universe is sampled by prior class, which costs a few incomplete-beta evaluations
+ * per host.
  */
 export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> = {
   name: 'thompson',
@@ -235,14 +342,27 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
       rank(round, rng, picker) {
         const t = stats.table(round.tags, params.candidatePool);
         const room = picker.room;
-        const { chosen, bar } = sampleTop(t, room, (p) => picker.canTake(p), rng);
+        const threshold = params.coldThreshold;
+        const { chosen, bar: sampledBar } = sampleTop(t, room, threshold, (p) => picker.canTake(p), rng);
+        const sampling = samplingOrder(t, threshold);
+        // Cold candidates take the room the sampled ones leave; their keys approximate the log
+        // of their draws, so when they fill it the worst kept key stands for the room-th draw.
+        const need = room - chosen.length;
+        const cold = need > 0 && sampling.cold.length > 0 ? rankCold(t, sampling, need, (q) => picker.canTake(q), rng) : null;
+        const bar = cold === null ? sampledBar : cold.size === need ? Math.exp(cold.keys[0]!) : -1;
         let explorers: number[] = [];
         if (tail && bar >= 0 && room > 0) {
           // The room-th best candidate draw is the bar an outside port's draw has to beat.
           const cap = Math.ceil(params.tailShare * room);
           explorers = tail.draw(bar, params.tailStrength, params.priorFloor, cap, rng, (p) => picker.canTake(p) && !sortedHas(t.ports, p));
         }
-        for (let i = 0; i < room - explorers.length && i < chosen.length; i++) picker.add(chosen[i]!);
+        const keep = room - explorers.length;
+        for (let i = 0; i < keep && i < chosen.length; i++) picker.add(chosen[i]!);
+        if (cold) {
+          // Explorers displace the worst cold candidates first.
+          while (cold.size > picker.room - explorers.length && cold.size > 0) popColdMin(cold);
+          for (let j = 0; j < cold.size; j++) picker.add(cold.ports[j]!);
+        }
         picker.addAll(explorers);
       },
       split: (room) => ({ learned: room, exploration: 0 }),

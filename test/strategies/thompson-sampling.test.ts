@@ -14,7 +14,9 @@ import type { RoundContext } from '../../strategies/types.js';
 
 // thompson's sampler skips and defers draws that cannot reach the top k (bounds, a guessed bar,
 // staged gamma draws) for speed. These tests pin that it still picks the top k of independent
-// Beta draws: inclusion frequencies per port match a naive reference that draws every candidate.
+// Beta draws among the candidates it samples (posterior mean >= coldThreshold): inclusion
+// frequencies per port match a naive reference that draws every such candidate. The threshold is
+// set per test so that twice the budget are sampled (cold candidates only fill leftover room).
 
 const catalog = loadNmapServices();
 const TRIALS = 1500;
@@ -37,11 +39,16 @@ function roundFor(tags: readonly string[], budget: number): RoundContext {
 describe('thompson sampling is the top k of independent Beta draws', () => {
   for (const budget of [10, 30]) {
     it(`inclusion frequencies match a naive reference at budget ${budget}`, () => {
-      const { params, state, tags } = learned(budget);
-      const strategy = thompsonStrategy.create(resolveCommonOptions({ budget }), params, { catalog }, state);
-      const table = restoreStats(catalog, params, state).table(tags, params.candidatePool);
-      const n = table.ports.length;
+      const { params: learnedWith, state, tags } = learned(budget);
+      const table = restoreStats(catalog, learnedWith, state).table(tags, learnedWith.candidatePool);
+      expect(table.ports.length).toBeGreaterThan(2 * budget);
+      // The threshold that leaves the 2 * budget candidates of highest mean to be sampled.
+      const threshold = [...table.mean].sort((x, y) => y - x)[2 * budget - 1]!;
+      const sampled = Array.from(table.mean.keys()).filter((i) => table.mean[i]! >= threshold);
+      const n = sampled.length;
       expect(n).toBeGreaterThan(budget);
+      const params: ThompsonParams = { ...learnedWith, coldThreshold: threshold };
+      const strategy = thompsonStrategy.create(resolveCommonOptions({ budget }), params, { catalog }, state);
       const fast = new Map<number, number>();
       const ref = new Map<number, number>();
       const round = roundFor(tags, budget);
@@ -50,13 +57,16 @@ describe('thompson sampling is the top k of independent Beta draws', () => {
       const draws = new Float64Array(n);
       // Equal draws (0 when U^(1/alpha) underflows, common for cold ports) go to the candidate
       // thompson visits first: by decreasing upper bound, then by index.
-      const upper = Array.from({ length: n }, (_, i) => upperBetaBound(table.alpha[i]!, table.beta[i]!, Math.log(1e6)));
+      const upper = sampled.map((c) => upperBetaBound(table.alpha[c]!, table.beta[c]!, Math.log(1e6)));
       const idx = Array.from({ length: n }, (_, i) => i);
       for (let trial = 0; trial < TRIALS; trial++) {
         for (const p of strategy.select(round, rngA).ports.slice(0, budget)) fast.set(p, (fast.get(p) ?? 0) + 1);
-        for (let i = 0; i < n; i++) draws[i] = sampleBeta(table.alpha[i]!, table.beta[i]!, rngB);
+        for (let i = 0; i < n; i++) draws[i] = sampleBeta(table.alpha[sampled[i]!]!, table.beta[sampled[i]!]!, rngB);
         idx.sort((x, y) => draws[y]! - draws[x]! || upper[y]! - upper[x]! || x - y);
-        for (let j = 0; j < budget; j++) ref.set(table.ports[idx[j]!]!, (ref.get(table.ports[idx[j]!]!) ?? 0) + 1);
+        for (let j = 0; j < budget; j++) {
+          const port = table.ports[sampled[idx[j]!]!]!;
+          ref.set(port, (ref.get(port) ?? 0) + 1);
+        }
       }
       // Every port's inclusion frequency agrees within 5 standard errors of the difference.
       let worst = 0;
@@ -70,6 +80,29 @@ describe('thompson sampling is the top k of independent Beta draws', () => {
       expect(worst).toBeLessThan(5);
     });
   }
+
+  it('cold candidates (mean below coldThreshold) only fill the room the sampled ones leave, varying per host', () => {
+    const budget = 30;
+    const { params: learnedWith, state, tags } = learned(budget);
+    const table = restoreStats(catalog, learnedWith, state).table(tags, learnedWith.candidatePool);
+    // Leave budget / 3 candidates above the threshold: all of them must be probed on every host.
+    const threshold = [...table.mean].sort((x, y) => y - x)[budget / 3 - 1]!;
+    const hot = new Set(table.ports.filter((_, i) => table.mean[i]! >= threshold));
+    const candidates = new Set(table.ports);
+    const params: ThompsonParams = { ...learnedWith, coldThreshold: threshold };
+    const strategy = thompsonStrategy.create(resolveCommonOptions({ budget }), params, { catalog }, state);
+    const rng = createRng('cold');
+    const seen = new Set<string>();
+    for (let trial = 0; trial < 50; trial++) {
+      const ports = strategy.select(roundFor(tags, budget), rng).ports;
+      expect(ports.length).toBe(budget);
+      for (const p of hot) expect(ports).toContain(p);
+      for (const p of ports) expect(candidates.has(p)).toBe(true);
+      seen.add([...ports].sort((a, b) => a - b).join(','));
+    }
+    // The cold fill is a randomised ranking (approximate draws), not one fixed list.
+    expect(seen.size).toBeGreaterThan(1);
+  });
 
   it('the ziggurat normal has the standard normal moments and tails', () => {
     const rng = createRng('normal');
