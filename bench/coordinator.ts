@@ -236,6 +236,23 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     // 2. The coordinator: every agent loops getwork -> submit.
     const coordAgent = new Agent({ keepAlive: true, maxSockets: agents });
     const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
+
+    // 2a. getwork alone: the work-request path by itself (a fleet that is busy scanning and not
+    // submitting yet). The /16 scope holds more targets than this phase can lease.
+    const onlyWork = new Tally();
+    let onlyNoWork = 0;
+    const onlyWorkSeconds = await drive(agents, Math.min(seconds, 5), Math.min(maxRequests, 40_000), async (i) => {
+      const token = coord.ready.tokens[i]!;
+      const t0 = performance.now();
+      const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', token);
+      if (res.status !== 200) {
+        onlyWork.errors++;
+        return 1;
+      }
+      onlyWork.add(performance.now() - t0);
+      if ((JSON.parse(res.body) as { work: unknown }).work === null) onlyNoWork++;
+      return 1;
+    });
     const work = new Tally();
     const submits = new Tally();
     let noWork = 0;
@@ -325,6 +342,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     console.log(`paced (each agent pauses ~${fmt(thinkMs / 2000, 2)} s after each request, offering ~50% of capacity):`);
     console.log(`  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${pacedWork.errors} errors)`);
     console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
+    const ow = onlyWork.summary(onlyWorkSeconds);
+    console.log(`getwork alone       : ${fmt(ow.perSecond, 0)} req/s  p50 ${fmt(ow.p50, 2)} ms  p99 ${fmt(ow.p99, 2)} ms  (${ow.count} ok, ${onlyWork.errors} errors, ${onlyNoWork} empty); ratio to the empty route ${fmt(ow.perSecond / e.perSecond, 3)}`);
     console.log(`ratio getwork / empty route: ${fmt(w.perSecond / e.perSecond, 3)} (goal >= 0.5); (getwork + submit) / empty: ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
     console.log(`getwork p99 under paced load ${fmt(pw.p99, 2)} ms (goal < 25 ms): ${pw.p99 < 25 ? 'met' : 'NOT met'}; closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`);
     await measureCpu(Number(env.PB_BENCH_COORD_CPU_REQUESTS ?? 2000), strategy);
