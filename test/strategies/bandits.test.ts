@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { loadNmapServices } from '../../src/catalog/index.js';
-import { PortRanges } from '../../src/core/ports.js';
 import { HostSession } from '../../strategies/host-session.js';
 import { createStrategy } from '../../strategies/build.js';
 import type { HostContext, HostResult, Strategy } from '../../strategies/types.js';
+import { hostContext } from '../helpers/host-context.js';
 
 const env = { catalog: loadNmapServices() };
 const LEARNERS = ['epsilon-greedy', 'ucb', 'thompson', 'lin-ucb'] as const;
@@ -14,7 +14,7 @@ function result(i: number, over: Partial<HostResult> & Pick<HostResult, 'probed'
 }
 
 function host(over: Partial<HostContext> = {}): HostContext {
-  return { ip: '198.18.9.9', tags: ['web'], prefix: '198.18.9.0/24', epoch: 3, previousOpen: [], previousEpoch: -1, probeable: PortRanges.ALL, ...over };
+  return hostContext({ ip: '198.18.9.9', tags: ['web'], epoch: 3, ...over });
 }
 
 function firstDecision(strategy: Strategy, h: HostContext, seed = 's'): number[] {

@@ -6,22 +6,12 @@ import { createRng } from '../../src/core/rng.js';
 import { HostSession, runHostSession } from '../../strategies/host-session.js';
 import { createStrategy, type StrategySpec } from '../../strategies/build.js';
 import type { HostContext, RoundContext, Strategy } from '../../strategies/types.js';
+import { hostContext } from '../helpers/host-context.js';
 
 const catalog = loadNmapServices();
 const env = { catalog };
 
-function host(overrides: Partial<HostContext> = {}): HostContext {
-  return {
-    ip: '198.18.0.10',
-    tags: ['dmz'],
-    prefix: '198.18.0.0/24',
-    epoch: 0,
-    previousOpen: [],
-    previousEpoch: -1,
-    probeable: PortRanges.ALL,
-    ...overrides,
-  };
-}
+const host = hostContext;
 
 /** The ports a strategy probes on one host-epoch, in probe order. */
 function probe(spec: StrategySpec, overrides: Partial<HostContext> = {}, seed = 's'): number[] {

@@ -1,13 +1,13 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import { loadNmapServices } from '../../src/catalog/index.js';
-import { PortRanges } from '../../src/core/ports.js';
 import { createStrategy } from '../../strategies/build.js';
 import { HostSession, runHostSession } from '../../strategies/host-session.js';
 import type { HostContext, RoundContext } from '../../strategies/types.js';
 import { createRng } from '../../src/core/rng.js';
 import { strategyContract } from './contract.js';
 import { PairCounts, conditionalEstimate, emptyPairCounts, mergePairCounts } from '../../strategies/cooccurrence/pair-counts.js';
+import { hostContext } from '../helpers/host-context.js';
 
 const options = { decay: 1, pairCap: 16, byTag: false };
 
@@ -83,15 +83,7 @@ describe('pair counts', () => {
 
 describe('cooccurrence strategy', () => {
   const env = { catalog: loadNmapServices() };
-  const host = (ip: string, epoch: number): HostContext => ({
-    ip,
-    tags: ['lab'],
-    prefix: '198.18.0.0/24',
-    epoch,
-    previousOpen: [],
-    previousEpoch: -1,
-    probeable: PortRanges.ALL,
-  });
+  const host = (ip: string, epoch: number): HostContext => hostContext({ ip, tags: ['lab'], prefix: '198.18.0.0/24', epoch });
 
   /** Hosts of kind A run 22 + 47001, kind B run 80 + 47002: one port of each pair is rare in nmap. */
   function truth(i: number): Set<number> {

@@ -5,22 +5,12 @@ import { HostSession, runHostSession } from '../../strategies/host-session.js';
 import { createStrategy } from '../../strategies/build.js';
 import { PortPicker } from '../../strategies/port-picker.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
-import type { Decision, HostContext, RoundContext, Strategy } from '../../strategies/types.js';
+import type { Decision, RoundContext, Strategy } from '../../strategies/types.js';
+import { hostContext } from '../helpers/host-context.js';
 
 const env = { catalog: loadNmapServices() };
 
-function host(overrides: Partial<HostContext> = {}): HostContext {
-  return {
-    ip: '198.18.0.10',
-    tags: ['dmz'],
-    prefix: '198.18.0.0/24',
-    epoch: 0,
-    previousOpen: [],
-    previousEpoch: -1,
-    probeable: PortRanges.ALL,
-    ...overrides,
-  };
-}
+const host = hostContext;
 
 /** A two-round strategy: probes 80 and 443 first, then 8080..8082 if anything was found. */
 function twoRound(): Strategy {
