@@ -131,6 +131,21 @@ class Tally {
 }
 
 /** Run `loops` concurrent loops of `step` until the deadline or the request cap. */
+/** A simulated agent's result for a work item: its first port open as nginx, or nothing open. */
+function resultBody(item: { leaseId: string; ip: string; ports: number[] }, firstOpen: boolean): string {
+  const now = Date.now();
+  return JSON.stringify({
+    leaseId: item.leaseId,
+    ip: item.ip,
+    status: 'up',
+    startedAt: now - 1000,
+    finishedAt: now,
+    preflight: 'connect',
+    ports: firstOpen ? item.ports.slice(0, 1).map((port) => ({ port, state: 'open', service: 'http', product: 'nginx', version: '1.25', cpes: [], scripts: [] })) : [],
+    timings: { total: 1000 },
+  });
+}
+
 async function drive(loops: number, seconds: number, maxRequests: number, step: (i: number) => Promise<number>): Promise<number> {
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -180,17 +195,7 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
     const pair = async (i: number) => {
       const item = await getwork(i);
       if (!item) return;
-      const now = Date.now();
-      const payload = JSON.stringify({
-        leaseId: item.leaseId,
-        ip: item.ip,
-        status: 'up',
-        startedAt: now - 1000,
-        finishedAt: now,
-        preflight: 'connect',
-        ports: item.ports.slice(0, 1).map((port) => ({ port, state: 'open', service: 'http', product: 'nginx', version: '1.25', cpes: [], scripts: [] })),
-        timings: { total: 1000 },
-      });
+      const payload = resultBody(item, true);
       const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: { authorization: `Bearer ${tokens[i % tokens.length]}`, 'content-type': 'application/json' }, payload });
       if (res.statusCode !== 200) throw new Error(`submit failed in the CPU measurement: ${res.statusCode} ${res.body}`);
     };
@@ -270,17 +275,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
         noWork++;
         return 1;
       }
-      const now = Date.now();
-      const body = JSON.stringify({
-        leaseId: item.leaseId,
-        ip: item.ip,
-        status: 'up',
-        startedAt: now - 1000,
-        finishedAt: now,
-        preflight: 'connect',
-        ports: item.ports.slice(0, 1).map((port) => ({ port, state: 'open', service: 'http', product: 'nginx', version: '1.25', cpes: [], scripts: [] })),
-        timings: { total: 1000 },
-      });
+      const body = resultBody(item, true);
       const t1 = performance.now();
       const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
       if (sub.status === 200) submits.add(performance.now() - t1);
@@ -318,8 +313,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       const item = (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
       await pace();
       if (!item || performance.now() >= pacedDeadline) return 1;
-      const now = Date.now();
-      const body = JSON.stringify({ leaseId: item.leaseId, ip: item.ip, status: 'up', startedAt: now - 1000, finishedAt: now, preflight: 'connect', ports: [], timings: { total: 1000 } });
+      const body = resultBody(item, false);
       const t1 = performance.now();
       const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
       if (sub.status === 200) pacedSubmits.add(performance.now() - t1);
