@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { type Server, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -115,24 +116,68 @@ function lockPath(): string {
   return join(dirname(labStatePath()), 'owner.pid');
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/**
+ * The lab's owner holds an abstract Unix socket (Linux): binding it is atomic, only one live
+ * process can hold it, and the kernel lets go when that process dies — no stale lock to clean up,
+ * no check-then-write race between two processes that start a lab at the same moment. The
+ * owner's pid is also written to owner.pid, for the messages only.
+ */
+function lockSocketName(): string {
+  return `\0portbandit-lab:${labStatePath()}`;
 }
 
-/** The live process that owns the lab, other than this one, or null. */
-function otherOwner(): number | null {
-  let pid: number;
+let heldLock: Server | null = null;
+
+/** Try to take the lab's lock; true when this process holds it (now or already). */
+async function tryLock(): Promise<boolean> {
+  if (heldLock) return true;
+  const server = createServer();
+  const ok = await new Promise<boolean>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? resolve(false) : reject(error)));
+    server.listen(lockSocketName(), () => resolve(true));
+  });
+  if (!ok) return false;
+  server.unref();
+  heldLock = server;
+  mkdirSync(dirname(lockPath()), { recursive: true });
+  writeFileSync(lockPath(), String(process.pid));
+  return true;
+}
+
+/** Set while a caller holds the lab through `labLock`: then `labDown` keeps the lock. */
+let pinned = false;
+
+/**
+ * The lab's cross-process lock, for callers that need the lab across several `labUp`/`labDown`
+ * calls (a test file that takes its lab down and checks that a second `labDown` finds nothing).
+ */
+export const labLock = {
+  async acquire(options: { waitMs?: number; log?: (line: string) => void } = {}): Promise<void> {
+    await acquireLab(options.waitMs ?? 10 * 60_000, options.log ?? (() => {}));
+    pinned = true;
+  },
+  release(): void {
+    pinned = false;
+    releaseLock();
+  },
+};
+
+function releaseLock(): void {
+  if (pinned) return;
+  heldLock?.close();
+  heldLock = null;
+  rmSync(lockPath(), { force: true });
+}
+
+/** Who holds the lock, for messages: the pid in owner.pid, or "another process". */
+function ownerName(): string {
   try {
-    pid = Number(readFileSync(lockPath(), 'utf8'));
+    const pid = Number(readFileSync(lockPath(), 'utf8'));
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) return `process ${pid}`;
   } catch {
-    return null;
+    // not written yet
   }
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) ? pid : null;
+  return 'another process';
 }
 
 /**
@@ -144,19 +189,15 @@ async function acquireLab(waitMs: number, log: (line: string) => void): Promise<
   const deadline = Date.now() + waitMs;
   let said = false;
   for (;;) {
-    const owner = otherOwner();
-    if (owner === null) {
-      mkdirSync(dirname(lockPath()), { recursive: true });
-      writeFileSync(lockPath(), String(process.pid));
-      // Two processes may both have seen no owner; the file's last writer wins, the other waits on.
-      if (readFileSync(lockPath(), 'utf8') === String(process.pid)) return;
-    } else if (Date.now() > deadline) {
-      throw new PortbanditError('PB_ERR_LAB', `the lab is in use by process ${owner}; wait for it or stop it, then run \`portbandit lab down\``);
-    } else if (!said) {
-      log(`lab: waiting for process ${owner}, which is using the lab`);
+    if (await tryLock()) return;
+    if (Date.now() > deadline) {
+      throw new PortbanditError('PB_ERR_LAB', `the lab is in use by ${ownerName()}; wait for it or stop it, then run \`portbandit lab down\``);
+    }
+    if (!said) {
+      log(`lab: waiting for ${ownerName()}, which is using the lab`);
       said = true;
     }
-    await new Promise((r) => setTimeout(r, 250 + Math.floor((process.pid % 7) * 37)));
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
@@ -238,7 +279,7 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
   for (const a of [LAB.rootAddress, LAB.gatewayAddress, LAB.bridgeAddress]) assertLabSafeAddress(a, 'lab topology');
   const plan = planServices(resolved);
   await acquireLab(options.waitMs ?? 10 * 60_000, log);
-  await labDown({ log: () => {} });
+  await teardown(() => {});
   log(`lab: creating gateway ${LAB.gatewayNs} and ${resolved.hosts} hosts in ${LAB.hostNetwork}`);
   try {
     await ip(['netns', 'add', LAB.gatewayNs]);
@@ -281,7 +322,8 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
     writeState(state);
     return state;
   } catch (error) {
-    await labDown({ log: () => {} });
+    await teardown(() => {});
+    releaseLock();
     throw error;
   }
 }
@@ -337,11 +379,17 @@ async function waitForNoPids(ns: string): Promise<void> {
  * cleans up after a crash that lost the state file. Safe to call when nothing is up.
  */
 export async function labDown(options: { log?: (line: string) => void } = {}): Promise<{ namespaces: number }> {
-  const log = options.log ?? (() => {});
-  const owner = otherOwner();
-  if (owner !== null) {
-    throw new PortbanditError('PB_ERR_LAB', `the lab belongs to running process ${owner}; it takes the lab down itself (or stop it first)`);
+  if (!(await tryLock())) {
+    throw new PortbanditError('PB_ERR_LAB', `the lab belongs to running ${ownerName()}; it takes the lab down itself (or stop it first)`);
   }
+  try {
+    return await teardown(options.log ?? (() => {}));
+  } finally {
+    releaseLock();
+  }
+}
+
+async function teardown(log: (line: string) => void): Promise<{ namespaces: number }> {
   let list = '';
   try {
     list = (await execa('ip', ['netns', 'list'], { timeout: 5000 })).stdout;
@@ -361,7 +409,6 @@ export async function labDown(options: { log?: (line: string) => void } = {}): P
   if (!existsSync(labGuardPath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
   await ipQuiet(['link', 'del', LAB.rootLink]);
   rmSync(labStatePath(), { force: true });
-  rmSync(lockPath(), { force: true });
   if (namespaces.length > 0) log(`lab: removed ${namespaces.length} namespaces`);
   return { namespaces: namespaces.length };
 }

@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { isLabSafeAddress, labGuardPath, labDown, labEpoch, labHostAddress, labStatus, labUnavailableReason, labUp, type LabState } from '../../src/lab/index.js';
+import { isLabSafeAddress, labGuardPath, labDown, labEpoch, labHostAddress, labStatus, labLock, labUnavailableReason, labUp, type LabState } from '../../src/lab/index.js';
 
 const reason = await labUnavailableReason();
+const lockChild = fileURLToPath(new URL('../helpers/lab-lock-child.ts', import.meta.url));
 if (reason) process.stderr.write(`lab tests skipped: ${reason}\n`);
 
 function reachable(ip: string, port: number): Promise<boolean> {
@@ -42,6 +44,7 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
 
   afterAll(async () => {
     await labDown();
+    labLock.release();
   }, 60_000);
 
   test('serves each host its planned ports, reachable from the root namespace', async () => {
@@ -74,7 +77,17 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
     expect((await execa('ip', ['route', 'get', state.hosts[0]!.ip])).stdout).toContain('dev pblab0');
   });
 
+  test('building the lab again keeps it this process\'s own: another process cannot take it meanwhile', async () => {
+    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4 });
+    // Before the lock, a second labUp let go of the lab while rebuilding it; a waiting test file
+    // then took it and tore it down under the first one's scan.
+    const other = await execa(process.execPath, ['--import', 'tsx', lockChild, 'try'], { reject: false, timeout: 30_000 });
+    expect(other.exitCode).toBe(3);
+  }, 60_000);
+
   test('lab down removes every namespace, link and route, and is idempotent', async () => {
+    // Keep the lab to this file across both labDown calls, so no other test file builds one in between.
+    await labLock.acquire();
     await labDown();
     const { stdout } = await execa('ip', ['netns', 'list']);
     expect(stdout).not.toMatch(/pb-lab-/);
