@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Folders whose code decides a cell's numbers (relative to the project or dist/ root). */
 const CODE_DIRS = ['strategies', 'simulator', 'src/recording', 'src/catalog', 'src/core'];
+/** And the file that reduces a simulation to a cell's metrics (extension as this process runs it). */
+const CODE_FILE = 'experiments/run-cell';
 
 function listCode(dir: string, out: string[]): void {
   let entries;
@@ -24,7 +26,7 @@ let cached: string | undefined;
 
 /**
  * A hash of the code that computes a cell (strategies, simulator, recording reader, catalog,
- * core), as this process runs it (TypeScript sources or dist/). Part of every cell's cache key,
+ * core, and the metrics reduction), as this process runs it (TypeScript sources or dist/). Part of every cell's cache key,
  * so a changed strategy reruns its cells even before the version number moves.
  */
 export function codeFingerprint(): string {
@@ -32,6 +34,7 @@ export function codeFingerprint(): string {
   const root = fileURLToPath(new URL('..', import.meta.url));
   const files: string[] = [];
   for (const d of CODE_DIRS) listCode(join(root, d), files);
+  for (const ext of ['.ts', '.js']) if (existsSync(join(root, CODE_FILE + ext))) files.push(join(root, CODE_FILE + ext));
   const hash = createHash('sha256');
   for (const f of files) {
     hash.update(f.slice(root.length));

@@ -11,9 +11,9 @@ function probesTo(summary: ExperimentSummary, recording: string, strategy: strin
   return formatEstimate(row.probes, 'fixed1');
 }
 
-function detectionMean(summary: ExperimentSummary, recording: string, strategy: string, budget: number): string {
-  const row = summary.detection.find((d) => d.recording === recording && d.strategy === strategy && d.budget === budget && d.tag === ALL_TAGS);
-  if (row === undefined) return '–';
+function detectionMean(summary: ExperimentSummary, recording: string, strategy: string, budget: number, tag = ALL_TAGS): string {
+  const row = summary.detection.find((d) => d.recording === recording && d.strategy === strategy && d.budget === budget && d.tag === tag);
+  if (row === undefined || row.count === 0) return '–';
   // A mean over detected services only; the share found keeps "never found" from looking fast.
   return `${formatEstimate(row.mean, 'fixed2')}<span class="ci">${formatNumber(row.detectedShare.value, 'percent')} found</span>`;
 }
@@ -79,8 +79,9 @@ export function tagTable(summary: ExperimentSummary, recording: string, budget =
       formatEstimate(r.precision, 'percent'),
       formatEstimate(r.missedPerHost, 'fixed3'),
       probesTo(summary, recording, r.strategy, r.tag),
+      detectionMean(summary, recording, r.strategy, budget, r.tag),
     ]);
-  return renderTable(['tag', 'strategy', 'hosts / seed', 'coverage', 'Δ coverage', 'precision', 'missed / host-epoch', `probes to ${COVERAGE_TARGET * 100}%`], rows);
+  return renderTable(['tag', 'strategy', 'hosts / seed', 'coverage', 'Δ coverage', 'precision', 'missed / host-epoch', `probes to ${COVERAGE_TARGET * 100}%`, 'epochs to detect'], rows);
 }
 
 /** Where a spec's recordings came from, in words. */

@@ -3,10 +3,10 @@ import { PortbanditError } from '../src/core/errors.js';
 import { VERSION } from '../src/core/version.js';
 import { type LoadedRecording, loadRecording } from '../src/recording/index.js';
 import { UNTAGGED, simulate } from '../simulator/index.js';
-import type { SimulationResult } from '../simulator/index.js';
+import type { EpochsToDetect, SimulationResult } from '../simulator/index.js';
 import { createStrategy } from '../strategies/build.js';
 import { recordingSeed } from './spec.js';
-import type { CellMetrics, CellResult, CellSpec } from './types.js';
+import type { CellMetrics, CellResult, CellSpec, DetectionStats } from './types.js';
 
 /** Builds a generated scope; injected so the runner does not depend on the generator's internals. */
 export type GenerateFn = (options: { profile: string; hosts: number; epochs: number; seed: string }, catalog: PortCatalog) => LoadedRecording | Promise<LoadedRecording>;
@@ -42,6 +42,10 @@ export function obtainRecording(cell: CellSpec, ctx: CellContext): Promise<Loade
   return recording;
 }
 
+function detectionStats(d: EpochsToDetect): DetectionStats {
+  return { count: d.count, detected: d.detected, censored: d.censored, mean: d.mean, median: d.median, histogram: d.histogram };
+}
+
 /** Reduce a simulation to what the statistics need (per-host columns, curves, detection). */
 export function metricsFromSimulation(result: SimulationResult, where: string): CellMetrics {
   const h = result.perHost;
@@ -64,8 +68,8 @@ export function metricsFromSimulation(result: SimulationResult, where: string): 
       probes: h.probes,
       epochs: h.observations,
     },
-    detection: { count: d.count, detected: d.detected, censored: d.censored, mean: d.mean, median: d.median, histogram: d.histogram },
-    detectionByTag: {},
+    detection: detectionStats(d),
+    detectionByTag: Object.fromEntries(Object.entries(result.perTag).map(([tag, t]) => [tag, detectionStats(t.epochsToDetect)])),
   };
 }
 

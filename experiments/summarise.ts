@@ -386,7 +386,9 @@ export function formatSummaryCsv(summary: ExperimentSummary): string {
   const header = ['recording', 'strategy', 'budget', 'tag', 'seeds', 'hosts'];
   for (const e of est) header.push(e, `${e}_low`, `${e}_high`);
   header.push('probes_to_90', 'probes_to_90_low', 'probes_to_90_high');
+  header.push('appeared', 'epochs_to_detect', 'epochs_to_detect_low', 'epochs_to_detect_high', 'detected_share', 'detected_share_low', 'detected_share_high');
   const to = new Map(summary.probesToTarget.map((p) => [`${p.recording}\u0000${p.strategy}\u0000${p.tag}`, p.probes]));
+  const det = new Map(summary.detection.map((d) => [`${d.recording}\u0000${d.strategy}\u0000${d.budget}\u0000${d.tag}`, d]));
   const cell = (v: string | number | null) => {
     if (v === null) return '';
     const s = typeof v === 'number' ? String(Number(v.toPrecision(6))) : v;
@@ -401,6 +403,8 @@ export function formatSummaryCsv(summary: ExperimentSummary): string {
     }
     const p = to.get(`${r.recording}\u0000${r.strategy}\u0000${r.tag}`);
     values.push(p?.value ?? null, p?.low ?? null, p?.high ?? null);
+    const d = det.get(`${r.recording}\u0000${r.strategy}\u0000${r.budget}\u0000${r.tag}`);
+    values.push(d?.count ?? null, d?.mean.value ?? null, d?.mean.low ?? null, d?.mean.high ?? null, d?.detectedShare.value ?? null, d?.detectedShare.low ?? null, d?.detectedShare.high ?? null);
     lines.push(values.map(cell).join(','));
   }
   return `${lines.join('\n')}\n`;

@@ -115,7 +115,7 @@ export interface CellMetrics {
   readonly perEpoch: readonly EpochPoint[];
   readonly hosts: HostColumns;
   readonly detection: DetectionStats | null;
-  /** Per tag: epochs-to-detect when the simulator breaks it down by tag. */
+  /** Per tag: epochs-to-detect of services that appeared on hosts carrying the tag. */
   readonly detectionByTag: Readonly<Record<string, DetectionStats>>;
 }
 

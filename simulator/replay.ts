@@ -2,10 +2,10 @@ import { PortbanditError } from '../src/core/errors.js';
 import type { LoadedRecording } from '../src/recording/types.js';
 import { HostSession, runHostSession } from '../strategies/host-session.js';
 import type { HostContext, HostResult, Strategy } from '../strategies/types.js';
-import { DetectionTracker } from './detection.js';
+import { DetectionTracker, EMPTY_DETECTION } from './detection.js';
 import { hostPrefix } from '../src/core/host-prefix.js';
 import { RolloutTracker, readRollout } from './rollout.js';
-import type { EpochMetrics, PerHostBreakdown, RegretEpoch, SimulateOptions, SimulationResult, TagMetrics } from './types.js';
+import type { EpochMetrics, EpochsToDetect, PerHostBreakdown, RegretEpoch, SimulateOptions, SimulationResult, TagMetrics } from './types.js';
 
 /** Default host decisions per feedback batch. */
 export const DEFAULT_BATCH = 256;
@@ -156,7 +156,7 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
       } else {
         const prev = lastObs[host]!;
         const hasPrev = prev >= 0 && lastPseudo[host] === 0;
-        detection.update(host, epoch, ports, hasPrev ? rec.openStart[prev]! : 0, hasPrev ? rec.openStart[prev + 1]! : 0, hasPrev, curStart, curEnd, isOpen, result.open);
+        detection.update(host, epoch, tagSet, ports, hasPrev ? rec.openStart[prev]! : 0, hasPrev ? rec.openStart[prev + 1]! : 0, hasPrev, curStart, curEnd, isOpen, result.open);
         if (rolloutTracker) rolloutTracker.update(host, epoch, isOpen(rolloutTracker.rollout.port), result.open);
       }
       lastObs[host] = i;
@@ -217,7 +217,7 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
     pseudoHosts,
     probesOnPseudo,
     perEpoch,
-    perTag: aggregateTags(rec.tagSets, tsTotal, tsFound, tsProbes, hostsByTag),
+    perTag: aggregateTags(rec.tagSets, tsTotal, tsFound, tsProbes, hostsByTag, detection.summaryByTag(rec.tagSets, tagsOf)),
     regret: { missed: total - found, excessProbes: probes - total, perEpoch: regretPerEpoch },
     epochsToDetect: detection.summary(),
     rollout: rolloutTracker ? rolloutTracker.summary() : null,
@@ -246,6 +246,7 @@ function aggregateTags(
   found: Float64Array,
   probes: Float64Array,
   hostsByTag: ReadonlyMap<string, ReadonlySet<number>>,
+  detectionByTag: Readonly<Record<string, EpochsToDetect>>,
 ): Record<string, TagMetrics> {
   const sums = new Map<string, { total: number; found: number; probes: number }>();
   tagSets.forEach((set, i) => {
@@ -268,6 +269,7 @@ function aggregateTags(
       probes: s.probes,
       coverage: ratio(s.found, s.total),
       precision: ratio(s.found, s.probes),
+      epochsToDetect: detectionByTag[tag] ?? EMPTY_DETECTION,
     };
   }
   return out;

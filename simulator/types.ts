@@ -46,6 +46,8 @@ export interface TagMetrics {
   readonly probes: number;
   readonly coverage: number | null;
   readonly precision: number | null;
+  /** Services that appeared on the tag's hosts (tagged as they were when it appeared), and how fast they were found. */
+  readonly epochsToDetect: EpochsToDetect;
 }
 
 export interface RegretEpoch {

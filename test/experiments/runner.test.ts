@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { runExperiment } from '../../experiments/runner.js';
+import { ALL_TAGS } from '../../experiments/summarise.js';
 import { expandCells, loadExperimentSpec } from '../../experiments/spec.js';
 import { tinySpec, writeTinyRecording } from './helpers.js';
 
@@ -30,7 +31,20 @@ describe('the experiment runner', () => {
     expect(first.simulation.coverage).toBeGreaterThan(0);
     expect(first.metrics.hosts.ip).toHaveLength(30);
     expect(readFileSync(join(out, 'summary.csv'), 'utf8').split('\n')[0]).toContain('coverage_low');
-    expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).rows.length).toBeGreaterThan(0);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary.rows.length).toBeGreaterThan(0);
+    // Epochs-to-detect per tag: each host has one tag, so the tags' services add up to the scope's.
+    const detection = summary.detection as { strategy: string; budget: number; tag: string; count: number; detected: number }[];
+    const all = detection.filter((d) => d.tag === ALL_TAGS);
+    expect(all.length).toBeGreaterThan(0);
+    for (const row of all) {
+      const tags = detection.filter((d) => d.strategy === row.strategy && d.budget === row.budget && d.tag !== ALL_TAGS);
+      expect(tags.map((d) => d.tag).sort()).toEqual(['db', 'web']);
+      expect(tags.reduce((n, d) => n + d.count, 0)).toBe(row.count);
+      expect(tags.reduce((n, d) => n + d.detected, 0)).toBe(row.detected);
+    }
+    expect(all.some((d) => d.count > 0)).toBe(true);
+    expect(readFileSync(join(out, 'summary.csv'), 'utf8').split('\n')[0]).toContain('epochs_to_detect_low');
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('<svg');
     // spec.json loads back as a spec that expands to the same grid.
     expect(expandCells(loadExperimentSpec(join(out, 'spec.json'))).length).toBe(12);

@@ -61,10 +61,12 @@ describe('simulate: metrics known by hand', () => {
   });
 
   test('perTag counts each tag, untagged hosts under "(untagged)", with null coverage when nothing is open', () => {
+    // 993 (web) and 900 (db) appear in epoch 1, beyond `fixed`'s three ports: neither is found.
+    const none = { detected: 0, vanished: 0, mean: null, median: null, histogram: { '0': 0, '1': 0, '2': 0, '3': 0, '>=4': 0 } };
     expect(result.perTag).toEqual({
-      '(untagged)': { hosts: 1, total: 0, found: 0, probes: 3, coverage: null, precision: 0 },
-      db: { hosts: 1, total: 5, found: 2, probes: 6, coverage: 2 / 5, precision: 2 / 6 },
-      web: { hosts: 2, total: 7, found: 6, probes: 12, coverage: 6 / 7, precision: 6 / 12 },
+      '(untagged)': { hosts: 1, total: 0, found: 0, probes: 3, coverage: null, precision: 0, epochsToDetect: { ...none, count: 0, censored: 0 } },
+      db: { hosts: 1, total: 5, found: 2, probes: 6, coverage: 2 / 5, precision: 2 / 6, epochsToDetect: { ...none, count: 1, censored: 1 } },
+      web: { hosts: 2, total: 7, found: 6, probes: 12, coverage: 6 / 7, precision: 6 / 12, epochsToDetect: { ...none, count: 1, censored: 1 } },
     });
   });
 
@@ -146,8 +148,7 @@ describe('simulate: probed sets', () => {
 describe('simulate: epochs to detect', () => {
   // X: 20 and 30 appear at epoch 1, 30 closes at 3, 40 appears at 3. Y is first seen at 2 (no
   // appearances), then 60 appears at 3 and is never found.
-  const rec = makeRecording(
-    [
+  const observations = [
       { epoch: 0, ip: '198.18.0.1', tags: [], open: [10] },
       { epoch: 1, ip: '198.18.0.1', tags: [], open: [10, 20, 30] },
       { epoch: 2, ip: '198.18.0.1', tags: [], open: [10, 20, 30] },
@@ -155,9 +156,8 @@ describe('simulate: epochs to detect', () => {
       { epoch: 3, ip: '198.18.0.1', tags: [], open: [10, 20, 40] },
       { epoch: 3, ip: '198.18.0.2', tags: [], open: [50, 60] },
       { epoch: 4, ip: '198.18.0.1', tags: [], open: [10, 20, 40] },
-    ],
-    { probed: '1-100' },
-  );
+  ];
+  const rec = makeRecording(observations, { probed: '1-100' });
   const script = {
     '0:198.18.0.1': [10],
     '1:198.18.0.1': [10, 20],
@@ -180,6 +180,22 @@ describe('simulate: epochs to detect', () => {
       median: 0.5,
       histogram: { '0': 1, '1': 1, '2': 0, '3': 0, '>=4': 0 },
     });
+  });
+
+  test('per tag, a service counts under the tags its host had when it appeared', () => {
+    // The same hosts, tagged: X is "web", and "web"+"new" from epoch 3 on (when 40 appears); Y is "db".
+    const tags = (ip: string, epoch: number) => (ip === '198.18.0.2' ? ['db'] : epoch >= 3 ? ['new', 'web'] : ['web']);
+    const tagged = makeRecording(
+      observations.map((o) => ({ ...o, tags: tags(o.ip, o.epoch) })),
+      { probed: '1-100' },
+    );
+    const r = simulate(tagged, scriptedStrategy(script).strategy, { seed: 's' });
+    const hist = (h: Partial<Record<string, number>>) => ({ '0': 0, '1': 0, '2': 0, '3': 0, '>=4': 0, ...h });
+    expect(r.perTag.web!.epochsToDetect).toEqual({ count: 3, detected: 2, censored: 1, vanished: 1, mean: 0.5, median: 0.5, histogram: hist({ '0': 1, '1': 1 }) });
+    expect(r.perTag.new!.epochsToDetect).toEqual({ count: 1, detected: 1, censored: 0, vanished: 0, mean: 1, median: 1, histogram: hist({ '1': 1 }) });
+    expect(r.perTag.db!.epochsToDetect).toEqual({ count: 1, detected: 0, censored: 1, vanished: 0, mean: null, median: null, histogram: hist({}) });
+    // Tags do not change the scope-wide count.
+    expect(r.epochsToDetect).toEqual(simulate(rec, scriptedStrategy(script).strategy, { seed: 's' }).epochsToDetect);
   });
 
   test('previousOpen is what the strategy found on the host last time, not the truth', () => {

@@ -110,9 +110,19 @@ export function formatSimulationSummary(r: SimulationResult): string {
       `rollout of port ${o.port} to ${o.subnet} at epoch ${o.epoch}: ${o.hosts} hosts, found within 0/1/2 epochs on ${pct(o.within0)} / ${pct(o.within1)} / ${pct(o.within2)}`,
     );
   }
-  lines.push('', 'tag'.padEnd(16) + 'hosts'.padStart(8) + 'services'.padStart(10) + 'coverage'.padStart(10) + 'precision'.padStart(11));
+  lines.push('', 'tag'.padEnd(16) + 'hosts'.padStart(8) + 'services'.padStart(10) + 'coverage'.padStart(10) + 'precision'.padStart(11) + 'new'.padStart(7) + 'found'.padStart(8) + 'mean delay'.padStart(12));
   for (const [tag, t] of Object.entries(r.perTag)) {
-    lines.push(tag.padEnd(16) + String(t.hosts).padStart(8) + String(t.total).padStart(10) + pct(t.coverage).padStart(10) + pct(t.precision).padStart(11));
+    const n = t.epochsToDetect;
+    lines.push(
+      tag.padEnd(16) +
+        String(t.hosts).padStart(8) +
+        String(t.total).padStart(10) +
+        pct(t.coverage).padStart(10) +
+        pct(t.precision).padStart(11) +
+        String(n.count).padStart(7) +
+        pct(n.count === 0 ? null : n.detected / n.count).padStart(8) +
+        (n.mean?.toFixed(2) ?? '-').padStart(12),
+    );
   }
   lines.push('', 'epoch'.padEnd(8) + 'hosts'.padStart(8) + 'services'.padStart(10) + 'found'.padStart(10) + 'coverage'.padStart(10));
   for (const e of r.perEpoch) {
