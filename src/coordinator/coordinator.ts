@@ -44,6 +44,9 @@ interface AgentActivityBuffer {
 /** How often agents' last-seen time and counters are written to the store. */
 const ACTIVITY_FLUSH_MS = 10_000;
 
+/** Agents whose activity is written per commit when flushing. */
+const ACTIVITY_FLUSH_CHUNK = 100;
+
 /** Work hand-out attempts per request before answering "no work" (skipped hosts, zero budgets). */
 const MAX_ATTEMPTS = 32;
 
@@ -314,17 +317,23 @@ export class Coordinator {
   private async flushActivity(): Promise<void> {
     const entries = [...this.activity];
     this.activity.clear();
-    for (const [id, buf] of entries) {
-      try {
-        await this.store.recordAgentActivity(id, {
-          at: buf.at,
-          ...(buf.version !== undefined ? { version: buf.version } : {}),
-          increments: { workItems: buf.workItems, results: buf.results },
-        });
-      } catch (error) {
+    // A chunk's writes share one commit (the store groups a turn's writes); chunks leave the
+    // event loop to requests in between (1,000 agents in one go was a ~100 ms stall).
+    for (let i = 0; i < entries.length; i += ACTIVITY_FLUSH_CHUNK) {
+      const chunk = entries.slice(i, i + ACTIVITY_FLUSH_CHUNK);
+      const outcomes = await Promise.allSettled(
+        chunk.map(([id, buf]) =>
+          this.store.recordAgentActivity(id, {
+            at: buf.at,
+            ...(buf.version !== undefined ? { version: buf.version } : {}),
+            increments: { workItems: buf.workItems, results: buf.results },
+          }),
+        ),
+      );
+      outcomes.forEach((outcome, k) => {
         // The agent was deleted meanwhile: nothing to record.
-        this.log.debug({ err: error, agent: id }, 'agent activity dropped');
-      }
+        if (outcome.status === 'rejected') this.log.debug({ err: outcome.reason, agent: chunk[k]![0] }, 'agent activity dropped');
+      });
     }
   }
 
@@ -570,7 +579,7 @@ export class Coordinator {
       ]);
       return true;
     }
-    await this.learner.add(key, hs.result(), now);
+    this.learner.add(key, hs.result(), now);
     return false;
   }
 
@@ -641,9 +650,15 @@ export class Coordinator {
     this.wakeEventWaiters();
   }
 
+  /** Resolve once finished visits queued for learning have been learned (learning runs after the submit is answered). */
+  learningSettled(): Promise<void> {
+    return this.learner.settled();
+  }
+
   /** Flush everything (cycle, activity, learning) before the store closes. */
   async close(): Promise<void> {
     this.beginClose();
+    await this.learner.settled();
     await this.persistCycle();
     await this.flushActivity();
     await this.learner.flush(undefined, this.now());

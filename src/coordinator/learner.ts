@@ -46,6 +46,9 @@ export function stateKey(policyKey: string, strategy: string): string {
  */
 export class Learner {
   private readonly entries = new Map<string, Entry>();
+  /** The learning turn `add` scheduled, until it has run. */
+  private tick: Promise<void> | undefined;
+  private lastNow = 0;
 
   constructor(
     private readonly store: Store,
@@ -97,12 +100,42 @@ export class Learner {
     return [...this.entries.keys()].sort();
   }
 
-  /** Queue a finished host visit; learns (and persists) when the batch is full. */
-  async add(key: string, result: HostResult, now: number): Promise<void> {
+  /**
+   * Queue a finished host visit. A full batch is learned on a later turn of the event loop, off
+   * the request that completed it: `observe` costs milliseconds (and writing the state tens of
+   * them) that no agent's submit should wait for. `settled` waits for that turn.
+   */
+  add(key: string, result: HostResult, now: number): void {
     const e = this.entries.get(key);
     if (!e) return;
     e.pending.push(result);
-    if (e.pending.length >= this.batchSize) await this.learn(key, now, now - e.persistedAt >= PERSIST_INTERVAL_MS);
+    this.lastNow = now;
+    if (e.pending.length >= this.batchSize) this.schedule();
+  }
+
+  private schedule(): void {
+    this.tick ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.learnFullBatches());
+  }
+
+  /** Resolve once the learning queued by `add` has run (tests; `flush` does not need it). */
+  async settled(): Promise<void> {
+    while (this.tick) await this.tick;
+  }
+
+  private async learnFullBatches(): Promise<void> {
+    try {
+      for (const [k, e] of [...this.entries]) {
+        if (e.pending.length < this.batchSize) continue;
+        await this.learn(k, this.lastNow, this.lastNow - e.persistedAt >= PERSIST_INTERVAL_MS);
+      }
+    } catch (error) {
+      // The state stays dirty: the next sweep writes it again.
+      this.log.error({ err: error }, 'writing the learned state failed');
+    } finally {
+      this.tick = undefined;
+      // Batches that filled while this turn wrote are learned on the next.
+      if ([...this.entries.values()].some((e) => e.pending.length >= this.batchSize)) this.schedule();
+    }
   }
 
   /** Learn from the pending results of one policy (or all) and persist the state. */

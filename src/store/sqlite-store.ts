@@ -6,6 +6,7 @@ import { ipKey, canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { indexScan, validateScan } from './scan-index.js';
 import { requeueItem } from './requeue.js';
+import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
 import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords } from './sqlite-query.js';
 import type { SqlColumns, SqlCondition } from './sqlite-query.js';
@@ -39,7 +40,16 @@ import type {
 export interface SqliteStoreOptions {
   /** Database file (its directory is created), or ':memory:' for a throw-away store. */
   readonly path: string;
+  /**
+   * Copy the WAL into the database file on a worker thread every this many ms (default 250),
+   * instead of inside the commits of the event loop's thread; 0 = SQLite's own automatic
+   * checkpoints (sqlite-checkpointer.ts says why).
+   */
+  readonly checkpointIntervalMs?: number;
 }
+
+/** Default of SqliteStoreOptions.checkpointIntervalMs. */
+export const CHECKPOINT_INTERVAL_MS = 250;
 
 type Row = Record<string, unknown>;
 
@@ -57,7 +67,17 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     db.pragma('mmap_size = 268435456');
     db.pragma('temp_store = MEMORY');
     migrateSqlite(db, options.path);
-    return new SqliteStore(db, options.path);
+    const interval = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS;
+    let checkpointer: Checkpointer | undefined;
+    if (options.path !== ':memory:' && interval > 0) {
+      db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+      let warned = false;
+      checkpointer = startCheckpointer(options.path, interval, (message) => {
+        if (!warned) process.emitWarning(`SQLite checkpoints on the worker thread failed (${options.path}): ${message}; the automatic checkpoint takes over`);
+        warned = true;
+      });
+    }
+    return new SqliteStore(db, options.path, checkpointer);
   } catch (error) {
     throw wrapError(error, `opening ${options.path}`);
   }
@@ -84,7 +104,11 @@ class SqliteStore implements Store {
   private readonly savepoint: (work: () => unknown) => unknown;
   private readonly pendingWrites: { what: string; work: () => unknown; resolve: (result: never) => void; reject: (error: unknown) => void }[] = [];
 
-  constructor(db: Database.Database, file: string) {
+  constructor(
+    db: Database.Database,
+    file: string,
+    private readonly checkpointer: Checkpointer | undefined,
+  ) {
     this.db = db;
     this.file = file;
     this.stmt = prepareStatements(db);
@@ -101,6 +125,9 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.flushWrites();
+    // The worker's connection first: the last connection to close checkpoints and removes the WAL.
+    await this.checkpointer?.close();
     this.flushWrites();
     await this.run('closing', () => this.db.close());
   }
@@ -134,7 +161,7 @@ class SqliteStore implements Store {
           changed += this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at).changes;
         }
         return changed > 0 ? this.bumpScopeVersion() : this.scopeVersion();
-      })(),
+      }).immediate(),
     );
   }
 
@@ -144,7 +171,7 @@ class SqliteStore implements Store {
         let removed = 0;
         for (const range of ranges) removed += this.stmt.scopeDelete.run(list, range).changes;
         return { removed, version: removed > 0 ? this.bumpScopeVersion() : this.scopeVersion() };
-      })(),
+      }).immediate(),
     );
   }
 
@@ -154,7 +181,7 @@ class SqliteStore implements Store {
         this.stmt.scopeClear.run(list);
         for (const entry of entries) this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at);
         return this.bumpScopeVersion();
-      })(),
+      }).immediate(),
     );
   }
 
@@ -191,7 +218,17 @@ class SqliteStore implements Store {
       const json = JSON.stringify(value);
       if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
       this.stmt.docPut.run(collection, key, json, current + 1, options.at);
-      return { key, value: parse<T>(json), revision: current + 1, updatedAt: options.at };
+      // The stored copy is parsed only if the caller reads it: a learned state is ~1 MB of JSON
+      // (~20 ms to parse) that the writer never looks at again.
+      let stored: T | undefined;
+      return {
+        key,
+        get value(): T {
+          return (stored ??= parse<T>(json));
+        },
+        revision: current + 1,
+        updatedAt: options.at,
+      };
     });
   }
 
@@ -237,17 +274,16 @@ class SqliteStore implements Store {
   }
 
   recordAgentActivity(id: string, activity: AgentActivity): Promise<Agent> {
-    return this.run('recording agent activity', () =>
-      this.db.transaction(() => {
-        const row = this.stmt.agentGet.get(id) as Row | undefined;
-        if (!row) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id '${id}'`, { where: 'agent.id' });
-        const counters = parse<Record<string, number>>(row.counters);
-        for (const [name, delta] of Object.entries(activity.increments ?? {})) counters[name] = (counters[name] ?? 0) + delta;
-        const lastSeen = Math.max((row.last_seen_at as number | null) ?? activity.at, activity.at);
-        this.stmt.agentActivity.run(lastSeen, activity.version ?? (row.version as string | null), JSON.stringify(counters), id);
-        return toAgent(this.stmt.agentGet.get(id) as Row);
-      })(),
-    );
+    // Grouped: the coordinator flushes its agents' activity together, one commit for all.
+    return this.batched('recording agent activity', () => {
+      const row = this.stmt.agentGet.get(id) as Row | undefined;
+      if (!row) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id '${id}'`, { where: 'agent.id' });
+      const counters = parse<Record<string, number>>(row.counters);
+      for (const [name, delta] of Object.entries(activity.increments ?? {})) counters[name] = (counters[name] ?? 0) + delta;
+      const lastSeen = Math.max((row.last_seen_at as number | null) ?? activity.at, activity.at);
+      this.stmt.agentActivity.run(lastSeen, activity.version ?? (row.version as string | null), JSON.stringify(counters), id);
+      return toAgent(this.stmt.agentGet.get(id) as Row);
+    });
   }
 
   deleteAgent(id: string): Promise<boolean> {
@@ -334,7 +370,7 @@ class SqliteStore implements Store {
         if (!row) return false;
         this.stmt.leaseRenew.run(deadline, JSON.stringify({ ...toLease(row), deadline }), id);
         return true;
-      })(),
+      }).immediate(),
     );
   }
 
@@ -359,7 +395,7 @@ class SqliteStore implements Store {
           if (options.requeue) this.insertQueued(requeueItem(lease, now));
         }
         return leases;
-      })(),
+      }).immediate(),
     );
   }
 
@@ -425,7 +461,7 @@ class SqliteStore implements Store {
             outcomes.push({ ok: false, error: wrapError(error, `${what} (${this.file})`) });
           }
         }
-      })();
+      }).immediate();
     } catch (error) {
       const failure = wrapError(error, `committing ${batch.length} grouped writes (${this.file})`);
       for (const item of batch) item.reject(failure);
@@ -576,7 +612,7 @@ class SqliteStore implements Store {
     return this.run('appending events', () =>
       this.db.transaction(() => {
         for (const event of events) this.stmt.eventInsert.run(JSON.stringify(event));
-      })(),
+      }).immediate(),
     );
   }
 

@@ -31,6 +31,8 @@ describe('learned state is written at most every PERSIST_INTERVAL_MS while batch
       const visit = async () => {
         const w = (await getWork(app, t.agents[0]!))!;
         expect((await submit(app, t.agents[0]!, resultFor(w, [w.ports[0]!], clock.now()))).statusCode).toBe(200);
+        // Learning runs after the submit is answered, on a later turn of the event loop.
+        await app.coordinator.learningSettled();
       };
       for (let i = 0; i < 8; i++) await visit(); // two batches (learnBatchSize 4 in tests)
       const learned = (await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })).json();

@@ -45,6 +45,7 @@ describe('state that survives a restart', () => {
       const open = [w.ports[0]!, ...(w.ports.includes(8081) ? [8081] : [])];
       expect((await submit(app, t.agents[0]!, resultFor(w, open, clock.now()))).statusCode).toBe(200);
     }
+    await app.coordinator.learningSettled(); // learning runs after the submits are answered
     const before = (await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })).json();
     expect(before.batches).toBe(4); // learnBatchSize 4 in tests
     expect(before.learned).toBeGreaterThan(0);
