@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { ipKey, canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
-import { indexScan, validateScan } from './scan-index.js';
+import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { requeueItem } from './requeue.js';
 import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
@@ -92,6 +92,9 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && String((error as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT');
 }
 
+/** Facet rows per INSERT statement (3 parameters each). */
+const TERM_ROWS_PER_STATEMENT = 64;
+
 const parse = <T>(text: unknown): T => JSON.parse(text as string) as T;
 
 class SqliteStore implements Store {
@@ -100,6 +103,8 @@ class SqliteStore implements Store {
   private readonly file: string;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly cache = new Map<string, Database.Statement>();
+  /** Multi-row facet inserts by row count (1..TERM_ROWS_PER_STATEMENT). */
+  private readonly termInserts: Database.Statement[] = [];
   /** One savepoint around a grouped write (reused: building a transaction function per write shows in profiles). */
   private readonly savepoint: (work: () => unknown) => unknown;
   private readonly pendingWrites: { what: string; work: () => unknown; resolve: (result: never) => void; reject: (error: unknown) => void }[] = [];
@@ -483,8 +488,7 @@ class SqliteStore implements Store {
       if (this.stmt.scanExists.get(scan.scanId)) return { inserted: false, latest: false };
       const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
       const row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
-      for (const port of fields.ports) this.stmt.termInsert.run('port', String(port), row);
-      for (const [field, values] of Object.entries(fields.terms)) for (const value of values) this.stmt.termInsert.run(field, value, row);
+      this.insertTerms(row, fields);
       const current = this.stmt.latestGet.get(key) as Row | undefined;
       const newer =
         current === undefined ||
@@ -493,13 +497,36 @@ class SqliteStore implements Store {
       if (newer) {
         this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
         this.stmt.latestTermsClear.run(key);
-        for (const port of fields.ports) this.stmt.latestTermInsert.run('port', String(port), key);
-        for (const [field, values] of Object.entries(fields.terms)) for (const value of values) this.stmt.latestTermInsert.run(field, value, key);
+        // The host's facets are the scan's, just stored: copied inside SQLite in one statement.
+        this.stmt.latestTermsCopy.run(key, row);
       }
       for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
       const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
       return lease ? { inserted: true, latest: newer, lease } : { inserted: true, latest: newer };
     })();
+  }
+
+  /**
+   * A scan's facet rows, many per statement: one statement per row made the per-call overhead
+   * (bind, step, reset across the native boundary) the larger part of an ingest.
+   */
+  private insertTerms(row: number, fields: ScanIndexFields): void {
+    const params: (string | number)[] = [];
+    for (const port of fields.ports) params.push('port', String(port), row);
+    for (const [field, values] of Object.entries(fields.terms)) for (const value of values) params.push(field, value, row);
+    for (let i = 0; i < params.length; i += 3 * TERM_ROWS_PER_STATEMENT) {
+      const part = i === 0 && params.length <= 3 * TERM_ROWS_PER_STATEMENT ? params : params.slice(i, i + 3 * TERM_ROWS_PER_STATEMENT);
+      this.termInsertRows(part.length / 3).run(part);
+    }
+  }
+
+  private termInsertRows(rows: number): Database.Statement {
+    let statement = this.termInserts[rows];
+    if (!statement) {
+      statement = this.db.prepare(`INSERT OR IGNORE INTO scan_terms (field, value, scan_row) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')}`);
+      this.termInserts[rows] = statement;
+    }
+    return statement;
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {
@@ -743,10 +770,9 @@ function prepareStatements(db: Database.Database) {
     scanExists: db.prepare('SELECT 1 FROM scans WHERE scan_id = ?'),
     scanInsert: db.prepare('INSERT INTO scans (scan_id, ip, ip_key, finished_at, words, doc) VALUES (?, ?, ?, ?, ?, ?)'),
     scanGet: db.prepare('SELECT doc FROM scans WHERE scan_id = ?'),
-    termInsert: db.prepare('INSERT OR IGNORE INTO scan_terms (field, value, scan_row) VALUES (?, ?, ?)'),
     latestGet: db.prepare('SELECT scan_row, finished_at, scan_id FROM latest WHERE ip_key = ?'),
     latestTermsClear: db.prepare('DELETE FROM latest_terms WHERE ip_key = ?'),
-    latestTermInsert: db.prepare('INSERT OR IGNORE INTO latest_terms (field, value, ip_key) VALUES (?, ?, ?)'),
+    latestTermsCopy: db.prepare('INSERT OR IGNORE INTO latest_terms (field, value, ip_key) SELECT field, value, ? FROM scan_terms WHERE scan_row = ?'),
     latestPut: db.prepare(
       'INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) VALUES (?, ?, ?, ?) ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id',
     ),
