@@ -70,7 +70,11 @@ describe('portbandit simulate', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/^strategy fixed, budget 10, seed 1, batch 256\n/);
     expect(stdout).toMatch(/coverage \d+\.\d\d% \(\d+ of \d+ services\), precision/);
-    expect(stdout).toMatch(/\ntag +hosts +services +coverage +precision\n/);
+    expect(stdout).toMatch(/\ntag +hosts +services +coverage +precision +new +found +mean delay\n/);
+    // The per-tag new-service count agrees with the scope-wide line (each host here has one tag).
+    const scopeNew = Number(/new services: (\d+) appeared/.exec(stdout)![1]);
+    const table = stdout.split('\n\n')[1]!.split('\n').slice(1);
+    expect(table.reduce((n, line) => n + Number(line.trim().split(/ +/)[5]), 0)).toBe(scopeNew);
   });
 
   test('--services feeds a Natlas services file to fixed, --per-host adds the breakdown, --state-out writes the state', async () => {
