@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createRng } from '../src/core/rng.js';
@@ -31,16 +32,63 @@ interface ServerReady {
   readonly tokens: readonly string[];
 }
 
+/** What the server's thread saw during a phase: its event loop's delays, route latencies, CPU. */
+interface ServerStats {
+  /** Event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms resolution), ms. */
+  readonly loopDelay: { p50: number; p99: number; max: number };
+  /** Time inside the server per route (onRequest to onResponse), ms. */
+  readonly routes: Record<string, { count: number; p50: number; p99: number; max: number }>;
+  /** CPU time of the whole process during the phase (both threads), s. */
+  readonly cpuSeconds: number;
+}
+
 type WorkerKind = { kind: 'pb-bench-coordinator'; agents: number; dataDir: string; strategy: string } | { kind: 'pb-bench-empty' };
+type WorkerCommand = 'close' | 'stats-reset' | 'stats';
+
+/** Collects ServerStats in the server's thread; answers 'stats-reset', 'stats' and 'close' from the load generator. */
+function serveCommands(app: import('fastify').FastifyInstance): void {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  let routes = new Map<string, number[]>();
+  let cpu = process.cpuUsage();
+  app.addHook('onResponse', async (req, reply) => {
+    const url = req.routeOptions.url ?? 'other';
+    let list = routes.get(url);
+    if (!list) routes.set(url, (list = []));
+    list.push(reply.elapsedTime);
+  });
+  parentPort!.on('message', (command: WorkerCommand) => {
+    if (command === 'close') void app.close().then(() => parentPort!.postMessage('closed'));
+    else if (command === 'stats-reset') {
+      loop.reset();
+      routes = new Map();
+      cpu = process.cpuUsage();
+      parentPort!.postMessage('reset');
+    } else {
+      const used = process.cpuUsage(cpu);
+      const stats: ServerStats = {
+        loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+        routes: Object.fromEntries(
+          [...routes].map(([url, list]) => {
+            const sorted = Float64Array.from(list).sort();
+            return [url, { count: sorted.length, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? NaN }];
+          }),
+        ),
+        cpuSeconds: (used.user + used.system) / 1e6,
+      };
+      parentPort!.postMessage(stats);
+    }
+  });
+}
 
 async function runServerInWorker(data: WorkerKind): Promise<void> {
   const { default: Fastify } = await import('fastify');
   if (data.kind === 'pb-bench-empty') {
     const app = Fastify({ logger: false });
     app.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+    serveCommands(app);
     await app.listen({ host: '127.0.0.1', port: 0 });
     parentPort!.postMessage({ port: (app.server.address() as { port: number }).port, tokens: [] } satisfies ServerReady);
-    parentPort!.once('message', () => void app.close().then(() => parentPort!.postMessage('closed')));
     return;
   }
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
@@ -52,16 +100,23 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
   await c.setPolicy('', { strategy: data.strategy, budget: 100 });
   const tokens: string[] = [];
   for (let i = 0; i < data.agents; i++) tokens.push((await c.createAgent(`bench-${i}`)).token);
+  serveCommands(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   parentPort!.postMessage({ port: (app.server.address() as { port: number }).port, tokens } satisfies ServerReady);
-  parentPort!.once('message', () => void app.close().then(() => parentPort!.postMessage('closed')));
 }
 
 if (!isMainThread && (workerData as WorkerKind | undefined)?.kind?.startsWith('pb-bench-')) {
   await runServerInWorker(workerData as WorkerKind);
 }
 
-function startWorker(data: WorkerKind): Promise<{ ready: ServerReady; stop: () => Promise<void> }> {
+interface ServerWorker {
+  readonly ready: ServerReady;
+  /** Ask the server's thread something ('stats-reset' answers 'reset', 'stats' a ServerStats). */
+  ask<T>(command: 'stats-reset' | 'stats'): Promise<T>;
+  stop(): Promise<void>;
+}
+
+function startWorker(data: WorkerKind): Promise<ServerWorker> {
   // Run from source (npx tsx), Node 20's workers inherit neither the loader nor `--import tsx`:
   // register tsx inside the worker before importing this file.
   const worker = import.meta.url.endsWith('.ts')
@@ -70,16 +125,21 @@ function startWorker(data: WorkerKind): Promise<{ ready: ServerReady; stop: () =
         { eval: true, workerData: data },
       )
     : new Worker(new URL(import.meta.url), { workerData: data });
+  const ask = <T>(command: WorkerCommand): Promise<T> =>
+    new Promise<T>((resolve) => {
+      worker.once('message', (answer: T) => resolve(answer));
+      worker.postMessage(command);
+    });
   return new Promise((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (ready: ServerReady) =>
       resolve({
         ready,
-        stop: () =>
-          new Promise<void>((done) => {
-            worker.once('message', () => void worker.terminate().then(() => done()));
-            worker.postMessage('close');
-          }),
+        ask,
+        stop: async () => {
+          await ask<'closed'>('close');
+          await worker.terminate();
+        },
       }),
     );
   });
@@ -228,6 +288,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     // 1. The empty fastify route: the ceiling for this machine, client and concurrency.
     const empty = await startWorker({ kind: 'pb-bench-empty' });
     const emptyTally = new Tally();
+    const load: Record<string, number> = { start: loadavg()[0]! };
+    await empty.ask('stats-reset');
     const emptySeconds = await drive(agents, seconds, maxRequests, async () => {
       const t0 = performance.now();
       const res = await send(httpAgent, empty.ready.port, 'GET', '/empty', undefined);
@@ -235,6 +297,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       else emptyTally.errors++;
       return 1;
     });
+    const emptyServer = await empty.ask<ServerStats>('stats');
     await empty.stop();
     httpAgent.destroy();
 
@@ -246,6 +309,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     // submitting yet). The /16 scope holds more targets than this phase can lease.
     const onlyWork = new Tally();
     let onlyNoWork = 0;
+    await coord.ask('stats-reset');
     const onlyWorkSeconds = await drive(agents, Math.min(seconds, 5), Math.min(maxRequests, 40_000), async (i) => {
       const token = coord.ready.tokens[i]!;
       const t0 = performance.now();
@@ -258,6 +322,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       if ((JSON.parse(res.body) as { work: unknown }).work === null) onlyNoWork++;
       return 1;
     });
+    const onlyWorkServer = await coord.ask<ServerStats>('stats');
+    await coord.ask('stats-reset');
     const work = new Tally();
     const submits = new Tally();
     let noWork = 0;
@@ -282,6 +348,9 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       else submits.errors++;
       return 2;
     });
+    const closedServer = await coord.ask<ServerStats>('stats');
+    load.closed = loadavg()[0]!;
+    await coord.ask('stats-reset');
 
     // 3. Paced: the same agents with a scan between getwork and submit, offering ~50% of capacity.
     const pairRate = Math.max(1, submits.count / coordSeconds);
@@ -321,6 +390,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       await pace();
       return 2;
     });
+    const pacedServer = await coord.ask<ServerStats>('stats');
+    load.paced = loadavg()[0]!;
     await coord.stop();
     coordAgent.destroy();
 
@@ -340,6 +411,19 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     console.log(`getwork alone       : ${fmt(ow.perSecond, 0)} req/s  p50 ${fmt(ow.p50, 2)} ms  p99 ${fmt(ow.p99, 2)} ms  (${ow.count} ok, ${onlyWork.errors} errors, ${onlyNoWork} empty); ratio to the empty route ${fmt(ow.perSecond / e.perSecond, 3)}`);
     console.log(`ratio getwork / empty route: ${fmt(w.perSecond / e.perSecond, 3)} (goal >= 0.5); (getwork + submit) / empty: ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
     console.log(`getwork p99 under paced load ${fmt(pw.p99, 2)} ms (goal < 25 ms): ${pw.p99 < 25 ? 'met' : 'NOT met'}; closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`);
+    console.log('server side (event-loop delay of its thread; time inside the server per route; CPU of the process, server and client, per request):');
+    const server = (label: string, stats: ServerStats, requests: number) => {
+      const routes = Object.entries(stats.routes)
+        .map(([url, r]) => `${url.replace('/api/v1/agent/', '')} p50 ${fmt(r.p50, 2)} p99 ${fmt(r.p99, 2)} max ${fmt(r.max, 1)} ms`)
+        .join('; ');
+      const loop = `loop delay p99 ${fmt(stats.loopDelay.p99, 1)} max ${fmt(stats.loopDelay.max, 1)} ms`;
+      console.log(`  ${label.padEnd(15)} ${loop}; ${routes}; ${fmt((stats.cpuSeconds * 1e6) / Math.max(1, requests), 0)} us CPU/request`);
+    };
+    server('empty', emptyServer, e.count);
+    server('getwork alone', onlyWorkServer, ow.count);
+    server('closed loop', closedServer, w.count + s.count);
+    server('paced', pacedServer, pw.count + ps.count);
+    console.log(`load average (1 min, 2 cores shared): ${Object.entries(load).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
     await measureCpu(Number(env.PB_BENCH_COORD_CPU_REQUESTS ?? 2000), strategy);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });

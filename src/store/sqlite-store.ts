@@ -208,6 +208,14 @@ class SqliteStore implements Store {
     value: T,
     options: { at: number; expectedRevision?: number },
   ): Promise<StoredDocument<T>> {
+    // Serialised now, in the caller's turn, not inside the shared commit: a learned state is
+    // ~1 MB of JSON that every write grouped with it would otherwise wait for.
+    let serialized: string | undefined;
+    try {
+      serialized = JSON.stringify(value);
+    } catch (error) {
+      return Promise.reject(wrapError(error, `serialising ${collection}/${key}`));
+    }
     // Grouped with the lease writes: the coordinator's cycle position (a document) then never
     // commits ahead of the leases for the targets it has handed out, so a crash skips none.
     return this.batched('writing a document', () => {
@@ -220,7 +228,7 @@ class SqliteStore implements Store {
           { where: `${collection}/${key}` },
         );
       }
-      const json = JSON.stringify(value);
+      const json = serialized;
       if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
       this.stmt.docPut.run(collection, key, json, current + 1, options.at);
       // The stored copy is parsed only if the caller reads it: a learned state is ~1 MB of JSON

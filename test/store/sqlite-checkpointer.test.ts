@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import { lease, open, scan } from './conformance.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'portbandit-checkpointer-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Ingest `count` scans (each with a lease), 50 per grouped commit, as the coordinator does. */
+async function write(store: Awaited<ReturnType<typeof openSqliteStore>>, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, k) => {
+        const n = i + k;
+        const ip = `198.18.${(n >> 8) & 255}.${n & 255}`;
+        await store.putLease(lease(`lease-${n}`, ip, 'agent-1', 1e12));
+        await store.ingestScan({ scan: scan(`lease-${n}`, ip, 60_000 + n, [open(80, 'http', { product: `nginx ${n}` })]), events: [], leaseId: `lease-${n}` });
+      }),
+    );
+  }
+}
+
+describe('WAL checkpoints on a worker thread', () => {
+  it('copies committed pages into the database file while the store is open, and loses nothing', async () => {
+    const path = join(dir, 'worker.db');
+    const store = await openSqliteStore({ path, checkpointIntervalMs: 20 });
+    const initial = statSync(path).size;
+    // Far below the main connection's backstop threshold: only the worker can have copied them.
+    await write(store, 0, 1000);
+    let size = statSync(path).size;
+    for (let waited = 0; size < initial + 256 * 1024 && waited < 5000; waited += 20) {
+      await sleep(20);
+      size = statSync(path).size;
+    }
+    expect(size).toBeGreaterThan(initial + 256 * 1024);
+    // Writes keep working while the worker checkpoints (BEGIN IMMEDIATE waits, never fails).
+    await write(store, 1000, 1000);
+    await store.close();
+
+    const reopened = await openSqliteStore({ path, checkpointIntervalMs: 0 });
+    try {
+      expect(await reopened.count(undefined, { view: 'history' })).toBe(2000);
+      expect(await reopened.countLeases()).toBe(0);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('leaves the file alone without the worker until the automatic checkpoint (checkpointIntervalMs 0)', async () => {
+    const path = join(dir, 'plain.db');
+    const store = await openSqliteStore({ path, checkpointIntervalMs: 0 });
+    const initial = statSync(path).size;
+    await write(store, 0, 100);
+    await sleep(100);
+    expect(statSync(path).size).toBe(initial);
+    await store.close();
+  });
+});
