@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +47,7 @@ type WorkerKind = { kind: 'pb-bench-coordinator'; agents: number; dataDir: strin
 type WorkerCommand = 'close' | 'stats-reset' | 'stats';
 
 /** Collects ServerStats in the server's thread; answers 'stats-reset', 'stats' and 'close' from the load generator. */
-function serveCommands(app: import('fastify').FastifyInstance): void {
+function serveCommands(app: FastifyInstance): void {
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   let routes = new Map<string, number[]>();
