@@ -8,6 +8,7 @@ import { PortbanditError } from '../core/errors.js';
 import { generateObservations } from '../../simulator/synthetic/index.js';
 import { LAB, assertLabSafeAddress, labHostAddress, labHostNs, labMasscanRoute } from './topology.js';
 import { type LabService, labServiceKind } from './services.js';
+import { type LabClosedPolicy, applyClosedPolicy, nftUnavailableReason, parseClosedPolicy } from './closed-ports.js';
 
 /** One lab host: its namespace, address, tags and what it serves this epoch. */
 export interface LabHost {
@@ -27,6 +28,8 @@ export interface LabState {
   readonly epochs: number;
   readonly epoch: number;
   readonly maxPortsPerHost: number;
+  /** What hosts do with TCP to ports they do not serve (absent in older state files: reject). */
+  readonly closed?: LabClosedPolicy;
   readonly hosts: readonly LabHost[];
   readonly masscan: ReturnType<typeof labMasscanRoute>;
 }
@@ -39,6 +42,8 @@ export interface LabUpOptions {
   epochs?: number;
   /** Lab hosts serve at most this many ports (pseudo-service hosts are cut down to it). */
   maxPortsPerHost?: number;
+  /** TCP to an unserved port: `reject` (RST, default) or `drop` (silence, as behind a firewall). */
+  closed?: LabClosedPolicy;
   /** How long to wait for another process's lab to be taken down (default 10 minutes). */
   waitMs?: number;
   log?: (line: string) => void;
@@ -207,7 +212,7 @@ export function labStatus(): LabState | null {
 }
 
 /** Per-host services for every epoch of the profile, cut to the lab's limits. */
-function planServices(options: Required<Omit<LabUpOptions, 'log' | 'waitMs'>>): Array<Array<{ tags: string[]; services: LabService[] }>> {
+function planServices(options: Required<Omit<LabUpOptions, 'log' | 'waitMs' | 'closed'>>): Array<Array<{ tags: string[]; services: LabService[] }>> {
   const plan: Array<Array<{ tags: string[]; services: LabService[] }>> = [];
   const hostIndex = new Map<string, number>();
   for (const obs of generateObservations({ profile: options.profile, hosts: options.hosts, epochs: options.epochs, seed: options.seed })) {
@@ -273,6 +278,11 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
   if (reason) throw new PortbanditError('PB_ERR_LAB', reason);
   const log = options.log ?? (() => {});
   const resolved = { hosts: options.hosts, profile: options.profile, seed: options.seed, epochs: options.epochs ?? 12, maxPortsPerHost: options.maxPortsPerHost ?? 64 };
+  const closed = parseClosedPolicy(options.closed ?? 'reject');
+  if (closed === 'drop') {
+    const nft = await nftUnavailableReason();
+    if (nft) throw new PortbanditError('PB_ERR_LAB', nft, { where: '--closed' });
+  }
   if (!Number.isInteger(resolved.hosts) || resolved.hosts < 1 || resolved.hosts > LAB.maxHosts) {
     throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected 1-${LAB.maxHosts} hosts, got ${resolved.hosts}`, { where: '--hosts' });
   }
@@ -280,7 +290,7 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
   const plan = planServices(resolved);
   await acquireLab(options.waitMs ?? 10 * 60_000, log);
   await teardown(() => {});
-  log(`lab: creating gateway ${LAB.gatewayNs} and ${resolved.hosts} hosts in ${LAB.hostNetwork}`);
+  log(`lab: creating gateway ${LAB.gatewayNs} and ${resolved.hosts} hosts in ${LAB.hostNetwork}; closed ports ${closed === 'drop' ? 'drop TCP silently' : 'answer RST'}`);
   try {
     await ip(['netns', 'add', LAB.gatewayNs]);
     await ip(['link', 'add', LAB.rootLink, 'type', 'veth', 'peer', 'name', LAB.gatewayLink]);
@@ -314,11 +324,12 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
       await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
       await ip(['-n', ns, 'route', 'add', 'default', 'via', LAB.bridgeAddress]);
       const planned = plan[0]?.[i] ?? { tags: [], services: [] };
+      await applyClosedPolicy(ns, closed, planned.services);
       const pid = await startDaemon({ ns, services: planned.services });
       hosts.push({ index: i, ns, ip: addr, tags: planned.tags, services: planned.services, pid });
       if ((i + 1) % 8 === 0 || i + 1 === resolved.hosts) log(`lab: ${i + 1}/${resolved.hosts} hosts up`);
     }
-    const state: LabState = { version: 1, ...resolved, epoch: 0, hosts, masscan: labMasscanRoute() };
+    const state: LabState = { version: 1, ...resolved, closed, epoch: 0, hosts, masscan: labMasscanRoute() };
     writeState(state);
     return state;
   } catch (error) {
@@ -345,6 +356,7 @@ export async function labEpoch(options: { log?: (line: string) => void } = {}): 
       continue;
     }
     changed++;
+    await applyClosedPolicy(host.ns, state.closed ?? 'reject', planned.services);
     stopPid(host.pid);
     await waitForNoPids(host.ns);
     const pid = await startDaemon({ ns: host.ns, services: planned.services });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { labDown, labEpoch, labStatus, labUp, type LabState } from '../../lab/index.js';
+import { labDown, labEpoch, labStatus, labUp, parseClosedPolicy, type LabClosedPolicy, type LabState } from '../../lab/index.js';
 import { parseInteger } from '../options.js';
 
 function printState(state: LabState | null, json: boolean): void {
@@ -11,7 +11,7 @@ function printState(state: LabState | null, json: boolean): void {
     process.stdout.write('no lab is up\n');
     return;
   }
-  process.stdout.write(`lab: profile ${state.profile}, seed ${state.seed}, epoch ${state.epoch}/${state.epochs - 1}, ${state.hosts.length} hosts\n`);
+  process.stdout.write(`lab: profile ${state.profile}, seed ${state.seed}, epoch ${state.epoch}/${state.epochs - 1}, ${state.hosts.length} hosts, closed ports: ${state.closed ?? 'reject'}\n`);
   for (const h of state.hosts) {
     const ports = h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing open)';
     process.stdout.write(`${h.ip.padEnd(14)} ${h.ns.padEnd(10)} [${h.tags.join(',')}] ${ports}\n`);
@@ -34,9 +34,10 @@ export function registerLab(program: Command): void {
     .option('--seed <seed>', 'seed for the profile', '1')
     .option('--epochs <n>', 'epochs `lab epoch` can step through', parseInteger(1, 1000), 12)
     .option('--max-ports <n>', 'serve at most this many ports per host', parseInteger(1, 1000), 64)
+    .option('--closed <policy>', 'TCP to ports a host does not serve: reject (RST, like an unfiltered host) or drop (silence, like a host firewall; needs nftables)', (v: string) => parseClosedPolicy(v), 'reject')
     .option('--json', 'print the lab state as JSON on stdout')
-    .action(async (opts: { hosts: number; profile: string; seed: string; epochs: number; maxPorts: number; json?: boolean }) => {
-      const state = await labUp({ hosts: opts.hosts, profile: opts.profile, seed: opts.seed, epochs: opts.epochs, maxPortsPerHost: opts.maxPorts, log });
+    .action(async (opts: { hosts: number; profile: string; seed: string; epochs: number; maxPorts: number; closed: LabClosedPolicy; json?: boolean }) => {
+      const state = await labUp({ hosts: opts.hosts, profile: opts.profile, seed: opts.seed, epochs: opts.epochs, maxPortsPerHost: opts.maxPorts, closed: opts.closed, log });
       printState(state, Boolean(opts.json));
     });
   lab
