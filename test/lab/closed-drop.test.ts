@@ -1,0 +1,105 @@
+import { connect } from 'node:net';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { LAB_NFT_TABLE, closedPortsRuleset, labDown, labEpoch, labLock, labStatus, labUnavailableReason, labUp, parseClosedPolicy, type LabState } from '../../src/lab/index.js';
+
+async function nftReason(): Promise<string | null> {
+  const r = await execa('nft', ['--version'], { reject: false });
+  return r.exitCode === 0 ? null : 'nftables is needed for --closed drop (apt-get install nftables)';
+}
+
+const reason = (await labUnavailableReason()) ?? (await nftReason());
+if (reason) process.stderr.write(`lab drop-mode tests skipped: ${reason}\n`);
+
+type Outcome = 'open' | 'refused' | 'silent';
+
+/** One TCP connect: answered (open), refused (RST) or no answer within `timeoutMs`. */
+function probe(ip: string, port: number, timeoutMs = 1500): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: ip, port });
+    const timer = setTimeout(() => finish('silent'), timeoutMs);
+    function finish(outcome: Outcome): void {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(outcome);
+    }
+    socket.once('connect', () => finish('open'));
+    socket.once('error', (error: NodeJS.ErrnoException) => finish(error.code === 'ECONNREFUSED' ? 'refused' : 'silent'));
+  });
+}
+
+async function servedSet(ns: string): Promise<number[]> {
+  const { stdout } = await execa('ip', ['netns', 'exec', ns, 'nft', '--json', 'list', 'set', 'inet', LAB_NFT_TABLE, 'served']);
+  const set = (JSON.parse(stdout) as { nftables: Array<{ set?: { elem?: number[] } }> }).nftables.find((e) => e.set)?.set;
+  return [...(set?.elem ?? [])].sort((a, b) => a - b);
+}
+
+const unservedOf = (host: LabState['hosts'][number]) => [1, 2, 3, 4, 5].find((p) => !host.services.some((s) => s.port === p))!;
+
+describe('closed-port policy (no root needed)', () => {
+  test('parses only reject and drop, naming the flag', () => {
+    expect(parseClosedPolicy('drop')).toBe('drop');
+    expect(parseClosedPolicy('reject')).toBe('reject');
+    expect(() => parseClosedPolicy('filter')).toThrow(/--closed/);
+  });
+
+  test('the ruleset replaces the table atomically and drops exactly the unserved TCP ports', () => {
+    const rules = closedPortsRuleset([{ port: 8080, kind: 'http' }, { port: 22, kind: 'ssh' }, { port: 22, kind: 'ssh' }]);
+    const lines = rules.split('\n');
+    // Create-if-missing, delete, define: one transaction with no moment without the rule.
+    expect(lines.slice(0, 3)).toEqual([`table inet ${LAB_NFT_TABLE} {}`, `delete table inet ${LAB_NFT_TABLE}`, `table inet ${LAB_NFT_TABLE} {`]);
+    expect(rules).toContain('elements = { 22, 8080 }');
+    expect(rules).toContain('iifname "eth0" tcp dport != @served drop');
+    expect(closedPortsRuleset([])).not.toContain('elements');
+  });
+});
+
+describe.skipIf(reason !== null)('the lab with --closed drop', () => {
+  let state: LabState;
+
+  beforeAll(async () => {
+    // Waits while another test file owns the lab (the lab is one per machine).
+    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-drop-test', epochs: 3, closed: 'drop' });
+  }, 900_000);
+
+  afterAll(async () => {
+    await labDown();
+    labLock.release();
+  }, 60_000);
+
+  test('served ports answer; a probe to an unserved port times out instead of being refused', async () => {
+    expect(state.closed).toBe('drop');
+    const served = state.hosts.filter((h) => h.services.length > 0);
+    expect(served.length).toBeGreaterThan(0);
+    for (const host of served) {
+      for (const service of host.services.slice(0, 3)) expect(await probe(host.ip, service.port), `${host.ip}:${service.port}`).toBe('open');
+      expect(await probe(host.ip, unservedOf(host)), `${host.ip}:${unservedOf(host)}`).toBe('silent');
+    }
+    // A host that serves nothing is silent on every port (it would answer RST under reject).
+    const empty = state.hosts.find((h) => h.services.length === 0);
+    if (empty) expect(await probe(empty.ip, 80)).toBe('silent');
+  }, 60_000);
+
+  test("each host's nftables set is exactly what it serves, also after an epoch", async () => {
+    for (const host of state.hosts) expect(await servedSet(host.ns), host.ns).toEqual([...new Set(host.services.map((s) => s.port))].sort((a, b) => a - b));
+    const before = state;
+    state = await labEpoch();
+    for (const host of state.hosts) {
+      expect(await servedSet(host.ns), host.ns).toEqual([...new Set(host.services.map((s) => s.port))].sort((a, b) => a - b));
+      for (const service of host.services.slice(0, 2)) expect(await probe(host.ip, service.port), `${host.ip}:${service.port}`).toBe('open');
+      // A port served last epoch and not now is dropped, not refused.
+      const gone = before.hosts[host.index]!.services.find((s) => !host.services.some((n) => n.port === s.port));
+      if (gone) expect(await probe(host.ip, gone.port), `${host.ip}:${gone.port} (gone)`).toBe('silent');
+    }
+  }, 60_000);
+
+  test('lab down leaves no namespace and no nftables table behind', async () => {
+    await labLock.acquire();
+    await labDown();
+    expect((await execa('ip', ['netns', 'list'])).stdout).not.toMatch(/pb-lab-/);
+    // The tables lived in the hosts' namespaces; none was ever put in the root namespace.
+    expect((await execa('nft', ['list', 'tables'])).stdout).not.toContain(LAB_NFT_TABLE);
+    expect((await execa('ip', ['route', 'show'])).stdout).not.toContain('198.18.0.0/16 via');
+    expect(labStatus()).toBeNull();
+  }, 60_000);
+});
