@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createRng } from '../src/core/rng.js';
@@ -41,6 +41,8 @@ interface ServerStats {
   readonly routes: Record<string, { count: number; p50: number; p99: number; max: number }>;
   /** CPU time of the whole process during the phase (both threads), s. */
   readonly cpuSeconds: number;
+  /** Garbage-collection pauses of the server's thread: total and longest, ms. */
+  readonly gc: { count: number; totalMs: number; maxMs: number };
 }
 
 type WorkerKind = { kind: 'pb-bench-coordinator'; agents: number; dataDir: string; strategy: string } | { kind: 'pb-bench-empty' };
@@ -52,6 +54,10 @@ function serveCommands(app: FastifyInstance): void {
   loop.enable();
   let routes = new Map<string, number[]>();
   let cpu = process.cpuUsage();
+  let gc = { count: 0, totalMs: 0, maxMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gc = { count: gc.count + 1, totalMs: gc.totalMs + entry.duration, maxMs: Math.max(gc.maxMs, entry.duration) };
+  }).observe({ entryTypes: ['gc'] });
   app.addHook('onResponse', async (req, reply) => {
     const url = req.routeOptions.url ?? 'other';
     let list = routes.get(url);
@@ -64,6 +70,7 @@ function serveCommands(app: FastifyInstance): void {
       loop.reset();
       routes = new Map();
       cpu = process.cpuUsage();
+      gc = { count: 0, totalMs: 0, maxMs: 0 };
       parentPort!.postMessage('reset');
     } else {
       const used = process.cpuUsage(cpu);
@@ -76,6 +83,7 @@ function serveCommands(app: FastifyInstance): void {
           }),
         ),
         cpuSeconds: (used.user + used.system) / 1e6,
+        gc,
       };
       parentPort!.postMessage(stats);
     }
@@ -418,7 +426,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
         .map(([url, r]) => `${url.replace('/api/v1/agent/', '')} p50 ${fmt(r.p50, 2)} p99 ${fmt(r.p99, 2)} max ${fmt(r.max, 1)} ms`)
         .join('; ');
       const loop = `loop delay p99 ${fmt(stats.loopDelay.p99, 1)} max ${fmt(stats.loopDelay.max, 1)} ms`;
-      console.log(`  ${label.padEnd(15)} ${loop}; ${routes}; ${fmt((stats.cpuSeconds * 1e6) / Math.max(1, requests), 0)} us CPU/request`);
+      const gc = `GC ${fmt(stats.gc.totalMs, 0)} ms in ${stats.gc.count} pauses, longest ${fmt(stats.gc.maxMs, 1)} ms`;
+      console.log(`  ${label.padEnd(15)} ${loop}; ${gc}; ${routes}; ${fmt((stats.cpuSeconds * 1e6) / Math.max(1, requests), 0)} us CPU/request`);
     };
     server('empty', emptyServer, e.count);
     server('getwork alone', onlyWorkServer, ow.count);

@@ -7,9 +7,9 @@ import { Worker } from 'node:worker_threads';
  * a 20-40 ms stall of the event loop every few hundred writes (the paced p99 of the load
  * benchmark) and ~15% of its CPU. A second connection on a worker thread runs PASSIVE
  * checkpoints (they never block the writer) every `intervalMs`. A WAL written to while every pass runs is never reset (SQLite restarts it
- * only when a write begins with every frame copied), so once it is long the worker follows a
- * complete pass with a RESTART checkpoint: it copies the few frames committed meanwhile, holding
- * the writer off for that long (a few ms instead of a whole checkpoint). The main connection
+ * only when a write begins with every frame copied), so once it is long the worker ends with a
+ * RESTART checkpoint: it copies the few frames committed meanwhile, holding the writer off for
+ * that long (a few ms instead of a whole checkpoint; BEGIN IMMEDIATE waits for it). The main connection
  * keeps a much higher automatic threshold as a backstop should the worker fail. Durability is unchanged: commits still go to
  * the WAL exactly as before; only where the copy into the database file runs moves.
  */
@@ -19,10 +19,14 @@ export interface Checkpointer {
 }
 
 /** The main connection's automatic checkpoint threshold (pages) while a checkpointer runs. */
-export const BACKSTOP_CHECKPOINT_PAGES = 16_384;
+export const BACKSTOP_CHECKPOINT_PAGES = 65_536;
 
-/** WAL length (pages) from which the worker restarts the WAL after a complete pass. */
-export const RESTART_PAGES = 4096;
+/**
+ * WAL length (pages, 64 MiB) from which the worker restarts the WAL. Below it, the WAL restarts
+ * by itself whenever a write begins just after a complete pass (common unless writes never
+ * pause); a long but copied WAL costs disk space only (readers skip copied frames).
+ */
+export const RESTART_PAGES = 16_384;
 
 // CommonJS, evaluated by the worker: no loader or TypeScript needed there.
 const WORKER_SOURCE = `
@@ -34,9 +38,12 @@ let failures = 0;
 const timer = setInterval(() => {
   try {
     const [pass] = db.pragma('wal_checkpoint(PASSIVE)');
-    // Copied everything but the WAL is long: RESTART copies what was committed during the pass
-    // (briefly holding the writer off) and lets the next write start the WAL from its beginning.
-    if (pass.log >= workerData.restartPages && pass.checkpointed === pass.log) db.pragma('wal_checkpoint(RESTART)');
+    if (pass.log >= workerData.restartPages) {
+      // A long WAL: one more pass copies what was committed during the first, so that RESTART
+      // (which holds the writer off while it runs) has next to nothing left to copy.
+      db.pragma('wal_checkpoint(PASSIVE)');
+      db.pragma('wal_checkpoint(RESTART)');
+    }
     failures = 0;
   } catch (error) {
     // The main connection's backstop checkpoint keeps the WAL bounded meanwhile.
