@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine for portbandit: Debian packages (nmap, masscan, iproute2, chromium)
+# Sets up a fresh machine for portbandit: Debian packages (nmap, masscan, iproute2, nftables, chromium)
 # when missing, then the npm dependencies. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ need=()
 command -v nmap >/dev/null 2>&1 || need+=(nmap)
 command -v masscan >/dev/null 2>&1 || need+=(masscan)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
