@@ -14,9 +14,15 @@ import { createRng } from '../src/core/rng.js';
  * empty fastify route measured the same way in the same run. Servers run in a worker thread so
  * the load generator does not share their event loop. Loopback only; bounded in time and count.
  *
- * Two regimes: closed loop (no pause between requests: throughput, and latency that is mostly
+ * The coordinator is warmed up for up to 2 s first (getwork only, not measured). Then three
+ * phases: getwork alone, and two regimes of getwork -> submit:
+ * closed loop (no pause between requests: throughput, and latency that is mostly
  * queueing, since 1,000 requests are always in flight), then paced (each agent "scans" between
  * requests, offering half the measured capacity: the latency an agent sees under heavy load).
+ *
+ * For each phase the server's thread also reports what it saw (so a client-side or machine-load
+ * tail can be told from the server's): event-loop delay, GC pauses, time inside the server per
+ * route; and the load average is printed, since other jobs on the machine move every figure.
  *
  * Then CPU time per request, which a loaded machine disturbs far less than rates and latencies:
  * process.cpuUsage around a fixed number of in-process requests (fastify inject, no sockets, 50 in
@@ -316,6 +322,12 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
 
     // 2a. getwork alone: the work-request path by itself (a fleet that is busy scanning and not
     // submitting yet). The /16 scope holds more targets than this phase can lease.
+    // Warm-up (not measured): a coordinator that has just started compiles its code and fills its
+    // caches during its first second of load; a running one has long done so.
+    await drive(agents, Math.min(2, seconds), Math.min(maxRequests, 10_000), async (i) => {
+      await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', coord.ready.tokens[i]!);
+      return 1;
+    });
     const onlyWork = new Tally();
     let onlyNoWork = 0;
     await coord.ask('stats-reset');

@@ -44,6 +44,9 @@ interface AgentActivityBuffer {
 /** How often agents' last-seen time and counters are written to the store. */
 const ACTIVITY_FLUSH_MS = 10_000;
 
+/** Most bearer tokens remembered by authenticateAgent. */
+const AGENT_TOKEN_CACHE = 100_000;
+
 /** Agents whose activity is written per commit when flushing. */
 const ACTIVITY_FLUSH_CHUNK = 100;
 
@@ -63,6 +66,12 @@ export class Coordinator {
   private readonly policies = new Map<string, Policy>();
   private readonly learner: Learner;
   private readonly agentsByHash = new Map<string, Agent>();
+  /**
+   * Agents by their bearer token as presented, so a request does not hash its token (sha256 was
+   * ~4% of a getwork). Memory only, emptied with agentsByHash (revocations take effect as before);
+   * the store keeps only hashes.
+   */
+  private readonly agentsByToken = new Map<string, Agent>();
   private readonly activity = new Map<string, AgentActivityBuffer>();
   private readonly recentResults = new Map<string, number[]>();
   /** Hosts scanned per tag in the current cycle (round 0), for the cycle-coverage gauge. */
@@ -257,6 +266,7 @@ export class Coordinator {
 
   private async refreshAgents(): Promise<void> {
     this.agentsByHash.clear();
+    this.agentsByToken.clear();
     for (const a of await this.store.listAgents()) this.agentsByHash.set(a.tokenHash, a);
   }
 
@@ -276,11 +286,16 @@ export class Coordinator {
 
   /** The agent holding this bearer token, or undefined. */
   async authenticateAgent(token: string): Promise<Agent | undefined> {
+    const known = this.agentsByToken.get(token);
+    if (known) return known;
     const hash = hashToken(token);
-    const cached = this.agentsByHash.get(hash);
-    if (cached) return cached;
-    const agent = await this.store.findAgentByTokenHash(hash);
-    if (agent) this.agentsByHash.set(hash, agent);
+    const agent = this.agentsByHash.get(hash) ?? (await this.store.findAgentByTokenHash(hash));
+    if (agent) {
+      this.agentsByHash.set(hash, agent);
+      // Bounded: a flood of distinct valid tokens cannot grow it past the agent count by much.
+      if (this.agentsByToken.size >= AGENT_TOKEN_CACHE) this.agentsByToken.clear();
+      this.agentsByToken.set(token, agent);
+    }
     return agent;
   }
 
