@@ -507,7 +507,8 @@ class SqliteStore implements Store {
         (scan.finishedAt === current.finished_at && scan.scanId > (current.scan_id as string));
       if (newer) {
         this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
-        this.stmt.latestTermsClear.run(key);
+        // A host without a latest scan has no facet rows to clear (most ingests of a first cycle).
+        if (current !== undefined) this.stmt.latestTermsClear.run(key);
         // The host's facets are the scan's, just stored: copied inside SQLite in one statement.
         this.stmt.latestTermsCopy.run(key, row);
       }
