@@ -14,7 +14,11 @@ export interface MasscanOptions {
   readonly ports: readonly number[];
   /** Targets outside it are refused before anything runs. */
   readonly allow: AllowList;
-  /** Packets per second; 10,000 lost none in the lab with one retry (25,000 lost some). */
+  /**
+   * Packets per second. On the lab (16 hosts x 65,535 ports, shared 2-core machine) with one retry:
+   * closed ports answering RST, 10,000 lost none and 30,000-200,000 lost 2-6 of 57 open ports (the
+   * capture drowns in RSTs); closed ports silent (`lab up --closed drop`), 50,000 and 100,000 lost none.
+   */
   readonly rate?: number;
   readonly retries?: number;
   /** Seconds masscan waits for late answers after sending. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Agent, AllowList, detectScannerTools, type ScanConfig } from '../../agent/index.js';
+import { loadNmapServices } from '../../src/catalog/index.js';
 import { PortRanges } from '../../src/core/ports.js';
 import { type LabState, expectedNmapService, labDown, labEpoch, labUnavailableReason, labUp } from '../../src/lab/index.js';
 import { addScope, bearer, openApp, tempDataDir, tokens } from '../coordinator/helpers.js';
@@ -20,12 +21,12 @@ interface StoredScan {
 }
 
 /** A coordinator over a temp SQLite file, listening on loopback, with the lab hosts as its scope. */
-async function startCoordinator(state: LabState, policy: Record<string, unknown>) {
+async function startCoordinator(state: LabState, policy: Record<string, unknown>, tagsOf: (host: LabState['hosts'][number]) => string[] = () => ['lab']) {
   const data = tempDataDir();
   const app = await openApp(data.dir, Date.now, { leaseSeconds: 600 });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const t = await tokens(app, 1);
-  await addScope(app, t.admin, state.hosts.map((h) => ({ range: `${h.ip}/32`, tags: ['lab'] })));
+  await addScope(app, t.admin, state.hosts.map((h) => ({ range: `${h.ip}/32`, tags: tagsOf(h) })));
   const res = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(t.admin), payload: policy });
   if (res.statusCode !== 200) throw new Error(`policy: ${res.body}`);
   return { app, url, admin: t.admin, agent: t.agents[0]!, cleanup: async () => (await app.close(), data.cleanup()) };
@@ -47,9 +48,9 @@ function scanConfig(nmapTiming: string[]): Omit<ScanConfig, 'signal'> {
 }
 
 /** Run the agent until every host of the current cycle is scanned and no follow-up is pending. */
-async function scanOneCycle(c: { app: FastifyInstance; url: string; admin: string; agent: string }, config: Omit<ScanConfig, 'signal'>, concurrency: number): Promise<void> {
+async function scanOneCycle(c: { app: FastifyInstance; url: string; admin: string; agent: string }, config: Omit<ScanConfig, 'signal'>, concurrency: number, hosts = HOSTS): Promise<void> {
   const get = async (url: string) => (await c.app.inject({ method: 'GET', url, headers: bearer(c.admin) })).json() as Record<string, unknown>;
-  for (let batch = 0; batch < HOSTS * 6; batch++) {
+  for (let batch = 0; batch < hosts * 6; batch++) {
     const agent = new Agent({ server: c.url, token: c.agent, concurrency, once: true, scan: config });
     const stats = await agent.run();
     expect(stats.rejected + stats.errors + stats.refused).toBe(0);
@@ -149,4 +150,89 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
       await c.cleanup();
     }
   }, 600_000);
+
+  test('over epochs, adaptive proposes the custom ports a seed sweep found on one host to the other hosts of its tag and /24', async () => {
+    // enterprise seed 3: 8 office hosts in one /24, most serving the org's own port 42856 (in no
+    // nmap list) next to 7001 and the Windows ports; only a full sweep of one host can find it.
+    const hosts = 8;
+    const epochCount = 4;
+    state = await labUp({ hosts, profile: 'enterprise', seed: '3', epochs: epochCount, maxPortsPerHost: 8, log });
+    const common = new Set((await loadNmapServices()).top(1000));
+    // A budget that funds one 65,535-port seed sweep per epoch (sweepShare 0.9 of budget x hosts)
+    // and leaves each other host only 30 probes; resweepEpochs 0 keeps the /24 due every epoch.
+    const others = 30;
+    const budget = Math.ceil((65_535 + (hosts - 1) * others) / hosts);
+    const c = await startCoordinator(
+      state,
+      { strategy: 'adaptive', budget, params: { sweepShare: 0.9, sweepTarget: 0, resweepEpochs: 0 }, scan: { preflight: 'connect', versionDetection: false, scripts: [], hostTimeoutSeconds: 120 } },
+      (h) => [...h.tags],
+    );
+    interface Seen { probed: PortRanges; open: Set<number>; served: Set<number>; sweep: boolean }
+    const epochs: Array<Map<string, Seen>> = [];
+    try {
+      for (let epoch = 0; epoch < epochCount; epoch++) {
+        if (epoch > 0) {
+          state = await labEpoch({ log });
+          await c.app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(c.admin) });
+        }
+        await scanOneCycle(c, { ...scanConfig([]), preflight: 'connect', connect: { concurrency: 512, timeoutMs: 1500, retries: 1 } }, 1, hosts);
+        const seen = new Map<string, Seen>();
+        for (const host of state.hosts) {
+          const scan = await latest(c, host.ip);
+          const probed = PortRanges.parse(scan?.probedPorts || []);
+          seen.set(host.ip, { probed, open: new Set(openOf(scan)), served: new Set(host.services.map((s) => s.port)), sweep: probed.size >= 65_535 });
+        }
+        epochs.push(seen);
+        const custom = (ports: Iterable<number>) => [...ports].filter((p) => !common.has(p)).join(',') || '-';
+        log(`epoch ${epoch}: probes per host ${[...seen.values()].map((v) => v.probed.size).join(' ')}; custom ports served/found per host ${[...seen].map(([ip, v]) => `.${ip.split('.')[3]} ${custom(v.served)}/${custom(v.open)}`).join('  ')}`);
+      }
+    } finally {
+      await c.cleanup();
+    }
+    // A custom port (outside nmap's top 1,000) is learned in the first epoch any host found it
+    // open; the hosts that found it then are its sources, every other host is a peer.
+    const first = new Map<number, { epoch: number; sources: Set<string> }>();
+    epochs.forEach((seen, epoch) => {
+      for (const [ip, v] of seen) {
+        for (const port of v.open) {
+          if (common.has(port)) continue;
+          const f = first.get(port) ?? { epoch, sources: new Set<string>() };
+          if (f.epoch === epoch) f.sources.add(ip);
+          first.set(port, f);
+        }
+      }
+    });
+    // Peers' port lists in the epochs after a port was learned, and before it (the baseline:
+    // lists made without that knowledge); swept host-epochs probe everything and do not count.
+    const after = { pairs: 0, proposed: 0, served: 0, found: 0 };
+    const before = { pairs: 0, proposed: 0 };
+    for (const [port, f] of first) {
+      epochs.forEach((seen, epoch) => {
+        for (const [ip, v] of seen) {
+          if (v.sweep || f.sources.has(ip)) continue;
+          if (epoch < f.epoch) {
+            before.pairs++;
+            if (v.probed.has(port)) before.proposed++;
+          } else if (epoch > f.epoch) {
+            after.pairs++;
+            if (v.probed.has(port)) after.proposed++;
+            if (v.served.has(port)) {
+              after.served++;
+              if (v.open.has(port)) after.found++;
+            }
+          }
+        }
+      });
+    }
+    log(`custom ports learned: ${[...first].map(([p, f]) => `${p} in epoch ${f.epoch} on ${[...f.sources].join(',')}`).join('; ') || 'none'}`);
+    log(`in peers' ${others}-port lists: ${after.proposed}/${after.pairs} (peer, port) pairs after learning, ${before.proposed}/${before.pairs} before; found on ${after.found}/${after.served} peers serving it`);
+    // The scenario must be observable: a sweep found a custom port before the last epoch ...
+    expect(after.pairs).toBeGreaterThan(0);
+    expect(after.served).toBeGreaterThan(0);
+    // ... what was learned on one host reaches (nearly) all its peers' 30-port lists and is
+    // found where served, while lists made before it was learned (nearly) never hold it.
+    expect(after.proposed / after.pairs).toBeGreaterThanOrEqual(0.8);
+    expect(after.found / after.served).toBeGreaterThanOrEqual(0.8);
+    expect(before.proposed / Math.max(1, before.pairs)).toBeLessThanOrEqual(0.2);
+  }, 300_000);
 });
