@@ -521,7 +521,9 @@ export class Coordinator {
     const roundPorts = dedupePorts(input.ports);
     const prior = session.priorScanId ? await this.store.getScan(session.priorScanId) : undefined;
     const merged = mergePorts(prior?.ports ?? [], roundPorts);
-    const probed = PortRanges.fromPorts([...(prior ? PortRanges.parse(prior.probedPorts === '' ? [] : prior.probedPorts) : []), ...lease.ports]);
+    const probed = prior
+      ? PortRanges.fromPorts([...PortRanges.parse(prior.probedPorts === '' ? [] : prior.probedPorts), ...lease.ports]).toString()
+      : rangesOfSorted(lease.ports);
     const scan: ScanDocument = {
       scanId: lease.id,
       ip,
@@ -533,7 +535,7 @@ export class Coordinator {
       cycle: lease.cycle ?? this.cycle.number,
       ports: merged,
       preflight: input.preflight,
-      probedPorts: probed.toString(),
+      probedPorts: probed,
       timings: { ...(input.timings ?? {}) },
       ...(input.host !== undefined || input.status === 'down' ? { host: { ...(input.host ?? {}), ...(input.status === 'down' ? { status: 'down' } : {}) } } : {}),
     };
@@ -704,6 +706,21 @@ export class Coordinator {
       return { tag: key, estimate: total > 0 ? inBudget / total : 0 };
     });
   }
+}
+
+/**
+ * `PortRanges.fromPorts(ports).toString()` for a sorted list (a lease's ports, sorted when
+ * handed out), without its intermediate arrays: one per submit.
+ */
+export function rangesOfSorted(ports: readonly number[]): string {
+  let out = '';
+  for (let i = 0; i < ports.length; ) {
+    let j = i;
+    while (j + 1 < ports.length && ports[j + 1]! <= ports[j]! + 1) j++;
+    out += `${out === '' ? '' : ','}${ports[i] === ports[j] ? ports[i] : `${ports[i]}-${ports[j]}`}`;
+    i = j + 1;
+  }
+  return out;
 }
 
 function openOf(ports: readonly ScannedPort[]): number[] {

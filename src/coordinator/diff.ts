@@ -41,9 +41,12 @@ function view(p: ScannedPort): ServiceView {
 export function diffScans(before: ScanDocument | undefined, after: ScanDocument): ScanDiff {
   const a = openPorts(before);
   const b = openPorts(after);
-  const probed = PortRanges.parse(after.probedPorts === '' ? [] : after.probedPorts);
   const opened = [...b.values()].filter((p) => !a.has(p.port)).map((p) => ({ port: p.port, ...view(p) }));
-  const closed = [...a.values()].filter((p) => !b.has(p.port) && probed.has(p.port)).map((p) => ({ port: p.port, ...view(p) }));
+  const gone = [...a.values()].filter((p) => !b.has(p.port));
+  // Parsed only when some port could have closed: most scans (a host's first) have none, and
+  // parsing the probed list was the largest allocation of a submit.
+  const probed = gone.length === 0 ? PortRanges.EMPTY : PortRanges.parse(after.probedPorts === '' ? [] : after.probedPorts);
+  const closed = gone.filter((p) => probed.has(p.port)).map((p) => ({ port: p.port, ...view(p) }));
   const changed: Array<{ port: number; before: ServiceView; after: ServiceView }> = [];
   for (const [port, p] of b) {
     const q = a.get(port);
