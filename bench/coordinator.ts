@@ -14,7 +14,8 @@ import { createRng } from '../src/core/rng.js';
  * empty fastify route measured the same way in the same run. Servers run in a worker thread so
  * the load generator does not share their event loop. Loopback only; bounded in time and count.
  *
- * The coordinator is warmed up for up to 2 s first (getwork only, not measured). Then three
+ * Each server is warmed up for up to 2 s first (not measured; the coordinator with getwork, so
+ * every agent has its connection open and the code is compiled). Then three
  * phases: getwork alone, and two regimes of getwork -> submit:
  * closed loop (no pause between requests: throughput, and latency that is mostly
  * queueing, since 1,000 requests are always in flight), then paced (each agent "scans" between
@@ -31,7 +32,8 @@ import { createRng } from '../src/core/rng.js';
  * Env: PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
  * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
- * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000).
+ * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_PACED_PAIRS offered
+ * in the paced phase (default half the closed loop's pair rate).
  */
 
 interface ServerReady {
@@ -298,10 +300,19 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
   const maxRequests = Number(env.PB_BENCH_COORD_MAX ?? 200_000);
   const strategy = env.PB_BENCH_COORD_STRATEGY ?? 'adaptive';
   const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-'));
-  const httpAgent = new Agent({ keepAlive: true, maxSockets: agents });
+  // Every agent keeps its connection, as a real fleet does. (With the default maxFreeSockets of
+  // 256, ~750 connections were closed whenever the loops paused and reopened at the next phase
+  // all at once: SYNs beyond the listen backlog are retried after 1, 3, 7 s, which was the
+  // closed loop's "p99" of 10-20 s.)
+  const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
   try {
     // 1. The empty fastify route: the ceiling for this machine, client and concurrency.
     const empty = await startWorker({ kind: 'pb-bench-empty' });
+    // Warm-up (not measured), as for the coordinator below: connections open, code compiled.
+    await drive(agents, Math.min(2, seconds), Math.min(maxRequests, 10_000), async () => {
+      await send(httpAgent, empty.ready.port, 'GET', '/empty', undefined);
+      return 1;
+    });
     const emptyTally = new Tally();
     const load: Record<string, number> = { start: loadavg()[0]! };
     await empty.ask('stats-reset');
@@ -317,7 +328,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     httpAgent.destroy();
 
     // 2. The coordinator: every agent loops getwork -> submit.
-    const coordAgent = new Agent({ keepAlive: true, maxSockets: agents });
+    const coordAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
     const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
 
     // 2a. getwork alone: the work-request path by itself (a fleet that is busy scanning and not
@@ -373,9 +384,11 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     load.closed = loadavg()[0]!;
     await coord.ask('stats-reset');
 
-    // 3. Paced: the same agents with a scan between getwork and submit, offering ~50% of capacity.
+    // 3. Paced: the same agents with a scan between getwork and submit, offering ~50% of capacity
+    // (or PB_BENCH_COORD_PACED_PAIRS pairs per second, to compare builds at the same load).
     const pairRate = Math.max(1, submits.count / coordSeconds);
-    const thinkMs = (agents / (0.5 * pairRate)) * 1000;
+    const offeredPairs = env.PB_BENCH_COORD_PACED_PAIRS ? Number(env.PB_BENCH_COORD_PACED_PAIRS) : 0.5 * pairRate;
+    const thinkMs = (agents / offeredPairs) * 1000;
     const rng = createRng('bench-coordinator');
     const pacedWork = new Tally();
     const pacedSubmits = new Tally();
@@ -425,7 +438,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     console.log(`submit              : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
     const pw = pacedWork.summary(pacedSeconds);
     const ps = pacedSubmits.summary(pacedSeconds);
-    console.log(`paced (each agent pauses ~${fmt(thinkMs / 2000, 2)} s after each request, offering ~50% of capacity):`);
+    console.log(`paced (each agent pauses ~${fmt(thinkMs / 2000, 2)} s after each request, offering ${fmt(offeredPairs, 0)} pairs/s, ${fmt((100 * offeredPairs) / pairRate, 0)}% of the closed loop's rate):`);
     console.log(`  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${pacedWork.errors} errors)`);
     console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
     const ow = onlyWork.summary(onlyWorkSeconds);
