@@ -5,15 +5,25 @@ import { Worker } from 'node:worker_threads';
  * WAL checkpoints on a worker thread. SQLite's automatic checkpoint runs inside the COMMIT that
  * crosses its threshold, on the thread that committed: with the coordinator's write rate that was
  * a 20-40 ms stall of the event loop every few hundred writes (the paced p99 of the load
- * benchmark) and ~15% of its CPU. A second connection on a worker thread runs PASSIVE
- * checkpoints (they never block the writer) every `intervalMs`. A WAL written to while every pass runs is never reset (SQLite restarts it
- * only when a write begins with every frame copied), so once it is long the worker ends with a
- * RESTART checkpoint: it copies the few frames committed meanwhile, holding the writer off for
- * that long (a few ms instead of a whole checkpoint; BEGIN IMMEDIATE waits for it). The main connection
- * keeps a much higher automatic threshold as a backstop should the worker fail. Durability is unchanged: commits still go to
- * the WAL exactly as before; only where the copy into the database file runs moves.
+ * benchmark) and ~15% of its CPU. A second connection on a worker thread runs PASSIVE checkpoints
+ * (they never block the writer) every `intervalMs`. Durability is unchanged: commits go to the
+ * WAL exactly as before; only where the copy into the database file runs moves.
+ *
+ * Resetting the WAL. SQLite starts the WAL over only when a write transaction begins with every
+ * frame copied; a WAL written to while every pass runs grows without end. A RESTART checkpoint
+ * forces it but holds the writer off meanwhile (BEGIN IMMEDIATE slept 18-37 ms in the benchmark).
+ * Instead, once the WAL is long, the worker asks the writer to hold its next group commit
+ * (`shouldDefer`: the writes wait a few ms, the event loop does not), copies what is left, and
+ * lets go: the writer's next transaction then restarts the WAL itself. If the writer is idle or
+ * the handshake stalls, nothing waits longer than MAX_DEFER_MS. The main connection keeps a much
+ * higher automatic threshold as a backstop should the worker fail.
  */
 export interface Checkpointer {
+  /**
+   * True while the worker asks the writer to hold its group commit (at most MAX_DEFER_MS from the
+   * first deferral); calling it acknowledges the request, so the worker need not wait longer.
+   */
+  shouldDefer(now: number): boolean;
   /** Stop the worker (its connection closes; the main connection's close checkpoints the rest). */
   close(): Promise<void>;
 }
@@ -22,30 +32,50 @@ export interface Checkpointer {
 export const BACKSTOP_CHECKPOINT_PAGES = 65_536;
 
 /**
- * WAL length (pages, 64 MiB) from which the worker restarts the WAL. Below it, the WAL restarts
- * by itself whenever a write begins just after a complete pass (common unless writes never
- * pause); a long but copied WAL costs disk space only (readers skip copied frames).
+ * WAL length (pages, 64 MiB) from which the worker resets the WAL. Below it, the WAL restarts by
+ * itself whenever a write begins just after a complete pass (common unless writes never pause); a
+ * long but copied WAL costs disk space only (readers skip copied frames).
  */
 export const RESTART_PAGES = 16_384;
+
+/** Longest a group commit is held for the worker's last pass, ms. */
+export const MAX_DEFER_MS = 50;
+
+// Shared flags: [0] = 1 while the worker asks the writer to hold, [1] = 1 once the writer has.
+const ASK = 0;
+const HELD = 1;
 
 // CommonJS, evaluated by the worker: no loader or TypeScript needed there.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.file, { fileMustExist: true });
-db.pragma('busy_timeout = 1000');
+const flags = new Int32Array(workerData.flags);
 let failures = 0;
+const pass = () => db.pragma('wal_checkpoint(PASSIVE)')[0];
 const timer = setInterval(() => {
   try {
-    const [pass] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (pass.log >= workerData.restartPages) {
-      // A long WAL: one more pass copies what was committed during the first, so that RESTART
-      // (which holds the writer off while it runs) has next to nothing left to copy.
-      db.pragma('wal_checkpoint(PASSIVE)');
-      db.pragma('wal_checkpoint(RESTART)');
+    if (pass().log >= workerData.restartPages) {
+      // Each pass copies what was committed while the previous one ran, a fraction of it: a few
+      // more passes leave little enough for the writer to hold for. Then ask it to hold, wait
+      // until it does (or a moment, if it is idle), copy the rest, let go.
+      for (let i = 0; i < 4; i++) {
+        const t = performance.now();
+        pass();
+        if (performance.now() - t < workerData.maxDeferMs / 5) break;
+      }
+      Atomics.store(flags, ${HELD}, 0);
+      Atomics.store(flags, ${ASK}, 1);
+      Atomics.wait(flags, ${HELD}, 0, workerData.maxDeferMs / 2);
+      try {
+        pass();
+      } finally {
+        Atomics.store(flags, ${ASK}, 0);
+      }
     }
     failures = 0;
   } catch (error) {
+    Atomics.store(flags, ${ASK}, 0);
     // The main connection's backstop checkpoint keeps the WAL bounded meanwhile.
     if (++failures === 1) parentPort.postMessage({ error: String((error && error.message) || error) });
   }
@@ -58,12 +88,17 @@ parentPort.on('message', () => {
 `;
 
 /** Start checkpointing `file` (a WAL database) on a worker thread every `intervalMs`. */
-export function startCheckpointer(file: string, intervalMs: number, onError: (message: string) => void): Checkpointer {
+export function startCheckpointer(file: string, intervalMs: number, onError: (message: string) => void, restartPages = RESTART_PAGES): Checkpointer {
   const module = createRequire(import.meta.url).resolve('better-sqlite3');
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, module, intervalMs, restartPages: RESTART_PAGES } });
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { file, module, intervalMs, restartPages, maxDeferMs: MAX_DEFER_MS, flags: flags.buffer },
+  });
   // Never keeps a process alive: a store someone forgot to close must not hang its exit.
   worker.unref();
   let closed: Promise<void> | undefined;
+  let deferringSince: number | undefined;
   worker.on('message', (m: unknown) => {
     if (m === 'closed') void worker.terminate();
     else if (typeof m === 'object' && m !== null && 'error' in m) onError(String((m as { error: unknown }).error));
@@ -71,6 +106,17 @@ export function startCheckpointer(file: string, intervalMs: number, onError: (me
   worker.on('error', (error) => onError(error.message));
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   return {
+    shouldDefer(now) {
+      if (closed !== undefined || Atomics.load(flags, ASK) === 0) {
+        deferringSince = undefined;
+        return false;
+      }
+      deferringSince ??= now;
+      if (now - deferringSince >= MAX_DEFER_MS) return false;
+      Atomics.store(flags, HELD, 1);
+      Atomics.notify(flags, HELD);
+      return true;
+    },
     close() {
       closed ??= (worker.postMessage('close'), exited);
       return closed;

@@ -46,6 +46,8 @@ export interface SqliteStoreOptions {
    * checkpoints (sqlite-checkpointer.ts says why).
    */
   readonly checkpointIntervalMs?: number;
+  /** WAL length (pages) from which the checkpoint worker resets the WAL (default RESTART_PAGES, 64 MiB). */
+  readonly checkpointRestartPages?: number;
 }
 
 /**
@@ -78,7 +80,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       checkpointer = startCheckpointer(options.path, interval, (message) => {
         if (!warned) process.emitWarning(`SQLite checkpoints on the worker thread failed (${options.path}): ${message}; the automatic checkpoint takes over`);
         warned = true;
-      });
+      }, options.checkpointRestartPages);
     }
     return new SqliteStore(db, options.path, checkpointer);
   } catch (error) {
@@ -110,6 +112,8 @@ class SqliteStore implements Store {
   private readonly termInserts: Database.Statement[] = [];
   /** One savepoint around a grouped write (reused: building a transaction function per write shows in profiles). */
   private readonly savepoint: (work: () => unknown) => unknown;
+  /** A deferred group commit's retry is on a timer. */
+  private retryScheduled = false;
   private readonly pendingWrites: { what: string; work: () => unknown; resolve: (result: never) => void; reject: (error: unknown) => void }[] = [];
 
   constructor(
@@ -133,10 +137,10 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.flushWrites();
+    this.flushWrites(true);
     // The worker's connection first: the last connection to close checkpoints and removes the WAL.
     await this.checkpointer?.close();
-    this.flushWrites();
+    this.flushWrites(true);
     await this.run('closing', () => this.db.close());
   }
 
@@ -464,9 +468,21 @@ class SqliteStore implements Store {
     });
   }
 
-  private flushWrites(): void {
+  private flushWrites(force = false): void {
+    if (this.pendingWrites.length === 0) return;
+    // The checkpoint worker is copying the last frames so that this commit restarts the WAL: the
+    // writes wait (a few ms, bounded), the event loop does not.
+    if (!force && this.checkpointer?.shouldDefer(performance.now())) {
+      if (!this.retryScheduled) {
+        this.retryScheduled = true;
+        setTimeout(() => {
+          this.retryScheduled = false;
+          this.flushWrites();
+        }, 1);
+      }
+      return;
+    }
     const batch = this.pendingWrites.splice(0);
-    if (batch.length === 0) return;
     const outcomes: ({ ok: true; result: unknown } | { ok: false; error: PortbanditError })[] = [];
     try {
       this.db.transaction(() => {
