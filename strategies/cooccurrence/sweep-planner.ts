@@ -25,9 +25,12 @@ export interface SweepPlannerState {
   readonly hosts: ReadonlyArray<readonly [epoch: number, count: number]>;
   /**
    * Per prefix, ascending: the epochs of its two latest sweeps (-1 = none, latest first), and
-   * the host to sweep in epoch `target` if the prefix is chosen: [target, ip, hash].
+   * the host to sweep in epoch `target` if the prefix is chosen: [target, ip, hash], for the
+   * latest target and (optional, for states written before it existed) the one before it.
    */
-  readonly prefixes: ReadonlyArray<readonly [prefix: string, swept: readonly [number, number], candidate: readonly [number, string, number] | null]>;
+  readonly prefixes: ReadonlyArray<
+    readonly [prefix: string, swept: readonly [number, number], candidate: readonly [number, string, number] | null, earlier?: readonly [number, string, number] | null]
+  >;
 }
 
 /** What the planner says about one host-epoch. */
@@ -41,9 +44,43 @@ export interface SweepOdds {
   readonly due: number;
 }
 
+type Candidate = [target: number, ip: string, hash: number];
+
+/**
+ * Both candidates are kept because results arrive while an epoch runs (the coordinator learns
+ * online): a result of epoch e nominates a host for e + 1, and must not replace the host
+ * chosen for e before e's sweep has run. Keeping the best candidate of each of the two latest
+ * targets is order-independent, so merged and restored states agree.
+ */
 interface PrefixInfo {
   swept: [number, number];
-  candidate: [number, string, number] | null;
+  candidate: Candidate | null;
+  earlier: Candidate | null;
+}
+
+function addCandidate(info: PrefixInfo, c: readonly [number, string, number] | null | undefined): void {
+  if (c === null || c === undefined) return;
+  const latest = info.candidate;
+  if (latest === null || c[0] > latest[0]) {
+    info.earlier = latest;
+    info.candidate = [c[0], c[1], c[2]];
+  } else if (c[0] === latest[0]) {
+    info.candidate = better(latest, c);
+  } else if (info.earlier === null || c[0] > info.earlier[0]) {
+    info.earlier = [c[0], c[1], c[2]];
+  } else if (c[0] === info.earlier[0]) {
+    info.earlier = better(info.earlier, c);
+  }
+}
+
+function candidateFor(info: PrefixInfo, epoch: number): Candidate | null {
+  if (info.candidate?.[0] === epoch) return info.candidate;
+  if (info.earlier?.[0] === epoch) return info.earlier;
+  return null;
+}
+
+function newInfo(swept: readonly [number, number] = [-1, -1]): PrefixInfo {
+  return { swept: [swept[0], swept[1]], candidate: null, earlier: null };
 }
 
 /** FNV-1a: a stable, seedless hash for choosing hosts and breaking ties. */
@@ -85,12 +122,16 @@ export class SweepPlanner {
   private hosts: EpochCount[];
   private readonly prefixes = new Map<string, PrefixInfo>();
   private planKey = '';
-  private plan: { chosen: Set<string>; due: number; k: number; h: number } | null = null;
+  /** The epoch's plan: per chosen prefix, the host to sweep (fixed when the plan is made). */
+  private plan: { chosen: Map<string, string>; due: number; k: number; h: number } | null = null;
 
   constructor(state?: SweepPlannerState) {
     this.hosts = state ? state.hosts.map(([e, c]) => [e, c] as const) : [];
-    for (const [prefix, swept, candidate] of state?.prefixes ?? []) {
-      this.prefixes.set(prefix, { swept: [swept[0], swept[1]], candidate: candidate === null ? null : [candidate[0], candidate[1], candidate[2]] });
+    for (const [prefix, swept, candidate, earlier] of state?.prefixes ?? []) {
+      const info = newInfo(swept);
+      addCandidate(info, candidate);
+      addCandidate(info, earlier);
+      this.prefixes.set(prefix, info);
     }
   }
 
@@ -99,11 +140,11 @@ export class SweepPlanner {
     this.hosts = bump(this.hosts, epoch, 1);
     let info = this.prefixes.get(prefix);
     if (info === undefined) {
-      info = { swept: [-1, -1], candidate: null };
+      info = newInfo();
       this.prefixes.set(prefix, info);
     }
     if (sweep) info.swept = recordSweep(info.swept, epoch);
-    if (eligibleNext) info.candidate = better(info.candidate, [epoch + 1, ip, hash(`${ip}\u0000${epoch + 1}`)]);
+    if (eligibleNext) addCandidate(info, [epoch + 1, ip, hash(`${ip}\u0000${epoch + 1}`)]);
   }
 
   /** Whether the host `ip` of `prefix` is swept in `epoch`, and the others' allowance. */
@@ -119,9 +160,7 @@ export class SweepPlanner {
     const { chosen, due, k, h } = this.plan;
     if (k === 0) return { ...none, due };
     const others = Math.max(0, (budget * h - k * size) / (h - k));
-    const info = chosen.has(prefix) ? this.prefixes.get(prefix) : undefined;
-    const sweep = info?.candidate?.[0] === epoch && info.candidate[1] === ip;
-    return { sweep, others, sweeps: k, due };
+    return { sweep: chosen.get(prefix) === ip, others, sweeps: k, due };
   }
 
   private planEpoch(epoch: number, budget: number, size: number, sweepShare: number, resweepEpochs: number) {
@@ -132,12 +171,13 @@ export class SweepPlanner {
         break;
       }
     }
-    const due: Array<{ prefix: string; last: number; tie: number }> = [];
+    const due: Array<{ prefix: string; ip: string; last: number; tie: number }> = [];
     for (const [prefix, info] of this.prefixes) {
       // Sweeps of this epoch itself do not count: the plan must not change while it runs.
       const last = info.swept[0] < epoch ? info.swept[0] : info.swept[1];
-      if (info.candidate?.[0] !== epoch) continue;
-      if (last < 0 || epoch - last > resweepEpochs) due.push({ prefix, last, tie: hash(`${prefix}\u0000${epoch}`) });
+      const candidate = candidateFor(info, epoch);
+      if (candidate === null) continue;
+      if (last < 0 || epoch - last > resweepEpochs) due.push({ prefix, ip: candidate[1], last, tie: hash(`${prefix}\u0000${epoch}`) });
     }
     const funded = h > 0 ? (sweepShare * budget * h) / size : 0;
     const paced = Math.floor(funded * (epoch + 1)) - Math.floor(funded * epoch);
@@ -145,14 +185,17 @@ export class SweepPlanner {
     const fits = Math.max(0, Math.floor((budget * h - h) / Math.max(1, size - 1)));
     const k = Math.max(0, Math.min(paced, due.length, fits, h - 1));
     due.sort((a, b) => a.last - b.last || a.tie - b.tie || (a.prefix < b.prefix ? -1 : 1));
-    return { chosen: new Set(due.slice(0, k).map((d) => d.prefix)), due: due.length, k, h };
+    return { chosen: new Map(due.slice(0, k).map((d) => [d.prefix, d.ip])), due: due.length, k, h };
   }
 
   /** Plain JSON, sorted. */
   toJSON(): SweepPlannerState {
     const prefixes = [...this.prefixes.entries()]
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-      .map(([p, info]) => [p, [info.swept[0], info.swept[1]] as const, info.candidate === null ? null : ([...info.candidate] as const)] as const);
+      .map(([p, info]) => {
+        const copy = (c: Candidate | null) => (c === null ? null : ([...c] as const));
+        return [p, [info.swept[0], info.swept[1]] as const, copy(info.candidate), copy(info.earlier)] as const;
+      });
     return { hosts: this.hosts.map(([e, c]) => [e, c] as const), prefixes };
   }
 }
@@ -164,11 +207,13 @@ export function validateSweepPlanner(state: unknown, where: string): SweepPlanne
   if (s === null || typeof s !== 'object' || !pairs(s.hosts) || !Array.isArray(s.prefixes)) {
     throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {hosts: [[epoch, count]], prefixes: [[prefix, [swept, swept], candidate]]}', { where });
   }
+  const okCandidate = (c: unknown) => c === null || (Array.isArray(c) && typeof c[0] === 'number' && typeof c[1] === 'string' && typeof c[2] === 'number');
   s.prefixes.forEach((row, i) => {
-    const c = Array.isArray(row) ? row[2] : undefined;
-    const okCandidate = c === null || (Array.isArray(c) && typeof c[0] === 'number' && typeof c[1] === 'string' && typeof c[2] === 'number');
-    if (!Array.isArray(row) || typeof row[0] !== 'string' || !Array.isArray(row[1]) || typeof row[1][0] !== 'number' || typeof row[1][1] !== 'number' || !okCandidate) {
-      throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected [prefix, [lastSweep, previousSweep], [targetEpoch, ip, hash] | null]', { where: `${where}.prefixes[${i}]` });
+    const ok = Array.isArray(row) && typeof row[0] === 'string' && Array.isArray(row[1]) && typeof row[1][0] === 'number' && typeof row[1][1] === 'number';
+    if (!ok || !okCandidate(row[2]) || (row.length > 3 && !okCandidate(row[3]))) {
+      throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected [prefix, [lastSweep, previousSweep], [targetEpoch, ip, hash] | null, earlier candidate | null]', {
+        where: `${where}.prefixes[${i}]`,
+      });
     }
   });
   return s;
@@ -180,16 +225,15 @@ export function mergeSweepPlanners(a: SweepPlannerState, b: SweepPlannerState): 
   for (const [e, c] of b.hosts) hosts = bump(hosts, e, c);
   const map = new Map<string, PrefixInfo>();
   for (const s of [a, b]) {
-    for (const [p, swept, candidate] of s.prefixes) {
-      const cur = map.get(p);
-      if (cur === undefined) {
-        map.set(p, { swept: [swept[0], swept[1]], candidate: better(candidate, null) });
-      } else {
-        map.set(p, { swept: recordSweep(recordSweep(cur.swept, swept[0]), swept[1]), candidate: better(cur.candidate, candidate) });
-      }
+    for (const [p, swept, candidate, earlier] of s.prefixes) {
+      let cur = map.get(p);
+      if (cur === undefined) map.set(p, (cur = newInfo(swept)));
+      else cur.swept = recordSweep(recordSweep(cur.swept, swept[0]), swept[1]);
+      addCandidate(cur, candidate);
+      addCandidate(cur, earlier);
     }
   }
-  const planner = new SweepPlanner({ hosts, prefixes: [...map].map(([p, i]) => [p, i.swept, i.candidate] as const) });
+  const planner = new SweepPlanner({ hosts, prefixes: [...map].map(([p, i]) => [p, i.swept, i.candidate, i.earlier] as const) });
   return planner.toJSON();
 }
 

@@ -7,7 +7,7 @@ import { filterExplanation, formatExplanation, listStrategies } from '../../src/
 import { simulate } from '../../simulator/index.js';
 import { generateRecording } from '../../simulator/synthetic/index.js';
 import { createStrategy } from '../../strategies/build.js';
-import { SweepPlanner, mergeSweepPlanners } from '../../strategies/cooccurrence/sweep-planner.js';
+import { SweepPlanner, mergeSweepPlanners, validateSweepPlanner } from '../../strategies/cooccurrence/sweep-planner.js';
 import { HostSession, runHostSession } from '../../strategies/host-session.js';
 import type { HostContext, HostResult, Strategy } from '../../strategies/types.js';
 import { strategyContract } from './contract.js';
@@ -124,6 +124,54 @@ describe('sweep planner', () => {
     const f = (0.6 * 100 * 4096) / 65535;
     expect(sweeps).toBe(Math.floor(2 * f) - Math.floor(f));
     expect(probes / 4096).toBeCloseTo(100, 6);
+  });
+
+  /**
+   * Epoch 1 as the coordinator runs it: hosts in a shuffled order, each result learned as soon
+   * as it arrives (and optionally the planner restarted from its saved state half-way).
+   */
+  function onlineEpoch(restartAt: number | null): { sweeps: string[]; planned: number } {
+    let planner = seen(16, 256);
+    const order = Array.from({ length: 4096 }, (_, i) => i);
+    const rng = createRng('order');
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    const sweeps: string[] = [];
+    let planned = 0;
+    order.forEach((host, n) => {
+      if (n === restartAt) planner = new SweepPlanner(JSON.parse(JSON.stringify(planner.toJSON())));
+      const ip = `198.18.${host >> 8}.${host & 255}`;
+      const prefix = `198.18.${host >> 8}.0/24`;
+      const o = planner.odds(1, prefix, ip, 100, 65535, 0.6, 3);
+      planned = o.sweeps;
+      if (o.sweep) sweeps.push(prefix);
+      planner.observe(1, ip, prefix, o.sweep, true);
+    });
+    return { sweeps, planned };
+  }
+
+  test('results of the running epoch, learned as they arrive, do not cancel or move its sweeps', () => {
+    // Each result nominates a host for epoch 2; the hosts chosen for epoch 1 must still be swept.
+    const { sweeps, planned } = onlineEpoch(null);
+    expect(planned).toBeGreaterThan(0);
+    expect(sweeps).toHaveLength(planned);
+    expect(new Set(sweeps).size).toBe(planned);
+  });
+
+  test('a planner restored from its state in the middle of an epoch sweeps the same prefixes, once each', () => {
+    const { sweeps, planned } = onlineEpoch(null);
+    expect(sweeps).toHaveLength(planned);
+    expect(onlineEpoch(2048).sweeps.sort()).toEqual(sweeps.sort());
+  });
+
+  test('states written before the earlier candidate existed still load', () => {
+    const state = seen(2, 4).toJSON();
+    const old = { hosts: state.hosts, prefixes: state.prefixes.map(([p, swept, candidate]) => [p, swept, candidate] as const) };
+    expect(validateSweepPlanner(JSON.parse(JSON.stringify(old)), 'state')).toBeTruthy();
+    expect(new SweepPlanner(old).toJSON()).toEqual(state);
+    expect(() => validateSweepPlanner({ hosts: [], prefixes: [['198.18.0.0/24', [-1, -1], null, 'x']] }, 'state.sweeps')).toThrow(/state\.sweeps\.prefixes\[0\]/);
   });
 
   test('no sweep when the epoch budget cannot hold one, and none in the first epoch', () => {
