@@ -59,11 +59,15 @@ const timer = setInterval(() => {
       // Each pass copies what was committed while the previous one ran, a fraction of it: a few
       // more passes leave little enough for the writer to hold for. Then ask it to hold, wait
       // until it does (or a moment, if it is idle), copy the rest, let go.
+      let last;
       for (let i = 0; i < 4; i++) {
         const t = performance.now();
-        pass();
+        last = pass();
         if (performance.now() - t < workerData.maxDeferMs / 5) break;
       }
+      // A reader (another process's long query) pins frames no pass can copy: holding the writer
+      // would not reset the WAL then, so do not ask.
+      if (last.checkpointed < last.log) return;
       Atomics.store(flags, ${HELD}, 0);
       Atomics.store(flags, ${ASK}, 1);
       Atomics.wait(flags, ${HELD}, 0, workerData.maxDeferMs / 2);
