@@ -90,7 +90,7 @@ export async function runCell(cell: CellSpec, key: string, ctx: CellContext): Pr
     },
     { catalog: ctx.catalog },
   );
-  const result = simulate(recording, strategy, { seed: cell.seed, batch: cell.batch, perHost: true, params: s.params });
+  const result = simulate(recording, strategy, { seed: cell.seed, batch: cell.batch, order: cell.order, perHost: true, params: s.params });
   const { perHost: _perHost, ...simulation } = result;
   return { key, version: VERSION, cell, metrics: metricsFromSimulation(result, where), simulation };
 }

@@ -9,6 +9,7 @@ import type { BootstrapSpec, CellSpec, ExperimentSpec, RecordingSpec, StrategyEn
 /** Defaults applied when a spec leaves a field out. */
 export const specDefaults = {
   batch: 256,
+  order: 'shuffled',
   bootstrap: { replicates: 500, confidence: 0.95 },
 } as const;
 
@@ -127,7 +128,7 @@ function unique(values: readonly string[], where: string, what: string): void {
 export function parseExperimentSpec(raw: unknown, source = 'experiment', baseDir = process.cwd()): ExperimentSpec {
   const where = source;
   if (!isObject(raw)) fail(where, 'expected a JSON object');
-  checkKeys(raw, ['$schema', 'name', 'description', 'recordings', 'strategies', 'budgets', 'seeds', 'batch', 'baseline', 'bootstrap', 'focusBudget'], where);
+  checkKeys(raw, ['$schema', 'name', 'description', 'recordings', 'strategies', 'budgets', 'seeds', 'batch', 'order', 'baseline', 'bootstrap', 'focusBudget'], where);
   const name = raw.name === undefined ? 'experiment' : str(raw.name, `${where}.name`);
   const description = raw.description === undefined ? '' : typeof raw.description === 'string' ? raw.description : fail(`${where}.description`, 'expected a string');
   const recordings = list(raw.recordings, `${where}.recordings`).map((r, i) => parseRecording(r, `${where}.recordings[${i}]`, baseDir));
@@ -139,6 +140,8 @@ export function parseExperimentSpec(raw: unknown, source = 'experiment', baseDir
   const seeds = list(raw.seeds, `${where}.seeds`).map((s, i) => seedString(s, `${where}.seeds[${i}]`));
   unique(seeds, `${where}.seeds`, 'seed');
   const batch = raw.batch === undefined ? specDefaults.batch : int(raw.batch, `${where}.batch`, 1, 1_000_000);
+  const order = raw.order === undefined ? specDefaults.order : raw.order;
+  if (order !== 'shuffled' && order !== 'recording') fail(`${where}.order`, `expected "shuffled" or "recording", got ${JSON.stringify(order)}`);
   const baseline = raw.baseline === undefined ? strategies[0]!.label : str(raw.baseline, `${where}.baseline`);
   if (!strategies.some((s) => s.label === baseline)) {
     fail(`${where}.baseline`, `"${baseline}" is not one of the strategy labels (${strategies.map((s) => s.label).join(', ')})`);
@@ -159,6 +162,7 @@ export function parseExperimentSpec(raw: unknown, source = 'experiment', baseDir
     budgets: Object.freeze(sortedBudgets),
     seeds: Object.freeze(seeds),
     batch,
+    order,
     baseline,
     bootstrap: parseBootstrap(raw.bootstrap, `${where}.bootstrap`, name),
     focusBudget,
@@ -188,7 +192,7 @@ export function expandCells(spec: ExperimentSpec): CellSpec[] {
   for (const recording of spec.recordings) {
     for (const strategy of spec.strategies) {
       for (const budget of spec.budgets) {
-        for (const seed of spec.seeds) cells.push(Object.freeze({ recording, strategy, budget, seed, batch: spec.batch }));
+        for (const seed of spec.seeds) cells.push(Object.freeze({ recording, strategy, budget, seed, batch: spec.batch, order: spec.order }));
       }
     }
   }
@@ -215,7 +219,7 @@ export function cellKey(cell: CellSpec, options: { version?: string; recordingHa
   const { name: _name, ...recording } = cell.recording;
   const { label: _label, ...strategy } = cell.strategy;
   const version = options.version ?? VERSION;
-  const payload = canonicalJson({ recording, recordingHash: options.recordingHash, strategy, budget: cell.budget, seed: cell.seed, batch: cell.batch, version, code: options.code });
+  const payload = canonicalJson({ recording, recordingHash: options.recordingHash, strategy, budget: cell.budget, seed: cell.seed, batch: cell.batch, order: cell.order, version, code: options.code });
   return createHash('sha256').update(payload).digest('hex').slice(0, 32);
 }
 
@@ -238,6 +242,7 @@ export function formatExperimentSpec(spec: ExperimentSpec): Record<string, unkno
     budgets: spec.budgets,
     seeds: spec.seeds,
     batch: spec.batch,
+    order: spec.order,
     baseline: spec.baseline,
     bootstrap: spec.bootstrap,
     focusBudget: spec.focusBudget,

@@ -58,6 +58,8 @@ export interface ExperimentSpec {
   readonly seeds: readonly string[];
   /** Host decisions per feedback batch in the simulator. */
   readonly batch: number;
+  /** Host order within an epoch in the simulator (SimulateOptions.order). */
+  readonly order: 'shuffled' | 'recording';
   /** Label of the strategy every other one is compared with. */
   readonly baseline: string;
   readonly bootstrap: BootstrapSpec;
@@ -72,6 +74,7 @@ export interface CellSpec {
   readonly budget: number;
   readonly seed: string;
   readonly batch: number;
+  readonly order: 'shuffled' | 'recording';
 }
 
 /** Per-host totals over all epochs of one cell, aligned by host index across cells of a recording. */

@@ -4,6 +4,7 @@ import { HostSession, runHostSession } from '../strategies/host-session.js';
 import type { HostContext, HostResult, Strategy } from '../strategies/types.js';
 import { DetectionTracker, EMPTY_DETECTION } from './detection.js';
 import { hostPrefix } from '../src/core/host-prefix.js';
+import { deriveRng, shuffle } from '../src/core/rng.js';
 import { RolloutTracker, readRollout } from './rollout.js';
 import type { EpochMetrics, EpochsToDetect, PerHostBreakdown, RegretEpoch, SimulateOptions, SimulationResult, TagMetrics } from './types.js';
 
@@ -21,8 +22,9 @@ function ratio(a: number, b: number): number | null {
 /**
  * Replay a recording against a strategy, epoch by epoch: every observed host gets a decision
  * through a HostSession driven to the end with the host's ground truth; results reach
- * `strategy.observe` in batches of `batch` host decisions, in recording order, and every batch
- * is delivered before the next epoch starts. The strategy's view of a host's past
+ * `strategy.observe` in batches of `batch` host decisions, in a seeded order per epoch (as the
+ * coordinator's permutation visits hosts; `order: 'recording'` keeps the recording's order),
+ * and every batch is delivered before the next epoch starts. The strategy's view of a host's past
  * (`previousOpen`) is what it found there, never the truth. Deterministic in (recording,
  * strategy, options).
  */
@@ -38,6 +40,11 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
     });
   }
   const progressEvery = Math.max(1, options.progressEvery ?? 8192);
+  const order = options.order ?? 'shuffled';
+  if (order !== 'recording' && order !== 'shuffled') {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected the host order "recording" or "shuffled", got ${JSON.stringify(order)}`, { where: 'order' });
+  }
+  const shuffled = order === 'shuffled';
   const seed = options.seed;
   const rec = recording;
   const hostCount = rec.hostIp.length;
@@ -92,7 +99,10 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
     let eTotal = 0;
     let eFound = 0;
     let eProbes = 0;
-    for (let i = from; i < to; i++) {
+    // Shuffled: a fresh seeded order each epoch, as the coordinator's permutation visits hosts.
+    const visit = shuffled ? shuffle(Array.from({ length: to - from }, (_, k) => from + k), deriveRng(seed, 'order', epoch)) : null;
+    for (let j = from; j < to; j++) {
+      const i = visit === null ? j : visit[j - from]!;
       const host = rec.obsHost[i]!;
       const tagSet = rec.obsTagSet[i]!;
       const probeable = rec.probedSets[rec.obsProbed[i]!]!;
@@ -169,7 +179,7 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
         hFound![host] += nFound;
         hProbes![host] += nProbes;
       }
-      const done = i - from + 1;
+      const done = j - from + 1;
       if (options.onProgress && done % progressEvery === 0 && done < to - from) options.onProgress({ epoch, epochs, done, hosts: to - from });
     }
     // Results of an epoch are all in before the next epoch is planned.
@@ -204,6 +214,7 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
     maxPerHost: strategy.options.maxPerHost,
     seed,
     batch: batchSize,
+    order,
     epochs,
     hosts: hostCount,
     hostEpochs: rec.size,

@@ -18,6 +18,13 @@ export interface SimulateOptions {
    * strategy's own `pseudoThreshold` (1000 unless configured).
    */
   readonly pseudoThreshold?: number;
+  /**
+   * The order hosts are visited within an epoch: `shuffled` (default; seeded per epoch, as the
+   * coordinator's permutation visits them, so results of a subnet arrive while the rest of it is
+   * still to be decided) or `recording` (a sorted recording decides a whole /24 before any of its
+   * results is learned: pessimistic for anything learned per subnet).
+   */
+  readonly order?: 'recording' | 'shuffled';
   /** Add the per-host breakdown (for bootstrap confidence intervals over hosts). */
   readonly perHost?: boolean;
   /** Strategy parameters as given, echoed into the result for the record. */
@@ -126,6 +133,8 @@ export interface SimulationResult {
   readonly maxPerHost: number;
   readonly seed: string;
   readonly batch: number;
+  /** The host order within an epoch (SimulateOptions.order). */
+  readonly order: 'recording' | 'shuffled';
   readonly epochs: number;
   /** Distinct hosts in the recording. */
   readonly hosts: number;

@@ -77,7 +77,7 @@ export function fakeCell(spec: ExperimentSpec, recording: string, strategy: stri
   return {
     key: `${recording}-${strategy}-${budget}-${seed}`,
     version: 'test',
-    cell: { recording: rec, strategy: strat, budget, seed, batch: spec.batch },
+    cell: { recording: rec, strategy: strat, budget, seed, batch: spec.batch, order: spec.order },
     metrics: {
       total: sum((h) => h.total),
       found: sum((h) => h.found),

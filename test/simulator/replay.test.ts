@@ -253,14 +253,38 @@ describe('simulate: batched feedback', () => {
 
   test('with a batch of 1 each decision sees every earlier result', () => {
     const { strategy, seen, observed } = scriptedStrategy({ '*': [22] });
-    simulate(rec, strategy, { seed: 's', batch: 1 });
+    simulate(rec, strategy, { seed: 's', batch: 1, order: 'recording' });
     expect(seen.map((s) => s.observedBefore)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(observed.map((r) => `${r.epoch}:${r.ip}`)).toEqual(obs.map((o) => `${o.epoch}:${o.ip}`));
   });
 
+  test('by default each epoch visits its hosts once each, in a seeded order of its own', () => {
+    const visits = (seed: string) => {
+      const { strategy, seen, observed } = scriptedStrategy({ '*': [22] });
+      const r = simulate(rec, strategy, { seed, batch: 1 });
+      expect(r.order).toBe('shuffled');
+      // Results are learned in the order the hosts were decided.
+      expect(observed.map((o) => o.ip)).toEqual(seen.map((s) => s.ip));
+      return [seen.slice(0, 10).map((s) => s.ip), seen.slice(10).map((s) => s.ip)];
+    };
+    const [first, second] = visits('s');
+    const ips = obs.slice(0, 10).map((o) => o.ip);
+    expect([...first!].sort()).toEqual([...ips].sort());
+    expect([...second!].sort()).toEqual([...ips].sort());
+    expect(first).not.toEqual(ips);
+    expect(second).not.toEqual(first);
+    expect(visits('s')).toEqual([first, second]);
+    expect(visits('t')).not.toEqual([first, second]);
+  });
+
+  test('an unknown order is refused, naming the option', () => {
+    const { strategy } = scriptedStrategy({});
+    expect(() => simulate(rec, strategy, { seed: 's', order: 'sorted' as 'recording' })).toThrow(/host order "recording" or "shuffled", got "sorted"/);
+  });
+
   test('with a batch of 4 results arrive 4 at a time, and the partial batch is delivered at the epoch end', () => {
     const { strategy, seen } = scriptedStrategy({ '*': [22] });
-    simulate(rec, strategy, { seed: 's', batch: 4 });
+    simulate(rec, strategy, { seed: 's', batch: 4, order: 'recording' });
     expect(seen.map((s) => s.observedBefore)).toEqual([0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 10, 10, 10, 10, 14, 14, 14, 14, 18, 18]);
   });
 
