@@ -16,7 +16,7 @@ export interface MasscanOptions {
   readonly allow: AllowList;
   /**
    * Packets per second. On the lab (16 hosts x 65,535 ports, shared 2-core machine) with one retry:
-   * closed ports answering RST, 10,000 lost none and 30,000-200,000 lost 2-6 of 57 open ports (the
+   * closed ports answering RST, 10,000 lost 0-1 and 30,000-200,000 lost 2-6 of 57 open ports (the
    * capture drowns in RSTs); closed ports silent (`lab up --closed drop`), 50,000 and 100,000 lost none.
    */
   readonly rate?: number;
