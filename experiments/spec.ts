@@ -9,7 +9,7 @@ import type { BootstrapSpec, CellSpec, ExperimentSpec, RecordingSpec, StrategyEn
 /** Defaults applied when a spec leaves a field out. */
 export const specDefaults = {
   batch: 256,
-  order: 'shuffled',
+  order: 'recording',
   bootstrap: { replicates: 500, confidence: 0.95 },
 } as const;
 

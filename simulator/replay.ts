@@ -22,8 +22,8 @@ function ratio(a: number, b: number): number | null {
 /**
  * Replay a recording against a strategy, epoch by epoch: every observed host gets a decision
  * through a HostSession driven to the end with the host's ground truth; results reach
- * `strategy.observe` in batches of `batch` host decisions, in a seeded order per epoch (as the
- * coordinator's permutation visits hosts; `order: 'recording'` keeps the recording's order),
+ * `strategy.observe` in batches of `batch` host decisions, in recording order (or, with
+ * `order: 'shuffled'`, a seeded order per epoch, as the coordinator's permutation visits hosts),
  * and every batch is delivered before the next epoch starts. The strategy's view of a host's past
  * (`previousOpen`) is what it found there, never the truth. Deterministic in (recording,
  * strategy, options).
@@ -40,7 +40,7 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
     });
   }
   const progressEvery = Math.max(1, options.progressEvery ?? 8192);
-  const order = options.order ?? 'shuffled';
+  const order = options.order ?? 'recording';
   if (order !== 'recording' && order !== 'shuffled') {
     throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected the host order "recording" or "shuffled", got ${JSON.stringify(order)}`, { where: 'order' });
   }

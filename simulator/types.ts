@@ -19,10 +19,10 @@ export interface SimulateOptions {
    */
   readonly pseudoThreshold?: number;
   /**
-   * The order hosts are visited within an epoch: `shuffled` (default; seeded per epoch, as the
-   * coordinator's permutation visits them, so results of a subnet arrive while the rest of it is
-   * still to be decided) or `recording` (a sorted recording decides a whole /24 before any of its
-   * results is learned: pessimistic for anything learned per subnet).
+   * The order hosts are visited within an epoch: `recording` (default; a sorted recording
+   * decides a whole /24 before any of its results is learned: pessimistic for anything learned
+   * per subnet) or `shuffled` (seeded per epoch, as the coordinator's permutation visits them, so
+   * results of a subnet arrive while the rest of it is still to be decided). See docs/simulator.md.
    */
   readonly order?: 'recording' | 'shuffled';
   /** Add the per-host breakdown (for bootstrap confidence intervals over hosts). */

@@ -31,6 +31,8 @@ describe('experiment specs', () => {
     expect(spec.budgets).toEqual([25, 100]);
     expect(spec.seeds).toEqual(['1', 'b']);
     expect(spec.batch).toBe(256);
+    expect(spec.order).toBe('recording');
+    expect(parseExperimentSpec({ ...valid, order: 'shuffled' }, 'x.json', '/specs').order).toBe('shuffled');
     expect(spec.focusBudget).toBe(100);
     expect(spec.bootstrap).toEqual({ replicates: 500, confidence: 0.95, seed: 'x' });
     expect(spec.recordings[1]).toEqual({ kind: 'file', name: 'rec', path: '/specs/rec.ndjson' });
@@ -51,6 +53,7 @@ describe('experiment specs', () => {
     [{ ...valid, strategies: ['top-k', 'top-k'] }, /duplicate strategy label "top-k"/],
     [{ ...valid, focusBudget: 50 }, /focusBudget: expected one of the budgets \(25, 100\), got 50/],
     [{ ...valid, bootstrap: { confidence: 95 } }, /bootstrap\.confidence: expected a number between 0\.5 and 1/],
+    [{ ...valid, order: 'sorted' }, /x\.json\.order: expected "shuffled" or "recording", got "sorted"/],
   ])('rejects %j naming the field', (raw, message) => {
     expect(errorOf(raw).message).toMatch(message);
   });
@@ -62,6 +65,7 @@ describe('experiment specs', () => {
     const relabelled = { ...a[0]!, strategy: { ...a[0]!.strategy, label: 'renamed' } };
     expect(cellKey(relabelled)).toBe(cellKey(a[0]!));
     expect(cellKey({ ...a[0]!, budget: 26 })).not.toBe(cellKey(a[0]!));
+    expect(cellKey({ ...a[0]!, order: 'shuffled' })).not.toBe(cellKey(a[0]!));
     expect(cellKey(a[0]!, { version: '9.9.9' })).not.toBe(cellKey(a[0]!));
     expect(new Set(a.map((c) => cellKey(c))).size).toBe(a.length);
   });

@@ -258,10 +258,10 @@ describe('simulate: batched feedback', () => {
     expect(observed.map((r) => `${r.epoch}:${r.ip}`)).toEqual(obs.map((o) => `${o.epoch}:${o.ip}`));
   });
 
-  test('by default each epoch visits its hosts once each, in a seeded order of its own', () => {
+  test('shuffled, each epoch visits its hosts once each, in a seeded order of its own', () => {
     const visits = (seed: string) => {
       const { strategy, seen, observed } = scriptedStrategy({ '*': [22] });
-      const r = simulate(rec, strategy, { seed, batch: 1 });
+      const r = simulate(rec, strategy, { seed, batch: 1, order: 'shuffled' });
       expect(r.order).toBe('shuffled');
       // Results are learned in the order the hosts were decided.
       expect(observed.map((o) => o.ip)).toEqual(seen.map((s) => s.ip));

@@ -94,7 +94,7 @@ export function formatSimulationSummary(r: SimulationResult): string {
   const params = Object.entries(r.params)
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`)
     .join(' ');
-  lines.push(`strategy ${r.strategy}${params ? ` (${params})` : ''}, budget ${r.budget}, seed ${r.seed}, batch ${r.batch}${r.order === 'recording' ? ', recording order' : ''}`);
+  lines.push(`strategy ${r.strategy}${params ? ` (${params})` : ''}, budget ${r.budget}, seed ${r.seed}, batch ${r.batch}${r.order === 'shuffled' ? ', shuffled order' : ''}`);
   lines.push(`recording ${r.recording}: ${r.hosts} hosts, ${r.epochs} epochs, ${r.hostEpochs} host-epochs`);
   lines.push(
     `coverage ${pct(r.coverage)} (${r.found} of ${r.total} services), precision ${pct(r.precision)}, ${r.probes} probes (${r.probesPerHost?.toFixed(1) ?? '-'} per host-epoch)`,
@@ -183,7 +183,7 @@ export function createSimulateCommand(): Command {
     .option('--seed <seed>', 'the run seed (same seed, same result); default: the current time, printed on stderr')
     .option('--batch <n>', 'host decisions per feedback batch (results reach the strategy late, B at a time)', parseInteger(1), 256)
     .addOption(
-      new Option('--order <order>', 'hosts within an epoch: shuffled per epoch (seeded), as the coordinator visits them, or in recording order').choices(['shuffled', 'recording']).default('shuffled'),
+      new Option('--order <order>', 'hosts within an epoch: in recording order, or shuffled per epoch (seeded) as the coordinator visits them').choices(['recording', 'shuffled']).default('recording'),
     )
     .option('--must-have <ports>', 'ports always probed first, e.g. "22,443"')
     .option('--exclude <ports>', 'ports never probed, e.g. "9100,515"')
