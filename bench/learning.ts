@@ -13,6 +13,7 @@ import { createStrategy } from '../strategies/index.js';
  *     the probes);
  *   - adaptive's coverage over those epochs (bar: >= 90%, PMap's 90%@125) and rollout detection
  *     (share of the rollout subnet's hosts found within 0/1/2 epochs; bar: most within 2);
+ *   - adaptive again with hosts in the coordinator's order (shuffled per epoch), for comparison;
  *   - then a /16 x 12 replay per learning strategy at budget 100 with host-decisions per second
  *     (bar: < 60 s each).
  * Sizes by env: PB_BENCH_LEARNING_HOSTS (16384), PB_BENCH_LEARNING_EPOCHS (12),
@@ -32,13 +33,13 @@ function lastHalf(r: SimulationResult): { found: number; total: number; probes: 
   };
 }
 
-function run(recording: LoadedRecording, strategy: string, budget: number): { result: SimulationResult; seconds: number; cpu: number } {
+function run(recording: LoadedRecording, strategy: string, budget: number, order: 'recording' | 'shuffled' = 'recording'): { result: SimulationResult; seconds: number; cpu: number } {
   const catalog = loadNmapServices();
   const s = createStrategy({ strategy, budget }, { catalog });
   const t = performance.now();
   // CPU seconds beside wall seconds: on a shared 2-core machine the wall clock measures the load.
   const c = process.cpuUsage();
-  const result = simulate(recording, s, { seed: 'bench' });
+  const result = simulate(recording, s, { seed: 'bench', order });
   const used = process.cpuUsage(c);
   return { result, seconds: (performance.now() - t) / 1000, cpu: (used.user + used.system) / 1e6 };
 }
@@ -83,6 +84,15 @@ export function runLearningBenchmark(env: NodeJS.ProcessEnv = process.env): void
     );
   }
   console.log(`learning: replay seconds: fixed ${fixed.seconds.toFixed(1)} s (cpu ${fixed.cpu.toFixed(1)} s), adaptive ${adaptive.seconds.toFixed(1)} s (cpu ${adaptive.cpu.toFixed(1)} s)`);
+  // The same scope with hosts visited as the coordinator visits them (a permutation per epoch):
+  // a subnet's results come back while the rest of it is still to be scanned.
+  const prod = run(recording, 'adaptive', 100, 'shuffled');
+  const p = lastHalf(prod.result);
+  const po = prod.result.rollout;
+  console.log(
+    `learning: adaptive @100, hosts in the coordinator's order (--order shuffled): ${p.found} found in epochs ${from}-${epochs - 1}, ${(p.found / f.found).toFixed(3)}x fixed's services, coverage ${pct(p.found / p.total)}` +
+      (po ? `; rollout found within 0/1/2 epochs on ${pct(po.within0)} / ${pct(po.within1)} / ${pct(po.within2)}` : ''),
+  );
 
   if (speedHosts <= 0) return;
   const big = generateRecording({ profile: 'enterprise', hosts: speedHosts, epochs, seed }, catalog);
