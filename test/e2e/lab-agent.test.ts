@@ -166,10 +166,11 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
       state,
       { strategy: 'adaptive', budget, params: { sweepShare: 0.9, sweepTarget: 0, resweepEpochs: 0 }, scan: { preflight: 'connect', versionDetection: false, scripts: [], hostTimeoutSeconds: 120 } },
       (h) => [...h.tags],
-      // Learn once per epoch, at its end (below), as the simulator does. Learning during an epoch
-      // replaces the planner's sweep candidate for this epoch with one for the next (strategies/
-      // cooccurrence/sweep-planner.ts, better()), so the planned sweep mostly never runs while the
-      // other hosts' allowance stays lowered: with a visit learned as it ends, no sweep ran in 3 epochs.
+      // Learn once per epoch, at its end (below), as the simulator does, so that lists made before
+      // a port was learned (the epoch of the sweep) can be told from lists made after it. Learning
+      // every visit as it ends also works (since the sweep planner keeps the candidates of two
+      // epochs apart, a sweep runs every epoch), but then peers get the port in the sweep's own
+      // epoch and there are no "before" lists to compare with.
       1_000_000,
     );
     interface Seen { probed: PortRanges; open: Set<number>; served: Set<number>; sweep: boolean }
