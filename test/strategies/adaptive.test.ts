@@ -166,6 +166,23 @@ describe('sweep planner', () => {
     expect(onlineEpoch(2048).sweeps.sort()).toEqual(sweeps.sort());
   });
 
+  test('the swept host rotates through the live hosts of a small prefix', () => {
+    // 8 hosts, one sweep per epoch (resweepEpochs 0): over 24 epochs the sweeps should visit most
+    // hosts. With FNV-1a alone, one host won 9 epochs in a row and only 2 were ever swept.
+    const planner = new SweepPlanner();
+    const ips = Array.from({ length: 8 }, (_, i) => `198.18.1.${10 + i}`);
+    const swept: string[] = [];
+    let last = '';
+    for (let epoch = 0; epoch < 24; epoch++) {
+      for (const ip of ips) planner.observe(epoch, ip, '198.18.1.0/24', ip === last, true);
+      const chosen = ips.filter((ip) => planner.odds(epoch + 1, '198.18.1.0/24', ip, 50, 100, 0.9, 0).sweep);
+      expect(chosen).toHaveLength(1);
+      last = chosen[0]!;
+      swept.push(last);
+    }
+    expect(new Set(swept).size).toBeGreaterThanOrEqual(6);
+  });
+
   test('states written before the earlier candidate existed still load', () => {
     const state = seen(2, 4).toJSON();
     const old = { hosts: state.hosts, prefixes: state.prefixes.map(([p, swept, candidate]) => [p, swept, candidate] as const) };
