@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/coordinator/app.js';
 import { resolveConfig, type ConfigInput } from '../../src/coordinator/config.js';
 import type { ResultSubmission, WorkItem } from '../../src/coordinator/protocol.js';
@@ -59,6 +59,6 @@ export function resultFor(work: WorkItem, open: readonly number[], at: number): 
   };
 }
 
-export async function submit(app: FastifyInstance, token: string, body: unknown) {
+export async function submit(app: FastifyInstance, token: string, body: unknown): Promise<LightMyRequestResponse> {
   return app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: bearer(token), payload: body as object });
 }
