@@ -155,7 +155,10 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
     // enterprise seed 3: 8 office hosts in one /24, most serving the org's own port 42856 (in no
     // nmap list) next to 7001 and the Windows ports; only a full sweep of one host can find it.
     const hosts = 8;
-    const epochCount = 4;
+    // One sweep per epoch rotates over the live hosts by a hash of (ip, epoch); with 6 epochs a
+    // host serving the custom ports is swept before the last two (measured: epoch 3), so later
+    // lists show whether what it found reached its peers.
+    const epochCount = 6;
     state = await labUp({ hosts, profile: 'enterprise', seed: '3', epochs: epochCount, maxPortsPerHost: 8, log });
     const common = new Set((await loadNmapServices()).top(1000));
     // A budget that funds one 65,535-port seed sweep per epoch (sweepShare 0.9 of budget x hosts)
