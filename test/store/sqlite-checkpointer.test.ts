@@ -23,6 +23,17 @@ async function write(store: Awaited<ReturnType<typeof openSqliteStore>>, from: n
   }
 }
 
+/** Reopened without the worker: every scan written is there and every lease was consumed. */
+async function expectAllStored(path: string, scans: number): Promise<void> {
+  const reopened = await openSqliteStore({ path, checkpointIntervalMs: 0 });
+  try {
+    expect(await reopened.count(undefined, { view: 'history' })).toBe(scans);
+    expect(await reopened.countLeases()).toBe(0);
+  } finally {
+    await reopened.close();
+  }
+}
+
 describe('WAL checkpoints on a worker thread', () => {
   it('copies committed pages into the database file while the store is open, and loses nothing', async () => {
     const path = join(dir, 'worker.db');
@@ -40,13 +51,7 @@ describe('WAL checkpoints on a worker thread', () => {
     await write(store, 1000, 1000);
     await store.close();
 
-    const reopened = await openSqliteStore({ path, checkpointIntervalMs: 0 });
-    try {
-      expect(await reopened.count(undefined, { view: 'history' })).toBe(2000);
-      expect(await reopened.countLeases()).toBe(0);
-    } finally {
-      await reopened.close();
-    }
+    await expectAllStored(path, 2000);
   });
 
   it('keeps the WAL bounded under sustained writes (the writer holds a commit while the worker copies the rest)', async () => {
@@ -65,13 +70,7 @@ describe('WAL checkpoints on a worker thread', () => {
     // Without the hold (only resets that happen by themselves) it reached ~13 MiB; with it ~3.5 MiB.
     expect(largest).toBeLessThan(8 * 1024 * 1024);
     await store.close();
-    const reopened = await openSqliteStore({ path, checkpointIntervalMs: 0 });
-    try {
-      expect(await reopened.count(undefined, { view: 'history' })).toBe(2000);
-      expect(await reopened.countLeases()).toBe(0);
-    } finally {
-      await reopened.close();
-    }
+    await expectAllStored(path, 2000);
   });
 
   it('leaves the file alone without the worker until the automatic checkpoint (checkpointIntervalMs 0)', async () => {
