@@ -10,3 +10,4 @@ export { detectScannerTools, describeMissingTools, hasRawSockets, type ScannerTo
 export { runBounded, type ProcessBounds, type ProcessResult } from './scanners/bounded-process.js';
 export { parseNmapXml, type NmapRun, type NmapHost } from './scanners/nmap-xml.js';
 export { parseMasscanOutput, detectMasscanFormat, groupFindings, type MasscanFinding, type MasscanFormat } from './scanners/masscan-output.js';
+export { detectServices, planDetection, DETECTION_DEFAULTS, type DetectionOptions, type DetectionRun, type HostDetection } from './service-detection.js';

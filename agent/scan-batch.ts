@@ -4,8 +4,8 @@ import { VERSION } from '../src/core/version.js';
 import type { AllowList } from './allow-list.js';
 import { CONNECT_DEFAULTS, runConnectSweep } from './scanners/connect-sweep.js';
 import { MASSCAN_DEFAULTS, runMasscan } from './scanners/masscan.js';
-import { runNmap } from './scanners/nmap.js';
 import type { MasscanRoute } from './scanners/route.js';
+import { DETECTION_DEFAULTS, type HostDetection, detectServices } from './service-detection.js';
 import type { ScannerTools } from './scanners/tools.js';
 
 /** Which preflight the agent prefers: auto follows the work item and the machine's abilities. */
@@ -21,6 +21,8 @@ export interface ScanConfig {
   readonly connect: { readonly concurrency: number; readonly timeoutMs: number; readonly retries: number };
   /** A host open on more ports than this in the preflight is a pseudo-service host: no nmap. */
   readonly pseudoServiceThreshold: number;
+  /** nmap -sV processes at once (default DETECTION_DEFAULTS.parallel). */
+  readonly nmapParallel?: number;
   /** Extra nmap timing flags (bench: -T4). */
   readonly nmapTiming?: readonly string[];
   readonly signal?: AbortSignal;
@@ -106,9 +108,9 @@ async function preflight(group: Group, targets: string[], config: ScanConfig): P
 
 /**
  * Scan a batch of work items: refuse targets outside --allow, group the rest by identical port set
- * and scan options, run one preflight and one nmap per group on the union of the group's open
- * ports (all within the group's own port set, so no item ever gets another's ports), and build
- * one result per item. Pseudo-service hosts (more open ports than the threshold) skip nmap.
+ * and scan options, run one preflight per group, then nmap -sV on each host's own open ports
+ * (`detectServices`: one nmap process per distinct open-port set, several at once), and build one
+ * result per item. Pseudo-service hosts (more open ports than the threshold) skip nmap.
  */
 export async function scanBatch(items: readonly WorkItem[], config: ScanConfig): Promise<BatchOutcome> {
   const refused: RefusedItem[] = [];
@@ -125,54 +127,41 @@ export async function scanBatch(items: readonly WorkItem[], config: ScanConfig):
     if (group.refusedScripts.length > 0) config.log(`agent: refusing NSE scripts not on --scripts-allow: ${group.refusedScripts.join(', ')}`);
     const pre = await preflight(group, targets, config);
     const pseudo = new Set<string>();
-    const nmapTargets: string[] = [];
-    const union = new Set<number>();
+    // Each host goes to nmap with exactly its own open ports (within the group's port set).
+    const nmapOpen = new Map<string, number[]>();
     for (const ip of targets) {
       const open = pre.open.get(ip) ?? [];
       if (pre.ran !== 'none' && open.length > config.pseudoServiceThreshold) pseudo.add(ip);
-      else if (open.length > 0) {
-        nmapTargets.push(ip);
-        for (const p of open) union.add(p);
-      }
+      else if (open.length > 0) nmapOpen.set(ip, open);
     }
-    let nmapPorts = new Map<string, PortResult[]>();
-    let nmapError: string | undefined;
-    let nmapMs = 0;
-    if (nmapTargets.length > 0 && config.tools.nmap) {
-      try {
-        const r = await runNmap({
-          targets: nmapTargets,
-          ports: [...union].sort((a, b) => a - b),
+    const detected = nmapOpen.size > 0 && config.tools.nmap
+      ? await detectServices(nmapOpen, {
           allow: config.allow,
           versionDetection: group.scan.versionDetection,
           scripts: group.scripts,
           scriptsAllow: config.scriptsAllow,
           hostTimeoutSeconds: group.scan.hostTimeoutSeconds,
           scriptTimeoutSeconds: group.scan.scriptTimeoutSeconds,
+          parallel: config.nmapParallel ?? DETECTION_DEFAULTS.parallel,
+          hostsPerRun: DETECTION_DEFAULTS.hostsPerRun,
           ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
           ...(config.signal ? { signal: config.signal } : {}),
-        });
-        nmapMs = r.durationMs;
-        nmapPorts = new Map(r.run.hosts.map((h) => [h.ip, h.ports.filter((p) => p.state === 'open')]));
-      } catch (error) {
-        if (!isPortbanditError(error) || config.signal?.aborted) throw error;
-        nmapError = error.message;
-        config.log(`agent: nmap failed (${error.message}); reporting preflight ports without service names`);
-      }
-    }
+          log: config.log,
+        })
+      : new Map<string, HostDetection>();
     const finishedAt = Date.now();
     for (const item of group.items) {
       const own = new Set(item.ports);
       const open = (pre.open.get(item.ip) ?? []).filter((p) => own.has(p));
-      const detected = nmapPorts.get(item.ip);
-      const useNmap = detected !== undefined && !pseudo.has(item.ip);
-      const ports: PortResult[] = useNmap ? detected.filter((p) => own.has(p.port)) : pre.ran === 'none' ? [] : open.map((port) => ({ port, protocol: 'tcp', state: 'open' }));
+      const d = detected.get(item.ip);
+      const useNmap = d !== undefined && d.error === undefined && !pseudo.has(item.ip);
+      const ports: PortResult[] = useNmap ? d.ports.filter((p) => p.state === 'open' && own.has(p.port)) : pre.ran === 'none' ? [] : open.map((port) => ({ port, protocol: 'tcp', state: 'open' }));
       const host: Record<string, unknown> = {};
       if (pseudo.has(item.ip)) {
         host.pseudoServices = true;
         host.preflightOpen = open.length;
       }
-      if (nmapError !== undefined && nmapTargets.includes(item.ip)) host.nmapError = nmapError.slice(0, 500);
+      if (d?.error !== undefined) host.nmapError = d.error.slice(0, 500);
       if (!config.tools.nmap && open.length > 0) host.serviceDetection = 'unavailable (nmap not installed)';
       if (group.refusedScripts.length > 0) host.refusedScripts = group.refusedScripts;
       const down = pre.answered !== null && !pre.answered.has(item.ip) && open.length === 0;
@@ -184,7 +173,7 @@ export async function scanBatch(items: readonly WorkItem[], config: ScanConfig):
         finishedAt,
         preflight: pre.ran,
         ports: down ? [] : ports,
-        timings: { preflight: Math.round(pre.durationMs), nmap: Math.round(nmapMs), total: finishedAt - startedAt },
+        timings: { preflight: Math.round(pre.durationMs), nmap: Math.round(d?.durationMs ?? 0), total: finishedAt - startedAt },
         ...(Object.keys(host).length > 0 ? { host } : {}),
         agentVersion: VERSION,
       });

@@ -34,7 +34,7 @@ export interface NmapResult {
 export const NMAP_DEFAULTS = { hostTimeoutSeconds: 300, scriptTimeoutSeconds: 60, maxOutputBytes: 64 * 1024 * 1024 } as const;
 
 const scriptName = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-const timingFlag = /^(-T[0-5]|--min-rate|--max-rate|--max-retries|--version-intensity|--min-parallelism|--max-rtt-timeout|\d+(ms|s)?)$/;
+const timingFlag = /^(-T[0-5]|--min-rate|--max-rate|--max-retries|--version-intensity|--min-parallelism|--min-hostgroup|--max-rtt-timeout|\d+(ms|s)?)$/;
 
 /** Keep the scripts this agent allows; throws PB_ERR_UNSAFE_TARGET naming the first refused one. */
 export function checkScripts(scripts: readonly string[], allow: ReadonlySet<string>): string[] {

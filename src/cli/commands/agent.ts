@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { Agent, AllowList, SCAN_DEFAULTS, type PreflightChoice, describeMissingTools, detectScannerTools } from '../../../agent/index.js';
+import { Agent, AllowList, DETECTION_DEFAULTS, SCAN_DEFAULTS, type PreflightChoice, describeMissingTools, detectScannerTools } from '../../../agent/index.js';
 import { PortbanditError } from '../../core/errors.js';
 import { collect, parseInteger } from '../options.js';
 
@@ -18,6 +18,7 @@ interface AgentFlags {
   connectConcurrency: number;
   connectTimeout: number;
   pseudoThreshold: number;
+  nmapParallel: number;
   masscanAdapter?: string;
   masscanAdapterIp?: string;
   masscanRouter?: string;
@@ -52,6 +53,7 @@ export function registerAgent(program: Command): void {
     .option('--connect-concurrency <n>', 'connect sweep: connections in flight', parseInteger(1, 10_000), SCAN_DEFAULTS.connect.concurrency)
     .option('--connect-timeout <ms>', 'connect sweep: per-port timeout', parseInteger(50, 60_000), SCAN_DEFAULTS.connect.timeoutMs)
     .option('--pseudo-threshold <n>', 'hosts open on more ports than this skip nmap (pseudo-services)', parseInteger(1, 65535), SCAN_DEFAULTS.pseudoServiceThreshold)
+    .option('--nmap-parallel <n>', 'nmap -sV processes at once (one per distinct open-port set, up to 16 hosts each)', parseInteger(1, 64), DETECTION_DEFAULTS.parallel)
     .option('--masscan-adapter <if>', 'masscan --adapter (default: from ip route get)')
     .option('--masscan-adapter-ip <ip>', 'masscan --adapter-ip')
     .option('--masscan-router <ip>', 'masscan --router-ip')
@@ -87,6 +89,7 @@ export function registerAgent(program: Command): void {
           },
           connect: { concurrency: flags.connectConcurrency, timeoutMs: flags.connectTimeout, retries: flags.retries },
           pseudoServiceThreshold: flags.pseudoThreshold,
+          nmapParallel: flags.nmapParallel,
           log,
         },
       });
