@@ -5,7 +5,7 @@ import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emp
 import { ExplorationPool } from './cooccurrence/exploration-pool.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './cooccurrence/sweep-planner.js';
-import { MeanRanking, type Ranking, addByScore, fillRest, mergeRankings } from './cooccurrence/ranking.js';
+import { MeanRanking, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -177,29 +177,14 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   const oddsOf = (epoch: number, prefix: string, ip: string, probeable: number) =>
     planner.odds(epoch, prefix, ip, base, options.maxPerHost >= probeable ? probeable : 0, params.sweepShare * sweepYield.factor(epoch, params.sweepTarget), params.resweepEpochs);
 
-  // The tag and prefix rankings merged once per (tags, prefix) and batch: most hosts of a batch
-  // share both, and a two-way merge per host is cheaper than a three-way one.
-  const combined = new Map<string, Ranking>();
-  let combinedFor = '';
-  function marginalsOf(host: HostContext): Ranking {
-    const byTag = model.marginals.rank(host.tags);
-    if (!prefixRanking || !prefixStats) return byTag;
-    const version = `${model.stats.version}\u0000${prefixStats.version}`;
-    if (combinedFor !== version) {
-      combined.clear();
-      combinedFor = version;
-    }
-    const key = `${host.tags.join('\u0000')}\u0001${host.prefix}`;
-    let ranking = combined.get(key);
-    if (ranking === undefined) {
-      ranking = mergeRankings(byTag, prefixRanking.rank([host.prefix]));
-      combined.set(key, ranking);
-    }
-    return ranking;
-  }
-
+  // Follow-ups, the tag marginals and the prefix marginals, merged by `addByScore` as it picks
+  // (a port's effective score is its best in any of them). Materialising the tag+prefix merge
+  // per host copied the ~1,000-port tag ranking for every host whose (tags, prefix) had not been
+  // seen since the last batch: in the coordinator's shuffled order, nearly every host (~24 KB).
   function rankings(host: HostContext, evidence: readonly number[]): Ranking[] {
-    return [model.followUps(host.tags, evidence), marginalsOf(host)];
+    const followUps = model.followUps(host.tags, evidence);
+    const byTag = model.marginals.rank(host.tags);
+    return prefixRanking ? [followUps, byTag, prefixRanking.rank([host.prefix])] : [followUps, byTag];
   }
 
   /** Exploration slots of a host-epoch whose allowance is `total`. */

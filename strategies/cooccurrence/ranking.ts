@@ -108,25 +108,6 @@ export function rankFollowUps(
   return { ports: touched, scores: touched.map((p) => best[p]!) };
 }
 
-/** Two rankings merged into one, each port at its best score (a port in both appears once). */
-export function mergeRankings(a: Ranking, b: Ranking): Ranking {
-  const ports: number[] = [];
-  const scores: number[] = [];
-  const seen = new Set<number>();
-  let i = 0;
-  let j = 0;
-  while (i < a.ports.length || j < b.ports.length) {
-    const takeA = j >= b.ports.length || (i < a.ports.length && a.scores[i]! >= b.scores[j]!);
-    const port = takeA ? a.ports[i]! : b.ports[j]!;
-    const score = takeA ? a.scores[i++]! : b.scores[j++]!;
-    if (seen.has(port)) continue;
-    seen.add(port);
-    ports.push(port);
-    scores.push(score);
-  }
-  return { ports, scores };
-}
-
 /**
  * Add ports to the picker in descending score across several rankings (a k-way merge: a port's
  * effective score is its best score in any ranking), until the picker is full or `count` ports
