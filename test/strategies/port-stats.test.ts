@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { loadNmapServices } from '../../src/catalog/index.js';
 import { createRng } from '../../src/core/rng.js';
@@ -12,6 +13,30 @@ function result(over: Partial<HostResult> & Pick<HostResult, 'probed' | 'open'>)
 }
 
 describe('PortStats', () => {
+  test('mean is exactly betaMean(posterior) (the allocation-free path keeps every bit)', () => {
+    const port = fc.constantFrom(22, 80, 443, 3389, 8443, 31337, 50000);
+    const tag = fc.constantFrom('a', 'b', 'c', 'never-seen');
+    const hostResult = fc.record({
+      tags: fc.array(tag, { maxLength: 3 }),
+      probed: fc.uniqueArray(port, { maxLength: 7 }),
+      openShare: fc.double({ min: 0, max: 1, noNaN: true }),
+      epoch: fc.integer({ min: 0, max: 4 }),
+      sweep: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(hostResult, { maxLength: 40 }), fc.array(tag, { maxLength: 3 }), fc.double({ min: 0.5, max: 1, noNaN: true }), (results, tags, discount) => {
+        const stats = new PortStats(catalog, { ...portStatsDefaults, discount });
+        for (const r of [...results].sort((x, y) => x.epoch - y.epoch)) {
+          const open = r.probed.slice(0, Math.round(r.openShare * r.probed.length));
+          stats.observe(result({ tags: r.tags, probed: r.probed, open, epoch: r.epoch, sweep: r.sweep }));
+        }
+        for (const p of [22, 80, 443, 3389, 8443, 31337, 50000, 1]) {
+          expect(Object.is(stats.mean(tags, p), betaMean(stats.posterior(tags, p)))).toBe(true);
+        }
+      }),
+    );
+  });
+
   test('a port never observed has the nmap prior as its scope estimate', () => {
     const stats = new PortStats(catalog);
     expect(stats.mean([], 80)).toBeCloseTo(catalog.frequency(80), 10);
