@@ -3,8 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { PortRanges } from '../core/ports.js';
 import { HostSession, type HostSessionState } from '../../strategies/host-session.js';
-import type { HostContext, StrategyEnv } from '../../strategies/types.js';
-import type { Agent, Lease, QueuedWork, ScanDocument, ScannedPort, ScopeListName, Store } from '../store/types.js';
+import type { HostContext, HostResult, StrategyEnv } from '../../strategies/types.js';
+import type { Agent, Lease, QueuedWork, QueuedWorkInput, ScanDocument, ScannedPort, ScopeListName, Store } from '../store/types.js';
 import { contextPrefix, parseAddress } from './address.js';
 import { AddressSpace, type ScopeItem } from './address-space.js';
 import type { CoordinatorConfig } from './config.js';
@@ -541,7 +541,11 @@ export class Coordinator {
     };
     const before = prior ?? (await this.latestAnsweredScan(ip));
     const events = input.status === 'down' ? [] : diffEvents(diffScans(before, scan), scan, before === undefined);
-    const ingested = await this.store.ingestScan({ scan, events, leaseId: lease.id });
+    // The session's next step is decided before the write, so a follow-up round is queued in
+    // the same transaction as this round's result (one write to wait for, and never one without
+    // the other after a crash).
+    const next = this.advanceSession(lease, session, hit.tags, input, scan);
+    const ingested = await this.store.ingestScan({ scan, events, leaseId: lease.id, ...(next.followUp ? { enqueue: [next.followUp] } : {}) });
     if (!ingested.inserted) {
       this.metrics.results.inc({ outcome: 'duplicate' });
       return { scanId: scan.scanId, accepted: false, duplicate: true, followUp: false, events: 0 };
@@ -552,8 +556,9 @@ export class Coordinator {
     if (lease.round === 0 && (lease.cycle ?? 0) === this.cycleScansOf) {
       for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleScans.set(t, (this.cycleScans.get(t) ?? 0) + 1);
     }
-    const followUp = await this.advanceSession(lease, session, hit.tags, input, scan);
-    return { scanId: scan.scanId, accepted: true, duplicate: false, followUp, events: events.length };
+    if (next.followUp) this.queueMaybeNonEmpty = true;
+    else if (next.learn) this.learner.add(next.learn.key, next.learn.result, this.now());
+    return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };
   }
 
   /**
@@ -567,8 +572,18 @@ export class Coordinator {
     return recent.items.find((s) => s.host?.status !== 'down');
   }
 
-  /** Report the round to the host session; queue the follow-up round or learn from the visit. */
-  private async advanceSession(lease: Lease, session: LeaseSession, tags: readonly string[], input: ResultSubmission, scan: ScanDocument): Promise<boolean> {
+  /**
+   * Report the round to the host session: the follow-up round to queue, or the finished visit
+   * to learn from (neither for a silent host). Changes nothing; `submit` acts on it once the
+   * result is stored.
+   */
+  private advanceSession(
+    lease: Lease,
+    session: LeaseSession,
+    tags: readonly string[],
+    input: ResultSubmission,
+    scan: ScanDocument,
+  ): { followUp?: QueuedWorkInput; learn?: { key: string; result: HostResult } } {
     const key = this.learner.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY;
     const host: HostContext = {
       ip: lease.ip,
@@ -583,21 +598,17 @@ export class Coordinator {
     if (input.status === 'down') {
       // A silent host says nothing about its ports: do not teach the model "all closed".
       hs.abandon();
-      return false;
+      return {};
     }
     hs.report(input.ports.filter((p) => p.state === 'open').map((p) => p.port));
     const next = hs.next();
-    const now = this.now();
     if (next !== null) {
       const blob: LeaseSession = { ...session, state: hs.toJSON(), priorScanId: scan.scanId };
-      this.queueMaybeNonEmpty = true;
-      await this.store.enqueueWork([
-        { ip: lease.ip, tags: [...tags], reason: 'followup', enqueuedAt: now, ports: next, session: blob, round: lease.round + 1, ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}) },
-      ]);
-      return true;
+      return {
+        followUp: { ip: lease.ip, tags: [...tags], reason: 'followup', enqueuedAt: this.now(), ports: next, session: blob, round: lease.round + 1, ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}) },
+      };
     }
-    this.learner.add(key, hs.result(), now);
-    return false;
+    return { learn: { key, result: hs.result() } };
   }
 
   // ------------------------------------------------------------------ housekeeping

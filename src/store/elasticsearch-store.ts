@@ -609,6 +609,7 @@ class ElasticsearchStore implements Store {
       const scanDocId = encodeId('scan', scan.scanId);
       if (await this.getVersioned(this.index.scans, scanDocId)) return { inserted: false, latest: false };
       for (const event of input.events ?? []) JSON.stringify(event); // fail before writing anything
+      for (const item of input.enqueue ?? []) canonicalIp(item.ip, 'enqueue.ip');
       const source = scanSource(scan);
       // The history document is written last and is the commit point: every earlier step is
       // idempotent, so a failed ingest retried with the same scanId completes it.
@@ -630,7 +631,9 @@ class ElasticsearchStore implements Store {
       }
       const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
       if (!(await this.writeIf(this.index.scans, scanDocId, source, undefined))) return { inserted: false, latest: false };
-      return lease ? { inserted: true, latest, lease } : { inserted: true, latest };
+      // After the commit point, so a retried ingest (a duplicate then) never queues twice.
+      const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
+      return { inserted: true, latest, ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
     });
   }
 

@@ -531,7 +531,8 @@ class SqliteStore implements Store {
       }
       for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
       const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
-      return lease ? { inserted: true, latest: newer, lease } : { inserted: true, latest: newer };
+      const queued = input.enqueue?.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
+      return { inserted: true, latest: newer, ...(lease ? { lease } : {}), ...(queued && queued.length > 0 ? { queued } : {}) };
     })();
   }
 

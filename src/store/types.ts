@@ -303,6 +303,12 @@ export interface IngestInput {
   readonly scan: ScanDocument;
   readonly events?: readonly NewStoreEvent[];
   readonly leaseId?: string;
+  /**
+   * Work queued by the same write, only when the scan is inserted (not for a duplicate): a
+   * host's follow-up round goes into the queue with the result of the round before it, in one
+   * transaction where the store has them, instead of a second write the submit waits for.
+   */
+  readonly enqueue?: readonly QueuedWorkInput[];
 }
 
 export interface IngestResult {
@@ -311,6 +317,8 @@ export interface IngestResult {
   readonly latest: boolean;
   /** The completed lease, when `leaseId` was given and still present. */
   readonly lease?: Lease;
+  /** The items of `enqueue`, as queued (absent when nothing was). */
+  readonly queued?: readonly QueuedWork[];
 }
 
 export type EventKind = 'service-new' | 'service-closed' | 'service-changed' | 'host-new' | 'host-gone';

@@ -189,6 +189,36 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
         expect(events[0]).toMatchObject({ kind: 'service-new', port: 22, detail: { service: 'ssh' } });
       });
 
+      it('queues the follow-up work of an ingest only when the scan is inserted', async () => {
+        const store = await fresh();
+        await store.enqueueWork([{ ip: '198.18.0.9', tags: [], reason: 'manual', enqueuedAt: 1 }]);
+        await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
+        const followUp = { ip: '198.18.0.1', tags: ['dmz'], reason: 'followup' as const, enqueuedAt: 2, ports: [8080, 8443], session: { round: 1 }, round: 1, cycle: 3 };
+        const first = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), leaseId: 'l1', enqueue: [followUp] });
+        expect(first).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
+        expect(first.queued).toHaveLength(1);
+        expect(first.queued![0]).toMatchObject(followUp);
+        // A duplicate submission of the same result queues nothing more.
+        const again = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), leaseId: 'l1', enqueue: [followUp] });
+        expect(again).toEqual({ inserted: false, latest: false });
+        const queued = await store.listQueuedWork();
+        expect(queued.map((q) => [q.ip, q.reason])).toEqual([
+          ['198.18.0.9', 'manual'],
+          ['198.18.0.1', 'followup'],
+        ]);
+        expect(queued[1]).toEqual(first.queued![0]);
+        expect(await store.ingestScan({ scan: scan('s2', '198.18.0.2', 500, []) })).toEqual({ inserted: true, latest: true });
+        expect(await store.countQueuedWork()).toBe(2);
+      });
+
+      it('stores nothing of an ingest whose follow-up work is malformed', async () => {
+        const store = await fresh();
+        const bad = { ip: '198.18.0.300', tags: [], reason: 'followup' as const, enqueuedAt: 2 };
+        await expect(store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, []), enqueue: [bad] })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_ADDRESS') && e.where === 'enqueue.ip');
+        expect((await store.counts()).scans).toBe(0);
+        expect(await store.countQueuedWork()).toBe(0);
+      });
+
       it('rejects a malformed scan with the field named', async () => {
         const store = await fresh();
         const bad = { ...scan('s1', '198.18.0.1', 1, []), ip: '198.18.0.300' };
