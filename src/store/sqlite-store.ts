@@ -429,12 +429,21 @@ class SqliteStore implements Store {
     return this.batched('enqueueing work', () => items.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'work.ip') })));
   }
 
+  /**
+   * Its own small transaction at once, not the group commit: the caller (getwork) must then write
+   * the lease, and two group commits in a row put a follow-up round's getwork a whole extra turn
+   * of the event loop behind. At a paced 538 pairs/s, getwork p99 inside the server went from
+   * 34-47 ms to 8-10 ms. A dequeue does not see writes still waiting for the group commit (an
+   * enqueue of the same turn), as if it had run before them; that is all a queue needs.
+   */
   dequeueWork(limit: number): Promise<QueuedWork[]> {
-    return this.batched('dequeueing work', () => {
-      const rows = this.stmt.queueHead.all(resolveLimit(limit, limit)) as Row[];
-      for (const row of rows) this.stmt.queueDelete.run(row.seq);
-      return rows.map(toQueued);
-    });
+    return this.run('dequeueing work', () =>
+      this.db.transaction(() => {
+        const rows = this.stmt.queueHead.all(resolveLimit(limit, limit)) as Row[];
+        for (const row of rows) this.stmt.queueDelete.run(row.seq);
+        return rows.map(toQueued);
+      }).immediate(),
+    );
   }
 
   listQueuedWork(limit?: number): Promise<QueuedWork[]> {
@@ -455,7 +464,7 @@ class SqliteStore implements Store {
   }
 
   /**
-   * Group commit of the hot writes (ingests, leases, the work queue): calls made in the same turn
+   * Group commit of the hot writes (ingests, leases, enqueued work): calls made in the same turn
    * of the event loop share one transaction (one WAL commit), each inside its own savepoint so a
    * failing write rolls back only itself. Each promise settles after the commit, so whatever was
    * acknowledged is committed; a crash loses only writes whose callers were still waiting. Writes
