@@ -219,8 +219,10 @@ export class Coordinator {
       if (!hit) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, { where: `ips[${i}]` });
       return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now };
     });
+    const queued = await this.store.enqueueWork(items);
+    // Only once committed: a getwork of the meantime may have seen the queue empty.
     this.queueMaybeNonEmpty = true;
-    return this.store.enqueueWork(items);
+    return queued;
   }
 
   // ------------------------------------------------------------------ policies
@@ -623,13 +625,14 @@ export class Coordinator {
     try {
       const now = this.now();
       let expired = 0;
-      // Expired leases are requeued below; other processes may have queued work too.
-      this.queueMaybeNonEmpty = true;
       for (;;) {
         const batch = await this.store.takeExpiredLeases(now, 500, { requeue: true });
         expired += batch.length;
         if (batch.length < 500) break;
       }
+      // Expired leases were requeued just now (committed); other processes may have queued
+      // work too. Set after those writes: a getwork of the meantime may have seen it empty.
+      this.queueMaybeNonEmpty = true;
       if (expired > 0) {
         this.metrics.leasesExpired.inc(expired);
         this.log.info({ expired }, 'expired leases went back to the queue');

@@ -123,6 +123,17 @@ describe('work distribution', () => {
     expect(out.statusCode).toBe(403);
   });
 
+  it('a rescan requested while getworks run is served next, not after the next sweep', async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.4.0/24' }]);
+    const agent = (await app.coordinator.authenticateAgent(t.agents[0]!))!;
+    // The getwork of the same turn finds the queue empty (the rescan is not committed yet).
+    const [, during] = await Promise.all([app.coordinator.requestRescan(['198.18.4.77']), app.coordinator.getWork(agent)]);
+    expect(during?.reason).toBe('cycle');
+    const next = await app.coordinator.getWork(agent);
+    expect(next).toMatchObject({ ip: '198.18.4.77', reason: 'manual' });
+  });
+
   it('hands the strategy follow-up round to the same host as a second work item and merges the rounds', async () => {
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.5.0/30', tags: ['web'] }]);
