@@ -34,8 +34,9 @@ export const BACKSTOP_CHECKPOINT_PAGES = 524_288;
 /**
  * WAL length (pages, 1 GiB) from which the worker resets the WAL. Below it, the WAL restarts by
  * itself whenever a write begins just after a complete pass (common unless writes never pause); a
- * long but copied WAL costs disk space only (readers skip copied frames, and the store truncates
- * the file back to WAL_SIZE_LIMIT_BYTES when it restarts).
+ * long but copied WAL costs disk space only (readers skip copied frames). The file keeps its
+ * largest size until the store closes (the last connection's close removes it): truncating it at
+ * each restart (`journal_size_limit`) stalled that commit ~470 ms for a 1 GiB file here.
  *
  * Why so long: the reset holds every write for the worker's last pass, and that pass is mostly
  * two fsyncs (WAL, then database file), 32-44 ms on this machine however few frames it copies.
@@ -45,9 +46,6 @@ export const BACKSTOP_CHECKPOINT_PAGES = 524_288;
  * at that rate (getwork p99 10.9 ms at the server in the same comparison).
  */
 export const RESTART_PAGES = 262_144;
-
-/** The WAL file is truncated back to this size whenever it restarts (PRAGMA journal_size_limit). */
-export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** Longest a group commit is held for the worker's last pass, ms. */
 export const MAX_DEFER_MS = 50;

@@ -6,7 +6,7 @@ import { ipKey, canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { requeueItem } from './requeue.js';
-import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, WAL_SIZE_LIMIT_BYTES, startCheckpointer } from './sqlite-checkpointer.js';
+import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
 import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords } from './sqlite-query.js';
 import type { SqlColumns, SqlCondition } from './sqlite-query.js';
@@ -76,7 +76,6 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     let checkpointer: Checkpointer | undefined;
     if (options.path !== ':memory:' && interval > 0) {
       db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
-      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       let warned = false;
       checkpointer = startCheckpointer(options.path, interval, (message) => {
         if (!warned) process.emitWarning(`SQLite checkpoints on the worker thread failed (${options.path}): ${message}; the automatic checkpoint takes over`);
