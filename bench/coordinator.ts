@@ -336,6 +336,19 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     const coordAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
     const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
 
+    type Item = { leaseId: string; ip: string; ports: number[] };
+    /** One timed getwork of agent `i` into `tally`: its item (null: no work), or undefined on an error status. */
+    const timedGetwork = async (i: number, tally: Tally): Promise<Item | null | undefined> => {
+      const t0 = performance.now();
+      const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', coord.ready.tokens[i]!);
+      if (res.status !== 200) {
+        tally.errors++;
+        return undefined;
+      }
+      tally.add(performance.now() - t0);
+      return (JSON.parse(res.body) as { work: Item | null }).work;
+    };
+
     // 2a. getwork alone: the work-request path by itself (a fleet that is busy scanning and not
     // submitting yet). The /16 scope holds more targets than this phase can lease.
     // Warm-up (not measured): a coordinator that has just started compiles its code and fills its
@@ -348,15 +361,7 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     let onlyNoWork = 0;
     await coord.ask('stats-reset');
     const onlyWorkSeconds = await drive(agents, Math.min(seconds, 5), Math.min(maxRequests, 40_000), async (i) => {
-      const token = coord.ready.tokens[i]!;
-      const t0 = performance.now();
-      const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', token);
-      if (res.status !== 200) {
-        onlyWork.errors++;
-        return 1;
-      }
-      onlyWork.add(performance.now() - t0);
-      if ((JSON.parse(res.body) as { work: unknown }).work === null) onlyNoWork++;
+      if ((await timedGetwork(i, onlyWork)) === null) onlyNoWork++;
       return 1;
     });
     const onlyWorkServer = await coord.ask<ServerStats>('stats');
@@ -366,14 +371,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     let noWork = 0;
     const coordSeconds = await drive(agents, seconds, maxRequests, async (i) => {
       const token = coord.ready.tokens[i]!;
-      const t0 = performance.now();
-      const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', token);
-      if (res.status !== 200) {
-        work.errors++;
-        return 1;
-      }
-      work.add(performance.now() - t0);
-      const item = (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
+      const item = await timedGetwork(i, work);
+      if (item === undefined) return 1;
       if (!item) {
         noWork++;
         return 1;
@@ -418,14 +417,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
           if (performance.now() >= deadline) return 0;
         }
         const token = coord.ready.tokens[i]!;
-        const t0 = performance.now();
-        const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', token);
-        if (res.status !== 200) {
-          work.errors++;
-          return 1;
-        }
-        work.add(performance.now() - t0);
-        const item = (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
+        const item = await timedGetwork(i, work);
+        if (item === undefined) return 1;
         await pace();
         if (!item || performance.now() >= deadline) return 1;
         const body = resultBody(item, false);
