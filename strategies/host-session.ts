@@ -47,6 +47,8 @@ export interface HostSessionState {
   /** Ports handed out in the current round and not yet reported. */
   readonly pending: readonly number[];
   readonly done: boolean;
+  /** Probed ports whose state the scanner could not observe (left out of the result). */
+  readonly unknown?: readonly number[];
 }
 
 /**
@@ -65,6 +67,7 @@ export class HostSession {
   private probedList: number[];
   private readonly foundList: number[];
   private pending: number[];
+  private unknownList: number[];
   private finished: boolean;
   private wantsMore: boolean;
   private readonly plainHost: boolean;
@@ -80,6 +83,7 @@ export class HostSession {
       this.probedList = [...state.probed];
       this.foundList = [...state.found];
       this.pending = [...state.pending];
+      this.unknownList = [...(state.unknown ?? [])];
       this.finished = state.done;
       this.wantsMore = !state.done;
     } else {
@@ -90,6 +94,7 @@ export class HostSession {
       this.probedList = [];
       this.foundList = [];
       this.pending = [];
+      this.unknownList = [];
       this.finished = false;
       this.wantsMore = true;
     }
@@ -172,8 +177,14 @@ export class HostSession {
    * Report which of the pending ports were found open. Ports not pending are ignored (a scanner
    * never gets to report on ports it was not given).
    */
-  report(open: Iterable<number>): void {
+  report(open: Iterable<number>, unknown?: Iterable<number>): void {
     if (this.pending.length === 0) return;
+    if (unknown !== undefined) {
+      // Not observed (a time-out, a failed scanner): probed, so not chosen again this visit, but
+      // left out of the result so the model learns nothing about them.
+      const pending = new Set(this.pending);
+      for (const p of unknown) if (pending.has(p)) this.unknownList.push(p);
+    }
     const gen = nextPendingGeneration();
     for (const p of this.pending) pendingStamps[p] = gen;
     let newlyOpen: number[] | null = null;
@@ -215,12 +226,17 @@ export class HostSession {
   /** The outcome to feed to `observe` once the session is done. */
   result(): HostResult {
     const h = this.host;
+    let probed = this.probedList;
+    if (this.unknownList.length > 0) {
+      const unknown = new Set(this.unknownList);
+      probed = probed.filter((p) => !unknown.has(p));
+    }
     return {
       ip: h.ip,
       tags: h.tags,
       prefix: h.prefix,
       epoch: h.epoch,
-      probed: this.probedList,
+      probed,
       open: this.foundList,
       previousOpen: h.previousOpen,
       sweep: this.allowanceValue >= h.probeable.size && this.probedList.length >= h.probeable.size,
@@ -235,6 +251,7 @@ export class HostSession {
       found: [...this.foundList],
       pending: [...this.pending],
       done: this.finished,
+      ...(this.unknownList.length > 0 ? { unknown: [...this.unknownList] } : {}),
     };
   }
 }

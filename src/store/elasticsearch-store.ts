@@ -607,10 +607,12 @@ class ElasticsearchStore implements Store {
     return this.run('ingesting a scan', async () => {
       const scan = validateScan(input.scan);
       const scanDocId = encodeId('scan', scan.scanId);
-      if (await this.getVersioned(this.index.scans, scanDocId)) return { inserted: false, latest: false };
+      const existing = await this.getVersioned(this.index.scans, scanDocId);
+      if (existing && (!input.replace || input.leaseId === undefined)) return { inserted: false, latest: false };
       for (const event of input.events ?? []) JSON.stringify(event); // fail before writing anything
       for (const item of input.enqueue ?? []) canonicalIp(item.ip, 'enqueue.ip');
       const source = scanSource(scan);
+      if (existing) return this.replaceVisit(scan, source, scanDocId, existing, input);
       // The history document is written last and is the commit point: every earlier step is
       // idempotent, so a failed ingest retried with the same scanId completes it.
       let latest = false;
@@ -635,6 +637,32 @@ class ElasticsearchStore implements Store {
       const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
       return { inserted: true, latest, ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
     });
+  }
+
+  /**
+   * A later round of a stored visit: taking its lease (a conditional delete) is the commit point,
+   * so the round is applied once; the visit's document is then overwritten in history and latest.
+   */
+  private async replaceVisit(scan: ScanDocument, source: ScanSource, scanDocId: string, existing: Versioned<unknown>, input: IngestInput): Promise<IngestResult> {
+    const lease = await this.takeLease(input.leaseId!);
+    if (!lease) return { inserted: false, latest: false };
+    if (!(await this.writeIf(this.index.scans, scanDocId, source, existing))) {
+      await this.client.index({ index: this.index.scans, id: scanDocId, document: source, refresh: this.refresh });
+    }
+    let latest = false;
+    await this.modify<ScanSource>(this.index.latest, encodeId('ip', scan.ip), (current) => {
+      latest = current === undefined || current.scanId === scan.scanId || scan.finishedAt > current.finishedAt || (scan.finishedAt === current.finishedAt && scan.scanId >= current.scanId);
+      return latest ? source : undefined;
+    });
+    const events = input.events ?? [];
+    if (events.length > 0) {
+      const first = await this.allocate('event-seq', events.length);
+      for (const [i, event] of events.entries()) {
+        await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${lease.id}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
+      }
+    }
+    const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
+    return { inserted: true, latest, lease, ...(queued ? { queued } : {}) };
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {

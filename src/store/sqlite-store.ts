@@ -521,13 +521,22 @@ class SqliteStore implements Store {
     const fields = indexScan(scan);
     const key = ipKey(scan.ip, 'scan.ip');
     return ((): IngestResult => {
-      if (this.stmt.scanExists.get(scan.scanId)) return { inserted: false, latest: false };
       const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
-      const row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
+      let row: number;
+      const existing = this.stmt.scanRow.get(scan.scanId) as Row | undefined;
+      if (existing !== undefined) {
+        // A later round of a stored visit replaces the visit's document, exactly once per lease:
+        // the lease goes in the same transaction, so a retried submit finds it gone.
+        if (!input.replace || input.leaseId === undefined || !this.stmt.leaseGet.get(input.leaseId)) return { inserted: false, latest: false };
+        row = existing.row as number;
+        this.stmt.scanUpdate.run(scan.finishedAt, words, JSON.stringify(scan), row);
+        this.stmt.scanTermsClear.run(row);
+      } else row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
       this.insertTerms(row, fields);
       const current = this.stmt.latestGet.get(key) as Row | undefined;
       const newer =
         current === undefined ||
+        current.scan_row === row ||
         scan.finishedAt > (current.finished_at as number) ||
         (scan.finishedAt === current.finished_at && scan.scanId > (current.scan_id as string));
       if (newer) {
@@ -805,7 +814,9 @@ function prepareStatements(db: Database.Database) {
     queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
     queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
     queueCount: db.prepare('SELECT COUNT(*) AS n FROM work_queue'),
-    scanExists: db.prepare('SELECT 1 FROM scans WHERE scan_id = ?'),
+    scanRow: db.prepare('SELECT row FROM scans WHERE scan_id = ?'),
+    scanUpdate: db.prepare('UPDATE scans SET finished_at = ?, words = ?, doc = ? WHERE row = ?'),
+    scanTermsClear: db.prepare('DELETE FROM scan_terms WHERE scan_row = ?'),
     scanInsert: db.prepare('INSERT INTO scans (scan_id, ip, ip_key, finished_at, words, doc) VALUES (?, ?, ?, ?, ?, ?)'),
     scanGet: db.prepare('SELECT doc FROM scans WHERE scan_id = ?'),
     latestGet: db.prepare('SELECT scan_row, finished_at, scan_id FROM latest WHERE ip_key = ?'),

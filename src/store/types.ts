@@ -123,10 +123,12 @@ export interface Store {
 
   // ---------------------------------------------------------------- scans
   /**
-   * Ingest a scan atomically: store it in history, update latest-per-host when it is newer than
-   * the host's current latest (by `finishedAt`, then `scanId`), append `events`, and complete
-   * `leaseId` if given. Idempotent by `scanId`: a second call with a known scanId changes nothing
-   * and returns `inserted: false` (the lease, if still present, is left alone).
+   * Ingest a scan (one host visit) atomically: store it in history, update latest-per-host when
+   * it is newer than the host's current latest (by `finishedAt`, then `scanId`), append
+   * `events`, and complete `leaseId` if given. Idempotent by `scanId`: a second call with a known
+   * scanId changes nothing and returns `inserted: false` (the lease, if still present, is left
+   * alone) — unless `replace` is set: then a later round of the visit replaces the stored
+   * document (history, search facets, latest) once per `leaseId`, which must still exist.
    */
   ingestScan(input: IngestInput): Promise<IngestResult>;
   /** One scan from history, or undefined. */
@@ -278,6 +280,10 @@ export interface ScannedPort {
   readonly scripts: readonly ScriptResult[];
 }
 
+/**
+ * One host visit: every round of it (round 0 and the strategy's follow-ups, and a re-issue after
+ * an expired lease) in one document, whose `scanId` is the visit's first lease id.
+ */
 export interface ScanDocument {
   readonly scanId: string;
   readonly ip: string;
@@ -291,8 +297,22 @@ export interface ScanDocument {
   /** Ports by port number ascending; search fields match only ports whose state is `open`. */
   readonly ports: readonly ScannedPort[];
   readonly preflight: 'masscan' | 'connect' | 'none';
-  /** The ports that were probed, as an nmap-style spec ("22,80,8000-8100"). */
+  /** The ports that were probed (handed out, all rounds), as an nmap-style spec ("22,80,8000-8100"). */
   readonly probedPorts: string;
+  /**
+   * Probed ports whose state is unknown (host time-out, scanner failure, preflight loss), a spec
+   * like `probedPorts`. Every other probed port not listed in `ports` was observed not open.
+   */
+  readonly unknownPorts?: string;
+  /** Why the visit is partial; open ports may lack service detail. Absent when it finished. */
+  readonly incomplete?: string;
+  /** Lease ids of the visit's rounds, in order (the first is `scanId`). */
+  readonly rounds?: readonly string[];
+  /**
+   * The ports last known open as of this visit: open here, or open at an earlier visit and not
+   * observed since (never probed again, or unknown here). What diffs and events compare against.
+   */
+  readonly knownOpen?: readonly number[];
   /** Phase durations in milliseconds, free keys (`preflight`, `nmap`, `total`, ...). */
   readonly timings: Readonly<Record<string, number>>;
   /** Host-level extras (hostname, OS guess, ...). */
@@ -303,6 +323,8 @@ export interface IngestInput {
   readonly scan: ScanDocument;
   readonly events?: readonly NewStoreEvent[];
   readonly leaseId?: string;
+  /** Replace the stored document of `scan.scanId` (a later round of the same visit); needs `leaseId`. */
+  readonly replace?: boolean;
   /**
    * Work queued by the same write, only when the scan is inserted (not for a duplicate): a
    * host's follow-up round goes into the queue with the result of the round before it, in one
