@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { WorkItem } from '../src/coordinator/protocol.js';
+import type { ResultSubmission, WorkItem } from '../src/coordinator/protocol.js';
 import { CoordinatorClient, RejectedError } from './coordinator-client.js';
-import { type ScanConfig, scanBatch } from './scan-batch.js';
+import { type HostOutcome, type ScanConfig, ScanPipeline } from './scan-batch.js';
 
 export interface AgentOptions {
   readonly server: string;
   readonly token: string;
-  /** Work items leased and scanned together (shared preflight/nmap runs). */
+  /** Work items held at once (leased, scanning or submitting): the agent's slots. */
   readonly concurrency: number;
-  /** Stop after one batch (or as soon as there is no work). */
+  /** Stop after one lease burst is scanned (or as soon as there is no work). */
   readonly once: boolean;
   readonly scan: Omit<ScanConfig, 'signal'>;
   /** Backoff bounds when the coordinator is unreachable. */
@@ -18,6 +18,7 @@ export interface AgentOptions {
 }
 
 export interface AgentStats {
+  /** Lease bursts: requests for work that filled free slots together. */
   batches: number;
   submitted: number;
   refused: number;
@@ -26,9 +27,12 @@ export interface AgentStats {
 }
 
 /**
- * A running agent: pull work, scan, submit, until stopped. `stop()` (SIGINT/SIGTERM) lets the
- * batch in flight finish and be submitted; `stop({ now: true })` (a second signal) cancels the
- * scanners, and the unfinished leases go back to the coordinator's queue when they expire.
+ * A running agent: keep `concurrency` slots full of work, scan, and submit each host's result
+ * the moment that host is done. New work is leased as soon as a slot frees, while slow hosts
+ * finish in the other slots; one slow host never delays another's result. `stop()`
+ * (SIGINT/SIGTERM) stops leasing and lets the hosts in flight finish and be submitted;
+ * `stop({ now: true })` (a second signal) cancels the scanners, and the unfinished leases go back
+ * to the coordinator's queue when they expire.
  */
 export class Agent {
   readonly stats: AgentStats = { batches: 0, submitted: 0, refused: 0, rejected: 0, errors: 0 };
@@ -36,37 +40,48 @@ export class Agent {
   private readonly options: AgentOptions;
   private readonly abort = new AbortController();
   private readonly wake = new AbortController();
+  private readonly pipeline: ScanPipeline;
   private stopping = false;
+  private inFlight = 0;
+  private readonly tasks = new Set<Promise<void>>();
+  /** Resolves the current wait for a free slot. */
+  private slotFreed: (() => void) | undefined;
 
   constructor(options: AgentOptions) {
     this.options = options;
     this.client = new CoordinatorClient(options.server, options.token);
+    this.pipeline = new ScanPipeline({ ...options.scan, signal: this.abort.signal });
   }
 
   private log(line: string): void {
     this.options.scan.log(line);
   }
 
-  /** Ask the loop to end after the current batch; with `now`, cancel running scanners too. */
+  /** Stop leasing; with `now`, cancel running scanners too. */
   stop(opts: { now?: boolean } = {}): void {
     this.stopping = true;
     this.wake.abort();
+    this.slotFreed?.();
     if (opts.now) this.abort.abort();
   }
 
-  private async pause(ms: number): Promise<void> {
+  /** Sleep `ms`, or less when stopped or (with `orSlot`) when a slot frees. */
+  private async pause(ms: number, orSlot = false): Promise<void> {
+    const freed = orSlot ? new Promise<void>((resolve) => (this.slotFreed = resolve)) : new Promise<void>(() => {});
     try {
-      await sleep(ms, undefined, { signal: this.wake.signal });
+      await Promise.race([sleep(ms, undefined, { signal: this.wake.signal }), freed]);
     } catch {
       // woken by stop()
+    } finally {
+      if (orSlot) this.slotFreed = undefined;
     }
   }
 
-  /** Lease up to `concurrency` items; stops early when the coordinator has nothing. */
-  private async lease(): Promise<{ items: WorkItem[]; retryAfterMs: number }> {
+  /** Lease up to `want` items; stops early when the coordinator has nothing. */
+  private async lease(want: number): Promise<{ items: WorkItem[]; retryAfterMs: number }> {
     const items: WorkItem[] = [];
     let retryAfterMs = 0;
-    while (items.length < this.options.concurrency && !this.stopping) {
+    while (items.length < want && !this.stopping) {
       let res;
       try {
         res = await this.client.getWork();
@@ -84,15 +99,20 @@ export class Agent {
     return { items, retryAfterMs };
   }
 
-  /** Run until stopped (or one batch with `once`). Resolves with the counters. */
+  /** Run until stopped (or one burst with `once`). Resolves with the counters once every host in flight is submitted. */
   async run(): Promise<AgentStats> {
     const backoff = this.options.backoff ?? { initialMs: 1000, maxMs: 60_000 };
     let failures = 0;
     while (!this.stopping) {
+      const free = this.options.concurrency - this.inFlight;
+      if (free <= 0) {
+        await this.pause(60_000, true);
+        continue;
+      }
       let items: WorkItem[] = [];
       let retryAfterMs = 0;
       try {
-        ({ items, retryAfterMs } = await this.lease());
+        ({ items, retryAfterMs } = await this.lease(free));
         failures = 0;
       } catch (error) {
         this.stats.errors++;
@@ -106,59 +126,81 @@ export class Agent {
         await this.pause(delay);
         continue;
       }
-      if (items.length === 0) {
-        if (this.options.once) break;
-        await this.pause(Math.min(retryAfterMs, this.options.idleMaxMs ?? 30_000));
-        continue;
-      }
-      await this.runBatch(items);
+      if (items.length > 0) this.start(items);
       if (this.options.once) break;
+      // Nothing to lease: wait for the coordinator's hint, or sooner when a slot frees (its
+      // result may have queued a follow-up round). A full burst: wait for a slot to free.
+      if (items.length < free) await this.pause(Math.min(retryAfterMs || 1000, this.options.idleMaxMs ?? 30_000), this.inFlight > 0);
     }
+    while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     this.log(`agent: stopped (${this.stats.submitted} results submitted, ${this.stats.refused} refused, ${this.stats.rejected} rejected)`);
     return this.stats;
   }
 
-  private async runBatch(items: WorkItem[]): Promise<void> {
+  private start(items: WorkItem[]): void {
     this.stats.batches++;
-    this.log(`agent: scanning ${items.length} work item(s): ${items.map((i) => `${i.ip} (${i.ports.length} ports)`).join(', ')}`);
-    let outcome;
+    // Each item holds a slot until its result is submitted (or the burst fails or is aborted).
+    const held = new Set(items.map((i) => i.leaseId));
+    this.inFlight += held.size;
+    this.log(`agent: leased ${items.length} work item(s): ${items.map((i) => `${i.ip} (${i.ports.length} ports${i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`);
+    const ref: { task?: Promise<void> } = {};
+    const task: Promise<void> = (async () => {
+      try {
+        await this.pipeline.scan(items, (outcome) => this.finish(outcome, held));
+      } catch (error) {
+        this.stats.errors++;
+        this.log(`agent: scanning failed: ${(error as Error).message} (unsubmitted leases return to the queue when they expire)`);
+      } finally {
+        this.inFlight -= held.size;
+        held.clear();
+        if (ref.task) this.tasks.delete(ref.task);
+        this.slotFreed?.();
+      }
+    })();
+    ref.task = task;
+    this.tasks.add(task);
+  }
+
+  private async finish(outcome: HostOutcome, held: Set<string>): Promise<void> {
     try {
-      outcome = await scanBatch(items, { ...this.options.scan, signal: this.abort.signal });
-    } catch (error) {
-      this.stats.errors++;
-      this.log(`agent: batch failed: ${(error as Error).message} (its leases return to the queue when they expire)`);
-      return;
+      if (outcome.kind === 'refused') {
+        this.stats.refused++;
+        this.log(`agent: refused ${outcome.item.ip}: ${outcome.reason}`);
+        return;
+      }
+      await this.submit(outcome.item, outcome.submission);
+    } finally {
+      if (held.delete(outcome.item.leaseId)) this.inFlight--;
+      this.slotFreed?.();
     }
-    for (const r of outcome.refused) {
-      this.stats.refused++;
-      this.log(`agent: refused ${r.item.ip}: ${r.reason}`);
-    }
-    for (const result of outcome.submissions) {
-      // Results are worth retrying through a coordinator outage, until the lease deadline.
-      const deadline = items.find((i) => i.leaseId === result.leaseId)?.deadline ?? Date.now();
-      let failures = 0;
-      for (;;) {
-        try {
-          const res = await this.client.submit(result);
-          this.stats.submitted++;
-          this.log(`agent: ${result.ip}: ${result.ports.length} open port(s) via ${result.preflight}${res.followUp ? ', follow-up queued' : ''}`);
-          break;
-        } catch (error) {
-          if (error instanceof RejectedError) {
-            this.stats.rejected++;
-            this.log(`agent: result for ${result.ip} rejected: ${error.message}`);
-            break;
-          }
-          failures++;
-          const delay = Math.min(this.options.backoff?.maxMs ?? 60_000, (this.options.backoff?.initialMs ?? 1000) * 2 ** (failures - 1));
-          if (Date.now() + delay > deadline || this.abort.signal.aborted) {
-            this.stats.errors++;
-            this.log(`agent: giving up on the result for ${result.ip}: ${(error as Error).message}`);
-            break;
-          }
-          this.log(`agent: submitting ${result.ip} failed (${(error as Error).message}); retrying in ${delay} ms`);
-          await sleep(delay);
+  }
+
+  /** Submit one host's result, retrying through a coordinator outage until the lease deadline. */
+  private async submit(item: WorkItem, result: ResultSubmission): Promise<void> {
+    let failures = 0;
+    for (;;) {
+      try {
+        const res = await this.client.submit(result);
+        this.stats.submitted++;
+        const open = result.ports.filter((p) => p.state === 'open').length;
+        const partial = result.incomplete !== undefined ? ` (partial: ${result.incomplete})` : '';
+        this.log(`agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${partial}${res.followUp ? ', follow-up queued' : ''}`);
+        return;
+      } catch (error) {
+        if (error instanceof RejectedError) {
+          this.stats.rejected++;
+          this.log(`agent: result for ${result.ip} rejected: ${error.message}`);
+          return;
         }
+        failures++;
+        const delay = Math.min(this.options.backoff?.maxMs ?? 60_000, (this.options.backoff?.initialMs ?? 1000) * 2 ** (failures - 1));
+        if (Date.now() + delay > item.deadline || this.abort.signal.aborted) {
+          this.stats.errors++;
+          this.log(`agent: giving up on the result for ${result.ip}: ${(error as Error).message}`);
+          return;
+        }
+        this.log(`agent: submitting ${result.ip} failed (${(error as Error).message}); retrying in ${delay} ms`);
+        await sleep(delay);
       }
     }
   }

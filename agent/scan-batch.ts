@@ -1,12 +1,14 @@
-import type { Preflight, PortResult, ResultSubmission, WorkItem } from '../src/coordinator/protocol.js';
+import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/coordinator/protocol.js';
 import { isPortbanditError } from '../src/core/errors.js';
+import { PortRanges } from '../src/core/ports.js';
 import { VERSION } from '../src/core/version.js';
 import type { AllowList } from './allow-list.js';
 import { CONNECT_DEFAULTS, runConnectSweep } from './scanners/connect-sweep.js';
 import { MASSCAN_DEFAULTS, runMasscan } from './scanners/masscan.js';
+import { runNmap } from './scanners/nmap.js';
 import type { MasscanRoute } from './scanners/route.js';
-import { DETECTION_DEFAULTS, type HostDetection, detectServices } from './service-detection.js';
 import type { ScannerTools } from './scanners/tools.js';
+import { DETECTION_DEFAULTS } from './service-detection.js';
 
 /** Which preflight the agent prefers: auto follows the work item and the machine's abilities. */
 export type PreflightChoice = 'auto' | 'masscan' | 'connect';
@@ -21,7 +23,7 @@ export interface ScanConfig {
   readonly connect: { readonly concurrency: number; readonly timeoutMs: number; readonly retries: number };
   /** A host open on more ports than this in the preflight is a pseudo-service host: no nmap. */
   readonly pseudoServiceThreshold: number;
-  /** nmap -sV processes at once (default DETECTION_DEFAULTS.parallel). */
+  /** nmap -sV processes at once, across every host the agent holds (default DETECTION_DEFAULTS.parallel). */
   readonly nmapParallel?: number;
   /** Extra nmap timing flags (bench: -T4). */
   readonly nmapTiming?: readonly string[];
@@ -46,17 +48,11 @@ export interface BatchOutcome {
   readonly refused: RefusedItem[];
 }
 
-interface Group {
-  readonly key: string;
-  readonly ports: readonly number[];
-  readonly scan: WorkItem['scan'];
-  readonly scripts: readonly string[];
-  readonly refusedScripts: readonly string[];
-  readonly items: WorkItem[];
-}
+/** One host's outcome, as soon as that host is done. */
+export type HostOutcome = { readonly kind: 'result'; readonly item: WorkItem; readonly submission: ResultSubmission } | { readonly kind: 'refused'; readonly item: WorkItem; readonly reason: string };
 
 /** The preflight that will run for a work item on this machine. */
-export function choosePreflight(requested: Preflight, config: Pick<ScanConfig, 'preflight' | 'tools'>): Preflight {
+export function choosePreflight(requested: PreflightRequest, config: Pick<ScanConfig, 'preflight' | 'tools'>): Preflight {
   const canMasscan = config.tools.masscan !== null && config.tools.rawSockets;
   if (config.preflight === 'connect') return 'connect';
   if (config.preflight === 'masscan') return canMasscan ? 'masscan' : 'connect';
@@ -65,119 +61,227 @@ export function choosePreflight(requested: Preflight, config: Pick<ScanConfig, '
   return canMasscan ? 'masscan' : 'connect';
 }
 
-/** Group items that share port set and scan options: one preflight and one nmap run each. */
-function groupItems(items: readonly WorkItem[], config: ScanConfig): Group[] {
-  const groups = new Map<string, Group>();
-  for (const item of items) {
-    const scripts = item.scan.scripts.filter((s) => config.scriptsAllow.has(s));
-    const refusedScripts = item.scan.scripts.filter((s) => !config.scriptsAllow.has(s));
-    const preflight = choosePreflight(item.scan.preflight, config);
-    const key = JSON.stringify([item.ports, preflight, item.scan.versionDetection, scripts, item.scan.hostTimeoutSeconds, item.scan.scriptTimeoutSeconds]);
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = { key, ports: item.ports, scan: { ...item.scan, preflight }, scripts, refusedScripts, items: [] }));
-    g.items.push(item);
+/** Why `choosePreflight` picks what it picks for `auto`, for the agent's startup log. */
+export function describePreflight(config: Pick<ScanConfig, 'preflight' | 'tools'>): string {
+  const { tools } = config;
+  if (config.preflight === 'connect') return 'connect sweep (--preflight connect)';
+  const why = tools.masscan === null ? 'masscan is not installed' : !tools.rawSockets ? 'this process has no raw sockets (not root, no CAP_NET_RAW)' : '';
+  if (why === '') return `masscan (root, installed; the connect sweep where no route is found)`;
+  return `connect sweep (${why})`;
+}
+
+/** A counting semaphore: at most `limit` holders at once, FIFO. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+  async use<T>(work: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await work();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
   }
-  return [...groups.values()];
 }
 
 interface PreflightOutcome {
   readonly ran: Preflight;
-  readonly open: Map<string, number[]>;
+  readonly open: ReadonlyMap<string, readonly number[]>;
   /** null: unknown (masscan does not report closed ports). */
-  readonly answered: Set<string> | null;
+  readonly answered: ReadonlySet<string> | null;
   readonly durationMs: number;
-}
-
-async function preflight(group: Group, targets: string[], config: ScanConfig): Promise<PreflightOutcome> {
-  const started = performance.now();
-  if (group.scan.preflight === 'none') {
-    return { ran: 'none', open: new Map(targets.map((t) => [t, [...group.ports]])), answered: null, durationMs: 0 };
-  }
-  if (group.scan.preflight === 'masscan') {
-    try {
-      const r = await runMasscan({ targets, ports: group.ports, allow: config.allow, ...config.masscan, ...(config.signal ? { signal: config.signal } : {}) });
-      return { ran: 'masscan', open: r.open, answered: null, durationMs: r.durationMs };
-    } catch (error) {
-      if (!isPortbanditError(error) || config.signal?.aborted) throw error;
-      config.log(`agent: masscan preflight failed (${error.message}); using the connect sweep`);
-    }
-  }
-  const r = await runConnectSweep({ targets, ports: group.ports, allow: config.allow, ...config.connect, ...(config.signal ? { signal: config.signal } : {}) });
-  return { ran: 'connect', open: r.open, answered: r.answered, durationMs: performance.now() - started };
+  /** Set when no preflight could observe the ports (all of them are unknown then). */
+  readonly error?: string;
 }
 
 /**
- * Scan a batch of work items: refuse targets outside --allow, group the rest by identical port set
- * and scan options, run one preflight per group, then nmap -sV on each host's own open ports
- * (`detectServices`: one nmap process per distinct open-port set, several at once), and build one
- * result per item. Pseudo-service hosts (more open ports than the threshold) skip nmap.
+ * The agent's scanning pipeline, shared by every work item it holds: a preflight per group of
+ * items leased together (identical port sets share a masscan or connect-sweep run; masscan runs
+ * one at a time, since each sends at the agent's whole --rate), then nmap on each host's own
+ * open ports in a process of its own, at most `nmapParallel` at once across all groups, and each
+ * host's result handed to `onResult` the moment that host is done: one slow host never holds
+ * another's result back.
+ *
+ * Unknown is not closed: a host whose nmap timed out or failed keeps the preflight's open ports
+ * (without service detail) and is marked incomplete; ports no probe observed are reported in
+ * `unknownPorts`, never as closed.
+ */
+export class ScanPipeline {
+  private readonly nmapSlots: Semaphore;
+  private readonly masscanSlot = new Semaphore(1);
+  private readonly connectSlots = new Semaphore(4);
+  private readonly refusedScriptSets = new Set<string>();
+
+  constructor(private readonly config: ScanConfig) {
+    this.nmapSlots = new Semaphore(Math.max(1, config.nmapParallel ?? DETECTION_DEFAULTS.parallel));
+  }
+
+  /** Scan `items`; resolves once every item's outcome was handed to `onResult`. */
+  async scan(items: readonly WorkItem[], onResult: (outcome: HostOutcome) => void | Promise<void>): Promise<void> {
+    const accepted: WorkItem[] = [];
+    const tasks: Promise<void>[] = [];
+    for (const item of items) {
+      if (this.config.allow.allows(item.ip)) accepted.push(item);
+      else tasks.push(Promise.resolve(onResult({ kind: 'refused', item, reason: `${item.ip} is outside this agent's --allow ranges (${this.config.allow.specs.join(', ') || 'none given'})` })));
+    }
+    const groups = new Map<string, WorkItem[]>();
+    for (const item of accepted) {
+      const key = JSON.stringify([item.ports, choosePreflight(item.scan.preflight, this.config)]);
+      const g = groups.get(key);
+      if (g) g.push(item);
+      else groups.set(key, [item]);
+    }
+    for (const group of groups.values()) tasks.push(this.scanGroup(group, onResult));
+    await Promise.all(tasks);
+  }
+
+  private async scanGroup(items: readonly WorkItem[], onResult: (outcome: HostOutcome) => void | Promise<void>): Promise<void> {
+    const config = this.config;
+    const first = items[0]!;
+    const ran = choosePreflight(first.scan.preflight, config);
+    const startedAt = Date.now();
+    const targets = [...new Set(items.map((i) => i.ip))];
+    const pre = await this.preflight(ran, first.ports, targets);
+    await Promise.all(
+      items.map(async (item) => {
+        if (config.signal?.aborted) return;
+        const submission = await this.finishHost(item, pre, startedAt);
+        if (submission) await onResult({ kind: 'result', item, submission });
+      }),
+    );
+  }
+
+  private async preflight(ran: Preflight, ports: readonly number[], targets: string[]): Promise<PreflightOutcome> {
+    const config = this.config;
+    const started = performance.now();
+    if (ran === 'none') return { ran: 'none', open: new Map(targets.map((t) => [t, [...ports]])), answered: null, durationMs: 0 };
+    const signal = config.signal ? { signal: config.signal } : {};
+    if (ran === 'masscan') {
+      try {
+        const r = await this.masscanSlot.use(() => runMasscan({ targets, ports, allow: config.allow, ...config.masscan, ...signal }));
+        return { ran: 'masscan', open: r.open, answered: null, durationMs: r.durationMs };
+      } catch (error) {
+        if (!isPortbanditError(error) || config.signal?.aborted) throw error;
+        config.log(`agent: masscan preflight failed (${error.message}); using the connect sweep`);
+      }
+    }
+    try {
+      const r = await this.connectSlots.use(() => runConnectSweep({ targets, ports, allow: config.allow, ...config.connect, ...signal }));
+      return { ran: 'connect', open: r.open, answered: r.answered, durationMs: performance.now() - started };
+    } catch (error) {
+      if (!isPortbanditError(error) || config.signal?.aborted) throw error;
+      config.log(`agent: connect sweep failed on ${targets.join(', ')} (${error.message}); their ports are reported unknown`);
+      return { ran: 'connect', open: new Map(), answered: null, durationMs: performance.now() - started, error: `preflight failed: ${error.message}` };
+    }
+  }
+
+  /** nmap on one host's open ports (if any), then its result. Undefined when aborted. */
+  private async finishHost(item: WorkItem, pre: PreflightOutcome, startedAt: number): Promise<ResultSubmission | undefined> {
+    const config = this.config;
+    const own = new Set(item.ports);
+    const base = {
+      leaseId: item.leaseId,
+      ip: item.ip,
+      startedAt,
+      preflight: pre.ran,
+      agentVersion: VERSION,
+    };
+    if (pre.error !== undefined) {
+      const finishedAt = Date.now();
+      return { ...base, status: 'up', finishedAt, ports: [], unknownPorts: PortRanges.fromPorts(item.ports).toString(), incomplete: pre.error, timings: { preflight: Math.round(pre.durationMs), total: finishedAt - startedAt } };
+    }
+    const open = (pre.open.get(item.ip) ?? []).filter((p) => own.has(p));
+    const host: Record<string, unknown> = {};
+    const pseudo = pre.ran !== 'none' && open.length > config.pseudoServiceThreshold;
+    if (pseudo) {
+      host.pseudoServices = true;
+      host.preflightOpen = open.length;
+    }
+    const down = pre.answered !== null && !pre.answered.has(item.ip) && open.length === 0;
+    const preflightPorts: PortResult[] = pre.ran === 'none' ? [] : open.map((port) => ({ port, protocol: 'tcp', state: 'open' }));
+    let ports: PortResult[] = preflightPorts;
+    let unknownPorts: string | undefined;
+    let incomplete: string | undefined;
+    let nmapMs = 0;
+    let waitMs = 0;
+    const scriptsWanted = item.scan.scripts.some((s) => config.scriptsAllow.has(s));
+    const nmapAdds = pre.ran === 'none' || item.scan.versionDetection || scriptsWanted;
+    if (!down && !pseudo && open.length > 0 && nmapAdds) {
+      if (!config.tools.nmap) host.serviceDetection = 'unavailable (nmap not installed)';
+      else {
+        const scripts = item.scan.scripts.filter((s) => config.scriptsAllow.has(s));
+        const refused = item.scan.scripts.filter((s) => !config.scriptsAllow.has(s));
+        if (refused.length > 0 && !this.refusedScriptSets.has(refused.join(','))) {
+          this.refusedScriptSets.add(refused.join(','));
+          config.log(`agent: the policy asks for NSE scripts not on --scripts-allow, skipped: ${refused.join(', ')} (logged once)`);
+        }
+        const queued = performance.now();
+        const outcome = await this.nmapSlots.use(async () => {
+          waitMs = performance.now() - queued;
+          const started = performance.now();
+          try {
+            const r = await runNmap({
+              targets: [item.ip],
+              ports: open,
+              allow: config.allow,
+              versionDetection: item.scan.versionDetection,
+              scripts,
+              scriptsAllow: config.scriptsAllow,
+              hostTimeoutSeconds: item.scan.hostTimeoutSeconds,
+              scriptTimeoutSeconds: item.scan.scriptTimeoutSeconds,
+              ...(item.scan.versionIntensity !== undefined ? { versionIntensity: item.scan.versionIntensity } : {}),
+              ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
+              ...(config.signal ? { signal: config.signal } : {}),
+            });
+            return { host: r.run.hosts.find((h) => h.ip === item.ip), ms: performance.now() - started, error: undefined };
+          } catch (error) {
+            if (!isPortbanditError(error) || config.signal?.aborted) throw error;
+            return { error: error.message, ms: performance.now() - started };
+          }
+        });
+        nmapMs = outcome.ms;
+        if (outcome.error !== undefined) {
+          incomplete = `nmap failed: ${outcome.error.slice(0, 300)}`;
+          config.log(`agent: ${item.ip}: ${incomplete}; reporting the preflight's open ports without service detail`);
+        } else if (!('host' in outcome) || !outcome.host || outcome.host.timedOut) {
+          incomplete = `nmap gave up at its host timeout (${item.scan.hostTimeoutSeconds} s)`;
+        } else {
+          ports = outcome.host.ports.filter((p) => own.has(p.port));
+        }
+        if (incomplete !== undefined && pre.ran === 'none') {
+          // nmap was the port scan: what it did not finish is unknown, not closed.
+          unknownPorts = PortRanges.fromPorts(item.ports).toString();
+        }
+      }
+    }
+    if (config.signal?.aborted) return undefined;
+    const finishedAt = Date.now();
+    return {
+      ...base,
+      status: down ? 'down' : 'up',
+      finishedAt,
+      ports: down ? [] : ports,
+      ...(unknownPorts !== undefined ? { unknownPorts } : {}),
+      ...(incomplete !== undefined ? { incomplete } : {}),
+      timings: { preflight: Math.round(pre.durationMs), nmapWait: Math.round(waitMs), nmap: Math.round(nmapMs), total: finishedAt - startedAt },
+      ...(Object.keys(host).length > 0 ? { host } : {}),
+    };
+  }
+}
+
+/**
+ * Scan a batch of work items and collect every outcome (the agent streams them instead; tests
+ * and the benchmark use this): refuses targets outside --allow, preflights, then nmap per host.
  */
 export async function scanBatch(items: readonly WorkItem[], config: ScanConfig): Promise<BatchOutcome> {
-  const refused: RefusedItem[] = [];
-  const accepted: WorkItem[] = [];
-  for (const item of items) {
-    if (config.allow.allows(item.ip)) accepted.push(item);
-    else refused.push({ item, reason: `${item.ip} is outside this agent's --allow ranges (${config.allow.specs.join(', ') || 'none given'})` });
-  }
   const submissions: ResultSubmission[] = [];
-  for (const group of groupItems(accepted, config)) {
-    if (config.signal?.aborted) break;
-    const startedAt = Date.now();
-    const targets = [...new Set(group.items.map((i) => i.ip))];
-    if (group.refusedScripts.length > 0) config.log(`agent: refusing NSE scripts not on --scripts-allow: ${group.refusedScripts.join(', ')}`);
-    const pre = await preflight(group, targets, config);
-    const pseudo = new Set<string>();
-    // Each host goes to nmap with exactly its own open ports (within the group's port set).
-    const nmapOpen = new Map<string, number[]>();
-    for (const ip of targets) {
-      const open = pre.open.get(ip) ?? [];
-      if (pre.ran !== 'none' && open.length > config.pseudoServiceThreshold) pseudo.add(ip);
-      else if (open.length > 0) nmapOpen.set(ip, open);
-    }
-    const detected = nmapOpen.size > 0 && config.tools.nmap
-      ? await detectServices(nmapOpen, {
-          allow: config.allow,
-          versionDetection: group.scan.versionDetection,
-          scripts: group.scripts,
-          scriptsAllow: config.scriptsAllow,
-          hostTimeoutSeconds: group.scan.hostTimeoutSeconds,
-          scriptTimeoutSeconds: group.scan.scriptTimeoutSeconds,
-          parallel: config.nmapParallel ?? DETECTION_DEFAULTS.parallel,
-          hostsPerRun: DETECTION_DEFAULTS.hostsPerRun,
-          ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
-          ...(config.signal ? { signal: config.signal } : {}),
-          log: config.log,
-        })
-      : new Map<string, HostDetection>();
-    const finishedAt = Date.now();
-    for (const item of group.items) {
-      const own = new Set(item.ports);
-      const open = (pre.open.get(item.ip) ?? []).filter((p) => own.has(p));
-      const d = detected.get(item.ip);
-      const useNmap = d !== undefined && d.error === undefined && !pseudo.has(item.ip);
-      const ports: PortResult[] = useNmap ? d.ports.filter((p) => p.state === 'open' && own.has(p.port)) : pre.ran === 'none' ? [] : open.map((port) => ({ port, protocol: 'tcp', state: 'open' }));
-      const host: Record<string, unknown> = {};
-      if (pseudo.has(item.ip)) {
-        host.pseudoServices = true;
-        host.preflightOpen = open.length;
-      }
-      if (d?.error !== undefined) host.nmapError = d.error.slice(0, 500);
-      if (!config.tools.nmap && open.length > 0) host.serviceDetection = 'unavailable (nmap not installed)';
-      if (group.refusedScripts.length > 0) host.refusedScripts = group.refusedScripts;
-      const down = pre.answered !== null && !pre.answered.has(item.ip) && open.length === 0;
-      submissions.push({
-        leaseId: item.leaseId,
-        ip: item.ip,
-        status: down ? 'down' : 'up',
-        startedAt,
-        finishedAt,
-        preflight: pre.ran,
-        ports: down ? [] : ports,
-        timings: { preflight: Math.round(pre.durationMs), nmap: Math.round(d?.durationMs ?? 0), total: finishedAt - startedAt },
-        ...(Object.keys(host).length > 0 ? { host } : {}),
-        agentVersion: VERSION,
-      });
-    }
-  }
+  const refused: RefusedItem[] = [];
+  await new ScanPipeline(config).scan(items, (o) => {
+    if (o.kind === 'refused') refused.push({ item: o.item, reason: o.reason });
+    else submissions.push(o.submission);
+  });
   return { submissions, refused };
 }

@@ -12,6 +12,11 @@ export interface NmapHost {
   readonly hostnames: readonly string[];
   /** Every port nmap reported on, in nmap's order (all states). */
   readonly ports: readonly PortResult[];
+  /**
+   * nmap gave up on the host at --host-timeout (`<host timedout="true">`): it then reports no
+   * ports at all, which says nothing about them.
+   */
+  readonly timedOut: boolean;
 }
 
 /** A parsed `nmap -oX` report. */
@@ -144,6 +149,7 @@ export function parseNmapXml(xml: string, source = 'nmap XML'): NmapRun {
       finishedAt: num(h.endtime),
       hostnames,
       ports,
+      timedOut: String(h.timedout ?? '') === 'true',
     };
   });
   return {

@@ -15,6 +15,8 @@ export interface NmapOptions {
   readonly scriptsAllow?: ReadonlySet<string>;
   readonly hostTimeoutSeconds?: number;
   readonly scriptTimeoutSeconds?: number;
+  /** nmap --version-intensity (0-9); nmap's default (7) when absent. */
+  readonly versionIntensity?: number;
   /** -sT instead of nmap's default (-sS as root): the bench compares connect scans. */
   readonly connectScan?: boolean;
   /** Extra timing flags (e.g. ["-T4", "--min-rate", "5000"]); validated against a short list. */
@@ -46,6 +48,13 @@ export function checkScripts(scripts: readonly string[], allow: ReadonlySet<stri
   return [...scripts];
 }
 
+function checkIntensity(value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > 9) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `nmap --version-intensity must be an integer 0-9, got ${JSON.stringify(value)}`, { where: 'scan.versionIntensity' });
+  }
+  return value;
+}
+
 /** The nmap argument array for a run (exported so tests can check it without running nmap). */
 export function nmapArgs(options: NmapOptions): string[] {
   const scripts = checkScripts(options.scripts ?? [], options.scriptsAllow ?? new Set());
@@ -61,6 +70,7 @@ export function nmapArgs(options: NmapOptions): string[] {
     PortRanges.fromPorts(options.ports).toString(),
     '--host-timeout',
     `${options.hostTimeoutSeconds ?? NMAP_DEFAULTS.hostTimeoutSeconds}s`,
+    ...(options.versionDetection !== false && options.versionIntensity !== undefined ? ['--version-intensity', String(checkIntensity(options.versionIntensity))] : []),
     ...(scripts.length > 0 ? ['--script', scripts.join(','), '--script-timeout', `${options.scriptTimeoutSeconds ?? NMAP_DEFAULTS.scriptTimeoutSeconds}s`] : []),
     ...(options.timing ?? []),
     '-oX',

@@ -30,3 +30,14 @@ export function collectKeyValue(value: string, previous: Record<string, string> 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, min: 60, h: 3600, d: 86400 };
+
+/** A duration flag in seconds: `3600`, `90s`, `30m`, `24h`, `7d`. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a duration like 3600, 30m, 24h or 7d, got "${value}".`);
+  const seconds = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
+  if (seconds < 1 || seconds > 366 * 86400) throw new InvalidArgumentError(`expected a duration from 1 s to 366 d, got "${value}".`);
+  return seconds;
+}

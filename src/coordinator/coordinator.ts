@@ -4,18 +4,18 @@ import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { PortRanges } from '../core/ports.js';
 import { HostSession, type HostSessionState } from '../../strategies/host-session.js';
 import type { HostContext, HostResult, StrategyEnv } from '../../strategies/types.js';
-import type { Agent, Lease, QueuedWork, QueuedWorkInput, ScanDocument, ScannedPort, ScopeListName, Store } from '../store/types.js';
+import type { Agent, Lease, QueuedWork, QueuedWorkInput, ScanDocument, ScopeListName, Store } from '../store/types.js';
 import { contextPrefix, parseAddress } from './address.js';
 import { AddressSpace, type ScopeItem } from './address-space.js';
 import type { CoordinatorConfig } from './config.js';
 import { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
-import { diffEvents, diffScans } from './diff.js';
 import { Learner } from './learner.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import { DEFAULT_POLICY_KEY, type Policy, type PolicyInput, defaultPolicy, policyKeyFor, resolvePolicy } from './policy.js';
+import { ALL_PORTS, DEFAULT_PERIOD_SECONDS, DEFAULT_POLICY_KEY, type Policy, type PolicyInput, budgetFor, defaultPolicy, policyKeyFor, resolvePolicy } from './policy.js';
 import { PROTOCOL_VERSION, type ResultSubmission, type SubmitResponse, type WorkItem } from './protocol.js';
 import { type ScopeLine, normalizeScopeLine } from './scope-file.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
+import { foldRound, knownOpenOf, visitOfLease } from './visit.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
 export interface LeaseSession {
@@ -25,7 +25,11 @@ export interface LeaseSession {
   readonly prefix: string;
   readonly previousOpen: readonly number[];
   readonly previousEpoch: number;
-  /** The scan stored for the previous round of this visit (its ports are carried forward). */
+  /** The visit this lease belongs to (its scan document); absent on a visit's first round. */
+  readonly visitId?: string;
+  /** The host's previous answered visit: what this visit's events compare against. */
+  readonly baselineScanId?: string;
+  /** Older leases: the scan of the round before (read as `visitId`). */
   readonly priorScanId?: string;
 }
 
@@ -76,6 +80,8 @@ export class Coordinator {
   private readonly recentResults = new Map<string, number[]>();
   /** Hosts scanned per tag in the current cycle (round 0), for the cycle-coverage gauge. */
   private readonly cycleScans = new Map<string, number>();
+  /** Hosts handed out per tag in the current cycle (round 0). */
+  private readonly cycleHanded = new Map<string, number>();
   private cycleScansOf = 0;
   private sweeping = false;
   private lastLearnAt = 0;
@@ -126,18 +132,116 @@ export class Coordinator {
     const saved = await store.getDocument<CycleDocument>('coordinator', 'cycle');
     c.cycle = Cycle.resume(c.seed, saved?.value, c.items, now());
     await c.persistCycle();
-    for (const doc of await store.listDocuments<Policy>('policies')) {
-      try {
-        c.policies.set(doc.key, doc.value);
-        await c.learner.setPolicy(doc.key, doc.value, now());
-      } catch (error) {
-        log.error({ err: error, policy: doc.key }, 'stored policy is invalid; hosts it covered fall back to the default policy');
-        c.policies.delete(doc.key);
-      }
-    }
-    if (!c.policies.has(DEFAULT_POLICY_KEY)) await c.learner.setPolicy(DEFAULT_POLICY_KEY, c.defaultPolicy, now());
+    await c.reloadPolicies(true);
     await c.refreshAgents();
     return c;
+  }
+
+  /** Policy revisions as last loaded from the store (to notice edits made by other processes). */
+  private policyRevisions = '';
+
+  /**
+   * Load the policies from the store when they changed since the last load (edits made by the
+   * CLI next to a running server take effect within one sweep interval).
+   */
+  private async reloadPolicies(force = false): Promise<boolean> {
+    const docs = await this.store.listDocuments<Policy>('policies');
+    const revisions = docs.map((d) => `${d.key}@${d.revision}`).join(',');
+    if (!force && revisions === this.policyRevisions) return false;
+    this.policyRevisions = revisions;
+    const seen = new Set<string>();
+    for (const doc of docs) {
+      seen.add(doc.key);
+      const current = this.policies.get(doc.key);
+      if (!force && current && JSON.stringify(current) === JSON.stringify(doc.value)) continue;
+      try {
+        this.policies.set(doc.key, doc.value);
+        await this.learner.setPolicy(doc.key, this.effectivePolicy(doc.key, doc.value), this.now());
+        if (!force) this.log.info({ policy: doc.key || '_default' }, 'policy changed in the store; applied');
+      } catch (error) {
+        this.log.error({ err: error, policy: doc.key }, 'stored policy is invalid; hosts it covered fall back to the default policy');
+        this.policies.delete(doc.key);
+      }
+    }
+    for (const key of [...this.policies.keys()]) {
+      if (seen.has(key)) continue;
+      this.policies.delete(key);
+      if (key !== DEFAULT_POLICY_KEY) await this.learner.dropPolicy(key, this.now());
+    }
+    if (!this.policies.has(DEFAULT_POLICY_KEY)) await this.learner.setPolicy(DEFAULT_POLICY_KEY, this.effectivePolicy(DEFAULT_POLICY_KEY, this.defaultPolicy), this.now());
+    return true;
+  }
+
+  // ------------------------------------------------------------------ budgets
+
+  /** The cycle period in seconds: the default policy's (one cycle walks the whole scope). */
+  periodSeconds(): number | undefined {
+    return this.policy(DEFAULT_POLICY_KEY)!.periodSeconds;
+  }
+
+  /** Addresses each policy covers in the current scope (a host's policy: its first tag that has one). */
+  private addressesByPolicy(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const seg of this.space.segments) {
+      const key = this.policyKey(seg.tags);
+      out.set(key, (out.get(key) ?? 0) + Number(seg.end - seg.start + 1n));
+    }
+    return out;
+  }
+
+  /** The policy the strategy runs with: a rate-stated budget becomes probes per host-visit. */
+  private effectivePolicy(key: string, policy: Policy): Policy {
+    if (policy.rate === undefined) return policy;
+    const addresses = this.addressesByPolicy().get(key) ?? 0;
+    return { ...policy, budget: budgetFor({ ...policy, periodSeconds: this.periodSeconds() ?? DEFAULT_PERIOD_SECONDS }, addresses), maxPerHost: ALL_PORTS };
+  }
+
+  /** Re-derive rate-stated budgets after a scope change (a strategy is rebuilt only when its budget moved). */
+  private async refreshBudgets(): Promise<void> {
+    for (const key of this.learner.keys()) {
+      const policy = this.policy(key);
+      if (!policy || policy.rate === undefined) continue;
+      const effective = this.effectivePolicy(key, policy);
+      if (effective.budget !== this.learner.policy(key).budget) await this.learner.setPolicy(key, effective, this.now());
+    }
+  }
+
+  /**
+   * Each policy's budget as the operator stated it and as derived for this scope, with what it
+   * can fund: how many cycles a pass over every port of every address takes, and a warning (with
+   * the rate that would fund a full sweep each cycle) when ports outside the strategy's lists
+   * cannot be found in reasonable time.
+   */
+  budgets(): BudgetReport[] {
+    const sizes = this.addressesByPolicy();
+    const period = this.periodSeconds();
+    return this.policyKeys().map((key) => {
+      const policy = this.policy(key)!;
+      const addresses = sizes.get(key) ?? 0;
+      const budget = this.learner.has(key) ? this.learner.policy(key).budget : policy.budget;
+      const probesPerCycle = budget * addresses;
+      const fullPassCycles = budget <= 0 ? Infinity : Math.ceil(ALL_PORTS / budget);
+      const rateForSweeps = period !== undefined && addresses > 0 ? Math.ceil((addresses * ALL_PORTS) / period) : undefined;
+      let warning: string | undefined;
+      if (addresses > 0 && budget < 1000) {
+        warning =
+          `${Math.floor(budget)} probes per host-visit cannot reach past the strategy's lists in reasonable time: ` +
+          `one pass over all 65,535 ports of a host takes ${fullPassCycles} cycles` +
+          (period !== undefined ? ` (~${formatDuration(fullPassCycles * period)})` : '') +
+          `, so a service on an unlisted port may not be found for that long.` +
+          (rateForSweeps !== undefined ? ` A rate of ${rateForSweeps} probes/s would fund a full sweep of every address each cycle.` : ` State a rate and a period to derive the budget from them.`);
+      }
+      return {
+        tag: key,
+        addresses,
+        budget,
+        ...(policy.rate !== undefined ? { rate: policy.rate } : {}),
+        ...(period !== undefined ? { periodSeconds: period } : {}),
+        probesPerCycle,
+        fullPassCycles: Number.isFinite(fullPassCycles) ? fullPassCycles : null,
+        ...(warning !== undefined ? { warning } : {}),
+      };
+    });
   }
 
   // ------------------------------------------------------------------ scope
@@ -154,6 +258,8 @@ export class Coordinator {
     this.items = items;
     this.scopeVersion = Math.max(scope.version, block.version, version);
     this.metrics.scopeAddresses.set(Number(this.space.size));
+    // Not at open: the policies are loaded after the scope.
+    if (this.learner.keys().length > 0) await this.refreshBudgets();
     return true;
   }
 
@@ -237,10 +343,21 @@ export class Coordinator {
 
   /** Validate and store a tag's policy (`""` = the default policy); the strategy restarts with its saved state. */
   async setPolicy(key: string, input: PolicyInput): Promise<Policy> {
-    const policy = resolvePolicy(input, this.defaultPolicy, this.env, this.config.allowedScripts, key === DEFAULT_POLICY_KEY ? 'policy(default)' : `policy(${key})`);
+    const where = key === DEFAULT_POLICY_KEY ? 'policy(default)' : `policy(${key})`;
+    if (key !== DEFAULT_POLICY_KEY && typeof input.periodSeconds === 'number' && input.periodSeconds !== this.periodSeconds()) {
+      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the cycle period is set on the default policy only: one cycle walks the whole scope', { where: `${where}.periodSeconds` });
+    }
+    const resolved = resolvePolicy(input, this.defaultPolicy, this.env, this.config.allowedScripts, where);
+    const { periodSeconds: _period, ...tagPolicy } = resolved;
+    const policy: Policy = key === DEFAULT_POLICY_KEY ? resolved : tagPolicy;
     await this.store.putDocument('policies', key, policy, { at: this.now() });
     this.policies.set(key, policy);
-    await this.learner.setPolicy(key, policy, this.now());
+    if (key === DEFAULT_POLICY_KEY) {
+      // The period derives every rate-stated budget.
+      for (const k of this.learner.keys()) if (k !== key) await this.learner.setPolicy(k, this.effectivePolicy(k, this.policy(k)!), this.now());
+    }
+    await this.learner.setPolicy(key, this.effectivePolicy(key, policy), this.now());
+    this.policyRevisions = '';
     return policy;
   }
 
@@ -248,7 +365,7 @@ export class Coordinator {
   async deletePolicy(key: string): Promise<boolean> {
     const existed = await this.store.deleteDocument('policies', key);
     this.policies.delete(key);
-    if (key === DEFAULT_POLICY_KEY) await this.learner.setPolicy(key, this.defaultPolicy, this.now());
+    if (key === DEFAULT_POLICY_KEY) await this.learner.setPolicy(key, this.effectivePolicy(key, this.defaultPolicy), this.now());
     else await this.learner.dropPolicy(key, this.now());
     return existed;
   }
@@ -257,7 +374,8 @@ export class Coordinator {
   explain(key: string, limit: number) {
     const policy = this.policy(key);
     if (!policy) throw new PortbanditError('PB_ERR_NOT_FOUND', `no policy for tag "${key}"`, { where: 'tag' });
-    return { tag: key, policy, ...this.learner.explain(key, limit) };
+    const budget = this.budgets().find((b) => b.tag === key);
+    return { tag: key, policy, ...(budget ? { budget } : {}), ...this.learner.explain(key, limit) };
   }
 
   private policyKey(tags: readonly string[]): string {
@@ -378,13 +496,16 @@ export class Coordinator {
       let item: WorkItem | null | undefined;
       if (queued) item = await this.leaseQueued(agent, queued);
       else {
-        const addr = this.cycle.next(this.space, this.items, this.now());
+        const period = this.periodSeconds();
+        const addr = this.cycle.next(this.space, this.items, this.now(), period !== undefined ? period * 1000 : 0);
         if (!addr) return null;
         if (addr.cycle !== this.cycleScansOf) {
           this.cycleScans.clear();
+          this.cycleHanded.clear();
           this.cycleScansOf = addr.cycle;
         }
         item = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle);
+        if (item) for (const t of addr.tags.length > 0 ? addr.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
       }
       if (item) {
         this.touch(agent.id, undefined, 'workItems');
@@ -412,7 +533,7 @@ export class Coordinator {
     const key = this.policyKey(tags);
     const latest = await this.latestAnsweredScan(ip);
     const { family, value } = parseAddress(ip);
-    const previousOpen = latest ? openOf(latest.ports) : [];
+    const previousOpen = latest ? knownOpenOf(latest) : [];
     const host: HostContext = {
       ip,
       tags,
@@ -432,6 +553,7 @@ export class Coordinator {
       prefix: host.prefix,
       previousOpen,
       previousEpoch: host.previousEpoch,
+      ...(latest ? { baselineScanId: latest.scanId } : {}),
     };
     return this.lease(agent, ip, tags, ports, blob, 0, reason, cycle);
   }
@@ -448,8 +570,10 @@ export class Coordinator {
   ): Promise<WorkItem> {
     const now = this.now();
     const sorted = [...ports].sort((a, b) => a - b);
+    const visitId = session.visitId ?? session.priorScanId;
     const lease: Lease = {
-      id: generateId('lease'),
+      // A later round's id names its visit, so a retried submit of it is recognised as a duplicate.
+      id: visitId !== undefined ? `${visitOfLease(visitId) ?? visitId}.${round}.${generateId('r').slice(2)}` : generateId('lease'),
       ip,
       agentId: agent.id,
       ports: sorted,
@@ -487,8 +611,8 @@ export class Coordinator {
     this.touch(agent.id, input.agentVersion, undefined);
     const lease = await this.store.getLease(input.leaseId);
     if (!lease) {
-      const stored = await this.store.getScan(input.leaseId);
-      if (stored && stored.agentId === agent.id) {
+      const stored = await this.store.getScan(visitOfLease(input.leaseId) ?? input.leaseId);
+      if (stored && stored.agentId === agent.id && (stored.rounds ?? [stored.scanId]).includes(input.leaseId)) {
         this.metrics.results.inc({ outcome: 'duplicate' });
         return { scanId: stored.scanId, accepted: false, duplicate: true, followUp: false, events: 0 };
       }
@@ -516,38 +640,44 @@ export class Coordinator {
         throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `port ${p.port} was not in the work item`, { where: `ports[${i}].port` });
       }
     });
+    if (input.unknownPorts !== undefined && input.unknownPorts !== '') {
+      const outside = PortRanges.parse(input.unknownPorts, 'unknownPorts').toArray().find((p) => !given.has(p));
+      if (outside !== undefined) {
+        this.metrics.results.inc({ outcome: 'rejected' });
+        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `port ${outside} was not in the work item`, { where: 'unknownPorts' });
+      }
+    }
     if (input.finishedAt < input.startedAt) {
       throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'finishedAt is before startedAt', { where: 'finishedAt' });
     }
     const session = lease.session as LeaseSession;
-    const roundPorts = dedupePorts(input.ports);
-    const prior = session.priorScanId ? await this.store.getScan(session.priorScanId) : undefined;
-    const merged = mergePorts(prior?.ports ?? [], roundPorts);
-    const probed = prior
-      ? PortRanges.fromPorts([...PortRanges.parse(prior.probedPorts === '' ? [] : prior.probedPorts), ...lease.ports]).toString()
-      : rangesOfSorted(lease.ports);
-    const scan: ScanDocument = {
-      scanId: lease.id,
+    const visitId = session.visitId ?? session.priorScanId;
+    const prior = visitId !== undefined ? await this.store.getScan(visitId) : undefined;
+    const baseline = session.baselineScanId !== undefined ? await this.store.getScan(session.baselineScanId) : prior ? undefined : await this.latestAnsweredScan(ip);
+    const { scan, events, open, unknown } = foldRound({
+      visitId: prior?.scanId ?? lease.id,
+      leaseId: lease.id,
       ip,
-      tags: [...hit.tags],
+      tags: hit.tags,
       agentId: agent.id,
-      startedAt: prior ? Math.min(prior.startedAt, input.startedAt) : input.startedAt,
-      finishedAt: input.finishedAt,
       epoch: session.epoch,
       cycle: lease.cycle ?? this.cycle.number,
-      ports: merged,
-      preflight: input.preflight,
-      probedPorts: probed,
-      timings: { ...(input.timings ?? {}) },
-      ...(input.host !== undefined || input.status === 'down' ? { host: { ...(input.host ?? {}), ...(input.status === 'down' ? { status: 'down' } : {}) } } : {}),
-    };
-    const before = prior ?? (await this.latestAnsweredScan(ip));
-    const events = input.status === 'down' ? [] : diffEvents(diffScans(before, scan), scan, before === undefined);
+      leasePorts: lease.ports,
+      submission: input,
+      prior,
+      baseline,
+    });
     // The session's next step is decided before the write, so a follow-up round is queued in
     // the same transaction as this round's result (one write to wait for, and never one without
     // the other after a crash).
-    const next = this.advanceSession(lease, session, hit.tags, input, scan);
-    const ingested = await this.store.ingestScan({ scan, events, leaseId: lease.id, ...(next.followUp ? { enqueue: [next.followUp] } : {}) });
+    const next = this.advanceSession(lease, session, hit.tags, input, scan, open, unknown);
+    const ingested = await this.store.ingestScan({
+      scan,
+      events,
+      leaseId: lease.id,
+      ...(prior ? { replace: true } : {}),
+      ...(next.followUp ? { enqueue: [next.followUp] } : {}),
+    });
     if (!ingested.inserted) {
       this.metrics.results.inc({ outcome: 'duplicate' });
       return { scanId: scan.scanId, accepted: false, duplicate: true, followUp: false, events: 0 };
@@ -585,6 +715,8 @@ export class Coordinator {
     tags: readonly string[],
     input: ResultSubmission,
     scan: ScanDocument,
+    open: readonly number[],
+    unknown: readonly number[],
   ): { followUp?: QueuedWorkInput; learn?: { key: string; result: HostResult } } {
     const key = this.learner.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY;
     const host: HostContext = {
@@ -602,10 +734,13 @@ export class Coordinator {
       hs.abandon();
       return {};
     }
-    hs.report(input.ports.filter((p) => p.state === 'open').map((p) => p.port));
-    const next = hs.next();
+    hs.report(open, unknown);
+    // A round that observed nothing (every port unknown) ends the visit: following up on it
+    // would spend the allowance blind.
+    const next = unknown.length > 0 && unknown.length >= lease.ports.length ? (hs.abandon(), null) : hs.next();
     if (next !== null) {
-      const blob: LeaseSession = { ...session, state: hs.toJSON(), priorScanId: scan.scanId };
+      const { priorScanId: _old, ...rest } = session;
+      const blob: LeaseSession = { ...rest, state: hs.toJSON(), visitId: scan.scanId };
       return {
         followUp: { ip: lease.ip, tags: [...tags], reason: 'followup', enqueuedAt: this.now(), ports: next, session: blob, round: lease.round + 1, ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}) },
       };
@@ -638,6 +773,7 @@ export class Coordinator {
         this.log.info({ expired }, 'expired leases went back to the queue');
       }
       await this.reloadScope();
+      await this.reloadPolicies();
       await this.persistCycle();
       // One store write per active agent: every 10 s is plenty for "last seen" (1,000 agents
       // flushed every second would cost more than the work they ask for).
@@ -695,18 +831,29 @@ export class Coordinator {
     await this.learner.flush(undefined, this.now());
   }
 
-  /** Hosts scanned this cycle per tag ("" = untagged) and the tag's address count. */
-  cycleCoverage(): Array<{ tag: string; scanned: number; addresses: string; fraction: number }> {
+  /**
+   * Hosts handed out and scanned this cycle per tag ("" = untagged) and the tag's address count
+   * (counted by this process since it started or the cycle began).
+   */
+  cycleCoverage(): Array<{ tag: string; handedOut: number; scanned: number; addresses: string; fraction: number }> {
     const sizes = this.space.sizeByTag();
     return [...sizes].map(([tag, size]) => {
       const scanned = this.cycleScans.get(tag) ?? 0;
-      return { tag, scanned, addresses: String(size), fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)) };
+      return { tag, handedOut: this.cycleHanded.get(tag) ?? 0, scanned, addresses: String(size), fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)) };
     });
   }
 
+  /** When the paced cycle may start its next round over the scope (undefined while one runs). */
+  nextCycleAt(): number | undefined {
+    const period = this.periodSeconds();
+    return period === undefined ? undefined : this.cycle.nextStartAt(period * 1000);
+  }
+
   /**
-   * What each policy's strategy believes its budget catches: the share of the estimated
-   * open-port mass (over the strategy's top ports) that fits within the budget.
+   * The strategy's OWN belief, not a measurement: the share of the open-port mass it estimates
+   * (over its top 1,000 ports, from what it has seen) that fits within the budget. It cannot
+   * count ports it has never seen open, so it overstates coverage where discovery is unfunded
+   * (`budgets()` warns there).
    */
   estimatedCoverage(): Array<{ tag: string; estimate: number }> {
     return this.learner.keys().map((key) => {
@@ -737,10 +884,6 @@ export function rangesOfSorted(ports: readonly number[]): string {
   return out;
 }
 
-function openOf(ports: readonly ScannedPort[]): number[] {
-  return ports.filter((p) => p.state === 'open').map((p) => p.port).sort((a, b) => a - b);
-}
-
 /** Canonical text of an address (as the store keeps it). */
 export function normalizeIp(ip: string): string {
   return normalizeScopeLine(ip, [], 'ip').range;
@@ -754,28 +897,25 @@ function safeNormalizeIp(ip: string): string {
   }
 }
 
-function dedupePorts(ports: ResultSubmission['ports']): ScannedPort[] {
-  const byPort = new Map<number, ScannedPort>();
-  for (const p of ports) {
-    byPort.set(p.port, {
-      port: p.port,
-      protocol: 'tcp',
-      state: p.state,
-      ...(p.service !== undefined ? { service: p.service } : {}),
-      ...(p.product !== undefined ? { product: p.product } : {}),
-      ...(p.version !== undefined ? { version: p.version } : {}),
-      ...(p.extrainfo !== undefined ? { extrainfo: p.extrainfo } : {}),
-      cpes: [...(p.cpes ?? [])],
-      scripts: (p.scripts ?? []).map((s) => ({ id: s.id, output: s.output, ...(s.fields !== undefined ? { fields: s.fields } : {}) })),
-    });
-  }
-  return [...byPort.values()].sort((a, b) => a.port - b.port);
+/** One policy's budget, as `Coordinator.budgets` reports it. */
+export interface BudgetReport {
+  readonly tag: string;
+  /** Addresses of the scope this policy covers. */
+  readonly addresses: number;
+  /** Probes per host-visit the strategy runs with (derived from `rate` when one is stated). */
+  readonly budget: number;
+  readonly rate?: number;
+  readonly periodSeconds?: number;
+  readonly probesPerCycle: number;
+  /** Cycles one pass over all 65,535 ports of a host takes at this budget. */
+  readonly fullPassCycles: number | null;
+  readonly warning?: string;
 }
 
-/** A follow-up round's scan carries the earlier rounds' ports, so "latest" shows the whole visit. */
-function mergePorts(earlier: readonly ScannedPort[], now: readonly ScannedPort[]): ScannedPort[] {
-  const byPort = new Map<number, ScannedPort>();
-  for (const p of earlier) byPort.set(p.port, p);
-  for (const p of now) byPort.set(p.port, p);
-  return [...byPort.values()].sort((a, b) => a.port - b.port);
+/** "3 h", "2.5 d": a duration for people. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${(seconds / 86400).toFixed(seconds < 864_000 ? 1 : 0)} d`;
 }

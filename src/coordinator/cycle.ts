@@ -103,13 +103,15 @@ export class Cycle {
    * undefined when there is nothing to hand out right now. A finished cycle starts the next one
    * over `currentItems`.
    */
-  next(current: AddressSpace, currentItems: readonly ScopeItem[], now: number): (SpaceAddress & { cycle: number }) | undefined {
+  next(current: AddressSpace, currentItems: readonly ScopeItem[], now: number, periodMs = 0): (SpaceAddress & { cycle: number }) | undefined {
     let skips = 0;
     let restarted = false;
     for (;;) {
       if (this.position >= this.snapshot.size) {
         // An empty cycle over an empty scope would spin: start the next one at most once per call.
         if (restarted || current.size === 0n) return undefined;
+        // Paced: a finished cycle does not restart before its period is over.
+        if (this.snapshot.size > 0n && now < this.doc.startedAt + periodMs) return undefined;
         // A cycle over an empty scope (a new installation) is not a completed cycle: the first
         // addresses added start cycle 1 itself.
         if (this.snapshot.size === 0n) this.begin(this.doc.cycle, currentItems, now, this.doc.completed, this.doc.lastCompletedAt);
@@ -150,9 +152,15 @@ export class Cycle {
     return { ...this.doc, position: String(this.position) };
   }
 
+  /** When the next cycle may start (its period over), or undefined when this one is not finished. */
+  nextStartAt(periodMs: number): number | undefined {
+    return this.position >= this.snapshot.size && this.snapshot.size > 0n ? this.doc.startedAt + periodMs : undefined;
+  }
+
   progress(): CycleProgress {
     const size = this.snapshot.size;
-    const fraction = size === 0n ? 1 : Number((this.position * 1_000_000n) / size) / 1_000_000;
+    // A cycle over an empty snapshot (nothing scanned yet) has done nothing, not everything.
+    const fraction = size === 0n ? 0 : Number((this.position * 1_000_000n) / size) / 1_000_000;
     return {
       cycle: this.doc.cycle,
       position: String(this.position),

@@ -2,13 +2,25 @@ import { PortbanditError } from '../core/errors.js';
 import { isStrategyName } from '../../strategies/registry.js';
 import { createStrategy, type StrategySpec } from '../../strategies/build.js';
 import type { StrategyEnv } from '../../strategies/types.js';
-import type { Preflight, ScanOptions } from './protocol.js';
+import type { PreflightRequest, ScanOptions } from './protocol.js';
 
-/** A tag's scan policy: which strategy picks the ports, with what budget, and how nmap runs. */
+/**
+ * A tag's scan policy: which strategy picks the ports, with what budget, and how nmap runs.
+ *
+ * The budget is stated one of two ways. `budget` alone: probes per host-visit. `rate` (packets
+ * per second the whole fleet may spend on this tag, on average over the cycle period): the
+ * coordinator derives the per-visit budget from the tag's address count and `periodSeconds`
+ * (`budgetFor`), so a small scope gets full-port sweeps every cycle and a /16 a learned subset.
+ * `periodSeconds` also paces the cycle: a cycle does not restart before its period.
+ */
 export interface Policy extends StrategySpec {
   readonly strategy: string;
   readonly params: Readonly<Record<string, unknown>>;
   readonly budget: number;
+  /** Probes per second the fleet may spend on this tag on average (derives `budget`). */
+  readonly rate?: number;
+  /** Cycle period in seconds: the time one pass over the scope may take, and no less. */
+  readonly periodSeconds?: number;
   readonly maxPerHost?: number;
   readonly mustHave: readonly number[];
   readonly exclude: readonly number[];
@@ -28,22 +40,48 @@ export function defaultStrategyName(): string {
   return isStrategyName('adaptive') ? 'adaptive' : 'top-k';
 }
 
+/** The NSE scripts of the default policy; also what an agent allows unless told otherwise. */
+export const DEFAULT_SCRIPTS = ['ssl-cert', 'http-title'] as const;
+
+/** Default cycle period (24 h) and fleet probe rate of a new installation's default policy. */
+export const DEFAULT_PERIOD_SECONDS = 86_400;
+export const DEFAULT_RATE = 1000;
+
+/** Most probes one host-visit can use: every TCP port. */
+export const ALL_PORTS = 65_535;
+
 /** The default policy of a new installation. */
 export function defaultPolicy(allowedScripts: readonly string[]): Policy {
   return {
     strategy: defaultStrategyName(),
     params: {},
     budget: 100,
+    rate: DEFAULT_RATE,
+    periodSeconds: DEFAULT_PERIOD_SECONDS,
     mustHave: [],
     exclude: [],
     scan: {
       versionDetection: true,
-      scripts: allowedScripts.filter((s) => s === 'ssl-cert' || s === 'http-title'),
-      hostTimeoutSeconds: 600,
-      scriptTimeoutSeconds: 60,
-      preflight: 'connect',
+      scripts: allowedScripts.filter((s) => (DEFAULT_SCRIPTS as readonly string[]).includes(s)),
+      // A host whose services stay silent costs about this much of nmap -sV, not ten minutes:
+      // time-outs keep what the preflight found open (only the service detail is unknown).
+      hostTimeoutSeconds: 60,
+      scriptTimeoutSeconds: 20,
+      versionIntensity: 5,
+      preflight: 'auto',
     },
   };
+}
+
+/**
+ * The per-visit budget a policy gives a host when its tag has `addresses` addresses: `budget`
+ * itself, or with a `rate`, rate x period / addresses (at least 1, at most every port).
+ */
+export function budgetFor(policy: Pick<Policy, 'budget' | 'rate' | 'periodSeconds'>, addresses: number): number {
+  if (policy.rate === undefined) return policy.budget;
+  const period = policy.periodSeconds ?? DEFAULT_PERIOD_SECONDS;
+  const perHost = (policy.rate * period) / Math.max(1, addresses);
+  return Math.max(1, Math.min(ALL_PORTS, Math.floor(perHost)));
 }
 
 /** JSON schema of a policy body (PUT /api/v1/admin/policies/:tag). */
@@ -55,6 +93,8 @@ export const policySchema = {
     strategy: { type: 'string', maxLength: 64 },
     params: { type: 'object', maxProperties: 64 },
     budget: { type: 'number', minimum: 0, maximum: 65535 },
+    rate: { type: 'number', exclusiveMinimum: 0, maximum: 100_000_000 },
+    periodSeconds: { type: 'integer', minimum: 1, maximum: 366 * 86400 },
     maxPerHost: { type: 'integer', minimum: 1, maximum: 65535 },
     mustHave: { type: 'array', maxItems: 65535, items: { type: 'integer', minimum: 1, maximum: 65535 } },
     exclude: { type: 'array', maxItems: 65535, items: { type: 'integer', minimum: 1, maximum: 65535 } },
@@ -67,7 +107,8 @@ export const policySchema = {
         scripts: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 64 } },
         hostTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
         scriptTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
-        preflight: { type: 'string', enum: ['masscan', 'connect', 'none'] },
+        preflight: { type: 'string', enum: ['auto', 'masscan', 'connect', 'none'] },
+        versionIntensity: { type: 'integer', minimum: 0, maximum: 9 },
       },
     },
   },
@@ -78,6 +119,9 @@ export interface PolicyInput {
   strategy: string;
   params?: Record<string, unknown>;
   budget?: number;
+  /** Fleet probes per second for this tag; `null` removes an inherited rate. */
+  rate?: number | null;
+  periodSeconds?: number | null;
   maxPerHost?: number;
   mustHave?: number[];
   exclude?: number[];
@@ -95,7 +139,8 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
     scripts: [...new Set(input.scan?.scripts ?? base.scan.scripts)],
     hostTimeoutSeconds: input.scan?.hostTimeoutSeconds ?? base.scan.hostTimeoutSeconds,
     scriptTimeoutSeconds: input.scan?.scriptTimeoutSeconds ?? base.scan.scriptTimeoutSeconds,
-    preflight: (input.scan?.preflight ?? base.scan.preflight) as Preflight,
+    preflight: (input.scan?.preflight ?? base.scan.preflight) as PreflightRequest,
+    ...((input.scan?.versionIntensity ?? base.scan.versionIntensity) !== undefined ? { versionIntensity: (input.scan?.versionIntensity ?? base.scan.versionIntensity)! } : {}),
   };
   const notAllowed = scan.scripts.find((s) => !allowedScripts.includes(s));
   if (notAllowed !== undefined) {
@@ -103,10 +148,16 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
       where: `${where}.scan.scripts`,
     });
   }
+  // A policy that states a budget and no rate means probes per host: it does not inherit the
+  // default's rate. One that states neither inherits both.
+  const rate = input.rate === null ? undefined : (input.rate ?? (input.budget === undefined ? base.rate : undefined));
+  const periodSeconds = input.periodSeconds === null ? undefined : (input.periodSeconds ?? base.periodSeconds);
   const policy: Policy = {
     strategy: input.strategy,
     params: { ...(input.params ?? {}) },
     budget: input.budget ?? base.budget,
+    ...(rate !== undefined ? { rate } : {}),
+    ...(periodSeconds !== undefined ? { periodSeconds } : {}),
     ...(input.maxPerHost !== undefined ? { maxPerHost: input.maxPerHost } : {}),
     mustHave: [...(input.mustHave ?? [])],
     exclude: [...(input.exclude ?? [])],

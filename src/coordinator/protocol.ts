@@ -16,11 +16,20 @@ export interface ScanOptions {
   readonly hostTimeoutSeconds: number;
   /** nmap --script-timeout, seconds. */
   readonly scriptTimeoutSeconds: number;
-  /** Liveness/port preflight before nmap: masscan (needs root), a TCP connect sweep, or none. */
-  readonly preflight: Preflight;
+  /**
+   * Port preflight before nmap: `auto` (masscan where the agent can run it: root, installed,
+   * routed; else the TCP connect sweep), masscan, a connect sweep, or none (nmap's own port scan).
+   */
+  readonly preflight: PreflightRequest;
+  /** nmap --version-intensity (0-9): fewer probes per silent service. Absent: the agent's default. */
+  readonly versionIntensity?: number;
 }
 
+/** The preflight that ran (what a result reports). */
 export type Preflight = 'masscan' | 'connect' | 'none';
+
+/** The preflight a policy asks for. */
+export type PreflightRequest = Preflight | 'auto';
 
 /** One work item: scan these TCP ports on this host and report before the deadline. */
 export interface WorkItem {
@@ -69,7 +78,10 @@ export interface PortResult {
   readonly scripts?: readonly ScriptOutput[];
 }
 
-/** The result of one work item. Ports not listed were closed (or not reached). */
+/**
+ * The result of one work item. Ports not listed were probed and not open (closed or filtered),
+ * except those in `unknownPorts`, whose state the agent could not observe.
+ */
 export interface ResultSubmission {
   readonly leaseId: string;
   readonly ip: string;
@@ -79,6 +91,17 @@ export interface ResultSubmission {
   readonly finishedAt: number;
   readonly preflight: Preflight;
   readonly ports: readonly PortResult[];
+  /**
+   * Ports of the work item whose state is unknown (the preflight failed or was cut short, or
+   * nmap timed out where it was the port scan), as an nmap-style spec ("1-1000,8080"). Absent:
+   * every port not listed in `ports` was observed not open.
+   */
+  readonly unknownPorts?: string;
+  /**
+   * Why the result is partial (host time-out, nmap failure, preflight loss): open ports are still
+   * open, but service detail may be missing. Absent when everything finished.
+   */
+  readonly incomplete?: string;
   /** Phase durations in milliseconds: `preflight`, `nmap`, `total`, ... */
   readonly timings?: Readonly<Record<string, number>>;
   /** Host-level extras: hostname, os guess. */
@@ -112,7 +135,8 @@ export const scanOptionsSchema = {
     scripts: { type: 'array', maxItems: 64, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' } },
     hostTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
     scriptTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
-    preflight: { type: 'string', enum: ['masscan', 'connect', 'none'] },
+    preflight: { type: 'string', enum: ['auto', 'masscan', 'connect', 'none'] },
+    versionIntensity: { type: 'integer', minimum: 0, maximum: 9 },
   },
 } as const;
 
@@ -184,6 +208,8 @@ export const resultSubmissionSchema = {
     finishedAt: timestamp,
     preflight: { type: 'string', enum: ['masscan', 'connect', 'none'] },
     ports: { type: 'array', maxItems: 65535, items: portResultSchema },
+    unknownPorts: { type: 'string', maxLength: 400_000, pattern: '^[0-9,-]*$' },
+    incomplete: shortText(500),
     timings: { type: 'object', maxProperties: 32, additionalProperties: { type: 'number', minimum: 0 } },
     host: { type: 'object', maxProperties: 32 },
     agentVersion: shortText(64),

@@ -68,7 +68,8 @@ describe('coordinator CLI (on the data directory)', () => {
     const app = await openApp(data.dir, clock.now);
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.20.0/30', tags: ['lab'] }]);
-    await app.coordinator.setPolicy('', { strategy: 'top-k', budget: 10 });
+    // No period: cycles run back to back.
+    await app.coordinator.setPolicy('', { strategy: 'top-k', budget: 10, periodSeconds: null });
     for (let i = 0; i < 8; i++) {
       const w = (await getWork(app, t.agents[0]!))!;
       clock.advance(1000);

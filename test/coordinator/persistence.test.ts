@@ -24,6 +24,7 @@ describe('state that survives a restart', () => {
     const ips = seen.map((w) => w.ip);
     expect(new Set(ips).size).toBe(64);
     expect(seen.every((w) => w.cycle === 1)).toBe(true);
+    clock.advance(86_400_000); // the default policy's period: cycle 2 starts once it is over
     expect((await getWork(app, t.agents[0]!))!.cycle).toBe(2);
     await app.close();
   });

@@ -42,7 +42,9 @@ describe('work distribution', () => {
     expect(first.ports).toEqual([...first.ports].sort((a, b) => a - b));
     expect(first.scan.versionDetection).toBe(true);
     expect(first.cycle).toBe(1);
-    // The next request starts cycle 2.
+    // Paced by the default policy's period (24 h): no cycle 2 before it is over.
+    expect(await getWork(app, t.agents[0]!)).toBeNull();
+    clock.advance(86_400_000);
     const next = await getWork(app, t.agents[0]!);
     expect(next?.cycle).toBe(2);
   });

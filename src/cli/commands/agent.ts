@@ -1,16 +1,19 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { Agent, AllowList, DETECTION_DEFAULTS, SCAN_DEFAULTS, type PreflightChoice, describeMissingTools, detectScannerTools } from '../../../agent/index.js';
+import { readFileSync } from 'node:fs';
+import { Agent, AllowList, DETECTION_DEFAULTS, SCAN_DEFAULTS, type PreflightChoice, describeMissingTools, describePreflight, detectScannerTools } from '../../../agent/index.js';
+import { DEFAULT_SCRIPTS } from '../../coordinator/policy.js';
 import { PortbanditError } from '../../core/errors.js';
 import { collect, parseInteger } from '../options.js';
 
 interface AgentFlags {
   server: string;
   token?: string;
+  tokenFile?: string;
   concurrency: number;
   allow: string[];
   preflight: PreflightChoice;
-  scriptsAllow: string[];
+  scriptsAllow?: string[];
   once?: boolean;
   rate: number;
   retries: number;
@@ -41,11 +44,12 @@ export function registerAgent(program: Command): void {
     .command('agent')
     .description('Scanning agent: pull work from a coordinator, preflight (masscan or a TCP connect sweep), nmap -sV on the open ports, submit.')
     .requiredOption('--server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
-    .option('--token <token>', 'agent token (portbandit token create --agent NAME); default $PORTBANDIT_AGENT_TOKEN')
-    .option('--concurrency <n>', 'work items leased and scanned together per batch', parseInteger(1, 1024), 8)
+    .option('--token-file <file>', 'read the agent token from this file (portbandit token create --agent NAME); default $PORTBANDIT_AGENT_TOKEN')
+    .option('--token <token>', 'the agent token itself (visible to other users in ps: prefer --token-file or $PORTBANDIT_AGENT_TOKEN)')
+    .option('--concurrency <n>', 'work items held at once: new work is leased as soon as a host is submitted', parseInteger(1, 1024), 32)
     .option('--allow <cidr>', 'scan only targets in this range (repeatable; default: nothing is allowed)', collect, [])
     .option('--preflight <kind>', 'auto (masscan when root + installed + routed, else connect), masscan or connect', parsePreflight, 'auto')
-    .option('--scripts-allow <names>', 'NSE scripts this agent will run (comma-separated, repeatable)', collectList, [])
+    .option('--scripts-allow <names>', `NSE scripts this agent will run (comma-separated, repeatable; default ${DEFAULT_SCRIPTS.join(',')}, the default policy's; "none" for none)`, collectList)
     .option('--once', 'scan one batch (or none when there is no work) and exit')
     .option('--rate <pps>', 'masscan packets per second', parseInteger(1, 1_000_000), SCAN_DEFAULTS.masscan.rate)
     .option('--retries <n>', 'masscan/connect-sweep retries', parseInteger(0, 10), SCAN_DEFAULTS.masscan.retries)
@@ -53,13 +57,12 @@ export function registerAgent(program: Command): void {
     .option('--connect-concurrency <n>', 'connect sweep: connections in flight', parseInteger(1, 10_000), SCAN_DEFAULTS.connect.concurrency)
     .option('--connect-timeout <ms>', 'connect sweep: per-port timeout', parseInteger(50, 60_000), SCAN_DEFAULTS.connect.timeoutMs)
     .option('--pseudo-threshold <n>', 'hosts open on more ports than this skip nmap (pseudo-services)', parseInteger(1, 65535), SCAN_DEFAULTS.pseudoServiceThreshold)
-    .option('--nmap-parallel <n>', 'nmap -sV processes at once (one per distinct open-port set, up to 16 hosts each)', parseInteger(1, 64), DETECTION_DEFAULTS.parallel)
+    .option('--nmap-parallel <n>', 'nmap -sV processes at once (one per host with open ports)', parseInteger(1, 64), DETECTION_DEFAULTS.parallel)
     .option('--masscan-adapter <if>', 'masscan --adapter (default: from ip route get)')
     .option('--masscan-adapter-ip <ip>', 'masscan --adapter-ip')
     .option('--masscan-router <ip>', 'masscan --router-ip')
     .action(async (flags: AgentFlags) => {
-      const token = flags.token ?? process.env.PORTBANDIT_AGENT_TOKEN;
-      if (!token) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'an agent token is required (--token or $PORTBANDIT_AGENT_TOKEN)', { where: '--token' });
+      const token = readToken(flags);
       const allow = AllowList.parse(flags.allow);
       if (flags.allow.length === 0) log('agent: no --allow ranges: every work item will be refused');
       const explicit = [flags.masscanAdapter, flags.masscanAdapterIp, flags.masscanRouter];
@@ -78,7 +81,7 @@ export function registerAgent(program: Command): void {
         once: Boolean(flags.once),
         scan: {
           allow,
-          scriptsAllow: new Set(flags.scriptsAllow),
+          scriptsAllow: new Set((flags.scriptsAllow ?? [...DEFAULT_SCRIPTS]).filter((s) => s !== 'none')),
           preflight: flags.preflight,
           tools,
           masscan: {
@@ -101,7 +104,8 @@ export function registerAgent(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      log(`agent: ${flags.server}, allow ${allow.specs.join(', ') || 'nothing'}, preflight ${flags.preflight}, nmap ${tools.nmap ? 'yes' : 'no'}, masscan ${tools.masscan && tools.rawSockets ? 'yes' : 'no'}`);
+      log(`agent: ${flags.server}, allow ${allow.specs.join(', ') || 'nothing'}, ${flags.concurrency} slots, nmap ${tools.nmap ? `yes (${flags.nmapParallel} at once)` : 'no'}`);
+      log(`agent: preflight ${flags.preflight}: ${describePreflight({ preflight: flags.preflight, tools })} where the policy asks for auto or masscan`);
       try {
         const stats = await agent.run();
         process.stdout.write(`${JSON.stringify(stats)}\n`);
@@ -110,4 +114,28 @@ export function registerAgent(program: Command): void {
         process.off('SIGTERM', onSignal);
       }
     });
+}
+
+/** The agent token: --token-file, then --token, then $PORTBANDIT_AGENT_TOKEN. */
+function readToken(flags: AgentFlags): string {
+  if (flags.tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.tokenFile, 'utf8');
+    } catch (cause) {
+      throw new PortbanditError('PB_ERR_IO', `cannot read the agent token: ${(cause as Error).message}`, { where: '--token-file', cause });
+    }
+    const token = text.trim();
+    if (token === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `the token file ${flags.tokenFile} is empty`, { where: '--token-file' });
+    return token;
+  }
+  if (flags.token !== undefined) {
+    log('agent: the token on the command line is visible to other users (ps); prefer --token-file or $PORTBANDIT_AGENT_TOKEN');
+    return flags.token;
+  }
+  const env = process.env.PORTBANDIT_AGENT_TOKEN;
+  if (env === undefined || env.trim() === '') {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'an agent token is required: --token-file FILE or $PORTBANDIT_AGENT_TOKEN (portbandit token create --agent NAME prints one)', { where: '--token-file' });
+  }
+  return env.trim();
 }

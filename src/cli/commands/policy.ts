@@ -5,7 +5,7 @@ import { PortbanditError } from '../../core/errors.js';
 import { PortRanges } from '../../core/ports.js';
 import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag } from '../../coordinator/index.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
-import { collectKeyValue, parseInteger, parseNumber } from '../options.js';
+import { collectKeyValue, parseDuration, parseInteger, parseNumber } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 
@@ -16,6 +16,9 @@ function keyOf(tag: string): string {
 interface SetFlags {
   strategy?: string;
   budget?: number;
+  rate?: number;
+  period?: number;
+  versionIntensity?: number;
   param: Record<string, string>;
   mustHave?: string;
   exclude?: string;
@@ -39,7 +42,15 @@ export function registerPolicy(program: Command): void {
       await withLocalCoordinator(flags.data, async (app) => {
         const all = app.coordinator.policyKeys().map((tag) => ({ tag, ...app.coordinator.policy(tag)! }));
         if (flags.json) process.stdout.write(JSON.stringify(all) + '\n');
-        else for (const p of all) process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\tbudget ${p.budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}\n`);
+        else {
+          const budgets = new Map(app.coordinator.budgets().map((b) => [b.tag, b]));
+          for (const p of all) {
+            const b = budgets.get(p.tag);
+            const budget = p.rate !== undefined ? `rate ${p.rate}/s -> ${Math.floor(b?.budget ?? 0)} per visit` : `budget ${p.budget}`;
+            process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}\n`);
+            if (b?.warning) process.stderr.write(`warning: ${p.tag || '_default'}: ${b.warning}\n`);
+          }
+        }
       });
     });
   policy
@@ -47,7 +58,10 @@ export function registerPolicy(program: Command): void {
     .description("Set a tag's policy (_default = the default policy). Unset fields keep the current value.")
     .argument('<tag>', 'scope tag or _default')
     .option('--strategy <name>', 'strategy (fixed reproduces Natlas; adaptive learns)')
-    .option('--budget <n>', 'average probes per host', parseNumber(0, 65535))
+    .option('--budget <n>', 'probes per host-visit (drops a stated --rate)', parseNumber(0, 65535))
+    .option('--rate <pps>', 'probes per second the fleet may spend on this tag on average: the budget per visit is derived from it, the scope size and the period', parseNumber(0.001, 100_000_000))
+    .option('--period <duration>', 'cycle period, e.g. 24h, 30m, 3600 (default policy only): a cycle does not restart before it', parseDuration)
+    .option('--version-intensity <n>', 'nmap --version-intensity 0-9 (fewer probes per silent service)', parseInteger(0, 9))
     .option('--param <k=v>', 'strategy parameter (repeatable)', collectKeyValue, {})
     .option('--must-have <ports>', 'ports always probed, e.g. 22,443,8443')
     .option('--exclude <ports>', 'ports never probed')
@@ -55,7 +69,7 @@ export function registerPolicy(program: Command): void {
     .option('--no-version-detection', 'do not run nmap -sV')
     .option('--script <name>', 'NSE script from the server allowlist (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--host-timeout <s>', 'nmap --host-timeout in seconds', parseInteger(1, 86400))
-    .option('--preflight <kind>', 'masscan, connect or none')
+    .option('--preflight <kind>', 'auto (masscan where the agent can run it), masscan, connect or none')
     .option(...dataOption)
     .action(async (tag: string, flags: SetFlags) => {
       const key = keyOf(tag);
@@ -67,7 +81,12 @@ export function registerPolicy(program: Command): void {
           input.params = {};
         }
         input.params = { ...input.params, ...flags.param };
-        if (flags.budget !== undefined) input.budget = flags.budget;
+        if (flags.budget !== undefined) {
+          input.budget = flags.budget;
+          if (flags.rate === undefined) input.rate = null;
+        }
+        if (flags.rate !== undefined) input.rate = flags.rate;
+        if (flags.period !== undefined) input.periodSeconds = flags.period;
         if (flags.mustHave !== undefined) input.mustHave = PortRanges.parse(flags.mustHave, '--must-have').toArray();
         if (flags.exclude !== undefined) input.exclude = PortRanges.parse(flags.exclude, '--exclude').toArray();
         if (flags.services !== undefined) {
@@ -88,7 +107,8 @@ export function registerPolicy(program: Command): void {
           ...(flags.versionDetection === false ? { versionDetection: false } : {}),
           ...(flags.script !== undefined ? { scripts: flags.script } : {}),
           ...(flags.hostTimeout !== undefined ? { hostTimeoutSeconds: flags.hostTimeout } : {}),
-          ...(flags.preflight !== undefined ? { preflight: flags.preflight as 'masscan' | 'connect' | 'none' } : {}),
+          ...(flags.preflight !== undefined ? { preflight: flags.preflight as 'auto' | 'masscan' | 'connect' | 'none' } : {}),
+          ...(flags.versionIntensity !== undefined ? { versionIntensity: flags.versionIntensity } : {}),
         };
         const saved = await app.coordinator.setPolicy(key, input);
         process.stdout.write(JSON.stringify({ tag: key, ...saved }) + '\n');
@@ -109,7 +129,11 @@ export function registerPolicy(program: Command): void {
           return;
         }
         const x = e.explanation;
-        process.stdout.write(`policy ${e.tag || '_default'}: ${x.strategy}, budget ${e.policy.budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`);
+        const b = e.budget;
+        const budget = b && b.rate !== undefined ? `budget ${Math.floor(b.budget)} per visit (from ${b.rate} probes/s over ${b.addresses} addresses${b.periodSeconds !== undefined ? ` and a ${b.periodSeconds} s period` : ''})` : `budget ${b ? Math.floor(b.budget) : e.policy.budget} per visit`;
+        process.stdout.write(`policy ${e.tag || '_default'}: ${x.strategy}, ${budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`);
+        if (b?.fullPassCycles != null) process.stdout.write(`a pass over all 65,535 ports of a host: ${b.fullPassCycles} cycle(s) at this budget\n`);
+        if (b?.warning) process.stdout.write(`WARNING: ${b.warning}\n`);
         process.stdout.write(`budget split: must-have ${x.split.mustHave}, fixed ${x.split.fixed}, history ${x.split.history}, learned ${x.split.learned}, exploration ${x.split.exploration}\n`);
         for (const g of x.groups) {
           process.stdout.write(`group ${g.group} (${g.observations} observations):\n`);

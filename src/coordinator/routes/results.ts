@@ -238,6 +238,8 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
         cycle: coordinator.progress(),
         coverage: coordinator.cycleCoverage(),
         estimatedCoverage: coordinator.estimatedCoverage(),
+        budgets: coordinator.budgets(),
+        ...(coordinator.nextCycleAt() !== undefined ? { nextCycleAt: coordinator.nextCycleAt() } : {}),
         leasesInFlight: inFlight,
         queueLength: queued.length,
         scopeAddresses: String(coordinator.addressSpace.size),

@@ -12,6 +12,8 @@ function tagLabel(key: string): string {
 /** What each policy's strategy learned, as a table and a chart of its top estimates. */
 async function renderPolicies(coordinator: Coordinator): Promise<SafeHtml> {
   const estimates = new Map(coordinator.estimatedCoverage().map((e) => [e.tag, e.estimate]));
+  const budgets = new Map(coordinator.budgets().map((b) => [b.tag, b]));
+  const warnings: SafeHtml[] = [];
   const sections: SafeHtml[] = [];
   const rows: SafeHtml[] = [];
   for (const key of coordinator.policyKeys()) {
@@ -24,7 +26,10 @@ async function renderPolicies(coordinator: Coordinator): Promise<SafeHtml> {
       // A policy whose strategy is not loaded yet has learned nothing to show.
     }
     const split = learned?.explanation.split;
-    rows.push(html`<tr><td>${tagLabel(key)}</td><td class="mono">${policy.strategy}</td><td class="num">${policy.budget}</td>
+    const b = budgets.get(key);
+    if (b?.warning) warnings.push(html`<div class="error"><strong>${tagLabel(key)}:</strong> ${b.warning}</div>`);
+    const budgetText = b?.rate !== undefined ? `${formatCount(Math.floor(b.budget))} (from ${formatCount(b.rate)} probes/s over ${formatCount(b.addresses)} addresses)` : formatCount(Math.floor(b?.budget ?? policy.budget));
+    rows.push(html`<tr><td>${tagLabel(key)}</td><td class="mono">${policy.strategy}</td><td class="num">${budgetText}</td>
 <td class="num">${split ? html`${split.mustHave} / ${split.fixed} / ${split.history} / ${split.learned} / ${split.exploration}` : '—'}</td>
 <td class="num">${learned ? formatCount(learned.batches) : '—'}</td><td class="num">${learned ? formatCount(learned.learned) : '—'}</td>
 <td class="num">${estimates.has(key) ? formatPercent(estimates.get(key)!) : '—'}</td></tr>`);
@@ -43,8 +48,10 @@ ${group.top.map((p) => html`<tr><td class="num mono">${p.port}</td><td class="nu
     }
   }
   return html`<h2>Scan policies per tag</h2>
-<table><thead><tr><th>tag</th><th>strategy</th><th class="num">budget</th><th class="num" title="must-have / fixed / history / learned / exploration probes of a typical host">budget split (must / fixed / history / learned / explore)</th><th class="num">batches</th><th class="num">results learned</th><th class="num" title="share of the estimated open-port mass within the budget">est. coverage</th></tr></thead>
+${warnings}
+<table><thead><tr><th>tag</th><th>strategy</th><th class="num" title="probes per host-visit">budget per visit</th><th class="num" title="must-have / fixed / history / learned / exploration probes of a typical host">budget split (must / fixed / history / learned / explore)</th><th class="num">batches</th><th class="num">results learned</th><th class="num" title="the strategy's own belief: the share of the open-port mass it estimates from what it has seen that fits in the budget; it cannot count ports it never saw open">model's belief</th></tr></thead>
 <tbody>${rows}</tbody></table>
+<p class="muted">"Model's belief" is what the strategy estimates its budget catches, from the ports it has seen open; it is not measured coverage and cannot count services on ports no probe has reached.</p>
 <h2>What was learned (top ports per policy)</h2>
 ${sections.length > 0 ? html`<div class="grid2">${sections}</div>` : html`<p class="muted">Nothing learned yet: strategies learn from batches of finished host visits.</p>`}`;
 }
@@ -67,6 +74,8 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const lastHour = perHour.filter((r) => r.hourStart >= now - 3_600_000).reduce((a, r) => a + r.scans, 0);
   const dayTotal = perHour.reduce((a, r) => a + r.scans, 0);
   const coverage = coordinator.cycleCoverage();
+  const nextCycle = coordinator.nextCycleAt();
+  const period = coordinator.periodSeconds();
   const [hourChart, portChart, serviceChart, policies] = await Promise.all([
     // The window ends with the current hour, so the chart (and its cache entry) is stable within it.
     renderScansPerHourChart(perHour, since, since + HOURS * 3_600_000),
@@ -86,12 +95,12 @@ ${card('Open ports (latest)', formatCount(counts.openPorts))}
 ${card('Leases in flight', formatCount(leases))}
 ${card('Queued work', formatCount(queued), 'manual rescans, follow-ups and expired leases, served before the cycle')}
 </div>
-<p class="muted">Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.completed)} completed, ${formatCount(cycle.skipped)} skipped.</p>
+<p class="muted">Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.completed)} completed, ${formatCount(cycle.skipped)} skipped.${nextCycle !== undefined ? ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).` : ''}</p>
 <div class="grid2">
 <div class="panel chart"><h2>Scans per hour (last ${HOURS} h, UTC)</h2>${hourChart}</div>
 <div class="panel"><h2>Cycle coverage per tag</h2>
-<table><thead><tr><th>tag</th><th class="num">scanned this cycle</th><th class="num">addresses</th><th class="num">coverage</th></tr></thead><tbody>
-${coverage.length > 0 ? coverage.map((c) => html`<tr><td>${c.tag === '' ? '(untagged)' : c.tag}</td><td class="num">${formatCount(c.scanned)}</td><td class="num">${formatCount(c.addresses)}</td><td class="num">${formatPercent(c.fraction)}</td></tr>`) : html`<tr><td colspan="4" class="muted">The scope is empty.</td></tr>`}
+<table><thead><tr><th>tag</th><th class="num">handed out</th><th class="num">scanned this cycle</th><th class="num">addresses</th><th class="num">coverage</th></tr></thead><tbody>
+${coverage.length > 0 ? coverage.map((c) => html`<tr><td>${c.tag === '' ? '(untagged)' : c.tag}</td><td class="num">${formatCount(c.handedOut)}</td><td class="num">${formatCount(c.scanned)}</td><td class="num">${formatCount(c.addresses)}</td><td class="num">${formatPercent(c.fraction)}</td></tr>`) : html`<tr><td colspan="5" class="muted">The scope is empty.</td></tr>`}
 </tbody></table></div>
 </div>
 <h2>Agents</h2>
