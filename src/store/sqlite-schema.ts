@@ -5,7 +5,7 @@ import { PortbanditError } from '../core/errors.js';
  * SQLite schema migrations, applied in order and tracked by `PRAGMA user_version`. Append a new
  * entry to change the schema; never edit an applied one (existing databases would not see it).
  */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: ReadonlyArray<string | ((db: Database.Database) => void)> = [
   // 1: initial layout (docs/store.md explains each table)
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -72,6 +72,11 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO latest_terms (field, value, ip_key)
     SELECT t.field, t.value, l.ip_key FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row;
   `,
+  // 3: one scan document per host visit. Older versions stored each follow-up round as a scan of
+  // its own (carrying the earlier rounds' ports), so a visit's rounds share ip, epoch and
+  // startedAt; the last holds the union. Each such group becomes one document under the first
+  // round's id, with the last round's content, `rounds` listing every round, events re-pointed.
+  mergeFollowUpRounds,
 ];
 
 /** The schema version this code writes. */
@@ -89,8 +94,45 @@ export function migrateSqlite(db: Database.Database, file: string): void {
   }
   for (let version = current; version < SCHEMA_VERSION; version++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
+      const migration = MIGRATIONS[version]!;
+      if (typeof migration === 'string') db.exec(migration);
+      else migration(db);
       db.pragma(`user_version = ${version + 1}`);
     })();
+  }
+}
+
+/** Migration 3 (see MIGRATIONS): fold each visit's follow-up round scans into its first. */
+function mergeFollowUpRounds(db: Database.Database): void {
+  const groups = db
+    .prepare(
+      `SELECT ip_key, json_extract(doc, '$.epoch') AS epoch, json_extract(doc, '$.startedAt') AS started
+       FROM scans GROUP BY ip_key, epoch, started HAVING COUNT(*) > 1`,
+    )
+    .all() as Array<{ ip_key: Buffer; epoch: number; started: number }>;
+  const rowsOf = db.prepare(
+    `SELECT row, scan_id, finished_at, doc FROM scans
+     WHERE ip_key = ? AND json_extract(doc, '$.epoch') = ? AND json_extract(doc, '$.startedAt') = ? ORDER BY finished_at, row`,
+  );
+  const updateFirst = db.prepare('UPDATE scans SET finished_at = ?, words = (SELECT words FROM scans WHERE row = ?), doc = ? WHERE row = ?');
+  const dropTerms = db.prepare('DELETE FROM scan_terms WHERE scan_row = ?');
+  const moveTerms = db.prepare('UPDATE scan_terms SET scan_row = ? WHERE scan_row = ?');
+  const dropScan = db.prepare('DELETE FROM scans WHERE row = ?');
+  const repointLatest = db.prepare('UPDATE latest SET scan_row = ?, finished_at = ?, scan_id = ? WHERE scan_row = ?');
+  const repointEvents = db.prepare(`UPDATE events SET doc = json_set(doc, '$.scanId', ?) WHERE json_extract(doc, '$.scanId') = ?`);
+  for (const g of groups) {
+    const rows = rowsOf.all(g.ip_key, g.epoch, g.started) as Array<{ row: number; scan_id: string; finished_at: number; doc: string }>;
+    const first = rows[0]!;
+    const last = rows[rows.length - 1]!;
+    const merged = { ...(JSON.parse(last.doc) as Record<string, unknown>), scanId: first.scan_id, rounds: rows.map((r) => r.scan_id) };
+    updateFirst.run(last.finished_at, last.row, JSON.stringify(merged), first.row);
+    dropTerms.run(first.row);
+    moveTerms.run(first.row, last.row);
+    for (const r of rows.slice(1)) {
+      dropTerms.run(r.row);
+      repointLatest.run(first.row, last.finished_at, first.scan_id, r.row);
+      repointEvents.run(first.scan_id, r.scan_id);
+      dropScan.run(r.row);
+    }
   }
 }
