@@ -93,8 +93,9 @@ export const policySchema = {
     strategy: { type: 'string', maxLength: 64 },
     params: { type: 'object', maxProperties: 64 },
     budget: { type: 'number', minimum: 0, maximum: 65535 },
-    rate: { type: 'number', exclusiveMinimum: 0, maximum: 100_000_000 },
-    periodSeconds: { type: 'integer', minimum: 1, maximum: 366 * 86400 },
+    // null removes the value (a policy without a rate states probes per visit; without a period, cycles run back to back)
+    rate: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100_000_000 },
+    periodSeconds: { type: ['integer', 'null'], minimum: 1, maximum: 366 * 86400 },
     maxPerHost: { type: 'integer', minimum: 1, maximum: 65535 },
     mustHave: { type: 'array', maxItems: 65535, items: { type: 'integer', minimum: 1, maximum: 65535 } },
     exclude: { type: 'array', maxItems: 65535, items: { type: 'integer', minimum: 1, maximum: 65535 } },
