@@ -34,6 +34,10 @@ function view(p: ScannedPort): ServiceView {
   };
 }
 
+function hasDetail(p: ScannedPort): boolean {
+  return p.service !== undefined || p.product !== undefined || p.version !== undefined;
+}
+
 /**
  * Diff two scans of one host. A port missing from the newer scan's probed set is unknown, not
  * closed: partial scans (a strategy's budget) must not raise false "closed" alerts.
@@ -46,11 +50,14 @@ export function diffScans(before: ScanDocument | undefined, after: ScanDocument)
   // Parsed only when some port could have closed: most scans (a host's first) have none, and
   // parsing the probed list was the largest allocation of a submit.
   const probed = gone.length === 0 ? PortRanges.EMPTY : PortRanges.parse(after.probedPorts === '' ? [] : after.probedPorts);
-  const closed = gone.filter((p) => probed.has(p.port)).map((p) => ({ port: p.port, ...view(p) }));
+  // A port whose state the newer visit could not observe (a time-out) is unknown, not closed.
+  const unknown = gone.length === 0 || !after.unknownPorts ? PortRanges.EMPTY : PortRanges.parse(after.unknownPorts);
+  const closed = gone.filter((p) => probed.has(p.port) && !unknown.has(p.port)).map((p) => ({ port: p.port, ...view(p) }));
   const changed: Array<{ port: number; before: ServiceView; after: ServiceView }> = [];
   for (const [port, p] of b) {
     const q = a.get(port);
-    if (q && (q.service !== p.service || q.product !== p.product || q.version !== p.version)) changed.push({ port, before: view(q), after: view(p) });
+    // Only details both visits observed: a partial visit's missing detail is no change.
+    if (q && hasDetail(q) && hasDetail(p) && (q.service !== p.service || q.product !== p.product || q.version !== p.version)) changed.push({ port, before: view(q), after: view(p) });
   }
   return { ...(before ? { from: before.scanId } : {}), to: after.scanId, opened, closed, changed };
 }

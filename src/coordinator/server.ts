@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { PortbanditError } from '../core/errors.js';
 import { type AppOptions, buildApp } from './app.js';
 import type { CoordinatorConfig } from './config.js';
 
@@ -6,8 +7,18 @@ import type { CoordinatorConfig } from './config.js';
 export async function startServer(config: CoordinatorConfig, options: Omit<AppOptions, 'config'> = {}, stderr: NodeJS.WritableStream = process.stderr): Promise<FastifyInstance> {
   const app = await buildApp({ ...options, config });
   try {
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+        const why = code === 'EADDRINUSE' ? 'is already in use (another portbandit serve?)' : code === 'EACCES' ? 'needs privileges this process lacks' : 'is not an address of this machine';
+        throw new PortbanditError('PB_ERR_IO', `cannot listen on ${config.host}:${config.port}: the port ${why}; choose another with --port or PORTBANDIT_PORT`, { where: '--port', cause });
+      }
+      throw cause;
+    }
+    // Only once listening: a token created by a start that then failed would never be shown.
     const bootstrap = await bootstrapAdminToken(app);
-    await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

@@ -26,8 +26,9 @@ export function registerHost(program: Command): void {
         if (flags.diff) {
           const history = (await store.hostHistory(ip, { limit: 2 })).items;
           const to = flags.to !== undefined ? await store.getScan(flags.to) : history[0];
-          const from = flags.from !== undefined ? await store.getScan(flags.from) : history.find((s) => s.scanId !== to?.scanId);
-          if (!to || to.ip !== ip) throw new PortbanditError('PB_ERR_NOT_FOUND', `no scan to diff for ${ip}`, { where: flags.to ?? 'ip' });
+          if (!to || to.ip !== ip) throw new PortbanditError('PB_ERR_NOT_FOUND', flags.to !== undefined ? `no scan ${JSON.stringify(flags.to)} of ${ip}` : `no scan to diff for ${ip}`, { where: flags.to !== undefined ? '--to' : 'ip' });
+          const from = flags.from !== undefined ? await store.getScan(flags.from) : history.find((s) => s.scanId !== to.scanId);
+          if (flags.from !== undefined && (!from || from.ip !== ip)) throw new PortbanditError('PB_ERR_NOT_FOUND', `no scan ${JSON.stringify(flags.from)} of ${ip}`, { where: '--from' });
           const d = diffScans(from && from.ip === ip ? from : undefined, to);
           out({ ip, ...d }, () =>
             [

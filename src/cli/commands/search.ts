@@ -7,7 +7,7 @@ import { parseInteger } from '../options.js';
 /** One line per host for people: ip, tags, open ports with service/product/version. */
 export function formatScanLine(scan: ScanDocument): string {
   const open = scan.ports.filter((p) => p.state === 'open').map((p) => `${p.port}/${[p.service, p.product, p.version].filter(Boolean).join(' ') || '?'}`);
-  return `${scan.ip}\t${scan.tags.join(',') || '-'}\t${new Date(scan.finishedAt).toISOString()}\t${open.join('; ')}`;
+  return `${scan.ip}\t${scan.tags.join(',') || '-'}\t${new Date(scan.finishedAt).toISOString()}\t${open.join('; ')}${scan.incomplete !== undefined ? `\t(partial: ${scan.incomplete})` : ''}`;
 }
 
 /** Registers `portbandit search QUERY`. */

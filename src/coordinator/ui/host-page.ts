@@ -2,7 +2,8 @@ import { PortbanditError } from '../../core/errors.js';
 import type { ScanDocument, ScannedPort, ScriptResult } from '../../store/types.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
 import { type ScanDiff, diffScans } from '../diff.js';
-import { formatTime, hostHref } from './format.js';
+import { PortRanges } from '../../core/ports.js';
+import { formatCount, formatTime, hostHref } from './format.js';
 import { type SafeHtml, html } from './html.js';
 
 /** Scans listed in a host's history on its page (the API pages further). */
@@ -41,13 +42,21 @@ function renderPortRow(p: ScannedPort): SafeHtml {
 <td class="mono">${p.cpes.map((c) => html`<div>${c}</div>`)}</td><td>${p.scripts.map(renderScript)}</td></tr>`;
 }
 
+/** Ports a visit probed: the size of its probed spec. */
+function probedCount(scan: ScanDocument): number {
+  return scan.probedPorts === '' ? 0 : PortRanges.parse(scan.probedPorts).size;
+}
+
 function renderScan(scan: ScanDocument, latest: boolean): SafeHtml {
   const shown = scan.ports.filter((p) => p.state === 'open');
   const hidden = scan.ports.length - shown.length;
   const host = scan.host && Object.keys(scan.host).length > 0 ? flattenFields(scan.host) : [];
-  return html`<h2>${latest ? 'Latest scan' : 'Scan'} <span class="mono muted">${scan.scanId}</span></h2>
-<p>Finished <span class="mono">${formatTime(scan.finishedAt)}</span> (started ${formatTime(scan.startedAt)}) by agent <span class="mono">${scan.agentId}</span>, cycle ${scan.cycle}, preflight ${scan.preflight};
-probed <span class="mono">${scan.probedPorts === '' ? 'no ports' : scan.probedPorts}</span>.</p>
+  const rounds = scan.rounds?.length ?? 1;
+  const timings = Object.entries(scan.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
+  return html`<h2>${latest ? 'Latest visit' : 'Visit'} <span class="mono muted">${scan.scanId}</span>${scan.incomplete !== undefined ? html` <span class="tag partial">partial</span>` : ''}</h2>
+${scan.incomplete !== undefined ? html`<div class="error"><strong>Partial visit:</strong> ${scan.incomplete}. Open ports are still open, but their service detail may be missing${scan.unknownPorts ? html`; the state of <span class="mono">${scan.unknownPorts}</span> is unknown (not closed)` : ''}.</div>` : ''}
+<p>Finished <span class="mono">${formatTime(scan.finishedAt)}</span> (started ${formatTime(scan.startedAt)}) by agent <span class="mono">${scan.agentId}</span>, cycle ${scan.cycle}, preflight ${scan.preflight}, ${rounds} round${rounds === 1 ? '' : 's'};
+probed ${formatCount(probedCount(scan))} port(s): <span class="mono">${scan.probedPorts === '' ? 'none' : scan.probedPorts.length > 200 ? `${scan.probedPorts.slice(0, 200)}…` : scan.probedPorts}</span>.${timings !== '' ? html` <span class="muted">Times: ${timings}.</span>` : ''}</p>
 ${host.length > 0 ? html`<dl class="kv">${host.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>` : ''}
 <table><thead><tr><th class="num">port</th><th>state</th><th>service</th><th>product</th><th>version</th><th>CPE</th><th>scripts</th></tr></thead><tbody>
 ${shown.length > 0 ? shown.map(renderPortRow) : html`<tr><td colspan="7" class="muted">No open ports.</td></tr>`}
@@ -68,7 +77,7 @@ ${diff.opened.map((p) => html`<tr><td class="opened">opened</td><td class="num m
 ${diff.closed.map((p) => html`<tr><td class="closed">closed</td><td class="num mono">${p.port}</td><td>${describeService(p)}</td><td class="muted">—</td></tr>`)}
 ${diff.changed.map((c) => html`<tr><td>changed</td><td class="num mono">${c.port}</td><td>${describeService(c.before)}</td><td>${describeService(c.after)}</td></tr>`)}
 </tbody></table>`}
-<p class="muted">Ports the newer scan did not probe are unknown, not closed (a budgeted scan probes a subset).</p>`;
+<p class="muted">Ports the newer visit did not probe, or whose state it could not observe (a time-out), are unknown, not closed.</p>`;
 }
 
 function renderHistory(ip: string, items: readonly ScanDocument[], total: number, shown: ScanDocument, from: ScanDocument | undefined, to: ScanDocument): SafeHtml {
@@ -79,7 +88,7 @@ ${items.map((s) => {
   const open = s.ports.filter((p) => p.state === 'open').length;
   return html`<tr><td><input type="radio" name="from" value="${s.scanId}" aria-label="diff from ${s.scanId}"${from?.scanId === s.scanId ? html` checked` : ''}></td>
 <td><input type="radio" name="to" value="${s.scanId}" aria-label="diff to ${s.scanId}"${to.scanId === s.scanId ? html` checked` : ''}></td>
-<td class="mono">${formatTime(s.finishedAt)}</td><td class="num">${open}</td><td class="num">${s.ports.length}</td><td class="mono">${s.agentId}</td>
+<td class="mono">${formatTime(s.finishedAt)}${s.incomplete !== undefined ? html` <span class="tag partial" title="${s.incomplete}">partial</span>` : ''}</td><td class="num">${open}</td><td class="num">${formatCount(probedCount(s))}</td><td class="mono">${s.agentId}</td>
 <td class="mono">${s.scanId === shown.scanId ? html`<strong>${s.scanId}</strong> (shown)` : html`<a href="${hostHref(ip)}?scan=${encodeURIComponent(s.scanId)}">${s.scanId}</a>`}</td></tr>`;
 })}
 </tbody></table>

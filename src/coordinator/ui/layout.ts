@@ -39,6 +39,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 td.mono, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.93em; }
 pre { margin: 4px 0; padding: 6px 8px; background: #f3f5f7; border: 1px solid var(--line); border-radius: 4px; white-space: pre-wrap; word-break: break-word; font-size: 12px; max-height: 240px; overflow: auto; }
 .tag { display: inline-block; padding: 0 6px; margin: 0 4px 2px 0; border-radius: 10px; background: #e7eef7; color: #1f3f66; font-size: 12px; }
+.tag.partial { background: #fdf1dc; color: #7a4b00; }
 .error { background: #fdecea; border: 1px solid #f1b0aa; color: var(--bad); padding: 10px 14px; border-radius: 6px; margin: 12px 0; }
 .error pre { background: #fff; color: var(--fg); }
 .opened { color: var(--good); font-weight: 600; }
