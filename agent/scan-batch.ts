@@ -70,6 +70,17 @@ export function describePreflight(config: Pick<ScanConfig, 'preflight' | 'tools'
   return `connect sweep (${why})`;
 }
 
+/** nmap processes for one host's open ports at most (a host open on more shares them out). */
+const MAX_NMAP_RUNS_PER_HOST = 8;
+
+/** Split `ports` into at most `parts` groups, round-robin (each port alone when they are few). */
+function splitPorts(ports: readonly number[], parts: number): number[][] {
+  const n = Math.min(parts, ports.length);
+  const out: number[][] = Array.from({ length: n }, () => []);
+  ports.forEach((p, i) => out[i % n]!.push(p));
+  return out;
+}
+
 /** A counting semaphore: at most `limit` holders at once, FIFO. */
 class Semaphore {
   private active = 0;
@@ -218,42 +229,63 @@ export class ScanPipeline {
           this.refusedScriptSets.add(refused.join(','));
           config.log(`agent: the policy asks for NSE scripts not on --scripts-allow, skipped: ${refused.join(', ')} (logged once)`);
         }
+        // nmap was the port scan (preflight none): one run over every port. Otherwise each open
+        // port (or a share of them, for hosts open on many) gets an nmap process of its own, so a
+        // silent service costs its own time-out and never the detail of the host's other ports.
+        const parts = pre.ran === 'none' ? [open] : splitPorts(open, MAX_NMAP_RUNS_PER_HOST);
         const queued = performance.now();
-        const outcome = await this.nmapSlots.use(async () => {
-          waitMs = performance.now() - queued;
-          const started = performance.now();
-          try {
-            const r = await runNmap({
-              targets: [item.ip],
-              ports: open,
-              allow: config.allow,
-              versionDetection: item.scan.versionDetection,
-              scripts,
-              scriptsAllow: config.scriptsAllow,
-              hostTimeoutSeconds: item.scan.hostTimeoutSeconds,
-              scriptTimeoutSeconds: item.scan.scriptTimeoutSeconds,
-              ...(item.scan.versionIntensity !== undefined ? { versionIntensity: item.scan.versionIntensity } : {}),
-              ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
-              ...(config.signal ? { signal: config.signal } : {}),
-            });
-            return { host: r.run.hosts.find((h) => h.ip === item.ip), ms: performance.now() - started, error: undefined };
-          } catch (error) {
-            if (!isPortbanditError(error) || config.signal?.aborted) throw error;
-            return { error: error.message, ms: performance.now() - started };
-          }
-        });
-        nmapMs = outcome.ms;
-        if (outcome.error !== undefined) {
-          incomplete = `nmap failed: ${outcome.error.slice(0, 300)}`;
-          config.log(`agent: ${item.ip}: ${incomplete}; reporting the preflight's open ports without service detail`);
-        } else if (!('host' in outcome) || !outcome.host || outcome.host.timedOut) {
-          incomplete = `nmap gave up at its host timeout (${item.scan.hostTimeoutSeconds} s)`;
-        } else {
-          ports = outcome.host.ports.filter((p) => own.has(p.port));
+        const outcomes = await Promise.all(
+          parts.map((part) =>
+            this.nmapSlots.use(async () => {
+              waitMs = Math.max(waitMs, performance.now() - queued);
+              const started = performance.now();
+              try {
+                const r = await runNmap({
+                  targets: [item.ip],
+                  ports: part,
+                  allow: config.allow,
+                  versionDetection: item.scan.versionDetection,
+                  scripts,
+                  scriptsAllow: config.scriptsAllow,
+                  hostTimeoutSeconds: item.scan.hostTimeoutSeconds,
+                  scriptTimeoutSeconds: item.scan.scriptTimeoutSeconds,
+                  ...(item.scan.versionIntensity !== undefined ? { versionIntensity: item.scan.versionIntensity } : {}),
+                  ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
+                  ...(config.signal ? { signal: config.signal } : {}),
+                });
+                const host = r.run.hosts.find((h) => h.ip === item.ip);
+                return { part, ms: performance.now() - started, ...(host && !host.timedOut ? { ports: host.ports } : { timedOut: true as const }) };
+              } catch (error) {
+                if (!isPortbanditError(error) || config.signal?.aborted) throw error;
+                return { part, ms: performance.now() - started, error: error.message };
+              }
+            }),
+          ),
+        );
+        nmapMs = Math.max(0, ...outcomes.map((o) => o.ms));
+        const detected = new Map<number, PortResult>();
+        const timedOut: number[] = [];
+        const failed: string[] = [];
+        for (const o of outcomes) {
+          if ('ports' in o && o.ports) {
+            for (const p of o.ports) if (own.has(p.port)) detected.set(p.port, p);
+          } else if ('error' in o && o.error !== undefined) failed.push(o.error.slice(0, 200));
+          else timedOut.push(...o.part);
         }
-        if (incomplete !== undefined && pre.ran === 'none') {
+        const notes: string[] = [];
+        if (timedOut.length > 0) notes.push(`nmap gave up on port(s) ${timedOut.join(', ')} at the ${item.scan.hostTimeoutSeconds} s timeout`);
+        if (failed.length > 0) notes.push(`nmap failed: ${[...new Set(failed)].join('; ')}`);
+        if (notes.length > 0) {
+          incomplete = notes.join('; ');
+          if (failed.length > 0) config.log(`agent: ${item.ip}: ${incomplete}; reporting the preflight's open ports without service detail`);
+        }
+        if (pre.ran === 'none') {
+          ports = [...detected.values()];
           // nmap was the port scan: what it did not finish is unknown, not closed.
-          unknownPorts = PortRanges.fromPorts(item.ports).toString();
+          if (incomplete !== undefined) unknownPorts = PortRanges.fromPorts(item.ports).toString();
+        } else {
+          // The preflight saw these open; nmap adds the detail where it finished.
+          ports = [...detected.values(), ...preflightPorts.filter((p) => !detected.has(p.port))].sort((a, b) => a.port - b.port);
         }
       }
     }

@@ -63,11 +63,11 @@ export function defaultPolicy(allowedScripts: readonly string[]): Policy {
     scan: {
       versionDetection: true,
       scripts: allowedScripts.filter((s) => (DEFAULT_SCRIPTS as readonly string[]).includes(s)),
-      // A host whose services stay silent costs about this much of nmap -sV, not ten minutes:
-      // time-outs keep what the preflight found open (only the service detail is unknown).
-      hostTimeoutSeconds: 60,
+      // nmap -sV runs per open port, each bounded by this: a silent service costs this much, not
+      // minutes, and a time-out keeps the port open (only its service detail is unknown).
+      hostTimeoutSeconds: 30,
       scriptTimeoutSeconds: 20,
-      versionIntensity: 5,
+      versionIntensity: 7,
       preflight: 'auto',
     },
   };
