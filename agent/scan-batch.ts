@@ -70,6 +70,76 @@ export function describePreflight(config: Pick<ScanConfig, 'preflight' | 'tools'
   return `connect sweep (${why})`;
 }
 
+/**
+ * masscan cannot give each host its own ports: a run probes every port of its list on every
+ * target. Items whose lists differ share a run only while the union stays within this factor of
+ * the largest member list, so a host gets at most this many times its own probes (results for
+ * ports it was not given are dropped); otherwise they run separately.
+ */
+export const MASSCAN_UNION_FACTOR = 2;
+
+/** masscan runs at once (each at its share of --rate). */
+const MASSCAN_PARALLEL = 4;
+
+/** The smallest share of --rate a masscan run gets. */
+const MIN_MASSCAN_RATE = 1000;
+
+/** Targets in one masscan run at most. */
+const MASSCAN_MAX_TARGETS = 1024;
+
+interface PreflightGroup<M> {
+  readonly ran: Preflight;
+  readonly ports: number[];
+  readonly members: M[];
+}
+
+/**
+ * Group waiting items into preflight runs: masscan items greedily by bounded port-set union (see
+ * MASSCAN_UNION_FACTOR; identical lists, such as full sweeps, always share), connect-sweep items
+ * by identical lists (the sweep probes each host's own ports, so nothing is gained by a union).
+ */
+export function groupForPreflight<M extends { item: Pick<WorkItem, 'ports'>; ran: Preflight }>(waiting: readonly M[], factor: number): PreflightGroup<M>[] {
+  const out: PreflightGroup<M>[] = [];
+  const exact = new Map<string, PreflightGroup<M>>();
+  const masscan: M[] = [];
+  for (const m of waiting) {
+    if (m.ran === 'masscan') {
+      masscan.push(m);
+      continue;
+    }
+    const key = `${m.ran}:${m.item.ports.join(',')}`;
+    let g = exact.get(key);
+    if (!g) {
+      g = { ran: m.ran, ports: [...m.item.ports], members: [] };
+      exact.set(key, g);
+      out.push(g);
+    }
+    g.members.push(m);
+  }
+  // Largest lists first: a sweep absorbs every shorter list it contains at no extra cost.
+  masscan.sort((a, b) => b.item.ports.length - a.item.ports.length);
+  const open: Array<{ set: Set<number>; largest: number; members: M[] }> = [];
+  for (const m of masscan) {
+    let placed = false;
+    for (const g of open) {
+      if (g.members.length >= MASSCAN_MAX_TARGETS) continue;
+      let added = 0;
+      for (const p of m.item.ports) if (!g.set.has(p)) added++;
+      const largest = Math.max(g.largest, m.item.ports.length);
+      if (g.set.size + added <= factor * largest) {
+        for (const p of m.item.ports) g.set.add(p);
+        g.largest = largest;
+        g.members.push(m);
+        placed = true;
+        break;
+      }
+    }
+    if (!placed) open.push({ set: new Set(m.item.ports), largest: m.item.ports.length, members: [m] });
+  }
+  for (const g of open) out.push({ ran: 'masscan', ports: [...g.set].sort((a, b) => a - b), members: g.members });
+  return out;
+}
+
 /** nmap processes for one host's open ports at most (a host open on more shares them out). */
 const MAX_NMAP_RUNS_PER_HOST = 8;
 
@@ -86,6 +156,11 @@ class Semaphore {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
   constructor(private readonly limit: number) {}
+  /** Resolves once a holder could start at once. */
+  async whenFree(): Promise<void> {
+    while (this.active >= this.limit) await new Promise<void>((resolve) => this.freed.push(resolve));
+  }
+  private readonly freed: Array<() => void> = [];
   async use<T>(work: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.active++;
@@ -94,6 +169,7 @@ class Semaphore {
     } finally {
       this.active--;
       this.waiting.shift()?.();
+      for (const f of this.freed.splice(0)) f();
     }
   }
 }
@@ -122,7 +198,7 @@ interface PreflightOutcome {
  */
 export class ScanPipeline {
   private readonly nmapSlots: Semaphore;
-  private readonly masscanSlot = new Semaphore(1);
+  private readonly masscanSlot = new Semaphore(MASSCAN_PARALLEL);
   private readonly connectSlots = new Semaphore(4);
   private readonly refusedScriptSets = new Set<string>();
 
@@ -132,47 +208,93 @@ export class ScanPipeline {
 
   /** Scan `items`; resolves once every item's outcome was handed to `onResult`. */
   async scan(items: readonly WorkItem[], onResult: (outcome: HostOutcome) => void | Promise<void>): Promise<void> {
-    const accepted: WorkItem[] = [];
     const tasks: Promise<void>[] = [];
     for (const item of items) {
-      if (this.config.allow.allows(item.ip)) accepted.push(item);
-      else tasks.push(Promise.resolve(onResult({ kind: 'refused', item, reason: `${item.ip} is outside this agent's --allow ranges (${this.config.allow.specs.join(', ') || 'none given'})` })));
+      if (!this.config.allow.allows(item.ip)) {
+        tasks.push(Promise.resolve(onResult({ kind: 'refused', item, reason: `${item.ip} is outside this agent's --allow ranges (${this.config.allow.specs.join(', ') || 'none given'})` })));
+        continue;
+      }
+      tasks.push(
+        (async () => {
+          const startedAt = Date.now();
+          const pre = await this.preflightOf(item);
+          if (this.config.signal?.aborted) return;
+          const submission = await this.finishHost(item, pre, startedAt);
+          if (submission) await onResult({ kind: 'result', item, submission });
+        })(),
+      );
     }
-    const groups = new Map<string, WorkItem[]>();
-    for (const item of accepted) {
-      const key = JSON.stringify([item.ports, choosePreflight(item.scan.preflight, this.config)]);
-      const g = groups.get(key);
-      if (g) g.push(item);
-      else groups.set(key, [item]);
-    }
-    for (const group of groups.values()) tasks.push(this.scanGroup(group, onResult));
     await Promise.all(tasks);
   }
 
-  private async scanGroup(items: readonly WorkItem[], onResult: (outcome: HostOutcome) => void | Promise<void>): Promise<void> {
-    const config = this.config;
-    const first = items[0]!;
-    const ran = choosePreflight(first.scan.preflight, config);
-    const startedAt = Date.now();
-    const targets = [...new Set(items.map((i) => i.ip))];
-    const pre = await this.preflight(ran, first.ports, targets);
-    await Promise.all(
-      items.map(async (item) => {
-        if (config.signal?.aborted) return;
-        const submission = await this.finishHost(item, pre, startedAt);
-        if (submission) await onResult({ kind: 'result', item, submission });
-      }),
-    );
+  private readonly waiting: Array<{ item: WorkItem; ran: Preflight; resolve: (pre: PreflightOutcome) => void; reject: (error: unknown) => void }> = [];
+  private pumping = false;
+
+  /**
+   * The preflight of one item. Items wait in a queue and are preflighted together with whatever
+   * else is waiting when the previous wave ends: a masscan run costs seconds of start-up and
+   * wait whatever its size, so one run per item would make every host wait for all the others.
+   */
+  private preflightOf(item: WorkItem): Promise<PreflightOutcome> {
+    const ran = choosePreflight(item.scan.preflight, this.config);
+    if (ran === 'none') return Promise.resolve({ ran: 'none', open: new Map([[item.ip, [...item.ports]]]), answered: null, durationMs: 0 });
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ item, ran, resolve, reject });
+      void this.pump();
+    });
   }
 
-  private async preflight(ran: Preflight, ports: readonly number[], targets: string[]): Promise<PreflightOutcome> {
+  /**
+   * Form preflight runs from what is waiting whenever a masscan slot is free, and start them.
+   * Items that arrive while every slot is busy wait and share the next runs.
+   */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.waiting.length > 0) {
+        await this.masscanSlot.whenFree();
+        const wave = this.waiting.splice(0);
+        const groups = groupForPreflight(wave, MASSCAN_UNION_FACTOR);
+        // Runs at once share --rate in proportion to what they send, so a sweep does not hold
+        // the short lists behind it (nor they the sweep).
+        const sizes = groups.map((g) => (g.ran === 'masscan' ? g.ports.length * g.members.length : 0));
+        const total = sizes.reduce((a, b) => a + b, 0) + this.masscanInFlight;
+        groups.forEach((group, i) => {
+          const rate = Math.max(MIN_MASSCAN_RATE, Math.floor((this.config.masscan.rate * sizes[i]!) / Math.max(1, total)));
+          void this.runGroup(group, rate, sizes[i]!);
+        });
+        // Let the runs take their slots before looking at the queue again.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Probes of the masscan runs in flight (for the rate shares of the next ones). */
+  private masscanInFlight = 0;
+
+  private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, probes: number): Promise<void> {
+    this.masscanInFlight += probes;
+    try {
+      const pre = await this.preflight(group.ran, group.ports, [...new Set(group.members.map((m) => m.item.ip))], Math.min(rate, this.config.masscan.rate));
+      for (const m of group.members) m.resolve(pre);
+    } catch (error) {
+      for (const m of group.members) m.reject(error);
+    } finally {
+      this.masscanInFlight -= probes;
+      if (this.waiting.length > 0) void this.pump();
+    }
+  }
+
+  private async preflight(ran: Preflight, ports: readonly number[], targets: string[], rate = this.config.masscan.rate): Promise<PreflightOutcome> {
     const config = this.config;
     const started = performance.now();
-    if (ran === 'none') return { ran: 'none', open: new Map(targets.map((t) => [t, [...ports]])), answered: null, durationMs: 0 };
     const signal = config.signal ? { signal: config.signal } : {};
     if (ran === 'masscan') {
       try {
-        const r = await this.masscanSlot.use(() => runMasscan({ targets, ports, allow: config.allow, ...config.masscan, ...signal }));
+        const r = await this.masscanSlot.use(() => runMasscan({ targets, ports, allow: config.allow, ...config.masscan, rate, ...signal }));
         return { ran: 'masscan', open: r.open, answered: null, durationMs: r.durationMs };
       } catch (error) {
         if (!isPortbanditError(error) || config.signal?.aborted) throw error;

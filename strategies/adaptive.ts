@@ -205,8 +205,9 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
     },
     select(round: RoundContext, rng: Rng): Decision {
       const total = round.probed.length + round.remaining;
-      if (round.round === 0 && total > base && total >= round.probeable.size) {
-        // A seed sweep: everything probeable (must-have ports go first anyway).
+      if (round.round === 0 && total >= round.probeable.size) {
+        // A sweep (planned, or a budget that covers every port): everything probeable in one
+        // round; must-have ports go first anyway, and follow-up rounds would only add latency.
         const picker = new PortPicker(round, options);
         picker.addSweep();
         return { ports: picker.ports, followUp: false };

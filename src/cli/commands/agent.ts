@@ -46,7 +46,7 @@ export function registerAgent(program: Command): void {
     .requiredOption('--server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
     .option('--token-file <file>', 'read the agent token from this file (portbandit token create --agent NAME); default $PORTBANDIT_AGENT_TOKEN')
     .option('--token <token>', 'the agent token itself (visible to other users in ps: prefer --token-file or $PORTBANDIT_AGENT_TOKEN)')
-    .option('--concurrency <n>', 'work items held at once: new work is leased as soon as a host is submitted', parseInteger(1, 1024), 32)
+    .option('--concurrency <n>', 'work items held at once: new work is leased as soon as a host is submitted', parseInteger(1, 4096), 256)
     .option('--allow <cidr>', 'scan only targets in this range (repeatable; default: nothing is allowed)', collect, [])
     .option('--preflight <kind>', 'auto (masscan when root + installed + routed, else connect), masscan or connect', parsePreflight, 'auto')
     .option('--scripts-allow <names>', `NSE scripts this agent will run (comma-separated, repeatable; default ${DEFAULT_SCRIPTS.join(',')}, the default policy's; "none" for none)`, collectList)
