@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import { canonicalIp } from '../core/address.js';
 import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { PortRanges } from '../core/ports.js';
 import { HostSession, type HostSessionState } from '../../strategies/host-session.js';
@@ -886,7 +887,7 @@ export function rangesOfSorted(ports: readonly number[]): string {
 
 /** Canonical text of an address (as the store keeps it). */
 export function normalizeIp(ip: string): string {
-  return normalizeScopeLine(ip, [], 'ip').range;
+  return canonicalIp(ip, 'ip');
 }
 
 function safeNormalizeIp(ip: string): string {

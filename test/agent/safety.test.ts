@@ -26,7 +26,9 @@ describe('the allow list', () => {
     expect(lab.allows('198.19.255.254')).toBe(true);
     expect(lab.allows('198.20.0.1')).toBe(false);
     expect(lab.allows('127.0.0.1')).toBe(false);
-    expect(lab.allows('::ffff:198.18.1.10')).toBe(true);
+    // Only canonical text is ever handed to a scanner: the mapped form is refused, not translated.
+    expect(lab.allows('::ffff:198.18.1.10')).toBe(false);
+    expect(lab.allows('198.018.1.10')).toBe(false);
     expect(lab.allows('not-an-ip')).toBe(false);
     expect(AllowList.parse([]).allows('198.18.1.10')).toBe(false);
     expect(AllowList.parse(['127.0.0.1']).allows('127.0.0.2')).toBe(false);
