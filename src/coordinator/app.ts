@@ -14,6 +14,7 @@ import { Coordinator } from './coordinator.js';
 import { createMetrics } from './metrics.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerAgentRoutes } from './routes/agent.js';
+import { registerAgentRefusedRoute } from './routes/agent-refused.js';
 import { registerResultRoutes } from './routes/results.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { uiRoutes } from './ui/index.js';
@@ -129,6 +130,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(async (scope) => {
     registerSystemRoutes(scope, coordinator);
     registerAgentRoutes(scope, coordinator);
+    registerAgentRefusedRoute(scope, coordinator);
     registerAdminRoutes(scope, coordinator);
     registerResultRoutes(scope, coordinator);
   });
