@@ -15,7 +15,7 @@ export function registerAgentRefusedRoute(app: FastifyInstance, coordinator: Coo
   app.post<{ Body: { leaseId: string; reason: string } }>(
     '/api/v1/agent/refused',
     {
-      onRequest: requireRole(coordinator, 'agent'),
+      preParsing: requireRole(coordinator, 'agent'),
       schema: {
         tags: ['agent'],
         summary: 'Report a work item this agent refused to scan, with the reason (logged and counted; the lease expires).',
