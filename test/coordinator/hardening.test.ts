@@ -235,10 +235,15 @@ describe('revocation', () => {
       const url = await listeningUrl(server);
       const ask = async () => (await fetch(`${url}/api/v1/agent/work`, { headers: bearer(token) })).status;
       expect(await ask()).toBe(200);
+      // Let the server's first sweeps pass (it also reloads agents then): the revocation must be
+      // seen by a server that has been running, not only by one that happens to start up.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await ask()).toBe(200);
       // Act: revoke in another process (the CLI works on the data directory).
       await runCli(['token', 'revoke', id, '--data', data.dir]);
       const revokedAt = performance.now();
-      // Assert: refused within 1.5 s (the server re-checks a cached agent token every second).
+      // Assert: refused within about a second (a cached agent token is re-checked every second;
+      // 2 s leaves room for a loaded machine).
       let accepted = 0;
       let status = 200;
       while (status === 200 && performance.now() - revokedAt < 5000) {
@@ -249,7 +254,7 @@ describe('revocation', () => {
       const took = performance.now() - revokedAt;
       process.stderr.write(`revocation: refused after ${Math.round(took)} ms (${accepted} requests accepted meanwhile)\n`);
       expect(status).toBe(401);
-      expect(took).toBeLessThan(1500);
+      expect(took).toBeLessThan(2000);
     } finally {
       server.kill('SIGTERM');
       await once(server, 'exit');

@@ -117,6 +117,21 @@ describe('fuzzing the coordinator', () => {
     expect(res.statusCode, res.body).toBeLessThan(500);
   });
 
+  test.prop([fc.integer({ min: 0, max: 6000 }), fc.constantFrom('host', 'fields'), fc.boolean()], { numRuns: 40 })('results with free-form fields nested up to 6,000 deep never 5xx', async (depth, where, arrays) => {
+    const work = await getWork(app, agent);
+    if (!work) return;
+    // Built as text: JSON.stringify itself overflows on such nesting.
+    const deep = arrays ? `${'['.repeat(depth)}1${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const now = Date.now();
+    const base = { leaseId: work.leaseId, ip: work.ip, status: 'up', startedAt: now - 1000, finishedAt: now, preflight: 'connect' };
+    const payload =
+      where === 'host'
+        ? `${JSON.stringify({ ...base, ports: [] }).slice(0, -1)},"host":{"x":${deep}}}`
+        : JSON.stringify({ ...base, ports: [{ port: work.ports[0], state: 'open', scripts: [{ id: 's', output: 'o', fields: '@@' }] }] }).replace('"@@"', deep);
+    const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: { ...bearer(agent), 'content-type': 'application/json' }, payload });
+    expect(res.statusCode, res.body.slice(0, 300)).toBeLessThan(500);
+  });
+
   test('the server still answers afterwards', async () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/api/v1/admin/cycle', headers: bearer(admin) })).statusCode).toBe(200);
