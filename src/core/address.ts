@@ -74,6 +74,14 @@ function parseV4(text: string, start = 0, end = text.length): number {
   return i === end ? value : -1;
 }
 
+/**
+ * The 32-bit value of a strict dotted quad (the same reading as parseIp), or -1: for hot paths
+ * that want a number, not a bigint (the store's keys).
+ */
+export function ipv4Value(text: string): number {
+  return text.indexOf(':') < 0 ? parseV4(text) : -1;
+}
+
 function hexDigit(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;
   if (c >= 97 && c <= 102) return c - 87;

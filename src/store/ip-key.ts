@@ -1,4 +1,4 @@
-import { canonicalIp as canonical, cidrKeyRange, ipKeyBytes, parseIp, parseTarget } from '../core/address.js';
+import { canonicalIp as canonical, cidrKeyRange, ipKeyBytes, ipv4Value, parseIp, parseTarget } from '../core/address.js';
 
 /**
  * Addresses as sortable 16-byte keys (IPv4 as IPv4-mapped IPv6), so an IPv4 or IPv6 CIDR block
@@ -13,6 +13,15 @@ export function canonicalIp(ip: string, where = 'ip'): string {
 
 /** The 16-byte key of an address. */
 export function ipKey(ip: string, where = 'ip'): Buffer {
+  // IPv4 without bigints: every lease, ingest and lookup computes one.
+  const v4 = ipv4Value(ip);
+  if (v4 >= 0) {
+    const key = Buffer.alloc(16);
+    key[10] = 0xff;
+    key[11] = 0xff;
+    key.writeUInt32BE(v4, 12);
+    return key;
+  }
   const bytes = ipKeyBytes(parseIp(ip, where));
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
