@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { isCanonicalIp } from '../../src/core/address.js';
 import { PortbanditError } from '../../src/core/errors.js';
 import { PortRanges } from '../../src/core/ports.js';
 import type { AllowList } from '../allow-list.js';
@@ -74,6 +75,10 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
   const retries = checkInteger(options.retries ?? MASSCAN_DEFAULTS.retries, 0, 10, 'retries');
   const wait = checkInteger(options.waitSeconds ?? MASSCAN_DEFAULTS.waitSeconds, 0, 3600, 'waitSeconds');
   const route = options.route ?? (await resolveMasscanRoute(targets));
+  // The route becomes arguments too: canonical addresses and a plain interface name only.
+  if (!isCanonicalIp(route.adapterIp) || !isCanonicalIp(route.routerIp) || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(route.adapter) || route.adapter.startsWith('-')) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `masscan route ${JSON.stringify(route)} is not an interface name and two addresses in canonical text`, { where: 'masscan route' });
+  }
   const expectedSendMs = ((ports.length * targets.length * (retries + 1)) / rate) * 1000;
   // Bounded so the timer stays exact (Node clamps anything above 2^31-1 ms to 1 ms).
   const timeoutMs = Math.min(2 ** 31 - 1, options.timeoutMs ?? Math.max(60_000, expectedSendMs * 3 + (wait + 30) * 1000));
