@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ResultSubmission, WorkItem } from '../src/coordinator/protocol.js';
 import { CoordinatorClient, RejectedError } from './coordinator-client.js';
+import { reportRefusal } from './refusal.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline } from './scan-batch.js';
 
 export interface AgentOptions {
@@ -140,9 +141,10 @@ export class Agent {
   private start(items: WorkItem[]): void {
     this.stats.batches++;
     // Each item holds a slot until its result is submitted (or the burst fails or is aborted).
-    const held = new Set(items.map((i) => i.leaseId));
+    const held = new Set(items.map((i) => i?.leaseId));
     this.inFlight += held.size;
-    this.log(`agent: leased ${items.length} work item(s): ${items.map((i) => `${i.ip} (${i.ports.length} ports${i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`);
+    // Items are unchecked here (the pipeline checks each): print them without trusting their shape.
+    this.log(`agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${Array.isArray(i?.ports) ? i.ports.length : '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`);
     const ref: { task?: Promise<void> } = {};
     const task: Promise<void> = (async () => {
       try {
@@ -165,12 +167,12 @@ export class Agent {
     try {
       if (outcome.kind === 'refused') {
         this.stats.refused++;
-        this.log(`agent: refused ${outcome.item.ip}: ${outcome.reason}`);
+        await reportRefusal(this.client, outcome, (line) => this.log(line));
         return;
       }
       await this.submit(outcome.item, outcome.submission);
     } finally {
-      if (held.delete(outcome.item.leaseId)) this.inFlight--;
+      if (held.delete(outcome.item?.leaseId)) this.inFlight--;
       this.slotFreed?.();
     }
   }

@@ -57,6 +57,11 @@ export class CoordinatorClient {
   async submit(result: ResultSubmission): Promise<SubmitResponse> {
     return this.request<SubmitResponse>('POST', '/api/v1/agent/results', result);
   }
+
+  /** Tell the coordinator this agent refused a work item, and why (docs/api.md). */
+  async reportRefused(leaseId: string, reason: string): Promise<{ recorded: boolean }> {
+    return this.request<{ recorded: boolean }>('POST', '/api/v1/agent/refused', { leaseId, reason: reason.slice(0, 1000) });
+  }
 }
 
 export type { WorkItem };

@@ -9,6 +9,7 @@ import { runNmap } from './scanners/nmap.js';
 import type { MasscanRoute } from './scanners/route.js';
 import type { ScannerTools } from './scanners/tools.js';
 import { DETECTION_DEFAULTS } from './service-detection.js';
+import { checkWorkItem } from './work-item.js';
 
 /** Which preflight the agent prefers: auto follows the work item and the machine's abilities. */
 export type PreflightChoice = 'auto' | 'masscan' | 'connect';
@@ -37,7 +38,10 @@ export const SCAN_DEFAULTS = {
   pseudoServiceThreshold: 200,
 } as const;
 
-/** A work item this agent would not scan, and why (its lease simply expires on the coordinator). */
+/**
+ * A work item this agent would not scan, and why (the agent reports it; the lease expires on the
+ * coordinator). `item` is what arrived, unchecked: read its fields as unknown.
+ */
 export interface RefusedItem {
   readonly item: WorkItem;
   readonly reason: string;
@@ -209,11 +213,15 @@ export class ScanPipeline {
   /** Scan `items`; resolves once every item's outcome was handed to `onResult`. */
   async scan(items: readonly WorkItem[], onResult: (outcome: HostOutcome) => void | Promise<void>): Promise<void> {
     const tasks: Promise<void>[] = [];
-    for (const item of items) {
-      if (!this.config.allow.allows(item.ip)) {
-        tasks.push(Promise.resolve(onResult({ kind: 'refused', item, reason: `${item.ip} is outside this agent's --allow ranges (${this.config.allow.specs.join(', ') || 'none given'})` })));
+    // Every item is checked alone before anything runs (agent/work-item.ts): schema, ranges,
+    // canonical address inside --allow. A bad item is refused; the rest proceed.
+    for (const raw of items) {
+      const checked = checkWorkItem(raw, this.config.allow);
+      if (!('item' in checked)) {
+        tasks.push(Promise.resolve(onResult({ kind: 'refused', item: raw, reason: checked.reason })));
         continue;
       }
+      const item = checked.item;
       tasks.push(
         (async () => {
           const startedAt = Date.now();

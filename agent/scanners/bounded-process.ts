@@ -1,6 +1,9 @@
 import { execa } from 'execa';
 import { PortbanditError } from '../../src/core/errors.js';
 
+/** Largest delay a Node timer takes exactly. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Limits every child process the agent starts. */
 export interface ProcessBounds {
   /** Kill the process after this many milliseconds. */
@@ -23,6 +26,11 @@ export interface ProcessResult {
  * limit. Anything but a clean exit is a PB_ERR_SCANNER naming the tool and why.
  */
 export async function runBounded(file: string, args: readonly string[], bounds: ProcessBounds): Promise<ProcessResult> {
+  // Node clamps a timer above 2^31-1 ms to 1 ms: an overflowing bound would kill at once (or,
+  // worse, a NaN would disable it). Refuse instead.
+  if (!Number.isFinite(bounds.timeoutMs) || bounds.timeoutMs < 1 || bounds.timeoutMs > MAX_TIMER_MS) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `a ${file} timeout of ${bounds.timeoutMs} ms is outside 1-${MAX_TIMER_MS} ms`, { where: file });
+  }
   const started = performance.now();
   const result = await execa(file, args, {
     reject: false,

@@ -1,4 +1,6 @@
 import { connect } from 'node:net';
+import { PortbanditError } from '../../src/core/errors.js';
+import { PortRanges } from '../../src/core/ports.js';
 import type { AllowList } from '../allow-list.js';
 
 export interface ConnectSweepOptions {
@@ -47,7 +49,12 @@ function probe(host: string, port: number, timeoutMs: number): Promise<Outcome> 
  * concurrency, a per-port timeout and retries on silence. Refuses targets outside `allow`.
  */
 export async function runConnectSweep(options: ConnectSweepOptions): Promise<ConnectSweepResult> {
+  // Canonical address text inside --allow only; ports and the timeout checked before any socket.
   options.allow.assertAllowed(options.targets, 'connect-sweep target');
+  PortRanges.fromPorts(options.ports, 'connect-sweep ports');
+  if (options.timeoutMs !== undefined && !(Number.isInteger(options.timeoutMs) && options.timeoutMs >= 1 && options.timeoutMs <= 600_000)) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a per-port timeout of 1-600000 ms, got ${JSON.stringify(options.timeoutMs)}`, { where: 'connect-sweep timeoutMs' });
+  }
   const concurrency = Math.max(1, options.concurrency ?? CONNECT_DEFAULTS.concurrency);
   const timeoutMs = options.timeoutMs ?? CONNECT_DEFAULTS.timeoutMs;
   const retries = options.retries ?? CONNECT_DEFAULTS.retries;

@@ -1,3 +1,4 @@
+import { formatIp, tryParseIp } from '../../src/core/address.js';
 import { PortbanditError } from '../../src/core/errors.js';
 
 /** One open-port finding from masscan. */
@@ -14,10 +15,11 @@ export type MasscanFormat = 'json' | 'ndjson' | 'list';
 function finding(ip: unknown, port: unknown, timestamp: unknown, ttl: unknown, where: string): MasscanFinding {
   const p = Number(port);
   const t = Number(timestamp);
-  if (typeof ip !== 'string' || ip === '' || !Number.isInteger(p) || p < 1 || p > 65535 || !Number.isFinite(t)) {
-    throw new PortbanditError('PB_ERR_SCANNER', `expected an ip, a port 1-65535 and a timestamp, got ip=${JSON.stringify(ip)} port=${JSON.stringify(port)} timestamp=${JSON.stringify(timestamp)}`, { where });
+  const address = tryParseIp(ip);
+  if (address === undefined || !Number.isInteger(p) || p < 1 || p > 65535 || !Number.isFinite(t)) {
+    throw new PortbanditError('PB_ERR_SCANNER', `expected an ip (IPv4: four decimal octets without leading zeros), a port 1-65535 and a timestamp, got ip=${JSON.stringify(ip)} port=${JSON.stringify(port)} timestamp=${JSON.stringify(timestamp)}`, { where });
   }
-  return { ip, port: p, timestamp: t, ...(typeof ttl === 'number' ? { ttl } : {}) };
+  return { ip: formatIp(address.family, address.value), port: p, timestamp: t, ...(typeof ttl === 'number' ? { ttl } : {}) };
 }
 
 /** Guess masscan's output format from its first meaningful character(s). */

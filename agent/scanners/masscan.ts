@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { isCanonicalIp } from '../../src/core/address.js';
 import { PortbanditError } from '../../src/core/errors.js';
 import { PortRanges } from '../../src/core/ports.js';
 import type { AllowList } from '../allow-list.js';
@@ -40,6 +41,13 @@ export interface MasscanResult {
 
 export const MASSCAN_DEFAULTS = { rate: 10_000, retries: 1, waitSeconds: 2, maxOutputBytes: 64 * 1024 * 1024 } as const;
 
+function checkInteger(value: number, min: number, max: number, where: string): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an integer ${min}-${max}, got ${JSON.stringify(value)}`, { where: `masscan ${where}` });
+  }
+  return value;
+}
+
 /** Open one TCP connection to port 9 of `ip`; the answer's packet wakes masscan's blocked capture. */
 function poke(ip: string): void {
   const socket = connect({ host: ip, port: 9, timeout: 500 });
@@ -61,13 +69,19 @@ function poke(ip: string): void {
 export async function runMasscan(options: MasscanOptions): Promise<MasscanResult> {
   const { targets, ports } = options;
   if (targets.length === 0 || ports.length === 0) return { open: new Map(), durationMs: 0, args: [] };
+  // assertAllowed also refuses any target not in canonical text: masscan gets exactly these strings.
   options.allow.assertAllowed(targets, 'masscan target');
-  const rate = options.rate ?? MASSCAN_DEFAULTS.rate;
-  const retries = options.retries ?? MASSCAN_DEFAULTS.retries;
-  const wait = options.waitSeconds ?? MASSCAN_DEFAULTS.waitSeconds;
+  const rate = checkInteger(options.rate ?? MASSCAN_DEFAULTS.rate, 1, 10_000_000, 'rate');
+  const retries = checkInteger(options.retries ?? MASSCAN_DEFAULTS.retries, 0, 10, 'retries');
+  const wait = checkInteger(options.waitSeconds ?? MASSCAN_DEFAULTS.waitSeconds, 0, 3600, 'waitSeconds');
   const route = options.route ?? (await resolveMasscanRoute(targets));
+  // The route becomes arguments too: canonical addresses and a plain interface name only.
+  if (!isCanonicalIp(route.adapterIp) || !isCanonicalIp(route.routerIp) || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(route.adapter) || route.adapter.startsWith('-')) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `masscan route ${JSON.stringify(route)} is not an interface name and two addresses in canonical text`, { where: 'masscan route' });
+  }
   const expectedSendMs = ((ports.length * targets.length * (retries + 1)) / rate) * 1000;
-  const timeoutMs = options.timeoutMs ?? Math.max(60_000, expectedSendMs * 3 + (wait + 30) * 1000);
+  // Bounded so the timer stays exact (Node clamps anything above 2^31-1 ms to 1 ms).
+  const timeoutMs = Math.min(2 ** 31 - 1, options.timeoutMs ?? Math.max(60_000, expectedSendMs * 3 + (wait + 30) * 1000));
   const dir = mkdtempSync(join(tmpdir(), 'pb-masscan-'));
   const out = join(dir, 'out.ndjson');
   const args = [

@@ -1,4 +1,5 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { formatIp, tryParseIp } from '../../src/core/address.js';
 import { PortbanditError } from '../../src/core/errors.js';
 import type { PortResult, PortStateText, ScriptOutput } from '../../src/coordinator/protocol.js';
 
@@ -121,6 +122,14 @@ export function parseNmapXml(xml: string, source = 'nmap XML'): NmapRun {
     const { line, col, msg } = valid.err;
     throw new PortbanditError('PB_ERR_SCANNER', `malformed nmap XML: ${msg}`, { where: `${source}:${line}:${col}` });
   }
+  // The parser trims attribute values; an address must be exact text (src/core/address.ts), so
+  // a padded `addr` is refused here rather than silently trimmed.
+  for (const m of xml.matchAll(/\saddr\s*=\s*(["'])([^"']*)\1/g)) {
+    if (m[2] !== m[2]!.trim()) {
+      const line = xml.slice(0, m.index).split('\n').length;
+      throw new PortbanditError('PB_ERR_SCANNER', `expected an address without surrounding whitespace, got addr=${JSON.stringify(m[2]!.slice(0, 80))}`, { where: `${source}:${line}` });
+    }
+  }
   let doc: Node;
   try {
     doc = parser.parse(xml) as Node;
@@ -138,7 +147,9 @@ export function parseNmapXml(xml: string, source = 'nmap XML'): NmapRun {
     const addresses = asNodes(h.address);
     const address = addresses.find((a) => a.addrtype === 'ipv4' || a.addrtype === 'ipv6');
     if (!address || !str(address.addr)) throw new PortbanditError('PB_ERR_SCANNER', 'expected an <address addrtype="ipv4|ipv6">', { where });
-    const ip = String(address.addr);
+    const parsed = tryParseIp(address.addr);
+    if (!parsed) throw new PortbanditError('PB_ERR_SCANNER', `expected an IPv4 or IPv6 address in <address addr>, got ${JSON.stringify(String(address.addr).slice(0, 80))}`, { where });
+    const ip = formatIp(parsed.family, parsed.value);
     const portsNode = asNodes(h.ports)[0];
     const ports = portsNode ? asNodes(portsNode.port).map((p, j) => parsePort(p, `${where} (${ip}), port ${j + 1}`)).filter((p): p is PortResult => p !== null) : [];
     const hostnames = asNodes(asNodes(h.hostnames)[0]?.hostname).map((n) => String(n.name ?? '')).filter(Boolean);

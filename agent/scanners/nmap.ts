@@ -1,3 +1,4 @@
+import { isCanonicalIp } from '../../src/core/address.js';
 import { PortbanditError } from '../../src/core/errors.js';
 import { PortRanges } from '../../src/core/ports.js';
 import type { AllowList } from '../allow-list.js';
@@ -38,6 +39,17 @@ export const NMAP_DEFAULTS = { hostTimeoutSeconds: 300, scriptTimeoutSeconds: 60
 const scriptName = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const timingFlag = /^(-T[0-5]|--min-rate|--max-rate|--max-retries|--version-intensity|--min-parallelism|--min-hostgroup|--max-rtt-timeout|\d+(ms|s)?)$/;
 
+/** Longest nmap timeout the agent passes on (the wire schema's bound: one day). */
+export const MAX_TIMEOUT_SECONDS = 86_400;
+
+/** A timeout must be a whole number of seconds, 1 to one day (it becomes "<n>s" and a timer). */
+function checkSeconds(value: unknown, where: string): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_SECONDS) {
+    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an integer number of seconds 1-${MAX_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`, { where });
+  }
+}
+
 /** Keep the scripts this agent allows; throws PB_ERR_UNSAFE_TARGET naming the first refused one. */
 export function checkScripts(scripts: readonly string[], allow: ReadonlySet<string>): string[] {
   for (const s of scripts) {
@@ -58,6 +70,12 @@ function checkIntensity(value: number): number {
 /** The nmap argument array for a run (exported so tests can check it without running nmap). */
 export function nmapArgs(options: NmapOptions): string[] {
   const scripts = checkScripts(options.scripts ?? [], options.scriptsAllow ?? new Set());
+  // Only canonical address text reaches nmap (it reads "010" as decimal where others read octal).
+  for (const t of options.targets) {
+    if (!isCanonicalIp(t)) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `nmap target ${JSON.stringify(t)} is not an address in canonical text`, { where: 'nmap target' });
+  }
+  checkSeconds(options.hostTimeoutSeconds, 'hostTimeoutSeconds');
+  checkSeconds(options.scriptTimeoutSeconds, 'scriptTimeoutSeconds');
   for (const t of options.timing ?? []) {
     if (!timingFlag.test(t)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `nmap timing flag ${JSON.stringify(t)} is not allowed`, { where: 'timing' });
   }
@@ -86,7 +104,7 @@ export function nmapArgs(options: NmapOptions): string[] {
  */
 export async function runNmap(options: NmapOptions): Promise<NmapResult> {
   options.allow.assertAllowed(options.targets, 'nmap target');
-  if (options.targets.length === 0 || options.ports.length === 0) {
+  if (!Array.isArray(options.targets) || !Array.isArray(options.ports) || options.targets.length === 0 || options.ports.length === 0) {
     throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'nmap needs at least one target and one port', { where: 'nmap' });
   }
   const args = nmapArgs(options);

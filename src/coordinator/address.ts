@@ -1,9 +1,7 @@
-import ipaddr from 'ipaddr.js';
-import { hostPrefix } from '../core/host-prefix.js';
+import { type Family, familyBits, formatIp, parseCidr, parseIp } from '../core/address.js';
 import { PortbanditError } from '../core/errors.js';
 
-/** An address family: IPv4 addresses are 32-bit, IPv6 128-bit integers. */
-export type Family = 4 | 6;
+export { familyBits, type Family } from '../core/address.js';
 
 /** An inclusive range of addresses of one family, as integers. */
 export interface AddressRange {
@@ -12,47 +10,14 @@ export interface AddressRange {
   readonly end: bigint;
 }
 
-const BITS: Record<Family, number> = { 4: 32, 6: 128 };
-
-/** Number of bits in an address of this family. */
-export function familyBits(family: Family): number {
-  return BITS[family];
-}
-
-/** Parse one IPv4 or IPv6 address into its family and integer value. */
+/** Parse one IPv4 or IPv6 address (strict: src/core/address.ts) into its family and integer value. */
 export function parseAddress(text: string, where?: string): { family: Family; value: bigint } {
-  const trimmed = text.trim();
-  // Four-part dotted decimal only: ipaddr.js would also accept "10" or "0x0a.1" as IPv4.
-  if (ipaddr.IPv4.isValidFourPartDecimal(trimmed)) {
-    const bytes = ipaddr.IPv4.parse(trimmed).toByteArray();
-    return { family: 4, value: bytesToBigint(bytes) };
-  }
-  if (ipaddr.IPv6.isValid(trimmed)) {
-    const parsed = ipaddr.IPv6.parse(trimmed);
-    return { family: 6, value: bytesToBigint(parsed.toByteArray()) };
-  }
-  throw new PortbanditError('PB_ERR_ADDRESS', `expected an IPv4 or IPv6 address, got ${JSON.stringify(text)}`, { where });
+  return parseIp(text, where);
 }
 
 /** Format an integer address of a family as its canonical text (IPv6 compressed, lower case). */
 export function formatAddress(family: Family, value: bigint): string {
-  if (family === 4) {
-    const n = Number(value);
-    return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-  }
-  const bytes = new Array<number>(16);
-  let v = value;
-  for (let i = 15; i >= 0; i--) {
-    bytes[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return ipaddr.fromByteArray(bytes).toString();
-}
-
-function bytesToBigint(bytes: readonly number[]): bigint {
-  let v = 0n;
-  for (const b of bytes) v = (v << 8n) | BigInt(b);
-  return v;
+  return formatIp(family, value);
 }
 
 /**
@@ -61,19 +26,12 @@ function bytesToBigint(bytes: readonly number[]): bigint {
  * as nmap does.
  */
 export function parseTargetSpec(spec: string, where?: string): AddressRange {
-  const text = spec.trim();
-  const slash = text.indexOf('/');
-  if (slash >= 0) {
-    const { family, value } = parseAddress(text.slice(0, slash), where);
-    const lenText = text.slice(slash + 1);
-    const bits = familyBits(family);
-    const len = /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
-    if (!(len >= 0 && len <= bits)) {
-      throw new PortbanditError('PB_ERR_ADDRESS', `expected a prefix length 0-${bits} in ${JSON.stringify(spec)}`, { where });
-    }
-    const hostBits = BigInt(bits - len);
-    const start = (value >> hostBits) << hostBits;
-    return { family, start, end: start + (1n << hostBits) - 1n };
+  // Strict, like every address surface: no surrounding whitespace (file readers trim their fields).
+  const text = spec;
+  if (text.includes('/')) {
+    const cidr = parseCidr(text, where);
+    const hostBits = BigInt(familyBits(cidr.family) - cidr.prefix);
+    return { family: cidr.family, start: cidr.network, end: cidr.network + (1n << hostBits) - 1n };
   }
   const dash = text.indexOf('-');
   if (dash >= 0) {
@@ -122,8 +80,5 @@ export function rangeToCidrs(range: AddressRange): string[] {
   return out;
 }
 
-/** The context prefix strategies use: the IPv4 /24 or IPv6 /64 holding the address. */
-export function contextPrefix(family: Family, value: bigint): string {
-  // One definition of the context prefix for the coordinator and the simulator (src/core).
-  return hostPrefix(formatAddress(family, value));
-}
+/** The context prefix strategies use: the IPv4 /24 or IPv6 /64 holding the address (src/core/address.ts). */
+export { contextPrefix } from '../core/address.js';

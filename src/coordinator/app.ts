@@ -4,7 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { type PortCatalog, loadNmapServices } from '../catalog/index.js';
-import { isPortbanditError } from '../core/errors.js';
+import { errorCodes, isPortbanditError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/types.js';
@@ -14,6 +14,7 @@ import { Coordinator } from './coordinator.js';
 import { createMetrics } from './metrics.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerAgentRoutes } from './routes/agent.js';
+import { registerAgentRefusedRoute } from './routes/agent-refused.js';
 import { registerResultRoutes } from './routes/results.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { uiRoutes } from './ui/index.js';
@@ -87,7 +88,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
 
   app.setErrorHandler((error, request, reply) => {
     if (isPortbanditError(error)) {
-      if (error.statusCode >= 500) request.log.error({ err: error }, error.message);
+      if (error.statusCode >= 500) {
+        // A server-side failure's message can name files (the database path) or internals:
+        // the log gets it, the client gets the code and its summary only.
+        request.log.error({ err: error }, error.message);
+        return reply.status(error.statusCode).send({ statusCode: error.statusCode, code: error.code, error: error.name, message: `${errorCodes[error.code].summary} (details in the server log)` });
+      }
       return reply.status(error.statusCode).send({ statusCode: error.statusCode, code: error.code, error: error.name, message: error.message });
     }
     const err = error as { validation?: unknown; validationContext?: string; statusCode?: number; code?: string; message: string };
@@ -129,6 +135,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(async (scope) => {
     registerSystemRoutes(scope, coordinator);
     registerAgentRoutes(scope, coordinator);
+    registerAgentRefusedRoute(scope, coordinator);
     registerAdminRoutes(scope, coordinator);
     registerResultRoutes(scope, coordinator);
   });

@@ -32,7 +32,11 @@ export async function resolvePrincipal(req: FastifyRequest, coordinator: Coordin
   return principal;
 }
 
-/** preHandler factory: require an agent or an admin token. Refusals are counted and rate-limited. */
+/**
+ * Route hook factory, used as `preParsing` (after the rate limiter's onRequest, before the body is
+ * read and anything is validated): require an agent or an admin token. Refusals are counted and
+ * rate-limited.
+ */
 export function requireRole(coordinator: Coordinator, role: 'agent' | 'admin') {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const p = await resolvePrincipal(req, coordinator);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import { canonicalIp } from '../core/address.js';
 import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { PortRanges } from '../core/ports.js';
 import { HostSession, type HostSessionState } from '../../strategies/host-session.js';
@@ -14,6 +15,7 @@ import type { CoordinatorMetrics } from './metrics.js';
 import { ALL_PORTS, DEFAULT_PERIOD_SECONDS, DEFAULT_POLICY_KEY, type Policy, type PolicyInput, budgetFor, defaultPolicy, policyKeyFor, resolvePolicy } from './policy.js';
 import { PROTOCOL_VERSION, type ResultSubmission, type SubmitResponse, type WorkItem } from './protocol.js';
 import { type ScopeLine, normalizeScopeLine } from './scope-file.js';
+import { checkSubmission } from './submission-checks.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
 import { foldRound, knownOpenOf, visitOfLease } from './visit.js';
 
@@ -48,6 +50,9 @@ interface AgentActivityBuffer {
 /** How often agents' last-seen time and counters are written to the store. */
 const ACTIVITY_FLUSH_MS = 10_000;
 
+/** How long authenticateAgent trusts a cached token before asking the store again. */
+const AGENT_RECHECK_MS = 1000;
+
 /** Most bearer tokens remembered by authenticateAgent. */
 const AGENT_TOKEN_CACHE = 100_000;
 
@@ -75,7 +80,7 @@ export class Coordinator {
    * ~4% of a getwork). Memory only, emptied with agentsByHash (revocations take effect as before);
    * the store keeps only hashes.
    */
-  private readonly agentsByToken = new Map<string, Agent>();
+  private readonly agentsByToken = new Map<string, { agent: Agent; checkedAt: number }>();
   private readonly activity = new Map<string, AgentActivityBuffer>();
   private readonly recentResults = new Map<string, number[]>();
   /** Hosts scanned per tag in the current cycle (round 0), for the cycle-coverage gauge. */
@@ -406,15 +411,22 @@ export class Coordinator {
 
   /** The agent holding this bearer token, or undefined. */
   async authenticateAgent(token: string): Promise<Agent | undefined> {
+    // A cached token is trusted for at most AGENT_RECHECK_MS (wall time, not the coordinator's
+    // clock): a revocation by another process (the CLI on the same store) takes effect within
+    // that, and this process's own revocations at once (deleteAgent empties the caches).
+    const checkedAt = performance.now();
     const known = this.agentsByToken.get(token);
-    if (known) return known;
+    if (known && checkedAt - known.checkedAt < AGENT_RECHECK_MS) return known.agent;
     const hash = hashToken(token);
-    const agent = this.agentsByHash.get(hash) ?? (await this.store.findAgentByTokenHash(hash));
+    const agent = await this.store.findAgentByTokenHash(hash);
     if (agent) {
       this.agentsByHash.set(hash, agent);
       // Bounded: a flood of distinct valid tokens cannot grow it past the agent count by much.
       if (this.agentsByToken.size >= AGENT_TOKEN_CACHE) this.agentsByToken.clear();
-      this.agentsByToken.set(token, agent);
+      this.agentsByToken.set(token, { agent, checkedAt });
+    } else {
+      this.agentsByHash.delete(hash);
+      this.agentsByToken.delete(token);
     }
     return agent;
   }
@@ -623,6 +635,7 @@ export class Coordinator {
       this.metrics.results.inc({ outcome: 'rejected' });
       throw new PortbanditError('PB_ERR_FORBIDDEN', `lease ${lease.id} was handed to another agent`, { where: 'leaseId' });
     }
+    checkSubmission(input, lease, this.now()); // deadline, timestamps, free-form field caps (issue 11)
     const ip = safeNormalizeIp(input.ip);
     if (ip !== lease.ip) {
       this.metrics.results.inc({ outcome: 'rejected' });
@@ -886,7 +899,7 @@ export function rangesOfSorted(ports: readonly number[]): string {
 
 /** Canonical text of an address (as the store keeps it). */
 export function normalizeIp(ip: string): string {
-  return normalizeScopeLine(ip, [], 'ip').range;
+  return canonicalIp(ip, 'ip');
 }
 
 function safeNormalizeIp(ip: string): string {

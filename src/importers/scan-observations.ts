@@ -43,21 +43,32 @@ export function observationsFromSightings(sightings: readonly HostSighting[], ta
     if (s.time === null) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `--epoch-by time needs timestamps, but a record for ${s.ip} has none`, { where: '--epoch-by' });
     return Math.floor((s.time - base) / (epochs.epochSeconds ?? 86_400));
   };
-  const times = sightings.map((s) => s.time).filter((t): t is number => t !== null);
-  const base = times.length > 0 ? Math.min(...times) : 0;
-  const merged = new Map<string, { epoch: number; ip: string; open: Set<number>; services: Record<string, string>; probed: number[][] }>();
+  // Streaming-safe: no spreads or flat() over per-host arrays (a 150,000-host file overflowed the
+  // stack in Math.min(...times)); probed sets are kept as the distinct PortRanges objects
+  // (usually one per file) and unioned by their bounds.
+  let base = Infinity;
+  for (const s of sightings) if (s.time !== null && s.time < base) base = s.time;
+  if (base === Infinity) base = 0;
+  const merged = new Map<string, { epoch: number; ip: string; open: Set<number>; services: Record<string, string>; probed: Set<PortRanges> }>();
   for (const s of sightings) {
     const epoch = epochOf(s, base);
     const key = `${epoch} ${s.ip}`;
     let m = merged.get(key);
-    if (!m) merged.set(key, (m = { epoch, ip: s.ip, open: new Set(), services: {}, probed: [] }));
+    if (!m) merged.set(key, (m = { epoch, ip: s.ip, open: new Set(), services: {}, probed: new Set() }));
     for (const p of s.open) m.open.add(p);
     for (const [p, name] of Object.entries(s.services ?? {})) m.services[p] = name;
-    m.probed.push(s.probed.toArray());
+    m.probed.add(s.probed);
   }
-  const probedOf = (m: { probed: number[][] }) => PortRanges.fromPorts(m.probed.flat()).toString();
+  const specText = new Map<PortRanges, string>();
+  const textOf = (r: PortRanges) => {
+    let t = specText.get(r);
+    if (t === undefined) specText.set(r, (t = r.toString()));
+    return t;
+  };
+  const probedOf = (m: { probed: Set<PortRanges> }) => (m.probed.size === 1 ? textOf(m.probed.values().next().value!) : unionRanges(m.probed).toString());
   const all = [...merged.values()];
-  const specs = new Set(all.map(probedOf));
+  const specs = new Set<string>();
+  for (const m of all) specs.add(probedOf(m));
   const common = specs.size === 1 ? [...specs][0]! : null;
   const observations = all
     .map((m, order) => ({ m, order }))
@@ -73,7 +84,16 @@ export function observationsFromSightings(sightings: readonly HostSighting[], ta
         ...(Object.keys(m.services).length > 0 ? { services: m.services } : {}),
       };
     });
-  return { probed: common ?? (all.length > 0 ? PortRanges.fromPorts(all.flatMap((m) => m.probed.flat())).toString() : '1-65535'), observations };
+  const everything = new Set<PortRanges>();
+  for (const m of all) for (const r of m.probed) everything.add(r);
+  return { probed: common ?? (all.length > 0 ? unionRanges(everything).toString() : '1-65535'), observations };
+}
+
+/** The union of port sets, from their bounds (no per-port arrays). */
+function unionRanges(sets: Iterable<PortRanges>): PortRanges {
+  const pairs: number[] = [];
+  for (const r of sets) for (let i = 0; i < r.bounds.length; i++) pairs.push(r.bounds[i]!);
+  return PortRanges.fromPairs(pairs);
 }
 
 /** Write observations as a scope recording (the header names the importer and the files). */

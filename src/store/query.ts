@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import { canonicalTarget } from '../core/address.js';
 import { PortbanditError } from '../core/errors.js';
 import { TERM_FIELDS, tokenizeText } from './query-ast.js';
 import type { QueryNode, TermField, TimeNode } from './query-ast.js';
@@ -248,12 +248,7 @@ function buildLeaf(token: Extract<Token, { kind: 'value' }>): QueryNode {
 
 function normalizeIpValue(value: string, pos: number): string {
   try {
-    if (value.includes('/')) {
-      const [address, prefix] = ipaddr.parseCIDR(value);
-      const network = address.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(value) : ipaddr.IPv6.networkAddressFromCIDR(value);
-      return `${network.toString()}/${prefix}`;
-    }
-    return ipaddr.parse(value).toString();
+    return canonicalTarget(value);
   } catch (cause) {
     throw new PortbanditError('PB_ERR_QUERY', `'${value}' is not an IP address or CIDR block (e.g. 198.18.0.7 or 198.18.0.0/24)`, {
       where: `query column ${pos}`,

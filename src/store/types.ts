@@ -9,8 +9,8 @@ import type { QueryNode } from './query-ast.js';
  * - All times are integers: milliseconds since the Unix epoch (UTC). The store never reads the
  *   clock for data it returns; callers pass `at`/`now`, so tests and replays are deterministic.
  * - Every value passed in is copied; every value returned is a fresh plain JSON-compatible object.
- * - IP addresses are strings in canonical form (IPv4 dotted quad, IPv6 as `ipaddr.js` prints
- *   `toString()`); the coordinator normalises them before calling the store. Scope/blocklist
+ * - IP addresses are strings in canonical form (src/core/address.ts: IPv4 dotted quad, IPv6
+ *   per RFC 5952, IPv4-mapped as IPv4); the coordinator normalises them before calling the store. Scope/blocklist
  *   ranges are stored as given (CIDR `198.18.0.0/24`, range `198.18.0.1-198.18.0.9` or address).
  * - Errors are `PortbanditError`s: `PB_ERR_CONFLICT` for a revision mismatch or a duplicate id,
  *   `PB_ERR_NOT_FOUND` where documented, `PB_ERR_STORE` (with `cause`) when the backend fails.

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { AllowList, checkScripts, choosePreflight, nmapArgs, parseRouteGet, resolveMasscanRoute, runConnectSweep, runMasscan, runNmap, scanBatch, type ScanConfig } from '../../agent/index.js';
+import { AllowList, checkScripts, choosePreflight, nmapArgs, parseRouteGet, resolveMasscanRoute, runBounded, runConnectSweep, runMasscan, runNmap, scanBatch, type ScanConfig } from '../../agent/index.js';
 import type { WorkItem } from '../../src/coordinator/protocol.js';
 
 const lab = AllowList.parse(['198.18.0.0/15']);
@@ -26,7 +26,9 @@ describe('the allow list', () => {
     expect(lab.allows('198.19.255.254')).toBe(true);
     expect(lab.allows('198.20.0.1')).toBe(false);
     expect(lab.allows('127.0.0.1')).toBe(false);
-    expect(lab.allows('::ffff:198.18.1.10')).toBe(true);
+    // Only canonical text is ever handed to a scanner: the mapped form is refused, not translated.
+    expect(lab.allows('::ffff:198.18.1.10')).toBe(false);
+    expect(lab.allows('198.018.1.10')).toBe(false);
     expect(lab.allows('not-an-ip')).toBe(false);
     expect(AllowList.parse([]).allows('198.18.1.10')).toBe(false);
     expect(AllowList.parse(['127.0.0.1']).allows('127.0.0.2')).toBe(false);
@@ -100,5 +102,29 @@ describe('preflight choice', () => {
     expect(choosePreflight('connect', { preflight: 'masscan', tools })).toBe('masscan');
     expect(choosePreflight('none', { preflight: 'auto', tools })).toBe('none');
     expect(choosePreflight('none', { preflight: 'auto', tools: { ...tools, nmap: null } })).toBe('connect');
+  });
+});
+
+describe('scanner arguments take only canonical addresses and bounded numbers (issue 11)', () => {
+  test('nmapArgs refuses non-canonical targets and out-of-range or non-integer timeouts', () => {
+    for (const target of ['198.022.250.1', '198.18.250.010', '::ffff:198.18.1.10', '198.18.1.10 ', '-oN']) {
+      expect(() => nmapArgs({ targets: [target], ports: [80], allow: lab })).toThrow(/canonical/);
+    }
+    expect(() => nmapArgs({ targets: ['198.18.1.10'], ports: [80], allow: lab, hostTimeoutSeconds: 1e12 })).toThrow(/hostTimeoutSeconds.*1-86400/);
+    expect(() => nmapArgs({ targets: ['198.18.1.10'], ports: [80], allow: lab, hostTimeoutSeconds: '10s --script=smb-brute' as unknown as number })).toThrow(/hostTimeoutSeconds/);
+  });
+
+  test('the runners refuse non-canonical targets even when their value is allowed', async () => {
+    const loop = AllowList.parse(['127.0.0.0/8']);
+    await expect(runConnectSweep({ targets: ['127.000.0.1'], ports: [9], allow: loop })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
+    await expect(runConnectSweep({ targets: ['127.0.0.1'], ports: ['9; rm' as unknown as number], allow: loop })).rejects.toMatchObject({ code: 'PB_ERR_PORT_SPEC' });
+    await expect(runMasscan({ targets: ['198.18.1.010'], ports: [80], allow: lab })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
+    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, rate: 1e12, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } })).rejects.toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT' });
+    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, route: { adapter: '--echo', adapterIp: '198.18.0.2', routerIp: '198.18.0.1' } })).rejects.toThrow(/masscan route/);
+    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, route: { adapter: 'pblab0', adapterIp: '198.018.0.2', routerIp: '198.18.0.1' } })).rejects.toThrow(/masscan route/);
+  });
+
+  test('a process bound beyond what a Node timer holds is refused, not clamped to 1 ms', async () => {
+    await expect(runBounded('true', [], { timeoutMs: 1e15, maxOutputBytes: 1024 })).rejects.toThrow(/outside 1-2147483647 ms/);
   });
 });

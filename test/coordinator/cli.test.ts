@@ -41,7 +41,7 @@ describe('coordinator CLI (on the data directory)', () => {
     expect((await run(['scope', 'remove', '198.18.1.0/31', ...d])).err).toMatch(/1 of 1 entries removed/);
     const bad = await run(['scope', 'add', '198.18.0.0/40', ...d]);
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/ranges\[0\]: expected a prefix length 0-32.*PB_ERR_ADDRESS/);
+    expect(bad.err).toMatch(/ranges\[0\]: expected a CIDR block.*"198.18.0.0\/40".*PB_ERR_ADDRESS/);
   });
 
   it('creates tokens that are printed once and listed without secrets, and sets policies', async () => {

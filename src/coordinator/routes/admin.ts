@@ -39,8 +39,10 @@ function policyKey(tag: string): string {
 
 /** Admin API: scope and blocklist, policies, agents and tokens, rescans, the cycle. */
 export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinator): void {
-  const preHandler = requireRole(coordinator, 'admin');
-  const base = { preHandler } as const;
+  // preParsing: the token is checked right after the rate limiter (onRequest) and before the
+  // body is read or anything is validated, so an anonymous caller learns nothing (not even the
+  // schema) and costs nothing.
+  const base = { preParsing: requireRole(coordinator, 'admin') } as const;
   const security = [{ bearer: [] }];
 
   // ---------------------------------------------------------------- scope
@@ -298,6 +300,35 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
       const t = await coordinator.createAdminToken(req.body.name);
       return { id: t.id, name: t.name, token: t.token };
     },
+  );
+
+  app.get(
+    '/api/v1/admin/tokens',
+    {
+      ...base,
+      schema: {
+        tags: ['agents'],
+        summary: 'List admin tokens (id, name, created; never the tokens).',
+        security,
+        response: { 200: { type: 'object', properties: { tokens: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'integer' } } } } } }, ...errors },
+      },
+    },
+    async () => ({ tokens: (await coordinator.store.listAdminTokens()).map(({ id, name, createdAt }) => ({ id, name, createdAt })) }),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/v1/admin/tokens/:id',
+    {
+      ...base,
+      schema: {
+        tags: ['agents'],
+        summary: 'Revoke an admin token (effective at once, including for the token making the request).',
+        security,
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
+        response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors },
+      },
+    },
+    async (req) => ({ deleted: await coordinator.store.deleteAdminToken(req.params.id) }),
   );
 }
 

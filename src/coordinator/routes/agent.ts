@@ -13,7 +13,7 @@ export function registerAgentRoutes(app: FastifyInstance, coordinator: Coordinat
   app.get<{ Querystring: { version?: string } }>(
     '/api/v1/agent/work',
     {
-      preHandler: auth,
+      preParsing: auth,
       schema: {
         tags: ['agent'],
         summary: 'Lease the next work item (a host, its ports and scan options), or null when there is none.',
@@ -31,7 +31,7 @@ export function registerAgentRoutes(app: FastifyInstance, coordinator: Coordinat
   app.post<{ Body: ResultSubmission }>(
     '/api/v1/agent/results',
     {
-      preHandler: auth,
+      preParsing: auth,
       schema: {
         tags: ['agent'],
         summary: 'Submit the result of a leased work item (idempotent per lease).',

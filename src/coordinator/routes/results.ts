@@ -34,14 +34,15 @@ async function writeLine(reply: FastifyReply, value: unknown): Promise<boolean> 
 
 /** Search, host history and diffs, the events stream, statistics and the history export. */
 export function registerResultRoutes(app: FastifyInstance, coordinator: Coordinator): void {
-  const preHandler = requireRole(coordinator, 'admin');
+  // preParsing: the token is checked before the query is validated (see admin.ts).
+  const preParsing = requireRole(coordinator, 'admin');
   const security = [{ bearer: [] }];
   const store = coordinator.store;
 
   app.get<{ Querystring: { q: string; limit: number; cursor?: string; offset?: number; view: SearchView; format: 'json' | 'ndjson' | 'hosts' } }>(
     '/api/v1/search',
     {
-      preHandler,
+      preParsing,
       schema: {
         tags: ['results'],
         summary: 'Search scans: `port:22 service:ssh product:nginx tag:dmz ip:198.18.0.0/24 ctime:>2026-11-01 -port:80 "free text"`. format=ndjson|hosts exports every match.',
@@ -94,7 +95,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
 
   app.get<{ Params: { ip: string } }>(
     '/api/v1/hosts/:ip',
-    { preHandler, schema: { tags: ['results'], summary: "A host's latest scan.", security, params: ipParams, response: { 200: anyObject, ...errors } } },
+    { preParsing, schema: { tags: ['results'], summary: "A host's latest scan.", security, params: ipParams, response: { 200: anyObject, ...errors } } },
     async (req) => {
       const ip = ipOf(req.params.ip);
       const scan = await store.getLatestScan(ip);
@@ -106,7 +107,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
   app.get<{ Params: { ip: string }; Querystring: { limit: number; cursor?: string } }>(
     '/api/v1/hosts/:ip/history',
     {
-      preHandler,
+      preParsing,
       schema: {
         tags: ['results'],
         summary: "A host's scans, newest first.",
@@ -125,7 +126,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
   app.get<{ Params: { ip: string }; Querystring: { from?: string; to?: string } }>(
     '/api/v1/hosts/:ip/diff',
     {
-      preHandler,
+      preParsing,
       schema: {
         tags: ['results'],
         summary: 'Diff two scans of a host (default: the latest against the one before): ports opened, closed, service/version changed.',
@@ -159,7 +160,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
   app.get<{ Querystring: { cursor?: string; limit: number; follow: boolean } }>(
     '/api/v1/events',
     {
-      preHandler,
+      preParsing,
       schema: {
         tags: ['results'],
         summary:
@@ -175,13 +176,17 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
     async (req, reply) => {
       let cursor = req.query.cursor;
+      // The first page is read before the reply is hijacked: a bad cursor is a plain 400, not a
+      // 200 stream that never ends.
+      let first: Awaited<ReturnType<typeof store.readEvents>> | undefined = await store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: req.query.limit });
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
       // Send the headers now: a follower must see the stream open before the first event.
       reply.raw.flushHeaders();
       let idleSince = Date.now();
       while (!reply.raw.destroyed && !coordinator.closing) {
-        const page = await store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: req.query.limit });
+        const page = first ?? (await store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: req.query.limit }));
+        first = undefined;
         for (const e of page.events) if (!(await writeLine(reply, e))) return;
         if (page.events.length > 0 || page.cursor !== cursor) {
           cursor = page.cursor;
@@ -204,7 +209,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
   app.get<{ Querystring: { tag?: string; limit: number; hours: number } }>(
     '/api/v1/stats',
     {
-      preHandler,
+      preParsing,
       schema: {
         tags: ['results'],
         summary: 'Statistics: top ports and services (optionally for one tag), cycle progress and per-tag cycle coverage, scans per hour.',
@@ -250,7 +255,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
   app.get<{ Querystring: { since?: number; until?: number; name: string } }>(
     '/api/v1/export/recording',
     {
-      preHandler,
+      preParsing,
       schema: {
         tags: ['results'],
         summary: 'The history as a scope recording (NDJSON replay format), one line per host per cycle.',

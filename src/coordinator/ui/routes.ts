@@ -57,7 +57,7 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
   // The UI is rate-limited like the API: only requests without a valid admin token count.
   const signedInOnly = { rateLimit: { allowList: async (req: FastifyRequest) => (await authenticateUi(req, coordinator)).ok } };
 
-  /** preHandler: anonymous browsers go to the sign-in form; bad or wrong tokens get 401/403. */
+  /** preParsing (after the rate limiter, before any parsing or validation): anonymous browsers go to the sign-in form; bad or wrong tokens get 401/403. */
   const requireAdmin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const auth = await authenticateUi(req, coordinator);
     if (auth.ok) return;
@@ -111,7 +111,7 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
     return reply.redirect('/ui/login', 303);
   });
 
-  app.get('/ui', { schema: hidden, preHandler: requireAdmin, config: signedInOnly }, async (_req, reply) =>
+  app.get('/ui', { schema: hidden, preParsing: requireAdmin, config: signedInOnly }, async (_req, reply) =>
     sendPage(reply, 200, 'Dashboard', 'dashboard', await renderDashboard(coordinator)),
   );
 
@@ -129,7 +129,7 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
           },
         },
       },
-      preHandler: requireAdmin,
+      preParsing: requireAdmin,
       config: signedInOnly,
     },
     async (req, reply) => {
@@ -146,7 +146,7 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
         params: { type: 'object', required: ['ip'], properties: { ip: { type: 'string', maxLength: 64 } } },
         querystring: { type: 'object', properties: { scan: { type: 'string', maxLength: 64 }, from: { type: 'string', maxLength: 64 }, to: { type: 'string', maxLength: 64 } } },
       },
-      preHandler: requireAdmin,
+      preParsing: requireAdmin,
       config: signedInOnly,
     },
     async (req, reply) => {
@@ -171,7 +171,7 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
           },
         },
       },
-      preHandler: requireAdmin,
+      preParsing: requireAdmin,
       config: signedInOnly,
     },
     async (req, reply) => {

@@ -1,0 +1,88 @@
+import { AjvCompiler } from '@fastify/ajv-compiler';
+import { type WorkItem, workItemSchema } from '../src/coordinator/protocol.js';
+import type { AllowList } from './allow-list.js';
+
+/**
+ * The agent's check of one work item, before anything runs: the coordinator is not trusted (a
+ * compromised or misconfigured server must not aim the agent elsewhere or inject scanner
+ * options). An item passes only if it matches the wire schema the server itself validates
+ * against (src/coordinator/protocol.ts, compiled by the same ajv the server uses but without
+ * type coercion or defaults: what arrives is what is checked), its numbers are in range, and its
+ * address is canonical text inside --allow.
+ */
+
+interface Validator {
+  (data: unknown): boolean;
+  errors?: Array<{ instancePath: string; message?: string }> | null;
+}
+
+// The same compiler fastify uses, but strict: no coercion ("10" stays a string), no defaults,
+// nothing removed. Compiled once, on first use.
+let validate: Validator | undefined;
+function validator(): Validator {
+  if (!validate) {
+    const build = AjvCompiler()({}, { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false } }) as unknown as (route: {
+      schema: unknown;
+    }) => Validator;
+    validate = build({ schema: workItemSchema });
+  }
+  return validate;
+}
+
+/** Largest value a Node timer takes (setTimeout clamps anything above to 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Refused items are reported with their lease id when it is readable (else none). */
+export type WorkItemCheck = { readonly item: WorkItem } | { readonly reason: string; readonly leaseId?: string; readonly ip?: string };
+
+function short(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function at(raw: unknown, path: string): unknown {
+  let node = raw;
+  for (const key of path.split('/').filter(Boolean)) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+/**
+ * Validate one work item as received. Returns the item, or the reason it is refused (naming the
+ * field and the value). `allow` is the agent's --allow list; the address must be canonical text
+ * (the exact string the scanners will receive) and inside it.
+ */
+export function checkWorkItem(raw: unknown, allow: AllowList): WorkItemCheck {
+  const leaseId = typeof (raw as { leaseId?: unknown })?.leaseId === 'string' ? ((raw as { leaseId: string }).leaseId as string) : undefined;
+  const ip = typeof (raw as { ip?: unknown })?.ip === 'string' ? ((raw as { ip: string }).ip as string) : undefined;
+  const refuse = (reason: string): WorkItemCheck => ({ reason, ...(leaseId !== undefined && /^[\x21-\x7e]{1,64}$/.test(leaseId) ? { leaseId } : {}), ...(ip !== undefined ? { ip } : {}) });
+  const check = validator();
+  if (!check(raw)) {
+    const error = check.errors?.[0];
+    const path = error?.instancePath ?? '';
+    const field = path === '' ? 'work item' : path.slice(1).replace(/\//g, '.');
+    return refuse(`${field} ${error?.message ?? 'is invalid'} (got ${short(at(raw, path))}); the item does not match the wire schema`);
+  }
+  const item = raw as WorkItem;
+  // The schema bounds each number; these are the relations between them.
+  for (let i = 1; i < item.ports.length; i++) {
+    if (item.ports[i]! <= item.ports[i - 1]!) return refuse(`ports must be ascending and distinct (ports[${i}] = ${item.ports[i]} after ${item.ports[i - 1]})`);
+  }
+  if (item.ports.length === 0) return refuse('ports is empty');
+  if (item.deadline < item.issuedAt) return refuse(`deadline ${item.deadline} is before issuedAt ${item.issuedAt}`);
+  for (const seconds of [item.scan.hostTimeoutSeconds, item.scan.scriptTimeoutSeconds]) {
+    // nmap gets "<n>s" and the agent arms a timer of about n x hosts: both must stay exact.
+    if (seconds * 1000 * 16 > MAX_TIMER_MS) return refuse(`a timeout of ${seconds} s is longer than this agent's timers allow`);
+  }
+  if (!/^[\x21-\x7e]{1,64}$/.test(item.leaseId)) return refuse(`leaseId ${short(item.leaseId)} is not 1-64 printable ASCII characters`);
+  const why = allow.refusal(item.ip);
+  if (why !== undefined) return refuse(why);
+  return { item };
+}

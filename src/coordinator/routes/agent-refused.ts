@@ -1,0 +1,42 @@
+import type { FastifyInstance } from 'fastify';
+import { PortbanditError } from '../../core/errors.js';
+import { agentOf, requireRole } from '../auth.js';
+import type { Coordinator } from '../coordinator.js';
+import { errorResponseSchema } from '../protocol.js';
+
+const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
+
+/**
+ * `POST /api/v1/agent/refused`: an agent says it refused a work item (an address outside its
+ * --allow, a malformed item) and why. The refusal is logged and counted; the lease is left to
+ * expire (re-queueing it at once would hand the same item straight back).
+ */
+export function registerAgentRefusedRoute(app: FastifyInstance, coordinator: Coordinator): void {
+  app.post<{ Body: { leaseId: string; reason: string } }>(
+    '/api/v1/agent/refused',
+    {
+      preParsing: requireRole(coordinator, 'agent'),
+      schema: {
+        tags: ['agent'],
+        summary: 'Report a work item this agent refused to scan, with the reason (logged and counted; the lease expires).',
+        security: [{ bearer: [] }],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['leaseId', 'reason'],
+          properties: { leaseId: { type: 'string', minLength: 1, maxLength: 64 }, reason: { type: 'string', maxLength: 1000 } },
+        },
+        response: { 200: { type: 'object', required: ['recorded'], properties: { recorded: { type: 'boolean' } } }, ...errors },
+      },
+    },
+    async (req) => {
+      const agent = agentOf(req);
+      const lease = await coordinator.store.getLease(req.body.leaseId);
+      if (!lease) throw new PortbanditError('PB_ERR_CONFLICT', `lease ${req.body.leaseId} is unknown or has expired`, { where: 'leaseId' });
+      if (lease.agentId !== agent.id) throw new PortbanditError('PB_ERR_FORBIDDEN', `lease ${lease.id} was handed to another agent`, { where: 'leaseId' });
+      coordinator.metrics.results.inc({ outcome: 'refused' });
+      req.log.warn({ agent: agent.id, agentName: agent.name, lease: lease.id, ip: lease.ip, reason: req.body.reason }, 'agent refused a work item');
+      return { recorded: true };
+    },
+  );
+}
