@@ -4,6 +4,9 @@ import { CoordinatorClient, RejectedError } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline } from './scan-batch.js';
 
+/** After a slot frees, how long the agent waits for others before asking for work. */
+const LEASE_GATHER_MS = 200;
+
 export interface AgentOptions {
   readonly server: string;
   readonly token: string;
@@ -105,11 +108,14 @@ export class Agent {
     const backoff = this.options.backoff ?? { initialMs: 1000, maxMs: 60_000 };
     let failures = 0;
     while (!this.stopping) {
-      const free = this.options.concurrency - this.inFlight;
+      let free = this.options.concurrency - this.inFlight;
       if (free <= 0) {
         await this.pause(60_000, true);
+        // Slots free one submit at a time: gather a moment and lease for all of them at once.
+        await this.pause(LEASE_GATHER_MS);
         continue;
       }
+      free = this.options.concurrency - this.inFlight;
       let items: WorkItem[] = [];
       let retryAfterMs = 0;
       try {
@@ -131,7 +137,10 @@ export class Agent {
       if (this.options.once) break;
       // Nothing to lease: wait for the coordinator's hint, or sooner when a slot frees (its
       // result may have queued a follow-up round). A full burst: wait for a slot to free.
-      if (items.length < free) await this.pause(Math.min(retryAfterMs || 1000, this.options.idleMaxMs ?? 30_000), this.inFlight > 0);
+      if (items.length < free) {
+        await this.pause(Math.min(retryAfterMs || 1000, this.options.idleMaxMs ?? 30_000), this.inFlight > 0);
+        await this.pause(LEASE_GATHER_MS);
+      }
     }
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     this.log(`agent: stopped (${this.stats.submitted} results submitted, ${this.stats.refused} refused, ${this.stats.rejected} rejected)`);

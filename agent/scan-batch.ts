@@ -85,6 +85,10 @@ export const MASSCAN_UNION_FACTOR = 2;
 /** masscan runs at once (each at its share of --rate). */
 const MASSCAN_PARALLEL = 4;
 
+/** How long waiting items are gathered into one preflight run, unless this many are waiting. */
+const GATHER_MS = 500;
+const GATHER_ITEMS = 128;
+
 /** The smallest share of --rate a masscan run gets. */
 const MIN_MASSCAN_RATE = 1000;
 
@@ -120,25 +124,27 @@ export function groupForPreflight<M extends { item: Pick<WorkItem, 'ports'>; ran
     }
     g.members.push(m);
   }
-  // Largest lists first: a sweep absorbs every shorter list it contains at no extra cost.
+  // Largest lists first; a list joins a group only while the group's union stays within
+  // `factor` times the SHORTEST member list (every member is probed on the whole union).
   masscan.sort((a, b) => b.item.ports.length - a.item.ports.length);
-  const open: Array<{ set: Set<number>; largest: number; members: M[] }> = [];
+  const open: Array<{ set: Set<number>; smallest: number; members: M[] }> = [];
   for (const m of masscan) {
     let placed = false;
     for (const g of open) {
       if (g.members.length >= MASSCAN_MAX_TARGETS) continue;
+      const smallest = Math.min(g.smallest, m.item.ports.length);
+      if (g.set.size > factor * smallest) continue;
       let added = 0;
       for (const p of m.item.ports) if (!g.set.has(p)) added++;
-      const largest = Math.max(g.largest, m.item.ports.length);
-      if (g.set.size + added <= factor * largest) {
+      if (g.set.size + added <= factor * smallest) {
         for (const p of m.item.ports) g.set.add(p);
-        g.largest = largest;
+        g.smallest = smallest;
         g.members.push(m);
         placed = true;
         break;
       }
     }
-    if (!placed) open.push({ set: new Set(m.item.ports), largest: m.item.ports.length, members: [m] });
+    if (!placed) open.push({ set: new Set(m.item.ports), smallest: m.item.ports.length, members: [m] });
   }
   for (const g of open) out.push({ ran: 'masscan', ports: [...g.set].sort((a, b) => a - b), members: g.members });
   return out;
@@ -262,6 +268,10 @@ export class ScanPipeline {
     try {
       while (this.waiting.length > 0) {
         await this.masscanSlot.whenFree();
+        // Results come back one host at a time, and so does the work that follows them: gather
+        // a moment, so a run carries many hosts instead of one (each run costs seconds of
+        // masscan start-up and --wait whatever its size).
+        if (this.waiting.length < GATHER_ITEMS) await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
         const wave = this.waiting.splice(0);
         const groups = groupForPreflight(wave, MASSCAN_UNION_FACTOR);
         // Runs at once share --rate in proportion to what they send, so a sweep does not hold
