@@ -96,7 +96,25 @@ export const roles = {
     ],
     extraCounts: [0.85, 0.15],
   },
+  /** Developer and build hosts: SSH, dev web servers (3000, 5000, 8000, 8080, 8888, 9000), local databases. */
+  dev: {
+    bundles: [
+      { ports: [22], p: 0.8, keep: 1 },
+      { ports: [3000], p: 0.25, keep: 1 },
+      { ports: [8080], p: 0.2, keep: 1 },
+      { ports: [5000], p: 0.15, keep: 1 },
+      { ports: [8000], p: 0.15, keep: 1 },
+      { ports: [8888], p: 0.1, keep: 1 },
+      { ports: [9000], p: 0.1, keep: 1 },
+      { ports: [5432], p: 0.1, keep: 1 },
+      { ports: [6379], p: 0.08, keep: 1 },
+    ],
+    extraCounts: [0.75, 0.2, 0.05],
+  },
 } as const satisfies Record<string, RoleSpec>;
+
+/** The roles of generator version 1, whose bundle ports tail and rollout ports avoid (kept fixed so older profiles draw the same scopes). */
+export const VERSION_1_ROLES: readonly RoleName[] = ['internet', 'dmz', 'office', 'datacenter', 'iot'];
 
 export type RoleName = keyof typeof roles;
 
@@ -196,7 +214,7 @@ export const profiles = {
   orgtail: {
     description:
       "Organisation long tail: 16-/24-sized scopes of five host kinds (tags), every /24 with 1-3 ports of its own on 55-90% of its live hosts, 45% dead hosts, a few pseudo-service hosts, churn, and a mid-way rollout of a port another subnet already runs.",
-    roles: { dmz: 0.2, office: 0.3, datacenter: 0.25, iot: 0.1, internet: 0.15 },
+    roles: { dmz: 0.2, office: 0.3, datacenter: 0.25, iot: 0.1, dev: 0.15 },
     bundleScale: 1,
     deadShare: 0.45,
     pseudoShare: 0.003,

@@ -4,7 +4,7 @@ import { deriveRng, type Rng } from '../../src/core/rng.js';
 import { syntheticSubnet } from './address.js';
 import type { ResolvedGenerateOptions } from './options.js';
 import { drawBetween, drawWeighted, frequencySampler, type FrequencySampler } from './port-sampler.js';
-import { roles, type ProfileSpec, type RoleName, type RoleSpec } from './profiles.js';
+import { VERSION_1_ROLES, roles, type ProfileSpec, type RoleName, type RoleSpec } from './profiles.js';
 
 /** "Until the end of the scope": epochs are 16-bit, MAX_SYNTHETIC_EPOCHS is far below this. */
 export const NEVER = 0xffff;
@@ -53,7 +53,7 @@ export interface ScopeModel {
 }
 
 /** Ports that any role's bundles use; the rollout port avoids them so it is new everywhere. */
-const bundlePorts = new Set<number>(Object.values(roles).flatMap((r: RoleSpec) => r.bundles.flatMap((b) => b.ports)));
+const bundlePorts = new Set<number>(VERSION_1_ROLES.flatMap((name) => (roles[name] as RoleSpec).bundles.flatMap((b) => b.ports)));
 
 /** Alternate application ports an organisation likes to put its own services on. */
 const ORG_APP_PORTS = [8443, 4443, 9443, 8081, 8888, 31337, 10443, 7001, 8009, 9090, 3000, 5001, 8181, 8880] as const;
