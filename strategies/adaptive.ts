@@ -4,7 +4,7 @@ import type { Rng } from '../src/core/rng.js';
 import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emptyCooccurrenceState, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './cooccurrence/sweep-planner.js';
-import { MeanRanking, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
+import { PrefixUnderTag, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
 import { type DiscoveryParams, discoveryParameters, discoveryRoom } from './discovery/discovery.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
@@ -149,7 +149,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   const state = raw === undefined ? undefined : validateState(raw);
   const model = new CooccurrenceModel(options, params, env, state);
   const prefixStats = params.byPrefix ? new PortStats(env.catalog, pickPortStatsParams(params), state?.prefixes ?? undefined) : null;
-  const prefixRanking = prefixStats ? new MeanRanking(prefixStats, 0) : null;
+  const hierarchy = prefixStats ? new PrefixUnderTag(model.stats, model.marginals, prefixStats, params.tagStrength) : null;
   let hosts = state?.hosts ?? 0;
   let eligible = state?.eligible ?? 0;
   let reverified = state?.reverified ?? 0;
@@ -169,8 +169,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   // seen since the last batch: in the coordinator's shuffled order, nearly every host (~24 KB).
   function rankings(host: HostContext, evidence: readonly number[]): Ranking[] {
     const followUps = model.followUps(host.tags, evidence);
-    const byTag = model.marginals.rank(host.tags);
-    return prefixRanking ? [followUps, byTag, prefixRanking.rank([host.prefix])] : [followUps, byTag];
+    return hierarchy ? [followUps, ...hierarchy.rank(host.tags, host.prefix)] : [followUps, model.marginals.rank(host.tags)];
   }
 
   const discovery = model.discovery;

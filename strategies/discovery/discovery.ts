@@ -307,8 +307,9 @@ export class Discovery {
     const live = map === null ? 0 : countBits(map);
     const span = live * this.width(epoch);
     const known = this.knownBefore(epoch).length;
-    const span1 = known === 0 ? 0 : Math.min(Math.floor(this.params.knownShare * span), this.params.measureHosts * known);
-    return { epoch, c1: p.c1 + p.span1, c2: (p.c2 + p.span2) % (this.order.length * 1024), span1, span2: span - span1 };
+    const span1 = known === 0 ? 0 : Math.min(Math.floor(this.params.knownShare * span), Math.min(this.params.measureHosts, live) * known);
+    // More than one full pass per epoch would only repeat ports: the untargeted span is capped.
+    return { epoch, c1: p.c1 + p.span1, c2: (p.c2 + p.span2) % (this.order.length * 1024), span1, span2: Math.min(span - span1, this.order.length) };
   }
 
   /**
@@ -330,7 +331,8 @@ export class Discovery {
     const out: number[] = [];
     for (let k = rank * w, end = (rank + 1) * w; k < end; k++) {
       if (k < plan.span1) out.push(known[(plan.c1 + k) % known.length]!);
-      else out.push(this.order.at(info.hash, plan.c2 + (k - plan.span1)));
+      else if (k - plan.span1 < plan.span2) out.push(this.order.at(info.hash, plan.c2 + (k - plan.span1)));
+      else break;
     }
     return out;
   }
