@@ -33,9 +33,9 @@ describe('learning strategies against top-k at equal budget', () => {
       expect(results.thompson!).toBeGreaterThan(results['top-k']! + 0.03);
     });
 
-    test('adaptive finds more services than top-k, and more than thompson', () => {
+    test('adaptive finds more services than top-k, and no fewer than thompson (which now shares its discovery)', () => {
       expect(results.adaptive!).toBeGreaterThan(results['top-k']! + 0.1);
-      expect(results.adaptive!).toBeGreaterThan(results.thompson!);
+      expect(results.adaptive!).toBeGreaterThan(results.thompson! - 0.01);
     });
   });
 
