@@ -1,5 +1,6 @@
 import { runBanditsBenchmark } from './bandits.js';
 import { runCoordinatorBenchmark } from './coordinator.js';
+import { runDiscoveryBenchmark } from './discovery.js';
 import { runGenerateBenchmark } from './generate.js';
 import { runLearningBenchmark } from './learning.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
@@ -18,6 +19,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'replay', run: runReplayBenchmark },
   { name: 'learning', run: runLearningBenchmark },
   { name: 'bandits', run: runBanditsBenchmark },
+  { name: 'discovery', run: (env) => void runDiscoveryBenchmark(env) },
   { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
   { name: 'ui', run: runUiBenchmark },

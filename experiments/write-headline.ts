@@ -45,8 +45,66 @@ export function formatHeadlineMarkdown(summary: ExperimentSummary, options: { fi
       `| ${rec} (${options.hosts[rec] ?? '?'}) | ${summary.strategies.map((s) => pct(row(rec, s)?.coverage)).join(' | ')} | ${others.map((s) => pct(row(rec, s)?.coverageDiff, true)).join(' | ')} | ${probes} |`,
     );
   }
+  lines.push('', ...nativeComparison(summary, learner, options.hosts), '', ...coverageOverEpochs(summary, learner), '', ...detectionTable(summary));
   lines.push('', 'Per scope tag, learning curves, regret and epochs-to-detect: `portbandit experiment experiments/headline.json --out out/headline` writes `out/headline/report.html`; `portbandit notebook headline --results out/headline` renders the per-tag comparison.');
   return lines.join('\n');
+}
+
+/** The learner at the focus budget against the Natlas list at its native size (its largest budget): services found, probes, ratios. */
+function nativeComparison(summary: ExperimentSummary, learner: string, hosts: Readonly<Record<string, number>>): string[] {
+  const b = summary.focusBudget;
+  const native = Math.max(...summary.budgets);
+  const row = (rec: string, s: string, budget: number) => summary.rows.find((r) => r.recording === rec && r.strategy === s && r.budget === budget && r.tag === ALL_TAGS);
+  const out = [
+    `**${learner} at ${b} probes against the Natlas list at its native ${native} ports** (coverage = services found / present; probes per host-epoch as spent; ratios learner / list):`,
+    '',
+    `| scope (hosts) | ${learner} @${b}: coverage | probes | ${summary.baseline} @${native}: coverage | probes | services found, ratio | probes, ratio |`,
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const rec of summary.recordings) {
+    const a = row(rec, learner, b);
+    const n = row(rec, summary.baseline, native);
+    const ca = a?.coverage.value ?? null;
+    const cn = n?.coverage.value ?? null;
+    const pa = a?.probesPerHost.value ?? null;
+    const pn = n?.probesPerHost.value ?? null;
+    const ratio = (x: number | null, y: number | null, digits: number) => (x === null || y === null || y === 0 ? '–' : `${(x / y).toFixed(digits)}x`);
+    out.push(`| ${rec} (${hosts[rec] ?? '?'}) | ${pct(a?.coverage)} | ${pa === null ? '–' : pa.toFixed(0)} | ${pct(n?.coverage)} | ${pn === null ? '–' : pn.toFixed(0)} | ${ratio(ca, cn, 2)} | ${ratio(pa, pn, 3)} |`);
+  }
+  return out;
+}
+
+/** Coverage per epoch at the focus budget (learning speed): the learner and the baseline. */
+function coverageOverEpochs(summary: ExperimentSummary, learner: string): string[] {
+  const b = summary.focusBudget;
+  const epochs = [...new Set(summary.curves.map((c) => c.epoch))].sort((x, y) => x - y);
+  const shown = epochs.filter((e) => e === 0 || e === 1 || e === 2 || e === 3 || e === 5 || e === 8 || e === epochs.at(-1));
+  const out = [`**Coverage over epochs** at ${b} probes (learning speed; ${summary.baseline} does not learn):`, '', `| scope | strategy | ${shown.map((e) => `epoch ${e}`).join(' | ')} |`, `|---|---|${shown.map(() => '---:').join('|')}|`];
+  for (const rec of summary.recordings) {
+    for (const s of [...new Set([learner, summary.baseline])]) {
+      const at = (e: number) => summary.curves.find((c) => c.recording === rec && c.strategy === s && c.budget === b && c.epoch === e)?.coverage.value;
+      out.push(`| ${rec} | ${s} | ${shown.map((e) => { const v = at(e); return v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)}%`; }).join(' | ')} |`);
+    }
+  }
+  return out;
+}
+
+/** Epochs to detect a new service, always beside the share detected (a list that never detects must not read as fastest). */
+function detectionTable(summary: ExperimentSummary): string[] {
+  const b = summary.focusBudget;
+  const rows = summary.detection.filter((d) => d.budget === b && d.tag === ALL_TAGS && d.count > 0);
+  if (rows.length === 0) return [];
+  const out = [`**New services** (opened after epoch 0) at ${b} probes: share detected before the scope ends, and mean epochs to detect among those detected:`, '', `| scope | ${summary.strategies.join(' | ')} |`, `|---|${summary.strategies.map(() => '---:').join('|')}|`];
+  for (const rec of summary.recordings) {
+    const cell = (s: string) => {
+      const d = rows.find((r) => r.recording === rec && r.strategy === s);
+      if (d === undefined || d.detectedShare.value === null) return '–';
+      const share = `${(100 * d.detectedShare.value).toFixed(0)}% detected`;
+      return d.mean.value === null ? share : `${share}, ${d.mean.value.toFixed(1)} epochs`;
+    };
+    out.push(`| ${rec} | ${summary.strategies.map(cell).join(' | ')} |`);
+  }
+  return out;
 }
 
 /** Replace (or append) the marked section of a README. */

@@ -2,10 +2,10 @@ import { PortbanditError } from '../src/core/errors.js';
 import { PortRanges } from '../src/core/ports.js';
 import type { Rng } from '../src/core/rng.js';
 import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emptyCooccurrenceState, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
-import { ExplorationPool } from './cooccurrence/exploration-pool.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './cooccurrence/sweep-planner.js';
-import { MeanRanking, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
+import { PrefixUnderTag, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
+import { type DiscoveryParams, discoveryParameters, discoveryRoom } from './discovery/discovery.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -32,11 +32,9 @@ import type { BudgetSplit, CommonOptions, Decision, Explanation, HostContext, Ho
  * unlearned; the host's own history is by construction only its last scan.
  */
 
-export interface AdaptiveParams extends PortStatsParams, GuardParams, Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'> {
+export interface AdaptiveParams extends PortStatsParams, GuardParams, DiscoveryParams, Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'> {
   readonly historyCap: number;
   readonly seedShare: number;
-  readonly explorationShare: number;
-  readonly exploreTrials: number;
   readonly sweepShare: number;
   readonly resweepEpochs: number;
   readonly sweepTarget: number;
@@ -59,6 +57,9 @@ export interface AdaptiveState extends CooccurrenceState {
   readonly sweepYield: SweepYieldState;
 }
 
+/** Default share of a live host's allowance `adaptive` spends on coordinated discovery. */
+export const ADAPTIVE_DISCOVERY_SHARE = 0.2;
+
 /** Default weight of nmap's prior behind scope-wide estimates, in pseudo-hosts. */
 export const ADAPTIVE_PRIOR_STRENGTH = 300;
 
@@ -78,22 +79,6 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     min: 0.01,
     max: 1,
     description: 'Share of the allowance probed in round 0 (must-have + history + best learned ports); the rest follows up on what round 0 found.',
-  },
-  {
-    name: 'explorationShare',
-    type: 'number',
-    default: 0.1,
-    min: 0,
-    max: 1,
-    description: "Share of each host's allowance drawn from nmap's frequency prior among ports the model has not measured yet (discovery and unlearning).",
-  },
-  {
-    name: 'exploreTrials',
-    type: 'number',
-    default: 30,
-    min: 0,
-    max: 1e9,
-    description: 'A port with at least this many (discounted) scope-wide trials counts as measured and is not drawn for exploration.',
   },
   {
     name: 'sweepShare',
@@ -135,6 +120,7 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
   // adaptive trusts nmap's table more than the bandits do: on a scope that follows it, learned
   // estimates of ports ranked 50-200 are noise for thousands of host results.
   ...portStatsParameters.map((p) => (p.name === 'priorStrength' ? { ...p, default: ADAPTIVE_PRIOR_STRENGTH } : p)),
+  ...discoveryParameters(ADAPTIVE_DISCOVERY_SHARE),
   ...guardParameters,
 ]);
 
@@ -163,7 +149,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   const state = raw === undefined ? undefined : validateState(raw);
   const model = new CooccurrenceModel(options, params, env, state);
   const prefixStats = params.byPrefix ? new PortStats(env.catalog, pickPortStatsParams(params), state?.prefixes ?? undefined) : null;
-  const prefixRanking = prefixStats ? new MeanRanking(prefixStats, 0) : null;
+  const hierarchy = prefixStats ? new PrefixUnderTag(model.stats, model.marginals, prefixStats, params.tagStrength) : null;
   let hosts = state?.hosts ?? 0;
   let eligible = state?.eligible ?? 0;
   let reverified = state?.reverified ?? 0;
@@ -183,15 +169,11 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   // seen since the last batch: in the coordinator's shuffled order, nearly every host (~24 KB).
   function rankings(host: HostContext, evidence: readonly number[]): Ranking[] {
     const followUps = model.followUps(host.tags, evidence);
-    const byTag = model.marginals.rank(host.tags);
-    return prefixRanking ? [followUps, byTag, prefixRanking.rank([host.prefix])] : [followUps, byTag];
+    return hierarchy ? [followUps, ...hierarchy.rank(host.tags, host.prefix)] : [followUps, model.marginals.rank(host.tags)];
   }
 
-  /** Exploration slots of a host-epoch whose allowance is `total`. */
-  const explorationOf = (total: number) => Math.min(total, Math.round(params.explorationShare * total));
-
-  const pool = new ExplorationPool(env.catalog, model.stats, params.exploreTrials);
-  const explore = (picker: PortPicker, count: number, rng: Rng) => pool.addTo(picker, count, rng);
+  const discovery = model.discovery;
+  discovery.setBudget((epoch) => oddsOf(epoch, '', '', PortRanges.ALL.size).others);
 
   return {
     name: 'adaptive',
@@ -199,11 +181,10 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
     allowance(host: HostContext, rng: Rng): number {
       const odds = oddsOf(host.epoch, host.prefix, host.ip, host.probeable.size);
       if (odds.sweep && sweepEligible(host.previousOpen, params, options)) return host.probeable.size;
-      // Stochastic rounding keeps the average allowance at `others` exactly.
-      const whole = Math.floor(odds.others);
-      return Math.min(base, whole + (rng.next() < odds.others - whole ? 1 : 0));
+      // The other hosts share `others` on average, split by liveness (stochastic rounding).
+      return discovery.allowance(host, rng, odds.others);
     },
-    select(round: RoundContext, rng: Rng): Decision {
+    select(round: RoundContext, _rng: Rng): Decision {
       const total = round.probed.length + round.remaining;
       if (round.round === 0 && total >= round.probeable.size) {
         // A sweep (planned, or a budget that covers every port): everything probeable in one
@@ -212,27 +193,30 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         picker.addSweep();
         return { ports: picker.ports, followUp: false };
       }
-      const exploration = explorationOf(total);
+      const last = round.round > 0 || !params.followUp;
+      const { slice, rankLimit } = last ? discoveryRoom(discovery, round, options) : { slice: [] as readonly number[], rankLimit: round.remaining };
+      const reserve = round.round === 0 && !last ? Math.min(discovery.slice(round).length, Math.max(0, total - options.mustHave.length)) : 0;
       if (round.round === 0) {
         const history = round.previousOpen.length <= params.historyCap ? round.previousOpen : round.previousOpen.slice(0, params.historyCap);
-        const learnedRoom = total - exploration;
-        const seeds = params.followUp ? Math.max(Math.ceil(params.seedShare * total), options.mustHave.length + history.length) : total;
-        const picker = new PortPicker(round, options, Math.min(round.remaining, seeds));
+        const seeds = params.followUp ? Math.max(Math.ceil(params.seedShare * total), options.mustHave.length + history.length) : rankLimit;
+        const picker = new PortPicker(round, options, Math.min(rankLimit, round.remaining - reserve, seeds));
         picker.addAll(history);
         const ranked = rankings(round, round.previousOpen);
-        addByScore(picker, ranked, Math.max(0, learnedRoom - picker.ports.length));
+        addByScore(picker, ranked);
         if (!params.followUp) {
-          explore(picker, exploration, rng);
+          picker.setLimit(round.remaining);
+          picker.addAll(slice);
           addByScore(picker, ranked);
           fillRest(picker, byFrequency);
           return { ports: picker.ports, followUp: false };
         }
         return { ports: picker.ports, followUp: picker.ports.length < round.remaining };
       }
-      const picker = new PortPicker(round, options);
+      const picker = new PortPicker(round, options, rankLimit);
       const ranked = rankings(round, round.found);
-      addByScore(picker, ranked, Math.max(0, round.remaining - exploration));
-      explore(picker, exploration, rng);
+      addByScore(picker, ranked);
+      picker.setLimit(round.remaining);
+      picker.addAll(slice);
       addByScore(picker, ranked);
       fillRest(picker, byFrequency);
       return { ports: picker.ports, followUp: false };
@@ -271,7 +255,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         notes: [
           `sweep yield: ${sweepYield.totals(next).hits} hits on the new ports of ${sweepYield.totals(next).sweeps} sweeps; sweep share ${(params.sweepShare * sweepYield.factor(next, params.sweepTarget)).toFixed(3)} of ${params.sweepShare}`,
           `seed sweeps in epoch ${next}: ${odds.sweeps.toFixed(1)} full sweeps of ${size} ports for ${odds.due} due prefixes (not swept for more than ${params.resweepEpochs} epochs); other hosts get ${odds.others.toFixed(1)} probes on average (budget ${base})`,
-          `exploration: ${explorationOf(Math.round(odds.others))} probes per host drawn from nmap's prior among ${pool.size} ports with < ${params.exploreTrials} trials`,
+          ...discovery.describe(next),
           prefixStats ? `per-prefix statistics for ${prefixStats.tags().length} prefixes` : 'per-prefix statistics off',
           ...model.topPairs(Math.min(limit, 10)),
         ],
@@ -291,7 +275,7 @@ function splitOf(options: CommonOptions, params: AdaptiveParams, budget: number,
   const others = odds.others;
   const mustHave = Math.min(options.mustHave.length, others);
   const hist = Math.min(history, Math.max(0, others - mustHave));
-  const explore = Math.min(params.explorationShare * others, Math.max(0, others - mustHave - hist));
+  const explore = Math.min(params.discoveryShare * others, Math.max(0, others - mustHave - hist));
   const learned = Math.max(0, others - mustHave - hist - explore);
   const round1 = (x: number) => Math.round(x * 10) / 10;
   return {

@@ -1,10 +1,11 @@
 import type { PortCatalog } from '../src/catalog/index.js';
 import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
+import { Discovery, discoveryRoom, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { PortPicker } from './port-picker.js';
 import { PortStats, type PortStatsParams, type PortStatsState, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
-import type { BatchVerdict, BudgetSplit, CommonOptions, Decision, Explanation, HostResult, ParameterSpec, RoundContext, Strategy, StrategyEnv } from './types.js';
+import type { BatchVerdict, BudgetSplit, CommonOptions, Decision, Explanation, HostContext, HostResult, ParameterSpec, RoundContext, Strategy, StrategyEnv } from './types.js';
 
 /**
  * What the per-port bandits (epsilon-greedy, ucb, thompson) share: hierarchical port statistics
@@ -12,19 +13,23 @@ import type { BatchVerdict, BudgetSplit, CommonOptions, Decision, Explanation, H
  * explain. Each strategy only says how it ranks ports for a host.
  */
 
-/** The state of a per-port bandit: its port statistics. */
+/** The state of a per-port bandit: its port statistics and its discovery cursors (absent in states written before discovery). */
 export interface BanditState {
   readonly stats: PortStatsState;
+  readonly discovery?: DiscoveryState;
 }
 
 /** Parameters every per-port bandit takes. */
-export interface BanditParams extends PortStatsParams, GuardParams {
+export interface BanditParams extends PortStatsParams, GuardParams, DiscoveryParams {
   /** nmap's most frequent ports that are candidates besides the ports seen open. */
   readonly candidatePool: number;
 }
 
-/** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, guard rails). */
-export function banditParameters(candidatePool: number): ParameterSpec[] {
+/** Default share of a live host's allowance the bandits spend on coordinated discovery. */
+export const BANDIT_DISCOVERY_SHARE = 0.3;
+
+/** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */
+export function banditParameters(candidatePool: number, discoveryShare = BANDIT_DISCOVERY_SHARE): ParameterSpec[] {
   return [
     {
       name: 'candidatePool',
@@ -35,6 +40,7 @@ export function banditParameters(candidatePool: number): ParameterSpec[] {
       description: "How many of nmap's most frequent ports are scored for every host besides the ports ever seen open in the scope or the host's tags.",
     },
     ...portStatsParameters,
+    ...discoveryParameters(discoveryShare),
     ...guardParameters,
   ];
 }
@@ -50,7 +56,15 @@ export function restoreStats(catalog: PortCatalog, params: BanditParams, state: 
 
 /** Merge two bandit states learned on disjoint results (order-independent). */
 export function mergeBanditStates(a: BanditState, b: BanditState): BanditState {
-  return { stats: mergePortStatsStates(a?.stats ?? emptyPortStatsState(), b?.stats ?? emptyPortStatsState()) };
+  return {
+    stats: mergePortStatsStates(a?.stats ?? emptyPortStatsState(), b?.stats ?? emptyPortStatsState()),
+    discovery: mergeDiscoveryStates(a?.discovery, b?.discovery),
+  };
+}
+
+/** The discovery layer of a learning strategy, restored from its state (strategies/discovery). */
+export function restoreDiscovery(options: CommonOptions, params: DiscoveryParams & GuardParams, catalog: PortCatalog, state: DiscoveryState | undefined): Discovery {
+  return new Discovery(options, pickDiscoveryParams(params), catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state);
 }
 
 /** Fill what is left of a decision in nmap's frequency order, then with ports nmap does not know. */
@@ -84,21 +98,33 @@ export interface BanditSpec {
   groups?(result: HostResult): readonly string[];
   /** Which statistics groups explain() lists besides the scope (default: all). */
   explainGroup?(group: string): boolean;
+  /** The shared discovery layer (allowance by liveness, coordinated discovery slices). */
+  readonly discovery: Discovery;
+}
+
+/** A budget split with the discovery share of the room moved out of the learned share into exploration. */
+function withDiscovery(split: Pick<BudgetSplit, 'learned' | 'exploration'>, mustHave: number, share: number, room: number): BudgetSplit {
+  const discovered = Math.min(split.learned, Math.floor(share * room));
+  return { mustHave, fixed: 0, history: 0, learned: split.learned - discovered, exploration: split.exploration + discovered };
 }
 
 /** Build a per-port bandit strategy from its ranking rule. */
 export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
   const { options, stats, params } = spec;
   const guards = pickGuardParams(params);
+  const discovery = spec.discovery;
   return {
     name: spec.name,
     options,
-    allowance() {
-      return Math.min(options.budget, options.maxPerHost);
+    allowance(host: HostContext, rng: Rng) {
+      return discovery.allowance(host, rng);
     },
     select(round: RoundContext, rng: Rng): Decision {
-      const picker = new PortPicker(round, options);
+      const { slice, rankLimit } = discoveryRoom(discovery, round, options);
+      const picker = new PortPicker(round, options, rankLimit);
       if (!picker.full) spec.rank(round, rng, picker);
+      picker.setLimit(round.remaining);
+      picker.addAll(slice);
       fillFromPrior(picker, spec.env.catalog);
       return { ports: picker.ports, followUp: false };
     },
@@ -106,10 +132,11 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       const { teach, verdict } = screenBatch(results, options, guards);
       const groupsOf = spec.groups;
       for (const r of teach) stats.observe(groupsOf ? { ...r, tags: groupsOf(r) } : r);
+      discovery.observe(results, teach, verdict.lossy);
       return verdict;
     },
     state(): BanditState {
-      return { stats: stats.toJSON() };
+      return { stats: stats.toJSON(), discovery: discovery.toJSON() };
     },
     explain(limit = 20): Explanation {
       const room = Math.max(0, Math.min(options.budget, options.maxPerHost) - options.mustHave.length);
@@ -123,8 +150,8 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       return {
         strategy: spec.name,
         groups,
-        split: { mustHave: options.mustHave.length, fixed: 0, history: 0, ...spec.split(room) },
-        notes: [...spec.notes, `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`],
+        split: withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
+        notes: [...spec.notes, ...discovery.describe(Math.max(0, stats.epoch + 1)), `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`],
       };
     },
   };

@@ -2,6 +2,7 @@ import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
 import { type PairCountsState, PairCounts, emptyPairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
 import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
+import { Discovery, discoveryRoom, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -17,7 +18,7 @@ import type { BatchVerdict, CommonOptions, Decision, Explanation, HostContext, P
  * sparse (strategies/cooccurrence/pair-counts.ts).
  */
 
-export interface CooccurrenceParams extends PortStatsParams, GuardParams {
+export interface CooccurrenceParams extends PortStatsParams, GuardParams, DiscoveryParams {
   /** Share of the allowance probed in round 0 (the seed ports). */
   readonly seedShare: number;
   /** Decision rounds per host-epoch: 1 = no follow-up, 2 = seed + one follow-up, ... */
@@ -32,11 +33,15 @@ export interface CooccurrenceParams extends PortStatsParams, GuardParams {
   readonly priorTop: number;
 }
 
-/** The plain-JSON state: the marginal statistics and the pair counts. */
+/** The plain-JSON state: the marginal statistics, the pair counts and the discovery cursors (absent in older states). */
 export interface CooccurrenceState {
   readonly stats: PortStatsState;
   readonly pairs: PairCountsState;
+  readonly discovery?: DiscoveryState;
 }
+
+/** Default share of a live host's allowance `cooccurrence` spends on coordinated discovery. */
+export const COOCCURRENCE_DISCOVERY_SHARE = 0.3;
 
 /** Parameters of the co-occurrence model, shared with `adaptive`. */
 export const pairParameters: readonly ParameterSpec[] = Object.freeze([
@@ -91,6 +96,7 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
   },
   ...pairParameters,
   ...portStatsParameters,
+  ...discoveryParameters(COOCCURRENCE_DISCOVERY_SHARE),
   ...guardParameters,
 ]);
 
@@ -109,6 +115,8 @@ export class CooccurrenceModel {
   readonly stats: PortStats;
   readonly pairs: PairCounts;
   readonly marginals: MeanRanking;
+  /** The shared discovery layer (allowance by liveness, coordinated discovery). */
+  readonly discovery: Discovery;
   private readonly pairStrength: number;
   private readonly options: CommonOptions;
   private followUpVersion = -1;
@@ -123,6 +131,7 @@ export class CooccurrenceModel {
     this.pairs = new PairCounts({ decay: statsParams.discount, pairCap: params.pairCap, byTag: params.byTag }, state?.pairs);
     this.marginals = new MeanRanking(this.stats, params.priorTop);
     this.pairStrength = params.pairStrength;
+    this.discovery = new Discovery(options, pickDiscoveryParams(params), env.catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state?.discovery);
   }
 
   /**
@@ -157,6 +166,7 @@ export class CooccurrenceModel {
       this.pairs.learn(r.epoch, r.tags, r.open, r.probed);
       extra?.(r);
     }
+    this.discovery.observe(results, teach, verdict.lossy);
     return verdict;
   }
 
@@ -182,16 +192,16 @@ export class CooccurrenceModel {
   }
 
   state(): CooccurrenceState {
-    return { stats: this.stats.toJSON(), pairs: this.pairs.toState() };
+    return { stats: this.stats.toJSON(), pairs: this.pairs.toState(), discovery: this.discovery.toJSON() };
   }
 }
 
 /** What CooccurrenceModel needs from a strategy's parameters. */
-export type CooccurrenceModelParams = PortStatsParams & GuardParams & Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'>;
+export type CooccurrenceModelParams = PortStatsParams & GuardParams & DiscoveryParams & Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'>;
 
 /** Merge two co-occurrence states learned on disjoint results (order-independent). */
 export function mergeCooccurrenceStates(a: CooccurrenceState, b: CooccurrenceState): CooccurrenceState {
-  return { stats: mergePortStatsStates(a.stats, b.stats), pairs: mergePairCounts(a.pairs, b.pairs) };
+  return { stats: mergePortStatsStates(a.stats, b.stats), pairs: mergePairCounts(a.pairs, b.pairs), discovery: mergeDiscoveryStates(a.discovery, b.discovery) };
 }
 
 /** The empty state (nothing learned). */
@@ -206,8 +216,8 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
   return {
     name: 'cooccurrence',
     options,
-    allowance(_host: HostContext) {
-      return allowanceOf();
+    allowance(host: HostContext, rng: Rng) {
+      return model.discovery.allowance(host, rng);
     },
     select(round: RoundContext, _rng: Rng): Decision {
       const marginal = model.marginals.rank(round.tags);
@@ -221,8 +231,13 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
       // Split what remains evenly over the rounds left; the last round takes everything.
       const last = round.round >= params.rounds - 1;
       const limit = last ? round.remaining : Math.ceil(round.remaining / (params.rounds - round.round));
-      const picker = new PortPicker(round, options, limit);
+      // The discovery slice goes into the last round (round 0 when there is only one).
+      const { slice, rankLimit } = last ? discoveryRoom(model.discovery, round, options, limit) : { slice: [], rankLimit: limit };
+      const picker = new PortPicker(round, options, rankLimit);
       const rankings = round.found.length > 0 ? [model.followUps(round.tags, round.found), marginal] : [marginal];
+      addByScore(picker, rankings);
+      picker.setLimit(limit);
+      picker.addAll(slice);
       addByScore(picker, rankings);
       fillRest(picker, byFrequency);
       return { ports: picker.ports, followUp: !last && picker.ports.length < round.remaining };
@@ -239,9 +254,10 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
       return {
         strategy: 'cooccurrence',
         groups: model.groups(limit),
-        split: { mustHave, fixed: 0, history: 0, learned: total - mustHave, exploration: 0 },
+        split: { mustHave, fixed: 0, history: 0, learned: total - mustHave - Math.floor(params.discoveryShare * (total - mustHave)), exploration: Math.floor(params.discoveryShare * (total - mustHave)) },
         notes: [
           `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)`,
+          ...model.discovery.describe(Math.max(0, model.stats.epoch + 1)),
           ...model.topPairs(Math.min(limit, 10)),
         ],
       };

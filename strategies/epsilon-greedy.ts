@@ -1,4 +1,4 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreStats, topIndices } from './bandit-base.js';
+import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats, topIndices } from './bandit-base.js';
 import { parseParameters } from './options.js';
 import { samplePriorPort } from './stats/sample-prior.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
@@ -35,6 +35,7 @@ export const epsilonGreedyStrategy: StrategyDefinition<EpsilonGreedyParams, Band
   parseParams: (raw) => parseParameters<EpsilonGreedyParams>('epsilon-greedy', parameters, raw),
   create(options, params, env, state) {
     const stats = restoreStats(env.catalog, params, state);
+    const discovery = restoreDiscovery(options, params, env.catalog, state?.discovery);
     let cached: { version: number; ports: number[] } | undefined;
     const greedy = (): number[] => {
       if (cached?.version !== stats.version) {
@@ -49,6 +50,7 @@ export const epsilonGreedyStrategy: StrategyDefinition<EpsilonGreedyParams, Band
       env,
       params,
       stats,
+      discovery,
       rank(round, rng, picker) {
         let explore = 0;
         const room = picker.room;

@@ -1,6 +1,5 @@
 import { PortbanditError } from '../src/core/errors.js';
 import { deriveRng, type Rng } from '../src/core/rng.js';
-import { livenessAllowance } from './liveness.js';
 import type { HostContext, HostResult, RoundContext, Strategy } from './types.js';
 
 /**
@@ -90,7 +89,9 @@ export class HostSession {
     } else {
       const rng = new LazyRng(seed, host.epoch, host.ip, 'allowance');
       const cap = Math.min(strategy.options.maxPerHost, host.probeable.size);
-      this.allowanceValue = Math.max(0, Math.min(cap, Math.floor(livenessAllowance(strategy.name, host, strategy.allowance(host, rng)))));
+      // Liveness (silent hosts a floor, never-visited hosts a first look) is the learners' own
+      // discovery layer (strategies/discovery), so it keeps their average at the budget.
+      this.allowanceValue = Math.max(0, Math.min(cap, Math.floor(strategy.allowance(host, rng))));
       this.roundNo = 0;
       this.probedList = [];
       this.foundList = [];

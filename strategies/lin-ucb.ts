@@ -1,4 +1,4 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreStats } from './bandit-base.js';
+import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats } from './bandit-base.js';
 import { parseParameters } from './options.js';
 import type { PortStats } from './stats/port-stats.js';
 import type { HostContext, HostResult, ParameterSpec, StrategyDefinition } from './types.js';
@@ -132,6 +132,7 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
   parseParams: (raw) => parseParameters<LinUcbParams>('lin-ucb', parameters, raw),
   create(options, params, env, state) {
     const stats = restoreStats(env.catalog, params, state);
+    const discovery = restoreDiscovery(options, params, env.catalog, state?.discovery);
     const cache = new Map<string, Ranked>();
     // A history feature's positive associations, per statistics version: ports it has seen open
     // whose odds it at least doubles, with its log-odds shift and inverse evidence. Weaker
@@ -166,6 +167,7 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
       env,
       params,
       stats,
+      discovery,
       groups: (r: HostResult) => [...contextFeatures(r, params.prefixBuckets), ...historyFeatureList(r.previousOpen, params.historyFeatures)],
       explainGroup: (g) => g.startsWith('t:'),
       rank(round, _rng, picker) {

@@ -26,7 +26,7 @@ function nextGeneration(): number {
 export class PortPicker {
   readonly ports: number[] = [];
   private readonly gen: number;
-  private readonly limit: number;
+  private limit: number;
   private readonly round: RoundContext;
   /** Every port is probeable (the common case): skip the range lookup. */
   private readonly all: boolean;
@@ -47,6 +47,11 @@ export class PortPicker {
 
   get room(): number {
     return this.limit - this.ports.length;
+  }
+
+  /** Change how many ports this decision may hold (never above the remaining allowance). */
+  setLimit(limit: number): void {
+    this.limit = Math.max(this.ports.length, Math.min(limit, this.round.remaining));
   }
 
   /** Whether `port` could still be added (valid, probeable, new, not excluded). */

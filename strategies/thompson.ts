@@ -1,4 +1,4 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreStats } from './bandit-base.js';
+import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats } from './bandit-base.js';
 import { parseParameters } from './options.js';
 import { upperBetaBound, upperGammaBound } from './stats/beta-bound.js';
 import type { PosteriorTable } from './stats/port-stats.js';
@@ -332,6 +332,7 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
   parseParams: (raw) => parseParameters<ThompsonParams>('thompson', parameters, raw),
   create(options, params, env, state) {
     const stats = restoreStats(env.catalog, params, state);
+    const discovery = restoreDiscovery(options, params, env.catalog, state?.discovery);
     const tail = params.exploreTail ? PriorTail.of(env.catalog, params.candidatePool) : null;
     return createBanditStrategy({
       name: 'thompson',
@@ -339,6 +340,7 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
       env,
       params,
       stats,
+      discovery,
       rank(round, rng, picker) {
         const t = stats.table(round.tags, params.candidatePool);
         const room = picker.room;

@@ -1,4 +1,4 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreStats, topIndices } from './bandit-base.js';
+import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats, topIndices } from './bandit-base.js';
 import { parseParameters } from './options.js';
 import type { PortStats } from './stats/port-stats.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
@@ -58,6 +58,7 @@ export const ucbStrategy: StrategyDefinition<UcbParams, BanditState> = {
   parseParams: (raw) => parseParameters<UcbParams>('ucb', parameters, raw),
   create(options, params, env, state) {
     const stats = restoreStats(env.catalog, params, state);
+    const discovery = restoreDiscovery(options, params, env.catalog, state?.discovery);
     const cache = new Map<string, { version: number; ports: number[] }>();
     return createBanditStrategy({
       name: 'ucb',
@@ -65,6 +66,7 @@ export const ucbStrategy: StrategyDefinition<UcbParams, BanditState> = {
       env,
       params,
       stats,
+      discovery,
       rank(round, _rng, picker) {
         picker.addAll(rankByIndex(stats, round.tags, params, cache));
       },

@@ -1,4 +1,4 @@
-import { profiles, roles, type ProfileName, type RoleName } from './profiles.js';
+import { profiles, roles, type ProfileName, type ProfileSpec, type RoleName } from './profiles.js';
 
 /** One documented parameter of a profile. */
 export interface ProfileParameter {
@@ -51,7 +51,11 @@ export function describeProfile(name: ProfileName): ProfileParameter[] {
     {
       parameter: 'rollout',
       value: p.rollout ? `${pct(p.rollout.hostShare)} of a /24` : 'none',
-      meaning: p.rollout ? 'a new odd high port (nmap has no figure for it) opens on the live hosts of one /24 at epoch floor(E/2)' : 'no rollout',
+      meaning: p.rollout
+        ? (p.rollout as NonNullable<ProfileSpec['rollout']>).source === 'elsewhere'
+          ? 'a port another /24 already runs (its own tail port) opens on the live hosts of one /24 at epoch floor(E/2)'
+          : 'a new odd high port (nmap has no figure for it) opens on the live hosts of one /24 at epoch floor(E/2)'
+        : 'no rollout',
     },
   );
   return rows;

@@ -96,7 +96,25 @@ export const roles = {
     ],
     extraCounts: [0.85, 0.15],
   },
+  /** Developer and build hosts: SSH, dev web servers (3000, 5000, 8000, 8080, 8888, 9000), local databases. */
+  dev: {
+    bundles: [
+      { ports: [22], p: 0.8, keep: 1 },
+      { ports: [3000], p: 0.25, keep: 1 },
+      { ports: [8080], p: 0.2, keep: 1 },
+      { ports: [5000], p: 0.15, keep: 1 },
+      { ports: [8000], p: 0.15, keep: 1 },
+      { ports: [8888], p: 0.1, keep: 1 },
+      { ports: [9000], p: 0.1, keep: 1 },
+      { ports: [5432], p: 0.1, keep: 1 },
+      { ports: [6379], p: 0.08, keep: 1 },
+    ],
+    extraCounts: [0.75, 0.2, 0.05],
+  },
 } as const satisfies Record<string, RoleSpec>;
+
+/** The roles of generator version 1, whose bundle ports tail and rollout ports avoid (kept fixed so older profiles draw the same scopes). */
+export const VERSION_1_ROLES: readonly RoleName[] = ['internet', 'dmz', 'office', 'datacenter', 'iot'];
 
 export type RoleName = keyof typeof roles;
 
@@ -136,8 +154,12 @@ export interface ProfileSpec {
   readonly tail: TailSpec | null;
   /** Per epoch: probability that a service disappears; probability that a live host gains one. */
   readonly churn: { readonly down: number; readonly up: number };
-  /** A new service on an odd high port, rolled out to a whole /24 at epoch floor(E/2). */
-  readonly rollout: { readonly hostShare: number } | null;
+  /**
+   * A service rolled out to a whole /24 at epoch floor(E/2): by default (`source` 'new') on an
+   * odd high port no list knows; with `source` 'elsewhere', one of another subnet's own tail
+   * ports (the organisation deploys a service it already runs elsewhere).
+   */
+  readonly rollout: { readonly hostShare: number; readonly source?: 'new' | 'elsewhere' } | null;
 }
 
 const orgTail: TailSpec = { subnetShare: 0.75, ports: [1, 3], hostShare: [0.7, 0.95], pool: 'org', altSshSubnetShare: 0.3, altSshHostShare: 0.9 };
@@ -188,6 +210,18 @@ export const profiles = {
     tail: { subnetShare: 1, ports: [3, 6], hostShare: [0.6, 0.95], pool: 'lowrank', altSshSubnetShare: 0.8, altSshHostShare: 0.95 },
     churn: { down: 0.02, up: 0.03 },
     rollout: { hostShare: 1 },
+  },
+  orgtail: {
+    description:
+      "Organisation long tail: 16-/24-sized scopes of five host kinds (tags), every /24 with 1-3 ports of its own on 55-90% of its live hosts, 45% dead hosts, a few pseudo-service hosts, churn, and a mid-way rollout of a port another subnet already runs.",
+    roles: { dmz: 0.2, office: 0.3, datacenter: 0.25, iot: 0.1, dev: 0.15 },
+    bundleScale: 1,
+    deadShare: 0.45,
+    pseudoShare: 0.003,
+    pseudoPorts: [1010, 1500],
+    tail: { subnetShare: 1, ports: [1, 3], hostShare: [0.55, 0.9], pool: 'org', altSshSubnetShare: 0.3, altSshHostShare: 0.9 },
+    churn: { down: 0.02, up: 0.03 },
+    rollout: { hostShare: 1, source: 'elsewhere' },
   },
   dmz: enterpriseLike('Web DMZ only: 80/443 heavy, alternate web ports, the org long tail.', { dmz: 1 }),
   office: enterpriseLike('Office only: 135/139/445, 3389, 5900, 5985.', { office: 1 }),

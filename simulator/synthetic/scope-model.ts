@@ -4,7 +4,7 @@ import { deriveRng, type Rng } from '../../src/core/rng.js';
 import { syntheticSubnet } from './address.js';
 import type { ResolvedGenerateOptions } from './options.js';
 import { drawBetween, drawWeighted, frequencySampler, type FrequencySampler } from './port-sampler.js';
-import { roles, type ProfileSpec, type RoleName, type RoleSpec } from './profiles.js';
+import { VERSION_1_ROLES, roles, type ProfileSpec, type RoleName, type RoleSpec } from './profiles.js';
 
 /** "Until the end of the scope": epochs are 16-bit, MAX_SYNTHETIC_EPOCHS is far below this. */
 export const NEVER = 0xffff;
@@ -53,7 +53,7 @@ export interface ScopeModel {
 }
 
 /** Ports that any role's bundles use; the rollout port avoids them so it is new everywhere. */
-const bundlePorts = new Set<number>(Object.values(roles).flatMap((r: RoleSpec) => r.bundles.flatMap((b) => b.ports)));
+const bundlePorts = new Set<number>(VERSION_1_ROLES.flatMap((name) => (roles[name] as RoleSpec).bundles.flatMap((b) => b.ports)));
 
 /** Alternate application ports an organisation likes to put its own services on. */
 const ORG_APP_PORTS = [8443, 4443, 9443, 8081, 8888, 31337, 10443, 7001, 8009, 9090, 3000, 5001, 8181, 8880] as const;
@@ -71,8 +71,19 @@ export function planRollout(options: ResolvedGenerateOptions, catalog: PortCatal
   let port: number;
   do port = drawBetween(20000, 60000, rng);
   while (catalog.rank(port) >= 0 || bundlePorts.has(port));
-  const subnetIndex = rng.int(Math.ceil(options.hosts / SUBNET_SIZE));
-  return { port, subnetIndex, subnet: syntheticSubnet(subnetIndex), epoch: Math.floor(options.epochs / 2), hostShare: spec.hostShare };
+  const subnetCount = Math.ceil(options.hosts / SUBNET_SIZE);
+  const subnetIndex = rng.int(subnetCount);
+  const epoch = Math.floor(options.epochs / 2);
+  if (spec.source === 'elsewhere') {
+    // A port another subnet already runs (its own tail), new to the rollout subnet. Subnet plans
+    // of this mode do not depend on the rollout, so they can be drawn first.
+    const own = planSubnet(options, subnetIndex, null, catalog).tailPorts;
+    for (let k = 1; k < subnetCount; k++) {
+      const other = planSubnet(options, (subnetIndex + k) % subnetCount, null, catalog).tailPorts.find((p) => !own.includes(p));
+      if (other !== undefined) return { port: other, subnetIndex, subnet: syntheticSubnet(subnetIndex), epoch, hostShare: spec.hostShare };
+    }
+  }
+  return { port, subnetIndex, subnet: syntheticSubnet(subnetIndex), epoch, hostShare: spec.hostShare };
 }
 
 function drawTailPort(profile: ProfileSpec, index: number, rng: Rng, catalog: PortCatalog): number {
@@ -108,7 +119,7 @@ export function planSubnet(options: ResolvedGenerateOptions, s: number, rollout:
       let port: number;
       let tries = 0;
       do port = drawTailPort(profile, i, rng, catalog);
-      while ((port === rollout?.port || tailPorts.includes(port) || bundlePorts.has(port)) && ++tries < 50);
+      while (((profile.rollout?.source !== 'elsewhere' && port === rollout?.port) || tailPorts.includes(port) || bundlePorts.has(port)) && ++tries < 50);
       if (tries >= 50) continue;
       tailPorts.push(port);
       tailShares.push(tail.hostShare[0] + rng.next() * (tail.hostShare[1] - tail.hostShare[0]));

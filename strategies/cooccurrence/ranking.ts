@@ -8,6 +8,10 @@ export interface Ranking {
   readonly scores: readonly number[];
   /** Score by port, when the ranking keeps one (cached marginal rankings do). */
   readonly byPort?: ReadonlyMap<number, number>;
+  /** Multiplies every score (a prior ranking shrunk by a prefix's sweeps); 1 when absent. */
+  readonly scale?: number;
+  /** Ports this ranking must not offer (another ranking scores them instead). */
+  readonly skip?: (port: number) => boolean;
 }
 
 export const EMPTY_RANKING: Ranking = Object.freeze({ ports: [], scores: [] });
@@ -46,6 +50,61 @@ export class MeanRanking {
       this.cache.set(key, ranking);
     }
     return ranking;
+  }
+}
+
+/**
+ * A prefix's ranking under its tags' (hierarchical, not a max): a port's estimate in the prefix
+ * is Beta(k m_tag + S_p, k (1 - m_tag) + F_p), with m_tag the tag estimate (which is itself
+ * shrunk toward the scope and nmap) and S_p, F_p the prefix's own discounted successes and
+ * failures. A subnet's evidence can thus veto a port its tag believes in (other subnets' own
+ * ports) as well as promote its own. Ports without an entry in the prefix have only its sweeps
+ * as failures, which scale every tag score by k / (k + sweeps) and keep the tag's order: the
+ * tag ranking serves them, scaled, and the prefix's entries are rescored (cached per prefix
+ * until the statistics change).
+ */
+export class PrefixUnderTag {
+  private version = -1;
+  private readonly cache = new Map<string, Ranking[]>();
+
+  constructor(
+    private readonly tagStats: PortStats,
+    private readonly tagRanking: MeanRanking,
+    private readonly prefixStats: PortStats,
+    private readonly strength: number,
+  ) {}
+
+  /** The rankings (prefix entries rescored, the tag ranking scaled without them) for one host. */
+  rank(tags: readonly string[], prefix: string): Ranking[] {
+    const v = this.tagStats.version * 1e9 + this.prefixStats.version;
+    if (v !== this.version) {
+      this.cache.clear();
+      this.version = v;
+    }
+    const key = `${prefix}\u0001${tags.join('\u0000')}`;
+    let hit = this.cache.get(key);
+    if (hit === undefined) {
+      const byTag = this.tagRanking.rank(tags);
+      const known = byTag.byPort;
+      const k = this.strength;
+      const entries = this.prefixStats.entries(prefix);
+      const sweeps = this.prefixStats.sweeps(prefix);
+      const scored: Array<[number, number]> = [];
+      const inPrefix = new Set<number>();
+      for (const port of entries) {
+        const m = known?.get(port) ?? this.tagStats.mean(tags, port);
+        const { successes, trials } = this.prefixStats.counts(prefix, port);
+        scored.push([port, (k * m + successes) / (k + Math.max(trials, successes))]);
+        inPrefix.add(port);
+      }
+      scored.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+      const own: Ranking = { ports: scored.map((x) => x[0]), scores: scored.map((x) => x[1]) };
+      const rest: Ranking = { ports: byTag.ports, scores: byTag.scores, scale: k / (k + sweeps), skip: (p) => inPrefix.has(p) };
+      hit = [own, rest];
+      if (this.cache.size > 4096) this.cache.clear();
+      this.cache.set(key, hit);
+    }
+    return hit;
   }
 }
 
@@ -122,10 +181,12 @@ export function addByScore(picker: PortPicker, rankings: readonly Ranking[], cou
     for (let r = 0; r < rankings.length; r++) {
       const ranking = rankings[r]!;
       // Skip entries the picker cannot take (already chosen, probed, excluded, not probeable).
-      while (cursor[r]! < ranking.ports.length && !picker.canTake(ranking.ports[cursor[r]!]!)) cursor[r]!++;
+      const skip = ranking.skip;
+      while (cursor[r]! < ranking.ports.length && (!picker.canTake(ranking.ports[cursor[r]!]!) || (skip !== undefined && skip(ranking.ports[cursor[r]!]!)))) cursor[r]!++;
       const i = cursor[r]!;
-      if (i < ranking.ports.length && ranking.scores[i]! > top) {
-        top = ranking.scores[i]!;
+      const score = i < ranking.ports.length ? ranking.scores[i]! * (ranking.scale ?? 1) : -Infinity;
+      if (score > top) {
+        top = score;
         pick = r;
       }
     }

@@ -416,14 +416,18 @@ export class PortStats {
   }
 
   /**
-   * Whether failed probes of a port with no entry are recorded: only for nmap's top
-   * TRACKED_TOP ports. Elsewhere a port gets an entry when first seen open, and failures before
-   * that are not counted (the prior stands for them), so exploration of random ports keeps the
-   * state sparse.
+   * Whether failed probes of a port with no entry are recorded: for nmap's top TRACKED_TOP ports
+   * and for ports seen open somewhere in the scope. Elsewhere a port gets an entry when first
+   * seen open, and failures before that are not counted (the prior stands for them), so
+   * exploration of random ports keeps the state sparse.
    */
   private isTracked(port: number): boolean {
     const r = this.catalog.rank(port);
-    return r >= 0 && r < TRACKED_TOP;
+    if (r >= 0 && r < TRACKED_TOP) return true;
+    // A port seen open anywhere in the scope: its failures in a tag or prefix are evidence
+    // (a subnet's own port must be able to lose against the subnets that do not run it).
+    const i = this.scope.find(port);
+    return i >= 0 && this.scope.s[i]! > 0;
   }
 
   /** Discounted successes and trials of `port` in a tag's group (null = whole scope). */
@@ -512,6 +516,16 @@ export class PortStats {
     const alpha = a / tags.length;
     const beta = b / tags.length;
     return alpha / (alpha + beta);
+  }
+
+  /** Every port with counts in a tag's group (probed and tracked, or seen open), unordered. */
+  entries(tag: string): readonly number[] {
+    return this.tagGroups.get(tag)?.ports ?? [];
+  }
+
+  /** Discounted sweeps of a tag's group (probes of every port without an entry). */
+  sweeps(tag: string): number {
+    return this.tagGroups.get(tag)?.sweeps ?? 0;
   }
 
   /** Ports ever seen open (still remembered) in a tag's group (null = whole scope), ascending. */

@@ -6,15 +6,18 @@ import { summariseExperiment } from '../../experiments/summarise.js';
 import { fakeCell, tinySpec } from './helpers.js';
 
 describe('the headline experiment', () => {
-  it('is the required grid: every generated profile, budgets 25-1000, 12 epochs, 5 seeds, the four strategies', () => {
+  it('is the required grid: every generated profile, orgtail at 128-16,384 hosts, budgets 25-1000, 12 epochs, 3 seeds, no duplicate series', () => {
     const spec = loadExperimentSpec('experiments/headline.json');
     expect(spec.budgets).toEqual([25, 50, 100, 250, 1000]);
-    expect(spec.seeds).toHaveLength(5);
-    expect(spec.recordings.map((r) => (r.kind === 'generated' ? r.profile : r.name)).sort()).toEqual(['datacenter', 'dmz', 'enterprise', 'internet', 'iot', 'longtail', 'office']);
+    expect(spec.seeds).toHaveLength(3);
+    expect(spec.recordings.map((r) => r.name).sort()).toEqual(
+      ['datacenter', 'dmz', 'enterprise', 'internet', 'iot', 'longtail', 'office', 'orgtail-128', 'orgtail-1024', 'orgtail-4096', 'orgtail-16384'].sort(),
+    );
     for (const r of spec.recordings) expect(r.kind === 'generated' && r.epochs).toBe(12);
-    expect(spec.strategies.map((s) => s.strategy).sort()).toEqual(['adaptive', 'fixed', 'thompson', 'top-k']);
+    // top-k is the Natlas list (nmap's top 1,000 in nmap's order) at every budget up to 1,000: left out.
+    expect(spec.strategies.map((s) => s.strategy).sort()).toEqual(['adaptive', 'fixed', 'thompson']);
     expect(spec.strategies.find((s) => s.label === spec.baseline)?.strategy).toBe('fixed');
-    expect(expandCells(spec)).toHaveLength(7 * 4 * 5 * 5);
+    expect(expandCells(spec)).toHaveLength(11 * 3 * 5 * 3);
   });
 });
 
@@ -29,6 +32,13 @@ describe('the README headline section', () => {
     expect(md).toContain('![Coverage at 20 probes');
     expect(md).toContain('| scope (hosts) | natlas-fixed | top-k | random | top-k − natlas-fixed | random − natlas-fixed |');
     expect(md).toMatch(/\| tiny \(10\) \| 50\.0% \[50\.0, 50\.0\] \|/);
+  });
+
+  it('compares the learner with the Natlas list at its native size, shows coverage over epochs and detection with the share detected', () => {
+    expect(md).toContain('against the Natlas list at its native 20 ports');
+    expect(md).toContain('**Coverage over epochs**');
+    expect(md).toMatch(/\| tiny \| natlas-fixed \| 40\.0% \| 45\.0% \| 50\.0% \|/);
+    expect(md).toContain('80% detected, 0.5 epochs');
   });
 
   it('is spliced between the markers, replacing the previous section and nothing else', () => {

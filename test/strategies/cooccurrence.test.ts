@@ -127,7 +127,7 @@ describe('cooccurrence strategy', () => {
     const x = strategy.explain(5);
     expect(x.groups.map((g) => g.group)).toEqual(['*', 'lab']);
     expect(x.notes!.some((n) => n.includes('P(47001 open | 22 open)'))).toBe(true);
-    expect(x.split.learned + x.split.mustHave).toBe(10);
+    expect(x.split.learned + x.split.mustHave + x.split.exploration).toBe(10);
   });
 });
 

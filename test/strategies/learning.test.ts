@@ -33,9 +33,11 @@ describe('learning strategies against top-k at equal budget', () => {
       expect(results.thompson!).toBeGreaterThan(results['top-k']! + 0.03);
     });
 
-    test('adaptive finds more services than top-k, and more than thompson', () => {
-      expect(results.adaptive!).toBeGreaterThan(results['top-k']! + 0.1);
-      expect(results.adaptive!).toBeGreaterThan(results.thompson!);
+    test('adaptive and thompson (which now shares the discovery layer) both find far more services than top-k', () => {
+      // Measured (issue 12): top-k 0.247, thompson 0.533, adaptive 0.514 on this 1,024-host, 6-epoch
+      // scope; adaptive's sweeps only start paying after a few epochs (it leads on 12 epochs).
+      expect(results.adaptive!).toBeGreaterThan(results['top-k']! + 0.2);
+      expect(results.thompson!).toBeGreaterThan(results['top-k']! + 0.2);
     });
   });
 

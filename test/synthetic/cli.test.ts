@@ -34,7 +34,7 @@ describe('portbandit scope', () => {
     const bad = await portbandit('scope', 'generate', '--profile', 'campus', '--hosts', '10', '--epochs', '1', '--out', join(dir, 'x.ndjson'));
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stderr).toContain('unknown profile "campus"');
-    expect(bad.stderr).toContain('internet, enterprise, longtail, dmz, office, datacenter, iot');
+    expect(bad.stderr).toContain('internet, enterprise, longtail, orgtail, dmz, office, datacenter, iot');
     const big = await portbandit('scope', 'generate', '--hosts', '131073', '--epochs', '1', '--out', join(dir, 'y.ndjson'));
     expect(big.exitCode).not.toBe(0);
     expect(big.stderr).toContain('198.18.0.0/15');

@@ -1,0 +1,98 @@
+import { realpathSync, writeFileSync } from 'node:fs';
+import { loadNmapServices } from '../src/catalog/index.js';
+import { type SimulationResult, simulate } from '../simulator/index.js';
+import { generateRecording } from '../simulator/synthetic/index.js';
+import { createStrategy } from '../strategies/index.js';
+
+/**
+ * Issue 12's evidence: late coverage (epochs E/2 .. E-1) of every learning strategy and of top-k
+ * at budgets 25 / 100 / 300, on the project's profiles and on organisation-long-tail scopes
+ * (`orgtail`) generated with seeds held out from tuning, and the rollout's detection.
+ * Coverage figures only (CPU seconds are printed for information; they are not a timing bench).
+ *
+ * Sizes by env: PB_BENCH_DISCOVERY_CASES (comma list of profile:seed, default below),
+ * PB_BENCH_DISCOVERY_HOSTS (4096 = 16 /24s), PB_BENCH_DISCOVERY_EPOCHS (12),
+ * PB_BENCH_DISCOVERY_BUDGETS (25,100,300), PB_BENCH_DISCOVERY_STRATEGIES (default below),
+ * PB_BENCH_DISCOVERY_OUT (a JSON file for the figures).
+ */
+
+/** Seeds tuned on: `tune-*`. Held out (never looked at while tuning): `holdout-*`. */
+export const DISCOVERY_CASES = ['orgtail:tune-1', 'orgtail:holdout-1', 'orgtail:holdout-2', 'orgtail:holdout-3', 'enterprise:bench', 'longtail:bench', 'internet:bench'];
+const STRATEGIES = ['top-k', 'epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
+
+/** One measured cell. */
+export interface DiscoveryCell {
+  readonly profile: string;
+  readonly seed: string;
+  readonly budget: number;
+  readonly strategy: string;
+  /** Services found / present over the late epochs. */
+  readonly late: number;
+  /** Coverage per epoch. */
+  readonly perEpoch: readonly (number | null)[];
+  /** Share of the rollout's hosts found in the rollout epoch and within one epoch. */
+  readonly rollout0: number | null;
+  readonly rollout1: number | null;
+  readonly probesPerHostEpoch: number;
+  readonly cpu: number;
+}
+
+function late(r: SimulationResult): number {
+  const from = Math.floor(r.epochs / 2);
+  let found = 0;
+  let total = 0;
+  for (const e of r.perEpoch) {
+    if (e.epoch < from) continue;
+    found += e.found;
+    total += e.total;
+  }
+  return total === 0 ? 0 : found / total;
+}
+
+const pct = (x: number | null): string => (x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
+
+/** Run the grid and print one line per (case, budget): each strategy's late coverage. */
+export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): DiscoveryCell[] {
+  const hosts = Number(env.PB_BENCH_DISCOVERY_HOSTS ?? 4096);
+  const epochs = Number(env.PB_BENCH_DISCOVERY_EPOCHS ?? 12);
+  const cases = env.PB_BENCH_DISCOVERY_CASES?.split(',').map((s) => s.trim()) ?? DISCOVERY_CASES;
+  const budgets = (env.PB_BENCH_DISCOVERY_BUDGETS ?? '25,100,300').split(',').map(Number);
+  const names = env.PB_BENCH_DISCOVERY_STRATEGIES?.split(',').map((s) => s.trim()) ?? STRATEGIES;
+  const catalog = loadNmapServices();
+  const cells: DiscoveryCell[] = [];
+  console.log(`discovery: ${hosts} hosts x ${epochs} epochs; late coverage = epochs ${Math.floor(epochs / 2)}-${epochs - 1}; r1 = rollout hosts found within one epoch`);
+  console.log(`discovery: ${'case'.padEnd(22)} budget ${names.map((n) => n.padStart(14)).join('')}`);
+  for (const c of cases) {
+    const [profile, seed] = c.split(':') as [string, string];
+    const recording = generateRecording({ profile, hosts, epochs, seed }, catalog);
+    for (const budget of budgets) {
+      const row: string[] = [];
+      for (const strategy of names) {
+        const s = createStrategy({ strategy, budget }, { catalog });
+        const before = process.cpuUsage();
+        const r = simulate(recording, s, { seed: 'bench' });
+        const used = process.cpuUsage(before);
+        const cell: DiscoveryCell = {
+          profile,
+          seed,
+          budget,
+          strategy,
+          late: late(r),
+          perEpoch: r.perEpoch.map((e) => e.coverage),
+          rollout0: r.rollout?.within0 ?? null,
+          rollout1: r.rollout?.within1 ?? null,
+          probesPerHostEpoch: r.perEpoch.reduce((a, e) => a + e.probes, 0) / recording.size,
+          cpu: (used.user + used.system) / 1e6,
+        };
+        cells.push(cell);
+        row.push(`${pct(cell.late)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(14));
+      }
+      console.log(`discovery: ${c.padEnd(22)} ${String(budget).padStart(6)} ${row.join('')}`);
+    }
+  }
+  if (env.PB_BENCH_DISCOVERY_OUT) writeFileSync(env.PB_BENCH_DISCOVERY_OUT, `${JSON.stringify(cells, null, 1)}\n`);
+  return cells;
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${realpathSync(process.argv[1])}`).href;
+if (invokedDirectly) runDiscoveryBenchmark();

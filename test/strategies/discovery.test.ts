@@ -1,0 +1,140 @@
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect } from 'vitest';
+import { loadNmapServices } from '../../src/catalog/index.js';
+import { PortRanges } from '../../src/core/ports.js';
+import { createRng } from '../../src/core/rng.js';
+import type { Observation } from '../../src/recording/index.js';
+import { simulate } from '../../simulator/index.js';
+import { createStrategy } from '../../strategies/build.js';
+import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
+import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
+import { resolveCommonOptions } from '../../strategies/options.js';
+import type { DiscoveryParams } from '../../strategies/discovery/discovery.js';
+import type { HostContext, HostResult } from '../../strategies/types.js';
+import { makeRecording } from '../simulator/helpers.js';
+
+const catalog = loadNmapServices();
+const defaults = Object.fromEntries(discoveryParameters(0.25).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
+const PREFIX = '198.18.7.0/24';
+
+function result(pos: number, epoch: number, open: number[]): HostResult {
+  return { ip: `198.18.7.${pos}`, tags: ['lab'], prefix: PREFIX, epoch, probed: open, open, previousOpen: [], sweep: false };
+}
+
+function host(pos: number, epoch: number, previousOpen: number[], previousEpoch = epoch - 1): HostContext {
+  return { ip: `198.18.7.${pos}`, tags: ['lab'], prefix: PREFIX, epoch, previousOpen, previousEpoch, probeable: PortRanges.ALL };
+}
+
+describe('the candidate order', () => {
+  test('one pass holds every port exactly once: nmap table first, then a per-prefix permutation', () => {
+    const order = CandidateOrder.of(catalog);
+    expect(order.length).toBe(65535);
+    const seen = new Uint8Array(65536);
+    for (let k = 0; k < order.length; k++) seen[order.at(12345, k)]! += 1;
+    expect(seen.slice(1).every((x) => x === 1)).toBe(true);
+    expect(order.at(1, 0)).toBe(catalog.byFrequency[0]);
+    // Two prefixes walk the rest of the port space in different orders.
+    const k = order.table.length + 10;
+    expect(order.at(1, k)).not.toBe(order.at(2, k));
+  });
+});
+
+describe('coordinated discovery', () => {
+  test.prop([fc.uniqueArray(fc.integer({ min: 1, max: 254 }), { minLength: 1, maxLength: 120 }), fc.integer({ min: 10, max: 2000 }), fc.integer({ min: 0, max: 40 })], {
+    numRuns: 40,
+  })('the hosts of a prefix that answered probe disjoint slices within an epoch, and the next epoch goes on where it ended', (live, budget, knownCount) => {
+    const options = resolveCommonOptions({ budget });
+    const d = new Discovery(options, defaults, catalog, 20);
+    // Epoch 0: `live` answered (with ports open elsewhere in the scope), the others were silent.
+    const known = Array.from({ length: knownCount }, (_, i) => 40000 + i);
+    const epoch0 = Array.from({ length: 254 }, (_, i) => i + 1).map((pos) => result(pos, 0, live.includes(pos) ? [22, ...known.slice(0, 1)] : []));
+    epoch0.push({ ...result(1, 0, known), ip: '198.18.8.1', prefix: '198.18.8.0/24' });
+    d.observe(epoch0, epoch0, false);
+    const slices = live.map((pos) => d.slice(host(pos, 1, [22])));
+    const all = slices.flat();
+    // Tier-1 ports repeat on measureHosts hosts; the untargeted tiers never repeat.
+    const untargeted = all.filter((p) => !known.includes(p) && p !== 22);
+    expect(new Set(untargeted).size).toBe(untargeted.length);
+    // A port open elsewhere is measured on at most measureHosts hosts (plus once more if the untargeted tiers reach it).
+    for (const p of [22, ...known]) expect(all.filter((x) => x === p).length).toBeLessThanOrEqual(defaults.measureHosts + 1);
+    // Silent hosts get no slice.
+    const silent = Array.from({ length: 254 }, (_, i) => i + 1).find((pos) => !live.includes(pos));
+    if (silent !== undefined) expect(d.slice(host(silent, 1, []))).toEqual([]);
+    // Epoch 1 results fix epoch 1's plan; epoch 2's untargeted slices continue the order.
+    const epoch1 = live.map((pos) => result(pos, 1, [22]));
+    d.observe(epoch1, epoch1, false);
+    const next = live.map((pos) => d.slice(host(pos, 2, [22]))).flat().filter((p) => !known.includes(p) && p !== 22);
+    // Unless two epochs hold more than a full pass, the second repeats nothing of the first.
+    if (untargeted.length + next.length <= 65535 - 1 - known.length) {
+      const first = new Set(untargeted);
+      expect(next.filter((p) => first.has(p))).toEqual([]);
+    }
+  });
+
+  test('a state restored from JSON and a state merged with an empty one give the same slices', () => {
+    const options = resolveCommonOptions({ budget: 100 });
+    const d = new Discovery(options, defaults, catalog, 20);
+    const rs = [1, 2, 3, 5, 8, 13].map((pos) => result(pos, 0, [22, 31337]));
+    d.observe(rs, rs, false);
+    const saved = JSON.parse(JSON.stringify(d.toJSON()));
+    const restored = new Discovery(options, defaults, catalog, 20, saved);
+    const merged = new Discovery(options, defaults, catalog, 20, mergeDiscoveryStates(saved, emptyDiscoveryState()));
+    for (const pos of [1, 5, 13]) {
+      expect(restored.slice(host(pos, 1, [22]))).toEqual(d.slice(host(pos, 1, [22])));
+      expect(merged.slice(host(pos, 1, [22]))).toEqual(d.slice(host(pos, 1, [22])));
+    }
+    expect(mergeDiscoveryStates(saved, emptyDiscoveryState())).toEqual(mergeDiscoveryStates(emptyDiscoveryState(), saved));
+  });
+});
+
+describe('allowance by liveness', () => {
+  test('silent hosts get the floor, answering hosts the rest: the average stays at the budget', () => {
+    const options = resolveCommonOptions({ budget: 100 });
+    const d = new Discovery(options, defaults, catalog, 20);
+    const rs = Array.from({ length: 200 }, (_, i) => result(i + 1, 0, i < 80 ? [22] : []));
+    d.observe(rs, rs, false);
+    const rng = createRng('a');
+    const live = Array.from({ length: 80 }, (_, i) => d.allowance(host(i + 1, 1, [22]), rng));
+    const dead = Array.from({ length: 120 }, (_, i) => d.allowance(host(i + 81, 1, []), rng));
+    expect(new Set(dead)).toEqual(new Set([10]));
+    const mean = [...live, ...dead].reduce((a, b) => a + b, 0) / 200;
+    expect(Math.abs(mean - 100)).toBeLessThan(1.5);
+  });
+
+  test('with a huge budget a never-visited host gets at most firstVisitCap probes, a silent one a floor', () => {
+    const options = resolveCommonOptions({ budget: 65535 });
+    const d = new Discovery(options, defaults, catalog, 20);
+    expect(d.allowance(host(1, 0, [], -1), createRng('b'))).toBe(1000);
+    const rs = Array.from({ length: 254 }, (_, i) => result(i + 1, 0, i < 16 ? [22] : []));
+    d.observe(rs, rs, false);
+    expect(d.allowance(host(100, 1, []), createRng('c'))).toBe(1000);
+    expect(d.allowance(host(1, 1, [22]), createRng('d'))).toBe(65535);
+  });
+});
+
+describe('small scopes', () => {
+  test('a port outside every list is found within the number of epochs explain predicts for a full pass', () => {
+    // One /24: 24 hosts answer on 22, and all of them on 47613 (no list knows it); the rest are silent.
+    const hidden = 47613;
+    expect(catalog.rank(hidden)).toBe(-1);
+    const epochs = 40;
+    const observations: Observation[] = [];
+    for (let e = 0; e < epochs; e++) {
+      for (let i = 1; i <= 64; i++) observations.push({ epoch: e, ip: `198.18.3.${i}`, tags: ['lab'], open: i <= 24 ? [22, hidden] : [] });
+    }
+    const recording = makeRecording(observations);
+    const strategy = createStrategy({ strategy: 'ucb', budget: 300 }, { catalog });
+    const probe = createStrategy({ strategy: 'ucb', budget: 300 }, { catalog });
+    // What explain predicts after one epoch (24 answering hosts, 40 silent).
+    simulate(makeRecording(observations.filter((o) => o.epoch === 0)), probe, { seed: 's' });
+    const note = probe.explain(5).notes!.find((n) => n.startsWith('full pass'))!;
+    const predicted = Number(/: ([\d.]+) epochs/.exec(note)![1]);
+    expect(predicted).toBeGreaterThan(1);
+    expect(predicted).toBeLessThan(epochs - 2);
+    const r = simulate(recording, strategy, { seed: 's' });
+    const first = r.perEpoch.findIndex((e) => e.found > 24 * 1);
+    expect(first).toBeGreaterThan(0);
+    // Epoch 0 has no slices (nothing known about liveness): the pass starts in epoch 1.
+    expect(first).toBeLessThanOrEqual(Math.ceil(predicted) + 1);
+  });
+});
