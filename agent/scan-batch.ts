@@ -89,6 +89,9 @@ const MASSCAN_PARALLEL = 4;
 const GATHER_MS = 500;
 const GATHER_ITEMS = 128;
 
+/** Per-attempt timeout of the connect check of ports last known open. */
+const VERIFY_TIMEOUT_MS = 2000;
+
 /** The smallest share of --rate a masscan run gets. */
 const MIN_MASSCAN_RATE = 1000;
 
@@ -345,6 +348,21 @@ export class ScanPipeline {
       return { ...base, status: 'up', finishedAt, ports: [], unknownPorts: PortRanges.fromPorts(item.ports).toString(), incomplete: pre.error, timings: { preflight: Math.round(pre.durationMs), total: finishedAt - startedAt } };
     }
     const open = (pre.open.get(item.ip) ?? []).filter((p) => own.has(p));
+    // Ports last known open that the preflight did not see: a lost packet is not a closed
+    // service. Two connect attempts each decide (open, refused, or silent twice).
+    const seen = new Set(open);
+    const doubt = pre.ran === 'none' ? [] : (item.verify ?? []).filter((p) => own.has(p) && !seen.has(p));
+    if (doubt.length > 0) {
+      const recheck = await this.connectSlots.use(() =>
+        runConnectSweep({ targets: [item.ip], ports: doubt, allow: config.allow, concurrency: 64, timeoutMs: VERIFY_TIMEOUT_MS, retries: 1, ...(config.signal ? { signal: config.signal } : {}) }),
+      );
+      const confirmed = recheck.open.get(item.ip) ?? [];
+      if (confirmed.length > 0) {
+        config.log(`agent: ${item.ip}: the ${pre.ran} preflight missed open port(s) ${confirmed.join(', ')} (confirmed by connect)`);
+        open.push(...confirmed);
+        open.sort((a, b) => a - b);
+      }
+    }
     const host: Record<string, unknown> = {};
     const pseudo = pre.ran !== 'none' && open.length > config.pseudoServiceThreshold;
     if (pseudo) {

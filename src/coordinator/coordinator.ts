@@ -599,12 +599,15 @@ export class Coordinator {
     };
     await this.store.putLease(lease);
     const policy = this.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
+    const known = new Set(session.previousOpen);
+    const verify = known.size === 0 ? [] : sorted.filter((p) => known.has(p));
     return {
       protocol: PROTOCOL_VERSION,
       leaseId: lease.id,
       ip,
       tags: lease.tags,
       ports: sorted,
+      ...(verify.length > 0 ? { verify } : {}),
       round,
       cycle,
       reason,

@@ -40,6 +40,12 @@ export interface WorkItem {
   readonly tags: readonly string[];
   /** TCP ports to probe, ascending. Results for other ports are rejected. */
   readonly ports: readonly number[];
+  /**
+   * Ports of `ports` last known open on this host. A fast preflight that loses a packet must not
+   * turn one of them into a closed service: the agent confirms a silent answer for these with
+   * probes of its own before it reports them not open.
+   */
+  readonly verify?: readonly number[];
   /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */
   readonly round: number;
   readonly cycle: number;
@@ -150,6 +156,7 @@ export const workItemSchema = {
     ip: shortText(64),
     tags: { type: 'array', items: shortText(64) },
     ports: { type: 'array', maxItems: 65535, items: port },
+    verify: { type: 'array', maxItems: 65535, items: port },
     round: { type: 'integer', minimum: 0 },
     cycle: { type: 'integer', minimum: 0 },
     reason: { type: 'string', enum: ['cycle', 'manual', 'expired', 'followup'] },

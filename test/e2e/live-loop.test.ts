@@ -1,0 +1,174 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { detectScannerTools } from '../../agent/index.js';
+import { loadNmapServices } from '../../src/catalog/index.js';
+import { type LabState, labDown, labEpoch, labUnavailableReason, labUp } from '../../src/lab/index.js';
+import type { ScanDocument, StoreEvent } from '../../src/store/types.js';
+import { tempDataDir } from '../coordinator/helpers.js';
+
+/**
+ * The live loop as an operator runs it: a real `portbandit serve` process, a real `portbandit
+ * agent` process (masscan preflight, nmap -sV), the lab's whole /24 in scope with closed ports
+ * silently dropped (most addresses dead), the default policy as installed, one lab epoch change
+ * between the two cycles.
+ */
+const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+const tools = await detectScannerTools();
+const reason =
+  (await labUnavailableReason()) ?? (!tools.nmap || !tools.masscan || !tools.rawSockets ? 'nmap, masscan and raw sockets are needed' : !existsSync(CLI) ? 'build first (npm run build)' : null);
+if (reason) process.stderr.write(`live-loop e2e skipped: ${reason}\n`);
+
+const SEED = 'live-loop-7';
+const HOSTS = 16;
+const log = (line: string) => process.stderr.write(`[live] ${line}\n`);
+const run = promisify(execFile);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe.skipIf(reason !== null)('live loop: serve + agent processes against the lab /24 (closed ports dropped)', () => {
+  const data = tempDataDir();
+  let lab: LabState;
+  let server: ChildProcess | undefined;
+  let agent: ChildProcess | undefined;
+  let port = 0;
+  let admin = '';
+  let serverErr = '';
+  const cli = (...args: string[]) => run(process.execPath, [CLI, ...args, '--data', join(data.dir, 'data')]);
+  const api = async <T>(path: string, method = 'GET'): Promise<T> => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { authorization: `Bearer ${admin}` } });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+
+  /** Wait until the current cycle is walked and nothing is queued or in flight. */
+  async function cycleDone(number: number, limitMs: number): Promise<number> {
+    const started = Date.now();
+    for (;;) {
+      const cycle = await api<{ cycle: number; position: string; size: string }>('/api/v1/admin/cycle');
+      const queue = await api<{ items: unknown[]; inFlight: number }>('/api/v1/admin/queue');
+      if (cycle.cycle === number && cycle.size !== '0' && cycle.position === cycle.size && queue.items.length === 0 && queue.inFlight === 0) return Date.now() - started;
+      if (Date.now() - started > limitMs) throw new Error(`cycle not done in ${limitMs} ms: ${JSON.stringify({ cycle, inFlight: queue.inFlight })}`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  async function latest(ip: string): Promise<ScanDocument | undefined> {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/hosts/${ip}`, { headers: { authorization: `Bearer ${admin}` } });
+    return res.status === 200 ? ((await res.json()) as ScanDocument) : undefined;
+  }
+
+  async function events(): Promise<StoreEvent[]> {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/events`, { headers: { authorization: `Bearer ${admin}` } });
+    return (await res.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as StoreEvent & { cursor?: string })
+      .filter((e) => e.kind !== undefined);
+  }
+
+  beforeAll(async () => {
+    lab = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: SEED, epochs: 2, closed: 'drop', log });
+    for (const h of lab.hosts) log(`${h.ip}: ${h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing)'}`);
+    port = await freePort();
+    server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', join(data.dir, 'data'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    server.stderr!.on('data', (chunk: Buffer) => (serverErr += chunk.toString()));
+    for (let waited = 0; !/pbk_[A-Za-z0-9_-]+/.test(serverErr); waited += 100) {
+      if (waited > 30_000) throw new Error(`serve did not start: ${serverErr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    admin = /pbk_[A-Za-z0-9_-]+/.exec(serverErr)![0];
+    // The README flow: scope, an agent token in a file, the agent with --token-file.
+    await cli('scope', 'add', '198.18.1.0/24', '--tag', 'lab');
+    const { stdout } = await cli('token', 'create', '--agent', 'lab-agent');
+    const tokenFile = join(data.dir, 'agent.token');
+    writeFileSync(tokenFile, stdout, { mode: 0o600 });
+    agent = spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--token-file', tokenFile, '--allow', '198.18.1.0/24', '--rate', '50000'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    agent.stderr!.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) if (/preflight|refus|fail|reject/.test(line)) log(`agent ${line}`);
+    });
+  }, 900_000); // labUp waits while another test file owns the lab
+
+  afterAll(async () => {
+    for (const child of [agent, server]) {
+      if (child && child.exitCode === null) {
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+    }
+    await labDown({ log });
+    data.cleanup();
+  }, 120_000);
+
+  test('two cycles find the served services, an epoch change shows as events within one cycle, and a time-out never reads as closed', async () => {
+    const top1000 = new Set(loadNmapServices().top(1000));
+    const served = () => lab.hosts.flatMap((h) => h.services.map((s) => ({ ip: h.ip, port: s.port, kind: s.kind })));
+    // The scope this test is about: silent services and a custom port no nmap list has.
+    expect(served().some((s) => s.kind === 'silent')).toBe(true);
+    expect(served().some((s) => !top1000.has(s.port))).toBe(true);
+
+    const first = await cycleDone(1, 600_000);
+    log(`cycle 1: ${(first / 1000).toFixed(1)} s`);
+    const before = served();
+    // What cycle 1 knew open: only those can close in the operator's eyes.
+    const knownAfterCycle1 = new Set<string>();
+    for (const h of lab.hosts) for (const p of (await latest(h.ip))?.ports ?? []) if (p.state === 'open') knownAfterCycle1.add(`${h.ip}:${p.port}`);
+    lab = await labEpoch({ log });
+    const after = served();
+    const key = (s: { ip: string; port: number }) => `${s.ip}:${s.port}`;
+    const opened = after.filter((s) => !before.some((b) => key(b) === key(s)));
+    const closedByLab = before.filter((s) => !after.some((a) => key(a) === key(s)));
+    log(`epoch 1: ${opened.length} services opened, ${closedByLab.length} closed`);
+    await api('/api/v1/admin/cycle/restart', 'POST'); // the default policy's period is 24 h
+    const second = await cycleDone(2, 600_000);
+    log(`cycle 2: ${(second / 1000).toFixed(1)} s`);
+
+    // >= 95% of what the lab serves now is in the hosts' latest visits.
+    let found = 0;
+    const missed: string[] = [];
+    for (const s of after) {
+      const scan = await latest(s.ip);
+      if (scan?.ports.some((p) => p.port === s.port && p.state === 'open')) found++;
+      else missed.push(`${key(s)}/${s.kind}`);
+    }
+    log(`found ${found} of ${after.length} served services; missed ${missed.join(' ') || 'none'}`);
+    expect(found / after.length).toBeGreaterThanOrEqual(0.95);
+
+    const all = await events();
+    // Never a closed event for a port the lab still serves (time-outs are unknown, not closed).
+    const falseClosed = all.filter((e) => e.kind === 'service-closed' && after.some((s) => s.ip === e.ip && s.port === e.port));
+    expect(falseClosed).toEqual([]);
+    // The epoch's changes are events of cycle 2 (the one right after the change).
+    const cycle2 = await api<{ items: ScanDocument[] }>('/api/v1/search?view=history&limit=1000&q=' + encodeURIComponent(''));
+    const cycle2Visits = new Set(cycle2.items.filter((s) => s.cycle === 2).map((s) => s.scanId));
+    for (const s of opened) {
+      const scan = await latest(s.ip);
+      if (!scan?.ports.some((p) => p.port === s.port && p.state === 'open')) continue; // counted in the 5% above
+      expect(all.some((e) => e.kind === 'service-new' && e.ip === s.ip && e.port === s.port && cycle2Visits.has(e.scanId)), `service-new ${key(s)}`).toBe(true);
+    }
+    for (const s of closedByLab.filter((c) => knownAfterCycle1.has(key(c)))) {
+      expect(all.some((e) => e.kind === 'service-closed' && e.ip === s.ip && e.port === s.port && cycle2Visits.has(e.scanId)), `service-closed ${key(s)}`).toBe(true);
+    }
+    // Silent services were cut off by the -sV time-out: partial visits, ports still open.
+    const partial = cycle2.items.filter((s) => s.incomplete !== undefined);
+    expect(partial.length).toBeGreaterThan(0);
+    // Each visit is one scan: every address has exactly one scan per cycle.
+    const history = await api<{ items: ScanDocument[]; total: number }>('/api/v1/search?view=history&limit=1000');
+    expect(history.total).toBe(2 * 256);
+    const perHostCycle = new Map<string, number>();
+    for (const s of history.items) perHostCycle.set(`${s.ip}/${s.cycle}`, (perHostCycle.get(`${s.ip}/${s.cycle}`) ?? 0) + 1);
+    expect(Math.max(...perHostCycle.values())).toBe(1);
+  }, 1_500_000);
+});
