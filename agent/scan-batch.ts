@@ -234,9 +234,16 @@ export class ScanPipeline {
       tasks.push(
         (async () => {
           const startedAt = Date.now();
+          // The ports last known open are most likely open again: nmap starts on them at once,
+          // beside the preflight, instead of after it (a silent one costs its time-out anyway).
+          const ran = choosePreflight(item.scan.preflight, this.config);
+          const verify = ran === 'none' || !this.wantsNmap(item, ran) ? [] : (item.verify ?? []).filter((p) => item.ports.includes(p));
+          const early = verify.length > 0 ? this.detect(item, verify, false) : undefined;
+          // A rejected early run must not go unobserved while the preflight runs.
+          early?.catch(() => {});
           const pre = await this.preflightOf(item);
           if (this.config.signal?.aborted) return;
-          const submission = await this.finishHost(item, pre, startedAt);
+          const submission = await this.finishHost(item, pre, startedAt, early);
           if (submission) await onResult({ kind: 'result', item, submission });
         })(),
       );
@@ -333,7 +340,82 @@ export class ScanPipeline {
   }
 
   /** nmap on one host's open ports (if any), then its result. Undefined when aborted. */
-  private async finishHost(item: WorkItem, pre: PreflightOutcome, startedAt: number): Promise<ResultSubmission | undefined> {
+  /** The NSE scripts of an item this agent runs (the others are logged once and skipped). */
+  private scriptsOf(item: WorkItem): string[] {
+    const refused = item.scan.scripts.filter((s) => !this.config.scriptsAllow.has(s));
+    if (refused.length > 0 && !this.refusedScriptSets.has(refused.join(','))) {
+      this.refusedScriptSets.add(refused.join(','));
+      this.config.log(`agent: the policy asks for NSE scripts not on --scripts-allow, skipped: ${refused.join(', ')} (logged once)`);
+    }
+    return item.scan.scripts.filter((s) => this.config.scriptsAllow.has(s));
+  }
+
+  /** Whether nmap adds anything to the preflight for this item (and can run). */
+  private wantsNmap(item: WorkItem, ran: Preflight): boolean {
+    if (!this.config.tools.nmap) return false;
+    return ran === 'none' || item.scan.versionDetection || item.scan.scripts.some((s) => this.config.scriptsAllow.has(s));
+  }
+
+  /**
+   * nmap -sV on `ports` of one host: one run when nmap is the port scan (preflight none),
+   * otherwise a process per port (at most MAX_NMAP_RUNS_PER_HOST per host), so a silent service
+   * costs its own time-out and never the detail of the host's other ports.
+   */
+  private async detect(item: WorkItem, ports: readonly number[], whole: boolean): Promise<Detection> {
+    const config = this.config;
+    const scripts = this.scriptsOf(item);
+    const parts = whole ? [[...ports]] : splitPorts(ports, MAX_NMAP_RUNS_PER_HOST);
+    const queued = performance.now();
+    let waitMs = 0;
+    const outcomes = await Promise.all(
+      parts.map((part) =>
+        this.nmapSlots.use(async () => {
+          waitMs = Math.max(waitMs, performance.now() - queued);
+          const started = performance.now();
+          try {
+            const r = await runNmap({
+              targets: [item.ip],
+              ports: part,
+              allow: config.allow,
+              versionDetection: item.scan.versionDetection,
+              scripts,
+              scriptsAllow: config.scriptsAllow,
+              hostTimeoutSeconds: item.scan.hostTimeoutSeconds,
+              scriptTimeoutSeconds: item.scan.scriptTimeoutSeconds,
+              ...(item.scan.versionIntensity !== undefined ? { versionIntensity: item.scan.versionIntensity } : {}),
+              ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
+              ...(config.signal ? { signal: config.signal } : {}),
+            });
+            const host = r.run.hosts.find((h) => h.ip === item.ip);
+            return { part, ms: performance.now() - started, ...(host && !host.timedOut ? { ports: host.ports } : { timedOut: true as const }) };
+          } catch (error) {
+            if (!isPortbanditError(error) || config.signal?.aborted) throw error;
+            return { part, ms: performance.now() - started, error: error.message };
+          }
+        }),
+      ),
+    );
+    const own = new Set(item.ports);
+    const detected = new Map<number, PortResult>();
+    const timedOut: number[] = [];
+    const failed: string[] = [];
+    for (const o of outcomes) {
+      if ('ports' in o && o.ports) {
+        for (const p of o.ports) if (own.has(p.port)) detected.set(p.port, p);
+      } else if ('error' in o && o.error !== undefined) {
+        failed.push(o.error.slice(0, 200));
+      } else timedOut.push(...o.part);
+    }
+    const unresolved = outcomes.filter((o) => !('ports' in o && o.ports)).flatMap((o) => o.part);
+    return { detected, timedOut, failed, unresolved, ms: Math.max(0, ...outcomes.map((o) => o.ms)), waitMs };
+  }
+
+  /**
+   * One host after its preflight: the ports last known open are confirmed, nmap runs on the open
+   * ports (those last known open were started with the preflight already), and the result says
+   * which ports are open, which unknown, and why it is partial.
+   */
+  private async finishHost(item: WorkItem, pre: PreflightOutcome, startedAt: number, early: Promise<Detection> | undefined): Promise<ResultSubmission | undefined> {
     const config = this.config;
     const own = new Set(item.ports);
     const base = {
@@ -343,15 +425,33 @@ export class ScanPipeline {
       preflight: pre.ran,
       agentVersion: VERSION,
     };
+    const earlyResult = early ? await early : undefined;
     if (pre.error !== undefined) {
       const finishedAt = Date.now();
-      return { ...base, status: 'up', finishedAt, ports: [], unknownPorts: PortRanges.fromPorts(item.ports).toString(), incomplete: pre.error, timings: { preflight: Math.round(pre.durationMs), total: finishedAt - startedAt } };
+      // Nothing observed these ports, except what nmap (started early) did.
+      const seen = [...(earlyResult?.detected.values() ?? [])];
+      const unknown = item.ports.filter((p) => !earlyResult?.detected.has(p));
+      return {
+        ...base,
+        status: 'up',
+        finishedAt,
+        ports: seen,
+        ...(unknown.length > 0 ? { unknownPorts: PortRanges.fromPorts(unknown).toString() } : {}),
+        incomplete: pre.error,
+        timings: { preflight: Math.round(pre.durationMs), total: finishedAt - startedAt },
+      };
     }
     const open = (pre.open.get(item.ip) ?? []).filter((p) => own.has(p));
-    // Ports last known open that the preflight did not see: a lost packet is not a closed
-    // service. Two connect attempts each decide (open, refused, or silent twice).
     const seen = new Set(open);
-    const doubt = pre.ran === 'none' ? [] : (item.verify ?? []).filter((p) => own.has(p) && !seen.has(p));
+    // nmap already answered for these (a SYN probe of its own, then -sV): open or not, it decides.
+    for (const [port, r] of earlyResult?.detected ?? []) {
+      if (r.state !== 'open' || seen.has(port)) continue;
+      seen.add(port);
+      open.push(port);
+    }
+    // Ports last known open that neither the preflight nor nmap saw: a lost packet is not a
+    // closed service. Two connect attempts each decide (open, refused, or silent twice).
+    const doubt = pre.ran === 'none' ? [] : (item.verify ?? []).filter((p) => own.has(p) && !seen.has(p) && !earlyResult?.detected.has(p));
     if (doubt.length > 0) {
       const recheck = await this.connectSlots.use(() =>
         runConnectSweep({ targets: [item.ip], ports: doubt, allow: config.allow, concurrency: 64, timeoutMs: VERIFY_TIMEOUT_MS, retries: 1, ...(config.signal ? { signal: config.signal } : {}) }),
@@ -360,9 +460,9 @@ export class ScanPipeline {
       if (confirmed.length > 0) {
         config.log(`agent: ${item.ip}: the ${pre.ran} preflight missed open port(s) ${confirmed.join(', ')} (confirmed by connect)`);
         open.push(...confirmed);
-        open.sort((a, b) => a - b);
       }
     }
+    open.sort((a, b) => a - b);
     const host: Record<string, unknown> = {};
     const pseudo = pre.ran !== 'none' && open.length > config.pseudoServiceThreshold;
     if (pseudo) {
@@ -374,62 +474,21 @@ export class ScanPipeline {
     let ports: PortResult[] = preflightPorts;
     let unknownPorts: string | undefined;
     let incomplete: string | undefined;
-    let nmapMs = 0;
-    let waitMs = 0;
-    const scriptsWanted = item.scan.scripts.some((s) => config.scriptsAllow.has(s));
-    const nmapAdds = pre.ran === 'none' || item.scan.versionDetection || scriptsWanted;
+    let nmapMs = earlyResult?.ms ?? 0;
+    let waitMs = earlyResult?.waitMs ?? 0;
+    const nmapAdds = pre.ran === 'none' || item.scan.versionDetection || item.scan.scripts.some((x) => config.scriptsAllow.has(x));
     if (!down && !pseudo && open.length > 0 && nmapAdds) {
       if (!config.tools.nmap) host.serviceDetection = 'unavailable (nmap not installed)';
       else {
-        const scripts = item.scan.scripts.filter((s) => config.scriptsAllow.has(s));
-        const refused = item.scan.scripts.filter((s) => !config.scriptsAllow.has(s));
-        if (refused.length > 0 && !this.refusedScriptSets.has(refused.join(','))) {
-          this.refusedScriptSets.add(refused.join(','));
-          config.log(`agent: the policy asks for NSE scripts not on --scripts-allow, skipped: ${refused.join(', ')} (logged once)`);
-        }
-        // nmap was the port scan (preflight none): one run over every port. Otherwise each open
-        // port (or a share of them, for hosts open on many) gets an nmap process of its own, so a
-        // silent service costs its own time-out and never the detail of the host's other ports.
-        const parts = pre.ran === 'none' ? [open] : splitPorts(open, MAX_NMAP_RUNS_PER_HOST);
-        const queued = performance.now();
-        const outcomes = await Promise.all(
-          parts.map((part) =>
-            this.nmapSlots.use(async () => {
-              waitMs = Math.max(waitMs, performance.now() - queued);
-              const started = performance.now();
-              try {
-                const r = await runNmap({
-                  targets: [item.ip],
-                  ports: part,
-                  allow: config.allow,
-                  versionDetection: item.scan.versionDetection,
-                  scripts,
-                  scriptsAllow: config.scriptsAllow,
-                  hostTimeoutSeconds: item.scan.hostTimeoutSeconds,
-                  scriptTimeoutSeconds: item.scan.scriptTimeoutSeconds,
-                  ...(item.scan.versionIntensity !== undefined ? { versionIntensity: item.scan.versionIntensity } : {}),
-                  ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
-                  ...(config.signal ? { signal: config.signal } : {}),
-                });
-                const host = r.run.hosts.find((h) => h.ip === item.ip);
-                return { part, ms: performance.now() - started, ...(host && !host.timedOut ? { ports: host.ports } : { timedOut: true as const }) };
-              } catch (error) {
-                if (!isPortbanditError(error) || config.signal?.aborted) throw error;
-                return { part, ms: performance.now() - started, error: error.message };
-              }
-            }),
-          ),
-        );
-        nmapMs = Math.max(0, ...outcomes.map((o) => o.ms));
-        const detected = new Map<number, PortResult>();
-        const timedOut: number[] = [];
-        const failed: string[] = [];
-        for (const o of outcomes) {
-          if ('ports' in o && o.ports) {
-            for (const p of o.ports) if (own.has(p.port)) detected.set(p.port, p);
-          } else if ('error' in o && o.error !== undefined) failed.push(o.error.slice(0, 200));
-          else timedOut.push(...o.part);
-        }
+        // Open ports nmap has not looked at yet (those started early are done or given up on).
+        const early = new Set(earlyResult ? [...earlyResult.detected.keys(), ...earlyResult.unresolved] : []);
+        const rest = open.filter((p) => !early.has(p));
+        const late = rest.length > 0 ? await this.detect(item, rest, pre.ran === 'none') : undefined;
+        nmapMs = Math.max(nmapMs, late?.ms ?? 0);
+        waitMs = Math.max(waitMs, late?.waitMs ?? 0);
+        const detected = new Map([...(earlyResult?.detected ?? []), ...(late?.detected ?? [])]);
+        const timedOut = [...(earlyResult?.timedOut ?? []), ...(late?.timedOut ?? [])].filter((p) => seen.has(p) || open.includes(p)).sort((a, b) => a - b);
+        const failed = [...(earlyResult?.failed ?? []), ...(late?.failed ?? [])];
         const notes: string[] = [];
         if (timedOut.length > 0) notes.push(`nmap gave up on port(s) ${timedOut.join(', ')} at the ${item.scan.hostTimeoutSeconds} s timeout`);
         if (failed.length > 0) notes.push(`nmap failed: ${[...new Set(failed)].join('; ')}`);
@@ -442,8 +501,10 @@ export class ScanPipeline {
           // nmap was the port scan: what it did not finish is unknown, not closed.
           if (incomplete !== undefined) unknownPorts = PortRanges.fromPorts(item.ports).toString();
         } else {
-          // The preflight saw these open; nmap adds the detail where it finished.
-          ports = [...detected.values(), ...preflightPorts.filter((p) => !detected.has(p.port))].sort((a, b) => a.port - b.port);
+          // Open per the preflight (or nmap, or the connect check); nmap adds the detail where it
+          // finished. A port nmap found closed after the preflight saw it open is reported closed.
+          const openPorts = new Set(open);
+          ports = [...[...detected.values()].filter((p) => openPorts.has(p.port) || p.state === 'open'), ...preflightPorts.filter((p) => !detected.has(p.port))].sort((a, b) => a.port - b.port);
         }
       }
     }
@@ -460,6 +521,20 @@ export class ScanPipeline {
       ...(Object.keys(host).length > 0 ? { host } : {}),
     };
   }
+}
+
+/** What nmap said of some ports of one host. */
+interface Detection {
+  /** Ports nmap reported on (any state), with service detail where -sV finished. */
+  readonly detected: Map<number, PortResult>;
+  /** Ports whose nmap run hit the time-out. */
+  readonly timedOut: number[];
+  /** Error messages of failed runs. */
+  readonly failed: string[];
+  /** Ports nmap said nothing about (timed out or failed). */
+  readonly unresolved: number[];
+  readonly ms: number;
+  readonly waitMs: number;
 }
 
 /**

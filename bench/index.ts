@@ -3,6 +3,7 @@ import { runCoordinatorBenchmark } from './coordinator.js';
 import { runDiscoveryBenchmark } from './discovery.js';
 import { runGenerateBenchmark } from './generate.js';
 import { runLearningBenchmark } from './learning.js';
+import { runLiveCycleBenchmark } from './live-cycle.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
 import { runReplayBenchmark } from './replay.js';
 import { runScanBenchmark } from './scan.js';
@@ -19,11 +20,12 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'replay', run: runReplayBenchmark },
   { name: 'learning', run: runLearningBenchmark },
   { name: 'bandits', run: runBanditsBenchmark },
-  { name: 'discovery', run: (env) => void runDiscoveryBenchmark(env) },
+  { name: 'discovery', run: runDiscoveryBenchmark },
   { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
   { name: 'ui', run: runUiBenchmark },
   { name: 'scan', run: runScanBenchmark },
+  { name: 'live-cycle', run: runLiveCycleBenchmark },
 ];
 
 const only = process.env.PB_BENCH_ONLY?.split(',').map((s) => s.trim());
