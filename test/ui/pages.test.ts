@@ -166,7 +166,7 @@ describe('the operator UI over a real SQLite-backed coordinator', () => {
       const same = await get(`/ui/host/198.18.10.2?from=${older}&to=${older}`);
       expect(same.body).toContain('No changes');
       const old = await get(`/ui/host/198.18.10.2?scan=${older}`);
-      expect(old.body).toContain('<h2>Scan <span class="mono muted">');
+      expect(old.body).toContain('<h2>Visit <span class="mono muted">');
       expect(old.body).toContain('https nginx');
     });
 
