@@ -31,7 +31,7 @@ export interface HostDetection {
   readonly error?: string;
 }
 
-export const DETECTION_DEFAULTS = { parallel: 32, hostsPerRun: 16 } as const;
+export const DETECTION_DEFAULTS = { parallel: 64, hostsPerRun: 16 } as const;
 
 /** One nmap run: hosts with identical open-port sets, at most `hostsPerRun` of them. */
 export interface DetectionRun {
