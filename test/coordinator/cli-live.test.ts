@@ -67,9 +67,17 @@ describe.skipIf(!existsSync(CLI))('CLI edits next to a running `portbandit serve
     await cli('scope', 'add', '198.18.9.0/30', '--tag', 'live');
     const { stdout: token } = await cli('token', 'create', '--agent', 'edge-1');
     const agentToken = token.trim();
-    const work = await fetch(`http://127.0.0.1:${port}/api/v1/agent/work`, { headers: { authorization: `Bearer ${agentToken}` } });
-    expect(work.status).toBe(200);
-    const item = ((await work.json()) as { work: { ip: string; tags: string[]; scan: { hostTimeoutSeconds: number } } }).work;
+    // The scope edit reaches the server within a sweep interval: poll for the first work item.
+    type Item = { ip: string; tags: string[]; scan: { hostTimeoutSeconds: number } };
+    const got: Item[] = [];
+    await within(5000, async () => {
+      const work = await fetch(`http://127.0.0.1:${port}/api/v1/agent/work`, { headers: { authorization: `Bearer ${agentToken}` } });
+      expect(work.status).toBe(200);
+      const next = ((await work.json()) as { work: Item | null }).work;
+      if (next) got.push(next);
+      return got.length > 0;
+    });
+    const item = got[0]!;
     expect(item.ip.startsWith('198.18.9.')).toBe(true);
     expect(item.tags).toEqual(['live']);
     expect(item.scan.hostTimeoutSeconds).toBe(30);
