@@ -8,6 +8,7 @@ import { errorCodes, isPortbanditError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/types.js';
+import { serverAjvOptions } from './ajv-options.js';
 import { resolvePrincipal } from './auth.js';
 import { type CoordinatorConfig, configDefaults } from './config.js';
 import { Coordinator } from './coordinator.js';
@@ -58,7 +59,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     bodyLimit: config.bodyLimitBytes,
     // Bench and agents use keep-alive; the defaults are fine, but never hang on a dead client.
     requestTimeout: 120_000,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    ajv: { customOptions: { ...serverAjvOptions } },
   });
   const ownsStore = options.store === undefined;
   const store =

@@ -35,6 +35,12 @@ export interface LeaseSession {
   readonly priorScanId?: string;
 }
 
+/** A work item whose lease write was issued (not yet awaited). */
+interface Leased {
+  readonly item: WorkItem;
+  readonly written: Promise<void>;
+}
+
 interface InstallDocument {
   readonly seed: string;
   readonly createdAt: number;
@@ -499,36 +505,71 @@ export class Coordinator {
 
   /** The next work item for an agent, or null when there is nothing to do right now. */
   async getWork(agent: Agent, version?: string): Promise<WorkItem | null> {
+    return (await this.getWorkBatch(agent, 1, version))[0] ?? null;
+  }
+
+  /**
+   * Up to `max` work items for an agent in one pass: queued work first, then the cycle. Every
+   * lease is issued in the same turn of the event loop and awaited together, so the store
+   * commits them as one group (the SQLite store's group commit: one transaction for the burst).
+   * A batch stops at the end of the cycle rather than start the next one inside it, so the
+   * cycle's addresses in one batch are distinct. Items whose lease could not be stored are left
+   * out (an error only when none could).
+   */
+  async getWorkBatch(agent: Agent, max: number, version?: string): Promise<WorkItem[]> {
     this.touch(agent.id, version, undefined);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const issued: Array<{ item: WorkItem; written: Promise<void> }> = [];
+    const pending: QueuedWork[] = [];
+    let fromCycle = 0;
+    let misses = 0;
+    // Every dequeued item is served (it left the queue), whatever the misses.
+    while (issued.length < max && (pending.length > 0 || misses < MAX_ATTEMPTS)) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
       // every enqueue goes through this process, and each sweep re-arms the check).
-      const [queued] = this.queueMaybeNonEmpty ? await this.store.dequeueWork(1) : [];
-      if (!queued) this.queueMaybeNonEmpty = false;
-      let item: WorkItem | null | undefined;
-      if (queued) item = await this.leaseQueued(agent, queued);
+      if (pending.length === 0 && this.queueMaybeNonEmpty) {
+        pending.push(...(await this.store.dequeueWork(max - issued.length)));
+        if (pending.length === 0) this.queueMaybeNonEmpty = false;
+      }
+      const queued = pending.shift();
+      let leased: { item: WorkItem; written: Promise<void> } | null;
+      if (queued) leased = await this.leaseQueued(agent, queued);
       else {
+        // The next address would open a new cycle: its addresses wait for the next request.
+        if (fromCycle > 0 && this.cycle.atEnd) break;
         const period = this.periodSeconds();
         const addr = this.cycle.next(this.space, this.items, this.now(), period !== undefined ? period * 1000 : 0);
-        if (!addr) return null;
+        if (!addr) break;
         if (addr.cycle !== this.cycleScansOf) {
           this.cycleScans.clear();
           this.cycleHanded.clear();
           this.cycleScansOf = addr.cycle;
         }
-        item = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle);
-        if (item) for (const t of addr.tags.length > 0 ? addr.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
+        fromCycle++;
+        leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle);
+        if (leased) for (const t of addr.tags.length > 0 ? addr.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
       }
-      if (item) {
-        this.touch(agent.id, undefined, 'workItems');
-        this.metrics.workItems.inc({ reason: item.reason });
-        return item;
-      }
+      if (leased) issued.push(leased);
+      else misses++;
     }
-    return null;
+    const outcomes = await Promise.allSettled(issued.map((l) => l.written));
+    const items: WorkItem[] = [];
+    let failure: unknown;
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === 'rejected') {
+        failure ??= outcome.reason;
+        this.log.error({ err: outcome.reason, ip: issued[i]!.item.ip }, 'a lease could not be stored; its work item is not handed out');
+        return;
+      }
+      const item = issued[i]!.item;
+      this.touch(agent.id, undefined, 'workItems');
+      this.metrics.workItems.inc({ reason: item.reason });
+      items.push(item);
+    });
+    if (items.length === 0 && failure !== undefined) throw failure;
+    return items;
   }
 
-  private async leaseQueued(agent: Agent, queued: QueuedWork): Promise<WorkItem | null> {
+  private async leaseQueued(agent: Agent, queued: QueuedWork): Promise<Leased | null> {
     const hit = this.lookup(queued.ip);
     if (!hit) {
       this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
@@ -541,7 +582,7 @@ export class Coordinator {
     return this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle);
   }
 
-  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number): Promise<WorkItem | null> {
+  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number): Promise<Leased | null> {
     const key = this.policyKey(tags);
     const latest = await this.latestAnsweredScan(ip);
     const { family, value } = parseAddress(ip);
@@ -570,7 +611,8 @@ export class Coordinator {
     return this.lease(agent, ip, tags, ports, blob, 0, reason, cycle);
   }
 
-  private async lease(
+  /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */
+  private lease(
     agent: Agent,
     ip: string,
     tags: readonly string[],
@@ -579,7 +621,7 @@ export class Coordinator {
     round: number,
     reason: WorkItem['reason'],
     cycle: number,
-  ): Promise<WorkItem> {
+  ): Leased {
     const now = this.now();
     const sorted = [...ports].sort((a, b) => a - b);
     const visitId = session.visitId ?? session.priorScanId;
@@ -597,11 +639,14 @@ export class Coordinator {
       cycle,
       reason,
     };
-    await this.store.putLease(lease);
+    const written = this.store.putLease(lease);
+    // Handled: a write failing while the batch is still being built (a store with I/O between
+    // its reads) must not count as an unhandled rejection; getWorkBatch reads the outcome.
+    written.catch(() => {});
     const policy = this.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
     const known = new Set(session.previousOpen);
     const verify = known.size === 0 ? [] : sorted.filter((p) => known.has(p));
-    return {
+    const item: WorkItem = {
       protocol: PROTOCOL_VERSION,
       leaseId: lease.id,
       ip,
@@ -615,6 +660,7 @@ export class Coordinator {
       deadline: lease.deadline,
       scan: policy.scan,
     };
+    return { item, written };
   }
 
   /**

@@ -93,6 +93,11 @@ export class Cycle {
     return this.doc.cycle;
   }
 
+  /** True when every address of this cycle was handed out (the next `next` starts a new cycle, or waits for its period). */
+  get atEnd(): boolean {
+    return this.position >= this.snapshot.size;
+  }
+
   /** True when the position moved since the last `take()`. */
   get dirty(): boolean {
     return this.dirtyFlag;

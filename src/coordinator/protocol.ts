@@ -56,10 +56,18 @@ export interface WorkItem {
   readonly scan: ScanOptions;
 }
 
+/** Most work items one `GET /api/v1/agent/work?max=` hands out. */
+export const MAX_WORK_BATCH = 256;
+
+/** Most results one `POST /api/v1/agent/results/batch` carries. */
+export const MAX_RESULT_BATCH = 64;
+
 export interface WorkResponse {
-  /** null when there is nothing to do right now. */
+  /** null when there is nothing to do right now; with `max` > 1, the first of `items`. */
   readonly work: WorkItem | null;
-  /** When work is null: how long to wait before asking again. */
+  /** With `max` > 1 only: every item handed out (0 to `max`, distinct addresses of the cycle). */
+  readonly items?: readonly WorkItem[];
+  /** When nothing was handed out: how long to wait before asking again. */
   readonly retryAfterMs?: number;
 }
 
@@ -126,6 +134,30 @@ export interface SubmitResponse {
   readonly events: number;
 }
 
+/** `POST /api/v1/agent/results/batch`: several results in one request. */
+export interface ResultBatch {
+  readonly results: readonly ResultSubmission[];
+}
+
+/**
+ * The answer for one result of a batch, in the request's order. `accepted` and `duplicate` carry
+ * what the single route answers; `rejected` (a 4xx of the single route: retrying will not help)
+ * and `failed` (a 5xx: the result may be sent again) carry the error the single route would send.
+ */
+export interface ResultBatchItem {
+  readonly outcome: 'accepted' | 'duplicate' | 'rejected' | 'failed';
+  /** The item's lease id, when it had a readable one. */
+  readonly leaseId?: string;
+  readonly scanId?: string;
+  readonly followUp?: boolean;
+  readonly events?: number;
+  readonly error?: { readonly statusCode: number; readonly code: string; readonly message: string };
+}
+
+export interface ResultBatchResponse {
+  readonly results: readonly ResultBatchItem[];
+}
+
 // ------------------------------------------------------------------ JSON schemas
 
 const timestamp = { type: 'integer', minimum: 0, maximum: 8.64e15 } as const;
@@ -173,6 +205,7 @@ export const workResponseSchema = {
   properties: {
     // nullable instead of anyOf: fast-json-stringify serialises anyOf by validating each branch.
     work: { ...workItemSchema, nullable: true },
+    items: { type: 'array', maxItems: MAX_WORK_BATCH, items: workItemSchema },
     retryAfterMs: { type: 'integer', minimum: 0 },
   },
 } as const;
@@ -233,6 +266,47 @@ export const submitResponseSchema = {
     duplicate: { type: 'boolean' },
     followUp: { type: 'boolean' },
     events: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+/**
+ * The batch envelope only: each result is checked against `resultSubmissionSchema` on its own
+ * (src/coordinator/result-batch.ts), so one malformed result is answered alone and does not fail
+ * the others.
+ */
+export const resultBatchSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['results'],
+  properties: { results: { type: 'array', minItems: 1, maxItems: MAX_RESULT_BATCH, items: {} } },
+} as const;
+
+export const resultBatchResponseSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['results'],
+  properties: {
+    results: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['outcome'],
+        properties: {
+          outcome: { type: 'string', enum: ['accepted', 'duplicate', 'rejected', 'failed'] },
+          leaseId: { type: 'string' },
+          scanId: { type: 'string' },
+          followUp: { type: 'boolean' },
+          events: { type: 'integer', minimum: 0 },
+          error: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['statusCode', 'code', 'message'],
+            properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, message: { type: 'string' } },
+          },
+        },
+      },
+    },
   },
 } as const;
 

@@ -1,30 +1,49 @@
 import type { FastifyInstance } from 'fastify';
 import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
-import { type ResultSubmission, errorResponseSchema, resultSubmissionSchema, submitResponseSchema, workResponseSchema } from '../protocol.js';
+import {
+  MAX_WORK_BATCH,
+  type ResultBatch,
+  type ResultSubmission,
+  errorResponseSchema,
+  resultBatchResponseSchema,
+  resultBatchSchema,
+  resultSubmissionSchema,
+  submitResponseSchema,
+  workResponseSchema,
+} from '../protocol.js';
+import { submitResultBatch } from '../result-batch.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
 
-/** The agent protocol: pull work, submit results. */
+/** The agent protocol: pull work, submit results (one at a time or in batches). */
 export function registerAgentRoutes(app: FastifyInstance, coordinator: Coordinator): void {
   const auth = requireRole(coordinator, 'agent');
   const security = [{ bearer: [] }];
 
-  app.get<{ Querystring: { version?: string } }>(
+  app.get<{ Querystring: { version?: string; max?: number } }>(
     '/api/v1/agent/work',
     {
       preParsing: auth,
       schema: {
         tags: ['agent'],
-        summary: 'Lease the next work item (a host, its ports and scan options), or null when there is none.',
+        summary: 'Lease the next work item (a host, its ports and scan options), or null when there is none; with max > 1, up to max items at once in `items`.',
         security,
-        querystring: { type: 'object', additionalProperties: false, properties: { version: { type: 'string', maxLength: 64 } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { version: { type: 'string', maxLength: 64 }, max: { type: 'integer', minimum: 1, maximum: MAX_WORK_BATCH } },
+        },
         response: { 200: workResponseSchema, ...errors },
       },
     },
     async (req) => {
-      const work = await coordinator.getWork(agentOf(req), req.query.version);
-      return work ? { work } : { work: null, retryAfterMs: coordinator.config.retryAfterMs };
+      const max = req.query.max ?? 1;
+      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version);
+      const none = items.length === 0 ? { retryAfterMs: coordinator.config.retryAfterMs } : {};
+      // max 1 (or absent): exactly the single-item answer older agents read.
+      if (max === 1) return { work: items[0] ?? null, ...none };
+      return { work: items[0] ?? null, items, ...none };
     },
   );
 
@@ -41,5 +60,20 @@ export function registerAgentRoutes(app: FastifyInstance, coordinator: Coordinat
       },
     },
     async (req) => coordinator.submit(agentOf(req), req.body),
+  );
+
+  app.post<{ Body: ResultBatch }>(
+    '/api/v1/agent/results/batch',
+    {
+      preParsing: auth,
+      schema: {
+        tags: ['agent'],
+        summary: 'Submit up to 64 results in one request: each is answered on its own (accepted, duplicate, rejected or failed), in order; their ingests share one store commit.',
+        security,
+        body: resultBatchSchema,
+        response: { 200: resultBatchResponseSchema, ...errors },
+      },
+    },
+    async (req) => ({ results: await submitResultBatch(coordinator, agentOf(req), req.body.results, req.log) }),
   );
 }

@@ -1,0 +1,64 @@
+import { AjvCompiler } from '@fastify/ajv-compiler';
+import type { FastifyBaseLogger } from 'fastify';
+import { errorCodes, isPortbanditError } from '../core/errors.js';
+import type { Agent } from '../store/types.js';
+import { serverAjvOptions } from './ajv-options.js';
+import type { Coordinator } from './coordinator.js';
+import { type ResultBatchItem, type ResultSubmission, resultSubmissionSchema } from './protocol.js';
+
+interface Validator {
+  (data: unknown): boolean;
+  errors?: Array<{ instancePath: string; message?: string }> | null;
+}
+
+// The single-result route's schema, compiled by the same compiler with the same options:
+// a result the single route refuses is refused here, alone. Compiled once, on first use.
+let validate: Validator | undefined;
+function validator(): Validator {
+  if (!validate) {
+    const build = AjvCompiler()({}, { customOptions: { ...serverAjvOptions } }) as unknown as (route: { schema: unknown }) => Validator;
+    validate = build({ schema: resultSubmissionSchema });
+  }
+  return validate;
+}
+
+function leaseIdOf(raw: unknown): string | undefined {
+  const id = (raw as { leaseId?: unknown } | null)?.leaseId;
+  return typeof id === 'string' && id.length <= 64 ? id : undefined;
+}
+
+/**
+ * Answer a batch of results, one answer per result in the request's order. Each result is
+ * checked against the wire schema on its own and submitted exactly as the single route would
+ * (`Coordinator.submit`); all submits start in the same turn of the event loop, so their ingests
+ * share one store commit (the SQLite store's group commit). A result refused or failing never
+ * affects the others.
+ */
+export async function submitResultBatch(coordinator: Coordinator, agent: Agent, raws: readonly unknown[], log: FastifyBaseLogger): Promise<ResultBatchItem[]> {
+  const check = validator();
+  return Promise.all(
+    raws.map(async (raw, i): Promise<ResultBatchItem> => {
+      const leaseId = leaseIdOf(raw);
+      const id = leaseId !== undefined ? { leaseId } : {};
+      if (!check(raw)) {
+        const error = check.errors?.[0];
+        const path = error?.instancePath ? `results/${i}${error.instancePath}` : `results/${i}`;
+        return { outcome: 'rejected', ...id, error: { statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: `${path} ${error?.message ?? 'is invalid'}` } };
+      }
+      try {
+        const res = await coordinator.submit(agent, raw as ResultSubmission);
+        return { outcome: res.duplicate ? 'duplicate' : 'accepted', ...id, scanId: res.scanId, followUp: res.followUp, events: res.events };
+      } catch (error) {
+        if (isPortbanditError(error) && error.statusCode < 500) {
+          return { outcome: 'rejected', ...id, error: { statusCode: error.statusCode, code: error.code, message: error.message } };
+        }
+        // As the error handler does for a single request: the log gets the message (it can name
+        // files), the agent the code and its summary.
+        const code = isPortbanditError(error) ? error.code : 'PB_ERR_INTERNAL';
+        const statusCode = isPortbanditError(error) ? error.statusCode : 500;
+        log.error({ err: error, leaseId }, 'a result of a batch failed');
+        return { outcome: 'failed', ...id, error: { statusCode, code, message: `${errorCodes[code].summary} (details in the server log)` } };
+      }
+    }),
+  );
+}

@@ -1,0 +1,239 @@
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildApp, databasePath } from '../../src/coordinator/app.js';
+import { resolveConfig } from '../../src/coordinator/config.js';
+import type { ResultBatchItem, WorkItem, WorkResponse } from '../../src/coordinator/protocol.js';
+import { PortbanditError } from '../../src/core/errors.js';
+import { openStore } from '../../src/store/open-store.js';
+import type { Store } from '../../src/store/types.js';
+import { addScope, bearer, getWork, manualClock, resultFor, submit, tempDataDir, tokens } from './helpers.js';
+
+/**
+ * The real SQLite store, with each hot write noted by the turn of the event loop it was issued
+ * in (calls made before the same setImmediate share one group commit), and ingests of chosen
+ * addresses made to fail as a disk error would.
+ */
+function observedStore(store: Store): { store: Store; turns: Map<string, Set<object>>; failIngest: Set<string> } {
+  const turns = new Map<string, Set<object>>();
+  const failIngest = new Set<string>();
+  let turn: object | undefined;
+  const note = (method: string) => {
+    if (!turn) {
+      const current = {};
+      turn = current;
+      setImmediate(() => {
+        if (turn === current) turn = undefined;
+      });
+    }
+    let set = turns.get(method);
+    if (!set) turns.set(method, (set = new Set()));
+    set.add(turn);
+  };
+  const observed = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      const fn = (value as (...a: unknown[]) => unknown).bind(target);
+      if (prop === 'putLease') return (...args: unknown[]) => (note('putLease'), fn(...args));
+      if (prop === 'ingestScan') {
+        return (...args: unknown[]) => {
+          note('ingestScan');
+          const ip = (args[0] as { scan: { ip: string } }).scan.ip;
+          if (failIngest.has(ip)) return Promise.reject(new PortbanditError('PB_ERR_STORE', `disk I/O error writing /secret/path/portbandit.db for ${ip}`));
+          return fn(...args);
+        };
+      }
+      return fn;
+    },
+  });
+  return { store: observed, turns, failIngest };
+}
+
+describe('batched work: many items per lease request, many results per submit', () => {
+  let data: ReturnType<typeof tempDataDir>;
+  let app: FastifyInstance;
+  let raw: Store;
+  let observed: ReturnType<typeof observedStore>;
+  const clock = manualClock();
+
+  beforeEach(async () => {
+    data = tempDataDir();
+    raw = await openStore({ kind: 'sqlite', path: databasePath(data.dir) });
+    observed = observedStore(raw);
+    const config = resolveConfig({ flags: { dataDir: data.dir, logLevel: 'silent', learnBatchSize: 4 }, env: {} });
+    app = await buildApp({ config, store: observed.store, now: clock.now, sweepTimer: false });
+  });
+  afterEach(async () => {
+    await app.close();
+    await raw.close();
+    data.cleanup();
+  });
+
+  const lease = async (token: string, max?: number) => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/agent/work${max === undefined ? '' : `?max=${max}`}`, headers: bearer(token) });
+    expect(res.statusCode, res.body).toBe(200);
+    return { body: res.body, json: res.json() as WorkResponse };
+  };
+
+  const submitBatch = async (token: string, results: unknown[]) => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results/batch', headers: bearer(token), payload: { results } });
+    return res;
+  };
+
+  it('hands out N distinct in-scope addresses in one request, every lease stored in one group commit', async () => {
+    // Arrange: 64 addresses, 4 of them blocklisted.
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.6.0/26', tags: ['lab'] }]);
+    await addScope(app, t.admin, [{ range: '198.18.6.8/30' }], 'blocklist');
+
+    // Act
+    const { json } = await lease(t.agents[0]!, 32);
+
+    // Assert
+    const items = json.items!;
+    expect(items).toHaveLength(32);
+    expect(json.work).toEqual(items[0]);
+    expect(json.retryAfterMs).toBeUndefined();
+    const ips = items.map((w) => w.ip);
+    expect(new Set(ips).size).toBe(32);
+    for (const w of items) {
+      expect(app.coordinator.lookup(w.ip), w.ip).toBeDefined();
+      expect(w).toMatchObject({ tags: ['lab'], reason: 'cycle', round: 0, cycle: 1 });
+    }
+    expect(new Set(items.map((w) => w.leaseId)).size).toBe(32);
+    const stored = await raw.listLeases({ agentId: t.agentIds[0]! });
+    expect(stored.map((l) => l.id).sort()).toEqual(items.map((w) => w.leaseId).sort());
+    expect(observed.turns.get('putLease')?.size).toBe(1);
+
+    // The rest of the cycle, then nothing (paced by the default 24 h period).
+    const rest = (await lease(t.agents[0]!, 256)).json.items!;
+    expect(rest).toHaveLength(60 - 32);
+    expect(new Set([...ips, ...rest.map((w) => w.ip)]).size).toBe(60);
+    expect((await lease(t.agents[0]!, 8)).json).toEqual({ work: null, items: [], retryAfterMs: 5000 });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(/portbandit_work_items_total\{reason="cycle"\} 60/);
+  });
+
+  it('serves queued work first, then the cycle, and stops a batch at the end of the cycle', async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.7.0/30' }]);
+    const put = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(t.admin), payload: { strategy: 'fixed', params: { ports: [22, 80] }, budget: 2, periodSeconds: null } });
+    expect(put.statusCode, put.body).toBe(200);
+    await app.inject({ method: 'POST', url: '/api/v1/admin/rescan', headers: bearer(t.admin), payload: { ips: ['198.18.7.2', '198.18.7.3'] } });
+
+    const first = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(first.slice(0, 2).map((w) => [w.ip, w.reason])).toEqual([
+      ['198.18.7.2', 'manual'],
+      ['198.18.7.3', 'manual'],
+    ]);
+    // Unpaced, the cycle restarts at once; but not inside one batch: its four addresses once each.
+    const cycled = first.slice(2);
+    expect(cycled.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
+    expect(cycled.every((w) => w.reason === 'cycle' && w.cycle === 1)).toBe(true);
+    const next = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(next.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
+    expect(next.every((w) => w.cycle === 2)).toBe(true);
+  });
+
+  it('answers a request without max, or with max=1, exactly as before; refuses max outside 1..256', async () => {
+    const t = await tokens(app);
+    expect((await lease(t.agents[0]!)).body).toBe('{"work":null,"retryAfterMs":5000}');
+    expect((await lease(t.agents[0]!, 1)).body).toBe('{"work":null,"retryAfterMs":5000}');
+    await addScope(app, t.admin, [{ range: '198.18.8.0/30' }]);
+    const plain = await lease(t.agents[0]!);
+    expect(Object.keys(plain.json)).toEqual(['work']);
+    const one = await lease(t.agents[0]!, 1);
+    expect(Object.keys(one.json)).toEqual(['work']);
+    expect(one.json.work!.ip).not.toBe(plain.json.work!.ip);
+    for (const max of [0, 257, -1, 'x']) {
+      const res = await app.inject({ method: 'GET', url: `/api/v1/agent/work?max=${max}`, headers: bearer(t.agents[0]!) });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT', message: expect.stringContaining('max') });
+    }
+  });
+
+  it('answers each result of a batch on its own: accepted, duplicate, rejected and failed, in order, ingests in one commit', async () => {
+    // Arrange: nine leases for agent 0, one for agent 1.
+    const t = await tokens(app, 2);
+    await addScope(app, t.admin, [{ range: '198.18.9.0/28' }]);
+    const w = (await lease(t.agents[0]!, 9)).json.items!;
+    const foreign = (await getWork(app, t.agents[1]!))!;
+    const at = clock.now();
+    const early = await submit(app, t.agents[0]!, resultFor(w[1]!, [], at));
+    expect(early.json()).toMatchObject({ accepted: true });
+    const notGiven = w[2]!.ports.includes(1) ? 65535 : 1;
+    observed.failIngest.add(w[6]!.ip);
+    const ingestsBefore = observed.turns.get('ingestScan')?.size ?? 0;
+
+    // Act
+    const res = await submitBatch(t.agents[0]!, [
+      resultFor(w[0]!, [w[0]!.ports[0]!], at), // accepted
+      resultFor(w[1]!, [], at), // stored earlier: duplicate
+      { ...resultFor(w[2]!, [], at), ports: [{ port: notGiven, state: 'open' }] }, // port not handed out
+      { ...resultFor(w[3]!, [], at), ports: [{ port: 70000, state: 'open' }] }, // schema
+      resultFor(foreign, [], at), // another agent's lease
+      { ...resultFor(w[4]!, [], at), leaseId: 'lease_unknown' },
+      resultFor(w[6]!, [], at), // the store fails this one
+      resultFor(w[7]!, [], at), // accepted, and sent twice in the same batch
+      resultFor(w[7]!, [], at),
+      'not even an object',
+      resultFor(w[8]!, [], at),
+    ]);
+
+    // Assert
+    expect(res.statusCode, res.body).toBe(200);
+    const answers = (res.json() as { results: ResultBatchItem[] }).results;
+    expect(answers.map((a) => a.outcome)).toEqual(['accepted', 'duplicate', 'rejected', 'rejected', 'rejected', 'rejected', 'failed', 'accepted', 'duplicate', 'rejected', 'accepted']);
+    expect(answers[0]).toEqual({ outcome: 'accepted', leaseId: w[0]!.leaseId, scanId: w[0]!.leaseId, followUp: expect.any(Boolean), events: 2 }); // host-new, service-new
+    expect(answers[1]).toMatchObject({ leaseId: w[1]!.leaseId, scanId: w[1]!.leaseId, events: 0 });
+    expect(answers[2]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: `ports[0].port: port ${notGiven} was not in the work item` });
+    expect(answers[3]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: 'results/3/ports/0/port must be <= 65535' });
+    expect(answers[4]!.error).toMatchObject({ statusCode: 403, code: 'PB_ERR_FORBIDDEN' });
+    expect(answers[5]).toMatchObject({ leaseId: 'lease_unknown', error: { statusCode: 409, code: 'PB_ERR_CONFLICT' } });
+    expect(answers[6]!.error).toEqual({ statusCode: 500, code: 'PB_ERR_STORE', message: 'The store failed. (details in the server log)' });
+    expect(answers[9]).toEqual({ outcome: 'rejected', error: { statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: 'results/9 must be object' } });
+    // The good ones are stored; the others changed nothing and keep their leases.
+    const stored = async (ip: string) => (await app.inject({ method: 'GET', url: `/api/v1/hosts/${ip}`, headers: bearer(t.admin) })).statusCode;
+    for (const i of [0, 1, 7, 8]) expect(await stored(w[i]!.ip), w[i]!.ip).toBe(200);
+    for (const i of [2, 3, 4, 6]) expect(await stored(w[i]!.ip), w[i]!.ip).toBe(404);
+    expect(await stored(foreign.ip)).toBe(404);
+    const held = (await raw.listLeases({ agentId: t.agentIds[0]! })).map((l) => l.id).sort();
+    expect(held).toEqual([2, 3, 4, 5, 6].map((i) => w[i]!.leaseId).sort());
+    // Every ingest of the batch was issued in one turn: one group commit.
+    expect(observed.turns.get('ingestScan')!.size).toBe(ingestsBefore + 1);
+    // A failed result may be sent again once the store is back.
+    observed.failIngest.clear();
+    const retried = await submitBatch(t.agents[0]!, [resultFor(w[6]!, [], at)]);
+    expect(retried.json()).toEqual({ results: [{ outcome: 'accepted', leaseId: w[6]!.leaseId, scanId: w[6]!.leaseId, followUp: expect.any(Boolean), events: 0 }] });
+  });
+
+  it('refuses a batch envelope that is empty, too long or not a list, before touching any result', async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.10.0/30' }]);
+    const w = (await getWork(app, t.agents[0]!))!;
+    const one = resultFor(w, [], clock.now());
+    for (const body of [{ results: [] }, { results: Array.from({ length: 65 }, () => one) }, { results: { 0: one } }, { result: [one] }]) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results/batch', headers: bearer(t.agents[0]!), payload: body });
+      expect(res.statusCode, JSON.stringify(body).slice(0, 60)).toBe(400);
+      expect(res.json().code).toBe('PB_ERR_INVALID_ARGUMENT');
+    }
+    expect((await app.inject({ method: 'POST', url: '/api/v1/agent/results/batch', payload: { results: [one] } })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'GET', url: `/api/v1/hosts/${w.ip}`, headers: bearer(t.admin) })).statusCode).toBe(404);
+  });
+
+  it('a follow-up round queued by a batched result comes back in the next batch lease, and the visit folds both rounds', async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.11.0/30', tags: ['web'] }]);
+    const put = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/web', headers: bearer(t.admin), payload: { strategy: 'adaptive', budget: 40, params: { sweepShare: 0, followUp: true } } });
+    expect(put.statusCode, put.body).toBe(200);
+    const round0 = (await lease(t.agents[0]!, 4)).json.items!;
+    expect(round0).toHaveLength(4);
+    const answers = (await submitBatch(t.agents[0]!, round0.map((w) => resultFor(w, w.ports.slice(0, 1), clock.now())))).json().results as ResultBatchItem[];
+    expect(answers.every((a) => a.outcome === 'accepted' && a.followUp)).toBe(true);
+    const round1 = (await lease(t.agents[0]!, 8)).json.items!;
+    expect(round1.map((w) => w.ip).sort()).toEqual(round0.map((w) => w.ip).sort());
+    expect(round1.every((w: WorkItem) => w.round === 1 && w.reason === 'followup')).toBe(true);
+    const second = (await submitBatch(t.agents[0]!, round1.map((w) => resultFor(w, [], clock.now() + 10)))).json().results as ResultBatchItem[];
+    expect(second.map((a) => [a.outcome, a.scanId])).toEqual(round1.map((w) => ['accepted', round0.find((r) => r.ip === w.ip)!.leaseId]));
+  });
+});
