@@ -1,11 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ResultSubmission, WorkItem } from '../src/coordinator/protocol.js';
+import { MAX_WORK_BATCH, type ResultSubmission, type WorkItem } from '../src/coordinator/protocol.js';
 import { CoordinatorClient, RejectedError } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
+import { ResultBatcher } from './result-batcher.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline } from './scan-batch.js';
 
 /** After a slot frees, how long the agent waits for others before asking for work. */
 const LEASE_GATHER_MS = 200;
+
+/** Longest a finished host's result waits for others to share its request. */
+const RESULT_FLUSH_MS = 100;
+
+/** Results that are sent at once, without waiting for RESULT_FLUSH_MS. */
+const RESULT_FLUSH_AT = 16;
 
 export interface AgentOptions {
   readonly server: string;
@@ -22,7 +29,7 @@ export interface AgentOptions {
 }
 
 export interface AgentStats {
-  /** Lease bursts: requests for work that filled free slots together. */
+  /** Lease bursts: free slots filled together (one request each where the coordinator leases in batches). */
   batches: number;
   submitted: number;
   refused: number;
@@ -32,7 +39,8 @@ export interface AgentStats {
 
 /**
  * A running agent: keep `concurrency` slots full of work, scan, and submit each host's result
- * the moment that host is done. New work is leased as soon as a slot frees, while slow hosts
+ * as soon as that host is done (within 100 ms: results finished together share a request). New
+ * work is leased as soon as a slot frees (the free slots' worth in one request), while slow hosts
  * finish in the other slots; one slow host never delays another's result. `stop()`
  * (SIGINT/SIGTERM) stops leasing and lets the hosts in flight finish and be submitted;
  * `stop({ now: true })` (a second signal) cancels the scanners, and the unfinished leases go back
@@ -50,11 +58,15 @@ export class Agent {
   private readonly tasks = new Set<Promise<void>>();
   /** Resolves the current wait for a free slot. */
   private slotFreed: (() => void) | undefined;
+  /** False once the coordinator refused `max` (older than batched leases): one item per request. */
+  private batchLeases = true;
+  private readonly results: ResultBatcher;
 
   constructor(options: AgentOptions) {
     this.options = options;
     this.client = new CoordinatorClient(options.server, options.token);
     this.pipeline = new ScanPipeline({ ...options.scan, signal: this.abort.signal });
+    this.results = new ResultBatcher({ client: this.client, flushMs: RESULT_FLUSH_MS, flushAt: RESULT_FLUSH_AT, log: (line) => this.log(line) });
   }
 
   private log(line: string): void {
@@ -81,21 +93,44 @@ export class Agent {
     }
   }
 
-  /** Lease up to `want` items; stops early when the coordinator has nothing. */
+  /**
+   * Lease up to `want` items, as many per request as the coordinator gives (`max`, at most 256);
+   * stops early when the coordinator has nothing. A coordinator older than batched leases
+   * refuses `max` (400) or answers `work` alone: from then on, one item per request.
+   */
   private async lease(want: number): Promise<{ items: WorkItem[]; retryAfterMs: number }> {
     const items: WorkItem[] = [];
     let retryAfterMs = 0;
     while (items.length < want && !this.stopping) {
+      const ask = this.batchLeases ? Math.min(want - items.length, MAX_WORK_BATCH) : 1;
       let res;
       try {
-        res = await this.client.getWork();
+        res = await this.client.getWork(ask);
       } catch (error) {
+        if (ask > 1 && error instanceof RejectedError && (error.status === 400 || error.status === 404)) {
+          this.log(`agent: the coordinator refused a batched lease (${error.message.slice(0, 120)}); leasing one item per request`);
+          this.batchLeases = false;
+          continue;
+        }
         // Keep what is already leased: scanning it beats letting the leases expire.
         if (items.length === 0) throw error;
         break;
       }
-      if (!res.work) {
-        retryAfterMs = res.retryAfterMs ?? 5000;
+      // Items are unchecked here (the pipeline checks each one): only the list's shape is read.
+      const batch = (res as { items?: unknown } | null)?.items;
+      if (ask > 1 && Array.isArray(batch)) {
+        items.push(...(batch.slice(0, want - items.length) as WorkItem[]));
+        if (batch.length === 0) retryAfterMs = res.retryAfterMs ?? 5000;
+        // Fewer than asked: the coordinator has no more right now.
+        if (batch.length < ask) break;
+        continue;
+      }
+      if (ask > 1) {
+        this.log('agent: the coordinator answers one work item per request; leasing one at a time');
+        this.batchLeases = false;
+      }
+      if (!res?.work) {
+        retryAfterMs = res?.retryAfterMs ?? 5000;
         break;
       }
       items.push(res.work);
@@ -186,16 +221,35 @@ export class Agent {
     }
   }
 
-  /** Submit one host's result, retrying through a coordinator outage until the lease deadline. */
+  /**
+   * Submit one host's result, retrying through a coordinator outage until the lease deadline.
+   * Results travel in small batches (flushed every 100 ms or at 16); the single route takes
+   * over when the coordinator has no batch route or could not read a batch.
+   */
   private async submit(item: WorkItem, result: ResultSubmission): Promise<void> {
     let failures = 0;
+    let single = !this.results.enabled;
     for (;;) {
       try {
-        const res = await this.client.submit(result);
+        let followUp: boolean;
+        if (!single) {
+          const answer = await this.results.add(result);
+          if (answer.kind === 'single') {
+            single = true;
+            continue;
+          }
+          if (answer.kind === 'rejected') {
+            this.stats.rejected++;
+            this.log(`agent: result for ${result.ip} rejected: ${answer.message}`);
+            return;
+          }
+          if (answer.kind === 'retry') throw answer.error;
+          followUp = answer.followUp;
+        } else followUp = (await this.client.submit(result)).followUp;
         this.stats.submitted++;
         const open = result.ports.filter((p) => p.state === 'open').length;
         const partial = result.incomplete !== undefined ? ` (partial: ${result.incomplete})` : '';
-        this.log(`agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${partial}${res.followUp ? ', follow-up queued' : ''}`);
+        this.log(`agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${partial}${followUp ? ', follow-up queued' : ''}`);
         return;
       } catch (error) {
         if (error instanceof RejectedError) {

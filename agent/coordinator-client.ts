@@ -1,9 +1,16 @@
 import { PortbanditError } from '../src/core/errors.js';
-import type { ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/coordinator/protocol.js';
+import type { ResultBatchResponse, ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/coordinator/protocol.js';
 import { VERSION } from '../src/core/version.js';
 
-/** An HTTP error from the coordinator that retrying will not fix (4xx but 429). */
-export class RejectedError extends PortbanditError {}
+/** An HTTP error from the coordinator that retrying will not fix (4xx but 429), with its status. */
+export class RejectedError extends PortbanditError {
+  constructor(
+    readonly status: number,
+    ...rest: ConstructorParameters<typeof PortbanditError>
+  ) {
+    super(...rest);
+  }
+}
 
 /** The agent's side of the wire protocol (docs/api.md): bearer token, JSON, bounded requests. */
 export class CoordinatorClient {
@@ -39,7 +46,7 @@ export class CoordinatorClient {
     const text = await res.text();
     if (!res.ok) {
       const message = `coordinator answered ${res.status}: ${text.slice(0, 300)}`;
-      if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new RejectedError(res.status === 409 ? 'PB_ERR_CONFLICT' : 'PB_ERR_INVALID_ARGUMENT', message, { where: `${method} ${path}` });
+      if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new RejectedError(res.status, res.status === 409 ? 'PB_ERR_CONFLICT' : 'PB_ERR_INVALID_ARGUMENT', message, { where: `${method} ${path}` });
       throw new PortbanditError('PB_ERR_IO', message, { where: `${method} ${path}` });
     }
     try {
@@ -49,13 +56,22 @@ export class CoordinatorClient {
     }
   }
 
-  /** Lease the next work item (null when there is none; `retryAfterMs` says when to ask again). */
-  async getWork(): Promise<WorkResponse> {
-    return this.request<WorkResponse>('GET', `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}`);
+  /**
+   * Lease the next work item (null when there is none; `retryAfterMs` says when to ask again);
+   * with `max` > 1, up to `max` items in `items` (a coordinator older than batches refuses `max`
+   * with 400 or answers `work` alone).
+   */
+  async getWork(max = 1): Promise<WorkResponse> {
+    return this.request<WorkResponse>('GET', `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}${max > 1 ? `&max=${max}` : ''}`);
   }
 
   async submit(result: ResultSubmission): Promise<SubmitResponse> {
     return this.request<SubmitResponse>('POST', '/api/v1/agent/results', result);
+  }
+
+  /** Submit several results in one request (up to 64); each is answered on its own. An older coordinator answers 404. */
+  async submitBatch(results: readonly ResultSubmission[]): Promise<ResultBatchResponse> {
+    return this.request<ResultBatchResponse>('POST', '/api/v1/agent/results/batch', { results });
   }
 
   /** Tell the coordinator this agent refused a work item, and why (docs/api.md). */
