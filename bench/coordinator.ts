@@ -33,7 +33,14 @@ import { createRng } from '../src/core/rng.js';
  * process.cpuUsage around a fixed number of in-process requests (fastify inject, no sockets, 50 in
  * flight) to the empty route, to getwork+submit pairs, and to getwork alone.
  *
- * Env: PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
+ * Then batched work (runBatchedPhases): leases of up to 64 hosts per request and results in
+ * batches, on a fresh coordinator; host visits per second in a closed loop and the lease
+ * request's latency at half that load.
+ *
+ * Env: PB_BENCH_COORD_PHASES (`single,batched`: which coordinator phases run; the empty route
+ * always does), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
+ * PB_BENCH_COORD_BATCH_PACED_VISITS (host visits/s offered in the batched paced phase; default
+ * half the batched closed loop's), PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
  * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
  * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_PACED_PAIRS offered
@@ -58,7 +65,9 @@ interface ServerStats {
   readonly gc: { count: number; totalMs: number; maxMs: number };
 }
 
-type WorkerKind = { kind: 'pb-bench-coordinator'; agents: number; dataDir: string; strategy: string } | { kind: 'pb-bench-empty' };
+type WorkerKind =
+  | { kind: 'pb-bench-coordinator'; agents: number; dataDir: string; strategy: string; scope?: string; unpaced?: boolean }
+  | { kind: 'pb-bench-empty' };
 type WorkerCommand = 'close' | 'stats-reset' | 'stats';
 
 /** Collects ServerStats in the server's thread; answers 'stats-reset', 'stats' and 'close' from the load generator. */
@@ -118,8 +127,9 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
   const app = await buildApp({ config });
   const c = app.coordinator;
   await c.createAdminToken('bench');
-  await c.addScope('scope', [{ range: '198.18.0.0/16', tags: ['bench'] }]);
-  await c.setPolicy('', { strategy: data.strategy, budget: 100 });
+  await c.addScope('scope', [{ range: data.scope ?? '198.18.0.0/16', tags: ['bench'] }]);
+  // Unpaced: a finished cycle starts the next at once (a long run never runs out of hosts).
+  await c.setPolicy('', { strategy: data.strategy, budget: 100, ...(data.unpaced ? { periodSeconds: null } : {}) });
   const tokens: string[] = [];
   for (let i = 0; i < data.agents; i++) tokens.push((await c.createAgent(`bench-${i}`)).token);
   serveCommands(app);
@@ -298,6 +308,312 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
   }
 }
 
+/** One line of what the server's thread saw during a phase. */
+function printServer(label: string, stats: ServerStats, requests: number, unit = 'request'): void {
+  const routes = Object.entries(stats.routes)
+    .map(([url, r]) => `${url.replace('/api/v1/agent/', '')} p50 ${fmt(r.p50, 2)} p99 ${fmt(r.p99, 2)} max ${fmt(r.max, 1)} ms`)
+    .join('; ');
+  const loop = `loop delay p99 ${fmt(stats.loopDelay.p99, 1)} max ${fmt(stats.loopDelay.max, 1)} ms`;
+  const gc = `GC ${fmt(stats.gc.totalMs, 0)} ms in ${stats.gc.count} pauses, longest ${fmt(stats.gc.maxMs, 1)} ms`;
+  console.log(`  ${label.padEnd(15)} ${loop}; ${gc}; ${routes}; ${fmt((stats.cpuSeconds * 1e6) / Math.max(1, requests), 0)} us CPU/${unit}`);
+}
+
+/** What the coordinator phases share: sizes, the empty route's figures, the load averages. */
+interface PhaseContext {
+  readonly agents: number;
+  readonly seconds: number;
+  readonly maxRequests: number;
+  readonly strategy: string;
+  readonly dataDir: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly e: ReturnType<Tally['summary']>;
+  readonly emptyErrors: number;
+  readonly emptyServer: ServerStats;
+  readonly load: Record<string, number>;
+}
+
+/** One item per request: getwork alone, the closed loop, paced and fleet pace; then CPU per request. */
+async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir, env, e, emptyErrors, emptyServer, load }: PhaseContext): Promise<void> {
+  // 2. The coordinator: every agent loops getwork -> submit.
+  const coordAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
+  const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
+
+  type Item = { leaseId: string; ip: string; ports: number[] };
+  /** One timed getwork of agent `i` into `tally`: its item (null: no work), or undefined on an error status. */
+  const timedGetwork = async (i: number, tally: Tally): Promise<Item | null | undefined> => {
+    const t0 = performance.now();
+    const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', coord.ready.tokens[i]!);
+    if (res.status !== 200) {
+      tally.errors++;
+      return undefined;
+    }
+    tally.add(performance.now() - t0);
+    return (JSON.parse(res.body) as { work: Item | null }).work;
+  };
+
+  // 2a. getwork alone: the work-request path by itself (a fleet that is busy scanning and not
+  // submitting yet). The /16 scope holds more targets than this phase can lease.
+  // Warm-up (not measured): a coordinator that has just started compiles its code and fills its
+  // caches during its first second of load; a running one has long done so.
+  await drive(agents, Math.min(2, seconds), Math.min(maxRequests, 10_000), async (i) => {
+    await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', coord.ready.tokens[i]!);
+    return 1;
+  });
+  const onlyWork = new Tally();
+  let onlyNoWork = 0;
+  await coord.ask('stats-reset');
+  const onlyWorkSeconds = await drive(agents, Math.min(seconds, 5), Math.min(maxRequests, 40_000), async (i) => {
+    if ((await timedGetwork(i, onlyWork)) === null) onlyNoWork++;
+    return 1;
+  });
+  const onlyWorkServer = await coord.ask<ServerStats>('stats');
+  await coord.ask('stats-reset');
+  const work = new Tally();
+  const submits = new Tally();
+  let noWork = 0;
+  const coordSeconds = await drive(agents, seconds, maxRequests, async (i) => {
+    const token = coord.ready.tokens[i]!;
+    const item = await timedGetwork(i, work);
+    if (item === undefined) return 1;
+    if (!item) {
+      noWork++;
+      return 1;
+    }
+    const body = resultBody(item, true);
+    const t1 = performance.now();
+    const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
+    if (sub.status === 200) submits.add(performance.now() - t1);
+    else submits.errors++;
+    return 2;
+  });
+  const closedServer = await coord.ask<ServerStats>('stats');
+  load.closed = loadavg()[0]!;
+  await coord.ask('stats-reset');
+
+  // 3. Paced: the same agents with a scan between getwork and submit, offering ~50% of capacity
+  // (or PB_BENCH_COORD_PACED_PAIRS pairs per second, to compare builds at the same load); then
+  // a fleet's pace: 1,000 agents that each take ~5 s per host offer 200 pairs/s
+  // (PB_BENCH_COORD_FLEET_PAIRS).
+  const pairRate = Math.max(1, submits.count / coordSeconds);
+  const offeredPairs = env.PB_BENCH_COORD_PACED_PAIRS ? Number(env.PB_BENCH_COORD_PACED_PAIRS) : 0.5 * pairRate;
+  const fleetPairs = Number(env.PB_BENCH_COORD_FLEET_PAIRS ?? 200);
+  const rng = createRng('bench-coordinator');
+  const runPaced = async (pairs: number, minSeconds = seconds) => {
+    const thinkMs = (agents / pairs) * 1000;
+    const work = new Tally();
+    const submitted = new Tally();
+    // The load generator's own event loop: its lag is in every latency it measures.
+    const clientLoop = monitorEventLoopDelay({ resolution: 1 });
+    clientLoop.enable();
+    // Long enough for every agent to cycle twice, bounded; pauses never run past the deadline.
+    const phase = Math.min(60, Math.max(minSeconds, (2 * thinkMs) / 1000));
+    const deadline = performance.now() + phase * 1000;
+    const pausedSleep = (ms: number) => sleep(Math.max(0, Math.min(ms, deadline - performance.now())));
+    const pace = () => pausedSleep((thinkMs * (0.5 + rng.next())) / 2);
+    const started = new Set<number>();
+    const elapsed = await drive(agents, phase, maxRequests, async (i) => {
+      if (!started.has(i)) {
+        // Agents start spread over one think time, as a fleet that has been running a while.
+        started.add(i);
+        await pausedSleep(rng.next() * thinkMs);
+        if (performance.now() >= deadline) return 0;
+      }
+      const token = coord.ready.tokens[i]!;
+      const item = await timedGetwork(i, work);
+      if (item === undefined) return 1;
+      await pace();
+      if (!item || performance.now() >= deadline) return 1;
+      const body = resultBody(item, false);
+      const t1 = performance.now();
+      const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
+      if (sub.status === 200) submitted.add(performance.now() - t1);
+      else submitted.errors++;
+      await pace();
+      return 2;
+    });
+    clientLoop.disable();
+    const server = await coord.ask<ServerStats>('stats');
+    await coord.ask('stats-reset');
+    return { pairs, thinkMs, work, submitted, elapsed, server, clientLoop: { p99: clientLoop.percentile(99) / 1e6, max: clientLoop.max / 1e6 } };
+  };
+  const paced = await runPaced(offeredPairs);
+  load.paced = loadavg()[0]!;
+  // 30 s: once per learned-state write (every 30 s), so that rare stall weighs what it does.
+  const fleet = await runPaced(fleetPairs, Math.max(seconds, 30));
+  load.fleet = loadavg()[0]!;
+  await coord.stop();
+  coordAgent.destroy();
+
+  const w = work.summary(coordSeconds);
+  const s = submits.summary(coordSeconds);
+  console.log(`strategy ${strategy} (budget 100); agents (concurrent connections): ${agents}; ${seconds} s per phase (cap ${maxRequests} requests); server in a worker thread, client in the main thread, 127.0.0.1`);
+  console.log(`empty fastify route : ${fmt(e.perSecond, 0)} req/s  p50 ${fmt(e.p50, 2)} ms  p99 ${fmt(e.p99, 2)} ms  (${e.count} ok, ${emptyErrors} errors)`);
+  console.log(`getwork             : ${fmt(w.perSecond, 0)} req/s  p50 ${fmt(w.p50, 2)} ms  p99 ${fmt(w.p99, 2)} ms  (${w.count} ok, ${work.errors} errors, ${noWork} empty)`);
+  console.log(`submit              : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
+  const pacedLines = (label: string, run: typeof paced) => {
+    const pw = run.work.summary(run.elapsed);
+    const ps = run.submitted.summary(run.elapsed);
+    console.log(`${label} (each agent pauses ~${fmt(run.thinkMs / 2000, 2)} s after each request, offering ${fmt(run.pairs, 0)} pairs/s, ${fmt((100 * run.pairs) / pairRate, 0)}% of the closed loop's rate):`);
+    console.log(`  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${run.work.errors} errors)`);
+    console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${run.submitted.errors} errors)`);
+    const inServer = run.server.routes['/api/v1/agent/work'];
+    console.log(`  getwork p99 inside the server ${fmt(inServer?.p99 ?? NaN, 2)} ms; the load generator's own event-loop delay p99 ${fmt(run.clientLoop.p99, 1)} max ${fmt(run.clientLoop.max, 1)} ms`);
+    return pw;
+  };
+  const pw = pacedLines('paced', paced);
+  const fw = pacedLines('fleet pace', fleet);
+  const ow = onlyWork.summary(onlyWorkSeconds);
+  console.log(`getwork alone       : ${fmt(ow.perSecond, 0)} req/s  p50 ${fmt(ow.p50, 2)} ms  p99 ${fmt(ow.p99, 2)} ms  (${ow.count} ok, ${onlyWork.errors} errors, ${onlyNoWork} empty); ratio to the empty route ${fmt(ow.perSecond / e.perSecond, 3)}`);
+  console.log(`getwork alone / empty route: ${fmt(ow.perSecond / e.perSecond, 3)} (goal >= 0.5: ${ow.perSecond / e.perSecond >= 0.5 ? 'met' : 'NOT met'}); closed loop, where every agent alternates getwork and submit so getwork's rate is the pair rate: getwork / empty ${fmt(w.perSecond / e.perSecond, 3)}, (getwork + submit) / empty ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
+  console.log(`getwork p99 (goal < 25 ms): at the fleet pace ${fmt(fw.p99, 2)} ms (${fw.p99 < 25 ? 'met' : 'NOT met'}); at 50% of capacity ${fmt(pw.p99, 2)} ms (${pw.p99 < 25 ? 'met' : 'NOT met'}); closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`);
+  console.log('server side (event-loop delay of its thread; time inside the server per route; CPU of the process, server and client, per request):');
+  const server = printServer;
+  server('empty', emptyServer, e.count);
+  server('getwork alone', onlyWorkServer, ow.count);
+  server('closed loop', closedServer, w.count + s.count);
+  server('paced', paced.server, paced.work.count + paced.submitted.count);
+  server('fleet pace', fleet.server, fleet.work.count + fleet.submitted.count);
+  console.log(`load average (1 min, 2 cores shared): ${Object.entries(load).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
+  await measureCpu(Number(env.PB_BENCH_COORD_CPU_REQUESTS ?? 2000), strategy);
+}
+
+/**
+ * Batched work (docs/api.md): every agent leases up to PB_BENCH_COORD_BATCH (64) hosts per
+ * request (`GET /api/v1/agent/work?max=`) and submits their results in one
+ * `POST /api/v1/agent/results/batch` per 64. A fresh coordinator over 198.18.0.0/15 with its cycle
+ * unpaced (a finished cycle starts the next at once: the run never runs out of hosts, and later
+ * cycles revisit hosts that have a baseline). A closed loop (throughput in host visits/s; goal
+ * >= 5,000), then paced at half of that (PB_BENCH_COORD_BATCH_PACED_VISITS to fix it): the latency
+ * of a lease request an agent sees under load (goal p99 < 25 ms).
+ */
+async function runBatchedPhases({ agents, seconds, maxRequests, strategy, dataDir, env, e, load }: PhaseContext): Promise<void> {
+  const batch = Math.min(256, Math.max(1, Math.floor(Number(env.PB_BENCH_COORD_BATCH ?? 64))));
+  const scope = '198.18.0.0/15';
+  const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
+  const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir: join(dataDir, 'batched'), strategy, scope, unpaced: true });
+  type Item = { leaseId: string; ip: string; ports: number[] };
+  const leasePath = `/api/v1/agent/work?version=bench&max=${batch}`;
+  /** One timed lease request of agent `i`: its items ([] = no work), or undefined on an error status. */
+  const lease = async (i: number, tally: Tally): Promise<Item[] | undefined> => {
+    const t0 = performance.now();
+    const res = await send(httpAgent, coord.ready.port, 'GET', leasePath, coord.ready.tokens[i]!);
+    if (res.status !== 200) {
+      tally.errors++;
+      return undefined;
+    }
+    tally.add(performance.now() - t0);
+    const body = JSON.parse(res.body) as { work: Item | null; items?: Item[] };
+    return body.items ?? (body.work ? [body.work] : []);
+  };
+  /** Submit `items`' results in requests of at most 64 (timed into `tally`); the accepted count. */
+  const submitAll = async (i: number, items: Item[], tally: Tally, firstOpen: boolean): Promise<{ accepted: number; requests: number }> => {
+    let accepted = 0;
+    let requests = 0;
+    for (let k = 0; k < items.length; k += 64) {
+      const body = `{"results":[${items
+        .slice(k, k + 64)
+        .map((item) => resultBody(item, firstOpen))
+        .join(',')}]}`;
+      const t0 = performance.now();
+      const res = await send(httpAgent, coord.ready.port, 'POST', '/api/v1/agent/results/batch', coord.ready.tokens[i]!, body);
+      requests++;
+      if (res.status !== 200) {
+        tally.errors++;
+        continue;
+      }
+      tally.add(performance.now() - t0);
+      accepted += (JSON.parse(res.body) as { results: Array<{ outcome: string }> }).results.filter((r) => r.outcome === 'accepted').length;
+    }
+    return { accepted, requests };
+  };
+  try {
+    // Warm-up (not measured): connections open, code compiled, the strategy's first batches.
+    await drive(agents, Math.min(2, seconds), Math.min(maxRequests, 4_000), async (i) => {
+      const items = await lease(i, new Tally());
+      if (items && items.length > 0) await submitAll(i, items, new Tally(), true);
+      return 2;
+    });
+
+    // Closed loop: every agent leases a batch, submits it at once, and leases again.
+    await coord.ask('stats-reset');
+    const leases = new Tally();
+    const submits = new Tally();
+    let visits = 0;
+    let empty = 0;
+    const closedSeconds = await drive(agents, seconds, maxRequests, async (i) => {
+      const items = await lease(i, leases);
+      if (items === undefined) return 1;
+      if (items.length === 0) {
+        empty++;
+        return 1;
+      }
+      const done = await submitAll(i, items, submits, true);
+      visits += done.accepted;
+      return 1 + done.requests;
+    });
+    const closedServer = await coord.ask<ServerStats>('stats');
+    load.batchedClosed = loadavg()[0]!;
+    await coord.ask('stats-reset');
+
+    // Paced at half the closed loop's visits (or a fixed rate): each agent "scans" its batch
+    // between the lease and the submit, and pauses before its next lease.
+    const visitRate = Math.max(1, visits / closedSeconds);
+    const offered = env.PB_BENCH_COORD_BATCH_PACED_VISITS ? Number(env.PB_BENCH_COORD_BATCH_PACED_VISITS) : 0.5 * visitRate;
+    const cycleMs = ((agents * batch) / offered) * 1000;
+    const rng = createRng('bench-coordinator-batched');
+    const pacedLeases = new Tally();
+    const pacedSubmits = new Tally();
+    let pacedVisits = 0;
+    const clientLoop = monitorEventLoopDelay({ resolution: 1 });
+    clientLoop.enable();
+    // Long enough for every agent to lease about twice, bounded.
+    const phase = Math.min(60, Math.max(seconds, (2 * cycleMs) / 1000));
+    const deadline = performance.now() + phase * 1000;
+    const pausedSleep = (ms: number) => sleep(Math.max(0, Math.min(ms, deadline - performance.now())));
+    const pace = () => pausedSleep((cycleMs * (0.5 + rng.next())) / 2);
+    const started = new Set<number>();
+    const pacedSeconds = await drive(agents, phase, maxRequests, async (i) => {
+      if (!started.has(i)) {
+        // Agents start spread over one cycle, as a fleet that has been running a while.
+        started.add(i);
+        await pausedSleep(rng.next() * cycleMs);
+        if (performance.now() >= deadline) return 0;
+      }
+      const items = await lease(i, pacedLeases);
+      if (items === undefined) return 1;
+      await pace();
+      if (items.length === 0 || performance.now() >= deadline) return 1;
+      const done = await submitAll(i, items, pacedSubmits, false);
+      pacedVisits += done.accepted;
+      await pace();
+      return 1 + done.requests;
+    });
+    clientLoop.disable();
+    const pacedServer = await coord.ask<ServerStats>('stats');
+    load.batchedPaced = loadavg()[0]!;
+
+    const l = leases.summary(closedSeconds);
+    const s = submits.summary(closedSeconds);
+    const pl = pacedLeases.summary(pacedSeconds);
+    const ps = pacedSubmits.summary(pacedSeconds);
+    console.log(`batched work: leases of up to ${batch} (GET /api/v1/agent/work?max=${batch}), results in batches of up to 64 (POST /api/v1/agent/results/batch); a fresh coordinator over ${scope}, cycle unpaced; ${agents} agents; strategy ${strategy} (budget 100)`);
+    console.log(`  closed loop     : ${fmt(visitRate, 0)} host visits/s (goal >= 5,000: ${visitRate >= 5000 ? 'met' : 'NOT met'}); ${fmt(visitRate / e.perSecond, 3)} visits per empty-route request (empty route ${fmt(e.perSecond, 0)} req/s in this run)`);
+    console.log(`    lease         : ${fmt(l.perSecond, 0)} req/s  p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  (${l.count} ok, ${leases.errors} errors, ${empty} empty)`);
+    console.log(`    batch submit  : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
+    console.log(`  paced           : ${fmt(offered, 0)} host visits/s offered (${fmt((100 * offered) / visitRate, 0)}% of the closed loop; each agent leases every ~${fmt(cycleMs / 1000, 1)} s), ${fmt(pacedVisits / pacedSeconds, 0)} stored/s over ${fmt(pacedSeconds, 0)} s`);
+    console.log(`    lease         : ${fmt(pl.perSecond, 0)} req/s  p50 ${fmt(pl.p50, 2)} ms  p99 ${fmt(pl.p99, 2)} ms  (${pl.count} ok, ${pacedLeases.errors} errors) (goal p99 < 25 ms: ${pl.p99 < 25 ? 'met' : 'NOT met'})`);
+    console.log(`    batch submit  : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
+    console.log(`    lease p99 inside the server ${fmt(pacedServer.routes['/api/v1/agent/work']?.p99 ?? NaN, 2)} ms; the load generator's own event-loop delay p99 ${fmt(clientLoop.percentile(99) / 1e6, 1)} max ${fmt(clientLoop.max / 1e6, 1)} ms`);
+    console.log('  server side (CPU of the process, server and client, per host visit):');
+    printServer('batched closed', closedServer, visits, 'visit');
+    printServer('batched paced', pacedServer, pacedVisits, 'visit');
+    console.log(`load average (1 min, 2 cores shared): ${Object.entries(load).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
+  } finally {
+    await coord.stop();
+    httpAgent.destroy();
+  }
+}
+
 /** The coordinator load benchmark (see the file comment). */
 export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<void> {
   const agents = Number(env.PB_BENCH_COORD_AGENTS ?? 1000);
@@ -332,155 +648,11 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     await empty.stop();
     httpAgent.destroy();
 
-    // 2. The coordinator: every agent loops getwork -> submit.
-    const coordAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
-    const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
-
-    type Item = { leaseId: string; ip: string; ports: number[] };
-    /** One timed getwork of agent `i` into `tally`: its item (null: no work), or undefined on an error status. */
-    const timedGetwork = async (i: number, tally: Tally): Promise<Item | null | undefined> => {
-      const t0 = performance.now();
-      const res = await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', coord.ready.tokens[i]!);
-      if (res.status !== 200) {
-        tally.errors++;
-        return undefined;
-      }
-      tally.add(performance.now() - t0);
-      return (JSON.parse(res.body) as { work: Item | null }).work;
-    };
-
-    // 2a. getwork alone: the work-request path by itself (a fleet that is busy scanning and not
-    // submitting yet). The /16 scope holds more targets than this phase can lease.
-    // Warm-up (not measured): a coordinator that has just started compiles its code and fills its
-    // caches during its first second of load; a running one has long done so.
-    await drive(agents, Math.min(2, seconds), Math.min(maxRequests, 10_000), async (i) => {
-      await send(coordAgent, coord.ready.port, 'GET', '/api/v1/agent/work?version=bench', coord.ready.tokens[i]!);
-      return 1;
-    });
-    const onlyWork = new Tally();
-    let onlyNoWork = 0;
-    await coord.ask('stats-reset');
-    const onlyWorkSeconds = await drive(agents, Math.min(seconds, 5), Math.min(maxRequests, 40_000), async (i) => {
-      if ((await timedGetwork(i, onlyWork)) === null) onlyNoWork++;
-      return 1;
-    });
-    const onlyWorkServer = await coord.ask<ServerStats>('stats');
-    await coord.ask('stats-reset');
-    const work = new Tally();
-    const submits = new Tally();
-    let noWork = 0;
-    const coordSeconds = await drive(agents, seconds, maxRequests, async (i) => {
-      const token = coord.ready.tokens[i]!;
-      const item = await timedGetwork(i, work);
-      if (item === undefined) return 1;
-      if (!item) {
-        noWork++;
-        return 1;
-      }
-      const body = resultBody(item, true);
-      const t1 = performance.now();
-      const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
-      if (sub.status === 200) submits.add(performance.now() - t1);
-      else submits.errors++;
-      return 2;
-    });
-    const closedServer = await coord.ask<ServerStats>('stats');
-    load.closed = loadavg()[0]!;
-    await coord.ask('stats-reset');
-
-    // 3. Paced: the same agents with a scan between getwork and submit, offering ~50% of capacity
-    // (or PB_BENCH_COORD_PACED_PAIRS pairs per second, to compare builds at the same load); then
-    // a fleet's pace: 1,000 agents that each take ~5 s per host offer 200 pairs/s
-    // (PB_BENCH_COORD_FLEET_PAIRS).
-    const pairRate = Math.max(1, submits.count / coordSeconds);
-    const offeredPairs = env.PB_BENCH_COORD_PACED_PAIRS ? Number(env.PB_BENCH_COORD_PACED_PAIRS) : 0.5 * pairRate;
-    const fleetPairs = Number(env.PB_BENCH_COORD_FLEET_PAIRS ?? 200);
-    const rng = createRng('bench-coordinator');
-    const runPaced = async (pairs: number, minSeconds = seconds) => {
-      const thinkMs = (agents / pairs) * 1000;
-      const work = new Tally();
-      const submitted = new Tally();
-      // The load generator's own event loop: its lag is in every latency it measures.
-      const clientLoop = monitorEventLoopDelay({ resolution: 1 });
-      clientLoop.enable();
-      // Long enough for every agent to cycle twice, bounded; pauses never run past the deadline.
-      const phase = Math.min(60, Math.max(minSeconds, (2 * thinkMs) / 1000));
-      const deadline = performance.now() + phase * 1000;
-      const pausedSleep = (ms: number) => sleep(Math.max(0, Math.min(ms, deadline - performance.now())));
-      const pace = () => pausedSleep((thinkMs * (0.5 + rng.next())) / 2);
-      const started = new Set<number>();
-      const elapsed = await drive(agents, phase, maxRequests, async (i) => {
-        if (!started.has(i)) {
-          // Agents start spread over one think time, as a fleet that has been running a while.
-          started.add(i);
-          await pausedSleep(rng.next() * thinkMs);
-          if (performance.now() >= deadline) return 0;
-        }
-        const token = coord.ready.tokens[i]!;
-        const item = await timedGetwork(i, work);
-        if (item === undefined) return 1;
-        await pace();
-        if (!item || performance.now() >= deadline) return 1;
-        const body = resultBody(item, false);
-        const t1 = performance.now();
-        const sub = await send(coordAgent, coord.ready.port, 'POST', '/api/v1/agent/results', token, body);
-        if (sub.status === 200) submitted.add(performance.now() - t1);
-        else submitted.errors++;
-        await pace();
-        return 2;
-      });
-      clientLoop.disable();
-      const server = await coord.ask<ServerStats>('stats');
-      await coord.ask('stats-reset');
-      return { pairs, thinkMs, work, submitted, elapsed, server, clientLoop: { p99: clientLoop.percentile(99) / 1e6, max: clientLoop.max / 1e6 } };
-    };
-    const paced = await runPaced(offeredPairs);
-    load.paced = loadavg()[0]!;
-    // 30 s: once per learned-state write (every 30 s), so that rare stall weighs what it does.
-    const fleet = await runPaced(fleetPairs, Math.max(seconds, 30));
-    load.fleet = loadavg()[0]!;
-    await coord.stop();
-    coordAgent.destroy();
-
     const e = emptyTally.summary(emptySeconds);
-    const w = work.summary(coordSeconds);
-    const s = submits.summary(coordSeconds);
-    console.log(`strategy ${strategy} (budget 100); agents (concurrent connections): ${agents}; ${seconds} s per phase (cap ${maxRequests} requests); server in a worker thread, client in the main thread, 127.0.0.1`);
-    console.log(`empty fastify route : ${fmt(e.perSecond, 0)} req/s  p50 ${fmt(e.p50, 2)} ms  p99 ${fmt(e.p99, 2)} ms  (${e.count} ok, ${emptyTally.errors} errors)`);
-    console.log(`getwork             : ${fmt(w.perSecond, 0)} req/s  p50 ${fmt(w.p50, 2)} ms  p99 ${fmt(w.p99, 2)} ms  (${w.count} ok, ${work.errors} errors, ${noWork} empty)`);
-    console.log(`submit              : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
-    const pacedLines = (label: string, run: typeof paced) => {
-      const pw = run.work.summary(run.elapsed);
-      const ps = run.submitted.summary(run.elapsed);
-      console.log(`${label} (each agent pauses ~${fmt(run.thinkMs / 2000, 2)} s after each request, offering ${fmt(run.pairs, 0)} pairs/s, ${fmt((100 * run.pairs) / pairRate, 0)}% of the closed loop's rate):`);
-      console.log(`  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${run.work.errors} errors)`);
-      console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${run.submitted.errors} errors)`);
-      const inServer = run.server.routes['/api/v1/agent/work'];
-      console.log(`  getwork p99 inside the server ${fmt(inServer?.p99 ?? NaN, 2)} ms; the load generator's own event-loop delay p99 ${fmt(run.clientLoop.p99, 1)} max ${fmt(run.clientLoop.max, 1)} ms`);
-      return pw;
-    };
-    const pw = pacedLines('paced', paced);
-    const fw = pacedLines('fleet pace', fleet);
-    const ow = onlyWork.summary(onlyWorkSeconds);
-    console.log(`getwork alone       : ${fmt(ow.perSecond, 0)} req/s  p50 ${fmt(ow.p50, 2)} ms  p99 ${fmt(ow.p99, 2)} ms  (${ow.count} ok, ${onlyWork.errors} errors, ${onlyNoWork} empty); ratio to the empty route ${fmt(ow.perSecond / e.perSecond, 3)}`);
-    console.log(`getwork alone / empty route: ${fmt(ow.perSecond / e.perSecond, 3)} (goal >= 0.5: ${ow.perSecond / e.perSecond >= 0.5 ? 'met' : 'NOT met'}); closed loop, where every agent alternates getwork and submit so getwork's rate is the pair rate: getwork / empty ${fmt(w.perSecond / e.perSecond, 3)}, (getwork + submit) / empty ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
-    console.log(`getwork p99 (goal < 25 ms): at the fleet pace ${fmt(fw.p99, 2)} ms (${fw.p99 < 25 ? 'met' : 'NOT met'}); at 50% of capacity ${fmt(pw.p99, 2)} ms (${pw.p99 < 25 ? 'met' : 'NOT met'}); closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`);
-    console.log('server side (event-loop delay of its thread; time inside the server per route; CPU of the process, server and client, per request):');
-    const server = (label: string, stats: ServerStats, requests: number) => {
-      const routes = Object.entries(stats.routes)
-        .map(([url, r]) => `${url.replace('/api/v1/agent/', '')} p50 ${fmt(r.p50, 2)} p99 ${fmt(r.p99, 2)} max ${fmt(r.max, 1)} ms`)
-        .join('; ');
-      const loop = `loop delay p99 ${fmt(stats.loopDelay.p99, 1)} max ${fmt(stats.loopDelay.max, 1)} ms`;
-      const gc = `GC ${fmt(stats.gc.totalMs, 0)} ms in ${stats.gc.count} pauses, longest ${fmt(stats.gc.maxMs, 1)} ms`;
-      console.log(`  ${label.padEnd(15)} ${loop}; ${gc}; ${routes}; ${fmt((stats.cpuSeconds * 1e6) / Math.max(1, requests), 0)} us CPU/request`);
-    };
-    server('empty', emptyServer, e.count);
-    server('getwork alone', onlyWorkServer, ow.count);
-    server('closed loop', closedServer, w.count + s.count);
-    server('paced', paced.server, paced.work.count + paced.submitted.count);
-    server('fleet pace', fleet.server, fleet.work.count + fleet.submitted.count);
-    console.log(`load average (1 min, 2 cores shared): ${Object.entries(load).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
-    await measureCpu(Number(env.PB_BENCH_COORD_CPU_REQUESTS ?? 2000), strategy);
+    const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched').split(',').map((p) => p.trim()));
+    const context: PhaseContext = { agents, seconds, maxRequests, strategy, dataDir, env, e, emptyErrors: emptyTally.errors, emptyServer, load };
+    if (phases.has('single')) await runSinglePhases(context);
+    if (phases.has('batched')) await runBatchedPhases(context);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
