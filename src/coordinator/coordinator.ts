@@ -518,7 +518,7 @@ export class Coordinator {
    */
   async getWorkBatch(agent: Agent, max: number, version?: string): Promise<WorkItem[]> {
     this.touch(agent.id, version, undefined);
-    const issued: Array<{ item: WorkItem; written: Promise<void> }> = [];
+    const issued: Leased[] = [];
     const pending: QueuedWork[] = [];
     let fromCycle = 0;
     let misses = 0;
@@ -531,7 +531,7 @@ export class Coordinator {
         if (pending.length === 0) this.queueMaybeNonEmpty = false;
       }
       const queued = pending.shift();
-      let leased: { item: WorkItem; written: Promise<void> } | null;
+      let leased: Leased | null;
       if (queued) leased = await this.leaseQueued(agent, queued);
       else {
         // The next address would open a new cycle: its addresses wait for the next request.
@@ -544,28 +544,30 @@ export class Coordinator {
           this.cycleHanded.clear();
           this.cycleScansOf = addr.cycle;
         }
-        fromCycle++;
         leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle);
-        if (leased) for (const t of addr.tags.length > 0 ? addr.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
+        if (leased) {
+          fromCycle++;
+          for (const t of addr.tags.length > 0 ? addr.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
+        }
       }
       if (leased) issued.push(leased);
       else misses++;
     }
     const outcomes = await Promise.allSettled(issued.map((l) => l.written));
     const items: WorkItem[] = [];
-    let failure: unknown;
+    const failed: Array<{ ip: string; error: unknown }> = [];
     outcomes.forEach((outcome, i) => {
+      const item = issued[i]!.item;
       if (outcome.status === 'rejected') {
-        failure ??= outcome.reason;
-        this.log.error({ err: outcome.reason, ip: issued[i]!.item.ip }, 'a lease could not be stored; its work item is not handed out');
+        failed.push({ ip: item.ip, error: outcome.reason });
         return;
       }
-      const item = issued[i]!.item;
       this.touch(agent.id, undefined, 'workItems');
       this.metrics.workItems.inc({ reason: item.reason });
       items.push(item);
     });
-    if (items.length === 0 && failure !== undefined) throw failure;
+    if (failed.length > 0 && items.length === 0) throw failed[0]!.error;
+    for (const f of failed) this.log.error({ err: f.error, ip: f.ip }, 'a lease could not be stored; its work item is not handed out');
     return items;
   }
 
