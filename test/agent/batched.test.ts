@@ -1,3 +1,4 @@
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -154,5 +155,72 @@ describe('the agent leases and submits in batches against a real coordinator on 
     expect(loneMs).toBeLessThan(2000);
     expect(many.every((a) => a.kind === 'stored')).toBe(true);
     expect(seen).toEqual(['POST /api/v1/agent/results/batch', 'POST /api/v1/agent/results/batch']);
+  }, 30_000);
+});
+
+describe('the agent trusts nothing in a batch answer', () => {
+  test('a batch with malformed items and more than asked: the bad ones refused alone, the extra ignored, unreadable batch answers sent again one by one', async () => {
+    // Arrange: a coordinator that answers `max=3` with five items (two malformed), and a batch
+    // route whose answer is not a list.
+    const item = (leaseId: string, ip: string): WorkItem => ({
+      protocol: 1,
+      leaseId,
+      ip,
+      tags: [],
+      ports: [9],
+      round: 0,
+      cycle: 1,
+      reason: 'cycle',
+      issuedAt: Date.now(),
+      deadline: Date.now() + 60_000,
+      scan: { versionDetection: false, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'connect' },
+    });
+    const given = [item('lease_a', '127.0.0.1'), { ...item('lease_b', '127.0.0.2'), ports: '1-65535 -oN x' }, 'not an item', item('lease_extra1', '127.0.0.3'), item('lease_extra2', '127.0.0.4')];
+    const asked: string[] = [];
+    const single: Array<{ leaseId: string }> = [];
+    const refused: string[] = [];
+    const read = async (req: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+    };
+    const server = createHttpServer((req, res) => {
+      void (async (): Promise<unknown> => {
+        const send = (value: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+        if (req.method === 'GET') {
+          asked.push(req.url!);
+          return send(asked.length === 1 ? { work: given[0], items: given } : { work: null, items: [], retryAfterMs: 1000 });
+        }
+        const body = await read(req);
+        if (req.url === '/api/v1/agent/results/batch') return send({ results: 'all good' });
+        if (req.url === '/api/v1/agent/results') {
+          single.push(body as { leaseId: string });
+          return send({ scanId: String(body.leaseId), accepted: true, duplicate: false, followUp: false, events: 0 });
+        }
+        if (req.url === '/api/v1/agent/refused') {
+          refused.push(String(body.leaseId));
+          return send({ recorded: true });
+        }
+        return res.writeHead(404).end('{}');
+      })();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const logs: string[] = [];
+
+    try {
+      // Act
+      const agent = new Agent({ server: url, token: 'pba_test', concurrency: 3, once: true, scan: scanConfig((l) => logs.push(l)) });
+      const stats = await agent.run();
+
+      // Assert: three taken (one scanned and submitted, two refused), the two extra never touched.
+      expect(asked).toEqual([expect.stringMatching(/max=3$/)]);
+      expect(stats, logs.join('\n')).toMatchObject({ batches: 1, submitted: 1, refused: 2, rejected: 0, errors: 0 });
+      expect(single.map((r) => r.leaseId)).toEqual(['lease_a']);
+      expect(refused).toEqual(['lease_b']);
+      expect(logs.join('\n')).not.toMatch(/lease_extra|127\.0\.0\.[34]/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   }, 30_000);
 });
