@@ -345,6 +345,9 @@ export interface IngestResult {
 
 export type EventKind = 'service-new' | 'service-closed' | 'service-changed' | 'host-new' | 'host-gone';
 
+/** Every event kind, in documentation order. */
+export const EVENT_KINDS: readonly EventKind[] = ['service-new', 'service-closed', 'service-changed', 'host-new', 'host-gone'];
+
 export interface NewStoreEvent {
   readonly kind: EventKind;
   readonly at: number;
