@@ -12,11 +12,15 @@ const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\u
 
 const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\n': '&#xa;', '\r': '&#xd;', '\t': '&#x9;' };
 
-/** Escape text for an attribute value or element content, as nmap does (newlines as `&#xa;`). */
+/**
+ * Escape text for an attribute value or element content, as nmap does (newlines as `&#xa;`);
+ * spaces at either end become `&#x20;`, which readers that trim values (ours) keep.
+ */
 function esc(value: unknown): string {
   return String(value)
     .replace(NOT_XML, '\uFFFD')
-    .replace(/[&<>"'\n\r\t]/g, (c) => ESCAPES[c]!);
+    .replace(/[&<>"'\n\r\t]/g, (c) => ESCAPES[c]!)
+    .replace(/^ +| +$/g, (spaces) => '&#x20;'.repeat(spaces.length));
 }
 
 function attrs(pairs: Record<string, unknown>): string {
