@@ -47,9 +47,10 @@ const LOCAL_POLL_MS = 500;
 
 /** Run `fn` on the source the flags name: `--server` (with an admin token) or the data directory. */
 export async function withResultSource<T>(flags: SourceFlags, fn: (source: ResultSource) => Promise<T>): Promise<T> {
-  const server = flags.server ?? process.env.PORTBANDIT_SERVER;
+  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --server or --data, not both', { where: '--server' });
+  // An explicit --data wins over $PORTBANDIT_SERVER.
+  const server = flags.server ?? (flags.data === undefined ? process.env.PORTBANDIT_SERVER : undefined);
   if (server !== undefined && server !== '') {
-    if (flags.data !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --server or --data, not both', { where: '--server' });
     return fn(remoteSource(parseServer(server), adminToken(flags.tokenFile)));
   }
   return withLocalCoordinator(flags.data, async (app) => fn(localSource(app.coordinator.store)));
