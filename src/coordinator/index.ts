@@ -13,3 +13,4 @@ export { generateToken, hashToken } from './tokens.js';
 export { streamRecording } from './recording-export.js';
 export { findHostScan, formatNmapXml } from './nmap-export.js';
 export * from './protocol.js';
+export { AlertDispatcher, addAlertRule, listAlertRules, removeAlertRule, listDeadLetters, checkAlertRule, type AlertRule, type DeadLetter, type AlertDeliveryOptions } from './alerts.js';

@@ -21,6 +21,7 @@ export const commands: readonly CommandEntry[] = [
   { name: 'host', load: async () => (await import('./host.js')).registerHost },
   { name: 'events', load: async () => (await import('./events.js')).registerEvents },
   { name: 'export', load: async () => (await import('./export.js')).registerExport },
+  { name: 'alert', load: async () => (await import('./alert.js')).registerAlert },
   { name: 'scope', load: async () => (await import('./scope.js')).registerScope },
   { name: 'recording', load: async () => (await import('./recording.js')).registerRecording },
   { name: 'simulate', load: async () => (await import('./simulate.js')).registerSimulate },
