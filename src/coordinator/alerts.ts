@@ -94,7 +94,8 @@ export async function listDeadLetters(store: Store): Promise<DeadLetter[]> {
  * Delivers alert rules' matches to their webhooks: per rule, the events after its cursor that
  * match its query are POSTed one by one, in order, each retried with exponential backoff
  * (bounded attempts) and then kept as a dead letter. The rule's cursor is written after each
- * event is done with, so a delivered event is never sent again by a later pass; a crash between
+ * delivered (or dead-lettered) event, and after each page of events that did not match, so a
+ * delivered event is never sent again by a later pass; a crash between
  * a delivery and that write re-sends one event, which the `x-portbandit-delivery` header (rule
  * and event id) lets a receiver drop. Rules run side by side: one dead webhook delays no other.
  */
@@ -141,23 +142,36 @@ export class AlertDispatcher {
   private async runRule(rule: AlertRule, revision: number): Promise<void> {
     const filter = parseEventQuery(rule.query);
     let cursor = rule.cursor;
+    let saved = cursor;
+    /** Write the cursor; false when the rule was deleted or replaced meanwhile (not brought back). */
+    const save = async (): Promise<boolean> => {
+      if (cursor === saved) return true;
+      try {
+        revision = (await this.store.putDocument(RULES, rule.name, { ...rule, cursor }, { at: this.now(), expectedRevision: revision })).revision;
+        saved = cursor;
+        return true;
+      } catch (error) {
+        if (error instanceof PortbanditError && error.code === 'PB_ERR_CONFLICT') return false;
+        throw error;
+      }
+    };
     for (;;) {
       const page = await this.store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: 100 });
       if (page.events.length === 0) return;
       for (const event of page.events) {
         if (this.stopping.signal.aborted) return;
-        if (matchEvent(event, filter)) await this.deliver(rule, event);
+        if (!matchEvent(event, filter)) {
+          cursor = event.id;
+          continue;
+        }
+        await this.deliver(rule, event);
         // Stopped mid-delivery: the event is not done with; the next run sends it again.
         if (this.stopping.signal.aborted) return;
+        // Written after each delivery (a skipped event only needs the page's write below).
         cursor = event.id;
-        try {
-          // expectedRevision: a rule deleted or replaced meanwhile is not brought back.
-          revision = (await this.store.putDocument(RULES, rule.name, { ...rule, cursor }, { at: this.now(), expectedRevision: revision })).revision;
-        } catch (error) {
-          if (error instanceof PortbanditError && error.code === 'PB_ERR_CONFLICT') return;
-          throw error;
-        }
+        if (!(await save())) return;
       }
+      if (!(await save())) return;
     }
   }
 
