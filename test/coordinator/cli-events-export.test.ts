@@ -193,8 +193,11 @@ describe('portbandit events and export, on a data directory and on a running coo
         expect(seen.length).toBeGreaterThan(0);
         const cursor = cursorOf(res.err);
         expect(readFileSync(file, 'utf8').trim()).toBe(cursor);
-        // Exactly the events between the two cursors.
-        expect(events((await run(['events', '--json', '--cursor', start, ...local()])).out).filter((e) => Number(e.id) <= Number(cursor))).toEqual(seen);
+        // Exactly the events between the two cursors (a SIGINT between a batch and its
+        // checkpoint may have printed a few more, which a resumed follower prints again).
+        const between = events((await run(['events', '--json', '--cursor', start, ...local()])).out).filter((e) => Number(e.id) <= Number(cursor));
+        expect(between.length).toBeGreaterThan(0);
+        expect(seen.slice(0, between.length)).toEqual(between);
       }, 30_000);
     }
   });
