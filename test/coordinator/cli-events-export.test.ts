@@ -97,6 +97,10 @@ describe('portbandit events and export, on a data directory and on a running coo
       expect(bad.err).toMatch(/query column 18: unknown field 'cpe'.*for events.*PB_ERR_QUERY/);
     }
     expect((await run(['events', 'kind:gone', ...server])).err).toMatch(/'gone' is not an event kind/);
+    // The API refuses it too, as a plain 400 before any stream starts.
+    const res = await fetch(`${server[1]}/api/v1/events?q=${encodeURIComponent('port:22 cpe:x')}`, { headers: { authorization: `Bearer ${t.admin}` } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'PB_ERR_QUERY', message: expect.stringMatching(/query column 9: unknown field 'cpe'/) });
   });
 
   it('continues from the cursor it printed (--cursor) or kept (--cursor-file), across --data and --server', async () => {
