@@ -44,6 +44,8 @@ const parser = new XMLParser({
   parseTagValue: false,
   trimValues: true,
   processEntities: true,
+  // nmap writes character references (`&#xa;` in script output, `&#45;` in PEM dashes): decode them.
+  htmlEntities: true,
   isArray: (name) => arrays.has(name),
 });
 

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { PortbanditError } from '../core/errors.js';
 
 /** Commander argument parsers that reject bad flag values with a message naming the value. */
 export function parseInteger(min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) {
@@ -40,4 +41,11 @@ export function parseDuration(value: string): number {
   const seconds = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
   if (seconds < 1 || seconds > 366 * 86400) throw new InvalidArgumentError(`expected a duration from 1 s to 366 d, got "${value}".`);
   return seconds;
+}
+
+/** A point in time: an ISO date or milliseconds since the Unix epoch (`--since`, `--until`). */
+export function parseTime(value: string): number {
+  const t = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(t)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an ISO date or milliseconds, got ${JSON.stringify(value)}`, { where: '--since/--until' });
+  return t;
 }

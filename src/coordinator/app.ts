@@ -13,7 +13,9 @@ import { resolvePrincipal } from './auth.js';
 import { type CoordinatorConfig, configDefaults } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { createMetrics } from './metrics.js';
+import { AlertDispatcher, type AlertDeliveryOptions } from './alerts.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerAlertRoutes } from './routes/alerts.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerAgentRefusedRoute } from './routes/agent-refused.js';
 import { registerResultRoutes } from './routes/results.js';
@@ -34,13 +36,20 @@ export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
   /** Run the periodic sweep (lease expiry, flushes) on a timer; default true. */
   readonly sweepTimer?: boolean;
+  /** Alert delivery: retries, backoff, time-outs (defaults in AlertDispatcher). */
+  readonly alerts?: AlertDeliveryOptions;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     coordinator: Coordinator;
+    /** Delivers alert rules' matches; runs on the sweep timer, or by hand (`runOnce`) in tests. */
+    alerts: AlertDispatcher;
   }
 }
+
+/** How often the alert dispatcher looks for new events. */
+const ALERT_INTERVAL_MS = 1000;
 
 /** The SQLite file inside a data directory. */
 export function databasePath(dataDir: string): string {
@@ -78,6 +87,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     throw error;
   }
   app.decorate('coordinator', coordinator);
+  const alerts = new AlertDispatcher(store, { now, log: (message) => app.log.warn(message), ...options.alerts });
+  app.decorate('alerts', alerts);
   metrics.bind({
     leasesInFlight: () => store.countLeases(),
     // The store lists at most 10,000 queued items; the gauge saturates there.
@@ -139,21 +150,30 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     registerAgentRefusedRoute(scope, coordinator);
     registerAdminRoutes(scope, coordinator);
     registerResultRoutes(scope, coordinator);
+    registerAlertRoutes(scope, coordinator);
   });
   await app.register(uiRoutes, { coordinator });
 
   let timer: NodeJS.Timeout | undefined;
+  let alertTimer: NodeJS.Timeout | undefined;
   if (options.sweepTimer ?? true) {
     timer = setInterval(() => {
       coordinator.sweep({ learn: false }).catch((error: unknown) => app.log.error({ err: error }, 'sweep failed'));
     }, config.sweepIntervalMs);
     timer.unref();
+    // Alert delivery follows the events; runOnce joins a pass that is still delivering.
+    alertTimer = setInterval(() => {
+      alerts.runOnce().catch((error: unknown) => app.log.error({ err: error }, 'alert delivery failed'));
+    }, ALERT_INTERVAL_MS);
+    alertTimer.unref();
   }
   app.addHook('preClose', async () => {
     coordinator.beginClose();
   });
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
+    if (alertTimer) clearInterval(alertTimer);
+    await alerts.stop();
     await coordinator.close();
     if (ownsStore) await store.close();
   });

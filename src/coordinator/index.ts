@@ -11,4 +11,6 @@ export { type Policy, type PolicyInput, defaultPolicy, defaultStrategyName, reso
 export { diffScans, diffEvents, type ScanDiff } from './diff.js';
 export { generateToken, hashToken } from './tokens.js';
 export { streamRecording } from './recording-export.js';
+export { findHostScan, formatNmapXml } from './nmap-export.js';
 export * from './protocol.js';
+export { AlertDispatcher, addAlertRule, listAlertRules, removeAlertRule, listDeadLetters, checkAlertRule, type AlertRule, type DeadLetter, type AlertDeliveryOptions } from './alerts.js';

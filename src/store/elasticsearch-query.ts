@@ -1,5 +1,5 @@
 import { PortbanditError } from '../core/errors.js';
-import { tokenizeText } from './query-ast.js';
+import { kindOnScans, tokenizeText } from './query-ast.js';
 import type { QueryNode } from './query-ast.js';
 
 /** An Elasticsearch query DSL clause (kept as plain JSON: only bool, term, range, match_all). */
@@ -39,5 +39,7 @@ export function compileEsQuery(node: QueryNode | undefined): EsQuery {
       const words = tokenizeText(node.value);
       return words.length === 0 ? { match_all: {} } : { bool: { filter: words.map((word) => ({ term: { words: word } })) } };
     }
+    case 'kind':
+      throw kindOnScans();
   }
 }

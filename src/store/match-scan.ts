@@ -1,5 +1,5 @@
 import { ipMatches } from './ip-key.js';
-import { tokenizeText } from './query-ast.js';
+import { kindOnScans, tokenizeText } from './query-ast.js';
 import type { QueryNode } from './query-ast.js';
 import { indexScan } from './scan-index.js';
 import type { ScanDocument } from './types.js';
@@ -42,6 +42,8 @@ export function matchScan(scan: ScanDocument, node: QueryNode | undefined): bool
         return scan.finishedAt >= n.from && scan.finishedAt < n.to;
       case 'text':
         return tokenizeText(n.value).every((word) => words.has(word));
+      case 'kind':
+        throw kindOnScans();
     }
   };
   return test(node);

@@ -1,3 +1,6 @@
+import { PortbanditError } from '../core/errors.js';
+import type { EventKind } from './types.js';
+
 /**
  * The search language's syntax tree, shared by the parser/printer (query.ts) and both stores,
  * which translate it to SQL (bound parameters) or Elasticsearch query DSL. Store-neutral on
@@ -10,11 +13,13 @@
  * - `tag` and `agent` match the scan's tags / agent id exactly (case-insensitive).
  * - `ip` matches an address exactly or a CIDR block (IPv4 or IPv6).
  * - `ctime` compares the scan's `finishedAt` (ms since the Unix epoch).
+ * - `kind` (event queries only, `parseEventQuery`) matches an event's kind exactly; scans have
+ *   no kind, so the stores refuse it.
  * - `text` matches when every word of the value occurs as a word in the scan's banners
  *   (service, product, version, extrainfo, cpes, script ids and outputs of open ports); words are
  *   runs of letters and digits, compared case-insensitively (see `tokenizeText`).
  */
-export type QueryNode = AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode;
+export type QueryNode = AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode | KindNode;
 
 /** All children must match. At least two children. */
 export interface AndNode {
@@ -74,9 +79,20 @@ export interface TextNode {
   readonly value: string;
 }
 
+/** An event kind (`service-new`, ...): only in event queries (`parseEventQuery`, `matchEvent`). */
+export interface KindNode {
+  readonly type: 'kind';
+  readonly value: EventKind;
+}
+
 export const TERM_FIELDS: readonly TermField[] = ['service', 'product', 'version', 'cpe', 'script', 'tag', 'agent'];
 
 /** Split text into lower-case words (runs of letters and digits), the unit free-text search matches. */
 export function tokenizeText(text: string): string[] {
   return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((word) => word.length > 0);
+}
+
+/** The error every scan backend throws for a `kind` node: scans have no kind, events do. */
+export function kindOnScans(): PortbanditError {
+  return new PortbanditError('PB_ERR_QUERY', 'kind: filters events (portbandit events, /api/v1/events, alert rules), not scans', { where: 'query' });
 }

@@ -2,6 +2,7 @@ import { canonicalTarget } from '../core/address.js';
 import { PortbanditError } from '../core/errors.js';
 import { TERM_FIELDS, tokenizeText } from './query-ast.js';
 import type { QueryNode, TermField, TimeNode } from './query-ast.js';
+import { EVENT_KINDS, type EventKind } from './types.js';
 
 /**
  * The search language: parser (text -> QueryNode) and printer (QueryNode -> text), with
@@ -18,13 +19,33 @@ import type { QueryNode, TermField, TimeNode } from './query-ast.js';
  * ctime values: DATE, >DATE, >=DATE, <DATE, <=DATE, DATE..DATE (half-open); DATE is
  * YYYY-MM-DD (UTC midnight) or an ISO instant such as 2026-11-01T12:30:00Z. A bare DATE means
  * that whole UTC day.
+ *
+ * Event queries (`parseEventQuery`, for the events stream and alert rules) use the same syntax
+ * over an event's fields: kind, port, service, product, version, tag, ip, ctime (the event's
+ * time) and free text (words of its service details).
  */
 
 const MAX_QUERY_LENGTH = 4096;
 const MAX_DEPTH = 64;
 const DAY_MS = 86_400_000;
 const KEYWORDS = new Set(['AND', 'OR', 'NOT']);
-const FIELDS = new Set<string>([...TERM_FIELDS, 'port', 'ip', 'ctime']);
+
+/** Which fields a query may name: scans (search) or events (events stream, alert rules). */
+interface Dialect {
+  readonly fields: ReadonlySet<string>;
+  /** Appended to an unknown-field error, naming the other dialect's fields. */
+  readonly hint: string;
+}
+
+const SCAN_DIALECT: Dialect = {
+  fields: new Set<string>([...TERM_FIELDS, 'port', 'ip', 'ctime']),
+  hint: " (kind: filters events: `portbandit events`, /api/v1/events; quote free text that contains ':')",
+};
+const EVENT_DIALECT: Dialect = {
+  fields: new Set<string>(['kind', 'port', 'service', 'product', 'version', 'tag', 'ip', 'ctime']),
+  hint: " for events (quote free text that contains ':')",
+};
+const EVENT_KIND_SET = new Set<string>(EVENT_KINDS);
 
 type Token =
   | { kind: 'lparen' | 'rparen' | 'minus' | 'and' | 'or' | 'not'; pos: number }
@@ -32,10 +53,22 @@ type Token =
 
 /** Parse a query string into an AST; undefined for an empty query. Errors name the column. */
 export function parseQuery(text: string): QueryNode | undefined {
+  return parseWith(text, SCAN_DIALECT);
+}
+
+/**
+ * Parse an event query (`kind:service-new port:3389 tag:dmz`): the search syntax over the
+ * fields of an event (see `matchEvent`); undefined for an empty query.
+ */
+export function parseEventQuery(text: string): QueryNode | undefined {
+  return parseWith(text, EVENT_DIALECT);
+}
+
+function parseWith(text: string, dialect: Dialect): QueryNode | undefined {
   if (text.length > MAX_QUERY_LENGTH) {
     throw queryError(`the query is ${text.length} characters long; at most ${MAX_QUERY_LENGTH} are allowed`, 1);
   }
-  const tokens = tokenize(text);
+  const tokens = tokenize(text, dialect);
   if (tokens.length === 0) return undefined;
   const parser = new Parser(tokens, text.length);
   const node = parser.parseOr(0);
@@ -73,6 +106,8 @@ function printNode(node: QueryNode): string {
       return `ctime:${printDate(node.from)}..${printDate(node.to)}`;
     case 'text':
       return printValue(node.value, true);
+    case 'kind':
+      return `kind:${node.value}`;
   }
 }
 
@@ -89,7 +124,7 @@ function printDate(at: number): string {
   return at % DAY_MS === 0 ? iso.slice(0, 10) : iso;
 }
 
-function tokenize(text: string): Token[] {
+function tokenize(text: string, dialect: Dialect): Token[] {
   const tokens: Token[] = [];
   let i = 0;
   while (i < text.length) {
@@ -113,8 +148,8 @@ function tokenize(text: string): Token[] {
       const colon = word.indexOf(':');
       if (colon > 0 && /^[a-z]+$/iu.test(word.slice(0, colon))) {
         const field = word.slice(0, colon).toLowerCase();
-        if (!FIELDS.has(field)) {
-          throw queryError(`unknown field '${word.slice(0, colon)}'; expected one of ${[...FIELDS].join(', ')} (quote free text that contains ':')`, start + 1);
+        if (!dialect.fields.has(field)) {
+          throw queryError(`unknown field '${word.slice(0, colon)}'; expected one of ${[...dialect.fields].join(', ')}${dialect.hint}`, start + 1);
         }
         let value = word.slice(colon + 1);
         let quoted = false;
@@ -241,6 +276,11 @@ function buildLeaf(token: Extract<Token, { kind: 'value' }>): QueryNode {
       return { type: 'ip', value: normalizeIpValue(value, valuePos) };
     case 'ctime':
       return parseTime(value, valuePos);
+    case 'kind': {
+      const kind = value.toLowerCase();
+      if (!EVENT_KIND_SET.has(kind)) throw queryError(`'${value}' is not an event kind; expected one of ${EVENT_KINDS.join(', ')}`, valuePos);
+      return { type: 'kind', value: kind as EventKind };
+    }
     default:
       return { type: 'term', field: field as TermField, value };
   }

@@ -1,6 +1,6 @@
 import { PortbanditError } from '../core/errors.js';
 import { ipKeyRange } from './ip-key.js';
-import { TERM_FIELDS, tokenizeText } from './query-ast.js';
+import { kindOnScans, TERM_FIELDS, tokenizeText } from './query-ast.js';
 
 const TERM_FIELD_SET = new Set<string>(TERM_FIELDS);
 import type { QueryNode } from './query-ast.js';
@@ -113,5 +113,7 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
       for (const word of words) params.push(` ${word} `);
       return `(${words.map(() => `instr(${c.words}, ?) > 0`).join(' AND ')})`;
     }
+    case 'kind':
+      throw kindOnScans();
   }
 }

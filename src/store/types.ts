@@ -44,10 +44,11 @@ export interface Store {
 
   // ---------------------------------------------------------------- JSON documents
   /**
-   * Small JSON documents with a revision, in three collections: per-tag scan policies
+   * Small JSON documents with a revision, in collections: per-tag scan policies
    * (`policies`, key = tag, `""` for the default policy), strategy states (`strategyStates`,
-   * key chosen by the coordinator, e.g. `${tag}/${strategyName}`) and coordinator state
-   * (`coordinator`: cycle position, seed, counters). Undefined when absent.
+   * key chosen by the coordinator, e.g. `${tag}/${strategyName}`), coordinator state
+   * (`coordinator`: cycle position, seed, counters) and alerting (`alertRules`, key = rule name;
+   * `alertDeadLetters`, key = `${rule}/${eventId}`). Undefined when absent.
    */
   getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined>;
   /**
@@ -183,7 +184,7 @@ export interface ScopeListing {
   readonly entries: ScopeEntry[];
 }
 
-export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator';
+export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters';
 
 export interface StoredDocument<T = unknown> {
   readonly key: string;
@@ -344,6 +345,9 @@ export interface IngestResult {
 }
 
 export type EventKind = 'service-new' | 'service-closed' | 'service-changed' | 'host-new' | 'host-gone';
+
+/** Every event kind, in documentation order. */
+export const EVENT_KINDS: readonly EventKind[] = ['service-new', 'service-closed', 'service-changed', 'host-new', 'host-gone'];
 
 export interface NewStoreEvent {
   readonly kind: EventKind;

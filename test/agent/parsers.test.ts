@@ -53,6 +53,13 @@ describe('nmap XML captured from the lab', () => {
     expect(cert?.fields).toMatchObject({ subject: { commonName: 'lab-host.198-18-1-14.example' }, validity: { notBefore: expect.any(String) } });
   });
 
+  test("decodes nmap's character references (`&#xa;`, `&#45;`) in script output", () => {
+    const run = parseNmapXml(fixture('nmap-ssl-cert.xml'), 'nmap-ssl-cert.xml');
+    const cert = run.hosts[0]!.ports.find((p) => p.port === 8443)!.scripts!.find((s) => s.id === 'ssl-cert')!;
+    expect((cert.fields as { pem: string }).pem).toMatch(/^-----BEGIN CERTIFICATE-----\nMII/);
+    expect(cert.output).not.toContain('&#');
+  });
+
   test('a truncated report is an error naming the file, line and column', () => {
     const xml = fixture('nmap-sv-lab.xml');
     const cut = xml.slice(0, Math.floor(xml.length * 0.6));

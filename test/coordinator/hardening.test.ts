@@ -42,6 +42,12 @@ const ROUTES: Array<[method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string]> = 
   ['GET', '/api/v1/hosts/198.18.0.1/history?limit=0'],
   ['GET', '/api/v1/hosts/198.18.0.1/diff?bogus=1'],
   ['GET', '/api/v1/events?cursor=abc'],
+  ['GET', '/api/v1/events?q=cpe:x'],
+  ['GET', '/api/v1/export/nmap?ip=not-an-ip'],
+  ['GET', '/api/v1/admin/alerts'],
+  ['POST', '/api/v1/admin/alerts'],
+  ['DELETE', '/api/v1/admin/alerts/nope'],
+  ['GET', '/api/v1/admin/alerts/dead'],
   ['GET', '/api/v1/stats?hours=0'],
   ['GET', '/api/v1/export/recording?since=-1'],
 ];

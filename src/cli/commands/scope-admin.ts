@@ -5,7 +5,7 @@ import { PortbanditError } from '../../core/errors.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
 import { formatScopeFile, normalizeScopeLine, parseScopeFile } from '../../coordinator/scope-file.js';
 import { streamRecording } from '../../coordinator/recording-export.js';
-import { collect } from '../options.js';
+import { collect, parseTime } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 const blockOption = ['--blocklist', 'work on the blocklist instead of the scope'] as const;
@@ -98,12 +98,6 @@ function createList(): Command {
         );
       });
     });
-}
-
-function parseTime(value: string): number {
-  const t = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(t)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an ISO date or milliseconds, got ${JSON.stringify(value)}`, { where: '--since/--until' });
-  return t;
 }
 
 function createExportHistory(): Command {

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { PortbanditError } from '../../core/errors.js';
-import { parseQuery } from '../../store/query.js';
+import { matchEvent } from '../../store/match-event.js';
+import { parseEventQuery, parseQuery } from '../../store/query.js';
 import type { ScanDocument, SearchView } from '../../store/types.js';
 import { requireRole } from '../auth.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
 import { diffScans } from '../diff.js';
 import { errorResponseSchema } from '../protocol.js';
+import { findHostScan, formatNmapXml } from '../nmap-export.js';
 import { streamRecording } from '../recording-export.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
@@ -157,25 +159,26 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
   );
 
-  app.get<{ Querystring: { cursor?: string; limit: number; follow: boolean } }>(
+  app.get<{ Querystring: { q: string; cursor?: string; limit: number; follow: boolean } }>(
     '/api/v1/events',
     {
       preParsing,
       schema: {
         tags: ['results'],
         summary:
-          'Service events (service-new, service-closed, service-changed, host-new) as NDJSON from a cursor. follow=true keeps the stream open; lines {"cursor": ...} are checkpoints to resume from.',
+          'Service events (service-new, service-closed, service-changed, host-new) as NDJSON from a cursor, optionally filtered by an event query (q=kind:service-new port:3389 tag:dmz). follow=true keeps the stream open; lines {"cursor": ...} are checkpoints to resume from (they pass events the filter skipped).',
         security,
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { cursor: { type: 'string', maxLength: 512 }, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 }, follow: { type: 'boolean', default: false } },
+          properties: { q: { type: 'string', maxLength: 4096, default: '' }, cursor: { type: 'string', maxLength: 512 }, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 }, follow: { type: 'boolean', default: false } },
         },
         response: { ...errors },
       },
     },
     async (req, reply) => {
       let cursor = req.query.cursor;
+      const filter = parseEventQuery(req.query.q);
       // The first page is read before the reply is hijacked: a bad cursor is a plain 400, not a
       // 200 stream that never ends.
       let first: Awaited<ReturnType<typeof store.readEvents>> | undefined = await store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: req.query.limit });
@@ -187,7 +190,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
       while (!reply.raw.destroyed && !coordinator.closing) {
         const page = first ?? (await store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: req.query.limit }));
         first = undefined;
-        for (const e of page.events) if (!(await writeLine(reply, e))) return;
+        for (const e of page.events) if (matchEvent(e, filter) && !(await writeLine(reply, e))) return;
         if (page.events.length > 0 || page.cursor !== cursor) {
           cursor = page.cursor;
           if (!(await writeLine(reply, { cursor }))) return;
@@ -280,4 +283,23 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
       reply.raw.end();
     },
   );
+  app.get<{ Querystring: { ip: string; scan?: string } }>(
+    '/api/v1/export/nmap',
+    {
+      preParsing,
+      schema: {
+        tags: ['results'],
+        summary: "One visit of a host (default its latest) as an nmap -oX report that `portbandit import nmap` reads back.",
+        security,
+        querystring: { type: 'object', additionalProperties: false, required: ['ip'], properties: { ip: { type: 'string', maxLength: 64 }, scan: { type: 'string', maxLength: 64 } } },
+        response: { 200: { type: 'string' }, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const ip = ipOf(req.query.ip);
+      const scan = await findHostScan(store, ip, req.query.scan);
+      return reply.type('application/xml; charset=utf-8').send(formatNmapXml(scan));
+    },
+  );
 }
+

@@ -1,0 +1,41 @@
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { PortbanditError } from '../core/errors.js';
+
+/** Where a command's data goes: a file (`--out`) or stdout, written with backpressure. */
+export interface Output {
+  write(text: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Open `--out FILE` (created or truncated) or stdout when `file` is undefined or `-`. */
+export function openOutput(file: string | undefined): Output {
+  if (file === undefined || file === '-') {
+    return {
+      async write(text) {
+        // process.stdout.write is looked up on each call: tests capture it by replacing it.
+        if (!process.stdout.write(text)) await once(process.stdout as Writable, 'drain');
+      },
+      async close() {},
+    };
+  }
+  const stream = createWriteStream(file, { encoding: 'utf8' });
+  let failure: Error | undefined;
+  stream.on('error', (error) => (failure = error));
+  const check = () => {
+    if (failure) throw new PortbanditError('PB_ERR_IO', `cannot write: ${failure.message}`, { where: file, cause: failure });
+  };
+  return {
+    async write(text) {
+      check();
+      if (!stream.write(text)) await Promise.race([once(stream, 'drain'), once(stream, 'error')]);
+      check();
+    },
+    async close() {
+      stream.end();
+      await Promise.race([once(stream, 'finish'), once(stream, 'error')]).catch(() => undefined);
+      check();
+    },
+  };
+}
