@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,6 +9,7 @@ import { loadNmapServices } from '../../src/catalog/index.js';
 import { type LabState, labDown, labEpoch, labUnavailableReason, labUp } from '../../src/lab/index.js';
 import type { ScanDocument, StoreEvent } from '../../src/store/types.js';
 import { tempDataDir } from '../coordinator/helpers.js';
+import { freePort } from '../helpers/net.js';
 
 /**
  * The live loop as an operator runs it: a real `portbandit serve` process, a real `portbandit
@@ -27,14 +27,6 @@ const SEED = 'live-loop-7';
 const HOSTS = 16;
 const log = (line: string) => process.stderr.write(`[live] ${line}\n`);
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe.skipIf(reason !== null)('live loop: serve + agent processes against the lab /24 (closed ports dropped)', () => {
   const data = tempDataDir();
