@@ -12,3 +12,5 @@ export { runBounded, type ProcessBounds, type ProcessResult } from './scanners/b
 export { parseNmapXml, type NmapRun, type NmapHost } from './scanners/nmap-xml.js';
 export { parseMasscanOutput, detectMasscanFormat, groupFindings, type MasscanFinding, type MasscanFormat } from './scanners/masscan-output.js';
 export { detectServices, planDetection, DETECTION_DEFAULTS, type DetectionOptions, type DetectionRun, type HostDetection } from './service-detection.js';
+export { Screenshotter, webTargets, SCREENSHOT_DEFAULTS, type ScreenshotOptions, type WebTarget, type CaptureResult, type InterceptedRequest } from './screenshots.js';
+export { ScreenshotGuard, splitHostPort, type GuardEntry } from './screenshot-guard.js';

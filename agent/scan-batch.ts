@@ -8,6 +8,7 @@ import { MASSCAN_DEFAULTS, runMasscan } from './scanners/masscan.js';
 import { runNmap } from './scanners/nmap.js';
 import type { MasscanRoute } from './scanners/route.js';
 import type { ScannerTools } from './scanners/tools.js';
+import type { Screenshotter } from './screenshots.js';
 import { DETECTION_DEFAULTS } from './service-detection.js';
 import { checkWorkItem } from './work-item.js';
 
@@ -30,6 +31,14 @@ export interface ScanConfig {
   readonly nmapTiming?: readonly string[];
   readonly signal?: AbortSignal;
   readonly log: (line: string) => void;
+  /** `--screenshots`: render each open HTTP(S) service after service detection. */
+  readonly screenshots?: Screenshotter;
+}
+
+/** The submission without nmap's `tunnel` notes (agent-internal: the wire schema has no such field). */
+function withoutTunnels(submission: ResultSubmission): ResultSubmission {
+  if (!submission.ports.some((p) => p.tunnel !== undefined)) return submission;
+  return { ...submission, ports: submission.ports.map(({ tunnel: _tunnel, ...rest }) => rest) };
 }
 
 export const SCAN_DEFAULTS = {
@@ -243,8 +252,9 @@ export class ScanPipeline {
           early?.catch(() => {});
           const pre = await this.preflightOf(item);
           if (this.config.signal?.aborted) return;
-          const submission = await this.finishHost(item, pre, startedAt, early);
-          if (submission) await onResult({ kind: 'result', item, submission });
+          let submission = await this.finishHost(item, pre, startedAt, early);
+          if (submission && this.config.screenshots && !this.config.signal?.aborted) submission = await this.config.screenshots.attach(submission, item.deadline);
+          if (submission) await onResult({ kind: 'result', item, submission: withoutTunnels(submission) });
         })(),
       );
     }

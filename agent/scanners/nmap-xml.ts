@@ -111,6 +111,7 @@ function parsePort(node: Node, where: string): PortResult | null {
     ...(service && str(service.extrainfo) ? { extrainfo: str(service.extrainfo)! } : {}),
     ...(cpes.length > 0 ? { cpes } : {}),
     ...(scripts.length > 0 ? { scripts } : {}),
+    ...(service && str(service.tunnel) === 'ssl' ? { tunnel: 'ssl' as const } : {}),
   };
 }
 

@@ -90,6 +90,33 @@ export interface PortResult {
   readonly extrainfo?: string;
   readonly cpes?: readonly string[];
   readonly scripts?: readonly ScriptOutput[];
+  /**
+   * nmap's `tunnel="ssl"` (-sV found TLS in front of the service). Agent-internal: the screenshot
+   * step reads it to pick https; the agent removes it before submitting (not part of the wire schema).
+   */
+  readonly tunnel?: 'ssl';
+}
+
+/** Most screenshots one result carries. */
+export const MAX_SCREENSHOTS_PER_RESULT = 16;
+
+/** Largest screenshot (decoded bytes), and largest total of one result's screenshots. */
+export const MAX_SCREENSHOT_BYTES = 1024 * 1024;
+export const MAX_SCREENSHOT_RESULT_BYTES = 4 * 1024 * 1024;
+
+/** A rendered web service (agent `--screenshots`): one open HTTP(S) port of the result. */
+export interface Screenshot {
+  /** An open port of the same result. */
+  readonly port: number;
+  readonly scheme: 'http' | 'https';
+  readonly mime: 'image/png' | 'image/jpeg';
+  /** The image, base64 (at most MAX_SCREENSHOT_BYTES decoded). */
+  readonly data: string;
+  /** Pixel size, as the image's own header says. */
+  readonly width: number;
+  readonly height: number;
+  /** The page's title. */
+  readonly title?: string;
 }
 
 /**
@@ -121,6 +148,8 @@ export interface ResultSubmission {
   /** Host-level extras: hostname, os guess. */
   readonly host?: Readonly<Record<string, unknown>>;
   readonly agentVersion?: string;
+  /** Rendered web services (agent `--screenshots`); the coordinator stores the images apart from the scan. */
+  readonly screenshots?: readonly Screenshot[];
 }
 
 export interface SubmitResponse {
@@ -236,6 +265,21 @@ export const portResultSchema = {
   },
 } as const;
 
+export const screenshotSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['port', 'scheme', 'mime', 'data', 'width', 'height'],
+  properties: {
+    port,
+    scheme: { type: 'string', enum: ['http', 'https'] },
+    mime: { type: 'string', enum: ['image/png', 'image/jpeg'] },
+    data: { type: 'string', minLength: 16, maxLength: Math.ceil(MAX_SCREENSHOT_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/]+={0,2}$' },
+    width: { type: 'integer', minimum: 1, maximum: 16384 },
+    height: { type: 'integer', minimum: 1, maximum: 16384 },
+    title: shortText(256),
+  },
+} as const;
+
 export const resultSubmissionSchema = {
   type: 'object',
   additionalProperties: false,
@@ -253,6 +297,7 @@ export const resultSubmissionSchema = {
     timings: { type: 'object', maxProperties: 32, additionalProperties: { type: 'number', minimum: 0 } },
     host: { type: 'object', maxProperties: 32 },
     agentVersion: shortText(64),
+    screenshots: { type: 'array', maxItems: MAX_SCREENSHOTS_PER_RESULT, items: screenshotSchema },
   },
 } as const;
 

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { Agent, AllowList, DETECTION_DEFAULTS, SCAN_DEFAULTS, type PreflightChoice, describeMissingTools, describePreflight, detectScannerTools } from '../../../agent/index.js';
+import { Agent, AllowList, DETECTION_DEFAULTS, SCAN_DEFAULTS, SCREENSHOT_DEFAULTS, type PreflightChoice, Screenshotter, describeMissingTools, describePreflight, detectScannerTools } from '../../../agent/index.js';
+import { MAX_SCREENSHOT_BYTES } from '../../coordinator/protocol.js';
 import { DEFAULT_SCRIPTS } from '../../coordinator/policy.js';
 import { PortbanditError } from '../../core/errors.js';
 import { collect, parseInteger } from '../options.js';
@@ -25,6 +26,20 @@ interface AgentFlags {
   masscanAdapter?: string;
   masscanAdapterIp?: string;
   masscanRouter?: string;
+  screenshots?: boolean;
+  chromium: string;
+  screenshotTimeout: number;
+  screenshotMaxBytes: number;
+  screenshotConcurrency: number;
+  screenshotViewport: { width: number; height: number };
+}
+
+function parseViewport(value: string): { width: number; height: number } {
+  const m = /^(\d{2,5})x(\d{2,5})$/.exec(value.trim());
+  const width = Number(m?.[1]);
+  const height = Number(m?.[2]);
+  if (!m || width < 320 || width > 3840 || height < 200 || height > 2160) throw new InvalidArgumentError(`expected WIDTHxHEIGHT from 320x200 to 3840x2160, got "${value}".`);
+  return { width, height };
 }
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -61,6 +76,12 @@ export function registerAgent(program: Command): void {
     .option('--masscan-adapter <if>', 'masscan --adapter (default: from ip route get)')
     .option('--masscan-adapter-ip <ip>', 'masscan --adapter-ip')
     .option('--masscan-router <ip>', 'masscan --router-ip')
+    .option('--screenshots', 'render each open HTTP(S) service with headless Chromium after service detection and submit the image with the result')
+    .option('--chromium <path>', 'the Chromium binary for --screenshots (never downloaded)', SCREENSHOT_DEFAULTS.executablePath)
+    .option('--screenshot-timeout <ms>', 'longest one page may take, navigation to image', parseInteger(1000, 120_000), SCREENSHOT_DEFAULTS.timeoutMs)
+    .option('--screenshot-max-bytes <n>', 'largest image sent: a larger PNG is re-encoded as JPEG, then dropped with a note', parseInteger(16 * 1024, MAX_SCREENSHOT_BYTES), SCREENSHOT_DEFAULTS.maxBytes)
+    .option('--screenshot-concurrency <n>', 'pages rendered at once', parseInteger(1, 32), SCREENSHOT_DEFAULTS.concurrency)
+    .option('--screenshot-viewport <WxH>', 'browser viewport (the image size)', parseViewport, { ...SCREENSHOT_DEFAULTS.viewport })
     .action(async (flags: AgentFlags) => {
       const token = readToken(flags);
       const allow = AllowList.parse(flags.allow);
@@ -74,6 +95,25 @@ export function registerAgent(program: Command): void {
       if (flags.preflight === 'masscan' && (!tools.masscan || !tools.rawSockets)) {
         throw new PortbanditError('PB_ERR_SCANNER', 'masscan preflight requested but masscan is missing or this process lacks raw sockets (apt-get install nmap masscan; run as root or with CAP_NET_RAW)', { where: '--preflight' });
       }
+      const screenshots = flags.screenshots
+        ? new Screenshotter({
+            executablePath: flags.chromium,
+            timeoutMs: flags.screenshotTimeout,
+            viewport: flags.screenshotViewport,
+            maxBytes: flags.screenshotMaxBytes,
+            concurrency: flags.screenshotConcurrency,
+            maxPerHost: SCREENSHOT_DEFAULTS.maxPerHost,
+            allow,
+            log,
+          })
+        : undefined;
+      // Started now: a missing or broken Chromium stops the agent before it leases anything.
+      const chromiumVersion = screenshots
+        ? await screenshots.start().catch(async (error: unknown) => {
+            await screenshots.close();
+            throw error;
+          })
+        : undefined;
       const agent = new Agent({
         server: flags.server,
         token,
@@ -94,6 +134,7 @@ export function registerAgent(program: Command): void {
           pseudoServiceThreshold: flags.pseudoThreshold,
           nmapParallel: flags.nmapParallel,
           log,
+          ...(screenshots ? { screenshots } : {}),
         },
       });
       let signals = 0;
@@ -106,12 +147,18 @@ export function registerAgent(program: Command): void {
       process.on('SIGTERM', onSignal);
       log(`agent: ${flags.server}, allow ${allow.specs.join(', ') || 'nothing'}, ${flags.concurrency} slots, nmap ${tools.nmap ? `yes (${flags.nmapParallel} at once)` : 'no'}`);
       log(`agent: preflight ${flags.preflight}: ${describePreflight({ preflight: flags.preflight, tools })} where the policy asks for auto or masscan`);
+      log(
+        screenshots
+          ? `agent: screenshots on: Chromium ${chromiumVersion} at ${flags.chromium}, ${flags.screenshotViewport.width}x${flags.screenshotViewport.height}, ${flags.screenshotTimeout} ms per page, ${flags.screenshotConcurrency} at once, at most ${flags.screenshotMaxBytes} bytes per image; pages may reach only the scanned address and port`
+          : 'agent: screenshots off (--screenshots renders HTTP(S) services)',
+      );
       try {
         const stats = await agent.run();
         process.stdout.write(`${JSON.stringify(stats)}\n`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        await screenshots?.close();
       }
     });
 }
