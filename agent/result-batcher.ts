@@ -55,11 +55,22 @@ export class ResultBatcher {
     });
   }
 
-  /** Send everything waiting now (in requests of at most 64). */
+  /** Send everything waiting now (in requests of at most 64 results and about BATCH_BYTES). */
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    while (this.waiting.length > 0) void this.send(this.waiting.splice(0, MAX_RESULT_BATCH));
+    while (this.waiting.length > 0) {
+      // Screenshots make results large: a request stays under the coordinator's default body limit.
+      let n = 0;
+      let bytes = 0;
+      while (n < this.waiting.length && n < MAX_RESULT_BATCH) {
+        const size = approximateBytes(this.waiting[n]!.result);
+        if (n > 0 && bytes + size > BATCH_BYTES) break;
+        bytes += size;
+        n++;
+      }
+      void this.send(this.waiting.splice(0, n));
+    }
   }
 
   private async send(batch: Waiting[]): Promise<void> {
@@ -82,6 +93,16 @@ export class ResultBatcher {
     }
     batch.forEach((w, i) => w.resolve(answerOf(answers[i])));
   }
+}
+
+/** Largest batch request body aimed for (the coordinator's default body limit is 8 MiB). */
+export const BATCH_BYTES = 6 * 1024 * 1024;
+
+/** A result's size on the wire, roughly: its screenshots dominate, the rest is small. */
+function approximateBytes(result: ResultSubmission): number {
+  let bytes = 2048 + result.ports.length * 200;
+  for (const shot of result.screenshots ?? []) bytes += shot.data.length + 200;
+  return bytes;
 }
 
 function answerOf(answer: ResultBatchItem | undefined): BatchedAnswer {
