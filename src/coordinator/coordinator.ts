@@ -16,6 +16,7 @@ import { ALL_PORTS, DEFAULT_PERIOD_SECONDS, DEFAULT_POLICY_KEY, type Policy, typ
 import { PROTOCOL_VERSION, type ResultSubmission, type SubmitResponse, type WorkItem } from './protocol.js';
 import { type ScopeLine, normalizeScopeLine } from './scope-file.js';
 import { checkSubmission } from './submission-checks.js';
+import { ScreenshotArchive, checkScreenshots, withScreenshots } from './screenshots.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
 import { foldRound, knownOpenOf, visitOfLease } from './visit.js';
 
@@ -103,6 +104,8 @@ export class Coordinator {
   /** True once `close()` started: long-lived streams end. */
   closing = false;
   readonly defaultPolicy: Policy;
+  /** Web screenshots submitted with results (`<dataDir>/screenshots.db`, opened on first use). */
+  readonly screenshots: ScreenshotArchive;
 
   private constructor(
     readonly store: Store,
@@ -114,6 +117,7 @@ export class Coordinator {
   ) {
     this.learner = new Learner(store, env, config.learnBatchSize, log);
     this.defaultPolicy = defaultPolicy(config.allowedScripts);
+    this.screenshots = ScreenshotArchive.forDataDir(config.dataDir, config.screenshotBudgetBytes);
   }
 
   /** Load scope, cycle, policies and learned states from the store (creating the install seed). */
@@ -687,6 +691,7 @@ export class Coordinator {
       throw new PortbanditError('PB_ERR_FORBIDDEN', `lease ${lease.id} was handed to another agent`, { where: 'leaseId' });
     }
     checkSubmission(input, lease, this.now()); // deadline, timestamps, free-form field caps (issue 11)
+    const shots = checkScreenshots(input); // open ports only, size caps, PNG/JPEG by their bytes
     const ip = safeNormalizeIp(input.ip);
     if (ip !== lease.ip) {
       this.metrics.results.inc({ outcome: 'rejected' });
@@ -718,7 +723,7 @@ export class Coordinator {
     const visitId = session.visitId ?? session.priorScanId;
     const prior = visitId !== undefined ? await this.store.getScan(visitId) : undefined;
     const baseline = session.baselineScanId !== undefined ? await this.store.getScan(session.baselineScanId) : prior ? undefined : await this.latestAnsweredScan(ip);
-    const { scan, events, open, unknown } = foldRound({
+    const { scan: folded, events, open, unknown } = foldRound({
       visitId: prior?.scanId ?? lease.id,
       leaseId: lease.id,
       ip,
@@ -731,6 +736,13 @@ export class Coordinator {
       prior,
       baseline,
     });
+    const scan = withScreenshots(folded, prior, shots);
+    // Images before the scan that names them: a crash in between leaves an unnamed image (which
+    // the budget drops in time), never a scan pointing at nothing.
+    if (shots.length > 0) {
+      const evicted = this.screenshots.put(scan.scanId, ip, shots, this.now());
+      if (evicted > 0) this.log.info({ evicted, budget: this.config.screenshotBudgetBytes }, 'screenshot budget reached: dropped the oldest images');
+    }
     // The session's next step is decided before the write, so a follow-up round is queued in
     // the same transaction as this round's result (one write to wait for, and never one without
     // the other after a crash).
@@ -893,6 +905,7 @@ export class Coordinator {
     await this.persistCycle();
     await this.flushActivity();
     await this.learner.flush(undefined, this.now());
+    this.screenshots.close();
   }
 
   /**

@@ -41,5 +41,7 @@ export function compileEsQuery(node: QueryNode | undefined): EsQuery {
     }
     case 'kind':
       throw kindOnScans();
+    case 'screenshot':
+      return { term: { screenshot: 'true' } };
   }
 }

@@ -76,9 +76,13 @@ const SCAN_MAPPINGS = {
     agent: keyword,
     words: keyword,
     openPortCount: { type: 'integer' },
+    screenshot: keyword,
     doc: opaque,
   },
 } as const;
+
+/** Scan fields added after the first release: put into existing indices' mappings on open. */
+const ADDED_SCAN_FIELDS = { screenshot: keyword } as const;
 
 const EVENT_MAPPINGS = { dynamic: 'strict', properties: { seq: long, doc: opaque } } as const;
 
@@ -173,7 +177,11 @@ class ElasticsearchStore implements Store {
         [this.index.kv, KV_MAPPINGS],
       ];
       for (const [index, mappings] of wanted) {
-        if (await this.client.indices.exists({ index })) continue;
+        if (await this.client.indices.exists({ index })) {
+          // Indices made before a field existed (`screenshot`) get it added; adding is all ES allows.
+          if (mappings === SCAN_MAPPINGS) await this.client.indices.putMapping({ index, properties: ADDED_SCAN_FIELDS });
+          continue;
+        }
         try {
           await this.client.indices.create({ index, mappings: mappings as estypes.MappingTypeMapping });
         } catch (error) {
@@ -833,6 +841,7 @@ interface ScanSource {
   agent: string[];
   words: string[];
   openPortCount: number;
+  screenshot?: 'true';
   doc: ScanDocument;
 }
 
@@ -846,6 +855,7 @@ function scanSource(scan: ScanDocument): ScanSource {
     ...fields.terms,
     words: fields.words,
     openPortCount: fields.ports.length,
+    ...(fields.screenshot ? { screenshot: 'true' } : {}),
     doc: stripUndefined(scan) as ScanDocument,
   };
 }

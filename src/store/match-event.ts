@@ -63,6 +63,9 @@ export function matchEvent(event: NewStoreEvent, node: QueryNode | undefined): b
         return false;
       case 'timeRange':
         return event.at >= n.from && event.at < n.to;
+      case 'screenshot':
+        // Events carry no screenshots (parseEventQuery refuses the field).
+        return false;
       case 'text': {
         words ??= new Set(services.flatMap((s) => [s.service, s.product, s.version, s.extrainfo].flatMap((v) => (typeof v === 'string' ? tokenizeText(v) : []))));
         return tokenizeText(n.value).every((word) => words!.has(word));

@@ -44,6 +44,8 @@ export function matchScan(scan: ScanDocument, node: QueryNode | undefined): bool
         return tokenizeText(n.value).every((word) => words.has(word));
       case 'kind':
         throw kindOnScans();
+      case 'screenshot':
+        return fields.screenshot;
     }
   };
   return test(node);

@@ -13,13 +13,14 @@ import type { EventKind } from './types.js';
  * - `tag` and `agent` match the scan's tags / agent id exactly (case-insensitive).
  * - `ip` matches an address exactly or a CIDR block (IPv4 or IPv6).
  * - `ctime` compares the scan's `finishedAt` (ms since the Unix epoch).
+ * - `screenshot:true` matches a scan with at least one web screenshot (its `screenshots` metadata).
  * - `kind` (event queries only, `parseEventQuery`) matches an event's kind exactly; scans have
  *   no kind, so the stores refuse it.
  * - `text` matches when every word of the value occurs as a word in the scan's banners
  *   (service, product, version, extrainfo, cpes, script ids and outputs of open ports); words are
  *   runs of letters and digits, compared case-insensitively (see `tokenizeText`).
  */
-export type QueryNode = AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode | KindNode;
+export type QueryNode = AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode | KindNode | ScreenshotNode;
 
 /** All children must match. At least two children. */
 export interface AndNode {
@@ -83,6 +84,14 @@ export interface TextNode {
 export interface KindNode {
   readonly type: 'kind';
   readonly value: EventKind;
+}
+
+/**
+ * `screenshot:true`: the scan has at least one web screenshot (ScanDocument.screenshots; the agent's
+ * `--screenshots`). `screenshot:false` parses as its negation. Scans only.
+ */
+export interface ScreenshotNode {
+  readonly type: 'screenshot';
 }
 
 export const TERM_FIELDS: readonly TermField[] = ['service', 'product', 'version', 'cpe', 'script', 'tag', 'agent'];

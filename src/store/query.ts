@@ -15,7 +15,7 @@ import { EVENT_KINDS, type EventKind } from './types.js';
  *   primary := "(" or ")" | FIELD ":" value | value      (a bare value is free text)
  *   value   := bareword | '"' chars with \" and \\ escapes '"'
  *
- * Fields: port, service, product, version, cpe, script, tag, agent, ip, ctime.
+ * Fields: port, service, product, version, cpe, script, tag, agent, ip, ctime, screenshot (true|false).
  * ctime values: DATE, >DATE, >=DATE, <DATE, <=DATE, DATE..DATE (half-open); DATE is
  * YYYY-MM-DD (UTC midnight) or an ISO instant such as 2026-11-01T12:30:00Z. A bare DATE means
  * that whole UTC day.
@@ -38,7 +38,7 @@ interface Dialect {
 }
 
 const SCAN_DIALECT: Dialect = {
-  fields: new Set<string>([...TERM_FIELDS, 'port', 'ip', 'ctime']),
+  fields: new Set<string>([...TERM_FIELDS, 'port', 'ip', 'ctime', 'screenshot']),
   hint: " (kind: filters events: `portbandit events`, /api/v1/events; quote free text that contains ':')",
 };
 const EVENT_DIALECT: Dialect = {
@@ -108,6 +108,8 @@ function printNode(node: QueryNode): string {
       return printValue(node.value, true);
     case 'kind':
       return `kind:${node.value}`;
+    case 'screenshot':
+      return 'screenshot:true';
   }
 }
 
@@ -276,6 +278,11 @@ function buildLeaf(token: Extract<Token, { kind: 'value' }>): QueryNode {
       return { type: 'ip', value: normalizeIpValue(value, valuePos) };
     case 'ctime':
       return parseTime(value, valuePos);
+    case 'screenshot': {
+      const flag = value.toLowerCase();
+      if (flag !== 'true' && flag !== 'false') throw queryError(`'${value}': screenshot takes true or false`, valuePos);
+      return flag === 'true' ? { type: 'screenshot' } : { type: 'not', child: { type: 'screenshot' } };
+    }
     case 'kind': {
       const kind = value.toLowerCase();
       if (!EVENT_KIND_SET.has(kind)) throw queryError(`'${value}' is not an event kind; expected one of ${EVENT_KINDS.join(', ')}`, valuePos);

@@ -12,6 +12,8 @@ export interface ScanIndexFields {
   readonly ports: number[];
   readonly terms: Record<TermField, string[]>;
   readonly words: string[];
+  /** The scan has a web screenshot (`screenshot:true`). */
+  readonly screenshot: boolean;
 }
 
 /** Extract what the query language matches from a scan (open ports only, see query-ast.ts). */
@@ -51,7 +53,7 @@ export function indexScan(scan: ScanDocument): ScanIndexFields {
   }
   const out = {} as Record<TermField, string[]>;
   for (const [field, values] of Object.entries(terms)) out[field as TermField] = [...values].sort();
-  return { ports: [...ports].sort((a, b) => a - b), terms: out, words: [...words] };
+  return { ports: [...ports].sort((a, b) => a - b), terms: out, words: [...words], screenshot: (scan.screenshots?.length ?? 0) > 0 };
 }
 
 /** Check the shape of a scan document before storing it and return it with a canonical ip. */

@@ -81,7 +81,7 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
     case 'or':
       return `(${node.children.map((child) => compile(child, params, c)).join(node.type === 'and' ? ' AND ' : ' OR ')})`;
     case 'not':
-      if (node.child.type === 'port' || node.child.type === 'term') {
+      if (node.child.type === 'port' || node.child.type === 'term' || node.child.type === 'screenshot') {
         compile(node.child, params, c);
         return c.lacksTerm;
       }
@@ -115,5 +115,9 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
     }
     case 'kind':
       throw kindOnScans();
+    case 'screenshot':
+      // A facet row (field 'screenshot', value 'true') written by indexScan for such scans.
+      params.push('screenshot', 'true');
+      return c.hasTerm;
   }
 }

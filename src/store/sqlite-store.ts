@@ -561,6 +561,7 @@ class SqliteStore implements Store {
     const params: (string | number)[] = [];
     for (const port of fields.ports) params.push('port', String(port), row);
     for (const [field, values] of Object.entries(fields.terms)) for (const value of values) params.push(field, value, row);
+    if (fields.screenshot) params.push('screenshot', 'true', row);
     for (let i = 0; i < params.length; i += 3 * TERM_ROWS_PER_STATEMENT) {
       const part = i === 0 && params.length <= 3 * TERM_ROWS_PER_STATEMENT ? params : params.slice(i, i + 3 * TERM_ROWS_PER_STATEMENT);
       this.termInsertRows(part.length / 3).run(part);

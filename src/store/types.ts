@@ -318,6 +318,22 @@ export interface ScanDocument {
   readonly timings: Readonly<Record<string, number>>;
   /** Host-level extras (hostname, OS guess, ...). */
   readonly host?: Readonly<Record<string, unknown>>;
+  /**
+   * Web services rendered in this visit (agent `--screenshots`), by port. The images live apart
+   * (the screenshot store, `<data>/screenshots.db`); `screenshot:true` searches this field.
+   */
+  readonly screenshots?: readonly ScreenshotMeta[];
+}
+
+/** What a scan document says of one screenshot (the image itself is in the screenshot store). */
+export interface ScreenshotMeta {
+  readonly port: number;
+  readonly scheme: 'http' | 'https';
+  readonly mime: 'image/png' | 'image/jpeg';
+  readonly width: number;
+  readonly height: number;
+  readonly bytes: number;
+  readonly title?: string;
 }
 
 export interface IngestInput {

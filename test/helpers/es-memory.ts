@@ -15,7 +15,7 @@ type ClientMock = InstanceType<typeof ClientMock>;
  * or aggregation outside this subset is answered with HTTP 400, so the store cannot silently
  * start relying on something this double does not model. Modelled:
  *
- * - indices: exists (HEAD), create with `mappings` (dynamic: strict enforced), delete, refresh;
+ * - indices: exists (HEAD), create with `mappings` (dynamic: strict enforced), add fields (PUT _mapping), delete, refresh;
  * - documents: index / create (`op_type`, `if_seq_no` + `if_primary_term` -> 409), get, delete;
  * - _search and _count with query bool (filter, must, must_not, should + minimum_should_match),
  *   term, terms, range (numeric fields), match_all; `term` on an `ip` field accepts a CIDR block;
@@ -92,6 +92,7 @@ export class MemoryCluster {
     }
     const index = this.indices.get(indexName);
     if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
+    if (parts.length === 2 && op === '_mapping' && method === 'PUT') return this.addMapping(index, request.body as { properties?: unknown });
     if (parts.length === 2 && op === '_refresh') return { _shards: { total: 1, successful: 1, failed: 0 } };
     if (parts.length === 2 && op === '_search' && (method === 'POST' || method === 'GET')) return this.search(index, (request.body ?? {}) as Source);
     if (parts.length === 2 && op === '_count' && (method === 'POST' || method === 'GET')) {
@@ -122,6 +123,19 @@ export class MemoryCluster {
     }
     this.indices.set(name, { fields, strict: mappings.dynamic === 'strict', docs: new Map(), nextSeqNo: 0 });
     return { acknowledged: true, index: name };
+  }
+
+  /** PUT /index/_mapping: new fields only (changing a field's type is refused, as in ES). */
+  private addMapping(index: MemoryIndex, body: { properties?: unknown } | null): unknown {
+    checkKeys(body ?? {}, ['properties'], '_mapping body');
+    for (const [field, spec] of Object.entries((body?.properties ?? {}) as Record<string, { type?: string }>)) {
+      const type = (spec.type ?? 'object') as FieldType;
+      if (!['keyword', 'ip', 'long', 'integer', 'object'].includes(type)) throw fail(400, 'mapper_parsing_exception', `field type ${type} not modelled`);
+      const known = index.fields.get(field);
+      if (known !== undefined && known !== type) throw fail(400, 'illegal_argument_exception', `mapper [${field}] cannot be changed from type [${known}] to [${type}]`);
+      index.fields.set(field, type);
+    }
+    return { acknowledged: true };
   }
 
   private get(indexName: string, index: MemoryIndex, id: string): unknown {

@@ -276,12 +276,16 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
           ['port:80 OR port:443', ['h6', 'h4', 'h1b']],
           ['tag:dmz -(service:ssh product:nginx)', ['h4', 'h2b']],
           ['NOT tag:dmz AND NOT ip:2001:db8::/32', ['h3']],
+          ['screenshot:true', ['h4']],
+          ['screenshot:false tag:dmz', ['h2b', 'h1b']],
+          ['screenshot:true OR port:3306', ['h4', 'h3']],
         ];
         for (const [query, want] of cases) {
           expect(await ids(store, query), query).toEqual(want);
           expect(expected(query), `reference semantics for ${query}`).toEqual(want);
         }
         expect(await ids(store, 'port:22', 'history')).toEqual(['h2b', 'h1b', 'h2a', 'h1a']);
+        expect(await ids(store, 'screenshot:true', 'history')).toEqual(['h4', 'h1a']);
         expect(await store.count(parseQuery('port:22'), { view: 'history' })).toBe(4);
         expect(await store.count(undefined)).toBe(6);
       });
@@ -500,10 +504,14 @@ function day(n: number): string {
 }
 
 /** Eight scans of six hosts over four days (two hosts scanned twice). */
+/** Screenshot metadata of one port (the images live in the screenshot store, not here). */
+const SHOT = (port: number) => ({ port, scheme: 'https' as const, mime: 'image/png' as const, width: 1280, height: 800, bytes: 4242, title: 'login' });
+
 function buildFixture(): ScanDocument[] {
   const at = (d: number, hour = 1): number => Date.parse(day(d)) + hour * 3_600_000;
   return [
-    scan('h1a', '198.18.0.1', at(1), [open(22, 'ssh', { product: 'OpenSSH', version: '8.2p1' })], { tags: ['dmz'] }),
+    // h1a had a screenshot (of a service gone by h1b): only history search finds it.
+    scan('h1a', '198.18.0.1', at(1), [open(22, 'ssh', { product: 'OpenSSH', version: '8.2p1' })], { tags: ['dmz'], screenshots: [SHOT(22)] }),
     scan('h2a', '198.18.0.2', at(1), [open(22, 'ssh')], { tags: ['dmz'] }),
     scan(
       'h1b',
@@ -525,7 +533,7 @@ function buildFixture(): ScanDocument[] {
         open(443, 'https', { product: 'nginx', scripts: [{ id: 'ssl-cert', output: 'Subject: commonName=198.18.1.4\nNot valid after: expires 2027-01-01' }] }),
         open(8080, 'http-proxy'),
       ],
-      { tags: ['dmz', 'web'] },
+      { tags: ['dmz', 'web'], screenshots: [SHOT(443), SHOT(8080)] },
     ),
     scan('h5', '2001:db8::5', at(5), [open(53, 'domain')], { agentId: 'agent-2' }),
     scan('h6', '2001:db8::6', at(6), [open(80, 'http'), open(443, 'http', { product: 'Apache httpd' })], { agentId: 'agent-2' }),
@@ -554,6 +562,7 @@ function queryArbitrary(): fc.Arbitrary<QueryNode> {
       at: fc.integer({ min: 1, max: 6 }).map((d) => Date.parse(day(d)) + 3_600_000),
     }),
     fc.constantFrom('openssh', 'ubuntu linux', 'expires', 'nginx 1.18.0', 'absent').map((value) => ({ type: 'text' as const, value })),
+    fc.constant({ type: 'screenshot' as const }),
   );
   const { node } = fc.letrec<{ node: QueryNode }>((tie) => ({
     node: fc.oneof(

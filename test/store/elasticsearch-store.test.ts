@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
 import { openStore } from '../../src/store/open-store.js';
+import { parseQuery } from '../../src/store/query.js';
 import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
 import { describeStoreConformance, open, scan } from './conformance.js';
@@ -41,6 +42,26 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     const again = await openElasticsearchStore({ client, prefix: 'pb' });
     expect((await again.getScan('s1'))?.ip).toBe('198.18.0.1');
     expect(cluster.indices.get('pb-scans')!.strict).toBe(true);
+  });
+
+  it('adds the screenshot field to scan indices made before it existed, so screenshot:true works after an upgrade', async () => {
+    // Arrange: indices as an older version made them (strict, no `screenshot` field).
+    const { client, cluster } = createMemoryElasticsearchClient();
+    await openElasticsearchStore({ client, prefix: 'pb' });
+    for (const name of ['pb-scans', 'pb-latest']) cluster.indices.get(name)!.fields.delete('screenshot');
+    await expect(client.index({ index: 'pb-scans', id: 'x', document: { screenshot: 'true' } })).rejects.toMatchObject({ statusCode: 400 });
+
+    // Act: reopen (an upgraded coordinator) and ingest a scan with a screenshot.
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    const shot = { port: 80, scheme: 'http' as const, mime: 'image/png' as const, width: 1280, height: 800, bytes: 100 };
+    await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(80, 'http')], { screenshots: [shot] }) });
+    await store.ingestScan({ scan: scan('s2', '198.18.0.2', 1000, [open(80, 'http')]) });
+
+    // Assert
+    expect(cluster.indices.get('pb-scans')!.fields.get('screenshot')).toBe('keyword');
+    expect((await store.search(parseQuery('screenshot:true'))).items.map((s) => s.scanId)).toEqual(['s1']);
+    expect((await store.search(parseQuery('-screenshot:true'))).items.map((s) => s.scanId)).toEqual(['s2']);
+    expect((await store.getScan('s1'))?.screenshots).toEqual([shot]);
   });
 
   it('the in-memory cluster refuses query DSL it does not model, so the store cannot drift from it', async () => {

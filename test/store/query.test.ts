@@ -26,6 +26,7 @@ const leaf: fc.Arbitrary<QueryNode> = fc.oneof(
   fc.record({ type: fc.constant('time' as const), op: fc.constantFrom('>' as const, '>=' as const, '<' as const, '<=' as const), at: instant }),
   fc.tuple(instant, fc.integer({ min: 1, max: 400 * DAY })).map(([from, span]) => ({ type: 'timeRange' as const, from, to: from + span })),
   textValue.map((value) => ({ type: 'text' as const, value })),
+  fc.constant({ type: 'screenshot' as const }),
 );
 
 const { node: queryArb } = fc.letrec<{ node: QueryNode }>((tie) => ({
@@ -98,6 +99,14 @@ describe('query language', () => {
         { type: 'text', value: '8.9p1 Ubuntu' },
       ],
     });
+  });
+
+  test('screenshot:true is a node of its own, screenshot:false its negation, and anything else an error', () => {
+    expect(parseQuery('screenshot:true')).toEqual({ type: 'screenshot' });
+    expect(parseQuery('screenshot:TRUE port:80')).toEqual({ type: 'and', children: [{ type: 'screenshot' }, { type: 'port', port: 80 }] });
+    expect(parseQuery('screenshot:false')).toEqual({ type: 'not', child: { type: 'screenshot' } });
+    expect(printQuery(parseQuery('screenshot:false'))).toBe('-screenshot:true');
+    expect(errorOf('port:80 screenshot:yes')).toMatchObject({ where: 'query column 20', message: expect.stringContaining('screenshot takes true or false') });
   });
 
   test('errors name the column of the problem and what was expected', () => {

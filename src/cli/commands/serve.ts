@@ -11,6 +11,7 @@ interface ServeFlags {
   logLevel?: string;
   elasticsearch?: string;
   elasticsearchPrefix?: string;
+  screenshotBudget?: number;
 }
 
 /** Registers `portbandit serve`: the coordinator (fastify + embedded SQLite). */
@@ -26,10 +27,11 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'pino log level (default info)')
     .option('--elasticsearch <url>', 'store results in this Elasticsearch cluster instead of SQLite (env PORTBANDIT_ELASTICSEARCH_URL)')
     .option('--elasticsearch-prefix <prefix>', 'index name prefix (env PORTBANDIT_ELASTICSEARCH_PREFIX; default portbandit)')
+    .option('--screenshot-budget <bytes>', 'total bytes of web screenshots kept under --data, oldest dropped first (env PORTBANDIT_SCREENSHOT_BUDGET; default 1 GiB)', parseInteger(0, 2 ** 40))
     .action(async (flags: ServeFlags) => {
       const config = resolveConfig({
         flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel,
-          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix },
+          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix, screenshotBudgetBytes: flags.screenshotBudget },
         env: process.env,
         ...(flags.config !== undefined ? { file: flags.config } : {}),
       });
