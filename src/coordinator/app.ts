@@ -19,6 +19,7 @@ import { registerAlertRoutes } from './routes/alerts.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerAgentRefusedRoute } from './routes/agent-refused.js';
 import { registerResultRoutes } from './routes/results.js';
+import { registerScreenshotRoutes } from './routes/screenshots.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { uiRoutes } from './ui/index.js';
 
@@ -151,6 +152,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     registerAdminRoutes(scope, coordinator);
     registerResultRoutes(scope, coordinator);
     registerAlertRoutes(scope, coordinator);
+    registerScreenshotRoutes(scope, coordinator);
   });
   await app.register(uiRoutes, { coordinator });
 

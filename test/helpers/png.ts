@@ -1,4 +1,4 @@
-import { inflateSync } from 'node:zlib';
+import { deflateSync, inflateSync } from 'node:zlib';
 
 /** A decoded 8-bit PNG: RGBA pixels, row by row. */
 export interface DecodedPng {
@@ -80,4 +80,51 @@ export function decodePng(png: Buffer): DecodedPng {
 export function pixelAt(png: DecodedPng, x: number, y: number): [number, number, number] {
   const o = (y * png.width + x) * 4;
   return [png.rgba[o]!, png.rgba[o + 1]!, png.rgba[o + 2]!];
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/**
+ * Encode an RGB image as a real PNG (filter 0, zlib), so tests can submit valid images of a
+ * chosen size without a browser; `noise` fills it with seeded pseudo-random pixels (incompressible).
+ */
+export function encodePng(width: number, height: number, rgb: [number, number, number] | 'noise', seed = 1): Buffer {
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  let s = seed >>> 0 || 1;
+  for (let y = 0; y < height; y++) {
+    raw[y * (width * 3 + 1)] = 0;
+    for (let x = 0; x < width * 3; x++) {
+      let v: number;
+      if (rgb === 'noise') {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        v = s >>> 24;
+      } else v = rgb[x % 3]!;
+      raw[y * (width * 3 + 1) + 1 + x] = v;
+    }
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }

@@ -5,6 +5,7 @@ import { type ScanDiff, diffScans } from '../diff.js';
 import { PortRanges } from '../../core/ports.js';
 import { formatCount, formatTime, hostHref } from './format.js';
 import { type SafeHtml, html } from './html.js';
+import { renderScanScreenshots } from './screenshots-page.js';
 
 /** Scans listed in a host's history on its page (the API pages further). */
 export const HOST_HISTORY_LIMIT = 100;
@@ -125,6 +126,7 @@ export async function renderHost(coordinator: Coordinator, request: HostRequest)
 <p>Tags: ${latest.tags.length > 0 ? latest.tags.map((t) => html`<a class="tag" href="/ui/search?q=${encodeURIComponent(`tag:${t}`)}">${t}</a>`) : html`<span class="muted">none</span>`}
 · <a href="/ui/search?${new URLSearchParams({ q: `ip:${ip}`, view: 'history' }).toString()}">all scans in search</a></p>
 ${renderScan(shown, shown.scanId === latest.scanId)}
+${renderScanScreenshots(coordinator, shown)}
 ${renderDiff(diff, a, b!)}
 ${renderHistory(ip, history.items, history.total, shown, a, b!)}`;
 }

@@ -53,17 +53,23 @@ dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; ma
 dl.kv dt { color: var(--muted); }
 dl.kv dd { margin: 0; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; word-break: break-all; }
 .login { max-width: 420px; margin: 60px auto; }
+.shots { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px; margin: 8px 0 16px; }
+.shot { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 5px; font-size: 12px; word-break: break-all; }
+.shot img { display: block; width: 100%; height: auto; border: 1px solid var(--line); background: #eef1f4; }
+.shot figcaption { padding: 4px 2px 0; }
+.shot.gone > div { padding: 40px 8px; text-align: center; border: 1px dashed var(--line); }
 .login input { width: 100%; margin: 6px 0 12px; }
 `;
 
 /** Which header link is highlighted. */
-export type Section = 'dashboard' | 'search' | 'host' | 'login';
+export type Section = 'dashboard' | 'search' | 'host' | 'login' | 'screenshots';
 
 /** The page shell: header with navigation and the search box, then the content. */
 export function renderPage(options: { title: string; section: Section; query?: string; signedIn: boolean }, body: HtmlValue): SafeHtml {
   const nav = options.signedIn
     ? html`<a href="/ui" class="${options.section === 'dashboard' ? 'here' : ''}">Dashboard</a>
 <a href="/ui/search" class="${options.section === 'search' ? 'here' : ''}">Search</a>
+<a href="/ui/screenshots" class="${options.section === 'screenshots' ? 'here' : ''}">Screenshots</a>
 <a href="/docs">API</a>
 <form method="get" action="/ui/search" role="search"><input type="search" name="q" aria-label="Search query" placeholder="port:22 service:ssh tag:dmz" value="${options.query ?? ''}"><button type="submit">Search</button></form>
 <form method="post" action="/ui/logout"><button type="submit" title="Forget the token in this browser">Sign out</button></form>`

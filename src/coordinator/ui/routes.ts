@@ -8,6 +8,8 @@ import { type HtmlValue, html } from './html.js';
 import { CONTENT_SECURITY_POLICY, type Section, renderPage } from './layout.js';
 import { renderLogin, safeNext } from './login-page.js';
 import { renderSearch } from './search-page.js';
+import { renderGallery } from './screenshots-page.js';
+import { screenshotParams, sendScreenshot } from '../routes/screenshots.js';
 import { authenticateUi, clearedSessionCookie, presentedToken, sessionCookie } from './ui-auth.js';
 
 /** Options of the UI plugin. */
@@ -153,6 +155,23 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
       const body = await renderHost(coordinator, { ip: req.params.ip, ...req.query });
       return sendPage(reply, 200, `Host ${req.params.ip}`, 'host', body);
     },
+  );
+
+  app.get<{ Querystring: { page: number } }>(
+    '/ui/screenshots',
+    {
+      schema: { ...hidden, querystring: { type: 'object', properties: { page: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1 } } } },
+      preParsing: requireAdmin,
+      config: signedInOnly,
+    },
+    async (req, reply) => sendPage(reply, 200, 'Screenshots', 'screenshots', renderGallery(coordinator, req.query.page)),
+  );
+
+  // The images of host pages and the gallery: the API's image, authenticated by the UI cookie.
+  app.get<{ Params: { ip: string; scanId: string; port: number } }>(
+    '/ui/host/:ip/screenshots/:scanId/:port',
+    { schema: { ...hidden, params: screenshotParams }, preParsing: requireAdmin, config: signedInOnly },
+    async (req, reply) => sendScreenshot(reply, coordinator, req.params),
   );
 
   // Browsers cannot add an Authorization header to a link, so exports go through the UI and
