@@ -35,10 +35,10 @@ export interface ScanConfig {
   readonly screenshots?: Screenshotter;
 }
 
-/** The submission without nmap's `tunnel` notes (agent-internal: the wire schema has no such field). */
+/** The submission without nmap's `tunnel` and `answersHttp` notes (agent-internal: the wire schema has no such fields). */
 function withoutTunnels(submission: ResultSubmission): ResultSubmission {
-  if (!submission.ports.some((p) => p.tunnel !== undefined)) return submission;
-  return { ...submission, ports: submission.ports.map(({ tunnel: _tunnel, ...rest }) => rest) };
+  if (!submission.ports.some((p) => p.tunnel !== undefined || p.answersHttp !== undefined)) return submission;
+  return { ...submission, ports: submission.ports.map(({ tunnel: _tunnel, answersHttp: _answersHttp, ...rest }) => rest) };
 }
 
 export const SCAN_DEFAULTS = {

@@ -50,16 +50,17 @@ const HTTP_NAMES = new Set(['http', 'http-alt', 'http-proxy', 'http-mgmt', 'http
 const HTTPS_NAMES = new Set(['https', 'https-alt', 'https-wmap', 'ssl/http', 'ssl/https', 'ssl/http-alt', 'ssl/http-proxy', 'ssl/https-alt', 'ssl/http-mgmt']);
 
 /**
- * The open ports to render, in port order: service http, https, http-proxy, ssl/http and the like;
- * `tunnel: ssl` (nmap -sV on a TLS port) or an https name means https.
+ * The open ports to render, in port order: service http, https, http-proxy, ssl/http and the like,
+ * or a service nmap could not name whose fingerprint answers HTTP (`answersHttp`); `tunnel: ssl`
+ * (nmap -sV on a TLS port) or an https name means https.
  */
 export function webTargets(ports: readonly PortResult[]): WebTarget[] {
   const out: WebTarget[] = [];
   for (const p of [...ports].sort((a, b) => a.port - b.port)) {
-    if (p.state !== 'open' || p.service === undefined) continue;
-    const name = p.service.toLowerCase();
+    if (p.state !== 'open') continue;
+    const name = p.service?.toLowerCase() ?? 'unknown';
     if (HTTPS_NAMES.has(name)) out.push({ port: p.port, scheme: 'https' });
-    else if (HTTP_NAMES.has(name)) out.push({ port: p.port, scheme: p.tunnel === 'ssl' ? 'https' : 'http' });
+    else if (HTTP_NAMES.has(name) || (name === 'unknown' && p.answersHttp === true)) out.push({ port: p.port, scheme: p.tunnel === 'ssl' ? 'https' : 'http' });
   }
   return out;
 }

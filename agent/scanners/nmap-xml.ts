@@ -87,6 +87,9 @@ function scriptFields(node: Node): unknown {
   return { ...keyed, items: list };
 }
 
+/** An unrecognised service's fingerprint (`servicefp`) with an HTTP status line answering an HTTP probe. */
+const HTTP_FINGERPRINT = /%r\((?:GetRequest|HTTPOptions|FourOhFourRequest),[0-9A-Fa-f]+,(?:"|&quot;)HTTP\/1\\\.[01]\\x20[1-5]\d\d/u;
+
 function parsePort(node: Node, where: string): PortResult | null {
   if (node.protocol !== 'tcp') return null;
   const port = Number(node.portid);
@@ -112,6 +115,7 @@ function parsePort(node: Node, where: string): PortResult | null {
     ...(cpes.length > 0 ? { cpes } : {}),
     ...(scripts.length > 0 ? { scripts } : {}),
     ...(service && str(service.tunnel) === 'ssl' ? { tunnel: 'ssl' as const } : {}),
+    ...(service && (!str(service.name) || str(service.name) === 'unknown') && HTTP_FINGERPRINT.test(str(service.servicefp) ?? '') ? { answersHttp: true as const } : {}),
   };
 }
 

@@ -95,6 +95,11 @@ export interface PortResult {
    * step reads it to pick https; the agent removes it before submitting (not part of the wire schema).
    */
   readonly tunnel?: 'ssl';
+  /**
+   * nmap could not name the service, but its fingerprint shows an HTTP answer to an HTTP probe
+   * (a web server without a Server header: Node, Go, ...). Agent-internal like `tunnel`.
+   */
+  readonly answersHttp?: true;
 }
 
 /** Most screenshots one result carries. */

@@ -16,8 +16,12 @@ function serviceUrl(ip: string, shot: Pick<ScreenshotMeta, 'scheme' | 'port'>): 
   return `${shot.scheme}://${ip.includes(':') ? `[${ip}]` : ip}:${shot.port}/`;
 }
 
+/** 0 B, 14 KiB, 3.2 MiB, 1 GiB. */
 function kib(bytes: number): string {
-  return `${formatCount(Math.max(1, Math.round(bytes / 1024)))} KiB`;
+  if (bytes < 1024) return `${bytes} B`;
+  const [unit, size] = bytes >= 2 ** 30 ? ['GiB', 2 ** 30] : bytes >= 2 ** 20 ? ['MiB', 2 ** 20] : ['KiB', 1024];
+  const n = bytes / (size as number);
+  return `${formatCount(n >= 100 || Number.isInteger(n) ? Math.round(n) : Number(n.toFixed(1)))} ${unit as string}`;
 }
 
 /** A thumbnail linking to the full image, with the service, its title and the size. */
