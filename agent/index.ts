@@ -1,7 +1,7 @@
 export { Agent, type AgentOptions, type AgentStats } from './agent.js';
 export { AllowList } from './allow-list.js';
 export { CoordinatorClient, RejectedError } from './coordinator-client.js';
-export { ResultBatcher, type BatchedAnswer, type ResultBatcherOptions } from './result-batcher.js';
+export { ResultBatcher, BATCH_BYTES, type BatchedAnswer, type ResultBatcherOptions } from './result-batcher.js';
 export { scanBatch, choosePreflight, describePreflight, ScanPipeline, SCAN_DEFAULTS, type ScanConfig, type PreflightChoice, type BatchOutcome, type RefusedItem, type HostOutcome } from './scan-batch.js';
 export { runMasscan, MASSCAN_DEFAULTS, type MasscanOptions, type MasscanResult } from './scanners/masscan.js';
 export { runConnectSweep, CONNECT_DEFAULTS, type ConnectSweepOptions, type ConnectSweepResult } from './scanners/connect-sweep.js';

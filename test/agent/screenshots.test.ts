@@ -191,6 +191,23 @@ describe.skipIf(!haveChromium)('web screenshots with Debian Chromium through pla
     }
   }, 60_000);
 
+  it('closes a page whose script never yields within the time limit (the hard stop), and keeps working after', async () => {
+    const spin = await serve(html('<title>spin</title><p>busy</p><script>for (;;) {}</script>'));
+    const quick = new Screenshotter({ ...shooter.options, timeoutMs: 2000 });
+    try {
+      await quick.start();
+      const r = await quick.capture('127.0.0.1', { port: spin.port, scheme: 'http' });
+      expect(r.screenshot).toBeUndefined();
+      expect(r.note).toMatch(/within 2000 ms/);
+      expect(r.ms).toBeLessThan(2000 + 2000 + 2000);
+      // The same browser renders the next page.
+      expect((await quick.capture('127.0.0.1', { port: site.port, scheme: 'http' })).screenshot?.title).toBe('portbandit test page');
+    } finally {
+      await quick.close();
+      await spin.close();
+    }
+  }, 60_000);
+
   it('re-encodes an image over the byte cap as JPEG, and drops one still over it with a note', async () => {
     // A smooth gradient: a large PNG, a small JPEG. Noise: large either way.
     const gradient = await serve(html('<title>gradient</title><body style="margin:0;height:800px;background:linear-gradient(135deg,#123,#f80 30%,#0c6 60%,#fe2)">'));

@@ -234,6 +234,37 @@ describe('the screenshot store', () => {
     }
   });
 
+  propTest.prop([fc.uint8Array({ maxLength: 64 }), fc.constantFrom('png', 'jpeg', 'none'), fc.nat({ max: 70 })])(
+    'reads any bytes without throwing: a size only from a well-formed header, never zero',
+    (tail, prefix, cut) => {
+      const head = prefix === 'png' ? encodePng(2, 3, [9, 9, 9]).subarray(0, cut) : prefix === 'jpeg' ? jpegHeader(4, 5).subarray(0, cut) : Buffer.alloc(0);
+      const info = readImageInfo(Buffer.concat([head, Buffer.from(tail)]));
+      if (info !== undefined) {
+        expect(info.width).toBeGreaterThan(0);
+        expect(info.height).toBeGreaterThan(0);
+        expect(['image/png', 'image/jpeg']).toContain(info.mime);
+      }
+    },
+  );
+
+  propTest.prop([fc.array(fc.record({ port: fc.constantFrom(22, 80, 443, 9), mime: fc.constantFrom('image/png' as const, 'image/jpeg' as const), width: fc.integer({ min: 1, max: 9 }), height: fc.integer({ min: 1, max: 9 }), bytes: fc.uint8Array({ maxLength: 80 }), png: fc.boolean() }), { maxLength: 4 })])(
+    'checkScreenshots accepts exactly the well-formed screenshots of open ports and refuses the rest with a coded error naming one',
+    (raw) => {
+      const screenshots = raw.map((r) => ({ port: r.port, scheme: 'http' as const, mime: r.mime, width: r.width, height: r.height, data: (r.png ? encodePng(r.width, r.height, [1, 2, 3]) : Buffer.from(r.bytes)).toString('base64') }));
+      const input = { status: 'up' as const, ports: [22, 80, 443].map((port) => ({ port, state: 'open' as const })), screenshots };
+      const ports = screenshots.map((x) => x.port);
+      const valid = raw.every((r) => r.port !== 9 && r.png && r.mime === 'image/png') && new Set(ports).size === ports.length;
+      try {
+        const out = checkScreenshots(input);
+        expect(valid).toBe(true);
+        expect(out.map((o) => o.port)).toEqual(ports);
+      } catch (error) {
+        expect(valid).toBe(false);
+        expect(error).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT', where: expect.stringMatching(/^screenshots\[\d\]\.(port|data|mime|width)$/) });
+      }
+    },
+  );
+
   it('reads the size of real PNG and JPEG headers and refuses anything else', () => {
     expect(readImageInfo(encodePng(3, 2, [1, 2, 3]))).toEqual({ mime: 'image/png', width: 3, height: 2 });
     expect(readImageInfo(jpegHeader(1280, 800))).toEqual({ mime: 'image/jpeg', width: 1280, height: 800 });

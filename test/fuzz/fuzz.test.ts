@@ -47,6 +47,8 @@ const ROUTES: Array<{ method: Method; url: string; role: 'agent' | 'admin'; text
   { method: 'GET', url: '/api/v1/events', role: 'admin', query: ['cursor', 'limit'] },
   { method: 'GET', url: '/api/v1/stats', role: 'admin', query: ['tag', 'limit', 'hours'] },
   { method: 'GET', url: '/api/v1/export/recording', role: 'admin', query: ['since', 'until', 'name'] },
+  { method: 'GET', url: '/api/v1/hosts/{p}/screenshots/{p}/{p}', role: 'admin', query: [] },
+  { method: 'GET', url: '/api/v1/screenshots', role: 'admin', query: ['limit', 'offset'] },
 ];
 
 // Values that reach the deeper code: addresses (some adversarial), ports, times, query text.
@@ -57,7 +59,7 @@ const interesting = fc.oneof(
 );
 const scalar = fc.oneof(interesting, fc.integer(), fc.double(), fc.boolean(), fc.constant(null));
 const json = fc.letrec((tie) => ({
-  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalar, fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(fc.oneof(interesting, fc.constantFrom('entries', 'ranges', 'range', 'tags', 'ips', 'name', 'strategy', 'budget', 'scan', 'leaseId', 'ip', 'status', 'ports', 'host', 'startedAt', 'finishedAt', 'preflight', 'reason', 'params')), tie('value'), { maxKeys: 5 })),
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalar, fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(fc.oneof(interesting, fc.constantFrom('entries', 'ranges', 'range', 'tags', 'ips', 'name', 'strategy', 'budget', 'scan', 'leaseId', 'ip', 'status', 'ports', 'host', 'startedAt', 'finishedAt', 'preflight', 'reason', 'params', 'screenshots')), tie('value'), { maxKeys: 5 })),
 })).value;
 
 describe('fuzzing the coordinator', () => {
@@ -87,7 +89,7 @@ describe('fuzzing the coordinator', () => {
 
   test.prop([request], { numRuns: 1500 })("no route answers 5xx to any body, query or token", async ({ route, param, query, body, token }) => {
     const search = new URLSearchParams(query).toString();
-    const url = route.url.replace('{p}', encodeURIComponent(param) || 'x') + (search ? `?${search}` : '');
+    const url = route.url.replaceAll('{p}', encodeURIComponent(param) || 'x') + (search ? `?${search}` : '');
     const auth = token === 'none' ? {} : bearer(token === 'bogus' ? 'pbk_bogus' : (token === 'role') === (route.role === 'admin') ? admin : agent);
     const payload = route.method === 'GET' || route.method === 'DELETE' || body === undefined ? undefined : typeof body === 'string' && !route.text ? body : (JSON.stringify(body) ?? '');
     const res = await app.inject({
