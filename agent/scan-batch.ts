@@ -253,7 +253,13 @@ export class ScanPipeline {
           const pre = await this.preflightOf(item);
           if (this.config.signal?.aborted) return;
           let submission = await this.finishHost(item, pre, startedAt, early);
-          if (submission && this.config.screenshots && !this.config.signal?.aborted) submission = await this.config.screenshots.attach(submission, item.deadline);
+          if (submission && this.config.screenshots && !this.config.signal?.aborted) {
+            const scanned = submission;
+            submission = await this.config.screenshots.attach(scanned, item.deadline).catch((error: unknown) => {
+              this.config.log(`agent: ${item.ip}: screenshots failed (${(error as Error).message}); submitting the scan without them`);
+              return scanned;
+            });
+          }
           if (submission) await onResult({ kind: 'result', item, submission: withoutTunnels(submission) });
         })(),
       );

@@ -200,14 +200,16 @@ export class Screenshotter {
     const url = `${target.scheme}://${urlHost(ip)}:${target.port}/`;
     const release = this.guard.permit(ip, target.port);
     let context: BrowserContext | undefined;
-    // The hard stop: whatever hangs (a page, the screenshot, the browser), the context goes.
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void context?.close().catch(() => {});
-    }, this.options.timeoutMs + 2000);
+    let timer: NodeJS.Timeout | undefined;
     try {
+      // Starting the browser has its own bound (playwright's launch timeout).
       const browser = await this.launch();
+      // The hard stop, from here: whatever hangs (the page, the screenshot), the context goes.
+      timer = setTimeout(() => {
+        timedOut = true;
+        void context?.close().catch(() => {});
+      }, this.options.timeoutMs + 2000);
       context = await browser.newContext({
         viewport: this.options.viewport,
         deviceScaleFactor: 1,
@@ -254,7 +256,7 @@ export class Screenshotter {
       // A page that answered but never finished loading is still worth an image; a failed
       // navigation (refused, reset, redirected elsewhere) is not.
       if (failure !== undefined && !(answered && /Timeout/iu.test(failure))) {
-        return done({ note: `${url}: ${/Timeout/iu.test(failure) ? `no page within ${this.options.timeoutMs} ms` : failure.replace(/^page\.goto: /u, '')}` });
+        return done({ note: `${url}: ${/Timeout/iu.test(failure) || timedOut ? `no page within ${this.options.timeoutMs} ms` : failure.replace(/^page\.goto: /u, '')}` });
       }
       if (landed !== undefined && !answered) return done({ note: `${url}: redirected outside the target (to ${landed.slice(0, 200)}); not rendered` });
       const left = (): number => Math.max(1000, deadline - Date.now());
@@ -291,7 +293,7 @@ export class Screenshotter {
       if (error instanceof PortbanditError) throw error;
       return done({ note: `${url}: ${(error as Error).message.split('\n')[0]}` });
     } finally {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
       release();
       await context?.close().catch(() => {});
     }
@@ -316,7 +318,10 @@ export class Screenshotter {
       this.options.log(`agent: ${submission.ip}: no time left before the lease deadline for screenshots`);
       return { ...submission, host: { ...(submission.host ?? {}), screenshotNotes: ['no time left before the lease deadline; not rendered'] } };
     }
-    const results = await Promise.all(chosen.map((t) => this.capture(submission.ip, t)));
+    // A browser that cannot start (or died for good) costs the images, never the scan result.
+    const results = await Promise.all(
+      chosen.map((t) => this.capture(submission.ip, t).catch((error: unknown): CaptureResult => ({ target: t, requests: [], ms: 0, note: `port ${t.port}: ${(error as Error).message}` }))),
+    );
     const screenshots: Screenshot[] = [];
     let bytes = 0;
     for (const r of results) {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PortbanditError } from '../core/errors.js';
 import { readImageInfo } from '../core/image-info.js';
@@ -63,6 +64,7 @@ export function withScreenshots(scan: ScanDocument, prior: ScanDocument | undefi
  */
 export class ScreenshotArchive {
   private store: ScreenshotStore | undefined;
+  private closed = false;
 
   constructor(
     private readonly path: string,
@@ -73,10 +75,22 @@ export class ScreenshotArchive {
     return new ScreenshotArchive(join(dataDir, 'screenshots.db'), budgetBytes);
   }
 
-  /** The store (opening it). */
+  /** The store (opening, and creating, it). */
   open(): ScreenshotStore {
+    if (this.closed) throw new PortbanditError('PB_ERR_STORE', 'the screenshot store is closed (the coordinator is shutting down)', { where: this.path });
     this.store ??= ScreenshotStore.open(this.path, this.budgetBytes);
     return this.store;
+  }
+
+  /** The store if it exists (reads never create the file); undefined before the first image. */
+  existing(): ScreenshotStore | undefined {
+    if (this.store === undefined && !this.closed && !existsSync(this.path)) return undefined;
+    return this.open();
+  }
+
+  /** The configured budget (also when no store exists yet). */
+  get budget(): number {
+    return this.budgetBytes;
   }
 
   /** Keep a visit's checked images; returns how many old images the budget dropped. */
@@ -87,6 +101,7 @@ export class ScreenshotArchive {
   }
 
   close(): void {
+    this.closed = true;
     this.store?.close();
     this.store = undefined;
   }

@@ -175,6 +175,7 @@ describe.skipIf(!haveChromium)('web screenshots with Debian Chromium through pla
     });
     const quick = new Screenshotter({ ...shooter.options, timeoutMs: 2000 });
     try {
+      await quick.start();
       const started = Date.now();
       const r = await quick.capture('127.0.0.1', { port: silent.port, scheme: 'http' });
       const elapsed = Date.now() - started;
@@ -276,6 +277,23 @@ c.putImageData(img, 0, 0);</script>`),
 
   it('refuses to render an address outside --allow', async () => {
     await expect(shooter.capture('198.18.0.1', { port: 80, scheme: 'http' })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
+  });
+});
+
+describe('a browser that cannot start', () => {
+  it('costs the images, not the scan result: the submission comes back with a note', async () => {
+    const lines: string[] = [];
+    const broken = new Screenshotter({ executablePath: '/nonexistent/chromium', timeoutMs: 1000, viewport: { width: 640, height: 400 }, maxBytes: 65536, concurrency: 1, maxPerHost: 8, allow: AllowList.parse(['127.0.0.1']), log: (l) => lines.push(l) });
+    const submission: ResultSubmission = { leaseId: 'l1', ip: '127.0.0.1', status: 'up', startedAt: 1, finishedAt: 2, preflight: 'connect', ports: [{ port: 8080, state: 'open', service: 'http' }] };
+    try {
+      const out = await broken.attach(submission);
+      expect(out.ports).toEqual(submission.ports);
+      expect(out.screenshots).toBeUndefined();
+      expect(out.host?.screenshotNotes).toEqual([expect.stringMatching(/^port 8080: .*no Chromium at \/nonexistent\/chromium/)]);
+      expect(lines.join('\n')).toMatch(/127\.0\.0\.1: screenshot: port 8080: .*no Chromium/);
+    } finally {
+      await broken.close();
+    }
   });
 });
 

@@ -78,7 +78,8 @@ describe('the coordinator takes web screenshots with results', () => {
 
     // The same image is refused without a token, and for another host, visit or port.
     expect((await app.inject({ method: 'GET', url: `/api/v1/hosts/${w.ip}/screenshots/${scan.scanId}/80` })).statusCode).toBe(401);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/hosts/198.18.5.7/screenshots/${scan.scanId}/80`, headers: bearer(admin) })).statusCode).toBe(404);
+    const other = w.ip === '198.18.5.1' ? '198.18.5.2' : '198.18.5.1';
+    expect((await app.inject({ method: 'GET', url: `/api/v1/hosts/${other}/screenshots/${scan.scanId}/80`, headers: bearer(admin) })).statusCode).toBe(404);
     expect((await app.inject({ method: 'GET', url: `/api/v1/hosts/${w.ip}/screenshots/${scan.scanId}/443`, headers: bearer(admin) })).statusCode).toBe(404);
 
     // A second host without a screenshot: screenshot:true tells them apart.
@@ -95,9 +96,15 @@ describe('the coordinator takes web screenshots with results', () => {
     expect(list.items[0]).toMatchObject({ ip: w.ip, url: `/api/v1/hosts/${w.ip}/screenshots/${scan.scanId}/80` });
   });
 
-  it('creates no screenshot file until a screenshot arrives', async () => {
+  it('creates no screenshot file until a screenshot arrives (reads neither)', async () => {
     const w = await lease();
     expect((await submit(app, agent, result(w))).statusCode).toBe(200);
+    const scanId = ((await app.inject({ method: 'GET', url: `/api/v1/hosts/${w.ip}`, headers: bearer(admin) })).json() as { scanId: string }).scanId;
+    expect((await app.inject({ method: 'GET', url: '/api/v1/screenshots', headers: bearer(admin) })).json()).toEqual({ total: 0, bytes: 0, budgetBytes: 1024 ** 3, items: [] });
+    expect((await app.inject({ method: 'GET', url: `/api/v1/hosts/${w.ip}/screenshots/${scanId}/80`, headers: bearer(admin) })).statusCode).toBe(404);
+    const gallery = await app.inject({ method: 'GET', url: '/ui/screenshots', headers: bearer(admin) });
+    expect(gallery.body).toContain('No screenshots yet.');
+    expect(gallery.body).toContain('0 B of a 1 GiB budget');
     expect(existsSync(join(data.dir, 'screenshots.db'))).toBe(false);
   });
 

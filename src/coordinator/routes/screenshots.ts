@@ -25,7 +25,7 @@ export function sendScreenshot(reply: FastifyReply, coordinator: Coordinator, pa
   } catch {
     throw new PortbanditError('PB_ERR_ADDRESS', `expected an IPv4 or IPv6 address, got ${JSON.stringify(params.ip)}`, { where: 'ip' });
   }
-  const shot = coordinator.screenshots.open().get(params.scanId, params.port);
+  const shot = coordinator.screenshots.existing()?.get(params.scanId, params.port);
   if (!shot || shot.ip !== ip) throw new PortbanditError('PB_ERR_NOT_FOUND', `no screenshot of ${ip} port ${params.port} in scan ${JSON.stringify(params.scanId)}`, { where: 'scanId' });
   return reply
     .status(200)
@@ -103,7 +103,8 @@ export function registerScreenshotRoutes(app: FastifyInstance, coordinator: Coor
       },
     },
     async (req) => {
-      const store = coordinator.screenshots.open();
+      const store = coordinator.screenshots.existing();
+      if (!store) return { total: 0, bytes: 0, budgetBytes: coordinator.screenshots.budget, items: [] };
       return {
         total: store.count(),
         bytes: store.totalBytes(),

@@ -39,7 +39,7 @@ function figure(ip: string, scanId: string, shot: ScreenshotMeta, extra: SafeHtm
 export function renderScanScreenshots(coordinator: Coordinator, scan: ScanDocument): SafeHtml | string {
   const shots = scan.screenshots ?? [];
   if (shots.length === 0) return '';
-  const kept = new Set(coordinator.screenshots.open().ofScan(scan.scanId).map((s) => s.port));
+  const kept = new Set((coordinator.screenshots.existing()?.ofScan(scan.scanId) ?? []).map((s) => s.port));
   return html`<h3>Screenshots</h3><div class="shots">
 ${shots.map((s) =>
   kept.has(s.port)
@@ -51,13 +51,13 @@ ${shots.map((s) =>
 
 /** The gallery: every stored screenshot, newest first, a page at a time. */
 export function renderGallery(coordinator: Coordinator, page: number): SafeHtml {
-  const store = coordinator.screenshots.open();
-  const total = store.count();
+  const store = coordinator.screenshots.existing();
+  const total = store?.count() ?? 0;
   const pages = Math.max(1, Math.ceil(total / GALLERY_PAGE_SIZE));
-  const items: StoredScreenshotInfo[] = store.newest(GALLERY_PAGE_SIZE, (page - 1) * GALLERY_PAGE_SIZE);
+  const items: StoredScreenshotInfo[] = store?.newest(GALLERY_PAGE_SIZE, (page - 1) * GALLERY_PAGE_SIZE) ?? [];
   const pager = html`<div class="pager">${page > 1 ? html`<a href="/ui/screenshots?page=${page - 1}" rel="prev">← Newer</a>` : ''}<span class="muted">page ${page} of ${pages}</span>${page < pages ? html`<a href="/ui/screenshots?page=${page + 1}" rel="next">Older →</a>` : ''}</div>`;
   return html`<h1>Screenshots</h1>
-<p>${formatCount(total)} web screenshot${total === 1 ? '' : 's'} (${kib(store.totalBytes())} of a ${kib(store.budgetBytes)} budget; the oldest go first), newest first.
+<p>${formatCount(total)} web screenshot${total === 1 ? '' : 's'} (${kib(store?.totalBytes() ?? 0)} of a ${kib(coordinator.screenshots.budget)} budget; the oldest go first), newest first.
 Agents take them with <span class="mono">portbandit agent --screenshots</span>; <a href="/ui/search?q=${encodeURIComponent('screenshot:true')}">hosts whose latest visit has one</a>.</p>
 ${items.length === 0 ? html`<p class="muted">${total === 0 ? 'No screenshots yet.' : 'No screenshots on this page.'}</p>` : html`<div class="shots">${items.map((s) => figure(s.ip, s.scanId, s, html`<br><a href="${hostHref(s.ip)}?scan=${encodeURIComponent(s.scanId)}">${s.ip}</a> <span class="muted">${formatTime(s.storedAt)}</span>`))}</div>`}
 ${total > GALLERY_PAGE_SIZE ? pager : ''}`;
