@@ -4,7 +4,7 @@ import { fc, test as propTest } from '@fast-check/vitest';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_SCREENSHOT_BYTES, type ResultSubmission, type Screenshot, type WorkItem } from '../../src/coordinator/protocol.js';
-import { checkScreenshots } from '../../src/coordinator/screenshots.js';
+import { checkScreenshots, withScreenshots } from '../../src/coordinator/screenshots.js';
 import { readImageInfo } from '../../src/core/image-info.js';
 import { ScreenshotStore } from '../../src/store/screenshot-store.js';
 import { decodePng, encodePng, pixelAt } from '../helpers/png.js';
@@ -271,6 +271,15 @@ describe('the screenshot store', () => {
       }
     },
   );
+
+  it("keeps a visit's screenshots across its rounds: a later round's image of a port replaces the earlier one", () => {
+    const meta = (port: number, title: string) => ({ port, scheme: 'http' as const, mime: 'image/png' as const, width: 64, height: 40, bytes: 100, title });
+    const base = { scanId: 'v1', ip: '198.18.5.1', tags: [], agentId: 'a', startedAt: 1, finishedAt: 2, epoch: 0, cycle: 1, ports: [], preflight: 'connect' as const, probedPorts: '80,443', timings: {} };
+    const prior = { ...base, screenshots: [meta(80, 'round 0'), meta(8080, 'round 0')] };
+    const next = withScreenshots(base, prior, [{ ...meta(443, 'round 1'), data: Buffer.alloc(1) }, { ...meta(80, 'round 1'), data: Buffer.alloc(1) }]);
+    expect(next.screenshots).toEqual([meta(80, 'round 1'), meta(443, 'round 1'), meta(8080, 'round 0')]);
+    expect(withScreenshots(base, undefined, [])).toBe(base);
+  });
 
   it('reads the size of real PNG and JPEG headers and refuses anything else', () => {
     expect(readImageInfo(encodePng(3, 2, [1, 2, 3]))).toEqual({ mime: 'image/png', width: 3, height: 2 });
