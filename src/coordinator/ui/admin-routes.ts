@@ -12,7 +12,6 @@ import { CSRF_FIELD, checkCsrfToken, csrfTokenFor } from './csrf.js';
 import { renderEvents } from './events-page.js';
 import { type FormBody, type FormContext, type NoticeCode, checkboxField, field, linesField, noticeOf } from './forms.js';
 import { hostHref } from './format.js';
-import { renderHost } from './host-page.js';
 import { type SafeHtml, html } from './html.js';
 import type { Section } from './layout.js';
 import { policyFromForm, policyKeyField, renderPoliciesPage } from './policies-page.js';
@@ -34,9 +33,9 @@ const listQuery = { list: { type: 'string', enum: ['scope', 'blocklist'], defaul
 /** The largest posted body: a scope file or services file upload. */
 export const UPLOAD_LIMIT_BYTES = 16 * 1024 * 1024;
 
-/** A form's failure the operator can fix (bad input, unknown name): shown on the page, nothing changed. */
-function formError(error: unknown): string | undefined {
-  return isPortbanditError(error) && error.statusCode < 500 ? error.message : undefined;
+/** A form's failure the operator can fix (bad input, unknown name): shown on the page with its status, nothing changed. */
+function formError(error: unknown): { status: number; message: string } | undefined {
+  return isPortbanditError(error) && error.statusCode < 500 ? { status: error.statusCode, message: error.message } : undefined;
 }
 
 /**
@@ -100,9 +99,9 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     try {
       await change();
     } catch (error) {
-      const message = formError(error);
-      if (message === undefined) throw error;
-      return sendPage(reply, 400, 'Scope', 'scope', await renderScopePage(coordinator, { list: req.query.list, page: 1, ...keep }, context(req, { error: message })));
+      const failed = formError(error);
+      if (failed === undefined) throw error;
+      return sendPage(reply, failed.status, 'Scope', 'scope', await renderScopePage(coordinator, { list: req.query.list, page: 1, ...keep }, context(req, { error: failed.message })));
     }
     return done(reply, `/ui/admin/scope?list=${req.query.list}`, code);
   }
@@ -163,9 +162,11 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     async (req, reply) => sendPage(reply, 200, 'Policies', 'policies', renderPoliciesPage(coordinator, { ...(req.query.tag !== undefined ? { tag: req.query.tag } : {}) }, context(req, { notice: noticeOf(req.query.done) }))),
   );
 
-  const policyFailure = (req: FastifyRequest, reply: FastifyReply, message: string, posted: FormBody | undefined) => {
+  const policyFailure = (req: FastifyRequest, reply: FastifyReply, error: unknown, posted: FormBody | undefined) => {
+    const failed = formError(error);
+    if (failed === undefined) throw error;
     const tag = field(posted, 'tag', 64);
-    return sendPage(reply, 400, 'Policies', 'policies', renderPoliciesPage(coordinator, { tag, ...(posted !== undefined ? { posted } : {}) }, context(req, { error: message })));
+    return sendPage(reply, failed.status, 'Policies', 'policies', renderPoliciesPage(coordinator, { tag, ...(posted !== undefined ? { posted } : {}) }, context(req, { error: failed.message })));
   };
 
   app.post<{ Body: FormBody }>('/ui/admin/policies', { schema: hidden, ...post }, async (req, reply) => {
@@ -174,9 +175,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       key = policyKeyField(field(req.body, 'tag', 64));
       await actions.setPolicy(await actor(req), key, policyFromForm(coordinator, key, req.body));
     } catch (error) {
-      const message = formError(error);
-      if (message === undefined) throw error;
-      return policyFailure(req, reply, message, req.body);
+      return policyFailure(req, reply, error, req.body);
     }
     return done(reply, `/ui/admin/policies?tag=${encodeURIComponent(key === '' ? '_default' : key)}`, 'policy-saved');
   });
@@ -189,9 +188,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       if (text.trim() === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'choose a services file (lines "name port/proto")', { where: 'file' });
       await actions.uploadServices(await actor(req), key, text, 'services file');
     } catch (error) {
-      const message = formError(error);
-      if (message === undefined) throw error;
-      return policyFailure(req, reply, message, undefined);
+      return policyFailure(req, reply, error, undefined);
     }
     return done(reply, `/ui/admin/policies?tag=${encodeURIComponent(key === '' ? '_default' : key)}`, 'services-uploaded');
   });
@@ -201,9 +198,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       const key = policyKeyField(field(req.body, 'tag', 64));
       if (!(await actions.deletePolicy(await actor(req), key))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no policy for tag "${key}"`, { where: 'tag' });
     } catch (error) {
-      const message = formError(error);
-      if (message === undefined) throw error;
-      return policyFailure(req, reply, message, undefined);
+      return policyFailure(req, reply, error, undefined);
     }
     return done(reply, '/ui/admin/policies', 'policy-deleted');
   });
@@ -220,9 +215,9 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     return name;
   };
   const agentsFailure = async (req: FastifyRequest, reply: FastifyReply, error: unknown) => {
-    const message = formError(error);
-    if (message === undefined) throw error;
-    return sendPage(reply, 400, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req, { error: message })));
+    const failed = formError(error);
+    if (failed === undefined) throw error;
+    return sendPage(reply, failed.status, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req, { error: failed.message })));
   };
 
   /** Created tokens are shown on the response itself (no redirect: the token must not reach a URL or a later page). */
@@ -276,9 +271,15 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       try {
         await actions.rescan(await actor(req), [req.params.ip]);
       } catch (error) {
-        const message = formError(error);
-        if (message === undefined) throw error;
-        return sendPage(reply, 400, `Host ${req.params.ip}`, 'host', await renderHost(coordinator, { ip: req.params.ip }, rescanControls(context(req, { error: message }))));
+        const failed = formError(error);
+        if (failed === undefined) throw error;
+        return sendPage(
+          reply,
+          failed.status,
+          `Host ${req.params.ip}`,
+          'host',
+          html`<h1>Host <span class="mono">${req.params.ip}</span></h1><div class="error" role="alert"><strong>Nothing was queued.</strong> ${failed.message}</div><p><a href="${hostHref(req.params.ip)}">Back to the host</a></p>`,
+        );
       }
       return done(reply, hostHref(req.params.ip), 'rescan-queued');
     },
@@ -304,9 +305,9 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   );
 
   const alertsFailure = async (req: FastifyRequest, reply: FastifyReply, error: unknown, form?: AlertForm) => {
-    const message = formError(error);
-    if (message === undefined) throw error;
-    return sendPage(reply, 400, 'Alerts', 'alerts', await renderAlertsPage(coordinator, { page: 1, ...(form ? { form } : {}) }, context(req, { error: message })));
+    const failed = formError(error);
+    if (failed === undefined) throw error;
+    return sendPage(reply, failed.status, 'Alerts', 'alerts', await renderAlertsPage(coordinator, { page: 1, ...(form ? { form } : {}) }, context(req, { error: failed.message })));
   };
 
   app.post<{ Body: FormBody }>('/ui/alerts', { schema: hidden, ...post }, async (req, reply) => {

@@ -66,7 +66,8 @@ export function field(body: FormBody | undefined, name: string, maxLength = 4096
 /** A port list field ("22,80,8000-8100", blank = none). */
 export function portsField(body: FormBody | undefined, name: string): number[] {
   const text = field(body, name, 1 << 20).trim();
-  return text === '' ? [] : PortRanges.parse(text.replace(/\s+/g, ','), name).toArray();
+  const items = text.split(/[\s,]+/).filter((t) => t !== '');
+  return items.length === 0 ? [] : PortRanges.parse(items.join(','), name).toArray();
 }
 
 /** A number field: undefined when blank; a clear error when not a number in [min, max]. */
