@@ -140,6 +140,7 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(JSON.stringify(f.app.coordinator.policy('dmz'))).toBe(saved);
 
     await page.goto(`${base}/ui/admin/policies?tag=web`);
+    expect(await page.isChecked(`${form} input[name="script:ssl-cert"]`)).toBe(true);
     await page.fill(`${form} input[name=tag]`, 'web');
     await page.selectOption(`${form} select[name=strategy]`, 'ucb');
     await page.fill(`${form} input[name=budget]`, '50');
@@ -205,7 +206,7 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     f.clock.advance(60_000);
     const res = await submit(f.app, f.agent, { ...resultFor(work!, [22, 80, fresh], f.clock.now()) });
     expect(res.statusCode).toBe(200);
-    await new AlertDispatcher(f.app.coordinator.store, { maxAttempts: 2, baseDelayMs: 5, timeoutMs: 2000 }).runOnce();
+    await new AlertDispatcher(f.app.coordinator.store, { maxAttempts: 2, baseDelayMs: 5, timeoutMs: 2000, now: f.clock.now }).runOnce();
 
     await page.goto(`${base}/ui/events`);
     await page.fill('input[aria-label="Event query"]', `kind:service-new port:${fresh}`);

@@ -60,6 +60,7 @@ form.stack label { display: flex; flex-direction: column; gap: 2px; }
 form.stack label.check, label.check { flex-direction: row; align-items: center; gap: 6px; display: inline-flex; }
 form.inline label { display: inline-flex; gap: 6px; align-items: center; }
 form.row { margin: 0; display: inline; }
+.grid2.spaced { margin-top: 20px; }
 td.actions { white-space: nowrap; }
 td.actions a { margin-right: 8px; }
 textarea { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; padding: 4px 8px; border: 1px solid #aab3bd; border-radius: 4px; }

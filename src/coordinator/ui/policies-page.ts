@@ -61,7 +61,8 @@ export function policyFromForm(coordinator: Coordinator, key: string, body: Form
 
 function policyRow(key: string, p: Policy, ctx: FormContext): SafeHtml {
   const tagField = key === DEFAULT_POLICY_KEY ? DEFAULT_TAG_FIELD : key;
-  return html`<tr><td>${policyLabel(key)}</td><td class="mono">${p.strategy}</td>
+  const params = Object.keys(p.params).length > 0 ? JSON.stringify(p.params) : '';
+  return html`<tr><td>${policyLabel(key)}</td><td class="mono">${p.strategy}${params !== '' ? html`<div class="muted">${params.length > 80 ? `${params.slice(0, 79)}…` : params}</div>` : ''}</td>
 <td class="num">${p.rate !== undefined ? html`${formatCount(p.rate)}/s <span class="muted">(rate)</span>` : formatCount(p.budget)}</td>
 <td class="num">${p.periodSeconds !== undefined ? `${formatCount(p.periodSeconds)} s` : key === DEFAULT_POLICY_KEY ? 'back to back' : html`<span class="muted">default's</span>`}</td>
 <td class="mono">${ports(p.mustHave)}</td><td class="mono">${ports(p.exclude)}</td><td class="mono">${p.scan.scripts.join(' ')}</td>
@@ -70,7 +71,7 @@ ${postForm('/ui/admin/policies/delete', ctx.csrf, html`<input type="hidden" name
 }
 
 /** The values the edit form shows: the posted ones after an error, else the policy's. */
-function formValues(key: string, policy: Policy | undefined, posted: FormBody | undefined) {
+function formValues(key: string, policy: Policy | undefined, posted: FormBody | undefined, defaults: Policy) {
   const get = (name: string, fallback: string): string => (posted !== undefined ? field(posted, name, 65_536) : fallback);
   return {
     strategy: get('strategy', policy?.strategy ?? 'thompson'),
@@ -80,7 +81,8 @@ function formValues(key: string, policy: Policy | undefined, posted: FormBody | 
     periodSeconds: get('periodSeconds', policy?.periodSeconds !== undefined ? String(policy.periodSeconds) : ''),
     mustHave: get('mustHave', policy ? ports(policy.mustHave) : ''),
     exclude: get('exclude', policy ? ports(policy.exclude) : ''),
-    scripts: (script: string): boolean => (posted !== undefined ? checkboxField(posted, `script:${script}`) : (policy?.scan.scripts.includes(script) ?? false)),
+    // A new tag's policy starts with the default policy's scripts ticked.
+    scripts: (script: string): boolean => (posted !== undefined ? checkboxField(posted, `script:${script}`) : (policy ?? defaults).scan.scripts.includes(script)),
     isDefault: key === DEFAULT_POLICY_KEY,
   };
 }
@@ -94,7 +96,7 @@ export function renderPoliciesPage(coordinator: Coordinator, request: { tag?: st
     key = undefined;
   }
   const policy = key !== undefined ? coordinator.policy(key) : undefined;
-  const v = formValues(key ?? 'new', policy, request.posted);
+  const v = formValues(key ?? 'new', policy, request.posted, coordinator.policy(DEFAULT_POLICY_KEY)!);
   const tagValue = request.posted !== undefined ? field(request.posted, 'tag', 64) : key === undefined ? '' : key === DEFAULT_POLICY_KEY ? DEFAULT_TAG_FIELD : key;
   return html`<h1>Policies</h1>
 ${messages(ctx)}
@@ -103,7 +105,7 @@ or derived from a rate (probes per second the fleet spends on the tag, over the 
 <table><thead><tr><th>tag</th><th>strategy</th><th class="num">budget</th><th class="num">cycle period</th><th>must-have</th><th>excluded</th><th>scripts</th><th></th></tr></thead><tbody>
 ${coordinator.policyKeys().map((k) => policyRow(k, coordinator.policy(k)!, ctx))}
 </tbody></table>
-<div class="grid2">
+<div class="grid2 spaced">
 <div class="panel"><h2>${policy ? html`Edit the policy of <span class="mono">${policyLabel(key!)}</span>` : 'New policy'}</h2>
 ${postForm(
   '/ui/admin/policies',
