@@ -51,14 +51,18 @@ const AUDIT = 'auditLog' as const;
 export const AUDIT_SUMMARY_MAX = 500;
 
 let sequence = 0;
+const TIME_SPAN = 1e15;
+const SEQUENCE_SPAN = 1_000_000;
 
 /**
- * The document key: the time (ms, zero-padded) then a per-process sequence number and a random
- * id, so the store's key order is time order and two entries of one millisecond never collide.
+ * The document key sorts newest first: the time and a per-process sequence number, each
+ * subtracted from its span and zero-padded, then a random id (two entries of one millisecond
+ * never collide). The stores list a collection in key order, so the log lists newest first,
+ * and a store that caps a listing (Elasticsearch: 10,000) drops the oldest entries, not the newest.
  */
-function auditKey(at: number): string {
-  sequence = (sequence + 1) % 1_000_000;
-  return `${String(Math.max(0, Math.trunc(at))).padStart(15, '0')}.${String(sequence).padStart(6, '0')}.${generateId('audit')}`;
+export function auditKey(at: number, seq: number): string {
+  const time = TIME_SPAN - 1 - Math.min(TIME_SPAN - 1, Math.max(0, Math.trunc(at)));
+  return `${String(time).padStart(15, '0')}.${String(SEQUENCE_SPAN - 1 - (seq % SEQUENCE_SPAN)).padStart(6, '0')}.${generateId('audit')}`;
 }
 
 /** Shorten a summary to AUDIT_SUMMARY_MAX characters (with an ellipsis). */
@@ -68,22 +72,20 @@ export function clipSummary(text: string): string {
 
 /** Store one audit entry (a document of its own: appending never rewrites older entries). */
 export async function recordAudit(store: Store, entry: Omit<AuditEntry, 'id'>): Promise<AuditEntry> {
-  const id = auditKey(entry.at);
+  sequence = (sequence + 1) % SEQUENCE_SPAN;
+  const id = auditKey(entry.at, sequence);
   const stored: AuditEntry = { id, ...entry, summary: clipSummary(entry.summary) };
   await store.putDocument(AUDIT, id, stored, { at: entry.at, expectedRevision: 0 });
   return stored;
 }
 
 /**
- * A page of the audit log, newest first. The store lists a collection in key (time) order, so a
- * page costs a read of the whole log: fine for a log of human changes (thousands of entries).
+ * A page of the audit log, newest first (the key order). A page costs a listing of the whole
+ * collection: fine for a log of human changes (thousands of entries).
  */
 export async function listAudit(store: Store, options: { offset: number; limit: number }): Promise<AuditPage> {
   const docs = await store.listDocuments<AuditEntry>(AUDIT);
-  const total = docs.length;
-  const items: AuditEntry[] = [];
-  for (let i = total - 1 - options.offset; i >= 0 && items.length < options.limit; i--) items.push(docs[i]!.value);
-  return { items, total };
+  return { items: docs.slice(options.offset, options.offset + options.limit).map((d) => d.value), total: docs.length };
 }
 
 /**

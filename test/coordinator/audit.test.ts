@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { fc, test } from '@fast-check/vitest';
 import type { FastifyInstance } from 'fastify';
-import type { AuditEntry } from '../../src/coordinator/audit.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AuditEntry, auditKey } from '../../src/coordinator/audit.js';
 import { bearer, manualClock, openApp, tempDataDir, tokens } from './helpers.js';
 
 describe('the audit log of admin API changes (real SQLite file)', () => {
@@ -80,4 +81,18 @@ describe('the audit log of admin API changes (real SQLite file)', () => {
     expect(ranges).toEqual(['6', '5', '4', '3', '2', '1', '0']);
     expect(last.items).toHaveLength(1);
   });
+});
+
+describe('audit keys', () => {
+  test.prop([fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 0, max: 999_998 }), fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 0, max: 999_998 })])(
+    'sort newest first in plain string order (later time, or the same time and a later sequence, sorts before)',
+    (t1, s1, t2, s2) => {
+      const a = auditKey(t1, s1);
+      const b = auditKey(t2, s2);
+      const newer = t1 > t2 || (t1 === t2 && s1 > s2);
+      const older = t1 < t2 || (t1 === t2 && s1 < s2);
+      if (newer) expect(a < b).toBe(true);
+      if (older) expect(a > b).toBe(true);
+    },
+  );
 });
