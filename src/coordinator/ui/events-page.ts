@@ -10,8 +10,10 @@ import { queryErrorColumn, renderQueryError } from './search-page.js';
 
 /** Events per page of the events page. */
 export const EVENTS_PAGE_SIZE = 50;
-/** Events read per store call while looking for the newest matches. */
+/** Events read per store call while looking for the newest matches (forward, backward). */
 const READ_BATCH = 5000;
+/** Backward reads start small (a first page needs ~50 events) and double up to the forward size. */
+const BACKWARD_FIRST_BATCH = 500;
 
 const EXAMPLES = ['kind:service-new', 'kind:service-new port:22', 'kind:service-changed service:ssh', 'kind:host-new tag:dmz', 'ip:198.18.0.0/16 -kind:host-gone', 'ctime:>2026-11-01'];
 
@@ -21,12 +23,41 @@ export interface EventsRequest {
   readonly page: number;
 }
 
+/** A page of the newest matching events; `total` is exact, or a lower bound when `exact` is false. */
+export interface RecentEvents {
+  readonly items: StoreEvent[];
+  readonly total: number;
+  readonly exact: boolean;
+}
+
 /**
- * The `skip + take` newest events matching a filter and how many match in all. The store reads
- * events forward only, so this walks the whole log once and keeps the newest matches: a page
- * costs a pass over every event.
+ * The events ranked `skip` to `skip + take` among the newest matching a filter. With a store that
+ * reads backward, from the newest until one match past the page (a page costs what it skips and
+ * shows, the whole log only for a filter that matches little); otherwise by one forward pass over
+ * the whole log that keeps the newest matches. `total` is exact when the walk reached the start.
  */
-export async function newestEvents(store: Store, filter: QueryNode | undefined, skip: number, take: number): Promise<{ items: StoreEvent[]; total: number }> {
+export async function newestEvents(store: Store, filter: QueryNode | undefined, skip: number, take: number): Promise<RecentEvents> {
+  return store.readEventsBackward ? newestBackward(store, filter, skip, take) : newestForward(store, filter, skip, take);
+}
+
+async function newestBackward(store: Store, filter: QueryNode | undefined, skip: number, take: number): Promise<RecentEvents> {
+  const items: StoreEvent[] = [];
+  let total = 0;
+  let before: string | undefined;
+  for (let batch = BACKWARD_FIRST_BATCH; ; batch = Math.min(READ_BATCH * 2, batch * 2)) {
+    const page = await store.readEventsBackward!({ ...(before !== undefined ? { before } : {}), limit: batch });
+    if (page.events.length === 0) return { items, total, exact: true };
+    for (const e of page.events) {
+      if (!matchEvent(e, filter)) continue;
+      total++;
+      if (total > skip + take) return { items, total, exact: false };
+      if (total > skip) items.push(e);
+    }
+    before = page.cursor;
+  }
+}
+
+async function newestForward(store: Store, filter: QueryNode | undefined, skip: number, take: number): Promise<RecentEvents> {
   const keep = skip + take;
   let kept: StoreEvent[] = [];
   let total = 0;
@@ -43,7 +74,7 @@ export async function newestEvents(store: Store, filter: QueryNode | undefined, 
     cursor = page.cursor;
   }
   const newestFirst = kept.slice(-keep).reverse();
-  return { items: newestFirst.slice(skip, skip + take), total };
+  return { items: newestFirst.slice(skip, skip + take), total, exact: true };
 }
 
 type Service = { service?: unknown; product?: unknown; version?: unknown };
@@ -80,14 +111,15 @@ export async function renderEvents(coordinator: Coordinator, request: EventsRequ
     return { status: 400, body: html`<h1>Events</h1>${eventsForm(request)}${renderQueryError(request.q, error.message, queryErrorColumn(error.where))}` };
   }
   const skip = (request.page - 1) * EVENTS_PAGE_SIZE;
-  const { items, total } = await newestEvents(coordinator.store, filter, skip, EVENTS_PAGE_SIZE);
-  const pages = Math.max(1, Math.ceil(total / EVENTS_PAGE_SIZE));
+  const { items, total, exact } = await newestEvents(coordinator.store, filter, skip, EVENTS_PAGE_SIZE);
+  const pages = exact ? Math.max(1, Math.ceil(total / EVENTS_PAGE_SIZE)) : 'more';
+  const count = exact ? html`<strong>${formatCount(total)}</strong> event${total === 1 ? '' : 's'} match` : html`More than <strong>${formatCount(total - 1)}</strong> events match`;
   const href = (page: number) => `/ui/events?${new URLSearchParams({ q: request.q, page: String(page) }).toString()}`;
   const api = new URLSearchParams({ q: request.q }).toString();
   return {
     status: 200,
     body: html`<h1>Events</h1>${eventsForm(request)}
-<p><strong>${formatCount(total)}</strong> event${total === 1 ? '' : 's'} match${total > 0 ? html`; newest first, ${formatCount(Math.min(total, skip + 1))}–${formatCount(skip + items.length)} shown` : ''}.
+<p>${count}${items.length > 0 ? html`; newest first, ${formatCount(skip + 1)}–${formatCount(skip + items.length)} shown` : ''}.
 <span class="muted">(Stream them: <span class="mono">GET /api/v1/events?${api}&amp;follow=true</span> or <span class="mono">portbandit events --follow</span>.)</span></p>
 <table><thead><tr><th>when</th><th>kind</th><th>host</th><th class="num">port</th><th>service</th><th>tags</th></tr></thead><tbody>
 ${items.length > 0
@@ -97,6 +129,6 @@ ${items.length > 0
     )
   : html`<tr><td colspan="6" class="muted">No matching events.</td></tr>`}
 </tbody></table>
-${pager(Math.min(request.page, pages), pages, href)}`,
+${pager(pages === 'more' ? request.page : Math.min(request.page, pages), pages, href)}`,
   };
 }

@@ -96,10 +96,11 @@ export function checkboxField(body: FormBody | undefined, name: string): boolean
   return body?.[name] !== undefined && body[name] !== '';
 }
 
-/** Previous / page N of M / next links. */
-export function pager(page: number, pages: number, href: (page: number) => string, labels: readonly [string, string] = ['← newer', 'older →']): SafeHtml {
+/** Previous / page N of M / next links; `pages: 'more'` when only "there is a next page" is known. */
+export function pager(page: number, pages: number | 'more', href: (page: number) => string, labels: readonly [string, string] = ['← newer', 'older →']): SafeHtml {
   const [back, forward] = labels;
+  const hasNext = pages === 'more' || page < pages;
   return html`<nav class="pager" aria-label="pages">${page > 1 ? html`<a href="${href(page - 1)}">${back}</a>` : html`<span class="muted">${back}</span>`}
-<span>page ${page} of ${pages}</span>
-${page < pages ? html`<a href="${href(page + 1)}">${forward}</a>` : html`<span class="muted">${forward}</span>`}</nav>`;
+<span>page ${page}${pages === 'more' ? '' : ` of ${pages}`}</span>
+${hasNext ? html`<a href="${href(page + 1)}">${forward}</a>` : html`<span class="muted">${forward}</span>`}</nav>`;
 }
