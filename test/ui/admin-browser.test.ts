@@ -112,6 +112,10 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     await page.click('button[aria-label="remove 198.18.70.5"]');
     expect(await text('.notice')).toBe('Removed.');
     expect(await scopeOf('blocklist')).toEqual(['198.18.70.200-198.18.70.210']);
+    await page.fill('form[aria-label="remove from the blocklist"] textarea[name=ranges]', '198.18.70.200-198.18.70.210\n');
+    await page.click('form[aria-label="remove from the blocklist"] button');
+    expect(await text('.notice')).toBe('Removed.');
+    expect(await scopeOf('blocklist')).toEqual([]);
 
     const exported = await context.request.get(`${base}/ui/admin/scope/export?list=scope`);
     expect(exported.headers()['content-disposition']).toContain('portbandit-scope.txt');
@@ -224,13 +228,18 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(await text('main')).toContain('new-on-dmz');
     expect(await text('main')).toMatch(new RegExp(`service-new\\s+198\\.18\\.10\\.1\\s+port ${fresh}`));
     await shoot('alerts');
+    await page.click('button[aria-label="remove rule new-on-dmz"]');
+    expect(await text('.notice')).toBe('Alert rule removed.');
+    expect(await text('main')).toContain('No alert rules.');
+    // Its dead letter stays.
+    expect(await text('main')).toContain('Dead letters (1)');
   }, 60_000);
 
   it('shows every change above on the audit page, newest first, with who and how', async () => {
     await page.goto(`${base}/ui/audit`);
     const rows = await page.$$eval('tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent?.trim() ?? '')));
     const actions = rows.map((r) => r[3]);
-    expect(actions.slice(0, 2)).toEqual(['host.rescan', 'alert.add']);
+    expect(actions.slice(0, 3)).toEqual(['alert.remove', 'host.rescan', 'alert.add']);
     expect(actions).toEqual(expect.arrayContaining(['scope.add', 'scope.import', 'scope.remove', 'policy.set', 'policy.services', 'policy.delete', 'agent.create', 'agent.delete', 'token.create', 'token.revoke']));
     expect(rows.every((r) => r[1]!.startsWith('test-admin'))).toBe(true);
     // The fixture's setup went through the API; everything since, through the UI.

@@ -144,6 +144,11 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(none.statusCode).toBe(404);
       expect(none.body).toContain('is an entry of the scope');
       expect((await post('/ui/admin/scope/add?list=nope', { range: '198.18.0.1', _csrf: csrf })).statusCode).toBe(400);
+      // An upload over the limit is refused with a page, not a 500, before anything is read into the store.
+      const huge = multipartBody({ _csrf: csrf }, { name: 'file', filename: 'big.txt', content: '198.18.41.0/24\n'.repeat(1_200_000) });
+      const tooBig = await f.app.inject({ method: 'POST', url: '/ui/admin/scope/import?list=scope', headers: { ...cookie, ...huge.headers }, payload: huge.payload });
+      expect(tooBig.statusCode).toBe(413);
+      expect(tooBig.headers['content-type']).toContain('text/html');
       expect([await scope(), await scope('blocklist'), (await auditLog()).total]).toEqual(before);
     });
   });
