@@ -27,6 +27,8 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
   let shots: string;
   let profile: string;
   let attacker: Server | undefined;
+  const cspViolations: string[] = [];
+  const dialogs: string[] = [];
 
   beforeAll(async () => {
     f = await openUiFixture();
@@ -39,7 +41,13 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
       viewport: { width: 1280, height: 900 },
     });
     page = await context.newPage();
-    page.on('dialog', (d) => void d.dismiss());
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
     await page.goto(`${base}/ui/login`);
     await page.fill('#token', f.admin);
     await page.click('form[action="/ui/login"] button');
@@ -248,5 +256,8 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(rows.slice(firstApi).map((r) => `${r[2]} ${r[3]}`)).toEqual(['API cycle.restart', 'API policy.set', 'API policy.set', 'API scope.import']);
     expect(await page.content()).not.toMatch(/pb[ak]_[A-Za-z0-9_-]{20}/);
     await shoot('audit');
+    // No page of the walk ran a script or broke the CSP (hostile banners are on the events page).
+    expect(dialogs).toEqual([]);
+    expect(cspViolations).toEqual([]);
   }, 60_000);
 });
