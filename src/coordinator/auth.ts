@@ -9,7 +9,8 @@ export type Principal = { kind: 'agent'; agent: Agent } | { kind: 'admin' } | nu
 
 const resolved = new WeakMap<FastifyRequest, Principal>();
 
-function bearer(req: FastifyRequest): string | undefined {
+/** The token of an `Authorization: Bearer` header, if any. */
+export function bearerToken(req: FastifyRequest): string | undefined {
   const h = req.headers.authorization;
   if (typeof h !== 'string') return undefined;
   const m = /^Bearer\s+(\S+)$/i.exec(h);
@@ -19,7 +20,7 @@ function bearer(req: FastifyRequest): string | undefined {
 /** Resolve (once per request) the principal behind the request's bearer token. */
 export async function resolvePrincipal(req: FastifyRequest, coordinator: Coordinator): Promise<Principal> {
   if (resolved.has(req)) return resolved.get(req)!;
-  const token = bearer(req);
+  const token = bearerToken(req);
   let principal: Principal = null;
   if (token !== undefined) {
     const kind = tokenKind(token);
@@ -41,7 +42,7 @@ export function requireRole(coordinator: Coordinator, role: 'agent' | 'admin') {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const p = await resolvePrincipal(req, coordinator);
     if (p === null) {
-      coordinator.metrics.authFailures.inc({ kind: bearer(req) === undefined ? 'missing' : 'invalid' });
+      coordinator.metrics.authFailures.inc({ kind: bearerToken(req) === undefined ? 'missing' : 'invalid' });
       throw new PortbanditError('PB_ERR_UNAUTHORIZED', `a valid ${role} token is required (Authorization: Bearer <token>)`, { where: 'authorization' });
     }
     if (p.kind !== role) {

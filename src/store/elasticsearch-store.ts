@@ -775,6 +775,23 @@ class ElasticsearchStore implements Store {
     });
   }
 
+  readEventsBackward(options: { before?: string; limit?: number } = {}): Promise<EventPage> {
+    return this.run('reading events backward', async () => {
+      const before = options.before === undefined ? undefined : Number(options.before);
+      if (before !== undefined && (!Number.isSafeInteger(before) || before < 0)) {
+        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.before}' is not an event cursor`, { where: 'before' });
+      }
+      const response = await this.client.search<{ seq: number; doc: StoreEvent }>({
+        index: this.index.events,
+        query: before === undefined ? { match_all: {} } : { range: { seq: { lt: before } } },
+        sort: [{ seq: 'desc' }],
+        size: resolveLimit(options.limit, 1000),
+      });
+      const hits = response.hits.hits;
+      return { events: hits.map((hit) => hit._source!.doc), cursor: hits.length > 0 ? String(hits.at(-1)!._source!.seq) : options.before };
+    });
+  }
+
   // ------------------------------------------------------------------ statistics
   counts(options: { tag?: string } = {}): Promise<StoreCounts> {
     return this.run('counting', async () => {

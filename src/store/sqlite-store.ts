@@ -703,6 +703,18 @@ class SqliteStore implements Store {
     });
   }
 
+  readEventsBackward(options: { before?: string; limit?: number } = {}): Promise<EventPage> {
+    return this.run('reading events backward', () => {
+      const before = options.before === undefined ? Number.MAX_SAFE_INTEGER : Number(options.before);
+      if (!Number.isSafeInteger(before) || before < 0) {
+        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.before}' is not an event cursor`, { where: 'before' });
+      }
+      const rows = this.stmt.eventsBefore.all(before, resolveLimit(options.limit, 1000)) as Row[];
+      const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));
+      return { events, cursor: rows.length > 0 ? String(rows.at(-1)!.seq) : options.before };
+    });
+  }
+
   // ------------------------------------------------------------------ statistics
   counts(options: { tag?: string } = {}): Promise<StoreCounts> {
     return this.run('counting', () => {
@@ -832,6 +844,7 @@ function prepareStatements(db: Database.Database) {
     ),
     eventInsert: db.prepare('INSERT INTO events (doc) VALUES (?)'),
     eventsAfter: db.prepare('SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+    eventsBefore: db.prepare('SELECT seq, doc FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
     counts: db.prepare(`SELECT
         (SELECT COUNT(*) FROM latest l WHERE ${latestTag('l.ip_key')}) AS hosts,
         (SELECT COUNT(*) FROM scans s WHERE ${historyTag('s.row')}) AS scans,

@@ -154,6 +154,12 @@ export interface Store {
   appendEvents(events: readonly NewStoreEvent[]): Promise<void>;
   /** Events after `cursor` (from the start when absent) in append order, up to `limit`. */
   readEvents(options?: { cursor?: string; limit?: number }): Promise<EventPage>;
+  /**
+   * Events before `before` (from the newest when absent), newest first, up to `limit`; the page's
+   * `cursor` is its oldest event's id, to pass as the next `before`. For the UI's recent-events
+   * page. Optional: a store without it is read forward (`readEvents`) from the start.
+   */
+  readEventsBackward?(options?: { before?: string; limit?: number }): Promise<EventPage>;
 
   // ---------------------------------------------------------------- statistics
   /** Host, scan, event and open-port counts; hosts/open ports over latest-per-host. */
@@ -184,7 +190,7 @@ export interface ScopeListing {
   readonly entries: ScopeEntry[];
 }
 
-export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters';
+export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters' | 'auditLog';
 
 export interface StoredDocument<T = unknown> {
   readonly key: string;

@@ -466,6 +466,22 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
         expect(none).toEqual({ events: [], cursor: second.cursor });
         expect(new Set([...first.events, ...second.events].map((e) => e.id)).size).toBe(4);
       });
+
+      it('reads events backward, newest first, from a cursor (when the store offers it)', async () => {
+        const store = await fresh();
+        if (!store.readEventsBackward) return;
+        const event = (i: number) => ({ kind: 'service-new' as const, at: i, ip: '198.18.0.1', scanId: `s${i}`, tags: [], port: i });
+        expect(await store.readEventsBackward({ limit: 5 })).toEqual({ events: [], cursor: undefined });
+        await store.appendEvents([1, 2, 3, 4, 5].map(event));
+        const forward = (await store.readEvents({ limit: 10 })).events;
+        const newest = await store.readEventsBackward({ limit: 2 });
+        expect(newest.events.map((e) => e.port)).toEqual([5, 4]);
+        const older = await store.readEventsBackward({ before: newest.cursor!, limit: 10 });
+        expect(older.events.map((e) => e.port)).toEqual([3, 2, 1]);
+        expect([...newest.events, ...older.events].reverse()).toEqual(forward);
+        expect(await store.readEventsBackward({ before: older.cursor!, limit: 10 })).toEqual({ events: [], cursor: older.cursor });
+        await expect(store.readEventsBackward({ before: 'nope' })).rejects.toThrow(/not an event cursor/);
+      });
     });
   });
 }

@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify';
-import { parseServicesFile, tcpPorts } from '../../catalog/index.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PortbanditError } from '../../core/errors.js';
 import type { ScopeListName } from '../../store/types.js';
-import { requireRole } from '../auth.js';
+import { AdminActions } from '../admin-actions.js';
+import { type AuditActor, identifyAdmin, listAudit } from '../audit.js';
+import { bearerToken, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
 import { DEFAULT_POLICY_KEY, type PolicyInput, policySchema } from '../policy.js';
 import { errorResponseSchema } from '../protocol.js';
@@ -37,8 +38,15 @@ function policyKey(tag: string): string {
   return tag === '_default' ? DEFAULT_POLICY_KEY : checkTag(tag, 'tag');
 }
 
-/** Admin API: scope and blocklist, policies, agents and tokens, rescans, the cycle. */
+/** The admin behind an API request, for the audit log (after requireRole). */
+export function apiActor(coordinator: Coordinator, req: FastifyRequest): Promise<AuditActor> {
+  return identifyAdmin(coordinator.store, bearerToken(req), 'api');
+}
+
+/** Admin API: scope and blocklist, policies, agents and tokens, rescans, the cycle. Every change is audited. */
 export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+  const actions = new AdminActions(coordinator);
+  const actor = (req: FastifyRequest) => apiActor(coordinator, req);
   // preParsing: the token is checked right after the rate limiter (onRequest) and before the
   // body is read or anything is validated, so an anonymous caller learns nothing (not even the
   // schema) and costs nothing.
@@ -67,7 +75,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
     async (req) => {
       const lines = req.body.entries.map((e, i) => normalizeScopeLine(e.range, e.tags ?? [], `entries[${i}]`));
-      const version = await coordinator.addScope(req.query.list, lines);
+      const version = await actions.addScope(await actor(req), req.query.list, lines);
       return { version, added: lines.length, addresses: String(coordinator.addressSpace.size) };
     },
   );
@@ -85,7 +93,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
         response: { 200: { type: 'object', properties: { version: { type: 'integer' }, removed: { type: 'integer' } } }, ...errors },
       },
     },
-    async (req) => coordinator.removeScope(req.query.list, req.body.ranges),
+    async (req) => actions.removeScope(await actor(req), req.query.list, req.body.ranges),
   );
 
   app.put<{ Querystring: { list: ScopeListName; replace: boolean }; Body: string }>(
@@ -103,7 +111,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
     async (req) => {
       const lines = parseScopeFile(req.body, `${req.query.list}-import`);
-      const version = req.query.replace ? await coordinator.replaceScope(req.query.list, lines) : await coordinator.addScope(req.query.list, lines);
+      const version = await actions.importScope(await actor(req), req.query.list, lines, req.query.replace);
       return { version, imported: lines.length, addresses: String(coordinator.addressSpace.size) };
     },
   );
@@ -140,7 +148,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
   app.post(
     '/api/v1/admin/cycle/restart',
     { ...base, schema: { tags: ['scope'], summary: 'Abandon the current cycle and start the next one over the current scope.', security, response: { 200: progress, ...errors } } },
-    async () => coordinator.restartCycle(),
+    async (req) => actions.restartCycle(await actor(req)),
   );
 
   app.post<{ Body: { ips: string[] } }>(
@@ -155,7 +163,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
         response: { 200: { type: 'object', properties: { queued: { type: 'integer' } } }, ...errors },
       },
     },
-    async (req) => ({ queued: (await coordinator.requestRescan(req.body.ips)).length }),
+    async (req) => ({ queued: (await actions.rescan(await actor(req), req.body.ips)).length }),
   );
 
   app.get(
@@ -198,7 +206,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     { ...base, schema: { tags: ['policy'], summary: "Set a tag's policy: strategy, params, budget, must-have and excluded ports, nmap options.", security, params: tagParams, body: policySchema, response: { 200: anyObject, ...errors } } },
     async (req) => {
       const key = policyKey(req.params.tag);
-      return { tag: key, ...(await coordinator.setPolicy(key, req.body)) };
+      return { tag: key, ...(await actions.setPolicy(await actor(req), key, req.body)) };
     },
   );
 
@@ -217,20 +225,14 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
     async (req) => {
       const key = policyKey(req.params.tag);
-      const ports = tcpPorts(parseServicesFile(req.body, 'services'));
-      const current = coordinator.policy(key) ?? coordinator.defaultPolicy;
-      const input: PolicyInput =
-        current.strategy === 'fixed'
-          ? { ...clone(current), params: { ...current.params, ports }, budget: Math.max(current.budget, ports.length) }
-          : { ...clone(current), mustHave: ports };
-      return { tag: key, ...(await coordinator.setPolicy(key, input)) };
+      return { tag: key, ...(await actions.uploadServices(await actor(req), key, req.body)) };
     },
   );
 
   app.delete<{ Params: { tag: string } }>(
     '/api/v1/admin/policies/:tag',
     { ...base, schema: { tags: ['policy'], summary: "Remove a tag's policy (learned state is kept).", security, params: tagParams, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } } },
-    async (req) => ({ deleted: await coordinator.deletePolicy(policyKey(req.params.tag)) }),
+    async (req) => ({ deleted: await actions.deletePolicy(await actor(req), policyKey(req.params.tag)) }),
   );
 
   app.get<{ Params: { tag: string }; Querystring: { limit: number } }>(
@@ -247,6 +249,26 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
       },
     },
     async (req) => coordinator.explain(policyKey(req.params.tag), req.query.limit),
+  );
+
+  // ---------------------------------------------------------------- audit log
+  app.get<{ Querystring: { offset: number; limit: number } }>(
+    '/api/v1/admin/audit',
+    {
+      ...base,
+      schema: {
+        tags: ['audit'],
+        summary: 'The audit log, newest first: every change made through the admin API or the UI (who, what, when).',
+        security,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { offset: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+        },
+        response: { 200: { type: 'object', properties: { total: { type: 'integer' }, items: { type: 'array', items: anyObject } } }, ...errors },
+      },
+    },
+    async (req) => listAudit(coordinator.store, req.query),
   );
 
   // ---------------------------------------------------------------- agents and tokens
@@ -270,8 +292,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
       },
     },
     async (req) => {
-      const { agent, token } = await coordinator.createAgent(req.body.name);
-      return { id: agent.id, name: agent.name, token };
+      return actions.createAgent(await actor(req), req.body.name);
     },
   );
 
@@ -281,7 +302,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
       ...base,
       schema: { tags: ['agents'], summary: 'Remove an agent (its token stops working).', security, params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } },
     },
-    async (req) => ({ deleted: await coordinator.deleteAgent(req.params.id) }),
+    async (req) => ({ deleted: await actions.deleteAgent(await actor(req), req.params.id) }),
   );
 
   app.post<{ Body: { name: string } }>(
@@ -297,7 +318,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
       },
     },
     async (req) => {
-      const t = await coordinator.createAdminToken(req.body.name);
+      const t = await actions.createAdminToken(await actor(req), req.body.name);
       return { id: t.id, name: t.name, token: t.token };
     },
   );
@@ -328,10 +349,6 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
         response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors },
       },
     },
-    async (req) => ({ deleted: await coordinator.store.deleteAdminToken(req.params.id) }),
+    async (req) => ({ deleted: await actions.revokeAdminToken(await actor(req), req.params.id) }),
   );
-}
-
-function clone(p: object): PolicyInput {
-  return JSON.parse(JSON.stringify(p)) as PolicyInput;
 }

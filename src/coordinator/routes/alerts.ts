@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { addAlertRule, listAlertRules, listDeadLetters, removeAlertRule } from '../alerts.js';
+import { AdminActions } from '../admin-actions.js';
+import { listAlertRules, listDeadLetters } from '../alerts.js';
 import { requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
 import { errorResponseSchema } from '../protocol.js';
+import { apiActor } from './admin.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
 const rule = {
@@ -27,6 +29,7 @@ export function registerAlertRoutes(app: FastifyInstance, coordinator: Coordinat
   const base = { preParsing: requireRole(coordinator, 'admin') } as const;
   const security = [{ bearer: [] }];
   const store = coordinator.store;
+  const actions = new AdminActions(coordinator);
 
   app.get('/api/v1/admin/alerts', { ...base, schema: { tags: ['alerts'], summary: 'List the alert rules.', security, response: { 200: { type: 'object', properties: { rules: { type: 'array', items: rule } } }, ...errors } } }, async () => ({
     rules: await listAlertRules(store),
@@ -50,7 +53,7 @@ export function registerAlertRoutes(app: FastifyInstance, coordinator: Coordinat
       },
     },
     async (req) => {
-      const made = await addAlertRule(store, req.body, coordinator.now());
+      const made = await actions.addAlertRule(await apiActor(coordinator, req), req.body);
       req.log.info({ rule: made.name, url: made.url }, 'alert rule created');
       return made;
     },
@@ -69,7 +72,7 @@ export function registerAlertRoutes(app: FastifyInstance, coordinator: Coordinat
       },
     },
     async (req) => {
-      await removeAlertRule(store, req.params.name);
+      await actions.removeAlertRule(await apiActor(coordinator, req), req.params.name);
       return { removed: req.params.name };
     },
   );

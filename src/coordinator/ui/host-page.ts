@@ -96,8 +96,8 @@ ${items.map((s) => {
 <p><button type="submit">Compare the selected scans</button></p></form>`;
 }
 
-/** The host page: the shown scan (latest by default), its changes, and the history to diff from. */
-export async function renderHost(coordinator: Coordinator, request: HostRequest): Promise<SafeHtml> {
+/** The host page: the shown scan (latest by default), its changes, and the history to diff from; `controls` (the rescan button) go under the title. */
+export async function renderHost(coordinator: Coordinator, request: HostRequest, controls?: (ip: string) => SafeHtml): Promise<SafeHtml> {
   let ip: string;
   try {
     ip = normalizeIp(request.ip);
@@ -123,6 +123,7 @@ export async function renderHost(coordinator: Coordinator, request: HostRequest)
   const [a, b] = swap ? [to, from] : [from, to];
   const diff = diffScans(a, b!);
   return html`<h1>Host <span class="mono">${ip}</span></h1>
+${controls?.(ip) ?? ''}
 <p>Tags: ${latest.tags.length > 0 ? latest.tags.map((t) => html`<a class="tag" href="/ui/search?q=${encodeURIComponent(`tag:${t}`)}">${t}</a>`) : html`<span class="muted">none</span>`}
 · <a href="/ui/search?${new URLSearchParams({ q: `ip:${ip}`, view: 'history' }).toString()}">all scans in search</a></p>
 ${renderScan(shown, shown.scanId === latest.scanId)}

@@ -12,12 +12,12 @@ const STYLE = `
 :root { color-scheme: light; --fg: #1d232b; --muted: #5b6570; --line: #d9dee3; --bg: #f6f7f9; --accent: #1f5fa8; --bad: #a8261f; --good: #1d7a3a; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
-header { background: #1d232b; color: #fff; padding: 0 24px; display: flex; align-items: center; gap: 24px; height: 48px; }
+header { background: #1d232b; color: #fff; padding: 0 24px; display: flex; align-items: center; gap: 14px; min-height: 48px; flex-wrap: wrap; }
 header a { color: #dfe6ee; text-decoration: none; }
 header a:hover, header a.here { color: #fff; text-decoration: underline; }
 header .brand { font-weight: 600; color: #fff; margin-right: 8px; }
 header form { margin-left: auto; display: flex; gap: 6px; }
-header input[type=search] { width: 320px; }
+header input[type=search] { width: 200px; }
 main { padding: 20px 24px 40px; max-width: 1280px; }
 h1 { font-size: 20px; margin: 0 0 16px; }
 h2 { font-size: 16px; margin: 28px 0 10px; }
@@ -58,11 +58,36 @@ dl.kv dd { margin: 0; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas
 .shot img { display: block; width: 100%; height: auto; border: 1px solid var(--line); background: #eef1f4; }
 .shot figcaption { padding: 4px 2px 0; }
 .shot.gone > div { padding: 40px 8px; text-align: center; border: 1px dashed var(--line); }
+.notice { background: #e9f5ec; border: 1px solid #a9d5b5; color: #14532d; padding: 10px 14px; border-radius: 6px; margin: 12px 0; }
+.notice.created input.token { width: 100%; margin-top: 4px; background: #fff; }
+form.stack { display: flex; flex-direction: column; gap: 8px; align-items: flex-start; margin: 8px 0; }
+form.stack label { display: flex; flex-direction: column; gap: 2px; }
+form.stack label.check, label.check { flex-direction: row; align-items: center; gap: 6px; display: inline-flex; }
+form.inline label { display: inline-flex; gap: 6px; align-items: center; }
+form.row { margin: 0; display: inline; }
+.grid2.spaced { margin-top: 20px; }
+td.actions { white-space: nowrap; }
+td.actions a { margin-right: 8px; }
+textarea { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; padding: 4px 8px; border: 1px solid #aab3bd; border-radius: 4px; }
+fieldset { border: 1px solid var(--line); border-radius: 4px; padding: 4px 10px 8px; }
+button.danger { background: #fff; color: var(--bad); border-color: #e2a8a3; padding: 1px 8px; }
 .login input { width: 100%; margin: 6px 0 12px; }
 `;
 
 /** Which header link is highlighted. */
-export type Section = 'dashboard' | 'search' | 'host' | 'login' | 'screenshots';
+export type Section = 'dashboard' | 'search' | 'host' | 'login' | 'screenshots' | AdminSection;
+
+/** The admin pages' header links (issue 14: events, scope, policies, agents, alerts, audit). */
+export type AdminSection = 'events' | 'scope' | 'policies' | 'agents' | 'alerts' | 'audit';
+
+const ADMIN_LINKS: ReadonlyArray<readonly [AdminSection, string, string]> = [
+  ['events', '/ui/events', 'Events'],
+  ['scope', '/ui/admin/scope', 'Scope'],
+  ['policies', '/ui/admin/policies', 'Policies'],
+  ['agents', '/ui/admin/agents', 'Agents'],
+  ['alerts', '/ui/alerts', 'Alerts'],
+  ['audit', '/ui/audit', 'Audit'],
+];
 
 /** The page shell: header with navigation and the search box, then the content. */
 export function renderPage(options: { title: string; section: Section; query?: string; signedIn: boolean }, body: HtmlValue): SafeHtml {
@@ -70,7 +95,8 @@ export function renderPage(options: { title: string; section: Section; query?: s
     ? html`<a href="/ui" class="${options.section === 'dashboard' ? 'here' : ''}">Dashboard</a>
 <a href="/ui/search" class="${options.section === 'search' ? 'here' : ''}">Search</a>
 <a href="/ui/screenshots" class="${options.section === 'screenshots' ? 'here' : ''}">Screenshots</a>
-<a href="/docs">API</a>
+${ADMIN_LINKS.map(([section, href, label]) => html`<a href="${href}" class="${options.section === section ? 'here' : ''}">${label}</a>
+`)}<a href="/docs">API</a>
 <form method="get" action="/ui/search" role="search"><input type="search" name="q" aria-label="Search query" placeholder="port:22 service:ssh tag:dmz" value="${options.query ?? ''}"><button type="submit">Search</button></form>
 <form method="post" action="/ui/logout"><button type="submit" title="Forget the token in this browser">Sign out</button></form>`
     : html``;

@@ -1,8 +1,12 @@
+import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isPortbanditError } from '../../core/errors.js';
 import type { SearchView } from '../../store/types.js';
 import type { Coordinator } from '../coordinator.js';
+import { UPLOAD_LIMIT_BYTES, registerAdminUiRoutes, rescanControls } from './admin-routes.js';
+import { csrfTokenFor, loadCsrfKey } from './csrf.js';
 import { renderDashboard } from './dashboard-page.js';
+import { noticeOf } from './forms.js';
 import { renderHost } from './host-page.js';
 import { type HtmlValue, html } from './html.js';
 import { CONTENT_SECURITY_POLICY, type Section, renderPage } from './layout.js';
@@ -27,16 +31,20 @@ function sendPage(reply: FastifyReply, status: number, title: string, section: S
 const isSecure = (req: FastifyRequest): boolean => req.protocol === 'https';
 
 /**
- * The operators' read-only web UI under /ui: dashboard, search, host pages. Server-rendered
- * HTML without scripts; every page needs an admin token, from the sign-in cookie or the
- * Authorization header, like the admin-only results API it mirrors.
+ * The operators' web UI under /ui: dashboard, search, host pages, events, and the admin pages
+ * (scope, policies, agents and tokens, alerts, audit log). Server-rendered HTML without scripts;
+ * every page needs an admin token, from the sign-in cookie or the Authorization header, like the
+ * admin API it mirrors; every form that changes something carries a CSRF token.
  */
 export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promise<void> {
   const { coordinator } = options;
+  const csrfKey = await loadCsrfKey(coordinator.store, coordinator.now());
 
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
+  // Forms post url-encoded (up to 1 MiB: a bulk remove) or, with a file, multipart.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
+  await app.register(multipart, { attachFieldsToBody: 'keyValues', limits: { fileSize: UPLOAD_LIMIT_BYTES, fieldSize: UPLOAD_LIMIT_BYTES, files: 1, fields: 40, parts: 42 } });
 
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
@@ -140,19 +148,24 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
     },
   );
 
-  app.get<{ Params: { ip: string }; Querystring: { scan?: string; from?: string; to?: string } }>(
+  app.get<{ Params: { ip: string }; Querystring: { scan?: string; from?: string; to?: string; done?: string } }>(
     '/ui/host/:ip',
     {
       schema: {
         ...hidden,
         params: { type: 'object', required: ['ip'], properties: { ip: { type: 'string', maxLength: 64 } } },
-        querystring: { type: 'object', properties: { scan: { type: 'string', maxLength: 64 }, from: { type: 'string', maxLength: 64 }, to: { type: 'string', maxLength: 64 } } },
+        querystring: {
+          type: 'object',
+          properties: { scan: { type: 'string', maxLength: 64 }, from: { type: 'string', maxLength: 64 }, to: { type: 'string', maxLength: 64 }, done: { type: 'string', maxLength: 40 } },
+        },
       },
       preParsing: requireAdmin,
       config: signedInOnly,
     },
     async (req, reply) => {
-      const body = await renderHost(coordinator, { ip: req.params.ip, ...req.query });
+      const { done, ...shown } = req.query;
+      const controls = rescanControls({ csrf: csrfTokenFor(csrfKey, presentedToken(req) ?? ''), now: coordinator.now(), ...(noticeOf(done) !== undefined ? { notice: noticeOf(done)! } : {}) });
+      const body = await renderHost(coordinator, { ip: req.params.ip, ...shown }, controls);
       return sendPage(reply, 200, `Host ${req.params.ip}`, 'host', body);
     },
   );
@@ -203,4 +216,6 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
       return reply.send(res.rawPayload);
     },
   );
+
+  registerAdminUiRoutes(app, { coordinator, csrfKey, requireAdmin, signedInOnly, sendPage });
 }

@@ -38,7 +38,7 @@ export function queryErrorColumn(where: string | undefined): number | undefined 
   return m ? Number(m[1]) : undefined;
 }
 
-function renderQueryError(q: string, message: string, column: number | undefined): SafeHtml {
+export function renderQueryError(q: string, message: string, column: number | undefined): SafeHtml {
   // A caret under the offending column; the query is shown as text in a <pre>, so it lines up.
   const caret = column !== undefined && column >= 1 && column <= q.length + 1 ? `${' '.repeat(column - 1)}^` : undefined;
   return html`<div class="error" role="alert"><strong>The query is malformed.</strong> ${message}

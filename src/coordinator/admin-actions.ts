@@ -1,0 +1,147 @@
+import { parseServicesFile, tcpPorts } from '../catalog/index.js';
+import type { QueuedWork, ScopeListName } from '../store/types.js';
+import { type AlertRule, addAlertRule, removeAlertRule } from './alerts.js';
+import { type AuditAction, type AuditActor, recordAudit } from './audit.js';
+import type { Coordinator } from './coordinator.js';
+import { DEFAULT_POLICY_KEY, type Policy, type PolicyInput } from './policy.js';
+import { rangesOfSorted } from './coordinator.js';
+import type { ScopeLine } from './scope-file.js';
+
+/** How a policy key reads in the audit log and on pages. */
+export function policyLabel(key: string): string {
+  return key === DEFAULT_POLICY_KEY ? '(default)' : key;
+}
+
+/** A few items of a list for a summary: "a, b, c and 97 more". */
+export function summarize(items: readonly string[], shown = 5): string {
+  if (items.length <= shown) return items.join(', ');
+  return `${items.slice(0, shown).join(', ')} and ${items.length - shown} more`;
+}
+
+function describeLines(lines: readonly ScopeLine[]): string {
+  return summarize(lines.map((l) => (l.tags.length > 0 ? `${l.range} [${l.tags.join(' ')}]` : l.range)));
+}
+
+function describePolicy(p: Policy): string {
+  const parts = [`strategy ${p.strategy}`, p.rate !== undefined ? `rate ${p.rate}/s` : `budget ${p.budget}`];
+  if (p.periodSeconds !== undefined) parts.push(`period ${p.periodSeconds} s`);
+  if (p.mustHave.length > 0) parts.push(`must-have ${rangesOfSorted([...p.mustHave].sort((a, b) => a - b))}`);
+  if (p.exclude.length > 0) parts.push(`exclude ${rangesOfSorted([...p.exclude].sort((a, b) => a - b))}`);
+  parts.push(`scripts ${p.scan.scripts.length > 0 ? p.scan.scripts.join(' ') : 'none'}`);
+  return parts.join(', ');
+}
+
+function clonePolicy(p: Policy): PolicyInput {
+  return JSON.parse(JSON.stringify(p)) as PolicyInput;
+}
+
+/**
+ * Every change an operator can make, through the admin API or the UI alike: each calls the
+ * Coordinator (which validates before it writes, so a refused change changes nothing) and then
+ * records who did what in the audit log. Nothing is audited for a change that did not happen.
+ */
+export class AdminActions {
+  constructor(readonly coordinator: Coordinator) {}
+
+  private async audit(actor: AuditActor, action: AuditAction, target: string, summary: string): Promise<void> {
+    await recordAudit(this.coordinator.store, { at: this.coordinator.now(), actor, action, target, summary });
+  }
+
+  /** Add (or re-tag) entries of the scope or blocklist. */
+  async addScope(actor: AuditActor, list: ScopeListName, lines: readonly ScopeLine[]): Promise<number> {
+    const version = await this.coordinator.addScope(list, lines);
+    await this.audit(actor, 'scope.add', list, `added ${lines.length} entr${lines.length === 1 ? 'y' : 'ies'}: ${describeLines(lines)}`);
+    return version;
+  }
+
+  async removeScope(actor: AuditActor, list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }> {
+    const out = await this.coordinator.removeScope(list, ranges);
+    if (out.removed > 0) await this.audit(actor, 'scope.remove', list, `removed ${out.removed} entr${out.removed === 1 ? 'y' : 'ies'}: ${summarize(ranges)}`);
+    return out;
+  }
+
+  /** Import parsed lines: added to the list, or replacing it entirely. */
+  async importScope(actor: AuditActor, list: ScopeListName, lines: readonly ScopeLine[], replace: boolean): Promise<number> {
+    const version = replace ? await this.coordinator.replaceScope(list, lines) : await this.coordinator.addScope(list, lines);
+    await this.audit(actor, replace ? 'scope.replace' : 'scope.import', list, `${replace ? 'replaced the list with' : 'imported'} ${lines.length} entr${lines.length === 1 ? 'y' : 'ies'}${lines.length > 0 ? `: ${describeLines(lines)}` : ''}`);
+    return version;
+  }
+
+  async setPolicy(actor: AuditActor, key: string, input: PolicyInput): Promise<Policy> {
+    const policy = await this.coordinator.setPolicy(key, input);
+    await this.audit(actor, 'policy.set', policyLabel(key), describePolicy(policy));
+    return policy;
+  }
+
+  /**
+   * A Natlas services file for a tag's policy: the port list of a `fixed` policy, otherwise its
+   * must-have ports. A policy that does not exist yet starts from the default policy.
+   */
+  async uploadServices(actor: AuditActor, key: string, text: string, source = 'services'): Promise<Policy> {
+    const ports = tcpPorts(parseServicesFile(text, source));
+    const current = this.coordinator.policy(key) ?? this.coordinator.defaultPolicy;
+    const { periodSeconds: _period, ...base } = clonePolicy(current);
+    const input: PolicyInput =
+      current.strategy === 'fixed'
+        ? { ...(key === DEFAULT_POLICY_KEY ? clonePolicy(current) : base), params: { ...current.params, ports }, budget: Math.max(current.budget, ports.length) }
+        : { ...(key === DEFAULT_POLICY_KEY ? clonePolicy(current) : base), mustHave: ports };
+    const policy = await this.coordinator.setPolicy(key, input);
+    await this.audit(actor, 'policy.services', policyLabel(key), `${ports.length} TCP port(s) from a services file as ${current.strategy === 'fixed' ? 'the fixed port list' : 'must-have ports'}`);
+    return policy;
+  }
+
+  async deletePolicy(actor: AuditActor, key: string): Promise<boolean> {
+    const existed = await this.coordinator.deletePolicy(key);
+    if (existed) await this.audit(actor, 'policy.delete', policyLabel(key), 'policy removed (hosts fall back to the default; learned state kept)');
+    return existed;
+  }
+
+  async createAgent(actor: AuditActor, name: string): Promise<{ id: string; name: string; token: string }> {
+    const { agent, token } = await this.coordinator.createAgent(name);
+    await this.audit(actor, 'agent.create', agent.id, `agent ${JSON.stringify(agent.name)} registered`);
+    return { id: agent.id, name: agent.name, token };
+  }
+
+  async deleteAgent(actor: AuditActor, id: string): Promise<boolean> {
+    const agent = (await this.coordinator.store.listAgents()).find((a) => a.id === id);
+    const existed = await this.coordinator.deleteAgent(id);
+    if (existed) await this.audit(actor, 'agent.delete', id, `agent ${JSON.stringify(agent?.name ?? id)} removed (its token stops working)`);
+    return existed;
+  }
+
+  async createAdminToken(actor: AuditActor, name: string): Promise<{ id: string; name: string; token: string; createdAt: number }> {
+    const t = await this.coordinator.createAdminToken(name);
+    await this.audit(actor, 'token.create', t.id, `admin token ${JSON.stringify(t.name)} created`);
+    return t;
+  }
+
+  async revokeAdminToken(actor: AuditActor, id: string): Promise<boolean> {
+    const token = (await this.coordinator.store.listAdminTokens()).find((t) => t.id === id);
+    const existed = await this.coordinator.store.deleteAdminToken(id);
+    if (existed) await this.audit(actor, 'token.revoke', id, `admin token ${JSON.stringify(token?.name ?? id)} revoked${id === actor.id ? ' (its own)' : ''}`);
+    return existed;
+  }
+
+  async rescan(actor: AuditActor, ips: readonly string[]): Promise<QueuedWork[]> {
+    const queued = await this.coordinator.requestRescan(ips);
+    await this.audit(actor, 'host.rescan', queued.length === 1 ? queued[0]!.ip : `${queued.length} hosts`, `manual rescan queued: ${summarize(queued.map((q) => q.ip))}`);
+    return queued;
+  }
+
+  async restartCycle(actor: AuditActor): Promise<ReturnType<Coordinator['progress']>> {
+    const progress = await this.coordinator.restartCycle();
+    await this.audit(actor, 'cycle.restart', `cycle ${progress.cycle}`, 'the current cycle was abandoned and the next one started');
+    return progress;
+  }
+
+  async addAlertRule(actor: AuditActor, input: { name: string; query: string; url: string }): Promise<AlertRule> {
+    const rule = await addAlertRule(this.coordinator.store, input, this.coordinator.now());
+    await this.audit(actor, 'alert.add', rule.name, `events matching ${JSON.stringify(rule.query)} go to ${rule.url}`);
+    return rule;
+  }
+
+  async removeAlertRule(actor: AuditActor, name: string): Promise<void> {
+    await removeAlertRule(this.coordinator.store, name);
+    await this.audit(actor, 'alert.remove', name, 'rule removed (its dead letters stay)');
+  }
+}
