@@ -22,7 +22,7 @@ export interface RenderedSearch {
   readonly body: SafeHtml;
 }
 
-const EXAMPLES = ['port:22', 'service:ssh', 'product:nginx', 'tag:dmz', 'ip:198.18.0.0/24', 'ctime:>2026-11-01', '-port:80', '"OpenSSH 9"'];
+const EXAMPLES = ['port:22', 'service:ssh', 'product:nginx', 'tag:dmz', 'ip:198.18.0.0/24', 'ctime:>2026-11-01', '-port:80', '"OpenSSH 9"', 'screenshot:true'];
 
 function openPortsCell(scan: ScanDocument): SafeHtml {
   const open = scan.ports.filter((p) => p.state === 'open');
@@ -50,7 +50,7 @@ function searchForm(request: SearchRequest): SafeHtml {
 <input type="search" name="q" value="${request.q}" size="60" aria-label="Search query" placeholder="port:22 service:ssh tag:dmz" autofocus>
 <label>view <select name="view"><option value="latest"${request.view === 'latest' ? html` selected` : ''}>latest scan per host</option><option value="history"${request.view === 'history' ? html` selected` : ''}>all scans (history)</option></select></label>
 <button type="submit">Search</button></form>
-<p class="muted">Fields: port, service, product, version, cpe, script, tag, agent, ip (address or CIDR), ctime (&gt;, &gt;=, &lt;, &lt;=, DATE..DATE). Prefix <span class="mono">-</span> or NOT to negate, OR between terms, bare words search banners. Examples:
+<p class="muted">Fields: port, service, product, version, cpe, script, tag, agent, ip (address or CIDR), ctime (&gt;, &gt;=, &lt;, &lt;=, DATE..DATE), screenshot (true: a web screenshot). Prefix <span class="mono">-</span> or NOT to negate, OR between terms, bare words search banners. Examples:
 ${EXAMPLES.map((e, i) => html`${i > 0 ? ' · ' : ''}<a class="mono" href="/ui/search?q=${encodeURIComponent(e)}">${e}</a>`)}</p>`;
 }
 
