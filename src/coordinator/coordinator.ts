@@ -17,6 +17,7 @@ import { PROTOCOL_VERSION, type ResultSubmission, type SubmitResponse, type Work
 import { type ScopeLine, normalizeScopeLine } from './scope-file.js';
 import { checkSubmission } from './submission-checks.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
+import { allowedGroupsFor, checkGroups, mayScan, vantageGroup } from './groups.js';
 import { foldRound, knownOpenOf, visitOfLease } from './visit.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
@@ -33,6 +34,8 @@ export interface LeaseSession {
   readonly baselineScanId?: string;
   /** Older leases: the scan of the round before (read as `visitId`). */
   readonly priorScanId?: string;
+  /** The agent group (vantage point) the visit is scanned from; its later rounds stay in it. */
+  readonly group?: string;
 }
 
 /** A work item whose lease write was issued (not yet awaited). */
@@ -100,6 +103,12 @@ export class Coordinator {
   /** False only after a dequeue found the queue empty and nothing was enqueued since. */
   private queueMaybeNonEmpty = true;
   private readonly eventWaiters = new Set<() => void>();
+  /** Agent groups by agent id (the `agentGroups` documents), loaded with the agents. */
+  private readonly agentGroups = new Map<string, readonly string[]>();
+  /** Cycle addresses put into the queue for another group's agents, not yet leased (no second copy). */
+  private readonly deferredIps = new Set<string>();
+  /** Restrictions no registered agent can serve, already logged this cycle. */
+  private readonly unroutableLogged = new Set<string>();
   /** True once `close()` started: long-lived streams end. */
   closing = false;
   readonly defaultPolicy: Policy;
@@ -399,17 +408,22 @@ export class Coordinator {
     this.agentsByHash.clear();
     this.agentsByToken.clear();
     for (const a of await this.store.listAgents()) this.agentsByHash.set(a.tokenHash, a);
+    this.agentGroups.clear();
+    for (const doc of await this.store.listDocuments<{ groups: string[] }>('agentGroups')) this.agentGroups.set(doc.key, doc.value.groups);
   }
 
   /** Register an agent; returns the token (shown once, stored only as a hash). */
-  async createAgent(name: string): Promise<{ agent: Agent; token: string }> {
+  async createAgent(name: string, groups: readonly string[] = []): Promise<{ agent: Agent; token: string }> {
+    const checked = checkGroups(groups, 'groups');
     const token = generateToken('agent');
     const agent = await this.store.createAgent({ id: generateId('agent'), name, tokenHash: hashToken(token), createdAt: this.now() });
     this.agentsByHash.set(agent.tokenHash, agent);
+    if (checked.length > 0) await this.setAgentGroups(agent.id, checked);
     return { agent, token };
   }
 
   async deleteAgent(id: string): Promise<boolean> {
+    await this.store.deleteDocument('agentGroups', id);
     const existed = await this.store.deleteAgent(id);
     await this.refreshAgents();
     return existed;
@@ -438,13 +452,14 @@ export class Coordinator {
   }
 
   /** The agent registry with live figures: in flight, results in the last hour. */
-  async listAgents(): Promise<Array<Agent & { inFlight: number; resultsLastHour: number }>> {
+  async listAgents(): Promise<Array<Agent & { groups: string[]; inFlight: number; resultsLastHour: number }>> {
     await this.flushActivity();
     const now = this.now();
     const agents = await this.store.listAgents();
     return Promise.all(
       agents.map(async (a) => ({
         ...a,
+        groups: [...this.groupsOf(a.id)],
         inFlight: await this.store.countLeases({ agentId: a.id }),
         resultsLastHour: (this.recentResults.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
       })),
@@ -501,6 +516,62 @@ export class Coordinator {
     return (await this.store.findAdminTokenByHash(hashToken(token))) !== undefined;
   }
 
+  // ------------------------------------------------------------------ agent groups
+
+  /** An agent's groups (vantage points), sorted; empty when it has none. */
+  groupsOf(agentId: string): readonly string[] {
+    return this.agentGroups.get(agentId) ?? [];
+  }
+
+  /** Replace an agent's groups (an empty list removes them). `PB_ERR_NOT_FOUND` for an unknown agent. */
+  async setAgentGroups(agentId: string, groups: readonly string[]): Promise<string[]> {
+    const checked = checkGroups(groups, 'groups');
+    if (!(await this.store.getAgent(agentId))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id ${agentId}`, { where: 'agent' });
+    if (checked.length === 0) {
+      await this.store.deleteDocument('agentGroups', agentId);
+      this.agentGroups.delete(agentId);
+    } else {
+      await this.store.putDocument('agentGroups', agentId, { groups: checked }, { at: this.now() });
+      this.agentGroups.set(agentId, checked);
+    }
+    return checked;
+  }
+
+  /** True when some policy names groups: only then is work routed by group. */
+  private groupsInUse(): boolean {
+    for (const p of this.policies.values()) if (p.groups !== undefined) return true;
+    return false;
+  }
+
+  /** The groups allowed to scan a host with these tags (undefined: any agent); see groups.ts for the rule. */
+  allowedGroups(tags: readonly string[]): readonly string[] | undefined {
+    return allowedGroupsFor(tags, (t) => this.policies.get(t)?.groups, this.policies.get(DEFAULT_POLICY_KEY)?.groups);
+  }
+
+  /** True when some registered agent belongs to one of `allowed`. */
+  private routable(allowed: readonly string[]): boolean {
+    for (const groups of this.agentGroups.values()) if (groups.some((g) => allowed.includes(g))) return true;
+    return false;
+  }
+
+  /**
+   * A cycle address the asking agent may not scan: queued for an agent of its groups (once per
+   * address until leased), or skipped this cycle when no registered agent belongs to them.
+   */
+  private deferCycleAddress(ip: string, tags: readonly string[], cycle: number, allowed: readonly string[], out: QueuedWorkInput[]): void {
+    if (allowed.length === 0 || !this.routable(allowed)) {
+      const key = `${allowed.join(',')}|${tags.join(',')}`;
+      if (!this.unroutableLogged.has(key)) {
+        this.unroutableLogged.add(key);
+        this.log.warn({ tags, groups: allowed, cycle }, allowed.length === 0 ? "hosts whose tags' policies name no common agent group are not scanned" : 'no registered agent belongs to the groups allowed for these hosts: skipped this cycle');
+      }
+      return;
+    }
+    if (this.deferredIps.has(ip)) return;
+    this.deferredIps.add(ip);
+    out.push({ ip, tags: [...tags], reason: 'cycle', enqueuedAt: this.now(), cycle, groups: [...allowed] });
+  }
+
   // ------------------------------------------------------------------ work
 
   /** The next work item for an agent, or null when there is nothing to do right now. */
@@ -520,19 +591,31 @@ export class Coordinator {
     this.touch(agent.id, version, undefined);
     const issued: Leased[] = [];
     const pending: QueuedWork[] = [];
+    // Agent groups: with a policy naming groups, work goes only to agents of its groups; work
+    // for other groups is queued for them (`deferred`, written with this batch's leases).
+    const routing = this.groupsInUse();
+    const agentGroups = this.groupsOf(agent.id);
+    const deferred: QueuedWorkInput[] = [];
+    let queueDry = false;
     let fromCycle = 0;
     let misses = 0;
     // Every dequeued item is served (it left the queue), whatever the misses.
     while (issued.length < max && (pending.length > 0 || misses < MAX_ATTEMPTS)) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
       // every enqueue goes through this process, and each sweep re-arms the check).
-      if (pending.length === 0 && this.queueMaybeNonEmpty) {
-        pending.push(...(await this.store.dequeueWork(max - issued.length)));
-        if (pending.length === 0) this.queueMaybeNonEmpty = false;
+      if (pending.length === 0 && this.queueMaybeNonEmpty && !queueDry) {
+        if (routing) {
+          // Items of other groups may remain: the queue is not known empty, only dry for this batch.
+          pending.push(...(await this.store.dequeueWorkFor(max - issued.length, agentGroups)));
+          if (pending.length === 0) queueDry = true;
+        } else {
+          pending.push(...(await this.store.dequeueWork(max - issued.length)));
+          if (pending.length === 0) this.queueMaybeNonEmpty = false;
+        }
       }
       const queued = pending.shift();
       let leased: Leased | null;
-      if (queued) leased = await this.leaseQueued(agent, queued);
+      if (queued) leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
       else {
         // The next address would open a new cycle: its addresses wait for the next request.
         if (fromCycle > 0 && this.cycle.atEnd) break;
@@ -542,9 +625,17 @@ export class Coordinator {
         if (addr.cycle !== this.cycleScansOf) {
           this.cycleScans.clear();
           this.cycleHanded.clear();
+          this.unroutableLogged.clear();
           this.cycleScansOf = addr.cycle;
         }
-        leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle);
+        const allowed = routing ? this.allowedGroups(addr.tags) : undefined;
+        if (!mayScan(agentGroups, allowed)) {
+          this.deferCycleAddress(addr.ip, addr.tags, addr.cycle, allowed!, deferred);
+          fromCycle++;
+          misses++;
+          continue;
+        }
+        leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle, vantageGroup(agentGroups, allowed));
         if (leased) {
           fromCycle++;
           for (const t of addr.tags.length > 0 ? addr.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
@@ -553,7 +644,17 @@ export class Coordinator {
       if (leased) issued.push(leased);
       else misses++;
     }
+    const deferring = deferred.length > 0 ? this.store.enqueueWork(deferred) : undefined;
     const outcomes = await Promise.allSettled(issued.map((l) => l.written));
+    if (deferring) {
+      try {
+        await deferring;
+        this.queueMaybeNonEmpty = true;
+      } catch (error) {
+        for (const d of deferred) this.deferredIps.delete(d.ip);
+        this.log.error({ err: error, addresses: deferred.length }, "addresses for other agent groups could not be queued; they wait for the next cycle");
+      }
+    }
     const items: WorkItem[] = [];
     const failed: Array<{ ip: string; error: unknown }> = [];
     outcomes.forEach((outcome, i) => {
@@ -571,20 +672,40 @@ export class Coordinator {
     return items;
   }
 
-  private async leaseQueued(agent: Agent, queued: QueuedWork): Promise<Leased | null> {
+  private async leaseQueued(agent: Agent, queued: QueuedWork, routing: boolean, agentGroups: readonly string[], deferred: QueuedWorkInput[]): Promise<Leased | null> {
     const hit = this.lookup(queued.ip);
     if (!hit) {
+      this.deferredIps.delete(queued.ip);
       this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
       return null;
     }
-    const cycle = queued.cycle ?? this.cycle.number;
-    if (queued.ports && queued.session) {
-      return this.lease(agent, hit.ip, hit.tags, [...queued.ports], queued.session as LeaseSession, queued.round ?? 0, queued.reason, cycle);
+    const session = queued.ports && queued.session ? (queued.session as LeaseSession) : undefined;
+    let allowed: readonly string[] | undefined;
+    if (routing) {
+      // Checked again here: the policies may have changed since the item was queued, and an
+      // expired lease comes back without `groups` (its session names the visit's group).
+      allowed = this.allowedGroups(hit.tags);
+      if (session?.group !== undefined && (allowed === undefined || allowed.includes(session.group))) allowed = [session.group];
+      if (!mayScan(agentGroups, allowed)) {
+        if (allowed!.length === 0) {
+          this.deferredIps.delete(queued.ip);
+          this.log.warn({ ip: queued.ip, tags: hit.tags, reason: queued.reason }, "queued target's tags name no common agent group; dropped");
+        } else {
+          const { id: _id, ...rest } = queued;
+          deferred.push({ ...rest, groups: [...allowed!] });
+        }
+        return null;
+      }
     }
-    return this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle);
+    this.deferredIps.delete(queued.ip);
+    const cycle = queued.cycle ?? this.cycle.number;
+    if (session) {
+      return this.lease(agent, hit.ip, hit.tags, [...queued.ports!], session, queued.round ?? 0, queued.reason, cycle);
+    }
+    return this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
   }
 
-  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number): Promise<Leased | null> {
+  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number, group?: string): Promise<Leased | null> {
     const key = this.policyKey(tags);
     const latest = await this.latestAnsweredScan(ip);
     const { family, value } = parseAddress(ip);
@@ -609,6 +730,7 @@ export class Coordinator {
       previousOpen,
       previousEpoch: host.previousEpoch,
       ...(latest ? { baselineScanId: latest.scanId } : {}),
+      ...(group !== undefined ? { group } : {}),
     };
     return this.lease(agent, ip, tags, ports, blob, 0, reason, cycle);
   }
@@ -736,7 +858,7 @@ export class Coordinator {
     // the other after a crash).
     const next = this.advanceSession(lease, session, hit.tags, input, scan, open, unknown);
     const ingested = await this.store.ingestScan({
-      scan,
+      scan: session.group !== undefined ? { ...scan, group: session.group } : scan,
       events,
       leaseId: lease.id,
       ...(prior ? { replace: true } : {}),
@@ -806,7 +928,18 @@ export class Coordinator {
       const { priorScanId: _old, ...rest } = session;
       const blob: LeaseSession = { ...rest, state: hs.toJSON(), visitId: scan.scanId };
       return {
-        followUp: { ip: lease.ip, tags: [...tags], reason: 'followup', enqueuedAt: this.now(), ports: next, session: blob, round: lease.round + 1, ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}) },
+        followUp: {
+          ip: lease.ip,
+          tags: [...tags],
+          reason: 'followup',
+          enqueuedAt: this.now(),
+          ports: next,
+          session: blob,
+          round: lease.round + 1,
+          ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}),
+          // The visit's later rounds are scanned from the same vantage point.
+          ...(session.group !== undefined ? { groups: [session.group] } : {}),
+        },
       };
     }
     return { learn: { key, result: hs.result() } };

@@ -52,6 +52,9 @@ export interface ElasticsearchStoreOptions {
 
 /** Bounded retries for optimistic-concurrency loops (read, compare, write if unchanged). */
 const MAX_RETRIES = 20;
+/** Queue items `dequeueWorkFor` looks at per call. */
+const QUEUE_SCAN_WINDOW = 1000;
+
 /** Largest listing fetched in one search (scope entries, agents, leases). */
 const MAX_LISTING = 10_000;
 
@@ -74,11 +77,15 @@ const SCAN_MAPPINGS = {
     script: keyword,
     tag: keyword,
     agent: keyword,
+    group: keyword,
     words: keyword,
     openPortCount: { type: 'integer' },
     doc: opaque,
   },
 } as const;
+
+/** Scan fields added after the first release: put into the mapping of existing indices at open. */
+const ADDED_SCAN_FIELDS = { group: keyword } as const;
 
 const EVENT_MAPPINGS = { dynamic: 'strict', properties: { seq: long, doc: opaque } } as const;
 
@@ -173,7 +180,11 @@ class ElasticsearchStore implements Store {
         [this.index.kv, KV_MAPPINGS],
       ];
       for (const [index, mappings] of wanted) {
-        if (await this.client.indices.exists({ index })) continue;
+        if (await this.client.indices.exists({ index })) {
+          // Indices made by an older version lack fields added since (strict mappings refuse them).
+          if (mappings === SCAN_MAPPINGS) await this.client.indices.putMapping({ index, properties: ADDED_SCAN_FIELDS });
+          continue;
+        }
         try {
           await this.client.indices.create({ index, mappings: mappings as estypes.MappingTypeMapping });
         } catch (error) {
@@ -602,6 +613,27 @@ class ElasticsearchStore implements Store {
     return this.run('removing queued work', () => this.deleteIf(this.index.kv, encodeId('queue', id)));
   }
 
+  // ------------------------------------------------------------------ work routed by agent group
+  /**
+   * `dequeueWork` for an agent of `groups`. The queue body is not indexed, so the head of the
+   * queue (up to 1,000 items) is read and filtered here; items reserved to other groups further
+   * back wait for a later call.
+   */
+  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]> {
+    return this.run('dequeueing work for a group', async () => {
+      const want = resolveLimit(limit, limit);
+      const hits = await this.searchKv([{ term: { kind: 'queue' } }], [{ seq: 'asc' }], QUEUE_SCAN_WINDOW);
+      const taken: QueuedWork[] = [];
+      for (const hit of hits) {
+        if (taken.length >= want) break;
+        const item = hit.source.body as QueuedWork;
+        if (item.groups !== undefined && !item.groups.some((g) => groups.includes(g))) continue;
+        if (await this.deleteIf(this.index.kv, hit.id, hit)) taken.push(item);
+      }
+      return taken;
+    });
+  }
+
   // ------------------------------------------------------------------ scans
   ingestScan(input: IngestInput): Promise<IngestResult> {
     return this.run('ingesting a scan', async () => {
@@ -831,6 +863,7 @@ interface ScanSource {
   script: string[];
   tag: string[];
   agent: string[];
+  group: string[];
   words: string[];
   openPortCount: number;
   doc: ScanDocument;

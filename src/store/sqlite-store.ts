@@ -457,6 +457,27 @@ class SqliteStore implements Store {
     return this.run('removing queued work', () => /^\d+$/u.test(id) && this.stmt.queueDelete.run(Number(id)).changes > 0);
   }
 
+  // ------------------------------------------------------------------ work routed by agent group
+  private queueForGroups: Database.Statement | undefined;
+
+  /** `dequeueWork` for an agent of `groups`: skips items reserved to other groups (a scan of the queue, which stays small). */
+  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]> {
+    const wanted = JSON.stringify([...groups]);
+    return this.run('dequeueing work for a group', () =>
+      this.db.transaction(() => {
+        this.queueForGroups ??= this.db.prepare(
+          `SELECT seq, doc FROM work_queue
+           WHERE json_type(doc, '$.groups') IS NULL
+              OR EXISTS (SELECT 1 FROM json_each(doc, '$.groups') g WHERE g.value IN (SELECT value FROM json_each(?)))
+           ORDER BY seq LIMIT ?`,
+        );
+        const rows = this.queueForGroups.all(wanted, resolveLimit(limit, limit)) as Row[];
+        for (const row of rows) this.stmt.queueDelete.run(row.seq);
+        return rows.map(toQueued);
+      }).immediate(),
+    );
+  }
+
   // ------------------------------------------------------------------ scans
   ingestScan(input: IngestInput): Promise<IngestResult> {
     return this.batched('ingesting a scan', () => this.ingestOne(input));

@@ -48,7 +48,8 @@ export interface Store {
    * (`policies`, key = tag, `""` for the default policy), strategy states (`strategyStates`,
    * key chosen by the coordinator, e.g. `${tag}/${strategyName}`), coordinator state
    * (`coordinator`: cycle position, seed, counters) and alerting (`alertRules`, key = rule name;
-   * `alertDeadLetters`, key = `${rule}/${eventId}`). Undefined when absent.
+   * `alertDeadLetters`, key = `${rule}/${eventId}`) and agents' groups (`agentGroups`, key =
+   * agent id, value `{ groups: string[] }`). Undefined when absent.
    */
   getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined>;
   /**
@@ -122,6 +123,14 @@ export interface Store {
   /** Remove one queued item by id; true when it existed. */
   removeQueuedWork(id: string): Promise<boolean>;
 
+  // ---------------------------------------------------------------- work routed by agent group
+  /**
+   * Like `dequeueWork`, for an agent of `groups`: atomically remove and return up to `limit`
+   * items, head first, that such an agent may take — items without `groups`, and items whose
+   * `groups` share one with `groups`. Other items stay queued in place.
+   */
+  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]>;
+
   // ---------------------------------------------------------------- scans
   /**
    * Ingest a scan (one host visit) atomically: store it in history, update latest-per-host when
@@ -184,7 +193,7 @@ export interface ScopeListing {
   readonly entries: ScopeEntry[];
 }
 
-export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters';
+export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters' | 'agentGroups';
 
 export interface StoredDocument<T = unknown> {
   readonly key: string;
@@ -253,6 +262,8 @@ export interface QueuedWorkInput {
   readonly session?: unknown;
   readonly round?: number;
   readonly cycle?: number;
+  /** Only agents of one of these groups may take the item (`dequeueWorkFor`); absent = any agent. */
+  readonly groups?: readonly string[];
 }
 
 export interface QueuedWork extends QueuedWorkInput {
@@ -318,6 +329,8 @@ export interface ScanDocument {
   readonly timings: Readonly<Record<string, number>>;
   /** Host-level extras (hostname, OS guess, ...). */
   readonly host?: Readonly<Record<string, unknown>>;
+  /** The agent group (vantage point) the visit was scanned from, when the agent has groups. */
+  readonly group?: string;
 }
 
 export interface IngestInput {

@@ -92,6 +92,7 @@ export class MemoryCluster {
     }
     const index = this.indices.get(indexName);
     if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
+    if (parts.length === 2 && op === '_mapping' && method === 'PUT') return this.addFields(index, request.body as { properties?: Record<string, { type?: string }> });
     if (parts.length === 2 && op === '_refresh') return { _shards: { total: 1, successful: 1, failed: 0 } };
     if (parts.length === 2 && op === '_search' && (method === 'POST' || method === 'GET')) return this.search(index, (request.body ?? {}) as Source);
     if (parts.length === 2 && op === '_count' && (method === 'POST' || method === 'GET')) {
@@ -122,6 +123,17 @@ export class MemoryCluster {
     }
     this.indices.set(name, { fields, strict: mappings.dynamic === 'strict', docs: new Map(), nextSeqNo: 0 });
     return { acknowledged: true, index: name };
+  }
+
+  /** PUT /index/_mapping: new fields only (a changed type is refused, as Elasticsearch does). */
+  private addFields(index: MemoryIndex, body: { properties?: Record<string, { type?: string }> } | null): unknown {
+    for (const [field, spec] of Object.entries(body?.properties ?? {})) {
+      const type = (spec.type ?? 'object') as FieldType;
+      const known = index.fields.get(field);
+      if (known !== undefined && known !== type) throw fail(400, 'illegal_argument_exception', `mapper [${field}] cannot be changed from type [${known}] to [${type}]`);
+      index.fields.set(field, type);
+    }
+    return { acknowledged: true };
   }
 
   private get(indexName: string, index: MemoryIndex, id: string): unknown {

@@ -5,6 +5,7 @@ import { PortbanditError } from '../../core/errors.js';
 import { PortRanges } from '../../core/ports.js';
 import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag } from '../../coordinator/index.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
+import { parseGroupList } from '../../coordinator/groups.js';
 import { collectKeyValue, parseDuration, parseInteger, parseNumber } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
@@ -27,6 +28,7 @@ interface SetFlags {
   script?: string[];
   hostTimeout?: number;
   preflight?: string;
+  groups?: string;
   data?: string;
 }
 
@@ -47,7 +49,7 @@ export function registerPolicy(program: Command): void {
           for (const p of all) {
             const b = budgets.get(p.tag);
             const budget = p.rate !== undefined ? `rate ${p.rate}/s -> ${Math.floor(b?.budget ?? 0)} per visit` : `budget ${p.budget}`;
-            process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}\n`);
+            process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}${p.groups !== undefined ? `\tgroups ${p.groups.join(',')}` : ''}\n`);
             if (b?.warning) process.stderr.write(`warning: ${p.tag || '_default'}: ${b.warning}\n`);
           }
         }
@@ -70,6 +72,7 @@ export function registerPolicy(program: Command): void {
     .option('--script <name>', 'NSE script from the server allowlist (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--host-timeout <s>', 'nmap --host-timeout in seconds', parseInteger(1, 86400))
     .option('--preflight <kind>', 'auto (masscan where the agent can run it), masscan, connect or none')
+    .option('--groups <names>', 'agent groups that may scan this tag, e.g. internal,external ("" = any agent)')
     .option(...dataOption)
     .action(async (tag: string, flags: SetFlags) => {
       const key = keyOf(tag);
@@ -110,6 +113,10 @@ export function registerPolicy(program: Command): void {
           ...(flags.preflight !== undefined ? { preflight: flags.preflight as 'auto' | 'masscan' | 'connect' | 'none' } : {}),
           ...(flags.versionIntensity !== undefined ? { versionIntensity: flags.versionIntensity } : {}),
         };
+        if (flags.groups !== undefined) {
+          const groups = parseGroupList(flags.groups, '--groups');
+          input.groups = groups.length > 0 ? groups : null;
+        }
         const saved = await app.coordinator.setPolicy(key, input);
         process.stdout.write(JSON.stringify({ tag: key, ...saved }) + '\n');
       });
