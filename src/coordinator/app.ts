@@ -20,6 +20,8 @@ import { registerAgentRoutes } from './routes/agent.js';
 import { registerAgentRefusedRoute } from './routes/agent-refused.js';
 import { registerResultRoutes } from './routes/results.js';
 import { registerSystemRoutes } from './routes/system.js';
+import { registerRetentionRoutes } from './routes/retention.js';
+import { RetentionRunner } from './retention-runner.js';
 import { uiRoutes } from './ui/index.js';
 
 /** What `buildApp` needs; everything but the config has a production default. */
@@ -45,6 +47,8 @@ declare module 'fastify' {
     coordinator: Coordinator;
     /** Delivers alert rules' matches; runs on the sweep timer, or by hand (`runOnce`) in tests. */
     alerts: AlertDispatcher;
+    /** History retention: background passes on the sweep timer, `run` on demand (dry run too). */
+    retention: RetentionRunner;
   }
 }
 
@@ -89,6 +93,13 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.decorate('coordinator', coordinator);
   const alerts = new AlertDispatcher(store, { now, log: (message) => app.log.warn(message), ...options.alerts });
   app.decorate('alerts', alerts);
+  const retention = new RetentionRunner(
+    store,
+    { ruleFor: (tags) => coordinator.retentionRuleFor(tags), policyKeyFor: (tags) => coordinator.policyKeyOf(tags), anyRule: () => coordinator.anyRetentionRule() },
+    app.log,
+    now,
+  );
+  app.decorate('retention', retention);
   metrics.bind({
     leasesInFlight: () => store.countLeases(),
     // The store lists at most 10,000 queued items; the gauge saturates there.
@@ -151,12 +162,19 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     registerAdminRoutes(scope, coordinator);
     registerResultRoutes(scope, coordinator);
     registerAlertRoutes(scope, coordinator);
+    registerRetentionRoutes(scope, coordinator, retention);
   });
   await app.register(uiRoutes, { coordinator });
 
   let timer: NodeJS.Timeout | undefined;
   let alertTimer: NodeJS.Timeout | undefined;
+  let retentionTimer: NodeJS.Timeout | undefined;
   if (options.sweepTimer ?? true) {
+    // One bounded step (100 hosts) per sweep interval while a pass runs; a pass starts hourly.
+    retentionTimer = setInterval(() => {
+      retention.step().catch((error: unknown) => app.log.error({ err: error }, 'retention step failed'));
+    }, config.sweepIntervalMs);
+    retentionTimer.unref();
     timer = setInterval(() => {
       coordinator.sweep({ learn: false }).catch((error: unknown) => app.log.error({ err: error }, 'sweep failed'));
     }, config.sweepIntervalMs);
@@ -173,6 +191,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
     if (alertTimer) clearInterval(alertTimer);
+    if (retentionTimer) clearInterval(retentionTimer);
     await alerts.stop();
     await coordinator.close();
     if (ownsStore) await store.close();

@@ -18,6 +18,7 @@ import { type ScopeLine, normalizeScopeLine } from './scope-file.js';
 import { checkSubmission } from './submission-checks.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
 import { allowedGroupsFor, checkGroups, mayScan, vantageGroup } from './groups.js';
+import { type RetentionRule, dropsAnything } from './retention.js';
 import { foldRound, knownOpenOf, visitOfLease } from './visit.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
@@ -400,6 +401,24 @@ export class Coordinator {
 
   private policyKey(tags: readonly string[]): string {
     return policyKeyFor(tags, (k) => this.policies.has(k));
+  }
+
+  // ------------------------------------------------------------------ retention
+
+  /** The retention rule of a visit with these tags: its policy's, else the default policy's (undefined: keep all). */
+  retentionRuleFor(tags: readonly string[]): RetentionRule | undefined {
+    return this.policies.get(this.policyKey(tags))?.retention ?? this.policies.get(DEFAULT_POLICY_KEY)?.retention;
+  }
+
+  /** True when some policy has a retention rule that can drop a visit. */
+  anyRetentionRule(): boolean {
+    for (const p of this.policies.values()) if (dropsAnything(p.retention)) return true;
+    return false;
+  }
+
+  /** The policy key of a host with these tags (its first tag that has a policy, else ""). */
+  policyKeyOf(tags: readonly string[]): string {
+    return this.policyKey(tags);
   }
 
   // ------------------------------------------------------------------ agents and tokens

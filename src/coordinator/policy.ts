@@ -1,5 +1,6 @@
 import { PortbanditError } from '../core/errors.js';
 import { checkGroups } from './groups.js';
+import { type RetentionRule, checkRetention, retentionSchema } from './retention.js';
 import { isStrategyName } from '../../strategies/registry.js';
 import { createStrategy, type StrategySpec } from '../../strategies/build.js';
 import type { StrategyEnv } from '../../strategies/types.js';
@@ -29,6 +30,8 @@ export interface Policy extends StrategySpec {
   readonly scan: ScanOptions;
   /** Agent groups allowed to scan this tag's hosts (absent: any agent). See groups.ts. */
   readonly groups?: readonly string[];
+  /** History retention of the tag's visits (absent: the default policy's; `{}` keeps all). See retention.ts. */
+  readonly retention?: RetentionRule;
 }
 
 /** The key of the default policy, which covers hosts none of whose tags has a policy. */
@@ -105,6 +108,8 @@ export const policySchema = {
     pseudoThreshold: { type: 'integer', minimum: 1 },
     // null or absent: any agent may scan the tag
     groups: { type: ['array', 'null'], minItems: 1, maxItems: 64, items: { type: 'string', maxLength: 64 } },
+    // null or absent: the default policy's retention applies
+    retention: { anyOf: [retentionSchema, { type: 'null' }] },
     scan: {
       type: 'object',
       additionalProperties: false,
@@ -135,6 +140,8 @@ export interface PolicyInput {
   scan?: Partial<ScanOptions>;
   /** Agent groups allowed to scan the tag (not inherited from the default policy); null = any. */
   groups?: string[] | null;
+  /** History retention (not inherited: a tag without one follows the default policy's); null removes it. */
+  retention?: RetentionRule | null;
 }
 
 /**
@@ -172,6 +179,7 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
     ...(input.pseudoThreshold !== undefined ? { pseudoThreshold: input.pseudoThreshold } : {}),
     scan,
     ...policyGroups(input.groups, `${where}.groups`),
+    ...(input.retention !== undefined && input.retention !== null ? { retention: checkRetention(input.retention, `${where}.retention`) } : {}),
   };
   try {
     createStrategy(policy, env);

@@ -634,6 +634,30 @@ class ElasticsearchStore implements Store {
     });
   }
 
+  // ------------------------------------------------------------------ history retention
+  /**
+   * Deletes the history documents one by one (Elasticsearch has no multi-document transaction):
+   * a failure part-way leaves the ids before it deleted, which a retention pass simply redoes.
+   */
+  deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }> {
+    return this.run('deleting history', async () => {
+      let deleted = 0;
+      let refusedLatest = 0;
+      for (const id of scanIds) {
+        const docId = encodeId('scan', id);
+        const stored = await this.getVersioned<ScanSource>(this.index.scans, docId);
+        if (!stored) continue;
+        const latest = await this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', stored.source.ip));
+        if (latest?.source.scanId === id) {
+          refusedLatest++;
+          continue;
+        }
+        if (await this.deleteIf(this.index.scans, docId, stored)) deleted++;
+      }
+      return { deleted, refusedLatest };
+    });
+  }
+
   // ------------------------------------------------------------------ scans
   ingestScan(input: IngestInput): Promise<IngestResult> {
     return this.run('ingesting a scan', async () => {

@@ -478,6 +478,37 @@ class SqliteStore implements Store {
     );
   }
 
+  // ------------------------------------------------------------------ history retention
+  private retentionStmts: { isLatest: Database.Statement; deleteScan: Database.Statement } | undefined;
+
+  /** One transaction: the history rows and their scan_terms; a host's latest row is refused. */
+  deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }> {
+    // Writes still waiting for the group commit go first: an ingest of the same turn is seen.
+    this.flushWrites(true);
+    return this.run('deleting history', () => {
+      this.retentionStmts ??= {
+        isLatest: this.db.prepare('SELECT 1 FROM latest WHERE scan_row = ?'),
+        deleteScan: this.db.prepare('DELETE FROM scans WHERE row = ?'),
+      };
+      const stmts = this.retentionStmts;
+      return this.db.transaction(() => {
+        let deleted = 0;
+        let refusedLatest = 0;
+        for (const id of scanIds) {
+          const row = (this.stmt.scanRow.get(id) as Row | undefined)?.row as number | undefined;
+          if (row === undefined) continue;
+          if (stmts.isLatest.get(row) !== undefined) {
+            refusedLatest++;
+            continue;
+          }
+          this.stmt.scanTermsClear.run(row);
+          deleted += stmts.deleteScan.run(row).changes;
+        }
+        return { deleted, refusedLatest };
+      }).immediate();
+    });
+  }
+
   // ------------------------------------------------------------------ scans
   ingestScan(input: IngestInput): Promise<IngestResult> {
     return this.batched('ingesting a scan', () => this.ingestOne(input));

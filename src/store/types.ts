@@ -158,6 +158,14 @@ export interface Store {
   /** History in time order (finishedAt asc, scanId asc), in batches: for the replay export. */
   exportHistory(options?: { since?: number; until?: number; batchSize?: number }): AsyncIterable<ScanDocument>;
 
+  // ---------------------------------------------------------------- history retention
+  /**
+   * Delete visits from history by scanId (retention), with their search facets, atomically per
+   * call. A scan that is its host's latest is never deleted (counted in `refusedLatest`);
+   * unknown ids are ignored. Events are not touched: the caller keeps the scans they reference.
+   */
+  deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }>;
+
   // ---------------------------------------------------------------- events
   /** Append events outside an ingest (normally they come with `ingestScan`). */
   appendEvents(events: readonly NewStoreEvent[]): Promise<void>;
