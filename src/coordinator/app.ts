@@ -22,6 +22,7 @@ import { registerResultRoutes } from './routes/results.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { registerRetentionRoutes } from './routes/retention.js';
 import { RetentionRunner } from './retention-runner.js';
+import { type NameResolver, createResolver } from './names.js';
 import { uiRoutes } from './ui/index.js';
 
 /** What `buildApp` needs; everything but the config has a production default. */
@@ -40,6 +41,11 @@ export interface AppOptions {
   readonly sweepTimer?: boolean;
   /** Alert delivery: retries, backoff, time-outs (defaults in AlertDispatcher). */
   readonly alerts?: AlertDeliveryOptions;
+  /**
+   * Resolves the scope's DNS names. Default: `config.resolver` when the app serves (sweepTimer
+   * on); none otherwise, so a CLI command on a data directory never sends a DNS query.
+   */
+  readonly resolver?: NameResolver;
 }
 
 declare module 'fastify' {
@@ -85,7 +91,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const metrics = createMetrics();
   let coordinator: Coordinator;
   try {
-    coordinator = await Coordinator.open(store, config, { catalog: options.catalog ?? loadNmapServices() }, metrics, app.log, now);
+    const resolver = options.resolver ?? ((options.sweepTimer ?? true) ? createResolver(config.resolver) : undefined);
+    coordinator = await Coordinator.open(store, config, { catalog: options.catalog ?? loadNmapServices() }, metrics, app.log, now, resolver);
   } catch (error) {
     if (ownsStore) await store.close();
     throw error;

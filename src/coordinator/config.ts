@@ -27,6 +27,8 @@ export interface CoordinatorConfig {
   readonly elasticsearchUrl: string;
   /** Index name prefix in Elasticsearch (`${prefix}-scans`, ...). */
   readonly elasticsearchPrefix: string;
+  /** How scope names are resolved: `system` (the system's DNS), `hosts:FILE` or `dns:ADDRESS:PORT` (names.ts). */
+  readonly resolver: string;
 }
 
 type Kind = 'string' | 'port' | 'int' | 'list' | 'level' | 'url';
@@ -52,6 +54,7 @@ const fields: Record<keyof CoordinatorConfig, FieldSpec> = {
   logLevel: { kind: 'level', env: 'PORTBANDIT_LOG_LEVEL' },
   elasticsearchUrl: { kind: 'url', env: 'PORTBANDIT_ELASTICSEARCH_URL' },
   elasticsearchPrefix: { kind: 'string', env: 'PORTBANDIT_ELASTICSEARCH_PREFIX' },
+  resolver: { kind: 'string', env: 'PORTBANDIT_RESOLVER' },
 };
 
 /** Defaults, in one place. Loopback by default: exposing the API is an operator's decision. */
@@ -69,6 +72,7 @@ export const configDefaults: CoordinatorConfig = Object.freeze({
   logLevel: 'info' as const,
   elasticsearchUrl: '',
   elasticsearchPrefix: 'portbandit',
+  resolver: 'system',
 });
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

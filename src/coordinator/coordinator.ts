@@ -19,6 +19,7 @@ import { checkSubmission } from './submission-checks.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
 import { allowedGroupsFor, checkGroups, mayScan, vantageGroup } from './groups.js';
 import { type RetentionRule, dropsAnything } from './retention.js';
+import { type NameEntry, type NameResolution, type NameResolver, asDnsName, resolveNameEntries } from './names.js';
 import { foldRound, knownOpenOf, visitOfLease } from './visit.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
@@ -110,6 +111,16 @@ export class Coordinator {
   private readonly deferredIps = new Set<string>();
   /** Restrictions no registered agent can serve, already logged this cycle. */
   private readonly unroutableLogged = new Set<string>();
+  /** Resolves the scope's DNS names; undefined: this process does not resolve (CLI on a data directory). */
+  private resolver: NameResolver | undefined;
+  /** Scope entries by name, and the addresses they resolved to last. */
+  private nameEntries: NameEntry[] = [];
+  private nameResolution: NameResolution | undefined;
+  /** Address items of the scope and blocklist (without the names' addresses). */
+  private addressItems: ScopeItem[] = [];
+  /** The cycle (number and start) whose end the names were last resolved at. */
+  private namesResolvedFor = '';
+  private resolvingNames: Promise<void> | undefined;
   /** True once `close()` started: long-lived streams end. */
   closing = false;
   readonly defaultPolicy: Policy;
@@ -134,8 +145,10 @@ export class Coordinator {
     metrics: CoordinatorMetrics,
     log: FastifyBaseLogger,
     now: () => number,
+    resolver?: NameResolver,
   ): Promise<Coordinator> {
     const c = new Coordinator(store, config, env, metrics, log, now);
+    c.resolver = resolver;
     const install = await store.getDocument<InstallDocument>('coordinator', 'install');
     if (install) c.seed = install.value.seed;
     else {
@@ -271,12 +284,15 @@ export class Coordinator {
     const version = await this.store.getScopeVersion();
     if (!force && version === this.scopeVersion) return false;
     const [scope, block] = await Promise.all([this.store.listScope('scope'), this.store.listScope('blocklist')]);
-    const items: ScopeItem[] = [
-      ...scope.entries.map((e) => ({ target: e.range, tags: e.tags, blocklist: false })),
-      ...block.entries.map((e) => ({ target: e.range, tags: e.tags, blocklist: true })),
+    // DNS names (scope only) are resolved apart; their addresses join the items (resolveNames).
+    const isName = (range: string) => asDnsName(range) === range;
+    this.addressItems = [
+      ...scope.entries.filter((e) => !isName(e.range)).map((e) => ({ target: e.range, tags: e.tags, blocklist: false })),
+      ...block.entries.filter((e) => !isName(e.range)).map((e) => ({ target: e.range, tags: e.tags, blocklist: true })),
     ];
-    this.space = AddressSpace.build(items);
-    this.items = items;
+    this.nameEntries = scope.entries.filter((e) => isName(e.range)).map((e) => ({ name: e.range, tags: e.tags }));
+    if (this.resolver && this.nameEntries.length > 0) await this.resolveNames();
+    else this.rebuildItems();
     this.scopeVersion = Math.max(scope.version, block.version, version);
     this.metrics.scopeAddresses.set(Number(this.space.size));
     // Not at open: the policies are loaded after the scope.
@@ -291,6 +307,7 @@ export class Coordinator {
 
   /** Add or update entries of the scope or blocklist. */
   async addScope(list: ScopeListName, lines: readonly ScopeLine[]): Promise<number> {
+    refuseNamesInBlocklist(list, lines);
     const version = await this.store.addScopeEntries(list, lines, this.now());
     await this.reloadScope(true);
     return version;
@@ -304,6 +321,7 @@ export class Coordinator {
   }
 
   async replaceScope(list: ScopeListName, lines: readonly ScopeLine[]): Promise<number> {
+    refuseNamesInBlocklist(list, lines);
     const version = await this.store.replaceScope(list, lines, this.now());
     await this.reloadScope(true);
     return version;
@@ -321,6 +339,53 @@ export class Coordinator {
     return seg ? { ip: normalizeIp(ip), tags: seg.tags } : undefined;
   }
 
+  // ------------------------------------------------------------------ targets by name
+
+  /** The scope items: address entries, blocklist, and one item per address a name resolved to. */
+  private rebuildItems(): void {
+    const named: ScopeItem[] = [];
+    for (const e of this.nameEntries) for (const ip of this.nameResolution?.addresses.get(e.name) ?? []) named.push({ target: ip, tags: e.tags, blocklist: false });
+    this.items = [...this.addressItems, ...named];
+    this.space = AddressSpace.build(this.items);
+  }
+
+  /** Resolve every name of the scope now (one resolution at a time) and rebuild the address space. */
+  private async resolveNames(): Promise<void> {
+    // One at a time; a caller that arrives during one resolves again (the names may have changed).
+    while (this.resolvingNames) await this.resolvingNames;
+    this.resolvingNames = (async () => {
+      try {
+        const resolver = this.resolver!;
+        this.nameResolution = await resolveNameEntries(this.nameEntries, resolver, this.nameResolution, (name, problem) => this.log.warn({ name, resolver: resolver.description }, `scope name ${name}: ${problem}`));
+        this.rebuildItems();
+        const count = [...this.nameResolution.addresses.values()].reduce((n, ips) => n + ips.length, 0);
+        this.log.info({ names: this.nameEntries.length, addresses: count, resolver: resolver.description }, 'scope names resolved');
+      } finally {
+        this.resolvingNames = undefined;
+      }
+    })();
+    return this.resolvingNames;
+  }
+
+  /**
+   * Names are resolved each cycle: when the walk is over and the next cycle may start (its
+   * period over), once per cycle number, so the next cycle's snapshot has fresh addresses.
+   */
+  private async resolveNamesIfDue(): Promise<void> {
+    if (!this.resolver || this.nameEntries.length === 0 || !this.cycle.atEnd) return;
+    // Start and size too: a cycle over an empty scope begins again under the same number.
+    const { cycle, startedAt, size } = this.cycle.progress();
+    const key = `${cycle}@${startedAt}/${size}`;
+    if (this.namesResolvedFor === key || (this.nextCycleAt() ?? 0) > this.now()) return;
+    this.namesResolvedFor = key;
+    await this.resolveNames();
+  }
+
+  /** The scope names an address resolved to (last resolution), if any. */
+  namesOf(ip: string): readonly string[] | undefined {
+    return this.nameResolution?.namesByIp.get(ip);
+  }
+
   // ------------------------------------------------------------------ cycle
 
   progress(): CycleProgress {
@@ -329,6 +394,7 @@ export class Coordinator {
 
   /** Abandon the current cycle and start the next over the current scope. */
   async restartCycle(): Promise<CycleProgress> {
+    if (this.resolver && this.nameEntries.length > 0) await this.resolveNames();
     this.cycle.restart(this.items, this.now());
     await this.persistCycle();
     return this.cycle.progress();
@@ -638,6 +704,7 @@ export class Coordinator {
       else {
         // The next address would open a new cycle: its addresses wait for the next request.
         if (fromCycle > 0 && this.cycle.atEnd) break;
+        if (this.cycle.atEnd) await this.resolveNamesIfDue();
         const period = this.periodSeconds();
         const addr = this.cycle.next(this.space, this.items, this.now(), period !== undefined ? period * 1000 : 0);
         if (!addr) break;
@@ -877,7 +944,7 @@ export class Coordinator {
     // the other after a crash).
     const next = this.advanceSession(lease, session, hit.tags, input, scan, open, unknown);
     const ingested = await this.store.ingestScan({
-      scan: session.group !== undefined ? { ...scan, group: session.group } : scan,
+      scan: this.annotateVisit(scan, session),
       events,
       leaseId: lease.id,
       ...(prior ? { replace: true } : {}),
@@ -896,6 +963,13 @@ export class Coordinator {
     if (next.followUp) this.queueMaybeNonEmpty = true;
     else if (next.learn) this.learner.add(next.learn.key, next.learn.result, this.now());
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };
+  }
+
+  /** What a visit records besides its rounds: its vantage group, the scope names of its address. */
+  private annotateVisit(scan: ScanDocument, session: LeaseSession): ScanDocument {
+    const names = this.namesOf(scan.ip);
+    if (session.group === undefined && names === undefined) return scan;
+    return { ...scan, ...(session.group !== undefined ? { group: session.group } : {}), ...(names !== undefined ? { names: [...names] } : {}) };
   }
 
   /**
@@ -989,6 +1063,7 @@ export class Coordinator {
         this.log.info({ expired }, 'expired leases went back to the queue');
       }
       await this.reloadScope();
+      await this.resolveNamesIfDue();
       await this.reloadPolicies();
       await this.persistCycle();
       // One store write per active agent: every 10 s is plenty for "last seen" (1,000 agents
@@ -1098,6 +1173,13 @@ export function rangesOfSorted(ports: readonly number[]): string {
     i = j + 1;
   }
   return out;
+}
+
+/** The blocklist holds addresses only: a name there would block whatever DNS says today. */
+function refuseNamesInBlocklist(list: ScopeListName, lines: readonly ScopeLine[]): void {
+  if (list !== 'blocklist') return;
+  const i = lines.findIndex((l) => asDnsName(l.range) === l.range);
+  if (i >= 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `the blocklist takes addresses, CIDRs and ranges, not DNS names (${lines[i]!.range})`, { where: `entries[${i}]` });
 }
 
 /** Canonical text of an address (as the store keeps it). */

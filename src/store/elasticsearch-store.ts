@@ -78,6 +78,7 @@ const SCAN_MAPPINGS = {
     tag: keyword,
     agent: keyword,
     group: keyword,
+    name: keyword,
     words: keyword,
     openPortCount: { type: 'integer' },
     doc: opaque,
@@ -85,7 +86,7 @@ const SCAN_MAPPINGS = {
 } as const;
 
 /** Scan fields added after the first release: put into the mapping of existing indices at open. */
-const ADDED_SCAN_FIELDS = { group: keyword } as const;
+const ADDED_SCAN_FIELDS = { group: keyword, name: keyword } as const;
 
 const EVENT_MAPPINGS = { dynamic: 'strict', properties: { seq: long, doc: opaque } } as const;
 
@@ -888,6 +889,7 @@ interface ScanSource {
   tag: string[];
   agent: string[];
   group: string[];
+  name: string[];
   words: string[];
   openPortCount: number;
   doc: ScanDocument;

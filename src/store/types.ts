@@ -338,7 +338,8 @@ export interface ScanDocument {
   /** Host-level extras (hostname, OS guess, ...). */
   readonly host?: Readonly<Record<string, unknown>>;
   /** The agent group (vantage point) the visit was scanned from, when the agent has groups. */
-  readonly group?: string;
+  readonly group?: string;  /** The scope's DNS names that resolved to this address when the visit was stored (searchable as `name:`). */
+  readonly names?: readonly string[];
 }
 
 export interface IngestInput {

@@ -58,7 +58,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
       ...base,
       schema: {
         tags: ['scope'],
-        summary: 'Add (or re-tag) scope or blocklist entries: CIDRs, first-last ranges or addresses, IPv4 or IPv6.',
+        summary: 'Add (or re-tag) scope or blocklist entries: CIDRs, first-last ranges or addresses, IPv4 or IPv6; DNS names in the scope (resolved each cycle).',
         security,
         querystring: listQuery,
         body: { type: 'object', additionalProperties: false, required: ['entries'], properties: { entries: { type: 'array', minItems: 1, maxItems: 100000, items: scopeEntry } } },
