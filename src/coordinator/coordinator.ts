@@ -376,7 +376,12 @@ export class Coordinator {
     // Start and size too: a cycle over an empty scope begins again under the same number.
     const { cycle, startedAt, size } = this.cycle.progress();
     const key = `${cycle}@${startedAt}/${size}`;
-    if (this.namesResolvedFor === key || (this.nextCycleAt() ?? 0) > this.now()) return;
+    if (this.namesResolvedFor === key) {
+      // Another request is resolving for this boundary: the next cycle must not begin before it is done.
+      if (this.resolvingNames) await this.resolvingNames;
+      return;
+    }
+    if ((this.nextCycleAt() ?? 0) > this.now()) return;
     this.namesResolvedFor = key;
     await this.resolveNames();
   }
@@ -410,7 +415,9 @@ export class Coordinator {
     const items = ips.map((ip, i) => {
       const hit = this.lookup(ip);
       if (!hit) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, { where: `ips[${i}]` });
-      return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now };
+      // Reserved to the host's agent groups at once (no detour through an agent that may not take it).
+      const groups = this.groupsInUse() ? this.allowedGroups(hit.tags) : undefined;
+      return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now, ...(groups !== undefined ? { groups: [...groups] } : {}) };
     });
     const queued = await this.store.enqueueWork(items);
     // Only once committed: a getwork of the meantime may have seen the queue empty.

@@ -170,6 +170,9 @@ describe('agent groups: routing in practice', () => {
       const lanHost = lan[0]![0];
       const work = await (async () => {
         await app.coordinator.requestRescan([lanHost]);
+        // A rescan is reserved to the host's groups when queued; an external agent does not even take it.
+        expect((await app.coordinator.store.listQueuedWork()).map((q) => [q.ip, q.groups])).toEqual([[lanHost, ['internal']]]);
+        expect(await pull(app, external!.token, 1)).toEqual([]);
         return (await pull(app, internal!.token, 1))[0]!;
       })();
       expect(work.ip).toBe(lanHost);

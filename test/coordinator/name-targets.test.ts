@@ -86,7 +86,10 @@ describe('targets by name, resolved by a DNS server on loopback', () => {
     expect(await getWork(app, agent)).toBeNull();
     expect(dns.queries.length).toBe(before);
     clock.advance(86_400_000);
-    const next = await drain(app, agent);
+    // Two requests at the cycle boundary: neither may start the next cycle before the names resolved.
+    const agent2 = (await app.coordinator.createAgent('b')).token;
+    const [a, b] = await Promise.all([getWork(app, agent), getWork(app, agent2)]);
+    const next = [a, b, ...(await drain(app, agent))].filter((w): w is WorkItem => w !== null);
     expect(next.map((w) => [w.ip, w.cycle])).toEqual([['198.18.20.3', 2]]);
     expect(app.coordinator.lookup('198.18.20.1')).toBeUndefined();
   });
