@@ -795,7 +795,12 @@ export class Coordinator {
     if (session) {
       return this.lease(agent, hit.ip, hit.tags, [...queued.ports!], session, queued.round ?? 0, queued.reason, cycle);
     }
-    return this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
+    const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
+    // A cycle address queued for another agent group counts as handed out by the cycle when leased.
+    if (leased && queued.reason === 'cycle' && cycle === this.cycleScansOf) {
+      for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
+    }
+    return leased;
   }
 
   private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number, group?: string): Promise<Leased | null> {
