@@ -1,9 +1,12 @@
 import { writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
+import { startServer } from '../../src/coordinator/server.js';
+import { within } from '../helpers/net.js';
 import { asDnsName, createResolver, isTargetAddress } from '../../src/coordinator/names.js';
 import type { WorkItem } from '../../src/coordinator/protocol.js';
 import { isPortbanditError } from '../../src/core/errors.js';
@@ -177,5 +180,35 @@ describe('names as scope entries', () => {
     expect(isTargetAddress('127.0.0.2')).toBe(true);
     expect(isTargetAddress('198.18.0.300')).toBe(false);
     expect(isTargetAddress('files.lab.example')).toBe(false);
+  });
+});
+
+describe('portbandit serve with --dns (the real server: config, timers, HTTP on loopback)', () => {
+  it('resolves a name added by the CLI next to the running server, within a sweep, with the configured DNS server', async () => {
+    const data = tempDataDir();
+    const dns = await startDnsServer({ 'files.lab.example': ['198.18.40.1', '198.18.40.2'] });
+    const config = resolveConfig({ flags: { dataDir: data.dir, port: 0, logLevel: 'silent', resolver: `dns:127.0.0.1:${dns.port}`, sweepIntervalMs: 50 }, env: {} });
+    const app = await startServer(config, {}, new Writable({ write: (_c, _e, done) => done() }));
+    try {
+      const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+      const admin = (await app.coordinator.createAdminToken('t')).token;
+      const made = (await (await fetch(`${base}/api/v1/admin/agents`, { method: 'POST', headers: { ...bearer(admin), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'int', groups: ['internal'] }) })).json()) as { token: string };
+      // Another process's edit (the CLI on the same data directory): it sends no DNS query itself.
+      expect((await runCli(['scope', 'add', 'files.lab.example', '--tag', 'lab', '--data', data.dir])).code).toBe(0);
+      expect((await runCli(['policy', 'set', 'lab', '--strategy', 'top-k', '--budget', '10', '--groups', 'internal', '--data', data.dir])).code).toBe(0);
+      let ips: string[] = [];
+      await within(5000, async () => {
+        const res = await fetch(`${base}/api/v1/agent/work?max=8`, { headers: bearer(made.token) });
+        const body = (await res.json()) as { items: WorkItem[] };
+        ips = [...ips, ...body.items.map((w) => w.ip)];
+        return ips.length >= 2;
+      });
+      expect(ips.sort()).toEqual(['198.18.40.1', '198.18.40.2']);
+      expect(dns.queries).toContain('files.lab.example/A');
+    } finally {
+      await app.close();
+      await dns.close();
+      data.cleanup();
+    }
   });
 });
