@@ -199,6 +199,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     if (timer) clearInterval(timer);
     if (alertTimer) clearInterval(alertTimer);
     if (retentionTimer) clearInterval(retentionTimer);
+    await retention.stop();
     await alerts.stop();
     await coordinator.close();
     if (ownsStore) await store.close();

@@ -87,7 +87,8 @@ class Tally {
 export class RetentionRunner {
   private pass: PassState | undefined;
   private lastPassAt = -Infinity;
-  private stepping = false;
+  private stepping: Promise<RetentionReport | undefined> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly store: Store,
@@ -111,29 +112,39 @@ export class RetentionRunner {
    * ago (and some rule can drop anything), else goes on with the current one. Logs progress.
    */
   async step(): Promise<RetentionReport | undefined> {
-    if (this.stepping) return undefined;
-    this.stepping = true;
+    if (this.stepping || this.stopped) return undefined;
+    this.stepping = this.stepOnce();
     try {
-      if (!this.pass) {
-        if (this.now() - this.lastPassAt < RETENTION_PASS_INTERVAL_MS || !this.rules.anyRule()) return undefined;
-        this.lastPassAt = this.now();
-        this.pass = await this.startPass(false);
-        this.log.info('retention pass started');
-      }
-      const pass = this.pass;
-      const before = pass.tally.dropped;
-      await this.advance(pass, RETENTION_HOSTS_PER_STEP);
-      const report = pass.tally.report(this.now());
-      if (pass.done) {
-        this.pass = undefined;
-        this.log.info({ hosts: report.hosts, visits: report.visits, kept: report.kept, dropped: report.dropped, protectedVisits: report.protectedVisits }, 'retention pass finished');
-      } else if (pass.tally.dropped > before) {
-        this.log.info({ hosts: report.hosts, dropped: report.dropped }, 'retention pass in progress');
-      }
-      return report;
+      return await this.stepping;
     } finally {
-      this.stepping = false;
+      this.stepping = undefined;
     }
+  }
+
+  /** No further background steps; resolves once the one in progress (if any) is done (before the store closes). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.stepping?.catch(() => undefined);
+  }
+
+  private async stepOnce(): Promise<RetentionReport | undefined> {
+    if (!this.pass) {
+      if (this.now() - this.lastPassAt < RETENTION_PASS_INTERVAL_MS || !this.rules.anyRule()) return undefined;
+      this.lastPassAt = this.now();
+      this.pass = await this.startPass(false);
+      this.log.info('retention pass started');
+    }
+    const pass = this.pass;
+    const before = pass.tally.dropped;
+    await this.advance(pass, RETENTION_HOSTS_PER_STEP);
+    const report = pass.tally.report(this.now());
+    if (pass.done) {
+      this.pass = undefined;
+      this.log.info({ hosts: report.hosts, visits: report.visits, kept: report.kept, dropped: report.dropped, protectedVisits: report.protectedVisits }, 'retention pass finished');
+    } else if (pass.tally.dropped > before) {
+      this.log.info({ hosts: report.hosts, dropped: report.dropped }, 'retention pass in progress');
+    }
+    return report;
   }
 
   private async startPass(dryRun: boolean): Promise<PassState> {
