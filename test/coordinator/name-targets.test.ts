@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
 import { startServer } from '../../src/coordinator/server.js';
+import { formatNmapXml } from '../../src/coordinator/nmap-export.js';
 import { within } from '../helpers/net.js';
 import { asDnsName, createResolver, isTargetAddress } from '../../src/coordinator/names.js';
 import type { WorkItem } from '../../src/coordinator/protocol.js';
@@ -210,5 +211,27 @@ describe('portbandit serve with --dns (the real server: config, timers, HTTP on 
       await dns.close();
       data.cleanup();
     }
+  });
+});
+
+describe('names in the nmap XML export', () => {
+  it('lists the scope names of the address as hostnames, next to those the scanner reported', () => {
+    const xml = formatNmapXml({
+      scanId: 's1',
+      ip: '198.18.40.1',
+      tags: ['lab'],
+      agentId: 'a',
+      startedAt: 1000,
+      finishedAt: 2000,
+      epoch: 1,
+      cycle: 1,
+      ports: [],
+      preflight: 'connect',
+      probedPorts: '22',
+      timings: {},
+      host: { hostnames: ['files.lab.example', 'reverse.lab.example'] },
+      names: ['files.lab.example', 'mirror.lab.example'],
+    });
+    expect(xml).toContain('<hostnames><hostname name="files.lab.example" type="user"/><hostname name="reverse.lab.example" type="user"/><hostname name="mirror.lab.example" type="user"/></hostnames>');
   });
 });
