@@ -805,7 +805,7 @@ export class Coordinator {
 
   private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number, group?: string): Promise<Leased | null> {
     const key = this.policyKey(tags);
-    const latest = await this.latestAnsweredScan(ip);
+    const latest = group !== undefined ? await this.latestAnsweredScanFrom(ip, group) : await this.latestAnsweredScan(ip);
     const { family, value } = parseAddress(ip);
     const previousOpen = latest ? knownOpenOf(latest) : [];
     const host: HostContext = {
@@ -982,6 +982,19 @@ export class Coordinator {
     const names = this.namesOf(scan.ip);
     if (session.group === undefined && names === undefined) return scan;
     return { ...scan, ...(session.group !== undefined ? { group: session.group } : {}), ...(names !== undefined ? { names: [...names] } : {}) };
+  }
+
+  /**
+   * Per vantage point: the host's latest answered visit from agent group `group`, so a host seen
+   * from two groups (inside and outside a firewall) compares each visit with what the same group
+   * saw last, not with the other side; the latest answered visit of any group when this group
+   * has none among the recent ones.
+   */
+  private async latestAnsweredScanFrom(ip: string, group: string): Promise<ScanDocument | undefined> {
+    const latest = await this.store.getLatestScan(ip);
+    if (!latest || (latest.group === group && latest.host?.status !== 'down')) return latest;
+    const recent = await this.store.hostHistory(ip, { limit: 50 });
+    return recent.items.find((s) => s.group === group && s.host?.status !== 'down') ?? recent.items.find((s) => s.host?.status !== 'down');
   }
 
   /**

@@ -189,6 +189,46 @@ describe('agent groups: routing in practice', () => {
     }
   });
 
+  it('keeps results per vantage point: a host scanned from two groups compares each visit with what the same group saw last', async () => {
+    const { app, adminToken, agents } = await setUp(data.dir, clock.now, [['internal'], ['external']], { dmz: ['external', 'internal'] }, null, [{ range: '198.18.50.1', tags: ['dmz'] }]);
+    try {
+      // One round per visit (no follow-ups), so each pull below is a visit of its own.
+      await admin(app, adminToken, 'PUT', '/api/v1/admin/policies/dmz', { strategy: 'top-k', budget: 20, rate: null, groups: ['external', 'internal'] });
+      const [internal, external] = agents;
+      const host = '198.18.50.1';
+      const visit = async (agent: { token: string }, open: (w: WorkItem) => number[]) => {
+        const w = (await pull(app, agent.token, 1))[0]!;
+        expect(w.ip).toBe(host);
+        clock.advance(1000);
+        expect((await submit(app, agent.token, resultFor(w, open(w), clock.now()))).statusCode).toBe(200);
+        return w;
+      };
+      const eventsSoFar = async () => (await app.coordinator.store.readEvents({ limit: 1000 })).events.map((e) => `${e.kind}${e.port !== undefined ? `:${e.port}` : ''}`);
+      // Inside the firewall the first port handed out is open; from outside nothing is.
+      let port = 0;
+      await visit(internal!, (w) => [(port = w.ports[0]!)]);
+      expect(await eventsSoFar()).toEqual(['host-new', `service-new:${port}`]);
+      await app.coordinator.requestRescan([host]);
+      await visit(external!, () => []);
+      // The first look from outside has only the inside's visit to compare with.
+      expect(await eventsSoFar()).toEqual(['host-new', `service-new:${port}`, `service-closed:${port}`]);
+      for (const [agent, open] of [
+        [internal!, [port]],
+        [external!, []],
+        [internal!, [port]],
+      ] as const) {
+        await app.coordinator.requestRescan([host]);
+        await visit(agent, (w) => open.filter((p) => w.ports.includes(p)));
+      }
+      // Each side now compares with itself: no flapping service-new / service-closed.
+      expect(await eventsSoFar()).toHaveLength(3);
+      const history = (await app.coordinator.store.hostHistory(host)).items.map((s) => s.group);
+      expect(history).toEqual(['internal', 'external', 'internal', 'external', 'internal']);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('edits an agent’s groups through the admin API, refuses bad group names and unknown agents, and lists groups', async () => {
     const { app, adminToken, agents } = await setUp(data.dir, clock.now, [[]], { lan: ['internal'] }, null, [{ range: '198.18.9.0/30', tags: ['lan'] }]);
     try {
