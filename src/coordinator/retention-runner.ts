@@ -216,5 +216,5 @@ export class RetentionRunner {
 }
 
 function toVisit(scan: ScanDocument): RetentionVisit {
-  return { scanId: scan.scanId, finishedAt: scan.finishedAt, tags: scan.tags, down: scan.host?.status === 'down' };
+  return { scanId: scan.scanId, finishedAt: scan.finishedAt, tags: scan.tags, down: scan.host?.status === 'down', ...(scan.group !== undefined ? { group: scan.group } : {}) };
 }

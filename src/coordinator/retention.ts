@@ -24,6 +24,8 @@ export interface RetentionVisit {
   readonly tags: readonly string[];
   /** The host did not answer (a `status: down` visit): never the baseline of the next visit. */
   readonly down: boolean;
+  /** The agent group (vantage point) it was scanned from: each group's latest answered visit is a baseline. */
+  readonly group?: string;
 }
 
 /** JSON schema of a retention rule (inside a policy body). */
@@ -75,7 +77,8 @@ function newestFirst(a: RetentionVisit, b: RetentionVisit): number {
 /**
  * Split one host's visits into kept and dropped. A visit is kept when ANY of these holds:
  * 1. it is the host's latest visit, or its latest visit in which the host answered (the next
- *    visit's baseline), or its id is in `protect` (referenced by an event or a lease);
+ *    visit's baseline), or that of an agent group (the baseline of that vantage point's next
+ *    visit), or its id is in `protect` (referenced by an event or a lease);
  * 2. its rule has no field that drops anything (no rule, or `{}`);
  * 3. it is among the host's `keepLast` newest visits;
  * 4. it is within `keepDays` (or the rule has no `keepDays` but thins) and thinning keeps it:
@@ -92,6 +95,14 @@ export function planHostRetention(
 ): { keep: RetentionVisit[]; drop: RetentionVisit[] } {
   const sorted = [...visits].sort(newestFirst);
   const latestAnswered = sorted.find((v) => !v.down);
+  // Per vantage point too: a visit from group G compares with G's latest answered visit.
+  const baselines = new Set<RetentionVisit>();
+  const groupsSeen = new Set<string>();
+  for (const v of sorted) {
+    if (v.down || v.group === undefined || groupsSeen.has(v.group)) continue;
+    groupsSeen.add(v.group);
+    baselines.add(v);
+  }
   const seenBuckets = new Set<string>();
   const keep: RetentionVisit[] = [];
   const drop: RetentionVisit[] = [];
@@ -99,7 +110,7 @@ export function planHostRetention(
     const rule = ruleOf(v.tags);
     const age = now - v.finishedAt;
     const bucket = bucketOf(rule, v, age);
-    let kept = rank === 0 || v === latestAnswered || protect.has(v.scanId) || !dropsAnything(rule) || (rule!.keepLast !== undefined && rank < rule!.keepLast);
+    let kept = rank === 0 || v === latestAnswered || baselines.has(v) || protect.has(v.scanId) || !dropsAnything(rule) || (rule!.keepLast !== undefined && rank < rule!.keepLast);
     if (!kept) {
       const thins = rule!.dailyAfterDays !== undefined || rule!.weeklyAfterDays !== undefined;
       const eligible = rule!.keepDays !== undefined ? age <= rule!.keepDays * DAY_MS : thins;

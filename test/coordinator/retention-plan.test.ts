@@ -25,13 +25,14 @@ const historyArb = fc
       ageMs: fc.oneof(fc.integer({ min: 0, max: 400 * DAY }), fc.integer({ min: 0, max: 3 * DAY })),
       tag: fc.constantFrom('ruled', 'ruled', 'ruled', 'free'),
       down: fc.integer({ min: 0, max: 4 }).map((n) => n === 0),
+      group: fc.constantFrom(undefined, undefined, 'internal', 'external'),
       referenced: fc.boolean(),
     }),
     { minLength: 1, maxLength: 60 },
   )
   .map((rows) =>
     rows.map((r, i) => ({
-      visit: { scanId: `s${String(i).padStart(3, '0')}`, finishedAt: NOW - r.ageMs, tags: [r.tag], down: r.down } satisfies RetentionVisit,
+      visit: { scanId: `s${String(i).padStart(3, '0')}`, finishedAt: NOW - r.ageMs, tags: [r.tag], down: r.down, ...(r.group !== undefined ? { group: r.group } : {}) } satisfies RetentionVisit,
       referenced: r.referenced && i % 3 === 0,
     })),
   );
@@ -69,9 +70,11 @@ describe('retention plan over random histories', () => {
         expect(kept.has(latest.scanId)).toBe(true);
         if (latestAnswered) expect(kept.has(latestAnswered.scanId)).toBe(true);
         for (const id of protect) expect(kept.has(id), `event-referenced ${id} dropped`).toBe(true);
+        const groupBaselines = new Set<RetentionVisit>(['internal', 'external'].map((g) => sorted.find((v) => v.group === g && !v.down)).filter((v) => v !== undefined));
+        for (const v of groupBaselines) expect(kept.has(v.scanId), `the latest answered visit from ${v.group} dropped`).toBe(true);
 
         const forced = (v: RetentionVisit, rank: number) =>
-          rank === 0 || v === latestAnswered || protect.has(v.scanId) || ruleOf(v.tags) === undefined || (rule.keepLast !== undefined && rank < rule.keepLast) || Object.keys(rule).length === 0;
+          rank === 0 || v === latestAnswered || groupBaselines.has(v) || protect.has(v.scanId) || ruleOf(v.tags) === undefined || (rule.keepLast !== undefined && rank < rule.keepLast) || Object.keys(rule).length === 0;
         const thins = rule.dailyAfterDays !== undefined || rule.weeklyAfterDays !== undefined;
         const buckets = new Map<string, Array<{ v: RetentionVisit; rank: number; forced: boolean }>>();
         sorted.forEach((v, rank) => {
