@@ -96,10 +96,22 @@ export class AdminActions {
     return existed;
   }
 
-  async createAgent(actor: AuditActor, name: string): Promise<{ id: string; name: string; token: string }> {
-    const { agent, token } = await this.coordinator.createAgent(name);
-    await this.audit(actor, 'agent.create', agent.id, `agent ${JSON.stringify(agent.name)} registered`);
-    return { id: agent.id, name: agent.name, token };
+  async createAgent(actor: AuditActor, name: string, groups: readonly string[] = []): Promise<{ id: string; name: string; groups: string[]; token: string }> {
+    const { agent, token } = await this.coordinator.createAgent(name, groups);
+    const inGroups = [...this.coordinator.groupsOf(agent.id)];
+    await this.audit(actor, 'agent.create', agent.id, `agent ${JSON.stringify(agent.name)} registered${inGroups.length > 0 ? ` in group(s) ${inGroups.join(',')}` : ''}`);
+    return { id: agent.id, name: agent.name, groups: inGroups, token };
+  }
+
+  async setAgentGroups(actor: AuditActor, id: string, groups: readonly string[]): Promise<string[]> {
+    const now = await this.coordinator.setAgentGroups(id, groups);
+    await this.audit(actor, 'agent.groups', id, now.length > 0 ? `agent groups set to ${now.join(',')}` : 'agent groups removed');
+    return now;
+  }
+
+  /** Record a retention pass an admin ran (the pass itself is the RetentionRunner's). */
+  async recordRetentionRun(actor: AuditActor, done: { hosts: number; kept: number; dropped: number }): Promise<void> {
+    await this.audit(actor, 'retention.run', 'history', `retention pass: ${done.dropped} visit(s) dropped, ${done.kept} kept over ${done.hosts} host(s)`);
   }
 
   async deleteAgent(actor: AuditActor, id: string): Promise<boolean> {

@@ -21,6 +21,9 @@ import { registerAgentRefusedRoute } from './routes/agent-refused.js';
 import { registerResultRoutes } from './routes/results.js';
 import { registerScreenshotRoutes } from './routes/screenshots.js';
 import { registerSystemRoutes } from './routes/system.js';
+import { registerRetentionRoutes } from './routes/retention.js';
+import { RetentionRunner } from './retention-runner.js';
+import { type NameResolver, createResolver } from './names.js';
 import { uiRoutes } from './ui/index.js';
 
 /** What `buildApp` needs; everything but the config has a production default. */
@@ -39,6 +42,11 @@ export interface AppOptions {
   readonly sweepTimer?: boolean;
   /** Alert delivery: retries, backoff, time-outs (defaults in AlertDispatcher). */
   readonly alerts?: AlertDeliveryOptions;
+  /**
+   * Resolves the scope's DNS names. Default: `config.resolver` when the app serves (sweepTimer
+   * on); none otherwise, so a CLI command on a data directory never sends a DNS query.
+   */
+  readonly resolver?: NameResolver;
 }
 
 declare module 'fastify' {
@@ -46,6 +54,8 @@ declare module 'fastify' {
     coordinator: Coordinator;
     /** Delivers alert rules' matches; runs on the sweep timer, or by hand (`runOnce`) in tests. */
     alerts: AlertDispatcher;
+    /** History retention: background passes on the sweep timer, `run` on demand (dry run too). */
+    retention: RetentionRunner;
   }
 }
 
@@ -82,7 +92,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const metrics = createMetrics();
   let coordinator: Coordinator;
   try {
-    coordinator = await Coordinator.open(store, config, { catalog: options.catalog ?? loadNmapServices() }, metrics, app.log, now);
+    const resolver = options.resolver ?? ((options.sweepTimer ?? true) ? createResolver(config.resolver) : undefined);
+    coordinator = await Coordinator.open(store, config, { catalog: options.catalog ?? loadNmapServices() }, metrics, app.log, now, resolver);
   } catch (error) {
     if (ownsStore) await store.close();
     throw error;
@@ -90,6 +101,13 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.decorate('coordinator', coordinator);
   const alerts = new AlertDispatcher(store, { now, log: (message) => app.log.warn(message), ...options.alerts });
   app.decorate('alerts', alerts);
+  const retention = new RetentionRunner(
+    store,
+    { ruleFor: (tags) => coordinator.retentionRuleFor(tags), policyKeyFor: (tags) => coordinator.policyKeyOf(tags), anyRule: () => coordinator.anyRetentionRule() },
+    app.log,
+    now,
+  );
+  app.decorate('retention', retention);
   metrics.bind({
     leasesInFlight: () => store.countLeases(),
     // The store lists at most 10,000 queued items; the gauge saturates there.
@@ -153,12 +171,19 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     registerResultRoutes(scope, coordinator);
     registerAlertRoutes(scope, coordinator);
     registerScreenshotRoutes(scope, coordinator);
+    registerRetentionRoutes(scope, coordinator, retention);
   });
   await app.register(uiRoutes, { coordinator });
 
   let timer: NodeJS.Timeout | undefined;
   let alertTimer: NodeJS.Timeout | undefined;
+  let retentionTimer: NodeJS.Timeout | undefined;
   if (options.sweepTimer ?? true) {
+    // One bounded step (100 hosts) per sweep interval while a pass runs; a pass starts hourly.
+    retentionTimer = setInterval(() => {
+      retention.step().catch((error: unknown) => app.log.error({ err: error }, 'retention step failed'));
+    }, config.sweepIntervalMs);
+    retentionTimer.unref();
     timer = setInterval(() => {
       coordinator.sweep({ learn: false }).catch((error: unknown) => app.log.error({ err: error }, 'sweep failed'));
     }, config.sweepIntervalMs);
@@ -175,6 +200,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
     if (alertTimer) clearInterval(alertTimer);
+    if (retentionTimer) clearInterval(retentionTimer);
+    await retention.stop();
     await alerts.stop();
     await coordinator.close();
     if (ownsStore) await store.close();

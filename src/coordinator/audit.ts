@@ -22,12 +22,14 @@ export type AuditAction =
   | 'policy.delete'
   | 'agent.create'
   | 'agent.delete'
+  | 'agent.groups'
   | 'token.create'
   | 'token.revoke'
   | 'host.rescan'
   | 'cycle.restart'
   | 'alert.add'
-  | 'alert.remove';
+  | 'alert.remove'
+  | 'retention.run';
 
 /** One audited change: who, what (action, target, a one-line summary), when. */
 export interface AuditEntry {

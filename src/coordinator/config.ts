@@ -29,6 +29,8 @@ export interface CoordinatorConfig {
   readonly elasticsearchPrefix: string;
   /** Total bytes of screenshot images kept (`<dataDir>/screenshots.db`); the oldest go first. */
   readonly screenshotBudgetBytes: number;
+  /** How scope names are resolved: `system` (the system's DNS), `hosts:FILE` or `dns:ADDRESS:PORT` (names.ts). */
+  readonly resolver: string;
 }
 
 type Kind = 'string' | 'port' | 'int' | 'list' | 'level' | 'url';
@@ -55,6 +57,7 @@ const fields: Record<keyof CoordinatorConfig, FieldSpec> = {
   elasticsearchUrl: { kind: 'url', env: 'PORTBANDIT_ELASTICSEARCH_URL' },
   elasticsearchPrefix: { kind: 'string', env: 'PORTBANDIT_ELASTICSEARCH_PREFIX' },
   screenshotBudgetBytes: { kind: 'int', min: 0, max: 2 ** 40, env: 'PORTBANDIT_SCREENSHOT_BUDGET' },
+  resolver: { kind: 'string', env: 'PORTBANDIT_RESOLVER' },
 };
 
 /** Defaults, in one place. Loopback by default: exposing the API is an operator's decision. */
@@ -73,6 +76,7 @@ export const configDefaults: CoordinatorConfig = Object.freeze({
   elasticsearchUrl: '',
   elasticsearchPrefix: 'portbandit',
   screenshotBudgetBytes: 1024 * 1024 * 1024,
+  resolver: 'system',
 });
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

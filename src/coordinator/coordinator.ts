@@ -18,6 +18,9 @@ import { type ScopeLine, normalizeScopeLine } from './scope-file.js';
 import { checkSubmission } from './submission-checks.js';
 import { ScreenshotArchive, checkScreenshots, withScreenshots } from './screenshots.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
+import { allowedGroupsFor, checkGroups, mayScan, vantageGroup } from './groups.js';
+import { type RetentionRule, dropsAnything } from './retention.js';
+import { type NameEntry, type NameResolution, type NameResolver, asDnsName, resolveNameEntries } from './names.js';
 import { foldRound, knownOpenOf, visitOfLease } from './visit.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
@@ -34,6 +37,8 @@ export interface LeaseSession {
   readonly baselineScanId?: string;
   /** Older leases: the scan of the round before (read as `visitId`). */
   readonly priorScanId?: string;
+  /** The agent group (vantage point) the visit is scanned from; its later rounds stay in it. */
+  readonly group?: string;
 }
 
 /** A work item whose lease write was issued (not yet awaited). */
@@ -101,6 +106,22 @@ export class Coordinator {
   /** False only after a dequeue found the queue empty and nothing was enqueued since. */
   private queueMaybeNonEmpty = true;
   private readonly eventWaiters = new Set<() => void>();
+  /** Agent groups by agent id (the `agentGroups` documents), loaded with the agents. */
+  private readonly agentGroups = new Map<string, readonly string[]>();
+  /** Cycle addresses put into the queue for another group's agents, not yet leased (no second copy). */
+  private readonly deferredIps = new Set<string>();
+  /** Restrictions no registered agent can serve, already logged this cycle. */
+  private readonly unroutableLogged = new Set<string>();
+  /** Resolves the scope's DNS names; undefined: this process does not resolve (CLI on a data directory). */
+  private resolver: NameResolver | undefined;
+  /** Scope entries by name, and the addresses they resolved to last. */
+  private nameEntries: NameEntry[] = [];
+  private nameResolution: NameResolution | undefined;
+  /** Address items of the scope and blocklist (without the names' addresses). */
+  private addressItems: ScopeItem[] = [];
+  /** The cycle (number and start) whose end the names were last resolved at. */
+  private namesResolvedFor = '';
+  private resolvingNames: Promise<void> | undefined;
   /** True once `close()` started: long-lived streams end. */
   closing = false;
   readonly defaultPolicy: Policy;
@@ -128,8 +149,10 @@ export class Coordinator {
     metrics: CoordinatorMetrics,
     log: FastifyBaseLogger,
     now: () => number,
+    resolver?: NameResolver,
   ): Promise<Coordinator> {
     const c = new Coordinator(store, config, env, metrics, log, now);
+    c.resolver = resolver;
     const install = await store.getDocument<InstallDocument>('coordinator', 'install');
     if (install) c.seed = install.value.seed;
     else {
@@ -265,12 +288,15 @@ export class Coordinator {
     const version = await this.store.getScopeVersion();
     if (!force && version === this.scopeVersion) return false;
     const [scope, block] = await Promise.all([this.store.listScope('scope'), this.store.listScope('blocklist')]);
-    const items: ScopeItem[] = [
-      ...scope.entries.map((e) => ({ target: e.range, tags: e.tags, blocklist: false })),
-      ...block.entries.map((e) => ({ target: e.range, tags: e.tags, blocklist: true })),
+    // DNS names (scope only) are resolved apart; their addresses join the items (resolveNames).
+    const isName = (range: string) => asDnsName(range) === range;
+    this.addressItems = [
+      ...scope.entries.filter((e) => !isName(e.range)).map((e) => ({ target: e.range, tags: e.tags, blocklist: false })),
+      ...block.entries.filter((e) => !isName(e.range)).map((e) => ({ target: e.range, tags: e.tags, blocklist: true })),
     ];
-    this.space = AddressSpace.build(items);
-    this.items = items;
+    this.nameEntries = scope.entries.filter((e) => isName(e.range)).map((e) => ({ name: e.range, tags: e.tags }));
+    if (this.resolver && this.nameEntries.length > 0) await this.resolveNames();
+    else this.rebuildItems();
     this.scopeVersion = Math.max(scope.version, block.version, version);
     this.metrics.scopeAddresses.set(Number(this.space.size));
     // Not at open: the policies are loaded after the scope.
@@ -285,6 +311,7 @@ export class Coordinator {
 
   /** Add or update entries of the scope or blocklist. */
   async addScope(list: ScopeListName, lines: readonly ScopeLine[]): Promise<number> {
+    refuseNamesInBlocklist(list, lines);
     const version = await this.store.addScopeEntries(list, lines, this.now());
     await this.reloadScope(true);
     return version;
@@ -298,6 +325,7 @@ export class Coordinator {
   }
 
   async replaceScope(list: ScopeListName, lines: readonly ScopeLine[]): Promise<number> {
+    refuseNamesInBlocklist(list, lines);
     const version = await this.store.replaceScope(list, lines, this.now());
     await this.reloadScope(true);
     return version;
@@ -315,6 +343,58 @@ export class Coordinator {
     return seg ? { ip: normalizeIp(ip), tags: seg.tags } : undefined;
   }
 
+  // ------------------------------------------------------------------ targets by name
+
+  /** The scope items: address entries, blocklist, and one item per address a name resolved to. */
+  private rebuildItems(): void {
+    const named: ScopeItem[] = [];
+    for (const e of this.nameEntries) for (const ip of this.nameResolution?.addresses.get(e.name) ?? []) named.push({ target: ip, tags: e.tags, blocklist: false });
+    this.items = [...this.addressItems, ...named];
+    this.space = AddressSpace.build(this.items);
+  }
+
+  /** Resolve every name of the scope now (one resolution at a time) and rebuild the address space. */
+  private async resolveNames(): Promise<void> {
+    // One at a time; a caller that arrives during one resolves again (the names may have changed).
+    while (this.resolvingNames) await this.resolvingNames;
+    this.resolvingNames = (async () => {
+      try {
+        const resolver = this.resolver!;
+        this.nameResolution = await resolveNameEntries(this.nameEntries, resolver, this.nameResolution, (name, problem) => this.log.warn({ name, resolver: resolver.description }, `scope name ${name}: ${problem}`));
+        this.rebuildItems();
+        const count = [...this.nameResolution.addresses.values()].reduce((n, ips) => n + ips.length, 0);
+        this.log.info({ names: this.nameEntries.length, addresses: count, resolver: resolver.description }, 'scope names resolved');
+      } finally {
+        this.resolvingNames = undefined;
+      }
+    })();
+    return this.resolvingNames;
+  }
+
+  /**
+   * Names are resolved each cycle: when the walk is over and the next cycle may start (its
+   * period over), once per cycle number, so the next cycle's snapshot has fresh addresses.
+   */
+  private async resolveNamesIfDue(): Promise<void> {
+    if (!this.resolver || this.nameEntries.length === 0 || !this.cycle.atEnd) return;
+    // Start and size too: a cycle over an empty scope begins again under the same number.
+    const { cycle, startedAt, size } = this.cycle.progress();
+    const key = `${cycle}@${startedAt}/${size}`;
+    if (this.namesResolvedFor === key) {
+      // Another request is resolving for this boundary: the next cycle must not begin before it is done.
+      if (this.resolvingNames) await this.resolvingNames;
+      return;
+    }
+    if ((this.nextCycleAt() ?? 0) > this.now()) return;
+    this.namesResolvedFor = key;
+    await this.resolveNames();
+  }
+
+  /** The scope names an address resolved to (last resolution), if any. */
+  namesOf(ip: string): readonly string[] | undefined {
+    return this.nameResolution?.namesByIp.get(ip);
+  }
+
   // ------------------------------------------------------------------ cycle
 
   progress(): CycleProgress {
@@ -323,6 +403,7 @@ export class Coordinator {
 
   /** Abandon the current cycle and start the next over the current scope. */
   async restartCycle(): Promise<CycleProgress> {
+    if (this.resolver && this.nameEntries.length > 0) await this.resolveNames();
     this.cycle.restart(this.items, this.now());
     await this.persistCycle();
     return this.cycle.progress();
@@ -338,7 +419,9 @@ export class Coordinator {
     const items = ips.map((ip, i) => {
       const hit = this.lookup(ip);
       if (!hit) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, { where: `ips[${i}]` });
-      return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now };
+      // Reserved to the host's agent groups at once (no detour through an agent that may not take it).
+      const groups = this.groupsInUse() ? this.allowedGroups(hit.tags) : undefined;
+      return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now, ...(groups !== undefined ? { groups: [...groups] } : {}) };
     });
     const queued = await this.store.enqueueWork(items);
     // Only once committed: a getwork of the meantime may have seen the queue empty.
@@ -397,23 +480,46 @@ export class Coordinator {
     return policyKeyFor(tags, (k) => this.policies.has(k));
   }
 
+  // ------------------------------------------------------------------ retention
+
+  /** The retention rule of a visit with these tags: its policy's, else the default policy's (undefined: keep all). */
+  retentionRuleFor(tags: readonly string[]): RetentionRule | undefined {
+    return this.policies.get(this.policyKey(tags))?.retention ?? this.policies.get(DEFAULT_POLICY_KEY)?.retention;
+  }
+
+  /** True when some policy has a retention rule that can drop a visit. */
+  anyRetentionRule(): boolean {
+    for (const p of this.policies.values()) if (dropsAnything(p.retention)) return true;
+    return false;
+  }
+
+  /** The policy key of a host with these tags (its first tag that has a policy, else ""). */
+  policyKeyOf(tags: readonly string[]): string {
+    return this.policyKey(tags);
+  }
+
   // ------------------------------------------------------------------ agents and tokens
 
   private async refreshAgents(): Promise<void> {
     this.agentsByHash.clear();
     this.agentsByToken.clear();
     for (const a of await this.store.listAgents()) this.agentsByHash.set(a.tokenHash, a);
+    this.agentGroups.clear();
+    for (const doc of await this.store.listDocuments<{ groups: string[] }>('agentGroups')) this.agentGroups.set(doc.key, doc.value.groups);
   }
 
   /** Register an agent; returns the token (shown once, stored only as a hash). */
-  async createAgent(name: string): Promise<{ agent: Agent; token: string }> {
+  async createAgent(name: string, groups: readonly string[] = []): Promise<{ agent: Agent; token: string }> {
+    const checked = checkGroups(groups, 'groups');
     const token = generateToken('agent');
     const agent = await this.store.createAgent({ id: generateId('agent'), name, tokenHash: hashToken(token), createdAt: this.now() });
     this.agentsByHash.set(agent.tokenHash, agent);
+    if (checked.length > 0) await this.setAgentGroups(agent.id, checked);
     return { agent, token };
   }
 
   async deleteAgent(id: string): Promise<boolean> {
+    await this.store.deleteDocument('agentGroups', id);
     const existed = await this.store.deleteAgent(id);
     await this.refreshAgents();
     return existed;
@@ -442,13 +548,14 @@ export class Coordinator {
   }
 
   /** The agent registry with live figures: in flight, results in the last hour. */
-  async listAgents(): Promise<Array<Agent & { inFlight: number; resultsLastHour: number }>> {
+  async listAgents(): Promise<Array<Agent & { groups: string[]; inFlight: number; resultsLastHour: number }>> {
     await this.flushActivity();
     const now = this.now();
     const agents = await this.store.listAgents();
     return Promise.all(
       agents.map(async (a) => ({
         ...a,
+        groups: [...this.groupsOf(a.id)],
         inFlight: await this.store.countLeases({ agentId: a.id }),
         resultsLastHour: (this.recentResults.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
       })),
@@ -505,6 +612,62 @@ export class Coordinator {
     return (await this.store.findAdminTokenByHash(hashToken(token))) !== undefined;
   }
 
+  // ------------------------------------------------------------------ agent groups
+
+  /** An agent's groups (vantage points), sorted; empty when it has none. */
+  groupsOf(agentId: string): readonly string[] {
+    return this.agentGroups.get(agentId) ?? [];
+  }
+
+  /** Replace an agent's groups (an empty list removes them). `PB_ERR_NOT_FOUND` for an unknown agent. */
+  async setAgentGroups(agentId: string, groups: readonly string[]): Promise<string[]> {
+    const checked = checkGroups(groups, 'groups');
+    if (!(await this.store.getAgent(agentId))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id ${agentId}`, { where: 'agent' });
+    if (checked.length === 0) {
+      await this.store.deleteDocument('agentGroups', agentId);
+      this.agentGroups.delete(agentId);
+    } else {
+      await this.store.putDocument('agentGroups', agentId, { groups: checked }, { at: this.now() });
+      this.agentGroups.set(agentId, checked);
+    }
+    return checked;
+  }
+
+  /** True when some policy names groups: only then is work routed by group. */
+  private groupsInUse(): boolean {
+    for (const p of this.policies.values()) if (p.groups !== undefined) return true;
+    return false;
+  }
+
+  /** The groups allowed to scan a host with these tags (undefined: any agent); see groups.ts for the rule. */
+  allowedGroups(tags: readonly string[]): readonly string[] | undefined {
+    return allowedGroupsFor(tags, (t) => this.policies.get(t)?.groups, this.policies.get(DEFAULT_POLICY_KEY)?.groups);
+  }
+
+  /** True when some registered agent belongs to one of `allowed`. */
+  private routable(allowed: readonly string[]): boolean {
+    for (const groups of this.agentGroups.values()) if (groups.some((g) => allowed.includes(g))) return true;
+    return false;
+  }
+
+  /**
+   * A cycle address the asking agent may not scan: queued for an agent of its groups (once per
+   * address until leased), or skipped this cycle when no registered agent belongs to them.
+   */
+  private deferCycleAddress(ip: string, tags: readonly string[], cycle: number, allowed: readonly string[], out: QueuedWorkInput[]): void {
+    if (allowed.length === 0 || !this.routable(allowed)) {
+      const key = `${allowed.join(',')}|${tags.join(',')}`;
+      if (!this.unroutableLogged.has(key)) {
+        this.unroutableLogged.add(key);
+        this.log.warn({ tags, groups: allowed, cycle }, allowed.length === 0 ? "hosts whose tags' policies name no common agent group are not scanned" : 'no registered agent belongs to the groups allowed for these hosts: skipped this cycle');
+      }
+      return;
+    }
+    if (this.deferredIps.has(ip)) return;
+    this.deferredIps.add(ip);
+    out.push({ ip, tags: [...tags], reason: 'cycle', enqueuedAt: this.now(), cycle, groups: [...allowed] });
+  }
+
   // ------------------------------------------------------------------ work
 
   /** The next work item for an agent, or null when there is nothing to do right now. */
@@ -524,31 +687,52 @@ export class Coordinator {
     this.touch(agent.id, version, undefined);
     const issued: Leased[] = [];
     const pending: QueuedWork[] = [];
+    // Agent groups: with a policy naming groups, work goes only to agents of its groups; work
+    // for other groups is queued for them (`deferred`, written with this batch's leases).
+    const routing = this.groupsInUse();
+    const agentGroups = this.groupsOf(agent.id);
+    const deferred: QueuedWorkInput[] = [];
+    let queueDry = false;
     let fromCycle = 0;
     let misses = 0;
     // Every dequeued item is served (it left the queue), whatever the misses.
     while (issued.length < max && (pending.length > 0 || misses < MAX_ATTEMPTS)) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
       // every enqueue goes through this process, and each sweep re-arms the check).
-      if (pending.length === 0 && this.queueMaybeNonEmpty) {
-        pending.push(...(await this.store.dequeueWork(max - issued.length)));
-        if (pending.length === 0) this.queueMaybeNonEmpty = false;
+      if (pending.length === 0 && this.queueMaybeNonEmpty && !queueDry) {
+        if (routing) {
+          // Items of other groups may remain: the queue is not known empty, only dry for this batch.
+          pending.push(...(await this.store.dequeueWorkFor(max - issued.length, agentGroups)));
+          if (pending.length === 0) queueDry = true;
+        } else {
+          pending.push(...(await this.store.dequeueWork(max - issued.length)));
+          if (pending.length === 0) this.queueMaybeNonEmpty = false;
+        }
       }
       const queued = pending.shift();
       let leased: Leased | null;
-      if (queued) leased = await this.leaseQueued(agent, queued);
+      if (queued) leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
       else {
         // The next address would open a new cycle: its addresses wait for the next request.
         if (fromCycle > 0 && this.cycle.atEnd) break;
+        if (this.cycle.atEnd) await this.resolveNamesIfDue();
         const period = this.periodSeconds();
         const addr = this.cycle.next(this.space, this.items, this.now(), period !== undefined ? period * 1000 : 0);
         if (!addr) break;
         if (addr.cycle !== this.cycleScansOf) {
           this.cycleScans.clear();
           this.cycleHanded.clear();
+          this.unroutableLogged.clear();
           this.cycleScansOf = addr.cycle;
         }
-        leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle);
+        const allowed = routing ? this.allowedGroups(addr.tags) : undefined;
+        if (!mayScan(agentGroups, allowed)) {
+          this.deferCycleAddress(addr.ip, addr.tags, addr.cycle, allowed!, deferred);
+          fromCycle++;
+          misses++;
+          continue;
+        }
+        leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle, vantageGroup(agentGroups, allowed));
         if (leased) {
           fromCycle++;
           for (const t of addr.tags.length > 0 ? addr.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
@@ -557,7 +741,17 @@ export class Coordinator {
       if (leased) issued.push(leased);
       else misses++;
     }
+    const deferring = deferred.length > 0 ? this.store.enqueueWork(deferred) : undefined;
     const outcomes = await Promise.allSettled(issued.map((l) => l.written));
+    if (deferring) {
+      try {
+        await deferring;
+        this.queueMaybeNonEmpty = true;
+      } catch (error) {
+        for (const d of deferred) this.deferredIps.delete(d.ip);
+        this.log.error({ err: error, addresses: deferred.length }, "addresses for other agent groups could not be queued; they wait for the next cycle");
+      }
+    }
     const items: WorkItem[] = [];
     const failed: Array<{ ip: string; error: unknown }> = [];
     outcomes.forEach((outcome, i) => {
@@ -575,22 +769,47 @@ export class Coordinator {
     return items;
   }
 
-  private async leaseQueued(agent: Agent, queued: QueuedWork): Promise<Leased | null> {
+  private async leaseQueued(agent: Agent, queued: QueuedWork, routing: boolean, agentGroups: readonly string[], deferred: QueuedWorkInput[]): Promise<Leased | null> {
     const hit = this.lookup(queued.ip);
     if (!hit) {
+      this.deferredIps.delete(queued.ip);
       this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
       return null;
     }
-    const cycle = queued.cycle ?? this.cycle.number;
-    if (queued.ports && queued.session) {
-      return this.lease(agent, hit.ip, hit.tags, [...queued.ports], queued.session as LeaseSession, queued.round ?? 0, queued.reason, cycle);
+    const session = queued.ports && queued.session ? (queued.session as LeaseSession) : undefined;
+    let allowed: readonly string[] | undefined;
+    if (routing) {
+      // Checked again here: the policies may have changed since the item was queued, and an
+      // expired lease comes back without `groups` (its session names the visit's group).
+      allowed = this.allowedGroups(hit.tags);
+      if (session?.group !== undefined && (allowed === undefined || allowed.includes(session.group))) allowed = [session.group];
+      if (!mayScan(agentGroups, allowed)) {
+        if (allowed!.length === 0) {
+          this.deferredIps.delete(queued.ip);
+          this.log.warn({ ip: queued.ip, tags: hit.tags, reason: queued.reason }, "queued target's tags name no common agent group; dropped");
+        } else {
+          const { id: _id, ...rest } = queued;
+          deferred.push({ ...rest, groups: [...allowed!] });
+        }
+        return null;
+      }
     }
-    return this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle);
+    this.deferredIps.delete(queued.ip);
+    const cycle = queued.cycle ?? this.cycle.number;
+    if (session) {
+      return this.lease(agent, hit.ip, hit.tags, [...queued.ports!], session, queued.round ?? 0, queued.reason, cycle);
+    }
+    const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
+    // A cycle address queued for another agent group counts as handed out by the cycle when leased.
+    if (leased && queued.reason === 'cycle' && cycle === this.cycleScansOf) {
+      for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
+    }
+    return leased;
   }
 
-  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number): Promise<Leased | null> {
+  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number, group?: string): Promise<Leased | null> {
     const key = this.policyKey(tags);
-    const latest = await this.latestAnsweredScan(ip);
+    const latest = group !== undefined ? await this.latestAnsweredScanFrom(ip, group) : await this.latestAnsweredScan(ip);
     const { family, value } = parseAddress(ip);
     const previousOpen = latest ? knownOpenOf(latest) : [];
     const host: HostContext = {
@@ -613,6 +832,7 @@ export class Coordinator {
       previousOpen,
       previousEpoch: host.previousEpoch,
       ...(latest ? { baselineScanId: latest.scanId } : {}),
+      ...(group !== undefined ? { group } : {}),
     };
     return this.lease(agent, ip, tags, ports, blob, 0, reason, cycle);
   }
@@ -748,7 +968,7 @@ export class Coordinator {
     // the other after a crash).
     const next = this.advanceSession(lease, session, hit.tags, input, scan, open, unknown);
     const ingested = await this.store.ingestScan({
-      scan,
+      scan: this.annotateVisit(scan, session),
       events,
       leaseId: lease.id,
       ...(prior ? { replace: true } : {}),
@@ -767,6 +987,26 @@ export class Coordinator {
     if (next.followUp) this.queueMaybeNonEmpty = true;
     else if (next.learn) this.learner.add(next.learn.key, next.learn.result, this.now());
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };
+  }
+
+  /** What a visit records besides its rounds: its vantage group, the scope names of its address. */
+  private annotateVisit(scan: ScanDocument, session: LeaseSession): ScanDocument {
+    const names = this.namesOf(scan.ip);
+    if (session.group === undefined && names === undefined) return scan;
+    return { ...scan, ...(session.group !== undefined ? { group: session.group } : {}), ...(names !== undefined ? { names: [...names] } : {}) };
+  }
+
+  /**
+   * Per vantage point: the host's latest answered visit from agent group `group`, so a host seen
+   * from two groups (inside and outside a firewall) compares each visit with what the same group
+   * saw last, not with the other side; the latest answered visit of any group when this group
+   * has none among the recent ones.
+   */
+  private async latestAnsweredScanFrom(ip: string, group: string): Promise<ScanDocument | undefined> {
+    const latest = await this.store.getLatestScan(ip);
+    if (!latest || (latest.group === group && latest.host?.status !== 'down')) return latest;
+    const recent = await this.store.hostHistory(ip, { limit: 50 });
+    return recent.items.find((s) => s.group === group && s.host?.status !== 'down') ?? recent.items.find((s) => s.host?.status !== 'down');
   }
 
   /**
@@ -818,7 +1058,18 @@ export class Coordinator {
       const { priorScanId: _old, ...rest } = session;
       const blob: LeaseSession = { ...rest, state: hs.toJSON(), visitId: scan.scanId };
       return {
-        followUp: { ip: lease.ip, tags: [...tags], reason: 'followup', enqueuedAt: this.now(), ports: next, session: blob, round: lease.round + 1, ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}) },
+        followUp: {
+          ip: lease.ip,
+          tags: [...tags],
+          reason: 'followup',
+          enqueuedAt: this.now(),
+          ports: next,
+          session: blob,
+          round: lease.round + 1,
+          ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}),
+          // The visit's later rounds are scanned from the same vantage point.
+          ...(session.group !== undefined ? { groups: [session.group] } : {}),
+        },
       };
     }
     return { learn: { key, result: hs.result() } };
@@ -849,6 +1100,7 @@ export class Coordinator {
         this.log.info({ expired }, 'expired leases went back to the queue');
       }
       await this.reloadScope();
+      await this.resolveNamesIfDue();
       await this.reloadPolicies();
       await this.persistCycle();
       // One store write per active agent: every 10 s is plenty for "last seen" (1,000 agents
@@ -959,6 +1211,13 @@ export function rangesOfSorted(ports: readonly number[]): string {
     i = j + 1;
   }
   return out;
+}
+
+/** The blocklist holds addresses only: a name there would block whatever DNS says today. */
+function refuseNamesInBlocklist(list: ScopeListName, lines: readonly ScopeLine[]): void {
+  if (list !== 'blocklist') return;
+  const i = lines.findIndex((l) => asDnsName(l.range) === l.range);
+  if (i >= 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `the blocklist takes addresses, CIDRs and ranges, not DNS names (${lines[i]!.range})`, { where: `entries[${i}]` });
 }
 
 /** Canonical text of an address (as the store keeps it). */

@@ -80,7 +80,9 @@ export function formatNmapXml(scan: ScanDocument): string {
   const tcp = scan.ports.filter((p) => (p.protocol ?? 'tcp') === 'tcp');
   const unreported = Math.max(0, probed.size - tcp.length - unknown);
   const down = scan.host?.status === 'down';
-  const hostnames = Array.isArray(scan.host?.hostnames) ? (scan.host.hostnames as unknown[]).filter((n): n is string => typeof n === 'string') : [];
+  const reported = Array.isArray(scan.host?.hostnames) ? (scan.host.hostnames as unknown[]).filter((n): n is string => typeof n === 'string') : [];
+  // The scope names the address was targeted by (issue 14.7) are hostnames too.
+  const hostnames = [...new Set([...reported, ...(scan.names ?? [])])];
   const args = `portbandit export nmap --host ${scan.ip} --scan ${scan.scanId}`;
   const start = seconds(scan.startedAt);
   const end = seconds(scan.finishedAt);

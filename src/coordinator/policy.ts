@@ -1,4 +1,6 @@
 import { PortbanditError } from '../core/errors.js';
+import { checkGroups } from './groups.js';
+import { type RetentionRule, checkRetention, retentionSchema } from './retention.js';
 import { isStrategyName } from '../../strategies/registry.js';
 import { createStrategy, type StrategySpec } from '../../strategies/build.js';
 import type { StrategyEnv } from '../../strategies/types.js';
@@ -26,6 +28,10 @@ export interface Policy extends StrategySpec {
   readonly exclude: readonly number[];
   readonly pseudoThreshold?: number;
   readonly scan: ScanOptions;
+  /** Agent groups allowed to scan this tag's hosts (absent: any agent). See groups.ts. */
+  readonly groups?: readonly string[];
+  /** History retention of the tag's visits (absent: the default policy's; `{}` keeps all). See retention.ts. */
+  readonly retention?: RetentionRule;
 }
 
 /** The key of the default policy, which covers hosts none of whose tags has a policy. */
@@ -100,6 +106,10 @@ export const policySchema = {
     mustHave: { type: 'array', maxItems: 65535, items: { type: 'integer', minimum: 1, maximum: 65535 } },
     exclude: { type: 'array', maxItems: 65535, items: { type: 'integer', minimum: 1, maximum: 65535 } },
     pseudoThreshold: { type: 'integer', minimum: 1 },
+    // null or absent: any agent may scan the tag
+    groups: { type: ['array', 'null'], minItems: 1, maxItems: 64, items: { type: 'string', maxLength: 64 } },
+    // null or absent: the default policy's retention applies
+    retention: { anyOf: [retentionSchema, { type: 'null' }] },
     scan: {
       type: 'object',
       additionalProperties: false,
@@ -128,6 +138,10 @@ export interface PolicyInput {
   exclude?: number[];
   pseudoThreshold?: number;
   scan?: Partial<ScanOptions>;
+  /** Agent groups allowed to scan the tag (not inherited from the default policy); null = any. */
+  groups?: string[] | null;
+  /** History retention (not inherited: a tag without one follows the default policy's); null removes it. */
+  retention?: RetentionRule | null;
 }
 
 /**
@@ -164,6 +178,8 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
     exclude: [...(input.exclude ?? [])],
     ...(input.pseudoThreshold !== undefined ? { pseudoThreshold: input.pseudoThreshold } : {}),
     scan,
+    ...policyGroups(input.groups, `${where}.groups`),
+    ...(input.retention !== undefined && input.retention !== null ? { retention: checkRetention(input.retention, `${where}.retention`) } : {}),
   };
   try {
     createStrategy(policy, env);
@@ -172,6 +188,13 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
     throw error;
   }
   return policy;
+}
+
+/** The `groups` field of a resolved policy: absent for none, refused when empty. */
+function policyGroups(groups: readonly string[] | null | undefined, where: string): { groups?: readonly string[] } {
+  if (groups === undefined || groups === null) return {};
+  if (groups.length === 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'name at least one agent group, or null for any agent', { where });
+  return { groups: checkGroups(groups, where) };
 }
 
 /**

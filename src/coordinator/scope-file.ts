@@ -1,5 +1,6 @@
 import { PortbanditError } from '../core/errors.js';
 import { formatRange, parseTargetSpec } from './address.js';
+import { asDnsName } from './names.js';
 
 /** One scope line after parsing: the normalised range text and its tags. */
 export interface ScopeLine {
@@ -24,10 +25,21 @@ export function normalizeRange(spec: string, where: string): string {
   return formatRange(parseTargetSpec(spec, where));
 }
 
-/** Normalise one scope entry (range + tags, tags de-duplicated and sorted). */
+/** Normalise one scope entry (range or DNS name + tags, tags de-duplicated and sorted). */
 export function normalizeScopeLine(range: string, tags: readonly string[], where: string): ScopeLine {
   const clean = [...new Set(tags.map((t, i) => checkTag(t, `${where}.tags[${i}]`)))].sort();
-  return { range: normalizeRange(range, where), tags: clean };
+  return { range: normalizeTarget(range, where), tags: clean };
+}
+
+/** An address, CIDR or range in canonical text, else a DNS name in lower case (names.ts), else the address error. */
+function normalizeTarget(spec: string, where: string): string {
+  try {
+    return normalizeRange(spec, where);
+  } catch (error) {
+    const name = asDnsName(spec);
+    if (name !== undefined) return name;
+    throw error;
+  }
 }
 
 /**

@@ -52,6 +52,9 @@ export interface ElasticsearchStoreOptions {
 
 /** Bounded retries for optimistic-concurrency loops (read, compare, write if unchanged). */
 const MAX_RETRIES = 20;
+/** Queue items `dequeueWorkFor` looks at per call. */
+const QUEUE_SCAN_WINDOW = 1000;
+
 /** Largest listing fetched in one search (scope entries, agents, leases). */
 const MAX_LISTING = 10_000;
 
@@ -74,6 +77,8 @@ const SCAN_MAPPINGS = {
     script: keyword,
     tag: keyword,
     agent: keyword,
+    group: keyword,
+    name: keyword,
     words: keyword,
     openPortCount: { type: 'integer' },
     screenshot: keyword,
@@ -81,8 +86,8 @@ const SCAN_MAPPINGS = {
   },
 } as const;
 
-/** Scan fields added after the first release: put into existing indices' mappings on open. */
-const ADDED_SCAN_FIELDS = { screenshot: keyword } as const;
+/** Scan fields added after the first release: put into the mapping of existing indices at open. */
+const ADDED_SCAN_FIELDS = { screenshot: keyword, group: keyword, name: keyword } as const;
 
 const EVENT_MAPPINGS = { dynamic: 'strict', properties: { seq: long, doc: opaque } } as const;
 
@@ -178,7 +183,7 @@ class ElasticsearchStore implements Store {
       ];
       for (const [index, mappings] of wanted) {
         if (await this.client.indices.exists({ index })) {
-          // Indices made before a field existed (`screenshot`) get it added; adding is all ES allows.
+          // Indices made by an older version lack fields added since (`screenshot`, `group`, `name`); adding is all ES allows.
           if (mappings === SCAN_MAPPINGS) await this.client.indices.putMapping({ index, properties: ADDED_SCAN_FIELDS });
           continue;
         }
@@ -610,6 +615,51 @@ class ElasticsearchStore implements Store {
     return this.run('removing queued work', () => this.deleteIf(this.index.kv, encodeId('queue', id)));
   }
 
+  // ------------------------------------------------------------------ work routed by agent group
+  /**
+   * `dequeueWork` for an agent of `groups`. The queue body is not indexed, so the head of the
+   * queue (up to 1,000 items) is read and filtered here; items reserved to other groups further
+   * back wait for a later call.
+   */
+  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]> {
+    return this.run('dequeueing work for a group', async () => {
+      const want = resolveLimit(limit, limit);
+      const hits = await this.searchKv([{ term: { kind: 'queue' } }], [{ seq: 'asc' }], QUEUE_SCAN_WINDOW);
+      const taken: QueuedWork[] = [];
+      for (const hit of hits) {
+        if (taken.length >= want) break;
+        const item = hit.source.body as QueuedWork;
+        if (item.groups !== undefined && !item.groups.some((g) => groups.includes(g))) continue;
+        if (await this.deleteIf(this.index.kv, hit.id, hit)) taken.push(item);
+      }
+      return taken;
+    });
+  }
+
+  // ------------------------------------------------------------------ history retention
+  /**
+   * Deletes the history documents one by one (Elasticsearch has no multi-document transaction):
+   * a failure part-way leaves the ids before it deleted, which a retention pass simply redoes.
+   */
+  deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }> {
+    return this.run('deleting history', async () => {
+      let deleted = 0;
+      let refusedLatest = 0;
+      for (const id of scanIds) {
+        const docId = encodeId('scan', id);
+        const stored = await this.getVersioned<ScanSource>(this.index.scans, docId);
+        if (!stored) continue;
+        const latest = await this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', stored.source.ip));
+        if (latest?.source.scanId === id) {
+          refusedLatest++;
+          continue;
+        }
+        if (await this.deleteIf(this.index.scans, docId, stored)) deleted++;
+      }
+      return { deleted, refusedLatest };
+    });
+  }
+
   // ------------------------------------------------------------------ scans
   ingestScan(input: IngestInput): Promise<IngestResult> {
     return this.run('ingesting a scan', async () => {
@@ -856,6 +906,8 @@ interface ScanSource {
   script: string[];
   tag: string[];
   agent: string[];
+  group: string[];
+  name: string[];
   words: string[];
   openPortCount: number;
   screenshot?: 'true';

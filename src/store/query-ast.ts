@@ -10,7 +10,7 @@ import type { EventKind } from './types.js';
  * - `port`, `service`, `product`, `version`, `cpe`, `script` match a scan when ANY of its ports
  *   with state `open` matches (they are independent: `port:22 service:http` is true for a host
  *   with ssh on 22 and http on 80). String comparisons are exact and case-insensitive.
- * - `tag` and `agent` match the scan's tags / agent id exactly (case-insensitive).
+ * - `tag`, `agent`, `group` and `name` match the scan's tags / agent id / vantage group / scope DNS names exactly (case-insensitive).
  * - `ip` matches an address exactly or a CIDR block (IPv4 or IPv6).
  * - `ctime` compares the scan's `finishedAt` (ms since the Unix epoch).
  * - `screenshot:true` matches a scan with at least one web screenshot (its `screenshots` metadata).
@@ -45,7 +45,7 @@ export interface PortNode {
   readonly port: number;
 }
 
-export type TermField = 'service' | 'product' | 'version' | 'cpe' | 'script' | 'tag' | 'agent';
+export type TermField = 'service' | 'product' | 'version' | 'cpe' | 'script' | 'tag' | 'agent' | 'group' | 'name';
 
 /** Exact, case-insensitive match of a string field. */
 export interface TermNode {
@@ -94,7 +94,7 @@ export interface ScreenshotNode {
   readonly type: 'screenshot';
 }
 
-export const TERM_FIELDS: readonly TermField[] = ['service', 'product', 'version', 'cpe', 'script', 'tag', 'agent'];
+export const TERM_FIELDS: readonly TermField[] = ['service', 'product', 'version', 'cpe', 'script', 'tag', 'agent', 'group', 'name'];
 
 /** Split text into lower-case words (runs of letters and digits), the unit free-text search matches. */
 export function tokenizeText(text: string): string[] {

@@ -15,7 +15,7 @@ import { EVENT_KINDS, type EventKind } from './types.js';
  *   primary := "(" or ")" | FIELD ":" value | value      (a bare value is free text)
  *   value   := bareword | '"' chars with \" and \\ escapes '"'
  *
- * Fields: port, service, product, version, cpe, script, tag, agent, ip, ctime, screenshot (true|false).
+ * Fields: port, service, product, version, cpe, script, tag, agent, group, name, ip, ctime, screenshot (true|false).
  * ctime values: DATE, >DATE, >=DATE, <DATE, <=DATE, DATE..DATE (half-open); DATE is
  * YYYY-MM-DD (UTC midnight) or an ISO instant such as 2026-11-01T12:30:00Z. A bare DATE means
  * that whole UTC day.

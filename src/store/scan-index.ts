@@ -27,6 +27,8 @@ export function indexScan(scan: ScanDocument): ScanIndexFields {
     script: new Set(),
     tag: new Set(scan.tags.map((tag) => tag.toLowerCase())),
     agent: new Set([scan.agentId.toLowerCase()]),
+    group: new Set(scan.group !== undefined ? [scan.group.toLowerCase()] : []),
+    name: new Set((scan.names ?? []).map((n) => n.toLowerCase())),
   };
   const words = new Set<string>();
   const addWords = (text: string | undefined): void => {

@@ -457,6 +457,58 @@ class SqliteStore implements Store {
     return this.run('removing queued work', () => /^\d+$/u.test(id) && this.stmt.queueDelete.run(Number(id)).changes > 0);
   }
 
+  // ------------------------------------------------------------------ work routed by agent group
+  private queueForGroups: Database.Statement | undefined;
+
+  /** `dequeueWork` for an agent of `groups`: skips items reserved to other groups (a scan of the queue, which stays small). */
+  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]> {
+    const wanted = JSON.stringify([...groups]);
+    return this.run('dequeueing work for a group', () =>
+      this.db.transaction(() => {
+        this.queueForGroups ??= this.db.prepare(
+          `SELECT seq, doc FROM work_queue
+           WHERE json_type(doc, '$.groups') IS NULL
+              OR EXISTS (SELECT 1 FROM json_each(doc, '$.groups') g WHERE g.value IN (SELECT value FROM json_each(?)))
+           ORDER BY seq LIMIT ?`,
+        );
+        const rows = this.queueForGroups.all(wanted, resolveLimit(limit, limit)) as Row[];
+        for (const row of rows) this.stmt.queueDelete.run(row.seq);
+        return rows.map(toQueued);
+      }).immediate(),
+    );
+  }
+
+  // ------------------------------------------------------------------ history retention
+  private retentionStmts: { isLatest: Database.Statement; deleteScan: Database.Statement } | undefined;
+
+  /** One transaction: the history rows and their scan_terms; a host's latest row is refused. */
+  deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }> {
+    // Writes still waiting for the group commit go first: an ingest of the same turn is seen.
+    this.flushWrites(true);
+    return this.run('deleting history', () => {
+      this.retentionStmts ??= {
+        isLatest: this.db.prepare('SELECT 1 FROM latest WHERE scan_row = ?'),
+        deleteScan: this.db.prepare('DELETE FROM scans WHERE row = ?'),
+      };
+      const stmts = this.retentionStmts;
+      return this.db.transaction(() => {
+        let deleted = 0;
+        let refusedLatest = 0;
+        for (const id of scanIds) {
+          const row = (this.stmt.scanRow.get(id) as Row | undefined)?.row as number | undefined;
+          if (row === undefined) continue;
+          if (stmts.isLatest.get(row) !== undefined) {
+            refusedLatest++;
+            continue;
+          }
+          this.stmt.scanTermsClear.run(row);
+          deleted += stmts.deleteScan.run(row).changes;
+        }
+        return { deleted, refusedLatest };
+      }).immediate();
+    });
+  }
+
   // ------------------------------------------------------------------ scans
   ingestScan(input: IngestInput): Promise<IngestResult> {
     return this.batched('ingesting a scan', () => this.ingestOne(input));

@@ -48,7 +48,8 @@ export interface Store {
    * (`policies`, key = tag, `""` for the default policy), strategy states (`strategyStates`,
    * key chosen by the coordinator, e.g. `${tag}/${strategyName}`), coordinator state
    * (`coordinator`: cycle position, seed, counters) and alerting (`alertRules`, key = rule name;
-   * `alertDeadLetters`, key = `${rule}/${eventId}`). Undefined when absent.
+   * `alertDeadLetters`, key = `${rule}/${eventId}`) and agents' groups (`agentGroups`, key =
+   * agent id, value `{ groups: string[] }`). Undefined when absent.
    */
   getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined>;
   /**
@@ -122,6 +123,14 @@ export interface Store {
   /** Remove one queued item by id; true when it existed. */
   removeQueuedWork(id: string): Promise<boolean>;
 
+  // ---------------------------------------------------------------- work routed by agent group
+  /**
+   * Like `dequeueWork`, for an agent of `groups`: atomically remove and return up to `limit`
+   * items, head first, that such an agent may take — items without `groups`, and items whose
+   * `groups` share one with `groups`. Other items stay queued in place.
+   */
+  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]>;
+
   // ---------------------------------------------------------------- scans
   /**
    * Ingest a scan (one host visit) atomically: store it in history, update latest-per-host when
@@ -148,6 +157,14 @@ export interface Store {
   count(query: QueryNode | undefined, options?: { view?: SearchView }): Promise<number>;
   /** History in time order (finishedAt asc, scanId asc), in batches: for the replay export. */
   exportHistory(options?: { since?: number; until?: number; batchSize?: number }): AsyncIterable<ScanDocument>;
+
+  // ---------------------------------------------------------------- history retention
+  /**
+   * Delete visits from history by scanId (retention), with their search facets, atomically per
+   * call. A scan that is its host's latest is never deleted (counted in `refusedLatest`);
+   * unknown ids are ignored. Events are not touched: the caller keeps the scans they reference.
+   */
+  deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }>;
 
   // ---------------------------------------------------------------- events
   /** Append events outside an ingest (normally they come with `ingestScan`). */
@@ -190,7 +207,7 @@ export interface ScopeListing {
   readonly entries: ScopeEntry[];
 }
 
-export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters' | 'auditLog';
+export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters' | 'auditLog' | 'agentGroups';
 
 export interface StoredDocument<T = unknown> {
   readonly key: string;
@@ -259,6 +276,8 @@ export interface QueuedWorkInput {
   readonly session?: unknown;
   readonly round?: number;
   readonly cycle?: number;
+  /** Only agents of one of these groups may take the item (`dequeueWorkFor`); absent = any agent. */
+  readonly groups?: readonly string[];
 }
 
 export interface QueuedWork extends QueuedWorkInput {
@@ -324,6 +343,10 @@ export interface ScanDocument {
   readonly timings: Readonly<Record<string, number>>;
   /** Host-level extras (hostname, OS guess, ...). */
   readonly host?: Readonly<Record<string, unknown>>;
+  /** The agent group (vantage point) the visit was scanned from, when the agent has groups. */
+  readonly group?: string;
+  /** The scope's DNS names that resolved to this address when the visit was stored (searchable as `name:`). */
+  readonly names?: readonly string[];
   /**
    * Web services rendered in this visit (agent `--screenshots`), by port. The images live apart
    * (the screenshot store, `<data>/screenshots.db`); `screenshot:true` searches this field.

@@ -19,6 +19,29 @@ describe('the audit log of admin API changes (real SQLite file)', () => {
     return res.json();
   }
 
+  it('audits agent groups set at creation and edited, and a retention pass run by an admin', async () => {
+    data = tempDataDir();
+    const clock = manualClock();
+    app = await openApp(data.dir, clock.now);
+    const { admin } = await tokens(app);
+    const made = await app.inject({ method: 'POST', url: '/api/v1/admin/agents', headers: bearer(admin), payload: { name: 'inside', groups: ['internal'] } });
+    expect(made.statusCode).toBe(200);
+    const id = made.json<{ id: string; groups: string[] }>().id;
+    expect(made.json<{ groups: string[] }>().groups).toEqual(['internal']);
+    clock.advance(1000);
+    const edited = await app.inject({ method: 'PUT', url: `/api/v1/admin/agents/${id}/groups`, headers: bearer(admin), payload: { groups: ['external', 'internal'] } });
+    expect(edited.statusCode).toBe(200);
+    clock.advance(1000);
+    const run = await app.inject({ method: 'POST', url: '/api/v1/admin/retention/run', headers: bearer(admin) });
+    expect(run.statusCode).toBe(200);
+    const log = await audit(admin);
+    expect(log.items.map((e) => e.action)).toEqual(['retention.run', 'agent.groups', 'agent.create']);
+    expect(log.items[2]!.summary).toContain('group(s) internal');
+    expect(log.items[1]).toMatchObject({ target: id });
+    expect(log.items[1]!.summary).toContain('external,internal');
+    expect(log.items[0]!.summary).toMatch(/^retention pass: 0 visit\(s\) dropped/);
+  });
+
   it('records who (token id and name), what and when for each change, newest first, and nothing for a refused change', async () => {
     data = tempDataDir();
     const clock = manualClock();

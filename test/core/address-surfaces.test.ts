@@ -8,6 +8,7 @@ import { formatAddress, parseAddress, parseTargetSpec } from '../../src/coordina
 import { normalizeIp } from '../../src/coordinator/coordinator.js';
 import type { WorkItem } from '../../src/coordinator/protocol.js';
 import { normalizeScopeLine } from '../../src/coordinator/scope-file.js';
+import { asDnsName } from '../../src/coordinator/names.js';
 import { canonicalTarget, cidrBounds, cidrKeyRange, contextPrefix, formatIp, ipKeyBytes, tryParseCidr, tryParseIp } from '../../src/core/address.js';
 import { createCidrMatcher, hostPrefix } from '../../src/core/host-prefix.js';
 import { PortRanges } from '../../src/core/ports.js';
@@ -68,7 +69,12 @@ function addressSurfaces(s: string): Record<string, Verdict> {
       return formatAddress(a.family, a.value);
     }),
     'coordinator normalizeIp (results, rescans)': verdict(() => normalizeIp(s)),
-    'scope entry': verdict(() => normalizeScopeLine(s, [], 'x').range),
+    // A scope entry may also be a DNS name (issue 14.7): that is not an address reading.
+    'scope entry': verdict(() => {
+      const range = normalizeScopeLine(s, [], 'x').range;
+      if (range === asDnsName(s)) throw new Error('a DNS name, not an address');
+      return range;
+    }),
     'query ip:': verdict(() => {
       const node = parseQuery(`ip:${quote(s)}`);
       if (node?.type !== 'ip') throw new Error('not an ip node');

@@ -6,9 +6,10 @@ import { MAX_SCREENSHOT_BYTES } from '../../coordinator/protocol.js';
 import { DEFAULT_SCRIPTS } from '../../coordinator/policy.js';
 import { PortbanditError } from '../../core/errors.js';
 import { collect, parseInteger } from '../options.js';
+import { registerAgentAdmin } from './agent-admin.js';
 
 interface AgentFlags {
-  server: string;
+  server?: string;
   token?: string;
   tokenFile?: string;
   concurrency: number;
@@ -55,10 +56,11 @@ function collectList(value: string, previous: string[] = []): string[] {
 
 /** `portbandit agent`: pull work from a coordinator, scan it (preflight + nmap), submit results. */
 export function registerAgent(program: Command): void {
-  program
+  const command = program
     .command('agent')
-    .description('Scanning agent: pull work from a coordinator, preflight (masscan or a TCP connect sweep), nmap -sV on the open ports, submit.')
-    .requiredOption('--server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
+    .description('Scanning agent: pull work from a coordinator, preflight (masscan or a TCP connect sweep), nmap -sV on the open ports, submit. Subcommands add, groups and list manage the agent registry.')
+    // Not commander-required: the registry subcommands would inherit the requirement.
+    .option('--server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080 (required)')
     .option('--token-file <file>', 'read the agent token from this file (portbandit token create --agent NAME); default $PORTBANDIT_AGENT_TOKEN')
     .option('--token <token>', 'the agent token itself (visible to other users in ps: prefer --token-file or $PORTBANDIT_AGENT_TOKEN)')
     .option('--concurrency <n>', 'work items held at once: new work is leased as soon as a host is submitted', parseInteger(1, 4096), 256)
@@ -83,6 +85,7 @@ export function registerAgent(program: Command): void {
     .option('--screenshot-concurrency <n>', 'pages rendered at once', parseInteger(1, 32), SCREENSHOT_DEFAULTS.concurrency)
     .option('--screenshot-viewport <WxH>', 'browser viewport (the image size)', parseViewport, { ...SCREENSHOT_DEFAULTS.viewport })
     .action(async (flags: AgentFlags) => {
+      if (flags.server === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the coordinator URL is required: --server http://127.0.0.1:8080', { where: '--server' });
       const token = readToken(flags);
       const allow = AllowList.parse(flags.allow);
       if (flags.allow.length === 0) log('agent: no --allow ranges: every work item will be refused');
@@ -161,6 +164,7 @@ export function registerAgent(program: Command): void {
         await screenshots?.close();
       }
     });
+  registerAgentAdmin(command);
 }
 
 /** The agent token: --token-file, then --token, then $PORTBANDIT_AGENT_TOKEN. */

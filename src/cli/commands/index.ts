@@ -22,6 +22,7 @@ export const commands: readonly CommandEntry[] = [
   { name: 'events', load: async () => (await import('./events.js')).registerEvents },
   { name: 'export', load: async () => (await import('./export.js')).registerExport },
   { name: 'alert', load: async () => (await import('./alert.js')).registerAlert },
+  { name: 'retention', load: async () => (await import('./retention.js')).registerRetention },
   { name: 'scope', load: async () => (await import('./scope.js')).registerScope },
   { name: 'recording', load: async () => (await import('./recording.js')).registerRecording },
   { name: 'simulate', load: async () => (await import('./simulate.js')).registerSimulate },

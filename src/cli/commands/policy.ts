@@ -5,6 +5,7 @@ import { PortbanditError } from '../../core/errors.js';
 import { PortRanges } from '../../core/ports.js';
 import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag } from '../../coordinator/index.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
+import { parseGroupList } from '../../coordinator/groups.js';
 import { collectKeyValue, parseDuration, parseInteger, parseNumber } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
@@ -27,6 +28,12 @@ interface SetFlags {
   script?: string[];
   hostTimeout?: number;
   preflight?: string;
+  groups?: string;
+  keepLast?: number;
+  keepDays?: number;
+  thinDailyAfter?: number;
+  thinWeeklyAfter?: number;
+  retention?: string;
   data?: string;
 }
 
@@ -47,7 +54,7 @@ export function registerPolicy(program: Command): void {
           for (const p of all) {
             const b = budgets.get(p.tag);
             const budget = p.rate !== undefined ? `rate ${p.rate}/s -> ${Math.floor(b?.budget ?? 0)} per visit` : `budget ${p.budget}`;
-            process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}\n`);
+            process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}${p.groups !== undefined ? `\tgroups ${p.groups.join(',')}` : ''}${p.retention !== undefined ? `\tretention ${JSON.stringify(p.retention)}` : ''}\n`);
             if (b?.warning) process.stderr.write(`warning: ${p.tag || '_default'}: ${b.warning}\n`);
           }
         }
@@ -70,12 +77,24 @@ export function registerPolicy(program: Command): void {
     .option('--script <name>', 'NSE script from the server allowlist (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--host-timeout <s>', 'nmap --host-timeout in seconds', parseInteger(1, 86400))
     .option('--preflight <kind>', 'auto (masscan where the agent can run it), masscan, connect or none')
+    .option('--groups <names>', 'agent groups that may scan this tag, e.g. internal,external ("" = any agent)')
+    .option('--keep-last <n>', "retention: always keep each host's newest N visits", parseInteger(1, 1_000_000))
+    .option('--keep-days <d>', 'retention: drop visits older than D days (unless kept by another rule)', parseInteger(1, 36_500))
+    .option('--thin-daily-after <d>', 'retention: past D days, keep one visit per host and day', parseInteger(0, 36_500))
+    .option('--thin-weekly-after <d>', 'retention: past D days, keep one visit per host and week', parseInteger(0, 36_500))
+    .option('--retention <mode>', 'retention: "default" (follow the default policy\'s rules) or "keep-all"; the flags above refine what is set')
     .option(...dataOption)
     .action(async (tag: string, flags: SetFlags) => {
       const key = keyOf(tag);
       await withLocalCoordinator(flags.data, async (app) => {
         const current = app.coordinator.policy(key) ?? app.coordinator.defaultPolicy;
         const input = JSON.parse(JSON.stringify(current)) as PolicyInput;
+        // A new tag policy starts from the default's settings, but not from its agent groups or
+        // retention: those the default applies to the tag anyway, and keeps applying as it changes.
+        if (app.coordinator.policy(key) === undefined) {
+          delete input.groups;
+          delete input.retention;
+        }
         if (flags.strategy !== undefined && flags.strategy !== current.strategy) {
           input.strategy = flags.strategy;
           input.params = {};
@@ -110,6 +129,22 @@ export function registerPolicy(program: Command): void {
           ...(flags.preflight !== undefined ? { preflight: flags.preflight as 'auto' | 'masscan' | 'connect' | 'none' } : {}),
           ...(flags.versionIntensity !== undefined ? { versionIntensity: flags.versionIntensity } : {}),
         };
+        if (flags.retention !== undefined && flags.retention !== 'default' && flags.retention !== 'keep-all') {
+          throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected default or keep-all, got ${JSON.stringify(flags.retention)}`, { where: '--retention' });
+        }
+        const retentionFlags = {
+          ...(flags.keepLast !== undefined ? { keepLast: flags.keepLast } : {}),
+          ...(flags.keepDays !== undefined ? { keepDays: flags.keepDays } : {}),
+          ...(flags.thinDailyAfter !== undefined ? { dailyAfterDays: flags.thinDailyAfter } : {}),
+          ...(flags.thinWeeklyAfter !== undefined ? { weeklyAfterDays: flags.thinWeeklyAfter } : {}),
+        };
+        if (flags.retention === 'default') input.retention = null;
+        if (flags.retention === 'keep-all') input.retention = {};
+        if (Object.keys(retentionFlags).length > 0) input.retention = { ...(flags.retention === undefined ? (input.retention ?? {}) : {}), ...retentionFlags };
+        if (flags.groups !== undefined) {
+          const groups = parseGroupList(flags.groups, '--groups');
+          input.groups = groups.length > 0 ? groups : null;
+        }
         const saved = await app.coordinator.setPolicy(key, input);
         process.stdout.write(JSON.stringify({ tag: key, ...saved }) + '\n');
       });

@@ -16,8 +16,8 @@ function listOf(flags: { blocklist?: boolean }): 'scope' | 'blocklist' {
 
 function createAdd(): Command {
   return new Command('add')
-    .description('Add addresses, CIDRs or first-last ranges (IPv4/IPv6) to the coordinator scope (or --blocklist), with tags.')
-    .argument('<ranges...>', 'e.g. 198.18.0.0/24 198.18.1.10-198.18.1.20 2001:db8::/64')
+    .description('Add addresses, CIDRs, first-last ranges (IPv4/IPv6) or DNS names (scope only, resolved each cycle) to the coordinator scope (or --blocklist), with tags.')
+    .argument('<ranges...>', 'e.g. 198.18.0.0/24 198.18.1.10-198.18.1.20 files.lab.example')
     .option('--tag <tag>', 'tag for these ranges (repeatable)', collect, [])
     .option(...blockOption)
     .option(...dataOption)

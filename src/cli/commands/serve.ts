@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { closeOnSignals, resolveConfig, startServer } from '../../coordinator/index.js';
 import { parseInteger } from '../options.js';
+import { PortbanditError } from '../../core/errors.js';
 
 interface ServeFlags {
   host?: string;
@@ -12,6 +13,8 @@ interface ServeFlags {
   elasticsearch?: string;
   elasticsearchPrefix?: string;
   screenshotBudget?: number;
+  resolver?: string;
+  dns?: string;
 }
 
 /** Registers `portbandit serve`: the coordinator (fastify + embedded SQLite). */
@@ -28,10 +31,14 @@ export function registerServe(program: Command): void {
     .option('--elasticsearch <url>', 'store results in this Elasticsearch cluster instead of SQLite (env PORTBANDIT_ELASTICSEARCH_URL)')
     .option('--elasticsearch-prefix <prefix>', 'index name prefix (env PORTBANDIT_ELASTICSEARCH_PREFIX; default portbandit)')
     .option('--screenshot-budget <bytes>', 'total bytes of web screenshots kept under --data, oldest dropped first (env PORTBANDIT_SCREENSHOT_BUDGET; default 1 GiB)', parseInteger(0, 2 ** 40))
+    .option('--resolver <spec>', 'how scope names resolve: system (default), hosts:FILE (an /etc/hosts-style file) or dns:ADDRESS:PORT (env PORTBANDIT_RESOLVER)')
+    .option('--dns <address:port>', 'resolve scope names with this DNS server, e.g. 127.0.0.1:5353 (same as --resolver dns:ADDRESS:PORT)')
     .action(async (flags: ServeFlags) => {
+      if (flags.resolver !== undefined && flags.dns !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --resolver or --dns, not both', { where: '--dns' });
+      const resolver = flags.dns !== undefined ? `dns:${flags.dns}` : flags.resolver;
       const config = resolveConfig({
         flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel,
-          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix, screenshotBudgetBytes: flags.screenshotBudget },
+          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix, screenshotBudgetBytes: flags.screenshotBudget, resolver },
         env: process.env,
         ...(flags.config !== undefined ? { file: flags.config } : {}),
       });

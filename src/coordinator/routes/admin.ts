@@ -66,7 +66,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
       ...base,
       schema: {
         tags: ['scope'],
-        summary: 'Add (or re-tag) scope or blocklist entries: CIDRs, first-last ranges or addresses, IPv4 or IPv6.',
+        summary: 'Add (or re-tag) scope or blocklist entries: CIDRs, first-last ranges or addresses, IPv4 or IPv6; DNS names in the scope (resolved each cycle).',
         security,
         querystring: listQuery,
         body: { type: 'object', additionalProperties: false, required: ['entries'], properties: { entries: { type: 'array', minItems: 1, maxItems: 100000, items: scopeEntry } } },
@@ -279,21 +279,38 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
   );
 
   const nameBody = { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
-  app.post<{ Body: { name: string } }>(
+  const groupList = { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 64 } } as const;
+  app.post<{ Body: { name: string; groups?: string[] } }>(
     '/api/v1/admin/agents',
     {
       ...base,
       schema: {
         tags: ['agents'],
-        summary: 'Register an agent; the token is returned once and stored only as a hash.',
+        summary: 'Register an agent, optionally in agent groups (vantage points); the token is returned once and stored only as a hash.',
         security,
-        body: nameBody,
-        response: { 200: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, token: { type: 'string' } } }, ...errors },
+        body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, groups: groupList } },
+        response: { 200: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, groups: { type: 'array', items: { type: 'string' } }, token: { type: 'string' } } }, ...errors },
       },
     },
     async (req) => {
-      return actions.createAgent(await actor(req), req.body.name);
+      return actions.createAgent(await actor(req), req.body.name, req.body.groups ?? []);
     },
+  );
+
+  app.put<{ Params: { id: string }; Body: { groups: string[] } }>(
+    '/api/v1/admin/agents/:id/groups',
+    {
+      ...base,
+      schema: {
+        tags: ['agents'],
+        summary: "Replace an agent's groups (an empty list removes them); work for a tag whose policy names groups goes only to their agents.",
+        security,
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
+        body: { type: 'object', additionalProperties: false, required: ['groups'], properties: { groups: groupList } },
+        response: { 200: { type: 'object', properties: { id: { type: 'string' }, groups: { type: 'array', items: { type: 'string' } } } }, ...errors },
+      },
+    },
+    async (req) => ({ id: req.params.id, groups: await actions.setAgentGroups(await actor(req), req.params.id, req.body.groups) }),
   );
 
   app.delete<{ Params: { id: string } }>(
