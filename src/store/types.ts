@@ -1,9 +1,14 @@
 import type { QueryNode } from './query-ast.js';
 
 /**
- * The coordinator's store contract. Two implementations pass one conformance suite
- * (test/store/conformance.ts): SQLite (`openSqliteStore`, the default, embedded) and
- * Elasticsearch (`openElasticsearchStore`, for deployments that outgrow one machine).
+ * The store contracts, split by what they hold (docs/store.md):
+ * - `CoordinationStore`: scope/blocklist, documents (policies, learned state, cycle position),
+ *   agents, admin tokens, leases and the work queue. Transactional. SQLite (embedded, default)
+ *   or PostgreSQL (several coordinators on one database). Suite: test/store/coordination-conformance.ts.
+ * - `ScanIndex`: history, latest per host, events, search and statistics. Append-mostly and
+ *   searchable. SQLite, PostgreSQL or Elasticsearch. Suite: test/store/index-conformance.ts.
+ * - `Store`: both behind one object, what the coordinator uses (test/store/conformance.ts runs
+ *   both suites plus the ingest that spans them).
  *
  * Conventions that hold for every method:
  * - All times are integers: milliseconds since the Unix epoch (UTC). The store never reads the
@@ -17,9 +22,9 @@ import type { QueryNode } from './query-ast.js';
  *   A failed call leaves previously stored data unchanged (writes are atomic per call).
  * - Cursors are opaque strings: pass back exactly what a page returned.
  */
-export interface Store {
+export interface CoordinationStore {
   /** Which backend this is, for logs and /healthz. */
-  readonly kind: 'sqlite' | 'elasticsearch';
+  readonly kind: StoreKind;
 
   /** Release connections/handles. Further calls fail. */
   close(): Promise<void>;
@@ -121,17 +126,27 @@ export interface Store {
   countQueuedWork(): Promise<number>;
   /** Remove one queued item by id; true when it existed. */
   removeQueuedWork(id: string): Promise<boolean>;
+}
+
+/**
+ * The scan index: what agents found, append-mostly and searchable (history, latest per host,
+ * events, search, statistics). Its conformance suite: test/store/index-conformance.ts.
+ */
+export interface ScanIndex {
+  /** Which backend this is, for logs and /healthz. */
+  readonly kind: StoreKind;
+
+  /** Release connections/handles. Further calls fail. */
+  close(): Promise<void>;
 
   // ---------------------------------------------------------------- scans
   /**
-   * Ingest a scan (one host visit) atomically: store it in history, update latest-per-host when
-   * it is newer than the host's current latest (by `finishedAt`, then `scanId`), append
-   * `events`, and complete `leaseId` if given. Idempotent by `scanId`: a second call with a known
-   * scanId changes nothing and returns `inserted: false` (the lease, if still present, is left
-   * alone) — unless `replace` is set: then a later round of the visit replaces the stored
-   * document (history, search facets, latest) once per `leaseId`, which must still exist.
+   * Store one host visit: history, latest-per-host when it is newer than the host's current
+   * latest (by `finishedAt`, then `scanId`), and its `events`. Idempotent by `scanId`: a known
+   * scanId changes nothing (`inserted: false`) unless `replace` is set (a later round of the
+   * visit; the composite Store decides when that is allowed, see `Store.ingestScan`).
    */
-  ingestScan(input: IngestInput): Promise<IngestResult>;
+  ingestScan(input: ScanIngest): Promise<IngestResult>;
   /** One scan from history, or undefined. */
   getScan(scanId: string): Promise<ScanDocument | undefined>;
   /** The latest scan of a host, or undefined. */
@@ -165,6 +180,29 @@ export interface Store {
   /** Scans finished per UTC hour in [since, until), hours with no scans omitted, ascending. */
   scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]>;
 }
+
+/**
+ * The coordinator's store: a coordination store and a scan index behind one object. The SQLite
+ * store (`openSqliteStore`, the default) and the PostgreSQL store (`openPostgresStore`) hold both
+ * in one database, so a result, its lease and its follow-up commit together.
+ */
+export interface Store extends CoordinationStore, ScanIndex {
+  readonly kind: StoreKind;
+  close(): Promise<void>;
+
+  /**
+   * Ingest a scan (one host visit) atomically: store it in history, update latest-per-host when
+   * it is newer than the host's current latest (by `finishedAt`, then `scanId`), append
+   * `events`, and complete `leaseId` if given. Idempotent by `scanId`: a second call with a known
+   * scanId changes nothing and returns `inserted: false` (the lease, if still present, is left
+   * alone) — unless `replace` is set: then a later round of the visit replaces the stored
+   * document (history, search facets, latest) once per `leaseId`, which must still exist.
+   */
+  ingestScan(input: IngestInput): Promise<IngestResult>;
+}
+
+/** Backends, for logs and /healthz. */
+export type StoreKind = 'sqlite' | 'elasticsearch' | 'postgres';
 
 export type ScopeListName = 'scope' | 'blocklist';
 
@@ -320,12 +358,16 @@ export interface ScanDocument {
   readonly host?: Readonly<Record<string, unknown>>;
 }
 
-export interface IngestInput {
+/** What a scan index stores of one visit. */
+export interface ScanIngest {
   readonly scan: ScanDocument;
   readonly events?: readonly NewStoreEvent[];
-  readonly leaseId?: string;
-  /** Replace the stored document of `scan.scanId` (a later round of the same visit); needs `leaseId`. */
+  /** Replace the stored document of `scan.scanId` (a later round of the same visit); a Store needs `leaseId` with it. */
   readonly replace?: boolean;
+}
+
+export interface IngestInput extends ScanIngest {
+  readonly leaseId?: string;
   /**
    * Work queued by the same write, only when the scan is inserted (not for a duplicate): a
    * host's follow-up round goes into the queue with the result of the round before it, in one
