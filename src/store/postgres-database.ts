@@ -23,10 +23,16 @@ const types = {
 };
 
 /**
- * Schema migrations, applied in order under a transaction-level advisory lock (so coordinators
- * starting together migrate once) and tracked in `schema_version`. Append; never edit one.
+ * A part of the schema with its migrations, applied in order under a transaction-level advisory
+ * lock (so coordinators starting together migrate once) and tracked per part in
+ * `schema_version`. Append a migration; never edit one.
  */
-const MIGRATIONS: readonly string[] = [
+export interface SchemaPart {
+  readonly name: string;
+  readonly migrations: readonly string[];
+}
+
+const COORDINATION_MIGRATIONS: readonly string[] = [
   // 1: the coordination tables (docs/store.md)
   `
   CREATE TABLE meta (key text PRIMARY KEY, value bigint NOT NULL);
@@ -57,6 +63,8 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE work_queue (seq bigserial PRIMARY KEY, doc text NOT NULL);
   `,
 ];
+/** The coordination tables. */
+export const COORDINATION_SCHEMA: SchemaPart = { name: 'coordination', migrations: COORDINATION_MIGRATIONS };
 
 /** A pool on one schema, migrated. */
 export class PostgresDatabase {
@@ -66,7 +74,7 @@ export class PostgresDatabase {
     private readonly where: string,
   ) {}
 
-  static async open(options: PostgresOptions, extraMigrations: readonly string[] = []): Promise<PostgresDatabase> {
+  static async open(options: PostgresOptions, parts: readonly SchemaPart[] = [COORDINATION_SCHEMA]): Promise<PostgresDatabase> {
     const schema = options.schema ?? DEFAULT_POSTGRES_SCHEMA;
     if (!/^[a-z_][a-z0-9_]{0,62}$/u.test(schema)) {
       throw new PortbanditError('PB_ERR_CONFIG', `'${schema}' is not a usable schema name; expected lower-case letters, digits and _ (at most 63)`, {
@@ -85,7 +93,7 @@ export class PostgresDatabase {
     pool.on('error', () => {});
     const db = new PostgresDatabase(pool, schema, where);
     try {
-      await db.migrate([...MIGRATIONS, ...extraMigrations]);
+      for (const part of parts) await db.migrate(part);
     } catch (error) {
       await pool.end().catch(() => {});
       throw db.wrap(error, 'opening the database');
@@ -93,24 +101,25 @@ export class PostgresDatabase {
     return db;
   }
 
-  private async migrate(migrations: readonly string[]): Promise<void> {
+  private async migrate(part: SchemaPart): Promise<void> {
+    const { migrations } = part;
     await this.transaction(async (client) => {
       // Everyone starting at once waits here; the first migrates, the rest see it done.
       await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(`migrate:${this.schema}`)]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
-      await client.query('CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)');
-      const rows = (await client.query<{ version: number }>('SELECT version FROM schema_version')).rows;
+      await client.query('CREATE TABLE IF NOT EXISTS schema_version (part text PRIMARY KEY, version integer NOT NULL)');
+      const rows = (await client.query<{ version: number }>('SELECT version FROM schema_version WHERE part = $1', [part.name])).rows;
       let version = rows[0]?.version ?? 0;
-      if (rows.length === 0) await client.query('INSERT INTO schema_version (version) VALUES (0)');
+      if (rows.length === 0) await client.query('INSERT INTO schema_version (part, version) VALUES ($1, 0)', [part.name]);
       if (version > migrations.length) {
         throw new PortbanditError(
           'PB_ERR_STORE',
-          `the database has schema version ${version}, newer than this portbandit understands (${migrations.length}); upgrade portbandit`,
+          `the database's ${part.name} tables have schema version ${version}, newer than this portbandit understands (${migrations.length}); upgrade portbandit`,
           { where: this.where },
         );
       }
       for (; version < migrations.length; version++) await client.query(migrations[version]!);
-      await client.query('UPDATE schema_version SET version = $1', [version]);
+      await client.query('UPDATE schema_version SET version = $1 WHERE part = $2', [version, part.name]);
     });
   }
 
