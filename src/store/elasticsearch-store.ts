@@ -17,6 +17,7 @@ import type {
   IngestInput,
   IngestResult,
   Lease,
+  LearningItem,
   NewAgent,
   NewStoreEvent,
   Page,
@@ -344,8 +345,17 @@ class ElasticsearchStore implements Store {
     collection: DocumentCollection,
     key: string,
     value: T,
-    options: { at: number; expectedRevision?: number },
+    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
   ): Promise<StoredDocument<T>> {
+    // Not one transaction here (there is none on a search engine): the work follows the
+    // document. Only a shared cycle uses `enqueue`, and that needs the PostgreSQL store.
+    if (options.enqueue && options.enqueue.length > 0) {
+      const items = options.enqueue;
+      return this.putDocument(collection, key, value, { at: options.at, ...(options.expectedRevision !== undefined ? { expectedRevision: options.expectedRevision } : {}) }).then(async (doc) => {
+        await this.enqueueWork(items);
+        return doc;
+      });
+    }
     return this.run('writing a document', async () => {
       const json = JSON.stringify(value);
       if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
@@ -488,6 +498,23 @@ class ElasticsearchStore implements Store {
       await this.deleteIf(this.index.kv, encodeId('admin-hash', (token.source.body as AdminToken).tokenHash));
       return deleted;
     });
+  }
+
+  /** Check, then create: one coordinator process per Elasticsearch store (docs/store.md). */
+  async createFirstAdminToken(token: AdminToken): Promise<boolean> {
+    if ((await this.listAdminTokens()).length > 0) return false;
+    await this.createAdminToken(token);
+    return true;
+  }
+
+  /** One coordinator process per Elasticsearch store: it holds every role. */
+  holdRole(_role: string): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** Nothing is queued for a learner here (one process learns what it ingests). */
+  takeLearning(_limit: number): Promise<LearningItem[]> {
+    return Promise.resolve([]);
   }
 
   // ------------------------------------------------------------------ leases and queue

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { PortbanditError } from '../core/errors.js';
 import { canonicalIp } from './ip-key.js';
 import { resolveLimit } from './page.js';
@@ -10,6 +11,7 @@ import type {
   CoordinationStore,
   DocumentCollection,
   Lease,
+  LearningItem,
   NewAgent,
   QueuedWork,
   QueuedWorkInput,
@@ -36,6 +38,9 @@ export async function openPostgresCoordination(options: PostgresOptions): Promis
 
 export class PostgresCoordinationStore implements CoordinationStore {
   readonly kind = 'postgres' as const;
+  /** The connection holding this handle's roles (session advisory locks), once one was asked for. */
+  private roleClient: pg.PoolClient | undefined;
+  private readonly roles = new Set<string>();
 
   constructor(readonly db: PostgresDatabase) {}
 
@@ -49,6 +54,9 @@ export class PostgresCoordinationStore implements CoordinationStore {
   }
 
   async close(): Promise<void> {
+    // Ending the session releases its advisory locks: another coordinator takes the roles over.
+    this.roleClient?.release(true);
+    this.roleClient = undefined;
     await this.db.close();
   }
 
@@ -135,7 +143,18 @@ export class PostgresCoordinationStore implements CoordinationStore {
     });
   }
 
-  putDocument<T = unknown>(collection: DocumentCollection, key: string, value: T, options: { at: number; expectedRevision?: number }): Promise<StoredDocument<T>> {
+  putDocument<T = unknown>(
+    collection: DocumentCollection,
+    key: string,
+    value: T,
+    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
+  ): Promise<StoredDocument<T>> {
+    let enqueue: QueuedWorkInput[];
+    try {
+      enqueue = (options.enqueue ?? []).map((item) => ({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
     let json: string | undefined;
     try {
       json = JSON.stringify(value);
@@ -180,8 +199,9 @@ export class PostgresCoordinationStore implements CoordinationStore {
           where: `${collection}/${key}`,
         });
       }
+      await this.insertQueued(q, enqueue);
       return { key, value: parse<T>(text), revision: rows[0]!.revision as number, updatedAt: options.at };
-    });
+    }, enqueue.length > 0);
   }
 
   listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]> {
@@ -302,6 +322,57 @@ export class PostgresCoordinationStore implements CoordinationStore {
       },
       true,
     );
+  }
+
+  /**
+   * A role is a session-level advisory lock on one dedicated connection: held until this handle
+   * closes or its connection dies (a killed coordinator's roles free up when the server notices
+   * the dropped connection). Asking again while held is answered without a round trip only after
+   * checking the connection still works.
+   */
+  holdRole(role: string): Promise<boolean> {
+    return this.run(`holding the ${role} role`, async () => {
+      if (!this.roleClient) {
+        const client = await this.db.pool.connect();
+        client.on('error', () => {
+          // The session (and every role) is gone: forget it; the next call starts over.
+          if (this.roleClient === client) this.roleClient = undefined;
+          this.roles.clear();
+        });
+        this.roleClient = client;
+      }
+      try {
+        if (this.roles.has(role)) {
+          await this.roleClient.query('SELECT 1');
+          return true;
+        }
+        const { rows } = await this.roleClient.query('SELECT pg_try_advisory_lock($1) AS held', [this.db.lockKey(`role:${role}`)]);
+        if (rows[0]!.held === true) this.roles.add(role);
+        return this.roles.has(role);
+      } catch (error) {
+        this.roleClient?.release(true);
+        this.roleClient = undefined;
+        this.roles.clear();
+        throw error;
+      }
+    });
+  }
+
+  takeLearning(limit: number): Promise<LearningItem[]> {
+    const n = resolveLimit(limit, limit);
+    return this.run('taking learning items', async (q) => {
+      const { rows } = await q.query(
+        `DELETE FROM learning_queue WHERE seq IN (SELECT seq FROM learning_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING seq, doc`,
+        [n],
+      );
+      return rows.sort((a, b) => (a.seq as number) - (b.seq as number)).map((r) => parse<LearningItem>(r.doc));
+    });
+  }
+
+  /** Queue finished visits for the learner inside the caller's transaction. */
+  protected async insertLearning(q: Queryable, items: readonly LearningItem[]): Promise<void> {
+    if (items.length === 0) return;
+    await q.query('INSERT INTO learning_queue (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i', [items.map((item) => JSON.stringify(item))]);
   }
 
   // ------------------------------------------------------------------ leases and queue

@@ -62,6 +62,8 @@ const COORDINATION_MIGRATIONS: readonly string[] = [
   CREATE INDEX leases_agent ON leases (agent_id, deadline);
   CREATE TABLE work_queue (seq bigserial PRIMARY KEY, doc text NOT NULL);
   `,
+  // 2: finished visits waiting for the elected learner
+  `CREATE TABLE learning_queue (seq bigserial PRIMARY KEY, doc text NOT NULL);`,
 ];
 /** The coordination tables. */
 export const COORDINATION_SCHEMA: SchemaPart = { name: 'coordination', migrations: COORDINATION_MIGRATIONS };

@@ -42,6 +42,7 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
         if (!result.inserted) return result;
         const lease = leaseId === undefined ? undefined : await this.takeLease(q, leaseId);
         const queued = enqueue && enqueue.length > 0 ? await this.insertQueued(q, enqueue) : undefined;
+        if (input.learn) await this.insertLearning(q, input.learn);
         return { ...result, ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
       },
       true,

@@ -20,6 +20,7 @@ import type {
   IngestInput,
   IngestResult,
   Lease,
+  LearningItem,
   NewAgent,
   NewStoreEvent,
   Page,
@@ -213,7 +214,7 @@ class SqliteStore implements Store {
     collection: DocumentCollection,
     key: string,
     value: T,
-    options: { at: number; expectedRevision?: number },
+    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
   ): Promise<StoredDocument<T>> {
     // Serialised now, in the caller's turn, not inside the shared commit: a learned state is
     // ~1 MB of JSON that every write grouped with it would otherwise wait for.
@@ -238,6 +239,7 @@ class SqliteStore implements Store {
       const json = serialized;
       if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
       this.stmt.docPut.run(collection, key, json, current + 1, options.at);
+      for (const item of options.enqueue ?? []) this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') });
       // The stored copy is parsed only if the caller reads it: a learned state is ~1 MB of JSON
       // (~20 ms to parse) that the writer never looks at again.
       let stored: T | undefined;
@@ -457,6 +459,32 @@ class SqliteStore implements Store {
     return this.run('removing queued work', () => /^\d+$/u.test(id) && this.stmt.queueDelete.run(Number(id)).changes > 0);
   }
 
+  // ------------------------------------------------------------------ several coordinators
+  createFirstAdminToken(token: AdminToken): Promise<boolean> {
+    return this.run('creating the first admin token', () =>
+      this.db.transaction(() => {
+        if ((this.stmt.tokenList.all() as Row[]).length > 0) return false;
+        this.stmt.tokenInsert.run(token.id, token.name, token.tokenHash, token.createdAt);
+        return true;
+      }).immediate(),
+    );
+  }
+
+  /** One process owns a SQLite store (the CLI next to `serve` never learns): it holds every role. */
+  holdRole(_role: string): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  takeLearning(limit: number): Promise<LearningItem[]> {
+    return this.run('taking learning items', () =>
+      this.db.transaction(() => {
+        const rows = this.stmt.learningHead.all(resolveLimit(limit, limit)) as Row[];
+        for (const row of rows) this.stmt.learningDelete.run(row.seq);
+        return rows.map((row) => parse<LearningItem>(row.doc));
+      }).immediate(),
+    );
+  }
+
   // ------------------------------------------------------------------ scans
   ingestScan(input: IngestInput): Promise<IngestResult> {
     return this.batched('ingesting a scan', () => this.ingestOne(input));
@@ -549,6 +577,7 @@ class SqliteStore implements Store {
       for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
       const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
       const queued = input.enqueue?.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
+      for (const item of input.learn ?? []) this.stmt.learningInsert.run(JSON.stringify(item));
       return { inserted: true, latest: newer, ...(lease ? { lease } : {}), ...(queued && queued.length > 0 ? { queued } : {}) };
     })();
   }
@@ -814,6 +843,9 @@ function prepareStatements(db: Database.Database) {
     queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
     queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
     queueCount: db.prepare('SELECT COUNT(*) AS n FROM work_queue'),
+    learningInsert: db.prepare('INSERT INTO learning_queue (doc) VALUES (?)'),
+    learningHead: db.prepare('SELECT seq, doc FROM learning_queue ORDER BY seq LIMIT ?'),
+    learningDelete: db.prepare('DELETE FROM learning_queue WHERE seq = ?'),
     scanRow: db.prepare('SELECT row FROM scans WHERE scan_id = ?'),
     scanUpdate: db.prepare('UPDATE scans SET finished_at = ?, words = ?, doc = ? WHERE row = ?'),
     scanTermsClear: db.prepare('DELETE FROM scan_terms WHERE scan_row = ?'),

@@ -59,13 +59,15 @@ export interface CoordinationStore {
   /**
    * Create or replace a document. With `expectedRevision` the write happens only if the stored
    * revision equals it (0 = must not exist yet), otherwise `PB_ERR_CONFLICT`. Revisions start
-   * at 1 and increase by 1 per write. Returns the stored document.
+   * at 1 and increase by 1 per write. Returns the stored document. `enqueue` appends work to
+   * the queue in the same transaction (a claimed block of the shared cycle: the position and
+   * the addresses it covers commit together or not at all).
    */
   putDocument<T = unknown>(
     collection: DocumentCollection,
     key: string,
     value: T,
-    options: { at: number; expectedRevision?: number },
+    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
   ): Promise<StoredDocument<T>>;
   /** All documents of a collection, by key ascending. */
   listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]>;
@@ -126,6 +128,21 @@ export interface CoordinationStore {
   countQueuedWork(): Promise<number>;
   /** Remove one queued item by id; true when it existed. */
   removeQueuedWork(id: string): Promise<boolean>;
+
+  // ---------------------------------------------------------------- several coordinators
+  /**
+   * Store `token` only when no admin token exists yet, atomically across processes (the first
+   * coordinator on an empty database prints it; the others find one). True when stored.
+   */
+  createFirstAdminToken(token: AdminToken): Promise<boolean>;
+  /**
+   * Try to take (or keep) a named role, such as `learner`, for this store handle: true while this
+   * handle holds it. At most one handle on the database holds a role; it is released by `close`
+   * or when the holder's connection dies. A store only one process uses holds every role.
+   */
+  holdRole(role: string): Promise<boolean>;
+  /** Finished host visits waiting for the elected learner (appended by `ingestScan`'s `learn`). */
+  takeLearning(limit: number): Promise<LearningItem[]>;
 }
 
 /**
@@ -199,6 +216,14 @@ export interface Store extends CoordinationStore, ScanIndex {
    * document (history, search facets, latest) once per `leaseId`, which must still exist.
    */
   ingestScan(input: IngestInput): Promise<IngestResult>;
+}
+
+/** A finished host visit for a policy's strategy to learn from (the HostResult, as JSON). */
+export interface LearningItem {
+  /** The policy key the visit ran under. */
+  readonly key: string;
+  readonly result: unknown;
+  readonly at: number;
 }
 
 /** Backends, for logs and /healthz. */
@@ -368,6 +393,11 @@ export interface ScanIngest {
 
 export interface IngestInput extends ScanIngest {
   readonly leaseId?: string;
+  /**
+   * Finished visits for the elected learner (several coordinators), queued in the same write
+   * and only when the scan is inserted, so a stored result is never lost to learning.
+   */
+  readonly learn?: readonly LearningItem[];
   /**
    * Work queued by the same write, only when the scan is inserted (not for a duplicate): a
    * host's follow-up round goes into the queue with the result of the round before it, in one

@@ -13,7 +13,7 @@ export { lease, open, scan } from './fixtures.js';
  * `describeStoreConformance('sqlite', () => openSqliteStore({ path }))`. The factory must return
  * a fresh, empty store on every call.
  */
-export function describeStoreConformance(name: string, openStore: () => Promise<Store>): void {
+export function describeStoreConformance(name: string, openStore: () => Promise<Store>, options: { learningQueue?: boolean } = {}): void {
   describeCoordinationConformance(name, openStore);
   describeIndexConformance(name, openStore);
   describe(`store conformance (ingest across both): ${name}`, () => {
@@ -62,6 +62,15 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
         expect(queued[1]).toEqual(first.queued![0]);
         expect(await store.ingestScan({ scan: scan('s2', '198.18.0.2', 500, []) })).toEqual({ inserted: true, latest: true });
         expect(await store.countQueuedWork()).toBe(2);
+      });
+
+      it.skipIf(options.learningQueue === false)('queues a finished visit for the learner only with an inserted scan', async () => {
+        const store = await fresh();
+        const learn = [{ key: 'dmz', result: { ip: '198.18.0.1', open: [22] }, at: 500 }];
+        expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: true });
+        expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: false });
+        expect(await store.takeLearning(10)).toEqual(learn);
+        expect(await store.takeLearning(10)).toEqual([]);
       });
 
       it('stores nothing of an ingest whose follow-up work is malformed', async () => {

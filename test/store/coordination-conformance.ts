@@ -154,6 +154,33 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
     });
 
 
+    describe('several coordinators', () => {
+      it('creates the first admin token only while none exists', async () => {
+        const store = await fresh();
+        expect(await store.createFirstAdminToken({ id: 't1', name: 'bootstrap', tokenHash: 'h1', createdAt: 1 })).toBe(true);
+        expect(await store.createFirstAdminToken({ id: 't2', name: 'bootstrap', tokenHash: 'h2', createdAt: 2 })).toBe(false);
+        expect((await store.listAdminTokens()).map((t) => t.id)).toEqual(['t1']);
+      });
+
+      it('writes a document and the work it enqueues together, or neither on a stale revision', async () => {
+        const store = await fresh();
+        const block = [0, 1, 2].map((i) => ({ ip: `198.18.0.${i}`, tags: ['lab'], reason: 'cycle' as const, enqueuedAt: 5, cycle: 1 }));
+        const doc = await store.putDocument('coordinator', 'cycle', { position: 3 }, { at: 5, expectedRevision: 0, enqueue: block });
+        expect(doc.revision).toBe(1);
+        expect((await store.listQueuedWork()).map((q) => [q.ip, q.reason, q.cycle])).toEqual(block.map((b) => [b.ip, 'cycle', 1]));
+        await expect(store.putDocument('coordinator', 'cycle', { position: 6 }, { at: 6, expectedRevision: 0, enqueue: block })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
+        expect(await store.countQueuedWork()).toBe(3);
+        expect((await store.getDocument('coordinator', 'cycle'))?.value).toEqual({ position: 3 });
+      });
+
+      it('holds a role for the handle that took it', async () => {
+        const store = await fresh();
+        expect(await store.holdRole('learner')).toBe(true);
+        expect(await store.holdRole('learner')).toBe(true);
+        expect(await store.takeLearning(10)).toEqual([]);
+      });
+    });
+
     describe('properties', () => {
       it('leases and the queue behave like a simple model under random operations', async () => {
         type Op =

@@ -30,7 +30,8 @@ async function openTestStore(): Promise<Store> {
   });
 }
 
-describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openTestStore);
+// The learning queue is for several coordinators on one store; an Elasticsearch store serves one.
+describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openTestStore, { learningQueue: false });
 
 describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory cluster)', () => {
   it('creates its four indices with strict mappings and reuses them on reopen', async () => {
