@@ -17,7 +17,7 @@ import type {
   IngestInput,
   IngestResult,
   Lease,
-  LearningItem,
+  LearningRecord,
   NewAgent,
   NewStoreEvent,
   Page,
@@ -513,8 +513,12 @@ class ElasticsearchStore implements Store {
   }
 
   /** Nothing is queued for a learner here (one process learns what it ingests). */
-  takeLearning(_limit: number): Promise<LearningItem[]> {
-    return Promise.resolve([]);
+  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
+    return Promise.resolve({ items: [], cursor: after ?? '0' });
+  }
+
+  pruneLearning(_before: string): Promise<number> {
+    return Promise.resolve(0);
   }
 
   // ------------------------------------------------------------------ leases and queue

@@ -12,6 +12,7 @@ import type {
   DocumentCollection,
   Lease,
   LearningItem,
+  LearningRecord,
   NewAgent,
   QueuedWork,
   QueuedWorkInput,
@@ -358,15 +359,29 @@ export class PostgresCoordinationStore implements CoordinationStore {
     });
   }
 
-  takeLearning(limit: number): Promise<LearningItem[]> {
-    const n = resolveLimit(limit, limit);
-    return this.run('taking learning items', async (q) => {
-      const { rows } = await q.query(
-        `DELETE FROM learning_queue WHERE seq IN (SELECT seq FROM learning_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING seq, doc`,
-        [n],
-      );
-      return rows.sort((a, b) => (a.seq as number) - (b.seq as number)).map((r) => parse<LearningItem>(r.doc));
-    });
+  /**
+   * The window [after, barrier) of transaction ids, where the barrier is the oldest transaction
+   * still running: everything below it has committed or aborted, so no item can appear in a
+   * window already read (sequence numbers could: they are handed out before commit).
+   */
+  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
+    const from = after ?? '0';
+    if (!/^\d{1,20}$/u.test(from)) return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${after}' is not a learning cursor`, { where: 'after' }));
+    return this.run(
+      'reading learning items',
+      async (q) => {
+        const barrier = (await q.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS b`)).rows[0]!.b as string;
+        const { rows } = await q.query(`SELECT xid::text AS xid, doc FROM learning_queue WHERE xid >= $1::xid8 AND xid < $2::xid8 ORDER BY xid, seq`, [from, barrier]);
+        const items = rows.map((r) => ({ ...parse<LearningItem>(r.doc), position: r.xid as string }));
+        return { items, cursor: BigInt(barrier) > BigInt(from) ? barrier : from };
+      },
+      true,
+    );
+  }
+
+  pruneLearning(before: string): Promise<number> {
+    if (!/^\d{1,20}$/u.test(before)) return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${before}' is not a learning cursor`, { where: 'before' }));
+    return this.run('pruning learning items', async (q) => (await q.query('DELETE FROM learning_queue WHERE xid < $1::xid8', [before])).rowCount ?? 0);
   }
 
   /** Queue finished visits for the learner inside the caller's transaction. */

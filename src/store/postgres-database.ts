@@ -62,8 +62,9 @@ const COORDINATION_MIGRATIONS: readonly string[] = [
   CREATE INDEX leases_agent ON leases (agent_id, deadline);
   CREATE TABLE work_queue (seq bigserial PRIMARY KEY, doc text NOT NULL);
   `,
-  // 2: finished visits waiting for the elected learner
-  `CREATE TABLE learning_queue (seq bigserial PRIMARY KEY, doc text NOT NULL);`,
+  // 2: finished visits waiting for the elected learner; read by transaction id (readLearning)
+  `CREATE TABLE learning_queue (seq bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), doc text NOT NULL);
+   CREATE INDEX learning_queue_xid ON learning_queue (xid, seq);`,
 ];
 /** The coordination tables. */
 export const COORDINATION_SCHEMA: SchemaPart = { name: 'coordination', migrations: COORDINATION_MIGRATIONS };

@@ -21,6 +21,7 @@ import type {
   IngestResult,
   Lease,
   LearningItem,
+  LearningRecord,
   NewAgent,
   NewStoreEvent,
   Page,
@@ -475,14 +476,19 @@ class SqliteStore implements Store {
     return Promise.resolve(true);
   }
 
-  takeLearning(limit: number): Promise<LearningItem[]> {
-    return this.run('taking learning items', () =>
-      this.db.transaction(() => {
-        const rows = this.stmt.learningHead.all(resolveLimit(limit, limit)) as Row[];
-        for (const row of rows) this.stmt.learningDelete.run(row.seq);
-        return rows.map((row) => parse<LearningItem>(row.doc));
-      }).immediate(),
-    );
+  /** One writer commits in sequence order, so a sequence number is a safe position. */
+  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
+    return this.run('reading learning items', () => {
+      const from = after === undefined ? 0 : Number(after);
+      if (!Number.isSafeInteger(from) || from < 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${after}' is not a learning cursor`, { where: 'after' });
+      const rows = this.stmt.learningFrom.all(from) as Row[];
+      const items = rows.map((row) => ({ ...parse<LearningItem>(row.doc), position: String(row.seq) }));
+      return { items, cursor: String(rows.length > 0 ? (rows.at(-1)!.seq as number) + 1 : from) };
+    });
+  }
+
+  pruneLearning(before: string): Promise<number> {
+    return this.run('pruning learning items', () => this.stmt.learningPrune.run(Number(before)).changes);
   }
 
   // ------------------------------------------------------------------ scans
@@ -844,8 +850,8 @@ function prepareStatements(db: Database.Database) {
     queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
     queueCount: db.prepare('SELECT COUNT(*) AS n FROM work_queue'),
     learningInsert: db.prepare('INSERT INTO learning_queue (doc) VALUES (?)'),
-    learningHead: db.prepare('SELECT seq, doc FROM learning_queue ORDER BY seq LIMIT ?'),
-    learningDelete: db.prepare('DELETE FROM learning_queue WHERE seq = ?'),
+    learningFrom: db.prepare('SELECT seq, doc FROM learning_queue WHERE seq >= ? ORDER BY seq'),
+    learningPrune: db.prepare('DELETE FROM learning_queue WHERE seq < ?'),
     scanRow: db.prepare('SELECT row FROM scans WHERE scan_id = ?'),
     scanUpdate: db.prepare('UPDATE scans SET finished_at = ?, words = ?, doc = ? WHERE row = ?'),
     scanTermsClear: db.prepare('DELETE FROM scan_terms WHERE scan_row = ?'),

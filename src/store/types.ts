@@ -141,8 +141,17 @@ export interface CoordinationStore {
    * or when the holder's connection dies. A store only one process uses holds every role.
    */
   holdRole(role: string): Promise<boolean>;
-  /** Finished host visits waiting for the elected learner (appended by `ingestScan`'s `learn`). */
-  takeLearning(limit: number): Promise<LearningItem[]>;
+  /**
+   * Finished host visits for the elected learner (appended by `ingestScan`'s `learn`), from
+   * position `after` (a previous `cursor`; undefined = from the start): every item whose
+   * position is at or after `after` and before the returned `cursor`, in position order. Each
+   * item is in exactly one such window, even when writers commit out of order: PostgreSQL
+   * answers only up to the oldest transaction still running. Positions and cursors are decimal
+   * strings that compare as integers.
+   */
+  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }>;
+  /** Drop learning items before a position (learned and persisted). Returns how many went. */
+  pruneLearning(before: string): Promise<number>;
 }
 
 /**
@@ -224,6 +233,11 @@ export interface LearningItem {
   readonly key: string;
   readonly result: unknown;
   readonly at: number;
+}
+
+/** A queued learning item with its position (see `readLearning`). */
+export interface LearningRecord extends LearningItem {
+  readonly position: string;
 }
 
 /** Backends, for logs and /healthz. */

@@ -69,8 +69,16 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
         const learn = [{ key: 'dmz', result: { ip: '198.18.0.1', open: [22] }, at: 500 }];
         expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: true });
         expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: false });
-        expect(await store.takeLearning(10)).toEqual(learn);
-        expect(await store.takeLearning(10)).toEqual([]);
+        const first = await store.readLearning(undefined);
+        expect(first.items.map(({ position: _p, ...item }) => item)).toEqual(learn);
+        // The next window starts where this one ended: nothing twice.
+        expect((await store.readLearning(first.cursor)).items).toEqual([]);
+        await store.ingestScan({ scan: scan('s2', '198.18.0.2', 600, []), learn: [{ key: '', result: { ip: '198.18.0.2' }, at: 600 }] });
+        const second = await store.readLearning(first.cursor);
+        expect(second.items.map((i) => i.key)).toEqual(['']);
+        expect(BigInt(second.items[0]!.position) >= BigInt(first.cursor)).toBe(true);
+        expect(await store.pruneLearning(second.cursor)).toBe(2);
+        expect((await store.readLearning(undefined)).items).toEqual([]);
       });
 
       it('stores nothing of an ingest whose follow-up work is malformed', async () => {

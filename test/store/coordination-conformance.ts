@@ -177,7 +177,7 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         const store = await fresh();
         expect(await store.holdRole('learner')).toBe(true);
         expect(await store.holdRole('learner')).toBe(true);
-        expect(await store.takeLearning(10)).toEqual([]);
+        expect((await store.readLearning(undefined)).items).toEqual([]);
       });
     });
 

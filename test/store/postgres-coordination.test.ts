@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openPostgresCoordination, type PostgresCoordinationStore } from '../../src/store/postgres-coordination.js';
@@ -101,6 +102,29 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
         expect(await stores[0]!.listAdminTokens()).toHaveLength(1);
       } finally {
         await Promise.all(stores.map((s) => s.close()));
+      }
+    });
+
+    it('never skips a learning item whose transaction commits after a later one was read', async () => {
+      const schema = pg.freshSchema();
+      const store = await openPostgresCoordination({ url: pg.url(), schema });
+      const slow = new Client({ connectionString: pg.url(), options: `-c search_path=${schema}` });
+      const fast = new Client({ connectionString: pg.url(), options: `-c search_path=${schema}` });
+      await Promise.all([slow.connect(), fast.connect()]);
+      try {
+        const item = (key: string) => JSON.stringify({ key, result: {}, at: 1 });
+        // The slow writer starts first (the lower transaction id), the fast one commits first.
+        await slow.query('BEGIN');
+        await slow.query('INSERT INTO learning_queue (doc) VALUES ($1)', [item('slow')]);
+        await fast.query('INSERT INTO learning_queue (doc) VALUES ($1)', [item('fast')]);
+        const early = await store.readLearning(undefined);
+        expect(early.items).toEqual([]);
+        await slow.query('COMMIT');
+        const late = await store.readLearning(early.cursor);
+        expect(late.items.map((i) => i.key)).toEqual(['slow', 'fast']);
+        expect((await store.readLearning(late.cursor)).items).toEqual([]);
+      } finally {
+        await Promise.all([slow.end(), fast.end(), store.close()]);
       }
     });
 

@@ -11,6 +11,8 @@ interface ServeFlags {
   logLevel?: string;
   elasticsearch?: string;
   elasticsearchPrefix?: string;
+  postgres?: string;
+  postgresSchema?: string;
 }
 
 /** Registers `portbandit serve`: the coordinator (fastify + embedded SQLite). */
@@ -26,10 +28,12 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'pino log level (default info)')
     .option('--elasticsearch <url>', 'store results in this Elasticsearch cluster instead of SQLite (env PORTBANDIT_ELASTICSEARCH_URL)')
     .option('--elasticsearch-prefix <prefix>', 'index name prefix (env PORTBANDIT_ELASTICSEARCH_PREFIX; default portbandit)')
+    .option('--postgres <url>', 'keep the whole store in this PostgreSQL database, shared by every coordinator given the same URL (env PORTBANDIT_POSTGRES_URL)')
+    .option('--postgres-schema <name>', 'schema in that database (env PORTBANDIT_POSTGRES_SCHEMA; default portbandit)')
     .action(async (flags: ServeFlags) => {
       const config = resolveConfig({
         flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel,
-          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix },
+          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix, postgresUrl: flags.postgres, postgresSchema: flags.postgresSchema },
         env: process.env,
         ...(flags.config !== undefined ? { file: flags.config } : {}),
       });
