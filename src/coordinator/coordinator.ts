@@ -68,6 +68,18 @@ const ACTIVITY_FLUSH_CHUNK = 100;
 /** Work hand-out attempts per request before answering "no work" (skipped hosts, zero budgets). */
 const MAX_ATTEMPTS = 32;
 
+/** Addresses a coordinator claims from the shared cycle at a time (into the shared queue). */
+const SHARED_CYCLE_BLOCK = 64;
+
+/** Compare-and-set attempts on the shared cycle before giving up for this request. */
+const SHARED_CYCLE_RETRIES = 16;
+
+/** How often a coordinator that is not the learner reloads the states the learner wrote. */
+const STATE_RELOAD_MS = 10_000;
+
+/** How often the learner drops learning-queue items every stored state has learned. */
+const LEARNING_PRUNE_MS = 60_000;
+
 /**
  * The coordinator's core, independent of HTTP: scope, cycle, leases, policies, learning and
  * ingestion over a Store. Routes (routes/*.ts) are thin adapters over these methods.
@@ -103,6 +115,18 @@ export class Coordinator {
   /** True once `close()` started: long-lived streams end. */
   closing = false;
   readonly defaultPolicy: Policy;
+  /**
+   * Several coordinators share the store (PostgreSQL): they walk one cycle (blocks claimed by
+   * compare-and-set into the shared queue), and one elected learner learns from everyone's
+   * finished visits (the learning queue) while the others reload what it writes.
+   */
+  readonly shared: boolean;
+  /** This process holds the learner role (shared stores). */
+  private leader = false;
+  /** Where this learner's next read of the learning queue starts. */
+  private learnCursor: string | undefined;
+  private lastStateReloadAt = 0;
+  private lastPruneAt = 0;
 
   private constructor(
     readonly store: Store,
@@ -112,7 +136,8 @@ export class Coordinator {
     readonly log: FastifyBaseLogger,
     readonly now: () => number,
   ) {
-    this.learner = new Learner(store, env, config.learnBatchSize, log);
+    this.shared = store.kind === 'postgres';
+    this.learner = new Learner(store, env, config.learnBatchSize, log, this.shared);
     this.defaultPolicy = defaultPolicy(config.allowedScripts);
   }
 
@@ -319,13 +344,66 @@ export class Coordinator {
 
   /** Abandon the current cycle and start the next over the current scope. */
   async restartCycle(): Promise<CycleProgress> {
+    if (this.shared) {
+      await this.updateSharedCycle((cycle, now) => {
+        cycle.restart(this.items, now);
+        return [];
+      });
+      return this.cycle.progress();
+    }
     this.cycle.restart(this.items, this.now());
     await this.persistCycle();
     return this.cycle.progress();
   }
 
   private async persistCycle(): Promise<void> {
+    // A shared cycle is written only by compare-and-set (updateSharedCycle), never blindly.
+    if (this.shared) return;
     if (this.cycle.dirty) await this.store.putDocument('coordinator', 'cycle', this.cycle.take(), { at: this.now() });
+  }
+
+  /**
+   * Change the shared cycle: read it, let `change` move it (returning the work it hands out),
+   * write it back over the revision read, with that work queued in the same transaction. A
+   * concurrent change by another coordinator makes the write fail; it is then redone on the
+   * fresh document. So every address of a cycle is queued by exactly one coordinator, once.
+   */
+  private async updateSharedCycle(change: (cycle: Cycle, now: number) => QueuedWorkInput[]): Promise<number> {
+    for (let attempt = 0; attempt < SHARED_CYCLE_RETRIES; attempt++) {
+      const now = this.now();
+      const saved = await this.store.getDocument<CycleDocument>('coordinator', 'cycle');
+      const cycle = Cycle.resume(this.seed, saved?.value, this.items, now);
+      const work = change(cycle, now);
+      if (!cycle.dirty) {
+        this.cycle = cycle;
+        return 0;
+      }
+      try {
+        await this.store.putDocument('coordinator', 'cycle', cycle.take(), { at: now, expectedRevision: saved?.revision ?? 0, enqueue: work });
+        this.cycle = cycle;
+        return work.length;
+      } catch (error) {
+        if (!isPortbanditError(error, 'PB_ERR_CONFLICT')) throw error;
+      }
+    }
+    this.log.warn('the shared cycle kept changing under this coordinator; no block claimed this time');
+    return 0;
+  }
+
+  /** Claim the next block of the shared cycle into the shared queue; returns how many addresses. */
+  private claimCycleBlock(size: number): Promise<number> {
+    return this.updateSharedCycle((cycle, now) => {
+      const period = this.periodSeconds();
+      const work: QueuedWorkInput[] = [];
+      while (work.length < size) {
+        // A block does not run into the next cycle: its addresses wait for the next claim.
+        if (work.length > 0 && cycle.atEnd) break;
+        const addr = cycle.next(this.space, this.items, now, period !== undefined ? period * 1000 : 0);
+        if (!addr) break;
+        work.push({ ip: addr.ip, tags: [...addr.tags], reason: 'cycle', enqueuedAt: now, cycle: addr.cycle });
+      }
+      return work;
+    });
   }
 
   /** Queue manual rescans (served before the cycle). Addresses outside the scope are refused. */
@@ -522,17 +600,25 @@ export class Coordinator {
     const pending: QueuedWork[] = [];
     let fromCycle = 0;
     let misses = 0;
+    let claimed = false;
     // Every dequeued item is served (it left the queue), whatever the misses.
     while (issued.length < max && (pending.length > 0 || misses < MAX_ATTEMPTS)) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
-      // every enqueue goes through this process, and each sweep re-arms the check).
-      if (pending.length === 0 && this.queueMaybeNonEmpty) {
+      // every enqueue goes through this process, and each sweep re-arms the check). A shared
+      // queue is filled by other coordinators too: always asked.
+      if (pending.length === 0 && (this.queueMaybeNonEmpty || this.shared)) {
         pending.push(...(await this.store.dequeueWork(max - issued.length)));
+        // Shared: the cycle reaches agents through the shared queue, a claimed block at a time.
+        if (pending.length === 0 && this.shared && !claimed) {
+          claimed = true;
+          if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) > 0) pending.push(...(await this.store.dequeueWork(max - issued.length)));
+        }
         if (pending.length === 0) this.queueMaybeNonEmpty = false;
       }
       const queued = pending.shift();
       let leased: Leased | null;
       if (queued) leased = await this.leaseQueued(agent, queued);
+      else if (this.shared) break;
       else {
         // The next address would open a new cycle: its addresses wait for the next request.
         if (fromCycle > 0 && this.cycle.atEnd) break;
@@ -559,6 +645,12 @@ export class Coordinator {
     outcomes.forEach((outcome, i) => {
       const item = issued[i]!.item;
       if (outcome.status === 'rejected') {
+        // The address is being scanned under another lease (a store that allows one live lease
+        // per address): this work is not needed now.
+        if (isPortbanditError(outcome.reason, 'PB_ERR_CONFLICT') && outcome.reason.where === 'lease.ip') {
+          this.log.info({ ip: item.ip, reason: item.reason }, 'address already leased; work item dropped');
+          return;
+        }
         failed.push({ ip: item.ip, error: outcome.reason });
         return;
       }
@@ -581,7 +673,17 @@ export class Coordinator {
     if (queued.ports && queued.session) {
       return this.lease(agent, hit.ip, hit.tags, [...queued.ports], queued.session as LeaseSession, queued.round ?? 0, queued.reason, cycle);
     }
-    return this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle);
+    const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle);
+    // A block of the shared cycle reaches agents through the queue: count it as handed out.
+    if (leased && queued.reason === 'cycle' && cycle === this.cycle.number) {
+      if (cycle !== this.cycleScansOf) {
+        this.cycleScans.clear();
+        this.cycleHanded.clear();
+        this.cycleScansOf = cycle;
+      }
+      for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
+    }
+    return leased;
   }
 
   private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number): Promise<Leased | null> {
@@ -741,6 +843,8 @@ export class Coordinator {
       leaseId: lease.id,
       ...(prior ? { replace: true } : {}),
       ...(next.followUp ? { enqueue: [next.followUp] } : {}),
+      // Shared: the finished visit goes to the elected learner in the same transaction.
+      ...(this.shared && next.learn ? { learn: [{ key: next.learn.key, result: next.learn.result, at: this.now() }] } : {}),
     });
     if (!ingested.inserted) {
       this.metrics.results.inc({ outcome: 'duplicate' });
@@ -753,7 +857,7 @@ export class Coordinator {
       for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleScans.set(t, (this.cycleScans.get(t) ?? 0) + 1);
     }
     if (next.followUp) this.queueMaybeNonEmpty = true;
-    else if (next.learn) this.learner.add(next.learn.key, next.learn.result, this.now());
+    else if (next.learn && !this.shared) this.learner.add(next.learn.key, next.learn.result, this.now());
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };
   }
 
@@ -839,6 +943,11 @@ export class Coordinator {
       await this.reloadScope();
       await this.reloadPolicies();
       await this.persistCycle();
+      // Shared: where the common walk is (for progress and metrics), as the others moved it.
+      if (this.shared) {
+        const saved = await this.store.getDocument<CycleDocument>('coordinator', 'cycle');
+        if (saved) this.cycle = Cycle.resume(this.seed, saved.value, this.items, now);
+      }
       // One store write per active agent: every 10 s is plenty for "last seen" (1,000 agents
       // flushed every second would cost more than the work they ask for).
       if (now - this.lastActivityFlushAt >= ACTIVITY_FLUSH_MS) {
@@ -847,14 +956,60 @@ export class Coordinator {
         // Agents revoked by another process (the CLI) stop working within this period.
         await this.refreshAgents();
       }
+      if (this.shared) await this.shareLearning(now, options.learn === true);
       // Learn at least once a minute even when results trickle in slower than a batch.
-      if (options.learn || now - this.lastLearnAt >= 60_000) {
+      else if (options.learn || now - this.lastLearnAt >= 60_000) {
         this.lastLearnAt = now;
         await this.learner.flush(undefined, now);
       } else await this.learner.persist(now);
       return { expired };
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /**
+   * Several coordinators: hold (or try to take) the learner role. The learner reads the
+   * learning queue from where it got to, learns, writes the states fenced, and drops what every
+   * stored state has learned; the others reload the states it writes.
+   */
+  private async shareLearning(now: number, learnNow: boolean): Promise<void> {
+    let leader = false;
+    try {
+      leader = await this.store.holdRole('learner');
+    } catch (error) {
+      this.log.error({ err: error }, 'could not check the learner role; not learning this sweep');
+    }
+    if (leader !== this.leader) {
+      // Either way, start from the stored states: the previous learner may have written since.
+      await this.learner.reloadAll(now);
+      this.learnCursor = leader ? this.learner.lowestThrough() : undefined;
+      this.log.info({ cursor: this.learnCursor }, leader ? 'this coordinator is the learner now' : 'this coordinator is no longer the learner');
+      this.leader = leader;
+    }
+    if (!leader) {
+      if (now - this.lastStateReloadAt >= STATE_RELOAD_MS) {
+        this.lastStateReloadAt = now;
+        const reloaded = await this.learner.reloadChanged(now);
+        if (reloaded > 0) this.log.debug({ reloaded }, "reloaded the learner's states");
+      }
+      return;
+    }
+    const read = await this.store.readLearning(this.learnCursor);
+    for (const item of read.items) {
+      const key = this.learner.has(item.key) ? item.key : DEFAULT_POLICY_KEY;
+      this.learner.addQueued(key, item.result as HostResult, item.position, now);
+    }
+    this.learner.markRead(read.cursor);
+    this.learnCursor = read.cursor;
+    await this.learner.settled();
+    if (learnNow || now - this.lastLearnAt >= 60_000) {
+      this.lastLearnAt = now;
+      await this.learner.flush(undefined, now);
+    } else await this.learner.persist(now);
+    if (now - this.lastPruneAt >= LEARNING_PRUNE_MS) {
+      this.lastPruneAt = now;
+      await this.store.pruneLearning(this.learner.lowestThrough());
     }
   }
 
@@ -892,7 +1047,9 @@ export class Coordinator {
     await this.learner.settled();
     await this.persistCycle();
     await this.flushActivity();
-    await this.learner.flush(undefined, this.now());
+    // Shared: only the learner writes states (what it read but has not learned is written
+    // with a position before it, so the next learner reads it again).
+    if (!this.shared || this.leader) await this.learner.flush(undefined, this.now());
   }
 
   /**
