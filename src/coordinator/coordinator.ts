@@ -39,6 +39,8 @@ export interface LeaseSession {
 interface Leased {
   readonly item: WorkItem;
   readonly written: Promise<void>;
+  /** The queue item it was made from (a shared queue settles it when the lease is written). */
+  readonly queueId?: string;
 }
 
 interface InstallDocument {
@@ -607,18 +609,21 @@ export class Coordinator {
       // every enqueue goes through this process, and each sweep re-arms the check). A shared
       // queue is filled by other coordinators too: always asked.
       if (pending.length === 0 && (this.queueMaybeNonEmpty || this.shared)) {
-        pending.push(...(await this.store.dequeueWork(max - issued.length)));
+        pending.push(...(await this.dequeue(max - issued.length)));
         // Shared: the cycle reaches agents through the shared queue, a claimed block at a time.
         if (pending.length === 0 && this.shared && !claimed) {
           claimed = true;
-          if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) > 0) pending.push(...(await this.store.dequeueWork(max - issued.length)));
+          if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) > 0) pending.push(...(await this.dequeue(max - issued.length)));
         }
         if (pending.length === 0) this.queueMaybeNonEmpty = false;
       }
       const queued = pending.shift();
       let leased: Leased | null;
-      if (queued) leased = await this.leaseQueued(agent, queued);
-      else if (this.shared) break;
+      if (queued) {
+        leased = await this.leaseQueued(agent, queued);
+        if (leased) leased = { ...leased, queueId: queued.id };
+        else this.settleQueued(queued.id);
+      } else if (this.shared) break;
       else {
         // The next address would open a new cycle: its addresses wait for the next request.
         if (fromCycle > 0 && this.cycle.atEnd) break;
@@ -649,6 +654,8 @@ export class Coordinator {
         // per address): this work is not needed now.
         if (isPortbanditError(outcome.reason, 'PB_ERR_CONFLICT') && outcome.reason.where === 'lease.ip') {
           this.log.info({ ip: item.ip, reason: item.reason }, 'address already leased; work item dropped');
+          const queueId = issued[i]!.queueId;
+          if (queueId !== undefined) this.settleQueued(queueId);
           return;
         }
         failed.push({ ip: item.ip, error: outcome.reason });
@@ -661,6 +668,20 @@ export class Coordinator {
     if (failed.length > 0 && items.length === 0) throw failed[0]!.error;
     for (const f of failed) this.log.error({ err: f.error, ip: f.ip }, 'a lease could not be stored; its work item is not handed out');
     return items;
+  }
+
+  /**
+   * Take work from the queue. A shared queue hides what it hands out until the lease for it is
+   * written, for about a lease's time: a coordinator killed in between does not lose it.
+   */
+  private dequeue(n: number): Promise<QueuedWork[]> {
+    return this.shared ? this.store.dequeueWork(n, { holdMs: this.config.leaseSeconds * 1000 }) : this.store.dequeueWork(n);
+  }
+
+  /** A dequeued item that will not be leased: a shared queue drops it now (else it comes back). */
+  private settleQueued(id: string): void {
+    if (!this.shared) return;
+    this.store.removeQueuedWork(id).catch((error: unknown) => this.log.warn({ err: error, id }, 'a dropped queue item could not be removed; it comes back after its hold'));
   }
 
   private async leaseQueued(agent: Agent, queued: QueuedWork): Promise<Leased | null> {

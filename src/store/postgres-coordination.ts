@@ -395,7 +395,12 @@ export class PostgresCoordinationStore implements CoordinationStore {
     return this.run('storing a lease', async (q) => {
       const ip = canonicalIp(lease.ip, 'lease.ip');
       try {
-        await q.query('INSERT INTO leases (id, ip, agent_id, deadline, doc) VALUES ($1, $2, $3, $4, $5)', [lease.id, ip, lease.agentId, lease.deadline, JSON.stringify({ ...lease, ip })]);
+        // The lease settles the queue item it was made from (hidden since its dequeue).
+        await q.query(
+          `WITH l AS (INSERT INTO leases (id, ip, agent_id, deadline, doc) VALUES ($1, $2, $3, $4, $5) RETURNING ip)
+           DELETE FROM work_queue w USING l WHERE w.ip = l.ip AND w.hidden_until > 0`,
+          [lease.id, ip, lease.agentId, lease.deadline, JSON.stringify({ ...lease, ip })],
+        );
       } catch (error) {
         const constraint = uniqueViolation(error);
         if (constraint === 'leases_one_per_ip') throw new PortbanditError('PB_ERR_CONFLICT', `${ip} already has a lease in flight`, { where: 'lease.ip' });
@@ -481,8 +486,8 @@ export class PostgresCoordinationStore implements CoordinationStore {
     const docs = items.map((item) => JSON.stringify(item));
     // WITH ORDINALITY keeps the caller's order in the sequence numbers.
     const { rows } = await q.query(
-      `INSERT INTO work_queue (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq`,
-      [docs],
+      `INSERT INTO work_queue (ip, doc) SELECT p, d FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(p, d, i) ORDER BY i RETURNING seq`,
+      [items.map((item) => item.ip), docs],
     );
     const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
     return docs.map((doc, i) => ({ ...parse<QueuedWorkInput>(doc), id: String(seqs[i]) }));
@@ -498,13 +503,22 @@ export class PostgresCoordinationStore implements CoordinationStore {
     return this.run('enqueueing work', (q) => this.insertQueued(q, canonical));
   }
 
-  dequeueWork(limit: number): Promise<QueuedWork[]> {
+  /**
+   * The head of the queue that no other coordinator is taking right now. The items are hidden
+   * for `holdMs` (default 60 s, by the database's clock) rather than deleted: the lease written
+   * for an item's address deletes it (`putLease`), `removeQueuedWork` drops one that is not
+   * needed, and an item whose coordinator died in between comes back when the time is up.
+   */
+  dequeueWork(limit: number, options: { holdMs?: number } = {}): Promise<QueuedWork[]> {
     const n = resolveLimit(limit, limit);
+    const hold = Math.max(1000, Math.floor(options.holdMs ?? 60_000));
     return this.run('dequeueing work', async (q) => {
-      // The head of the queue that no other coordinator is taking right now.
       const { rows } = await q.query(
-        `DELETE FROM work_queue WHERE seq IN (SELECT seq FROM work_queue ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING seq, doc`,
-        [n],
+        `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms)
+         UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq IN (
+           SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now) ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING seq, doc`,
+        [n, hold],
       );
       return rows.sort((a, b) => (a.seq as number) - (b.seq as number)).map(toQueued);
     });
@@ -512,11 +526,11 @@ export class PostgresCoordinationStore implements CoordinationStore {
 
   listQueuedWork(limit?: number): Promise<QueuedWork[]> {
     const n = resolveLimit(limit, 10_000);
-    return this.run('listing queued work', async (q) => (await q.query('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT $1', [n])).rows.map(toQueued));
+    return this.run('listing queued work', async (q) => (await q.query('SELECT seq, doc FROM work_queue WHERE hidden_until = 0 ORDER BY seq LIMIT $1', [n])).rows.map(toQueued));
   }
 
   countQueuedWork(): Promise<number> {
-    return this.run('counting queued work', async (q) => (await q.query('SELECT COUNT(*)::int8 AS n FROM work_queue')).rows[0]!.n as number);
+    return this.run('counting queued work', async (q) => (await q.query('SELECT COUNT(*)::int8 AS n FROM work_queue WHERE hidden_until = 0')).rows[0]!.n as number);
   }
 
   removeQueuedWork(id: string): Promise<boolean> {

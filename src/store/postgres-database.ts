@@ -60,7 +60,11 @@ const COORDINATION_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX leases_deadline ON leases (deadline, id);
   CREATE INDEX leases_agent ON leases (agent_id, deadline);
-  CREATE TABLE work_queue (seq bigserial PRIMARY KEY, doc text NOT NULL);
+  -- A dequeued item is hidden, not deleted, until a lease for its address is written (which
+  -- deletes it): a coordinator killed in between leaves it to come back (dequeueWork).
+  CREATE TABLE work_queue (seq bigserial PRIMARY KEY, ip text NOT NULL, hidden_until bigint NOT NULL DEFAULT 0, doc text NOT NULL);
+  CREATE INDEX work_queue_visible ON work_queue (hidden_until, seq);
+  CREATE INDEX work_queue_taken ON work_queue (ip) WHERE hidden_until > 0;
   `,
   // 2: finished visits waiting for the elected learner; read by transaction id (readLearning)
   `CREATE TABLE learning_queue (seq bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), doc text NOT NULL);

@@ -120,8 +120,13 @@ export interface CoordinationStore {
 
   /** Append items to the FIFO work queue (manual rescans, expired leases, follow-ups). */
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]>;
-  /** Atomically remove and return up to `limit` items from the head of the queue. */
-  dequeueWork(limit: number): Promise<QueuedWork[]>;
+  /**
+   * Atomically remove and return up to `limit` items from the head of the queue. A store shared
+   * by several coordinators (PostgreSQL) keeps a dequeued item hidden for `holdMs` instead,
+   * until `putLease` for its address (or `removeQueuedWork`) settles it: a coordinator killed
+   * between the two does not lose it.
+   */
+  dequeueWork(limit: number, options?: { holdMs?: number }): Promise<QueuedWork[]>;
   /** The queue, head first, without removing anything. */
   listQueuedWork(limit?: number): Promise<QueuedWork[]>;
   /** Number of queued items (cheap; for metrics). */

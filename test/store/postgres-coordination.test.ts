@@ -46,6 +46,23 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
       }
     });
 
+    it('brings a dequeued item back after its hold unless a lease for its address settled it', async () => {
+      const store = await open();
+      try {
+        await store.enqueueWork(['198.18.0.1', '198.18.0.2'].map((ip) => ({ ip, tags: [], reason: 'manual' as const, enqueuedAt: 1 })));
+        const taken = await store.dequeueWork(2, { holdMs: 1000 });
+        expect(taken.map((q) => q.ip)).toEqual(['198.18.0.1', '198.18.0.2']);
+        expect(await store.countQueuedWork()).toBe(0);
+        expect(await store.dequeueWork(2)).toEqual([]);
+        // The coordinator leased the first; the one that took the second "died".
+        await store.putLease(lease('l1', '198.18.0.1', 'a1', 100));
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        expect((await store.dequeueWork(5)).map((q) => q.ip)).toEqual(['198.18.0.2']);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('refuses a second live lease for an address, by constraint, whoever writes it', async () => {
       const schema = pg.freshSchema();
       const [a, b] = await Promise.all([0, 1].map(() => openPostgresCoordination({ url: pg.url(), schema })));
