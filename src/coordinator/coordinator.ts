@@ -326,6 +326,16 @@ export class Coordinator {
     return version;
   }
 
+  /**
+   * `lookup`, but a shared store's scope may have been edited through another coordinator since
+   * this one's last sweep: a miss re-checks the scope version (one query) before it counts.
+   */
+  private async lookupCurrent(ip: string): Promise<{ ip: string; tags: readonly string[] } | undefined> {
+    const hit = this.lookup(ip);
+    if (hit || !this.shared || !(await this.reloadScope())) return hit;
+    return this.lookup(ip);
+  }
+
   /** Tags of an in-scope address, or undefined when it is outside the scope (or blocklisted). */
   lookup(ip: string): { ip: string; tags: readonly string[] } | undefined {
     let parsed;
@@ -371,6 +381,9 @@ export class Coordinator {
    * fresh document. So every address of a cycle is queued by exactly one coordinator, once.
    */
   private async updateSharedCycle(change: (cycle: Cycle, now: number) => QueuedWorkInput[]): Promise<number> {
+    // The walk skips addresses outside the current scope: it must be the current one, not this
+    // process's copy from its last sweep (an edit made through another coordinator).
+    await this.reloadScope();
     for (let attempt = 0; attempt < SHARED_CYCLE_RETRIES; attempt++) {
       const now = this.now();
       const saved = await this.store.getDocument<CycleDocument>('coordinator', 'cycle');
@@ -685,7 +698,7 @@ export class Coordinator {
   }
 
   private async leaseQueued(agent: Agent, queued: QueuedWork): Promise<Leased | null> {
-    const hit = this.lookup(queued.ip);
+    const hit = await this.lookupCurrent(queued.ip);
     if (!hit) {
       this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
       return null;
@@ -815,7 +828,7 @@ export class Coordinator {
       this.metrics.results.inc({ outcome: 'rejected' });
       throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `lease ${lease.id} is for ${lease.ip}, not ${JSON.stringify(input.ip)}`, { where: 'ip' });
     }
-    const hit = this.lookup(ip);
+    const hit = await this.lookupCurrent(ip);
     if (!hit) {
       this.metrics.results.inc({ outcome: 'rejected' });
       throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${ip} is no longer in the scope; result refused`, { where: 'ip' });

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/coordinator/config.js';
 import type { LearnedDocument } from '../../src/coordinator/learner.js';
 import type { SubmitResponse, WorkItem } from '../../src/coordinator/protocol.js';
 import { openPostgresStore } from '../../src/store/postgres-store.js';
@@ -302,4 +303,20 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       await store.close();
     }
   }, 180_000);
+});
+
+describe('serve --postgres configuration', () => {
+  it('takes the URL and schema from flags or PORTBANDIT_POSTGRES_URL / _SCHEMA', () => {
+    const url = 'postgres://portbandit@127.0.0.1:5432/portbandit';
+    expect(resolveConfig({ env: { PORTBANDIT_POSTGRES_URL: url } })).toMatchObject({ postgresUrl: url, postgresSchema: 'portbandit' });
+    expect(resolveConfig({ flags: { postgresUrl: url, postgresSchema: 'site_b' }, env: {} })).toMatchObject({ postgresUrl: url, postgresSchema: 'site_b' });
+  });
+
+  it('refuses a URL that is not PostgreSQL, a bad schema, and both stores at once, naming the source', () => {
+    const refused = (f: () => unknown, where: string) =>
+      expect(f).toThrow(expect.objectContaining({ code: 'PB_ERR_CONFIG', where }) as unknown as Error);
+    refused(() => resolveConfig({ env: { PORTBANDIT_POSTGRES_URL: 'http://127.0.0.1:5432' } }), 'env PORTBANDIT_POSTGRES_URL');
+    refused(() => resolveConfig({ flags: { postgresSchema: 'Drop Table' }, env: {} }), '--postgres-schema');
+    refused(() => resolveConfig({ flags: { postgresUrl: 'postgres://127.0.0.1/pb', elasticsearchUrl: 'http://127.0.0.1:9200' }, env: {} }), 'postgresUrl');
+  });
 });
