@@ -112,11 +112,16 @@ export class Learner {
     for (const e of this.entries.values()) e.readThrough = cursor;
   }
 
-  /** The lowest position every policy's stored state has learned through ('0' when one has none). */
+  /**
+   * The lowest queue position below which no policy needs an item again ('0' when unknown): its
+   * stored `through`, or, for a policy with nothing pending or unsaved, everything read so far
+   * (a policy that never gets a visit must not keep the queue from being pruned).
+   */
   lowestThrough(): string {
     let low: bigint | undefined;
     for (const e of this.entries.values()) {
-      const t = BigInt(e.doc.through ?? '0');
+      const settled = !e.dirty && e.pending.length === 0 && e.readThrough !== undefined;
+      const t = BigInt((settled ? e.readThrough : e.doc.through) ?? '0');
       if (low === undefined || t < low) low = t;
     }
     return String(low ?? 0n);
