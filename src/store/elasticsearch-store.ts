@@ -56,6 +56,9 @@ const MAX_RETRIES = 20;
 /** Largest listing fetched in one search (scope entries, agents, leases). */
 const MAX_LISTING = 10_000;
 
+/** Kv documents per search page (listings continue with search_after). */
+const KV_PAGE = 1000;
+
 const keyword = { type: 'keyword' } as const;
 const long = { type: 'long' } as const;
 const opaque = { type: 'object', enabled: false } as const;
@@ -259,15 +262,30 @@ class ElasticsearchStore implements Store {
     return (current?.source.body as { value: number } | undefined)?.value ?? 0;
   }
 
-  private async searchKv(filter: EsQuery[], sort: estypes.Sort, size = MAX_LISTING): Promise<{ id: string; source: KvSource; seqNo: number; primaryTerm: number }[]> {
-    const response = await this.client.search<KvSource>({
-      index: this.index.kv,
-      query: { bool: { filter } } as estypes.QueryDslQueryContainer,
-      sort,
-      size,
-      seq_no_primary_term: true,
-    });
-    return response.hits.hits.map((hit) => ({ id: hit._id!, source: hit._source!, seqNo: hit._seq_no!, primaryTerm: hit._primary_term! }));
+  /**
+   * Up to `size` kv documents (all by default), in pages that continue with `search_after`: one
+   * search stops at index.max_result_window (10,000), and a blocklist listing that stopped there
+   * treated the addresses after it as in scope. Every sort here ends on a unique field (key, seq).
+   */
+  private async searchKv(filter: EsQuery[], sort: estypes.Sort, size = Infinity): Promise<{ id: string; source: KvSource; seqNo: number; primaryTerm: number }[]> {
+    const out: { id: string; source: KvSource; seqNo: number; primaryTerm: number }[] = [];
+    let after: estypes.SortResults | undefined;
+    while (out.length < size) {
+      const want = Math.min(KV_PAGE, size - out.length);
+      const response = await this.client.search<KvSource>({
+        index: this.index.kv,
+        query: { bool: { filter } } as estypes.QueryDslQueryContainer,
+        sort,
+        size: want,
+        seq_no_primary_term: true,
+        ...(after ? { search_after: after } : {}),
+      });
+      const hits = response.hits.hits;
+      for (const hit of hits) out.push({ id: hit._id!, source: hit._source!, seqNo: hit._seq_no!, primaryTerm: hit._primary_term! });
+      if (hits.length < want) break;
+      after = hits.at(-1)!.sort;
+    }
+    return out;
   }
 
   private async countKv(filter: EsQuery[]): Promise<number> {

@@ -60,6 +60,16 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     await Promise.all([es.close(), sqlite.close()]);
   });
 
+  it('lists every scope entry past the 10,000 hits one search returns (a blocklist cut there left addresses in scope)', async () => {
+    const { client } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    const entries = Array.from({ length: 10_050 }, (_, i) => ({ range: `198.18.${i >> 8}.${i & 255}`, tags: [] }));
+    await store.replaceScope('blocklist', entries, 1);
+    const listed = await store.listScope('blocklist');
+    expect(listed.entries).toHaveLength(10_050);
+    expect(new Set(listed.entries.map((e) => e.range))).toEqual(new Set(entries.map((e) => e.range)));
+  }, 120_000);
+
   it('rejects an unusable index prefix with the option named', async () => {
     const { client } = createMemoryElasticsearchClient();
     await expect(openElasticsearchStore({ client, prefix: 'Bad Prefix' })).rejects.toSatisfy(
