@@ -60,6 +60,13 @@ const MAX_LISTING = 10_000;
 const KV_PAGE = 1000;
 
 const keyword = { type: 'keyword' } as const;
+/**
+ * Search facets: indexScan caps words and terms (MAX_WORD_LENGTH, MAX_TERM_LENGTH), and
+ * `ignore_above` is the net behind it: a longer value is stored, not indexed, instead of failing
+ * the whole document (Lucene refuses a term over 32,766 bytes). Applies to indices this version
+ * creates; an older index keeps its mapping.
+ */
+const facet = { type: 'keyword', ignore_above: 1024 } as const;
 const long = { type: 'long' } as const;
 const opaque = { type: 'object', enabled: false } as const;
 
@@ -71,14 +78,14 @@ const SCAN_MAPPINGS = {
     ip: { type: 'ip' },
     finishedAt: long,
     port: { type: 'integer' },
-    service: keyword,
-    product: keyword,
-    version: keyword,
-    cpe: keyword,
-    script: keyword,
-    tag: keyword,
-    agent: keyword,
-    words: keyword,
+    service: facet,
+    product: facet,
+    version: facet,
+    cpe: facet,
+    script: facet,
+    tag: facet,
+    agent: facet,
+    words: facet,
     openPortCount: { type: 'integer' },
     doc: opaque,
   },

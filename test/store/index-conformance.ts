@@ -181,6 +181,20 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
     });
 
 
+    describe('hostile input', () => {
+      it('stores a scan whose banner holds a 33 KB word and a 33 KB product; they are kept but not searchable', async () => {
+        const store = await fresh();
+        const huge = 'a'.repeat(33_000);
+        const hostile = scan('h1', '198.18.0.9', 1000, [open(80, 'http', { product: huge, extrainfo: `ok ${huge} banner`, cpes: [`cpe:/a:${huge}`] })]);
+        expect(await store.ingestScan({ scan: hostile })).toMatchObject({ inserted: true, latest: true });
+        expect((await store.getScan('h1'))?.ports[0]?.product).toBe(huge);
+        expect((await store.search(parseQuery('port:80'))).items.map((s) => s.scanId)).toEqual(['h1']);
+        expect((await store.search(parseQuery('banner'))).items.map((s) => s.scanId)).toEqual(['h1']);
+        expect((await store.search({ type: 'text', value: huge })).total).toBe(0);
+        expect((await store.search({ type: 'term', field: 'product', value: huge })).total).toBe(0);
+      });
+    });
+
     describe('properties', () => {
       it('latest-per-host does not depend on the order scans arrive in', async () => {
         await fc.assert(
