@@ -687,8 +687,12 @@ class ElasticsearchStore implements Store {
           await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
         }
       }
-      const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
       if (!(await this.writeIf(this.index.scans, scanDocId, source, undefined))) return { inserted: false, latest: false };
+      // The lease is completed only after the commit point: a failed history write leaves it in
+      // place, so the agent's retry is accepted (it used to be deleted first, and the retry was
+      // refused as unknown: the work was lost). A crash right here leaves the lease to expire and
+      // the host to be scanned again: duplicated, not lost.
+      const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
       // After the commit point, so a retried ingest (a duplicate then) never queues twice.
       const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
       return { inserted: true, latest, ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };

@@ -6,7 +6,7 @@ import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
-import { describeStoreConformance, open, scan } from './conformance.js';
+import { describeStoreConformance, lease, open, scan } from './conformance.js';
 
 /**
  * With PORTBANDIT_ES_URL set (e.g. http://127.0.0.1:9200) the suite runs against that cluster,
@@ -58,6 +58,21 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     const sqlite = await openStore({ kind: 'sqlite', path: ':memory:' });
     expect([es.kind, sqlite.kind]).toEqual(['elasticsearch', 'sqlite']);
     await Promise.all([es.close(), sqlite.close()]);
+  });
+
+  it('keeps the lease when the history write fails, so the retried submission is accepted and completes it', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    await store.putLease(lease('l1', '198.18.0.1', 'a1', 5000));
+    const scans = cluster.indices.get('pb-scans')!;
+    const saved = scans.fields.get('doc')!;
+    scans.fields.delete('doc');
+    const input = { scan: scan('l1', '198.18.0.1', 1000, [open(22, 'ssh')]), leaseId: 'l1' };
+    await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE'));
+    expect(await store.getLease('l1')).toBeDefined();
+    scans.fields.set('doc', saved);
+    expect(await store.ingestScan(input)).toMatchObject({ inserted: true, lease: { id: 'l1' } });
+    expect(await store.getLease('l1')).toBeUndefined();
   });
 
   it('lists every scope entry past the 10,000 hits one search returns (a blocklist cut there left addresses in scope)', async () => {
