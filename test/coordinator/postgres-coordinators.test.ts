@@ -229,6 +229,8 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       expect(printed.filter((t) => t !== undefined)).toHaveLength(1);
       expect(servers.find((_, i) => printed[i] === undefined)!.stderr()).toContain('an admin token exists in the shared PostgreSQL store');
 
+      for (const s of servers) expect(await (await fetch(`${s.url}/healthz`)).json()).toMatchObject({ status: 'ok', store: 'postgres' });
+
       const run = await runAgents(servers, tokens, cycleDone(store), () => false);
 
       // Every scope address was handed out exactly once as cycle 1's first round, by either coordinator.
