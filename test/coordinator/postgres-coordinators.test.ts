@@ -132,7 +132,7 @@ async function runAgents(servers: Server[], tokens: string[], done: () => Promis
         items = (await call<{ items?: WorkItem[] }>(from, 'GET', '/api/v1/agent/work?max=4', token)).items ?? [];
       } catch (error) {
         // That coordinator just died (or failed): ask the other.
-        run.errors.push(String(error));
+        run.errors.push(`${from.name}: ${String(error)}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
@@ -151,8 +151,10 @@ async function runAgents(servers: Server[], tokens: string[], done: () => Promis
             run.acks.push(await call<SubmitResponse>(to, 'POST', '/api/v1/agent/results', token, resultFor(item)));
             break;
           } catch (error) {
-            run.errors.push(String(error));
-            if (to.alive && !String(error).includes('fetch failed')) throw error;
+            run.errors.push(`${to.name}: ${String(error)}`);
+            // Refused by a live coordinator: the test fails on `errors`; the lease expires and
+            // is re-issued meanwhile, so the run still ends and shows what was refused.
+            if (to.alive && !String(error).includes('fetch failed')) break;
           }
         }
       }
@@ -223,7 +225,7 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
   }
 
   it('walk one cycle between them: every address leased once, every acknowledged result stored, nothing lost to learning', async () => {
-    const { servers, printed, store, tokens } = await setUp(60);
+    const { servers, printed, store, tokens } = await setUp(20);
     try {
       // Started together on an empty database: exactly one printed the bootstrap token.
       expect(printed.filter((t) => t !== undefined)).toHaveLength(1);
@@ -232,6 +234,7 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       for (const s of servers) expect(await (await fetch(`${s.url}/healthz`)).json()).toMatchObject({ status: 'ok', store: 'postgres' });
 
       const run = await runAgents(servers, tokens, cycleDone(store), () => false);
+      expect(run.errors, 'no request failed').toEqual([]);
 
       // Every scope address was handed out exactly once as cycle 1's first round, by either coordinator.
       const firstRounds = run.leases.filter((l) => l.item.reason === 'cycle' && l.item.round === 0 && l.item.cycle === 1).map((l) => l.item.ip);
@@ -280,6 +283,8 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
         },
       );
       expect(learner!.alive).toBe(false);
+      // Only requests to the killed coordinator failed.
+      expect(run.errors.filter((e) => !(e.startsWith(`${learner!.name}: `) && e.includes('fetch failed')))).toEqual([]);
       expect(run.dropped.length).toBeGreaterThan(0);
       // Each lease that died with the killed coordinator was issued again by the survivor, after expiry.
       const reissued = run.leases.filter((l) => l.item.reason === 'expired');
