@@ -85,9 +85,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const store =
     options.store ??
     (await openStore(
-      config.elasticsearchUrl
-        ? { kind: 'elasticsearch', node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix }
-        : { kind: 'sqlite', path: databasePath(config.dataDir) },
+      config.postgresUrl
+        ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema }
+        : config.elasticsearchUrl
+          ? { kind: 'elasticsearch', node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix }
+          : { kind: 'sqlite', path: databasePath(config.dataDir) },
     ));
   const metrics = createMetrics();
   let coordinator: Coordinator;

@@ -31,9 +31,16 @@ export interface CoordinatorConfig {
   readonly screenshotBudgetBytes: number;
   /** How scope names are resolved: `system` (the system's DNS), `hosts:FILE` or `dns:ADDRESS:PORT` (names.ts). */
   readonly resolver: string;
+  /**
+   * PostgreSQL URL; when set, the whole store (coordination and scan index) lives there and
+   * several coordinators may share it (docs/store.md). Empty: SQLite under dataDir.
+   */
+  readonly postgresUrl: string;
+  /** Schema in that database (one schema = one installation). */
+  readonly postgresSchema: string;
 }
 
-type Kind = 'string' | 'port' | 'int' | 'list' | 'level' | 'url';
+type Kind = 'string' | 'port' | 'int' | 'list' | 'level' | 'url' | 'pgurl' | 'schema';
 
 interface FieldSpec {
   readonly kind: Kind;
@@ -58,6 +65,8 @@ const fields: Record<keyof CoordinatorConfig, FieldSpec> = {
   elasticsearchPrefix: { kind: 'string', env: 'PORTBANDIT_ELASTICSEARCH_PREFIX' },
   screenshotBudgetBytes: { kind: 'int', min: 0, max: 2 ** 40, env: 'PORTBANDIT_SCREENSHOT_BUDGET' },
   resolver: { kind: 'string', env: 'PORTBANDIT_RESOLVER' },
+  postgresUrl: { kind: 'pgurl', env: 'PORTBANDIT_POSTGRES_URL' },
+  postgresSchema: { kind: 'schema', env: 'PORTBANDIT_POSTGRES_SCHEMA' },
 };
 
 /** Defaults, in one place. Loopback by default: exposing the API is an operator's decision. */
@@ -77,6 +86,8 @@ export const configDefaults: CoordinatorConfig = Object.freeze({
   elasticsearchPrefix: 'portbandit',
   screenshotBudgetBytes: 1024 * 1024 * 1024,
   resolver: 'system',
+  postgresUrl: '',
+  postgresSchema: 'portbandit',
 });
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -90,6 +101,12 @@ function coerce(key: string, spec: FieldSpec, value: unknown, where: string): un
       return typeof value === 'string' && value.trim() !== '' ? value : fail('a non-empty string');
     case 'url':
       return value === '' || (typeof value === 'string' && /^https?:\/\/[^\s/]+/.test(value)) ? value : fail('an http(s) URL such as "http://127.0.0.1:9200", or "" for SQLite');
+    case 'pgurl':
+      return value === '' || (typeof value === 'string' && /^postgres(ql)?:\/\/\S+$/.test(value))
+        ? value
+        : fail('a PostgreSQL URL such as "postgres://portbandit@127.0.0.1:5432/portbandit", or "" for SQLite');
+    case 'schema':
+      return typeof value === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(value) ? value : fail('a schema name (lower-case letters, digits and _, at most 63)');
     case 'level':
       return typeof value === 'string' && LEVELS.includes(value) ? value : fail(`one of ${LEVELS.join(', ')}`);
     case 'list': {
@@ -146,6 +163,9 @@ export function resolveConfig(sources: { flags?: ConfigInput; env?: NodeJS.Proce
     const spec = (fields as Record<string, FieldSpec>)[key];
     if (value === undefined || !spec) continue;
     out[key] = coerce(key, spec, value, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  }
+  if (out.postgresUrl !== '' && out.elasticsearchUrl !== '') {
+    throw new PortbanditError('PB_ERR_CONFIG', 'postgresUrl and elasticsearchUrl are both set: choose one store (docs/store.md, deployment shapes)', { where: 'postgresUrl' });
   }
   return Object.freeze(out) as unknown as CoordinatorConfig;
 }

@@ -45,6 +45,8 @@ export interface LeaseSession {
 interface Leased {
   readonly item: WorkItem;
   readonly written: Promise<void>;
+  /** The queue item it was made from (a shared queue settles it when the lease is written). */
+  readonly queueId?: string;
 }
 
 interface InstallDocument {
@@ -73,6 +75,18 @@ const ACTIVITY_FLUSH_CHUNK = 100;
 
 /** Work hand-out attempts per request before answering "no work" (skipped hosts, zero budgets). */
 const MAX_ATTEMPTS = 32;
+
+/** Addresses a coordinator claims from the shared cycle at a time (into the shared queue). */
+const SHARED_CYCLE_BLOCK = 64;
+
+/** Compare-and-set attempts on the shared cycle before giving up for this request. */
+const SHARED_CYCLE_RETRIES = 16;
+
+/** How often a coordinator that is not the learner reloads the states the learner wrote. */
+const STATE_RELOAD_MS = 10_000;
+
+/** How often the learner drops learning-queue items every stored state has learned. */
+const LEARNING_PRUNE_MS = 60_000;
 
 /**
  * The coordinator's core, independent of HTTP: scope, cycle, leases, policies, learning and
@@ -127,6 +141,18 @@ export class Coordinator {
   readonly defaultPolicy: Policy;
   /** Web screenshots submitted with results (`<dataDir>/screenshots.db`, opened on first use). */
   readonly screenshots: ScreenshotArchive;
+  /**
+   * Several coordinators share the store (PostgreSQL): they walk one cycle (blocks claimed by
+   * compare-and-set into the shared queue), and one elected learner learns from everyone's
+   * finished visits (the learning queue) while the others reload what it writes.
+   */
+  readonly shared: boolean;
+  /** This process holds the learner role (shared stores). */
+  private leader = false;
+  /** Where this learner's next read of the learning queue starts. */
+  private learnCursor: string | undefined;
+  private lastStateReloadAt = 0;
+  private lastPruneAt = 0;
 
   private constructor(
     readonly store: Store,
@@ -136,7 +162,8 @@ export class Coordinator {
     readonly log: FastifyBaseLogger,
     readonly now: () => number,
   ) {
-    this.learner = new Learner(store, env, config.learnBatchSize, log);
+    this.shared = store.kind === 'postgres';
+    this.learner = new Learner(store, env, config.learnBatchSize, log, this.shared);
     this.defaultPolicy = defaultPolicy(config.allowedScripts);
     this.screenshots = ScreenshotArchive.forDataDir(config.dataDir, config.screenshotBudgetBytes);
   }
@@ -331,6 +358,16 @@ export class Coordinator {
     return version;
   }
 
+  /**
+   * `lookup`, but a shared store's scope may have been edited through another coordinator since
+   * this one's last sweep: a miss re-checks the scope version (one query) before it counts.
+   */
+  private async lookupCurrent(ip: string): Promise<{ ip: string; tags: readonly string[] } | undefined> {
+    const hit = this.lookup(ip);
+    if (hit || !this.shared || !(await this.reloadScope())) return hit;
+    return this.lookup(ip);
+  }
+
   /** Tags of an in-scope address, or undefined when it is outside the scope (or blocklisted). */
   lookup(ip: string): { ip: string; tags: readonly string[] } | undefined {
     let parsed;
@@ -404,13 +441,69 @@ export class Coordinator {
   /** Abandon the current cycle and start the next over the current scope. */
   async restartCycle(): Promise<CycleProgress> {
     if (this.resolver && this.nameEntries.length > 0) await this.resolveNames();
+    if (this.shared) {
+      await this.updateSharedCycle((cycle, now) => {
+        cycle.restart(this.items, now);
+        return [];
+      });
+      return this.cycle.progress();
+    }
     this.cycle.restart(this.items, this.now());
     await this.persistCycle();
     return this.cycle.progress();
   }
 
   private async persistCycle(): Promise<void> {
+    // A shared cycle is written only by compare-and-set (updateSharedCycle), never blindly.
+    if (this.shared) return;
     if (this.cycle.dirty) await this.store.putDocument('coordinator', 'cycle', this.cycle.take(), { at: this.now() });
+  }
+
+  /**
+   * Change the shared cycle: read it, let `change` move it (returning the work it hands out),
+   * write it back over the revision read, with that work queued in the same transaction. A
+   * concurrent change by another coordinator makes the write fail; it is then redone on the
+   * fresh document. So every address of a cycle is queued by exactly one coordinator, once.
+   */
+  private async updateSharedCycle(change: (cycle: Cycle, now: number) => QueuedWorkInput[]): Promise<number> {
+    // The walk skips addresses outside the current scope: it must be the current one, not this
+    // process's copy from its last sweep (an edit made through another coordinator).
+    await this.reloadScope();
+    for (let attempt = 0; attempt < SHARED_CYCLE_RETRIES; attempt++) {
+      const now = this.now();
+      const saved = await this.store.getDocument<CycleDocument>('coordinator', 'cycle');
+      const cycle = Cycle.resume(this.seed, saved?.value, this.items, now);
+      const work = change(cycle, now);
+      if (!cycle.dirty) {
+        this.cycle = cycle;
+        return 0;
+      }
+      try {
+        await this.store.putDocument('coordinator', 'cycle', cycle.take(), { at: now, expectedRevision: saved?.revision ?? 0, enqueue: work });
+        this.cycle = cycle;
+        return work.length;
+      } catch (error) {
+        if (!isPortbanditError(error, 'PB_ERR_CONFLICT')) throw error;
+      }
+    }
+    this.log.warn('the shared cycle kept changing under this coordinator; no block claimed this time');
+    return 0;
+  }
+
+  /** Claim the next block of the shared cycle into the shared queue; returns how many addresses. */
+  private claimCycleBlock(size: number): Promise<number> {
+    return this.updateSharedCycle((cycle, now) => {
+      const period = this.periodSeconds();
+      const work: QueuedWorkInput[] = [];
+      while (work.length < size) {
+        // A block does not run into the next cycle: its addresses wait for the next claim.
+        if (work.length > 0 && cycle.atEnd) break;
+        const addr = cycle.next(this.space, this.items, now, period !== undefined ? period * 1000 : 0);
+        if (!addr) break;
+        work.push({ ip: addr.ip, tags: [...addr.tags], reason: 'cycle', enqueuedAt: now, cycle: addr.cycle });
+      }
+      return work;
+    });
   }
 
   /** Queue manual rescans (served before the cycle). Addresses outside the scope are refused. */
@@ -695,23 +788,33 @@ export class Coordinator {
     let queueDry = false;
     let fromCycle = 0;
     let misses = 0;
+    let claimed = false;
     // Every dequeued item is served (it left the queue), whatever the misses.
     while (issued.length < max && (pending.length > 0 || misses < MAX_ATTEMPTS)) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
-      // every enqueue goes through this process, and each sweep re-arms the check).
-      if (pending.length === 0 && this.queueMaybeNonEmpty && !queueDry) {
-        if (routing) {
-          // Items of other groups may remain: the queue is not known empty, only dry for this batch.
-          pending.push(...(await this.store.dequeueWorkFor(max - issued.length, agentGroups)));
-          if (pending.length === 0) queueDry = true;
-        } else {
-          pending.push(...(await this.store.dequeueWork(max - issued.length)));
-          if (pending.length === 0) this.queueMaybeNonEmpty = false;
+      // every enqueue goes through this process, and each sweep re-arms the check). A shared
+      // queue is filled by other coordinators too: always asked. With agent groups in use, the
+      // queue may hold items of other groups: it is only dry for this batch, not known empty.
+      if (pending.length === 0 && (this.queueMaybeNonEmpty || this.shared) && !queueDry) {
+        const groups = routing ? agentGroups : undefined;
+        pending.push(...(await this.dequeue(max - issued.length, groups)));
+        // Shared: the cycle reaches agents through the shared queue, a claimed block at a time.
+        if (pending.length === 0 && this.shared && !claimed) {
+          claimed = true;
+          if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) > 0) pending.push(...(await this.dequeue(max - issued.length, groups)));
+        }
+        if (pending.length === 0) {
+          if (routing) queueDry = true;
+          else this.queueMaybeNonEmpty = false;
         }
       }
       const queued = pending.shift();
       let leased: Leased | null;
-      if (queued) leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
+      if (queued) {
+        leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
+        if (leased) leased = { ...leased, queueId: queued.id };
+        else this.settleQueued(queued.id);
+      } else if (this.shared) break;
       else {
         // The next address would open a new cycle: its addresses wait for the next request.
         if (fromCycle > 0 && this.cycle.atEnd) break;
@@ -757,6 +860,14 @@ export class Coordinator {
     outcomes.forEach((outcome, i) => {
       const item = issued[i]!.item;
       if (outcome.status === 'rejected') {
+        // The address is being scanned under another lease (a store that allows one live lease
+        // per address): this work is not needed now.
+        if (isPortbanditError(outcome.reason, 'PB_ERR_CONFLICT') && outcome.reason.where === 'lease.ip') {
+          this.log.info({ ip: item.ip, reason: item.reason }, 'address already leased; work item dropped');
+          const queueId = issued[i]!.queueId;
+          if (queueId !== undefined) this.settleQueued(queueId);
+          return;
+        }
         failed.push({ ip: item.ip, error: outcome.reason });
         return;
       }
@@ -769,8 +880,24 @@ export class Coordinator {
     return items;
   }
 
+  /**
+   * Take work from the queue. A shared queue hides what it hands out until the lease for it is
+   * written, for about a lease's time: a coordinator killed in between does not lose it.
+   */
+  private dequeue(n: number, groups?: readonly string[]): Promise<QueuedWork[]> {
+    const hold = this.shared ? { holdMs: this.config.leaseSeconds * 1000 } : undefined;
+    if (groups !== undefined) return hold ? this.store.dequeueWorkFor(n, groups, hold) : this.store.dequeueWorkFor(n, groups);
+    return hold ? this.store.dequeueWork(n, hold) : this.store.dequeueWork(n);
+  }
+
+  /** A dequeued item that will not be leased: a shared queue drops it now (else it comes back). */
+  private settleQueued(id: string): void {
+    if (!this.shared) return;
+    this.store.removeQueuedWork(id).catch((error: unknown) => this.log.warn({ err: error, id }, 'a dropped queue item could not be removed; it comes back after its hold'));
+  }
+
   private async leaseQueued(agent: Agent, queued: QueuedWork, routing: boolean, agentGroups: readonly string[], deferred: QueuedWorkInput[]): Promise<Leased | null> {
-    const hit = this.lookup(queued.ip);
+    const hit = await this.lookupCurrent(queued.ip);
     if (!hit) {
       this.deferredIps.delete(queued.ip);
       this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
@@ -800,8 +927,14 @@ export class Coordinator {
       return this.lease(agent, hit.ip, hit.tags, [...queued.ports!], session, queued.round ?? 0, queued.reason, cycle);
     }
     const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
-    // A cycle address queued for another agent group counts as handed out by the cycle when leased.
-    if (leased && queued.reason === 'cycle' && cycle === this.cycleScansOf) {
+    // A cycle address queued for another agent group, or a block of the shared cycle (it reaches
+    // agents through the queue), counts as handed out by the cycle when leased.
+    if (leased && queued.reason === 'cycle' && (cycle === this.cycleScansOf || (this.shared && cycle === this.cycle.number))) {
+      if (cycle !== this.cycleScansOf) {
+        this.cycleScans.clear();
+        this.cycleHanded.clear();
+        this.cycleScansOf = cycle;
+      }
       for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleHanded.set(t, (this.cycleHanded.get(t) ?? 0) + 1);
     }
     return leased;
@@ -917,7 +1050,7 @@ export class Coordinator {
       this.metrics.results.inc({ outcome: 'rejected' });
       throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `lease ${lease.id} is for ${lease.ip}, not ${JSON.stringify(input.ip)}`, { where: 'ip' });
     }
-    const hit = this.lookup(ip);
+    const hit = await this.lookupCurrent(ip);
     if (!hit) {
       this.metrics.results.inc({ outcome: 'rejected' });
       throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${ip} is no longer in the scope; result refused`, { where: 'ip' });
@@ -973,6 +1106,8 @@ export class Coordinator {
       leaseId: lease.id,
       ...(prior ? { replace: true } : {}),
       ...(next.followUp ? { enqueue: [next.followUp] } : {}),
+      // Shared: the finished visit goes to the elected learner in the same transaction.
+      ...(this.shared && next.learn ? { learn: [{ key: next.learn.key, result: next.learn.result, at: this.now() }] } : {}),
     });
     if (!ingested.inserted) {
       this.metrics.results.inc({ outcome: 'duplicate' });
@@ -985,7 +1120,7 @@ export class Coordinator {
       for (const t of hit.tags.length > 0 ? hit.tags : ['']) this.cycleScans.set(t, (this.cycleScans.get(t) ?? 0) + 1);
     }
     if (next.followUp) this.queueMaybeNonEmpty = true;
-    else if (next.learn) this.learner.add(next.learn.key, next.learn.result, this.now());
+    else if (next.learn && !this.shared) this.learner.add(next.learn.key, next.learn.result, this.now());
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };
   }
 
@@ -1103,6 +1238,11 @@ export class Coordinator {
       await this.resolveNamesIfDue();
       await this.reloadPolicies();
       await this.persistCycle();
+      // Shared: where the common walk is (for progress and metrics), as the others moved it.
+      if (this.shared) {
+        const saved = await this.store.getDocument<CycleDocument>('coordinator', 'cycle');
+        if (saved) this.cycle = Cycle.resume(this.seed, saved.value, this.items, now);
+      }
       // One store write per active agent: every 10 s is plenty for "last seen" (1,000 agents
       // flushed every second would cost more than the work they ask for).
       if (now - this.lastActivityFlushAt >= ACTIVITY_FLUSH_MS) {
@@ -1111,14 +1251,60 @@ export class Coordinator {
         // Agents revoked by another process (the CLI) stop working within this period.
         await this.refreshAgents();
       }
+      if (this.shared) await this.shareLearning(now, options.learn === true);
       // Learn at least once a minute even when results trickle in slower than a batch.
-      if (options.learn || now - this.lastLearnAt >= 60_000) {
+      else if (options.learn || now - this.lastLearnAt >= 60_000) {
         this.lastLearnAt = now;
         await this.learner.flush(undefined, now);
       } else await this.learner.persist(now);
       return { expired };
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /**
+   * Several coordinators: hold (or try to take) the learner role. The learner reads the
+   * learning queue from where it got to, learns, writes the states fenced, and drops what every
+   * stored state has learned; the others reload the states it writes.
+   */
+  private async shareLearning(now: number, learnNow: boolean): Promise<void> {
+    let leader = false;
+    try {
+      leader = await this.store.holdRole('learner');
+    } catch (error) {
+      this.log.error({ err: error }, 'could not check the learner role; not learning this sweep');
+    }
+    if (leader !== this.leader) {
+      // Either way, start from the stored states: the previous learner may have written since.
+      await this.learner.reloadAll(now);
+      this.learnCursor = leader ? this.learner.lowestThrough() : undefined;
+      this.log.info({ cursor: this.learnCursor }, leader ? 'this coordinator is the learner now' : 'this coordinator is no longer the learner');
+      this.leader = leader;
+    }
+    if (!leader) {
+      if (now - this.lastStateReloadAt >= STATE_RELOAD_MS) {
+        this.lastStateReloadAt = now;
+        const reloaded = await this.learner.reloadChanged(now);
+        if (reloaded > 0) this.log.debug({ reloaded }, "reloaded the learner's states");
+      }
+      return;
+    }
+    const read = await this.store.readLearning(this.learnCursor);
+    for (const item of read.items) {
+      const key = this.learner.has(item.key) ? item.key : DEFAULT_POLICY_KEY;
+      this.learner.addQueued(key, item.result as HostResult, item.position, now);
+    }
+    this.learner.markRead(read.cursor);
+    this.learnCursor = read.cursor;
+    await this.learner.settled();
+    if (learnNow || now - this.lastLearnAt >= 60_000) {
+      this.lastLearnAt = now;
+      await this.learner.flush(undefined, now);
+    } else await this.learner.persist(now);
+    if (now - this.lastPruneAt >= LEARNING_PRUNE_MS) {
+      this.lastPruneAt = now;
+      await this.store.pruneLearning(this.learner.lowestThrough());
     }
   }
 
@@ -1156,7 +1342,9 @@ export class Coordinator {
     await this.learner.settled();
     await this.persistCycle();
     await this.flushActivity();
-    await this.learner.flush(undefined, this.now());
+    // Shared: only the learner writes states (what it read but has not learned is written
+    // with a position before it, so the next learner reads it again).
+    if (!this.shared || this.leader) await this.learner.flush(undefined, this.now());
     this.screenshots.close();
   }
 

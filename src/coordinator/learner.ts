@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { createStrategy } from '../../strategies/build.js';
 import type { Explanation, HostResult, Strategy, StrategyEnv } from '../../strategies/types.js';
+import { isPortbanditError } from '../core/errors.js';
 import type { Store } from '../store/types.js';
 import type { Policy } from './policy.js';
 
@@ -12,12 +13,23 @@ export interface LearnedDocument {
   readonly learned: number;
   readonly pseudo: number;
   readonly lossyBatches: number;
+  /**
+   * Several coordinators (a shared store): the learning-queue position this state has learned
+   * every item of its policy before. A newly elected learner resumes reading there.
+   */
+  readonly through?: string;
 }
 
 interface Entry {
   policy: Policy;
   strategy: Strategy;
   pending: HostResult[];
+  /** Learning-queue positions of `pending` (shared stores), in order. */
+  pendingPositions: string[];
+  /** The queue window read so far ends here (shared stores). */
+  readThrough: string | undefined;
+  /** Revision of the stored state this entry was loaded from or last wrote. */
+  revision: number;
   doc: LearnedDocument;
   /** Learned since the state was last written. */
   dirty: boolean;
@@ -52,11 +64,17 @@ export class Learner {
   private tick: Promise<void> | undefined;
   private lastNow = 0;
 
+  /**
+   * `fenced`: several coordinators share the store; this learner writes a state only over the
+   * revision it loaded or wrote (compare-and-set), so a learner that lost the role cannot
+   * overwrite its successor's state (it reloads instead).
+   */
   constructor(
     private readonly store: Store,
     private readonly env: StrategyEnv,
     private readonly batchSize: number,
     private readonly log: FastifyBaseLogger,
+    private readonly fenced = false,
   ) {}
 
   /** Build (or rebuild after a policy change) the strategy of a policy key, restoring state. */
@@ -73,7 +91,62 @@ export class Learner {
       this.log.warn({ err: error, policy: key }, 'saved strategy state does not fit; starting to learn afresh');
       strategy = createStrategy(policy, this.env);
     }
-    this.entries.set(key, { policy, strategy, pending: [], doc, dirty: false, persistedAt: now });
+    this.entries.set(key, { policy, strategy, pending: [], pendingPositions: [], readThrough: undefined, revision: stored?.revision ?? 0, doc, dirty: false, persistedAt: now });
+  }
+
+  // ---------------------------------------------------------------- several coordinators
+  /**
+   * Queue a finished visit read from the shared learning queue at `position`, unless this
+   * policy's stored state already learned it (a learner elected after another one died).
+   */
+  addQueued(key: string, result: HostResult, position: string, now: number): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    if (e.doc.through !== undefined && BigInt(position) < BigInt(e.doc.through)) return;
+    e.pendingPositions.push(position);
+    this.add(key, result, now);
+  }
+
+  /** Every queue item before `cursor` has been handed to `addQueued`. */
+  markRead(cursor: string): void {
+    for (const e of this.entries.values()) e.readThrough = cursor;
+  }
+
+  /**
+   * The lowest queue position below which no policy needs an item again ('0' when unknown): its
+   * stored `through`, or, for a policy with nothing pending or unsaved, everything read so far
+   * (a policy that never gets a visit must not keep the queue from being pruned).
+   */
+  lowestThrough(): string {
+    let low: bigint | undefined;
+    for (const e of this.entries.values()) {
+      const settled = !e.dirty && e.pending.length === 0 && e.readThrough !== undefined;
+      const t = BigInt((settled ? e.readThrough : e.doc.through) ?? '0');
+      if (low === undefined || t < low) low = t;
+    }
+    return String(low ?? 0n);
+  }
+
+  /** Rebuild every policy whose stored state another coordinator (the learner) has rewritten. */
+  async reloadChanged(now: number): Promise<number> {
+    let reloaded = 0;
+    for (const [key, e] of [...this.entries]) {
+      const stored = await this.store.getDocument<LearnedDocument>('strategyStates', stateKey(key, e.policy.strategy));
+      if ((stored?.revision ?? 0) === e.revision || e.dirty || e.pending.length > 0) continue;
+      await this.setPolicy(key, e.policy, now);
+      reloaded++;
+    }
+    return reloaded;
+  }
+
+  /** Drop what this process learned and reload every policy's stored state (a change of learner). */
+  async reloadAll(now: number): Promise<void> {
+    for (const [key, e] of [...this.entries]) {
+      e.pending = [];
+      e.pendingPositions = [];
+      e.dirty = false;
+      await this.setPolicy(key, e.policy, now);
+    }
   }
 
   /** Forget a policy (its state stays in the store). */
@@ -161,6 +234,7 @@ export class Learner {
       }
       const batch = e.pending;
       e.pending = [];
+      e.pendingPositions = [];
       const verdict = e.strategy.observe(batch);
       // The state itself is taken when written (`write`): serialising it is the expensive part.
       e.doc = {
@@ -178,15 +252,30 @@ export class Learner {
   }
 
   private async write(k: string, e: Entry, now: number): Promise<void> {
-    e.doc = { ...e.doc, state: e.strategy.state() };
+    // What this state has learned through: up to the first visit still pending, else all read.
+    const through = e.pendingPositions[0] ?? e.readThrough ?? e.doc.through;
+    e.doc = { ...e.doc, state: e.strategy.state(), ...(through !== undefined ? { through } : {}) };
     e.dirty = false;
     e.persistedAt = now;
     // Taking the state and serialising it cost ~10-25 ms each for adaptive: two turns of the
     // event loop, so requests are served in between instead of waiting for both.
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
-      await this.store.putDocument('strategyStates', stateKey(k, e.strategy.name), e.doc, { at: now });
+      const stored = await this.store.putDocument('strategyStates', stateKey(k, e.strategy.name), e.doc, {
+        at: now,
+        ...(this.fenced ? { expectedRevision: e.revision } : {}),
+      });
+      e.revision = stored.revision;
     } catch (error) {
+      if (this.fenced && isPortbanditError(error, 'PB_ERR_CONFLICT')) {
+        // Another coordinator holds the learner role now and wrote first: its state wins; what
+        // this one learned since is re-read from the queue by the new learner.
+        this.log.warn({ policy: k }, 'learned state was written by another coordinator; reloading it');
+        e.pending = [];
+        e.pendingPositions = [];
+        await this.setPolicy(k, e.policy, now);
+        return;
+      }
       e.dirty = true; // written again by the next sweep
       throw error;
     }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { PortbanditError } from '../core/errors.js';
 import { type AppOptions, buildApp } from './app.js';
 import type { CoordinatorConfig } from './config.js';
+import { generateId, generateToken, hashToken } from './tokens.js';
 
 /** Start the coordinator: build the app, create the bootstrap admin token on first start, listen. */
 export async function startServer(config: CoordinatorConfig, options: Omit<AppOptions, 'config'> = {}, stderr: NodeJS.WritableStream = process.stderr): Promise<FastifyInstance> {
@@ -40,7 +41,10 @@ export async function startServer(config: CoordinatorConfig, options: Omit<AppOp
         ].join('\n'),
       );
     } else {
-      stderr.write(`portbandit: coordinator listening on ${base} (API docs at ${base}/docs; lost the admin token? portbandit token create --admin NAME --data ${config.dataDir})\n`);
+      const where = config.postgresUrl ? `in the shared PostgreSQL store (created by the first coordinator to start)` : `in ${config.dataDir}`;
+      stderr.write(
+        `portbandit: coordinator listening on ${base} (an admin token exists ${where}; API docs at ${base}/docs; lost the admin token? portbandit token create --admin NAME${config.postgresUrl ? ' with PORTBANDIT_POSTGRES_URL set' : ` --data ${config.dataDir}`})\n`,
+      );
     }
     return app;
   } catch (error) {
@@ -49,10 +53,16 @@ export async function startServer(config: CoordinatorConfig, options: Omit<AppOp
   }
 }
 
-/** Create the first admin token when none exists; returns it (to print once), else undefined. */
+/**
+ * Create the first admin token when none exists; returns it (to print once), else undefined.
+ * Atomic in the store: of several coordinators starting on one empty database, one prints it.
+ */
 export async function bootstrapAdminToken(app: FastifyInstance): Promise<string | undefined> {
-  if ((await app.coordinator.store.listAdminTokens()).length > 0) return undefined;
-  return (await app.coordinator.createAdminToken('bootstrap')).token;
+  const coordinator = app.coordinator;
+  if ((await coordinator.store.listAdminTokens()).length > 0) return undefined;
+  const token = generateToken('admin');
+  const created = await coordinator.store.createFirstAdminToken({ id: generateId('admin'), name: 'bootstrap', tokenHash: hashToken(token), createdAt: coordinator.now() });
+  return created ? token : undefined;
 }
 
 /** Close the app on SIGINT/SIGTERM (flushing cycle position and learned state first). */

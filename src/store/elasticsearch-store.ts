@@ -17,6 +17,7 @@ import type {
   IngestInput,
   IngestResult,
   Lease,
+  LearningRecord,
   NewAgent,
   NewStoreEvent,
   Page,
@@ -58,7 +59,17 @@ const QUEUE_SCAN_WINDOW = 1000;
 /** Largest listing fetched in one search (scope entries, agents, leases). */
 const MAX_LISTING = 10_000;
 
+/** Kv documents per search page (listings continue with search_after). */
+const KV_PAGE = 1000;
+
 const keyword = { type: 'keyword' } as const;
+/**
+ * Search facets: indexScan caps words and terms (MAX_WORD_LENGTH, MAX_TERM_LENGTH), and
+ * `ignore_above` is the net behind it: a longer value is stored, not indexed, instead of failing
+ * the whole document (Lucene refuses a term over 32,766 bytes). Applies to indices this version
+ * creates; an older index keeps its mapping.
+ */
+const facet = { type: 'keyword', ignore_above: 1024 } as const;
 const long = { type: 'long' } as const;
 const opaque = { type: 'object', enabled: false } as const;
 
@@ -70,16 +81,16 @@ const SCAN_MAPPINGS = {
     ip: { type: 'ip' },
     finishedAt: long,
     port: { type: 'integer' },
-    service: keyword,
-    product: keyword,
-    version: keyword,
-    cpe: keyword,
-    script: keyword,
-    tag: keyword,
-    agent: keyword,
-    group: keyword,
-    name: keyword,
-    words: keyword,
+    service: facet,
+    product: facet,
+    version: facet,
+    cpe: facet,
+    script: facet,
+    tag: facet,
+    agent: facet,
+    group: facet,
+    name: facet,
+    words: facet,
     openPortCount: { type: 'integer' },
     screenshot: keyword,
     doc: opaque,
@@ -271,15 +282,30 @@ class ElasticsearchStore implements Store {
     return (current?.source.body as { value: number } | undefined)?.value ?? 0;
   }
 
-  private async searchKv(filter: EsQuery[], sort: estypes.Sort, size = MAX_LISTING): Promise<{ id: string; source: KvSource; seqNo: number; primaryTerm: number }[]> {
-    const response = await this.client.search<KvSource>({
-      index: this.index.kv,
-      query: { bool: { filter } } as estypes.QueryDslQueryContainer,
-      sort,
-      size,
-      seq_no_primary_term: true,
-    });
-    return response.hits.hits.map((hit) => ({ id: hit._id!, source: hit._source!, seqNo: hit._seq_no!, primaryTerm: hit._primary_term! }));
+  /**
+   * Up to `size` kv documents (all by default), in pages that continue with `search_after`: one
+   * search stops at index.max_result_window (10,000), and a blocklist listing that stopped there
+   * treated the addresses after it as in scope. Every sort here ends on a unique field (key, seq).
+   */
+  private async searchKv(filter: EsQuery[], sort: estypes.Sort, size = Infinity): Promise<{ id: string; source: KvSource; seqNo: number; primaryTerm: number }[]> {
+    const out: { id: string; source: KvSource; seqNo: number; primaryTerm: number }[] = [];
+    let after: estypes.SortResults | undefined;
+    while (out.length < size) {
+      const want = Math.min(KV_PAGE, size - out.length);
+      const response = await this.client.search<KvSource>({
+        index: this.index.kv,
+        query: { bool: { filter } } as estypes.QueryDslQueryContainer,
+        sort,
+        size: want,
+        seq_no_primary_term: true,
+        ...(after ? { search_after: after } : {}),
+      });
+      const hits = response.hits.hits;
+      for (const hit of hits) out.push({ id: hit._id!, source: hit._source!, seqNo: hit._seq_no!, primaryTerm: hit._primary_term! });
+      if (hits.length < want) break;
+      after = hits.at(-1)!.sort;
+    }
+    return out;
   }
 
   private async countKv(filter: EsQuery[]): Promise<number> {
@@ -357,8 +383,17 @@ class ElasticsearchStore implements Store {
     collection: DocumentCollection,
     key: string,
     value: T,
-    options: { at: number; expectedRevision?: number },
+    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
   ): Promise<StoredDocument<T>> {
+    // Not one transaction here (there is none on a search engine): the work follows the
+    // document. Only a shared cycle uses `enqueue`, and that needs the PostgreSQL store.
+    if (options.enqueue && options.enqueue.length > 0) {
+      const items = options.enqueue;
+      return this.putDocument(collection, key, value, { at: options.at, ...(options.expectedRevision !== undefined ? { expectedRevision: options.expectedRevision } : {}) }).then(async (doc) => {
+        await this.enqueueWork(items);
+        return doc;
+      });
+    }
     return this.run('writing a document', async () => {
       const json = JSON.stringify(value);
       if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
@@ -501,6 +536,27 @@ class ElasticsearchStore implements Store {
       await this.deleteIf(this.index.kv, encodeId('admin-hash', (token.source.body as AdminToken).tokenHash));
       return deleted;
     });
+  }
+
+  /** Check, then create: one coordinator process per Elasticsearch store (docs/store.md). */
+  async createFirstAdminToken(token: AdminToken): Promise<boolean> {
+    if ((await this.listAdminTokens()).length > 0) return false;
+    await this.createAdminToken(token);
+    return true;
+  }
+
+  /** One coordinator process per Elasticsearch store: it holds every role. */
+  holdRole(_role: string): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** Nothing is queued for a learner here (one process learns what it ingests). */
+  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
+    return Promise.resolve({ items: [], cursor: after ?? '0' });
+  }
+
+  pruneLearning(_before: string): Promise<number> {
+    return Promise.resolve(0);
   }
 
   // ------------------------------------------------------------------ leases and queue
@@ -689,8 +745,12 @@ class ElasticsearchStore implements Store {
           await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
         }
       }
-      const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
       if (!(await this.writeIf(this.index.scans, scanDocId, source, undefined))) return { inserted: false, latest: false };
+      // The lease is completed only after the commit point: a failed history write leaves it in
+      // place, so the agent's retry is accepted (it used to be deleted first, and the retry was
+      // refused as unknown: the work was lost). A crash right here leaves the lease to expire and
+      // the host to be scanned again: duplicated, not lost.
+      const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
       // After the commit point, so a retried ingest (a duplicate then) never queues twice.
       const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
       return { inserted: true, latest, ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };

@@ -7,6 +7,14 @@ import type { ScanDocument } from './types.js';
 /** Cap on indexed words per scan: long script outputs must not bloat the index. */
 const MAX_WORDS = 4096;
 
+/**
+ * Longest word and term value indexed (characters), in every store alike: a hostile banner with
+ * one 33 KB "word" made a host unstorable in Elasticsearch (a keyword term is at most 32,766
+ * bytes). Longer values stay in the stored document; they are just not searchable.
+ */
+export const MAX_WORD_LENGTH = 128;
+export const MAX_TERM_LENGTH = 256;
+
 /** The searchable facets of one scan, lower-cased and de-duplicated, identical in every store. */
 export interface ScanIndexFields {
   readonly ports: number[];
@@ -33,22 +41,22 @@ export function indexScan(scan: ScanDocument): ScanIndexFields {
   const words = new Set<string>();
   const addWords = (text: string | undefined): void => {
     if (text === undefined) return;
-    for (const word of tokenizeText(text)) if (words.size < MAX_WORDS) words.add(word);
+    for (const word of tokenizeText(text)) if (words.size < MAX_WORDS && word.length <= MAX_WORD_LENGTH) words.add(word);
   };
   for (const port of scan.ports) {
     if (port.state !== 'open') continue;
     ports.add(port.port);
     for (const [field, value] of [['service', port.service], ['product', port.product], ['version', port.version]] as const) {
-      if (value !== undefined && value !== '') terms[field].add(value.toLowerCase());
+      if (value !== undefined && value !== '' && value.length <= MAX_TERM_LENGTH) terms[field].add(value.toLowerCase());
       addWords(value);
     }
     addWords(port.extrainfo);
     for (const cpe of port.cpes) {
-      terms.cpe.add(cpe.toLowerCase());
+      if (cpe.length <= MAX_TERM_LENGTH) terms.cpe.add(cpe.toLowerCase());
       addWords(cpe);
     }
     for (const script of port.scripts) {
-      terms.script.add(script.id.toLowerCase());
+      if (script.id.length <= MAX_TERM_LENGTH) terms.script.add(script.id.toLowerCase());
       addWords(script.id);
       addWords(script.output);
     }

@@ -29,6 +29,10 @@ export interface SqlColumns {
    * (often huge) list of hosts that have, say, product nginx on every query.
    */
   readonly lacksTerm: string;
+  /** An always-true condition (`1` in SQLite; PostgreSQL needs `TRUE`). */
+  readonly truth?: string;
+  /** Substring test of two operands: `instr(a, b) > 0` in SQLite. */
+  readonly contains?: (haystack: string) => string;
 }
 
 /** History view: the scans table itself. */
@@ -69,7 +73,7 @@ export function needsWords(node: QueryNode | undefined): boolean {
  * text is built from fixed fragments, so no query can inject SQL.
  */
 export function compileSqliteQuery(node: QueryNode | undefined, columns: SqlColumns = HISTORY_COLUMNS): SqlCondition {
-  if (node === undefined) return { sql: '1', params: [] };
+  if (node === undefined) return { sql: columns.truth ?? '1', params: [] };
   const params: unknown[] = [];
   const sql = compile(node, params, columns);
   return { sql, params };
@@ -109,9 +113,9 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
       return `(${c.finishedAt} >= ? AND ${c.finishedAt} < ?)`;
     case 'text': {
       const words = tokenizeText(node.value);
-      if (words.length === 0) return '1';
+      if (words.length === 0) return c.truth ?? '1';
       for (const word of words) params.push(` ${word} `);
-      return `(${words.map(() => `instr(${c.words}, ?) > 0`).join(' AND ')})`;
+      return `(${words.map(() => (c.contains ? c.contains(c.words) : `instr(${c.words}, ?) > 0`)).join(' AND ')})`;
     }
     case 'kind':
       throw kindOnScans();

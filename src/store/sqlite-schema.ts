@@ -77,6 +77,9 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Database.Database) => void)> = [
   // startedAt; the last holds the union. Each such group becomes one document under the first
   // round's id, with the last round's content, `rounds` listing every round, events re-pointed.
   mergeFollowUpRounds,
+  // 4: finished visits waiting for the elected learner (IngestInput.learn; used by stores that
+  // several coordinators share, kept here so every Store has one contract).
+  `CREATE TABLE IF NOT EXISTS learning_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);`,
 ];
 
 /** The schema version this code writes. */

@@ -20,6 +20,8 @@ import type {
   IngestInput,
   IngestResult,
   Lease,
+  LearningItem,
+  LearningRecord,
   NewAgent,
   NewStoreEvent,
   Page,
@@ -213,7 +215,7 @@ class SqliteStore implements Store {
     collection: DocumentCollection,
     key: string,
     value: T,
-    options: { at: number; expectedRevision?: number },
+    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
   ): Promise<StoredDocument<T>> {
     // Serialised now, in the caller's turn, not inside the shared commit: a learned state is
     // ~1 MB of JSON that every write grouped with it would otherwise wait for.
@@ -238,6 +240,7 @@ class SqliteStore implements Store {
       const json = serialized;
       if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
       this.stmt.docPut.run(collection, key, json, current + 1, options.at);
+      for (const item of options.enqueue ?? []) this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') });
       // The stored copy is parsed only if the caller reads it: a learned state is ~1 MB of JSON
       // (~20 ms to parse) that the writer never looks at again.
       let stored: T | undefined;
@@ -478,6 +481,17 @@ class SqliteStore implements Store {
     );
   }
 
+  // ------------------------------------------------------------------ several coordinators
+  createFirstAdminToken(token: AdminToken): Promise<boolean> {
+    return this.run('creating the first admin token', () =>
+      this.db.transaction(() => {
+        if ((this.stmt.tokenList.all() as Row[]).length > 0) return false;
+        this.stmt.tokenInsert.run(token.id, token.name, token.tokenHash, token.createdAt);
+        return true;
+      }).immediate(),
+    );
+  }
+
   // ------------------------------------------------------------------ history retention
   private retentionStmts: { isLatest: Database.Statement; deleteScan: Database.Statement } | undefined;
 
@@ -507,6 +521,26 @@ class SqliteStore implements Store {
         return { deleted, refusedLatest };
       }).immediate();
     });
+  }
+
+  /** One process owns a SQLite store (the CLI next to `serve` never learns): it holds every role. */
+  holdRole(_role: string): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** One writer commits in sequence order, so a sequence number is a safe position. */
+  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
+    return this.run('reading learning items', () => {
+      const from = after === undefined ? 0 : Number(after);
+      if (!Number.isSafeInteger(from) || from < 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${after}' is not a learning cursor`, { where: 'after' });
+      const rows = this.stmt.learningFrom.all(from) as Row[];
+      const items = rows.map((row) => ({ ...parse<LearningItem>(row.doc), position: String(row.seq) }));
+      return { items, cursor: String(rows.length > 0 ? (rows.at(-1)!.seq as number) + 1 : from) };
+    });
+  }
+
+  pruneLearning(before: string): Promise<number> {
+    return this.run('pruning learning items', () => this.stmt.learningPrune.run(Number(before)).changes);
   }
 
   // ------------------------------------------------------------------ scans
@@ -601,6 +635,7 @@ class SqliteStore implements Store {
       for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
       const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
       const queued = input.enqueue?.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
+      for (const item of input.learn ?? []) this.stmt.learningInsert.run(JSON.stringify(item));
       return { inserted: true, latest: newer, ...(lease ? { lease } : {}), ...(queued && queued.length > 0 ? { queued } : {}) };
     })();
   }
@@ -879,6 +914,9 @@ function prepareStatements(db: Database.Database) {
     queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
     queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
     queueCount: db.prepare('SELECT COUNT(*) AS n FROM work_queue'),
+    learningInsert: db.prepare('INSERT INTO learning_queue (doc) VALUES (?)'),
+    learningFrom: db.prepare('SELECT seq, doc FROM learning_queue WHERE seq >= ? ORDER BY seq'),
+    learningPrune: db.prepare('DELETE FROM learning_queue WHERE seq < ?'),
     scanRow: db.prepare('SELECT row FROM scans WHERE scan_id = ?'),
     scanUpdate: db.prepare('UPDATE scans SET finished_at = ?, words = ?, doc = ? WHERE row = ?'),
     scanTermsClear: db.prepare('DELETE FROM scan_terms WHERE scan_row = ?'),

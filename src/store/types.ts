@@ -1,9 +1,14 @@
 import type { QueryNode } from './query-ast.js';
 
 /**
- * The coordinator's store contract. Two implementations pass one conformance suite
- * (test/store/conformance.ts): SQLite (`openSqliteStore`, the default, embedded) and
- * Elasticsearch (`openElasticsearchStore`, for deployments that outgrow one machine).
+ * The store contracts, split by what they hold (docs/store.md):
+ * - `CoordinationStore`: scope/blocklist, documents (policies, learned state, cycle position),
+ *   agents, admin tokens, leases and the work queue. Transactional. SQLite (embedded, default)
+ *   or PostgreSQL (several coordinators on one database). Suite: test/store/coordination-conformance.ts.
+ * - `ScanIndex`: history, latest per host, events, search and statistics. Append-mostly and
+ *   searchable. SQLite, PostgreSQL or Elasticsearch. Suite: test/store/index-conformance.ts.
+ * - `Store`: both behind one object, what the coordinator uses (test/store/conformance.ts runs
+ *   both suites plus the ingest that spans them).
  *
  * Conventions that hold for every method:
  * - All times are integers: milliseconds since the Unix epoch (UTC). The store never reads the
@@ -17,9 +22,9 @@ import type { QueryNode } from './query-ast.js';
  *   A failed call leaves previously stored data unchanged (writes are atomic per call).
  * - Cursors are opaque strings: pass back exactly what a page returned.
  */
-export interface Store {
+export interface CoordinationStore {
   /** Which backend this is, for logs and /healthz. */
-  readonly kind: 'sqlite' | 'elasticsearch';
+  readonly kind: StoreKind;
 
   /** Release connections/handles. Further calls fail. */
   close(): Promise<void>;
@@ -55,13 +60,15 @@ export interface Store {
   /**
    * Create or replace a document. With `expectedRevision` the write happens only if the stored
    * revision equals it (0 = must not exist yet), otherwise `PB_ERR_CONFLICT`. Revisions start
-   * at 1 and increase by 1 per write. Returns the stored document.
+   * at 1 and increase by 1 per write. Returns the stored document. `enqueue` appends work to
+   * the queue in the same transaction (a claimed block of the shared cycle: the position and
+   * the addresses it covers commit together or not at all).
    */
   putDocument<T = unknown>(
     collection: DocumentCollection,
     key: string,
     value: T,
-    options: { at: number; expectedRevision?: number },
+    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
   ): Promise<StoredDocument<T>>;
   /** All documents of a collection, by key ascending. */
   listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]>;
@@ -114,8 +121,13 @@ export interface Store {
 
   /** Append items to the FIFO work queue (manual rescans, expired leases, follow-ups). */
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]>;
-  /** Atomically remove and return up to `limit` items from the head of the queue. */
-  dequeueWork(limit: number): Promise<QueuedWork[]>;
+  /**
+   * Atomically remove and return up to `limit` items from the head of the queue. A store shared
+   * by several coordinators (PostgreSQL) keeps a dequeued item hidden for `holdMs` instead,
+   * until `putLease` for its address (or `removeQueuedWork`) settles it: a coordinator killed
+   * between the two does not lose it.
+   */
+  dequeueWork(limit: number, options?: { holdMs?: number }): Promise<QueuedWork[]>;
   /** The queue, head first, without removing anything. */
   listQueuedWork(limit?: number): Promise<QueuedWork[]>;
   /** Number of queued items (cheap; for metrics). */
@@ -127,20 +139,54 @@ export interface Store {
   /**
    * Like `dequeueWork`, for an agent of `groups`: atomically remove and return up to `limit`
    * items, head first, that such an agent may take — items without `groups`, and items whose
-   * `groups` share one with `groups`. Other items stay queued in place.
+   * `groups` share one with `groups`. Other items stay queued in place. `holdMs` as for `dequeueWork`.
    */
-  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]>;
+  dequeueWorkFor(limit: number, groups: readonly string[], options?: { holdMs?: number }): Promise<QueuedWork[]>;
+
+  // ---------------------------------------------------------------- several coordinators
+  /**
+   * Store `token` only when no admin token exists yet, atomically across processes (the first
+   * coordinator on an empty database prints it; the others find one). True when stored.
+   */
+  createFirstAdminToken(token: AdminToken): Promise<boolean>;
+  /**
+   * Try to take (or keep) a named role, such as `learner`, for this store handle: true while this
+   * handle holds it. At most one handle on the database holds a role; it is released by `close`
+   * or when the holder's connection dies. A store only one process uses holds every role.
+   */
+  holdRole(role: string): Promise<boolean>;
+  /**
+   * Finished host visits for the elected learner (appended by `ingestScan`'s `learn`), from
+   * position `after` (a previous `cursor`; undefined = from the start): every item whose
+   * position is at or after `after` and before the returned `cursor`, in position order. Each
+   * item is in exactly one such window, even when writers commit out of order: PostgreSQL
+   * answers only up to the oldest transaction still running. Positions and cursors are decimal
+   * strings that compare as integers.
+   */
+  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }>;
+  /** Drop learning items before a position (learned and persisted). Returns how many went. */
+  pruneLearning(before: string): Promise<number>;
+}
+
+/**
+ * The scan index: what agents found, append-mostly and searchable (history, latest per host,
+ * events, search, statistics). Its conformance suite: test/store/index-conformance.ts.
+ */
+export interface ScanIndex {
+  /** Which backend this is, for logs and /healthz. */
+  readonly kind: StoreKind;
+
+  /** Release connections/handles. Further calls fail. */
+  close(): Promise<void>;
 
   // ---------------------------------------------------------------- scans
   /**
-   * Ingest a scan (one host visit) atomically: store it in history, update latest-per-host when
-   * it is newer than the host's current latest (by `finishedAt`, then `scanId`), append
-   * `events`, and complete `leaseId` if given. Idempotent by `scanId`: a second call with a known
-   * scanId changes nothing and returns `inserted: false` (the lease, if still present, is left
-   * alone) — unless `replace` is set: then a later round of the visit replaces the stored
-   * document (history, search facets, latest) once per `leaseId`, which must still exist.
+   * Store one host visit: history, latest-per-host when it is newer than the host's current
+   * latest (by `finishedAt`, then `scanId`), and its `events`. Idempotent by `scanId`: a known
+   * scanId changes nothing (`inserted: false`) unless `replace` is set (a later round of the
+   * visit; the composite Store decides when that is allowed, see `Store.ingestScan`).
    */
-  ingestScan(input: IngestInput): Promise<IngestResult>;
+  ingestScan(input: ScanIngest): Promise<IngestResult>;
   /** One scan from history, or undefined. */
   getScan(scanId: string): Promise<ScanDocument | undefined>;
   /** The latest scan of a host, or undefined. */
@@ -188,6 +234,42 @@ export interface Store {
   /** Scans finished per UTC hour in [since, until), hours with no scans omitted, ascending. */
   scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]>;
 }
+
+/**
+ * The coordinator's store: a coordination store and a scan index behind one object. The SQLite
+ * store (`openSqliteStore`, the default) and the PostgreSQL store (`openPostgresStore`) hold both
+ * in one database, so a result, its lease and its follow-up commit together.
+ */
+export interface Store extends CoordinationStore, ScanIndex {
+  readonly kind: StoreKind;
+  close(): Promise<void>;
+
+  /**
+   * Ingest a scan (one host visit) atomically: store it in history, update latest-per-host when
+   * it is newer than the host's current latest (by `finishedAt`, then `scanId`), append
+   * `events`, and complete `leaseId` if given. Idempotent by `scanId`: a second call with a known
+   * scanId changes nothing and returns `inserted: false` (the lease, if still present, is left
+   * alone) — unless `replace` is set: then a later round of the visit replaces the stored
+   * document (history, search facets, latest) once per `leaseId`, which must still exist.
+   */
+  ingestScan(input: IngestInput): Promise<IngestResult>;
+}
+
+/** A finished host visit for a policy's strategy to learn from (the HostResult, as JSON). */
+export interface LearningItem {
+  /** The policy key the visit ran under. */
+  readonly key: string;
+  readonly result: unknown;
+  readonly at: number;
+}
+
+/** A queued learning item with its position (see `readLearning`). */
+export interface LearningRecord extends LearningItem {
+  readonly position: string;
+}
+
+/** Backends, for logs and /healthz. */
+export type StoreKind = 'sqlite' | 'elasticsearch' | 'postgres';
 
 export type ScopeListName = 'scope' | 'blocklist';
 
@@ -365,12 +447,21 @@ export interface ScreenshotMeta {
   readonly title?: string;
 }
 
-export interface IngestInput {
+/** What a scan index stores of one visit. */
+export interface ScanIngest {
   readonly scan: ScanDocument;
   readonly events?: readonly NewStoreEvent[];
-  readonly leaseId?: string;
-  /** Replace the stored document of `scan.scanId` (a later round of the same visit); needs `leaseId`. */
+  /** Replace the stored document of `scan.scanId` (a later round of the same visit); a Store needs `leaseId` with it. */
   readonly replace?: boolean;
+}
+
+export interface IngestInput extends ScanIngest {
+  readonly leaseId?: string;
+  /**
+   * Finished visits for the elected learner (several coordinators), queued in the same write
+   * and only when the scan is inserted, so a stored result is never lost to learning.
+   */
+  readonly learn?: readonly LearningItem[];
   /**
    * Work queued by the same write, only when the scan is inserted (not for a duplicate): a
    * host's follow-up round goes into the queue with the result of the round before it, in one

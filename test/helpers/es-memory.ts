@@ -9,6 +9,10 @@ const ClientMock = ClientMockModule as unknown as typeof ClientMockModule.defaul
 type ClientMock = InstanceType<typeof ClientMock>;
 
 /**
+ * FOR QUERY TRANSLATION AND CONTRACT TESTS ONLY, not evidence that the store works on a real
+ * cluster: one shard, every write visible at once, no bulk, no 429s (issue 13). What only a real
+ * Elasticsearch can show runs when PORTBANDIT_ES_URL is set (docs/store.md).
+ *
  * An in-memory stand-in for the part of Elasticsearch 8 that ElasticsearchStore uses, plugged
  * into the official client through @elastic/elasticsearch-mock (which only routes HTTP calls to
  * handlers; the behaviour below is ours). It is strict on purpose: any API, query clause, sort
@@ -16,6 +20,9 @@ type ClientMock = InstanceType<typeof ClientMock>;
  * start relying on something this double does not model. Modelled:
  *
  * - indices: exists (HEAD), create with `mappings` (dynamic: strict enforced), add fields (PUT _mapping), delete, refresh;
+ * - keyword terms: Lucene's limit (a value over 32,766 UTF-8 bytes fails the document) unless
+ *   the field has `ignore_above` (then such values are accepted; that they are not indexed is
+ *   not modelled);
  * - documents: index / create (`op_type`, `if_seq_no` + `if_primary_term` -> 409), get, delete;
  * - _search and _count with query bool (filter, must, must_not, should + minimum_should_match),
  *   term, terms, range (numeric fields), match_all; `term` on an `ip` field accepts a CIDR block;
@@ -44,6 +51,8 @@ interface StoredDoc {
 
 interface MemoryIndex {
   fields: Map<string, FieldType>;
+  /** Keyword fields with `ignore_above`. */
+  ignoreAbove: Map<string, number>;
   strict: boolean;
   docs: Map<string, StoredDoc>;
   nextSeqNo: number;
@@ -114,14 +123,22 @@ export class MemoryCluster {
 
   private createIndex(name: string, body: { mappings?: unknown } | null): unknown {
     if (this.indices.has(name)) throw fail(400, 'resource_already_exists_exception', `index [${name}] already exists`);
-    const mappings = (body?.mappings ?? {}) as { dynamic?: string; properties?: Record<string, { type?: string }> };
+    const mappings = (body?.mappings ?? {}) as { dynamic?: string; properties?: Record<string, { type?: string; ignore_above?: number; enabled?: boolean }> };
     const fields = new Map<string, FieldType>();
+    const ignoreAbove = new Map<string, number>();
     for (const [field, spec] of Object.entries(mappings.properties ?? {})) {
       const type = spec.type ?? 'object';
       if (!['keyword', 'ip', 'long', 'integer', 'object'].includes(type)) throw fail(400, 'mapper_parsing_exception', `field type ${type} not modelled`);
+      for (const key of Object.keys(spec)) {
+        if (!['type', 'ignore_above', 'enabled'].includes(key)) throw fail(400, 'mapper_parsing_exception', `mapping parameter [${key}] not modelled`);
+      }
+      if (spec.ignore_above !== undefined) {
+        if (type !== 'keyword' || !Number.isInteger(spec.ignore_above) || spec.ignore_above < 0) throw fail(400, 'mapper_parsing_exception', `[ignore_above] on [${field}]`);
+        ignoreAbove.set(field, spec.ignore_above);
+      }
       fields.set(field, type as FieldType);
     }
-    this.indices.set(name, { fields, strict: mappings.dynamic === 'strict', docs: new Map(), nextSeqNo: 0 });
+    this.indices.set(name, { fields, ignoreAbove, strict: mappings.dynamic === 'strict', docs: new Map(), nextSeqNo: 0 });
     return { acknowledged: true, index: name };
   }
 
@@ -227,6 +244,9 @@ function validateSource(index: MemoryIndex, source: Source): void {
       if (item === null) continue;
       if ((type === 'long' || type === 'integer') && !Number.isInteger(item)) throw fail(400, 'document_parsing_exception', `[${field}] expects an integer, got ${JSON.stringify(item)}`);
       if (type === 'keyword' && typeof item !== 'string') throw fail(400, 'document_parsing_exception', `[${field}] expects a string`);
+      if (type === 'keyword' && !index.ignoreAbove.has(field) && Buffer.byteLength(item as string, 'utf8') > 32_766) {
+        throw fail(400, 'document_parsing_exception', `Document contains at least one immense term in field="${field}" (whose UTF8 encoding is longer than the max length 32766)`);
+      }
       if (type === 'ip' && (typeof item !== 'string' || !ipMatches(item, item))) throw fail(400, 'document_parsing_exception', `[${field}] expects an ip`);
     }
   }

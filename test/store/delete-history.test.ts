@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
 import { parseQuery } from '../../src/store/query.js';
+import { openPostgresStore } from '../../src/store/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
+import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 import { open, scan } from './conformance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pb-delete-history-'));
@@ -18,7 +20,7 @@ const stores: Array<[string, () => Promise<Store>]> = [
   ['elasticsearch (in-memory cluster)', () => openElasticsearchStore({ client: createMemoryElasticsearchClient().client, prefix: 'pb-d' })],
 ];
 
-describe.each(stores)('%s: deleting history entries (retention)', (_name, openStore) => {
+function suite(openStore: () => Promise<Store>): void {
   it('deletes visits and their search facets, refuses a host latest, ignores unknown ids and leaves events alone', async () => {
     const store = await openStore();
     try {
@@ -45,4 +47,13 @@ describe.each(stores)('%s: deleting history entries (retention)', (_name, openSt
       await store.close();
     }
   });
+}
+
+describe.each(stores)('%s: deleting history entries (retention)', (_name, openStore) => suite(openStore));
+
+const missing = postgresMissing();
+if (missing) console.warn(`skipped on PostgreSQL: ${missing}`);
+describe.skipIf(missing !== undefined)('postgres: deleting history entries (retention)', () => {
+  const pg = usePostgres();
+  suite(() => openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 2 }));
 });

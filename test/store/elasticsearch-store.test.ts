@@ -7,7 +7,7 @@ import { openStore } from '../../src/store/open-store.js';
 import { parseQuery } from '../../src/store/query.js';
 import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
-import { describeStoreConformance, open, scan } from './conformance.js';
+import { describeStoreConformance, lease, open, scan } from './conformance.js';
 
 /**
  * With PORTBANDIT_ES_URL set (e.g. http://127.0.0.1:9200) the suite runs against that cluster,
@@ -31,7 +31,8 @@ async function openTestStore(): Promise<Store> {
   });
 }
 
-describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openTestStore);
+// The learning queue is for several coordinators on one store; an Elasticsearch store serves one.
+describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openTestStore, { learningQueue: false });
 
 describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory cluster)', () => {
   it('creates its four indices with strict mappings and reuses them on reopen', async () => {
@@ -79,6 +80,31 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     expect([es.kind, sqlite.kind]).toEqual(['elasticsearch', 'sqlite']);
     await Promise.all([es.close(), sqlite.close()]);
   });
+
+  it('keeps the lease when the history write fails, so the retried submission is accepted and completes it', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    await store.putLease(lease('l1', '198.18.0.1', 'a1', 5000));
+    const scans = cluster.indices.get('pb-scans')!;
+    const saved = scans.fields.get('doc')!;
+    scans.fields.delete('doc');
+    const input = { scan: scan('l1', '198.18.0.1', 1000, [open(22, 'ssh')]), leaseId: 'l1' };
+    await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE'));
+    expect(await store.getLease('l1')).toBeDefined();
+    scans.fields.set('doc', saved);
+    expect(await store.ingestScan(input)).toMatchObject({ inserted: true, lease: { id: 'l1' } });
+    expect(await store.getLease('l1')).toBeUndefined();
+  });
+
+  it('lists every scope entry past the 10,000 hits one search returns (a blocklist cut there left addresses in scope)', async () => {
+    const { client } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    const entries = Array.from({ length: 10_050 }, (_, i) => ({ range: `198.18.${i >> 8}.${i & 255}`, tags: [] }));
+    await store.replaceScope('blocklist', entries, 1);
+    const listed = await store.listScope('blocklist');
+    expect(listed.entries).toHaveLength(10_050);
+    expect(new Set(listed.entries.map((e) => e.range))).toEqual(new Set(entries.map((e) => e.range)));
+  }, 120_000);
 
   it('rejects an unusable index prefix with the option named', async () => {
     const { client } = createMemoryElasticsearchClient();

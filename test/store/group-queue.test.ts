@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
+import { openPostgresStore } from '../../src/store/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
+import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 import { open, scan } from './conformance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pb-group-queue-'));
@@ -17,7 +19,7 @@ const stores: Array<[string, () => Promise<Store>]> = [
   ['elasticsearch (in-memory cluster)', () => openElasticsearchStore({ client: createMemoryElasticsearchClient().client, prefix: 'pb-q' })],
 ];
 
-describe.each(stores)('%s: the work queue routed by agent group', (_name, openStore) => {
+function suite(openStore: () => Promise<Store>): void {
   it('dequeueWorkFor takes only unrestricted items and items of the given groups, head first, and leaves the rest in place', async () => {
     const store = await openStore();
     try {
@@ -50,6 +52,15 @@ describe.each(stores)('%s: the work queue routed by agent group', (_name, openSt
       await store.close();
     }
   });
+}
+
+describe.each(stores)('%s: the work queue routed by agent group', (_name, openStore) => suite(openStore));
+
+const missing = postgresMissing();
+if (missing) console.warn(`skipped on PostgreSQL: ${missing}`);
+describe.skipIf(missing !== undefined)('postgres: the work queue routed by agent group', () => {
+  const pg = usePostgres();
+  suite(() => openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 2 }));
 });
 
 describe('elasticsearch: indices of an older version', () => {

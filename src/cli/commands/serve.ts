@@ -15,6 +15,8 @@ interface ServeFlags {
   screenshotBudget?: number;
   resolver?: string;
   dns?: string;
+  postgres?: string;
+  postgresSchema?: string;
 }
 
 /** Registers `portbandit serve`: the coordinator (fastify + embedded SQLite). */
@@ -33,12 +35,14 @@ export function registerServe(program: Command): void {
     .option('--screenshot-budget <bytes>', 'total bytes of web screenshots kept under --data, oldest dropped first (env PORTBANDIT_SCREENSHOT_BUDGET; default 1 GiB)', parseInteger(0, 2 ** 40))
     .option('--resolver <spec>', 'how scope names resolve: system (default), hosts:FILE (an /etc/hosts-style file) or dns:ADDRESS:PORT (env PORTBANDIT_RESOLVER)')
     .option('--dns <address:port>', 'resolve scope names with this DNS server, e.g. 127.0.0.1:5353 (same as --resolver dns:ADDRESS:PORT)')
+    .option('--postgres <url>', 'keep the whole store in this PostgreSQL database, shared by every coordinator given the same URL (env PORTBANDIT_POSTGRES_URL)')
+    .option('--postgres-schema <name>', 'schema in that database (env PORTBANDIT_POSTGRES_SCHEMA; default portbandit)')
     .action(async (flags: ServeFlags) => {
       if (flags.resolver !== undefined && flags.dns !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --resolver or --dns, not both', { where: '--dns' });
       const resolver = flags.dns !== undefined ? `dns:${flags.dns}` : flags.resolver;
       const config = resolveConfig({
         flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel,
-          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix, screenshotBudgetBytes: flags.screenshotBudget, resolver },
+          elasticsearchUrl: flags.elasticsearch, elasticsearchPrefix: flags.elasticsearchPrefix, screenshotBudgetBytes: flags.screenshotBudget, resolver, postgresUrl: flags.postgres, postgresSchema: flags.postgresSchema },
         env: process.env,
         ...(flags.config !== undefined ? { file: flags.config } : {}),
       });

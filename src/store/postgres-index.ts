@@ -1,0 +1,381 @@
+import { PortbanditError } from '../core/errors.js';
+import { ipKey } from './ip-key.js';
+import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
+import { PostgresDatabase, type PostgresOptions, type Queryable, type SchemaPart } from './postgres-database.js';
+import type { QueryNode } from './query-ast.js';
+import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
+import { compileSqliteQuery, needsWords } from './sqlite-query.js';
+import type { SqlColumns, SqlCondition } from './sqlite-query.js';
+import type { EventPage, IngestResult, NewStoreEvent, Page, PageRequest, ScanDocument, ScanIndex, ScanIngest, SearchOptions, SearchView, StoreCounts } from './types.js';
+
+type Row = Record<string, unknown>;
+
+const parse = <T>(text: unknown): T => JSON.parse(text as string) as T;
+
+/** The scan index tables: the SQLite layout (docs/store.md), with bytea address keys. */
+export const INDEX_SCHEMA: SchemaPart = {
+  name: 'index',
+  migrations: [
+    `
+    CREATE TABLE scans (
+      row bigserial PRIMARY KEY, scan_id text NOT NULL UNIQUE, ip text NOT NULL, ip_key bytea NOT NULL,
+      finished_at bigint NOT NULL, words text NOT NULL, doc text NOT NULL
+    );
+    CREATE INDEX scans_host ON scans (ip_key, finished_at DESC, scan_id DESC);
+    CREATE INDEX scans_time ON scans (finished_at, scan_id);
+    CREATE TABLE scan_terms (
+      field text NOT NULL, value text NOT NULL, scan_row bigint NOT NULL,
+      PRIMARY KEY (field, value, scan_row)
+    );
+    CREATE INDEX scan_terms_row ON scan_terms (scan_row, field);
+    CREATE TABLE latest (
+      ip_key bytea PRIMARY KEY, scan_row bigint NOT NULL UNIQUE, finished_at bigint NOT NULL, scan_id text NOT NULL
+    );
+    CREATE INDEX latest_time ON latest (finished_at DESC, scan_id DESC);
+    CREATE TABLE latest_terms (
+      field text NOT NULL, value text NOT NULL, ip_key bytea NOT NULL,
+      PRIMARY KEY (field, value, ip_key)
+    );
+    CREATE INDEX latest_terms_host ON latest_terms (ip_key);
+    CREATE TABLE events (seq bigserial PRIMARY KEY, doc text NOT NULL);
+    `,
+  ],
+};
+
+/** Placeholders numbered in order: the SQLite compiler's `?` become `$n` from `start`. */
+function numbered(sql: string, start = 1): string {
+  let n = start;
+  return sql.replace(/\?/gu, () => `$${n++}`);
+}
+
+const PG = { truth: 'TRUE', contains: (words: string) => `strpos(${words}, ?) > 0` };
+
+const HISTORY: SqlColumns = {
+  row: 's.row',
+  ipKey: 's.ip_key',
+  finishedAt: 's.finished_at',
+  words: 's.words',
+  hasTerm: 's.row IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)',
+  lacksTerm: 'NOT EXISTS (SELECT 1 FROM scan_terms WHERE field = ? AND value = ? AND scan_row = s.row)',
+  ...PG,
+};
+const LATEST: SqlColumns = {
+  row: 'l.scan_row',
+  ipKey: 'l.ip_key',
+  finishedAt: 'l.finished_at',
+  words: 's.words',
+  hasTerm: 'l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = ? AND value = ?)',
+  lacksTerm: 'NOT EXISTS (SELECT 1 FROM latest_terms WHERE field = ? AND value = ? AND ip_key = l.ip_key)',
+  ...PG,
+};
+
+/** Open the PostgreSQL scan index alone (the coordinator uses it inside `openPostgresStore`). */
+export async function openPostgresIndex(options: PostgresOptions): Promise<PostgresScanIndex> {
+  return new PostgresScanIndex(await PostgresDatabase.open(options, [INDEX_SCHEMA]));
+}
+
+/**
+ * The scan index on PostgreSQL: the same tables and query translation as SQLite (the query
+ * compiler is shared; placeholders are renumbered), so both answer every query alike, and
+ * every coordinator on the database searches everything any of them stored.
+ */
+export class PostgresScanIndex implements ScanIndex {
+  readonly kind = 'postgres' as const;
+
+  constructor(readonly db: PostgresDatabase) {}
+
+  private async run<T>(what: string, work: (q: Queryable) => Promise<T>, tx = false): Promise<T> {
+    try {
+      return tx ? await this.db.transaction(work) : await work(this.db.pool);
+    } catch (error) {
+      throw this.db.wrap(error, what);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  ingestScan(input: ScanIngest): Promise<IngestResult> {
+    return this.run('ingesting a scan', (q) => this.ingestWith(q, input, undefined), true);
+  }
+
+  /**
+   * Store one visit inside the caller's transaction. `mayReplace` decides whether a known scanId
+   * is replaced when `replace` is set (the composite store checks the lease); without it, a
+   * replace is allowed when the new document has more rounds than the stored one.
+   */
+  async ingestWith(q: Queryable, input: ScanIngest, mayReplace: (() => Promise<boolean>) | undefined): Promise<IngestResult> {
+    const scan = validateScan(input.scan);
+    const fields = indexScan(scan);
+    const key = ipKey(scan.ip, 'scan.ip');
+    const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
+    const doc = JSON.stringify(scan);
+    let row: number;
+    const inserted = (
+      await q.query(
+        `INSERT INTO scans (scan_id, ip, ip_key, finished_at, words, doc) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scan_id) DO NOTHING RETURNING row`,
+        [scan.scanId, scan.ip, key, scan.finishedAt, words, doc],
+      )
+    ).rows[0];
+    if (inserted) row = inserted.row as number;
+    else {
+      if (!input.replace) return { inserted: false, latest: false };
+      const existing = (await q.query('SELECT row, doc FROM scans WHERE scan_id = $1 FOR UPDATE', [scan.scanId])).rows[0]!;
+      const allowed = mayReplace ? await mayReplace() : (scan.rounds?.length ?? 1) > (parse<ScanDocument>(existing.doc).rounds?.length ?? 1);
+      if (!allowed) return { inserted: false, latest: false };
+      row = existing.row as number;
+      await q.query('UPDATE scans SET finished_at = $1, words = $2, doc = $3 WHERE row = $4', [scan.finishedAt, words, doc, row]);
+      await q.query('DELETE FROM scan_terms WHERE scan_row = $1', [row]);
+    }
+    await insertTerms(q, row, fields);
+    // The upsert decides "newer" under the host's row lock: concurrent ingests of one host
+    // (two coordinators) apply in some order and the newest stays latest.
+    const latest = (
+      await q.query(
+        `INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id
+         WHERE latest.scan_row = excluded.scan_row OR (excluded.finished_at, excluded.scan_id COLLATE "C") > (latest.finished_at, latest.scan_id COLLATE "C")
+         RETURNING 1`,
+        [key, row, scan.finishedAt, scan.scanId],
+      )
+    ).rows[0];
+    if (latest) {
+      await q.query('DELETE FROM latest_terms WHERE ip_key = $1', [key]);
+      await q.query('INSERT INTO latest_terms (field, value, ip_key) SELECT field, value, $1 FROM scan_terms WHERE scan_row = $2 ON CONFLICT DO NOTHING', [key, row]);
+    }
+    if (input.events && input.events.length > 0) await this.insertEvents(q, input.events);
+    return { inserted: true, latest: latest !== undefined };
+  }
+
+  /**
+   * Events are read by cursor (their sequence number), so they must become visible in sequence
+   * order: sequences are handed out at insert, not at commit. A transaction-level lock taken
+   * just before the insert serialises event writers until their commit, so a reader never sees
+   * event n+1 before event n.
+   */
+  private async insertEvents(q: Queryable, events: readonly NewStoreEvent[]): Promise<void> {
+    await q.query('SELECT pg_advisory_xact_lock($1)', [this.db.lockKey('events')]);
+    await q.query('INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i', [events.map((e) => JSON.stringify(e))]);
+  }
+
+  getScan(scanId: string): Promise<ScanDocument | undefined> {
+    return this.run('reading a scan', async (q) => {
+      const row = (await q.query('SELECT doc FROM scans WHERE scan_id = $1', [scanId])).rows[0];
+      return row ? parse<ScanDocument>(row.doc) : undefined;
+    });
+  }
+
+  getLatestScan(ip: string): Promise<ScanDocument | undefined> {
+    return this.run('reading the latest scan', async (q) => {
+      const row = (await q.query('SELECT s.doc FROM latest l JOIN scans s ON s.row = l.scan_row WHERE l.ip_key = $1', [ipKey(ip)])).rows[0];
+      return row ? parse<ScanDocument>(row.doc) : undefined;
+    });
+  }
+
+  hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>> {
+    return this.run('reading host history', async (q) => {
+      const key = ipKey(ip);
+      return this.page(q, this.view('history', undefined), () => ({ sql: 's.ip_key = ?', params: [key] }), page);
+    });
+  }
+
+  search(query: QueryNode | undefined, options: SearchOptions = {}): Promise<Page<ScanDocument>> {
+    return this.run('searching', (q) => this.page(q, this.view(options.view ?? 'latest', query), (c) => compileSqliteQuery(query, c), options));
+  }
+
+  count(query: QueryNode | undefined, options: { view?: SearchView } = {}): Promise<number> {
+    return this.run('counting', async (q) => {
+      const view = this.view(options.view ?? 'latest', query);
+      return this.countWhere(q, view.from, compileSqliteQuery(query, view.columns));
+    });
+  }
+
+  private view(view: SearchView, query: QueryNode | undefined): { from: string; columns: SqlColumns; scanId: string } {
+    if (view === 'history') return { from: 'scans s', columns: HISTORY, scanId: 's.scan_id' };
+    return { from: needsWords(query) ? 'latest l JOIN scans s ON s.row = l.scan_row' : 'latest l', columns: LATEST, scanId: 'l.scan_id' };
+  }
+
+  private async countWhere(q: Queryable, from: string, where: SqlCondition): Promise<number> {
+    const { rows } = await q.query(numbered(`SELECT COUNT(*)::int8 AS n FROM ${from} WHERE ${where.sql}`), where.params);
+    return rows[0]!.n as number;
+  }
+
+  /** One newest-first page (as SQLite: sort and cut the (row, time, id) triples, then read the documents). */
+  private async page(
+    q: Queryable,
+    view: { from: string; columns: SqlColumns; scanId: string },
+    condition: (columns: SqlColumns) => SqlCondition,
+    request: PageRequest | undefined,
+  ): Promise<Page<ScanDocument>> {
+    const { limit, offset, after } = resolvePage(request);
+    const where = condition(view.columns);
+    const total = await this.countWhere(q, view.from, where);
+    const { row, finishedAt } = view.columns;
+    const id = `${view.scanId} COLLATE "C"`;
+    let inner = `SELECT ${row} AS r, ${finishedAt} AS f, ${id} AS i FROM ${view.from} WHERE (${where.sql})`;
+    const params = [...where.params];
+    if (after) {
+      inner += ` AND (${finishedAt} < ? OR (${finishedAt} = ? AND ${id} < ?))`;
+      params.push(after.finishedAt, after.finishedAt, after.scanId);
+    }
+    inner += ' ORDER BY f DESC, i DESC LIMIT ? OFFSET ?';
+    params.push(limit + 1, offset);
+    const sql = `SELECT d.doc FROM (${inner}) p JOIN scans d ON d.row = p.r ORDER BY p.f DESC, p.i DESC`;
+    const rows = (await q.query(numbered(sql), params)).rows;
+    const items = rows.slice(0, limit).map((r) => parse<ScanDocument>(r.doc));
+    const last = items.at(-1);
+    return { items, total, nextCursor: rows.length > limit && last ? encodeScanCursor(last) : undefined };
+  }
+
+  async *exportHistory(options: { since?: number; until?: number; batchSize?: number } = {}): AsyncIterable<ScanDocument> {
+    const batch = resolveLimit(options.batchSize, 500, 'batchSize');
+    let position = { finishedAt: (options.since ?? Number.MIN_SAFE_INTEGER) - 1, scanId: '\u{10FFFF}' };
+    const until = options.until ?? Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      const rows = await this.run('exporting history', async (q) =>
+        (
+          await q.query(
+            `SELECT finished_at, scan_id, doc FROM scans WHERE (finished_at > $1 OR (finished_at = $1 AND scan_id COLLATE "C" > $2)) AND finished_at < $3
+             ORDER BY finished_at, scan_id COLLATE "C" LIMIT $4`,
+            [position.finishedAt, position.scanId, until, batch],
+          )
+        ).rows,
+      );
+      for (const row of rows) yield parse<ScanDocument>(row.doc);
+      if (rows.length < batch) return;
+      const last = rows.at(-1)!;
+      position = { finishedAt: last.finished_at as number, scanId: last.scan_id as string };
+    }
+  }
+
+  appendEvents(events: readonly NewStoreEvent[]): Promise<void> {
+    return this.run('appending events', (q) => this.insertEvents(q, events), true);
+  }
+
+  readEvents(options: { cursor?: string; limit?: number } = {}): Promise<EventPage> {
+    const after = options.cursor === undefined ? 0 : Number(options.cursor);
+    if (!Number.isSafeInteger(after) || after < 0) {
+      return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.cursor}' is not an event cursor`, { where: 'cursor' }));
+    }
+    const limit = resolveLimit(options.limit, 1000);
+    return this.run('reading events', async (q) => {
+      const rows = (await q.query('SELECT seq, doc FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [after, limit])).rows;
+      const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));
+      return { events, cursor: rows.length > 0 ? String(rows.at(-1)!.seq) : options.cursor };
+    });
+  }
+
+  readEventsBackward(options: { before?: string; limit?: number } = {}): Promise<EventPage> {
+    const before = options.before === undefined ? Number.MAX_SAFE_INTEGER : Number(options.before);
+    if (!Number.isSafeInteger(before) || before < 0) {
+      return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.before}' is not an event cursor`, { where: 'before' }));
+    }
+    const limit = resolveLimit(options.limit, 1000);
+    return this.run('reading events backward', async (q) => {
+      const rows = (await q.query('SELECT seq, doc FROM events WHERE seq < $1 ORDER BY seq DESC LIMIT $2', [before, limit])).rows;
+      const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));
+      return { events, cursor: rows.length > 0 ? String(rows.at(-1)!.seq) : options.before };
+    });
+  }
+
+  /** One transaction: the history rows and their scan_terms; a host's latest row is refused. */
+  deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }> {
+    return this.run(
+      'deleting history',
+      async (q) => {
+        if (scanIds.length === 0) return { deleted: 0, refusedLatest: 0 };
+        const rows = (
+          await q.query(
+            `SELECT s.row AS row, (l.scan_row IS NOT NULL) AS is_latest FROM scans s LEFT JOIN latest l ON l.scan_row = s.row
+             WHERE s.scan_id = ANY($1::text[]) FOR UPDATE OF s`,
+            [[...scanIds]],
+          )
+        ).rows;
+        const drop = rows.filter((r) => !r.is_latest).map((r) => r.row as number);
+        if (drop.length > 0) {
+          await q.query('DELETE FROM scan_terms WHERE scan_row = ANY($1::int8[])', [drop]);
+          await q.query('DELETE FROM scans WHERE row = ANY($1::int8[])', [drop]);
+        }
+        return { deleted: drop.length, refusedLatest: rows.length - drop.length };
+      },
+      true,
+    );
+  }
+
+  counts(options: { tag?: string } = {}): Promise<StoreCounts> {
+    return this.run('counting', async (q) => {
+      const tag = options.tag?.toLowerCase() ?? null;
+      const row = (
+        await q.query(
+          `SELECT
+            (SELECT COUNT(*) FROM latest l WHERE $1::text IS NULL OR l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = 'tag' AND value = $1))::int8 AS hosts,
+            (SELECT COUNT(*) FROM scans s WHERE $1::text IS NULL OR s.row IN (SELECT scan_row FROM scan_terms WHERE field = 'tag' AND value = $1))::int8 AS scans,
+            (SELECT COUNT(*) FROM events)::int8 AS events,
+            (SELECT COUNT(*) FROM latest_terms t WHERE t.field = 'port' AND ($1::text IS NULL OR t.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = 'tag' AND value = $1)))::int8 AS open_ports`,
+          [tag],
+        )
+      ).rows[0]!;
+      return { hosts: row.hosts as number, scans: row.scans as number, events: row.events as number, openPorts: row.open_ports as number };
+    });
+  }
+
+  private topTerms(q: Queryable, field: 'port' | 'service', options: { tag?: string; limit?: number }): Promise<Row[]> {
+    const limit = resolveLimit(options.limit, 20);
+    // Ties: ports numerically, services by name (as SQLite's CAST(value AS INTEGER), value).
+    const order = field === 'port' ? 'hosts DESC, t.value::int' : 'hosts DESC, t.value COLLATE "C"';
+    const tag = options.tag?.toLowerCase() ?? null;
+    return q
+      .query(
+        `SELECT t.value AS value, COUNT(*)::int8 AS hosts FROM latest_terms t
+         WHERE t.field = $1 AND ($2::text IS NULL OR t.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = 'tag' AND value = $2))
+         GROUP BY t.value ORDER BY ${order} LIMIT $3`,
+        [field, tag, limit],
+      )
+      .then((r) => r.rows);
+  }
+
+  topPorts(options: { tag?: string; limit?: number } = {}): Promise<{ port: number; hosts: number }[]> {
+    return this.run('computing top ports', async (q) => (await this.topTerms(q, 'port', options)).map((row) => ({ port: Number(row.value), hosts: row.hosts as number })));
+  }
+
+  topServices(options: { tag?: string; limit?: number } = {}): Promise<{ service: string; hosts: number }[]> {
+    return this.run('computing top services', async (q) => (await this.topTerms(q, 'service', options)).map((row) => ({ service: row.value as string, hosts: row.hosts as number })));
+  }
+
+  scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]> {
+    return this.run('computing scans per hour', async (q) => {
+      const tag = options.tag?.toLowerCase() ?? null;
+      const { rows } = await q.query(
+        `SELECT (s.finished_at / 3600000) * 3600000 AS hour, COUNT(*)::int8 AS n FROM scans s
+         WHERE s.finished_at >= $1 AND s.finished_at < $2 AND ($3::text IS NULL OR s.row IN (SELECT scan_row FROM scan_terms WHERE field = 'tag' AND value = $3))
+         GROUP BY hour ORDER BY hour`,
+        [options.since, options.until, tag],
+      );
+      return rows.map((row) => ({ hourStart: row.hour as number, scans: row.n as number }));
+    });
+  }
+}
+
+/** A scan's facet rows in one statement. */
+async function insertTerms(q: Queryable, row: number, fields: ScanIndexFields): Promise<void> {
+  const names: string[] = [];
+  const values: string[] = [];
+  for (const port of fields.ports) {
+    names.push('port');
+    values.push(String(port));
+  }
+  for (const [field, list] of Object.entries(fields.terms)) {
+    for (const value of list) {
+      names.push(field);
+      values.push(value);
+    }
+  }
+  // A facet row (field 'screenshot', value 'true') for `screenshot:true`, as in SQLite.
+  if (fields.screenshot) {
+    names.push('screenshot');
+    values.push('true');
+  }
+  if (names.length === 0) return;
+  await q.query('INSERT INTO scan_terms (field, value, scan_row) SELECT f, v, $3 FROM unnest($1::text[], $2::text[]) AS t(f, v) ON CONFLICT DO NOTHING', [names, values, row]);
+}
