@@ -532,9 +532,9 @@ describe('the retention page and DNS-name targets in the UI (own coordinator, ap
     expect(added.statusCode).toBe(303);
     expect((await f.app.coordinator.store.listScope('scope')).entries.map((e) => e.range)).toContain('web.lab.example');
     const page = await get('/ui/admin/scope?list=scope');
-    const cell = /<td class="mono"><span class="mono">web\.lab\.example<\/span> <span class="tag">DNS name<\/span>[\s\S]*?<\/td>/.exec(page.body)?.[0];
+    const cell = /<td><span class="mono">web\.lab\.example<\/span> <span class="tag">DNS name<\/span>[\s\S]*?<\/td>/.exec(page.body)?.[0];
     expect(cell).toBeDefined();
-    expect(cell).toContain('<a class="mono" href="/ui/host/198.18.10.1">198.18.10.1</a></li>');
+    expect(cell).toContain('resolves to <span aria-label="addresses of web.lab.example"><a class="mono" href="/ui/host/198.18.10.1">198.18.10.1</a>, ');
     expect(cell).toContain('<a class="mono" href="/ui/host/198.18.10.9">198.18.10.9</a> <span class="tag partial">blocklisted</span>');
     expect(cell).toContain(`hosts file ${f.hostsFile}`);
 

@@ -75,7 +75,7 @@ button.danger { background: #fff; color: var(--bad); border-color: #e2a8a3; padd
 fieldset .fields { display: flex; gap: 10px; flex-wrap: wrap; margin-top: 6px; }
 form.inline.groups { margin: 0; flex-wrap: nowrap; }
 form.inline.groups input { width: 150px; }
-ul.resolved { margin: 2px 0 0; padding-left: 18px; font-size: 12px; }
+div.resolved { margin-top: 2px; font-size: 13px; }
 `;
 
 /** Which header link is highlighted. */

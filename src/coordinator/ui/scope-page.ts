@@ -28,9 +28,9 @@ function nameCell(coordinator: Coordinator, name: string): SafeHtml {
         ? html`<div class="muted">not resolved yet (${resolver})</div>`
         : addresses.length === 0
           ? html`<div class="muted">resolves to no address (${resolver})</div>`
-          : html`<ul class="resolved" aria-label="addresses of ${name}">${addresses.map(
-              (ip) => html`<li><a class="mono" href="${hostHref(ip)}">${ip}</a>${coordinator.lookup(ip) === undefined ? html` <span class="tag partial">blocklisted</span>` : ''}</li>`,
-            )}</ul><div class="muted">${resolver}</div>`;
+          : html`<div class="resolved">resolves to <span aria-label="addresses of ${name}">${addresses.map(
+              (ip, i) => html`${i > 0 ? ', ' : ''}<a class="mono" href="${hostHref(ip)}">${ip}</a>${coordinator.lookup(ip) === undefined ? html` <span class="tag partial">blocklisted</span>` : ''}`,
+            )}</span> <span class="muted">(${resolver}, at the last resolution)</span></div>`;
   return html`<span class="mono">${name}</span> <span class="tag">DNS name</span>${resolved}`;
 }
 
@@ -82,10 +82,10 @@ ${postForm(
   { className: 'stack', multipart: true, label: `import into the ${list}` },
 )}</div></div>
 <h2>Entries</h2>
-<table><thead><tr><th>range</th><th>tags</th><th>added</th><th></th></tr></thead><tbody>
+<table><thead><tr><th>entry</th><th>tags</th><th>added</th><th></th></tr></thead><tbody>
 ${shown.length > 0
   ? shown.map(
-      (e) => html`<tr><td class="mono">${asDnsName(e.range) === e.range ? nameCell(coordinator, e.range) : e.range}</td><td>${e.tags.map((t) => html`<span class="tag">${t}</span>`)}</td><td class="mono">${formatTime(e.addedAt)}</td>
+      (e) => html`<tr>${asDnsName(e.range) === e.range ? html`<td>${nameCell(coordinator, e.range)}</td>` : html`<td class="mono">${e.range}</td>`}<td>${e.tags.map((t) => html`<span class="tag">${t}</span>`)}</td><td class="mono">${formatTime(e.addedAt)}</td>
 <td>${postForm(action('remove'), ctx.csrf, html`<input type="hidden" name="ranges" value="${e.range}"><button type="submit" class="danger" aria-label="remove ${e.range}">Remove</button>`, { className: 'row' })}</td></tr>`,
     )
   : html`<tr><td colspan="4" class="muted">The ${list} is empty.</td></tr>`}
