@@ -4,6 +4,7 @@ import { type AlertRule, addAlertRule, removeAlertRule } from './alerts.js';
 import { type AuditAction, type AuditActor, recordAudit } from './audit.js';
 import type { Coordinator } from './coordinator.js';
 import { DEFAULT_POLICY_KEY, type Policy, type PolicyInput } from './policy.js';
+import type { RetentionRule } from './retention.js';
 import { rangesOfSorted } from './coordinator.js';
 import type { ScopeLine } from './scope-file.js';
 
@@ -18,6 +19,16 @@ export function summarize(items: readonly string[], shown = 5): string {
   return `${items.slice(0, shown).join(', ')} and ${items.length - shown} more`;
 }
 
+/** A retention rule in words: `last 10, 90 d, daily after 7 d, weekly after 30 d`, or `keep all`. */
+export function describeRetention(rule: RetentionRule): string {
+  const parts: string[] = [];
+  if (rule.keepLast !== undefined) parts.push(`last ${rule.keepLast}`);
+  if (rule.keepDays !== undefined) parts.push(`${rule.keepDays} d`);
+  if (rule.dailyAfterDays !== undefined) parts.push(`daily after ${rule.dailyAfterDays} d`);
+  if (rule.weeklyAfterDays !== undefined) parts.push(`weekly after ${rule.weeklyAfterDays} d`);
+  return parts.length > 0 ? parts.join(', ') : 'keep all';
+}
+
 function describeLines(lines: readonly ScopeLine[]): string {
   return summarize(lines.map((l) => (l.tags.length > 0 ? `${l.range} [${l.tags.join(' ')}]` : l.range)));
 }
@@ -28,6 +39,8 @@ function describePolicy(p: Policy): string {
   if (p.mustHave.length > 0) parts.push(`must-have ${rangesOfSorted([...p.mustHave].sort((a, b) => a - b))}`);
   if (p.exclude.length > 0) parts.push(`exclude ${rangesOfSorted([...p.exclude].sort((a, b) => a - b))}`);
   parts.push(`scripts ${p.scan.scripts.length > 0 ? p.scan.scripts.join(' ') : 'none'}`);
+  if (p.groups !== undefined) parts.push(`groups ${p.groups.join(' ')}`);
+  if (p.retention !== undefined) parts.push(`retention ${describeRetention(p.retention)}`);
   return parts.join(', ');
 }
 

@@ -175,7 +175,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     registerScreenshotRoutes(scope, coordinator);
     registerRetentionRoutes(scope, coordinator, retention);
   });
-  await app.register(uiRoutes, { coordinator });
+  await app.register(uiRoutes, { coordinator, retention });
 
   let timer: NodeJS.Timeout | undefined;
   let alertTimer: NodeJS.Timeout | undefined;

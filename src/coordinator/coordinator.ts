@@ -432,6 +432,19 @@ export class Coordinator {
     return this.nameResolution?.namesByIp.get(ip);
   }
 
+  /**
+   * What a scope name resolved to at the last resolution (for the admin UI): its target
+   * addresses, or undefined when this process has not resolved it (no resolver, or not yet).
+   */
+  addressesOfName(name: string): readonly string[] | undefined {
+    return this.resolver ? this.nameResolution?.addresses.get(name) : undefined;
+  }
+
+  /** The resolver of the scope's names (`hosts file …`, `DNS …`), or undefined when this process does not resolve. */
+  get nameResolverDescription(): string | undefined {
+    return this.resolver?.description;
+  }
+
   // ------------------------------------------------------------------ cycle
 
   progress(): CycleProgress {

@@ -129,7 +129,14 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(exported.headers()['content-disposition']).toContain('portbandit-scope.txt');
     expect(await exported.text()).toContain('198.18.70.0/25,rack1\n');
 
-    await page.goto(`${base}/ui/admin/scope?list=scope&done=scope-added`);
+    // A DNS name: resolved at once by the fixture's hosts file; the page lists its addresses.
+    await page.goto(`${base}/ui/admin/scope?list=scope`);
+    await page.fill('form[aria-label="add to the scope"] input[name=range]', 'web.lab.example');
+    await page.fill('form[aria-label="add to the scope"] input[name=tags]', 'web');
+    await page.click('form[aria-label="add to the scope"] button');
+    expect(await text('.notice')).toBe('Added.');
+    expect(await page.$$eval('[aria-label="addresses of web.lab.example"] a', (links) => links.map((a) => a.textContent))).toEqual(['198.18.10.1', '198.18.10.9']);
+    expect(f.app.coordinator.lookup('198.18.10.9')?.tags).toEqual(['web']);
     await shoot('admin-scope');
   }, 60_000);
 
@@ -156,8 +163,22 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     await page.fill(`${form} input[name=tag]`, 'web');
     await page.selectOption(`${form} select[name=strategy]`, 'ucb');
     await page.fill(`${form} input[name=budget]`, '50');
+    await page.fill(`${form} input[name=groups]`, 'internal, external');
+    await page.selectOption(`${form} select[name=retention]`, 'rule');
+    await page.fill(`${form} input[name=keepLast]`, '10');
+    await page.fill(`${form} input[name=keepDays]`, '365');
+    await page.fill(`${form} input[name=dailyAfterDays]`, '30');
+    await page.fill(`${form} input[name=weeklyAfterDays]`, '7');
     await page.click(`${form} button`);
-    expect(f.app.coordinator.policy('web')?.strategy).toBe('ucb');
+    // Weekly thinning before daily: refused, the typed values kept, nothing saved.
+    expect(await text('.error')).toContain('weekly thinning (after 7 d) cannot start before daily thinning (after 30 d)');
+    expect(await page.inputValue(`${form} input[name=groups]`)).toBe('internal, external');
+    expect(f.app.coordinator.policy('web')).toBeUndefined();
+    await page.fill(`${form} input[name=weeklyAfterDays]`, '90');
+    await page.click(`${form} button`);
+    expect(await text('.notice')).toContain('Policy saved');
+    expect(f.app.coordinator.policy('web')).toMatchObject({ strategy: 'ucb', groups: ['external', 'internal'], retention: { keepLast: 10, keepDays: 365, dailyAfterDays: 30, weeklyAfterDays: 90 } });
+    expect(await page.$eval('tr:has(td:text-is("web"))', (tr) => tr.textContent)).toMatch(/externalinternal\s*last 10, 365 d, daily after 30 d, weekly after 90 d/);
     await page.setInputFiles('form[aria-label="services file"] input[type=file]', { name: 'natlas-services', mimeType: 'text/plain', buffer: Buffer.from('ssh 22/tcp\nhttp 80/tcp\nrdp 3389/tcp\nsnmp 161/udp\n') });
     await page.fill('form[aria-label="services file"] input[name=tag]', 'web');
     await page.click('form[aria-label="services file"] button');
@@ -173,10 +194,15 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
   it('creates an agent and an admin token, showing each token once, and revokes them', async () => {
     await page.goto(`${base}/ui/admin/agents`);
     await page.fill('form[aria-label="new agent"] input[name=name]', 'scanner-lab-1');
+    await page.fill('form[aria-label="new agent"] input[name=groups]', 'internal, lab');
     await page.click('form[aria-label="new agent"] button');
     const agentToken = await page.inputValue('input[aria-label="new token"]');
     expect(agentToken).toMatch(/^pba_/);
-    expect((await f.app.coordinator.authenticateAgent(agentToken))?.name).toBe('scanner-lab-1');
+    const made = await f.app.coordinator.authenticateAgent(agentToken);
+    expect(made?.name).toBe('scanner-lab-1');
+    expect(f.app.coordinator.groupsOf(made!.id)).toEqual(['internal', 'lab']);
+    expect(await text('.notice.created')).toContain('In group(s) internallab');
+    expect(await page.inputValue('input[aria-label="groups of agent scanner-lab-1"]')).toBe('internal, lab');
     await shoot('agents');
     await page.goto(`${base}/ui/admin/agents`);
     expect(await page.content()).not.toContain(agentToken);
@@ -192,6 +218,66 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     await page.click('button[aria-label="revoke admin token carol"]');
     expect(await text('.notice')).toBe('Admin token revoked.');
     expect(await f.app.coordinator.authenticateAdmin(adminToken)).toBe(false);
+  }, 60_000);
+
+  it('edits an agent\'s groups, shows a visit\'s names and group, and runs a retention pass from its page', async () => {
+    const agent = (await f.app.coordinator.listAgents()).find((a) => a.name === 'agent-0')!;
+    await page.goto(`${base}/ui/admin/agents`);
+    await page.fill('input[aria-label="groups of agent agent-0"]', 'internal, no/slash');
+    await page.click('button[aria-label="save the groups of agent agent-0"]');
+    expect(await text('.error')).toMatch(/Nothing was changed.*groups\[1\]: expected a group name/s);
+    expect(f.app.coordinator.groupsOf(agent.id)).toEqual([]);
+    await page.fill('input[aria-label="groups of agent agent-0"]', 'internal');
+    await page.click('button[aria-label="save the groups of agent agent-0"]');
+    expect(await text('.notice')).toContain('Agent groups saved');
+    expect(f.app.coordinator.groupsOf(agent.id)).toEqual(['internal']);
+
+    // Three more visits of 198.18.10.1 (web.lab.example since the scope test), from group internal:
+    // the first changes its services, the second repeats it (no event refers to it), the third is the latest.
+    for (let i = 0; i < 3; i++) {
+      await f.app.coordinator.requestRescan(['198.18.10.1']);
+      const w = await getWork(f.app, f.agent);
+      f.clock.advance(60_000);
+      expect((await submit(f.app, f.agent, resultFor(w!, [22, 80], f.clock.now()))).statusCode).toBe(200);
+    }
+    await page.goto(`${base}/ui/host/198.18.10.1`);
+    expect(await text('main')).toContain('DNS names (scope): web.lab.example');
+    expect(await text('main')).toMatch(/by agent agent_\S+ from agent group internal, cycle/);
+    await shoot('host-names');
+    await page.click('main p a:text-is("web.lab.example")');
+    expect(new URL(page.url()).searchParams.get('q')).toBe('name:web.lab.example');
+    expect(await text('tbody')).toMatch(/198\.18\.10\.1\s*web\.lab\.example/);
+    expect(await text('tbody')).toContain('internal');
+
+    // Retention: the default policy keeps each host's newest visit (and what the rules always keep).
+    await page.goto(`${base}/ui/admin/policies?tag=_default`);
+    await page.selectOption('form[aria-label="policy"] select[name=retention]', 'rule');
+    await page.fill('form[aria-label="policy"] input[name=keepLast]', '1');
+    await page.click('form[aria-label="policy"] button');
+    expect(await text('.notice')).toContain('Policy saved');
+    await page.click('header a:text-is("Retention")');
+    const report = (await f.app.inject({ method: 'GET', url: '/api/v1/admin/retention', headers: bearer(f.admin) })).json<{ dropped: number; sample: Array<{ scanId: string }> }>();
+    expect(report.dropped).toBeGreaterThan(0);
+    expect(await text('main')).toMatch(new RegExp(`drop\\s+${report.dropped}\\s+\\(`));
+    for (const d of report.sample.slice(0, 20)) expect(await text('main')).toContain(d.scanId);
+    await shoot('retention');
+    await page.click('form[aria-label="run retention"] button');
+    expect(await text('.notice')).toContain('Retention pass done');
+    for (const d of report.sample) expect(await f.app.coordinator.store.getScan(d.scanId)).toBeUndefined();
+    expect(await text('main')).toContain(`Last pass run by an admin`);
+    expect(await text('main')).toContain(`retention pass: ${report.dropped} visit(s) dropped`);
+    expect(await text('main')).toContain('None: every visit is kept.');
+
+    // Back as before for the tests after this one: keep every visit, the agent in no group.
+    await page.goto(`${base}/ui/admin/policies?tag=_default`);
+    await page.selectOption('form[aria-label="policy"] select[name=retention]', 'all');
+    await page.fill('form[aria-label="policy"] input[name=keepLast]', '');
+    await page.click('form[aria-label="policy"] button');
+    expect(f.app.coordinator.policy('')!.retention).toEqual({});
+    await page.goto(`${base}/ui/admin/agents`);
+    await page.fill('input[aria-label="groups of agent agent-0"]', '');
+    await page.click('button[aria-label="save the groups of agent agent-0"]');
+    expect(f.app.coordinator.groupsOf(agent.id)).toEqual([]);
   }, 60_000);
 
   it('queues a rescan from the host page, shows the events it leads to, and dead-letters an undeliverable alert', async () => {
@@ -248,7 +334,7 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     const rows = await page.$$eval('tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent?.trim() ?? '')));
     const actions = rows.map((r) => r[3]);
     expect(actions.slice(0, 3)).toEqual(['alert.remove', 'host.rescan', 'alert.add']);
-    expect(actions).toEqual(expect.arrayContaining(['scope.add', 'scope.import', 'scope.remove', 'policy.set', 'policy.services', 'policy.delete', 'agent.create', 'agent.delete', 'token.create', 'token.revoke']));
+    expect(actions).toEqual(expect.arrayContaining(['scope.add', 'scope.import', 'scope.remove', 'policy.set', 'policy.services', 'policy.delete', 'agent.create', 'agent.groups', 'agent.delete', 'token.create', 'token.revoke', 'retention.run']));
     expect(rows.every((r) => r[1]!.startsWith('test-admin'))).toBe(true);
     // The fixture's setup went through the API; everything since, through the UI.
     const firstApi = rows.findIndex((r) => r[2] === 'API');

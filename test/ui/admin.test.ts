@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../src/coordinator/audit.js';
 import { csrfTokenFor, checkCsrfToken } from '../../src/coordinator/ui/csrf.js';
-import { bearer } from '../coordinator/helpers.js';
+import { writeFileSync } from 'node:fs';
+import type { RetentionReport } from '../../src/coordinator/retention-runner.js';
+import { bearer, getWork, resultFor, submit } from '../coordinator/helpers.js';
 import { type UiFixture, openUiFixture } from './fixture.js';
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -53,6 +55,7 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
     });
 
     it('refuses a POST without the token, with a wrong one, with another session\'s, or marked cross-site, and changes nothing', async () => {
+      const agentId = (await f.app.coordinator.listAgents())[0]!.id;
       const before = await scope();
       const auditBefore = (await auditLog()).total;
       const other = (await f.app.coordinator.createAdminToken('other')).token;
@@ -67,6 +70,11 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
         post('/ui/admin/tokens', { name: 'evil', _csrf: otherCsrf }),
         post('/ui/alerts', { name: 'x', query: 'port:22', url: 'http://127.0.0.1:9/' }),
         post('/ui/host/198.18.10.1/rescan', {}),
+        post('/ui/admin/agents/groups', { id: agentId, groups: 'evil' }),
+        post('/ui/admin/agents/groups', { id: agentId, groups: 'evil', _csrf: otherCsrf }),
+        post('/ui/admin/policies', { tag: 'dmz', strategy: 'thompson', budget: '8', groups: 'evil', retention: 'rule', keepLast: '1', _csrf: 'forged' }),
+        post('/ui/admin/retention/run', {}),
+        post('/ui/admin/retention/run', { _csrf: csrf }, { 'sec-fetch-site': 'cross-site' }),
       ];
       for (const res of await Promise.all(attempts)) {
         expect(res.statusCode).toBe(403);
@@ -77,11 +85,13 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(await scope()).toEqual(before);
       expect((await f.app.coordinator.listAgents()).map((a) => a.name)).not.toContain('evil');
       expect((await f.app.coordinator.store.listQueuedWork(10)).length).toBe(0);
+      expect(f.app.coordinator.groupsOf(agentId)).toEqual([]);
+      expect(f.app.coordinator.policy('dmz')!.groups).toBeUndefined();
       expect((await auditLog()).total).toBe(auditBefore);
     });
 
     it('puts the token in every form of every admin page', async () => {
-      for (const url of ['/ui/admin/scope', '/ui/admin/scope?list=blocklist', '/ui/admin/policies', '/ui/admin/agents', '/ui/alerts', '/ui/host/198.18.10.1']) {
+      for (const url of ['/ui/admin/scope', '/ui/admin/scope?list=blocklist', '/ui/admin/policies', '/ui/admin/retention', '/ui/admin/agents', '/ui/alerts', '/ui/host/198.18.10.1']) {
         const res = await f.app.inject({ method: 'GET', url, headers: cookie });
         expect(res.statusCode, url).toBe(200);
         const forms = res.body.match(/<form method="post"[\s\S]*?<\/form>/g) ?? [];
@@ -252,6 +262,132 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
     });
   });
 
+  describe('agent groups', () => {
+    it('creates an agent in groups, shows each agent\'s groups, edits and clears them, each audited', async () => {
+      const made = await post('/ui/admin/agents', { name: 'scanner-int', groups: 'internal, dmz-edge  lab', _csrf: csrf });
+      expect(made.statusCode).toBe(200);
+      expect(made.body).toMatch(/In group\(s\) <span class="tag">dmz-edge<\/span><span class="tag">internal<\/span><span class="tag">lab<\/span>/);
+      const agent = (await f.app.coordinator.listAgents()).find((a) => a.name === 'scanner-int')!;
+      expect(agent.groups).toEqual(['dmz-edge', 'internal', 'lab']);
+      expect((await auditLog()).items[0]).toMatchObject({ action: 'agent.create', target: agent.id, actor: { via: 'ui' } });
+      expect((await auditLog()).items[0]!.summary).toContain('in group(s) dmz-edge,internal,lab');
+
+      const page = await f.app.inject({ method: 'GET', url: '/ui/admin/agents', headers: cookie });
+      expect(page.body).toContain(`aria-label="groups of agent scanner-int"`);
+      expect(page.body).toMatch(/name="groups" value="dmz-edge, internal, lab"[^>]*aria-label="groups of agent scanner-int"/);
+
+      const edited = await post('/ui/admin/agents/groups', { id: agent.id, groups: 'external', _csrf: csrf });
+      expect(edited.statusCode).toBe(303);
+      expect(edited.headers.location).toBe('/ui/admin/agents?done=agent-groups-saved');
+      expect(f.app.coordinator.groupsOf(agent.id)).toEqual(['external']);
+      expect((await f.app.inject({ method: 'GET', url: edited.headers.location as string, headers: cookie })).body).toContain('Agent groups saved');
+      const cleared = await post('/ui/admin/agents/groups', { id: agent.id, groups: '  ', _csrf: csrf });
+      expect(cleared.statusCode).toBe(303);
+      expect(f.app.coordinator.groupsOf(agent.id)).toEqual([]);
+      expect((await auditLog()).items.slice(0, 2).map((e) => [e.action, e.target, e.summary])).toEqual([
+        ['agent.groups', agent.id, 'agent groups removed'],
+        ['agent.groups', agent.id, 'agent groups set to external'],
+      ]);
+    });
+
+    it('refuses a bad group name or an unknown agent on the page and changes nothing', async () => {
+      const agent = (await f.app.coordinator.listAgents())[0]!;
+      await f.app.coordinator.setAgentGroups(agent.id, ['internal']);
+      const agentsBefore = (await f.app.coordinator.listAgents()).length;
+      const total = (await auditLog()).total;
+      const bad = await post('/ui/admin/agents/groups', { id: agent.id, groups: 'internal, no/slash', _csrf: csrf });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.body).toContain('Nothing was changed');
+      expect(bad.body.replace(/&quot;/g, '"')).toMatch(/groups\[1\]: expected a group name.*"no\/slash"/);
+      const unknown = await post('/ui/admin/agents/groups', { id: 'agent_nope', groups: 'x', _csrf: csrf });
+      expect(unknown.statusCode).toBe(404);
+      expect(unknown.body).toContain('no agent with id agent_nope');
+      // Creating an agent with a bad group makes no agent (and no token); the typed values come back.
+      const badCreate = await post('/ui/admin/agents', { name: 'scanner-bad', groups: 'ok, not ok!', _csrf: csrf });
+      expect(badCreate.statusCode).toBe(400);
+      expect(badCreate.body).not.toMatch(/pba_/);
+      expect(badCreate.body).toContain('value="scanner-bad"');
+      expect(badCreate.body).toContain('value="ok, not ok!"');
+      expect((await f.app.coordinator.listAgents()).length).toBe(agentsBefore);
+      expect(f.app.coordinator.groupsOf(agent.id)).toEqual(['internal']);
+      expect((await auditLog()).total).toBe(total);
+      await f.app.coordinator.setAgentGroups(agent.id, []);
+    });
+  });
+
+  describe('policy groups and retention', () => {
+    const base = { strategy: 'thompson', budget: '8', mustHave: '22,80,443,8080' };
+
+    it('sets and clears the groups of a tag and its retention rule from the form, shown in the table and audited', async () => {
+      const saved = await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: 'internal external', retention: 'rule', keepLast: '5', keepDays: '90', dailyAfterDays: '7', weeklyAfterDays: '30', _csrf: csrf });
+      expect(saved.statusCode).toBe(303);
+      expect(f.app.coordinator.policy('dmz')).toMatchObject({ groups: ['external', 'internal'], retention: { keepLast: 5, keepDays: 90, dailyAfterDays: 7, weeklyAfterDays: 30 } });
+      const summary = (await auditLog()).items[0]!.summary;
+      expect(summary).toContain('groups external internal');
+      expect(summary).toContain('retention last 5, 90 d, daily after 7 d, weekly after 30 d');
+
+      const table = await f.app.inject({ method: 'GET', url: '/ui/admin/policies', headers: cookie });
+      const row = /<tr><td>dmz<\/td>[\s\S]*?<\/tr>/.exec(table.body)![0];
+      expect(row).toContain('<span class="tag">external</span><span class="tag">internal</span>');
+      expect(row).toContain('last 5, 90 d, daily after 7 d, weekly after 30 d');
+      const edit = await f.app.inject({ method: 'GET', url: '/ui/admin/policies?tag=dmz', headers: cookie });
+      expect(edit.body).toContain('name="groups" size="40" value="external, internal"');
+      expect(edit.body).toContain('<option value="rule" selected>');
+      expect(edit.body).toContain('name="weeklyAfterDays" inputmode="numeric" size="7" value="30"');
+
+      // A form without the new fields (an older page) keeps them.
+      expect((await post('/ui/admin/policies', { tag: 'dmz', ...base, budget: '9', _csrf: csrf })).statusCode).toBe(303);
+      expect(f.app.coordinator.policy('dmz')).toMatchObject({ budget: 9, groups: ['external', 'internal'], retention: { keepLast: 5 } });
+
+      // Blank groups: any agent; "keep every visit": {} (overrides the default's rule).
+      expect((await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: '', retention: 'all', _csrf: csrf })).statusCode).toBe(303);
+      expect(f.app.coordinator.policy('dmz')!.groups).toBeUndefined();
+      expect(f.app.coordinator.policy('dmz')!.retention).toEqual({});
+      // The default policy's rule: no rule of its own.
+      expect((await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: '', retention: 'inherit', _csrf: csrf })).statusCode).toBe(303);
+      expect(f.app.coordinator.policy('dmz')!.retention).toBeUndefined();
+      const after = await f.app.inject({ method: 'GET', url: '/ui/admin/policies', headers: cookie });
+      const row2 = /<tr><td>dmz<\/td>[\s\S]*?<\/tr>/.exec(after.body)![0];
+      expect(row2).toContain('any agent');
+      expect(row2).toContain("default's");
+      // The default policy offers no "the default policy's rule".
+      const def = await f.app.inject({ method: 'GET', url: '/ui/admin/policies?tag=_default', headers: cookie });
+      expect(def.body).not.toContain('value="inherit"');
+      expect(def.body).toContain('<option value="all" selected>');
+    });
+
+    it('refuses bad groups and retention fields naming the field, keeps the typed values, and changes nothing', async () => {
+      await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: 'internal', retention: 'rule', keepLast: '3', _csrf: csrf });
+      const before = JSON.stringify(f.app.coordinator.policy('dmz'));
+      const total = (await auditLog()).total;
+      const cases: Array<[Record<string, string>, RegExp]> = [
+        // Commas or spaces separate names: "bad group!" is two, the second one wrong.
+        [{ groups: 'internal, bad group!', retention: 'rule', keepLast: '3' }, /groups\[2\]: expected a group name.*got "group!"/],
+        [{ groups: 'internal', retention: 'rule', keepLast: '0' }, /keepLast: expected an integer from 1 up to 1000000/],
+        [{ groups: 'internal', retention: 'rule', keepDays: 'ten' }, /keepDays: expected an integer/],
+        [{ groups: 'internal', retention: 'rule' }, /keepLast: state at least one number/],
+        [{ groups: 'internal', retention: 'inherit', keepLast: '3' }, /retention: choose "keep by these numbers" to apply keepLast/],
+        [{ groups: 'internal', retention: 'forever' }, /retention: expected one of inherit, all, rule/],
+        [{ groups: 'internal', retention: 'rule', dailyAfterDays: '30', weeklyAfterDays: '7' }, /policy\(dmz\)\.retention\.weeklyAfterDays: weekly thinning \(after 7 d\) cannot start before daily thinning/],
+        [{ groups: 'internal', retention: 'rule', keepDays: '10', dailyAfterDays: '20' }, /retention\.dailyAfterDays: daily thinning after 20 d never applies/],
+      ];
+      for (const [fields, message] of cases) {
+        const res = await post('/ui/admin/policies', { tag: 'dmz', ...base, ...fields, _csrf: csrf });
+        expect(res.statusCode, JSON.stringify(fields)).toBe(400);
+        expect(res.body).toContain('Nothing was changed');
+        expect(res.body.replace(/&quot;/g, '"'), JSON.stringify(fields)).toMatch(message);
+      }
+      const kept = await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: 'internal, bad group!', retention: 'rule', keepDays: '10', dailyAfterDays: '20', _csrf: csrf });
+      expect(kept.body).toContain('value="internal, bad group!"');
+      expect(kept.body).toContain('name="dailyAfterDays" inputmode="numeric" size="7" value="20"');
+      expect(kept.body).toContain('<option value="rule" selected>');
+      expect(JSON.stringify(f.app.coordinator.policy('dmz'))).toBe(before);
+      expect((await auditLog()).total).toBe(total);
+      // Leave dmz as the fixture made it for the tests after this one.
+      await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: '', retention: 'inherit', _csrf: csrf });
+    });
+  });
+
   describe('rescan, events, alerts, audit', () => {
     it('queues a rescan from the host page and refuses an address outside the scope', async () => {
       const res = await post('/ui/host/198.18.10.1/rescan', { _csrf: csrf });
@@ -311,5 +447,132 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(second.body).toContain(items[50]!.summary.replace(/"/g, '&quot;'));
       expect(second.body).not.toContain(`>${items[0]!.summary}<`);
     });
+  });
+});
+
+describe('the retention page and DNS-name targets in the UI (own coordinator, app.inject)', () => {
+  let f: UiFixture;
+  let cookie: Record<string, string>;
+  let csrf: string;
+  beforeAll(async () => {
+    f = await openUiFixture({ authFailuresPerMinute: 1000 });
+    cookie = { cookie: `pb_ui=${f.admin}` };
+    const page = await f.app.inject({ method: 'GET', url: '/ui/admin/agents', headers: cookie });
+    csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
+  });
+  afterAll(async () => {
+    await f?.close();
+  });
+
+  const post = (url: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
+    f.app.inject({ method: 'POST', url, headers: { ...cookie, ...FORM, ...headers }, payload: new URLSearchParams(fields).toString() });
+  const get = (url: string) => f.app.inject({ method: 'GET', url, headers: cookie });
+  const auditLog = async () => (await f.app.inject({ method: 'GET', url: '/api/v1/admin/audit?limit=1000', headers: bearer(f.admin) })).json<{ total: number; items: AuditEntry[] }>();
+  const dryRun = async () => (await f.app.inject({ method: 'GET', url: '/api/v1/admin/retention', headers: bearer(f.admin) })).json<RetentionReport>();
+
+  /** One more visit of every host (a new cycle), port 22 open: the first round changes the services, the next ones repeat it (no event). */
+  async function visitAll(): Promise<void> {
+    expect((await f.app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(f.admin) })).statusCode).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      const w = await getWork(f.app, f.agent);
+      f.clock.advance(60_000);
+      expect((await submit(f.app, f.agent, resultFor(w!, [22], f.clock.now()))).statusCode).toBe(200);
+    }
+  }
+
+  it('shows the dry run of the rules (nothing deleted), refuses a forged run, and runs a pass from the button, audited', async () => {
+    for (let i = 0; i < 3; i++) await visitAll();
+    const saved = await post('/ui/admin/policies', { tag: '_default', strategy: 'fixed', budget: '10', params: '{"ports": [22, 80, 443, 8080]}', retention: 'rule', keepLast: '1', _csrf: csrf });
+    expect(saved.statusCode).toBe(303);
+    const expected = await dryRun();
+    expect(expected.dropped).toBeGreaterThanOrEqual(3);
+
+    const page = await get('/ui/admin/retention');
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toMatch(/<tr><td>\(default\)<\/td><td>last 1<\/td>/);
+    expect(page.body).toContain(`drop <strong class="closed">${expected.dropped}</strong>`);
+    expect(page.body).toContain(`keep <strong>${expected.kept}</strong>`);
+    for (const d of expected.sample.slice(0, 20)) expect(page.body).toContain(d.scanId);
+    expect(page.body).toContain('No pass has been run');
+    expect(page.body).not.toMatch(/<script/i);
+    // The page's dry run deleted nothing.
+    for (const d of expected.sample) expect(await f.app.coordinator.store.getScan(d.scanId)).toBeDefined();
+
+    const total = (await auditLog()).total;
+    for (const res of [await post('/ui/admin/retention/run', {}), await post('/ui/admin/retention/run', { _csrf: 'forged' })]) {
+      expect(res.statusCode).toBe(403);
+      expect(res.body).toContain('Nothing was changed');
+    }
+    expect((await dryRun()).dropped).toBe(expected.dropped);
+    expect((await auditLog()).total).toBe(total);
+
+    const run = await post('/ui/admin/retention/run', { _csrf: csrf });
+    expect(run.statusCode).toBe(303);
+    expect(run.headers.location).toBe('/ui/admin/retention?done=retention-run');
+    for (const d of expected.sample) expect(await f.app.coordinator.store.getScan(d.scanId)).toBeUndefined();
+    const entry = (await auditLog()).items[0]!;
+    expect(entry).toMatchObject({ action: 'retention.run', target: 'history', actor: { name: 'test-admin', via: 'ui' } });
+    expect(entry.summary).toBe(`retention pass: ${expected.dropped} visit(s) dropped, ${expected.kept} kept over 3 host(s)`);
+    const after = await get(run.headers.location as string);
+    expect(after.body).toContain('Retention pass done');
+    expect(after.body).toContain(`Last pass run by an admin`);
+    expect(after.body).toContain(entry.summary);
+    expect(after.body).toContain('None: every visit is kept.');
+    expect(after.body).toContain('drop <strong class="">0</strong>');
+  });
+
+  it('adds a DNS name to the scope and shows what it resolves to, blocklisted addresses marked; refuses a name in the blocklist', async () => {
+    await post('/ui/admin/scope/add?list=blocklist', { range: '198.18.10.9', _csrf: csrf });
+    const bad = await post('/ui/admin/scope/add?list=blocklist', { range: 'db.lab.example', _csrf: csrf });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('the blocklist takes addresses, CIDRs and ranges, not DNS names');
+    expect((await f.app.coordinator.store.listScope('blocklist')).entries.map((e) => e.range)).toEqual(['198.18.10.9']);
+
+    const added = await post('/ui/admin/scope/add?list=scope', { range: 'Web.Lab.Example.', tags: 'web', _csrf: csrf });
+    expect(added.statusCode).toBe(303);
+    expect((await f.app.coordinator.store.listScope('scope')).entries.map((e) => e.range)).toContain('web.lab.example');
+    const page = await get('/ui/admin/scope?list=scope');
+    const cell = /<td><span class="mono">web\.lab\.example<\/span> <span class="tag">DNS name<\/span>[\s\S]*?<\/td>/.exec(page.body)?.[0];
+    expect(cell).toBeDefined();
+    expect(cell).toContain('resolves to <span aria-label="addresses of web.lab.example"><a class="mono" href="/ui/host/198.18.10.1">198.18.10.1</a>, ');
+    expect(cell).toContain('<a class="mono" href="/ui/host/198.18.10.9">198.18.10.9</a> <span class="tag partial">blocklisted</span>');
+    expect(cell).toContain(`hosts file ${f.hostsFile}`);
+
+    // Resolved again at the next cycle: the page shows the new answer.
+    writeFileSync(f.hostsFile, '198.18.10.3 web.lab.example\n');
+    await f.app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(f.admin) });
+    const again = await get('/ui/admin/scope?list=scope');
+    expect(again.body).toContain('href="/ui/host/198.18.10.3">198.18.10.3</a>');
+    expect(again.body).not.toContain('href="/ui/host/198.18.10.9">');
+  });
+
+  it('shows a visit\'s names and agent group on the host page and in search results', async () => {
+    writeFileSync(f.hostsFile, '198.18.10.1 web.lab.example\n198.18.10.1 www.lab.example\n');
+    await post('/ui/admin/scope/add?list=scope', { range: 'www.lab.example', _csrf: csrf });
+    expect(f.app.coordinator.namesOf('198.18.10.1')).toEqual(['web.lab.example', 'www.lab.example']);
+    const agentId = (await f.app.coordinator.listAgents())[0]!.id;
+    expect((await post('/ui/admin/agents/groups', { id: agentId, groups: 'internal', _csrf: csrf })).statusCode).toBe(303);
+    expect((await post('/ui/host/198.18.10.1/rescan', { _csrf: csrf })).statusCode).toBe(303);
+    const w = await getWork(f.app, f.agent);
+    expect(w?.ip).toBe('198.18.10.1');
+    f.clock.advance(60_000);
+    expect((await submit(f.app, f.agent, resultFor(w!, [22, 80], f.clock.now()))).statusCode).toBe(200);
+    const latest = await f.app.coordinator.store.getLatestScan('198.18.10.1');
+    expect(latest).toMatchObject({ names: ['web.lab.example', 'www.lab.example'], group: 'internal' });
+
+    const host = await get('/ui/host/198.18.10.1');
+    expect(host.body).toContain('DNS names (scope): <a class="mono" href="/ui/search?q=name%3Aweb.lab.example">web.lab.example</a>, <a class="mono" href="/ui/search?q=name%3Awww.lab.example">www.lab.example</a>');
+    expect(host.body).toMatch(/scanned as <a class="mono" href="\/ui\/search\?q=name%3Aweb\.lab\.example">/);
+    expect(host.body).toContain(`by agent <span class="mono">${agentId}</span> from agent group <a class="tag" href="/ui/search?q=group%3Ainternal&amp;view=history"`);
+
+    const byName = await get(`/ui/search?q=${encodeURIComponent('name:www.lab.example')}`);
+    expect(byName.body).toContain('<strong>1</strong> hosts match');
+    expect(byName.body).toContain('198.18.10.1</a><div class="muted">web.lab.example, www.lab.example</div>');
+    expect(byName.body).toMatch(/title="agent group \(vantage point\)">internal<\/a>/);
+    const byGroup = await get(`/ui/search?q=${encodeURIComponent('group:internal')}&view=history`);
+    expect(byGroup.body).toContain('<strong>1</strong> scans match');
+    const other = await get(`/ui/search?q=${encodeURIComponent('ip:198.18.10.2')}`);
+    expect(other.body).toContain('<strong>1</strong> hosts match');
+    expect(other.body).not.toContain('agent group (vantage point)');
   });
 });

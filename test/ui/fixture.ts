@@ -1,6 +1,17 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/coordinator/app.js';
+import { type ConfigInput, resolveConfig } from '../../src/coordinator/config.js';
+import { hostsFileResolver } from '../../src/coordinator/names.js';
 import type { ResultSubmission } from '../../src/coordinator/protocol.js';
-import { bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from '../coordinator/helpers.js';
+import { bearer, getWork, manualClock, resultFor, submit, tempDataDir, tokens } from '../coordinator/helpers.js';
+
+/**
+ * The names the fixture's resolver knows (an /etc/hosts-style file in the data directory, read
+ * again at each resolution): web.lab.example is one scanned host and one address outside the scope.
+ */
+export const LAB_HOSTS = '# lab names\n198.18.10.1 web.lab.example\n198.18.10.9 web.lab.example\n198.18.10.2 db.lab.example\n';
 
 /** A banner an attacker controls: the UI must print it as text. */
 export const HOSTILE_PRODUCT = '<script>alert("pwned")</script>';
@@ -11,6 +22,8 @@ export interface UiFixture {
   readonly admin: string;
   readonly agent: string;
   readonly clock: ReturnType<typeof manualClock>;
+  /** The resolver's hosts file (rewrite it to change what names resolve to). */
+  readonly hostsFile: string;
   close(): Promise<void>;
 }
 
@@ -21,10 +34,14 @@ const SSL_CERT = {
 };
 
 /** Build the app and ingest scans through the agent API (default policy: fixed 22/80/443/8080; dmz: thompson). */
-export async function openUiFixture(flags: Record<string, unknown> = {}): Promise<UiFixture> {
+export async function openUiFixture(flags: ConfigInput = {}): Promise<UiFixture> {
   const data = tempDataDir();
   const clock = manualClock();
-  const app = await openApp(data.dir, clock.now, flags);
+  const hostsFile = join(data.dir, 'hosts');
+  writeFileSync(hostsFile, LAB_HOSTS);
+  // As test/coordinator/helpers.ts's openApp, with a resolver of the scope's DNS names.
+  const config = resolveConfig({ flags: { dataDir: data.dir, logLevel: 'silent', learnBatchSize: 4, ...flags }, env: {} });
+  const app = await buildApp({ config, now: clock.now, sweepTimer: false, resolver: hostsFileResolver(hostsFile) });
   const t = await tokens(app);
   const admin = t.admin;
   const agent = t.agents[0]!;
@@ -60,6 +77,7 @@ export async function openUiFixture(flags: Record<string, unknown> = {}): Promis
     admin,
     agent,
     clock,
+    hostsFile,
     close: async () => {
       await app.close();
       data.cleanup();

@@ -4,6 +4,8 @@ import type { ScopeListName } from '../../store/types.js';
 import { AdminActions } from '../admin-actions.js';
 import { type AuditActor, identifyAdmin } from '../audit.js';
 import type { Coordinator } from '../coordinator.js';
+import { parseGroupList } from '../groups.js';
+import type { RetentionRunner } from '../retention-runner.js';
 import { formatScopeFile, normalizeScopeLine, parseScopeFile } from '../scope-file.js';
 import { renderAgentsPage, type CreatedToken } from './agents-page.js';
 import { type AlertForm, renderAlertsPage } from './alerts-page.js';
@@ -15,12 +17,15 @@ import { hostHref } from './format.js';
 import { type SafeHtml, html } from './html.js';
 import type { Section } from './layout.js';
 import { policyFromForm, policyKeyField, renderPoliciesPage } from './policies-page.js';
+import { renderRetentionPage } from './retention-page.js';
 import { renderScopePage } from './scope-page.js';
 import { clearedSessionCookie, presentedToken } from './ui-auth.js';
 
 /** What the admin pages borrow from the UI plugin. */
 export interface AdminUiDeps {
   readonly coordinator: Coordinator;
+  /** History retention: the dry run and the pass an admin runs from the retention page. */
+  readonly retention: RetentionRunner;
   readonly csrfKey: Buffer;
   readonly requireAdmin: preParsingAsyncHookHandler;
   readonly signedInOnly: object;
@@ -45,7 +50,7 @@ function formError(error: unknown): { status: number; message: string } | undefi
  * validated by the Coordinator and audited exactly as through the API.
  */
 export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): void {
-  const { coordinator, csrfKey, requireAdmin, signedInOnly, sendPage } = deps;
+  const { coordinator, retention, csrfKey, requireAdmin, signedInOnly, sendPage } = deps;
   const actions = new AdminActions(coordinator);
   const actor = (req: FastifyRequest): Promise<AuditActor> => identifyAdmin(coordinator.store, presentedToken(req), 'ui');
   const context = (req: FastifyRequest, extra: { notice?: string | undefined; error?: string | undefined } = {}): FormContext => ({
@@ -108,7 +113,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   const listOnly = { schema: { ...hidden, querystring: { type: 'object', properties: listQuery } }, ...post };
 
   app.post<{ Querystring: { list: ScopeListName }; Body: FormBody }>('/ui/admin/scope/add', listOnly, async (req, reply) => {
-    const range = field(req.body, 'range', 100).trim();
+    const range = field(req.body, 'range', 260).trim();
     const tags = field(req.body, 'tags', 600);
     return scopeChange(
       req,
@@ -214,10 +219,15 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     if (name === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'enter a name (1-64 characters)', { where: 'name' });
     return name;
   };
-  const agentsFailure = async (req: FastifyRequest, reply: FastifyReply, error: unknown) => {
+  /** Group names from a form field ("internal, external" or one per space; blank = none). */
+  const groupsOf = (body: FormBody): string[] => {
+    const text = field(body, 'groups', 4160).trim();
+    return text === '' ? [] : parseGroupList(text.split(/[\s,]+/u).join(','), 'groups');
+  };
+  const agentsFailure = async (req: FastifyRequest, reply: FastifyReply, error: unknown, form?: { name: string; groups: string }) => {
     const failed = formError(error);
     if (failed === undefined) throw error;
-    return sendPage(reply, failed.status, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req, { error: failed.message })));
+    return sendPage(reply, failed.status, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req, { error: failed.message }), undefined, form));
   };
 
   /** Created tokens are shown on the response itself (no redirect: the token must not reach a URL or a later page). */
@@ -225,15 +235,31 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     let created: CreatedToken;
     try {
       const name = nameOf(req.body);
-      const made = kind === 'agent' ? await actions.createAgent(await actor(req), name) : await actions.createAdminToken(await actor(req), name);
-      created = { kind, id: made.id, name: made.name, token: made.token };
+      if (kind === 'agent') {
+        const made = await actions.createAgent(await actor(req), name, groupsOf(req.body));
+        created = { kind, id: made.id, name: made.name, token: made.token, groups: made.groups };
+      } else {
+        const made = await actions.createAdminToken(await actor(req), name);
+        created = { kind, id: made.id, name: made.name, token: made.token };
+      }
     } catch (error) {
-      return agentsFailure(req, reply, error);
+      // The typed name and groups come back for correction (never a token: none was made).
+      return agentsFailure(req, reply, error, kind === 'agent' ? { name: field(req.body, 'name', 64), groups: field(req.body, 'groups', 4160) } : undefined);
     }
     return sendPage(reply, 200, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req), created));
   };
   app.post<{ Body: FormBody }>('/ui/admin/agents', { schema: hidden, ...post }, create('agent'));
   app.post<{ Body: FormBody }>('/ui/admin/tokens', { schema: hidden, ...post }, create('admin'));
+
+  app.post<{ Body: FormBody }>('/ui/admin/agents/groups', { schema: hidden, ...post }, async (req, reply) => {
+    try {
+      const id = field(req.body, 'id', 64);
+      await actions.setAgentGroups(await actor(req), id, groupsOf(req.body));
+    } catch (error) {
+      return agentsFailure(req, reply, error);
+    }
+    return done(reply, '/ui/admin/agents', 'agent-groups-saved');
+  });
 
   app.post<{ Body: FormBody }>('/ui/admin/agents/delete', { schema: hidden, ...post }, async (req, reply) => {
     try {
@@ -261,6 +287,19 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       return reply.redirect('/ui/login', 303);
     }
     return done(reply, '/ui/admin/agents', 'token-revoked');
+  });
+
+  // ---------------------------------------------------------------- retention
+  app.get<{ Querystring: { done?: string } }>('/ui/admin/retention', { schema: { ...hidden, querystring: { type: 'object', properties: { done: pageQuery.done } } }, ...get }, async (req, reply) =>
+    sendPage(reply, 200, 'Retention', 'retention', await renderRetentionPage(coordinator, await retention.run({ dryRun: true }), context(req, { notice: noticeOf(req.query.done) }))),
+  );
+
+  app.post<{ Body: FormBody }>('/ui/admin/retention/run', { schema: hidden, ...post }, async (req, reply) => {
+    const who = await actor(req);
+    const report = await retention.run({ dryRun: false });
+    req.log.info({ dropped: report.dropped, kept: report.kept, hosts: report.hosts }, 'retention pass run by an admin (UI)');
+    await actions.recordRetentionRun(who, report);
+    return done(reply, '/ui/admin/retention', 'retention-run');
   });
 
   // ---------------------------------------------------------------- rescan

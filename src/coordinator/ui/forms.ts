@@ -22,6 +22,8 @@ export const NOTICES = {
   'policy-deleted': 'Policy removed; its hosts fall back to the default policy.',
   'services-uploaded': 'Services file applied.',
   'agent-removed': 'Agent removed; its token no longer works.',
+  'agent-groups-saved': "Agent groups saved; the agent's next work requests follow them.",
+  'retention-run': 'Retention pass done: the visits the rules dropped are deleted (the audit log says how many).',
   'token-revoked': 'Admin token revoked.',
   'rescan-queued': 'Rescan queued: the next agent to ask for work gets this host first.',
   'alert-added': 'Alert rule added; it alerts on events from now on.',

@@ -56,13 +56,28 @@ function renderScan(scan: ScanDocument, latest: boolean): SafeHtml {
   const timings = Object.entries(scan.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
   return html`<h2>${latest ? 'Latest visit' : 'Visit'} <span class="mono muted">${scan.scanId}</span>${scan.incomplete !== undefined ? html` <span class="tag partial">partial</span>` : ''}</h2>
 ${scan.incomplete !== undefined ? html`<div class="error"><strong>Partial visit:</strong> ${scan.incomplete}. Open ports are still open, but their service detail may be missing${scan.unknownPorts ? html`; the state of <span class="mono">${scan.unknownPorts}</span> is unknown (not closed)` : ''}.</div>` : ''}
-<p>Finished <span class="mono">${formatTime(scan.finishedAt)}</span> (started ${formatTime(scan.startedAt)}) by agent <span class="mono">${scan.agentId}</span>, cycle ${scan.cycle}, preflight ${scan.preflight}, ${rounds} round${rounds === 1 ? '' : 's'};
-probed ${formatCount(probedCount(scan))} port(s): <span class="mono">${scan.probedPorts === '' ? 'none' : scan.probedPorts.length > 200 ? `${scan.probedPorts.slice(0, 200)}…` : scan.probedPorts}</span>.${timings !== '' ? html` <span class="muted">Times: ${timings}.</span>` : ''}</p>
+<p>Finished <span class="mono">${formatTime(scan.finishedAt)}</span> (started ${formatTime(scan.startedAt)}) by agent <span class="mono">${scan.agentId}</span>${scan.group !== undefined ? html` from agent group ${groupTag(scan.group)}` : ''}, cycle ${scan.cycle}, preflight ${scan.preflight}, ${rounds} round${rounds === 1 ? '' : 's'};
+${scan.names !== undefined && scan.names.length > 0 ? html`scanned as ${nameLinks(scan.names)}; ` : ''}probed ${formatCount(probedCount(scan))} port(s): <span class="mono">${scan.probedPorts === '' ? 'none' : scan.probedPorts.length > 200 ? `${scan.probedPorts.slice(0, 200)}…` : scan.probedPorts}</span>.${timings !== '' ? html` <span class="muted">Times: ${timings}.</span>` : ''}</p>
 ${host.length > 0 ? html`<dl class="kv">${host.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>` : ''}
 <table><thead><tr><th class="num">port</th><th>state</th><th>service</th><th>product</th><th>version</th><th>CPE</th><th>scripts</th></tr></thead><tbody>
 ${shown.length > 0 ? shown.map(renderPortRow) : html`<tr><td colspan="7" class="muted">No open ports.</td></tr>`}
 </tbody></table>
 ${hidden > 0 ? html`<details><summary class="muted">${hidden} probed port(s) not open</summary><table><tbody>${scan.ports.filter((p) => p.state !== 'open').map(renderPortRow)}</tbody></table></details>` : ''}`;
+}
+
+/** A visit's scope names, each a link to the search for it. */
+function nameLinks(names: readonly string[]): SafeHtml {
+  return html`${names.map((n, i) => html`${i > 0 ? ', ' : ''}<a class="mono" href="/ui/search?q=${encodeURIComponent(`name:${n}`)}">${n}</a>`)}`;
+}
+
+/** The agent of a visit, with its vantage group (a link to the group's visits) when it has one. */
+function agentCell(scan: ScanDocument): SafeHtml {
+  return html`<span class="mono">${scan.agentId}</span>${scan.group !== undefined ? html` ${groupTag(scan.group)}` : ''}`;
+}
+
+/** An agent group as a tag linking to the visits scanned from it. */
+function groupTag(group: string): SafeHtml {
+  return html`<a class="tag" href="/ui/search?${new URLSearchParams({ q: `group:${group}`, view: 'history' }).toString()}" title="agent group (vantage point)">${group}</a>`;
 }
 
 function describeService(s: { service?: string; product?: string; version?: string }): string {
@@ -89,7 +104,7 @@ ${items.map((s) => {
   const open = s.ports.filter((p) => p.state === 'open').length;
   return html`<tr><td><input type="radio" name="from" value="${s.scanId}" aria-label="diff from ${s.scanId}"${from?.scanId === s.scanId ? html` checked` : ''}></td>
 <td><input type="radio" name="to" value="${s.scanId}" aria-label="diff to ${s.scanId}"${to.scanId === s.scanId ? html` checked` : ''}></td>
-<td class="mono">${formatTime(s.finishedAt)}${s.incomplete !== undefined ? html` <span class="tag partial" title="${s.incomplete}">partial</span>` : ''}</td><td class="num">${open}</td><td class="num">${formatCount(probedCount(s))}</td><td class="mono">${s.agentId}</td>
+<td class="mono">${formatTime(s.finishedAt)}${s.incomplete !== undefined ? html` <span class="tag partial" title="${s.incomplete}">partial</span>` : ''}</td><td class="num">${open}</td><td class="num">${formatCount(probedCount(s))}</td><td>${agentCell(s)}</td>
 <td class="mono">${s.scanId === shown.scanId ? html`<strong>${s.scanId}</strong> (shown)` : html`<a href="${hostHref(ip)}?scan=${encodeURIComponent(s.scanId)}">${s.scanId}</a>`}</td></tr>`;
 })}
 </tbody></table>
@@ -125,7 +140,8 @@ export async function renderHost(coordinator: Coordinator, request: HostRequest,
   return html`<h1>Host <span class="mono">${ip}</span></h1>
 ${controls?.(ip) ?? ''}
 <p>Tags: ${latest.tags.length > 0 ? latest.tags.map((t) => html`<a class="tag" href="/ui/search?q=${encodeURIComponent(`tag:${t}`)}">${t}</a>`) : html`<span class="muted">none</span>`}
-· <a href="/ui/search?${new URLSearchParams({ q: `ip:${ip}`, view: 'history' }).toString()}">all scans in search</a></p>
+· <a href="/ui/search?${new URLSearchParams({ q: `ip:${ip}`, view: 'history' }).toString()}">all scans in search</a>
+${latest.names !== undefined && latest.names.length > 0 ? html`· DNS names (scope): ${nameLinks(latest.names)}` : ''}</p>
 ${renderScan(shown, shown.scanId === latest.scanId)}
 ${renderScanScreenshots(coordinator, shown)}
 ${renderDiff(diff, a, b!)}

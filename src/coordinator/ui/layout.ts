@@ -72,18 +72,23 @@ textarea { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospa
 fieldset { border: 1px solid var(--line); border-radius: 4px; padding: 4px 10px 8px; }
 button.danger { background: #fff; color: var(--bad); border-color: #e2a8a3; padding: 1px 8px; }
 .login input { width: 100%; margin: 6px 0 12px; }
+fieldset .fields { display: flex; gap: 10px; flex-wrap: wrap; margin-top: 6px; }
+form.inline.groups { margin: 0; flex-wrap: nowrap; }
+form.inline.groups input { width: 150px; }
+div.resolved { margin-top: 2px; font-size: 13px; }
 `;
 
 /** Which header link is highlighted. */
 export type Section = 'dashboard' | 'search' | 'host' | 'login' | 'screenshots' | AdminSection;
 
 /** The admin pages' header links (issue 14: events, scope, policies, agents, alerts, audit). */
-export type AdminSection = 'events' | 'scope' | 'policies' | 'agents' | 'alerts' | 'audit';
+export type AdminSection = 'events' | 'scope' | 'policies' | 'retention' | 'agents' | 'alerts' | 'audit';
 
 const ADMIN_LINKS: ReadonlyArray<readonly [AdminSection, string, string]> = [
   ['events', '/ui/events', 'Events'],
   ['scope', '/ui/admin/scope', 'Scope'],
   ['policies', '/ui/admin/policies', 'Policies'],
+  ['retention', '/ui/admin/retention', 'Retention'],
   ['agents', '/ui/admin/agents', 'Agents'],
   ['alerts', '/ui/alerts', 'Alerts'],
   ['audit', '/ui/audit', 'Audit'],

@@ -1,8 +1,10 @@
 import { strategyNames } from '../../../strategies/registry.js';
 import { PortbanditError } from '../../core/errors.js';
-import { policyLabel } from '../admin-actions.js';
+import { describeRetention, policyLabel } from '../admin-actions.js';
 import { type Coordinator, rangesOfSorted } from '../coordinator.js';
+import { parseGroupList } from '../groups.js';
 import { DEFAULT_POLICY_KEY, type Policy, type PolicyInput } from '../policy.js';
+import { type RetentionRule, dropsAnything } from '../retention.js';
 import { checkTag } from '../scope-file.js';
 import { formatCount } from './format.js';
 import { type FormBody, type FormContext, checkboxField, field, messages, numberField, portsField, postForm } from './forms.js';
@@ -15,6 +17,58 @@ export const DEFAULT_TAG_FIELD = '_default';
 export function policyKeyField(text: string): string {
   const t = text.trim();
   return t === '' || t === DEFAULT_TAG_FIELD ? DEFAULT_POLICY_KEY : checkTag(t, 'tag');
+}
+
+/** The retention choices of the policy form: the default policy's rule, keep everything, or the numbers. */
+export const RETENTION_MODES = ['inherit', 'all', 'rule'] as const;
+type RetentionMode = (typeof RETENTION_MODES)[number];
+
+/** The rule's fields in the form, with their bounds (as retention.ts's schema). */
+const RETENTION_FIELDS = [
+  ['keepLast', 'Keep the newest N visits', 1, 1_000_000],
+  ['keepDays', 'Keep days of history', 1, 36_500],
+  ['dailyAfterDays', 'One a day after (days)', 0, 36_500],
+  ['weeklyAfterDays', 'One a week after (days)', 0, 36_500],
+] as const;
+
+/**
+ * The `groups` a posted form asks for: undefined when the form has no such field (keep the
+ * current ones), null for a blank field (any agent), else the checked names.
+ */
+export function groupsFromForm(body: FormBody): string[] | null | undefined {
+  if (body.groups === undefined) return undefined;
+  const text = field(body, 'groups', 4160).trim();
+  return text === '' ? null : parseGroupList(text.split(/[\s,]+/u).join(','), 'groups');
+}
+
+/**
+ * The `retention` a posted form asks for: undefined without a `retention` field (keep the
+ * current rule), null for the default policy's rule, `{}` to keep everything, else the numbers
+ * (at least one). Numbers typed under another choice are refused rather than dropped silently.
+ * The Coordinator checks how the numbers relate (retention.ts, `checkRetention`).
+ */
+export function retentionFromForm(body: FormBody): RetentionRule | null | undefined {
+  if (body.retention === undefined) return undefined;
+  const mode = field(body, 'retention', 16);
+  if (!(RETENTION_MODES as readonly string[]).includes(mode)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected one of ${RETENTION_MODES.join(', ')}, got ${JSON.stringify(mode)}`, { where: 'retention' });
+  const rule: Record<string, number> = {};
+  for (const [name, , min, max] of RETENTION_FIELDS) {
+    const n = numberField(body, name, { min, max, integer: true });
+    if (n !== undefined) rule[name] = n;
+  }
+  const stated = Object.keys(rule);
+  if (mode !== 'rule') {
+    if (stated.length > 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `choose "keep by these numbers" to apply ${stated.join(', ')}, or clear them`, { where: 'retention' });
+    return mode === 'all' ? {} : null;
+  }
+  if (stated.length === 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'state at least one number: keep the newest N, keep days, or thin daily/weekly after some days', { where: 'keepLast' });
+  return rule;
+}
+
+/** How a policy's retention reads in the table. */
+function retentionCell(key: string, p: Policy): SafeHtml | string {
+  if (p.retention === undefined) return key === DEFAULT_POLICY_KEY ? 'keep all' : html`<span class="muted">default's</span>`;
+  return describeRetention(p.retention);
 }
 
 const ports = (list: readonly number[]): string => (list.length === 0 ? '' : rangesOfSorted([...list].sort((a, b) => a - b)));
@@ -44,6 +98,8 @@ export function policyFromForm(coordinator: Coordinator, key: string, body: Form
   const period = key === DEFAULT_POLICY_KEY ? numberField(body, 'periodSeconds', { min: 1, max: 366 * 86_400, integer: true }) : undefined;
   if (budget === undefined && rate === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'state a budget (probes per host visit) or a rate (probes per second over the cycle period)', { where: 'budget' });
   const scripts = [...coordinator.config.allowedScripts].filter((s) => checkboxField(body, `script:${s}`));
+  const groups = groupsFromForm(body);
+  const retention = retentionFromForm(body);
   const { periodSeconds: _p, ...rest } = base ?? { strategy };
   return {
     ...(key === DEFAULT_POLICY_KEY ? (base ?? {}) : rest),
@@ -56,6 +112,8 @@ export function policyFromForm(coordinator: Coordinator, key: string, body: Form
     mustHave: portsField(body, 'mustHave'),
     exclude: portsField(body, 'exclude'),
     scan: { ...(base?.scan ?? {}), scripts },
+    ...(groups !== undefined ? { groups } : {}),
+    ...(retention !== undefined ? { retention } : {}),
   };
 }
 
@@ -66,6 +124,7 @@ function policyRow(key: string, p: Policy, ctx: FormContext): SafeHtml {
 <td class="num">${p.rate !== undefined ? html`${formatCount(p.rate)}/s <span class="muted">(rate)</span>` : formatCount(p.budget)}</td>
 <td class="num">${p.periodSeconds !== undefined ? `${formatCount(p.periodSeconds)} s` : key === DEFAULT_POLICY_KEY ? 'back to back' : html`<span class="muted">default's</span>`}</td>
 <td class="mono">${ports(p.mustHave)}</td><td class="mono">${ports(p.exclude)}</td><td class="mono">${p.scan.scripts.join(' ')}</td>
+<td>${p.groups !== undefined ? p.groups.map((g) => html`<span class="tag">${g}</span>`) : html`<span class="muted">any agent</span>`}</td><td>${retentionCell(key, p)}</td>
 <td class="actions"><a href="/ui/admin/policies?tag=${encodeURIComponent(tagField)}">edit</a>
 ${postForm('/ui/admin/policies/delete', ctx.csrf, html`<input type="hidden" name="tag" value="${tagField}"><button type="submit" class="danger" aria-label="remove the policy ${policyLabel(key)}">${key === DEFAULT_POLICY_KEY ? 'Reset' : 'Remove'}</button>`, { className: 'row' })}</td></tr>`;
 }
@@ -82,6 +141,9 @@ function formValues(key: string, policy: Policy | undefined, posted: FormBody | 
     mustHave: get('mustHave', policy ? ports(policy.mustHave) : ''),
     exclude: get('exclude', policy ? ports(policy.exclude) : ''),
     // A new tag's policy starts with the default policy's scripts ticked.
+    groups: get('groups', policy?.groups?.join(', ') ?? ''),
+    retention: (posted !== undefined ? field(posted, 'retention', 16) : policy?.retention === undefined ? (key === DEFAULT_POLICY_KEY ? 'all' : 'inherit') : dropsAnything(policy.retention) ? 'rule' : 'all') as RetentionMode,
+    rule: (name: string): string => get(name, policy?.retention?.[name as keyof RetentionRule] !== undefined ? String(policy.retention[name as keyof RetentionRule]) : ''),
     scripts: (script: string): boolean => (posted !== undefined ? checkboxField(posted, `script:${script}`) : (policy ?? defaults).scan.scripts.includes(script)),
     isDefault: key === DEFAULT_POLICY_KEY,
   };
@@ -102,7 +164,10 @@ export function renderPoliciesPage(coordinator: Coordinator, request: { tag?: st
 ${messages(ctx)}
 <p>A host's policy is that of its first tag (in sorted order) that has one, else the default policy. The budget is probes per host visit,
 or derived from a rate (probes per second the fleet spends on the tag, over the default policy's cycle period).</p>
-<table><thead><tr><th>tag</th><th>strategy</th><th class="num">budget</th><th class="num">cycle period</th><th>must-have</th><th>excluded</th><th>scripts</th><th></th></tr></thead><tbody>
+<p>Agent groups: a tag whose policy names groups is scanned only by agents of those groups (a host with several such tags: by agents of a group every one names).
+Retention: what a pass keeps of each host's history (the latest visit, each vantage point's baseline and visits an event refers to are always kept);
+see the <a href="/ui/admin/retention">retention dry run</a>.</p>
+<table><thead><tr><th>tag</th><th>strategy</th><th class="num">budget</th><th class="num">cycle period</th><th>must-have</th><th>excluded</th><th>scripts</th><th>agent groups</th><th>retention</th><th></th></tr></thead><tbody>
 ${coordinator.policyKeys().map((k) => policyRow(k, coordinator.policy(k)!, ctx))}
 </tbody></table>
 <div class="grid2 spaced">
@@ -121,6 +186,12 @@ ${v.isDefault || key === undefined ? html`<label>Cycle period, seconds (default 
 <fieldset><legend>NSE scripts (the server's allowlist)</legend>${coordinator.config.allowedScripts.map(
     (s) => html`<label class="check"><input type="checkbox" name="script:${s}" value="1"${v.scripts(s) ? html` checked` : ''}> <span class="mono">${s}</span></label> `,
   )}</fieldset>
+<label>Agent groups that may scan it (blank: any agent) <input name="groups" size="40" value="${v.groups}" placeholder="internal, external"></label>
+<fieldset><legend>Retention of the history</legend>
+<label>Rule <select name="retention">${(v.isDefault ? (['all', 'rule'] as const) : RETENTION_MODES).map(
+    (m) => html`<option value="${m}"${m === v.retention ? html` selected` : ''}>${m === 'inherit' ? "the default policy's rule" : m === 'all' ? 'keep every visit' : 'keep by these numbers'}</option>`,
+  )}</select></label>
+<div class="fields">${RETENTION_FIELDS.map(([name, label]) => html`<label>${label} <input name="${name}" inputmode="numeric" size="7" value="${v.rule(name)}"></label> `)}</div></fieldset>
 <button type="submit">Save the policy</button>`,
   { className: 'stack', label: 'policy' },
 )}</div>

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isPortbanditError } from '../../core/errors.js';
 import type { SearchView } from '../../store/types.js';
 import type { Coordinator } from '../coordinator.js';
+import type { RetentionRunner } from '../retention-runner.js';
 import { UPLOAD_LIMIT_BYTES, registerAdminUiRoutes, rescanControls } from './admin-routes.js';
 import { csrfTokenFor, loadCsrfKey } from './csrf.js';
 import { renderDashboard } from './dashboard-page.js';
@@ -19,6 +20,8 @@ import { authenticateUi, clearedSessionCookie, presentedToken, sessionCookie } f
 /** Options of the UI plugin. */
 export interface UiOptions {
   readonly coordinator: Coordinator;
+  /** History retention (the retention page's dry run and pass). */
+  readonly retention: RetentionRunner;
 }
 
 const hidden = { hide: true, tags: ['ui'] } as const;
@@ -217,5 +220,5 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
     },
   );
 
-  registerAdminUiRoutes(app, { coordinator, csrfKey, requireAdmin, signedInOnly, sendPage });
+  registerAdminUiRoutes(app, { coordinator, retention: options.retention, csrfKey, requireAdmin, signedInOnly, sendPage });
 }

@@ -22,7 +22,7 @@ export interface RenderedSearch {
   readonly body: SafeHtml;
 }
 
-const EXAMPLES = ['port:22', 'service:ssh', 'product:nginx', 'tag:dmz', 'ip:198.18.0.0/24', 'ctime:>2026-11-01', '-port:80', '"OpenSSH 9"', 'screenshot:true'];
+const EXAMPLES = ['port:22', 'service:ssh', 'product:nginx', 'tag:dmz', 'ip:198.18.0.0/24', 'name:web.lab.example', 'group:internal', 'ctime:>2026-11-01', '-port:80', '"OpenSSH 9"', 'screenshot:true'];
 
 function openPortsCell(scan: ScanDocument): SafeHtml {
   const open = scan.ports.filter((p) => p.state === 'open');
@@ -50,7 +50,7 @@ function searchForm(request: SearchRequest): SafeHtml {
 <input type="search" name="q" value="${request.q}" size="60" aria-label="Search query" placeholder="port:22 service:ssh tag:dmz" autofocus>
 <label>view <select name="view"><option value="latest"${request.view === 'latest' ? html` selected` : ''}>latest scan per host</option><option value="history"${request.view === 'history' ? html` selected` : ''}>all scans (history)</option></select></label>
 <button type="submit">Search</button></form>
-<p class="muted">Fields: port, service, product, version, cpe, script, tag, agent, ip (address or CIDR), ctime (&gt;, &gt;=, &lt;, &lt;=, DATE..DATE), screenshot (true: a web screenshot). Prefix <span class="mono">-</span> or NOT to negate, OR between terms, bare words search banners. Examples:
+<p class="muted">Fields: port, service, product, version, cpe, script, tag, agent, group (the agent group a visit was scanned from), name (a scope DNS name that resolved to the host), ip (address or CIDR), ctime (&gt;, &gt;=, &lt;, &lt;=, DATE..DATE), screenshot (true: a web screenshot). Prefix <span class="mono">-</span> or NOT to negate, OR between terms, bare words search banners. Examples:
 ${EXAMPLES.map((e, i) => html`${i > 0 ? ' · ' : ''}<a class="mono" href="/ui/search?q=${encodeURIComponent(e)}">${e}</a>`)}</p>`;
 }
 
@@ -88,8 +88,8 @@ Export all matches: <a href="${exportHref(request, 'json')}">JSON</a> · <a href
 <table><thead><tr><th>host</th><th>tags</th><th>open ports (service, product, version)</th><th>scanned</th><th>agent</th></tr></thead><tbody>
 ${result.items.length > 0
   ? result.items.map(
-      (s) => html`<tr><td class="mono"><a href="${hostHref(s.ip)}">${s.ip}</a></td><td>${s.tags.map((t) => html`<a class="tag" href="/ui/search?q=${encodeURIComponent(`tag:${t}`)}">${t}</a>`)}</td>
-<td>${openPortsCell(s)}</td><td class="mono">${request.view === 'history' ? html`<a href="${hostHref(s.ip)}?scan=${encodeURIComponent(s.scanId)}">${formatTime(s.finishedAt)}</a>` : formatTime(s.finishedAt)}</td><td class="mono">${s.agentId}</td></tr>`,
+      (s) => html`<tr><td class="mono"><a href="${hostHref(s.ip)}">${s.ip}</a>${s.names !== undefined && s.names.length > 0 ? html`<div class="muted">${s.names.join(', ')}</div>` : ''}</td><td>${s.tags.map((t) => html`<a class="tag" href="/ui/search?q=${encodeURIComponent(`tag:${t}`)}">${t}</a>`)}</td>
+<td>${openPortsCell(s)}</td><td class="mono">${request.view === 'history' ? html`<a href="${hostHref(s.ip)}?scan=${encodeURIComponent(s.scanId)}">${formatTime(s.finishedAt)}</a>` : formatTime(s.finishedAt)}</td><td class="mono">${s.agentId}${s.group !== undefined ? html` <a class="tag" href="/ui/search?${new URLSearchParams({ q: `group:${s.group}`, view: request.view }).toString()}" title="agent group (vantage point)">${s.group}</a>` : ''}</td></tr>`,
     )
   : html`<tr><td colspan="5" class="muted">No matches.</td></tr>`}
 </tbody></table>
