@@ -1,7 +1,7 @@
 import type { PortCatalog } from '../src/catalog/index.js';
 import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
-import { Discovery, discoveryRoom, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
+import { Discovery, discoveryRoom, sweepDecision, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { PortPicker } from './port-picker.js';
 import { PortStats, type PortStatsParams, type PortStatsState, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
@@ -120,6 +120,8 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       return discovery.allowance(host, rng);
     },
     select(round: RoundContext, rng: Rng): Decision {
+      // A full sweep (the discovery layer's sweep tier, or a budget that covers every port): no ranking needed.
+      if (round.round === 0 && round.remaining >= round.probeable.size) return sweepDecision(round, options);
       const { slice, rankLimit } = discoveryRoom(discovery, round, options);
       const picker = new PortPicker(round, options, rankLimit);
       if (!picker.full) spec.rank(round, rng, picker);

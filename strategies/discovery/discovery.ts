@@ -1,8 +1,11 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
 import { PortbanditError } from '../../src/core/errors.js';
+import { MAX_PORT } from '../../src/core/ports.js';
 import type { Rng } from '../../src/core/rng.js';
-import type { CommonOptions, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
+import { PortPicker } from '../port-picker.js';
+import type { CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
 import { CandidateOrder, hashPrefix } from './candidate-order.js';
+import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './sweep-planner.js';
 
 /**
  * The discovery layer every learning strategy composes with (docs/strategies.md, "Discovery").
@@ -22,7 +25,12 @@ import { CandidateOrder, hashPrefix } from './candidate-order.js';
  *      - tiers 2 and 3 (strategies/discovery/candidate-order.ts): nmap's whole table by
  *        frequency including its zero-frequency entries, then every other port in a seeded
  *        per-prefix permutation; a full pass over all 65,535 ports takes
- *        65,535 / (live hosts x width x (1 - tier-1 share)) epochs (explain prints it).
+ *        65,535 / (live hosts x width x (1 - tier-1 share)) epochs (explain prints it);
+ *      - full sweeps (strategies/discovery/sweep-planner.ts): every probeable port of one live
+ *        host per due prefix, funded by lowering every other host's allowance so the epoch
+ *        stays at the budget; their share, at most `sweepShare` of the epoch's budget, follows
+ *        their measured recent yield (hits per sweep on the ports they found first, against
+ *        `sweepTarget`).
  *
  * Coordination needs no messages: a host's slice is its rank among the prefix's hosts that
  * answered in the previous epoch (a 256-bit map per prefix, from the last octet of IPv4
@@ -37,10 +45,17 @@ export interface DiscoveryParams {
   readonly firstVisitCap: number;
   readonly knownShare: number;
   readonly measureHosts: number;
+  readonly deadRecheck: number;
+  readonly sweepShare: number;
+  readonly sweepTarget: number;
+  readonly resweepEpochs: number;
 }
 
+/** Default sweep share of every learner (the most of an epoch's budget full sweeps may take). */
+export const DEFAULT_SWEEP_SHARE = 0.6;
+
 /** ParameterSpecs of the discovery layer (the default share differs per strategy). */
-export function discoveryParameters(discoveryShare: number): ParameterSpec[] {
+export function discoveryParameters(discoveryShare: number, sweepShare: number = DEFAULT_SWEEP_SHARE): ParameterSpec[] {
   return [
     {
       name: 'discoveryShare',
@@ -58,6 +73,15 @@ export function discoveryParameters(discoveryShare: number): ParameterSpec[] {
       min: 0,
       max: 1,
       description: 'Allowance of a host that answered nothing at its last visit, as a share of the budget (at least 1 probe, so a host that comes back is seen); live hosts get the rest, so the average stays at the budget.',
+    },
+    {
+      name: 'deadRecheck',
+      type: 'number',
+      default: 0,
+      min: 0,
+      max: 1,
+      description:
+        'Share of the hosts that answered nothing at their last visit given a full look (the average allowance) instead of the floor each epoch, chosen by a hash of (address, epoch): "nothing found" is not "nothing there", and a live host whose services were missed once must not stay on the floor for good.',
     },
     {
       name: 'firstVisitCap',
@@ -83,12 +107,47 @@ export function discoveryParameters(discoveryShare: number): ParameterSpec[] {
       max: 256,
       description: 'Live hosts of a prefix that probe each port open elsewhere in the scope per pass: a port is "measured" in a prefix when this many of its hosts were probed for it.',
     },
+    {
+      name: 'sweepShare',
+      type: 'number',
+      default: sweepShare,
+      min: 0,
+      max: 0.9,
+      description:
+        "At most this share of an epoch's budget funds full sweeps (all probeable ports of one live host per due prefix), the discovery tier whose share follows its measured yield; the other hosts' allowance is lowered so the average stays at the budget.",
+    },
+    {
+      name: 'sweepTarget',
+      type: 'number',
+      default: 10,
+      min: 0,
+      max: 1e9,
+      description: 'Recent hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
+    },
+    {
+      name: 'resweepEpochs',
+      type: 'integer',
+      default: 3,
+      min: 0,
+      max: 1e6,
+      description: 'A prefix is due for another full sweep when none of its hosts was swept for more than this many epochs.',
+    },
   ];
 }
 
 /** Pick DiscoveryParams out of a strategy's parsed parameters. */
 export function pickDiscoveryParams(p: DiscoveryParams): DiscoveryParams {
-  return { discoveryShare: p.discoveryShare, deadAllowance: p.deadAllowance, firstVisitCap: p.firstVisitCap, knownShare: p.knownShare, measureHosts: p.measureHosts };
+  return {
+    discoveryShare: p.discoveryShare,
+    deadAllowance: p.deadAllowance,
+    firstVisitCap: p.firstVisitCap,
+    knownShare: p.knownShare,
+    measureHosts: p.measureHosts,
+    deadRecheck: p.deadRecheck,
+    sweepShare: p.sweepShare,
+    sweepTarget: p.sweepTarget,
+    resweepEpochs: p.resweepEpochs,
+  };
 }
 
 /** The plain-JSON state of the discovery layer. */
@@ -105,11 +164,15 @@ export interface DiscoveryState {
   readonly prefixes: ReadonlyArray<
     readonly [prefix: string, planEpoch: number, c1: number, c2: number, span1: number, span2: number, live: ReadonlyArray<readonly [number, string]>]
   >;
+  /** The sweep tier: when each prefix was last swept and its next candidate host (absent in states written before sweeps were shared). */
+  readonly sweeps?: SweepPlannerState;
+  /** The sweep tier's yield (sweeps and hits per sweep epoch, watched ports). */
+  readonly sweepYield?: SweepYieldState;
 }
 
 /** The empty discovery state. */
 export function emptyDiscoveryState(): DiscoveryState {
-  return { version: 1, hosts: [], known: [], prefixes: [] };
+  return { version: 1, hosts: [], known: [], prefixes: [], sweeps: { hosts: [], prefixes: [] }, sweepYield: { counts: [], watch: [] } };
 }
 
 interface Plan {
@@ -184,19 +247,60 @@ export class Discovery {
   private readonly known = new Map<number, number>();
   private readonly prefixes = new Map<string, PrefixInfo>();
   private knownVersion = 0;
-  /** The average budget of the hosts that are not swept, per epoch (a strategy with sweeps lowers it). */
-  private budgetOf: (epoch: number) => number;
+  private readonly planner: SweepPlanner;
+  private readonly sweepYield: SweepYield;
   private knownCache: { epoch: number; version: number; ports: number[] } | null = null;
 
-  /** `pseudoLimit`: a host with at least this many open ports is a pseudo-service host (no discovery, not counted). */
-  constructor(options: CommonOptions, params: DiscoveryParams, catalog: PortCatalog, pseudoLimit: number, state?: DiscoveryState) {
+  /**
+   * `pseudoLimit`: a host with at least this many open ports is a pseudo-service host (no
+   * discovery, not counted, never swept). `legacySweeps`: the sweep tier of a state written when
+   * it was adaptive's own (top-level `sweeps` and `sweepYield`), used when `state` has none.
+   */
+  constructor(
+    options: CommonOptions,
+    params: DiscoveryParams,
+    catalog: PortCatalog,
+    pseudoLimit: number,
+    state?: DiscoveryState,
+    legacySweeps?: { sweeps?: SweepPlannerState; sweepYield?: SweepYieldState },
+  ) {
     this.options = options;
     this.params = params;
     this.order = CandidateOrder.of(catalog);
     this.pseudoLimit = Math.max(1, pseudoLimit);
     this.budget = Math.min(options.budget, options.maxPerHost);
-    this.budgetOf = () => this.budget;
-    if (state !== undefined && state !== null) this.restore(validateDiscoveryState(state, 'state.discovery'));
+    const valid = state !== undefined && state !== null ? validateDiscoveryState(state, 'state.discovery') : undefined;
+    if (valid !== undefined) this.restore(valid);
+    const sweeps = valid?.sweeps ?? legacySweeps?.sweeps;
+    const yieldState = valid?.sweepYield ?? legacySweeps?.sweepYield;
+    this.planner = new SweepPlanner(sweeps === undefined ? undefined : validateSweepPlanner(sweeps, valid?.sweeps ? 'state.discovery.sweeps' : 'state.sweeps'));
+    this.sweepYield = new SweepYield(yieldState === undefined ? undefined : validateSweepYield(yieldState, valid?.sweepYield ? 'state.discovery.sweepYield' : 'state.sweepYield'));
+  }
+
+  /** The share of `epoch`'s budget the sweep tier may take: `sweepShare` scaled by its recent yield. */
+  sweepShareOf(epoch: number): number {
+    return this.params.sweepShare * this.sweepYield.factor(epoch, this.params.sweepTarget);
+  }
+
+  /**
+   * The sweep tier's plan for a host-visit: whether this host is swept, and the average
+   * allowance of the hosts that are not (lowered so the epoch stays at the budget). A sweep
+   * covers every probeable port; when maxPerHost forbids that there are no sweeps (a capped
+   * "sweep" of the lowest ports would never count as one and would repeat every epoch).
+   */
+  sweepOdds(epoch: number, prefix: string, ip: string, probeable: number): SweepOdds {
+    const size = this.options.maxPerHost >= probeable ? probeable : 0;
+    return this.planner.odds(epoch, prefix, ip, this.budget, size, this.sweepShareOf(epoch), this.params.resweepEpochs);
+  }
+
+  /** The average budget of the hosts that are not swept in `epoch`. */
+  private budgetOf(epoch: number): number {
+    return this.sweepOdds(epoch, '', '', MAX_PORT).others;
+  }
+
+  /** Sweep figures for explain(): yield so far and the share it earns in `epoch`. */
+  sweepTotals(epoch: number): { sweeps: number; hits: number; share: number } {
+    return { ...this.sweepYield.totals(epoch), share: this.sweepShareOf(epoch) };
   }
 
   private restore(s: DiscoveryState): void {
@@ -212,18 +316,15 @@ export class Discovery {
     this.knownVersion++;
   }
 
-  /**
-   * Tell the layer the average budget left to the hosts of `epoch` that are not swept (a strategy
-   * that funds full sweeps, like adaptive, lowers it), so discovery widths follow what answering
-   * hosts really get. Must depend only on what was learned before the epoch.
-   */
-  setBudget(budgetOf: (epoch: number) => number): void {
-    this.budgetOf = budgetOf;
-  }
-
   /** The allowance of a host that answered nothing last time, for an average budget `b`. */
   deadFloor(b: number): number {
     return Math.min(b, this.params.firstVisitCap, Math.max(1, Math.ceil(this.params.deadAllowance * b)));
+  }
+
+  /** Whether a silent host gets a full look in `epoch` instead of the floor (a `deadRecheck` share, by a hash of address and epoch). */
+  recheck(ip: string, epoch: number): boolean {
+    const q = this.params.deadRecheck;
+    return q > 0 && hashPrefix(`${ip}\u0000${epoch}`) / 4294967296 < q;
   }
 
   /** Hosts that answered and hosts that did not in the latest epoch before `epoch`. */
@@ -234,15 +335,18 @@ export class Discovery {
   }
 
   /**
-   * Average allowance of a host that answered at its last visit, for an average budget `b`:
-   * (b (L + D) - floor D) / L with L and D the answering and silent hosts of the latest epoch
-   * before `epoch`, so that the epoch's average is b; capped at maxPerHost.
+   * Average allowance of a host that answered at its last visit (and of a silent host picked
+   * for a recheck), for an average budget `b`: with L and D the answering and silent hosts of
+   * the latest epoch before `epoch`, q = `deadRecheck` and f the floor,
+   * X = (b (L + D) - (1 - q) f D) / (L + q D), so that the epoch's average is b; capped at
+   * maxPerHost.
    */
   liveAllowance(epoch: number, b: number = this.budget): number {
     const counts = this.liveness(epoch);
     if (counts === null || counts[0] === 0) return b;
     const [l, d] = counts;
-    return Math.min(this.options.maxPerHost, Math.max(b, (b * (l + d) - this.deadFloor(b) * d) / l));
+    const q = this.params.deadRecheck;
+    return Math.min(this.options.maxPerHost, Math.max(b, (b * (l + d) - (1 - q) * this.deadFloor(b) * d) / (l + q * d)));
   }
 
   /** How a host is treated: never visited, silent last time, answering, or a pseudo-service host. */
@@ -254,17 +358,21 @@ export class Discovery {
   }
 
   /**
-   * The allowance of a host-visit for an average budget `b` (a strategy that funds sweeps passes
-   * the other hosts' share), rounded stochastically so the average is exact.
+   * The allowance of a host-visit: every probeable port when the sweep tier picked this host
+   * (a live one), else by liveness from what the sweeps leave the others, rounded
+   * stochastically so the average is exact.
    */
-  allowance(host: HostContext, rng: Rng, b: number = this.budget): number {
+  allowance(host: HostContext, rng: Rng): number {
+    const odds = this.sweepOdds(host.epoch, host.prefix, host.ip, host.probeable.size);
+    if (odds.sweep && this.classify(host) === 'live') return host.probeable.size;
+    const b = odds.others;
     let x: number;
     switch (this.classify(host)) {
       case 'new':
         x = Math.min(b, this.params.firstVisitCap);
         break;
       case 'dead':
-        x = this.deadFloor(b);
+        x = this.recheck(host.ip, host.epoch) ? Math.min(this.liveAllowance(host.epoch, b), this.params.firstVisitCap) : this.deadFloor(b);
         break;
       case 'pseudo':
         x = b;
@@ -361,6 +469,12 @@ export class Discovery {
       }
     }
     for (const r of teach) {
+      const n = r.open.length;
+      this.planner.observe(r.epoch, r.ip, r.prefix, r.sweep, n > 0 && n < this.pseudoLimit);
+      // A sweep's yield: the ports nobody had seen open in the scope before it, watched for the
+      // next epoch's hits on the prefix's other hosts.
+      if (r.sweep) this.sweepYield.observeSweep(r.prefix, r.epoch, r.open.filter((p) => !this.known.has(p)));
+      else this.sweepYield.observeHost(r.prefix, r.epoch, r.open);
       for (const p of r.open) {
         const e = this.known.get(p);
         if (e === undefined || r.epoch < e) {
@@ -410,8 +524,11 @@ export class Discovery {
     }
     const avg = n === 0 ? 0 : spans / n;
     const counts = this.liveness(epoch);
+    const odds = this.sweepOdds(epoch, '', '', MAX_PORT);
+    const y = this.sweepTotals(epoch);
     const lines = [
-      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch).toFixed(1)}, silent hosts ${this.deadFloor(this.budget)}, never visited ${Math.min(this.budget, this.params.firstVisitCap)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
+      `full sweeps in epoch ${epoch}: ${odds.sweeps} of ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps); the other hosts get ${odds.others.toFixed(1)} probes on average`,
+      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch, odds.others).toFixed(1)}, silent hosts ${this.deadFloor(odds.others)}, never visited ${Math.min(odds.others, this.params.firstVisitCap)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
       `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
     if (n > 0) {
@@ -439,7 +556,7 @@ export class Discovery {
       const { plan, live } = this.prefixes.get(prefix)!;
       return [prefix, plan.epoch, plan.c1, plan.c2, plan.span1, plan.span2, live.map(([e, bits]) => [e, bitsToHex(bits)] as const)] as const;
     });
-    return { version: 1, hosts, known, prefixes };
+    return { version: 1, hosts, known, prefixes, sweeps: this.planner.toJSON(), sweepYield: this.sweepYield.toJSON() };
   }
 }
 
@@ -460,8 +577,10 @@ export function validateDiscoveryState(state: unknown, where: string): Discovery
     s.known.every((r) => Array.isArray(r) && isInt(r[0], 1) && r[0] <= 65535 && isInt(r[1])) &&
     Array.isArray(s.prefixes) &&
     s.prefixes.every((r) => Array.isArray(r) && r.length === 7 && typeof r[0] === 'string' && isInt(r[1], -1) && [2, 3, 4, 5].every((i) => isInt(r[i])) && Array.isArray(r[6]));
+  if (ok && s.sweeps !== undefined) validateSweepPlanner(s.sweeps, `${where}.sweeps`);
+  if (ok && s.sweepYield !== undefined) validateSweepYield(s.sweepYield, `${where}.sweepYield`);
   if (!ok) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]]}', {
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]], sweeps?, sweepYield?}', {
       where,
     });
   }
@@ -509,6 +628,8 @@ export function mergeDiscoveryStates(a: DiscoveryState | undefined, b: Discovery
       const epochs = [...live.keys()].sort((p, q) => p - q).slice(-2);
       return [prefix, ...plan, epochs.map((e) => [e, bitsToHex(live.get(e)!)] as const)] as const;
     }),
+    sweeps: mergeSweepPlanners(x.sweeps ?? { hosts: [], prefixes: [] }, y.sweeps ?? { hosts: [], prefixes: [] }),
+    sweepYield: mergeSweepYields(x.sweepYield ?? { counts: [], watch: [] }, y.sweepYield ?? { counts: [], watch: [] }),
   };
 }
 
@@ -521,4 +642,15 @@ export function discoveryRoom(discovery: Discovery, round: RoundContext, options
   const must = round.round === 0 ? options.mustHave.length : 0;
   const reserve = Math.min(slice.length, Math.max(0, limit - must));
   return { slice, rankLimit: limit - reserve };
+}
+
+/**
+ * The decision of a full sweep (the sweep tier chose the host, or its budget covers every
+ * probeable port): everything probeable in one round, must-have ports first; follow-up rounds
+ * would only add latency.
+ */
+export function sweepDecision(round: RoundContext, options: CommonOptions): Decision {
+  const picker = new PortPicker(round, options);
+  picker.addSweep();
+  return { ports: picker.ports, followUp: false };
 }
