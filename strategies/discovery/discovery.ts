@@ -45,7 +45,6 @@ export interface DiscoveryParams {
   readonly firstVisitCap: number;
   readonly knownShare: number;
   readonly measureHosts: number;
-  readonly deadRecheck: number;
   readonly sweepShare: number;
   readonly sweepTarget: number;
   readonly resweepEpochs: number;
@@ -73,15 +72,6 @@ export function discoveryParameters(discoveryShare: number, sweepShare: number =
       min: 0,
       max: 1,
       description: 'Allowance of a host that answered nothing at its last visit, as a share of the budget (at least 1 probe, so a host that comes back is seen); live hosts get the rest, so the average stays at the budget.',
-    },
-    {
-      name: 'deadRecheck',
-      type: 'number',
-      default: 0,
-      min: 0,
-      max: 1,
-      description:
-        'Share of the hosts that answered nothing at their last visit given a full look (the average allowance) instead of the floor each epoch, chosen by a hash of (address, epoch): "nothing found" is not "nothing there", and a live host whose services were missed once must not stay on the floor for good.',
     },
     {
       name: 'firstVisitCap',
@@ -143,7 +133,6 @@ export function pickDiscoveryParams(p: DiscoveryParams): DiscoveryParams {
     firstVisitCap: p.firstVisitCap,
     knownShare: p.knownShare,
     measureHosts: p.measureHosts,
-    deadRecheck: p.deadRecheck,
     sweepShare: p.sweepShare,
     sweepTarget: p.sweepTarget,
     resweepEpochs: p.resweepEpochs,
@@ -321,12 +310,6 @@ export class Discovery {
     return Math.min(b, this.params.firstVisitCap, Math.max(1, Math.ceil(this.params.deadAllowance * b)));
   }
 
-  /** Whether a silent host gets a full look in `epoch` instead of the floor (a `deadRecheck` share, by a hash of address and epoch). */
-  recheck(ip: string, epoch: number): boolean {
-    const q = this.params.deadRecheck;
-    return q > 0 && hashPrefix(`${ip}\u0000${epoch}`) / 4294967296 < q;
-  }
-
   /** Hosts that answered and hosts that did not in the latest epoch before `epoch`. */
   private liveness(epoch: number): [number, number] | null {
     let best = -1;
@@ -335,18 +318,15 @@ export class Discovery {
   }
 
   /**
-   * Average allowance of a host that answered at its last visit (and of a silent host picked
-   * for a recheck), for an average budget `b`: with L and D the answering and silent hosts of
-   * the latest epoch before `epoch`, q = `deadRecheck` and f the floor,
-   * X = (b (L + D) - (1 - q) f D) / (L + q D), so that the epoch's average is b; capped at
-   * maxPerHost.
+   * Average allowance of a host that answered at its last visit, for an average budget `b`:
+   * (b (L + D) - floor D) / L with L and D the answering and silent hosts of the latest epoch
+   * before `epoch`, so that the epoch's average is b; capped at maxPerHost.
    */
   liveAllowance(epoch: number, b: number = this.budget): number {
     const counts = this.liveness(epoch);
     if (counts === null || counts[0] === 0) return b;
     const [l, d] = counts;
-    const q = this.params.deadRecheck;
-    return Math.min(this.options.maxPerHost, Math.max(b, (b * (l + d) - (1 - q) * this.deadFloor(b) * d) / (l + q * d)));
+    return Math.min(this.options.maxPerHost, Math.max(b, (b * (l + d) - this.deadFloor(b) * d) / l));
   }
 
   /** How a host is treated: never visited, silent last time, answering, or a pseudo-service host. */
@@ -372,7 +352,7 @@ export class Discovery {
         x = Math.min(b, this.params.firstVisitCap);
         break;
       case 'dead':
-        x = this.recheck(host.ip, host.epoch) ? Math.min(this.liveAllowance(host.epoch, b), this.params.firstVisitCap) : this.deadFloor(b);
+        x = this.deadFloor(b);
         break;
       case 'pseudo':
         x = b;
