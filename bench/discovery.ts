@@ -16,8 +16,19 @@ import { createStrategy } from '../strategies/index.js';
  * PB_BENCH_DISCOVERY_OUT (a JSON file for the figures).
  */
 
-/** Seeds tuned on: `tune-*`. Held out (never looked at while tuning): `holdout-*`. */
-export const DISCOVERY_CASES = ['orgtail:tune-1', 'orgtail:holdout-1', 'orgtail:holdout-2', 'orgtail:holdout-3', 'enterprise:bench', 'longtail:bench', 'internet:bench'];
+/**
+ * Seeds tuned on: `tune-*` (and `bench` for the project's profiles). Held out (never looked at
+ * while tuning): `holdout-*` (the first discovery round) and `ho-1796290918-*` (drawn from
+ * `date +%s` after the sweep tier's defaults were fixed, for its before -> after figures).
+ */
+export const DISCOVERY_CASES = [
+  'orgtail:ho-1796290918-1',
+  'orgtail:ho-1796290918-2',
+  'orgtail:ho-1796290918-3',
+  'internet:ho-1796290918-4',
+  'enterprise:ho-1796290918-4',
+  'longtail:ho-1796290918-4',
+];
 const STRATEGIES = ['top-k', 'epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
 
 /** One measured cell. */

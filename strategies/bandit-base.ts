@@ -26,7 +26,7 @@ export interface BanditParams extends PortStatsParams, GuardParams, DiscoveryPar
 }
 
 /** Default share of a live host's allowance the bandits spend on coordinated discovery. */
-export const BANDIT_DISCOVERY_SHARE = 0.3;
+export const BANDIT_DISCOVERY_SHARE = 0.1;
 
 /** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */
 export function banditParameters(candidatePool: number, discoveryShare = BANDIT_DISCOVERY_SHARE): ParameterSpec[] {

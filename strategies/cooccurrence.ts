@@ -42,7 +42,7 @@ export interface CooccurrenceState {
 }
 
 /** Default share of a live host's allowance `cooccurrence` spends on coordinated discovery. */
-export const COOCCURRENCE_DISCOVERY_SHARE = 0.3;
+export const COOCCURRENCE_DISCOVERY_SHARE = 0.1;
 
 /** Parameters of the co-occurrence model, shared with `adaptive`. */
 export const pairParameters: readonly ParameterSpec[] = Object.freeze([

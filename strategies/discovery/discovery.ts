@@ -51,7 +51,7 @@ export interface DiscoveryParams {
 }
 
 /** Default sweep share of every learner (the most of an epoch's budget full sweeps may take). */
-export const DEFAULT_SWEEP_SHARE = 0.6;
+export const DEFAULT_SWEEP_SHARE = 0.8;
 
 /** ParameterSpecs of the discovery layer (the default share differs per strategy). */
 export function discoveryParameters(discoveryShare: number, sweepShare: number = DEFAULT_SWEEP_SHARE): ParameterSpec[] {
@@ -109,7 +109,7 @@ export function discoveryParameters(discoveryShare: number, sweepShare: number =
     {
       name: 'sweepTarget',
       type: 'number',
-      default: 10,
+      default: 100,
       min: 0,
       max: 1e9,
       description: 'Recent hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
