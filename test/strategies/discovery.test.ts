@@ -9,7 +9,7 @@ import { generateRecording } from '../../simulator/synthetic/index.js';
 import { createStrategy } from '../../strategies/build.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
 import { Discovery, type DiscoveryState, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
-import { SweepYield, mergeSweepPlanners } from '../../strategies/discovery/sweep-planner.js';
+import { SweepYield, YIELD_PRIOR, mergeSweepPlanners } from '../../strategies/discovery/sweep-planner.js';
 import { getStrategy } from '../../strategies/registry.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import type { DiscoveryParams } from '../../strategies/discovery/discovery.js';
@@ -175,9 +175,10 @@ describe('the sweep tier (shared by every learner)', () => {
       y.observeHost('a', 2, [40001]);
       y.observeHost('b', 2, [40002]);
     }
-    // Before any sweep has had an epoch to earn hits, the optimistic prior gives the full share.
-    expect(y.factor(1, 10)).toBe(1);
-    expect(y.factor(2, 10)).toBe(1);
+    // Before any sweep has had an epoch to earn hits, the prior gives half the share; the first
+    // sweeps' hits (20 per sweep, twice the target) then lift it to the full share.
+    expect(y.factor(1, 10)).toBe(YIELD_PRIOR);
+    expect(y.factor(2, 10)).toBe(YIELD_PRIOR);
     expect(y.factor(3, 10)).toBe(1);
     // Later sweeps find nothing new: the share falls with their recent yield, whatever came before.
     const factors: number[] = [];
