@@ -72,7 +72,7 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
   const catalog = loadNmapServices();
   const cells: DiscoveryCell[] = [];
   console.log(`discovery: ${hosts} hosts x ${epochs} epochs; late coverage = epochs ${Math.floor(epochs / 2)}-${epochs - 1}; r1 = rollout hosts found within one epoch`);
-  console.log(`discovery: ${'case'.padEnd(22)} budget ${names.map((n) => n.padStart(14)).join('')}`);
+  console.log(`discovery: ${'case'.padEnd(27)} budget ${names.map((n) => n.padStart(15)).join('')}`);
   for (const c of cases) {
     const [profile, seed] = c.split(':') as [string, string];
     const recording = generateRecording({ profile, hosts, epochs, seed }, catalog);
@@ -96,9 +96,9 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
           cpu: (used.user + used.system) / 1e6,
         };
         cells.push(cell);
-        row.push(`${pct(cell.late)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(14));
+        row.push(`${pct(cell.late)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(15));
       }
-      console.log(`discovery: ${c.padEnd(22)} ${String(budget).padStart(6)} ${row.join('')}`);
+      console.log(`discovery: ${c.padEnd(27)} ${String(budget).padStart(6)} ${row.join('')}`);
     }
   }
   if (env.PB_BENCH_DISCOVERY_OUT) writeFileSync(env.PB_BENCH_DISCOVERY_OUT, `${JSON.stringify(cells, null, 1)}\n`);
