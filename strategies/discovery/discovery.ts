@@ -507,8 +507,8 @@ export class Discovery {
     const odds = this.sweepOdds(epoch, '', '', MAX_PORT);
     const y = this.sweepTotals(epoch);
     const lines = [
-      `full sweeps in epoch ${epoch}: ${odds.sweeps} of ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps); the other hosts get ${odds.others.toFixed(1)} probes on average`,
-      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch, odds.others).toFixed(1)}, silent hosts ${this.deadFloor(odds.others)}, never visited ${Math.min(odds.others, this.params.firstVisitCap)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
+      `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps); the other hosts get ${odds.others.toFixed(1)} probes on average`,
+      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch, odds.others).toFixed(1)}, silent hosts ${this.deadFloor(odds.others)}, never visited ${Math.min(odds.others, this.params.firstVisitCap).toFixed(1)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
       `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
     if (n > 0) {
