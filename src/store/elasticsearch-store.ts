@@ -45,8 +45,11 @@ export interface ElasticsearchStoreOptions {
   /** Index name prefix: indices are `${prefix}-scans`, `-latest`, `-events`, `-kv`. Default `portbandit`. */
   readonly prefix?: string;
   /**
-   * Refresh policy for writes. `true` (default) makes every write visible to the next search,
-   * which the coordinator relies on (leases, queue); `wait_for` is cheaper under load.
+   * Refresh policy for coordination writes (the `-kv` index: scope, agents, tokens, leases,
+   * queue), which are read back through search. `true` (default) makes each such write visible
+   * to the next search; `wait_for` is cheaper under load. Scan, latest and event writes never
+   * force a refresh: the coordinator reads those back only by id (real-time in Elasticsearch);
+   * searches see them after the index's refresh interval (1 s by default), or after `refresh()`.
    */
   readonly refresh?: true | 'wait_for';
 }
@@ -134,8 +137,17 @@ interface Versioned<T> {
   primaryTerm: number;
 }
 
+/** The Elasticsearch store, plus what only it needs. */
+export interface ElasticsearchStoreHandle extends Store {
+  /**
+   * Make every scan, latest and event write so far visible to search (`POST _refresh`). Ingest
+   * does not force a refresh per write; a test (or tool) that searches right after writing calls this.
+   */
+  refresh(): Promise<void>;
+}
+
 /** Open an Elasticsearch store, creating its indices (with mappings) when missing. */
-export async function openElasticsearchStore(options: ElasticsearchStoreOptions): Promise<Store> {
+export async function openElasticsearchStore(options: ElasticsearchStoreOptions): Promise<ElasticsearchStoreHandle> {
   const client = options.client ?? (options.node ? new Client({ node: options.node }) : undefined);
   if (!client) throw new PortbanditError('PB_ERR_CONFIG', 'the Elasticsearch store needs a node URL or a client', { where: 'store.elasticsearch.node' });
   const prefix = options.prefix ?? 'portbandit';
@@ -165,7 +177,7 @@ class ElasticsearchStore implements Store {
   constructor(
     private readonly client: Client,
     prefix: string,
-    private readonly refresh: true | 'wait_for',
+    private readonly refreshPolicy: true | 'wait_for',
     private readonly ownsClient: boolean,
   ) {
     this.index = { scans: `${prefix}-scans`, latest: `${prefix}-latest`, events: `${prefix}-events`, kv: `${prefix}-kv` };
@@ -212,6 +224,19 @@ class ElasticsearchStore implements Store {
     if (this.ownsClient) await this.client.close();
   }
 
+  async refresh(): Promise<void> {
+    await this.run('refreshing indices', () => this.client.indices.refresh({ index: [this.index.scans, this.index.latest, this.index.events] }));
+  }
+
+  /**
+   * Only coordination documents (the kv index) are refreshed on write: the coordinator searches
+   * them (scope, leases, queue). Scans, latest and events are read back by id (real-time get),
+   * so forcing a refresh per write there only cost segments (6-8 refreshes per result before).
+   */
+  private refreshFor(index: string): true | 'wait_for' | undefined {
+    return index === this.index.kv ? this.refreshPolicy : undefined;
+  }
+
   // ------------------------------------------------------------------ low-level helpers
   private async getVersioned<T>(index: string, id: string): Promise<Versioned<T> | undefined> {
     try {
@@ -228,9 +253,9 @@ class ElasticsearchStore implements Store {
   private async writeIf(index: string, id: string, document: unknown, expected: Versioned<unknown> | undefined): Promise<boolean> {
     try {
       if (expected) {
-        await this.client.index({ index, id, document, if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm, refresh: this.refresh });
+        await this.client.index({ index, id, document, if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm, refresh: this.refreshFor(index) });
       } else {
-        await this.client.create({ index, id, document, refresh: this.refresh });
+        await this.client.create({ index, id, document, refresh: this.refreshFor(index) });
       }
       return true;
     } catch (error) {
@@ -245,7 +270,7 @@ class ElasticsearchStore implements Store {
       await this.client.delete({
         index,
         id,
-        refresh: this.refresh,
+        refresh: this.refreshFor(index),
         ...(expected ? { if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm } : {}),
       });
       return true;
@@ -359,7 +384,7 @@ class ElasticsearchStore implements Store {
       const keep = new Set(entries.map((entry) => entry.range));
       for (const entry of entries) {
         const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: at };
-        await this.client.index({ index: this.index.kv, id: encodeId(`scope-${list}`, entry.range), document: { kind: 'scope', key: entry.range, list, body }, refresh: this.refresh });
+        await this.client.index({ index: this.index.kv, id: encodeId(`scope-${list}`, entry.range), document: { kind: 'scope', key: entry.range, list, body }, refresh: this.refreshPolicy });
       }
       const existing = await this.searchKv([{ term: { kind: 'scope' } }, { term: { list } }], [{ key: 'asc' }]);
       for (const hit of existing) if (!keep.has(hit.source.key)) await this.deleteIf(this.index.kv, hit.id);
@@ -637,7 +662,7 @@ class ElasticsearchStore implements Store {
     for (const [i, item] of items.entries()) {
       const seq = first + i;
       const stored: QueuedWork = { ...(stripUndefined(item) as QueuedWorkInput), ip: canonicalIp(item.ip, 'work.ip'), id: String(seq) };
-      await this.client.create({ index: this.index.kv, id: encodeId('queue', stored.id), document: { kind: 'queue', key: stored.id, seq, body: stored }, refresh: this.refresh });
+      await this.client.create({ index: this.index.kv, id: encodeId('queue', stored.id), document: { kind: 'queue', key: stored.id, seq, body: stored }, refresh: this.refreshPolicy });
       out.push(stored);
     }
     return out;
@@ -765,7 +790,7 @@ class ElasticsearchStore implements Store {
     const lease = await this.takeLease(input.leaseId!);
     if (!lease) return { inserted: false, latest: false };
     if (!(await this.writeIf(this.index.scans, scanDocId, source, existing))) {
-      await this.client.index({ index: this.index.scans, id: scanDocId, document: source, refresh: this.refresh });
+      await this.client.index({ index: this.index.scans, id: scanDocId, document: source });
     }
     let latest = false;
     await this.modify<ScanSource>(this.index.latest, encodeId('ip', scan.ip), (current) => {
@@ -863,7 +888,7 @@ class ElasticsearchStore implements Store {
       const first = await this.allocate('event-seq', events.length);
       for (const [i, event] of events.entries()) {
         const seq = first + i;
-        await this.client.create({ index: this.index.events, id: encodeId('event', `seq#${seq}`), document: { seq, doc: { ...event, id: String(seq) } }, refresh: this.refresh });
+        await this.client.create({ index: this.index.events, id: encodeId('event', `seq#${seq}`), document: { seq, doc: { ...event, id: String(seq) } } });
       }
     });
   }

@@ -29,7 +29,10 @@ type ClientMock = InstanceType<typeof ClientMock>;
  * - sort by fields (asc/desc), from/size, search_after, track_total_hits, seq_no_primary_term;
  * - aggregations: terms (order by _count/_key), histogram (interval, min_doc_count), sum.
  *
- * Not modelled: refresh intervals (every write is visible at once), shards, scoring, analysis
+ * - refresh: with `nearRealTime` on, search sees an index as of its last refresh (no interval:
+ *   only an explicit `_refresh` or a write's `refresh` parameter refreshes); off, at once.
+ *
+ * Not modelled: refresh intervals, shards, scoring, analysis
  * (we only use keyword/ip/long/integer fields), scripts, bulk.
  */
 export function createMemoryElasticsearchClient(): { client: Client; cluster: MemoryCluster } {
@@ -55,6 +58,8 @@ interface MemoryIndex {
   ignoreAbove: Map<string, number>;
   strict: boolean;
   docs: Map<string, StoredDoc>;
+  /** What search and count see when `nearRealTime` is on: the documents as of the last refresh. */
+  searchable: Map<string, StoredDoc>;
   nextSeqNo: number;
 }
 
@@ -73,6 +78,24 @@ function fail(statusCode: number, type: string, reason: string): errors.Response
 /** The cluster's state; exposed so tests can assert on it. */
 export class MemoryCluster {
   readonly indices = new Map<string, MemoryIndex>();
+  /**
+   * Off (default): every write is visible to search at once. On: search and count see each
+   * index as of its last refresh (`_refresh`, or a write with `refresh=true|wait_for`), while
+   * get by id stays real-time, as in Elasticsearch; so a test can show what never relies on a refresh.
+   */
+  nearRealTime = false;
+
+  private refreshIndex(index: MemoryIndex): void {
+    index.searchable = new Map(index.docs);
+  }
+
+  private visible(index: MemoryIndex): Map<string, StoredDoc> {
+    return this.nearRealTime ? index.searchable : index.docs;
+  }
+
+  private refreshIfAsked(index: MemoryIndex, qs: Record<string, string>): void {
+    if (qs.refresh === 'true' || qs.refresh === 'wait_for' || qs.refresh === '') this.refreshIndex(index);
+  }
 
   register(mock: ClientMock): void {
     const handle = (request: Request): unknown => {
@@ -99,16 +122,21 @@ export class MemoryCluster {
         return { acknowledged: true };
       }
     }
+    if (parts.length === 2 && op === '_refresh' && (method === 'POST' || method === 'GET')) {
+      const names = indexName.split(',');
+      for (const name of names) if (!this.indices.has(name)) throw fail(404, 'index_not_found_exception', `no such index [${name}]`);
+      for (const name of names) this.refreshIndex(this.indices.get(name)!);
+      return { _shards: { total: names.length, successful: names.length, failed: 0 } };
+    }
     const index = this.indices.get(indexName);
     if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
     if (parts.length === 2 && op === '_mapping' && method === 'PUT') return this.addMapping(index, request.body as { properties?: unknown });
-    if (parts.length === 2 && op === '_refresh') return { _shards: { total: 1, successful: 1, failed: 0 } };
     if (parts.length === 2 && op === '_search' && (method === 'POST' || method === 'GET')) return this.search(index, (request.body ?? {}) as Source);
     if (parts.length === 2 && op === '_count' && (method === 'POST' || method === 'GET')) {
       const body = (request.body ?? {}) as Source;
       checkKeys(body, ['query'], '_count body');
       const predicate = compileQuery(index, body.query ?? { match_all: {} });
-      return { count: [...index.docs.values()].filter((doc) => predicate(doc.source)).length };
+      return { count: [...this.visible(index).values()].filter((doc) => predicate(doc.source)).length };
     }
     if (parts.length === 3 && id !== undefined) {
       if (op === '_doc' && method === 'GET') return this.get(indexName, index, id);
@@ -138,7 +166,7 @@ export class MemoryCluster {
       }
       fields.set(field, type as FieldType);
     }
-    this.indices.set(name, { fields, ignoreAbove, strict: mappings.dynamic === 'strict', docs: new Map(), nextSeqNo: 0 });
+    this.indices.set(name, { fields, ignoreAbove, strict: mappings.dynamic === 'strict', docs: new Map(), searchable: new Map(), nextSeqNo: 0 });
     return { acknowledged: true, index: name };
   }
 
@@ -175,6 +203,7 @@ export class MemoryCluster {
     validateSource(index, source);
     const doc = { source: structuredClone(source), seqNo: index.nextSeqNo++, version: (existing?.version ?? 0) + 1 };
     index.docs.set(id, doc);
+    this.refreshIfAsked(index, qs);
     return { _index: indexName, _id: id, _version: doc.version, result: existing ? 'updated' : 'created', _seq_no: doc.seqNo, _primary_term: 1 };
   }
 
@@ -183,6 +212,7 @@ export class MemoryCluster {
     this.checkVersion(existing, qs, id);
     if (!existing) return fail(404, 'not_found', `${indexName}/${id}`);
     index.docs.delete(id);
+    this.refreshIfAsked(index, qs);
     return { _index: indexName, _id: id, result: 'deleted', _seq_no: index.nextSeqNo++, _primary_term: 1 };
   }
 
@@ -191,7 +221,7 @@ export class MemoryCluster {
     const predicate = compileQuery(index, body.query ?? { match_all: {} });
     const sort = parseSort(body.sort);
     for (const key of sort) fieldType(index, key.field);
-    const all = [...index.docs.entries()].filter(([, doc]) => predicate(doc.source));
+    const all = [...this.visible(index).entries()].filter(([, doc]) => predicate(doc.source));
     const sortValues = (source: Source): unknown[] => sort.map(({ field }) => firstValue(source[field]));
     all.sort(([, a], [, b]) => compareTuples(sortValues(a.source), sortValues(b.source), sort));
     let hits = all;

@@ -128,4 +128,26 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     expect((await store.readEvents()).events).toHaveLength(1);
     expect(await store.count(undefined, { view: 'history' })).toBe(1);
   });
+
+  it('forces no refresh on ingest: by-id reads see the scan at once, searches after refresh(), coordination writes still at once', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    cluster.nearRealTime = true;
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    await store.putLease(lease('l1', '198.18.0.1', 'a1', 5000));
+    await store.addScopeEntries('scope', [{ range: '198.18.0.0/30', tags: [] }], 1);
+    const event = { kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 };
+
+    const result = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), leaseId: 'l1', events: [event] });
+
+    expect(result).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
+    expect((await store.getScan('s1'))?.scanId).toBe('s1');
+    expect((await store.getLatestScan('198.18.0.1'))?.scanId).toBe('s1');
+    expect((await store.listScope('scope')).entries.map((e) => e.range)).toEqual(['198.18.0.0/30']);
+    expect(await store.count(undefined, { view: 'history' })).toBe(0);
+    expect((await store.readEvents()).events).toEqual([]);
+    await store.refresh();
+    expect(await store.count(undefined, { view: 'history' })).toBe(1);
+    expect((await store.search(parseQuery('port:22'))).items.map((s) => s.scanId)).toEqual(['s1']);
+    expect((await store.readEvents()).events.map((e) => e.scanId)).toEqual(['s1']);
+  });
 });
