@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { Client, errors } from '@elastic/elasticsearch';
 import type { estypes } from '@elastic/elasticsearch';
 import { PortbanditError, isPortbanditError } from '../core/errors.js';
@@ -52,6 +53,12 @@ export interface ElasticsearchStoreOptions {
    * searches see them after the index's refresh interval (1 s by default), or after `refresh()`.
    */
   readonly refresh?: true | 'wait_for';
+  /**
+   * Backoff for `_bulk` items (or requests) Elasticsearch rejects with 429 under load: up to
+   * `retries` re-sends (default 6), waiting about `baseDelayMs` (default 100) doubled each time,
+   * at most `maxDelayMs` (default 5,000), with jitter.
+   */
+  readonly bulkRetry?: { readonly retries?: number; readonly baseDelayMs?: number; readonly maxDelayMs?: number };
 }
 
 /** Bounded retries for optimistic-concurrency loops (read, compare, write if unchanged). */
@@ -156,7 +163,13 @@ export async function openElasticsearchStore(options: ElasticsearchStoreOptions)
       where: 'store.elasticsearch.prefix',
     });
   }
-  const store = new ElasticsearchStore(client, prefix, options.refresh ?? true, options.client === undefined);
+  const bulkRetry = { retries: 6, baseDelayMs: 100, maxDelayMs: 5000, ...options.bulkRetry };
+  for (const [key, value] of Object.entries(bulkRetry)) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new PortbanditError('PB_ERR_CONFIG', `bulkRetry.${key} must be a non-negative integer, got ${JSON.stringify(value)}`, { where: `store.elasticsearch.bulkRetry.${key}` });
+    }
+  }
+  const store = new ElasticsearchStore(client, prefix, options.refresh ?? true, options.client === undefined, bulkRetry);
   await store.ensureIndices();
   return store;
 }
@@ -179,6 +192,7 @@ class ElasticsearchStore implements Store {
     prefix: string,
     private readonly refreshPolicy: true | 'wait_for',
     private readonly ownsClient: boolean,
+    private readonly bulkRetry: { retries: number; baseDelayMs: number; maxDelayMs: number },
   ) {
     this.index = { scans: `${prefix}-scans`, latest: `${prefix}-latest`, events: `${prefix}-events`, kv: `${prefix}-kv` };
   }
@@ -746,66 +760,131 @@ class ElasticsearchStore implements Store {
     return this.run('ingesting a scan', async () => {
       const scan = validateScan(input.scan);
       const scanDocId = encodeId('scan', scan.scanId);
-      const existing = await this.getVersioned(this.index.scans, scanDocId);
+      // Real-time gets (no refresh needed), in parallel: is the visit stored, and which is the host's latest.
+      const [existing, current] = await Promise.all([
+        this.getVersioned(this.index.scans, scanDocId),
+        this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', scan.ip)),
+      ]);
       if (existing && (!input.replace || input.leaseId === undefined)) return { inserted: false, latest: false };
       for (const event of input.events ?? []) JSON.stringify(event); // fail before writing anything
       for (const item of input.enqueue ?? []) canonicalIp(item.ip, 'enqueue.ip');
       const source = scanSource(scan);
-      if (existing) return this.replaceVisit(scan, source, scanDocId, existing, input);
-      // The history document is written last and is the commit point: every earlier step is
-      // idempotent, so a failed ingest retried with the same scanId completes it.
-      let latest = false;
-      await this.modify<ScanSource>(this.index.latest, encodeId('ip', scan.ip), (current) => {
-        const newer =
-          current === undefined ||
-          scan.finishedAt > current.finishedAt ||
-          (scan.finishedAt === current.finishedAt && scan.scanId >= current.scanId);
-        latest = newer;
-        return newer ? source : undefined;
-      });
-      const events = input.events ?? [];
-      if (events.length > 0) {
-        const first = await this.allocate('event-seq', events.length);
-        for (const [i, event] of events.entries()) {
-          await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
-        }
-      }
-      if (!(await this.writeIf(this.index.scans, scanDocId, source, undefined))) return { inserted: false, latest: false };
-      // The lease is completed only after the commit point: a failed history write leaves it in
-      // place, so the agent's retry is accepted (it used to be deleted first, and the retry was
-      // refused as unknown: the work was lost). A crash right here leaves the lease to expire and
-      // the host to be scanned again: duplicated, not lost.
-      const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
-      // After the commit point, so a retried ingest (a duplicate then) never queues twice.
-      const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
-      return { inserted: true, latest, ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
+      // The external version (finishedAt) orders visits; a tie on finishedAt goes to the larger
+      // scanId, which a version cannot express: a visit that loses the tie skips the latest write.
+      const lostTie = current !== undefined && current.source.scanId !== scan.scanId && current.source.finishedAt === scan.finishedAt && current.source.scanId > scan.scanId;
+      if (existing) return this.replaceVisit(scan, source, scanDocId, input, !lostTie);
+      return this.ingestBulk(scan, source, scanDocId, input, !lostTie);
     });
   }
 
   /**
-   * A later round of a stored visit: taking its lease (a conditional delete) is the commit point,
-   * so the round is applied once; the visit's document is then overwritten in history and latest.
+   * A new visit in one `_bulk` request: its events (`create` by deterministic id), the host's
+   * latest (`index` with `version_type: external_gte`, version = finishedAt: a replay rewrites
+   * the same document, an older visit gets a 409 and never overwrites a newer one) and its
+   * history document (`create`: the commit point; a concurrent duplicate gets a 409).
+   * A visit that loses a finishedAt tie on scanId sends no latest item (see ingestScan); two
+   * such visits ingested concurrently may end with either as latest (the only race left).
+   * Items Elasticsearch rejects under load (429) are re-sent with backoff (`bulk`). When any
+   * other item fails, a history document this call created is deleted again before the error
+   * is thrown, so the agent's retry is not taken for a duplicate and completes every item.
    */
-  private async replaceVisit(scan: ScanDocument, source: ScanSource, scanDocId: string, existing: Versioned<unknown>, input: IngestInput): Promise<IngestResult> {
+  private async ingestBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput, writeLatest: boolean): Promise<IngestResult> {
+    const events = input.events ?? [];
+    const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
+    const actions: BulkAction[] = events.map((event, i) => ({
+      op: 'create',
+      index: this.index.events,
+      id: encodeId('event', `${scan.scanId}#${i}`),
+      document: { seq: first + i, doc: { ...event, id: String(first + i) } },
+    }));
+    if (writeLatest) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
+    actions.push({ op: 'create', index: this.index.scans, id: scanDocId, document: source });
+    const outcomes = await this.bulk(actions);
+    const history = outcomes.at(-1)!;
+    const latest = writeLatest ? outcomes.at(-2)! : { status: 409 };
+    if (history.status === 409) return { inserted: false, latest: false };
+    const failed = outcomes.findIndex((o, i) => !ok(o) && !(o.status === 409 && (actions[i]!.index === this.index.events || actions[i]!.index === this.index.latest)));
+    if (failed >= 0) {
+      if (ok(history)) await this.deleteIf(this.index.scans, scanDocId);
+      throw bulkFailure(actions[failed]!, outcomes[failed]!);
+    }
+    // The lease is completed only after the commit point: a failed write leaves it in place, so
+    // the agent's retry is accepted. A crash right here leaves the lease to expire and the host
+    // to be scanned again: duplicated, not lost.
+    const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
+    // After the commit point, so a retried ingest (a duplicate then) never queues twice.
+    const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
+    return { inserted: true, latest: ok(latest), ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
+  }
+
+  /**
+   * One `_bulk` request; items answered 429 (`es_rejected_execution_exception`), or the whole
+   * request answered 429, are re-sent with exponential backoff and jitter, up to
+   * `bulkRetries` times. Returns each action's final outcome, in order.
+   */
+  private async bulk(actions: readonly BulkAction[]): Promise<BulkOutcome[]> {
+    const outcomes: BulkOutcome[] = new Array<BulkOutcome>(actions.length);
+    let pending = actions.map((_, i) => i);
+    for (let attempt = 0; ; attempt++) {
+      let items: Partial<Record<estypes.BulkOperationType, estypes.BulkResponseItem>>[] | undefined;
+      try {
+        const response = await this.client.bulk({
+          operations: pending.flatMap((i) => {
+            const a = actions[i]!;
+            const meta = { _index: a.index, _id: a.id, ...(a.version !== undefined ? { version: a.version, version_type: 'external_gte' as const } : {}) };
+            return [{ [a.op]: meta }, a.document];
+          }),
+        });
+        items = response.items;
+      } catch (error) {
+        if (statusOf(error) !== 429) throw error;
+      }
+      const retry: number[] = [];
+      if (items === undefined) retry.push(...pending);
+      else {
+        items.forEach((item, k) => {
+          const result = (item.create ?? item.index)!;
+          const outcome = { status: result.status, type: result.error?.type, reason: result.error?.reason ?? undefined };
+          if (outcome.status === 429 || outcome.type === 'es_rejected_execution_exception') retry.push(pending[k]!);
+          else outcomes[pending[k]!] = outcome;
+        });
+      }
+      if (retry.length === 0) return outcomes;
+      if (attempt >= this.bulkRetry.retries) {
+        throw new PortbanditError('PB_ERR_STORE', `Elasticsearch kept rejecting ${retry.length} bulk item(s) with 429 after ${attempt + 1} attempts; the cluster is overloaded`, {
+          where: actions[retry[0]!]!.index,
+        });
+      }
+      const delay = Math.min(this.bulkRetry.maxDelayMs, this.bulkRetry.baseDelayMs * 2 ** attempt);
+      // Jitter so coordinators rejected together do not come back together (not simulation state: no seeded Rng).
+      await sleep(delay / 2 + randomInt(Math.floor(delay / 2) + 1));
+      pending = retry;
+    }
+  }
+
+  /**
+   * A later round of a stored visit: taking its lease (a conditional delete) is the commit point,
+   * so the round is applied once; the visit's document is then overwritten in history and latest
+   * (external version = finishedAt, as in `ingestBulk`) and its events are written, in one `_bulk`.
+   */
+  private async replaceVisit(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput, writeLatest: boolean): Promise<IngestResult> {
     const lease = await this.takeLease(input.leaseId!);
     if (!lease) return { inserted: false, latest: false };
-    if (!(await this.writeIf(this.index.scans, scanDocId, source, existing))) {
-      await this.client.index({ index: this.index.scans, id: scanDocId, document: source });
-    }
-    let latest = false;
-    await this.modify<ScanSource>(this.index.latest, encodeId('ip', scan.ip), (current) => {
-      latest = current === undefined || current.scanId === scan.scanId || scan.finishedAt > current.finishedAt || (scan.finishedAt === current.finishedAt && scan.scanId >= current.scanId);
-      return latest ? source : undefined;
-    });
     const events = input.events ?? [];
-    if (events.length > 0) {
-      const first = await this.allocate('event-seq', events.length);
-      for (const [i, event] of events.entries()) {
-        await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${lease.id}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
-      }
-    }
+    const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
+    const actions: BulkAction[] = events.map((event, i) => ({
+      op: 'create',
+      index: this.index.events,
+      id: encodeId('event', `${scan.scanId}#${lease.id}#${i}`),
+      document: { seq: first + i, doc: { ...event, id: String(first + i) } },
+    }));
+    actions.push({ op: 'index', index: this.index.scans, id: scanDocId, document: source });
+    if (writeLatest) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
+    const outcomes = await this.bulk(actions);
+    const failed = outcomes.findIndex((o, i) => !ok(o) && !(o.status === 409 && actions[i]!.index !== this.index.scans));
+    if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
     const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
-    return { inserted: true, latest, lease, ...(queued ? { queued } : {}) };
+    return { inserted: true, latest: writeLatest && ok(outcomes.at(-1)!), lease, ...(queued ? { queued } : {}) };
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {
@@ -886,10 +965,15 @@ class ElasticsearchStore implements Store {
       for (const event of events) JSON.stringify(event);
       if (events.length === 0) return;
       const first = await this.allocate('event-seq', events.length);
-      for (const [i, event] of events.entries()) {
-        const seq = first + i;
-        await this.client.create({ index: this.index.events, id: encodeId('event', `seq#${seq}`), document: { seq, doc: { ...event, id: String(seq) } } });
-      }
+      const actions: BulkAction[] = events.map((event, i) => ({
+        op: 'create',
+        index: this.index.events,
+        id: encodeId('event', `seq#${first + i}`),
+        document: { seq: first + i, doc: { ...event, id: String(first + i) } },
+      }));
+      const outcomes = await this.bulk(actions);
+      const failed = outcomes.findIndex((o) => !ok(o) && o.status !== 409);
+      if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
     });
   }
 
@@ -977,6 +1061,35 @@ class ElasticsearchStore implements Store {
       return (Array.isArray(buckets) ? buckets : []).map((bucket) => ({ hourStart: Number(bucket.key), scans: bucket.doc_count }));
     });
   }
+}
+
+interface BulkAction {
+  op: 'create' | 'index';
+  index: string;
+  id: string;
+  document: unknown;
+  /** External version (`version_type: external_gte`): a write with a lower version gets a 409. */
+  version?: number;
+}
+
+interface BulkOutcome {
+  status: number;
+  type?: string;
+  reason?: string;
+}
+
+function ok(outcome: BulkOutcome): boolean {
+  return outcome.status >= 200 && outcome.status < 300;
+}
+
+function bulkFailure(action: BulkAction, outcome: BulkOutcome): PortbanditError {
+  return new PortbanditError('PB_ERR_STORE', `Elasticsearch refused a bulk ${action.op} into ${action.index} (HTTP ${outcome.status} ${outcome.type ?? ''}): ${outcome.reason ?? 'no reason given'}`, {
+    where: action.index,
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 interface ScanSource {

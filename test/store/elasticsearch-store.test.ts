@@ -106,8 +106,11 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     expect(new Set(listed.entries.map((e) => e.range))).toEqual(new Set(entries.map((e) => e.range)));
   }, 120_000);
 
-  it('rejects an unusable index prefix with the option named', async () => {
+  it('rejects an unusable index prefix or bulk retry setting with the option named', async () => {
     const { client } = createMemoryElasticsearchClient();
+    await expect(openElasticsearchStore({ client, prefix: 'pb', bulkRetry: { retries: -1 } })).rejects.toSatisfy(
+      (e) => isPortbanditError(e, 'PB_ERR_CONFIG') && e.where === 'store.elasticsearch.bulkRetry.retries',
+    );
     await expect(openElasticsearchStore({ client, prefix: 'Bad Prefix' })).rejects.toSatisfy(
       (e) => isPortbanditError(e, 'PB_ERR_CONFIG') && e.where === 'store.elasticsearch.prefix',
     );
@@ -148,6 +151,75 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     await store.refresh();
     expect(await store.count(undefined, { view: 'history' })).toBe(1);
     expect((await store.search(parseQuery('port:22'))).items.map((s) => s.scanId)).toEqual(['s1']);
+    expect((await store.readEvents()).events.map((e) => e.scanId)).toEqual(['s1']);
+  });
+
+  it('ingests a visit with its events in one _bulk request, the latest document versioned by finishedAt', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    const event = (scanId: string) => ({ kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId, tags: [], port: 22 });
+
+    await store.ingestScan({ scan: scan('s2', '198.18.0.1', 2000, [open(22, 'ssh')]), events: [event('s2'), event('s2')] });
+    expect(cluster.bulkRequests).toBe(1);
+    expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(80, 'http')]), events: [event('s1')] })).toEqual({ inserted: true, latest: false });
+    expect(cluster.bulkRequests).toBe(2);
+
+    const latest = [...cluster.indices.get('pb-latest')!.docs.values()];
+    expect(latest.map((d) => [d.source.scanId, d.version])).toEqual([['s2', 2000]]);
+    expect((await store.readEvents()).events.map((e) => e.scanId)).toEqual(['s2', 's2', 's1']);
+    // A duplicate is answered from a real-time get: no bulk request, nothing rewritten.
+    expect(await store.ingestScan({ scan: scan('s2', '198.18.0.1', 2000, [open(22, 'ssh')]) })).toEqual({ inserted: false, latest: false });
+    expect(cluster.bulkRequests).toBe(2);
+  });
+
+  it.each(['items', 'request'] as const)('re-sends bulk work Elasticsearch rejects with 429 (%s) with backoff, and the ingest completes', async (as) => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb', bulkRetry: { baseDelayMs: 20 } });
+    await store.putLease(lease('l1', '198.18.0.1', 'a1', 5000));
+    cluster.rejectBulk = { remaining: 2, as };
+    const event = { kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 };
+    const started = performance.now();
+
+    const result = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), leaseId: 'l1', events: [event] });
+
+    expect(result).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
+    expect(cluster.bulkRequests).toBe(3);
+    // Two waits of about 20 ms then 40 ms, each at least half of that (jitter).
+    expect(performance.now() - started).toBeGreaterThanOrEqual(30);
+    expect((await store.getScan('s1'))?.scanId).toBe('s1');
+    expect((await store.getLatestScan('198.18.0.1'))?.scanId).toBe('s1');
+    expect((await store.readEvents()).events).toHaveLength(1);
+  });
+
+  it('gives up after its bulk retries with PB_ERR_STORE, keeping the lease, and the retried submission completes it', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb', bulkRetry: { retries: 2, baseDelayMs: 1 } });
+    await store.putLease(lease('l1', '198.18.0.1', 'a1', 5000));
+    cluster.rejectBulk = { remaining: 100, as: 'items' };
+    const input = { scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), leaseId: 'l1' };
+
+    await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE') && /429 after 3 attempts/u.test(e.message));
+    expect(cluster.bulkRequests).toBe(3);
+    expect(await store.getScan('s1')).toBeUndefined();
+    expect(await store.getLease('l1')).toBeDefined();
+
+    cluster.rejectBulk = undefined;
+    expect(await store.ingestScan(input)).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
+  });
+
+  it('deletes the history document again when another item of the bulk failed, so the retry is not taken for a duplicate', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const store = await openElasticsearchStore({ client, prefix: 'pb' });
+    const events = cluster.indices.get('pb-events')!;
+    const saved = events.fields.get('doc')!;
+    events.fields.delete('doc');
+    const input = { scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), events: [{ kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 }] };
+
+    await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE') && e.where === 'pb-events');
+    expect(await store.getScan('s1')).toBeUndefined();
+
+    events.fields.set('doc', saved);
+    expect(await store.ingestScan(input)).toEqual({ inserted: true, latest: true });
     expect((await store.readEvents()).events.map((e) => e.scanId)).toEqual(['s1']);
   });
 });
