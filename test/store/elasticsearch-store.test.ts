@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import { Client } from '@elastic/elasticsearch';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
@@ -7,7 +5,9 @@ import { openStore } from '../../src/store/open-store.js';
 import { parseQuery } from '../../src/store/query.js';
 import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
+import { openRealElasticsearchStore, refreshBeforeSearch } from '../helpers/es-refresh.js';
 import { describeStoreConformance, lease, open, scan } from './conformance.js';
+import { describeIndexConformance } from './index-conformance.js';
 
 /**
  * With PORTBANDIT_ES_URL set (e.g. http://127.0.0.1:9200) the suite runs against that cluster,
@@ -19,20 +19,22 @@ if (!url) console.info('elasticsearch-store: PORTBANDIT_ES_URL is not set; runni
 
 async function openTestStore(): Promise<Store> {
   if (!url) return openElasticsearchStore({ client: createMemoryElasticsearchClient().client, prefix: 'pb-test' });
-  const prefix = `pb-test-${randomUUID().slice(0, 8)}`;
-  const client = new Client({ node: url });
-  const store = await openElasticsearchStore({ client, prefix });
-  return Object.assign(Object.create(store) as Store, {
-    close: async () => {
-      // By name: clusters refuse wildcard deletes by default (action.destructive_requires_name).
-      await client.indices.delete({ index: ['scans', 'latest', 'events', 'kv'].map((name) => `${prefix}-${name}`) });
-      await client.close();
-    },
-  });
+  // Ingest forces no refresh: searches in the suite are preceded by an explicit one.
+  return refreshBeforeSearch(await openRealElasticsearchStore(url));
 }
 
 // The learning queue is for several coordinators on one store; an Elasticsearch store serves one.
 describeStoreConformance(url ? `elasticsearch at ${url}` : 'elasticsearch (in-memory cluster)', openTestStore, { learningQueue: false });
+
+// The index suite with search seeing only refreshed writes (get stays real-time): shows that
+// refreshBeforeSearch, which the real-cluster suite uses, covers every read through search.
+if (!url) {
+  describeIndexConformance('elasticsearch (in-memory cluster, near-real-time search)', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    cluster.nearRealTime = true;
+    return refreshBeforeSearch(await openElasticsearchStore({ client, prefix: 'pb-nrt' }));
+  });
+}
 
 describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory cluster)', () => {
   it('creates its four indices with strict mappings and reuses them on reopen', async () => {
