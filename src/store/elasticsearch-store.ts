@@ -26,6 +26,8 @@ import type {
   QueuedWork,
   QueuedWorkInput,
   ScanDocument,
+  ScanIndex,
+  ScanIngest,
   ScopeEntry,
   ScopeEntryInput,
   ScopeListName,
@@ -172,6 +174,41 @@ export async function openElasticsearchStore(options: ElasticsearchStoreOptions)
   const store = new ElasticsearchStore(client, prefix, options.refresh ?? true, options.client === undefined, bulkRetry);
   await store.ensureIndices();
   return store;
+}
+
+/**
+ * The scan index half alone (history, latest, events, search, statistics) on Elasticsearch, to
+ * sit beside a SQLite or PostgreSQL coordination store. It still keeps one counter document (the
+ * event sequence) in `<prefix>-kv`. Not yet fed from an outbox of the coordination store, and
+ * `openStore` does not offer the pairing yet (docs/store.md, "Elasticsearch layout").
+ */
+export interface ElasticsearchScanIndex extends ScanIndex {
+  readonly kind: 'elasticsearch';
+  refresh(): Promise<void>;
+}
+
+export async function openElasticsearchScanIndex(options: ElasticsearchStoreOptions): Promise<ElasticsearchScanIndex> {
+  const store = (await openElasticsearchStore(options)) as ElasticsearchStore;
+  return {
+    kind: 'elasticsearch',
+    close: () => store.close(),
+    refresh: () => store.refresh(),
+    ingestScan: (input) => store.ingestIndexOnly(input),
+    getScan: (scanId) => store.getScan(scanId),
+    getLatestScan: (ip) => store.getLatestScan(ip),
+    hostHistory: (ip, page) => store.hostHistory(ip, page),
+    search: (query, options) => store.search(query, options),
+    count: (query, options) => store.count(query, options),
+    exportHistory: (options) => store.exportHistory(options),
+    deleteHistory: (scanIds) => store.deleteHistory(scanIds),
+    appendEvents: (events) => store.appendEvents(events),
+    readEvents: (options) => store.readEvents(options),
+    readEventsBackward: (options) => store.readEventsBackward(options),
+    counts: (options) => store.counts(options),
+    topPorts: (options) => store.topPorts(options),
+    topServices: (options) => store.topServices(options),
+    scansPerHour: (options) => store.scansPerHour(options),
+  };
 }
 
 /** Ids are base64url so any key (slashes, colons, empty) is a safe URL path segment. */
@@ -788,7 +825,7 @@ class ElasticsearchStore implements Store {
    * other item fails, a history document this call created is deleted again before the error
    * is thrown, so the agent's retry is not taken for a duplicate and completes every item.
    */
-  private async ingestBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput, writeLatest: boolean): Promise<IngestResult> {
+  private async ingestBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput | ScanIngest, writeLatest: boolean): Promise<IngestResult> {
     const events = input.events ?? [];
     const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
     const actions: BulkAction[] = events.map((event, i) => ({
@@ -811,9 +848,10 @@ class ElasticsearchStore implements Store {
     // The lease is completed only after the commit point: a failed write leaves it in place, so
     // the agent's retry is accepted. A crash right here leaves the lease to expire and the host
     // to be scanned again: duplicated, not lost.
-    const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
+    const { leaseId, enqueue } = input as IngestInput;
+    const lease = leaseId === undefined ? undefined : await this.takeLease(leaseId);
     // After the commit point, so a retried ingest (a duplicate then) never queues twice.
-    const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
+    const queued = enqueue && enqueue.length > 0 ? await this.enqueue(enqueue) : undefined;
     return { inserted: true, latest: ok(latest), ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
   }
 
@@ -870,12 +908,18 @@ class ElasticsearchStore implements Store {
   private async replaceVisit(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput, writeLatest: boolean): Promise<IngestResult> {
     const lease = await this.takeLease(input.leaseId!);
     if (!lease) return { inserted: false, latest: false };
-    const events = input.events ?? [];
+    const latest = await this.replaceBulk(scan, source, scanDocId, input.events ?? [], lease.id, writeLatest);
+    const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
+    return { inserted: true, latest, lease, ...(queued ? { queued } : {}) };
+  }
+
+  /** The writes of a replaced visit in one `_bulk`: history (`index`), latest (external version), events (ids keyed by `round`). True when latest was written. */
+  private async replaceBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, events: readonly NewStoreEvent[], round: string, writeLatest: boolean): Promise<boolean> {
     const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
     const actions: BulkAction[] = events.map((event, i) => ({
       op: 'create',
       index: this.index.events,
-      id: encodeId('event', `${scan.scanId}#${lease.id}#${i}`),
+      id: encodeId('event', `${scan.scanId}#${round}#${i}`),
       document: { seq: first + i, doc: { ...event, id: String(first + i) } },
     }));
     actions.push({ op: 'index', index: this.index.scans, id: scanDocId, document: source });
@@ -883,8 +927,31 @@ class ElasticsearchStore implements Store {
     const outcomes = await this.bulk(actions);
     const failed = outcomes.findIndex((o, i) => !ok(o) && !(o.status === 409 && actions[i]!.index !== this.index.scans));
     if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
-    const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
-    return { inserted: true, latest: writeLatest && ok(outcomes.at(-1)!), lease, ...(queued ? { queued } : {}) };
+    return writeLatest && ok(outcomes.at(-1)!);
+  }
+
+  /**
+   * `ScanIndex.ingestScan` (no lease, no queue): for `ElasticsearchScanIndex`. A known scanId is
+   * replaced when `replace` is set and the new document has more rounds than the stored one (as
+   * the PostgreSQL scan index does without a lease); otherwise it is a duplicate.
+   */
+  ingestIndexOnly(input: ScanIngest): Promise<IngestResult> {
+    return this.run('ingesting a scan', async () => {
+      const scan = validateScan(input.scan);
+      const scanDocId = encodeId('scan', scan.scanId);
+      const [existing, current] = await Promise.all([
+        this.getVersioned<ScanSource>(this.index.scans, scanDocId),
+        this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', scan.ip)),
+      ]);
+      for (const event of input.events ?? []) JSON.stringify(event);
+      const source = scanSource(scan);
+      const lostTie = current !== undefined && current.source.scanId !== scan.scanId && current.source.finishedAt === scan.finishedAt && current.source.scanId > scan.scanId;
+      if (!existing) return this.ingestBulk(scan, source, scanDocId, input, !lostTie);
+      const rounds = scan.rounds?.length ?? 1;
+      if (!input.replace || rounds <= (existing.source.doc.rounds?.length ?? 1)) return { inserted: false, latest: false };
+      const latest = await this.replaceBulk(scan, source, scanDocId, input.events ?? [], `r${rounds}`, !lostTie);
+      return { inserted: true, latest };
+    });
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from '@elastic/elasticsearch';
-import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
-import type { ElasticsearchStoreHandle } from '../../src/store/elasticsearch-store.js';
+import { openElasticsearchScanIndex, openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
+import type { ElasticsearchScanIndex, ElasticsearchStoreHandle } from '../../src/store/elasticsearch-store.js';
 
 /** The scan index reads that go through search (near-real-time), as opposed to get by id (real-time). */
 const SEARCH_READS = new Set(['search', 'count', 'hostHistory', 'readEvents', 'readEventsBackward', 'counts', 'topPorts', 'topServices', 'scansPerHour']);
@@ -11,7 +11,7 @@ const SEARCH_READS = new Set(['search', 'count', 'hostHistory', 'readEvents', 'r
  * longer forces a refresh per write, and a conformance test searches right after it writes.
  * By-id reads (getScan, getLatestScan) are left alone: they are real-time in Elasticsearch.
  */
-export function refreshBeforeSearch(store: ElasticsearchStoreHandle): ElasticsearchStoreHandle {
+export function refreshBeforeSearch<S extends object & { refresh(): Promise<void> }>(store: S): S {
   return new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
@@ -48,4 +48,18 @@ export async function openRealElasticsearchStore(url: string): Promise<Elasticse
       await client.close();
     },
   });
+}
+
+/** `openRealElasticsearchStore` for the scan index alone (`openElasticsearchScanIndex`). */
+export async function openRealElasticsearchScanIndex(url: string): Promise<ElasticsearchScanIndex> {
+  const prefix = `pb-test-${randomUUID().slice(0, 8)}`;
+  const client = new Client({ node: url });
+  const index = await openElasticsearchScanIndex({ client, prefix });
+  return {
+    ...index,
+    close: async () => {
+      await client.indices.delete({ index: ['scans', 'latest', 'events', 'kv'].map((name) => `${prefix}-${name}`) });
+      await client.close();
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, it } from 'vitest';
-import { openRealElasticsearchStore, refreshBeforeSearch } from '../helpers/es-refresh.js';
+import { openRealElasticsearchScanIndex, openRealElasticsearchStore, refreshBeforeSearch } from '../helpers/es-refresh.js';
 import { describeIndexConformance } from './index-conformance.js';
 
 /**
@@ -14,7 +14,8 @@ import { describeIndexConformance } from './index-conformance.js';
 const url = process.env.PORTBANDIT_ES_URL;
 
 if (url) {
-  describeIndexConformance(`elasticsearch at ${url}`, async () => refreshBeforeSearch(await openRealElasticsearchStore(url)));
+  describeIndexConformance(`elasticsearch store at ${url}`, async () => refreshBeforeSearch(await openRealElasticsearchStore(url)));
+  describeIndexConformance(`elasticsearch scan index at ${url}`, async () => refreshBeforeSearch(await openRealElasticsearchScanIndex(url)));
 } else {
   describe('scan index conformance: real Elasticsearch', () => {
     it.skip('skipped: PORTBANDIT_ES_URL is not set (e.g. PORTBANDIT_ES_URL=http://127.0.0.1:9200 npx vitest run test/store/elasticsearch-real.test.ts)', () => {});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
-import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
+import { openElasticsearchScanIndex, openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
 import { openStore } from '../../src/store/open-store.js';
 import { parseQuery } from '../../src/store/query.js';
 import type { Store } from '../../src/store/types.js';
@@ -33,6 +33,11 @@ if (!url) {
     const { client, cluster } = createMemoryElasticsearchClient();
     cluster.nearRealTime = true;
     return refreshBeforeSearch(await openElasticsearchStore({ client, prefix: 'pb-nrt' }));
+  });
+  describeIndexConformance('elasticsearch scan index alone (in-memory cluster, near-real-time search)', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    cluster.nearRealTime = true;
+    return refreshBeforeSearch(await openElasticsearchScanIndex({ client, prefix: 'pb-idx' }));
   });
 }
 
@@ -223,5 +228,27 @@ describe.skipIf(url !== undefined)('elasticsearch store specifics (in-memory clu
     events.fields.set('doc', saved);
     expect(await store.ingestScan(input)).toEqual({ inserted: true, latest: true });
     expect((await store.readEvents()).events.map((e) => e.scanId)).toEqual(['s1']);
+  });
+
+  it('the scan index alone replaces a stored visit only with more rounds, in one _bulk, and takes no lease', async () => {
+    const { client, cluster } = createMemoryElasticsearchClient();
+    const index = await openElasticsearchScanIndex({ client, prefix: 'pb' });
+    const first = scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')], { rounds: ['s1'] });
+    const second = scan('s1', '198.18.0.1', 1500, [open(22, 'ssh'), open(80, 'http')], { rounds: ['s1', 'l2'] });
+    const event = { kind: 'service-new' as const, at: 1500, ip: '198.18.0.1', scanId: 's1', tags: [], port: 80 };
+
+    expect(await index.ingestScan({ scan: first })).toEqual({ inserted: true, latest: true });
+    expect(await index.ingestScan({ scan: { ...first, finishedAt: 1200 }, replace: true })).toEqual({ inserted: false, latest: false });
+    const before = cluster.bulkRequests;
+    expect(await index.ingestScan({ scan: second, replace: true, events: [event] })).toEqual({ inserted: true, latest: true });
+    expect(cluster.bulkRequests).toBe(before + 1);
+    expect(await index.ingestScan({ scan: second, replace: true, events: [event] })).toEqual({ inserted: false, latest: false });
+
+    await index.refresh();
+    expect((await index.getLatestScan('198.18.0.1'))?.rounds).toEqual(['s1', 'l2']);
+    expect((await index.hostHistory('198.18.0.1')).items.map((s) => s.finishedAt)).toEqual([1500]);
+    expect((await index.readEvents()).events.map((e) => e.port)).toEqual([80]);
+    expect(cluster.indices.get('pb-kv')!.docs.size).toBe(1); // the event sequence counter only
+    await index.close();
   });
 });
