@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { Client, errors } from '@elastic/elasticsearch';
 import type { estypes } from '@elastic/elasticsearch';
 import { PortbanditError, isPortbanditError } from '../core/errors.js';
@@ -25,6 +26,8 @@ import type {
   QueuedWork,
   QueuedWorkInput,
   ScanDocument,
+  ScanIndex,
+  ScanIngest,
   ScopeEntry,
   ScopeEntryInput,
   ScopeListName,
@@ -45,10 +48,19 @@ export interface ElasticsearchStoreOptions {
   /** Index name prefix: indices are `${prefix}-scans`, `-latest`, `-events`, `-kv`. Default `portbandit`. */
   readonly prefix?: string;
   /**
-   * Refresh policy for writes. `true` (default) makes every write visible to the next search,
-   * which the coordinator relies on (leases, queue); `wait_for` is cheaper under load.
+   * Refresh policy for coordination writes (the `-kv` index: scope, agents, tokens, leases,
+   * queue), which are read back through search. `true` (default) makes each such write visible
+   * to the next search; `wait_for` is cheaper under load. Scan, latest and event writes never
+   * force a refresh: the coordinator reads those back only by id (real-time in Elasticsearch);
+   * searches see them after the index's refresh interval (1 s by default), or after `refresh()`.
    */
   readonly refresh?: true | 'wait_for';
+  /**
+   * Backoff for `_bulk` items (or requests) Elasticsearch rejects with 429 under load: up to
+   * `retries` re-sends (default 6), waiting about `baseDelayMs` (default 100) doubled each time,
+   * at most `maxDelayMs` (default 5,000), with jitter.
+   */
+  readonly bulkRetry?: { readonly retries?: number; readonly baseDelayMs?: number; readonly maxDelayMs?: number };
 }
 
 /** Bounded retries for optimistic-concurrency loops (read, compare, write if unchanged). */
@@ -134,8 +146,17 @@ interface Versioned<T> {
   primaryTerm: number;
 }
 
+/** The Elasticsearch store, plus what only it needs. */
+export interface ElasticsearchStoreHandle extends Store {
+  /**
+   * Make every scan, latest and event write so far visible to search (`POST _refresh`). Ingest
+   * does not force a refresh per write; a test (or tool) that searches right after writing calls this.
+   */
+  refresh(): Promise<void>;
+}
+
 /** Open an Elasticsearch store, creating its indices (with mappings) when missing. */
-export async function openElasticsearchStore(options: ElasticsearchStoreOptions): Promise<Store> {
+export async function openElasticsearchStore(options: ElasticsearchStoreOptions): Promise<ElasticsearchStoreHandle> {
   const client = options.client ?? (options.node ? new Client({ node: options.node }) : undefined);
   if (!client) throw new PortbanditError('PB_ERR_CONFIG', 'the Elasticsearch store needs a node URL or a client', { where: 'store.elasticsearch.node' });
   const prefix = options.prefix ?? 'portbandit';
@@ -144,9 +165,50 @@ export async function openElasticsearchStore(options: ElasticsearchStoreOptions)
       where: 'store.elasticsearch.prefix',
     });
   }
-  const store = new ElasticsearchStore(client, prefix, options.refresh ?? true, options.client === undefined);
+  const bulkRetry = { retries: 6, baseDelayMs: 100, maxDelayMs: 5000, ...options.bulkRetry };
+  for (const [key, value] of Object.entries(bulkRetry)) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new PortbanditError('PB_ERR_CONFIG', `bulkRetry.${key} must be a non-negative integer, got ${JSON.stringify(value)}`, { where: `store.elasticsearch.bulkRetry.${key}` });
+    }
+  }
+  const store = new ElasticsearchStore(client, prefix, options.refresh ?? true, options.client === undefined, bulkRetry);
   await store.ensureIndices();
   return store;
+}
+
+/**
+ * The scan index half alone (history, latest, events, search, statistics) on Elasticsearch, to
+ * sit beside a SQLite or PostgreSQL coordination store. It still keeps one counter document (the
+ * event sequence) in `<prefix>-kv`. Not yet fed from an outbox of the coordination store, and
+ * `openStore` does not offer the pairing yet (docs/store.md, "Elasticsearch layout").
+ */
+export interface ElasticsearchScanIndex extends ScanIndex {
+  readonly kind: 'elasticsearch';
+  refresh(): Promise<void>;
+}
+
+export async function openElasticsearchScanIndex(options: ElasticsearchStoreOptions): Promise<ElasticsearchScanIndex> {
+  const store = (await openElasticsearchStore(options)) as ElasticsearchStore;
+  return {
+    kind: 'elasticsearch',
+    close: () => store.close(),
+    refresh: () => store.refresh(),
+    ingestScan: (input) => store.ingestIndexOnly(input),
+    getScan: (scanId) => store.getScan(scanId),
+    getLatestScan: (ip) => store.getLatestScan(ip),
+    hostHistory: (ip, page) => store.hostHistory(ip, page),
+    search: (query, options) => store.search(query, options),
+    count: (query, options) => store.count(query, options),
+    exportHistory: (options) => store.exportHistory(options),
+    deleteHistory: (scanIds) => store.deleteHistory(scanIds),
+    appendEvents: (events) => store.appendEvents(events),
+    readEvents: (options) => store.readEvents(options),
+    readEventsBackward: (options) => store.readEventsBackward(options),
+    counts: (options) => store.counts(options),
+    topPorts: (options) => store.topPorts(options),
+    topServices: (options) => store.topServices(options),
+    scansPerHour: (options) => store.scansPerHour(options),
+  };
 }
 
 /** Ids are base64url so any key (slashes, colons, empty) is a safe URL path segment. */
@@ -165,8 +227,9 @@ class ElasticsearchStore implements Store {
   constructor(
     private readonly client: Client,
     prefix: string,
-    private readonly refresh: true | 'wait_for',
+    private readonly refreshPolicy: true | 'wait_for',
     private readonly ownsClient: boolean,
+    private readonly bulkRetry: { retries: number; baseDelayMs: number; maxDelayMs: number },
   ) {
     this.index = { scans: `${prefix}-scans`, latest: `${prefix}-latest`, events: `${prefix}-events`, kv: `${prefix}-kv` };
   }
@@ -212,6 +275,19 @@ class ElasticsearchStore implements Store {
     if (this.ownsClient) await this.client.close();
   }
 
+  async refresh(): Promise<void> {
+    await this.run('refreshing indices', () => this.client.indices.refresh({ index: [this.index.scans, this.index.latest, this.index.events] }));
+  }
+
+  /**
+   * Only coordination documents (the kv index) are refreshed on write: the coordinator searches
+   * them (scope, leases, queue). Scans, latest and events are read back by id (real-time get),
+   * so forcing a refresh per write there only cost segments (6-8 refreshes per result before).
+   */
+  private refreshFor(index: string): true | 'wait_for' | undefined {
+    return index === this.index.kv ? this.refreshPolicy : undefined;
+  }
+
   // ------------------------------------------------------------------ low-level helpers
   private async getVersioned<T>(index: string, id: string): Promise<Versioned<T> | undefined> {
     try {
@@ -228,9 +304,9 @@ class ElasticsearchStore implements Store {
   private async writeIf(index: string, id: string, document: unknown, expected: Versioned<unknown> | undefined): Promise<boolean> {
     try {
       if (expected) {
-        await this.client.index({ index, id, document, if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm, refresh: this.refresh });
+        await this.client.index({ index, id, document, if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm, refresh: this.refreshFor(index) });
       } else {
-        await this.client.create({ index, id, document, refresh: this.refresh });
+        await this.client.create({ index, id, document, refresh: this.refreshFor(index) });
       }
       return true;
     } catch (error) {
@@ -245,7 +321,7 @@ class ElasticsearchStore implements Store {
       await this.client.delete({
         index,
         id,
-        refresh: this.refresh,
+        refresh: this.refreshFor(index),
         ...(expected ? { if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm } : {}),
       });
       return true;
@@ -359,7 +435,7 @@ class ElasticsearchStore implements Store {
       const keep = new Set(entries.map((entry) => entry.range));
       for (const entry of entries) {
         const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: at };
-        await this.client.index({ index: this.index.kv, id: encodeId(`scope-${list}`, entry.range), document: { kind: 'scope', key: entry.range, list, body }, refresh: this.refresh });
+        await this.client.index({ index: this.index.kv, id: encodeId(`scope-${list}`, entry.range), document: { kind: 'scope', key: entry.range, list, body }, refresh: this.refreshPolicy });
       }
       const existing = await this.searchKv([{ term: { kind: 'scope' } }, { term: { list } }], [{ key: 'asc' }]);
       for (const hit of existing) if (!keep.has(hit.source.key)) await this.deleteIf(this.index.kv, hit.id);
@@ -637,7 +713,7 @@ class ElasticsearchStore implements Store {
     for (const [i, item] of items.entries()) {
       const seq = first + i;
       const stored: QueuedWork = { ...(stripUndefined(item) as QueuedWorkInput), ip: canonicalIp(item.ip, 'work.ip'), id: String(seq) };
-      await this.client.create({ index: this.index.kv, id: encodeId('queue', stored.id), document: { kind: 'queue', key: stored.id, seq, body: stored }, refresh: this.refresh });
+      await this.client.create({ index: this.index.kv, id: encodeId('queue', stored.id), document: { kind: 'queue', key: stored.id, seq, body: stored }, refresh: this.refreshPolicy });
       out.push(stored);
     }
     return out;
@@ -721,66 +797,161 @@ class ElasticsearchStore implements Store {
     return this.run('ingesting a scan', async () => {
       const scan = validateScan(input.scan);
       const scanDocId = encodeId('scan', scan.scanId);
-      const existing = await this.getVersioned(this.index.scans, scanDocId);
+      // Real-time gets (no refresh needed), in parallel: is the visit stored, and which is the host's latest.
+      const [existing, current] = await Promise.all([
+        this.getVersioned(this.index.scans, scanDocId),
+        this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', scan.ip)),
+      ]);
       if (existing && (!input.replace || input.leaseId === undefined)) return { inserted: false, latest: false };
       for (const event of input.events ?? []) JSON.stringify(event); // fail before writing anything
       for (const item of input.enqueue ?? []) canonicalIp(item.ip, 'enqueue.ip');
       const source = scanSource(scan);
-      if (existing) return this.replaceVisit(scan, source, scanDocId, existing, input);
-      // The history document is written last and is the commit point: every earlier step is
-      // idempotent, so a failed ingest retried with the same scanId completes it.
-      let latest = false;
-      await this.modify<ScanSource>(this.index.latest, encodeId('ip', scan.ip), (current) => {
-        const newer =
-          current === undefined ||
-          scan.finishedAt > current.finishedAt ||
-          (scan.finishedAt === current.finishedAt && scan.scanId >= current.scanId);
-        latest = newer;
-        return newer ? source : undefined;
-      });
-      const events = input.events ?? [];
-      if (events.length > 0) {
-        const first = await this.allocate('event-seq', events.length);
-        for (const [i, event] of events.entries()) {
-          await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
-        }
-      }
-      if (!(await this.writeIf(this.index.scans, scanDocId, source, undefined))) return { inserted: false, latest: false };
-      // The lease is completed only after the commit point: a failed history write leaves it in
-      // place, so the agent's retry is accepted (it used to be deleted first, and the retry was
-      // refused as unknown: the work was lost). A crash right here leaves the lease to expire and
-      // the host to be scanned again: duplicated, not lost.
-      const lease = input.leaseId === undefined ? undefined : await this.takeLease(input.leaseId);
-      // After the commit point, so a retried ingest (a duplicate then) never queues twice.
-      const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
-      return { inserted: true, latest, ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
+      // The external version (finishedAt) orders visits; a tie on finishedAt goes to the larger
+      // scanId, which a version cannot express: a visit that loses the tie skips the latest write.
+      const lostTie = current !== undefined && current.source.scanId !== scan.scanId && current.source.finishedAt === scan.finishedAt && current.source.scanId > scan.scanId;
+      if (existing) return this.replaceVisit(scan, source, scanDocId, input, !lostTie);
+      return this.ingestBulk(scan, source, scanDocId, input, !lostTie);
     });
   }
 
   /**
-   * A later round of a stored visit: taking its lease (a conditional delete) is the commit point,
-   * so the round is applied once; the visit's document is then overwritten in history and latest.
+   * A new visit in one `_bulk` request: its events (`create` by deterministic id), the host's
+   * latest (`index` with `version_type: external_gte`, version = finishedAt: a replay rewrites
+   * the same document, an older visit gets a 409 and never overwrites a newer one) and its
+   * history document (`create`: the commit point; a concurrent duplicate gets a 409).
+   * A visit that loses a finishedAt tie on scanId sends no latest item (see ingestScan); two
+   * such visits ingested concurrently may end with either as latest (the only race left).
+   * Items Elasticsearch rejects under load (429) are re-sent with backoff (`bulk`). When any
+   * other item fails, a history document this call created is deleted again before the error
+   * is thrown, so the agent's retry is not taken for a duplicate and completes every item.
    */
-  private async replaceVisit(scan: ScanDocument, source: ScanSource, scanDocId: string, existing: Versioned<unknown>, input: IngestInput): Promise<IngestResult> {
+  private async ingestBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput | ScanIngest, writeLatest: boolean): Promise<IngestResult> {
+    const events = input.events ?? [];
+    const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
+    const actions: BulkAction[] = events.map((event, i) => ({
+      op: 'create',
+      index: this.index.events,
+      id: encodeId('event', `${scan.scanId}#${i}`),
+      document: { seq: first + i, doc: { ...event, id: String(first + i) } },
+    }));
+    if (writeLatest) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
+    actions.push({ op: 'create', index: this.index.scans, id: scanDocId, document: source });
+    const outcomes = await this.bulk(actions);
+    const history = outcomes.at(-1)!;
+    const latest = writeLatest ? outcomes.at(-2)! : { status: 409 };
+    if (history.status === 409) return { inserted: false, latest: false };
+    const failed = outcomes.findIndex((o, i) => !ok(o) && !(o.status === 409 && (actions[i]!.index === this.index.events || actions[i]!.index === this.index.latest)));
+    if (failed >= 0) {
+      if (ok(history)) await this.deleteIf(this.index.scans, scanDocId);
+      throw bulkFailure(actions[failed]!, outcomes[failed]!);
+    }
+    // The lease is completed only after the commit point: a failed write leaves it in place, so
+    // the agent's retry is accepted. A crash right here leaves the lease to expire and the host
+    // to be scanned again: duplicated, not lost.
+    const { leaseId, enqueue } = input as IngestInput;
+    const lease = leaseId === undefined ? undefined : await this.takeLease(leaseId);
+    // After the commit point, so a retried ingest (a duplicate then) never queues twice.
+    const queued = enqueue && enqueue.length > 0 ? await this.enqueue(enqueue) : undefined;
+    return { inserted: true, latest: ok(latest), ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
+  }
+
+  /**
+   * One `_bulk` request; items answered 429 (`es_rejected_execution_exception`), or the whole
+   * request answered 429, are re-sent with exponential backoff and jitter, up to
+   * `bulkRetries` times. Returns each action's final outcome, in order.
+   */
+  private async bulk(actions: readonly BulkAction[]): Promise<BulkOutcome[]> {
+    const outcomes: BulkOutcome[] = new Array<BulkOutcome>(actions.length);
+    let pending = actions.map((_, i) => i);
+    for (let attempt = 0; ; attempt++) {
+      let items: Partial<Record<estypes.BulkOperationType, estypes.BulkResponseItem>>[] | undefined;
+      try {
+        const response = await this.client.bulk({
+          operations: pending.flatMap((i) => {
+            const a = actions[i]!;
+            const meta = { _index: a.index, _id: a.id, ...(a.version !== undefined ? { version: a.version, version_type: 'external_gte' as const } : {}) };
+            return [{ [a.op]: meta }, a.document];
+          }),
+        });
+        items = response.items;
+      } catch (error) {
+        if (statusOf(error) !== 429) throw error;
+      }
+      const retry: number[] = [];
+      if (items === undefined) retry.push(...pending);
+      else {
+        items.forEach((item, k) => {
+          const result = (item.create ?? item.index)!;
+          const outcome = { status: result.status, type: result.error?.type, reason: result.error?.reason ?? undefined };
+          if (outcome.status === 429 || outcome.type === 'es_rejected_execution_exception') retry.push(pending[k]!);
+          else outcomes[pending[k]!] = outcome;
+        });
+      }
+      if (retry.length === 0) return outcomes;
+      if (attempt >= this.bulkRetry.retries) {
+        throw new PortbanditError('PB_ERR_STORE', `Elasticsearch kept rejecting ${retry.length} bulk item(s) with 429 after ${attempt + 1} attempts; the cluster is overloaded`, {
+          where: actions[retry[0]!]!.index,
+        });
+      }
+      const delay = Math.min(this.bulkRetry.maxDelayMs, this.bulkRetry.baseDelayMs * 2 ** attempt);
+      // Jitter so coordinators rejected together do not come back together (not simulation state: no seeded Rng).
+      await sleep(delay / 2 + randomInt(Math.floor(delay / 2) + 1));
+      pending = retry;
+    }
+  }
+
+  /**
+   * A later round of a stored visit: taking its lease (a conditional delete) is the commit point,
+   * so the round is applied once; the visit's document is then overwritten in history and latest
+   * (external version = finishedAt, as in `ingestBulk`) and its events are written, in one `_bulk`.
+   */
+  private async replaceVisit(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput, writeLatest: boolean): Promise<IngestResult> {
     const lease = await this.takeLease(input.leaseId!);
     if (!lease) return { inserted: false, latest: false };
-    if (!(await this.writeIf(this.index.scans, scanDocId, source, existing))) {
-      await this.client.index({ index: this.index.scans, id: scanDocId, document: source, refresh: this.refresh });
-    }
-    let latest = false;
-    await this.modify<ScanSource>(this.index.latest, encodeId('ip', scan.ip), (current) => {
-      latest = current === undefined || current.scanId === scan.scanId || scan.finishedAt > current.finishedAt || (scan.finishedAt === current.finishedAt && scan.scanId >= current.scanId);
-      return latest ? source : undefined;
-    });
-    const events = input.events ?? [];
-    if (events.length > 0) {
-      const first = await this.allocate('event-seq', events.length);
-      for (const [i, event] of events.entries()) {
-        await this.writeIf(this.index.events, encodeId('event', `${scan.scanId}#${lease.id}#${i}`), { seq: first + i, doc: { ...event, id: String(first + i) } }, undefined);
-      }
-    }
+    const latest = await this.replaceBulk(scan, source, scanDocId, input.events ?? [], lease.id, writeLatest);
     const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
     return { inserted: true, latest, lease, ...(queued ? { queued } : {}) };
+  }
+
+  /** The writes of a replaced visit in one `_bulk`: history (`index`), latest (external version), events (ids keyed by `round`). True when latest was written. */
+  private async replaceBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, events: readonly NewStoreEvent[], round: string, writeLatest: boolean): Promise<boolean> {
+    const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
+    const actions: BulkAction[] = events.map((event, i) => ({
+      op: 'create',
+      index: this.index.events,
+      id: encodeId('event', `${scan.scanId}#${round}#${i}`),
+      document: { seq: first + i, doc: { ...event, id: String(first + i) } },
+    }));
+    actions.push({ op: 'index', index: this.index.scans, id: scanDocId, document: source });
+    if (writeLatest) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
+    const outcomes = await this.bulk(actions);
+    const failed = outcomes.findIndex((o, i) => !ok(o) && !(o.status === 409 && actions[i]!.index !== this.index.scans));
+    if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
+    return writeLatest && ok(outcomes.at(-1)!);
+  }
+
+  /**
+   * `ScanIndex.ingestScan` (no lease, no queue): for `ElasticsearchScanIndex`. A known scanId is
+   * replaced when `replace` is set and the new document has more rounds than the stored one (as
+   * the PostgreSQL scan index does without a lease); otherwise it is a duplicate.
+   */
+  ingestIndexOnly(input: ScanIngest): Promise<IngestResult> {
+    return this.run('ingesting a scan', async () => {
+      const scan = validateScan(input.scan);
+      const scanDocId = encodeId('scan', scan.scanId);
+      const [existing, current] = await Promise.all([
+        this.getVersioned<ScanSource>(this.index.scans, scanDocId),
+        this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', scan.ip)),
+      ]);
+      for (const event of input.events ?? []) JSON.stringify(event);
+      const source = scanSource(scan);
+      const lostTie = current !== undefined && current.source.scanId !== scan.scanId && current.source.finishedAt === scan.finishedAt && current.source.scanId > scan.scanId;
+      if (!existing) return this.ingestBulk(scan, source, scanDocId, input, !lostTie);
+      const rounds = scan.rounds?.length ?? 1;
+      if (!input.replace || rounds <= (existing.source.doc.rounds?.length ?? 1)) return { inserted: false, latest: false };
+      const latest = await this.replaceBulk(scan, source, scanDocId, input.events ?? [], `r${rounds}`, !lostTie);
+      return { inserted: true, latest };
+    });
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {
@@ -861,10 +1032,15 @@ class ElasticsearchStore implements Store {
       for (const event of events) JSON.stringify(event);
       if (events.length === 0) return;
       const first = await this.allocate('event-seq', events.length);
-      for (const [i, event] of events.entries()) {
-        const seq = first + i;
-        await this.client.create({ index: this.index.events, id: encodeId('event', `seq#${seq}`), document: { seq, doc: { ...event, id: String(seq) } }, refresh: this.refresh });
-      }
+      const actions: BulkAction[] = events.map((event, i) => ({
+        op: 'create',
+        index: this.index.events,
+        id: encodeId('event', `seq#${first + i}`),
+        document: { seq: first + i, doc: { ...event, id: String(first + i) } },
+      }));
+      const outcomes = await this.bulk(actions);
+      const failed = outcomes.findIndex((o) => !ok(o) && o.status !== 409);
+      if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
     });
   }
 
@@ -952,6 +1128,35 @@ class ElasticsearchStore implements Store {
       return (Array.isArray(buckets) ? buckets : []).map((bucket) => ({ hourStart: Number(bucket.key), scans: bucket.doc_count }));
     });
   }
+}
+
+interface BulkAction {
+  op: 'create' | 'index';
+  index: string;
+  id: string;
+  document: unknown;
+  /** External version (`version_type: external_gte`): a write with a lower version gets a 409. */
+  version?: number;
+}
+
+interface BulkOutcome {
+  status: number;
+  type?: string;
+  reason?: string;
+}
+
+function ok(outcome: BulkOutcome): boolean {
+  return outcome.status >= 200 && outcome.status < 300;
+}
+
+function bulkFailure(action: BulkAction, outcome: BulkOutcome): PortbanditError {
+  return new PortbanditError('PB_ERR_STORE', `Elasticsearch refused a bulk ${action.op} into ${action.index} (HTTP ${outcome.status} ${outcome.type ?? ''}): ${outcome.reason ?? 'no reason given'}`, {
+    where: action.index,
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 interface ScanSource {

@@ -10,7 +10,7 @@ type ClientMock = InstanceType<typeof ClientMock>;
 
 /**
  * FOR QUERY TRANSLATION AND CONTRACT TESTS ONLY, not evidence that the store works on a real
- * cluster: one shard, every write visible at once, no bulk, no 429s (issue 13). What only a real
+ * cluster: one shard, no refresh interval, 429s only when a test asks for them (issue 13). What only a real
  * Elasticsearch can show runs when PORTBANDIT_ES_URL is set (docs/store.md).
  *
  * An in-memory stand-in for the part of Elasticsearch 8 that ElasticsearchStore uses, plugged
@@ -24,13 +24,19 @@ type ClientMock = InstanceType<typeof ClientMock>;
  *   the field has `ignore_above` (then such values are accepted; that they are not indexed is
  *   not modelled);
  * - documents: index / create (`op_type`, `if_seq_no` + `if_primary_term` -> 409), get, delete;
+ * - _bulk: `index` / `create` items, external versions (`external`, `external_gte` -> 409),
+ *   per-item results; `rejectBulk` answers 429 for the first N requests, to test backoff;
  * - _search and _count with query bool (filter, must, must_not, should + minimum_should_match),
  *   term, terms, range (numeric fields), match_all; `term` on an `ip` field accepts a CIDR block;
  * - sort by fields (asc/desc), from/size, search_after, track_total_hits, seq_no_primary_term;
  * - aggregations: terms (order by _count/_key), histogram (interval, min_doc_count), sum.
  *
- * Not modelled: refresh intervals (every write is visible at once), shards, scoring, analysis
- * (we only use keyword/ip/long/integer fields), scripts, bulk.
+ * - refresh: with `nearRealTime` on, search sees an index as of its last refresh (no interval:
+ *   only an explicit `_refresh` or a write's `refresh` parameter refreshes); off, at once.
+ *
+ * Not modelled: refresh intervals, shards, scoring, analysis (we only use
+ * keyword/ip/long/integer fields), scripts, bulk update/delete items, delete tombstones of
+ * external versions (index.gc_deletes), partial failures other than 429 and mapping errors.
  */
 export function createMemoryElasticsearchClient(): { client: Client; cluster: MemoryCluster } {
   const mock = new ClientMock();
@@ -55,6 +61,8 @@ interface MemoryIndex {
   ignoreAbove: Map<string, number>;
   strict: boolean;
   docs: Map<string, StoredDoc>;
+  /** What search and count see when `nearRealTime` is on: the documents as of the last refresh. */
+  searchable: Map<string, StoredDoc>;
   nextSeqNo: number;
 }
 
@@ -73,6 +81,33 @@ function fail(statusCode: number, type: string, reason: string): errors.Response
 /** The cluster's state; exposed so tests can assert on it. */
 export class MemoryCluster {
   readonly indices = new Map<string, MemoryIndex>();
+  /**
+   * Off (default): every write is visible to search at once. On: search and count see each
+   * index as of its last refresh (`_refresh`, or a write with `refresh=true|wait_for`), while
+   * get by id stays real-time, as in Elasticsearch; so a test can show what never relies on a refresh.
+   */
+  nearRealTime = false;
+
+  /**
+   * Load shedding: while `remaining` > 0, each `_bulk` request is answered with 429
+   * `es_rejected_execution_exception`, for every item (`as: 'items'`, the usual form: HTTP 200,
+   * `errors: true`) or for the whole request (`as: 'request'`), and `remaining` counts down.
+   */
+  rejectBulk: { remaining: number; as: 'items' | 'request' } | undefined;
+  /** `_bulk` requests received, rejected ones included. */
+  bulkRequests = 0;
+
+  private refreshIndex(index: MemoryIndex): void {
+    index.searchable = new Map(index.docs);
+  }
+
+  private visible(index: MemoryIndex): Map<string, StoredDoc> {
+    return this.nearRealTime ? index.searchable : index.docs;
+  }
+
+  private refreshIfAsked(index: MemoryIndex, qs: Record<string, string>): void {
+    if (qs.refresh === 'true' || qs.refresh === 'wait_for' || qs.refresh === '') this.refreshIndex(index);
+  }
 
   register(mock: ClientMock): void {
     const handle = (request: Request): unknown => {
@@ -91,6 +126,7 @@ export class MemoryCluster {
     const [indexName, op, id] = parts;
     if (indexName === undefined) throw fail(400, 'illegal_argument_exception', `unsupported path ${request.path}`);
     const { method } = request;
+    if (parts.length === 1 && indexName === '_bulk' && (method === 'POST' || method === 'PUT')) return this.bulk(request);
     if (parts.length === 1) {
       if (method === 'HEAD') return this.indices.has(indexName) ? '' : fail(404, 'index_not_found_exception', indexName);
       if (method === 'PUT') return this.createIndex(indexName, request.body as { mappings?: unknown });
@@ -99,16 +135,21 @@ export class MemoryCluster {
         return { acknowledged: true };
       }
     }
+    if (parts.length === 2 && op === '_refresh' && (method === 'POST' || method === 'GET')) {
+      const names = indexName.split(',');
+      for (const name of names) if (!this.indices.has(name)) throw fail(404, 'index_not_found_exception', `no such index [${name}]`);
+      for (const name of names) this.refreshIndex(this.indices.get(name)!);
+      return { _shards: { total: names.length, successful: names.length, failed: 0 } };
+    }
     const index = this.indices.get(indexName);
     if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
     if (parts.length === 2 && op === '_mapping' && method === 'PUT') return this.addMapping(index, request.body as { properties?: unknown });
-    if (parts.length === 2 && op === '_refresh') return { _shards: { total: 1, successful: 1, failed: 0 } };
     if (parts.length === 2 && op === '_search' && (method === 'POST' || method === 'GET')) return this.search(index, (request.body ?? {}) as Source);
     if (parts.length === 2 && op === '_count' && (method === 'POST' || method === 'GET')) {
       const body = (request.body ?? {}) as Source;
       checkKeys(body, ['query'], '_count body');
       const predicate = compileQuery(index, body.query ?? { match_all: {} });
-      return { count: [...index.docs.values()].filter((doc) => predicate(doc.source)).length };
+      return { count: [...this.visible(index).values()].filter((doc) => predicate(doc.source)).length };
     }
     if (parts.length === 3 && id !== undefined) {
       if (op === '_doc' && method === 'GET') return this.get(indexName, index, id);
@@ -138,7 +179,7 @@ export class MemoryCluster {
       }
       fields.set(field, type as FieldType);
     }
-    this.indices.set(name, { fields, ignoreAbove, strict: mappings.dynamic === 'strict', docs: new Map(), nextSeqNo: 0 });
+    this.indices.set(name, { fields, ignoreAbove, strict: mappings.dynamic === 'strict', docs: new Map(), searchable: new Map(), nextSeqNo: 0 });
     return { acknowledged: true, index: name };
   }
 
@@ -168,13 +209,28 @@ export class MemoryCluster {
     }
   }
 
+  /** `version_type` external (stored version must be lower) or external_gte (lower or equal); undefined when internal. */
+  private externalVersion(doc: StoredDoc | undefined, qs: Record<string, string>, id: string, create: boolean): number | undefined {
+    if (qs.version_type === undefined) return undefined;
+    if (create) throw fail(400, 'action_request_validation_exception', 'create operations only support internal versioning. use index instead');
+    if (qs.version_type !== 'external' && qs.version_type !== 'external_gte') throw fail(400, 'illegal_argument_exception', `version_type [${qs.version_type}] is not modelled`);
+    const version = Number(qs.version);
+    if (!Number.isSafeInteger(version) || version < 0) throw fail(400, 'action_request_validation_exception', `illegal version value [${qs.version}] for version type [${qs.version_type}]`);
+    if (doc && (qs.version_type === 'external' ? version <= doc.version : version < doc.version)) {
+      throw fail(409, 'version_conflict_engine_exception', `[${id}]: version conflict, current version [${doc.version}] is higher${qs.version_type === 'external' ? ' or equal to' : ' than'} the one provided [${version}]`);
+    }
+    return version;
+  }
+
   private write(indexName: string, index: MemoryIndex, id: string, source: Source, create: boolean, qs: Record<string, string>): unknown {
     const existing = index.docs.get(id);
     if (create && existing) throw fail(409, 'version_conflict_engine_exception', `[${id}]: version conflict, document already exists`);
     this.checkVersion(existing, qs, id);
+    const version = this.externalVersion(existing, qs, id, create);
     validateSource(index, source);
-    const doc = { source: structuredClone(source), seqNo: index.nextSeqNo++, version: (existing?.version ?? 0) + 1 };
+    const doc = { source: structuredClone(source), seqNo: index.nextSeqNo++, version: version ?? (existing?.version ?? 0) + 1 };
     index.docs.set(id, doc);
+    this.refreshIfAsked(index, qs);
     return { _index: indexName, _id: id, _version: doc.version, result: existing ? 'updated' : 'created', _seq_no: doc.seqNo, _primary_term: 1 };
   }
 
@@ -183,7 +239,48 @@ export class MemoryCluster {
     this.checkVersion(existing, qs, id);
     if (!existing) return fail(404, 'not_found', `${indexName}/${id}`);
     index.docs.delete(id);
+    this.refreshIfAsked(index, qs);
     return { _index: indexName, _id: id, result: 'deleted', _seq_no: index.nextSeqNo++, _primary_term: 1 };
+  }
+
+  /**
+   * POST /_bulk with `index` and `create` actions only (`_index`, `_id`, and `version` +
+   * `version_type` external/external_gte on `index`); items are applied in order, each
+   * succeeding or failing alone, as in Elasticsearch.
+   */
+  private bulk(request: Request): unknown {
+    const lines = request.body;
+    if (!Array.isArray(lines) || lines.length % 2 !== 0) throw new Error('_bulk body must be pairs of action and document lines');
+    checkKeys(request.querystring ?? {}, ['refresh'], '_bulk parameters');
+    this.bulkRequests++;
+    const shed = this.rejectBulk !== undefined && this.rejectBulk.remaining > 0;
+    if (shed) this.rejectBulk!.remaining--;
+    const rejected = () => fail(429, 'es_rejected_execution_exception', 'rejected execution of coordinating operation [in-memory double: rejectBulk]');
+    if (shed && this.rejectBulk!.as === 'request') throw rejected();
+    const items: Source[] = [];
+    const touched = new Set<MemoryIndex>();
+    for (let i = 0; i < lines.length; i += 2) {
+      const [op, meta] = single(lines[i], 'bulk action') as [string, Source];
+      if (op !== 'index' && op !== 'create') throw new Error(`bulk action [${op}] is not modelled by the in-memory cluster`);
+      checkKeys(meta, ['_index', '_id', 'version', 'version_type'], `bulk ${op}`);
+      const indexName = String(meta._index);
+      const id = String(meta._id);
+      try {
+        if (shed) throw rejected();
+        const index = this.indices.get(indexName);
+        if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
+        const qs: Record<string, string> = meta.version_type === undefined ? {} : { version: String(meta.version), version_type: String(meta.version_type) };
+        const result = this.write(indexName, index, id, lines[i + 1] as Source, op === 'create', qs) as Source;
+        touched.add(index);
+        items.push({ [op]: { ...result, status: result.result === 'created' ? 201 : 200 } });
+      } catch (error) {
+        if (!(error instanceof errors.ResponseError)) throw error;
+        const body = error.body as { error: Source };
+        items.push({ [op]: { _index: indexName, _id: id, status: error.statusCode, error: body.error } });
+      }
+    }
+    for (const index of touched) this.refreshIfAsked(index, request.querystring ?? {});
+    return { took: 0, errors: items.some((item) => (Object.values(item)[0] as { status: number }).status >= 300), items };
   }
 
   private search(index: MemoryIndex, body: Source): unknown {
@@ -191,7 +288,7 @@ export class MemoryCluster {
     const predicate = compileQuery(index, body.query ?? { match_all: {} });
     const sort = parseSort(body.sort);
     for (const key of sort) fieldType(index, key.field);
-    const all = [...index.docs.entries()].filter(([, doc]) => predicate(doc.source));
+    const all = [...this.visible(index).entries()].filter(([, doc]) => predicate(doc.source));
     const sortValues = (source: Source): unknown[] => sort.map(({ field }) => firstValue(source[field]));
     all.sort(([, a], [, b]) => compareTuples(sortValues(a.source), sortValues(b.source), sort));
     let hits = all;
