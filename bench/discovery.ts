@@ -16,19 +16,8 @@ import { createStrategy } from '../strategies/index.js';
  * PB_BENCH_DISCOVERY_OUT (a JSON file for the figures).
  */
 
-/**
- * Seeds tuned on: `tune-*` (and `bench` for the project's profiles). Held out (never looked at
- * while tuning): `holdout-*` (the first discovery round) and `ho-1796290918-*` (drawn from
- * `date +%s` after the sweep tier's defaults were fixed, for its before -> after figures).
- */
-export const DISCOVERY_CASES = [
-  'orgtail:ho-1796290918-1',
-  'orgtail:ho-1796290918-2',
-  'orgtail:ho-1796290918-3',
-  'internet:ho-1796290918-4',
-  'enterprise:ho-1796290918-4',
-  'longtail:ho-1796290918-4',
-];
+/** Seeds tuned on: `tune-*`. Held out (never looked at while tuning): `holdout-*`. */
+export const DISCOVERY_CASES = ['orgtail:tune-1', 'orgtail:holdout-1', 'orgtail:holdout-2', 'orgtail:holdout-3', 'enterprise:bench', 'longtail:bench', 'internet:bench'];
 const STRATEGIES = ['top-k', 'epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
 
 /** One measured cell. */
@@ -72,7 +61,7 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
   const catalog = loadNmapServices();
   const cells: DiscoveryCell[] = [];
   console.log(`discovery: ${hosts} hosts x ${epochs} epochs; late coverage = epochs ${Math.floor(epochs / 2)}-${epochs - 1}; r1 = rollout hosts found within one epoch`);
-  console.log(`discovery: ${'case'.padEnd(27)} budget ${names.map((n) => n.padStart(15)).join('')}`);
+  console.log(`discovery: ${'case'.padEnd(22)} budget ${names.map((n) => n.padStart(14)).join('')}`);
   for (const c of cases) {
     const [profile, seed] = c.split(':') as [string, string];
     const recording = generateRecording({ profile, hosts, epochs, seed }, catalog);
@@ -96,9 +85,9 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
           cpu: (used.user + used.system) / 1e6,
         };
         cells.push(cell);
-        row.push(`${pct(cell.late)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(15));
+        row.push(`${pct(cell.late)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(14));
       }
-      console.log(`discovery: ${c.padEnd(27)} ${String(budget).padStart(6)} ${row.join('')}`);
+      console.log(`discovery: ${c.padEnd(22)} ${String(budget).padStart(6)} ${row.join('')}`);
     }
   }
   if (env.PB_BENCH_DISCOVERY_OUT) writeFileSync(env.PB_BENCH_DISCOVERY_OUT, `${JSON.stringify(cells, null, 1)}\n`);

@@ -1,7 +1,7 @@
 import type { PortCatalog } from '../src/catalog/index.js';
 import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
-import { Discovery, discoveryRoom, sweepDecision, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
+import { Discovery, discoveryRoom, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { PortPicker } from './port-picker.js';
 import { PortStats, type PortStatsParams, type PortStatsState, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
@@ -26,7 +26,7 @@ export interface BanditParams extends PortStatsParams, GuardParams, DiscoveryPar
 }
 
 /** Default share of a live host's allowance the bandits spend on coordinated discovery. */
-export const BANDIT_DISCOVERY_SHARE = 0.1;
+export const BANDIT_DISCOVERY_SHARE = 0.3;
 
 /** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */
 export function banditParameters(candidatePool: number, discoveryShare = BANDIT_DISCOVERY_SHARE): ParameterSpec[] {
@@ -120,8 +120,6 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       return discovery.allowance(host, rng);
     },
     select(round: RoundContext, rng: Rng): Decision {
-      // A full sweep (the discovery layer's sweep tier, or a budget that covers every port): no ranking needed.
-      if (round.round === 0 && round.remaining >= round.probeable.size) return sweepDecision(round, options);
       const { slice, rankLimit } = discoveryRoom(discovery, round, options);
       const picker = new PortPicker(round, options, rankLimit);
       if (!picker.full) spec.rank(round, rng, picker);

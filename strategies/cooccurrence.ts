@@ -2,8 +2,7 @@ import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
 import { type PairCountsState, PairCounts, emptyPairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
 import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
-import type { SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
-import { Discovery, discoveryRoom, sweepDecision, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
+import { Discovery, discoveryRoom, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -42,7 +41,7 @@ export interface CooccurrenceState {
 }
 
 /** Default share of a live host's allowance `cooccurrence` spends on coordinated discovery. */
-export const COOCCURRENCE_DISCOVERY_SHARE = 0.1;
+export const COOCCURRENCE_DISCOVERY_SHARE = 0.3;
 
 /** Parameters of the co-occurrence model, shared with `adaptive`. */
 export const pairParameters: readonly ParameterSpec[] = Object.freeze([
@@ -132,9 +131,7 @@ export class CooccurrenceModel {
     this.pairs = new PairCounts({ decay: statsParams.discount, pairCap: params.pairCap, byTag: params.byTag }, state?.pairs);
     this.marginals = new MeanRanking(this.stats, params.priorTop);
     this.pairStrength = params.pairStrength;
-    // adaptive's states written before sweeps were shared keep its sweep tier at the top level.
-    const legacy = state as { sweeps?: SweepPlannerState; sweepYield?: SweepYieldState } | undefined;
-    this.discovery = new Discovery(options, pickDiscoveryParams(params), env.catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state?.discovery, legacy);
+    this.discovery = new Discovery(options, pickDiscoveryParams(params), env.catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state?.discovery);
   }
 
   /**
@@ -223,7 +220,6 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
       return model.discovery.allowance(host, rng);
     },
     select(round: RoundContext, _rng: Rng): Decision {
-      if (round.round === 0 && round.remaining >= round.probeable.size) return sweepDecision(round, options);
       const marginal = model.marginals.rank(round.tags);
       if (round.round === 0 && params.rounds > 1) {
         const seeds = Math.max(options.mustHave.length, Math.ceil(params.seedShare * round.remaining));

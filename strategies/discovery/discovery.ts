@@ -1,11 +1,8 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
 import { PortbanditError } from '../../src/core/errors.js';
-import { MAX_PORT } from '../../src/core/ports.js';
 import type { Rng } from '../../src/core/rng.js';
-import { PortPicker } from '../port-picker.js';
-import type { CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
+import type { CommonOptions, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
 import { CandidateOrder, hashPrefix } from './candidate-order.js';
-import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './sweep-planner.js';
 
 /**
  * The discovery layer every learning strategy composes with (docs/strategies.md, "Discovery").
@@ -25,12 +22,7 @@ import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlan
  *      - tiers 2 and 3 (strategies/discovery/candidate-order.ts): nmap's whole table by
  *        frequency including its zero-frequency entries, then every other port in a seeded
  *        per-prefix permutation; a full pass over all 65,535 ports takes
- *        65,535 / (live hosts x width x (1 - tier-1 share)) epochs (explain prints it);
- *      - full sweeps (strategies/discovery/sweep-planner.ts): every probeable port of one live
- *        host per due prefix, funded by lowering every other host's allowance so the epoch
- *        stays at the budget; their share, at most `sweepShare` of the epoch's budget, follows
- *        their measured recent yield (hits per sweep on the ports they found first, against
- *        `sweepTarget`).
+ *        65,535 / (live hosts x width x (1 - tier-1 share)) epochs (explain prints it).
  *
  * Coordination needs no messages: a host's slice is its rank among the prefix's hosts that
  * answered in the previous epoch (a 256-bit map per prefix, from the last octet of IPv4
@@ -45,16 +37,10 @@ export interface DiscoveryParams {
   readonly firstVisitCap: number;
   readonly knownShare: number;
   readonly measureHosts: number;
-  readonly sweepShare: number;
-  readonly sweepTarget: number;
-  readonly resweepEpochs: number;
 }
 
-/** Default sweep share of every learner (the most of an epoch's budget full sweeps may take). */
-export const DEFAULT_SWEEP_SHARE = 0.8;
-
 /** ParameterSpecs of the discovery layer (the default share differs per strategy). */
-export function discoveryParameters(discoveryShare: number, sweepShare: number = DEFAULT_SWEEP_SHARE): ParameterSpec[] {
+export function discoveryParameters(discoveryShare: number): ParameterSpec[] {
   return [
     {
       name: 'discoveryShare',
@@ -97,46 +83,12 @@ export function discoveryParameters(discoveryShare: number, sweepShare: number =
       max: 256,
       description: 'Live hosts of a prefix that probe each port open elsewhere in the scope per pass: a port is "measured" in a prefix when this many of its hosts were probed for it.',
     },
-    {
-      name: 'sweepShare',
-      type: 'number',
-      default: sweepShare,
-      min: 0,
-      max: 0.9,
-      description:
-        "At most this share of an epoch's budget funds full sweeps (all probeable ports of one live host per due prefix), the discovery tier whose share follows its measured yield; the other hosts' allowance is lowered so the average stays at the budget.",
-    },
-    {
-      name: 'sweepTarget',
-      type: 'number',
-      default: 100,
-      min: 0,
-      max: 1e9,
-      description: 'Recent hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
-    },
-    {
-      name: 'resweepEpochs',
-      type: 'integer',
-      default: 3,
-      min: 0,
-      max: 1e6,
-      description: 'A prefix is due for another full sweep when none of its hosts was swept for more than this many epochs.',
-    },
   ];
 }
 
 /** Pick DiscoveryParams out of a strategy's parsed parameters. */
 export function pickDiscoveryParams(p: DiscoveryParams): DiscoveryParams {
-  return {
-    discoveryShare: p.discoveryShare,
-    deadAllowance: p.deadAllowance,
-    firstVisitCap: p.firstVisitCap,
-    knownShare: p.knownShare,
-    measureHosts: p.measureHosts,
-    sweepShare: p.sweepShare,
-    sweepTarget: p.sweepTarget,
-    resweepEpochs: p.resweepEpochs,
-  };
+  return { discoveryShare: p.discoveryShare, deadAllowance: p.deadAllowance, firstVisitCap: p.firstVisitCap, knownShare: p.knownShare, measureHosts: p.measureHosts };
 }
 
 /** The plain-JSON state of the discovery layer. */
@@ -153,15 +105,11 @@ export interface DiscoveryState {
   readonly prefixes: ReadonlyArray<
     readonly [prefix: string, planEpoch: number, c1: number, c2: number, span1: number, span2: number, live: ReadonlyArray<readonly [number, string]>]
   >;
-  /** The sweep tier: when each prefix was last swept and its next candidate host (absent in states written before sweeps were shared). */
-  readonly sweeps?: SweepPlannerState;
-  /** The sweep tier's yield (sweeps and hits per sweep epoch, watched ports). */
-  readonly sweepYield?: SweepYieldState;
 }
 
 /** The empty discovery state. */
 export function emptyDiscoveryState(): DiscoveryState {
-  return { version: 1, hosts: [], known: [], prefixes: [], sweeps: { hosts: [], prefixes: [] }, sweepYield: { counts: [], watch: [] } };
+  return { version: 1, hosts: [], known: [], prefixes: [] };
 }
 
 interface Plan {
@@ -236,60 +184,19 @@ export class Discovery {
   private readonly known = new Map<number, number>();
   private readonly prefixes = new Map<string, PrefixInfo>();
   private knownVersion = 0;
-  private readonly planner: SweepPlanner;
-  private readonly sweepYield: SweepYield;
+  /** The average budget of the hosts that are not swept, per epoch (a strategy with sweeps lowers it). */
+  private budgetOf: (epoch: number) => number;
   private knownCache: { epoch: number; version: number; ports: number[] } | null = null;
 
-  /**
-   * `pseudoLimit`: a host with at least this many open ports is a pseudo-service host (no
-   * discovery, not counted, never swept). `legacySweeps`: the sweep tier of a state written when
-   * it was adaptive's own (top-level `sweeps` and `sweepYield`), used when `state` has none.
-   */
-  constructor(
-    options: CommonOptions,
-    params: DiscoveryParams,
-    catalog: PortCatalog,
-    pseudoLimit: number,
-    state?: DiscoveryState,
-    legacySweeps?: { sweeps?: SweepPlannerState; sweepYield?: SweepYieldState },
-  ) {
+  /** `pseudoLimit`: a host with at least this many open ports is a pseudo-service host (no discovery, not counted). */
+  constructor(options: CommonOptions, params: DiscoveryParams, catalog: PortCatalog, pseudoLimit: number, state?: DiscoveryState) {
     this.options = options;
     this.params = params;
     this.order = CandidateOrder.of(catalog);
     this.pseudoLimit = Math.max(1, pseudoLimit);
     this.budget = Math.min(options.budget, options.maxPerHost);
-    const valid = state !== undefined && state !== null ? validateDiscoveryState(state, 'state.discovery') : undefined;
-    if (valid !== undefined) this.restore(valid);
-    const sweeps = valid?.sweeps ?? legacySweeps?.sweeps;
-    const yieldState = valid?.sweepYield ?? legacySweeps?.sweepYield;
-    this.planner = new SweepPlanner(sweeps === undefined ? undefined : validateSweepPlanner(sweeps, valid?.sweeps ? 'state.discovery.sweeps' : 'state.sweeps'));
-    this.sweepYield = new SweepYield(yieldState === undefined ? undefined : validateSweepYield(yieldState, valid?.sweepYield ? 'state.discovery.sweepYield' : 'state.sweepYield'));
-  }
-
-  /** The share of `epoch`'s budget the sweep tier may take: `sweepShare` scaled by its recent yield. */
-  sweepShareOf(epoch: number): number {
-    return this.params.sweepShare * this.sweepYield.factor(epoch, this.params.sweepTarget);
-  }
-
-  /**
-   * The sweep tier's plan for a host-visit: whether this host is swept, and the average
-   * allowance of the hosts that are not (lowered so the epoch stays at the budget). A sweep
-   * covers every probeable port; when maxPerHost forbids that there are no sweeps (a capped
-   * "sweep" of the lowest ports would never count as one and would repeat every epoch).
-   */
-  sweepOdds(epoch: number, prefix: string, ip: string, probeable: number): SweepOdds {
-    const size = this.options.maxPerHost >= probeable ? probeable : 0;
-    return this.planner.odds(epoch, prefix, ip, this.budget, size, this.sweepShareOf(epoch), this.params.resweepEpochs);
-  }
-
-  /** The average budget of the hosts that are not swept in `epoch`. */
-  private budgetOf(epoch: number): number {
-    return this.sweepOdds(epoch, '', '', MAX_PORT).others;
-  }
-
-  /** Sweep figures for explain(): yield so far and the share it earns in `epoch`. */
-  sweepTotals(epoch: number): { sweeps: number; hits: number; share: number } {
-    return { ...this.sweepYield.totals(epoch), share: this.sweepShareOf(epoch) };
+    this.budgetOf = () => this.budget;
+    if (state !== undefined && state !== null) this.restore(validateDiscoveryState(state, 'state.discovery'));
   }
 
   private restore(s: DiscoveryState): void {
@@ -303,6 +210,15 @@ export class Discovery {
       });
     });
     this.knownVersion++;
+  }
+
+  /**
+   * Tell the layer the average budget left to the hosts of `epoch` that are not swept (a strategy
+   * that funds full sweeps, like adaptive, lowers it), so discovery widths follow what answering
+   * hosts really get. Must depend only on what was learned before the epoch.
+   */
+  setBudget(budgetOf: (epoch: number) => number): void {
+    this.budgetOf = budgetOf;
   }
 
   /** The allowance of a host that answered nothing last time, for an average budget `b`. */
@@ -338,14 +254,10 @@ export class Discovery {
   }
 
   /**
-   * The allowance of a host-visit: every probeable port when the sweep tier picked this host
-   * (a live one), else by liveness from what the sweeps leave the others, rounded
-   * stochastically so the average is exact.
+   * The allowance of a host-visit for an average budget `b` (a strategy that funds sweeps passes
+   * the other hosts' share), rounded stochastically so the average is exact.
    */
-  allowance(host: HostContext, rng: Rng): number {
-    const odds = this.sweepOdds(host.epoch, host.prefix, host.ip, host.probeable.size);
-    if (odds.sweep && this.classify(host) === 'live') return host.probeable.size;
-    const b = odds.others;
+  allowance(host: HostContext, rng: Rng, b: number = this.budget): number {
     let x: number;
     switch (this.classify(host)) {
       case 'new':
@@ -449,12 +361,6 @@ export class Discovery {
       }
     }
     for (const r of teach) {
-      const n = r.open.length;
-      this.planner.observe(r.epoch, r.ip, r.prefix, r.sweep, n > 0 && n < this.pseudoLimit);
-      // A sweep's yield: the ports nobody had seen open in the scope before it, watched for the
-      // next epoch's hits on the prefix's other hosts.
-      if (r.sweep) this.sweepYield.observeSweep(r.prefix, r.epoch, r.open.filter((p) => !this.known.has(p)));
-      else this.sweepYield.observeHost(r.prefix, r.epoch, r.open);
       for (const p of r.open) {
         const e = this.known.get(p);
         if (e === undefined || r.epoch < e) {
@@ -504,11 +410,8 @@ export class Discovery {
     }
     const avg = n === 0 ? 0 : spans / n;
     const counts = this.liveness(epoch);
-    const odds = this.sweepOdds(epoch, '', '', MAX_PORT);
-    const y = this.sweepTotals(epoch);
     const lines = [
-      `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps); the other hosts get ${odds.others.toFixed(1)} probes on average`,
-      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch, odds.others).toFixed(1)}, silent hosts ${this.deadFloor(odds.others)}, never visited ${Math.min(odds.others, this.params.firstVisitCap).toFixed(1)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
+      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch).toFixed(1)}, silent hosts ${this.deadFloor(this.budget)}, never visited ${Math.min(this.budget, this.params.firstVisitCap)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
       `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
     if (n > 0) {
@@ -536,7 +439,7 @@ export class Discovery {
       const { plan, live } = this.prefixes.get(prefix)!;
       return [prefix, plan.epoch, plan.c1, plan.c2, plan.span1, plan.span2, live.map(([e, bits]) => [e, bitsToHex(bits)] as const)] as const;
     });
-    return { version: 1, hosts, known, prefixes, sweeps: this.planner.toJSON(), sweepYield: this.sweepYield.toJSON() };
+    return { version: 1, hosts, known, prefixes };
   }
 }
 
@@ -557,10 +460,8 @@ export function validateDiscoveryState(state: unknown, where: string): Discovery
     s.known.every((r) => Array.isArray(r) && isInt(r[0], 1) && r[0] <= 65535 && isInt(r[1])) &&
     Array.isArray(s.prefixes) &&
     s.prefixes.every((r) => Array.isArray(r) && r.length === 7 && typeof r[0] === 'string' && isInt(r[1], -1) && [2, 3, 4, 5].every((i) => isInt(r[i])) && Array.isArray(r[6]));
-  if (ok && s.sweeps !== undefined) validateSweepPlanner(s.sweeps, `${where}.sweeps`);
-  if (ok && s.sweepYield !== undefined) validateSweepYield(s.sweepYield, `${where}.sweepYield`);
   if (!ok) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]], sweeps?, sweepYield?}', {
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]]}', {
       where,
     });
   }
@@ -608,8 +509,6 @@ export function mergeDiscoveryStates(a: DiscoveryState | undefined, b: Discovery
       const epochs = [...live.keys()].sort((p, q) => p - q).slice(-2);
       return [prefix, ...plan, epochs.map((e) => [e, bitsToHex(live.get(e)!)] as const)] as const;
     }),
-    sweeps: mergeSweepPlanners(x.sweeps ?? { hosts: [], prefixes: [] }, y.sweeps ?? { hosts: [], prefixes: [] }),
-    sweepYield: mergeSweepYields(x.sweepYield ?? { counts: [], watch: [] }, y.sweepYield ?? { counts: [], watch: [] }),
   };
 }
 
@@ -622,15 +521,4 @@ export function discoveryRoom(discovery: Discovery, round: RoundContext, options
   const must = round.round === 0 ? options.mustHave.length : 0;
   const reserve = Math.min(slice.length, Math.max(0, limit - must));
   return { slice, rankLimit: limit - reserve };
-}
-
-/**
- * The decision of a full sweep (the sweep tier chose the host, or its budget covers every
- * probeable port): everything probeable in one round, must-have ports first; follow-up rounds
- * would only add latency.
- */
-export function sweepDecision(round: RoundContext, options: CommonOptions): Decision {
-  const picker = new PortPicker(round, options);
-  picker.addSweep();
-  return { ports: picker.ports, followUp: false };
 }

