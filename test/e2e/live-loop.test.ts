@@ -18,9 +18,17 @@ import { freePort } from '../helpers/net.js';
  * between the two cycles.
  */
 const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+const CHROMIUM = '/usr/bin/chromium';
 const tools = await detectScannerTools();
 const reason =
-  (await labUnavailableReason()) ?? (!tools.nmap || !tools.masscan || !tools.rawSockets ? 'nmap, masscan and raw sockets are needed' : !existsSync(CLI) ? 'build first (npm run build)' : null);
+  (await labUnavailableReason()) ??
+  (!tools.nmap || !tools.masscan || !tools.rawSockets
+    ? 'nmap, masscan and raw sockets are needed'
+    : !existsSync(CLI)
+      ? 'build first (npm run build)'
+      : !existsSync(CHROMIUM)
+        ? `Debian's chromium is needed at ${CHROMIUM} (the agent runs with --screenshots)`
+        : null);
 if (reason) process.stderr.write(`live-loop e2e skipped: ${reason}\n`);
 
 const SEED = 'live-loop-7';
@@ -85,7 +93,7 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     const { stdout } = await cli('token', 'create', '--agent', 'lab-agent');
     const tokenFile = join(data.dir, 'agent.token');
     writeFileSync(tokenFile, stdout, { mode: 0o600 });
-    agent = spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--token-file', tokenFile, '--allow', '198.18.1.0/24', '--rate', '50000'], {
+    agent = spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--token-file', tokenFile, '--allow', '198.18.1.0/24', '--rate', '50000', '--screenshots', '--chromium', CHROMIUM], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     agent.stderr!.on('data', (chunk: Buffer) => {
@@ -162,5 +170,24 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     const perHostCycle = new Map<string, number>();
     for (const s of history.items) perHostCycle.set(`${s.ip}/${s.cycle}`, (perHostCycle.get(`${s.ip}/${s.cycle}`) ?? 0) + 1);
     expect(Math.max(...perHostCycle.values())).toBe(1);
+
+    // Web screenshots (agent --screenshots, real Chromium) of the lab's web services: every HTTP
+    // service found open in a host's latest visit was rendered, and the image is served as a PNG.
+    const web = after.filter((s) => s.kind === 'http');
+    expect(web.length).toBeGreaterThan(0);
+    let shots = 0;
+    for (const s of web) {
+      const scan = await latest(s.ip);
+      if (!scan?.ports.some((p) => p.port === s.port && p.state === 'open' && p.service !== undefined && /http/.test(p.service))) continue;
+      expect(scan.screenshots?.some((shot) => shot.port === s.port), `screenshot of ${key(s)}`).toBe(true);
+      const image = await fetch(`http://127.0.0.1:${port}/api/v1/hosts/${s.ip}/screenshots/${scan.scanId}/${s.port}`, { headers: { authorization: `Bearer ${admin}` } });
+      expect(image.status).toBe(200);
+      expect(image.headers.get('content-type')).toMatch(/^image\/(png|jpeg)/);
+      const bytes = Buffer.from(await image.arrayBuffer());
+      expect(bytes.subarray(0, 4).toString('hex')).toMatch(/^(89504e47|ffd8ff)/);
+      shots++;
+    }
+    log(`screenshots: ${shots} of ${web.length} lab web services rendered`);
+    expect(shots).toBeGreaterThan(0);
   }, 1_500_000);
 });
