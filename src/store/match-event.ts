@@ -1,5 +1,5 @@
 import { ipMatches } from './ip-key.js';
-import { tokenizeText } from './query-ast.js';
+import { timeMatches, tokenizeText } from './query-ast.js';
 import type { QueryNode } from './query-ast.js';
 import type { NewStoreEvent } from './types.js';
 
@@ -50,19 +50,8 @@ export function matchEvent(event: NewStoreEvent, node: QueryNode | undefined): b
       case 'ip':
         return ipMatches(event.ip, n.value);
       case 'time':
-        switch (n.op) {
-          case '>':
-            return event.at > n.at;
-          case '>=':
-            return event.at >= n.at;
-          case '<':
-            return event.at < n.at;
-          case '<=':
-            return event.at <= n.at;
-        }
-        return false;
       case 'timeRange':
-        return event.at >= n.from && event.at < n.to;
+        return timeMatches(event.at, n);
       case 'screenshot':
         // Events carry no screenshots (parseEventQuery refuses the field).
         return false;

@@ -1,5 +1,5 @@
 import { ipMatches } from './ip-key.js';
-import { kindOnScans, tokenizeText } from './query-ast.js';
+import { kindOnScans, timeMatches, tokenizeText } from './query-ast.js';
 import type { QueryNode } from './query-ast.js';
 import { indexScan } from './scan-index.js';
 import type { ScanDocument } from './types.js';
@@ -27,19 +27,8 @@ export function matchScan(scan: ScanDocument, node: QueryNode | undefined): bool
       case 'ip':
         return ipMatches(scan.ip, n.value);
       case 'time':
-        switch (n.op) {
-          case '>':
-            return scan.finishedAt > n.at;
-          case '>=':
-            return scan.finishedAt >= n.at;
-          case '<':
-            return scan.finishedAt < n.at;
-          case '<=':
-            return scan.finishedAt <= n.at;
-        }
-        return false;
       case 'timeRange':
-        return scan.finishedAt >= n.from && scan.finishedAt < n.to;
+        return timeMatches(scan.finishedAt, n);
       case 'text':
         return tokenizeText(n.value).every((word) => words.has(word));
       case 'kind':

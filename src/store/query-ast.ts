@@ -105,3 +105,19 @@ export function tokenizeText(text: string): string[] {
 export function kindOnScans(): PortbanditError {
   return new PortbanditError('PB_ERR_QUERY', 'kind: filters events (portbandit events, /api/v1/events, alert rules), not scans', { where: 'query' });
 }
+
+/** Whether a time `at` (ms since the epoch) satisfies a `ctime:` node: one comparison or a [from, to) range. */
+export function timeMatches(at: number, n: TimeNode | TimeRangeNode): boolean {
+  if (n.type === 'timeRange') return at >= n.from && at < n.to;
+  switch (n.op) {
+    case '>':
+      return at > n.at;
+    case '>=':
+      return at >= n.at;
+    case '<':
+      return at < n.at;
+    case '<=':
+      return at <= n.at;
+  }
+  return false;
+}
