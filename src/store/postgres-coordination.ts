@@ -14,6 +14,8 @@ import type {
   LearningItem,
   LearningRecord,
   NewAgent,
+  OutboxEntry,
+  OutboxRecord,
   QueuedWork,
   QueuedWorkInput,
   ScopeEntryInput,
@@ -382,6 +384,34 @@ export class PostgresCoordinationStore implements CoordinationStore {
   pruneLearning(before: string): Promise<number> {
     if (!/^\d{1,20}$/u.test(before)) return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${before}' is not a learning cursor`, { where: 'before' }));
     return this.run('pruning learning items', async (q) => (await q.query('DELETE FROM learning_queue WHERE xid < $1::xid8', [before])).rowCount ?? 0);
+  }
+
+  // ------------------------------------------------------------------ outbox
+  /**
+   * Oldest first. Sequence numbers are handed out at insert, so with several writers a record
+   * can commit after a later one; it is read in a later call (nothing is acknowledged past it),
+   * so it is fed late, never lost.
+   */
+  readOutbox(limit: number): Promise<OutboxRecord[]> {
+    return this.run('reading the outbox', async (q) => {
+      const { rows } = await q.query('SELECT seq, doc FROM outbox ORDER BY seq LIMIT $1', [resolveLimit(limit, limit)]);
+      return rows.map((r) => ({ ...parse<OutboxEntry>(r.doc), id: String(r.seq) }) as OutboxRecord);
+    });
+  }
+
+  ackOutbox(ids: readonly string[]): Promise<number> {
+    const seqs = ids.filter((id) => /^\d{1,15}$/u.test(id)).map(Number);
+    if (seqs.length === 0) return Promise.resolve(0);
+    return this.run('acknowledging outbox records', async (q) => (await q.query('DELETE FROM outbox WHERE seq = ANY($1::int8[])', [seqs])).rowCount ?? 0);
+  }
+
+  countOutbox(): Promise<number> {
+    return this.run('counting the outbox', async (q) => Number((await q.query('SELECT COUNT(*)::int8 AS n FROM outbox')).rows[0]!.n));
+  }
+
+  /** Append an outbox record inside the caller's transaction. */
+  protected async insertOutbox(q: Queryable, record: OutboxEntry): Promise<void> {
+    await q.query('INSERT INTO outbox (doc) VALUES ($1)', [JSON.stringify(record)]);
   }
 
   /** Queue finished visits for the learner inside the caller's transaction. */

@@ -9,6 +9,11 @@ export interface PostgresOptions {
   readonly schema?: string;
   /** Connections in the pool (default 10). */
   readonly poolSize?: number;
+  /**
+   * Record every stored visit, event append and history deletion in the outbox, in the same
+   * transaction, for a feeder to carry to a separate search index (docs/store.md). Default false.
+   */
+  readonly outbox?: boolean;
 }
 
 /** A client or the pool: anything a query can run on. */
@@ -69,6 +74,8 @@ const COORDINATION_MIGRATIONS: readonly string[] = [
   // 2: finished visits waiting for the elected learner; read by transaction id (readLearning)
   `CREATE TABLE learning_queue (seq bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), doc text NOT NULL);
    CREATE INDEX learning_queue_xid ON learning_queue (xid, seq);`,
+  // 3: what a separate search index (Elasticsearch) has still to receive (readOutbox)
+  `CREATE TABLE outbox (seq bigserial PRIMARY KEY, doc text NOT NULL);`,
 ];
 /** The coordination tables. */
 export const COORDINATION_SCHEMA: SchemaPart = { name: 'coordination', migrations: COORDINATION_MIGRATIONS };

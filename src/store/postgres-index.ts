@@ -6,7 +6,12 @@ import type { QueryNode } from './query-ast.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { compileSqliteQuery, needsWords } from './sqlite-query.js';
 import type { SqlColumns, SqlCondition } from './sqlite-query.js';
-import type { EventPage, IngestResult, NewStoreEvent, Page, PageRequest, ScanDocument, ScanIndex, ScanIngest, SearchOptions, SearchView, StoreCounts } from './types.js';
+import type { EventPage, IngestResult, NewStoreEvent, Page, PageRequest, ScanDocument, ScanIndex, ScanIngest, SearchOptions, SearchView, StoreCounts, StoreEvent } from './types.js';
+
+/** What `ingestWith` stored, for an outbox record (absent for a duplicate). */
+export interface IngestedWith extends IngestResult {
+  readonly stored?: { readonly scan: ScanDocument; readonly events: readonly StoreEvent[] };
+}
 
 type Row = Record<string, unknown>;
 
@@ -97,7 +102,14 @@ export class PostgresScanIndex implements ScanIndex {
   }
 
   ingestScan(input: ScanIngest): Promise<IngestResult> {
-    return this.run('ingesting a scan', (q) => this.ingestWith(q, input, undefined), true);
+    return this.run(
+      'ingesting a scan',
+      async (q) => {
+        const { stored: _stored, ...result } = await this.ingestWith(q, input, undefined);
+        return result;
+      },
+      true,
+    );
   }
 
   /**
@@ -105,7 +117,7 @@ export class PostgresScanIndex implements ScanIndex {
    * is replaced when `replace` is set (the composite store checks the lease); without it, a
    * replace is allowed when the new document has more rounds than the stored one.
    */
-  async ingestWith(q: Queryable, input: ScanIngest, mayReplace: (() => Promise<boolean>) | undefined): Promise<IngestResult> {
+  async ingestWith(q: Queryable, input: ScanIngest, mayReplace: (() => Promise<boolean>) | undefined): Promise<IngestedWith> {
     const scan = validateScan(input.scan);
     const fields = indexScan(scan);
     const key = ipKey(scan.ip, 'scan.ip');
@@ -144,8 +156,8 @@ export class PostgresScanIndex implements ScanIndex {
       await q.query('DELETE FROM latest_terms WHERE ip_key = $1', [key]);
       await q.query('INSERT INTO latest_terms (field, value, ip_key) SELECT field, value, $1 FROM scan_terms WHERE scan_row = $2 ON CONFLICT DO NOTHING', [key, row]);
     }
-    if (input.events && input.events.length > 0) await this.insertEvents(q, input.events);
-    return { inserted: true, latest: latest !== undefined };
+    const events = input.events && input.events.length > 0 ? await this.insertEvents(q, input.events) : [];
+    return { inserted: true, latest: latest !== undefined, stored: { scan, events } };
   }
 
   /**
@@ -154,9 +166,14 @@ export class PostgresScanIndex implements ScanIndex {
    * just before the insert serialises event writers until their commit, so a reader never sees
    * event n+1 before event n.
    */
-  private async insertEvents(q: Queryable, events: readonly NewStoreEvent[]): Promise<void> {
+  async insertEvents(q: Queryable, events: readonly NewStoreEvent[]): Promise<StoreEvent[]> {
+    if (events.length === 0) return [];
     await q.query('SELECT pg_advisory_xact_lock($1)', [this.db.lockKey('events')]);
-    await q.query('INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i', [events.map((e) => JSON.stringify(e))]);
+    const docs = events.map((e) => JSON.stringify(e));
+    const { rows } = await q.query('INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq', [docs]);
+    // Sequence numbers were drawn in ORDER BY order: the i-th smallest belongs to the i-th event.
+    const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
+    return docs.map((doc, i) => ({ ...(JSON.parse(doc) as NewStoreEvent), id: String(seqs[i]) }));
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {
@@ -250,7 +267,13 @@ export class PostgresScanIndex implements ScanIndex {
   }
 
   appendEvents(events: readonly NewStoreEvent[]): Promise<void> {
-    return this.run('appending events', (q) => this.insertEvents(q, events), true);
+    return this.run(
+      'appending events',
+      async (q) => {
+        await this.insertEvents(q, events);
+      },
+      true,
+    );
   }
 
   readEvents(options: { cursor?: string; limit?: number } = {}): Promise<EventPage> {
@@ -284,23 +307,30 @@ export class PostgresScanIndex implements ScanIndex {
     return this.run(
       'deleting history',
       async (q) => {
-        if (scanIds.length === 0) return { deleted: 0, refusedLatest: 0 };
-        const rows = (
-          await q.query(
-            `SELECT s.row AS row, (l.scan_row IS NOT NULL) AS is_latest FROM scans s LEFT JOIN latest l ON l.scan_row = s.row
-             WHERE s.scan_id = ANY($1::text[]) FOR UPDATE OF s`,
-            [[...scanIds]],
-          )
-        ).rows;
-        const drop = rows.filter((r) => !r.is_latest).map((r) => r.row as number);
-        if (drop.length > 0) {
-          await q.query('DELETE FROM scan_terms WHERE scan_row = ANY($1::int8[])', [drop]);
-          await q.query('DELETE FROM scans WHERE row = ANY($1::int8[])', [drop]);
-        }
-        return { deleted: drop.length, refusedLatest: rows.length - drop.length };
+        const { gone: _gone, ...result } = await this.deleteHistoryWith(q, scanIds);
+        return result;
       },
       true,
     );
+  }
+
+  /** `deleteHistory` inside the caller's transaction; `gone` names the scans deleted. */
+  async deleteHistoryWith(q: Queryable, scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number; gone: string[] }> {
+    if (scanIds.length === 0) return { deleted: 0, refusedLatest: 0, gone: [] };
+    const rows = (
+      await q.query(
+        `SELECT s.row AS row, s.scan_id AS scan_id, (l.scan_row IS NOT NULL) AS is_latest FROM scans s LEFT JOIN latest l ON l.scan_row = s.row
+         WHERE s.scan_id = ANY($1::text[]) FOR UPDATE OF s`,
+        [[...scanIds]],
+      )
+    ).rows;
+    const dropped = rows.filter((r) => !r.is_latest);
+    const drop = dropped.map((r) => r.row as number);
+    if (drop.length > 0) {
+      await q.query('DELETE FROM scan_terms WHERE scan_row = ANY($1::int8[])', [drop]);
+      await q.query('DELETE FROM scans WHERE row = ANY($1::int8[])', [drop]);
+    }
+    return { deleted: drop.length, refusedLatest: rows.length - drop.length, gone: dropped.map((r) => r.scan_id as string) };
   }
 
   counts(options: { tag?: string } = {}): Promise<StoreCounts> {

@@ -13,13 +13,16 @@ export type { PostgresOptions } from './postgres-database.js';
  * result, its lease and its follow-up commit in one transaction (as in SQLite).
  */
 export async function openPostgresStore(options: PostgresOptions): Promise<PostgresStore> {
-  return new PostgresStore(await PostgresDatabase.open(options, [COORDINATION_SCHEMA, INDEX_SCHEMA]));
+  return new PostgresStore(await PostgresDatabase.open(options, [COORDINATION_SCHEMA, INDEX_SCHEMA]), options.outbox ?? false);
 }
 
 export class PostgresStore extends PostgresCoordinationStore implements Store {
   readonly index: PostgresScanIndex;
 
-  constructor(db: PostgresDatabase) {
+  constructor(
+    db: PostgresDatabase,
+    private readonly outbox = false,
+  ) {
     super(db);
     this.index = new PostgresScanIndex(db);
   }
@@ -38,8 +41,9 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
         // A later round replaces the visit's document once per lease: the lease row, locked
         // here and deleted below in the same transaction, is the ticket.
         const mayReplace = async (): Promise<boolean> => leaseId !== undefined && (await q.query('SELECT 1 FROM leases WHERE id = $1 FOR UPDATE', [leaseId])).rows.length > 0;
-        const result = await this.index.ingestWith(q, input, mayReplace);
+        const { stored, ...result } = await this.index.ingestWith(q, input, mayReplace);
         if (!result.inserted) return result;
+        if (this.outbox && stored) await this.insertOutbox(q, { kind: 'visit', scan: stored.scan, latest: result.latest, events: stored.events });
         const lease = leaseId === undefined ? undefined : await this.takeLease(q, leaseId);
         const queued = enqueue && enqueue.length > 0 ? await this.insertQueued(q, enqueue) : undefined;
         if (input.learn) await this.insertLearning(q, input.learn);
@@ -68,7 +72,15 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
     return this.index.exportHistory(options);
   }
   appendEvents(events: readonly NewStoreEvent[]): Promise<void> {
-    return this.index.appendEvents(events);
+    if (!this.outbox) return this.index.appendEvents(events);
+    return this.run(
+      'appending events',
+      async (q) => {
+        const stored = await this.index.insertEvents(q, events);
+        if (stored.length > 0) await this.insertOutbox(q, { kind: 'events', events: stored });
+      },
+      true,
+    );
   }
   readEvents(options?: { cursor?: string; limit?: number }): Promise<EventPage> {
     return this.index.readEvents(options);
@@ -77,7 +89,16 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
     return this.index.readEventsBackward(options);
   }
   deleteHistory(scanIds: readonly string[]): Promise<{ deleted: number; refusedLatest: number }> {
-    return this.index.deleteHistory(scanIds);
+    if (!this.outbox) return this.index.deleteHistory(scanIds);
+    return this.run(
+      'deleting history',
+      async (q) => {
+        const { gone, ...result } = await this.index.deleteHistoryWith(q, scanIds);
+        if (gone.length > 0) await this.insertOutbox(q, { kind: 'delete', scanIds: gone });
+        return result;
+      },
+      true,
+    );
   }
   counts(options?: { tag?: string }): Promise<StoreCounts> {
     return this.index.counts(options);

@@ -80,6 +80,8 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Database.Database) => void)> = [
   // 4: finished visits waiting for the elected learner (IngestInput.learn; used by stores that
   // several coordinators share, kept here so every Store has one contract).
   `CREATE TABLE IF NOT EXISTS learning_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);`,
+  // 5: what a separate search index (Elasticsearch) has still to receive (CoordinationStore.readOutbox)
+  `CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);`,
 ];
 
 /** The schema version this code writes. */

@@ -24,6 +24,8 @@ import type {
   LearningRecord,
   NewAgent,
   NewStoreEvent,
+  OutboxEntry,
+  OutboxRecord,
   Page,
   PageRequest,
   QueuedWork,
@@ -37,6 +39,7 @@ import type {
   Store,
   StoreCounts,
   StoredDocument,
+  StoreEvent,
 } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -50,6 +53,11 @@ export interface SqliteStoreOptions {
   readonly checkpointIntervalMs?: number;
   /** WAL length (pages) from which the checkpoint worker resets the WAL (default RESTART_PAGES, 1 GiB). */
   readonly checkpointRestartPages?: number;
+  /**
+   * Record every stored visit, event append and history deletion in the outbox, in the same
+   * transaction, for a feeder to carry to a separate search index (docs/store.md). Default false.
+   */
+  readonly outbox?: boolean;
 }
 
 /**
@@ -84,7 +92,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
         warned = true;
       }, options.checkpointRestartPages);
     }
-    return new SqliteStore(db, options.path, checkpointer);
+    return new SqliteStore(db, options.path, checkpointer, options.outbox ?? false);
   } catch (error) {
     throw wrapError(error, `opening ${options.path}`);
   }
@@ -122,6 +130,7 @@ class SqliteStore implements Store {
     db: Database.Database,
     file: string,
     private readonly checkpointer: Checkpointer | undefined,
+    private readonly outbox: boolean,
   ) {
     this.db = db;
     this.file = file;
@@ -508,6 +517,7 @@ class SqliteStore implements Store {
       return this.db.transaction(() => {
         let deleted = 0;
         let refusedLatest = 0;
+        const gone: string[] = [];
         for (const id of scanIds) {
           const row = (this.stmt.scanRow.get(id) as Row | undefined)?.row as number | undefined;
           if (row === undefined) continue;
@@ -516,8 +526,12 @@ class SqliteStore implements Store {
             continue;
           }
           this.stmt.scanTermsClear.run(row);
-          deleted += stmts.deleteScan.run(row).changes;
+          if (stmts.deleteScan.run(row).changes > 0) {
+            deleted++;
+            gone.push(id);
+          }
         }
+        if (this.outbox && gone.length > 0) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'delete', scanIds: gone }));
         return { deleted, refusedLatest };
       }).immediate();
     });
@@ -541,6 +555,38 @@ class SqliteStore implements Store {
 
   pruneLearning(before: string): Promise<number> {
     return this.run('pruning learning items', () => this.stmt.learningPrune.run(Number(before)).changes);
+  }
+
+  // ------------------------------------------------------------------ outbox
+  /** Events inserted in the current transaction, with their sequence numbers as ids. */
+  private insertEvents(events: readonly NewStoreEvent[]): StoreEvent[] {
+    return events.map((event) => {
+      const json = JSON.stringify(event);
+      const seq = this.stmt.eventInsert.run(json).lastInsertRowid;
+      return { ...parse<NewStoreEvent>(json), id: String(seq) };
+    });
+  }
+
+  readOutbox(limit: number): Promise<OutboxRecord[]> {
+    // Grouped writes acknowledged so far are in it (a read in the same turn would miss them).
+    this.flushWrites(true);
+    return this.run('reading the outbox', () =>
+      (this.stmt.outboxHead.all(resolveLimit(limit, limit)) as Row[]).map((row) => ({ ...parse<OutboxEntry>(row.doc), id: String(row.seq) }) as OutboxRecord),
+    );
+  }
+
+  ackOutbox(ids: readonly string[]): Promise<number> {
+    return this.run('acknowledging outbox records', () =>
+      this.db.transaction(() => {
+        let removed = 0;
+        for (const id of ids) if (/^\d{1,15}$/u.test(id)) removed += this.stmt.outboxDelete.run(Number(id)).changes;
+        return removed;
+      }).immediate(),
+    );
+  }
+
+  countOutbox(): Promise<number> {
+    return this.run('counting the outbox', () => (this.stmt.outboxCount.get() as Row).n as number);
   }
 
   // ------------------------------------------------------------------ scans
@@ -632,7 +678,8 @@ class SqliteStore implements Store {
         // The host's facets are the scan's, just stored: copied inside SQLite in one statement.
         this.stmt.latestTermsCopy.run(key, row);
       }
-      for (const event of input.events ?? []) this.stmt.eventInsert.run(JSON.stringify(event));
+      const events = this.insertEvents(input.events ?? []);
+      if (this.outbox) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'visit', scan, latest: newer, events }));
       const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
       const queued = input.enqueue?.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
       for (const item of input.learn ?? []) this.stmt.learningInsert.run(JSON.stringify(item));
@@ -773,7 +820,8 @@ class SqliteStore implements Store {
   appendEvents(events: readonly NewStoreEvent[]): Promise<void> {
     return this.run('appending events', () =>
       this.db.transaction(() => {
-        for (const event of events) this.stmt.eventInsert.run(JSON.stringify(event));
+        const stored = this.insertEvents(events);
+        if (this.outbox && stored.length > 0) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'events', events: stored }));
       }).immediate(),
     );
   }
@@ -917,6 +965,10 @@ function prepareStatements(db: Database.Database) {
     learningInsert: db.prepare('INSERT INTO learning_queue (doc) VALUES (?)'),
     learningFrom: db.prepare('SELECT seq, doc FROM learning_queue WHERE seq >= ? ORDER BY seq'),
     learningPrune: db.prepare('DELETE FROM learning_queue WHERE seq < ?'),
+    outboxInsert: db.prepare('INSERT INTO outbox (doc) VALUES (?)'),
+    outboxHead: db.prepare('SELECT seq, doc FROM outbox ORDER BY seq LIMIT ?'),
+    outboxDelete: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+    outboxCount: db.prepare('SELECT COUNT(*) AS n FROM outbox'),
     scanRow: db.prepare('SELECT row FROM scans WHERE scan_id = ?'),
     scanUpdate: db.prepare('UPDATE scans SET finished_at = ?, words = ?, doc = ? WHERE row = ?'),
     scanTermsClear: db.prepare('DELETE FROM scan_terms WHERE scan_row = ?'),

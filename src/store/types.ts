@@ -166,7 +166,40 @@ export interface CoordinationStore {
   readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }>;
   /** Drop learning items before a position (learned and persisted). Returns how many went. */
   pruneLearning(before: string): Promise<number>;
+
+  // ---------------------------------------------------------------- outbox (search index feed)
+  /**
+   * The outbox: what a separate search index (Elasticsearch) has still to receive. A store opened
+   * with `outbox: true` appends a record in the same transaction as the write it describes: an
+   * inserted or replaced visit (`ingestScan`, with its lease completion, follow-up work and
+   * learning items), `appendEvents`, `deleteHistory`. Records stay until acknowledged, so a
+   * feeder killed mid-batch replays them (the index applies them idempotently). Oldest first,
+   * up to `limit`; ids are decimal strings that compare as integers. A store without an outbox
+   * answers empty.
+   */
+  readOutbox(limit: number): Promise<OutboxRecord[]>;
+  /** Remove records the index accepted; unknown ids are ignored. Returns how many went. */
+  ackOutbox(ids: readonly string[]): Promise<number>;
+  /** Records waiting (for metrics and status). */
+  countOutbox(): Promise<number>;
 }
+
+/** What an outbox record says (see `CoordinationStore.readOutbox`). */
+export type OutboxEntry =
+  | {
+      readonly kind: 'visit';
+      /** The visit's document as stored by this write (a later round carries every round so far). */
+      readonly scan: ScanDocument;
+      /** Whether it became (or stayed) the host's latest in the coordination store at this write. */
+      readonly latest: boolean;
+      /** Its events, with the ids the coordination store gave them. */
+      readonly events: readonly StoreEvent[];
+    }
+  | { readonly kind: 'events'; readonly events: readonly StoreEvent[] }
+  | { readonly kind: 'delete'; readonly scanIds: readonly string[] };
+
+/** An outbox record: its entry and its position (a decimal string; acknowledge by it). */
+export type OutboxRecord = OutboxEntry & { readonly id: string };
 
 /**
  * The scan index: what agents found, append-mostly and searchable (history, latest per host,

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isPortbanditError } from '../../src/core/errors.js';
-import type { CoordinationStore, Lease } from '../../src/store/types.js';
-import { lease } from './fixtures.js';
+import type { CoordinationStore, Lease, Store } from '../../src/store/types.js';
+import { lease, open, scan } from './fixtures.js';
 
 /**
  * The coordination store contract (scope, documents, agents, tokens, leases, work queue), as one
@@ -243,6 +243,134 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         await store.putLease(lease('l6', '2001:DB8::8', 'a1', 5));
         expect((await store.listLeases({ ip: '2001:db8::8' })).map((l) => l.ip)).toEqual(['2001:db8::8']);
       });
+    });
+  });
+}
+
+/** A store opened with `outbox: true`, and a way to open the same data again (a restarted process). */
+export interface OutboxFixture {
+  readonly store: Store;
+  reopen(): Promise<Store>;
+}
+
+/**
+ * The outbox (CoordinationStore.readOutbox): every stored visit, event append and history
+ * deletion is recorded in the same transaction as the write, and stays until acknowledged, also
+ * across a restart. Run on every Store that can be opened with `outbox: true`.
+ */
+export function describeOutboxConformance(name: string, openWithOutbox: () => Promise<OutboxFixture>, openWithout: () => Promise<Store>): void {
+  describe(`coordination store conformance (outbox): ${name}`, () => {
+    const opened: Store[] = [];
+    const fresh = async (): Promise<OutboxFixture> => {
+      const fixture = await openWithOutbox();
+      opened.push(fixture.store);
+      return {
+        store: fixture.store,
+        reopen: async () => {
+          const again = await fixture.reopen();
+          opened.push(again);
+          return again;
+        },
+      };
+    };
+    afterEach(async () => {
+      for (const store of opened.splice(0)) await store.close().catch(() => {});
+    });
+    const event = (scanId: string, port: number) => ({ kind: 'service-new' as const, at: 500, ip: '198.18.0.1', scanId, tags: [], port });
+
+    it('records an ingested visit with its events in the ingest that completes the lease, queues the follow-up and the learning item', async () => {
+      const { store } = await fresh();
+      await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
+      const followUp = { ip: '198.18.0.1', tags: [], reason: 'followup' as const, enqueuedAt: 2, ports: [8080], round: 1 };
+      const first = scan('l1', '198.18.0.1', 500, [open(22, 'ssh')], { rounds: ['l1'] });
+
+      const result = await store.ingestScan({ scan: first, leaseId: 'l1', events: [event('l1', 22)], enqueue: [followUp], learn: [{ key: '', result: {}, at: 500 }] });
+
+      expect(result).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
+      const records = await store.readOutbox(100);
+      const { events } = await store.readEvents();
+      expect(records).toEqual([{ id: records[0]!.id, kind: 'visit', scan: first, latest: true, events }]);
+      expect(events.map((e) => e.port)).toEqual([22]);
+      expect(await store.countOutbox()).toBe(1);
+      expect(await store.getLease('l1')).toBeUndefined();
+      expect(await store.countQueuedWork()).toBe(1);
+    });
+
+    it('records nothing for a duplicate, a record per later round, and keeps records until acknowledged', async () => {
+      const { store } = await fresh();
+      await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
+      const first = scan('l1', '198.18.0.1', 500, [open(22, 'ssh')], { rounds: ['l1'] });
+      const second = scan('l1', '198.18.0.1', 900, [open(22, 'ssh'), open(80, 'http')], { rounds: ['l1', 'l2'] });
+      await store.ingestScan({ scan: first, leaseId: 'l1' });
+      expect(await store.ingestScan({ scan: first, leaseId: 'l1' })).toEqual({ inserted: false, latest: false });
+      await store.putLease(lease('l2', '198.18.0.1', 'a1', 2000));
+      await store.ingestScan({ scan: second, leaseId: 'l2', replace: true, events: [event('l1', 80)] });
+      expect(await store.ingestScan({ scan: second, leaseId: 'l2', replace: true })).toEqual({ inserted: false, latest: false });
+      // An older visit of the host: stored, not its latest.
+      await store.ingestScan({ scan: scan('old', '198.18.0.1', 100, []) });
+
+      const records = await store.readOutbox(100);
+      expect(records.map((r) => (r.kind === 'visit' ? [r.scan.scanId, r.scan.rounds?.length ?? 1, r.latest, r.events.length] : r.kind))).toEqual([
+        ['l1', 1, true, 0],
+        ['l1', 2, true, 1],
+        ['old', 1, false, 0],
+      ]);
+      const ids = records.map((r) => BigInt(r.id));
+      expect([...ids].sort((a, b) => (a < b ? -1 : 1))).toEqual(ids);
+      expect((await store.readOutbox(2)).map((r) => r.id)).toEqual(records.slice(0, 2).map((r) => r.id));
+
+      expect(await store.ackOutbox([records[0]!.id, '999999', 'not-an-id'])).toBe(1);
+      expect((await store.readOutbox(100)).map((r) => r.id)).toEqual(records.slice(1).map((r) => r.id));
+      expect(await store.ackOutbox([records[0]!.id])).toBe(0);
+      expect(await store.ackOutbox(records.map((r) => r.id))).toBe(2);
+      expect(await store.countOutbox()).toBe(0);
+      expect(await store.readOutbox(100)).toEqual([]);
+    });
+
+    it('records event appends and history deletions with what they changed', async () => {
+      const { store } = await fresh();
+      await store.ingestScan({ scan: scan('s1', '198.18.0.1', 100, []) });
+      await store.ingestScan({ scan: scan('s2', '198.18.0.1', 200, []) });
+      await store.appendEvents([event('s2', 443)]);
+      await store.appendEvents([]);
+      // s2 is the host's latest: refused, not recorded; an unknown id is not recorded either.
+      expect(await store.deleteHistory(['s1', 's2', 'nope'])).toEqual({ deleted: 1, refusedLatest: 1 });
+      expect(await store.deleteHistory(['nope'])).toEqual({ deleted: 0, refusedLatest: 0 });
+
+      const records = await store.readOutbox(100);
+      const { events } = await store.readEvents();
+      expect(records.map(({ id: _id, ...r }) => (r.kind === 'visit' ? r.scan.scanId : r))).toEqual(['s1', 's2', { kind: 'events', events }, { kind: 'delete', scanIds: ['s1'] }]);
+    });
+
+    it('writes no record for an ingest that fails, and leaves the lease in place', async () => {
+      const { store } = await fresh();
+      await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
+      const bad = { ip: '198.18.0.300', tags: [], reason: 'followup' as const, enqueuedAt: 2 };
+      await expect(store.ingestScan({ scan: scan('l1', '198.18.0.1', 500, []), leaseId: 'l1', enqueue: [bad] })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_ADDRESS'));
+      expect(await store.countOutbox()).toBe(0);
+      expect(await store.getLease('l1')).toBeDefined();
+    });
+
+    it('keeps unacknowledged records across a restart (a feeder killed mid-batch loses nothing)', async () => {
+      const fixture = await fresh();
+      for (let i = 0; i < 5; i++) await fixture.store.ingestScan({ scan: scan(`s${i}`, `198.18.0.${i + 1}`, 100 + i, [open(22, 'ssh')]) });
+      const read = await fixture.store.readOutbox(3);
+      await fixture.store.ackOutbox(read.slice(0, 2).map((r) => r.id));
+      await fixture.store.close();
+
+      const again = await fixture.reopen();
+      const left = await again.readOutbox(100);
+      expect(left.map((r) => (r.kind === 'visit' ? r.scan.scanId : r.kind))).toEqual(['s2', 's3', 's4']);
+      expect(await again.countOutbox()).toBe(3);
+    });
+
+    it('a store opened without the outbox records nothing', async () => {
+      const store = await openWithout();
+      opened.push(store);
+      await store.ingestScan({ scan: scan('s1', '198.18.0.1', 100, []), events: [event('s1', 22)] });
+      await store.appendEvents([event('s1', 80)]);
+      expect(await store.countOutbox()).toBe(0);
+      expect(await store.readOutbox(10)).toEqual([]);
     });
   });
 }

@@ -3,6 +3,7 @@ import { openPostgresIndex } from '../../src/store/postgres-index.js';
 import { openPostgresStore } from '../../src/store/postgres-store.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 import { describeStoreConformance } from './conformance.js';
+import { describeOutboxConformance } from './coordination-conformance.js';
 import { describeIndexConformance } from './index-conformance.js';
 
 /**
@@ -16,5 +17,13 @@ if (missing) console.warn(`postgres-store: skipped: ${missing}`);
 describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
   const pg = usePostgres();
   describeStoreConformance('postgres', () => openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 4 }));
+  describeOutboxConformance(
+    'postgres',
+    async () => {
+      const options = { url: pg.url(), schema: pg.freshSchema(), poolSize: 4, outbox: true };
+      return { store: await openPostgresStore(options), reopen: () => openPostgresStore(options) };
+    },
+    () => openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 4 }),
+  );
   describeIndexConformance('postgres index alone', () => openPostgresIndex({ url: pg.url(), schema: pg.freshSchema(), poolSize: 4 }));
 });
