@@ -6,7 +6,9 @@ import swaggerUi from '@fastify/swagger-ui';
 import { type PortCatalog, loadNmapServices } from '../catalog/index.js';
 import { errorCodes, isPortbanditError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
+import { IndexedStore } from '../store/indexed-store.js';
 import { openStore } from '../store/open-store.js';
+import { OutboxFeeder } from '../store/outbox-feeder.js';
 import type { Store } from '../store/types.js';
 import { serverAjvOptions } from './ajv-options.js';
 import { resolvePrincipal } from './auth.js';
@@ -56,6 +58,8 @@ declare module 'fastify' {
     alerts: AlertDispatcher;
     /** History retention: background passes on the sweep timer, `run` on demand (dry run too). */
     retention: RetentionRunner;
+    /** Carries the outbox into the Elasticsearch index (a store with one); started when the app serves. */
+    outboxFeeder: OutboxFeeder | undefined;
   }
 }
 
@@ -84,13 +88,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const ownsStore = options.store === undefined;
   const store =
     options.store ??
-    (await openStore(
-      config.postgresUrl
-        ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema }
-        : config.elasticsearchUrl
-          ? { kind: 'elasticsearch', node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix }
-          : { kind: 'sqlite', path: databasePath(config.dataDir) },
-    ));
+    (await openStore({
+      ...(config.postgresUrl ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema } : { kind: 'sqlite', path: databasePath(config.dataDir) }),
+      ...(config.elasticsearchUrl ? { elasticsearch: { node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix } } : {}),
+    }));
   const metrics = createMetrics();
   let coordinator: Coordinator;
   try {
@@ -110,6 +111,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     now,
   );
   app.decorate('retention', retention);
+  // SQLite or PostgreSQL with an Elasticsearch index: one feeder per deployment (the role holder)
+  // carries the outbox into it; every ingest wakes it.
+  const feeder = store instanceof IndexedStore ? new OutboxFeeder(store, store.searchIndex, { log: (level, message, err) => app.log[level]({ err }, message) }) : undefined;
+  if (feeder && store instanceof IndexedStore) store.onOutbox = () => feeder.wake();
+  app.decorate('outboxFeeder', feeder);
   metrics.bind({
     leasesInFlight: () => store.countLeases(),
     // The store lists at most 10,000 queued items; the gauge saturates there.
@@ -117,6 +123,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     cycle: () => coordinator.progress(),
     cycleCoverage: () => coordinator.cycleCoverage(),
     estimatedCoverage: () => coordinator.estimatedCoverage(),
+    ...(feeder ? { outbox: async () => ({ depth: await feeder.depth(), ...feeder.status() }) } : {}),
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -195,6 +202,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       alerts.runOnce().catch((error: unknown) => app.log.error({ err: error }, 'alert delivery failed'));
     }, ALERT_INTERVAL_MS);
     alertTimer.unref();
+    feeder?.start();
   }
   app.addHook('preClose', async () => {
     coordinator.beginClose();
@@ -206,6 +214,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     await retention.stop();
     await alerts.stop();
     await coordinator.close();
+    // After the coordinator's last writes; what is not fed yet stays in the outbox for the next start.
+    await feeder?.stop();
     if (ownsStore) await store.close();
   });
   return app;

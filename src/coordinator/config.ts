@@ -23,7 +23,7 @@ export interface CoordinatorConfig {
   /** What agents are told to wait when there is no work, ms. */
   readonly retryAfterMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Elasticsearch cluster URL; empty means the embedded SQLite store under dataDir. */
+  /** Elasticsearch cluster URL: a search index fed from the coordination store's outbox (SQLite or PostgreSQL); empty = none. */
   readonly elasticsearchUrl: string;
   /** Index name prefix in Elasticsearch (`${prefix}-scans`, ...). */
   readonly elasticsearchPrefix: string;
@@ -163,9 +163,6 @@ export function resolveConfig(sources: { flags?: ConfigInput; env?: NodeJS.Proce
     const spec = (fields as Record<string, FieldSpec>)[key];
     if (value === undefined || !spec) continue;
     out[key] = coerce(key, spec, value, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-  }
-  if (out.postgresUrl !== '' && out.elasticsearchUrl !== '') {
-    throw new PortbanditError('PB_ERR_CONFIG', 'postgresUrl and elasticsearchUrl are both set: choose one store (docs/store.md, deployment shapes)', { where: 'postgresUrl' });
   }
   return Object.freeze(out) as unknown as CoordinatorConfig;
 }

@@ -17,6 +17,8 @@ export interface MetricSources {
   cycle(): { cycle: number; fraction: number; completed: number };
   cycleCoverage(): Array<{ tag: string; fraction: number }>;
   estimatedCoverage(): Array<{ tag: string; estimate: number }>;
+  /** The outbox feeding the search index, when the store has one (Elasticsearch). */
+  outbox?(): Promise<{ depth: number; active: boolean; fed: number; failures: number; failing: number }>;
 }
 
 /** Build the registry and metrics; `bind` attaches the live sources once the coordinator exists. */
@@ -87,6 +89,22 @@ export function createMetrics(): CoordinatorMetrics & { bind(sources: MetricSour
       if (!sources) return;
       this.reset();
       for (const c of sources.estimatedCoverage()) this.set({ tag: c.tag }, c.estimate);
+    },
+  });
+  new Gauge({
+    name: 'portbandit_outbox_depth',
+    help: 'Records in the outbox not yet applied to the search index (Elasticsearch); 0 without one.',
+    registers: [registry],
+    async collect() {
+      this.set(sources?.outbox ? (await sources.outbox()).depth : 0);
+    },
+  });
+  new Gauge({
+    name: 'portbandit_outbox_feed_failing',
+    help: 'Failed attempts in a row to apply outbox records to the search index (0 = feeding).',
+    registers: [registry],
+    async collect() {
+      this.set(sources?.outbox ? (await sources.outbox()).failing : 0);
     },
   });
   return metrics;

@@ -7,36 +7,20 @@ import type { EsQuery } from './elasticsearch-query.js';
 import { canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import type { QueryNode } from './query-ast.js';
-import { requeueItem } from './requeue.js';
 import { indexScan, validateScan } from './scan-index.js';
 import type {
-  AdminToken,
-  Agent,
-  AgentActivity,
-  DocumentCollection,
   EventPage,
-  IngestInput,
   IngestResult,
-  Lease,
-  LearningRecord,
-  NewAgent,
   NewStoreEvent,
+  OutboxRecord,
   Page,
   PageRequest,
-  QueuedWork,
-  QueuedWorkInput,
   ScanDocument,
   ScanIndex,
   ScanIngest,
-  ScopeEntry,
-  ScopeEntryInput,
-  ScopeListName,
-  ScopeListing,
   SearchOptions,
   SearchView,
-  Store,
   StoreCounts,
-  StoredDocument,
   StoreEvent,
 } from './types.js';
 
@@ -48,14 +32,6 @@ export interface ElasticsearchStoreOptions {
   /** Index name prefix: indices are `${prefix}-scans`, `-latest`, `-events`, `-kv`. Default `portbandit`. */
   readonly prefix?: string;
   /**
-   * Refresh policy for coordination writes (the `-kv` index: scope, agents, tokens, leases,
-   * queue), which are read back through search. `true` (default) makes each such write visible
-   * to the next search; `wait_for` is cheaper under load. Scan, latest and event writes never
-   * force a refresh: the coordinator reads those back only by id (real-time in Elasticsearch);
-   * searches see them after the index's refresh interval (1 s by default), or after `refresh()`.
-   */
-  readonly refresh?: true | 'wait_for';
-  /**
    * Backoff for `_bulk` items (or requests) Elasticsearch rejects with 429 under load: up to
    * `retries` re-sends (default 6), waiting about `baseDelayMs` (default 100) doubled each time,
    * at most `maxDelayMs` (default 5,000), with jitter.
@@ -63,16 +39,11 @@ export interface ElasticsearchStoreOptions {
   readonly bulkRetry?: { readonly retries?: number; readonly baseDelayMs?: number; readonly maxDelayMs?: number };
 }
 
-/** Bounded retries for optimistic-concurrency loops (read, compare, write if unchanged). */
+/** Bounded retries for the event counter's compare-and-set (read, compare, write if unchanged). */
 const MAX_RETRIES = 20;
-/** Queue items `dequeueWorkFor` looks at per call. */
-const QUEUE_SCAN_WINDOW = 1000;
 
-/** Largest listing fetched in one search (scope entries, agents, leases). */
+/** Elasticsearch's index.max_result_window: from + size beyond it is refused (pages continue with search_after). */
 const MAX_LISTING = 10_000;
-
-/** Kv documents per search page (listings continue with search_after). */
-const KV_PAGE = 1000;
 
 const keyword = { type: 'keyword' } as const;
 /**
@@ -114,29 +85,16 @@ const ADDED_SCAN_FIELDS = { screenshot: keyword, group: keyword, name: keyword }
 
 const EVENT_MAPPINGS = { dynamic: 'strict', properties: { seq: long, doc: opaque } } as const;
 
-/** Everything small: scope entries, documents, agents, tokens, leases, queue, counters. */
-const KV_MAPPINGS = {
-  dynamic: 'strict',
-  properties: {
-    kind: keyword,
-    key: keyword,
-    list: keyword,
-    agentId: keyword,
-    ip: keyword,
-    deadline: long,
-    seq: long,
-    body: opaque,
-  },
-} as const;
+/**
+ * One counter document: the event sequence of events ingested through `ingestScan` /
+ * `appendEvents` directly (the index alone). Events fed from an outbox carry the coordination
+ * store's numbers and never touch it. (Indices made by older versions have more kv fields, unused.)
+ */
+const KV_MAPPINGS = { dynamic: 'strict', properties: { kind: keyword, key: keyword, body: opaque } } as const;
 
 interface KvSource {
   kind: string;
   key: string;
-  list?: string;
-  agentId?: string;
-  ip?: string;
-  deadline?: number;
-  seq?: number;
   body: unknown;
 }
 
@@ -146,19 +104,31 @@ interface Versioned<T> {
   primaryTerm: number;
 }
 
-/** The Elasticsearch store, plus what only it needs. */
-export interface ElasticsearchStoreHandle extends Store {
+/**
+ * The scan index on Elasticsearch (history, latest per host, events, search, statistics). It sits
+ * beside a SQLite or PostgreSQL coordination store, fed from that store's outbox by an
+ * `OutboxFeeder` (`applyOutbox`); Elasticsearch holds no coordination state (docs/store.md).
+ */
+export interface ElasticsearchScanIndex extends ScanIndex {
+  readonly kind: 'elasticsearch';
   /**
-   * Make every scan, latest and event write so far visible to search (`POST _refresh`). Ingest
-   * does not force a refresh per write; a test (or tool) that searches right after writing calls this.
+   * Make every scan, latest and event write so far visible to search (`POST _refresh`). Writes
+   * force no refresh; a test (or tool) that searches right after writing calls this.
    */
   refresh(): Promise<void>;
+  /**
+   * Apply outbox records in order, in `_bulk` requests: history and latest documents with
+   * external versions (finishedAt), events by the coordination store's ids, deletions. Idempotent:
+   * applying a record again (a replay after a crash before the acknowledgement) changes nothing.
+   * 429s are re-sent with backoff; any other failure throws and nothing should be acknowledged.
+   */
+  applyOutbox(records: readonly OutboxRecord[]): Promise<void>;
 }
 
-/** Open an Elasticsearch store, creating its indices (with mappings) when missing. */
-export async function openElasticsearchStore(options: ElasticsearchStoreOptions): Promise<ElasticsearchStoreHandle> {
+/** Open the scan index, creating its indices (with mappings) when missing. */
+export async function openElasticsearchScanIndex(options: ElasticsearchStoreOptions): Promise<ElasticsearchScanIndex> {
   const client = options.client ?? (options.node ? new Client({ node: options.node }) : undefined);
-  if (!client) throw new PortbanditError('PB_ERR_CONFIG', 'the Elasticsearch store needs a node URL or a client', { where: 'store.elasticsearch.node' });
+  if (!client) throw new PortbanditError('PB_ERR_CONFIG', 'the Elasticsearch index needs a node URL or a client', { where: 'store.elasticsearch.node' });
   const prefix = options.prefix ?? 'portbandit';
   if (!/^[a-z0-9][a-z0-9_-]*$/u.test(prefix)) {
     throw new PortbanditError('PB_ERR_CONFIG', `'${prefix}' is not a usable index prefix; expected lower-case letters, digits, - and _`, {
@@ -171,44 +141,9 @@ export async function openElasticsearchStore(options: ElasticsearchStoreOptions)
       throw new PortbanditError('PB_ERR_CONFIG', `bulkRetry.${key} must be a non-negative integer, got ${JSON.stringify(value)}`, { where: `store.elasticsearch.bulkRetry.${key}` });
     }
   }
-  const store = new ElasticsearchStore(client, prefix, options.refresh ?? true, options.client === undefined, bulkRetry);
-  await store.ensureIndices();
-  return store;
-}
-
-/**
- * The scan index half alone (history, latest, events, search, statistics) on Elasticsearch, to
- * sit beside a SQLite or PostgreSQL coordination store. It still keeps one counter document (the
- * event sequence) in `<prefix>-kv`. Not yet fed from an outbox of the coordination store, and
- * `openStore` does not offer the pairing yet (docs/store.md, "Elasticsearch layout").
- */
-export interface ElasticsearchScanIndex extends ScanIndex {
-  readonly kind: 'elasticsearch';
-  refresh(): Promise<void>;
-}
-
-export async function openElasticsearchScanIndex(options: ElasticsearchStoreOptions): Promise<ElasticsearchScanIndex> {
-  const store = (await openElasticsearchStore(options)) as ElasticsearchStore;
-  return {
-    kind: 'elasticsearch',
-    close: () => store.close(),
-    refresh: () => store.refresh(),
-    ingestScan: (input) => store.ingestIndexOnly(input),
-    getScan: (scanId) => store.getScan(scanId),
-    getLatestScan: (ip) => store.getLatestScan(ip),
-    hostHistory: (ip, page) => store.hostHistory(ip, page),
-    search: (query, options) => store.search(query, options),
-    count: (query, options) => store.count(query, options),
-    exportHistory: (options) => store.exportHistory(options),
-    deleteHistory: (scanIds) => store.deleteHistory(scanIds),
-    appendEvents: (events) => store.appendEvents(events),
-    readEvents: (options) => store.readEvents(options),
-    readEventsBackward: (options) => store.readEventsBackward(options),
-    counts: (options) => store.counts(options),
-    topPorts: (options) => store.topPorts(options),
-    topServices: (options) => store.topServices(options),
-    scansPerHour: (options) => store.scansPerHour(options),
-  };
+  const index = new ElasticsearchIndex(client, prefix, options.client === undefined, bulkRetry);
+  await index.ensureIndices();
+  return index;
 }
 
 /** Ids are base64url so any key (slashes, colons, empty) is a safe URL path segment. */
@@ -220,14 +155,13 @@ function statusOf(error: unknown): number | undefined {
   return error instanceof errors.ResponseError ? error.statusCode : undefined;
 }
 
-class ElasticsearchStore implements Store {
+class ElasticsearchIndex implements ElasticsearchScanIndex {
   readonly kind = 'elasticsearch' as const;
   private readonly index: { scans: string; latest: string; events: string; kv: string };
 
   constructor(
     private readonly client: Client,
     prefix: string,
-    private readonly refreshPolicy: true | 'wait_for',
     private readonly ownsClient: boolean,
     private readonly bulkRetry: { retries: number; baseDelayMs: number; maxDelayMs: number },
   ) {
@@ -279,15 +213,6 @@ class ElasticsearchStore implements Store {
     await this.run('refreshing indices', () => this.client.indices.refresh({ index: [this.index.scans, this.index.latest, this.index.events] }));
   }
 
-  /**
-   * Only coordination documents (the kv index) are refreshed on write: the coordinator searches
-   * them (scope, leases, queue). Scans, latest and events are read back by id (real-time get),
-   * so forcing a refresh per write there only cost segments (6-8 refreshes per result before).
-   */
-  private refreshFor(index: string): true | 'wait_for' | undefined {
-    return index === this.index.kv ? this.refreshPolicy : undefined;
-  }
-
   // ------------------------------------------------------------------ low-level helpers
   private async getVersioned<T>(index: string, id: string): Promise<Versioned<T> | undefined> {
     try {
@@ -300,34 +225,30 @@ class ElasticsearchStore implements Store {
     }
   }
 
-  /** Write `document` if the stored version is still `expected` (undefined = must not exist). False on conflict. */
-  private async writeIf(index: string, id: string, document: unknown, expected: Versioned<unknown> | undefined): Promise<boolean> {
-    try {
-      if (expected) {
-        await this.client.index({ index, id, document, if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm, refresh: this.refreshFor(index) });
-      } else {
-        await this.client.create({ index, id, document, refresh: this.refreshFor(index) });
-      }
-      return true;
-    } catch (error) {
-      if (statusOf(error) === 409) return false;
-      throw error;
-    }
-  }
-
   /** Delete if present (and unchanged since `expected`, when given). True when this call deleted it. */
   private async deleteIf(index: string, id: string, expected?: Versioned<unknown>): Promise<boolean> {
     try {
       await this.client.delete({
         index,
         id,
-        refresh: this.refreshFor(index),
         ...(expected ? { if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm } : {}),
       });
       return true;
     } catch (error) {
       const status = statusOf(error);
       if (status === 404 || status === 409) return false;
+      throw error;
+    }
+  }
+
+  /** Write `document` if the stored version is still `expected` (undefined = must not exist). False on conflict. */
+  private async writeIf(index: string, id: string, document: unknown, expected: Versioned<unknown> | undefined): Promise<boolean> {
+    try {
+      if (expected) await this.client.index({ index, id, document, if_seq_no: expected.seqNo, if_primary_term: expected.primaryTerm });
+      else await this.client.create({ index, id, document });
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 409) return false;
       throw error;
     }
   }
@@ -351,421 +272,6 @@ class ElasticsearchStore implements Store {
       body: { value: ((current?.body as { value: number } | undefined)?.value ?? 0) + count },
     }));
     return (next!.body as { value: number }).value - count + 1;
-  }
-
-  private async readCounter(counter: string): Promise<number> {
-    const current = await this.getVersioned<KvSource>(this.index.kv, encodeId('counter', counter));
-    return (current?.source.body as { value: number } | undefined)?.value ?? 0;
-  }
-
-  /**
-   * Up to `size` kv documents (all by default), in pages that continue with `search_after`: one
-   * search stops at index.max_result_window (10,000), and a blocklist listing that stopped there
-   * treated the addresses after it as in scope. Every sort here ends on a unique field (key, seq).
-   */
-  private async searchKv(filter: EsQuery[], sort: estypes.Sort, size = Infinity): Promise<{ id: string; source: KvSource; seqNo: number; primaryTerm: number }[]> {
-    const out: { id: string; source: KvSource; seqNo: number; primaryTerm: number }[] = [];
-    let after: estypes.SortResults | undefined;
-    while (out.length < size) {
-      const want = Math.min(KV_PAGE, size - out.length);
-      const response = await this.client.search<KvSource>({
-        index: this.index.kv,
-        query: { bool: { filter } } as estypes.QueryDslQueryContainer,
-        sort,
-        size: want,
-        seq_no_primary_term: true,
-        ...(after ? { search_after: after } : {}),
-      });
-      const hits = response.hits.hits;
-      for (const hit of hits) out.push({ id: hit._id!, source: hit._source!, seqNo: hit._seq_no!, primaryTerm: hit._primary_term! });
-      if (hits.length < want) break;
-      after = hits.at(-1)!.sort;
-    }
-    return out;
-  }
-
-  private async countKv(filter: EsQuery[]): Promise<number> {
-    const response = await this.client.count({ index: this.index.kv, query: { bool: { filter } } as estypes.QueryDslQueryContainer });
-    return response.count;
-  }
-
-  // ------------------------------------------------------------------ scope
-  listScope(list: ScopeListName): Promise<ScopeListing> {
-    return this.run('listing the scope', async () => {
-      const hits = await this.searchKv([{ term: { kind: 'scope' } }, { term: { list } }], [{ key: 'asc' }]);
-      const entries = hits.map((hit) => hit.source.body as ScopeEntry);
-      return { version: await this.readCounter('scope-version'), entries };
-    });
-  }
-
-  addScopeEntries(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
-    return this.run('adding scope entries', async () => {
-      let changed = false;
-      try {
-        for (const entry of entries) {
-          const id = encodeId(`scope-${list}`, entry.range);
-          const written = await this.modify<KvSource>(this.index.kv, id, (current) => {
-            const previous = current?.body as ScopeEntry | undefined;
-            if (previous && JSON.stringify(previous.tags) === JSON.stringify(entry.tags)) return undefined;
-            const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: previous?.addedAt ?? at };
-            return { kind: 'scope', key: entry.range, list, body };
-          });
-          changed ||= written !== undefined;
-        }
-      } finally {
-        // Bump even when a later entry failed: readers must notice the entries that did change.
-        if (changed) await this.allocate('scope-version', 1);
-      }
-      return this.readCounter('scope-version');
-    });
-  }
-
-  removeScopeEntries(list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }> {
-    return this.run('removing scope entries', async () => {
-      let removed = 0;
-      for (const range of ranges) if (await this.deleteIf(this.index.kv, encodeId(`scope-${list}`, range))) removed++;
-      return { removed, version: removed > 0 ? await this.allocate('scope-version', 1) : await this.readCounter('scope-version') };
-    });
-  }
-
-  replaceScope(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
-    return this.run('replacing the scope', async () => {
-      // Not atomic in Elasticsearch: write the new entries first, then drop the others, so a
-      // failure midway leaves a superset of the new list rather than a hole (docs/store.md).
-      const keep = new Set(entries.map((entry) => entry.range));
-      for (const entry of entries) {
-        const body: ScopeEntry = { range: entry.range, tags: [...entry.tags], addedAt: at };
-        await this.client.index({ index: this.index.kv, id: encodeId(`scope-${list}`, entry.range), document: { kind: 'scope', key: entry.range, list, body }, refresh: this.refreshPolicy });
-      }
-      const existing = await this.searchKv([{ term: { kind: 'scope' } }, { term: { list } }], [{ key: 'asc' }]);
-      for (const hit of existing) if (!keep.has(hit.source.key)) await this.deleteIf(this.index.kv, hit.id);
-      return this.allocate('scope-version', 1);
-    });
-  }
-
-  getScopeVersion(): Promise<number> {
-    return this.run('reading the scope version', () => this.readCounter('scope-version'));
-  }
-
-  // ------------------------------------------------------------------ documents
-  getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined> {
-    return this.run('reading a document', async () => {
-      const current = await this.getVersioned<KvSource>(this.index.kv, encodeId(`doc-${collection}`, key));
-      return current?.source.body as StoredDocument<T> | undefined;
-    });
-  }
-
-  putDocument<T = unknown>(
-    collection: DocumentCollection,
-    key: string,
-    value: T,
-    options: { at: number; expectedRevision?: number; enqueue?: readonly QueuedWorkInput[] },
-  ): Promise<StoredDocument<T>> {
-    // Not one transaction here (there is none on a search engine): the work follows the
-    // document. Only a shared cycle uses `enqueue`, and that needs the PostgreSQL store.
-    if (options.enqueue && options.enqueue.length > 0) {
-      const items = options.enqueue;
-      return this.putDocument(collection, key, value, { at: options.at, ...(options.expectedRevision !== undefined ? { expectedRevision: options.expectedRevision } : {}) }).then(async (doc) => {
-        await this.enqueueWork(items);
-        return doc;
-      });
-    }
-    return this.run('writing a document', async () => {
-      const json = JSON.stringify(value);
-      if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
-      const stored = await this.modify<KvSource>(this.index.kv, encodeId(`doc-${collection}`, key), (current) => {
-        const revision = (current?.body as StoredDocument | undefined)?.revision ?? 0;
-        if (options.expectedRevision !== undefined && options.expectedRevision !== revision) {
-          throw new PortbanditError(
-            'PB_ERR_CONFLICT',
-            `${collection}/${key} is at revision ${revision}, not the expected ${options.expectedRevision}; reload and retry`,
-            { where: `${collection}/${key}` },
-          );
-        }
-        const body: StoredDocument = { key, value: JSON.parse(json) as unknown, revision: revision + 1, updatedAt: options.at };
-        return { kind: `doc-${collection}`, key, body };
-      });
-      return stored!.body as StoredDocument<T>;
-    });
-  }
-
-  listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]> {
-    return this.run('listing documents', async () =>
-      (await this.searchKv([{ term: { kind: `doc-${collection}` } }], [{ key: 'asc' }])).map((hit) => hit.source.body as StoredDocument<T>),
-    );
-  }
-
-  deleteDocument(collection: DocumentCollection, key: string): Promise<boolean> {
-    return this.run('deleting a document', () => this.deleteIf(this.index.kv, encodeId(`doc-${collection}`, key)));
-  }
-
-  // ------------------------------------------------------------------ agents and tokens
-  /** Claim a unique token hash with a marker document (create fails if it exists). */
-  private async claimHash(kind: string, hash: string, ownerId: string): Promise<boolean> {
-    return this.writeIf(this.index.kv, encodeId(kind, hash), { kind, key: hash, body: { id: ownerId } }, undefined);
-  }
-
-  createAgent(agent: NewAgent): Promise<Agent> {
-    return this.run('creating an agent', async () => {
-      const conflict = new PortbanditError('PB_ERR_CONFLICT', `an agent with id '${agent.id}' or the same token already exists`, { where: 'agent.id' });
-      if (!(await this.claimHash('agent-hash', agent.tokenHash, agent.id))) throw conflict;
-      const stored: Agent = {
-        id: agent.id,
-        name: agent.name,
-        tokenHash: agent.tokenHash,
-        createdAt: agent.createdAt,
-        version: agent.version,
-        lastSeenAt: undefined,
-        counters: {},
-      };
-      if (!(await this.writeIf(this.index.kv, encodeId('agent', agent.id), { kind: 'agent', key: agent.id, body: stripUndefined(stored) }, undefined))) {
-        await this.deleteIf(this.index.kv, encodeId('agent-hash', agent.tokenHash));
-        throw conflict;
-      }
-      return stored;
-    });
-  }
-
-  private async readAgent(id: string): Promise<Agent | undefined> {
-    const current = await this.getVersioned<KvSource>(this.index.kv, encodeId('agent', id));
-    return current ? toAgent(current.source.body) : undefined;
-  }
-
-  getAgent(id: string): Promise<Agent | undefined> {
-    return this.run('reading an agent', () => this.readAgent(id));
-  }
-
-  findAgentByTokenHash(tokenHash: string): Promise<Agent | undefined> {
-    return this.run('finding an agent', async () => {
-      const marker = await this.getVersioned<KvSource>(this.index.kv, encodeId('agent-hash', tokenHash));
-      if (!marker) return undefined;
-      const agent = await this.readAgent((marker.source.body as { id: string }).id);
-      return agent?.tokenHash === tokenHash ? agent : undefined;
-    });
-  }
-
-  listAgents(): Promise<Agent[]> {
-    return this.run('listing agents', async () => (await this.searchKv([{ term: { kind: 'agent' } }], [{ key: 'asc' }])).map((hit) => toAgent(hit.source.body)));
-  }
-
-  recordAgentActivity(id: string, activity: AgentActivity): Promise<Agent> {
-    return this.run('recording agent activity', async () => {
-      const next = await this.modify<KvSource>(this.index.kv, encodeId('agent', id), (current) => {
-        if (!current) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id '${id}'`, { where: 'agent.id' });
-        const agent = toAgent(current.body);
-        const counters: Record<string, number> = { ...agent.counters };
-        for (const [name, delta] of Object.entries(activity.increments ?? {})) counters[name] = (counters[name] ?? 0) + delta;
-        const updated: Agent = {
-          ...agent,
-          lastSeenAt: Math.max(agent.lastSeenAt ?? activity.at, activity.at),
-          version: activity.version ?? agent.version,
-          counters,
-        };
-        return { kind: 'agent', key: id, body: stripUndefined(updated) };
-      });
-      return toAgent(next!.body);
-    });
-  }
-
-  deleteAgent(id: string): Promise<boolean> {
-    return this.run('deleting an agent', async () => {
-      const agent = await this.readAgent(id);
-      if (!agent) return false;
-      const deleted = await this.deleteIf(this.index.kv, encodeId('agent', id));
-      await this.deleteIf(this.index.kv, encodeId('agent-hash', agent.tokenHash));
-      return deleted;
-    });
-  }
-
-  createAdminToken(token: AdminToken): Promise<AdminToken> {
-    return this.run('creating an admin token', async () => {
-      const conflict = new PortbanditError('PB_ERR_CONFLICT', `an admin token with id '${token.id}' or the same hash already exists`, { where: 'token.id' });
-      if (!(await this.claimHash('admin-hash', token.tokenHash, token.id))) throw conflict;
-      const stored: AdminToken = { id: token.id, name: token.name, tokenHash: token.tokenHash, createdAt: token.createdAt };
-      if (!(await this.writeIf(this.index.kv, encodeId('admin', token.id), { kind: 'admin', key: token.id, body: stored }, undefined))) {
-        await this.deleteIf(this.index.kv, encodeId('admin-hash', token.tokenHash));
-        throw conflict;
-      }
-      return stored;
-    });
-  }
-
-  findAdminTokenByHash(tokenHash: string): Promise<AdminToken | undefined> {
-    return this.run('finding an admin token', async () => {
-      const marker = await this.getVersioned<KvSource>(this.index.kv, encodeId('admin-hash', tokenHash));
-      if (!marker) return undefined;
-      const token = await this.getVersioned<KvSource>(this.index.kv, encodeId('admin', (marker.source.body as { id: string }).id));
-      const stored = token?.source.body as AdminToken | undefined;
-      return stored?.tokenHash === tokenHash ? stored : undefined;
-    });
-  }
-
-  listAdminTokens(): Promise<AdminToken[]> {
-    return this.run('listing admin tokens', async () => (await this.searchKv([{ term: { kind: 'admin' } }], [{ key: 'asc' }])).map((hit) => hit.source.body as AdminToken));
-  }
-
-  deleteAdminToken(id: string): Promise<boolean> {
-    return this.run('deleting an admin token', async () => {
-      const token = await this.getVersioned<KvSource>(this.index.kv, encodeId('admin', id));
-      if (!token) return false;
-      const deleted = await this.deleteIf(this.index.kv, encodeId('admin', id));
-      await this.deleteIf(this.index.kv, encodeId('admin-hash', (token.source.body as AdminToken).tokenHash));
-      return deleted;
-    });
-  }
-
-  /** Check, then create: one coordinator process per Elasticsearch store (docs/store.md). */
-  async createFirstAdminToken(token: AdminToken): Promise<boolean> {
-    if ((await this.listAdminTokens()).length > 0) return false;
-    await this.createAdminToken(token);
-    return true;
-  }
-
-  /** One coordinator process per Elasticsearch store: it holds every role. */
-  holdRole(_role: string): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-
-  /** Nothing is queued for a learner here (one process learns what it ingests). */
-  readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
-    return Promise.resolve({ items: [], cursor: after ?? '0' });
-  }
-
-  pruneLearning(_before: string): Promise<number> {
-    return Promise.resolve(0);
-  }
-
-  // ------------------------------------------------------------------ leases and queue
-  private leaseSource(lease: Lease): KvSource {
-    return { kind: 'lease', key: lease.id, agentId: lease.agentId, ip: lease.ip, deadline: lease.deadline, body: stripUndefined(lease) };
-  }
-
-  putLease(lease: Lease): Promise<void> {
-    return this.run('storing a lease', async () => {
-      const stored = { ...lease, ip: canonicalIp(lease.ip, 'lease.ip') };
-      if (!(await this.writeIf(this.index.kv, encodeId('lease', lease.id), this.leaseSource(stored), undefined))) {
-        throw new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' });
-      }
-    });
-  }
-
-  getLease(id: string): Promise<Lease | undefined> {
-    return this.run('reading a lease', async () => (await this.getVersioned<KvSource>(this.index.kv, encodeId('lease', id)))?.source.body as Lease | undefined);
-  }
-
-  listLeases(filter: { agentId?: string; ip?: string } = {}): Promise<Lease[]> {
-    return this.run('listing leases', async () => {
-      const clauses: EsQuery[] = [{ term: { kind: 'lease' } }];
-      if (filter.agentId !== undefined) clauses.push({ term: { agentId: filter.agentId } });
-      if (filter.ip !== undefined) clauses.push({ term: { ip: canonicalIp(filter.ip) } });
-      return (await this.searchKv(clauses, [{ deadline: 'asc' }, { key: 'asc' }])).map((hit) => hit.source.body as Lease);
-    });
-  }
-
-  countLeases(filter: { agentId?: string } = {}): Promise<number> {
-    return this.run('counting leases', () =>
-      this.countKv(filter.agentId === undefined ? [{ term: { kind: 'lease' } }] : [{ term: { kind: 'lease' } }, { term: { agentId: filter.agentId } }]),
-    );
-  }
-
-  renewLease(id: string, deadline: number): Promise<boolean> {
-    return this.run('renewing a lease', async () => {
-      const next = await this.modify<KvSource>(this.index.kv, encodeId('lease', id), (current) =>
-        current ? this.leaseSource({ ...(current.body as Lease), deadline }) : undefined,
-      );
-      return next !== undefined;
-    });
-  }
-
-  /** Delete a lease if this caller is the one that removes it; returns it then. */
-  private async takeLease(id: string): Promise<Lease | undefined> {
-    const current = await this.getVersioned<KvSource>(this.index.kv, encodeId('lease', id));
-    if (!current) return undefined;
-    return (await this.deleteIf(this.index.kv, encodeId('lease', id), current)) ? (current.source.body as Lease) : undefined;
-  }
-
-  completeLease(id: string): Promise<Lease | undefined> {
-    return this.run('completing a lease', () => this.takeLease(id));
-  }
-
-  takeExpiredLeases(now: number, limit: number, options: { requeue?: boolean } = {}): Promise<Lease[]> {
-    return this.run('taking expired leases', async () => {
-      const hits = await this.searchKv([{ term: { kind: 'lease' } }, { range: { deadline: { lte: now } } }], [{ deadline: 'asc' }, { key: 'asc' }], resolveLimit(limit, limit));
-      const taken: Lease[] = [];
-      for (const hit of hits) {
-        const lease = hit.source.body as Lease;
-        // Enqueue before deleting: a crash in between duplicates the work instead of losing it.
-        const queued = options.requeue ? (await this.enqueue([requeueItem(lease, now)]))[0] : undefined;
-        if (await this.deleteIf(this.index.kv, hit.id, hit)) {
-          taken.push(lease);
-        } else if (queued) {
-          await this.deleteIf(this.index.kv, encodeId('queue', queued.id));
-        }
-      }
-      return taken;
-    });
-  }
-
-  private async enqueue(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
-    if (items.length === 0) return [];
-    const first = await this.allocate('queue-seq', items.length);
-    const out: QueuedWork[] = [];
-    for (const [i, item] of items.entries()) {
-      const seq = first + i;
-      const stored: QueuedWork = { ...(stripUndefined(item) as QueuedWorkInput), ip: canonicalIp(item.ip, 'work.ip'), id: String(seq) };
-      await this.client.create({ index: this.index.kv, id: encodeId('queue', stored.id), document: { kind: 'queue', key: stored.id, seq, body: stored }, refresh: this.refreshPolicy });
-      out.push(stored);
-    }
-    return out;
-  }
-
-  enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
-    return this.run('enqueueing work', () => this.enqueue(items));
-  }
-
-  dequeueWork(limit: number): Promise<QueuedWork[]> {
-    return this.run('dequeueing work', async () => {
-      const hits = await this.searchKv([{ term: { kind: 'queue' } }], [{ seq: 'asc' }], resolveLimit(limit, limit));
-      const taken: QueuedWork[] = [];
-      // Deleting with the read version claims the item: a concurrent dequeue gets a conflict.
-      for (const hit of hits) if (await this.deleteIf(this.index.kv, hit.id, hit)) taken.push(hit.source.body as QueuedWork);
-      return taken;
-    });
-  }
-
-  listQueuedWork(limit?: number): Promise<QueuedWork[]> {
-    return this.run('listing queued work', async () =>
-      (await this.searchKv([{ term: { kind: 'queue' } }], [{ seq: 'asc' }], resolveLimit(limit, MAX_LISTING))).map((hit) => hit.source.body as QueuedWork),
-    );
-  }
-
-  countQueuedWork(): Promise<number> {
-    return this.run('counting queued work', () => this.countKv([{ term: { kind: 'queue' } }]));
-  }
-
-  removeQueuedWork(id: string): Promise<boolean> {
-    return this.run('removing queued work', () => this.deleteIf(this.index.kv, encodeId('queue', id)));
-  }
-
-  // ------------------------------------------------------------------ work routed by agent group
-  /**
-   * `dequeueWork` for an agent of `groups`. The queue body is not indexed, so the head of the
-   * queue (up to 1,000 items) is read and filtered here; items reserved to other groups further
-   * back wait for a later call.
-   */
-  dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]> {
-    return this.run('dequeueing work for a group', async () => {
-      const want = resolveLimit(limit, limit);
-      const hits = await this.searchKv([{ term: { kind: 'queue' } }], [{ seq: 'asc' }], QUEUE_SCAN_WINDOW);
-      const taken: QueuedWork[] = [];
-      for (const hit of hits) {
-        if (taken.length >= want) break;
-        const item = hit.source.body as QueuedWork;
-        if (item.groups !== undefined && !item.groups.some((g) => groups.includes(g))) continue;
-        if (await this.deleteIf(this.index.kv, hit.id, hit)) taken.push(item);
-      }
-      return taken;
-    });
   }
 
   // ------------------------------------------------------------------ history retention
@@ -793,27 +299,6 @@ class ElasticsearchStore implements Store {
   }
 
   // ------------------------------------------------------------------ scans
-  ingestScan(input: IngestInput): Promise<IngestResult> {
-    return this.run('ingesting a scan', async () => {
-      const scan = validateScan(input.scan);
-      const scanDocId = encodeId('scan', scan.scanId);
-      // Real-time gets (no refresh needed), in parallel: is the visit stored, and which is the host's latest.
-      const [existing, current] = await Promise.all([
-        this.getVersioned(this.index.scans, scanDocId),
-        this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', scan.ip)),
-      ]);
-      if (existing && (!input.replace || input.leaseId === undefined)) return { inserted: false, latest: false };
-      for (const event of input.events ?? []) JSON.stringify(event); // fail before writing anything
-      for (const item of input.enqueue ?? []) canonicalIp(item.ip, 'enqueue.ip');
-      const source = scanSource(scan);
-      // The external version (finishedAt) orders visits; a tie on finishedAt goes to the larger
-      // scanId, which a version cannot express: a visit that loses the tie skips the latest write.
-      const lostTie = current !== undefined && current.source.scanId !== scan.scanId && current.source.finishedAt === scan.finishedAt && current.source.scanId > scan.scanId;
-      if (existing) return this.replaceVisit(scan, source, scanDocId, input, !lostTie);
-      return this.ingestBulk(scan, source, scanDocId, input, !lostTie);
-    });
-  }
-
   /**
    * A new visit in one `_bulk` request: its events (`create` by deterministic id), the host's
    * latest (`index` with `version_type: external_gte`, version = finishedAt: a replay rewrites
@@ -825,7 +310,7 @@ class ElasticsearchStore implements Store {
    * other item fails, a history document this call created is deleted again before the error
    * is thrown, so the agent's retry is not taken for a duplicate and completes every item.
    */
-  private async ingestBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput | ScanIngest, writeLatest: boolean): Promise<IngestResult> {
+  private async ingestBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, input: ScanIngest, writeLatest: boolean): Promise<IngestResult> {
     const events = input.events ?? [];
     const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
     const actions: BulkAction[] = events.map((event, i) => ({
@@ -845,14 +330,7 @@ class ElasticsearchStore implements Store {
       if (ok(history)) await this.deleteIf(this.index.scans, scanDocId);
       throw bulkFailure(actions[failed]!, outcomes[failed]!);
     }
-    // The lease is completed only after the commit point: a failed write leaves it in place, so
-    // the agent's retry is accepted. A crash right here leaves the lease to expire and the host
-    // to be scanned again: duplicated, not lost.
-    const { leaseId, enqueue } = input as IngestInput;
-    const lease = leaseId === undefined ? undefined : await this.takeLease(leaseId);
-    // After the commit point, so a retried ingest (a duplicate then) never queues twice.
-    const queued = enqueue && enqueue.length > 0 ? await this.enqueue(enqueue) : undefined;
-    return { inserted: true, latest: ok(latest), ...(lease ? { lease } : {}), ...(queued ? { queued } : {}) };
+    return { inserted: true, latest: ok(latest) };
   }
 
   /**
@@ -900,19 +378,6 @@ class ElasticsearchStore implements Store {
     }
   }
 
-  /**
-   * A later round of a stored visit: taking its lease (a conditional delete) is the commit point,
-   * so the round is applied once; the visit's document is then overwritten in history and latest
-   * (external version = finishedAt, as in `ingestBulk`) and its events are written, in one `_bulk`.
-   */
-  private async replaceVisit(scan: ScanDocument, source: ScanSource, scanDocId: string, input: IngestInput, writeLatest: boolean): Promise<IngestResult> {
-    const lease = await this.takeLease(input.leaseId!);
-    if (!lease) return { inserted: false, latest: false };
-    const latest = await this.replaceBulk(scan, source, scanDocId, input.events ?? [], lease.id, writeLatest);
-    const queued = input.enqueue && input.enqueue.length > 0 ? await this.enqueue(input.enqueue) : undefined;
-    return { inserted: true, latest, lease, ...(queued ? { queued } : {}) };
-  }
-
   /** The writes of a replaced visit in one `_bulk`: history (`index`), latest (external version), events (ids keyed by `round`). True when latest was written. */
   private async replaceBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, events: readonly NewStoreEvent[], round: string, writeLatest: boolean): Promise<boolean> {
     const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
@@ -931,11 +396,11 @@ class ElasticsearchStore implements Store {
   }
 
   /**
-   * `ScanIndex.ingestScan` (no lease, no queue): for `ElasticsearchScanIndex`. A known scanId is
-   * replaced when `replace` is set and the new document has more rounds than the stored one (as
-   * the PostgreSQL scan index does without a lease); otherwise it is a duplicate.
+   * One visit written directly (not from an outbox). A known scanId is replaced when `replace`
+   * is set and the new document has more rounds than the stored one (as the PostgreSQL scan
+   * index does without a lease); otherwise it is a duplicate.
    */
-  ingestIndexOnly(input: ScanIngest): Promise<IngestResult> {
+  ingestScan(input: ScanIngest): Promise<IngestResult> {
     return this.run('ingesting a scan', async () => {
       const scan = validateScan(input.scan);
       const scanDocId = encodeId('scan', scan.scanId);
@@ -952,6 +417,56 @@ class ElasticsearchStore implements Store {
       const latest = await this.replaceBulk(scan, source, scanDocId, input.events ?? [], `r${rounds}`, !lostTie);
       return { inserted: true, latest };
     });
+  }
+
+  // ------------------------------------------------------------------ fed from an outbox
+  applyOutbox(records: readonly OutboxRecord[]): Promise<void> {
+    return this.run('applying outbox records', async () => {
+      let pending: OutboxRecord[] = [];
+      for (const record of records) {
+        if (record.kind !== 'delete') {
+          pending.push(record);
+          continue;
+        }
+        // In order: what was fed before a deletion is written before it.
+        await this.bulkRecords(pending);
+        pending = [];
+        await this.deleteHistory(record.scanIds);
+      }
+      await this.bulkRecords(pending);
+    });
+  }
+
+  /**
+   * Visits and events in one `_bulk`. Per scan id only its last document (a later round carries
+   * the earlier ones) and per host only its last latest document are sent, so no two items of a
+   * request touch one document and a 429 re-send cannot reorder them. History and latest go with
+   * `external_gte` versions (finishedAt): a replay rewrites the same document, and a 409 means a
+   * newer one is there already (fine). Latest is written only for a visit the coordination store
+   * made the host's latest, so a finishedAt tie is decided there, by scan id. Events are created
+   * under the coordination store's ids: a replay's 409 means it is there.
+   */
+  private async bulkRecords(records: readonly OutboxRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const history = new Map<string, ScanDocument>();
+    const latest = new Map<string, ScanDocument>();
+    const actions: BulkAction[] = [];
+    for (const record of records) {
+      if (record.kind === 'delete') continue;
+      for (const event of record.events) {
+        const seq = Number(event.id);
+        actions.push({ op: 'create', index: this.index.events, id: encodeId('event', `outbox#${event.id}`), document: { seq, doc: stripUndefined(event) } });
+      }
+      if (record.kind !== 'visit') continue;
+      const scan = validateScan(record.scan);
+      history.set(scan.scanId, scan);
+      if (record.latest) latest.set(scan.ip, scan);
+    }
+    for (const scan of history.values()) actions.push({ op: 'index', index: this.index.scans, id: encodeId('scan', scan.scanId), document: scanSource(scan), version: scan.finishedAt });
+    for (const scan of latest.values()) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: scanSource(scan), version: scan.finishedAt });
+    const outcomes = await this.bulk(actions);
+    const failed = outcomes.findIndex((o) => !ok(o) && o.status !== 409);
+    if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {
@@ -1191,19 +706,6 @@ function scanSource(scan: ScanDocument): ScanSource {
     openPortCount: fields.ports.length,
     ...(fields.screenshot ? { screenshot: 'true' } : {}),
     doc: stripUndefined(scan) as ScanDocument,
-  };
-}
-
-function toAgent(body: unknown): Agent {
-  const agent = body as Partial<Agent> & NewAgent;
-  return {
-    id: agent.id,
-    name: agent.name,
-    tokenHash: agent.tokenHash,
-    createdAt: agent.createdAt,
-    version: agent.version ?? undefined,
-    lastSeenAt: agent.lastSeenAt ?? undefined,
-    counters: agent.counters ?? {},
   };
 }
 

@@ -1,25 +1,31 @@
-import { openElasticsearchStore } from './elasticsearch-store.js';
+import { openElasticsearchScanIndex } from './elasticsearch-store.js';
 import type { ElasticsearchStoreOptions } from './elasticsearch-store.js';
+import { IndexedStore } from './indexed-store.js';
 import type { PostgresOptions } from './postgres-database.js';
 import { openPostgresStore } from './postgres-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import type { SqliteStoreOptions } from './sqlite-store.js';
 import type { Store } from './types.js';
 
-/** Which store to open: the embedded SQLite file (default), PostgreSQL (shared by several coordinators) or Elasticsearch. */
+/**
+ * Which store to open: the embedded SQLite file (default) or PostgreSQL (shared by several
+ * coordinators), each optionally with an Elasticsearch search index fed from its outbox
+ * (`elasticsearch`; docs/store.md, deployment shapes). Elasticsearch holds no coordination state.
+ */
 export type StoreOptions =
-  | ({ readonly kind: 'sqlite' } & SqliteStoreOptions)
-  | ({ readonly kind: 'postgres' } & PostgresOptions)
-  | ({ readonly kind: 'elasticsearch' } & ElasticsearchStoreOptions);
+  | ({ readonly kind: 'sqlite'; readonly elasticsearch?: ElasticsearchStoreOptions } & SqliteStoreOptions)
+  | ({ readonly kind: 'postgres'; readonly elasticsearch?: ElasticsearchStoreOptions } & PostgresOptions);
 
 /** Open the store a resolved configuration names (the one place that picks an implementation). */
-export function openStore(options: StoreOptions): Promise<Store> {
-  switch (options.kind) {
-    case 'sqlite':
-      return openSqliteStore(options);
-    case 'postgres':
-      return openPostgresStore(options);
-    case 'elasticsearch':
-      return openElasticsearchStore(options);
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const { elasticsearch, ...rest } = options;
+  const outbox = elasticsearch !== undefined || options.outbox === true;
+  const record = rest.kind === 'sqlite' ? await openSqliteStore({ ...rest, outbox }) : await openPostgresStore({ ...rest, outbox });
+  if (!elasticsearch) return record;
+  try {
+    return new IndexedStore(record, await openElasticsearchScanIndex(elasticsearch));
+  } catch (error) {
+    await record.close();
+    throw error;
   }
 }

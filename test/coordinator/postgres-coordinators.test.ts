@@ -319,11 +319,14 @@ describe('serve --postgres configuration', () => {
     expect(resolveConfig({ flags: { postgresUrl: url, postgresSchema: 'site_b' }, env: {} })).toMatchObject({ postgresUrl: url, postgresSchema: 'site_b' });
   });
 
-  it('refuses a URL that is not PostgreSQL, a bad schema, and both stores at once, naming the source', () => {
+  it('refuses a URL that is not PostgreSQL and a bad schema, naming the source; takes PostgreSQL with an Elasticsearch index', () => {
     const refused = (f: () => unknown, where: string) =>
       expect(f).toThrow(expect.objectContaining({ code: 'PB_ERR_CONFIG', where }) as unknown as Error);
     refused(() => resolveConfig({ env: { PORTBANDIT_POSTGRES_URL: 'http://127.0.0.1:5432' } }), 'env PORTBANDIT_POSTGRES_URL');
     refused(() => resolveConfig({ flags: { postgresSchema: 'Drop Table' }, env: {} }), '--postgres-schema');
-    refused(() => resolveConfig({ flags: { postgresUrl: 'postgres://127.0.0.1/pb', elasticsearchUrl: 'http://127.0.0.1:9200' }, env: {} }), 'postgresUrl');
+    expect(resolveConfig({ flags: { postgresUrl: 'postgres://127.0.0.1/pb', elasticsearchUrl: 'http://127.0.0.1:9200' }, env: {} })).toMatchObject({
+      postgresUrl: 'postgres://127.0.0.1/pb',
+      elasticsearchUrl: 'http://127.0.0.1:9200',
+    });
   });
 });

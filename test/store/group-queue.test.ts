@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openElasticsearchStore } from '../../src/store/elasticsearch-store.js';
+import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { openPostgresStore } from '../../src/store/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/types.js';
@@ -16,7 +16,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const stores: Array<[string, () => Promise<Store>]> = [
   ['sqlite', () => openSqliteStore({ path: join(dir, `q-${n++}.db`) })],
-  ['elasticsearch (in-memory cluster)', () => openElasticsearchStore({ client: createMemoryElasticsearchClient().client, prefix: 'pb-q' })],
 ];
 
 function suite(openStore: () => Promise<Store>): void {
@@ -64,12 +63,12 @@ describe.skipIf(missing !== undefined)('postgres: the work queue routed by agent
 });
 
 describe('elasticsearch: indices of an older version', () => {
-  it('gain the fields added since (strict mappings would refuse them) when the store opens', async () => {
+  it('gain the fields added since (strict mappings would refuse them) when the index opens', async () => {
     const { client, cluster } = createMemoryElasticsearchClient();
-    await (await openElasticsearchStore({ client, prefix: 'pb-old' })).close();
+    await (await openElasticsearchScanIndex({ client, prefix: 'pb-old' })).close();
     cluster.indices.get('pb-old-scans')!.fields.delete('group');
     cluster.indices.get('pb-old-latest')!.fields.delete('group');
-    const store = await openElasticsearchStore({ client, prefix: 'pb-old' });
+    const store = await openElasticsearchScanIndex({ client, prefix: 'pb-old' });
     await store.ingestScan({ scan: { ...scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), group: 'internal' } });
     expect((await store.search({ type: 'term', field: 'group', value: 'internal' })).total).toBe(1);
   });

@@ -13,7 +13,18 @@ export function registerSystemRoutes(app: FastifyInstance, coordinator: Coordina
         response: {
           200: {
             type: 'object',
-            properties: { status: { type: 'string' }, version: { type: 'string' }, store: { type: 'string' }, cycle: { type: 'integer' }, scopeAddresses: { type: 'string' } },
+            properties: {
+              status: { type: 'string' },
+              version: { type: 'string' },
+              store: { type: 'string' },
+              cycle: { type: 'integer' },
+              scopeAddresses: { type: 'string' },
+              // With a search index (Elasticsearch) only: the outbox feeding it.
+              outbox: {
+                type: 'object',
+                properties: { depth: { type: 'integer' }, active: { type: 'boolean' }, fed: { type: 'integer' }, failures: { type: 'integer' }, failing: { type: 'integer' }, lastError: { type: 'string' } },
+              },
+            },
           },
         },
       },
@@ -24,6 +35,7 @@ export function registerSystemRoutes(app: FastifyInstance, coordinator: Coordina
       store: coordinator.store.kind,
       cycle: coordinator.progress().cycle,
       scopeAddresses: String(coordinator.addressSpace.size),
+      ...(app.outboxFeeder ? { outbox: { depth: await app.outboxFeeder.depth(), ...app.outboxFeeder.status() } } : {}),
     }),
   );
 
