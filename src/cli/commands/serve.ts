@@ -30,12 +30,12 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'JSON config file (env PORTBANDIT_CONFIG); flags and env override it')
     .option('--lease-seconds <n>', 'seconds an agent has to submit a work item (default 900)', parseInteger(1))
     .option('--log-level <level>', 'pino log level (default info)')
-    .option('--elasticsearch <url>', 'store results in this Elasticsearch cluster instead of SQLite (env PORTBANDIT_ELASTICSEARCH_URL)')
+    .option('--elasticsearch <url>', 'also index results in this Elasticsearch cluster for search, fed from the store\'s outbox; coordination stays in SQLite or PostgreSQL (env PORTBANDIT_ELASTICSEARCH_URL)')
     .option('--elasticsearch-prefix <prefix>', 'index name prefix (env PORTBANDIT_ELASTICSEARCH_PREFIX; default portbandit)')
     .option('--screenshot-budget <bytes>', 'total bytes of web screenshots kept under --data, oldest dropped first (env PORTBANDIT_SCREENSHOT_BUDGET; default 1 GiB)', parseInteger(0, 2 ** 40))
     .option('--resolver <spec>', 'how scope names resolve: system (default), hosts:FILE (an /etc/hosts-style file) or dns:ADDRESS:PORT (env PORTBANDIT_RESOLVER)')
     .option('--dns <address:port>', 'resolve scope names with this DNS server, e.g. 127.0.0.1:5353 (same as --resolver dns:ADDRESS:PORT)')
-    .option('--postgres <url>', 'keep the whole store in this PostgreSQL database, shared by every coordinator given the same URL (env PORTBANDIT_POSTGRES_URL)')
+    .option('--postgres <url>', 'keep the store in this PostgreSQL database, shared by every coordinator given the same URL; combines with --elasticsearch (env PORTBANDIT_POSTGRES_URL)')
     .option('--postgres-schema <name>', 'schema in that database (env PORTBANDIT_POSTGRES_SCHEMA; default portbandit)')
     .action(async (flags: ServeFlags) => {
       if (flags.resolver !== undefined && flags.dns !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --resolver or --dns, not both', { where: '--dns' });
