@@ -23,9 +23,9 @@ export async function serveMemoryElasticsearch(): Promise<{ url: string; cluster
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       const ndjson = String(req.headers['content-type'] ?? '').includes('ndjson');
-      let body: unknown = null;
+      let body: Record<string, unknown> | Record<string, unknown>[] | undefined;
       try {
-        if (text !== '') body = ndjson ? text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as unknown) : JSON.parse(text);
+        if (text !== '') body = ndjson ? text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>) : (JSON.parse(text) as Record<string, unknown>);
       } catch {
         res.writeHead(400).end();
         return;
