@@ -11,9 +11,10 @@ type ClientMock = InstanceType<typeof ClientMock>;
 /**
  * FOR QUERY TRANSLATION AND CONTRACT TESTS ONLY, not evidence that the store works on a real
  * cluster: one shard, no refresh interval, 429s only when a test asks for them (issue 13). What only a real
- * Elasticsearch can show runs when PORTBANDIT_ES_URL is set (docs/store.md).
+ * Elasticsearch can show runs when PORTBANDIT_ES_URL is set (docs/store.md). `es-http.ts` serves
+ * it over HTTP on loopback for a `serve` process; same caveat.
  *
- * An in-memory stand-in for the part of Elasticsearch 8 that ElasticsearchStore uses, plugged
+ * An in-memory stand-in for the part of Elasticsearch 8 that the scan index uses, plugged
  * into the official client through @elastic/elasticsearch-mock (which only routes HTTP calls to
  * handlers; the behaviour below is ours). It is strict on purpose: any API, query clause, sort
  * or aggregation outside this subset is answered with HTTP 400, so the store cannot silently
