@@ -53,6 +53,8 @@ export class OutboxFeeder {
   private running = false;
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  /** A wake that came while a batch was in flight: the next idle wait is skipped. */
+  private woken = false;
   private timer: NodeJS.Timeout | undefined;
   private state = { active: false, fed: 0, failures: 0, failing: 0, lastError: undefined as string | undefined };
 
@@ -87,7 +89,8 @@ export class OutboxFeeder {
 
   /** Something was written: look at the outbox now instead of after the idle wait. */
   wake(): void {
-    this.wakeUp?.();
+    if (this.wakeUp) this.wakeUp();
+    else this.woken = true;
   }
 
   /** Stop after the batch in flight (if any); unacknowledged records stay for the next start. */
@@ -123,11 +126,12 @@ export class OutboxFeeder {
   private async run(): Promise<void> {
     while (this.running) {
       let wait: number;
+      this.woken = false;
       try {
         const n = await this.feedOnce();
         if (this.state.failing > 0) this.options.log?.('info', `search index feed recovered after ${this.state.failing} failed attempt(s)`);
         this.state.failing = 0;
-        wait = n === this.batchSize ? 0 : this.idleMs;
+        wait = n === this.batchSize || this.woken ? 0 : this.idleMs;
       } catch (error) {
         this.state.failures++;
         this.state.failing++;
