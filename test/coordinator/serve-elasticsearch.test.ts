@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { SubmitResponse, WorkItem } from '../../src/coordinator/protocol.js';
 import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { serveMemoryElasticsearch } from '../helpers/es-http.js';
+import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 
 /**
  * `portbandit serve --elasticsearch URL` as a process, on SQLite, with the in-memory Elasticsearch
@@ -25,8 +26,8 @@ interface Serve {
   stderr: () => string;
 }
 
-function startServe(esUrl: string): Promise<Serve> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', data, '--port', '0', '--elasticsearch', esUrl, '--log-level', 'warn'], {
+function startServe(esUrl: string, extra: readonly string[] = [], dir = data): Promise<Serve> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', dir, '--port', '0', '--elasticsearch', esUrl, '--log-level', 'warn', ...extra], {
     cwd: root,
     env: { ...process.env, PORTBANDIT_SWEEP_MS: '200' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -133,4 +134,59 @@ describe('serve --elasticsearch (SQLite + the Elasticsearch double over HTTP)', 
       await es.close();
     }
   }, 120_000);
+});
+
+const missing = postgresMissing();
+if (missing) console.warn(`serve-elasticsearch: PostgreSQL part skipped: ${missing}`);
+
+describe.skipIf(missing !== undefined)('serve --postgres --elasticsearch: two coordinators, one feeder', () => {
+  const pg = usePostgres();
+
+  it('one of two coordinators feeds; killed with SIGKILL, the other takes the role over and feeds what both stored', async () => {
+    const es = await serveMemoryElasticsearch();
+    const schema = pg.freshSchema();
+    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'pb-serve-pges-')));
+    const servers: Serve[] = [];
+    try {
+      for (const dir of dirs) servers.push(await startServe(es.url, ['--postgres', pg.url(), '--postgres-schema', schema], dir));
+      const admin = servers.map((s) => /\b(pbk_\S+)/u.exec(s.stderr())?.[1]).find((t) => t !== undefined);
+      expect(admin).toBeDefined();
+      const { token: agent } = await call<{ token: string }>(servers[0]!, 'POST', '/api/v1/admin/agents', admin, { name: 'agent-1' });
+      await call(servers[0]!, 'POST', '/api/v1/admin/scope?list=scope', admin, { entries: [{ range: '198.18.11.0/29', tags: ['lab'] }] });
+      const health = async (s: Serve) => (await call<{ store: string; outbox: { depth: number; active: boolean } }>(s, 'GET', '/healthz'));
+      await until('one feeder elected', async () => (await Promise.all(servers.map(health))).filter((h) => h.outbox.active).length === 1);
+      expect((await health(servers[0]!)).store).toBe('postgres');
+      const feeder = (await health(servers[0]!)).outbox.active ? 0 : 1;
+
+      // The elected feeder stops feeding (the cluster sheds every bulk request) and both store results.
+      es.cluster.rejectBulk = { remaining: 1_000_000, as: 'request' };
+      const visits = new Set<string>();
+      for (const s of servers) for (const id of await scanAll(s, agent, 4)) visits.add(id);
+      expect((await health(servers[1 - feeder]!)).outbox.depth).toBeGreaterThan(0);
+      servers[feeder]!.child.kill('SIGKILL');
+      await once(servers[feeder]!.child, 'exit');
+      es.cluster.rejectBulk = undefined;
+
+      const survivor = servers[1 - feeder]!;
+      await until('the survivor to take the feeder role and drain the outbox', async () => {
+        const h = await health(survivor);
+        return h.outbox.active && h.outbox.depth === 0;
+      }, 60_000);
+      const index = await openElasticsearchScanIndex({ node: es.url });
+      try {
+        for (const id of visits) expect((await index.getScan(id))?.scanId).toBe(id);
+      } finally {
+        await index.close();
+      }
+    } finally {
+      for (const s of servers) {
+        if (s.child.exitCode === null && s.child.signalCode === null) {
+          s.child.kill('SIGTERM');
+          await once(s.child, 'exit');
+        }
+      }
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+      await es.close();
+    }
+  }, 150_000);
 });
