@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../core/logger.js';
 import { canonicalIp } from '../core/address.js';
 import { PortbanditError, isPortbanditError } from '../core/errors.js';
 import { PortRanges } from '../core/ports.js';
@@ -159,7 +159,7 @@ export class Coordinator {
     readonly config: CoordinatorConfig,
     readonly env: StrategyEnv,
     readonly metrics: CoordinatorMetrics,
-    readonly log: FastifyBaseLogger,
+    readonly log: Logger,
     readonly now: () => number,
   ) {
     this.shared = store.kind === 'postgres';
@@ -174,7 +174,7 @@ export class Coordinator {
     config: CoordinatorConfig,
     env: StrategyEnv,
     metrics: CoordinatorMetrics,
-    log: FastifyBaseLogger,
+    log: Logger,
     now: () => number,
     resolver?: NameResolver,
   ): Promise<Coordinator> {

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../core/logger.js';
 import type { ScanDocument, Store } from '../store/types.js';
 import { type RetentionRule, type RetentionVisit, planHostRetention } from './retention.js';
 
@@ -93,7 +93,7 @@ export class RetentionRunner {
   constructor(
     private readonly store: Store,
     private readonly rules: RetentionRules,
-    private readonly log: FastifyBaseLogger,
+    private readonly log: Logger,
     private readonly now: () => number,
   ) {}
 
