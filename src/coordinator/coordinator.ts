@@ -3,25 +3,21 @@ import { isPortbanditError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { StrategyEnv } from '../../strategies/types.js';
 import type { Agent, QueuedWork, ScopeListName, Store } from '../store/types.js';
-import { AgentRegistry, type ListedAgent } from './agent-registry.js';
+import type { ListedAgent } from './agent-registry.js';
 import type { AddressSpace } from './address-space.js';
 import type { CoordinatorConfig } from './config.js';
-import { CycleCoverage, type CycleCoverageRow, estimateCoverage } from './coverage.js';
+import { type CycleCoverageRow, estimateCoverage } from './coverage.js';
 import type { CycleDocument, CycleProgress } from './cycle.js';
-import { EventWaiters } from './event-waiters.js';
-import { Learner } from './learner.js';
-import { LearningSchedule } from './learning-schedule.js';
-import { Leasing } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { type Policy, type PolicyInput, defaultPolicy } from './policy.js';
-import { type BudgetReport, PolicyBook } from './policy-book.js';
+import type { BudgetReport } from './policy-book.js';
 import type { ResultSubmission, SubmitResponse, WorkItem } from './protocol.js';
-import { ResultIntake } from './result-intake.js';
 import type { RetentionRule } from './retention.js';
 import type { ScopeLine } from './scope-file.js';
 import { ScopeService } from './scope-service.js';
 import { ScreenshotArchive } from './screenshots.js';
 import type { NameResolver } from './names.js';
+import { type CoordinatorUnits, assembleUnits } from './units.js';
 
 export type { LeaseSession } from './lease-session.js';
 export { type BudgetReport, formatDuration } from './policy-book.js';
@@ -32,18 +28,6 @@ interface InstallDocument {
   readonly createdAt: number;
 }
 
-/** The units a coordinator is made of (each testable on its own over a Store). */
-interface Units {
-  readonly scope: ScopeService;
-  readonly learner: Learner;
-  readonly learning: LearningSchedule;
-  readonly policies: PolicyBook;
-  readonly agents: AgentRegistry;
-  readonly coverage: CycleCoverage;
-  readonly waiters: EventWaiters;
-  readonly leasing: Leasing;
-  readonly intake: ResultIntake;
-}
 
 /**
  * The coordinator's core, independent of HTTP, as one facade over its units: the scope service
@@ -64,7 +48,7 @@ export class Coordinator {
    * finished visits (the learning queue) while the others reload what it writes.
    */
   readonly shared: boolean;
-  private readonly units: Units;
+  private readonly units: CoordinatorUnits;
 
   private constructor(
     readonly store: Store,
@@ -73,7 +57,7 @@ export class Coordinator {
     readonly metrics: CoordinatorMetrics,
     readonly log: Logger,
     readonly now: () => number,
-    units: (c: Coordinator) => Units,
+    units: (c: Coordinator) => CoordinatorUnits,
   ) {
     this.shared = store.kind === 'postgres';
     this.defaultPolicy = defaultPolicy(config.allowedScripts);
@@ -96,18 +80,9 @@ export class Coordinator {
     const scope = new ScopeService(store, metrics, log, now, shared, resolver);
     await scope.reload(true);
     const saved = await store.getDocument<CycleDocument>('coordinator', 'cycle');
-    const c = new Coordinator(store, config, env, metrics, log, now, (self) => {
-      const learner = new Learner(store, env, config.learnBatchSize, log, shared);
-      const policies = new PolicyBook(store, learner, scope, env, config.allowedScripts, self.defaultPolicy, log, now);
-      // Rate-stated budgets follow the scope's size (not at open: the policies load after the scope).
-      scope.onReload = () => policies.refreshBudgets();
-      const agents = new AgentRegistry(store, log, now);
-      const coverage = new CycleCoverage();
-      const waiters = new EventWaiters();
-      const leasing = new Leasing({ store, scope, policies, agents, learner, coverage, metrics, log, now, seed, leaseSeconds: config.leaseSeconds, shared }, saved?.value);
-      const intake = new ResultIntake({ store, scope, leasing, agents, learner, coverage, waiters, screenshots: self.screenshots, metrics, log, now, seed, screenshotBudgetBytes: config.screenshotBudgetBytes, shared });
-      return { scope, learner, learning: new LearningSchedule(store, learner, log, shared), policies, agents, coverage, waiters, leasing, intake };
-    });
+    const c = new Coordinator(store, config, env, metrics, log, now, (self) =>
+      assembleUnits({ store, scope, savedCycle: saved?.value, config, env, defaultPolicy: self.defaultPolicy, screenshots: self.screenshots, metrics, log, now, seed, shared }),
+    );
     await c.units.leasing.persistCycle();
     await c.units.policies.reload(true);
     await c.units.agents.refresh();
