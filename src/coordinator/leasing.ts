@@ -11,7 +11,7 @@ import { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
 import type { CycleCoverage } from './coverage.js';
 import { mayScan, vantageGroup } from './groups.js';
 import type { Learner } from './learner.js';
-import type { LeaseSession } from './lease-session.js';
+import { type LeaseSession, readLeaseSession } from './lease-session.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
 import type { PolicyBook } from './policy-book.js';
@@ -390,7 +390,7 @@ export class Leasing {
       this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
       return null;
     }
-    const session = queued.ports && queued.session ? (queued.session as LeaseSession) : undefined;
+    const session = queued.ports && queued.session ? readLeaseSession(queued.session, `queue item ${queued.id}`) : undefined;
     let allowed: readonly string[] | undefined;
     if (routing) {
       // Checked again here: the policies may have changed since the item was queued, and an
@@ -467,7 +467,7 @@ export class Leasing {
     const now = this.now();
     const sorted = [...ports].sort((a, b) => a - b);
     const visitId = session.visitId ?? session.priorScanId;
-    const lease: Lease = {
+    const lease: Lease<LeaseSession> = {
       // A later round's id names its visit, so a retried submit of it is recognised as a duplicate.
       id: visitId !== undefined ? `${visitOfLease(visitId) ?? visitId}.${round}.${generateId('r').slice(2)}` : generateId('lease'),
       ip,

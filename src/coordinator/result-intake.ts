@@ -10,7 +10,7 @@ import { latestAnsweredScan } from './baselines.js';
 import type { CycleCoverage } from './coverage.js';
 import type { EventWaiters } from './event-waiters.js';
 import type { Learner } from './learner.js';
-import type { LeaseSession } from './lease-session.js';
+import { type LeaseSession, readLeaseSession } from './lease-session.js';
 import type { Leasing } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
@@ -104,7 +104,7 @@ export class ResultIntake {
     if (input.finishedAt < input.startedAt) {
       throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'finishedAt is before startedAt', { where: 'finishedAt' });
     }
-    const session = lease.session as LeaseSession;
+    const session = readLeaseSession(lease.session, `lease ${lease.id}`);
     const visitId = session.visitId ?? session.priorScanId;
     const prior = visitId !== undefined ? await store.getScan(visitId) : undefined;
     const baseline = session.baselineScanId !== undefined ? await store.getScan(session.baselineScanId) : prior ? undefined : await latestAnsweredScan(store, ip);
