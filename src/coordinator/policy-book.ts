@@ -170,7 +170,7 @@ export class PolicyBook {
   async set(key: string, input: PolicyInput): Promise<Policy> {
     const where = key === DEFAULT_POLICY_KEY ? 'policy(default)' : `policy(${key})`;
     if (key !== DEFAULT_POLICY_KEY && typeof input.periodSeconds === 'number' && input.periodSeconds !== this.periodSeconds()) {
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the cycle period is set on the default policy only: one cycle walks the whole scope', { where: `${where}.periodSeconds` });
+      throw new PortbanditError('PB_ERR_POLICY', 'the cycle period is set on the default policy only: one cycle walks the whole scope', { where: `${where}.periodSeconds` });
     }
     const resolved = resolvePolicy(input, this.defaultPolicy, this.env, this.allowedScripts, where);
     const { periodSeconds: _period, ...tagPolicy } = resolved;

@@ -43,7 +43,7 @@ export async function submitResultBatch(coordinator: Coordinator, agent: Agent, 
       if (!check(raw)) {
         const error = check.errors?.[0];
         const path = error?.instancePath ? `results/${i}${error.instancePath}` : `results/${i}`;
-        return { outcome: 'rejected', ...id, error: { statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: `${path} ${error?.message ?? 'is invalid'}` } };
+        return { outcome: 'rejected', ...id, error: { statusCode: 400, code: 'PB_ERR_SCHEMA', message: `${path} ${error?.message ?? 'is invalid'}` } };
       }
       try {
         const res = await coordinator.submit(agent, raw as ResultSubmission);

@@ -80,7 +80,7 @@ export class ResultIntake {
     const ip = safeNormalizeIp(input.ip);
     if (ip !== lease.ip) {
       metrics.results.inc({ outcome: 'rejected' });
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `lease ${lease.id} is for ${lease.ip}, not ${JSON.stringify(input.ip)}`, { where: 'ip' });
+      throw new PortbanditError('PB_ERR_LEASE_ADDRESS', `lease ${lease.id} is for ${lease.ip}, not ${JSON.stringify(input.ip)}`, { where: 'ip' });
     }
     const hit = await this.p.scope.lookupCurrent(ip);
     if (!hit) {
@@ -91,18 +91,18 @@ export class ResultIntake {
     input.ports.forEach((p, i) => {
       if (!given.has(p.port)) {
         metrics.results.inc({ outcome: 'rejected' });
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `port ${p.port} was not in the work item`, { where: `ports[${i}].port` });
+        throw new PortbanditError('PB_ERR_LEASE_PORT', `port ${p.port} was not in the work item`, { where: `ports[${i}].port` });
       }
     });
     if (input.unknownPorts !== undefined && input.unknownPorts !== '') {
       const outside = PortRanges.parse(input.unknownPorts, 'unknownPorts').toArray().find((p) => !given.has(p));
       if (outside !== undefined) {
         metrics.results.inc({ outcome: 'rejected' });
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `port ${outside} was not in the work item`, { where: 'unknownPorts' });
+        throw new PortbanditError('PB_ERR_LEASE_PORT', `port ${outside} was not in the work item`, { where: 'unknownPorts' });
       }
     }
     if (input.finishedAt < input.startedAt) {
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'finishedAt is before startedAt', { where: 'finishedAt' });
+      throw new PortbanditError('PB_ERR_TIMESTAMP', 'finishedAt is before startedAt', { where: 'finishedAt' });
     }
     const session = readLeaseSession(lease.session, `lease ${lease.id}`);
     const visitId = session.visitId ?? session.priorScanId;

@@ -197,7 +197,7 @@ export class ScopeService {
 function refuseNamesInBlocklist(list: ScopeListName, lines: readonly ScopeLine[]): void {
   if (list !== 'blocklist') return;
   const i = lines.findIndex((l) => asDnsName(l.range) === l.range);
-  if (i >= 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `the blocklist takes addresses, CIDRs and ranges, not DNS names (${lines[i]!.range})`, { where: `entries[${i}]` });
+  if (i >= 0) throw new PortbanditError('PB_ERR_ADDRESS', `the blocklist takes addresses, CIDRs and ranges, not DNS names (${lines[i]!.range})`, { where: `entries[${i}]` });
 }
 
 /** Canonical text of an address (as the store keeps it). */
