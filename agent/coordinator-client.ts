@@ -23,9 +23,9 @@ export class CoordinatorClient {
     try {
       url = new URL(server);
     } catch {
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a URL like http://127.0.0.1:8787, got ${JSON.stringify(server)}`, { where: '--server' });
+      throw new PortbanditError('PB_ERR_URL', `expected a URL like http://127.0.0.1:8787, got ${JSON.stringify(server)}`, { where: '--server' });
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected http(s), got ${url.protocol}`, { where: '--server' });
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortbanditError('PB_ERR_URL', `expected http(s), got ${url.protocol}`, { where: '--server' });
     this.base = url.toString().replace(/\/$/, '');
     this.token = token;
     this.timeoutMs = timeoutMs;

@@ -31,18 +31,18 @@ function ratio(a: number, b: number): number | null {
 export function simulate(recording: LoadedRecording, strategy: Strategy, options: SimulateOptions): SimulationResult {
   const batchSize = options.batch ?? DEFAULT_BATCH;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a batch size that is a positive integer, got ${batchSize}`, { where: 'batch' });
+    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected a batch size that is a positive integer, got ${batchSize}`, { where: 'batch' });
   }
   const pseudoThreshold = options.pseudoThreshold ?? strategy.options.pseudoThreshold;
   if (!Number.isInteger(pseudoThreshold) || pseudoThreshold < 1) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a pseudo-service threshold that is a positive integer, got ${pseudoThreshold}`, {
+    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected a pseudo-service threshold that is a positive integer, got ${pseudoThreshold}`, {
       where: 'pseudoThreshold',
     });
   }
   const progressEvery = Math.max(1, options.progressEvery ?? 8192);
   const order = options.order ?? 'recording';
   if (order !== 'recording' && order !== 'shuffled') {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected the host order "recording" or "shuffled", got ${JSON.stringify(order)}`, { where: 'order' });
+    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected the host order "recording" or "shuffled", got ${JSON.stringify(order)}`, { where: 'order' });
   }
   const shuffled = order === 'shuffled';
   const seed = options.seed;

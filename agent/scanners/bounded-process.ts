@@ -29,7 +29,7 @@ export async function runBounded(file: string, args: readonly string[], bounds: 
   // Node clamps a timer above 2^31-1 ms to 1 ms: an overflowing bound would kill at once (or,
   // worse, a NaN would disable it). Refuse instead.
   if (!Number.isFinite(bounds.timeoutMs) || bounds.timeoutMs < 1 || bounds.timeoutMs > MAX_TIMER_MS) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `a ${file} timeout of ${bounds.timeoutMs} ms is outside 1-${MAX_TIMER_MS} ms`, { where: file });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `a ${file} timeout of ${bounds.timeoutMs} ms is outside 1-${MAX_TIMER_MS} ms`, { where: file });
   }
   const started = performance.now();
   const result = await execa(file, args, {

@@ -43,7 +43,7 @@ export const MASSCAN_DEFAULTS = { rate: 10_000, retries: 1, waitSeconds: 2, maxO
 
 function checkInteger(value: number, min: number, max: number, where: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an integer ${min}-${max}, got ${JSON.stringify(value)}`, { where: `masscan ${where}` });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `expected an integer ${min}-${max}, got ${JSON.stringify(value)}`, { where: `masscan ${where}` });
   }
   return value;
 }
@@ -77,7 +77,7 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
   const route = options.route ?? (await resolveMasscanRoute(targets));
   // The route becomes arguments too: canonical addresses and a plain interface name only.
   if (!isCanonicalIp(route.adapterIp) || !isCanonicalIp(route.routerIp) || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(route.adapter) || route.adapter.startsWith('-')) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `masscan route ${JSON.stringify(route)} is not an interface name and two addresses in canonical text`, { where: 'masscan route' });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `masscan route ${JSON.stringify(route)} is not an interface name and two addresses in canonical text`, { where: 'masscan route' });
   }
   const expectedSendMs = ((ports.length * targets.length * (retries + 1)) / rate) * 1000;
   // Bounded so the timer stays exact (Node clamps anything above 2^31-1 ms to 1 ms).

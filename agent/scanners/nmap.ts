@@ -46,7 +46,7 @@ export const MAX_TIMEOUT_SECONDS = 86_400;
 function checkSeconds(value: unknown, where: string): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_SECONDS) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an integer number of seconds 1-${MAX_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`, { where });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `expected an integer number of seconds 1-${MAX_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`, { where });
   }
 }
 
@@ -62,7 +62,7 @@ export function checkScripts(scripts: readonly string[], allow: ReadonlySet<stri
 
 function checkIntensity(value: number): number {
   if (!Number.isInteger(value) || value < 0 || value > 9) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `nmap --version-intensity must be an integer 0-9, got ${JSON.stringify(value)}`, { where: 'scan.versionIntensity' });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `nmap --version-intensity must be an integer 0-9, got ${JSON.stringify(value)}`, { where: 'scan.versionIntensity' });
   }
   return value;
 }
@@ -77,7 +77,7 @@ export function nmapArgs(options: NmapOptions): string[] {
   checkSeconds(options.hostTimeoutSeconds, 'hostTimeoutSeconds');
   checkSeconds(options.scriptTimeoutSeconds, 'scriptTimeoutSeconds');
   for (const t of options.timing ?? []) {
-    if (!timingFlag.test(t)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `nmap timing flag ${JSON.stringify(t)} is not allowed`, { where: 'timing' });
+    if (!timingFlag.test(t)) throw new PortbanditError('PB_ERR_SCAN_OPTION', `nmap timing flag ${JSON.stringify(t)} is not allowed`, { where: 'timing' });
   }
   return [
     ...(options.versionDetection === false ? [] : ['-sV']),
@@ -105,7 +105,7 @@ export function nmapArgs(options: NmapOptions): string[] {
 export async function runNmap(options: NmapOptions): Promise<NmapResult> {
   options.allow.assertAllowed(options.targets, 'nmap target');
   if (!Array.isArray(options.targets) || !Array.isArray(options.ports) || options.targets.length === 0 || options.ports.length === 0) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'nmap needs at least one target and one port', { where: 'nmap' });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', 'nmap needs at least one target and one port', { where: 'nmap' });
   }
   const args = nmapArgs(options);
   const hostTimeout = options.hostTimeoutSeconds ?? NMAP_DEFAULTS.hostTimeoutSeconds;

@@ -38,7 +38,7 @@ export function parseRouteGet(text: string, target: string): RouteLookup {
  * reaches over a dedicated interface.
  */
 export async function resolveMasscanRoute(targets: readonly string[]): Promise<MasscanRoute> {
-  if (targets.length === 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'no targets to route', { where: 'targets' });
+  if (targets.length === 0) throw new PortbanditError('PB_ERR_SCAN_OPTION', 'no targets to route', { where: 'targets' });
   const defaults = await execa('ip', ['route', 'show', 'default'], { reject: false });
   const defaultDevs = new Set([...String(defaults.stdout).matchAll(/\bdev\s+(\S+)/g)].map((m) => m[1]!));
   let route: MasscanRoute | null = null;

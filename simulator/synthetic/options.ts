@@ -29,7 +29,7 @@ export interface ResolvedGenerateOptions {
 
 function checkInteger(value: unknown, name: string, min: number, max: number, hint: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an integer from ${min} to ${max}${hint}, got ${JSON.stringify(value)}`, { where: name });
+    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected an integer from ${min} to ${max}${hint}, got ${JSON.stringify(value)}`, { where: name });
   }
   return value;
 }
@@ -41,7 +41,7 @@ export function resolveGenerateOptions(options: GenerateOptions): ResolvedGenera
   const hosts = checkInteger(options.hosts, 'hosts', 1, MAX_SYNTHETIC_HOSTS, ` (synthetic hosts are laid out from 198.18.0.0 and must fit in ${SYNTHETIC_NETWORK})`);
   const epochs = checkInteger(options.epochs, 'epochs', 1, MAX_SYNTHETIC_EPOCHS, '');
   if ((typeof options.seed !== 'string' && typeof options.seed !== 'number') || String(options.seed) === '') {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a non-empty seed (string or number), got ${JSON.stringify(options.seed)}`, { where: 'seed' });
+    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected a non-empty seed (string or number), got ${JSON.stringify(options.seed)}`, { where: 'seed' });
   }
   return Object.freeze({ profileName: profileName as ProfileName, profile, hosts, epochs, seed: String(options.seed) });
 }

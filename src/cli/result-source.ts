@@ -47,7 +47,7 @@ const LOCAL_POLL_MS = 500;
 
 /** Run `fn` on the source the flags name: `--server` (with an admin token) or the data directory. */
 export async function withResultSource<T>(flags: SourceFlags, fn: (source: ResultSource) => Promise<T>): Promise<T> {
-  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --server or --data, not both', { where: '--server' });
+  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
   // An explicit --data wins over $PORTBANDIT_SERVER.
   const server = flags.server ?? (flags.data === undefined ? process.env.PORTBANDIT_SERVER : undefined);
   if (server !== undefined && server !== '') {
@@ -61,10 +61,10 @@ function parseServer(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected the coordinator's URL (http://host:port), got ${JSON.stringify(text)}`, { where: '--server' });
+    throw new PortbanditError('PB_ERR_URL', `expected the coordinator's URL (http://host:port), got ${JSON.stringify(text)}`, { where: '--server' });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an http or https URL, got ${JSON.stringify(text)}`, { where: '--server' });
+    throw new PortbanditError('PB_ERR_URL', `expected an http or https URL, got ${JSON.stringify(text)}`, { where: '--server' });
   }
   return url;
 }
@@ -79,12 +79,12 @@ export function adminToken(tokenFile: string | undefined): string {
       throw new PortbanditError('PB_ERR_IO', `cannot read the admin token: ${(cause as Error).message}`, { where: '--token-file', cause });
     }
     const token = text.trim();
-    if (token === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `the token file ${tokenFile} is empty`, { where: '--token-file' });
+    if (token === '') throw new PortbanditError('PB_ERR_FLAG_VALUE', `the token file ${tokenFile} is empty`, { where: '--token-file' });
     return token;
   }
   const env = process.env.PORTBANDIT_ADMIN_TOKEN?.trim();
   if (env) return env;
-  throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'an admin token is required with --server: --token-file FILE or $PORTBANDIT_ADMIN_TOKEN (`portbandit serve` prints one; `portbandit token create` makes more)', {
+  throw new PortbanditError('PB_ERR_FLAG_MISSING', 'an admin token is required with --server: --token-file FILE or $PORTBANDIT_ADMIN_TOKEN (`portbandit serve` prints one; `portbandit token create` makes more)', {
     where: '--token-file',
   });
 }

@@ -40,17 +40,17 @@ const RULES = 'alertRules' as const;
 const DEAD = 'alertDeadLetters' as const;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/** Check a rule's name, query and URL; throws PB_ERR_INVALID_ARGUMENT / PB_ERR_QUERY naming the field. */
+/** Check a rule's name, query and URL; throws PB_ERR_ALERT_RULE (name), PB_ERR_QUERY or PB_ERR_URL naming the field. */
 export function checkAlertRule(input: { name: string; query: string; url: string }): void {
-  if (!NAME.test(input.name)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a rule name of 1-64 letters, digits, '.', '_' or '-', got ${JSON.stringify(input.name)}`, { where: 'name' });
+  if (!NAME.test(input.name)) throw new PortbanditError('PB_ERR_ALERT_RULE', `expected a rule name of 1-64 letters, digits, '.', '_' or '-', got ${JSON.stringify(input.name)}`, { where: 'name' });
   parseEventQuery(input.query);
   let url: URL;
   try {
     url = new URL(input.url);
   } catch {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an http(s) webhook URL, got ${JSON.stringify(input.url)}`, { where: 'url' });
+    throw new PortbanditError('PB_ERR_URL', `expected an http(s) webhook URL, got ${JSON.stringify(input.url)}`, { where: 'url' });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an http or https webhook URL, got ${JSON.stringify(input.url)}`, { where: 'url' });
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortbanditError('PB_ERR_URL', `expected an http or https webhook URL, got ${JSON.stringify(input.url)}`, { where: 'url' });
 }
 
 /** The store's current end of the events: a new rule alerts on what happens from now on. */

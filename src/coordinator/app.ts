@@ -138,7 +138,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }
     const err = error as { validation?: unknown; validationContext?: string; statusCode?: number; code?: string; message: string };
     if (err.validation) {
-      return reply.status(400).send({ statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', error: 'Bad Request', message: `${err.message} (request ${err.validationContext ?? 'body'})` });
+      return reply.status(400).send({ statusCode: 400, code: 'PB_ERR_SCHEMA', error: 'Bad Request', message: `${err.message} (request ${err.validationContext ?? 'body'})` });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');

@@ -14,13 +14,13 @@ export const MAX_GROUPS = 64;
 /** Validate one group name (letters, digits, `_ . -`, 1-64 characters). */
 export function checkGroup(name: string, where: string): string {
   const g = typeof name === 'string' ? name.trim() : '';
-  if (!GROUP.test(g)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a group name of letters, digits, "_.-" (1-64 chars), got ${JSON.stringify(name)}`, { where });
+  if (!GROUP.test(g)) throw new PortbanditError('PB_ERR_GROUP', `expected a group name of letters, digits, "_.-" (1-64 chars), got ${JSON.stringify(name)}`, { where });
   return g;
 }
 
 /** Validate a list of group names: trimmed, de-duplicated, sorted. */
 export function checkGroups(names: readonly string[], where: string): string[] {
-  if (names.length > MAX_GROUPS) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `at most ${MAX_GROUPS} groups, got ${names.length}`, { where });
+  if (names.length > MAX_GROUPS) throw new PortbanditError('PB_ERR_GROUP', `at most ${MAX_GROUPS} groups, got ${names.length}`, { where });
   return [...new Set(names.map((n, i) => checkGroup(n, `${where}[${i}]`)))].sort();
 }
 

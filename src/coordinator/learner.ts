@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../core/logger.js';
 import { createStrategy } from '../../strategies/build.js';
 import type { Explanation, HostResult, Strategy, StrategyEnv } from '../../strategies/types.js';
 import { isPortbanditError } from '../core/errors.js';
@@ -73,7 +73,7 @@ export class Learner {
     private readonly store: Store,
     private readonly env: StrategyEnv,
     private readonly batchSize: number,
-    private readonly log: FastifyBaseLogger,
+    private readonly log: Logger,
     private readonly fenced = false,
   ) {}
 

@@ -159,7 +159,7 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
   };
   const notAllowed = scan.scripts.find((s) => !allowedScripts.includes(s));
   if (notAllowed !== undefined) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `NSE script "${notAllowed}" is not in the server's allowlist (${allowedScripts.join(', ')})`, {
+    throw new PortbanditError('PB_ERR_SCRIPT_NOT_ALLOWED', `NSE script "${notAllowed}" is not in the server's allowlist (${allowedScripts.join(', ')})`, {
       where: `${where}.scan.scripts`,
     });
   }
@@ -193,7 +193,7 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
 /** The `groups` field of a resolved policy: absent for none, refused when empty. */
 function policyGroups(groups: readonly string[] | null | undefined, where: string): { groups?: readonly string[] } {
   if (groups === undefined || groups === null) return {};
-  if (groups.length === 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'name at least one agent group, or null for any agent', { where });
+  if (groups.length === 0) throw new PortbanditError('PB_ERR_GROUP', 'name at least one agent group, or null for any agent', { where });
   return { groups: checkGroups(groups, where) };
 }
 

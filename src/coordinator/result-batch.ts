@@ -1,5 +1,5 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../core/logger.js';
 import { errorCodes, isPortbanditError } from '../core/errors.js';
 import type { Agent } from '../store/types.js';
 import { serverAjvOptions } from './ajv-options.js';
@@ -34,7 +34,7 @@ function leaseIdOf(raw: unknown): string | undefined {
  * share one store commit (the SQLite store's group commit). A result refused or failing never
  * affects the others.
  */
-export async function submitResultBatch(coordinator: Coordinator, agent: Agent, raws: readonly unknown[], log: FastifyBaseLogger): Promise<ResultBatchItem[]> {
+export async function submitResultBatch(coordinator: Coordinator, agent: Agent, raws: readonly unknown[], log: Logger): Promise<ResultBatchItem[]> {
   const check = validator();
   return Promise.all(
     raws.map(async (raw, i): Promise<ResultBatchItem> => {
@@ -43,7 +43,7 @@ export async function submitResultBatch(coordinator: Coordinator, agent: Agent, 
       if (!check(raw)) {
         const error = check.errors?.[0];
         const path = error?.instancePath ? `results/${i}${error.instancePath}` : `results/${i}`;
-        return { outcome: 'rejected', ...id, error: { statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: `${path} ${error?.message ?? 'is invalid'}` } };
+        return { outcome: 'rejected', ...id, error: { statusCode: 400, code: 'PB_ERR_SCHEMA', message: `${path} ${error?.message ?? 'is invalid'}` } };
       }
       try {
         const res = await coordinator.submit(agent, raw as ResultSubmission);

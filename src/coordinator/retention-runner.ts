@@ -1,5 +1,6 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../core/logger.js';
 import type { ScanDocument, Store } from '../store/types.js';
+import { leaseSessionRefs } from './lease-session.js';
 import { type RetentionRule, type RetentionVisit, planHostRetention } from './retention.js';
 
 /** Hosts one background step looks at (each: its history read, its drops deleted). */
@@ -93,7 +94,7 @@ export class RetentionRunner {
   constructor(
     private readonly store: Store,
     private readonly rules: RetentionRules,
-    private readonly log: FastifyBaseLogger,
+    private readonly log: Logger,
     private readonly now: () => number,
   ) {}
 
@@ -162,7 +163,7 @@ export class RetentionRunner {
       cursor = page.cursor;
     }
     for (const lease of await this.store.listLeases()) {
-      const session = (lease.session ?? {}) as { visitId?: string; baselineScanId?: string; priorScanId?: string };
+      const session = leaseSessionRefs(lease.session);
       for (const id of [session.visitId, session.baselineScanId, session.priorScanId]) if (id !== undefined) ids.add(id);
     }
     return ids;

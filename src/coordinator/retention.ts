@@ -50,15 +50,15 @@ export function checkRetention(rule: RetentionRule, where: string): RetentionRul
     const v = rule[key];
     if (v === undefined) continue;
     if (!Number.isSafeInteger(v) || v < min || v > (key === 'keepLast' ? 1_000_000 : 36_500)) {
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected an integer ${min} or more, got ${JSON.stringify(v)}`, { where: `${where}.${key}` });
+      throw new PortbanditError('PB_ERR_RETENTION_RULE', `expected an integer ${min} or more, got ${JSON.stringify(v)}`, { where: `${where}.${key}` });
     }
     out[key] = v;
   }
   if (out.dailyAfterDays !== undefined && out.weeklyAfterDays !== undefined && out.weeklyAfterDays < out.dailyAfterDays) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `weekly thinning (after ${out.weeklyAfterDays} d) cannot start before daily thinning (after ${out.dailyAfterDays} d)`, { where: `${where}.weeklyAfterDays` });
+    throw new PortbanditError('PB_ERR_RETENTION_RULE', `weekly thinning (after ${out.weeklyAfterDays} d) cannot start before daily thinning (after ${out.dailyAfterDays} d)`, { where: `${where}.weeklyAfterDays` });
   }
   if (out.keepDays !== undefined && out.dailyAfterDays !== undefined && out.dailyAfterDays >= out.keepDays) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `daily thinning after ${out.dailyAfterDays} d never applies: visits older than ${out.keepDays} d are dropped`, { where: `${where}.dailyAfterDays` });
+    throw new PortbanditError('PB_ERR_RETENTION_RULE', `daily thinning after ${out.dailyAfterDays} d never applies: visits older than ${out.keepDays} d are dropped`, { where: `${where}.dailyAfterDays` });
   }
   return out;
 }

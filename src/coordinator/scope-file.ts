@@ -13,7 +13,7 @@ const TAG = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** Validate a tag name (letters, digits, `_ . : -`, up to 64 characters). */
 export function checkTag(tag: string, where: string): string {
   const t = tag.trim();
-  if (!TAG.test(t)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a tag of letters, digits, "_.:-" (1-64 chars), got ${JSON.stringify(tag)}`, { where });
+  if (!TAG.test(t)) throw new PortbanditError('PB_ERR_TAG', `expected a tag of letters, digits, "_.:-" (1-64 chars), got ${JSON.stringify(tag)}`, { where });
   return t;
 }
 

@@ -12,14 +12,14 @@ export interface CheckedScreenshot extends ScreenshotMeta {
 }
 
 function reject(message: string, where: string): never {
-  throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', message, { where });
+  throw new PortbanditError('PB_ERR_SCREENSHOT', message, { where });
 }
 
 /**
  * Check a submission's screenshots beyond the schema: each names an open port of the same result
  * (once), decodes to at most MAX_SCREENSHOT_BYTES, is a PNG or JPEG by its own bytes (matching
  * `mime`, `width` and `height`), and all together stay within MAX_SCREENSHOT_RESULT_BYTES.
- * Throws PB_ERR_INVALID_ARGUMENT naming the screenshot; nothing of the result is stored then.
+ * Throws PB_ERR_SCREENSHOT naming the screenshot; nothing of the result is stored then.
  */
 export function checkScreenshots(input: Pick<ResultSubmission, 'status' | 'ports' | 'screenshots'>): CheckedScreenshot[] {
   const shots = input.screenshots ?? [];

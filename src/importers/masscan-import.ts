@@ -20,7 +20,7 @@ export function readMasscanSightings(files: readonly string[], probedOverride?: 
       const text = readScanFile(file);
       const header = probedComment.exec(text);
       const spec = override ?? (header ? PortRanges.parse(header[1]!, `${file}: # probed`) : undefined);
-      if (!spec) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'masscan output does not say which ports were probed; pass --probed (the -p of the scan)', { where: file });
+      if (!spec) throw new PortbanditError('PB_ERR_FLAG_MISSING', 'masscan output does not say which ports were probed; pass --probed (the -p of the scan)', { where: file });
       const byIp = new Map<string, { open: Set<number>; time: number }>();
       for (const f of parseMasscanOutput(text, file)) {
         if (!spec.has(f.port)) throw new PortbanditError('PB_ERR_SCANNER', `${f.ip} port ${f.port} is open but outside the probed ports ${spec.toString()}`, { where: file });

@@ -40,7 +40,7 @@ export interface ImportSummary {
 export function observationsFromSightings(sightings: readonly HostSighting[], tags: readonly string[], epochs: EpochOptions): { probed: string; observations: Observation[] } {
   const epochOf = (s: HostSighting, base: number) => {
     if (epochs.epochBy === 'file') return s.fileIndex;
-    if (s.time === null) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `--epoch-by time needs timestamps, but a record for ${s.ip} has none`, { where: '--epoch-by' });
+    if (s.time === null) throw new PortbanditError('PB_ERR_FLAG_VALUE', `--epoch-by time needs timestamps, but a record for ${s.ip} has none`, { where: '--epoch-by' });
     return Math.floor((s.time - base) / (epochs.epochSeconds ?? 86_400));
   };
   // Streaming-safe: no spreads or flat() over per-host arrays (a 150,000-host file overflowed the

@@ -16,10 +16,10 @@ export const LAB_CLOSED_POLICIES: readonly LabClosedPolicy[] = ['reject', 'drop'
 /** The nftables table the lab puts in each host namespace (drop mode only). */
 export const LAB_NFT_TABLE = 'pb_lab';
 
-/** Parse a `--closed` value; throws PB_ERR_INVALID_ARGUMENT naming the flag otherwise. */
+/** Parse a `--closed` value; throws PB_ERR_FLAG_VALUE naming the flag otherwise. */
 export function parseClosedPolicy(value: string, where = '--closed'): LabClosedPolicy {
   if ((LAB_CLOSED_POLICIES as readonly string[]).includes(value)) return value as LabClosedPolicy;
-  throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected one of ${LAB_CLOSED_POLICIES.join(', ')}, got ${JSON.stringify(value)}`, { where });
+  throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected one of ${LAB_CLOSED_POLICIES.join(', ')}, got ${JSON.stringify(value)}`, { where });
 }
 
 /**

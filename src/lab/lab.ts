@@ -284,7 +284,7 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
     if (nft) throw new PortbanditError('PB_ERR_LAB', nft, { where: '--closed' });
   }
   if (!Number.isInteger(resolved.hosts) || resolved.hosts < 1 || resolved.hosts > LAB.maxHosts) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected 1-${LAB.maxHosts} hosts, got ${resolved.hosts}`, { where: '--hosts' });
+    throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected 1-${LAB.maxHosts} hosts, got ${resolved.hosts}`, { where: '--hosts' });
   }
   for (const a of [LAB.rootAddress, LAB.gatewayAddress, LAB.bridgeAddress]) assertLabSafeAddress(a, 'lab topology');
   const plan = planServices(resolved);

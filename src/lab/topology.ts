@@ -61,7 +61,7 @@ export function assertLabSafeAddress(ip: string, where: string): void {
 /** Lab host i's address: 198.18.1.10, 198.18.1.11, … (inside 198.18.0.0/16). */
 export function labHostAddress(index: number): string {
   if (!Number.isInteger(index) || index < 0 || index >= LAB.maxHosts) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a lab host index 0-${LAB.maxHosts - 1}, got ${index}`, { where: '--hosts' });
+    throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected a lab host index 0-${LAB.maxHosts - 1}, got ${index}`, { where: '--hosts' });
   }
   const ip = intToIpv4(ipv4ToInt('198.18.1.10') + index);
   assertLabSafeAddress(ip, 'lab host');

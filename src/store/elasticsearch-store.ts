@@ -500,7 +500,7 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
     const { limit, offset, after } = resolvePage(request);
     if (offset + limit + 1 > MAX_LISTING) {
       // Elasticsearch refuses from + size beyond index.max_result_window (10,000 by default).
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `offset ${offset} is too deep for Elasticsearch; page with the cursor instead`, { where: 'offset' });
+      throw new PortbanditError('PB_ERR_PAGE', `offset ${offset} is too deep for Elasticsearch; page with the cursor instead`, { where: 'offset' });
     }
     const response = await this.client.search<ScanSource>({
       index,
@@ -563,7 +563,7 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
     return this.run('reading events', async () => {
       const after = options.cursor === undefined ? 0 : Number(options.cursor);
       if (!Number.isSafeInteger(after) || after < 0) {
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.cursor}' is not an event cursor`, { where: 'cursor' });
+        throw new PortbanditError('PB_ERR_CURSOR', `'${options.cursor}' is not an event cursor`, { where: 'cursor' });
       }
       const response = await this.client.search<{ seq: number; doc: StoreEvent }>({
         index: this.index.events,
@@ -580,7 +580,7 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
     return this.run('reading events backward', async () => {
       const before = options.before === undefined ? undefined : Number(options.before);
       if (before !== undefined && (!Number.isSafeInteger(before) || before < 0)) {
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.before}' is not an event cursor`, { where: 'before' });
+        throw new PortbanditError('PB_ERR_CURSOR', `'${options.before}' is not an event cursor`, { where: 'before' });
       }
       const response = await this.client.search<{ seq: number; doc: StoreEvent }>({
         index: this.index.events,

@@ -23,18 +23,18 @@ export function decodeScanCursor(cursor: string): ScanPosition {
   } catch {
     // fall through to the coded error below
   }
-  throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${cursor}' is not a cursor returned by a previous page`, { where: 'cursor' });
+  throw new PortbanditError('PB_ERR_CURSOR', `'${cursor}' is not a cursor returned by a previous page`, { where: 'cursor' });
 }
 
 /** Resolve limit/offset/cursor of a page request with the shared bounds. */
 export function resolvePage(page: PageRequest | undefined): { limit: number; offset: number; after: ScanPosition | undefined } {
   const limit = page?.limit ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `limit ${limit} is out of range; expected an integer 1-${MAX_PAGE_SIZE}`, { where: 'limit' });
+    throw new PortbanditError('PB_ERR_PAGE', `limit ${limit} is out of range; expected an integer 1-${MAX_PAGE_SIZE}`, { where: 'limit' });
   }
   const offset = page?.offset ?? 0;
   if (!Number.isInteger(offset) || offset < 0) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `offset ${offset} is invalid; expected a non-negative integer`, { where: 'offset' });
+    throw new PortbanditError('PB_ERR_PAGE', `offset ${offset} is invalid; expected a non-negative integer`, { where: 'offset' });
   }
   const after = page?.cursor === undefined ? undefined : decodeScanCursor(page.cursor);
   return { limit, offset: after ? 0 : offset, after };
@@ -44,7 +44,7 @@ export function resolvePage(page: PageRequest | undefined): { limit: number; off
 export function resolveLimit(limit: number | undefined, fallback: number, where = 'limit'): number {
   const value = limit ?? fallback;
   if (!Number.isInteger(value) || value < 1 || value > MAX_PAGE_SIZE * 10) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `limit ${value} is out of range; expected an integer 1-${MAX_PAGE_SIZE * 10}`, { where });
+    throw new PortbanditError('PB_ERR_PAGE', `limit ${value} is out of range; expected an integer 1-${MAX_PAGE_SIZE * 10}`, { where });
   }
   return value;
 }

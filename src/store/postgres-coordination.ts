@@ -368,7 +368,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
    */
   readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
     const from = after ?? '0';
-    if (!/^\d{1,20}$/u.test(from)) return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${after}' is not a learning cursor`, { where: 'after' }));
+    if (!/^\d{1,20}$/u.test(from)) return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${after}' is not a learning cursor`, { where: 'after' }));
     return this.run(
       'reading learning items',
       async (q) => {
@@ -382,7 +382,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
   }
 
   pruneLearning(before: string): Promise<number> {
-    if (!/^\d{1,20}$/u.test(before)) return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${before}' is not a learning cursor`, { where: 'before' }));
+    if (!/^\d{1,20}$/u.test(before)) return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${before}' is not a learning cursor`, { where: 'before' }));
     return this.run('pruning learning items', async (q) => (await q.query('DELETE FROM learning_queue WHERE xid < $1::xid8', [before])).rowCount ?? 0);
   }
 

@@ -279,7 +279,7 @@ export class PostgresScanIndex implements ScanIndex {
   readEvents(options: { cursor?: string; limit?: number } = {}): Promise<EventPage> {
     const after = options.cursor === undefined ? 0 : Number(options.cursor);
     if (!Number.isSafeInteger(after) || after < 0) {
-      return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.cursor}' is not an event cursor`, { where: 'cursor' }));
+      return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${options.cursor}' is not an event cursor`, { where: 'cursor' }));
     }
     const limit = resolveLimit(options.limit, 1000);
     return this.run('reading events', async (q) => {
@@ -292,7 +292,7 @@ export class PostgresScanIndex implements ScanIndex {
   readEventsBackward(options: { before?: string; limit?: number } = {}): Promise<EventPage> {
     const before = options.before === undefined ? Number.MAX_SAFE_INTEGER : Number(options.before);
     if (!Number.isSafeInteger(before) || before < 0) {
-      return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.before}' is not an event cursor`, { where: 'before' }));
+      return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${options.before}' is not an event cursor`, { where: 'before' }));
     }
     const limit = resolveLimit(options.limit, 1000);
     return this.run('reading events backward', async (q) => {

@@ -69,7 +69,7 @@ export function indexScan(scan: ScanDocument): ScanIndexFields {
 /** Check the shape of a scan document before storing it and return it with a canonical ip. */
 export function validateScan(scan: ScanDocument): ScanDocument {
   const fail = (field: string, expected: string): never => {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `scan ${JSON.stringify(scan?.scanId)}: expected ${expected}`, { where: `scan.${field}` });
+    throw new PortbanditError('PB_ERR_SCAN_DOCUMENT', `scan ${JSON.stringify(scan?.scanId)}: expected ${expected}`, { where: `scan.${field}` });
   };
   if (typeof scan !== 'object' || scan === null) fail('', 'an object');
   if (typeof scan.scanId !== 'string' || scan.scanId === '') fail('scanId', 'a non-empty string');

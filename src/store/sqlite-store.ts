@@ -546,7 +546,7 @@ class SqliteStore implements Store {
   readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
     return this.run('reading learning items', () => {
       const from = after === undefined ? 0 : Number(after);
-      if (!Number.isSafeInteger(from) || from < 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${after}' is not a learning cursor`, { where: 'after' });
+      if (!Number.isSafeInteger(from) || from < 0) throw new PortbanditError('PB_ERR_CURSOR', `'${after}' is not a learning cursor`, { where: 'after' });
       const rows = this.stmt.learningFrom.all(from) as Row[];
       const items = rows.map((row) => ({ ...parse<LearningItem>(row.doc), position: String(row.seq) }));
       return { items, cursor: String(rows.length > 0 ? (rows.at(-1)!.seq as number) + 1 : from) };
@@ -830,7 +830,7 @@ class SqliteStore implements Store {
     return this.run('reading events', () => {
       const after = options.cursor === undefined ? 0 : Number(options.cursor);
       if (!Number.isSafeInteger(after) || after < 0) {
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.cursor}' is not an event cursor`, { where: 'cursor' });
+        throw new PortbanditError('PB_ERR_CURSOR', `'${options.cursor}' is not an event cursor`, { where: 'cursor' });
       }
       const rows = this.stmt.eventsAfter.all(after, resolveLimit(options.limit, 1000)) as Row[];
       const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));
@@ -842,7 +842,7 @@ class SqliteStore implements Store {
     return this.run('reading events backward', () => {
       const before = options.before === undefined ? Number.MAX_SAFE_INTEGER : Number(options.before);
       if (!Number.isSafeInteger(before) || before < 0) {
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `'${options.before}' is not an event cursor`, { where: 'before' });
+        throw new PortbanditError('PB_ERR_CURSOR', `'${options.before}' is not an event cursor`, { where: 'before' });
       }
       const rows = this.stmt.eventsBefore.all(before, resolveLimit(options.limit, 1000)) as Row[];
       const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));

@@ -360,7 +360,11 @@ export interface AdminToken {
   readonly createdAt: number;
 }
 
-export interface Lease {
+/**
+ * A lease as stored. The store keeps `session` opaque (`unknown`); the coordinator writes
+ * `Lease<LeaseSession>` and reads the session back through `readLeaseSession`, which checks it.
+ */
+export interface Lease<Session = unknown> {
   readonly id: string;
   readonly ip: string;
   readonly agentId: string;
@@ -368,7 +372,7 @@ export interface Lease {
   readonly ports: readonly number[];
   readonly tags: readonly string[];
   /** The host session's serialised state (HostSessionState) or any JSON the coordinator needs. */
-  readonly session: unknown;
+  readonly session: Session;
   readonly issuedAt: number;
   readonly deadline: number;
   /** Host-session round (0 = first work item for this host-epoch). */

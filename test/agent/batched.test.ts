@@ -58,7 +58,7 @@ describe('the agent leases and submits in batches against a real coordinator on 
       if (req.url.includes('max=')) {
         return reply
           .status(400)
-          .send({ statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: 'querystring must NOT have additional properties (request querystring)', error: 'Bad Request' });
+          .send({ statusCode: 400, code: 'PB_ERR_SCHEMA', message: 'querystring must NOT have additional properties (request querystring)', error: 'Bad Request' });
       }
       if (req.url === '/api/v1/agent/results/batch') return reply.status(404).send({ message: 'Route POST:/api/v1/agent/results/batch not found', error: 'Not Found', statusCode: 404 });
     });

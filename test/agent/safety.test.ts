@@ -119,7 +119,7 @@ describe('scanner arguments take only canonical addresses and bounded numbers (i
     await expect(runConnectSweep({ targets: ['127.000.0.1'], ports: [9], allow: loop })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
     await expect(runConnectSweep({ targets: ['127.0.0.1'], ports: ['9; rm' as unknown as number], allow: loop })).rejects.toMatchObject({ code: 'PB_ERR_PORT_SPEC' });
     await expect(runMasscan({ targets: ['198.18.1.010'], ports: [80], allow: lab })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
-    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, rate: 1e12, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } })).rejects.toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT' });
+    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, rate: 1e12, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } })).rejects.toMatchObject({ code: 'PB_ERR_SCAN_OPTION' });
     await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, route: { adapter: '--echo', adapterIp: '198.18.0.2', routerIp: '198.18.0.1' } })).rejects.toThrow(/masscan route/);
     await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, route: { adapter: 'pblab0', adapterIp: '198.018.0.2', routerIp: '198.18.0.1' } })).rejects.toThrow(/masscan route/);
   });

@@ -236,7 +236,7 @@ describe('agent groups: routing in practice', () => {
       expect(await pull(app, agent.token, 4)).toEqual([]); // no groups: not for lan
       const bad = await app.inject({ method: 'PUT', url: `/api/v1/admin/agents/${agent.id}/groups`, headers: bearer(adminToken), payload: { groups: ['in ternal'] } });
       expect(bad.statusCode).toBe(400);
-      expect(bad.json()).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT' });
+      expect(bad.json()).toMatchObject({ code: 'PB_ERR_GROUP' });
       const unknown = await app.inject({ method: 'PUT', url: '/api/v1/admin/agents/agent_nope/groups', headers: bearer(adminToken), payload: { groups: ['internal'] } });
       expect(unknown.statusCode).toBe(404);
       expect(await admin(app, adminToken, 'PUT', `/api/v1/admin/agents/${agent.id}/groups`, { groups: ['internal', 'internal'] })).toEqual({ id: agent.id, groups: ['internal'] });

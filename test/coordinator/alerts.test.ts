@@ -139,7 +139,7 @@ describe('alert rules delivered to webhooks', () => {
     const badQuery = await addRule('bad', 'kind:service-new cpe:x', 'http://127.0.0.1:9/');
     expect(badQuery.statusCode).toBe(400);
     expect(badQuery.json()).toMatchObject({ code: 'PB_ERR_QUERY' });
-    expect((await addRule('bad', 'port:22', 'ftp://127.0.0.1/')).json()).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT' });
+    expect((await addRule('bad', 'port:22', 'ftp://127.0.0.1/')).json()).toMatchObject({ code: 'PB_ERR_URL' });
     expect((await addRule('late', 'port:22', 'http://127.0.0.1:9/')).statusCode).toBe(409);
   });
 

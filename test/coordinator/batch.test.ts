@@ -148,7 +148,7 @@ describe('batched work: many items per lease request, many results per submit', 
     for (const max of [0, 257, -1, 'x']) {
       const res = await app.inject({ method: 'GET', url: `/api/v1/agent/work?max=${max}`, headers: bearer(t.agents[0]!) });
       expect(res.statusCode).toBe(400);
-      expect(res.json()).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT', message: expect.stringContaining('max') });
+      expect(res.json()).toMatchObject({ code: 'PB_ERR_SCHEMA', message: expect.stringContaining('max') });
     }
   });
 
@@ -186,12 +186,12 @@ describe('batched work: many items per lease request, many results per submit', 
     expect(answers.map((a) => a.outcome)).toEqual(['accepted', 'duplicate', 'rejected', 'rejected', 'rejected', 'rejected', 'failed', 'accepted', 'duplicate', 'rejected', 'accepted']);
     expect(answers[0]).toEqual({ outcome: 'accepted', leaseId: w[0]!.leaseId, scanId: w[0]!.leaseId, followUp: expect.any(Boolean), events: 2 }); // host-new, service-new
     expect(answers[1]).toMatchObject({ leaseId: w[1]!.leaseId, scanId: w[1]!.leaseId, events: 0 });
-    expect(answers[2]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: `ports[0].port: port ${notGiven} was not in the work item` });
-    expect(answers[3]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: 'results/3/ports/0/port must be <= 65535' });
+    expect(answers[2]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_LEASE_PORT', message: `ports[0].port: port ${notGiven} was not in the work item` });
+    expect(answers[3]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_SCHEMA', message: 'results/3/ports/0/port must be <= 65535' });
     expect(answers[4]!.error).toMatchObject({ statusCode: 403, code: 'PB_ERR_FORBIDDEN' });
     expect(answers[5]).toMatchObject({ leaseId: 'lease_unknown', error: { statusCode: 409, code: 'PB_ERR_CONFLICT' } });
     expect(answers[6]!.error).toEqual({ statusCode: 500, code: 'PB_ERR_STORE', message: 'The store failed. (details in the server log)' });
-    expect(answers[9]).toEqual({ outcome: 'rejected', error: { statusCode: 400, code: 'PB_ERR_INVALID_ARGUMENT', message: 'results/9 must be object' } });
+    expect(answers[9]).toEqual({ outcome: 'rejected', error: { statusCode: 400, code: 'PB_ERR_SCHEMA', message: 'results/9 must be object' } });
     // The good ones are stored; the others changed nothing and keep their leases.
     const stored = async (ip: string) => (await app.inject({ method: 'GET', url: `/api/v1/hosts/${ip}`, headers: bearer(t.admin) })).statusCode;
     for (const i of [0, 1, 7, 8]) expect(await stored(w[i]!.ip), w[i]!.ip).toBe(200);
@@ -215,7 +215,7 @@ describe('batched work: many items per lease request, many results per submit', 
     for (const body of [{ results: [] }, { results: Array.from({ length: 65 }, () => one) }, { results: { 0: one } }, { result: [one] }]) {
       const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results/batch', headers: bearer(t.agents[0]!), payload: body });
       expect(res.statusCode, JSON.stringify(body).slice(0, 60)).toBe(400);
-      expect(res.json().code).toBe('PB_ERR_INVALID_ARGUMENT');
+      expect(res.json().code).toBe('PB_ERR_SCHEMA');
     }
     expect((await app.inject({ method: 'POST', url: '/api/v1/agent/results/batch', payload: { results: [one] } })).statusCode).toBe(401);
     expect((await app.inject({ method: 'GET', url: `/api/v1/hosts/${w.ip}`, headers: bearer(t.admin) })).statusCode).toBe(404);

@@ -200,7 +200,7 @@ describe('errors never leak paths; streams refuse bad cursors before they start'
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     const res = await fetch(`${url}/api/v1/events?cursor=abc&follow=true`, { headers: bearer(admin), signal: AbortSignal.timeout(5000) });
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT', message: expect.stringContaining('cursor') });
+    expect(await res.json()).toMatchObject({ code: 'PB_ERR_CURSOR', message: expect.stringContaining('cursor') });
   });
 });
 

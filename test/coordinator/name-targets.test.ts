@@ -101,7 +101,7 @@ describe('targets by name, resolved by a DNS server on loopback', () => {
   it('refuses names in the blocklist, and a mistyped address is not taken for a name', async () => {
     const res = await app.inject({ method: 'POST', url: '/api/v1/admin/scope?list=blocklist', headers: bearer(admin), payload: { entries: [{ range: 'files.lab.example' }] } });
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT' });
+    expect(res.json()).toMatchObject({ code: 'PB_ERR_ADDRESS' });
     const typo = await app.inject({ method: 'POST', url: '/api/v1/admin/scope?list=scope', headers: bearer(admin), payload: { entries: [{ range: '198.18.0.300' }] } });
     expect(typo.statusCode).toBe(400);
     expect((await app.inject({ method: 'GET', url: '/api/v1/admin/scope?list=blocklist', headers: bearer(admin) })).json()).toMatchObject({ entries: [] });

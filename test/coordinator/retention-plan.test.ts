@@ -118,7 +118,7 @@ describe('retention plan over random histories', () => {
         checkRetention(rule, 'policy(dmz).retention');
         return false;
       } catch (error) {
-        return isPortbanditError(error, 'PB_ERR_INVALID_ARGUMENT') && error.where === `policy(dmz).retention.${field}`;
+        return isPortbanditError(error, 'PB_ERR_RETENTION_RULE') && error.where === `policy(dmz).retention.${field}`;
       }
     };
     expect(refused({ dailyAfterDays: 30, weeklyAfterDays: 7 }, 'weeklyAfterDays')).toBe(true);

@@ -171,7 +171,7 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
     await setRetention('dmz', { keepLast: 2 });
     const bad = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'top-k', retention: { dailyAfterDays: 9, weeklyAfterDays: 3 } } });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json()).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT' });
+    expect(bad.json()).toMatchObject({ code: 'PB_ERR_RETENTION_RULE' });
     expect(bad.json().message).toMatch(/^policy\(dmz\)\.retention\.weeklyAfterDays: weekly thinning/u);
     const unknownField = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'top-k', retention: { keepForever: true } } });
     expect(unknownField.statusCode).toBe(400);

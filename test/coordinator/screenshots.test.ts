@@ -124,7 +124,7 @@ describe('the coordinator takes web screenshots with results', () => {
       const res = await submit(app, agent, result(w, screenshots));
       expect(res.statusCode, what).toBe(400);
       const body = res.json() as { code: string; message: string };
-      expect(body.code, what).toBe('PB_ERR_INVALID_ARGUMENT');
+      expect(body.code, what).toBe('PB_ERR_SCREENSHOT');
       expect(body.message, what).toMatch(message);
       expect(checkScreenshotsWhere(result(w, screenshots)), what).toBe(where);
     }
@@ -267,7 +267,7 @@ describe('the screenshot store', () => {
         expect(out.map((o) => o.port)).toEqual(ports);
       } catch (error) {
         expect(valid).toBe(false);
-        expect(error).toMatchObject({ code: 'PB_ERR_INVALID_ARGUMENT', where: expect.stringMatching(/^screenshots\[\d\]\.(port|data|mime|width)$/) });
+        expect(error).toMatchObject({ code: 'PB_ERR_SCREENSHOT', where: expect.stringMatching(/^screenshots\[\d\]\.(port|data|mime|width)$/) });
       }
     },
   );

@@ -180,7 +180,7 @@ describe('work distribution', () => {
     const t = await tokens(app);
     const bad = await submit(app, t.agents[0]!, { leaseId: 'x', ip: '198.18.0.1', status: 'up', startedAt: 1, finishedAt: 2, preflight: 'none', ports: [{ port: 70000, state: 'open' }] });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json().code).toBe('PB_ERR_INVALID_ARGUMENT');
+    expect(bad.json().code).toBe('PB_ERR_SCHEMA');
     expect(bad.json().message).toMatch(/port/);
     const noToken = await app.inject({ method: 'GET', url: '/api/v1/agent/work' });
     expect(noToken.statusCode).toBe(401);

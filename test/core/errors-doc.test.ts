@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { renderErrorsMarkdown } from '../../src/core/errors-doc.js';
 import { PortbanditError, errorCodes, isPortbanditError } from '../../src/core/errors.js';
@@ -15,4 +16,15 @@ test('a PortbanditError carries its code, HTTP status, position and cause', () =
   expect(error.cause).toBe(cause);
   expect(isPortbanditError(error, 'PB_ERR_RECORDING')).toBe(true);
   expect(isPortbanditError(error, 'PB_ERR_IO')).toBe(false);
+});
+
+test('every error code is raised somewhere outside errors.ts (no code is documented that nothing throws)', () => {
+  const root = new URL('../../', import.meta.url);
+  const sources = ['src', 'agent', 'strategies', 'simulator', 'experiments', 'notebooks']
+    .flatMap((dir) => readdirSync(new URL(dir, root), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f)))
+    .filter((f) => f !== join('src', 'core', 'errors.ts'))
+    .map((f) => readFileSync(new URL(f, root), 'utf8'))
+    .join('\n');
+  const unused = Object.keys(errorCodes).filter((code) => !sources.includes(`'${code}'`));
+  expect(unused).toEqual([]);
 });

@@ -49,7 +49,7 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
         const bad = { ...scan('s1', '198.18.0.1', 1, []), ip: '198.18.0.300' };
         await expect(store.ingestScan({ scan: bad })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_ADDRESS') && e.where === 'scan.ip');
         const bad2 = { ...scan('s1', '198.18.0.1', 1, []), finishedAt: 1.5 };
-        await expect(store.ingestScan({ scan: bad2 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_INVALID_ARGUMENT') && e.where === 'scan.finishedAt');
+        await expect(store.ingestScan({ scan: bad2 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_SCAN_DOCUMENT') && e.where === 'scan.finishedAt');
         expect((await store.counts()).scans).toBe(0);
       });
     });
@@ -142,8 +142,8 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
         expect(seen).toEqual(all);
         const second = await store.search(undefined, { view: 'history', limit: 3, offset: 3 });
         expect(second.items.map((s) => s.scanId)).toEqual(all.slice(3, 6));
-        await expect(store.search(undefined, { cursor: 'garbage' })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_INVALID_ARGUMENT'));
-        await expect(store.search(undefined, { limit: 0 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_INVALID_ARGUMENT'));
+        await expect(store.search(undefined, { cursor: 'garbage' })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CURSOR'));
+        await expect(store.search(undefined, { limit: 0 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_PAGE'));
       });
 
       it('exports history oldest first within [since, until)', async () => {

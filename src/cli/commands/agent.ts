@@ -85,13 +85,13 @@ export function registerAgent(program: Command): void {
     .option('--screenshot-concurrency <n>', 'pages rendered at once', parseInteger(1, 32), SCREENSHOT_DEFAULTS.concurrency)
     .option('--screenshot-viewport <WxH>', 'browser viewport (the image size)', parseViewport, { ...SCREENSHOT_DEFAULTS.viewport })
     .action(async (flags: AgentFlags) => {
-      if (flags.server === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the coordinator URL is required: --server http://127.0.0.1:8080', { where: '--server' });
+      if (flags.server === undefined) throw new PortbanditError('PB_ERR_FLAG_MISSING', 'the coordinator URL is required: --server http://127.0.0.1:8080', { where: '--server' });
       const token = readToken(flags);
       const allow = AllowList.parse(flags.allow);
       if (flags.allow.length === 0) log('agent: no --allow ranges: every work item will be refused');
       const explicit = [flags.masscanAdapter, flags.masscanAdapterIp, flags.masscanRouter];
       if (explicit.some(Boolean) && !explicit.every(Boolean)) {
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give all three of --masscan-adapter, --masscan-adapter-ip and --masscan-router, or none', { where: '--masscan-adapter' });
+        throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give all three of --masscan-adapter, --masscan-adapter-ip and --masscan-router, or none', { where: '--masscan-adapter' });
       }
       const tools = await detectScannerTools();
       for (const line of describeMissingTools(tools)) log(`agent: ${line}`);
@@ -177,7 +177,7 @@ function readToken(flags: AgentFlags): string {
       throw new PortbanditError('PB_ERR_IO', `cannot read the agent token: ${(cause as Error).message}`, { where: '--token-file', cause });
     }
     const token = text.trim();
-    if (token === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `the token file ${flags.tokenFile} is empty`, { where: '--token-file' });
+    if (token === '') throw new PortbanditError('PB_ERR_FLAG_VALUE', `the token file ${flags.tokenFile} is empty`, { where: '--token-file' });
     return token;
   }
   if (flags.token !== undefined) {
@@ -186,7 +186,7 @@ function readToken(flags: AgentFlags): string {
   }
   const env = process.env.PORTBANDIT_AGENT_TOKEN;
   if (env === undefined || env.trim() === '') {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'an agent token is required: --token-file FILE or $PORTBANDIT_AGENT_TOKEN (portbandit token create --agent NAME prints one)', { where: '--token-file' });
+    throw new PortbanditError('PB_ERR_FLAG_MISSING', 'an agent token is required: --token-file FILE or $PORTBANDIT_AGENT_TOKEN (portbandit token create --agent NAME prints one)', { where: '--token-file' });
   }
   return env.trim();
 }

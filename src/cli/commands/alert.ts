@@ -20,7 +20,7 @@ interface AlertAdmin {
 }
 
 async function withAlertAdmin<T>(flags: Flags, fn: (admin: AlertAdmin) => Promise<T>): Promise<T> {
-  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --server or --data, not both', { where: '--server' });
+  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
   const server = flags.server ?? (flags.data === undefined ? process.env.PORTBANDIT_SERVER : undefined);
   if (server !== undefined && server !== '') {
     const token = adminToken(flags.tokenFile);

@@ -130,7 +130,7 @@ export function registerPolicy(program: Command): void {
           ...(flags.versionIntensity !== undefined ? { versionIntensity: flags.versionIntensity } : {}),
         };
         if (flags.retention !== undefined && flags.retention !== 'default' && flags.retention !== 'keep-all') {
-          throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected default or keep-all, got ${JSON.stringify(flags.retention)}`, { where: '--retention' });
+          throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected default or keep-all, got ${JSON.stringify(flags.retention)}`, { where: '--retention' });
         }
         const retentionFlags = {
           ...(flags.keepLast !== undefined ? { keepLast: flags.keepLast } : {}),

@@ -39,7 +39,7 @@ export function registerRetention(program: Command): void {
 }
 
 async function runRetention(flags: Flags, dryRun: boolean): Promise<RetentionReport> {
-  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --server or --data, not both', { where: '--server' });
+  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
   const server = flags.server ?? (flags.data === undefined ? process.env.PORTBANDIT_SERVER : undefined);
   if (server === undefined || server === '') {
     return withLocalCoordinator(flags.data, (app) => app.retention.run({ dryRun, onProgress: progress }));
@@ -48,7 +48,7 @@ async function runRetention(flags: Flags, dryRun: boolean): Promise<RetentionRep
   try {
     url = new URL(dryRun ? '/api/v1/admin/retention' : '/api/v1/admin/retention/run', server);
   } catch {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected the coordinator's URL (http://host:port), got ${JSON.stringify(server)}`, { where: '--server' });
+    throw new PortbanditError('PB_ERR_URL', `expected the coordinator's URL (http://host:port), got ${JSON.stringify(server)}`, { where: '--server' });
   }
   const token = adminToken(flags.tokenFile);
   process.stderr.write(`retention: ${dryRun ? 'dry run' : 'pass'} on ${url.origin}...\n`);

@@ -38,7 +38,7 @@ export function registerServe(program: Command): void {
     .option('--postgres <url>', 'keep the store in this PostgreSQL database, shared by every coordinator given the same URL; combines with --elasticsearch (env PORTBANDIT_POSTGRES_URL)')
     .option('--postgres-schema <name>', 'schema in that database (env PORTBANDIT_POSTGRES_SCHEMA; default portbandit)')
     .action(async (flags: ServeFlags) => {
-      if (flags.resolver !== undefined && flags.dns !== undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give either --resolver or --dns, not both', { where: '--dns' });
+      if (flags.resolver !== undefined && flags.dns !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --resolver or --dns, not both', { where: '--dns' });
       const resolver = flags.dns !== undefined ? `dns:${flags.dns}` : flags.resolver;
       const config = resolveConfig({
         flags: { host: flags.host, port: flags.port, dataDir: flags.data, leaseSeconds: flags.leaseSeconds, logLevel: flags.logLevel,

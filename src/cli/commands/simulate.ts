@@ -36,7 +36,7 @@ function portList(spec: string | undefined, flag: string): number[] | undefined 
   try {
     return PortRanges.parse(spec, flag).toArray();
   } catch (error) {
-    if (error instanceof PortbanditError) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', error.message, { cause: error });
+    if (error instanceof PortbanditError) throw new PortbanditError('PB_ERR_FLAG_VALUE', error.message, { cause: error });
     throw error;
   }
 }
@@ -61,7 +61,7 @@ function readJson(path: string, flag: string): unknown {
 /** Ports of a Natlas services file, as the strategy's `ports` parameter. */
 function servicesParam(strategy: string, path: string): number[] {
   if (!getStrategy(strategy).parameters.some((p) => p.name === 'ports' && p.type === 'ports')) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `strategy ${strategy} takes no services list (use it with --strategy fixed)`, { where: '--services' });
+    throw new PortbanditError('PB_ERR_FLAG_CONFLICT', `strategy ${strategy} takes no services list (use it with --strategy fixed)`, { where: '--services' });
   }
   let text: string;
   try {

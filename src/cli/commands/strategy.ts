@@ -64,7 +64,7 @@ export function filterExplanation(x: Explanation, tags: readonly string[] | unde
     const missing = [...wanted].filter((t) => !x.groups.some((g) => g.group === t));
     if (missing.length > 0) {
       const known = x.groups.map((g) => g.group).slice(0, 20).join(', ');
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `no learned group ${missing.map((m) => JSON.stringify(m)).join(', ')} (known: ${known || 'none'})`, { where: '--tag' });
+      throw new PortbanditError('PB_ERR_UNKNOWN_TAG', `no learned group ${missing.map((m) => JSON.stringify(m)).join(', ')} (known: ${known || 'none'})`, { where: '--tag' });
     }
   }
   return { ...x, groups };
@@ -106,7 +106,7 @@ function readState(path: string): unknown {
 /** Build the strategy from a saved state or by replaying a recording, and explain it. */
 export async function explainStrategy(flags: ExplainFlags): Promise<Explanation> {
   if ((flags.state === undefined) === (flags.recording === undefined)) {
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'expected exactly one of --state FILE (a saved state) or --recording FILE (learn by replay)', { where: '--state' });
+    throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'expected exactly one of --state FILE (a saved state) or --recording FILE (learn by replay)', { where: '--state' });
   }
   getStrategy(flags.strategy);
   const catalog = loadNmapServices();

@@ -13,7 +13,7 @@ export function registerToken(program: Command): void {
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
     .option('--json', 'print {id, name, kind, token} as JSON')
     .action(async (flags: { agent?: string; admin?: string; data?: string; json?: boolean }) => {
-      if ((flags.agent === undefined) === (flags.admin === undefined)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'give exactly one of --agent NAME or --admin NAME', { where: 'token create' });
+      if ((flags.agent === undefined) === (flags.admin === undefined)) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give exactly one of --agent NAME or --admin NAME', { where: 'token create' });
       await withLocalCoordinator(flags.data, async (app) => {
         const made =
           flags.agent !== undefined

@@ -119,7 +119,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       req,
       reply,
       async () => {
-        if (range === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'enter an address, CIDR or first-last range', { where: 'range' });
+        if (range === '') throw new PortbanditError('PB_ERR_FORM_FIELD', 'enter an address, CIDR or first-last range', { where: 'range' });
         const line = normalizeScopeLine(range, tags.split(/[\s,]+/).filter((t) => t !== ''), 'range');
         await actions.addScope(await actor(req), req.query.list, [line]);
       },
@@ -134,7 +134,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       reply,
       async () => {
         const ranges = linesField(req.body, 'ranges');
-        if (ranges.length === 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'enter at least one range to remove', { where: 'ranges' });
+        if (ranges.length === 0) throw new PortbanditError('PB_ERR_FORM_FIELD', 'enter at least one range to remove', { where: 'ranges' });
         const { removed } = await actions.removeScope(await actor(req), req.query.list, ranges);
         if (removed === 0) throw new PortbanditError('PB_ERR_NOT_FOUND', `none of ${ranges.join(', ')} is an entry of the ${req.query.list}`, { where: 'ranges' });
       },
@@ -150,7 +150,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       reply,
       async () => {
         const source = file.trim() !== '' ? { text: file, name: 'file' } : { text, name: 'text' };
-        if (source.text.trim() === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'choose a file or paste lines to import', { where: 'file' });
+        if (source.text.trim() === '') throw new PortbanditError('PB_ERR_FORM_FIELD', 'choose a file or paste lines to import', { where: 'file' });
         const lines = parseScopeFile(source.text, source.name);
         await actions.importScope(await actor(req), req.query.list, lines, checkboxField(req.body, 'replace'));
       },
@@ -190,7 +190,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     try {
       key = policyKeyField(field(req.body, 'tag', 64));
       const text = field(req.body, 'file', UPLOAD_LIMIT_BYTES);
-      if (text.trim() === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'choose a services file (lines "name port/proto")', { where: 'file' });
+      if (text.trim() === '') throw new PortbanditError('PB_ERR_FORM_FIELD', 'choose a services file (lines "name port/proto")', { where: 'file' });
       await actions.uploadServices(await actor(req), key, text, 'services file');
     } catch (error) {
       return policyFailure(req, reply, error, undefined);
@@ -216,7 +216,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   /** A token's name from the form: 1-64 characters, as the API's schema says. */
   const nameOf = (body: FormBody): string => {
     const name = field(body, 'name', 64).trim();
-    if (name === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'enter a name (1-64 characters)', { where: 'name' });
+    if (name === '') throw new PortbanditError('PB_ERR_FORM_FIELD', 'enter a name (1-64 characters)', { where: 'name' });
     return name;
   };
   /** Group names from a form field ("internal, external" or one per space; blank = none). */

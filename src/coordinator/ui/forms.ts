@@ -61,7 +61,7 @@ export type FormBody = Readonly<Record<string, unknown>>;
 export function field(body: FormBody | undefined, name: string, maxLength = 4096): string {
   const value = body?.[name];
   const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : Array.isArray(value) ? String(value[0] ?? '') : '';
-  if (text.length > maxLength) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected at most ${maxLength} characters, got ${text.length}`, { where: name });
+  if (text.length > maxLength) throw new PortbanditError('PB_ERR_FORM_FIELD', `expected at most ${maxLength} characters, got ${text.length}`, { where: name });
   return text;
 }
 
@@ -80,7 +80,7 @@ export function numberField(body: FormBody | undefined, name: string, options: {
   const low = options.exclusiveMin === true ? n <= options.min : n < options.min;
   if (!Number.isFinite(n) || low || n > options.max || (options.integer === true && !Number.isInteger(n))) {
     const kind = options.integer === true ? 'an integer' : 'a number';
-    throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected ${kind} ${options.exclusiveMin === true ? 'above' : 'from'} ${options.min}${options.exclusiveMin === true ? ',' : ''} up to ${options.max}, got ${JSON.stringify(text)}`, { where: name });
+    throw new PortbanditError('PB_ERR_FORM_FIELD', `expected ${kind} ${options.exclusiveMin === true ? 'above' : 'from'} ${options.min}${options.exclusiveMin === true ? ',' : ''} up to ${options.max}, got ${JSON.stringify(text)}`, { where: name });
   }
   return n;
 }

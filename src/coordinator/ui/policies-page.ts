@@ -50,7 +50,7 @@ export function groupsFromForm(body: FormBody): string[] | null | undefined {
 export function retentionFromForm(body: FormBody): RetentionRule | null | undefined {
   if (body.retention === undefined) return undefined;
   const mode = field(body, 'retention', 16);
-  if (!(RETENTION_MODES as readonly string[]).includes(mode)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected one of ${RETENTION_MODES.join(', ')}, got ${JSON.stringify(mode)}`, { where: 'retention' });
+  if (!(RETENTION_MODES as readonly string[]).includes(mode)) throw new PortbanditError('PB_ERR_RETENTION_RULE', `expected one of ${RETENTION_MODES.join(', ')}, got ${JSON.stringify(mode)}`, { where: 'retention' });
   const rule: Record<string, number> = {};
   for (const [name, , min, max] of RETENTION_FIELDS) {
     const n = numberField(body, name, { min, max, integer: true });
@@ -58,10 +58,10 @@ export function retentionFromForm(body: FormBody): RetentionRule | null | undefi
   }
   const stated = Object.keys(rule);
   if (mode !== 'rule') {
-    if (stated.length > 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `choose "keep by these numbers" to apply ${stated.join(', ')}, or clear them`, { where: 'retention' });
+    if (stated.length > 0) throw new PortbanditError('PB_ERR_RETENTION_RULE', `choose "keep by these numbers" to apply ${stated.join(', ')}, or clear them`, { where: 'retention' });
     return mode === 'all' ? {} : null;
   }
-  if (stated.length === 0) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'state at least one number: keep the newest N, keep days, or thin daily/weekly after some days', { where: 'keepLast' });
+  if (stated.length === 0) throw new PortbanditError('PB_ERR_RETENTION_RULE', 'state at least one number: keep the newest N, keep days, or thin daily/weekly after some days', { where: 'keepLast' });
   return rule;
 }
 
@@ -82,21 +82,21 @@ export function policyFromForm(coordinator: Coordinator, key: string, body: Form
   const current = coordinator.policy(key);
   const base = current ? (JSON.parse(JSON.stringify(current)) as PolicyInput) : undefined;
   const strategy = field(body, 'strategy', 64).trim();
-  if (strategy === '') throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'choose a strategy', { where: 'strategy' });
+  if (strategy === '') throw new PortbanditError('PB_ERR_POLICY', 'choose a strategy', { where: 'strategy' });
   const paramsText = field(body, 'params', 65_536).trim();
   let params: Record<string, unknown> = {};
   if (paramsText !== '') {
     try {
       params = JSON.parse(paramsText) as Record<string, unknown>;
     } catch (error) {
-      throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', `expected a JSON object of strategy parameters: ${(error as Error).message}`, { where: 'params' });
+      throw new PortbanditError('PB_ERR_POLICY', `expected a JSON object of strategy parameters: ${(error as Error).message}`, { where: 'params' });
     }
-    if (params === null || typeof params !== 'object' || Array.isArray(params)) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'expected a JSON object of strategy parameters, like {"k": 100}', { where: 'params' });
+    if (params === null || typeof params !== 'object' || Array.isArray(params)) throw new PortbanditError('PB_ERR_POLICY', 'expected a JSON object of strategy parameters, like {"k": 100}', { where: 'params' });
   }
   const budget = numberField(body, 'budget', { min: 0, max: 65_535, integer: true });
   const rate = numberField(body, 'rate', { min: 0, max: 100_000_000, exclusiveMin: true });
   const period = key === DEFAULT_POLICY_KEY ? numberField(body, 'periodSeconds', { min: 1, max: 366 * 86_400, integer: true }) : undefined;
-  if (budget === undefined && rate === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'state a budget (probes per host visit) or a rate (probes per second over the cycle period)', { where: 'budget' });
+  if (budget === undefined && rate === undefined) throw new PortbanditError('PB_ERR_POLICY', 'state a budget (probes per host visit) or a rate (probes per second over the cycle period)', { where: 'budget' });
   const scripts = [...coordinator.config.allowedScripts].filter((s) => checkboxField(body, `script:${s}`));
   const groups = groupsFromForm(body);
   const retention = retentionFromForm(body);

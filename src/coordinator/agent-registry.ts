@@ -1,0 +1,202 @@
+import { PortbanditError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Agent, Store } from '../store/types.js';
+import { checkGroups } from './groups.js';
+import { generateId, generateToken, hashToken } from './tokens.js';
+
+interface AgentActivityBuffer {
+  at: number;
+  version?: string;
+  workItems: number;
+  results: number;
+}
+
+/** How often agents' last-seen time and counters are written to the store. */
+export const ACTIVITY_FLUSH_MS = 10_000;
+
+/** How long authenticate trusts a cached token before asking the store again. */
+const AGENT_RECHECK_MS = 1000;
+
+/** Most bearer tokens remembered by authenticate. */
+const AGENT_TOKEN_CACHE = 100_000;
+
+/** Agents whose activity is written per commit when flushing. */
+const ACTIVITY_FLUSH_CHUNK = 100;
+
+/** An agent as the registry lists it: with its groups and live figures. */
+export type ListedAgent = Agent & { groups: string[]; inFlight: number; resultsLastHour: number };
+
+/**
+ * The agent registry and the tokens: agents (created with a token shown once, stored as a
+ * hash), their groups (vantage points), their activity (last seen, counters, buffered and
+ * written every ACTIVITY_FLUSH_MS), and the admin tokens.
+ */
+export class AgentRegistry {
+  /**
+   * Agents by their bearer token as presented, so a request does not hash its token (sha256 was
+   * ~4% of a getwork). Memory only, emptied by `refresh` (revocations take effect as before);
+   * the store keeps only hashes.
+   */
+  private readonly agentsByToken = new Map<string, { agent: Agent; checkedAt: number }>();
+  private readonly activity = new Map<string, AgentActivityBuffer>();
+  private readonly recentResults = new Map<string, number[]>();
+  /** Agent groups by agent id (the `agentGroups` documents), loaded with the agents. */
+  private readonly agentGroups = new Map<string, readonly string[]>();
+  private lastActivityFlushAt = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  /** Forget cached tokens and reload every agent's groups from the store. */
+  async refresh(): Promise<void> {
+    this.agentsByToken.clear();
+    this.agentGroups.clear();
+    for (const doc of await this.store.listDocuments<{ groups: string[] }>('agentGroups')) this.agentGroups.set(doc.key, doc.value.groups);
+  }
+
+  /** Register an agent; returns the token (shown once, stored only as a hash). */
+  async create(name: string, groups: readonly string[] = []): Promise<{ agent: Agent; token: string }> {
+    const checked = checkGroups(groups, 'groups');
+    const token = generateToken('agent');
+    const agent = await this.store.createAgent({ id: generateId('agent'), name, tokenHash: hashToken(token), createdAt: this.now() });
+    if (checked.length > 0) await this.setGroups(agent.id, checked);
+    return { agent, token };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    await this.store.deleteDocument('agentGroups', id);
+    const existed = await this.store.deleteAgent(id);
+    await this.refresh();
+    return existed;
+  }
+
+  /** The agent holding this bearer token, or undefined. */
+  async authenticate(token: string): Promise<Agent | undefined> {
+    // A cached token is trusted for at most AGENT_RECHECK_MS (wall time, not the coordinator's
+    // clock): a revocation by another process (the CLI on the same store) takes effect within
+    // that, and this process's own revocations at once (delete empties the cache).
+    const checkedAt = performance.now();
+    const known = this.agentsByToken.get(token);
+    if (known && checkedAt - known.checkedAt < AGENT_RECHECK_MS) return known.agent;
+    const agent = await this.store.findAgentByTokenHash(hashToken(token));
+    if (agent) {
+      // Bounded: a flood of distinct valid tokens cannot grow it past the agent count by much.
+      if (this.agentsByToken.size >= AGENT_TOKEN_CACHE) this.agentsByToken.clear();
+      this.agentsByToken.set(token, { agent, checkedAt });
+    } else {
+      this.agentsByToken.delete(token);
+    }
+    return agent;
+  }
+
+  /** The agent registry with live figures: in flight, results in the last hour. */
+  async list(): Promise<ListedAgent[]> {
+    await this.flushActivity();
+    const now = this.now();
+    const agents = await this.store.listAgents();
+    return Promise.all(
+      agents.map(async (a) => ({
+        ...a,
+        groups: [...this.groupsOf(a.id)],
+        inFlight: await this.store.countLeases({ agentId: a.id }),
+        resultsLastHour: (this.recentResults.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
+      })),
+    );
+  }
+
+  /** Note an agent's request (its version, a work item handed out, a result accepted); written by `flushActivity`. */
+  touch(agentId: string, version: string | undefined, field: 'workItems' | 'results' | undefined): void {
+    const now = this.now();
+    const buf = this.activity.get(agentId) ?? { at: now, workItems: 0, results: 0 };
+    buf.at = Math.max(buf.at, now);
+    if (version !== undefined) buf.version = version;
+    if (field) buf[field]++;
+    this.activity.set(agentId, buf);
+    if (field === 'results') {
+      const list = this.recentResults.get(agentId) ?? [];
+      list.push(now);
+      // Keep the last hour only; prune lazily when the list grows.
+      if (list.length > 64 && list[0]! <= now - 3_600_000) this.recentResults.set(agentId, list.filter((t) => t > now - 3_600_000));
+      else this.recentResults.set(agentId, list);
+    }
+  }
+
+  /** Write the buffered activity of every agent to the store. */
+  async flushActivity(): Promise<void> {
+    const entries = [...this.activity];
+    this.activity.clear();
+    // A chunk's writes share one commit (the store groups a turn's writes); chunks leave the
+    // event loop to requests in between (1,000 agents in one go was a ~100 ms stall).
+    for (let i = 0; i < entries.length; i += ACTIVITY_FLUSH_CHUNK) {
+      const chunk = entries.slice(i, i + ACTIVITY_FLUSH_CHUNK);
+      const outcomes = await Promise.allSettled(
+        chunk.map(([id, buf]) =>
+          this.store.recordAgentActivity(id, {
+            at: buf.at,
+            ...(buf.version !== undefined ? { version: buf.version } : {}),
+            increments: { workItems: buf.workItems, results: buf.results },
+          }),
+        ),
+      );
+      outcomes.forEach((outcome, k) => {
+        // The agent was deleted meanwhile: nothing to record.
+        if (outcome.status === 'rejected') this.log.debug({ err: outcome.reason, agent: chunk[k]![0] }, 'agent activity dropped');
+      });
+    }
+  }
+
+  /**
+   * The periodic part: one store write per active agent every ACTIVITY_FLUSH_MS is plenty for
+   * "last seen" (1,000 agents flushed every second would cost more than the work they ask for);
+   * agents revoked by another process (the CLI) stop working within that period.
+   */
+  async sweep(now: number): Promise<void> {
+    if (now - this.lastActivityFlushAt < ACTIVITY_FLUSH_MS) return;
+    this.lastActivityFlushAt = now;
+    await this.flushActivity();
+    await this.refresh();
+  }
+
+  // ------------------------------------------------------------------ admin tokens
+
+  /** Create an admin token; returns the token (shown once). */
+  async createAdminToken(name: string): Promise<{ id: string; name: string; token: string; createdAt: number }> {
+    const token = generateToken('admin');
+    const stored = await this.store.createAdminToken({ id: generateId('admin'), name, tokenHash: hashToken(token), createdAt: this.now() });
+    return { id: stored.id, name: stored.name, token, createdAt: stored.createdAt };
+  }
+
+  async authenticateAdmin(token: string): Promise<boolean> {
+    return (await this.store.findAdminTokenByHash(hashToken(token))) !== undefined;
+  }
+
+  // ------------------------------------------------------------------ agent groups
+
+  /** An agent's groups (vantage points), sorted; empty when it has none. */
+  groupsOf(agentId: string): readonly string[] {
+    return this.agentGroups.get(agentId) ?? [];
+  }
+
+  /** Replace an agent's groups (an empty list removes them). `PB_ERR_NOT_FOUND` for an unknown agent. */
+  async setGroups(agentId: string, groups: readonly string[]): Promise<string[]> {
+    const checked = checkGroups(groups, 'groups');
+    if (!(await this.store.getAgent(agentId))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id ${agentId}`, { where: 'agent' });
+    if (checked.length === 0) {
+      await this.store.deleteDocument('agentGroups', agentId);
+      this.agentGroups.delete(agentId);
+    } else {
+      await this.store.putDocument('agentGroups', agentId, { groups: checked }, { at: this.now() });
+      this.agentGroups.set(agentId, checked);
+    }
+    return checked;
+  }
+
+  /** True when some registered agent belongs to one of `allowed`. */
+  routable(allowed: readonly string[]): boolean {
+    for (const groups of this.agentGroups.values()) if (groups.some((g) => allowed.includes(g))) return true;
+    return false;
+  }
+}

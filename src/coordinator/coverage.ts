@@ -1,0 +1,74 @@
+import type { AddressSpace } from './address-space.js';
+import type { Learner } from './learner.js';
+import type { PolicyBook } from './policy-book.js';
+
+/** Per tag of the scope: hosts handed out and scanned this cycle, and the fraction scanned. */
+export interface CycleCoverageRow {
+  readonly tag: string;
+  readonly handedOut: number;
+  readonly scanned: number;
+  readonly addresses: string;
+  readonly fraction: number;
+}
+
+/**
+ * Cycle coverage as this process counts it: hosts handed out (round 0) and scanned per tag ("" =
+ * untagged) in the cycle being counted. Counting starts over when a later cycle begins.
+ */
+export class CycleCoverage {
+  private readonly scans = new Map<string, number>();
+  private readonly handed = new Map<string, number>();
+  private counting = 0;
+
+  /** The cycle being counted (0 before the first hand-out). */
+  get cycle(): number {
+    return this.counting;
+  }
+
+  /** Count for `cycle` from now on; true (and the tallies emptied) when it is not the one counted. */
+  begin(cycle: number): boolean {
+    if (cycle === this.counting) return false;
+    this.scans.clear();
+    this.handed.clear();
+    this.counting = cycle;
+    return true;
+  }
+
+  /** A host with these tags was handed out by the counted cycle. */
+  handedOut(tags: readonly string[]): void {
+    for (const t of tags.length > 0 ? tags : ['']) this.handed.set(t, (this.handed.get(t) ?? 0) + 1);
+  }
+
+  /** A host with these tags was scanned (its first round's result stored) in the counted cycle. */
+  scanned(tags: readonly string[]): void {
+    for (const t of tags.length > 0 ? tags : ['']) this.scans.set(t, (this.scans.get(t) ?? 0) + 1);
+  }
+
+  /** One row per tag of `space`, with the tag's address count. */
+  report(space: AddressSpace): CycleCoverageRow[] {
+    const sizes = space.sizeByTag();
+    return [...sizes].map(([tag, size]) => {
+      const scanned = this.scans.get(tag) ?? 0;
+      return { tag, handedOut: this.handed.get(tag) ?? 0, scanned, addresses: String(size), fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)) };
+    });
+  }
+}
+
+/**
+ * The strategy's OWN belief, not a measurement: the share of the open-port mass it estimates
+ * (over its top 1,000 ports, from what it has seen) that fits within the budget. It cannot
+ * count ports it has never seen open, so it overstates coverage where discovery is unfunded
+ * (`budgets()` warns there).
+ */
+export function estimateCoverage(learner: Learner, policies: Pick<PolicyBook, 'policy'>): Array<{ tag: string; estimate: number }> {
+  return learner.keys().map((key) => {
+    const policy = policies.policy(key)!;
+    const top = learner.explain(key, 1000).explanation.groups.flatMap((g) => g.top);
+    const byPort = new Map<number, number>();
+    for (const p of top) byPort.set(p.port, Math.max(byPort.get(p.port) ?? 0, p.estimate));
+    const est = [...byPort.values()].sort((a, b) => b - a);
+    const total = est.reduce((a, b) => a + b, 0);
+    const inBudget = est.slice(0, Math.floor(policy.budget)).reduce((a, b) => a + b, 0);
+    return { tag: key, estimate: total > 0 ? inBudget / total : 0 };
+  });
+}

@@ -1,0 +1,507 @@
+import { PortbanditError, isPortbanditError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { PortRanges } from '../core/ports.js';
+import { HostSession } from '../../strategies/host-session.js';
+import type { HostContext } from '../../strategies/types.js';
+import type { Agent, Lease, QueuedWork, QueuedWorkInput, Store } from '../store/types.js';
+import { contextPrefix, parseAddress } from './address.js';
+import type { AgentRegistry } from './agent-registry.js';
+import { latestAnsweredScan, latestAnsweredScanFrom } from './baselines.js';
+import { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
+import type { CycleCoverage } from './coverage.js';
+import { mayScan, vantageGroup } from './groups.js';
+import type { Learner } from './learner.js';
+import { type LeaseSession, readLeaseSession } from './lease-session.js';
+import type { CoordinatorMetrics } from './metrics.js';
+import { DEFAULT_POLICY_KEY } from './policy.js';
+import type { PolicyBook } from './policy-book.js';
+import { PROTOCOL_VERSION, type WorkItem } from './protocol.js';
+import type { ScopeService } from './scope-service.js';
+import { generateId } from './tokens.js';
+import { knownOpenOf, visitOfLease } from './visit.js';
+
+/** A work item whose lease write was issued (not yet awaited). */
+interface Leased {
+  readonly item: WorkItem;
+  readonly written: Promise<void>;
+  /** The queue item it was made from (a shared queue settles it when the lease is written). */
+  readonly queueId?: string;
+}
+
+/** Work hand-out attempts per request before answering "no work" (skipped hosts, zero budgets). */
+const MAX_ATTEMPTS = 32;
+
+/** Addresses a coordinator claims from the shared cycle at a time (into the shared queue). */
+const SHARED_CYCLE_BLOCK = 64;
+
+/** Compare-and-set attempts on the shared cycle before giving up for this request. */
+const SHARED_CYCLE_RETRIES = 16;
+
+/** What leasing needs from the rest of the coordinator. */
+export interface LeasingParts {
+  readonly store: Store;
+  readonly scope: ScopeService;
+  readonly policies: PolicyBook;
+  readonly agents: AgentRegistry;
+  readonly learner: Learner;
+  readonly coverage: CycleCoverage;
+  readonly metrics: Pick<CoordinatorMetrics, 'workItems' | 'leasesExpired'>;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** The install seed: the permutation key of every cycle and the strategies' seed. */
+  readonly seed: string;
+  readonly leaseSeconds: number;
+  /** Several coordinators share the store (PostgreSQL): one cycle, claimed a block at a time. */
+  readonly shared: boolean;
+}
+
+/**
+ * Cycle and leasing: the permutation walk over the scope (one cycle at a time, paced by the
+ * default policy's period), the work queue (manual rescans, follow-up rounds, expired leases,
+ * work deferred to other agent groups), and the leases that hand work to agents. A lease
+ * carries its host session, so any process can take the visit's next round.
+ */
+export class Leasing {
+  private cycle: Cycle;
+  /** False only after a dequeue found the queue empty and nothing was enqueued since. */
+  private queueMaybeNonEmpty = true;
+  /** Cycle addresses put into the queue for another group's agents, not yet leased (no second copy). */
+  private readonly deferredIps = new Set<string>();
+  /** Restrictions no registered agent can serve, already logged this cycle. */
+  private readonly unroutableLogged = new Set<string>();
+  private readonly store: Store;
+  private readonly scope: ScopeService;
+  private readonly policies: PolicyBook;
+  private readonly agents: AgentRegistry;
+  private readonly learner: Learner;
+  private readonly coverage: CycleCoverage;
+  private readonly metrics: LeasingParts['metrics'];
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly seed: string;
+  private readonly leaseSeconds: number;
+  private readonly shared: boolean;
+
+  /** `saved`: the stored cycle document (undefined: the first cycle starts now). */
+  constructor(parts: LeasingParts, saved: CycleDocument | undefined) {
+    ({
+      store: this.store,
+      scope: this.scope,
+      policies: this.policies,
+      agents: this.agents,
+      learner: this.learner,
+      coverage: this.coverage,
+      metrics: this.metrics,
+      log: this.log,
+      now: this.now,
+      seed: this.seed,
+      leaseSeconds: this.leaseSeconds,
+      shared: this.shared,
+    } = parts);
+    this.cycle = Cycle.resume(this.seed, saved, this.scope.scopeItems, this.now());
+  }
+
+  // ------------------------------------------------------------------ cycle
+
+  progress(): CycleProgress {
+    return this.cycle.progress();
+  }
+
+  /** The number of the cycle being walked. */
+  get cycleNumber(): number {
+    return this.cycle.number;
+  }
+
+  /** When the paced cycle may start its next round over the scope (undefined while one runs). */
+  nextCycleAt(): number | undefined {
+    const period = this.policies.periodSeconds();
+    return period === undefined ? undefined : this.cycle.nextStartAt(period * 1000);
+  }
+
+  /** Abandon the current cycle and start the next over the current scope. */
+  async restartCycle(): Promise<CycleProgress> {
+    if (this.scope.resolvesNames) await this.scope.resolveNames();
+    if (this.shared) {
+      await this.updateSharedCycle((cycle, now) => {
+        cycle.restart(this.scope.scopeItems, now);
+        return [];
+      });
+      return this.cycle.progress();
+    }
+    this.cycle.restart(this.scope.scopeItems, this.now());
+    await this.persistCycle();
+    return this.cycle.progress();
+  }
+
+  /** Write the cycle's position when it moved (one coordinator; a shared cycle is always written at once). */
+  async persistCycle(): Promise<void> {
+    // A shared cycle is written only by compare-and-set (updateSharedCycle), never blindly.
+    if (this.shared) return;
+    if (this.cycle.dirty) await this.store.putDocument('coordinator', 'cycle', this.cycle.take(), { at: this.now() });
+  }
+
+  /** Shared: where the common walk is (for progress and metrics), as the others moved it. */
+  async syncSharedCycle(now: number): Promise<void> {
+    if (!this.shared) return;
+    const saved = await this.store.getDocument<CycleDocument>('coordinator', 'cycle');
+    if (saved) this.cycle = Cycle.resume(this.seed, saved.value, this.scope.scopeItems, now);
+  }
+
+  /** Names are resolved at a cycle's end, once its period is over (see ScopeService.resolveNamesIfDue). */
+  resolveNamesIfDue(): Promise<void> {
+    return this.scope.resolveNamesIfDue(this.cycle, () => this.nextCycleAt());
+  }
+
+  /**
+   * Change the shared cycle: read it, let `change` move it (returning the work it hands out),
+   * write it back over the revision read, with that work queued in the same transaction. A
+   * concurrent change by another coordinator makes the write fail; it is then redone on the
+   * fresh document. So every address of a cycle is queued by exactly one coordinator, once.
+   */
+  private async updateSharedCycle(change: (cycle: Cycle, now: number) => QueuedWorkInput[]): Promise<number> {
+    // The walk skips addresses outside the current scope: it must be the current one, not this
+    // process's copy from its last sweep (an edit made through another coordinator).
+    await this.scope.reload();
+    for (let attempt = 0; attempt < SHARED_CYCLE_RETRIES; attempt++) {
+      const now = this.now();
+      const saved = await this.store.getDocument<CycleDocument>('coordinator', 'cycle');
+      const cycle = Cycle.resume(this.seed, saved?.value, this.scope.scopeItems, now);
+      const work = change(cycle, now);
+      if (!cycle.dirty) {
+        this.cycle = cycle;
+        return 0;
+      }
+      try {
+        await this.store.putDocument('coordinator', 'cycle', cycle.take(), { at: now, expectedRevision: saved?.revision ?? 0, enqueue: work });
+        this.cycle = cycle;
+        return work.length;
+      } catch (error) {
+        if (!isPortbanditError(error, 'PB_ERR_CONFLICT')) throw error;
+      }
+    }
+    this.log.warn('the shared cycle kept changing under this coordinator; no block claimed this time');
+    return 0;
+  }
+
+  /** Claim the next block of the shared cycle into the shared queue; returns how many addresses. */
+  private claimCycleBlock(size: number): Promise<number> {
+    return this.updateSharedCycle((cycle, now) => {
+      const period = this.policies.periodSeconds();
+      const work: QueuedWorkInput[] = [];
+      while (work.length < size) {
+        // A block does not run into the next cycle: its addresses wait for the next claim.
+        if (work.length > 0 && cycle.atEnd) break;
+        const addr = cycle.next(this.scope.addressSpace, this.scope.scopeItems, now, period !== undefined ? period * 1000 : 0);
+        if (!addr) break;
+        work.push({ ip: addr.ip, tags: [...addr.tags], reason: 'cycle', enqueuedAt: now, cycle: addr.cycle });
+      }
+      return work;
+    });
+  }
+
+  // ------------------------------------------------------------------ queue
+
+  /** Queue manual rescans (served before the cycle). Addresses outside the scope are refused. */
+  async requestRescan(ips: readonly string[]): Promise<QueuedWork[]> {
+    const now = this.now();
+    const items = ips.map((ip, i) => {
+      const hit = this.scope.lookup(ip);
+      if (!hit) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, { where: `ips[${i}]` });
+      // Reserved to the host's agent groups at once (no detour through an agent that may not take it).
+      const groups = this.policies.groupsInUse() ? this.policies.allowedGroups(hit.tags) : undefined;
+      return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now, ...(groups !== undefined ? { groups: [...groups] } : {}) };
+    });
+    const queued = await this.store.enqueueWork(items);
+    // Only once committed: a getwork of the meantime may have seen the queue empty.
+    this.queueMaybeNonEmpty = true;
+    return queued;
+  }
+
+  /** Work was queued through another path (a follow-up round stored with a result): look in the queue again. */
+  noteEnqueued(): void {
+    this.queueMaybeNonEmpty = true;
+  }
+
+  /** Put every lease past its deadline back in the queue; returns how many. */
+  async requeueExpired(now: number): Promise<number> {
+    let expired = 0;
+    for (;;) {
+      const batch = await this.store.takeExpiredLeases(now, 500, { requeue: true });
+      expired += batch.length;
+      if (batch.length < 500) break;
+    }
+    // Expired leases were requeued just now (committed); other processes may have queued
+    // work too. Set after those writes: a getwork of the meantime may have seen it empty.
+    this.queueMaybeNonEmpty = true;
+    if (expired > 0) {
+      this.metrics.leasesExpired.inc(expired);
+      this.log.info({ expired }, 'expired leases went back to the queue');
+    }
+    return expired;
+  }
+
+  /**
+   * A cycle address the asking agent may not scan: queued for an agent of its groups (once per
+   * address until leased), or skipped this cycle when no registered agent belongs to them.
+   */
+  private deferCycleAddress(ip: string, tags: readonly string[], cycle: number, allowed: readonly string[], out: QueuedWorkInput[]): void {
+    if (allowed.length === 0 || !this.agents.routable(allowed)) {
+      const key = `${allowed.join(',')}|${tags.join(',')}`;
+      if (!this.unroutableLogged.has(key)) {
+        this.unroutableLogged.add(key);
+        this.log.warn({ tags, groups: allowed, cycle }, allowed.length === 0 ? "hosts whose tags' policies name no common agent group are not scanned" : 'no registered agent belongs to the groups allowed for these hosts: skipped this cycle');
+      }
+      return;
+    }
+    if (this.deferredIps.has(ip)) return;
+    this.deferredIps.add(ip);
+    out.push({ ip, tags: [...tags], reason: 'cycle', enqueuedAt: this.now(), cycle, groups: [...allowed] });
+  }
+
+  // ------------------------------------------------------------------ work
+
+  /**
+   * Up to `max` work items for an agent in one pass: queued work first, then the cycle. Every
+   * lease is issued in the same turn of the event loop and awaited together, so the store
+   * commits them as one group (the SQLite store's group commit: one transaction for the burst).
+   * A batch stops at the end of the cycle rather than start the next one inside it, so the
+   * cycle's addresses in one batch are distinct. Items whose lease could not be stored are left
+   * out (an error only when none could).
+   */
+  async getWorkBatch(agent: Agent, max: number, version?: string): Promise<WorkItem[]> {
+    this.agents.touch(agent.id, version, undefined);
+    const issued: Leased[] = [];
+    const pending: QueuedWork[] = [];
+    // Agent groups: with a policy naming groups, work goes only to agents of its groups; work
+    // for other groups is queued for them (`deferred`, written with this batch's leases).
+    const routing = this.policies.groupsInUse();
+    const agentGroups = this.agents.groupsOf(agent.id);
+    const deferred: QueuedWorkInput[] = [];
+    let queueDry = false;
+    let fromCycle = 0;
+    let misses = 0;
+    let claimed = false;
+    // Every dequeued item is served (it left the queue), whatever the misses.
+    while (issued.length < max && (pending.length > 0 || misses < MAX_ATTEMPTS)) {
+      // Skip the dequeue transaction while the queue is known to be empty (the common case:
+      // every enqueue goes through this process, and each sweep re-arms the check). A shared
+      // queue is filled by other coordinators too: always asked. With agent groups in use, the
+      // queue may hold items of other groups: it is only dry for this batch, not known empty.
+      if (pending.length === 0 && (this.queueMaybeNonEmpty || this.shared) && !queueDry) {
+        const groups = routing ? agentGroups : undefined;
+        pending.push(...(await this.dequeue(max - issued.length, groups)));
+        // Shared: the cycle reaches agents through the shared queue, a claimed block at a time.
+        if (pending.length === 0 && this.shared && !claimed) {
+          claimed = true;
+          if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) > 0) pending.push(...(await this.dequeue(max - issued.length, groups)));
+        }
+        if (pending.length === 0) {
+          if (routing) queueDry = true;
+          else this.queueMaybeNonEmpty = false;
+        }
+      }
+      const queued = pending.shift();
+      let leased: Leased | null;
+      if (queued) {
+        leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
+        if (leased) leased = { ...leased, queueId: queued.id };
+        else this.settleQueued(queued.id);
+      } else if (this.shared) break;
+      else {
+        // The next address would open a new cycle: its addresses wait for the next request.
+        if (fromCycle > 0 && this.cycle.atEnd) break;
+        if (this.cycle.atEnd) await this.resolveNamesIfDue();
+        const period = this.policies.periodSeconds();
+        const addr = this.cycle.next(this.scope.addressSpace, this.scope.scopeItems, this.now(), period !== undefined ? period * 1000 : 0);
+        if (!addr) break;
+        if (this.coverage.begin(addr.cycle)) this.unroutableLogged.clear();
+        const allowed = routing ? this.policies.allowedGroups(addr.tags) : undefined;
+        if (!mayScan(agentGroups, allowed)) {
+          this.deferCycleAddress(addr.ip, addr.tags, addr.cycle, allowed!, deferred);
+          fromCycle++;
+          misses++;
+          continue;
+        }
+        leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle, vantageGroup(agentGroups, allowed));
+        if (leased) {
+          fromCycle++;
+          this.coverage.handedOut(addr.tags);
+        }
+      }
+      if (leased) issued.push(leased);
+      else misses++;
+    }
+    const deferring = deferred.length > 0 ? this.store.enqueueWork(deferred) : undefined;
+    const outcomes = await Promise.allSettled(issued.map((l) => l.written));
+    if (deferring) {
+      try {
+        await deferring;
+        this.queueMaybeNonEmpty = true;
+      } catch (error) {
+        for (const d of deferred) this.deferredIps.delete(d.ip);
+        this.log.error({ err: error, addresses: deferred.length }, 'addresses for other agent groups could not be queued; they wait for the next cycle');
+      }
+    }
+    const items: WorkItem[] = [];
+    const failed: Array<{ ip: string; error: unknown }> = [];
+    outcomes.forEach((outcome, i) => {
+      const item = issued[i]!.item;
+      if (outcome.status === 'rejected') {
+        // The address is being scanned under another lease (a store that allows one live lease
+        // per address): this work is not needed now.
+        if (isPortbanditError(outcome.reason, 'PB_ERR_CONFLICT') && outcome.reason.where === 'lease.ip') {
+          this.log.info({ ip: item.ip, reason: item.reason }, 'address already leased; work item dropped');
+          const queueId = issued[i]!.queueId;
+          if (queueId !== undefined) this.settleQueued(queueId);
+          return;
+        }
+        failed.push({ ip: item.ip, error: outcome.reason });
+        return;
+      }
+      this.agents.touch(agent.id, undefined, 'workItems');
+      this.metrics.workItems.inc({ reason: item.reason });
+      items.push(item);
+    });
+    if (failed.length > 0 && items.length === 0) throw failed[0]!.error;
+    for (const f of failed) this.log.error({ err: f.error, ip: f.ip }, 'a lease could not be stored; its work item is not handed out');
+    return items;
+  }
+
+  /**
+   * Take work from the queue. A shared queue hides what it hands out until the lease for it is
+   * written, for about a lease's time: a coordinator killed in between does not lose it.
+   */
+  private dequeue(n: number, groups?: readonly string[]): Promise<QueuedWork[]> {
+    const hold = this.shared ? { holdMs: this.leaseSeconds * 1000 } : undefined;
+    if (groups !== undefined) return hold ? this.store.dequeueWorkFor(n, groups, hold) : this.store.dequeueWorkFor(n, groups);
+    return hold ? this.store.dequeueWork(n, hold) : this.store.dequeueWork(n);
+  }
+
+  /** A dequeued item that will not be leased: a shared queue drops it now (else it comes back). */
+  private settleQueued(id: string): void {
+    if (!this.shared) return;
+    this.store.removeQueuedWork(id).catch((error: unknown) => this.log.warn({ err: error, id }, 'a dropped queue item could not be removed; it comes back after its hold'));
+  }
+
+  private async leaseQueued(agent: Agent, queued: QueuedWork, routing: boolean, agentGroups: readonly string[], deferred: QueuedWorkInput[]): Promise<Leased | null> {
+    const hit = await this.scope.lookupCurrent(queued.ip);
+    if (!hit) {
+      this.deferredIps.delete(queued.ip);
+      this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
+      return null;
+    }
+    const session = queued.ports && queued.session ? readLeaseSession(queued.session, `queue item ${queued.id}`) : undefined;
+    let allowed: readonly string[] | undefined;
+    if (routing) {
+      // Checked again here: the policies may have changed since the item was queued, and an
+      // expired lease comes back without `groups` (its session names the visit's group).
+      allowed = this.policies.allowedGroups(hit.tags);
+      if (session?.group !== undefined && (allowed === undefined || allowed.includes(session.group))) allowed = [session.group];
+      if (!mayScan(agentGroups, allowed)) {
+        if (allowed!.length === 0) {
+          this.deferredIps.delete(queued.ip);
+          this.log.warn({ ip: queued.ip, tags: hit.tags, reason: queued.reason }, "queued target's tags name no common agent group; dropped");
+        } else {
+          const { id: _id, ...rest } = queued;
+          deferred.push({ ...rest, groups: [...allowed!] });
+        }
+        return null;
+      }
+    }
+    this.deferredIps.delete(queued.ip);
+    const cycle = queued.cycle ?? this.cycle.number;
+    if (session) {
+      return this.lease(agent, hit.ip, hit.tags, [...queued.ports!], session, queued.round ?? 0, queued.reason, cycle);
+    }
+    const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
+    // A cycle address queued for another agent group, or a block of the shared cycle (it reaches
+    // agents through the queue), counts as handed out by the cycle when leased.
+    if (leased && queued.reason === 'cycle' && (cycle === this.coverage.cycle || (this.shared && cycle === this.cycle.number))) {
+      this.coverage.begin(cycle);
+      this.coverage.handedOut(hit.tags);
+    }
+    return leased;
+  }
+
+  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number, group?: string): Promise<Leased | null> {
+    const key = this.policies.keyOf(tags);
+    const latest = group !== undefined ? await latestAnsweredScanFrom(this.store, ip, group) : await latestAnsweredScan(this.store, ip);
+    const { family, value } = parseAddress(ip);
+    const previousOpen = latest ? knownOpenOf(latest) : [];
+    const host: HostContext = {
+      ip,
+      tags,
+      prefix: contextPrefix(family, value),
+      epoch: cycle,
+      previousOpen,
+      previousEpoch: latest ? latest.epoch : -1,
+      probeable: PortRanges.ALL,
+    };
+    const session = new HostSession(this.learner.strategy(key), host, this.seed);
+    const ports = session.next();
+    if (ports === null) return null;
+    const blob: LeaseSession = {
+      state: session.toJSON(),
+      policy: key,
+      epoch: cycle,
+      prefix: host.prefix,
+      previousOpen,
+      previousEpoch: host.previousEpoch,
+      ...(latest ? { baselineScanId: latest.scanId } : {}),
+      ...(group !== undefined ? { group } : {}),
+    };
+    return this.lease(agent, ip, tags, ports, blob, 0, reason, cycle);
+  }
+
+  /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */
+  private lease(
+    agent: Agent,
+    ip: string,
+    tags: readonly string[],
+    ports: number[],
+    session: LeaseSession,
+    round: number,
+    reason: WorkItem['reason'],
+    cycle: number,
+  ): Leased {
+    const now = this.now();
+    const sorted = [...ports].sort((a, b) => a - b);
+    const visitId = session.visitId ?? session.priorScanId;
+    const lease: Lease<LeaseSession> = {
+      // A later round's id names its visit, so a retried submit of it is recognised as a duplicate.
+      id: visitId !== undefined ? `${visitOfLease(visitId) ?? visitId}.${round}.${generateId('r').slice(2)}` : generateId('lease'),
+      ip,
+      agentId: agent.id,
+      ports: sorted,
+      tags: [...tags],
+      session,
+      issuedAt: now,
+      deadline: now + this.leaseSeconds * 1000,
+      round,
+      cycle,
+      reason,
+    };
+    const written = this.store.putLease(lease);
+    // Handled: a write failing while the batch is still being built (a store with I/O between
+    // its reads) must not count as an unhandled rejection; getWorkBatch reads the outcome.
+    written.catch(() => {});
+    const policy = this.policies.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
+    const known = new Set(session.previousOpen);
+    const verify = known.size === 0 ? [] : sorted.filter((p) => known.has(p));
+    const item: WorkItem = {
+      protocol: PROTOCOL_VERSION,
+      leaseId: lease.id,
+      ip,
+      tags: lease.tags,
+      ports: sorted,
+      ...(verify.length > 0 ? { verify } : {}),
+      round,
+      cycle,
+      reason,
+      issuedAt: now,
+      deadline: lease.deadline,
+      scan: policy.scan,
+    };
+    return { item, written };
+  }
+}
