@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { closeOnSignals, resolveConfig, startServer } from '../../coordinator/index.js';
 import { addConfigOptions } from '../config-options.js';
 import { PortbanditError } from '../../core/errors.js';
@@ -25,10 +26,10 @@ export function registerServe(program: Command): void {
       const resolver = flags.dns !== undefined ? `dns:${flags.dns}` : flags.resolver;
       const config = resolveConfig({
         flags: { ...configFlags(flags), resolver },
-        env: process.env,
+        env: cliIo().env,
         ...(flags.config !== undefined ? { file: flags.config } : {}),
       });
-      const app = await startServer(config);
+      const app = await startServer(config, {}, cliIo().stderr);
       closeOnSignals(app);
       // Keep the action pending until the server closes so commander does not return early.
       await new Promise<void>((resolve) => app.server.once('close', () => resolve()));
