@@ -15,7 +15,7 @@ export function openOutput(file: string | undefined): Output {
   if (file === undefined || file === '-') {
     return {
       async write(text) {
-        // cliIo().stdout.write is looked up on each call: tests capture it by replacing it.
+        // The stdout of the CLI run in progress (main takes its streams; tests pass their own).
         if (!cliIo().stdout.write(text)) await once(cliIo().stdout as Writable, 'drain');
       },
       async close() {},
