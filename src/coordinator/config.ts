@@ -201,10 +201,9 @@ export function resolveConfig(sources: { flags?: ConfigInput; env?: NodeJS.Proce
   return Object.freeze(out) as unknown as CoordinatorConfig;
 }
 
-/** The flag that sets a setting, for error positions: its `serve` flag, else the key in kebab case. */
+/** Where a flag value is named in errors: the key in kebab case (`--elasticsearch-url`), as before. */
 export function flagOf(key: string): string {
-  const flag = (settings as Record<string, SettingSchema>)[key]?.flag;
-  return flag !== undefined ? flag.split(' ')[0]! : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
 const TABLE_START = '<!-- config-table: generated from configSchema (src/coordinator/config.ts) by renderConfigTable -->';
