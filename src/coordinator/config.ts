@@ -79,7 +79,7 @@ export const configSchema = {
     postgresUrl: {
       type: 'string', pattern: '^$|^postgres(ql)?://\\S+$', default: '', docDefault: '(empty: SQLite)', env: 'PORTBANDIT_POSTGRES_URL', flag: '--postgres <url>',
       expected: 'a PostgreSQL URL such as "postgres://portbandit@127.0.0.1:5432/portbandit", or "" for SQLite',
-      description: 'keep the whole store in this PostgreSQL database; several coordinators may share it (below). Not together with `elasticsearchUrl`',
+      description: 'keep the whole store in this PostgreSQL database; several coordinators may share it (docs/store.md). Not together with `elasticsearchUrl`',
     },
     postgresSchema: {
       type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'portbandit', env: 'PORTBANDIT_POSTGRES_SCHEMA', flag: '--postgres-schema <name>',
