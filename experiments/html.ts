@@ -1,11 +1,9 @@
 import * as Plot from '@observablehq/plot';
 import { JSDOM } from 'jsdom';
+import { escapeHtml } from '../src/core/escape-html.js';
 import type { Estimate } from './stats.js';
 
-/** Escape text for HTML content and attribute values. */
-export function escapeHtml(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
-}
+export { escapeHtml };
 
 /** A fixed palette so one strategy has one colour on every chart of a page. */
 export const PALETTE = ['#4e79a7', '#f28e2c', '#e15759', '#76b7b2', '#59a14f', '#edc949', '#af7aa1', '#ff9da7', '#9c755f', '#bab0ab'];

@@ -14,7 +14,7 @@ function formatSeconds(s: number): string {
 }
 
 /** A bar on a terminal (cells done, ETA), plain lines otherwise (at most every ~2% or 15 s). */
-export function createProgress(stream: NodeJS.WriteStream = process.stderr, clock: () => number = () => performance.now()): ProgressReporter {
+export function createProgress(stream: NodeJS.WritableStream & { readonly isTTY?: boolean } = process.stderr, clock: () => number = () => performance.now()): ProgressReporter {
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       { stream, format: 'cells {bar} {value}/{total} | {percentage}% | ETA {eta_formatted} | {label}', hideCursor: true, etaBuffer: 50 },

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { isPortbanditError } from '../core/errors.js';
 import { commands } from './commands/index.js';
 import { VERSION } from '../core/version.js';
+import { type CliIo, processIo, runWithIo } from './io.js';
 
 /** The first argument that is not an option: the subcommand's name, if any. */
 function commandName(args: readonly string[]): string | undefined {
@@ -13,24 +14,35 @@ function commandName(args: readonly string[]): string | undefined {
  * Build the `portbandit` program. Only the command named in `args` is loaded; with none (or
  * --help, or an unknown name) every command is loaded so that help lists them all.
  */
-export async function buildProgram(args: readonly string[] = []): Promise<Command> {
+export async function buildProgram(args: readonly string[] = [], io: CliIo = processIo()): Promise<Command> {
   const program = new Command('portbandit')
     .description('Continuous network-exposure scanning that learns which ports to scan.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   program.exitOverride();
   const name = commandName(args);
   const entry = commands.find((c) => c.name === name);
   const selected = entry ? [entry] : commands;
   for (const register of await Promise.all(selected.map((c) => c.load()))) register(program);
-  program.commands.forEach((c) => c.exitOverride());
+  program.commands.forEach(function configure(c: Command): void {
+    c.exitOverride();
+    c.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    c.commands.forEach(configure);
+  });
   return program;
 }
 
-/** Run the CLI; resolves to the process exit code. */
-export async function main(argv: readonly string[] = process.argv): Promise<number> {
-  const program = await buildProgram(argv.slice(2));
+/**
+ * Run the CLI with these streams and environment (the process's own by default); resolves to
+ * the exit code. Everything the run prints goes to `io`, so tests call it in-process.
+ */
+export async function main(argv: readonly string[] = process.argv, io: CliIo = processIo()): Promise<number> {
+  return runWithIo(io, () => run(argv, io));
+}
+
+async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const program = await buildProgram(argv.slice(2), io);
   try {
     await program.parseAsync([...argv]);
     return 0;
@@ -40,10 +52,10 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
       return error.exitCode;
     }
     if (isPortbanditError(error)) {
-      process.stderr.write(`portbandit: ${error.message} [${error.code}]\n`);
+      io.stderr.write(`portbandit: ${error.message} [${error.code}]\n`);
       return 2;
     }
-    process.stderr.write(`portbandit: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    io.stderr.write(`portbandit: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return 1;
   }
 }

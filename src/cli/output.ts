@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import { cliIo } from './io.js';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PortbanditError } from '../core/errors.js';
@@ -14,8 +15,8 @@ export function openOutput(file: string | undefined): Output {
   if (file === undefined || file === '-') {
     return {
       async write(text) {
-        // process.stdout.write is looked up on each call: tests capture it by replacing it.
-        if (!process.stdout.write(text)) await once(process.stdout as Writable, 'drain');
+        // The stdout of the CLI run in progress (main takes its streams; tests pass their own).
+        if (!cliIo().stdout.write(text)) await once(cliIo().stdout as Writable, 'drain');
       },
       async close() {},
     };

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { cliIo } from './io.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorCodes, type ErrorCode, PortbanditError } from '../core/errors.js';
 import { findHostScan, formatNmapXml, normalizeIp, streamRecording } from '../coordinator/index.js';
@@ -49,7 +50,7 @@ const LOCAL_POLL_MS = 500;
 export async function withResultSource<T>(flags: SourceFlags, fn: (source: ResultSource) => Promise<T>): Promise<T> {
   if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
   // An explicit --data wins over $PORTBANDIT_SERVER.
-  const server = flags.server ?? (flags.data === undefined ? process.env.PORTBANDIT_SERVER : undefined);
+  const server = flags.server ?? (flags.data === undefined ? cliIo().env.PORTBANDIT_SERVER : undefined);
   if (server !== undefined && server !== '') {
     return fn(remoteSource(parseServer(server), adminToken(flags.tokenFile)));
   }
@@ -82,7 +83,7 @@ export function adminToken(tokenFile: string | undefined): string {
     if (token === '') throw new PortbanditError('PB_ERR_FLAG_VALUE', `the token file ${tokenFile} is empty`, { where: '--token-file' });
     return token;
   }
-  const env = process.env.PORTBANDIT_ADMIN_TOKEN?.trim();
+  const env = cliIo().env.PORTBANDIT_ADMIN_TOKEN?.trim();
   if (env) return env;
   throw new PortbanditError('PB_ERR_FLAG_MISSING', 'an admin token is required with --server: --token-file FILE or $PORTBANDIT_ADMIN_TOKEN (`portbandit serve` prints one; `portbandit token create` makes more)', {
     where: '--token-file',

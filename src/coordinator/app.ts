@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import type { RequestTypeProvider } from './routes/types.js';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { type PortCatalog, loadNmapServices } from '../catalog/index.js';
@@ -172,7 +173,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }),
   });
 
-  await app.register(async (scope) => {
+  await app.register(async (untyped) => {
+    const scope = untyped.withTypeProvider<RequestTypeProvider>();
     registerSystemRoutes(scope, coordinator);
     registerAgentRoutes(scope, coordinator);
     registerAgentRefusedRoute(scope, coordinator);

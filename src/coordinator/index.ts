@@ -1,6 +1,6 @@
 export { buildApp, databasePath, type AppOptions } from './app.js';
 export { startServer, bootstrapAdminToken, closeOnSignals } from './server.js';
-export { resolveConfig, configDefaults, type CoordinatorConfig, type ConfigInput } from './config.js';
+export { resolveConfig, configDefaults, configSchema, settings, flagOf, describeDefault, renderConfigTable, withConfigTable, type CoordinatorConfig, type ConfigInput, type ConfigKey, type SettingSchema } from './config.js';
 export { Coordinator, type LeaseSession, normalizeIp } from './coordinator.js';
 export { AddressSpace, type ScopeItem, type Segment, type SpaceAddress } from './address-space.js';
 export { parseAddress, formatAddress, parseTargetSpec, formatRange, rangeToCidrs, contextPrefix, type AddressRange, type Family } from './address.js';

@@ -4,6 +4,7 @@ import { type RetentionRule, checkRetention, retentionSchema } from './retention
 import { isStrategyName } from '../../strategies/registry.js';
 import { createStrategy, type StrategySpec } from '../../strategies/build.js';
 import type { StrategyEnv } from '../../strategies/types.js';
+import type { FromSchema } from 'json-schema-to-ts';
 import type { PreflightRequest, ScanOptions } from './protocol.js';
 
 /**
@@ -125,24 +126,12 @@ export const policySchema = {
   },
 } as const;
 
-/** The raw body a policy is written with: like Policy, every field but `strategy` optional. */
-export interface PolicyInput {
-  strategy: string;
-  params?: Record<string, unknown>;
-  budget?: number;
-  /** Fleet probes per second for this tag; `null` removes an inherited rate. */
-  rate?: number | null;
-  periodSeconds?: number | null;
-  maxPerHost?: number;
-  mustHave?: number[];
-  exclude?: number[];
-  pseudoThreshold?: number;
-  scan?: Partial<ScanOptions>;
-  /** Agent groups allowed to scan the tag (not inherited from the default policy); null = any. */
-  groups?: string[] | null;
-  /** History retention (not inherited: a tag without one follows the default policy's); null removes it. */
-  retention?: RetentionRule | null;
-}
+/**
+ * The raw body a policy is written with (PUT /api/v1/admin/policies/:tag), as its schema says:
+ * like Policy, every field but `strategy` optional; `rate`, `periodSeconds`, `groups` and
+ * `retention` take null to remove the value.
+ */
+export type PolicyInput = FromSchema<typeof policySchema>;
 
 /**
  * Validate a policy completely (building the strategy once, so a bad parameter fails now and

@@ -1,106 +1,19 @@
 /**
  * The agent wire protocol (version 1): what `GET /api/v1/agent/work` hands out and what
- * `POST /api/v1/agent/results` accepts, as TypeScript types and the JSON schemas fastify
- * validates against. docs/api.md documents it for agent authors.
+ * `POST /api/v1/agent/results` accepts. Each message is written once, as the JSON schema fastify
+ * validates and serialises with; its TypeScript type is derived from that schema (`FromSchema`,
+ * json-schema-to-ts), so the two cannot drift. docs/api.md documents it for agent authors.
  */
 
+import type { FromSchema } from 'json-schema-to-ts';
+
 export const PROTOCOL_VERSION = 1;
-
-/** How the agent runs nmap for a work item, decided by the target's policy. */
-export interface ScanOptions {
-  /** nmap -sV. */
-  readonly versionDetection: boolean;
-  /** NSE scripts to run (--script), already filtered by the server's allowlist. */
-  readonly scripts: readonly string[];
-  /** nmap --host-timeout, seconds. */
-  readonly hostTimeoutSeconds: number;
-  /** nmap --script-timeout, seconds. */
-  readonly scriptTimeoutSeconds: number;
-  /**
-   * Port preflight before nmap: `auto` (masscan where the agent can run it: root, installed,
-   * routed; else the TCP connect sweep), masscan, a connect sweep, or none (nmap's own port scan).
-   */
-  readonly preflight: PreflightRequest;
-  /** nmap --version-intensity (0-9): fewer probes per silent service. Absent: the agent's default. */
-  readonly versionIntensity?: number;
-}
-
-/** The preflight that ran (what a result reports). */
-export type Preflight = 'masscan' | 'connect' | 'none';
-
-/** The preflight a policy asks for. */
-export type PreflightRequest = Preflight | 'auto';
-
-/** One work item: scan these TCP ports on this host and report before the deadline. */
-export interface WorkItem {
-  readonly protocol: typeof PROTOCOL_VERSION;
-  /** Submit the result with this id; it is bound to the agent that received it. */
-  readonly leaseId: string;
-  readonly ip: string;
-  readonly tags: readonly string[];
-  /** TCP ports to probe, ascending. Results for other ports are rejected. */
-  readonly ports: readonly number[];
-  /**
-   * Ports of `ports` last known open on this host. A fast preflight that loses a packet must not
-   * turn one of them into a closed service: the agent confirms a silent answer for these with
-   * probes of its own before it reports them not open.
-   */
-  readonly verify?: readonly number[];
-  /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */
-  readonly round: number;
-  readonly cycle: number;
-  readonly reason: 'cycle' | 'manual' | 'expired' | 'followup';
-  /** Milliseconds since the Unix epoch. */
-  readonly issuedAt: number;
-  readonly deadline: number;
-  readonly scan: ScanOptions;
-}
 
 /** Most work items one `GET /api/v1/agent/work?max=` hands out. */
 export const MAX_WORK_BATCH = 256;
 
 /** Most results one `POST /api/v1/agent/results/batch` carries. */
 export const MAX_RESULT_BATCH = 64;
-
-export interface WorkResponse {
-  /** null when there is nothing to do right now; with `max` > 1, the first of `items`. */
-  readonly work: WorkItem | null;
-  /** With `max` > 1 only: every item handed out (0 to `max`, distinct addresses of the cycle). */
-  readonly items?: readonly WorkItem[];
-  /** When nothing was handed out: how long to wait before asking again. */
-  readonly retryAfterMs?: number;
-}
-
-export interface ScriptOutput {
-  readonly id: string;
-  readonly output: string;
-  readonly fields?: unknown;
-}
-
-export type PortStateText = 'open' | 'closed' | 'filtered' | 'open|filtered' | 'closed|filtered' | 'unfiltered';
-
-/** One port as nmap reported it (-sV detail when version detection ran). */
-export interface PortResult {
-  readonly port: number;
-  readonly protocol?: 'tcp';
-  readonly state: PortStateText;
-  readonly service?: string;
-  readonly product?: string;
-  readonly version?: string;
-  readonly extrainfo?: string;
-  readonly cpes?: readonly string[];
-  readonly scripts?: readonly ScriptOutput[];
-  /**
-   * nmap's `tunnel="ssl"` (-sV found TLS in front of the service). Agent-internal: the screenshot
-   * step reads it to pick https; the agent removes it before submitting (not part of the wire schema).
-   */
-  readonly tunnel?: 'ssl';
-  /**
-   * nmap could not name the service, but its fingerprint shows an HTTP answer to an HTTP probe
-   * (a web server without a Server header: Node, Go, ...). Agent-internal like `tunnel`.
-   */
-  readonly answersHttp?: true;
-}
 
 /** Most screenshots one result carries. */
 export const MAX_SCREENSHOTS_PER_RESULT = 16;
@@ -109,141 +22,104 @@ export const MAX_SCREENSHOTS_PER_RESULT = 16;
 export const MAX_SCREENSHOT_BYTES = 1024 * 1024;
 export const MAX_SCREENSHOT_RESULT_BYTES = 4 * 1024 * 1024;
 
-/** A rendered web service (agent `--screenshots`): one open HTTP(S) port of the result. */
-export interface Screenshot {
-  /** An open port of the same result. */
-  readonly port: number;
-  readonly scheme: 'http' | 'https';
-  readonly mime: 'image/png' | 'image/jpeg';
-  /** The image, base64 (at most MAX_SCREENSHOT_BYTES decoded). */
-  readonly data: string;
-  /** Pixel size, as the image's own header says. */
-  readonly width: number;
-  readonly height: number;
-  /** The page's title. */
-  readonly title?: string;
-}
-
-/**
- * The result of one work item. Ports not listed were probed and not open (closed or filtered),
- * except those in `unknownPorts`, whose state the agent could not observe.
- */
-export interface ResultSubmission {
-  readonly leaseId: string;
-  readonly ip: string;
-  /** `down`: the host did not answer at all (no port results are expected). */
-  readonly status: 'up' | 'down';
-  readonly startedAt: number;
-  readonly finishedAt: number;
-  readonly preflight: Preflight;
-  readonly ports: readonly PortResult[];
-  /**
-   * Ports of the work item whose state is unknown (the preflight failed or was cut short, or
-   * nmap timed out where it was the port scan), as an nmap-style spec ("1-1000,8080"). Absent:
-   * every port not listed in `ports` was observed not open.
-   */
-  readonly unknownPorts?: string;
-  /**
-   * Why the result is partial (host time-out, nmap failure, preflight loss): open ports are still
-   * open, but service detail may be missing. Absent when everything finished.
-   */
-  readonly incomplete?: string;
-  /** Phase durations in milliseconds: `preflight`, `nmap`, `total`, ... */
-  readonly timings?: Readonly<Record<string, number>>;
-  /** Host-level extras: hostname, os guess. */
-  readonly host?: Readonly<Record<string, unknown>>;
-  readonly agentVersion?: string;
-  /** Rendered web services (agent `--screenshots`); the coordinator stores the images apart from the scan. */
-  readonly screenshots?: readonly Screenshot[];
-}
-
-export interface SubmitResponse {
-  readonly scanId: string;
-  /** False when this lease's result was already stored (a duplicate submission). */
-  readonly accepted: boolean;
-  readonly duplicate: boolean;
-  /** The strategy asked for a follow-up round: a new work item for this host is queued. */
-  readonly followUp: boolean;
-  /** New/closed/changed service events this result produced. */
-  readonly events: number;
-}
-
-/** `POST /api/v1/agent/results/batch`: several results in one request. */
-export interface ResultBatch {
-  readonly results: readonly ResultSubmission[];
-}
-
-/**
- * The answer for one result of a batch, in the request's order. `accepted` and `duplicate` carry
- * what the single route answers; `rejected` (a 4xx of the single route: retrying will not help)
- * and `failed` (a 5xx: the result may be sent again) carry the error the single route would send.
- */
-export interface ResultBatchItem {
-  readonly outcome: 'accepted' | 'duplicate' | 'rejected' | 'failed';
-  /** The item's lease id, when it had a readable one. */
-  readonly leaseId?: string;
-  readonly scanId?: string;
-  readonly followUp?: boolean;
-  readonly events?: number;
-  readonly error?: { readonly statusCode: number; readonly code: string; readonly message: string };
-}
-
-export interface ResultBatchResponse {
-  readonly results: readonly ResultBatchItem[];
-}
-
-// ------------------------------------------------------------------ JSON schemas
+/** A message type as the code reads it: the schema's type, read-only all the way down. */
+export type Wire<T> = T extends (infer E)[]
+  ? readonly Wire<E>[]
+  : T extends object
+    ? { readonly [K in keyof T]: Wire<T[K]> }
+    : T;
 
 const timestamp = { type: 'integer', minimum: 0, maximum: 8.64e15 } as const;
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 const shortText = (maxLength: number) => ({ type: 'string', maxLength }) as const;
 
+/** How the agent runs nmap for a work item, decided by the target's policy. */
 export const scanOptionsSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['versionDetection', 'scripts', 'hostTimeoutSeconds', 'scriptTimeoutSeconds', 'preflight'],
   properties: {
+    /** nmap -sV. */
     versionDetection: { type: 'boolean' },
+    /** NSE scripts to run (--script), already filtered by the server's allowlist. */
     scripts: { type: 'array', maxItems: 64, items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' } },
+    /** nmap --host-timeout, seconds. */
     hostTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+    /** nmap --script-timeout, seconds. */
     scriptTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 86400 },
+    /**
+     * Port preflight before nmap: `auto` (masscan where the agent can run it: root, installed,
+     * routed; else the TCP connect sweep), masscan, a connect sweep, or none (nmap's own port scan).
+     */
     preflight: { type: 'string', enum: ['auto', 'masscan', 'connect', 'none'] },
+    /** nmap --version-intensity (0-9): fewer probes per silent service. Absent: the agent's default. */
     versionIntensity: { type: 'integer', minimum: 0, maximum: 9 },
   },
 } as const;
+export type ScanOptions = Wire<FromSchema<typeof scanOptionsSchema>>;
 
+/** The preflight a policy asks for. */
+export type PreflightRequest = ScanOptions['preflight'];
+
+/** One work item: scan these TCP ports on this host and report before the deadline. */
 export const workItemSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['protocol', 'leaseId', 'ip', 'tags', 'ports', 'round', 'cycle', 'reason', 'issuedAt', 'deadline', 'scan'],
   properties: {
     protocol: { type: 'integer', const: PROTOCOL_VERSION },
+    /** Submit the result with this id; it is bound to the agent that received it. */
     leaseId: shortText(64),
     ip: shortText(64),
     tags: { type: 'array', items: shortText(64) },
+    /** TCP ports to probe, ascending. Results for other ports are rejected. */
     ports: { type: 'array', maxItems: 65535, items: port },
+    /**
+     * Ports of `ports` last known open on this host. A fast preflight that loses a packet must not
+     * turn one of them into a closed service: the agent confirms a silent answer for these with
+     * probes of its own before it reports them not open.
+     */
     verify: { type: 'array', maxItems: 65535, items: port },
+    /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */
     round: { type: 'integer', minimum: 0 },
     cycle: { type: 'integer', minimum: 0 },
     reason: { type: 'string', enum: ['cycle', 'manual', 'expired', 'followup'] },
+    /** Milliseconds since the Unix epoch. */
     issuedAt: timestamp,
     deadline: timestamp,
     scan: scanOptionsSchema,
   },
 } as const;
+export type WorkItem = Wire<FromSchema<typeof workItemSchema>>;
 
 export const workResponseSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['work'],
   properties: {
+    /** null when there is nothing to do right now; with `max` > 1, the first of `items`. */
     // nullable instead of anyOf: fast-json-stringify serialises anyOf by validating each branch.
     work: { ...workItemSchema, nullable: true },
+    /** With `max` > 1 only: every item handed out (0 to `max`, distinct addresses of the cycle). */
     items: { type: 'array', maxItems: MAX_WORK_BATCH, items: workItemSchema },
+    /** When nothing was handed out: how long to wait before asking again. */
     retryAfterMs: { type: 'integer', minimum: 0 },
   },
 } as const;
+export type WorkResponse = Wire<FromSchema<typeof workResponseSchema>>;
 
+const portStates = ['open', 'closed', 'filtered', 'open|filtered', 'closed|filtered', 'unfiltered'] as const;
+export type PortStateText = (typeof portStates)[number];
+
+const scriptOutputSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'output'],
+  properties: { id: shortText(64), output: shortText(65536), fields: {} },
+} as const;
+export type ScriptOutput = Wire<FromSchema<typeof scriptOutputSchema>>;
+
+/** One port as nmap reported it (-sV detail when version detection ran). */
 export const portResultSchema = {
   type: 'object',
   additionalProperties: false,
@@ -251,40 +127,62 @@ export const portResultSchema = {
   properties: {
     port,
     protocol: { type: 'string', enum: ['tcp'] },
-    state: { type: 'string', enum: ['open', 'closed', 'filtered', 'open|filtered', 'closed|filtered', 'unfiltered'] },
+    state: { type: 'string', enum: portStates },
     service: shortText(128),
     product: shortText(256),
     version: shortText(256),
     extrainfo: shortText(512),
     cpes: { type: 'array', maxItems: 32, items: shortText(256) },
-    scripts: {
-      type: 'array',
-      maxItems: 64,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['id', 'output'],
-        properties: { id: shortText(64), output: shortText(65536), fields: {} },
-      },
-    },
+    scripts: { type: 'array', maxItems: 64, items: scriptOutputSchema },
   },
 } as const;
 
+/**
+ * Notes the agent's nmap step keeps on a port, not part of the wire schema: the agent removes them
+ * before submitting (agent/scan-batch.ts), and the server refuses them (additionalProperties).
+ */
+export interface AgentPortNotes {
+  /** nmap's `tunnel="ssl"` (-sV found TLS in front of the service): the screenshot step picks https. */
+  readonly tunnel?: 'ssl';
+  /**
+   * nmap could not name the service, but its fingerprint shows an HTTP answer to an HTTP probe
+   * (a web server without a Server header: Node, Go, ...).
+   */
+  readonly answersHttp?: true;
+}
+
+/** A port of a result: the wire schema's fields, plus the agent's own notes while it scans. */
+export type PortResult = Wire<FromSchema<typeof portResultSchema>> & AgentPortNotes;
+
+/** A rendered web service (agent `--screenshots`): one open HTTP(S) port of the result. */
 export const screenshotSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['port', 'scheme', 'mime', 'data', 'width', 'height'],
   properties: {
+    /** An open port of the same result. */
     port,
     scheme: { type: 'string', enum: ['http', 'https'] },
     mime: { type: 'string', enum: ['image/png', 'image/jpeg'] },
+    /** The image, base64 (at most MAX_SCREENSHOT_BYTES decoded). */
     data: { type: 'string', minLength: 16, maxLength: Math.ceil(MAX_SCREENSHOT_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/]+={0,2}$' },
+    /** Pixel size, as the image's own header says. */
     width: { type: 'integer', minimum: 1, maximum: 16384 },
     height: { type: 'integer', minimum: 1, maximum: 16384 },
+    /** The page's title. */
     title: shortText(256),
   },
 } as const;
+export type Screenshot = Wire<FromSchema<typeof screenshotSchema>>;
 
+const preflights = ['masscan', 'connect', 'none'] as const;
+/** The preflight that ran (what a result reports). */
+export type Preflight = (typeof preflights)[number];
+
+/**
+ * The result of one work item. Ports not listed were probed and not open (closed or filtered),
+ * except those in `unknownPorts`, whose state the agent could not observe.
+ */
 export const resultSubmissionSchema = {
   type: 'object',
   additionalProperties: false,
@@ -292,19 +190,34 @@ export const resultSubmissionSchema = {
   properties: {
     leaseId: shortText(64),
     ip: shortText(64),
+    /** `down`: the host did not answer at all (no port results are expected). */
     status: { type: 'string', enum: ['up', 'down'] },
     startedAt: timestamp,
     finishedAt: timestamp,
-    preflight: { type: 'string', enum: ['masscan', 'connect', 'none'] },
+    preflight: { type: 'string', enum: preflights },
     ports: { type: 'array', maxItems: 65535, items: portResultSchema },
+    /**
+     * Ports of the work item whose state is unknown (the preflight failed or was cut short, or
+     * nmap timed out where it was the port scan), as an nmap-style spec ("1-1000,8080"). Absent:
+     * every port not listed in `ports` was observed not open.
+     */
     unknownPorts: { type: 'string', maxLength: 400_000, pattern: '^[0-9,-]*$' },
+    /**
+     * Why the result is partial (host time-out, nmap failure, preflight loss): open ports are still
+     * open, but service detail may be missing. Absent when everything finished.
+     */
     incomplete: shortText(500),
+    /** Phase durations in milliseconds: `preflight`, `nmap`, `total`, ... */
     timings: { type: 'object', maxProperties: 32, additionalProperties: { type: 'number', minimum: 0 } },
+    /** Host-level extras: hostname, os guess. */
     host: { type: 'object', maxProperties: 32 },
     agentVersion: shortText(64),
+    /** Rendered web services (agent `--screenshots`); the coordinator stores the images apart from the scan. */
     screenshots: { type: 'array', maxItems: MAX_SCREENSHOTS_PER_RESULT, items: screenshotSchema },
   },
 } as const;
+/** A result; its ports may carry the agent's notes until the agent submits it. */
+export type ResultSubmission = Omit<Wire<FromSchema<typeof resultSubmissionSchema>>, 'ports'> & { readonly ports: readonly PortResult[] };
 
 export const submitResponseSchema = {
   type: 'object',
@@ -312,15 +225,20 @@ export const submitResponseSchema = {
   required: ['scanId', 'accepted', 'duplicate', 'followUp', 'events'],
   properties: {
     scanId: { type: 'string' },
+    /** False when this lease's result was already stored (a duplicate submission). */
     accepted: { type: 'boolean' },
     duplicate: { type: 'boolean' },
+    /** The strategy asked for a follow-up round: a new work item for this host is queued. */
     followUp: { type: 'boolean' },
+    /** New/closed/changed service events this result produced. */
     events: { type: 'integer', minimum: 0 },
   },
 } as const;
+export type SubmitResponse = Wire<FromSchema<typeof submitResponseSchema>>;
 
 /**
- * The batch envelope only: each result is checked against `resultSubmissionSchema` on its own
+ * `POST /api/v1/agent/results/batch`: several results in one request. The schema is the envelope
+ * only: each result is checked against `resultSubmissionSchema` on its own
  * (src/coordinator/result-batch.ts), so one malformed result is answered alone and does not fail
  * the others.
  */
@@ -331,34 +249,39 @@ export const resultBatchSchema = {
   properties: { results: { type: 'array', minItems: 1, maxItems: MAX_RESULT_BATCH, items: {} } },
 } as const;
 
+/**
+ * The answer for one result of a batch, in the request's order. `accepted` and `duplicate` carry
+ * what the single route answers; `rejected` (a 4xx of the single route: retrying will not help)
+ * and `failed` (a 5xx: the result may be sent again) carry the error the single route would send.
+ */
+const resultBatchItemSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['outcome'],
+  properties: {
+    outcome: { type: 'string', enum: ['accepted', 'duplicate', 'rejected', 'failed'] },
+    /** The item's lease id, when it had a readable one. */
+    leaseId: { type: 'string' },
+    scanId: { type: 'string' },
+    followUp: { type: 'boolean' },
+    events: { type: 'integer', minimum: 0 },
+    error: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['statusCode', 'code', 'message'],
+      properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const;
+export type ResultBatchItem = Wire<FromSchema<typeof resultBatchItemSchema>>;
+
 export const resultBatchResponseSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['results'],
-  properties: {
-    results: {
-      type: 'array',
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['outcome'],
-        properties: {
-          outcome: { type: 'string', enum: ['accepted', 'duplicate', 'rejected', 'failed'] },
-          leaseId: { type: 'string' },
-          scanId: { type: 'string' },
-          followUp: { type: 'boolean' },
-          events: { type: 'integer', minimum: 0 },
-          error: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['statusCode', 'code', 'message'],
-            properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, message: { type: 'string' } },
-          },
-        },
-      },
-    },
-  },
+  properties: { results: { type: 'array', items: resultBatchItemSchema } },
 } as const;
+export type ResultBatchResponse = Wire<FromSchema<typeof resultBatchResponseSchema>>;
 
 /** Every error response: the stable code, the HTTP status and a message naming the input. */
 export const errorResponseSchema = {

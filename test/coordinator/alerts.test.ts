@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { buildApp } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
 import { addScope, bearer, getWork, manualClock, resultFor, submit, tempDataDir, tokens } from './helpers.js';
@@ -32,19 +32,6 @@ async function receiver(answer: (n: number) => number): Promise<{ url: string; r
   return { url: `http://127.0.0.1:${port}/hook`, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((err += String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(['node', 'portbandit', ...args]), out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
 
 describe('alert rules delivered to webhooks', () => {
   let data: ReturnType<typeof tempDataDir>;
@@ -162,17 +149,17 @@ describe('alert rules delivered to webhooks', () => {
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
     process.env.PORTBANDIT_ADMIN_TOKEN = t.admin;
     try {
-      expect((await run(['alert', 'add', 'rdp', '--query', 'kind:service-new port:3389', '--url', 'http://127.0.0.1:9/rdp', '--data', data.dir])).code).toBe(0);
-      expect((await run(['alert', 'add', 'web', '--query', 'port:80', '--url', 'http://127.0.0.1:9/web', '--server', address])).code).toBe(0);
-      const listed = await run(['alert', 'list', '--json', '--server', address]);
+      expect((await runCli(['alert', 'add', 'rdp', '--query', 'kind:service-new port:3389', '--url', 'http://127.0.0.1:9/rdp', '--data', data.dir])).code).toBe(0);
+      expect((await runCli(['alert', 'add', 'web', '--query', 'port:80', '--url', 'http://127.0.0.1:9/web', '--server', address])).code).toBe(0);
+      const listed = await runCli(['alert', 'list', '--json', '--server', address]);
       expect((JSON.parse(listed.out) as { rules: Array<{ name: string }> }).rules.map((r) => r.name)).toEqual(['rdp', 'web']);
-      expect((await run(['alert', 'list', '--data', data.dir])).out).toMatch(/^rdp\tkind:service-new port:3389\thttp:\/\/127\.0\.0\.1:9\/rdp\t/);
-      const bad = await run(['alert', 'add', 'x', '--query', 'kind:nope', '--url', 'http://127.0.0.1:9/', '--server', address]);
+      expect((await runCli(['alert', 'list', '--data', data.dir])).out).toMatch(/^rdp\tkind:service-new port:3389\thttp:\/\/127\.0\.0\.1:9\/rdp\t/);
+      const bad = await runCli(['alert', 'add', 'x', '--query', 'kind:nope', '--url', 'http://127.0.0.1:9/', '--server', address]);
       expect(bad.code).toBe(2);
       expect(bad.err).toMatch(/'nope' is not an event kind.*PB_ERR_QUERY/);
-      expect((await run(['alert', 'rm', 'rdp', '--server', address])).code).toBe(0);
-      expect((await run(['alert', 'rm', 'rdp', '--data', data.dir])).err).toMatch(/no alert rule "rdp".*PB_ERR_NOT_FOUND/);
-      expect(JSON.parse((await run(['alert', 'dead', '--json', '--data', data.dir])).out)).toEqual({ deadLetters: [] });
+      expect((await runCli(['alert', 'rm', 'rdp', '--server', address])).code).toBe(0);
+      expect((await runCli(['alert', 'rm', 'rdp', '--data', data.dir])).err).toMatch(/no alert rule "rdp".*PB_ERR_NOT_FOUND/);
+      expect(JSON.parse((await runCli(['alert', 'dead', '--json', '--data', data.dir])).out)).toEqual({ deadLetters: [] });
     } finally {
       delete process.env.PORTBANDIT_ADMIN_TOKEN;
     }

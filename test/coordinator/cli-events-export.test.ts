@@ -4,29 +4,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { readNmapSightings } from '../../src/importers/index.js';
 import { loadRecording } from '../../src/recording/index.js';
 import type { StoreEvent } from '../../src/store/index.js';
+import { runCli } from '../helpers/cli.js';
 import { addScope, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 
-/** Run the CLI in-process, capturing stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((err += String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'portbandit', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
 
 const events = (out: string): StoreEvent[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as StoreEvent);
 const cursorOf = (err: string): string => /cursor (\S+) \(continue/.exec(err)![1]!;
@@ -75,28 +60,28 @@ describe('portbandit events and export, on a data directory and on a running coo
   });
 
   it('lists the events, filtered by an event query, the same from --data and --server', async () => {
-    const all = await run(['events', '--json', ...local()]);
+    const all = await runCli(['events', '--json', ...local()]);
     expect(all.code).toBe(0);
     const list = events(all.out);
     expect(new Set(list.map((e) => e.kind))).toEqual(new Set(['host-new', 'service-new', 'service-closed']));
-    expect((await run(['events', '--json', ...server])).out).toBe(all.out);
+    expect((await runCli(['events', '--json', ...server])).out).toBe(all.out);
 
-    const rdpNew = await run(['events', 'kind:service-new port:22 tag:lab', '--json', ...server]);
+    const rdpNew = await runCli(['events', 'kind:service-new port:22 tag:lab', '--json', ...server]);
     expect(events(rdpNew.out).length).toBeGreaterThan(0);
     expect(events(rdpNew.out).every((e) => e.kind === 'service-new' && e.port === 22)).toBe(true);
-    expect(rdpNew.out).toBe((await run(['events', 'kind:service-new port:22 tag:lab', '--json', ...local()])).out);
+    expect(rdpNew.out).toBe((await runCli(['events', 'kind:service-new port:22 tag:lab', '--json', ...local()])).out);
 
-    const text = await run(['events', 'kind:service-closed', ...local()]);
+    const text = await runCli(['events', 'kind:service-closed', ...local()]);
     expect(text.out.split('\n')[0]).toMatch(/^2026-11-23T\S+Z\tservice-closed\t198\.18\.20\.\d:22\tlab\thttp nginx 1\.25$/);
   });
 
   it('refuses an unknown kind or field with the column, on both paths', async () => {
     for (const where of [local(), server]) {
-      const bad = await run(['events', 'kind:service-new cpe:x', ...where]);
+      const bad = await runCli(['events', 'kind:service-new cpe:x', ...where]);
       expect(bad.code).toBe(2);
       expect(bad.err).toMatch(/query column 18: unknown field 'cpe'.*for events.*PB_ERR_QUERY/);
     }
-    expect((await run(['events', 'kind:gone', ...server])).err).toMatch(/'gone' is not an event kind/);
+    expect((await runCli(['events', 'kind:gone', ...server])).err).toMatch(/'gone' is not an event kind/);
     // The API refuses it too, as a plain 400 before any stream starts.
     const res = await fetch(`${server[1]}/api/v1/events?q=${encodeURIComponent('port:22 cpe:x')}`, { headers: { authorization: `Bearer ${t.admin}` } });
     expect(res.status).toBe(400);
@@ -104,49 +89,49 @@ describe('portbandit events and export, on a data directory and on a running coo
   });
 
   it('continues from the cursor it printed (--cursor) or kept (--cursor-file), across --data and --server', async () => {
-    const first = await run(['events', '--json', ...server]);
+    const first = await runCli(['events', '--json', ...server]);
     const cursor = cursorOf(first.err);
     const file = join(data.dir, 'events.cursor');
-    expect((await run(['events', '--json', '--cursor-file', file, ...local()])).out).toBe(first.out);
+    expect((await runCli(['events', '--json', '--cursor-file', file, ...local()])).out).toBe(first.out);
     expect(readFileSync(file, 'utf8').trim()).toBe(cursor);
-    expect(events((await run(['events', '--json', '--cursor', cursor, ...local()])).out)).toEqual([]);
+    expect(events((await runCli(['events', '--json', '--cursor', cursor, ...local()])).out)).toEqual([]);
 
     for (let i = 0; i < 4; i++) await visit();
-    const next = events((await run(['events', '--json', '--cursor', cursor, ...server])).out);
+    const next = events((await runCli(['events', '--json', '--cursor', cursor, ...server])).out);
     expect(next.length).toBeGreaterThan(0);
     expect(next.every((e) => Number(e.id) > Number(cursor))).toBe(true);
-    expect(events((await run(['events', '--json', '--cursor-file', file, ...local()])).out)).toEqual(next);
-    expect(events((await run(['events', '--json', '--cursor-file', file, ...server])).out)).toEqual([]);
+    expect(events((await runCli(['events', '--json', '--cursor-file', file, ...local()])).out)).toEqual(next);
+    expect(events((await runCli(['events', '--json', '--cursor-file', file, ...server])).out)).toEqual([]);
   });
 
   it('exports the history as a recording, visits as NDJSON and a visit as nmap XML, the same both ways', async () => {
-    const rec = await run(['export', 'recording', ...local()]);
+    const rec = await runCli(['export', 'recording', ...local()]);
     expect(rec.code).toBe(0);
-    expect((await run(['export', 'recording', ...server])).out).toBe(rec.out);
+    expect((await runCli(['export', 'recording', ...server])).out).toBe(rec.out);
     const file = join(data.dir, 'history.ndjson');
     writeFileSync(file, rec.out);
     const loaded = await loadRecording(file);
     expect(loaded.hostIp.length).toBe(4);
 
-    const json = await run(['export', 'json', ...local()]);
+    const json = await runCli(['export', 'json', ...local()]);
     const visits = json.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { ip: string; scanId: string; ports: { port: number; state: string }[] });
     expect(visits.length).toBe((await app.coordinator.store.counts()).scans);
-    expect((await run(['export', 'json', ...server])).out).toBe(json.out);
-    const port22 = await run(['export', 'json', 'port:22', '--latest', ...server]);
-    expect(port22.out).toBe((await run(['export', 'json', 'port:22', '--latest', ...local()])).out);
+    expect((await runCli(['export', 'json', ...server])).out).toBe(json.out);
+    const port22 = await runCli(['export', 'json', 'port:22', '--latest', ...server]);
+    expect(port22.out).toBe((await runCli(['export', 'json', 'port:22', '--latest', ...local()])).out);
     for (const line of port22.out.split('\n').filter(Boolean)) expect(JSON.parse(line).ports).toContainEqual(expect.objectContaining({ port: 22, state: 'open' }));
 
     const withOpen = visits.find((v) => v.ports.some((p) => p.state === 'open'))!;
     const xmlFile = join(data.dir, 'visit.xml');
-    const nmap = await run(['export', 'nmap', '--host', withOpen.ip, '--scan', withOpen.scanId, '--out', xmlFile, ...local()]);
+    const nmap = await runCli(['export', 'nmap', '--host', withOpen.ip, '--scan', withOpen.scanId, '--out', xmlFile, ...local()]);
     expect(nmap.code).toBe(0);
-    const remote = await run(['export', 'nmap', '--host', withOpen.ip, '--scan', withOpen.scanId, ...server]);
+    const remote = await runCli(['export', 'nmap', '--host', withOpen.ip, '--scan', withOpen.scanId, ...server]);
     expect(remote.out).toBe(readFileSync(xmlFile, 'utf8'));
     const { sightings } = readNmapSightings([xmlFile]);
     expect(sightings[0]!.open).toEqual(withOpen.ports.filter((p) => p.state === 'open').map((p) => p.port));
 
     for (const where of [local(), server]) {
-      const missing = await run(['export', 'nmap', '--host', withOpen.ip, '--scan', 'nope', ...where]);
+      const missing = await runCli(['export', 'nmap', '--host', withOpen.ip, '--scan', 'nope', ...where]);
       expect(missing.code).toBe(2);
       expect(missing.err).toMatch(/no scan "nope" of 198\.18\.20\.\d.*PB_ERR_NOT_FOUND/);
     }
@@ -155,10 +140,10 @@ describe('portbandit events and export, on a data directory and on a running coo
   it('needs an admin token for --server, and refuses a wrong one', async () => {
     delete process.env.PORTBANDIT_ADMIN_TOKEN;
     try {
-      expect((await run(['events', ...server])).err).toMatch(/an admin token is required with --server/);
+      expect((await runCli(['events', ...server])).err).toMatch(/an admin token is required with --server/);
       const tokenFile = join(data.dir, 'bad.token');
       writeFileSync(tokenFile, 'pbk_wrong\n');
-      const wrong = await run(['export', 'json', '--token-file', tokenFile, ...server]);
+      const wrong = await runCli(['export', 'json', '--token-file', tokenFile, ...server]);
       expect(wrong.code).toBe(2);
       expect(wrong.err).toMatch(/PB_ERR_UNAUTHORIZED/);
     } finally {
@@ -185,7 +170,7 @@ describe('portbandit events and export, on a data directory and on a running coo
 
     for (const mode of ['server', 'data'] as const) {
       it(`streams new events as they arrive from --${mode} and prints the cursor to resume from at exit`, async () => {
-        const start = cursorOf((await run(['events', ...server])).err);
+        const start = cursorOf((await runCli(['events', ...server])).err);
         const file = join(data.dir, `follow-${mode}.cursor`);
         writeFileSync(file, start);
         const res = await follow([...(mode === 'server' ? server : local()), '--cursor-file', file], async () => {
@@ -199,7 +184,7 @@ describe('portbandit events and export, on a data directory and on a running coo
         expect(readFileSync(file, 'utf8').trim()).toBe(cursor);
         // Exactly the events between the two cursors (a SIGINT between a batch and its
         // checkpoint may have printed a few more, which a resumed follower prints again).
-        const between = events((await run(['events', '--json', '--cursor', start, ...local()])).out).filter((e) => Number(e.id) <= Number(cursor));
+        const between = events((await runCli(['events', '--json', '--cursor', start, ...local()])).out).filter((e) => Number(e.id) <= Number(cursor));
         expect(between.length).toBeGreaterThan(0);
         expect(seen.slice(0, between.length)).toEqual(between);
       }, 30_000);

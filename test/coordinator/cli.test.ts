@@ -1,25 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { loadRecording } from '../../src/recording/index.js';
+import { runCli } from '../helpers/cli.js';
 import { addScope, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
-/** Run the CLI in-process, capturing stdout and stderr. */
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((err += String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'portbandit', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
-}
 
 describe('coordinator CLI (on the data directory)', () => {
   let data: ReturnType<typeof tempDataDir>;
@@ -30,37 +15,37 @@ describe('coordinator CLI (on the data directory)', () => {
 
   it('adds, imports, lists, exports and removes scope entries', async () => {
     const d = ['--data', data.dir];
-    expect((await run(['scope', 'add', '198.18.0.0/30', '2001:db8::/127', '--tag', 'lab', ...d])).code).toBe(0);
+    expect((await runCli(['scope', 'add', '198.18.0.0/30', '2001:db8::/127', '--tag', 'lab', ...d])).code).toBe(0);
     const file = join(data.dir, 'natlas.txt');
     writeFileSync(file, '198.18.1.0/31,dmz,web\n');
-    expect((await run(['scope', 'import', file, ...d])).code).toBe(0);
-    expect((await run(['scope', 'add', '198.18.0.3', '--blocklist', ...d])).code).toBe(0);
-    const list = await run(['scope', 'list', '--json', ...d]);
+    expect((await runCli(['scope', 'import', file, ...d])).code).toBe(0);
+    expect((await runCli(['scope', 'add', '198.18.0.3', '--blocklist', ...d])).code).toBe(0);
+    const list = await runCli(['scope', 'list', '--json', ...d]);
     expect(JSON.parse(list.out)).toMatchObject({ list: 'scope', addresses: '7' });
-    expect((await run(['scope', 'export', ...d])).out).toBe('198.18.0.0/30,lab\n198.18.1.0/31,dmz,web\n2001:db8::/127,lab\n');
-    expect((await run(['scope', 'remove', '198.18.1.0/31', ...d])).err).toMatch(/1 of 1 entries removed/);
-    const bad = await run(['scope', 'add', '198.18.0.0/40', ...d]);
+    expect((await runCli(['scope', 'export', ...d])).out).toBe('198.18.0.0/30,lab\n198.18.1.0/31,dmz,web\n2001:db8::/127,lab\n');
+    expect((await runCli(['scope', 'remove', '198.18.1.0/31', ...d])).err).toMatch(/1 of 1 entries removed/);
+    const bad = await runCli(['scope', 'add', '198.18.0.0/40', ...d]);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/ranges\[0\]: expected a CIDR block.*"198.18.0.0\/40".*PB_ERR_ADDRESS/);
   });
 
   it('creates tokens that are printed once and listed without secrets, and sets policies', async () => {
     const d = ['--data', data.dir];
-    const made = await run(['token', 'create', '--agent', 'scanner-1', '--json', ...d]);
+    const made = await runCli(['token', 'create', '--agent', 'scanner-1', '--json', ...d]);
     const token = JSON.parse(made.out) as { id: string; token: string; kind: string };
     expect(token.token).toMatch(/^pba_/);
-    const list = await run(['token', 'list', '--json', ...d]);
+    const list = await runCli(['token', 'list', '--json', ...d]);
     expect(list.out).not.toContain(token.token);
     expect(JSON.parse(list.out).agents[0]).toMatchObject({ id: token.id, name: 'scanner-1' });
-    const set = await run(['policy', 'set', 'dmz', '--strategy', 'fixed', '--budget', '20', '--must-have', '22,443', ...d]);
+    const set = await runCli(['policy', 'set', 'dmz', '--strategy', 'fixed', '--budget', '20', '--must-have', '22,443', ...d]);
     expect(JSON.parse(set.out)).toMatchObject({ tag: 'dmz', strategy: 'fixed', budget: 20, mustHave: [22, 443] });
-    const badParam = await run(['policy', 'set', 'dmz', '--param', 'nope=1', ...d]);
+    const badParam = await runCli(['policy', 'set', 'dmz', '--param', 'nope=1', ...d]);
     expect(badParam.code).toBe(2);
     expect(badParam.err).toMatch(/unknown parameter "nope" for strategy fixed/);
-    const learned = await run(['policy', 'learned', 'dmz', ...d]);
+    const learned = await runCli(['policy', 'learned', 'dmz', ...d]);
     expect(learned.out).toMatch(/policy dmz: fixed, budget 20/);
-    expect((await run(['search', 'port:22', ...d])).err).toMatch(/0 of 0 matches/);
-    expect((await run(['token', 'revoke', token.id, ...d])).code).toBe(0);
+    expect((await runCli(['search', 'port:22', ...d])).err).toMatch(/0 of 0 matches/);
+    expect((await runCli(['token', 'revoke', token.id, ...d])).code).toBe(0);
   });
 
   it('exports the scan history as a scope recording the simulator can load', async () => {
@@ -77,7 +62,7 @@ describe('coordinator CLI (on the data directory)', () => {
     }
     await app.close();
     const out = join(data.dir, 'history.ndjson');
-    const res = await run(['scope', 'export-history', '--out', out, '--data', data.dir]);
+    const res = await runCli(['scope', 'export-history', '--out', out, '--data', data.dir]);
     expect(res.err).toMatch(/wrote 8 observations/);
     const rec = await loadRecording(out);
     expect(rec.size).toBe(8);

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
 import { PortbanditError } from '../../src/core/errors.js';
@@ -230,8 +230,8 @@ describe('revocation', () => {
 
   test('`token revoke` from the CLI stops an agent of a running server process within about a second', async () => {
     // Arrange: a real `portbandit serve` process on the data directory, and an agent token.
-    await runCli(['token', 'create', '--admin', 'ops', '--data', data.dir]); // not a first start: no bootstrap token
-    const made = await runCli(['token', 'create', '--agent', 'victim', '--json', '--data', data.dir]);
+    await runCliOut(['token', 'create', '--admin', 'ops', '--data', data.dir]); // not a first start: no bootstrap token
+    const made = await runCliOut(['token', 'create', '--agent', 'victim', '--json', '--data', data.dir]);
     const { id, token } = JSON.parse(made) as { id: string; token: string };
     const server = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', data.dir, '--port', '0', '--log-level', 'silent'], {
       cwd: new URL('../..', import.meta.url).pathname,
@@ -246,7 +246,7 @@ describe('revocation', () => {
       await new Promise((r) => setTimeout(r, 2500));
       expect(await ask()).toBe(200);
       // Act: revoke in another process (the CLI works on the data directory).
-      await runCli(['token', 'revoke', id, '--data', data.dir]);
+      await runCliOut(['token', 'revoke', id, '--data', data.dir]);
       const revokedAt = performance.now();
       // Assert: refused within about a second (a cached agent token is re-checked every second;
       // 2 s leaves room for a loaded machine).
@@ -268,20 +268,11 @@ describe('revocation', () => {
   }, 60_000);
 });
 
-/** Run the CLI in this process (as cli.test.ts does), returning stdout. */
-async function runCli(args: string[]): Promise<string> {
-  let out = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'portbandit', ...args]);
-    if (code !== 0) throw new Error(`portbandit ${args.join(' ')} exited ${code}`);
-    return out;
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
-  }
+/** Run the CLI in this process, returning stdout (an error when it fails). */
+async function runCliOut(args: string[]): Promise<string> {
+  const { code, out } = await runCli(args);
+  if (code !== 0) throw new Error(`portbandit ${args.join(' ')} exited ${code}`);
+  return out;
 }
 
 /** The URL a `serve` child prints on stderr once it listens. */

@@ -1,17 +1,22 @@
+import { Writable } from 'node:stream';
 import { main } from '../../src/cli/main.js';
 
-/** Run the CLI in-process, capturing stdout and stderr (the exit code as `main` returns it). */
-export async function runCli(args: readonly string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
-  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((err += String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'portbandit', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
+/** A stream that keeps what is written to it, as text. */
+class TextSink extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.text += chunk.toString('utf8');
+    done();
   }
+}
+
+/**
+ * Run the CLI in-process with its own stdout and stderr (`main` takes its streams): the exit
+ * code as `main` returns it and everything the run printed. `env` defaults to the process's.
+ */
+export async function runCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new TextSink();
+  const stderr = new TextSink();
+  const code = await main(['node', 'portbandit', ...args], { stdout, stderr, env: options.env ?? process.env });
+  return { code, out: stdout.text, err: stderr.text };
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { parseGroupList } from '../../coordinator/groups.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
 import { collect } from '../options.js';
@@ -18,10 +19,10 @@ export function registerAgentAdmin(agent: Command): void {
       const groups = parseGroupList(flags.group.join(','), '--group');
       await withLocalCoordinator(flags.data, async (app) => {
         const { agent: made, token } = await app.coordinator.createAgent(name, groups);
-        if (flags.json) process.stdout.write(JSON.stringify({ id: made.id, name: made.name, groups, token }) + '\n');
+        if (flags.json) cliIo().stdout.write(JSON.stringify({ id: made.id, name: made.name, groups, token }) + '\n');
         else {
-          process.stdout.write(token + '\n');
-          process.stderr.write(`created agent ${made.id} (${made.name})${groups.length > 0 ? ` in ${groups.join(', ')}` : ' without groups'}; the token is shown only now.\n`);
+          cliIo().stdout.write(token + '\n');
+          cliIo().stderr.write(`created agent ${made.id} (${made.name})${groups.length > 0 ? ` in ${groups.join(', ')}` : ' without groups'}; the token is shown only now.\n`);
         }
       });
     });
@@ -35,7 +36,7 @@ export function registerAgentAdmin(agent: Command): void {
       const groups = parseGroupList(list, 'groups');
       await withLocalCoordinator(flags.data, async (app) => {
         const set = await app.coordinator.setAgentGroups(id, groups);
-        process.stderr.write(`agent ${id}: ${set.length > 0 ? set.join(', ') : 'no groups'}\n`);
+        cliIo().stderr.write(`agent ${id}: ${set.length > 0 ? set.join(', ') : 'no groups'}\n`);
       });
     });
   agent
@@ -47,12 +48,12 @@ export function registerAgentAdmin(agent: Command): void {
       await withLocalCoordinator(flags.data, async (app) => {
         const agents = (await app.coordinator.listAgents()).map(({ tokenHash: _h, ...a }) => a);
         if (flags.json) {
-          process.stdout.write(JSON.stringify(agents) + '\n');
+          cliIo().stdout.write(JSON.stringify(agents) + '\n');
           return;
         }
         for (const a of agents) {
           const seen = a.lastSeenAt !== undefined ? new Date(a.lastSeenAt).toISOString() : 'never';
-          process.stdout.write(`${a.id}\t${a.name}\tgroups ${a.groups.join(',') || '-'}\tlast seen ${seen}\tin flight ${a.inFlight}\n`);
+          cliIo().stdout.write(`${a.id}\t${a.name}\tgroups ${a.groups.join(',') || '-'}\tlast seen ${seen}\tin flight ${a.inFlight}\n`);
         }
       });
     });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Agent, AllowList, DETECTION_DEFAULTS, SCAN_DEFAULTS, SCREENSHOT_DEFAULTS, type PreflightChoice, Screenshotter, describeMissingTools, describePreflight, detectScannerTools } from '../../../agent/index.js';
@@ -43,7 +44,7 @@ function parseViewport(value: string): { width: number; height: number } {
   return { width, height };
 }
 
-const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+const log = (line: string) => cliIo().stderr.write(`${new Date().toISOString()} ${line}\n`);
 
 function parsePreflight(value: string): PreflightChoice {
   if (value === 'auto' || value === 'masscan' || value === 'connect') return value;
@@ -157,7 +158,7 @@ export function registerAgent(program: Command): void {
       );
       try {
         const stats = await agent.run();
-        process.stdout.write(`${JSON.stringify(stats)}\n`);
+        cliIo().stdout.write(`${JSON.stringify(stats)}\n`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
@@ -184,7 +185,7 @@ function readToken(flags: AgentFlags): string {
     log('agent: the token on the command line is visible to other users (ps); prefer --token-file or $PORTBANDIT_AGENT_TOKEN');
     return flags.token;
   }
-  const env = process.env.PORTBANDIT_AGENT_TOKEN;
+  const env = cliIo().env.PORTBANDIT_AGENT_TOKEN;
   if (env === undefined || env.trim() === '') {
     throw new PortbanditError('PB_ERR_FLAG_MISSING', 'an agent token is required: --token-file FILE or $PORTBANDIT_AGENT_TOKEN (portbandit token create --agent NAME prints one)', { where: '--token-file' });
   }

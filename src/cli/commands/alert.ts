@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { PortbanditError, errorCodes, type ErrorCode } from '../../core/errors.js';
 import { addAlertRule, listAlertRules, listDeadLetters, removeAlertRule, type AlertRule, type DeadLetter } from '../../coordinator/alerts.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
@@ -21,7 +22,7 @@ interface AlertAdmin {
 
 async function withAlertAdmin<T>(flags: Flags, fn: (admin: AlertAdmin) => Promise<T>): Promise<T> {
   if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
-  const server = flags.server ?? (flags.data === undefined ? process.env.PORTBANDIT_SERVER : undefined);
+  const server = flags.server ?? (flags.data === undefined ? cliIo().env.PORTBANDIT_SERVER : undefined);
   if (server !== undefined && server !== '') {
     const token = adminToken(flags.tokenFile);
     const call = async <R>(method: string, path: string, body?: unknown): Promise<R> => {
@@ -72,21 +73,21 @@ export function registerAlert(program: Command): void {
       .requiredOption('--url <url>', 'the webhook (http or https); each match is POSTed as {rule, query, event}'),
   ).action(async (name: string, flags: Flags & { query: string; url: string }) => {
     const rule = await withAlertAdmin(flags, (admin) => admin.add({ name, query: flags.query, url: flags.url }));
-    process.stdout.write(`${JSON.stringify(rule)}\n`);
+    cliIo().stdout.write(`${JSON.stringify(rule)}\n`);
   });
   const list = withSourceOptions(new Command('list').description('List the rules.').option('--json', 'one JSON object')).action(async (flags: Flags) => {
     const rules = await withAlertAdmin(flags, (admin) => admin.list());
-    if (flags.json) process.stdout.write(`${JSON.stringify({ rules })}\n`);
-    else for (const r of rules) process.stdout.write(`${r.name}\t${r.query}\t${r.url}\t${r.cursor ?? '-'}\n`);
+    if (flags.json) cliIo().stdout.write(`${JSON.stringify({ rules })}\n`);
+    else for (const r of rules) cliIo().stdout.write(`${r.name}\t${r.query}\t${r.url}\t${r.cursor ?? '-'}\n`);
   });
   const rm = withSourceOptions(new Command('rm').description('Delete a rule (its dead letters stay).').argument('<name>', 'the rule name')).action(async (name: string, flags: Flags) => {
     await withAlertAdmin(flags, (admin) => admin.remove(name));
-    process.stderr.write(`alert: rule ${name} removed\n`);
+    cliIo().stderr.write(`alert: rule ${name} removed\n`);
   });
   const dead = withSourceOptions(new Command('dead').description('Events a rule could not deliver after every retry.').option('--json', 'one JSON object')).action(async (flags: Flags) => {
     const letters = await withAlertAdmin(flags, (admin) => admin.dead());
-    if (flags.json) process.stdout.write(`${JSON.stringify({ deadLetters: letters })}\n`);
-    else for (const d of letters) process.stdout.write(`${new Date(d.failedAt).toISOString()}\t${d.rule}\t${d.event.kind}\t${d.event.ip}${d.event.port !== undefined ? `:${d.event.port}` : ''}\t${d.attempts} attempts\t${d.error}\n`);
+    if (flags.json) cliIo().stdout.write(`${JSON.stringify({ deadLetters: letters })}\n`);
+    else for (const d of letters) cliIo().stdout.write(`${new Date(d.failedAt).toISOString()}\t${d.rule}\t${d.event.kind}\t${d.event.ip}${d.event.port !== undefined ? `:${d.event.port}` : ''}\t${d.attempts} attempts\t${d.error}\n`);
   });
   for (const cmd of [add, list, rm, dead]) group.addCommand(cmd.exitOverride().showHelpAfterError('(run with --help for usage)'));
   program.addCommand(group);

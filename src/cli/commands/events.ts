@@ -1,4 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cliIo } from '../io.js';
 import type { Command } from 'commander';
 import { PortbanditError } from '../../core/errors.js';
 import type { StoreEvent } from '../../store/index.js';
@@ -91,7 +92,7 @@ export function registerEvents(program: Command): void {
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        process.stderr.write(`events: ${count} shown; cursor ${cursor ?? '(start)'}${cursor !== undefined ? ` (continue with --cursor ${cursor})` : ''}\n`);
+        cliIo().stderr.write(`events: ${count} shown; cursor ${cursor ?? '(start)'}${cursor !== undefined ? ` (continue with --cursor ${cursor})` : ''}\n`);
       }
     });
 }

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { cliIo } from '../io.js';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { ALL_TAGS, createProgress, formatNumber, loadExperimentSpec, runExperiment } from '../../../experiments/index.js';
@@ -25,7 +26,7 @@ export function createExperimentCommand(): Command {
       const controller = new AbortController();
       // Ctrl-C stops dispatching; finished cells stay cached for the next run.
       const onSignal = () => {
-        process.stderr.write('\nexperiment: stopping; finished cells are cached, rerun the same command to resume\n');
+        cliIo().stderr.write('\nexperiment: stopping; finished cells are cached, rerun the same command to resume\n');
         controller.abort();
       };
       process.once('SIGINT', onSignal);
@@ -34,13 +35,13 @@ export function createExperimentCommand(): Command {
         const run = await runExperiment(spec, {
           out: flags.out,
           ...(flags.workers !== undefined && { workers: flags.workers }),
-          progress: createProgress(process.stderr),
+          progress: createProgress(cliIo().stderr),
           signal: controller.signal,
           skipReport: !flags.report,
         });
         const files = ['results.ndjson', 'summary.csv', 'summary.json', 'spec.json', ...(flags.report ? ['report.html'] : [])].map((f) => join(flags.out, f));
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify({ experiment: spec.name, out: flags.out, cells: run.results.length, cached: run.cached, ran: run.ran, files })}\n`);
+          cliIo().stdout.write(`${JSON.stringify({ experiment: spec.name, out: flags.out, cells: run.results.length, cached: run.cached, ran: run.ran, files })}\n`);
           return;
         }
         const s = run.summary;
@@ -51,8 +52,8 @@ export function createExperimentCommand(): Command {
             [r.recording, r.strategy, r.budget, formatNumber(r.coverage.value, 'percent'), formatNumber(r.coverage.low, 'percent'), formatNumber(r.coverage.high, 'percent'), formatNumber(r.coverageDiff?.value, 'percent'), formatNumber(r.precision.value, 'percent'), formatNumber(r.probesPerHost.value, 'fixed1')].join('\t'),
           );
         }
-        process.stdout.write(`${lines.join('\n')}\n`);
-        process.stderr.write(`experiment: ${run.ran} cells run, ${run.cached} cached; wrote ${files.join(', ')}\n`);
+        cliIo().stdout.write(`${lines.join('\n')}\n`);
+        cliIo().stderr.write(`experiment: ${run.ran} cells run, ${run.cached} cached; wrote ${files.join(', ')}\n`);
       } finally {
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { openOutput } from '../output.js';
 import { parseTime } from '../options.js';
 import { type SourceFlags, withResultSource } from '../result-source.js';
@@ -41,7 +42,7 @@ function createRecording(): Command {
   ).action(async (flags: CommonFlags & { since?: string; until?: string; name: string }) => {
     const options = { name: flags.name, ...(flags.since !== undefined ? { since: parseTime(flags.since) } : {}), ...(flags.until !== undefined ? { until: parseTime(flags.until) } : {}) };
     const lines = await withResultSource(flags, (source) => exportLines(flags, (write) => source.recording(options, write)));
-    process.stderr.write(`export recording: ${Math.max(0, lines - 1)} observations${flags.out !== undefined ? ` to ${flags.out}` : ''}\n`);
+    cliIo().stderr.write(`export recording: ${Math.max(0, lines - 1)} observations${flags.out !== undefined ? ` to ${flags.out}` : ''}\n`);
   });
 }
 
@@ -70,7 +71,7 @@ function createJson(): Command {
       .option('--latest', "only each host's latest visit"),
   ).action(async (query: string, flags: CommonFlags & { latest?: boolean }) => {
     const lines = await withResultSource(flags, (source) => exportLines(flags, (write) => source.visits({ query, latest: flags.latest === true }, write)));
-    process.stderr.write(`export json: ${lines} visits${flags.out !== undefined ? ` to ${flags.out}` : ''}\n`);
+    cliIo().stderr.write(`export json: ${lines} visits${flags.out !== undefined ? ` to ${flags.out}` : ''}\n`);
   });
 }
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { PortbanditError } from '../../core/errors.js';
 import { diffScans, normalizeIp } from '../../coordinator/index.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
@@ -22,7 +23,7 @@ export function registerHost(program: Command): void {
       const ip = normalizeIp(ipText);
       await withLocalCoordinator(flags.data, async (app) => {
         const store = app.coordinator.store;
-        const out = (value: unknown, text: () => string) => process.stdout.write(flags.json ? JSON.stringify(value) + '\n' : text());
+        const out = (value: unknown, text: () => string) => cliIo().stdout.write(flags.json ? JSON.stringify(value) + '\n' : text());
         if (flags.diff) {
           const history = (await store.hostHistory(ip, { limit: 2 })).items;
           const to = flags.to !== undefined ? await store.getScan(flags.to) : history[0];

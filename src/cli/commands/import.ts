@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { InvalidArgumentError } from 'commander';
 import { type ImportOptions, importMasscan, importNmap } from '../../importers/index.js';
 import { collect, parseInteger } from '../options.js';
@@ -45,14 +46,14 @@ export function registerImport(program: Command): void {
     .option('--probed <spec>', 'override the probed ports (e.g. 1-65535)')
     .action(async (files: string[], flags: ImportFlags) => {
       const summary = await importNmap(options(files, flags));
-      process.stderr.write(`import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`);
-      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      cliIo().stderr.write(`import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`);
+      cliIo().stdout.write(`${JSON.stringify(summary)}\n`);
     });
   addCommon(group.command('masscan').argument('<files...>', 'masscan -oJ, -oD or -oL files').description('masscan output -> recording; probed ports from --probed or a "# probed: SPEC" line.'))
     .option('--probed <spec>', 'the ports the scan probed (masscan -p); required unless the file says')
     .action(async (files: string[], flags: ImportFlags) => {
       const summary = await importMasscan(options(files, flags));
-      process.stderr.write(`import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`);
-      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      cliIo().stderr.write(`import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`);
+      cliIo().stdout.write(`${JSON.stringify(summary)}\n`);
     });
 }

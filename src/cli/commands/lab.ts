@@ -1,25 +1,26 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { labDown, labEpoch, labStatus, labUp, parseClosedPolicy, type LabClosedPolicy, type LabState } from '../../lab/index.js';
 import { parseInteger } from '../options.js';
 
 function printState(state: LabState | null, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify(state)}\n`);
+    cliIo().stdout.write(`${JSON.stringify(state)}\n`);
     return;
   }
   if (!state) {
-    process.stdout.write('no lab is up\n');
+    cliIo().stdout.write('no lab is up\n');
     return;
   }
-  process.stdout.write(`lab: profile ${state.profile}, seed ${state.seed}, epoch ${state.epoch}/${state.epochs - 1}, ${state.hosts.length} hosts, closed ports: ${state.closed ?? 'reject'}\n`);
+  cliIo().stdout.write(`lab: profile ${state.profile}, seed ${state.seed}, epoch ${state.epoch}/${state.epochs - 1}, ${state.hosts.length} hosts, closed ports: ${state.closed ?? 'reject'}\n`);
   for (const h of state.hosts) {
     const ports = h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing open)';
-    process.stdout.write(`${h.ip.padEnd(14)} ${h.ns.padEnd(10)} [${h.tags.join(',')}] ${ports}\n`);
+    cliIo().stdout.write(`${h.ip.padEnd(14)} ${h.ns.padEnd(10)} [${h.tags.join(',')}] ${ports}\n`);
   }
-  process.stdout.write(`masscan: --adapter ${state.masscan.adapter} --adapter-ip ${state.masscan.adapterIp} --router-ip ${state.masscan.routerIp}\n`);
+  cliIo().stdout.write(`masscan: --adapter ${state.masscan.adapter} --adapter-ip ${state.masscan.adapterIp} --router-ip ${state.masscan.routerIp}\n`);
 }
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
+const log = (line: string) => cliIo().stderr.write(`${line}\n`);
 
 /** `portbandit lab up|epoch|down|status`: test hosts in network namespaces (198.18.0.0/15 only). */
 export function registerLab(program: Command): void {

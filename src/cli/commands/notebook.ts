@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cliIo } from '../io.js';
 import { dirname, join } from 'node:path';
 import { Command } from 'commander';
 import { PortbanditError } from '../../core/errors.js';
@@ -27,7 +28,7 @@ export function createNotebookCommand(): Command {
       } catch (error) {
         throw new PortbanditError('PB_ERR_IO', `cannot write the notebook: ${(error as Error).message}`, { where: out, cause: error });
       }
-      process.stdout.write(`${out}\n`);
+      cliIo().stdout.write(`${out}\n`);
     });
 }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { cliIo } from '../io.js';
 import type { Command } from 'commander';
 import { parseServicesFile, tcpPorts } from '../../catalog/index.js';
 import { PortbanditError } from '../../core/errors.js';
@@ -48,14 +49,14 @@ export function registerPolicy(program: Command): void {
     .action(async (flags: { data?: string; json?: boolean }) => {
       await withLocalCoordinator(flags.data, async (app) => {
         const all = app.coordinator.policyKeys().map((tag) => ({ tag, ...app.coordinator.policy(tag)! }));
-        if (flags.json) process.stdout.write(JSON.stringify(all) + '\n');
+        if (flags.json) cliIo().stdout.write(JSON.stringify(all) + '\n');
         else {
           const budgets = new Map(app.coordinator.budgets().map((b) => [b.tag, b]));
           for (const p of all) {
             const b = budgets.get(p.tag);
             const budget = p.rate !== undefined ? `rate ${p.rate}/s -> ${Math.floor(b?.budget ?? 0)} per visit` : `budget ${p.budget}`;
-            process.stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}${p.groups !== undefined ? `\tgroups ${p.groups.join(',')}` : ''}${p.retention !== undefined ? `\tretention ${JSON.stringify(p.retention)}` : ''}\n`);
-            if (b?.warning) process.stderr.write(`warning: ${p.tag || '_default'}: ${b.warning}\n`);
+            cliIo().stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}${p.groups !== undefined ? `\tgroups ${p.groups.join(',')}` : ''}${p.retention !== undefined ? `\tretention ${JSON.stringify(p.retention)}` : ''}\n`);
+            if (b?.warning) cliIo().stderr.write(`warning: ${p.tag || '_default'}: ${b.warning}\n`);
           }
         }
       });
@@ -146,7 +147,7 @@ export function registerPolicy(program: Command): void {
           input.groups = groups.length > 0 ? groups : null;
         }
         const saved = await app.coordinator.setPolicy(key, input);
-        process.stdout.write(JSON.stringify({ tag: key, ...saved }) + '\n');
+        cliIo().stdout.write(JSON.stringify({ tag: key, ...saved }) + '\n');
       });
     });
   policy
@@ -160,21 +161,21 @@ export function registerPolicy(program: Command): void {
       await withLocalCoordinator(flags.data, async (app) => {
         const e = app.coordinator.explain(keyOf(tag), flags.limit);
         if (flags.json) {
-          process.stdout.write(JSON.stringify(e) + '\n');
+          cliIo().stdout.write(JSON.stringify(e) + '\n');
           return;
         }
         const x = e.explanation;
         const b = e.budget;
         const budget = b && b.rate !== undefined ? `budget ${Math.floor(b.budget)} per visit (from ${b.rate} probes/s over ${b.addresses} addresses${b.periodSeconds !== undefined ? ` and a ${b.periodSeconds} s period` : ''})` : `budget ${b ? Math.floor(b.budget) : e.policy.budget} per visit`;
-        process.stdout.write(`policy ${e.tag || '_default'}: ${x.strategy}, ${budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`);
-        if (b?.fullPassCycles != null) process.stdout.write(`a pass over all 65,535 ports of a host: ${b.fullPassCycles} cycle(s) at this budget\n`);
-        if (b?.warning) process.stdout.write(`WARNING: ${b.warning}\n`);
-        process.stdout.write(`budget split: must-have ${x.split.mustHave}, fixed ${x.split.fixed}, history ${x.split.history}, learned ${x.split.learned}, exploration ${x.split.exploration}\n`);
+        cliIo().stdout.write(`policy ${e.tag || '_default'}: ${x.strategy}, ${budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`);
+        if (b?.fullPassCycles != null) cliIo().stdout.write(`a pass over all 65,535 ports of a host: ${b.fullPassCycles} cycle(s) at this budget\n`);
+        if (b?.warning) cliIo().stdout.write(`WARNING: ${b.warning}\n`);
+        cliIo().stdout.write(`budget split: must-have ${x.split.mustHave}, fixed ${x.split.fixed}, history ${x.split.history}, learned ${x.split.learned}, exploration ${x.split.exploration}\n`);
         for (const g of x.groups) {
-          process.stdout.write(`group ${g.group} (${g.observations} observations):\n`);
-          for (const p of g.top) process.stdout.write(`  ${String(p.port).padStart(5)}  ${(p.estimate * 100).toFixed(2)}%${p.trials !== undefined ? `  (${p.trials.toFixed(0)} trials)` : ''}\n`);
+          cliIo().stdout.write(`group ${g.group} (${g.observations} observations):\n`);
+          for (const p of g.top) cliIo().stdout.write(`  ${String(p.port).padStart(5)}  ${(p.estimate * 100).toFixed(2)}%${p.trials !== undefined ? `  (${p.trials.toFixed(0)} trials)` : ''}\n`);
         }
-        for (const n of x.notes ?? []) process.stdout.write(`note: ${n}\n`);
+        for (const n of x.notes ?? []) cliIo().stdout.write(`note: ${n}\n`);
       });
     });
 }

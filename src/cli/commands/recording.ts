@@ -1,11 +1,12 @@
 import { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { loadRecording, summarizeRecording, type LoadProgress, type LoadedRecording, type RecordingSummary } from '../../recording/index.js';
 
 /** Files above this size show load progress on stderr even when it is not a terminal. */
 const LARGE_FILE_BYTES = 64 << 20;
 
 function createProgress(label: string): (p: LoadProgress) => void {
-  const tty = process.stderr.isTTY === true;
+  const tty = cliIo().stderr.isTTY === true;
   const started = performance.now();
   let lastDecile = -1;
   return ({ bytesRead, totalBytes, lines }) => {
@@ -13,11 +14,11 @@ function createProgress(label: string): (p: LoadProgress) => void {
     const share = totalBytes > 0 ? Math.min(1, bytesRead / totalBytes) : 0;
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const text = `${label}: ${(share * 100).toFixed(0)}% (${(bytesRead / 2 ** 20).toFixed(0)} MiB, ${lines} lines, ${seconds} s)`;
-    if (tty) process.stderr.write(`\r${text}${share >= 1 ? '\n' : ''}`);
+    if (tty) cliIo().stderr.write(`\r${text}${share >= 1 ? '\n' : ''}`);
     else {
       // Not a terminal (a log file): one line per tenth, not a carriage-return animation.
       const decile = Math.floor(share * 10);
-      if (decile !== lastDecile) process.stderr.write(`${text}\n`);
+      if (decile !== lastDecile) cliIo().stderr.write(`${text}\n`);
       lastDecile = decile;
     }
   };
@@ -61,7 +62,7 @@ export function createRecordingInfoCommand(): Command {
     .option('--json', 'print one JSON object instead of a table')
     .action(async (file: string, flags: { json?: boolean }) => {
       const summary = summarizeRecording(await load(file, 'recording info'));
-      process.stdout.write(flags.json === true ? `${JSON.stringify({ file, ...summary })}\n` : renderSummaryText(file, summary));
+      cliIo().stdout.write(flags.json === true ? `${JSON.stringify({ file, ...summary })}\n` : renderSummaryText(file, summary));
     });
 }
 
@@ -72,7 +73,7 @@ export function createRecordingValidateCommand(): Command {
     .argument('<file>', 'the NDJSON recording')
     .action(async (file: string) => {
       const rec = await load(file, 'recording validate');
-      process.stdout.write(`${file}: valid (${rec.size} observations, ${rec.hostIp.length} hosts, ${rec.epochs} epochs)\n`);
+      cliIo().stdout.write(`${file}: valid (${rec.size} observations, ${rec.hostIp.length} hosts, ${rec.epochs} epochs)\n`);
     });
 }
 

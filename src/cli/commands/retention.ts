@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { PortbanditError, errorCodes, type ErrorCode } from '../../core/errors.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
 import type { RetentionReport } from '../../coordinator/retention-runner.js';
@@ -12,7 +13,7 @@ interface Flags {
   json?: boolean;
 }
 
-const progress = (r: RetentionReport) => process.stderr.write(`retention: ${r.hosts} hosts, ${r.visits} visits, ${r.dropped} ${r.dryRun ? 'to drop' : 'dropped'}\n`);
+const progress = (r: RetentionReport) => cliIo().stderr.write(`retention: ${r.hosts} hosts, ${r.visits} visits, ${r.dropped} ${r.dryRun ? 'to drop' : 'dropped'}\n`);
 
 /** `portbandit retention [--dry-run]`: apply the policies' history retention now, or report what it would drop. */
 export function registerRetention(program: Command): void {
@@ -28,19 +29,19 @@ export function registerRetention(program: Command): void {
       const dryRun = Boolean(flags.dryRun);
       const report = await runRetention(flags, dryRun);
       if (flags.json) {
-        process.stdout.write(JSON.stringify(report) + '\n');
+        cliIo().stdout.write(JSON.stringify(report) + '\n');
         return;
       }
       const verb = dryRun ? 'would drop' : 'dropped';
-      process.stdout.write(`${report.hosts} hosts, ${report.visits} visits: kept ${report.kept} (${report.protectedVisits} referenced by events or leases), ${verb} ${report.dropped}\n`);
-      for (const p of report.byPolicy) process.stdout.write(`policy ${p.tag || '_default'}\tkept ${p.kept}\t${verb} ${p.dropped}\n`);
-      for (const s of report.sample) process.stdout.write(`${verb}\t${s.scanId}\t${s.ip}\t${new Date(s.finishedAt).toISOString()}\t${s.tags.join(',')}\n`);
+      cliIo().stdout.write(`${report.hosts} hosts, ${report.visits} visits: kept ${report.kept} (${report.protectedVisits} referenced by events or leases), ${verb} ${report.dropped}\n`);
+      for (const p of report.byPolicy) cliIo().stdout.write(`policy ${p.tag || '_default'}\tkept ${p.kept}\t${verb} ${p.dropped}\n`);
+      for (const s of report.sample) cliIo().stdout.write(`${verb}\t${s.scanId}\t${s.ip}\t${new Date(s.finishedAt).toISOString()}\t${s.tags.join(',')}\n`);
     });
 }
 
 async function runRetention(flags: Flags, dryRun: boolean): Promise<RetentionReport> {
   if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
-  const server = flags.server ?? (flags.data === undefined ? process.env.PORTBANDIT_SERVER : undefined);
+  const server = flags.server ?? (flags.data === undefined ? cliIo().env.PORTBANDIT_SERVER : undefined);
   if (server === undefined || server === '') {
     return withLocalCoordinator(flags.data, (app) => app.retention.run({ dryRun, onProgress: progress }));
   }
@@ -51,7 +52,7 @@ async function runRetention(flags: Flags, dryRun: boolean): Promise<RetentionRep
     throw new PortbanditError('PB_ERR_URL', `expected the coordinator's URL (http://host:port), got ${JSON.stringify(server)}`, { where: '--server' });
   }
   const token = adminToken(flags.tokenFile);
-  process.stderr.write(`retention: ${dryRun ? 'dry run' : 'pass'} on ${url.origin}...\n`);
+  cliIo().stderr.write(`retention: ${dryRun ? 'dry run' : 'pass'} on ${url.origin}...\n`);
   let res: Response;
   try {
     res = await fetch(url, { method: dryRun ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}` } });

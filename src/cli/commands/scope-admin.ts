@@ -1,4 +1,5 @@
 import { createWriteStream, readFileSync } from 'node:fs';
+import { cliIo } from '../io.js';
 import { once } from 'node:events';
 import { Command } from 'commander';
 import { PortbanditError } from '../../core/errors.js';
@@ -25,7 +26,7 @@ function createAdd(): Command {
       const lines = ranges.map((r, i) => normalizeScopeLine(r, flags.tag, `ranges[${i}]`));
       await withLocalCoordinator(flags.data, async (app) => {
         const version = await app.coordinator.addScope(listOf(flags), lines);
-        process.stderr.write(`${listOf(flags)}: ${lines.length} entries added (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
+        cliIo().stderr.write(`${listOf(flags)}: ${lines.length} entries added (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
       });
     });
 }
@@ -39,7 +40,7 @@ function createRemove(): Command {
     .action(async (ranges: string[], flags: { blocklist?: boolean; data?: string }) => {
       await withLocalCoordinator(flags.data, async (app) => {
         const out = await app.coordinator.removeScope(listOf(flags), ranges);
-        process.stderr.write(`${listOf(flags)}: ${out.removed} of ${ranges.length} entries removed (version ${out.version})\n`);
+        cliIo().stderr.write(`${listOf(flags)}: ${out.removed} of ${ranges.length} entries removed (version ${out.version})\n`);
       });
     });
 }
@@ -61,7 +62,7 @@ function createImport(): Command {
       const lines = parseScopeFile(text, file);
       await withLocalCoordinator(flags.data, async (app) => {
         const version = flags.replace ? await app.coordinator.replaceScope(listOf(flags), lines) : await app.coordinator.addScope(listOf(flags), lines);
-        process.stderr.write(`${listOf(flags)}: ${lines.length} entries imported (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
+        cliIo().stderr.write(`${listOf(flags)}: ${lines.length} entries imported (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
       });
     });
 }
@@ -73,7 +74,7 @@ function createExport(): Command {
     .option(...dataOption)
     .action(async (flags: { blocklist?: boolean; data?: string }) => {
       await withLocalCoordinator(flags.data, async (app) => {
-        process.stdout.write(formatScopeFile((await app.coordinator.store.listScope(listOf(flags))).entries));
+        cliIo().stdout.write(formatScopeFile((await app.coordinator.store.listScope(listOf(flags))).entries));
       });
     });
 }
@@ -89,11 +90,11 @@ function createList(): Command {
         const listing = await app.coordinator.store.listScope(listOf(flags));
         const progress = app.coordinator.progress();
         if (flags.json) {
-          process.stdout.write(JSON.stringify({ list: listOf(flags), ...listing, addresses: String(app.coordinator.addressSpace.size), cycle: progress }) + '\n');
+          cliIo().stdout.write(JSON.stringify({ list: listOf(flags), ...listing, addresses: String(app.coordinator.addressSpace.size), cycle: progress }) + '\n');
           return;
         }
-        for (const e of listing.entries) process.stdout.write(`${e.range}\t${e.tags.join(',')}\n`);
-        process.stderr.write(
+        for (const e of listing.entries) cliIo().stdout.write(`${e.range}\t${e.tags.join(',')}\n`);
+        cliIo().stderr.write(
           `${listing.entries.length} entries (version ${listing.version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}%\n`,
         );
       });
@@ -121,7 +122,7 @@ function createExportHistory(): Command {
         );
         stream.end();
         await once(stream, 'finish');
-        process.stderr.write(`wrote ${lines} observations to ${flags.out}\n`);
+        cliIo().stderr.write(`wrote ${lines} observations to ${flags.out}\n`);
       });
     });
 }

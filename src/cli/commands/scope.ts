@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { cliIo } from '../io.js';
 import { resolveSeed } from '../../core/rng.js';
 import {
   DEFAULT_PROFILE,
@@ -42,7 +43,7 @@ function parseHosts(value: string): number {
 }
 
 function createProgress(totalLines: number): ((p: GenerateProgress) => void) | undefined {
-  const tty = process.stderr.isTTY === true;
+  const tty = cliIo().stderr.isTTY === true;
   if (!tty && totalLines < LONG_RUN) return undefined;
   const started = performance.now();
   let lastPrinted = -1;
@@ -50,24 +51,24 @@ function createProgress(totalLines: number): ((p: GenerateProgress) => void) | u
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const line = `scope generate: epoch ${epoch + 1}/${epochs}, ${hostsDone}/${hosts} hosts, ${lines}/${total} lines, ${seconds} s`;
     const finished = lines === total;
-    if (tty) process.stderr.write(`\r${line}${finished ? '\n' : ''}`);
+    if (tty) cliIo().stderr.write(`\r${line}${finished ? '\n' : ''}`);
     else if ((hostsDone === hosts || finished) && epoch !== lastPrinted) {
       // Not a terminal (a log file): one line per epoch, not a carriage-return animation.
       lastPrinted = epoch;
-      process.stderr.write(`${line}\n`);
+      cliIo().stderr.write(`${line}\n`);
     }
   };
 }
 
 async function runGenerate(flags: GenerateFlags): Promise<void> {
   const seed = resolveSeed(flags.seed);
-  if (flags.seed === undefined) process.stderr.write(`scope generate: no --seed given, using ${seed}\n`);
+  if (flags.seed === undefined) cliIo().stderr.write(`scope generate: no --seed given, using ${seed}\n`);
   const written = await writeGeneratedScope(
     { profile: flags.profile, hosts: flags.hosts, epochs: flags.epochs, seed },
     flags.out,
     createProgress(flags.hosts * flags.epochs),
   );
-  process.stderr.write(`scope generate: wrote ${written.lines} lines (${written.hosts} hosts x ${written.epochs} epochs, profile ${flags.profile}, seed ${seed}) to ${written.path}\n`);
+  cliIo().stderr.write(`scope generate: wrote ${written.lines} lines (${written.hosts} hosts x ${written.epochs} epochs, profile ${flags.profile}, seed ${seed}) to ${written.path}\n`);
 }
 
 /** `scope generate`: write a synthetic exhaustive recording. */
@@ -93,8 +94,8 @@ export function createScopeProfilesCommand(): Command {
         const out = Object.fromEntries(
           profileNames.map((name) => [name, { description: profiles[name].description, spec: profiles[name], parameters: describeProfile(name) }]),
         );
-        process.stdout.write(JSON.stringify(out) + '\n');
-      } else process.stdout.write(flags.markdown ? renderProfilesMarkdown() : renderProfilesText());
+        cliIo().stdout.write(JSON.stringify(out) + '\n');
+      } else cliIo().stdout.write(flags.markdown ? renderProfilesMarkdown() : renderProfilesText());
     });
 }
 

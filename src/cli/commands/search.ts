@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
 import { parseQuery } from '../../store/query.js';
 import type { ScanDocument } from '../../store/types.js';
@@ -27,10 +28,10 @@ export function registerSearch(program: Command): void {
         const store = app.coordinator.store;
         if (flags.format === 'text' || flags.format === 'json') {
           const page = await store.search(query, { limit: flags.limit, view });
-          if (flags.format === 'json') process.stdout.write(JSON.stringify({ query: text, total: page.total, items: page.items }) + '\n');
+          if (flags.format === 'json') cliIo().stdout.write(JSON.stringify({ query: text, total: page.total, items: page.items }) + '\n');
           else {
-            for (const scan of page.items) process.stdout.write(formatScanLine(scan) + '\n');
-            process.stderr.write(`${page.items.length} of ${page.total} matches\n`);
+            for (const scan of page.items) cliIo().stdout.write(formatScanLine(scan) + '\n');
+            cliIo().stderr.write(`${page.items.length} of ${page.total} matches\n`);
           }
           return;
         }
@@ -40,9 +41,9 @@ export function registerSearch(program: Command): void {
           const page = await store.search(query, { limit: 1000, view, ...(cursor !== undefined ? { cursor } : {}) });
           for (const scan of page.items) {
             if (flags.format === 'hosts') {
-              if (!seen.has(scan.ip)) process.stdout.write(scan.ip + '\n');
+              if (!seen.has(scan.ip)) cliIo().stdout.write(scan.ip + '\n');
               seen.add(scan.ip);
-            } else process.stdout.write(JSON.stringify(scan) + '\n');
+            } else cliIo().stdout.write(JSON.stringify(scan) + '\n');
           }
           cursor = page.nextCursor;
         } while (cursor !== undefined);

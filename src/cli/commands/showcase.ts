@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { loadNmapServices } from '../../catalog/index.js';
 import { generateRecording } from '../../../simulator/synthetic/index.js';
 import { simulate, type SimulationResult } from '../../../simulator/index.js';
@@ -37,7 +38,7 @@ async function runShowcase(flags: ShowcaseFlags): Promise<void> {
   const catalog = loadNmapServices();
   const started = performance.now();
   const log = (message: string): void => {
-    process.stderr.write(`showcase: ${message} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+    cliIo().stderr.write(`showcase: ${message} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
   };
   const recording = generateRecording({ profile: flags.profile, hosts: flags.hosts, epochs: flags.epochs, seed: flags.seed }, catalog);
   log(`generated a synthetic ${flags.profile} scope: ${flags.hosts} hosts x ${flags.epochs} epochs`);
@@ -49,16 +50,16 @@ async function runShowcase(flags: ShowcaseFlags): Promise<void> {
     log(`replayed ${name}`);
   }
   if (flags.json) {
-    process.stdout.write(JSON.stringify({ profile: flags.profile, hosts: flags.hosts, epochs: flags.epochs, budget: flags.budget, seed: flags.seed, results }) + '\n');
+    cliIo().stdout.write(JSON.stringify({ profile: flags.profile, hosts: flags.hosts, epochs: flags.epochs, budget: flags.budget, seed: flags.seed, results }) + '\n');
     return;
   }
   const total = results[0]?.total ?? 0;
-  process.stdout.write(
+  cliIo().stdout.write(
     `Synthetic "${flags.profile}" scope (198.18.0.0/15): ${flags.hosts} hosts x ${flags.epochs} epochs, ${total} open services outside pseudo-service hosts.\n` +
       `Every strategy probes on average ${flags.budget} of 65,535 TCP ports per host per epoch (seed ${flags.seed}).\n\n`,
   );
-  process.stdout.write(formatShowcaseTable(results));
-  process.stdout.write(
+  cliIo().stdout.write(formatShowcaseTable(results));
+  cliIo().stdout.write(
     `\ncoverage = services found / services open; precision = services found / probes; "new found" = services that\n` +
       `appeared after epoch 0 and were found; "rollout <=1" = hosts of the subnet-wide rollout found within 1 epoch.\n\n` +
       `The full thing (a /16 over 12 epochs, any strategy):\n` +

@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { cliIo } from '../io.js';
 import { Command, Option } from 'commander';
 import { loadNmapServices, parseServicesFile, tcpPorts } from '../../catalog/index.js';
 import { PortbanditError } from '../../core/errors.js';
@@ -75,14 +76,14 @@ function servicesParam(strategy: string, path: string): number[] {
 }
 
 function createProgress(size: number): ProgressCallback | undefined {
-  const tty = process.stderr.isTTY === true;
+  const tty = cliIo().stderr.isTTY === true;
   if (!tty && size < LONG_RUN) return undefined;
   const started = performance.now();
   return ({ epoch, epochs, done, hosts }) => {
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const line = `simulate: epoch ${epoch + 1}/${epochs}, ${done}/${hosts} hosts, ${seconds} s`;
-    if (tty) process.stderr.write(`\r${line}${done === hosts && epoch + 1 === epochs ? '\n' : ''}`);
-    else if (done === hosts) process.stderr.write(`${line}\n`);
+    if (tty) cliIo().stderr.write(`\r${line}${done === hosts && epoch + 1 === epochs ? '\n' : ''}`);
+    else if (done === hosts) cliIo().stderr.write(`${line}\n`);
   };
 }
 
@@ -137,7 +138,7 @@ async function runSimulate(flags: SimulateFlags): Promise<void> {
   getStrategy(flags.strategy);
   if (flags.services !== undefined) params.ports = servicesParam(flags.strategy, flags.services);
   const seed = resolveSeed(flags.seed);
-  if (flags.seed === undefined) process.stderr.write(`simulate: no --seed given, using ${seed}\n`);
+  if (flags.seed === undefined) cliIo().stderr.write(`simulate: no --seed given, using ${seed}\n`);
   const state = flags.stateIn === undefined ? undefined : readJson(flags.stateIn, '--state-in');
   const strategy = createStrategy(
     {
@@ -169,7 +170,7 @@ async function runSimulate(flags: SimulateFlags): Promise<void> {
       throw new PortbanditError('PB_ERR_IO', `cannot write the strategy state: ${(cause as Error).message}`, { where: flags.stateOut, cause });
     }
   }
-  process.stdout.write(flags.json ? JSON.stringify(result) + '\n' : formatSimulationSummary(result));
+  cliIo().stdout.write(flags.json ? JSON.stringify(result) + '\n' : formatSimulationSummary(result));
 }
 
 /** `portbandit simulate`: replay a recording against a strategy and print its metrics. */

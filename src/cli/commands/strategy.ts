@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { cliIo } from '../io.js';
 import { Command, Option } from 'commander';
 import { loadNmapServices } from '../../catalog/index.js';
 import { PortbanditError } from '../../core/errors.js';
@@ -114,9 +115,9 @@ export async function explainStrategy(flags: ExplainFlags): Promise<Explanation>
   const strategy = createStrategy({ strategy: flags.strategy, budget: flags.budget, params: flags.param ?? {} }, { catalog }, state);
   if (flags.recording !== undefined) {
     const seed = resolveSeed(flags.seed);
-    if (flags.seed === undefined) process.stderr.write(`strategy explain: no --seed given, using ${seed}\n`);
+    if (flags.seed === undefined) cliIo().stderr.write(`strategy explain: no --seed given, using ${seed}\n`);
     const recording = await loadRecording(flags.recording);
-    process.stderr.write(`strategy explain: learning from ${recording.size} host-epochs of ${flags.recording}\n`);
+    cliIo().stderr.write(`strategy explain: learning from ${recording.size} host-epochs of ${flags.recording}\n`);
     simulate(recording, strategy, { seed });
   }
   return filterExplanation(strategy.explain(flags.top), flags.tag, flags.prefixes === true);
@@ -131,7 +132,7 @@ export function createStrategyCommand(): Command {
     .option('--json', 'print one JSON array on stdout')
     .action((flags: { json?: boolean }) => {
       const list = listStrategies();
-      process.stdout.write(flags.json ? JSON.stringify(list) + '\n' : formatStrategyList(list));
+      cliIo().stdout.write(flags.json ? JSON.stringify(list) + '\n' : formatStrategyList(list));
     });
   command
     .command('explain')
@@ -149,7 +150,7 @@ export function createStrategyCommand(): Command {
     .action(async (flags: ExplainFlags) => {
       const x = await explainStrategy(flags);
       const catalog = loadNmapServices();
-      process.stdout.write(flags.json ? JSON.stringify(x) + '\n' : formatExplanation(x, (p) => catalog.name(p)));
+      cliIo().stdout.write(flags.json ? JSON.stringify(x) + '\n' : formatExplanation(x, (p) => catalog.name(p)));
     });
   return command;
 }

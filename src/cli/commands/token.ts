@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliIo } from '../io.js';
 import { PortbanditError } from '../../core/errors.js';
 import { withLocalCoordinator } from '../../coordinator/local.js';
 
@@ -19,10 +20,10 @@ export function registerToken(program: Command): void {
           flags.agent !== undefined
             ? await app.coordinator.createAgent(flags.agent).then(({ agent, token: t }) => ({ id: agent.id, name: agent.name, kind: 'agent', token: t }))
             : await app.coordinator.createAdminToken(flags.admin!).then((t) => ({ id: t.id, name: t.name, kind: 'admin', token: t.token }));
-        if (flags.json) process.stdout.write(JSON.stringify(made) + '\n');
+        if (flags.json) cliIo().stdout.write(JSON.stringify(made) + '\n');
         else {
-          process.stdout.write(made.token + '\n');
-          process.stderr.write(`created ${made.kind} token ${made.id} (${made.name}); it is shown only now.\n`);
+          cliIo().stdout.write(made.token + '\n');
+          cliIo().stderr.write(`created ${made.kind} token ${made.id} (${made.name}); it is shown only now.\n`);
         }
       });
     });
@@ -36,14 +37,14 @@ export function registerToken(program: Command): void {
         const agents = (await app.coordinator.listAgents()).map(({ tokenHash: _h, ...a }) => a);
         const admins = (await app.coordinator.store.listAdminTokens()).map(({ tokenHash: _h, ...a }) => a);
         if (flags.json) {
-          process.stdout.write(JSON.stringify({ agents, admins }) + '\n');
+          cliIo().stdout.write(JSON.stringify({ agents, admins }) + '\n');
           return;
         }
         for (const a of agents) {
           const seen = a.lastSeenAt !== undefined ? new Date(a.lastSeenAt).toISOString() : 'never';
-          process.stdout.write(`agent\t${a.id}\t${a.name}\tlast seen ${seen}\tin flight ${a.inFlight}\tresults ${a.counters.results ?? 0}\tversion ${a.version ?? '-'}\n`);
+          cliIo().stdout.write(`agent\t${a.id}\t${a.name}\tlast seen ${seen}\tin flight ${a.inFlight}\tresults ${a.counters.results ?? 0}\tversion ${a.version ?? '-'}\n`);
         }
-        for (const a of admins) process.stdout.write(`admin\t${a.id}\t${a.name}\tcreated ${new Date(a.createdAt).toISOString()}\n`);
+        for (const a of admins) cliIo().stdout.write(`admin\t${a.id}\t${a.name}\tcreated ${new Date(a.createdAt).toISOString()}\n`);
       });
     });
   token
@@ -55,7 +56,7 @@ export function registerToken(program: Command): void {
       await withLocalCoordinator(flags.data, async (app) => {
         const done = id.startsWith('admin_') ? await app.coordinator.store.deleteAdminToken(id) : await app.coordinator.deleteAgent(id);
         if (!done) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent or admin token with id ${id}`, { where: 'token revoke' });
-        process.stderr.write(`revoked ${id}\n`);
+        cliIo().stderr.write(`revoked ${id}\n`);
       });
     });
 }

@@ -1,11 +1,11 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import type { RouteApp } from './types.js';
 import { PortbanditError } from '../../core/errors.js';
-import type { ScopeListName } from '../../store/types.js';
 import { AdminActions } from '../admin-actions.js';
 import { type AuditActor, identifyAdmin, listAudit } from '../audit.js';
 import { bearerToken, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
-import { DEFAULT_POLICY_KEY, type PolicyInput, policySchema } from '../policy.js';
+import { DEFAULT_POLICY_KEY, policySchema } from '../policy.js';
 import { errorResponseSchema } from '../protocol.js';
 import { checkTag, formatScopeFile, normalizeScopeLine, parseScopeFile } from '../scope-file.js';
 
@@ -44,7 +44,7 @@ export function apiActor(coordinator: Coordinator, req: FastifyRequest): Promise
 }
 
 /** Admin API: scope and blocklist, policies, agents and tokens, rescans, the cycle. Every change is audited. */
-export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): void {
   const actions = new AdminActions(coordinator);
   const actor = (req: FastifyRequest) => apiActor(coordinator, req);
   // preParsing: the token is checked right after the rate limiter (onRequest) and before the
@@ -54,13 +54,13 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
   const security = [{ bearer: [] }];
 
   // ---------------------------------------------------------------- scope
-  app.get<{ Querystring: { list: ScopeListName } }>(
+  app.get(
     '/api/v1/admin/scope',
     { ...base, schema: { tags: ['scope'], summary: 'List the scope or the blocklist.', security, querystring: listQuery, response: { 200: scopeListing, ...errors } } },
     async (req) => ({ list: req.query.list, ...(await coordinator.store.listScope(req.query.list)) }),
   );
 
-  app.post<{ Querystring: { list: ScopeListName }; Body: { entries: Array<{ range: string; tags?: string[] }> } }>(
+  app.post(
     '/api/v1/admin/scope',
     {
       ...base,
@@ -80,7 +80,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.post<{ Querystring: { list: ScopeListName }; Body: { ranges: string[] } }>(
+  app.post(
     '/api/v1/admin/scope/remove',
     {
       ...base,
@@ -96,7 +96,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     async (req) => actions.removeScope(await actor(req), req.query.list, req.body.ranges),
   );
 
-  app.put<{ Querystring: { list: ScopeListName; replace: boolean }; Body: string }>(
+  app.put(
     '/api/v1/admin/scope/import',
     {
       ...base,
@@ -116,7 +116,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.get<{ Querystring: { list: ScopeListName } }>(
+  app.get(
     '/api/v1/admin/scope/export',
     {
       ...base,
@@ -151,7 +151,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     async (req) => actions.restartCycle(await actor(req)),
   );
 
-  app.post<{ Body: { ips: string[] } }>(
+  app.post(
     '/api/v1/admin/rescan',
     {
       ...base,
@@ -190,7 +190,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     async () => ({ policies: coordinator.policyKeys().map((tag) => ({ tag, ...coordinator.policy(tag) })) }),
   );
 
-  app.get<{ Params: { tag: string } }>(
+  app.get(
     '/api/v1/admin/policies/:tag',
     { ...base, schema: { tags: ['policy'], summary: "A tag's policy (_default = the default policy).", security, params: tagParams, response: { 200: anyObject, ...errors } } },
     async (req) => {
@@ -201,7 +201,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.put<{ Params: { tag: string }; Body: PolicyInput }>(
+  app.put(
     '/api/v1/admin/policies/:tag',
     { ...base, schema: { tags: ['policy'], summary: "Set a tag's policy: strategy, params, budget, must-have and excluded ports, nmap options.", security, params: tagParams, body: policySchema, response: { 200: anyObject, ...errors } } },
     async (req) => {
@@ -210,7 +210,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.put<{ Params: { tag: string }; Body: string }>(
+  app.put(
     '/api/v1/admin/policies/:tag/services',
     {
       ...base,
@@ -229,13 +229,13 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.delete<{ Params: { tag: string } }>(
+  app.delete(
     '/api/v1/admin/policies/:tag',
     { ...base, schema: { tags: ['policy'], summary: "Remove a tag's policy (learned state is kept).", security, params: tagParams, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } } },
     async (req) => ({ deleted: await actions.deletePolicy(await actor(req), policyKey(req.params.tag)) }),
   );
 
-  app.get<{ Params: { tag: string }; Querystring: { limit: number } }>(
+  app.get(
     '/api/v1/admin/policies/:tag/learned',
     {
       ...base,
@@ -252,7 +252,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
   );
 
   // ---------------------------------------------------------------- audit log
-  app.get<{ Querystring: { offset: number; limit: number } }>(
+  app.get(
     '/api/v1/admin/audit',
     {
       ...base,
@@ -280,7 +280,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
 
   const nameBody = { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
   const groupList = { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 64 } } as const;
-  app.post<{ Body: { name: string; groups?: string[] } }>(
+  app.post(
     '/api/v1/admin/agents',
     {
       ...base,
@@ -297,7 +297,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.put<{ Params: { id: string }; Body: { groups: string[] } }>(
+  app.put(
     '/api/v1/admin/agents/:id/groups',
     {
       ...base,
@@ -313,16 +313,16 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     async (req) => ({ id: req.params.id, groups: await actions.setAgentGroups(await actor(req), req.params.id, req.body.groups) }),
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/api/v1/admin/agents/:id',
     {
       ...base,
-      schema: { tags: ['agents'], summary: 'Remove an agent (its token stops working).', security, params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } },
+      schema: { tags: ['agents'], summary: 'Remove an agent (its token stops working).', security, params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } },
     },
     async (req) => ({ deleted: await actions.deleteAgent(await actor(req), req.params.id) }),
   );
 
-  app.post<{ Body: { name: string } }>(
+  app.post(
     '/api/v1/admin/tokens',
     {
       ...base,
@@ -354,7 +354,7 @@ export function registerAdminRoutes(app: FastifyInstance, coordinator: Coordinat
     async () => ({ tokens: (await coordinator.store.listAdminTokens()).map(({ id, name, createdAt }) => ({ id, name, createdAt })) }),
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/api/v1/admin/tokens/:id',
     {
       ...base,

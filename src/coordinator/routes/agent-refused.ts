@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { RouteApp } from './types.js';
 import { PortbanditError } from '../../core/errors.js';
 import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
@@ -11,8 +11,8 @@ const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorR
  * --allow, a malformed item) and why. The refusal is logged and counted; the lease is left to
  * expire (re-queueing it at once would hand the same item straight back).
  */
-export function registerAgentRefusedRoute(app: FastifyInstance, coordinator: Coordinator): void {
-  app.post<{ Body: { leaseId: string; reason: string } }>(
+export function registerAgentRefusedRoute(app: RouteApp, coordinator: Coordinator): void {
+  app.post(
     '/api/v1/agent/refused',
     {
       preParsing: requireRole(coordinator, 'agent'),

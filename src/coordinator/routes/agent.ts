@@ -1,10 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { RouteApp } from './types.js';
 import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
 import {
   MAX_WORK_BATCH,
-  type ResultBatch,
-  type ResultSubmission,
   errorResponseSchema,
   resultBatchResponseSchema,
   resultBatchSchema,
@@ -17,11 +15,11 @@ import { submitResultBatch } from '../result-batch.js';
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
 
 /** The agent protocol: pull work, submit results (one at a time or in batches). */
-export function registerAgentRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): void {
   const auth = requireRole(coordinator, 'agent');
   const security = [{ bearer: [] }];
 
-  app.get<{ Querystring: { version?: string; max?: number } }>(
+  app.get(
     '/api/v1/agent/work',
     {
       preParsing: auth,
@@ -47,7 +45,7 @@ export function registerAgentRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.post<{ Body: ResultSubmission }>(
+  app.post(
     '/api/v1/agent/results',
     {
       preParsing: auth,
@@ -62,7 +60,7 @@ export function registerAgentRoutes(app: FastifyInstance, coordinator: Coordinat
     async (req) => coordinator.submit(agentOf(req), req.body),
   );
 
-  app.post<{ Body: ResultBatch }>(
+  app.post(
     '/api/v1/agent/results/batch',
     {
       preParsing: auth,

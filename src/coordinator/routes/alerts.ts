@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { RouteApp } from './types.js';
 import { AdminActions } from '../admin-actions.js';
 import { listAlertRules, listDeadLetters } from '../alerts.js';
 import { requireRole } from '../auth.js';
@@ -25,7 +25,7 @@ const deadLetter = {
 } as const;
 
 /** Alert rules (an event query and a webhook) and the dead letters of failed deliveries. */
-export function registerAlertRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+export function registerAlertRoutes(app: RouteApp, coordinator: Coordinator): void {
   const base = { preParsing: requireRole(coordinator, 'admin') } as const;
   const security = [{ bearer: [] }];
   const store = coordinator.store;
@@ -35,7 +35,7 @@ export function registerAlertRoutes(app: FastifyInstance, coordinator: Coordinat
     rules: await listAlertRules(store),
   }));
 
-  app.post<{ Body: { name: string; query: string; url: string } }>(
+  app.post(
     '/api/v1/admin/alerts',
     {
       ...base,
@@ -59,7 +59,7 @@ export function registerAlertRoutes(app: FastifyInstance, coordinator: Coordinat
     },
   );
 
-  app.delete<{ Params: { name: string } }>(
+  app.delete(
     '/api/v1/admin/alerts/:name',
     {
       ...base,

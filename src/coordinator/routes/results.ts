@@ -1,8 +1,9 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import type { RouteApp } from './types.js';
 import { PortbanditError } from '../../core/errors.js';
 import { matchEvent } from '../../store/match-event.js';
 import { parseEventQuery, parseQuery } from '../../store/query.js';
-import type { ScanDocument, SearchView } from '../../store/types.js';
+import type { ScanDocument } from '../../store/types.js';
 import { requireRole } from '../auth.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
 import { diffScans } from '../diff.js';
@@ -35,13 +36,13 @@ async function writeLine(reply: FastifyReply, value: unknown): Promise<boolean> 
 }
 
 /** Search, host history and diffs, the events stream, statistics and the history export. */
-export function registerResultRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): void {
   // preParsing: the token is checked before the query is validated (see admin.ts).
   const preParsing = requireRole(coordinator, 'admin');
   const security = [{ bearer: [] }];
   const store = coordinator.store;
 
-  app.get<{ Querystring: { q: string; limit: number; cursor?: string; offset?: number; view: SearchView; format: 'json' | 'ndjson' | 'hosts' } }>(
+  app.get(
     '/api/v1/search',
     {
       preParsing,
@@ -95,7 +96,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
   );
 
-  app.get<{ Params: { ip: string } }>(
+  app.get(
     '/api/v1/hosts/:ip',
     { preParsing, schema: { tags: ['results'], summary: "A host's latest scan.", security, params: ipParams, response: { 200: anyObject, ...errors } } },
     async (req) => {
@@ -106,7 +107,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
   );
 
-  app.get<{ Params: { ip: string }; Querystring: { limit: number; cursor?: string } }>(
+  app.get(
     '/api/v1/hosts/:ip/history',
     {
       preParsing,
@@ -125,7 +126,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
   );
 
-  app.get<{ Params: { ip: string }; Querystring: { from?: string; to?: string } }>(
+  app.get(
     '/api/v1/hosts/:ip/diff',
     {
       preParsing,
@@ -159,7 +160,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
   );
 
-  app.get<{ Querystring: { q: string; cursor?: string; limit: number; follow: boolean } }>(
+  app.get(
     '/api/v1/events',
     {
       preParsing,
@@ -209,7 +210,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
   );
 
-  app.get<{ Querystring: { tag?: string; limit: number; hours: number } }>(
+  app.get(
     '/api/v1/stats',
     {
       preParsing,
@@ -255,7 +256,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
     },
   );
 
-  app.get<{ Querystring: { since?: number; until?: number; name: string } }>(
+  app.get(
     '/api/v1/export/recording',
     {
       preParsing,
@@ -283,7 +284,7 @@ export function registerResultRoutes(app: FastifyInstance, coordinator: Coordina
       reply.raw.end();
     },
   );
-  app.get<{ Querystring: { ip: string; scan?: string } }>(
+  app.get(
     '/api/v1/export/nmap',
     {
       preParsing,

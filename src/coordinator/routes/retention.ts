@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { RouteApp } from './types.js';
 import { requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
 import { errorResponseSchema } from '../protocol.js';
@@ -28,7 +28,7 @@ const report = {
 } as const;
 
 /** History retention: the dry-run report, and a pass applied now (the background pass runs on the sweep timer). */
-export function registerRetentionRoutes(app: FastifyInstance, coordinator: Coordinator, runner: RetentionRunner): void {
+export function registerRetentionRoutes(app: RouteApp, coordinator: Coordinator, runner: RetentionRunner): void {
   const base = { preParsing: requireRole(coordinator, 'admin') } as const;
   const security = [{ bearer: [] }];
   app.get(

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import type { RouteApp } from './types.js';
 import { PortbanditError } from '../../core/errors.js';
 import { requireRole } from '../auth.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
@@ -38,11 +39,11 @@ export function sendScreenshot(reply: FastifyReply, coordinator: Coordinator, pa
 }
 
 /** Screenshots: one image (`/api/v1/hosts/:ip/screenshots/:scanId/:port`) and the newest-first list. */
-export function registerScreenshotRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+export function registerScreenshotRoutes(app: RouteApp, coordinator: Coordinator): void {
   const preParsing = requireRole(coordinator, 'admin');
   const security = [{ bearer: [] }];
 
-  app.get<{ Params: { ip: string; scanId: string; port: number } }>(
+  app.get(
     '/api/v1/hosts/:ip/screenshots/:scanId/:port',
     {
       preParsing,
@@ -57,7 +58,7 @@ export function registerScreenshotRoutes(app: FastifyInstance, coordinator: Coor
     async (req, reply) => sendScreenshot(reply, coordinator, req.params),
   );
 
-  app.get<{ Querystring: { limit: number; offset: number } }>(
+  app.get(
     '/api/v1/screenshots',
     {
       preParsing,

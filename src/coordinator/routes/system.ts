@@ -1,9 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { RouteApp } from './types.js';
 import { VERSION } from '../../core/version.js';
 import type { Coordinator } from '../coordinator.js';
 
 /** /healthz and /metrics (no token: meant for load balancers and Prometheus on a trusted network). */
-export function registerSystemRoutes(app: FastifyInstance, coordinator: Coordinator): void {
+export function registerSystemRoutes(app: RouteApp, coordinator: Coordinator): void {
   app.get(
     '/healthz',
     {

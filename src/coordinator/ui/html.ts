@@ -3,6 +3,7 @@
  * All UI markup goes through it, so data from scans (banners, script output, tags) can never
  * become markup.
  */
+import { escapeHtml } from '../../core/escape-html.js';
 
 /** Markup that is known to be safe (built by `html` or explicitly trusted with `trustedHtml`). */
 export class SafeHtml {
@@ -12,12 +13,7 @@ export class SafeHtml {
   }
 }
 
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
-
-/** Escape text for an HTML text node or a quoted attribute value. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"'`]/g, (c) => ENTITIES[c]!);
-}
+export { escapeHtml };
 
 /** Any value an interpolation may hold: arrays are joined, null/undefined/false render nothing. */
 export type HtmlValue = SafeHtml | string | number | bigint | boolean | null | undefined | readonly HtmlValue[];
