@@ -1,3 +1,4 @@
+import { hashText as hash } from '../../src/core/hash.js';
 import { PortbanditError } from '../../src/core/errors.js';
 
 /**
@@ -83,24 +84,6 @@ function newInfo(swept: readonly [number, number] = [-1, -1]): PrefixInfo {
   return { swept: [swept[0], swept[1]], candidate: null, earlier: null };
 }
 
-/**
- * FNV-1a then murmur3's finalizer: a stable, seedless hash for choosing hosts and breaking ties.
- * FNV-1a alone mixes its last characters poorly: keys that differ only in the epoch kept the
- * same winner (one host of 8 won 9 epochs in a row); the finalizer rotates the sweeps.
- */
-function hash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 type EpochCount = readonly [number, number];
 
