@@ -305,15 +305,27 @@ export class SweepYield {
   }
 
   /**
-   * The factor in [0, 1] applied to the sweep share in `epoch`: hits per sweep over `target`,
-   * with an optimistic prior of one sweep at the target. Sweeps of the last epoch have had no
-   * time to earn hits yet, so they are left out.
+   * The factor in [0, 1] applied to the sweep share in `epoch`: hits per sweep over `target`.
+   * Sweeps of epoch e weigh `memory`^(epoch - 2 - e) and their hits (counted the epoch after the
+   * sweep) the same, so memory 1 = the cumulative yield since the first sweep, memory < 1 = the
+   * recent yield. A prior of one sweep at `prior` x target, as old as epoch -1, starts the tier
+   * at `prior` of its share before any yield is measured (1 = full share from epoch 0) and fades
+   * like data. Sweeps of the last epoch have had no time to earn hits yet, so they are left out;
+   * only results of earlier epochs count, so the factor does not change while an epoch runs.
+   * With memory 1 and prior 1 this is (hits + target) / (sweeps + 1) / target, adaptive's rule
+   * before the tier was shared.
    */
-  factor(epoch: number, target: number): number {
+  factor(epoch: number, target: number, memory = 1, prior = 1): number {
     if (target <= 0) return 1;
-    const { sweeps, hits } = this.totals(epoch - 1);
-    const late = this.totals(epoch).hits - hits;
-    return Math.min(1, (hits + late + target) / (sweeps + 1) / target);
+    const w0 = memory === 1 ? 1 : Math.pow(memory, Math.max(0, epoch - 1));
+    let sweeps = w0;
+    let hits = w0 * target * prior;
+    for (const [e, [s, h]] of this.counts) {
+      // Sweeps are booked to their epoch, hits to the epoch of the result (the sweep's + 1).
+      if (e < epoch - 1) sweeps += memory === 1 ? s : Math.pow(memory, epoch - 2 - e) * s;
+      if (e < epoch) hits += memory === 1 ? h : Math.pow(memory, epoch - 1 - e) * h;
+    }
+    return Math.min(1, hits / sweeps / target);
   }
 
   toJSON(): SweepYieldState {
