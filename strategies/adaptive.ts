@@ -65,7 +65,7 @@ export const ADAPTIVE_DISCOVERY_SHARE = 0.2;
  * budget at most, full share at 10 hits per sweep. These reproduce adaptive's sweeps from before
  * the tier was shared, probe for probe.
  */
-export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: ADAPTIVE_DISCOVERY_SHARE, sweepShare: 0.6, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1 });
+export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: ADAPTIVE_DISCOVERY_SHARE, sweepShare: 0.6, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0 });
 
 /** Default weight of nmap's prior behind scope-wide estimates, in pseudo-hosts. */
 export const ADAPTIVE_PRIOR_STRENGTH = 300;
@@ -155,6 +155,9 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
       // A planned sweep, or by liveness from what the sweeps leave (the shared layer).
       return discovery.allowance(host, rng);
     },
+    followUpAllowance(host, found, allowance, rng) {
+      return discovery.followUpAllowance(host, found, allowance, rng);
+    },
     select(round: RoundContext, _rng: Rng): Decision {
       const total = round.probed.length + round.remaining;
       // A sweep (planned, or a budget that covers every port): everything probeable in one round.
@@ -175,9 +178,10 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
           picker.addAll(slice);
           addByScore(picker, ranked);
           fillRest(picker, byFrequency);
-          return { ports: picker.ports, followUp: false };
+          // A capped first look asks for one more round: if the host answered, it gets the rest.
+          return { ports: picker.ports, followUp: discovery.capped(round) };
         }
-        return { ports: picker.ports, followUp: picker.ports.length < round.remaining };
+        return { ports: picker.ports, followUp: picker.ports.length < round.remaining || discovery.capped(round) };
       }
       const picker = new PortPicker(round, options, rankLimit);
       const ranked = rankings(round, round.found);

@@ -32,7 +32,7 @@ export const BANDIT_DISCOVERY_SHARE = 0.3;
  * The discovery defaults of the bandits and `cooccurrence` (docs/strategies.md, "Discovery"):
  * coordinated slices at BANDIT_DISCOVERY_SHARE, and the sweep tier following its recent yield.
  */
-export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: BANDIT_DISCOVERY_SHARE, sweepShare: 0, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5 });
+export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: BANDIT_DISCOVERY_SHARE, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50 });
 
 /** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */
 export function banditParameters(candidatePool: number, discovery: DiscoveryDefaults = BANDIT_DISCOVERY): ParameterSpec[] {
@@ -125,6 +125,9 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
     allowance(host: HostContext, rng: Rng) {
       return discovery.allowance(host, rng);
     },
+    followUpAllowance(host, found, allowance, rng) {
+      return discovery.followUpAllowance(host, found, allowance, rng);
+    },
     select(round: RoundContext, rng: Rng): Decision {
       const sweep = sweepDecision(round, options);
       if (sweep !== null) return sweep;
@@ -134,7 +137,8 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       picker.setLimit(round.remaining);
       picker.addAll(slice);
       fillFromPrior(picker, spec.env.catalog);
-      return { ports: picker.ports, followUp: false };
+      // A capped first look asks for one more round: if the host answered, it gets the rest.
+      return { ports: picker.ports, followUp: round.round === 0 && discovery.capped(round) };
     },
     observe(results: readonly HostResult[]): BatchVerdict {
       const { teach, verdict } = screenBatch(results, options, guards);

@@ -226,6 +226,9 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
     allowance(host: HostContext, rng: Rng) {
       return model.discovery.allowance(host, rng);
     },
+    followUpAllowance(host, found, allowance, rng) {
+      return model.discovery.followUpAllowance(host, found, allowance, rng);
+    },
     select(round: RoundContext, _rng: Rng): Decision {
       const sweep = sweepDecision(round, options);
       if (sweep !== null) return sweep;
@@ -249,7 +252,8 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
       picker.addAll(slice);
       addByScore(picker, rankings);
       fillRest(picker, byFrequency);
-      return { ports: picker.ports, followUp: !last && picker.ports.length < round.remaining };
+      // A capped first look asks for one more round: if the host answered, it gets the rest.
+      return { ports: picker.ports, followUp: (!last && picker.ports.length < round.remaining) || (round.round === 0 && model.discovery.capped(round)) };
     },
     observe(results) {
       return model.observe(results);

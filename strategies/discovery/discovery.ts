@@ -61,6 +61,7 @@ export interface DiscoveryParams {
   readonly resweepEpochs: number;
   readonly yieldMemory: number;
   readonly yieldPrior: number;
+  readonly sweepMinBudget: number;
 }
 
 /** The defaults that differ per strategy. */
@@ -70,6 +71,7 @@ export interface DiscoveryDefaults {
   readonly sweepTarget: number;
   readonly yieldMemory: number;
   readonly yieldPrior: number;
+  readonly sweepMinBudget: number;
 }
 
 /** ParameterSpecs of the discovery layer (some defaults differ per strategy). */
@@ -158,6 +160,14 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       max: 1,
       description: 'The yield assumed before any is measured, as a share of sweepTarget (one pseudo-sweep that fades like data): 1 = sweeps at full share from the first epoch that can fund them.',
     },
+    {
+      name: 'sweepMinBudget',
+      type: 'integer',
+      default: defaults.sweepMinBudget,
+      min: 0,
+      max: 65535,
+      description: 'No full sweeps below this budget (probes per host-epoch): a sweep costs 65,535 / budget host-visits, and at small budgets the ranked ports those visits would probe are worth more than what a sweep finds.',
+    },
   ];
 }
 
@@ -174,6 +184,7 @@ export function pickDiscoveryParams(p: DiscoveryParams): DiscoveryParams {
     resweepEpochs: p.resweepEpochs,
     yieldMemory: p.yieldMemory,
     yieldPrior: p.yieldPrior,
+    sweepMinBudget: p.sweepMinBudget,
   };
 }
 
@@ -307,7 +318,7 @@ export class Discovery {
   /** The share of `epoch`'s budget the sweep tier may take: `sweepShare` scaled by its measured yield. */
   sweepShareOf(epoch: number): number {
     const p = this.params;
-    return p.sweepShare <= 0 ? 0 : p.sweepShare * this.sweepYield.factor(epoch, p.sweepTarget, p.yieldMemory, p.yieldPrior);
+    return p.sweepShare <= 0 || this.budget < p.sweepMinBudget ? 0 : p.sweepShare * this.sweepYield.factor(epoch, p.sweepTarget, p.yieldMemory, p.yieldPrior);
   }
 
   /**
@@ -402,6 +413,30 @@ export class Discovery {
     }
     const whole = Math.floor(x);
     return Math.min(this.options.maxPerHost, whole + (x > whole && rng.next() < x - whole ? 1 : 0));
+  }
+
+  /**
+   * Whether a host's first look this visit is capped by `firstVisitCap` below what an answering
+   * host gets (never visited, or silent last time, under a budget above the cap): then the
+   * strategy asks for a follow-up round, and `followUpAllowance` lifts the cap if it answered.
+   */
+  capped(host: HostContext): boolean {
+    const kind = this.classify(host);
+    if (kind !== 'new' && kind !== 'dead') return false;
+    const b = this.budgetOf(host.epoch);
+    const cap = this.params.firstVisitCap;
+    return kind === 'new' ? cap < b : this.deadFloor(b) === cap && cap < this.liveAllowance(host.epoch, b);
+  }
+
+  /**
+   * The allowance of a capped host's follow-up rounds: an answering host's (rounded
+   * stochastically) once an earlier round found a port open, else unchanged.
+   */
+  followUpAllowance(host: HostContext, found: readonly number[], allowance: number, rng: Rng): number {
+    if (found.length === 0 || !this.capped(host)) return allowance;
+    const x = this.liveAllowance(host.epoch, this.budgetOf(host.epoch));
+    const whole = Math.floor(x);
+    return Math.max(allowance, Math.min(this.options.maxPerHost, whole + (x > whole && rng.next() < x - whole ? 1 : 0)));
   }
 
   /** Discovery probes per answering host in `epoch`. */

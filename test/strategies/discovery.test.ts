@@ -6,6 +6,7 @@ import { createRng } from '../../src/core/rng.js';
 import type { Observation } from '../../src/recording/index.js';
 import { simulate } from '../../simulator/index.js';
 import { createStrategy } from '../../strategies/build.js';
+import { HostSession } from '../../strategies/host-session.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
 import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
@@ -14,7 +15,7 @@ import type { HostContext, HostResult } from '../../strategies/types.js';
 import { makeRecording } from '../simulator/helpers.js';
 
 const catalog = loadNmapServices();
-const defaults = Object.fromEntries(discoveryParameters({ discoveryShare: 0.25, sweepShare: 0, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1 }).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
+const defaults = Object.fromEntries(discoveryParameters({ discoveryShare: 0.25, sweepShare: 0, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0 }).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
 const PREFIX = '198.18.7.0/24';
 
 function result(pos: number, epoch: number, open: number[]): HostResult {
@@ -113,6 +114,25 @@ describe('allowance by liveness', () => {
 });
 
 describe('small scopes', () => {
+  test.each(['ucb', 'thompson', 'cooccurrence', 'adaptive'])('%s: with a huge budget a never-visited host that answers gets the live allowance in its follow-up rounds, one that does not stays at firstVisitCap', (name) => {
+    const strategy = createStrategy({ strategy: name, budget: 65535 }, { catalog });
+    const hidden = 47613;
+    const answering = new HostSession(strategy, host(1, 0, [], -1), 's').runToEnd((p) => p === 22 || p === hidden);
+    expect(answering.probed.length).toBe(65535);
+    expect(answering.open).toEqual([22, hidden]);
+    const silent = new HostSession(strategy, host(2, 0, [], -1), 's').runToEnd(() => false);
+    expect(silent.probed.length).toBe(1000);
+    // The raised allowance survives a restore mid-visit (the coordinator keeps the session state).
+    const session = new HostSession(strategy, host(3, 0, [], -1), 's');
+    expect(session.next()).toContain(22);
+    session.report([22]);
+    expect(session.allowance).toBe(1000);
+    const restored = new HostSession(strategy, host(3, 0, [], -1), 's', session.toJSON());
+    expect(restored.next()?.length ?? 0).toBeGreaterThan(0);
+    expect(restored.allowance).toBe(65535);
+  });
+
+
   test('a port outside every list is found within the number of epochs explain predicts for a full pass', () => {
     // One /24: 24 hosts answer on 22, and all of them on 47613 (no list knows it); the rest are silent.
     const hidden = 47613;
