@@ -65,7 +65,7 @@ export const ADAPTIVE_DISCOVERY_SHARE = 0.2;
  * budget at most, full share at 10 hits per sweep. These reproduce adaptive's sweeps from before
  * the tier was shared, probe for probe.
  */
-export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: ADAPTIVE_DISCOVERY_SHARE, sweepShare: 0.6, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0 });
+export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: ADAPTIVE_DISCOVERY_SHARE, sweepShare: 0.6, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0, sweepWithinShare: false });
 
 /** Default weight of nmap's prior behind scope-wide estimates, in pseudo-hosts. */
 export const ADAPTIVE_PRIOR_STRENGTH = 300;

@@ -32,7 +32,7 @@ export const BANDIT_DISCOVERY_SHARE = 0.3;
  * The discovery defaults of the bandits and `cooccurrence` (docs/strategies.md, "Discovery"):
  * coordinated slices at BANDIT_DISCOVERY_SHARE, and the sweep tier following its recent yield.
  */
-export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: BANDIT_DISCOVERY_SHARE, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50 });
+export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: BANDIT_DISCOVERY_SHARE, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true });
 
 /** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */
 export function banditParameters(candidatePool: number, discovery: DiscoveryDefaults = BANDIT_DISCOVERY): ParameterSpec[] {

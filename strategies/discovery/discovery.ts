@@ -62,6 +62,7 @@ export interface DiscoveryParams {
   readonly yieldMemory: number;
   readonly yieldPrior: number;
   readonly sweepMinBudget: number;
+  readonly sweepWithinShare: boolean;
 }
 
 /** The defaults that differ per strategy. */
@@ -72,6 +73,7 @@ export interface DiscoveryDefaults {
   readonly yieldMemory: number;
   readonly yieldPrior: number;
   readonly sweepMinBudget: number;
+  readonly sweepWithinShare: boolean;
 }
 
 /** ParameterSpecs of the discovery layer (some defaults differ per strategy). */
@@ -168,6 +170,12 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       max: 65535,
       description: 'No full sweeps below this budget (probes per host-epoch): a sweep costs 65,535 / budget host-visits, and at small budgets the ranked ports those visits would probe are worth more than what a sweep finds.',
     },
+    {
+      name: 'sweepWithinShare',
+      type: 'boolean',
+      default: defaults.sweepWithinShare,
+      description: "No epoch spends more than the sweep share on sweeps: a scope whose epoch budget times the share cannot hold one whole sweep gets none (false = pace whole sweeps across epochs, so an epoch of a small scope may spend most of its budget on one).",
+    },
   ];
 }
 
@@ -185,6 +193,7 @@ export function pickDiscoveryParams(p: DiscoveryParams): DiscoveryParams {
     yieldMemory: p.yieldMemory,
     yieldPrior: p.yieldPrior,
     sweepMinBudget: p.sweepMinBudget,
+    sweepWithinShare: p.sweepWithinShare,
   };
 }
 
@@ -329,7 +338,7 @@ export class Discovery {
    */
   sweepOdds(epoch: number, prefix: string, ip: string, probeable: number): SweepOdds {
     const size = this.options.maxPerHost >= probeable ? probeable : 0;
-    return this.planner.odds(epoch, prefix, ip, this.budget, size, this.sweepShareOf(epoch), this.params.resweepEpochs);
+    return this.planner.odds(epoch, prefix, ip, this.budget, size, this.sweepShareOf(epoch), this.params.resweepEpochs, this.params.sweepWithinShare);
   }
 
   /** The average budget of the hosts that are not swept in `epoch`. */

@@ -140,13 +140,13 @@ export class SweepPlanner {
   }
 
   /** Whether the host `ip` of `prefix` is swept in `epoch`, and the others' allowance. */
-  odds(epoch: number, prefix: string, ip: string, budget: number, size: number, sweepShare: number, resweepEpochs: number): SweepOdds {
+  odds(epoch: number, prefix: string, ip: string, budget: number, size: number, sweepShare: number, resweepEpochs: number, wholeWithinShare = false): SweepOdds {
     const none: SweepOdds = { sweep: false, others: budget, sweeps: 0, due: 0 };
     if (sweepShare <= 0 || size <= budget) return none;
-    const key = `${epoch}\u0000${budget}\u0000${size}\u0000${sweepShare}\u0000${resweepEpochs}`;
+    const key = `${epoch}\u0000${budget}\u0000${size}\u0000${sweepShare}\u0000${resweepEpochs}\u0000${wholeWithinShare}`;
     // The plan of an epoch depends only on what was learned before it, so it is computed once.
     if (this.planKey !== key || this.plan === null) {
-      this.plan = this.planEpoch(epoch, budget, size, sweepShare, resweepEpochs);
+      this.plan = this.planEpoch(epoch, budget, size, sweepShare, resweepEpochs, wholeWithinShare);
       this.planKey = key;
     }
     const { chosen, due, k, h } = this.plan;
@@ -155,7 +155,7 @@ export class SweepPlanner {
     return { sweep: chosen.get(prefix) === ip, others, sweeps: k, due };
   }
 
-  private planEpoch(epoch: number, budget: number, size: number, sweepShare: number, resweepEpochs: number) {
+  private planEpoch(epoch: number, budget: number, size: number, sweepShare: number, resweepEpochs: number, wholeWithinShare: boolean) {
     let h = 0;
     for (const [e, c] of this.hosts) {
       if (e < epoch) {
@@ -175,7 +175,10 @@ export class SweepPlanner {
     const paced = Math.floor(funded * (epoch + 1)) - Math.floor(funded * epoch);
     // Never plan sweeps the epoch's budget cannot hold (leave the others at least one probe).
     const fits = Math.max(0, Math.floor((budget * h - h) / Math.max(1, size - 1)));
-    const k = Math.max(0, Math.min(paced, due.length, fits, h - 1));
+    // wholeWithinShare: no epoch spends more than the share on sweeps (pacing alone lets an
+    // epoch of a small scope run one whole sweep that is most of its budget).
+    const within = wholeWithinShare ? Math.floor(funded) : Infinity;
+    const k = Math.max(0, Math.min(paced, due.length, fits, h - 1, within));
     due.sort((a, b) => a.last - b.last || a.tie - b.tie || (a.prefix < b.prefix ? -1 : 1));
     return { chosen: new Map(due.slice(0, k).map((d) => [d.prefix, d.ip])), due: due.length, k, h };
   }

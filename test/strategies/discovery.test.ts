@@ -15,7 +15,7 @@ import type { HostContext, HostResult } from '../../strategies/types.js';
 import { makeRecording } from '../simulator/helpers.js';
 
 const catalog = loadNmapServices();
-const defaults = Object.fromEntries(discoveryParameters({ discoveryShare: 0.25, sweepShare: 0, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0 }).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
+const defaults = Object.fromEntries(discoveryParameters({ discoveryShare: 0.25, sweepShare: 0, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0, sweepWithinShare: false }).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
 const PREFIX = '198.18.7.0/24';
 
 function result(pos: number, epoch: number, open: number[]): HostResult {
