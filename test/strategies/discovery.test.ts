@@ -9,6 +9,7 @@ import { createStrategy } from '../../strategies/build.js';
 import { HostSession } from '../../strategies/host-session.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
 import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
+import { SweepYield } from '../../strategies/discovery/sweep-planner.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import type { DiscoveryParams } from '../../strategies/discovery/discovery.js';
 import type { HostContext, HostResult } from '../../strategies/types.js';
@@ -156,5 +157,35 @@ describe('small scopes', () => {
     expect(first).toBeGreaterThan(0);
     // Epoch 0 has no slices (nothing known about liveness): the pass starts in epoch 1.
     expect(first).toBeLessThanOrEqual(Math.ceil(predicted) + 1);
+  });
+});
+
+describe('the sweep tier', () => {
+  test.prop([fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 900 })), { maxLength: 12 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 1, max: 200 })])(
+    "cumulative mode (memory 1, prior 1) is adaptive's rule from before the tier was shared: (hits + target) / (sweeps + 1) / target",
+    (rows, epoch, target) => {
+      const counts = [...new Map(rows.map(([e, s, h]) => [e, [e, s, h] as const])).values()].sort((a, b) => a[0] - b[0]);
+      const y = new SweepYield({ counts, watch: [] });
+      // The old rule: sweeps learned before the last epoch, hits (booked to the result's epoch) before this one.
+      const sweeps = counts.filter(([e]) => e < epoch - 1).reduce((a, [, s]) => a + s, 0);
+      const hits = counts.filter(([e]) => e < epoch - 1).reduce((a, [, , h]) => a + h, 0);
+      const late = counts.filter(([e]) => e === epoch - 1).reduce((a, [, , h]) => a + h, 0);
+      expect(y.factor(epoch, target, 1, 1)).toBe(Math.min(1, (hits + late + target) / (sweeps + 1) / target));
+      // Recent mode forgets: sweeps that found nothing long ago weigh less than recent ones.
+      expect(y.factor(epoch, target, 0.5, 0.5)).toBeGreaterThanOrEqual(0);
+      expect(y.factor(epoch, target, 0.5, 0.5)).toBeLessThanOrEqual(1);
+    },
+  );
+
+  test('with the bandits defaults, no sweeps below sweepMinBudget, and none when one sweep exceeds the share of an epoch', () => {
+    const plan = (hosts: number, budget: number) => {
+      const d = new Discovery(resolveCommonOptions({ budget }), { ...defaults, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true }, catalog, 20);
+      const rs = Array.from({ length: hosts }, (_, i) => ({ ...result((i % 254) + 1, 0, [22]), ip: `198.18.${Math.floor(i / 254)}.${(i % 254) + 1}`, prefix: `198.18.${Math.floor(i / 254)}.0/24` }));
+      d.observe(rs, rs, false);
+      return d.sweepOdds(1, '', '', 65535).sweeps;
+    };
+    expect(plan(4096, 100)).toBeGreaterThan(0);
+    expect(plan(4096, 25)).toBe(0);
+    expect(plan(1024, 100)).toBe(0);
   });
 });
