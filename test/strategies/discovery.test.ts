@@ -7,6 +7,7 @@ import type { Observation } from '../../src/recording/index.js';
 import { simulate } from '../../simulator/index.js';
 import { createStrategy } from '../../strategies/build.js';
 import { HostSession } from '../../strategies/host-session.js';
+import { strategies } from '../../strategies/registry.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
 import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
 import { SweepYield } from '../../strategies/discovery/sweep-planner.js';
@@ -187,5 +188,29 @@ describe('the sweep tier', () => {
     expect(plan(4096, 100)).toBeGreaterThan(0);
     expect(plan(4096, 25)).toBe(0);
     expect(plan(1024, 100)).toBe(0);
+  });
+});
+
+describe('adaptive states written before the sweep tier was shared', () => {
+  test('a state with top-level sweeps and sweepYield loads and merges into the same choices', () => {
+    const observations: Observation[] = [];
+    for (let e = 0; e < 3; e++) for (let i = 1; i <= 200; i++) observations.push({ epoch: e, ip: `198.18.${i % 4}.${i}`, tags: ['lab'], open: i % 3 === 0 ? [22, 40123] : i % 3 === 1 ? [80] : [] });
+    const s = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog });
+    simulate(makeRecording(observations), s, { seed: 'legacy' });
+    const state = JSON.parse(JSON.stringify(s.state())) as { discovery: Record<string, unknown> } & Record<string, unknown>;
+    const { sweeps, sweepYield, ...discovery } = state.discovery;
+    expect((sweeps as { prefixes: unknown[] }).prefixes.length).toBeGreaterThan(0);
+    const legacy = { ...state, discovery, sweeps, sweepYield };
+    const a = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, state);
+    const b = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, legacy);
+    const empty = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }).state();
+    const merged = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, strategies.adaptive.merge(empty as never, legacy as never));
+    for (let i = 1; i <= 40; i++) {
+      const h = { ...host(i, 3, i % 3 === 0 ? [22, 40123] : []), ip: `198.18.${i % 4}.${i}`, prefix: `198.18.${i % 4}.0/24` };
+      const rng = () => createRng(`r${i}`);
+      expect(b.allowance(h, rng())).toBe(a.allowance(h, rng()));
+      expect(merged.allowance(h, rng())).toBe(a.allowance(h, rng()));
+    }
+    expect(b.state()).toEqual(a.state());
   });
 });
