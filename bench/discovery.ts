@@ -13,7 +13,9 @@ import { createStrategy } from '../strategies/index.js';
  * Sizes by env: PB_BENCH_DISCOVERY_CASES (comma list of profile:seed, default below),
  * PB_BENCH_DISCOVERY_HOSTS (4096 = 16 /24s), PB_BENCH_DISCOVERY_EPOCHS (12),
  * PB_BENCH_DISCOVERY_BUDGETS (25,100,300), PB_BENCH_DISCOVERY_STRATEGIES (default below),
- * PB_BENCH_DISCOVERY_OUT (a JSON file for the figures).
+ * PB_BENCH_DISCOVERY_OUT (a JSON file for the figures), PB_BENCH_DISCOVERY_REPLAY_SEED (the replay
+ * seed, default `bench`; `recording` = the case's seed, as `npm run headline` replays). A case
+ * `profile:seed:hosts` overrides the host count for that case (the headline's sizes).
  */
 
 /** Seeds tuned on: `tune-*`. Held out (never looked at while tuning): `holdout-*`. */
@@ -28,6 +30,8 @@ export interface DiscoveryCell {
   readonly strategy: string;
   /** Services found / present over the late epochs. */
   readonly late: number;
+  /** Services found / present over every epoch (the README headline's figure). */
+  readonly all: number;
   /** Coverage per epoch. */
   readonly perEpoch: readonly (number | null)[];
   /** Share of the rollout's hosts found in the rollout epoch and within one epoch. */
@@ -37,8 +41,7 @@ export interface DiscoveryCell {
   readonly cpu: number;
 }
 
-function late(r: SimulationResult): number {
-  const from = Math.floor(r.epochs / 2);
+function late(r: SimulationResult, from = Math.floor(r.epochs / 2)): number {
   let found = 0;
   let total = 0;
   for (const e of r.perEpoch) {
@@ -60,17 +63,18 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
   const names = env.PB_BENCH_DISCOVERY_STRATEGIES?.split(',').map((s) => s.trim()) ?? STRATEGIES;
   const catalog = loadNmapServices();
   const cells: DiscoveryCell[] = [];
-  console.log(`discovery: ${hosts} hosts x ${epochs} epochs; late coverage = epochs ${Math.floor(epochs / 2)}-${epochs - 1}; r1 = rollout hosts found within one epoch`);
-  console.log(`discovery: ${'case'.padEnd(22)} budget ${names.map((n) => n.padStart(14)).join('')}`);
+  console.log(`discovery: ${hosts} hosts x ${epochs} epochs; late coverage = epochs ${Math.floor(epochs / 2)}-${epochs - 1}, then coverage over every epoch; r1 = rollout hosts found within one epoch`);
+  console.log(`discovery: ${'case'.padEnd(22)} budget ${names.map((n) => n.padStart(22)).join('')}`);
   for (const c of cases) {
-    const [profile, seed] = c.split(':') as [string, string];
-    const recording = generateRecording({ profile, hosts, epochs, seed }, catalog);
+    const [profile, seed, size] = c.split(':') as [string, string, string | undefined];
+    const recording = generateRecording({ profile, hosts: size === undefined ? hosts : Number(size), epochs, seed }, catalog);
+    const replaySeed = (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench') === 'recording' ? seed : (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench');
     for (const budget of budgets) {
       const row: string[] = [];
       for (const strategy of names) {
         const s = createStrategy({ strategy, budget }, { catalog });
         const before = process.cpuUsage();
-        const r = simulate(recording, s, { seed: 'bench' });
+        const r = simulate(recording, s, { seed: replaySeed });
         const used = process.cpuUsage(before);
         const cell: DiscoveryCell = {
           profile,
@@ -78,6 +82,7 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
           budget,
           strategy,
           late: late(r),
+          all: late(r, 0),
           perEpoch: r.perEpoch.map((e) => e.coverage),
           rollout0: r.rollout?.within0 ?? null,
           rollout1: r.rollout?.within1 ?? null,
@@ -85,7 +90,7 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
           cpu: (used.user + used.system) / 1e6,
         };
         cells.push(cell);
-        row.push(`${pct(cell.late)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(14));
+        row.push(`${pct(cell.late)} ${pct(cell.all)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(22));
       }
       console.log(`discovery: ${c.padEnd(22)} ${String(budget).padStart(6)} ${row.join('')}`);
     }

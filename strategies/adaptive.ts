@@ -3,9 +3,9 @@ import { PortRanges } from '../src/core/ports.js';
 import type { Rng } from '../src/core/rng.js';
 import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emptyCooccurrenceState, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
-import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './cooccurrence/sweep-planner.js';
+import type { SweepOdds, SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
 import { PrefixUnderTag, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
-import { type DiscoveryParams, discoveryParameters, discoveryRoom } from './discovery/discovery.js';
+import { type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, discoveryRoom, emptyDiscoveryState, sweepDecision } from './discovery/discovery.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -22,11 +22,14 @@ import type { BudgetSplit, CommonOptions, Decision, Explanation, HostContext, Ho
  *            ranking), minus an exploration share drawn from nmap's frequency prior among ports
  *            the model has not measured yet.
  *
- * Seed sweeps: one live host (answered last time, not a pseudo-service) of each prefix that is
- * due (not swept for `resweepEpochs`) gets a full sweep of every probeable port, so ports no
- * list knows (an organisation's own services) are found; at most `sweepShare` of an epoch's
- * budget goes to sweeps, and every other host's allowance is lowered so that the AVERAGE
- * allowance stays at the budget (arithmetic in strategies/cooccurrence/sweep-planner.ts).
+ * Discovery, seed sweeps included, is the shared layer every learner composes with
+ * (strategies/discovery/): one live host (answered last time, not a pseudo-service) of each
+ * prefix that is due (not swept for `resweepEpochs`) gets a full sweep of every probeable port,
+ * funded by lowering the other hosts' allowance so that the AVERAGE allowance stays at the
+ * budget (arithmetic in strategies/discovery/sweep-planner.ts). adaptive's defaults are the
+ * layer's cumulative-yield mode (sweeps at full share from the first epoch that can fund them,
+ * the share following the yield since the first sweep), which is exactly how adaptive swept
+ * when the sweeps were its own.
  *
  * Everything learned is discounted per epoch (`discount`), so services that went away are
  * unlearned; the host's own history is by construction only its last scan.
@@ -35,9 +38,6 @@ import type { BudgetSplit, CommonOptions, Decision, Explanation, HostContext, Ho
 export interface AdaptiveParams extends PortStatsParams, GuardParams, DiscoveryParams, Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'> {
   readonly historyCap: number;
   readonly seedShare: number;
-  readonly sweepShare: number;
-  readonly resweepEpochs: number;
-  readonly sweepTarget: number;
   readonly byPrefix: boolean;
   readonly followUp: boolean;
 }
@@ -51,14 +51,21 @@ export interface AdaptiveState extends CooccurrenceState {
   readonly eligible: number;
   /** Previously open ports re-verified, summed over teaching results (for explain's split). */
   readonly reverified: number;
-  /** When each prefix was last swept, and host counts for the sweep arithmetic. */
-  readonly sweeps: SweepPlannerState;
-  /** Whether sweeps pay (hits on the ports they found, per sweep). */
-  readonly sweepYield: SweepYieldState;
+  /** States written before the sweep tier moved into the shared discovery layer (now `discovery.sweeps`) carry it here; read, never written. */
+  readonly sweeps?: SweepPlannerState;
+  readonly sweepYield?: SweepYieldState;
 }
 
 /** Default share of a live host's allowance `adaptive` spends on coordinated discovery. */
 export const ADAPTIVE_DISCOVERY_SHARE = 0.2;
+
+/**
+ * adaptive's discovery defaults: the sweep tier in cumulative-yield mode (memory 1, prior 1: full
+ * share from the start, the share following hits per sweep since the first sweep), 0.6 of the
+ * budget at most, full share at 10 hits per sweep. These reproduce adaptive's sweeps from before
+ * the tier was shared, probe for probe.
+ */
+export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: ADAPTIVE_DISCOVERY_SHARE, sweepShare: 0.6, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0, sweepWithinShare: false });
 
 /** Default weight of nmap's prior behind scope-wide estimates, in pseudo-hosts. */
 export const ADAPTIVE_PRIOR_STRENGTH = 300;
@@ -81,30 +88,6 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     description: 'Share of the allowance probed in round 0 (must-have + history + best learned ports); the rest follows up on what round 0 found.',
   },
   {
-    name: 'sweepShare',
-    type: 'number',
-    default: 0.6,
-    min: 0,
-    max: 0.9,
-    description: "At most this share of an epoch's budget funds seed sweeps (all probeable ports of one live host per due prefix); the other hosts' allowance is lowered so the average stays at the budget.",
-  },
-  {
-    name: 'sweepTarget',
-    type: 'number',
-    default: 10,
-    min: 0,
-    max: 1e9,
-    description: 'Hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
-  },
-  {
-    name: 'resweepEpochs',
-    type: 'integer',
-    default: 3,
-    min: 0,
-    max: 1e6,
-    description: 'A prefix is due for another seed sweep when none of its hosts was swept for more than this many epochs.',
-  },
-  {
     name: 'byPrefix',
     type: 'boolean',
     default: true,
@@ -120,7 +103,7 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
   // adaptive trusts nmap's table more than the bandits do: on a scope that follows it, learned
   // estimates of ports ranked 50-200 are noise for thousands of host results.
   ...portStatsParameters.map((p) => (p.name === 'priorStrength' ? { ...p, default: ADAPTIVE_PRIOR_STRENGTH } : p)),
-  ...discoveryParameters(ADAPTIVE_DISCOVERY_SHARE),
+  ...discoveryParameters(ADAPTIVE_DISCOVERY),
   ...guardParameters,
 ]);
 
@@ -135,8 +118,6 @@ function validateState(state: unknown): AdaptiveState {
     }
   }
   validatePairCounts(s.pairs, 'state.pairs');
-  validateSweepPlanner(s.sweeps, 'state.sweeps');
-  validateSweepYield(s.sweepYield, 'state.sweepYield');
   return s;
 }
 
@@ -153,15 +134,8 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   let hosts = state?.hosts ?? 0;
   let eligible = state?.eligible ?? 0;
   let reverified = state?.reverified ?? 0;
-  const planner = new SweepPlanner(state?.sweeps);
-  const sweepYield = new SweepYield(state?.sweepYield);
   const byFrequency = env.catalog.byFrequency;
   const base = Math.min(options.budget, options.maxPerHost);
-
-  // A sweep covers every probeable port; when maxPerHost forbids that, there are no sweeps (a
-  // capped "sweep" of the lowest ports would never count as one and would repeat every epoch).
-  const oddsOf = (epoch: number, prefix: string, ip: string, probeable: number) =>
-    planner.odds(epoch, prefix, ip, base, options.maxPerHost >= probeable ? probeable : 0, params.sweepShare * sweepYield.factor(epoch, params.sweepTarget), params.resweepEpochs);
 
   // Follow-ups, the tag marginals and the prefix marginals, merged by `addByScore` as it picks
   // (a port's effective score is its best in any of them). Materialising the tag+prefix merge
@@ -173,26 +147,22 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
   }
 
   const discovery = model.discovery;
-  discovery.setBudget((epoch) => oddsOf(epoch, '', '', PortRanges.ALL.size).others);
 
   return {
     name: 'adaptive',
     options,
     allowance(host: HostContext, rng: Rng): number {
-      const odds = oddsOf(host.epoch, host.prefix, host.ip, host.probeable.size);
-      if (odds.sweep && sweepEligible(host.previousOpen, params, options)) return host.probeable.size;
-      // The other hosts share `others` on average, split by liveness (stochastic rounding).
-      return discovery.allowance(host, rng, odds.others);
+      // A planned sweep, or by liveness from what the sweeps leave (the shared layer).
+      return discovery.allowance(host, rng);
+    },
+    followUpAllowance(host, found, allowance, rng) {
+      return discovery.followUpAllowance(host, found, allowance, rng);
     },
     select(round: RoundContext, _rng: Rng): Decision {
       const total = round.probed.length + round.remaining;
-      if (round.round === 0 && total >= round.probeable.size) {
-        // A sweep (planned, or a budget that covers every port): everything probeable in one
-        // round; must-have ports go first anyway, and follow-up rounds would only add latency.
-        const picker = new PortPicker(round, options);
-        picker.addSweep();
-        return { ports: picker.ports, followUp: false };
-      }
+      // A sweep (planned, or a budget that covers every port): everything probeable in one round.
+      const sweep = sweepDecision(round, options);
+      if (sweep !== null) return sweep;
       const last = round.round > 0 || !params.followUp;
       const { slice, rankLimit } = last ? discoveryRoom(discovery, round, options) : { slice: [] as readonly number[], rankLimit: round.remaining };
       const reserve = round.round === 0 && !last ? Math.min(discovery.slice(round).length, Math.max(0, total - options.mustHave.length)) : 0;
@@ -208,9 +178,10 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
           picker.addAll(slice);
           addByScore(picker, ranked);
           fillRest(picker, byFrequency);
-          return { ports: picker.ports, followUp: false };
+          // A capped first look asks for one more round: if the host answered, it gets the rest.
+          return { ports: picker.ports, followUp: discovery.capped(round) };
         }
-        return { ports: picker.ports, followUp: picker.ports.length < round.remaining };
+        return { ports: picker.ports, followUp: picker.ports.length < round.remaining || discovery.capped(round) };
       }
       const picker = new PortPicker(round, options, rankLimit);
       const ranked = rankings(round, round.found);
@@ -226,21 +197,17 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         prefixStats?.observe({ ...r, tags: [r.prefix] });
         hosts += 1;
         if (sweepEligible(r.previousOpen, params, options)) eligible += 1;
-        planner.observe(r.epoch, r.ip, r.prefix, r.sweep, sweepEligible(r.open, params, options));
-        // Learned already: a port the sweep found first has exactly this one success.
-        if (r.sweep) sweepYield.observeSweep(r.prefix, r.epoch, r.open.filter((p) => model.stats.counts(null, p).successes <= 1));
-        else sweepYield.observeHost(r.prefix, r.epoch, r.open);
         // History is re-verified first, so it sits at the head of the probe list.
         for (const p of r.previousOpen) if (r.probed.indexOf(p) >= 0) reverified += 1;
       });
     },
     state(): AdaptiveState {
-      return { ...model.state(), prefixes: prefixStats ? prefixStats.toJSON() : null, hosts, eligible, reverified, sweeps: planner.toJSON(), sweepYield: sweepYield.toJSON() };
+      return { ...model.state(), prefixes: prefixStats ? prefixStats.toJSON() : null, hosts, eligible, reverified };
     },
     explain(limit = 20): Explanation {
       const next = Math.max(0, model.stats.epoch + 1);
       const size = PortRanges.ALL.size;
-      const odds = oddsOf(next, '', '', size);
+      const odds = discovery.sweepOdds(next, '', '', size);
       const split = splitOf(options, params, base, odds, size, hosts > 0 ? reverified / hosts : 0);
       const groups = [...model.groups(limit)];
       if (prefixStats) {
@@ -253,8 +220,6 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         groups,
         split,
         notes: [
-          `sweep yield: ${sweepYield.totals(next).hits} hits on the new ports of ${sweepYield.totals(next).sweeps} sweeps; sweep share ${(params.sweepShare * sweepYield.factor(next, params.sweepTarget)).toFixed(3)} of ${params.sweepShare}`,
-          `seed sweeps in epoch ${next}: ${odds.sweeps.toFixed(1)} full sweeps of ${size} ports for ${odds.due} due prefixes (not swept for more than ${params.resweepEpochs} epochs); other hosts get ${odds.others.toFixed(1)} probes on average (budget ${base})`,
           ...discovery.describe(next),
           prefixStats ? `per-prefix statistics for ${prefixStats.tags().length} prefixes` : 'per-prefix statistics off',
           ...model.topPairs(Math.min(limit, 10)),
@@ -288,7 +253,9 @@ function splitOf(options: CommonOptions, params: AdaptiveParams, budget: number,
 }
 
 /** Merge two adaptive states learned on disjoint results (order-independent). */
-export function mergeAdaptiveStates(a: AdaptiveState, b: AdaptiveState): AdaptiveState {
+export function mergeAdaptiveStates(x: AdaptiveState, y: AdaptiveState): AdaptiveState {
+  const a = withSharedSweeps(x);
+  const b = withSharedSweeps(y);
   const prefixes = a.prefixes === null && b.prefixes === null ? null : mergePortStatsStates(a.prefixes ?? emptyPortStatsState(a.stats.discount), b.prefixes ?? emptyPortStatsState(b.stats.discount));
   return {
     ...mergeCooccurrenceStates(a, b),
@@ -296,14 +263,20 @@ export function mergeAdaptiveStates(a: AdaptiveState, b: AdaptiveState): Adaptiv
     hosts: a.hosts + b.hosts,
     eligible: a.eligible + b.eligible,
     reverified: a.reverified + b.reverified,
-    sweeps: mergeSweepPlanners(a.sweeps, b.sweeps),
-    sweepYield: mergeSweepYields(a.sweepYield, b.sweepYield),
   };
+}
+
+/** A state whose sweep tier still sits at the top level (written before it was shared) with it moved into `discovery`. */
+function withSharedSweeps(s: AdaptiveState): AdaptiveState {
+  if (s.sweeps === undefined && s.sweepYield === undefined) return s;
+  const { sweeps, sweepYield, ...rest } = s;
+  const d: DiscoveryState = s.discovery ?? emptyDiscoveryState();
+  return { ...rest, discovery: { ...d, sweeps: d.sweeps ?? sweeps, sweepYield: d.sweepYield ?? sweepYield } };
 }
 
 /** The empty adaptive state. */
 export function emptyAdaptiveState(discount: number): AdaptiveState {
-  return { ...emptyCooccurrenceState(discount), prefixes: null, hosts: 0, eligible: 0, reverified: 0, sweeps: { hosts: [], prefixes: [] }, sweepYield: { counts: [], watch: [] } };
+  return { ...emptyCooccurrenceState(discount), prefixes: null, hosts: 0, eligible: 0, reverified: 0 };
 }
 
 /** `adaptive`: must-have + history + contextual learned ports + co-occurrence + exploration + seed sweeps. */

@@ -1,7 +1,7 @@
 import type { PortCatalog } from '../src/catalog/index.js';
 import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
-import { Discovery, discoveryRoom, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
+import { Discovery, discoveryRoom, type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams, sweepDecision } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { PortPicker } from './port-picker.js';
 import { PortStats, type PortStatsParams, type PortStatsState, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
@@ -28,8 +28,14 @@ export interface BanditParams extends PortStatsParams, GuardParams, DiscoveryPar
 /** Default share of a live host's allowance the bandits spend on coordinated discovery. */
 export const BANDIT_DISCOVERY_SHARE = 0.3;
 
+/**
+ * The discovery defaults of the bandits and `cooccurrence` (docs/strategies.md, "Discovery"):
+ * coordinated slices at BANDIT_DISCOVERY_SHARE, and the sweep tier following its recent yield.
+ */
+export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: BANDIT_DISCOVERY_SHARE, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true });
+
 /** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */
-export function banditParameters(candidatePool: number, discoveryShare = BANDIT_DISCOVERY_SHARE): ParameterSpec[] {
+export function banditParameters(candidatePool: number, discovery: DiscoveryDefaults = BANDIT_DISCOVERY): ParameterSpec[] {
   return [
     {
       name: 'candidatePool',
@@ -40,7 +46,7 @@ export function banditParameters(candidatePool: number, discoveryShare = BANDIT_
       description: "How many of nmap's most frequent ports are scored for every host besides the ports ever seen open in the scope or the host's tags.",
     },
     ...portStatsParameters,
-    ...discoveryParameters(discoveryShare),
+    ...discoveryParameters(discovery),
     ...guardParameters,
   ];
 }
@@ -119,14 +125,20 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
     allowance(host: HostContext, rng: Rng) {
       return discovery.allowance(host, rng);
     },
+    followUpAllowance(host, found, allowance, rng) {
+      return discovery.followUpAllowance(host, found, allowance, rng);
+    },
     select(round: RoundContext, rng: Rng): Decision {
+      const sweep = sweepDecision(round, options);
+      if (sweep !== null) return sweep;
       const { slice, rankLimit } = discoveryRoom(discovery, round, options);
       const picker = new PortPicker(round, options, rankLimit);
       if (!picker.full) spec.rank(round, rng, picker);
       picker.setLimit(round.remaining);
       picker.addAll(slice);
       fillFromPrior(picker, spec.env.catalog);
-      return { ports: picker.ports, followUp: false };
+      // A capped first look asks for one more round: if the host answered, it gets the rest.
+      return { ports: picker.ports, followUp: round.round === 0 && discovery.capped(round) };
     },
     observe(results: readonly HostResult[]): BatchVerdict {
       const { teach, verdict } = screenBatch(results, options, guards);

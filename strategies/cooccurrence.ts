@@ -2,7 +2,9 @@ import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
 import { type PairCountsState, PairCounts, emptyPairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
 import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
-import { Discovery, discoveryRoom, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams } from './discovery/discovery.js';
+import { Discovery, discoveryRoom, type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams, sweepDecision } from './discovery/discovery.js';
+import type { SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
+import { BANDIT_DISCOVERY } from './bandit-base.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
@@ -42,6 +44,9 @@ export interface CooccurrenceState {
 
 /** Default share of a live host's allowance `cooccurrence` spends on coordinated discovery. */
 export const COOCCURRENCE_DISCOVERY_SHARE = 0.3;
+
+/** `cooccurrence`'s discovery defaults: those of the bandits (strategies/bandit-base.ts). */
+export const COOCCURRENCE_DISCOVERY: DiscoveryDefaults = Object.freeze({ ...BANDIT_DISCOVERY, discoveryShare: COOCCURRENCE_DISCOVERY_SHARE });
 
 /** Parameters of the co-occurrence model, shared with `adaptive`. */
 export const pairParameters: readonly ParameterSpec[] = Object.freeze([
@@ -96,7 +101,7 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
   },
   ...pairParameters,
   ...portStatsParameters,
-  ...discoveryParameters(COOCCURRENCE_DISCOVERY_SHARE),
+  ...discoveryParameters(COOCCURRENCE_DISCOVERY),
   ...guardParameters,
 ]);
 
@@ -131,7 +136,9 @@ export class CooccurrenceModel {
     this.pairs = new PairCounts({ decay: statsParams.discount, pairCap: params.pairCap, byTag: params.byTag }, state?.pairs);
     this.marginals = new MeanRanking(this.stats, params.priorTop);
     this.pairStrength = params.pairStrength;
-    this.discovery = new Discovery(options, pickDiscoveryParams(params), env.catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state?.discovery);
+    // adaptive's states written before the sweep tier was shared keep it at their top level.
+    const legacy = state as { readonly sweeps?: SweepPlannerState; readonly sweepYield?: SweepYieldState } | undefined;
+    this.discovery = new Discovery(options, pickDiscoveryParams(params), env.catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state?.discovery, legacy);
   }
 
   /**
@@ -219,7 +226,12 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
     allowance(host: HostContext, rng: Rng) {
       return model.discovery.allowance(host, rng);
     },
+    followUpAllowance(host, found, allowance, rng) {
+      return model.discovery.followUpAllowance(host, found, allowance, rng);
+    },
     select(round: RoundContext, _rng: Rng): Decision {
+      const sweep = sweepDecision(round, options);
+      if (sweep !== null) return sweep;
       const marginal = model.marginals.rank(round.tags);
       if (round.round === 0 && params.rounds > 1) {
         const seeds = Math.max(options.mustHave.length, Math.ceil(params.seedShare * round.remaining));
@@ -240,7 +252,8 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
       picker.addAll(slice);
       addByScore(picker, rankings);
       fillRest(picker, byFrequency);
-      return { ports: picker.ports, followUp: !last && picker.ports.length < round.remaining };
+      // A capped first look asks for one more round: if the host answered, it gets the rest.
+      return { ports: picker.ports, followUp: (!last && picker.ports.length < round.remaining) || (round.round === 0 && model.discovery.capped(round)) };
     },
     observe(results) {
       return model.observe(results);

@@ -1,3 +1,4 @@
+import { fnv1a32 } from '../src/core/hash.js';
 import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats } from './bandit-base.js';
 import { parseParameters } from './options.js';
 import type { PortStats } from './stats/port-stats.js';
@@ -40,23 +41,13 @@ const parameters: ParameterSpec[] = [
   ...banditParameters(300),
 ];
 
-/** FNV-1a, 32-bit: a stable hash for the prefix feature. */
-function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 const logit = (p: number): number => Math.log(p / (1 - p));
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 const clampP = (p: number): number => Math.min(1 - 1e-9, Math.max(1e-9, p));
 
 /** The context features of a host: tags (one-hot), hashed prefix, previously open ports (bag). */
 function contextFeatures(host: Pick<HostContext, 'tags' | 'prefix'>, buckets: number): string[] {
-  return [...host.tags.map((t) => `t:${t}`), `n:${hashString(host.prefix) % buckets}`];
+  return [...host.tags.map((t) => `t:${t}`), `n:${fnv1a32(host.prefix) % buckets}`];
 }
 
 function historyFeatureList(previousOpen: readonly number[], limit: number): string[] {

@@ -129,6 +129,14 @@ export interface Strategy<S = unknown> {
   readonly options: CommonOptions;
   /** Probes this host may use this epoch. Default: min(budget, maxPerHost). */
   allowance(host: HostContext, rng: Rng): number;
+  /**
+   * Optional: the allowance for the follow-up rounds of a host-visit, given what its earlier
+   * rounds `found` (never below `allowance`). The discovery layer raises a first look that was
+   * capped (a never-visited host under a huge budget) to an answering host's allowance once the
+   * host answers, so it need not wait for the next cycle. HostSession calls it before every
+   * follow-up round; it must be deterministic.
+   */
+  followUpAllowance?(host: HostContext, found: readonly number[], allowance: number, rng: Rng): number;
   /** Choose ports to probe now. Must return at most `round.remaining` ports. */
   select(round: RoundContext, rng: Rng): Decision;
   /** Learn from a batch of finished host-epochs. */

@@ -1,46 +1,13 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
+import type { CumulativeSampler } from '../../src/core/cumulative-sampler.js';
 import type { Rng } from '../../src/core/rng.js';
 
-/** Draws ports in proportion to nmap's open frequencies (the popularity of "ordinary" services). */
-export class FrequencySampler {
-  private readonly ports: Uint16Array;
-  /** cumulative[i] = sum of the frequencies of ports[0..i]. */
-  private readonly cumulative: Float64Array;
-  private readonly total: number;
-
-  constructor(catalog: PortCatalog) {
-    this.ports = catalog.byFrequency;
-    this.cumulative = new Float64Array(this.ports.length);
-    let s = 0;
-    for (let i = 0; i < this.ports.length; i++) {
-      s += catalog.frequency(this.ports[i]!);
-      this.cumulative[i] = s;
-    }
-    this.total = s;
-  }
-
-  /** One port, with probability frequency / total. */
-  draw(rng: Rng): number {
-    const u = rng.next() * this.total;
-    const c = this.cumulative;
-    let lo = 0;
-    let hi = c.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (c[mid]! > u) hi = mid;
-      else lo = mid + 1;
-    }
-    return this.ports[lo]!;
-  }
-}
-
-const samplers = new WeakMap<PortCatalog, FrequencySampler>();
+/** Draws ports in proportion to nmap's open frequencies: the catalog's shared sampler (src/core/cumulative-sampler.ts). */
+export type FrequencySampler = CumulativeSampler;
 
 /** The (cached) sampler for a catalog. */
 export function frequencySampler(catalog: PortCatalog): FrequencySampler {
-  let s = samplers.get(catalog);
-  if (!s) samplers.set(catalog, (s = new FrequencySampler(catalog)));
-  return s;
+  return catalog.frequencySampler;
 }
 
 /** Index drawn from unnormalised weights. */

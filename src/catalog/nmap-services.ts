@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { CumulativeSampler } from '../core/cumulative-sampler.js';
 import { PortbanditError } from '../core/errors.js';
 import { MAX_PORT } from '../core/ports.js';
 
@@ -24,6 +25,7 @@ export class PortCatalog {
   /** Sum of all TCP frequencies, to turn frequencies into shares. */
   readonly totalFrequency: number;
   readonly source: string;
+  private sampler: CumulativeSampler | undefined;
 
   constructor(entries: Iterable<{ port: number; name: string; frequency: number }>, source: string) {
     this.frequencies = new Float64Array(MAX_PORT + 1);
@@ -64,6 +66,14 @@ export class PortCatalog {
   /** The n most frequent TCP ports, most frequent first (nmap's --top-ports n). */
   top(n: number): number[] {
     return Array.from(this.byFrequency.subarray(0, Math.max(0, n)));
+  }
+
+  /**
+   * Draws ports in proportion to their open frequency (built on first use): the one sampler of
+   * "ordinary" services, shared by the synthetic generator and the strategies' exploration prior.
+   */
+  get frequencySampler(): CumulativeSampler {
+    return (this.sampler ??= new CumulativeSampler(this.byFrequency, (p) => this.frequency(p)));
   }
 
   /** Share of the total open-frequency mass held by the n most frequent ports. */

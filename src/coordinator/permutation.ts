@@ -1,20 +1,10 @@
 import { createHash } from 'node:crypto';
+import { fmix32 as mix32 } from '../core/hash.js';
 
 const ROUNDS = 6;
 
 /** Half-widths up to this many bits take the plain-number path (2 * 26 bits fit a double exactly). */
 const SMALL_HALF_BITS = 26;
-
-function mix32(input: number): number {
-  // murmur3's finaliser: a cheap, well-distributed 32-bit mixer.
-  let x = input >>> 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
 
 /**
  * A keyed bijection of [0, size) for any bigint size, without tables: a balanced Feistel

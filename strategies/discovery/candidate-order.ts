@@ -1,4 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
+import { fmix32 as mix, fnv1a32 } from '../../src/core/hash.js';
 import { MAX_PORT } from '../../src/core/ports.js';
 
 /**
@@ -61,16 +62,6 @@ export class CandidateOrder {
   }
 }
 
-/** A 32-bit integer mix (murmur3's finaliser). */
-function mix(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
@@ -84,12 +75,5 @@ function coprimeStep(h: number, r: number): number {
   return a;
 }
 
-/** FNV-1a, 32-bit: a stable hash of a prefix string. */
-export function hashPrefix(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+/** A stable hash of a prefix string (FNV-1a, 32-bit; src/core/hash.ts). */
+export const hashPrefix: (prefix: string) => number = fnv1a32;

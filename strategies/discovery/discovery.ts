@@ -1,8 +1,21 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
 import { PortbanditError } from '../../src/core/errors.js';
+import { MAX_PORT } from '../../src/core/ports.js';
 import type { Rng } from '../../src/core/rng.js';
-import type { CommonOptions, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
+import { PortPicker } from '../port-picker.js';
+import type { CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
 import { CandidateOrder, hashPrefix } from './candidate-order.js';
+import {
+  type SweepOdds,
+  type SweepPlannerState,
+  type SweepYieldState,
+  SweepPlanner,
+  SweepYield,
+  mergeSweepPlanners,
+  mergeSweepYields,
+  validateSweepPlanner,
+  validateSweepYield,
+} from './sweep-planner.js';
 
 /**
  * The discovery layer every learning strategy composes with (docs/strategies.md, "Discovery").
@@ -24,6 +37,12 @@ import { CandidateOrder, hashPrefix } from './candidate-order.js';
  *        per-prefix permutation; a full pass over all 65,535 ports takes
  *        65,535 / (live hosts x width x (1 - tier-1 share)) epochs (explain prints it).
  *
+ * 3. full sweeps, one more tier (strategies/discovery/sweep-planner.ts): one live host of each
+ *    due prefix probes every probeable port, funded by lowering the other hosts' allowance so
+ *    the epoch stays at the budget, with a share that follows the sweeps' measured yield
+ *    (`sweepShare`, `sweepTarget`, `yieldMemory`, `yieldPrior`: adaptive's defaults keep its
+ *    cumulative yield at full share from epoch 0, the bandits follow the recent yield).
+ *
  * Coordination needs no messages: a host's slice is its rank among the prefix's hosts that
  * answered in the previous epoch (a 256-bit map per prefix, from the last octet of IPv4
  * addresses or the low byte of IPv6 ones), and an epoch's plan (cursors, spans) uses only what
@@ -37,10 +56,29 @@ export interface DiscoveryParams {
   readonly firstVisitCap: number;
   readonly knownShare: number;
   readonly measureHosts: number;
+  readonly sweepShare: number;
+  readonly sweepTarget: number;
+  readonly resweepEpochs: number;
+  readonly yieldMemory: number;
+  readonly yieldPrior: number;
+  readonly sweepMinBudget: number;
+  readonly sweepWithinShare: boolean;
 }
 
-/** ParameterSpecs of the discovery layer (the default share differs per strategy). */
-export function discoveryParameters(discoveryShare: number): ParameterSpec[] {
+/** The defaults that differ per strategy. */
+export interface DiscoveryDefaults {
+  readonly discoveryShare: number;
+  readonly sweepShare: number;
+  readonly sweepTarget: number;
+  readonly yieldMemory: number;
+  readonly yieldPrior: number;
+  readonly sweepMinBudget: number;
+  readonly sweepWithinShare: boolean;
+}
+
+/** ParameterSpecs of the discovery layer (some defaults differ per strategy). */
+export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[] {
+  const { discoveryShare } = defaults;
   return [
     {
       name: 'discoveryShare',
@@ -83,12 +121,80 @@ export function discoveryParameters(discoveryShare: number): ParameterSpec[] {
       max: 256,
       description: 'Live hosts of a prefix that probe each port open elsewhere in the scope per pass: a port is "measured" in a prefix when this many of its hosts were probed for it.',
     },
+    {
+      name: 'sweepShare',
+      type: 'number',
+      default: defaults.sweepShare,
+      min: 0,
+      max: 0.9,
+      description:
+        "At most this share of an epoch's budget funds full sweeps (all probeable ports of one live host per due prefix), the discovery tier whose share follows its measured yield; the other hosts' allowance is lowered so the average stays at the budget.",
+    },
+    {
+      name: 'sweepTarget',
+      type: 'number',
+      default: defaults.sweepTarget,
+      min: 0,
+      max: 1e9,
+      description: 'Hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
+    },
+    {
+      name: 'resweepEpochs',
+      type: 'integer',
+      default: 3,
+      min: 0,
+      max: 1e6,
+      description: 'A prefix is due for another full sweep when none of its hosts was swept for more than this many epochs.',
+    },
+    {
+      name: 'yieldMemory',
+      type: 'number',
+      default: defaults.yieldMemory,
+      min: 0.01,
+      max: 1,
+      description: 'Weight per epoch of age of a sweep and its hits in the measured yield: 1 = the cumulative yield since the first sweep, lower = the recent yield (the sweep share falls once sweeps stop finding ports that spread).',
+    },
+    {
+      name: 'yieldPrior',
+      type: 'number',
+      default: defaults.yieldPrior,
+      min: 0,
+      max: 1,
+      description: 'The yield assumed before any is measured, as a share of sweepTarget (one pseudo-sweep that fades like data): 1 = sweeps at full share from the first epoch that can fund them.',
+    },
+    {
+      name: 'sweepMinBudget',
+      type: 'integer',
+      default: defaults.sweepMinBudget,
+      min: 0,
+      max: 65535,
+      description: 'No full sweeps below this budget (probes per host-epoch): a sweep costs 65,535 / budget host-visits, and at small budgets the ranked ports those visits would probe are worth more than what a sweep finds.',
+    },
+    {
+      name: 'sweepWithinShare',
+      type: 'boolean',
+      default: defaults.sweepWithinShare,
+      description: "No epoch spends more than the sweep share on sweeps: a scope whose epoch budget times the share cannot hold one whole sweep gets none (false = pace whole sweeps across epochs, so an epoch of a small scope may spend most of its budget on one).",
+    },
   ];
 }
 
 /** Pick DiscoveryParams out of a strategy's parsed parameters. */
 export function pickDiscoveryParams(p: DiscoveryParams): DiscoveryParams {
-  return { discoveryShare: p.discoveryShare, deadAllowance: p.deadAllowance, firstVisitCap: p.firstVisitCap, knownShare: p.knownShare, measureHosts: p.measureHosts };
+  return {
+    discoveryShare: p.discoveryShare,
+    deadAllowance: p.deadAllowance,
+    firstVisitCap: p.firstVisitCap,
+    knownShare: p.knownShare,
+    measureHosts: p.measureHosts,
+    sweepShare: p.sweepShare,
+    sweepTarget: p.sweepTarget,
+    resweepEpochs: p.resweepEpochs,
+    yieldMemory: p.yieldMemory,
+    yieldPrior: p.yieldPrior,
+    sweepMinBudget: p.sweepMinBudget,
+    sweepWithinShare: p.sweepWithinShare,
+  };
 }
 
 /** The plain-JSON state of the discovery layer. */
@@ -105,11 +211,15 @@ export interface DiscoveryState {
   readonly prefixes: ReadonlyArray<
     readonly [prefix: string, planEpoch: number, c1: number, c2: number, span1: number, span2: number, live: ReadonlyArray<readonly [number, string]>]
   >;
+  /** The sweep tier: per prefix its latest sweeps and next candidate host (absent in states written before sweeps were shared). */
+  readonly sweeps?: SweepPlannerState;
+  /** The sweep tier's yield: sweeps and hits per epoch, the ports watched. */
+  readonly sweepYield?: SweepYieldState;
 }
 
 /** The empty discovery state. */
 export function emptyDiscoveryState(): DiscoveryState {
-  return { version: 1, hosts: [], known: [], prefixes: [] };
+  return { version: 1, hosts: [], known: [], prefixes: [], sweeps: { hosts: [], prefixes: [] }, sweepYield: { counts: [], watch: [] } };
 }
 
 interface Plan {
@@ -184,19 +294,61 @@ export class Discovery {
   private readonly known = new Map<number, number>();
   private readonly prefixes = new Map<string, PrefixInfo>();
   private knownVersion = 0;
-  /** The average budget of the hosts that are not swept, per epoch (a strategy with sweeps lowers it). */
-  private budgetOf: (epoch: number) => number;
+  private readonly planner: SweepPlanner;
+  private readonly sweepYield: SweepYield;
   private knownCache: { epoch: number; version: number; ports: number[] } | null = null;
 
-  /** `pseudoLimit`: a host with at least this many open ports is a pseudo-service host (no discovery, not counted). */
-  constructor(options: CommonOptions, params: DiscoveryParams, catalog: PortCatalog, pseudoLimit: number, state?: DiscoveryState) {
+  /**
+   * `pseudoLimit`: a host with at least this many open ports is a pseudo-service host (no
+   * discovery, not counted, never swept). `legacySweeps`: the sweep tier of a state written when
+   * it was adaptive's own (top-level `sweeps` and `sweepYield`), used when `state` has none.
+   */
+  constructor(
+    options: CommonOptions,
+    params: DiscoveryParams,
+    catalog: PortCatalog,
+    pseudoLimit: number,
+    state?: DiscoveryState,
+    legacySweeps?: { readonly sweeps?: SweepPlannerState; readonly sweepYield?: SweepYieldState },
+  ) {
     this.options = options;
     this.params = params;
     this.order = CandidateOrder.of(catalog);
     this.pseudoLimit = Math.max(1, pseudoLimit);
     this.budget = Math.min(options.budget, options.maxPerHost);
-    this.budgetOf = () => this.budget;
-    if (state !== undefined && state !== null) this.restore(validateDiscoveryState(state, 'state.discovery'));
+    const valid = state !== undefined && state !== null ? validateDiscoveryState(state, 'state.discovery') : undefined;
+    if (valid !== undefined) this.restore(valid);
+    const sweeps = valid?.sweeps ?? legacySweeps?.sweeps;
+    const yieldState = valid?.sweepYield ?? legacySweeps?.sweepYield;
+    this.planner = new SweepPlanner(sweeps === undefined ? undefined : validateSweepPlanner(sweeps, valid?.sweeps ? 'state.discovery.sweeps' : 'state.sweeps'));
+    this.sweepYield = new SweepYield(yieldState === undefined ? undefined : validateSweepYield(yieldState, valid?.sweepYield ? 'state.discovery.sweepYield' : 'state.sweepYield'));
+  }
+
+  /** The share of `epoch`'s budget the sweep tier may take: `sweepShare` scaled by its measured yield. */
+  sweepShareOf(epoch: number): number {
+    const p = this.params;
+    return p.sweepShare <= 0 || this.budget < p.sweepMinBudget ? 0 : p.sweepShare * this.sweepYield.factor(epoch, p.sweepTarget, p.yieldMemory, p.yieldPrior);
+  }
+
+  /**
+   * The sweep tier's plan for a host-visit: whether this host is swept, and the average allowance
+   * of the hosts that are not (lowered so the epoch stays at the budget). A sweep covers every
+   * probeable port; when maxPerHost forbids that there are no sweeps (a capped "sweep" of the
+   * lowest ports would never count as one and would repeat every epoch).
+   */
+  sweepOdds(epoch: number, prefix: string, ip: string, probeable: number): SweepOdds {
+    const size = this.options.maxPerHost >= probeable ? probeable : 0;
+    return this.planner.odds(epoch, prefix, ip, this.budget, size, this.sweepShareOf(epoch), this.params.resweepEpochs, this.params.sweepWithinShare);
+  }
+
+  /** The average budget of the hosts that are not swept in `epoch`. */
+  private budgetOf(epoch: number): number {
+    return this.sweepOdds(epoch, '', '', MAX_PORT).others;
+  }
+
+  /** Sweep figures for explain(): the yield so far and the share it earns in `epoch`. */
+  sweepTotals(epoch: number): { sweeps: number; hits: number; share: number } {
+    return { ...this.sweepYield.totals(epoch), share: this.sweepShareOf(epoch) };
   }
 
   private restore(s: DiscoveryState): void {
@@ -210,15 +362,6 @@ export class Discovery {
       });
     });
     this.knownVersion++;
-  }
-
-  /**
-   * Tell the layer the average budget left to the hosts of `epoch` that are not swept (a strategy
-   * that funds full sweeps, like adaptive, lowers it), so discovery widths follow what answering
-   * hosts really get. Must depend only on what was learned before the epoch.
-   */
-  setBudget(budgetOf: (epoch: number) => number): void {
-    this.budgetOf = budgetOf;
   }
 
   /** The allowance of a host that answered nothing last time, for an average budget `b`. */
@@ -254,12 +397,17 @@ export class Discovery {
   }
 
   /**
-   * The allowance of a host-visit for an average budget `b` (a strategy that funds sweeps passes
-   * the other hosts' share), rounded stochastically so the average is exact.
+   * The allowance of a host-visit: every probeable port when the sweep tier picked this host (a
+   * live one), else by liveness from what the sweeps leave the others, rounded stochastically so
+   * the average is exact.
    */
-  allowance(host: HostContext, rng: Rng, b: number = this.budget): number {
+  allowance(host: HostContext, rng: Rng): number {
+    const odds = this.sweepOdds(host.epoch, host.prefix, host.ip, host.probeable.size);
+    const kind = this.classify(host);
+    if (odds.sweep && kind === 'live') return host.probeable.size;
+    const b = odds.others;
     let x: number;
-    switch (this.classify(host)) {
+    switch (kind) {
       case 'new':
         x = Math.min(b, this.params.firstVisitCap);
         break;
@@ -274,6 +422,30 @@ export class Discovery {
     }
     const whole = Math.floor(x);
     return Math.min(this.options.maxPerHost, whole + (x > whole && rng.next() < x - whole ? 1 : 0));
+  }
+
+  /**
+   * Whether a host's first look this visit is capped by `firstVisitCap` below what an answering
+   * host gets (never visited, or silent last time, under a budget above the cap): then the
+   * strategy asks for a follow-up round, and `followUpAllowance` lifts the cap if it answered.
+   */
+  capped(host: HostContext): boolean {
+    const kind = this.classify(host);
+    if (kind !== 'new' && kind !== 'dead') return false;
+    const b = this.budgetOf(host.epoch);
+    const cap = this.params.firstVisitCap;
+    return kind === 'new' ? cap < b : this.deadFloor(b) === cap && cap < this.liveAllowance(host.epoch, b);
+  }
+
+  /**
+   * The allowance of a capped host's follow-up rounds: an answering host's (rounded
+   * stochastically) once an earlier round found a port open, else unchanged.
+   */
+  followUpAllowance(host: HostContext, found: readonly number[], allowance: number, rng: Rng): number {
+    if (found.length === 0 || !this.capped(host)) return allowance;
+    const x = this.liveAllowance(host.epoch, this.budgetOf(host.epoch));
+    const whole = Math.floor(x);
+    return Math.max(allowance, Math.min(this.options.maxPerHost, whole + (x > whole && rng.next() < x - whole ? 1 : 0)));
   }
 
   /** Discovery probes per answering host in `epoch`. */
@@ -361,6 +533,12 @@ export class Discovery {
       }
     }
     for (const r of teach) {
+      const n = r.open.length;
+      this.planner.observe(r.epoch, r.ip, r.prefix, r.sweep, n > 0 && n < this.pseudoLimit);
+      // A sweep's yield: the ports nobody had seen open in the scope before it, watched for the
+      // next epoch's hits on the prefix's other hosts.
+      if (r.sweep) this.sweepYield.observeSweep(r.prefix, r.epoch, r.open.filter((p) => !this.known.has(p)));
+      else this.sweepYield.observeHost(r.prefix, r.epoch, r.open);
       for (const p of r.open) {
         const e = this.known.get(p);
         if (e === undefined || r.epoch < e) {
@@ -410,8 +588,11 @@ export class Discovery {
     }
     const avg = n === 0 ? 0 : spans / n;
     const counts = this.liveness(epoch);
+    const odds = this.sweepOdds(epoch, '', '', MAX_PORT);
+    const y = this.sweepTotals(epoch);
     const lines = [
-      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch).toFixed(1)}, silent hosts ${this.deadFloor(this.budget)}, never visited ${Math.min(this.budget, this.params.firstVisitCap)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
+      `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps, target ${this.params.sweepTarget} per sweep, memory ${this.params.yieldMemory}); the other hosts get ${odds.others.toFixed(1)} probes on average`,
+      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch, odds.others).toFixed(1)}, silent hosts ${this.deadFloor(odds.others)}, never visited ${Math.min(odds.others, this.params.firstVisitCap).toFixed(1)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
       `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
     if (n > 0) {
@@ -439,7 +620,7 @@ export class Discovery {
       const { plan, live } = this.prefixes.get(prefix)!;
       return [prefix, plan.epoch, plan.c1, plan.c2, plan.span1, plan.span2, live.map(([e, bits]) => [e, bitsToHex(bits)] as const)] as const;
     });
-    return { version: 1, hosts, known, prefixes };
+    return { version: 1, hosts, known, prefixes, sweeps: this.planner.toJSON(), sweepYield: this.sweepYield.toJSON() };
   }
 }
 
@@ -460,8 +641,10 @@ export function validateDiscoveryState(state: unknown, where: string): Discovery
     s.known.every((r) => Array.isArray(r) && isInt(r[0], 1) && r[0] <= 65535 && isInt(r[1])) &&
     Array.isArray(s.prefixes) &&
     s.prefixes.every((r) => Array.isArray(r) && r.length === 7 && typeof r[0] === 'string' && isInt(r[1], -1) && [2, 3, 4, 5].every((i) => isInt(r[i])) && Array.isArray(r[6]));
+  if (ok && s.sweeps !== undefined) validateSweepPlanner(s.sweeps, `${where}.sweeps`);
+  if (ok && s.sweepYield !== undefined) validateSweepYield(s.sweepYield, `${where}.sweepYield`);
   if (!ok) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]]}', {
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]], sweeps?, sweepYield?}', {
       where,
     });
   }
@@ -509,6 +692,8 @@ export function mergeDiscoveryStates(a: DiscoveryState | undefined, b: Discovery
       const epochs = [...live.keys()].sort((p, q) => p - q).slice(-2);
       return [prefix, ...plan, epochs.map((e) => [e, bitsToHex(live.get(e)!)] as const)] as const;
     }),
+    sweeps: mergeSweepPlanners(x.sweeps ?? { hosts: [], prefixes: [] }, y.sweeps ?? { hosts: [], prefixes: [] }),
+    sweepYield: mergeSweepYields(x.sweepYield ?? { counts: [], watch: [] }, y.sweepYield ?? { counts: [], watch: [] }),
   };
 }
 
@@ -521,4 +706,16 @@ export function discoveryRoom(discovery: Discovery, round: RoundContext, options
   const must = round.round === 0 ? options.mustHave.length : 0;
   const reserve = Math.min(slice.length, Math.max(0, limit - must));
   return { slice, rankLimit: limit - reserve };
+}
+
+/**
+ * The decision of a full sweep (the sweep tier chose the host, or its allowance covers every
+ * probeable port): everything probeable in one round, must-have ports first; follow-up rounds
+ * would only add latency.
+ */
+export function sweepDecision(round: RoundContext, options: CommonOptions): Decision | null {
+  if (round.round !== 0 || round.probed.length + round.remaining < round.probeable.size) return null;
+  const picker = new PortPicker(round, options);
+  picker.addSweep();
+  return { ports: picker.ports, followUp: false };
 }

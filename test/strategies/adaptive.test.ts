@@ -7,7 +7,7 @@ import { filterExplanation, formatExplanation, listStrategies } from '../../src/
 import { simulate } from '../../simulator/index.js';
 import { generateRecording } from '../../simulator/synthetic/index.js';
 import { createStrategy } from '../../strategies/build.js';
-import { SweepPlanner, mergeSweepPlanners, validateSweepPlanner } from '../../strategies/cooccurrence/sweep-planner.js';
+import { SweepPlanner, mergeSweepPlanners, validateSweepPlanner } from '../../strategies/discovery/sweep-planner.js';
 import { HostSession, runHostSession } from '../../strategies/host-session.js';
 import type { HostContext, HostResult, Strategy } from '../../strategies/types.js';
 import { strategyContract } from './contract.js';

@@ -6,15 +6,18 @@ import { createRng } from '../../src/core/rng.js';
 import type { Observation } from '../../src/recording/index.js';
 import { simulate } from '../../simulator/index.js';
 import { createStrategy } from '../../strategies/build.js';
+import { HostSession } from '../../strategies/host-session.js';
+import { strategies } from '../../strategies/registry.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
 import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
+import { SweepYield } from '../../strategies/discovery/sweep-planner.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import type { DiscoveryParams } from '../../strategies/discovery/discovery.js';
 import type { HostContext, HostResult } from '../../strategies/types.js';
 import { makeRecording } from '../simulator/helpers.js';
 
 const catalog = loadNmapServices();
-const defaults = Object.fromEntries(discoveryParameters(0.25).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
+const defaults = Object.fromEntries(discoveryParameters({ discoveryShare: 0.25, sweepShare: 0, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0, sweepWithinShare: false }).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
 const PREFIX = '198.18.7.0/24';
 
 function result(pos: number, epoch: number, open: number[]): HostResult {
@@ -113,6 +116,25 @@ describe('allowance by liveness', () => {
 });
 
 describe('small scopes', () => {
+  test.each(['ucb', 'thompson', 'cooccurrence', 'adaptive'])('%s: with a huge budget a never-visited host that answers gets the live allowance in its follow-up rounds, one that does not stays at firstVisitCap', (name) => {
+    const strategy = createStrategy({ strategy: name, budget: 65535 }, { catalog });
+    const hidden = 47613;
+    const answering = new HostSession(strategy, host(1, 0, [], -1), 's').runToEnd((p) => p === 22 || p === hidden);
+    expect(answering.probed.length).toBe(65535);
+    expect(answering.open).toEqual([22, hidden]);
+    const silent = new HostSession(strategy, host(2, 0, [], -1), 's').runToEnd(() => false);
+    expect(silent.probed.length).toBe(1000);
+    // The raised allowance survives a restore mid-visit (the coordinator keeps the session state).
+    const session = new HostSession(strategy, host(3, 0, [], -1), 's');
+    expect(session.next()).toContain(22);
+    session.report([22]);
+    expect(session.allowance).toBe(1000);
+    const restored = new HostSession(strategy, host(3, 0, [], -1), 's', session.toJSON());
+    expect(restored.next()?.length ?? 0).toBeGreaterThan(0);
+    expect(restored.allowance).toBe(65535);
+  });
+
+
   test('a port outside every list is found within the number of epochs explain predicts for a full pass', () => {
     // One /24: 24 hosts answer on 22, and all of them on 47613 (no list knows it); the rest are silent.
     const hidden = 47613;
@@ -136,5 +158,59 @@ describe('small scopes', () => {
     expect(first).toBeGreaterThan(0);
     // Epoch 0 has no slices (nothing known about liveness): the pass starts in epoch 1.
     expect(first).toBeLessThanOrEqual(Math.ceil(predicted) + 1);
+  });
+});
+
+describe('the sweep tier', () => {
+  test.prop([fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 900 })), { maxLength: 12 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 1, max: 200 })])(
+    "cumulative mode (memory 1, prior 1) is adaptive's rule from before the tier was shared: (hits + target) / (sweeps + 1) / target",
+    (rows, epoch, target) => {
+      const counts = [...new Map(rows.map(([e, s, h]) => [e, [e, s, h] as const])).values()].sort((a, b) => a[0] - b[0]);
+      const y = new SweepYield({ counts, watch: [] });
+      // The old rule: sweeps learned before the last epoch, hits (booked to the result's epoch) before this one.
+      const sweeps = counts.filter(([e]) => e < epoch - 1).reduce((a, [, s]) => a + s, 0);
+      const hits = counts.filter(([e]) => e < epoch - 1).reduce((a, [, , h]) => a + h, 0);
+      const late = counts.filter(([e]) => e === epoch - 1).reduce((a, [, , h]) => a + h, 0);
+      expect(y.factor(epoch, target, 1, 1)).toBe(Math.min(1, (hits + late + target) / (sweeps + 1) / target));
+      // Recent mode forgets: sweeps that found nothing long ago weigh less than recent ones.
+      expect(y.factor(epoch, target, 0.5, 0.5)).toBeGreaterThanOrEqual(0);
+      expect(y.factor(epoch, target, 0.5, 0.5)).toBeLessThanOrEqual(1);
+    },
+  );
+
+  test('with the bandits defaults, no sweeps below sweepMinBudget, and none when one sweep exceeds the share of an epoch', () => {
+    const plan = (hosts: number, budget: number) => {
+      const d = new Discovery(resolveCommonOptions({ budget }), { ...defaults, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true }, catalog, 20);
+      const rs = Array.from({ length: hosts }, (_, i) => ({ ...result((i % 254) + 1, 0, [22]), ip: `198.18.${Math.floor(i / 254)}.${(i % 254) + 1}`, prefix: `198.18.${Math.floor(i / 254)}.0/24` }));
+      d.observe(rs, rs, false);
+      return d.sweepOdds(1, '', '', 65535).sweeps;
+    };
+    expect(plan(4096, 100)).toBeGreaterThan(0);
+    expect(plan(4096, 25)).toBe(0);
+    expect(plan(1024, 100)).toBe(0);
+  });
+});
+
+describe('adaptive states written before the sweep tier was shared', () => {
+  test('a state with top-level sweeps and sweepYield loads and merges into the same choices', () => {
+    const observations: Observation[] = [];
+    for (let e = 0; e < 3; e++) for (let i = 1; i <= 200; i++) observations.push({ epoch: e, ip: `198.18.${i % 4}.${i}`, tags: ['lab'], open: i % 3 === 0 ? [22, 40123] : i % 3 === 1 ? [80] : [] });
+    const s = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog });
+    simulate(makeRecording(observations), s, { seed: 'legacy' });
+    const state = JSON.parse(JSON.stringify(s.state())) as { discovery: Record<string, unknown> } & Record<string, unknown>;
+    const { sweeps, sweepYield, ...discovery } = state.discovery;
+    expect((sweeps as { prefixes: unknown[] }).prefixes.length).toBeGreaterThan(0);
+    const legacy = { ...state, discovery, sweeps, sweepYield };
+    const a = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, state);
+    const b = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, legacy);
+    const empty = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }).state();
+    const merged = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, strategies.adaptive.merge(empty as never, legacy as never));
+    for (let i = 1; i <= 40; i++) {
+      const h = { ...host(i, 3, i % 3 === 0 ? [22, 40123] : []), ip: `198.18.${i % 4}.${i}`, prefix: `198.18.${i % 4}.0/24` };
+      const rng = () => createRng(`r${i}`);
+      expect(b.allowance(h, rng())).toBe(a.allowance(h, rng()));
+      expect(merged.allowance(h, rng())).toBe(a.allowance(h, rng()));
+    }
+    expect(b.state()).toEqual(a.state());
   });
 });

@@ -1,3 +1,4 @@
+import { hashText as hash } from '../../src/core/hash.js';
 import { PortbanditError } from '../../src/core/errors.js';
 
 /**
@@ -83,24 +84,6 @@ function newInfo(swept: readonly [number, number] = [-1, -1]): PrefixInfo {
   return { swept: [swept[0], swept[1]], candidate: null, earlier: null };
 }
 
-/**
- * FNV-1a then murmur3's finalizer: a stable, seedless hash for choosing hosts and breaking ties.
- * FNV-1a alone mixes its last characters poorly: keys that differ only in the epoch kept the
- * same winner (one host of 8 won 9 epochs in a row); the finalizer rotates the sweeps.
- */
-function hash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 type EpochCount = readonly [number, number];
 
@@ -157,13 +140,13 @@ export class SweepPlanner {
   }
 
   /** Whether the host `ip` of `prefix` is swept in `epoch`, and the others' allowance. */
-  odds(epoch: number, prefix: string, ip: string, budget: number, size: number, sweepShare: number, resweepEpochs: number): SweepOdds {
+  odds(epoch: number, prefix: string, ip: string, budget: number, size: number, sweepShare: number, resweepEpochs: number, wholeWithinShare = false): SweepOdds {
     const none: SweepOdds = { sweep: false, others: budget, sweeps: 0, due: 0 };
     if (sweepShare <= 0 || size <= budget) return none;
-    const key = `${epoch}\u0000${budget}\u0000${size}\u0000${sweepShare}\u0000${resweepEpochs}`;
+    const key = `${epoch}\u0000${budget}\u0000${size}\u0000${sweepShare}\u0000${resweepEpochs}\u0000${wholeWithinShare}`;
     // The plan of an epoch depends only on what was learned before it, so it is computed once.
     if (this.planKey !== key || this.plan === null) {
-      this.plan = this.planEpoch(epoch, budget, size, sweepShare, resweepEpochs);
+      this.plan = this.planEpoch(epoch, budget, size, sweepShare, resweepEpochs, wholeWithinShare);
       this.planKey = key;
     }
     const { chosen, due, k, h } = this.plan;
@@ -172,7 +155,7 @@ export class SweepPlanner {
     return { sweep: chosen.get(prefix) === ip, others, sweeps: k, due };
   }
 
-  private planEpoch(epoch: number, budget: number, size: number, sweepShare: number, resweepEpochs: number) {
+  private planEpoch(epoch: number, budget: number, size: number, sweepShare: number, resweepEpochs: number, wholeWithinShare: boolean) {
     let h = 0;
     for (const [e, c] of this.hosts) {
       if (e < epoch) {
@@ -192,7 +175,10 @@ export class SweepPlanner {
     const paced = Math.floor(funded * (epoch + 1)) - Math.floor(funded * epoch);
     // Never plan sweeps the epoch's budget cannot hold (leave the others at least one probe).
     const fits = Math.max(0, Math.floor((budget * h - h) / Math.max(1, size - 1)));
-    const k = Math.max(0, Math.min(paced, due.length, fits, h - 1));
+    // wholeWithinShare: no epoch spends more than the share on sweeps (pacing alone lets an
+    // epoch of a small scope run one whole sweep that is most of its budget).
+    const within = wholeWithinShare ? Math.floor(funded) : Infinity;
+    const k = Math.max(0, Math.min(paced, due.length, fits, h - 1, within));
     due.sort((a, b) => a.last - b.last || a.tie - b.tie || (a.prefix < b.prefix ? -1 : 1));
     return { chosen: new Map(due.slice(0, k).map((d) => [d.prefix, d.ip])), due: due.length, k, h };
   }
@@ -322,15 +308,27 @@ export class SweepYield {
   }
 
   /**
-   * The factor in [0, 1] applied to the sweep share in `epoch`: hits per sweep over `target`,
-   * with an optimistic prior of one sweep at the target. Sweeps of the last epoch have had no
-   * time to earn hits yet, so they are left out.
+   * The factor in [0, 1] applied to the sweep share in `epoch`: hits per sweep over `target`.
+   * Sweeps of epoch e weigh `memory`^(epoch - 2 - e) and their hits (counted the epoch after the
+   * sweep) the same, so memory 1 = the cumulative yield since the first sweep, memory < 1 = the
+   * recent yield. A prior of one sweep at `prior` x target, as old as epoch -1, starts the tier
+   * at `prior` of its share before any yield is measured (1 = full share from epoch 0) and fades
+   * like data. Sweeps of the last epoch have had no time to earn hits yet, so they are left out;
+   * only results of earlier epochs count, so the factor does not change while an epoch runs.
+   * With memory 1 and prior 1 this is (hits + target) / (sweeps + 1) / target, adaptive's rule
+   * before the tier was shared.
    */
-  factor(epoch: number, target: number): number {
+  factor(epoch: number, target: number, memory = 1, prior = 1): number {
     if (target <= 0) return 1;
-    const { sweeps, hits } = this.totals(epoch - 1);
-    const late = this.totals(epoch).hits - hits;
-    return Math.min(1, (hits + late + target) / (sweeps + 1) / target);
+    const w0 = memory === 1 ? 1 : Math.pow(memory, Math.max(0, epoch - 1));
+    let sweeps = w0;
+    let hits = w0 * target * prior;
+    for (const [e, [s, h]] of this.counts) {
+      // Sweeps are booked to their epoch, hits to the epoch of the result (the sweep's + 1).
+      if (e < epoch - 1) sweeps += memory === 1 ? s : Math.pow(memory, epoch - 2 - e) * s;
+      if (e < epoch) hits += memory === 1 ? h : Math.pow(memory, epoch - 1 - e) * h;
+    }
+    return Math.min(1, hits / sweeps / target);
   }
 
   toJSON(): SweepYieldState {
