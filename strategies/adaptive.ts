@@ -1,7 +1,7 @@
 import { PortbanditError } from '../src/core/errors.js';
 import { PortRanges } from '../src/core/ports.js';
 import type { Rng } from '../src/core/rng.js';
-import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emptyCooccurrenceState, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
+import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import { type SweepOdds, type SweepPlannerState, type SweepYieldState, SweepPlanner, SweepYield, mergeSweepPlanners, mergeSweepYields, validateSweepPlanner, validateSweepYield } from './cooccurrence/sweep-planner.js';
 import { PrefixUnderTag, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
@@ -299,11 +299,6 @@ export function mergeAdaptiveStates(a: AdaptiveState, b: AdaptiveState): Adaptiv
     sweeps: mergeSweepPlanners(a.sweeps, b.sweeps),
     sweepYield: mergeSweepYields(a.sweepYield, b.sweepYield),
   };
-}
-
-/** The empty adaptive state. */
-export function emptyAdaptiveState(discount: number): AdaptiveState {
-  return { ...emptyCooccurrenceState(discount), prefixes: null, hosts: 0, eligible: 0, reverified: 0, sweeps: { hosts: [], prefixes: [] }, sweepYield: { counts: [], watch: [] } };
 }
 
 /** `adaptive`: must-have + history + contextual learned ports + co-occurrence + exploration + seed sweeps. */
