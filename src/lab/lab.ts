@@ -248,8 +248,10 @@ async function startDaemon(host: { ns: string; services: readonly LabService[] }
       reject(new PortbanditError('PB_ERR_LAB', `services in ${host.ns} did not start within 15 s: ${stderr}`));
     }, 15_000);
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    let stdout = '';
     child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) {
+      stdout += d.toString();
+      if (stdout.includes('ready')) {
         clearTimeout(timer);
         child.stdout!.destroy();
         child.stderr!.destroy();
