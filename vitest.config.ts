@@ -10,17 +10,15 @@ export default defineConfig({
   test: {
     // As root: 198.18.0.0/15 is blackholed for the whole run (see the file).
     globalSetup: ['test/helpers/lab-guard.ts'],
+    // Two files at a time on the 2-core machine.
+    maxWorkers: 2,
     projects: [
-      {
-        // Everything but the lab, two files at a time on the 2-core machine (`npm run test:fast` runs only this).
-        test: { ...shared, name: 'unit', include: ['test/**/*.test.ts'], exclude: LAB_FILES, maxWorkers: 2 },
-      },
-      {
-        // The lab is one per machine: its files take turns in one worker of their own, which mostly
-        // waits on the network, beside the unit files (before, a lab file waiting for the lab's
-        // lock held one of the two workers).
-        test: { ...shared, name: 'lab', include: LAB_FILES, fileParallelism: false },
-      },
+      // Everything but the lab (`npm run test:fast` runs only this).
+      { test: { ...shared, name: 'unit', include: ['test/**/*.test.ts'], exclude: LAB_FILES } },
+      // The lab is one per machine: its files take turns in one worker. vitest runs such a
+      // project after the parallel files, so `npm test` (scripts/test.mjs) starts it as a vitest
+      // process of its own beside the unit run; a plain `npx vitest run` runs it last.
+      { test: { ...shared, name: 'lab', include: LAB_FILES, fileParallelism: false } },
     ],
   },
 });

@@ -4,10 +4,12 @@
 //
 // 1. Emit dist/ without type-checking (`tsc --noCheck`, a few seconds): the CLI tests run dist/.
 // 2. Then at once: ESLint, the full type-check (`tsc --noEmit`, which checks every file the build
-//    emits, and the tests) and vitest. The lab's files mostly wait on the network, so the CPU-bound
-//    checks run beside them instead of before them.
+//    emits, and the tests), vitest's unit project and (not with --fast) its lab project, as two
+//    vitest processes: vitest runs a project whose files go one at a time (the lab: one per
+//    machine) only after the parallel ones, whereas the lab's files mostly wait on the network and
+//    can run beside the CPU-bound rest.
 //
-// vitest's output streams; ESLint's and tsc's are printed when each finishes. The exit code is
+// The unit run's output streams; the others' is printed when each finishes. The exit code is
 // non-zero when any step failed, and a summary names each step with its time.
 /* global process, URL */
 import { spawn } from 'node:child_process';
@@ -49,7 +51,8 @@ if (results[0].ok) {
     ...(await Promise.all([
       step('lint', bin('eslint'), ['.']),
       step('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']),
-      step(fast ? 'vitest (without the lab)' : 'vitest', bin('vitest'), ['run', ...(fast ? ['--project', 'unit'] : []), ...vitestArgs], { stream: true }),
+      step(fast ? 'vitest (without the lab)' : 'vitest unit', bin('vitest'), ['run', '--project', 'unit', '--passWithNoTests', ...vitestArgs], { stream: true }),
+      ...(fast ? [] : [step('vitest lab', bin('vitest'), ['run', '--project', 'lab', '--passWithNoTests', ...vitestArgs])]),
     ])),
   );
 }

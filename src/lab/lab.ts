@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,12 +107,43 @@ export function labGuardPath(): string {
   return join(dirname(labStatePath()), 'guard');
 }
 
-/** Put up the standing blackhole guard for 198.18.0.0/15 (root only); returns a function that takes it down. */
+/** Holders of the guard still running: the pids in the guard file whose process is alive. */
+function guardHolders(): number[] {
+  let text = '';
+  try {
+    text = readFileSync(labGuardPath(), 'utf8');
+  } catch {
+    return [];
+  }
+  return [...new Set(text.split(/\s+/).filter(Boolean).map(Number))].filter((pid) => Number.isInteger(pid) && pid > 0 && isAlive(pid));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Put up the standing blackhole guard for 198.18.0.0/15 (root only); returns a function that
+ * takes it down. Several processes may hold it at once (`npm test` runs the unit and the lab
+ * files as two vitest processes): the guard file lists their pids, and the guard goes when the
+ * last living holder lets go.
+ */
 export async function raiseLabGuard(): Promise<() => Promise<void>> {
   mkdirSync(dirname(labGuardPath()), { recursive: true });
-  writeFileSync(labGuardPath(), String(process.pid));
+  // An append (atomic for a line) so that two runs starting together both stay listed.
+  appendFileSync(labGuardPath(), `${process.pid}\n`);
   await ip(['route', 'replace', 'blackhole', LAB.safetyNetwork]);
   return async () => {
+    const others = guardHolders().filter((pid) => pid !== process.pid);
+    if (others.length > 0) {
+      writeFileSync(labGuardPath(), others.join('\n'));
+      return;
+    }
     rmSync(labGuardPath(), { force: true });
     if (!existsSync(labStatePath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
   };
