@@ -1,13 +1,24 @@
 import { defineConfig } from 'vitest/config';
 
+/** Test files that build the network-namespace lab (root, one lab per machine). */
+const LAB_FILES = ['test/lab/lab.test.ts', 'test/lab/closed-drop.test.ts', 'test/e2e/**/*.test.ts'];
+
+/** What both projects share (not `extends: true`: the lab guard below is set up once per run, not per project). */
+const shared = { testTimeout: 30_000, hookTimeout: 60_000, pool: 'forks' } as const;
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    // As root: 198.18.0.0/15 is blackholed for the whole run (see the file).
     globalSetup: ['test/helpers/lab-guard.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    // Lab tests create network namespaces; keep files isolated but bounded to the 2-core machine.
-    pool: 'forks',
+    // Two files at a time on the 2-core machine.
     maxWorkers: 2,
+    projects: [
+      // Everything but the lab (`npm run test:fast` runs only this).
+      { test: { ...shared, name: 'unit', include: ['test/**/*.test.ts'], exclude: LAB_FILES } },
+      // The lab is one per machine: its files take turns in one worker. vitest runs such a
+      // project after the parallel files, so `npm test` (scripts/test.mjs) starts it as a vitest
+      // process of its own beside the unit run; a plain `npx vitest run` runs it last.
+      { test: { ...shared, name: 'lab', include: LAB_FILES, fileParallelism: false } },
+    ],
   },
 });

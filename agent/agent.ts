@@ -1,9 +1,27 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_WORK_BATCH, type ResultSubmission, type WorkItem } from '../src/coordinator/protocol.js';
 import { CoordinatorClient, RejectedError } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
 import { ResultBatcher } from './result-batcher.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline } from './scan-batch.js';
+
+/**
+ * Wait `ms`, or until `signal` aborts (then reject). The global `setTimeout`, not
+ * `node:timers/promises`, so that tests can drive the agent's back-off with fake timers.
+ */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 /** After a slot frees, how long the agent waits for others before asking for work. */
 const LEASE_GATHER_MS = 200;
@@ -85,7 +103,7 @@ export class Agent {
   private async pause(ms: number, orSlot = false): Promise<void> {
     const freed = orSlot ? new Promise<void>((resolve) => (this.slotFreed = resolve)) : new Promise<void>(() => {});
     try {
-      await Promise.race([sleep(ms, undefined, { signal: this.wake.signal }), freed]);
+      await Promise.race([sleep(ms, this.wake.signal), freed]);
     } catch {
       // woken by stop()
     } finally {

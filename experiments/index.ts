@@ -1,6 +1,6 @@
 export type * from './types.js';
 export { parseExperimentSpec, loadExperimentSpec, expandCells, cellKey, canonicalJson, formatExperimentSpec, specDefaults } from './spec.js';
-export { type Estimate, bootstrapMean, bootstrapEstimate, bootstrapOverSeeds, drawHierarchicalWeights, percentileInterval, pooledRatio, probesToReach, weightedSum } from './stats.js';
+export { type Estimate, bootstrapMean, bootstrapEstimate, drawHierarchicalWeights, percentileInterval, pooledRatio, probesToReach, weightedSum } from './stats.js';
 export {
   ALL_TAGS,
   COVERAGE_TARGET,

@@ -101,24 +101,6 @@ export function bootstrapMean(sample: readonly number[], options: { replicates: 
 }
 
 /**
- * Bootstrap interval of a statistic of per-seed values (seeds are the resampled units), e.g.
- * epochs-to-detect means that the simulator reports per run, not per host.
- */
-export function bootstrapOverSeeds(values: readonly number[], options: { replicates: number; confidence: number; rng: Rng }): Estimate {
-  const finite = values.filter((v) => Number.isFinite(v));
-  if (finite.length === 0) return { value: null, low: null, high: null };
-  const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const reps: number[] = [];
-  for (let r = 0; r < options.replicates; r++) {
-    const draw: number[] = [];
-    for (let k = 0; k < finite.length; k++) draw.push(finite[options.rng.int(finite.length)]!);
-    reps.push(mean(draw));
-  }
-  const interval = percentileInterval(reps, options.confidence);
-  return { value: mean(finite), low: interval?.low ?? null, high: interval?.high ?? null };
-}
-
-/**
  * Probes per host at which coverage first reaches `target`, linearly interpolated between the
  * measured budgets (points sorted by probes). NaN when no point reaches it.
  */

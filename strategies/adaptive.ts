@@ -1,7 +1,7 @@
 import { PortbanditError } from '../src/core/errors.js';
 import { PortRanges } from '../src/core/ports.js';
 import type { Rng } from '../src/core/rng.js';
-import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, emptyCooccurrenceState, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
+import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import type { SweepOdds, SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
 import { PrefixUnderTag, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
@@ -272,11 +272,6 @@ function withSharedSweeps(s: AdaptiveState): AdaptiveState {
   const { sweeps, sweepYield, ...rest } = s;
   const d: DiscoveryState = s.discovery ?? emptyDiscoveryState();
   return { ...rest, discovery: { ...d, sweeps: d.sweeps ?? sweeps, sweepYield: d.sweepYield ?? sweepYield } };
-}
-
-/** The empty adaptive state. */
-export function emptyAdaptiveState(discount: number): AdaptiveState {
-  return { ...emptyCooccurrenceState(discount), prefixes: null, hosts: 0, eligible: 0, reverified: 0 };
 }
 
 /** `adaptive`: must-have + history + contextual learned ports + co-occurrence + exploration + seed sweeps. */

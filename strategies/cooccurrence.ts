@@ -1,6 +1,6 @@
 import { PortbanditError } from '../src/core/errors.js';
 import type { Rng } from '../src/core/rng.js';
-import { type PairCountsState, PairCounts, emptyPairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
+import { type PairCountsState, PairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
 import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
 import { Discovery, discoveryRoom, type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams, sweepDecision } from './discovery/discovery.js';
 import type { SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
@@ -8,7 +8,7 @@ import { BANDIT_DISCOVERY } from './bandit-base.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
-import { type PortStatsParams, type PortStatsState, PortStats, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
+import { type PortStatsParams, type PortStatsState, PortStats, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
 import type { BatchVerdict, CommonOptions, Decision, Explanation, HostContext, ParameterSpec, RoundContext, Strategy, StrategyDefinition, StrategyEnv } from './types.js';
 
 /**
@@ -209,11 +209,6 @@ export type CooccurrenceModelParams = PortStatsParams & GuardParams & DiscoveryP
 /** Merge two co-occurrence states learned on disjoint results (order-independent). */
 export function mergeCooccurrenceStates(a: CooccurrenceState, b: CooccurrenceState): CooccurrenceState {
   return { stats: mergePortStatsStates(a.stats, b.stats), pairs: mergePairCounts(a.pairs, b.pairs), discovery: mergeDiscoveryStates(a.discovery, b.discovery) };
-}
-
-/** The empty state (nothing learned). */
-export function emptyCooccurrenceState(discount: number): CooccurrenceState {
-  return { stats: emptyPortStatsState(discount), pairs: emptyPairCounts(discount) };
 }
 
 function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, env: StrategyEnv, state?: CooccurrenceState): Strategy<CooccurrenceState> {

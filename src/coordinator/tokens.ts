@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /** Token kinds; the prefix makes a leaked token recognisable (and greppable in secret scanners). */
 export type TokenKind = 'agent' | 'admin';
@@ -16,13 +16,6 @@ export function generateToken(kind: TokenKind): string {
  */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
-/** Constant-time comparison of two hex hashes. */
-export function sameHash(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** The kind a token claims by its prefix, or undefined for a malformed token. */

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import pMap from 'p-map';
 import { PortbanditError } from '../core/errors.js';
 import { generateObservations } from '../../simulator/synthetic/index.js';
 import { LAB, assertLabSafeAddress, labHostAddress, labHostNs, labMasscanRoute } from './topology.js';
@@ -106,12 +107,43 @@ export function labGuardPath(): string {
   return join(dirname(labStatePath()), 'guard');
 }
 
-/** Put up the standing blackhole guard for 198.18.0.0/15 (root only); returns a function that takes it down. */
+/** Holders of the guard still running: the pids in the guard file whose process is alive. */
+function guardHolders(): number[] {
+  let text = '';
+  try {
+    text = readFileSync(labGuardPath(), 'utf8');
+  } catch {
+    return [];
+  }
+  return [...new Set(text.split(/\s+/).filter(Boolean).map(Number))].filter((pid) => Number.isInteger(pid) && pid > 0 && isAlive(pid));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Put up the standing blackhole guard for 198.18.0.0/15 (root only); returns a function that
+ * takes it down. Several processes may hold it at once (`npm test` runs the unit and the lab
+ * files as two vitest processes): the guard file lists their pids, and the guard goes when the
+ * last living holder lets go.
+ */
 export async function raiseLabGuard(): Promise<() => Promise<void>> {
   mkdirSync(dirname(labGuardPath()), { recursive: true });
-  writeFileSync(labGuardPath(), String(process.pid));
+  // An append (atomic for a line) so that two runs starting together both stay listed.
+  appendFileSync(labGuardPath(), `${process.pid}\n`);
   await ip(['route', 'replace', 'blackhole', LAB.safetyNetwork]);
   return async () => {
+    const others = guardHolders().filter((pid) => pid !== process.pid);
+    if (others.length > 0) {
+      writeFileSync(labGuardPath(), others.join('\n'));
+      return;
+    }
     rmSync(labGuardPath(), { force: true });
     if (!existsSync(labStatePath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
   };
@@ -224,6 +256,9 @@ function planServices(options: Required<Omit<LabUpOptions, 'log' | 'waitMs' | 'c
   return plan;
 }
 
+/** Hosts set up (or restarted, or removed) at once. */
+const SETUP_CONCURRENCY = 8;
+
 function daemonCommand(): { script: string; execArgv: string[] } {
   const here = fileURLToPath(import.meta.url);
   const ts = here.endsWith('.ts');
@@ -244,8 +279,10 @@ async function startDaemon(host: { ns: string; services: readonly LabService[] }
       reject(new PortbanditError('PB_ERR_LAB', `services in ${host.ns} did not start within 15 s: ${stderr}`));
     }, 15_000);
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    let stdout = '';
     child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) {
+      stdout += d.toString();
+      if (stdout.includes('ready')) {
         clearTimeout(timer);
         child.stdout!.destroy();
         child.stderr!.destroy();
@@ -309,26 +346,33 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
     await ip(['route', 'replace', 'blackhole', LAB.safetyNetwork]);
     await ip(['route', 'replace', LAB.hostNetwork, 'via', LAB.gatewayAddress, 'dev', LAB.rootLink]);
 
-    const hosts: LabHost[] = [];
-    for (let i = 0; i < resolved.hosts; i++) {
-      const ns = labHostNs(i);
-      const addr = labHostAddress(i);
-      await ip(['netns', 'add', ns]);
-      await ip(['link', 'add', `pbp${i}`, 'type', 'veth', 'peer', 'name', `pbh${i}`]);
-      await ip(['link', 'set', `pbp${i}`, 'netns', LAB.gatewayNs]);
-      await ip([...gw, 'link', 'set', `pbp${i}`, 'master', LAB.bridge, 'up']);
-      await ip(['link', 'set', `pbh${i}`, 'netns', ns]);
-      await ip(['-n', ns, 'link', 'set', `pbh${i}`, 'name', 'eth0']);
-      await ip(['-n', ns, 'addr', 'add', `${addr}/${LAB.hostPrefixLength}`, 'dev', 'eth0']);
-      await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-      await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-      await ip(['-n', ns, 'route', 'add', 'default', 'via', LAB.bridgeAddress]);
-      const planned = plan[0]?.[i] ?? { tags: [], services: [] };
-      await applyClosedPolicy(ns, closed, planned.services);
-      const pid = await startDaemon({ ns, services: planned.services });
-      hosts.push({ index: i, ns, ip: addr, tags: planned.tags, services: planned.services, pid });
-      if ((i + 1) % 8 === 0 || i + 1 === resolved.hosts) log(`lab: ${i + 1}/${resolved.hosts} hosts up`);
-    }
+    // Hosts are independent (their own namespace, veth pair and daemon): set them up a few at a
+    // time, so the process starts (ip, nft, the services daemon) overlap instead of queueing.
+    let up = 0;
+    const hosts: LabHost[] = await pMap(
+      Array.from({ length: resolved.hosts }, (_, i) => i),
+      async (i): Promise<LabHost> => {
+        const ns = labHostNs(i);
+        const addr = labHostAddress(i);
+        await ip(['netns', 'add', ns]);
+        await ip(['link', 'add', `pbp${i}`, 'type', 'veth', 'peer', 'name', `pbh${i}`]);
+        await ip(['link', 'set', `pbp${i}`, 'netns', LAB.gatewayNs]);
+        await ip([...gw, 'link', 'set', `pbp${i}`, 'master', LAB.bridge, 'up']);
+        await ip(['link', 'set', `pbh${i}`, 'netns', ns]);
+        await ip(['-n', ns, 'link', 'set', `pbh${i}`, 'name', 'eth0']);
+        await ip(['-n', ns, 'addr', 'add', `${addr}/${LAB.hostPrefixLength}`, 'dev', 'eth0']);
+        await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+        await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+        await ip(['-n', ns, 'route', 'add', 'default', 'via', LAB.bridgeAddress]);
+        const planned = plan[0]?.[i] ?? { tags: [], services: [] };
+        await applyClosedPolicy(ns, closed, planned.services);
+        const pid = await startDaemon({ ns, services: planned.services });
+        up++;
+        if (up % 8 === 0 || up === resolved.hosts) log(`lab: ${up}/${resolved.hosts} hosts up`);
+        return { index: i, ns, ip: addr, tags: planned.tags, services: planned.services, pid };
+      },
+      { concurrency: SETUP_CONCURRENCY },
+    );
     const state: LabState = { version: 1, ...resolved, closed, epoch: 0, hosts, masscan: labMasscanRoute() };
     writeState(state);
     return state;
@@ -346,22 +390,21 @@ export async function labEpoch(options: { log?: (line: string) => void } = {}): 
   const next = state.epoch + 1;
   if (next >= state.epochs) throw new PortbanditError('PB_ERR_LAB', `the lab was built for ${state.epochs} epochs; it is at the last one`);
   const plan = planServices({ hosts: state.hosts.length, profile: state.profile, seed: state.seed, epochs: state.epochs, maxPortsPerHost: state.maxPortsPerHost });
-  const hosts: LabHost[] = [];
   let changed = 0;
-  for (const host of state.hosts) {
-    const planned = plan[next]?.[host.index] ?? { tags: [...host.tags], services: [] };
-    const same = JSON.stringify(planned.services) === JSON.stringify(host.services);
-    if (same) {
-      hosts.push(host);
-      continue;
-    }
-    changed++;
-    await applyClosedPolicy(host.ns, state.closed ?? 'reject', planned.services);
-    stopPid(host.pid);
-    await waitForNoPids(host.ns);
-    const pid = await startDaemon({ ns: host.ns, services: planned.services });
-    hosts.push({ ...host, tags: planned.tags, services: planned.services, pid });
-  }
+  const hosts: LabHost[] = await pMap(
+    state.hosts,
+    async (host): Promise<LabHost> => {
+      const planned = plan[next]?.[host.index] ?? { tags: [...host.tags], services: [] };
+      if (JSON.stringify(planned.services) === JSON.stringify(host.services)) return host;
+      changed++;
+      await applyClosedPolicy(host.ns, state.closed ?? 'reject', planned.services);
+      stopPid(host.pid);
+      await waitForNoPids(host.ns);
+      const pid = await startDaemon({ ns: host.ns, services: planned.services });
+      return { ...host, tags: planned.tags, services: planned.services, pid };
+    },
+    { concurrency: SETUP_CONCURRENCY },
+  );
   const updated: LabState = { ...state, epoch: next, hosts };
   writeState(updated);
   options.log?.(`lab: epoch ${next}, ${changed} hosts changed`);
@@ -412,10 +455,14 @@ async function teardown(log: (line: string) => void): Promise<{ namespaces: numb
     .split('\n')
     .map((l) => l.split(' ')[0]!)
     .filter((n) => n.startsWith(LAB.hostNsPrefix));
-  for (const ns of namespaces) {
-    await waitForNoPids(ns);
-    await ipQuiet(['netns', 'del', ns]);
-  }
+  await pMap(
+    namespaces,
+    async (ns) => {
+      await waitForNoPids(ns);
+      await ipQuiet(['netns', 'del', ns]);
+    },
+    { concurrency: SETUP_CONCURRENCY },
+  );
   await ipQuiet(['route', 'del', LAB.hostNetwork]);
   // A standing guard (see labGuardPath) keeps the blackhole between labs; otherwise it goes with the lab.
   if (!existsSync(labGuardPath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);

@@ -63,6 +63,11 @@ for (const service of spec) {
     if (++listening === spec.length) process.stdout.write('ready\n');
   });
 }
-if (spec.length === 0) process.stdout.write('ready\n');
+if (spec.length === 0) {
+  // A host that serves nothing still has its daemon until the lab is taken down (an empty event
+  // loop would exit at once, racing the parent's read of "ready").
+  setInterval(() => {}, 1 << 30);
+  process.stdout.write('ready\n');
+}
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

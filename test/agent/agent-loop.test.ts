@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { Agent, AllowList, detectScannerTools, type ScanConfig } from '../../agent/index.js';
 import { addScope, bearer, openApp, tempDataDir, tokens } from '../coordinator/helpers.js';
 
@@ -91,23 +91,36 @@ describe('the agent against a real coordinator over HTTP on loopback', () => {
   }, 120_000);
 
   test('backs off while the coordinator is unreachable and stops cleanly', async () => {
-    const logs: string[] = [];
-    const agent = new Agent({
-      server: 'http://127.0.0.1:9', // discard port: nothing listens there
-      token: agentToken,
-      concurrency: 1,
-      once: false,
-      scan: { ...scanConfig(['127.0.0.1/32']), log: (l) => logs.push(l) },
-      backoff: { initialMs: 50, maxMs: 400 },
-    });
-    const running = agent.run();
-    await new Promise((resolve) => setTimeout(resolve, 1200));
-    agent.stop();
-    const stats = await running;
-    const delays = logs.map((l) => /retrying in (\d+) ms/.exec(l)?.[1]).filter(Boolean).map(Number);
-    expect(delays.slice(0, 4)).toEqual([50, 100, 200, 400]);
-    expect(Math.max(...delays)).toBe(400);
-    expect(stats.errors).toBe(delays.length);
-    expect(logs.at(-1)).toMatch(/stopped/);
+    // Fake timers: the agent's back-off sleeps (node:timers/promises) advance only when the test
+    // says so, so the sequence is exact however slow the machine (the leases themselves are real
+    // HTTP attempts against a closed port).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const logs: string[] = [];
+      const agent = new Agent({
+        server: 'http://127.0.0.1:9', // discard port: nothing listens there
+        token: agentToken,
+        concurrency: 1,
+        once: false,
+        scan: { ...scanConfig(['127.0.0.1/32']), log: (l) => logs.push(l) },
+        backoff: { initialMs: 50, maxMs: 400 },
+      });
+      const retries = () => logs.map((l) => /retrying in (\d+) ms/.exec(l)?.[1]).filter(Boolean).map(Number);
+      const running = agent.run();
+      for (let n = 1; n <= 6; n++) {
+        // Wait (real I/O, no timer) for the n-th refused lease, then let exactly its back-off pass.
+        while (retries().length < n) await new Promise((resolve) => setImmediate(resolve));
+        expect(retries()).toHaveLength(n);
+        await vi.advanceTimersByTimeAsync(retries()[n - 1]!);
+      }
+      agent.stop();
+      const stats = await running;
+      const delays = retries();
+      expect(delays.slice(0, 6)).toEqual([50, 100, 200, 400, 400, 400]);
+      expect(stats.errors).toBe(delays.length);
+      expect(logs.at(-1)).toMatch(/stopped/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -13,9 +13,14 @@ import { freePort } from '../helpers/net.js';
 
 /**
  * The live loop as an operator runs it: a real `portbandit serve` process, a real `portbandit
- * agent` process (masscan preflight, nmap -sV), the lab's whole /24 in scope with closed ports
- * silently dropped (most addresses dead), the default policy as installed, one lab epoch change
- * between the two cycles.
+ * agent` process (masscan preflight, nmap -sV), a /26 around the lab's hosts in scope with closed
+ * ports silently dropped (three addresses in four dead), the default policy as installed but for a
+ * shorter -sV time-out, one lab epoch change between the two cycles.
+ *
+ * Time: a cycle is preflight rounds plus, per round that finds a silent service, the whole -sV
+ * time-out (nmap never gets an answer there). With the default policy's 30 s and the whole /24
+ * (256 addresses) a cycle took 61-94 s; 10 s and a /26 keep every behaviour this test checks
+ * (silent services cut off, dead addresses, follow-up rounds) at a fraction of that.
  */
 const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';
@@ -33,10 +38,15 @@ if (reason) process.stderr.write(`live-loop e2e skipped: ${reason}\n`);
 
 const SEED = 'live-loop-7';
 const HOSTS = 16;
+/** The scope: the lab's 16 hosts are 198.18.1.10-25; the other 48 addresses of the /26 are dead. */
+const SCOPE = '198.18.1.0/26';
+const ADDRESSES = 64;
+/** nmap --host-timeout for this test (the default policy's is 30 s): the time a silent service costs per round. */
+const HOST_TIMEOUT_SECONDS = 10;
 const log = (line: string) => process.stderr.write(`[live] ${line}\n`);
 const run = promisify(execFile);
 
-describe.skipIf(reason !== null)('live loop: serve + agent processes against the lab /24 (closed ports dropped)', () => {
+describe.skipIf(reason !== null)('live loop: serve + agent processes against a /26 of the lab (closed ports dropped)', () => {
   const data = tempDataDir();
   let lab: LabState;
   let server: ChildProcess | undefined;
@@ -89,7 +99,18 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     }
     admin = /pbk_[A-Za-z0-9_-]+/.exec(serverErr)![0];
     // The README flow: scope, an agent token in a file, the agent with --token-file.
-    await cli('scope', 'add', '198.18.1.0/24', '--tag', 'lab');
+    await cli('scope', 'add', SCOPE, '--tag', 'lab');
+    // The default policy as installed, but for its -sV time-out (what else it holds is unchanged).
+    const installed = await api<{ strategy: string; scan: { hostTimeoutSeconds: number } }>('/api/v1/admin/policies/_default');
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/admin/policies/_default`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ strategy: installed.strategy, scan: { hostTimeoutSeconds: HOST_TIMEOUT_SECONDS } }),
+    });
+    if (!res.ok) throw new Error(`policy: ${res.status} ${await res.text()}`);
+    const shortened = await api<typeof installed>('/api/v1/admin/policies/_default');
+    expect({ ...shortened, scan: { ...shortened.scan, hostTimeoutSeconds: installed.scan.hostTimeoutSeconds } }).toEqual(installed);
+    expect(shortened.scan.hostTimeoutSeconds).toBe(HOST_TIMEOUT_SECONDS);
     const { stdout } = await cli('token', 'create', '--agent', 'lab-agent');
     const tokenFile = join(data.dir, 'agent.token');
     writeFileSync(tokenFile, stdout, { mode: 0o600 });
@@ -102,10 +123,15 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
   }, 900_000); // labUp waits while another test file owns the lab
 
   afterAll(async () => {
+    // The agent first, cancelling its scanners and closing Chromium (two SIGTERMs), so that no
+    // nmap, masscan or browser outlives the test, also when it failed midway; SIGKILL after 10 s.
     for (const child of [agent, server]) {
-      if (child && child.exitCode === null) {
-        child.kill('SIGKILL');
-        await new Promise((resolve) => child.once('exit', resolve));
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        const timers = [setTimeout(() => child.kill('SIGTERM'), 500), setTimeout(() => child.kill('SIGKILL'), 10_000)];
+        await exited;
+        timers.forEach(clearTimeout);
       }
     }
     await labDown({ log });
@@ -115,7 +141,8 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
   test('two cycles find the served services, an epoch change shows as events within one cycle, and a time-out never reads as closed', async () => {
     const top1000 = new Set(loadNmapServices().top(1000));
     const served = () => lab.hosts.flatMap((h) => h.services.map((s) => ({ ip: h.ip, port: s.port, kind: s.kind })));
-    // The scope this test is about: silent services and a custom port no nmap list has.
+    // The scope this test is about: silent services and a custom port no nmap list has, every host in the scope.
+    expect(lab.hosts.every((h) => Number(h.ip.split('.')[3]) < ADDRESSES && h.ip.startsWith('198.18.1.'))).toBe(true);
     expect(served().some((s) => s.kind === 'silent')).toBe(true);
     expect(served().some((s) => !top1000.has(s.port))).toBe(true);
 
@@ -166,7 +193,7 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     expect(partial.length).toBeGreaterThan(0);
     // Each visit is one scan: every address has exactly one scan per cycle.
     const history = await api<{ items: ScanDocument[]; total: number }>('/api/v1/search?view=history&limit=1000');
-    expect(history.total).toBe(2 * 256);
+    expect(history.total).toBe(2 * ADDRESSES);
     const perHostCycle = new Map<string, number>();
     for (const s of history.items) perHostCycle.set(`${s.ip}/${s.cycle}`, (perHostCycle.get(`${s.ip}/${s.cycle}`) ?? 0) + 1);
     expect(Math.max(...perHostCycle.values())).toBe(1);
