@@ -48,7 +48,8 @@ import { createRng } from '../src/core/rng.js';
  * half the batched closed loop's), PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
  * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
- * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_PACED_PAIRS offered
+ * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_LOG (the coordinators' log
+ * level, default silent; `error` shows what an error answer was), PB_BENCH_COORD_PACED_PAIRS offered
  * in the paced phase (default half the closed loop's pair rate), PB_BENCH_COORD_FLEET_PAIRS
  * offered at the fleet pace (200).
  */
@@ -82,6 +83,8 @@ type WorkerKind =
       postgres?: { url: string; schema: string };
       /** Another coordinator on the same PostgreSQL has set it up (scope, policy, agents): these are its agents' tokens. */
       joinWith?: readonly string[];
+      /** The coordinator's log level (PB_BENCH_COORD_LOG; silent by default): `error` shows what a 500 was. */
+      logLevel?: string;
     }
   | { kind: 'pb-bench-empty' };
 type WorkerCommand = 'close' | 'stats-reset' | 'stats';
@@ -140,7 +143,7 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
   }
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
   const pgFlags = data.postgres ? { postgresUrl: data.postgres.url, postgresSchema: data.postgres.schema } : {};
-  const config = resolveConfig({ flags: { dataDir: data.dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags }, env: {} });
+  const config = resolveConfig({ flags: { dataDir: data.dataDir, logLevel: data.logLevel ?? 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags }, env: {} });
   const app = await buildApp({ config });
   if (data.joinWith) {
     // A second coordinator on the same PostgreSQL: the first one's scope, policy and agents.
@@ -366,7 +369,7 @@ interface PhaseContext {
 async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir, env, e, emptyErrors, emptyServer, load }: PhaseContext): Promise<void> {
   // 2. The coordinator: every agent loops getwork -> submit.
   const coordAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
-  const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
+  const coord = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir, strategy });
 
   type Item = { leaseId: string; ip: string; ports: number[] };
   /** One timed getwork of agent `i` into `tally`: its item (null: no work), or undefined on an error status. */
@@ -672,9 +675,14 @@ interface Deployment {
 
 const BATCHED_SCOPE = '198.18.0.0/15';
 
+/** PB_BENCH_COORD_LOG: the coordinators' log level (their log goes to stdout; default silent). */
+function logLevelOf(env: NodeJS.ProcessEnv): { logLevel?: string } {
+  return env.PB_BENCH_COORD_LOG ? { logLevel: env.PB_BENCH_COORD_LOG } : {};
+}
+
 /** One coordinator on a fresh SQLite store, for the duration of `run`. */
 async function withSqliteCoordinator({ agents, strategy, dataDir }: PhaseContext, run: (d: Deployment) => Promise<void>): Promise<void> {
-  const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir: join(dataDir, 'batched'), strategy, scope: BATCHED_SCOPE, unpaced: true });
+  const coord = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, 'batched'), strategy, scope: BATCHED_SCOPE, unpaced: true });
   try {
     await run({ key: 'sqlite', label: 'one coordinator on SQLite', scope: BATCHED_SCOPE, coords: [coord] });
   } finally {
@@ -775,10 +783,10 @@ async function withPostgresCoordinators({ agents, strategy, dataDir }: PhaseCont
   const coords: ServerWorker[] = [];
   try {
     // The first sets the store up (scope, policy, agents); the others join it.
-    const first = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir: join(dataDir, `pg${count}-1`), strategy, scope: BATCHED_SCOPE, unpaced: true, postgres: db });
+    const first = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, `pg${count}-1`), strategy, scope: BATCHED_SCOPE, unpaced: true, postgres: db });
     coords.push(first);
     for (let k = 2; k <= count; k++) {
-      coords.push(await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir: join(dataDir, `pg${count}-${k}`), strategy, postgres: db, joinWith: first.ready.tokens }));
+      coords.push(await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, `pg${count}-${k}`), strategy, postgres: db, joinWith: first.ready.tokens }));
     }
     const dataDirOfDb = postgres.dataDir;
     await run({
