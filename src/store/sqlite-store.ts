@@ -423,8 +423,9 @@ class SqliteStore implements Store {
   }
 
   private insertQueued(item: QueuedWorkInput): QueuedWork {
-    const info = this.stmt.queueInsert.run(JSON.stringify(item));
-    return { ...parse<QueuedWorkInput>(JSON.stringify(item)), id: String(info.lastInsertRowid) };
+    const json = JSON.stringify(item);
+    const info = this.stmt.queueInsert.run(json);
+    return { ...parse<QueuedWorkInput>(json), id: String(info.lastInsertRowid) };
   }
 
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
