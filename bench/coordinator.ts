@@ -209,7 +209,22 @@ interface Response {
   readonly body: string;
 }
 
-function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
+/**
+ * One request. A kept-alive socket the server closed while idle (Node's keepAliveTimeout, 5 s,
+ * shorter than a paced agent's pause) can be reset just as it is reused: that request is sent
+ * again once on a new socket, as Node's documentation advises (the agent routes are idempotent:
+ * a result sent twice is answered as a duplicate).
+ */
+async function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
+  try {
+    return await sendOnce(agent, port, method, path, token, body);
+  } catch (error) {
+    if ((error as { reusedSocket?: boolean; code?: string }).reusedSocket && (error as { code?: string }).code === 'ECONNRESET') return sendOnce(agent, port, method, path, token, body);
+    throw error;
+  }
+}
+
+function sendOnce(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
@@ -224,7 +239,7 @@ function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, 
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
     req.end(body);
   });
 }
