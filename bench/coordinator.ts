@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -34,16 +34,22 @@ import { createRng } from '../src/core/rng.js';
  * flight) to the empty route, to getwork+submit pairs, and to getwork alone.
  *
  * Then batched work (runBatchedPhases): leases of up to 64 hosts per request and results in
- * batches, on a fresh coordinator; host visits per second in a closed loop and the lease
- * request's latency at half that load.
+ * batches; host visits per second in a closed loop and the lease request's latency at half that
+ * load, in three deployments, each on a fresh store: one coordinator on SQLite (`batched`), one
+ * coordinator on PostgreSQL (`pg1`), and two coordinators on one PostgreSQL with the agents split
+ * between them (`pg2`). PostgreSQL is a throwaway local cluster (scripts/pg-throwaway.sh: fsync off,
+ * loopback, stopped and deleted after) unless PB_BENCH_POSTGRES_URL names a server (each phase then
+ * gets its own schema, dropped after); without PostgreSQL binaries the pg phases say so and are
+ * skipped. The CPU of PostgreSQL's own processes per visit is printed next to the process's.
  *
- * Env: PB_BENCH_COORD_PHASES (`single,batched`: which coordinator phases run; the empty route
- * always does), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
+ * Env: PB_BENCH_COORD_PHASES (`single,batched,pg1,pg2`: which coordinator phases run; the empty
+ * route always does), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
  * PB_BENCH_COORD_BATCH_PACED_VISITS (host visits/s offered in the batched paced phase; default
  * half the batched closed loop's), PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
  * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
- * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_PACED_PAIRS offered
+ * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_LOG (the coordinators' log
+ * level, default silent; `error` shows what an error answer was), PB_BENCH_COORD_PACED_PAIRS offered
  * in the paced phase (default half the closed loop's pair rate), PB_BENCH_COORD_FLEET_PAIRS
  * offered at the fleet pace (200).
  */
@@ -66,7 +72,20 @@ interface ServerStats {
 }
 
 type WorkerKind =
-  | { kind: 'pb-bench-coordinator'; agents: number; dataDir: string; strategy: string; scope?: string; unpaced?: boolean }
+  | {
+      kind: 'pb-bench-coordinator';
+      agents: number;
+      dataDir: string;
+      strategy: string;
+      scope?: string;
+      unpaced?: boolean;
+      /** A PostgreSQL store (`serve --postgres`): its URL and schema. */
+      postgres?: { url: string; schema: string };
+      /** Another coordinator on the same PostgreSQL has set it up (scope, policy, agents): these are its agents' tokens. */
+      joinWith?: readonly string[];
+      /** The coordinator's log level (PB_BENCH_COORD_LOG; silent by default): `error` shows what a 500 was. */
+      logLevel?: string;
+    }
   | { kind: 'pb-bench-empty' };
 type WorkerCommand = 'close' | 'stats-reset' | 'stats';
 
@@ -123,8 +142,16 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
     return;
   }
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
-  const config = resolveConfig({ flags: { dataDir: data.dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000 }, env: {} });
+  const pgFlags = data.postgres ? { postgresUrl: data.postgres.url, postgresSchema: data.postgres.schema } : {};
+  const config = resolveConfig({ flags: { dataDir: data.dataDir, logLevel: data.logLevel ?? 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags }, env: {} });
   const app = await buildApp({ config });
+  if (data.joinWith) {
+    // A second coordinator on the same PostgreSQL: the first one's scope, policy and agents.
+    serveCommands(app);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    parentPort!.postMessage({ port: (app.server.address() as { port: number }).port, tokens: [...data.joinWith] } satisfies ServerReady);
+    return;
+  }
   const c = app.coordinator;
   await c.createAdminToken('bench');
   await c.addScope('scope', [{ range: data.scope ?? '198.18.0.0/16', tags: ['bench'] }]);
@@ -182,7 +209,22 @@ interface Response {
   readonly body: string;
 }
 
-function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
+/**
+ * One request. A kept-alive socket the server closed while idle (Node's keepAliveTimeout, 5 s,
+ * shorter than a paced agent's pause) can be reset just as it is reused: that request is sent
+ * again once on a new socket, as Node's documentation advises (the agent routes are idempotent:
+ * a result sent twice is answered as a duplicate).
+ */
+async function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
+  try {
+    return await sendOnce(agent, port, method, path, token, body);
+  } catch (error) {
+    if ((error as { reusedSocket?: boolean; code?: string }).reusedSocket && (error as { code?: string }).code === 'ECONNRESET') return sendOnce(agent, port, method, path, token, body);
+    throw error;
+  }
+}
+
+function sendOnce(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
@@ -197,7 +239,7 @@ function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, 
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
     req.end(body);
   });
 }
@@ -210,6 +252,12 @@ function quantile(sorted: Float64Array, q: number): number {
 class Tally {
   private readonly samples: number[] = [];
   errors = 0;
+  /** The first error answer (status and start of the body), to say what the errors were. */
+  firstError: string | undefined;
+  fail(res: Response): void {
+    this.errors++;
+    this.firstError ??= `${res.status} ${res.body.slice(0, 200)}`;
+  }
   add(ms: number): void {
     this.samples.push(ms);
   }
@@ -336,7 +384,7 @@ interface PhaseContext {
 async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir, env, e, emptyErrors, emptyServer, load }: PhaseContext): Promise<void> {
   // 2. The coordinator: every agent loops getwork -> submit.
   const coordAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
-  const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir, strategy });
+  const coord = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir, strategy });
 
   type Item = { leaseId: string; ip: string; ports: number[] };
   /** One timed getwork of agent `i` into `tally`: its item (null: no work), or undefined on an error status. */
@@ -480,25 +528,27 @@ async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir
 /**
  * Batched work (docs/api.md): every agent leases up to PB_BENCH_COORD_BATCH (64) hosts per
  * request (`GET /api/v1/agent/work?max=`) and submits their results in one
- * `POST /api/v1/agent/results/batch` per 64. A fresh coordinator over 198.18.0.0/15 with its cycle
- * unpaced (a finished cycle starts the next at once: the run never runs out of hosts, and later
+ * `POST /api/v1/agent/results/batch` per 64, against `deployment`'s coordinators (agent i talks
+ * to coordinator i mod n). A fresh store over 198.18.0.0/15 with its cycle unpaced (a finished cycle starts the next at once: the run never runs out of hosts, and later
  * cycles revisit hosts that have a baseline). A closed loop (throughput in host visits/s; goal
  * >= 5,000), then paced at half of that (PB_BENCH_COORD_BATCH_PACED_VISITS to fix it): the latency
  * of a lease request an agent sees under load (goal p99 < 25 ms).
  */
-async function runBatchedPhases({ agents, seconds, maxRequests, strategy, dataDir, env, e, load }: PhaseContext): Promise<void> {
+async function runBatchedPhases({ agents, seconds, maxRequests, strategy, env, e, load }: PhaseContext, deployment: Deployment): Promise<void> {
   const batch = Math.min(256, Math.max(1, Math.floor(Number(env.PB_BENCH_COORD_BATCH ?? 64))));
-  const scope = '198.18.0.0/15';
+  const { scope, coords, label } = deployment;
   const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
-  const coord = await startWorker({ kind: 'pb-bench-coordinator', agents, dataDir: join(dataDir, 'batched'), strategy, scope, unpaced: true });
+  // Agent i talks to coordinator i mod n (two coordinators: the agents split between them).
+  const coordOf = (i: number) => coords[i % coords.length]!;
+  const askAll = <T>(command: 'stats-reset' | 'stats') => Promise.all(coords.map((c) => c.ask<T>(command)));
   type Item = { leaseId: string; ip: string; ports: number[] };
   const leasePath = `/api/v1/agent/work?version=bench&max=${batch}`;
   /** One timed lease request of agent `i`: its items ([] = no work), or undefined on an error status. */
   const lease = async (i: number, tally: Tally): Promise<Item[] | undefined> => {
     const t0 = performance.now();
-    const res = await send(httpAgent, coord.ready.port, 'GET', leasePath, coord.ready.tokens[i]!);
+    const res = await send(httpAgent, coordOf(i).ready.port, 'GET', leasePath, coordOf(i).ready.tokens[i]!);
     if (res.status !== 200) {
-      tally.errors++;
+      tally.fail(res);
       return undefined;
     }
     tally.add(performance.now() - t0);
@@ -515,10 +565,10 @@ async function runBatchedPhases({ agents, seconds, maxRequests, strategy, dataDi
         .map((item) => resultBody(item, firstOpen))
         .join(',')}]}`;
       const t0 = performance.now();
-      const res = await send(httpAgent, coord.ready.port, 'POST', '/api/v1/agent/results/batch', coord.ready.tokens[i]!, body);
+      const res = await send(httpAgent, coordOf(i).ready.port, 'POST', '/api/v1/agent/results/batch', coordOf(i).ready.tokens[i]!, body);
       requests++;
       if (res.status !== 200) {
-        tally.errors++;
+        tally.fail(res);
         continue;
       }
       tally.add(performance.now() - t0);
@@ -535,7 +585,8 @@ async function runBatchedPhases({ agents, seconds, maxRequests, strategy, dataDi
     });
 
     // Closed loop: every agent leases a batch, submits it at once, and leases again.
-    await coord.ask('stats-reset');
+    await askAll('stats-reset');
+    let dbCpu = deployment.databaseCpuSeconds?.() ?? 0;
     const leases = new Tally();
     const submits = new Tally();
     let visits = 0;
@@ -551,9 +602,11 @@ async function runBatchedPhases({ agents, seconds, maxRequests, strategy, dataDi
       visits += done.accepted;
       return 1 + done.requests;
     });
-    const closedServer = await coord.ask<ServerStats>('stats');
-    load.batchedClosed = loadavg()[0]!;
-    await coord.ask('stats-reset');
+    const closedServer = await askAll<ServerStats>('stats');
+    const closedDbCpu = deployment.databaseCpuSeconds ? deployment.databaseCpuSeconds() - dbCpu : undefined;
+    load[`${deployment.key}Closed`] = loadavg()[0]!;
+    await askAll('stats-reset');
+    dbCpu = deployment.databaseCpuSeconds?.() ?? 0;
 
     // Paced at half the closed loop's visits (or a fixed rate): each agent "scans" its batch
     // between the lease and the submit, and pauses before its next lease.
@@ -589,28 +642,177 @@ async function runBatchedPhases({ agents, seconds, maxRequests, strategy, dataDi
       return 1 + done.requests;
     });
     clientLoop.disable();
-    const pacedServer = await coord.ask<ServerStats>('stats');
-    load.batchedPaced = loadavg()[0]!;
+    const pacedServer = await askAll<ServerStats>('stats');
+    const pacedDbCpu = deployment.databaseCpuSeconds ? deployment.databaseCpuSeconds() - dbCpu : undefined;
+    load[`${deployment.key}Paced`] = loadavg()[0]!;
 
     const l = leases.summary(closedSeconds);
     const s = submits.summary(closedSeconds);
     const pl = pacedLeases.summary(pacedSeconds);
     const ps = pacedSubmits.summary(pacedSeconds);
-    console.log(`batched work: leases of up to ${batch} (GET /api/v1/agent/work?max=${batch}), results in batches of up to 64 (POST /api/v1/agent/results/batch); a fresh coordinator over ${scope}, cycle unpaced; ${agents} agents; strategy ${strategy} (budget 100)`);
+    console.log(`batched work, ${label}: leases of up to ${batch} (GET /api/v1/agent/work?max=${batch}), results in batches of up to 64 (POST /api/v1/agent/results/batch); fresh store over ${scope}, cycle unpaced; ${agents} agents${coords.length > 1 ? ` split between ${coords.length} coordinators` : ''}; strategy ${strategy} (budget 100)`);
     console.log(`  closed loop     : ${fmt(visitRate, 0)} host visits/s (goal >= 5,000: ${visitRate >= 5000 ? 'met' : 'NOT met'}); ${fmt(visitRate / e.perSecond, 3)} visits per empty-route request (empty route ${fmt(e.perSecond, 0)} req/s in this run)`);
     console.log(`    lease         : ${fmt(l.perSecond, 0)} req/s  p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  (${l.count} ok, ${leases.errors} errors, ${empty} empty)`);
     console.log(`    batch submit  : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
     console.log(`  paced           : ${fmt(offered, 0)} host visits/s offered (${fmt((100 * offered) / visitRate, 0)}% of the closed loop; each agent leases every ~${fmt(cycleMs / 1000, 1)} s), ${fmt(pacedVisits / pacedSeconds, 0)} stored/s over ${fmt(pacedSeconds, 0)} s`);
     console.log(`    lease         : ${fmt(pl.perSecond, 0)} req/s  p50 ${fmt(pl.p50, 2)} ms  p99 ${fmt(pl.p99, 2)} ms  (${pl.count} ok, ${pacedLeases.errors} errors) (goal p99 < 25 ms: ${pl.p99 < 25 ? 'met' : 'NOT met'})`);
     console.log(`    batch submit  : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
-    console.log(`    lease p99 inside the server ${fmt(pacedServer.routes['/api/v1/agent/work']?.p99 ?? NaN, 2)} ms; the load generator's own event-loop delay p99 ${fmt(clientLoop.percentile(99) / 1e6, 1)} max ${fmt(clientLoop.max / 1e6, 1)} ms`);
-    console.log('  server side (CPU of the process, server and client, per host visit):');
-    printServer('batched closed', closedServer, visits, 'visit');
-    printServer('batched paced', pacedServer, pacedVisits, 'visit');
+    const inServer = pacedServer.map((p) => fmt(p.routes['/api/v1/agent/work']?.p99 ?? NaN, 2)).join(' and ');
+    console.log(`    lease p99 inside the server${coords.length > 1 ? 's' : ''} ${inServer} ms; the load generator's own event-loop delay p99 ${fmt(clientLoop.percentile(99) / 1e6, 1)} max ${fmt(clientLoop.max / 1e6, 1)} ms`);
+    console.log('  server side (CPU of this whole process, servers and client, per host visit; per coordinator: its loop and routes):');
+    coords.forEach((_, k) => {
+      const which = coords.length > 1 ? ` #${k + 1}` : '';
+      printServer(`closed${which}`, closedServer[k]!, visits, 'visit');
+      printServer(`paced${which}`, pacedServer[k]!, pacedVisits, 'visit');
+    });
+    for (const [what, t] of [['lease', leases], ['batch submit', submits], ['paced lease', pacedLeases], ['paced batch submit', pacedSubmits]] as const) {
+      if (t.firstError !== undefined) console.log(`  ${what}: first error answer: ${t.firstError}`);
+    }
+    if (closedDbCpu !== undefined && pacedDbCpu !== undefined) {
+      console.log(`  PostgreSQL's own processes: ${fmt((closedDbCpu * 1e6) / Math.max(1, visits), 0)} us CPU/visit closed, ${fmt((pacedDbCpu * 1e6) / Math.max(1, pacedVisits), 0)} us paced (on top of the above)`);
+    }
     console.log(`load average (1 min, 2 cores shared): ${Object.entries(load).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
   } finally {
-    await coord.stop();
     httpAgent.destroy();
+  }
+}
+
+/** The coordinators of a batched phase (agent i talks to coordinator i mod n). */
+interface Deployment {
+  /** Prefix of its load-average entries. */
+  readonly key: string;
+  readonly label: string;
+  readonly scope: string;
+  readonly coords: readonly ServerWorker[];
+  /** CPU seconds used so far by the database server's processes, when they run on this machine. */
+  readonly databaseCpuSeconds?: () => number;
+}
+
+const BATCHED_SCOPE = '198.18.0.0/15';
+
+/** PB_BENCH_COORD_LOG: the coordinators' log level (their log goes to stdout; default silent). */
+function logLevelOf(env: NodeJS.ProcessEnv): { logLevel?: string } {
+  return env.PB_BENCH_COORD_LOG ? { logLevel: env.PB_BENCH_COORD_LOG } : {};
+}
+
+/** One coordinator on a fresh SQLite store, for the duration of `run`. */
+async function withSqliteCoordinator({ agents, strategy, dataDir }: PhaseContext, run: (d: Deployment) => Promise<void>): Promise<void> {
+  const coord = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, 'batched'), strategy, scope: BATCHED_SCOPE, unpaced: true });
+  try {
+    await run({ key: 'sqlite', label: 'one coordinator on SQLite', scope: BATCHED_SCOPE, coords: [coord] });
+  } finally {
+    await coord.stop();
+  }
+}
+
+/** A PostgreSQL server for the pg phases: a throwaway local cluster, or PB_BENCH_POSTGRES_URL's. */
+interface BenchPostgres {
+  readonly url: string;
+  /** The cluster's data directory (a throwaway cluster only): its processes' CPU is read from /proc. */
+  readonly dataDir?: string;
+  /** A fresh schema for one phase (a fresh store). */
+  schema(name: string): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * PB_BENCH_POSTGRES_URL's server (each phase in a fresh schema, dropped after), or a throwaway
+ * cluster (scripts/pg-throwaway.sh: a temp directory, a free loopback port, fsync off; stopped and
+ * deleted after). A string when neither is possible (no PostgreSQL binaries): the phases are skipped.
+ */
+async function startBenchPostgres(env: NodeJS.ProcessEnv): Promise<BenchPostgres | string> {
+  const { execa } = await import('execa');
+  const run = `pb_bench_${process.pid}`;
+  const external = env.PB_BENCH_POSTGRES_URL;
+  if (external) {
+    const schemas: string[] = [];
+    return {
+      url: external,
+      schema: (name) => {
+        schemas.push(`${run}_${name}`);
+        return schemas.at(-1)!;
+      },
+      stop: async () => {
+        const { default: pg } = await import('pg');
+        const client = new pg.Client({ connectionString: external });
+        await client.connect();
+        try {
+          for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        } finally {
+          await client.end();
+        }
+      },
+    };
+  }
+  // From source (bench/) or built (dist/bench/).
+  const script = [new URL('../scripts/pg-throwaway.sh', import.meta.url), new URL('../../scripts/pg-throwaway.sh', import.meta.url)].map((u) => u.pathname).find((p) => existsSync(p));
+  if (!script) return 'scripts/pg-throwaway.sh not found';
+  // The postgres user (the cluster's owner when run as root) must reach the directory.
+  const parent = mkdtempSync(join(tmpdir(), 'pb-bench-pg-'));
+  chmodSync(parent, 0o711);
+  const dir = join(parent, 'cluster');
+  process.stdout.write('starting a throwaway PostgreSQL cluster (scripts/pg-throwaway.sh) ...\n');
+  const started = await execa('bash', [script, 'start', dir], { reject: false });
+  if (started.exitCode !== 0) {
+    rmSync(parent, { recursive: true, force: true });
+    return `no PostgreSQL: ${started.stderr.trim().split('\n').at(-1) ?? `pg-throwaway.sh exited ${started.exitCode}`}; set PB_BENCH_POSTGRES_URL to use a running server`;
+  }
+  return {
+    url: started.stdout.trim(),
+    dataDir: join(dir, 'data'),
+    schema: (name) => `${run}_${name}`,
+    stop: async () => {
+      await execa('bash', [script, 'stop', dir], { reject: false });
+      rmSync(parent, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * CPU seconds of a local PostgreSQL cluster: its postmaster (with its reaped children) and its
+ * live backends, from /proc (Linux; clock ticks of 1/100 s, the kernel's USER_HZ).
+ */
+function postgresCpuSeconds(dataDir: string): number {
+  const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/u.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // After "pid (comm) ": state, ppid, ... utime (14th field), stime, cutime, cstime.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const self = Number(entry) === postmaster;
+    if (!self && Number(f[1]) !== postmaster) continue;
+    ticks += Number(f[11]) + Number(f[12]) + (self ? Number(f[13]) + Number(f[14]) : 0);
+  }
+  return ticks / 100;
+}
+
+/** `count` coordinators (`serve --postgres`) on one fresh schema of `postgres`, for the duration of `run`. */
+async function withPostgresCoordinators({ agents, strategy, dataDir }: PhaseContext, postgres: BenchPostgres, count: 1 | 2, run: (d: Deployment) => Promise<void>): Promise<void> {
+  const db = { url: postgres.url, schema: postgres.schema(`c${count}`) };
+  const coords: ServerWorker[] = [];
+  try {
+    // The first sets the store up (scope, policy, agents); the others join it.
+    const first = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, `pg${count}-1`), strategy, scope: BATCHED_SCOPE, unpaced: true, postgres: db });
+    coords.push(first);
+    for (let k = 2; k <= count; k++) {
+      coords.push(await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, `pg${count}-${k}`), strategy, postgres: db, joinWith: first.ready.tokens }));
+    }
+    const dataDirOfDb = postgres.dataDir;
+    await run({
+      key: `pg${count}`,
+      label: count === 1 ? 'one coordinator on PostgreSQL' : `${count} coordinators on one PostgreSQL`,
+      scope: BATCHED_SCOPE,
+      coords,
+      ...(dataDirOfDb ? { databaseCpuSeconds: () => postgresCpuSeconds(dataDirOfDb) } : {}),
+    });
+  } finally {
+    for (const c of coords.reverse()) await c.stop();
   }
 }
 
@@ -626,6 +828,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
   // all at once: SYNs beyond the listen backlog are retried after 1, 3, 7 s, which was the
   // closed loop's "p99" of 10-20 s.)
   const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
+  /** The PostgreSQL server of the pg phases, started on first use; a string says why there is none. */
+  let postgres: BenchPostgres | string | undefined;
   try {
     // 1. The empty fastify route: the ceiling for this machine, client and concurrency.
     const empty = await startWorker({ kind: 'pb-bench-empty' });
@@ -649,11 +853,20 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     httpAgent.destroy();
 
     const e = emptyTally.summary(emptySeconds);
-    const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched').split(',').map((p) => p.trim()));
+    const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
+    const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2'].includes(p));
+    if (unknown.length > 0) throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2)`);
     const context: PhaseContext = { agents, seconds, maxRequests, strategy, dataDir, env, e, emptyErrors: emptyTally.errors, emptyServer, load };
     if (phases.has('single')) await runSinglePhases(context);
-    if (phases.has('batched')) await runBatchedPhases(context);
+    if (phases.has('batched')) await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
+    for (const count of [1, 2] as const) {
+      if (!phases.has(`pg${count}`)) continue;
+      postgres ??= await startBenchPostgres(env);
+      if (typeof postgres === 'string') console.log(`batched work, ${count} coordinator${count > 1 ? 's' : ''} on PostgreSQL: skipped (${postgres})`);
+      else await withPostgresCoordinators(context, postgres, count, (d) => runBatchedPhases(context, d));
+    }
   } finally {
+    if (typeof postgres === 'object') await postgres.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

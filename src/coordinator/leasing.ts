@@ -36,6 +36,8 @@ const SHARED_CYCLE_BLOCK = 64;
 
 /** Compare-and-set attempts on the shared cycle before giving up for this request. */
 const SHARED_CYCLE_RETRIES = 16;
+/** The largest block one claim takes for the requests waiting on it (one transaction of queue rows). */
+const SHARED_CYCLE_BLOCK_MAX = 4096;
 
 /** What leasing needs from the rest of the coordinator. */
 export interface LeasingParts {
@@ -183,8 +185,45 @@ export class Leasing {
     return 0;
   }
 
-  /** Claim the next block of the shared cycle into the shared queue; returns how many addresses. */
+  /** This process's running claim of the shared cycle, and the one the requests arriving meanwhile wait for. */
+  private claimRunning: Promise<number> | undefined;
+  private claimNext: { size: number; promise: Promise<number> } | undefined;
+
+  /**
+   * Claim the next block of the shared cycle into the shared queue; returns how many addresses.
+   * One claim at a time per process, and the lease requests that arrive while one runs share the
+   * next one, sized for all of them (capped): concurrent requests each racing their own
+   * compare-and-set on the cycle document lost to each other until the retries ran out and
+   * answered no work (943 of 1,006 leases empty in the bench's PostgreSQL closed loop, 1,000
+   * agents), and claims queued one per request waited behind each other for seconds. Every
+   * caller dequeues after its claim settles, from the queue the shared claim filled. Other
+   * coordinators still race by compare-and-set.
+   */
   private claimCycleBlock(size: number): Promise<number> {
+    if (this.claimRunning === undefined) return this.startClaim(size);
+    if (this.claimNext === undefined) {
+      const next: { size: number; promise: Promise<number> } = { size: 0, promise: Promise.resolve(0) };
+      next.promise = this.claimRunning
+        .catch(() => 0)
+        .then(() => {
+          this.claimNext = undefined;
+          return this.startClaim(next.size);
+        });
+      this.claimNext = next;
+    }
+    this.claimNext.size = Math.min(SHARED_CYCLE_BLOCK_MAX, this.claimNext.size + size);
+    return this.claimNext.promise;
+  }
+
+  private startClaim(size: number): Promise<number> {
+    const claim = this.claimCycleBlockNow(Math.min(SHARED_CYCLE_BLOCK_MAX, size)).finally(() => {
+      if (this.claimRunning === claim) this.claimRunning = undefined;
+    });
+    this.claimRunning = claim;
+    return claim;
+  }
+
+  private claimCycleBlockNow(size: number): Promise<number> {
     return this.updateSharedCycle((cycle, now) => {
       const period = this.policies.periodSeconds();
       const work: QueuedWorkInput[] = [];

@@ -421,9 +421,71 @@ export class PostgresCoordinationStore implements CoordinationStore {
   }
 
   // ------------------------------------------------------------------ leases and queue
+  /** Leases waiting for their group's statement (see putLease). */
+  private pendingLeases: { lease: Lease; ip: string; resolve(): void; reject(error: unknown): void }[] = [];
+
+  /**
+   * Leases written in the same turn of the event loop (a batch lease) go in one statement: one
+   * round trip instead of one per lease. Each caller gets what its own INSERT would have given:
+   * a lease whose address or id is taken is refused alone (PB_ERR_CONFLICT), the others are
+   * stored; an error of the statement itself fails the group.
+   */
   putLease(lease: Lease): Promise<void> {
+    let ip: string;
+    try {
+      ip = canonicalIp(lease.ip, 'lease.ip');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.pendingLeases.push({ lease, ip, resolve, reject });
+      if (this.pendingLeases.length === 1) setImmediate(() => this.flushLeases());
+    });
+  }
+
+  private flushLeases(): void {
+    const group = this.pendingLeases;
+    this.pendingLeases = [];
+    if (group.length === 1) {
+      const { lease, ip, resolve, reject } = group[0]!;
+      this.insertLease(lease, ip).then(resolve, reject);
+      return;
+    }
+    this.run('storing leases', async (q) => {
+      // The leases settle the queue items they were made from (hidden since their dequeue).
+      // `taken`: the id existed before this statement (the statement's snapshot does not see
+      // its own inserts); a lease not inserted otherwise lost on its address.
+      const { rows } = await q.query(
+        `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[]) WITH ORDINALITY AS t(id, ip, agent_id, deadline, doc, i)),
+         ins AS (
+           INSERT INTO leases (id, ip, agent_id, deadline, doc) SELECT id, ip, agent_id, deadline, doc FROM input ORDER BY i
+           ON CONFLICT DO NOTHING RETURNING id, ip),
+         settled AS (DELETE FROM work_queue w USING ins WHERE w.ip = ins.ip AND w.hidden_until > 0)
+         SELECT i, EXISTS (SELECT 1 FROM ins WHERE ins.id = input.id) AS stored, EXISTS (SELECT 1 FROM leases l WHERE l.id = input.id) AS taken FROM input ORDER BY i`,
+        [
+          group.map((g) => g.lease.id),
+          group.map((g) => g.ip),
+          group.map((g) => g.lease.agentId),
+          group.map((g) => g.lease.deadline),
+          group.map((g) => JSON.stringify({ ...g.lease, ip: g.ip })),
+        ],
+      );
+      return rows as { stored: boolean; taken: boolean }[];
+    }).then(
+      (rows) =>
+        group.forEach(({ lease, ip, resolve, reject }, k) => {
+          const row = rows[k]!;
+          if (row.stored) resolve();
+          else if (row.taken) reject(new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' }));
+          else reject(new PortbanditError('PB_ERR_CONFLICT', `${ip} already has a lease in flight`, { where: 'lease.ip' }));
+        }),
+      (error: unknown) => group.forEach(({ reject }) => reject(error)),
+    );
+  }
+
+  private insertLease(lease: Lease, ip: string): Promise<void> {
     return this.run('storing a lease', async (q) => {
-      const ip = canonicalIp(lease.ip, 'lease.ip');
       try {
         // The lease settles the queue item it was made from (hidden since its dequeue).
         await q.query(

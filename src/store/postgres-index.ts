@@ -148,12 +148,14 @@ export class PostgresScanIndex implements ScanIndex {
         `INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) VALUES ($1, $2, $3, $4)
          ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id
          WHERE latest.scan_row = excluded.scan_row OR (excluded.finished_at, excluded.scan_id COLLATE "C") > (latest.finished_at, latest.scan_id COLLATE "C")
-         RETURNING 1`,
+         RETURNING (xmax = 0) AS fresh`,
         [key, row, scan.finishedAt, scan.scanId],
       )
     ).rows[0];
     if (latest) {
-      await q.query('DELETE FROM latest_terms WHERE ip_key = $1', [key]);
+      // A host's first latest row (inserted, not updated: xmax 0) has no facet rows to clear
+      // (latest rows are never deleted), as in the SQLite store: one statement less per new host.
+      if (latest.fresh !== true) await q.query('DELETE FROM latest_terms WHERE ip_key = $1', [key]);
       await q.query('INSERT INTO latest_terms (field, value, ip_key) SELECT field, value, $1 FROM scan_terms WHERE scan_row = $2 ON CONFLICT DO NOTHING', [key, row]);
     }
     const events = input.events && input.events.length > 0 ? await this.insertEvents(q, input.events) : [];

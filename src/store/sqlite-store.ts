@@ -107,6 +107,9 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && String((error as { code?: unknown }).code).startsWith('SQLITE_CONSTRAINT');
 }
 
+/** Grouped writes per transaction (a batch lease of 64 and a batch of 64 results fit in one); more wait for the next turn. */
+const MAX_GROUP_WRITES = 128;
+
 /** Facet rows per INSERT statement (3 parameters each). */
 const TERM_ROWS_PER_STATEMENT = 64;
 
@@ -432,8 +435,9 @@ class SqliteStore implements Store {
   }
 
   private insertQueued(item: QueuedWorkInput): QueuedWork {
-    const info = this.stmt.queueInsert.run(JSON.stringify(item));
-    return { ...parse<QueuedWorkInput>(JSON.stringify(item)), id: String(info.lastInsertRowid) };
+    const json = JSON.stringify(item);
+    const info = this.stmt.queueInsert.run(json);
+    return { ...parse<QueuedWorkInput>(json), id: String(info.lastInsertRowid) };
   }
 
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
@@ -596,7 +600,8 @@ class SqliteStore implements Store {
 
   /**
    * Group commit of the hot writes (ingests, leases, enqueued work): calls made in the same turn
-   * of the event loop share one transaction (one WAL commit), each inside its own savepoint so a
+   * of the event loop share one transaction (one WAL commit; up to MAX_GROUP_WRITES of them, the
+   * rest in the next turns, in order), each inside its own savepoint so a
    * failing write rolls back only itself. Each promise settles after the commit, so whatever was
    * acknowledged is committed; a crash loses only writes whose callers were still waiting. Writes
    * apply in call order; a read issued in the same turn before the flush does not see them yet
@@ -623,7 +628,11 @@ class SqliteStore implements Store {
       }
       return;
     }
-    const batch = this.pendingWrites.splice(0);
+    // At most MAX_GROUP_WRITES per transaction (all on close or a forced flush): 1,000 agents
+    // submitting batches at once queued ~60,000 writes in one turn, one synchronous commit that
+    // held the event loop for seconds; the rest follow in the next turns, in call order.
+    const batch = force ? this.pendingWrites.splice(0) : this.pendingWrites.splice(0, MAX_GROUP_WRITES);
+    if (this.pendingWrites.length > 0) setImmediate(() => this.flushWrites());
     const outcomes: ({ ok: true; result: unknown } | { ok: false; error: PortbanditError })[] = [];
     try {
       this.db.transaction(() => {

@@ -1,14 +1,17 @@
-import { describe } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { isPortbanditError } from '../../src/core/errors.js';
 import { openPostgresIndex } from '../../src/store/postgres-index.js';
 import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { IndexedStore } from '../../src/store/indexed-store.js';
 import { openPostgresStore } from '../../src/store/postgres-store.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
 import { feedBeforeSearch } from '../helpers/es-refresh.js';
+import { parseQuery } from '../../src/store/query.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 import { describeStoreConformance } from './conformance.js';
 import { describeOutboxConformance } from './coordination-conformance.js';
 import { describeIndexConformance } from './index-conformance.js';
+import { lease, open, scan } from './fixtures.js';
 
 /**
  * The whole store on a real PostgreSQL (a throwaway cluster for this file, one schema per
@@ -38,4 +41,56 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
     return feedBeforeSearch(new IndexedStore(record, await openElasticsearchScanIndex({ client, prefix: 'pb-pg' })));
   });
   describeIndexConformance('postgres index alone', () => openPostgresIndex({ url: pg.url(), schema: pg.freshSchema(), poolSize: 4 }));
+  describe('group commit of ingests', () => {
+    it('writes the ingests of one turn in one transaction, and a failing one fails alone', async () => {
+      const store = await openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 4 });
+      try {
+        await store.putLease(lease('lease-1', '198.18.0.1', 'agent-1', 10_000));
+        await store.putLease(lease('lease-3', '198.18.0.3', 'agent-1', 10_000));
+        // Issued in the same turn: one transaction (the rows share their xmin).
+        const together = await Promise.all([
+          store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), leaseId: 'lease-1' }),
+          store.ingestScan({ scan: scan('s2', '198.18.0.2', 1000, [open(80, 'http')]) }),
+          store.ingestScan({ scan: scan('s3', '198.18.0.3', 1000, []), leaseId: 'lease-3' }),
+        ]);
+        expect(together.map((r) => r.inserted)).toEqual([true, true, true]);
+        expect(together.map((r) => r.lease?.id)).toEqual(['lease-1', undefined, 'lease-3']);
+        const xmins = await store.db.pool.query<{ xmin: string }>(`SELECT DISTINCT xmin::text AS xmin FROM scans WHERE scan_id IN ('s1', 's2', 's3')`);
+        expect(xmins.rows).toHaveLength(1);
+
+        // One bad result in a group: the group is rolled back and each runs alone; the bad one
+        // gets its own error, the others are stored, and a duplicate is answered as one.
+        const mixed = await Promise.allSettled([
+          store.ingestScan({ scan: scan('s4', '198.18.0.4', 2000, [open(443, 'https')]) }),
+          store.ingestScan({ scan: scan('s5', 'not-an-address', 2000, []) }),
+          store.ingestScan({ scan: scan('s2', '198.18.0.2', 1000, [open(80, 'http')]) }),
+        ]);
+        expect(mixed[0]).toMatchObject({ status: 'fulfilled', value: { inserted: true, latest: true } });
+        expect(mixed[1]!.status).toBe('rejected');
+        expect(isPortbanditError((mixed[1] as PromiseRejectedResult).reason)).toBe(true);
+        expect(mixed[2]).toMatchObject({ status: 'fulfilled', value: { inserted: false } });
+        expect((await store.getScan('s4'))?.ip).toBe('198.18.0.4');
+        expect(await store.getScan('s5')).toBeUndefined();
+        expect((await store.getLatestScan('198.18.0.1'))?.scanId).toBe('s1');
+        expect(await store.listLeases()).toEqual([]);
+        // A second visit of a host replaces its latest facets (the first latest row had none to clear).
+        await store.ingestScan({ scan: scan('s6', '198.18.0.1', 3000, [open(8080, 'http-proxy')]) });
+        expect((await store.search(parseQuery('port:22'))).items.map((s) => s.scanId)).toEqual([]);
+        expect((await store.search(parseQuery('port:8080'))).items.map((s) => s.scanId)).toEqual(['s6']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('close() writes ingests still waiting for their turn', async () => {
+      const schema = pg.freshSchema();
+      const store = await openPostgresStore({ url: pg.url(), schema, poolSize: 4 });
+      const pending = store.ingestScan({ scan: scan('w1', '198.18.0.9', 1000, []) });
+      await store.close();
+      expect((await pending).inserted).toBe(true);
+      const reopened = await openPostgresStore({ url: pg.url(), schema, poolSize: 4 });
+      expect((await reopened.getScan('w1'))?.ip).toBe('198.18.0.9');
+      await reopened.close();
+    });
+  });
 });
