@@ -1,4 +1,4 @@
-import { MAX_WORK_BATCH, type ResultSubmission, type WorkItem } from '../src/coordinator/protocol.js';
+import { MAX_WORK_BATCH, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
 import { CoordinatorClient, RejectedError } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
 import { ResultBatcher } from './result-batcher.js';

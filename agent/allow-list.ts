@@ -1,5 +1,4 @@
-import { type Cidr, cidrContains, formatCidr, isCanonicalIp, parseTarget, tryParseIp } from '../src/core/address.js';
-import { PortbanditError } from '../src/core/errors.js';
+import { type Cidr, cidrContains, formatCidr, isCanonicalIp, parseTarget, tryParseIp, PortbanditError } from '../src/core/index.js';
 
 /**
  * The agent's own target allowlist (`--allow CIDR ...`). Empty means nothing is allowed: an

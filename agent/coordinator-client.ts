@@ -1,6 +1,5 @@
-import { PortbanditError } from '../src/core/errors.js';
-import type { ResultBatchResponse, ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/coordinator/protocol.js';
-import { VERSION } from '../src/core/version.js';
+import { PortbanditError, VERSION } from '../src/core/index.js';
+import type { ResultBatchResponse, ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/protocol/index.js';
 
 /** An HTTP error from the coordinator that retrying will not fix (4xx but 429), with its status. */
 export class RejectedError extends PortbanditError {

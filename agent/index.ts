@@ -9,8 +9,8 @@ export { runNmap, nmapArgs, checkScripts, NMAP_DEFAULTS, type NmapOptions, type 
 export { resolveMasscanRoute, parseRouteGet, type MasscanRoute, type RouteLookup } from './scanners/route.js';
 export { detectScannerTools, describeMissingTools, hasRawSockets, type ScannerTools } from './scanners/tools.js';
 export { runBounded, type ProcessBounds, type ProcessResult } from './scanners/bounded-process.js';
-export { parseNmapXml, type NmapRun, type NmapHost } from './scanners/nmap-xml.js';
-export { parseMasscanOutput, detectMasscanFormat, groupFindings, type MasscanFinding, type MasscanFormat } from './scanners/masscan-output.js';
+export { parseNmapXml, type NmapRun, type NmapHost } from '../src/formats/index.js';
+export { parseMasscanOutput, detectMasscanFormat, groupFindings, type MasscanFinding, type MasscanFormat } from '../src/formats/index.js';
 export { detectServices, planDetection, DETECTION_DEFAULTS, type DetectionOptions, type DetectionRun, type HostDetection } from './service-detection.js';
 export { Screenshotter, webTargets, SCREENSHOT_DEFAULTS, type ScreenshotOptions, type WebTarget, type CaptureResult, type InterceptedRequest } from './screenshots.js';
 export { ScreenshotGuard, splitHostPort, type GuardEntry } from './screenshot-guard.js';

@@ -1,4 +1,4 @@
-import { MAX_RESULT_BATCH, type ResultBatchItem, type ResultSubmission } from '../src/coordinator/protocol.js';
+import { MAX_RESULT_BATCH, type ResultBatchItem, type ResultSubmission } from '../src/protocol/index.js';
 import { type CoordinatorClient, RejectedError } from './coordinator-client.js';
 
 /** What became of one result sent through the batcher. */

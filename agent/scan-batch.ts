@@ -1,7 +1,5 @@
-import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/coordinator/protocol.js';
-import { isPortbanditError } from '../src/core/errors.js';
-import { PortRanges } from '../src/core/ports.js';
-import { VERSION } from '../src/core/version.js';
+import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/protocol/index.js';
+import { isPortbanditError, PortRanges, VERSION } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
 import { CONNECT_DEFAULTS, runConnectSweep } from './scanners/connect-sweep.js';
 import { MASSCAN_DEFAULTS, runMasscan } from './scanners/masscan.js';

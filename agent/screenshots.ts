@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Browser, BrowserContext } from 'playwright-core';
-import type { PortResult, ResultSubmission, Screenshot } from '../src/coordinator/protocol.js';
-import { MAX_SCREENSHOTS_PER_RESULT, MAX_SCREENSHOT_BYTES, MAX_SCREENSHOT_RESULT_BYTES } from '../src/coordinator/protocol.js';
-import { PortbanditError } from '../src/core/errors.js';
-import { readImageInfo } from '../src/core/image-info.js';
+import { type PortResult, type ResultSubmission, type Screenshot, MAX_SCREENSHOTS_PER_RESULT, MAX_SCREENSHOT_BYTES, MAX_SCREENSHOT_RESULT_BYTES } from '../src/protocol/index.js';
+import { PortbanditError, readImageInfo } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
 import { ScreenshotGuard } from './screenshot-guard.js';
 

@@ -1,6 +1,6 @@
 import pMap from 'p-map';
-import type { PortResult } from '../src/coordinator/protocol.js';
-import { isPortbanditError } from '../src/core/errors.js';
+import type { PortResult } from '../src/protocol/index.js';
+import { isPortbanditError } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
 import { runNmap } from './scanners/nmap.js';
 

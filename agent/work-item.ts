@@ -1,5 +1,5 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
-import { type WorkItem, workItemSchema } from '../src/coordinator/protocol.js';
+import { type WorkItem, workItemSchema } from '../src/protocol/index.js';
 import type { AllowList } from './allow-list.js';
 
 /**

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PortbanditError } from '../src/core/errors.js';
+import { PortbanditError } from '../src/core/index.js';
 import type { CellResult } from './types.js';
 
 /**

@@ -1,6 +1,6 @@
 import * as Plot from '@observablehq/plot';
 import { JSDOM } from 'jsdom';
-import { escapeHtml } from '../src/core/escape-html.js';
+import { escapeHtml } from '../src/core/index.js';
 import type { Estimate } from './stats.js';
 
 export { escapeHtml };

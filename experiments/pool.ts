@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { type ErrorCode, PortbanditError } from '../src/core/errors.js';
+import { type ErrorCode, PortbanditError } from '../src/core/index.js';
 import type { CellResult, CellSpec } from './types.js';
 
 export interface WorkerRequest {

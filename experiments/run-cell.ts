@@ -1,10 +1,8 @@
 import type { PortCatalog } from '../src/catalog/index.js';
-import { PortbanditError } from '../src/core/errors.js';
-import { VERSION } from '../src/core/version.js';
+import { PortbanditError, VERSION } from '../src/core/index.js';
 import { type LoadedRecording, loadRecording } from '../src/recording/index.js';
-import { UNTAGGED, simulate } from '../simulator/index.js';
-import type { EpochsToDetect, SimulationResult } from '../simulator/index.js';
-import { createStrategy } from '../strategies/build.js';
+import { UNTAGGED, simulate, type EpochsToDetect, type SimulationResult } from '../simulator/index.js';
+import { createStrategy } from '../strategies/index.js';
 import { recordingSeed } from './spec.js';
 import type { CellMetrics, CellResult, CellSpec, DetectionStats } from './types.js';
 

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNmapServices } from '../src/catalog/index.js';
-import { PortbanditError } from '../src/core/errors.js';
+import { PortbanditError } from '../src/core/index.js';
 import { CellCache } from './cache.js';
 import { codeFingerprint } from './fingerprint.js';
 import { generateScope } from './generate.js';

@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { PortbanditError } from '../src/core/errors.js';
-import { MAX_PORT } from '../src/core/ports.js';
-import { VERSION } from '../src/core/version.js';
+import { PortbanditError, MAX_PORT, VERSION } from '../src/core/index.js';
 import type { BootstrapSpec, CellSpec, ExperimentSpec, RecordingSpec, StrategyEntry } from './types.js';
 
 /** Defaults applied when a spec leaves a field out. */

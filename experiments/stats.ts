@@ -1,5 +1,5 @@
 import { quantileSorted } from 'simple-statistics';
-import { type Rng, deriveRng } from '../src/core/rng.js';
+import { type Rng, deriveRng } from '../src/core/index.js';
 
 /** A point estimate with a two-sided bootstrap percentile interval; null where undefined. */
 export interface Estimate {

@@ -1,6 +1,4 @@
-import { PortbanditError } from '../src/core/errors.js';
-import { type Rng, deriveRng } from '../src/core/rng.js';
-import { VERSION } from '../src/core/version.js';
+import { PortbanditError, type Rng, deriveRng, VERSION } from '../src/core/index.js';
 import { type Estimate, type ReplicateWeights, drawHierarchicalWeights, percentileInterval, probesToReach, weightedSum } from './stats.js';
 import type { CellResult, DetectionStats, ExperimentSpec } from './types.js';
 

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { loadNmapServices } from '../src/catalog/index.js';
-import { isPortbanditError } from '../src/core/errors.js';
+import { isPortbanditError } from '../src/core/index.js';
 import { generateScope } from './generate.js';
 import { type CellContext, runCell } from './run-cell.js';
 import type { WorkerReply, WorkerRequest } from './pool.js';

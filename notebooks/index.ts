@@ -1,4 +1,4 @@
-import { PortbanditError } from '../src/core/errors.js';
+import { PortbanditError } from '../src/core/index.js';
 import { headlineNotebook } from './headline.js';
 import type { Notebook } from './types.js';
 

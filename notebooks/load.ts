@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PortbanditError } from '../src/core/errors.js';
+import { PortbanditError } from '../src/core/index.js';
 import { type ExperimentSummary, loadExperimentSpec, readResults, summariseExperiment } from '../experiments/index.js';
 import type { NotebookInput } from './types.js';
 

@@ -1,10 +1,7 @@
-import { PortbanditError } from '../src/core/errors.js';
-import type { LoadedRecording } from '../src/recording/types.js';
-import { HostSession, runHostSession } from '../strategies/host-session.js';
-import type { HostContext, HostResult, Strategy } from '../strategies/types.js';
+import { PortbanditError, hostPrefix, deriveRng, shuffle } from '../src/core/index.js';
+import type { LoadedRecording } from '../src/recording/index.js';
+import { HostSession, runHostSession, type HostContext, type HostResult, type Strategy } from '../strategies/index.js';
 import { DetectionTracker, EMPTY_DETECTION } from './detection.js';
-import { hostPrefix } from '../src/core/host-prefix.js';
-import { deriveRng, shuffle } from '../src/core/rng.js';
 import { RolloutTracker, readRollout } from './rollout.js';
 import type { EpochMetrics, EpochsToDetect, PerHostBreakdown, RegretEpoch, SimulateOptions, SimulationResult, TagMetrics } from './types.js';
 

@@ -1,7 +1,5 @@
-import { PortbanditError } from '../src/core/errors.js';
-import { isPort } from '../src/core/ports.js';
-import type { LoadedRecording } from '../src/recording/types.js';
-import { createCidrMatcher } from '../src/core/host-prefix.js';
+import { PortbanditError, isPort, createCidrMatcher } from '../src/core/index.js';
+import type { LoadedRecording } from '../src/recording/index.js';
 import type { RolloutDetection } from './types.js';
 
 /** A service rolled out to a whole subnet at one epoch (the generator's `source.rollout`). */

@@ -1,6 +1,4 @@
-import { PortbanditError } from '../src/core/errors.js';
-import { PortRanges } from '../src/core/ports.js';
-import type { Rng } from '../src/core/rng.js';
+import { PortbanditError, PortRanges, type Rng } from '../src/core/index.js';
 import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import type { SweepOdds, SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';

@@ -1,6 +1,5 @@
 import type { PortCatalog } from '../src/catalog/index.js';
-import { PortbanditError } from '../src/core/errors.js';
-import type { Rng } from '../src/core/rng.js';
+import { PortbanditError, type Rng } from '../src/core/index.js';
 import { Discovery, discoveryRoom, type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams, sweepDecision } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { PortPicker } from './port-picker.js';

@@ -1,5 +1,4 @@
-import { PortbanditError } from '../src/core/errors.js';
-import type { Rng } from '../src/core/rng.js';
+import { PortbanditError, type Rng } from '../src/core/index.js';
 import { type PairCountsState, PairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
 import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
 import { Discovery, discoveryRoom, type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams, sweepDecision } from './discovery/discovery.js';

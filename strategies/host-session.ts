@@ -1,5 +1,4 @@
-import { PortbanditError } from '../src/core/errors.js';
-import { deriveRng, type Rng } from '../src/core/rng.js';
+import { PortbanditError, deriveRng, type Rng } from '../src/core/index.js';
 import type { HostContext, HostResult, RoundContext, Strategy } from './types.js';
 
 /**

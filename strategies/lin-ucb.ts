@@ -1,4 +1,4 @@
-import { fnv1a32 } from '../src/core/hash.js';
+import { fnv1a32 } from '../src/core/index.js';
 import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats } from './bandit-base.js';
 import { parseParameters } from './options.js';
 import type { PortStats } from './stats/port-stats.js';

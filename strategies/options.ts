@@ -1,5 +1,4 @@
-import { PortbanditError } from '../src/core/errors.js';
-import { MAX_PORT, PortRanges, isPort } from '../src/core/ports.js';
+import { PortbanditError, MAX_PORT, PortRanges, isPort } from '../src/core/index.js';
 import type { CommonOptions, ParameterSpec } from './types.js';
 
 /** Defaults for the options every strategy takes. */

@@ -1,4 +1,4 @@
-import { isPort } from '../src/core/ports.js';
+import { isPort } from '../src/core/index.js';
 import type { CommonOptions, RoundContext } from './types.js';
 
 // One scratch stamp table shared by all pickers: a fresh 64 KiB table per decision would churn

@@ -1,4 +1,4 @@
-import { PortbanditError } from '../src/core/errors.js';
+import { PortbanditError } from '../src/core/index.js';
 import { adaptiveStrategy } from './adaptive.js';
 import { cooccurrenceStrategy } from './cooccurrence.js';
 import { epsilonGreedyStrategy } from './epsilon-greedy.js';

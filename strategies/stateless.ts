@@ -1,4 +1,4 @@
-import type { Rng } from '../src/core/rng.js';
+import type { Rng } from '../src/core/index.js';
 import { PortPicker } from './port-picker.js';
 import type { BatchVerdict, CommonOptions, Decision, Explanation, HostContext, RoundContext, Strategy } from './types.js';
 

@@ -1,6 +1,5 @@
 import type { PortCatalog } from '../src/catalog/index.js';
-import type { PortRanges } from '../src/core/ports.js';
-import type { Rng } from '../src/core/rng.js';
+import type { PortRanges, Rng } from '../src/core/index.js';
 
 /**
  * The strategy contract. One interface serves the coordinator (online, async, results arrive

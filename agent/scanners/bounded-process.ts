@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { PortbanditError } from '../../src/core/errors.js';
+import { PortbanditError } from '../../src/core/index.js';
 
 /** Largest delay a Node timer takes exactly. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,6 +1,5 @@
 import { connect } from 'node:net';
-import { PortbanditError } from '../../src/core/errors.js';
-import { PortRanges } from '../../src/core/ports.js';
+import { PortbanditError, PortRanges } from '../../src/core/index.js';
 import type { AllowList } from '../allow-list.js';
 
 export interface ConnectSweepOptions {

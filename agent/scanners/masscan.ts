@@ -3,11 +3,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { isCanonicalIp } from '../../src/core/address.js';
-import { PortbanditError } from '../../src/core/errors.js';
-import { PortRanges } from '../../src/core/ports.js';
+import { isCanonicalIp, PortbanditError, PortRanges } from '../../src/core/index.js';
 import type { AllowList } from '../allow-list.js';
-import { groupFindings, parseMasscanOutput } from './masscan-output.js';
+import { groupFindings, parseMasscanOutput } from '../../src/formats/index.js';
 import { type MasscanRoute, resolveMasscanRoute } from './route.js';
 
 export interface MasscanOptions {

@@ -1,9 +1,7 @@
-import { isCanonicalIp } from '../../src/core/address.js';
-import { PortbanditError } from '../../src/core/errors.js';
-import { PortRanges } from '../../src/core/ports.js';
+import { isCanonicalIp, PortbanditError, PortRanges } from '../../src/core/index.js';
 import type { AllowList } from '../allow-list.js';
 import { runBounded } from './bounded-process.js';
-import { type NmapRun, parseNmapXml } from './nmap-xml.js';
+import { type NmapRun, parseNmapXml } from '../../src/formats/index.js';
 
 export interface NmapOptions {
   readonly targets: readonly string[];

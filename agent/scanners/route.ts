@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { PortbanditError } from '../../src/core/errors.js';
+import { PortbanditError } from '../../src/core/index.js';
 
 /** Where masscan sends its packets: the interface, its source address and the next hop. */
 export interface MasscanRoute {

@@ -1,4 +1,4 @@
-import { PortbanditError } from '../../src/core/errors.js';
+import { PortbanditError } from '../../src/core/index.js';
 import { DEFAULT_PROFILE, getProfile, type ProfileName, type ProfileSpec } from './profiles.js';
 
 /** Synthetic scopes live in 198.18.0.0/15 (RFC 2544 benchmarking space) and nowhere else. */

@@ -1,6 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import type { CumulativeSampler } from '../../src/core/cumulative-sampler.js';
-import type { Rng } from '../../src/core/rng.js';
+import type { CumulativeSampler, Rng } from '../../src/core/index.js';
 
 /** Draws ports in proportion to nmap's open frequencies: the catalog's shared sampler (src/core/cumulative-sampler.ts). */
 export type FrequencySampler = CumulativeSampler;

@@ -1,4 +1,4 @@
-import { PortbanditError } from '../../src/core/errors.js';
+import { PortbanditError } from '../../src/core/index.js';
 
 /**
  * Synthetic scope profiles. A profile says which roles (scope tags) its /24 subnets play, how

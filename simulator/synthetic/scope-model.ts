@@ -1,6 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import { MAX_PORT } from '../../src/core/ports.js';
-import { deriveRng, type Rng } from '../../src/core/rng.js';
+import { MAX_PORT, deriveRng, type Rng } from '../../src/core/index.js';
 import { syntheticSubnet } from './address.js';
 import type { ResolvedGenerateOptions } from './options.js';
 import { drawBetween, drawWeighted, frequencySampler, type FrequencySampler } from './port-sampler.js';

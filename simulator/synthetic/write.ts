@@ -1,5 +1,5 @@
 import { loadNmapServices, type PortCatalog } from '../../src/catalog/index.js';
-import { isPortbanditError, PortbanditError } from '../../src/core/errors.js';
+import { isPortbanditError, PortbanditError } from '../../src/core/index.js';
 import { RecordingWriter } from '../../src/recording/index.js';
 import { modelObservations, scopeHeader } from './generate.js';
 import { resolveGenerateOptions, type GenerateOptions } from './options.js';

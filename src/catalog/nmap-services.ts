@@ -1,7 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { CumulativeSampler } from '../core/cumulative-sampler.js';
-import { PortbanditError } from '../core/errors.js';
-import { MAX_PORT } from '../core/ports.js';
+import { CumulativeSampler, PortbanditError, MAX_PORT } from '../core/index.js';
 
 /** Where nmap's open-frequency table is looked for, in order, after $PORTBANDIT_NMAP_SERVICES. */
 export const NMAP_SERVICES_PATHS = [

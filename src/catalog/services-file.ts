@@ -1,5 +1,4 @@
-import { PortbanditError } from '../core/errors.js';
-import { isPort } from '../core/ports.js';
+import { PortbanditError, isPort } from '../core/index.js';
 import type { PortCatalog } from './nmap-services.js';
 
 /** One line of a Natlas services file: `name<TAB>port/proto`. */

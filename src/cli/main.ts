@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { isPortbanditError } from '../core/errors.js';
+import { isPortbanditError, VERSION } from '../core/index.js';
 import { commands } from './commands/index.js';
-import { VERSION } from '../core/version.js';
 import { type CliIo, processIo, runWithIo } from './io.js';
 
 /** The first argument that is not an option: the subcommand's name, if any. */

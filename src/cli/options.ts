@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 
 /** Commander argument parsers that reject bad flag values with a message naming the value. */
 export function parseInteger(min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) {

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { cliIo } from './io.js';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 
 /** Where a command's data goes: a file (`--out`) or stdout, written with backpressure. */
 export interface Output {

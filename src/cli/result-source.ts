@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { cliIo } from './io.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorCodes, type ErrorCode, PortbanditError } from '../core/errors.js';
-import { findHostScan, formatNmapXml, normalizeIp, streamRecording } from '../coordinator/index.js';
-import { withLocalCoordinator } from '../coordinator/local.js';
-import { matchEvent, parseEventQuery, parseQuery } from '../store/index.js';
-import type { Store, StoreEvent } from '../store/index.js';
+import { errorCodes, type ErrorCode, PortbanditError } from '../core/index.js';
+import { findHostScan, formatNmapXml, normalizeIp, streamRecording, withLocalCoordinator } from '../coordinator/index.js';
+import { matchEvent, parseEventQuery, parseQuery, type Store, type StoreEvent } from '../store/index.js';
 
 /** Where results come from: a data directory (`--data`) or a running coordinator (`--server`). */
 export interface SourceFlags {

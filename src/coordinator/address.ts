@@ -1,7 +1,6 @@
-import { type Family, familyBits, formatIp, parseCidr, parseIp } from '../core/address.js';
-import { PortbanditError } from '../core/errors.js';
+import { type Family, familyBits, formatIp, parseCidr, parseIp, PortbanditError } from '../core/index.js';
 
-export { familyBits, type Family } from '../core/address.js';
+export { familyBits, type Family } from '../core/index.js';
 
 /** An inclusive range of addresses of one family, as integers. */
 export interface AddressRange {
@@ -81,4 +80,4 @@ export function rangeToCidrs(range: AddressRange): string[] {
 }
 
 /** The context prefix strategies use: the IPv4 /24 or IPv6 /64 holding the address (src/core/address.ts). */
-export { contextPrefix } from '../core/address.js';
+export { contextPrefix } from '../core/index.js';

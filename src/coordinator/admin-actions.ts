@@ -1,11 +1,10 @@
 import { parseServicesFile, tcpPorts } from '../catalog/index.js';
-import type { QueuedWork, ScopeListName } from '../store/types.js';
+import type { QueuedWork, ScopeListName } from '../store/index.js';
 import { type AlertRule, addAlertRule, removeAlertRule } from './alerts.js';
 import { type AuditAction, type AuditActor, recordAudit } from './audit.js';
-import type { Coordinator } from './coordinator.js';
+import { type Coordinator, rangesOfSorted } from './coordinator.js';
 import { DEFAULT_POLICY_KEY, type Policy, type PolicyInput } from './policy.js';
 import type { RetentionRule } from './retention.js';
-import { rangesOfSorted } from './coordinator.js';
 import type { ScopeLine } from './scope-file.js';
 
 /** How a policy key reads in the audit log and on pages. */

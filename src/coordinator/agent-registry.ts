@@ -1,6 +1,5 @@
-import { PortbanditError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { Agent, Store } from '../store/types.js';
+import { PortbanditError, type Logger } from '../core/index.js';
+import type { Agent, Store } from '../store/index.js';
 import { checkGroups } from './groups.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
 

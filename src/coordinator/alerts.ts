@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PortbanditError } from '../core/errors.js';
-import { matchEvent, parseEventQuery } from '../store/index.js';
-import type { Store, StoreEvent } from '../store/index.js';
+import { PortbanditError } from '../core/index.js';
+import { matchEvent, parseEventQuery, type Store, type StoreEvent } from '../store/index.js';
 
 /** An alert rule: events matching `query` (an event query) are POSTed as JSON to `url`. */
 export interface AlertRule {

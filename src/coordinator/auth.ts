@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { PortbanditError } from '../core/errors.js';
-import type { Agent } from '../store/types.js';
+import { PortbanditError } from '../core/index.js';
+import type { Agent } from '../store/index.js';
 import type { Coordinator } from './coordinator.js';
 import { tokenKind } from './tokens.js';
 

@@ -1,4 +1,4 @@
-import type { ScanDocument, Store } from '../store/types.js';
+import type { ScanDocument, Store } from '../store/index.js';
 
 /**
  * What a host visit compares against: the host's latest scan in which it answered. A scan of a

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 
 /**
  * Every setting, written once: its JSON schema (ajv validates each value against it), its default,

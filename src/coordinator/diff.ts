@@ -1,5 +1,5 @@
-import { PortRanges } from '../core/ports.js';
-import type { NewStoreEvent, ScanDocument, ScannedPort } from '../store/types.js';
+import { PortRanges } from '../core/index.js';
+import type { NewStoreEvent, ScanDocument, ScannedPort } from '../store/index.js';
 
 /** A service as people compare it between scans. */
 export interface ServiceView {

@@ -1,4 +1,4 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 
 /**
  * Agent groups (vantage points): an agent belongs to groups; a tag's policy may name the groups

@@ -1,8 +1,6 @@
-import type { Logger } from '../core/logger.js';
-import { createStrategy } from '../../strategies/build.js';
-import type { Explanation, HostResult, Strategy, StrategyEnv } from '../../strategies/types.js';
-import { isPortbanditError } from '../core/errors.js';
-import type { Store } from '../store/types.js';
+import { type Logger, isPortbanditError } from '../core/index.js';
+import { createStrategy, type Explanation, type HostResult, type Strategy, type StrategyEnv } from '../../strategies/index.js';
+import type { Store } from '../store/index.js';
 import type { Policy } from './policy.js';
 
 /** What is persisted per (policy key, strategy): the state and the guard rails' tallies. */

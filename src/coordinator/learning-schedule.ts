@@ -1,6 +1,6 @@
-import type { Logger } from '../core/logger.js';
-import type { HostResult } from '../../strategies/types.js';
-import type { Store } from '../store/types.js';
+import type { Logger } from '../core/index.js';
+import type { HostResult } from '../../strategies/index.js';
+import type { Store } from '../store/index.js';
 import type { Learner } from './learner.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
 

@@ -1,5 +1,5 @@
-import type { HostSessionState } from '../../strategies/host-session.js';
-import { PortbanditError } from '../core/errors.js';
+import type { HostSessionState } from '../../strategies/index.js';
+import { PortbanditError } from '../core/index.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
 export interface LeaseSession {

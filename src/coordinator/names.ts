@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { promises as dns } from 'node:dns';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { formatAddress, parseAddress } from './address.js';
 
 /**

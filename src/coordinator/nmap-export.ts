@@ -1,7 +1,5 @@
-import { PortRanges } from '../core/ports.js';
-import { VERSION } from '../core/version.js';
-import { PortbanditError } from '../core/errors.js';
-import type { ScanDocument, ScannedPort, Store } from '../store/types.js';
+import { PortRanges, VERSION, PortbanditError } from '../core/index.js';
+import type { ScanDocument, ScannedPort, Store } from '../store/index.js';
 
 /**
  * Characters XML 1.0 cannot hold at all (C0 controls other than tab/newline/CR, lone surrogates,

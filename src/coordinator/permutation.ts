@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { fmix32 as mix32 } from '../core/hash.js';
+import { fmix32 as mix32 } from '../core/index.js';
 
 const ROUNDS = 6;
 

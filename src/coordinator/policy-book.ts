@@ -1,7 +1,6 @@
-import { PortbanditError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { StrategyEnv } from '../../strategies/types.js';
-import type { Store } from '../store/types.js';
+import { PortbanditError, type Logger } from '../core/index.js';
+import type { StrategyEnv } from '../../strategies/index.js';
+import type { Store } from '../store/index.js';
 import { allowedGroupsFor } from './groups.js';
 import type { Learner } from './learner.js';
 import { ALL_PORTS, DEFAULT_PERIOD_SECONDS, DEFAULT_POLICY_KEY, type Policy, type PolicyInput, budgetFor, policyKeyFor, resolvePolicy } from './policy.js';

@@ -1,11 +1,9 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { checkGroups } from './groups.js';
 import { type RetentionRule, checkRetention, retentionSchema } from './retention.js';
-import { isStrategyName } from '../../strategies/registry.js';
-import { createStrategy, type StrategySpec } from '../../strategies/build.js';
-import type { StrategyEnv } from '../../strategies/types.js';
+import { isStrategyName, createStrategy, type StrategySpec, type StrategyEnv } from '../../strategies/index.js';
 import type { FromSchema } from 'json-schema-to-ts';
-import type { PreflightRequest, ScanOptions } from './protocol.js';
+import type { PreflightRequest, ScanOptions } from '../protocol/index.js';
 
 /**
  * A tag's scan policy: which strategy picks the ports, with what budget, and how nmap runs.

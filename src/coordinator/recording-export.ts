@@ -1,6 +1,5 @@
-import { formatHeader, formatObservation } from '../recording/writer.js';
-import type { Observation } from '../recording/types.js';
-import type { ScanDocument, Store } from '../store/types.js';
+import { formatHeader, formatObservation, type Observation } from '../recording/index.js';
+import type { ScanDocument, Store } from '../store/index.js';
 
 /**
  * Stream the store's history as a scope recording (the simulator's replay format): one line per

@@ -1,10 +1,9 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
-import type { Logger } from '../core/logger.js';
-import { errorCodes, isPortbanditError } from '../core/errors.js';
-import type { Agent } from '../store/types.js';
+import { type Logger, errorCodes, isPortbanditError } from '../core/index.js';
+import type { Agent } from '../store/index.js';
 import { serverAjvOptions } from './ajv-options.js';
 import type { Coordinator } from './coordinator.js';
-import { type ResultBatchItem, type ResultSubmission, resultSubmissionSchema } from './protocol.js';
+import { type ResultBatchItem, type ResultSubmission, resultSubmissionSchema } from '../protocol/index.js';
 
 interface Validator {
   (data: unknown): boolean;

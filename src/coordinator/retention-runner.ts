@@ -1,5 +1,5 @@
-import type { Logger } from '../core/logger.js';
-import type { ScanDocument, Store } from '../store/types.js';
+import type { Logger } from '../core/index.js';
+import type { ScanDocument, Store } from '../store/index.js';
 import { leaseSessionRefs } from './lease-session.js';
 import { type RetentionRule, type RetentionVisit, planHostRetention } from './retention.js';
 

@@ -1,4 +1,4 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 
 /**
  * History retention (docs/coordinator.md, "Retention"): which visits of a host to keep. Pure:

@@ -1,4 +1,4 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { formatRange, parseTargetSpec } from './address.js';
 import { asDnsName } from './names.js';
 

@@ -1,7 +1,5 @@
-import { canonicalIp } from '../core/address.js';
-import { PortbanditError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { ScopeListName, Store } from '../store/types.js';
+import { canonicalIp, PortbanditError, type Logger } from '../core/index.js';
+import type { ScopeListName, Store } from '../store/index.js';
 import { parseAddress } from './address.js';
 import { AddressSpace, type ScopeItem } from './address-space.js';
 import type { CycleProgress } from './cycle.js';

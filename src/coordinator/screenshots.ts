@@ -1,10 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PortbanditError } from '../core/errors.js';
-import { readImageInfo } from '../core/image-info.js';
-import { type NewScreenshot, ScreenshotStore } from '../store/screenshot-store.js';
-import type { ScanDocument, ScreenshotMeta } from '../store/types.js';
-import { MAX_SCREENSHOT_BYTES, MAX_SCREENSHOT_RESULT_BYTES, type ResultSubmission } from './protocol.js';
+import { PortbanditError, readImageInfo } from '../core/index.js';
+import { type NewScreenshot, ScreenshotStore, type ScanDocument, type ScreenshotMeta } from '../store/index.js';
+import { MAX_SCREENSHOT_BYTES, MAX_SCREENSHOT_RESULT_BYTES, type ResultSubmission } from '../protocol/index.js';
 
 /** A submitted screenshot, decoded and checked. */
 export interface CheckedScreenshot extends ScreenshotMeta {

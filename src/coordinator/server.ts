@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { type AppOptions, buildApp } from './app.js';
 import type { CoordinatorConfig } from './config.js';
 import { generateId, generateToken, hashToken } from './tokens.js';

@@ -1,5 +1,5 @@
-import { PortbanditError } from '../core/errors.js';
-import type { ResultSubmission } from './protocol.js';
+import { PortbanditError } from '../core/index.js';
+import type { ResultSubmission } from '../protocol/index.js';
 
 /**
  * Bounds on a result submission that the wire schema cannot express: timestamps against the

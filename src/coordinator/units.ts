@@ -1,6 +1,6 @@
-import type { Logger } from '../core/logger.js';
-import type { StrategyEnv } from '../../strategies/types.js';
-import type { Store } from '../store/types.js';
+import type { Logger } from '../core/index.js';
+import type { StrategyEnv } from '../../strategies/index.js';
+import type { Store } from '../store/index.js';
 import { AgentRegistry } from './agent-registry.js';
 import type { CoordinatorConfig } from './config.js';
 import { CycleCoverage } from './coverage.js';

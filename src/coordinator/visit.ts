@@ -1,6 +1,6 @@
-import { PortRanges } from '../core/ports.js';
-import type { NewStoreEvent, ScanDocument, ScannedPort } from '../store/types.js';
-import type { ResultSubmission } from './protocol.js';
+import { PortRanges } from '../core/index.js';
+import type { NewStoreEvent, ScanDocument, ScannedPort } from '../store/index.js';
+import type { ResultSubmission } from '../protocol/index.js';
 
 /**
  * A host visit is the unit of truth: every round of it (round 0, the strategy's follow-ups, a

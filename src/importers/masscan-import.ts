@@ -1,6 +1,5 @@
-import { parseMasscanOutput } from '../../agent/scanners/masscan-output.js';
-import { PortbanditError, isPortbanditError } from '../core/errors.js';
-import { PortRanges } from '../core/ports.js';
+import { parseMasscanOutput } from '../formats/index.js';
+import { PortbanditError, isPortbanditError, PortRanges } from '../core/index.js';
 import { type ImportOptions, readScanFile, summarize, throwCollected } from './nmap-import.js';
 import { type HostSighting, type ImportSummary, observationsFromSightings, writeImportedRecording } from './scan-observations.js';
 

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { parseNmapXml } from '../../agent/scanners/nmap-xml.js';
-import { PortbanditError, isPortbanditError } from '../core/errors.js';
-import { PortRanges } from '../core/ports.js';
+import { parseNmapXml } from '../formats/index.js';
+import { PortbanditError, isPortbanditError, PortRanges } from '../core/index.js';
 import { type EpochOptions, type HostSighting, type ImportSummary, observationsFromSightings, writeImportedRecording } from './scan-observations.js';
 
 export interface ImportOptions extends EpochOptions {

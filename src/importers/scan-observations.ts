@@ -1,5 +1,4 @@
-import { PortbanditError } from '../core/errors.js';
-import { PortRanges } from '../core/ports.js';
+import { PortbanditError, PortRanges } from '../core/index.js';
 import { type Observation, RecordingWriter } from '../recording/index.js';
 
 /** What one scanner file said about one host: open ports (with service names) within `probed`. */

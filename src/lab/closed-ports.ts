@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import type { LabService } from './services.js';
 
 /**

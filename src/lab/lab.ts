@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import pMap from 'p-map';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { generateObservations } from '../../simulator/synthetic/index.js';
 import { LAB, assertLabSafeAddress, labHostAddress, labHostNs, labMasscanRoute } from './topology.js';
 import { type LabService, labServiceKind } from './services.js';

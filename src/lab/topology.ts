@@ -1,4 +1,4 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 
 /**
  * The lab's fixed topology. Everything it creates is named with a `pb` prefix and addressed in

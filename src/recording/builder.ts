@@ -1,5 +1,4 @@
-import { PortbanditError } from '../core/errors.js';
-import type { PortRanges } from '../core/ports.js';
+import { PortbanditError, type PortRanges } from '../core/index.js';
 import type { LoadedRecording, Observation, RecordingHeader } from './types.js';
 import { parseProbed, validateHeader, validateObservation, type ValidObservation } from './validate.js';
 

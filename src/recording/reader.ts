@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { RecordingBuilder } from './builder.js';
 import type { LoadedRecording } from './types.js';
 

@@ -1,4 +1,4 @@
-import type { PortRanges } from '../core/ports.js';
+import type { PortRanges } from '../core/index.js';
 
 /**
  * The scope recording: NDJSON, a header line then one observation per host per epoch.

@@ -1,6 +1,4 @@
-import { formatIp, ipv4Value, tryParseIp } from '../core/address.js';
-import { PortbanditError } from '../core/errors.js';
-import { isPort, PortRanges } from '../core/ports.js';
+import { formatIp, ipv4Value, tryParseIp, PortbanditError, isPort, PortRanges } from '../core/index.js';
 import { RECORDING_FORMAT, RECORDING_VERSION, type Observation, type RecordingHeader } from './types.js';
 
 /**

@@ -1,6 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { RECORDING_FORMAT, RECORDING_VERSION, type LoadedRecording, type Observation, type RecordingHeader } from './types.js';
 import { observationAt } from './observations.js';
 

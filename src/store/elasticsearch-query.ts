@@ -1,6 +1,5 @@
-import { PortbanditError } from '../core/errors.js';
-import { kindOnScans, tokenizeText } from './query-ast.js';
-import type { QueryNode } from './query-ast.js';
+import { PortbanditError } from '../core/index.js';
+import { kindOnScans, tokenizeText, type QueryNode } from './query-ast.js';
 
 /** An Elasticsearch query DSL clause (kept as plain JSON: only bool, term, range, match_all). */
 export type EsQuery = Record<string, unknown>;

@@ -1,9 +1,7 @@
 import { randomInt } from 'node:crypto';
-import { Client, errors } from '@elastic/elasticsearch';
-import type { estypes } from '@elastic/elasticsearch';
-import { PortbanditError, isPortbanditError } from '../core/errors.js';
-import { compileEsQuery } from './elasticsearch-query.js';
-import type { EsQuery } from './elasticsearch-query.js';
+import { Client, errors, type estypes } from '@elastic/elasticsearch';
+import { PortbanditError, isPortbanditError } from '../core/index.js';
+import { compileEsQuery, type EsQuery } from './elasticsearch-query.js';
 import { canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import type { QueryNode } from './query-ast.js';

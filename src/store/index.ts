@@ -19,3 +19,4 @@ export { openPostgresCoordination } from './postgres-coordination.js';
 export { openPostgresIndex } from './postgres-index.js';
 export { openStore } from './open-store.js';
 export type { StoreOptions } from './open-store.js';
+export { type NewScreenshot, ScreenshotStore, type StoredScreenshotInfo } from './screenshot-store.js';

@@ -1,4 +1,4 @@
-import { canonicalIp as canonical, cidrKeyRange, ipKeyBytes, ipv4Value, parseIp, parseTarget } from '../core/address.js';
+import { canonicalIp as canonical, cidrKeyRange, ipKeyBytes, ipv4Value, parseIp, parseTarget } from '../core/index.js';
 
 /**
  * Addresses as sortable 16-byte keys (IPv4 as IPv4-mapped IPv6), so an IPv4 or IPv6 CIDR block

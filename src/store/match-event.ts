@@ -1,6 +1,5 @@
 import { ipMatches } from './ip-key.js';
-import { timeMatches, tokenizeText } from './query-ast.js';
-import type { QueryNode } from './query-ast.js';
+import { timeMatches, tokenizeText, type QueryNode } from './query-ast.js';
 import type { NewStoreEvent } from './types.js';
 
 type ServiceFields = { service?: unknown; product?: unknown; version?: unknown; extrainfo?: unknown };

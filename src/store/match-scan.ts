@@ -1,6 +1,5 @@
 import { ipMatches } from './ip-key.js';
-import { kindOnScans, timeMatches, tokenizeText } from './query-ast.js';
-import type { QueryNode } from './query-ast.js';
+import { kindOnScans, timeMatches, tokenizeText, type QueryNode } from './query-ast.js';
 import { indexScan } from './scan-index.js';
 import type { ScanDocument } from './types.js';
 

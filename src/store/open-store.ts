@@ -1,10 +1,8 @@
-import { openElasticsearchScanIndex } from './elasticsearch-store.js';
-import type { ElasticsearchStoreOptions } from './elasticsearch-store.js';
+import { openElasticsearchScanIndex, type ElasticsearchStoreOptions } from './elasticsearch-store.js';
 import { IndexedStore } from './indexed-store.js';
 import type { PostgresOptions } from './postgres-database.js';
 import { openPostgresStore } from './postgres-store.js';
-import { openSqliteStore } from './sqlite-store.js';
-import type { SqliteStoreOptions } from './sqlite-store.js';
+import { openSqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { Store } from './types.js';
 
 /**

@@ -1,6 +1,5 @@
-import { PortbanditError } from '../core/errors.js';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './types.js';
-import type { PageRequest } from './types.js';
+import { PortbanditError } from '../core/index.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type PageRequest } from './types.js';
 
 /** A position in a newest-first (or oldest-first) listing of scans: (finishedAt, scanId). */
 export interface ScanPosition {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { canonicalIp } from './ip-key.js';
 import { resolveLimit } from './page.js';
 import { PostgresDatabase, type PostgresOptions, type Queryable, uniqueViolation } from './postgres-database.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { PortbanditError, isPortbanditError } from '../core/errors.js';
+import { PortbanditError, isPortbanditError } from '../core/index.js';
 
 /** Where a PostgreSQL store lives: a server, and a schema in its database. */
 export interface PostgresOptions {

@@ -1,11 +1,10 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { ipKey } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { PostgresDatabase, type PostgresOptions, type Queryable, type SchemaPart } from './postgres-database.js';
 import type { QueryNode } from './query-ast.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
-import { compileSqliteQuery, needsWords } from './sqlite-query.js';
-import type { SqlColumns, SqlCondition } from './sqlite-query.js';
+import { compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
 import type { EventPage, IngestResult, NewStoreEvent, Page, PageRequest, ScanDocument, ScanIndex, ScanIngest, SearchOptions, SearchView, StoreCounts, StoreEvent } from './types.js';
 
 /** What `ingestWith` stored, for an outbox record (absent for a duplicate). */

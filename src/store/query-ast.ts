@@ -1,5 +1,5 @@
-import { PortbanditError } from '../core/errors.js';
-import type { EventKind } from './types.js';
+import { PortbanditError } from '../core/index.js';
+import type { EventKind } from './event-kind.js';
 
 /**
  * The search language's syntax tree, shared by the parser/printer (query.ts) and both stores,

@@ -1,7 +1,5 @@
-import { canonicalTarget } from '../core/address.js';
-import { PortbanditError } from '../core/errors.js';
-import { TERM_FIELDS, tokenizeText } from './query-ast.js';
-import type { QueryNode, TermField, TimeNode } from './query-ast.js';
+import { canonicalTarget, PortbanditError } from '../core/index.js';
+import { TERM_FIELDS, tokenizeText, type QueryNode, type TermField, type TimeNode } from './query-ast.js';
 import { EVENT_KINDS, type EventKind } from './types.js';
 
 /**

@@ -1,7 +1,6 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { canonicalIp } from './ip-key.js';
-import { tokenizeText } from './query-ast.js';
-import type { TermField } from './query-ast.js';
+import { tokenizeText, type TermField } from './query-ast.js';
 import type { ScanDocument } from './types.js';
 
 /** Cap on indexed words per scan: long script outputs must not bloat the index. */

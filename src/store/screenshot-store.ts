@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import type { ScreenshotMeta } from './types.js';
 
 /** One image to keep: a visit's (scanId) screenshot of one port. */

@@ -1,9 +1,8 @@
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 import { ipKeyRange } from './ip-key.js';
-import { kindOnScans, TERM_FIELDS, tokenizeText } from './query-ast.js';
+import { kindOnScans, TERM_FIELDS, tokenizeText, type QueryNode } from './query-ast.js';
 
 const TERM_FIELD_SET = new Set<string>(TERM_FIELDS);
-import type { QueryNode } from './query-ast.js';
 
 // A fixed map, so an AST from an untrusted source cannot put arbitrary text into the SQL.
 const TIME_OPS: Readonly<Record<string, string>> = { '>': '>', '>=': '>=', '<': '<', '<=': '<=' };

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { PortbanditError } from '../core/errors.js';
+import { PortbanditError } from '../core/index.js';
 
 /**
  * SQLite schema migrations, applied in order and tracked by `PRAGMA user_version`. Append a new

@@ -1,15 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { PortbanditError, isPortbanditError } from '../core/errors.js';
+import { PortbanditError, isPortbanditError } from '../core/index.js';
 import { ipKey, canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { requeueItem } from './requeue.js';
 import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
-import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords } from './sqlite-query.js';
-import type { SqlColumns, SqlCondition } from './sqlite-query.js';
+import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
 import type { QueryNode } from './query-ast.js';
 import type {
   AdminToken,

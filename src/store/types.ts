@@ -517,10 +517,8 @@ export interface IngestResult {
   readonly queued?: readonly QueuedWork[];
 }
 
-export type EventKind = 'service-new' | 'service-closed' | 'service-changed' | 'host-new' | 'host-gone';
-
-/** Every event kind, in documentation order. */
-export const EVENT_KINDS: readonly EventKind[] = ['service-new', 'service-closed', 'service-changed', 'host-new', 'host-gone'];
+export { EVENT_KINDS, type EventKind } from './event-kind.js';
+import type { EventKind } from './event-kind.js';
 
 export interface NewStoreEvent {
   readonly kind: EventKind;

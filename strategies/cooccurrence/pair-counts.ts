@@ -1,5 +1,4 @@
-import { PortbanditError } from '../../src/core/errors.js';
-import { isPort } from '../../src/core/ports.js';
+import { PortbanditError, isPort } from '../../src/core/index.js';
 
 /**
  * Sparse co-occurrence counts: how often port B was found open on a host on which port A was

@@ -1,6 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import { fmix32 as mix, fnv1a32 } from '../../src/core/hash.js';
-import { MAX_PORT } from '../../src/core/ports.js';
+import { fmix32 as mix, fnv1a32, MAX_PORT } from '../../src/core/index.js';
 
 /**
  * The untargeted discovery order of a prefix, over all 65,535 ports: first nmap's whole table

@@ -1,7 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import { PortbanditError } from '../../src/core/errors.js';
-import { MAX_PORT } from '../../src/core/ports.js';
-import type { Rng } from '../../src/core/rng.js';
+import { PortbanditError, MAX_PORT, type Rng } from '../../src/core/index.js';
 import { PortPicker } from '../port-picker.js';
 import type { CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
 import { CandidateOrder, hashPrefix } from './candidate-order.js';

@@ -1,5 +1,4 @@
-import { hashText as hash } from '../../src/core/hash.js';
-import { PortbanditError } from '../../src/core/errors.js';
+import { hashText as hash, PortbanditError } from '../../src/core/index.js';
 
 /**
  * Seed sweeps targeted at network prefixes, paced so that every epoch stays at the budget.

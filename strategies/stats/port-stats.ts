@@ -1,6 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import { PortbanditError } from '../../src/core/errors.js';
-import { isPort } from '../../src/core/ports.js';
+import { PortbanditError, isPort } from '../../src/core/index.js';
 import type { ExplainedPort, HostResult, ParameterSpec } from '../types.js';
 
 /**

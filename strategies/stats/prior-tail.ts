@@ -1,6 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import { MAX_PORT } from '../../src/core/ports.js';
-import type { Rng } from '../../src/core/rng.js';
+import { MAX_PORT, type Rng } from '../../src/core/index.js';
 import { betaTail } from './incomplete-beta.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Rng } from '../../src/core/rng.js';
+import type { Rng } from '../../src/core/index.js';
 
 // Ziggurat tables (Marsaglia & Tsang 2000, 128 layers): a normal draw is one uniform and a table
 // lookup 98.8% of the time, against a log, a square root and a cosine for Box-Muller; Thompson

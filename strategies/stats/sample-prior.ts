@@ -1,5 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import type { Rng } from '../../src/core/rng.js';
+import type { Rng } from '../../src/core/index.js';
 
 /**
  * A port drawn with probability proportional to nmap's open frequency (the exploration prior):

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Agent, AllowList, CoordinatorClient, ResultBatcher, type ScanConfig } from '../../agent/index.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 import { addScope, bearer, openApp, resultFor, tempDataDir, tokens } from '../coordinator/helpers.js';
 
 const servers: Server[] = [];

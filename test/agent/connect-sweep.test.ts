@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AllowList, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 
 const loopback = AllowList.parse(['127.0.0.1/32']);
 const servers: Server[] = [];

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Agent, AllowList, type ScanConfig } from '../../agent/index.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 
 /**
  * issue 11: the agent must never trust its coordinator. A hostile coordinator (a small HTTP

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { AllowList, checkScripts, choosePreflight, nmapArgs, parseRouteGet, resolveMasscanRoute, runBounded, runConnectSweep, runMasscan, runNmap, scanBatch, type ScanConfig } from '../../agent/index.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 
 const lab = AllowList.parse(['198.18.0.0/15']);
 

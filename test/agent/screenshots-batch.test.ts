@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BATCH_BYTES, CoordinatorClient, ResultBatcher } from '../../agent/index.js';
-import type { ResultSubmission, WorkItem } from '../../src/coordinator/protocol.js';
+import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
 import { addScope, bearer, openApp, tempDataDir, tokens } from '../coordinator/helpers.js';
 import { encodePng } from '../helpers/png.js';
 

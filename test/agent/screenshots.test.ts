@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllowList } from '../../agent/allow-list.js';
-import { parseNmapXml } from '../../agent/scanners/nmap-xml.js';
+import { parseNmapXml } from '../../src/formats/nmap-xml.js';
 import { Screenshotter, webTargets } from '../../agent/screenshots.js';
-import type { ResultSubmission } from '../../src/coordinator/protocol.js';
+import type { ResultSubmission } from '../../src/protocol/protocol.js';
 import { readImageInfo } from '../../src/core/image-info.js';
 import { decodePng, pixelAt } from '../helpers/png.js';
 

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { addScope, bearer, manualClock, openApp, resultFor, submit, tempDataDir } from './helpers.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 import { visitOfLease } from '../../src/coordinator/visit.js';
 import { runCli } from '../helpers/cli.js';
 import { defaultStrategyName } from '../../src/coordinator/policy.js';

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
-import type { ResultBatchItem, WorkItem, WorkResponse } from '../../src/coordinator/protocol.js';
+import type { ResultBatchItem, WorkItem, WorkResponse } from '../../src/protocol/protocol.js';
 import { PortbanditError } from '../../src/core/errors.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/types.js';

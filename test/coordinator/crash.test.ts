@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { databasePath } from '../../src/coordinator/app.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 import { bearer, getWork, manualClock, openApp, resultFor, tempDataDir, tokens } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/crash-server.ts', import.meta.url));

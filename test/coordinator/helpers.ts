@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/coordinator/app.js';
 import { resolveConfig, type ConfigInput } from '../../src/coordinator/config.js';
-import type { ResultSubmission, WorkItem } from '../../src/coordinator/protocol.js';
+import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
 
 /** A temp data directory, removed by the returned cleanup. */
 export function tempDataDir(): { dir: string; cleanup: () => void } {

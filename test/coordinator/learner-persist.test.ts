@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { databasePath } from '../../src/coordinator/app.js';
-import type { LearnedDocument } from '../../src/coordinator/learner.js';
-import { PERSIST_INTERVAL_MS } from '../../src/coordinator/learner.js';
+import { type LearnedDocument, PERSIST_INTERVAL_MS } from '../../src/coordinator/learner.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 

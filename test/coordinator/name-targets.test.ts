@@ -9,7 +9,7 @@ import { startServer } from '../../src/coordinator/server.js';
 import { formatNmapXml } from '../../src/coordinator/nmap-export.js';
 import { within } from '../helpers/net.js';
 import { asDnsName, createResolver, isTargetAddress } from '../../src/coordinator/names.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { type TestDnsServer, startDnsServer } from '../helpers/dns-server.js';

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
-import { parseNmapXml } from '../../agent/scanners/nmap-xml.js';
+import { parseNmapXml } from '../../src/formats/nmap-xml.js';
 import { PortRanges } from '../../src/core/ports.js';
 import { formatNmapXml } from '../../src/coordinator/nmap-export.js';
 import { readNmapSightings } from '../../src/importers/index.js';

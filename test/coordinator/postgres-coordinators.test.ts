@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/coordinator/config.js';
 import type { LearnedDocument } from '../../src/coordinator/learner.js';
-import type { SubmitResponse, WorkItem } from '../../src/coordinator/protocol.js';
+import type { SubmitResponse, WorkItem } from '../../src/protocol/protocol.js';
 import { openPostgresStore } from '../../src/store/postgres-store.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, expect, test } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 import { resultFor } from './helpers.js';
 import { type UnitRig, openUnitRig } from './unit-rig.js';
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadRecording } from '../../src/recording/index.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
 import { bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
-import type { ResultSubmission } from '../../src/coordinator/protocol.js';
+import type { ResultSubmission } from '../../src/protocol/protocol.js';
 
 describe('results, search and history', () => {
   let data: ReturnType<typeof tempDataDir>;

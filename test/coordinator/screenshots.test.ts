@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fc, test as propTest } from '@fast-check/vitest';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_SCREENSHOT_BYTES, type ResultSubmission, type Screenshot, type WorkItem } from '../../src/coordinator/protocol.js';
+import { MAX_SCREENSHOT_BYTES, type ResultSubmission, type Screenshot, type WorkItem } from '../../src/protocol/protocol.js';
 import { checkScreenshots, withScreenshots } from '../../src/coordinator/screenshots.js';
 import { readImageInfo } from '../../src/core/image-info.js';
 import { ScreenshotStore } from '../../src/store/screenshot-store.js';

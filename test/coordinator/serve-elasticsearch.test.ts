@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { SubmitResponse, WorkItem } from '../../src/coordinator/protocol.js';
+import type { SubmitResponse, WorkItem } from '../../src/protocol/protocol.js';
 import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { serveMemoryElasticsearch } from '../helpers/es-http.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ResultSubmission, WorkItem } from '../../src/coordinator/protocol.js';
+import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { ScanDocument } from '../../src/store/types.js';
 import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';

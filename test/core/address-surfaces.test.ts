@@ -1,12 +1,12 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, test as vtest } from 'vitest';
 import { AllowList } from '../../agent/allow-list.js';
-import { parseMasscanOutput } from '../../agent/scanners/masscan-output.js';
-import { parseNmapXml } from '../../agent/scanners/nmap-xml.js';
+import { parseMasscanOutput } from '../../src/formats/masscan-output.js';
+import { parseNmapXml } from '../../src/formats/nmap-xml.js';
 import { checkWorkItem } from '../../agent/work-item.js';
 import { formatAddress, parseAddress, parseTargetSpec } from '../../src/coordinator/address.js';
 import { normalizeIp } from '../../src/coordinator/coordinator.js';
-import type { WorkItem } from '../../src/coordinator/protocol.js';
+import type { WorkItem } from '../../src/protocol/protocol.js';
 import { normalizeScopeLine } from '../../src/coordinator/scope-file.js';
 import { asDnsName } from '../../src/coordinator/names.js';
 import { canonicalTarget, cidrBounds, cidrKeyRange, contextPrefix, formatIp, ipKeyBytes, tryParseCidr, tryParseIp } from '../../src/core/address.js';

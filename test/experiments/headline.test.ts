@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HEADLINE_END, HEADLINE_START, formatHeadlineMarkdown, spliceReadme, standaloneSvg } from '../../experiments/write-headline.js';
+import { HEADLINE_END, HEADLINE_START, formatHeadlineMarkdown, spliceReadme, standaloneSvg } from '../../notebooks/write-headline.js';
 import { chartAcrossRecordings } from '../../experiments/charts.js';
 import { expandCells, loadExperimentSpec } from '../../experiments/spec.js';
 import { summariseExperiment } from '../../experiments/summarise.js';

@@ -1,8 +1,8 @@
 import { fc, test } from '@fast-check/vitest';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { parseMasscanOutput } from '../../agent/scanners/masscan-output.js';
-import { parseNmapXml } from '../../agent/scanners/nmap-xml.js';
+import { parseMasscanOutput } from '../../src/formats/masscan-output.js';
+import { parseNmapXml } from '../../src/formats/nmap-xml.js';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { PortRanges } from '../../src/core/ports.js';
 import { observationsFromSightings } from '../../src/importers/index.js';

@@ -1,5 +1,4 @@
-import { Client, errors } from '@elastic/elasticsearch';
-import type { DiagnosticResult } from '@elastic/elasticsearch';
+import { Client, errors, type DiagnosticResult } from '@elastic/elasticsearch';
 import ClientMockModule from '@elastic/elasticsearch-mock';
 import { ipMatches } from '../../src/store/ip-key.js';
 

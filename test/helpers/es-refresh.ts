@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from '@elastic/elasticsearch';
-import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
-import type { ElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
+import { openElasticsearchScanIndex, type ElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { IndexedStore } from '../../src/store/indexed-store.js';
 import { OutboxFeeder } from '../../src/store/outbox-feeder.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';

@@ -1,6 +1,5 @@
 import { PortCatalog } from '../../src/catalog/index.js';
-import type { Observation } from '../../src/recording/index.js';
-import { recordingFromObservations } from '../../src/recording/index.js';
+import { type Observation, recordingFromObservations } from '../../src/recording/index.js';
 import type { LoadedRecording } from '../../src/recording/types.js';
 import { PortPicker } from '../../strategies/port-picker.js';
 import { resolveCommonOptions, type CommonOptionsInput } from '../../strategies/options.js';

@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { compileEsQuery } from '../../src/store/elasticsearch-query.js';
 import { compileSqliteQuery } from '../../src/store/sqlite-query.js';
-import { EVENT_KINDS, matchEvent, matchScan, parseEventQuery, parseQuery, printQuery } from '../../src/store/index.js';
-import type { NewStoreEvent, ScanDocument } from '../../src/store/index.js';
+import { EVENT_KINDS, matchEvent, matchScan, parseEventQuery, parseQuery, printQuery, type NewStoreEvent, type ScanDocument } from '../../src/store/index.js';
 
 const at = Date.UTC(2026, 10, 23, 12, 0, 0);
 const rdp: NewStoreEvent = { kind: 'service-new', at, ip: '198.18.1.10', scanId: 's1', tags: ['DMZ'], port: 3389, detail: { port: 3389, service: 'ms-wbt-server', product: 'Microsoft Terminal Services' } };

@@ -2,8 +2,7 @@ import { describe, expect } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { parseQuery, printQuery } from '../../src/store/query.js';
-import { TERM_FIELDS, tokenizeText } from '../../src/store/query-ast.js';
-import type { QueryNode } from '../../src/store/query-ast.js';
+import { TERM_FIELDS, tokenizeText, type QueryNode } from '../../src/store/query-ast.js';
 
 const DAY = 86_400_000;
 const MAX_TIME = Date.UTC(9998, 0, 1);

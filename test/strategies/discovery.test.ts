@@ -9,10 +9,9 @@ import { createStrategy } from '../../strategies/build.js';
 import { HostSession } from '../../strategies/host-session.js';
 import { strategies } from '../../strategies/registry.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
-import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates } from '../../strategies/discovery/discovery.js';
+import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates, type DiscoveryParams } from '../../strategies/discovery/discovery.js';
 import { SweepYield } from '../../strategies/discovery/sweep-planner.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
-import type { DiscoveryParams } from '../../strategies/discovery/discovery.js';
 import type { HostContext, HostResult } from '../../strategies/types.js';
 import { makeRecording } from '../simulator/helpers.js';
 

@@ -4,12 +4,11 @@ import { PortRanges } from '../../src/core/ports.js';
 import { createRng } from '../../src/core/rng.js';
 import { simulate } from '../../simulator/index.js';
 import { generateRecording } from '../../simulator/synthetic/index.js';
-import { restoreStats } from '../../strategies/bandit-base.js';
+import { restoreStats, type BanditState } from '../../strategies/bandit-base.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import { upperBetaBound } from '../../strategies/stats/beta-bound.js';
 import { sampleBeta, sampleNormal } from '../../strategies/stats/sample-beta.js';
 import { type ThompsonParams, thompsonStrategy } from '../../strategies/thompson.js';
-import type { BanditState } from '../../strategies/bandit-base.js';
 import type { RoundContext } from '../../strategies/types.js';
 
 // thompson's sampler skips and defers draws that cannot reach the top k (bounds, a guessed bar,

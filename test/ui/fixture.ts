@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/coordinator/app.js';
 import { type ConfigInput, resolveConfig } from '../../src/coordinator/config.js';
 import { hostsFileResolver } from '../../src/coordinator/names.js';
-import type { ResultSubmission } from '../../src/coordinator/protocol.js';
+import type { ResultSubmission } from '../../src/protocol/protocol.js';
 import { bearer, getWork, manualClock, resultFor, submit, tempDataDir, tokens } from '../coordinator/helpers.js';
 
 /**

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { parseGroupList } from '../../coordinator/groups.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
+import { parseGroupList, withLocalCoordinator } from '../../coordinator/index.js';
 import { collect } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;

@@ -1,11 +1,10 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { cliIo } from '../io.js';
-import { InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Agent, AllowList, DETECTION_DEFAULTS, SCAN_DEFAULTS, SCREENSHOT_DEFAULTS, type PreflightChoice, Screenshotter, describeMissingTools, describePreflight, detectScannerTools } from '../../../agent/index.js';
-import { MAX_SCREENSHOT_BYTES } from '../../coordinator/protocol.js';
-import { DEFAULT_SCRIPTS } from '../../coordinator/policy.js';
-import { PortbanditError } from '../../core/errors.js';
+import { MAX_SCREENSHOT_BYTES } from '../../protocol/index.js';
+import { DEFAULT_SCRIPTS } from '../../coordinator/index.js';
+import { PortbanditError } from '../../core/index.js';
 import { collect, parseInteger } from '../options.js';
 import { registerAgentAdmin } from './agent-admin.js';
 

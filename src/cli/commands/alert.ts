@@ -1,8 +1,7 @@
 import { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { PortbanditError, errorCodes, type ErrorCode } from '../../core/errors.js';
-import { addAlertRule, listAlertRules, listDeadLetters, removeAlertRule, type AlertRule, type DeadLetter } from '../../coordinator/alerts.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
+import { PortbanditError, errorCodes, type ErrorCode } from '../../core/index.js';
+import { addAlertRule, listAlertRules, listDeadLetters, removeAlertRule, type AlertRule, type DeadLetter, withLocalCoordinator } from '../../coordinator/index.js';
 import { adminToken } from '../result-source.js';
 
 interface Flags {

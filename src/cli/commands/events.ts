@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cliIo } from '../io.js';
 import type { Command } from 'commander';
-import { PortbanditError } from '../../core/errors.js';
+import { PortbanditError } from '../../core/index.js';
 import type { StoreEvent } from '../../store/index.js';
 import { openOutput } from '../output.js';
 import { withResultSource } from '../result-source.js';

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { PortbanditError } from '../../core/errors.js';
-import { diffScans, normalizeIp } from '../../coordinator/index.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
+import { PortbanditError } from '../../core/index.js';
+import { diffScans, normalizeIp, withLocalCoordinator } from '../../coordinator/index.js';
 import { parseInteger } from '../options.js';
 import { formatScanLine } from './search.js';
 

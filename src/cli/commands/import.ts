@@ -1,6 +1,5 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { cliIo } from '../io.js';
-import { InvalidArgumentError } from 'commander';
 import { type ImportOptions, importMasscan, importNmap } from '../../importers/index.js';
 import { collect, parseInteger } from '../options.js';
 

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cliIo } from '../io.js';
 import { dirname, join } from 'node:path';
 import { Command } from 'commander';
-import { PortbanditError } from '../../core/errors.js';
+import { PortbanditError } from '../../core/index.js';
 import { getNotebook, loadNotebookInput, notebookNames } from '../../../notebooks/index.js';
 
 interface NotebookFlags {

@@ -2,11 +2,8 @@ import { readFileSync } from 'node:fs';
 import { cliIo } from '../io.js';
 import type { Command } from 'commander';
 import { parseServicesFile, tcpPorts } from '../../catalog/index.js';
-import { PortbanditError } from '../../core/errors.js';
-import { PortRanges } from '../../core/ports.js';
-import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag } from '../../coordinator/index.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
-import { parseGroupList } from '../../coordinator/groups.js';
+import { PortbanditError, PortRanges } from '../../core/index.js';
+import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag, withLocalCoordinator, parseGroupList } from '../../coordinator/index.js';
 import { collectKeyValue, parseDuration, parseInteger, parseNumber } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;

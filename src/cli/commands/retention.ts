@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { PortbanditError, errorCodes, type ErrorCode } from '../../core/errors.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
-import type { RetentionReport } from '../../coordinator/retention-runner.js';
+import { PortbanditError, errorCodes, type ErrorCode } from '../../core/index.js';
+import { withLocalCoordinator, type RetentionReport } from '../../coordinator/index.js';
 import { adminToken } from '../result-source.js';
 
 interface Flags {

@@ -2,10 +2,8 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { cliIo } from '../io.js';
 import { once } from 'node:events';
 import { Command } from 'commander';
-import { PortbanditError } from '../../core/errors.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
-import { formatScopeFile, normalizeScopeLine, parseScopeFile } from '../../coordinator/scope-file.js';
-import { streamRecording } from '../../coordinator/recording-export.js';
+import { PortbanditError } from '../../core/index.js';
+import { withLocalCoordinator, formatScopeFile, normalizeScopeLine, parseScopeFile, streamRecording } from '../../coordinator/index.js';
 import { collect, parseTime } from '../options.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { cliIo } from '../io.js';
-import { resolveSeed } from '../../core/rng.js';
+import { resolveSeed } from '../../core/index.js';
 import {
   DEFAULT_PROFILE,
   describeProfile,

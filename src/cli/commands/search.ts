@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
-import { parseQuery } from '../../store/query.js';
-import type { ScanDocument } from '../../store/types.js';
+import { withLocalCoordinator } from '../../coordinator/index.js';
+import { parseQuery, type ScanDocument } from '../../store/index.js';
 import { parseInteger } from '../options.js';
 
 /** One line per host for people: ip, tags, open ports with service/product/version. */

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { cliIo } from '../io.js';
 import { closeOnSignals, resolveConfig, startServer } from '../../coordinator/index.js';
 import { addConfigOptions } from '../config-options.js';
-import { PortbanditError } from '../../core/errors.js';
+import { PortbanditError } from '../../core/index.js';
 
 interface ServeFlags {
   config?: string;

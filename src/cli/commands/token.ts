@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { PortbanditError } from '../../core/errors.js';
-import { withLocalCoordinator } from '../../coordinator/local.js';
+import { PortbanditError } from '../../core/index.js';
+import { withLocalCoordinator } from '../../coordinator/index.js';
 
 /** Registers `portbandit token create|list|revoke` (works on the data directory). */
 export function registerToken(program: Command): void {

@@ -1,12 +1,12 @@
 import type { FastifyRequest } from 'fastify';
 import type { RouteApp } from './types.js';
-import { PortbanditError } from '../../core/errors.js';
+import { PortbanditError } from '../../core/index.js';
 import { AdminActions } from '../admin-actions.js';
 import { type AuditActor, identifyAdmin, listAudit } from '../audit.js';
 import { bearerToken, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
 import { DEFAULT_POLICY_KEY, policySchema } from '../policy.js';
-import { errorResponseSchema } from '../protocol.js';
+import { errorResponseSchema } from '../../protocol/index.js';
 import { checkTag, formatScopeFile, normalizeScopeLine, parseScopeFile } from '../scope-file.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };

@@ -1,8 +1,8 @@
 import type { RouteApp } from './types.js';
-import { PortbanditError } from '../../core/errors.js';
+import { PortbanditError } from '../../core/index.js';
 import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
-import { errorResponseSchema } from '../protocol.js';
+import { errorResponseSchema } from '../../protocol/index.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
 

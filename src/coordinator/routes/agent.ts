@@ -9,7 +9,7 @@ import {
   resultSubmissionSchema,
   submitResponseSchema,
   workResponseSchema,
-} from '../protocol.js';
+} from '../../protocol/index.js';
 import { submitResultBatch } from '../result-batch.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };

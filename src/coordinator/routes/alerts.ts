@@ -3,7 +3,7 @@ import { AdminActions } from '../admin-actions.js';
 import { listAlertRules, listDeadLetters } from '../alerts.js';
 import { requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
-import { errorResponseSchema } from '../protocol.js';
+import { errorResponseSchema } from '../../protocol/index.js';
 import { apiActor } from './admin.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };

@@ -1,13 +1,11 @@
 import type { FastifyReply } from 'fastify';
 import type { RouteApp } from './types.js';
-import { PortbanditError } from '../../core/errors.js';
-import { matchEvent } from '../../store/match-event.js';
-import { parseEventQuery, parseQuery } from '../../store/query.js';
-import type { ScanDocument } from '../../store/types.js';
+import { PortbanditError } from '../../core/index.js';
+import { matchEvent, parseEventQuery, parseQuery, type ScanDocument } from '../../store/index.js';
 import { requireRole } from '../auth.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
 import { diffScans } from '../diff.js';
-import { errorResponseSchema } from '../protocol.js';
+import { errorResponseSchema } from '../../protocol/index.js';
 import { findHostScan, formatNmapXml } from '../nmap-export.js';
 import { streamRecording } from '../recording-export.js';
 

@@ -1,7 +1,7 @@
 import type { RouteApp } from './types.js';
 import { requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
-import { errorResponseSchema } from '../protocol.js';
+import { errorResponseSchema } from '../../protocol/index.js';
 import type { RetentionRunner } from '../retention-runner.js';
 import { AdminActions } from '../admin-actions.js';
 import { apiActor } from './admin.js';

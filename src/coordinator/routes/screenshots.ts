@@ -1,9 +1,9 @@
 import type { FastifyReply } from 'fastify';
 import type { RouteApp } from './types.js';
-import { PortbanditError } from '../../core/errors.js';
+import { PortbanditError } from '../../core/index.js';
 import { requireRole } from '../auth.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
-import { errorResponseSchema } from '../protocol.js';
+import { errorResponseSchema } from '../../protocol/index.js';
 
 const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
 

@@ -1,5 +1,5 @@
 import type { RouteApp } from './types.js';
-import { VERSION } from '../../core/version.js';
+import { VERSION } from '../../core/index.js';
 import type { Coordinator } from '../coordinator.js';
 
 /** /healthz and /metrics (no token: meant for load balancers and Prometheus on a trusted network). */

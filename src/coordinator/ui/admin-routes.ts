@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler, preParsingAsyncHookHandler } from 'fastify';
-import { isPortbanditError, PortbanditError } from '../../core/errors.js';
-import type { ScopeListName } from '../../store/types.js';
+import { isPortbanditError, PortbanditError } from '../../core/index.js';
+import type { ScopeListName } from '../../store/index.js';
 import { AdminActions } from '../admin-actions.js';
 import { type AuditActor, identifyAdmin } from '../audit.js';
 import type { Coordinator } from '../coordinator.js';

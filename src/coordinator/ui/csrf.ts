@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { isPortbanditError } from '../../core/errors.js';
+import { isPortbanditError } from '../../core/index.js';
 import type { Store } from '../../store/index.js';
 
 /** The hidden form field every UI form posts its CSRF token in. */

@@ -1,7 +1,5 @@
-import { isPortbanditError } from '../../core/errors.js';
-import { matchEvent, parseEventQuery } from '../../store/index.js';
-import type { QueryNode } from '../../store/query-ast.js';
-import type { Store, StoreEvent } from '../../store/types.js';
+import { isPortbanditError } from '../../core/index.js';
+import { matchEvent, parseEventQuery, type QueryNode, type Store, type StoreEvent } from '../../store/index.js';
 import type { Coordinator } from '../coordinator.js';
 import { formatCount, formatTime, hostHref } from './format.js';
 import { pager } from './forms.js';

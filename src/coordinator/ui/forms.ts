@@ -1,5 +1,4 @@
-import { PortbanditError } from '../../core/errors.js';
-import { PortRanges } from '../../core/ports.js';
+import { PortbanditError, PortRanges } from '../../core/index.js';
 import { CSRF_FIELD } from './csrf.js';
 import { type HtmlValue, type SafeHtml, html } from './html.js';
 

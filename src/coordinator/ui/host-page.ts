@@ -1,8 +1,7 @@
-import { PortbanditError } from '../../core/errors.js';
-import type { ScanDocument, ScannedPort, ScriptResult } from '../../store/types.js';
+import { PortbanditError, PortRanges } from '../../core/index.js';
+import type { ScanDocument, ScannedPort, ScriptResult } from '../../store/index.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
 import { type ScanDiff, diffScans } from '../diff.js';
-import { PortRanges } from '../../core/ports.js';
 import { formatCount, formatTime, hostHref } from './format.js';
 import { type SafeHtml, html } from './html.js';
 import { renderScanScreenshots } from './screenshots-page.js';

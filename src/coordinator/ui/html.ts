@@ -3,7 +3,7 @@
  * All UI markup goes through it, so data from scans (banners, script output, tags) can never
  * become markup.
  */
-import { escapeHtml } from '../../core/escape-html.js';
+import { escapeHtml } from '../../core/index.js';
 
 /** Markup that is known to be safe (built by `html` or explicitly trusted with `trustedHtml`). */
 export class SafeHtml {

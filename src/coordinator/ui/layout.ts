@@ -1,4 +1,4 @@
-import { VERSION } from '../../core/version.js';
+import { VERSION } from '../../core/index.js';
 import { type HtmlValue, type SafeHtml, html } from './html.js';
 
 /**

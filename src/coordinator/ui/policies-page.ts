@@ -1,5 +1,5 @@
-import { strategyNames } from '../../../strategies/registry.js';
-import { PortbanditError } from '../../core/errors.js';
+import { strategyNames } from '../../../strategies/index.js';
+import { PortbanditError } from '../../core/index.js';
 import { describeRetention, policyLabel } from '../admin-actions.js';
 import { type Coordinator, rangesOfSorted } from '../coordinator.js';
 import { parseGroupList } from '../groups.js';

@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isPortbanditError } from '../../core/errors.js';
-import type { SearchView } from '../../store/types.js';
+import { isPortbanditError } from '../../core/index.js';
+import type { SearchView } from '../../store/index.js';
 import type { Coordinator } from '../coordinator.js';
 import type { RetentionRunner } from '../retention-runner.js';
 import { UPLOAD_LIMIT_BYTES, registerAdminUiRoutes, rescanControls } from './admin-routes.js';

@@ -1,4 +1,4 @@
-import type { ScopeListName } from '../../store/types.js';
+import type { ScopeListName } from '../../store/index.js';
 import type { Coordinator } from '../coordinator.js';
 import { asDnsName } from '../names.js';
 import { formatCount, formatTime, hostHref } from './format.js';

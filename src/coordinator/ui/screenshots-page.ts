@@ -1,5 +1,4 @@
-import type { StoredScreenshotInfo } from '../../store/screenshot-store.js';
-import type { ScanDocument, ScreenshotMeta } from '../../store/types.js';
+import type { StoredScreenshotInfo, ScanDocument, ScreenshotMeta } from '../../store/index.js';
 import type { Coordinator } from '../coordinator.js';
 import { formatCount, formatTime, hostHref } from './format.js';
 import { type SafeHtml, html } from './html.js';

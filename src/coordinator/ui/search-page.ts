@@ -1,7 +1,5 @@
-import { isPortbanditError } from '../../core/errors.js';
-import type { QueryNode } from '../../store/query-ast.js';
-import { parseQuery } from '../../store/query.js';
-import type { ScanDocument, SearchView } from '../../store/types.js';
+import { isPortbanditError } from '../../core/index.js';
+import { type QueryNode, parseQuery, type ScanDocument, type SearchView } from '../../store/index.js';
 import type { Coordinator } from '../coordinator.js';
 import { formatCount, formatTime, hostHref } from './format.js';
 import { type SafeHtml, html } from './html.js';

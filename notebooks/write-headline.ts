@@ -1,15 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PortbanditError } from '../src/core/errors.js';
-import { headlineNotebook, loadNotebookInput } from '../notebooks/index.js';
-import { chartAcrossRecordings } from './charts.js';
-import { createProgress } from './progress.js';
-import { renderReport } from './report.js';
-import { readResults, runExperiment } from './runner.js';
-import { loadExperimentSpec } from './spec.js';
-import { ALL_TAGS, COVERAGE_TARGET, type ExperimentSummary, formatSummaryCsv, summariseExperiment } from './summarise.js';
-import type { Estimate } from './stats.js';
+import { PortbanditError } from '../src/core/index.js';
+import { headlineNotebook, loadNotebookInput } from './index.js';
+import { chartAcrossRecordings, createProgress, renderReport, readResults, runExperiment, loadExperimentSpec, ALL_TAGS, COVERAGE_TARGET, type ExperimentSummary, formatSummaryCsv, summariseExperiment, type Estimate } from '../experiments/index.js';
 
 export const HEADLINE_START = '<!-- headline:start -->';
 export const HEADLINE_END = '<!-- headline:end -->';
@@ -202,7 +196,7 @@ export async function writeHeadline(root: string, options: { out?: string; rende
 
 const invokedDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (invokedDirectly) {
-  // dist/experiments/write-headline.js or experiments/write-headline.ts: the project root is up from here.
+  // dist/notebooks/write-headline.js or notebooks/write-headline.ts: the project root is up from here.
   let root = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(root, 'package.json'))) root = dirname(root);
   await writeHeadline(root, { renderOnly: process.argv.includes('--render-only') });

@@ -1,7 +1,6 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { formatIp, tryParseIp } from '../../src/core/address.js';
-import { PortbanditError } from '../../src/core/errors.js';
-import type { PortResult, PortStateText, ScriptOutput } from '../../src/coordinator/protocol.js';
+import { formatIp, tryParseIp, PortbanditError } from '../core/index.js';
+import type { PortResult, PortStateText, ScriptOutput } from '../protocol/index.js';
 
 /** One host of an nmap XML report. */
 export interface NmapHost {

@@ -1,5 +1,4 @@
-import { formatIp, tryParseIp } from '../../src/core/address.js';
-import { PortbanditError } from '../../src/core/errors.js';
+import { formatIp, tryParseIp, PortbanditError } from '../core/index.js';
 
 /** One open-port finding from masscan. */
 export interface MasscanFinding {
