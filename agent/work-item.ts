@@ -6,7 +6,7 @@ import type { AllowList } from './allow-list.js';
  * The agent's check of one work item, before anything runs: the coordinator is not trusted (a
  * compromised or misconfigured server must not aim the agent elsewhere or inject scanner
  * options). An item passes only if it matches the wire schema the server itself validates
- * against (src/coordinator/protocol.ts, compiled by the same ajv the server uses but without
+ * against (src/protocol/protocol.ts, compiled by the same ajv the server uses but without
  * type coercion or defaults: what arrives is what is checked), its numbers are in range, and its
  * address is canonical text inside --allow.
  */
