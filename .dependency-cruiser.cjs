@@ -1,3 +1,4 @@
+/* global module */
 /**
  * The layers of portbandit (README "Development"), enforced by `npm run lint`.
  *

@@ -49,7 +49,7 @@ const results = [await step('build', bin('tsc'), ['-p', 'tsconfig.build.json', '
 if (results[0].ok) {
   results.push(
     ...(await Promise.all([
-      step('lint', bin('eslint'), ['.']),
+      step('lint', 'npm', ['run', '--silent', 'lint']),
       step('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']),
       step(fast ? 'vitest (without the lab)' : 'vitest unit', bin('vitest'), ['run', '--project', 'unit', '--passWithNoTests', ...vitestArgs], { stream: true }),
       ...(fast ? [] : [step('vitest lab', bin('vitest'), ['run', '--project', 'lab', '--passWithNoTests', ...vitestArgs])]),
