@@ -84,7 +84,12 @@ export class Agent {
     this.options = options;
     this.client = new CoordinatorClient(options.server, options.token);
     this.pipeline = new ScanPipeline({ ...options.scan, signal: this.abort.signal });
-    this.results = new ResultBatcher({ client: this.client, flushMs: RESULT_FLUSH_MS, flushAt: RESULT_FLUSH_AT, log: (line) => this.log(line) });
+    this.results = new ResultBatcher({
+      client: this.client,
+      flushMs: RESULT_FLUSH_MS,
+      flushAt: RESULT_FLUSH_AT,
+      log: (line) => this.log(line),
+    });
   }
 
   private log(line: string): void {
@@ -206,7 +211,9 @@ export class Agent {
     const held = new Set(items.map((i) => i?.leaseId));
     this.inFlight += held.size;
     // Items are unchecked here (the pipeline checks each): print them without trusting their shape.
-    this.log(`agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${Array.isArray(i?.ports) ? i.ports.length : '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`);
+    this.log(
+      `agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${Array.isArray(i?.ports) ? i.ports.length : '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`,
+    );
     const ref: { task?: Promise<void> } = {};
     const task: Promise<void> = (async () => {
       try {
@@ -267,7 +274,9 @@ export class Agent {
         this.stats.submitted++;
         const open = result.ports.filter((p) => p.state === 'open').length;
         const partial = result.incomplete !== undefined ? ` (partial: ${result.incomplete})` : '';
-        this.log(`agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${partial}${followUp ? ', follow-up queued' : ''}`);
+        this.log(
+          `agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${partial}${followUp ? ', follow-up queued' : ''}`,
+        );
         return;
       } catch (error) {
         if (error instanceof RejectedError) {

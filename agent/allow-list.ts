@@ -22,7 +22,11 @@ export class AllowList {
       try {
         return parseTarget(raw);
       } catch {
-        throw new PortbanditError('PB_ERR_ADDRESS', `expected a CIDR (198.18.0.0/15) or an address (IPv4: four decimal octets without leading zeros), got ${JSON.stringify(raw)}`, { where: `${where}[${i}]` });
+        throw new PortbanditError(
+          'PB_ERR_ADDRESS',
+          `expected a CIDR (198.18.0.0/15) or an address (IPv4: four decimal octets without leading zeros), got ${JSON.stringify(raw)}`,
+          { where: `${where}[${i}]` },
+        );
       }
     });
     return new AllowList(ranges, ranges.map(formatCidr));

@@ -22,9 +22,12 @@ export class CoordinatorClient {
     try {
       url = new URL(server);
     } catch {
-      throw new PortbanditError('PB_ERR_URL', `expected a URL like http://127.0.0.1:8787, got ${JSON.stringify(server)}`, { where: '--server' });
+      throw new PortbanditError('PB_ERR_URL', `expected a URL like http://127.0.0.1:8787, got ${JSON.stringify(server)}`, {
+        where: '--server',
+      });
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortbanditError('PB_ERR_URL', `expected http(s), got ${url.protocol}`, { where: '--server' });
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new PortbanditError('PB_ERR_URL', `expected http(s), got ${url.protocol}`, { where: '--server' });
     this.base = url.toString().replace(/\/$/, '');
     this.token = token;
     this.timeoutMs = timeoutMs;
@@ -45,7 +48,10 @@ export class CoordinatorClient {
     const text = await res.text();
     if (!res.ok) {
       const message = `coordinator answered ${res.status}: ${text.slice(0, 300)}`;
-      if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new RejectedError(res.status, res.status === 409 ? 'PB_ERR_CONFLICT' : 'PB_ERR_INVALID_ARGUMENT', message, { where: `${method} ${path}` });
+      if (res.status >= 400 && res.status < 500 && res.status !== 429)
+        throw new RejectedError(res.status, res.status === 409 ? 'PB_ERR_CONFLICT' : 'PB_ERR_INVALID_ARGUMENT', message, {
+          where: `${method} ${path}`,
+        });
       throw new PortbanditError('PB_ERR_IO', message, { where: `${method} ${path}` });
     }
     try {

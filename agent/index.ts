@@ -2,7 +2,18 @@ export { Agent, type AgentOptions, type AgentStats } from './agent.js';
 export { AllowList } from './allow-list.js';
 export { CoordinatorClient, RejectedError } from './coordinator-client.js';
 export { ResultBatcher, BATCH_BYTES, type BatchedAnswer, type ResultBatcherOptions } from './result-batcher.js';
-export { scanBatch, choosePreflight, describePreflight, ScanPipeline, SCAN_DEFAULTS, type ScanConfig, type PreflightChoice, type BatchOutcome, type RefusedItem, type HostOutcome } from './scan-batch.js';
+export {
+  scanBatch,
+  choosePreflight,
+  describePreflight,
+  ScanPipeline,
+  SCAN_DEFAULTS,
+  type ScanConfig,
+  type PreflightChoice,
+  type BatchOutcome,
+  type RefusedItem,
+  type HostOutcome,
+} from './scan-batch.js';
 export { runMasscan, MASSCAN_DEFAULTS, type MasscanOptions, type MasscanResult } from './scanners/masscan.js';
 export { runConnectSweep, CONNECT_DEFAULTS, type ConnectSweepOptions, type ConnectSweepResult } from './scanners/connect-sweep.js';
 export { runNmap, nmapArgs, checkScripts, NMAP_DEFAULTS, type NmapOptions, type NmapResult } from './scanners/nmap.js';
@@ -11,6 +22,21 @@ export { detectScannerTools, describeMissingTools, hasRawSockets, type ScannerTo
 export { runBounded, type ProcessBounds, type ProcessResult } from './scanners/bounded-process.js';
 export { parseNmapXml, type NmapRun, type NmapHost } from '../src/formats/index.js';
 export { parseMasscanOutput, detectMasscanFormat, groupFindings, type MasscanFinding, type MasscanFormat } from '../src/formats/index.js';
-export { detectServices, planDetection, DETECTION_DEFAULTS, type DetectionOptions, type DetectionRun, type HostDetection } from './service-detection.js';
-export { Screenshotter, webTargets, SCREENSHOT_DEFAULTS, type ScreenshotOptions, type WebTarget, type CaptureResult, type InterceptedRequest } from './screenshots.js';
+export {
+  detectServices,
+  planDetection,
+  DETECTION_DEFAULTS,
+  type DetectionOptions,
+  type DetectionRun,
+  type HostDetection,
+} from './service-detection.js';
+export {
+  Screenshotter,
+  webTargets,
+  SCREENSHOT_DEFAULTS,
+  type ScreenshotOptions,
+  type WebTarget,
+  type CaptureResult,
+  type InterceptedRequest,
+} from './screenshots.js';
 export { ScreenshotGuard, splitHostPort, type GuardEntry } from './screenshot-guard.js';

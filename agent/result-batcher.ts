@@ -111,9 +111,17 @@ function answerOf(answer: ResultBatchItem | undefined): BatchedAnswer {
     case 'duplicate':
       return { kind: 'stored', duplicate: answer.outcome === 'duplicate', followUp: answer.followUp === true };
     case 'rejected':
-      return { kind: 'rejected', message: `coordinator answered ${answer.error?.statusCode ?? '4xx'}: ${answer.error?.code ?? ''} ${String(answer.error?.message ?? '').slice(0, 300)}` };
+      return {
+        kind: 'rejected',
+        message: `coordinator answered ${answer.error?.statusCode ?? '4xx'}: ${answer.error?.code ?? ''} ${String(answer.error?.message ?? '').slice(0, 300)}`,
+      };
     case 'failed':
-      return { kind: 'retry', error: new Error(`coordinator answered ${answer.error?.statusCode ?? '5xx'}: ${answer.error?.code ?? ''} ${String(answer.error?.message ?? '').slice(0, 300)}`) };
+      return {
+        kind: 'retry',
+        error: new Error(
+          `coordinator answered ${answer.error?.statusCode ?? '5xx'}: ${answer.error?.code ?? ''} ${String(answer.error?.message ?? '').slice(0, 300)}`,
+        ),
+      };
     default:
       // No readable answer for this result: the single route says what became of it.
       return { kind: 'single' };

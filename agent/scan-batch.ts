@@ -60,7 +60,9 @@ export interface BatchOutcome {
 }
 
 /** One host's outcome, as soon as that host is done. */
-export type HostOutcome = { readonly kind: 'result'; readonly item: WorkItem; readonly submission: ResultSubmission } | { readonly kind: 'refused'; readonly item: WorkItem; readonly reason: string };
+export type HostOutcome =
+  | { readonly kind: 'result'; readonly item: WorkItem; readonly submission: ResultSubmission }
+  | { readonly kind: 'refused'; readonly item: WorkItem; readonly reason: string };
 
 /** The preflight that will run for a work item on this machine. */
 export function choosePreflight(requested: PreflightRequest, config: Pick<ScanConfig, 'preflight' | 'tools'>): Preflight {
@@ -76,7 +78,12 @@ export function choosePreflight(requested: PreflightRequest, config: Pick<ScanCo
 export function describePreflight(config: Pick<ScanConfig, 'preflight' | 'tools'>): string {
   const { tools } = config;
   if (config.preflight === 'connect') return 'connect sweep (--preflight connect)';
-  const why = tools.masscan === null ? 'masscan is not installed' : !tools.rawSockets ? 'this process has no raw sockets (not root, no CAP_NET_RAW)' : '';
+  const why =
+    tools.masscan === null
+      ? 'masscan is not installed'
+      : !tools.rawSockets
+        ? 'this process has no raw sockets (not root, no CAP_NET_RAW)'
+        : '';
   if (why === '') return `masscan (root, installed; the connect sweep where no route is found)`;
   return `connect sweep (${why})`;
 }
@@ -116,7 +123,10 @@ interface PreflightGroup<M> {
  * MASSCAN_UNION_FACTOR; identical lists, such as full sweeps, always share), connect-sweep items
  * by identical lists (the sweep probes each host's own ports, so nothing is gained by a union).
  */
-export function groupForPreflight<M extends { item: Pick<WorkItem, 'ports'>; ran: Preflight }>(waiting: readonly M[], factor: number): PreflightGroup<M>[] {
+export function groupForPreflight<M extends { item: Pick<WorkItem, 'ports'>; ran: Preflight }>(
+  waiting: readonly M[],
+  factor: number,
+): PreflightGroup<M>[] {
   const out: PreflightGroup<M>[] = [];
   const exact = new Map<string, PreflightGroup<M>>();
   const masscan: M[] = [];
@@ -265,7 +275,12 @@ export class ScanPipeline {
     await Promise.all(tasks);
   }
 
-  private readonly waiting: Array<{ item: WorkItem; ran: Preflight; resolve: (pre: PreflightOutcome) => void; reject: (error: unknown) => void }> = [];
+  private readonly waiting: Array<{
+    item: WorkItem;
+    ran: Preflight;
+    resolve: (pre: PreflightOutcome) => void;
+    reject: (error: unknown) => void;
+  }> = [];
   private pumping = false;
 
   /**
@@ -320,7 +335,12 @@ export class ScanPipeline {
   private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, probes: number): Promise<void> {
     this.masscanInFlight += probes;
     try {
-      const pre = await this.preflight(group.ran, group.ports, [...new Set(group.members.map((m) => m.item.ip))], Math.min(rate, this.config.masscan.rate));
+      const pre = await this.preflight(
+        group.ran,
+        group.ports,
+        [...new Set(group.members.map((m) => m.item.ip))],
+        Math.min(rate, this.config.masscan.rate),
+      );
       for (const m of group.members) m.resolve(pre);
     } catch (error) {
       for (const m of group.members) m.reject(error);
@@ -330,7 +350,12 @@ export class ScanPipeline {
     }
   }
 
-  private async preflight(ran: Preflight, ports: readonly number[], targets: string[], rate = this.config.masscan.rate): Promise<PreflightOutcome> {
+  private async preflight(
+    ran: Preflight,
+    ports: readonly number[],
+    targets: string[],
+    rate = this.config.masscan.rate,
+  ): Promise<PreflightOutcome> {
     const config = this.config;
     const started = performance.now();
     const signal = config.signal ? { signal: config.signal } : {};
@@ -349,7 +374,13 @@ export class ScanPipeline {
     } catch (error) {
       if (!isPortbanditError(error) || config.signal?.aborted) throw error;
       config.log(`agent: connect sweep failed on ${targets.join(', ')} (${error.message}); their ports are reported unknown`);
-      return { ran: 'connect', open: new Map(), answered: null, durationMs: performance.now() - started, error: `preflight failed: ${error.message}` };
+      return {
+        ran: 'connect',
+        open: new Map(),
+        answered: null,
+        durationMs: performance.now() - started,
+        error: `preflight failed: ${error.message}`,
+      };
     }
   }
 
@@ -401,7 +432,11 @@ export class ScanPipeline {
               ...(config.signal ? { signal: config.signal } : {}),
             });
             const host = r.run.hosts.find((h) => h.ip === item.ip);
-            return { part, ms: performance.now() - started, ...(host && !host.timedOut ? { ports: host.ports } : { timedOut: true as const }) };
+            return {
+              part,
+              ms: performance.now() - started,
+              ...(host && !host.timedOut ? { ports: host.ports } : { timedOut: true as const }),
+            };
           } catch (error) {
             if (!isPortbanditError(error) || config.signal?.aborted) throw error;
             return { part, ms: performance.now() - started, error: error.message };
@@ -429,7 +464,12 @@ export class ScanPipeline {
    * ports (those last known open were started with the preflight already), and the result says
    * which ports are open, which unknown, and why it is partial.
    */
-  private async finishHost(item: WorkItem, pre: PreflightOutcome, startedAt: number, early: Promise<Detection> | undefined): Promise<ResultSubmission | undefined> {
+  private async finishHost(
+    item: WorkItem,
+    pre: PreflightOutcome,
+    startedAt: number,
+    early: Promise<Detection> | undefined,
+  ): Promise<ResultSubmission | undefined> {
     const config = this.config;
     const own = new Set(item.ports);
     const base = {
@@ -468,7 +508,15 @@ export class ScanPipeline {
     const doubt = pre.ran === 'none' ? [] : (item.verify ?? []).filter((p) => own.has(p) && !seen.has(p) && !earlyResult?.detected.has(p));
     if (doubt.length > 0) {
       const recheck = await this.connectSlots.use(() =>
-        runConnectSweep({ targets: [item.ip], ports: doubt, allow: config.allow, concurrency: 64, timeoutMs: VERIFY_TIMEOUT_MS, retries: 1, ...(config.signal ? { signal: config.signal } : {}) }),
+        runConnectSweep({
+          targets: [item.ip],
+          ports: doubt,
+          allow: config.allow,
+          concurrency: 64,
+          timeoutMs: VERIFY_TIMEOUT_MS,
+          retries: 1,
+          ...(config.signal ? { signal: config.signal } : {}),
+        }),
       );
       const confirmed = recheck.open.get(item.ip) ?? [];
       if (confirmed.length > 0) {
@@ -501,14 +549,18 @@ export class ScanPipeline {
         nmapMs = Math.max(nmapMs, late?.ms ?? 0);
         waitMs = Math.max(waitMs, late?.waitMs ?? 0);
         const detected = new Map([...(earlyResult?.detected ?? []), ...(late?.detected ?? [])]);
-        const timedOut = [...(earlyResult?.timedOut ?? []), ...(late?.timedOut ?? [])].filter((p) => seen.has(p) || open.includes(p)).sort((a, b) => a - b);
+        const timedOut = [...(earlyResult?.timedOut ?? []), ...(late?.timedOut ?? [])]
+          .filter((p) => seen.has(p) || open.includes(p))
+          .sort((a, b) => a - b);
         const failed = [...(earlyResult?.failed ?? []), ...(late?.failed ?? [])];
         const notes: string[] = [];
-        if (timedOut.length > 0) notes.push(`nmap gave up on port(s) ${timedOut.join(', ')} at the ${item.scan.hostTimeoutSeconds} s timeout`);
+        if (timedOut.length > 0)
+          notes.push(`nmap gave up on port(s) ${timedOut.join(', ')} at the ${item.scan.hostTimeoutSeconds} s timeout`);
         if (failed.length > 0) notes.push(`nmap failed: ${[...new Set(failed)].join('; ')}`);
         if (notes.length > 0) {
           incomplete = notes.join('; ');
-          if (failed.length > 0) config.log(`agent: ${item.ip}: ${incomplete}; reporting the preflight's open ports without service detail`);
+          if (failed.length > 0)
+            config.log(`agent: ${item.ip}: ${incomplete}; reporting the preflight's open ports without service detail`);
         }
         if (pre.ran === 'none') {
           ports = [...detected.values()];
@@ -518,7 +570,10 @@ export class ScanPipeline {
           // Open per the preflight (or nmap, or the connect check); nmap adds the detail where it
           // finished. A port nmap found closed after the preflight saw it open is reported closed.
           const openPorts = new Set(open);
-          ports = [...[...detected.values()].filter((p) => openPorts.has(p.port) || p.state === 'open'), ...preflightPorts.filter((p) => !detected.has(p.port))].sort((a, b) => a.port - b.port);
+          ports = [
+            ...[...detected.values()].filter((p) => openPorts.has(p.port) || p.state === 'open'),
+            ...preflightPorts.filter((p) => !detected.has(p.port)),
+          ].sort((a, b) => a.port - b.port);
         }
       }
     }
@@ -531,7 +586,12 @@ export class ScanPipeline {
       ports: down ? [] : ports,
       ...(unknownPorts !== undefined ? { unknownPorts } : {}),
       ...(incomplete !== undefined ? { incomplete } : {}),
-      timings: { preflight: Math.round(pre.durationMs), nmapWait: Math.round(waitMs), nmap: Math.round(nmapMs), total: finishedAt - startedAt },
+      timings: {
+        preflight: Math.round(pre.durationMs),
+        nmapWait: Math.round(waitMs),
+        nmap: Math.round(nmapMs),
+        total: finishedAt - startedAt,
+      },
       ...(Object.keys(host).length > 0 ? { host } : {}),
     };
   }

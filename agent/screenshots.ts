@@ -1,6 +1,13 @@
 import { existsSync } from 'node:fs';
 import type { Browser, BrowserContext } from 'playwright-core';
-import { type PortResult, type ResultSubmission, type Screenshot, MAX_SCREENSHOTS_PER_RESULT, MAX_SCREENSHOT_BYTES, MAX_SCREENSHOT_RESULT_BYTES } from '../src/protocol/index.js';
+import {
+  type PortResult,
+  type ResultSubmission,
+  type Screenshot,
+  MAX_SCREENSHOTS_PER_RESULT,
+  MAX_SCREENSHOT_BYTES,
+  MAX_SCREENSHOT_RESULT_BYTES,
+} from '../src/protocol/index.js';
 import { PortbanditError, readImageInfo } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
 import { ScreenshotGuard } from './screenshot-guard.js';
@@ -44,8 +51,29 @@ export interface WebTarget {
 }
 
 /** nmap service names of web servers (nmap-services and -sV): plain, or TLS by name. */
-const HTTP_NAMES = new Set(['http', 'http-alt', 'http-proxy', 'http-mgmt', 'http-wmap', 'www', 'www-http', 'webcache', 'sun-answerbook', 'radan-http']);
-const HTTPS_NAMES = new Set(['https', 'https-alt', 'https-wmap', 'ssl/http', 'ssl/https', 'ssl/http-alt', 'ssl/http-proxy', 'ssl/https-alt', 'ssl/http-mgmt']);
+const HTTP_NAMES = new Set([
+  'http',
+  'http-alt',
+  'http-proxy',
+  'http-mgmt',
+  'http-wmap',
+  'www',
+  'www-http',
+  'webcache',
+  'sun-answerbook',
+  'radan-http',
+]);
+const HTTPS_NAMES = new Set([
+  'https',
+  'https-alt',
+  'https-wmap',
+  'ssl/http',
+  'ssl/https',
+  'ssl/http-alt',
+  'ssl/http-proxy',
+  'ssl/https-alt',
+  'ssl/http-mgmt',
+]);
 
 /**
  * The open ports to render, in port order: service http, https, http-proxy, ssl/http and the like,
@@ -58,7 +86,8 @@ export function webTargets(ports: readonly PortResult[]): WebTarget[] {
     if (p.state !== 'open') continue;
     const name = p.service?.toLowerCase() ?? 'unknown';
     if (HTTPS_NAMES.has(name)) out.push({ port: p.port, scheme: 'https' });
-    else if (HTTP_NAMES.has(name) || (name === 'unknown' && p.answersHttp === true)) out.push({ port: p.port, scheme: p.tunnel === 'ssl' ? 'https' : 'http' });
+    else if (HTTP_NAMES.has(name) || (name === 'unknown' && p.answersHttp === true))
+      out.push({ port: p.port, scheme: p.tunnel === 'ssl' ? 'https' : 'http' });
   }
   return out;
 }
@@ -140,7 +169,11 @@ export class Screenshotter {
     this.browser ??= (async () => {
       const executablePath = this.options.executablePath;
       if (!existsSync(executablePath)) {
-        throw new PortbanditError('PB_ERR_SCANNER', `no Chromium at ${executablePath} (apt-get install chromium, or give --chromium PATH)`, { where: '--chromium' });
+        throw new PortbanditError(
+          'PB_ERR_SCANNER',
+          `no Chromium at ${executablePath} (apt-get install chromium, or give --chromium PATH)`,
+          { where: '--chromium' },
+        );
       }
       const proxy = await this.guard.start();
       // Imported on first use: an agent without --screenshots never loads playwright-core.
@@ -171,7 +204,11 @@ export class Screenshotter {
         });
         return browser;
       } catch (cause) {
-        throw new PortbanditError('PB_ERR_SCANNER', `Chromium at ${executablePath} did not start: ${(cause as Error).message.split('\n')[0]}`, { where: '--chromium', cause });
+        throw new PortbanditError(
+          'PB_ERR_SCANNER',
+          `Chromium at ${executablePath} did not start: ${(cause as Error).message.split('\n')[0]}`,
+          { where: '--chromium', cause },
+        );
       }
     })();
     this.browser.catch(() => {
@@ -189,7 +226,12 @@ export class Screenshotter {
   private async captureNow(ip: string, target: WebTarget): Promise<CaptureResult> {
     const started = performance.now();
     const requests: InterceptedRequest[] = [];
-    const done = (rest: { screenshot?: Screenshot; note?: string }): CaptureResult => ({ target, requests, ms: Math.round(performance.now() - started), ...rest });
+    const done = (rest: { screenshot?: Screenshot; note?: string }): CaptureResult => ({
+      target,
+      requests,
+      ms: Math.round(performance.now() - started),
+      ...rest,
+    });
     const own = `${ip.toLowerCase()}:${target.port}`;
     const sameOrigin = (url: string): boolean => {
       const origin = originOf(url);
@@ -254,9 +296,12 @@ export class Screenshotter {
       // A page that answered but never finished loading is still worth an image; a failed
       // navigation (refused, reset, redirected elsewhere) is not.
       if (failure !== undefined && !(answered && /Timeout/iu.test(failure))) {
-        return done({ note: `${url}: ${/Timeout/iu.test(failure) || timedOut ? `no page within ${this.options.timeoutMs} ms` : failure.replace(/^page\.goto: /u, '')}` });
+        return done({
+          note: `${url}: ${/Timeout/iu.test(failure) || timedOut ? `no page within ${this.options.timeoutMs} ms` : failure.replace(/^page\.goto: /u, '')}`,
+        });
       }
-      if (landed !== undefined && !answered) return done({ note: `${url}: redirected outside the target (to ${landed.slice(0, 200)}); not rendered` });
+      if (landed !== undefined && !answered)
+        return done({ note: `${url}: redirected outside the target (to ${landed.slice(0, 200)}); not rendered` });
       const left = (): number => Math.max(1000, deadline - Date.now());
       const title = (await page.title().catch(() => '')).trim().slice(0, MAX_TITLE);
       let image = await page.screenshot({ type: 'png', timeout: left(), animations: 'disabled', caret: 'hide' });
@@ -271,7 +316,9 @@ export class Screenshotter {
           }
         }
         if (image.length > this.options.maxBytes) {
-          return done({ note: `${url}: image over the ${this.options.maxBytes}-byte cap even as JPEG (quality ${JPEG_QUALITIES.at(-1)}: ${image.length} bytes); dropped` });
+          return done({
+            note: `${url}: image over the ${this.options.maxBytes}-byte cap even as JPEG (quality ${JPEG_QUALITIES.at(-1)}: ${image.length} bytes); dropped`,
+          });
         }
       }
       const info = readImageInfo(image);
@@ -309,16 +356,32 @@ export class Screenshotter {
     const started = performance.now();
     const notes: string[] = [];
     const limit = Math.min(this.options.maxPerHost, MAX_SCREENSHOTS_PER_RESULT);
-    if (targets.length > limit) notes.push(`${targets.length} web services; rendered the first ${limit} (ports ${targets.slice(limit).map((t) => t.port).join(', ')} skipped)`);
+    if (targets.length > limit)
+      notes.push(
+        `${targets.length} web services; rendered the first ${limit} (ports ${targets
+          .slice(limit)
+          .map((t) => t.port)
+          .join(', ')} skipped)`,
+      );
     // The lease's deadline comes first: no page starts that could not finish before it.
     const chosen = targets.slice(0, limit);
     if (deadline !== undefined && Date.now() + this.options.timeoutMs + 5000 > deadline) {
       this.options.log(`agent: ${submission.ip}: no time left before the lease deadline for screenshots`);
-      return { ...submission, host: { ...(submission.host ?? {}), screenshotNotes: ['no time left before the lease deadline; not rendered'] } };
+      return {
+        ...submission,
+        host: { ...(submission.host ?? {}), screenshotNotes: ['no time left before the lease deadline; not rendered'] },
+      };
     }
     // A browser that cannot start (or died for good) costs the images, never the scan result.
     const results = await Promise.all(
-      chosen.map((t) => this.capture(submission.ip, t).catch((error: unknown): CaptureResult => ({ target: t, requests: [], ms: 0, note: `port ${t.port}: ${(error as Error).message}` }))),
+      chosen.map((t) =>
+        this.capture(submission.ip, t).catch((error: unknown): CaptureResult => ({
+          target: t,
+          requests: [],
+          ms: 0,
+          note: `port ${t.port}: ${(error as Error).message}`,
+        })),
+      ),
     );
     const screenshots: Screenshot[] = [];
     let bytes = 0;
@@ -327,7 +390,9 @@ export class Screenshotter {
       if (!r.screenshot) continue;
       const size = Buffer.byteLength(r.screenshot.data, 'base64');
       if (size > MAX_SCREENSHOT_BYTES || bytes + size > MAX_SCREENSHOT_RESULT_BYTES) {
-        notes.push(`port ${r.target.port}: image of ${size} bytes would pass the coordinator's caps (${MAX_SCREENSHOT_BYTES} per image, ${MAX_SCREENSHOT_RESULT_BYTES} per result); dropped`);
+        notes.push(
+          `port ${r.target.port}: image of ${size} bytes would pass the coordinator's caps (${MAX_SCREENSHOT_BYTES} per image, ${MAX_SCREENSHOT_RESULT_BYTES} per result); dropped`,
+        );
         continue;
       }
       bytes += size;
@@ -338,7 +403,9 @@ export class Screenshotter {
       ...submission,
       ...(screenshots.length > 0 ? { screenshots } : {}),
       timings: { ...(submission.timings ?? {}), screenshots: Math.round(performance.now() - started) },
-      ...(notes.length > 0 ? { host: { ...(submission.host ?? {}), screenshotNotes: notes.slice(0, 32).map((n) => n.slice(0, 500)) } } : {}),
+      ...(notes.length > 0
+        ? { host: { ...(submission.host ?? {}), screenshotNotes: notes.slice(0, 32).map((n) => n.slice(0, 500)) } }
+        : {}),
     };
   }
 

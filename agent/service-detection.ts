@@ -71,7 +71,10 @@ export function planDetection(open: ReadonlyMap<string, readonly number[]>, host
  * waits. A failed run (PortbanditError: timeout, output limit, truncated XML) marks only its own
  * hosts; an abort or any other error propagates.
  */
-export async function detectServices(open: ReadonlyMap<string, readonly number[]>, options: DetectionOptions): Promise<Map<string, HostDetection>> {
+export async function detectServices(
+  open: ReadonlyMap<string, readonly number[]>,
+  options: DetectionOptions,
+): Promise<Map<string, HostDetection>> {
   const out = new Map<string, HostDetection>();
   const runs = planDetection(open, Math.max(1, options.hostsPerRun));
   await pMap(
@@ -95,7 +98,9 @@ export async function detectServices(open: ReadonlyMap<string, readonly number[]
         for (const ip of run.targets) out.set(ip, { ports: byIp.get(ip) ?? [], durationMs: r.durationMs });
       } catch (error) {
         if (!isPortbanditError(error) || options.signal?.aborted) throw error;
-        options.log?.(`agent: nmap failed on ${run.targets.join(', ')} (${error.message}); reporting preflight ports without service names`);
+        options.log?.(
+          `agent: nmap failed on ${run.targets.join(', ')} (${error.message}); reporting preflight ports without service names`,
+        );
         for (const ip of run.targets) out.set(ip, { ports: [], durationMs: performance.now() - started, error: error.message });
       }
     },

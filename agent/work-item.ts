@@ -21,9 +21,10 @@ interface Validator {
 let validate: Validator | undefined;
 function validator(): Validator {
   if (!validate) {
-    const build = AjvCompiler()({}, { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false } }) as unknown as (route: {
-      schema: unknown;
-    }) => Validator;
+    const build = AjvCompiler()(
+      {},
+      { customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false } },
+    ) as unknown as (route: { schema: unknown }) => Validator;
     validate = build({ schema: workItemSchema });
   }
   return validate;
@@ -60,9 +61,14 @@ function at(raw: unknown, path: string): unknown {
  * (the exact string the scanners will receive) and inside it.
  */
 export function checkWorkItem(raw: unknown, allow: AllowList): WorkItemCheck {
-  const leaseId = typeof (raw as { leaseId?: unknown })?.leaseId === 'string' ? ((raw as { leaseId: string }).leaseId as string) : undefined;
+  const leaseId =
+    typeof (raw as { leaseId?: unknown })?.leaseId === 'string' ? ((raw as { leaseId: string }).leaseId as string) : undefined;
   const ip = typeof (raw as { ip?: unknown })?.ip === 'string' ? ((raw as { ip: string }).ip as string) : undefined;
-  const refuse = (reason: string): WorkItemCheck => ({ reason, ...(leaseId !== undefined && /^[\x21-\x7e]{1,64}$/.test(leaseId) ? { leaseId } : {}), ...(ip !== undefined ? { ip } : {}) });
+  const refuse = (reason: string): WorkItemCheck => ({
+    reason,
+    ...(leaseId !== undefined && /^[\x21-\x7e]{1,64}$/.test(leaseId) ? { leaseId } : {}),
+    ...(ip !== undefined ? { ip } : {}),
+  });
   const check = validator();
   if (!check(raw)) {
     const error = check.errors?.[0];
@@ -73,7 +79,8 @@ export function checkWorkItem(raw: unknown, allow: AllowList): WorkItemCheck {
   const item = raw as WorkItem;
   // The schema bounds each number; these are the relations between them.
   for (let i = 1; i < item.ports.length; i++) {
-    if (item.ports[i]! <= item.ports[i - 1]!) return refuse(`ports must be ascending and distinct (ports[${i}] = ${item.ports[i]} after ${item.ports[i - 1]})`);
+    if (item.ports[i]! <= item.ports[i - 1]!)
+      return refuse(`ports must be ascending and distinct (ports[${i}] = ${item.ports[i]} after ${item.ports[i - 1]})`);
   }
   if (item.ports.length === 0) return refuse('ports is empty');
   if (item.deadline < item.issuedAt) return refuse(`deadline ${item.deadline} is before issuedAt ${item.issuedAt}`);

@@ -30,7 +30,14 @@ export function runBanditsBenchmark(env: NodeJS.ProcessEnv = process.env): void 
       const total = late.reduce((s, e) => s + e.total, 0);
       const probes = late.reduce((s, e) => s + e.probes, 0);
       const used = process.cpuUsage(cpu);
-      return { coverage: total > 0 ? found / total : 0, found, probes, seconds: (performance.now() - t) / 1000, cpuSeconds: (used.user + used.system) / 1e6, hostEpochs: r.hostEpochs };
+      return {
+        coverage: total > 0 ? found / total : 0,
+        found,
+        probes,
+        seconds: (performance.now() - t) / 1000,
+        cpuSeconds: (used.user + used.system) / 1e6,
+        hostEpochs: r.hostEpochs,
+      };
     };
     const line = (name: string, r: ReturnType<typeof run>, base?: ReturnType<typeof run>) =>
       console.log(
@@ -38,7 +45,9 @@ export function runBanditsBenchmark(env: NodeJS.ProcessEnv = process.env): void 
           (base ? `  ${(r.coverage / base.coverage).toFixed(2)}x top-k` : '') +
           `  ${r.seconds.toFixed(1)} s (cpu ${r.cpuSeconds.toFixed(1)} s, ${Math.round(r.hostEpochs / r.cpuSeconds)} host-decisions/cpu-s)`,
       );
-    console.log(`bandits: ${profile} scope ${hosts} hosts x ${epochs} epochs, budget ${budget}; late = epochs ${Math.floor(epochs / 2)}-${epochs - 1}`);
+    console.log(
+      `bandits: ${profile} scope ${hosts} hosts x ${epochs} epochs, budget ${budget}; late = epochs ${Math.floor(epochs / 2)}-${epochs - 1}`,
+    );
     line(`fixed@1000`, run('fixed', 1000));
     const base = run('top-k', budget);
     line('top-k', base);

@@ -97,7 +97,8 @@ function serveCommands(app: FastifyInstance): void {
   let cpu = process.cpuUsage();
   let gc = { count: 0, totalMs: 0, maxMs: 0 };
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) gc = { count: gc.count + 1, totalMs: gc.totalMs + entry.duration, maxMs: Math.max(gc.maxMs, entry.duration) };
+    for (const entry of list.getEntries())
+      gc = { count: gc.count + 1, totalMs: gc.totalMs + entry.duration, maxMs: Math.max(gc.maxMs, entry.duration) };
   }).observe({ entryTypes: ['gc'] });
   app.addHook('onResponse', async (req, reply) => {
     const url = req.routeOptions.url ?? 'other';
@@ -135,7 +136,9 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
   const { default: Fastify } = await import('fastify');
   if (data.kind === 'pb-bench-empty') {
     const app = Fastify({ logger: false });
-    app.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+    app.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({
+      ok: true,
+    }));
     serveCommands(app);
     await app.listen({ host: '127.0.0.1', port: 0 });
     parentPort!.postMessage({ port: (app.server.address() as { port: number }).port, tokens: [] } satisfies ServerReady);
@@ -143,7 +146,10 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
   }
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
   const pgFlags = data.postgres ? { postgresUrl: data.postgres.url, postgresSchema: data.postgres.schema } : {};
-  const config = resolveConfig({ flags: { dataDir: data.dataDir, logLevel: data.logLevel ?? 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags }, env: {} });
+  const config = resolveConfig({
+    flags: { dataDir: data.dataDir, logLevel: data.logLevel ?? 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags },
+    env: {},
+  });
   const app = await buildApp({ config });
   if (data.joinWith) {
     // A second coordinator on the same PostgreSQL: the first one's scope, policy and agents.
@@ -215,16 +221,31 @@ interface Response {
  * again once on a new socket, as Node's documentation advises (the agent routes are idempotent:
  * a result sent twice is answered as a duplicate).
  */
-async function send(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
+async function send(
+  agent: Agent,
+  port: number,
+  method: 'GET' | 'POST',
+  path: string,
+  token: string | undefined,
+  body?: string,
+): Promise<Response> {
   try {
     return await sendOnce(agent, port, method, path, token, body);
   } catch (error) {
-    if ((error as { reusedSocket?: boolean; code?: string }).reusedSocket && (error as { code?: string }).code === 'ECONNRESET') return sendOnce(agent, port, method, path, token, body);
+    if ((error as { reusedSocket?: boolean; code?: string }).reusedSocket && (error as { code?: string }).code === 'ECONNRESET')
+      return sendOnce(agent, port, method, path, token, body);
     throw error;
   }
 }
 
-function sendOnce(agent: Agent, port: number, method: 'GET' | 'POST', path: string, token: string | undefined, body?: string): Promise<Response> {
+function sendOnce(
+  agent: Agent,
+  port: number,
+  method: 'GET' | 'POST',
+  path: string,
+  token: string | undefined,
+  body?: string,
+): Promise<Response> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
@@ -281,7 +302,11 @@ function resultBody(item: { leaseId: string; ip: string; ports: number[] }, firs
     startedAt: now - 1000,
     finishedAt: now,
     preflight: 'connect',
-    ports: firstOpen ? item.ports.slice(0, 1).map((port) => ({ port, state: 'open', service: 'http', product: 'nginx', version: '1.25', cpes: [], scripts: [] })) : [],
+    ports: firstOpen
+      ? item.ports
+          .slice(0, 1)
+          .map((port) => ({ port, state: 'open', service: 'http', product: 'nginx', version: '1.25', cpes: [], scripts: [] }))
+      : [],
     timings: { total: 1000 },
   });
 }
@@ -318,7 +343,9 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-cpu-'));
   const empty = Fastify({ logger: false });
-  empty.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+  empty.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({
+    ok: true,
+  }));
   const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000 }, env: {} });
   const app = await buildApp({ config });
   try {
@@ -329,14 +356,23 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
     for (let i = 0; i < 100; i++) tokens.push((await c.createAgent(`cpu-${i}`)).token);
     await Promise.all([empty.ready(), app.ready()]);
     const getwork = async (i: number) => {
-      const res = await app.inject({ method: 'GET', url: '/api/v1/agent/work?version=bench', headers: { authorization: `Bearer ${tokens[i % tokens.length]}` } });
+      const res = await app.inject({
+        method: 'GET',
+        url: '/api/v1/agent/work?version=bench',
+        headers: { authorization: `Bearer ${tokens[i % tokens.length]}` },
+      });
       return (JSON.parse(res.body) as { work: { leaseId: string; ip: string; ports: number[] } | null }).work;
     };
     const pair = async (i: number) => {
       const item = await getwork(i);
       if (!item) return;
       const payload = resultBody(item, true);
-      const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: { authorization: `Bearer ${tokens[i % tokens.length]}`, 'content-type': 'application/json' }, payload });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/agent/results',
+        headers: { authorization: `Bearer ${tokens[i % tokens.length]}`, 'content-type': 'application/json' },
+        payload,
+      });
       if (res.statusCode !== 200) throw new Error(`submit failed in the CPU measurement: ${res.statusCode} ${res.body}`);
     };
     const hitEmpty = () => empty.inject({ method: 'GET', url: '/empty' });
@@ -347,8 +383,12 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
     const pairUs = await cpuPerCall(count, 50, pair);
     const workUs = await cpuPerCall(count, 50, getwork);
     console.log(`CPU per request, in process (fastify inject, 50 in flight, ${count} requests each; user+system of the whole process):`);
-    console.log(`  empty route ${fmt(emptyUs, 0)} us; getwork ${fmt(workUs, 0)} us; getwork+submit pair ${fmt(pairUs, 0)} us (submit ~${fmt(pairUs - workUs, 0)} us)`);
-    console.log(`  ratio empty / getwork ${fmt(emptyUs / workUs, 3)}; empty / pair ${fmt(emptyUs / pairUs, 3)} (a pair-rate ceiling relative to the empty route's)`);
+    console.log(
+      `  empty route ${fmt(emptyUs, 0)} us; getwork ${fmt(workUs, 0)} us; getwork+submit pair ${fmt(pairUs, 0)} us (submit ~${fmt(pairUs - workUs, 0)} us)`,
+    );
+    console.log(
+      `  ratio empty / getwork ${fmt(emptyUs / workUs, 3)}; empty / pair ${fmt(emptyUs / pairUs, 3)} (a pair-rate ceiling relative to the empty route's)`,
+    );
   } finally {
     await app.close();
     await empty.close();
@@ -363,7 +403,9 @@ function printServer(label: string, stats: ServerStats, requests: number, unit =
     .join('; ');
   const loop = `loop delay p99 ${fmt(stats.loopDelay.p99, 1)} max ${fmt(stats.loopDelay.max, 1)} ms`;
   const gc = `GC ${fmt(stats.gc.totalMs, 0)} ms in ${stats.gc.count} pauses, longest ${fmt(stats.gc.maxMs, 1)} ms`;
-  console.log(`  ${label.padEnd(15)} ${loop}; ${gc}; ${routes}; ${fmt((stats.cpuSeconds * 1e6) / Math.max(1, requests), 0)} us CPU/${unit}`);
+  console.log(
+    `  ${label.padEnd(15)} ${loop}; ${gc}; ${routes}; ${fmt((stats.cpuSeconds * 1e6) / Math.max(1, requests), 0)} us CPU/${unit}`,
+  );
 }
 
 /** What the coordinator phases share: sizes, the empty route's figures, the load averages. */
@@ -381,7 +423,18 @@ interface PhaseContext {
 }
 
 /** One item per request: getwork alone, the closed loop, paced and fleet pace; then CPU per request. */
-async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir, env, e, emptyErrors, emptyServer, load }: PhaseContext): Promise<void> {
+async function runSinglePhases({
+  agents,
+  seconds,
+  maxRequests,
+  strategy,
+  dataDir,
+  env,
+  e,
+  emptyErrors,
+  emptyServer,
+  load,
+}: PhaseContext): Promise<void> {
   // 2. The coordinator: every agent loops getwork -> submit.
   const coordAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
   const coord = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir, strategy });
@@ -482,7 +535,15 @@ async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir
     clientLoop.disable();
     const server = await coord.ask<ServerStats>('stats');
     await coord.ask('stats-reset');
-    return { pairs, thinkMs, work, submitted, elapsed, server, clientLoop: { p99: clientLoop.percentile(99) / 1e6, max: clientLoop.max / 1e6 } };
+    return {
+      pairs,
+      thinkMs,
+      work,
+      submitted,
+      elapsed,
+      server,
+      clientLoop: { p99: clientLoop.percentile(99) / 1e6, max: clientLoop.max / 1e6 },
+    };
   };
   const paced = await runPaced(offeredPairs);
   load.paced = loadavg()[0]!;
@@ -494,34 +555,62 @@ async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir
 
   const w = work.summary(coordSeconds);
   const s = submits.summary(coordSeconds);
-  console.log(`strategy ${strategy} (budget 100); agents (concurrent connections): ${agents}; ${seconds} s per phase (cap ${maxRequests} requests); server in a worker thread, client in the main thread, 127.0.0.1`);
-  console.log(`empty fastify route : ${fmt(e.perSecond, 0)} req/s  p50 ${fmt(e.p50, 2)} ms  p99 ${fmt(e.p99, 2)} ms  (${e.count} ok, ${emptyErrors} errors)`);
-  console.log(`getwork             : ${fmt(w.perSecond, 0)} req/s  p50 ${fmt(w.p50, 2)} ms  p99 ${fmt(w.p99, 2)} ms  (${w.count} ok, ${work.errors} errors, ${noWork} empty)`);
-  console.log(`submit              : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
+  console.log(
+    `strategy ${strategy} (budget 100); agents (concurrent connections): ${agents}; ${seconds} s per phase (cap ${maxRequests} requests); server in a worker thread, client in the main thread, 127.0.0.1`,
+  );
+  console.log(
+    `empty fastify route : ${fmt(e.perSecond, 0)} req/s  p50 ${fmt(e.p50, 2)} ms  p99 ${fmt(e.p99, 2)} ms  (${e.count} ok, ${emptyErrors} errors)`,
+  );
+  console.log(
+    `getwork             : ${fmt(w.perSecond, 0)} req/s  p50 ${fmt(w.p50, 2)} ms  p99 ${fmt(w.p99, 2)} ms  (${w.count} ok, ${work.errors} errors, ${noWork} empty)`,
+  );
+  console.log(
+    `submit              : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`,
+  );
   const pacedLines = (label: string, run: typeof paced) => {
     const pw = run.work.summary(run.elapsed);
     const ps = run.submitted.summary(run.elapsed);
-    console.log(`${label} (each agent pauses ~${fmt(run.thinkMs / 2000, 2)} s after each request, offering ${fmt(run.pairs, 0)} pairs/s, ${fmt((100 * run.pairs) / pairRate, 0)}% of the closed loop's rate):`);
-    console.log(`  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${run.work.errors} errors)`);
-    console.log(`  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${run.submitted.errors} errors)`);
+    console.log(
+      `${label} (each agent pauses ~${fmt(run.thinkMs / 2000, 2)} s after each request, offering ${fmt(run.pairs, 0)} pairs/s, ${fmt((100 * run.pairs) / pairRate, 0)}% of the closed loop's rate):`,
+    );
+    console.log(
+      `  getwork           : ${fmt(pw.perSecond, 0)} req/s  p50 ${fmt(pw.p50, 2)} ms  p99 ${fmt(pw.p99, 2)} ms  (${pw.count} ok, ${run.work.errors} errors)`,
+    );
+    console.log(
+      `  submit            : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${run.submitted.errors} errors)`,
+    );
     const inServer = run.server.routes['/api/v1/agent/work'];
-    console.log(`  getwork p99 inside the server ${fmt(inServer?.p99 ?? NaN, 2)} ms; the load generator's own event-loop delay p99 ${fmt(run.clientLoop.p99, 1)} max ${fmt(run.clientLoop.max, 1)} ms`);
+    console.log(
+      `  getwork p99 inside the server ${fmt(inServer?.p99 ?? NaN, 2)} ms; the load generator's own event-loop delay p99 ${fmt(run.clientLoop.p99, 1)} max ${fmt(run.clientLoop.max, 1)} ms`,
+    );
     return pw;
   };
   const pw = pacedLines('paced', paced);
   const fw = pacedLines('fleet pace', fleet);
   const ow = onlyWork.summary(onlyWorkSeconds);
-  console.log(`getwork alone       : ${fmt(ow.perSecond, 0)} req/s  p50 ${fmt(ow.p50, 2)} ms  p99 ${fmt(ow.p99, 2)} ms  (${ow.count} ok, ${onlyWork.errors} errors, ${onlyNoWork} empty); ratio to the empty route ${fmt(ow.perSecond / e.perSecond, 3)}`);
-  console.log(`getwork alone / empty route: ${fmt(ow.perSecond / e.perSecond, 3)} (goal >= 0.5: ${ow.perSecond / e.perSecond >= 0.5 ? 'met' : 'NOT met'}); closed loop, where every agent alternates getwork and submit so getwork's rate is the pair rate: getwork / empty ${fmt(w.perSecond / e.perSecond, 3)}, (getwork + submit) / empty ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`);
-  console.log(`getwork p99 (goal < 25 ms): at the fleet pace ${fmt(fw.p99, 2)} ms (${fw.p99 < 25 ? 'met' : 'NOT met'}); at 50% of capacity ${fmt(pw.p99, 2)} ms (${pw.p99 < 25 ? 'met' : 'NOT met'}); closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`);
-  console.log('server side (event-loop delay of its thread; time inside the server per route; CPU of the process, server and client, per request):');
+  console.log(
+    `getwork alone       : ${fmt(ow.perSecond, 0)} req/s  p50 ${fmt(ow.p50, 2)} ms  p99 ${fmt(ow.p99, 2)} ms  (${ow.count} ok, ${onlyWork.errors} errors, ${onlyNoWork} empty); ratio to the empty route ${fmt(ow.perSecond / e.perSecond, 3)}`,
+  );
+  console.log(
+    `getwork alone / empty route: ${fmt(ow.perSecond / e.perSecond, 3)} (goal >= 0.5: ${ow.perSecond / e.perSecond >= 0.5 ? 'met' : 'NOT met'}); closed loop, where every agent alternates getwork and submit so getwork's rate is the pair rate: getwork / empty ${fmt(w.perSecond / e.perSecond, 3)}, (getwork + submit) / empty ${fmt((w.perSecond + s.perSecond) / e.perSecond, 3)}`,
+  );
+  console.log(
+    `getwork p99 (goal < 25 ms): at the fleet pace ${fmt(fw.p99, 2)} ms (${fw.p99 < 25 ? 'met' : 'NOT met'}); at 50% of capacity ${fmt(pw.p99, 2)} ms (${pw.p99 < 25 ? 'met' : 'NOT met'}); closed-loop p99 ${fmt(w.p99, 2)} ms is queueing behind ${agents} in-flight requests`,
+  );
+  console.log(
+    'server side (event-loop delay of its thread; time inside the server per route; CPU of the process, server and client, per request):',
+  );
   const server = printServer;
   server('empty', emptyServer, e.count);
   server('getwork alone', onlyWorkServer, ow.count);
   server('closed loop', closedServer, w.count + s.count);
   server('paced', paced.server, paced.work.count + paced.submitted.count);
   server('fleet pace', fleet.server, fleet.work.count + fleet.submitted.count);
-  console.log(`load average (1 min, 2 cores shared): ${Object.entries(load).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
+  console.log(
+    `load average (1 min, 2 cores shared): ${Object.entries(load)
+      .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+      .join(', ')}`,
+  );
   await measureCpu(Number(env.PB_BENCH_COORD_CPU_REQUESTS ?? 2000), strategy);
 }
 
@@ -534,7 +623,10 @@ async function runSinglePhases({ agents, seconds, maxRequests, strategy, dataDir
  * >= 5,000), then paced at half of that (PB_BENCH_COORD_BATCH_PACED_VISITS to fix it): the latency
  * of a lease request an agent sees under load (goal p99 < 25 ms).
  */
-async function runBatchedPhases({ agents, seconds, maxRequests, strategy, env, e, load }: PhaseContext, deployment: Deployment): Promise<void> {
+async function runBatchedPhases(
+  { agents, seconds, maxRequests, strategy, env, e, load }: PhaseContext,
+  deployment: Deployment,
+): Promise<void> {
   const batch = Math.min(256, Math.max(1, Math.floor(Number(env.PB_BENCH_COORD_BATCH ?? 64))));
   const { scope, coords, label } = deployment;
   const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
@@ -650,28 +742,55 @@ async function runBatchedPhases({ agents, seconds, maxRequests, strategy, env, e
     const s = submits.summary(closedSeconds);
     const pl = pacedLeases.summary(pacedSeconds);
     const ps = pacedSubmits.summary(pacedSeconds);
-    console.log(`batched work, ${label}: leases of up to ${batch} (GET /api/v1/agent/work?max=${batch}), results in batches of up to 64 (POST /api/v1/agent/results/batch); fresh store over ${scope}, cycle unpaced; ${agents} agents${coords.length > 1 ? ` split between ${coords.length} coordinators` : ''}; strategy ${strategy} (budget 100)`);
-    console.log(`  closed loop     : ${fmt(visitRate, 0)} host visits/s (goal >= 5,000: ${visitRate >= 5000 ? 'met' : 'NOT met'}); ${fmt(visitRate / e.perSecond, 3)} visits per empty-route request (empty route ${fmt(e.perSecond, 0)} req/s in this run)`);
-    console.log(`    lease         : ${fmt(l.perSecond, 0)} req/s  p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  (${l.count} ok, ${leases.errors} errors, ${empty} empty)`);
-    console.log(`    batch submit  : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`);
-    console.log(`  paced           : ${fmt(offered, 0)} host visits/s offered (${fmt((100 * offered) / visitRate, 0)}% of the closed loop; each agent leases every ~${fmt(cycleMs / 1000, 1)} s), ${fmt(pacedVisits / pacedSeconds, 0)} stored/s over ${fmt(pacedSeconds, 0)} s`);
-    console.log(`    lease         : ${fmt(pl.perSecond, 0)} req/s  p50 ${fmt(pl.p50, 2)} ms  p99 ${fmt(pl.p99, 2)} ms  (${pl.count} ok, ${pacedLeases.errors} errors) (goal p99 < 25 ms: ${pl.p99 < 25 ? 'met' : 'NOT met'})`);
-    console.log(`    batch submit  : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`);
+    console.log(
+      `batched work, ${label}: leases of up to ${batch} (GET /api/v1/agent/work?max=${batch}), results in batches of up to 64 (POST /api/v1/agent/results/batch); fresh store over ${scope}, cycle unpaced; ${agents} agents${coords.length > 1 ? ` split between ${coords.length} coordinators` : ''}; strategy ${strategy} (budget 100)`,
+    );
+    console.log(
+      `  closed loop     : ${fmt(visitRate, 0)} host visits/s (goal >= 5,000: ${visitRate >= 5000 ? 'met' : 'NOT met'}); ${fmt(visitRate / e.perSecond, 3)} visits per empty-route request (empty route ${fmt(e.perSecond, 0)} req/s in this run)`,
+    );
+    console.log(
+      `    lease         : ${fmt(l.perSecond, 0)} req/s  p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  (${l.count} ok, ${leases.errors} errors, ${empty} empty)`,
+    );
+    console.log(
+      `    batch submit  : ${fmt(s.perSecond, 0)} req/s  p50 ${fmt(s.p50, 2)} ms  p99 ${fmt(s.p99, 2)} ms  (${s.count} ok, ${submits.errors} errors)`,
+    );
+    console.log(
+      `  paced           : ${fmt(offered, 0)} host visits/s offered (${fmt((100 * offered) / visitRate, 0)}% of the closed loop; each agent leases every ~${fmt(cycleMs / 1000, 1)} s), ${fmt(pacedVisits / pacedSeconds, 0)} stored/s over ${fmt(pacedSeconds, 0)} s`,
+    );
+    console.log(
+      `    lease         : ${fmt(pl.perSecond, 0)} req/s  p50 ${fmt(pl.p50, 2)} ms  p99 ${fmt(pl.p99, 2)} ms  (${pl.count} ok, ${pacedLeases.errors} errors) (goal p99 < 25 ms: ${pl.p99 < 25 ? 'met' : 'NOT met'})`,
+    );
+    console.log(
+      `    batch submit  : ${fmt(ps.perSecond, 0)} req/s  p50 ${fmt(ps.p50, 2)} ms  p99 ${fmt(ps.p99, 2)} ms  (${ps.count} ok, ${pacedSubmits.errors} errors)`,
+    );
     const inServer = pacedServer.map((p) => fmt(p.routes['/api/v1/agent/work']?.p99 ?? NaN, 2)).join(' and ');
-    console.log(`    lease p99 inside the server${coords.length > 1 ? 's' : ''} ${inServer} ms; the load generator's own event-loop delay p99 ${fmt(clientLoop.percentile(99) / 1e6, 1)} max ${fmt(clientLoop.max / 1e6, 1)} ms`);
+    console.log(
+      `    lease p99 inside the server${coords.length > 1 ? 's' : ''} ${inServer} ms; the load generator's own event-loop delay p99 ${fmt(clientLoop.percentile(99) / 1e6, 1)} max ${fmt(clientLoop.max / 1e6, 1)} ms`,
+    );
     console.log('  server side (CPU of this whole process, servers and client, per host visit; per coordinator: its loop and routes):');
     coords.forEach((_, k) => {
       const which = coords.length > 1 ? ` #${k + 1}` : '';
       printServer(`closed${which}`, closedServer[k]!, visits, 'visit');
       printServer(`paced${which}`, pacedServer[k]!, pacedVisits, 'visit');
     });
-    for (const [what, t] of [['lease', leases], ['batch submit', submits], ['paced lease', pacedLeases], ['paced batch submit', pacedSubmits]] as const) {
+    for (const [what, t] of [
+      ['lease', leases],
+      ['batch submit', submits],
+      ['paced lease', pacedLeases],
+      ['paced batch submit', pacedSubmits],
+    ] as const) {
       if (t.firstError !== undefined) console.log(`  ${what}: first error answer: ${t.firstError}`);
     }
     if (closedDbCpu !== undefined && pacedDbCpu !== undefined) {
-      console.log(`  PostgreSQL's own processes: ${fmt((closedDbCpu * 1e6) / Math.max(1, visits), 0)} us CPU/visit closed, ${fmt((pacedDbCpu * 1e6) / Math.max(1, pacedVisits), 0)} us paced (on top of the above)`);
+      console.log(
+        `  PostgreSQL's own processes: ${fmt((closedDbCpu * 1e6) / Math.max(1, visits), 0)} us CPU/visit closed, ${fmt((pacedDbCpu * 1e6) / Math.max(1, pacedVisits), 0)} us paced (on top of the above)`,
+      );
     }
-    console.log(`load average (1 min, 2 cores shared): ${Object.entries(load).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
+    console.log(
+      `load average (1 min, 2 cores shared): ${Object.entries(load)
+        .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+        .join(', ')}`,
+    );
   } finally {
     httpAgent.destroy();
   }
@@ -697,7 +816,15 @@ function logLevelOf(env: NodeJS.ProcessEnv): { logLevel?: string } {
 
 /** One coordinator on a fresh SQLite store, for the duration of `run`. */
 async function withSqliteCoordinator({ agents, strategy, dataDir }: PhaseContext, run: (d: Deployment) => Promise<void>): Promise<void> {
-  const coord = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, 'batched'), strategy, scope: BATCHED_SCOPE, unpaced: true });
+  const coord = await startWorker({
+    kind: 'pb-bench-coordinator',
+    ...logLevelOf(process.env),
+    agents,
+    dataDir: join(dataDir, 'batched'),
+    strategy,
+    scope: BATCHED_SCOPE,
+    unpaced: true,
+  });
   try {
     await run({ key: 'sqlite', label: 'one coordinator on SQLite', scope: BATCHED_SCOPE, coords: [coord] });
   } finally {
@@ -745,7 +872,9 @@ async function startBenchPostgres(env: NodeJS.ProcessEnv): Promise<BenchPostgres
     };
   }
   // From source (bench/) or built (dist/bench/).
-  const script = [new URL('../scripts/pg-throwaway.sh', import.meta.url), new URL('../../scripts/pg-throwaway.sh', import.meta.url)].map((u) => u.pathname).find((p) => existsSync(p));
+  const script = [new URL('../scripts/pg-throwaway.sh', import.meta.url), new URL('../../scripts/pg-throwaway.sh', import.meta.url)]
+    .map((u) => u.pathname)
+    .find((p) => existsSync(p));
   if (!script) return 'scripts/pg-throwaway.sh not found';
   // The postgres user (the cluster's owner when run as root) must reach the directory.
   const parent = mkdtempSync(join(tmpdir(), 'pb-bench-pg-'));
@@ -793,15 +922,39 @@ function postgresCpuSeconds(dataDir: string): number {
 }
 
 /** `count` coordinators (`serve --postgres`) on one fresh schema of `postgres`, for the duration of `run`. */
-async function withPostgresCoordinators({ agents, strategy, dataDir }: PhaseContext, postgres: BenchPostgres, count: 1 | 2, run: (d: Deployment) => Promise<void>): Promise<void> {
+async function withPostgresCoordinators(
+  { agents, strategy, dataDir }: PhaseContext,
+  postgres: BenchPostgres,
+  count: 1 | 2,
+  run: (d: Deployment) => Promise<void>,
+): Promise<void> {
   const db = { url: postgres.url, schema: postgres.schema(`c${count}`) };
   const coords: ServerWorker[] = [];
   try {
     // The first sets the store up (scope, policy, agents); the others join it.
-    const first = await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, `pg${count}-1`), strategy, scope: BATCHED_SCOPE, unpaced: true, postgres: db });
+    const first = await startWorker({
+      kind: 'pb-bench-coordinator',
+      ...logLevelOf(process.env),
+      agents,
+      dataDir: join(dataDir, `pg${count}-1`),
+      strategy,
+      scope: BATCHED_SCOPE,
+      unpaced: true,
+      postgres: db,
+    });
     coords.push(first);
     for (let k = 2; k <= count; k++) {
-      coords.push(await startWorker({ kind: 'pb-bench-coordinator', ...logLevelOf(process.env), agents, dataDir: join(dataDir, `pg${count}-${k}`), strategy, postgres: db, joinWith: first.ready.tokens }));
+      coords.push(
+        await startWorker({
+          kind: 'pb-bench-coordinator',
+          ...logLevelOf(process.env),
+          agents,
+          dataDir: join(dataDir, `pg${count}-${k}`),
+          strategy,
+          postgres: db,
+          joinWith: first.ready.tokens,
+        }),
+      );
     }
     const dataDirOfDb = postgres.dataDir;
     await run({
@@ -855,14 +1008,27 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     const e = emptyTally.summary(emptySeconds);
     const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
     const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2'].includes(p));
-    if (unknown.length > 0) throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2)`);
-    const context: PhaseContext = { agents, seconds, maxRequests, strategy, dataDir, env, e, emptyErrors: emptyTally.errors, emptyServer, load };
+    if (unknown.length > 0)
+      throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2)`);
+    const context: PhaseContext = {
+      agents,
+      seconds,
+      maxRequests,
+      strategy,
+      dataDir,
+      env,
+      e,
+      emptyErrors: emptyTally.errors,
+      emptyServer,
+      load,
+    };
     if (phases.has('single')) await runSinglePhases(context);
     if (phases.has('batched')) await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
     for (const count of [1, 2] as const) {
       if (!phases.has(`pg${count}`)) continue;
       postgres ??= await startBenchPostgres(env);
-      if (typeof postgres === 'string') console.log(`batched work, ${count} coordinator${count > 1 ? 's' : ''} on PostgreSQL: skipped (${postgres})`);
+      if (typeof postgres === 'string')
+        console.log(`batched work, ${count} coordinator${count > 1 ? 's' : ''} on PostgreSQL: skipped (${postgres})`);
       else await withPostgresCoordinators(context, postgres, count, (d) => runBatchedPhases(context, d));
     }
   } finally {

@@ -19,7 +19,15 @@ import { createStrategy } from '../strategies/index.js';
  */
 
 /** Seeds tuned on: `tune-*`. Held out (never looked at while tuning): `holdout-*`. */
-export const DISCOVERY_CASES = ['orgtail:tune-1', 'orgtail:holdout-1', 'orgtail:holdout-2', 'orgtail:holdout-3', 'enterprise:bench', 'longtail:bench', 'internet:bench'];
+export const DISCOVERY_CASES = [
+  'orgtail:tune-1',
+  'orgtail:holdout-1',
+  'orgtail:holdout-2',
+  'orgtail:holdout-3',
+  'enterprise:bench',
+  'longtail:bench',
+  'internet:bench',
+];
 const STRATEGIES = ['top-k', 'epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
 
 /** One measured cell. */
@@ -63,12 +71,15 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
   const names = env.PB_BENCH_DISCOVERY_STRATEGIES?.split(',').map((s) => s.trim()) ?? STRATEGIES;
   const catalog = loadNmapServices();
   const cells: DiscoveryCell[] = [];
-  console.log(`discovery: ${hosts} hosts x ${epochs} epochs; late coverage = epochs ${Math.floor(epochs / 2)}-${epochs - 1}, then coverage over every epoch; r1 = rollout hosts found within one epoch`);
+  console.log(
+    `discovery: ${hosts} hosts x ${epochs} epochs; late coverage = epochs ${Math.floor(epochs / 2)}-${epochs - 1}, then coverage over every epoch; r1 = rollout hosts found within one epoch`,
+  );
   console.log(`discovery: ${'case'.padEnd(22)} budget ${names.map((n) => n.padStart(22)).join('')}`);
   for (const c of cases) {
     const [profile, seed, size] = c.split(':') as [string, string, string | undefined];
     const recording = generateRecording({ profile, hosts: size === undefined ? hosts : Number(size), epochs, seed }, catalog);
-    const replaySeed = (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench') === 'recording' ? seed : (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench');
+    const replaySeed =
+      (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench') === 'recording' ? seed : (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench');
     for (const budget of budgets) {
       const row: string[] = [];
       for (const strategy of names) {
@@ -90,7 +101,11 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
           cpu: (used.user + used.system) / 1e6,
         };
         cells.push(cell);
-        row.push(`${pct(cell.late)} ${pct(cell.all)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(22));
+        row.push(
+          `${pct(cell.late)} ${pct(cell.all)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}`.padStart(
+            22,
+          ),
+        );
       }
       console.log(`discovery: ${c.padEnd(22)} ${String(budget).padStart(6)} ${row.join('')}`);
     }

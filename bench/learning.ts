@@ -33,7 +33,12 @@ function lastHalf(r: SimulationResult): { found: number; total: number; probes: 
   };
 }
 
-function run(recording: LoadedRecording, strategy: string, budget: number, order: 'recording' | 'shuffled' = 'recording'): { result: SimulationResult; seconds: number; cpu: number } {
+function run(
+  recording: LoadedRecording,
+  strategy: string,
+  budget: number,
+  order: 'recording' | 'shuffled' = 'recording',
+): { result: SimulationResult; seconds: number; cpu: number } {
   const catalog = loadNmapServices();
   const s = createStrategy({ strategy, budget }, { catalog });
   const t = performance.now();
@@ -83,7 +88,9 @@ export function runLearningBenchmark(env: NodeJS.ProcessEnv = process.env): void
       `learning: rollout of port ${o.port} to ${o.subnet} at epoch ${o.epoch} (${o.hosts} hosts): found within 0/1/2 epochs on ${pct(o.within0)} / ${pct(o.within1)} / ${pct(o.within2)} (bar: most within 2) ${(o.within2 ?? 0) > 0.5 ? 'PASS' : 'FAIL'}`,
     );
   }
-  console.log(`learning: replay seconds: fixed ${fixed.seconds.toFixed(1)} s (cpu ${fixed.cpu.toFixed(1)} s), adaptive ${adaptive.seconds.toFixed(1)} s (cpu ${adaptive.cpu.toFixed(1)} s)`);
+  console.log(
+    `learning: replay seconds: fixed ${fixed.seconds.toFixed(1)} s (cpu ${fixed.cpu.toFixed(1)} s), adaptive ${adaptive.seconds.toFixed(1)} s (cpu ${adaptive.cpu.toFixed(1)} s)`,
+  );
   // The same scope with hosts visited as the coordinator visits them (a permutation per epoch):
   // a subnet's results come back while the rest of it is still to be scanned.
   const prod = run(recording, 'adaptive', 100, 'shuffled');

@@ -48,7 +48,9 @@ async function measure(hosts: number, rate: number): Promise<void> {
   try {
     const port = await freePort();
     let serverErr = '';
-    const server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', join(dir, 'data'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', join(dir, 'data'), '--log-level', 'warn'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     children.push(server);
     server.stderr!.on('data', (c: Buffer) => (serverErr += c.toString()));
     for (let waited = 0; !/pbk_[A-Za-z0-9_-]+/.test(serverErr); waited += 100) {
@@ -68,32 +70,64 @@ async function measure(hosts: number, rate: number): Promise<void> {
       if (cycle > 1) await api('/api/v1/admin/cycle/restart', 'POST');
       const started = Date.now();
       if (cycle === 1) {
-        children.push(spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--token-file', join(dir, 'agent.token'), '--allow', '198.18.1.0/24', '--rate', String(rate)], { stdio: 'ignore' }));
+        children.push(
+          spawn(
+            process.execPath,
+            [
+              CLI,
+              'agent',
+              '--server',
+              `http://127.0.0.1:${port}`,
+              '--token-file',
+              join(dir, 'agent.token'),
+              '--allow',
+              '198.18.1.0/24',
+              '--rate',
+              String(rate),
+            ],
+            { stdio: 'ignore' },
+          ),
+        );
       }
       for (;;) {
         const c = await api<{ cycle: number; position: string; size: string }>('/api/v1/admin/cycle');
         const q = await api<{ items: unknown[]; inFlight: number }>('/api/v1/admin/queue');
         if (c.cycle === cycle && c.size !== '0' && c.position === c.size && q.items.length === 0 && q.inFlight === 0) break;
         if (Date.now() - started > 15 * 60_000) throw new Error(`cycle ${cycle} did not finish in 15 minutes`);
-        process.stderr.write(`\r  ${hosts} live hosts, cycle ${cycle}: ${c.position}/${c.size} handed out, ${q.inFlight} in flight, ${((Date.now() - started) / 1000).toFixed(0)} s `);
+        process.stderr.write(
+          `\r  ${hosts} live hosts, cycle ${cycle}: ${c.position}/${c.size} handed out, ${q.inFlight} in flight, ${((Date.now() - started) / 1000).toFixed(0)} s `,
+        );
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
       const wall = Date.now() - started;
       process.stderr.write('\n');
-      const visits = (await api<{ items: ScanDocument[] }>('/api/v1/search?view=history&limit=1000')).items.filter((s) => s.cycle === cycle);
+      const visits = (await api<{ items: ScanDocument[] }>('/api/v1/search?view=history&limit=1000')).items.filter(
+        (s) => s.cycle === cycle,
+      );
       const live = visits.filter((v) => (v.knownOpen ?? []).length > 0 || v.ports.some((p) => p.state === 'open'));
       const dead = visits.filter((v) => !live.includes(v));
       const latest = await Promise.all(lab.hosts.map((h) => api<ScanDocument>(`/api/v1/hosts/${h.ip}`)));
       const openNow = new Set(latest.flatMap((l) => (l.ports ?? []).filter((p) => p.state === 'open').map((p) => `${l.ip}:${p.port}`)));
       const found = served.filter((s) => openNow.has(s)).length;
       const t = (v: ScanDocument, k: string) => v.timings[k] ?? 0;
-      const probes = (v: ScanDocument) => v.probedPorts.split(',').reduce((a, r) => a + (r.includes('-') ? Number(r.split('-')[1]) - Number(r.split('-')[0]) + 1 : r === '' ? 0 : 1), 0);
+      const probes = (v: ScanDocument) =>
+        v.probedPorts
+          .split(',')
+          .reduce((a, r) => a + (r.includes('-') ? Number(r.split('-')[1]) - Number(r.split('-')[0]) + 1 : r === '' ? 0 : 1), 0);
       const deadProbes = dead.reduce((a, v) => a + probes(v), 0);
       const liveProbes = live.reduce((a, v) => a + probes(v), 0);
-      console.log(`live-cycle: ${hosts} live hosts in a /24, cycle ${cycle}${['', ' (first look: top ports)', ' (first full sweeps of live hosts)', ' (steady state)'][cycle]}: ${(wall / 1000).toFixed(1)} s wall, ${visits.length} visits, ${found}/${served.length} served services found`);
-      console.log(`  live hosts (${live.length}): visit ${stats(live.map((v) => t(v, 'wall')))}; preflight ${stats(live.map((v) => t(v, 'preflight')))}; nmap wait ${stats(live.map((v) => t(v, 'nmapWait')))}; nmap ${stats(live.map((v) => t(v, 'nmap')))}; ${liveProbes.toLocaleString('en')} probes; ${live.filter((v) => v.incomplete).length} partial (silent services cut at the -sV time-out)`);
-      console.log(`  dead addresses (${dead.length}): visit ${stats(dead.map((v) => t(v, 'wall')))}; preflight ${stats(dead.map((v) => t(v, 'preflight')))}; ${deadProbes.toLocaleString('en')} probes (${((100 * deadProbes) / Math.max(1, deadProbes + liveProbes)).toFixed(1)}% of the cycle's)`);
-      console.log(`  goal: a /24 with 16 live hosts cycled in <= 60 s${hosts === 16 && cycle === 3 ? (wall <= 60_000 ? ': met' : ': NOT met') : ''}`);
+      console.log(
+        `live-cycle: ${hosts} live hosts in a /24, cycle ${cycle}${['', ' (first look: top ports)', ' (first full sweeps of live hosts)', ' (steady state)'][cycle]}: ${(wall / 1000).toFixed(1)} s wall, ${visits.length} visits, ${found}/${served.length} served services found`,
+      );
+      console.log(
+        `  live hosts (${live.length}): visit ${stats(live.map((v) => t(v, 'wall')))}; preflight ${stats(live.map((v) => t(v, 'preflight')))}; nmap wait ${stats(live.map((v) => t(v, 'nmapWait')))}; nmap ${stats(live.map((v) => t(v, 'nmap')))}; ${liveProbes.toLocaleString('en')} probes; ${live.filter((v) => v.incomplete).length} partial (silent services cut at the -sV time-out)`,
+      );
+      console.log(
+        `  dead addresses (${dead.length}): visit ${stats(dead.map((v) => t(v, 'wall')))}; preflight ${stats(dead.map((v) => t(v, 'preflight')))}; ${deadProbes.toLocaleString('en')} probes (${((100 * deadProbes) / Math.max(1, deadProbes + liveProbes)).toFixed(1)}% of the cycle's)`,
+      );
+      console.log(
+        `  goal: a /24 with 16 live hosts cycled in <= 60 s${hosts === 16 && cycle === 3 ? (wall <= 60_000 ? ': met' : ': NOT met') : ''}`,
+      );
     }
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -104,7 +138,9 @@ async function measure(hosts: number, rate: number): Promise<void> {
 
 export async function runLiveCycleBenchmark(env: NodeJS.ProcessEnv): Promise<void> {
   const tools = await detectScannerTools();
-  const why = (await labUnavailableReason()) ?? (!tools.nmap || !tools.masscan || !tools.rawSockets ? 'nmap, masscan and raw sockets are needed' : null);
+  const why =
+    (await labUnavailableReason()) ??
+    (!tools.nmap || !tools.masscan || !tools.rawSockets ? 'nmap, masscan and raw sockets are needed' : null);
   if (why) {
     console.log(`live-cycle: skipped (${why})`);
     return;

@@ -36,7 +36,12 @@ export async function runRecordingLoadBenchmark(env: NodeJS.ProcessEnv = process
         const open = new Set<number>();
         const n = Math.floor(-Math.log(1 - rng.next()) * 2.5); // exponential, mean ~2.5 ports
         for (let k = 0; k < n; k++) open.add(rng.next() < 0.8 ? POPULAR[rng.int(POPULAR.length)]! : 1 + rng.int(65535));
-        const obs: { -readonly [K in keyof Observation]: Observation[K] } = { epoch: e, ip: benchIp(h), tags: hostTags[h]!, open: [...open].sort((a, b) => a - b) };
+        const obs: { -readonly [K in keyof Observation]: Observation[K] } = {
+          epoch: e,
+          ip: benchIp(h),
+          tags: hostTags[h]!,
+          open: [...open].sort((a, b) => a - b),
+        };
         if (open.has(22) && rng.next() < 0.5) obs.services = { '22': 'ssh' };
         await writer.write(obs);
       }
@@ -53,7 +58,13 @@ export async function runRecordingLoadBenchmark(env: NodeJS.ProcessEnv = process
     const after = process.memoryUsage();
     const peakMiB = process.resourceUsage().maxRSS / 1024;
     const columnBytes =
-      rec.obsEpoch.byteLength + rec.obsHost.byteLength + rec.obsTagSet.byteLength + rec.obsProbed.byteLength + rec.openStart.byteLength + rec.openPorts.byteLength + rec.epochStart.byteLength;
+      rec.obsEpoch.byteLength +
+      rec.obsHost.byteLength +
+      rec.obsTagSet.byteLength +
+      rec.obsProbed.byteLength +
+      rec.openStart.byteLength +
+      rec.openPorts.byteLength +
+      rec.epochStart.byteLength;
     console.log(
       `recording-load: loadRecording ${rec.size} observations (${rec.hostIp.length} hosts, ${rec.epochs} epochs, ${rec.openPorts.length} open ports) in ${seconds.toFixed(2)} s: ` +
         `${Math.round(rec.size / seconds)} lines/s, ${(bytes / 2 ** 20 / seconds).toFixed(0)} MiB/s`,

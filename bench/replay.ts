@@ -27,7 +27,9 @@ export function runReplayBenchmark(env: NodeJS.ProcessEnv = process.env): void {
   let t = performance.now();
   const recording = generateRecording({ profile: 'enterprise', hosts, epochs, seed: 'bench' }, catalog);
   const genSeconds = (performance.now() - t) / 1000;
-  console.log(`replay: enterprise scope ${hosts} hosts x ${epochs} epochs = ${recording.size} host-epochs, ${recording.openPorts.length} open ports`);
+  console.log(
+    `replay: enterprise scope ${hosts} hosts x ${epochs} epochs = ${recording.size} host-epochs, ${recording.openPorts.length} open ports`,
+  );
   console.log(`replay: generated in memory in ${genSeconds.toFixed(1)} s, peak RSS ${peak()}`);
 
   // CPU seconds beside wall seconds: on a shared machine the wall clock also counts waiting.
@@ -61,7 +63,11 @@ export function runReplayBenchmark(env: NodeJS.ProcessEnv = process.env): void {
       `replay: ${name.padEnd(14)} ${r.seconds.toFixed(2).padStart(7)} s ${r.cpu.toFixed(2).padStart(7)} s CPU ${String(Math.round(r.rate)).padStart(9)} host-decisions/s  ${(r.rate / base.rate).toFixed(2)}x top-k  coverage ${(100 * (r.coverage ?? 0)).toFixed(2)}%  ${verdict}`,
     );
   }
-  console.log(`replay: peak RSS ${peak()}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} CPUs`);
+  console.log(
+    `replay: peak RSS ${peak()}, load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} on ${cpus().length} CPUs`,
+  );
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${realpathSync(process.argv[1])}`).href;

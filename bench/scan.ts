@@ -53,7 +53,9 @@ async function runCondition(closed: LabClosedPolicy, env: NodeJS.ProcessEnv): Pr
   // The operator's knob, per network: on this lab, with an RST for every closed port, masscan's
   // capture lost 2-6 of 57 answers at 30,000-200,000 pps on the shared 2-core machine (0-1 at
   // 10,000); with silent closed ports 100,000 lost none.
-  const rate = Number((closed === 'drop' ? env.PB_BENCH_SCAN_RATE_DROP : env.PB_BENCH_SCAN_RATE_REJECT) ?? (closed === 'drop' ? 100_000 : 10_000));
+  const rate = Number(
+    (closed === 'drop' ? env.PB_BENCH_SCAN_RATE_DROP : env.PB_BENCH_SCAN_RATE_REJECT) ?? (closed === 'drop' ? 100_000 : 10_000),
+  );
   const retries = Number(env.PB_BENCH_SCAN_RETRIES ?? 1);
   const connectConcurrency = Number(env.PB_BENCH_SCAN_CONNECT_CONCURRENCY ?? 2048);
   const connectTimeoutMs = Number(env.PB_BENCH_SCAN_CONNECT_TIMEOUT_MS ?? 500);
@@ -73,12 +75,23 @@ async function runCondition(closed: LabClosedPolicy, env: NodeJS.ProcessEnv): Pr
     return [`${closed}: skipped`];
   }
   try {
-    const truth = new Map(state.hosts.map((h) => [h.ip, h.services.map((v) => v.port).filter((p) => p <= portCount).sort((a, b) => a - b)]));
+    const truth = new Map(
+      state.hosts.map((h) => [
+        h.ip,
+        h.services
+          .map((v) => v.port)
+          .filter((p) => p <= portCount)
+          .sort((a, b) => a - b),
+      ]),
+    );
     const all = state.hosts.map((h) => h.ip);
     // The nmap-alone subset: every other host by number of open ports, so it holds about half of
     // the lab's open ports (the -sV work) and its time doubles fairly to 16 hosts.
     const byOpen = [...all].sort((a, b) => truth.get(b)!.length - truth.get(a)!.length);
-    const subset = byOpen.filter((_, i) => i % 2 === 0).concat(byOpen.filter((_, i) => i % 2 === 1)).slice(0, nmapHosts);
+    const subset = byOpen
+      .filter((_, i) => i % 2 === 0)
+      .concat(byOpen.filter((_, i) => i % 2 === 1))
+      .slice(0, nmapHosts);
     // The connect pair: the subset's busiest hosts (a host with nothing open makes -sV free).
     const few = [...subset].sort((a, b) => truth.get(b)!.length - truth.get(a)!.length).slice(0, connectHosts);
     const openCount = (ips: string[]) => ips.reduce((n, ip) => n + truth.get(ip)!.length, 0);
@@ -89,13 +102,33 @@ async function runCondition(closed: LabClosedPolicy, env: NodeJS.ProcessEnv): Pr
     /** nmap -sV on each host's open ports, as the agent runs it (one process per open-port set, several at once). */
     const detect = async (open: Map<string, number[]>) => {
       const t0 = performance.now();
-      const d = await detectServices(open, { allow, versionDetection: true, scripts: [], scriptsAllow: new Set(), timing, hostTimeoutSeconds: 1800, parallel: DETECTION_DEFAULTS.parallel, hostsPerRun: DETECTION_DEFAULTS.hostsPerRun });
+      const d = await detectServices(open, {
+        allow,
+        versionDetection: true,
+        scripts: [],
+        scriptsAllow: new Set(),
+        timing,
+        hostTimeoutSeconds: 1800,
+        parallel: DETECTION_DEFAULTS.parallel,
+        hostsPerRun: DETECTION_DEFAULTS.hostsPerRun,
+      });
       const found = new Map([...d].map(([ip, h]) => [ip, h.ports.filter((p) => p.state === 'open').map((p) => p.port)]));
       return { ms: d.size > 0 ? performance.now() - t0 : 0, found };
     };
     const alone = async (targets: string[], connectScan: boolean, oneGroup = false) => {
-      const r = await runNmap({ targets, ports, allow, timing: oneGroup ? [...timing, '--min-hostgroup', String(targets.length)] : timing, connectScan, hostTimeoutSeconds: 7200, timeoutMs: 4 * 3600_000 });
-      return { ms: r.durationMs, found: new Map(r.run.hosts.map((h) => [h.ip, h.ports.filter((p) => p.state === 'open').map((p) => p.port)])) };
+      const r = await runNmap({
+        targets,
+        ports,
+        allow,
+        timing: oneGroup ? [...timing, '--min-hostgroup', String(targets.length)] : timing,
+        connectScan,
+        hostTimeoutSeconds: 7200,
+        timeoutMs: 4 * 3600_000,
+      });
+      return {
+        ms: r.durationMs,
+        found: new Map(r.run.hosts.map((h) => [h.ip, h.ports.filter((p) => p.state === 'open').map((p) => p.port)])),
+      };
     };
     const masscanThenNmap = async (targets: string[]) => {
       const t = performance.now();
@@ -104,20 +137,28 @@ async function runCondition(closed: LabClosedPolicy, env: NodeJS.ProcessEnv): Pr
       const d = await detect(new Map(targets.map((ip) => [ip, m.open.get(ip) ?? []])));
       return { ms: performance.now() - t, preMs, nmapMs: d.ms, found: d.found };
     };
-    const same = (a: Map<string, number[]>, b: Map<string, number[]>, ips: string[]) => ips.every((ip) => JSON.stringify(a.get(ip) ?? []) === JSON.stringify(b.get(ip) ?? []));
-    const missed = (found: Map<string, number[]>, ips: string[]) => ips.reduce((n, ip) => n + truth.get(ip)!.filter((p) => !(found.get(ip) ?? []).includes(p)).length, 0);
+    const same = (a: Map<string, number[]>, b: Map<string, number[]>, ips: string[]) =>
+      ips.every((ip) => JSON.stringify(a.get(ip) ?? []) === JSON.stringify(b.get(ip) ?? []));
+    const missed = (found: Map<string, number[]>, ips: string[]) =>
+      ips.reduce((n, ip) => n + truth.get(ip)!.filter((p) => !(found.get(ip) ?? []).includes(p)).length, 0);
     const lines: string[] = [];
 
     // A. masscan + nmap -sV on open ports, versus nmap -sV -p- alone.
     const a16 = await masscanThenNmap(all);
-    log(`masscan ${s(a16.preMs)} + nmap -sV ${s(a16.nmapMs)} on ${hosts} hosts; now the same on the ${nmapHosts}-host subset, then nmap -sV -p- alone on it`);
+    log(
+      `masscan ${s(a16.preMs)} + nmap -sV ${s(a16.nmapMs)} on ${hosts} hosts; now the same on the ${nmapHosts}-host subset, then nmap -sV -p- alone on it`,
+    );
     const a8 = await masscanThenNmap(subset);
     const b8 = await alone(subset, false);
     const identicalA = same(a8.found, b8.found, subset) && same(a16.found, b8.found, subset);
     const estimate16 = (b8.ms * hosts) / nmapHosts;
     const masscanFlags = `${rate} pps, ${retries} ${retries === 1 ? 'retry' : 'retries'}`;
-    console.log(`${tag}: A  masscan (${masscanFlags}) + nmap -sV on open ports, all ${hosts} hosts: ${s(a16.ms)} (masscan ${s(a16.preMs)}, nmap ${s(a16.nmapMs)}); missed vs lab: ${missed(a16.found, all)} of ${openCount(all)}`);
-    console.log(`${tag}: A  same ${nmapHosts} hosts, measured: masscan + nmap -sV ${s(a8.ms)} vs nmap -sV -p- alone ${s(b8.ms)}: ratio ${x(b8.ms / a8.ms)}; missed vs lab: ${missed(a8.found, subset)} and ${missed(b8.found, subset)} of ${openCount(subset)}; open-port sets identical: ${identicalA}`);
+    console.log(
+      `${tag}: A  masscan (${masscanFlags}) + nmap -sV on open ports, all ${hosts} hosts: ${s(a16.ms)} (masscan ${s(a16.preMs)}, nmap ${s(a16.nmapMs)}); missed vs lab: ${missed(a16.found, all)} of ${openCount(all)}`,
+    );
+    console.log(
+      `${tag}: A  same ${nmapHosts} hosts, measured: masscan + nmap -sV ${s(a8.ms)} vs nmap -sV -p- alone ${s(b8.ms)}: ratio ${x(b8.ms / a8.ms)}; missed vs lab: ${missed(a8.found, subset)} and ${missed(b8.found, subset)} of ${openCount(subset)}; open-port sets identical: ${identicalA}`,
+    );
     console.log(
       `${tag}: A  ${hosts} hosts: nmap -sV -p- alone estimated ${s(estimate16)} (${hosts / nmapHosts} x the ${nmapHosts}-host run${nmapHosts === 8 ? ': nmap -T4 -p- scans hosts in groups of 8' : ', scaled linearly'}) vs masscan + nmap measured ${s(a16.ms)}: ratio ${x(estimate16 / a16.ms)} (goal >= 10x)`,
     );
@@ -127,10 +168,16 @@ async function runCondition(closed: LabClosedPolicy, env: NodeJS.ProcessEnv): Pr
       log(`nmap -sV -p- alone on all ${hosts} hosts in one host group`);
       const g = await alone(all, false, true);
       const identicalG = same(a16.found, g.found, all);
-      console.log(`${tag}: A  ${hosts} hosts, measured: nmap -sV -p- --min-hostgroup ${hosts} alone ${s(g.ms)} vs masscan + nmap ${s(a16.ms)}: ratio ${x(g.ms / a16.ms)}; missed vs lab: ${missed(g.found, all)} of ${openCount(all)}; open-port sets identical: ${identicalG}`);
-      lines.push(`${closed}: masscan+nmap vs nmap -sV -p- alone with all ${hosts} hosts in one group: ${x(g.ms / a16.ms)} (${s(a16.ms)} vs ${s(g.ms)}, both measured); identical sets: ${identicalG}`);
+      console.log(
+        `${tag}: A  ${hosts} hosts, measured: nmap -sV -p- --min-hostgroup ${hosts} alone ${s(g.ms)} vs masscan + nmap ${s(a16.ms)}: ratio ${x(g.ms / a16.ms)}; missed vs lab: ${missed(g.found, all)} of ${openCount(all)}; open-port sets identical: ${identicalG}`,
+      );
+      lines.push(
+        `${closed}: masscan+nmap vs nmap -sV -p- alone with all ${hosts} hosts in one group: ${x(g.ms / a16.ms)} (${s(a16.ms)} vs ${s(g.ms)}, both measured); identical sets: ${identicalG}`,
+      );
     }
-    lines.push(`${closed}: masscan+nmap vs nmap -sV -p- alone: ${x(b8.ms / a8.ms)} measured on ${nmapHosts} hosts (${s(a8.ms)} vs ${s(b8.ms)}), ${x(estimate16 / a16.ms)} on ${hosts} hosts (${s(a16.ms)} vs ~${s(estimate16)} estimated); masscan ${masscanFlags}; identical sets: ${identicalA}; masscan + nmap missed ${missed(a16.found, all)} of ${openCount(all)} on all ${hosts}`);
+    lines.push(
+      `${closed}: masscan+nmap vs nmap -sV -p- alone: ${x(b8.ms / a8.ms)} measured on ${nmapHosts} hosts (${s(a8.ms)} vs ${s(b8.ms)}), ${x(estimate16 / a16.ms)} on ${hosts} hosts (${s(a16.ms)} vs ~${s(estimate16)} estimated); masscan ${masscanFlags}; identical sets: ${identicalA}; masscan + nmap missed ${missed(a16.found, all)} of ${openCount(all)} on all ${hosts}`,
+    );
 
     // B. connect sweep + nmap -sV on open ports, versus nmap -sT -sV -p- alone.
     const t = performance.now();
@@ -143,9 +190,13 @@ async function runCondition(closed: LabClosedPolicy, env: NodeJS.ProcessEnv): Pr
     console.log(
       `${tag}: B  connect sweep (${connectConcurrency} in flight, ${connectTimeoutMs} ms timeout, ${retries} ${retries === 1 ? 'retry' : 'retries'}) + nmap -sV on open ports, ${connectHosts} hosts: ${s(a2Ms)} (sweep ${s(cPre)}, nmap ${s(a2.ms)}); nmap -sT -sV -p- alone: ${s(b2.ms)}; ratio ${x(b2.ms / a2Ms)}; missed vs lab: ${missed(a2.found, few)} and ${missed(b2.found, few)} of ${openCount(few)}; open-port sets identical: ${identicalB}`,
     );
-    lines.push(`${closed}: connect sweep+nmap vs nmap -sT -sV -p- alone, ${connectHosts} hosts: ${x(b2.ms / a2Ms)} (${s(a2Ms)} vs ${s(b2.ms)}); identical sets: ${identicalB}`);
+    lines.push(
+      `${closed}: connect sweep+nmap vs nmap -sT -sV -p- alone, ${connectHosts} hosts: ${x(b2.ms / a2Ms)} (${s(a2Ms)} vs ${s(b2.ms)}); identical sets: ${identicalB}`,
+    );
     if (!identicalA || !identicalB) {
-      console.log(`${tag}: WARNING: open-port sets differ (masscan missed ${missed(a8.found, subset)} on the subset, nmap alone ${missed(b8.found, subset)}, connect sweep ${missed(a2.found, few)}; packet loss under load?)`);
+      console.log(
+        `${tag}: WARNING: open-port sets differ (masscan missed ${missed(a8.found, subset)} on the subset, nmap alone ${missed(b8.found, subset)}, connect sweep ${missed(a2.found, few)}; packet loss under load?)`,
+      );
     }
     return lines;
   } finally {

@@ -43,7 +43,8 @@ export async function runStoreBenchmark(env: NodeJS.ProcessEnv = process.env): P
   const inputs: IngestInput[] = Array.from({ length: hosts }, (_, h) => {
     const ports: ScannedPort[] = [];
     for (const [port, service, product] of PORTS) {
-      if (rng.next() < (port === 80 || port === 443 ? 0.4 : 0.12)) ports.push({ port, state: 'open', service, ...(product ? { product } : {}), cpes: [], scripts: [] });
+      if (rng.next() < (port === 80 || port === 443 ? 0.4 : 0.12))
+        ports.push({ port, state: 'open', service, ...(product ? { product } : {}), cpes: [], scripts: [] });
     }
     const finishedAt = Date.UTC(2026, 10, 1) + h * 1000;
     return {
@@ -93,7 +94,9 @@ export async function runStoreBenchmark(env: NodeJS.ProcessEnv = process.env): P
     );
     const storeRate = hosts / ((performance.now() - t) / 1000);
     const ingestCpu = process.cpuUsage(ingestCpuStart);
-    console.log(`ingest: ${hosts} scans, ${clients} concurrent submitters: ${storeRate.toFixed(0)} scans/s (cpu ${((ingestCpu.user + ingestCpu.system) / 1000 / hosts).toFixed(3)} ms/scan); bare insert ${rawRate.toFixed(0)} rows/s; ratio ${(storeRate / rawRate).toFixed(2)}`);
+    console.log(
+      `ingest: ${hosts} scans, ${clients} concurrent submitters: ${storeRate.toFixed(0)} scans/s (cpu ${((ingestCpu.user + ingestCpu.system) / 1000 / hosts).toFixed(3)} ms/scan); bare insert ${rawRate.toFixed(0)} rows/s; ratio ${(storeRate / rawRate).toFixed(2)}`,
+    );
 
     // Wall-clock percentiles plus mean CPU time: on a shared machine the wall time includes waiting for a core.
     const timeIt = async (work: () => Promise<unknown> | unknown): Promise<{ p50: number; p99: number; cpu: number }> => {
@@ -111,7 +114,15 @@ export async function runStoreBenchmark(env: NodeJS.ProcessEnv = process.env): P
     const rawPage = raw.prepare('SELECT doc FROM scans ORDER BY row DESC LIMIT 50');
     const base = await timeIt(() => rawPage.all().map((row) => JSON.parse((row as { doc: string }).doc) as unknown));
     console.log(`baseline bare page of 50 (no filter, no count): p50 ${base.p50.toFixed(2)} ms, p99 ${base.p99.toFixed(2)} ms`);
-    const queries = ['', 'port:22', 'tag:dmz', 'port:3389 ip:198.18.0.0/17', 'service:https -product:nginx', 'nginx OR openssh', `ctime:>2026-11-01T12:00:00Z port:25`];
+    const queries = [
+      '',
+      'port:22',
+      'tag:dmz',
+      'port:3389 ip:198.18.0.0/17',
+      'service:https -product:nginx',
+      'nginx OR openssh',
+      `ctime:>2026-11-01T12:00:00Z port:25`,
+    ];
     for (const text of queries) {
       const query = parseQuery(text);
       let total = 0;
@@ -125,7 +136,9 @@ export async function runStoreBenchmark(env: NodeJS.ProcessEnv = process.env): P
     let cursor: string | undefined;
     for (let i = 0; i < 20; i++) cursor = (await s.search(parseQuery('port:443'), { limit: 50, ...(cursor ? { cursor } : {}) })).nextCursor;
     const deep = await timeIt(() => s.search(parseQuery('port:443'), { limit: 50, ...(cursor ? { cursor } : {}) }));
-    console.log(`search "port:443" page 21 by cursor: p50 ${deep.p50.toFixed(2)} ms, p99 ${deep.p99.toFixed(2)} ms, cpu ${deep.cpu.toFixed(2)} ms`);
+    console.log(
+      `search "port:443" page 21 by cursor: p50 ${deep.p50.toFixed(2)} ms, p99 ${deep.p99.toFixed(2)} ms, cpu ${deep.cpu.toFixed(2)} ms`,
+    );
     const top = await timeIt(() => s.topPorts({ limit: 10 }));
     const topTag = await timeIt(() => s.topPorts({ limit: 10, tag: 'dmz' }));
     const counts = await timeIt(() => s.counts());

@@ -37,18 +37,45 @@ export async function runUiBenchmark(env: NodeJS.ProcessEnv = process.env): Prom
   try {
     const admin = (await app.coordinator.createAdminToken('bench')).token;
     const headers = { authorization: `Bearer ${admin}` };
-    await app.inject({ method: 'PUT', url: '/api/v1/admin/scope/import', headers: { ...headers, 'content-type': 'text/plain' }, payload: '198.18.0.0/16,bench\n' });
+    await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/scope/import',
+      headers: { ...headers, 'content-type': 'text/plain' },
+      payload: '198.18.0.0/16,bench\n',
+    });
     const rng = createRng('bench-ui');
     const start = Date.UTC(2026, 10, 22);
     for (let round = 0; round < 2; round++) {
       for (let h = 0; h < hosts; h++) {
         const ports: ScannedPort[] = [];
         for (const [port, service, product] of PORTS) {
-          if (rng.next() < 0.3) ports.push({ port, state: 'open', service, product, version: `${1 + round}.0`, cpes: [], scripts: [{ id: 'banner', output: `${product} <ready>` }] });
+          if (rng.next() < 0.3)
+            ports.push({
+              port,
+              state: 'open',
+              service,
+              product,
+              version: `${1 + round}.0`,
+              cpes: [],
+              scripts: [{ id: 'banner', output: `${product} <ready>` }],
+            });
         }
         const finishedAt = start + round * 43_200_000 + h * 1000;
         await app.coordinator.store.ingestScan({
-          scan: { scanId: `s${round}-${h}`, ip: benchIp(h), tags: ['bench'], agentId: 'agent-bench', startedAt: finishedAt - 5000, finishedAt, epoch: round, cycle: round + 1, ports, preflight: 'connect', probedPorts: '22,80,443,3306,8080', timings: { total: 5000 } },
+          scan: {
+            scanId: `s${round}-${h}`,
+            ip: benchIp(h),
+            tags: ['bench'],
+            agentId: 'agent-bench',
+            startedAt: finishedAt - 5000,
+            finishedAt,
+            epoch: round,
+            cycle: round + 1,
+            ports,
+            preflight: 'connect',
+            probedPorts: '22,80,443,3306,8080',
+            timings: { total: 5000 },
+          },
         });
       }
     }

@@ -16,7 +16,10 @@ export class CellCache {
     try {
       mkdirSync(this.dir, { recursive: true });
     } catch (error) {
-      throw new PortbanditError('PB_ERR_IO', `cannot create the cell cache: ${(error as Error).message}`, { where: this.dir, cause: error });
+      throw new PortbanditError('PB_ERR_IO', `cannot create the cell cache: ${(error as Error).message}`, {
+        where: this.dir,
+        cause: error,
+      });
     }
   }
 

@@ -46,7 +46,13 @@ export function chartCoverageVsBudget(summary: ExperimentSummary, recording: str
   const points = finite(
     summary.rows
       .filter((r) => r.recording === recording && r.tag === ALL_TAGS)
-      .map((r) => ({ strategy: r.strategy, x: r.budget, value: r.coverage.value ?? Number.NaN, low: r.coverage.low, high: r.coverage.high })),
+      .map((r) => ({
+        strategy: r.strategy,
+        x: r.budget,
+        value: r.coverage.value ?? Number.NaN,
+        low: r.coverage.low,
+        high: r.coverage.high,
+      })),
   );
   const svg = lineWithBand(
     points,
@@ -54,7 +60,12 @@ export function chartCoverageVsBudget(summary: ExperimentSummary, recording: str
     { type: 'log', label: 'budget (probes per host per epoch) →', ticks: summary.budgets as number[], tickFormat: '~s' },
     { label: '↑ coverage (% of services found)', percent: true, domain: [0, 100] },
   );
-  return renderFigure('coverage-vs-budget', `Coverage vs budget, ${recording}: services found / services present over all epochs; bands are ${pct(summary.confidence)} bootstrap intervals (hosts and seeds resampled).`, svg, { recording });
+  return renderFigure(
+    'coverage-vs-budget',
+    `Coverage vs budget, ${recording}: services found / services present over all epochs; bands are ${pct(summary.confidence)} bootstrap intervals (hosts and seeds resampled).`,
+    svg,
+    { recording },
+  );
 }
 
 /** Coverage per epoch at the focus budget (learning curves), with intervals over seeds. */
@@ -62,10 +73,26 @@ export function chartLearningCurves(summary: ExperimentSummary, recording: strin
   const points = finite(
     summary.curves
       .filter((c) => c.recording === recording && c.budget === budget)
-      .map((c) => ({ strategy: c.strategy, x: c.epoch, value: c.coverage.value ?? Number.NaN, low: c.coverage.low, high: c.coverage.high })),
+      .map((c) => ({
+        strategy: c.strategy,
+        x: c.epoch,
+        value: c.coverage.value ?? Number.NaN,
+        low: c.coverage.low,
+        high: c.coverage.high,
+      })),
   );
-  const svg = lineWithBand(points, summary.strategies, { label: 'epoch →', tickFormat: 'd' }, { label: '↑ coverage in epoch (%)', percent: true, domain: [0, 100] });
-  return renderFigure('learning-curve', `Learning curves, ${recording}, budget ${budget}: coverage of each epoch; bands are ${pct(summary.confidence)} intervals over seeds.`, svg, { recording });
+  const svg = lineWithBand(
+    points,
+    summary.strategies,
+    { label: 'epoch →', tickFormat: 'd' },
+    { label: '↑ coverage in epoch (%)', percent: true, domain: [0, 100] },
+  );
+  return renderFigure(
+    'learning-curve',
+    `Learning curves, ${recording}, budget ${budget}: coverage of each epoch; bands are ${pct(summary.confidence)} intervals over seeds.`,
+    svg,
+    { recording },
+  );
 }
 
 /** Cumulative services missed per host (regret against the oracle) at the focus budget. */
@@ -73,10 +100,26 @@ export function chartRegret(summary: ExperimentSummary, recording: string, budge
   const points = finite(
     summary.curves
       .filter((c) => c.recording === recording && c.budget === budget)
-      .map((c) => ({ strategy: c.strategy, x: c.epoch, value: c.cumulativeMissed.value ?? Number.NaN, low: c.cumulativeMissed.low, high: c.cumulativeMissed.high })),
+      .map((c) => ({
+        strategy: c.strategy,
+        x: c.epoch,
+        value: c.cumulativeMissed.value ?? Number.NaN,
+        low: c.cumulativeMissed.low,
+        high: c.cumulativeMissed.high,
+      })),
   );
-  const svg = lineWithBand(points, summary.strategies, { label: 'epoch →', tickFormat: 'd' }, { label: '↑ cumulative services missed per host', zero: true, nice: true });
-  return renderFigure('regret', `Regret, ${recording}, budget ${budget}: services missed so far per host, compared with an oracle that probes exactly the open ports (lower is better).`, svg, { recording });
+  const svg = lineWithBand(
+    points,
+    summary.strategies,
+    { label: 'epoch →', tickFormat: 'd' },
+    { label: '↑ cumulative services missed per host', zero: true, nice: true },
+  );
+  return renderFigure(
+    'regret',
+    `Regret, ${recording}, budget ${budget}: services missed so far per host, compared with an oracle that probes exactly the open ports (lower is better).`,
+    svg,
+    { recording },
+  );
 }
 
 /** Coverage per scope tag at the focus budget: bars with interval rules. */
@@ -104,7 +147,12 @@ export function chartPerTag(summary: ExperimentSummary, recording: string, budge
       Plot.ruleY([0]),
     ],
   });
-  return renderFigure('per-tag', `Coverage per scope tag, ${recording}, budget ${budget}; black rules are ${pct(summary.confidence)} bootstrap intervals (hosts of the tag resampled within seeds).`, svg, { recording });
+  return renderFigure(
+    'per-tag',
+    `Coverage per scope tag, ${recording}, budget ${budget}; black rules are ${pct(summary.confidence)} bootstrap intervals (hosts of the tag resampled within seeds).`,
+    svg,
+    { recording },
+  );
 }
 
 /** Distribution of epochs until a newly opened service was first found, at the focus budget. */

@@ -1,6 +1,23 @@
 export type * from './types.js';
-export { parseExperimentSpec, loadExperimentSpec, expandCells, cellKey, canonicalJson, formatExperimentSpec, specDefaults } from './spec.js';
-export { type Estimate, bootstrapMean, bootstrapEstimate, drawHierarchicalWeights, percentileInterval, pooledRatio, probesToReach, weightedSum } from './stats.js';
+export {
+  parseExperimentSpec,
+  loadExperimentSpec,
+  expandCells,
+  cellKey,
+  canonicalJson,
+  formatExperimentSpec,
+  specDefaults,
+} from './spec.js';
+export {
+  type Estimate,
+  bootstrapMean,
+  bootstrapEstimate,
+  drawHierarchicalWeights,
+  percentileInterval,
+  pooledRatio,
+  probesToReach,
+  weightedSum,
+} from './stats.js';
 export {
   ALL_TAGS,
   COVERAGE_TARGET,
@@ -28,4 +45,15 @@ export {
   chartEpochsToDetect,
   type ChartKind,
 } from './charts.js';
-export { escapeHtml, renderPage, renderTable, renderFigure, renderLegend, renderPlot, formatEstimate, formatNumber, colorScale, PALETTE } from './html.js';
+export {
+  escapeHtml,
+  renderPage,
+  renderTable,
+  renderFigure,
+  renderLegend,
+  renderPlot,
+  formatEstimate,
+  formatNumber,
+  colorScale,
+  PALETTE,
+} from './html.js';

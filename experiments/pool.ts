@@ -92,7 +92,8 @@ export class WorkerPool {
     if (job !== null) job.reject(new PortbanditError('PB_ERR_EXPERIMENT', `a cell worker crashed: ${error.message}`, { cause: error }));
     // Fail everything still queued: a crashed worker usually means every worker will crash.
     this.closed = true;
-    for (const j of this.queue.splice(0)) j.reject(new PortbanditError('PB_ERR_EXPERIMENT', `a cell worker crashed: ${error.message}`, { cause: error }));
+    for (const j of this.queue.splice(0))
+      j.reject(new PortbanditError('PB_ERR_EXPERIMENT', `a cell worker crashed: ${error.message}`, { cause: error }));
   }
 
   /** Stop every worker; queued cells are rejected. */

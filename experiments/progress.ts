@@ -14,7 +14,10 @@ function formatSeconds(s: number): string {
 }
 
 /** A bar on a terminal (cells done, ETA), plain lines otherwise (at most every ~2% or 15 s). */
-export function createProgress(stream: NodeJS.WritableStream & { readonly isTTY?: boolean } = process.stderr, clock: () => number = () => performance.now()): ProgressReporter {
+export function createProgress(
+  stream: NodeJS.WritableStream & { readonly isTTY?: boolean } = process.stderr,
+  clock: () => number = () => performance.now(),
+): ProgressReporter {
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       { stream, format: 'cells {bar} {value}/{total} | {percentage}% | ETA {eta_formatted} | {label}', hideCursor: true, etaBuffer: 50 },
@@ -46,7 +49,9 @@ export function createProgress(stream: NodeJS.WritableStream & { readonly isTTY?
       if (done < total && done - lastDone < step && now - lastAt < 15_000) return;
       const rate = (done - first) / Math.max(1e-3, (now - started) / 1000);
       const eta = rate > 0 ? (total - done) / rate : Number.NaN;
-      stream.write(`experiment: ${done}/${total} cells (${Math.floor((100 * done) / Math.max(1, total))}%), ETA ${formatSeconds(eta)}, last ${label}\n`);
+      stream.write(
+        `experiment: ${done}/${total} cells (${Math.floor((100 * done) / Math.max(1, total))}%), ETA ${formatSeconds(eta)}, last ${label}\n`,
+      );
       lastAt = now;
       lastDone = done;
     },

@@ -1,4 +1,11 @@
-import { chartAcrossRecordings, chartCoverageVsBudget, chartEpochsToDetect, chartLearningCurves, chartPerTag, chartRegret } from './charts.js';
+import {
+  chartAcrossRecordings,
+  chartCoverageVsBudget,
+  chartEpochsToDetect,
+  chartLearningCurves,
+  chartPerTag,
+  chartRegret,
+} from './charts.js';
 import { escapeHtml, formatEstimate, formatNumber, renderLegend, renderPage, renderTable } from './html.js';
 import { ALL_TAGS, COVERAGE_TARGET, type ExperimentSummary } from './summarise.js';
 import { formatExperimentSpec } from './spec.js';
@@ -63,7 +70,10 @@ function budgetTable(summary: ExperimentSummary, recording: string): string {
       formatEstimate(r.probesPerHost, 'fixed1'),
       formatEstimate(r.missedPerHost, 'fixed3'),
     ]);
-  return renderTable(['strategy', 'budget', 'coverage', 'Δ coverage', 'precision', 'Δ precision', 'probes / host-epoch', 'missed / host-epoch'], rows);
+  return renderTable(
+    ['strategy', 'budget', 'coverage', 'Δ coverage', 'precision', 'Δ precision', 'probes / host-epoch', 'missed / host-epoch'],
+    rows,
+  );
 }
 
 /** Per scope tag at the focus budget. */
@@ -81,7 +91,20 @@ export function tagTable(summary: ExperimentSummary, recording: string, budget =
       probesTo(summary, recording, r.strategy, r.tag),
       detectionMean(summary, recording, r.strategy, budget, r.tag),
     ]);
-  return renderTable(['tag', 'strategy', 'hosts / seed', 'coverage', 'Δ coverage', 'precision', 'missed / host-epoch', `probes to ${COVERAGE_TARGET * 100}%`, 'epochs to detect'], rows);
+  return renderTable(
+    [
+      'tag',
+      'strategy',
+      'hosts / seed',
+      'coverage',
+      'Δ coverage',
+      'precision',
+      'missed / host-epoch',
+      `probes to ${COVERAGE_TARGET * 100}%`,
+      'epochs to detect',
+    ],
+    rows,
+  );
 }
 
 /** Where a spec's recordings came from, in words. */
@@ -135,9 +158,13 @@ export function renderReport(spec: ExperimentSpec, summary: ExperimentSummary): 
     parts.push(tagTable(summary, rec));
   }
   parts.push('<h2 id="reproduce">Reproduce</h2>');
-  parts.push(`<p>Seeds: ${spec.seeds.map((s) => `<code>${escapeHtml(s)}</code>`).join(', ')}. Software: portbandit ${escapeHtml(summary.version)}. Recordings:</p>`);
+  parts.push(
+    `<p>Seeds: ${spec.seeds.map((s) => `<code>${escapeHtml(s)}</code>`).join(', ')}. Software: portbandit ${escapeHtml(summary.version)}. Recordings:</p>`,
+  );
   parts.push(describeRecordings(spec));
-  parts.push('<p>Save the spec below as <code>experiment.json</code> and run <code>portbandit experiment experiment.json --out DIR</code>; every cell is deterministic in its spec and seed.</p>');
+  parts.push(
+    '<p>Save the spec below as <code>experiment.json</code> and run <code>portbandit experiment experiment.json --out DIR</code>; every cell is deterministic in its spec and seed.</p>',
+  );
   parts.push(`<pre id="spec">${escapeHtml(JSON.stringify(formatExperimentSpec(spec), null, 2))}</pre>`);
   return renderPage(`portbandit experiment: ${spec.name}`, parts.join('\n'));
 }

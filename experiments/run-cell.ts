@@ -7,7 +7,10 @@ import { recordingSeed } from './spec.js';
 import type { CellMetrics, CellResult, CellSpec, DetectionStats } from './types.js';
 
 /** Builds a generated scope; injected so the runner does not depend on the generator's internals. */
-export type GenerateFn = (options: { profile: string; hosts: number; epochs: number; seed: string }, catalog: PortCatalog) => LoadedRecording | Promise<LoadedRecording>;
+export type GenerateFn = (
+  options: { profile: string; hosts: number; epochs: number; seed: string },
+  catalog: PortCatalog,
+) => LoadedRecording | Promise<LoadedRecording>;
 
 /** What a worker keeps between cells: the port catalog and the last recordings it built. */
 export interface CellContext {
@@ -33,7 +36,9 @@ export function obtainRecording(cell: CellSpec, ctx: CellContext): Promise<Loade
     recording =
       r.kind === 'file'
         ? loadRecording(r.path)
-        : Promise.resolve().then(() => ctx.generate({ profile: r.profile, hosts: r.hosts, epochs: r.epochs, seed: recordingSeed(cell) }, ctx.catalog));
+        : Promise.resolve().then(() =>
+            ctx.generate({ profile: r.profile, hosts: r.hosts, epochs: r.epochs, seed: recordingSeed(cell) }, ctx.catalog),
+          );
     ctx.recordings.set(id, recording);
     while (ctx.recordings.size > KEEP_RECORDINGS) ctx.recordings.delete(ctx.recordings.keys().next().value!);
   }

@@ -152,7 +152,9 @@ export async function runExperiment(spec: ExperimentSpec, options: RunExperiment
     progress.stop();
   }
   if (aborted()) {
-    throw new PortbanditError('PB_ERR_EXPERIMENT', `interrupted after ${done} of ${cells.length} cells; rerun to resume from the cache`, { where: out });
+    throw new PortbanditError('PB_ERR_EXPERIMENT', `interrupted after ${done} of ${cells.length} cells; rerun to resume from the cache`, {
+      where: out,
+    });
   }
   const finished = results as CellResult[];
   write(join(out, 'results.ndjson'), finished.map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -170,7 +172,10 @@ export function readResults(dir: string): CellResult[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new PortbanditError('PB_ERR_IO', `cannot read results (run \`portbandit experiment\` first): ${(error as Error).message}`, { where: path, cause: error });
+    throw new PortbanditError('PB_ERR_IO', `cannot read results (run \`portbandit experiment\` first): ${(error as Error).message}`, {
+      where: path,
+      cause: error,
+    });
   }
   return text
     .split('\n')
@@ -179,7 +184,10 @@ export function readResults(dir: string): CellResult[] {
       try {
         return JSON.parse(line) as CellResult;
       } catch (error) {
-        throw new PortbanditError('PB_ERR_EXPERIMENT', `not a JSON result line: ${(error as Error).message}`, { where: `${path}:${n + 1}`, cause: error });
+        throw new PortbanditError('PB_ERR_EXPERIMENT', `not a JSON result line: ${(error as Error).message}`, {
+          where: `${path}:${n + 1}`,
+          cause: error,
+        });
       }
     });
 }

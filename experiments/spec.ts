@@ -126,20 +126,51 @@ function unique(values: readonly string[], where: string, what: string): void {
 export function parseExperimentSpec(raw: unknown, source = 'experiment', baseDir = process.cwd()): ExperimentSpec {
   const where = source;
   if (!isObject(raw)) fail(where, 'expected a JSON object');
-  checkKeys(raw, ['$schema', 'name', 'description', 'recordings', 'strategies', 'budgets', 'seeds', 'batch', 'order', 'baseline', 'bootstrap', 'focusBudget'], where);
+  checkKeys(
+    raw,
+    [
+      '$schema',
+      'name',
+      'description',
+      'recordings',
+      'strategies',
+      'budgets',
+      'seeds',
+      'batch',
+      'order',
+      'baseline',
+      'bootstrap',
+      'focusBudget',
+    ],
+    where,
+  );
   const name = raw.name === undefined ? 'experiment' : str(raw.name, `${where}.name`);
-  const description = raw.description === undefined ? '' : typeof raw.description === 'string' ? raw.description : fail(`${where}.description`, 'expected a string');
+  const description =
+    raw.description === undefined
+      ? ''
+      : typeof raw.description === 'string'
+        ? raw.description
+        : fail(`${where}.description`, 'expected a string');
   const recordings = list(raw.recordings, `${where}.recordings`).map((r, i) => parseRecording(r, `${where}.recordings[${i}]`, baseDir));
-  unique(recordings.map((r) => r.name), `${where}.recordings`, 'recording name');
+  unique(
+    recordings.map((r) => r.name),
+    `${where}.recordings`,
+    'recording name',
+  );
   const strategies = list(raw.strategies, `${where}.strategies`).map((s, i) => parseStrategy(s, `${where}.strategies[${i}]`));
-  unique(strategies.map((s) => s.label), `${where}.strategies`, 'strategy label');
+  unique(
+    strategies.map((s) => s.label),
+    `${where}.strategies`,
+    'strategy label',
+  );
   const budgets = list(raw.budgets, `${where}.budgets`).map((b, i) => int(b, `${where}.budgets[${i}]`, 1, MAX_PORT));
   unique(budgets.map(String), `${where}.budgets`, 'budget');
   const seeds = list(raw.seeds, `${where}.seeds`).map((s, i) => seedString(s, `${where}.seeds[${i}]`));
   unique(seeds, `${where}.seeds`, 'seed');
   const batch = raw.batch === undefined ? specDefaults.batch : int(raw.batch, `${where}.batch`, 1, 1_000_000);
   const order = raw.order === undefined ? specDefaults.order : raw.order;
-  if (order !== 'shuffled' && order !== 'recording') fail(`${where}.order`, `expected "shuffled" or "recording", got ${JSON.stringify(order)}`);
+  if (order !== 'shuffled' && order !== 'recording')
+    fail(`${where}.order`, `expected "shuffled" or "recording", got ${JSON.stringify(order)}`);
   const baseline = raw.baseline === undefined ? strategies[0]!.label : str(raw.baseline, `${where}.baseline`);
   if (!strategies.some((s) => s.label === baseline)) {
     fail(`${where}.baseline`, `"${baseline}" is not one of the strategy labels (${strategies.map((s) => s.label).join(', ')})`);
@@ -150,7 +181,8 @@ export function parseExperimentSpec(raw: unknown, source = 'experiment', baseDir
     focusBudget = sortedBudgets.includes(100) ? 100 : sortedBudgets[Math.floor((sortedBudgets.length - 1) / 2)]!;
   } else {
     focusBudget = int(raw.focusBudget, `${where}.focusBudget`, 1, MAX_PORT);
-    if (!budgets.includes(focusBudget)) fail(`${where}.focusBudget`, `expected one of the budgets (${sortedBudgets.join(', ')}), got ${focusBudget}`);
+    if (!budgets.includes(focusBudget))
+      fail(`${where}.focusBudget`, `expected one of the budgets (${sortedBudgets.join(', ')}), got ${focusBudget}`);
   }
   return Object.freeze({
     name,
@@ -190,7 +222,8 @@ export function expandCells(spec: ExperimentSpec): CellSpec[] {
   for (const recording of spec.recordings) {
     for (const strategy of spec.strategies) {
       for (const budget of spec.budgets) {
-        for (const seed of spec.seeds) cells.push(Object.freeze({ recording, strategy, budget, seed, batch: spec.batch, order: spec.order }));
+        for (const seed of spec.seeds)
+          cells.push(Object.freeze({ recording, strategy, budget, seed, batch: spec.batch, order: spec.order }));
       }
     }
   }
@@ -201,7 +234,9 @@ export function expandCells(spec: ExperimentSpec): CellSpec[] {
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (isObject(value)) {
-    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+    const keys = Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
   }
   return JSON.stringify(value);
@@ -217,7 +252,17 @@ export function cellKey(cell: CellSpec, options: { version?: string; recordingHa
   const { name: _name, ...recording } = cell.recording;
   const { label: _label, ...strategy } = cell.strategy;
   const version = options.version ?? VERSION;
-  const payload = canonicalJson({ recording, recordingHash: options.recordingHash, strategy, budget: cell.budget, seed: cell.seed, batch: cell.batch, order: cell.order, version, code: options.code });
+  const payload = canonicalJson({
+    recording,
+    recordingHash: options.recordingHash,
+    strategy,
+    budget: cell.budget,
+    seed: cell.seed,
+    batch: cell.batch,
+    order: cell.order,
+    version,
+    code: options.code,
+  });
   return createHash('sha256').update(payload).digest('hex').slice(0, 32);
 }
 

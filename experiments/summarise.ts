@@ -149,7 +149,9 @@ function columnsFor(cell: CellResult, order: SeedHosts, subset: readonly number[
     Float64Array.from(subset, (i) => {
       const j = index.get(order.ips[i]!);
       if (j === undefined) {
-        throw new PortbanditError('PB_ERR_EXPERIMENT', `host ${order.ips[i]} is missing from a cell of the same recording and seed`, { where });
+        throw new PortbanditError('PB_ERR_EXPERIMENT', `host ${order.ips[i]} is missing from a cell of the same recording and seed`, {
+          where,
+        });
       }
       return col[j]!;
     });
@@ -231,9 +233,19 @@ export function summariseExperiment(spec: ExperimentSpec, results: readonly Cell
           const sums = groups.get(`${label}\u0000${budget}`);
           const base = groups.get(`${spec.baseline}\u0000${budget}`);
           if (!sums) continue;
-          const values = Object.fromEntries(Object.entries(metrics).map(([name, f]) => [name, derive(sums, f)])) as Record<keyof typeof metrics, Float64Array>;
-          const baseValues = base && label !== spec.baseline ? (Object.fromEntries(Object.entries(metrics).map(([name, f]) => [name, derive(base, f)])) as Record<keyof typeof metrics, Float64Array>) : null;
-          const diff = (name: keyof typeof metrics) => (baseValues ? toEstimate(difference(values[name], baseValues[name]), confidence) : null);
+          const values = Object.fromEntries(Object.entries(metrics).map(([name, f]) => [name, derive(sums, f)])) as Record<
+            keyof typeof metrics,
+            Float64Array
+          >;
+          const baseValues =
+            base && label !== spec.baseline
+              ? (Object.fromEntries(Object.entries(metrics).map(([name, f]) => [name, derive(base, f)])) as Record<
+                  keyof typeof metrics,
+                  Float64Array
+                >)
+              : null;
+          const diff = (name: keyof typeof metrics) =>
+            baseValues ? toEstimate(difference(values[name], baseValues[name]), confidence) : null;
           rows.push({
             recording: rec,
             strategy: label,
@@ -380,11 +392,28 @@ function detectionRow(
 
 /** The summary as CSV: one line per recording x strategy x budget x tag, value/low/high columns. */
 export function formatSummaryCsv(summary: ExperimentSummary): string {
-  const est = ['coverage', 'precision', 'probesPerHost', 'missedPerHost', 'coverageDiff', 'precisionDiff', 'probesPerHostDiff', 'missedPerHostDiff'] as const;
+  const est = [
+    'coverage',
+    'precision',
+    'probesPerHost',
+    'missedPerHost',
+    'coverageDiff',
+    'precisionDiff',
+    'probesPerHostDiff',
+    'missedPerHostDiff',
+  ] as const;
   const header = ['recording', 'strategy', 'budget', 'tag', 'seeds', 'hosts'];
   for (const e of est) header.push(e, `${e}_low`, `${e}_high`);
   header.push('probes_to_90', 'probes_to_90_low', 'probes_to_90_high');
-  header.push('appeared', 'epochs_to_detect', 'epochs_to_detect_low', 'epochs_to_detect_high', 'detected_share', 'detected_share_low', 'detected_share_high');
+  header.push(
+    'appeared',
+    'epochs_to_detect',
+    'epochs_to_detect_low',
+    'epochs_to_detect_high',
+    'detected_share',
+    'detected_share_low',
+    'detected_share_high',
+  );
   const to = new Map(summary.probesToTarget.map((p) => [`${p.recording}\u0000${p.strategy}\u0000${p.tag}`, p.probes]));
   const det = new Map(summary.detection.map((d) => [`${d.recording}\u0000${d.strategy}\u0000${d.budget}\u0000${d.tag}`, d]));
   const cell = (v: string | number | null) => {
@@ -402,7 +431,15 @@ export function formatSummaryCsv(summary: ExperimentSummary): string {
     const p = to.get(`${r.recording}\u0000${r.strategy}\u0000${r.tag}`);
     values.push(p?.value ?? null, p?.low ?? null, p?.high ?? null);
     const d = det.get(`${r.recording}\u0000${r.strategy}\u0000${r.budget}\u0000${r.tag}`);
-    values.push(d?.count ?? null, d?.mean.value ?? null, d?.mean.low ?? null, d?.mean.high ?? null, d?.detectedShare.value ?? null, d?.detectedShare.low ?? null, d?.detectedShare.high ?? null);
+    values.push(
+      d?.count ?? null,
+      d?.mean.value ?? null,
+      d?.mean.low ?? null,
+      d?.mean.high ?? null,
+      d?.detectedShare.value ?? null,
+      d?.detectedShare.low ?? null,
+      d?.detectedShare.high ?? null,
+    );
     lines.push(values.map(cell).join(','));
   }
   return `${lines.join('\n')}\n`;

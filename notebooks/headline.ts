@@ -27,8 +27,7 @@ function compareSentence(summary: ExperimentSummary, row: SummaryRow, base: Summ
   const d = row.coverageDiff;
   if (d === null || d.value === null) return '';
   const level = Math.round(summary.confidence * 100);
-  const verdict =
-    d.low !== null && d.low > 0 ? 'more than' : d.high !== null && d.high < 0 ? 'less than' : 'no clear difference from';
+  const verdict = d.low !== null && d.low > 0 ? 'more than' : d.high !== null && d.high < 0 ? 'less than' : 'no clear difference from';
   return `<li><b>${escapeHtml(row.strategy)}</b> finds ${pct(row.coverage.value)} of services, ${verdict} ${escapeHtml(base.strategy)}'s ${pct(base.coverage.value)} (${points(d.value)}, ${level}% paired interval [${points(d.low)}, ${points(d.high)}]), with ${row.probesPerHost.value?.toFixed(1) ?? '–'} probes per host-epoch.</li>`;
 }
 
@@ -37,7 +36,9 @@ function tagPivot(summary: ExperimentSummary): string {
   const rows: string[][] = [];
   for (const rec of summary.recordings) {
     for (const tag of summary.tags[rec] ?? []) {
-      const cells = summary.strategies.map((s) => summary.rows.find((r) => r.recording === rec && r.tag === tag && r.strategy === s && r.budget === summary.focusBudget));
+      const cells = summary.strategies.map((s) =>
+        summary.rows.find((r) => r.recording === rec && r.tag === tag && r.strategy === s && r.budget === summary.focusBudget),
+      );
       const best = Math.max(...cells.map((c) => c?.coverage.value ?? -1));
       rows.push([
         escapeHtml(rec),
@@ -78,7 +79,9 @@ function render(input: NotebookInput): string {
   for (const rec of summary.recordings) {
     const base = summary.rows.find((r) => r.recording === rec && r.strategy === summary.baseline && r.budget === b && r.tag === ALL_TAGS);
     if (base === undefined) continue;
-    const others = summary.rows.filter((r) => r.recording === rec && r.strategy !== summary.baseline && r.budget === b && r.tag === ALL_TAGS);
+    const others = summary.rows.filter(
+      (r) => r.recording === rec && r.strategy !== summary.baseline && r.budget === b && r.tag === ALL_TAGS,
+    );
     parts.push(`<h3>${escapeHtml(rec)}</h3>`);
     parts.push(`<ul>${others.map((r) => compareSentence(summary, r, base)).join('')}</ul>`);
     parts.push(renderLegend(summary.strategies));
@@ -87,13 +90,17 @@ function render(input: NotebookInput): string {
   parts.push(`<h2>Per tag, all scopes (coverage at ${b} probes; best in bold)</h2>`);
   parts.push(tagPivot(summary));
   parts.push(`<h2>Probes per host-epoch to reach ${COVERAGE_TARGET * 100}% coverage</h2>`);
-  parts.push(`<p>Interpolated between the measured budgets (${summary.budgets.join(', ')}); "&gt; ${summary.budgets.at(-1)}" means no budget reached it.</p>`);
+  parts.push(
+    `<p>Interpolated between the measured budgets (${summary.budgets.join(', ')}); "&gt; ${summary.budgets.at(-1)}" means no budget reached it.</p>`,
+  );
   parts.push(probesTable(summary));
   parts.push('<h2>How to read this</h2>');
   parts.push(
     '<p>Coverage counts services (host, port) open in an epoch that the strategy probed in that epoch, over all epochs, excluding pseudo-service hosts (more than 1,000 open ports). A learning strategy starts knowing nothing about the scope, so its early epochs pull its overall coverage down; the learning curves in the full report show the per-epoch picture. Rerun with <code>portbandit experiment experiments/headline.json --out DIR</code> and <code>portbandit notebook headline --results DIR</code>.</p>',
   );
-  parts.push(`<p class="meta">portbandit ${escapeHtml(summary.version)} · seeds ${spec.seeds.map(escapeHtml).join(', ')} · bootstrap seed "${escapeHtml(summary.bootstrapSeed)}"</p>`);
+  parts.push(
+    `<p class="meta">portbandit ${escapeHtml(summary.version)} · seeds ${spec.seeds.map(escapeHtml).join(', ')} · bootstrap seed "${escapeHtml(summary.bootstrapSeed)}"</p>`,
+  );
   return renderPage(`portbandit notebook: headline (${spec.name})`, parts.join('\n'));
 }
 

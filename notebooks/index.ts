@@ -16,7 +16,9 @@ export const notebookNames = Object.keys(notebooks);
 /** The notebook registered under `name`; throws listing the known names. */
 export function getNotebook(name: string): Notebook {
   if (!Object.hasOwn(notebooks, name)) {
-    throw new PortbanditError('PB_ERR_UNKNOWN_NOTEBOOK', `unknown notebook "${name}" (known: ${notebookNames.join(', ')})`, { where: 'NAME' });
+    throw new PortbanditError('PB_ERR_UNKNOWN_NOTEBOOK', `unknown notebook "${name}" (known: ${notebookNames.join(', ')})`, {
+      where: 'NAME',
+    });
   }
   return notebooks[name as keyof typeof notebooks];
 }

@@ -11,7 +11,9 @@ import type { NotebookInput } from './types.js';
 export function loadNotebookInput(dir: string): NotebookInput {
   const specPath = join(dir, 'spec.json');
   if (!existsSync(specPath)) {
-    throw new PortbanditError('PB_ERR_IO', 'no spec.json here: expected the output folder of `portbandit experiment FILE --out DIR`', { where: dir });
+    throw new PortbanditError('PB_ERR_IO', 'no spec.json here: expected the output folder of `portbandit experiment FILE --out DIR`', {
+      where: dir,
+    });
   }
   const spec = loadExperimentSpec(specPath);
   const results = readResults(dir);

@@ -3,7 +3,20 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PortbanditError } from '../src/core/index.js';
 import { headlineNotebook, loadNotebookInput } from './index.js';
-import { chartAcrossRecordings, createProgress, renderReport, readResults, runExperiment, loadExperimentSpec, ALL_TAGS, COVERAGE_TARGET, type ExperimentSummary, formatSummaryCsv, summariseExperiment, type Estimate } from '../experiments/index.js';
+import {
+  chartAcrossRecordings,
+  createProgress,
+  renderReport,
+  readResults,
+  runExperiment,
+  loadExperimentSpec,
+  ALL_TAGS,
+  COVERAGE_TARGET,
+  type ExperimentSummary,
+  formatSummaryCsv,
+  summariseExperiment,
+  type Estimate,
+} from '../experiments/index.js';
 
 export const HEADLINE_START = '<!-- headline:start -->';
 export const HEADLINE_END = '<!-- headline:end -->';
@@ -17,10 +30,14 @@ function pct(e: Estimate | null | undefined, difference = false): string {
 }
 
 /** The README's headline section (markdown) from an experiment summary. */
-export function formatHeadlineMarkdown(summary: ExperimentSummary, options: { figure: string; seconds?: number; cpuSeconds?: number; cells: number; hosts: Readonly<Record<string, number>> }): string {
+export function formatHeadlineMarkdown(
+  summary: ExperimentSummary,
+  options: { figure: string; seconds?: number; cpuSeconds?: number; cells: number; hosts: Readonly<Record<string, number>> },
+): string {
   const b = summary.focusBudget;
   const learner = summary.strategies.find((s) => s === 'adaptive') ?? summary.strategies[0]!;
-  const row = (rec: string, s: string) => summary.rows.find((r) => r.recording === rec && r.strategy === s && r.budget === b && r.tag === ALL_TAGS);
+  const row = (rec: string, s: string) =>
+    summary.rows.find((r) => r.recording === rec && r.strategy === s && r.budget === b && r.tag === ALL_TAGS);
   const to = (rec: string, s: string) => summary.probesToTarget.find((p) => p.recording === rec && p.strategy === s && p.tag === ALL_TAGS);
   const lines: string[] = [];
   lines.push('## Headline results', '');
@@ -30,7 +47,9 @@ export function formatHeadlineMarkdown(summary: ExperimentSummary, options: { fi
   );
   lines.push(`![Coverage at ${b} probes per host per epoch, per scope and strategy](${options.figure})`, '');
   const others = summary.strategies.filter((s) => s !== summary.baseline);
-  lines.push(`| scope (hosts) | ${summary.strategies.join(' | ')} | ${others.map((s) => `${s} − ${summary.baseline}`).join(' | ')} | ${learner}: probes to ${COVERAGE_TARGET * 100}% |`);
+  lines.push(
+    `| scope (hosts) | ${summary.strategies.join(' | ')} | ${others.map((s) => `${s} − ${summary.baseline}`).join(' | ')} | ${learner}: probes to ${COVERAGE_TARGET * 100}% |`,
+  );
   lines.push(`|---|${summary.strategies.map(() => '---:').join('|')}|${others.map(() => '---:').join('|')}|---:|`);
   for (const rec of summary.recordings) {
     const p = to(rec, learner);
@@ -39,8 +58,18 @@ export function formatHeadlineMarkdown(summary: ExperimentSummary, options: { fi
       `| ${rec} (${options.hosts[rec] ?? '?'}) | ${summary.strategies.map((s) => pct(row(rec, s)?.coverage)).join(' | ')} | ${others.map((s) => pct(row(rec, s)?.coverageDiff, true)).join(' | ')} | ${probes} |`,
     );
   }
-  lines.push('', ...nativeComparison(summary, learner, options.hosts), '', ...coverageOverEpochs(summary, learner), '', ...detectionTable(summary));
-  lines.push('', 'Per scope tag, learning curves, regret and epochs-to-detect: `portbandit experiment experiments/headline.json --out out/headline` writes `out/headline/report.html`; `portbandit notebook headline --results out/headline` renders the per-tag comparison.');
+  lines.push(
+    '',
+    ...nativeComparison(summary, learner, options.hosts),
+    '',
+    ...coverageOverEpochs(summary, learner),
+    '',
+    ...detectionTable(summary),
+  );
+  lines.push(
+    '',
+    'Per scope tag, learning curves, regret and epochs-to-detect: `portbandit experiment experiments/headline.json --out out/headline` writes `out/headline/report.html`; `portbandit notebook headline --results out/headline` renders the per-tag comparison.',
+  );
   return lines.join('\n');
 }
 
@@ -48,7 +77,8 @@ export function formatHeadlineMarkdown(summary: ExperimentSummary, options: { fi
 function nativeComparison(summary: ExperimentSummary, learner: string, hosts: Readonly<Record<string, number>>): string[] {
   const b = summary.focusBudget;
   const native = Math.max(...summary.budgets);
-  const row = (rec: string, s: string, budget: number) => summary.rows.find((r) => r.recording === rec && r.strategy === s && r.budget === budget && r.tag === ALL_TAGS);
+  const row = (rec: string, s: string, budget: number) =>
+    summary.rows.find((r) => r.recording === rec && r.strategy === s && r.budget === budget && r.tag === ALL_TAGS);
   const out = [
     `**${learner} at ${b} probes against the Natlas list at its native ${native} ports** (coverage = services found / present; probes per host-epoch as spent; ratios learner / list):`,
     '',
@@ -62,8 +92,11 @@ function nativeComparison(summary: ExperimentSummary, learner: string, hosts: Re
     const cn = n?.coverage.value ?? null;
     const pa = a?.probesPerHost.value ?? null;
     const pn = n?.probesPerHost.value ?? null;
-    const ratio = (x: number | null, y: number | null, digits: number) => (x === null || y === null || y === 0 ? '–' : `${(x / y).toFixed(digits)}x`);
-    out.push(`| ${rec} (${hosts[rec] ?? '?'}) | ${pct(a?.coverage)} | ${pa === null ? '–' : pa.toFixed(0)} | ${pct(n?.coverage)} | ${pn === null ? '–' : pn.toFixed(0)} | ${ratio(ca, cn, 2)} | ${ratio(pa, pn, 3)} |`);
+    const ratio = (x: number | null, y: number | null, digits: number) =>
+      x === null || y === null || y === 0 ? '–' : `${(x / y).toFixed(digits)}x`;
+    out.push(
+      `| ${rec} (${hosts[rec] ?? '?'}) | ${pct(a?.coverage)} | ${pa === null ? '–' : pa.toFixed(0)} | ${pct(n?.coverage)} | ${pn === null ? '–' : pn.toFixed(0)} | ${ratio(ca, cn, 2)} | ${ratio(pa, pn, 3)} |`,
+    );
   }
   return out;
 }
@@ -73,11 +106,24 @@ function coverageOverEpochs(summary: ExperimentSummary, learner: string): string
   const b = summary.focusBudget;
   const epochs = [...new Set(summary.curves.map((c) => c.epoch))].sort((x, y) => x - y);
   const shown = epochs.filter((e) => e === 0 || e === 1 || e === 2 || e === 3 || e === 5 || e === 8 || e === epochs.at(-1));
-  const out = [`**Coverage over epochs** at ${b} probes (learning speed; ${summary.baseline} does not learn):`, '', `| scope | strategy | ${shown.map((e) => `epoch ${e}`).join(' | ')} |`, `|---|---|${shown.map(() => '---:').join('|')}|`];
+  const out = [
+    `**Coverage over epochs** at ${b} probes (learning speed; ${summary.baseline} does not learn):`,
+    '',
+    `| scope | strategy | ${shown.map((e) => `epoch ${e}`).join(' | ')} |`,
+    `|---|---|${shown.map(() => '---:').join('|')}|`,
+  ];
   for (const rec of summary.recordings) {
     for (const s of [...new Set([learner, summary.baseline])]) {
-      const at = (e: number) => summary.curves.find((c) => c.recording === rec && c.strategy === s && c.budget === b && c.epoch === e)?.coverage.value;
-      out.push(`| ${rec} | ${s} | ${shown.map((e) => { const v = at(e); return v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)}%`; }).join(' | ')} |`);
+      const at = (e: number) =>
+        summary.curves.find((c) => c.recording === rec && c.strategy === s && c.budget === b && c.epoch === e)?.coverage.value;
+      out.push(
+        `| ${rec} | ${s} | ${shown
+          .map((e) => {
+            const v = at(e);
+            return v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)}%`;
+          })
+          .join(' | ')} |`,
+      );
     }
   }
   return out;
@@ -88,7 +134,12 @@ function detectionTable(summary: ExperimentSummary): string[] {
   const b = summary.focusBudget;
   const rows = summary.detection.filter((d) => d.budget === b && d.tag === ALL_TAGS && d.count > 0);
   if (rows.length === 0) return [];
-  const out = [`**New services** (opened after epoch 0) at ${b} probes: share detected before the scope ends, and mean epochs to detect among those detected:`, '', `| scope | ${summary.strategies.join(' | ')} |`, `|---|${summary.strategies.map(() => '---:').join('|')}|`];
+  const out = [
+    `**New services** (opened after epoch 0) at ${b} probes: share detected before the scope ends, and mean epochs to detect among those detected:`,
+    '',
+    `| scope | ${summary.strategies.join(' | ')} |`,
+    `|---|${summary.strategies.map(() => '---:').join('|')}|`,
+  ];
   for (const rec of summary.recordings) {
     const cell = (s: string) => {
       const d = rows.find((r) => r.recording === rec && r.strategy === s);
@@ -126,11 +177,21 @@ async function screenshot(html: string, png: string): Promise<boolean> {
   const dir = mkdtempSync(join(tmpdir(), 'pb-headline-'));
   try {
     const page = join(dir, 'figure.html');
-    writeFileSync(page, `<!doctype html><html><body style="margin:0;background:white;font-family:system-ui,sans-serif">${html}</body></html>`);
+    writeFileSync(
+      page,
+      `<!doctype html><html><body style="margin:0;background:white;font-family:system-ui,sans-serif">${html}</body></html>`,
+    );
     const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
       executablePath: chromiumPath,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
       viewport: { width: 1200, height: 800 },
       deviceScaleFactor: 2,
       offline: true,
@@ -188,10 +249,17 @@ export async function writeHeadline(root: string, options: { out?: string; rende
   writeFileSync(join(imgDir, 'headline.svg'), standaloneSvg(figure));
   const png = await screenshot(figure, join(imgDir, 'headline.png'));
   const hosts = Object.fromEntries(spec.recordings.map((r) => [r.name, r.kind === 'generated' ? r.hosts : Number.NaN]));
-  const section = formatHeadlineMarkdown(run.summary, { figure: png ? 'docs/img/headline.png' : 'docs/img/headline.svg', ...(timing !== undefined && { seconds: timing.seconds, cpuSeconds: timing.cpuSeconds }), cells: run.results.length, hosts });
+  const section = formatHeadlineMarkdown(run.summary, {
+    figure: png ? 'docs/img/headline.png' : 'docs/img/headline.svg',
+    ...(timing !== undefined && { seconds: timing.seconds, cpuSeconds: timing.cpuSeconds }),
+    cells: run.results.length,
+    hosts,
+  });
   const readmePath = join(root, 'README.md');
   writeFileSync(readmePath, spliceReadme(readFileSync(readmePath, 'utf8'), section));
-  process.stderr.write(`headline: ${run.ran} cells run, ${run.cached} cached${run.cached === 0 && timing ? ` in ${timing.seconds.toFixed(0)} s (${timing.cpuSeconds.toFixed(0)} s CPU)` : ''}; wrote ${out}/report.html, ${out}/headline.html, docs/img/headline.${png ? 'png/.svg' : 'svg'}, README.md\n`);
+  process.stderr.write(
+    `headline: ${run.ran} cells run, ${run.cached} cached${run.cached === 0 && timing ? ` in ${timing.seconds.toFixed(0)} s (${timing.cpuSeconds.toFixed(0)} s CPU)` : ''}; wrote ${out}/report.html, ${out}/headline.html, docs/img/headline.${png ? 'png/.svg' : 'svg'}, README.md\n`,
+  );
 }
 
 const invokedDirectly = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);

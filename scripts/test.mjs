@@ -51,7 +51,12 @@ if (results[0].ok) {
     ...(await Promise.all([
       step('lint', 'npm', ['run', '--silent', 'lint']),
       step('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']),
-      step(fast ? 'vitest (without the lab)' : 'vitest unit', bin('vitest'), ['run', '--project', 'unit', '--passWithNoTests', ...vitestArgs], { stream: true }),
+      step(
+        fast ? 'vitest (without the lab)' : 'vitest unit',
+        bin('vitest'),
+        ['run', '--project', 'unit', '--passWithNoTests', ...vitestArgs],
+        { stream: true },
+      ),
       ...(fast ? [] : [step('vitest lab', bin('vitest'), ['run', '--project', 'lab', '--passWithNoTests', ...vitestArgs])]),
     ])),
   );

@@ -104,7 +104,10 @@ export class DetectionTracker {
    * The summary per tag: a service counts under every tag its host carried when it appeared
    * (`tagsOf` maps a tag set to its tags, e.g. "(untagged)" for none). Keys sorted.
    */
-  summaryByTag(tagSets: readonly (readonly string[])[], tagsOf: (tags: readonly string[]) => readonly string[]): Record<string, EpochsToDetect> {
+  summaryByTag(
+    tagSets: readonly (readonly string[])[],
+    tagsOf: (tags: readonly string[]) => readonly string[],
+  ): Record<string, EpochsToDetect> {
     const byTag = new Map<string, { delays: number[]; appeared: number; vanished: number }>();
     const entry = (tag: string) => {
       let e = byTag.get(tag);

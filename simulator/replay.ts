@@ -3,7 +3,15 @@ import type { LoadedRecording } from '../src/recording/index.js';
 import { HostSession, runHostSession, type HostContext, type HostResult, type Strategy } from '../strategies/index.js';
 import { DetectionTracker, EMPTY_DETECTION } from './detection.js';
 import { RolloutTracker, readRollout } from './rollout.js';
-import type { EpochMetrics, EpochsToDetect, PerHostBreakdown, RegretEpoch, SimulateOptions, SimulationResult, TagMetrics } from './types.js';
+import type {
+  EpochMetrics,
+  EpochsToDetect,
+  PerHostBreakdown,
+  RegretEpoch,
+  SimulateOptions,
+  SimulationResult,
+  TagMetrics,
+} from './types.js';
 
 /** Default host decisions per feedback batch. */
 export const DEFAULT_BATCH = 256;
@@ -28,18 +36,28 @@ function ratio(a: number, b: number): number | null {
 export function simulate(recording: LoadedRecording, strategy: Strategy, options: SimulateOptions): SimulationResult {
   const batchSize = options.batch ?? DEFAULT_BATCH;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected a batch size that is a positive integer, got ${batchSize}`, { where: 'batch' });
+    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected a batch size that is a positive integer, got ${batchSize}`, {
+      where: 'batch',
+    });
   }
   const pseudoThreshold = options.pseudoThreshold ?? strategy.options.pseudoThreshold;
   if (!Number.isInteger(pseudoThreshold) || pseudoThreshold < 1) {
-    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected a pseudo-service threshold that is a positive integer, got ${pseudoThreshold}`, {
-      where: 'pseudoThreshold',
-    });
+    throw new PortbanditError(
+      'PB_ERR_SIMULATOR_OPTION',
+      `expected a pseudo-service threshold that is a positive integer, got ${pseudoThreshold}`,
+      {
+        where: 'pseudoThreshold',
+      },
+    );
   }
   const progressEvery = Math.max(1, options.progressEvery ?? 8192);
   const order = options.order ?? 'recording';
   if (order !== 'recording' && order !== 'shuffled') {
-    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected the host order "recording" or "shuffled", got ${JSON.stringify(order)}`, { where: 'order' });
+    throw new PortbanditError(
+      'PB_ERR_SIMULATOR_OPTION',
+      `expected the host order "recording" or "shuffled", got ${JSON.stringify(order)}`,
+      { where: 'order' },
+    );
   }
   const shuffled = order === 'shuffled';
   const seed = options.seed;
@@ -97,7 +115,12 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
     let eFound = 0;
     let eProbes = 0;
     // Shuffled: a fresh seeded order each epoch, as the coordinator's permutation visits hosts.
-    const visit = shuffled ? shuffle(Array.from({ length: to - from }, (_, k) => from + k), deriveRng(seed, 'order', epoch)) : null;
+    const visit = shuffled
+      ? shuffle(
+          Array.from({ length: to - from }, (_, k) => from + k),
+          deriveRng(seed, 'order', epoch),
+        )
+      : null;
     for (let j = from; j < to; j++) {
       const i = visit === null ? j : visit[j - from]!;
       const host = rec.obsHost[i]!;
@@ -163,7 +186,19 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
       } else {
         const prev = lastObs[host]!;
         const hasPrev = prev >= 0 && lastPseudo[host] === 0;
-        detection.update(host, epoch, tagSet, ports, hasPrev ? rec.openStart[prev]! : 0, hasPrev ? rec.openStart[prev + 1]! : 0, hasPrev, curStart, curEnd, isOpen, result.open);
+        detection.update(
+          host,
+          epoch,
+          tagSet,
+          ports,
+          hasPrev ? rec.openStart[prev]! : 0,
+          hasPrev ? rec.openStart[prev + 1]! : 0,
+          hasPrev,
+          curStart,
+          curEnd,
+          isOpen,
+          result.open,
+        );
         if (rolloutTracker) rolloutTracker.update(host, epoch, isOpen(rolloutTracker.rollout.port), result.open);
       }
       lastObs[host] = i;
@@ -177,7 +212,8 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
         hProbes![host] += nProbes;
       }
       const done = j - from + 1;
-      if (options.onProgress && done % progressEvery === 0 && done < to - from) options.onProgress({ epoch, epochs, done, hosts: to - from });
+      if (options.onProgress && done % progressEvery === 0 && done < to - from)
+        options.onProgress({ epoch, epochs, done, hosts: to - from });
     }
     // Results of an epoch are all in before the next epoch is planned.
     if (batch.length > 0) {

@@ -24,7 +24,9 @@ export function readRollout(recording: LoadedRecording): Rollout | null {
   }
   const subnet = r.subnet ?? r.prefix ?? r.cidr;
   if (!isPort(r.port) || typeof subnet !== 'string' || typeof r.epoch !== 'number' || !Number.isInteger(r.epoch) || r.epoch < 0) {
-    throw new PortbanditError('PB_ERR_RECORDING', `expected {port: 1-65535, subnet: CIDR, epoch: integer >= 0}, got ${JSON.stringify(r)}`, { where });
+    throw new PortbanditError('PB_ERR_RECORDING', `expected {port: 1-65535, subnet: CIDR, epoch: integer >= 0}, got ${JSON.stringify(r)}`, {
+      where,
+    });
   }
   return { port: r.port, subnet, epoch: r.epoch };
 }

@@ -5,7 +5,12 @@
  */
 
 /** Called during a run: the epoch being replayed and how many of its host-epochs are done. */
-export type ProgressCallback = (progress: { readonly epoch: number; readonly epochs: number; readonly done: number; readonly hosts: number }) => void;
+export type ProgressCallback = (progress: {
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly done: number;
+  readonly hosts: number;
+}) => void;
 
 export interface SimulateOptions {
   /** The run seed; every host-epoch's random streams derive from it. */

@@ -1,14 +1,48 @@
 import { PortbanditError, PortRanges, type Rng } from '../src/core/index.js';
-import { type CooccurrenceParams, type CooccurrenceState, CooccurrenceModel, mergeCooccurrenceStates, pairParameters } from './cooccurrence.js';
+import {
+  type CooccurrenceParams,
+  type CooccurrenceState,
+  CooccurrenceModel,
+  mergeCooccurrenceStates,
+  pairParameters,
+} from './cooccurrence.js';
 import { validatePairCounts } from './cooccurrence/pair-counts.js';
 import type { SweepOdds, SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
 import { PrefixUnderTag, type Ranking, addByScore, fillRest } from './cooccurrence/ranking.js';
-import { type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, discoveryRoom, emptyDiscoveryState, sweepDecision } from './discovery/discovery.js';
+import {
+  type DiscoveryDefaults,
+  type DiscoveryParams,
+  type DiscoveryState,
+  discoveryParameters,
+  discoveryRoom,
+  emptyDiscoveryState,
+  sweepDecision,
+} from './discovery/discovery.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
-import { type PortStatsParams, type PortStatsState, PortStats, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
-import type { BudgetSplit, CommonOptions, Decision, Explanation, HostContext, HostResult, ParameterSpec, RoundContext, Strategy, StrategyDefinition, StrategyEnv } from './types.js';
+import {
+  type PortStatsParams,
+  type PortStatsState,
+  PortStats,
+  emptyPortStatsState,
+  mergePortStatsStates,
+  pickPortStatsParams,
+  portStatsParameters,
+} from './stats/port-stats.js';
+import type {
+  BudgetSplit,
+  CommonOptions,
+  Decision,
+  Explanation,
+  HostContext,
+  HostResult,
+  ParameterSpec,
+  RoundContext,
+  Strategy,
+  StrategyDefinition,
+  StrategyEnv,
+} from './types.js';
 
 /**
  * `adaptive`, the recommended default. Per host-epoch:
@@ -33,7 +67,8 @@ import type { BudgetSplit, CommonOptions, Decision, Explanation, HostContext, Ho
  * unlearned; the host's own history is by construction only its last scan.
  */
 
-export interface AdaptiveParams extends PortStatsParams, GuardParams, DiscoveryParams, Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'> {
+export interface AdaptiveParams
+  extends PortStatsParams, GuardParams, DiscoveryParams, Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'> {
   readonly historyCap: number;
   readonly seedShare: number;
   readonly byPrefix: boolean;
@@ -63,7 +98,15 @@ export const ADAPTIVE_DISCOVERY_SHARE = 0.2;
  * budget at most, full share at 10 hits per sweep. These reproduce adaptive's sweeps from before
  * the tier was shared, probe for probe.
  */
-export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: ADAPTIVE_DISCOVERY_SHARE, sweepShare: 0.6, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0, sweepWithinShare: false });
+export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({
+  discoveryShare: ADAPTIVE_DISCOVERY_SHARE,
+  sweepShare: 0.6,
+  sweepTarget: 10,
+  yieldMemory: 1,
+  yieldPrior: 1,
+  sweepMinBudget: 0,
+  sweepWithinShare: false,
+});
 
 /** Default weight of nmap's prior behind scope-wide estimates, in pseudo-hosts. */
 export const ADAPTIVE_PRIOR_STRENGTH = 300;
@@ -75,7 +118,8 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     default: 32,
     min: 0,
     max: 65535,
-    description: "Previously open ports of a host re-verified first each epoch (at most this many; a pseudo-service host's history is capped).",
+    description:
+      "Previously open ports of a host re-verified first each epoch (at most this many; a pseudo-service host's history is capped).",
   },
   {
     name: 'seedShare',
@@ -83,19 +127,22 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     default: 0.5,
     min: 0.01,
     max: 1,
-    description: 'Share of the allowance probed in round 0 (must-have + history + best learned ports); the rest follows up on what round 0 found.',
+    description:
+      'Share of the allowance probed in round 0 (must-have + history + best learned ports); the rest follows up on what round 0 found.',
   },
   {
     name: 'byPrefix',
     type: 'boolean',
     default: true,
-    description: "Keep statistics per network prefix (/24, /64) too, so a subnet's own ports (an organisation's long tail) spread to its other hosts.",
+    description:
+      "Keep statistics per network prefix (/24, /64) too, so a subnet's own ports (an organisation's long tail) spread to its other hosts.",
   },
   {
     name: 'followUp',
     type: 'boolean',
     default: true,
-    description: 'Scan in two rounds (the second ranked by co-occurrence with what the first found); false = one round per host (no agent round-trip).',
+    description:
+      'Scan in two rounds (the second ranked by co-occurrence with what the first found); false = one round per host (no agent round-trip).',
   },
   ...pairParameters,
   // adaptive trusts nmap's table more than the bandits do: on a scope that follows it, learned
@@ -107,7 +154,9 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
 
 function validateState(state: unknown): AdaptiveState {
   if (state === null || typeof state !== 'object' || !('stats' in state) || !('pairs' in state) || !('prefixes' in state)) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected an adaptive state {stats, pairs, prefixes, hosts, eligible, reverified}', { where: 'state' });
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected an adaptive state {stats, pairs, prefixes, hosts, eligible, reverified}', {
+      where: 'state',
+    });
   }
   const s = state as AdaptiveState;
   for (const field of ['hosts', 'eligible', 'reverified'] as const) {
@@ -162,10 +211,14 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
       const sweep = sweepDecision(round, options);
       if (sweep !== null) return sweep;
       const last = round.round > 0 || !params.followUp;
-      const { slice, rankLimit } = last ? discoveryRoom(discovery, round, options) : { slice: [] as readonly number[], rankLimit: round.remaining };
-      const reserve = round.round === 0 && !last ? Math.min(discovery.slice(round).length, Math.max(0, total - options.mustHave.length)) : 0;
+      const { slice, rankLimit } = last
+        ? discoveryRoom(discovery, round, options)
+        : { slice: [] as readonly number[], rankLimit: round.remaining };
+      const reserve =
+        round.round === 0 && !last ? Math.min(discovery.slice(round).length, Math.max(0, total - options.mustHave.length)) : 0;
       if (round.round === 0) {
-        const history = round.previousOpen.length <= params.historyCap ? round.previousOpen : round.previousOpen.slice(0, params.historyCap);
+        const history =
+          round.previousOpen.length <= params.historyCap ? round.previousOpen : round.previousOpen.slice(0, params.historyCap);
         const seeds = params.followUp ? Math.max(Math.ceil(params.seedShare * total), options.mustHave.length + history.length) : rankLimit;
         const picker = new PortPicker(round, options, Math.min(rankLimit, round.remaining - reserve, seeds));
         picker.addAll(history);
@@ -232,7 +285,14 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
  * measured), exploration (prior draws plus the sweeps' probes), and the learned rest. With H
  * hosts and n planned sweeps, a share n/H of hosts is swept and the others get `others`.
  */
-function splitOf(options: CommonOptions, params: AdaptiveParams, budget: number, odds: SweepOdds, size: number, history: number): BudgetSplit {
+function splitOf(
+  options: CommonOptions,
+  params: AdaptiveParams,
+  budget: number,
+  odds: SweepOdds,
+  size: number,
+  history: number,
+): BudgetSplit {
   // others = (B*H - n*S)/(H - n) gives the swept share n/H = (B - others)/(S - others).
   const swept = odds.sweeps > 0 && size > odds.others ? (budget - odds.others) / (size - odds.others) : 0;
   const others = odds.others;
@@ -254,7 +314,10 @@ function splitOf(options: CommonOptions, params: AdaptiveParams, budget: number,
 export function mergeAdaptiveStates(x: AdaptiveState, y: AdaptiveState): AdaptiveState {
   const a = withSharedSweeps(x);
   const b = withSharedSweeps(y);
-  const prefixes = a.prefixes === null && b.prefixes === null ? null : mergePortStatsStates(a.prefixes ?? emptyPortStatsState(a.stats.discount), b.prefixes ?? emptyPortStatsState(b.stats.discount));
+  const prefixes =
+    a.prefixes === null && b.prefixes === null
+      ? null
+      : mergePortStatsStates(a.prefixes ?? emptyPortStatsState(a.stats.discount), b.prefixes ?? emptyPortStatsState(b.stats.discount));
   return {
     ...mergeCooccurrenceStates(a, b),
     prefixes,
@@ -275,7 +338,8 @@ function withSharedSweeps(s: AdaptiveState): AdaptiveState {
 /** `adaptive`: must-have + history + contextual learned ports + co-occurrence + exploration + seed sweeps. */
 export const adaptiveStrategy: StrategyDefinition<AdaptiveParams, AdaptiveState> = {
   name: 'adaptive',
-  summary: 'The recommended default: must-have + re-verified history + per-tag/per-prefix learned ports + co-occurrence follow-ups + prior exploration + budget-neutral seed sweeps.',
+  summary:
+    'The recommended default: must-have + re-verified history + per-tag/per-prefix learned ports + co-occurrence follow-ups + prior exploration + budget-neutral seed sweeps.',
   parameters,
   parseParams: (raw) => parseParameters<AdaptiveParams>('adaptive', parameters, raw),
   create: createAdaptive,

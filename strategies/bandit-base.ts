@@ -1,10 +1,40 @@
 import type { PortCatalog } from '../src/catalog/index.js';
 import { PortbanditError, type Rng } from '../src/core/index.js';
-import { Discovery, discoveryRoom, type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams, sweepDecision } from './discovery/discovery.js';
+import {
+  Discovery,
+  discoveryRoom,
+  type DiscoveryDefaults,
+  type DiscoveryParams,
+  type DiscoveryState,
+  discoveryParameters,
+  mergeDiscoveryStates,
+  pickDiscoveryParams,
+  sweepDecision,
+} from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { PortPicker } from './port-picker.js';
-import { PortStats, type PortStatsParams, type PortStatsState, emptyPortStatsState, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
-import type { BatchVerdict, BudgetSplit, CommonOptions, Decision, Explanation, HostContext, HostResult, ParameterSpec, RoundContext, Strategy, StrategyEnv } from './types.js';
+import {
+  PortStats,
+  type PortStatsParams,
+  type PortStatsState,
+  emptyPortStatsState,
+  mergePortStatsStates,
+  pickPortStatsParams,
+  portStatsParameters,
+} from './stats/port-stats.js';
+import type {
+  BatchVerdict,
+  BudgetSplit,
+  CommonOptions,
+  Decision,
+  Explanation,
+  HostContext,
+  HostResult,
+  ParameterSpec,
+  RoundContext,
+  Strategy,
+  StrategyEnv,
+} from './types.js';
 
 /**
  * What the per-port bandits (epsilon-greedy, ucb, thompson) share: hierarchical port statistics
@@ -31,7 +61,15 @@ export const BANDIT_DISCOVERY_SHARE = 0.3;
  * The discovery defaults of the bandits and `cooccurrence` (docs/strategies.md, "Discovery"):
  * coordinated slices at BANDIT_DISCOVERY_SHARE, and the sweep tier following its recent yield.
  */
-export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({ discoveryShare: BANDIT_DISCOVERY_SHARE, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true });
+export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({
+  discoveryShare: BANDIT_DISCOVERY_SHARE,
+  sweepShare: 0.8,
+  sweepTarget: 100,
+  yieldMemory: 0.5,
+  yieldPrior: 0.5,
+  sweepMinBudget: 50,
+  sweepWithinShare: true,
+});
 
 /** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */
 export function banditParameters(candidatePool: number, discovery: DiscoveryDefaults = BANDIT_DISCOVERY): ParameterSpec[] {
@@ -42,7 +80,8 @@ export function banditParameters(candidatePool: number, discovery: DiscoveryDefa
       default: candidatePool,
       min: 0,
       max: 65535,
-      description: "How many of nmap's most frequent ports are scored for every host besides the ports ever seen open in the scope or the host's tags.",
+      description:
+        "How many of nmap's most frequent ports are scored for every host besides the ports ever seen open in the scope or the host's tags.",
     },
     ...portStatsParameters,
     ...discoveryParameters(discovery),
@@ -68,7 +107,12 @@ export function mergeBanditStates(a: BanditState, b: BanditState): BanditState {
 }
 
 /** The discovery layer of a learning strategy, restored from its state (strategies/discovery). */
-export function restoreDiscovery(options: CommonOptions, params: DiscoveryParams & GuardParams, catalog: PortCatalog, state: DiscoveryState | undefined): Discovery {
+export function restoreDiscovery(
+  options: CommonOptions,
+  params: DiscoveryParams & GuardParams,
+  catalog: PortCatalog,
+  state: DiscoveryState | undefined,
+): Discovery {
   return new Discovery(options, pickDiscoveryParams(params), catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state);
 }
 
@@ -162,7 +206,11 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
         strategy: spec.name,
         groups,
         split: withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
-        notes: [...spec.notes, ...discovery.describe(Math.max(0, stats.epoch + 1)), `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`],
+        notes: [
+          ...spec.notes,
+          ...discovery.describe(Math.max(0, stats.epoch + 1)),
+          `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`,
+        ],
       };
     },
   };

@@ -1,14 +1,42 @@
 import { PortbanditError, type Rng } from '../src/core/index.js';
 import { type PairCountsState, PairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
 import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
-import { Discovery, discoveryRoom, type DiscoveryDefaults, type DiscoveryParams, type DiscoveryState, discoveryParameters, mergeDiscoveryStates, pickDiscoveryParams, sweepDecision } from './discovery/discovery.js';
+import {
+  Discovery,
+  discoveryRoom,
+  type DiscoveryDefaults,
+  type DiscoveryParams,
+  type DiscoveryState,
+  discoveryParameters,
+  mergeDiscoveryStates,
+  pickDiscoveryParams,
+  sweepDecision,
+} from './discovery/discovery.js';
 import type { SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
 import { BANDIT_DISCOVERY } from './bandit-base.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
-import { type PortStatsParams, type PortStatsState, PortStats, mergePortStatsStates, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
-import type { BatchVerdict, CommonOptions, Decision, Explanation, HostContext, ParameterSpec, RoundContext, Strategy, StrategyDefinition, StrategyEnv } from './types.js';
+import {
+  type PortStatsParams,
+  type PortStatsState,
+  PortStats,
+  mergePortStatsStates,
+  pickPortStatsParams,
+  portStatsParameters,
+} from './stats/port-stats.js';
+import type {
+  BatchVerdict,
+  CommonOptions,
+  Decision,
+  Explanation,
+  HostContext,
+  ParameterSpec,
+  RoundContext,
+  Strategy,
+  StrategyDefinition,
+  StrategyEnv,
+} from './types.js';
 
 /**
  * `cooccurrence`: learn P(port B open | port A open on the same host) from results, as GPS does,
@@ -45,7 +73,10 @@ export interface CooccurrenceState {
 export const COOCCURRENCE_DISCOVERY_SHARE = 0.3;
 
 /** `cooccurrence`'s discovery defaults: those of the bandits (strategies/bandit-base.ts). */
-export const COOCCURRENCE_DISCOVERY: DiscoveryDefaults = Object.freeze({ ...BANDIT_DISCOVERY, discoveryShare: COOCCURRENCE_DISCOVERY_SHARE });
+export const COOCCURRENCE_DISCOVERY: DiscoveryDefaults = Object.freeze({
+  ...BANDIT_DISCOVERY,
+  discoveryShare: COOCCURRENCE_DISCOVERY_SHARE,
+});
 
 /** Parameters of the co-occurrence model, shared with `adaptive`. */
 export const pairParameters: readonly ParameterSpec[] = Object.freeze([
@@ -55,7 +86,8 @@ export const pairParameters: readonly ParameterSpec[] = Object.freeze([
     default: 2,
     min: 0.001,
     max: 1e6,
-    description: 'Pseudo-trials shrinking each learned P(B | A) toward the marginal P(B), so a pair seen once does not outrank what the scope knows.',
+    description:
+      'Pseudo-trials shrinking each learned P(B | A) toward the marginal P(B), so a pair seen once does not outrank what the scope knows.',
   },
   {
     name: 'pairCap',
@@ -63,7 +95,8 @@ export const pairParameters: readonly ParameterSpec[] = Object.freeze([
     default: 16,
     min: 2,
     max: 65535,
-    description: 'Host-epochs with more open ports than this teach no pairs (pair learning is quadratic in open ports; GPS learns from hosts with 2-10).',
+    description:
+      'Host-epochs with more open ports than this teach no pairs (pair learning is quadratic in open ports; GPS learns from hosts with 2-10).',
   },
   {
     name: 'byTag',
@@ -137,7 +170,14 @@ export class CooccurrenceModel {
     this.pairStrength = params.pairStrength;
     // adaptive's states written before the sweep tier was shared keep it at their top level.
     const legacy = state as { readonly sweeps?: SweepPlannerState; readonly sweepYield?: SweepYieldState } | undefined;
-    this.discovery = new Discovery(options, pickDiscoveryParams(params), env.catalog, Math.min(params.pseudoMinOpen, options.pseudoThreshold), state?.discovery, legacy);
+    this.discovery = new Discovery(
+      options,
+      pickDiscoveryParams(params),
+      env.catalog,
+      Math.min(params.pseudoMinOpen, options.pseudoThreshold),
+      state?.discovery,
+      legacy,
+    );
   }
 
   /**
@@ -192,8 +232,11 @@ export class CooccurrenceModel {
 
   /** Per-group top ports with estimates: the whole scope, then each tag. */
   groups(limit: number): Explanation['groups'] {
-    const out: Array<Explanation['groups'][number]> = [{ group: '*', observations: this.stats.observations(null), top: this.stats.top(null, limit) }];
-    for (const tag of this.stats.tags()) out.push({ group: tag, observations: this.stats.observations(tag), top: this.stats.top(tag, limit) });
+    const out: Array<Explanation['groups'][number]> = [
+      { group: '*', observations: this.stats.observations(null), top: this.stats.top(null, limit) },
+    ];
+    for (const tag of this.stats.tags())
+      out.push({ group: tag, observations: this.stats.observations(tag), top: this.stats.top(tag, limit) });
     return out;
   }
 
@@ -203,14 +246,26 @@ export class CooccurrenceModel {
 }
 
 /** What CooccurrenceModel needs from a strategy's parameters. */
-export type CooccurrenceModelParams = PortStatsParams & GuardParams & DiscoveryParams & Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'>;
+export type CooccurrenceModelParams = PortStatsParams &
+  GuardParams &
+  DiscoveryParams &
+  Pick<CooccurrenceParams, 'pairStrength' | 'pairCap' | 'byTag' | 'priorTop'>;
 
 /** Merge two co-occurrence states learned on disjoint results (order-independent). */
 export function mergeCooccurrenceStates(a: CooccurrenceState, b: CooccurrenceState): CooccurrenceState {
-  return { stats: mergePortStatsStates(a.stats, b.stats), pairs: mergePairCounts(a.pairs, b.pairs), discovery: mergeDiscoveryStates(a.discovery, b.discovery) };
+  return {
+    stats: mergePortStatsStates(a.stats, b.stats),
+    pairs: mergePairCounts(a.pairs, b.pairs),
+    discovery: mergeDiscoveryStates(a.discovery, b.discovery),
+  };
 }
 
-function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, env: StrategyEnv, state?: CooccurrenceState): Strategy<CooccurrenceState> {
+function createCooccurrence(
+  options: CommonOptions,
+  params: CooccurrenceParams,
+  env: StrategyEnv,
+  state?: CooccurrenceState,
+): Strategy<CooccurrenceState> {
   const model = new CooccurrenceModel(options, params, env, state === undefined ? undefined : validateState(state, 'cooccurrence'));
   const byFrequency = env.catalog.byFrequency;
   const allowanceOf = () => Math.min(options.budget, options.maxPerHost);
@@ -247,7 +302,10 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
       addByScore(picker, rankings);
       fillRest(picker, byFrequency);
       // A capped first look asks for one more round: if the host answered, it gets the rest.
-      return { ports: picker.ports, followUp: (!last && picker.ports.length < round.remaining) || (round.round === 0 && model.discovery.capped(round)) };
+      return {
+        ports: picker.ports,
+        followUp: (!last && picker.ports.length < round.remaining) || (round.round === 0 && model.discovery.capped(round)),
+      };
     },
     observe(results) {
       return model.observe(results);
@@ -261,7 +319,13 @@ function createCooccurrence(options: CommonOptions, params: CooccurrenceParams, 
       return {
         strategy: 'cooccurrence',
         groups: model.groups(limit),
-        split: { mustHave, fixed: 0, history: 0, learned: total - mustHave - Math.floor(params.discoveryShare * (total - mustHave)), exploration: Math.floor(params.discoveryShare * (total - mustHave)) },
+        split: {
+          mustHave,
+          fixed: 0,
+          history: 0,
+          learned: total - mustHave - Math.floor(params.discoveryShare * (total - mustHave)),
+          exploration: Math.floor(params.discoveryShare * (total - mustHave)),
+        },
         notes: [
           `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)`,
           ...model.discovery.describe(Math.max(0, model.stats.epoch + 1)),

@@ -13,6 +13,8 @@ function formatRange(spec: ParameterSpec): string {
 /** A strategy's parameters as a Markdown table (docs/strategies.md is written from these). */
 export function renderParameterTable(specs: readonly ParameterSpec[]): string {
   if (specs.length === 0) return '_No parameters._\n';
-  const rows = specs.map((s) => `| \`${s.name}\` | ${s.type} | ${formatDefault(s.default)} | ${formatRange(s)} | ${s.description.replaceAll('|', '\\|')} |`);
+  const rows = specs.map(
+    (s) => `| \`${s.name}\` | ${s.type} | ${formatDefault(s.default)} | ${formatRange(s)} | ${s.description.replaceAll('|', '\\|')} |`,
+  );
   return ['| parameter | type | default | range | meaning |', '|---|---|---|---|---|', ...rows, ''].join('\n');
 }

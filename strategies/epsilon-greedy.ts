@@ -1,4 +1,13 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats, topIndices } from './bandit-base.js';
+import {
+  type BanditParams,
+  type BanditState,
+  banditParameters,
+  createBanditStrategy,
+  mergeBanditStates,
+  restoreDiscovery,
+  restoreStats,
+  topIndices,
+} from './bandit-base.js';
 import { parseParameters } from './options.js';
 import { samplePriorPort } from './stats/sample-prior.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
@@ -11,7 +20,14 @@ export interface EpsilonGreedyParams extends BanditParams {
 }
 
 const parameters: ParameterSpec[] = [
-  { name: 'epsilon', type: 'number', default: 0.1, min: 0, max: 1, description: 'Share of the probes after must-have ones spent exploring (each probe independently).' },
+  {
+    name: 'epsilon',
+    type: 'number',
+    default: 0.1,
+    min: 0,
+    max: 1,
+    description: 'Share of the probes after must-have ones spent exploring (each probe independently).',
+  },
   {
     name: 'uniformShare',
     type: 'number',
@@ -60,7 +76,8 @@ export const epsilonGreedyStrategy: StrategyDefinition<EpsilonGreedyParams, Band
         while (picker.room > explore && g < ranked.length) picker.add(ranked[g++]!);
         let misses = 0;
         while (!picker.full && misses < 64) {
-          const port = rng.next() < params.uniformShare ? round.probeable.nth(rng.int(round.probeable.size)) : samplePriorPort(env.catalog, rng);
+          const port =
+            rng.next() < params.uniformShare ? round.probeable.nth(rng.int(round.probeable.size)) : samplePriorPort(env.catalog, rng);
           if (picker.add(port)) misses = 0;
           else misses++;
         }

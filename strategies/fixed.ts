@@ -25,11 +25,8 @@ export const fixedStrategy: StrategyDefinition<FixedParams, NoState> = {
   parseParams: (raw) => parseParameters<FixedParams>('fixed', parameters, raw),
   create(options, params, env) {
     const list = params.ports.length > 0 ? [...params.ports] : tcpPorts(defaultServices(env.catalog));
-    return rankedStrategy(
-      'fixed',
-      options,
-      list,
-      (limit) => list.slice(0, limit).map((port) => ({ port, estimate: env.catalog.frequency(port) })),
+    return rankedStrategy('fixed', options, list, (limit) =>
+      list.slice(0, limit).map((port) => ({ port, estimate: env.catalog.frequency(port) })),
     );
   },
   merge: () => ({}),

@@ -39,7 +39,8 @@ export const guardParameters: readonly ParameterSpec[] = Object.freeze([
     default: guardDefaults.pseudoShare,
     min: 0,
     max: 1,
-    description: 'A host with at least pseudoMinOpen open ports that are this share of its probes or more is a pseudo-service host and does not teach.',
+    description:
+      'A host with at least pseudoMinOpen open ports that are this share of its probes or more is a pseudo-service host and does not teach.',
   },
   {
     name: 'pseudoMinOpen',
@@ -63,7 +64,8 @@ export const guardParameters: readonly ParameterSpec[] = Object.freeze([
     default: guardDefaults.lossMaxRecall,
     min: 0,
     max: 1,
-    description: 'A batch in which at most this share of re-probed, previously open ports answered is treated as packet loss and not learned from.',
+    description:
+      'A batch in which at most this share of re-probed, previously open ports answered is treated as packet loss and not learned from.',
   },
 ]);
 
@@ -78,7 +80,11 @@ export function pickGuardParams(params: Partial<GuardParams>): GuardParams {
 }
 
 /** Whether a result looks like a pseudo-service host (answers on too many ports to teach). */
-export function isPseudoHost(result: HostResult, options: Pick<CommonOptions, 'pseudoThreshold'>, params: GuardParams = guardDefaults): boolean {
+export function isPseudoHost(
+  result: HostResult,
+  options: Pick<CommonOptions, 'pseudoThreshold'>,
+  params: GuardParams = guardDefaults,
+): boolean {
   const open = result.open.length;
   if (open > options.pseudoThreshold) return true;
   return open >= params.pseudoMinOpen && result.probed.length > 0 && open / result.probed.length >= params.pseudoShare;
@@ -126,7 +132,11 @@ export interface ScreenedBatch {
  * is left looks like packet loss. Learning strategies call this first in `observe` and learn
  * only from `teach`.
  */
-export function screenBatch(results: readonly HostResult[], options: Pick<CommonOptions, 'pseudoThreshold'>, params: GuardParams = guardDefaults): ScreenedBatch {
+export function screenBatch(
+  results: readonly HostResult[],
+  options: Pick<CommonOptions, 'pseudoThreshold'>,
+  params: GuardParams = guardDefaults,
+): ScreenedBatch {
   const kept: HostResult[] = [];
   let pseudo = 0;
   for (const r of results) {

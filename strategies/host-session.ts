@@ -126,7 +126,12 @@ export class HostSession {
       // A capped first look that answered may get more for its follow-up rounds (deterministic,
       // so asking again after a restore gives the same allowance).
       const cap = Math.min(this.strategy.options.maxPerHost, this.host.probeable.size);
-      const raised = this.strategy.followUpAllowance(this.host, this.foundList, this.allowanceValue, new LazyRng(this.seed, this.host.epoch, this.host.ip, 'follow-up allowance'));
+      const raised = this.strategy.followUpAllowance(
+        this.host,
+        this.foundList,
+        this.allowanceValue,
+        new LazyRng(this.seed, this.host.epoch, this.host.ip, 'follow-up allowance'),
+      );
       this.allowanceValue = Math.max(this.allowanceValue, Math.min(cap, Math.floor(raised)));
     }
     const remaining = this.allowanceValue - this.probedList.length;

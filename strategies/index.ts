@@ -4,7 +4,17 @@ export { createStrategy, type StrategySpec } from './build.js';
 export { resolveCommonOptions, parseParameters, commonDefaults, type CommonOptionsInput } from './options.js';
 export { PortPicker } from './port-picker.js';
 export { HostSession, runHostSession, type HostSessionState } from './host-session.js';
-export { screenBatch, isPseudoHost, looksLossy, measureReprobes, guardDefaults, guardParameters, pickGuardParams, type GuardParams, type ScreenedBatch } from './guards.js';
+export {
+  screenBatch,
+  isPseudoHost,
+  looksLossy,
+  measureReprobes,
+  guardDefaults,
+  guardParameters,
+  pickGuardParams,
+  type GuardParams,
+  type ScreenedBatch,
+} from './guards.js';
 export {
   PortStats,
   portStatsDefaults,

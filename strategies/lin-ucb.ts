@@ -1,5 +1,13 @@
 import { fnv1a32 } from '../src/core/index.js';
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats } from './bandit-base.js';
+import {
+  type BanditParams,
+  type BanditState,
+  banditParameters,
+  createBanditStrategy,
+  mergeBanditStates,
+  restoreDiscovery,
+  restoreStats,
+} from './bandit-base.js';
 import { parseParameters } from './options.js';
 import type { PortStats } from './stats/port-stats.js';
 import type { HostContext, HostResult, ParameterSpec, StrategyDefinition } from './types.js';
@@ -28,7 +36,8 @@ const parameters: ParameterSpec[] = [
     default: 256,
     min: 1,
     max: 65536,
-    description: "Buckets the host's network prefix (/24, /64) is hashed into: the prefix feature's dimension, which bounds the state on large scopes.",
+    description:
+      "Buckets the host's network prefix (/24, /64) is hashed into: the prefix feature's dimension, which bounds the state on large scopes.",
   },
   {
     name: 'historyFeatures',
@@ -159,7 +168,10 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
       params,
       stats,
       discovery,
-      groups: (r: HostResult) => [...contextFeatures(r, params.prefixBuckets), ...historyFeatureList(r.previousOpen, params.historyFeatures)],
+      groups: (r: HostResult) => [
+        ...contextFeatures(r, params.prefixBuckets),
+        ...historyFeatureList(r.previousOpen, params.historyFeatures),
+      ],
       explainGroup: (g) => g.startsWith('t:'),
       rank(round, _rng, picker) {
         const features = contextFeatures(round, params.prefixBuckets);

@@ -23,7 +23,8 @@ function ports(list: readonly number[] | undefined, field: string): number[] {
   const seen = new Set<number>();
   const out: number[] = [];
   for (const p of list) {
-    if (!isPort(p)) throw new PortbanditError('PB_ERR_STRATEGY_OPTION', `expected ports 1-65535, got ${JSON.stringify(p)}`, { where: field });
+    if (!isPort(p))
+      throw new PortbanditError('PB_ERR_STRATEGY_OPTION', `expected ports 1-65535, got ${JSON.stringify(p)}`, { where: field });
     if (!seen.has(p)) out.push(p);
     seen.add(p);
   }
@@ -36,13 +37,17 @@ export function resolveCommonOptions(input: CommonOptionsInput = {}): CommonOpti
   const maxPerHost = input.maxPerHost ?? commonDefaults.maxPerHost;
   const pseudoThreshold = input.pseudoThreshold ?? commonDefaults.pseudoThreshold;
   if (!Number.isFinite(budget) || budget < 0 || budget > MAX_PORT) {
-    throw new PortbanditError('PB_ERR_STRATEGY_OPTION', `expected a budget between 0 and ${MAX_PORT} probes per host, got ${budget}`, { where: 'budget' });
+    throw new PortbanditError('PB_ERR_STRATEGY_OPTION', `expected a budget between 0 and ${MAX_PORT} probes per host, got ${budget}`, {
+      where: 'budget',
+    });
   }
   if (!Number.isInteger(maxPerHost) || maxPerHost < 1 || maxPerHost > MAX_PORT) {
     throw new PortbanditError('PB_ERR_STRATEGY_OPTION', `expected an integer 1-${MAX_PORT}, got ${maxPerHost}`, { where: 'maxPerHost' });
   }
   if (!Number.isInteger(pseudoThreshold) || pseudoThreshold < 1) {
-    throw new PortbanditError('PB_ERR_STRATEGY_OPTION', `expected a positive integer, got ${pseudoThreshold}`, { where: 'pseudoThreshold' });
+    throw new PortbanditError('PB_ERR_STRATEGY_OPTION', `expected a positive integer, got ${pseudoThreshold}`, {
+      where: 'pseudoThreshold',
+    });
   }
   const exclude = ports(input.exclude, 'exclude');
   const excluded = new Set(exclude);
@@ -71,7 +76,11 @@ export function resolveCommonOptions(input: CommonOptionsInput = {}): CommonOpti
  * Validate raw parameters (CLI strings or JSON values) against a strategy's parameter specs.
  * Unknown names and wrong types throw PB_ERR_STRATEGY_OPTION naming the strategy and parameter.
  */
-export function parseParameters<P extends object>(strategy: string, specs: readonly ParameterSpec[], raw: Readonly<Record<string, unknown>>): P {
+export function parseParameters<P extends object>(
+  strategy: string,
+  specs: readonly ParameterSpec[],
+  raw: Readonly<Record<string, unknown>>,
+): P {
   const out: Record<string, unknown> = {};
   const known = new Map(specs.map((s) => [s.name, s]));
   for (const name of Object.keys(raw)) {

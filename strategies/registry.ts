@@ -38,7 +38,9 @@ export function isStrategyName(name: string): name is StrategyName {
 /** The definition registered under `name`; throws PB_ERR_UNKNOWN_STRATEGY listing the known names. */
 export function getStrategy(name: string): StrategyDefinition<object, unknown> {
   if (!isStrategyName(name)) {
-    throw new PortbanditError('PB_ERR_UNKNOWN_STRATEGY', `unknown strategy "${name}" (known: ${strategyNames.join(', ')})`, { where: 'strategy' });
+    throw new PortbanditError('PB_ERR_UNKNOWN_STRATEGY', `unknown strategy "${name}" (known: ${strategyNames.join(', ')})`, {
+      where: 'strategy',
+    });
   }
   return strategies[name] as unknown as StrategyDefinition<object, unknown>;
 }

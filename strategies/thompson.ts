@@ -1,4 +1,12 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats } from './bandit-base.js';
+import {
+  type BanditParams,
+  type BanditState,
+  banditParameters,
+  createBanditStrategy,
+  mergeBanditStates,
+  restoreDiscovery,
+  restoreStats,
+} from './bandit-base.js';
 import { parseParameters } from './options.js';
 import { upperBetaBound, upperGammaBound } from './stats/beta-bound.js';
 import type { PosteriorTable } from './stats/port-stats.js';
@@ -205,7 +213,7 @@ function sampleTop(
   // per host cost a fifth of the replay); equal draws (clamped 0 or 1) then go by candidate index.
   const outIdx = new Int32Array(size);
   const outVal = new Float64Array(size);
-  for (let n = size; n > 0; ) {
+  for (let n = size; n > 0;) {
     outVal[n - 1] = heapVal[0]!;
     outIdx[n - 1] = heapIdx[0]!;
     n--;
@@ -249,7 +257,13 @@ function sampleTop(
  * key ln U / a - ln b ranks cold candidates nearly as their draws would, keeping the per-host
  * variety of exploration among them. A min-heap of size `need` holds the best keys.
  */
-function rankCold(t: PosteriorTable, o: SamplingOrder, need: number, take: (port: number) => boolean, rng: Parameters<typeof sampleBeta>[2]): ColdHeap {
+function rankCold(
+  t: PosteriorTable,
+  o: SamplingOrder,
+  need: number,
+  take: (port: number) => boolean,
+  rng: Parameters<typeof sampleBeta>[2],
+): ColdHeap {
   const { cold, coldInvAlpha, coldShift } = o;
   const heapIdx = new Int32Array(need);
   const heapVal = new Float64Array(need);
@@ -327,7 +341,8 @@ function popColdMin(h: ColdHeap): void {
  */
 export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> = {
   name: 'thompson',
-  summary: 'Contextual Thompson sampling: per-tag Beta-Bernoulli posteriors with a scope and nmap prior; top-k by sampled open probability.',
+  summary:
+    'Contextual Thompson sampling: per-tag Beta-Bernoulli posteriors with a scope and nmap prior; top-k by sampled open probability.',
   parameters,
   parseParams: (raw) => parseParameters<ThompsonParams>('thompson', parameters, raw),
   create(options, params, env, state) {
@@ -368,7 +383,9 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
         picker.addAll(explorers);
       },
       split: (room) => ({ learned: room, exploration: 0 }),
-      notes: ['Exploration is implicit in the posterior draws (candidates one by one, other ports by prior class): the learned share explores uncertain ports.'],
+      notes: [
+        'Exploration is implicit in the posterior draws (candidates one by one, other ports by prior class): the learned share explores uncertain ports.',
+      ],
     });
   },
   merge: mergeBanditStates,

@@ -10,11 +10,8 @@ export const topKStrategy: StrategyDefinition<Record<string, never>, NoState> = 
   parseParams: (raw) => parseParameters('top-k', [], raw),
   create(options, _params, env) {
     const order = env.catalog.byFrequency;
-    return rankedStrategy(
-      'top-k',
-      options,
-      order,
-      (limit) => env.catalog.top(limit).map((port) => ({ port, estimate: env.catalog.frequency(port) })),
+    return rankedStrategy('top-k', options, order, (limit) =>
+      env.catalog.top(limit).map((port) => ({ port, estimate: env.catalog.frequency(port) })),
     );
   },
   merge: () => ({}),

@@ -1,4 +1,13 @@
-import { type BanditParams, type BanditState, banditParameters, createBanditStrategy, mergeBanditStates, restoreDiscovery, restoreStats, topIndices } from './bandit-base.js';
+import {
+  type BanditParams,
+  type BanditState,
+  banditParameters,
+  createBanditStrategy,
+  mergeBanditStates,
+  restoreDiscovery,
+  restoreStats,
+  topIndices,
+} from './bandit-base.js';
 import { parseParameters } from './options.js';
 import type { PortStats } from './stats/port-stats.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
@@ -15,7 +24,8 @@ const parameters: ParameterSpec[] = [
     default: 1,
     min: 0,
     max: 100,
-    description: 'Width c of the confidence bonus: index = m + c * sqrt(2 ln N) * sqrt(m(1-m) / (n+1)), from the per-tag posterior Beta(alpha, beta), n = alpha + beta.',
+    description:
+      'Width c of the confidence bonus: index = m + c * sqrt(2 ln N) * sqrt(m(1-m) / (n+1)), from the per-tag posterior Beta(alpha, beta), n = alpha + beta.',
   },
   ...banditParameters(300),
 ];
@@ -28,7 +38,12 @@ const parameters: ParameterSpec[] = [
  * with the posterior sd, a port the prior (nmap, or the scope for a tag) calls rare gets little
  * optimism: a plain 1/sqrt(n) bonus over hundreds of candidates spent whole epochs exploring.
  */
-function rankByIndex(stats: PortStats, tags: readonly string[], params: UcbParams, cache: Map<string, { version: number; ports: number[] }>): number[] {
+function rankByIndex(
+  stats: PortStats,
+  tags: readonly string[],
+  params: UcbParams,
+  cache: Map<string, { version: number; ports: number[] }>,
+): number[] {
   const key = tags.join('\u0000');
   const hit = cache.get(key);
   if (hit && hit.version === stats.version) return hit.ports;

@@ -29,7 +29,9 @@ export async function runBounded(file: string, args: readonly string[], bounds: 
   // Node clamps a timer above 2^31-1 ms to 1 ms: an overflowing bound would kill at once (or,
   // worse, a NaN would disable it). Refuse instead.
   if (!Number.isFinite(bounds.timeoutMs) || bounds.timeoutMs < 1 || bounds.timeoutMs > MAX_TIMER_MS) {
-    throw new PortbanditError('PB_ERR_SCAN_OPTION', `a ${file} timeout of ${bounds.timeoutMs} ms is outside 1-${MAX_TIMER_MS} ms`, { where: file });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `a ${file} timeout of ${bounds.timeoutMs} ms is outside 1-${MAX_TIMER_MS} ms`, {
+      where: file,
+    });
   }
   const started = performance.now();
   const result = await execa(file, args, {
@@ -42,15 +44,24 @@ export async function runBounded(file: string, args: readonly string[], bounds: 
   });
   const durationMs = performance.now() - started;
   const where = file;
-  if (result.timedOut) throw new PortbanditError('PB_ERR_SCANNER', `${file} did not finish within ${bounds.timeoutMs} ms and was killed`, { where });
-  if (result.isMaxBuffer) throw new PortbanditError('PB_ERR_SCANNER', `${file} wrote more than ${bounds.maxOutputBytes} bytes of output and was killed`, { where });
+  if (result.timedOut)
+    throw new PortbanditError('PB_ERR_SCANNER', `${file} did not finish within ${bounds.timeoutMs} ms and was killed`, { where });
+  if (result.isMaxBuffer)
+    throw new PortbanditError('PB_ERR_SCANNER', `${file} wrote more than ${bounds.maxOutputBytes} bytes of output and was killed`, {
+      where,
+    });
   if (result.isCanceled) throw new PortbanditError('PB_ERR_SCANNER', `${file} was cancelled (shutdown)`, { where });
-  if (result.code === 'ENOENT') throw new PortbanditError('PB_ERR_SCANNER', `${file} is not installed (apt-get install nmap masscan)`, { where });
+  if (result.code === 'ENOENT')
+    throw new PortbanditError('PB_ERR_SCANNER', `${file} is not installed (apt-get install nmap masscan)`, { where });
   if (result.failed && result.exitCode === undefined) {
     throw new PortbanditError('PB_ERR_SCANNER', `${file} could not run: ${result.shortMessage}`, { where });
   }
   if (result.exitCode !== 0) {
-    const tail = String(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
+    const tail = String(result.stderr ?? '')
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .join(' | ');
     throw new PortbanditError('PB_ERR_SCANNER', `${file} exited with code ${result.exitCode}: ${tail}`, { where });
   }
   return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0, durationMs };

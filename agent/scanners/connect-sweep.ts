@@ -52,7 +52,11 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
   options.allow.assertAllowed(options.targets, 'connect-sweep target');
   PortRanges.fromPorts(options.ports, 'connect-sweep ports');
   if (options.timeoutMs !== undefined && !(Number.isInteger(options.timeoutMs) && options.timeoutMs >= 1 && options.timeoutMs <= 600_000)) {
-    throw new PortbanditError('PB_ERR_SCAN_OPTION', `expected a per-port timeout of 1-600000 ms, got ${JSON.stringify(options.timeoutMs)}`, { where: 'connect-sweep timeoutMs' });
+    throw new PortbanditError(
+      'PB_ERR_SCAN_OPTION',
+      `expected a per-port timeout of 1-600000 ms, got ${JSON.stringify(options.timeoutMs)}`,
+      { where: 'connect-sweep timeoutMs' },
+    );
   }
   const concurrency = Math.max(1, options.concurrency ?? CONNECT_DEFAULTS.concurrency);
   const timeoutMs = options.timeoutMs ?? CONNECT_DEFAULTS.timeoutMs;

@@ -41,7 +41,9 @@ export const MASSCAN_DEFAULTS = { rate: 10_000, retries: 1, waitSeconds: 2, maxO
 
 function checkInteger(value: number, min: number, max: number, where: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new PortbanditError('PB_ERR_SCAN_OPTION', `expected an integer ${min}-${max}, got ${JSON.stringify(value)}`, { where: `masscan ${where}` });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `expected an integer ${min}-${max}, got ${JSON.stringify(value)}`, {
+      where: `masscan ${where}`,
+    });
   }
   return value;
 }
@@ -74,8 +76,17 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
   const wait = checkInteger(options.waitSeconds ?? MASSCAN_DEFAULTS.waitSeconds, 0, 3600, 'waitSeconds');
   const route = options.route ?? (await resolveMasscanRoute(targets));
   // The route becomes arguments too: canonical addresses and a plain interface name only.
-  if (!isCanonicalIp(route.adapterIp) || !isCanonicalIp(route.routerIp) || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(route.adapter) || route.adapter.startsWith('-')) {
-    throw new PortbanditError('PB_ERR_SCAN_OPTION', `masscan route ${JSON.stringify(route)} is not an interface name and two addresses in canonical text`, { where: 'masscan route' });
+  if (
+    !isCanonicalIp(route.adapterIp) ||
+    !isCanonicalIp(route.routerIp) ||
+    !/^[A-Za-z0-9_.:@-]{1,15}$/.test(route.adapter) ||
+    route.adapter.startsWith('-')
+  ) {
+    throw new PortbanditError(
+      'PB_ERR_SCAN_OPTION',
+      `masscan route ${JSON.stringify(route)} is not an interface name and two addresses in canonical text`,
+      { where: 'masscan route' },
+    );
   }
   const expectedSendMs = ((ports.length * targets.length * (retries + 1)) / rate) * 1000;
   // Bounded so the timer stays exact (Node clamps anything above 2^31-1 ms to 1 ms).
@@ -119,12 +130,23 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
       poke(targets[0]!);
     }, wakeAfter);
     const result = await child;
-    if (result.code === 'ENOENT') throw new PortbanditError('PB_ERR_SCANNER', 'masscan is not installed (apt-get install nmap masscan); use the connect preflight', { where: 'masscan' });
-    if (result.timedOut) throw new PortbanditError('PB_ERR_SCANNER', `masscan did not finish within ${Math.round(timeoutMs)} ms and was killed`, { where: 'masscan' });
+    if (result.code === 'ENOENT')
+      throw new PortbanditError('PB_ERR_SCANNER', 'masscan is not installed (apt-get install nmap masscan); use the connect preflight', {
+        where: 'masscan',
+      });
+    if (result.timedOut)
+      throw new PortbanditError('PB_ERR_SCANNER', `masscan did not finish within ${Math.round(timeoutMs)} ms and was killed`, {
+        where: 'masscan',
+      });
     if (result.isCanceled) throw new PortbanditError('PB_ERR_SCANNER', 'masscan was cancelled (shutdown)', { where: 'masscan' });
-    if (result.isMaxBuffer) throw new PortbanditError('PB_ERR_SCANNER', 'masscan wrote too much output and was killed', { where: 'masscan' });
+    if (result.isMaxBuffer)
+      throw new PortbanditError('PB_ERR_SCANNER', 'masscan wrote too much output and was killed', { where: 'masscan' });
     if (result.exitCode !== 0) {
-      const tail = String(result.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
+      const tail = String(result.stderr ?? '')
+        .trim()
+        .split('\n')
+        .slice(-3)
+        .join(' | ');
       throw new PortbanditError('PB_ERR_SCANNER', `masscan exited with code ${result.exitCode}: ${tail}`, { where: 'masscan' });
     }
     let text = '';
@@ -139,7 +161,11 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
     const asked = new Set(targets);
     for (const [ip, list] of open) {
       if (!asked.has(ip)) open.delete(ip);
-      else open.set(ip, list.filter((p) => wanted.has(p)));
+      else
+        open.set(
+          ip,
+          list.filter((p) => wanted.has(p)),
+        );
     }
     return { open, durationMs: performance.now() - started, args };
   } finally {

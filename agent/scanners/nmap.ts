@@ -35,7 +35,8 @@ export interface NmapResult {
 export const NMAP_DEFAULTS = { hostTimeoutSeconds: 300, scriptTimeoutSeconds: 60, maxOutputBytes: 64 * 1024 * 1024 } as const;
 
 const scriptName = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-const timingFlag = /^(-T[0-5]|--min-rate|--max-rate|--max-retries|--version-intensity|--min-parallelism|--min-hostgroup|--max-rtt-timeout|\d+(ms|s)?)$/;
+const timingFlag =
+  /^(-T[0-5]|--min-rate|--max-rate|--max-retries|--version-intensity|--min-parallelism|--min-hostgroup|--max-rtt-timeout|\d+(ms|s)?)$/;
 
 /** Longest nmap timeout the agent passes on (the wire schema's bound: one day). */
 export const MAX_TIMEOUT_SECONDS = 86_400;
@@ -44,7 +45,11 @@ export const MAX_TIMEOUT_SECONDS = 86_400;
 function checkSeconds(value: unknown, where: string): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_SECONDS) {
-    throw new PortbanditError('PB_ERR_SCAN_OPTION', `expected an integer number of seconds 1-${MAX_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`, { where });
+    throw new PortbanditError(
+      'PB_ERR_SCAN_OPTION',
+      `expected an integer number of seconds 1-${MAX_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`,
+      { where },
+    );
   }
 }
 
@@ -52,7 +57,11 @@ function checkSeconds(value: unknown, where: string): void {
 export function checkScripts(scripts: readonly string[], allow: ReadonlySet<string>): string[] {
   for (const s of scripts) {
     if (!scriptName.test(s) || !allow.has(s)) {
-      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `NSE script ${JSON.stringify(s)} is not on this agent's --scripts-allow list (${[...allow].join(', ') || 'empty'})`, { where: 'scan.scripts' });
+      throw new PortbanditError(
+        'PB_ERR_UNSAFE_TARGET',
+        `NSE script ${JSON.stringify(s)} is not on this agent's --scripts-allow list (${[...allow].join(', ') || 'empty'})`,
+        { where: 'scan.scripts' },
+      );
     }
   }
   return [...scripts];
@@ -60,7 +69,9 @@ export function checkScripts(scripts: readonly string[], allow: ReadonlySet<stri
 
 function checkIntensity(value: number): number {
   if (!Number.isInteger(value) || value < 0 || value > 9) {
-    throw new PortbanditError('PB_ERR_SCAN_OPTION', `nmap --version-intensity must be an integer 0-9, got ${JSON.stringify(value)}`, { where: 'scan.versionIntensity' });
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `nmap --version-intensity must be an integer 0-9, got ${JSON.stringify(value)}`, {
+      where: 'scan.versionIntensity',
+    });
   }
   return value;
 }
@@ -70,12 +81,16 @@ export function nmapArgs(options: NmapOptions): string[] {
   const scripts = checkScripts(options.scripts ?? [], options.scriptsAllow ?? new Set());
   // Only canonical address text reaches nmap (it reads "010" as decimal where others read octal).
   for (const t of options.targets) {
-    if (!isCanonicalIp(t)) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `nmap target ${JSON.stringify(t)} is not an address in canonical text`, { where: 'nmap target' });
+    if (!isCanonicalIp(t))
+      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `nmap target ${JSON.stringify(t)} is not an address in canonical text`, {
+        where: 'nmap target',
+      });
   }
   checkSeconds(options.hostTimeoutSeconds, 'hostTimeoutSeconds');
   checkSeconds(options.scriptTimeoutSeconds, 'scriptTimeoutSeconds');
   for (const t of options.timing ?? []) {
-    if (!timingFlag.test(t)) throw new PortbanditError('PB_ERR_SCAN_OPTION', `nmap timing flag ${JSON.stringify(t)} is not allowed`, { where: 'timing' });
+    if (!timingFlag.test(t))
+      throw new PortbanditError('PB_ERR_SCAN_OPTION', `nmap timing flag ${JSON.stringify(t)} is not allowed`, { where: 'timing' });
   }
   return [
     ...(options.versionDetection === false ? [] : ['-sV']),
@@ -86,8 +101,12 @@ export function nmapArgs(options: NmapOptions): string[] {
     PortRanges.fromPorts(options.ports).toString(),
     '--host-timeout',
     `${options.hostTimeoutSeconds ?? NMAP_DEFAULTS.hostTimeoutSeconds}s`,
-    ...(options.versionDetection !== false && options.versionIntensity !== undefined ? ['--version-intensity', String(checkIntensity(options.versionIntensity))] : []),
-    ...(scripts.length > 0 ? ['--script', scripts.join(','), '--script-timeout', `${options.scriptTimeoutSeconds ?? NMAP_DEFAULTS.scriptTimeoutSeconds}s`] : []),
+    ...(options.versionDetection !== false && options.versionIntensity !== undefined
+      ? ['--version-intensity', String(checkIntensity(options.versionIntensity))]
+      : []),
+    ...(scripts.length > 0
+      ? ['--script', scripts.join(','), '--script-timeout', `${options.scriptTimeoutSeconds ?? NMAP_DEFAULTS.scriptTimeoutSeconds}s`]
+      : []),
     ...(options.timing ?? []),
     '-oX',
     '-',
@@ -115,6 +134,7 @@ export async function runNmap(options: NmapOptions): Promise<NmapResult> {
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const run = parseNmapXml(result.stdout, 'nmap -oX');
-  if (!run.complete) throw new PortbanditError('PB_ERR_SCANNER', 'nmap output ended without <runstats> (killed or cut short)', { where: 'nmap -oX' });
+  if (!run.complete)
+    throw new PortbanditError('PB_ERR_SCANNER', 'nmap output ended without <runstats> (killed or cut short)', { where: 'nmap -oX' });
   return { run, durationMs: result.durationMs, args };
 }

@@ -25,7 +25,11 @@ export function parseRouteGet(text: string, target: string): RouteLookup {
   const dev = field('dev');
   const src = field('src');
   if (/^(blackhole|unreachable|prohibit)\b/.test(line.trim()) || !dev || !src) {
-    throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `no usable route to ${target} (${JSON.stringify(line.trim())}); masscan will not run`, { where: target });
+    throw new PortbanditError(
+      'PB_ERR_UNSAFE_TARGET',
+      `no usable route to ${target} (${JSON.stringify(line.trim())}); masscan will not run`,
+      { where: target },
+    );
   }
   return { dev, src, via: field('via') };
 }
@@ -44,14 +48,25 @@ export async function resolveMasscanRoute(targets: readonly string[]): Promise<M
   let route: MasscanRoute | null = null;
   for (const target of targets) {
     const r = await execa('ip', ['route', 'get', target], { reject: false });
-    if (r.exitCode !== 0) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `no route to ${target}: ${String(r.stderr).trim()}; masscan will not run`, { where: target });
+    if (r.exitCode !== 0)
+      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `no route to ${target}: ${String(r.stderr).trim()}; masscan will not run`, {
+        where: target,
+      });
     const hop = parseRouteGet(String(r.stdout), target);
     if (defaultDevs.has(hop.dev) || hop.dev === 'lo') {
-      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${target} is reached over ${hop.dev}, the default route's interface (or loopback); masscan only runs over a dedicated, non-default interface — give --masscan-adapter/--masscan-router explicitly or use the connect preflight`, { where: target });
+      throw new PortbanditError(
+        'PB_ERR_UNSAFE_TARGET',
+        `${target} is reached over ${hop.dev}, the default route's interface (or loopback); masscan only runs over a dedicated, non-default interface — give --masscan-adapter/--masscan-router explicitly or use the connect preflight`,
+        { where: target },
+      );
     }
     const next: MasscanRoute = { adapter: hop.dev, adapterIp: hop.src, routerIp: hop.via ?? target };
     if (route && (route.adapter !== next.adapter || route.routerIp !== next.routerIp)) {
-      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `targets need different routes (${route.adapter} via ${route.routerIp}, ${next.adapter} via ${next.routerIp}); masscan runs one route at a time`, { where: target });
+      throw new PortbanditError(
+        'PB_ERR_UNSAFE_TARGET',
+        `targets need different routes (${route.adapter} via ${route.routerIp}, ${next.adapter} via ${next.routerIp}); masscan runs one route at a time`,
+        { where: target },
+      );
     }
     route = next;
   }

@@ -15,7 +15,9 @@ const CAP_NET_RAW = 13n;
 export function hasRawSockets(): boolean {
   if (process.getuid?.() === 0) return true;
   try {
-    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapEff:'));
+    const line = readFileSync('/proc/self/status', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('CapEff:'));
     return line ? ((BigInt(`0x${line.split(/\s+/)[1]}`) >> CAP_NET_RAW) & 1n) === 1n : false;
   } catch {
     return false;
@@ -29,7 +31,10 @@ async function versionOf(file: string, args: readonly string[]): Promise<string 
 
 /** Find nmap and masscan on PATH (or at the given paths). */
 export async function detectScannerTools(paths: { nmap?: string; masscan?: string } = {}): Promise<ScannerTools> {
-  const [nmap, masscan] = await Promise.all([versionOf(paths.nmap ?? 'nmap', ['--version']), versionOf(paths.masscan ?? 'masscan', ['--version'])]);
+  const [nmap, masscan] = await Promise.all([
+    versionOf(paths.nmap ?? 'nmap', ['--version']),
+    versionOf(paths.masscan ?? 'masscan', ['--version']),
+  ]);
   return { nmap, masscan, rawSockets: hasRawSockets() };
 }
 
@@ -42,7 +47,10 @@ export function describeMissingTools(tools: ScannerTools): string[] {
         'but reports them without service names, products or script output.',
     );
   }
-  if (!tools.masscan) lines.push('masscan is not installed (apt-get install nmap masscan): the preflight uses the built-in TCP connect sweep instead (slower on many ports).');
+  if (!tools.masscan)
+    lines.push(
+      'masscan is not installed (apt-get install nmap masscan): the preflight uses the built-in TCP connect sweep instead (slower on many ports).',
+    );
   else if (!tools.rawSockets) lines.push('masscan needs root or CAP_NET_RAW: the preflight uses the built-in TCP connect sweep instead.');
   return lines;
 }

@@ -15,7 +15,9 @@ export function describeProfile(name: ProfileName): ProfileParameter[] {
   const rows: ProfileParameter[] = [
     {
       parameter: 'roles',
-      value: Object.entries(p.roles).map(([r, w]) => `${r} ${pct(w)}`).join(', '),
+      value: Object.entries(p.roles)
+        .map(([r, w]) => `${r} ${pct(w)}`)
+        .join(', '),
       meaning: 'role (scope tag) of each /24 subnet, drawn with these weights',
     },
     { parameter: 'bundleScale', value: String(p.bundleScale), meaning: 'multiplies every role bundle probability' },
@@ -25,14 +27,22 @@ export function describeProfile(name: ProfileName): ProfileParameter[] {
       value: pct(p.pseudoShare),
       meaning: `pseudo-service hosts (SYN proxies), one per ${Math.round(1 / p.pseudoShare)} hosts`,
     },
-    { parameter: 'pseudoPorts', value: `${p.pseudoPorts[0]}-${p.pseudoPorts[1]}`, meaning: 'open ports on a pseudo-service host (uniform), a contiguous block or a scatter' },
+    {
+      parameter: 'pseudoPorts',
+      value: `${p.pseudoPorts[0]}-${p.pseudoPorts[1]}`,
+      meaning: 'open ports on a pseudo-service host (uniform), a contiguous block or a scatter',
+    },
   ];
   const t = p.tail;
   if (t) {
     rows.push(
       { parameter: 'tail.subnetShare', value: pct(t.subnetShare), meaning: '/24 subnets with their own tail ports' },
       { parameter: 'tail.ports', value: `${t.ports[0]}-${t.ports[1]}`, meaning: 'tail ports per such subnet' },
-      { parameter: 'tail.hostShare', value: `${pct(t.hostShare[0])}-${pct(t.hostShare[1])}`, meaning: "share of the subnet's live hosts running each tail port" },
+      {
+        parameter: 'tail.hostShare',
+        value: `${pct(t.hostShare[0])}-${pct(t.hostShare[1])}`,
+        meaning: "share of the subnet's live hosts running each tail port",
+      },
       {
         parameter: 'tail.pool',
         value: t.pool,
@@ -42,7 +52,7 @@ export function describeProfile(name: ProfileName): ProfileParameter[] {
             : 'ports nmap ranks 1000th or lower, or has no figure for',
       },
       { parameter: 'tail.altSshSubnetShare', value: pct(t.altSshSubnetShare), meaning: 'subnets running SSH on 2222 instead of 22' },
-      { parameter: 'tail.altSshHostShare', value: pct(t.altSshHostShare), meaning: "in those, SSH hosts whose SSH is on 2222" },
+      { parameter: 'tail.altSshHostShare', value: pct(t.altSshHostShare), meaning: 'in those, SSH hosts whose SSH is on 2222' },
     );
   } else rows.push({ parameter: 'tail', value: 'none', meaning: 'no organisation long tail' });
   rows.push(
@@ -63,7 +73,9 @@ export function describeProfile(name: ProfileName): ProfileParameter[] {
 
 function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const esc = (s: string): string => s.replaceAll('|', '\\|');
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join(
+    '\n',
+  );
 }
 
 /** Role bundles and extra-service counts as rows. */
@@ -72,7 +84,11 @@ function roleRows(role: RoleName): string[][] {
   const rows = spec.bundles.map((b) => [b.ports.join(', '), pct(b.p), pct(b.keep)]);
   const total = spec.extraCounts.reduce((a, b) => a + b, 0);
   const mean = spec.extraCounts.reduce((a, w, k) => a + k * w, 0) / total;
-  rows.push(["extra services from nmap's frequencies", `mean ${mean.toFixed(2)}`, `P(0) = ${pct(spec.extraCounts[0]! / total)}, P(1) = ${pct(spec.extraCounts[1]! / total)}`]);
+  rows.push([
+    "extra services from nmap's frequencies",
+    `mean ${mean.toFixed(2)}`,
+    `P(0) = ${pct(spec.extraCounts[0]! / total)}, P(1) = ${pct(spec.extraCounts[1]! / total)}`,
+  ]);
   return rows;
 }
 
@@ -81,7 +97,13 @@ export function renderProfilesMarkdown(): string {
   const out: string[] = [];
   for (const name of Object.keys(profiles) as ProfileName[]) {
     out.push(`### \`${name}\``, '', profiles[name].description, '');
-    out.push(markdownTable(['parameter', 'value', 'meaning'], describeProfile(name).map((r) => [r.parameter, r.value, r.meaning])), '');
+    out.push(
+      markdownTable(
+        ['parameter', 'value', 'meaning'],
+        describeProfile(name).map((r) => [r.parameter, r.value, r.meaning]),
+      ),
+      '',
+    );
   }
   out.push('### Roles', '');
   for (const role of Object.keys(roles) as RoleName[]) {

@@ -25,7 +25,10 @@ function resolve(options: GenerateOptions | ResolvedGenerateOptions): ResolvedGe
  * The header of a generated recording. `source` carries what the simulator needs to
  * interpret it: profile, seed, sizes, generator version and the rollout ({port, subnet, epoch}).
  */
-export function scopeHeader(options: GenerateOptions | ResolvedGenerateOptions, catalog: PortCatalog = loadNmapServices()): RecordingHeader {
+export function scopeHeader(
+  options: GenerateOptions | ResolvedGenerateOptions,
+  catalog: PortCatalog = loadNmapServices(),
+): RecordingHeader {
   const o = resolve(options);
   const rollout = planRollout(o, catalog);
   return {
@@ -68,12 +71,18 @@ export function* modelObservations(model: ScopeModel): Generator<Observation> {
  * A synthetic scope's observations, epoch by epoch, host by host. The ground truth is built
  * first (compact typed arrays, a few MB for a /15), then lines are produced lazily.
  */
-export function* generateObservations(options: GenerateOptions | ResolvedGenerateOptions, catalog: PortCatalog = loadNmapServices()): Generator<Observation> {
+export function* generateObservations(
+  options: GenerateOptions | ResolvedGenerateOptions,
+  catalog: PortCatalog = loadNmapServices(),
+): Generator<Observation> {
   yield* modelObservations(buildScopeModel(resolve(options), catalog));
 }
 
 /** A synthetic scope as an in-memory recording (tests, experiments). */
-export function generateRecording(options: GenerateOptions | ResolvedGenerateOptions, catalog: PortCatalog = loadNmapServices()): LoadedRecording {
+export function generateRecording(
+  options: GenerateOptions | ResolvedGenerateOptions,
+  catalog: PortCatalog = loadNmapServices(),
+): LoadedRecording {
   const o = resolve(options);
   return recordingFromObservations(scopeHeader(o, catalog), generateObservations(o, catalog), `<synthetic ${o.profileName}>`);
 }

@@ -29,7 +29,9 @@ export interface ResolvedGenerateOptions {
 
 function checkInteger(value: unknown, name: string, min: number, max: number, hint: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected an integer from ${min} to ${max}${hint}, got ${JSON.stringify(value)}`, { where: name });
+    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected an integer from ${min} to ${max}${hint}, got ${JSON.stringify(value)}`, {
+      where: name,
+    });
   }
   return value;
 }
@@ -38,10 +40,20 @@ function checkInteger(value: unknown, name: string, min: number, max: number, hi
 export function resolveGenerateOptions(options: GenerateOptions): ResolvedGenerateOptions {
   const profileName = (options.profile ?? DEFAULT_PROFILE) as string;
   const profile = getProfile(profileName, 'profile');
-  const hosts = checkInteger(options.hosts, 'hosts', 1, MAX_SYNTHETIC_HOSTS, ` (synthetic hosts are laid out from 198.18.0.0 and must fit in ${SYNTHETIC_NETWORK})`);
+  const hosts = checkInteger(
+    options.hosts,
+    'hosts',
+    1,
+    MAX_SYNTHETIC_HOSTS,
+    ` (synthetic hosts are laid out from 198.18.0.0 and must fit in ${SYNTHETIC_NETWORK})`,
+  );
   const epochs = checkInteger(options.epochs, 'epochs', 1, MAX_SYNTHETIC_EPOCHS, '');
   if ((typeof options.seed !== 'string' && typeof options.seed !== 'number') || String(options.seed) === '') {
-    throw new PortbanditError('PB_ERR_SIMULATOR_OPTION', `expected a non-empty seed (string or number), got ${JSON.stringify(options.seed)}`, { where: 'seed' });
+    throw new PortbanditError(
+      'PB_ERR_SIMULATOR_OPTION',
+      `expected a non-empty seed (string or number), got ${JSON.stringify(options.seed)}`,
+      { where: 'seed' },
+    );
   }
   return Object.freeze({ profileName: profileName as ProfileName, profile, hosts, epochs, seed: String(options.seed) });
 }

@@ -162,7 +162,14 @@ export interface ProfileSpec {
   readonly rollout: { readonly hostShare: number; readonly source?: 'new' | 'elsewhere' } | null;
 }
 
-const orgTail: TailSpec = { subnetShare: 0.75, ports: [1, 3], hostShare: [0.7, 0.95], pool: 'org', altSshSubnetShare: 0.3, altSshHostShare: 0.9 };
+const orgTail: TailSpec = {
+  subnetShare: 0.75,
+  ports: [1, 3],
+  hostShare: [0.7, 0.95],
+  pool: 'org',
+  altSshSubnetShare: 0.3,
+  altSshHostShare: 0.9,
+};
 
 /** The enterprise shape, reused by the single-tag profiles. */
 function enterpriseLike(description: string, mix: Readonly<Partial<Record<RoleName, number>>>): ProfileSpec {
@@ -194,14 +201,18 @@ export const profiles = {
     churn: { down: 0.02, up: 0.02 },
     rollout: null,
   },
-  enterprise: enterpriseLike('Enterprise (the default): /24s of DMZ, office, datacenter and IoT hosts, an org long tail, co-occurrence, churn, a rollout, pseudo and dead hosts.', {
-    dmz: 0.2,
-    office: 0.4,
-    datacenter: 0.25,
-    iot: 0.15,
-  }),
+  enterprise: enterpriseLike(
+    'Enterprise (the default): /24s of DMZ, office, datacenter and IoT hosts, an org long tail, co-occurrence, churn, a rollout, pseudo and dead hosts.',
+    {
+      dmz: 0.2,
+      office: 0.4,
+      datacenter: 0.25,
+      iot: 0.15,
+    },
+  ),
   longtail: {
-    description: 'Long tail: most services on ports nmap ranks low (or not at all), shared per /24; popular services weakened. Fixed top-k lists do badly here.',
+    description:
+      'Long tail: most services on ports nmap ranks low (or not at all), shared per /24; popular services weakened. Fixed top-k lists do badly here.',
     roles: { dmz: 0.2, office: 0.3, datacenter: 0.4, iot: 0.1 },
     bundleScale: 0.3,
     deadShare: 0.25,
@@ -213,7 +224,7 @@ export const profiles = {
   },
   orgtail: {
     description:
-      "Organisation long tail: 16-/24-sized scopes of five host kinds (tags), every /24 with 1-3 ports of its own on 55-90% of its live hosts, 45% dead hosts, a few pseudo-service hosts, churn, and a mid-way rollout of a port another subnet already runs.",
+      'Organisation long tail: 16-/24-sized scopes of five host kinds (tags), every /24 with 1-3 ports of its own on 55-90% of its live hosts, 45% dead hosts, a few pseudo-service hosts, churn, and a mid-way rollout of a port another subnet already runs.',
     roles: { dmz: 0.2, office: 0.3, datacenter: 0.25, iot: 0.1, dev: 0.15 },
     bundleScale: 1,
     deadShare: 0.45,
@@ -245,7 +256,11 @@ export function isProfileName(name: string): name is ProfileName {
 /** Look a profile up by name; throws PB_ERR_UNKNOWN_PROFILE listing the known names. */
 export function getProfile(name: string, where = 'profile'): ProfileSpec {
   if (!isProfileName(name)) {
-    throw new PortbanditError('PB_ERR_UNKNOWN_PROFILE', `unknown profile ${JSON.stringify(name)}; expected one of ${profileNames.join(', ')}`, { where });
+    throw new PortbanditError(
+      'PB_ERR_UNKNOWN_PROFILE',
+      `unknown profile ${JSON.stringify(name)}; expected one of ${profileNames.join(', ')}`,
+      { where },
+    );
   }
   return profiles[name];
 }

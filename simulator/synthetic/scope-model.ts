@@ -95,7 +95,8 @@ function drawTailPort(profile: ProfileSpec, index: number, rng: Rng, catalog: Po
     while (!isOddHigh(port, catalog));
     return port;
   }
-  if (rng.next() < 0.5 && catalog.byFrequency.length > 1000) return catalog.byFrequency[drawBetween(1000, catalog.byFrequency.length - 1, rng)]!;
+  if (rng.next() < 0.5 && catalog.byFrequency.length > 1000)
+    return catalog.byFrequency[drawBetween(1000, catalog.byFrequency.length - 1, rng)]!;
   let port: number;
   do port = drawBetween(1024, MAX_PORT, rng);
   while (catalog.rank(port) >= 0);
@@ -107,7 +108,13 @@ export function planSubnet(options: ResolvedGenerateOptions, s: number, rollout:
   const { profile } = options;
   const rng = deriveRng(options.seed, 'subnet', s);
   const names = Object.keys(profile.roles) as RoleName[];
-  const role = names[drawWeighted(names.map((n) => profile.roles[n]!), rng)]!;
+  const role =
+    names[
+      drawWeighted(
+        names.map((n) => profile.roles[n]!),
+        rng,
+      )
+    ]!;
   const tailPorts: number[] = [];
   const tailShares: number[] = [];
   let altSsh = false;
@@ -118,7 +125,10 @@ export function planSubnet(options: ResolvedGenerateOptions, s: number, rollout:
       let port: number;
       let tries = 0;
       do port = drawTailPort(profile, i, rng, catalog);
-      while (((profile.rollout?.source !== 'elsewhere' && port === rollout?.port) || tailPorts.includes(port) || bundlePorts.has(port)) && ++tries < 50);
+      while (
+        ((profile.rollout?.source !== 'elsewhere' && port === rollout?.port) || tailPorts.includes(port) || bundlePorts.has(port)) &&
+        ++tries < 50
+      );
       if (tries >= 50) continue;
       tailPorts.push(port);
       tailShares.push(tail.hostShare[0] + rng.next() * (tail.hostShare[1] - tail.hostShare[0]));
@@ -204,7 +214,13 @@ class HostDrawer {
     const u = rng.next();
     if (subnet.tailPorts.length > 0 && u < 0.25) return subnet.tailPorts[rng.int(subnet.tailPorts.length)]!;
     if (role.bundles.length > 0 && u < 0.625) {
-      const b = role.bundles[drawWeighted(role.bundles.map((x) => x.p), rng)]!;
+      const b =
+        role.bundles[
+          drawWeighted(
+            role.bundles.map((x) => x.p),
+            rng,
+          )
+        ]!;
       return b.ports[rng.int(b.ports.length)]!;
     }
     return this.sampler.draw(rng);

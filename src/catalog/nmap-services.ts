@@ -94,9 +94,13 @@ export function parseNmapServices(text: string, source: string): PortCatalog {
     const m = /^(\d+)\/(tcp|udp|sctp)$/.exec(fields[1] ?? '');
     const frequency = fields[2] === undefined ? 0 : Number(fields[2]);
     if (!m || !Number.isFinite(frequency) || frequency < 0 || frequency > 1) {
-      throw new PortbanditError('PB_ERR_NMAP_SERVICES', `expected "name<TAB>port/proto<TAB>frequency", got ${JSON.stringify(lines[i]!.slice(0, 80))}`, {
-        where: `${source}:${i + 1}`,
-      });
+      throw new PortbanditError(
+        'PB_ERR_NMAP_SERVICES',
+        `expected "name<TAB>port/proto<TAB>frequency", got ${JSON.stringify(lines[i]!.slice(0, 80))}`,
+        {
+          where: `${source}:${i + 1}`,
+        },
+      );
     }
     if (m[2] !== 'tcp') continue;
     const port = Number(m[1]);
@@ -116,7 +120,11 @@ let cached: PortCatalog | undefined;
 export function loadNmapServices(options: { path?: string; env?: NodeJS.ProcessEnv } = {}): PortCatalog {
   const env = options.env ?? process.env;
   if (!options.path && !env.PORTBANDIT_NMAP_SERVICES && cached) return cached;
-  const candidates = options.path ? [options.path] : env.PORTBANDIT_NMAP_SERVICES ? [env.PORTBANDIT_NMAP_SERVICES] : [...NMAP_SERVICES_PATHS];
+  const candidates = options.path
+    ? [options.path]
+    : env.PORTBANDIT_NMAP_SERVICES
+      ? [env.PORTBANDIT_NMAP_SERVICES]
+      : [...NMAP_SERVICES_PATHS];
   for (const path of candidates) {
     if (!existsSync(path)) continue;
     let text: string;

@@ -21,9 +21,13 @@ export function parseServicesFile(text: string, source: string): ServiceEntry[] 
     const m = /^(\S+)\s+(\d+)\/(tcp|udp)$/i.exec(line);
     const port = m ? Number(m[2]) : NaN;
     if (!m || !isPort(port)) {
-      throw new PortbanditError('PB_ERR_SERVICES_FILE', `expected "name<TAB>port/proto" with a port 1-65535, got ${JSON.stringify(lines[i]!.slice(0, 80))}`, {
-        where: `${source}:${i + 1}`,
-      });
+      throw new PortbanditError(
+        'PB_ERR_SERVICES_FILE',
+        `expected "name<TAB>port/proto" with a port 1-65535, got ${JSON.stringify(lines[i]!.slice(0, 80))}`,
+        {
+          where: `${source}:${i + 1}`,
+        },
+      );
     }
     out.push({ name: m[1]!, port, proto: m[3]!.toLowerCase() as 'tcp' | 'udp' });
   }

@@ -16,5 +16,6 @@ export function addConfigOptions(command: Command): (flags: Record<string, unkno
     command.addOption(option);
     byAttribute.set(option.attributeName(), key);
   }
-  return (flags) => Object.fromEntries([...byAttribute].map(([attribute, key]) => [key, flags[attribute]]).filter(([, value]) => value !== undefined));
+  return (flags) =>
+    Object.fromEntries([...byAttribute].map(([attribute, key]) => [key, flags[attribute]]).filter(([, value]) => value !== undefined));
 }

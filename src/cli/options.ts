@@ -46,6 +46,9 @@ export function parseDuration(value: string): number {
 /** A point in time: an ISO date or milliseconds since the Unix epoch (`--since`, `--until`). */
 export function parseTime(value: string): number {
   const t = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(t)) throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected an ISO date or milliseconds, got ${JSON.stringify(value)}`, { where: '--since/--until' });
+  if (!Number.isFinite(t))
+    throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected an ISO date or milliseconds, got ${JSON.stringify(value)}`, {
+      where: '--since/--until',
+    });
   return t;
 }

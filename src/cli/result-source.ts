@@ -46,7 +46,8 @@ const LOCAL_POLL_MS = 500;
 
 /** Run `fn` on the source the flags name: `--server` (with an admin token) or the data directory. */
 export async function withResultSource<T>(flags: SourceFlags, fn: (source: ResultSource) => Promise<T>): Promise<T> {
-  if (flags.server !== undefined && flags.data !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
+  if (flags.server !== undefined && flags.data !== undefined)
+    throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
   // An explicit --data wins over $PORTBANDIT_SERVER.
   const server = flags.server ?? (flags.data === undefined ? cliIo().env.PORTBANDIT_SERVER : undefined);
   if (server !== undefined && server !== '') {
@@ -60,7 +61,9 @@ function parseServer(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new PortbanditError('PB_ERR_URL', `expected the coordinator's URL (http://host:port), got ${JSON.stringify(text)}`, { where: '--server' });
+    throw new PortbanditError('PB_ERR_URL', `expected the coordinator's URL (http://host:port), got ${JSON.stringify(text)}`, {
+      where: '--server',
+    });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new PortbanditError('PB_ERR_URL', `expected an http or https URL, got ${JSON.stringify(text)}`, { where: '--server' });
@@ -83,9 +86,13 @@ export function adminToken(tokenFile: string | undefined): string {
   }
   const env = cliIo().env.PORTBANDIT_ADMIN_TOKEN?.trim();
   if (env) return env;
-  throw new PortbanditError('PB_ERR_FLAG_MISSING', 'an admin token is required with --server: --token-file FILE or $PORTBANDIT_ADMIN_TOKEN (`portbandit serve` prints one; `portbandit token create` makes more)', {
-    where: '--token-file',
-  });
+  throw new PortbanditError(
+    'PB_ERR_FLAG_MISSING',
+    'an admin token is required with --server: --token-file FILE or $PORTBANDIT_ADMIN_TOKEN (`portbandit serve` prints one; `portbandit token create` makes more)',
+    {
+      where: '--token-file',
+    },
+  );
 }
 
 function localSource(store: Store): ResultSource {
@@ -116,7 +123,11 @@ function localSource(store: Store): ResultSource {
       const query = parseQuery(options.query);
       let cursor: string | undefined;
       do {
-        const page = await store.search(query, { limit: 1000, view: options.latest ? 'latest' : 'history', ...(cursor !== undefined ? { cursor } : {}) });
+        const page = await store.search(query, {
+          limit: 1000,
+          view: options.latest ? 'latest' : 'history',
+          ...(cursor !== undefined ? { cursor } : {}),
+        });
         for (const scan of page.items) await write(JSON.stringify(scan));
         cursor = page.nextCursor;
       } while (cursor !== undefined);
@@ -125,7 +136,11 @@ function localSource(store: Store): ResultSource {
 }
 
 function remoteSource(base: URL, token: string): ResultSource {
-  const get = async (path: string, params: Record<string, string | number | boolean | undefined>, signal?: AbortSignal): Promise<Response> => {
+  const get = async (
+    path: string,
+    params: Record<string, string | number | boolean | undefined>,
+    signal?: AbortSignal,
+  ): Promise<Response> => {
     const url = new URL(path, base);
     for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, String(v));
     let res: Response;
@@ -137,7 +152,9 @@ function remoteSource(base: URL, token: string): ResultSource {
     }
     if (!res.ok) {
       const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
-      const code = (body.code !== undefined && body.code in errorCodes ? body.code : res.status === 404 ? 'PB_ERR_NOT_FOUND' : 'PB_ERR_INTERNAL') as ErrorCode;
+      const code = (
+        body.code !== undefined && body.code in errorCodes ? body.code : res.status === 404 ? 'PB_ERR_NOT_FOUND' : 'PB_ERR_INTERNAL'
+      ) as ErrorCode;
       throw new PortbanditError(code, body.message ?? `HTTP ${res.status}`, { where: `${url.origin}${url.pathname}` });
     }
     return res;

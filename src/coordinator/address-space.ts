@@ -75,7 +75,10 @@ export class AddressSpace {
       }
       const next = i < events.length && events[i]!.family === family ? events[i]!.at : undefined;
       if (next === undefined || scopeCount <= 0 || blockCount > 0) continue;
-      const tags = [...tagCount].filter(([, n]) => n > 0).map(([t]) => t).sort();
+      const tags = [...tagCount]
+        .filter(([, n]) => n > 0)
+        .map(([t]) => t)
+        .sort();
       const last = segments[segments.length - 1];
       if (last && last.family === family && last.end + 1n === at && sameTags(last.tags, tags)) {
         segments[segments.length - 1] = { ...last, end: next - 1n };

@@ -37,7 +37,9 @@ export function parseTargetSpec(spec: string, where?: string): AddressRange {
     const a = parseAddress(text.slice(0, dash), where);
     const b = parseAddress(text.slice(dash + 1), where);
     if (a.family !== b.family || a.value > b.value) {
-      throw new PortbanditError('PB_ERR_ADDRESS', `expected "first-last" of one family with first <= last, got ${JSON.stringify(spec)}`, { where });
+      throw new PortbanditError('PB_ERR_ADDRESS', `expected "first-last" of one family with first <= last, got ${JSON.stringify(spec)}`, {
+        where,
+      });
     }
     return { family: a.family, start: a.value, end: b.value };
   }

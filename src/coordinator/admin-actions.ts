@@ -68,14 +68,20 @@ export class AdminActions {
 
   async removeScope(actor: AuditActor, list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }> {
     const out = await this.coordinator.removeScope(list, ranges);
-    if (out.removed > 0) await this.audit(actor, 'scope.remove', list, `removed ${out.removed} entr${out.removed === 1 ? 'y' : 'ies'}: ${summarize(ranges)}`);
+    if (out.removed > 0)
+      await this.audit(actor, 'scope.remove', list, `removed ${out.removed} entr${out.removed === 1 ? 'y' : 'ies'}: ${summarize(ranges)}`);
     return out;
   }
 
   /** Import parsed lines: added to the list, or replacing it entirely. */
   async importScope(actor: AuditActor, list: ScopeListName, lines: readonly ScopeLine[], replace: boolean): Promise<number> {
     const version = replace ? await this.coordinator.replaceScope(list, lines) : await this.coordinator.addScope(list, lines);
-    await this.audit(actor, replace ? 'scope.replace' : 'scope.import', list, `${replace ? 'replaced the list with' : 'imported'} ${lines.length} entr${lines.length === 1 ? 'y' : 'ies'}${lines.length > 0 ? `: ${describeLines(lines)}` : ''}`);
+    await this.audit(
+      actor,
+      replace ? 'scope.replace' : 'scope.import',
+      list,
+      `${replace ? 'replaced the list with' : 'imported'} ${lines.length} entr${lines.length === 1 ? 'y' : 'ies'}${lines.length > 0 ? `: ${describeLines(lines)}` : ''}`,
+    );
     return version;
   }
 
@@ -95,23 +101,42 @@ export class AdminActions {
     const { periodSeconds: _period, ...base } = clonePolicy(current);
     const input: PolicyInput =
       current.strategy === 'fixed'
-        ? { ...(key === DEFAULT_POLICY_KEY ? clonePolicy(current) : base), params: { ...current.params, ports }, budget: Math.max(current.budget, ports.length) }
+        ? {
+            ...(key === DEFAULT_POLICY_KEY ? clonePolicy(current) : base),
+            params: { ...current.params, ports },
+            budget: Math.max(current.budget, ports.length),
+          }
         : { ...(key === DEFAULT_POLICY_KEY ? clonePolicy(current) : base), mustHave: ports };
     const policy = await this.coordinator.setPolicy(key, input);
-    await this.audit(actor, 'policy.services', policyLabel(key), `${ports.length} TCP port(s) from a services file as ${current.strategy === 'fixed' ? 'the fixed port list' : 'must-have ports'}`);
+    await this.audit(
+      actor,
+      'policy.services',
+      policyLabel(key),
+      `${ports.length} TCP port(s) from a services file as ${current.strategy === 'fixed' ? 'the fixed port list' : 'must-have ports'}`,
+    );
     return policy;
   }
 
   async deletePolicy(actor: AuditActor, key: string): Promise<boolean> {
     const existed = await this.coordinator.deletePolicy(key);
-    if (existed) await this.audit(actor, 'policy.delete', policyLabel(key), 'policy removed (hosts fall back to the default; learned state kept)');
+    if (existed)
+      await this.audit(actor, 'policy.delete', policyLabel(key), 'policy removed (hosts fall back to the default; learned state kept)');
     return existed;
   }
 
-  async createAgent(actor: AuditActor, name: string, groups: readonly string[] = []): Promise<{ id: string; name: string; groups: string[]; token: string }> {
+  async createAgent(
+    actor: AuditActor,
+    name: string,
+    groups: readonly string[] = [],
+  ): Promise<{ id: string; name: string; groups: string[]; token: string }> {
     const { agent, token } = await this.coordinator.createAgent(name, groups);
     const inGroups = [...this.coordinator.groupsOf(agent.id)];
-    await this.audit(actor, 'agent.create', agent.id, `agent ${JSON.stringify(agent.name)} registered${inGroups.length > 0 ? ` in group(s) ${inGroups.join(',')}` : ''}`);
+    await this.audit(
+      actor,
+      'agent.create',
+      agent.id,
+      `agent ${JSON.stringify(agent.name)} registered${inGroups.length > 0 ? ` in group(s) ${inGroups.join(',')}` : ''}`,
+    );
     return { id: agent.id, name: agent.name, groups: inGroups, token };
   }
 
@@ -123,13 +148,19 @@ export class AdminActions {
 
   /** Record a retention pass an admin ran (the pass itself is the RetentionRunner's). */
   async recordRetentionRun(actor: AuditActor, done: { hosts: number; kept: number; dropped: number }): Promise<void> {
-    await this.audit(actor, 'retention.run', 'history', `retention pass: ${done.dropped} visit(s) dropped, ${done.kept} kept over ${done.hosts} host(s)`);
+    await this.audit(
+      actor,
+      'retention.run',
+      'history',
+      `retention pass: ${done.dropped} visit(s) dropped, ${done.kept} kept over ${done.hosts} host(s)`,
+    );
   }
 
   async deleteAgent(actor: AuditActor, id: string): Promise<boolean> {
     const agent = (await this.coordinator.store.listAgents()).find((a) => a.id === id);
     const existed = await this.coordinator.deleteAgent(id);
-    if (existed) await this.audit(actor, 'agent.delete', id, `agent ${JSON.stringify(agent?.name ?? id)} removed (its token stops working)`);
+    if (existed)
+      await this.audit(actor, 'agent.delete', id, `agent ${JSON.stringify(agent?.name ?? id)} removed (its token stops working)`);
     return existed;
   }
 
@@ -142,13 +173,24 @@ export class AdminActions {
   async revokeAdminToken(actor: AuditActor, id: string): Promise<boolean> {
     const token = (await this.coordinator.store.listAdminTokens()).find((t) => t.id === id);
     const existed = await this.coordinator.store.deleteAdminToken(id);
-    if (existed) await this.audit(actor, 'token.revoke', id, `admin token ${JSON.stringify(token?.name ?? id)} revoked${id === actor.id ? ' (its own)' : ''}`);
+    if (existed)
+      await this.audit(
+        actor,
+        'token.revoke',
+        id,
+        `admin token ${JSON.stringify(token?.name ?? id)} revoked${id === actor.id ? ' (its own)' : ''}`,
+      );
     return existed;
   }
 
   async rescan(actor: AuditActor, ips: readonly string[]): Promise<QueuedWork[]> {
     const queued = await this.coordinator.requestRescan(ips);
-    await this.audit(actor, 'host.rescan', queued.length === 1 ? queued[0]!.ip : `${queued.length} hosts`, `manual rescan queued: ${summarize(queued.map((q) => q.ip))}`);
+    await this.audit(
+      actor,
+      'host.rescan',
+      queued.length === 1 ? queued[0]!.ip : `${queued.length} hosts`,
+      `manual rescan queued: ${summarize(queued.map((q) => q.ip))}`,
+    );
     return queued;
   }
 

@@ -118,7 +118,11 @@ export class AgentRegistry {
       const list = this.recentResults.get(agentId) ?? [];
       list.push(now);
       // Keep the last hour only; prune lazily when the list grows.
-      if (list.length > 64 && list[0]! <= now - 3_600_000) this.recentResults.set(agentId, list.filter((t) => t > now - 3_600_000));
+      if (list.length > 64 && list[0]! <= now - 3_600_000)
+        this.recentResults.set(
+          agentId,
+          list.filter((t) => t > now - 3_600_000),
+        );
       else this.recentResults.set(agentId, list);
     }
   }
@@ -182,7 +186,8 @@ export class AgentRegistry {
   /** Replace an agent's groups (an empty list removes them). `PB_ERR_NOT_FOUND` for an unknown agent. */
   async setGroups(agentId: string, groups: readonly string[]): Promise<string[]> {
     const checked = checkGroups(groups, 'groups');
-    if (!(await this.store.getAgent(agentId))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id ${agentId}`, { where: 'agent' });
+    if (!(await this.store.getAgent(agentId)))
+      throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent with id ${agentId}`, { where: 'agent' });
     if (checked.length === 0) {
       await this.store.deleteDocument('agentGroups', agentId);
       this.agentGroups.delete(agentId);

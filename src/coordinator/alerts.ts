@@ -41,7 +41,12 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Check a rule's name, query and URL; throws PB_ERR_ALERT_RULE (name), PB_ERR_QUERY or PB_ERR_URL naming the field. */
 export function checkAlertRule(input: { name: string; query: string; url: string }): void {
-  if (!NAME.test(input.name)) throw new PortbanditError('PB_ERR_ALERT_RULE', `expected a rule name of 1-64 letters, digits, '.', '_' or '-', got ${JSON.stringify(input.name)}`, { where: 'name' });
+  if (!NAME.test(input.name))
+    throw new PortbanditError(
+      'PB_ERR_ALERT_RULE',
+      `expected a rule name of 1-64 letters, digits, '.', '_' or '-', got ${JSON.stringify(input.name)}`,
+      { where: 'name' },
+    );
   parseEventQuery(input.query);
   let url: URL;
   try {
@@ -49,7 +54,8 @@ export function checkAlertRule(input: { name: string; query: string; url: string
   } catch {
     throw new PortbanditError('PB_ERR_URL', `expected an http(s) webhook URL, got ${JSON.stringify(input.url)}`, { where: 'url' });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PortbanditError('PB_ERR_URL', `expected an http or https webhook URL, got ${JSON.stringify(input.url)}`, { where: 'url' });
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new PortbanditError('PB_ERR_URL', `expected an http or https webhook URL, got ${JSON.stringify(input.url)}`, { where: 'url' });
 }
 
 /** The store's current end of the events: a new rule alerts on what happens from now on. */
@@ -66,11 +72,18 @@ async function eventsEnd(store: Store): Promise<string | undefined> {
 export async function addAlertRule(store: Store, input: { name: string; query: string; url: string }, at: number): Promise<AlertRule> {
   checkAlertRule(input);
   const cursor = await eventsEnd(store);
-  const rule: AlertRule = { name: input.name, query: input.query, url: input.url, createdAt: at, ...(cursor !== undefined ? { cursor } : {}) };
+  const rule: AlertRule = {
+    name: input.name,
+    query: input.query,
+    url: input.url,
+    createdAt: at,
+    ...(cursor !== undefined ? { cursor } : {}),
+  };
   try {
     await store.putDocument(RULES, input.name, rule, { at, expectedRevision: 0 });
   } catch (error) {
-    if (error instanceof PortbanditError && error.code === 'PB_ERR_CONFLICT') throw new PortbanditError('PB_ERR_CONFLICT', `an alert rule ${JSON.stringify(input.name)} exists already`, { where: 'name' });
+    if (error instanceof PortbanditError && error.code === 'PB_ERR_CONFLICT')
+      throw new PortbanditError('PB_ERR_CONFLICT', `an alert rule ${JSON.stringify(input.name)} exists already`, { where: 'name' });
     throw error;
   }
   return rule;
@@ -82,7 +95,8 @@ export async function listAlertRules(store: Store): Promise<AlertRule[]> {
 
 /** Delete a rule; PB_ERR_NOT_FOUND when there is none of that name. */
 export async function removeAlertRule(store: Store, name: string): Promise<void> {
-  if (!(await store.deleteDocument(RULES, name))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no alert rule ${JSON.stringify(name)}`, { where: 'name' });
+  if (!(await store.deleteDocument(RULES, name)))
+    throw new PortbanditError('PB_ERR_NOT_FOUND', `no alert rule ${JSON.stringify(name)}`, { where: 'name' });
 }
 
 export async function listDeadLetters(store: Store): Promise<DeadLetter[]> {
@@ -146,7 +160,8 @@ export class AlertDispatcher {
     const save = async (): Promise<boolean> => {
       if (cursor === saved) return true;
       try {
-        revision = (await this.store.putDocument(RULES, rule.name, { ...rule, cursor }, { at: this.now(), expectedRevision: revision })).revision;
+        revision = (await this.store.putDocument(RULES, rule.name, { ...rule, cursor }, { at: this.now(), expectedRevision: revision }))
+          .revision;
         saved = cursor;
         return true;
       } catch (error) {
@@ -193,11 +208,21 @@ export class AlertDispatcher {
       if (this.stopping.signal.aborted) return;
       this.log(`alert ${rule.name}: event ${event.id} attempt ${attempt}/${this.maxAttempts} failed: ${error}`);
       if (attempt < this.maxAttempts) {
-        await sleep(Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1)), undefined, { signal: this.stopping.signal }).catch(() => undefined);
+        await sleep(Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1)), undefined, { signal: this.stopping.signal }).catch(
+          () => undefined,
+        );
         if (this.stopping.signal.aborted) return;
       }
     }
-    const letter: DeadLetter = { id: `${rule.name}/${event.id}`, rule: rule.name, url: rule.url, event, attempts: this.maxAttempts, error, failedAt: this.now() };
+    const letter: DeadLetter = {
+      id: `${rule.name}/${event.id}`,
+      rule: rule.name,
+      url: rule.url,
+      event,
+      attempts: this.maxAttempts,
+      error,
+      failedAt: this.now(),
+    };
     await this.store.putDocument(DEAD, letter.id, letter, { at: this.now() });
   }
 }

@@ -86,14 +86,24 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const store =
     options.store ??
     (await openStore({
-      ...(config.postgresUrl ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema } : { kind: 'sqlite', path: databasePath(config.dataDir) }),
+      ...(config.postgresUrl
+        ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema }
+        : { kind: 'sqlite', path: databasePath(config.dataDir) }),
       ...(config.elasticsearchUrl ? { elasticsearch: { node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix } } : {}),
     }));
   const metrics = createMetrics();
   let coordinator: Coordinator;
   try {
     const resolver = options.resolver ?? ((options.sweepTimer ?? true) ? createResolver(config.resolver) : undefined);
-    coordinator = await Coordinator.open(store, config, { catalog: options.catalog ?? loadNmapServices() }, metrics, app.log, now, resolver);
+    coordinator = await Coordinator.open(
+      store,
+      config,
+      { catalog: options.catalog ?? loadNmapServices() },
+      metrics,
+      app.log,
+      now,
+      resolver,
+    );
   } catch (error) {
     if (ownsStore) await store.close();
     throw error;
@@ -103,14 +113,21 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.decorate('alerts', alerts);
   const retention = new RetentionRunner(
     store,
-    { ruleFor: (tags) => coordinator.retentionRuleFor(tags), policyKeyFor: (tags) => coordinator.policyKeyOf(tags), anyRule: () => coordinator.anyRetentionRule() },
+    {
+      ruleFor: (tags) => coordinator.retentionRuleFor(tags),
+      policyKeyFor: (tags) => coordinator.policyKeyOf(tags),
+      anyRule: () => coordinator.anyRetentionRule(),
+    },
     app.log,
     now,
   );
   app.decorate('retention', retention);
   // SQLite or PostgreSQL with an Elasticsearch index: one feeder per deployment (the role holder)
   // carries the outbox into it; every ingest wakes it.
-  const feeder = store instanceof IndexedStore ? new OutboxFeeder(store, store.searchIndex, { log: (level, message, err) => app.log[level]({ err }, message) }) : undefined;
+  const feeder =
+    store instanceof IndexedStore
+      ? new OutboxFeeder(store, store.searchIndex, { log: (level, message, err) => app.log[level]({ err }, message) })
+      : undefined;
   if (feeder && store instanceof IndexedStore) store.onOutbox = () => feeder.wake();
   app.decorate('outboxFeeder', feeder);
   metrics.bind({
@@ -129,23 +146,48 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         // A server-side failure's message can name files (the database path) or internals:
         // the log gets it, the client gets the code and its summary only.
         request.log.error({ err: error }, error.message);
-        return reply.status(error.statusCode).send({ statusCode: error.statusCode, code: error.code, error: error.name, message: `${errorCodes[error.code].summary} (details in the server log)` });
+        return reply.status(error.statusCode).send({
+          statusCode: error.statusCode,
+          code: error.code,
+          error: error.name,
+          message: `${errorCodes[error.code].summary} (details in the server log)`,
+        });
       }
-      return reply.status(error.statusCode).send({ statusCode: error.statusCode, code: error.code, error: error.name, message: error.message });
+      return reply
+        .status(error.statusCode)
+        .send({ statusCode: error.statusCode, code: error.code, error: error.name, message: error.message });
     }
     const err = error as { validation?: unknown; validationContext?: string; statusCode?: number; code?: string; message: string };
     if (err.validation) {
-      return reply.status(400).send({ statusCode: 400, code: 'PB_ERR_SCHEMA', error: 'Bad Request', message: `${err.message} (request ${err.validationContext ?? 'body'})` });
+      return reply.status(400).send({
+        statusCode: 400,
+        code: 'PB_ERR_SCHEMA',
+        error: 'Bad Request',
+        message: `${err.message} (request ${err.validationContext ?? 'body'})`,
+      });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.status(status).send({ statusCode: status, code: err.code ?? 'PB_ERR_INTERNAL', error: status >= 500 ? 'Internal Server Error' : 'Error', message: status >= 500 ? 'internal error (see the server log)' : err.message });
+    return reply.status(status).send({
+      statusCode: status,
+      code: err.code ?? 'PB_ERR_INTERNAL',
+      error: status >= 500 ? 'Internal Server Error' : 'Error',
+      message: status >= 500 ? 'internal error (see the server log)' : err.message,
+    });
   });
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'portbandit coordinator', version: VERSION, description: 'Scope, cyclic work distribution with leases, learned port sets per tag, results, search and history.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An agent token (pba_...) or an admin token (pbk_...).' } } },
+      info: {
+        title: 'portbandit coordinator',
+        version: VERSION,
+        description: 'Scope, cyclic work distribution with leases, learned port sets per tag, results, search and history.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An agent token (pba_...) or an admin token (pbk_...).' },
+        },
+      },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

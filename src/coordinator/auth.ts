@@ -43,11 +43,15 @@ export function requireRole(coordinator: Coordinator, role: 'agent' | 'admin') {
     const p = await resolvePrincipal(req, coordinator);
     if (p === null) {
       coordinator.metrics.authFailures.inc({ kind: bearerToken(req) === undefined ? 'missing' : 'invalid' });
-      throw new PortbanditError('PB_ERR_UNAUTHORIZED', `a valid ${role} token is required (Authorization: Bearer <token>)`, { where: 'authorization' });
+      throw new PortbanditError('PB_ERR_UNAUTHORIZED', `a valid ${role} token is required (Authorization: Bearer <token>)`, {
+        where: 'authorization',
+      });
     }
     if (p.kind !== role) {
       coordinator.metrics.authFailures.inc({ kind: 'wrong-role' });
-      throw new PortbanditError('PB_ERR_FORBIDDEN', `this route needs an ${role} token, not an ${p.kind} token`, { where: 'authorization' });
+      throw new PortbanditError('PB_ERR_FORBIDDEN', `this route needs an ${role} token, not an ${p.kind} token`, {
+        where: 'authorization',
+      });
     }
   };
 }

@@ -14,75 +14,155 @@ export const configSchema = {
   additionalProperties: false,
   properties: {
     host: {
-      type: 'string', pattern: '\\S', default: '127.0.0.1', env: 'PORTBANDIT_HOST', flag: '--host <host>', expected: 'a non-empty string',
+      type: 'string',
+      pattern: '\\S',
+      default: '127.0.0.1',
+      env: 'PORTBANDIT_HOST',
+      flag: '--host <host>',
+      expected: 'a non-empty string',
       description: 'listen address (loopback by default: exposing the API is a decision)',
     },
     port: {
-      type: 'integer', minimum: 0, maximum: 65535, default: 8080, env: 'PORTBANDIT_PORT', flag: '--port <n>',
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      default: 8080,
+      env: 'PORTBANDIT_PORT',
+      flag: '--port <n>',
       description: 'listen port (0 = any free port)',
     },
     dataDir: {
-      type: 'string', pattern: '\\S', default: './data', env: 'PORTBANDIT_DATA', flag: '--data <dir>', expected: 'a non-empty string',
+      type: 'string',
+      pattern: '\\S',
+      default: './data',
+      env: 'PORTBANDIT_DATA',
+      flag: '--data <dir>',
+      expected: 'a non-empty string',
       description: 'data directory: holds `portbandit.db` (+ WAL files)',
     },
     leaseSeconds: {
-      type: 'integer', minimum: 1, maximum: 7 * 86400, default: 900, env: 'PORTBANDIT_LEASE_SECONDS', flag: '--lease-seconds <n>',
+      type: 'integer',
+      minimum: 1,
+      maximum: 7 * 86400,
+      default: 900,
+      env: 'PORTBANDIT_LEASE_SECONDS',
+      flag: '--lease-seconds <n>',
       description: 'time an agent has to submit a work item, seconds',
     },
     bodyLimitBytes: {
-      type: 'integer', minimum: 1024, maximum: 256 * 1024 * 1024, default: 8 * 1024 * 1024, docDefault: '8 MiB', env: 'PORTBANDIT_BODY_LIMIT',
+      type: 'integer',
+      minimum: 1024,
+      maximum: 256 * 1024 * 1024,
+      default: 8 * 1024 * 1024,
+      docDefault: '8 MiB',
+      env: 'PORTBANDIT_BODY_LIMIT',
       description: 'request body limit, bytes (413 above)',
     },
     learnBatchSize: {
-      type: 'integer', minimum: 1, maximum: 1_000_000, default: 64, env: 'PORTBANDIT_LEARN_BATCH',
+      type: 'integer',
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 64,
+      env: 'PORTBANDIT_LEARN_BATCH',
       description: 'finished host visits per `observe` batch',
     },
     sweepIntervalMs: {
-      type: 'integer', minimum: 10, maximum: 3_600_000, default: 1000, env: 'PORTBANDIT_SWEEP_MS',
+      type: 'integer',
+      minimum: 10,
+      maximum: 3_600_000,
+      default: 1000,
+      env: 'PORTBANDIT_SWEEP_MS',
       description: 'lease expiry, scope reload, state flush period, ms',
     },
     allowedScripts: {
-      type: 'array', items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' }, default: ['ssl-cert', 'http-title', 'http-headers', 'ssh-hostkey', 'banner'],
-      env: 'PORTBANDIT_ALLOWED_SCRIPTS', expected: 'a list of NSE script names ("ssl-cert,http-title")',
+      type: 'array',
+      items: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' },
+      default: ['ssl-cert', 'http-title', 'http-headers', 'ssh-hostkey', 'banner'],
+      env: 'PORTBANDIT_ALLOWED_SCRIPTS',
+      expected: 'a list of NSE script names ("ssl-cert,http-title")',
       description: 'NSE scripts a policy may ask for (comma-separated in the environment)',
     },
     authFailuresPerMinute: {
-      type: 'integer', minimum: 1, maximum: 1_000_000, default: 30, env: 'PORTBANDIT_AUTH_FAILURES_PER_MINUTE',
+      type: 'integer',
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 30,
+      env: 'PORTBANDIT_AUTH_FAILURES_PER_MINUTE',
       description: 'requests without a valid token per client address and minute',
     },
     retryAfterMs: {
-      type: 'integer', minimum: 0, maximum: 3_600_000, default: 5000, env: 'PORTBANDIT_RETRY_AFTER_MS',
+      type: 'integer',
+      minimum: 0,
+      maximum: 3_600_000,
+      default: 5000,
+      env: 'PORTBANDIT_RETRY_AFTER_MS',
       description: 'what agents are told to wait when there is no work, ms',
     },
     logLevel: {
-      type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'PORTBANDIT_LOG_LEVEL', flag: '--log-level <level>',
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+      env: 'PORTBANDIT_LOG_LEVEL',
+      flag: '--log-level <level>',
       description: 'pino log level',
     },
     elasticsearchUrl: {
-      type: 'string', pattern: '^$|^https?://[^\\s/]+', default: '', docDefault: '(empty: none)', env: 'PORTBANDIT_ELASTICSEARCH_URL', flag: '--elasticsearch <url>',
+      type: 'string',
+      pattern: '^$|^https?://[^\\s/]+',
+      default: '',
+      docDefault: '(empty: none)',
+      env: 'PORTBANDIT_ELASTICSEARCH_URL',
+      flag: '--elasticsearch <url>',
       expected: 'an http(s) URL such as "http://127.0.0.1:9200", or "" for no search index',
-      description: 'also index results in this Elasticsearch cluster for search, fed from the coordination store\'s outbox; coordination stays in SQLite or PostgreSQL',
+      description:
+        "also index results in this Elasticsearch cluster for search, fed from the coordination store's outbox; coordination stays in SQLite or PostgreSQL",
     },
     elasticsearchPrefix: {
-      type: 'string', pattern: '\\S', default: 'portbandit', env: 'PORTBANDIT_ELASTICSEARCH_PREFIX', flag: '--elasticsearch-prefix <prefix>', expected: 'a non-empty string',
+      type: 'string',
+      pattern: '\\S',
+      default: 'portbandit',
+      env: 'PORTBANDIT_ELASTICSEARCH_PREFIX',
+      flag: '--elasticsearch-prefix <prefix>',
+      expected: 'a non-empty string',
       description: 'Elasticsearch index name prefix (`PREFIX-scans`, `-latest`, `-events`)',
     },
     screenshotBudgetBytes: {
-      type: 'integer', minimum: 0, maximum: 2 ** 40, default: 1024 * 1024 * 1024, docDefault: '1 GiB', env: 'PORTBANDIT_SCREENSHOT_BUDGET', flag: '--screenshot-budget <bytes>',
+      type: 'integer',
+      minimum: 0,
+      maximum: 2 ** 40,
+      default: 1024 * 1024 * 1024,
+      docDefault: '1 GiB',
+      env: 'PORTBANDIT_SCREENSHOT_BUDGET',
+      flag: '--screenshot-budget <bytes>',
       description: 'total bytes of web screenshots kept in `<dataDir>/screenshots.db`; the oldest go first',
     },
     resolver: {
-      type: 'string', pattern: '\\S', default: 'system', env: 'PORTBANDIT_RESOLVER', flag: '--resolver <spec>', expected: 'a non-empty string',
+      type: 'string',
+      pattern: '\\S',
+      default: 'system',
+      env: 'PORTBANDIT_RESOLVER',
+      flag: '--resolver <spec>',
+      expected: 'a non-empty string',
       description:
-        'how scope DNS names resolve: `system` (the system\'s DNS servers), `hosts:FILE` (an /etc/hosts-style file, read again each cycle) or `dns:ADDRESS:PORT` (one DNS server; also `serve --dns ADDRESS:PORT`)',
+        "how scope DNS names resolve: `system` (the system's DNS servers), `hosts:FILE` (an /etc/hosts-style file, read again each cycle) or `dns:ADDRESS:PORT` (one DNS server; also `serve --dns ADDRESS:PORT`)",
     },
     postgresUrl: {
-      type: 'string', pattern: '^$|^postgres(ql)?://\\S+$', default: '', docDefault: '(empty: SQLite)', env: 'PORTBANDIT_POSTGRES_URL', flag: '--postgres <url>',
+      type: 'string',
+      pattern: '^$|^postgres(ql)?://\\S+$',
+      default: '',
+      docDefault: '(empty: SQLite)',
+      env: 'PORTBANDIT_POSTGRES_URL',
+      flag: '--postgres <url>',
       expected: 'a PostgreSQL URL such as "postgres://portbandit@127.0.0.1:5432/portbandit", or "" for SQLite',
-      description: 'keep the whole store in this PostgreSQL database; several coordinators may share it (docs/store.md); combines with `elasticsearchUrl`',
+      description:
+        'keep the whole store in this PostgreSQL database; several coordinators may share it (docs/store.md); combines with `elasticsearchUrl`',
     },
     postgresSchema: {
-      type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'portbandit', env: 'PORTBANDIT_POSTGRES_SCHEMA', flag: '--postgres-schema <name>',
+      type: 'string',
+      pattern: '^[a-z_][a-z0-9_]{0,62}$',
+      default: 'portbandit',
+      env: 'PORTBANDIT_POSTGRES_SCHEMA',
+      flag: '--postgres-schema <name>',
       expected: 'a schema name (lower-case letters, digits and _, at most 63)',
       description: 'schema in that database (one schema = one installation)',
     },
@@ -137,7 +217,9 @@ export function describeDefault(setting: SettingSchema): string {
 
 /** Defaults, in one place (the schema's). Loopback by default: exposing the API is an operator's decision. */
 export const configDefaults: CoordinatorConfig = Object.freeze(
-  Object.fromEntries(Object.entries(settings).map(([key, s]) => [key, Array.isArray(s.default) ? Object.freeze([...(s.default as string[])]) : s.default])),
+  Object.fromEntries(
+    Object.entries(settings).map(([key, s]) => [key, Array.isArray(s.default) ? Object.freeze([...(s.default as string[])]) : s.default]),
+  ),
 ) as unknown as CoordinatorConfig;
 
 const ajv = new Ajv({ strict: true, allErrors: false, keywords: META_KEYWORDS });
@@ -147,7 +229,11 @@ const validators = new Map<string, ValidateFunction>(Object.entries(settings).ma
 function fromText(setting: SettingSchema, value: unknown): unknown {
   if (typeof value !== 'string') return value;
   if (setting.type === 'integer') return /^\s*\d+\s*$/.test(value) ? Number(value) : value;
-  if (setting.type === 'array') return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (setting.type === 'array')
+    return value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
   return value;
 }
 
@@ -177,13 +263,19 @@ export function resolveConfig(sources: { flags?: ConfigInput; env?: NodeJS.Proce
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8'));
     } catch (cause) {
-      throw new PortbanditError('PB_ERR_CONFIG', `cannot read the config file as JSON: ${(cause as Error).message}`, { where: file, cause });
+      throw new PortbanditError('PB_ERR_CONFIG', `cannot read the config file as JSON: ${(cause as Error).message}`, {
+        where: file,
+        cause,
+      });
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new PortbanditError('PB_ERR_CONFIG', 'expected a JSON object of settings', { where: file });
     }
     for (const [key, value] of Object.entries(parsed)) {
-      if (!(key in settings)) throw new PortbanditError('PB_ERR_CONFIG', `unknown setting "${key}" (known: ${Object.keys(settings).join(', ')})`, { where: file });
+      if (!(key in settings))
+        throw new PortbanditError('PB_ERR_CONFIG', `unknown setting "${key}" (known: ${Object.keys(settings).join(', ')})`, {
+          where: file,
+        });
       out[key] = checkSetting(key, value, file);
     }
   }
@@ -219,6 +311,7 @@ export function renderConfigTable(): string {
 export function withConfigTable(markdown: string): string {
   const start = markdown.indexOf(TABLE_START);
   const end = markdown.indexOf(TABLE_END);
-  if (start < 0 || end < start) throw new PortbanditError('PB_ERR_CONFIG', 'no config-table markers found', { where: 'docs/coordinator.md' });
+  if (start < 0 || end < start)
+    throw new PortbanditError('PB_ERR_CONFIG', 'no config-table markers found', { where: 'docs/coordinator.md' });
   return markdown.slice(0, start) + renderConfigTable() + markdown.slice(end + TABLE_END.length);
 }

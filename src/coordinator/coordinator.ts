@@ -27,7 +27,6 @@ interface InstallDocument {
   readonly createdAt: number;
 }
 
-
 /**
  * The coordinator's core, independent of HTTP, as one facade over its units: the scope service
  * (scope, blocklist, names), the policy book, cycle and leasing (walk, queue, leases), the agent
@@ -80,7 +79,20 @@ export class Coordinator {
     await scope.reload(true);
     const saved = await store.getDocument<CycleDocument>('coordinator', 'cycle');
     const c = new Coordinator(store, config, env, metrics, log, now, (self) =>
-      assembleUnits({ store, scope, savedCycle: saved?.value, config, env, defaultPolicy: self.defaultPolicy, screenshots: self.screenshots, metrics, log, now, seed, shared }),
+      assembleUnits({
+        store,
+        scope,
+        savedCycle: saved?.value,
+        config,
+        env,
+        defaultPolicy: self.defaultPolicy,
+        screenshots: self.screenshots,
+        metrics,
+        log,
+        now,
+        seed,
+        shared,
+      }),
     );
     await c.units.leasing.persistCycle();
     await c.units.policies.reload(true);
@@ -347,7 +359,7 @@ async function installSeed(store: Store, log: Logger, now: () => number): Promis
  */
 export function rangesOfSorted(ports: readonly number[]): string {
   let out = '';
-  for (let i = 0; i < ports.length; ) {
+  for (let i = 0; i < ports.length;) {
     let j = i;
     while (j + 1 < ports.length && ports[j + 1]! <= ports[j]! + 1) j++;
     out += `${out === '' ? '' : ','}${ports[i] === ports[j] ? ports[i] : `${ports[i]}-${ports[j]}`}`;
@@ -355,4 +367,3 @@ export function rangesOfSorted(ports: readonly number[]): string {
   }
   return out;
 }
-

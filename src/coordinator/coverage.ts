@@ -49,7 +49,13 @@ export class CycleCoverage {
     const sizes = space.sizeByTag();
     return [...sizes].map(([tag, size]) => {
       const scanned = this.scans.get(tag) ?? 0;
-      return { tag, handedOut: this.handed.get(tag) ?? 0, scanned, addresses: String(size), fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)) };
+      return {
+        tag,
+        handedOut: this.handed.get(tag) ?? 0,
+        scanned,
+        addresses: String(size),
+        fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)),
+      };
     });
   }
 }

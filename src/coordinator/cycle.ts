@@ -73,7 +73,14 @@ export class Cycle {
     return c;
   }
 
-  private static fresh(seed: string, cycle: number, scope: readonly ScopeItem[], now: number, completed: number, lastCompletedAt: number | undefined): CycleDocument {
+  private static fresh(
+    seed: string,
+    cycle: number,
+    scope: readonly ScopeItem[],
+    now: number,
+    completed: number,
+    lastCompletedAt: number | undefined,
+  ): CycleDocument {
     const size = AddressSpace.build(scope, 'scope').size;
     return {
       cycle,
@@ -108,7 +115,12 @@ export class Cycle {
    * undefined when there is nothing to hand out right now. A finished cycle starts the next one
    * over `currentItems`.
    */
-  next(current: AddressSpace, currentItems: readonly ScopeItem[], now: number, periodMs = 0): (SpaceAddress & { cycle: number }) | undefined {
+  next(
+    current: AddressSpace,
+    currentItems: readonly ScopeItem[],
+    now: number,
+    periodMs = 0,
+  ): (SpaceAddress & { cycle: number }) | undefined {
     let skips = 0;
     let restarted = false;
     for (;;) {

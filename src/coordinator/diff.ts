@@ -57,7 +57,8 @@ export function diffScans(before: ScanDocument | undefined, after: ScanDocument)
   for (const [port, p] of b) {
     const q = a.get(port);
     // Only details both visits observed: a partial visit's missing detail is no change.
-    if (q && hasDetail(q) && hasDetail(p) && (q.service !== p.service || q.product !== p.product || q.version !== p.version)) changed.push({ port, before: view(q), after: view(p) });
+    if (q && hasDetail(q) && hasDetail(p) && (q.service !== p.service || q.product !== p.product || q.version !== p.version))
+      changed.push({ port, before: view(q), after: view(p) });
   }
   return { ...(before ? { from: before.scanId } : {}), to: after.scanId, opened, closed, changed };
 }

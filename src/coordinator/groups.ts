@@ -14,7 +14,10 @@ export const MAX_GROUPS = 64;
 /** Validate one group name (letters, digits, `_ . -`, 1-64 characters). */
 export function checkGroup(name: string, where: string): string {
   const g = typeof name === 'string' ? name.trim() : '';
-  if (!GROUP.test(g)) throw new PortbanditError('PB_ERR_GROUP', `expected a group name of letters, digits, "_.-" (1-64 chars), got ${JSON.stringify(name)}`, { where });
+  if (!GROUP.test(g))
+    throw new PortbanditError('PB_ERR_GROUP', `expected a group name of letters, digits, "_.-" (1-64 chars), got ${JSON.stringify(name)}`, {
+      where,
+    });
   return g;
 }
 
@@ -40,7 +43,11 @@ export function parseGroupList(text: string, where: string): string[] {
  * groups do not restrict). An empty intersection means no agent may scan the host. When none of
  * its tags restricts, the default policy's groups apply (if it names any).
  */
-export function allowedGroupsFor(tags: readonly string[], groupsOfTag: (tag: string) => readonly string[] | undefined, defaultGroups: readonly string[] | undefined): readonly string[] | undefined {
+export function allowedGroupsFor(
+  tags: readonly string[],
+  groupsOfTag: (tag: string) => readonly string[] | undefined,
+  defaultGroups: readonly string[] | undefined,
+): readonly string[] | undefined {
   let allowed: string[] | undefined;
   for (const tag of tags) {
     const named = groupsOfTag(tag);

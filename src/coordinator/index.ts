@@ -1,9 +1,31 @@
 export { buildApp, databasePath, type AppOptions } from './app.js';
 export { startServer, bootstrapAdminToken, closeOnSignals } from './server.js';
-export { resolveConfig, configDefaults, configSchema, settings, flagOf, describeDefault, renderConfigTable, withConfigTable, type CoordinatorConfig, type ConfigInput, type ConfigKey, type SettingSchema } from './config.js';
+export {
+  resolveConfig,
+  configDefaults,
+  configSchema,
+  settings,
+  flagOf,
+  describeDefault,
+  renderConfigTable,
+  withConfigTable,
+  type CoordinatorConfig,
+  type ConfigInput,
+  type ConfigKey,
+  type SettingSchema,
+} from './config.js';
 export { Coordinator, type LeaseSession, normalizeIp } from './coordinator.js';
 export { AddressSpace, type ScopeItem, type Segment, type SpaceAddress } from './address-space.js';
-export { parseAddress, formatAddress, parseTargetSpec, formatRange, rangeToCidrs, contextPrefix, type AddressRange, type Family } from './address.js';
+export {
+  parseAddress,
+  formatAddress,
+  parseTargetSpec,
+  formatRange,
+  rangeToCidrs,
+  contextPrefix,
+  type AddressRange,
+  type Family,
+} from './address.js';
 export { Permutation } from './permutation.js';
 export { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
 export { parseScopeFile, formatScopeFile, normalizeScopeLine, normalizeRange, checkTag, type ScopeLine } from './scope-file.js';
@@ -13,7 +35,17 @@ export { generateToken, hashToken } from './tokens.js';
 export { streamRecording } from './recording-export.js';
 export { findHostScan, formatNmapXml } from './nmap-export.js';
 export * from '../protocol/index.js';
-export { AlertDispatcher, addAlertRule, listAlertRules, removeAlertRule, listDeadLetters, checkAlertRule, type AlertRule, type DeadLetter, type AlertDeliveryOptions } from './alerts.js';
+export {
+  AlertDispatcher,
+  addAlertRule,
+  listAlertRules,
+  removeAlertRule,
+  listDeadLetters,
+  checkAlertRule,
+  type AlertRule,
+  type DeadLetter,
+  type AlertDeliveryOptions,
+} from './alerts.js';
 export { withLocalCoordinator } from './local.js';
 export { type RetentionReport } from './retention-runner.js';
 export { parseGroupList } from './groups.js';

@@ -89,7 +89,17 @@ export class Learner {
       this.log.warn({ err: error, policy: key }, 'saved strategy state does not fit; starting to learn afresh');
       strategy = createStrategy(policy, this.env);
     }
-    this.entries.set(key, { policy, strategy, pending: [], pendingPositions: [], readThrough: undefined, revision: stored?.revision ?? 0, doc, dirty: false, persistedAt: now });
+    this.entries.set(key, {
+      policy,
+      strategy,
+      pending: [],
+      pendingPositions: [],
+      readThrough: undefined,
+      revision: stored?.revision ?? 0,
+      doc,
+      dirty: false,
+      persistedAt: now,
+    });
   }
 
   // ---------------------------------------------------------------- several coordinators
@@ -280,7 +290,10 @@ export class Learner {
   }
 
   /** What a policy's strategy has learned, with the batch tallies. */
-  explain(key: string, limit: number): { explanation: Explanation; pending: number; batches: number; learned: number; pseudo: number; lossyBatches: number } {
+  explain(
+    key: string,
+    limit: number,
+  ): { explanation: Explanation; pending: number; batches: number; learned: number; pseudo: number; lossyBatches: number } {
     const e = this.entries.get(key);
     if (!e) throw new Error(`no policy loaded for "${key}"`);
     return {

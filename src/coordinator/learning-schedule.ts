@@ -72,7 +72,10 @@ export class LearningSchedule {
       // Either way, start from the stored states: the previous learner may have written since.
       await this.learner.reloadAll(now);
       this.learnCursor = leader ? this.learner.lowestThrough() : undefined;
-      this.log.info({ cursor: this.learnCursor }, leader ? 'this coordinator is the learner now' : 'this coordinator is no longer the learner');
+      this.log.info(
+        { cursor: this.learnCursor },
+        leader ? 'this coordinator is the learner now' : 'this coordinator is no longer the learner',
+      );
       this.leader = leader;
     }
     if (!leader) {

@@ -49,7 +49,8 @@ export function readLeaseSession(value: unknown, where: string): LeaseSession {
   if (typeof value.prefix !== 'string') fail('prefix', 'a string');
   if (!isNumberList(value.previousOpen)) fail('previousOpen', 'a list of numbers');
   if (!isFiniteNumber(value.previousEpoch)) fail('previousEpoch', 'a number');
-  for (const key of ['visitId', 'baselineScanId', 'priorScanId', 'group'] as const) if (value[key] !== undefined && typeof value[key] !== 'string') fail(key, 'a string');
+  for (const key of ['visitId', 'baselineScanId', 'priorScanId', 'group'] as const)
+    if (value[key] !== undefined && typeof value[key] !== 'string') fail(key, 'a string');
   return value as unknown as LeaseSession;
 }
 

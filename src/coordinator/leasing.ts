@@ -171,7 +171,11 @@ export class Leasing {
         return 0;
       }
       try {
-        await this.store.putDocument('coordinator', 'cycle', cycle.take(), { at: now, expectedRevision: saved?.revision ?? 0, enqueue: work });
+        await this.store.putDocument('coordinator', 'cycle', cycle.take(), {
+          at: now,
+          expectedRevision: saved?.revision ?? 0,
+          enqueue: work,
+        });
         this.cycle = cycle;
         return work.length;
       } catch (error) {
@@ -242,10 +246,19 @@ export class Leasing {
     const now = this.now();
     const items = ips.map((ip, i) => {
       const hit = this.scope.lookup(ip);
-      if (!hit) throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, { where: `ips[${i}]` });
+      if (!hit)
+        throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, {
+          where: `ips[${i}]`,
+        });
       // Reserved to the host's agent groups at once (no detour through an agent that may not take it).
       const groups = this.policies.groupsInUse() ? this.policies.allowedGroups(hit.tags) : undefined;
-      return { ip: hit.ip, tags: hit.tags, reason: 'manual' as const, enqueuedAt: now, ...(groups !== undefined ? { groups: [...groups] } : {}) };
+      return {
+        ip: hit.ip,
+        tags: hit.tags,
+        reason: 'manual' as const,
+        enqueuedAt: now,
+        ...(groups !== undefined ? { groups: [...groups] } : {}),
+      };
     });
     const queued = await this.store.enqueueWork(items);
     // Only once committed: a getwork of the meantime may have seen the queue empty.
@@ -285,7 +298,12 @@ export class Leasing {
       const key = `${allowed.join(',')}|${tags.join(',')}`;
       if (!this.unroutableLogged.has(key)) {
         this.unroutableLogged.add(key);
-        this.log.warn({ tags, groups: allowed, cycle }, allowed.length === 0 ? "hosts whose tags' policies name no common agent group are not scanned" : 'no registered agent belongs to the groups allowed for these hosts: skipped this cycle');
+        this.log.warn(
+          { tags, groups: allowed, cycle },
+          allowed.length === 0
+            ? "hosts whose tags' policies name no common agent group are not scanned"
+            : 'no registered agent belongs to the groups allowed for these hosts: skipped this cycle',
+        );
       }
       return;
     }
@@ -329,7 +347,8 @@ export class Leasing {
         // Shared: the cycle reaches agents through the shared queue, a claimed block at a time.
         if (pending.length === 0 && this.shared && !claimed) {
           claimed = true;
-          if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) > 0) pending.push(...(await this.dequeue(max - issued.length, groups)));
+          if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) > 0)
+            pending.push(...(await this.dequeue(max - issued.length, groups)));
         }
         if (pending.length === 0) {
           if (routing) queueDry = true;
@@ -375,7 +394,10 @@ export class Leasing {
         this.queueMaybeNonEmpty = true;
       } catch (error) {
         for (const d of deferred) this.deferredIps.delete(d.ip);
-        this.log.error({ err: error, addresses: deferred.length }, 'addresses for other agent groups could not be queued; they wait for the next cycle');
+        this.log.error(
+          { err: error, addresses: deferred.length },
+          'addresses for other agent groups could not be queued; they wait for the next cycle',
+        );
       }
     }
     const items: WorkItem[] = [];
@@ -416,10 +438,20 @@ export class Leasing {
   /** A dequeued item that will not be leased: a shared queue drops it now (else it comes back). */
   private settleQueued(id: string): void {
     if (!this.shared) return;
-    this.store.removeQueuedWork(id).catch((error: unknown) => this.log.warn({ err: error, id }, 'a dropped queue item could not be removed; it comes back after its hold'));
+    this.store
+      .removeQueuedWork(id)
+      .catch((error: unknown) =>
+        this.log.warn({ err: error, id }, 'a dropped queue item could not be removed; it comes back after its hold'),
+      );
   }
 
-  private async leaseQueued(agent: Agent, queued: QueuedWork, routing: boolean, agentGroups: readonly string[], deferred: QueuedWorkInput[]): Promise<Leased | null> {
+  private async leaseQueued(
+    agent: Agent,
+    queued: QueuedWork,
+    routing: boolean,
+    agentGroups: readonly string[],
+    deferred: QueuedWorkInput[],
+  ): Promise<Leased | null> {
     const hit = await this.scope.lookupCurrent(queued.ip);
     if (!hit) {
       this.deferredIps.delete(queued.ip);
@@ -436,7 +468,10 @@ export class Leasing {
       if (!mayScan(agentGroups, allowed)) {
         if (allowed!.length === 0) {
           this.deferredIps.delete(queued.ip);
-          this.log.warn({ ip: queued.ip, tags: hit.tags, reason: queued.reason }, "queued target's tags name no common agent group; dropped");
+          this.log.warn(
+            { ip: queued.ip, tags: hit.tags, reason: queued.reason },
+            "queued target's tags name no common agent group; dropped",
+          );
         } else {
           const { id: _id, ...rest } = queued;
           deferred.push({ ...rest, groups: [...allowed!] });
@@ -459,7 +494,14 @@ export class Leasing {
     return leased;
   }
 
-  private async startVisit(agent: Agent, ip: string, tags: readonly string[], reason: WorkItem['reason'], cycle: number, group?: string): Promise<Leased | null> {
+  private async startVisit(
+    agent: Agent,
+    ip: string,
+    tags: readonly string[],
+    reason: WorkItem['reason'],
+    cycle: number,
+    group?: string,
+  ): Promise<Leased | null> {
     const key = this.policies.keyOf(tags);
     const latest = group !== undefined ? await latestAnsweredScanFrom(this.store, ip, group) : await latestAnsweredScan(this.store, ip);
     const { family, value } = parseAddress(ip);

@@ -28,11 +28,30 @@ export function createMetrics(): CoordinatorMetrics & { bind(sources: MetricSour
   let sources: MetricSources | undefined;
   const metrics = {
     registry,
-    workItems: new Counter({ name: 'portbandit_work_items_total', help: 'Work items handed out, by reason (cycle, manual, expired, followup).', labelNames: ['reason'] as const, registers: [registry] }),
-    results: new Counter({ name: 'portbandit_results_total', help: 'Result submissions, by outcome (accepted, duplicate, rejected; refused: an agent refused the work item).', labelNames: ['outcome'] as const, registers: [registry] }),
-    leasesExpired: new Counter({ name: 'portbandit_leases_expired_total', help: 'Leases that passed their deadline and went back to the queue.', registers: [registry] }),
+    workItems: new Counter({
+      name: 'portbandit_work_items_total',
+      help: 'Work items handed out, by reason (cycle, manual, expired, followup).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    results: new Counter({
+      name: 'portbandit_results_total',
+      help: 'Result submissions, by outcome (accepted, duplicate, rejected; refused: an agent refused the work item).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    leasesExpired: new Counter({
+      name: 'portbandit_leases_expired_total',
+      help: 'Leases that passed their deadline and went back to the queue.',
+      registers: [registry],
+    }),
     scopeAddresses: new Gauge({ name: 'portbandit_scope_addresses', help: 'Addresses in scope minus blocklist.', registers: [registry] }),
-    authFailures: new Counter({ name: 'portbandit_auth_failures_total', help: 'Requests refused for a missing or bad token.', labelNames: ['kind'] as const, registers: [registry] }),
+    authFailures: new Counter({
+      name: 'portbandit_auth_failures_total',
+      help: 'Requests refused for a missing or bad token.',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     bind(s: MetricSources) {
       sources = s;
     },

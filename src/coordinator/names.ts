@@ -62,7 +62,9 @@ export function hostsFileResolver(file: string): NameResolver {
       try {
         canonical = canonicalText(address!);
       } catch {
-        throw new PortbanditError('PB_ERR_CONFIG', `expected "address name [alias...]", got ${JSON.stringify(raw.trim())}`, { where: `${file}:${i + 1}` });
+        throw new PortbanditError('PB_ERR_CONFIG', `expected "address name [alias...]", got ${JSON.stringify(raw.trim())}`, {
+          where: `${file}:${i + 1}`,
+        });
       }
       if (names.length === 0) throw new PortbanditError('PB_ERR_CONFIG', `expected a name after ${address}`, { where: `${file}:${i + 1}` });
       for (const n of names) {
@@ -85,7 +87,11 @@ export function dnsResolver(servers?: readonly string[]): NameResolver {
     try {
       resolver.setServers([...servers]);
     } catch (cause) {
-      throw new PortbanditError('PB_ERR_CONFIG', `expected DNS servers as address or address:port, got ${JSON.stringify(servers.join(','))}`, { where: 'resolver', cause });
+      throw new PortbanditError(
+        'PB_ERR_CONFIG',
+        `expected DNS servers as address or address:port, got ${JSON.stringify(servers.join(','))}`,
+        { where: 'resolver', cause },
+      );
     }
   }
   const family = async (query: () => Promise<string[]>): Promise<string[]> => {
@@ -115,7 +121,9 @@ export function createResolver(spec: string): NameResolver {
   if (spec === '' || spec === 'system') return dnsResolver();
   if (spec.startsWith('hosts:') && spec.length > 6) return hostsFileResolver(spec.slice(6));
   if (spec.startsWith('dns:') && spec.length > 4) return dnsResolver(spec.slice(4).split(','));
-  throw new PortbanditError('PB_ERR_CONFIG', `expected system, hosts:FILE or dns:ADDRESS:PORT, got ${JSON.stringify(spec)}`, { where: 'resolver' });
+  throw new PortbanditError('PB_ERR_CONFIG', `expected system, hosts:FILE or dns:ADDRESS:PORT, got ${JSON.stringify(spec)}`, {
+    where: 'resolver',
+  });
 }
 
 /** The store's canonical text of an address (throws on anything else). */

@@ -5,10 +5,20 @@ import type { ScanDocument, ScannedPort, Store } from '../store/index.js';
  * Characters XML 1.0 cannot hold at all (C0 controls other than tab/newline/CR, lone surrogates,
  * U+FFFE/U+FFFF): replaced by U+FFFD so that any stored banner still makes a well-formed file.
  */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/gu;
+const NOT_XML =
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/gu;
 
-const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\n': '&#xa;', '\r': '&#xd;', '\t': '&#x9;' };
+const ESCAPES: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+  '\n': '&#xa;',
+  '\r': '&#xd;',
+  '\t': '&#x9;',
+};
 
 /**
  * Escape text for an attribute value or element content, as nmap does (newlines as `&#xa;`);
@@ -53,13 +63,18 @@ function scriptXml(script: ScannedPort['scripts'][number]): string {
 function portXml(p: ScannedPort): string {
   const service = attrs({ name: p.service, product: p.product, version: p.version, extrainfo: p.extrainfo });
   const hasService = service !== '' || p.cpes.length > 0;
-  const serviceXml = hasService ? `<service${service}${p.service !== undefined ? ' method="probed"' : ''}>${p.cpes.map((c) => `<cpe>${esc(c)}</cpe>`).join('')}</service>` : '';
+  const serviceXml = hasService
+    ? `<service${service}${p.service !== undefined ? ' method="probed"' : ''}>${p.cpes.map((c) => `<cpe>${esc(c)}</cpe>`).join('')}</service>`
+    : '';
   return `<port${attrs({ protocol: p.protocol ?? 'tcp', portid: p.port })}><state${attrs({ state: p.state, reason: 'portbandit' })}/>${serviceXml}${p.scripts.map(scriptXml).join('')}</port>`;
 }
 
 /** Text for an XML comment, which may not hold `--` nor end with `-`. */
 function commentText(value: string): string {
-  return value.replace(NOT_XML, '\uFFFD').replace(/-(?=-)/g, '- ').replace(/-$/, '- ');
+  return value
+    .replace(NOT_XML, '\uFFFD')
+    .replace(/-(?=-)/g, '- ')
+    .replace(/-$/, '- ');
 }
 
 function seconds(ms: number): number {
@@ -74,11 +89,14 @@ function seconds(ms: number): number {
  */
 export function formatNmapXml(scan: ScanDocument): string {
   const probed = scan.probedPorts === '' ? PortRanges.EMPTY : PortRanges.parse(scan.probedPorts, 'probedPorts');
-  const unknown = scan.unknownPorts !== undefined && scan.unknownPorts !== '' ? PortRanges.parse(scan.unknownPorts, 'unknownPorts').size : 0;
+  const unknown =
+    scan.unknownPorts !== undefined && scan.unknownPorts !== '' ? PortRanges.parse(scan.unknownPorts, 'unknownPorts').size : 0;
   const tcp = scan.ports.filter((p) => (p.protocol ?? 'tcp') === 'tcp');
   const unreported = Math.max(0, probed.size - tcp.length - unknown);
   const down = scan.host?.status === 'down';
-  const reported = Array.isArray(scan.host?.hostnames) ? (scan.host.hostnames as unknown[]).filter((n): n is string => typeof n === 'string') : [];
+  const reported = Array.isArray(scan.host?.hostnames)
+    ? (scan.host.hostnames as unknown[]).filter((n): n is string => typeof n === 'string')
+    : [];
   // The scope names the address was targeted by (issue 14.7) are hostnames too.
   const hostnames = [...new Set([...reported, ...(scan.names ?? [])])];
   const args = `portbandit export nmap --host ${scan.ip} --scan ${scan.scanId}`;
@@ -108,7 +126,8 @@ export function formatNmapXml(scan: ScanDocument): string {
 export async function findHostScan(store: Store, ip: string, scanId?: string): Promise<ScanDocument> {
   if (scanId !== undefined) {
     const scan = await store.getScan(scanId);
-    if (!scan || scan.ip !== ip) throw new PortbanditError('PB_ERR_NOT_FOUND', `no scan ${JSON.stringify(scanId)} of ${ip}`, { where: 'scan' });
+    if (!scan || scan.ip !== ip)
+      throw new PortbanditError('PB_ERR_NOT_FOUND', `no scan ${JSON.stringify(scanId)} of ${ip}`, { where: 'scan' });
     return scan;
   }
   const latest = await store.getLatestScan(ip);

@@ -3,7 +3,16 @@ import type { StrategyEnv } from '../../strategies/index.js';
 import type { Store } from '../store/index.js';
 import { allowedGroupsFor } from './groups.js';
 import type { Learner } from './learner.js';
-import { ALL_PORTS, DEFAULT_PERIOD_SECONDS, DEFAULT_POLICY_KEY, type Policy, type PolicyInput, budgetFor, policyKeyFor, resolvePolicy } from './policy.js';
+import {
+  ALL_PORTS,
+  DEFAULT_PERIOD_SECONDS,
+  DEFAULT_POLICY_KEY,
+  type Policy,
+  type PolicyInput,
+  budgetFor,
+  policyKeyFor,
+  resolvePolicy,
+} from './policy.js';
 import { type RetentionRule, dropsAnything } from './retention.js';
 import type { ScopeService } from './scope-service.js';
 
@@ -72,7 +81,8 @@ export class PolicyBook {
       this.policies.delete(key);
       if (key !== DEFAULT_POLICY_KEY) await this.learner.dropPolicy(key, this.now());
     }
-    if (!this.policies.has(DEFAULT_POLICY_KEY)) await this.learner.setPolicy(DEFAULT_POLICY_KEY, this.effectivePolicy(DEFAULT_POLICY_KEY, this.defaultPolicy), this.now());
+    if (!this.policies.has(DEFAULT_POLICY_KEY))
+      await this.learner.setPolicy(DEFAULT_POLICY_KEY, this.effectivePolicy(DEFAULT_POLICY_KEY, this.defaultPolicy), this.now());
     return true;
   }
 
@@ -97,7 +107,11 @@ export class PolicyBook {
   private effectivePolicy(key: string, policy: Policy): Policy {
     if (policy.rate === undefined) return policy;
     const addresses = this.addressesByPolicy().get(key) ?? 0;
-    return { ...policy, budget: budgetFor({ ...policy, periodSeconds: this.periodSeconds() ?? DEFAULT_PERIOD_SECONDS }, addresses), maxPerHost: ALL_PORTS };
+    return {
+      ...policy,
+      budget: budgetFor({ ...policy, periodSeconds: this.periodSeconds() ?? DEFAULT_PERIOD_SECONDS }, addresses),
+      maxPerHost: ALL_PORTS,
+    };
   }
 
   /** Re-derive rate-stated budgets after a scope change (a strategy is rebuilt only when its budget moved). */
@@ -133,7 +147,9 @@ export class PolicyBook {
           `one pass over all 65,535 ports of a host takes ${fullPassCycles} cycles` +
           (period !== undefined ? ` (~${formatDuration(fullPassCycles * period)})` : '') +
           `, so a service on an unlisted port may not be found for that long.` +
-          (rateForSweeps !== undefined ? ` A rate of ${rateForSweeps} probes/s would fund a full sweep of every address each cycle.` : ` State a rate and a period to derive the budget from them.`);
+          (rateForSweeps !== undefined
+            ? ` A rate of ${rateForSweeps} probes/s would fund a full sweep of every address each cycle.`
+            : ` State a rate and a period to derive the budget from them.`);
       }
       return {
         tag: key,
@@ -169,7 +185,9 @@ export class PolicyBook {
   async set(key: string, input: PolicyInput): Promise<Policy> {
     const where = key === DEFAULT_POLICY_KEY ? 'policy(default)' : `policy(${key})`;
     if (key !== DEFAULT_POLICY_KEY && typeof input.periodSeconds === 'number' && input.periodSeconds !== this.periodSeconds()) {
-      throw new PortbanditError('PB_ERR_POLICY', 'the cycle period is set on the default policy only: one cycle walks the whole scope', { where: `${where}.periodSeconds` });
+      throw new PortbanditError('PB_ERR_POLICY', 'the cycle period is set on the default policy only: one cycle walks the whole scope', {
+        where: `${where}.periodSeconds`,
+      });
     }
     const resolved = resolvePolicy(input, this.defaultPolicy, this.env, this.allowedScripts, where);
     const { periodSeconds: _period, ...tagPolicy } = resolved;
@@ -178,7 +196,8 @@ export class PolicyBook {
     this.policies.set(key, policy);
     if (key === DEFAULT_POLICY_KEY) {
       // The period derives every rate-stated budget.
-      for (const k of this.learner.keys()) if (k !== key) await this.learner.setPolicy(k, this.effectivePolicy(k, this.policy(k)!), this.now());
+      for (const k of this.learner.keys())
+        if (k !== key) await this.learner.setPolicy(k, this.effectivePolicy(k, this.policy(k)!), this.now());
     }
     await this.learner.setPolicy(key, this.effectivePolicy(key, policy), this.now());
     this.revisions = '';

@@ -135,20 +135,32 @@ export type PolicyInput = FromSchema<typeof policySchema>;
  * Validate a policy completely (building the strategy once, so a bad parameter fails now and
  * not at the first work request). Missing fields come from `base` (the default policy).
  */
-export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv, allowedScripts: readonly string[], where: string): Policy {
+export function resolvePolicy(
+  input: PolicyInput,
+  base: Policy,
+  env: StrategyEnv,
+  allowedScripts: readonly string[],
+  where: string,
+): Policy {
   const scan: ScanOptions = {
     versionDetection: input.scan?.versionDetection ?? base.scan.versionDetection,
     scripts: [...new Set(input.scan?.scripts ?? base.scan.scripts)],
     hostTimeoutSeconds: input.scan?.hostTimeoutSeconds ?? base.scan.hostTimeoutSeconds,
     scriptTimeoutSeconds: input.scan?.scriptTimeoutSeconds ?? base.scan.scriptTimeoutSeconds,
     preflight: (input.scan?.preflight ?? base.scan.preflight) as PreflightRequest,
-    ...((input.scan?.versionIntensity ?? base.scan.versionIntensity) !== undefined ? { versionIntensity: (input.scan?.versionIntensity ?? base.scan.versionIntensity)! } : {}),
+    ...((input.scan?.versionIntensity ?? base.scan.versionIntensity) !== undefined
+      ? { versionIntensity: (input.scan?.versionIntensity ?? base.scan.versionIntensity)! }
+      : {}),
   };
   const notAllowed = scan.scripts.find((s) => !allowedScripts.includes(s));
   if (notAllowed !== undefined) {
-    throw new PortbanditError('PB_ERR_SCRIPT_NOT_ALLOWED', `NSE script "${notAllowed}" is not in the server's allowlist (${allowedScripts.join(', ')})`, {
-      where: `${where}.scan.scripts`,
-    });
+    throw new PortbanditError(
+      'PB_ERR_SCRIPT_NOT_ALLOWED',
+      `NSE script "${notAllowed}" is not in the server's allowlist (${allowedScripts.join(', ')})`,
+      {
+        where: `${where}.scan.scripts`,
+      },
+    );
   }
   // A policy that states a budget and no rate means probes per host: it does not inherit the
   // default's rate. One that states neither inherits both.
@@ -166,7 +178,9 @@ export function resolvePolicy(input: PolicyInput, base: Policy, env: StrategyEnv
     ...(input.pseudoThreshold !== undefined ? { pseudoThreshold: input.pseudoThreshold } : {}),
     scan,
     ...policyGroups(input.groups, `${where}.groups`),
-    ...(input.retention !== undefined && input.retention !== null ? { retention: checkRetention(input.retention, `${where}.retention`) } : {}),
+    ...(input.retention !== undefined && input.retention !== null
+      ? { retention: checkRetention(input.retention, `${where}.retention`) }
+      : {}),
   };
   try {
     createStrategy(policy, env);

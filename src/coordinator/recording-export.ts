@@ -15,7 +15,10 @@ export async function streamRecording(
 ): Promise<number> {
   const visits = new Map<string, ScanDocument>();
   let minCycle = Number.POSITIVE_INFINITY;
-  for await (const scan of store.exportHistory({ ...(options.since !== undefined ? { since: options.since } : {}), ...(options.until !== undefined ? { until: options.until } : {}) })) {
+  for await (const scan of store.exportHistory({
+    ...(options.since !== undefined ? { since: options.since } : {}),
+    ...(options.until !== undefined ? { until: options.until } : {}),
+  })) {
     // A silent host says nothing about its ports; the replay format has no "down" state.
     if (scan.probedPorts === '' || scan.host?.status === 'down') continue;
     visits.set(`${scan.cycle}\u0000${scan.ip}`, scan);
@@ -24,7 +27,12 @@ export async function streamRecording(
   const header = formatHeader({
     name: options.name,
     probed: '1-65535',
-    source: { kind: 'portbandit.coordinator', exportedScans: visits.size, ...(options.since !== undefined ? { since: options.since } : {}), ...(options.until !== undefined ? { until: options.until } : {}) },
+    source: {
+      kind: 'portbandit.coordinator',
+      exportedScans: visits.size,
+      ...(options.since !== undefined ? { since: options.since } : {}),
+      ...(options.until !== undefined ? { until: options.until } : {}),
+    },
     description: 'History exported from a portbandit coordinator: each line overrides "probed" with the ports its visit probed.',
   });
   if (!(await write(header))) return 0;

@@ -33,7 +33,12 @@ function leaseIdOf(raw: unknown): string | undefined {
  * share one store commit (the SQLite store's group commit). A result refused or failing never
  * affects the others.
  */
-export async function submitResultBatch(coordinator: Coordinator, agent: Agent, raws: readonly unknown[], log: Logger): Promise<ResultBatchItem[]> {
+export async function submitResultBatch(
+  coordinator: Coordinator,
+  agent: Agent,
+  raws: readonly unknown[],
+  log: Logger,
+): Promise<ResultBatchItem[]> {
   const check = validator();
   return Promise.all(
     raws.map(async (raw, i): Promise<ResultBatchItem> => {
@@ -42,7 +47,11 @@ export async function submitResultBatch(coordinator: Coordinator, agent: Agent, 
       if (!check(raw)) {
         const error = check.errors?.[0];
         const path = error?.instancePath ? `results/${i}${error.instancePath}` : `results/${i}`;
-        return { outcome: 'rejected', ...id, error: { statusCode: 400, code: 'PB_ERR_SCHEMA', message: `${path} ${error?.message ?? 'is invalid'}` } };
+        return {
+          outcome: 'rejected',
+          ...id,
+          error: { statusCode: 400, code: 'PB_ERR_SCHEMA', message: `${path} ${error?.message ?? 'is invalid'}` },
+        };
       }
       try {
         const res = await coordinator.submit(agent, raw as ResultSubmission);
@@ -56,7 +65,11 @@ export async function submitResultBatch(coordinator: Coordinator, agent: Agent, 
         const code = isPortbanditError(error) ? error.code : 'PB_ERR_INTERNAL';
         const statusCode = isPortbanditError(error) ? error.statusCode : 500;
         log.error({ err: error, leaseId }, 'a result of a batch failed');
-        return { outcome: 'failed', ...id, error: { statusCode, code, message: `${errorCodes[code].summary} (details in the server log)` } };
+        return {
+          outcome: 'failed',
+          ...id,
+          error: { statusCode, code, message: `${errorCodes[code].summary} (details in the server log)` },
+        };
       }
     }),
   );

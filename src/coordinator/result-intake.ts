@@ -65,7 +65,9 @@ export class ResultIntake {
         return { scanId: stored.scanId, accepted: false, duplicate: true, followUp: false, events: 0 };
       }
       metrics.results.inc({ outcome: 'rejected' });
-      throw new PortbanditError('PB_ERR_CONFLICT', `lease ${input.leaseId} is unknown or has expired (its target went back to the queue)`, { where: 'leaseId' });
+      throw new PortbanditError('PB_ERR_CONFLICT', `lease ${input.leaseId} is unknown or has expired (its target went back to the queue)`, {
+        where: 'leaseId',
+      });
     }
     if (lease.agentId !== agent.id) {
       metrics.results.inc({ outcome: 'rejected' });
@@ -76,7 +78,9 @@ export class ResultIntake {
     const ip = safeNormalizeIp(input.ip);
     if (ip !== lease.ip) {
       metrics.results.inc({ outcome: 'rejected' });
-      throw new PortbanditError('PB_ERR_LEASE_ADDRESS', `lease ${lease.id} is for ${lease.ip}, not ${JSON.stringify(input.ip)}`, { where: 'ip' });
+      throw new PortbanditError('PB_ERR_LEASE_ADDRESS', `lease ${lease.id} is for ${lease.ip}, not ${JSON.stringify(input.ip)}`, {
+        where: 'ip',
+      });
     }
     const hit = await this.p.scope.lookupCurrent(ip);
     if (!hit) {
@@ -91,7 +95,9 @@ export class ResultIntake {
       }
     });
     if (input.unknownPorts !== undefined && input.unknownPorts !== '') {
-      const outside = PortRanges.parse(input.unknownPorts, 'unknownPorts').toArray().find((p) => !given.has(p));
+      const outside = PortRanges.parse(input.unknownPorts, 'unknownPorts')
+        .toArray()
+        .find((p) => !given.has(p));
       if (outside !== undefined) {
         metrics.results.inc({ outcome: 'rejected' });
         throw new PortbanditError('PB_ERR_LEASE_PORT', `port ${outside} was not in the work item`, { where: 'unknownPorts' });
@@ -103,8 +109,18 @@ export class ResultIntake {
     const session = readLeaseSession(lease.session, `lease ${lease.id}`);
     const visitId = session.visitId ?? session.priorScanId;
     const prior = visitId !== undefined ? await store.getScan(visitId) : undefined;
-    const baseline = session.baselineScanId !== undefined ? await store.getScan(session.baselineScanId) : prior ? undefined : await latestAnsweredScan(store, ip);
-    const { scan: folded, events, open, unknown } = foldRound({
+    const baseline =
+      session.baselineScanId !== undefined
+        ? await store.getScan(session.baselineScanId)
+        : prior
+          ? undefined
+          : await latestAnsweredScan(store, ip);
+    const {
+      scan: folded,
+      events,
+      open,
+      unknown,
+    } = foldRound({
       visitId: prior?.scanId ?? lease.id,
       leaseId: lease.id,
       ip,
@@ -122,7 +138,8 @@ export class ResultIntake {
     // the budget drops in time), never a scan pointing at nothing.
     if (shots.length > 0) {
       const evicted = this.p.screenshots.put(scan.scanId, ip, shots, this.p.now());
-      if (evicted > 0) this.p.log.info({ evicted, budget: this.p.screenshotBudgetBytes }, 'screenshot budget reached: dropped the oldest images');
+      if (evicted > 0)
+        this.p.log.info({ evicted, budget: this.p.screenshotBudgetBytes }, 'screenshot budget reached: dropped the oldest images');
     }
     // The session's next step is decided before the write, so a follow-up round is queued in
     // the same transaction as this round's result (one write to wait for, and never one without
@@ -154,7 +171,11 @@ export class ResultIntake {
   private annotateVisit(scan: ScanDocument, session: LeaseSession): ScanDocument {
     const names = this.p.scope.namesOf(scan.ip);
     if (session.group === undefined && names === undefined) return scan;
-    return { ...scan, ...(session.group !== undefined ? { group: session.group } : {}), ...(names !== undefined ? { names: [...names] } : {}) };
+    return {
+      ...scan,
+      ...(session.group !== undefined ? { group: session.group } : {}),
+      ...(names !== undefined ? { names: [...names] } : {}),
+    };
   }
 
   /**

@@ -141,7 +141,10 @@ export class RetentionRunner {
     const report = pass.tally.report(this.now());
     if (pass.done) {
       this.pass = undefined;
-      this.log.info({ hosts: report.hosts, visits: report.visits, kept: report.kept, dropped: report.dropped, protectedVisits: report.protectedVisits }, 'retention pass finished');
+      this.log.info(
+        { hosts: report.hosts, visits: report.visits, kept: report.kept, dropped: report.dropped, protectedVisits: report.protectedVisits },
+        'retention pass finished',
+      );
     } else if (pass.tally.dropped > before) {
       this.log.info({ hosts: report.hosts, dropped: report.dropped }, 'retention pass in progress');
     }
@@ -170,7 +173,11 @@ export class RetentionRunner {
   }
 
   private async advance(pass: PassState, hosts: number): Promise<void> {
-    const page = await this.store.search(undefined, { view: 'latest', limit: hosts, ...(pass.cursor !== undefined ? { cursor: pass.cursor } : {}) });
+    const page = await this.store.search(undefined, {
+      view: 'latest',
+      limit: hosts,
+      ...(pass.cursor !== undefined ? { cursor: pass.cursor } : {}),
+    });
     const drops: string[] = [];
     for (const latest of page.items) {
       const history = await this.hostVisits(latest.ip);
@@ -217,5 +224,11 @@ export class RetentionRunner {
 }
 
 function toVisit(scan: ScanDocument): RetentionVisit {
-  return { scanId: scan.scanId, finishedAt: scan.finishedAt, tags: scan.tags, down: scan.host?.status === 'down', ...(scan.group !== undefined ? { group: scan.group } : {}) };
+  return {
+    scanId: scan.scanId,
+    finishedAt: scan.finishedAt,
+    tags: scan.tags,
+    down: scan.host?.status === 'down',
+    ...(scan.group !== undefined ? { group: scan.group } : {}),
+  };
 }

@@ -46,26 +46,44 @@ const WEEK_MS = 7 * DAY_MS;
 /** Validate a rule (the schema checks types; this the relations and values from the CLI). */
 export function checkRetention(rule: RetentionRule, where: string): RetentionRule {
   const out: Record<string, number> = {};
-  for (const [key, min] of [['keepLast', 1], ['keepDays', 1], ['dailyAfterDays', 0], ['weeklyAfterDays', 0]] as const) {
+  for (const [key, min] of [
+    ['keepLast', 1],
+    ['keepDays', 1],
+    ['dailyAfterDays', 0],
+    ['weeklyAfterDays', 0],
+  ] as const) {
     const v = rule[key];
     if (v === undefined) continue;
     if (!Number.isSafeInteger(v) || v < min || v > (key === 'keepLast' ? 1_000_000 : 36_500)) {
-      throw new PortbanditError('PB_ERR_RETENTION_RULE', `expected an integer ${min} or more, got ${JSON.stringify(v)}`, { where: `${where}.${key}` });
+      throw new PortbanditError('PB_ERR_RETENTION_RULE', `expected an integer ${min} or more, got ${JSON.stringify(v)}`, {
+        where: `${where}.${key}`,
+      });
     }
     out[key] = v;
   }
   if (out.dailyAfterDays !== undefined && out.weeklyAfterDays !== undefined && out.weeklyAfterDays < out.dailyAfterDays) {
-    throw new PortbanditError('PB_ERR_RETENTION_RULE', `weekly thinning (after ${out.weeklyAfterDays} d) cannot start before daily thinning (after ${out.dailyAfterDays} d)`, { where: `${where}.weeklyAfterDays` });
+    throw new PortbanditError(
+      'PB_ERR_RETENTION_RULE',
+      `weekly thinning (after ${out.weeklyAfterDays} d) cannot start before daily thinning (after ${out.dailyAfterDays} d)`,
+      { where: `${where}.weeklyAfterDays` },
+    );
   }
   if (out.keepDays !== undefined && out.dailyAfterDays !== undefined && out.dailyAfterDays >= out.keepDays) {
-    throw new PortbanditError('PB_ERR_RETENTION_RULE', `daily thinning after ${out.dailyAfterDays} d never applies: visits older than ${out.keepDays} d are dropped`, { where: `${where}.dailyAfterDays` });
+    throw new PortbanditError(
+      'PB_ERR_RETENTION_RULE',
+      `daily thinning after ${out.dailyAfterDays} d never applies: visits older than ${out.keepDays} d are dropped`,
+      { where: `${where}.dailyAfterDays` },
+    );
   }
   return out;
 }
 
 /** True when the rule can drop anything (a rule of `{}`, or none, keeps every visit). */
 export function dropsAnything(rule: RetentionRule | undefined): boolean {
-  return rule !== undefined && (rule.keepLast !== undefined || rule.keepDays !== undefined || rule.dailyAfterDays !== undefined || rule.weeklyAfterDays !== undefined);
+  return (
+    rule !== undefined &&
+    (rule.keepLast !== undefined || rule.keepDays !== undefined || rule.dailyAfterDays !== undefined || rule.weeklyAfterDays !== undefined)
+  );
 }
 
 /** Newest first: finishedAt desc, then scanId desc (the store's order; the first is the host's latest). */
@@ -110,7 +128,13 @@ export function planHostRetention(
     const rule = ruleOf(v.tags);
     const age = now - v.finishedAt;
     const bucket = bucketOf(rule, v, age);
-    let kept = rank === 0 || v === latestAnswered || baselines.has(v) || protect.has(v.scanId) || !dropsAnything(rule) || (rule!.keepLast !== undefined && rank < rule!.keepLast);
+    let kept =
+      rank === 0 ||
+      v === latestAnswered ||
+      baselines.has(v) ||
+      protect.has(v.scanId) ||
+      !dropsAnything(rule) ||
+      (rule!.keepLast !== undefined && rank < rule!.keepLast);
     if (!kept) {
       const thins = rule!.dailyAfterDays !== undefined || rule!.weeklyAfterDays !== undefined;
       const eligible = rule!.keepDays !== undefined ? age <= rule!.keepDays * DAY_MS : thins;

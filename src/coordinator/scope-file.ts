@@ -13,7 +13,10 @@ const TAG = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** Validate a tag name (letters, digits, `_ . : -`, up to 64 characters). */
 export function checkTag(tag: string, where: string): string {
   const t = tag.trim();
-  if (!TAG.test(t)) throw new PortbanditError('PB_ERR_TAG', `expected a tag of letters, digits, "_.:-" (1-64 chars), got ${JSON.stringify(tag)}`, { where });
+  if (!TAG.test(t))
+    throw new PortbanditError('PB_ERR_TAG', `expected a tag of letters, digits, "_.:-" (1-64 chars), got ${JSON.stringify(tag)}`, {
+      where,
+    });
   return t;
 }
 
@@ -53,7 +56,13 @@ export function parseScopeFile(text: string, source: string): ScopeLine[] {
     const line = lines[i]!.replace(/#.*/, '').trim();
     if (line === '') continue;
     const [target, ...tags] = line.split(',').map((s) => s.trim());
-    out.push(normalizeScopeLine(target!, tags.filter((t) => t !== ''), `${source}:${i + 1}`));
+    out.push(
+      normalizeScopeLine(
+        target!,
+        tags.filter((t) => t !== ''),
+        `${source}:${i + 1}`,
+      ),
+    );
   }
   return out;
 }

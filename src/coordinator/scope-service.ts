@@ -129,7 +129,8 @@ export class ScopeService {
 
   private rebuildItems(): void {
     const named: ScopeItem[] = [];
-    for (const e of this.nameEntries) for (const ip of this.nameResolution?.addresses.get(e.name) ?? []) named.push({ target: ip, tags: e.tags, blocklist: false });
+    for (const e of this.nameEntries)
+      for (const ip of this.nameResolution?.addresses.get(e.name) ?? []) named.push({ target: ip, tags: e.tags, blocklist: false });
     this.items = [...this.addressItems, ...named];
     this.space = AddressSpace.build(this.items);
   }
@@ -141,7 +142,9 @@ export class ScopeService {
     this.resolvingNames = (async () => {
       try {
         const resolver = this.resolver!;
-        this.nameResolution = await resolveNameEntries(this.nameEntries, resolver, this.nameResolution, (name, problem) => this.log.warn({ name, resolver: resolver.description }, `scope name ${name}: ${problem}`));
+        this.nameResolution = await resolveNameEntries(this.nameEntries, resolver, this.nameResolution, (name, problem) =>
+          this.log.warn({ name, resolver: resolver.description }, `scope name ${name}: ${problem}`),
+        );
         this.rebuildItems();
         const count = [...this.nameResolution.addresses.values()].reduce((n, ips) => n + ips.length, 0);
         this.log.info({ names: this.nameEntries.length, addresses: count, resolver: resolver.description }, 'scope names resolved');
@@ -195,7 +198,10 @@ export class ScopeService {
 function refuseNamesInBlocklist(list: ScopeListName, lines: readonly ScopeLine[]): void {
   if (list !== 'blocklist') return;
   const i = lines.findIndex((l) => asDnsName(l.range) === l.range);
-  if (i >= 0) throw new PortbanditError('PB_ERR_ADDRESS', `the blocklist takes addresses, CIDRs and ranges, not DNS names (${lines[i]!.range})`, { where: `entries[${i}]` });
+  if (i >= 0)
+    throw new PortbanditError('PB_ERR_ADDRESS', `the blocklist takes addresses, CIDRs and ranges, not DNS names (${lines[i]!.range})`, {
+      where: `entries[${i}]`,
+    });
 }
 
 /** Canonical text of an address (as the store keeps it). */

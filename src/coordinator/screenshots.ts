@@ -31,16 +31,27 @@ export function checkScreenshots(input: Pick<ResultSubmission, 'status' | 'ports
     if (seen.has(shot.port)) reject(`port ${shot.port} has two screenshots`, `${where}.port`);
     seen.add(shot.port);
     const data = Buffer.from(shot.data, 'base64');
-    if (data.length > MAX_SCREENSHOT_BYTES) reject(`the image is ${data.length} bytes; at most ${MAX_SCREENSHOT_BYTES} are allowed`, `${where}.data`);
+    if (data.length > MAX_SCREENSHOT_BYTES)
+      reject(`the image is ${data.length} bytes; at most ${MAX_SCREENSHOT_BYTES} are allowed`, `${where}.data`);
     total += data.length;
-    if (total > MAX_SCREENSHOT_RESULT_BYTES) reject(`the screenshots total more than ${MAX_SCREENSHOT_RESULT_BYTES} bytes`, `${where}.data`);
+    if (total > MAX_SCREENSHOT_RESULT_BYTES)
+      reject(`the screenshots total more than ${MAX_SCREENSHOT_RESULT_BYTES} bytes`, `${where}.data`);
     const info = readImageInfo(data);
     if (!info) reject('the data is not a PNG or JPEG image', `${where}.data`);
     if (info.mime !== shot.mime) reject(`the data is ${info.mime}, not ${shot.mime}`, `${where}.mime`);
     if (info.width !== shot.width || info.height !== shot.height) {
       reject(`the image is ${info.width}x${info.height}, not ${shot.width}x${shot.height}`, `${where}.width`);
     }
-    return { port: shot.port, scheme: shot.scheme, mime: info.mime, width: info.width, height: info.height, bytes: data.length, ...(shot.title !== undefined && shot.title !== '' ? { title: shot.title } : {}), data };
+    return {
+      port: shot.port,
+      scheme: shot.scheme,
+      mime: info.mime,
+      width: info.width,
+      height: info.height,
+      bytes: data.length,
+      ...(shot.title !== undefined && shot.title !== '' ? { title: shot.title } : {}),
+      data,
+    };
   });
 }
 
@@ -75,7 +86,8 @@ export class ScreenshotArchive {
 
   /** The store (opening, and creating, it). */
   open(): ScreenshotStore {
-    if (this.closed) throw new PortbanditError('PB_ERR_STORE', 'the screenshot store is closed (the coordinator is shutting down)', { where: this.path });
+    if (this.closed)
+      throw new PortbanditError('PB_ERR_STORE', 'the screenshot store is closed (the coordinator is shutting down)', { where: this.path });
     this.store ??= ScreenshotStore.open(this.path, this.budgetBytes);
     return this.store;
   }

@@ -5,7 +5,11 @@ import type { CoordinatorConfig } from './config.js';
 import { generateId, generateToken, hashToken } from './tokens.js';
 
 /** Start the coordinator: build the app, create the bootstrap admin token on first start, listen. */
-export async function startServer(config: CoordinatorConfig, options: Omit<AppOptions, 'config'> = {}, stderr: NodeJS.WritableStream = process.stderr): Promise<FastifyInstance> {
+export async function startServer(
+  config: CoordinatorConfig,
+  options: Omit<AppOptions, 'config'> = {},
+  stderr: NodeJS.WritableStream = process.stderr,
+): Promise<FastifyInstance> {
   const app = await buildApp({ ...options, config });
   try {
     try {
@@ -13,8 +17,17 @@ export async function startServer(config: CoordinatorConfig, options: Omit<AppOp
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-        const why = code === 'EADDRINUSE' ? 'is already in use (another portbandit serve?)' : code === 'EACCES' ? 'needs privileges this process lacks' : 'is not an address of this machine';
-        throw new PortbanditError('PB_ERR_IO', `cannot listen on ${config.host}:${config.port}: the port ${why}; choose another with --port or PORTBANDIT_PORT`, { where: '--port', cause });
+        const why =
+          code === 'EADDRINUSE'
+            ? 'is already in use (another portbandit serve?)'
+            : code === 'EACCES'
+              ? 'needs privileges this process lacks'
+              : 'is not an address of this machine';
+        throw new PortbanditError(
+          'PB_ERR_IO',
+          `cannot listen on ${config.host}:${config.port}: the port ${why}; choose another with --port or PORTBANDIT_PORT`,
+          { where: '--port', cause },
+        );
       }
       throw cause;
     }
@@ -41,7 +54,9 @@ export async function startServer(config: CoordinatorConfig, options: Omit<AppOp
         ].join('\n'),
       );
     } else {
-      const where = config.postgresUrl ? `in the shared PostgreSQL store (created by the first coordinator to start)` : `in ${config.dataDir}`;
+      const where = config.postgresUrl
+        ? `in the shared PostgreSQL store (created by the first coordinator to start)`
+        : `in ${config.dataDir}`;
       stderr.write(
         `portbandit: coordinator listening on ${base} (an admin token exists ${where}; API docs at ${base}/docs; lost the admin token? portbandit token create --admin NAME${config.postgresUrl ? ' with PORTBANDIT_POSTGRES_URL set' : ` --data ${config.dataDir}`})\n`,
       );
@@ -61,7 +76,12 @@ export async function bootstrapAdminToken(app: FastifyInstance): Promise<string 
   const coordinator = app.coordinator;
   if ((await coordinator.store.listAdminTokens()).length > 0) return undefined;
   const token = generateToken('admin');
-  const created = await coordinator.store.createFirstAdminToken({ id: generateId('admin'), name: 'bootstrap', tokenHash: hashToken(token), createdAt: coordinator.now() });
+  const created = await coordinator.store.createFirstAdminToken({
+    id: generateId('admin'),
+    name: 'bootstrap',
+    tokenHash: hashToken(token),
+    createdAt: coordinator.now(),
+  });
   return created ? token : undefined;
 }
 

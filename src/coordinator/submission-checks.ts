@@ -29,16 +29,30 @@ export function checkSubmissionTimes(
   skewMs = SUBMIT_CLOCK_SKEW_MS,
 ): void {
   if (now > lease.deadline) {
-    throw new PortbanditError('PB_ERR_LEASE_EXPIRED', `lease ${lease.id} expired at ${new Date(lease.deadline).toISOString()}; the result is refused (its target goes back to the queue)`, { where: 'leaseId' });
+    throw new PortbanditError(
+      'PB_ERR_LEASE_EXPIRED',
+      `lease ${lease.id} expired at ${new Date(lease.deadline).toISOString()}; the result is refused (its target goes back to the queue)`,
+      { where: 'leaseId' },
+    );
   }
   if (input.finishedAt < input.startedAt) {
-    throw new PortbanditError('PB_ERR_TIMESTAMP', `finishedAt ${input.finishedAt} is before startedAt ${input.startedAt}`, { where: 'finishedAt' });
+    throw new PortbanditError('PB_ERR_TIMESTAMP', `finishedAt ${input.finishedAt} is before startedAt ${input.startedAt}`, {
+      where: 'finishedAt',
+    });
   }
   if (input.finishedAt > now + skewMs) {
-    throw new PortbanditError('PB_ERR_TIMESTAMP', `finishedAt ${input.finishedAt} is in the future (the coordinator's clock says ${now}; ${skewMs} ms of skew allowed)`, { where: 'finishedAt' });
+    throw new PortbanditError(
+      'PB_ERR_TIMESTAMP',
+      `finishedAt ${input.finishedAt} is in the future (the coordinator's clock says ${now}; ${skewMs} ms of skew allowed)`,
+      { where: 'finishedAt' },
+    );
   }
   if (input.startedAt < lease.issuedAt - skewMs) {
-    throw new PortbanditError('PB_ERR_TIMESTAMP', `startedAt ${input.startedAt} is before lease ${lease.id} was issued (${lease.issuedAt}; ${skewMs} ms of skew allowed)`, { where: 'startedAt' });
+    throw new PortbanditError(
+      'PB_ERR_TIMESTAMP',
+      `startedAt ${input.startedAt} is before lease ${lease.id} was issued (${lease.issuedAt}; ${skewMs} ms of skew allowed)`,
+      { where: 'startedAt' },
+    );
   }
 }
 
@@ -53,10 +67,12 @@ export function checkFreeForm(value: unknown, where: string, maxDepth = MAX_FIEL
     const [node, depth] = stack.pop()!;
     if (node === null || typeof node !== 'object') continue;
     if (depth >= maxDepth) throw new PortbanditError('PB_ERR_FIELD_LIMIT', `nests deeper than ${maxDepth} levels`, { where });
-    for (const child of Array.isArray(node) ? node : Object.values(node)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    for (const child of Array.isArray(node) ? node : Object.values(node))
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
   }
   const bytes = Buffer.byteLength(JSON.stringify(value) ?? '');
-  if (bytes > maxBytes) throw new PortbanditError('PB_ERR_FIELD_LIMIT', `is ${bytes} bytes of JSON; at most ${maxBytes} are allowed`, { where });
+  if (bytes > maxBytes)
+    throw new PortbanditError('PB_ERR_FIELD_LIMIT', `is ${bytes} bytes of JSON; at most ${maxBytes} are allowed`, { where });
   return bytes;
 }
 
@@ -70,12 +86,20 @@ export function checkSubmissionFields(input: Pick<ResultSubmission, 'host' | 'po
     }),
   );
   if (total > MAX_FIELDS_TOTAL_BYTES) {
-    throw new PortbanditError('PB_ERR_FIELD_LIMIT', `free-form fields total ${total} bytes of JSON; at most ${MAX_FIELDS_TOTAL_BYTES} are allowed`, { where: 'host' });
+    throw new PortbanditError(
+      'PB_ERR_FIELD_LIMIT',
+      `free-form fields total ${total} bytes of JSON; at most ${MAX_FIELDS_TOTAL_BYTES} are allowed`,
+      { where: 'host' },
+    );
   }
 }
 
 /** Every check above, in the order `submit` needs them (one call from Coordinator.submit). */
-export function checkSubmission(input: ResultSubmission, lease: { readonly id: string; readonly issuedAt: number; readonly deadline: number }, now: number): void {
+export function checkSubmission(
+  input: ResultSubmission,
+  lease: { readonly id: string; readonly issuedAt: number; readonly deadline: number },
+  now: number,
+): void {
   checkSubmissionFields(input);
   checkSubmissionTimes(input, lease, now);
 }

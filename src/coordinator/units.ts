@@ -62,8 +62,26 @@ export function assembleUnits(parts: UnitParts): CoordinatorUnits {
   const agents = new AgentRegistry(store, log, now);
   const coverage = new CycleCoverage();
   const waiters = new EventWaiters();
-  const leasing = new Leasing({ store, scope, policies, agents, learner, coverage, metrics, log, now, seed, leaseSeconds: config.leaseSeconds, shared }, parts.savedCycle);
-  const intake = new ResultIntake({ store, scope, leasing, agents, learner, coverage, waiters, screenshots: parts.screenshots, metrics, log, now, seed, screenshotBudgetBytes: config.screenshotBudgetBytes, shared });
+  const leasing = new Leasing(
+    { store, scope, policies, agents, learner, coverage, metrics, log, now, seed, leaseSeconds: config.leaseSeconds, shared },
+    parts.savedCycle,
+  );
+  const intake = new ResultIntake({
+    store,
+    scope,
+    leasing,
+    agents,
+    learner,
+    coverage,
+    waiters,
+    screenshots: parts.screenshots,
+    metrics,
+    log,
+    now,
+    seed,
+    screenshotBudgetBytes: config.screenshotBudgetBytes,
+    shared,
+  });
   const learning = new LearningSchedule(store, learner, log, shared);
   return { scope, learner, learning, policies, agents, coverage, waiters, leasing, intake };
 }

@@ -82,7 +82,10 @@ function unionSpec(a: string | undefined, b: readonly number[]): string {
   return PortRanges.fromPorts([...base, ...b]).toString();
 }
 
-function sumTimings(a: Readonly<Record<string, number>> | undefined, b: Readonly<Record<string, number>> | undefined): Record<string, number> {
+function sumTimings(
+  a: Readonly<Record<string, number>> | undefined,
+  b: Readonly<Record<string, number>> | undefined,
+): Record<string, number> {
   const out: Record<string, number> = { ...(a ?? {}) };
   for (const [k, v] of Object.entries(b ?? {})) out[k] = (out[k] ?? 0) + v;
   return out;
@@ -96,7 +99,11 @@ export function foldRound(r: VisitRound): VisitUpdate {
   const sub = r.submission;
   const down = sub.status === 'down';
   const handed = new Set(r.leasePorts);
-  const unknown = sub.unknownPorts ? PortRanges.parse(sub.unknownPorts).toArray().filter((p) => handed.has(p)) : [];
+  const unknown = sub.unknownPorts
+    ? PortRanges.parse(sub.unknownPorts)
+        .toArray()
+        .filter((p) => handed.has(p))
+    : [];
   const unknownSet = new Set(unknown);
   const roundPorts = down ? [] : toScannedPorts(sub.ports);
   const open = roundPorts.filter((p) => p.state === 'open').map((p) => p.port);
@@ -142,7 +149,13 @@ export function foldRound(r: VisitRound): VisitUpdate {
   return { scan, events: down ? [] : roundEvents(r, scan, roundPorts, unknownSet, openSet), open, unknown };
 }
 
-function roundEvents(r: VisitRound, scan: ScanDocument, roundPorts: readonly ScannedPort[], unknown: ReadonlySet<number>, open: ReadonlySet<number>): NewStoreEvent[] {
+function roundEvents(
+  r: VisitRound,
+  scan: ScanDocument,
+  roundPorts: readonly ScannedPort[],
+  unknown: ReadonlySet<number>,
+  open: ReadonlySet<number>,
+): NewStoreEvent[] {
   const base = { at: scan.finishedAt, ip: scan.ip, scanId: scan.scanId, tags: scan.tags };
   const before = new Set(knownOpenOf(r.baseline));
   const beforePorts = new Map((r.baseline?.ports ?? []).filter((p) => p.state === 'open').map((p) => [p.port, p]));
@@ -158,7 +171,13 @@ function roundEvents(r: VisitRound, scan: ScanDocument, roundPorts: readonly Sca
       else {
         const was = beforePorts.get(port);
         // Compare only details both visits observed: a time-out's missing detail is no change.
-        if (was && after && hasDetail(was) && hasDetail(after) && (was.service !== after.service || was.product !== after.product || was.version !== after.version)) {
+        if (
+          was &&
+          after &&
+          hasDetail(was) &&
+          hasDetail(after) &&
+          (was.service !== after.service || was.product !== after.product || was.version !== after.version)
+        ) {
           out.push({ ...base, kind: 'service-changed', port, detail: { port, before: view(was), after: view(after) } });
         }
       }

@@ -45,7 +45,11 @@ export function familyBits(family: Family): number {
 
 function addressError(text: unknown, where: string | undefined, what = 'an IPv4 or IPv6 address'): PortbanditError {
   const shown = typeof text === 'string' ? JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text) : String(text);
-  return new PortbanditError('PB_ERR_ADDRESS', `expected ${what}, got ${shown} (IPv4: four decimal octets 0-255 without leading zeros)`, where !== undefined ? { where } : {});
+  return new PortbanditError(
+    'PB_ERR_ADDRESS',
+    `expected ${what}, got ${shown} (IPv4: four decimal octets 0-255 without leading zeros)`,
+    where !== undefined ? { where } : {},
+  );
 }
 
 /** The 32-bit value of a strict dotted quad, or -1. Hand-written: it runs on every lease and ingest. */
@@ -170,7 +174,7 @@ export function formatIp(family: Family, value: bigint): string {
   // RFC 5952: the longest run (first on a tie) of two or more zero groups becomes "::".
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

@@ -67,7 +67,9 @@ export class PortRanges {
   static parse(spec: string | readonly (number | string)[], where?: string): PortRanges {
     const items = typeof spec === 'string' ? spec.split(',') : spec.map((x) => (typeof x === 'number' ? String(x) : x));
     if (typeof spec === 'string' && spec.trim() === '') {
-      throw new PortbanditError('PB_ERR_PORT_SPEC', 'expected a port specification such as "1-65535" or "22,80,443", got an empty string', { where });
+      throw new PortbanditError('PB_ERR_PORT_SPEC', 'expected a port specification such as "1-65535" or "22,80,443", got an empty string', {
+        where,
+      });
     }
     const pairs: number[] = [];
     for (const raw of items) {
@@ -87,7 +89,9 @@ export class PortRanges {
         throw new PortbanditError('PB_ERR_PORT_SPEC', `expected a port or "a-b" range, got ${JSON.stringify(raw)}`, { where });
       }
       if (!isPort(start) || !isPort(end) || start > end) {
-        throw new PortbanditError('PB_ERR_PORT_SPEC', `expected a range within 1-65535 with start <= end, got ${JSON.stringify(raw)}`, { where });
+        throw new PortbanditError('PB_ERR_PORT_SPEC', `expected a range within 1-65535 with start <= end, got ${JSON.stringify(raw)}`, {
+          where,
+        });
       }
       pairs.push(start, end);
     }

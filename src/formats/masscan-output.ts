@@ -16,7 +16,11 @@ function finding(ip: unknown, port: unknown, timestamp: unknown, ttl: unknown, w
   const t = Number(timestamp);
   const address = tryParseIp(ip);
   if (address === undefined || !Number.isInteger(p) || p < 1 || p > 65535 || !Number.isFinite(t)) {
-    throw new PortbanditError('PB_ERR_SCANNER', `expected an ip (IPv4: four decimal octets without leading zeros), a port 1-65535 and a timestamp, got ip=${JSON.stringify(ip)} port=${JSON.stringify(port)} timestamp=${JSON.stringify(timestamp)}`, { where });
+    throw new PortbanditError(
+      'PB_ERR_SCANNER',
+      `expected an ip (IPv4: four decimal octets without leading zeros), a port 1-65535 and a timestamp, got ip=${JSON.stringify(ip)} port=${JSON.stringify(port)} timestamp=${JSON.stringify(timestamp)}`,
+      { where },
+    );
   }
   return { ip: formatIp(address.family, address.value), port: p, timestamp: t, ...(typeof ttl === 'number' ? { ttl } : {}) };
 }
@@ -34,7 +38,11 @@ export function detectMasscanFormat(text: string): MasscanFormat {
  * (NDJSON) or `-oL` (list). Only `open` TCP records are findings; banner records and closed
  * ports are skipped. Errors name `source:line`. A `-oJ` file cut short (no closing `]`) is an error.
  */
-export function parseMasscanOutput(text: string, source = 'masscan output', format: MasscanFormat = detectMasscanFormat(text)): MasscanFinding[] {
+export function parseMasscanOutput(
+  text: string,
+  source = 'masscan output',
+  format: MasscanFormat = detectMasscanFormat(text),
+): MasscanFinding[] {
   const out: MasscanFinding[] = [];
   const lines = text.split('\n');
   if (format === 'list') {
@@ -43,7 +51,9 @@ export function parseMasscanOutput(text: string, source = 'masscan output', form
       if (line === '' || line.startsWith('#')) continue;
       const f = line.split(/\s+/);
       if (f.length < 5 || !['open', 'closed', 'banner'].includes(f[0]!)) {
-        throw new PortbanditError('PB_ERR_SCANNER', `expected "open tcp PORT IP TIMESTAMP", got ${JSON.stringify(line.slice(0, 80))}`, { where: `${source}:${i + 1}` });
+        throw new PortbanditError('PB_ERR_SCANNER', `expected "open tcp PORT IP TIMESTAMP", got ${JSON.stringify(line.slice(0, 80))}`, {
+          where: `${source}:${i + 1}`,
+        });
       }
       if (f[0] === 'open' && f[1] === 'tcp') out.push(finding(f[3], f[2], f[4], undefined, `${source}:${i + 1}`));
     }
@@ -81,13 +91,16 @@ export function parseMasscanOutput(text: string, source = 'masscan output', form
     } else if (record.rec_type !== undefined) {
       // -oD: {"ip", "timestamp", "port", "proto", "rec_type": "status", "data": {"status"}}
       const data = (record.data ?? {}) as Record<string, unknown>;
-      if (record.rec_type === 'status' && record.proto === 'tcp' && data.status === 'open') out.push(finding(record.ip, record.port, record.timestamp, data.ttl, where));
+      if (record.rec_type === 'status' && record.proto === 'tcp' && data.status === 'open')
+        out.push(finding(record.ip, record.port, record.timestamp, data.ttl, where));
     } else if (record.finished === undefined) {
       throw new PortbanditError('PB_ERR_SCANNER', 'expected a masscan record with "ports" or "rec_type"', { where });
     }
   }
   if (format === 'json' && (!sawOpen || !sawClose) && text.trim() !== '') {
-    throw new PortbanditError('PB_ERR_SCANNER', `masscan -oJ output is cut short (missing "${sawOpen ? ']' : '['}")`, { where: `${source}:${lines.length}` });
+    throw new PortbanditError('PB_ERR_SCANNER', `masscan -oJ output is cut short (missing "${sawOpen ? ']' : '['}")`, {
+      where: `${source}:${lines.length}`,
+    });
   }
   return out;
 }

@@ -71,7 +71,7 @@ function scriptFields(node: Node): unknown {
   const keyed: Record<string, unknown> = {};
   const list: unknown[] = [];
   for (const e of elems) {
-    const text = typeof e === 'string' ? e : str((e as Node)['#text']) ?? '';
+    const text = typeof e === 'string' ? e : (str((e as Node)['#text']) ?? '');
     const key = typeof e === 'object' ? str((e as Node).key) : undefined;
     if (key) keyed[key] = text;
     else list.push(text);
@@ -94,7 +94,11 @@ function parsePort(node: Node, where: string): PortResult | null {
   const port = Number(node.portid);
   const state = str((asNodes(node.state)[0] ?? {}).state) as PortStateText | undefined;
   if (!Number.isInteger(port) || port < 1 || port > 65535 || !state || !portStates.has(state)) {
-    throw new PortbanditError('PB_ERR_SCANNER', `expected <port portid="1-65535"> with a <state>, got portid=${JSON.stringify(node.portid)} state=${JSON.stringify(state)}`, { where });
+    throw new PortbanditError(
+      'PB_ERR_SCANNER',
+      `expected <port portid="1-65535"> with a <state>, got portid=${JSON.stringify(node.portid)} state=${JSON.stringify(state)}`,
+      { where },
+    );
   }
   const service = asNodes(node.service)[0];
   const scripts: ScriptOutput[] = asNodes(node.script).map((s) => {
@@ -102,7 +106,11 @@ function parsePort(node: Node, where: string): PortResult | null {
     const hasFields = Array.isArray(fields) ? fields.length > 0 : Object.keys(fields as object).length > 0;
     return { id: String(s.id ?? ''), output: String(s.output ?? ''), ...(hasFields ? { fields } : {}) };
   });
-  const cpes = service ? asNodes(service.cpe).map((c) => (typeof c === 'string' ? c : String((c as Node)['#text'] ?? ''))).filter(Boolean) : [];
+  const cpes = service
+    ? asNodes(service.cpe)
+        .map((c) => (typeof c === 'string' ? c : String((c as Node)['#text'] ?? '')))
+        .filter(Boolean)
+    : [];
   return {
     port,
     protocol: 'tcp',
@@ -114,7 +122,9 @@ function parsePort(node: Node, where: string): PortResult | null {
     ...(cpes.length > 0 ? { cpes } : {}),
     ...(scripts.length > 0 ? { scripts } : {}),
     ...(service && str(service.tunnel) === 'ssl' ? { tunnel: 'ssl' as const } : {}),
-    ...(service && (!str(service.name) || str(service.name) === 'unknown') && HTTP_FINGERPRINT.test(str(service.servicefp) ?? '') ? { answersHttp: true as const } : {}),
+    ...(service && (!str(service.name) || str(service.name) === 'unknown') && HTTP_FINGERPRINT.test(str(service.servicefp) ?? '')
+      ? { answersHttp: true as const }
+      : {}),
   };
 }
 
@@ -133,7 +143,11 @@ export function parseNmapXml(xml: string, source = 'nmap XML'): NmapRun {
   for (const m of xml.matchAll(/\saddr\s*=\s*(["'])([^"']*)\1/g)) {
     if (m[2] !== m[2]!.trim()) {
       const line = xml.slice(0, m.index).split('\n').length;
-      throw new PortbanditError('PB_ERR_SCANNER', `expected an address without surrounding whitespace, got addr=${JSON.stringify(m[2]!.slice(0, 80))}`, { where: `${source}:${line}` });
+      throw new PortbanditError(
+        'PB_ERR_SCANNER',
+        `expected an address without surrounding whitespace, got addr=${JSON.stringify(m[2]!.slice(0, 80))}`,
+        { where: `${source}:${line}` },
+      );
     }
   }
   let doc: Node;
@@ -152,13 +166,25 @@ export function parseNmapXml(xml: string, source = 'nmap XML'): NmapRun {
     const where = `${source}: host ${i + 1}`;
     const addresses = asNodes(h.address);
     const address = addresses.find((a) => a.addrtype === 'ipv4' || a.addrtype === 'ipv6');
-    if (!address || !str(address.addr)) throw new PortbanditError('PB_ERR_SCANNER', 'expected an <address addrtype="ipv4|ipv6">', { where });
+    if (!address || !str(address.addr))
+      throw new PortbanditError('PB_ERR_SCANNER', 'expected an <address addrtype="ipv4|ipv6">', { where });
     const parsed = tryParseIp(address.addr);
-    if (!parsed) throw new PortbanditError('PB_ERR_SCANNER', `expected an IPv4 or IPv6 address in <address addr>, got ${JSON.stringify(String(address.addr).slice(0, 80))}`, { where });
+    if (!parsed)
+      throw new PortbanditError(
+        'PB_ERR_SCANNER',
+        `expected an IPv4 or IPv6 address in <address addr>, got ${JSON.stringify(String(address.addr).slice(0, 80))}`,
+        { where },
+      );
     const ip = formatIp(parsed.family, parsed.value);
     const portsNode = asNodes(h.ports)[0];
-    const ports = portsNode ? asNodes(portsNode.port).map((p, j) => parsePort(p, `${where} (${ip}), port ${j + 1}`)).filter((p): p is PortResult => p !== null) : [];
-    const hostnames = asNodes(asNodes(h.hostnames)[0]?.hostname).map((n) => String(n.name ?? '')).filter(Boolean);
+    const ports = portsNode
+      ? asNodes(portsNode.port)
+          .map((p, j) => parsePort(p, `${where} (${ip}), port ${j + 1}`))
+          .filter((p): p is PortResult => p !== null)
+      : [];
+    const hostnames = asNodes(asNodes(h.hostnames)[0]?.hostname)
+      .map((n) => String(n.name ?? ''))
+      .filter(Boolean);
     return {
       ip,
       status: String(asNodes(h.status)[0]?.state ?? 'unknown'),

@@ -19,10 +19,18 @@ export function readMasscanSightings(files: readonly string[], probedOverride?: 
       const text = readScanFile(file);
       const header = probedComment.exec(text);
       const spec = override ?? (header ? PortRanges.parse(header[1]!, `${file}: # probed`) : undefined);
-      if (!spec) throw new PortbanditError('PB_ERR_FLAG_MISSING', 'masscan output does not say which ports were probed; pass --probed (the -p of the scan)', { where: file });
+      if (!spec)
+        throw new PortbanditError(
+          'PB_ERR_FLAG_MISSING',
+          'masscan output does not say which ports were probed; pass --probed (the -p of the scan)',
+          { where: file },
+        );
       const byIp = new Map<string, { open: Set<number>; time: number }>();
       for (const f of parseMasscanOutput(text, file)) {
-        if (!spec.has(f.port)) throw new PortbanditError('PB_ERR_SCANNER', `${f.ip} port ${f.port} is open but outside the probed ports ${spec.toString()}`, { where: file });
+        if (!spec.has(f.port))
+          throw new PortbanditError('PB_ERR_SCANNER', `${f.ip} port ${f.port} is open but outside the probed ports ${spec.toString()}`, {
+            where: file,
+          });
         let h = byIp.get(f.ip);
         if (!h) byIp.set(f.ip, (h = { open: new Set(), time: f.timestamp }));
         h.open.add(f.port);
@@ -45,6 +53,10 @@ export function readMasscanSightings(files: readonly string[], probedOverride?: 
 export async function importMasscan(options: ImportOptions): Promise<ImportSummary> {
   const sightings = readMasscanSightings(options.files, options.probed);
   const { probed, observations } = observationsFromSightings(sightings, options.tags ?? [], options);
-  await writeImportedRecording(options.out, options.name ?? 'masscan import', probed, observations, { importer: 'masscan', files: options.files.length, epochBy: options.epochBy });
+  await writeImportedRecording(options.out, options.name ?? 'masscan import', probed, observations, {
+    importer: 'masscan',
+    files: options.files.length,
+    epochBy: options.epochBy,
+  });
   return summarize(options.files.length, observations, 0);
 }

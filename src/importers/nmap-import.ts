@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { parseNmapXml } from '../formats/index.js';
 import { PortbanditError, isPortbanditError, PortRanges } from '../core/index.js';
-import { type EpochOptions, type HostSighting, type ImportSummary, observationsFromSightings, writeImportedRecording } from './scan-observations.js';
+import {
+  type EpochOptions,
+  type HostSighting,
+  type ImportSummary,
+  observationsFromSightings,
+  writeImportedRecording,
+} from './scan-observations.js';
 
 export interface ImportOptions extends EpochOptions {
   readonly files: readonly string[];
@@ -25,7 +31,11 @@ export function readScanFile(file: string): string {
 export function throwCollected(errors: readonly Error[]): void {
   if (errors.length === 0) return;
   if (errors.length === 1) throw errors[0];
-  throw new PortbanditError('PB_ERR_SCANNER', `${errors.length} files could not be imported:\n  ${errors.map((e) => e.message).join('\n  ')}`, { cause: errors[0] });
+  throw new PortbanditError(
+    'PB_ERR_SCANNER',
+    `${errors.length} files could not be imported:\n  ${errors.map((e) => e.message).join('\n  ')}`,
+    { cause: errors[0] },
+  );
 }
 
 /** Sightings from nmap XML files; `probed` from each file's <scaninfo services> (or the override). */
@@ -37,9 +47,15 @@ export function readNmapSightings(files: readonly string[], probedOverride?: str
   files.forEach((file, fileIndex) => {
     try {
       const run = parseNmapXml(readScanFile(file), file);
-      if (!run.complete) throw new PortbanditError('PB_ERR_SCANNER', 'truncated nmap XML: no <runstats> (nmap was killed or the file is cut short)', { where: file });
+      if (!run.complete)
+        throw new PortbanditError('PB_ERR_SCANNER', 'truncated nmap XML: no <runstats> (nmap was killed or the file is cut short)', {
+          where: file,
+        });
       const spec = override ?? (run.probed !== null ? PortRanges.parse(run.probed, `${file}: <scaninfo services>`) : undefined);
-      if (!spec) throw new PortbanditError('PB_ERR_SCANNER', 'no TCP <scaninfo services> to take the probed ports from; pass --probed', { where: file });
+      if (!spec)
+        throw new PortbanditError('PB_ERR_SCANNER', 'no TCP <scaninfo services> to take the probed ports from; pass --probed', {
+          where: file,
+        });
       for (const host of run.hosts) {
         if (host.status !== 'up') {
           hostsDown++;
@@ -47,11 +63,23 @@ export function readNmapSightings(files: readonly string[], probedOverride?: str
         }
         const open = host.ports.filter((p) => p.state === 'open');
         for (const p of open) {
-          if (!spec.has(p.port)) throw new PortbanditError('PB_ERR_SCANNER', `${host.ip} port ${p.port} is open but outside the probed ports ${spec.toString()}`, { where: file });
+          if (!spec.has(p.port))
+            throw new PortbanditError(
+              'PB_ERR_SCANNER',
+              `${host.ip} port ${p.port} is open but outside the probed ports ${spec.toString()}`,
+              { where: file },
+            );
         }
         const services: Record<number, string> = {};
         for (const p of open) if (p.service) services[p.port] = p.service;
-        sightings.push({ ip: host.ip, open: open.map((p) => p.port), services, probed: spec, time: host.startedAt ?? run.startedAt, fileIndex });
+        sightings.push({
+          ip: host.ip,
+          open: open.map((p) => p.port),
+          services,
+          probed: spec,
+          time: host.startedAt ?? run.startedAt,
+          fileIndex,
+        });
       }
     } catch (error) {
       if (!isPortbanditError(error)) throw error;
@@ -66,11 +94,19 @@ export function readNmapSightings(files: readonly string[], probedOverride?: str
 export async function importNmap(options: ImportOptions): Promise<ImportSummary> {
   const { sightings, hostsDown } = readNmapSightings(options.files, options.probed);
   const { probed, observations } = observationsFromSightings(sightings, options.tags ?? [], options);
-  await writeImportedRecording(options.out, options.name ?? 'nmap import', probed, observations, { importer: 'nmap', files: options.files.length, epochBy: options.epochBy });
+  await writeImportedRecording(options.out, options.name ?? 'nmap import', probed, observations, {
+    importer: 'nmap',
+    files: options.files.length,
+    epochBy: options.epochBy,
+  });
   return summarize(options.files.length, observations, hostsDown);
 }
 
-export function summarize(files: number, observations: readonly { epoch: number; ip: string; open: readonly number[] }[], hostsDown: number): ImportSummary {
+export function summarize(
+  files: number,
+  observations: readonly { epoch: number; ip: string; open: readonly number[] }[],
+  hostsDown: number,
+): ImportSummary {
   return {
     files,
     observations: observations.length,

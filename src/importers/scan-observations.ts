@@ -36,10 +36,17 @@ export interface ImportSummary {
  * first-seen host order per epoch. Header `probed` is the common probed set when every sighting
  * agrees; otherwise each line carries its own.
  */
-export function observationsFromSightings(sightings: readonly HostSighting[], tags: readonly string[], epochs: EpochOptions): { probed: string; observations: Observation[] } {
+export function observationsFromSightings(
+  sightings: readonly HostSighting[],
+  tags: readonly string[],
+  epochs: EpochOptions,
+): { probed: string; observations: Observation[] } {
   const epochOf = (s: HostSighting, base: number) => {
     if (epochs.epochBy === 'file') return s.fileIndex;
-    if (s.time === null) throw new PortbanditError('PB_ERR_FLAG_VALUE', `--epoch-by time needs timestamps, but a record for ${s.ip} has none`, { where: '--epoch-by' });
+    if (s.time === null)
+      throw new PortbanditError('PB_ERR_FLAG_VALUE', `--epoch-by time needs timestamps, but a record for ${s.ip} has none`, {
+        where: '--epoch-by',
+      });
     return Math.floor((s.time - base) / (epochs.epochSeconds ?? 86_400));
   };
   // Streaming-safe: no spreads or flat() over per-host arrays (a 150,000-host file overflowed the
@@ -48,7 +55,10 @@ export function observationsFromSightings(sightings: readonly HostSighting[], ta
   let base = Infinity;
   for (const s of sightings) if (s.time !== null && s.time < base) base = s.time;
   if (base === Infinity) base = 0;
-  const merged = new Map<string, { epoch: number; ip: string; open: Set<number>; services: Record<string, string>; probed: Set<PortRanges> }>();
+  const merged = new Map<
+    string,
+    { epoch: number; ip: string; open: Set<number>; services: Record<string, string>; probed: Set<PortRanges> }
+  >();
   for (const s of sightings) {
     const epoch = epochOf(s, base);
     const key = `${epoch} ${s.ip}`;
@@ -64,7 +74,8 @@ export function observationsFromSightings(sightings: readonly HostSighting[], ta
     if (t === undefined) specText.set(r, (t = r.toString()));
     return t;
   };
-  const probedOf = (m: { probed: Set<PortRanges> }) => (m.probed.size === 1 ? textOf(m.probed.values().next().value!) : unionRanges(m.probed).toString());
+  const probedOf = (m: { probed: Set<PortRanges> }) =>
+    m.probed.size === 1 ? textOf(m.probed.values().next().value!) : unionRanges(m.probed).toString();
   const all = [...merged.values()];
   const specs = new Set<string>();
   for (const m of all) specs.add(probedOf(m));
@@ -96,7 +107,13 @@ function unionRanges(sets: Iterable<PortRanges>): PortRanges {
 }
 
 /** Write observations as a scope recording (the header names the importer and the files). */
-export async function writeImportedRecording(out: string, name: string, probed: string, observations: readonly Observation[], source: Record<string, unknown>): Promise<void> {
+export async function writeImportedRecording(
+  out: string,
+  name: string,
+  probed: string,
+  observations: readonly Observation[],
+  source: Record<string, unknown>,
+): Promise<void> {
   const writer = await RecordingWriter.open(out, { name, probed, source });
   for (const o of observations) await writer.write(o);
   await writer.close();

@@ -19,7 +19,9 @@ export const LAB_NFT_TABLE = 'pb_lab';
 /** Parse a `--closed` value; throws PB_ERR_FLAG_VALUE naming the flag otherwise. */
 export function parseClosedPolicy(value: string, where = '--closed'): LabClosedPolicy {
   if ((LAB_CLOSED_POLICIES as readonly string[]).includes(value)) return value as LabClosedPolicy;
-  throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected one of ${LAB_CLOSED_POLICIES.join(', ')}, got ${JSON.stringify(value)}`, { where });
+  throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected one of ${LAB_CLOSED_POLICIES.join(', ')}, got ${JSON.stringify(value)}`, {
+    where,
+  });
 }
 
 /**
@@ -29,7 +31,10 @@ export function parseClosedPolicy(value: string, where = '--closed'): LabClosedP
  */
 export function closedPortsRuleset(services: readonly LabService[]): string {
   const served = [...new Set(services.map((s) => s.port))].sort((a, b) => a - b);
-  const set = served.length > 0 ? `    set served { type inet_service; elements = { ${served.join(', ')} } }\n` : '    set served { type inet_service; }\n';
+  const set =
+    served.length > 0
+      ? `    set served { type inet_service; elements = { ${served.join(', ')} } }\n`
+      : '    set served { type inet_service; }\n';
   return [
     `table inet ${LAB_NFT_TABLE} {}`,
     `delete table inet ${LAB_NFT_TABLE}`,
@@ -51,7 +56,7 @@ export async function nftUnavailableReason(): Promise<string | null> {
     await execa('nft', ['--version'], { timeout: 5000 });
     return null;
   } catch {
-    return 'the lab\'s --closed drop needs nftables (apt-get install nftables)';
+    return "the lab's --closed drop needs nftables (apt-get install nftables)";
   }
 }
 
@@ -61,6 +66,9 @@ export async function applyClosedPolicy(ns: string, policy: LabClosedPolicy, ser
   try {
     await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: closedPortsRuleset(services), timeout: 10_000 });
   } catch (cause) {
-    throw new PortbanditError('PB_ERR_LAB', `nft in ${ns} failed: ${(cause as { stderr?: string }).stderr ?? String(cause)}`, { where: ns, cause });
+    throw new PortbanditError('PB_ERR_LAB', `nft in ${ns} failed: ${(cause as { stderr?: string }).stderr ?? String(cause)}`, {
+      where: ns,
+      cause,
+    });
   }
 }

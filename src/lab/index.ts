@@ -1,4 +1,17 @@
 export { LAB, labHostAddress, labHostNs, labMasscanRoute, isLabSafeAddress, assertLabSafeAddress } from './topology.js';
 export { type LabServiceKind, type LabService, labServiceKind, expectedNmapService } from './services.js';
-export { type LabHost, type LabState, type LabUpOptions, labUp, labEpoch, labDown, labStatus, labStatePath, labUnavailableReason, labGuardPath, raiseLabGuard, labLock } from './lab.js';
+export {
+  type LabHost,
+  type LabState,
+  type LabUpOptions,
+  labUp,
+  labEpoch,
+  labDown,
+  labStatus,
+  labStatePath,
+  labUnavailableReason,
+  labGuardPath,
+  raiseLabGuard,
+  labLock,
+} from './lab.js';
 export { type LabClosedPolicy, LAB_CLOSED_POLICIES, LAB_NFT_TABLE, closedPortsRuleset, parseClosedPolicy } from './closed-ports.js';

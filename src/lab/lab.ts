@@ -70,7 +70,9 @@ async function ip(args: readonly string[]): Promise<void> {
   try {
     await execa('ip', args, { timeout: 10_000 });
   } catch (cause) {
-    throw new PortbanditError('PB_ERR_LAB', `ip ${args.join(' ')} failed: ${(cause as { stderr?: string }).stderr ?? String(cause)}`, { cause });
+    throw new PortbanditError('PB_ERR_LAB', `ip ${args.join(' ')} failed: ${(cause as { stderr?: string }).stderr ?? String(cause)}`, {
+      cause,
+    });
   }
 }
 
@@ -88,7 +90,10 @@ function readState(path = labStatePath()): LabState | null {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as LabState;
   } catch (cause) {
-    throw new PortbanditError('PB_ERR_LAB', 'the lab state file is unreadable; run `portbandit lab down` to clean up', { where: path, cause });
+    throw new PortbanditError('PB_ERR_LAB', 'the lab state file is unreadable; run `portbandit lab down` to clean up', {
+      where: path,
+      cause,
+    });
   }
 }
 
@@ -228,7 +233,10 @@ async function acquireLab(waitMs: number, log: (line: string) => void): Promise<
   for (;;) {
     if (await tryLock()) return;
     if (Date.now() > deadline) {
-      throw new PortbanditError('PB_ERR_LAB', `the lab is in use by ${ownerName()}; wait for it or stop it, then run \`portbandit lab down\``);
+      throw new PortbanditError(
+        'PB_ERR_LAB',
+        `the lab is in use by ${ownerName()}; wait for it or stop it, then run \`portbandit lab down\``,
+      );
     }
     if (!said) {
       log(`lab: waiting for ${ownerName()}, which is using the lab`);
@@ -244,7 +252,9 @@ export function labStatus(): LabState | null {
 }
 
 /** Per-host services for every epoch of the profile, cut to the lab's limits. */
-function planServices(options: Required<Omit<LabUpOptions, 'log' | 'waitMs' | 'closed'>>): Array<Array<{ tags: string[]; services: LabService[] }>> {
+function planServices(
+  options: Required<Omit<LabUpOptions, 'log' | 'waitMs' | 'closed'>>,
+): Array<Array<{ tags: string[]; services: LabService[] }>> {
   const plan: Array<Array<{ tags: string[]; services: LabService[] }>> = [];
   const hostIndex = new Map<string, number>();
   for (const obs of generateObservations({ profile: options.profile, hosts: options.hosts, epochs: options.epochs, seed: options.seed })) {
@@ -314,7 +324,13 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
   const reason = await labUnavailableReason();
   if (reason) throw new PortbanditError('PB_ERR_LAB', reason);
   const log = options.log ?? (() => {});
-  const resolved = { hosts: options.hosts, profile: options.profile, seed: options.seed, epochs: options.epochs ?? 12, maxPortsPerHost: options.maxPortsPerHost ?? 64 };
+  const resolved = {
+    hosts: options.hosts,
+    profile: options.profile,
+    seed: options.seed,
+    epochs: options.epochs ?? 12,
+    maxPortsPerHost: options.maxPortsPerHost ?? 64,
+  };
   const closed = parseClosedPolicy(options.closed ?? 'reject');
   if (closed === 'drop') {
     const nft = await nftUnavailableReason();
@@ -327,7 +343,9 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
   const plan = planServices(resolved);
   await acquireLab(options.waitMs ?? 10 * 60_000, log);
   await teardown(() => {});
-  log(`lab: creating gateway ${LAB.gatewayNs} and ${resolved.hosts} hosts in ${LAB.hostNetwork}; closed ports ${closed === 'drop' ? 'drop TCP silently' : 'answer RST'}`);
+  log(
+    `lab: creating gateway ${LAB.gatewayNs} and ${resolved.hosts} hosts in ${LAB.hostNetwork}; closed ports ${closed === 'drop' ? 'drop TCP silently' : 'answer RST'}`,
+  );
   try {
     await ip(['netns', 'add', LAB.gatewayNs]);
     await ip(['link', 'add', LAB.rootLink, 'type', 'veth', 'peer', 'name', LAB.gatewayLink]);
@@ -389,7 +407,13 @@ export async function labEpoch(options: { log?: (line: string) => void } = {}): 
   if (!state) throw new PortbanditError('PB_ERR_LAB', 'no lab is up; run `portbandit lab up` first');
   const next = state.epoch + 1;
   if (next >= state.epochs) throw new PortbanditError('PB_ERR_LAB', `the lab was built for ${state.epochs} epochs; it is at the last one`);
-  const plan = planServices({ hosts: state.hosts.length, profile: state.profile, seed: state.seed, epochs: state.epochs, maxPortsPerHost: state.maxPortsPerHost });
+  const plan = planServices({
+    hosts: state.hosts.length,
+    profile: state.profile,
+    seed: state.seed,
+    epochs: state.epochs,
+    maxPortsPerHost: state.maxPortsPerHost,
+  });
   let changed = 0;
   const hosts: LabHost[] = await pMap(
     state.hosts,

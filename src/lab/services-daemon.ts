@@ -35,7 +35,7 @@ function serve(socket: Socket, service: LabService): void {
         else if (/INFO/i.test(text)) {
           const body = '# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nos:Linux\r\n';
           socket.write(`$${body.length}\r\n${body}\r\n`);
-        } else socket.write("-ERR unknown command\r\n");
+        } else socket.write('-ERR unknown command\r\n');
       });
       break;
     case 'http':

@@ -23,11 +23,7 @@ export const MAX_SCREENSHOT_BYTES = 1024 * 1024;
 export const MAX_SCREENSHOT_RESULT_BYTES = 4 * 1024 * 1024;
 
 /** A message type as the code reads it: the schema's type, read-only all the way down. */
-export type Wire<T> = T extends (infer E)[]
-  ? readonly Wire<E>[]
-  : T extends object
-    ? { readonly [K in keyof T]: Wire<T[K]> }
-    : T;
+export type Wire<T> = T extends (infer E)[] ? readonly Wire<E>[] : T extends object ? { readonly [K in keyof T]: Wire<T[K]> } : T;
 
 const timestamp = { type: 'integer', minimum: 0, maximum: 8.64e15 } as const;
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;

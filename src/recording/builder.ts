@@ -150,7 +150,11 @@ export class RecordingBuilder {
     }
     const last = this.hostLastEpoch[host]!;
     if (last === obs.epoch + 1) {
-      throw new PortbanditError('PB_ERR_RECORDING', `duplicate observation: host ${obs.ip} already has an observation in epoch ${obs.epoch}`, { where });
+      throw new PortbanditError(
+        'PB_ERR_RECORDING',
+        `duplicate observation: host ${obs.ip} already has an observation in epoch ${obs.epoch}`,
+        { where },
+      );
     }
     if (last > obs.epoch + 1) this.needsDuplicateScan = true;
     else this.hostLastEpoch[host] = obs.epoch + 1;
@@ -247,17 +251,28 @@ export class RecordingBuilder {
         const h = obsHost[k]!;
         const stamp = obsEpoch[k]! + 1;
         if (seen[h] === stamp) {
-          throw new PortbanditError('PB_ERR_RECORDING', `duplicate observation: host ${this.hostIp[h]} already has an observation in epoch ${stamp - 1}`, {
-            // Stable order: the second sighting within an epoch is the later line in the file.
-            where: `${this.source}:${obsLine[k]!}`,
-          });
+          throw new PortbanditError(
+            'PB_ERR_RECORDING',
+            `duplicate observation: host ${this.hostIp[h]} already has an observation in epoch ${stamp - 1}`,
+            {
+              // Stable order: the second sighting within an epoch is the later line in the file.
+              where: `${this.source}:${obsLine[k]!}`,
+            },
+          );
         }
         seen[h] = stamp;
       }
     }
 
     // Release the growth buffers: the recording keeps only the trimmed copies.
-    this.obsEpoch = this.obsHost = this.obsTagSet = this.obsProbed = this.obsLine = this.openStart = this.hostLastEpoch = new Uint32Array(0);
+    this.obsEpoch =
+      this.obsHost =
+      this.obsTagSet =
+      this.obsProbed =
+      this.obsLine =
+      this.openStart =
+      this.hostLastEpoch =
+        new Uint32Array(0);
     this.openPorts = new Uint16Array(0);
     return Object.freeze({
       header: this.header,
@@ -277,7 +292,6 @@ export class RecordingBuilder {
       services,
     });
   }
-
 }
 
 function rawProbedKey(spec: string | readonly (number | string)[]): string {

@@ -13,7 +13,10 @@ function parseLine(text: string, where: string): unknown {
     return JSON.parse(text);
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
-    throw new PortbanditError('PB_ERR_RECORDING', `expected one JSON object per line (truncated or malformed line?): ${detail}`, { where, cause });
+    throw new PortbanditError('PB_ERR_RECORDING', `expected one JSON object per line (truncated or malformed line?): ${detail}`, {
+      where,
+      cause,
+    });
   }
 }
 
@@ -27,7 +30,11 @@ function isSystemError(error: unknown): boolean {
  * UTF-8 are a PB_ERR_RECORDING naming the line (never silently replaced); a file that cannot be
  * read is PB_ERR_IO.
  */
-export async function forEachLine(path: string, onLine: (text: string, line: number) => void, onChunk?: (bytesRead: number, lines: number) => void): Promise<void> {
+export async function forEachLine(
+  path: string,
+  onLine: (text: string, line: number) => void,
+  onChunk?: (bytesRead: number, lines: number) => void,
+): Promise<void> {
   const stream = createReadStream(path, { highWaterMark: CHUNK_BYTES });
   let line = 0;
   // Bytes after the last newline seen, waiting for the rest of their line.
@@ -84,7 +91,9 @@ function throwAtBadLine(block: Buffer, linesBefore: number, path: string): never
     const nl = block.indexOf(0x0a, start);
     const end = nl === -1 ? block.length : nl;
     if (!isUtf8(block.subarray(start, end))) {
-      throw new PortbanditError('PB_ERR_RECORDING', 'expected UTF-8 text, got bytes that are not valid UTF-8', { where: `${path}:${line}` });
+      throw new PortbanditError('PB_ERR_RECORDING', 'expected UTF-8 text, got bytes that are not valid UTF-8', {
+        where: `${path}:${line}`,
+      });
     }
     if (nl === -1) break;
     start = nl + 1;
@@ -115,7 +124,11 @@ export async function loadRecording(path: string, options: LoadRecordingOptions 
   let builder: RecordingBuilder | undefined;
   const { onProgress } = options;
   let totalBytes = 0;
-  if (onProgress !== undefined) totalBytes = await stat(path).then((s) => s.size, () => 0);
+  if (onProgress !== undefined)
+    totalBytes = await stat(path).then(
+      (s) => s.size,
+      () => 0,
+    );
   const onChunk = onProgress === undefined ? undefined : (bytesRead: number, lines: number) => onProgress({ bytesRead, totalBytes, lines });
   await forEachLine(
     path,
@@ -128,7 +141,11 @@ export async function loadRecording(path: string, options: LoadRecordingOptions 
     onChunk,
   );
   if (builder === undefined) {
-    throw new PortbanditError('PB_ERR_RECORDING', 'expected a header line {"format":"portbandit.recording","version":1,...}, got an empty file', { where: `${path}:1` });
+    throw new PortbanditError(
+      'PB_ERR_RECORDING',
+      'expected a header line {"format":"portbandit.recording","version":1,...}, got an empty file',
+      { where: `${path}:1` },
+    );
   }
   return builder.build();
 }

@@ -18,7 +18,12 @@ export interface RecordingSummary {
   readonly tags: Readonly<Record<string, { readonly hosts: number; readonly observations: number }>>;
   /** Distinct hosts with no tag in at least one observation. */
   readonly untaggedHosts: number;
-  readonly perEpoch: readonly { readonly epoch: number; readonly observations: number; readonly openServices: number; readonly hostsWithOpen: number }[];
+  readonly perEpoch: readonly {
+    readonly epoch: number;
+    readonly observations: number;
+    readonly openServices: number;
+    readonly hostsWithOpen: number;
+  }[];
   /** The most frequently open ports over all observations (ties by port number). */
   readonly topPorts: readonly { readonly port: number; readonly open: number }[];
 }
@@ -82,7 +87,8 @@ export function summarizeRecording(rec: LoadedRecording, topPortCount = 10): Rec
     }
   });
   const tags: Record<string, { hosts: number; observations: number }> = {};
-  for (const tag of [...hostsPerTag.keys()].sort()) tags[tag] = { hosts: hostsPerTag.get(tag)!, observations: observationsPerTag.get(tag) ?? 0 };
+  for (const tag of [...hostsPerTag.keys()].sort())
+    tags[tag] = { hosts: hostsPerTag.get(tag)!, observations: observationsPerTag.get(tag) ?? 0 };
 
   const portCounts = new Float64Array(65536);
   for (let k = 0; k < rec.openPorts.length; k++) portCounts[rec.openPorts[k]!]!++;
@@ -93,7 +99,9 @@ export function summarizeRecording(rec: LoadedRecording, topPortCount = 10): Rec
 
   const overrideCounts = new Float64Array(rec.probedSets.length);
   for (let i = 0; i < rec.size; i++) overrideCounts[rec.obsProbed[i]!]!++;
-  const probedOverrides = rec.probedSets.slice(1).map((set, k) => ({ probed: set.toString(), ports: set.size, observations: overrideCounts[k + 1]! }));
+  const probedOverrides = rec.probedSets
+    .slice(1)
+    .map((set, k) => ({ probed: set.toString(), ports: set.size, observations: overrideCounts[k + 1]! }));
 
   return {
     name: rec.header.name,

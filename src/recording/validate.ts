@@ -24,7 +24,10 @@ function describe(value: unknown): string {
 /** Parse a `probed` value (string or list), turning a port-spec error into a recording error at `where`. */
 export function parseProbed(value: unknown, where: string, field = 'probed'): PortRanges {
   if (typeof value !== 'string' && !Array.isArray(value)) {
-    fail(where, `expected "${field}" to be a port-range string such as "1-65535" or a list of ports and "a-b" ranges, got ${describe(value)}`);
+    fail(
+      where,
+      `expected "${field}" to be a port-range string such as "1-65535" or a list of ports and "a-b" ranges, got ${describe(value)}`,
+    );
   }
   try {
     return PortRanges.parse(value as string | (number | string)[]);
@@ -39,17 +42,23 @@ export function parseProbed(value: unknown, where: string, field = 'probed'): Po
  * are allowed and dropped) and its `probed` parsed.
  */
 export function validateHeader(value: unknown, where: string): { header: RecordingHeader; probed: PortRanges } {
-  if (!isPlainObject(value)) fail(where, `expected a header object {"format":"${RECORDING_FORMAT}","version":${RECORDING_VERSION},...}, got ${describe(value)}`);
-  if (value.format !== RECORDING_FORMAT) fail(where, `expected "format": "${RECORDING_FORMAT}" in the header, got ${describe(value.format)}`);
+  if (!isPlainObject(value))
+    fail(where, `expected a header object {"format":"${RECORDING_FORMAT}","version":${RECORDING_VERSION},...}, got ${describe(value)}`);
+  if (value.format !== RECORDING_FORMAT)
+    fail(where, `expected "format": "${RECORDING_FORMAT}" in the header, got ${describe(value.format)}`);
   if (value.version !== RECORDING_VERSION) {
-    fail(where, `expected "version": ${RECORDING_VERSION} in the header (the only version this reader knows), got ${describe(value.version)}`);
+    fail(
+      where,
+      `expected "version": ${RECORDING_VERSION} in the header (the only version this reader knows), got ${describe(value.version)}`,
+    );
   }
   if (typeof value.name !== 'string') fail(where, `expected "name" to be a string in the header, got ${describe(value.name)}`);
   const probed = parseProbed(value.probed, where);
   if (value.description !== undefined && typeof value.description !== 'string') {
     fail(where, `expected "description" to be a string when present, got ${describe(value.description)}`);
   }
-  if (value.source !== undefined && !isPlainObject(value.source)) fail(where, `expected "source" to be an object when present, got ${describe(value.source)}`);
+  if (value.source !== undefined && !isPlainObject(value.source))
+    fail(where, `expected "source" to be an object when present, got ${describe(value.source)}`);
   const header: { -readonly [K in keyof RecordingHeader]: RecordingHeader[K] } = {
     format: RECORDING_FORMAT,
     version: RECORDING_VERSION,
@@ -87,15 +96,22 @@ export type ProbedResolver = (spec: unknown, where: string) => PortRanges;
  * `recordingFromObservations` use). `headerProbed` applies when the line has no `probed`.
  * Duplicate (epoch, ip) pairs span lines, so the builder checks those.
  */
-export function validateObservation(value: unknown, where: string, headerProbed: PortRanges, resolveProbed: ProbedResolver = parseProbed): ValidObservation {
-  if (!isPlainObject(value)) fail(where, `expected an observation object {"epoch":..,"ip":..,"tags":[..],"open":[..]}, got ${describe(value)}`);
+export function validateObservation(
+  value: unknown,
+  where: string,
+  headerProbed: PortRanges,
+  resolveProbed: ProbedResolver = parseProbed,
+): ValidObservation {
+  if (!isPlainObject(value))
+    fail(where, `expected an observation object {"epoch":..,"ip":..,"tags":[..],"open":[..]}, got ${describe(value)}`);
   const { epoch, ip, tags, open } = value;
   if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH) {
     fail(where, `expected "epoch" to be an integer from 0 to ${MAX_EPOCH}, got ${describe(epoch)}`);
   }
   // A strict dotted quad is already canonical text (the fast path: a million lines per load).
   const address = typeof ip === 'string' && ipv4Value(ip) >= 0 ? null : tryParseIp(ip);
-  if (address === undefined) fail(where, `expected "ip" to be an IPv4 or IPv6 address (IPv4: four decimal octets without leading zeros), got ${describe(ip)}`);
+  if (address === undefined)
+    fail(where, `expected "ip" to be an IPv4 or IPv6 address (IPv4: four decimal octets without leading zeros), got ${describe(ip)}`);
   if (!Array.isArray(tags)) fail(where, `expected "tags" to be an array of strings, got ${describe(tags)}`);
   for (let i = 0; i < tags.length; i++) {
     const tag: unknown = tags[i];
@@ -110,18 +126,23 @@ export function validateObservation(value: unknown, where: string, headerProbed:
     const port: unknown = open[i];
     if (!isPort(port)) fail(where, `expected "open" to hold integer ports 1-65535, got ${describe(port)} at open[${i}]`);
     if (!probedSet.has(port)) {
-      fail(where, `open port ${port} is outside the line's probed set (${probedSpec === undefined ? 'the header\'s "probed"' : 'its "probed"'}: ${truncate(probedSet.toString())})`);
+      fail(
+        where,
+        `open port ${port} is outside the line's probed set (${probedSpec === undefined ? 'the header\'s "probed"' : 'its "probed"'}: ${truncate(probedSet.toString())})`,
+      );
     }
     if (i > 0 && port <= (open[i - 1] as number)) sorted = false;
   }
   let ports = open as number[];
   if (!sorted) {
     ports = [...ports].sort((a, b) => a - b);
-    for (let i = 1; i < ports.length; i++) if (ports[i] === ports[i - 1]) fail(where, `expected distinct open ports, got ${ports[i]} twice`);
+    for (let i = 1; i < ports.length; i++)
+      if (ports[i] === ports[i - 1]) fail(where, `expected distinct open ports, got ${ports[i]} twice`);
   }
   let services: Map<number, string> | undefined;
   if (value.services !== undefined) {
-    if (!isPlainObject(value.services)) fail(where, `expected "services" to be an object {"port": "name"}, got ${describe(value.services)}`);
+    if (!isPlainObject(value.services))
+      fail(where, `expected "services" to be an object {"port": "name"}, got ${describe(value.services)}`);
     for (const key of Object.keys(value.services)) {
       const port = /^[1-9]\d{0,4}$/.test(key) ? Number(key) : NaN;
       if (!isPort(port)) fail(where, `expected "services" keys to be ports 1-65535 written in decimal, got ${describe(key)}`);

@@ -29,7 +29,8 @@ export function compileEsQuery(node: QueryNode | undefined): EsQuery {
       return { term: { ip: node.value } };
     case 'time': {
       const key = RANGE_KEYS[node.op];
-      if (key === undefined) throw new PortbanditError('PB_ERR_QUERY', `unknown time operator ${JSON.stringify(node.op)}`, { where: 'query' });
+      if (key === undefined)
+        throw new PortbanditError('PB_ERR_QUERY', `unknown time operator ${JSON.stringify(node.op)}`, { where: 'query' });
       return { range: { finishedAt: { [key]: node.at } } };
     }
     case 'timeRange':

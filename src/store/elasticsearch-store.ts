@@ -126,7 +126,10 @@ export interface ElasticsearchScanIndex extends ScanIndex {
 /** Open the scan index, creating its indices (with mappings) when missing. */
 export async function openElasticsearchScanIndex(options: ElasticsearchStoreOptions): Promise<ElasticsearchScanIndex> {
   const client = options.client ?? (options.node ? new Client({ node: options.node }) : undefined);
-  if (!client) throw new PortbanditError('PB_ERR_CONFIG', 'the Elasticsearch index needs a node URL or a client', { where: 'store.elasticsearch.node' });
+  if (!client)
+    throw new PortbanditError('PB_ERR_CONFIG', 'the Elasticsearch index needs a node URL or a client', {
+      where: 'store.elasticsearch.node',
+    });
   const prefix = options.prefix ?? 'portbandit';
   if (!/^[a-z0-9][a-z0-9_-]*$/u.test(prefix)) {
     throw new PortbanditError('PB_ERR_CONFIG', `'${prefix}' is not a usable index prefix; expected lower-case letters, digits, - and _`, {
@@ -136,7 +139,9 @@ export async function openElasticsearchScanIndex(options: ElasticsearchStoreOpti
   const bulkRetry = { retries: 6, baseDelayMs: 100, maxDelayMs: 5000, ...options.bulkRetry };
   for (const [key, value] of Object.entries(bulkRetry)) {
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new PortbanditError('PB_ERR_CONFIG', `bulkRetry.${key} must be a non-negative integer, got ${JSON.stringify(value)}`, { where: `store.elasticsearch.bulkRetry.${key}` });
+      throw new PortbanditError('PB_ERR_CONFIG', `bulkRetry.${key} must be a non-negative integer, got ${JSON.stringify(value)}`, {
+        where: `store.elasticsearch.bulkRetry.${key}`,
+      });
     }
   }
   const index = new ElasticsearchIndex(client, prefix, options.client === undefined, bulkRetry);
@@ -173,9 +178,13 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
     } catch (error) {
       if (isPortbanditError(error)) throw error;
       const status = statusOf(error);
-      throw new PortbanditError('PB_ERR_STORE', `Elasticsearch store failed while ${what}${status ? ` (HTTP ${status})` : ''}: ${(error as Error)?.message}`, {
-        cause: error,
-      });
+      throw new PortbanditError(
+        'PB_ERR_STORE',
+        `Elasticsearch store failed while ${what}${status ? ` (HTTP ${status})` : ''}: ${(error as Error)?.message}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
@@ -208,7 +217,9 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
   }
 
   async refresh(): Promise<void> {
-    await this.run('refreshing indices', () => this.client.indices.refresh({ index: [this.index.scans, this.index.latest, this.index.events] }));
+    await this.run('refreshing indices', () =>
+      this.client.indices.refresh({ index: [this.index.scans, this.index.latest, this.index.events] }),
+    );
   }
 
   // ------------------------------------------------------------------ low-level helpers
@@ -259,7 +270,9 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
       if (next === undefined) return undefined;
       if (await this.writeIf(index, id, next, current)) return next;
     }
-    throw new PortbanditError('PB_ERR_CONFLICT', `gave up updating ${index}/${id} after ${MAX_RETRIES} concurrent modifications`, { where: id });
+    throw new PortbanditError('PB_ERR_CONFLICT', `gave up updating ${index}/${id} after ${MAX_RETRIES} concurrent modifications`, {
+      where: id,
+    });
   }
 
   /** Allocate `count` consecutive sequence numbers from a counter document; returns the first. */
@@ -308,7 +321,13 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
    * other item fails, a history document this call created is deleted again before the error
    * is thrown, so the agent's retry is not taken for a duplicate and completes every item.
    */
-  private async ingestBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, input: ScanIngest, writeLatest: boolean): Promise<IngestResult> {
+  private async ingestBulk(
+    scan: ScanDocument,
+    source: ScanSource,
+    scanDocId: string,
+    input: ScanIngest,
+    writeLatest: boolean,
+  ): Promise<IngestResult> {
     const events = input.events ?? [];
     const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
     const actions: BulkAction[] = events.map((event, i) => ({
@@ -317,13 +336,16 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
       id: encodeId('event', `${scan.scanId}#${i}`),
       document: { seq: first + i, doc: { ...event, id: String(first + i) } },
     }));
-    if (writeLatest) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
+    if (writeLatest)
+      actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
     actions.push({ op: 'create', index: this.index.scans, id: scanDocId, document: source });
     const outcomes = await this.bulk(actions);
     const history = outcomes.at(-1)!;
     const latest = writeLatest ? outcomes.at(-2)! : { status: 409 };
     if (history.status === 409) return { inserted: false, latest: false };
-    const failed = outcomes.findIndex((o, i) => !ok(o) && !(o.status === 409 && (actions[i]!.index === this.index.events || actions[i]!.index === this.index.latest)));
+    const failed = outcomes.findIndex(
+      (o, i) => !ok(o) && !(o.status === 409 && (actions[i]!.index === this.index.events || actions[i]!.index === this.index.latest)),
+    );
     if (failed >= 0) {
       if (ok(history)) await this.deleteIf(this.index.scans, scanDocId);
       throw bulkFailure(actions[failed]!, outcomes[failed]!);
@@ -345,7 +367,11 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
         const response = await this.client.bulk({
           operations: pending.flatMap((i) => {
             const a = actions[i]!;
-            const meta = { _index: a.index, _id: a.id, ...(a.version !== undefined ? { version: a.version, version_type: 'external_gte' as const } : {}) };
+            const meta = {
+              _index: a.index,
+              _id: a.id,
+              ...(a.version !== undefined ? { version: a.version, version_type: 'external_gte' as const } : {}),
+            };
             return [{ [a.op]: meta }, a.document];
           }),
         });
@@ -365,9 +391,13 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
       }
       if (retry.length === 0) return outcomes;
       if (attempt >= this.bulkRetry.retries) {
-        throw new PortbanditError('PB_ERR_STORE', `Elasticsearch kept rejecting ${retry.length} bulk item(s) with 429 after ${attempt + 1} attempts; the cluster is overloaded`, {
-          where: actions[retry[0]!]!.index,
-        });
+        throw new PortbanditError(
+          'PB_ERR_STORE',
+          `Elasticsearch kept rejecting ${retry.length} bulk item(s) with 429 after ${attempt + 1} attempts; the cluster is overloaded`,
+          {
+            where: actions[retry[0]!]!.index,
+          },
+        );
       }
       const delay = Math.min(this.bulkRetry.maxDelayMs, this.bulkRetry.baseDelayMs * 2 ** attempt);
       // Jitter so coordinators rejected together do not come back together (not simulation state: no seeded Rng).
@@ -377,7 +407,14 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
   }
 
   /** The writes of a replaced visit in one `_bulk`: history (`index`), latest (external version), events (ids keyed by `round`). True when latest was written. */
-  private async replaceBulk(scan: ScanDocument, source: ScanSource, scanDocId: string, events: readonly NewStoreEvent[], round: string, writeLatest: boolean): Promise<boolean> {
+  private async replaceBulk(
+    scan: ScanDocument,
+    source: ScanSource,
+    scanDocId: string,
+    events: readonly NewStoreEvent[],
+    round: string,
+    writeLatest: boolean,
+  ): Promise<boolean> {
     const first = events.length > 0 ? await this.allocate('event-seq', events.length) : 0;
     const actions: BulkAction[] = events.map((event, i) => ({
       op: 'create',
@@ -386,7 +423,8 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
       document: { seq: first + i, doc: { ...event, id: String(first + i) } },
     }));
     actions.push({ op: 'index', index: this.index.scans, id: scanDocId, document: source });
-    if (writeLatest) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
+    if (writeLatest)
+      actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: source, version: scan.finishedAt });
     const outcomes = await this.bulk(actions);
     const failed = outcomes.findIndex((o, i) => !ok(o) && !(o.status === 409 && actions[i]!.index !== this.index.scans));
     if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
@@ -408,7 +446,11 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
       ]);
       for (const event of input.events ?? []) JSON.stringify(event);
       const source = scanSource(scan);
-      const lostTie = current !== undefined && current.source.scanId !== scan.scanId && current.source.finishedAt === scan.finishedAt && current.source.scanId > scan.scanId;
+      const lostTie =
+        current !== undefined &&
+        current.source.scanId !== scan.scanId &&
+        current.source.finishedAt === scan.finishedAt &&
+        current.source.scanId > scan.scanId;
       if (!existing) return this.ingestBulk(scan, source, scanDocId, input, !lostTie);
       const rounds = scan.rounds?.length ?? 1;
       if (!input.replace || rounds <= (existing.source.doc.rounds?.length ?? 1)) return { inserted: false, latest: false };
@@ -453,26 +495,51 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
       if (record.kind === 'delete') continue;
       for (const event of record.events) {
         const seq = Number(event.id);
-        actions.push({ op: 'create', index: this.index.events, id: encodeId('event', `outbox#${event.id}`), document: { seq, doc: stripUndefined(event) } });
+        actions.push({
+          op: 'create',
+          index: this.index.events,
+          id: encodeId('event', `outbox#${event.id}`),
+          document: { seq, doc: stripUndefined(event) },
+        });
       }
       if (record.kind !== 'visit') continue;
       const scan = validateScan(record.scan);
       history.set(scan.scanId, scan);
       if (record.latest) latest.set(scan.ip, scan);
     }
-    for (const scan of history.values()) actions.push({ op: 'index', index: this.index.scans, id: encodeId('scan', scan.scanId), document: scanSource(scan), version: scan.finishedAt });
-    for (const scan of latest.values()) actions.push({ op: 'index', index: this.index.latest, id: encodeId('ip', scan.ip), document: scanSource(scan), version: scan.finishedAt });
+    for (const scan of history.values())
+      actions.push({
+        op: 'index',
+        index: this.index.scans,
+        id: encodeId('scan', scan.scanId),
+        document: scanSource(scan),
+        version: scan.finishedAt,
+      });
+    for (const scan of latest.values())
+      actions.push({
+        op: 'index',
+        index: this.index.latest,
+        id: encodeId('ip', scan.ip),
+        document: scanSource(scan),
+        version: scan.finishedAt,
+      });
     const outcomes = await this.bulk(actions);
     const failed = outcomes.findIndex((o) => !ok(o) && o.status !== 409);
     if (failed >= 0) throw bulkFailure(actions[failed]!, outcomes[failed]!);
   }
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {
-    return this.run('reading a scan', async () => (await this.getVersioned<ScanSource>(this.index.scans, encodeId('scan', scanId)))?.source.doc);
+    return this.run(
+      'reading a scan',
+      async () => (await this.getVersioned<ScanSource>(this.index.scans, encodeId('scan', scanId)))?.source.doc,
+    );
   }
 
   getLatestScan(ip: string): Promise<ScanDocument | undefined> {
-    return this.run('reading the latest scan', async () => (await this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', canonicalIp(ip))))?.source.doc);
+    return this.run(
+      'reading the latest scan',
+      async () => (await this.getVersioned<ScanSource>(this.index.latest, encodeId('ip', canonicalIp(ip))))?.source.doc,
+    );
   }
 
   hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>> {
@@ -485,7 +552,10 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
 
   count(query: QueryNode | undefined, options: { view?: SearchView } = {}): Promise<number> {
     return this.run('counting', async () => {
-      const response = await this.client.count({ index: this.viewIndex(options.view), query: compileEsQuery(query) as estypes.QueryDslQueryContainer });
+      const response = await this.client.count({
+        index: this.viewIndex(options.view),
+        query: compileEsQuery(query) as estypes.QueryDslQueryContainer,
+      });
       return response.count;
     });
   }
@@ -498,7 +568,9 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
     const { limit, offset, after } = resolvePage(request);
     if (offset + limit + 1 > MAX_LISTING) {
       // Elasticsearch refuses from + size beyond index.max_result_window (10,000 by default).
-      throw new PortbanditError('PB_ERR_PAGE', `offset ${offset} is too deep for Elasticsearch; page with the cursor instead`, { where: 'offset' });
+      throw new PortbanditError('PB_ERR_PAGE', `offset ${offset} is too deep for Elasticsearch; page with the cursor instead`, {
+        where: 'offset',
+      });
     }
     const response = await this.client.search<ScanSource>({
       index,
@@ -594,8 +666,16 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
   // ------------------------------------------------------------------ statistics
   counts(options: { tag?: string } = {}): Promise<StoreCounts> {
     return this.run('counting', async () => {
-      const query = (options.tag === undefined ? { match_all: {} } : { term: { tag: options.tag.toLowerCase() } }) as estypes.QueryDslQueryContainer;
-      const latest = await this.client.search({ index: this.index.latest, query, size: 0, track_total_hits: true, aggs: { open: { sum: { field: 'openPortCount' } } } });
+      const query = (
+        options.tag === undefined ? { match_all: {} } : { term: { tag: options.tag.toLowerCase() } }
+      ) as estypes.QueryDslQueryContainer;
+      const latest = await this.client.search({
+        index: this.index.latest,
+        query,
+        size: 0,
+        track_total_hits: true,
+        aggs: { open: { sum: { field: 'openPortCount' } } },
+      });
       const scans = await this.client.count({ index: this.index.scans, query });
       const events = await this.client.count({ index: this.index.events });
       const total = latest.hits.total;
@@ -608,10 +688,15 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
     });
   }
 
-  private async topTerms(field: 'port' | 'service', options: { tag?: string; limit?: number }): Promise<{ key: string | number; hosts: number }[]> {
+  private async topTerms(
+    field: 'port' | 'service',
+    options: { tag?: string; limit?: number },
+  ): Promise<{ key: string | number; hosts: number }[]> {
     const response = await this.client.search({
       index: this.index.latest,
-      query: (options.tag === undefined ? { match_all: {} } : { term: { tag: options.tag.toLowerCase() } }) as estypes.QueryDslQueryContainer,
+      query: (options.tag === undefined
+        ? { match_all: {} }
+        : { term: { tag: options.tag.toLowerCase() } }) as estypes.QueryDslQueryContainer,
       size: 0,
       aggs: { top: { terms: { field, size: resolveLimit(options.limit, 20), order: [{ _count: 'desc' }, { _key: 'asc' }] } } },
     });
@@ -620,11 +705,15 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
   }
 
   topPorts(options: { tag?: string; limit?: number } = {}): Promise<{ port: number; hosts: number }[]> {
-    return this.run('computing top ports', async () => (await this.topTerms('port', options)).map((b) => ({ port: Number(b.key), hosts: b.hosts })));
+    return this.run('computing top ports', async () =>
+      (await this.topTerms('port', options)).map((b) => ({ port: Number(b.key), hosts: b.hosts })),
+    );
   }
 
   topServices(options: { tag?: string; limit?: number } = {}): Promise<{ service: string; hosts: number }[]> {
-    return this.run('computing top services', async () => (await this.topTerms('service', options)).map((b) => ({ service: String(b.key), hosts: b.hosts })));
+    return this.run('computing top services', async () =>
+      (await this.topTerms('service', options)).map((b) => ({ service: String(b.key), hosts: b.hosts })),
+    );
   }
 
   scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]> {
@@ -663,9 +752,13 @@ function ok(outcome: BulkOutcome): boolean {
 }
 
 function bulkFailure(action: BulkAction, outcome: BulkOutcome): PortbanditError {
-  return new PortbanditError('PB_ERR_STORE', `Elasticsearch refused a bulk ${action.op} into ${action.index} (HTTP ${outcome.status} ${outcome.type ?? ''}): ${outcome.reason ?? 'no reason given'}`, {
-    where: action.index,
-  });
+  return new PortbanditError(
+    'PB_ERR_STORE',
+    `Elasticsearch refused a bulk ${action.op} into ${action.index} (HTTP ${outcome.status} ${outcome.type ?? ''}): ${outcome.reason ?? 'no reason given'}`,
+    {
+      where: action.index,
+    },
+  );
 }
 
 function sleep(ms: number): Promise<void> {

@@ -42,7 +42,8 @@ export function matchEvent(event: NewStoreEvent, node: QueryNode | undefined): b
       case 'term': {
         const want = n.value.toLowerCase();
         if (n.field === 'tag') return event.tags.some((t) => t.toLowerCase() === want);
-        if (n.field === 'service' || n.field === 'product' || n.field === 'version') return services.some((s) => lower(s[n.field as 'service']) === want);
+        if (n.field === 'service' || n.field === 'product' || n.field === 'version')
+          return services.some((s) => lower(s[n.field as 'service']) === want);
         // cpe, script, agent: not part of an event (parseEventQuery refuses them).
         return false;
       }
@@ -55,7 +56,11 @@ export function matchEvent(event: NewStoreEvent, node: QueryNode | undefined): b
         // Events carry no screenshots (parseEventQuery refuses the field).
         return false;
       case 'text': {
-        words ??= new Set(services.flatMap((s) => [s.service, s.product, s.version, s.extrainfo].flatMap((v) => (typeof v === 'string' ? tokenizeText(v) : []))));
+        words ??= new Set(
+          services.flatMap((s) =>
+            [s.service, s.product, s.version, s.extrainfo].flatMap((v) => (typeof v === 'string' ? tokenizeText(v) : [])),
+          ),
+        );
         return tokenizeText(n.value).every((word) => words!.has(word));
       }
     }

@@ -137,7 +137,11 @@ export class OutboxFeeder {
         this.state.failing++;
         this.state.lastError = (error as Error)?.message ?? String(error);
         if (this.state.failing === 1 || this.state.failing % 10 === 0) {
-          this.options.log?.('warn', `search index feed failed (${this.state.failing} in a row; the records stay in the outbox and are retried): ${this.state.lastError}`, error);
+          this.options.log?.(
+            'warn',
+            `search index feed failed (${this.state.failing} in a row; the records stay in the outbox and are retried): ${this.state.lastError}`,
+            error,
+          );
         }
         const delay = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(this.state.failing - 1, 20));
         // Jitter so feeders that failed together do not come back together.

@@ -73,13 +73,17 @@ export class PostgresCoordinationStore implements CoordinationStore {
         [list],
       );
       const version = Number(rows[0]?.version ?? 0);
-      const entries = rows.filter((r) => r.range !== null).map((r) => ({ range: r.range as string, tags: r.tags as string[], addedAt: r.added_at as number }));
+      const entries = rows
+        .filter((r) => r.range !== null)
+        .map((r) => ({ range: r.range as string, tags: r.tags as string[], addedAt: r.added_at as number }));
       return { version, entries };
     });
   }
 
   private async scopeVersion(q: Queryable, bump: boolean): Promise<number> {
-    const sql = bump ? `UPDATE meta SET value = value + 1 WHERE key = 'scope_version' RETURNING value` : `SELECT value FROM meta WHERE key = 'scope_version'`;
+    const sql = bump
+      ? `UPDATE meta SET value = value + 1 WHERE key = 'scope_version' RETURNING value`
+      : `SELECT value FROM meta WHERE key = 'scope_version'`;
     return (await q.query(sql)).rows[0]!.value as number;
   }
 
@@ -114,7 +118,8 @@ export class PostgresCoordinationStore implements CoordinationStore {
       'removing scope entries',
       async (q) => {
         await q.query(`SELECT value FROM meta WHERE key = 'scope_version' FOR UPDATE`);
-        const removed = (await q.query('DELETE FROM scope_entries WHERE list = $1 AND range = ANY($2::text[])', [list, [...ranges]])).rowCount ?? 0;
+        const removed =
+          (await q.query('DELETE FROM scope_entries WHERE list = $1 AND range = ANY($2::text[])', [list, [...ranges]])).rowCount ?? 0;
         return { removed, version: await this.scopeVersion(q, removed > 0) };
       },
       true,
@@ -141,7 +146,10 @@ export class PostgresCoordinationStore implements CoordinationStore {
   // ------------------------------------------------------------------ documents
   getDocument<T = unknown>(collection: DocumentCollection, key: string): Promise<StoredDocument<T> | undefined> {
     return this.run('reading a document', async (q) => {
-      const { rows } = await q.query('SELECT key, value, revision, updated_at FROM documents WHERE collection = $1 AND key = $2', [collection, key]);
+      const { rows } = await q.query('SELECT key, value, revision, updated_at FROM documents WHERE collection = $1 AND key = $2', [
+        collection,
+        key,
+      ]);
       return rows[0] ? toDocument<T>(rows[0]) : undefined;
     });
   }
@@ -164,59 +172,74 @@ export class PostgresCoordinationStore implements CoordinationStore {
     } catch (error) {
       return Promise.reject(this.db.wrap(error, `serialising ${collection}/${key}`));
     }
-    if (json === undefined) return Promise.reject(new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` }));
+    if (json === undefined)
+      return Promise.reject(
+        new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` }),
+      );
     const text = json;
-    return this.run(`writing ${collection}/${key}`, async (q) => {
-      const expected = options.expectedRevision;
-      let rows: Row[];
-      if (expected === undefined) {
-        rows = (
-          await q.query(
-            `INSERT INTO documents (collection, key, value, revision, updated_at) VALUES ($1, $2, $3, 1, $4)
+    return this.run(
+      `writing ${collection}/${key}`,
+      async (q) => {
+        const expected = options.expectedRevision;
+        let rows: Row[];
+        if (expected === undefined) {
+          rows = (
+            await q.query(
+              `INSERT INTO documents (collection, key, value, revision, updated_at) VALUES ($1, $2, $3, 1, $4)
              ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, revision = documents.revision + 1, updated_at = excluded.updated_at
              RETURNING revision`,
-            [collection, key, text, options.at],
-          )
-        ).rows;
-      } else if (expected === 0) {
-        rows = (
-          await q.query(
-            `INSERT INTO documents (collection, key, value, revision, updated_at) VALUES ($1, $2, $3, 1, $4)
+              [collection, key, text, options.at],
+            )
+          ).rows;
+        } else if (expected === 0) {
+          rows = (
+            await q.query(
+              `INSERT INTO documents (collection, key, value, revision, updated_at) VALUES ($1, $2, $3, 1, $4)
              ON CONFLICT (collection, key) DO NOTHING RETURNING revision`,
-            [collection, key, text, options.at],
-          )
-        ).rows;
-      } else {
-        // Compare-and-set in the database: the row lock makes a concurrent writer wait and then miss.
-        rows = (
-          await q.query(
-            `UPDATE documents SET value = $3, revision = revision + 1, updated_at = $4
+              [collection, key, text, options.at],
+            )
+          ).rows;
+        } else {
+          // Compare-and-set in the database: the row lock makes a concurrent writer wait and then miss.
+          rows = (
+            await q.query(
+              `UPDATE documents SET value = $3, revision = revision + 1, updated_at = $4
              WHERE collection = $1 AND key = $2 AND revision = $5 RETURNING revision`,
-            [collection, key, text, options.at, expected],
-          )
-        ).rows;
-      }
-      if (rows.length === 0) {
-        const current = (await q.query('SELECT revision FROM documents WHERE collection = $1 AND key = $2', [collection, key])).rows[0]?.revision ?? 0;
-        throw new PortbanditError('PB_ERR_CONFLICT', `${collection}/${key} is at revision ${current}, not the expected ${expected}; reload and retry`, {
-          where: `${collection}/${key}`,
-        });
-      }
-      await this.insertQueued(q, enqueue);
-      return { key, value: parse<T>(text), revision: rows[0]!.revision as number, updatedAt: options.at };
-    }, enqueue.length > 0);
+              [collection, key, text, options.at, expected],
+            )
+          ).rows;
+        }
+        if (rows.length === 0) {
+          const current =
+            (await q.query('SELECT revision FROM documents WHERE collection = $1 AND key = $2', [collection, key])).rows[0]?.revision ?? 0;
+          throw new PortbanditError(
+            'PB_ERR_CONFLICT',
+            `${collection}/${key} is at revision ${current}, not the expected ${expected}; reload and retry`,
+            {
+              where: `${collection}/${key}`,
+            },
+          );
+        }
+        await this.insertQueued(q, enqueue);
+        return { key, value: parse<T>(text), revision: rows[0]!.revision as number, updatedAt: options.at };
+      },
+      enqueue.length > 0,
+    );
   }
 
   listDocuments<T = unknown>(collection: DocumentCollection): Promise<StoredDocument<T>[]> {
     return this.run('listing documents', async (q) =>
-      (await q.query('SELECT key, value, revision, updated_at FROM documents WHERE collection = $1 ORDER BY key COLLATE "C"', [collection])).rows.map((r) =>
-        toDocument<T>(r),
-      ),
+      (
+        await q.query('SELECT key, value, revision, updated_at FROM documents WHERE collection = $1 ORDER BY key COLLATE "C"', [collection])
+      ).rows.map((r) => toDocument<T>(r)),
     );
   }
 
   deleteDocument(collection: DocumentCollection, key: string): Promise<boolean> {
-    return this.run('deleting a document', async (q) => ((await q.query('DELETE FROM documents WHERE collection = $1 AND key = $2', [collection, key])).rowCount ?? 0) > 0);
+    return this.run(
+      'deleting a document',
+      async (q) => ((await q.query('DELETE FROM documents WHERE collection = $1 AND key = $2', [collection, key])).rowCount ?? 0) > 0,
+    );
   }
 
   // ------------------------------------------------------------------ agents and tokens
@@ -230,7 +253,9 @@ export class PostgresCoordinationStore implements CoordinationStore {
         return toAgent(rows[0]!);
       } catch (error) {
         if (uniqueViolation(error) !== undefined) {
-          throw new PortbanditError('PB_ERR_CONFLICT', `an agent with id '${agent.id}' or the same token already exists`, { where: 'agent.id' });
+          throw new PortbanditError('PB_ERR_CONFLICT', `an agent with id '${agent.id}' or the same token already exists`, {
+            where: 'agent.id',
+          });
         }
         throw error;
       }
@@ -284,10 +309,17 @@ export class PostgresCoordinationStore implements CoordinationStore {
   createAdminToken(token: AdminToken): Promise<AdminToken> {
     return this.run('creating an admin token', async (q) => {
       try {
-        await q.query('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)', [token.id, token.name, token.tokenHash, token.createdAt]);
+        await q.query('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)', [
+          token.id,
+          token.name,
+          token.tokenHash,
+          token.createdAt,
+        ]);
       } catch (error) {
         if (uniqueViolation(error) !== undefined) {
-          throw new PortbanditError('PB_ERR_CONFLICT', `an admin token with id '${token.id}' or the same hash already exists`, { where: 'token.id' });
+          throw new PortbanditError('PB_ERR_CONFLICT', `an admin token with id '${token.id}' or the same hash already exists`, {
+            where: 'token.id',
+          });
         }
         throw error;
       }
@@ -303,11 +335,16 @@ export class PostgresCoordinationStore implements CoordinationStore {
   }
 
   listAdminTokens(): Promise<AdminToken[]> {
-    return this.run('listing admin tokens', async (q) => (await q.query('SELECT * FROM admin_tokens ORDER BY id COLLATE "C"')).rows.map(toToken));
+    return this.run('listing admin tokens', async (q) =>
+      (await q.query('SELECT * FROM admin_tokens ORDER BY id COLLATE "C"')).rows.map(toToken),
+    );
   }
 
   deleteAdminToken(id: string): Promise<boolean> {
-    return this.run('deleting an admin token', async (q) => ((await q.query('DELETE FROM admin_tokens WHERE id = $1', [id])).rowCount ?? 0) > 0);
+    return this.run(
+      'deleting an admin token',
+      async (q) => ((await q.query('DELETE FROM admin_tokens WHERE id = $1', [id])).rowCount ?? 0) > 0,
+    );
   }
 
   /**
@@ -320,7 +357,12 @@ export class PostgresCoordinationStore implements CoordinationStore {
       async (q) => {
         await q.query('SELECT pg_advisory_xact_lock($1)', [this.db.lockKey('bootstrap-admin-token')]);
         if ((await q.query('SELECT 1 FROM admin_tokens LIMIT 1')).rows.length > 0) return false;
-        await q.query('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)', [token.id, token.name, token.tokenHash, token.createdAt]);
+        await q.query('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)', [
+          token.id,
+          token.name,
+          token.tokenHash,
+          token.createdAt,
+        ]);
         return true;
       },
       true,
@@ -368,12 +410,16 @@ export class PostgresCoordinationStore implements CoordinationStore {
    */
   readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
     const from = after ?? '0';
-    if (!/^\d{1,20}$/u.test(from)) return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${after}' is not a learning cursor`, { where: 'after' }));
+    if (!/^\d{1,20}$/u.test(from))
+      return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${after}' is not a learning cursor`, { where: 'after' }));
     return this.run(
       'reading learning items',
       async (q) => {
         const barrier = (await q.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS b`)).rows[0]!.b as string;
-        const { rows } = await q.query(`SELECT xid::text AS xid, doc FROM learning_queue WHERE xid >= $1::xid8 AND xid < $2::xid8 ORDER BY xid, seq`, [from, barrier]);
+        const { rows } = await q.query(
+          `SELECT xid::text AS xid, doc FROM learning_queue WHERE xid >= $1::xid8 AND xid < $2::xid8 ORDER BY xid, seq`,
+          [from, barrier],
+        );
         const items = rows.map((r) => ({ ...parse<LearningItem>(r.doc), position: r.xid as string }));
         return { items, cursor: BigInt(barrier) > BigInt(from) ? barrier : from };
       },
@@ -382,8 +428,12 @@ export class PostgresCoordinationStore implements CoordinationStore {
   }
 
   pruneLearning(before: string): Promise<number> {
-    if (!/^\d{1,20}$/u.test(before)) return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${before}' is not a learning cursor`, { where: 'before' }));
-    return this.run('pruning learning items', async (q) => (await q.query('DELETE FROM learning_queue WHERE xid < $1::xid8', [before])).rowCount ?? 0);
+    if (!/^\d{1,20}$/u.test(before))
+      return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${before}' is not a learning cursor`, { where: 'before' }));
+    return this.run(
+      'pruning learning items',
+      async (q) => (await q.query('DELETE FROM learning_queue WHERE xid < $1::xid8', [before])).rowCount ?? 0,
+    );
   }
 
   // ------------------------------------------------------------------ outbox
@@ -402,7 +452,10 @@ export class PostgresCoordinationStore implements CoordinationStore {
   ackOutbox(ids: readonly string[]): Promise<number> {
     const seqs = ids.filter((id) => /^\d{1,15}$/u.test(id)).map(Number);
     if (seqs.length === 0) return Promise.resolve(0);
-    return this.run('acknowledging outbox records', async (q) => (await q.query('DELETE FROM outbox WHERE seq = ANY($1::int8[])', [seqs])).rowCount ?? 0);
+    return this.run(
+      'acknowledging outbox records',
+      async (q) => (await q.query('DELETE FROM outbox WHERE seq = ANY($1::int8[])', [seqs])).rowCount ?? 0,
+    );
   }
 
   countOutbox(): Promise<number> {
@@ -417,7 +470,9 @@ export class PostgresCoordinationStore implements CoordinationStore {
   /** Queue finished visits for the learner inside the caller's transaction. */
   protected async insertLearning(q: Queryable, items: readonly LearningItem[]): Promise<void> {
     if (items.length === 0) return;
-    await q.query('INSERT INTO learning_queue (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i', [items.map((item) => JSON.stringify(item))]);
+    await q.query('INSERT INTO learning_queue (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i', [
+      items.map((item) => JSON.stringify(item)),
+    ]);
   }
 
   // ------------------------------------------------------------------ leases and queue
@@ -477,7 +532,8 @@ export class PostgresCoordinationStore implements CoordinationStore {
         group.forEach(({ lease, ip, resolve, reject }, k) => {
           const row = rows[k]!;
           if (row.stored) resolve();
-          else if (row.taken) reject(new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' }));
+          else if (row.taken)
+            reject(new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' }));
           else reject(new PortbanditError('PB_ERR_CONFLICT', `${ip} already has a lease in flight`, { where: 'lease.ip' }));
         }),
       (error: unknown) => group.forEach(({ reject }) => reject(error)),
@@ -495,8 +551,10 @@ export class PostgresCoordinationStore implements CoordinationStore {
         );
       } catch (error) {
         const constraint = uniqueViolation(error);
-        if (constraint === 'leases_one_per_ip') throw new PortbanditError('PB_ERR_CONFLICT', `${ip} already has a lease in flight`, { where: 'lease.ip' });
-        if (constraint !== undefined) throw new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' });
+        if (constraint === 'leases_one_per_ip')
+          throw new PortbanditError('PB_ERR_CONFLICT', `${ip} already has a lease in flight`, { where: 'lease.ip' });
+        if (constraint !== undefined)
+          throw new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' });
         throw error;
       }
     });
@@ -522,14 +580,18 @@ export class PostgresCoordinationStore implements CoordinationStore {
         conditions.push(`ip = $${params.length}`);
       }
       const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
-      return (await q.query(`SELECT doc FROM leases${where} ORDER BY deadline, id COLLATE "C"`, params)).rows.map((r) => parse<Lease>(r.doc));
+      return (await q.query(`SELECT doc FROM leases${where} ORDER BY deadline, id COLLATE "C"`, params)).rows.map((r) =>
+        parse<Lease>(r.doc),
+      );
     });
   }
 
   countLeases(filter: { agentId?: string } = {}): Promise<number> {
     return this.run('counting leases', async (q) => {
       const { rows } =
-        filter.agentId === undefined ? await q.query('SELECT COUNT(*)::int8 AS n FROM leases') : await q.query('SELECT COUNT(*)::int8 AS n FROM leases WHERE agent_id = $1', [filter.agentId]);
+        filter.agentId === undefined
+          ? await q.query('SELECT COUNT(*)::int8 AS n FROM leases')
+          : await q.query('SELECT COUNT(*)::int8 AS n FROM leases WHERE agent_id = $1', [filter.agentId]);
       return rows[0]!.n as number;
     });
   }
@@ -537,7 +599,10 @@ export class PostgresCoordinationStore implements CoordinationStore {
   renewLease(id: string, deadline: number): Promise<boolean> {
     return this.run('renewing a lease', async (q) => {
       // The document's copy of the deadline is rewritten in the same statement.
-      const result = await q.query(`UPDATE leases SET deadline = $2, doc = jsonb_set(doc::jsonb, '{deadline}', to_jsonb($2::int8))::text WHERE id = $1`, [id, deadline]);
+      const result = await q.query(
+        `UPDATE leases SET deadline = $2, doc = jsonb_set(doc::jsonb, '{deadline}', to_jsonb($2::int8))::text WHERE id = $1`,
+        [id, deadline],
+      );
       return (result.rowCount ?? 0) > 0;
     });
   }
@@ -564,8 +629,14 @@ export class PostgresCoordinationStore implements CoordinationStore {
            RETURNING doc`,
           [now, n],
         );
-        const leases = rows.map((r) => parse<Lease>(r.doc)).sort((a, b) => a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-        if (options.requeue) await this.insertQueued(q, leases.map((lease) => requeueItem(lease, now)));
+        const leases = rows
+          .map((r) => parse<Lease>(r.doc))
+          .sort((a, b) => a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        if (options.requeue)
+          await this.insertQueued(
+            q,
+            leases.map((lease) => requeueItem(lease, now)),
+          );
         return leases;
       },
       true,
@@ -639,16 +710,24 @@ export class PostgresCoordinationStore implements CoordinationStore {
 
   listQueuedWork(limit?: number): Promise<QueuedWork[]> {
     const n = resolveLimit(limit, 10_000);
-    return this.run('listing queued work', async (q) => (await q.query('SELECT seq, doc FROM work_queue WHERE hidden_until = 0 ORDER BY seq LIMIT $1', [n])).rows.map(toQueued));
+    return this.run('listing queued work', async (q) =>
+      (await q.query('SELECT seq, doc FROM work_queue WHERE hidden_until = 0 ORDER BY seq LIMIT $1', [n])).rows.map(toQueued),
+    );
   }
 
   countQueuedWork(): Promise<number> {
-    return this.run('counting queued work', async (q) => (await q.query('SELECT COUNT(*)::int8 AS n FROM work_queue WHERE hidden_until = 0')).rows[0]!.n as number);
+    return this.run(
+      'counting queued work',
+      async (q) => (await q.query('SELECT COUNT(*)::int8 AS n FROM work_queue WHERE hidden_until = 0')).rows[0]!.n as number,
+    );
   }
 
   removeQueuedWork(id: string): Promise<boolean> {
     if (!/^\d{1,15}$/u.test(id)) return Promise.resolve(false);
-    return this.run('removing queued work', async (q) => ((await q.query('DELETE FROM work_queue WHERE seq = $1', [Number(id)])).rowCount ?? 0) > 0);
+    return this.run(
+      'removing queued work',
+      async (q) => ((await q.query('DELETE FROM work_queue WHERE seq = $1', [Number(id)])).rowCount ?? 0) > 0,
+    );
   }
 }
 

@@ -24,7 +24,9 @@ export const DEFAULT_POSTGRES_SCHEMA = 'portbandit';
 /** int8 (counts, times, sequence numbers) as JS numbers: every value we store fits in 2^53. */
 const types = {
   getTypeParser: ((oid: number, format?: string) =>
-    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    oid === pg.types.builtins.INT8
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
 /**
@@ -91,9 +93,13 @@ export class PostgresDatabase {
   static async open(options: PostgresOptions, parts: readonly SchemaPart[] = [COORDINATION_SCHEMA]): Promise<PostgresDatabase> {
     const schema = options.schema ?? DEFAULT_POSTGRES_SCHEMA;
     if (!/^[a-z_][a-z0-9_]{0,62}$/u.test(schema)) {
-      throw new PortbanditError('PB_ERR_CONFIG', `'${schema}' is not a usable schema name; expected lower-case letters, digits and _ (at most 63)`, {
-        where: 'store.postgres.schema',
-      });
+      throw new PortbanditError(
+        'PB_ERR_CONFIG',
+        `'${schema}' is not a usable schema name; expected lower-case letters, digits and _ (at most 63)`,
+        {
+          where: 'store.postgres.schema',
+        },
+      );
     }
     const where = `${redactUrl(options.url)} schema ${schema}`;
     const pool = new pg.Pool({
@@ -160,9 +166,13 @@ export class PostgresDatabase {
   /** Map a failure to a PortbanditError (coded errors pass through). */
   wrap(error: unknown, what: string): PortbanditError {
     if (isPortbanditError(error)) return error;
-    return new PortbanditError('PB_ERR_STORE', `PostgreSQL store failed while ${what} (${this.where}): ${(error as Error)?.message ?? String(error)}`, {
-      cause: error,
-    });
+    return new PortbanditError(
+      'PB_ERR_STORE',
+      `PostgreSQL store failed while ${what} (${this.where}): ${(error as Error)?.message ?? String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 
   /** A 64-bit advisory lock key for a name in this schema (advisory locks are per database, not per schema). */

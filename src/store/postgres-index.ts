@@ -5,7 +5,20 @@ import { PostgresDatabase, type PostgresOptions, type Queryable, type SchemaPart
 import type { QueryNode } from './query-ast.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
-import type { EventPage, IngestResult, NewStoreEvent, Page, PageRequest, ScanDocument, ScanIndex, ScanIngest, SearchOptions, SearchView, StoreCounts, StoreEvent } from './types.js';
+import type {
+  EventPage,
+  IngestResult,
+  NewStoreEvent,
+  Page,
+  PageRequest,
+  ScanDocument,
+  ScanIndex,
+  ScanIngest,
+  SearchOptions,
+  SearchView,
+  StoreCounts,
+  StoreEvent,
+} from './types.js';
 
 /** What `ingestWith` stored, for an outbox record (absent for a duplicate). */
 export interface IngestedWith extends IngestResult {
@@ -133,7 +146,9 @@ export class PostgresScanIndex implements ScanIndex {
     else {
       if (!input.replace) return { inserted: false, latest: false };
       const existing = (await q.query('SELECT row, doc FROM scans WHERE scan_id = $1 FOR UPDATE', [scan.scanId])).rows[0]!;
-      const allowed = mayReplace ? await mayReplace() : (scan.rounds?.length ?? 1) > (parse<ScanDocument>(existing.doc).rounds?.length ?? 1);
+      const allowed = mayReplace
+        ? await mayReplace()
+        : (scan.rounds?.length ?? 1) > (parse<ScanDocument>(existing.doc).rounds?.length ?? 1);
       if (!allowed) return { inserted: false, latest: false };
       row = existing.row as number;
       await q.query('UPDATE scans SET finished_at = $1, words = $2, doc = $3 WHERE row = $4', [scan.finishedAt, words, doc, row]);
@@ -155,7 +170,10 @@ export class PostgresScanIndex implements ScanIndex {
       // A host's first latest row (inserted, not updated: xmax 0) has no facet rows to clear
       // (latest rows are never deleted), as in the SQLite store: one statement less per new host.
       if (latest.fresh !== true) await q.query('DELETE FROM latest_terms WHERE ip_key = $1', [key]);
-      await q.query('INSERT INTO latest_terms (field, value, ip_key) SELECT field, value, $1 FROM scan_terms WHERE scan_row = $2 ON CONFLICT DO NOTHING', [key, row]);
+      await q.query(
+        'INSERT INTO latest_terms (field, value, ip_key) SELECT field, value, $1 FROM scan_terms WHERE scan_row = $2 ON CONFLICT DO NOTHING',
+        [key, row],
+      );
     }
     const events = input.events && input.events.length > 0 ? await this.insertEvents(q, input.events) : [];
     return { inserted: true, latest: latest !== undefined, stored: { scan, events } };
@@ -171,7 +189,10 @@ export class PostgresScanIndex implements ScanIndex {
     if (events.length === 0) return [];
     await q.query('SELECT pg_advisory_xact_lock($1)', [this.db.lockKey('events')]);
     const docs = events.map((e) => JSON.stringify(e));
-    const { rows } = await q.query('INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq', [docs]);
+    const { rows } = await q.query(
+      'INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq',
+      [docs],
+    );
     // Sequence numbers were drawn in ORDER BY order: the i-th smallest belongs to the i-th event.
     const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
     return docs.map((doc, i) => ({ ...(JSON.parse(doc) as NewStoreEvent), id: String(seqs[i]) }));
@@ -199,7 +220,9 @@ export class PostgresScanIndex implements ScanIndex {
   }
 
   search(query: QueryNode | undefined, options: SearchOptions = {}): Promise<Page<ScanDocument>> {
-    return this.run('searching', (q) => this.page(q, this.view(options.view ?? 'latest', query), (c) => compileSqliteQuery(query, c), options));
+    return this.run('searching', (q) =>
+      this.page(q, this.view(options.view ?? 'latest', query), (c) => compileSqliteQuery(query, c), options),
+    );
   }
 
   count(query: QueryNode | undefined, options: { view?: SearchView } = {}): Promise<number> {
@@ -251,14 +274,16 @@ export class PostgresScanIndex implements ScanIndex {
     let position = { finishedAt: (options.since ?? Number.MIN_SAFE_INTEGER) - 1, scanId: '\u{10FFFF}' };
     const until = options.until ?? Number.MAX_SAFE_INTEGER;
     for (;;) {
-      const rows = await this.run('exporting history', async (q) =>
-        (
-          await q.query(
-            `SELECT finished_at, scan_id, doc FROM scans WHERE (finished_at > $1 OR (finished_at = $1 AND scan_id COLLATE "C" > $2)) AND finished_at < $3
+      const rows = await this.run(
+        'exporting history',
+        async (q) =>
+          (
+            await q.query(
+              `SELECT finished_at, scan_id, doc FROM scans WHERE (finished_at > $1 OR (finished_at = $1 AND scan_id COLLATE "C" > $2)) AND finished_at < $3
              ORDER BY finished_at, scan_id COLLATE "C" LIMIT $4`,
-            [position.finishedAt, position.scanId, until, batch],
-          )
-        ).rows,
+              [position.finishedAt, position.scanId, until, batch],
+            )
+          ).rows,
       );
       for (const row of rows) yield parse<ScanDocument>(row.doc);
       if (rows.length < batch) return;
@@ -367,11 +392,15 @@ export class PostgresScanIndex implements ScanIndex {
   }
 
   topPorts(options: { tag?: string; limit?: number } = {}): Promise<{ port: number; hosts: number }[]> {
-    return this.run('computing top ports', async (q) => (await this.topTerms(q, 'port', options)).map((row) => ({ port: Number(row.value), hosts: row.hosts as number })));
+    return this.run('computing top ports', async (q) =>
+      (await this.topTerms(q, 'port', options)).map((row) => ({ port: Number(row.value), hosts: row.hosts as number })),
+    );
   }
 
   topServices(options: { tag?: string; limit?: number } = {}): Promise<{ service: string; hosts: number }[]> {
-    return this.run('computing top services', async (q) => (await this.topTerms(q, 'service', options)).map((row) => ({ service: row.value as string, hosts: row.hosts as number })));
+    return this.run('computing top services', async (q) =>
+      (await this.topTerms(q, 'service', options)).map((row) => ({ service: row.value as string, hosts: row.hosts as number })),
+    );
   }
 
   scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]> {
@@ -408,5 +437,8 @@ async function insertTerms(q: Queryable, row: number, fields: ScanIndexFields): 
     values.push('true');
   }
   if (names.length === 0) return;
-  await q.query('INSERT INTO scan_terms (field, value, scan_row) SELECT f, v, $3 FROM unnest($1::text[], $2::text[]) AS t(f, v) ON CONFLICT DO NOTHING', [names, values, row]);
+  await q.query(
+    'INSERT INTO scan_terms (field, value, scan_row) SELECT f, v, $3 FROM unnest($1::text[], $2::text[]) AS t(f, v) ON CONFLICT DO NOTHING',
+    [names, values, row],
+  );
 }

@@ -3,7 +3,21 @@ import { PostgresCoordinationStore } from './postgres-coordination.js';
 import { COORDINATION_SCHEMA, PostgresDatabase, type PostgresOptions, type Queryable } from './postgres-database.js';
 import { INDEX_SCHEMA, PostgresScanIndex } from './postgres-index.js';
 import type { QueryNode } from './query-ast.js';
-import type { EventPage, IngestInput, IngestResult, NewStoreEvent, Page, PageRequest, QueuedWorkInput, ScanDocument, SearchOptions, SearchView, Store, StoreCounts, StoreEvent } from './types.js';
+import type {
+  EventPage,
+  IngestInput,
+  IngestResult,
+  NewStoreEvent,
+  Page,
+  PageRequest,
+  QueuedWorkInput,
+  ScanDocument,
+  SearchOptions,
+  SearchView,
+  Store,
+  StoreCounts,
+  StoreEvent,
+} from './types.js';
 
 export type { PostgresOptions } from './postgres-database.js';
 
@@ -101,7 +115,12 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
           if (this.outbox) {
             let next = 0;
             for (const visit of visits) {
-              await this.insertOutbox(q, { kind: 'visit', scan: visit.scan, latest: visit.latest, events: storedEvents.slice(next, next + visit.events) });
+              await this.insertOutbox(q, {
+                kind: 'visit',
+                scan: visit.scan,
+                latest: visit.latest,
+                events: storedEvents.slice(next, next + visit.events),
+              });
               next += visit.events;
             }
           }
@@ -142,10 +161,12 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
     const leaseId = input.leaseId;
     // A later round replaces the visit's document once per lease: the lease row, locked
     // here and deleted below in the same transaction, is the ticket.
-    const mayReplace = async (): Promise<boolean> => leaseId !== undefined && (await q.query('SELECT 1 FROM leases WHERE id = $1 FOR UPDATE', [leaseId])).rows.length > 0;
+    const mayReplace = async (): Promise<boolean> =>
+      leaseId !== undefined && (await q.query('SELECT 1 FROM leases WHERE id = $1 FOR UPDATE', [leaseId])).rows.length > 0;
     const { stored, ...result } = await this.index.ingestWith(q, input, mayReplace);
     if (!result.inserted) return { result };
-    if (withOutbox && this.outbox && stored) await this.insertOutbox(q, { kind: 'visit', scan: stored.scan, latest: result.latest, events: stored.events });
+    if (withOutbox && this.outbox && stored)
+      await this.insertOutbox(q, { kind: 'visit', scan: stored.scan, latest: result.latest, events: stored.events });
     const lease = leaseId === undefined ? undefined : await this.takeLease(q, leaseId);
     const queued = enqueue && enqueue.length > 0 ? await this.insertQueued(q, enqueue) : undefined;
     if (input.learn) await this.insertLearning(q, input.learn);

@@ -20,7 +20,8 @@ import type { EventKind } from './event-kind.js';
  *   (service, product, version, extrainfo, cpes, script ids and outputs of open ports); words are
  *   runs of letters and digits, compared case-insensitively (see `tokenizeText`).
  */
-export type QueryNode = AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode | KindNode | ScreenshotNode;
+export type QueryNode =
+  AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode | KindNode | ScreenshotNode;
 
 /** All children must match. At least two children. */
 export interface AndNode {
@@ -98,12 +99,17 @@ export const TERM_FIELDS: readonly TermField[] = ['service', 'product', 'version
 
 /** Split text into lower-case words (runs of letters and digits), the unit free-text search matches. */
 export function tokenizeText(text: string): string[] {
-  return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((word) => word.length > 0);
+  return text
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter((word) => word.length > 0);
 }
 
 /** The error every scan backend throws for a `kind` node: scans have no kind, events do. */
 export function kindOnScans(): PortbanditError {
-  return new PortbanditError('PB_ERR_QUERY', 'kind: filters events (portbandit events, /api/v1/events, alert rules), not scans', { where: 'query' });
+  return new PortbanditError('PB_ERR_QUERY', 'kind: filters events (portbandit events, /api/v1/events, alert rules), not scans', {
+    where: 'query',
+  });
 }
 
 /** Whether a time `at` (ms since the epoch) satisfies a `ctime:` node: one comparison or a [from, to) range. */

@@ -85,7 +85,9 @@ export function printQuery(node: QueryNode | undefined): string {
 function printNode(node: QueryNode): string {
   switch (node.type) {
     case 'and':
-      return node.children.map((child) => (child.type === 'and' || child.type === 'or' ? `(${printNode(child)})` : printNode(child))).join(' ');
+      return node.children
+        .map((child) => (child.type === 'and' || child.type === 'or' ? `(${printNode(child)})` : printNode(child)))
+        .join(' ');
     case 'or':
       return node.children.map((child) => (child.type === 'or' ? `(${printNode(child)})` : printNode(child))).join(' OR ');
     case 'not': {
@@ -113,9 +115,7 @@ function printNode(node: QueryNode): string {
 
 function printValue(value: string, bare: boolean): string {
   const plain =
-    value.length > 0 &&
-    !/[\s()"\\]/u.test(value) &&
-    !(bare && (value.includes(':') || value.startsWith('-') || KEYWORDS.has(value)));
+    value.length > 0 && !/[\s()"\\]/u.test(value) && !(bare && (value.includes(':') || value.startsWith('-') || KEYWORDS.has(value)));
   return plain ? value : `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
@@ -149,7 +149,10 @@ function tokenize(text: string, dialect: Dialect): Token[] {
       if (colon > 0 && /^[a-z]+$/iu.test(word.slice(0, colon))) {
         const field = word.slice(0, colon).toLowerCase();
         if (!dialect.fields.has(field)) {
-          throw queryError(`unknown field '${word.slice(0, colon)}'; expected one of ${[...dialect.fields].join(', ')}${dialect.hint}`, start + 1);
+          throw queryError(
+            `unknown field '${word.slice(0, colon)}'; expected one of ${[...dialect.fields].join(', ')}${dialect.hint}`,
+            start + 1,
+          );
         }
         let value = word.slice(colon + 1);
         let quoted = false;
@@ -283,7 +286,8 @@ function buildLeaf(token: Extract<Token, { kind: 'value' }>): QueryNode {
     }
     case 'kind': {
       const kind = value.toLowerCase();
-      if (!EVENT_KIND_SET.has(kind)) throw queryError(`'${value}' is not an event kind; expected one of ${EVENT_KINDS.join(', ')}`, valuePos);
+      if (!EVENT_KIND_SET.has(kind))
+        throw queryError(`'${value}' is not an event kind; expected one of ${EVENT_KINDS.join(', ')}`, valuePos);
       return { type: 'kind', value: kind as EventKind };
     }
     default:
@@ -328,7 +332,14 @@ function parseDate(text: string, pos: number): number {
     const [, y, mo, d, h = '0', mi = '0', s = '0', ms = '0'] = match;
     const at = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, '0')));
     const check = new Date(at);
-    if (check.getUTCFullYear() === Number(y) && check.getUTCMonth() === Number(mo) - 1 && check.getUTCDate() === Number(d) && Number(h) < 24 && Number(mi) < 60 && Number(s) < 60) {
+    if (
+      check.getUTCFullYear() === Number(y) &&
+      check.getUTCMonth() === Number(mo) - 1 &&
+      check.getUTCDate() === Number(d) &&
+      Number(h) < 24 &&
+      Number(mi) < 60 &&
+      Number(s) < 60
+    ) {
       return at;
     }
   }

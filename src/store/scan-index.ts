@@ -45,7 +45,11 @@ export function indexScan(scan: ScanDocument): ScanIndexFields {
   for (const port of scan.ports) {
     if (port.state !== 'open') continue;
     ports.add(port.port);
-    for (const [field, value] of [['service', port.service], ['product', port.product], ['version', port.version]] as const) {
+    for (const [field, value] of [
+      ['service', port.service],
+      ['product', port.product],
+      ['version', port.version],
+    ] as const) {
       if (value !== undefined && value !== '' && value.length <= MAX_TERM_LENGTH) terms[field].add(value.toLowerCase());
       addWords(value);
     }
@@ -68,7 +72,9 @@ export function indexScan(scan: ScanDocument): ScanIndexFields {
 /** Check the shape of a scan document before storing it and return it with a canonical ip. */
 export function validateScan(scan: ScanDocument): ScanDocument {
   const fail = (field: string, expected: string): never => {
-    throw new PortbanditError('PB_ERR_SCAN_DOCUMENT', `scan ${JSON.stringify(scan?.scanId)}: expected ${expected}`, { where: `scan.${field}` });
+    throw new PortbanditError('PB_ERR_SCAN_DOCUMENT', `scan ${JSON.stringify(scan?.scanId)}: expected ${expected}`, {
+      where: `scan.${field}`,
+    });
   };
   if (typeof scan !== 'object' || scan === null) fail('', 'an object');
   if (typeof scan.scanId !== 'string' || scan.scanId === '') fail('scanId', 'a non-empty string');

@@ -102,7 +102,9 @@ export class ScreenshotStore {
   /** Open (creating) the file at `path`, or an in-memory store for `:memory:`. */
   static open(path: string, budgetBytes: number): ScreenshotStore {
     if (!Number.isSafeInteger(budgetBytes) || budgetBytes < 0) {
-      throw new PortbanditError('PB_ERR_CONFIG', `the screenshot budget must be a non-negative integer of bytes, got ${budgetBytes}`, { where: 'screenshotBudgetBytes' });
+      throw new PortbanditError('PB_ERR_CONFIG', `the screenshot budget must be a non-negative integer of bytes, got ${budgetBytes}`, {
+        where: 'screenshotBudgetBytes',
+      });
     }
     let db: Database.Database;
     try {
@@ -126,7 +128,19 @@ export class ScreenshotStore {
     return this.db.transaction(() => {
       for (const s of shots) {
         const before = this.stmt.sizeOf.get(s.scanId, s.port) as { bytes: number } | undefined;
-        this.stmt.upsert.run({ scanId: s.scanId, port: s.port, ip: s.ip, scheme: s.scheme, mime: s.mime, width: s.width, height: s.height, title: s.title ?? null, bytes: s.data.length, storedAt, data: s.data });
+        this.stmt.upsert.run({
+          scanId: s.scanId,
+          port: s.port,
+          ip: s.ip,
+          scheme: s.scheme,
+          mime: s.mime,
+          width: s.width,
+          height: s.height,
+          title: s.title ?? null,
+          bytes: s.data.length,
+          storedAt,
+          data: s.data,
+        });
         this.stmt.addTotal.run(s.data.length - (before?.bytes ?? 0));
       }
       let evicted = 0;

@@ -101,7 +101,12 @@ parentPort.on('message', () => {
 `;
 
 /** Start checkpointing `file` (a WAL database) on a worker thread every `intervalMs`. */
-export function startCheckpointer(file: string, intervalMs: number, onError: (message: string) => void, restartPages = RESTART_PAGES): Checkpointer {
+export function startCheckpointer(
+  file: string,
+  intervalMs: number,
+  onError: (message: string) => void,
+  restartPages = RESTART_PAGES,
+): Checkpointer {
   const module = createRequire(import.meta.url).resolve('better-sqlite3');
   const flags = new Int32Array(new SharedArrayBuffer(8));
   const worker = new Worker(WORKER_SOURCE, {

@@ -93,7 +93,8 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
       params.push('port', String(node.port));
       return c.hasTerm;
     case 'term':
-      if (!TERM_FIELD_SET.has(node.field)) throw new PortbanditError('PB_ERR_QUERY', `unknown field ${JSON.stringify(node.field)}`, { where: 'query' });
+      if (!TERM_FIELD_SET.has(node.field))
+        throw new PortbanditError('PB_ERR_QUERY', `unknown field ${JSON.stringify(node.field)}`, { where: 'query' });
       params.push(node.field, node.value.toLowerCase());
       return c.hasTerm;
     case 'ip': {
@@ -103,7 +104,8 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
     }
     case 'time': {
       const op = TIME_OPS[node.op];
-      if (op === undefined) throw new PortbanditError('PB_ERR_QUERY', `unknown time operator ${JSON.stringify(node.op)}`, { where: 'query' });
+      if (op === undefined)
+        throw new PortbanditError('PB_ERR_QUERY', `unknown time operator ${JSON.stringify(node.op)}`, { where: 'query' });
       params.push(node.at);
       return `(${c.finishedAt} ${op} ?)`;
     }

@@ -119,7 +119,9 @@ function mergeFollowUpRounds(db: Database.Database): void {
     `SELECT row, scan_id, finished_at, doc FROM scans
      WHERE ip_key = ? AND json_extract(doc, '$.epoch') = ? AND json_extract(doc, '$.startedAt') = ? ORDER BY finished_at, row`,
   );
-  const updateFirst = db.prepare('UPDATE scans SET finished_at = ?, words = (SELECT words FROM scans WHERE row = ?), doc = ? WHERE row = ?');
+  const updateFirst = db.prepare(
+    'UPDATE scans SET finished_at = ?, words = (SELECT words FROM scans WHERE row = ?), doc = ? WHERE row = ?',
+  );
   const dropTerms = db.prepare('DELETE FROM scan_terms WHERE scan_row = ?');
   const moveTerms = db.prepare('UPDATE scan_terms SET scan_row = ? WHERE scan_row = ?');
   const dropScan = db.prepare('DELETE FROM scans WHERE row = ?');

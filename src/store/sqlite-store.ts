@@ -86,10 +86,18 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     if (options.path !== ':memory:' && interval > 0) {
       db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
       let warned = false;
-      checkpointer = startCheckpointer(options.path, interval, (message) => {
-        if (!warned) process.emitWarning(`SQLite checkpoints on the worker thread failed (${options.path}): ${message}; the automatic checkpoint takes over`);
-        warned = true;
-      }, options.checkpointRestartPages);
+      checkpointer = startCheckpointer(
+        options.path,
+        interval,
+        (message) => {
+          if (!warned)
+            process.emitWarning(
+              `SQLite checkpoints on the worker thread failed (${options.path}): ${message}; the automatic checkpoint takes over`,
+            );
+          warned = true;
+        },
+        options.checkpointRestartPages,
+      );
     }
     return new SqliteStore(db, options.path, checkpointer, options.outbox ?? false);
   } catch (error) {
@@ -99,7 +107,9 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
 
 function wrapError(error: unknown, what: string): PortbanditError {
   if (isPortbanditError(error)) return error;
-  return new PortbanditError('PB_ERR_STORE', `SQLite store failed while ${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+  return new PortbanditError('PB_ERR_STORE', `SQLite store failed while ${what}: ${(error as Error)?.message ?? String(error)}`, {
+    cause: error,
+  });
 }
 
 function isUniqueViolation(error: unknown): boolean {
@@ -126,7 +136,12 @@ class SqliteStore implements Store {
   private readonly savepoint: (work: () => unknown) => unknown;
   /** A deferred group commit's retry is on a timer. */
   private retryScheduled = false;
-  private readonly pendingWrites: { what: string; work: () => unknown; resolve: (result: never) => void; reject: (error: unknown) => void }[] = [];
+  private readonly pendingWrites: {
+    what: string;
+    work: () => unknown;
+    resolve: (result: never) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
 
   constructor(
     db: Database.Database,
@@ -180,33 +195,39 @@ class SqliteStore implements Store {
 
   addScopeEntries(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
     return this.run('adding scope entries', () =>
-      this.db.transaction(() => {
-        let changed = 0;
-        for (const entry of entries) {
-          changed += this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at).changes;
-        }
-        return changed > 0 ? this.bumpScopeVersion() : this.scopeVersion();
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          let changed = 0;
+          for (const entry of entries) {
+            changed += this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at).changes;
+          }
+          return changed > 0 ? this.bumpScopeVersion() : this.scopeVersion();
+        })
+        .immediate(),
     );
   }
 
   removeScopeEntries(list: ScopeListName, ranges: readonly string[]): Promise<{ removed: number; version: number }> {
     return this.run('removing scope entries', () =>
-      this.db.transaction(() => {
-        let removed = 0;
-        for (const range of ranges) removed += this.stmt.scopeDelete.run(list, range).changes;
-        return { removed, version: removed > 0 ? this.bumpScopeVersion() : this.scopeVersion() };
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          let removed = 0;
+          for (const range of ranges) removed += this.stmt.scopeDelete.run(list, range).changes;
+          return { removed, version: removed > 0 ? this.bumpScopeVersion() : this.scopeVersion() };
+        })
+        .immediate(),
     );
   }
 
   replaceScope(list: ScopeListName, entries: readonly ScopeEntryInput[], at: number): Promise<number> {
     return this.run('replacing the scope', () =>
-      this.db.transaction(() => {
-        this.stmt.scopeClear.run(list);
-        for (const entry of entries) this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at);
-        return this.bumpScopeVersion();
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          this.stmt.scopeClear.run(list);
+          for (const entry of entries) this.stmt.scopeUpsert.run(list, entry.range, JSON.stringify([...entry.tags]), at);
+          return this.bumpScopeVersion();
+        })
+        .immediate(),
     );
   }
 
@@ -249,7 +270,8 @@ class SqliteStore implements Store {
         );
       }
       const json = serialized;
-      if (json === undefined) throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
+      if (json === undefined)
+        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
       this.stmt.docPut.run(collection, key, json, current + 1, options.at);
       for (const item of options.enqueue ?? []) this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') });
       // The stored copy is parsed only if the caller reads it: a learned state is ~1 MB of JSON
@@ -281,7 +303,9 @@ class SqliteStore implements Store {
         this.stmt.agentInsert.run(agent.id, agent.name, agent.tokenHash, agent.version ?? null, agent.createdAt, '{}');
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new PortbanditError('PB_ERR_CONFLICT', `an agent with id '${agent.id}' or the same token already exists`, { where: 'agent.id' });
+          throw new PortbanditError('PB_ERR_CONFLICT', `an agent with id '${agent.id}' or the same token already exists`, {
+            where: 'agent.id',
+          });
         }
         throw error;
       }
@@ -330,7 +354,9 @@ class SqliteStore implements Store {
         this.stmt.tokenInsert.run(token.id, token.name, token.tokenHash, token.createdAt);
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new PortbanditError('PB_ERR_CONFLICT', `an admin token with id '${token.id}' or the same hash already exists`, { where: 'token.id' });
+          throw new PortbanditError('PB_ERR_CONFLICT', `an admin token with id '${token.id}' or the same hash already exists`, {
+            where: 'token.id',
+          });
         }
         throw error;
       }
@@ -360,7 +386,8 @@ class SqliteStore implements Store {
       try {
         this.stmt.leaseInsert.run(lease.id, ip, lease.agentId, lease.deadline, JSON.stringify({ ...lease, ip }));
       } catch (error) {
-        if (isUniqueViolation(error)) throw new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' });
+        if (isUniqueViolation(error))
+          throw new PortbanditError('PB_ERR_CONFLICT', `a lease with id '${lease.id}' already exists`, { where: 'lease.id' });
         throw error;
       }
     });
@@ -392,19 +419,24 @@ class SqliteStore implements Store {
   }
 
   countLeases(filter: { agentId?: string } = {}): Promise<number> {
-    return this.run('counting leases', () =>
-      (filter.agentId === undefined ? (this.stmt.leaseCountAll.get() as Row) : (this.stmt.leaseCountAgent.get(filter.agentId) as Row)).n as number,
+    return this.run(
+      'counting leases',
+      () =>
+        (filter.agentId === undefined ? (this.stmt.leaseCountAll.get() as Row) : (this.stmt.leaseCountAgent.get(filter.agentId) as Row))
+          .n as number,
     );
   }
 
   renewLease(id: string, deadline: number): Promise<boolean> {
     return this.run('renewing a lease', () =>
-      this.db.transaction(() => {
-        const row = this.stmt.leaseGet.get(id) as Row | undefined;
-        if (!row) return false;
-        this.stmt.leaseRenew.run(deadline, JSON.stringify({ ...toLease(row), deadline }), id);
-        return true;
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          const row = this.stmt.leaseGet.get(id) as Row | undefined;
+          if (!row) return false;
+          this.stmt.leaseRenew.run(deadline, JSON.stringify({ ...toLease(row), deadline }), id);
+          return true;
+        })
+        .immediate(),
     );
   }
 
@@ -421,15 +453,17 @@ class SqliteStore implements Store {
 
   takeExpiredLeases(now: number, limit: number, options: { requeue?: boolean } = {}): Promise<Lease[]> {
     return this.run('taking expired leases', () =>
-      this.db.transaction(() => {
-        const rows = this.stmt.leaseExpired.all(now, resolveLimit(limit, limit)) as Row[];
-        const leases = rows.map(toLease);
-        for (const lease of leases) {
-          this.stmt.leaseDelete.run(lease.id);
-          if (options.requeue) this.insertQueued(requeueItem(lease, now));
-        }
-        return leases;
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          const rows = this.stmt.leaseExpired.all(now, resolveLimit(limit, limit)) as Row[];
+          const leases = rows.map(toLease);
+          for (const lease of leases) {
+            this.stmt.leaseDelete.run(lease.id);
+            if (options.requeue) this.insertQueued(requeueItem(lease, now));
+          }
+          return leases;
+        })
+        .immediate(),
     );
   }
 
@@ -452,11 +486,13 @@ class SqliteStore implements Store {
    */
   dequeueWork(limit: number): Promise<QueuedWork[]> {
     return this.run('dequeueing work', () =>
-      this.db.transaction(() => {
-        const rows = this.stmt.queueHead.all(resolveLimit(limit, limit)) as Row[];
-        for (const row of rows) this.stmt.queueDelete.run(row.seq);
-        return rows.map(toQueued);
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          const rows = this.stmt.queueHead.all(resolveLimit(limit, limit)) as Row[];
+          for (const row of rows) this.stmt.queueDelete.run(row.seq);
+          return rows.map(toQueued);
+        })
+        .immediate(),
     );
   }
 
@@ -479,28 +515,32 @@ class SqliteStore implements Store {
   dequeueWorkFor(limit: number, groups: readonly string[]): Promise<QueuedWork[]> {
     const wanted = JSON.stringify([...groups]);
     return this.run('dequeueing work for a group', () =>
-      this.db.transaction(() => {
-        this.queueForGroups ??= this.db.prepare(
-          `SELECT seq, doc FROM work_queue
+      this.db
+        .transaction(() => {
+          this.queueForGroups ??= this.db.prepare(
+            `SELECT seq, doc FROM work_queue
            WHERE json_type(doc, '$.groups') IS NULL
               OR EXISTS (SELECT 1 FROM json_each(doc, '$.groups') g WHERE g.value IN (SELECT value FROM json_each(?)))
            ORDER BY seq LIMIT ?`,
-        );
-        const rows = this.queueForGroups.all(wanted, resolveLimit(limit, limit)) as Row[];
-        for (const row of rows) this.stmt.queueDelete.run(row.seq);
-        return rows.map(toQueued);
-      }).immediate(),
+          );
+          const rows = this.queueForGroups.all(wanted, resolveLimit(limit, limit)) as Row[];
+          for (const row of rows) this.stmt.queueDelete.run(row.seq);
+          return rows.map(toQueued);
+        })
+        .immediate(),
     );
   }
 
   // ------------------------------------------------------------------ several coordinators
   createFirstAdminToken(token: AdminToken): Promise<boolean> {
     return this.run('creating the first admin token', () =>
-      this.db.transaction(() => {
-        if ((this.stmt.tokenList.all() as Row[]).length > 0) return false;
-        this.stmt.tokenInsert.run(token.id, token.name, token.tokenHash, token.createdAt);
-        return true;
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          if ((this.stmt.tokenList.all() as Row[]).length > 0) return false;
+          this.stmt.tokenInsert.run(token.id, token.name, token.tokenHash, token.createdAt);
+          return true;
+        })
+        .immediate(),
     );
   }
 
@@ -517,26 +557,28 @@ class SqliteStore implements Store {
         deleteScan: this.db.prepare('DELETE FROM scans WHERE row = ?'),
       };
       const stmts = this.retentionStmts;
-      return this.db.transaction(() => {
-        let deleted = 0;
-        let refusedLatest = 0;
-        const gone: string[] = [];
-        for (const id of scanIds) {
-          const row = (this.stmt.scanRow.get(id) as Row | undefined)?.row as number | undefined;
-          if (row === undefined) continue;
-          if (stmts.isLatest.get(row) !== undefined) {
-            refusedLatest++;
-            continue;
+      return this.db
+        .transaction(() => {
+          let deleted = 0;
+          let refusedLatest = 0;
+          const gone: string[] = [];
+          for (const id of scanIds) {
+            const row = (this.stmt.scanRow.get(id) as Row | undefined)?.row as number | undefined;
+            if (row === undefined) continue;
+            if (stmts.isLatest.get(row) !== undefined) {
+              refusedLatest++;
+              continue;
+            }
+            this.stmt.scanTermsClear.run(row);
+            if (stmts.deleteScan.run(row).changes > 0) {
+              deleted++;
+              gone.push(id);
+            }
           }
-          this.stmt.scanTermsClear.run(row);
-          if (stmts.deleteScan.run(row).changes > 0) {
-            deleted++;
-            gone.push(id);
-          }
-        }
-        if (this.outbox && gone.length > 0) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'delete', scanIds: gone }));
-        return { deleted, refusedLatest };
-      }).immediate();
+          if (this.outbox && gone.length > 0) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'delete', scanIds: gone }));
+          return { deleted, refusedLatest };
+        })
+        .immediate();
     });
   }
 
@@ -549,7 +591,8 @@ class SqliteStore implements Store {
   readLearning(after: string | undefined): Promise<{ items: LearningRecord[]; cursor: string }> {
     return this.run('reading learning items', () => {
       const from = after === undefined ? 0 : Number(after);
-      if (!Number.isSafeInteger(from) || from < 0) throw new PortbanditError('PB_ERR_CURSOR', `'${after}' is not a learning cursor`, { where: 'after' });
+      if (!Number.isSafeInteger(from) || from < 0)
+        throw new PortbanditError('PB_ERR_CURSOR', `'${after}' is not a learning cursor`, { where: 'after' });
       const rows = this.stmt.learningFrom.all(from) as Row[];
       const items = rows.map((row) => ({ ...parse<LearningItem>(row.doc), position: String(row.seq) }));
       return { items, cursor: String(rows.length > 0 ? (rows.at(-1)!.seq as number) + 1 : from) };
@@ -574,17 +617,21 @@ class SqliteStore implements Store {
     // Grouped writes acknowledged so far are in it (a read in the same turn would miss them).
     this.flushWrites(true);
     return this.run('reading the outbox', () =>
-      (this.stmt.outboxHead.all(resolveLimit(limit, limit)) as Row[]).map((row) => ({ ...parse<OutboxEntry>(row.doc), id: String(row.seq) }) as OutboxRecord),
+      (this.stmt.outboxHead.all(resolveLimit(limit, limit)) as Row[]).map(
+        (row) => ({ ...parse<OutboxEntry>(row.doc), id: String(row.seq) }) as OutboxRecord,
+      ),
     );
   }
 
   ackOutbox(ids: readonly string[]): Promise<number> {
     return this.run('acknowledging outbox records', () =>
-      this.db.transaction(() => {
-        let removed = 0;
-        for (const id of ids) if (/^\d{1,15}$/u.test(id)) removed += this.stmt.outboxDelete.run(Number(id)).changes;
-        return removed;
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          let removed = 0;
+          for (const id of ids) if (/^\d{1,15}$/u.test(id)) removed += this.stmt.outboxDelete.run(Number(id)).changes;
+          return removed;
+        })
+        .immediate(),
     );
   }
 
@@ -634,15 +681,17 @@ class SqliteStore implements Store {
     if (this.pendingWrites.length > 0) setImmediate(() => this.flushWrites());
     const outcomes: ({ ok: true; result: unknown } | { ok: false; error: PortbanditError })[] = [];
     try {
-      this.db.transaction(() => {
-        for (const { what, work } of batch) {
-          try {
-            outcomes.push({ ok: true, result: this.savepoint(work) });
-          } catch (error) {
-            outcomes.push({ ok: false, error: wrapError(error, `${what} (${this.file})`) });
+      this.db
+        .transaction(() => {
+          for (const { what, work } of batch) {
+            try {
+              outcomes.push({ ok: true, result: this.savepoint(work) });
+            } catch (error) {
+              outcomes.push({ ok: false, error: wrapError(error, `${what} (${this.file})`) });
+            }
           }
-        }
-      }).immediate();
+        })
+        .immediate();
     } catch (error) {
       const failure = wrapError(error, `committing ${batch.length} grouped writes (${this.file})`);
       for (const item of batch) item.reject(failure);
@@ -667,11 +716,13 @@ class SqliteStore implements Store {
       if (existing !== undefined) {
         // A later round of a stored visit replaces the visit's document, exactly once per lease:
         // the lease goes in the same transaction, so a retried submit finds it gone.
-        if (!input.replace || input.leaseId === undefined || !this.stmt.leaseGet.get(input.leaseId)) return { inserted: false, latest: false };
+        if (!input.replace || input.leaseId === undefined || !this.stmt.leaseGet.get(input.leaseId))
+          return { inserted: false, latest: false };
         row = existing.row as number;
         this.stmt.scanUpdate.run(scan.finishedAt, words, JSON.stringify(scan), row);
         this.stmt.scanTermsClear.run(row);
-      } else row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
+      } else
+        row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
       this.insertTerms(row, fields);
       const current = this.stmt.latestGet.get(key) as Row | undefined;
       const newer =
@@ -713,7 +764,9 @@ class SqliteStore implements Store {
   private termInsertRows(rows: number): Database.Statement {
     let statement = this.termInserts[rows];
     if (!statement) {
-      statement = this.db.prepare(`INSERT OR IGNORE INTO scan_terms (field, value, scan_row) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')}`);
+      statement = this.db.prepare(
+        `INSERT OR IGNORE INTO scan_terms (field, value, scan_row) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')}`,
+      );
       this.termInserts[rows] = statement;
     }
     return statement;
@@ -758,7 +811,11 @@ class SqliteStore implements Store {
    */
   private view(view: SearchView, query: QueryNode | undefined): { from: string; columns: SqlColumns; scanId: string } {
     if (view === 'history') return { from: 'scans s', columns: HISTORY_COLUMNS, scanId: 's.scan_id' };
-    return { from: needsWords(query) ? 'latest l JOIN scans s ON s.row = l.scan_row' : 'latest l', columns: LATEST_COLUMNS, scanId: 'l.scan_id' };
+    return {
+      from: needsWords(query) ? 'latest l JOIN scans s ON s.row = l.scan_row' : 'latest l',
+      columns: LATEST_COLUMNS,
+      scanId: 'l.scan_id',
+    };
   }
 
   /** Dynamic search SQL is prepared once per distinct text (the text has no values in it). */
@@ -776,8 +833,10 @@ class SqliteStore implements Store {
     // A single term (`port:22`, `tag:dmz`) is counted on its index alone: each host (or scan)
     // has a term at most once, so the index range's size is the answer.
     let sql = `SELECT COUNT(*) AS n FROM ${from} WHERE ${where.sql}`;
-    if (where.sql === LATEST_COLUMNS.hasTerm && from === 'latest l') sql = 'SELECT COUNT(*) AS n FROM latest_terms WHERE field = ? AND value = ?';
-    if (where.sql === HISTORY_COLUMNS.hasTerm && from === 'scans s') sql = 'SELECT COUNT(*) AS n FROM scan_terms WHERE field = ? AND value = ?';
+    if (where.sql === LATEST_COLUMNS.hasTerm && from === 'latest l')
+      sql = 'SELECT COUNT(*) AS n FROM latest_terms WHERE field = ? AND value = ?';
+    if (where.sql === HISTORY_COLUMNS.hasTerm && from === 'scans s')
+      sql = 'SELECT COUNT(*) AS n FROM scan_terms WHERE field = ? AND value = ?';
     return (this.prepared(sql).get(...where.params) as Row).n as number;
   }
 
@@ -816,7 +875,10 @@ class SqliteStore implements Store {
     let position = { finishedAt: (options.since ?? Number.MIN_SAFE_INTEGER) - 1, scanId: '\u{10FFFF}' };
     const until = options.until ?? Number.MAX_SAFE_INTEGER;
     for (;;) {
-      const rows = await this.run('exporting history', () => this.stmt.exportPage.all(position.finishedAt, position.finishedAt, position.scanId, until, batch) as Row[]);
+      const rows = await this.run(
+        'exporting history',
+        () => this.stmt.exportPage.all(position.finishedAt, position.finishedAt, position.scanId, until, batch) as Row[],
+      );
       for (const row of rows) yield parse<ScanDocument>(row.doc);
       if (rows.length < batch) return;
       const last = rows.at(-1)!;
@@ -827,10 +889,12 @@ class SqliteStore implements Store {
   // ------------------------------------------------------------------ events
   appendEvents(events: readonly NewStoreEvent[]): Promise<void> {
     return this.run('appending events', () =>
-      this.db.transaction(() => {
-        const stored = this.insertEvents(events);
-        if (this.outbox && stored.length > 0) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'events', events: stored }));
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          const stored = this.insertEvents(events);
+          if (this.outbox && stored.length > 0) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'events', events: stored }));
+        })
+        .immediate(),
     );
   }
 
@@ -876,28 +940,26 @@ class SqliteStore implements Store {
 
   topPorts(options: { tag?: string; limit?: number } = {}): Promise<{ port: number; hosts: number }[]> {
     return this.run('computing top ports', () =>
-      this.topTerms('port', options).map(
-        (row) => ({ port: Number(row.value), hosts: row.hosts as number }),
-      ),
+      this.topTerms('port', options).map((row) => ({ port: Number(row.value), hosts: row.hosts as number })),
     );
   }
 
   topServices(options: { tag?: string; limit?: number } = {}): Promise<{ service: string; hosts: number }[]> {
     return this.run('computing top services', () =>
-      this.topTerms('service', options).map(
-        (row) => ({ service: row.value as string, hosts: row.hosts as number }),
-      ),
+      this.topTerms('service', options).map((row) => ({ service: row.value as string, hosts: row.hosts as number })),
     );
   }
 
   scansPerHour(options: { since: number; until: number; tag?: string }): Promise<{ hourStart: number; scans: number }[]> {
     return this.run('computing scans per hour', () => {
       const tag = options.tag?.toLowerCase() ?? null;
-      return (this.stmt.perHour.all(options.since, options.until, tag, tag) as Row[]).map((row) => ({ hourStart: row.hour as number, scans: row.n as number }));
+      return (this.stmt.perHour.all(options.since, options.until, tag, tag) as Row[]).map((row) => ({
+        hourStart: row.hour as number,
+        scans: row.n as number,
+      }));
     });
   }
 }
-
 
 function toDocument<T>(row: Row): StoredDocument<T> {
   return { key: row.key as string, value: parse<T>(row.value), revision: row.revision as number, updatedAt: row.updated_at as number };
@@ -984,7 +1046,9 @@ function prepareStatements(db: Database.Database) {
     scanGet: db.prepare('SELECT doc FROM scans WHERE scan_id = ?'),
     latestGet: db.prepare('SELECT scan_row, finished_at, scan_id FROM latest WHERE ip_key = ?'),
     latestTermsClear: db.prepare('DELETE FROM latest_terms WHERE ip_key = ?'),
-    latestTermsCopy: db.prepare('INSERT OR IGNORE INTO latest_terms (field, value, ip_key) SELECT field, value, ? FROM scan_terms WHERE scan_row = ?'),
+    latestTermsCopy: db.prepare(
+      'INSERT OR IGNORE INTO latest_terms (field, value, ip_key) SELECT field, value, ? FROM scan_terms WHERE scan_row = ?',
+    ),
     latestPut: db.prepare(
       'INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) VALUES (?, ?, ?, ?) ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id',
     ),

@@ -322,7 +322,8 @@ export interface ScopeListing {
   readonly entries: ScopeEntry[];
 }
 
-export type DocumentCollection = 'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters' | 'auditLog' | 'agentGroups';
+export type DocumentCollection =
+  'policies' | 'strategyStates' | 'coordinator' | 'alertRules' | 'alertDeadLetters' | 'auditLog' | 'agentGroups';
 
 export interface StoredDocument<T = unknown> {
   readonly key: string;

@@ -397,7 +397,9 @@ export function mergePairCounts(a: PairCountsState, b: PairCountsState): PairCou
   const aEmpty = a.epoch < 0 && Object.keys(a.contexts).length === 0;
   const bEmpty = b.epoch < 0 && Object.keys(b.contexts).length === 0;
   if (!aEmpty && !bEmpty && a.decay !== b.decay) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `cannot merge pair counts learned with decay ${a.decay} and ${b.decay}`, { where: 'pairs.decay' });
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `cannot merge pair counts learned with decay ${a.decay} and ${b.decay}`, {
+      where: 'pairs.decay',
+    });
   }
   const decay = aEmpty ? (bEmpty ? Math.min(a.decay, b.decay) : b.decay) : a.decay;
   const options: PairCountsOptions = { decay, pairCap: Infinity, byTag: true };

@@ -46,7 +46,11 @@ export class MeanRanking {
       const candidates = this.stats.candidates(tags, this.priorTop);
       const scored = candidates.map((port) => ({ port, score: this.stats.mean(tags, port) }));
       scored.sort((a, b) => b.score - a.score || a.port - b.port);
-      ranking = { ports: scored.map((s) => s.port), scores: scored.map((s) => s.score), byPort: new Map(scored.map((s) => [s.port, s.score])) };
+      ranking = {
+        ports: scored.map((s) => s.port),
+        scores: scored.map((s) => s.score),
+        byPort: new Map(scored.map((s) => [s.port, s.score])),
+      };
       this.cache.set(key, ranking);
     }
     return ranking;
@@ -182,7 +186,11 @@ export function addByScore(picker: PortPicker, rankings: readonly Ranking[], cou
       const ranking = rankings[r]!;
       // Skip entries the picker cannot take (already chosen, probed, excluded, not probeable).
       const skip = ranking.skip;
-      while (cursor[r]! < ranking.ports.length && (!picker.canTake(ranking.ports[cursor[r]!]!) || (skip !== undefined && skip(ranking.ports[cursor[r]!]!)))) cursor[r]!++;
+      while (
+        cursor[r]! < ranking.ports.length &&
+        (!picker.canTake(ranking.ports[cursor[r]!]!) || (skip !== undefined && skip(ranking.ports[cursor[r]!]!)))
+      )
+        cursor[r]!++;
       const i = cursor[r]!;
       const score = i < ranking.ports.length ? ranking.scores[i]! * (ranking.scale ?? 1) : -Infinity;
       if (score > top) {

@@ -93,7 +93,8 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: 0.1,
       min: 0,
       max: 1,
-      description: 'Allowance of a host that answered nothing at its last visit, as a share of the budget (at least 1 probe, so a host that comes back is seen); live hosts get the rest, so the average stays at the budget.',
+      description:
+        'Allowance of a host that answered nothing at its last visit, as a share of the budget (at least 1 probe, so a host that comes back is seen); live hosts get the rest, so the average stays at the budget.',
     },
     {
       name: 'firstVisitCap',
@@ -101,7 +102,8 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: 1000,
       min: 1,
       max: 65535,
-      description: "Allowance cap of a host never visited before (nmap's top 1,000 when the budget is huge): a mostly-dead scope is not swept on every address at its first visit.",
+      description:
+        "Allowance cap of a host never visited before (nmap's top 1,000 when the budget is huge): a mostly-dead scope is not swept on every address at its first visit.",
     },
     {
       name: 'knownShare',
@@ -109,7 +111,8 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: 0.5,
       min: 0,
       max: 1,
-      description: "At most this share of a prefix's discovery probes goes to ports seen open elsewhere in the scope (tier 1) before nmap's table and the rest of the port space.",
+      description:
+        "At most this share of a prefix's discovery probes goes to ports seen open elsewhere in the scope (tier 1) before nmap's table and the rest of the port space.",
     },
     {
       name: 'measureHosts',
@@ -117,7 +120,8 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: 3,
       min: 1,
       max: 256,
-      description: 'Live hosts of a prefix that probe each port open elsewhere in the scope per pass: a port is "measured" in a prefix when this many of its hosts were probed for it.',
+      description:
+        'Live hosts of a prefix that probe each port open elsewhere in the scope per pass: a port is "measured" in a prefix when this many of its hosts were probed for it.',
     },
     {
       name: 'sweepShare',
@@ -134,7 +138,8 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: defaults.sweepTarget,
       min: 0,
       max: 1e9,
-      description: 'Hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
+      description:
+        'Hits per sweep (other hosts of the prefix found, the next epoch, on ports a sweep found first) at which sweeps get their full share; below it the share shrinks in proportion (0 = never shrink).',
     },
     {
       name: 'resweepEpochs',
@@ -150,7 +155,8 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: defaults.yieldMemory,
       min: 0.01,
       max: 1,
-      description: 'Weight per epoch of age of a sweep and its hits in the measured yield: 1 = the cumulative yield since the first sweep, lower = the recent yield (the sweep share falls once sweeps stop finding ports that spread).',
+      description:
+        'Weight per epoch of age of a sweep and its hits in the measured yield: 1 = the cumulative yield since the first sweep, lower = the recent yield (the sweep share falls once sweeps stop finding ports that spread).',
     },
     {
       name: 'yieldPrior',
@@ -158,7 +164,8 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: defaults.yieldPrior,
       min: 0,
       max: 1,
-      description: 'The yield assumed before any is measured, as a share of sweepTarget (one pseudo-sweep that fades like data): 1 = sweeps at full share from the first epoch that can fund them.',
+      description:
+        'The yield assumed before any is measured, as a share of sweepTarget (one pseudo-sweep that fades like data): 1 = sweeps at full share from the first epoch that can fund them.',
     },
     {
       name: 'sweepMinBudget',
@@ -166,13 +173,15 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       default: defaults.sweepMinBudget,
       min: 0,
       max: 65535,
-      description: 'No full sweeps below this budget (probes per host-epoch): a sweep costs 65,535 / budget host-visits, and at small budgets the ranked ports those visits would probe are worth more than what a sweep finds.',
+      description:
+        'No full sweeps below this budget (probes per host-epoch): a sweep costs 65,535 / budget host-visits, and at small budgets the ranked ports those visits would probe are worth more than what a sweep finds.',
     },
     {
       name: 'sweepWithinShare',
       type: 'boolean',
       default: defaults.sweepWithinShare,
-      description: "No epoch spends more than the sweep share on sweeps: a scope whose epoch budget times the share cannot hold one whole sweep gets none (false = pace whole sweeps across epochs, so an epoch of a small scope may spend most of its budget on one).",
+      description:
+        'No epoch spends more than the sweep share on sweeps: a scope whose epoch budget times the share cannot hold one whole sweep gets none (false = pace whole sweeps across epochs, so an epoch of a small scope may spend most of its budget on one).',
     },
   ];
 }
@@ -207,7 +216,15 @@ export interface DiscoveryState {
    * and spans) and the live-host maps of the two latest epochs ([epoch, 64 hex digits]).
    */
   readonly prefixes: ReadonlyArray<
-    readonly [prefix: string, planEpoch: number, c1: number, c2: number, span1: number, span2: number, live: ReadonlyArray<readonly [number, string]>]
+    readonly [
+      prefix: string,
+      planEpoch: number,
+      c1: number,
+      c2: number,
+      span1: number,
+      span2: number,
+      live: ReadonlyArray<readonly [number, string]>,
+    ]
   >;
   /** The sweep tier: per prefix its latest sweeps and next candidate host (absent in states written before sweeps were shared). */
   readonly sweeps?: SweepPlannerState;
@@ -272,7 +289,8 @@ function bitsToHex(bits: Uint32Array): string {
 }
 
 function hexToBits(hex: string, where: string): Uint32Array {
-  if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex)) throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected 64 lowercase hex digits', { where });
+  if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex))
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected 64 lowercase hex digits', { where });
   const bits = new Uint32Array(8);
   for (let i = 0; i < 8; i++) bits[i] = parseInt(hex.slice(8 * i, 8 * i + 8), 16);
   return bits;
@@ -318,14 +336,22 @@ export class Discovery {
     if (valid !== undefined) this.restore(valid);
     const sweeps = valid?.sweeps ?? legacySweeps?.sweeps;
     const yieldState = valid?.sweepYield ?? legacySweeps?.sweepYield;
-    this.planner = new SweepPlanner(sweeps === undefined ? undefined : validateSweepPlanner(sweeps, valid?.sweeps ? 'state.discovery.sweeps' : 'state.sweeps'));
-    this.sweepYield = new SweepYield(yieldState === undefined ? undefined : validateSweepYield(yieldState, valid?.sweepYield ? 'state.discovery.sweepYield' : 'state.sweepYield'));
+    this.planner = new SweepPlanner(
+      sweeps === undefined ? undefined : validateSweepPlanner(sweeps, valid?.sweeps ? 'state.discovery.sweeps' : 'state.sweeps'),
+    );
+    this.sweepYield = new SweepYield(
+      yieldState === undefined
+        ? undefined
+        : validateSweepYield(yieldState, valid?.sweepYield ? 'state.discovery.sweepYield' : 'state.sweepYield'),
+    );
   }
 
   /** The share of `epoch`'s budget the sweep tier may take: `sweepShare` scaled by its measured yield. */
   sweepShareOf(epoch: number): number {
     const p = this.params;
-    return p.sweepShare <= 0 || this.budget < p.sweepMinBudget ? 0 : p.sweepShare * this.sweepYield.factor(epoch, p.sweepTarget, p.yieldMemory, p.yieldPrior);
+    return p.sweepShare <= 0 || this.budget < p.sweepMinBudget
+      ? 0
+      : p.sweepShare * this.sweepYield.factor(epoch, p.sweepTarget, p.yieldMemory, p.yieldPrior);
   }
 
   /**
@@ -336,7 +362,16 @@ export class Discovery {
    */
   sweepOdds(epoch: number, prefix: string, ip: string, probeable: number): SweepOdds {
     const size = this.options.maxPerHost >= probeable ? probeable : 0;
-    return this.planner.odds(epoch, prefix, ip, this.budget, size, this.sweepShareOf(epoch), this.params.resweepEpochs, this.params.sweepWithinShare);
+    return this.planner.odds(
+      epoch,
+      prefix,
+      ip,
+      this.budget,
+      size,
+      this.sweepShareOf(epoch),
+      this.params.resweepEpochs,
+      this.params.sweepWithinShare,
+    );
   }
 
   /** The average budget of the hosts that are not swept in `epoch`. */
@@ -479,7 +514,13 @@ export class Discovery {
     const known = this.knownBefore(epoch).length;
     const span1 = known === 0 ? 0 : Math.min(Math.floor(this.params.knownShare * span), Math.min(this.params.measureHosts, live) * known);
     // More than one full pass per epoch would only repeat ports: the untargeted span is capped.
-    return { epoch, c1: p.c1 + p.span1, c2: (p.c2 + p.span2) % (this.order.length * 1024), span1, span2: Math.min(span - span1, this.order.length) };
+    return {
+      epoch,
+      c1: p.c1 + p.span1,
+      c2: (p.c2 + p.span2) % (this.order.length * 1024),
+      span1,
+      span2: Math.min(span - span1, this.order.length),
+    };
   }
 
   /**
@@ -535,7 +576,12 @@ export class Discovery {
       this.planner.observe(r.epoch, r.ip, r.prefix, r.sweep, n > 0 && n < this.pseudoLimit);
       // A sweep's yield: the ports nobody had seen open in the scope before it, watched for the
       // next epoch's hits on the prefix's other hosts.
-      if (r.sweep) this.sweepYield.observeSweep(r.prefix, r.epoch, r.open.filter((p) => !this.known.has(p)));
+      if (r.sweep)
+        this.sweepYield.observeSweep(
+          r.prefix,
+          r.epoch,
+          r.open.filter((p) => !this.known.has(p)),
+        );
       else this.sweepYield.observeHost(r.prefix, r.epoch, r.open);
       for (const p of r.open) {
         const e = this.known.get(p);
@@ -616,7 +662,15 @@ export class Discovery {
     const known = [...this.known].sort((a, b) => a[0] - b[0]).map(([p, e]) => [p, e] as const);
     const prefixes = [...this.prefixes.keys()].sort().map((prefix) => {
       const { plan, live } = this.prefixes.get(prefix)!;
-      return [prefix, plan.epoch, plan.c1, plan.c2, plan.span1, plan.span2, live.map(([e, bits]) => [e, bitsToHex(bits)] as const)] as const;
+      return [
+        prefix,
+        plan.epoch,
+        plan.c1,
+        plan.c2,
+        plan.span1,
+        plan.span2,
+        live.map(([e, bits]) => [e, bitsToHex(bits)] as const),
+      ] as const;
     });
     return { version: 1, hosts, known, prefixes, sweeps: this.planner.toJSON(), sweepYield: this.sweepYield.toJSON() };
   }
@@ -638,13 +692,25 @@ export function validateDiscoveryState(state: unknown, where: string): Discovery
     Array.isArray(s.known) &&
     s.known.every((r) => Array.isArray(r) && isInt(r[0], 1) && r[0] <= 65535 && isInt(r[1])) &&
     Array.isArray(s.prefixes) &&
-    s.prefixes.every((r) => Array.isArray(r) && r.length === 7 && typeof r[0] === 'string' && isInt(r[1], -1) && [2, 3, 4, 5].every((i) => isInt(r[i])) && Array.isArray(r[6]));
+    s.prefixes.every(
+      (r) =>
+        Array.isArray(r) &&
+        r.length === 7 &&
+        typeof r[0] === 'string' &&
+        isInt(r[1], -1) &&
+        [2, 3, 4, 5].every((i) => isInt(r[i])) &&
+        Array.isArray(r[6]),
+    );
   if (ok && s.sweeps !== undefined) validateSweepPlanner(s.sweeps, `${where}.sweeps`);
   if (ok && s.sweepYield !== undefined) validateSweepYield(s.sweepYield, `${where}.sweepYield`);
   if (!ok) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]], sweeps?, sweepYield?}', {
-      where,
-    });
+    throw new PortbanditError(
+      'PB_ERR_STRATEGY_STATE',
+      'expected {version: 1, hosts: [[epoch, live, dead]], known: [[port, epoch]], prefixes: [[prefix, epoch, c1, c2, span1, span2, [[epoch, hex]]]], sweeps?, sweepYield?}',
+      {
+        where,
+      },
+    );
   }
   return s;
 }
@@ -699,7 +765,12 @@ export function mergeDiscoveryStates(a: DiscoveryState | undefined, b: Discovery
  * The discovery slice of a decision and the limit left for the strategy's own ranking: the slice
  * goes after the ranked ports, but its room is reserved first (never squeezing must-have ports).
  */
-export function discoveryRoom(discovery: Discovery, round: RoundContext, options: CommonOptions, limit: number = round.remaining): { slice: readonly number[]; rankLimit: number } {
+export function discoveryRoom(
+  discovery: Discovery,
+  round: RoundContext,
+  options: CommonOptions,
+  limit: number = round.remaining,
+): { slice: readonly number[]; rankLimit: number } {
   const slice = discovery.slice(round);
   const must = round.round === 0 ? options.mustHave.length : 0;
   const reserve = Math.min(slice.length, Math.max(0, limit - must));

@@ -29,7 +29,12 @@ export interface SweepPlannerState {
    * latest target and (optional, for states written before it existed) the one before it.
    */
   readonly prefixes: ReadonlyArray<
-    readonly [prefix: string, swept: readonly [number, number], candidate: readonly [number, string, number] | null, earlier?: readonly [number, string, number] | null]
+    readonly [
+      prefix: string,
+      swept: readonly [number, number],
+      candidate: readonly [number, string, number] | null,
+      earlier?: readonly [number, string, number] | null,
+    ]
   >;
 }
 
@@ -82,7 +87,6 @@ function candidateFor(info: PrefixInfo, epoch: number): Candidate | null {
 function newInfo(swept: readonly [number, number] = [-1, -1]): PrefixInfo {
   return { swept: [swept[0], swept[1]], candidate: null, earlier: null };
 }
-
 
 type EpochCount = readonly [number, number];
 
@@ -139,7 +143,16 @@ export class SweepPlanner {
   }
 
   /** Whether the host `ip` of `prefix` is swept in `epoch`, and the others' allowance. */
-  odds(epoch: number, prefix: string, ip: string, budget: number, size: number, sweepShare: number, resweepEpochs: number, wholeWithinShare = false): SweepOdds {
+  odds(
+    epoch: number,
+    prefix: string,
+    ip: string,
+    budget: number,
+    size: number,
+    sweepShare: number,
+    resweepEpochs: number,
+    wholeWithinShare = false,
+  ): SweepOdds {
     const none: SweepOdds = { sweep: false, others: budget, sweeps: 0, due: 0 };
     if (sweepShare <= 0 || size <= budget) return none;
     const key = `${epoch}\u0000${budget}\u0000${size}\u0000${sweepShare}\u0000${resweepEpochs}\u0000${wholeWithinShare}`;
@@ -197,17 +210,32 @@ export class SweepPlanner {
 /** Check a restored planner state; throws PB_ERR_STRATEGY_STATE naming the field. */
 export function validateSweepPlanner(state: unknown, where: string): SweepPlannerState {
   const s = state as SweepPlannerState | null;
-  const pairs = (x: unknown) => Array.isArray(x) && x.every((r) => Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number');
+  const pairs = (x: unknown) =>
+    Array.isArray(x) && x.every((r) => Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number');
   if (s === null || typeof s !== 'object' || !pairs(s.hosts) || !Array.isArray(s.prefixes)) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {hosts: [[epoch, count]], prefixes: [[prefix, [swept, swept], candidate]]}', { where });
+    throw new PortbanditError(
+      'PB_ERR_STRATEGY_STATE',
+      'expected {hosts: [[epoch, count]], prefixes: [[prefix, [swept, swept], candidate]]}',
+      { where },
+    );
   }
-  const okCandidate = (c: unknown) => c === null || (Array.isArray(c) && typeof c[0] === 'number' && typeof c[1] === 'string' && typeof c[2] === 'number');
+  const okCandidate = (c: unknown) =>
+    c === null || (Array.isArray(c) && typeof c[0] === 'number' && typeof c[1] === 'string' && typeof c[2] === 'number');
   s.prefixes.forEach((row, i) => {
-    const ok = Array.isArray(row) && typeof row[0] === 'string' && Array.isArray(row[1]) && typeof row[1][0] === 'number' && typeof row[1][1] === 'number';
+    const ok =
+      Array.isArray(row) &&
+      typeof row[0] === 'string' &&
+      Array.isArray(row[1]) &&
+      typeof row[1][0] === 'number' &&
+      typeof row[1][1] === 'number';
     if (!ok || !okCandidate(row[2]) || (row.length > 3 && !okCandidate(row[3]))) {
-      throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected [prefix, [lastSweep, previousSweep], [targetEpoch, ip, hash] | null, earlier candidate | null]', {
-        where: `${where}.prefixes[${i}]`,
-      });
+      throw new PortbanditError(
+        'PB_ERR_STRATEGY_STATE',
+        'expected [prefix, [lastSweep, previousSweep], [targetEpoch, ip, hash] | null, earlier candidate | null]',
+        {
+          where: `${where}.prefixes[${i}]`,
+        },
+      );
     }
   });
   return s;
@@ -350,7 +378,10 @@ export function validateSweepYield(state: unknown, where: string): SweepYieldSta
     s.counts.every((r) => Array.isArray(r) && r.length === 3 && r.every((x) => typeof x === 'number')) &&
     Array.isArray(s.watch) &&
     s.watch.every((r) => Array.isArray(r) && typeof r[0] === 'string' && typeof r[1] === 'number' && typeof r[2] === 'number');
-  if (!ok) throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {counts: [[epoch, sweeps, hits]], watch: [[prefix, port, epoch]]}', { where });
+  if (!ok)
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected {counts: [[epoch, sweeps, hits]], watch: [[prefix, port, epoch]]}', {
+      where,
+    });
   return s!;
 }
 

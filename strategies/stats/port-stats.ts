@@ -55,7 +55,8 @@ export const portStatsParameters: readonly ParameterSpec[] = Object.freeze([
     default: portStatsDefaults.tagStrength,
     min: 0.001,
     max: 1e6,
-    description: 'Weight, in pseudo-hosts, of the scope-wide estimate behind each per-tag port estimate (how fast a tag departs from the scope).',
+    description:
+      'Weight, in pseudo-hosts, of the scope-wide estimate behind each per-tag port estimate (how fast a tag departs from the scope).',
   },
   {
     name: 'discount',
@@ -233,9 +234,13 @@ class Group {
     g.sweeps = state.sweeps;
     state.ports.forEach((row, i) => {
       if (!Array.isArray(row) || !isPort(row[0]) || !isCount(row[1]) || !isCount(row[2]) || g.find(row[0]) >= 0) {
-        throw new PortbanditError('PB_ERR_STRATEGY_STATE', `expected [port, successes, trials] with each port once, got ${JSON.stringify(row)}`, {
-          where: `${where}.ports[${i}]`,
-        });
+        throw new PortbanditError(
+          'PB_ERR_STRATEGY_STATE',
+          `expected [port, successes, trials] with each port once, got ${JSON.stringify(row)}`,
+          {
+            where: `${where}.ports[${i}]`,
+          },
+        );
       }
       const j = g.slot(row[0]);
       g.succeed(j, row[1]);
@@ -287,7 +292,9 @@ export function mergePortStatsStates(a: PortStatsState, b: PortStatsState): Port
   const aEmpty = isEmptyPortStatsState(a);
   const bEmpty = isEmptyPortStatsState(b);
   if (!aEmpty && !bEmpty && a.discount !== b.discount) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `cannot merge statistics learned with discount ${a.discount} and ${b.discount}`, { where: 'discount' });
+    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `cannot merge statistics learned with discount ${a.discount} and ${b.discount}`, {
+      where: 'discount',
+    });
   }
   const discount = aEmpty ? b.discount : bEmpty ? a.discount : a.discount;
   const epoch = Math.max(a.epoch, b.epoch);
@@ -329,8 +336,17 @@ export class PortStats {
     this.catalog = catalog;
     this.params = params;
     if (state !== undefined) {
-      if (state === null || typeof state !== 'object' || state.version !== 1 || typeof state.epoch !== 'number' || typeof state.tags !== 'object' || state.tags === null) {
-        throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected port statistics {version: 1, epoch, discount, scope, tags}', { where: 'state.stats' });
+      if (
+        state === null ||
+        typeof state !== 'object' ||
+        state.version !== 1 ||
+        typeof state.epoch !== 'number' ||
+        typeof state.tags !== 'object' ||
+        state.tags === null
+      ) {
+        throw new PortbanditError('PB_ERR_STRATEGY_STATE', 'expected port statistics {version: 1, epoch, discount, scope, tags}', {
+          where: 'state.stats',
+        });
       }
       this.epochValue = state.epoch;
       this.scope = Group.from(state.scope, 'state.stats.scope');

@@ -54,7 +54,11 @@ export class PriorTail {
     }
     const classes: PriorClass[] = [...buckets.entries()]
       .sort((a, b) => b[0] - a[0])
-      .map(([, ports]) => ({ ports: Uint16Array.from(ports), size: ports.length, frequency: ports.reduce((s, p) => s + catalog.frequency(p), 0) / ports.length }));
+      .map(([, ports]) => ({
+        ports: Uint16Array.from(ports),
+        size: ports.length,
+        frequency: ports.reduce((s, p) => s + catalog.frequency(p), 0) / ports.length,
+      }));
     classes.push({ ports: null, size: MAX_PORT - catalog.byFrequency.length, frequency: 0 });
     this.classes = classes;
   }

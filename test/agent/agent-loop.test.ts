@@ -56,7 +56,12 @@ describe('the agent against a real coordinator over HTTP on loopback', () => {
       method: 'PUT',
       url: '/api/v1/admin/policies/_default',
       headers: bearer(admin),
-      payload: { strategy: 'fixed', params: { ports: [sshPort, closed] }, budget: 2, scan: { preflight: 'connect', versionDetection: true, scripts: [], hostTimeoutSeconds: 60 } },
+      payload: {
+        strategy: 'fixed',
+        params: { ports: [sshPort, closed] },
+        budget: 2,
+        scan: { preflight: 'connect', versionDetection: true, scripts: [], hostTimeoutSeconds: 60 },
+      },
     });
     expect(res.statusCode, res.body).toBe(200);
   }, 60_000);
@@ -105,7 +110,11 @@ describe('the agent against a real coordinator over HTTP on loopback', () => {
         scan: { ...scanConfig(['127.0.0.1/32']), log: (l) => logs.push(l) },
         backoff: { initialMs: 50, maxMs: 400 },
       });
-      const retries = () => logs.map((l) => /retrying in (\d+) ms/.exec(l)?.[1]).filter(Boolean).map(Number);
+      const retries = () =>
+        logs
+          .map((l) => /retrying in (\d+) ms/.exec(l)?.[1])
+          .filter(Boolean)
+          .map(Number);
       const running = agent.run();
       for (let n = 1; n <= 6; n++) {
         // Wait (real I/O, no timer) for the n-th refused lease, then let exactly its back-off pass.

@@ -56,11 +56,15 @@ describe('the agent leases and submits in batches against a real coordinator on 
       seen.push(`${req.method} ${req.url.replace(/version=[^&]*&?/, '').replace(/\?$/, '')}`);
       if (!older) return;
       if (req.url.includes('max=')) {
-        return reply
-          .status(400)
-          .send({ statusCode: 400, code: 'PB_ERR_SCHEMA', message: 'querystring must NOT have additional properties (request querystring)', error: 'Bad Request' });
+        return reply.status(400).send({
+          statusCode: 400,
+          code: 'PB_ERR_SCHEMA',
+          message: 'querystring must NOT have additional properties (request querystring)',
+          error: 'Bad Request',
+        });
       }
-      if (req.url === '/api/v1/agent/results/batch') return reply.status(404).send({ message: 'Route POST:/api/v1/agent/results/batch not found', error: 'Not Found', statusCode: 404 });
+      if (req.url === '/api/v1/agent/results/batch')
+        return reply.status(404).send({ message: 'Route POST:/api/v1/agent/results/batch not found', error: 'Not Found', statusCode: 404 });
     });
     url = await app.listen({ host: '127.0.0.1', port: 0 });
     const t = await tokens(app, 3);
@@ -70,7 +74,12 @@ describe('the agent leases and submits in batches against a real coordinator on 
       method: 'PUT',
       url: '/api/v1/admin/policies/_default',
       headers: bearer(admin),
-      payload: { strategy: 'fixed', params: { ports: [open, closed] }, budget: 2, scan: { preflight: 'connect', versionDetection: true, scripts: [], hostTimeoutSeconds: 60 } },
+      payload: {
+        strategy: 'fixed',
+        params: { ports: [open, closed] },
+        budget: 2,
+        scan: { preflight: 'connect', versionDetection: true, scripts: [], hostTimeoutSeconds: 60 },
+      },
     });
     expect(res.statusCode, res.body).toBe(200);
   }, 60_000);
@@ -122,7 +131,10 @@ describe('the agent leases and submits in batches against a real coordinator on 
 
     // Assert
     expect(stats, logs.join('\n')).toMatchObject({ submitted: 4, rejected: 0, errors: 0 });
-    expect(seen.filter((r) => r.startsWith('GET'))).toEqual(['GET /api/v1/agent/work?max=4', ...Array<string>(4).fill('GET /api/v1/agent/work')]);
+    expect(seen.filter((r) => r.startsWith('GET'))).toEqual([
+      'GET /api/v1/agent/work?max=4',
+      ...Array<string>(4).fill('GET /api/v1/agent/work'),
+    ]);
     const posts = seen.filter((r) => r.startsWith('POST'));
     expect(posts.filter((r) => r.endsWith('/batch')).length).toBeGreaterThanOrEqual(1);
     expect(posts.filter((r) => r === 'POST /api/v1/agent/results')).toHaveLength(4);
@@ -175,7 +187,13 @@ describe('the agent trusts nothing in a batch answer', () => {
       deadline: Date.now() + 60_000,
       scan: { versionDetection: false, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'connect' },
     });
-    const given = [item('lease_a', '127.0.0.1'), { ...item('lease_b', '127.0.0.2'), ports: '1-65535 -oN x' }, 'not an item', item('lease_extra1', '127.0.0.3'), item('lease_extra2', '127.0.0.4')];
+    const given = [
+      item('lease_a', '127.0.0.1'),
+      { ...item('lease_b', '127.0.0.2'), ports: '1-65535 -oN x' },
+      'not an item',
+      item('lease_extra1', '127.0.0.3'),
+      item('lease_extra2', '127.0.0.4'),
+    ];
     const asked: string[] = [];
     const single: Array<{ leaseId: string }> = [];
     const refused: string[] = [];

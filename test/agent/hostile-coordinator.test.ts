@@ -156,7 +156,13 @@ describe('the agent against a hostile coordinator', () => {
     // Arrange: honest items first, last and in between the hostile ones.
     h = await startHostile([honest[0], ...hostile.slice(0, 8), honest[1], ...hostile.slice(8)]);
     const logs: string[] = [];
-    const agent = new Agent({ server: h.url, token: 'pba_test', concurrency: honest.length + hostile.length, once: true, scan: scanConfig(logs) });
+    const agent = new Agent({
+      server: h.url,
+      token: 'pba_test',
+      concurrency: honest.length + hostile.length,
+      once: true,
+      scan: scanConfig(logs),
+    });
 
     // Act
     const stats = await agent.run();

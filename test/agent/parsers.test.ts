@@ -6,7 +6,14 @@ import { isPortbanditError } from '../../src/core/errors.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/scanners/${name}`, import.meta.url), 'utf8');
 const nmapFixtures = ['nmap-sv-lab.xml', 'nmap-sv-services.xml', 'nmap-ssl-cert.xml'];
-const masscanFixtures = ['masscan-lab.json', 'masscan-lab.ndjson', 'masscan-lab.list', 'masscan-services.json', 'masscan-services.ndjson', 'masscan-services.list'];
+const masscanFixtures = [
+  'masscan-lab.json',
+  'masscan-lab.ndjson',
+  'masscan-lab.list',
+  'masscan-services.json',
+  'masscan-services.ndjson',
+  'masscan-services.list',
+];
 
 /** Only PB_ERR_SCANNER may escape a parser; anything else (TypeError, RangeError) is a bug. */
 function parsesOrScannerError(parse: () => unknown): void {
@@ -30,7 +37,9 @@ describe('nmap XML captured from the lab', () => {
 
   test('names the ftp, ssh, smtp, redis and http services lab hosts serve', () => {
     const run = parseNmapXml(fixture('nmap-sv-services.xml'), 'nmap-sv-services.xml');
-    const named = Object.fromEntries(run.hosts.flatMap((h) => h.ports.filter((p) => p.state === 'open').map((p) => [`${h.ip}:${p.port}`, p.service])));
+    const named = Object.fromEntries(
+      run.hosts.flatMap((h) => h.ports.filter((p) => p.state === 'open').map((p) => [`${h.ip}:${p.port}`, p.service])),
+    );
     expect(named).toEqual({
       '198.18.1.10:21': 'ftp',
       '198.18.1.10:22': 'ssh',
@@ -50,7 +59,10 @@ describe('nmap XML captured from the lab', () => {
     const port = run.hosts[0]!.ports.find((p) => p.port === 8443)!;
     const cert = port.scripts?.find((s) => s.id === 'ssl-cert');
     expect(cert?.output).toContain('Subject: commonName=lab-host.198-18-1-14.example');
-    expect(cert?.fields).toMatchObject({ subject: { commonName: 'lab-host.198-18-1-14.example' }, validity: { notBefore: expect.any(String) } });
+    expect(cert?.fields).toMatchObject({
+      subject: { commonName: 'lab-host.198-18-1-14.example' },
+      validity: { notBefore: expect.any(String) },
+    });
   });
 
   test("decodes nmap's character references (`&#xa;`, `&#45;`) in script output", () => {
@@ -79,7 +91,15 @@ describe('masscan output captured from the lab', () => {
   });
 
   test('-oJ, -oD and -oL captured under load each hold a subset of the served ports (packet loss is real)', () => {
-    const served = new Set(['198.18.1.10:21', '198.18.1.10:22', '198.18.1.10:25', '198.18.1.10:6379', '198.18.1.10:8080', '198.18.1.12:443', '198.18.1.12:2222']);
+    const served = new Set([
+      '198.18.1.10:21',
+      '198.18.1.10:22',
+      '198.18.1.10:25',
+      '198.18.1.10:6379',
+      '198.18.1.10:8080',
+      '198.18.1.12:443',
+      '198.18.1.12:2222',
+    ]);
     const seen = new Set<string>();
     for (const f of ['masscan-services.json', 'masscan-services.ndjson', 'masscan-services.list']) {
       const findings = parseMasscanOutput(fixture(f), f);
@@ -109,22 +129,47 @@ describe('fuzzed scanner output never escapes as anything but PB_ERR_SCANNER', (
   const mutation = fc.record({
     at: fc.nat(),
     cut: fc.nat({ max: 64 }),
-    insert: fc.oneof(fc.string({ maxLength: 16 }), fc.constantFrom('<', '>', '"', '&', '</port>', '<port portid="x">', '{', '}', ',', ']', '[', '\n', 'null', '"port":-1', '<state state="open"/>')),
+    insert: fc.oneof(
+      fc.string({ maxLength: 16 }),
+      fc.constantFrom(
+        '<',
+        '>',
+        '"',
+        '&',
+        '</port>',
+        '<port portid="x">',
+        '{',
+        '}',
+        ',',
+        ']',
+        '[',
+        '\n',
+        'null',
+        '"port":-1',
+        '<state state="open"/>',
+      ),
+    ),
   });
   const mutate = (text: string, m: { at: number; cut: number; insert: string }) => {
     const at = m.at % (text.length + 1);
     return text.slice(0, at) + m.insert + text.slice(at + m.cut);
   };
 
-  test.prop([fc.constantFrom(...nmapFixtures), fc.array(mutation, { minLength: 1, maxLength: 4 })], { numRuns: 300 })('mutated nmap XML', (name, ms) => {
-    const text = ms.reduce(mutate, fixture(name));
-    parsesOrScannerError(() => parseNmapXml(text, name));
-  });
+  test.prop([fc.constantFrom(...nmapFixtures), fc.array(mutation, { minLength: 1, maxLength: 4 })], { numRuns: 300 })(
+    'mutated nmap XML',
+    (name, ms) => {
+      const text = ms.reduce(mutate, fixture(name));
+      parsesOrScannerError(() => parseNmapXml(text, name));
+    },
+  );
 
-  test.prop([fc.constantFrom(...masscanFixtures), fc.array(mutation, { minLength: 1, maxLength: 4 })], { numRuns: 300 })('mutated masscan output', (name, ms) => {
-    const text = ms.reduce(mutate, fixture(name));
-    parsesOrScannerError(() => parseMasscanOutput(text, name));
-  });
+  test.prop([fc.constantFrom(...masscanFixtures), fc.array(mutation, { minLength: 1, maxLength: 4 })], { numRuns: 300 })(
+    'mutated masscan output',
+    (name, ms) => {
+      const text = ms.reduce(mutate, fixture(name));
+      parsesOrScannerError(() => parseMasscanOutput(text, name));
+    },
+  );
 
   test.prop([fc.jsonValue()], { numRuns: 300 })('arbitrary JSON records as masscan -oD', (value) => {
     parsesOrScannerError(() => parseMasscanOutput(`${JSON.stringify(value)}\n`, 'fuzz.ndjson', 'ndjson'));

@@ -1,5 +1,18 @@
 import { describe, expect, test } from 'vitest';
-import { AllowList, checkScripts, choosePreflight, nmapArgs, parseRouteGet, resolveMasscanRoute, runBounded, runConnectSweep, runMasscan, runNmap, scanBatch, type ScanConfig } from '../../agent/index.js';
+import {
+  AllowList,
+  checkScripts,
+  choosePreflight,
+  nmapArgs,
+  parseRouteGet,
+  resolveMasscanRoute,
+  runBounded,
+  runConnectSweep,
+  runMasscan,
+  runNmap,
+  scanBatch,
+  type ScanConfig,
+} from '../../agent/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 
 const lab = AllowList.parse(['198.18.0.0/15']);
@@ -41,9 +54,15 @@ describe('the allow list', () => {
 
 describe('runners refuse targets outside --allow before anything runs', () => {
   test('masscan, nmap and the connect sweep', async () => {
-    await expect(runMasscan({ targets: ['198.18.1.10', '127.0.0.1'], ports: [80], allow: lab })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET', message: expect.stringContaining('127.0.0.1') });
+    await expect(runMasscan({ targets: ['198.18.1.10', '127.0.0.1'], ports: [80], allow: lab })).rejects.toMatchObject({
+      code: 'PB_ERR_UNSAFE_TARGET',
+      message: expect.stringContaining('127.0.0.1'),
+    });
     await expect(runNmap({ targets: ['127.0.0.1'], ports: [80], allow: lab })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
-    await expect(runConnectSweep({ targets: ['127.0.0.1'], ports: [80], allow: AllowList.parse([]) })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET', message: expect.stringContaining('no --allow') });
+    await expect(runConnectSweep({ targets: ['127.0.0.1'], ports: [80], allow: AllowList.parse([]) })).rejects.toMatchObject({
+      code: 'PB_ERR_UNSAFE_TARGET',
+      message: expect.stringContaining('no --allow'),
+    });
   });
 
   test('scanBatch refuses the item without scanning it and scans nothing else', async () => {
@@ -66,7 +85,11 @@ describe('runners refuse targets outside --allow before anything runs', () => {
 
 describe('masscan routing', () => {
   test('reads ip route get output and refuses blackholes', () => {
-    expect(parseRouteGet('198.18.1.10 via 198.19.255.254 dev pblab0 src 198.19.255.253 uid 0 \n    cache', '198.18.1.10')).toEqual({ dev: 'pblab0', src: '198.19.255.253', via: '198.19.255.254' });
+    expect(parseRouteGet('198.18.1.10 via 198.19.255.254 dev pblab0 src 198.19.255.253 uid 0 \n    cache', '198.18.1.10')).toEqual({
+      dev: 'pblab0',
+      src: '198.19.255.253',
+      via: '198.19.255.254',
+    });
     expect(parseRouteGet('198.18.1.10 dev pblab0 src 198.18.0.2 uid 0', 'x').via).toBeNull();
     expect(() => parseRouteGet('blackhole 198.19.7.7 uid 0', '198.19.7.7')).toThrow(/no usable route/);
   });
@@ -74,14 +97,40 @@ describe('masscan routing', () => {
   test('refuses a target reached over the default route or loopback (no lab route)', async () => {
     // 127.0.0.1 is always routed over lo: masscan must never run there.
     await expect(resolveMasscanRoute(['127.0.0.1'])).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
-    await expect(runMasscan({ targets: ['127.0.0.1'], ports: [9], allow: AllowList.parse(['127.0.0.0/8']) })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
+    await expect(runMasscan({ targets: ['127.0.0.1'], ports: [9], allow: AllowList.parse(['127.0.0.0/8']) })).rejects.toMatchObject({
+      code: 'PB_ERR_UNSAFE_TARGET',
+    });
   });
 });
 
 describe('nmap arguments', () => {
   test('an argument array with the ports, timeouts, allowed scripts and -oX -', () => {
-    const args = nmapArgs({ targets: ['198.18.1.10'], ports: [80, 22, 443, 444], allow: lab, scripts: ['ssl-cert'], scriptsAllow: new Set(['ssl-cert']), hostTimeoutSeconds: 30, scriptTimeoutSeconds: 5 });
-    expect(args).toEqual(['-sV', '-Pn', '-n', '-p', '22,80,443-444', '--host-timeout', '30s', '--script', 'ssl-cert', '--script-timeout', '5s', '-oX', '-', '--', '198.18.1.10']);
+    const args = nmapArgs({
+      targets: ['198.18.1.10'],
+      ports: [80, 22, 443, 444],
+      allow: lab,
+      scripts: ['ssl-cert'],
+      scriptsAllow: new Set(['ssl-cert']),
+      hostTimeoutSeconds: 30,
+      scriptTimeoutSeconds: 5,
+    });
+    expect(args).toEqual([
+      '-sV',
+      '-Pn',
+      '-n',
+      '-p',
+      '22,80,443-444',
+      '--host-timeout',
+      '30s',
+      '--script',
+      'ssl-cert',
+      '--script-timeout',
+      '5s',
+      '-oX',
+      '-',
+      '--',
+      '198.18.1.10',
+    ]);
   });
 
   test('refuses scripts not on the allowlist, and script categories or globs', () => {
@@ -110,18 +159,50 @@ describe('scanner arguments take only canonical addresses and bounded numbers (i
     for (const target of ['198.022.250.1', '198.18.250.010', '::ffff:198.18.1.10', '198.18.1.10 ', '-oN']) {
       expect(() => nmapArgs({ targets: [target], ports: [80], allow: lab })).toThrow(/canonical/);
     }
-    expect(() => nmapArgs({ targets: ['198.18.1.10'], ports: [80], allow: lab, hostTimeoutSeconds: 1e12 })).toThrow(/hostTimeoutSeconds.*1-86400/);
-    expect(() => nmapArgs({ targets: ['198.18.1.10'], ports: [80], allow: lab, hostTimeoutSeconds: '10s --script=smb-brute' as unknown as number })).toThrow(/hostTimeoutSeconds/);
+    expect(() => nmapArgs({ targets: ['198.18.1.10'], ports: [80], allow: lab, hostTimeoutSeconds: 1e12 })).toThrow(
+      /hostTimeoutSeconds.*1-86400/,
+    );
+    expect(() =>
+      nmapArgs({ targets: ['198.18.1.10'], ports: [80], allow: lab, hostTimeoutSeconds: '10s --script=smb-brute' as unknown as number }),
+    ).toThrow(/hostTimeoutSeconds/);
   });
 
   test('the runners refuse non-canonical targets even when their value is allowed', async () => {
     const loop = AllowList.parse(['127.0.0.0/8']);
-    await expect(runConnectSweep({ targets: ['127.000.0.1'], ports: [9], allow: loop })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
-    await expect(runConnectSweep({ targets: ['127.0.0.1'], ports: ['9; rm' as unknown as number], allow: loop })).rejects.toMatchObject({ code: 'PB_ERR_PORT_SPEC' });
-    await expect(runMasscan({ targets: ['198.18.1.010'], ports: [80], allow: lab })).rejects.toMatchObject({ code: 'PB_ERR_UNSAFE_TARGET' });
-    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, rate: 1e12, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } })).rejects.toMatchObject({ code: 'PB_ERR_SCAN_OPTION' });
-    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, route: { adapter: '--echo', adapterIp: '198.18.0.2', routerIp: '198.18.0.1' } })).rejects.toThrow(/masscan route/);
-    await expect(runMasscan({ targets: ['198.18.1.10'], ports: [80], allow: lab, route: { adapter: 'pblab0', adapterIp: '198.018.0.2', routerIp: '198.18.0.1' } })).rejects.toThrow(/masscan route/);
+    await expect(runConnectSweep({ targets: ['127.000.0.1'], ports: [9], allow: loop })).rejects.toMatchObject({
+      code: 'PB_ERR_UNSAFE_TARGET',
+    });
+    await expect(runConnectSweep({ targets: ['127.0.0.1'], ports: ['9; rm' as unknown as number], allow: loop })).rejects.toMatchObject({
+      code: 'PB_ERR_PORT_SPEC',
+    });
+    await expect(runMasscan({ targets: ['198.18.1.010'], ports: [80], allow: lab })).rejects.toMatchObject({
+      code: 'PB_ERR_UNSAFE_TARGET',
+    });
+    await expect(
+      runMasscan({
+        targets: ['198.18.1.10'],
+        ports: [80],
+        allow: lab,
+        rate: 1e12,
+        route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' },
+      }),
+    ).rejects.toMatchObject({ code: 'PB_ERR_SCAN_OPTION' });
+    await expect(
+      runMasscan({
+        targets: ['198.18.1.10'],
+        ports: [80],
+        allow: lab,
+        route: { adapter: '--echo', adapterIp: '198.18.0.2', routerIp: '198.18.0.1' },
+      }),
+    ).rejects.toThrow(/masscan route/);
+    await expect(
+      runMasscan({
+        targets: ['198.18.1.10'],
+        ports: [80],
+        allow: lab,
+        route: { adapter: 'pblab0', adapterIp: '198.018.0.2', routerIp: '198.18.0.1' },
+      }),
+    ).rejects.toThrow(/masscan route/);
   });
 
   test('a process bound beyond what a Node timer holds is refused, not clamped to 1 ms', async () => {

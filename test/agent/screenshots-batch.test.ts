@@ -27,7 +27,12 @@ describe('results with screenshots travel in batches that stay under the body li
     admin = t.admin;
     agentToken = t.agents[0]!;
     await addScope(app, admin, [{ range: '127.0.0.1-127.0.0.2' }]);
-    const res = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(admin), payload: { strategy: 'fixed', budget: 4, params: { ports: [80, 443, 8443, 9443] } } });
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/_default',
+      headers: bearer(admin),
+      payload: { strategy: 'fixed', budget: 4, params: { ports: [80, 443, 8443, 9443] } },
+    });
     expect(res.statusCode, res.body).toBe(200);
   });
   afterAll(async () => {
@@ -47,7 +52,14 @@ describe('results with screenshots travel in batches that stay under the body li
       finishedAt: Date.now(),
       preflight: 'connect',
       ports: [80, 443, 8443, 9443].map((port) => ({ port, state: 'open' as const, service: 'http' })),
-      screenshots: [80, 443, 8443, 9443].map((port, i) => ({ port, scheme: 'http' as const, mime: 'image/png' as const, data: encodePng(590, 590, 'noise', seed + i).toString('base64'), width: 590, height: 590 })),
+      screenshots: [80, 443, 8443, 9443].map((port, i) => ({
+        port,
+        scheme: 'http' as const,
+        mime: 'image/png' as const,
+        data: encodePng(590, 590, 'noise', seed + i).toString('base64'),
+        width: 590,
+        height: 590,
+      })),
     });
     const results = items.map((w, i) => result(w, 10 * i + 1));
     const size = (r: ResultSubmission) => Buffer.byteLength(JSON.stringify(r));

@@ -17,7 +17,9 @@ describe.skipIf(!existsSync(CLI) || !existsSync(CHROMIUM))('portbandit agent --s
   let url: string;
   let token: string;
   const agent = (...flags: string[]) =>
-    run(process.execPath, [CLI, 'agent', '--server', url, '--allow', '127.0.0.1', '--preflight', 'connect', '--once', ...flags], { env: { ...process.env, PORTBANDIT_AGENT_TOKEN: token } });
+    run(process.execPath, [CLI, 'agent', '--server', url, '--allow', '127.0.0.1', '--preflight', 'connect', '--once', ...flags], {
+      env: { ...process.env, PORTBANDIT_AGENT_TOKEN: token },
+    });
 
   beforeAll(async () => {
     app = await openApp(data.dir, Date.now);
@@ -31,7 +33,9 @@ describe.skipIf(!existsSync(CLI) || !existsSync(CHROMIUM))('portbandit agent --s
 
   it('says at startup that screenshots are on and which Chromium renders them', async () => {
     const { stderr, stdout } = await agent('--screenshots', '--chromium', CHROMIUM, '--screenshot-timeout', '5000');
-    expect(stderr).toMatch(/agent: screenshots on: Chromium \d+\.[\d.]+ at \/usr\/bin\/chromium, 1280x800, 5000 ms per page, 4 at once, at most 524288 bytes per image/);
+    expect(stderr).toMatch(
+      /agent: screenshots on: Chromium \d+\.[\d.]+ at \/usr\/bin\/chromium, 1280x800, 5000 ms per page, 4 at once, at most 524288 bytes per image/,
+    );
     expect(JSON.parse(stdout)).toMatchObject({ submitted: 0, errors: 0 });
   }, 60_000);
 
@@ -52,7 +56,11 @@ describe.skipIf(!existsSync(CLI) || !existsSync(CHROMIUM))('portbandit agent --s
   }, 60_000);
 
   it('refuses a viewport and a byte cap out of range', async () => {
-    await expect(agent('--screenshots', '--screenshot-viewport', '10x10')).rejects.toMatchObject({ stderr: expect.stringMatching(/expected WIDTHxHEIGHT from 320x200 to 3840x2160, got "10x10"/) });
-    await expect(agent('--screenshots', '--screenshot-max-bytes', '99999999')).rejects.toMatchObject({ stderr: expect.stringMatching(/--screenshot-max-bytes.*expected an integer from 16384 to 1048576/s) });
+    await expect(agent('--screenshots', '--screenshot-viewport', '10x10')).rejects.toMatchObject({
+      stderr: expect.stringMatching(/expected WIDTHxHEIGHT from 320x200 to 3840x2160, got "10x10"/),
+    });
+    await expect(agent('--screenshots', '--screenshot-max-bytes', '99999999')).rejects.toMatchObject({
+      stderr: expect.stringMatching(/--screenshot-max-bytes.*expected an integer from 16384 to 1048576/s),
+    });
   }, 60_000);
 });

@@ -26,7 +26,10 @@ interface Site {
   close(): Promise<void>;
 }
 
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void, make: (h: typeof handler) => Server = (h) => createServer(h)): Promise<Site> {
+async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  make: (h: typeof handler) => Server = (h) => createServer(h),
+): Promise<Site> {
   const requests: string[] = [];
   const sockets = new Set<Socket>();
   const server = make((req, res) => {
@@ -80,7 +83,16 @@ describe.skipIf(!haveChromium)('web screenshots with Debian Chromium through pla
       if (req.url === '/own.png') res.writeHead(404).end();
       else html(PAGE)(req, res);
     });
-    shooter = new Screenshotter({ executablePath: CHROMIUM, timeoutMs: 10_000, viewport: { width: 1280, height: 800 }, maxBytes: 512 * 1024, concurrency: 2, maxPerHost: 8, allow, log: (l) => lines.push(l) });
+    shooter = new Screenshotter({
+      executablePath: CHROMIUM,
+      timeoutMs: 10_000,
+      viewport: { width: 1280, height: 800 },
+      maxBytes: 512 * 1024,
+      concurrency: 2,
+      maxPerHost: 8,
+      allow,
+      log: (l) => lines.push(l),
+    });
     expect(await shooter.start()).toMatch(/^\d+\./);
   }, 60_000);
   afterAll(async () => {
@@ -93,11 +105,22 @@ describe.skipIf(!haveChromium)('web screenshots with Debian Chromium through pla
 
     expect(r.note).toBeUndefined();
     const shot = r.screenshot!;
-    expect(shot).toMatchObject({ port: site.port, scheme: 'http', mime: 'image/png', width: 1280, height: 800, title: 'portbandit test page' });
+    expect(shot).toMatchObject({
+      port: site.port,
+      scheme: 'http',
+      mime: 'image/png',
+      width: 1280,
+      height: 800,
+      title: 'portbandit test page',
+    });
     const png = decodePng(Buffer.from(shot.data, 'base64'));
     expect([png.width, png.height]).toEqual([1280, 800]);
     // The background away from the heading is the page's magenta; the heading has white pixels.
-    for (const [x, y] of [[1200, 700], [640, 600], [5, 790]] as const) {
+    for (const [x, y] of [
+      [1200, 700],
+      [640, 600],
+      [5, 790],
+    ] as const) {
       const [r0, g, b] = pixelAt(png, x, y);
       expect(Math.abs(r0 - MAGENTA[0]) + Math.abs(g - MAGENTA[1]) + Math.abs(b - MAGENTA[2])).toBeLessThan(12);
     }
@@ -139,7 +162,13 @@ describe.skipIf(!haveChromium)('web screenshots with Debian Chromium through pla
       expect(other.connections).toBe(0);
       // The interception log names what the page tried, and blocked it.
       const blocked = r.requests.filter((q) => !q.allowed).map((q) => q.url);
-      expect(blocked).toEqual(expect.arrayContaining([`http://127.0.0.1:${other.port}/pixel.png`, `http://127.0.0.1:${other.port}/frame`, `http://127.0.0.1:${other.port}/style.css`]));
+      expect(blocked).toEqual(
+        expect.arrayContaining([
+          `http://127.0.0.1:${other.port}/pixel.png`,
+          `http://127.0.0.1:${other.port}/frame`,
+          `http://127.0.0.1:${other.port}/style.css`,
+        ]),
+      );
       expect(blocked.some((u) => u.includes('portbandit-test.invalid'))).toBe(true);
       expect(blocked).toContain(`ws://127.0.0.1:${other.port}/ws`);
       expect(blocked.some((u) => u.startsWith(`http://127.0.0.1:${other.port}/fetch`))).toBe(true);
@@ -211,7 +240,9 @@ describe.skipIf(!haveChromium)('web screenshots with Debian Chromium through pla
 
   it('re-encodes an image over the byte cap as JPEG, and drops one still over it with a note', async () => {
     // A smooth gradient: a large PNG, a small JPEG. Noise: large either way.
-    const gradient = await serve(html('<title>gradient</title><body style="margin:0;height:800px;background:linear-gradient(135deg,#123,#f80 30%,#0c6 60%,#fe2)">'));
+    const gradient = await serve(
+      html('<title>gradient</title><body style="margin:0;height:800px;background:linear-gradient(135deg,#123,#f80 30%,#0c6 60%,#fe2)">'),
+    );
     const noise = await serve(
       html(`<title>noise</title><body style="margin:0"><canvas id="c" width="1280" height="800"></canvas><script>
 const c = document.getElementById('c').getContext('2d'); const img = c.createImageData(1280, 800); let s = 7;
@@ -240,8 +271,28 @@ c.putImageData(img, 0, 0);</script>`),
   it('renders an https service with a self-signed certificate (TLS errors ignored)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pb-shot-tls-'));
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=portbandit-test'], { stdio: 'ignore' });
-      const tls = await serve(html('<title>tls page</title><body style="background:#0a0">'), (h) => createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, h));
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=portbandit-test',
+        ],
+        { stdio: 'ignore' },
+      );
+      const tls = await serve(html('<title>tls page</title><body style="background:#0a0">'), (h) =>
+        createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, h),
+      );
       try {
         const r = await shooter.capture('127.0.0.1', { port: tls.port, scheme: 'https' });
         expect(r.screenshot).toMatchObject({ scheme: 'https', title: 'tls page', mime: 'image/png' });
@@ -255,7 +306,7 @@ c.putImageData(img, 0, 0);</script>`),
     }
   }, 60_000);
 
-  it('attaches the screenshots of a result\'s web services, with a timing, and leaves other ports alone', async () => {
+  it("attaches the screenshots of a result's web services, with a timing, and leaves other ports alone", async () => {
     const submission: ResultSubmission = {
       leaseId: 'l1',
       ip: '127.0.0.1',
@@ -272,7 +323,10 @@ c.putImageData(img, 0, 0);</script>`),
     expect(out.screenshots?.map((s) => [s.port, s.scheme, s.title])).toEqual([[site.port, 'http', 'portbandit test page']]);
     expect(out.timings?.screenshots).toBeGreaterThan(0);
     expect(out.host?.screenshotNotes).toBeUndefined();
-    expect(await shooter.attach({ ...submission, ports: [{ port: 22, state: 'open', service: 'ssh' }] })).toEqual({ ...submission, ports: [{ port: 22, state: 'open', service: 'ssh' }] });
+    expect(await shooter.attach({ ...submission, ports: [{ port: 22, state: 'open', service: 'ssh' }] })).toEqual({
+      ...submission,
+      ports: [{ port: 22, state: 'open', service: 'ssh' }],
+    });
   }, 60_000);
 
   it('refuses to render an address outside --allow', async () => {
@@ -283,8 +337,25 @@ c.putImageData(img, 0, 0);</script>`),
 describe('a browser that cannot start', () => {
   it('costs the images, not the scan result: the submission comes back with a note', async () => {
     const lines: string[] = [];
-    const broken = new Screenshotter({ executablePath: '/nonexistent/chromium', timeoutMs: 1000, viewport: { width: 640, height: 400 }, maxBytes: 65536, concurrency: 1, maxPerHost: 8, allow: AllowList.parse(['127.0.0.1']), log: (l) => lines.push(l) });
-    const submission: ResultSubmission = { leaseId: 'l1', ip: '127.0.0.1', status: 'up', startedAt: 1, finishedAt: 2, preflight: 'connect', ports: [{ port: 8080, state: 'open', service: 'http' }] };
+    const broken = new Screenshotter({
+      executablePath: '/nonexistent/chromium',
+      timeoutMs: 1000,
+      viewport: { width: 640, height: 400 },
+      maxBytes: 65536,
+      concurrency: 1,
+      maxPerHost: 8,
+      allow: AllowList.parse(['127.0.0.1']),
+      log: (l) => lines.push(l),
+    });
+    const submission: ResultSubmission = {
+      leaseId: 'l1',
+      ip: '127.0.0.1',
+      status: 'up',
+      startedAt: 1,
+      finishedAt: 2,
+      preflight: 'connect',
+      ports: [{ port: 8080, state: 'open', service: 'http' }],
+    };
     try {
       const out = await broken.attach(submission);
       expect(out.ports).toEqual(submission.ports);
@@ -300,7 +371,16 @@ describe('a browser that cannot start', () => {
 describe('the screenshot guard proxy', () => {
   it('answers 403 to a CONNECT for an address:port that no capture opened, and dials nothing', async () => {
     const target = await serve(html('x'));
-    const shooter = new Screenshotter({ executablePath: CHROMIUM, timeoutMs: 1000, viewport: { width: 640, height: 400 }, maxBytes: 65536, concurrency: 1, maxPerHost: 1, allow: AllowList.parse(['127.0.0.1']), log: () => {} });
+    const shooter = new Screenshotter({
+      executablePath: CHROMIUM,
+      timeoutMs: 1000,
+      viewport: { width: 640, height: 400 },
+      maxBytes: 65536,
+      concurrency: 1,
+      maxPerHost: 1,
+      allow: AllowList.parse(['127.0.0.1']),
+      log: () => {},
+    });
     const proxy = new URL(await shooter.guard.start());
     const ask = (what: string) =>
       new Promise<string>((resolve, reject) => {
@@ -350,7 +430,7 @@ describe('which ports are web services', () => {
     ]);
   });
 
-  it('picks open http-like services, https by name or by nmap\'s ssl tunnel', () => {
+  it("picks open http-like services, https by name or by nmap's ssl tunnel", () => {
     expect(
       webTargets([
         { port: 8443, state: 'open', service: 'http', tunnel: 'ssl' },

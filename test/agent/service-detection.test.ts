@@ -76,7 +76,15 @@ describe.skipIf(!tools.nmap)('detectServices with real nmap on loopback', () => 
         ['127.0.0.1', [ssh]],
         ['127.0.0.2', [smtp]],
       ]),
-      { allow, versionDetection: true, scripts: [], scriptsAllow: new Set(), timing: ['-T4', '--version-intensity', '2'], parallel: 2, hostsPerRun: 16 },
+      {
+        allow,
+        versionDetection: true,
+        scripts: [],
+        scriptsAllow: new Set(),
+        timing: ['-T4', '--version-intensity', '2'],
+        parallel: 2,
+        hostsPerRun: 16,
+      },
     );
     // nmap lists every port it was given (closed ones as closed): one port each means no host got
     // the other's port.
@@ -97,7 +105,16 @@ describe.skipIf(!tools.nmap)('detectServices with real nmap on loopback', () => 
         ['127.0.0.1', [ssh]],
         ['127.0.0.2', [smtp]],
       ]),
-      { allow, versionDetection: true, scripts: [], scriptsAllow: new Set(), timing: ['-T4', '--version-intensity', '2'], parallel: 2, hostsPerRun: 16, log: (l) => lines.push(l) },
+      {
+        allow,
+        versionDetection: true,
+        scripts: [],
+        scriptsAllow: new Set(),
+        timing: ['-T4', '--version-intensity', '2'],
+        parallel: 2,
+        hostsPerRun: 16,
+        log: (l) => lines.push(l),
+      },
     );
     expect(out.get('127.0.0.1')!.ports.map((p) => p.service)).toEqual(['ssh']);
     expect(out.get('127.0.0.2')!.ports).toEqual([]);

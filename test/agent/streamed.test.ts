@@ -57,7 +57,13 @@ describe.skipIf(!tools.nmap)('the streamed agent (real nmap on loopback)', () =>
       method: 'PUT',
       url: '/api/v1/admin/policies/_default',
       headers: bearer(admin),
-      payload: { strategy: 'fixed', params: { ports: [port] }, budget: 1, periodSeconds: null, scan: { preflight: 'connect', versionDetection: true, scripts: [], hostTimeoutSeconds: 6, versionIntensity: 9 } },
+      payload: {
+        strategy: 'fixed',
+        params: { ports: [port] },
+        budget: 1,
+        periodSeconds: null,
+        scan: { preflight: 'connect', versionDetection: true, scripts: [], hostTimeoutSeconds: 6, versionIntensity: 9 },
+      },
     });
     expect(res.statusCode, res.body).toBe(200);
   }, 60_000);

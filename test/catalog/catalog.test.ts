@@ -26,7 +26,7 @@ describe('nmap-services catalog', () => {
     expect(catalog.rank(31337 + 1)).toBe(-1);
   });
 
-  test("holds the open-frequency shares the nmap book reports (top 10 ~50%, top 100 ~78%, top 1000 ~93%)", () => {
+  test('holds the open-frequency shares the nmap book reports (top 10 ~50%, top 100 ~78%, top 1000 ~93%)', () => {
     expect(catalog.topShare(10)).toBeGreaterThan(0.4);
     expect(catalog.topShare(10)).toBeLessThan(0.6);
     expect(catalog.topShare(100)).toBeGreaterThan(0.7);

@@ -15,7 +15,12 @@ describe('addresses', () => {
     expect(formatRange(parseTargetSpec('198.18.0.0-198.18.0.255'))).toBe('198.18.0.0/24');
     expect(formatRange(parseTargetSpec('2001:db8::1'))).toBe('2001:db8::1');
     expect(formatRange(parseTargetSpec('2001:DB8::/32'))).toBe('2001:db8::/32');
-    expect(rangeToCidrs(parseTargetSpec('198.18.0.1-198.18.0.6'))).toEqual(['198.18.0.1/32', '198.18.0.2/31', '198.18.0.4/31', '198.18.0.6/32']);
+    expect(rangeToCidrs(parseTargetSpec('198.18.0.1-198.18.0.6'))).toEqual([
+      '198.18.0.1/32',
+      '198.18.0.2/31',
+      '198.18.0.4/31',
+      '198.18.0.6/32',
+    ]);
   });
 
   test('rejects malformed specs with the input named', () => {
@@ -44,15 +49,20 @@ describe('addresses', () => {
 
 /** Random scope items inside 198.18.0.0/15 (offsets small so ranges overlap) and 2001:db8::/32. */
 const item = (blocklist: boolean) =>
-  fc.record({ v6: fc.boolean(), start: fc.integer({ min: 0, max: 600 }), len: fc.integer({ min: 1, max: 200 }), tag: fc.constantFrom('a', 'b', 'c') }).map(
-    ({ v6, start, len, tag }): ScopeItem => {
+  fc
+    .record({
+      v6: fc.boolean(),
+      start: fc.integer({ min: 0, max: 600 }),
+      len: fc.integer({ min: 1, max: 200 }),
+      tag: fc.constantFrom('a', 'b', 'c'),
+    })
+    .map(({ v6, start, len, tag }): ScopeItem => {
       const family = v6 ? 6 : 4;
       const base = v6 ? BASE6 : BASE4;
       const s = base + BigInt(start);
       const e = s + BigInt(len - 1);
       return { target: `${formatAddress(family, s)}-${formatAddress(family, e)}`, tags: [tag], blocklist };
-    },
-  );
+    });
 
 function membersNaive(items: readonly ScopeItem[]): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
@@ -106,7 +116,7 @@ describe('permutation', () => {
     expect(seen.size).toBe(n);
   });
 
-  test.prop([fc.bigInt({ min: 1n, max: (1n << 100n) }), fc.array(fc.bigInt({ min: 0n, max: (1n << 100n) }), { minLength: 2, maxLength: 20 })])(
+  test.prop([fc.bigInt({ min: 1n, max: 1n << 100n }), fc.array(fc.bigInt({ min: 0n, max: 1n << 100n }), { minLength: 2, maxLength: 20 })])(
     'maps distinct indices to distinct values in range for huge (IPv6-sized) domains',
     (n, raw) => {
       const p = new Permutation(n, 'k');
@@ -127,7 +137,7 @@ describe('permutation', () => {
     for (const v of seen) expect(v < n).toBe(true);
     // The order looks shuffled: consecutive images are not consecutive numbers.
     const first = [...seen].slice(0, 1000);
-    const adjacent = first.filter((v, i) => i > 0 && (v === first[i - 1]! + 1n)).length;
+    const adjacent = first.filter((v, i) => i > 0 && v === first[i - 1]! + 1n).length;
     expect(adjacent).toBeLessThan(5);
   });
 });

@@ -11,7 +11,11 @@ const TAGS = ['dmz', 'lan', 'lab'] as const;
 const GROUPS = ['internal', 'external', 'cloud'] as const;
 
 /** The routing rule restated independently of the coordinator (docs/coordinator.md, "Agent groups"). */
-function modelAllowed(tags: readonly string[], policyGroups: Record<string, readonly string[] | null>, defaultGroups: readonly string[] | null): readonly string[] | null {
+function modelAllowed(
+  tags: readonly string[],
+  policyGroups: Record<string, readonly string[] | null>,
+  defaultGroups: readonly string[] | null,
+): readonly string[] | null {
   let allowed: string[] | null = null;
   for (const t of tags) {
     const g = policyGroups[t];
@@ -40,19 +44,42 @@ interface Setup {
   agents: Array<{ id: string; token: string; groups: readonly string[] }>;
 }
 
-async function setUp(dir: string, now: () => number, agentGroups: ReadonlyArray<readonly string[]>, policyGroups: Record<string, readonly string[] | null>, defaultGroups: readonly string[] | null, scope: Array<{ range: string; tags: string[] }>): Promise<Setup> {
+async function setUp(
+  dir: string,
+  now: () => number,
+  agentGroups: ReadonlyArray<readonly string[]>,
+  policyGroups: Record<string, readonly string[] | null>,
+  defaultGroups: readonly string[] | null,
+  scope: Array<{ range: string; tags: string[] }>,
+): Promise<Setup> {
   const app = await openApp(dir, now);
   const adminToken = (await app.coordinator.createAdminToken('t')).token;
   const agents = [];
   for (const [i, groups] of agentGroups.entries()) {
-    const made = (await admin(app, adminToken, 'POST', '/api/v1/admin/agents', { name: `a${i}`, groups: [...groups] })) as { id: string; token: string; groups: string[] };
+    const made = (await admin(app, adminToken, 'POST', '/api/v1/admin/agents', { name: `a${i}`, groups: [...groups] })) as {
+      id: string;
+      token: string;
+      groups: string[];
+    };
     agents.push({ id: made.id, token: made.token, groups: made.groups });
   }
   for (const [tag, groups] of Object.entries(policyGroups)) {
     // The default strategy (adaptive) with a small budget: hosts get follow-up rounds, which must stay in their groups too.
-    await admin(app, adminToken, 'PUT', `/api/v1/admin/policies/${tag}`, { strategy: defaultStrategyName(), budget: 40, rate: null, ...(groups ? { groups: [...groups] } : {}) });
+    await admin(app, adminToken, 'PUT', `/api/v1/admin/policies/${tag}`, {
+      strategy: defaultStrategyName(),
+      budget: 40,
+      rate: null,
+      ...(groups ? { groups: [...groups] } : {}),
+    });
   }
-  if (defaultGroups) await admin(app, adminToken, 'PUT', '/api/v1/admin/policies/_default', { strategy: defaultStrategyName(), budget: 40, rate: null, periodSeconds: null, groups: [...defaultGroups] });
+  if (defaultGroups)
+    await admin(app, adminToken, 'PUT', '/api/v1/admin/policies/_default', {
+      strategy: defaultStrategyName(),
+      budget: 40,
+      rate: null,
+      periodSeconds: null,
+      groups: [...defaultGroups],
+    });
   await addScope(app, adminToken, scope);
   return { app, adminToken, agents };
 }
@@ -63,13 +90,17 @@ describe('agent groups: work for a tag goes only to agents of its groups', () =>
     const someGroups = fc.subarray([...GROUPS], { minLength: 1 });
     const scenario = fc.record({
       agentGroups: fc.array(groupSet, { minLength: 1, maxLength: 4 }),
-      policyGroups: fc.record({ dmz: fc.option(someGroups, { nil: null }), lan: fc.option(someGroups, { nil: null }), lab: fc.option(someGroups, { nil: null }) }),
+      policyGroups: fc.record({
+        dmz: fc.option(someGroups, { nil: null }),
+        lan: fc.option(someGroups, { nil: null }),
+        lab: fc.option(someGroups, { nil: null }),
+      }),
       defaultGroups: fc.option(someGroups, { nil: null, freq: 3 }),
       entryTags: fc.array(fc.subarray([...TAGS]), { minLength: 4, maxLength: 4 }),
-      steps: fc.array(
-        fc.record({ agent: fc.nat(3), max: fc.integer({ min: 1, max: 5 }), submit: fc.boolean(), expire: fc.boolean() }),
-        { minLength: 8, maxLength: 30 },
-      ),
+      steps: fc.array(fc.record({ agent: fc.nat(3), max: fc.integer({ min: 1, max: 5 }), submit: fc.boolean(), expire: fc.boolean() }), {
+        minLength: 8,
+        maxLength: 30,
+      }),
     });
     const kinds = { followup: 0, expired: 0 };
     await fc.assert(
@@ -89,7 +120,11 @@ describe('agent groups: work for a tag goes only to agents of its groups', () =>
               // Arrange the expectation from the model, not from the coordinator.
               expect([...item.tags].sort()).toEqual([...tagsOf(item.ip)].sort());
               const allowed = modelAllowed(item.tags, s.policyGroups, s.defaultGroups);
-              if (allowed !== null) expect(agent.groups.some((g) => allowed.includes(g)), `${item.ip} [${item.tags}] allowed ${allowed} went to an agent of [${agent.groups}]`).toBe(true);
+              if (allowed !== null)
+                expect(
+                  agent.groups.some((g) => allowed.includes(g)),
+                  `${item.ip} [${item.tags}] allowed ${allowed} went to an agent of [${agent.groups}]`,
+                ).toBe(true);
               // A visit's later rounds stay at its vantage point: the first of the first agent's groups the host allows.
               const visit = visitOfLease(item.leaseId) ?? item.leaseId;
               if (item.round === 0 && item.reason !== 'expired') visitAgentGroups.set(visit, agent.groups);
@@ -180,7 +215,9 @@ describe('agent groups: routing in practice', () => {
       expect(work.ip).toBe(lanHost);
       clock.advance(1000);
       expect((await submit(app, internal!.token, resultFor(work, [work.ports[0]!], clock.now()))).statusCode).toBe(200);
-      const found = (await admin(app, adminToken, 'GET', '/api/v1/search?q=group:internal')) as { items: Array<{ ip: string; group?: string }> };
+      const found = (await admin(app, adminToken, 'GET', '/api/v1/search?q=group:internal')) as {
+        items: Array<{ ip: string; group?: string }>;
+      };
       expect(found.items.map((s) => s.ip)).toEqual([lanHost]);
       expect(found.items[0]!.group).toBe('internal');
       expect(((await admin(app, adminToken, 'GET', '/api/v1/search?q=group:external')) as { items: unknown[] }).items).toEqual([]);
@@ -190,10 +227,22 @@ describe('agent groups: routing in practice', () => {
   });
 
   it('keeps results per vantage point: a host scanned from two groups compares each visit with what the same group saw last', async () => {
-    const { app, adminToken, agents } = await setUp(data.dir, clock.now, [['internal'], ['external']], { dmz: ['external', 'internal'] }, null, [{ range: '198.18.50.1', tags: ['dmz'] }]);
+    const { app, adminToken, agents } = await setUp(
+      data.dir,
+      clock.now,
+      [['internal'], ['external']],
+      { dmz: ['external', 'internal'] },
+      null,
+      [{ range: '198.18.50.1', tags: ['dmz'] }],
+    );
     try {
       // One round per visit (no follow-ups), so each pull below is a visit of its own.
-      await admin(app, adminToken, 'PUT', '/api/v1/admin/policies/dmz', { strategy: 'top-k', budget: 20, rate: null, groups: ['external', 'internal'] });
+      await admin(app, adminToken, 'PUT', '/api/v1/admin/policies/dmz', {
+        strategy: 'top-k',
+        budget: 20,
+        rate: null,
+        groups: ['external', 'internal'],
+      });
       const [internal, external] = agents;
       const host = '198.18.50.1';
       const visit = async (agent: { token: string }, open: (w: WorkItem) => number[]) => {
@@ -203,7 +252,8 @@ describe('agent groups: routing in practice', () => {
         expect((await submit(app, agent.token, resultFor(w, open(w), clock.now()))).statusCode).toBe(200);
         return w;
       };
-      const eventsSoFar = async () => (await app.coordinator.store.readEvents({ limit: 1000 })).events.map((e) => `${e.kind}${e.port !== undefined ? `:${e.port}` : ''}`);
+      const eventsSoFar = async () =>
+        (await app.coordinator.store.readEvents({ limit: 1000 })).events.map((e) => `${e.kind}${e.port !== undefined ? `:${e.port}` : ''}`);
       // Inside the firewall the first port handed out is open; from outside nothing is.
       let port = 0;
       await visit(internal!, (w) => [(port = w.ports[0]!)]);
@@ -230,16 +280,31 @@ describe('agent groups: routing in practice', () => {
   });
 
   it('edits an agent’s groups through the admin API, refuses bad group names and unknown agents, and lists groups', async () => {
-    const { app, adminToken, agents } = await setUp(data.dir, clock.now, [[]], { lan: ['internal'] }, null, [{ range: '198.18.9.0/30', tags: ['lan'] }]);
+    const { app, adminToken, agents } = await setUp(data.dir, clock.now, [[]], { lan: ['internal'] }, null, [
+      { range: '198.18.9.0/30', tags: ['lan'] },
+    ]);
     try {
       const agent = agents[0]!;
       expect(await pull(app, agent.token, 4)).toEqual([]); // no groups: not for lan
-      const bad = await app.inject({ method: 'PUT', url: `/api/v1/admin/agents/${agent.id}/groups`, headers: bearer(adminToken), payload: { groups: ['in ternal'] } });
+      const bad = await app.inject({
+        method: 'PUT',
+        url: `/api/v1/admin/agents/${agent.id}/groups`,
+        headers: bearer(adminToken),
+        payload: { groups: ['in ternal'] },
+      });
       expect(bad.statusCode).toBe(400);
       expect(bad.json()).toMatchObject({ code: 'PB_ERR_GROUP' });
-      const unknown = await app.inject({ method: 'PUT', url: '/api/v1/admin/agents/agent_nope/groups', headers: bearer(adminToken), payload: { groups: ['internal'] } });
+      const unknown = await app.inject({
+        method: 'PUT',
+        url: '/api/v1/admin/agents/agent_nope/groups',
+        headers: bearer(adminToken),
+        payload: { groups: ['internal'] },
+      });
       expect(unknown.statusCode).toBe(404);
-      expect(await admin(app, adminToken, 'PUT', `/api/v1/admin/agents/${agent.id}/groups`, { groups: ['internal', 'internal'] })).toEqual({ id: agent.id, groups: ['internal'] });
+      expect(await admin(app, adminToken, 'PUT', `/api/v1/admin/agents/${agent.id}/groups`, { groups: ['internal', 'internal'] })).toEqual({
+        id: agent.id,
+        groups: ['internal'],
+      });
       const listed = (await admin(app, adminToken, 'GET', '/api/v1/admin/agents')) as { agents: Array<{ id: string; groups: string[] }> };
       expect(listed.agents.find((a) => a.id === agent.id)!.groups).toEqual(['internal']);
       // The cycle already passed these hosts (skipped: nobody could take them); the next one serves them.
@@ -247,7 +312,12 @@ describe('agent groups: routing in practice', () => {
       const got = [];
       for (let i = 0; i < 4; i++) got.push(...(await pull(app, agent.token, 4)));
       expect(new Set(got.map((w) => w.ip)).size).toBe(4);
-      const emptyPolicy = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/lan', headers: bearer(adminToken), payload: { strategy: 'top-k', groups: [] } });
+      const emptyPolicy = await app.inject({
+        method: 'PUT',
+        url: '/api/v1/admin/policies/lan',
+        headers: bearer(adminToken),
+        payload: { strategy: 'top-k', groups: [] },
+      });
       expect(emptyPolicy.statusCode).toBe(400);
     } finally {
       await app.close();

@@ -32,14 +32,18 @@ async function receiver(answer: (n: number) => number): Promise<{ url: string; r
   return { url: `http://127.0.0.1:${port}/hook`, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-
 describe('alert rules delivered to webhooks', () => {
   let data: ReturnType<typeof tempDataDir>;
   let app: FastifyInstance;
   let t: Awaited<ReturnType<typeof tokens>>;
   const clock = manualClock();
   const open = async (sweepTimer = false) =>
-    buildApp({ config: resolveConfig({ flags: { dataDir: data.dir, logLevel: 'silent' }, env: {} }), now: clock.now, sweepTimer, alerts: { baseDelayMs: 5, maxAttempts: 3, timeoutMs: 2000 } });
+    buildApp({
+      config: resolveConfig({ flags: { dataDir: data.dir, logLevel: 'silent' }, env: {} }),
+      now: clock.now,
+      sweepTimer,
+      alerts: { baseDelayMs: 5, maxAttempts: 3, timeoutMs: 2000 },
+    });
 
   /** One cycle over the 4 hosts; in odd cycles port 22 is open (service-new), in even ones closed. */
   async function cycle(): Promise<void> {
@@ -49,7 +53,8 @@ describe('alert rules delivered to webhooks', () => {
       expect((await submit(app, t.agents[0]!, resultFor(w, (w.cycle ?? 0) % 2 === 1 ? [22] : [], clock.now()))).statusCode).toBe(200);
     }
   }
-  const addRule = (name: string, query: string, url: string) => app.inject({ method: 'POST', url: '/api/v1/admin/alerts', headers: bearer(t.admin), payload: { name, query, url } });
+  const addRule = (name: string, query: string, url: string) =>
+    app.inject({ method: 'POST', url: '/api/v1/admin/alerts', headers: bearer(t.admin), payload: { name, query, url } });
 
   beforeEach(async () => {
     data = tempDataDir();
@@ -100,7 +105,9 @@ describe('alert rules delivered to webhooks', () => {
       await cycle();
       await app.alerts.runOnce();
       expect(hook.received).toHaveLength(4 * 3);
-      const dead = (await app.inject({ method: 'GET', url: '/api/v1/admin/alerts/dead', headers: bearer(t.admin) })).json() as { deadLetters: Array<{ rule: string; attempts: number; error: string; event: { kind: string } }> };
+      const dead = (await app.inject({ method: 'GET', url: '/api/v1/admin/alerts/dead', headers: bearer(t.admin) })).json() as {
+        deadLetters: Array<{ rule: string; attempts: number; error: string; event: { kind: string } }>;
+      };
       expect(dead.deadLetters).toHaveLength(4);
       expect(dead.deadLetters[0]).toMatchObject({ rule: 'down', attempts: 3, error: 'HTTP 503', event: { kind: 'service-new' } });
       await app.alerts.runOnce();
@@ -119,7 +126,12 @@ describe('alert rules delivered to webhooks', () => {
       expect(hook.received).toHaveLength(0);
       await cycle();
       await app.alerts.runOnce();
-      expect(hook.received.map((r) => r.body.event.kind).sort()).toEqual(['service-closed', 'service-closed', 'service-closed', 'service-closed']);
+      expect(hook.received.map((r) => r.body.event.kind).sort()).toEqual([
+        'service-closed',
+        'service-closed',
+        'service-closed',
+        'service-closed',
+      ]);
     } finally {
       await hook.close();
     }
@@ -149,11 +161,29 @@ describe('alert rules delivered to webhooks', () => {
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
     process.env.PORTBANDIT_ADMIN_TOKEN = t.admin;
     try {
-      expect((await runCli(['alert', 'add', 'rdp', '--query', 'kind:service-new port:3389', '--url', 'http://127.0.0.1:9/rdp', '--data', data.dir])).code).toBe(0);
-      expect((await runCli(['alert', 'add', 'web', '--query', 'port:80', '--url', 'http://127.0.0.1:9/web', '--server', address])).code).toBe(0);
+      expect(
+        (
+          await runCli([
+            'alert',
+            'add',
+            'rdp',
+            '--query',
+            'kind:service-new port:3389',
+            '--url',
+            'http://127.0.0.1:9/rdp',
+            '--data',
+            data.dir,
+          ])
+        ).code,
+      ).toBe(0);
+      expect(
+        (await runCli(['alert', 'add', 'web', '--query', 'port:80', '--url', 'http://127.0.0.1:9/web', '--server', address])).code,
+      ).toBe(0);
       const listed = await runCli(['alert', 'list', '--json', '--server', address]);
       expect((JSON.parse(listed.out) as { rules: Array<{ name: string }> }).rules.map((r) => r.name)).toEqual(['rdp', 'web']);
-      expect((await runCli(['alert', 'list', '--data', data.dir])).out).toMatch(/^rdp\tkind:service-new port:3389\thttp:\/\/127\.0\.0\.1:9\/rdp\t/);
+      expect((await runCli(['alert', 'list', '--data', data.dir])).out).toMatch(
+        /^rdp\tkind:service-new port:3389\thttp:\/\/127\.0\.0\.1:9\/rdp\t/,
+      );
       const bad = await runCli(['alert', 'add', 'x', '--query', 'kind:nope', '--url', 'http://127.0.0.1:9/', '--server', address]);
       expect(bad.code).toBe(2);
       expect(bad.err).toMatch(/'nope' is not an event kind.*PB_ERR_QUERY/);

@@ -24,12 +24,22 @@ describe('the audit log of admin API changes (real SQLite file)', () => {
     const clock = manualClock();
     app = await openApp(data.dir, clock.now);
     const { admin } = await tokens(app);
-    const made = await app.inject({ method: 'POST', url: '/api/v1/admin/agents', headers: bearer(admin), payload: { name: 'inside', groups: ['internal'] } });
+    const made = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/agents',
+      headers: bearer(admin),
+      payload: { name: 'inside', groups: ['internal'] },
+    });
     expect(made.statusCode).toBe(200);
     const id = made.json<{ id: string; groups: string[] }>().id;
     expect(made.json<{ groups: string[] }>().groups).toEqual(['internal']);
     clock.advance(1000);
-    const edited = await app.inject({ method: 'PUT', url: `/api/v1/admin/agents/${id}/groups`, headers: bearer(admin), payload: { groups: ['external', 'internal'] } });
+    const edited = await app.inject({
+      method: 'PUT',
+      url: `/api/v1/admin/agents/${id}/groups`,
+      headers: bearer(admin),
+      payload: { groups: ['external', 'internal'] },
+    });
     expect(edited.statusCode).toBe(200);
     clock.advance(1000);
     const run = await app.inject({ method: 'POST', url: '/api/v1/admin/retention/run', headers: bearer(admin) });
@@ -49,23 +59,52 @@ describe('the audit log of admin API changes (real SQLite file)', () => {
     const { admin } = await tokens(app);
     const me = (await app.coordinator.store.listAdminTokens())[0]!;
 
-    const add = await app.inject({ method: 'POST', url: '/api/v1/admin/scope', headers: bearer(admin), payload: { entries: [{ range: '198.18.1.0/24', tags: ['dmz'] }] } });
+    const add = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/scope',
+      headers: bearer(admin),
+      payload: { entries: [{ range: '198.18.1.0/24', tags: ['dmz'] }] },
+    });
     expect(add.statusCode).toBe(200);
     clock.advance(1000);
-    const bad = await app.inject({ method: 'POST', url: '/api/v1/admin/scope', headers: bearer(admin), payload: { entries: [{ range: '198.18.1.0/33' }] } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/scope',
+      headers: bearer(admin),
+      payload: { entries: [{ range: '198.18.1.0/33' }] },
+    });
     expect(bad.statusCode).toBe(400);
-    const badPolicy = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'no-such-strategy' } });
+    const badPolicy = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/dmz',
+      headers: bearer(admin),
+      payload: { strategy: 'no-such-strategy' },
+    });
     expect(badPolicy.statusCode).toBe(400);
     clock.advance(1000);
-    const policy = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'fixed', budget: 3, params: { ports: [22, 80, 443] } } });
+    const policy = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/dmz',
+      headers: bearer(admin),
+      payload: { strategy: 'fixed', budget: 3, params: { ports: [22, 80, 443] } },
+    });
     expect(policy.statusCode).toBe(200);
     clock.advance(1000);
     const made = await app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: bearer(admin), payload: { name: 'second' } });
-    const rule = await app.inject({ method: 'POST', url: '/api/v1/admin/alerts', headers: bearer(admin), payload: { name: 'rdp', query: 'kind:service-new port:3389', url: 'http://127.0.0.1:9/hook' } });
+    const rule = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/alerts',
+      headers: bearer(admin),
+      payload: { name: 'rdp', query: 'kind:service-new port:3389', url: 'http://127.0.0.1:9/hook' },
+    });
     expect(rule.statusCode).toBe(200);
     // The second admin revokes the first: the entry names the second.
     clock.advance(1000);
-    const revoke = await app.inject({ method: 'DELETE', url: `/api/v1/admin/tokens/${me.id}`, headers: bearer(made.json<{ token: string }>().token) });
+    const revoke = await app.inject({
+      method: 'DELETE',
+      url: `/api/v1/admin/tokens/${me.id}`,
+      headers: bearer(made.json<{ token: string }>().token),
+    });
     expect(revoke.json()).toEqual({ deleted: true });
 
     const log = await audit(made.json<{ token: string }>().token);
@@ -90,7 +129,12 @@ describe('the audit log of admin API changes (real SQLite file)', () => {
     const { admin } = await tokens(app);
     for (let i = 0; i < 7; i++) {
       // Several changes in one millisecond keep their order too.
-      const res = await app.inject({ method: 'POST', url: '/api/v1/admin/scope', headers: bearer(admin), payload: { entries: [{ range: `198.18.2.${i}` }] } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/admin/scope',
+        headers: bearer(admin),
+        payload: { entries: [{ range: `198.18.2.${i}` }] },
+      });
       expect(res.statusCode).toBe(200);
       if (i % 2 === 0) clock.advance(10);
     }
@@ -107,15 +151,17 @@ describe('the audit log of admin API changes (real SQLite file)', () => {
 });
 
 describe('audit keys', () => {
-  test.prop([fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 0, max: 999_998 }), fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: 0, max: 999_998 })])(
-    'sort newest first in plain string order (later time, or the same time and a later sequence, sorts before)',
-    (t1, s1, t2, s2) => {
-      const a = auditKey(t1, s1);
-      const b = auditKey(t2, s2);
-      const newer = t1 > t2 || (t1 === t2 && s1 > s2);
-      const older = t1 < t2 || (t1 === t2 && s1 < s2);
-      if (newer) expect(a < b).toBe(true);
-      if (older) expect(a > b).toBe(true);
-    },
-  );
+  test.prop([
+    fc.integer({ min: 0, max: 4e12 }),
+    fc.integer({ min: 0, max: 999_998 }),
+    fc.integer({ min: 0, max: 4e12 }),
+    fc.integer({ min: 0, max: 999_998 }),
+  ])('sort newest first in plain string order (later time, or the same time and a later sequence, sorts before)', (t1, s1, t2, s2) => {
+    const a = auditKey(t1, s1);
+    const b = auditKey(t2, s2);
+    const newer = t1 > t2 || (t1 === t2 && s1 > s2);
+    const older = t1 < t2 || (t1 === t2 && s1 < s2);
+    if (newer) expect(a < b).toBe(true);
+    if (older) expect(a > b).toBe(true);
+  });
 });

@@ -39,7 +39,8 @@ function observedStore(store: Store): { store: Store; turns: Map<string, Set<obj
         return (...args: unknown[]) => {
           note('ingestScan');
           const ip = (args[0] as { scan: { ip: string } }).scan.ip;
-          if (failIngest.has(ip)) return Promise.reject(new PortbanditError('PB_ERR_STORE', `disk I/O error writing /secret/path/portbandit.db for ${ip}`));
+          if (failIngest.has(ip))
+            return Promise.reject(new PortbanditError('PB_ERR_STORE', `disk I/O error writing /secret/path/portbandit.db for ${ip}`));
           return fn(...args);
         };
       }
@@ -70,7 +71,11 @@ describe('batched work: many items per lease request, many results per submit', 
   });
 
   const lease = async (token: string, max?: number) => {
-    const res = await app.inject({ method: 'GET', url: `/api/v1/agent/work${max === undefined ? '' : `?max=${max}`}`, headers: bearer(token) });
+    const res = await app.inject({
+      method: 'GET',
+      url: `/api/v1/agent/work${max === undefined ? '' : `?max=${max}`}`,
+      headers: bearer(token),
+    });
     expect(res.statusCode, res.body).toBe(200);
     return { body: res.body, json: res.json() as WorkResponse };
   };
@@ -117,9 +122,19 @@ describe('batched work: many items per lease request, many results per submit', 
   it('serves queued work first, then the cycle, and stops a batch at the end of the cycle', async () => {
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.7.0/30' }]);
-    const put = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(t.admin), payload: { strategy: 'fixed', params: { ports: [22, 80] }, budget: 2, periodSeconds: null } });
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/_default',
+      headers: bearer(t.admin),
+      payload: { strategy: 'fixed', params: { ports: [22, 80] }, budget: 2, periodSeconds: null },
+    });
     expect(put.statusCode, put.body).toBe(200);
-    await app.inject({ method: 'POST', url: '/api/v1/admin/rescan', headers: bearer(t.admin), payload: { ips: ['198.18.7.2', '198.18.7.3'] } });
+    await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/rescan',
+      headers: bearer(t.admin),
+      payload: { ips: ['198.18.7.2', '198.18.7.3'] },
+    });
 
     const first = (await lease(t.agents[0]!, 16)).json.items!;
     expect(first.slice(0, 2).map((w) => [w.ip, w.reason])).toEqual([
@@ -183,17 +198,43 @@ describe('batched work: many items per lease request, many results per submit', 
     // Assert
     expect(res.statusCode, res.body).toBe(200);
     const answers = (res.json() as { results: ResultBatchItem[] }).results;
-    expect(answers.map((a) => a.outcome)).toEqual(['accepted', 'duplicate', 'rejected', 'rejected', 'rejected', 'rejected', 'failed', 'accepted', 'duplicate', 'rejected', 'accepted']);
-    expect(answers[0]).toEqual({ outcome: 'accepted', leaseId: w[0]!.leaseId, scanId: w[0]!.leaseId, followUp: expect.any(Boolean), events: 2 }); // host-new, service-new
+    expect(answers.map((a) => a.outcome)).toEqual([
+      'accepted',
+      'duplicate',
+      'rejected',
+      'rejected',
+      'rejected',
+      'rejected',
+      'failed',
+      'accepted',
+      'duplicate',
+      'rejected',
+      'accepted',
+    ]);
+    expect(answers[0]).toEqual({
+      outcome: 'accepted',
+      leaseId: w[0]!.leaseId,
+      scanId: w[0]!.leaseId,
+      followUp: expect.any(Boolean),
+      events: 2,
+    }); // host-new, service-new
     expect(answers[1]).toMatchObject({ leaseId: w[1]!.leaseId, scanId: w[1]!.leaseId, events: 0 });
-    expect(answers[2]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_LEASE_PORT', message: `ports[0].port: port ${notGiven} was not in the work item` });
+    expect(answers[2]!.error).toEqual({
+      statusCode: 400,
+      code: 'PB_ERR_LEASE_PORT',
+      message: `ports[0].port: port ${notGiven} was not in the work item`,
+    });
     expect(answers[3]!.error).toEqual({ statusCode: 400, code: 'PB_ERR_SCHEMA', message: 'results/3/ports/0/port must be <= 65535' });
     expect(answers[4]!.error).toMatchObject({ statusCode: 403, code: 'PB_ERR_FORBIDDEN' });
     expect(answers[5]).toMatchObject({ leaseId: 'lease_unknown', error: { statusCode: 409, code: 'PB_ERR_CONFLICT' } });
     expect(answers[6]!.error).toEqual({ statusCode: 500, code: 'PB_ERR_STORE', message: 'The store failed. (details in the server log)' });
-    expect(answers[9]).toEqual({ outcome: 'rejected', error: { statusCode: 400, code: 'PB_ERR_SCHEMA', message: 'results/9 must be object' } });
+    expect(answers[9]).toEqual({
+      outcome: 'rejected',
+      error: { statusCode: 400, code: 'PB_ERR_SCHEMA', message: 'results/9 must be object' },
+    });
     // The good ones are stored; the others changed nothing and keep their leases.
-    const stored = async (ip: string) => (await app.inject({ method: 'GET', url: `/api/v1/hosts/${ip}`, headers: bearer(t.admin) })).statusCode;
+    const stored = async (ip: string) =>
+      (await app.inject({ method: 'GET', url: `/api/v1/hosts/${ip}`, headers: bearer(t.admin) })).statusCode;
     for (const i of [0, 1, 7, 8]) expect(await stored(w[i]!.ip), w[i]!.ip).toBe(200);
     for (const i of [2, 3, 4, 6]) expect(await stored(w[i]!.ip), w[i]!.ip).toBe(404);
     expect(await stored(foreign.ip)).toBe(404);
@@ -204,7 +245,9 @@ describe('batched work: many items per lease request, many results per submit', 
     // A failed result may be sent again once the store is back.
     observed.failIngest.clear();
     const retried = await submitBatch(t.agents[0]!, [resultFor(w[6]!, [], at)]);
-    expect(retried.json()).toEqual({ results: [{ outcome: 'accepted', leaseId: w[6]!.leaseId, scanId: w[6]!.leaseId, followUp: expect.any(Boolean), events: 0 }] });
+    expect(retried.json()).toEqual({
+      results: [{ outcome: 'accepted', leaseId: w[6]!.leaseId, scanId: w[6]!.leaseId, followUp: expect.any(Boolean), events: 0 }],
+    });
   });
 
   it('refuses a batch envelope that is empty, too long or not a list, before touching any result', async () => {
@@ -224,16 +267,31 @@ describe('batched work: many items per lease request, many results per submit', 
   it('a follow-up round queued by a batched result comes back in the next batch lease, and the visit folds both rounds', async () => {
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.11.0/30', tags: ['web'] }]);
-    const put = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/web', headers: bearer(t.admin), payload: { strategy: 'adaptive', budget: 40, params: { sweepShare: 0, followUp: true } } });
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/web',
+      headers: bearer(t.admin),
+      payload: { strategy: 'adaptive', budget: 40, params: { sweepShare: 0, followUp: true } },
+    });
     expect(put.statusCode, put.body).toBe(200);
     const round0 = (await lease(t.agents[0]!, 4)).json.items!;
     expect(round0).toHaveLength(4);
-    const answers = (await submitBatch(t.agents[0]!, round0.map((w) => resultFor(w, w.ports.slice(0, 1), clock.now())))).json().results as ResultBatchItem[];
+    const answers = (
+      await submitBatch(
+        t.agents[0]!,
+        round0.map((w) => resultFor(w, w.ports.slice(0, 1), clock.now())),
+      )
+    ).json().results as ResultBatchItem[];
     expect(answers.every((a) => a.outcome === 'accepted' && a.followUp)).toBe(true);
     const round1 = (await lease(t.agents[0]!, 8)).json.items!;
     expect(round1.map((w) => w.ip).sort()).toEqual(round0.map((w) => w.ip).sort());
     expect(round1.every((w: WorkItem) => w.round === 1 && w.reason === 'followup')).toBe(true);
-    const second = (await submitBatch(t.agents[0]!, round1.map((w) => resultFor(w, [], clock.now() + 10)))).json().results as ResultBatchItem[];
+    const second = (
+      await submitBatch(
+        t.agents[0]!,
+        round1.map((w) => resultFor(w, [], clock.now() + 10)),
+      )
+    ).json().results as ResultBatchItem[];
     expect(second.map((a) => [a.outcome, a.scanId])).toEqual(round1.map((w) => ['accepted', round0.find((r) => r.ip === w.ip)!.leaseId]));
   });
 });

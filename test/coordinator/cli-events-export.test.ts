@@ -12,8 +12,11 @@ import { addScope, getWork, manualClock, openApp, resultFor, submit, tempDataDir
 
 const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 
-
-const events = (out: string): StoreEvent[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as StoreEvent);
+const events = (out: string): StoreEvent[] =>
+  out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as StoreEvent);
 const cursorOf = (err: string): string => /cursor (\S+) \(continue/.exec(err)![1]!;
 
 /** Poll `check` every 50 ms until it holds or `ms` pass. */
@@ -83,7 +86,9 @@ describe('portbandit events and export, on a data directory and on a running coo
     }
     expect((await runCli(['events', 'kind:gone', ...server])).err).toMatch(/'gone' is not an event kind/);
     // The API refuses it too, as a plain 400 before any stream starts.
-    const res = await fetch(`${server[1]}/api/v1/events?q=${encodeURIComponent('port:22 cpe:x')}`, { headers: { authorization: `Bearer ${t.admin}` } });
+    const res = await fetch(`${server[1]}/api/v1/events?q=${encodeURIComponent('port:22 cpe:x')}`, {
+      headers: { authorization: `Bearer ${t.admin}` },
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: 'PB_ERR_QUERY', message: expect.stringMatching(/query column 9: unknown field 'cpe'/) });
   });
@@ -114,12 +119,16 @@ describe('portbandit events and export, on a data directory and on a running coo
     expect(loaded.hostIp.length).toBe(4);
 
     const json = await runCli(['export', 'json', ...local()]);
-    const visits = json.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { ip: string; scanId: string; ports: { port: number; state: string }[] });
+    const visits = json.out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { ip: string; scanId: string; ports: { port: number; state: string }[] });
     expect(visits.length).toBe((await app.coordinator.store.counts()).scans);
     expect((await runCli(['export', 'json', ...server])).out).toBe(json.out);
     const port22 = await runCli(['export', 'json', 'port:22', '--latest', ...server]);
     expect(port22.out).toBe((await runCli(['export', 'json', 'port:22', '--latest', ...local()])).out);
-    for (const line of port22.out.split('\n').filter(Boolean)) expect(JSON.parse(line).ports).toContainEqual(expect.objectContaining({ port: 22, state: 'open' }));
+    for (const line of port22.out.split('\n').filter(Boolean))
+      expect(JSON.parse(line).ports).toContainEqual(expect.objectContaining({ port: 22, state: 'open' }));
 
     const withOpen = visits.find((v) => v.ports.some((p) => p.state === 'open'))!;
     const xmlFile = join(data.dir, 'visit.xml');
@@ -152,8 +161,14 @@ describe('portbandit events and export, on a data directory and on a running coo
   });
 
   describe.skipIf(!existsSync(CLI))('--follow (a CLI process, stopped with SIGINT)', () => {
-    async function follow(args: string[], during: () => Promise<void>): Promise<{ out: string; err: string; code: number | null; lines: number }> {
-      const child: ChildProcess = spawn(process.execPath, [CLI, 'events', '--follow', '--json', ...args], { env: { ...process.env, PORTBANDIT_ADMIN_TOKEN: t.admin }, stdio: ['ignore', 'pipe', 'pipe'] });
+    async function follow(
+      args: string[],
+      during: () => Promise<void>,
+    ): Promise<{ out: string; err: string; code: number | null; lines: number }> {
+      const child: ChildProcess = spawn(process.execPath, [CLI, 'events', '--follow', '--json', ...args], {
+        env: { ...process.env, PORTBANDIT_ADMIN_TOKEN: t.admin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       let err = '';
       child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -184,7 +199,9 @@ describe('portbandit events and export, on a data directory and on a running coo
         expect(readFileSync(file, 'utf8').trim()).toBe(cursor);
         // Exactly the events between the two cursors (a SIGINT between a batch and its
         // checkpoint may have printed a few more, which a resumed follower prints again).
-        const between = events((await runCli(['events', '--json', '--cursor', start, ...local()])).out).filter((e) => Number(e.id) <= Number(cursor));
+        const between = events((await runCli(['events', '--json', '--cursor', start, ...local()])).out).filter(
+          (e) => Number(e.id) <= Number(cursor),
+        );
         expect(between.length).toBeGreaterThan(0);
         expect(seen.slice(0, between.length)).toEqual(between);
       }, 30_000);

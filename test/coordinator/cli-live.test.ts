@@ -17,12 +17,18 @@ describe.skipIf(!existsSync(CLI))('CLI edits next to a running `portbandit serve
   let port: number;
   let admin: string;
   let stderr = '';
-  const cli = (...args: string[]) => run(process.execPath, [CLI, ...args, '--data', data.dir], { env: { ...process.env, PORTBANDIT_LOG_LEVEL: 'silent' } });
-  const api = async (path: string) => (await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${admin}` } })).json() as Promise<Record<string, unknown>>;
+  const cli = (...args: string[]) =>
+    run(process.execPath, [CLI, ...args, '--data', data.dir], { env: { ...process.env, PORTBANDIT_LOG_LEVEL: 'silent' } });
+  const api = async (path: string) =>
+    (await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${admin}` } })).json() as Promise<
+      Record<string, unknown>
+    >;
 
   beforeAll(async () => {
     port = await freePort();
-    server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', data.dir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', data.dir, '--log-level', 'warn'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await within(30_000, async () => /pbk_[A-Za-z0-9_-]+/.test(stderr));
     admin = /pbk_[A-Za-z0-9_-]+/.exec(stderr)![0];
@@ -39,7 +45,9 @@ describe.skipIf(!existsSync(CLI))('CLI edits next to a running `portbandit serve
   it('applies a policy edit, a scope edit and a token revocation made by the CLI within seconds', async () => {
     await cli('policy', 'set', '_default', '--host-timeout', '30', '--version-intensity', '3');
     const policyMs = await within(5000, async () => {
-      const { policies } = (await api('/api/v1/admin/policies')) as { policies: Array<{ tag: string; scan: { hostTimeoutSeconds: number; versionIntensity?: number } }> };
+      const { policies } = (await api('/api/v1/admin/policies')) as {
+        policies: Array<{ tag: string; scan: { hostTimeoutSeconds: number; versionIntensity?: number } }>;
+      };
       const def = policies.find((p) => p.tag === '')!;
       return def.scan.hostTimeoutSeconds === 30 && def.scan.versionIntensity === 3;
     });
@@ -66,7 +74,11 @@ describe.skipIf(!existsSync(CLI))('CLI edits next to a running `portbandit serve
     const { stdout: list } = await cli('token', 'list');
     const id = /agent\t(\S+)\tedge-1/.exec(list)![1]!;
     await cli('token', 'revoke', id);
-    await within(15_000, async () => (await fetch(`http://127.0.0.1:${port}/api/v1/agent/work`, { headers: { authorization: `Bearer ${agentToken}` } })).status === 401);
+    await within(
+      15_000,
+      async () =>
+        (await fetch(`http://127.0.0.1:${port}/api/v1/agent/work`, { headers: { authorization: `Bearer ${agentToken}` } })).status === 401,
+    );
   }, 60_000);
 
   it('refuses to start a second server on a busy port with a clear message and no token created', async () => {

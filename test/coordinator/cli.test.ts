@@ -5,7 +5,6 @@ import { loadRecording } from '../../src/recording/index.js';
 import { runCli } from '../helpers/cli.js';
 import { addScope, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
-
 describe('coordinator CLI (on the data directory)', () => {
   let data: ReturnType<typeof tempDataDir>;
   beforeEach(() => {

@@ -11,7 +11,8 @@ describe('the config schema', () => {
     const doc = readFileSync(new URL('../../docs/coordinator.md', import.meta.url), 'utf8');
     expect(doc).toContain(renderConfigTable());
     expect(withConfigTable(doc)).toBe(doc);
-    for (const key of Object.keys(configSchema.properties)) expect(renderConfigTable()).toContain(`| ${key} | ${settings[key as keyof typeof settings].env} |`);
+    for (const key of Object.keys(configSchema.properties))
+      expect(renderConfigTable()).toContain(`| ${key} | ${settings[key as keyof typeof settings].env} |`);
   });
 
   test('its defaults are the resolved config without input, and frozen', () => {
@@ -22,7 +23,10 @@ describe('the config schema', () => {
 
   test('serve --help shows each flag with its env and default from the schema', async () => {
     const program = await buildProgram(['serve']);
-    const help = program.commands.find((c) => c.name() === 'serve')!.helpInformation().replace(/\s+/g, ' ');
+    const help = program.commands
+      .find((c) => c.name() === 'serve')!
+      .helpInformation()
+      .replace(/\s+/g, ' ');
     for (const s of Object.values(settings)) {
       if (s.flag === undefined) continue;
       expect(help).toContain(s.flag);
@@ -43,7 +47,9 @@ describe('the config schema', () => {
 
   test('a list from the environment is split on commas; a bad name is refused with what was expected', () => {
     expect(resolveConfig({ env: { PORTBANDIT_ALLOWED_SCRIPTS: 'ssl-cert, banner' } }).allowedScripts).toEqual(['ssl-cert', 'banner']);
-    expect(() => resolveConfig({ env: { PORTBANDIT_ALLOWED_SCRIPTS: 'ssl-cert,Bad Name' } })).toThrow(/env PORTBANDIT_ALLOWED_SCRIPTS: allowedScripts: expected a list of NSE script names/);
+    expect(() => resolveConfig({ env: { PORTBANDIT_ALLOWED_SCRIPTS: 'ssl-cert,Bad Name' } })).toThrow(
+      /env PORTBANDIT_ALLOWED_SCRIPTS: allowedScripts: expected a list of NSE script names/,
+    );
     expect(() => resolveConfig({ flags: { logLevel: 'loud' } })).toThrow(/--log-level: logLevel: expected one of fatal, error/);
     expect(() => resolveConfig({ flags: { host: '  ' } })).toThrow(/--host: host: expected a non-empty string/);
   });

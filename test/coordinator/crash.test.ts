@@ -15,11 +15,19 @@ function startChild(dir: string): Promise<{ child: ChildProcess; port: number; t
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`crash fixture exited early (${code})`)));
-    createInterface({ input: child.stdout! }).once('line', (line) => resolve({ child, ...(JSON.parse(line) as { port: number; tokens: string[] }) }));
+    createInterface({ input: child.stdout! }).once('line', (line) =>
+      resolve({ child, ...(JSON.parse(line) as { port: number; tokens: string[] }) }),
+    );
   });
 }
 
-async function call(port: number, token: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+async function call(
+  port: number,
+  token: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -69,7 +77,9 @@ describe('group commit under a crash (SIGKILL of the coordinator process)', () =
       }
     });
     await Promise.all(loops);
-    await new Promise<void>((resolve) => (child!.exitCode !== null || child!.signalCode !== null ? resolve() : child!.once('exit', () => resolve())));
+    await new Promise<void>((resolve) =>
+      child!.exitCode !== null || child!.signalCode !== null ? resolve() : child!.once('exit', () => resolve()),
+    );
     expect(child.signalCode).toBe('SIGKILL');
     expect(acked.length).toBeGreaterThan(0);
 
@@ -86,7 +96,12 @@ describe('group commit under a crash (SIGKILL of the coordinator process)', () =
       const w = await getWork(app, t.agents[0]!);
       if (!w || w.cycle > 1) break;
       if (w.reason === 'cycle') handed.add(w.ip);
-      const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: bearer(t.agents[0]!), payload: resultFor(w, [], clock.now()) });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/agent/results',
+        headers: bearer(t.agents[0]!),
+        payload: resultFor(w, [], clock.now()),
+      });
       expect(res.statusCode).toBe(200);
     }
     await app.close();

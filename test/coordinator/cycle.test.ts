@@ -8,13 +8,18 @@ const BASE4 = parseAddress('198.18.0.0').value;
 const BASE6 = parseAddress('2001:db8::').value;
 
 const item = (blocklist: boolean) =>
-  fc.record({ v6: fc.boolean(), start: fc.integer({ min: 0, max: 400 }), len: fc.integer({ min: 1, max: 120 }), tag: fc.constantFrom('a', 'b') }).map(
-    ({ v6, start, len, tag }): ScopeItem => {
+  fc
+    .record({
+      v6: fc.boolean(),
+      start: fc.integer({ min: 0, max: 400 }),
+      len: fc.integer({ min: 1, max: 120 }),
+      tag: fc.constantFrom('a', 'b'),
+    })
+    .map(({ v6, start, len, tag }): ScopeItem => {
       const family = v6 ? 6 : 4;
       const s = (v6 ? BASE6 : BASE4) + BigInt(start);
       return { target: `${formatAddress(family, s)}-${formatAddress(family, s + BigInt(len - 1))}`, tags: [tag], blocklist };
-    },
-  );
+    });
 
 function drainCycle(cycle: Cycle, space: AddressSpace, items: readonly ScopeItem[], max: number): string[] {
   const out: string[] = [];
@@ -45,36 +50,39 @@ function drainWithRestarts(seed: string, items: readonly ScopeItem[], restartEve
 }
 
 describe('the scan cycle', () => {
-  test.prop([fc.array(item(false), { minLength: 1, maxLength: 5 }), fc.array(item(true), { maxLength: 3 }), fc.string({ maxLength: 8 })], { numRuns: 60 })(
-    'visits every address of scope minus blocklist exactly once per cycle (IPv4 and IPv6)',
-    (scope, block, seed) => {
-      const items = [...scope, ...block];
-      const space = AddressSpace.build(items);
-      const cycle = Cycle.resume(seed, undefined, items, 0);
-      const got = drainCycle(cycle, space, items, Number(space.size));
-      expect(got.length).toBe(Number(space.size));
-      expect(new Set(got).size).toBe(got.length);
-      for (const ip of got) {
-        const { family, value } = parseAddress(ip);
-        expect(space.find(family, value)).toBeDefined();
-      }
-      // Cycle 1 is exhausted: the next address already belongs to cycle 2.
-      const next = cycle.next(space, items, 1);
-      if (space.size > 0n) expect(next?.cycle).toBe(2);
-    },
-  );
+  test.prop([fc.array(item(false), { minLength: 1, maxLength: 5 }), fc.array(item(true), { maxLength: 3 }), fc.string({ maxLength: 8 })], {
+    numRuns: 60,
+  })('visits every address of scope minus blocklist exactly once per cycle (IPv4 and IPv6)', (scope, block, seed) => {
+    const items = [...scope, ...block];
+    const space = AddressSpace.build(items);
+    const cycle = Cycle.resume(seed, undefined, items, 0);
+    const got = drainCycle(cycle, space, items, Number(space.size));
+    expect(got.length).toBe(Number(space.size));
+    expect(new Set(got).size).toBe(got.length);
+    for (const ip of got) {
+      const { family, value } = parseAddress(ip);
+      expect(space.find(family, value)).toBeDefined();
+    }
+    // Cycle 1 is exhausted: the next address already belongs to cycle 2.
+    const next = cycle.next(space, items, 1);
+    if (space.size > 0n) expect(next?.cycle).toBe(2);
+  });
 
-  test.prop([fc.array(item(false), { minLength: 1, maxLength: 4 }), fc.array(item(true), { maxLength: 2 }), fc.integer({ min: 1, max: 50 })], { numRuns: 40 })(
-    'resumes from its persisted position after a restart, in the same order',
-    (scope, block, every) => {
-      const items = [...scope, ...block];
-      expect(drainWithRestarts('s', items, every)).toEqual(drainWithRestarts('s', items, 1_000_000));
-    },
-  );
+  test.prop(
+    [fc.array(item(false), { minLength: 1, maxLength: 4 }), fc.array(item(true), { maxLength: 2 }), fc.integer({ min: 1, max: 50 })],
+    { numRuns: 40 },
+  )('resumes from its persisted position after a restart, in the same order', (scope, block, every) => {
+    const items = [...scope, ...block];
+    expect(drainWithRestarts('s', items, every)).toEqual(drainWithRestarts('s', items, 1_000_000));
+  });
 
   test('a scope edit mid-cycle: removed addresses are skipped and counted, additions wait for the next cycle', () => {
     const before: ScopeItem[] = [{ target: '198.18.0.0/27', tags: ['x'], blocklist: false }];
-    const after: ScopeItem[] = [...before, { target: '198.18.0.8/29', tags: [], blocklist: true }, { target: '198.18.1.0/30', tags: ['new'], blocklist: false }];
+    const after: ScopeItem[] = [
+      ...before,
+      { target: '198.18.0.8/29', tags: [], blocklist: true },
+      { target: '198.18.1.0/30', tags: ['new'], blocklist: false },
+    ];
     const cycle = Cycle.resume('edit', undefined, before, 0);
     const first = drainCycle(cycle, AddressSpace.build(before), before, 10);
     const afterSpace = AddressSpace.build(after);

@@ -65,8 +65,19 @@ describe('authentication before parsing and validation', () => {
 
   test('every API route answers an anonymous caller with a bad body or query 401, never the schema', async () => {
     for (const [method, url] of ROUTES) {
-      const payload = method === 'GET' || method === 'DELETE' ? undefined : method === 'PUT' && url.endsWith('import') ? '\u0000not a scope' : '{"bogus": [[[['; // malformed JSON
-      const res = await app.inject({ method, url, ...(payload !== undefined ? { payload, headers: { 'content-type': url.endsWith('import') || url.endsWith('services') ? 'text/plain' : 'application/json' } } : {}) });
+      const payload =
+        method === 'GET' || method === 'DELETE'
+          ? undefined
+          : method === 'PUT' && url.endsWith('import')
+            ? '\u0000not a scope'
+            : '{"bogus": [[[['; // malformed JSON
+      const res = await app.inject({
+        method,
+        url,
+        ...(payload !== undefined
+          ? { payload, headers: { 'content-type': url.endsWith('import') || url.endsWith('services') ? 'text/plain' : 'application/json' } }
+          : {}),
+      });
       expect([res.statusCode, method, url]).toEqual([401, method, url]);
       expect(res.json()).toMatchObject({ code: 'PB_ERR_UNAUTHORIZED' });
       expect(res.body).not.toMatch(/body\/|querystring|must be|JSON/);
@@ -105,7 +116,11 @@ describe('submission bounds', () => {
     expect(res.json()).toMatchObject({ code: 'PB_ERR_TIMESTAMP', message: expect.stringMatching(/^finishedAt: .*in the future/) });
     const early = await submit(app, agent, { ...resultFor(work, [], clock.now()), startedAt: work.issuedAt - 3_600_000 });
     expect(early.json()).toMatchObject({ code: 'PB_ERR_TIMESTAMP', message: expect.stringMatching(/^startedAt: .*before lease/) });
-    const backwards = await submit(app, agent, { ...resultFor(work, [], clock.now()), startedAt: clock.now(), finishedAt: clock.now() - 1 });
+    const backwards = await submit(app, agent, {
+      ...resultFor(work, [], clock.now()),
+      startedAt: clock.now(),
+      finishedAt: clock.now() - 1,
+    });
     expect(backwards.json()).toMatchObject({ code: 'PB_ERR_TIMESTAMP' });
     // A genuine result is accepted and is the host's latest.
     clock.advance(1000);
@@ -127,20 +142,34 @@ describe('submission bounds', () => {
     // Built as text: JSON.stringify itself overflows on such nesting.
     const deepHost = `${'{"a":'.repeat(5000)}"x"${'}'.repeat(5000)}`;
     const deepList = `${'['.repeat(3000)}${']'.repeat(3000)}`;
-    const withField = (body: object, field: string, json: string) => `${JSON.stringify(body).slice(0, -1)},${JSON.stringify(field)}:${json}}`;
+    const withField = (body: object, field: string, json: string) =>
+      `${JSON.stringify(body).slice(0, -1)},${JSON.stringify(field)}:${json}}`;
     type Work = NonNullable<Awaited<ReturnType<typeof getWork>>>;
     const cases: Array<[string, (w: Work) => string, RegExp]> = [
       ['host 5,000 deep', (w) => withField(resultFor(w, [], clock.now()), 'host', deepHost), /^host: nests deeper than 32/],
       [
         'fields 3,000 deep',
-        (w) => JSON.stringify({ ...resultFor(w, [], clock.now()), ports: [{ port: w.ports[0]!, state: 'open', scripts: [{ id: 's', output: '', fields: '@@' }] }] }).replace('"@@"', deepList),
+        (w) =>
+          JSON.stringify({
+            ...resultFor(w, [], clock.now()),
+            ports: [{ port: w.ports[0]!, state: 'open', scripts: [{ id: 's', output: '', fields: '@@' }] }],
+          }).replace('"@@"', deepList),
         /^ports\[0\]\.scripts\[0\]\.fields: nests deeper/,
       ],
-      ['host of 6.4 MB', (w) => JSON.stringify({ ...resultFor(w, [], clock.now()), host: { blob: 'x'.repeat(6_400_000) } }), /^host: is \d+ bytes of JSON; at most 65536/],
+      [
+        'host of 6.4 MB',
+        (w) => JSON.stringify({ ...resultFor(w, [], clock.now()), host: { blob: 'x'.repeat(6_400_000) } }),
+        /^host: is \d+ bytes of JSON; at most 65536/,
+      ],
     ];
     for (const [name, make, message] of cases) {
       const work = (await getWork(app, agent))!;
-      const res = await app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: { ...bearer(agent), 'content-type': 'application/json' }, payload: make(work) });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/agent/results',
+        headers: { ...bearer(agent), 'content-type': 'application/json' },
+        payload: make(work),
+      });
       expect([name, res.statusCode]).toEqual([name, 400]);
       expect(res.json()).toMatchObject({ code: 'PB_ERR_FIELD_LIMIT', message: expect.stringMatching(message) });
       expect(res.body).not.toContain(data.dir);
@@ -150,7 +179,8 @@ describe('submission bounds', () => {
   test('an agent reports a refused work item: recorded for its own lease, refused for unknown or foreign ones', async () => {
     const work = (await getWork(app, agent))!;
     const other = (await app.coordinator.createAgent('other')).token;
-    const post = (token: string, leaseId: string) => app.inject({ method: 'POST', url: '/api/v1/agent/refused', headers: bearer(token), payload: { leaseId, reason: 'outside --allow' } });
+    const post = (token: string, leaseId: string) =>
+      app.inject({ method: 'POST', url: '/api/v1/agent/refused', headers: bearer(token), payload: { leaseId, reason: 'outside --allow' } });
     expect((await post(agent, work.leaseId)).json()).toEqual({ recorded: true });
     expect((await post(agent, 'lease_unknown')).statusCode).toBe(409);
     expect((await post(other, work.leaseId)).statusCode).toBe(403);
@@ -169,7 +199,8 @@ describe('errors never leak paths; streams refuse bad cursors before they start'
     // A store whose reads fail with messages naming the database file (as SQLite's do).
     const failing = new Proxy(store, {
       get(target, prop, receiver) {
-        if (prop === 'getLatestScan') return async () => Promise.reject(new PortbanditError('PB_ERR_STORE', `cannot read ${where}: disk I/O error`));
+        if (prop === 'getLatestScan')
+          return async () => Promise.reject(new PortbanditError('PB_ERR_STORE', `cannot read ${where}: disk I/O error`));
         if (prop === 'hostHistory') return async () => Promise.reject(new RangeError(`Maximum call stack size exceeded at ${where}`));
         const value = Reflect.get(target, prop, receiver) as unknown;
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
@@ -233,10 +264,14 @@ describe('revocation', () => {
     await runCliOut(['token', 'create', '--admin', 'ops', '--data', data.dir]); // not a first start: no bootstrap token
     const made = await runCliOut(['token', 'create', '--agent', 'victim', '--json', '--data', data.dir]);
     const { id, token } = JSON.parse(made) as { id: string; token: string };
-    const server = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', data.dir, '--port', '0', '--log-level', 'silent'], {
-      cwd: new URL('../..', import.meta.url).pathname,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const server = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', data.dir, '--port', '0', '--log-level', 'silent'],
+      {
+        cwd: new URL('../..', import.meta.url).pathname,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     try {
       const url = await listeningUrl(server);
       const ask = async () => (await fetch(`${url}/api/v1/agent/work`, { headers: bearer(token) })).status;

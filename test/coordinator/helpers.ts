@@ -34,7 +34,12 @@ export async function tokens(app: FastifyInstance, agents = 1): Promise<{ admin:
   return { admin, agents: made.map((a) => a.token), agentIds: made.map((a) => a.agent.id) };
 }
 
-export async function addScope(app: FastifyInstance, admin: string, entries: Array<{ range: string; tags?: string[] }>, list = 'scope'): Promise<void> {
+export async function addScope(
+  app: FastifyInstance,
+  admin: string,
+  entries: Array<{ range: string; tags?: string[] }>,
+  list = 'scope',
+): Promise<void> {
   const res = await app.inject({ method: 'POST', url: `/api/v1/admin/scope?list=${list}`, headers: bearer(admin), payload: { entries } });
   if (res.statusCode !== 200) throw new Error(`scope add failed: ${res.statusCode} ${res.body}`);
 }
@@ -54,7 +59,15 @@ export function resultFor(work: WorkItem, open: readonly number[], at: number): 
     startedAt: at - 1000,
     finishedAt: at,
     preflight: 'connect',
-    ports: open.map((port) => ({ port, state: 'open' as const, service: 'http', product: 'nginx', version: '1.25', cpes: ['cpe:/a:nginx:nginx:1.25'], scripts: [{ id: 'http-title', output: 'Welcome' }] })),
+    ports: open.map((port) => ({
+      port,
+      state: 'open' as const,
+      service: 'http',
+      product: 'nginx',
+      version: '1.25',
+      cpes: ['cpe:/a:nginx:nginx:1.25'],
+      scripts: [{ id: 'http-title', output: 'Welcome' }],
+    })),
     timings: { total: 1000 },
   };
 }

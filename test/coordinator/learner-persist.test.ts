@@ -34,7 +34,9 @@ describe('learned state is written at most every PERSIST_INTERVAL_MS while batch
         await app.coordinator.learningSettled();
       };
       for (let i = 0; i < 8; i++) await visit(); // two batches (learnBatchSize 4 in tests)
-      const learned = (await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })).json();
+      const learned = (
+        await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })
+      ).json();
       expect(learned.batches).toBe(2); // learned in memory ...
       expect((await stored())?.batches ?? 0).toBe(0); // ... not yet written
 

@@ -7,7 +7,10 @@ const ports = fc.uniqueArray(fc.integer({ min: 1, max: 65535 }), { maxLength: 20
 const id = fc.stringMatching(/^[a-z0-9_.-]{1,24}$/);
 const session: fc.Arbitrary<LeaseSession> = fc.record(
   {
-    state: fc.record({ allowance: fc.nat(5000), round: fc.nat(8), probed: ports, found: ports, pending: ports, done: fc.boolean(), unknown: ports }, { requiredKeys: ['allowance', 'round', 'probed', 'found', 'pending', 'done'] }),
+    state: fc.record(
+      { allowance: fc.nat(5000), round: fc.nat(8), probed: ports, found: ports, pending: ports, done: fc.boolean(), unknown: ports },
+      { requiredKeys: ['allowance', 'round', 'probed', 'found', 'pending', 'done'] },
+    ),
     policy: fc.oneof(fc.constant(''), id),
     epoch: fc.nat(),
     prefix: fc.constantFrom('198.18.0.0/24', '127.0.0.0/24'),
@@ -23,10 +26,27 @@ const session: fc.Arbitrary<LeaseSession> = fc.record(
 
 test.prop([session])('a session written as JSON reads back equal', (s) => {
   expect(readLeaseSession(JSON.parse(JSON.stringify(s)), 'lease l1')).toEqual(s);
-  expect(leaseSessionRefs(s)).toEqual({ ...(s.visitId ? { visitId: s.visitId } : {}), ...(s.baselineScanId ? { baselineScanId: s.baselineScanId } : {}), ...(s.priorScanId ? { priorScanId: s.priorScanId } : {}) });
+  expect(leaseSessionRefs(s)).toEqual({
+    ...(s.visitId ? { visitId: s.visitId } : {}),
+    ...(s.baselineScanId ? { baselineScanId: s.baselineScanId } : {}),
+    ...(s.priorScanId ? { priorScanId: s.priorScanId } : {}),
+  });
 });
 
-const fields = ['state', 'policy', 'epoch', 'prefix', 'previousOpen', 'previousEpoch', 'state.allowance', 'state.round', 'state.probed', 'state.found', 'state.pending', 'state.done'] as const;
+const fields = [
+  'state',
+  'policy',
+  'epoch',
+  'prefix',
+  'previousOpen',
+  'previousEpoch',
+  'state.allowance',
+  'state.round',
+  'state.probed',
+  'state.found',
+  'state.pending',
+  'state.done',
+] as const;
 const wrong = fc.constantFrom<unknown>(null, 'x', 3, true, [1, 'a'], {}, undefined);
 /** The one kind of value each field takes (a draw of that kind is not damage). */
 const kindOf: Record<(typeof fields)[number], string> = {
@@ -45,21 +65,24 @@ const kindOf: Record<(typeof fields)[number], string> = {
 };
 const kind = (v: unknown) => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
 
-test.prop([session, fc.constantFrom(...fields), wrong])('a session with a required field missing or of the wrong type is refused with PB_ERR_STORE naming the field', (s, field, value) => {
-  const damaged = structuredClone(s) as unknown as Record<string, Record<string, unknown>>;
-  const [top, inner] = field.split('.') as [string, string | undefined];
-  fc.pre(kind(value) !== kindOf[field]);
-  if (inner === undefined) (damaged as Record<string, unknown>)[top] = value;
-  else damaged[top]![inner] = value;
-  let error: unknown;
-  try {
-    readLeaseSession(damaged, 'lease l2');
-  } catch (e) {
-    error = e;
-  }
-  expect(isPortbanditError(error, 'PB_ERR_STORE') && error.where === 'lease l2').toBe(true);
-  expect((error as Error).message).toContain(field === 'state' ? 'state' : field);
-});
+test.prop([session, fc.constantFrom(...fields), wrong])(
+  'a session with a required field missing or of the wrong type is refused with PB_ERR_STORE naming the field',
+  (s, field, value) => {
+    const damaged = structuredClone(s) as unknown as Record<string, Record<string, unknown>>;
+    const [top, inner] = field.split('.') as [string, string | undefined];
+    fc.pre(kind(value) !== kindOf[field]);
+    if (inner === undefined) (damaged as Record<string, unknown>)[top] = value;
+    else damaged[top]![inner] = value;
+    let error: unknown;
+    try {
+      readLeaseSession(damaged, 'lease l2');
+    } catch (e) {
+      error = e;
+    }
+    expect(isPortbanditError(error, 'PB_ERR_STORE') && error.where === 'lease l2').toBe(true);
+    expect((error as Error).message).toContain(field === 'state' ? 'state' : field);
+  },
+);
 
 test('non-object sessions are refused, and refs ignore what is not a string', () => {
   for (const v of [null, 3, 'x', []]) expect(() => readLeaseSession(v, 'q1')).toThrow(/session is not an object/);

@@ -26,7 +26,9 @@ test('hands out every address of the scope once per cycle, each with a stored le
     expect(readLeaseSession(lease.session, lease.id)).toMatchObject({ policy: '', epoch: 1, previousOpen: [], previousEpoch: -1 });
   }
   expect(rig.units.leasing.progress()).toMatchObject({ cycle: 1, dispensed: 8, fraction: 1 });
-  expect(rig.units.coverage.report(rig.units.scope.addressSpace)).toEqual([{ tag: 'lab', handedOut: 8, scanned: 0, addresses: '8', fraction: 0 }]);
+  expect(rig.units.coverage.report(rig.units.scope.addressSpace)).toEqual([
+    { tag: 'lab', handedOut: 8, scanned: 0, addresses: '8', fraction: 0 },
+  ]);
   // The next request begins cycle 2 (no period: cycles run back to back).
   expect((await rig.units.leasing.getWorkBatch(agent, 1))[0]!.cycle).toBe(2);
 });
@@ -65,7 +67,9 @@ test('with agent groups in use, a cycle address for another group is queued for 
   expect(await rig.units.leasing.getWorkBatch(outside, 4)).toEqual([]);
   expect(await rig.units.leasing.getWorkBatch(outside, 4)).toEqual([]); // queued once, not again
   const queued = await rig.store.listQueuedWork();
-  expect(queued.map((q) => [q.ip, q.groups]).sort()).toEqual(['198.18.4.0', '198.18.4.1', '198.18.4.2', '198.18.4.3'].map((ip) => [ip, ['internal']]));
+  expect(queued.map((q) => [q.ip, q.groups]).sort()).toEqual(
+    ['198.18.4.0', '198.18.4.1', '198.18.4.2', '198.18.4.3'].map((ip) => [ip, ['internal']]),
+  );
   const items = await rig.units.leasing.getWorkBatch(inside, 8);
   expect(items.map((i) => i.ip).sort()).toEqual(['198.18.4.0', '198.18.4.1', '198.18.4.2', '198.18.4.3']);
   expect(await rig.store.listQueuedWork()).toEqual([]);

@@ -99,12 +99,24 @@ describe('targets by name, resolved by a DNS server on loopback', () => {
   });
 
   it('refuses names in the blocklist, and a mistyped address is not taken for a name', async () => {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/admin/scope?list=blocklist', headers: bearer(admin), payload: { entries: [{ range: 'files.lab.example' }] } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/scope?list=blocklist',
+      headers: bearer(admin),
+      payload: { entries: [{ range: 'files.lab.example' }] },
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ code: 'PB_ERR_ADDRESS' });
-    const typo = await app.inject({ method: 'POST', url: '/api/v1/admin/scope?list=scope', headers: bearer(admin), payload: { entries: [{ range: '198.18.0.300' }] } });
+    const typo = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/scope?list=scope',
+      headers: bearer(admin),
+      payload: { entries: [{ range: '198.18.0.300' }] },
+    });
     expect(typo.statusCode).toBe(400);
-    expect((await app.inject({ method: 'GET', url: '/api/v1/admin/scope?list=blocklist', headers: bearer(admin) })).json()).toMatchObject({ entries: [] });
+    expect((await app.inject({ method: 'GET', url: '/api/v1/admin/scope?list=blocklist', headers: bearer(admin) })).json()).toMatchObject({
+      entries: [],
+    });
   });
 });
 
@@ -117,7 +129,10 @@ describe('targets by name from an /etc/hosts-style file', () => {
 
   it('resolves names from the file (aliases, comments, both families), re-reading it each resolution', async () => {
     const hosts = join(data.dir, 'hosts');
-    writeFileSync(hosts, '# lab names\n198.18.30.1 files.lab.example files\n198.18.30.2   db.lab.example  # primary\n::ffff:198.18.30.3 files.lab.example\n');
+    writeFileSync(
+      hosts,
+      '# lab names\n198.18.30.1 files.lab.example files\n198.18.30.2   db.lab.example  # primary\n::ffff:198.18.30.3 files.lab.example\n',
+    );
     const resolver = createResolver(`hosts:${hosts}`);
     expect(await resolver.resolve('files.lab.example')).toEqual(['198.18.30.1', '198.18.30.3']);
     expect(await resolver.resolve('nowhere.lab.example')).toEqual([]);
@@ -175,7 +190,17 @@ describe('names as scope entries', () => {
   it('accepts DNS names and refuses what could be a mistyped address', () => {
     expect(asDnsName('files.lab.example')).toBe('files.lab.example');
     expect(asDnsName('FILES.Lab.Example.')).toBe('files.lab.example');
-    for (const bad of ['198.18.0.300', '198.18.0.1', 'files', '-a.lab.example', 'a..example', 'a_b.example', ' files.lab.example', `${'a'.repeat(64)}.example`]) expect(asDnsName(bad), bad).toBeUndefined();
+    for (const bad of [
+      '198.18.0.300',
+      '198.18.0.1',
+      'files',
+      '-a.lab.example',
+      'a..example',
+      'a_b.example',
+      ' files.lab.example',
+      `${'a'.repeat(64)}.example`,
+    ])
+      expect(asDnsName(bad), bad).toBeUndefined();
     // (Unspecified, broadcast and multicast answers are dropped too; the house rule keeps such addresses out of tests.)
     expect(isTargetAddress('198.18.0.1')).toBe(true);
     expect(isTargetAddress('127.0.0.2')).toBe(true);
@@ -188,15 +213,26 @@ describe('portbandit serve with --dns (the real server: config, timers, HTTP on 
   it('resolves a name added by the CLI next to the running server, within a sweep, with the configured DNS server', async () => {
     const data = tempDataDir();
     const dns = await startDnsServer({ 'files.lab.example': ['198.18.40.1', '198.18.40.2'] });
-    const config = resolveConfig({ flags: { dataDir: data.dir, port: 0, logLevel: 'silent', resolver: `dns:127.0.0.1:${dns.port}`, sweepIntervalMs: 50 }, env: {} });
+    const config = resolveConfig({
+      flags: { dataDir: data.dir, port: 0, logLevel: 'silent', resolver: `dns:127.0.0.1:${dns.port}`, sweepIntervalMs: 50 },
+      env: {},
+    });
     const app = await startServer(config, {}, new Writable({ write: (_c, _e, done) => done() }));
     try {
       const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
       const admin = (await app.coordinator.createAdminToken('t')).token;
-      const made = (await (await fetch(`${base}/api/v1/admin/agents`, { method: 'POST', headers: { ...bearer(admin), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'int', groups: ['internal'] }) })).json()) as { token: string };
+      const made = (await (
+        await fetch(`${base}/api/v1/admin/agents`, {
+          method: 'POST',
+          headers: { ...bearer(admin), 'content-type': 'application/json' },
+          body: JSON.stringify({ name: 'int', groups: ['internal'] }),
+        })
+      ).json()) as { token: string };
       // Another process's edit (the CLI on the same data directory): it sends no DNS query itself.
       expect((await runCli(['scope', 'add', 'files.lab.example', '--tag', 'lab', '--data', data.dir])).code).toBe(0);
-      expect((await runCli(['policy', 'set', 'lab', '--strategy', 'top-k', '--budget', '10', '--groups', 'internal', '--data', data.dir])).code).toBe(0);
+      expect(
+        (await runCli(['policy', 'set', 'lab', '--strategy', 'top-k', '--budget', '10', '--groups', 'internal', '--data', data.dir])).code,
+      ).toBe(0);
       let ips: string[] = [];
       await within(5000, async () => {
         const res = await fetch(`${base}/api/v1/agent/work?max=8`, { headers: bearer(made.token) });
@@ -232,6 +268,8 @@ describe('names in the nmap XML export', () => {
       host: { hostnames: ['files.lab.example', 'reverse.lab.example'] },
       names: ['files.lab.example', 'mirror.lab.example'],
     });
-    expect(xml).toContain('<hostnames><hostname name="files.lab.example" type="user"/><hostname name="reverse.lab.example" type="user"/><hostname name="mirror.lab.example" type="user"/></hostnames>');
+    expect(xml).toContain(
+      '<hostnames><hostname name="files.lab.example" type="user"/><hostname name="reverse.lab.example" type="user"/><hostname name="mirror.lab.example" type="user"/></hostnames>',
+    );
   });
 });

@@ -62,29 +62,32 @@ const scanArb: fc.Arbitrary<ScanDocument> = fc
   );
 
 describe('nmap XML export', () => {
-  test.prop([scanArb], { numRuns: 200 })('reads back through the nmap parser: address, ports, states, services, cpes, scripts and probed ports', (scan) => {
-    const run = parseNmapXml(formatNmapXml(scan), 'export.xml');
-    expect(run.complete).toBe(true);
-    expect(run.probed === null ? '' : PortRanges.parse(run.probed).toString()).toBe(scan.probedPorts);
-    expect(run.hosts).toHaveLength(1);
-    const host = run.hosts[0]!;
-    expect(host.ip).toBe(scan.ip);
-    expect(host.status).toBe('up');
-    expect(host.startedAt).toBe(Math.floor(scan.startedAt / 1000));
-    expect(host.ports).toEqual(
-      scan.ports.map((p) => ({
-        port: p.port,
-        protocol: 'tcp',
-        state: p.state,
-        ...(p.service !== undefined ? { service: p.service } : {}),
-        ...(p.product !== undefined ? { product: p.product } : {}),
-        ...(p.version !== undefined ? { version: p.version } : {}),
-        ...(p.extrainfo !== undefined ? { extrainfo: p.extrainfo } : {}),
-        ...(p.cpes.length > 0 ? { cpes: p.cpes } : {}),
-        ...(p.scripts.length > 0 ? { scripts: p.scripts.map((s) => ({ id: s.id, output: s.output })) } : {}),
-      })),
-    );
-  });
+  test.prop([scanArb], { numRuns: 200 })(
+    'reads back through the nmap parser: address, ports, states, services, cpes, scripts and probed ports',
+    (scan) => {
+      const run = parseNmapXml(formatNmapXml(scan), 'export.xml');
+      expect(run.complete).toBe(true);
+      expect(run.probed === null ? '' : PortRanges.parse(run.probed).toString()).toBe(scan.probedPorts);
+      expect(run.hosts).toHaveLength(1);
+      const host = run.hosts[0]!;
+      expect(host.ip).toBe(scan.ip);
+      expect(host.status).toBe('up');
+      expect(host.startedAt).toBe(Math.floor(scan.startedAt / 1000));
+      expect(host.ports).toEqual(
+        scan.ports.map((p) => ({
+          port: p.port,
+          protocol: 'tcp',
+          state: p.state,
+          ...(p.service !== undefined ? { service: p.service } : {}),
+          ...(p.product !== undefined ? { product: p.product } : {}),
+          ...(p.version !== undefined ? { version: p.version } : {}),
+          ...(p.extrainfo !== undefined ? { extrainfo: p.extrainfo } : {}),
+          ...(p.cpes.length > 0 ? { cpes: p.cpes } : {}),
+          ...(p.scripts.length > 0 ? { scripts: p.scripts.map((s) => ({ id: s.id, output: s.output })) } : {}),
+        })),
+      );
+    },
+  );
 
   it('round-trips through `portbandit import nmap`: the open ports and the probed ports', () => {
     const data = tempDataDir();
@@ -99,9 +102,29 @@ describe('nmap XML export', () => {
         epoch: 1,
         cycle: 1,
         ports: [
-          { port: 22, state: 'open', service: 'ssh', product: 'OpenSSH', version: '9.2p1', cpes: ['cpe:/a:openbsd:openssh:9.2p1'], scripts: [] },
+          {
+            port: 22,
+            state: 'open',
+            service: 'ssh',
+            product: 'OpenSSH',
+            version: '9.2p1',
+            cpes: ['cpe:/a:openbsd:openssh:9.2p1'],
+            scripts: [],
+          },
           { port: 80, state: 'closed', cpes: [], scripts: [] },
-          { port: 8443, state: 'open', service: 'https', cpes: [], scripts: [{ id: 'ssl-cert', output: 'Subject: commonName=a\nIssuer: commonName=b', fields: { subject: { commonName: 'a' }, items: ['x'] } }] },
+          {
+            port: 8443,
+            state: 'open',
+            service: 'https',
+            cpes: [],
+            scripts: [
+              {
+                id: 'ssl-cert',
+                output: 'Subject: commonName=a\nIssuer: commonName=b',
+                fields: { subject: { commonName: 'a' }, items: ['x'] },
+              },
+            ],
+          },
         ],
         preflight: 'connect',
         probedPorts: '1-1024,8443',
@@ -118,14 +141,22 @@ describe('nmap XML export', () => {
       // 1025 probed - 3 reported - 25 unknown: the rest were closed or silent.
       expect(xml).toContain('<extraports state="closed" count="997"/>');
       const cert = parseNmapXml(xml).hosts[0]!.ports[2]!.scripts![0]!;
-      expect(cert).toEqual({ id: 'ssl-cert', output: 'Subject: commonName=a\nIssuer: commonName=b', fields: { subject: { commonName: 'a' }, items: ['x'] } });
+      expect(cert).toEqual({
+        id: 'ssl-cert',
+        output: 'Subject: commonName=a\nIssuer: commonName=b',
+        fields: { subject: { commonName: 'a' }, items: ['x'] },
+      });
     } finally {
       data.cleanup();
     }
   });
 
   it('keeps the file well-formed when a banner holds characters XML cannot (control bytes, lone surrogates)', () => {
-    const scan = { ...fc.sample(scanArb, { seed: 1, numRuns: 1 })[0]!, ports: [{ port: 23, state: 'open' as const, service: 'telnet', product: 'x\u0000\u0007y\uD800z', cpes: [], scripts: [] }], probedPorts: '23' };
+    const scan = {
+      ...fc.sample(scanArb, { seed: 1, numRuns: 1 })[0]!,
+      ports: [{ port: 23, state: 'open' as const, service: 'telnet', product: 'x\u0000\u0007y\uD800z', cpes: [], scripts: [] }],
+      probedPorts: '23',
+    };
     const run = parseNmapXml(formatNmapXml(scan));
     expect(run.hosts[0]!.ports[0]!.product).toBe('x\uFFFD\uFFFDy\uFFFDz');
   });

@@ -41,15 +41,19 @@ function reference(size: bigint, key: string): (index: bigint) => bigint {
 }
 
 describe('Permutation', () => {
-  test.prop([fc.bigInt({ min: 1n, max: (1n << 52n) - 1n }), fc.string({ maxLength: 12 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), { minLength: 1, maxLength: 20 })], { numRuns: 300 })(
-    'gives the same images as the all-bigint original for domains up to 2^52',
-    (size, key, fractions) => {
-      const p = new Permutation(size, key);
-      const ref = reference(size, key);
-      for (const f of fractions) {
-        const index = BigInt(Math.floor(f * Number(size))) % size;
-        expect(p.at(index)).toBe(ref(index));
-      }
-    },
-  );
+  test.prop(
+    [
+      fc.bigInt({ min: 1n, max: (1n << 52n) - 1n }),
+      fc.string({ maxLength: 12 }),
+      fc.array(fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), { minLength: 1, maxLength: 20 }),
+    ],
+    { numRuns: 300 },
+  )('gives the same images as the all-bigint original for domains up to 2^52', (size, key, fractions) => {
+    const p = new Permutation(size, key);
+    const ref = reference(size, key);
+    for (const f of fractions) {
+      const index = BigInt(Math.floor(f * Number(size))) % size;
+      expect(p.at(index)).toBe(ref(index));
+    }
+  });
 });

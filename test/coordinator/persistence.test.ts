@@ -47,13 +47,17 @@ describe('state that survives a restart', () => {
       expect((await submit(app, t.agents[0]!, resultFor(w, open, clock.now()))).statusCode).toBe(200);
     }
     await app.coordinator.learningSettled(); // learning runs after the submits are answered
-    const before = (await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })).json();
+    const before = (
+      await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })
+    ).json();
     expect(before.batches).toBe(4); // learnBatchSize 4 in tests
     expect(before.learned).toBeGreaterThan(0);
     await app.close();
 
     app = await openApp(data.dir, clock.now);
-    const after = (await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })).json();
+    const after = (
+      await app.inject({ method: 'GET', url: '/api/v1/admin/policies/web/learned?limit=50', headers: bearer(t.admin) })
+    ).json();
     expect(after.batches).toBe(before.batches);
     expect(after.learned).toBe(before.learned);
     expect(after.explanation).toEqual(before.explanation);
@@ -100,9 +104,11 @@ describe('state that survives a restart', () => {
     const app = await openApp(data.dir, clock.now, { authFailuresPerMinute: 3 });
     const t = await tokens(app);
     const codes: number[] = [];
-    for (let i = 0; i < 5; i++) codes.push((await app.inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer('pba_guess' + i) })).statusCode);
+    for (let i = 0; i < 5; i++)
+      codes.push((await app.inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer('pba_guess' + i) })).statusCode);
     expect(codes).toEqual([401, 401, 401, 429, 429]);
-    for (let i = 0; i < 5; i++) expect((await app.inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer(t.agents[0]!) })).statusCode).toBe(200);
+    for (let i = 0; i < 5; i++)
+      expect((await app.inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer(t.agents[0]!) })).statusCode).toBe(200);
     await app.close();
   });
 });

@@ -55,8 +55,29 @@ function startServe(name: string, url: string, schema: string, leaseSeconds: num
   dirs.push(data);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', data, '--port', '0', '--postgres', url, '--postgres-schema', schema, '--lease-seconds', String(leaseSeconds), '--log-level', 'info'],
-    { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, PORTBANDIT_SWEEP_MS: '200', PORTBANDIT_LEARN_BATCH: '4' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+      '--data',
+      data,
+      '--port',
+      '0',
+      '--postgres',
+      url,
+      '--postgres-schema',
+      schema,
+      '--lease-seconds',
+      String(leaseSeconds),
+      '--log-level',
+      'info',
+    ],
+    {
+      cwd: join(import.meta.dirname, '../..'),
+      env: { ...process.env, PORTBANDIT_SWEEP_MS: '200', PORTBANDIT_LEARN_BATCH: '4' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let err = '';
   let out = '';
@@ -115,7 +136,12 @@ interface Run {
  * Agents that alternate between the coordinators for work and for results, until `done()`.
  * `drops(server)`: the agent "dies" with that coordinator and never submits what it got there.
  */
-async function runAgents(servers: Server[], tokens: string[], done: () => Promise<boolean | string>, drops: (server: Server) => boolean): Promise<Run> {
+async function runAgents(
+  servers: Server[],
+  tokens: string[],
+  done: () => Promise<boolean | string>,
+  drops: (server: Server) => boolean,
+): Promise<Run> {
   const run: Run = { leases: [], acks: [], dropped: [], errors: [] };
   let finished = false;
   const alive = (turn: number): Server | undefined => {
@@ -171,8 +197,18 @@ async function runAgents(servers: Server[], tokens: string[], done: () => Promis
     if (state === true) break;
     if (Date.now() > deadline) {
       finished = true;
-      const logs = servers.map((s) => `${s.name} (${s.alive ? 'alive' : 'dead'}): ${s.stdout().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-3).join(' / ')} ${s.stderr().slice(-300)}`);
-      throw new Error(`the cycle did not finish (${state}): ${run.leases.length} leases, ${run.acks.length} results; last errors: ${run.errors.slice(-3).join(' | ')}; ${logs.join(' ;; ')}`);
+      const logs = servers.map(
+        (s) =>
+          `${s.name} (${s.alive ? 'alive' : 'dead'}): ${s
+            .stdout()
+            .split('\n')
+            .filter((l) => /"level":(40|50|60)/.test(l))
+            .slice(-3)
+            .join(' / ')} ${s.stderr().slice(-300)}`,
+      );
+      throw new Error(
+        `the cycle did not finish (${state}): ${run.leases.length} leases, ${run.acks.length} results; last errors: ${run.errors.slice(-3).join(' | ')}; ${logs.join(' ;; ')}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -191,7 +227,8 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
     const printed = servers.map((s) => /^\s+(pbk_\S+)$/m.exec(s.stderr())?.[1]);
     const admin = printed.find((t) => t !== undefined)!;
     const tokens: string[] = [];
-    for (let i = 0; i < 4; i++) tokens.push((await call<{ token: string }>(servers[i % 2]!, 'POST', '/api/v1/admin/agents', admin, { name: `sim-${i}` })).token);
+    for (let i = 0; i < 4; i++)
+      tokens.push((await call<{ token: string }>(servers[i % 2]!, 'POST', '/api/v1/admin/agents', admin, { name: `sim-${i}` })).token);
     await call(servers[0]!, 'POST', '/api/v1/admin/scope?list=scope', admin, { entries: [{ range: SCOPE, tags: ['lab'] }] });
     const store = await openPostgresStore({ url: pg.url(), schema, poolSize: 2 });
     return { schema, servers, printed, store, tokens };
@@ -204,7 +241,9 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
   };
 
   /** Learned visits (in the stored state) plus those still queued for the learner. */
-  async function learnedAndQueued(store: Awaited<ReturnType<typeof openPostgresStore>>): Promise<{ learned: number; queued: number; lossy: number }> {
+  async function learnedAndQueued(
+    store: Awaited<ReturnType<typeof openPostgresStore>>,
+  ): Promise<{ learned: number; queued: number; lossy: number }> {
     const docs = await store.listDocuments<LearnedDocument>('strategyStates');
     let learned = 0;
     let queued = 0;
@@ -237,7 +276,9 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       expect(run.errors, 'no request failed').toEqual([]);
 
       // Every scope address was handed out exactly once as cycle 1's first round, by either coordinator.
-      const firstRounds = run.leases.filter((l) => l.item.reason === 'cycle' && l.item.round === 0 && l.item.cycle === 1).map((l) => l.item.ip);
+      const firstRounds = run.leases
+        .filter((l) => l.item.reason === 'cycle' && l.item.round === 0 && l.item.cycle === 1)
+        .map((l) => l.item.ip);
       expect(firstRounds.sort()).toEqual([...ADDRESSES].sort());
       expect(new Set(run.leases.map((l) => l.server))).toEqual(new Set(['a', 'b']));
       expect(run.leases.every((l) => l.item.reason !== 'expired')).toBe(true);
@@ -269,19 +310,14 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       expect(learner, 'one coordinator was elected learner').toBeDefined();
       const survivor = servers.find((s) => s !== learner)!;
       let handed = 0;
-      const run = await runAgents(
-        servers,
-        tokens,
-        cycleDone(store),
-        (from) => {
-          // A third of the way into the cycle the learner dies; its agents' work dies with it.
-          if (from === learner && ++handed === 20) {
-            learner.child.kill('SIGKILL');
-            learner.alive = false;
-          }
-          return from === learner && handed >= 20;
-        },
-      );
+      const run = await runAgents(servers, tokens, cycleDone(store), (from) => {
+        // A third of the way into the cycle the learner dies; its agents' work dies with it.
+        if (from === learner && ++handed === 20) {
+          learner.child.kill('SIGKILL');
+          learner.alive = false;
+        }
+        return from === learner && handed >= 20;
+      });
       expect(learner!.alive).toBe(false);
       // Only requests to the killed coordinator failed.
       expect(run.errors.filter((e) => !(e.startsWith(`${learner!.name}: `) && e.includes('fetch failed')))).toEqual([]);
@@ -295,7 +331,9 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
         expect(again!.item.issuedAt).toBeGreaterThanOrEqual(dead.item.deadline);
       }
       // The cycle's first rounds: each address once, apart from those re-issued after expiry.
-      const firstRounds = run.leases.filter((l) => l.item.reason === 'cycle' && l.item.round === 0 && l.item.cycle === 1).map((l) => l.item.ip);
+      const firstRounds = run.leases
+        .filter((l) => l.item.reason === 'cycle' && l.item.round === 0 && l.item.cycle === 1)
+        .map((l) => l.item.ip);
       expect(new Set(firstRounds).size).toBe(firstRounds.length);
       expect(await store.count(undefined)).toBe(ADDRESSES.length);
       for (const ack of run.acks.filter((a) => a.accepted)) expect(await store.getScan(ack.scanId), ack.scanId).toBeDefined();
@@ -316,7 +354,10 @@ describe('serve --postgres configuration', () => {
   it('takes the URL and schema from flags or PORTBANDIT_POSTGRES_URL / _SCHEMA', () => {
     const url = 'postgres://portbandit@127.0.0.1:5432/portbandit';
     expect(resolveConfig({ env: { PORTBANDIT_POSTGRES_URL: url } })).toMatchObject({ postgresUrl: url, postgresSchema: 'portbandit' });
-    expect(resolveConfig({ flags: { postgresUrl: url, postgresSchema: 'site_b' }, env: {} })).toMatchObject({ postgresUrl: url, postgresSchema: 'site_b' });
+    expect(resolveConfig({ flags: { postgresUrl: url, postgresSchema: 'site_b' }, env: {} })).toMatchObject({
+      postgresUrl: url,
+      postgresSchema: 'site_b',
+    });
   });
 
   it('refuses a URL that is not PostgreSQL and a bad schema, naming the source; takes PostgreSQL with an Elasticsearch index', () => {
@@ -324,7 +365,9 @@ describe('serve --postgres configuration', () => {
       expect(f).toThrow(expect.objectContaining({ code: 'PB_ERR_CONFIG', where }) as unknown as Error);
     refused(() => resolveConfig({ env: { PORTBANDIT_POSTGRES_URL: 'http://127.0.0.1:5432' } }), 'env PORTBANDIT_POSTGRES_URL');
     refused(() => resolveConfig({ flags: { postgresSchema: 'Drop Table' }, env: {} }), '--postgres-schema');
-    expect(resolveConfig({ flags: { postgresUrl: 'postgres://127.0.0.1/pb', elasticsearchUrl: 'http://127.0.0.1:9200' }, env: {} })).toMatchObject({
+    expect(
+      resolveConfig({ flags: { postgresUrl: 'postgres://127.0.0.1/pb', elasticsearchUrl: 'http://127.0.0.1:9200' }, env: {} }),
+    ).toMatchObject({
       postgresUrl: 'postgres://127.0.0.1/pb',
       elasticsearchUrl: 'http://127.0.0.1:9200',
     });

@@ -41,7 +41,9 @@ test('a result for another address or with a port outside its work item is refus
   const other = item.ip === '198.18.5.1' ? '198.18.5.2' : '198.18.5.1';
   const wrongIp = await rig.units.intake.submit(agent, { ...resultFor(item, [80], rig.clock.now()), ip: other }).catch((e: unknown) => e);
   expect(isPortbanditError(wrongIp, 'PB_ERR_LEASE_ADDRESS') && wrongIp.where === 'ip').toBe(true);
-  const wrongPort = await rig.units.intake.submit(agent, { ...resultFor(item, [80], rig.clock.now()), ports: [{ port: 8080, state: 'open' }] }).catch((e: unknown) => e);
+  const wrongPort = await rig.units.intake
+    .submit(agent, { ...resultFor(item, [80], rig.clock.now()), ports: [{ port: 8080, state: 'open' }] })
+    .catch((e: unknown) => e);
   expect(isPortbanditError(wrongPort, 'PB_ERR_LEASE_PORT') && wrongPort.where === 'ports[0].port').toBe(true);
   const stranger = await rig.agent('stranger');
   const notYours = await rig.units.intake.submit(stranger, resultFor(item, [80], rig.clock.now())).catch((e: unknown) => e);
@@ -57,7 +59,9 @@ test('a lease whose stored session is damaged is refused with PB_ERR_STORE namin
   const lease = (await rig.store.getLease(items[0]!.leaseId))!;
   await rig.store.takeExpiredLeases(lease.deadline + 1, 10, { requeue: false });
   await rig.store.putLease({ ...lease, id: 'lease_damaged', session: { state: { allowance: 3 }, policy: '' } });
-  const refused = await rig.units.intake.submit(agent, resultFor({ ...items[0]!, leaseId: 'lease_damaged' }, [80], rig.clock.now())).catch((e: unknown) => e);
+  const refused = await rig.units.intake
+    .submit(agent, resultFor({ ...items[0]!, leaseId: 'lease_damaged' }, [80], rig.clock.now()))
+    .catch((e: unknown) => e);
   expect(isPortbanditError(refused, 'PB_ERR_STORE') && refused.where === 'lease lease_damaged').toBe(true);
   expect((refused as Error).message).toContain('state.round');
   expect(await rig.store.getScan('lease_damaged')).toBeUndefined();

@@ -25,7 +25,12 @@ describe('results, search and history', () => {
       payload: '# lab\n198.18.10.0/31,dmz\n198.18.10.2,db\n',
     });
     expect(imported.json()).toMatchObject({ imported: 2, addresses: '3' });
-    const fixed = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(t.admin), payload: { strategy: 'fixed', budget: 10, params: { ports: [22, 80, 443, 8080] } } });
+    const fixed = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/_default',
+      headers: bearer(t.admin),
+      payload: { strategy: 'fixed', budget: 10, params: { ports: [22, 80, 443, 8080] } },
+    });
     expect(fixed.statusCode).toBe(200);
   });
   afterEach(async () => {
@@ -81,11 +86,20 @@ describe('results, search and history', () => {
     const diff = (await admin('/api/v1/hosts/198.18.10.2/diff')).json();
     expect(diff.opened).toEqual([]);
     expect(diff.closed).toEqual([{ port: 443, service: 'https', product: 'nginx', version: '1.25' }]);
-    expect(diff.changed).toEqual([{ port: 22, before: { service: 'ssh', product: 'OpenSSH', version: '9.6' }, after: { service: 'ssh', product: 'OpenSSH', version: '9.7' } }]);
+    expect(diff.changed).toEqual([
+      {
+        port: 22,
+        before: { service: 'ssh', product: 'OpenSSH', version: '9.6' },
+        after: { service: 'ssh', product: 'OpenSSH', version: '9.7' },
+      },
+    ]);
     const hist = (await admin('/api/v1/hosts/198.18.10.2/history')).json();
     expect(hist.total).toBe(2);
 
-    const events = (await admin('/api/v1/events')).body.trim().split('\n').map((l) => JSON.parse(l));
+    const events = (await admin('/api/v1/events')).body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const kinds = events.filter((e) => e.kind).map((e) => `${e.kind}:${e.ip}:${e.port ?? ''}`);
     expect(kinds).toContain('service-closed:198.18.10.2:443');
     expect(kinds).toContain('service-new:198.18.10.0:80');
@@ -117,10 +131,18 @@ describe('results, search and history', () => {
         w = (await getWork(app, t.agents[0]!))!;
       }
       clock.advance(60_000);
-      expect((await submit(app, t.agents[0]!, { ...resultFor(w, [], clock.now()), status: 'down' })).json()).toMatchObject({ accepted: true, events: 0 });
+      expect((await submit(app, t.agents[0]!, { ...resultFor(w, [], clock.now()), status: 'down' })).json()).toMatchObject({
+        accepted: true,
+        events: 0,
+      });
     }
     await scanAll(() => [{ port: 22, state: 'open', service: 'ssh' }]);
-    const kinds = (await admin('/api/v1/events')).body.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.kind).map((e) => e.kind);
+    const kinds = (await admin('/api/v1/events')).body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.kind)
+      .map((e) => e.kind);
     expect(kinds.filter((k: string) => k === 'service-new')).toHaveLength(3); // the first visit only
     expect(kinds.filter((k: string) => k === 'service-closed')).toHaveLength(0);
   });
@@ -142,7 +164,12 @@ describe('results, search and history', () => {
   });
 
   it('uploads a Natlas services file as must-have ports and shows the policy', async () => {
-    await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/db', headers: bearer(t.admin), payload: { strategy: 'top-k', budget: 20 } });
+    await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/db',
+      headers: bearer(t.admin),
+      payload: { strategy: 'top-k', budget: 20 },
+    });
     const up = await app.inject({
       method: 'PUT',
       url: '/api/v1/admin/policies/db/services',
@@ -155,31 +182,58 @@ describe('results, search and history', () => {
     while (w.ip !== '198.18.10.2') w = (await getWork(app, t.agents[0]!))!;
     expect(w.ports).toEqual(expect.arrayContaining([3306, 5432]));
     expect(w.ports.length).toBe(20);
-    const badFile = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/db/services', headers: { ...bearer(t.admin), 'content-type': 'text/plain' }, payload: 'x\tnope\n' });
+    const badFile = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/db/services',
+      headers: { ...bearer(t.admin), 'content-type': 'text/plain' },
+      payload: 'x\tnope\n',
+    });
     expect(badFile.statusCode).toBe(400);
     expect(badFile.json().message).toMatch(/services:1/);
-    const badPolicy = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/db', headers: bearer(t.admin), payload: { strategy: 'nope' } });
+    const badPolicy = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/db',
+      headers: bearer(t.admin),
+      payload: { strategy: 'nope' },
+    });
     expect(badPolicy.statusCode).toBe(400);
     expect(badPolicy.json().message).toMatch(/unknown strategy "nope"/);
-    const badScript = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/db', headers: bearer(t.admin), payload: { strategy: 'top-k', scan: { scripts: ['smb-brute'] } } });
+    const badScript = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/db',
+      headers: bearer(t.admin),
+      payload: { strategy: 'top-k', scan: { scripts: ['smb-brute'] } },
+    });
     expect(badScript.statusCode).toBe(400);
     expect(badScript.json().message).toMatch(/allowlist/);
   });
 
   it('serves /healthz, /metrics and the OpenAPI document', async () => {
-    expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toMatchObject({ status: 'ok', store: 'sqlite', scopeAddresses: '3' });
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toMatchObject({
+      status: 'ok',
+      store: 'sqlite',
+      scopeAddresses: '3',
+    });
     const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/portbandit_scope_addresses 3/);
     expect(metrics).toMatch(/portbandit_tag_estimated_service_coverage_ratio\{tag=""\}/);
     const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/agent/work', '/api/v1/agent/results', '/api/v1/search', '/api/v1/events']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/agent/work', '/api/v1/agent/results', '/api/v1/search', '/api/v1/events']),
+    );
   });
 });
 
 describe('configuration', () => {
   it('validates flags, env and file once, naming the source', () => {
-    expect(resolveConfig({ env: { PORTBANDIT_PORT: '9000' }, flags: { host: '127.0.0.2' } })).toMatchObject({ port: 9000, host: '127.0.0.2', dataDir: './data' });
-    expect(() => resolveConfig({ env: { PORTBANDIT_PORT: 'x' } })).toThrow(/env PORTBANDIT_PORT: port: expected an integer from 0 to 65535/);
+    expect(resolveConfig({ env: { PORTBANDIT_PORT: '9000' }, flags: { host: '127.0.0.2' } })).toMatchObject({
+      port: 9000,
+      host: '127.0.0.2',
+      dataDir: './data',
+    });
+    expect(() => resolveConfig({ env: { PORTBANDIT_PORT: 'x' } })).toThrow(
+      /env PORTBANDIT_PORT: port: expected an integer from 0 to 65535/,
+    );
     expect(() => resolveConfig({ flags: { leaseSeconds: 0 } })).toThrow(/--lease-seconds/);
     const data = tempDataDir();
     try {

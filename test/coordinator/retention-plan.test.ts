@@ -17,7 +17,11 @@ const ruleArb: fc.Arbitrary<RetentionRule> = fc
     },
     { requiredKeys: [] },
   )
-  .filter((r) => (r.dailyAfterDays === undefined || r.weeklyAfterDays === undefined || r.weeklyAfterDays >= r.dailyAfterDays) && (r.keepDays === undefined || r.dailyAfterDays === undefined || r.dailyAfterDays < r.keepDays));
+  .filter(
+    (r) =>
+      (r.dailyAfterDays === undefined || r.weeklyAfterDays === undefined || r.weeklyAfterDays >= r.dailyAfterDays) &&
+      (r.keepDays === undefined || r.dailyAfterDays === undefined || r.dailyAfterDays < r.keepDays),
+  );
 
 const historyArb = fc
   .array(
@@ -32,7 +36,13 @@ const historyArb = fc
   )
   .map((rows) =>
     rows.map((r, i) => ({
-      visit: { scanId: `s${String(i).padStart(3, '0')}`, finishedAt: NOW - r.ageMs, tags: [r.tag], down: r.down, ...(r.group !== undefined ? { group: r.group } : {}) } satisfies RetentionVisit,
+      visit: {
+        scanId: `s${String(i).padStart(3, '0')}`,
+        finishedAt: NOW - r.ageMs,
+        tags: [r.tag],
+        down: r.down,
+        ...(r.group !== undefined ? { group: r.group } : {}),
+      } satisfies RetentionVisit,
       referenced: r.referenced && i % 3 === 0,
     })),
   );
@@ -70,11 +80,19 @@ describe('retention plan over random histories', () => {
         expect(kept.has(latest.scanId)).toBe(true);
         if (latestAnswered) expect(kept.has(latestAnswered.scanId)).toBe(true);
         for (const id of protect) expect(kept.has(id), `event-referenced ${id} dropped`).toBe(true);
-        const groupBaselines = new Set<RetentionVisit>(['internal', 'external'].map((g) => sorted.find((v) => v.group === g && !v.down)).filter((v) => v !== undefined));
+        const groupBaselines = new Set<RetentionVisit>(
+          ['internal', 'external'].map((g) => sorted.find((v) => v.group === g && !v.down)).filter((v) => v !== undefined),
+        );
         for (const v of groupBaselines) expect(kept.has(v.scanId), `the latest answered visit from ${v.group} dropped`).toBe(true);
 
         const forced = (v: RetentionVisit, rank: number) =>
-          rank === 0 || v === latestAnswered || groupBaselines.has(v) || protect.has(v.scanId) || ruleOf(v.tags) === undefined || (rule.keepLast !== undefined && rank < rule.keepLast) || Object.keys(rule).length === 0;
+          rank === 0 ||
+          v === latestAnswered ||
+          groupBaselines.has(v) ||
+          protect.has(v.scanId) ||
+          ruleOf(v.tags) === undefined ||
+          (rule.keepLast !== undefined && rank < rule.keepLast) ||
+          Object.keys(rule).length === 0;
         const thins = rule.dailyAfterDays !== undefined || rule.weeklyAfterDays !== undefined;
         const buckets = new Map<string, Array<{ v: RetentionVisit; rank: number; forced: boolean }>>();
         sorted.forEach((v, rank) => {
@@ -84,12 +102,17 @@ describe('retention plan over random histories', () => {
           const eligible = rule.keepDays !== undefined ? age <= rule.keepDays * DAY : thins;
           if (!isForced && !eligible) expect(dropped.has(v.scanId), `${v.scanId} (age ${age / DAY} d) outlived its rule`).toBe(true);
           const bucket = ruleOf(v.tags) ? bucketOf(rule, v) : undefined;
-          if (!isForced && eligible && bucket === undefined) expect(kept.has(v.scanId), `${v.scanId} is in the un-thinned window`).toBe(true);
-          if (bucket !== undefined && (isForced || eligible)) buckets.set(bucket, [...(buckets.get(bucket) ?? []), { v, rank, forced: isForced }]);
+          if (!isForced && eligible && bucket === undefined)
+            expect(kept.has(v.scanId), `${v.scanId} is in the un-thinned window`).toBe(true);
+          if (bucket !== undefined && (isForced || eligible))
+            buckets.set(bucket, [...(buckets.get(bucket) ?? []), { v, rank, forced: isForced }]);
         });
         for (const [bucket, members] of buckets) {
           // Some visit of every thinned bucket survives; beyond forced ones, at most one: the newest, unless a newer forced one holds the bucket.
-          expect(members.some((m) => kept.has(m.v.scanId)), `bucket ${bucket} lost every visit`).toBe(true);
+          expect(
+            members.some((m) => kept.has(m.v.scanId)),
+            `bucket ${bucket} lost every visit`,
+          ).toBe(true);
           const chosen = members.filter((m) => !m.forced && kept.has(m.v.scanId));
           expect(chosen.length).toBeLessThanOrEqual(1);
           if (chosen.length === 1) {
@@ -125,6 +148,11 @@ describe('retention plan over random histories', () => {
     expect(refused({ keepDays: 30, dailyAfterDays: 30 }, 'dailyAfterDays')).toBe(true);
     expect(refused({ keepLast: 0 }, 'keepLast')).toBe(true);
     expect(refused({ keepDays: 1.5 }, 'keepDays')).toBe(true);
-    expect(checkRetention({ keepLast: 5, keepDays: 90, dailyAfterDays: 7, weeklyAfterDays: 30 }, 'r')).toEqual({ keepLast: 5, keepDays: 90, dailyAfterDays: 7, weeklyAfterDays: 30 });
+    expect(checkRetention({ keepLast: 5, keepDays: 90, dailyAfterDays: 7, weeklyAfterDays: 30 }, 'r')).toEqual({
+      keepLast: 5,
+      keepDays: 90,
+      dailyAfterDays: 7,
+      weeklyAfterDays: 30,
+    });
   });
 });

@@ -15,7 +15,15 @@ import { bearer, manualClock, tempDataDir } from './helpers.js';
 const DAY = 86_400_000;
 
 /** `count` visits of `ip`, one every `everyMs` back from `newest`, newest first. */
-async function seedHistory(store: Store, ip: string, tags: string[], newest: number, count: number, everyMs: number, extra: (i: number) => Partial<ScanDocument> = () => ({})): Promise<string[]> {
+async function seedHistory(
+  store: Store,
+  ip: string,
+  tags: string[],
+  newest: number,
+  count: number,
+  everyMs: number,
+  extra: (i: number) => Partial<ScanDocument> = () => ({}),
+): Promise<string[]> {
   const ids: string[] = [];
   for (let i = count - 1; i >= 0; i--) {
     const id = `${ip.replaceAll('.', '-')}-${String(i).padStart(3, '0')}`;
@@ -40,7 +48,12 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
     data = tempDataDir();
     lines.length = 0;
     const config = resolveConfig({ flags: { dataDir: data.dir, logLevel: 'info' }, env: {} });
-    app = await buildApp({ config, now: clock.now, sweepTimer: false, logger: { level: 'info', stream: { write: (line: string) => void lines.push(line) } } });
+    app = await buildApp({
+      config,
+      now: clock.now,
+      sweepTimer: false,
+      logger: { level: 'info', stream: { write: (line: string) => void lines.push(line) } },
+    });
     admin = (await app.coordinator.createAdminToken('t')).token;
   });
   afterEach(async () => {
@@ -49,7 +62,12 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
   });
 
   async function setRetention(tag: string, retention: object | null): Promise<void> {
-    const res = await app.inject({ method: 'PUT', url: `/api/v1/admin/policies/${tag}`, headers: bearer(admin), payload: { strategy: 'top-k', budget: 100, rate: null, retention } });
+    const res = await app.inject({
+      method: 'PUT',
+      url: `/api/v1/admin/policies/${tag}`,
+      headers: bearer(admin),
+      payload: { strategy: 'top-k', budget: 100, rate: null, retention },
+    });
     expect(res.statusCode, res.body).toBe(200);
   }
 
@@ -58,12 +76,25 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
     const now = clock.now();
     await setRetention('dmz', { keepLast: 3, keepDays: 30, dailyAfterDays: 5 });
     // 60 days of visits every 8 hours; the newest two visits are silent (down).
-    const dmz = await seedHistory(store, '198.18.4.1', ['dmz'], now - 1000, 180, 8 * 3_600_000, (i) => (i < 2 ? { host: { status: 'down' } } : {}));
+    const dmz = await seedHistory(store, '198.18.4.1', ['dmz'], now - 1000, 180, 8 * 3_600_000, (i) =>
+      i < 2 ? { host: { status: 'down' } } : {},
+    );
     const lab = await seedHistory(store, '198.18.4.2', ['lab'], now - 1000, 20, 5 * DAY);
     const referenced = dmz[120]!; // 40 days old: past keepDays
     await store.appendEvents([{ kind: 'service-new', at: now, ip: '198.18.4.1', scanId: referenced, tags: ['dmz'], port: 22 }]);
     const baseline = dmz[100]!;
-    await store.putLease({ id: 'lease-x', ip: '198.18.4.1', agentId: 'a', ports: [22], tags: ['dmz'], session: { baselineScanId: baseline }, issuedAt: now, deadline: now + 60_000, round: 0, reason: 'cycle' });
+    await store.putLease({
+      id: 'lease-x',
+      ip: '198.18.4.1',
+      agentId: 'a',
+      ports: [22],
+      tags: ['dmz'],
+      session: { baselineScanId: baseline },
+      issuedAt: now,
+      deadline: now + 60_000,
+      round: 0,
+      reason: 'cycle',
+    });
 
     const dry = await app.inject({ method: 'GET', url: '/api/v1/admin/retention', headers: bearer(admin) });
     expect(dry.statusCode).toBe(200);
@@ -92,7 +123,9 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
       if (age <= 5 * DAY) expect(left.has(id), `${id} is ${age / DAY} d old`).toBe(true);
       if (age > 30 * DAY) expect(left.has(id)).toBe(id === referenced || id === baseline);
     }
-    const daily = [...left].map((id) => dmz.indexOf(id)).filter((i) => 1000 + i * 8 * 3_600_000 > 5 * DAY && 1000 + i * 8 * 3_600_000 <= 30 * DAY);
+    const daily = [...left]
+      .map((id) => dmz.indexOf(id))
+      .filter((i) => 1000 + i * 8 * 3_600_000 > 5 * DAY && 1000 + i * 8 * 3_600_000 <= 30 * DAY);
     const days = new Set(daily.map((i) => Math.floor((now - 1000 - i * 8 * 3_600_000) / DAY)));
     expect(daily.length).toBe(days.size);
     expect(await historyIds(store, '198.18.4.2')).toEqual(lab);
@@ -130,8 +163,22 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.array(fc.record({ ageH: fc.integer({ min: 0, max: 24 * 120 }), ref: fc.integer({ min: 0, max: 9 }) }), { minLength: 1, maxLength: 25 }), { minLength: 1, maxLength: 3 }),
-        fc.record({ keepLast: fc.integer({ min: 1, max: 4 }), keepDays: fc.integer({ min: 20, max: 90 }), dailyAfterDays: fc.integer({ min: 0, max: 10 }), weeklyAfterDays: fc.integer({ min: 10, max: 19 }) }, { requiredKeys: [] }),
+        fc.array(
+          fc.array(fc.record({ ageH: fc.integer({ min: 0, max: 24 * 120 }), ref: fc.integer({ min: 0, max: 9 }) }), {
+            minLength: 1,
+            maxLength: 25,
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        fc.record(
+          {
+            keepLast: fc.integer({ min: 1, max: 4 }),
+            keepDays: fc.integer({ min: 20, max: 90 }),
+            dailyAfterDays: fc.integer({ min: 0, max: 10 }),
+            weeklyAfterDays: fc.integer({ min: 10, max: 19 }),
+          },
+          { requiredKeys: [] },
+        ),
         async (hosts, rule) => {
           run++;
           await setRetention('dmz', rule);
@@ -139,10 +186,15 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
           const referenced: string[] = [];
           for (const [h, visits] of hosts.entries()) {
             const ip = `198.18.10.${(run * 3 + h) % 250}`;
-            const docs = visits.map((v, i) => scan(`r${run}-h${h}-${i}`, ip, now - v.ageH * 3_600_000 - i, [open(22, 'ssh')], { tags: ['dmz'] }));
+            const docs = visits.map((v, i) =>
+              scan(`r${run}-h${h}-${i}`, ip, now - v.ageH * 3_600_000 - i, [open(22, 'ssh')], { tags: ['dmz'] }),
+            );
             for (const d of docs) await store.ingestScan({ scan: d });
             const refs = docs.filter((_d, i) => visits[i]!.ref === 0).map((d) => d.scanId);
-            if (refs.length > 0) await store.appendEvents(refs.map((scanId) => ({ kind: 'service-new' as const, at: now, ip, scanId, tags: ['dmz'], port: 22 })));
+            if (refs.length > 0)
+              await store.appendEvents(
+                refs.map((scanId) => ({ kind: 'service-new' as const, at: now, ip, scanId, tags: ['dmz'], port: 22 })),
+              );
             referenced.push(...refs);
             expected.set(ip, new Set());
           }
@@ -150,10 +202,17 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
           const protect = new Set((await store.readEvents({ limit: 10_000 })).events.map((e) => e.scanId));
           for (const ip of expected.keys()) {
             const all = (await store.hostHistory(ip, { limit: 1000 })).items;
-            const plan = planHostRetention(all.map((d) => ({ scanId: d.scanId, finishedAt: d.finishedAt, tags: d.tags, down: false })), () => rule, protect, now);
+            const plan = planHostRetention(
+              all.map((d) => ({ scanId: d.scanId, finishedAt: d.finishedAt, tags: d.tags, down: false })),
+              () => rule,
+              protect,
+              now,
+            );
             expected.set(ip, new Set(plan.keep.map((v) => v.scanId)));
           }
-          const latestBefore = new Map(await Promise.all([...expected.keys()].map(async (ip) => [ip, (await store.getLatestScan(ip))!.scanId] as const)));
+          const latestBefore = new Map(
+            await Promise.all([...expected.keys()].map(async (ip) => [ip, (await store.getLatestScan(ip))!.scanId] as const)),
+          );
           await app.retention.run({ dryRun: false });
           for (const [ip, keep] of expected) {
             expect(new Set(await historyIds(store, ip))).toEqual(keep);
@@ -169,11 +228,21 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
 
   it('refuses a bad retention rule with the field named, and keeps the stored policy', async () => {
     await setRetention('dmz', { keepLast: 2 });
-    const bad = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'top-k', retention: { dailyAfterDays: 9, weeklyAfterDays: 3 } } });
+    const bad = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/dmz',
+      headers: bearer(admin),
+      payload: { strategy: 'top-k', retention: { dailyAfterDays: 9, weeklyAfterDays: 3 } },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ code: 'PB_ERR_RETENTION_RULE' });
     expect(bad.json().message).toMatch(/^policy\(dmz\)\.retention\.weeklyAfterDays: weekly thinning/u);
-    const unknownField = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'top-k', retention: { keepForever: true } } });
+    const unknownField = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/dmz',
+      headers: bearer(admin),
+      payload: { strategy: 'top-k', retention: { keepForever: true } },
+    });
     expect(unknownField.statusCode).toBe(400);
     expect(app.coordinator.policy('dmz')!.retention).toEqual({ keepLast: 2 });
   });

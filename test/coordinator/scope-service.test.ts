@@ -38,7 +38,12 @@ test('an edit made through another handle on the same file is picked up by reloa
 
 test('a DNS name in the blocklist is refused with PB_ERR_ADDRESS naming the entry, and nothing is stored', async () => {
   rig = await openUnitRig({ scope: [{ range: '198.18.1.0/30' }] });
-  const refused = await rig.units.scope.add('blocklist', [{ range: '198.18.1.1', tags: [] }, { range: 'files.lab.example', tags: [] }]).catch((e: unknown) => e);
+  const refused = await rig.units.scope
+    .add('blocklist', [
+      { range: '198.18.1.1', tags: [] },
+      { range: 'files.lab.example', tags: [] },
+    ])
+    .catch((e: unknown) => e);
   expect(isPortbanditError(refused, 'PB_ERR_ADDRESS') && refused.where === 'entries[1]').toBe(true);
   expect((await rig.store.listScope('blocklist')).entries).toEqual([]);
   expect(rig.units.scope.lookup('198.18.1.1')).toBeDefined();
@@ -47,7 +52,11 @@ test('a DNS name in the blocklist is refused with PB_ERR_ADDRESS naming the entr
 test('scope names resolve through the resolver; a resolved address on the blocklist stays out', async () => {
   const hosts = join(await import('node:os').then((os) => os.tmpdir()), `pb-hosts-${process.pid}-${Date.now()}`);
   writeFileSync(hosts, '198.18.2.5 web.lab.example\n198.18.2.6 web.lab.example\n');
-  rig = await openUnitRig({ scope: [{ range: 'web.lab.example', tags: ['named'] }], blocklist: ['198.18.2.6'], resolver: hostsFileResolver(hosts) });
+  rig = await openUnitRig({
+    scope: [{ range: 'web.lab.example', tags: ['named'] }],
+    blocklist: ['198.18.2.6'],
+    resolver: hostsFileResolver(hosts),
+  });
   const scope = rig.units.scope;
   expect(scope.lookup('198.18.2.5')).toEqual({ ip: '198.18.2.5', tags: ['named'] });
   expect(scope.lookup('198.18.2.6')).toBeUndefined();

@@ -27,11 +27,29 @@ interface Serve {
 }
 
 function startServe(esUrl: string, extra: readonly string[] = [], dir = data): Promise<Serve> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', dir, '--port', '0', '--elasticsearch', esUrl, '--log-level', 'warn', ...extra], {
-    cwd: root,
-    env: { ...process.env, PORTBANDIT_SWEEP_MS: '200' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+      '--data',
+      dir,
+      '--port',
+      '0',
+      '--elasticsearch',
+      esUrl,
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    {
+      cwd: root,
+      env: { ...process.env, PORTBANDIT_SWEEP_MS: '200' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let err = '';
   child.stdout!.resume();
   return new Promise((resolve, reject) => {
@@ -51,7 +69,10 @@ function startServe(esUrl: string, extra: readonly string[] = [], dir = data): P
 async function call<T>(serve: Serve, method: string, path: string, token?: string, body?: unknown): Promise<T> {
   const response = await fetch(`${serve.url}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -77,8 +98,14 @@ async function scanAll(serve: Serve, agent: string, hosts: number): Promise<Set<
       const now = Date.now();
       const open = work.ports.includes(22) ? [22] : [work.ports[0]!];
       const ack = await call<SubmitResponse>(serve, 'POST', '/api/v1/agent/results', agent, {
-        leaseId: work.leaseId, ip: work.ip, status: 'up', startedAt: now - 10, finishedAt: now, preflight: 'connect',
-        ports: open.map((port) => ({ port, state: 'open', service: 'ssh', cpes: [], scripts: [] })), timings: { total: 10 },
+        leaseId: work.leaseId,
+        ip: work.ip,
+        status: 'up',
+        startedAt: now - 10,
+        finishedAt: now,
+        preflight: 'connect',
+        ports: open.map((port) => ({ port, state: 'open', service: 'ssh', cpes: [], scripts: [] })),
+        timings: { total: 10 },
       });
       expect(ack.accepted).toBe(true);
       seen.add(work.ip);
@@ -100,7 +127,10 @@ describe('serve --elasticsearch (SQLite + the Elasticsearch double over HTTP)', 
       await call(serve, 'POST', '/api/v1/admin/scope?list=scope', admin, { entries: [{ range: '198.18.9.0/29', tags: ['lab'] }] });
 
       const first = await scanAll(serve, agent, 8);
-      await until('the outbox to drain', async () => (await call<{ outbox: { depth: number } }>(serve, 'GET', '/healthz')).outbox.depth === 0);
+      await until(
+        'the outbox to drain',
+        async () => (await call<{ outbox: { depth: number } }>(serve, 'GET', '/healthz')).outbox.depth === 0,
+      );
       const found = await call<{ total: number }>(serve, 'GET', '/api/v1/search?q=tag:lab%20port:22', admin);
       expect(found.total).toBe(8);
 
@@ -118,7 +148,10 @@ describe('serve --elasticsearch (SQLite + the Elasticsearch double over HTTP)', 
 
       es.cluster.rejectBulk = undefined;
       serve = await startServe(es.url);
-      await until('the restarted feeder to drain the outbox', async () => (await call<{ outbox: { depth: number } }>(serve, 'GET', '/healthz')).outbox.depth === 0);
+      await until(
+        'the restarted feeder to drain the outbox',
+        async () => (await call<{ outbox: { depth: number } }>(serve, 'GET', '/healthz')).outbox.depth === 0,
+      );
       const index = await openElasticsearchScanIndex({ node: es.url });
       try {
         for (const id of [...first, ...second]) expect((await index.getScan(id))?.scanId).toBe(id);
@@ -153,7 +186,7 @@ describe.skipIf(missing !== undefined)('serve --postgres --elasticsearch: two co
       expect(admin).toBeDefined();
       const { token: agent } = await call<{ token: string }>(servers[0]!, 'POST', '/api/v1/admin/agents', admin, { name: 'agent-1' });
       await call(servers[0]!, 'POST', '/api/v1/admin/scope?list=scope', admin, { entries: [{ range: '198.18.11.0/29', tags: ['lab'] }] });
-      const health = async (s: Serve) => (await call<{ store: string; outbox: { depth: number; active: boolean } }>(s, 'GET', '/healthz'));
+      const health = async (s: Serve) => await call<{ store: string; outbox: { depth: number; active: boolean } }>(s, 'GET', '/healthz');
       await until('one feeder elected', async () => (await Promise.all(servers.map(health))).filter((h) => h.outbox.active).length === 1);
       expect((await health(servers[0]!)).store).toBe('postgres');
       const feeder = (await health(servers[0]!)).outbox.active ? 0 : 1;
@@ -168,10 +201,14 @@ describe.skipIf(missing !== undefined)('serve --postgres --elasticsearch: two co
       es.cluster.rejectBulk = undefined;
 
       const survivor = servers[1 - feeder]!;
-      await until('the survivor to take the feeder role and drain the outbox', async () => {
-        const h = await health(survivor);
-        return h.outbox.active && h.outbox.depth === 0;
-      }, 60_000);
+      await until(
+        'the survivor to take the feeder role and drain the outbox',
+        async () => {
+          const h = await health(survivor);
+          return h.outbox.active && h.outbox.depth === 0;
+        },
+        60_000,
+      );
       const index = await openElasticsearchScanIndex({ node: es.url });
       try {
         for (const id of visits) expect((await index.getScan(id))?.scanId).toBe(id);

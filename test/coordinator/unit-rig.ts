@@ -50,19 +50,44 @@ export interface UnitRig {
  * The coordinator's units over a real SQLite file in a temp directory, assembled as the facade
  * assembles them (assembleUnits), with a hand-moved clock and no HTTP.
  */
-export async function openUnitRig(options: { scope?: Array<{ range: string; tags?: string[] }>; blocklist?: string[]; resolver?: NameResolver; flags?: ConfigInput } = {}): Promise<UnitRig> {
+export async function openUnitRig(
+  options: { scope?: Array<{ range: string; tags?: string[] }>; blocklist?: string[]; resolver?: NameResolver; flags?: ConfigInput } = {},
+): Promise<UnitRig> {
   const data = tempDataDir();
   const store = await openSecondHandle(data.dir);
   const clock = manualClock();
   const log = new MemoryLogger();
   const metrics = createMetrics();
   const config = resolveConfig({ flags: { dataDir: data.dir, logLevel: 'silent', learnBatchSize: 4, ...options.flags }, env: {} });
-  if (options.scope) await store.addScopeEntries('scope', options.scope.map((e) => ({ range: e.range, tags: e.tags ?? [] })), clock.now());
-  if (options.blocklist) await store.addScopeEntries('blocklist', options.blocklist.map((range) => ({ range, tags: [] })), clock.now());
+  if (options.scope)
+    await store.addScopeEntries(
+      'scope',
+      options.scope.map((e) => ({ range: e.range, tags: e.tags ?? [] })),
+      clock.now(),
+    );
+  if (options.blocklist)
+    await store.addScopeEntries(
+      'blocklist',
+      options.blocklist.map((range) => ({ range, tags: [] })),
+      clock.now(),
+    );
   const scope = new ScopeService(store, metrics, log, clock.now, false, options.resolver);
   await scope.reload(true);
   const screenshots = ScreenshotArchive.forDataDir(data.dir, config.screenshotBudgetBytes);
-  const units = assembleUnits({ store, scope, savedCycle: undefined, config, env: { catalog }, defaultPolicy: defaultPolicy(config.allowedScripts), screenshots, metrics, log, now: clock.now, seed: 'unit-rig-seed', shared: false });
+  const units = assembleUnits({
+    store,
+    scope,
+    savedCycle: undefined,
+    config,
+    env: { catalog },
+    defaultPolicy: defaultPolicy(config.allowedScripts),
+    screenshots,
+    metrics,
+    log,
+    now: clock.now,
+    seed: 'unit-rig-seed',
+    shared: false,
+  });
   await units.policies.reload(true);
   await units.agents.refresh();
   let agents = 0;

@@ -24,7 +24,12 @@ describe('a host visit is one scan, and unknown is not closed', () => {
   });
 
   const admin = (url: string) => app.inject({ method: 'GET', url, headers: bearer(t.admin) });
-  const events = async () => (await admin('/api/v1/events')).body.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.kind) as Array<{ kind: string; port?: number; scanId: string }>;
+  const events = async () =>
+    (await admin('/api/v1/events')).body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.kind) as Array<{ kind: string; port?: number; scanId: string }>;
   const history = async (ip: string) => (await admin(`/api/v1/hosts/${ip}/history`)).json().items as ScanDocument[];
 
   /** A fixed list of ports for one host, no follow-ups, back-to-back cycles. */
@@ -52,7 +57,10 @@ describe('a host visit is one scan, and unknown is not closed', () => {
     const r1 = await submit(app, t.agents[0]!, resultFor(w1, [w1.ports[0]!], clock.now() + 10));
     expect(r1.json()).toMatchObject({ accepted: true, scanId: w0.leaseId });
     // A retried submit of the follow-up is recognised as a duplicate of the visit.
-    expect((await submit(app, t.agents[0]!, resultFor(w1, [w1.ports[0]!], clock.now() + 10))).json()).toMatchObject({ duplicate: true, scanId: w0.leaseId });
+    expect((await submit(app, t.agents[0]!, resultFor(w1, [w1.ports[0]!], clock.now() + 10))).json()).toMatchObject({
+      duplicate: true,
+      scanId: w0.leaseId,
+    });
 
     const scans = await history(w0.ip);
     expect(scans).toHaveLength(1);
@@ -120,9 +128,17 @@ describe('a host visit is one scan, and unknown is not closed', () => {
     const store = await openSqliteStore({ path });
     const base = { ip: '198.18.7.1', tags: [], agentId: 'agent_x', epoch: 3, cycle: 3, preflight: 'connect' as const, timings: {} };
     const port = (p: number) => ({ port: p, protocol: 'tcp' as const, state: 'open' as const, cpes: [], scripts: [] });
-    await store.ingestScan({ scan: { ...base, scanId: 'lease_a', startedAt: 1000, finishedAt: 2000, ports: [port(22)], probedPorts: '22,80' }, events: [{ kind: 'service-new', at: 2000, ip: base.ip, scanId: 'lease_a', tags: [], port: 22 }] });
-    await store.ingestScan({ scan: { ...base, scanId: 'lease_b', startedAt: 1000, finishedAt: 3000, ports: [port(22), port(8080)], probedPorts: '22,80,8080' }, events: [{ kind: 'service-new', at: 3000, ip: base.ip, scanId: 'lease_b', tags: [], port: 8080 }] });
-    await store.ingestScan({ scan: { ...base, scanId: 'lease_c', epoch: 4, cycle: 4, startedAt: 5000, finishedAt: 6000, ports: [port(22)], probedPorts: '22' } });
+    await store.ingestScan({
+      scan: { ...base, scanId: 'lease_a', startedAt: 1000, finishedAt: 2000, ports: [port(22)], probedPorts: '22,80' },
+      events: [{ kind: 'service-new', at: 2000, ip: base.ip, scanId: 'lease_a', tags: [], port: 22 }],
+    });
+    await store.ingestScan({
+      scan: { ...base, scanId: 'lease_b', startedAt: 1000, finishedAt: 3000, ports: [port(22), port(8080)], probedPorts: '22,80,8080' },
+      events: [{ kind: 'service-new', at: 3000, ip: base.ip, scanId: 'lease_b', tags: [], port: 8080 }],
+    });
+    await store.ingestScan({
+      scan: { ...base, scanId: 'lease_c', epoch: 4, cycle: 4, startedAt: 5000, finishedAt: 6000, ports: [port(22)], probedPorts: '22' },
+    });
     await store.close();
     const db = new Database(path);
     db.pragma('user_version = 2');
@@ -134,7 +150,10 @@ describe('a host visit is one scan, and unknown is not closed', () => {
     const visit = scans[1]!;
     expect(visit).toMatchObject({ rounds: ['lease_a', 'lease_b'], startedAt: 1000, finishedAt: 3000, probedPorts: '22,80,8080' });
     expect(visit.ports.map((p) => p.port)).toEqual([22, 8080]);
-    expect((await migrated.readEvents()).events.map((e) => [e.scanId, e.port])).toEqual([['lease_a', 22], ['lease_a', 8080]]);
+    expect((await migrated.readEvents()).events.map((e) => [e.scanId, e.port])).toEqual([
+      ['lease_a', 22],
+      ['lease_a', 8080],
+    ]);
     expect((await migrated.getLatestScan('198.18.7.1'))?.scanId).toBe('lease_c');
     const { parseQuery } = await import('../../src/store/query.js');
     expect((await migrated.search(parseQuery('port:8080'), { view: 'history' })).items.map((s) => s.scanId)).toEqual(['lease_a']);

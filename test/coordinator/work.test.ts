@@ -117,11 +117,21 @@ describe('work distribution', () => {
   it('serves manual rescans before the cycle and refuses out-of-scope rescans', async () => {
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.4.0/24' }]);
-    const res = await app.inject({ method: 'POST', url: '/api/v1/admin/rescan', headers: bearer(t.admin), payload: { ips: ['198.18.4.77'] } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/rescan',
+      headers: bearer(t.admin),
+      payload: { ips: ['198.18.4.77'] },
+    });
     expect(res.json()).toEqual({ queued: 1 });
     const w = (await getWork(app, t.agents[0]!))!;
     expect(w).toMatchObject({ ip: '198.18.4.77', reason: 'manual' });
-    const out = await app.inject({ method: 'POST', url: '/api/v1/admin/rescan', headers: bearer(t.admin), payload: { ips: ['198.19.9.9'] } });
+    const out = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/rescan',
+      headers: bearer(t.admin),
+      payload: { ips: ['198.19.9.9'] },
+    });
     expect(out.statusCode).toBe(403);
   });
 
@@ -159,10 +169,17 @@ describe('work distribution', () => {
     const r1 = await submit(app, t.agents[0]!, resultFor(w1, [w1.ports[0]!], clock.now() + 10));
     expect(r1.json()).toMatchObject({ accepted: true, followUp: false });
     const latest = (await app.inject({ method: 'GET', url: `/api/v1/hosts/${w0.ip}`, headers: bearer(t.admin) })).json();
-    expect(latest.ports.map((p: { port: number }) => p.port).sort((a: number, b: number) => a - b)).toEqual([...open0, w1.ports[0]!].sort((a, b) => a - b));
+    expect(latest.ports.map((p: { port: number }) => p.port).sort((a: number, b: number) => a - b)).toEqual(
+      [...open0, w1.ports[0]!].sort((a, b) => a - b),
+    );
     // No false "closed" events: round 0's ports were not probed again in round 1.
     const events = await app.inject({ method: 'GET', url: '/api/v1/events', headers: bearer(t.admin) });
-    const kinds = events.body.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.kind).map((e) => e.kind);
+    const kinds = events.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.kind)
+      .map((e) => e.kind);
     expect(kinds.filter((k) => k === 'service-closed')).toEqual([]);
     expect(kinds.filter((k) => k === 'service-new')).toHaveLength(3);
   });
@@ -178,7 +195,15 @@ describe('work distribution', () => {
 
   it('rejects bad bodies with a clear message and needs tokens', async () => {
     const t = await tokens(app);
-    const bad = await submit(app, t.agents[0]!, { leaseId: 'x', ip: '198.18.0.1', status: 'up', startedAt: 1, finishedAt: 2, preflight: 'none', ports: [{ port: 70000, state: 'open' }] });
+    const bad = await submit(app, t.agents[0]!, {
+      leaseId: 'x',
+      ip: '198.18.0.1',
+      status: 'up',
+      startedAt: 1,
+      finishedAt: 2,
+      preflight: 'none',
+      ports: [{ port: 70000, state: 'open' }],
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().code).toBe('PB_ERR_SCHEMA');
     expect(bad.json().message).toMatch(/port/);
@@ -186,7 +211,12 @@ describe('work distribution', () => {
     expect(noToken.statusCode).toBe(401);
     const wrongRole = await app.inject({ method: 'GET', url: '/api/v1/admin/scope', headers: bearer(t.agents[0]!) });
     expect(wrongRole.statusCode).toBe(403);
-    const big = await app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: { ...bearer(t.agents[0]!), 'content-type': 'application/json' }, payload: 'x'.repeat(9 * 1024 * 1024) });
+    const big = await app.inject({
+      method: 'POST',
+      url: '/api/v1/agent/results',
+      headers: { ...bearer(t.agents[0]!), 'content-type': 'application/json' },
+      payload: 'x'.repeat(9 * 1024 * 1024),
+    });
     expect(big.statusCode).toBe(413);
   });
 });

@@ -9,7 +9,16 @@ import { normalizeIp } from '../../src/coordinator/coordinator.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 import { normalizeScopeLine } from '../../src/coordinator/scope-file.js';
 import { asDnsName } from '../../src/coordinator/names.js';
-import { canonicalTarget, cidrBounds, cidrKeyRange, contextPrefix, formatIp, ipKeyBytes, tryParseCidr, tryParseIp } from '../../src/core/address.js';
+import {
+  canonicalTarget,
+  cidrBounds,
+  cidrKeyRange,
+  contextPrefix,
+  formatIp,
+  ipKeyBytes,
+  tryParseCidr,
+  tryParseIp,
+} from '../../src/core/address.js';
 import { createCidrMatcher, hostPrefix } from '../../src/core/host-prefix.js';
 import { PortRanges } from '../../src/core/ports.js';
 import { validateObservation } from '../../src/recording/validate.js';
@@ -163,7 +172,12 @@ const octet = fc.oneof(
 );
 const dotted = fc.array(octet, { minLength: 1, maxLength: 5 }).map((p) => p.join('.'));
 const v4 = fc.tuple(fc.integer({ min: 18, max: 19 }), fc.nat(255), fc.nat(255)).map(([b, c, d]) => `198.${b}.${c}.${d}`);
-const v6 = fc.oneof(fc.ipV6(), fc.ipV6().map((s) => s.toUpperCase()), v4.map((a) => `::ffff:${a}`), fc.ipV6().map((s) => `${s}%eth0`));
+const v6 = fc.oneof(
+  fc.ipV6(),
+  fc.ipV6().map((s) => s.toUpperCase()),
+  v4.map((a) => `::ffff:${a}`),
+  fc.ipV6().map((s) => `${s}%eth0`),
+);
 const candidate = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...adversarial) },
   { weight: 3, arbitrary: dotted },
@@ -182,7 +196,8 @@ describe('every address surface reads a string the same way', () => {
       expect({ s, ...addressSurfaces(s) }).toEqual({ s, ...Object.fromEntries(Object.keys(addressSurfaces(s)).map((k) => [k, expected])) });
     }
     // The octal and short forms are refused everywhere; the mapped form is the IPv4 address.
-    for (const s of ['198.022.250.1', '198.18.250.010', '0306.18.250.9', '10.1', 'fe80::1%eth0', ' 198.18.0.1']) expect(tryParseIp(s)).toBeUndefined();
+    for (const s of ['198.022.250.1', '198.18.250.010', '0306.18.250.9', '10.1', 'fe80::1%eth0', ' 198.18.0.1'])
+      expect(tryParseIp(s)).toBeUndefined();
     expect(formatIp(4, tryParseIp('::ffff:198.18.0.1')!.value)).toBe('198.18.0.1');
   });
 
@@ -199,25 +214,36 @@ describe('every address surface reads a string the same way', () => {
   });
 
   const prefix = fc.oneof(fc.integer({ min: 0, max: 130 }).map(String), fc.constantFrom('08', '-1', '', ' 24', '24 ', '0x10', '1e1'));
-  test.prop([candidate, prefix], { numRuns: 1000 })('CIDR blocks: the allow list, queries, scope, store keys and matchers agree', (address, len) => {
-    const s = `${address}/${len}`;
-    fc.pre(address.split('/').length === 1);
-    const ref = tryParseCidr(s);
-    const canonical = ref ? `${formatIp(ref.family, ref.network)}/${ref.prefix}` : 'reject';
-    expect(verdict(() => canonicalTarget(s))).toBe(canonical);
-    expect(verdict(() => AllowList.parse([s]).specs[0]!)).toBe(canonical);
-    expect(
-      verdict(() => {
-        const node = parseQuery(`ip:${quote(s)}`);
-        return node?.type === 'ip' ? node.value : 'not ip';
-      }),
-    ).toBe(canonical);
-    const bounds = ref ? cidrBounds(ref) : undefined;
-    expect(verdict(() => {
-      const r = parseTargetSpec(s);
-      return `${r.family} ${r.start} ${r.end}`;
-    })).toBe(ref ? `${ref.family} ${bounds!.start} ${bounds!.end}` : 'reject');
-    expect(verdict(() => ipKeyRange(s).map((b) => b.toString('hex')).join('-'))).toBe(ref ? cidrKeyRange(ref).map(hex).join('-') : 'reject');
-    expect(verdict(() => (createCidrMatcher(s, 'x'), 'ok'))).toBe(ref ? 'ok' : 'reject');
-  });
+  test.prop([candidate, prefix], { numRuns: 1000 })(
+    'CIDR blocks: the allow list, queries, scope, store keys and matchers agree',
+    (address, len) => {
+      const s = `${address}/${len}`;
+      fc.pre(address.split('/').length === 1);
+      const ref = tryParseCidr(s);
+      const canonical = ref ? `${formatIp(ref.family, ref.network)}/${ref.prefix}` : 'reject';
+      expect(verdict(() => canonicalTarget(s))).toBe(canonical);
+      expect(verdict(() => AllowList.parse([s]).specs[0]!)).toBe(canonical);
+      expect(
+        verdict(() => {
+          const node = parseQuery(`ip:${quote(s)}`);
+          return node?.type === 'ip' ? node.value : 'not ip';
+        }),
+      ).toBe(canonical);
+      const bounds = ref ? cidrBounds(ref) : undefined;
+      expect(
+        verdict(() => {
+          const r = parseTargetSpec(s);
+          return `${r.family} ${r.start} ${r.end}`;
+        }),
+      ).toBe(ref ? `${ref.family} ${bounds!.start} ${bounds!.end}` : 'reject');
+      expect(
+        verdict(() =>
+          ipKeyRange(s)
+            .map((b) => b.toString('hex'))
+            .join('-'),
+        ),
+      ).toBe(ref ? cidrKeyRange(ref).map(hex).join('-') : 'reject');
+      expect(verdict(() => (createCidrMatcher(s, 'x'), 'ok'))).toBe(ref ? 'ok' : 'reject');
+    },
+  );
 });

@@ -21,7 +21,11 @@ test('a PortbanditError carries its code, HTTP status, position and cause', () =
 test('every error code is raised somewhere outside errors.ts (no code is documented that nothing throws)', () => {
   const root = new URL('../../', import.meta.url);
   const sources = ['src', 'agent', 'strategies', 'simulator', 'experiments', 'notebooks']
-    .flatMap((dir) => readdirSync(new URL(dir, root), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f)))
+    .flatMap((dir) =>
+      readdirSync(new URL(dir, root), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => join(dir, f)),
+    )
     .filter((f) => f !== join('src', 'core', 'errors.ts'))
     .map((f) => readFileSync(new URL(f, root), 'utf8'))
     .join('\n');

@@ -4,7 +4,8 @@ import { escapeHtml } from '../../src/core/escape-html.js';
 import { escapeHtml as uiEscape } from '../../src/coordinator/ui/html.js';
 import { escapeHtml as experimentsEscape } from '../../experiments/html.js';
 
-const unescape = (s: string) => s.replace(/&(amp|lt|gt|quot|#39|#96);/g, (_m, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", '#96': '`' })[e]!);
+const unescape = (s: string) =>
+  s.replace(/&(amp|lt|gt|quot|#39|#96);/g, (_m, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", '#96': '`' })[e]!);
 
 test.prop([fc.string({ unit: 'grapheme' })])('escaped text holds no markup character and reads back as the text', (text) => {
   const out = escapeHtml(text);

@@ -17,21 +17,27 @@ describe('the hash family', () => {
     expect(hashText('198.18.0.1\u00001')).toBe(fmix32(fnv1a32('198.18.0.1\u00001')));
   });
 
-  test.prop([fc.integer({ min: -(2 ** 31), max: 2 ** 33 })])('fmix32 reads its input modulo 2^32 and returns an unsigned 32-bit integer', (x) => {
-    const h = fmix32(x);
-    expect(h).toBe(fmix32(x >>> 0));
-    expect(Number.isInteger(h) && h >= 0 && h < 2 ** 32).toBe(true);
-  });
+  test.prop([fc.integer({ min: -(2 ** 31), max: 2 ** 33 })])(
+    'fmix32 reads its input modulo 2^32 and returns an unsigned 32-bit integer',
+    (x) => {
+      const h = fmix32(x);
+      expect(h).toBe(fmix32(x >>> 0));
+      expect(Number.isInteger(h) && h >= 0 && h < 2 ** 32).toBe(true);
+    },
+  );
 });
 
 describe('the cumulative sampler', () => {
-  test.prop([fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 50 }), fc.string()])('draws only items with positive weight, in proportion to weight', (weights, seed) => {
-    fc.pre(weights.some((w) => w > 0));
-    const items = weights.map((_, i) => i + 1);
-    const sampler = new CumulativeSampler(items, (i) => weights[i - 1]!);
-    const rng = createRng(seed);
-    for (let k = 0; k < 200; k++) expect(weights[sampler.draw(rng) - 1]).toBeGreaterThan(0);
-  });
+  test.prop([fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 50 }), fc.string()])(
+    'draws only items with positive weight, in proportion to weight',
+    (weights, seed) => {
+      fc.pre(weights.some((w) => w > 0));
+      const items = weights.map((_, i) => i + 1);
+      const sampler = new CumulativeSampler(items, (i) => weights[i - 1]!);
+      const rng = createRng(seed);
+      for (let k = 0; k < 200; k++) expect(weights[sampler.draw(rng) - 1]).toBeGreaterThan(0);
+    },
+  );
 
   test('shares follow the weights', () => {
     const sampler = new CumulativeSampler([10, 20, 30], (x) => x);

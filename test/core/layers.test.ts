@@ -17,19 +17,19 @@ const AREAS = ['src', 'strategies', 'simulator', 'experiments', 'notebooks', 'ag
 
 async function violations(baseDir: string): Promise<{ rule: string; from: string; to: string }[]> {
   const result = await cruise(
-      AREAS,
-      {
-        baseDir,
-        validate: true,
-        ruleSet: { forbidden: rules.forbidden } as never,
-        doNotFollow: { path: 'node_modules' },
-        exclude: { path: '^(dist|node_modules|test|bench)/' },
-        tsPreCompilationDeps: true,
-        enhancedResolveOptions: { extensions: ['.ts', '.js'] },
-      },
-      undefined,
-      { tsConfig: undefined },
-    );
+    AREAS,
+    {
+      baseDir,
+      validate: true,
+      ruleSet: { forbidden: rules.forbidden } as never,
+      doNotFollow: { path: 'node_modules' },
+      exclude: { path: '^(dist|node_modules|test|bench)/' },
+      tsPreCompilationDeps: true,
+      enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+    },
+    undefined,
+    { tsConfig: undefined },
+  );
   const output = result.output as ICruiseResult;
   return output.summary.violations.map((v) => ({ rule: v.rule.name, from: v.from, to: v.to }));
 }
@@ -46,12 +46,12 @@ describe('layers', () => {
     file('src/core/index.ts', "export * from './ports.js';\n");
     file('src/core/ports.ts', "import { serve } from '../coordinator/index.js';\nexport const ports = serve;\n");
     file('src/store/index.ts', "export * from './types.js';\n");
-    file('src/store/types.ts', "export type Doc = { id: string };\n");
-    file('src/coordinator/index.ts', "export const serve = 1;\n");
+    file('src/store/types.ts', 'export type Doc = { id: string };\n');
+    file('src/coordinator/index.ts', 'export const serve = 1;\n');
     file('strategies/index.ts', "import type { Doc } from '../src/store/types.js';\nexport type D = Doc;\n");
     file('agent/index.ts', "import { serve } from '../src/coordinator/index.js';\nexport const a = serve;\n");
     file('experiments/index.ts', "import { n } from '../notebooks/index.js';\nexport const e = n;\n");
-    file('notebooks/index.ts', "export const n = 1;\n");
+    file('notebooks/index.ts', 'export const n = 1;\n');
     file('simulator/index.ts', "import type { Doc } from '../src/store/index.js';\nexport type S = Doc;\n");
     const found = await violations(tree);
     const byRule = (rule: string) => found.filter((v) => v.rule === rule).map((v) => `${v.from} -> ${v.to}`);

@@ -7,7 +7,8 @@ import { type LabState, expectedNmapService, labDown, labEpoch, labUnavailableRe
 import { addScope, bearer, openApp, tempDataDir, tokens } from '../coordinator/helpers.js';
 
 const tools = await detectScannerTools();
-const reason = (await labUnavailableReason()) ?? (!tools.nmap || !tools.masscan ? 'nmap and masscan are needed (apt-get install nmap masscan)' : null);
+const reason =
+  (await labUnavailableReason()) ?? (!tools.nmap || !tools.masscan ? 'nmap and masscan are needed (apt-get install nmap masscan)' : null);
 if (reason) process.stderr.write(`e2e lab tests skipped: ${reason}\n`);
 
 const HOSTS = 5;
@@ -21,12 +22,21 @@ interface StoredScan {
 }
 
 /** A coordinator over a temp SQLite file, listening on loopback, with the lab hosts as its scope. */
-async function startCoordinator(state: LabState, policy: Record<string, unknown>, tagsOf: (host: LabState['hosts'][number]) => string[] = () => ['lab'], learnBatchSize = 4) {
+async function startCoordinator(
+  state: LabState,
+  policy: Record<string, unknown>,
+  tagsOf: (host: LabState['hosts'][number]) => string[] = () => ['lab'],
+  learnBatchSize = 4,
+) {
   const data = tempDataDir();
   const app = await openApp(data.dir, Date.now, { leaseSeconds: 600, learnBatchSize });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const t = await tokens(app, 1);
-  await addScope(app, t.admin, state.hosts.map((h) => ({ range: `${h.ip}/32`, tags: tagsOf(h) })));
+  await addScope(
+    app,
+    t.admin,
+    state.hosts.map((h) => ({ range: `${h.ip}/32`, tags: tagsOf(h) })),
+  );
   const res = await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(t.admin), payload: policy });
   if (res.statusCode !== 200) throw new Error(`policy: ${res.body}`);
   return { app, url, admin: t.admin, agent: t.agents[0]!, cleanup: async () => (await app.close(), data.cleanup()) };
@@ -48,8 +58,14 @@ function scanConfig(nmapTiming: string[]): Omit<ScanConfig, 'signal'> {
 }
 
 /** Run the agent until every host of the current cycle is scanned and no follow-up is pending. */
-async function scanOneCycle(c: { app: FastifyInstance; url: string; admin: string; agent: string }, config: Omit<ScanConfig, 'signal'>, concurrency: number, hosts = HOSTS): Promise<void> {
-  const get = async (url: string) => (await c.app.inject({ method: 'GET', url, headers: bearer(c.admin) })).json() as Record<string, unknown>;
+async function scanOneCycle(
+  c: { app: FastifyInstance; url: string; admin: string; agent: string },
+  config: Omit<ScanConfig, 'signal'>,
+  concurrency: number,
+  hosts = HOSTS,
+): Promise<void> {
+  const get = async (url: string) =>
+    (await c.app.inject({ method: 'GET', url, headers: bearer(c.admin) })).json() as Record<string, unknown>;
   for (let batch = 0; batch < hosts * 6; batch++) {
     const agent = new Agent({ server: c.url, token: c.agent, concurrency, once: true, scan: config });
     const stats = await agent.run();
@@ -66,7 +82,13 @@ async function latest(c: { app: FastifyInstance; admin: string }, ip: string): P
   return res.statusCode === 200 ? (res.json() as StoredScan) : null;
 }
 
-const openOf = (scan: StoredScan | null) => (scan ? scan.ports.filter((p) => p.state === 'open').map((p) => p.port).sort((a, b) => a - b) : []);
+const openOf = (scan: StoredScan | null) =>
+  scan
+    ? scan.ports
+        .filter((p) => p.state === 'open')
+        .map((p) => p.port)
+        .sort((a, b) => a - b)
+    : [];
 
 describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (masscan + nmap) -> store', () => {
   let state: LabState;
@@ -80,7 +102,7 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
     await labDown({ log });
   }, 120_000);
 
-  test('the store holds exactly the lab\'s open ports, with nmap\'s service names', async () => {
+  test("the store holds exactly the lab's open ports, with nmap's service names", async () => {
     const labPorts = [...new Set(state.hosts.flatMap((h) => h.services.map((s) => s.port)))];
     // Probe the lab's ports plus nmap's usual first hundred, so closed ports are probed too.
     const ports = [...new Set([...labPorts, ...Array.from({ length: 100 }, (_, i) => i + 1)])].sort((a, b) => a - b);
@@ -117,7 +139,11 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
     // first test covers masscan. No -sV either: learning needs the open ports, not their names.
     // (A budget large enough to fund adaptive's 65,535-port seed sweeps on 5 hosts, 14,600, took
     // 144 s for 3 epochs and still found only 14 of 18 ports: too slow for a test.)
-    const c = await startCoordinator(state, { strategy: 'adaptive', budget: 40, scan: { preflight: 'connect', versionDetection: false, scripts: [], hostTimeoutSeconds: 120 } });
+    const c = await startCoordinator(state, {
+      strategy: 'adaptive',
+      budget: 40,
+      scan: { preflight: 'connect', versionDetection: false, scripts: [], hostTimeoutSeconds: 120 },
+    });
     const coverage: number[] = [];
     try {
       const previousFound = new Map<string, number[]>();
@@ -136,7 +162,9 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
           total += host.services.length;
           found += host.services.filter((s) => open.has(s.port)).length;
           // A port found open in the last epoch and still served is always in the host's next port list.
-          for (const s of host.services) if ((previousFound.get(host.ip) ?? []).includes(s.port)) expect(probed.has(s.port), `${host.ip}:${s.port} epoch ${epoch}`).toBe(true);
+          for (const s of host.services)
+            if ((previousFound.get(host.ip) ?? []).includes(s.port))
+              expect(probed.has(s.port), `${host.ip}:${s.port} epoch ${epoch}`).toBe(true);
           previousFound.set(host.ip, [...open]);
         }
         coverage.push(total === 0 ? 1 : found / total);
@@ -167,7 +195,12 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
     const budget = Math.ceil((65_535 + (hosts - 1) * others) / hosts);
     const c = await startCoordinator(
       state,
-      { strategy: 'adaptive', budget, params: { sweepShare: 0.9, sweepTarget: 0, resweepEpochs: 0 }, scan: { preflight: 'connect', versionDetection: false, scripts: [], hostTimeoutSeconds: 120 } },
+      {
+        strategy: 'adaptive',
+        budget,
+        params: { sweepShare: 0.9, sweepTarget: 0, resweepEpochs: 0 },
+        scan: { preflight: 'connect', versionDetection: false, scripts: [], hostTimeoutSeconds: 120 },
+      },
       (h) => [...h.tags],
       // Learn once per epoch, at its end (below), as the simulator does, so that lists made before
       // a port was learned (the epoch of the sweep) can be told from lists made after it. Learning
@@ -176,7 +209,12 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
       // epoch and there are no "before" lists to compare with.
       1_000_000,
     );
-    interface Seen { probed: PortRanges; open: Set<number>; served: Set<number>; sweep: boolean }
+    interface Seen {
+      probed: PortRanges;
+      open: Set<number>;
+      served: Set<number>;
+      sweep: boolean;
+    }
     const epochs: Array<Map<string, Seen>> = [];
     try {
       for (let epoch = 0; epoch < epochCount; epoch++) {
@@ -186,16 +224,28 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
           await c.app.coordinator.sweep({ learn: true });
           await c.app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(c.admin) });
         }
-        await scanOneCycle(c, { ...scanConfig([]), preflight: 'connect', connect: { concurrency: 512, timeoutMs: 1500, retries: 1 } }, 1, hosts);
+        await scanOneCycle(
+          c,
+          { ...scanConfig([]), preflight: 'connect', connect: { concurrency: 512, timeoutMs: 1500, retries: 1 } },
+          1,
+          hosts,
+        );
         const seen = new Map<string, Seen>();
         for (const host of state.hosts) {
           const scan = await latest(c, host.ip);
           const probed = PortRanges.parse(scan?.probedPorts || []);
-          seen.set(host.ip, { probed, open: new Set(openOf(scan)), served: new Set(host.services.map((s) => s.port)), sweep: probed.size >= 65_535 });
+          seen.set(host.ip, {
+            probed,
+            open: new Set(openOf(scan)),
+            served: new Set(host.services.map((s) => s.port)),
+            sweep: probed.size >= 65_535,
+          });
         }
         epochs.push(seen);
         const custom = (ports: Iterable<number>) => [...ports].filter((p) => !common.has(p)).join(',') || '-';
-        log(`epoch ${epoch}: probes per host ${[...seen.values()].map((v) => v.probed.size).join(' ')}; custom ports served/found per host ${[...seen].map(([ip, v]) => `.${ip.split('.')[3]} ${custom(v.served)}/${custom(v.open)}`).join('  ')}`);
+        log(
+          `epoch ${epoch}: probes per host ${[...seen.values()].map((v) => v.probed.size).join(' ')}; custom ports served/found per host ${[...seen].map(([ip, v]) => `.${ip.split('.')[3]} ${custom(v.served)}/${custom(v.open)}`).join('  ')}`,
+        );
       }
     } finally {
       await c.cleanup();
@@ -235,8 +285,12 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
         }
       });
     }
-    log(`custom ports learned: ${[...first].map(([p, f]) => `${p} in epoch ${f.epoch} on ${[...f.sources].join(',')}`).join('; ') || 'none'}`);
-    log(`in peers' ${others}-port lists: ${after.proposed}/${after.pairs} (peer, port) pairs after learning, ${before.proposed}/${before.pairs} before; found on ${after.found}/${after.served} peers serving it`);
+    log(
+      `custom ports learned: ${[...first].map(([p, f]) => `${p} in epoch ${f.epoch} on ${[...f.sources].join(',')}`).join('; ') || 'none'}`,
+    );
+    log(
+      `in peers' ${others}-port lists: ${after.proposed}/${after.pairs} (peer, port) pairs after learning, ${before.proposed}/${before.pairs} before; found on ${after.found}/${after.served} peers serving it`,
+    );
     // The scenario must be observable: a sweep found a custom port before the last epoch ...
     expect(after.pairs).toBeGreaterThan(0);
     expect(after.served).toBeGreaterThan(0);

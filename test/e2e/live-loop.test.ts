@@ -67,8 +67,10 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against a /
     for (;;) {
       const cycle = await api<{ cycle: number; position: string; size: string }>('/api/v1/admin/cycle');
       const queue = await api<{ items: unknown[]; inFlight: number }>('/api/v1/admin/queue');
-      if (cycle.cycle === number && cycle.size !== '0' && cycle.position === cycle.size && queue.items.length === 0 && queue.inFlight === 0) return Date.now() - started;
-      if (Date.now() - started > limitMs) throw new Error(`cycle not done in ${limitMs} ms: ${JSON.stringify({ cycle, inFlight: queue.inFlight })}`);
+      if (cycle.cycle === number && cycle.size !== '0' && cycle.position === cycle.size && queue.items.length === 0 && queue.inFlight === 0)
+        return Date.now() - started;
+      if (Date.now() - started > limitMs)
+        throw new Error(`cycle not done in ${limitMs} ms: ${JSON.stringify({ cycle, inFlight: queue.inFlight })}`);
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
@@ -91,7 +93,9 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against a /
     lab = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: SEED, epochs: 2, closed: 'drop', log });
     for (const h of lab.hosts) log(`${h.ip}: ${h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing)'}`);
     port = await freePort();
-    server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', join(data.dir, 'data'), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', join(data.dir, 'data'), '--log-level', 'warn'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     server.stderr!.on('data', (chunk: Buffer) => (serverErr += chunk.toString()));
     for (let waited = 0; !/pbk_[A-Za-z0-9_-]+/.test(serverErr); waited += 100) {
       if (waited > 30_000) throw new Error(`serve did not start: ${serverErr}`);
@@ -114,9 +118,27 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against a /
     const { stdout } = await cli('token', 'create', '--agent', 'lab-agent');
     const tokenFile = join(data.dir, 'agent.token');
     writeFileSync(tokenFile, stdout, { mode: 0o600 });
-    agent = spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--token-file', tokenFile, '--allow', '198.18.1.0/24', '--rate', '50000', '--screenshots', '--chromium', CHROMIUM], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    agent = spawn(
+      process.execPath,
+      [
+        CLI,
+        'agent',
+        '--server',
+        `http://127.0.0.1:${port}`,
+        '--token-file',
+        tokenFile,
+        '--allow',
+        '198.18.1.0/24',
+        '--rate',
+        '50000',
+        '--screenshots',
+        '--chromium',
+        CHROMIUM,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     agent.stderr!.on('data', (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n')) if (/preflight|refus|fail|reject/.test(line)) log(`agent ${line}`);
     });
@@ -151,7 +173,8 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against a /
     const before = served();
     // What cycle 1 knew open: only those can close in the operator's eyes.
     const knownAfterCycle1 = new Set<string>();
-    for (const h of lab.hosts) for (const p of (await latest(h.ip))?.ports ?? []) if (p.state === 'open') knownAfterCycle1.add(`${h.ip}:${p.port}`);
+    for (const h of lab.hosts)
+      for (const p of (await latest(h.ip))?.ports ?? []) if (p.state === 'open') knownAfterCycle1.add(`${h.ip}:${p.port}`);
     lab = await labEpoch({ log });
     const after = served();
     const key = (s: { ip: string; port: number }) => `${s.ip}:${s.port}`;
@@ -183,10 +206,16 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against a /
     for (const s of opened) {
       const scan = await latest(s.ip);
       if (!scan?.ports.some((p) => p.port === s.port && p.state === 'open')) continue; // counted in the 5% above
-      expect(all.some((e) => e.kind === 'service-new' && e.ip === s.ip && e.port === s.port && cycle2Visits.has(e.scanId)), `service-new ${key(s)}`).toBe(true);
+      expect(
+        all.some((e) => e.kind === 'service-new' && e.ip === s.ip && e.port === s.port && cycle2Visits.has(e.scanId)),
+        `service-new ${key(s)}`,
+      ).toBe(true);
     }
     for (const s of closedByLab.filter((c) => knownAfterCycle1.has(key(c)))) {
-      expect(all.some((e) => e.kind === 'service-closed' && e.ip === s.ip && e.port === s.port && cycle2Visits.has(e.scanId)), `service-closed ${key(s)}`).toBe(true);
+      expect(
+        all.some((e) => e.kind === 'service-closed' && e.ip === s.ip && e.port === s.port && cycle2Visits.has(e.scanId)),
+        `service-closed ${key(s)}`,
+      ).toBe(true);
     }
     // Silent services were cut off by the -sV time-out: partial visits, ports still open.
     const partial = cycle2.items.filter((s) => s.incomplete !== undefined);
@@ -206,8 +235,13 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against a /
     for (const s of web) {
       const scan = await latest(s.ip);
       if (!scan?.ports.some((p) => p.port === s.port && p.state === 'open' && p.service !== undefined && /http/.test(p.service))) continue;
-      expect(scan.screenshots?.some((shot) => shot.port === s.port), `screenshot of ${key(s)}`).toBe(true);
-      const image = await fetch(`http://127.0.0.1:${port}/api/v1/hosts/${s.ip}/screenshots/${scan.scanId}/${s.port}`, { headers: { authorization: `Bearer ${admin}` } });
+      expect(
+        scan.screenshots?.some((shot) => shot.port === s.port),
+        `screenshot of ${key(s)}`,
+      ).toBe(true);
+      const image = await fetch(`http://127.0.0.1:${port}/api/v1/hosts/${s.ip}/screenshots/${scan.scanId}/${s.port}`, {
+        headers: { authorization: `Bearer ${admin}` },
+      });
       expect(image.status).toBe(200);
       expect(image.headers.get('content-type')).toMatch(/^image\/(png|jpeg)/);
       const bytes = Buffer.from(await image.arrayBuffer());

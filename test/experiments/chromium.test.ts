@@ -24,7 +24,14 @@ describe.skipIf(missing)('report.html in headless Chromium', () => {
     const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
       viewport: { width: 1280, height: 900 },
       offline: true,
     });
@@ -33,7 +40,9 @@ describe.skipIf(missing)('report.html in headless Chromium', () => {
       const requests: string[] = [];
       page.on('request', (r) => requests.push(r.url()));
       await page.goto(`file://${join(dir, 'out', 'report.html')}`);
-      const sizes = await page.locator('figure.chart svg').evaluateAll((svgs) => svgs.map((s) => s.getBoundingClientRect()).map((r) => [r.width, r.height]));
+      const sizes = await page
+        .locator('figure.chart svg')
+        .evaluateAll((svgs) => svgs.map((s) => s.getBoundingClientRect()).map((r) => [r.width, r.height]));
       expect(sizes.length).toBe(6);
       for (const [w, h] of sizes) {
         expect(w).toBeGreaterThan(300);

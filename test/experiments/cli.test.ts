@@ -13,7 +13,14 @@ describe('portbandit experiment', () => {
     writeTinyRecording(join(dir, 'tiny.ndjson'), { hosts: 12, epochs: 3, seed: 'cli' });
     writeFileSync(
       join(dir, 'exp.json'),
-      JSON.stringify({ name: 'cli', recordings: [{ file: 'tiny.ndjson' }], strategies: ['fixed', 'top-k'], budgets: [10], seeds: [1], bootstrap: { replicates: 20 } }),
+      JSON.stringify({
+        name: 'cli',
+        recordings: [{ file: 'tiny.ndjson' }],
+        strategies: ['fixed', 'top-k'],
+        budgets: [10],
+        seeds: [1],
+        bootstrap: { replicates: 20 },
+      }),
     );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,7 +45,9 @@ describe('portbandit experiment', () => {
   });
 
   it('rejects a bad --workers value naming it', async () => {
-    expect(await main(['node', 'portbandit', 'experiment', join(dir, 'exp.json'), '--out', join(dir, 'o2'), '--workers', 'many'])).not.toBe(0);
+    expect(await main(['node', 'portbandit', 'experiment', join(dir, 'exp.json'), '--out', join(dir, 'o2'), '--workers', 'many'])).not.toBe(
+      0,
+    );
   });
 });
 

@@ -11,7 +11,19 @@ describe('the headline experiment', () => {
     expect(spec.budgets).toEqual([25, 50, 100, 250, 1000]);
     expect(spec.seeds).toHaveLength(3);
     expect(spec.recordings.map((r) => r.name).sort()).toEqual(
-      ['datacenter', 'dmz', 'enterprise', 'internet', 'iot', 'longtail', 'office', 'orgtail-128', 'orgtail-1024', 'orgtail-4096', 'orgtail-16384'].sort(),
+      [
+        'datacenter',
+        'dmz',
+        'enterprise',
+        'internet',
+        'iot',
+        'longtail',
+        'office',
+        'orgtail-128',
+        'orgtail-1024',
+        'orgtail-4096',
+        'orgtail-16384',
+      ].sort(),
     );
     for (const r of spec.recordings) expect(r.kind === 'generated' && r.epochs).toBe(12);
     // top-k is the Natlas list (nmap's top 1,000 in nmap's order) at every budget up to 1,000: left out.

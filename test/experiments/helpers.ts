@@ -62,7 +62,15 @@ export interface FakeHost {
 }
 
 /** A hand-made cell result (for statistics and report tests only; the runner makes real ones). */
-export function fakeCell(spec: ExperimentSpec, recording: string, strategy: string, budget: number, seed: string, hosts: readonly FakeHost[], epochs = 3): CellResult {
+export function fakeCell(
+  spec: ExperimentSpec,
+  recording: string,
+  strategy: string,
+  budget: number,
+  seed: string,
+  hosts: readonly FakeHost[],
+  epochs = 3,
+): CellResult {
   const rec = spec.recordings.find((r) => r.name === recording)!;
   const strat = spec.strategies.find((s) => s.label === strategy)!;
   const sum = (f: (h: FakeHost) => number) => hosts.reduce((a, h) => a + f(h), 0);
@@ -92,7 +100,14 @@ export function fakeCell(spec: ExperimentSpec, recording: string, strategy: stri
         probes: hosts.map((h) => h.probes),
         epochs: hosts.map((h) => h.epochs ?? epochs),
       },
-      detection: { count: 10, detected: 8, censored: 2, mean: budget > 10 ? 0.5 : 1.5, median: 1, histogram: { '0': 4, '1': 2, '2': 1, '>=4': 1 } },
+      detection: {
+        count: 10,
+        detected: 8,
+        censored: 2,
+        mean: budget > 10 ? 0.5 : 1.5,
+        median: 1,
+        histogram: { '0': 4, '1': 2, '2': 1, '>=4': 1 },
+      },
       detectionByTag: {},
     },
     simulation: {},

@@ -7,7 +7,8 @@ import { runExperiment } from '../../experiments/runner.js';
 import { loadExperimentSpec } from '../../experiments/spec.js';
 import { writeTinyRecording } from './helpers.js';
 
-const cellFiles = (dir: string) => (existsSync(join(dir, 'cells')) ? readdirSync(join(dir, 'cells')).filter((f) => f.endsWith('.json')).length : 0);
+const cellFiles = (dir: string) =>
+  existsSync(join(dir, 'cells')) ? readdirSync(join(dir, 'cells')).filter((f) => f.endsWith('.json')).length : 0;
 
 describe('a killed experiment', () => {
   let dir: string;
@@ -33,10 +34,14 @@ describe('a killed experiment', () => {
   it('resumes from its cache after SIGKILL and ends with the same results as an uninterrupted run', async () => {
     const killed = join(dir, 'killed');
     // The CLI from the TypeScript sources, in its own process, so it can really be killed.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'experiment', specFile, '--out', killed, '--workers', '1'], {
-      cwd: process.cwd(),
-      stdio: 'ignore',
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'experiment', specFile, '--out', killed, '--workers', '1'],
+      {
+        cwd: process.cwd(),
+        stdio: 'ignore',
+      },
+    );
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     try {
       const deadline = Date.now() + 60_000;

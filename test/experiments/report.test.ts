@@ -36,7 +36,13 @@ const results = spec.recordings.flatMap((rec) =>
           seed,
           Array.from({ length: 20 }, (_v, i) => {
             const total = 3 + (i % 4);
-            return { ip: `198.18.${seed}.${i + 1}`, tags: [i % 2 ? 'dmz' : 'office'], total, found: Math.min(total, Math.round(total * share[s.label]! * (budget === 100 ? 1.2 : 1))), probes: budget * 3 };
+            return {
+              ip: `198.18.${seed}.${i + 1}`,
+              tags: [i % 2 ? 'dmz' : 'office'],
+              total,
+              found: Math.min(total, Math.round(total * share[s.label]! * (budget === 100 ? 1.2 : 1))),
+              probes: budget * 3,
+            };
           }),
         ),
       ),

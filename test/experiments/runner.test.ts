@@ -54,7 +54,9 @@ describe('the experiment runner', () => {
     const spec = tinySpec(file, { strategies: ['top-k', 'random'], baseline: 'top-k', budgets: [7], seeds: ['a'] });
     const a = await runExperiment(spec, { out: join(dir, 'inthread'), workers: 0, skipReport: true });
     const b = await runExperiment(spec, { out: join(dir, 'workers'), workers: 2, skipReport: true });
-    expect(readFileSync(join(dir, 'inthread', 'results.ndjson'), 'utf8')).toBe(readFileSync(join(dir, 'workers', 'results.ndjson'), 'utf8'));
+    expect(readFileSync(join(dir, 'inthread', 'results.ndjson'), 'utf8')).toBe(
+      readFileSync(join(dir, 'workers', 'results.ndjson'), 'utf8'),
+    );
     expect(a.summary).toEqual(b.summary);
   });
 

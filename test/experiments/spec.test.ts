@@ -60,7 +60,20 @@ describe('experiment specs', () => {
 
   it('keys cells by their content: field order and labels do not matter, budgets and versions do', () => {
     const a = expandCells(parseExperimentSpec(valid, 'x.json', '/specs'));
-    const reordered = expandCells(parseExperimentSpec({ baseline: 'natlas', seeds: valid.seeds, budgets: valid.budgets, strategies: valid.strategies, recordings: valid.recordings, name: 'other' }, 'y.json', '/specs'));
+    const reordered = expandCells(
+      parseExperimentSpec(
+        {
+          baseline: 'natlas',
+          seeds: valid.seeds,
+          budgets: valid.budgets,
+          strategies: valid.strategies,
+          recordings: valid.recordings,
+          name: 'other',
+        },
+        'y.json',
+        '/specs',
+      ),
+    );
     expect(a.map((c) => cellKey(c))).toEqual(reordered.map((c) => cellKey(c)));
     const relabelled = { ...a[0]!, strategy: { ...a[0]!.strategy, label: 'renamed' } };
     expect(cellKey(relabelled)).toBe(cellKey(a[0]!));

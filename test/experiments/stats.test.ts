@@ -28,19 +28,19 @@ describe('bootstrap intervals', () => {
     expect(covered / trials).toBeLessThan(0.995);
   });
 
-  test.prop([fc.array(fc.double({ min: -1e3, max: 1e3, noNaN: true }), { minLength: 2, maxLength: 60 }), fc.string({ minLength: 1, maxLength: 8 })])(
-    'is deterministic in its seed and brackets the sample mean loosely',
-    (sample, seed) => {
-      const a = bootstrapMean(sample, { replicates: 60, confidence: 0.9, seed });
-      const b = bootstrapMean(sample, { replicates: 60, confidence: 0.9, seed });
-      expect(a).toEqual(b);
-      const min = Math.min(...sample);
-      const max = Math.max(...sample);
-      expect(a.low!).toBeGreaterThanOrEqual(min - 1e-9);
-      expect(a.high!).toBeLessThanOrEqual(max + 1e-9);
-      expect(a.low!).toBeLessThanOrEqual(a.high!);
-    },
-  );
+  test.prop([
+    fc.array(fc.double({ min: -1e3, max: 1e3, noNaN: true }), { minLength: 2, maxLength: 60 }),
+    fc.string({ minLength: 1, maxLength: 8 }),
+  ])('is deterministic in its seed and brackets the sample mean loosely', (sample, seed) => {
+    const a = bootstrapMean(sample, { replicates: 60, confidence: 0.9, seed });
+    const b = bootstrapMean(sample, { replicates: 60, confidence: 0.9, seed });
+    expect(a).toEqual(b);
+    const min = Math.min(...sample);
+    const max = Math.max(...sample);
+    expect(a.low!).toBeGreaterThanOrEqual(min - 1e-9);
+    expect(a.high!).toBeLessThanOrEqual(max + 1e-9);
+    expect(a.low!).toBeLessThanOrEqual(a.high!);
+  });
 
   test('wider confidence gives a wider interval', () => {
     const sample = normals('w', 80, 0, 1);
@@ -50,7 +50,7 @@ describe('bootstrap intervals', () => {
   });
 
   test.prop([fc.array(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 20 })])(
-    'hierarchical weights draw one seed per seed slot and all of a drawn seed\'s hosts each time',
+    "hierarchical weights draw one seed per seed slot and all of a drawn seed's hosts each time",
     (sizes, replicates) => {
       const draws = drawHierarchicalWeights(sizes, replicates, deriveRng('w', sizes.length));
       expect(draws).toHaveLength(replicates);
@@ -108,7 +108,8 @@ describe('paired differences against the baseline', () => {
     ]),
   );
   const summary = summariseExperiment(spec, results);
-  const row = (strategy: string, tag = ALL_TAGS, budget = 5) => summary.rows.find((r) => r.strategy === strategy && r.tag === tag && r.budget === budget)!;
+  const row = (strategy: string, tag = ALL_TAGS, budget = 5) =>
+    summary.rows.find((r) => r.strategy === strategy && r.tag === tag && r.budget === budget)!;
 
   test('differences equal the hand-computed values, with a degenerate interval when the gap is the same on every host', () => {
     expect(row('top-k').coverage.value).toBeCloseTo(1);

@@ -14,7 +14,10 @@ class TextSink extends Writable {
  * Run the CLI in-process with its own stdout and stderr (`main` takes its streams): the exit
  * code as `main` returns it and everything the run printed. `env` defaults to the process's.
  */
-export async function runCli(args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string; err: string }> {
+export async function runCli(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; out: string; err: string }> {
   const stdout = new TextSink();
   const stderr = new TextSink();
   const code = await main(['node', 'portbandit', ...args], { stdout, stderr, env: options.env ?? process.env });

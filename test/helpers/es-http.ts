@@ -25,12 +25,23 @@ export async function serveMemoryElasticsearch(): Promise<{ url: string; cluster
       const ndjson = String(req.headers['content-type'] ?? '').includes('ndjson');
       let body: Record<string, unknown> | Record<string, unknown>[] | undefined;
       try {
-        if (text !== '') body = ndjson ? text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>) : (JSON.parse(text) as Record<string, unknown>);
+        if (text !== '')
+          body = ndjson
+            ? text
+                .split('\n')
+                .filter(Boolean)
+                .map((line) => JSON.parse(line) as Record<string, unknown>)
+            : (JSON.parse(text) as Record<string, unknown>);
       } catch {
         res.writeHead(400).end();
         return;
       }
-      const params = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), querystring: Object.fromEntries(url.searchParams), body };
+      const params = {
+        method: req.method ?? 'GET',
+        path: decodeURIComponent(url.pathname),
+        querystring: Object.fromEntries(url.searchParams),
+        body,
+      };
       const handler = mock.get(params) as ((p: typeof params) => unknown) | null;
       let status = 200;
       let payload: unknown = handler ? handler(params) : { error: 'no handler' };

@@ -74,7 +74,12 @@ interface Request {
 }
 
 function fail(statusCode: number, type: string, reason: string): errors.ResponseError {
-  const meta = { body: { error: { type, reason }, status: statusCode }, statusCode, headers: {}, warnings: null } as unknown as DiagnosticResult;
+  const meta = {
+    body: { error: { type, reason }, status: statusCode },
+    statusCode,
+    headers: {},
+    warnings: null,
+  } as unknown as DiagnosticResult;
   return new errors.ResponseError(meta);
 }
 
@@ -143,8 +148,10 @@ export class MemoryCluster {
     }
     const index = this.indices.get(indexName);
     if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
-    if (parts.length === 2 && op === '_mapping' && method === 'PUT') return this.addMapping(index, request.body as { properties?: unknown });
-    if (parts.length === 2 && op === '_search' && (method === 'POST' || method === 'GET')) return this.search(index, (request.body ?? {}) as Source);
+    if (parts.length === 2 && op === '_mapping' && method === 'PUT')
+      return this.addMapping(index, request.body as { properties?: unknown });
+    if (parts.length === 2 && op === '_search' && (method === 'POST' || method === 'GET'))
+      return this.search(index, (request.body ?? {}) as Source);
     if (parts.length === 2 && op === '_count' && (method === 'POST' || method === 'GET')) {
       const body = (request.body ?? {}) as Source;
       checkKeys(body, ['query'], '_count body');
@@ -164,22 +171,35 @@ export class MemoryCluster {
 
   private createIndex(name: string, body: { mappings?: unknown } | null): unknown {
     if (this.indices.has(name)) throw fail(400, 'resource_already_exists_exception', `index [${name}] already exists`);
-    const mappings = (body?.mappings ?? {}) as { dynamic?: string; properties?: Record<string, { type?: string; ignore_above?: number; enabled?: boolean }> };
+    const mappings = (body?.mappings ?? {}) as {
+      dynamic?: string;
+      properties?: Record<string, { type?: string; ignore_above?: number; enabled?: boolean }>;
+    };
     const fields = new Map<string, FieldType>();
     const ignoreAbove = new Map<string, number>();
     for (const [field, spec] of Object.entries(mappings.properties ?? {})) {
       const type = spec.type ?? 'object';
-      if (!['keyword', 'ip', 'long', 'integer', 'object'].includes(type)) throw fail(400, 'mapper_parsing_exception', `field type ${type} not modelled`);
+      if (!['keyword', 'ip', 'long', 'integer', 'object'].includes(type))
+        throw fail(400, 'mapper_parsing_exception', `field type ${type} not modelled`);
       for (const key of Object.keys(spec)) {
-        if (!['type', 'ignore_above', 'enabled'].includes(key)) throw fail(400, 'mapper_parsing_exception', `mapping parameter [${key}] not modelled`);
+        if (!['type', 'ignore_above', 'enabled'].includes(key))
+          throw fail(400, 'mapper_parsing_exception', `mapping parameter [${key}] not modelled`);
       }
       if (spec.ignore_above !== undefined) {
-        if (type !== 'keyword' || !Number.isInteger(spec.ignore_above) || spec.ignore_above < 0) throw fail(400, 'mapper_parsing_exception', `[ignore_above] on [${field}]`);
+        if (type !== 'keyword' || !Number.isInteger(spec.ignore_above) || spec.ignore_above < 0)
+          throw fail(400, 'mapper_parsing_exception', `[ignore_above] on [${field}]`);
         ignoreAbove.set(field, spec.ignore_above);
       }
       fields.set(field, type as FieldType);
     }
-    this.indices.set(name, { fields, ignoreAbove, strict: mappings.dynamic === 'strict', docs: new Map(), searchable: new Map(), nextSeqNo: 0 });
+    this.indices.set(name, {
+      fields,
+      ignoreAbove,
+      strict: mappings.dynamic === 'strict',
+      docs: new Map(),
+      searchable: new Map(),
+      nextSeqNo: 0,
+    });
     return { acknowledged: true, index: name };
   }
 
@@ -188,9 +208,11 @@ export class MemoryCluster {
     checkKeys(body ?? {}, ['properties'], '_mapping body');
     for (const [field, spec] of Object.entries((body?.properties ?? {}) as Record<string, { type?: string }>)) {
       const type = (spec.type ?? 'object') as FieldType;
-      if (!['keyword', 'ip', 'long', 'integer', 'object'].includes(type)) throw fail(400, 'mapper_parsing_exception', `field type ${type} not modelled`);
+      if (!['keyword', 'ip', 'long', 'integer', 'object'].includes(type))
+        throw fail(400, 'mapper_parsing_exception', `field type ${type} not modelled`);
       const known = index.fields.get(field);
-      if (known !== undefined && known !== type) throw fail(400, 'illegal_argument_exception', `mapper [${field}] cannot be changed from type [${known}] to [${type}]`);
+      if (known !== undefined && known !== type)
+        throw fail(400, 'illegal_argument_exception', `mapper [${field}] cannot be changed from type [${known}] to [${type}]`);
       index.fields.set(field, type);
     }
     return { acknowledged: true };
@@ -199,7 +221,15 @@ export class MemoryCluster {
   private get(indexName: string, index: MemoryIndex, id: string): unknown {
     const doc = index.docs.get(id);
     if (!doc) return fail(404, 'not_found', `${indexName}/${id}`);
-    return { _index: indexName, _id: id, _version: doc.version, _seq_no: doc.seqNo, _primary_term: 1, found: true, _source: structuredClone(doc.source) };
+    return {
+      _index: indexName,
+      _id: id,
+      _version: doc.version,
+      _seq_no: doc.seqNo,
+      _primary_term: 1,
+      found: true,
+      _source: structuredClone(doc.source),
+    };
   }
 
   private checkVersion(doc: StoredDoc | undefined, qs: Record<string, string>, id: string): void {
@@ -212,12 +242,19 @@ export class MemoryCluster {
   /** `version_type` external (stored version must be lower) or external_gte (lower or equal); undefined when internal. */
   private externalVersion(doc: StoredDoc | undefined, qs: Record<string, string>, id: string, create: boolean): number | undefined {
     if (qs.version_type === undefined) return undefined;
-    if (create) throw fail(400, 'action_request_validation_exception', 'create operations only support internal versioning. use index instead');
-    if (qs.version_type !== 'external' && qs.version_type !== 'external_gte') throw fail(400, 'illegal_argument_exception', `version_type [${qs.version_type}] is not modelled`);
+    if (create)
+      throw fail(400, 'action_request_validation_exception', 'create operations only support internal versioning. use index instead');
+    if (qs.version_type !== 'external' && qs.version_type !== 'external_gte')
+      throw fail(400, 'illegal_argument_exception', `version_type [${qs.version_type}] is not modelled`);
     const version = Number(qs.version);
-    if (!Number.isSafeInteger(version) || version < 0) throw fail(400, 'action_request_validation_exception', `illegal version value [${qs.version}] for version type [${qs.version_type}]`);
+    if (!Number.isSafeInteger(version) || version < 0)
+      throw fail(400, 'action_request_validation_exception', `illegal version value [${qs.version}] for version type [${qs.version_type}]`);
     if (doc && (qs.version_type === 'external' ? version <= doc.version : version < doc.version)) {
-      throw fail(409, 'version_conflict_engine_exception', `[${id}]: version conflict, current version [${doc.version}] is higher${qs.version_type === 'external' ? ' or equal to' : ' than'} the one provided [${version}]`);
+      throw fail(
+        409,
+        'version_conflict_engine_exception',
+        `[${id}]: version conflict, current version [${doc.version}] is higher${qs.version_type === 'external' ? ' or equal to' : ' than'} the one provided [${version}]`,
+      );
     }
     return version;
   }
@@ -231,7 +268,14 @@ export class MemoryCluster {
     const doc = { source: structuredClone(source), seqNo: index.nextSeqNo++, version: version ?? (existing?.version ?? 0) + 1 };
     index.docs.set(id, doc);
     this.refreshIfAsked(index, qs);
-    return { _index: indexName, _id: id, _version: doc.version, result: existing ? 'updated' : 'created', _seq_no: doc.seqNo, _primary_term: 1 };
+    return {
+      _index: indexName,
+      _id: id,
+      _version: doc.version,
+      result: existing ? 'updated' : 'created',
+      _seq_no: doc.seqNo,
+      _primary_term: 1,
+    };
   }
 
   private delete(indexName: string, index: MemoryIndex, id: string, qs: Record<string, string>): unknown {
@@ -255,7 +299,8 @@ export class MemoryCluster {
     this.bulkRequests++;
     const shed = this.rejectBulk !== undefined && this.rejectBulk.remaining > 0;
     if (shed) this.rejectBulk!.remaining--;
-    const rejected = () => fail(429, 'es_rejected_execution_exception', 'rejected execution of coordinating operation [in-memory double: rejectBulk]');
+    const rejected = () =>
+      fail(429, 'es_rejected_execution_exception', 'rejected execution of coordinating operation [in-memory double: rejectBulk]');
     if (shed && this.rejectBulk!.as === 'request') throw rejected();
     const items: Source[] = [];
     const touched = new Set<MemoryIndex>();
@@ -269,7 +314,8 @@ export class MemoryCluster {
         if (shed) throw rejected();
         const index = this.indices.get(indexName);
         if (!index) throw fail(404, 'index_not_found_exception', `no such index [${indexName}]`);
-        const qs: Record<string, string> = meta.version_type === undefined ? {} : { version: String(meta.version), version_type: String(meta.version_type) };
+        const qs: Record<string, string> =
+          meta.version_type === undefined ? {} : { version: String(meta.version), version_type: String(meta.version_type) };
         const result = this.write(indexName, index, id, lines[i + 1] as Source, op === 'create', qs) as Source;
         touched.add(index);
         items.push({ [op]: { ...result, status: result.result === 'created' ? 201 : 200 } });
@@ -293,7 +339,8 @@ export class MemoryCluster {
     all.sort(([, a], [, b]) => compareTuples(sortValues(a.source), sortValues(b.source), sort));
     let hits = all;
     if (body.search_after !== undefined) {
-      if (!Array.isArray(body.search_after) || body.search_after.length !== sort.length) throw new Error('search_after must match the sort');
+      if (!Array.isArray(body.search_after) || body.search_after.length !== sort.length)
+        throw new Error('search_after must match the sort');
       const after = body.search_after as unknown[];
       hits = hits.filter(([, doc]) => compareTuples(sortValues(doc.source), after, sort) > 0);
     }
@@ -315,36 +362,50 @@ export class MemoryCluster {
         })),
       },
     };
-    if (body.aggs !== undefined) response.aggregations = aggregate(index, all.map(([, doc]) => doc.source), body.aggs as Source);
+    if (body.aggs !== undefined)
+      response.aggregations = aggregate(
+        index,
+        all.map(([, doc]) => doc.source),
+        body.aggs as Source,
+      );
     return response;
   }
 }
 
 function checkKeys(object: unknown, allowed: readonly string[], what: string): void {
   if (typeof object !== 'object' || object === null) throw new Error(`${what} must be an object`);
-  for (const key of Object.keys(object)) if (!allowed.includes(key)) throw new Error(`${what}: [${key}] is not modelled by the in-memory cluster`);
+  for (const key of Object.keys(object))
+    if (!allowed.includes(key)) throw new Error(`${what}: [${key}] is not modelled by the in-memory cluster`);
 }
 
 function validateSource(index: MemoryIndex, source: Source): void {
   for (const [field, value] of Object.entries(source)) {
     const type = index.fields.get(field);
     if (type === undefined) {
-      if (index.strict) throw fail(400, 'strict_dynamic_mapping_exception', `mapping set to strict, dynamic introduction of [${field}] is not allowed`);
+      if (index.strict)
+        throw fail(400, 'strict_dynamic_mapping_exception', `mapping set to strict, dynamic introduction of [${field}] is not allowed`);
       continue;
     }
     for (const item of Array.isArray(value) ? value : [value]) {
       // A disabled object field still has to hold an object (scalars there are not relied upon).
       if (type === 'object') {
-        if (typeof item !== 'object' || item === null || Array.isArray(value)) throw fail(400, 'document_parsing_exception', `[${field}] expects an object`);
+        if (typeof item !== 'object' || item === null || Array.isArray(value))
+          throw fail(400, 'document_parsing_exception', `[${field}] expects an object`);
         continue;
       }
       if (item === null) continue;
-      if ((type === 'long' || type === 'integer') && !Number.isInteger(item)) throw fail(400, 'document_parsing_exception', `[${field}] expects an integer, got ${JSON.stringify(item)}`);
+      if ((type === 'long' || type === 'integer') && !Number.isInteger(item))
+        throw fail(400, 'document_parsing_exception', `[${field}] expects an integer, got ${JSON.stringify(item)}`);
       if (type === 'keyword' && typeof item !== 'string') throw fail(400, 'document_parsing_exception', `[${field}] expects a string`);
       if (type === 'keyword' && !index.ignoreAbove.has(field) && Buffer.byteLength(item as string, 'utf8') > 32_766) {
-        throw fail(400, 'document_parsing_exception', `Document contains at least one immense term in field="${field}" (whose UTF8 encoding is longer than the max length 32766)`);
+        throw fail(
+          400,
+          'document_parsing_exception',
+          `Document contains at least one immense term in field="${field}" (whose UTF8 encoding is longer than the max length 32766)`,
+        );
       }
-      if (type === 'ip' && (typeof item !== 'string' || !ipMatches(item, item))) throw fail(400, 'document_parsing_exception', `[${field}] expects an ip`);
+      if (type === 'ip' && (typeof item !== 'string' || !ipMatches(item, item)))
+        throw fail(400, 'document_parsing_exception', `[${field}] expects an ip`);
     }
   }
 }
@@ -423,7 +484,8 @@ function compileQuery(index: MemoryIndex, query: unknown): Predicate {
     case 'bool': {
       checkKeys(clause, ['filter', 'must', 'must_not', 'should', 'minimum_should_match'], 'bool');
       const b = clause as Record<string, unknown>;
-      const list = (value: unknown): Predicate[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]).map((q) => compileQuery(index, q));
+      const list = (value: unknown): Predicate[] =>
+        (value === undefined ? [] : Array.isArray(value) ? value : [value]).map((q) => compileQuery(index, q));
       const required = [...list(b.filter), ...list(b.must)];
       const mustNot = list(b.must_not);
       const should = list(b.should);
@@ -482,7 +544,8 @@ function aggregate(index: MemoryIndex, sources: Source[], aggs: Source): Source 
       const field = o.field as string;
       const numeric = fieldType(index, field) !== 'keyword';
       const counts = new Map<string | number, number>();
-      for (const s of sources) for (const v of new Set(valuesOf(s, field))) counts.set(v as string | number, (counts.get(v as string | number) ?? 0) + 1);
+      for (const s of sources)
+        for (const v of new Set(valuesOf(s, field))) counts.set(v as string | number, (counts.get(v as string | number) ?? 0) + 1);
       const order = (o.order ?? [{ _count: 'desc' }, { _key: 'asc' }]) as Record<string, string>[];
       const buckets = [...counts.entries()].map(([key, doc_count]) => ({ key: numeric ? Number(key) : key, doc_count }));
       buckets.sort((a, b) => {
@@ -493,17 +556,22 @@ function aggregate(index: MemoryIndex, sources: Source[], aggs: Source): Source 
         }
         return 0;
       });
-      out[name] = { doc_count_error_upper_bound: 0, sum_other_doc_count: 0, buckets: buckets.slice(0, (o.size as number | undefined) ?? 10) };
+      out[name] = {
+        doc_count_error_upper_bound: 0,
+        sum_other_doc_count: 0,
+        buckets: buckets.slice(0, (o.size as number | undefined) ?? 10),
+      };
     } else if (kind === 'histogram') {
       checkKeys(o, ['field', 'interval', 'min_doc_count'], 'histogram');
       const field = o.field as string;
       const interval = o.interval as number;
       if (o.min_doc_count !== 1) throw new Error('only histogram min_doc_count 1 is modelled');
       const counts = new Map<number, number>();
-      for (const s of sources) for (const v of valuesOf(s, field)) {
-        const key = Math.floor(Number(v) / interval) * interval;
-        counts.set(key, (counts.get(key) ?? 0) + 1);
-      }
+      for (const s of sources)
+        for (const v of valuesOf(s, field)) {
+          const key = Math.floor(Number(v) / interval) * interval;
+          counts.set(key, (counts.get(key) ?? 0) + 1);
+        }
       out[name] = { buckets: [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([key, doc_count]) => ({ key, doc_count })) };
     } else {
       throw new Error(`aggregation [${kind}] is not modelled by the in-memory cluster`);

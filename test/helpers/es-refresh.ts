@@ -8,7 +8,18 @@ import type { Store } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient, type MemoryCluster } from './es-memory.js';
 
 /** The scan index reads that go through search (near-real-time), as opposed to get by id (real-time). */
-const SEARCH_READS = new Set(['search', 'count', 'exportHistory', 'hostHistory', 'readEvents', 'readEventsBackward', 'counts', 'topPorts', 'topServices', 'scansPerHour']);
+const SEARCH_READS = new Set([
+  'search',
+  'count',
+  'exportHistory',
+  'hostHistory',
+  'readEvents',
+  'readEventsBackward',
+  'counts',
+  'topPorts',
+  'topServices',
+  'scansPerHour',
+]);
 
 /** The reads an IndexedStore sends to the search index (the rest go to the coordination store). */
 const INDEX_READS = new Set(['search', 'count', 'counts', 'topPorts', 'topServices', 'scansPerHour', 'exportHistory']);
@@ -60,7 +71,9 @@ export function feedBeforeSearch(store: IndexedStore, feeder = new OutboxFeeder(
 }
 
 /** SQLite coordination (outbox on, in memory) + the in-memory Elasticsearch double, fed before search. */
-export async function openFedMemoryStore(options: { path?: string; prefix?: string } = {}): Promise<{ store: IndexedStore; cluster: MemoryCluster; client: Client }> {
+export async function openFedMemoryStore(
+  options: { path?: string; prefix?: string } = {},
+): Promise<{ store: IndexedStore; cluster: MemoryCluster; client: Client }> {
   const { client, cluster } = createMemoryElasticsearchClient();
   cluster.nearRealTime = true;
   const record = await openSqliteStore({ path: options.path ?? ':memory:', outbox: true });

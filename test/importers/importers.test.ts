@@ -18,7 +18,21 @@ describe('import nmap', () => {
     const rec = await loadRecording(out);
     expect(rec.epochs).toBe(2);
     // The two files probed different ports: every line carries its own probed set.
-    const lines = readFileSync(out, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as { epoch: number; ip: string; open: number[]; probed?: string; services?: Record<string, string>; tags: string[] });
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            epoch: number;
+            ip: string;
+            open: number[];
+            probed?: string;
+            services?: Record<string, string>;
+            tags: string[];
+          },
+      );
     const e1 = lines.find((l) => l.epoch === 1 && l.ip === '198.18.1.10')!;
     expect(e1).toMatchObject({ open: [21, 22, 25, 6379, 8080], probed: '21-22,25,443,2222,6379,8080', tags: ['lab'] });
     expect(e1.services).toEqual({ 21: 'ftp', 22: 'ssh', 25: 'smtp', 6379: 'redis', 8080: 'http' });
@@ -36,7 +50,9 @@ describe('import nmap', () => {
     const incomplete = join(dir, 'incomplete.xml');
     writeFileSync(incomplete, xml.replace(/<runstats>[\s\S]*<\/runstats>/, ''));
     const out = join(dir, 'never.ndjson');
-    const error = (await importNmap({ files: [fx('nmap-sv-lab.xml'), cut, incomplete], out, epochBy: 'file' }).catch((e: unknown) => e)) as Error;
+    const error = (await importNmap({ files: [fx('nmap-sv-lab.xml'), cut, incomplete], out, epochBy: 'file' }).catch(
+      (e: unknown) => e,
+    )) as Error;
     expect(error).toBeInstanceOf(Error);
     expect(error.message).toMatch(/2 files could not be imported/);
     expect(error.message).toMatch(/cut\.xml:\d+:\d+/);
@@ -46,10 +62,24 @@ describe('import nmap', () => {
 
   test('--epoch-by time buckets files by scan time', async () => {
     const out = join(dir, 'time.ndjson');
-    const summary = await importNmap({ files: [fx('nmap-sv-services.xml'), fx('nmap-sv-lab.xml')], out, epochBy: 'time', epochSeconds: 60 });
-    const lines = readFileSync(out, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as { epoch: number; ip: string });
+    const summary = await importNmap({
+      files: [fx('nmap-sv-services.xml'), fx('nmap-sv-lab.xml')],
+      out,
+      epochBy: 'time',
+      epochSeconds: 60,
+    });
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l) as { epoch: number; ip: string });
     // nmap-sv-lab.xml was captured first (02:29), nmap-sv-services.xml ~38 minutes later.
-    expect(lines.filter((l) => l.epoch === 0).map((l) => l.ip).sort()).toEqual(['198.18.1.10', '198.18.1.11']);
+    expect(
+      lines
+        .filter((l) => l.epoch === 0)
+        .map((l) => l.ip)
+        .sort(),
+    ).toEqual(['198.18.1.10', '198.18.1.11']);
     expect(summary.epochs).toBeGreaterThan(30);
   });
 });
@@ -62,12 +92,18 @@ describe('import masscan', () => {
     expect(summary).toMatchObject({ files: 3, epochs: 3, hosts: 2 });
     const rec = await loadRecording(out);
     expect(rec.header.probed).toBe('1-10000');
-    const lines = readFileSync(out, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as { epoch: number; ip: string; open: number[] });
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l) as { epoch: number; ip: string; open: number[] });
     expect(lines.find((l) => l.epoch === 1 && l.ip === '198.18.1.10')!.open).toEqual([21, 22, 25, 6379, 8080]);
   });
 
   test('without --probed (or a "# probed:" line) it refuses, naming the file', async () => {
-    await expect(importMasscan({ files: [fx('masscan-lab.list')], out: join(dir, 'x.ndjson'), epochBy: 'file' })).rejects.toThrow(/masscan-lab\.list: .*--probed/);
+    await expect(importMasscan({ files: [fx('masscan-lab.list')], out: join(dir, 'x.ndjson'), epochBy: 'file' })).rejects.toThrow(
+      /masscan-lab\.list: .*--probed/,
+    );
     const withHeader = join(dir, 'with-header.list');
     writeFileSync(withHeader, `# probed: 1-9000\n${readFileSync(fx('masscan-lab.list'), 'utf8')}`);
     const summary = await importMasscan({ files: [withHeader], out: join(dir, 'h.ndjson'), epochBy: 'file' });
@@ -75,7 +111,9 @@ describe('import masscan', () => {
   });
 
   test('an open port outside the probed ports is an error, not a silent drop', async () => {
-    await expect(importMasscan({ files: [fx('masscan-lab.ndjson')], out: join(dir, 'y.ndjson'), epochBy: 'file', probed: '1-1000' })).rejects.toThrow(/8080 is open but outside the probed ports 1-1000/);
+    await expect(
+      importMasscan({ files: [fx('masscan-lab.ndjson')], out: join(dir, 'y.ndjson'), epochBy: 'file', probed: '1-1000' }),
+    ).rejects.toThrow(/8080 is open but outside the probed ports 1-1000/);
   });
 });
 

@@ -20,7 +20,9 @@ const address = (i: number) => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${
 describe('importers on large inputs', () => {
   test('a 100,000-host nmap XML file imports in one piece', async () => {
     const hosts = 100_000;
-    const parts = ['<?xml version="1.0"?>\n<nmaprun scanner="nmap" args="nmap -p 1-1000" start="1700000000" version="7.94">\n<scaninfo type="syn" protocol="tcp" numservices="1000" services="1-1000"/>\n'];
+    const parts = [
+      '<?xml version="1.0"?>\n<nmaprun scanner="nmap" args="nmap -p 1-1000" start="1700000000" version="7.94">\n<scaninfo type="syn" protocol="tcp" numservices="1000" services="1-1000"/>\n',
+    ];
     for (let i = 0; i < hosts; i++) {
       const start = 1_700_000_000 + (i % 7200);
       parts.push(
@@ -54,7 +56,14 @@ describe('importers on large inputs', () => {
     const probed = PortRanges.parse('1-1000');
     const other = PortRanges.parse('1001-2000');
     const sightings: HostSighting[] = [];
-    for (let i = 0; i < 1_000_000; i++) sightings.push({ ip: address(i % 131_072), open: [], probed: i % 2 === 0 ? probed : other, time: 1_700_000_000 + (i % 86_400), fileIndex: 0 });
+    for (let i = 0; i < 1_000_000; i++)
+      sightings.push({
+        ip: address(i % 131_072),
+        open: [],
+        probed: i % 2 === 0 ? probed : other,
+        time: 1_700_000_000 + (i % 86_400),
+        fileIndex: 0,
+      });
     const { probed: header, observations } = observationsFromSightings(sightings, [], { epochBy: 'time', epochSeconds: 86_400 });
     expect(observations).toHaveLength(131_072);
     expect(header).toBe('1-2000');

@@ -1,7 +1,18 @@
 import { connect } from 'node:net';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { LAB_NFT_TABLE, closedPortsRuleset, labDown, labEpoch, labLock, labStatus, labUnavailableReason, labUp, parseClosedPolicy, type LabState } from '../../src/lab/index.js';
+import {
+  LAB_NFT_TABLE,
+  closedPortsRuleset,
+  labDown,
+  labEpoch,
+  labLock,
+  labStatus,
+  labUnavailableReason,
+  labUp,
+  parseClosedPolicy,
+  type LabState,
+} from '../../src/lab/index.js';
 
 async function nftReason(): Promise<string | null> {
   const r = await execa('nft', ['--version'], { reject: false });
@@ -44,10 +55,18 @@ describe('closed-port policy (no root needed)', () => {
   });
 
   test('the ruleset replaces the table atomically and drops exactly the unserved TCP ports', () => {
-    const rules = closedPortsRuleset([{ port: 8080, kind: 'http' }, { port: 22, kind: 'ssh' }, { port: 22, kind: 'ssh' }]);
+    const rules = closedPortsRuleset([
+      { port: 8080, kind: 'http' },
+      { port: 22, kind: 'ssh' },
+      { port: 22, kind: 'ssh' },
+    ]);
     const lines = rules.split('\n');
     // Create-if-missing, delete, define: one transaction with no moment without the rule.
-    expect(lines.slice(0, 3)).toEqual([`table inet ${LAB_NFT_TABLE} {}`, `delete table inet ${LAB_NFT_TABLE}`, `table inet ${LAB_NFT_TABLE} {`]);
+    expect(lines.slice(0, 3)).toEqual([
+      `table inet ${LAB_NFT_TABLE} {}`,
+      `delete table inet ${LAB_NFT_TABLE}`,
+      `table inet ${LAB_NFT_TABLE} {`,
+    ]);
     expect(rules).toContain('elements = { 22, 8080 }');
     expect(rules).toContain('iifname "eth0" tcp dport != @served drop');
     expect(closedPortsRuleset([])).not.toContain('elements');
@@ -72,7 +91,8 @@ describe.skipIf(reason !== null)('the lab with --closed drop', () => {
     const served = state.hosts.filter((h) => h.services.length > 0);
     expect(served.length).toBeGreaterThan(0);
     for (const host of served) {
-      for (const service of host.services.slice(0, 3)) expect(await probe(host.ip, service.port), `${host.ip}:${service.port}`).toBe('open');
+      for (const service of host.services.slice(0, 3))
+        expect(await probe(host.ip, service.port), `${host.ip}:${service.port}`).toBe('open');
       expect(await probe(host.ip, unservedOf(host)), `${host.ip}:${unservedOf(host)}`).toBe('silent');
     }
     // A host that serves nothing is silent on every port (it would answer RST under reject).
@@ -81,12 +101,14 @@ describe.skipIf(reason !== null)('the lab with --closed drop', () => {
   }, 60_000);
 
   test("each host's nftables set is exactly what it serves, also after an epoch", async () => {
-    for (const host of state.hosts) expect(await servedSet(host.ns), host.ns).toEqual([...new Set(host.services.map((s) => s.port))].sort((a, b) => a - b));
+    for (const host of state.hosts)
+      expect(await servedSet(host.ns), host.ns).toEqual([...new Set(host.services.map((s) => s.port))].sort((a, b) => a - b));
     const before = state;
     state = await labEpoch();
     for (const host of state.hosts) {
       expect(await servedSet(host.ns), host.ns).toEqual([...new Set(host.services.map((s) => s.port))].sort((a, b) => a - b));
-      for (const service of host.services.slice(0, 2)) expect(await probe(host.ip, service.port), `${host.ip}:${service.port}`).toBe('open');
+      for (const service of host.services.slice(0, 2))
+        expect(await probe(host.ip, service.port), `${host.ip}:${service.port}`).toBe('open');
       // A port served last epoch and not now is dropped, not refused.
       const gone = before.hosts[host.index]!.services.find((s) => !host.services.some((n) => n.port === s.port));
       if (gone) expect(await probe(host.ip, gone.port), `${host.ip}:${gone.port} (gone)`).toBe('silent');

@@ -3,7 +3,18 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { isLabSafeAddress, labGuardPath, labDown, labEpoch, labHostAddress, labStatus, labLock, labUnavailableReason, labUp, type LabState } from '../../src/lab/index.js';
+import {
+  isLabSafeAddress,
+  labGuardPath,
+  labDown,
+  labEpoch,
+  labHostAddress,
+  labStatus,
+  labLock,
+  labUnavailableReason,
+  labUp,
+  type LabState,
+} from '../../src/lab/index.js';
 
 const reason = await labUnavailableReason();
 const lockChild = fileURLToPath(new URL('../helpers/lab-lock-child.ts', import.meta.url));
@@ -77,7 +88,7 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
     expect((await execa('ip', ['route', 'get', state.hosts[0]!.ip])).stdout).toContain('dev pblab0');
   });
 
-  test('building the lab again keeps it this process\'s own: another process cannot take it meanwhile', async () => {
+  test("building the lab again keeps it this process's own: another process cannot take it meanwhile", async () => {
     state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4 });
     // Before the lock, a second labUp let go of the lab while rebuilding it; a waiting test file
     // then took it and tore it down under the first one's scan.

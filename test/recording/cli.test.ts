@@ -75,7 +75,9 @@ describe('portbandit recording', () => {
     const { code, stdout, stderr } = await run('recording', 'validate', file);
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr).toBe(`portbandit: ${file}:7: open port 2000 is outside the line's probed set (its "probed": 1-1024) [PB_ERR_RECORDING]\n`);
+    expect(stderr).toBe(
+      `portbandit: ${file}:7: open port 2000 is outside the line's probed set (its "probed": 1-1024) [PB_ERR_RECORDING]\n`,
+    );
   });
 
   test('validate without a file is a usage error', async () => {

@@ -39,27 +39,43 @@ describe('a hand-made multi-epoch recording', () => {
     expect(Array.from(rec.openPorts)).toEqual([22, 80, 443, 139, 445, 22, 443, 445, 8080, 22]);
     expect(Array.from(rec.epochStart)).toEqual([0, 3, 5, 7]);
     expect([...rec.services.keys()]).toEqual([0]);
-    expect(rec.services.get(0)).toEqual(new Map([[443, 'https'], [22, 'ssh']]));
+    expect(rec.services.get(0)).toEqual(
+      new Map([
+        [443, 'https'],
+        [22, 'ssh'],
+      ]),
+    );
     expect(Array.from(openPortsAt(rec, 5))).toEqual([8080]);
   });
 
   test('gives each observation back as an object', async () => {
     const rec = await loadRecording(tmp.file('hand.ndjson', FILE));
-    expect(observationAt(rec, 0)).toEqual({ epoch: 0, ip: '198.18.0.1', tags: ['dmz', 'web'], open: [22, 80, 443], services: { '22': 'ssh', '443': 'https' } });
+    expect(observationAt(rec, 0)).toEqual({
+      epoch: 0,
+      ip: '198.18.0.1',
+      tags: ['dmz', 'web'],
+      open: [22, 80, 443],
+      services: { '22': 'ssh', '443': 'https' },
+    });
     expect(observationAt(rec, 2)).toEqual({ epoch: 0, ip: '198.18.0.3', tags: [], open: [139, 445], probed: '139,445' });
     expect(observationAt(rec, 3)).toEqual({ epoch: 1, ip: '198.18.0.2', tags: ['corp'], open: [22, 443] });
     expect(() => observationAt(rec, 7)).toThrow(RangeError);
   });
 
   test('an epoch nobody was observed in is empty, not an error', async () => {
-    const text = ['{"format":"portbandit.recording","version":1,"name":"gap","probed":"1-1024"}', '{"epoch":2,"ip":"198.18.0.9","tags":[],"open":[]}'].join('\n');
+    const text = [
+      '{"format":"portbandit.recording","version":1,"name":"gap","probed":"1-1024"}',
+      '{"epoch":2,"ip":"198.18.0.9","tags":[],"open":[]}',
+    ].join('\n');
     const rec = await loadRecording(tmp.file('gap.ndjson', text));
     expect(rec.epochs).toBe(3);
     expect(Array.from(rec.epochStart)).toEqual([0, 0, 0, 1]);
   });
 
   test('a header alone is an empty recording', async () => {
-    const rec = await loadRecording(tmp.file('empty.ndjson', '{"format":"portbandit.recording","version":1,"name":"none","probed":"22"}\n'));
+    const rec = await loadRecording(
+      tmp.file('empty.ndjson', '{"format":"portbandit.recording","version":1,"name":"none","probed":"22"}\n'),
+    );
     expect(rec.size).toBe(0);
     expect(rec.epochs).toBe(0);
     expect(Array.from(rec.epochStart)).toEqual([0]);

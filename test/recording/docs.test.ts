@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, test as vtest } from 'vitest';
 import { test } from '@fast-check/vitest';
 import { PortRanges } from '../../src/core/ports.js';
-import { formatHeader, formatObservation, loadRecording, observations, validateHeader, validateObservation } from '../../src/recording/index.js';
+import {
+  formatHeader,
+  formatObservation,
+  loadRecording,
+  observations,
+  validateHeader,
+  validateObservation,
+} from '../../src/recording/index.js';
 import { checkSchema } from './mini-schema.js';
 import { makeTempDir, recordingArbitrary } from './helpers.js';
 
@@ -21,13 +28,16 @@ describe('docs/recording-format.md and docs/recording.schema.json', () => {
     for (const ip of doc.matchAll(/\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/g)) expect(ip[0]).toMatch(/^198\.1[89]\./);
   });
 
-  vtest.each(ndjsonBlocks.map((block, i) => [i, block] as const))('example recording %i loads and every line fits the schema', async (i, block) => {
-    const rec = await loadRecording(tmp.file(`doc-${i}.ndjson`, block));
-    const lines = block.trim().split('\n');
-    expect(rec.size).toBe(lines.length - 1);
-    expect([...observations(rec)].length).toBe(lines.length - 1);
-    for (const line of lines) expect(checkSchema(schema, JSON.parse(line))).toEqual([]);
-  });
+  vtest.each(ndjsonBlocks.map((block, i) => [i, block] as const))(
+    'example recording %i loads and every line fits the schema',
+    async (i, block) => {
+      const rec = await loadRecording(tmp.file(`doc-${i}.ndjson`, block));
+      const lines = block.trim().split('\n');
+      expect(rec.size).toBe(lines.length - 1);
+      expect([...observations(rec)].length).toBe(lines.length - 1);
+      for (const line of lines) expect(checkSchema(schema, JSON.parse(line))).toEqual([]);
+    },
+  );
 
   vtest('every schema example is accepted by the reader and by the schema', () => {
     expect(defs.header!.examples.length).toBeGreaterThan(0);

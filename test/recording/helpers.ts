@@ -29,7 +29,9 @@ export function toNdjson(header: Omit<RecordingHeader, 'format' | 'version'>, ob
 }
 
 // Test data stays inside 198.18.0.0/15 (IPv6 as IPv4-mapped addresses of that range).
-const ipv4 = fc.tuple(fc.integer({ min: 18, max: 19 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 })).map(([b, c, d]) => `198.${b}.${c}.${d}`);
+const ipv4 = fc
+  .tuple(fc.integer({ min: 18, max: 19 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }))
+  .map(([b, c, d]) => `198.${b}.${c}.${d}`);
 const ip = fc.oneof({ weight: 4, arbitrary: ipv4 }, { weight: 1, arbitrary: ipv4.map((a) => `::ffff:${a}`) });
 const tag = fc.constantFrom('dmz', 'corp', 'iot', 'dc', 'web', 'ünïcode', 'with space', '[x]');
 const port = fc.integer({ min: 1, max: 65535 });
@@ -45,30 +47,37 @@ export const recordingArbitrary = fc
   })
   .chain(({ headerProbed, hosts, epochs }) => {
     const headerSet = PortRanges.parse(headerProbed);
-    const line = fc
-      .record({
-        tags: fc.uniqueArray(tag, { maxLength: 3 }),
-        override: fc.option(fc.constantFrom('1-65535', '1-1024', '22,80,443', '80,22,443'), { nil: undefined }),
-        open: fc.uniqueArray(fc.oneof(lowPort, port), { maxLength: 8 }),
-        services: fc.option(fc.dictionary(port.map(String), fc.constantFrom('ssh', 'http', 'https', '')), { nil: undefined }),
-      });
+    const line = fc.record({
+      tags: fc.uniqueArray(tag, { maxLength: 3 }),
+      override: fc.option(fc.constantFrom('1-65535', '1-1024', '22,80,443', '80,22,443'), { nil: undefined }),
+      open: fc.uniqueArray(fc.oneof(lowPort, port), { maxLength: 8 }),
+      services: fc.option(fc.dictionary(port.map(String), fc.constantFrom('ssh', 'http', 'https', '')), { nil: undefined }),
+    });
     const cells = fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: epochs - 1 }), fc.integer({ min: 0, max: hosts.length - 1 })), {
       selector: ([e, h]) => `${e}/${h}`,
       maxLength: 30,
     });
-    return fc.tuple(fc.constant(headerProbed), cells.chain((cs) => fc.tuple(fc.constant(cs), fc.array(line, { minLength: cs.length, maxLength: cs.length })))).map(
-      ([probed, [cs, lines]]) => {
+    return fc
+      .tuple(
+        fc.constant(headerProbed),
+        cells.chain((cs) => fc.tuple(fc.constant(cs), fc.array(line, { minLength: cs.length, maxLength: cs.length }))),
+      )
+      .map(([probed, [cs, lines]]) => {
         const observations: Observation[] = cs.map(([epoch, h], k) => {
           const l = lines[k]!;
           const set = l.override === undefined ? headerSet : PortRanges.parse(l.override);
-          const obs: { -readonly [K in keyof Observation]: Observation[K] } = { epoch, ip: hosts[h]!, tags: l.tags, open: l.open.filter((p) => set.has(p)) };
+          const obs: { -readonly [K in keyof Observation]: Observation[K] } = {
+            epoch,
+            ip: hosts[h]!,
+            tags: l.tags,
+            open: l.open.filter((p) => set.has(p)),
+          };
           if (l.override !== undefined) obs.probed = l.override;
           if (l.services !== undefined) obs.services = l.services;
           return obs;
         });
         return { header: { ...HEADER, probed }, observations };
-      },
-    );
+      });
   });
 
 /**
@@ -82,7 +91,12 @@ export function expectedObservations(headerProbed: RecordingHeader['probed'], in
     .map((obs, i) => ({ obs, i }))
     .sort((a, b) => a.obs.epoch - b.obs.epoch || a.i - b.i)
     .map(({ obs }) => {
-      const out: { -readonly [K in keyof Observation]: Observation[K] } = { epoch: obs.epoch, ip: canonicalIp(obs.ip), tags: [...obs.tags], open: [...obs.open].sort((a, b) => a - b) };
+      const out: { -readonly [K in keyof Observation]: Observation[K] } = {
+        epoch: obs.epoch,
+        ip: canonicalIp(obs.ip),
+        tags: [...obs.tags],
+        open: [...obs.open].sort((a, b) => a - b),
+      };
       if (obs.probed !== undefined) {
         const set = PortRanges.parse(obs.probed);
         if (!set.equals(headerSet)) out.probed = set.toString();

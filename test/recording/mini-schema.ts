@@ -27,11 +27,17 @@ export function checkSchema(root: Schema, value: unknown, schema: Schema = root,
         break;
       case 'type': {
         const ok =
-          rule === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value)
-          : rule === 'array' ? Array.isArray(value)
-          : rule === 'integer' ? Number.isInteger(value)
-          : rule === 'string' ? typeof value === 'string'
-          : (() => { throw new Error(`type ${String(rule)} not supported`); })();
+          rule === 'object'
+            ? typeof value === 'object' && value !== null && !Array.isArray(value)
+            : rule === 'array'
+              ? Array.isArray(value)
+              : rule === 'integer'
+                ? Number.isInteger(value)
+                : rule === 'string'
+                  ? typeof value === 'string'
+                  : (() => {
+                      throw new Error(`type ${String(rule)} not supported`);
+                    })();
         if (!ok) fail(`expected ${String(rule)}`);
         break;
       }
@@ -51,7 +57,8 @@ export function checkSchema(root: Schema, value: unknown, schema: Schema = root,
         if (typeof value === 'string' && !new RegExp(rule as string, 'u').test(value)) fail(`does not match ${String(rule)}`);
         break;
       case 'format':
-        if (typeof value === 'string' && !(rule === 'ipv4' ? isIPv4(value) : rule === 'ipv6' ? isIPv6(value) : false)) fail(`not ${String(rule)}`);
+        if (typeof value === 'string' && !(rule === 'ipv4' ? isIPv4(value) : rule === 'ipv6' ? isIPv6(value) : false))
+          fail(`not ${String(rule)}`);
         break;
       case 'required':
         if (typeof value === 'object' && value !== null) for (const k of rule as string[]) if (!(k in value)) fail(`missing ${k}`);
@@ -72,7 +79,8 @@ export function checkSchema(root: Schema, value: unknown, schema: Schema = root,
         // Only the form used here: a schema applied to properties not listed in `properties`.
         const listed = new Set(Object.keys((schema.properties as Schema | undefined) ?? {}));
         if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-          for (const [k, v] of Object.entries(value)) if (!listed.has(k)) errors.push(...checkSchema(root, v, rule as Schema, `${at}/${k}`));
+          for (const [k, v] of Object.entries(value))
+            if (!listed.has(k)) errors.push(...checkSchema(root, v, rule as Schema, `${at}/${k}`));
         }
         break;
       }
@@ -80,7 +88,8 @@ export function checkSchema(root: Schema, value: unknown, schema: Schema = root,
         if (Array.isArray(value)) value.forEach((v, i) => errors.push(...checkSchema(root, v, rule as Schema, `${at}/${i}`)));
         break;
       case 'uniqueItems':
-        if (rule === true && Array.isArray(value) && new Set(value.map((v) => JSON.stringify(v))).size !== value.length) fail('items not unique');
+        if (rule === true && Array.isArray(value) && new Set(value.map((v) => JSON.stringify(v))).size !== value.length)
+          fail('items not unique');
         break;
       default:
         throw new Error(`mini-schema: keyword "${key}" is not supported; extend test/recording/mini-schema.ts`);

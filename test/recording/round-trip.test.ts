@@ -11,37 +11,40 @@ afterAll(() => tmp.cleanup());
 let counter = 0;
 
 describe('recording round trip', () => {
-  test.prop([recordingArbitrary], { numRuns: 40 })('random observations written then loaded come back identical (sorted by epoch, stably)', async ({ header, observations: input }) => {
-    // Arrange: stream the observations to a file in their (unsorted) order.
-    const path = join(tmp.dir, `rt-${counter++}.ndjson`);
-    const { format: _f, version: _v, ...rest } = header;
-    const writer = await RecordingWriter.open(path, rest);
-    for (const obs of input) await writer.write(obs);
-    await writer.close();
+  test.prop([recordingArbitrary], { numRuns: 40 })(
+    'random observations written then loaded come back identical (sorted by epoch, stably)',
+    async ({ header, observations: input }) => {
+      // Arrange: stream the observations to a file in their (unsorted) order.
+      const path = join(tmp.dir, `rt-${counter++}.ndjson`);
+      const { format: _f, version: _v, ...rest } = header;
+      const writer = await RecordingWriter.open(path, rest);
+      for (const obs of input) await writer.write(obs);
+      await writer.close();
 
-    // Act
-    const loaded = await loadRecording(path);
+      // Act
+      const loaded = await loadRecording(path);
 
-    // Assert
-    const expected = expectedObservations(header.probed, input);
-    expect([...observations(loaded)]).toEqual(expected);
-    expect(loaded.size).toBe(input.length);
-    expect(loaded.epochs).toBe(input.length === 0 ? 0 : Math.max(...input.map((o) => o.epoch)) + 1);
-    expect(loaded.hostIp).toEqual([...new Set(input.map((o) => canonicalIp(o.ip)))]);
-    expect(loaded.header).toEqual(header);
+      // Assert
+      const expected = expectedObservations(header.probed, input);
+      expect([...observations(loaded)]).toEqual(expected);
+      expect(loaded.size).toBe(input.length);
+      expect(loaded.epochs).toBe(input.length === 0 ? 0 : Math.max(...input.map((o) => o.epoch)) + 1);
+      expect(loaded.hostIp).toEqual([...new Set(input.map((o) => canonicalIp(o.ip)))]);
+      expect(loaded.header).toEqual(header);
 
-    // The in-memory builder and the file reader agree column for column.
-    expect(recordingFromObservations(header, input)).toEqual(loaded);
+      // The in-memory builder and the file reader agree column for column.
+      expect(recordingFromObservations(header, input)).toEqual(loaded);
 
-    // Writing the loaded recording and loading it again is a fixed point, byte for byte.
-    const again = join(tmp.dir, `rt-${counter++}.ndjson`);
-    await writeRecording(again, loaded);
-    const reloaded = await loadRecording(again);
-    expect([...observations(reloaded)]).toEqual(expected);
-    const third = join(tmp.dir, `rt-${counter++}.ndjson`);
-    await writeRecording(third, reloaded);
-    expect(readFileSync(third, 'utf8')).toBe(readFileSync(again, 'utf8'));
-  });
+      // Writing the loaded recording and loading it again is a fixed point, byte for byte.
+      const again = join(tmp.dir, `rt-${counter++}.ndjson`);
+      await writeRecording(again, loaded);
+      const reloaded = await loadRecording(again);
+      expect([...observations(reloaded)]).toEqual(expected);
+      const third = join(tmp.dir, `rt-${counter++}.ndjson`);
+      await writeRecording(third, reloaded);
+      expect(readFileSync(third, 'utf8')).toBe(readFileSync(again, 'utf8'));
+    },
+  );
 
   vtest('a line split across read chunks is reassembled', async () => {
     // 36 lines of ~40 KiB (pseudo-service hosts) cross the reader's 1 MiB chunk boundaries.

@@ -43,15 +43,38 @@ async function run(...args: string[]): Promise<{ code: number; stdout: string; s
 
 describe('portbandit simulate', () => {
   test('--json prints exactly one JSON object, equal to an in-process simulate() of the same inputs', async () => {
-    const { code, stdout } = await run('simulate', '--recording', recording, '--strategy', 'top-k', '--budget', '20', '--seed', '7', '--json');
+    const { code, stdout } = await run(
+      'simulate',
+      '--recording',
+      recording,
+      '--strategy',
+      'top-k',
+      '--budget',
+      '20',
+      '--seed',
+      '7',
+      '--json',
+    );
     expect(code).toBe(0);
     expect(stdout.endsWith('\n')).toBe(true);
     expect(stdout.trim().split('\n')).toHaveLength(1);
     const result = JSON.parse(stdout);
-    expect(result).toMatchObject({ strategy: 'top-k', budget: 20, seed: '7', batch: 256, hosts: 300, epochs: 3, hostEpochs: 900, probes: 900 * 20 });
+    expect(result).toMatchObject({
+      strategy: 'top-k',
+      budget: 20,
+      seed: '7',
+      batch: 256,
+      hosts: 300,
+      epochs: 3,
+      hostEpochs: 900,
+      probes: 900 * 20,
+    });
     expect(result.found).toBeLessThanOrEqual(result.total);
     const rec = await loadRecording(recording);
-    const direct = simulate(rec, createStrategy({ strategy: 'top-k', budget: 20 }, { catalog: loadNmapServices() }), { seed: '7', params: {} });
+    const direct = simulate(rec, createStrategy({ strategy: 'top-k', budget: 20 }, { catalog: loadNmapServices() }), {
+      seed: '7',
+      params: {},
+    });
     expect(stdout).toBe(JSON.stringify(direct) + '\n');
   });
 
@@ -150,7 +173,19 @@ describe('portbandit simulate', () => {
     expect(missing.stderr).toContain('nope.ndjson');
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{"oops"');
-    const state = await run('simulate', '--recording', recording, '--strategy', 'top-k', '--budget', '10', '--seed', '1', '--state-in', broken);
+    const state = await run(
+      'simulate',
+      '--recording',
+      recording,
+      '--strategy',
+      'top-k',
+      '--budget',
+      '10',
+      '--seed',
+      '1',
+      '--state-in',
+      broken,
+    );
     expect(state.code).toBe(2);
     expect(state.stderr).toMatch(/broken\.json: expected a JSON strategy state .*\[PB_ERR_STRATEGY_STATE\]/);
   });

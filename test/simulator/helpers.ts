@@ -13,7 +13,10 @@ export const tinyCatalog = new PortCatalog(
 
 /** A recording from a header's optional fields and observations. */
 export function makeRecording(observations: readonly Observation[], header: Record<string, unknown> = {}): LoadedRecording {
-  return recordingFromObservations({ format: 'portbandit.recording', version: 1, name: 'test', probed: '1-65535', ...header }, observations);
+  return recordingFromObservations(
+    { format: 'portbandit.recording', version: 1, name: 'test', probed: '1-65535', ...header },
+    observations,
+  );
 }
 
 /** What a scripted strategy saw when it chose ports for one host-epoch. */

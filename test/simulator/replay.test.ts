@@ -64,9 +64,33 @@ describe('simulate: metrics known by hand', () => {
     // 993 (web) and 900 (db) appear in epoch 1, beyond `fixed`'s three ports: neither is found.
     const none = { detected: 0, vanished: 0, mean: null, median: null, histogram: { '0': 0, '1': 0, '2': 0, '3': 0, '>=4': 0 } };
     expect(result.perTag).toEqual({
-      '(untagged)': { hosts: 1, total: 0, found: 0, probes: 3, coverage: null, precision: 0, epochsToDetect: { ...none, count: 0, censored: 0 } },
-      db: { hosts: 1, total: 5, found: 2, probes: 6, coverage: 2 / 5, precision: 2 / 6, epochsToDetect: { ...none, count: 1, censored: 1 } },
-      web: { hosts: 2, total: 7, found: 6, probes: 12, coverage: 6 / 7, precision: 6 / 12, epochsToDetect: { ...none, count: 1, censored: 1 } },
+      '(untagged)': {
+        hosts: 1,
+        total: 0,
+        found: 0,
+        probes: 3,
+        coverage: null,
+        precision: 0,
+        epochsToDetect: { ...none, count: 0, censored: 0 },
+      },
+      db: {
+        hosts: 1,
+        total: 5,
+        found: 2,
+        probes: 6,
+        coverage: 2 / 5,
+        precision: 2 / 6,
+        epochsToDetect: { ...none, count: 1, censored: 1 },
+      },
+      web: {
+        hosts: 2,
+        total: 7,
+        found: 6,
+        probes: 12,
+        coverage: 6 / 7,
+        precision: 6 / 12,
+        epochsToDetect: { ...none, count: 1, censored: 1 },
+      },
     });
   });
 
@@ -149,13 +173,13 @@ describe('simulate: epochs to detect', () => {
   // X: 20 and 30 appear at epoch 1, 30 closes at 3, 40 appears at 3. Y is first seen at 2 (no
   // appearances), then 60 appears at 3 and is never found.
   const observations = [
-      { epoch: 0, ip: '198.18.0.1', tags: [], open: [10] },
-      { epoch: 1, ip: '198.18.0.1', tags: [], open: [10, 20, 30] },
-      { epoch: 2, ip: '198.18.0.1', tags: [], open: [10, 20, 30] },
-      { epoch: 2, ip: '198.18.0.2', tags: [], open: [50] },
-      { epoch: 3, ip: '198.18.0.1', tags: [], open: [10, 20, 40] },
-      { epoch: 3, ip: '198.18.0.2', tags: [], open: [50, 60] },
-      { epoch: 4, ip: '198.18.0.1', tags: [], open: [10, 20, 40] },
+    { epoch: 0, ip: '198.18.0.1', tags: [], open: [10] },
+    { epoch: 1, ip: '198.18.0.1', tags: [], open: [10, 20, 30] },
+    { epoch: 2, ip: '198.18.0.1', tags: [], open: [10, 20, 30] },
+    { epoch: 2, ip: '198.18.0.2', tags: [], open: [50] },
+    { epoch: 3, ip: '198.18.0.1', tags: [], open: [10, 20, 40] },
+    { epoch: 3, ip: '198.18.0.2', tags: [], open: [50, 60] },
+    { epoch: 4, ip: '198.18.0.1', tags: [], open: [10, 20, 40] },
   ];
   const rec = makeRecording(observations, { probed: '1-100' });
   const script = {
@@ -191,9 +215,33 @@ describe('simulate: epochs to detect', () => {
     );
     const r = simulate(tagged, scriptedStrategy(script).strategy, { seed: 's' });
     const hist = (h: Partial<Record<string, number>>) => ({ '0': 0, '1': 0, '2': 0, '3': 0, '>=4': 0, ...h });
-    expect(r.perTag.web!.epochsToDetect).toEqual({ count: 3, detected: 2, censored: 1, vanished: 1, mean: 0.5, median: 0.5, histogram: hist({ '0': 1, '1': 1 }) });
-    expect(r.perTag.new!.epochsToDetect).toEqual({ count: 1, detected: 1, censored: 0, vanished: 0, mean: 1, median: 1, histogram: hist({ '1': 1 }) });
-    expect(r.perTag.db!.epochsToDetect).toEqual({ count: 1, detected: 0, censored: 1, vanished: 0, mean: null, median: null, histogram: hist({}) });
+    expect(r.perTag.web!.epochsToDetect).toEqual({
+      count: 3,
+      detected: 2,
+      censored: 1,
+      vanished: 1,
+      mean: 0.5,
+      median: 0.5,
+      histogram: hist({ '0': 1, '1': 1 }),
+    });
+    expect(r.perTag.new!.epochsToDetect).toEqual({
+      count: 1,
+      detected: 1,
+      censored: 0,
+      vanished: 0,
+      mean: 1,
+      median: 1,
+      histogram: hist({ '1': 1 }),
+    });
+    expect(r.perTag.db!.epochsToDetect).toEqual({
+      count: 1,
+      detected: 0,
+      censored: 1,
+      vanished: 0,
+      mean: null,
+      median: null,
+      histogram: hist({}),
+    });
     // Tags do not change the scope-wide count.
     expect(r.epochsToDetect).toEqual(simulate(rec, scriptedStrategy(script).strategy, { seed: 's' }).epochsToDetect);
   });
@@ -209,7 +257,12 @@ describe('simulate: epochs to detect', () => {
       [3, 2, [10]],
       [4, 3, [10]],
     ]);
-    expect(seen.find((s) => s.ip === '198.18.0.2')).toMatchObject({ epoch: 2, previousEpoch: -1, previousOpen: [], prefix: '198.18.0.0/24' });
+    expect(seen.find((s) => s.ip === '198.18.0.2')).toMatchObject({
+      epoch: 2,
+      previousEpoch: -1,
+      previousOpen: [],
+      prefix: '198.18.0.0/24',
+    });
   });
 });
 
@@ -279,7 +332,9 @@ describe('simulate: batched feedback', () => {
 
   test('an unknown order is refused, naming the option', () => {
     const { strategy } = scriptedStrategy({});
-    expect(() => simulate(rec, strategy, { seed: 's', order: 'sorted' as 'recording' })).toThrow(/host order "recording" or "shuffled", got "sorted"/);
+    expect(() => simulate(rec, strategy, { seed: 's', order: 'sorted' as 'recording' })).toThrow(
+      /host order "recording" or "shuffled", got "sorted"/,
+    );
   });
 
   test('with a batch of 4 results arrive 4 at a time, and the partial batch is delivered at the epoch end', () => {
@@ -296,14 +351,22 @@ describe('simulate: batched feedback', () => {
 
   test('a batch size that is not a positive integer is refused', () => {
     const { strategy } = scriptedStrategy({});
-    expect(() => simulate(rec, strategy, { seed: 's', batch: 0 })).toThrow(/batch: expected a batch size that is a positive integer, got 0/);
+    expect(() => simulate(rec, strategy, { seed: 's', batch: 0 })).toThrow(
+      /batch: expected a batch size that is a positive integer, got 0/,
+    );
   });
 });
 
 describe('simulate: determinism and progress', () => {
   const obs: Observation[] = [];
   for (let e = 0; e < 3; e++) {
-    for (let h = 0; h < 40; h++) obs.push({ epoch: e, ip: `198.18.${h % 3}.${h + 1}`, tags: [h % 2 ? 'a' : 'b'], open: [...new Set([1 + (h % 7), 3 + ((h * e) % 5)])].sort((x, y) => x - y) });
+    for (let h = 0; h < 40; h++)
+      obs.push({
+        epoch: e,
+        ip: `198.18.${h % 3}.${h + 1}`,
+        tags: [h % 2 ? 'a' : 'b'],
+        open: [...new Set([1 + (h % 7), 3 + ((h * e) % 5)])].sort((x, y) => x - y),
+      });
   }
   const rec = makeRecording(obs, { probed: '1-10' });
   const run = (seed: string) =>

@@ -27,67 +27,77 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
       for (const store of opened.splice(0)) await store.close();
     });
 
-      it('completes the lease and appends events in the same ingest', async () => {
-        const store = await fresh();
-        await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
-        const result = await store.ingestScan({
-          scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]),
-          leaseId: 'l1',
-          events: [{ kind: 'service-new', at: 500, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22, detail: { service: 'ssh' } }],
-        });
-        expect(result).toEqual({ inserted: true, latest: true, lease: lease('l1', '198.18.0.1', 'a1', 1000) });
-        expect(await store.getLease('l1')).toBeUndefined();
-        const { events } = await store.readEvents();
-        expect(events).toHaveLength(1);
-        expect(events[0]).toMatchObject({ kind: 'service-new', port: 22, detail: { service: 'ssh' } });
+    it('completes the lease and appends events in the same ingest', async () => {
+      const store = await fresh();
+      await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
+      const result = await store.ingestScan({
+        scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]),
+        leaseId: 'l1',
+        events: [{ kind: 'service-new', at: 500, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22, detail: { service: 'ssh' } }],
       });
+      expect(result).toEqual({ inserted: true, latest: true, lease: lease('l1', '198.18.0.1', 'a1', 1000) });
+      expect(await store.getLease('l1')).toBeUndefined();
+      const { events } = await store.readEvents();
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ kind: 'service-new', port: 22, detail: { service: 'ssh' } });
+    });
 
-      it('queues the follow-up work of an ingest only when the scan is inserted', async () => {
-        const store = await fresh();
-        await store.enqueueWork([{ ip: '198.18.0.9', tags: [], reason: 'manual', enqueuedAt: 1 }]);
-        await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
-        const followUp = { ip: '198.18.0.1', tags: ['dmz'], reason: 'followup' as const, enqueuedAt: 2, ports: [8080, 8443], session: { round: 1 }, round: 1, cycle: 3 };
-        const first = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), leaseId: 'l1', enqueue: [followUp] });
-        expect(first).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
-        expect(first.queued).toHaveLength(1);
-        expect(first.queued![0]).toMatchObject(followUp);
-        // A duplicate submission of the same result queues nothing more.
-        const again = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), leaseId: 'l1', enqueue: [followUp] });
-        expect(again).toEqual({ inserted: false, latest: false });
-        const queued = await store.listQueuedWork();
-        expect(queued.map((q) => [q.ip, q.reason])).toEqual([
-          ['198.18.0.9', 'manual'],
-          ['198.18.0.1', 'followup'],
-        ]);
-        expect(queued[1]).toEqual(first.queued![0]);
-        expect(await store.ingestScan({ scan: scan('s2', '198.18.0.2', 500, []) })).toEqual({ inserted: true, latest: true });
-        expect(await store.countQueuedWork()).toBe(2);
-      });
+    it('queues the follow-up work of an ingest only when the scan is inserted', async () => {
+      const store = await fresh();
+      await store.enqueueWork([{ ip: '198.18.0.9', tags: [], reason: 'manual', enqueuedAt: 1 }]);
+      await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
+      const followUp = {
+        ip: '198.18.0.1',
+        tags: ['dmz'],
+        reason: 'followup' as const,
+        enqueuedAt: 2,
+        ports: [8080, 8443],
+        session: { round: 1 },
+        round: 1,
+        cycle: 3,
+      };
+      const first = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), leaseId: 'l1', enqueue: [followUp] });
+      expect(first).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
+      expect(first.queued).toHaveLength(1);
+      expect(first.queued![0]).toMatchObject(followUp);
+      // A duplicate submission of the same result queues nothing more.
+      const again = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), leaseId: 'l1', enqueue: [followUp] });
+      expect(again).toEqual({ inserted: false, latest: false });
+      const queued = await store.listQueuedWork();
+      expect(queued.map((q) => [q.ip, q.reason])).toEqual([
+        ['198.18.0.9', 'manual'],
+        ['198.18.0.1', 'followup'],
+      ]);
+      expect(queued[1]).toEqual(first.queued![0]);
+      expect(await store.ingestScan({ scan: scan('s2', '198.18.0.2', 500, []) })).toEqual({ inserted: true, latest: true });
+      expect(await store.countQueuedWork()).toBe(2);
+    });
 
-      it.skipIf(options.learningQueue === false)('queues a finished visit for the learner only with an inserted scan', async () => {
-        const store = await fresh();
-        const learn = [{ key: 'dmz', result: { ip: '198.18.0.1', open: [22] }, at: 500 }];
-        expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: true });
-        expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: false });
-        const first = await store.readLearning(undefined);
-        expect(first.items.map(({ position: _p, ...item }) => item)).toEqual(learn);
-        // The next window starts where this one ended: nothing twice.
-        expect((await store.readLearning(first.cursor)).items).toEqual([]);
-        await store.ingestScan({ scan: scan('s2', '198.18.0.2', 600, []), learn: [{ key: '', result: { ip: '198.18.0.2' }, at: 600 }] });
-        const second = await store.readLearning(first.cursor);
-        expect(second.items.map((i) => i.key)).toEqual(['']);
-        expect(BigInt(second.items[0]!.position) >= BigInt(first.cursor)).toBe(true);
-        expect(await store.pruneLearning(second.cursor)).toBe(2);
-        expect((await store.readLearning(undefined)).items).toEqual([]);
-      });
+    it.skipIf(options.learningQueue === false)('queues a finished visit for the learner only with an inserted scan', async () => {
+      const store = await fresh();
+      const learn = [{ key: 'dmz', result: { ip: '198.18.0.1', open: [22] }, at: 500 }];
+      expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: true });
+      expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, [open(22, 'ssh')]), learn })).toMatchObject({ inserted: false });
+      const first = await store.readLearning(undefined);
+      expect(first.items.map(({ position: _p, ...item }) => item)).toEqual(learn);
+      // The next window starts where this one ended: nothing twice.
+      expect((await store.readLearning(first.cursor)).items).toEqual([]);
+      await store.ingestScan({ scan: scan('s2', '198.18.0.2', 600, []), learn: [{ key: '', result: { ip: '198.18.0.2' }, at: 600 }] });
+      const second = await store.readLearning(first.cursor);
+      expect(second.items.map((i) => i.key)).toEqual(['']);
+      expect(BigInt(second.items[0]!.position) >= BigInt(first.cursor)).toBe(true);
+      expect(await store.pruneLearning(second.cursor)).toBe(2);
+      expect((await store.readLearning(undefined)).items).toEqual([]);
+    });
 
-      it('stores nothing of an ingest whose follow-up work is malformed', async () => {
-        const store = await fresh();
-        const bad = { ip: '198.18.0.300', tags: [], reason: 'followup' as const, enqueuedAt: 2 };
-        await expect(store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, []), enqueue: [bad] })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_ADDRESS') && e.where === 'enqueue.ip');
-        expect((await store.counts()).scans).toBe(0);
-        expect(await store.countQueuedWork()).toBe(0);
-      });
-
+    it('stores nothing of an ingest whose follow-up work is malformed', async () => {
+      const store = await fresh();
+      const bad = { ip: '198.18.0.300', tags: [], reason: 'followup' as const, enqueuedAt: 2 };
+      await expect(store.ingestScan({ scan: scan('s1', '198.18.0.1', 500, []), enqueue: [bad] })).rejects.toSatisfy(
+        (e) => isPortbanditError(e, 'PB_ERR_ADDRESS') && e.where === 'enqueue.ip',
+      );
+      expect((await store.counts()).scans).toBe(0);
+      expect(await store.countQueuedWork()).toBe(0);
+    });
   });
 }

@@ -25,7 +25,14 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
       it('adds, upserts, removes and replaces entries and bumps the version only on change', async () => {
         const store = await fresh();
         expect(await store.getScopeVersion()).toBe(0);
-        const v1 = await store.addScopeEntries('scope', [{ range: '198.18.0.0/24', tags: ['dmz'] }, { range: '198.18.1.0/24', tags: [] }], 1000);
+        const v1 = await store.addScopeEntries(
+          'scope',
+          [
+            { range: '198.18.0.0/24', tags: ['dmz'] },
+            { range: '198.18.1.0/24', tags: [] },
+          ],
+          1000,
+        );
         expect(v1).toBe(1);
         expect(await store.addScopeEntries('scope', [{ range: '198.18.0.0/24', tags: ['dmz'] }], 2000)).toBe(1);
         expect(await store.addScopeEntries('scope', [{ range: '198.18.0.0/24', tags: ['dmz', 'web'] }], 3000)).toBe(2);
@@ -51,7 +58,9 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         expect(await store.getDocument('policies', 'dmz')).toBeUndefined();
         const first = await store.putDocument('policies', 'dmz', { strategy: 'adaptive', budget: 100 }, { at: 10, expectedRevision: 0 });
         expect(first).toEqual({ key: 'dmz', value: { strategy: 'adaptive', budget: 100 }, revision: 1, updatedAt: 10 });
-        await expect(store.putDocument('policies', 'dmz', { x: 1 }, { at: 11, expectedRevision: 0 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
+        await expect(store.putDocument('policies', 'dmz', { x: 1 }, { at: 11, expectedRevision: 0 })).rejects.toSatisfy((e) =>
+          isPortbanditError(e, 'PB_ERR_CONFLICT'),
+        );
         const second = await store.putDocument('policies', 'dmz', { strategy: 'fixed' }, { at: 12, expectedRevision: 1 });
         expect(second.revision).toBe(2);
         await store.putDocument('policies', '', { strategy: 'adaptive' }, { at: 13 });
@@ -72,9 +81,21 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
       it('registers agents, finds them by token hash and accumulates activity', async () => {
         const store = await fresh();
         const agent = await store.createAgent({ id: 'a1', name: 'agent one', tokenHash: 'h1', createdAt: 100 });
-        expect(agent).toEqual({ id: 'a1', name: 'agent one', tokenHash: 'h1', createdAt: 100, version: undefined, lastSeenAt: undefined, counters: {} });
-        await expect(store.createAgent({ id: 'a1', name: 'dup', tokenHash: 'h2', createdAt: 100 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
-        await expect(store.createAgent({ id: 'a2', name: 'dup', tokenHash: 'h1', createdAt: 100 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
+        expect(agent).toEqual({
+          id: 'a1',
+          name: 'agent one',
+          tokenHash: 'h1',
+          createdAt: 100,
+          version: undefined,
+          lastSeenAt: undefined,
+          counters: {},
+        });
+        await expect(store.createAgent({ id: 'a1', name: 'dup', tokenHash: 'h2', createdAt: 100 })).rejects.toSatisfy((e) =>
+          isPortbanditError(e, 'PB_ERR_CONFLICT'),
+        );
+        await expect(store.createAgent({ id: 'a2', name: 'dup', tokenHash: 'h1', createdAt: 100 })).rejects.toSatisfy((e) =>
+          isPortbanditError(e, 'PB_ERR_CONFLICT'),
+        );
         expect((await store.findAgentByTokenHash('h1'))?.id).toBe('a1');
         expect(await store.findAgentByTokenHash('nope')).toBeUndefined();
         await store.recordAgentActivity('a1', { at: 500, version: '0.1.0', increments: { workItems: 2 } });
@@ -105,7 +126,9 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
       it('completes a lease once, so a duplicate submission finds nothing', async () => {
         const store = await fresh();
         await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
-        await expect(store.putLease(lease('l1', '198.18.0.2', 'a1', 1000))).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
+        await expect(store.putLease(lease('l1', '198.18.0.2', 'a1', 1000))).rejects.toSatisfy((e) =>
+          isPortbanditError(e, 'PB_ERR_CONFLICT'),
+        );
         expect(await store.getLease('l1')).toEqual(lease('l1', '198.18.0.1', 'a1', 1000));
         expect(await store.completeLease('l1')).toEqual(lease('l1', '198.18.0.1', 'a1', 1000));
         expect(await store.completeLease('l1')).toBeUndefined();
@@ -153,7 +176,6 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
       });
     });
 
-
     describe('several coordinators', () => {
       it('creates the first admin token only while none exists', async () => {
         const store = await fresh();
@@ -168,7 +190,9 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         const doc = await store.putDocument('coordinator', 'cycle', { position: 3 }, { at: 5, expectedRevision: 0, enqueue: block });
         expect(doc.revision).toBe(1);
         expect((await store.listQueuedWork()).map((q) => [q.ip, q.reason, q.cycle])).toEqual(block.map((b) => [b.ip, 'cycle', 1]));
-        await expect(store.putDocument('coordinator', 'cycle', { position: 6 }, { at: 6, expectedRevision: 0, enqueue: block })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
+        await expect(
+          store.putDocument('coordinator', 'cycle', { position: 6 }, { at: 6, expectedRevision: 0, enqueue: block }),
+        ).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_CONFLICT'));
         expect(await store.countQueuedWork()).toBe(3);
         expect((await store.getDocument('coordinator', 'cycle'))?.value).toEqual({ position: 3 });
       });
@@ -215,7 +239,9 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
                 leases.delete(`l${o.id}`);
                 expect(await store.completeLease(`l${o.id}`)).toEqual(want);
               } else if (o.op === 'expire') {
-                const due = [...leases.values()].filter((l) => l.deadline <= o.now).sort((a, b) => a.deadline - b.deadline || (a.id < b.id ? -1 : 1));
+                const due = [...leases.values()]
+                  .filter((l) => l.deadline <= o.now)
+                  .sort((a, b) => a.deadline - b.deadline || (a.id < b.id ? -1 : 1));
                 for (const l of due) {
                   leases.delete(l.id);
                   if (o.requeue) queue.push(l.ip);
@@ -237,7 +263,6 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         );
       });
 
-
       it('canonicalises lease addresses on the way in and on lookups', async () => {
         const store = await fresh();
         await store.putLease(lease('l6', '2001:DB8::8', 'a1', 5));
@@ -258,7 +283,11 @@ export interface OutboxFixture {
  * deletion is recorded in the same transaction as the write, and stays until acknowledged, also
  * across a restart. Run on every Store that can be opened with `outbox: true`.
  */
-export function describeOutboxConformance(name: string, openWithOutbox: () => Promise<OutboxFixture>, openWithout: () => Promise<Store>): void {
+export function describeOutboxConformance(
+  name: string,
+  openWithOutbox: () => Promise<OutboxFixture>,
+  openWithout: () => Promise<Store>,
+): void {
   describe(`coordination store conformance (outbox): ${name}`, () => {
     const opened: Store[] = [];
     const fresh = async (): Promise<OutboxFixture> => {
@@ -284,7 +313,13 @@ export function describeOutboxConformance(name: string, openWithOutbox: () => Pr
       const followUp = { ip: '198.18.0.1', tags: [], reason: 'followup' as const, enqueuedAt: 2, ports: [8080], round: 1 };
       const first = scan('l1', '198.18.0.1', 500, [open(22, 'ssh')], { rounds: ['l1'] });
 
-      const result = await store.ingestScan({ scan: first, leaseId: 'l1', events: [event('l1', 22)], enqueue: [followUp], learn: [{ key: '', result: {}, at: 500 }] });
+      const result = await store.ingestScan({
+        scan: first,
+        leaseId: 'l1',
+        events: [event('l1', 22)],
+        enqueue: [followUp],
+        learn: [{ key: '', result: {}, at: 500 }],
+      });
 
       expect(result).toMatchObject({ inserted: true, latest: true, lease: { id: 'l1' } });
       const records = await store.readOutbox(100);
@@ -310,7 +345,9 @@ export function describeOutboxConformance(name: string, openWithOutbox: () => Pr
       await store.ingestScan({ scan: scan('old', '198.18.0.1', 100, []) });
 
       const records = await store.readOutbox(100);
-      expect(records.map((r) => (r.kind === 'visit' ? [r.scan.scanId, r.scan.rounds?.length ?? 1, r.latest, r.events.length] : r.kind))).toEqual([
+      expect(
+        records.map((r) => (r.kind === 'visit' ? [r.scan.scanId, r.scan.rounds?.length ?? 1, r.latest, r.events.length] : r.kind)),
+      ).toEqual([
         ['l1', 1, true, 0],
         ['l1', 2, true, 1],
         ['old', 1, false, 0],
@@ -339,14 +376,21 @@ export function describeOutboxConformance(name: string, openWithOutbox: () => Pr
 
       const records = await store.readOutbox(100);
       const { events } = await store.readEvents();
-      expect(records.map(({ id: _id, ...r }) => (r.kind === 'visit' ? r.scan.scanId : r))).toEqual(['s1', 's2', { kind: 'events', events }, { kind: 'delete', scanIds: ['s1'] }]);
+      expect(records.map(({ id: _id, ...r }) => (r.kind === 'visit' ? r.scan.scanId : r))).toEqual([
+        's1',
+        's2',
+        { kind: 'events', events },
+        { kind: 'delete', scanIds: ['s1'] },
+      ]);
     });
 
     it('writes no record for an ingest that fails, and leaves the lease in place', async () => {
       const { store } = await fresh();
       await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
       const bad = { ip: '198.18.0.300', tags: [], reason: 'followup' as const, enqueuedAt: 2 };
-      await expect(store.ingestScan({ scan: scan('l1', '198.18.0.1', 500, []), leaseId: 'l1', enqueue: [bad] })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_ADDRESS'));
+      await expect(store.ingestScan({ scan: scan('l1', '198.18.0.1', 500, []), leaseId: 'l1', enqueue: [bad] })).rejects.toSatisfy((e) =>
+        isPortbanditError(e, 'PB_ERR_ADDRESS'),
+      );
       expect(await store.countOutbox()).toBe(0);
       expect(await store.getLease('l1')).toBeDefined();
     });

@@ -25,7 +25,10 @@ function suite(openStore: () => Promise<Store>): void {
     const store = await openStore();
     try {
       const ip = '198.18.3.1';
-      await store.ingestScan({ scan: scan('v1', ip, 1000, [open(23, 'telnet')]), events: [{ kind: 'service-new', at: 1000, ip, scanId: 'v1', tags: [], port: 23 }] });
+      await store.ingestScan({
+        scan: scan('v1', ip, 1000, [open(23, 'telnet')]),
+        events: [{ kind: 'service-new', at: 1000, ip, scanId: 'v1', tags: [], port: 23 }],
+      });
       await store.ingestScan({ scan: scan('v2', ip, 2000, [open(22, 'ssh')]) });
       await store.ingestScan({ scan: scan('v3', ip, 3000, [open(22, 'ssh')]) });
       await store.ingestScan({ scan: scan('w1', '198.18.3.2', 1500, [open(23, 'telnet')]) });

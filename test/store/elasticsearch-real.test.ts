@@ -17,10 +17,15 @@ import { describeFeederOnCluster } from './feeder-conformance.js';
  */
 const url = process.env.PORTBANDIT_ES_URL;
 
-if (!url) process.stderr.write('elasticsearch-real: skipped: PORTBANDIT_ES_URL is not set (e.g. PORTBANDIT_ES_URL=http://127.0.0.1:9200 npx vitest run test/store/elasticsearch-real.test.ts)\n');
+if (!url)
+  process.stderr.write(
+    'elasticsearch-real: skipped: PORTBANDIT_ES_URL is not set (e.g. PORTBANDIT_ES_URL=http://127.0.0.1:9200 npx vitest run test/store/elasticsearch-real.test.ts)\n',
+  );
 
 describe.skipIf(!url)('real Elasticsearch (PORTBANDIT_ES_URL)', () => {
-  describeIndexConformance(`elasticsearch scan index at ${url}`, async () => refreshBeforeSearch(await openRealElasticsearchScanIndex(url!)));
+  describeIndexConformance(`elasticsearch scan index at ${url}`, async () =>
+    refreshBeforeSearch(await openRealElasticsearchScanIndex(url!)),
+  );
   describeStoreConformance(`sqlite + elasticsearch at ${url} (fed from the outbox)`, () => openRealFedStore(url!));
   describeFeederOnCluster(`elasticsearch at ${url}`, () => openRealElasticsearchScanIndex(url!));
 });

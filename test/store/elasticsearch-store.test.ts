@@ -25,7 +25,10 @@ async function openTestStore(): Promise<Store> {
   return openRealFedStore(url);
 }
 
-describeStoreConformance(url ? `sqlite + elasticsearch at ${url}` : 'sqlite + elasticsearch (in-memory cluster, near-real-time, fed from the outbox)', openTestStore);
+describeStoreConformance(
+  url ? `sqlite + elasticsearch at ${url}` : 'sqlite + elasticsearch (in-memory cluster, near-real-time, fed from the outbox)',
+  openTestStore,
+);
 
 // The index suite on the index alone, search seeing only refreshed writes (get stays real-time):
 // shows that refreshBeforeSearch, which the real-cluster suite uses, covers every read through search.
@@ -71,8 +74,12 @@ describe.skipIf(url !== undefined)('elasticsearch index specifics (in-memory clu
   it('the in-memory cluster refuses query DSL it does not model, so the store cannot drift from it', async () => {
     const { client } = createMemoryElasticsearchClient();
     await openElasticsearchScanIndex({ client, prefix: 'pb' });
-    await expect(client.search({ index: 'pb-scans', query: { wildcard: { product: 'ngin*' } } })).rejects.toMatchObject({ statusCode: 400 });
-    await expect(client.search({ index: 'pb-scans', query: { range: { product: { gt: 'a' } } } })).rejects.toMatchObject({ statusCode: 400 });
+    await expect(client.search({ index: 'pb-scans', query: { wildcard: { product: 'ngin*' } } })).rejects.toMatchObject({
+      statusCode: 400,
+    });
+    await expect(client.search({ index: 'pb-scans', query: { range: { product: { gt: 'a' } } } })).rejects.toMatchObject({
+      statusCode: 400,
+    });
     await expect(client.index({ index: 'pb-scans', id: 'x', document: { surprise: 1 } })).rejects.toMatchObject({ statusCode: 400 });
     expect((await client.search({ index: 'pb-scans', query: { match_all: {} } })).hits.hits).toEqual([]);
   });
@@ -103,7 +110,10 @@ describe.skipIf(url !== undefined)('elasticsearch index specifics (in-memory clu
     // Make the commit step fail once by dropping the history index's mapping for `doc`.
     const saved = scans.fields.get('doc')!;
     scans.fields.delete('doc');
-    const input = { scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), events: [{ kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 }] };
+    const input = {
+      scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]),
+      events: [{ kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 }],
+    };
     await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE'));
     expect(await store.getScan('s1')).toBeUndefined();
     scans.fields.set('doc', saved);
@@ -119,7 +129,10 @@ describe.skipIf(url !== undefined)('elasticsearch index specifics (in-memory clu
 
     await store.ingestScan({ scan: scan('s2', '198.18.0.1', 2000, [open(22, 'ssh')]), events: [event('s2'), event('s2')] });
     expect(cluster.bulkRequests).toBe(1);
-    expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(80, 'http')]), events: [event('s1')] })).toEqual({ inserted: true, latest: false });
+    expect(await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(80, 'http')]), events: [event('s1')] })).toEqual({
+      inserted: true,
+      latest: false,
+    });
     expect(cluster.bulkRequests).toBe(2);
 
     const latest = [...cluster.indices.get('pb-latest')!.docs.values()];
@@ -130,24 +143,27 @@ describe.skipIf(url !== undefined)('elasticsearch index specifics (in-memory clu
     expect(cluster.bulkRequests).toBe(2);
   });
 
-  it.each(['items', 'request'] as const)('re-sends bulk work Elasticsearch rejects with 429 (%s) with backoff, and the ingest completes', async (as) => {
-    const { client, cluster } = createMemoryElasticsearchClient();
-    const store = await openElasticsearchScanIndex({ client, prefix: 'pb', bulkRetry: { baseDelayMs: 20 } });
-    cluster.rejectBulk = { remaining: 2, as };
-    const event = { kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 };
-    const started = performance.now();
+  it.each(['items', 'request'] as const)(
+    're-sends bulk work Elasticsearch rejects with 429 (%s) with backoff, and the ingest completes',
+    async (as) => {
+      const { client, cluster } = createMemoryElasticsearchClient();
+      const store = await openElasticsearchScanIndex({ client, prefix: 'pb', bulkRetry: { baseDelayMs: 20 } });
+      cluster.rejectBulk = { remaining: 2, as };
+      const event = { kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 };
+      const started = performance.now();
 
-    const result = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), events: [event] });
+      const result = await store.ingestScan({ scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), events: [event] });
 
-    expect(result).toEqual({ inserted: true, latest: true });
-    expect(cluster.bulkRequests).toBe(3);
-    // Two waits of about 20 ms then 40 ms, each at least half of that (jitter).
-    expect(performance.now() - started).toBeGreaterThanOrEqual(30);
-    expect((await store.getScan('s1'))?.scanId).toBe('s1');
-    expect((await store.getLatestScan('198.18.0.1'))?.scanId).toBe('s1');
-    await store.refresh();
-    expect((await store.readEvents()).events).toHaveLength(1);
-  });
+      expect(result).toEqual({ inserted: true, latest: true });
+      expect(cluster.bulkRequests).toBe(3);
+      // Two waits of about 20 ms then 40 ms, each at least half of that (jitter).
+      expect(performance.now() - started).toBeGreaterThanOrEqual(30);
+      expect((await store.getScan('s1'))?.scanId).toBe('s1');
+      expect((await store.getLatestScan('198.18.0.1'))?.scanId).toBe('s1');
+      await store.refresh();
+      expect((await store.readEvents()).events).toHaveLength(1);
+    },
+  );
 
   it('deletes the history document again when another item of the bulk failed, so the retry is not taken for a duplicate', async () => {
     const { client, cluster } = createMemoryElasticsearchClient();
@@ -155,7 +171,10 @@ describe.skipIf(url !== undefined)('elasticsearch index specifics (in-memory clu
     const events = cluster.indices.get('pb-events')!;
     const saved = events.fields.get('doc')!;
     events.fields.delete('doc');
-    const input = { scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]), events: [{ kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 }] };
+    const input = {
+      scan: scan('s1', '198.18.0.1', 1000, [open(22, 'ssh')]),
+      events: [{ kind: 'service-new' as const, at: 1000, ip: '198.18.0.1', scanId: 's1', tags: [], port: 22 }],
+    };
 
     await expect(store.ingestScan(input)).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_STORE') && e.where === 'pb-events');
     expect(await store.getScan('s1')).toBeUndefined();

@@ -41,13 +41,24 @@ export function describeFeederOnCluster(name: string, openIndex: () => Promise<E
     async function history(record: Store): Promise<void> {
       for (let h = 1; h <= 6; h++) {
         const ip = `198.18.7.${h}`;
-        for (const [v, at] of [[0, 1000], [1, 2000]] as const) {
+        for (const [v, at] of [
+          [0, 1000],
+          [1, 2000],
+        ] as const) {
           const id = `v${h}-${v}`;
-          await record.ingestScan({ scan: scan(id, ip, at + h, [open(22, 'ssh'), ...(v === 1 && h % 2 === 0 ? [open(80, 'http')] : [])], { rounds: [id] }), events: [{ kind: 'service-new', at: at + h, ip, scanId: id, tags: [], port: 22 }] });
+          await record.ingestScan({
+            scan: scan(id, ip, at + h, [open(22, 'ssh'), ...(v === 1 && h % 2 === 0 ? [open(80, 'http')] : [])], { rounds: [id] }),
+            events: [{ kind: 'service-new', at: at + h, ip, scanId: id, tags: [], port: 22 }],
+          });
         }
       }
       await record.putLease(lease('r2', '198.18.7.1', 'a1', 9000));
-      await record.ingestScan({ scan: scan('v1-1', '198.18.7.1', 2500, [open(22, 'ssh'), open(443, 'https')], { rounds: ['v1-1', 'r2'] }), leaseId: 'r2', replace: true, events: [{ kind: 'service-new', at: 2500, ip: '198.18.7.1', scanId: 'v1-1', tags: [], port: 443 }] });
+      await record.ingestScan({
+        scan: scan('v1-1', '198.18.7.1', 2500, [open(22, 'ssh'), open(443, 'https')], { rounds: ['v1-1', 'r2'] }),
+        leaseId: 'r2',
+        replace: true,
+        events: [{ kind: 'service-new', at: 2500, ip: '198.18.7.1', scanId: 'v1-1', tags: [], port: 443 }],
+      });
       await record.appendEvents([{ kind: 'host-gone', at: 3000, ip: '198.18.7.6', scanId: 'v6-1', tags: [] }]);
       expect(await record.deleteHistory(['v3-0'])).toEqual({ deleted: 1, refusedLatest: 0 });
     }
@@ -62,7 +73,9 @@ export function describeFeederOnCluster(name: string, openIndex: () => Promise<E
         expect((await index.hostHistory(ip)).items).toEqual((await record.hostHistory(ip)).items);
       }
       for (const q of ['port:443', 'port:80', 'service:ssh']) {
-        expect((await index.search(parseQuery(q))).items.map((s) => s.scanId)).toEqual((await record.search(parseQuery(q))).items.map((s) => s.scanId));
+        expect((await index.search(parseQuery(q))).items.map((s) => s.scanId)).toEqual(
+          (await record.search(parseQuery(q))).items.map((s) => s.scanId),
+        );
       }
       expect((await index.readEvents({ limit: 1000 })).events).toEqual((await record.readEvents({ limit: 1000 })).events);
       expect(await index.counts()).toEqual(await record.counts());

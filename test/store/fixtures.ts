@@ -2,7 +2,18 @@ import type { Lease, ScanDocument, ScannedPort } from '../../src/store/types.js'
 
 /** A lease with fixed content, for equality checks. */
 export function lease(id: string, ip: string, agentId: string, deadline: number): Lease {
-  return { id, ip, agentId, deadline, ports: [22, 80, 443], tags: ['dmz'], session: { round: 0 }, issuedAt: deadline - 100, round: 0, reason: 'cycle' };
+  return {
+    id,
+    ip,
+    agentId,
+    deadline,
+    ports: [22, 80, 443],
+    tags: ['dmz'],
+    session: { round: 0 },
+    issuedAt: deadline - 100,
+    round: 0,
+    reason: 'cycle',
+  };
 }
 
 /** An open port with a service name and optional banner details. */
@@ -11,7 +22,13 @@ export function open(port: number, service: string, extra: Partial<ScannedPort> 
 }
 
 /** A scan document with plausible defaults. */
-export function scan(scanId: string, ip: string, finishedAt: number, ports: ScannedPort[], extra: Partial<ScanDocument> = {}): ScanDocument {
+export function scan(
+  scanId: string,
+  ip: string,
+  finishedAt: number,
+  ports: ScannedPort[],
+  extra: Partial<ScanDocument> = {},
+): ScanDocument {
   return {
     scanId,
     ip,

@@ -14,15 +14,19 @@ const dir = mkdtempSync(join(tmpdir(), 'pb-group-queue-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let n = 0;
-const stores: Array<[string, () => Promise<Store>]> = [
-  ['sqlite', () => openSqliteStore({ path: join(dir, `q-${n++}.db`) })],
-];
+const stores: Array<[string, () => Promise<Store>]> = [['sqlite', () => openSqliteStore({ path: join(dir, `q-${n++}.db`) })]];
 
 function suite(openStore: () => Promise<Store>): void {
   it('dequeueWorkFor takes only unrestricted items and items of the given groups, head first, and leaves the rest in place', async () => {
     const store = await openStore();
     try {
-      const item = (n: number, groups?: string[]) => ({ ip: `198.18.0.${n}`, tags: [], reason: 'manual' as const, enqueuedAt: n, ...(groups ? { groups } : {}) });
+      const item = (n: number, groups?: string[]) => ({
+        ip: `198.18.0.${n}`,
+        tags: [],
+        reason: 'manual' as const,
+        enqueuedAt: n,
+        ...(groups ? { groups } : {}),
+      });
       await store.enqueueWork([item(1, ['external']), item(2), item(3, ['internal', 'cloud']), item(4, ['external']), item(5, ['cloud'])]);
       expect((await store.dequeueWorkFor(2, ['internal'])).map((w) => w.ip)).toEqual(['198.18.0.2', '198.18.0.3']);
       expect(await store.dequeueWorkFor(5, ['internal'])).toEqual([]);

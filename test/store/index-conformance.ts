@@ -43,17 +43,19 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
         expect((await store.counts()).scans).toBe(2);
       });
 
-
       it('rejects a malformed scan with the field named', async () => {
         const store = await fresh();
         const bad = { ...scan('s1', '198.18.0.1', 1, []), ip: '198.18.0.300' };
-        await expect(store.ingestScan({ scan: bad })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_ADDRESS') && e.where === 'scan.ip');
+        await expect(store.ingestScan({ scan: bad })).rejects.toSatisfy(
+          (e) => isPortbanditError(e, 'PB_ERR_ADDRESS') && e.where === 'scan.ip',
+        );
         const bad2 = { ...scan('s1', '198.18.0.1', 1, []), finishedAt: 1.5 };
-        await expect(store.ingestScan({ scan: bad2 })).rejects.toSatisfy((e) => isPortbanditError(e, 'PB_ERR_SCAN_DOCUMENT') && e.where === 'scan.finishedAt');
+        await expect(store.ingestScan({ scan: bad2 })).rejects.toSatisfy(
+          (e) => isPortbanditError(e, 'PB_ERR_SCAN_DOCUMENT') && e.where === 'scan.finishedAt',
+        );
         expect((await store.counts()).scans).toBe(0);
       });
     });
-
 
     describe('search', () => {
       const fixture = buildFixture();
@@ -73,7 +75,9 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
       const ids = async (store: S, query: string, view: 'latest' | 'history' = 'latest'): Promise<string[]> =>
         (await store.search(parseQuery(query), { view, limit: 1000 })).items.map((s) => s.scanId);
       const expected = (query: string, view: 'latest' | 'history' = 'latest'): string[] =>
-        (view === 'latest' ? latestOf() : [...fixture].sort(compareNewestFirst)).filter((s) => matchScan(s, parseQuery(query))).map((s) => s.scanId);
+        (view === 'latest' ? latestOf() : [...fixture].sort(compareNewestFirst))
+          .filter((s) => matchScan(s, parseQuery(query)))
+          .map((s) => s.scanId);
 
       it('matches each field as documented in query-ast.ts', async () => {
         const store = await loaded();
@@ -121,7 +125,9 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
         await fc.assert(
           fc.asyncProperty(queryArbitrary(), fc.constantFrom('latest' as const, 'history' as const), async (query, view) => {
             const got = (await store.search(query, { view, limit: 1000 })).items.map((s) => s.scanId);
-            const want = (view === 'latest' ? latestOf() : [...fixture].sort(compareNewestFirst)).filter((s) => matchScan(s, query)).map((s) => s.scanId);
+            const want = (view === 'latest' ? latestOf() : [...fixture].sort(compareNewestFirst))
+              .filter((s) => matchScan(s, query))
+              .map((s) => s.scanId);
             expect(got).toEqual(want);
           }),
           { numRuns: 150 },
@@ -150,7 +156,12 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
         const store = await loaded();
         const exported: string[] = [];
         for await (const s of store.exportHistory({ batchSize: 2 })) exported.push(s.scanId);
-        expect(exported).toEqual([...fixture].sort(compareNewestFirst).reverse().map((s) => s.scanId));
+        expect(exported).toEqual(
+          [...fixture]
+            .sort(compareNewestFirst)
+            .reverse()
+            .map((s) => s.scanId),
+        );
         const window: string[] = [];
         for await (const s of store.exportHistory({ since: Date.parse(day(2)), until: Date.parse(day(4)) })) window.push(s.scanId);
         expect(window).toEqual(['h1b', 'h2b', 'h3']);
@@ -184,12 +195,13 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
       });
     });
 
-
     describe('hostile input', () => {
       it('stores a scan whose banner holds a 33 KB word and a 33 KB product; they are kept but not searchable', async () => {
         const store = await fresh();
         const huge = 'a'.repeat(33_000);
-        const hostile = scan('h1', '198.18.0.9', 1000, [open(80, 'http', { product: huge, extrainfo: `ok ${huge} banner`, cpes: [`cpe:/a:${huge}`] })]);
+        const hostile = scan('h1', '198.18.0.9', 1000, [
+          open(80, 'http', { product: huge, extrainfo: `ok ${huge} banner`, cpes: [`cpe:/a:${huge}`] }),
+        ]);
         expect(await store.ingestScan({ scan: hostile })).toMatchObject({ inserted: true, latest: true });
         expect((await store.getScan('h1'))?.ports[0]?.product).toBe(huge);
         expect((await store.search(parseQuery('port:80'))).items.map((s) => s.scanId)).toEqual(['h1']);
@@ -203,7 +215,10 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
       it('latest-per-host does not depend on the order scans arrive in', async () => {
         await fc.assert(
           fc.asyncProperty(
-            fc.array(fc.record({ host: fc.integer({ min: 0, max: 3 }), at: fc.integer({ min: 0, max: 5 }), id: fc.integer({ min: 0, max: 40 }) }), { minLength: 1, maxLength: 12 }),
+            fc.array(
+              fc.record({ host: fc.integer({ min: 0, max: 3 }), at: fc.integer({ min: 0, max: 5 }), id: fc.integer({ min: 0, max: 40 }) }),
+              { minLength: 1, maxLength: 12 },
+            ),
             async (draws) => {
               const store = await fresh();
               const scans = new Map<string, ScanDocument>();
@@ -226,7 +241,6 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
           { numRuns: 25 },
         );
       });
-
 
       it('canonicalises addresses on the way in and on lookups', async () => {
         const store = await fresh();
@@ -273,32 +287,53 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
 
 /** Eight scans of six hosts over four days (two hosts scanned twice). */
 /** Screenshot metadata of one port (the images live in the screenshot store, not here). */
-const SHOT = (port: number) => ({ port, scheme: 'https' as const, mime: 'image/png' as const, width: 1280, height: 800, bytes: 4242, title: 'login' });
+const SHOT = (port: number) => ({
+  port,
+  scheme: 'https' as const,
+  mime: 'image/png' as const,
+  width: 1280,
+  height: 800,
+  bytes: 4242,
+  title: 'login',
+});
 
 function buildFixture(): ScanDocument[] {
   const at = (d: number, hour = 1): number => Date.parse(day(d)) + hour * 3_600_000;
   return [
     // h1a had a screenshot (of a service gone by h1b): only history search finds it.
-    scan('h1a', '198.18.0.1', at(1), [open(22, 'ssh', { product: 'OpenSSH', version: '8.2p1' })], { tags: ['dmz'], screenshots: [SHOT(22)] }),
+    scan('h1a', '198.18.0.1', at(1), [open(22, 'ssh', { product: 'OpenSSH', version: '8.2p1' })], {
+      tags: ['dmz'],
+      screenshots: [SHOT(22)],
+    }),
     scan('h2a', '198.18.0.2', at(1), [open(22, 'ssh')], { tags: ['dmz'] }),
     scan(
       'h1b',
       '198.18.0.1',
       at(2),
       [
-        open(22, 'ssh', { product: 'OpenSSH', version: '8.9p1', extrainfo: 'Ubuntu Linux; protocol 2.0', cpes: ['cpe:/a:openbsd:openssh:8.9p1'] }),
+        open(22, 'ssh', {
+          product: 'OpenSSH',
+          version: '8.9p1',
+          extrainfo: 'Ubuntu Linux; protocol 2.0',
+          cpes: ['cpe:/a:openbsd:openssh:8.9p1'],
+        }),
         open(80, 'http', { product: 'nginx', version: '1.18.0' }),
       ],
       { tags: ['dmz'] },
     ),
     scan('h2b', '198.18.0.2', at(2), [open(22, 'ssh')], { tags: ['dmz'] }),
-    scan('h3', '198.18.0.3', at(3), [{ port: 25, state: 'closed', service: 'smtp', cpes: [], scripts: [] }, open(3306, 'mysql')], { tags: ['lab'] }),
+    scan('h3', '198.18.0.3', at(3), [{ port: 25, state: 'closed', service: 'smtp', cpes: [], scripts: [] }, open(3306, 'mysql')], {
+      tags: ['lab'],
+    }),
     scan(
       'h4',
       '198.18.1.4',
       at(4),
       [
-        open(443, 'https', { product: 'nginx', scripts: [{ id: 'ssl-cert', output: 'Subject: commonName=198.18.1.4\nNot valid after: expires 2027-01-01' }] }),
+        open(443, 'https', {
+          product: 'nginx',
+          scripts: [{ id: 'ssl-cert', output: 'Subject: commonName=198.18.1.4\nNot valid after: expires 2027-01-01' }],
+        }),
         open(8080, 'http-proxy'),
       ],
       { tags: ['dmz', 'web'], screenshots: [SHOT(443), SHOT(8080)] },
@@ -312,18 +347,22 @@ function buildFixture(): ScanDocument[] {
 function queryArbitrary(): fc.Arbitrary<QueryNode> {
   const leaf: fc.Arbitrary<QueryNode> = fc.oneof(
     fc.constantFrom(22, 80, 443, 25, 3306, 53, 8080, 9).map((port) => ({ type: 'port' as const, port })),
-    fc.constantFrom<[QueryNode & { type: 'term' }]>(
-      [{ type: 'term', field: 'service', value: 'ssh' }],
-      [{ type: 'term', field: 'service', value: 'HTTP' }],
-      [{ type: 'term', field: 'product', value: 'nginx' }],
-      [{ type: 'term', field: 'version', value: '8.9p1' }],
-      [{ type: 'term', field: 'tag', value: 'dmz' }],
-      [{ type: 'term', field: 'tag', value: 'web' }],
-      [{ type: 'term', field: 'agent', value: 'agent-2' }],
-      [{ type: 'term', field: 'script', value: 'ssl-cert' }],
-      [{ type: 'term', field: 'cpe', value: 'cpe:/a:openbsd:openssh:8.9p1' }],
-    ).map(([node]) => node),
-    fc.constantFrom('198.18.0.0/24', '198.18.0.0/16', '198.18.0.1', '198.18.1.4', '2001:db8::/32', '2001:db8::6', '::/0', '0.0.0.0/0').map((value) => ({ type: 'ip' as const, value })),
+    fc
+      .constantFrom<[QueryNode & { type: 'term' }]>(
+        [{ type: 'term', field: 'service', value: 'ssh' }],
+        [{ type: 'term', field: 'service', value: 'HTTP' }],
+        [{ type: 'term', field: 'product', value: 'nginx' }],
+        [{ type: 'term', field: 'version', value: '8.9p1' }],
+        [{ type: 'term', field: 'tag', value: 'dmz' }],
+        [{ type: 'term', field: 'tag', value: 'web' }],
+        [{ type: 'term', field: 'agent', value: 'agent-2' }],
+        [{ type: 'term', field: 'script', value: 'ssl-cert' }],
+        [{ type: 'term', field: 'cpe', value: 'cpe:/a:openbsd:openssh:8.9p1' }],
+      )
+      .map(([node]) => node),
+    fc
+      .constantFrom('198.18.0.0/24', '198.18.0.0/16', '198.18.0.1', '198.18.1.4', '2001:db8::/32', '2001:db8::6', '::/0', '0.0.0.0/0')
+      .map((value) => ({ type: 'ip' as const, value })),
     fc.record({
       type: fc.constant('time' as const),
       op: fc.constantFrom('>' as const, '>=' as const, '<' as const, '<=' as const),

@@ -35,14 +35,17 @@ describe('ipKey and canonicalIp', () => {
     expect(actual(ip)).toEqual(strictQuad(ip));
   });
 
-  test.prop([fc.ipV4(), fc.ipV6()])('agree with ipaddr.js on canonical IPv4 and on IPv6 without a dotted tail; mapped IPv4 is the IPv4 address', (v4, v6) => {
-    expect(actual(v4)).toEqual(strictQuad(v4));
-    expect(actual(`::ffff:${v4}`)).toEqual(strictQuad(v4));
-    if (!v6.includes('.')) {
-      const ref = ipaddr.IPv6.parse(v6);
-      const key = Buffer.from(ref.toByteArray()).toString('hex');
-      if (ref.isIPv4MappedAddress()) expect(actual(v6)).toEqual({ text: ref.toIPv4Address().toString(), key });
-      else expect(actual(v6)).toEqual({ text: ref.toRFC5952String(), key });
-    }
-  });
+  test.prop([fc.ipV4(), fc.ipV6()])(
+    'agree with ipaddr.js on canonical IPv4 and on IPv6 without a dotted tail; mapped IPv4 is the IPv4 address',
+    (v4, v6) => {
+      expect(actual(v4)).toEqual(strictQuad(v4));
+      expect(actual(`::ffff:${v4}`)).toEqual(strictQuad(v4));
+      if (!v6.includes('.')) {
+        const ref = ipaddr.IPv6.parse(v6);
+        const key = Buffer.from(ref.toByteArray()).toString('hex');
+        if (ref.isIPv4MappedAddress()) expect(actual(v6)).toEqual({ text: ref.toIPv4Address().toString(), key });
+        else expect(actual(v6)).toEqual({ text: ref.toRFC5952String(), key });
+      }
+    },
+  );
 });

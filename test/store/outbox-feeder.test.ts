@@ -35,9 +35,18 @@ describe('outbox feeder failures (in-memory double)', () => {
     const { client, cluster } = createMemoryElasticsearchClient();
     const index = await openElasticsearchScanIndex({ client, prefix: 'pb', bulkRetry: { retries: 1, baseDelayMs: 1, maxDelayMs: 2 } });
     const record = await openSqliteStore({ path: ':memory:', outbox: true });
-    for (let i = 1; i <= 5; i++) await record.ingestScan({ scan: scan(`s${i}`, `198.18.0.${i}`, 1000 + i, [open(22, 'ssh')]), events: [{ kind: 'host-new', at: 1000 + i, ip: `198.18.0.${i}`, scanId: `s${i}`, tags: [] }] });
+    for (let i = 1; i <= 5; i++)
+      await record.ingestScan({
+        scan: scan(`s${i}`, `198.18.0.${i}`, 1000 + i, [open(22, 'ssh')]),
+        events: [{ kind: 'host-new', at: 1000 + i, ip: `198.18.0.${i}`, scanId: `s${i}`, tags: [] }],
+      });
     const warnings: string[] = [];
-    const feeder = new OutboxFeeder(record, index, { batchSize: 100, idleMs: 5, retry: { baseDelayMs: 10, maxDelayMs: 20 }, log: (level, message) => level === 'warn' && warnings.push(message) });
+    const feeder = new OutboxFeeder(record, index, {
+      batchSize: 100,
+      idleMs: 5,
+      retry: { baseDelayMs: 10, maxDelayMs: 20 },
+      log: (level, message) => level === 'warn' && warnings.push(message),
+    });
 
     // Two requests per attempt (one re-send): the first attempt by hand, the second in the loop fail.
     cluster.rejectBulk = { remaining: 5, as: 'items' };
@@ -108,7 +117,8 @@ describe.skipIf(missing !== undefined)('outbox feeder on PostgreSQL: one feeder 
     const { client, cluster } = createMemoryElasticsearchClient();
     const index = await openElasticsearchScanIndex({ client, prefix: 'pb' });
     try {
-      for (let i = 1; i <= 6; i++) await (i % 2 ? a! : b!).ingestScan({ scan: scan(`s${i}`, `198.18.0.${i}`, 1000 + i, [open(22, 'ssh')]) });
+      for (let i = 1; i <= 6; i++)
+        await (i % 2 ? a! : b!).ingestScan({ scan: scan(`s${i}`, `198.18.0.${i}`, 1000 + i, [open(22, 'ssh')]) });
       const feedA = new OutboxFeeder(a!, index, { batchSize: 2 });
       const feedB = new OutboxFeeder(b!, index, { batchSize: 2 });
       expect(await feedA.feedOnce()).toBe(2);
@@ -124,7 +134,14 @@ describe.skipIf(missing !== undefined)('outbox feeder on PostgreSQL: one feeder 
       expect(await b!.countOutbox()).toBe(0);
       expect(feedB.status()).toMatchObject({ active: true });
       await index.refresh();
-      expect((await index.search(undefined, { view: 'history' })).items.map((s) => s.scanId).sort()).toEqual(['s1', 's2', 's3', 's4', 's5', 's6']);
+      expect((await index.search(undefined, { view: 'history' })).items.map((s) => s.scanId).sort()).toEqual([
+        's1',
+        's2',
+        's3',
+        's4',
+        's5',
+        's6',
+      ]);
       expect([...cluster.indices.get('pb-scans')!.docs.keys()]).toHaveLength(6);
     } finally {
       await b!.close();

@@ -24,7 +24,12 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
       const schema = pg.freshSchema();
       const stores = await Promise.all([0, 1, 2].map(() => openPostgresCoordination({ url: pg.url(), schema, poolSize: 4 })));
       try {
-        const items = Array.from({ length: 300 }, (_, i) => ({ ip: `198.18.${i >> 8}.${i & 255}`, tags: [], reason: 'manual' as const, enqueuedAt: i }));
+        const items = Array.from({ length: 300 }, (_, i) => ({
+          ip: `198.18.${i >> 8}.${i & 255}`,
+          tags: [],
+          reason: 'manual' as const,
+          enqueuedAt: i,
+        }));
         await stores[0]!.enqueueWork(items);
         const taken: string[] = [];
         await Promise.all(
@@ -67,7 +72,10 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
       const schema = pg.freshSchema();
       const [a, b] = await Promise.all([0, 1].map(() => openPostgresCoordination({ url: pg.url(), schema })));
       try {
-        const outcomes = await Promise.allSettled([a!.putLease(lease('la', '198.18.0.5', 'a1', 100)), b!.putLease(lease('lb', '198.18.0.5', 'a2', 100))]);
+        const outcomes = await Promise.allSettled([
+          a!.putLease(lease('la', '198.18.0.5', 'a1', 100)),
+          b!.putLease(lease('lb', '198.18.0.5', 'a2', 100)),
+        ]);
         expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
         const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
         expect(isPortbanditError(refused.reason, 'PB_ERR_CONFLICT') && refused.reason.where === 'lease.ip').toBe(true);
@@ -95,7 +103,12 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
               const doc = (await store.getDocument<{ position: number }>('coordinator', 'cycle'))!;
               if (doc.value.position >= 200) return;
               try {
-                await store.putDocument('coordinator', 'cycle', { position: doc.value.position + 10 }, { at: 2, expectedRevision: doc.revision });
+                await store.putDocument(
+                  'coordinator',
+                  'cycle',
+                  { position: doc.value.position + 10 },
+                  { at: 2, expectedRevision: doc.revision },
+                );
                 claimed.push(doc.value.position);
               } catch (error) {
                 if (!isPortbanditError(error, 'PB_ERR_CONFLICT')) throw error;
@@ -114,7 +127,9 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
       const schema = pg.freshSchema();
       const stores = await Promise.all([0, 1, 2, 3].map(() => openPostgresCoordination({ url: pg.url(), schema })));
       try {
-        const created = await Promise.all(stores.map((s, i) => s.createFirstAdminToken({ id: `t${i}`, name: 'bootstrap', tokenHash: `h${i}`, createdAt: i })));
+        const created = await Promise.all(
+          stores.map((s, i) => s.createFirstAdminToken({ id: `t${i}`, name: 'bootstrap', tokenHash: `h${i}`, createdAt: i })),
+        );
         expect(created.filter(Boolean)).toHaveLength(1);
         expect(await stores[0]!.listAdminTokens()).toHaveLength(1);
       } finally {

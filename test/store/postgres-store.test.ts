@@ -55,7 +55,9 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
         ]);
         expect(together.map((r) => r.inserted)).toEqual([true, true, true]);
         expect(together.map((r) => r.lease?.id)).toEqual(['lease-1', undefined, 'lease-3']);
-        const xmins = await store.db.pool.query<{ xmin: string }>(`SELECT DISTINCT xmin::text AS xmin FROM scans WHERE scan_id IN ('s1', 's2', 's3')`);
+        const xmins = await store.db.pool.query<{ xmin: string }>(
+          `SELECT DISTINCT xmin::text AS xmin FROM scans WHERE scan_id IN ('s1', 's2', 's3')`,
+        );
         expect(xmins.rows).toHaveLength(1);
 
         // One bad result in a group: the group is rolled back and each runs alone; the bad one

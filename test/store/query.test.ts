@@ -16,13 +16,20 @@ const cidr4 = fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([address
   const mask = prefix === 0 ? 0 : Math.floor(n / 2 ** (32 - prefix)) * 2 ** (32 - prefix);
   return `${[24, 16, 8, 0].map((shift) => Math.floor(mask / 2 ** shift) % 256).join('.')}/${prefix}`;
 });
-const instant = fc.oneof(fc.integer({ min: 0, max: MAX_TIME }), fc.integer({ min: 0, max: Math.floor(MAX_TIME / DAY) }).map((d) => d * DAY));
+const instant = fc.oneof(
+  fc.integer({ min: 0, max: MAX_TIME }),
+  fc.integer({ min: 0, max: Math.floor(MAX_TIME / DAY) }).map((d) => d * DAY),
+);
 
 const leaf: fc.Arbitrary<QueryNode> = fc.oneof(
   fc.integer({ min: 1, max: 65535 }).map((port) => ({ type: 'port' as const, port })),
   fc.record({ type: fc.constant('term' as const), field: fc.constantFrom(...TERM_FIELDS), value: anyString }),
   fc.oneof(ipv4, cidr4, fc.constantFrom('2001:db8::1', '2001:db8::/32', '::1')).map((value) => ({ type: 'ip' as const, value })),
-  fc.record({ type: fc.constant('time' as const), op: fc.constantFrom('>' as const, '>=' as const, '<' as const, '<=' as const), at: instant }),
+  fc.record({
+    type: fc.constant('time' as const),
+    op: fc.constantFrom('>' as const, '>=' as const, '<' as const, '<=' as const),
+    at: instant,
+  }),
   fc.tuple(instant, fc.integer({ min: 1, max: 400 * DAY })).map(([from, span]) => ({ type: 'timeRange' as const, from, to: from + span })),
   textValue.map((value) => ({ type: 'text' as const, value })),
   fc.constant({ type: 'screenshot' as const }),
@@ -62,14 +69,29 @@ describe('query language', () => {
     expect(parseQuery('port:22 service:ssh OR -tag:dmz')).toEqual({
       type: 'or',
       children: [
-        { type: 'and', children: [{ type: 'port', port: 22 }, { type: 'term', field: 'service', value: 'ssh' }] },
+        {
+          type: 'and',
+          children: [
+            { type: 'port', port: 22 },
+            { type: 'term', field: 'service', value: 'ssh' },
+          ],
+        },
         { type: 'not', child: { type: 'term', field: 'tag', value: 'dmz' } },
       ],
     });
     expect(parseQuery('NOT (port:23 OR port:21) AND product:"Apache httpd"')).toEqual({
       type: 'and',
       children: [
-        { type: 'not', child: { type: 'or', children: [{ type: 'port', port: 23 }, { type: 'port', port: 21 }] } },
+        {
+          type: 'not',
+          child: {
+            type: 'or',
+            children: [
+              { type: 'port', port: 23 },
+              { type: 'port', port: 21 },
+            ],
+          },
+        },
         { type: 'term', field: 'product', value: 'Apache httpd' },
       ],
     });
@@ -105,18 +127,33 @@ describe('query language', () => {
     expect(parseQuery('screenshot:TRUE port:80')).toEqual({ type: 'and', children: [{ type: 'screenshot' }, { type: 'port', port: 80 }] });
     expect(parseQuery('screenshot:false')).toEqual({ type: 'not', child: { type: 'screenshot' } });
     expect(printQuery(parseQuery('screenshot:false'))).toBe('-screenshot:true');
-    expect(errorOf('port:80 screenshot:yes')).toMatchObject({ where: 'query column 20', message: expect.stringContaining('screenshot takes true or false') });
+    expect(errorOf('port:80 screenshot:yes')).toMatchObject({
+      where: 'query column 20',
+      message: expect.stringContaining('screenshot takes true or false'),
+    });
   });
 
   test('errors name the column of the problem and what was expected', () => {
-    expect(errorOf('port:22 port:70000')).toEqual({ where: 'query column 14', message: expect.stringContaining('expected an integer 1-65535') });
-    expect(errorOf('service:ssh colour:red')).toMatchObject({ where: 'query column 13', message: expect.stringContaining("unknown field 'colour'") });
+    expect(errorOf('port:22 port:70000')).toEqual({
+      where: 'query column 14',
+      message: expect.stringContaining('expected an integer 1-65535'),
+    });
+    expect(errorOf('service:ssh colour:red')).toMatchObject({
+      where: 'query column 13',
+      message: expect.stringContaining("unknown field 'colour'"),
+    });
     expect(errorOf('(port:22 OR port:80')).toMatchObject({ where: 'query column 1', message: expect.stringContaining("missing ')'") });
     expect(errorOf('port:22)')).toMatchObject({ where: 'query column 8', message: expect.stringContaining("unbalanced ')'") });
-    expect(errorOf('port:22 OR')).toMatchObject({ where: 'query column 11', message: expect.stringContaining("expected a term after 'OR'") });
+    expect(errorOf('port:22 OR')).toMatchObject({
+      where: 'query column 11',
+      message: expect.stringContaining("expected a term after 'OR'"),
+    });
     expect(errorOf('ip:198.18.0.300')).toMatchObject({ where: 'query column 4', message: expect.stringContaining('not an IP address') });
     expect(errorOf('ctime:>2026-13-01')).toMatchObject({ where: 'query column 8', message: expect.stringContaining('not a date') });
-    expect(errorOf('ctime:2026-11-05..2026-11-01')).toMatchObject({ where: 'query column 7', message: expect.stringContaining('is empty') });
+    expect(errorOf('ctime:2026-11-05..2026-11-01')).toMatchObject({
+      where: 'query column 7',
+      message: expect.stringContaining('is empty'),
+    });
     expect(errorOf('product:"nginx')).toMatchObject({ where: 'query column 9', message: expect.stringContaining('unterminated') });
     expect(errorOf('tag:')).toMatchObject({ where: 'query column 5', message: expect.stringContaining("expected a value after 'tag:'") });
   });

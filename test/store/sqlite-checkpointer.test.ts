@@ -17,7 +17,11 @@ async function write(store: Awaited<ReturnType<typeof openSqliteStore>>, from: n
         const n = i + k;
         const ip = `198.18.${(n >> 8) & 255}.${n & 255}`;
         await store.putLease(lease(`lease-${n}`, ip, 'agent-1', 1e12));
-        await store.ingestScan({ scan: scan(`lease-${n}`, ip, 60_000 + n, [open(80, 'http', { product: `nginx ${n}` })]), events: [], leaseId: `lease-${n}` });
+        await store.ingestScan({
+          scan: scan(`lease-${n}`, ip, 60_000 + n, [open(80, 'http', { product: `nginx ${n}` })]),
+          events: [],
+          leaseId: `lease-${n}`,
+        });
       }),
     );
   }
@@ -57,24 +61,28 @@ describe('WAL checkpoints on a worker thread', () => {
   // The worker thread needs CPU to copy pages while the writer waits; on a machine loaded far past its
   // cores it can be starved once. Without the hold the WAL passes the bound every time (~13 MiB), so a
   // retry keeps the check meaningful.
-  it('keeps the WAL bounded under sustained writes (the writer holds a commit while the worker copies the rest)', { retry: 2 }, async () => {
-    const path = join(dir, 'restart.db');
-    // 256 pages (1 MiB) instead of 64 MiB, so that a few thousand writes cross it many times.
-    const store = await openSqliteStore({ path, checkpointIntervalMs: 20, checkpointRestartPages: 256 });
-    let largest = 0;
-    const watch = setInterval(() => (largest = Math.max(largest, statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0)), 5);
-    try {
-      // ~2,000 leases and ingests back to back: tens of MiB through the WAL without a reset.
-      await write(store, 0, 2000);
-    } finally {
-      clearInterval(watch);
-    }
-    expect(largest).toBeGreaterThan(0);
-    // Without the hold (only resets that happen by themselves) it reached ~13 MiB; with it ~3.5 MiB.
-    expect(largest).toBeLessThan(8 * 1024 * 1024);
-    await store.close();
-    await expectAllStored(path, 2000);
-  });
+  it(
+    'keeps the WAL bounded under sustained writes (the writer holds a commit while the worker copies the rest)',
+    { retry: 2 },
+    async () => {
+      const path = join(dir, 'restart.db');
+      // 256 pages (1 MiB) instead of 64 MiB, so that a few thousand writes cross it many times.
+      const store = await openSqliteStore({ path, checkpointIntervalMs: 20, checkpointRestartPages: 256 });
+      let largest = 0;
+      const watch = setInterval(() => (largest = Math.max(largest, statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0)), 5);
+      try {
+        // ~2,000 leases and ingests back to back: tens of MiB through the WAL without a reset.
+        await write(store, 0, 2000);
+      } finally {
+        clearInterval(watch);
+      }
+      expect(largest).toBeGreaterThan(0);
+      // Without the hold (only resets that happen by themselves) it reached ~13 MiB; with it ~3.5 MiB.
+      expect(largest).toBeLessThan(8 * 1024 * 1024);
+      await store.close();
+      await expectAllStored(path, 2000);
+    },
+  );
 
   it('leaves the file alone without the worker until the automatic checkpoint (checkpointIntervalMs 0)', async () => {
     const path = join(dir, 'plain.db');

@@ -48,7 +48,12 @@ describe('sqlite store durability', () => {
           for (const op of ops) {
             const before = await snapshot(store);
             const input = {
-              scan: scan(`s${op.scanNo}`, op.ip, op.finishedAt, op.ports.map((p) => open(p, 'svc'))),
+              scan: scan(
+                `s${op.scanNo}`,
+                op.ip,
+                op.finishedAt,
+                op.ports.map((p) => open(p, 'svc')),
+              ),
               ...(op.withLease ? { leaseId: `l${op.scanNo % 5}` } : {}),
               events: [
                 { kind: 'service-new' as const, at: op.finishedAt, ip: op.ip, scanId: `s${op.scanNo}`, tags: [], port: 22 },
@@ -86,8 +91,17 @@ describe('sqlite store durability', () => {
       fc.asyncProperty(
         fc.array(
           fc.oneof(
-            fc.record({ kind: fc.constant('scope' as const), ranges: fc.uniqueArray(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 4 }), poisoned: fc.boolean() }),
-            fc.record({ kind: fc.constant('doc' as const), key: fc.constantFrom('dmz', 'lab', ''), revision: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }), value: fc.integer() }),
+            fc.record({
+              kind: fc.constant('scope' as const),
+              ranges: fc.uniqueArray(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 4 }),
+              poisoned: fc.boolean(),
+            }),
+            fc.record({
+              kind: fc.constant('doc' as const),
+              key: fc.constantFrom('dmz', 'lab', ''),
+              revision: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+              value: fc.integer(),
+            }),
           ),
           { minLength: 1, maxLength: 15 },
         ),
@@ -111,7 +125,12 @@ describe('sqlite store durability', () => {
                   }));
                   await store.addScopeEntries('scope', entries, 1000);
                 } else {
-                  await store.putDocument('policies', op.key, { budget: op.value }, { at: 5, ...(op.revision === undefined ? {} : { expectedRevision: op.revision }) });
+                  await store.putDocument(
+                    'policies',
+                    op.key,
+                    { budget: op.value },
+                    { at: 5, ...(op.revision === undefined ? {} : { expectedRevision: op.revision }) },
+                  );
                 }
               } catch (error) {
                 expect(isPortbanditError(error, 'PB_ERR_STORE') || isPortbanditError(error, 'PB_ERR_CONFLICT')).toBe(true);

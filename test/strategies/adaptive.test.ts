@@ -27,7 +27,13 @@ function host(i: number, epoch: number, previousOpen: number[] = [], tags = ['of
 }
 
 /** Run one epoch of `count` hosts against `truth`, learning after every 64 hosts; returns the results. */
-function runEpoch(strategy: Strategy, epoch: number, count: number, truth: (i: number) => readonly number[], previous: Map<number, readonly number[]>): HostResult[] {
+function runEpoch(
+  strategy: Strategy,
+  epoch: number,
+  count: number,
+  truth: (i: number) => readonly number[],
+  previous: Map<number, readonly number[]>,
+): HostResult[] {
   const all: HostResult[] = [];
   let batch: HostResult[] = [];
   for (let i = 0; i < count; i++) {
@@ -59,7 +65,11 @@ describe('adaptive', () => {
     // 40123 is found by one host's history (the org's app); every host of the /24 runs it.
     previous.set(0, [445, 40123]);
     for (let e = 0; e < 3; e++) runEpoch(strategy, e, 128, () => [445, 40123], previous);
-    const estimate = () => strategy.explain(10).groups.find((g) => g.group === 'office')!.top.find((p) => p.port === 40123)?.estimate ?? 0;
+    const estimate = () =>
+      strategy
+        .explain(10)
+        .groups.find((g) => g.group === 'office')!
+        .top.find((p) => p.port === 40123)?.estimate ?? 0;
     const during = new HostSession(strategy, host(200, 3), 'x');
     expect(runHostSession(during, (p) => p === 40123 || p === 445).open).toContain(40123);
     const learned = estimate();
@@ -91,7 +101,9 @@ describe('adaptive', () => {
     expect(filterExplanation(x, undefined, false).groups.map((g) => g.group)).toEqual(['*', 'office']);
     expect(filterExplanation(x, ['office'], false).groups).toHaveLength(1);
     expect(() => filterExplanation(x, ['nope'], false)).toThrow(/no learned group "nope"/);
-    expect(formatExplanation(x)).toMatch(/budget split per host \(probes\): must-have 0, fixed 0, history [\d.]+, learned [\d.]+, exploration [\d.]+/);
+    expect(formatExplanation(x)).toMatch(
+      /budget split per host \(probes\): must-have 0, fixed 0, history [\d.]+, learned [\d.]+, exploration [\d.]+/,
+    );
   });
 
   test('strategy list shows every parameter with its default', () => {
@@ -105,7 +117,8 @@ describe('sweep planner', () => {
   /** A planner that saw `prefixes` /24s of `perPrefix` live hosts in epoch 0. */
   function seen(prefixes: number, perPrefix: number): SweepPlanner {
     const p = new SweepPlanner();
-    for (let s = 0; s < prefixes; s++) for (let h = 0; h < perPrefix; h++) p.observe(0, `198.18.${s}.${h}`, `198.18.${s}.0/24`, false, true);
+    for (let s = 0; s < prefixes; s++)
+      for (let h = 0; h < perPrefix; h++) p.observe(0, `198.18.${s}.${h}`, `198.18.${s}.0/24`, false, true);
     return p;
   }
 
@@ -188,7 +201,9 @@ describe('sweep planner', () => {
     const old = { hosts: state.hosts, prefixes: state.prefixes.map(([p, swept, candidate]) => [p, swept, candidate] as const) };
     expect(validateSweepPlanner(JSON.parse(JSON.stringify(old)), 'state')).toBeTruthy();
     expect(new SweepPlanner(old).toJSON()).toEqual(state);
-    expect(() => validateSweepPlanner({ hosts: [], prefixes: [['198.18.0.0/24', [-1, -1], null, 'x']] }, 'state.sweeps')).toThrow(/state\.sweeps\.prefixes\[0\]/);
+    expect(() => validateSweepPlanner({ hosts: [], prefixes: [['198.18.0.0/24', [-1, -1], null, 'x']] }, 'state.sweeps')).toThrow(
+      /state\.sweeps\.prefixes\[0\]/,
+    );
   });
 
   test('no sweep when the epoch budget cannot hold one, and none in the first epoch', () => {
@@ -197,7 +212,12 @@ describe('sweep planner', () => {
   });
 
   const events = fc.array(
-    fc.record({ epoch: fc.integer({ min: 0, max: 5 }), host: fc.integer({ min: 0, max: 600 }), sweep: fc.boolean(), eligible: fc.boolean() }),
+    fc.record({
+      epoch: fc.integer({ min: 0, max: 5 }),
+      host: fc.integer({ min: 0, max: 600 }),
+      sweep: fc.boolean(),
+      eligible: fc.boolean(),
+    }),
     { maxLength: 30 },
   );
 

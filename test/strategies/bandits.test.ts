@@ -49,7 +49,7 @@ describe.each(LEARNERS)('%s guard rails and learning', (name) => {
 });
 
 describe('lin-ucb features', () => {
-  test("a port that persists on the hosts that had it is re-probed on such a host, not on others", () => {
+  test('a port that persists on the hosts that had it is re-probed on such a host, not on others', () => {
     const s = createStrategy({ strategy: 'lin-ucb', budget: 5, params: { exploration: 0 } }, env);
     for (let e = 0; e < 3; e++) {
       const withIt = range(1, 10).map((i) => result(i, { epoch: e, previousOpen: [40000], probed: [22, 80, 443, 40000], open: [40000] }));

@@ -45,7 +45,12 @@ describe('top-k', () => {
   test('skips ports outside the probeable set, and that does not change later hosts', () => {
     const strategy = createStrategy({ strategy: 'top-k', budget: 5 }, env);
     const narrow = runHostSession(new HostSession(strategy, host({ probeable: PortRanges.parse('1-100') }), 's'), () => false).probed;
-    expect(narrow).toEqual(catalog.top(200).filter((p) => p <= 100).slice(0, 5));
+    expect(narrow).toEqual(
+      catalog
+        .top(200)
+        .filter((p) => p <= 100)
+        .slice(0, 5),
+    );
     const wide = runHostSession(new HostSession(strategy, host(), 's'), () => false).probed;
     expect(wide).toEqual(catalog.top(5));
   });
@@ -56,7 +61,12 @@ describe('top-k', () => {
     first.ports.length = 0;
     expect(strategy.select(round({ remaining: 5 }), createRng(1)).ports).toEqual(catalog.top(5));
     const later = strategy.select(round({ round: 1, probed: [80, 23], remaining: 3 }), createRng(1)).ports;
-    expect(later).toEqual(catalog.top(10).filter((p) => p !== 80 && p !== 23).slice(0, 3));
+    expect(later).toEqual(
+      catalog
+        .top(10)
+        .filter((p) => p !== 80 && p !== 23)
+        .slice(0, 3),
+    );
   });
 });
 

@@ -68,18 +68,16 @@ const resultArb = (group: number) =>
       previousOpen: fc.uniqueArray(fc.constantFrom(...POOL), { maxLength: 4 }),
       sweep: fc.constant(false),
     })
-    .map(
-      (r): HostResult => ({
-        ip: ipOf(group, r.i),
-        tags: r.tags,
-        prefix: `198.18.${group % 256}.0/24`,
-        epoch: r.epoch,
-        probed: r.probed,
-        open: r.probed.filter((_, k) => r.openBits[k]).sort((a, b) => a - b),
-        previousOpen: [...r.previousOpen].sort((a, b) => a - b),
-        sweep: r.sweep,
-      }),
-    );
+    .map((r): HostResult => ({
+      ip: ipOf(group, r.i),
+      tags: r.tags,
+      prefix: `198.18.${group % 256}.0/24`,
+      epoch: r.epoch,
+      probed: r.probed,
+      open: r.probed.filter((_, k) => r.openBits[k]).sort((a, b) => a - b),
+      previousOpen: [...r.previousOpen].sort((a, b) => a - b),
+      sweep: r.sweep,
+    }));
 
 // Batches of results; each batch sorted by epoch so histories move forward like real scans.
 const historyArb = (group: number) => fc.array(fc.array(resultArb(group), { maxLength: 12 }), { maxLength: 4 });
@@ -184,13 +182,16 @@ export function strategyContract(name: StrategyName, contract: ContractOptions =
   const runs = { numRuns: contract.numRuns ?? 25 };
 
   describe(`strategy contract: ${name}`, () => {
-    test.prop([scenarioArb], runs)('decisions respect the allowance, probeable and excluded ports, must-have ports and no duplicates', (s) => {
-      const strategy = make(s.options);
-      teach(strategy, s.histories[0]);
-      const played = play(strategy, s);
-      strategy.observe(played.results);
-      play(strategy, s);
-    });
+    test.prop([scenarioArb], runs)(
+      'decisions respect the allowance, probeable and excluded ports, must-have ports and no duplicates',
+      (s) => {
+        const strategy = make(s.options);
+        teach(strategy, s.histories[0]);
+        const played = play(strategy, s);
+        strategy.observe(played.results);
+        play(strategy, s);
+      },
+    );
 
     test.prop([scenarioArb], runs)('the same seed and history give the same choices', (s) => {
       const a = make(s.options);

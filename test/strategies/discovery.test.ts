@@ -9,14 +9,30 @@ import { createStrategy } from '../../strategies/build.js';
 import { HostSession } from '../../strategies/host-session.js';
 import { strategies } from '../../strategies/registry.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
-import { Discovery, discoveryParameters, emptyDiscoveryState, mergeDiscoveryStates, type DiscoveryParams } from '../../strategies/discovery/discovery.js';
+import {
+  Discovery,
+  discoveryParameters,
+  emptyDiscoveryState,
+  mergeDiscoveryStates,
+  type DiscoveryParams,
+} from '../../strategies/discovery/discovery.js';
 import { SweepYield } from '../../strategies/discovery/sweep-planner.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import type { HostContext, HostResult } from '../../strategies/types.js';
 import { makeRecording } from '../simulator/helpers.js';
 
 const catalog = loadNmapServices();
-const defaults = Object.fromEntries(discoveryParameters({ discoveryShare: 0.25, sweepShare: 0, sweepTarget: 10, yieldMemory: 1, yieldPrior: 1, sweepMinBudget: 0, sweepWithinShare: false }).map((p) => [p.name, p.default])) as unknown as DiscoveryParams;
+const defaults = Object.fromEntries(
+  discoveryParameters({
+    discoveryShare: 0.25,
+    sweepShare: 0,
+    sweepTarget: 10,
+    yieldMemory: 1,
+    yieldPrior: 1,
+    sweepMinBudget: 0,
+    sweepWithinShare: false,
+  }).map((p) => [p.name, p.default]),
+) as unknown as DiscoveryParams;
 const PREFIX = '198.18.7.0/24';
 
 function result(pos: number, epoch: number, open: number[]): HostResult {
@@ -42,36 +58,51 @@ describe('the candidate order', () => {
 });
 
 describe('coordinated discovery', () => {
-  test.prop([fc.uniqueArray(fc.integer({ min: 1, max: 254 }), { minLength: 1, maxLength: 120 }), fc.integer({ min: 10, max: 2000 }), fc.integer({ min: 0, max: 40 })], {
-    numRuns: 40,
-  })('the hosts of a prefix that answered probe disjoint slices within an epoch, and the next epoch goes on where it ended', (live, budget, knownCount) => {
-    const options = resolveCommonOptions({ budget });
-    const d = new Discovery(options, defaults, catalog, 20);
-    // Epoch 0: `live` answered (with ports open elsewhere in the scope), the others were silent.
-    const known = Array.from({ length: knownCount }, (_, i) => 40000 + i);
-    const epoch0 = Array.from({ length: 254 }, (_, i) => i + 1).map((pos) => result(pos, 0, live.includes(pos) ? [22, ...known.slice(0, 1)] : []));
-    epoch0.push({ ...result(1, 0, known), ip: '198.18.8.1', prefix: '198.18.8.0/24' });
-    d.observe(epoch0, epoch0, false);
-    const slices = live.map((pos) => d.slice(host(pos, 1, [22])));
-    const all = slices.flat();
-    // Tier-1 ports repeat on measureHosts hosts; the untargeted tiers never repeat.
-    const untargeted = all.filter((p) => !known.includes(p) && p !== 22);
-    expect(new Set(untargeted).size).toBe(untargeted.length);
-    // A port open elsewhere is measured on at most measureHosts hosts (plus once more if the untargeted tiers reach it).
-    for (const p of [22, ...known]) expect(all.filter((x) => x === p).length).toBeLessThanOrEqual(defaults.measureHosts + 1);
-    // Silent hosts get no slice.
-    const silent = Array.from({ length: 254 }, (_, i) => i + 1).find((pos) => !live.includes(pos));
-    if (silent !== undefined) expect(d.slice(host(silent, 1, []))).toEqual([]);
-    // Epoch 1 results fix epoch 1's plan; epoch 2's untargeted slices continue the order.
-    const epoch1 = live.map((pos) => result(pos, 1, [22]));
-    d.observe(epoch1, epoch1, false);
-    const next = live.map((pos) => d.slice(host(pos, 2, [22]))).flat().filter((p) => !known.includes(p) && p !== 22);
-    // Unless two epochs hold more than a full pass, the second repeats nothing of the first.
-    if (untargeted.length + next.length <= 65535 - 1 - known.length) {
-      const first = new Set(untargeted);
-      expect(next.filter((p) => first.has(p))).toEqual([]);
-    }
-  });
+  test.prop(
+    [
+      fc.uniqueArray(fc.integer({ min: 1, max: 254 }), { minLength: 1, maxLength: 120 }),
+      fc.integer({ min: 10, max: 2000 }),
+      fc.integer({ min: 0, max: 40 }),
+    ],
+    {
+      numRuns: 40,
+    },
+  )(
+    'the hosts of a prefix that answered probe disjoint slices within an epoch, and the next epoch goes on where it ended',
+    (live, budget, knownCount) => {
+      const options = resolveCommonOptions({ budget });
+      const d = new Discovery(options, defaults, catalog, 20);
+      // Epoch 0: `live` answered (with ports open elsewhere in the scope), the others were silent.
+      const known = Array.from({ length: knownCount }, (_, i) => 40000 + i);
+      const epoch0 = Array.from({ length: 254 }, (_, i) => i + 1).map((pos) =>
+        result(pos, 0, live.includes(pos) ? [22, ...known.slice(0, 1)] : []),
+      );
+      epoch0.push({ ...result(1, 0, known), ip: '198.18.8.1', prefix: '198.18.8.0/24' });
+      d.observe(epoch0, epoch0, false);
+      const slices = live.map((pos) => d.slice(host(pos, 1, [22])));
+      const all = slices.flat();
+      // Tier-1 ports repeat on measureHosts hosts; the untargeted tiers never repeat.
+      const untargeted = all.filter((p) => !known.includes(p) && p !== 22);
+      expect(new Set(untargeted).size).toBe(untargeted.length);
+      // A port open elsewhere is measured on at most measureHosts hosts (plus once more if the untargeted tiers reach it).
+      for (const p of [22, ...known]) expect(all.filter((x) => x === p).length).toBeLessThanOrEqual(defaults.measureHosts + 1);
+      // Silent hosts get no slice.
+      const silent = Array.from({ length: 254 }, (_, i) => i + 1).find((pos) => !live.includes(pos));
+      if (silent !== undefined) expect(d.slice(host(silent, 1, []))).toEqual([]);
+      // Epoch 1 results fix epoch 1's plan; epoch 2's untargeted slices continue the order.
+      const epoch1 = live.map((pos) => result(pos, 1, [22]));
+      d.observe(epoch1, epoch1, false);
+      const next = live
+        .map((pos) => d.slice(host(pos, 2, [22])))
+        .flat()
+        .filter((p) => !known.includes(p) && p !== 22);
+      // Unless two epochs hold more than a full pass, the second repeats nothing of the first.
+      if (untargeted.length + next.length <= 65535 - 1 - known.length) {
+        const first = new Set(untargeted);
+        expect(next.filter((p) => first.has(p))).toEqual([]);
+      }
+    },
+  );
 
   test('a state restored from JSON and a state merged with an empty one give the same slices', () => {
     const options = resolveCommonOptions({ budget: 100 });
@@ -115,24 +146,26 @@ describe('allowance by liveness', () => {
 });
 
 describe('small scopes', () => {
-  test.each(['ucb', 'thompson', 'cooccurrence', 'adaptive'])('%s: with a huge budget a never-visited host that answers gets the live allowance in its follow-up rounds, one that does not stays at firstVisitCap', (name) => {
-    const strategy = createStrategy({ strategy: name, budget: 65535 }, { catalog });
-    const hidden = 47613;
-    const answering = new HostSession(strategy, host(1, 0, [], -1), 's').runToEnd((p) => p === 22 || p === hidden);
-    expect(answering.probed.length).toBe(65535);
-    expect(answering.open).toEqual([22, hidden]);
-    const silent = new HostSession(strategy, host(2, 0, [], -1), 's').runToEnd(() => false);
-    expect(silent.probed.length).toBe(1000);
-    // The raised allowance survives a restore mid-visit (the coordinator keeps the session state).
-    const session = new HostSession(strategy, host(3, 0, [], -1), 's');
-    expect(session.next()).toContain(22);
-    session.report([22]);
-    expect(session.allowance).toBe(1000);
-    const restored = new HostSession(strategy, host(3, 0, [], -1), 's', session.toJSON());
-    expect(restored.next()?.length ?? 0).toBeGreaterThan(0);
-    expect(restored.allowance).toBe(65535);
-  });
-
+  test.each(['ucb', 'thompson', 'cooccurrence', 'adaptive'])(
+    '%s: with a huge budget a never-visited host that answers gets the live allowance in its follow-up rounds, one that does not stays at firstVisitCap',
+    (name) => {
+      const strategy = createStrategy({ strategy: name, budget: 65535 }, { catalog });
+      const hidden = 47613;
+      const answering = new HostSession(strategy, host(1, 0, [], -1), 's').runToEnd((p) => p === 22 || p === hidden);
+      expect(answering.probed.length).toBe(65535);
+      expect(answering.open).toEqual([22, hidden]);
+      const silent = new HostSession(strategy, host(2, 0, [], -1), 's').runToEnd(() => false);
+      expect(silent.probed.length).toBe(1000);
+      // The raised allowance survives a restore mid-visit (the coordinator keeps the session state).
+      const session = new HostSession(strategy, host(3, 0, [], -1), 's');
+      expect(session.next()).toContain(22);
+      session.report([22]);
+      expect(session.allowance).toBe(1000);
+      const restored = new HostSession(strategy, host(3, 0, [], -1), 's', session.toJSON());
+      expect(restored.next()?.length ?? 0).toBeGreaterThan(0);
+      expect(restored.allowance).toBe(65535);
+    },
+  );
 
   test('a port outside every list is found within the number of epochs explain predicts for a full pass', () => {
     // One /24: 24 hosts answer on 22, and all of them on 47613 (no list knows it); the rest are silent.
@@ -161,7 +194,13 @@ describe('small scopes', () => {
 });
 
 describe('the sweep tier', () => {
-  test.prop([fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 900 })), { maxLength: 12 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 1, max: 200 })])(
+  test.prop([
+    fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 900 })), {
+      maxLength: 12,
+    }),
+    fc.integer({ min: 0, max: 13 }),
+    fc.integer({ min: 1, max: 200 }),
+  ])(
     "cumulative mode (memory 1, prior 1) is adaptive's rule from before the tier was shared: (hits + target) / (sweeps + 1) / target",
     (rows, epoch, target) => {
       const counts = [...new Map(rows.map(([e, s, h]) => [e, [e, s, h] as const])).values()].sort((a, b) => a[0] - b[0]);
@@ -179,8 +218,17 @@ describe('the sweep tier', () => {
 
   test('with the bandits defaults, no sweeps below sweepMinBudget, and none when one sweep exceeds the share of an epoch', () => {
     const plan = (hosts: number, budget: number) => {
-      const d = new Discovery(resolveCommonOptions({ budget }), { ...defaults, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true }, catalog, 20);
-      const rs = Array.from({ length: hosts }, (_, i) => ({ ...result((i % 254) + 1, 0, [22]), ip: `198.18.${Math.floor(i / 254)}.${(i % 254) + 1}`, prefix: `198.18.${Math.floor(i / 254)}.0/24` }));
+      const d = new Discovery(
+        resolveCommonOptions({ budget }),
+        { ...defaults, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true },
+        catalog,
+        20,
+      );
+      const rs = Array.from({ length: hosts }, (_, i) => ({
+        ...result((i % 254) + 1, 0, [22]),
+        ip: `198.18.${Math.floor(i / 254)}.${(i % 254) + 1}`,
+        prefix: `198.18.${Math.floor(i / 254)}.0/24`,
+      }));
       d.observe(rs, rs, false);
       return d.sweepOdds(1, '', '', 65535).sweeps;
     };
@@ -193,7 +241,14 @@ describe('the sweep tier', () => {
 describe('adaptive states written before the sweep tier was shared', () => {
   test('a state with top-level sweeps and sweepYield loads and merges into the same choices', () => {
     const observations: Observation[] = [];
-    for (let e = 0; e < 3; e++) for (let i = 1; i <= 200; i++) observations.push({ epoch: e, ip: `198.18.${i % 4}.${i}`, tags: ['lab'], open: i % 3 === 0 ? [22, 40123] : i % 3 === 1 ? [80] : [] });
+    for (let e = 0; e < 3; e++)
+      for (let i = 1; i <= 200; i++)
+        observations.push({
+          epoch: e,
+          ip: `198.18.${i % 4}.${i}`,
+          tags: ['lab'],
+          open: i % 3 === 0 ? [22, 40123] : i % 3 === 1 ? [80] : [],
+        });
     const s = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog });
     simulate(makeRecording(observations), s, { seed: 'legacy' });
     const state = JSON.parse(JSON.stringify(s.state())) as { discovery: Record<string, unknown> } & Record<string, unknown>;
@@ -203,7 +258,11 @@ describe('adaptive states written before the sweep tier was shared', () => {
     const a = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, state);
     const b = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, legacy);
     const empty = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }).state();
-    const merged = createStrategy({ strategy: 'adaptive', budget: 400 }, { catalog }, strategies.adaptive.merge(empty as never, legacy as never));
+    const merged = createStrategy(
+      { strategy: 'adaptive', budget: 400 },
+      { catalog },
+      strategies.adaptive.merge(empty as never, legacy as never),
+    );
     for (let i = 1; i <= 40; i++) {
       const h = { ...host(i, 3, i % 3 === 0 ? [22, 40123] : []), ip: `198.18.${i % 4}.${i}`, prefix: `198.18.${i % 4}.0/24` };
       const rng = () => createRng(`r${i}`);

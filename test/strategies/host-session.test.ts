@@ -93,7 +93,9 @@ describe('createStrategy', () => {
   });
 
   test('rejects must-have lists that do not fit the budget, and must-have ports that are excluded', () => {
-    expect(() => createStrategy({ strategy: 'top-k', budget: 2, mustHave: [22, 80, 443] }, env)).toThrow(/3 must-have ports do not fit a budget of 2/);
+    expect(() => createStrategy({ strategy: 'top-k', budget: 2, mustHave: [22, 80, 443] }, env)).toThrow(
+      /3 must-have ports do not fit a budget of 2/,
+    );
     expect(() => createStrategy({ strategy: 'top-k', mustHave: [22], exclude: [22] }, env)).toThrow(/both must-have and excluded/);
   });
 });

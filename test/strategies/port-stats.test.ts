@@ -24,16 +24,21 @@ describe('PortStats', () => {
       sweep: fc.boolean(),
     });
     fc.assert(
-      fc.property(fc.array(hostResult, { maxLength: 40 }), fc.array(tag, { maxLength: 3 }), fc.double({ min: 0.5, max: 1, noNaN: true }), (results, tags, discount) => {
-        const stats = new PortStats(catalog, { ...portStatsDefaults, discount });
-        for (const r of [...results].sort((x, y) => x.epoch - y.epoch)) {
-          const open = r.probed.slice(0, Math.round(r.openShare * r.probed.length));
-          stats.observe(result({ tags: r.tags, probed: r.probed, open, epoch: r.epoch, sweep: r.sweep }));
-        }
-        for (const p of [22, 80, 443, 3389, 8443, 31337, 50000, 1]) {
-          expect(Object.is(stats.mean(tags, p), betaMean(stats.posterior(tags, p)))).toBe(true);
-        }
-      }),
+      fc.property(
+        fc.array(hostResult, { maxLength: 40 }),
+        fc.array(tag, { maxLength: 3 }),
+        fc.double({ min: 0.5, max: 1, noNaN: true }),
+        (results, tags, discount) => {
+          const stats = new PortStats(catalog, { ...portStatsDefaults, discount });
+          for (const r of [...results].sort((x, y) => x.epoch - y.epoch)) {
+            const open = r.probed.slice(0, Math.round(r.openShare * r.probed.length));
+            stats.observe(result({ tags: r.tags, probed: r.probed, open, epoch: r.epoch, sweep: r.sweep }));
+          }
+          for (const p of [22, 80, 443, 3389, 8443, 31337, 50000, 1]) {
+            expect(Object.is(stats.mean(tags, p), betaMean(stats.posterior(tags, p)))).toBe(true);
+          }
+        },
+      ),
     );
   });
 
@@ -95,7 +100,8 @@ describe('PortStats', () => {
 
   test('the state survives JSON serialisation exactly', () => {
     const stats = new PortStats(catalog);
-    for (let e = 0; e < 3; e++) stats.observe(result({ epoch: e, tags: ['x', 'y'], probed: [22, 80, 8080], open: e === 1 ? [80] : [22, 8080] }));
+    for (let e = 0; e < 3; e++)
+      stats.observe(result({ epoch: e, tags: ['x', 'y'], probed: [22, 80, 8080], open: e === 1 ? [80] : [22, 8080] }));
     const json = JSON.parse(JSON.stringify(stats.toJSON()));
     const restored = new PortStats(catalog, portStatsDefaults, json);
     expect(restored.toJSON()).toEqual(stats.toJSON());
@@ -133,7 +139,9 @@ describe('PortStats', () => {
   });
 
   test('a state that is not port statistics is rejected with a coded error', () => {
-    expect(() => new PortStats(catalog, portStatsDefaults, { version: 2 } as never)).toThrow(expect.objectContaining({ code: 'PB_ERR_STRATEGY_STATE' }));
+    expect(() => new PortStats(catalog, portStatsDefaults, { version: 2 } as never)).toThrow(
+      expect.objectContaining({ code: 'PB_ERR_STRATEGY_STATE' }),
+    );
   });
 });
 

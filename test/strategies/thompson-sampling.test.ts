@@ -32,7 +32,19 @@ function learned(budget: number): { params: ThompsonParams; state: BanditState; 
 }
 
 function roundFor(tags: readonly string[], budget: number): RoundContext {
-  return { ip: '198.18.0.9', tags, prefix: '198.18.0.0/24', epoch: 3, previousOpen: [], previousEpoch: -1, probeable: PortRanges.ALL, round: 0, probed: [], found: [], remaining: budget };
+  return {
+    ip: '198.18.0.9',
+    tags,
+    prefix: '198.18.0.0/24',
+    epoch: 3,
+    previousOpen: [],
+    previousEpoch: -1,
+    probeable: PortRanges.ALL,
+    round: 0,
+    probed: [],
+    found: [],
+    remaining: budget,
+  };
 }
 
 describe('thompson sampling is the top k of independent Beta draws', () => {

@@ -31,7 +31,18 @@ describe('portbandit scope', () => {
   });
 
   it('lists the known profiles when the profile is unknown, and refuses more hosts than 198.18.0.0/15 holds', async () => {
-    const bad = await portbandit('scope', 'generate', '--profile', 'campus', '--hosts', '10', '--epochs', '1', '--out', join(dir, 'x.ndjson'));
+    const bad = await portbandit(
+      'scope',
+      'generate',
+      '--profile',
+      'campus',
+      '--hosts',
+      '10',
+      '--epochs',
+      '1',
+      '--out',
+      join(dir, 'x.ndjson'),
+    );
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stderr).toContain('unknown profile "campus"');
     expect(bad.stderr).toContain('internet, enterprise, longtail, orgtail, dmz, office, datacenter, iot');

@@ -69,8 +69,12 @@ describe('synthetic scope determinism', () => {
   it('gives a host the same services whatever the scope size (per-host derived RNGs)', () => {
     const small = byEpoch({ profile: 'enterprise', hosts: 600, epochs: 3, seed: 5 });
     const large = byEpoch({ profile: 'enterprise', hosts: 1500, epochs: 3, seed: 5 });
-    const smallRollout = scopeHeader({ profile: 'enterprise', hosts: 600, epochs: 3, seed: 5 }, catalog).source!.rollout as { subnet: string };
-    const largeRollout = scopeHeader({ profile: 'enterprise', hosts: 1500, epochs: 3, seed: 5 }, catalog).source!.rollout as { subnet: string };
+    const smallRollout = scopeHeader({ profile: 'enterprise', hosts: 600, epochs: 3, seed: 5 }, catalog).source!.rollout as {
+      subnet: string;
+    };
+    const largeRollout = scopeHeader({ profile: 'enterprise', hosts: 1500, epochs: 3, seed: 5 }, catalog).source!.rollout as {
+      subnet: string;
+    };
     let compared = 0;
     for (let e = 0; e < 3; e++) {
       for (let h = 0; h < 600; h++) {

@@ -37,7 +37,14 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     profile = mkdtempSync(join(tmpdir(), 'pb-ui-admin-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
       viewport: { width: 1280, height: 900 },
     });
     page = await context.newPage();
@@ -68,8 +75,13 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     if (process.env.PB_UPDATE_DOCS_IMG === '1') copyFileSync(file, join('docs', 'img', `ui-${name}.png`));
   }
   const text = async (selector: string) => (await page.textContent(selector)) ?? '';
-  const scopeOf = async (list: 'scope' | 'blocklist') => (await f.app.coordinator.store.listScope(list)).entries.map((e) => [e.range, ...e.tags].join(','));
-  const audit = async () => (await f.app.inject({ method: 'GET', url: '/api/v1/admin/audit?limit=1000', headers: bearer(f.admin) })).json<{ total: number; items: AuditEntry[] }>();
+  const scopeOf = async (list: 'scope' | 'blocklist') =>
+    (await f.app.coordinator.store.listScope(list)).entries.map((e) => [e.range, ...e.tags].join(','));
+  const audit = async () =>
+    (await f.app.inject({ method: 'GET', url: '/api/v1/admin/audit?limit=1000', headers: bearer(f.admin) })).json<{
+      total: number;
+      items: AuditEntry[];
+    }>();
 
   it('refuses a same-site form from another origin (no CSRF token, or a forged one) and changes nothing', async () => {
     // Another port of 127.0.0.1 is the same *site*: the SameSite=Strict cookie is sent along, so
@@ -78,7 +90,9 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     attacker = createServer((req, res) => {
       const forged = req.url === '/forged' ? '<input type="hidden" name="_csrf" value="AAAAforgedAAAA">' : '';
       res.writeHead(200, { 'content-type': 'text/html' });
-      res.end(`<!doctype html><form method="post" action="${base}/ui/admin/scope/add?list=scope">${forged}<input name="range" value="198.18.66.0/24"><button id="go">win a prize</button></form>`);
+      res.end(
+        `<!doctype html><form method="post" action="${base}/ui/admin/scope/add?list=scope">${forged}<input name="range" value="198.18.66.0/24"><button id="go">win a prize</button></form>`,
+      );
     }).listen(port, '127.0.0.1');
     const before = [await scopeOf('scope'), (await audit()).total];
     for (const path of ['/', '/forged']) {
@@ -107,13 +121,20 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(await page.inputValue('form[aria-label="add to the scope"] input[name=range]')).toBe('198.18.65.0/33');
     expect((await scopeOf('scope')).some((e) => e.startsWith('198.18.65'))).toBe(false);
 
-    await page.fill('form[aria-label="import into the scope"] textarea[name=text]', '# lab racks\n198.18.70.0/25,rack1\n198.18.70.128/25,rack2\n');
+    await page.fill(
+      'form[aria-label="import into the scope"] textarea[name=text]',
+      '# lab racks\n198.18.70.0/25,rack1\n198.18.70.128/25,rack2\n',
+    );
     await page.click('form[aria-label="import into the scope"] button');
     expect(await text('.notice')).toBe('Imported.');
     expect(await scopeOf('scope')).toEqual(expect.arrayContaining(['198.18.70.0/25,rack1', '198.18.70.128/25,rack2']));
 
     await page.goto(`${base}/ui/admin/scope?list=blocklist`);
-    await page.setInputFiles('form[aria-label="import into the blocklist"] input[type=file]', { name: 'blocklist.txt', mimeType: 'text/plain', buffer: Buffer.from('198.18.70.5,printer\n198.18.70.200-198.18.70.210\n') });
+    await page.setInputFiles('form[aria-label="import into the blocklist"] input[type=file]', {
+      name: 'blocklist.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('198.18.70.5,printer\n198.18.70.200-198.18.70.210\n'),
+    });
     await page.click('form[aria-label="import into the blocklist"] button');
     expect(await text('.notice')).toBe('Imported.');
     expect(await scopeOf('blocklist')).toEqual(['198.18.70.200-198.18.70.210', '198.18.70.5,printer']);
@@ -135,7 +156,10 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     await page.fill('form[aria-label="add to the scope"] input[name=tags]', 'web');
     await page.click('form[aria-label="add to the scope"] button');
     expect(await text('.notice')).toBe('Added.');
-    expect(await page.$$eval('[aria-label="addresses of web.lab.example"] a', (links) => links.map((a) => a.textContent))).toEqual(['198.18.10.1', '198.18.10.9']);
+    expect(await page.$$eval('[aria-label="addresses of web.lab.example"] a', (links) => links.map((a) => a.textContent))).toEqual([
+      '198.18.10.1',
+      '198.18.10.9',
+    ]);
     expect(f.app.coordinator.lookup('198.18.10.9')?.tags).toEqual(['web']);
     await shoot('admin-scope');
   }, 60_000);
@@ -177,9 +201,19 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     await page.fill(`${form} input[name=weeklyAfterDays]`, '90');
     await page.click(`${form} button`);
     expect(await text('.notice')).toContain('Policy saved');
-    expect(f.app.coordinator.policy('web')).toMatchObject({ strategy: 'ucb', groups: ['external', 'internal'], retention: { keepLast: 10, keepDays: 365, dailyAfterDays: 30, weeklyAfterDays: 90 } });
-    expect(await page.$eval('tr:has(td:text-is("web"))', (tr) => tr.textContent)).toMatch(/externalinternal\s*last 10, 365 d, daily after 30 d, weekly after 90 d/);
-    await page.setInputFiles('form[aria-label="services file"] input[type=file]', { name: 'natlas-services', mimeType: 'text/plain', buffer: Buffer.from('ssh 22/tcp\nhttp 80/tcp\nrdp 3389/tcp\nsnmp 161/udp\n') });
+    expect(f.app.coordinator.policy('web')).toMatchObject({
+      strategy: 'ucb',
+      groups: ['external', 'internal'],
+      retention: { keepLast: 10, keepDays: 365, dailyAfterDays: 30, weeklyAfterDays: 90 },
+    });
+    expect(await page.$eval('tr:has(td:text-is("web"))', (tr) => tr.textContent)).toMatch(
+      /externalinternal\s*last 10, 365 d, daily after 30 d, weekly after 90 d/,
+    );
+    await page.setInputFiles('form[aria-label="services file"] input[type=file]', {
+      name: 'natlas-services',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('ssh 22/tcp\nhttp 80/tcp\nrdp 3389/tcp\nsnmp 161/udp\n'),
+    });
     await page.fill('form[aria-label="services file"] input[name=tag]', 'web');
     await page.click('form[aria-label="services file"] button');
     expect(await text('.notice')).toBe('Services file applied.');
@@ -220,7 +254,7 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(await f.app.coordinator.authenticateAdmin(adminToken)).toBe(false);
   }, 60_000);
 
-  it('edits an agent\'s groups, shows a visit\'s names and group, and runs a retention pass from its page', async () => {
+  it("edits an agent's groups, shows a visit's names and group, and runs a retention pass from its page", async () => {
     const agent = (await f.app.coordinator.listAgents()).find((a) => a.name === 'agent-0')!;
     await page.goto(`${base}/ui/admin/agents`);
     await page.fill('input[aria-label="groups of agent agent-0"]', 'internal, no/slash');
@@ -256,7 +290,10 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     await page.click('form[aria-label="policy"] button');
     expect(await text('.notice')).toContain('Policy saved');
     await page.click('header a:text-is("Retention")');
-    const report = (await f.app.inject({ method: 'GET', url: '/api/v1/admin/retention', headers: bearer(f.admin) })).json<{ dropped: number; sample: Array<{ scanId: string }> }>();
+    const report = (await f.app.inject({ method: 'GET', url: '/api/v1/admin/retention', headers: bearer(f.admin) })).json<{
+      dropped: number;
+      sample: Array<{ scanId: string }>;
+    }>();
     expect(report.dropped).toBeGreaterThan(0);
     expect(await text('main')).toMatch(new RegExp(`drop\\s+${report.dropped}\\s+\\(`));
     for (const d of report.sample.slice(0, 20)) expect(await text('main')).toContain(d.scanId);
@@ -331,15 +368,37 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
 
   it('shows every change above on the audit page, newest first, with who and how', async () => {
     await page.goto(`${base}/ui/audit`);
-    const rows = await page.$$eval('tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent?.trim() ?? '')));
+    const rows = await page.$$eval('tbody tr', (trs) =>
+      trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent?.trim() ?? '')),
+    );
     const actions = rows.map((r) => r[3]);
     expect(actions.slice(0, 3)).toEqual(['alert.remove', 'host.rescan', 'alert.add']);
-    expect(actions).toEqual(expect.arrayContaining(['scope.add', 'scope.import', 'scope.remove', 'policy.set', 'policy.services', 'policy.delete', 'agent.create', 'agent.groups', 'agent.delete', 'token.create', 'token.revoke', 'retention.run']));
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'scope.add',
+        'scope.import',
+        'scope.remove',
+        'policy.set',
+        'policy.services',
+        'policy.delete',
+        'agent.create',
+        'agent.groups',
+        'agent.delete',
+        'token.create',
+        'token.revoke',
+        'retention.run',
+      ]),
+    );
     expect(rows.every((r) => r[1]!.startsWith('test-admin'))).toBe(true);
     // The fixture's setup went through the API; everything since, through the UI.
     const firstApi = rows.findIndex((r) => r[2] === 'API');
     expect(rows.slice(0, firstApi).every((r) => r[2] === 'UI')).toBe(true);
-    expect(rows.slice(firstApi).map((r) => `${r[2]} ${r[3]}`)).toEqual(['API cycle.restart', 'API policy.set', 'API policy.set', 'API scope.import']);
+    expect(rows.slice(firstApi).map((r) => `${r[2]} ${r[3]}`)).toEqual([
+      'API cycle.restart',
+      'API policy.set',
+      'API policy.set',
+      'API scope.import',
+    ]);
     expect(await page.content()).not.toMatch(/pb[ak]_[A-Za-z0-9_-]{20}/);
     await shoot('audit');
     // No page of the walk ran a script or broke the CSP (hostile banners are on the events page).

@@ -9,11 +9,15 @@ import { type UiFixture, openUiFixture } from './fixture.js';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 /** A multipart body as a browser sends a form with a file input. */
-function multipartBody(fields: Record<string, string>, file?: { name: string; filename: string; content: string }): { payload: string; headers: Record<string, string> } {
+function multipartBody(
+  fields: Record<string, string>,
+  file?: { name: string; filename: string; content: string },
+): { payload: string; headers: Record<string, string> } {
   const boundary = '----pbtest7MA4YWxkTrZu0gW';
   let out = '';
   for (const [k, v] of Object.entries(fields)) out += `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`;
-  if (file) out += `--${boundary}\r\nContent-Disposition: form-data; name="${file.name}"; filename="${file.filename}"\r\nContent-Type: text/plain\r\n\r\n${file.content}\r\n`;
+  if (file)
+    out += `--${boundary}\r\nContent-Disposition: form-data; name="${file.name}"; filename="${file.filename}"\r\nContent-Type: text/plain\r\n\r\n${file.content}\r\n`;
   out += `--${boundary}--\r\n`;
   return { payload: out, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
 }
@@ -40,8 +44,15 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
   }
   const post = (url: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
     f.app.inject({ method: 'POST', url, headers: { ...cookie, ...FORM, ...headers }, payload: new URLSearchParams(fields).toString() });
-  const scope = async (list = 'scope') => (await f.app.coordinator.store.listScope(list as 'scope')).entries.map((e) => `${e.range}${e.tags.length ? `,${e.tags.join(',')}` : ''}`);
-  const auditLog = async () => (await f.app.inject({ method: 'GET', url: '/api/v1/admin/audit?limit=1000', headers: bearer(f.admin) })).json<{ total: number; items: AuditEntry[] }>();
+  const scope = async (list = 'scope') =>
+    (await f.app.coordinator.store.listScope(list as 'scope')).entries.map(
+      (e) => `${e.range}${e.tags.length ? `,${e.tags.join(',')}` : ''}`,
+    );
+  const auditLog = async () =>
+    (await f.app.inject({ method: 'GET', url: '/api/v1/admin/audit?limit=1000', headers: bearer(f.admin) })).json<{
+      total: number;
+      items: AuditEntry[];
+    }>();
 
   describe('CSRF protection', () => {
     it('derives a per-session token that another session or a tampered value does not match', () => {
@@ -54,7 +65,7 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       for (const bad of [undefined, '', 42, [t], 'x'.repeat(500)]) expect(checkCsrfToken(key, 'pbk_a', bad)).toBe(false);
     });
 
-    it('refuses a POST without the token, with a wrong one, with another session\'s, or marked cross-site, and changes nothing', async () => {
+    it("refuses a POST without the token, with a wrong one, with another session's, or marked cross-site, and changes nothing", async () => {
       const agentId = (await f.app.coordinator.listAgents())[0]!.id;
       const before = await scope();
       const auditBefore = (await auditLog()).total;
@@ -72,7 +83,15 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
         post('/ui/host/198.18.10.1/rescan', {}),
         post('/ui/admin/agents/groups', { id: agentId, groups: 'evil' }),
         post('/ui/admin/agents/groups', { id: agentId, groups: 'evil', _csrf: otherCsrf }),
-        post('/ui/admin/policies', { tag: 'dmz', strategy: 'thompson', budget: '8', groups: 'evil', retention: 'rule', keepLast: '1', _csrf: 'forged' }),
+        post('/ui/admin/policies', {
+          tag: 'dmz',
+          strategy: 'thompson',
+          budget: '8',
+          groups: 'evil',
+          retention: 'rule',
+          keepLast: '1',
+          _csrf: 'forged',
+        }),
         post('/ui/admin/retention/run', {}),
         post('/ui/admin/retention/run', { _csrf: csrf }, { 'sec-fetch-site': 'cross-site' }),
       ];
@@ -91,7 +110,15 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
     });
 
     it('puts the token in every form of every admin page', async () => {
-      for (const url of ['/ui/admin/scope', '/ui/admin/scope?list=blocklist', '/ui/admin/policies', '/ui/admin/retention', '/ui/admin/agents', '/ui/alerts', '/ui/host/198.18.10.1']) {
+      for (const url of [
+        '/ui/admin/scope',
+        '/ui/admin/scope?list=blocklist',
+        '/ui/admin/policies',
+        '/ui/admin/retention',
+        '/ui/admin/agents',
+        '/ui/alerts',
+        '/ui/host/198.18.10.1',
+      ]) {
         const res = await f.app.inject({ method: 'GET', url, headers: cookie });
         expect(res.statusCode, url).toBe(200);
         const forms = res.body.match(/<form method="post"[\s\S]*?<\/form>/g) ?? [];
@@ -110,13 +137,30 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(add.headers.location).toBe('/ui/admin/scope?list=scope&done=scope-added');
       expect(await scope()).toContain('198.18.30.0/24,lab,web');
 
-      const file = multipartBody({ _csrf: csrf }, { name: 'file', filename: 'block.txt', content: '# lab printers\n198.18.30.9,printer\n198.18.30.10-198.18.30.12\n' });
-      const imported = await f.app.inject({ method: 'POST', url: '/ui/admin/scope/import?list=blocklist', headers: { ...cookie, ...file.headers }, payload: file.payload });
+      const file = multipartBody(
+        { _csrf: csrf },
+        { name: 'file', filename: 'block.txt', content: '# lab printers\n198.18.30.9,printer\n198.18.30.10-198.18.30.12\n' },
+      );
+      const imported = await f.app.inject({
+        method: 'POST',
+        url: '/ui/admin/scope/import?list=blocklist',
+        headers: { ...cookie, ...file.headers },
+        payload: file.payload,
+      });
       expect(imported.statusCode).toBe(303);
       expect(await scope('blocklist')).toEqual(['198.18.30.10-198.18.30.12', '198.18.30.9,printer']);
 
       const replaced = multipartBody({ _csrf: csrf, text: '198.18.30.9\n', replace: '1' });
-      expect((await f.app.inject({ method: 'POST', url: '/ui/admin/scope/import?list=blocklist', headers: { ...cookie, ...replaced.headers }, payload: replaced.payload })).statusCode).toBe(303);
+      expect(
+        (
+          await f.app.inject({
+            method: 'POST',
+            url: '/ui/admin/scope/import?list=blocklist',
+            headers: { ...cookie, ...replaced.headers },
+            payload: replaced.payload,
+          })
+        ).statusCode,
+      ).toBe(303);
       expect(await scope('blocklist')).toEqual(['198.18.30.9']);
 
       const exported = await f.app.inject({ method: 'GET', url: '/ui/admin/scope/export?list=scope', headers: cookie });
@@ -143,11 +187,18 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(bad.body).toContain('Nothing was changed');
       expect(bad.body).toMatch(/198\.18\.0\.0\/33/);
       expect(bad.body).toContain('value="198.18.0.0/33"');
-      expect((await post('/ui/admin/scope/add?list=scope', { range: '198.18.0.0/24', tags: 'bad tag!', _csrf: csrf })).statusCode).toBe(400);
+      expect((await post('/ui/admin/scope/add?list=scope', { range: '198.18.0.0/24', tags: 'bad tag!', _csrf: csrf })).statusCode).toBe(
+        400,
+      );
       expect((await post('/ui/admin/scope/add?list=scope', { range: '', _csrf: csrf })).body).toContain('enter an address');
       // One bad line refuses the whole import and names its line.
       const file = multipartBody({ _csrf: csrf, text: '198.18.40.0/24,a\n198.18.40.300\n' });
-      const imported = await f.app.inject({ method: 'POST', url: '/ui/admin/scope/import?list=scope', headers: { ...cookie, ...file.headers }, payload: file.payload });
+      const imported = await f.app.inject({
+        method: 'POST',
+        url: '/ui/admin/scope/import?list=scope',
+        headers: { ...cookie, ...file.headers },
+        payload: file.payload,
+      });
       expect(imported.statusCode).toBe(400);
       expect(imported.body).toContain('text:2');
       const none = await post('/ui/admin/scope/remove?list=scope', { ranges: '198.18.99.0/24', _csrf: csrf });
@@ -156,7 +207,12 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect((await post('/ui/admin/scope/add?list=nope', { range: '198.18.0.1', _csrf: csrf })).statusCode).toBe(400);
       // An upload over the limit is refused with a page, not a 500, before anything is read into the store.
       const huge = multipartBody({ _csrf: csrf }, { name: 'file', filename: 'big.txt', content: '198.18.41.0/24\n'.repeat(1_200_000) });
-      const tooBig = await f.app.inject({ method: 'POST', url: '/ui/admin/scope/import?list=scope', headers: { ...cookie, ...huge.headers }, payload: huge.payload });
+      const tooBig = await f.app.inject({
+        method: 'POST',
+        url: '/ui/admin/scope/import?list=scope',
+        headers: { ...cookie, ...huge.headers },
+        payload: huge.payload,
+      });
       expect(tooBig.statusCode).toBe(413);
       expect(tooBig.headers['content-type']).toContain('text/html');
       expect([await scope(), await scope('blocklist'), (await auditLog()).total]).toEqual(before);
@@ -165,14 +221,36 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
 
   describe('policies', () => {
     it('saves a policy from the form, keeping what the form does not show, and applies a services file', async () => {
-      const saved = await post('/ui/admin/policies', { tag: 'web', strategy: 'thompson', budget: '40', mustHave: '22, 80,443', exclude: '9100-9102', 'script:ssl-cert': '1', _csrf: csrf });
+      const saved = await post('/ui/admin/policies', {
+        tag: 'web',
+        strategy: 'thompson',
+        budget: '40',
+        mustHave: '22, 80,443',
+        exclude: '9100-9102',
+        'script:ssl-cert': '1',
+        _csrf: csrf,
+      });
       expect(saved.statusCode).toBe(303);
       const p = f.app.coordinator.policy('web')!;
-      expect(p).toMatchObject({ strategy: 'thompson', budget: 40, mustHave: [22, 80, 443], exclude: [9100, 9101, 9102], scan: { scripts: ['ssl-cert'] } });
+      expect(p).toMatchObject({
+        strategy: 'thompson',
+        budget: 40,
+        mustHave: [22, 80, 443],
+        exclude: [9100, 9101, 9102],
+        scan: { scripts: ['ssl-cert'] },
+      });
       expect(p.rate).toBeUndefined();
 
-      const services = multipartBody({ _csrf: csrf, tag: 'web' }, { name: 'file', filename: 'natlas-services', content: 'ssh 22/tcp\nhttp 80/tcp\nhttps-alt 8443/tcp\ndns 53/udp\n' });
-      const up = await f.app.inject({ method: 'POST', url: '/ui/admin/policies/services', headers: { ...cookie, ...services.headers }, payload: services.payload });
+      const services = multipartBody(
+        { _csrf: csrf, tag: 'web' },
+        { name: 'file', filename: 'natlas-services', content: 'ssh 22/tcp\nhttp 80/tcp\nhttps-alt 8443/tcp\ndns 53/udp\n' },
+      );
+      const up = await f.app.inject({
+        method: 'POST',
+        url: '/ui/admin/policies/services',
+        headers: { ...cookie, ...services.headers },
+        payload: services.payload,
+      });
       expect(up.statusCode).toBe(303);
       expect(f.app.coordinator.policy('web')!.mustHave).toEqual([22, 80, 8443]);
       expect(f.app.coordinator.policy('web')!.exclude).toEqual([9100, 9101, 9102]);
@@ -181,14 +259,25 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(page.body).toContain('Services file applied.');
       expect(page.body).toContain('value="22,80,8443"');
 
-      const rate = await post('/ui/admin/policies', { tag: '_default', strategy: 'top-k', rate: '500', periodSeconds: '43200', _csrf: csrf });
+      const rate = await post('/ui/admin/policies', {
+        tag: '_default',
+        strategy: 'top-k',
+        rate: '500',
+        periodSeconds: '43200',
+        _csrf: csrf,
+      });
       expect(rate.statusCode).toBe(303);
       expect(f.app.coordinator.policy('')).toMatchObject({ strategy: 'top-k', rate: 500, periodSeconds: 43200 });
 
       const del = await post('/ui/admin/policies/delete', { tag: 'web', _csrf: csrf });
       expect(del.statusCode).toBe(303);
       expect(f.app.coordinator.policy('web')).toBeUndefined();
-      expect((await auditLog()).items.slice(0, 4).map((e) => e.action)).toEqual(['policy.delete', 'policy.set', 'policy.services', 'policy.set']);
+      expect((await auditLog()).items.slice(0, 4).map((e) => e.action)).toEqual([
+        'policy.delete',
+        'policy.set',
+        'policy.services',
+        'policy.set',
+      ]);
     });
 
     it('refuses bad fields with a message naming the field, keeps the typed values, and changes nothing', async () => {
@@ -213,7 +302,12 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       const kept = await post('/ui/admin/policies', { tag: 'dmz', strategy: 'thompson', budget: '10', mustHave: '22,99999', _csrf: csrf });
       expect(kept.body).toContain('value="22,99999"');
       const badFile = multipartBody({ _csrf: csrf, tag: 'dmz' }, { name: 'file', filename: 'x', content: 'ssh twenty-two/tcp\n' });
-      const up = await f.app.inject({ method: 'POST', url: '/ui/admin/policies/services', headers: { ...cookie, ...badFile.headers }, payload: badFile.payload });
+      const up = await f.app.inject({
+        method: 'POST',
+        url: '/ui/admin/policies/services',
+        headers: { ...cookie, ...badFile.headers },
+        payload: badFile.payload,
+      });
       expect(up.statusCode).toBe(400);
       expect(up.body).toContain('services file:1');
       expect(JSON.stringify(f.app.coordinator.policy('dmz'))).toBe(before);
@@ -263,10 +357,12 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
   });
 
   describe('agent groups', () => {
-    it('creates an agent in groups, shows each agent\'s groups, edits and clears them, each audited', async () => {
+    it("creates an agent in groups, shows each agent's groups, edits and clears them, each audited", async () => {
       const made = await post('/ui/admin/agents', { name: 'scanner-int', groups: 'internal, dmz-edge  lab', _csrf: csrf });
       expect(made.statusCode).toBe(200);
-      expect(made.body).toMatch(/In group\(s\) <span class="tag">dmz-edge<\/span><span class="tag">internal<\/span><span class="tag">lab<\/span>/);
+      expect(made.body).toMatch(
+        /In group\(s\) <span class="tag">dmz-edge<\/span><span class="tag">internal<\/span><span class="tag">lab<\/span>/,
+      );
       const agent = (await f.app.coordinator.listAgents()).find((a) => a.name === 'scanner-int')!;
       expect(agent.groups).toEqual(['dmz-edge', 'internal', 'lab']);
       expect((await auditLog()).items[0]).toMatchObject({ action: 'agent.create', target: agent.id, actor: { via: 'ui' } });
@@ -280,7 +376,9 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(edited.statusCode).toBe(303);
       expect(edited.headers.location).toBe('/ui/admin/agents?done=agent-groups-saved');
       expect(f.app.coordinator.groupsOf(agent.id)).toEqual(['external']);
-      expect((await f.app.inject({ method: 'GET', url: edited.headers.location as string, headers: cookie })).body).toContain('Agent groups saved');
+      expect((await f.app.inject({ method: 'GET', url: edited.headers.location as string, headers: cookie })).body).toContain(
+        'Agent groups saved',
+      );
       const cleared = await post('/ui/admin/agents/groups', { id: agent.id, groups: '  ', _csrf: csrf });
       expect(cleared.statusCode).toBe(303);
       expect(f.app.coordinator.groupsOf(agent.id)).toEqual([]);
@@ -319,9 +417,22 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
     const base = { strategy: 'thompson', budget: '8', mustHave: '22,80,443,8080' };
 
     it('sets and clears the groups of a tag and its retention rule from the form, shown in the table and audited', async () => {
-      const saved = await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: 'internal external', retention: 'rule', keepLast: '5', keepDays: '90', dailyAfterDays: '7', weeklyAfterDays: '30', _csrf: csrf });
+      const saved = await post('/ui/admin/policies', {
+        tag: 'dmz',
+        ...base,
+        groups: 'internal external',
+        retention: 'rule',
+        keepLast: '5',
+        keepDays: '90',
+        dailyAfterDays: '7',
+        weeklyAfterDays: '30',
+        _csrf: csrf,
+      });
       expect(saved.statusCode).toBe(303);
-      expect(f.app.coordinator.policy('dmz')).toMatchObject({ groups: ['external', 'internal'], retention: { keepLast: 5, keepDays: 90, dailyAfterDays: 7, weeklyAfterDays: 30 } });
+      expect(f.app.coordinator.policy('dmz')).toMatchObject({
+        groups: ['external', 'internal'],
+        retention: { keepLast: 5, keepDays: 90, dailyAfterDays: 7, weeklyAfterDays: 30 },
+      });
       const summary = (await auditLog()).items[0]!.summary;
       expect(summary).toContain('groups external internal');
       expect(summary).toContain('retention last 5, 90 d, daily after 7 d, weekly after 30 d');
@@ -344,7 +455,9 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(f.app.coordinator.policy('dmz')!.groups).toBeUndefined();
       expect(f.app.coordinator.policy('dmz')!.retention).toEqual({});
       // The default policy's rule: no rule of its own.
-      expect((await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: '', retention: 'inherit', _csrf: csrf })).statusCode).toBe(303);
+      expect((await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: '', retention: 'inherit', _csrf: csrf })).statusCode).toBe(
+        303,
+      );
       expect(f.app.coordinator.policy('dmz')!.retention).toBeUndefined();
       const after = await f.app.inject({ method: 'GET', url: '/ui/admin/policies', headers: cookie });
       const row2 = /<tr><td>dmz<\/td>[\s\S]*?<\/tr>/.exec(after.body)![0];
@@ -368,8 +481,14 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
         [{ groups: 'internal', retention: 'rule' }, /keepLast: state at least one number/],
         [{ groups: 'internal', retention: 'inherit', keepLast: '3' }, /retention: choose "keep by these numbers" to apply keepLast/],
         [{ groups: 'internal', retention: 'forever' }, /retention: expected one of inherit, all, rule/],
-        [{ groups: 'internal', retention: 'rule', dailyAfterDays: '30', weeklyAfterDays: '7' }, /policy\(dmz\)\.retention\.weeklyAfterDays: weekly thinning \(after 7 d\) cannot start before daily thinning/],
-        [{ groups: 'internal', retention: 'rule', keepDays: '10', dailyAfterDays: '20' }, /retention\.dailyAfterDays: daily thinning after 20 d never applies/],
+        [
+          { groups: 'internal', retention: 'rule', dailyAfterDays: '30', weeklyAfterDays: '7' },
+          /policy\(dmz\)\.retention\.weeklyAfterDays: weekly thinning \(after 7 d\) cannot start before daily thinning/,
+        ],
+        [
+          { groups: 'internal', retention: 'rule', keepDays: '10', dailyAfterDays: '20' },
+          /retention\.dailyAfterDays: daily thinning after 20 d never applies/,
+        ],
       ];
       for (const [fields, message] of cases) {
         const res = await post('/ui/admin/policies', { tag: 'dmz', ...base, ...fields, _csrf: csrf });
@@ -377,7 +496,15 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
         expect(res.body).toContain('Nothing was changed');
         expect(res.body.replace(/&quot;/g, '"'), JSON.stringify(fields)).toMatch(message);
       }
-      const kept = await post('/ui/admin/policies', { tag: 'dmz', ...base, groups: 'internal, bad group!', retention: 'rule', keepDays: '10', dailyAfterDays: '20', _csrf: csrf });
+      const kept = await post('/ui/admin/policies', {
+        tag: 'dmz',
+        ...base,
+        groups: 'internal, bad group!',
+        retention: 'rule',
+        keepDays: '10',
+        dailyAfterDays: '20',
+        _csrf: csrf,
+      });
       expect(kept.body).toContain('value="internal, bad group!"');
       expect(kept.body).toContain('name="dailyAfterDays" inputmode="numeric" size="7" value="20"');
       expect(kept.body).toContain('<option value="rule" selected>');
@@ -408,7 +535,11 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(rows.length).toBeGreaterThan(3);
       const times = rows.map((r) => /(\d{4}-[^<]+)</.exec(r)![1]!);
       expect([...times].sort().reverse()).toEqual(times);
-      const ssh = await f.app.inject({ method: 'GET', url: `/ui/events?q=${encodeURIComponent('kind:service-new port:8080')}`, headers: cookie });
+      const ssh = await f.app.inject({
+        method: 'GET',
+        url: `/ui/events?q=${encodeURIComponent('kind:service-new port:8080')}`,
+        headers: cookie,
+      });
       expect(ssh.body).toContain('1</strong> event match');
       expect(ssh.body).toContain('198.18.10.2');
       expect(ssh.body).toContain('Jetty');
@@ -425,7 +556,12 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       const badUrl = await post('/ui/alerts', { name: 'rdp', query: 'port:3389', url: 'ftp://127.0.0.1/', _csrf: csrf });
       expect(badUrl.body).toContain('url: expected an http or https webhook URL');
       expect((await auditLog()).total).toBe(before);
-      const ok = await post('/ui/alerts', { name: 'rdp', query: 'kind:service-new port:3389', url: 'http://127.0.0.1:9/hook', _csrf: csrf });
+      const ok = await post('/ui/alerts', {
+        name: 'rdp',
+        query: 'kind:service-new port:3389',
+        url: 'http://127.0.0.1:9/hook',
+        _csrf: csrf,
+      });
       expect(ok.headers.location).toBe('/ui/alerts?done=alert-added');
       const page = await f.app.inject({ method: 'GET', url: '/ui/alerts', headers: cookie });
       expect(page.body).toContain('kind:service-new port:3389');
@@ -467,8 +603,13 @@ describe('the retention page and DNS-name targets in the UI (own coordinator, ap
   const post = (url: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
     f.app.inject({ method: 'POST', url, headers: { ...cookie, ...FORM, ...headers }, payload: new URLSearchParams(fields).toString() });
   const get = (url: string) => f.app.inject({ method: 'GET', url, headers: cookie });
-  const auditLog = async () => (await f.app.inject({ method: 'GET', url: '/api/v1/admin/audit?limit=1000', headers: bearer(f.admin) })).json<{ total: number; items: AuditEntry[] }>();
-  const dryRun = async () => (await f.app.inject({ method: 'GET', url: '/api/v1/admin/retention', headers: bearer(f.admin) })).json<RetentionReport>();
+  const auditLog = async () =>
+    (await f.app.inject({ method: 'GET', url: '/api/v1/admin/audit?limit=1000', headers: bearer(f.admin) })).json<{
+      total: number;
+      items: AuditEntry[];
+    }>();
+  const dryRun = async () =>
+    (await f.app.inject({ method: 'GET', url: '/api/v1/admin/retention', headers: bearer(f.admin) })).json<RetentionReport>();
 
   /** One more visit of every host (a new cycle), port 22 open: the first round changes the services, the next ones repeat it (no event). */
   async function visitAll(): Promise<void> {
@@ -482,7 +623,15 @@ describe('the retention page and DNS-name targets in the UI (own coordinator, ap
 
   it('shows the dry run of the rules (nothing deleted), refuses a forged run, and runs a pass from the button, audited', async () => {
     for (let i = 0; i < 3; i++) await visitAll();
-    const saved = await post('/ui/admin/policies', { tag: '_default', strategy: 'fixed', budget: '10', params: '{"ports": [22, 80, 443, 8080]}', retention: 'rule', keepLast: '1', _csrf: csrf });
+    const saved = await post('/ui/admin/policies', {
+      tag: '_default',
+      strategy: 'fixed',
+      budget: '10',
+      params: '{"ports": [22, 80, 443, 8080]}',
+      retention: 'rule',
+      keepLast: '1',
+      _csrf: csrf,
+    });
     expect(saved.statusCode).toBe(303);
     const expected = await dryRun();
     expect(expected.dropped).toBeGreaterThanOrEqual(3);
@@ -534,7 +683,9 @@ describe('the retention page and DNS-name targets in the UI (own coordinator, ap
     const page = await get('/ui/admin/scope?list=scope');
     const cell = /<td><span class="mono">web\.lab\.example<\/span> <span class="tag">DNS name<\/span>[\s\S]*?<\/td>/.exec(page.body)?.[0];
     expect(cell).toBeDefined();
-    expect(cell).toContain('resolves to <span aria-label="addresses of web.lab.example"><a class="mono" href="/ui/host/198.18.10.1">198.18.10.1</a>, ');
+    expect(cell).toContain(
+      'resolves to <span aria-label="addresses of web.lab.example"><a class="mono" href="/ui/host/198.18.10.1">198.18.10.1</a>, ',
+    );
     expect(cell).toContain('<a class="mono" href="/ui/host/198.18.10.9">198.18.10.9</a> <span class="tag partial">blocklisted</span>');
     expect(cell).toContain(`hosts file ${f.hostsFile}`);
 
@@ -546,7 +697,7 @@ describe('the retention page and DNS-name targets in the UI (own coordinator, ap
     expect(again.body).not.toContain('href="/ui/host/198.18.10.9">');
   });
 
-  it('shows a visit\'s names and agent group on the host page and in search results', async () => {
+  it("shows a visit's names and agent group on the host page and in search results", async () => {
     writeFileSync(f.hostsFile, '198.18.10.1 web.lab.example\n198.18.10.1 www.lab.example\n');
     await post('/ui/admin/scope/add?list=scope', { range: 'www.lab.example', _csrf: csrf });
     expect(f.app.coordinator.namesOf('198.18.10.1')).toEqual(['web.lab.example', 'www.lab.example']);
@@ -561,9 +712,13 @@ describe('the retention page and DNS-name targets in the UI (own coordinator, ap
     expect(latest).toMatchObject({ names: ['web.lab.example', 'www.lab.example'], group: 'internal' });
 
     const host = await get('/ui/host/198.18.10.1');
-    expect(host.body).toContain('DNS names (scope): <a class="mono" href="/ui/search?q=name%3Aweb.lab.example">web.lab.example</a>, <a class="mono" href="/ui/search?q=name%3Awww.lab.example">www.lab.example</a>');
+    expect(host.body).toContain(
+      'DNS names (scope): <a class="mono" href="/ui/search?q=name%3Aweb.lab.example">web.lab.example</a>, <a class="mono" href="/ui/search?q=name%3Awww.lab.example">www.lab.example</a>',
+    );
     expect(host.body).toMatch(/scanned as <a class="mono" href="\/ui\/search\?q=name%3Aweb\.lab\.example">/);
-    expect(host.body).toContain(`by agent <span class="mono">${agentId}</span> from agent group <a class="tag" href="/ui/search?q=group%3Ainternal&amp;view=history"`);
+    expect(host.body).toContain(
+      `by agent <span class="mono">${agentId}</span> from agent group <a class="tag" href="/ui/search?q=group%3Ainternal&amp;view=history"`,
+    );
 
     const byName = await get(`/ui/search?q=${encodeURIComponent('name:www.lab.example')}`);
     expect(byName.body).toContain('<strong>1</strong> hosts match');

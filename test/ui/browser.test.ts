@@ -24,7 +24,14 @@ describe.skipIf(!haveChromium)('the UI in a real headless Chromium', () => {
     // A fresh profile directory per run (playwright passes it as --user-data-dir).
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
       viewport: { width: 1280, height: 900 },
     });
   });

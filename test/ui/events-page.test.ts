@@ -25,30 +25,47 @@ describe('the events page reads the newest matching events', () => {
       fc.integer({ min: 1, max: 25 }),
     ],
     { numRuns: 60 },
-  )('backward (stops after one match past the page) and forward (whole log) agree on any log, filter and page', async (spec, q, skip, take) => {
-    const fresh = await openStore({ kind: 'sqlite', path: ':memory:' });
-    try {
-      const events: NewStoreEvent[] = spec.map((e, i) => ({ kind: e.kind, at: 1000 + i, ip: `198.18.0.${i % 250}`, scanId: `s${i}`, tags: e.dmz ? ['dmz'] : ['db'], port: e.port }));
-      if (events.length > 0) await fresh.appendEvents(events);
-      const filter = parseEventQuery(q);
-      const backward = await newestEvents(fresh, filter, skip, take);
-      // The same store with its backward reader hidden: the forward fallback path.
-      const forwardOnly = { readEvents: fresh.readEvents.bind(fresh) } as unknown as Store;
-      const forward = await newestEvents(forwardOnly, filter, skip, take);
-      expect(backward.items).toEqual(forward.items);
-      expect(forward.exact).toBe(true);
-      if (backward.exact) expect(backward.total).toBe(forward.total);
-      else expect(backward.total).toBe(skip + take + 1);
-      expect(backward.total <= forward.total).toBe(true);
-      const times = backward.items.map((e) => e.at);
-      expect([...times].sort((a, b) => b - a)).toEqual(times);
-    } finally {
-      await fresh.close();
-    }
-  });
+  )(
+    'backward (stops after one match past the page) and forward (whole log) agree on any log, filter and page',
+    async (spec, q, skip, take) => {
+      const fresh = await openStore({ kind: 'sqlite', path: ':memory:' });
+      try {
+        const events: NewStoreEvent[] = spec.map((e, i) => ({
+          kind: e.kind,
+          at: 1000 + i,
+          ip: `198.18.0.${i % 250}`,
+          scanId: `s${i}`,
+          tags: e.dmz ? ['dmz'] : ['db'],
+          port: e.port,
+        }));
+        if (events.length > 0) await fresh.appendEvents(events);
+        const filter = parseEventQuery(q);
+        const backward = await newestEvents(fresh, filter, skip, take);
+        // The same store with its backward reader hidden: the forward fallback path.
+        const forwardOnly = { readEvents: fresh.readEvents.bind(fresh) } as unknown as Store;
+        const forward = await newestEvents(forwardOnly, filter, skip, take);
+        expect(backward.items).toEqual(forward.items);
+        expect(forward.exact).toBe(true);
+        if (backward.exact) expect(backward.total).toBe(forward.total);
+        else expect(backward.total).toBe(skip + take + 1);
+        expect(backward.total <= forward.total).toBe(true);
+        const times = backward.items.map((e) => e.at);
+        expect([...times].sort((a, b) => b - a)).toEqual(times);
+      } finally {
+        await fresh.close();
+      }
+    },
+  );
 
   it('reads only what a page needs from a long log, and says there are more', async () => {
-    const events: NewStoreEvent[] = Array.from({ length: 3000 }, (_, i) => ({ kind: 'service-new', at: i, ip: '198.18.1.1', scanId: `x${i}`, tags: [], port: 22 }));
+    const events: NewStoreEvent[] = Array.from({ length: 3000 }, (_, i) => ({
+      kind: 'service-new',
+      at: i,
+      ip: '198.18.1.1',
+      scanId: `x${i}`,
+      tags: [],
+      port: 22,
+    }));
     await store.appendEvents(events);
     let read = 0;
     const counting = {

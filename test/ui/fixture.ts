@@ -30,7 +30,11 @@ export interface UiFixture {
 const SSL_CERT = {
   id: 'ssl-cert',
   output: 'Subject: commonName=web.lab.example\nNot valid after:  2027-01-01T00:00:00',
-  fields: { subject: { commonName: 'web.lab.example', organizationName: 'Lab <Org>' }, validity: { notBefore: '2026-01-01T00:00:00', notAfter: '2027-01-01T00:00:00' }, sig_algo: 'sha256WithRSAEncryption' },
+  fields: {
+    subject: { commonName: 'web.lab.example', organizationName: 'Lab <Org>' },
+    validity: { notBefore: '2026-01-01T00:00:00', notAfter: '2027-01-01T00:00:00' },
+    sig_algo: 'sha256WithRSAEncryption',
+  },
 };
 
 /** Build the app and ingest scans through the agent API (default policy: fixed 22/80/443/8080; dmz: thompson). */
@@ -48,9 +52,19 @@ export async function openUiFixture(flags: ConfigInput = {}): Promise<UiFixture>
   const put = (method: 'PUT', url: string, payload: unknown, type = 'application/json') =>
     app.inject({ method, url, headers: { ...bearer(admin), 'content-type': type }, payload: payload as string });
   await put('PUT', '/api/v1/admin/scope/import', '198.18.10.0/31,dmz\n198.18.10.2,db\n', 'text/plain');
-  await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/_default', headers: bearer(admin), payload: { strategy: 'fixed', budget: 10, params: { ports: [22, 80, 443, 8080] } } });
+  await app.inject({
+    method: 'PUT',
+    url: '/api/v1/admin/policies/_default',
+    headers: bearer(admin),
+    payload: { strategy: 'fixed', budget: 10, params: { ports: [22, 80, 443, 8080] } },
+  });
   // The dmz tag learns (its must-have ports keep the answers below inside every work item).
-  await app.inject({ method: 'PUT', url: '/api/v1/admin/policies/dmz', headers: bearer(admin), payload: { strategy: 'thompson', budget: 8, mustHave: [22, 80, 443, 8080] } });
+  await app.inject({
+    method: 'PUT',
+    url: '/api/v1/admin/policies/dmz',
+    headers: bearer(admin),
+    payload: { strategy: 'thompson', budget: 8, mustHave: [22, 80, 443, 8080] },
+  });
 
   async function scanAll(answer: (ip: string) => ResultSubmission['ports']): Promise<void> {
     for (let i = 0; i < 3; i++) {
@@ -63,14 +77,35 @@ export async function openUiFixture(flags: ConfigInput = {}): Promise<UiFixture>
   }
   await scanAll((ip) => [
     { port: 22, state: 'open', service: 'ssh', product: 'OpenSSH', version: '9.6', cpes: ['cpe:/a:openbsd:openssh:9.6'] },
-    ...(ip === '198.18.10.2' ? [{ port: 443, state: 'open' as const, service: 'https', product: 'nginx', version: '1.25', cpes: [], scripts: [SSL_CERT] }] : []),
+    ...(ip === '198.18.10.2'
+      ? [{ port: 443, state: 'open' as const, service: 'https', product: 'nginx', version: '1.25', cpes: [], scripts: [SSL_CERT] }]
+      : []),
   ]);
   await app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(admin) });
   await scanAll((ip) => [
     { port: 22, state: 'open', service: 'ssh', product: 'OpenSSH', version: '9.7', cpes: ['cpe:/a:openbsd:openssh:9.7'] },
     ...(ip === '198.18.10.2'
-      ? [{ port: 443, state: 'closed' as const }, { port: 8080, state: 'open' as const, service: 'https-alt', product: 'Jetty', version: '12.0', cpes: ['cpe:/a:eclipse:jetty:12.0'], scripts: [SSL_CERT] }]
-      : [{ port: 80, state: 'open' as const, service: 'http', product: HOSTILE_PRODUCT, scripts: [{ id: 'http-title', output: '<img src=x onerror=alert(1)>' }] }]),
+      ? [
+          { port: 443, state: 'closed' as const },
+          {
+            port: 8080,
+            state: 'open' as const,
+            service: 'https-alt',
+            product: 'Jetty',
+            version: '12.0',
+            cpes: ['cpe:/a:eclipse:jetty:12.0'],
+            scripts: [SSL_CERT],
+          },
+        ]
+      : [
+          {
+            port: 80,
+            state: 'open' as const,
+            service: 'http',
+            product: HOSTILE_PRODUCT,
+            scripts: [{ id: 'http-title', output: '<img src=x onerror=alert(1)>' }],
+          },
+        ]),
   ]);
   return {
     app,

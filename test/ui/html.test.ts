@@ -28,7 +28,10 @@ describe('the html tagged template', () => {
     expect(e).not.toMatch(/[<>"'`]/);
     // Every ampersand starts one of our entities, and decoding gives the input back.
     expect(e.replace(/&(amp|lt|gt|quot|#39|#96);/g, '')).not.toContain('&');
-    const decoded = e.replace(/&(amp|lt|gt|quot|#39|#96);/g, (_m, n: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", '#96': '`' })[n]!);
+    const decoded = e.replace(
+      /&(amp|lt|gt|quot|#39|#96);/g,
+      (_m, n: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", '#96': '`' })[n]!,
+    );
     expect(decoded).toBe(s);
   });
 });

@@ -38,7 +38,12 @@ describe('the operator UI over a real SQLite-backed coordinator', () => {
     });
 
     it('signs in with an admin token into an HttpOnly SameSite=Strict cookie that then opens the pages', async () => {
-      const refused = await f.app.inject({ method: 'POST', url: '/ui/login', payload: `token=${f.agent}&next=/ui`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const refused = await f.app.inject({
+        method: 'POST',
+        url: '/ui/login',
+        payload: `token=${f.agent}&next=/ui`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       expect(refused.statusCode).toBe(401);
       expect(refused.body).toContain('agent token');
       expect(refused.headers['set-cookie']).toBeUndefined();
@@ -63,7 +68,12 @@ describe('the operator UI over a real SQLite-backed coordinator', () => {
 
     it('never redirects outside the UI after sign-in', async () => {
       for (const next of ['https://evil.example/', '//evil.example/ui', '/api/v1/search', '/uix', '/ui\r\nset-cookie: x=1', '/ui\\evil']) {
-        const res = await f.app.inject({ method: 'POST', url: '/ui/login', payload: new URLSearchParams({ token: f.admin, next }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        const res = await f.app.inject({
+          method: 'POST',
+          url: '/ui/login',
+          payload: new URLSearchParams({ token: f.admin, next }).toString(),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
         expect(res.headers.location, next).toBe('/ui');
       }
     });
@@ -138,7 +148,13 @@ describe('the operator UI over a real SQLite-backed coordinator', () => {
       expect(hosts.body.trim().split('\n').sort()).toEqual(['198.18.10.0', '198.18.10.1', '198.18.10.2']);
       expect(hosts.headers['content-disposition']).toBe('attachment; filename="portbandit-search.txt"');
       const ndjson = await get('/ui/export?q=port:80&format=ndjson');
-      expect(ndjson.body.trim().split('\n').map((l) => (JSON.parse(l) as { ip: string }).ip).sort()).toEqual(['198.18.10.0', '198.18.10.1']);
+      expect(
+        ndjson.body
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { ip: string }).ip)
+          .sort(),
+      ).toEqual(['198.18.10.0', '198.18.10.1']);
       const json = await get('/ui/export?q=tag:db&format=json');
       expect((JSON.parse(json.body) as { total: number }).total).toBe(1);
       const bad = await get('/ui/export?q=port:(&format=json');

@@ -20,7 +20,13 @@ describe('rate limiting of the UI', () => {
     expect(anonymous).toEqual([303, 303, 303, 429, 429]);
     const guesses = [];
     for (let i = 0; i < 5; i++) {
-      const res = await f.app.inject({ method: 'POST', url: '/ui/login', remoteAddress: '127.0.0.10', payload: `token=pbk_guess${i}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const res = await f.app.inject({
+        method: 'POST',
+        url: '/ui/login',
+        remoteAddress: '127.0.0.10',
+        payload: `token=pbk_guess${i}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       guesses.push(res.statusCode);
     }
     expect(guesses).toEqual([401, 401, 401, 429, 429]);

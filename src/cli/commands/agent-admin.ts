@@ -21,13 +21,15 @@ export function registerAgentAdmin(agent: Command): void {
         if (flags.json) cliIo().stdout.write(JSON.stringify({ id: made.id, name: made.name, groups, token }) + '\n');
         else {
           cliIo().stdout.write(token + '\n');
-          cliIo().stderr.write(`created agent ${made.id} (${made.name})${groups.length > 0 ? ` in ${groups.join(', ')}` : ' without groups'}; the token is shown only now.\n`);
+          cliIo().stderr.write(
+            `created agent ${made.id} (${made.name})${groups.length > 0 ? ` in ${groups.join(', ')}` : ' without groups'}; the token is shown only now.\n`,
+          );
         }
       });
     });
   agent
     .command('groups')
-    .description("Replace an agent's groups (\"\" removes them).")
+    .description('Replace an agent\'s groups ("" removes them).')
     .argument('<id>', 'agent id (see agent list)')
     .argument('<groups>', 'comma-separated group names, e.g. internal,external')
     .option(...dataOption)

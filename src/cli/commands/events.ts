@@ -26,7 +26,8 @@ function serviceText(view: unknown): string {
 export function formatEventLine(e: StoreEvent): string {
   const where = e.port !== undefined ? (e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`) : e.ip;
   const d = (e.detail ?? {}) as { before?: unknown; after?: unknown };
-  const service = e.kind === 'service-changed' ? `${serviceText(d.before) || '?'} -> ${serviceText(d.after) || '?'}` : serviceText(e.detail);
+  const service =
+    e.kind === 'service-changed' ? `${serviceText(d.before) || '?'} -> ${serviceText(d.after) || '?'}` : serviceText(e.detail);
   return [new Date(e.at).toISOString(), e.kind, where, e.tags.join(',') || '-', service].join('\t').trimEnd();
 }
 
@@ -56,7 +57,9 @@ function writeCursorFile(file: string, cursor: string): void {
 export function registerEvents(program: Command): void {
   program
     .command('events')
-    .description('Service events (service-new, service-closed, service-changed, host-new), filtered by an event query: kind:service-new port:3389 tag:dmz.')
+    .description(
+      'Service events (service-new, service-closed, service-changed, host-new), filtered by an event query: kind:service-new port:3389 tag:dmz.',
+    )
     .argument('[query]', 'event query over kind, port, service, product, version, tag, ip, ctime and free text (empty = every event)', '')
     .option('--follow', 'keep streaming new events until interrupted (Ctrl-C); the cursor is printed on stderr at exit')
     .option('--cursor <cursor>', 'continue after this cursor (printed by an earlier run)')
@@ -92,7 +95,9 @@ export function registerEvents(program: Command): void {
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        cliIo().stderr.write(`events: ${count} shown; cursor ${cursor ?? '(start)'}${cursor !== undefined ? ` (continue with --cursor ${cursor})` : ''}\n`);
+        cliIo().stderr.write(
+          `events: ${count} shown; cursor ${cursor ?? '(start)'}${cursor !== undefined ? ` (continue with --cursor ${cursor})` : ''}\n`,
+        );
       }
     });
 }

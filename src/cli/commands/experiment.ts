@@ -15,10 +15,16 @@ interface ExperimentFlags {
 /** `portbandit experiment FILE --out DIR`: run an experiment grid, resumably, and write its report. */
 export function createExperimentCommand(): Command {
   return new Command('experiment')
-    .description('Run an experiment (recordings x strategies x budgets x seeds) on worker threads; writes results.ndjson, summary.csv/json and report.html to DIR. Finished cells are cached in DIR, so an interrupted run resumes.')
+    .description(
+      'Run an experiment (recordings x strategies x budgets x seeds) on worker threads; writes results.ndjson, summary.csv/json and report.html to DIR. Finished cells are cached in DIR, so an interrupted run resumes.',
+    )
     .argument('<file>', 'experiment spec (JSON), e.g. experiments/headline.json')
     .requiredOption('--out <dir>', 'output folder (created; reused as a cache)')
-    .option('--workers <n>', `worker threads (default: all cores, here ${availableParallelism()}; 0 = in this thread)`, parseInteger(0, 256))
+    .option(
+      '--workers <n>',
+      `worker threads (default: all cores, here ${availableParallelism()}; 0 = in this thread)`,
+      parseInteger(0, 256),
+    )
     .option('--no-report', 'skip report.html')
     .option('--json', 'print one JSON object (files, cells run and cached) on stdout instead of the table')
     .action(async (file: string, flags: ExperimentFlags) => {
@@ -39,9 +45,13 @@ export function createExperimentCommand(): Command {
           signal: controller.signal,
           skipReport: !flags.report,
         });
-        const files = ['results.ndjson', 'summary.csv', 'summary.json', 'spec.json', ...(flags.report ? ['report.html'] : [])].map((f) => join(flags.out, f));
+        const files = ['results.ndjson', 'summary.csv', 'summary.json', 'spec.json', ...(flags.report ? ['report.html'] : [])].map((f) =>
+          join(flags.out, f),
+        );
         if (flags.json) {
-          cliIo().stdout.write(`${JSON.stringify({ experiment: spec.name, out: flags.out, cells: run.results.length, cached: run.cached, ran: run.ran, files })}\n`);
+          cliIo().stdout.write(
+            `${JSON.stringify({ experiment: spec.name, out: flags.out, cells: run.results.length, cached: run.cached, ran: run.ran, files })}\n`,
+          );
           return;
         }
         const s = run.summary;
@@ -49,7 +59,17 @@ export function createExperimentCommand(): Command {
         for (const r of s.rows) {
           if (r.tag !== ALL_TAGS || r.budget !== s.focusBudget) continue;
           lines.push(
-            [r.recording, r.strategy, r.budget, formatNumber(r.coverage.value, 'percent'), formatNumber(r.coverage.low, 'percent'), formatNumber(r.coverage.high, 'percent'), formatNumber(r.coverageDiff?.value, 'percent'), formatNumber(r.precision.value, 'percent'), formatNumber(r.probesPerHost.value, 'fixed1')].join('\t'),
+            [
+              r.recording,
+              r.strategy,
+              r.budget,
+              formatNumber(r.coverage.value, 'percent'),
+              formatNumber(r.coverage.low, 'percent'),
+              formatNumber(r.coverage.high, 'percent'),
+              formatNumber(r.coverageDiff?.value, 'percent'),
+              formatNumber(r.precision.value, 'percent'),
+              formatNumber(r.probesPerHost.value, 'fixed1'),
+            ].join('\t'),
           );
         }
         cliIo().stdout.write(`${lines.join('\n')}\n`);

@@ -40,7 +40,11 @@ function createRecording(): Command {
       .option('--until <time>', 'only scans finished before (ISO date or ms)')
       .option('--name <name>', 'recording name', 'coordinator-history'),
   ).action(async (flags: CommonFlags & { since?: string; until?: string; name: string }) => {
-    const options = { name: flags.name, ...(flags.since !== undefined ? { since: parseTime(flags.since) } : {}), ...(flags.until !== undefined ? { until: parseTime(flags.until) } : {}) };
+    const options = {
+      name: flags.name,
+      ...(flags.since !== undefined ? { since: parseTime(flags.since) } : {}),
+      ...(flags.until !== undefined ? { until: parseTime(flags.until) } : {}),
+    };
     const lines = await withResultSource(flags, (source) => exportLines(flags, (write) => source.recording(options, write)));
     cliIo().stderr.write(`export recording: ${Math.max(0, lines - 1)} observations${flags.out !== undefined ? ` to ${flags.out}` : ''}\n`);
   });
@@ -66,18 +70,24 @@ function createNmap(): Command {
 function createJson(): Command {
   return withSourceOptions(
     new Command('json')
-      .description('Visits as NDJSON (one scan document per line), every visit in history or --latest per host, optionally filtered by a search query.')
+      .description(
+        'Visits as NDJSON (one scan document per line), every visit in history or --latest per host, optionally filtered by a search query.',
+      )
       .argument('[query]', 'search query (empty = everything)', '')
       .option('--latest', "only each host's latest visit"),
   ).action(async (query: string, flags: CommonFlags & { latest?: boolean }) => {
-    const lines = await withResultSource(flags, (source) => exportLines(flags, (write) => source.visits({ query, latest: flags.latest === true }, write)));
+    const lines = await withResultSource(flags, (source) =>
+      exportLines(flags, (write) => source.visits({ query, latest: flags.latest === true }, write)),
+    );
     cliIo().stderr.write(`export json: ${lines} visits${flags.out !== undefined ? ` to ${flags.out}` : ''}\n`);
   });
 }
 
 /** Registers `portbandit export recording|nmap|json`. */
 export function registerExport(program: Command): void {
-  const group = new Command('export').description('Export results from a data directory or a running coordinator: recording (replay format), nmap (XML of a visit), json (NDJSON of visits).');
+  const group = new Command('export').description(
+    'Export results from a data directory or a running coordinator: recording (replay format), nmap (XML of a visit), json (NDJSON of visits).',
+  );
   for (const create of [createRecording, createNmap, createJson]) {
     // addCommand() does not inherit settings: make nested errors reach main() like top-level ones.
     group.addCommand(create().exitOverride().showHelpAfterError('(run with --help for usage)'));

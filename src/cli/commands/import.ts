@@ -41,18 +41,32 @@ function addCommon(cmd: Command): Command {
 /** `portbandit import nmap|masscan FILES... --out REC`: scanner output -> scope recordings. */
 export function registerImport(program: Command): void {
   const group = program.command('import').description('Turn nmap XML or masscan output into a scope recording for the simulator.');
-  addCommon(group.command('nmap').argument('<files...>', 'nmap -oX files').description('nmap XML -> recording; probed ports from each file\'s <scaninfo services>.'))
+  addCommon(
+    group
+      .command('nmap')
+      .argument('<files...>', 'nmap -oX files')
+      .description("nmap XML -> recording; probed ports from each file's <scaninfo services>."),
+  )
     .option('--probed <spec>', 'override the probed ports (e.g. 1-65535)')
     .action(async (files: string[], flags: ImportFlags) => {
       const summary = await importNmap(options(files, flags));
-      cliIo().stderr.write(`import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`);
+      cliIo().stderr.write(
+        `import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`,
+      );
       cliIo().stdout.write(`${JSON.stringify(summary)}\n`);
     });
-  addCommon(group.command('masscan').argument('<files...>', 'masscan -oJ, -oD or -oL files').description('masscan output -> recording; probed ports from --probed or a "# probed: SPEC" line.'))
+  addCommon(
+    group
+      .command('masscan')
+      .argument('<files...>', 'masscan -oJ, -oD or -oL files')
+      .description('masscan output -> recording; probed ports from --probed or a "# probed: SPEC" line.'),
+  )
     .option('--probed <spec>', 'the ports the scan probed (masscan -p); required unless the file says')
     .action(async (files: string[], flags: ImportFlags) => {
       const summary = await importMasscan(options(files, flags));
-      cliIo().stderr.write(`import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`);
+      cliIo().stderr.write(
+        `import: wrote ${summary.observations} observations (${summary.epochs} epochs, ${summary.hosts} hosts) to ${flags.out}\n`,
+      );
       cliIo().stdout.write(`${JSON.stringify(summary)}\n`);
     });
 }

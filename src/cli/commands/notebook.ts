@@ -13,7 +13,9 @@ interface NotebookFlags {
 /** `portbandit notebook NAME --results DIR [--out FILE]`: render an analysis notebook to HTML. */
 export function createNotebookCommand(): Command {
   return new Command('notebook')
-    .description(`Render an analysis notebook (${notebookNames.join(', ')}) from an experiment's output folder to one self-contained HTML page.`)
+    .description(
+      `Render an analysis notebook (${notebookNames.join(', ')}) from an experiment's output folder to one self-contained HTML page.`,
+    )
     .argument('<name>', `notebook name (${notebookNames.join(', ')})`)
     .requiredOption('--results <dir>', 'output folder of `portbandit experiment`')
     .option('--out <file>', 'HTML file to write (default: DIR/NAME.html)')

@@ -37,7 +37,9 @@ interface SetFlags {
 
 /** Registers `portbandit policy list|show|set|learned` (per-tag scan policies). */
 export function registerPolicy(program: Command): void {
-  const policy = program.command('policy').description('Per-tag scan policies (strategy, budget, must-have/excluded ports, nmap options) and what they learned.');
+  const policy = program
+    .command('policy')
+    .description('Per-tag scan policies (strategy, budget, must-have/excluded ports, nmap options) and what they learned.');
   policy
     .command('list')
     .description('Every policy ("_default" covers hosts whose tags have none).')
@@ -52,7 +54,9 @@ export function registerPolicy(program: Command): void {
           for (const p of all) {
             const b = budgets.get(p.tag);
             const budget = p.rate !== undefined ? `rate ${p.rate}/s -> ${Math.floor(b?.budget ?? 0)} per visit` : `budget ${p.budget}`;
-            cliIo().stdout.write(`${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}${p.groups !== undefined ? `\tgroups ${p.groups.join(',')}` : ''}${p.retention !== undefined ? `\tretention ${JSON.stringify(p.retention)}` : ''}\n`);
+            cliIo().stdout.write(
+              `${p.tag || '_default'}\t${p.strategy}\t${budget}\tmust-have ${p.mustHave.length}\texclude ${p.exclude.length}${p.periodSeconds !== undefined ? `\tperiod ${p.periodSeconds} s` : ''}${p.groups !== undefined ? `\tgroups ${p.groups.join(',')}` : ''}${p.retention !== undefined ? `\tretention ${JSON.stringify(p.retention)}` : ''}\n`,
+            );
             if (b?.warning) cliIo().stderr.write(`warning: ${p.tag || '_default'}: ${b.warning}\n`);
           }
         }
@@ -64,8 +68,16 @@ export function registerPolicy(program: Command): void {
     .argument('<tag>', 'scope tag or _default')
     .option('--strategy <name>', 'strategy (fixed reproduces Natlas; adaptive learns)')
     .option('--budget <n>', 'probes per host-visit (drops a stated --rate)', parseNumber(0, 65535))
-    .option('--rate <pps>', 'probes per second the fleet may spend on this tag on average: the budget per visit is derived from it, the scope size and the period', parseNumber(0.001, 100_000_000))
-    .option('--period <duration>', 'cycle period, e.g. 24h, 30m, 3600 (default policy only): a cycle does not restart before it', parseDuration)
+    .option(
+      '--rate <pps>',
+      'probes per second the fleet may spend on this tag on average: the budget per visit is derived from it, the scope size and the period',
+      parseNumber(0.001, 100_000_000),
+    )
+    .option(
+      '--period <duration>',
+      'cycle period, e.g. 24h, 30m, 3600 (default policy only): a cycle does not restart before it',
+      parseDuration,
+    )
     .option('--version-intensity <n>', 'nmap --version-intensity 0-9 (fewer probes per silent service)', parseInteger(0, 9))
     .option('--param <k=v>', 'strategy parameter (repeatable)', collectKeyValue, {})
     .option('--must-have <ports>', 'ports always probed, e.g. 22,443,8443')
@@ -80,7 +92,10 @@ export function registerPolicy(program: Command): void {
     .option('--keep-days <d>', 'retention: drop visits older than D days (unless kept by another rule)', parseInteger(1, 36_500))
     .option('--thin-daily-after <d>', 'retention: past D days, keep one visit per host and day', parseInteger(0, 36_500))
     .option('--thin-weekly-after <d>', 'retention: past D days, keep one visit per host and week', parseInteger(0, 36_500))
-    .option('--retention <mode>', 'retention: "default" (follow the default policy\'s rules) or "keep-all"; the flags above refine what is set')
+    .option(
+      '--retention <mode>',
+      'retention: "default" (follow the default policy\'s rules) or "keep-all"; the flags above refine what is set',
+    )
     .option(...dataOption)
     .action(async (tag: string, flags: SetFlags) => {
       const key = keyOf(tag);
@@ -111,7 +126,10 @@ export function registerPolicy(program: Command): void {
           try {
             text = readFileSync(flags.services, 'utf8');
           } catch (cause) {
-            throw new PortbanditError('PB_ERR_IO', `cannot read the services file: ${(cause as Error).message}`, { where: flags.services, cause });
+            throw new PortbanditError('PB_ERR_IO', `cannot read the services file: ${(cause as Error).message}`, {
+              where: flags.services,
+              cause,
+            });
           }
           const ports = tcpPorts(parseServicesFile(text, flags.services));
           if (input.strategy === 'fixed') {
@@ -128,7 +146,9 @@ export function registerPolicy(program: Command): void {
           ...(flags.versionIntensity !== undefined ? { versionIntensity: flags.versionIntensity } : {}),
         };
         if (flags.retention !== undefined && flags.retention !== 'default' && flags.retention !== 'keep-all') {
-          throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected default or keep-all, got ${JSON.stringify(flags.retention)}`, { where: '--retention' });
+          throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected default or keep-all, got ${JSON.stringify(flags.retention)}`, {
+            where: '--retention',
+          });
         }
         const retentionFlags = {
           ...(flags.keepLast !== undefined ? { keepLast: flags.keepLast } : {}),
@@ -138,7 +158,8 @@ export function registerPolicy(program: Command): void {
         };
         if (flags.retention === 'default') input.retention = null;
         if (flags.retention === 'keep-all') input.retention = {};
-        if (Object.keys(retentionFlags).length > 0) input.retention = { ...(flags.retention === undefined ? (input.retention ?? {}) : {}), ...retentionFlags };
+        if (Object.keys(retentionFlags).length > 0)
+          input.retention = { ...(flags.retention === undefined ? (input.retention ?? {}) : {}), ...retentionFlags };
         if (flags.groups !== undefined) {
           const groups = parseGroupList(flags.groups, '--groups');
           input.groups = groups.length > 0 ? groups : null;
@@ -163,14 +184,25 @@ export function registerPolicy(program: Command): void {
         }
         const x = e.explanation;
         const b = e.budget;
-        const budget = b && b.rate !== undefined ? `budget ${Math.floor(b.budget)} per visit (from ${b.rate} probes/s over ${b.addresses} addresses${b.periodSeconds !== undefined ? ` and a ${b.periodSeconds} s period` : ''})` : `budget ${b ? Math.floor(b.budget) : e.policy.budget} per visit`;
-        cliIo().stdout.write(`policy ${e.tag || '_default'}: ${x.strategy}, ${budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`);
-        if (b?.fullPassCycles != null) cliIo().stdout.write(`a pass over all 65,535 ports of a host: ${b.fullPassCycles} cycle(s) at this budget\n`);
+        const budget =
+          b && b.rate !== undefined
+            ? `budget ${Math.floor(b.budget)} per visit (from ${b.rate} probes/s over ${b.addresses} addresses${b.periodSeconds !== undefined ? ` and a ${b.periodSeconds} s period` : ''})`
+            : `budget ${b ? Math.floor(b.budget) : e.policy.budget} per visit`;
+        cliIo().stdout.write(
+          `policy ${e.tag || '_default'}: ${x.strategy}, ${budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`,
+        );
+        if (b?.fullPassCycles != null)
+          cliIo().stdout.write(`a pass over all 65,535 ports of a host: ${b.fullPassCycles} cycle(s) at this budget\n`);
         if (b?.warning) cliIo().stdout.write(`WARNING: ${b.warning}\n`);
-        cliIo().stdout.write(`budget split: must-have ${x.split.mustHave}, fixed ${x.split.fixed}, history ${x.split.history}, learned ${x.split.learned}, exploration ${x.split.exploration}\n`);
+        cliIo().stdout.write(
+          `budget split: must-have ${x.split.mustHave}, fixed ${x.split.fixed}, history ${x.split.history}, learned ${x.split.learned}, exploration ${x.split.exploration}\n`,
+        );
         for (const g of x.groups) {
           cliIo().stdout.write(`group ${g.group} (${g.observations} observations):\n`);
-          for (const p of g.top) cliIo().stdout.write(`  ${String(p.port).padStart(5)}  ${(p.estimate * 100).toFixed(2)}%${p.trials !== undefined ? `  (${p.trials.toFixed(0)} trials)` : ''}\n`);
+          for (const p of g.top)
+            cliIo().stdout.write(
+              `  ${String(p.port).padStart(5)}  ${(p.estimate * 100).toFixed(2)}%${p.trials !== undefined ? `  (${p.trials.toFixed(0)} trials)` : ''}\n`,
+            );
         }
         for (const n of x.notes ?? []) cliIo().stdout.write(`note: ${n}\n`);
       });

@@ -1,6 +1,12 @@
 import { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { loadRecording, summarizeRecording, type LoadProgress, type LoadedRecording, type RecordingSummary } from '../../recording/index.js';
+import {
+  loadRecording,
+  summarizeRecording,
+  type LoadProgress,
+  type LoadedRecording,
+  type RecordingSummary,
+} from '../../recording/index.js';
 
 /** Files above this size show load progress on stderr even when it is not a terminal. */
 const LARGE_FILE_BYTES = 64 << 20;
@@ -46,10 +52,12 @@ export function renderSummaryText(file: string, s: RecordingSummary): string {
   const tagNames = Object.keys(s.tags);
   lines.push(`tags          ${tagNames.length === 0 ? '(none)' : ''}`.trimEnd());
   const width = Math.max(3, ...tagNames.map((t) => t.length));
-  for (const tag of tagNames) lines.push(`  ${tag.padEnd(width)} ${pad(s.tags[tag]!.hosts, 8)} hosts ${pad(s.tags[tag]!.observations, 10)} observations`);
+  for (const tag of tagNames)
+    lines.push(`  ${tag.padEnd(width)} ${pad(s.tags[tag]!.hosts, 8)} hosts ${pad(s.tags[tag]!.observations, 10)} observations`);
   if (s.untaggedHosts > 0) lines.push(`  ${'(untagged)'.padEnd(width)} ${pad(s.untaggedHosts, 8)} hosts`);
   lines.push('per epoch     epoch  observations  open services  hosts with open');
-  for (const e of s.perEpoch) lines.push(`              ${pad(e.epoch, 5)}  ${pad(e.observations, 12)}  ${pad(e.openServices, 13)}  ${pad(e.hostsWithOpen, 15)}`);
+  for (const e of s.perEpoch)
+    lines.push(`              ${pad(e.epoch, 5)}  ${pad(e.observations, 12)}  ${pad(e.openServices, 13)}  ${pad(e.hostsWithOpen, 15)}`);
   if (s.topPorts.length > 0) lines.push(`top ports     ${s.topPorts.map((p) => `${p.port} (${p.open})`).join(', ')}`);
   return `${lines.join('\n')}\n`;
 }
@@ -69,7 +77,9 @@ export function createRecordingInfoCommand(): Command {
 /** `recording validate`: exit 0 when the file is a valid recording, else an error naming file:line. */
 export function createRecordingValidateCommand(): Command {
   return new Command('validate')
-    .description('Check a recording against the format (docs/recording-format.md); exit 0 if valid, else report file:line and what was expected.')
+    .description(
+      'Check a recording against the format (docs/recording-format.md); exit 0 if valid, else report file:line and what was expected.',
+    )
     .argument('<file>', 'the NDJSON recording')
     .action(async (file: string) => {
       const rec = await load(file, 'recording validate');

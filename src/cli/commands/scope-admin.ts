@@ -15,7 +15,9 @@ function listOf(flags: { blocklist?: boolean }): 'scope' | 'blocklist' {
 
 function createAdd(): Command {
   return new Command('add')
-    .description('Add addresses, CIDRs, first-last ranges (IPv4/IPv6) or DNS names (scope only, resolved each cycle) to the coordinator scope (or --blocklist), with tags.')
+    .description(
+      'Add addresses, CIDRs, first-last ranges (IPv4/IPv6) or DNS names (scope only, resolved each cycle) to the coordinator scope (or --blocklist), with tags.',
+    )
     .argument('<ranges...>', 'e.g. 198.18.0.0/24 198.18.1.10-198.18.1.20 files.lab.example')
     .option('--tag <tag>', 'tag for these ranges (repeatable)', collect, [])
     .option(...blockOption)
@@ -24,7 +26,9 @@ function createAdd(): Command {
       const lines = ranges.map((r, i) => normalizeScopeLine(r, flags.tag, `ranges[${i}]`));
       await withLocalCoordinator(flags.data, async (app) => {
         const version = await app.coordinator.addScope(listOf(flags), lines);
-        cliIo().stderr.write(`${listOf(flags)}: ${lines.length} entries added (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
+        cliIo().stderr.write(
+          `${listOf(flags)}: ${lines.length} entries added (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`,
+        );
       });
     });
 }
@@ -45,7 +49,7 @@ function createRemove(): Command {
 
 function createImport(): Command {
   return new Command('import')
-    .description("Import a Natlas scope file (`ip_or_cidr,tag1,tag2` per line) into the coordinator scope (or --blocklist).")
+    .description('Import a Natlas scope file (`ip_or_cidr,tag1,tag2` per line) into the coordinator scope (or --blocklist).')
     .argument('<file>', 'scope file, - for stdin')
     .option('--replace', 'replace the whole list atomically instead of adding')
     .option(...blockOption)
@@ -59,8 +63,12 @@ function createImport(): Command {
       }
       const lines = parseScopeFile(text, file);
       await withLocalCoordinator(flags.data, async (app) => {
-        const version = flags.replace ? await app.coordinator.replaceScope(listOf(flags), lines) : await app.coordinator.addScope(listOf(flags), lines);
-        cliIo().stderr.write(`${listOf(flags)}: ${lines.length} entries imported (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`);
+        const version = flags.replace
+          ? await app.coordinator.replaceScope(listOf(flags), lines)
+          : await app.coordinator.addScope(listOf(flags), lines);
+        cliIo().stderr.write(
+          `${listOf(flags)}: ${lines.length} entries imported (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`,
+        );
       });
     });
 }
@@ -88,7 +96,10 @@ function createList(): Command {
         const listing = await app.coordinator.store.listScope(listOf(flags));
         const progress = app.coordinator.progress();
         if (flags.json) {
-          cliIo().stdout.write(JSON.stringify({ list: listOf(flags), ...listing, addresses: String(app.coordinator.addressSpace.size), cycle: progress }) + '\n');
+          cliIo().stdout.write(
+            JSON.stringify({ list: listOf(flags), ...listing, addresses: String(app.coordinator.addressSpace.size), cycle: progress }) +
+              '\n',
+          );
           return;
         }
         for (const e of listing.entries) cliIo().stdout.write(`${e.range}\t${e.tags.join(',')}\n`);
@@ -112,7 +123,11 @@ function createExportHistory(): Command {
         const stream = createWriteStream(flags.out, { encoding: 'utf8' });
         const lines = await streamRecording(
           app.coordinator.store,
-          { name: flags.name, ...(flags.since !== undefined ? { since: parseTime(flags.since) } : {}), ...(flags.until !== undefined ? { until: parseTime(flags.until) } : {}) },
+          {
+            name: flags.name,
+            ...(flags.since !== undefined ? { since: parseTime(flags.since) } : {}),
+            ...(flags.until !== undefined ? { until: parseTime(flags.until) } : {}),
+          },
           async (line) => {
             if (!stream.write(line + '\n')) await once(stream, 'drain');
             return true;
@@ -126,4 +141,11 @@ function createExportHistory(): Command {
 }
 
 /** The coordinator's scope subcommands, attached to the `scope` group (scope.ts). */
-export const scopeAdminSubcommands: Array<() => Command> = [createAdd, createRemove, createImport, createExport, createList, createExportHistory];
+export const scopeAdminSubcommands: Array<() => Command> = [
+  createAdd,
+  createRemove,
+  createImport,
+  createExport,
+  createList,
+  createExportHistory,
+];

@@ -37,7 +37,9 @@ function parseProfile(value: string): ProfileName {
 function parseHosts(value: string): number {
   const n = parseInteger(1)(value);
   if (n > MAX_SYNTHETIC_HOSTS) {
-    throw new InvalidArgumentError(`at most ${MAX_SYNTHETIC_HOSTS} hosts fit in 198.18.0.0/15 (synthetic scopes never leave it), got ${n}.`);
+    throw new InvalidArgumentError(
+      `at most ${MAX_SYNTHETIC_HOSTS} hosts fit in 198.18.0.0/15 (synthetic scopes never leave it), got ${n}.`,
+    );
   }
   return n;
 }
@@ -68,7 +70,9 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
     flags.out,
     createProgress(flags.hosts * flags.epochs),
   );
-  cliIo().stderr.write(`scope generate: wrote ${written.lines} lines (${written.hosts} hosts x ${written.epochs} epochs, profile ${flags.profile}, seed ${seed}) to ${written.path}\n`);
+  cliIo().stderr.write(
+    `scope generate: wrote ${written.lines} lines (${written.hosts} hosts x ${written.epochs} epochs, profile ${flags.profile}, seed ${seed}) to ${written.path}\n`,
+  );
 }
 
 /** `scope generate`: write a synthetic exhaustive recording. */
@@ -92,7 +96,10 @@ export function createScopeProfilesCommand(): Command {
     .action((flags: { json?: boolean; markdown?: boolean }) => {
       if (flags.json) {
         const out = Object.fromEntries(
-          profileNames.map((name) => [name, { description: profiles[name].description, spec: profiles[name], parameters: describeProfile(name) }]),
+          profileNames.map((name) => [
+            name,
+            { description: profiles[name].description, spec: profiles[name], parameters: describeProfile(name) },
+          ]),
         );
         cliIo().stdout.write(JSON.stringify(out) + '\n');
       } else cliIo().stdout.write(flags.markdown ? renderProfilesMarkdown() : renderProfilesText());
@@ -107,7 +114,9 @@ export const scopeSubcommands: Array<() => Command> = [createScopeGenerateComman
 
 /** The `scope` command group with every subcommand of `scopeSubcommands`. */
 export function createScopeCommand(): Command {
-  const scope = new Command('scope').description('Scopes: generate synthetic scopes and list their profiles; manage the coordinator scopes (add, remove, import, export, list).');
+  const scope = new Command('scope').description(
+    'Scopes: generate synthetic scopes and list their profiles; manage the coordinator scopes (add, remove, import, export, list).',
+  );
   for (const create of scopeSubcommands) {
     // addCommand() does not inherit settings: make nested errors reach main() like top-level ones.
     scope.addCommand(create().exitOverride().showHelpAfterError('(run with --help for usage)'));

@@ -6,7 +6,9 @@ import { parseInteger } from '../options.js';
 
 /** One line per host for people: ip, tags, open ports with service/product/version. */
 export function formatScanLine(scan: ScanDocument): string {
-  const open = scan.ports.filter((p) => p.state === 'open').map((p) => `${p.port}/${[p.service, p.product, p.version].filter(Boolean).join(' ') || '?'}`);
+  const open = scan.ports
+    .filter((p) => p.state === 'open')
+    .map((p) => `${p.port}/${[p.service, p.product, p.version].filter(Boolean).join(' ') || '?'}`);
   return `${scan.ip}\t${scan.tags.join(',') || '-'}\t${new Date(scan.finishedAt).toISOString()}\t${open.join('; ')}${scan.incomplete !== undefined ? `\t(partial: ${scan.incomplete})` : ''}`;
 }
 
@@ -14,7 +16,9 @@ export function formatScanLine(scan: ScanDocument): string {
 export function registerSearch(program: Command): void {
   program
     .command('search')
-    .description("Search the coordinator's results: port:22 service:ssh product:nginx tag:dmz ip:198.18.0.0/24 ctime:>2026-11-01 -port:80 \"free text\".")
+    .description(
+      'Search the coordinator\'s results: port:22 service:ssh product:nginx tag:dmz ip:198.18.0.0/24 ctime:>2026-11-01 -port:80 "free text".',
+    )
     .argument('[query]', 'query (empty = everything)', '')
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
     .option('--history', 'search every scan, not only the latest per host')

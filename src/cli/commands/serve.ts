@@ -22,7 +22,8 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'JSON config file (env PORTBANDIT_CONFIG); flags and env override it')
     .option('--dns <address:port>', 'resolve scope names with this DNS server, e.g. 127.0.0.1:5353 (same as --resolver dns:ADDRESS:PORT)')
     .action(async (flags: ServeFlags) => {
-      if (flags.resolver !== undefined && flags.dns !== undefined) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --resolver or --dns, not both', { where: '--dns' });
+      if (flags.resolver !== undefined && flags.dns !== undefined)
+        throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --resolver or --dns, not both', { where: '--dns' });
       const resolver = flags.dns !== undefined ? `dns:${flags.dns}` : flags.resolver;
       const config = resolveConfig({
         flags: { ...configFlags(flags), resolver },

@@ -30,7 +30,8 @@ export function formatShowcaseTable(results: readonly SimulationResult[]): strin
     r.rollout === null ? '-' : pct(r.rollout.within1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: readonly string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -50,7 +51,16 @@ async function runShowcase(flags: ShowcaseFlags): Promise<void> {
     log(`replayed ${name}`);
   }
   if (flags.json) {
-    cliIo().stdout.write(JSON.stringify({ profile: flags.profile, hosts: flags.hosts, epochs: flags.epochs, budget: flags.budget, seed: flags.seed, results }) + '\n');
+    cliIo().stdout.write(
+      JSON.stringify({
+        profile: flags.profile,
+        hosts: flags.hosts,
+        epochs: flags.epochs,
+        budget: flags.budget,
+        seed: flags.seed,
+        results,
+      }) + '\n',
+    );
     return;
   }
   const total = results[0]?.total ?? 0;
@@ -71,16 +81,18 @@ async function runShowcase(flags: ShowcaseFlags): Promise<void> {
 
 /** `portbandit showcase`: a small synthetic scope, every strategy side by side (`npm start`). */
 export function createShowcaseCommand(): Command {
-  return new Command('showcase')
-    .description('Generate a small synthetic scope in memory and print every registered strategy\'s coverage and precision side by side.')
-    .option('--profile <name>', 'synthetic scope profile', 'enterprise')
-    .option('--hosts <n>', 'hosts in the scope', parseInteger(1, 131072), 2048)
-    .option('--epochs <n>', 'epochs to replay', parseInteger(1, 1000), 8)
-    .option('--budget <n>', 'average probes per host per epoch', parseNumber(0, 65535), 100)
-    // Seed 2 lays the 2,048 default hosts out over all four enterprise tags (dmz, office, datacenter, iot).
-    .option('--seed <seed>', 'seed for the scope and the strategies', '2')
-    .option('--json', 'print one JSON object with every strategy\'s result')
-    .action(async (flags: ShowcaseFlags) => runShowcase(flags));
+  return (
+    new Command('showcase')
+      .description("Generate a small synthetic scope in memory and print every registered strategy's coverage and precision side by side.")
+      .option('--profile <name>', 'synthetic scope profile', 'enterprise')
+      .option('--hosts <n>', 'hosts in the scope', parseInteger(1, 131072), 2048)
+      .option('--epochs <n>', 'epochs to replay', parseInteger(1, 1000), 8)
+      .option('--budget <n>', 'average probes per host per epoch', parseNumber(0, 65535), 100)
+      // Seed 2 lays the 2,048 default hosts out over all four enterprise tags (dmz, office, datacenter, iot).
+      .option('--seed <seed>', 'seed for the scope and the strategies', '2')
+      .option('--json', "print one JSON object with every strategy's result")
+      .action(async (flags: ShowcaseFlags) => runShowcase(flags))
+  );
 }
 
 /** Registers `showcase` on the program. */

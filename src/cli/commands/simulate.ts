@@ -50,17 +50,23 @@ function readJson(path: string, flag: string): unknown {
   try {
     return JSON.parse(text);
   } catch (cause) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `expected a JSON strategy state (as written by --state-out): ${(cause as Error).message}`, {
-      where: path,
-      cause,
-    });
+    throw new PortbanditError(
+      'PB_ERR_STRATEGY_STATE',
+      `expected a JSON strategy state (as written by --state-out): ${(cause as Error).message}`,
+      {
+        where: path,
+        cause,
+      },
+    );
   }
 }
 
 /** Ports of a Natlas services file, as the strategy's `ports` parameter. */
 function servicesParam(strategy: string, path: string): number[] {
   if (!getStrategy(strategy).parameters.some((p) => p.name === 'ports' && p.type === 'ports')) {
-    throw new PortbanditError('PB_ERR_FLAG_CONFLICT', `strategy ${strategy} takes no services list (use it with --strategy fixed)`, { where: '--services' });
+    throw new PortbanditError('PB_ERR_FLAG_CONFLICT', `strategy ${strategy} takes no services list (use it with --strategy fixed)`, {
+      where: '--services',
+    });
   }
   let text: string;
   try {
@@ -93,7 +99,9 @@ export function formatSimulationSummary(r: SimulationResult): string {
   const params = Object.entries(r.params)
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`)
     .join(' ');
-  lines.push(`strategy ${r.strategy}${params ? ` (${params})` : ''}, budget ${r.budget}, seed ${r.seed}, batch ${r.batch}${r.order === 'shuffled' ? ', shuffled order' : ''}`);
+  lines.push(
+    `strategy ${r.strategy}${params ? ` (${params})` : ''}, budget ${r.budget}, seed ${r.seed}, batch ${r.batch}${r.order === 'shuffled' ? ', shuffled order' : ''}`,
+  );
   lines.push(`recording ${r.recording}: ${r.hosts} hosts, ${r.epochs} epochs, ${r.hostEpochs} host-epochs`);
   lines.push(
     `coverage ${pct(r.coverage)} (${r.found} of ${r.total} services), precision ${pct(r.precision)}, ${r.probes} probes (${r.probesPerHost?.toFixed(1) ?? '-'} per host-epoch)`,
@@ -110,7 +118,17 @@ export function formatSimulationSummary(r: SimulationResult): string {
       `rollout of port ${o.port} to ${o.subnet} at epoch ${o.epoch}: ${o.hosts} hosts, found within 0/1/2 epochs on ${pct(o.within0)} / ${pct(o.within1)} / ${pct(o.within2)}`,
     );
   }
-  lines.push('', 'tag'.padEnd(16) + 'hosts'.padStart(8) + 'services'.padStart(10) + 'coverage'.padStart(10) + 'precision'.padStart(11) + 'new'.padStart(7) + 'found'.padStart(8) + 'mean delay'.padStart(12));
+  lines.push(
+    '',
+    'tag'.padEnd(16) +
+      'hosts'.padStart(8) +
+      'services'.padStart(10) +
+      'coverage'.padStart(10) +
+      'precision'.padStart(11) +
+      'new'.padStart(7) +
+      'found'.padStart(8) +
+      'mean delay'.padStart(12),
+  );
   for (const [tag, t] of Object.entries(r.perTag)) {
     const n = t.epochsToDetect;
     lines.push(
@@ -126,7 +144,13 @@ export function formatSimulationSummary(r: SimulationResult): string {
   }
   lines.push('', 'epoch'.padEnd(8) + 'hosts'.padStart(8) + 'services'.padStart(10) + 'found'.padStart(10) + 'coverage'.padStart(10));
   for (const e of r.perEpoch) {
-    lines.push(String(e.epoch).padEnd(8) + String(e.hosts).padStart(8) + String(e.total).padStart(10) + String(e.found).padStart(10) + pct(e.coverage).padStart(10));
+    lines.push(
+      String(e.epoch).padEnd(8) +
+        String(e.hosts).padStart(8) +
+        String(e.total).padStart(10) +
+        String(e.found).padStart(10) +
+        pct(e.coverage).padStart(10),
+    );
   }
   return lines.join('\n') + '\n';
 }
@@ -165,7 +189,10 @@ async function runSimulate(flags: SimulateFlags): Promise<void> {
     try {
       writeFileSync(flags.stateOut, JSON.stringify(strategy.state()) + '\n');
     } catch (cause) {
-      throw new PortbanditError('PB_ERR_IO', `cannot write the strategy state: ${(cause as Error).message}`, { where: flags.stateOut, cause });
+      throw new PortbanditError('PB_ERR_IO', `cannot write the strategy state: ${(cause as Error).message}`, {
+        where: flags.stateOut,
+        cause,
+      });
     }
   }
   cliIo().stdout.write(flags.json ? JSON.stringify(result) + '\n' : formatSimulationSummary(result));
@@ -174,7 +201,9 @@ async function runSimulate(flags: SimulateFlags): Promise<void> {
 /** `portbandit simulate`: replay a recording against a strategy and print its metrics. */
 export function createSimulateCommand(): Command {
   return new Command('simulate')
-    .description('Replay a scope recording against a strategy, epoch by epoch, and report coverage, precision, regret and detection delays.')
+    .description(
+      'Replay a scope recording against a strategy, epoch by epoch, and report coverage, precision, regret and detection delays.',
+    )
     .requiredOption('--recording <file>', 'the scope recording (NDJSON, docs/recording-format.md)')
     .addOption(new Option('--strategy <name>', 'the strategy to replay').choices(strategyNames).makeOptionMandatory())
     .option('--param <key=value>', 'a strategy parameter (repeatable)', collectKeyValue)
@@ -182,12 +211,21 @@ export function createSimulateCommand(): Command {
     .option('--seed <seed>', 'the run seed (same seed, same result); default: the current time, printed on stderr')
     .option('--batch <n>', 'host decisions per feedback batch (results reach the strategy late, B at a time)', parseInteger(1), 256)
     .addOption(
-      new Option('--order <order>', 'hosts within an epoch: in recording order, or shuffled per epoch (seeded) as the coordinator visits them').choices(['recording', 'shuffled']).default('recording'),
+      new Option(
+        '--order <order>',
+        'hosts within an epoch: in recording order, or shuffled per epoch (seeded) as the coordinator visits them',
+      )
+        .choices(['recording', 'shuffled'])
+        .default('recording'),
     )
     .option('--must-have <ports>', 'ports always probed first, e.g. "22,443"')
     .option('--exclude <ports>', 'ports never probed, e.g. "9100,515"')
     .option('--max-per-host <n>', 'hard cap on probes for one host-epoch', parseInteger(1, 65535))
-    .option('--pseudo-threshold <n>', 'hosts with more true open ports than this are pseudo-service hosts, excluded from totals (default 1000)', parseInteger(1))
+    .option(
+      '--pseudo-threshold <n>',
+      'hosts with more true open ports than this are pseudo-service hosts, excluded from totals (default 1000)',
+      parseInteger(1),
+    )
     .option('--services <file>', "a Natlas services file (name<TAB>port/proto) as the fixed strategy's list")
     .option('--state-in <file>', 'start from a saved strategy state (JSON)')
     .option('--state-out <file>', 'write the learned strategy state (JSON) after the run')

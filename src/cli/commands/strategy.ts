@@ -25,7 +25,12 @@ interface ExplainFlags {
 export interface StrategyListing {
   readonly name: string;
   readonly summary: string;
-  readonly parameters: ReadonlyArray<{ readonly name: string; readonly type: string; readonly default: unknown; readonly description: string }>;
+  readonly parameters: ReadonlyArray<{
+    readonly name: string;
+    readonly type: string;
+    readonly default: unknown;
+    readonly description: string;
+  }>;
 }
 
 /** Every registered strategy with its summary and parameters (defaults included). */
@@ -63,8 +68,15 @@ export function filterExplanation(x: Explanation, tags: readonly string[] | unde
   if (wanted) {
     const missing = [...wanted].filter((t) => !x.groups.some((g) => g.group === t));
     if (missing.length > 0) {
-      const known = x.groups.map((g) => g.group).slice(0, 20).join(', ');
-      throw new PortbanditError('PB_ERR_UNKNOWN_TAG', `no learned group ${missing.map((m) => JSON.stringify(m)).join(', ')} (known: ${known || 'none'})`, { where: '--tag' });
+      const known = x.groups
+        .map((g) => g.group)
+        .slice(0, 20)
+        .join(', ');
+      throw new PortbanditError(
+        'PB_ERR_UNKNOWN_TAG',
+        `no learned group ${missing.map((m) => JSON.stringify(m)).join(', ')} (known: ${known || 'none'})`,
+        { where: '--tag' },
+      );
     }
   }
   return { ...x, groups };
@@ -83,7 +95,9 @@ export function formatExplanation(x: Explanation, names: (port: number) => strin
     lines.push(`  ${'port'.padStart(5)}  ${'service'.padEnd(16)}${'estimate'.padStart(10)}${'trials'.padStart(10)}`);
     for (const p of g.top) {
       const trials = p.trials === undefined ? '-' : p.trials.toFixed(1);
-      lines.push(`  ${String(p.port).padStart(5)}  ${(names(p.port) ?? '').slice(0, 15).padEnd(16)}${p.estimate.toFixed(4).padStart(10)}${trials.padStart(10)}`);
+      lines.push(
+        `  ${String(p.port).padStart(5)}  ${(names(p.port) ?? '').slice(0, 15).padEnd(16)}${p.estimate.toFixed(4).padStart(10)}${trials.padStart(10)}`,
+      );
     }
   }
   return lines.join('\n') + '\n';
@@ -99,14 +113,22 @@ function readState(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (cause) {
-    throw new PortbanditError('PB_ERR_STRATEGY_STATE', `expected a JSON strategy state (as written by simulate --state-out): ${(cause as Error).message}`, { where: path, cause });
+    throw new PortbanditError(
+      'PB_ERR_STRATEGY_STATE',
+      `expected a JSON strategy state (as written by simulate --state-out): ${(cause as Error).message}`,
+      { where: path, cause },
+    );
   }
 }
 
 /** Build the strategy from a saved state or by replaying a recording, and explain it. */
 export async function explainStrategy(flags: ExplainFlags): Promise<Explanation> {
   if ((flags.state === undefined) === (flags.recording === undefined)) {
-    throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'expected exactly one of --state FILE (a saved state) or --recording FILE (learn by replay)', { where: '--state' });
+    throw new PortbanditError(
+      'PB_ERR_FLAG_CONFLICT',
+      'expected exactly one of --state FILE (a saved state) or --recording FILE (learn by replay)',
+      { where: '--state' },
+    );
   }
   getStrategy(flags.strategy);
   const catalog = loadNmapServices();
@@ -135,14 +157,20 @@ export function createStrategyCommand(): Command {
     });
   command
     .command('explain')
-    .description('Per tag, the top learned ports with their estimates, and how the budget splits into must-have / history / learned / exploration.')
+    .description(
+      'Per tag, the top learned ports with their estimates, and how the budget splits into must-have / history / learned / exploration.',
+    )
     .addOption(new Option('--strategy <name>', 'the strategy the state belongs to').choices(strategyNames).makeOptionMandatory())
     .option('--state <file>', 'a saved strategy state (simulate --state-out)')
     .option('--recording <file>', 'learn by replaying this recording first (instead of --state)')
     .option('--budget <n>', 'the budget the strategy runs with (the split depends on it)', parseNumber(0, 65535), 100)
     .option('--seed <seed>', 'the replay seed with --recording')
     .option('--param <key=value>', 'a strategy parameter (repeatable), as the state was learned with', collectKeyValue)
-    .option('--tag <tag>', 'only this group: a scope tag, "*" for the whole scope, or a prefix (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      '--tag <tag>',
+      'only this group: a scope tag, "*" for the whole scope, or a prefix (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--prefixes', 'also list per-prefix groups (adaptive)')
     .option('--top <n>', 'ports listed per group', parseInteger(1, 65535), 10)
     .option('--json', 'print one JSON object on stdout')

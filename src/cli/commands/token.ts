@@ -14,11 +14,14 @@ export function registerToken(program: Command): void {
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
     .option('--json', 'print {id, name, kind, token} as JSON')
     .action(async (flags: { agent?: string; admin?: string; data?: string; json?: boolean }) => {
-      if ((flags.agent === undefined) === (flags.admin === undefined)) throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give exactly one of --agent NAME or --admin NAME', { where: 'token create' });
+      if ((flags.agent === undefined) === (flags.admin === undefined))
+        throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give exactly one of --agent NAME or --admin NAME', { where: 'token create' });
       await withLocalCoordinator(flags.data, async (app) => {
         const made =
           flags.agent !== undefined
-            ? await app.coordinator.createAgent(flags.agent).then(({ agent, token: t }) => ({ id: agent.id, name: agent.name, kind: 'agent', token: t }))
+            ? await app.coordinator
+                .createAgent(flags.agent)
+                .then(({ agent, token: t }) => ({ id: agent.id, name: agent.name, kind: 'agent', token: t }))
             : await app.coordinator.createAdminToken(flags.admin!).then((t) => ({ id: t.id, name: t.name, kind: 'admin', token: t.token }));
         if (flags.json) cliIo().stdout.write(JSON.stringify(made) + '\n');
         else {
@@ -42,7 +45,9 @@ export function registerToken(program: Command): void {
         }
         for (const a of agents) {
           const seen = a.lastSeenAt !== undefined ? new Date(a.lastSeenAt).toISOString() : 'never';
-          cliIo().stdout.write(`agent\t${a.id}\t${a.name}\tlast seen ${seen}\tin flight ${a.inFlight}\tresults ${a.counters.results ?? 0}\tversion ${a.version ?? '-'}\n`);
+          cliIo().stdout.write(
+            `agent\t${a.id}\t${a.name}\tlast seen ${seen}\tin flight ${a.inFlight}\tresults ${a.counters.results ?? 0}\tversion ${a.version ?? '-'}\n`,
+          );
         }
         for (const a of admins) cliIo().stdout.write(`admin\t${a.id}\t${a.name}\tcreated ${new Date(a.createdAt).toISOString()}\n`);
       });

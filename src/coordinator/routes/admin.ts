@@ -9,7 +9,14 @@ import { DEFAULT_POLICY_KEY, policySchema } from '../policy.js';
 import { errorResponseSchema } from '../../protocol/index.js';
 import { checkTag, formatScopeFile, normalizeScopeLine, parseScopeFile } from '../scope-file.js';
 
-const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
+const errors = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  404: errorResponseSchema,
+  409: errorResponseSchema,
+  429: errorResponseSchema,
+};
 const anyObject = { type: 'object', additionalProperties: true } as const;
 const listQuery = {
   type: 'object',
@@ -20,7 +27,10 @@ const scopeEntry = {
   type: 'object',
   additionalProperties: false,
   required: ['range'],
-  properties: { range: { type: 'string', maxLength: 100 }, tags: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } } },
+  properties: {
+    range: { type: 'string', maxLength: 100 },
+    tags: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } },
+  },
 } as const;
 const scopeListing = {
   type: 'object',
@@ -28,10 +38,20 @@ const scopeListing = {
   properties: {
     list: { type: 'string' },
     version: { type: 'integer' },
-    entries: { type: 'array', items: { type: 'object', properties: { range: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } }, addedAt: { type: 'integer' } } } },
+    entries: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { range: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } }, addedAt: { type: 'integer' } },
+      },
+    },
   },
 } as const;
-const tagParams = { type: 'object', required: ['tag'], properties: { tag: { type: 'string', maxLength: 64, description: 'A scope tag, or _default for the default policy.' } } } as const;
+const tagParams = {
+  type: 'object',
+  required: ['tag'],
+  properties: { tag: { type: 'string', maxLength: 64, description: 'A scope tag, or _default for the default policy.' } },
+} as const;
 
 /** `_default` in a URL is the default policy (key ""). */
 function policyKey(tag: string): string {
@@ -56,7 +76,16 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
   // ---------------------------------------------------------------- scope
   app.get(
     '/api/v1/admin/scope',
-    { ...base, schema: { tags: ['scope'], summary: 'List the scope or the blocklist.', security, querystring: listQuery, response: { 200: scopeListing, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['scope'],
+        summary: 'List the scope or the blocklist.',
+        security,
+        querystring: listQuery,
+        response: { 200: scopeListing, ...errors },
+      },
+    },
     async (req) => ({ list: req.query.list, ...(await coordinator.store.listScope(req.query.list)) }),
   );
 
@@ -66,11 +95,20 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
       ...base,
       schema: {
         tags: ['scope'],
-        summary: 'Add (or re-tag) scope or blocklist entries: CIDRs, first-last ranges or addresses, IPv4 or IPv6; DNS names in the scope (resolved each cycle).',
+        summary:
+          'Add (or re-tag) scope or blocklist entries: CIDRs, first-last ranges or addresses, IPv4 or IPv6; DNS names in the scope (resolved each cycle).',
         security,
         querystring: listQuery,
-        body: { type: 'object', additionalProperties: false, required: ['entries'], properties: { entries: { type: 'array', minItems: 1, maxItems: 100000, items: scopeEntry } } },
-        response: { 200: { type: 'object', properties: { version: { type: 'integer' }, added: { type: 'integer' }, addresses: { type: 'string' } } }, ...errors },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['entries'],
+          properties: { entries: { type: 'array', minItems: 1, maxItems: 100000, items: scopeEntry } },
+        },
+        response: {
+          200: { type: 'object', properties: { version: { type: 'integer' }, added: { type: 'integer' }, addresses: { type: 'string' } } },
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -89,7 +127,12 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         summary: 'Remove scope or blocklist entries by range.',
         security,
         querystring: listQuery,
-        body: { type: 'object', additionalProperties: false, required: ['ranges'], properties: { ranges: { type: 'array', minItems: 1, maxItems: 100000, items: { type: 'string', maxLength: 100 } } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['ranges'],
+          properties: { ranges: { type: 'array', minItems: 1, maxItems: 100000, items: { type: 'string', maxLength: 100 } } },
+        },
         response: { 200: { type: 'object', properties: { version: { type: 'integer' }, removed: { type: 'integer' } } }, ...errors },
       },
     },
@@ -106,7 +149,13 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         security,
         querystring: listQuery,
         body: { type: 'string', maxLength: 16 * 1024 * 1024 },
-        response: { 200: { type: 'object', properties: { version: { type: 'integer' }, imported: { type: 'integer' }, addresses: { type: 'string' } } }, ...errors },
+        response: {
+          200: {
+            type: 'object',
+            properties: { version: { type: 'integer' }, imported: { type: 'integer' }, addresses: { type: 'string' } },
+          },
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -120,7 +169,13 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
     '/api/v1/admin/scope/export',
     {
       ...base,
-      schema: { tags: ['scope'], summary: "Export in Natlas's `ip_or_cidr,tag1,tag2` format (text/plain).", security, querystring: listQuery, response: { 200: { type: 'string' }, ...errors } },
+      schema: {
+        tags: ['scope'],
+        summary: "Export in Natlas's `ip_or_cidr,tag1,tag2` format (text/plain).",
+        security,
+        querystring: listQuery,
+        response: { 200: { type: 'string' }, ...errors },
+      },
     },
     async (req, reply) => {
       const listing = await coordinator.store.listScope(req.query.list);
@@ -144,10 +199,22 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
       lastCompletedAt: { type: 'integer' },
     },
   } as const;
-  app.get('/api/v1/admin/cycle', { ...base, schema: { tags: ['scope'], summary: 'Cycle progress.', security, response: { 200: progress, ...errors } } }, async () => coordinator.progress());
+  app.get(
+    '/api/v1/admin/cycle',
+    { ...base, schema: { tags: ['scope'], summary: 'Cycle progress.', security, response: { 200: progress, ...errors } } },
+    async () => coordinator.progress(),
+  );
   app.post(
     '/api/v1/admin/cycle/restart',
-    { ...base, schema: { tags: ['scope'], summary: 'Abandon the current cycle and start the next one over the current scope.', security, response: { 200: progress, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['scope'],
+        summary: 'Abandon the current cycle and start the next one over the current scope.',
+        security,
+        response: { 200: progress, ...errors },
+      },
+    },
     async (req) => actions.restartCycle(await actor(req)),
   );
 
@@ -159,7 +226,12 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         tags: ['scope'],
         summary: 'Queue manual rescans (served before the cycle).',
         security,
-        body: { type: 'object', additionalProperties: false, required: ['ips'], properties: { ips: { type: 'array', minItems: 1, maxItems: 10000, items: { type: 'string', maxLength: 64 } } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['ips'],
+          properties: { ips: { type: 'array', minItems: 1, maxItems: 10000, items: { type: 'string', maxLength: 64 } } },
+        },
         response: { 200: { type: 'object', properties: { queued: { type: 'integer' } } }, ...errors },
       },
     },
@@ -174,7 +246,10 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         tags: ['scope'],
         summary: 'The work queue (manual rescans, expired leases, follow-ups), head first.',
         security,
-        response: { 200: { type: 'object', properties: { items: { type: 'array', items: anyObject }, inFlight: { type: 'integer' } } }, ...errors },
+        response: {
+          200: { type: 'object', properties: { items: { type: 'array', items: anyObject }, inFlight: { type: 'integer' } } },
+          ...errors,
+        },
       },
     },
     async () => ({
@@ -186,13 +261,30 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
   // ---------------------------------------------------------------- policies
   app.get(
     '/api/v1/admin/policies',
-    { ...base, schema: { tags: ['policy'], summary: 'Every policy by tag ("" = the default policy).', security, response: { 200: { type: 'object', properties: { policies: { type: 'array', items: anyObject } } }, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: 'Every policy by tag ("" = the default policy).',
+        security,
+        response: { 200: { type: 'object', properties: { policies: { type: 'array', items: anyObject } } }, ...errors },
+      },
+    },
     async () => ({ policies: coordinator.policyKeys().map((tag) => ({ tag, ...coordinator.policy(tag) })) }),
   );
 
   app.get(
     '/api/v1/admin/policies/:tag',
-    { ...base, schema: { tags: ['policy'], summary: "A tag's policy (_default = the default policy).", security, params: tagParams, response: { 200: anyObject, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: "A tag's policy (_default = the default policy).",
+        security,
+        params: tagParams,
+        response: { 200: anyObject, ...errors },
+      },
+    },
     async (req) => {
       const key = policyKey(req.params.tag);
       const policy = coordinator.policy(key);
@@ -203,7 +295,17 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
 
   app.put(
     '/api/v1/admin/policies/:tag',
-    { ...base, schema: { tags: ['policy'], summary: "Set a tag's policy: strategy, params, budget, must-have and excluded ports, nmap options.", security, params: tagParams, body: policySchema, response: { 200: anyObject, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: "Set a tag's policy: strategy, params, budget, must-have and excluded ports, nmap options.",
+        security,
+        params: tagParams,
+        body: policySchema,
+        response: { 200: anyObject, ...errors },
+      },
+    },
     async (req) => {
       const key = policyKey(req.params.tag);
       return { tag: key, ...(await actions.setPolicy(await actor(req), key, req.body)) };
@@ -231,7 +333,16 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
 
   app.delete(
     '/api/v1/admin/policies/:tag',
-    { ...base, schema: { tags: ['policy'], summary: "Remove a tag's policy (learned state is kept).", security, params: tagParams, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: "Remove a tag's policy (learned state is kept).",
+        security,
+        params: tagParams,
+        response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors },
+      },
+    },
     async (req) => ({ deleted: await actions.deletePolicy(await actor(req), policyKey(req.params.tag)) }),
   );
 
@@ -244,7 +355,11 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         summary: "What the tag's strategy learned: top ports with estimates, budget split, batch tallies.",
         security,
         params: tagParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 } },
+        },
         response: { 200: anyObject, ...errors },
       },
     },
@@ -263,9 +378,15 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { offset: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          properties: {
+            offset: { type: 'integer', minimum: 0, default: 0 },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+          },
         },
-        response: { 200: { type: 'object', properties: { total: { type: 'integer' }, items: { type: 'array', items: anyObject } } }, ...errors },
+        response: {
+          200: { type: 'object', properties: { total: { type: 'integer' }, items: { type: 'array', items: anyObject } } },
+          ...errors,
+        },
       },
     },
     async (req) => listAudit(coordinator.store, req.query),
@@ -274,11 +395,24 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
   // ---------------------------------------------------------------- agents and tokens
   app.get(
     '/api/v1/admin/agents',
-    { ...base, schema: { tags: ['agents'], summary: 'Agent registry: last seen, work in flight, results per hour, version.', security, response: { 200: { type: 'object', properties: { agents: { type: 'array', items: anyObject } } }, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['agents'],
+        summary: 'Agent registry: last seen, work in flight, results per hour, version.',
+        security,
+        response: { 200: { type: 'object', properties: { agents: { type: 'array', items: anyObject } } }, ...errors },
+      },
+    },
     async () => ({ agents: (await coordinator.listAgents()).map(({ tokenHash: _h, ...rest }) => rest) }),
   );
 
-  const nameBody = { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+  const nameBody = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: { name: { type: 'string', minLength: 1, maxLength: 64 } },
+  } as const;
   const groupList = { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 64 } } as const;
   app.post(
     '/api/v1/admin/agents',
@@ -288,8 +422,24 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         tags: ['agents'],
         summary: 'Register an agent, optionally in agent groups (vantage points); the token is returned once and stored only as a hash.',
         security,
-        body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, groups: groupList } },
-        response: { 200: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, groups: { type: 'array', items: { type: 'string' } }, token: { type: 'string' } } }, ...errors },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, groups: groupList },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              name: { type: 'string' },
+              groups: { type: 'array', items: { type: 'string' } },
+              token: { type: 'string' },
+            },
+          },
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -303,11 +453,15 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
       ...base,
       schema: {
         tags: ['agents'],
-        summary: "Replace an agent's groups (an empty list removes them); work for a tag whose policy names groups goes only to their agents.",
+        summary:
+          "Replace an agent's groups (an empty list removes them); work for a tag whose policy names groups goes only to their agents.",
         security,
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
         body: { type: 'object', additionalProperties: false, required: ['groups'], properties: { groups: groupList } },
-        response: { 200: { type: 'object', properties: { id: { type: 'string' }, groups: { type: 'array', items: { type: 'string' } } } }, ...errors },
+        response: {
+          200: { type: 'object', properties: { id: { type: 'string' }, groups: { type: 'array', items: { type: 'string' } } } },
+          ...errors,
+        },
       },
     },
     async (req) => ({ id: req.params.id, groups: await actions.setAgentGroups(await actor(req), req.params.id, req.body.groups) }),
@@ -317,7 +471,13 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
     '/api/v1/admin/agents/:id',
     {
       ...base,
-      schema: { tags: ['agents'], summary: 'Remove an agent (its token stops working).', security, params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } }, response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors } },
+      schema: {
+        tags: ['agents'],
+        summary: 'Remove an agent (its token stops working).',
+        security,
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
+        response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors },
+      },
     },
     async (req) => ({ deleted: await actions.deleteAgent(await actor(req), req.params.id) }),
   );
@@ -331,7 +491,10 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         summary: 'Create another admin token (returned once).',
         security,
         body: nameBody,
-        response: { 200: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, token: { type: 'string' } } }, ...errors },
+        response: {
+          200: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, token: { type: 'string' } } },
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -348,7 +511,18 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
         tags: ['agents'],
         summary: 'List admin tokens (id, name, created; never the tokens).',
         security,
-        response: { 200: { type: 'object', properties: { tokens: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'integer' } } } } } }, ...errors },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              tokens: {
+                type: 'array',
+                items: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'integer' } } },
+              },
+            },
+          },
+          ...errors,
+        },
       },
     },
     async () => ({ tokens: (await coordinator.store.listAdminTokens()).map(({ id, name, createdAt }) => ({ id, name, createdAt })) }),

@@ -4,7 +4,13 @@ import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
 import { errorResponseSchema } from '../../protocol/index.js';
 
-const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
+const errors = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  409: errorResponseSchema,
+  429: errorResponseSchema,
+};
 
 /**
  * `POST /api/v1/agent/refused`: an agent says it refused a work item (an address outside its
@@ -33,9 +39,13 @@ export function registerAgentRefusedRoute(app: RouteApp, coordinator: Coordinato
       const agent = agentOf(req);
       const lease = await coordinator.store.getLease(req.body.leaseId);
       if (!lease) throw new PortbanditError('PB_ERR_CONFLICT', `lease ${req.body.leaseId} is unknown or has expired`, { where: 'leaseId' });
-      if (lease.agentId !== agent.id) throw new PortbanditError('PB_ERR_FORBIDDEN', `lease ${lease.id} was handed to another agent`, { where: 'leaseId' });
+      if (lease.agentId !== agent.id)
+        throw new PortbanditError('PB_ERR_FORBIDDEN', `lease ${lease.id} was handed to another agent`, { where: 'leaseId' });
       coordinator.metrics.results.inc({ outcome: 'refused' });
-      req.log.warn({ agent: agent.id, agentName: agent.name, lease: lease.id, ip: lease.ip, reason: req.body.reason }, 'agent refused a work item');
+      req.log.warn(
+        { agent: agent.id, agentName: agent.name, lease: lease.id, ip: lease.ip, reason: req.body.reason },
+        'agent refused a work item',
+      );
       return { recorded: true };
     },
   );

@@ -12,7 +12,13 @@ import {
 } from '../../protocol/index.js';
 import { submitResultBatch } from '../result-batch.js';
 
-const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
+const errors = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  409: errorResponseSchema,
+  429: errorResponseSchema,
+};
 
 /** The agent protocol: pull work, submit results (one at a time or in batches). */
 export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): void {
@@ -25,7 +31,8 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       preParsing: auth,
       schema: {
         tags: ['agent'],
-        summary: 'Lease the next work item (a host, its ports and scan options), or null when there is none; with max > 1, up to max items at once in `items`.',
+        summary:
+          'Lease the next work item (a host, its ports and scan options), or null when there is none; with max > 1, up to max items at once in `items`.',
         security,
         querystring: {
           type: 'object',
@@ -66,7 +73,8 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       preParsing: auth,
       schema: {
         tags: ['agent'],
-        summary: 'Submit up to 64 results in one request: each is answered on its own (accepted, duplicate, rejected or failed), in order; their ingests share one store commit.',
+        summary:
+          'Submit up to 64 results in one request: each is answered on its own (accepted, duplicate, rejected or failed), in order; their ingests share one store commit.',
         security,
         body: resultBatchSchema,
         response: { 200: resultBatchResponseSchema, ...errors },

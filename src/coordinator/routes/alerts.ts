@@ -6,10 +6,23 @@ import type { Coordinator } from '../coordinator.js';
 import { errorResponseSchema } from '../../protocol/index.js';
 import { apiActor } from './admin.js';
 
-const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
+const errors = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  404: errorResponseSchema,
+  409: errorResponseSchema,
+  429: errorResponseSchema,
+};
 const rule = {
   type: 'object',
-  properties: { name: { type: 'string' }, query: { type: 'string' }, url: { type: 'string' }, createdAt: { type: 'integer' }, cursor: { type: 'string' } },
+  properties: {
+    name: { type: 'string' },
+    query: { type: 'string' },
+    url: { type: 'string' },
+    createdAt: { type: 'integer' },
+    cursor: { type: 'string' },
+  },
 } as const;
 const deadLetter = {
   type: 'object',
@@ -31,9 +44,21 @@ export function registerAlertRoutes(app: RouteApp, coordinator: Coordinator): vo
   const store = coordinator.store;
   const actions = new AdminActions(coordinator);
 
-  app.get('/api/v1/admin/alerts', { ...base, schema: { tags: ['alerts'], summary: 'List the alert rules.', security, response: { 200: { type: 'object', properties: { rules: { type: 'array', items: rule } } }, ...errors } } }, async () => ({
-    rules: await listAlertRules(store),
-  }));
+  app.get(
+    '/api/v1/admin/alerts',
+    {
+      ...base,
+      schema: {
+        tags: ['alerts'],
+        summary: 'List the alert rules.',
+        security,
+        response: { 200: { type: 'object', properties: { rules: { type: 'array', items: rule } } }, ...errors },
+      },
+    },
+    async () => ({
+      rules: await listAlertRules(store),
+    }),
+  );
 
   app.post(
     '/api/v1/admin/alerts',
@@ -41,13 +66,18 @@ export function registerAlertRoutes(app: RouteApp, coordinator: Coordinator): vo
       ...base,
       schema: {
         tags: ['alerts'],
-        summary: 'Create an alert rule: events after now that match `query` (an event query: kind:service-new port:3389 tag:dmz) are POSTed to `url`, with retries, then dead-lettered.',
+        summary:
+          'Create an alert rule: events after now that match `query` (an event query: kind:service-new port:3389 tag:dmz) are POSTed to `url`, with retries, then dead-lettered.',
         security,
         body: {
           type: 'object',
           additionalProperties: false,
           required: ['name', 'query', 'url'],
-          properties: { name: { type: 'string', maxLength: 64 }, query: { type: 'string', maxLength: 4096 }, url: { type: 'string', maxLength: 2048 } },
+          properties: {
+            name: { type: 'string', maxLength: 64 },
+            query: { type: 'string', maxLength: 4096 },
+            url: { type: 'string', maxLength: 2048 },
+          },
         },
         response: { 200: rule, ...errors },
       },
@@ -79,7 +109,15 @@ export function registerAlertRoutes(app: RouteApp, coordinator: Coordinator): vo
 
   app.get(
     '/api/v1/admin/alerts/dead',
-    { ...base, schema: { tags: ['alerts'], summary: 'Events a rule could not deliver after every retry.', security, response: { 200: { type: 'object', properties: { deadLetters: { type: 'array', items: deadLetter } } }, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['alerts'],
+        summary: 'Events a rule could not deliver after every retry.',
+        security,
+        response: { 200: { type: 'object', properties: { deadLetters: { type: 'array', items: deadLetter } } }, ...errors },
+      },
+    },
     async () => ({ deadLetters: await listDeadLetters(store) }),
   );
 }

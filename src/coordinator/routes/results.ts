@@ -9,7 +9,13 @@ import { errorResponseSchema } from '../../protocol/index.js';
 import { findHostScan, formatNmapXml } from '../nmap-export.js';
 import { streamRecording } from '../recording-export.js';
 
-const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
+const errors = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  404: errorResponseSchema,
+  429: errorResponseSchema,
+};
 const anyObject = { type: 'object', additionalProperties: true } as const;
 const ipParams = { type: 'object', required: ['ip'], properties: { ip: { type: 'string', maxLength: 64 } } } as const;
 
@@ -46,7 +52,8 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
       preParsing,
       schema: {
         tags: ['results'],
-        summary: 'Search scans: `port:22 service:ssh product:nginx tag:dmz ip:198.18.0.0/24 ctime:>2026-11-01 -port:80 "free text"`. format=ndjson|hosts exports every match.',
+        summary:
+          'Search scans: `port:22 service:ssh product:nginx tag:dmz ip:198.18.0.0/24 ctime:>2026-11-01 -port:80 "free text"`. format=ndjson|hosts exports every match.',
         security,
         querystring: {
           type: 'object',
@@ -61,7 +68,15 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
           },
         },
         response: {
-          200: { type: 'object', properties: { query: { type: 'string' }, total: { type: 'integer' }, nextCursor: { type: 'string' }, items: { type: 'array', items: anyObject } } },
+          200: {
+            type: 'object',
+            properties: {
+              query: { type: 'string' },
+              total: { type: 'integer' },
+              nextCursor: { type: 'string' },
+              items: { type: 'array', items: anyObject },
+            },
+          },
           ...errors,
         },
       },
@@ -70,8 +85,18 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
       const { q, limit, cursor, offset, view, format } = req.query;
       const query = parseQuery(q);
       if (format === 'json') {
-        const page = await store.search(query, { limit, view, ...(cursor !== undefined ? { cursor } : {}), ...(offset !== undefined ? { offset } : {}) });
-        return { query: q, total: page.total, ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}), items: page.items };
+        const page = await store.search(query, {
+          limit,
+          view,
+          ...(cursor !== undefined ? { cursor } : {}),
+          ...(offset !== undefined ? { offset } : {}),
+        });
+        return {
+          query: q,
+          total: page.total,
+          ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
+          items: page.items,
+        };
       }
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': format === 'hosts' ? 'text/plain; charset=utf-8' : 'application/x-ndjson' });
@@ -96,7 +121,10 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
 
   app.get(
     '/api/v1/hosts/:ip',
-    { preParsing, schema: { tags: ['results'], summary: "A host's latest scan.", security, params: ipParams, response: { 200: anyObject, ...errors } } },
+    {
+      preParsing,
+      schema: { tags: ['results'], summary: "A host's latest scan.", security, params: ipParams, response: { 200: anyObject, ...errors } },
+    },
     async (req) => {
       const ip = ipOf(req.params.ip);
       const scan = await store.getLatestScan(ip);
@@ -114,12 +142,25 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
         summary: "A host's scans, newest first.",
         security,
         params: ipParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 }, cursor: { type: 'string', maxLength: 512 } } },
-        response: { 200: { type: 'object', properties: { total: { type: 'integer' }, nextCursor: { type: 'string' }, items: { type: 'array', items: anyObject } } }, ...errors },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 }, cursor: { type: 'string', maxLength: 512 } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { total: { type: 'integer' }, nextCursor: { type: 'string' }, items: { type: 'array', items: anyObject } },
+          },
+          ...errors,
+        },
       },
     },
     async (req) => {
-      const page = await store.hostHistory(ipOf(req.params.ip), { limit: req.query.limit, ...(req.query.cursor !== undefined ? { cursor: req.query.cursor } : {}) });
+      const page = await store.hostHistory(ipOf(req.params.ip), {
+        limit: req.query.limit,
+        ...(req.query.cursor !== undefined ? { cursor: req.query.cursor } : {}),
+      });
       return { total: page.total, ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}), items: page.items };
     },
   );
@@ -133,7 +174,11 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
         summary: 'Diff two scans of a host (default: the latest against the one before): ports opened, closed, service/version changed.',
         security,
         params: ipParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string', maxLength: 64 }, to: { type: 'string', maxLength: 64 } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { from: { type: 'string', maxLength: 64 }, to: { type: 'string', maxLength: 64 } },
+        },
         response: { 200: anyObject, ...errors },
       },
     },
@@ -141,7 +186,8 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
       const ip = ipOf(req.params.ip);
       const get = async (id: string, which: string): Promise<ScanDocument> => {
         const scan = await store.getScan(id);
-        if (!scan || scan.ip !== ip) throw new PortbanditError('PB_ERR_NOT_FOUND', `no scan ${JSON.stringify(id)} of ${ip}`, { where: which });
+        if (!scan || scan.ip !== ip)
+          throw new PortbanditError('PB_ERR_NOT_FOUND', `no scan ${JSON.stringify(id)} of ${ip}`, { where: which });
         return scan;
       };
       let to: ScanDocument | undefined;
@@ -170,7 +216,12 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { q: { type: 'string', maxLength: 4096, default: '' }, cursor: { type: 'string', maxLength: 512 }, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 }, follow: { type: 'boolean', default: false } },
+          properties: {
+            q: { type: 'string', maxLength: 4096, default: '' },
+            cursor: { type: 'string', maxLength: 512 },
+            limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+            follow: { type: 'boolean', default: false },
+          },
         },
         response: { ...errors },
       },
@@ -180,7 +231,10 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
       const filter = parseEventQuery(req.query.q);
       // The first page is read before the reply is hijacked: a bad cursor is a plain 400, not a
       // 200 stream that never ends.
-      let first: Awaited<ReturnType<typeof store.readEvents>> | undefined = await store.readEvents({ ...(cursor !== undefined ? { cursor } : {}), limit: req.query.limit });
+      let first: Awaited<ReturnType<typeof store.readEvents>> | undefined = await store.readEvents({
+        ...(cursor !== undefined ? { cursor } : {}),
+        limit: req.query.limit,
+      });
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
       // Send the headers now: a follower must see the stream open before the first event.
@@ -219,7 +273,11 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { tag: { type: 'string', maxLength: 64 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 }, hours: { type: 'integer', minimum: 1, maximum: 24 * 90, default: 24 } },
+          properties: {
+            tag: { type: 'string', maxLength: 64 },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 20 },
+            hours: { type: 'integer', minimum: 1, maximum: 24 * 90, default: 24 },
+          },
         },
         response: { 200: anyObject, ...errors },
       },
@@ -265,7 +323,11 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { since: { type: 'integer', minimum: 0 }, until: { type: 'integer', minimum: 0 }, name: { type: 'string', maxLength: 128, default: 'coordinator-history' } },
+          properties: {
+            since: { type: 'integer', minimum: 0 },
+            until: { type: 'integer', minimum: 0 },
+            name: { type: 'string', maxLength: 128, default: 'coordinator-history' },
+          },
         },
         response: { ...errors },
       },
@@ -274,11 +336,15 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
       const { since, until, name } = req.query;
-      await streamRecording(store, { name, ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) }, async (line) => {
-        if (reply.raw.destroyed) return false;
-        if (!reply.raw.write(line + '\n')) await new Promise((r) => reply.raw.once('drain', r));
-        return true;
-      });
+      await streamRecording(
+        store,
+        { name, ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) },
+        async (line) => {
+          if (reply.raw.destroyed) return false;
+          if (!reply.raw.write(line + '\n')) await new Promise((r) => reply.raw.once('drain', r));
+          return true;
+        },
+      );
       reply.raw.end();
     },
   );
@@ -288,9 +354,14 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
       preParsing,
       schema: {
         tags: ['results'],
-        summary: "One visit of a host (default its latest) as an nmap -oX report that `portbandit import nmap` reads back.",
+        summary: 'One visit of a host (default its latest) as an nmap -oX report that `portbandit import nmap` reads back.',
         security,
-        querystring: { type: 'object', additionalProperties: false, required: ['ip'], properties: { ip: { type: 'string', maxLength: 64 }, scan: { type: 'string', maxLength: 64 } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['ip'],
+          properties: { ip: { type: 'string', maxLength: 64 }, scan: { type: 'string', maxLength: 64 } },
+        },
         response: { 200: { type: 'string' }, ...errors },
       },
     },
@@ -301,4 +372,3 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
     },
   );
 }
-

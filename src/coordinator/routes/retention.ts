@@ -19,10 +19,21 @@ const report = {
     kept: { type: 'integer' },
     dropped: { type: 'integer' },
     protectedVisits: { type: 'integer' },
-    byPolicy: { type: 'array', items: { type: 'object', properties: { tag: { type: 'string' }, kept: { type: 'integer' }, dropped: { type: 'integer' } } } },
+    byPolicy: {
+      type: 'array',
+      items: { type: 'object', properties: { tag: { type: 'string' }, kept: { type: 'integer' }, dropped: { type: 'integer' } } },
+    },
     sample: {
       type: 'array',
-      items: { type: 'object', properties: { scanId: { type: 'string' }, ip: { type: 'string' }, finishedAt: { type: 'integer' }, tags: { type: 'array', items: { type: 'string' } } } },
+      items: {
+        type: 'object',
+        properties: {
+          scanId: { type: 'string' },
+          ip: { type: 'string' },
+          finishedAt: { type: 'integer' },
+          tags: { type: 'array', items: { type: 'string' } },
+        },
+      },
     },
   },
 } as const;
@@ -33,12 +44,28 @@ export function registerRetentionRoutes(app: RouteApp, coordinator: Coordinator,
   const security = [{ bearer: [] }];
   app.get(
     '/api/v1/admin/retention',
-    { ...base, schema: { tags: ['policy'], summary: "Dry run of the policies' retention rules: what a pass would keep and drop now (nothing is deleted).", security, response: { 200: report, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: "Dry run of the policies' retention rules: what a pass would keep and drop now (nothing is deleted).",
+        security,
+        response: { 200: report, ...errors },
+      },
+    },
     async () => runner.run({ dryRun: true }),
   );
   app.post(
     '/api/v1/admin/retention/run',
-    { ...base, schema: { tags: ['policy'], summary: 'Apply the retention rules now (a whole pass); returns what was kept and dropped.', security, response: { 200: report, ...errors } } },
+    {
+      ...base,
+      schema: {
+        tags: ['policy'],
+        summary: 'Apply the retention rules now (a whole pass); returns what was kept and dropped.',
+        security,
+        response: { 200: report, ...errors },
+      },
+    },
     async (req) => {
       const done = await runner.run({ dryRun: false });
       req.log.info({ dropped: done.dropped, kept: done.kept, hosts: done.hosts }, 'retention pass run by an admin');

@@ -5,13 +5,23 @@ import { requireRole } from '../auth.js';
 import { type Coordinator, normalizeIp } from '../coordinator.js';
 import { errorResponseSchema } from '../../protocol/index.js';
 
-const errors = { 400: errorResponseSchema, 401: errorResponseSchema, 403: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
+const errors = {
+  400: errorResponseSchema,
+  401: errorResponseSchema,
+  403: errorResponseSchema,
+  404: errorResponseSchema,
+  429: errorResponseSchema,
+};
 
 /** Path parameters of an image: the host, the visit and the port. */
 export const screenshotParams = {
   type: 'object',
   required: ['ip', 'scanId', 'port'],
-  properties: { ip: { type: 'string', maxLength: 64 }, scanId: { type: 'string', maxLength: 64 }, port: { type: 'integer', minimum: 1, maximum: 65535 } },
+  properties: {
+    ip: { type: 'string', maxLength: 64 },
+    scanId: { type: 'string', maxLength: 64 },
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+  },
 } as const;
 
 /**
@@ -19,7 +29,11 @@ export const screenshotParams = {
  * sniffed, sandboxed, cached privately. 404 when the host, the visit or the port has none (or the
  * budget dropped it). Shared by the API and the UI (which authenticates with its cookie).
  */
-export function sendScreenshot(reply: FastifyReply, coordinator: Coordinator, params: { ip: string; scanId: string; port: number }): FastifyReply {
+export function sendScreenshot(
+  reply: FastifyReply,
+  coordinator: Coordinator,
+  params: { ip: string; scanId: string; port: number },
+): FastifyReply {
   let ip: string;
   try {
     ip = normalizeIp(params.ip);
@@ -27,14 +41,20 @@ export function sendScreenshot(reply: FastifyReply, coordinator: Coordinator, pa
     throw new PortbanditError('PB_ERR_ADDRESS', `expected an IPv4 or IPv6 address, got ${JSON.stringify(params.ip)}`, { where: 'ip' });
   }
   const shot = coordinator.screenshots.existing()?.get(params.scanId, params.port);
-  if (!shot || shot.ip !== ip) throw new PortbanditError('PB_ERR_NOT_FOUND', `no screenshot of ${ip} port ${params.port} in scan ${JSON.stringify(params.scanId)}`, { where: 'scanId' });
+  if (!shot || shot.ip !== ip)
+    throw new PortbanditError('PB_ERR_NOT_FOUND', `no screenshot of ${ip} port ${params.port} in scan ${JSON.stringify(params.scanId)}`, {
+      where: 'scanId',
+    });
   return reply
     .status(200)
     .header('content-type', shot.mime)
     .header('x-content-type-options', 'nosniff')
     .header('content-security-policy', "default-src 'none'; sandbox")
     .header('cache-control', 'private, max-age=3600')
-    .header('content-disposition', `inline; filename="${ip.replace(/:/g, '_')}-${params.port}.${shot.mime === 'image/png' ? 'png' : 'jpg'}"`)
+    .header(
+      'content-disposition',
+      `inline; filename="${ip.replace(/:/g, '_')}-${params.port}.${shot.mime === 'image/png' ? 'png' : 'jpg'}"`,
+    )
     .send(shot.data);
 }
 
@@ -69,7 +89,10 @@ export function registerScreenshotRoutes(app: RouteApp, coordinator: Coordinator
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 }, offset: { type: 'integer', minimum: 0, maximum: 10_000_000, default: 0 } },
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+            offset: { type: 'integer', minimum: 0, maximum: 10_000_000, default: 0 },
+          },
         },
         response: {
           200: {
@@ -110,7 +133,9 @@ export function registerScreenshotRoutes(app: RouteApp, coordinator: Coordinator
         total: store.count(),
         bytes: store.totalBytes(),
         budgetBytes: store.budgetBytes,
-        items: store.newest(req.query.limit, req.query.offset).map((s) => ({ ...s, url: `/api/v1/hosts/${encodeURIComponent(s.ip)}/screenshots/${encodeURIComponent(s.scanId)}/${s.port}` })),
+        items: store
+          .newest(req.query.limit, req.query.offset)
+          .map((s) => ({ ...s, url: `/api/v1/hosts/${encodeURIComponent(s.ip)}/screenshots/${encodeURIComponent(s.scanId)}/${s.port}` })),
       };
     },
   );

@@ -22,7 +22,14 @@ export function registerSystemRoutes(app: RouteApp, coordinator: Coordinator): v
               // With a search index (Elasticsearch) only: the outbox feeding it.
               outbox: {
                 type: 'object',
-                properties: { depth: { type: 'integer' }, active: { type: 'boolean' }, fed: { type: 'integer' }, failures: { type: 'integer' }, failing: { type: 'integer' }, lastError: { type: 'string' } },
+                properties: {
+                  depth: { type: 'integer' },
+                  active: { type: 'boolean' },
+                  fed: { type: 'integer' },
+                  failures: { type: 'integer' },
+                  failing: { type: 'integer' },
+                  lastError: { type: 'string' },
+                },
               },
             },
           },
@@ -39,8 +46,12 @@ export function registerSystemRoutes(app: RouteApp, coordinator: Coordinator): v
     }),
   );
 
-  app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics.', response: { 200: { type: 'string' } } } }, async (_req, reply) => {
-    reply.type(coordinator.metrics.registry.contentType);
-    return coordinator.metrics.registry.metrics();
-  });
+  app.get(
+    '/metrics',
+    { schema: { tags: ['system'], summary: 'Prometheus metrics.', response: { 200: { type: 'string' } } } },
+    async (_req, reply) => {
+      reply.type(coordinator.metrics.registry.contentType);
+      return coordinator.metrics.registry.metrics();
+    },
+  );
 }

@@ -81,32 +81,56 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   };
   const get = { preParsing: requireAdmin, config: signedInOnly } as const;
   const post = { preParsing: requireAdmin, preHandler: requireCsrf, config: signedInOnly } as const;
-  const done = (reply: FastifyReply, path: string, code: NoticeCode) => reply.redirect(`${path}${path.includes('?') ? '&' : '?'}done=${code}`, 303);
+  const done = (reply: FastifyReply, path: string, code: NoticeCode) =>
+    reply.redirect(`${path}${path.includes('?') ? '&' : '?'}done=${code}`, 303);
 
   // ---------------------------------------------------------------- scope and blocklist
   type ScopeQuery = { list: ScopeListName; page: number; done?: string };
   app.get<{ Querystring: ScopeQuery }>(
     '/ui/admin/scope',
     { schema: { ...hidden, querystring: { type: 'object', properties: { ...listQuery, ...pageQuery } } }, ...get },
-    async (req, reply) => sendPage(reply, 200, req.query.list === 'scope' ? 'Scope' : 'Blocklist', 'scope', await renderScopePage(coordinator, req.query, context(req, { notice: noticeOf(req.query.done) }))),
+    async (req, reply) =>
+      sendPage(
+        reply,
+        200,
+        req.query.list === 'scope' ? 'Scope' : 'Blocklist',
+        'scope',
+        await renderScopePage(coordinator, req.query, context(req, { notice: noticeOf(req.query.done) })),
+      ),
   );
 
-  app.get<{ Querystring: { list: ScopeListName } }>('/ui/admin/scope/export', { schema: { ...hidden, querystring: { type: 'object', properties: listQuery } }, ...get }, async (req, reply) => {
-    const listing = await coordinator.store.listScope(req.query.list);
-    return reply
-      .type('text/plain; charset=utf-8')
-      .header('content-disposition', `attachment; filename="portbandit-${req.query.list}.txt"`)
-      .send(formatScopeFile(listing.entries));
-  });
+  app.get<{ Querystring: { list: ScopeListName } }>(
+    '/ui/admin/scope/export',
+    { schema: { ...hidden, querystring: { type: 'object', properties: listQuery } }, ...get },
+    async (req, reply) => {
+      const listing = await coordinator.store.listScope(req.query.list);
+      return reply
+        .type('text/plain; charset=utf-8')
+        .header('content-disposition', `attachment; filename="portbandit-${req.query.list}.txt"`)
+        .send(formatScopeFile(listing.entries));
+    },
+  );
 
   /** Run a scope form's change; on bad input show the page again with the message (status 400). */
-  async function scopeChange(req: FastifyRequest<{ Querystring: { list: ScopeListName } }>, reply: FastifyReply, change: () => Promise<unknown>, code: NoticeCode, keep: { range?: string; tags?: string; text?: string } = {}) {
+  async function scopeChange(
+    req: FastifyRequest<{ Querystring: { list: ScopeListName } }>,
+    reply: FastifyReply,
+    change: () => Promise<unknown>,
+    code: NoticeCode,
+    keep: { range?: string; tags?: string; text?: string } = {},
+  ) {
     try {
       await change();
     } catch (error) {
       const failed = formError(error);
       if (failed === undefined) throw error;
-      return sendPage(reply, failed.status, 'Scope', 'scope', await renderScopePage(coordinator, { list: req.query.list, page: 1, ...keep }, context(req, { error: failed.message })));
+      return sendPage(
+        reply,
+        failed.status,
+        'Scope',
+        'scope',
+        await renderScopePage(coordinator, { list: req.query.list, page: 1, ...keep }, context(req, { error: failed.message })),
+      );
     }
     return done(reply, `/ui/admin/scope?list=${req.query.list}`, code);
   }
@@ -120,7 +144,11 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       reply,
       async () => {
         if (range === '') throw new PortbanditError('PB_ERR_FORM_FIELD', 'enter an address, CIDR or first-last range', { where: 'range' });
-        const line = normalizeScopeLine(range, tags.split(/[\s,]+/).filter((t) => t !== ''), 'range');
+        const line = normalizeScopeLine(
+          range,
+          tags.split(/[\s,]+/).filter((t) => t !== ''),
+          'range',
+        );
         await actions.addScope(await actor(req), req.query.list, [line]);
       },
       'scope-added',
@@ -136,7 +164,10 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
         const ranges = linesField(req.body, 'ranges');
         if (ranges.length === 0) throw new PortbanditError('PB_ERR_FORM_FIELD', 'enter at least one range to remove', { where: 'ranges' });
         const { removed } = await actions.removeScope(await actor(req), req.query.list, ranges);
-        if (removed === 0) throw new PortbanditError('PB_ERR_NOT_FOUND', `none of ${ranges.join(', ')} is an entry of the ${req.query.list}`, { where: 'ranges' });
+        if (removed === 0)
+          throw new PortbanditError('PB_ERR_NOT_FOUND', `none of ${ranges.join(', ')} is an entry of the ${req.query.list}`, {
+            where: 'ranges',
+          });
       },
       'scope-removed',
     ),
@@ -150,7 +181,8 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       reply,
       async () => {
         const source = file.trim() !== '' ? { text: file, name: 'file' } : { text, name: 'text' };
-        if (source.text.trim() === '') throw new PortbanditError('PB_ERR_FORM_FIELD', 'choose a file or paste lines to import', { where: 'file' });
+        if (source.text.trim() === '')
+          throw new PortbanditError('PB_ERR_FORM_FIELD', 'choose a file or paste lines to import', { where: 'file' });
         const lines = parseScopeFile(source.text, source.name);
         await actions.importScope(await actor(req), req.query.list, lines, checkboxField(req.body, 'replace'));
       },
@@ -163,15 +195,35 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   // ---------------------------------------------------------------- policies
   app.get<{ Querystring: { tag?: string; done?: string } }>(
     '/ui/admin/policies',
-    { schema: { ...hidden, querystring: { type: 'object', properties: { tag: { type: 'string', maxLength: 64 }, done: pageQuery.done } } }, ...get },
-    async (req, reply) => sendPage(reply, 200, 'Policies', 'policies', renderPoliciesPage(coordinator, { ...(req.query.tag !== undefined ? { tag: req.query.tag } : {}) }, context(req, { notice: noticeOf(req.query.done) }))),
+    {
+      schema: { ...hidden, querystring: { type: 'object', properties: { tag: { type: 'string', maxLength: 64 }, done: pageQuery.done } } },
+      ...get,
+    },
+    async (req, reply) =>
+      sendPage(
+        reply,
+        200,
+        'Policies',
+        'policies',
+        renderPoliciesPage(
+          coordinator,
+          { ...(req.query.tag !== undefined ? { tag: req.query.tag } : {}) },
+          context(req, { notice: noticeOf(req.query.done) }),
+        ),
+      ),
   );
 
   const policyFailure = (req: FastifyRequest, reply: FastifyReply, error: unknown, posted: FormBody | undefined) => {
     const failed = formError(error);
     if (failed === undefined) throw error;
     const tag = field(posted, 'tag', 64);
-    return sendPage(reply, failed.status, 'Policies', 'policies', renderPoliciesPage(coordinator, { tag, ...(posted !== undefined ? { posted } : {}) }, context(req, { error: failed.message })));
+    return sendPage(
+      reply,
+      failed.status,
+      'Policies',
+      'policies',
+      renderPoliciesPage(coordinator, { tag, ...(posted !== undefined ? { posted } : {}) }, context(req, { error: failed.message })),
+    );
   };
 
   app.post<{ Body: FormBody }>('/ui/admin/policies', { schema: hidden, ...post }, async (req, reply) => {
@@ -190,7 +242,8 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     try {
       key = policyKeyField(field(req.body, 'tag', 64));
       const text = field(req.body, 'file', UPLOAD_LIMIT_BYTES);
-      if (text.trim() === '') throw new PortbanditError('PB_ERR_FORM_FIELD', 'choose a services file (lines "name port/proto")', { where: 'file' });
+      if (text.trim() === '')
+        throw new PortbanditError('PB_ERR_FORM_FIELD', 'choose a services file (lines "name port/proto")', { where: 'file' });
       await actions.uploadServices(await actor(req), key, text, 'services file');
     } catch (error) {
       return policyFailure(req, reply, error, undefined);
@@ -201,7 +254,8 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   app.post<{ Body: FormBody }>('/ui/admin/policies/delete', { schema: hidden, ...post }, async (req, reply) => {
     try {
       const key = policyKeyField(field(req.body, 'tag', 64));
-      if (!(await actions.deletePolicy(await actor(req), key))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no policy for tag "${key}"`, { where: 'tag' });
+      if (!(await actions.deletePolicy(await actor(req), key)))
+        throw new PortbanditError('PB_ERR_NOT_FOUND', `no policy for tag "${key}"`, { where: 'tag' });
     } catch (error) {
       return policyFailure(req, reply, error, undefined);
     }
@@ -209,8 +263,17 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   });
 
   // ---------------------------------------------------------------- agents and admin tokens
-  app.get<{ Querystring: { done?: string } }>('/ui/admin/agents', { schema: { ...hidden, querystring: { type: 'object', properties: { done: pageQuery.done } } }, ...get }, async (req, reply) =>
-    sendPage(reply, 200, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req, { notice: noticeOf(req.query.done) }))),
+  app.get<{ Querystring: { done?: string } }>(
+    '/ui/admin/agents',
+    { schema: { ...hidden, querystring: { type: 'object', properties: { done: pageQuery.done } } }, ...get },
+    async (req, reply) =>
+      sendPage(
+        reply,
+        200,
+        'Agents and tokens',
+        'agents',
+        await renderAgentsPage(coordinator, context(req, { notice: noticeOf(req.query.done) })),
+      ),
   );
 
   /** A token's name from the form: 1-64 characters, as the API's schema says. */
@@ -227,7 +290,13 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   const agentsFailure = async (req: FastifyRequest, reply: FastifyReply, error: unknown, form?: { name: string; groups: string }) => {
     const failed = formError(error);
     if (failed === undefined) throw error;
-    return sendPage(reply, failed.status, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req, { error: failed.message }), undefined, form));
+    return sendPage(
+      reply,
+      failed.status,
+      'Agents and tokens',
+      'agents',
+      await renderAgentsPage(coordinator, context(req, { error: failed.message }), undefined, form),
+    );
   };
 
   /** Created tokens are shown on the response itself (no redirect: the token must not reach a URL or a later page). */
@@ -244,7 +313,12 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
       }
     } catch (error) {
       // The typed name and groups come back for correction (never a token: none was made).
-      return agentsFailure(req, reply, error, kind === 'agent' ? { name: field(req.body, 'name', 64), groups: field(req.body, 'groups', 4160) } : undefined);
+      return agentsFailure(
+        req,
+        reply,
+        error,
+        kind === 'agent' ? { name: field(req.body, 'name', 64), groups: field(req.body, 'groups', 4160) } : undefined,
+      );
     }
     return sendPage(reply, 200, 'Agents and tokens', 'agents', await renderAgentsPage(coordinator, context(req), created));
   };
@@ -264,7 +338,8 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   app.post<{ Body: FormBody }>('/ui/admin/agents/delete', { schema: hidden, ...post }, async (req, reply) => {
     try {
       const id = field(req.body, 'id', 64);
-      if (!(await actions.deleteAgent(await actor(req), id))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent ${JSON.stringify(id)}`, { where: 'id' });
+      if (!(await actions.deleteAgent(await actor(req), id)))
+        throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent ${JSON.stringify(id)}`, { where: 'id' });
     } catch (error) {
       return agentsFailure(req, reply, error);
     }
@@ -276,7 +351,8 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     try {
       const id = field(req.body, 'id', 64);
       const who = await actor(req);
-      if (!(await actions.revokeAdminToken(who, id))) throw new PortbanditError('PB_ERR_NOT_FOUND', `no admin token ${JSON.stringify(id)}`, { where: 'id' });
+      if (!(await actions.revokeAdminToken(who, id)))
+        throw new PortbanditError('PB_ERR_NOT_FOUND', `no admin token ${JSON.stringify(id)}`, { where: 'id' });
       own = who.id === id;
     } catch (error) {
       return agentsFailure(req, reply, error);
@@ -290,8 +366,17 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   });
 
   // ---------------------------------------------------------------- retention
-  app.get<{ Querystring: { done?: string } }>('/ui/admin/retention', { schema: { ...hidden, querystring: { type: 'object', properties: { done: pageQuery.done } } }, ...get }, async (req, reply) =>
-    sendPage(reply, 200, 'Retention', 'retention', await renderRetentionPage(coordinator, await retention.run({ dryRun: true }), context(req, { notice: noticeOf(req.query.done) }))),
+  app.get<{ Querystring: { done?: string } }>(
+    '/ui/admin/retention',
+    { schema: { ...hidden, querystring: { type: 'object', properties: { done: pageQuery.done } } }, ...get },
+    async (req, reply) =>
+      sendPage(
+        reply,
+        200,
+        'Retention',
+        'retention',
+        await renderRetentionPage(coordinator, await retention.run({ dryRun: true }), context(req, { notice: noticeOf(req.query.done) })),
+      ),
   );
 
   app.post<{ Body: FormBody }>('/ui/admin/retention/run', { schema: hidden, ...post }, async (req, reply) => {
@@ -327,30 +412,57 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   // ---------------------------------------------------------------- events and audit
   app.get<{ Querystring: { q: string; page: number } }>(
     '/ui/events',
-    { schema: { ...hidden, querystring: { type: 'object', properties: { q: { type: 'string', maxLength: 4096, default: '' }, page: pageQuery.page } } }, ...get },
+    {
+      schema: {
+        ...hidden,
+        querystring: { type: 'object', properties: { q: { type: 'string', maxLength: 4096, default: '' }, page: pageQuery.page } },
+      },
+      ...get,
+    },
     async (req, reply) => {
       const rendered = await renderEvents(coordinator, req.query);
       return sendPage(reply, rendered.status, req.query.q === '' ? 'Events' : `Events: ${req.query.q}`, 'events', rendered.body);
     },
   );
 
-  app.get<{ Querystring: { page: number } }>('/ui/audit', { schema: { ...hidden, querystring: { type: 'object', properties: { page: pageQuery.page } } }, ...get }, async (req, reply) =>
-    sendPage(reply, 200, 'Audit log', 'audit', await renderAuditPage(coordinator, req.query)),
+  app.get<{ Querystring: { page: number } }>(
+    '/ui/audit',
+    { schema: { ...hidden, querystring: { type: 'object', properties: { page: pageQuery.page } } }, ...get },
+    async (req, reply) => sendPage(reply, 200, 'Audit log', 'audit', await renderAuditPage(coordinator, req.query)),
   );
 
   // ---------------------------------------------------------------- alerts
-  app.get<{ Querystring: { page: number; done?: string } }>('/ui/alerts', { schema: { ...hidden, querystring: { type: 'object', properties: pageQuery } }, ...get }, async (req, reply) =>
-    sendPage(reply, 200, 'Alerts', 'alerts', await renderAlertsPage(coordinator, { page: req.query.page }, context(req, { notice: noticeOf(req.query.done) }))),
+  app.get<{ Querystring: { page: number; done?: string } }>(
+    '/ui/alerts',
+    { schema: { ...hidden, querystring: { type: 'object', properties: pageQuery } }, ...get },
+    async (req, reply) =>
+      sendPage(
+        reply,
+        200,
+        'Alerts',
+        'alerts',
+        await renderAlertsPage(coordinator, { page: req.query.page }, context(req, { notice: noticeOf(req.query.done) })),
+      ),
   );
 
   const alertsFailure = async (req: FastifyRequest, reply: FastifyReply, error: unknown, form?: AlertForm) => {
     const failed = formError(error);
     if (failed === undefined) throw error;
-    return sendPage(reply, failed.status, 'Alerts', 'alerts', await renderAlertsPage(coordinator, { page: 1, ...(form ? { form } : {}) }, context(req, { error: failed.message })));
+    return sendPage(
+      reply,
+      failed.status,
+      'Alerts',
+      'alerts',
+      await renderAlertsPage(coordinator, { page: 1, ...(form ? { form } : {}) }, context(req, { error: failed.message })),
+    );
   };
 
   app.post<{ Body: FormBody }>('/ui/alerts', { schema: hidden, ...post }, async (req, reply) => {
-    const form = { name: field(req.body, 'name', 64).trim(), query: field(req.body, 'query', 4096).trim(), url: field(req.body, 'url', 2048).trim() };
+    const form = {
+      name: field(req.body, 'name', 64).trim(),
+      query: field(req.body, 'query', 4096).trim(),
+      url: field(req.body, 'url', 2048).trim(),
+    };
     try {
       await actions.addAlertRule(await actor(req), form);
     } catch (error) {

@@ -22,7 +22,12 @@ ${created.kind === 'agent' ? html`<p class="muted">Start the agent with <span cl
 }
 
 /** Agents (registry, groups, create, remove) and admin tokens (list, create, revoke); `form`: the new-agent form's values after an error. */
-export async function renderAgentsPage(coordinator: Coordinator, ctx: FormContext, created?: CreatedToken, form?: { name: string; groups: string }): Promise<SafeHtml> {
+export async function renderAgentsPage(
+  coordinator: Coordinator,
+  ctx: FormContext,
+  created?: CreatedToken,
+  form?: { name: string; groups: string },
+): Promise<SafeHtml> {
   const [agents, admins] = await Promise.all([coordinator.listAgents(), coordinator.store.listAdminTokens()]);
   return html`<h1>Agents and tokens</h1>
 ${messages(ctx)}
@@ -30,18 +35,20 @@ ${created !== undefined ? renderCreated(created) : ''}
 <h2>Agents</h2>
 <p class="muted">Groups are vantage points: a tag whose policy names groups is scanned only by agents of those groups. Blank: the agent belongs to no group.</p>
 <table><thead><tr><th>id</th><th>name</th><th>groups</th><th>version</th><th>last seen</th><th class="num">in flight</th><th class="num">results, last hour</th><th>created</th><th></th></tr></thead><tbody>
-${agents.length > 0
-  ? agents.map(
-      (a) => html`<tr><td class="mono">${a.id}</td><td>${a.name}</td>
+${
+  agents.length > 0
+    ? agents.map(
+        (a) => html`<tr><td class="mono">${a.id}</td><td>${a.name}</td>
 <td>${postForm(
-        '/ui/admin/agents/groups',
-        ctx.csrf,
-        html`<input type="hidden" name="id" value="${a.id}"><input name="groups" value="${a.groups.join(', ')}" maxlength="4160" placeholder="no group" aria-label="groups of agent ${a.name}"><button type="submit" aria-label="save the groups of agent ${a.name}">Save</button>`,
-        { className: 'inline groups' },
-      )}</td><td class="mono">${a.version ?? '—'}</td><td>${formatAgo(a.lastSeenAt, ctx.now)}</td><td class="num">${formatCount(a.inFlight)}</td><td class="num">${formatCount(a.resultsLastHour)}</td><td class="mono">${formatTime(a.createdAt)}</td>
+          '/ui/admin/agents/groups',
+          ctx.csrf,
+          html`<input type="hidden" name="id" value="${a.id}"><input name="groups" value="${a.groups.join(', ')}" maxlength="4160" placeholder="no group" aria-label="groups of agent ${a.name}"><button type="submit" aria-label="save the groups of agent ${a.name}">Save</button>`,
+          { className: 'inline groups' },
+        )}</td><td class="mono">${a.version ?? '—'}</td><td>${formatAgo(a.lastSeenAt, ctx.now)}</td><td class="num">${formatCount(a.inFlight)}</td><td class="num">${formatCount(a.resultsLastHour)}</td><td class="mono">${formatTime(a.createdAt)}</td>
 <td>${postForm('/ui/admin/agents/delete', ctx.csrf, html`<input type="hidden" name="id" value="${a.id}"><button type="submit" class="danger" aria-label="remove agent ${a.name}">Remove</button>`, { className: 'row' })}</td></tr>`,
-    )
-  : html`<tr><td colspan="9" class="muted">No agents yet.</td></tr>`}
+      )
+    : html`<tr><td colspan="9" class="muted">No agents yet.</td></tr>`
+}
 </tbody></table>
 ${postForm('/ui/admin/agents', ctx.csrf, html`<label>New agent's name <input name="name" required maxlength="64" placeholder="scanner-dmz-1" value="${form?.name ?? ''}"></label><label>in groups <input name="groups" maxlength="4160" placeholder="internal, external" value="${form?.groups ?? ''}"></label><button type="submit">Create agent</button>`, { className: 'inline', label: 'new agent' })}
 <h2>Admin tokens</h2>

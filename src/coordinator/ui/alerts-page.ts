@@ -15,7 +15,11 @@ export interface AlertForm {
 }
 
 /** Alert rules (list, add, remove) and the dead letters of deliveries that failed every retry. */
-export async function renderAlertsPage(coordinator: Coordinator, request: { page: number; form?: AlertForm }, ctx: FormContext): Promise<SafeHtml> {
+export async function renderAlertsPage(
+  coordinator: Coordinator,
+  request: { page: number; form?: AlertForm },
+  ctx: FormContext,
+): Promise<SafeHtml> {
   const [rules, dead] = await Promise.all([listAlertRules(coordinator.store), listDeadLetters(coordinator.store)]);
   dead.sort((a, b) => b.failedAt - a.failedAt || (a.id < b.id ? 1 : -1));
   const pages = Math.max(1, Math.ceil(dead.length / DEAD_LETTERS_PAGE_SIZE));
@@ -28,12 +32,16 @@ ${messages(ctx)}
 retried with back-off, and kept below as a dead letter when every attempt failed.</p>
 <h2>Rules</h2>
 <table><thead><tr><th>name</th><th>query</th><th>webhook</th><th>created</th><th></th></tr></thead><tbody>
-${rules.length > 0
-  ? rules.map(
-      (r) => html`<tr><td class="mono">${r.name}</td><td class="mono"><a href="/ui/events?q=${encodeURIComponent(r.query)}">${r.query}</a></td><td class="mono">${r.url}</td><td class="mono">${formatTime(r.createdAt)}</td>
+${
+  rules.length > 0
+    ? rules.map(
+        (
+          r,
+        ) => html`<tr><td class="mono">${r.name}</td><td class="mono"><a href="/ui/events?q=${encodeURIComponent(r.query)}">${r.query}</a></td><td class="mono">${r.url}</td><td class="mono">${formatTime(r.createdAt)}</td>
 <td>${postForm('/ui/alerts/delete', ctx.csrf, html`<input type="hidden" name="name" value="${r.name}"><button type="submit" class="danger" aria-label="remove rule ${r.name}">Remove</button>`, { className: 'row' })}</td></tr>`,
-    )
-  : html`<tr><td colspan="5" class="muted">No alert rules.</td></tr>`}
+      )
+    : html`<tr><td colspan="5" class="muted">No alert rules.</td></tr>`
+}
 </tbody></table>
 ${postForm(
   '/ui/alerts',
@@ -46,13 +54,15 @@ ${postForm(
 )}
 <h2>Dead letters <span class="muted">(${formatCount(dead.length)})</span></h2>
 <table><thead><tr><th>failed</th><th>rule</th><th>event</th><th>webhook</th><th class="num">attempts</th><th>last error</th></tr></thead><tbody>
-${shown.length > 0
-  ? shown.map(
-      (d) => html`<tr><td class="mono">${formatTime(d.failedAt)}</td><td class="mono">${d.rule}</td>
+${
+  shown.length > 0
+    ? shown.map(
+        (d) => html`<tr><td class="mono">${formatTime(d.failedAt)}</td><td class="mono">${d.rule}</td>
 <td>${d.event.kind} <a class="mono" href="${hostHref(d.event.ip)}">${d.event.ip}</a>${d.event.port !== undefined ? html` port <span class="mono">${d.event.port}</span>` : ''} <span class="muted">(${formatTime(d.event.at)})</span></td>
 <td class="mono">${d.url}</td><td class="num">${d.attempts}</td><td>${d.error}</td></tr>`,
-    )
-  : html`<tr><td colspan="6" class="muted">No dead letters: every matching event was delivered.</td></tr>`}
+      )
+    : html`<tr><td colspan="6" class="muted">No dead letters: every matching event was delivered.</td></tr>`
+}
 </tbody></table>
 ${pages > 1 ? pager(page, pages, (p) => `/ui/alerts?page=${p}`) : ''}`;
 }

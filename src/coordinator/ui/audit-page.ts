@@ -15,12 +15,16 @@ export async function renderAuditPage(coordinator: Coordinator, request: { page:
 <p>Every change made through this UI or the admin API: who (the admin token's name and id; never the token), what, when. Newest first;
 ${formatCount(total)} entr${total === 1 ? 'y' : 'ies'}. <span class="muted">(API: <span class="mono">GET /api/v1/admin/audit?offset=0&amp;limit=50</span>.)</span></p>
 <table><thead><tr><th>when</th><th>who</th><th>via</th><th>action</th><th>target</th><th>what</th></tr></thead><tbody>
-${items.length > 0
-  ? items.map(
-      (e) => html`<tr><td class="mono">${formatTime(e.at)}</td><td>${e.actor.name} <span class="mono muted">${e.actor.id}</span></td><td>${e.actor.via === 'ui' ? 'UI' : 'API'}</td>
+${
+  items.length > 0
+    ? items.map(
+        (
+          e,
+        ) => html`<tr><td class="mono">${formatTime(e.at)}</td><td>${e.actor.name} <span class="mono muted">${e.actor.id}</span></td><td>${e.actor.via === 'ui' ? 'UI' : 'API'}</td>
 <td class="mono">${e.action}</td><td class="mono">${e.target}</td><td>${e.summary}</td></tr>`,
-    )
-  : html`<tr><td colspan="6" class="muted">No changes recorded yet.</td></tr>`}
+      )
+    : html`<tr><td colspan="6" class="muted">No changes recorded yet.</td></tr>`
+}
 </tbody></table>
 ${pager(Math.min(request.page, pages), pages, (page) => `/ui/audit?page=${page}`)}`;
 }

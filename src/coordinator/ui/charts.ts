@@ -52,7 +52,11 @@ function integerTicks(max: number): { ticks?: number[]; tickFormat: string } {
 const empty = (what: string): SafeHtml => html`<p class="muted">No ${what} yet.</p>`;
 
 /** Scans finished per UTC hour, as columns over the window. */
-export async function renderScansPerHourChart(rows: ReadonlyArray<{ hourStart: number; scans: number }>, since: number, until: number): Promise<SafeHtml> {
+export async function renderScansPerHourChart(
+  rows: ReadonlyArray<{ hourStart: number; scans: number }>,
+  since: number,
+  until: number,
+): Promise<SafeHtml> {
   if (rows.length === 0) return empty('scans in this window');
   return cached(JSON.stringify(['hours', rows, since, until]), async () => {
     const { Plot, document } = await loadPlot();
@@ -65,7 +69,15 @@ export async function renderScansPerHourChart(rows: ReadonlyArray<{ hourStart: n
         marginLeft: 50,
         marginBottom: 36,
         style: { fontSize: '12px' },
-        x: { type: 'utc', domain: [new Date(since), new Date(until)], label: 'hour (UTC)', labelAnchor: 'center', labelOffset: 32, ticks: 8, tickFormat: '%H:00' },
+        x: {
+          type: 'utc',
+          domain: [new Date(since), new Date(until)],
+          label: 'hour (UTC)',
+          labelAnchor: 'center',
+          labelOffset: 32,
+          ticks: 8,
+          tickFormat: '%H:00',
+        },
         y: { grid: true, label: 'scans', nice: true, ...integerTicks(Math.max(...rows.map((r) => r.scans))) },
         marks: [Plot.rectY(data, { x1: 'from', x2: 'to', y: 'scans', fill: '#1f5fa8', inset: 0.5 }), Plot.ruleY([0])],
       }),
@@ -74,7 +86,10 @@ export async function renderScansPerHourChart(rows: ReadonlyArray<{ hourStart: n
 }
 
 /** Horizontal bars: a label per row and a value (hosts with a port open, an estimate, ...). */
-export async function renderBarChart(rows: ReadonlyArray<{ label: string; value: number }>, options: { xLabel: string; what: string; percent?: boolean }): Promise<SafeHtml> {
+export async function renderBarChart(
+  rows: ReadonlyArray<{ label: string; value: number }>,
+  options: { xLabel: string; what: string; percent?: boolean },
+): Promise<SafeHtml> {
   if (rows.length === 0) return empty(options.what);
   return cached(JSON.stringify(['bars', rows, options]), async () => {
     const { Plot, document } = await loadPlot();
@@ -88,11 +103,23 @@ export async function renderBarChart(rows: ReadonlyArray<{ label: string; value:
         marginRight: 60,
         marginBottom: 36,
         style: { fontSize: '12px' },
-        x: { grid: true, label: options.xLabel, labelAnchor: 'center', labelOffset: 32, ...(options.percent ? { percent: true } : integerTicks(Math.max(...data.map((d) => d.value)))) },
+        x: {
+          grid: true,
+          label: options.xLabel,
+          labelAnchor: 'center',
+          labelOffset: 32,
+          ...(options.percent ? { percent: true } : integerTicks(Math.max(...data.map((d) => d.value)))),
+        },
         y: { label: null, domain: data.map((d) => d.label) },
         marks: [
           Plot.barX(data, { y: 'label', x: 'value', fill: '#1f5fa8' }),
-          Plot.text(data, { y: 'label', x: 'value', text: (d: { value: number }) => (options.percent ? `${(d.value * 100).toFixed(1)}%` : String(d.value)), textAnchor: 'start', dx: 4 }),
+          Plot.text(data, {
+            y: 'label',
+            x: 'value',
+            text: (d: { value: number }) => (options.percent ? `${(d.value * 100).toFixed(1)}%` : String(d.value)),
+            textAnchor: 'start',
+            dx: 4,
+          }),
           Plot.ruleX([0]),
         ],
       }),

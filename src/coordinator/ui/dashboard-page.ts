@@ -28,14 +28,18 @@ async function renderPolicies(coordinator: Coordinator): Promise<SafeHtml> {
     const split = learned?.explanation.split;
     const b = budgets.get(key);
     if (b?.warning) warnings.push(html`<div class="error"><strong>${tagLabel(key)}:</strong> ${b.warning}</div>`);
-    const budgetText = b?.rate !== undefined ? `${formatCount(Math.floor(b.budget))} (from ${formatCount(b.rate)} probes/s over ${formatCount(b.addresses)} addresses)` : formatCount(Math.floor(b?.budget ?? policy.budget));
+    const budgetText =
+      b?.rate !== undefined
+        ? `${formatCount(Math.floor(b.budget))} (from ${formatCount(b.rate)} probes/s over ${formatCount(b.addresses)} addresses)`
+        : formatCount(Math.floor(b?.budget ?? policy.budget));
     rows.push(html`<tr><td>${tagLabel(key)}</td><td class="mono">${policy.strategy}</td><td class="num">${budgetText}</td>
 <td class="num">${split ? html`${split.mustHave} / ${split.fixed} / ${split.history} / ${split.learned} / ${split.exploration}` : '—'}</td>
 <td class="num">${learned ? formatCount(learned.batches) : '—'}</td><td class="num">${learned ? formatCount(learned.learned) : '—'}</td>
 <td class="num">${estimates.has(key) ? formatPercent(estimates.get(key)!) : '—'}</td></tr>`);
     const groups = (learned?.explanation.groups ?? []).filter((g) => g.top.length > 0).slice(0, 3);
     const notes = (learned?.explanation.notes ?? []).map((note) => html`<p class="muted">${note}</p>`);
-    if (groups.length === 0 && notes.length > 0) sections.push(html`<div class="panel"><h3>${tagLabel(key)} · ${policy.strategy}</h3>${notes}</div>`);
+    if (groups.length === 0 && notes.length > 0)
+      sections.push(html`<div class="panel"><h3>${tagLabel(key)} · ${policy.strategy}</h3>${notes}</div>`);
     for (const [i, group] of groups.entries()) {
       const chart = await renderBarChart(
         group.top.map((p) => ({ label: String(p.port), value: p.estimate })),
@@ -79,11 +83,18 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const [hourChart, portChart, serviceChart, policies] = await Promise.all([
     // The window ends with the current hour, so the chart (and its cache entry) is stable within it.
     renderScansPerHourChart(perHour, since, since + HOURS * 3_600_000),
-    renderBarChart(topPorts.map((p) => ({ label: String(p.port), value: p.hosts })), { xLabel: 'hosts with the port open', what: 'open ports' }),
-    renderBarChart(topServices.map((s) => ({ label: s.service, value: s.hosts })), { xLabel: 'hosts with the service', what: 'services' }),
+    renderBarChart(
+      topPorts.map((p) => ({ label: String(p.port), value: p.hosts })),
+      { xLabel: 'hosts with the port open', what: 'open ports' },
+    ),
+    renderBarChart(
+      topServices.map((s) => ({ label: s.service, value: s.hosts })),
+      { xLabel: 'hosts with the service', what: 'services' },
+    ),
     renderPolicies(coordinator),
   ]);
-  const card = (label: string, value: string, title = ''): SafeHtml => html`<div class="card" title="${title}"><div class="label">${label}</div><div class="value">${value}</div></div>`;
+  const card = (label: string, value: string, title = ''): SafeHtml =>
+    html`<div class="card" title="${title}"><div class="label">${label}</div><div class="value">${value}</div></div>`;
   return html`<h1>Dashboard</h1>
 <div class="cards">
 ${card('Scope addresses', formatCount(coordinator.addressSpace.size), 'addresses in scope minus blocklist')}

@@ -13,7 +13,14 @@ const READ_BATCH = 5000;
 /** Backward reads start small (a first page needs ~50 events) and double up to the forward size. */
 const BACKWARD_FIRST_BATCH = 500;
 
-const EXAMPLES = ['kind:service-new', 'kind:service-new port:22', 'kind:service-changed service:ssh', 'kind:host-new tag:dmz', 'ip:198.18.0.0/16 -kind:host-gone', 'ctime:>2026-11-01'];
+const EXAMPLES = [
+  'kind:service-new',
+  'kind:service-new port:22',
+  'kind:service-changed service:ssh',
+  'kind:host-new tag:dmz',
+  'ip:198.18.0.0/16 -kind:host-gone',
+  'ctime:>2026-11-01',
+];
 
 /** What the events page was asked for. */
 export interface EventsRequest {
@@ -85,7 +92,8 @@ function describe(s: unknown): string {
 
 function renderDetail(e: StoreEvent): SafeHtml {
   const d = e.detail as { before?: unknown; after?: unknown } | undefined;
-  if (e.kind === 'service-changed' && d !== undefined) return html`${describe(d.before) || '(unknown)'} <span class="muted">→</span> ${describe(d.after) || '(unknown)'}`;
+  if (e.kind === 'service-changed' && d !== undefined)
+    return html`${describe(d.before) || '(unknown)'} <span class="muted">→</span> ${describe(d.after) || '(unknown)'}`;
   return html`${describe(d)}`;
 }
 
@@ -97,7 +105,12 @@ function eventsForm(request: EventsRequest): SafeHtml {
 ${EXAMPLES.map((e, i) => html`${i > 0 ? ' · ' : ''}<a class="mono" href="/ui/events?q=${encodeURIComponent(e)}">${e}</a>`)}</p>`;
 }
 
-const KIND_CLASS: Record<string, string> = { 'service-new': 'opened', 'host-new': 'opened', 'service-closed': 'closed', 'host-gone': 'closed' };
+const KIND_CLASS: Record<string, string> = {
+  'service-new': 'opened',
+  'host-new': 'opened',
+  'service-closed': 'closed',
+  'host-gone': 'closed',
+};
 
 /** The events page: recent changes, newest first, filtered by an event query, paged. */
 export async function renderEvents(coordinator: Coordinator, request: EventsRequest): Promise<{ status: number; body: SafeHtml }> {
@@ -106,12 +119,17 @@ export async function renderEvents(coordinator: Coordinator, request: EventsRequ
     filter = parseEventQuery(request.q);
   } catch (error) {
     if (!isPortbanditError(error, 'PB_ERR_QUERY')) throw error;
-    return { status: 400, body: html`<h1>Events</h1>${eventsForm(request)}${renderQueryError(request.q, error.message, queryErrorColumn(error.where))}` };
+    return {
+      status: 400,
+      body: html`<h1>Events</h1>${eventsForm(request)}${renderQueryError(request.q, error.message, queryErrorColumn(error.where))}`,
+    };
   }
   const skip = (request.page - 1) * EVENTS_PAGE_SIZE;
   const { items, total, exact } = await newestEvents(coordinator.store, filter, skip, EVENTS_PAGE_SIZE);
   const pages = exact ? Math.max(1, Math.ceil(total / EVENTS_PAGE_SIZE)) : 'more';
-  const count = exact ? html`<strong>${formatCount(total)}</strong> event${total === 1 ? '' : 's'} match` : html`More than <strong>${formatCount(total - 1)}</strong> events match`;
+  const count = exact
+    ? html`<strong>${formatCount(total)}</strong> event${total === 1 ? '' : 's'} match`
+    : html`More than <strong>${formatCount(total - 1)}</strong> events match`;
   const href = (page: number) => `/ui/events?${new URLSearchParams({ q: request.q, page: String(page) }).toString()}`;
   const api = new URLSearchParams({ q: request.q }).toString();
   return {
@@ -120,12 +138,16 @@ export async function renderEvents(coordinator: Coordinator, request: EventsRequ
 <p>${count}${items.length > 0 ? html`; newest first, ${formatCount(skip + 1)}–${formatCount(skip + items.length)} shown` : ''}.
 <span class="muted">(Stream them: <span class="mono">GET /api/v1/events?${api}&amp;follow=true</span> or <span class="mono">portbandit events --follow</span>.)</span></p>
 <table><thead><tr><th>when</th><th>kind</th><th>host</th><th class="num">port</th><th>service</th><th>tags</th></tr></thead><tbody>
-${items.length > 0
-  ? items.map(
-      (e) => html`<tr><td class="mono">${formatTime(e.at)}</td><td class="${KIND_CLASS[e.kind] ?? ''}">${e.kind}</td><td class="mono"><a href="${hostHref(e.ip)}?scan=${encodeURIComponent(e.scanId)}">${e.ip}</a></td>
+${
+  items.length > 0
+    ? items.map(
+        (
+          e,
+        ) => html`<tr><td class="mono">${formatTime(e.at)}</td><td class="${KIND_CLASS[e.kind] ?? ''}">${e.kind}</td><td class="mono"><a href="${hostHref(e.ip)}?scan=${encodeURIComponent(e.scanId)}">${e.ip}</a></td>
 <td class="num mono">${e.port ?? ''}</td><td>${renderDetail(e)}</td><td>${e.tags.map((t) => html`<span class="tag">${t}</span>`)}</td></tr>`,
-    )
-  : html`<tr><td colspan="6" class="muted">No matching events.</td></tr>`}
+      )
+    : html`<tr><td colspan="6" class="muted">No matching events.</td></tr>`
+}
 </tbody></table>
 ${pager(pages === 'more' ? request.page : Math.min(request.page, pages), pages, href)}`,
   };

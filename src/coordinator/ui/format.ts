@@ -3,7 +3,10 @@
 /** `2026-11-23 02:00:00Z` for a time in ms, or a dash. */
 export function formatTime(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return '—';
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** "3 min ago" relative to `now`, or "never". */

@@ -42,7 +42,12 @@ export function csrfInput(csrf: string): SafeHtml {
 }
 
 /** A POST form with its CSRF field (multipart when it uploads a file). */
-export function postForm(action: string, csrf: string, body: HtmlValue, options: { className?: string; multipart?: boolean; label?: string } = {}): SafeHtml {
+export function postForm(
+  action: string,
+  csrf: string,
+  body: HtmlValue,
+  options: { className?: string; multipart?: boolean; label?: string } = {},
+): SafeHtml {
   return html`<form method="post" action="${action}"${options.className !== undefined ? html` class="${options.className}"` : ''}${options.multipart === true ? html` enctype="multipart/form-data"` : ''}${options.label !== undefined ? html` aria-label="${options.label}"` : ''}>${csrfInput(csrf)}${body}</form>`;
 }
 
@@ -59,8 +64,16 @@ export type FormBody = Readonly<Record<string, unknown>>;
 /** A text field of a posted form ('' when absent); a Buffer (an uploaded file) is read as UTF-8. */
 export function field(body: FormBody | undefined, name: string, maxLength = 4096): string {
   const value = body?.[name];
-  const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : Array.isArray(value) ? String(value[0] ?? '') : '';
-  if (text.length > maxLength) throw new PortbanditError('PB_ERR_FORM_FIELD', `expected at most ${maxLength} characters, got ${text.length}`, { where: name });
+  const text =
+    typeof value === 'string'
+      ? value
+      : Buffer.isBuffer(value)
+        ? value.toString('utf8')
+        : Array.isArray(value)
+          ? String(value[0] ?? '')
+          : '';
+  if (text.length > maxLength)
+    throw new PortbanditError('PB_ERR_FORM_FIELD', `expected at most ${maxLength} characters, got ${text.length}`, { where: name });
   return text;
 }
 
@@ -72,14 +85,22 @@ export function portsField(body: FormBody | undefined, name: string): number[] {
 }
 
 /** A number field: undefined when blank; a clear error when not a number in [min, max]. */
-export function numberField(body: FormBody | undefined, name: string, options: { min: number; max: number; integer?: boolean; exclusiveMin?: boolean }): number | undefined {
+export function numberField(
+  body: FormBody | undefined,
+  name: string,
+  options: { min: number; max: number; integer?: boolean; exclusiveMin?: boolean },
+): number | undefined {
   const text = field(body, name, 64).trim();
   if (text === '') return undefined;
   const n = Number(text);
   const low = options.exclusiveMin === true ? n <= options.min : n < options.min;
   if (!Number.isFinite(n) || low || n > options.max || (options.integer === true && !Number.isInteger(n))) {
     const kind = options.integer === true ? 'an integer' : 'a number';
-    throw new PortbanditError('PB_ERR_FORM_FIELD', `expected ${kind} ${options.exclusiveMin === true ? 'above' : 'from'} ${options.min}${options.exclusiveMin === true ? ',' : ''} up to ${options.max}, got ${JSON.stringify(text)}`, { where: name });
+    throw new PortbanditError(
+      'PB_ERR_FORM_FIELD',
+      `expected ${kind} ${options.exclusiveMin === true ? 'above' : 'from'} ${options.min}${options.exclusiveMin === true ? ',' : ''} up to ${options.max}, got ${JSON.stringify(text)}`,
+      { where: name },
+    );
   }
   return n;
 }
@@ -98,7 +119,12 @@ export function checkboxField(body: FormBody | undefined, name: string): boolean
 }
 
 /** Previous / page N of M / next links; `pages: 'more'` when only "there is a next page" is known. */
-export function pager(page: number, pages: number | 'more', href: (page: number) => string, labels: readonly [string, string] = ['← newer', 'older →']): SafeHtml {
+export function pager(
+  page: number,
+  pages: number | 'more',
+  href: (page: number) => string,
+  labels: readonly [string, string] = ['← newer', 'older →'],
+): SafeHtml {
   const [back, forward] = labels;
   const hasNext = pages === 'more' || page < pages;
   return html`<nav class="pager" aria-label="pages">${page > 1 ? html`<a href="${href(page - 1)}">${back}</a>` : html`<span class="muted">${back}</span>`}

@@ -52,7 +52,9 @@ function renderScan(scan: ScanDocument, latest: boolean): SafeHtml {
   const hidden = scan.ports.length - shown.length;
   const host = scan.host && Object.keys(scan.host).length > 0 ? flattenFields(scan.host) : [];
   const rounds = scan.rounds?.length ?? 1;
-  const timings = Object.entries(scan.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
+  const timings = Object.entries(scan.timings)
+    .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`)
+    .join(', ');
   return html`<h2>${latest ? 'Latest visit' : 'Visit'} <span class="mono muted">${scan.scanId}</span>${scan.incomplete !== undefined ? html` <span class="tag partial">partial</span>` : ''}</h2>
 ${scan.incomplete !== undefined ? html`<div class="error"><strong>Partial visit:</strong> ${scan.incomplete}. Open ports are still open, but their service detail may be missing${scan.unknownPorts ? html`; the state of <span class="mono">${scan.unknownPorts}</span> is unknown (not closed)` : ''}.</div>` : ''}
 <p>Finished <span class="mono">${formatTime(scan.finishedAt)}</span> (started ${formatTime(scan.startedAt)}) by agent <span class="mono">${scan.agentId}</span>${scan.group !== undefined ? html` from agent group ${groupTag(scan.group)}` : ''}, cycle ${scan.cycle}, preflight ${scan.preflight}, ${rounds} round${rounds === 1 ? '' : 's'};
@@ -87,15 +89,26 @@ function renderDiff(diff: ScanDiff, from: ScanDocument | undefined, to: ScanDocu
   const none = diff.opened.length + diff.closed.length + diff.changed.length === 0;
   return html`<h2>Changes ${from ? html`from <span class="mono">${formatTime(from.finishedAt)}</span> to` : 'up to'} <span class="mono">${formatTime(to.finishedAt)}</span></h2>
 ${from === undefined ? html`<p class="muted">The first scan of this host: every open port is new.</p>` : ''}
-${none ? html`<p>No changes: the same ports are open with the same services.</p>` : html`<table><thead><tr><th>change</th><th class="num">port</th><th>before</th><th>after</th></tr></thead><tbody>
+${
+  none
+    ? html`<p>No changes: the same ports are open with the same services.</p>`
+    : html`<table><thead><tr><th>change</th><th class="num">port</th><th>before</th><th>after</th></tr></thead><tbody>
 ${diff.opened.map((p) => html`<tr><td class="opened">opened</td><td class="num mono">${p.port}</td><td class="muted">—</td><td>${describeService(p)}</td></tr>`)}
 ${diff.closed.map((p) => html`<tr><td class="closed">closed</td><td class="num mono">${p.port}</td><td>${describeService(p)}</td><td class="muted">—</td></tr>`)}
 ${diff.changed.map((c) => html`<tr><td>changed</td><td class="num mono">${c.port}</td><td>${describeService(c.before)}</td><td>${describeService(c.after)}</td></tr>`)}
-</tbody></table>`}
+</tbody></table>`
+}
 <p class="muted">Ports the newer visit did not probe, or whose state it could not observe (a time-out), are unknown, not closed.</p>`;
 }
 
-function renderHistory(ip: string, items: readonly ScanDocument[], total: number, shown: ScanDocument, from: ScanDocument | undefined, to: ScanDocument): SafeHtml {
+function renderHistory(
+  ip: string,
+  items: readonly ScanDocument[],
+  total: number,
+  shown: ScanDocument,
+  from: ScanDocument | undefined,
+  to: ScanDocument,
+): SafeHtml {
   return html`<h2>History <span class="muted">(${total} scan${total === 1 ? '' : 's'}${total > items.length ? `, newest ${items.length} shown` : ''})</span></h2>
 <form method="get" action="${hostHref(ip)}">
 <table><thead><tr><th>from</th><th>to</th><th>finished</th><th class="num">open</th><th class="num">probed</th><th>agent</th><th>scan</th></tr></thead><tbody>

@@ -100,8 +100,10 @@ export function renderPage(options: { title: string; section: Section; query?: s
     ? html`<a href="/ui" class="${options.section === 'dashboard' ? 'here' : ''}">Dashboard</a>
 <a href="/ui/search" class="${options.section === 'search' ? 'here' : ''}">Search</a>
 <a href="/ui/screenshots" class="${options.section === 'screenshots' ? 'here' : ''}">Screenshots</a>
-${ADMIN_LINKS.map(([section, href, label]) => html`<a href="${href}" class="${options.section === section ? 'here' : ''}">${label}</a>
-`)}<a href="/docs">API</a>
+${ADMIN_LINKS.map(
+  ([section, href, label]) => html`<a href="${href}" class="${options.section === section ? 'here' : ''}">${label}</a>
+`,
+)}<a href="/docs">API</a>
 <form method="get" action="/ui/search" role="search"><input type="search" name="q" aria-label="Search query" placeholder="port:22 service:ssh tag:dmz" value="${options.query ?? ''}"><button type="submit">Search</button></form>
 <form method="post" action="/ui/logout"><button type="submit" title="Forget the token in this browser">Sign out</button></form>`
     : html``;

@@ -3,7 +3,11 @@ import { type SafeHtml, html } from './html.js';
 /** Only paths inside the UI are followed after sign-in (no open redirect). */
 export function safeNext(next: string | undefined): string {
   // Control characters and backslashes never reach a Location header.
-  return next !== undefined && /^\/ui(?:[/?#]|$)/.test(next) && ![...next].some((c) => c.charCodeAt(0) < 0x20 || c === '\u007f' || c === '\\') ? next : '/ui';
+  return next !== undefined &&
+    /^\/ui(?:[/?#]|$)/.test(next) &&
+    ![...next].some((c) => c.charCodeAt(0) < 0x20 || c === '\u007f' || c === '\\')
+    ? next
+    : '/ui';
 }
 
 /** The sign-in form: the operator pastes an admin token, kept in an HttpOnly cookie. */

@@ -50,7 +50,10 @@ export function groupsFromForm(body: FormBody): string[] | null | undefined {
 export function retentionFromForm(body: FormBody): RetentionRule | null | undefined {
   if (body.retention === undefined) return undefined;
   const mode = field(body, 'retention', 16);
-  if (!(RETENTION_MODES as readonly string[]).includes(mode)) throw new PortbanditError('PB_ERR_RETENTION_RULE', `expected one of ${RETENTION_MODES.join(', ')}, got ${JSON.stringify(mode)}`, { where: 'retention' });
+  if (!(RETENTION_MODES as readonly string[]).includes(mode))
+    throw new PortbanditError('PB_ERR_RETENTION_RULE', `expected one of ${RETENTION_MODES.join(', ')}, got ${JSON.stringify(mode)}`, {
+      where: 'retention',
+    });
   const rule: Record<string, number> = {};
   for (const [name, , min, max] of RETENTION_FIELDS) {
     const n = numberField(body, name, { min, max, integer: true });
@@ -58,10 +61,18 @@ export function retentionFromForm(body: FormBody): RetentionRule | null | undefi
   }
   const stated = Object.keys(rule);
   if (mode !== 'rule') {
-    if (stated.length > 0) throw new PortbanditError('PB_ERR_RETENTION_RULE', `choose "keep by these numbers" to apply ${stated.join(', ')}, or clear them`, { where: 'retention' });
+    if (stated.length > 0)
+      throw new PortbanditError('PB_ERR_RETENTION_RULE', `choose "keep by these numbers" to apply ${stated.join(', ')}, or clear them`, {
+        where: 'retention',
+      });
     return mode === 'all' ? {} : null;
   }
-  if (stated.length === 0) throw new PortbanditError('PB_ERR_RETENTION_RULE', 'state at least one number: keep the newest N, keep days, or thin daily/weekly after some days', { where: 'keepLast' });
+  if (stated.length === 0)
+    throw new PortbanditError(
+      'PB_ERR_RETENTION_RULE',
+      'state at least one number: keep the newest N, keep days, or thin daily/weekly after some days',
+      { where: 'keepLast' },
+    );
   return rule;
 }
 
@@ -89,14 +100,22 @@ export function policyFromForm(coordinator: Coordinator, key: string, body: Form
     try {
       params = JSON.parse(paramsText) as Record<string, unknown>;
     } catch (error) {
-      throw new PortbanditError('PB_ERR_POLICY', `expected a JSON object of strategy parameters: ${(error as Error).message}`, { where: 'params' });
+      throw new PortbanditError('PB_ERR_POLICY', `expected a JSON object of strategy parameters: ${(error as Error).message}`, {
+        where: 'params',
+      });
     }
-    if (params === null || typeof params !== 'object' || Array.isArray(params)) throw new PortbanditError('PB_ERR_POLICY', 'expected a JSON object of strategy parameters, like {"k": 100}', { where: 'params' });
+    if (params === null || typeof params !== 'object' || Array.isArray(params))
+      throw new PortbanditError('PB_ERR_POLICY', 'expected a JSON object of strategy parameters, like {"k": 100}', { where: 'params' });
   }
   const budget = numberField(body, 'budget', { min: 0, max: 65_535, integer: true });
   const rate = numberField(body, 'rate', { min: 0, max: 100_000_000, exclusiveMin: true });
   const period = key === DEFAULT_POLICY_KEY ? numberField(body, 'periodSeconds', { min: 1, max: 366 * 86_400, integer: true }) : undefined;
-  if (budget === undefined && rate === undefined) throw new PortbanditError('PB_ERR_POLICY', 'state a budget (probes per host visit) or a rate (probes per second over the cycle period)', { where: 'budget' });
+  if (budget === undefined && rate === undefined)
+    throw new PortbanditError(
+      'PB_ERR_POLICY',
+      'state a budget (probes per host visit) or a rate (probes per second over the cycle period)',
+      { where: 'budget' },
+    );
   const scripts = [...coordinator.config.allowedScripts].filter((s) => checkboxField(body, `script:${s}`));
   const groups = groupsFromForm(body);
   const retention = retentionFromForm(body);
@@ -142,9 +161,22 @@ function formValues(key: string, policy: Policy | undefined, posted: FormBody | 
     exclude: get('exclude', policy ? ports(policy.exclude) : ''),
     // A new tag's policy starts with the default policy's scripts ticked.
     groups: get('groups', policy?.groups?.join(', ') ?? ''),
-    retention: (posted !== undefined ? field(posted, 'retention', 16) : policy?.retention === undefined ? (key === DEFAULT_POLICY_KEY ? 'all' : 'inherit') : dropsAnything(policy.retention) ? 'rule' : 'all') as RetentionMode,
-    rule: (name: string): string => get(name, policy?.retention?.[name as keyof RetentionRule] !== undefined ? String(policy.retention[name as keyof RetentionRule]) : ''),
-    scripts: (script: string): boolean => (posted !== undefined ? checkboxField(posted, `script:${script}`) : (policy ?? defaults).scan.scripts.includes(script)),
+    retention: (posted !== undefined
+      ? field(posted, 'retention', 16)
+      : policy?.retention === undefined
+        ? key === DEFAULT_POLICY_KEY
+          ? 'all'
+          : 'inherit'
+        : dropsAnything(policy.retention)
+          ? 'rule'
+          : 'all') as RetentionMode,
+    rule: (name: string): string =>
+      get(
+        name,
+        policy?.retention?.[name as keyof RetentionRule] !== undefined ? String(policy.retention[name as keyof RetentionRule]) : '',
+      ),
+    scripts: (script: string): boolean =>
+      posted !== undefined ? checkboxField(posted, `script:${script}`) : (policy ?? defaults).scan.scripts.includes(script),
     isDefault: key === DEFAULT_POLICY_KEY,
   };
 }
@@ -159,7 +191,14 @@ export function renderPoliciesPage(coordinator: Coordinator, request: { tag?: st
   }
   const policy = key !== undefined ? coordinator.policy(key) : undefined;
   const v = formValues(key ?? 'new', policy, request.posted, coordinator.policy(DEFAULT_POLICY_KEY)!);
-  const tagValue = request.posted !== undefined ? field(request.posted, 'tag', 64) : key === undefined ? '' : key === DEFAULT_POLICY_KEY ? DEFAULT_TAG_FIELD : key;
+  const tagValue =
+    request.posted !== undefined
+      ? field(request.posted, 'tag', 64)
+      : key === undefined
+        ? ''
+        : key === DEFAULT_POLICY_KEY
+          ? DEFAULT_TAG_FIELD
+          : key;
   return html`<h1>Policies</h1>
 ${messages(ctx)}
 <p>A host's policy is that of its first tag (in sorted order) that has one, else the default policy. The budget is probes per host visit,
@@ -184,12 +223,14 @@ ${v.isDefault || key === undefined ? html`<label>Cycle period, seconds (default 
 <label>Must-have ports <input name="mustHave" size="40" value="${v.mustHave}" placeholder="22,80,443,8000-8100"></label>
 <label>Excluded ports <input name="exclude" size="40" value="${v.exclude}" placeholder="9100"></label>
 <fieldset><legend>NSE scripts (the server's allowlist)</legend>${coordinator.config.allowedScripts.map(
-    (s) => html`<label class="check"><input type="checkbox" name="script:${s}" value="1"${v.scripts(s) ? html` checked` : ''}> <span class="mono">${s}</span></label> `,
+    (s) =>
+      html`<label class="check"><input type="checkbox" name="script:${s}" value="1"${v.scripts(s) ? html` checked` : ''}> <span class="mono">${s}</span></label> `,
   )}</fieldset>
 <label>Agent groups that may scan it (blank: any agent) <input name="groups" size="40" value="${v.groups}" placeholder="internal, external"></label>
 <fieldset><legend>Retention of the history</legend>
 <label>Rule <select name="retention">${(v.isDefault ? (['all', 'rule'] as const) : RETENTION_MODES).map(
-    (m) => html`<option value="${m}"${m === v.retention ? html` selected` : ''}>${m === 'inherit' ? "the default policy's rule" : m === 'all' ? 'keep every visit' : 'keep by these numbers'}</option>`,
+    (m) =>
+      html`<option value="${m}"${m === v.retention ? html` selected` : ''}>${m === 'inherit' ? "the default policy's rule" : m === 'all' ? 'keep every visit' : 'keep by these numbers'}</option>`,
   )}</select></label>
 <div class="fields">${RETENTION_FIELDS.map(([name, label]) => html`<label>${label} <input name="${name}" inputmode="numeric" size="7" value="${v.rule(name)}"></label> `)}</div></fieldset>
 <button type="submit">Save the policy</button>`,

@@ -15,7 +15,8 @@ async function lastAdminPass(coordinator: Coordinator): Promise<SafeHtml | strin
   // The audit log is small (human changes); the newest entries come first.
   const { items } = await listAudit(coordinator.store, { offset: 0, limit: 10_000 });
   const last = items.find((e) => e.action === 'retention.run');
-  if (!last) return html`<p class="muted">No pass has been run from the UI or the API yet (the background pass runs hourly when a rule can drop anything; it logs what it dropped).</p>`;
+  if (!last)
+    return html`<p class="muted">No pass has been run from the UI or the API yet (the background pass runs hourly when a rule can drop anything; it logs what it dropped).</p>`;
   return html`<p>Last pass run by an admin: <span class="mono">${formatTime(last.at)}</span> by ${last.actor.name} (${last.actor.via === 'ui' ? 'UI' : 'API'}): ${last.summary}.</p>`;
 }
 
@@ -24,7 +25,12 @@ function rulesTable(coordinator: Coordinator): SafeHtml {
   return html`<table><thead><tr><th>policy</th><th>retention rule</th><th></th></tr></thead><tbody>
 ${coordinator.policyKeys().map((key) => {
   const rule = coordinator.policy(key)!.retention;
-  const text = rule !== undefined ? describeRetention(rule) : key === DEFAULT_POLICY_KEY ? 'keep all' : html`<span class="muted">the default policy's</span>`;
+  const text =
+    rule !== undefined
+      ? describeRetention(rule)
+      : key === DEFAULT_POLICY_KEY
+        ? 'keep all'
+        : html`<span class="muted">the default policy's</span>`;
   return html`<tr><td>${policyLabel(key)}</td><td>${text}</td><td><a href="/ui/admin/policies?tag=${encodeURIComponent(key === DEFAULT_POLICY_KEY ? '_default' : key)}">edit</a></td></tr>`;
 })}
 </tbody></table>`;
@@ -36,18 +42,27 @@ function reportSection(report: RetentionReport): SafeHtml {
 keep <strong>${formatCount(report.kept)}</strong>, drop <strong class="${report.dropped > 0 ? 'closed' : ''}">${formatCount(report.dropped)}</strong>
 (${formatCount(report.protectedVisits)} kept because an event or a lease in flight refers to them). Nothing has been deleted.</p>
 <table><thead><tr><th>policy</th><th class="num">kept</th><th class="num">would drop</th></tr></thead><tbody>
-${report.byPolicy.length > 0
-  ? report.byPolicy.map((p) => html`<tr><td>${policyLabel(p.tag)}</td><td class="num">${formatCount(p.kept)}</td><td class="num">${formatCount(p.dropped)}</td></tr>`)
-  : html`<tr><td colspan="3" class="muted">No visits stored.</td></tr>`}
+${
+  report.byPolicy.length > 0
+    ? report.byPolicy.map(
+        (p) =>
+          html`<tr><td>${policyLabel(p.tag)}</td><td class="num">${formatCount(p.kept)}</td><td class="num">${formatCount(p.dropped)}</td></tr>`,
+      )
+    : html`<tr><td colspan="3" class="muted">No visits stored.</td></tr>`
+}
 </tbody></table>
 <h3>First visits a pass would drop${report.dropped > shown.length ? html` <span class="muted">(${shown.length} of ${formatCount(report.dropped)})</span>` : ''}</h3>
 <table><thead><tr><th>host</th><th>finished</th><th>tags</th><th>visit</th></tr></thead><tbody>
-${shown.length > 0
-  ? shown.map(
-      (d) => html`<tr><td class="mono"><a href="${hostHref(d.ip)}">${d.ip}</a></td><td class="mono">${formatTime(d.finishedAt)}</td><td>${d.tags.map((t) => html`<span class="tag">${t}</span>`)}</td>
+${
+  shown.length > 0
+    ? shown.map(
+        (
+          d,
+        ) => html`<tr><td class="mono"><a href="${hostHref(d.ip)}">${d.ip}</a></td><td class="mono">${formatTime(d.finishedAt)}</td><td>${d.tags.map((t) => html`<span class="tag">${t}</span>`)}</td>
 <td class="mono"><a href="${hostHref(d.ip)}?scan=${encodeURIComponent(d.scanId)}">${d.scanId}</a></td></tr>`,
-    )
-  : html`<tr><td colspan="4" class="muted">None: every visit is kept.</td></tr>`}
+      )
+    : html`<tr><td colspan="4" class="muted">None: every visit is kept.</td></tr>`
+}
 </tbody></table>`;
 }
 

@@ -26,8 +26,18 @@ export interface UiOptions {
 
 const hidden = { hide: true, tags: ['ui'] } as const;
 
-function sendPage(reply: FastifyReply, status: number, title: string, section: Section, body: HtmlValue, options: { query?: string; signedIn?: boolean } = {}): FastifyReply {
-  const page = renderPage({ title, section, signedIn: options.signedIn ?? true, ...(options.query !== undefined ? { query: options.query } : {}) }, body);
+function sendPage(
+  reply: FastifyReply,
+  status: number,
+  title: string,
+  section: Section,
+  body: HtmlValue,
+  options: { query?: string; signedIn?: boolean } = {},
+): FastifyReply {
+  const page = renderPage(
+    { title, section, signedIn: options.signedIn ?? true, ...(options.query !== undefined ? { query: options.query } : {}) },
+    body,
+  );
   return reply.status(status).type('text/html; charset=utf-8').send(page.value);
 }
 
@@ -47,7 +57,10 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
-  await app.register(multipart, { attachFieldsToBody: 'keyValues', limits: { fileSize: UPLOAD_LIMIT_BYTES, fieldSize: UPLOAD_LIMIT_BYTES, files: 1, fields: 40, parts: 42 } });
+  await app.register(multipart, {
+    attachFieldsToBody: 'keyValues',
+    limits: { fileSize: UPLOAD_LIMIT_BYTES, fieldSize: UPLOAD_LIMIT_BYTES, files: 1, fields: 40, parts: 42 },
+  });
 
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
@@ -61,10 +74,22 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
   // Pages, not JSON, for errors a person sees (unknown host, bad address, bad parameter).
   app.setErrorHandler((error, req, reply) => {
     const err = error as { statusCode?: number; message: string; validation?: unknown };
-    const status = isPortbanditError(error) ? error.statusCode : err.validation ? 400 : err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    const status = isPortbanditError(error)
+      ? error.statusCode
+      : err.validation
+        ? 400
+        : err.statusCode && err.statusCode >= 400
+          ? err.statusCode
+          : 500;
     if (status >= 500) req.log.error({ err: error }, 'ui request failed');
     const message = status >= 500 ? 'internal error (see the server log)' : err.message;
-    return sendPage(reply, status, 'Error', 'dashboard', html`<h1>${status === 404 ? 'Not found' : 'Error'}</h1><div class="error" role="alert">${message}</div><p><a href="/ui">Back to the dashboard</a></p>`);
+    return sendPage(
+      reply,
+      status,
+      'Error',
+      'dashboard',
+      html`<h1>${status === 404 ? 'Not found' : 'Error'}</h1><div class="error" role="alert">${message}</div><p><a href="/ui">Back to the dashboard</a></p>`,
+    );
   });
 
   // The UI is rate-limited like the API: only requests without a valid admin token count.
@@ -80,7 +105,10 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
       return;
     }
     const status = auth.reason === 'wrong-role' ? 403 : 401;
-    const message = auth.reason === 'wrong-role' ? 'That is an agent token; the UI needs an admin token.' : 'The token is not valid (revoked or mistyped). Sign in again.';
+    const message =
+      auth.reason === 'wrong-role'
+        ? 'That is an agent token; the UI needs an admin token.'
+        : 'The token is not valid (revoked or mistyped). Sign in again.';
     reply.header('set-cookie', clearedSessionCookie());
     await sendPage(reply, status, 'Sign in', 'login', renderLogin({ next: safeNext(req.url), message }), { signedIn: false });
   };
@@ -89,7 +117,10 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
 
   app.get<{ Querystring: { next?: string } }>(
     '/ui/login',
-    { schema: { ...hidden, querystring: { type: 'object', properties: { next: { type: 'string', maxLength: 2048 } } } }, config: { rateLimit: false } },
+    {
+      schema: { ...hidden, querystring: { type: 'object', properties: { next: { type: 'string', maxLength: 2048 } } } },
+      config: { rateLimit: false },
+    },
     async (req, reply) => sendPage(reply, 200, 'Sign in', 'login', renderLogin({ next: safeNext(req.query.next) }), { signedIn: false }),
   );
 
@@ -98,7 +129,11 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
     {
       schema: {
         ...hidden,
-        body: { type: 'object', required: ['token'], properties: { token: { type: 'string', maxLength: 256 }, next: { type: 'string', maxLength: 2048 } } },
+        body: {
+          type: 'object',
+          required: ['token'],
+          properties: { token: { type: 'string', maxLength: 256 }, next: { type: 'string', maxLength: 2048 } },
+        },
       },
       // Every sign-in attempt counts against the per-address limit: this form is a token oracle.
       config: { rateLimit: { allowList: async () => false } },
@@ -111,7 +146,8 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
       const auth = token === '' ? ({ ok: false, reason: 'missing' } as const) : await authenticateUi(probe, coordinator);
       if (!auth.ok) {
         coordinator.metrics.authFailures.inc({ kind: auth.reason });
-        const message = auth.reason === 'wrong-role' ? 'That is an agent token; the UI needs an admin token.' : 'That token is not a valid admin token.';
+        const message =
+          auth.reason === 'wrong-role' ? 'That is an agent token; the UI needs an admin token.' : 'That token is not a valid admin token.';
         return sendPage(reply, 401, 'Sign in', 'login', renderLogin({ next, message }), { signedIn: false });
       }
       reply.header('set-cookie', sessionCookie(token, isSecure(req)));
@@ -147,7 +183,9 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
     },
     async (req, reply) => {
       const rendered = await renderSearch(coordinator, req.query);
-      return sendPage(reply, rendered.status, req.query.q === '' ? 'Search' : `Search: ${req.query.q}`, 'search', rendered.body, { query: req.query.q });
+      return sendPage(reply, rendered.status, req.query.q === '' ? 'Search' : `Search: ${req.query.q}`, 'search', rendered.body, {
+        query: req.query.q,
+      });
     },
   );
 
@@ -159,7 +197,12 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
         params: { type: 'object', required: ['ip'], properties: { ip: { type: 'string', maxLength: 64 } } },
         querystring: {
           type: 'object',
-          properties: { scan: { type: 'string', maxLength: 64 }, from: { type: 'string', maxLength: 64 }, to: { type: 'string', maxLength: 64 }, done: { type: 'string', maxLength: 40 } },
+          properties: {
+            scan: { type: 'string', maxLength: 64 },
+            from: { type: 'string', maxLength: 64 },
+            to: { type: 'string', maxLength: 64 },
+            done: { type: 'string', maxLength: 40 },
+          },
         },
       },
       preParsing: requireAdmin,
@@ -167,7 +210,11 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
     },
     async (req, reply) => {
       const { done, ...shown } = req.query;
-      const controls = rescanControls({ csrf: csrfTokenFor(csrfKey, presentedToken(req) ?? ''), now: coordinator.now(), ...(noticeOf(done) !== undefined ? { notice: noticeOf(done)! } : {}) });
+      const controls = rescanControls({
+        csrf: csrfTokenFor(csrfKey, presentedToken(req) ?? ''),
+        now: coordinator.now(),
+        ...(noticeOf(done) !== undefined ? { notice: noticeOf(done)! } : {}),
+      });
       const body = await renderHost(coordinator, { ip: req.params.ip, ...shown }, controls);
       return sendPage(reply, 200, `Host ${req.params.ip}`, 'host', body);
     },
@@ -176,7 +223,10 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
   app.get<{ Querystring: { page: number } }>(
     '/ui/screenshots',
     {
-      schema: { ...hidden, querystring: { type: 'object', properties: { page: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1 } } } },
+      schema: {
+        ...hidden,
+        querystring: { type: 'object', properties: { page: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1 } } },
+      },
       preParsing: requireAdmin,
       config: signedInOnly,
     },
@@ -212,7 +262,11 @@ export async function uiRoutes(app: FastifyInstance, options: UiOptions): Promis
     async (req, reply) => {
       const { q, view, format } = req.query;
       const params = new URLSearchParams({ q, view, format, ...(format === 'json' ? { limit: '1000' } : {}) });
-      const res = await app.inject({ method: 'GET', url: `/api/v1/search?${params.toString()}`, headers: { authorization: `Bearer ${presentedToken(req) ?? ''}` } });
+      const res = await app.inject({
+        method: 'GET',
+        url: `/api/v1/search?${params.toString()}`,
+        headers: { authorization: `Bearer ${presentedToken(req) ?? ''}` },
+      });
       const ext = format === 'hosts' ? 'txt' : format;
       reply.status(res.statusCode).header('content-type', res.headers['content-type'] ?? 'application/octet-stream');
       if (res.statusCode === 200) reply.header('content-disposition', `attachment; filename="portbandit-search.${ext}"`);

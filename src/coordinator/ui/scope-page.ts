@@ -29,7 +29,8 @@ function nameCell(coordinator: Coordinator, name: string): SafeHtml {
         : addresses.length === 0
           ? html`<div class="muted">resolves to no address (${resolver})</div>`
           : html`<div class="resolved">resolves to <span aria-label="addresses of ${name}">${addresses.map(
-              (ip, i) => html`${i > 0 ? ', ' : ''}<a class="mono" href="${hostHref(ip)}">${ip}</a>${coordinator.lookup(ip) === undefined ? html` <span class="tag partial">blocklisted</span>` : ''}`,
+              (ip, i) =>
+                html`${i > 0 ? ', ' : ''}<a class="mono" href="${hostHref(ip)}">${ip}</a>${coordinator.lookup(ip) === undefined ? html` <span class="tag partial">blocklisted</span>` : ''}`,
             )}</span> <span class="muted">(${resolver}, at the last resolution)</span></div>`;
   return html`<span class="mono">${name}</span> <span class="tag">DNS name</span>${resolved}`;
 }
@@ -83,12 +84,16 @@ ${postForm(
 )}</div></div>
 <h2>Entries</h2>
 <table><thead><tr><th>entry</th><th>tags</th><th>added</th><th></th></tr></thead><tbody>
-${shown.length > 0
-  ? shown.map(
-      (e) => html`<tr>${asDnsName(e.range) === e.range ? html`<td>${nameCell(coordinator, e.range)}</td>` : html`<td class="mono">${e.range}</td>`}<td>${e.tags.map((t) => html`<span class="tag">${t}</span>`)}</td><td class="mono">${formatTime(e.addedAt)}</td>
+${
+  shown.length > 0
+    ? shown.map(
+        (
+          e,
+        ) => html`<tr>${asDnsName(e.range) === e.range ? html`<td>${nameCell(coordinator, e.range)}</td>` : html`<td class="mono">${e.range}</td>`}<td>${e.tags.map((t) => html`<span class="tag">${t}</span>`)}</td><td class="mono">${formatTime(e.addedAt)}</td>
 <td>${postForm(action('remove'), ctx.csrf, html`<input type="hidden" name="ranges" value="${e.range}"><button type="submit" class="danger" aria-label="remove ${e.range}">Remove</button>`, { className: 'row' })}</td></tr>`,
-    )
-  : html`<tr><td colspan="4" class="muted">The ${list} is empty.</td></tr>`}
+      )
+    : html`<tr><td colspan="4" class="muted">The ${list} is empty.</td></tr>`
+}
 </tbody></table>
 ${pages > 1 ? pager(page, pages, (p) => listHref(list, p), ['← previous', 'next →']) : ''}`;
 }

@@ -20,13 +20,26 @@ export interface RenderedSearch {
   readonly body: SafeHtml;
 }
 
-const EXAMPLES = ['port:22', 'service:ssh', 'product:nginx', 'tag:dmz', 'ip:198.18.0.0/24', 'name:web.lab.example', 'group:internal', 'ctime:>2026-11-01', '-port:80', '"OpenSSH 9"', 'screenshot:true'];
+const EXAMPLES = [
+  'port:22',
+  'service:ssh',
+  'product:nginx',
+  'tag:dmz',
+  'ip:198.18.0.0/24',
+  'name:web.lab.example',
+  'group:internal',
+  'ctime:>2026-11-01',
+  '-port:80',
+  '"OpenSSH 9"',
+  'screenshot:true',
+];
 
 function openPortsCell(scan: ScanDocument): SafeHtml {
   const open = scan.ports.filter((p) => p.state === 'open');
   if (open.length === 0) return html`<span class="muted">none</span>`;
   return html`${open.map(
-    (p) => html`<div><span class="mono">${p.port}/${p.protocol ?? 'tcp'}</span> ${p.service ?? ''}${p.product !== undefined ? html` <span class="muted">${p.product}${p.version !== undefined ? ` ${p.version}` : ''}</span>` : ''}</div>`,
+    (p) =>
+      html`<div><span class="mono">${p.port}/${p.protocol ?? 'tcp'}</span> ${p.service ?? ''}${p.product !== undefined ? html` <span class="muted">${p.product}${p.version !== undefined ? ` ${p.version}` : ''}</span>` : ''}</div>`,
   )}`;
 }
 
@@ -69,7 +82,10 @@ export async function renderSearch(coordinator: Coordinator, request: SearchRequ
     query = parseQuery(request.q);
   } catch (error) {
     if (!isPortbanditError(error, 'PB_ERR_QUERY')) throw error;
-    return { status: 400, body: html`<h1>Search</h1>${searchForm(request)}${renderQueryError(request.q, error.message, queryErrorColumn(error.where))}` };
+    return {
+      status: 400,
+      body: html`<h1>Search</h1>${searchForm(request)}${renderQueryError(request.q, error.message, queryErrorColumn(error.where))}`,
+    };
   }
   const offset = (request.page - 1) * SEARCH_PAGE_SIZE;
   const result = await coordinator.store.search(query, { limit: SEARCH_PAGE_SIZE, offset, view: request.view });
@@ -84,12 +100,16 @@ export async function renderSearch(coordinator: Coordinator, request: SearchRequ
 Export all matches: <a href="${exportHref(request, 'json')}">JSON</a> · <a href="${exportHref(request, 'ndjson')}">NDJSON</a> · <a href="${exportHref(request, 'hosts')}">host list</a>
 <span class="muted">(API: <span class="mono">GET /api/v1/search?${apiQuery}</span>)</span></p>
 <table><thead><tr><th>host</th><th>tags</th><th>open ports (service, product, version)</th><th>scanned</th><th>agent</th></tr></thead><tbody>
-${result.items.length > 0
-  ? result.items.map(
-      (s) => html`<tr><td class="mono"><a href="${hostHref(s.ip)}">${s.ip}</a>${s.names !== undefined && s.names.length > 0 ? html`<div class="muted">${s.names.join(', ')}</div>` : ''}</td><td>${s.tags.map((t) => html`<a class="tag" href="/ui/search?q=${encodeURIComponent(`tag:${t}`)}">${t}</a>`)}</td>
+${
+  result.items.length > 0
+    ? result.items.map(
+        (
+          s,
+        ) => html`<tr><td class="mono"><a href="${hostHref(s.ip)}">${s.ip}</a>${s.names !== undefined && s.names.length > 0 ? html`<div class="muted">${s.names.join(', ')}</div>` : ''}</td><td>${s.tags.map((t) => html`<a class="tag" href="/ui/search?q=${encodeURIComponent(`tag:${t}`)}">${t}</a>`)}</td>
 <td>${openPortsCell(s)}</td><td class="mono">${request.view === 'history' ? html`<a href="${hostHref(s.ip)}?scan=${encodeURIComponent(s.scanId)}">${formatTime(s.finishedAt)}</a>` : formatTime(s.finishedAt)}</td><td class="mono">${s.agentId}${s.group !== undefined ? html` <a class="tag" href="/ui/search?${new URLSearchParams({ q: `group:${s.group}`, view: request.view }).toString()}" title="agent group (vantage point)">${s.group}</a>` : ''}</td></tr>`,
-    )
-  : html`<tr><td colspan="5" class="muted">No matches.</td></tr>`}
+      )
+    : html`<tr><td colspan="5" class="muted">No matches.</td></tr>`
+}
 </tbody></table>
 <nav class="pager" aria-label="pages">${request.page > 1 ? html`<a href="${pageHref(request, request.page - 1)}">← previous</a>` : html`<span class="muted">← previous</span>`}
 <span>page ${request.page} of ${pages}</span>
