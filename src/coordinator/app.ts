@@ -1,17 +1,15 @@
-import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import type { RequestTypeProvider } from './routes/types.js';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { type PortCatalog, loadNmapServices } from '../catalog/index.js';
+import type { PortCatalog } from '../catalog/index.js';
 import { errorCodes, isPortbanditError, VERSION } from '../core/index.js';
-import { IndexedStore, openStore, OutboxFeeder, type Store } from '../store/index.js';
+import { IndexedStore, OutboxFeeder, type Store } from '../store/index.js';
 import { serverAjvOptions } from './ajv-options.js';
 import { resolvePrincipal } from './auth.js';
 import { type CoordinatorConfig, configDefaults } from './config.js';
-import { Coordinator } from './coordinator.js';
-import { createMetrics } from './metrics.js';
+import { openCoordinatorCore } from './open-core.js';
 import { AlertDispatcher, type AlertDeliveryOptions } from './alerts.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerAlertRoutes } from './routes/alerts.js';
@@ -21,8 +19,9 @@ import { registerResultRoutes } from './routes/results.js';
 import { registerScreenshotRoutes } from './routes/screenshots.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { registerRetentionRoutes } from './routes/retention.js';
-import { RetentionRunner } from './retention-runner.js';
 import { type NameResolver, createResolver } from './names.js';
+import type { Coordinator } from './coordinator.js';
+import type { RetentionRunner } from './retention-runner.js';
 import { uiRoutes } from './ui/index.js';
 
 /** What `buildApp` needs; everything but the config has a production default. */
@@ -63,10 +62,7 @@ declare module 'fastify' {
 /** How often the alert dispatcher looks for new events. */
 const ALERT_INTERVAL_MS = 1000;
 
-/** The SQLite file inside a data directory. */
-export function databasePath(dataDir: string): string {
-  return join(dataDir, 'portbandit.db');
-}
+export { databasePath } from './open-core.js';
 
 /**
  * Build the coordinator app: store, core, plugins (OpenAPI, rate limiting on auth failures)
@@ -82,45 +78,19 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     requestTimeout: 120_000,
     ajv: { customOptions: { ...serverAjvOptions } },
   });
-  const ownsStore = options.store === undefined;
-  const store =
-    options.store ??
-    (await openStore({
-      ...(config.postgresUrl
-        ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema }
-        : { kind: 'sqlite', path: databasePath(config.dataDir) }),
-      ...(config.elasticsearchUrl ? { elasticsearch: { node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix } } : {}),
-    }));
-  const metrics = createMetrics();
-  let coordinator: Coordinator;
-  try {
-    const resolver = options.resolver ?? ((options.sweepTimer ?? true) ? createResolver(config.resolver) : undefined);
-    coordinator = await Coordinator.open(
-      store,
-      config,
-      { catalog: options.catalog ?? loadNmapServices() },
-      metrics,
-      app.log,
-      now,
-      resolver,
-    );
-  } catch (error) {
-    if (ownsStore) await store.close();
-    throw error;
-  }
+  const resolver = options.resolver ?? ((options.sweepTimer ?? true) ? createResolver(config.resolver) : undefined);
+  const core = await openCoordinatorCore({
+    config,
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.catalog ? { catalog: options.catalog } : {}),
+    now,
+    log: app.log,
+    ...(resolver ? { resolver } : {}),
+  });
+  const { store, coordinator, retention, metrics } = core;
   app.decorate('coordinator', coordinator);
   const alerts = new AlertDispatcher(store, { now, log: (message) => app.log.warn(message), ...options.alerts });
   app.decorate('alerts', alerts);
-  const retention = new RetentionRunner(
-    store,
-    {
-      ruleFor: (tags) => coordinator.retentionRuleFor(tags),
-      policyKeyFor: (tags) => coordinator.policyKeyOf(tags),
-      anyRule: () => coordinator.anyRetentionRule(),
-    },
-    app.log,
-    now,
-  );
   app.decorate('retention', retention);
   // SQLite or PostgreSQL with an Elasticsearch index: one feeder per deployment (the role holder)
   // carries the outbox into it; every ingest wakes it.
@@ -251,12 +221,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     if (timer) clearInterval(timer);
     if (alertTimer) clearInterval(alertTimer);
     if (retentionTimer) clearInterval(retentionTimer);
-    await retention.stop();
     await alerts.stop();
-    await coordinator.close();
-    // After the coordinator's last writes; what is not fed yet stays in the outbox for the next start.
-    await feeder?.stop();
-    if (ownsStore) await store.close();
+    // The feeder stops after the coordinator's last writes; what is not fed yet stays in the
+    // outbox for the next start.
+    await core.close(async () => feeder?.stop());
   });
   return app;
 }

@@ -46,7 +46,8 @@ export {
   type DeadLetter,
   type AlertDeliveryOptions,
 } from './alerts.js';
-export { withLocalCoordinator } from './local.js';
+export { withLocalCoordinator, type LocalCoordinator } from './local.js';
+export { openCoordinatorCore, type CoordinatorCore, type CoreOptions } from './open-core.js';
 export { type RetentionReport } from './retention-runner.js';
 export { parseGroupList } from './groups.js';
 export { DEFAULT_SCRIPTS } from './policy.js';
