@@ -88,8 +88,12 @@ async function until(what: string, check: () => Promise<boolean>, ms = 30_000): 
   }
 }
 
-/** Scan every host of the scope once (follow-up rounds included); returns the stored visits' ids. */
-async function scanAll(serve: Serve, agent: string, hosts: number): Promise<Set<string>> {
+/**
+ * Scan every host of the scope once (follow-up rounds included); returns the stored visits' ids.
+ * Rounds of visits in `earlier` (a follow-up of the last cycle still queued) are served but not
+ * counted, so `hosts` new visits are stored.
+ */
+async function scanAll(serve: Serve, agent: string, hosts: number, earlier: ReadonlySet<string> = new Set()): Promise<Set<string>> {
   const seen = new Set<string>();
   const visits = new Set<string>();
   await until(`${hosts} hosts scanned`, async () => {
@@ -108,8 +112,10 @@ async function scanAll(serve: Serve, agent: string, hosts: number): Promise<Set<
         timings: { total: 10 },
       });
       expect(ack.accepted).toBe(true);
-      seen.add(work.ip);
-      visits.add(ack.scanId);
+      if (!earlier.has(ack.scanId)) {
+        seen.add(work.ip);
+        visits.add(ack.scanId);
+      }
     }
     return seen.size >= hosts;
   });
@@ -138,7 +144,7 @@ describe('serve --elasticsearch (SQLite + the Elasticsearch double over HTTP)', 
       es.cluster.rejectBulk = { remaining: 1_000_000, as: 'request' };
       await call(serve, 'POST', '/api/v1/admin/scope?list=scope', admin, { entries: [{ range: '198.18.10.0/30', tags: ['lab'] }] });
       await call(serve, 'POST', '/api/v1/admin/cycle/restart', admin, {});
-      const second = new Set([...(await scanAll(serve, agent, 12))].filter((id) => !first.has(id)));
+      const second = await scanAll(serve, agent, 12, first);
       expect(second.size).toBe(12);
       await until('a failed feed', async () => (await call<{ outbox: { failing: number } }>(serve, 'GET', '/healthz')).outbox.failing > 0);
       const waiting = (await call<{ outbox: { depth: number } }>(serve, 'GET', '/healthz')).outbox.depth;
