@@ -7,6 +7,7 @@ export {
   choosePreflight,
   describePreflight,
   ScanPipeline,
+  preflightDeadline,
   SCAN_DEFAULTS,
   type ScanConfig,
   type PreflightChoice,

@@ -106,6 +106,28 @@ const GATHER_ITEMS = 128;
 /** Per-attempt timeout of the connect check of ports last known open. */
 const VERIFY_TIMEOUT_MS = 2000;
 
+/**
+ * What a preflight leaves before the earliest lease deadline of its group, besides nmap's host
+ * time-out: time to submit (and a retry or two through a brief coordinator hiccup).
+ */
+const SUBMIT_RESERVE_MS = 10_000;
+
+/**
+ * When a group's preflight must be done: the earliest lease deadline of its items, less nmap's
+ * host time-out and the time to submit — but the preflight keeps at least half of what is left,
+ * so a short lease still gets a partial look rather than none.
+ */
+export function preflightDeadline(items: readonly Pick<WorkItem, 'deadline' | 'scan'>[], now: number): number {
+  let deadline = Infinity;
+  let reserve = 0;
+  for (const item of items) {
+    deadline = Math.min(deadline, item.deadline);
+    reserve = Math.max(reserve, item.scan.hostTimeoutSeconds * 1000);
+  }
+  if (deadline === Infinity) return deadline;
+  return deadline - Math.min(reserve + SUBMIT_RESERVE_MS, Math.max(0, (deadline - now) / 2));
+}
+
 /** The smallest share of --rate a masscan run gets. */
 const MIN_MASSCAN_RATE = 1000;
 
@@ -210,6 +232,8 @@ interface PreflightOutcome {
   /** null: unknown (masscan does not report closed ports). */
   readonly answered: ReadonlySet<string> | null;
   readonly durationMs: number;
+  /** Ports per target the preflight did not decide before its deadline (unknown, not closed). */
+  readonly unprobed?: ReadonlyMap<string, readonly number[]>;
   /** Set when no preflight could observe the ports (all of them are unknown then). */
   readonly error?: string;
 }
@@ -339,6 +363,10 @@ export class ScanPipeline {
         group.ran,
         group.ports,
         [...new Set(group.members.map((m) => m.item.ip))],
+        preflightDeadline(
+          group.members.map((m) => m.item),
+          Date.now(),
+        ),
         Math.min(rate, this.config.masscan.rate),
       );
       for (const m of group.members) m.resolve(pre);
@@ -354,6 +382,7 @@ export class ScanPipeline {
     ran: Preflight,
     ports: readonly number[],
     targets: string[],
+    deadline: number,
     rate = this.config.masscan.rate,
   ): Promise<PreflightOutcome> {
     const config = this.config;
@@ -369,8 +398,31 @@ export class ScanPipeline {
       }
     }
     try {
-      const r = await this.connectSlots.use(() => runConnectSweep({ targets, ports, allow: config.allow, ...config.connect, ...signal }));
-      return { ran: 'connect', open: r.open, answered: r.answered, durationMs: performance.now() - started };
+      // Bounded by the leases' deadline (also after a failed masscan run took its time): against
+      // dropped probes every port costs the whole time-out, and what is left is unknown.
+      const r = await this.connectSlots.use(() =>
+        runConnectSweep({
+          targets,
+          ports,
+          allow: config.allow,
+          ...config.connect,
+          ...(deadline < Infinity ? { deadline } : {}),
+          ...signal,
+        }),
+      );
+      if (r.unprobed.size > 0) {
+        const left = [...r.unprobed.values()].reduce((n, p) => n + p.length, 0);
+        config.log(
+          `agent: connect sweep reached its deadline with ${left} of ${targets.length * ports.length} probe(s) not sent; those ports are reported unknown`,
+        );
+      }
+      return {
+        ran: 'connect',
+        open: r.open,
+        answered: r.answered,
+        durationMs: performance.now() - started,
+        ...(r.unprobed.size > 0 ? { unprobed: r.unprobed } : {}),
+      };
     } catch (error) {
       if (!isPortbanditError(error) || config.signal?.aborted) throw error;
       config.log(`agent: connect sweep failed on ${targets.join(', ')} (${error.message}); their ports are reported unknown`);
@@ -531,11 +583,22 @@ export class ScanPipeline {
       host.pseudoServices = true;
       host.preflightOpen = open.length;
     }
-    const down = pre.answered !== null && !pre.answered.has(item.ip) && open.length === 0;
+    // Ports the preflight never decided (its deadline came first) and nothing else looked at:
+    // unknown, not closed (and a host silent on the rest is still reported down for those).
+    const rechecked = new Set(doubt);
+    const unprobed = (pre.unprobed?.get(item.ip) ?? []).filter(
+      (p) => own.has(p) && !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p),
+    );
+    const notes: string[] = [];
+    if (unprobed.length > 0)
+      notes.push(
+        `the ${pre.ran} preflight reached the lease deadline with ${unprobed.length} of ${item.ports.length} port(s) not probed (unknown, not closed)`,
+      );
+    // Down: no answer on any port probed — a host the deadline left wholly unprobed is unknown.
+    const down = pre.answered !== null && !pre.answered.has(item.ip) && open.length === 0 && unprobed.length < own.size;
     const preflightPorts: PortResult[] = pre.ran === 'none' ? [] : open.map((port) => ({ port, protocol: 'tcp', state: 'open' }));
     let ports: PortResult[] = preflightPorts;
-    let unknownPorts: string | undefined;
-    let incomplete: string | undefined;
+    let unknownPorts: string | undefined = unprobed.length > 0 ? PortRanges.fromPorts(unprobed).toString() : undefined;
     let nmapMs = earlyResult?.ms ?? 0;
     let waitMs = earlyResult?.waitMs ?? 0;
     const nmapAdds = pre.ran === 'none' || item.scan.versionDetection || item.scan.scripts.some((x) => config.scriptsAllow.has(x));
@@ -553,19 +616,15 @@ export class ScanPipeline {
           .filter((p) => seen.has(p) || open.includes(p))
           .sort((a, b) => a - b);
         const failed = [...(earlyResult?.failed ?? []), ...(late?.failed ?? [])];
-        const notes: string[] = [];
         if (timedOut.length > 0)
           notes.push(`nmap gave up on port(s) ${timedOut.join(', ')} at the ${item.scan.hostTimeoutSeconds} s timeout`);
         if (failed.length > 0) notes.push(`nmap failed: ${[...new Set(failed)].join('; ')}`);
-        if (notes.length > 0) {
-          incomplete = notes.join('; ');
-          if (failed.length > 0)
-            config.log(`agent: ${item.ip}: ${incomplete}; reporting the preflight's open ports without service detail`);
-        }
+        if (failed.length > 0)
+          config.log(`agent: ${item.ip}: ${notes.join('; ')}; reporting the preflight's open ports without service detail`);
         if (pre.ran === 'none') {
           ports = [...detected.values()];
           // nmap was the port scan: what it did not finish is unknown, not closed.
-          if (incomplete !== undefined) unknownPorts = PortRanges.fromPorts(item.ports).toString();
+          if (notes.length > 0) unknownPorts = PortRanges.fromPorts(item.ports).toString();
         } else {
           // Open per the preflight (or nmap, or the connect check); nmap adds the detail where it
           // finished. A port nmap found closed after the preflight saw it open is reported closed.
@@ -578,6 +637,7 @@ export class ScanPipeline {
       }
     }
     if (config.signal?.aborted) return undefined;
+    const incomplete = notes.length > 0 ? notes.join('; ') : undefined;
     const finishedAt = Date.now();
     return {
       ...base,

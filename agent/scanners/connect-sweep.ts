@@ -12,6 +12,13 @@ export interface ConnectSweepOptions {
   readonly timeoutMs?: number;
   /** Extra attempts after a timeout (a refusal is an answer and is not retried). */
   readonly retries?: number;
+  /**
+   * Wall-clock time (ms since the epoch) by which the sweep must be done: no attempt starts that
+   * could not finish by then (attempt + per-port timeout), and the ports left are returned in
+   * `unprobed`. Against a firewall that drops probes every port costs its whole timeout, so an
+   * unbounded sweep of many ports can outlive the lease it serves.
+   */
+  readonly deadline?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -20,6 +27,11 @@ export interface ConnectSweepResult {
   readonly open: Map<string, number[]>;
   /** Targets that answered at all (a connection or a refusal). */
   readonly answered: Set<string>;
+  /**
+   * Ports per target that no attempt decided because the deadline came first, ascending; targets
+   * with every port decided are absent. These are unknown, not closed.
+   */
+  readonly unprobed: Map<string, number[]>;
   readonly durationMs: number;
   readonly attempts: number;
 }
@@ -58,6 +70,11 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
       { where: 'connect-sweep timeoutMs' },
     );
   }
+  if (options.deadline !== undefined && !Number.isFinite(options.deadline)) {
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `expected a deadline in ms since the epoch, got ${JSON.stringify(options.deadline)}`, {
+      where: 'connect-sweep deadline',
+    });
+  }
   const concurrency = Math.max(1, options.concurrency ?? CONNECT_DEFAULTS.concurrency);
   const timeoutMs = options.timeoutMs ?? CONNECT_DEFAULTS.timeoutMs;
   const retries = options.retries ?? CONNECT_DEFAULTS.retries;
@@ -65,7 +82,11 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
   const total = targets.length * ports.length;
   const open = new Map<string, Set<number>>();
   const answered = new Set<string>();
+  const unprobed = new Map<string, Set<number>>();
   const started = performance.now();
+  const deadline = options.deadline ?? Infinity;
+  /** Whether an attempt started now could not finish before the deadline. */
+  const late = (): boolean => Date.now() + timeoutMs > deadline;
   let next = 0;
   let attempts = 0;
   async function worker(): Promise<void> {
@@ -74,7 +95,14 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
       const i = next++;
       const host = targets[i % targets.length]!;
       const port = ports[Math.floor(i / targets.length)]!;
-      for (let attempt = 0; attempt <= retries; attempt++) {
+      if (late()) {
+        let set = unprobed.get(host);
+        if (!set) unprobed.set(host, (set = new Set()));
+        set.add(port);
+        continue;
+      }
+      // A retry that could not finish in time is skipped: one silent attempt decides then.
+      for (let attempt = 0; attempt <= retries && (attempt === 0 || !late()); attempt++) {
         attempts++;
         const outcome = await probe(host, port, timeoutMs);
         if (outcome === 'timeout') continue;
@@ -89,6 +117,7 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
-  const sorted = new Map([...open].map(([ip, set]) => [ip, [...set].sort((a, b) => a - b)]));
-  return { open: sorted, answered, durationMs: performance.now() - started, attempts };
+  const sorted = (m: Map<string, Set<number>>): Map<string, number[]> =>
+    new Map([...m].map(([ip, set]) => [ip, [...set].sort((a, b) => a - b)]));
+  return { open: sorted(open), answered, unprobed: sorted(unprobed), durationMs: performance.now() - started, attempts };
 }

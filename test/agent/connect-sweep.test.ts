@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AllowList, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
+import { AllowList, preflightDeadline, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
+import { PortRanges } from '../../src/core/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 
 const loopback = AllowList.parse(['127.0.0.1/32']);
@@ -75,5 +76,76 @@ describe('the TCP connect sweep on loopback', () => {
     // Five open ports > threshold 3: a pseudo-service host, flagged, no nmap.
     expect(b.host).toMatchObject({ pseudoServices: true, preflightOpen: 5 });
     expect(b.ports).toHaveLength(5);
+  });
+});
+
+describe('a preflight bounded by the lease deadline', () => {
+  test('no attempt starts that could not finish by the deadline; those ports come back unprobed', async () => {
+    const ports = [...open, await closedPort()].sort((a, b) => a - b);
+    // Every attempt (1 s time-out) would end after the deadline (0.5 s away): none is sent.
+    const r = await runConnectSweep({ targets: ['127.0.0.1'], ports, allow: loopback, timeoutMs: 1000, deadline: Date.now() + 500 });
+    expect(r.attempts).toBe(0);
+    expect(r.open.size).toBe(0);
+    expect(r.unprobed.get('127.0.0.1')).toEqual(ports);
+    // A deadline far away changes nothing.
+    const far = await runConnectSweep({ targets: ['127.0.0.1'], ports, allow: loopback, timeoutMs: 1000, deadline: Date.now() + 60_000 });
+    expect(far.open.get('127.0.0.1')).toEqual(open);
+    expect(far.unprobed.size).toBe(0);
+  });
+
+  test('a deadline that is not a number is refused before any socket', async () => {
+    await expect(runConnectSweep({ targets: ['127.0.0.1'], ports: [9], allow: loopback, deadline: Number.NaN })).rejects.toMatchObject({
+      code: 'PB_ERR_SCAN_OPTION',
+      where: 'connect-sweep deadline',
+    });
+  });
+
+  test("preflightDeadline keeps nmap's time-out and the submission before the earliest lease deadline, or half of what is left", () => {
+    const scan = { hostTimeoutSeconds: 30 } as WorkItem['scan'];
+    const now = 1_000_000;
+    expect(
+      preflightDeadline(
+        [
+          { deadline: now + 600_000, scan },
+          { deadline: now + 300_000, scan },
+        ],
+        now,
+      ),
+    ).toBe(now + 300_000 - 40_000);
+    expect(preflightDeadline([{ deadline: now + 20_000, scan }], now)).toBe(now + 10_000);
+    expect(preflightDeadline([], now)).toBe(Infinity);
+  });
+
+  test('scanBatch reports the ports its deadline left unprobed as unknown, never closed, and the host not down', async () => {
+    const config: ScanConfig = {
+      allow: loopback,
+      scriptsAllow: new Set(),
+      preflight: 'connect',
+      tools: { nmap: null, masscan: null, rawSockets: false },
+      masscan: { rate: 1000, retries: 0, waitSeconds: 0 },
+      connect: { concurrency: 8, timeoutMs: 5000, retries: 1 },
+      pseudoServiceThreshold: 10,
+      log: () => {},
+    };
+    // The lease ends in 4 s: the preflight gets until 2 s from now, less than one 5 s attempt.
+    const item: WorkItem = {
+      protocol: 1,
+      leaseId: 'short',
+      ip: '127.0.0.1',
+      tags: [],
+      ports: open,
+      round: 0,
+      cycle: 0,
+      reason: 'cycle',
+      issuedAt: Date.now(),
+      deadline: Date.now() + 4000,
+      scan: { versionDetection: true, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'connect' },
+    };
+    const out = await scanBatch([item], config);
+    const s = out.submissions[0]!;
+    expect(s.status).toBe('up');
+    expect(s.ports).toEqual([]);
+    expect(s.unknownPorts).toBe(PortRanges.fromPorts(open).toString());
+    expect(s.incomplete).toMatch(/lease deadline with 5 of 5 port\(s\) not probed \(unknown, not closed\)/);
   });
 });
