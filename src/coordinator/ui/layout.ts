@@ -35,7 +35,8 @@ a.mono { white-space: nowrap; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase; letter-spacing: .03em; background: #fafbfc; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 td.mono, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.93em; }
 pre { margin: 4px 0; padding: 6px 8px; background: #f3f5f7; border: 1px solid var(--line); border-radius: 4px; white-space: pre-wrap; word-break: break-word; font-size: 12px; max-height: 240px; overflow: auto; }
 .tag { display: inline-block; padding: 0 6px; margin: 0 4px 2px 0; border-radius: 10px; background: #e7eef7; color: #1f3f66; font-size: 12px; }
