@@ -28,6 +28,20 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** An agent without nmap or masscan: the connect sweep on loopback is its only scanner. */
+function connectOnly(connect: { timeoutMs: number; retries: number }, pseudoServiceThreshold: number): ScanConfig {
+  return {
+    allow: loopback,
+    scriptsAllow: new Set(),
+    preflight: 'connect',
+    tools: { nmap: null, masscan: null, rawSockets: false },
+    masscan: { rate: 1000, retries: 0, waitSeconds: 0 },
+    connect: { concurrency: 8, ...connect },
+    pseudoServiceThreshold,
+    log: () => {},
+  };
+}
+
 beforeAll(async () => {
   for (let i = 0; i < 5; i++) open.push(await listen());
   open.sort((a, b) => a - b);
@@ -50,16 +64,7 @@ describe('the TCP connect sweep on loopback', () => {
   });
 
   test('scanBatch without nmap reports the open ports without service names, per item', async () => {
-    const config: ScanConfig = {
-      allow: loopback,
-      scriptsAllow: new Set(),
-      preflight: 'connect',
-      tools: { nmap: null, masscan: null, rawSockets: false },
-      masscan: { rate: 1000, retries: 0, waitSeconds: 0 },
-      connect: { concurrency: 8, timeoutMs: 1000, retries: 0 },
-      pseudoServiceThreshold: 3,
-      log: () => {},
-    };
+    const config = connectOnly({ timeoutMs: 1000, retries: 0 }, 3);
     const base = { protocol: 1, tags: [], round: 0, cycle: 0, reason: 'cycle', issuedAt: 0, deadline: Date.now() + 60_000 } as const;
     const scan = { versionDetection: true, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'connect' } as const;
     const items: WorkItem[] = [
@@ -117,16 +122,7 @@ describe('a preflight bounded by the lease deadline', () => {
   });
 
   test('scanBatch reports the ports its deadline left unprobed as unknown, never closed, and the host not down', async () => {
-    const config: ScanConfig = {
-      allow: loopback,
-      scriptsAllow: new Set(),
-      preflight: 'connect',
-      tools: { nmap: null, masscan: null, rawSockets: false },
-      masscan: { rate: 1000, retries: 0, waitSeconds: 0 },
-      connect: { concurrency: 8, timeoutMs: 5000, retries: 1 },
-      pseudoServiceThreshold: 10,
-      log: () => {},
-    };
+    const config = connectOnly({ timeoutMs: 5000, retries: 1 }, 10);
     // The lease ends in 4 s: the preflight gets until 2 s from now, less than one 5 s attempt.
     const item: WorkItem = {
       protocol: 1,
