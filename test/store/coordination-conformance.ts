@@ -68,6 +68,17 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         expect(await store.deleteDocument('policies', 'dmz')).toBe(false);
         expect(await store.getDocument('policies', 'dmz')).toBeUndefined();
       });
+
+      it('refuses a value with no JSON form (PB_ERR_DOCUMENT_VALUE, naming the document) and keeps what was stored', async () => {
+        const store = await fresh();
+        await store.putDocument('policies', 'dmz', { strategy: 'fixed' }, { at: 10 });
+        for (const value of [undefined, () => 1, Symbol('x')]) {
+          const error = await store.putDocument('policies', 'dmz', value, { at: 11 }).catch((e: unknown) => e);
+          expect(isPortbanditError(error, 'PB_ERR_DOCUMENT_VALUE')).toBe(true);
+          expect((error as Error).message).toContain('policies/dmz');
+        }
+        expect(await store.getDocument('policies', 'dmz')).toMatchObject({ value: { strategy: 'fixed' }, revision: 1 });
+      });
     });
 
     describe('agents and admin tokens', () => {
