@@ -1,4 +1,4 @@
-import { PortbanditError, VERSION } from '../src/core/index.js';
+import { type ErrorCode, PortbanditError, VERSION, errorCodes } from '../src/core/index.js';
 import type { ResultBatchResponse, ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/protocol/index.js';
 
 /** An HTTP error from the coordinator that retrying will not fix (4xx but 429), with its status. */
@@ -9,6 +9,18 @@ export class RejectedError extends PortbanditError {
   ) {
     super(...rest);
   }
+}
+
+/** The portbandit error code of an error answer's JSON body (`{code, message}`), when it has a known one. */
+export function errorCodeOf(body: string): ErrorCode | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const code = typeof parsed === 'object' && parsed !== null ? (parsed as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && Object.hasOwn(errorCodes, code) ? (code as ErrorCode) : undefined;
 }
 
 /** The agent's side of the wire protocol (docs/api.md): bearer token, JSON, bounded requests. */
@@ -48,10 +60,12 @@ export class CoordinatorClient {
     const text = await res.text();
     if (!res.ok) {
       const message = `coordinator answered ${res.status}: ${text.slice(0, 300)}`;
-      if (res.status >= 400 && res.status < 500 && res.status !== 429)
-        throw new RejectedError(res.status, res.status === 409 ? 'PB_ERR_CONFLICT' : 'PB_ERR_INVALID_ARGUMENT', message, {
-          where: `${method} ${path}`,
-        });
+      if (res.status >= 400 && res.status < 500 && res.status !== 429) {
+        // The coordinator's error body names its condition ({code, message}); a 4xx without one
+        // (a proxy, an older or foreign server) keeps a code that says only that it was refused.
+        const code = errorCodeOf(text) ?? 'PB_ERR_COORDINATOR_REJECTED';
+        throw new RejectedError(res.status, code, message, { where: `${method} ${path}` });
+      }
       throw new PortbanditError('PB_ERR_IO', message, { where: `${method} ${path}` });
     }
     try {

@@ -8,7 +8,15 @@ interface AgentActivityBuffer {
   version?: string;
   workItems: number;
   results: number;
+  visits: number;
 }
+
+/**
+ * What an agent's activity counts: `workItems` handed to it, `results` (every accepted round,
+ * follow-up rounds included) and `visits` (host visits it began: the round that stored a new
+ * visit; the visit's later rounds count only as results).
+ */
+export type AgentCounter = 'workItems' | 'results' | 'visits';
 
 /** How often agents' last-seen time and counters are written to the store. */
 export const ACTIVITY_FLUSH_MS = 10_000;
@@ -23,7 +31,7 @@ const AGENT_TOKEN_CACHE = 100_000;
 const ACTIVITY_FLUSH_CHUNK = 100;
 
 /** An agent as the registry lists it: with its groups and live figures. */
-export type ListedAgent = Agent & { groups: string[]; inFlight: number; resultsLastHour: number };
+export type ListedAgent = Agent & { groups: string[]; inFlight: number; resultsLastHour: number; visitsLastHour: number };
 
 /**
  * The agent registry and the tokens: agents (created with a token shown once, stored as a
@@ -38,7 +46,8 @@ export class AgentRegistry {
    */
   private readonly agentsByToken = new Map<string, { agent: Agent; checkedAt: number }>();
   private readonly activity = new Map<string, AgentActivityBuffer>();
-  private readonly recentResults = new Map<string, number[]>();
+  /** When each agent's results and visits of the last hour were accepted, by agent id. */
+  private readonly recent = { results: new Map<string, number[]>(), visits: new Map<string, number[]>() };
   /** Agent groups by agent id (the `agentGroups` documents), loaded with the agents. */
   private readonly agentGroups = new Map<string, readonly string[]>();
   private lastActivityFlushAt = 0;
@@ -91,7 +100,7 @@ export class AgentRegistry {
     return agent;
   }
 
-  /** The agent registry with live figures: in flight, results in the last hour. */
+  /** The agent registry with live figures: in flight, results (rounds) and host visits in the last hour. */
   async list(): Promise<ListedAgent[]> {
     await this.flushActivity();
     const now = this.now();
@@ -101,29 +110,31 @@ export class AgentRegistry {
         ...a,
         groups: [...this.groupsOf(a.id)],
         inFlight: await this.store.countLeases({ agentId: a.id }),
-        resultsLastHour: (this.recentResults.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
+        resultsLastHour: (this.recent.results.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
+        visitsLastHour: (this.recent.visits.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
       })),
     );
   }
 
-  /** Note an agent's request (its version, a work item handed out, a result accepted); written by `flushActivity`. */
-  touch(agentId: string, version: string | undefined, field: 'workItems' | 'results' | undefined): void {
+  /** Note an agent's request (its version, a work item handed out, a result accepted, a visit begun); written by `flushActivity`. */
+  touch(agentId: string, version: string | undefined, field: AgentCounter | undefined): void {
     const now = this.now();
-    const buf = this.activity.get(agentId) ?? { at: now, workItems: 0, results: 0 };
+    const buf = this.activity.get(agentId) ?? { at: now, workItems: 0, results: 0, visits: 0 };
     buf.at = Math.max(buf.at, now);
     if (version !== undefined) buf.version = version;
     if (field) buf[field]++;
     this.activity.set(agentId, buf);
-    if (field === 'results') {
-      const list = this.recentResults.get(agentId) ?? [];
+    if (field === 'results' || field === 'visits') {
+      const recent = this.recent[field];
+      const list = recent.get(agentId) ?? [];
       list.push(now);
       // Keep the last hour only; prune lazily when the list grows.
       if (list.length > 64 && list[0]! <= now - 3_600_000)
-        this.recentResults.set(
+        recent.set(
           agentId,
           list.filter((t) => t > now - 3_600_000),
         );
-      else this.recentResults.set(agentId, list);
+      else recent.set(agentId, list);
     }
   }
 
@@ -140,7 +151,7 @@ export class AgentRegistry {
           this.store.recordAgentActivity(id, {
             at: buf.at,
             ...(buf.version !== undefined ? { version: buf.version } : {}),
-            increments: { workItems: buf.workItems, results: buf.results },
+            increments: { workItems: buf.workItems, results: buf.results, visits: buf.visits },
           }),
         ),
       );

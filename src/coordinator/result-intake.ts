@@ -159,6 +159,8 @@ export class ResultIntake {
       return { scanId: scan.scanId, accepted: false, duplicate: true, followUp: false, events: 0 };
     }
     this.p.agents.touch(agent.id, undefined, 'results');
+    // A round that stored a new visit (no earlier round of it) is a host visit this agent began.
+    if (prior === undefined) this.p.agents.touch(agent.id, undefined, 'visits');
     metrics.results.inc({ outcome: 'accepted' });
     if (events.length > 0) this.p.waiters.wake();
     if (lease.round === 0 && (lease.cycle ?? 0) === this.p.coverage.cycle) this.p.coverage.scanned(hit.tags);

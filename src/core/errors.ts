@@ -5,7 +5,6 @@
  */
 
 export const errorCodes = {
-  PB_ERR_INVALID_ARGUMENT: { status: 400, summary: 'A parameter is invalid (where none of the codes below is more precise).' },
   PB_ERR_SCHEMA: { status: 400, summary: "A request's body, query string or path parameters do not match the route's JSON schema." },
   PB_ERR_FLAG_VALUE: { status: 400, summary: 'A command-line flag has a value it does not accept.' },
   PB_ERR_FLAG_MISSING: { status: 400, summary: 'A required command-line flag (or the environment variable standing for it) is missing.' },
@@ -66,6 +65,12 @@ export const errorCodes = {
   PB_ERR_FIELD_LIMIT: { status: 400, summary: 'A free-form JSON field (host, script fields) nests too deep or is too large.' },
   PB_ERR_QUERY: { status: 400, summary: 'A search query is malformed.' },
   PB_ERR_STORE: { status: 500, summary: 'The store failed.' },
+  PB_ERR_DOCUMENT_VALUE: { status: 400, summary: 'A document given to the store has no JSON form (undefined, a function or a symbol).' },
+  PB_ERR_COORDINATOR_REJECTED: {
+    status: 400,
+    summary:
+      "The coordinator refused an agent's request (4xx) without a portbandit error code in its answer; the message names the HTTP status.",
+  },
   PB_ERR_RATE_LIMITED: { status: 429, summary: 'Too many requests without a valid token from one address.' },
   PB_ERR_INTERNAL: { status: 500, summary: 'An unexpected server error (details in the server log).' },
   PB_ERR_LAB: { status: 500, summary: 'The network-namespace lab could not be set up or torn down.' },

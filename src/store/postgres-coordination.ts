@@ -174,7 +174,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
     }
     if (json === undefined)
       return Promise.reject(
-        new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` }),
+        new PortbanditError('PB_ERR_DOCUMENT_VALUE', 'the document value has no JSON form', { where: `${collection}/${key}` }),
       );
     const text = json;
     return this.run(

@@ -271,7 +271,7 @@ class SqliteStore implements Store {
       }
       const json = serialized;
       if (json === undefined)
-        throw new PortbanditError('PB_ERR_INVALID_ARGUMENT', 'the document value is not JSON', { where: `${collection}/${key}` });
+        throw new PortbanditError('PB_ERR_DOCUMENT_VALUE', 'the document value has no JSON form', { where: `${collection}/${key}` });
       this.stmt.docPut.run(collection, key, json, current + 1, options.at);
       for (const item of options.enqueue ?? []) this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') });
       // The stored copy is parsed only if the caller reads it: a learned state is ~1 MB of JSON

@@ -344,7 +344,7 @@ export interface NewAgent {
 export interface Agent extends NewAgent {
   readonly version: string | undefined;
   readonly lastSeenAt: number | undefined;
-  /** Free counters the coordinator maintains: `workItems`, `results`, ... */
+  /** Free counters the coordinator maintains: `workItems`, `results` (accepted rounds), `visits` (host visits begun), ... */
   readonly counters: Readonly<Record<string, number>>;
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type Socket, connect } from 'node:net';
@@ -11,11 +11,8 @@ import { parseNmapXml } from '../../src/formats/nmap-xml.js';
 import { Screenshotter, webTargets } from '../../agent/screenshots.js';
 import type { ResultSubmission } from '../../src/protocol/protocol.js';
 import { readImageInfo } from '../../src/core/image-info.js';
+import { CHROMIUM, haveChromium } from '../helpers/chromium.js';
 import { decodePng, pixelAt } from '../helpers/png.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`skipping the screenshot tests: ${CHROMIUM} does not exist`);
 
 /** A loopback web server that records every request and every TCP connection it gets. */
 interface Site {
@@ -72,7 +69,7 @@ function html(body: string) {
   };
 }
 
-describe.skipIf(!haveChromium)('web screenshots with Debian Chromium through playwright-core', () => {
+describe.skipIf(!haveChromium('the screenshot tests'))('web screenshots with Debian Chromium through playwright-core', () => {
   const allow = AllowList.parse(['127.0.0.0/8']);
   const lines: string[] = [];
   let shooter: Screenshotter;

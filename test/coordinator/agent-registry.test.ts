@@ -47,6 +47,7 @@ test('activity is buffered and written by the sweep only once ACTIVITY_FLUSH_MS 
   const touchedAt = rig.clock.now();
   agents.touch(agent.id, '1.2.3', 'workItems');
   agents.touch(agent.id, undefined, 'results');
+  agents.touch(agent.id, undefined, 'visits');
   agents.touch(agent.id, undefined, 'results');
   rig.clock.advance(ACTIVITY_FLUSH_MS - 1);
   await agents.sweep(rig.clock.now());
@@ -54,8 +55,8 @@ test('activity is buffered and written by the sweep only once ACTIVITY_FLUSH_MS 
   rig.clock.advance(1);
   await agents.sweep(rig.clock.now());
   const stored = await rig.store.getAgent(agent.id);
-  expect(stored).toMatchObject({ version: '1.2.3', lastSeenAt: touchedAt, counters: { workItems: 1, results: 2 } });
-  expect((await agents.list()).map((a) => [a.name, a.resultsLastHour, a.inFlight])).toEqual([['busy', 2, 0]]);
+  expect(stored).toMatchObject({ version: '1.2.3', lastSeenAt: touchedAt, counters: { workItems: 1, results: 2, visits: 1 } });
+  expect((await agents.list()).map((a) => [a.name, a.resultsLastHour, a.visitsLastHour, a.inFlight])).toEqual([['busy', 2, 1, 0]]);
 });
 
 test('an admin token authenticates; anything else does not', async () => {

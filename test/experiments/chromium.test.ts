@@ -1,16 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExperiment } from '../../experiments/runner.js';
+import { haveChromium, launchChromium } from '../helpers/chromium.js';
 import { tinySpec, writeTinyRecording } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const missing = !existsSync(CHROMIUM);
-if (missing) console.warn(`skipping the headless-Chromium report test: ${CHROMIUM} is not installed`);
-
-describe.skipIf(missing)('report.html in headless Chromium', () => {
+describe.skipIf(!haveChromium('the headless-Chromium report test'))('report.html in headless Chromium', () => {
   let dir: string;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pb-chrome-'));
@@ -21,22 +17,9 @@ describe.skipIf(missing)('report.html in headless Chromium', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('loads offline, renders every chart with visible size, and screenshots', async () => {
-    const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-      viewport: { width: 1280, height: 900 },
-      offline: true,
-    });
+    const browser = await launchChromium({ offline: true });
     try {
-      const page = await context.newPage();
+      const page = await browser.context.newPage();
       const requests: string[] = [];
       page.on('request', (r) => requests.push(r.url()));
       await page.goto(`file://${join(dir, 'out', 'report.html')}`);
@@ -57,7 +40,7 @@ describe.skipIf(missing)('report.html in headless Chromium', () => {
       await page.screenshot({ path: png, fullPage: true });
       expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
     } finally {
-      await context.close();
+      await browser.close();
     }
   });
 });

@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import type { Store } from '../../src/store/types.js';
 import { describeCoordinationConformance } from './coordination-conformance.js';
+import { freshPerTest } from './close-after-each.js';
 import { lease, open, scan } from './fixtures.js';
 import { describeIndexConformance } from './index-conformance.js';
 
@@ -17,15 +18,7 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
   describeCoordinationConformance(name, openStore);
   describeIndexConformance(name, openStore);
   describe(`store conformance (ingest across both): ${name}`, () => {
-    const opened: Store[] = [];
-    const fresh = async (): Promise<Store> => {
-      const store = await openStore();
-      opened.push(store);
-      return store;
-    };
-    afterEach(async () => {
-      for (const store of opened.splice(0)) await store.close();
-    });
+    const fresh = freshPerTest(openStore);
 
     it('completes the lease and appends events in the same ingest', async () => {
       const store = await fresh();

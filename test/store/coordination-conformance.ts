@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isPortbanditError } from '../../src/core/errors.js';
 import type { CoordinationStore, Lease, Store } from '../../src/store/types.js';
+import { closeAfterEach, freshPerTest } from './close-after-each.js';
 import { lease, open, scan } from './fixtures.js';
 
 /**
@@ -11,15 +12,7 @@ import { lease, open, scan } from './fixtures.js';
  */
 export function describeCoordinationConformance<S extends CoordinationStore>(name: string, openStore: () => Promise<S>): void {
   describe(`coordination store conformance: ${name}`, () => {
-    const opened: S[] = [];
-    const fresh = async (): Promise<S> => {
-      const store = await openStore();
-      opened.push(store);
-      return store;
-    };
-    afterEach(async () => {
-      for (const store of opened.splice(0)) await store.close();
-    });
+    const fresh = freshPerTest(openStore);
 
     describe('scope and blocklist', () => {
       it('adds, upserts, removes and replaces entries and bumps the version only on change', async () => {
@@ -74,6 +67,17 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         expect(await store.deleteDocument('policies', 'dmz')).toBe(true);
         expect(await store.deleteDocument('policies', 'dmz')).toBe(false);
         expect(await store.getDocument('policies', 'dmz')).toBeUndefined();
+      });
+
+      it('refuses a value with no JSON form (PB_ERR_DOCUMENT_VALUE, naming the document) and keeps what was stored', async () => {
+        const store = await fresh();
+        await store.putDocument('policies', 'dmz', { strategy: 'fixed' }, { at: 10 });
+        for (const value of [undefined, () => 1, Symbol('x')]) {
+          const error = await store.putDocument('policies', 'dmz', value, { at: 11 }).catch((e: unknown) => e);
+          expect(isPortbanditError(error, 'PB_ERR_DOCUMENT_VALUE')).toBe(true);
+          expect((error as Error).message).toContain('policies/dmz');
+        }
+        expect(await store.getDocument('policies', 'dmz')).toMatchObject({ value: { strategy: 'fixed' }, revision: 1 });
       });
     });
 
@@ -289,22 +293,11 @@ export function describeOutboxConformance(
   openWithout: () => Promise<Store>,
 ): void {
   describe(`coordination store conformance (outbox): ${name}`, () => {
-    const opened: Store[] = [];
+    const keep = closeAfterEach({ tolerant: true });
     const fresh = async (): Promise<OutboxFixture> => {
       const fixture = await openWithOutbox();
-      opened.push(fixture.store);
-      return {
-        store: fixture.store,
-        reopen: async () => {
-          const again = await fixture.reopen();
-          opened.push(again);
-          return again;
-        },
-      };
+      return { store: keep(fixture.store), reopen: async () => keep(await fixture.reopen()) };
     };
-    afterEach(async () => {
-      for (const store of opened.splice(0)) await store.close().catch(() => {});
-    });
     const event = (scanId: string, port: number) => ({ kind: 'service-new' as const, at: 500, ip: '198.18.0.1', scanId, tags: [], port });
 
     it('records an ingested visit with its events in the ingest that completes the lease, queues the follow-up and the learning item', async () => {
@@ -409,8 +402,7 @@ export function describeOutboxConformance(
     });
 
     it('a store opened without the outbox records nothing', async () => {
-      const store = await openWithout();
-      opened.push(store);
+      const store = keep(await openWithout());
       await store.ingestScan({ scan: scan('s1', '198.18.0.1', 100, []), events: [event('s1', 22)] });
       await store.appendEvents([event('s1', 80)]);
       expect(await store.countOutbox()).toBe(0);

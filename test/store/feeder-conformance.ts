@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { ElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { OutboxFeeder } from '../../src/store/outbox-feeder.js';
 import { parseQuery } from '../../src/store/query.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { OutboxRecord, Store } from '../../src/store/types.js';
+import { closeAfterEach } from './close-after-each.js';
 import { lease, open, scan } from './fixtures.js';
 
 /**
@@ -20,20 +21,14 @@ export function describeFeederOnCluster(name: string, openIndex: () => Promise<E
   describe(`outbox feeder into ${name}`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'pb-feeder-'));
     let n = 0;
-    const opened: { close(): Promise<void> }[] = [];
-    afterEach(async () => {
-      for (const item of opened.splice(0).reverse()) await item.close().catch(() => {});
-    });
+    const keep = closeAfterEach({ tolerant: true });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     const openRecord = async (path: string): Promise<Store> => {
-      const store = await openSqliteStore({ path, outbox: true });
-      opened.push(store);
-      return store;
+      return keep(await openSqliteStore({ path, outbox: true }));
     };
     const fresh = async () => {
       const path = join(dir, `f-${n++}.db`);
-      const index = await openIndex();
-      opened.push(index);
+      const index = keep(await openIndex());
       return { path, index, record: await openRecord(path) };
     };
 

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { matchScan } from '../../src/store/match-scan.js';
@@ -6,6 +6,7 @@ import { parseQuery } from '../../src/store/query.js';
 import { compareNewestFirst } from '../../src/store/scan-index.js';
 import type { QueryNode } from '../../src/store/query-ast.js';
 import type { ScanDocument, ScanIndex } from '../../src/store/types.js';
+import { freshPerTest } from './close-after-each.js';
 import { day, open, scan } from './fixtures.js';
 
 /**
@@ -15,15 +16,7 @@ import { day, open, scan } from './fixtures.js';
  */
 export function describeIndexConformance<S extends ScanIndex>(name: string, openStore: () => Promise<S>): void {
   describe(`scan index conformance: ${name}`, () => {
-    const opened: S[] = [];
-    const fresh = async (): Promise<S> => {
-      const store = await openStore();
-      opened.push(store);
-      return store;
-    };
-    afterEach(async () => {
-      for (const store of opened.splice(0)) await store.close();
-    });
+    const fresh = freshPerTest(openStore);
 
     describe('scans', () => {
       it('ingests idempotently by scanId and keeps the newest scan as the host latest', async () => {

@@ -1,79 +1,44 @@
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertDispatcher } from '../../src/coordinator/alerts.js';
 import type { AuditEntry } from '../../src/coordinator/audit.js';
 import { bearer, getWork, resultFor, submit } from '../coordinator/helpers.js';
+import { type HeadlessChromium, haveChromium, launchChromium, screenshotter, signIn, watchPage } from '../helpers/chromium.js';
 import { freePort } from '../helpers/net.js';
 import { type UiFixture, openUiFixture } from './fixture.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`skipping the admin UI browser test: ${CHROMIUM} does not exist`);
 
 /**
  * Every admin form driven in a real headless Chromium against a coordinator listening on
  * loopback (real SQLite file), with a CSRF attack from another origin of the same site.
  * `PB_UPDATE_DOCS_IMG=1` copies the screenshots into docs/img.
  */
-describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () => {
+describe.skipIf(!haveChromium('the admin UI browser test'))('the admin UI in a real headless Chromium', () => {
   let f: UiFixture;
-  let context: BrowserContext;
+  let browser: HeadlessChromium;
   let page: Page;
   let base: string;
-  let shots: string;
-  let profile: string;
   let attacker: Server | undefined;
-  const cspViolations: string[] = [];
-  const dialogs: string[] = [];
+  let seen: ReturnType<typeof watchPage>;
+  const shots = screenshotter();
+  const shoot = (name: string) => shots.shoot(page, name);
 
   beforeAll(async () => {
     f = await openUiFixture();
     base = await f.app.listen({ port: 0, host: '127.0.0.1' });
-    shots = mkdtempSync(join(tmpdir(), 'pb-ui-admin-shots-'));
-    profile = mkdtempSync(join(tmpdir(), 'pb-ui-admin-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = await context.newPage();
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    page.on('console', (m) => {
-      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-    });
-    await page.goto(`${base}/ui/login`);
-    await page.fill('#token', f.admin);
-    await page.click('form[action="/ui/login"] button');
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+    seen = watchPage(page);
+    await signIn(page, base, f.admin);
     expect(new URL(page.url()).pathname).toBe('/ui');
   }, 60_000);
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await new Promise((resolve) => (attacker ? attacker.close(resolve) : resolve(undefined)));
     await f?.close();
-    if (shots) rmSync(shots, { recursive: true, force: true });
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    shots.cleanup();
   });
 
-  async function shoot(name: string): Promise<void> {
-    const file = join(shots, `ui-${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    expect(statSync(file).size).toBeGreaterThan(10_000);
-    if (process.env.PB_UPDATE_DOCS_IMG === '1') copyFileSync(file, join('docs', 'img', `ui-${name}.png`));
-  }
   const text = async (selector: string) => (await page.textContent(selector)) ?? '';
   const scopeOf = async (list: 'scope' | 'blocklist') =>
     (await f.app.coordinator.store.listScope(list)).entries.map((e) => [e.range, ...e.tags].join(','));
@@ -146,7 +111,7 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(await text('.notice')).toBe('Removed.');
     expect(await scopeOf('blocklist')).toEqual([]);
 
-    const exported = await context.request.get(`${base}/ui/admin/scope/export?list=scope`);
+    const exported = await browser.context.request.get(`${base}/ui/admin/scope/export?list=scope`);
     expect(exported.headers()['content-disposition']).toContain('portbandit-scope.txt');
     expect(await exported.text()).toContain('198.18.70.0/25,rack1\n');
 
@@ -402,7 +367,7 @@ describe.skipIf(!haveChromium)('the admin UI in a real headless Chromium', () =>
     expect(await page.content()).not.toMatch(/pb[ak]_[A-Za-z0-9_-]{20}/);
     await shoot('audit');
     // No page of the walk ran a script or broke the CSP (hostile banners are on the events page).
-    expect(dialogs).toEqual([]);
-    expect(cspViolations).toEqual([]);
+    expect(seen.dialogs).toEqual([]);
+    expect(seen.cspViolations).toEqual([]);
   }, 60_000);
 });

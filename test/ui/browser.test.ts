@@ -1,67 +1,32 @@
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HeadlessChromium, haveChromium, launchChromium, screenshotter, signIn, watchPage } from '../helpers/chromium.js';
+import { addScope, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from '../coordinator/helpers.js';
 import { type UiFixture, HOSTILE_PRODUCT, openUiFixture } from './fixture.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`skipping the headless browser test: ${CHROMIUM} does not exist`);
-
-describe.skipIf(!haveChromium)('the UI in a real headless Chromium', () => {
+describe.skipIf(!haveChromium('the headless browser test'))('the UI in a real headless Chromium', () => {
   let fixture: UiFixture;
+  let browser: HeadlessChromium;
   let context: BrowserContext;
   let base: string;
-  let shots: string;
-  let profile: string;
+  const shots = screenshotter();
+  const shoot = shots.shoot;
 
   beforeAll(async () => {
     fixture = await openUiFixture();
     base = await fixture.app.listen({ port: 0, host: '127.0.0.1' });
-    shots = mkdtempSync(join(tmpdir(), 'pb-ui-shots-'));
-    profile = mkdtempSync(join(tmpdir(), 'pb-ui-chromium-'));
-    // A fresh profile directory per run (playwright passes it as --user-data-dir).
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-      viewport: { width: 1280, height: 900 },
-    });
+    browser = await launchChromium();
+    context = browser.context;
   });
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await fixture?.close();
-    if (shots) rmSync(shots, { recursive: true, force: true });
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    shots.cleanup();
   });
-
-  /** A screenshot into the temp dir; with PB_UPDATE_DOCS_IMG=1 also copied to docs/img for the documentation. */
-  async function shoot(page: Page, name: string): Promise<void> {
-    const file = join(shots, `ui-${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    expect(statSync(file).size).toBeGreaterThan(10_000);
-    // Tests do not write into the work tree unless asked: `PB_UPDATE_DOCS_IMG=1 npx vitest run test/ui`.
-    if (process.env.PB_UPDATE_DOCS_IMG === '1') copyFileSync(file, join('docs', 'img', `ui-${name}.png`));
-  }
 
   it('signs in with the admin token, then shows the dashboard, search results and a host page without running any script', async () => {
     const page = await context.newPage();
-    const dialogs: string[] = [];
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    const cspViolations: string[] = [];
-    page.on('console', (m) => {
-      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-    });
+    const { dialogs, cspViolations } = watchPage(page);
 
     await page.goto(`${base}/ui`);
     expect(new URL(page.url()).pathname).toBe('/ui/login');
@@ -97,5 +62,81 @@ describe.skipIf(!haveChromium)('the UI in a real headless Chromium', () => {
     expect(dialogs).toEqual([]);
     expect(cspViolations).toEqual([]);
     await page.close();
+  }, 120_000);
+
+  it("says a new installation's cycle has not started (with the scope's size), and counts host visits apart from rounds", async () => {
+    const data = tempDataDir();
+    const clock = manualClock();
+    const app = await openApp(data.dir, clock.now);
+    const page = await context.newPage();
+    try {
+      const t = await tokens(app);
+      await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
+      await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 40, params: { sweepShare: 0, followUp: true } });
+      const url = await app.listen({ port: 0, host: '127.0.0.1' });
+      const { dialogs, cspViolations } = watchPage(page);
+      await signIn(page, url, t.admin);
+      expect(new URL(page.url()).pathname).toBe('/ui');
+
+      // Before the first work request: the walk has not begun, and its size is the scope's.
+      const cycleLine = async () => ((await page.textContent('main p.cycle')) ?? '').replace(/\s+/g, ' ');
+      expect(await cycleLine()).toBe(
+        'Cycle 1 has not started: the first work request starts its walk over 16 addresses (the scope minus the blocklist).',
+      );
+      expect(await page.textContent('main')).not.toContain('0 of 0 positions');
+      expect(await page.locator('.card', { hasText: 'Cycle 1' }).locator('.value').textContent()).toBe('not started');
+      await shoot(page, 'dashboard-not-started');
+
+      // Three host visits of two rounds each (adaptive asks for a follow-up when ports answer).
+      let rounds = 0;
+      let visits = 0;
+      while (visits < 3 || rounds < 6) {
+        const work = (await getWork(app, t.agents[0]!))!;
+        if (work.round === 0) visits++;
+        clock.advance(1000);
+        const res = await submit(app, t.agents[0]!, resultFor(work, work.ports.slice(0, 2), clock.now()));
+        expect(res.statusCode, res.body).toBe(200);
+        rounds++;
+        if (rounds > 12) throw new Error('no follow-up rounds: the scenario cannot tell visits from rounds');
+      }
+      expect(rounds).toBeGreaterThan(visits);
+
+      await page.goto(`${url}/ui`);
+      expect(await cycleLine()).toMatch(/^Cycle 1 started .*: \d+ of 16 positions walked, /);
+      const agents = page.locator('table', { has: page.locator('th', { hasText: 'host visits total' }) });
+      expect(await agents.locator('thead th').allTextContents()).toEqual([
+        'name',
+        'id',
+        'version',
+        'last seen',
+        'in flight',
+        'host visits last hour',
+        'host visits total',
+        'rounds total',
+      ]);
+      expect((await agents.locator('tbody tr').first().locator('td').allTextContents()).slice(4)).toEqual([
+        '0',
+        String(visits),
+        String(visits),
+        String(rounds),
+      ]);
+      await shoot(page, 'dashboard-visits');
+
+      await page.goto(`${url}/ui/admin/agents`);
+      const listed = page.locator('table', { has: page.locator('th', { hasText: 'host visits, last hour' }) });
+      const header = await listed.locator('thead th').allTextContents();
+      const column = header.indexOf('host visits, last hour');
+      expect(column).toBeGreaterThan(0);
+      expect(await listed.locator('tbody tr').first().locator('td').nth(column).textContent()).toBe(String(visits));
+      await shoot(page, 'agents-visits');
+      expect(dialogs).toEqual([]);
+      expect(cspViolations).toEqual([]);
+    } finally {
+      await page.close();
+      // The browser outlives this app: drop its kept-alive connections, or close waits for them.
+      app.server.closeAllConnections();
+      await app.close();
+      data.cleanup();
+    }
   }, 120_000);
 });

@@ -1,20 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, AllowList, Screenshotter, detectScannerTools } from '../../agent/index.js';
 import { addScope, bearer, openApp, tempDataDir, tokens } from '../coordinator/helpers.js';
+import { CHROMIUM, type HeadlessChromium, haveChromium, launchChromium, screenshotter, signIn, watchPage } from '../helpers/chromium.js';
 import { decodePng, pixelAt } from '../helpers/png.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const tools = await detectScannerTools();
-const ready = existsSync(CHROMIUM) && tools.nmap !== null;
-if (!ready) console.warn(`skipping the screenshot pipeline test: needs ${CHROMIUM} and nmap`);
+if (tools.nmap === null) console.warn('skipping the screenshot pipeline test: needs nmap');
+const ready = haveChromium('the screenshot pipeline test') && tools.nmap !== null;
 
 /**
  * Web services on loopback addresses, each a page easy to tell apart. `server` is the Server
@@ -48,9 +47,8 @@ describe.skipIf(!ready)(
     let app: FastifyInstance;
     let base: string;
     let admin: string;
-    let context: BrowserContext;
-    let profile: string;
-    let shots: string;
+    let browser: HeadlessChromium;
+    const shots = screenshotter();
 
     async function listen(
       ip: string,
@@ -164,37 +162,19 @@ describe.skipIf(!ready)(
         await screenshots.close();
       }
 
-      shots = mkdtempSync(join(tmpdir(), 'pb-ui-shots-'));
-      profile = mkdtempSync(join(tmpdir(), 'pb-ui-chromium-'));
-      context = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--no-first-run',
-        ],
-        viewport: { width: 1280, height: 900 },
-      });
+      browser = await launchChromium();
     }, 180_000);
 
     afterAll(async () => {
-      await context?.close();
+      await browser?.close();
       await app?.close();
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
       data.cleanup();
-      for (const dir of [tls, shots, profile]) if (dir) rmSync(dir, { recursive: true, force: true });
+      rmSync(tls, { recursive: true, force: true });
+      shots.cleanup();
     });
 
-    async function shoot(p: Page, name: string): Promise<void> {
-      const file = join(shots, `ui-${name}.png`);
-      await p.screenshot({ path: file, fullPage: true });
-      expect(statSync(file).size).toBeGreaterThan(10_000);
-      // `PB_UPDATE_DOCS_IMG=1 npx vitest run test/ui/screenshots-browser.test.ts` refreshes docs/img.
-      if (process.env.PB_UPDATE_DOCS_IMG === '1') copyFileSync(file, join('docs', 'img', `ui-${name}.png`));
-    }
+    const shoot = shots.shoot;
 
     it('stores one rendered page per web service, each showing its own page', async () => {
       const list = (await app.inject({ method: 'GET', url: '/api/v1/screenshots', headers: bearer(admin) })).json() as {
@@ -221,16 +201,11 @@ describe.skipIf(!ready)(
     });
 
     it('shows the gallery, newest first, and the host page figures, with every image loaded and no script', async () => {
-      const p = await context.newPage();
-      const csp: string[] = [];
-      p.on('console', (m) => {
-        if (/Content Security Policy/i.test(m.text())) csp.push(m.text());
-      });
+      const p = await browser.context.newPage();
+      const seen = watchPage(p);
       const failed: string[] = [];
       p.on('requestfailed', (r) => failed.push(r.url()));
-      await p.goto(`${base}/ui/login?next=${encodeURIComponent('/ui/screenshots')}`);
-      await p.fill('#token', admin);
-      await p.click('form[action="/ui/login"] button');
+      await signIn(p, base, admin, '/ui/screenshots');
       expect(new URL(p.url()).pathname).toBe('/ui/screenshots');
       expect(await p.textContent('h1')).toBe('Screenshots');
       expect(await p.textContent('main')).toContain('4 web screenshots');
@@ -259,7 +234,7 @@ describe.skipIf(!ready)(
       await p.goto(`${base}/ui/search?q=${encodeURIComponent('screenshot:true')}`);
       expect(await p.textContent('main')).toContain('3 hosts match');
 
-      expect(csp).toEqual([]);
+      expect(seen).toEqual({ dialogs: [], cspViolations: [] });
       expect(failed).toEqual([]);
       await p.close();
     }, 120_000);

@@ -46,7 +46,7 @@ export function registerToken(program: Command): void {
         for (const a of agents) {
           const seen = a.lastSeenAt !== undefined ? new Date(a.lastSeenAt).toISOString() : 'never';
           cliIo().stdout.write(
-            `agent\t${a.id}\t${a.name}\tlast seen ${seen}\tin flight ${a.inFlight}\tresults ${a.counters.results ?? 0}\tversion ${a.version ?? '-'}\n`,
+            `agent\t${a.id}\t${a.name}\tlast seen ${seen}\tin flight ${a.inFlight}\tvisits ${a.counters.visits ?? 0}\trounds ${a.counters.results ?? 0}\tversion ${a.version ?? '-'}\n`,
           );
         }
         for (const a of admins) cliIo().stdout.write(`admin\t${a.id}\t${a.name}\tcreated ${new Date(a.createdAt).toISOString()}\n`);

@@ -3,6 +3,9 @@ import { formatAgo, formatCount, formatTime } from './format.js';
 import { type FormContext, messages, postForm } from './forms.js';
 import { type SafeHtml, html } from './html.js';
 
+/** What the agents' visit columns count (here and on the dashboard). */
+export const VISITS_TITLE = 'host visits this agent began; the follow-up rounds of a visit do not count again';
+
 /** A token just created: shown on this one response and never again (the store keeps a hash). */
 export interface CreatedToken {
   readonly kind: 'agent' | 'admin';
@@ -34,7 +37,7 @@ ${messages(ctx)}
 ${created !== undefined ? renderCreated(created) : ''}
 <h2>Agents</h2>
 <p class="muted">Groups are vantage points: a tag whose policy names groups is scanned only by agents of those groups. Blank: the agent belongs to no group.</p>
-<table><thead><tr><th>id</th><th>name</th><th>groups</th><th>version</th><th>last seen</th><th class="num">in flight</th><th class="num">results, last hour</th><th>created</th><th></th></tr></thead><tbody>
+<table><thead><tr><th>id</th><th>name</th><th>groups</th><th>version</th><th>last seen</th><th class="num">in flight</th><th class="num" title="${VISITS_TITLE}">host visits, last hour</th><th>created</th><th></th></tr></thead><tbody>
 ${
   agents.length > 0
     ? agents.map(
@@ -44,7 +47,7 @@ ${
           ctx.csrf,
           html`<input type="hidden" name="id" value="${a.id}"><input name="groups" value="${a.groups.join(', ')}" maxlength="4160" placeholder="no group" aria-label="groups of agent ${a.name}"><button type="submit" aria-label="save the groups of agent ${a.name}">Save</button>`,
           { className: 'inline groups' },
-        )}</td><td class="mono">${a.version ?? '—'}</td><td>${formatAgo(a.lastSeenAt, ctx.now)}</td><td class="num">${formatCount(a.inFlight)}</td><td class="num">${formatCount(a.resultsLastHour)}</td><td class="mono">${formatTime(a.createdAt)}</td>
+        )}</td><td class="mono">${a.version ?? '—'}</td><td>${formatAgo(a.lastSeenAt, ctx.now)}</td><td class="num">${formatCount(a.inFlight)}</td><td class="num">${formatCount(a.visitsLastHour)}</td><td class="mono">${formatTime(a.createdAt)}</td>
 <td>${postForm('/ui/admin/agents/delete', ctx.csrf, html`<input type="hidden" name="id" value="${a.id}"><button type="submit" class="danger" aria-label="remove agent ${a.name}">Remove</button>`, { className: 'row' })}</td></tr>`,
       )
     : html`<tr><td colspan="9" class="muted">No agents yet.</td></tr>`

@@ -1,4 +1,5 @@
 import type { Coordinator } from '../coordinator.js';
+import { VISITS_TITLE } from './agents-page.js';
 import { renderBarChart, renderScansPerHourChart } from './charts.js';
 import { formatAgo, formatCount, formatPercent, formatTime } from './format.js';
 import { type SafeHtml, html } from './html.js';
@@ -93,12 +94,21 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
     ),
     renderPolicies(coordinator),
   ]);
+  // A cycle over an empty snapshot has not begun: the first work request starts it over the
+  // scope as it is then (cycle.ts), so its size is the current scope's, not the snapshot's 0.
+  const notStarted = cycle.size === '0';
+  const scopeSize = coordinator.addressSpace.size;
+  const cycleLine = notStarted
+    ? scopeSize > 0n
+      ? `Cycle ${cycle.cycle} has not started: the first work request starts its walk over ${formatCount(scopeSize)} addresses (the scope minus the blocklist).`
+      : `Cycle ${cycle.cycle} has not started: the scope is empty.`
+    : `Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.completed)} completed, ${formatCount(cycle.skipped)} skipped.${nextCycle !== undefined ? ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).` : ''}`;
   const card = (label: string, value: string, title = ''): SafeHtml =>
     html`<div class="card" title="${title}"><div class="label">${label}</div><div class="value">${value}</div></div>`;
   return html`<h1>Dashboard</h1>
 <div class="cards">
 ${card('Scope addresses', formatCount(coordinator.addressSpace.size), 'addresses in scope minus blocklist')}
-${card(`Cycle ${cycle.cycle}`, formatPercent(cycle.fraction), `${cycle.position} of ${cycle.size} positions; started ${formatTime(cycle.startedAt)}`)}
+${notStarted ? card(`Cycle ${cycle.cycle}`, 'not started', `the first work request starts a walk over ${formatCount(scopeSize)} addresses`) : card(`Cycle ${cycle.cycle}`, formatPercent(cycle.fraction), `${cycle.position} of ${cycle.size} positions; started ${formatTime(cycle.startedAt)}`)}
 ${card('Scans last hour', formatCount(lastHour))}
 ${card(`Scans last ${HOURS} h`, formatCount(dayTotal))}
 ${card('Hosts with results', formatCount(counts.hosts))}
@@ -106,7 +116,7 @@ ${card('Open ports (latest)', formatCount(counts.openPorts))}
 ${card('Leases in flight', formatCount(leases))}
 ${card('Queued work', formatCount(queued), 'manual rescans, follow-ups and expired leases, served before the cycle')}
 </div>
-<p class="muted">Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.completed)} completed, ${formatCount(cycle.skipped)} skipped.${nextCycle !== undefined ? ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).` : ''}</p>
+<p class="muted cycle">${cycleLine}</p>
 <div class="grid2">
 <div class="panel chart"><h2>Scans per hour (last ${HOURS} h, UTC)</h2>${hourChart}</div>
 <div class="panel"><h2>Cycle coverage per tag</h2>
@@ -115,8 +125,8 @@ ${coverage.length > 0 ? coverage.map((c) => html`<tr><td>${c.tag === '' ? '(unta
 </tbody></table></div>
 </div>
 <h2>Agents</h2>
-<table><thead><tr><th>name</th><th>id</th><th>version</th><th>last seen</th><th class="num">in flight</th><th class="num">results last hour</th><th class="num">results total</th></tr></thead><tbody>
-${agents.length > 0 ? agents.map((a) => html`<tr><td>${a.name}</td><td class="mono">${a.id}</td><td class="mono">${a.version ?? '—'}</td><td title="${formatTime(a.lastSeenAt)}">${formatAgo(a.lastSeenAt, now)}</td><td class="num">${formatCount(a.inFlight)}</td><td class="num">${formatCount(a.resultsLastHour)}</td><td class="num">${formatCount(a.counters['results'] ?? 0)}</td></tr>`) : html`<tr><td colspan="7" class="muted">No agents registered (portbandit token create --agent NAME).</td></tr>`}
+<table><thead><tr><th>name</th><th>id</th><th>version</th><th>last seen</th><th class="num">in flight</th><th class="num" title="${VISITS_TITLE}">host visits last hour</th><th class="num" title="${VISITS_TITLE}">host visits total</th><th class="num" title="every accepted round: a visit's first round and its follow-up rounds">rounds total</th></tr></thead><tbody>
+${agents.length > 0 ? agents.map((a) => html`<tr><td>${a.name}</td><td class="mono">${a.id}</td><td class="mono">${a.version ?? '—'}</td><td title="${formatTime(a.lastSeenAt)}">${formatAgo(a.lastSeenAt, now)}</td><td class="num">${formatCount(a.inFlight)}</td><td class="num">${formatCount(a.visitsLastHour)}</td><td class="num">${formatCount(a.counters['visits'] ?? 0)}</td><td class="num">${formatCount(a.counters['results'] ?? 0)}</td></tr>`) : html`<tr><td colspan="8" class="muted">No agents registered (portbandit token create --agent NAME).</td></tr>`}
 </tbody></table>
 ${policies}
 <h2>Top open ports and services (latest scan per host)</h2>
