@@ -73,6 +73,8 @@ describe.skipIf(!haveChromium('the headless browser test'))('the UI in a real he
       const t = await tokens(app);
       await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
       await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 40, params: { sweepShare: 0, followUp: true } });
+      // A policy stated as a rate has the longest budget text of the policy table.
+      await app.coordinator.setPolicy('dmz', { strategy: 'adaptive', rate: 1000 });
       const url = await app.listen({ port: 0, host: '127.0.0.1' });
       const { dialogs, cspViolations } = watchPage(page);
       await signIn(page, url, t.admin);
@@ -102,7 +104,11 @@ describe.skipIf(!haveChromium('the headless browser test'))('the UI in a real he
       expect(rounds).toBeGreaterThan(visits);
 
       await page.goto(`${url}/ui`);
-      expect(await cycleLine()).toMatch(/^Cycle 1 started .*: \d+ of 16 positions walked, /);
+      expect(await cycleLine()).toMatch(
+        /^Cycle 1 started .*: \d+ of 16 positions walked, \d+ handed out, \d+ skipped; 0 earlier cycles completed\.$/,
+      );
+      // The policy table's long numeric headers wrap: the page fits the 1,280 px window.
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1280);
       const agents = page.locator('table', { has: page.locator('th', { hasText: 'host visits total' }) });
       expect(await agents.locator('thead th').allTextContents()).toEqual([
         'name',

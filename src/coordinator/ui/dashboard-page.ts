@@ -102,7 +102,7 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
     ? scopeSize > 0n
       ? `Cycle ${cycle.cycle} has not started: the first work request starts its walk over ${formatCount(scopeSize)} addresses (the scope minus the blocklist).`
       : `Cycle ${cycle.cycle} has not started: the scope is empty.`
-    : `Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.completed)} completed, ${formatCount(cycle.skipped)} skipped.${nextCycle !== undefined ? ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).` : ''}`;
+    : `Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.skipped)} skipped; ${formatCount(cycle.completed)} earlier cycle${cycle.completed === 1 ? '' : 's'} completed.${nextCycle !== undefined ? ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).` : ''}`;
   const card = (label: string, value: string, title = ''): SafeHtml =>
     html`<div class="card" title="${title}"><div class="label">${label}</div><div class="value">${value}</div></div>`;
   return html`<h1>Dashboard</h1>
