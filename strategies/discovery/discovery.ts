@@ -22,7 +22,9 @@ import {
  * 1. how large a host-visit's allowance is, from liveness: a host that answered nothing at its
  *    last visit gets a floor (`deadAllowance` of the budget), a never-visited host at most
  *    `firstVisitCap` probes (nmap's top 1,000 when budgets are huge), and hosts that answered get
- *    the rest, so that the AVERAGE over the previous epoch's hosts stays at the budget;
+ *    the rest, so that the AVERAGE over the previous epoch's hosts stays at the budget; what the
+ *    answering hosts cannot use (maxPerHost, the port count) goes back to the silent hosts, and a
+ *    budget that covers the port space gives every host every port;
  * 2. how much of a live host's allowance goes to discovery (`discoveryShare`), and which ports:
  *    the live hosts of a prefix (/24, /64) probe DISJOINT slices of one candidate order per
  *    epoch, and the prefix's cursors move on across epochs (persisted in the state):
@@ -94,7 +96,7 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       min: 0,
       max: 1,
       description:
-        'Allowance of a host that answered nothing at its last visit, as a share of the budget (at least 1 probe, so a host that comes back is seen); live hosts get the rest, so the average stays at the budget.',
+        'Allowance floor of a host that answered nothing at its last visit, as a share of the budget (at least 1 probe, so a host that comes back is seen); live hosts get the rest, so the average stays at the budget, and what they cannot use (capped at maxPerHost or the port count) goes back to the silent hosts.',
     },
     {
       name: 'firstVisitCap',
@@ -103,7 +105,7 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       min: 1,
       max: 65535,
       description:
-        "Allowance cap of a host never visited before (nmap's top 1,000 when the budget is huge): a mostly-dead scope is not swept on every address at its first visit.",
+        "Allowance cap of a host never visited before, and of a silent host's floor (nmap's top 1,000 under a budget of thousands): a mostly-dead scope is not swept on every address at its first visit. A budget that covers every port gives every port.",
     },
     {
       name: 'knownShare',
@@ -397,9 +399,14 @@ export class Discovery {
     this.knownVersion++;
   }
 
-  /** The allowance of a host that answered nothing last time, for an average budget `b`. */
+  /** The floor of a host that answered nothing last time, for an average budget `b`. */
   deadFloor(b: number): number {
     return Math.min(b, this.params.firstVisitCap, Math.max(1, Math.ceil(this.params.deadAllowance * b)));
+  }
+
+  /** The most one host-visit can use: `maxPerHost`, and the host's probeable port count. */
+  private room(probeable: number = MAX_PORT): number {
+    return Math.min(this.options.maxPerHost, probeable);
   }
 
   /** Hosts that answered and hosts that did not in the latest epoch before `epoch`. */
@@ -409,16 +416,50 @@ export class Discovery {
     return best < 0 ? null : this.hosts.get(best)!;
   }
 
+  /** (b (L + D) - floor D) / L, what an answering host would get with no cap; null without answering hosts. */
+  private liveShare(epoch: number, b: number): number | null {
+    const counts = this.liveness(epoch);
+    if (counts === null || counts[0] === 0) return null;
+    const [l, d] = counts;
+    return Math.max(b, (b * (l + d) - this.deadFloor(b) * d) / l);
+  }
+
   /**
    * Average allowance of a host that answered at its last visit, for an average budget `b`:
    * (b (L + D) - floor D) / L with L and D the answering and silent hosts of the latest epoch
-   * before `epoch`, so that the epoch's average is b; capped at maxPerHost.
+   * before `epoch`, so that the epoch's average is b; capped at `room` (maxPerHost, the
+   * probeable port count).
    */
-  liveAllowance(epoch: number, b: number = this.budget): number {
+  liveAllowance(epoch: number, b: number = this.budget, room: number = this.room()): number {
+    const share = this.liveShare(epoch, b);
+    return Math.min(room, share ?? b);
+  }
+
+  /**
+   * Average allowance of a host that answered nothing at its last visit, for an average budget
+   * `b` (budget conservation): the floor, or more when the answering hosts cannot use their share
+   * of the epoch's budget b (L + D) because it exceeds `room` (maxPerHost, the probeable port
+   * count): then the silent hosts get what is left, (b (L + D) - room L) / D, capped at `room`.
+   * Under a budget that covers the port space that is every port: under a firewall that drops
+   * closed ports, a live host whose services sit outside a first look cannot be told from a dead
+   * address, and the budget funds finding it.
+   */
+  silentAllowance(epoch: number, b: number = this.budget, room: number = this.room()): number {
+    const floor = this.deadFloor(b);
+    if (b >= room) return room;
     const counts = this.liveness(epoch);
-    if (counts === null || counts[0] === 0) return b;
+    if (counts === null || counts[1] === 0) return floor;
     const [l, d] = counts;
-    return Math.min(this.options.maxPerHost, Math.max(b, (b * (l + d) - this.deadFloor(b) * d) / l));
+    const share = this.liveShare(epoch, b);
+    // Nobody answered: the whole epoch's budget is the silent hosts'.
+    if (share === null) return Math.min(room, Math.max(floor, b));
+    if (share <= room) return floor;
+    return Math.min(room, Math.max(floor, (b * (l + d) - room * l) / d));
+  }
+
+  /** Allowance of a host never visited: a first look of at most `firstVisitCap`, or every port when the budget covers them. */
+  newAllowance(b: number = this.budget, room: number = this.room()): number {
+    return b >= room ? room : Math.min(b, this.params.firstVisitCap);
   }
 
   /** How a host is treated: never visited, silent last time, answering, or a pseudo-service host. */
@@ -439,19 +480,20 @@ export class Discovery {
     const kind = this.classify(host);
     if (odds.sweep && kind === 'live') return host.probeable.size;
     const b = odds.others;
+    const room = this.room(host.probeable.size);
     let x: number;
     switch (kind) {
       case 'new':
-        x = Math.min(b, this.params.firstVisitCap);
+        x = this.newAllowance(b, room);
         break;
       case 'dead':
-        x = this.deadFloor(b);
+        x = this.silentAllowance(host.epoch, b, room);
         break;
       case 'pseudo':
         x = b;
         break;
       default:
-        x = this.liveAllowance(host.epoch, b);
+        x = this.liveAllowance(host.epoch, b, room);
     }
     const whole = Math.floor(x);
     return Math.min(this.options.maxPerHost, whole + (x > whole && rng.next() < x - whole ? 1 : 0));
@@ -466,8 +508,10 @@ export class Discovery {
     const kind = this.classify(host);
     if (kind !== 'new' && kind !== 'dead') return false;
     const b = this.budgetOf(host.epoch);
+    const room = this.room(host.probeable.size);
     const cap = this.params.firstVisitCap;
-    return kind === 'new' ? cap < b : this.deadFloor(b) === cap && cap < this.liveAllowance(host.epoch, b);
+    if (kind === 'new') return this.newAllowance(b, room) < Math.min(b, room);
+    return this.deadFloor(b) === cap && this.silentAllowance(host.epoch, b, room) < this.liveAllowance(host.epoch, b, room);
   }
 
   /**
@@ -476,7 +520,7 @@ export class Discovery {
    */
   followUpAllowance(host: HostContext, found: readonly number[], allowance: number, rng: Rng): number {
     if (found.length === 0 || !this.capped(host)) return allowance;
-    const x = this.liveAllowance(host.epoch, this.budgetOf(host.epoch));
+    const x = this.liveAllowance(host.epoch, this.budgetOf(host.epoch), this.room(host.probeable.size));
     const whole = Math.floor(x);
     return Math.max(allowance, Math.min(this.options.maxPerHost, whole + (x > whole && rng.next() < x - whole ? 1 : 0)));
   }
@@ -528,7 +572,9 @@ export class Discovery {
    * this epoch (empty unless the host answered in the prefix's previous epoch).
    */
   slice(host: HostContext): readonly number[] {
-    if (this.params.discoveryShare <= 0 || this.classify(host) !== 'live') return EMPTY;
+    const kind = this.classify(host);
+    if (kind === 'dead') return this.silentSlice(host);
+    if (this.params.discoveryShare <= 0 || kind !== 'live') return EMPTY;
     const info = this.prefixes.get(host.prefix);
     if (info === undefined) return EMPTY;
     const map = this.liveMap(info, host.epoch);
@@ -545,6 +591,28 @@ export class Discovery {
       else if (k - plan.span1 < plan.span2) out.push(this.order.at(info.hash, plan.c2 + (k - plan.span1)));
       else break;
     }
+    return out;
+  }
+
+  /**
+   * A silent host's probes beyond its floor (what the answering hosts could not use, see
+   * silentAllowance): successive stretches of the candidate order (nmap's whole table, then the
+   * rest of the port space in a per-host permutation), epoch after epoch, so that a live host
+   * behind a firewall that drops closed ports, whose services no list holds, is reached within
+   * 65,535 / extra epochs instead of repeating the same ports. Empty at budgets where the
+   * answering hosts use their share (the silent hosts get the floor) and when the allowance
+   * covers every port anyway.
+   */
+  private silentSlice(host: HostContext): readonly number[] {
+    const b = this.budgetOf(host.epoch);
+    const room = this.room(host.probeable.size);
+    const floor = this.deadFloor(b);
+    const silent = Math.floor(this.silentAllowance(host.epoch, b, room));
+    const extra = silent - floor;
+    if (extra <= 0 || silent >= room) return EMPTY;
+    const h = hashPrefix(host.ip);
+    const out: number[] = [];
+    for (let k = host.epoch * extra, end = k + extra; k < end; k++) out.push(this.order.at(h, k));
     return out;
   }
 
@@ -636,7 +704,7 @@ export class Discovery {
     const y = this.sweepTotals(epoch);
     const lines = [
       `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps, target ${this.params.sweepTarget} per sweep, memory ${this.params.yieldMemory}); the other hosts get ${odds.others.toFixed(1)} probes on average`,
-      `allowance by liveness in epoch ${epoch}: answering hosts ${this.liveAllowance(epoch, odds.others).toFixed(1)}, silent hosts ${this.deadFloor(odds.others)}, never visited ${Math.min(odds.others, this.params.firstVisitCap).toFixed(1)} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`,
+      this.describeAllowance(epoch, odds.others, counts),
       `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
     if (n > 0) {
@@ -647,6 +715,22 @@ export class Discovery {
       );
     }
     return lines;
+  }
+
+  /** The allowance line of explain(): what answering, silent and never-visited hosts get, and why. */
+  private describeAllowance(epoch: number, b: number, counts: [number, number] | null): string {
+    const live = this.liveAllowance(epoch, b);
+    const silent = this.silentAllowance(epoch, b);
+    const floor = this.deadFloor(b);
+    const room = this.room();
+    const why =
+      b >= room
+        ? ` (the budget covers all ${room} ports)`
+        : silent > floor
+          ? ` (floor ${floor} + what the answering hosts, capped at ${room}, cannot use of the epoch's budget)`
+          : ` (the floor: ${this.params.deadAllowance} of the budget, at most firstVisitCap ${this.params.firstVisitCap})`;
+    const fresh = this.newAllowance(b);
+    return `allowance by liveness in epoch ${epoch}: answering hosts ${live.toFixed(1)}, silent hosts ${(Math.round(silent * 10) / 10).toFixed(1)}${why}, never visited ${fresh.toFixed(1)}${fresh === room ? ' (every port)' : ''} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`;
   }
 
   /** Epochs a full pass over the port space takes in `prefix` at `epoch` (Infinity when it never ends). */

@@ -86,9 +86,15 @@ describe('coordinated discovery', () => {
       expect(new Set(untargeted).size).toBe(untargeted.length);
       // A port open elsewhere is measured on at most measureHosts hosts (plus once more if the untargeted tiers reach it).
       for (const p of [22, ...known]) expect(all.filter((x) => x === p).length).toBeLessThanOrEqual(defaults.measureHosts + 1);
-      // Silent hosts get no slice.
+      // Silent hosts get no slice of the coordinated order; only when the answering hosts cannot use
+      // their share of the budget (capped at the port space) do they probe beyond their floor.
       const silent = Array.from({ length: 254 }, (_, i) => i + 1).find((pos) => !live.includes(pos));
-      if (silent !== undefined) expect(d.slice(host(silent, 1, []))).toEqual([]);
+      if (silent !== undefined) {
+        const extra = d.silentAllowance(1, budget) - d.deadFloor(budget);
+        if (d.liveAllowance(1, budget) < 65535) expect(d.slice(host(silent, 1, []))).toEqual([]);
+        else expect(d.slice(host(silent, 1, [])).length).toBe(Math.floor(d.silentAllowance(1, budget)) - d.deadFloor(budget));
+        expect(extra).toBeGreaterThanOrEqual(0);
+      }
       // Epoch 1 results fix epoch 1's plan; epoch 2's untargeted slices continue the order.
       const epoch1 = live.map((pos) => result(pos, 1, [22]));
       d.observe(epoch1, epoch1, false);
@@ -134,26 +140,89 @@ describe('allowance by liveness', () => {
     expect(Math.abs(mean - 100)).toBeLessThan(1.5);
   });
 
-  test('with a huge budget a never-visited host gets at most firstVisitCap probes, a silent one a floor', () => {
-    const options = resolveCommonOptions({ budget: 65535 });
+  test('under a budget of thousands a never-visited host gets at most firstVisitCap probes, a silent one a floor', () => {
+    const options = resolveCommonOptions({ budget: 20000 });
     const d = new Discovery(options, defaults, catalog, 20);
     expect(d.allowance(host(1, 0, [], -1), createRng('b'))).toBe(1000);
-    const rs = Array.from({ length: 254 }, (_, i) => result(i + 1, 0, i < 16 ? [22] : []));
+    // 200 of 254 hosts answered: their share (b (L + D) - floor D) / L = 25,130 fits the port space.
+    const rs = Array.from({ length: 254 }, (_, i) => result(i + 1, 0, i < 200 ? [22] : []));
     d.observe(rs, rs, false);
-    expect(d.allowance(host(100, 1, []), createRng('c'))).toBe(1000);
-    expect(d.allowance(host(1, 1, [22]), createRng('d'))).toBe(65535);
+    expect(d.allowance(host(220, 1, []), createRng('c'))).toBe(1000);
+    expect(d.silentAllowance(1, 20000)).toBe(1000);
+    expect(d.liveAllowance(1, 20000)).toBeCloseTo((20000 * 254 - 1000 * 54) / 200, 6);
+  });
+
+  test.prop(
+    [
+      fc.integer({ min: 1, max: 254 }),
+      fc.integer({ min: 0, max: 254 }),
+      fc.integer({ min: 1, max: 65535 }),
+      fc.integer({ min: 1, max: 65535 }),
+    ],
+    {
+      numRuns: 200,
+    },
+  )(
+    'budget conservation: the epoch spends b (L + D) unless every host already gets every port it can use; silent hosts never get less than the floor',
+    (live, dead, budget, maxPerHost) => {
+      const options = resolveCommonOptions({ budget: Math.min(budget, maxPerHost), maxPerHost });
+      const d = new Discovery(options, defaults, catalog, 20);
+      const rs = Array.from({ length: live + dead }, (_, i) => ({
+        ...result((i % 254) + 1, 0, i < live ? [22] : []),
+        ip: `198.18.${Math.floor(i / 254)}.${(i % 254) + 1}`,
+      }));
+      d.observe(rs, rs, false);
+      const b = Math.min(budget, maxPerHost);
+      const l = d.liveAllowance(1, b);
+      const s = d.silentAllowance(1, b);
+      expect(l).toBeLessThanOrEqual(maxPerHost);
+      expect(s).toBeLessThanOrEqual(maxPerHost);
+      expect(s).toBeGreaterThanOrEqual(d.deadFloor(b));
+      const spent = l * live + s * dead;
+      if (l < maxPerHost || s < maxPerHost) expect(spent).toBeCloseTo(b * (live + dead), 3);
+      else expect(spent).toBeLessThanOrEqual(b * (live + dead) + 1e-6);
+    },
+  );
+
+  test('what answering hosts cannot use goes to the silent ones; a budget that covers the port space gives every host every port', () => {
+    // A /28 with 8 answering and 8 silent hosts, as the lab's drop firewall shows it.
+    const rs = Array.from({ length: 16 }, (_, i) => result(i + 1, 0, i < 8 ? [22] : []));
+    const at = (budget: number) => {
+      const d = new Discovery(resolveCommonOptions({ budget }), defaults, catalog, 20);
+      d.observe(rs, rs, false);
+      return d;
+    };
+    // 40,000: the answering hosts' share (40,000 x 16 - 1,000 x 8) / 8 = 79,000 exceeds the port space.
+    const d = at(40000);
+    expect(d.liveAllowance(1, 40000)).toBe(65535);
+    expect(d.silentAllowance(1, 40000)).toBe((40000 * 16 - 65535 * 8) / 8);
+    expect(d.allowance(host(12, 1, []), createRng('e'))).toBeGreaterThanOrEqual(14465);
+    expect(d.describe(1).join('\n')).toMatch(/silent hosts 14465\.0 \(floor 1000 \+ what the answering hosts/);
+    // The stretch beyond the floor moves on every epoch: no port twice in two consecutive epochs' stretches.
+    const s1 = d.slice(host(12, 1, []));
+    const s2 = d.slice(host(12, 2, []));
+    expect(s1.length).toBe(14465 - 1000);
+    expect(new Set([...s1, ...s2]).size).toBe(s1.length + s2.length);
+    // 65,535: every port for silent and never-visited hosts alike.
+    const full = at(65535);
+    expect(full.allowance(host(12, 1, []), createRng('f'))).toBe(65535);
+    expect(full.allowance(host(200, 1, [], -1), createRng('g'))).toBe(65535);
+    expect(full.describe(1).join('\n')).toMatch(
+      /silent hosts 65535\.0 \(the budget covers all 65535 ports\), never visited 65535\.0 \(every port\)/,
+    );
+    // At budget 100 nothing changes: the floor (10).
+    expect(at(100).silentAllowance(1, 100)).toBe(10);
   });
 });
 
 describe('small scopes', () => {
   test.each(['ucb', 'thompson', 'cooccurrence', 'adaptive'])(
-    '%s: with a huge budget a never-visited host that answers gets the live allowance in its follow-up rounds, one that does not stays at firstVisitCap',
+    '%s: under a budget of thousands a never-visited host that answers gets the live allowance in its follow-up rounds, one that does not stays at firstVisitCap',
     (name) => {
-      const strategy = createStrategy({ strategy: name, budget: 65535 }, { catalog });
-      const hidden = 47613;
-      const answering = new HostSession(strategy, host(1, 0, [], -1), 's').runToEnd((p) => p === 22 || p === hidden);
-      expect(answering.probed.length).toBe(65535);
-      expect(answering.open).toEqual([22, hidden]);
+      const strategy = createStrategy({ strategy: name, budget: 20000 }, { catalog });
+      const answering = new HostSession(strategy, host(1, 0, [], -1), 's').runToEnd((p) => p === 22);
+      expect(answering.probed.length).toBe(20000);
+      expect(answering.open).toEqual([22]);
       const silent = new HostSession(strategy, host(2, 0, [], -1), 's').runToEnd(() => false);
       expect(silent.probed.length).toBe(1000);
       // The raised allowance survives a restore mid-visit (the coordinator keeps the session state).
@@ -163,7 +232,37 @@ describe('small scopes', () => {
       expect(session.allowance).toBe(1000);
       const restored = new HostSession(strategy, host(3, 0, [], -1), 's', session.toJSON());
       expect(restored.next()?.length ?? 0).toBeGreaterThan(0);
-      expect(restored.allowance).toBe(65535);
+      expect(restored.allowance).toBe(20000);
+    },
+  );
+
+  test.each(['epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'])(
+    '%s: under a budget that covers every port, a host silent on its first look (its only open port outside the first 500 probes) is found the next epoch',
+    (name) => {
+      // The lab's /28 behind a drop firewall: 8 hosts answer on 22, host 9 runs only a port no
+      // list holds, the other 7 addresses are dead. The first look was capped (500 probes: the
+      // scope was first seen under a smaller derived budget), so host 9 was classified silent.
+      const hidden = 47613;
+      const openOf = (pos: number): number[] => (pos <= 8 ? [22] : pos === 9 ? [hidden] : []);
+      const visit = (strategy: ReturnType<typeof createStrategy>, pos: number, epoch: number, previous?: HostResult) =>
+        new HostSession(strategy, host(pos, epoch, [...(previous?.open ?? [])], previous ? epoch - 1 : -1), 's').runToEnd((p) =>
+          openOf(pos).includes(p),
+        );
+      const first = createStrategy({ strategy: name, budget: 2000, params: { firstVisitCap: 500 } }, { catalog });
+      const epoch0 = Array.from({ length: 16 }, (_, i) => visit(first, i + 1, 0));
+      expect(epoch0[8]!.probed.length).toBe(500);
+      expect(epoch0[8]!.open).toEqual([]);
+      first.observe(epoch0);
+      // The policy's budget now covers the port space: the silent host gets all of it.
+      const strategy = createStrategy({ strategy: name, budget: 65535, params: { firstVisitCap: 500 } }, { catalog }, first.state());
+      const epoch1 = Array.from({ length: 16 }, (_, i) => visit(strategy, i + 1, 1, epoch0[i]));
+      expect(epoch1[8]!.open).toEqual([hidden]);
+      expect(epoch1[8]!.probed.length).toBe(65535);
+      expect(epoch1[15]!.probed.length).toBe(65535);
+      expect(strategy.explain(3).notes!.join('\n')).toMatch(/silent hosts 65535\.0 \(the budget covers all 65535 ports\)/);
+      // A never-visited host under that budget gets every port on its first look.
+      const fresh = createStrategy({ strategy: name, budget: 65535, params: { firstVisitCap: 500 } }, { catalog });
+      expect(visit(fresh, 9, 0).open).toEqual([hidden]);
     },
   );
 

@@ -1,0 +1,105 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { WorkItem } from '../../src/protocol/protocol.js';
+import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
+
+/**
+ * The lab's defect, through the real coordinator (SQLite, HTTP via inject): behind a firewall that
+ * drops closed ports, a live host whose only service sits outside its first look answers nothing
+ * and is classified silent. Under a policy budget that funds every port on every host, the budget
+ * must reach it (strategies/discovery/discovery.ts, budget conservation).
+ */
+describe('silent hosts under a budget that covers the port space', () => {
+  let data: ReturnType<typeof tempDataDir>;
+  let app: FastifyInstance;
+  let t: Awaited<ReturnType<typeof tokens>>;
+  const clock = manualClock();
+  const hidden = 47613;
+  // A /28: .1-.8 answer on 22, .9 runs only a port no list holds, the rest are dead addresses.
+  const openOf = (ip: string): number[] => {
+    const last = Number(ip.split('.')[3]);
+    return last >= 1 && last <= 8 ? [22] : last === 9 ? [hidden] : [];
+  };
+
+  beforeEach(async () => {
+    data = tempDataDir();
+    app = await openApp(data.dir, clock.now);
+    t = await tokens(app);
+  });
+  afterEach(async () => {
+    await app.close();
+    data.cleanup();
+  });
+
+  /** Serve work items until one of cycle `cycle` + 1 is handed out; returns the items of `cycle`. */
+  async function runCycle(cycle: number): Promise<WorkItem[]> {
+    const items: WorkItem[] = [];
+    for (let i = 0; i < 200; i++) {
+      const w = await getWork(app, t.agents[0]!);
+      if (w === null) break;
+      if (w.cycle > cycle) {
+        // The next cycle has begun: answer this item and stop.
+        const res = await submit(
+          app,
+          t.agents[0]!,
+          resultFor(
+            w,
+            w.ports.filter((p) => openOf(w.ip).includes(p)),
+            clock.now(),
+          ),
+        );
+        expect(res.statusCode, res.body).toBe(200);
+        break;
+      }
+      items.push(w);
+      clock.advance(1000);
+      const res = await submit(
+        app,
+        t.agents[0]!,
+        resultFor(
+          w,
+          w.ports.filter((p) => openOf(w.ip).includes(p)),
+          clock.now(),
+        ),
+      );
+      expect(res.statusCode, res.body).toBe(200);
+      await app.coordinator.learningSettled();
+    }
+    return items;
+  }
+
+  it('a host silent on a capped first look gets every port in the next cycle once the policy funds them, and its service is found', async () => {
+    await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
+    // Back-to-back cycles (the default policy sets the cycle period).
+    await app.coordinator.setPolicy('', { strategy: 'top-k', budget: 10, periodSeconds: null });
+    // The first cycle ran under a smaller budget: a first look of 500 probes.
+    const small = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/lab',
+      headers: bearer(t.admin),
+      payload: { strategy: 'adaptive', budget: 2000, params: { firstVisitCap: 500 }, periodSeconds: null },
+    });
+    expect(small.statusCode, small.body).toBe(200);
+    const first = await runCycle(1);
+    const looks = first.filter((w) => w.ip === '198.18.20.9');
+    // adaptive's two rounds (seed, then follow-up) of a first look capped at 500 probes, none on the hidden port.
+    expect(looks.flatMap((w) => w.ports).length).toBe(500);
+    expect(looks.flatMap((w) => w.ports)).not.toContain(hidden);
+    // The policy now funds every port on every host (a derived budget of 65,535 on this scope).
+    const full = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/lab',
+      headers: bearer(t.admin),
+      payload: { strategy: 'adaptive', budget: 65535, params: { firstVisitCap: 500 }, periodSeconds: null },
+    });
+    expect(full.statusCode, full.body).toBe(200);
+    const second = await runCycle(2);
+    const visit = second.filter((w) => w.ip === '198.18.20.9');
+    expect(visit.flatMap((w) => w.ports)).toContain(hidden);
+    const history = (await app.inject({ method: 'GET', url: '/api/v1/hosts/198.18.20.9/history', headers: bearer(t.admin) })).json();
+    expect(history.items[0].ports.map((p: { port: number }) => p.port)).toEqual([hidden]);
+    // The dead addresses get every port too: the budget funds them, and they cannot be told apart.
+    const dead = second.filter((w) => w.ip === '198.18.20.12');
+    expect(dead.flatMap((w) => w.ports).length).toBe(65535);
+  });
+});
