@@ -586,13 +586,15 @@ export class PostgresCoordinationStore implements CoordinationStore {
     });
   }
 
-  countLeases(filter: { agentId?: string } = {}): Promise<number> {
+  countLeases(filter: { agentId?: string; liveAt?: number } = {}): Promise<number> {
     return this.run('counting leases', async (q) => {
-      const { rows } =
-        filter.agentId === undefined
-          ? await q.query('SELECT COUNT(*)::int8 AS n FROM leases')
-          : await q.query('SELECT COUNT(*)::int8 AS n FROM leases WHERE agent_id = $1', [filter.agentId]);
-      return rows[0]!.n as number;
+      const conditions: string[] = [];
+      const params: unknown[] = [];
+      if (filter.agentId !== undefined) conditions.push(`agent_id = $${params.push(filter.agentId)}`);
+      if (filter.liveAt !== undefined) conditions.push(`deadline > $${params.push(filter.liveAt)}`);
+      const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+      const { rows } = await q.query(`SELECT COUNT(*)::int8 AS n FROM leases${where}`, params);
+      return Number(rows[0]!.n);
     });
   }
 

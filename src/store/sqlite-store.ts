@@ -418,13 +418,19 @@ class SqliteStore implements Store {
     });
   }
 
-  countLeases(filter: { agentId?: string } = {}): Promise<number> {
-    return this.run(
-      'counting leases',
-      () =>
-        (filter.agentId === undefined ? (this.stmt.leaseCountAll.get() as Row) : (this.stmt.leaseCountAgent.get(filter.agentId) as Row))
-          .n as number,
-    );
+  countLeases(filter: { agentId?: string; liveAt?: number } = {}): Promise<number> {
+    return this.run('counting leases', () => {
+      if (filter.liveAt !== undefined) {
+        if (filter.agentId !== undefined)
+          return (
+            this.prepared('SELECT COUNT(*) AS n FROM leases WHERE agent_id = ? AND deadline > ?').get(filter.agentId, filter.liveAt) as Row
+          ).n as number;
+        return (this.stmt.leaseCountLive.get(filter.liveAt) as Row).n as number;
+      }
+      return (
+        filter.agentId === undefined ? (this.stmt.leaseCountAll.get() as Row) : (this.stmt.leaseCountAgent.get(filter.agentId) as Row)
+      ).n as number;
+    });
   }
 
   renewLease(id: string, deadline: number): Promise<boolean> {
@@ -1024,6 +1030,7 @@ function prepareStatements(db: Database.Database) {
     leaseInsert: db.prepare('INSERT INTO leases (id, ip, agent_id, deadline, doc) VALUES (?, ?, ?, ?, ?)'),
     leaseGet: db.prepare('SELECT doc FROM leases WHERE id = ?'),
     leaseCountAll: db.prepare('SELECT COUNT(*) AS n FROM leases'),
+    leaseCountLive: db.prepare('SELECT COUNT(*) AS n FROM leases WHERE deadline > ?'),
     leaseCountAgent: db.prepare('SELECT COUNT(*) AS n FROM leases WHERE agent_id = ?'),
     leaseRenew: db.prepare('UPDATE leases SET deadline = ?, doc = ? WHERE id = ?'),
     leaseDelete: db.prepare('DELETE FROM leases WHERE id = ?'),

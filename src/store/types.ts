@@ -103,8 +103,11 @@ export interface CoordinationStore {
   getLease(id: string): Promise<Lease | undefined>;
   /** Leases in flight, optionally for one agent or one ip, by deadline ascending then id. */
   listLeases(filter?: { agentId?: string; ip?: string }): Promise<Lease[]>;
-  /** Number of leases in flight (optionally of one agent). */
-  countLeases(filter?: { agentId?: string }): Promise<number>;
+  /**
+   * Number of leases in flight (optionally of one agent; with `liveAt`, only those whose deadline
+   * is after it: not yet expired).
+   */
+  countLeases(filter?: { agentId?: string; liveAt?: number }): Promise<number>;
   /** Extend a lease's deadline; false when the lease is gone. */
   renewLease(id: string, deadline: number): Promise<boolean>;
   /**

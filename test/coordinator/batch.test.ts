@@ -171,6 +171,8 @@ describe('batched work: many items per lease request, many results per submit', 
     // Arrange: nine leases for agent 0, one for agent 1.
     const t = await tokens(app, 2);
     await addScope(app, t.admin, [{ range: '198.18.9.0/28' }]);
+    // A budget below the port space, so some port is not in a work item.
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 100 });
     const w = (await lease(t.agents[0]!, 9)).json.items!;
     const foreign = (await getWork(app, t.agents[1]!))!;
     const at = clock.now();

@@ -29,7 +29,13 @@ test('hands out every address of the scope once per cycle, each with a stored le
   expect(rig.units.coverage.report(rig.units.scope.addressSpace)).toEqual([
     { tag: 'lab', handedOut: 8, scanned: 0, addresses: '8', fraction: 0 },
   ]);
-  // The next request begins cycle 2 (no period: cycles run back to back).
+  // No period: cycles run back to back, but a cycle does not begin while the last one's visits
+  // are still being scanned (their leases live), or every address would be visited twice at once.
+  expect(await rig.units.leasing.getWorkBatch(agent, 1)).toEqual([]);
+  rig.clock.advance(1000);
+  expect(await rig.units.leasing.getWorkBatch(agent, 1)).toEqual([]);
+  // Once they are done (here: expired; a stored result ends a lease too), cycle 2 begins.
+  rig.clock.advance(items[0]!.deadline - rig.clock.now());
   expect((await rig.units.leasing.getWorkBatch(agent, 1))[0]!.cycle).toBe(2);
 });
 

@@ -148,6 +148,9 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         expect((await store.listLeases({ agentId: 'a1' })).map((l) => l.id)).toEqual(['l3', 'l1']);
         expect((await store.listLeases({ ip: '198.18.0.2' })).map((l) => l.id)).toEqual(['l2']);
         expect(await store.countLeases({ agentId: 'a1' })).toBe(2);
+        expect(await store.countLeases({ liveAt: 2000 })).toBe(1);
+        expect(await store.countLeases({ liveAt: 999 })).toBe(3);
+        expect(await store.countLeases({ agentId: 'a1', liveAt: 2000 })).toBe(1);
         expect(await store.renewLease('l3', 5000)).toBe(true);
         expect(await store.renewLease('nope', 5000)).toBe(false);
         expect((await store.getLease('l3'))?.deadline).toBe(5000);
