@@ -213,6 +213,11 @@ describe('allowance by liveness', () => {
     );
     // At budget 100 nothing changes: the floor (10).
     expect(at(100).silentAllowance(1, 100)).toBe(10);
+    // Nobody answered: the whole epoch's budget is the silent hosts'.
+    const dark = new Discovery(resolveCommonOptions({ budget: 100 }), defaults, catalog, 20);
+    const none = Array.from({ length: 16 }, (_, i) => result(i + 1, 0, []));
+    dark.observe(none, none, false);
+    expect(dark.allowance(host(3, 1, []), createRng('h'))).toBe(100);
   });
 });
 
