@@ -2,7 +2,7 @@ import { realpathSync, writeFileSync } from 'node:fs';
 import { loadNmapServices } from '../src/catalog/index.js';
 import { type SimulationResult, simulate } from '../simulator/index.js';
 import { generateRecording } from '../simulator/synthetic/index.js';
-import { createStrategy } from '../strategies/index.js';
+import { createStrategy, getStrategy } from '../strategies/index.js';
 
 /**
  * Issue 12's evidence: late coverage (epochs E/2 .. E-1) of every learning strategy and of top-k
@@ -14,7 +14,9 @@ import { createStrategy } from '../strategies/index.js';
  * PB_BENCH_DISCOVERY_HOSTS (4096 = 16 /24s), PB_BENCH_DISCOVERY_EPOCHS (12),
  * PB_BENCH_DISCOVERY_BUDGETS (25,100,300), PB_BENCH_DISCOVERY_STRATEGIES (default below),
  * PB_BENCH_DISCOVERY_OUT (a JSON file for the figures), PB_BENCH_DISCOVERY_REPLAY_SEED (the replay
- * seed, default `bench`; `recording` = the case's seed, as `npm run headline` replays). A case
+ * seed, default `bench`; `recording` = the case's seed, as `npm run headline` replays),
+ * PB_BENCH_DISCOVERY_PARAMS (strategy parameters as JSON, e.g. '{"discoveryShare":0.2}', applied to
+ * every strategy that takes them; for trying a setting before it becomes a default). A case
  * `profile:seed:hosts` overrides the host count for that case (the headline's sizes).
  */
 
@@ -69,6 +71,7 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
   const cases = env.PB_BENCH_DISCOVERY_CASES?.split(',').map((s) => s.trim()) ?? DISCOVERY_CASES;
   const budgets = (env.PB_BENCH_DISCOVERY_BUDGETS ?? '25,100,300').split(',').map(Number);
   const names = env.PB_BENCH_DISCOVERY_STRATEGIES?.split(',').map((s) => s.trim()) ?? STRATEGIES;
+  const params = env.PB_BENCH_DISCOVERY_PARAMS ? (JSON.parse(env.PB_BENCH_DISCOVERY_PARAMS) as Record<string, unknown>) : {};
   const catalog = loadNmapServices();
   const cells: DiscoveryCell[] = [];
   console.log(
@@ -83,7 +86,9 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
     for (const budget of budgets) {
       const row: string[] = [];
       for (const strategy of names) {
-        const s = createStrategy({ strategy, budget }, { catalog });
+        const known = new Set(getStrategy(strategy).parameters.map((p) => p.name));
+        const own = Object.fromEntries(Object.entries(params).filter(([k]) => known.has(k)));
+        const s = createStrategy({ strategy, budget, params: own }, { catalog });
         const before = process.cpuUsage();
         const r = simulate(recording, s, { seed: replaySeed });
         const used = process.cpuUsage(before);

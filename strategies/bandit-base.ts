@@ -59,7 +59,8 @@ export const BANDIT_DISCOVERY_SHARE = 0.3;
 
 /**
  * The discovery defaults of the bandits and `cooccurrence` (docs/strategies.md, "Discovery"):
- * coordinated slices at BANDIT_DISCOVERY_SHARE, and the sweep tier following its recent yield.
+ * coordinated slices at BANDIT_DISCOVERY_SHARE scaled by their measured yield (sliceYield), and the
+ * sweep tier following its recent yield.
  */
 export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({
   discoveryShare: BANDIT_DISCOVERY_SHARE,
@@ -69,6 +70,7 @@ export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({
   yieldPrior: 0.5,
   sweepMinBudget: 50,
   sweepWithinShare: true,
+  sliceYield: true,
 });
 
 /** ParameterSpecs shared by the per-port bandits (candidate pool, statistics, discovery, guard rails). */

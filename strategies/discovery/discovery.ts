@@ -1,5 +1,5 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
-import { PortbanditError, MAX_PORT, type Rng } from '../../src/core/index.js';
+import { PortbanditError, PortRanges, MAX_PORT, type Rng } from '../../src/core/index.js';
 import { PortPicker } from '../port-picker.js';
 import type { CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
 import { CandidateOrder, hashPrefix } from './candidate-order.js';
@@ -63,6 +63,7 @@ export interface DiscoveryParams {
   readonly yieldPrior: number;
   readonly sweepMinBudget: number;
   readonly sweepWithinShare: boolean;
+  readonly sliceYield: boolean;
 }
 
 /** The defaults that differ per strategy. */
@@ -74,6 +75,8 @@ export interface DiscoveryDefaults {
   readonly yieldPrior: number;
   readonly sweepMinBudget: number;
   readonly sweepWithinShare: boolean;
+  /** The slice width follows the slices' measured yield (default false). */
+  readonly sliceYield?: boolean;
 }
 
 /** ParameterSpecs of the discovery layer (some defaults differ per strategy). */
@@ -185,6 +188,13 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       description:
         'No epoch spends more than the sweep share on sweeps: a scope whose epoch budget times the share cannot hold one whole sweep gets none (false = pace whole sweeps across epochs, so an epoch of a small scope may spend most of its budget on one).',
     },
+    {
+      name: 'sliceYield',
+      type: 'boolean',
+      default: defaults.sliceYield ?? false,
+      description:
+        "The discovery share follows the slices' measured yield, as the sweeps' does: hits per port a slice found first (other hosts of its prefix found with it the next epoch), halved per epoch of age, over four hits; at least a quarter of discoveryShare. Where slices find only one-offs (a scope that follows nmap's table) their probes go back to the ranking.",
+    },
   ];
 }
 
@@ -203,6 +213,7 @@ export function pickDiscoveryParams(p: DiscoveryParams): DiscoveryParams {
     yieldPrior: p.yieldPrior,
     sweepMinBudget: p.sweepMinBudget,
     sweepWithinShare: p.sweepWithinShare,
+    sliceYield: p.sliceYield,
   };
 }
 
@@ -232,6 +243,8 @@ export interface DiscoveryState {
   readonly sweeps?: SweepPlannerState;
   /** The sweep tier's yield: sweeps and hits per epoch, the ports watched. */
   readonly sweepYield?: SweepYieldState;
+  /** The slices' yield (sliceYield): per epoch, ports a slice found first ("sweeps") and the hits on them; absent in older states. */
+  readonly sliceYield?: SweepYieldState;
 }
 
 /** The empty discovery state. */
@@ -298,6 +311,11 @@ function hexToBits(hex: string, where: string): Uint32Array {
   return bits;
 }
 
+/** The least share of discoveryShare a slice keeps when its yield is low (discovery never stops). */
+export const SLICE_YIELD_FLOOR = 0.25;
+/** Hits per port a slice found first at which the slices keep their full share. */
+export const SLICE_YIELD_TARGET = 4;
+
 const NO_PLAN: Plan = Object.freeze({ epoch: -1, c1: 0, c2: 0, span1: 0, span2: 0 });
 const EMPTY: readonly number[] = Object.freeze([]);
 
@@ -315,6 +333,8 @@ export class Discovery {
   private readonly planner: SweepPlanner;
   private readonly sweepYield: SweepYield;
   private knownCache: { epoch: number; version: number; ports: number[] } | null = null;
+  /** The slices' yield: ports a slice found first, and other hosts of the prefix found with them the next epoch. */
+  private readonly sliceSpread: SweepYield;
 
   /**
    * `pseudoLimit`: a host with at least this many open ports is a pseudo-service host (no
@@ -341,6 +361,7 @@ export class Discovery {
     this.planner = new SweepPlanner(
       sweeps === undefined ? undefined : validateSweepPlanner(sweeps, valid?.sweeps ? 'state.discovery.sweeps' : 'state.sweeps'),
     );
+    this.sliceSpread = new SweepYield(valid?.sliceYield);
     this.sweepYield = new SweepYield(
       yieldState === undefined
         ? undefined
@@ -527,7 +548,41 @@ export class Discovery {
 
   /** Discovery probes per answering host in `epoch`. */
   width(epoch: number): number {
-    return Math.floor(this.params.discoveryShare * this.liveAllowance(epoch, this.budgetOf(epoch)));
+    return Math.floor(this.params.discoveryShare * this.sliceFactor(epoch) * this.liveAllowance(epoch, this.budgetOf(epoch)));
+  }
+
+  /**
+   * With `sliceYield`, the factor on discoveryShare in `epoch`: hits per port a slice found first
+   * (other hosts of its prefix found with it the epoch after) over SLICE_YIELD_TARGET, in
+   * [SLICE_YIELD_FLOOR, 1], each epoch weighing 0.5^age, with a prior of one find at the target
+   * (full share until measured); the sweep tier's rule (SweepYield) applied to slices, one epoch
+   * later.
+   */
+  sliceFactor(epoch: number): number {
+    if (!this.params.sliceYield) return 1;
+    // One epoch later than the sweeps' rule: every count it uses is of epochs before epoch - 1,
+    // complete before `epoch` starts even when results stream in late, so the width (and the
+    // hosts' disjoint positions) does not change while an epoch runs.
+    return Math.max(SLICE_YIELD_FLOOR, this.sliceSpread.factor(epoch - 1, SLICE_YIELD_TARGET, 0.5, 1));
+  }
+
+  /** A teaching result's slice finds: the ports of its slice found open that nobody had seen open in the scope before. */
+  private countSlice(r: HostResult): void {
+    if (r.sweep) return;
+    this.sliceSpread.observeHost(r.prefix, r.epoch, r.open);
+    if (r.previousOpen.length === 0 || r.previousOpen.length >= this.pseudoLimit || r.open.length === 0) return;
+    const fresh = r.open.filter((p) => !this.known.has(p));
+    if (fresh.length === 0) return;
+    const slice = this.slice({
+      ip: r.ip,
+      tags: r.tags,
+      prefix: r.prefix,
+      epoch: r.epoch,
+      previousOpen: r.previousOpen,
+      previousEpoch: r.epoch - 1,
+      probeable: PortRanges.ALL,
+    });
+    for (const p of fresh) if (slice.includes(p)) this.sliceSpread.observeSweep(r.prefix, r.epoch, [p]);
   }
 
   /** Ports seen open in the scope before `epoch`, in (first epoch, port) order: tier 1. */
@@ -641,6 +696,7 @@ export class Discovery {
     }
     for (const r of teach) {
       const n = r.open.length;
+      if (this.params.sliceYield) this.countSlice(r);
       this.planner.observe(r.epoch, r.ip, r.prefix, r.sweep, n > 0 && n < this.pseudoLimit);
       // A sweep's yield: the ports nobody had seen open in the scope before it, watched for the
       // next epoch's hits on the prefix's other hosts.
@@ -705,7 +761,7 @@ export class Discovery {
     const lines = [
       `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps, target ${this.params.sweepTarget} per sweep, memory ${this.params.yieldMemory}); the other hosts get ${odds.others.toFixed(1)} probes on average`,
       this.describeAllowance(epoch, odds.others, counts),
-      `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
+      `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}${this.params.sliceYield ? ` x ${this.sliceFactor(epoch).toFixed(2)} for the slices' measured yield: ${this.sliceSpread.totals(epoch).hits} hits on ${this.sliceSpread.totals(epoch).sweeps} ports slices found first, target ${SLICE_YIELD_TARGET} per port` : ''}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
     if (n > 0) {
       const full = avg > 0 ? this.order.length / avg : Infinity;
@@ -756,7 +812,9 @@ export class Discovery {
         live.map(([e, bits]) => [e, bitsToHex(bits)] as const),
       ] as const;
     });
-    return { version: 1, hosts, known, prefixes, sweeps: this.planner.toJSON(), sweepYield: this.sweepYield.toJSON() };
+    const out: DiscoveryState = { version: 1, hosts, known, prefixes, sweeps: this.planner.toJSON(), sweepYield: this.sweepYield.toJSON() };
+    const sliceYield = this.sliceSpread.toJSON();
+    return sliceYield.counts.length === 0 && sliceYield.watch.length === 0 ? out : { ...out, sliceYield };
   }
 }
 
@@ -785,6 +843,7 @@ export function validateDiscoveryState(state: unknown, where: string): Discovery
         [2, 3, 4, 5].every((i) => isInt(r[i])) &&
         Array.isArray(r[6]),
     );
+  if (ok && s.sliceYield !== undefined) validateSweepYield(s.sliceYield, `${where}.sliceYield`);
   if (ok && s.sweeps !== undefined) validateSweepPlanner(s.sweeps, `${where}.sweeps`);
   if (ok && s.sweepYield !== undefined) validateSweepYield(s.sweepYield, `${where}.sweepYield`);
   if (!ok) {
@@ -831,7 +890,9 @@ export function mergeDiscoveryStates(a: DiscoveryState | undefined, b: Discovery
       }
     }
   }
+  const sliceYield = mergeSweepYields(x.sliceYield ?? { counts: [], watch: [] }, y.sliceYield ?? { counts: [], watch: [] });
   return {
+    ...(sliceYield.counts.length > 0 || sliceYield.watch.length > 0 ? { sliceYield } : {}),
     version: 1,
     hosts: latest.sort((p, q) => p - q).map((e) => [e, ...hosts.get(e)!] as const),
     known: [...known].sort((p, q) => p[0] - q[0]).map(([p, e]) => [p, e] as const),

@@ -15,6 +15,7 @@ import {
   emptyDiscoveryState,
   mergeDiscoveryStates,
   type DiscoveryParams,
+  SLICE_YIELD_FLOOR,
 } from '../../strategies/discovery/discovery.js';
 import { SweepYield } from '../../strategies/discovery/sweep-planner.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
@@ -212,6 +213,11 @@ describe('allowance by liveness', () => {
     );
     // At budget 100 nothing changes: the floor (10).
     expect(at(100).silentAllowance(1, 100)).toBe(10);
+    // Nobody answered: the whole epoch's budget is the silent hosts'.
+    const dark = new Discovery(resolveCommonOptions({ budget: 100 }), defaults, catalog, 20);
+    const none = Array.from({ length: 16 }, (_, i) => result(i + 1, 0, []));
+    dark.observe(none, none, false);
+    expect(dark.allowance(host(3, 1, []), createRng('h'))).toBe(100);
   });
 });
 
@@ -289,6 +295,59 @@ describe('small scopes', () => {
     expect(first).toBeGreaterThan(0);
     // Epoch 0 has no slices (nothing known about liveness): the pass starts in epoch 1.
     expect(first).toBeLessThanOrEqual(Math.ceil(predicted) + 1);
+  });
+});
+
+describe('the slice share following its yield (sliceYield)', () => {
+  /**
+   * Six epochs of one /24 whose 60 answering hosts run 22; each epoch host 1's slice finds a port
+   * nobody had seen open, which the other hosts run the next epoch (`spreads`) or not.
+   */
+  function run(spreads: boolean): Discovery {
+    const d = new Discovery(resolveCommonOptions({ budget: 100 }), { ...defaults, sliceYield: true }, catalog, 20);
+    const first = Array.from({ length: 100 }, (_, i) => result(i + 1, 0, i < 60 ? [22] : []));
+    d.observe(first, first, false);
+    let last: number | undefined;
+    for (let e = 1; e <= 6; e++) {
+      const find = d.slice(host(1, e, [22])).find((p) => p !== 22 && p !== last)!;
+      const rs = Array.from({ length: 60 }, (_, i): HostResult => {
+        const open = i === 0 ? [22, find] : spreads && last !== undefined ? [22, last] : [22];
+        return { ...result(i + 1, e, open), probed: [...new Set([22, find, ...(last ? [last] : [])])], previousOpen: [22] };
+      });
+      d.observe(rs, rs, false);
+      last = find;
+    }
+    return d;
+  }
+
+  test('slices whose finds are one-offs shrink to a quarter of the share; slices whose finds spread in their prefix keep it', () => {
+    const poor = run(false);
+    const rich = run(true);
+    // Nothing measured yet: the full share.
+    expect(poor.sliceFactor(1)).toBe(1);
+    expect(poor.sliceFactor(7)).toBe(SLICE_YIELD_FLOOR);
+    expect(rich.sliceFactor(7)).toBe(1);
+    expect(poor.width(7)).toBeLessThan(rich.width(7));
+    expect(poor.describe(7).join('\n')).toMatch(/share 0.25 x 0.25 for the slices' measured yield/);
+    // The counts are in the state: restored and merged-with-empty states give the same factor, and merge is symmetric.
+    const saved = JSON.parse(JSON.stringify(poor.toJSON()));
+    expect(saved.sliceYield.counts.length).toBeGreaterThan(0);
+    const p = { ...defaults, sliceYield: true };
+    const options = resolveCommonOptions({ budget: 100 });
+    expect(new Discovery(options, p, catalog, 20, saved).sliceFactor(7)).toBe(SLICE_YIELD_FLOOR);
+    expect(new Discovery(options, p, catalog, 20, mergeDiscoveryStates(saved, emptyDiscoveryState())).sliceFactor(7)).toBe(
+      SLICE_YIELD_FLOOR,
+    );
+    const other = JSON.parse(JSON.stringify(rich.toJSON()));
+    expect(mergeDiscoveryStates(saved, other)).toEqual(mergeDiscoveryStates(other, saved));
+    // Off (adaptive's default), the factor is 1 whatever was measured.
+    expect(new Discovery(options, defaults, catalog, 20, saved).sliceFactor(7)).toBe(1);
+  });
+
+  test('a malformed sliceYield in a state is refused, naming the field', () => {
+    const options = resolveCommonOptions({ budget: 100 });
+    const bad = { ...emptyDiscoveryState(), sliceYield: { counts: [[1, 2]], watch: 'x' } };
+    expect(() => new Discovery(options, defaults, catalog, 20, bad as never)).toThrow(/sliceYield|counts/);
   });
 });
 
