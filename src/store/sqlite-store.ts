@@ -122,16 +122,6 @@ const MAX_GROUP_WRITES = 128;
 /** Facet rows per INSERT statement (3 parameters each). */
 const TERM_ROWS_PER_STATEMENT = 64;
 
-/** A write waiting for the group commit. */
-interface PendingWrite {
-  readonly what: string;
-  readonly work: () => unknown;
-  readonly resolve: (result: never) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-type GroupOutcome = { ok: true; result: unknown } | { ok: false; error: PortbanditError };
-
 const parse = <T>(text: unknown): T => JSON.parse(text as string) as T;
 
 class SqliteStore implements Store {
@@ -146,7 +136,12 @@ class SqliteStore implements Store {
   private readonly savepoint: (work: () => unknown) => unknown;
   /** A deferred group commit's retry is on a timer. */
   private retryScheduled = false;
-  private readonly pendingWrites: PendingWrite[] = [];
+  private readonly pendingWrites: {
+    what: string;
+    work: () => unknown;
+    resolve: (result: never) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
 
   constructor(
     db: Database.Database,
@@ -651,7 +646,8 @@ class SqliteStore implements Store {
   /**
    * Group commit of the hot writes (ingests, leases, enqueued work): calls made in the same turn
    * of the event loop share one transaction (one WAL commit; up to MAX_GROUP_WRITES of them, the
-   * rest in the next turns, in order); a failing write rolls back only itself (commitGroup). Each promise settles after the commit, so whatever was
+   * rest in the next turns, in order), each inside its own savepoint so a
+   * failing write rolls back only itself. Each promise settles after the commit, so whatever was
    * acknowledged is committed; a crash loses only writes whose callers were still waiting. Writes
    * apply in call order; a read issued in the same turn before the flush does not see them yet
    * (callers await the write before depending on it).
@@ -682,14 +678,19 @@ class SqliteStore implements Store {
     // held the event loop for seconds; the rest follow in the next turns, in call order.
     const batch = force ? this.pendingWrites.splice(0) : this.pendingWrites.splice(0, MAX_GROUP_WRITES);
     if (this.pendingWrites.length > 0) setImmediate(() => this.flushWrites());
-    let outcomes: GroupOutcome[];
+    const outcomes: ({ ok: true; result: unknown } | { ok: false; error: PortbanditError })[] = [];
     try {
-      // Fast path: the writes one after the other in one transaction, no savepoint each (a
-      // savepoint per write cost ~10% of the coordinator's CPU per host visit: SQLite journals
-      // each page a savepoint touches). Writes almost never fail; when one does, the whole
-      // transaction is rolled back and the group is done again below, each write in its own
-      // savepoint, so a failing write still rolls back only itself.
-      outcomes = this.commitGroup(batch, false) ?? this.commitGroup(batch, true)!;
+      this.db
+        .transaction(() => {
+          for (const { what, work } of batch) {
+            try {
+              outcomes.push({ ok: true, result: this.savepoint(work) });
+            } catch (error) {
+              outcomes.push({ ok: false, error: wrapError(error, `${what} (${this.file})`) });
+            }
+          }
+        })
+        .immediate();
     } catch (error) {
       const failure = wrapError(error, `committing ${batch.length} grouped writes (${this.file})`);
       for (const item of batch) item.reject(failure);
@@ -700,39 +701,6 @@ class SqliteStore implements Store {
       if (outcome.ok) item.resolve(outcome.result as never);
       else item.reject(outcome.error);
     });
-  }
-
-  /**
-   * One transaction of grouped writes. `isolated`: each write in a savepoint, its failure its own
-   * outcome. Not isolated: the first write that throws rolls the whole transaction back and the
-   * answer is undefined (nothing was committed; the caller does the group again isolated).
-   */
-  private commitGroup(batch: readonly PendingWrite[], isolated: boolean): GroupOutcome[] | undefined {
-    const outcomes: GroupOutcome[] = [];
-    try {
-      this.db
-        .transaction(() => {
-          for (const { what, work } of batch) {
-            if (!isolated) {
-              outcomes.push({ ok: true, result: work() });
-              continue;
-            }
-            try {
-              outcomes.push({ ok: true, result: this.savepoint(work) });
-            } catch (error) {
-              outcomes.push({ ok: false, error: wrapError(error, `${what} (${this.file})`) });
-            }
-          }
-        })
-        .immediate();
-    } catch (error) {
-      // A write threw (the transaction is rolled back, nothing of the group is stored): redo the
-      // group isolated. A failure of the transaction itself (COMMIT, or BEGIN when isolated) goes
-      // to the caller.
-      if (!isolated && outcomes.length < batch.length) return undefined;
-      throw error;
-    }
-    return outcomes;
   }
 
   /** One ingest inside the batch transaction (`batched` wraps it in a savepoint). */
