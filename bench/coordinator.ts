@@ -48,7 +48,8 @@ import { createRng } from '../src/core/rng.js';
  * half the batched closed loop's), PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
  * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
- * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_LOG (the coordinators' log
+ * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_CPU_ROUNDS of the batched one
+ * (8; after the SQLite batched phases, measureBatchedCpu: CPU per host visit in process), PB_BENCH_COORD_LOG (the coordinators' log
  * level, default silent; `error` shows what an error answer was), PB_BENCH_COORD_PACED_PAIRS offered
  * in the paced phase (default half the closed loop's pair rate), PB_BENCH_COORD_FLEET_PAIRS
  * offered at the fleet pace (200).
@@ -388,6 +389,88 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
     );
     console.log(
       `  ratio empty / getwork ${fmt(emptyUs / workUs, 3)}; empty / pair ${fmt(emptyUs / pairUs, 3)} (a pair-rate ceiling relative to the empty route's)`,
+    );
+  } finally {
+    await app.close();
+    await empty.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * CPU time per host visit of the batched path, in process (fastify inject, no sockets, no load
+ * generator): `agents` agents each lease 64 (`GET /api/v1/agent/work?max=64`) and submit them in
+ * one `POST /api/v1/agent/results/batch`, all at once, `rounds` times after 3 rounds of warm-up;
+ * the leases' and the submits' CPU apart, next to the empty route's CPU per request in the same
+ * process. A loaded machine disturbs this far less than rates and latencies: it is the figure to
+ * compare builds with (docs/coordinator.md, batched work).
+ */
+async function measureBatchedCpu(rounds: number, agents: number, strategy: string): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
+  const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-bcpu-'));
+  const empty = Fastify({ logger: false });
+  empty.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({
+    ok: true,
+  }));
+  const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000 }, env: {} });
+  const app = await buildApp({ config });
+  try {
+    const c = app.coordinator;
+    await c.addScope('scope', [{ range: BATCHED_SCOPE, tags: ['bench'] }]);
+    await c.setPolicy('', { strategy, budget: 100, periodSeconds: null });
+    const tokens: string[] = [];
+    for (let i = 0; i < agents; i++) tokens.push((await c.createAgent(`bcpu-${i}`)).token);
+    await Promise.all([empty.ready(), app.ready()]);
+    type Item = { leaseId: string; ip: string; ports: number[] };
+    let visits = 0;
+    let leaseUs = 0;
+    let submitUs = 0;
+    const round = async () => {
+      let before = process.cpuUsage();
+      const leased = await Promise.all(
+        tokens.map(async (token) => {
+          const res = await app.inject({
+            method: 'GET',
+            url: '/api/v1/agent/work?version=bench&max=64',
+            headers: { authorization: `Bearer ${token}` },
+          });
+          return (JSON.parse(res.body) as { items?: Item[] }).items ?? [];
+        }),
+      );
+      let used = process.cpuUsage(before);
+      leaseUs += used.user + used.system;
+      before = process.cpuUsage();
+      await Promise.all(
+        leased.map(async (items, i) => {
+          if (items.length === 0) return;
+          const res = await app.inject({
+            method: 'POST',
+            url: '/api/v1/agent/results/batch',
+            headers: { authorization: `Bearer ${tokens[i]}`, 'content-type': 'application/json' },
+            payload: `{"results":[${items.map((item) => resultBody(item, true)).join(',')}]}`,
+          });
+          if (res.statusCode !== 200) throw new Error(`batch submit failed in the CPU measurement: ${res.statusCode} ${res.body}`);
+          visits += (JSON.parse(res.body) as { results: Array<{ outcome: string }> }).results.filter(
+            (r) => r.outcome === 'accepted',
+          ).length;
+        }),
+      );
+      used = process.cpuUsage(before);
+      submitUs += used.user + used.system;
+    };
+    for (let k = 0; k < 3; k++) await round();
+    await cpuPerCall(2000, 50, () => empty.inject({ method: 'GET', url: '/empty' }));
+    const emptyUs = await cpuPerCall(5000, 50, () => empty.inject({ method: 'GET', url: '/empty' }));
+    visits = leaseUs = submitUs = 0;
+    for (let k = 0; k < rounds; k++) await round();
+    const perVisit = (leaseUs + submitUs) / Math.max(1, visits);
+    console.log(
+      `CPU per host visit, batched, in process (fastify inject, ${agents} agents leasing 64 and submitting them in one batch, ${rounds} rounds, ${visits} visits; user+system of the whole process):`,
+    );
+    console.log(
+      `  ${fmt(perVisit, 0)} us per visit (lease ${fmt(leaseUs / Math.max(1, visits), 0)} + submit ${fmt(submitUs / Math.max(1, visits), 0)}); empty route ${fmt(emptyUs, 0)} us per request, so ${fmt(emptyUs / perVisit, 3)} visits per empty-route request` +
+        '; 5,000 visits/s on 2 whole cores is 400 us of CPU per visit for everything (server, client, checkpoints)',
     );
   } finally {
     await app.close();
@@ -1023,7 +1106,10 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       load,
     };
     if (phases.has('single')) await runSinglePhases(context);
-    if (phases.has('batched')) await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
+    if (phases.has('batched')) {
+      await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
+      await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
+    }
     for (const count of [1, 2] as const) {
       if (!phases.has(`pg${count}`)) continue;
       postgres ??= await startBenchPostgres(env);

@@ -1,4 +1,4 @@
-import { PortRanges } from '../core/index.js';
+import { PortbanditError, PortRanges, isPort } from '../core/index.js';
 import type { NewStoreEvent, ScanDocument, ScannedPort } from '../store/index.js';
 import type { ResultSubmission } from '../protocol/index.js';
 
@@ -77,9 +77,74 @@ function hasDetail(p: ScannedPort): boolean {
   return p.service !== undefined || p.product !== undefined || p.version !== undefined;
 }
 
-function unionSpec(a: string | undefined, b: readonly number[]): string {
-  const base = a === undefined || a === '' ? [] : PortRanges.parse(a).toArray();
-  return PortRanges.fromPorts([...base, ...b]).toString();
+/**
+ * The canonical spec of `a` (a spec) plus the ports `b`: one merge of `a`'s ranges with `b`
+ * (sorted first if it is not), without expanding either into single ports (a round's union was
+ * ~8% of the allocations per stored result, and a visit that probed 1-65535 expanded 65,535).
+ */
+export function unionSpec(a: string | undefined, b: readonly number[]): string {
+  const bounds: ArrayLike<number> = a === undefined || a === '' ? EMPTY_BOUNDS : (canonicalBounds(a) ?? PortRanges.parse(a).bounds);
+  const points = isAscending(b) ? b : [...b].sort((x, y) => x - y);
+  const out: number[] = [];
+  const add = (start: number, end: number): void => {
+    const last = out.length - 1;
+    if (last > 0 && start <= out[last]! + 1) {
+      if (end > out[last]!) out[last] = end;
+    } else out.push(start, end);
+  };
+  let i = 0;
+  let j = 0;
+  while (i < bounds.length || j < points.length) {
+    if (j >= points.length || (i < bounds.length && bounds[i]! <= points[j]!)) {
+      add(bounds[i]!, bounds[i + 1]!);
+      i += 2;
+    } else {
+      const p = points[j++]!;
+      if (!isPort(p)) throw new PortbanditError('PB_ERR_PORT_SPEC', `expected ports 1-65535, got ${JSON.stringify(p)}`);
+      add(p, p);
+    }
+  }
+  let spec = '';
+  for (let k = 0; k < out.length; k += 2) {
+    if (k > 0) spec += ',';
+    spec += out[k] === out[k + 1] ? String(out[k]) : `${out[k]}-${out[k + 1]}`;
+  }
+  return spec;
+}
+
+const EMPTY_BOUNDS = new Uint32Array(0);
+
+/**
+ * The ranges of a canonical spec ("21,80-82,443": ascending, disjoint, no spaces), read digit
+ * by digit; undefined for anything else (the caller then parses it in full). What a visit stored
+ * is canonical, and a regular expression per port was half of a union's cost.
+ */
+function canonicalBounds(spec: string): number[] | undefined {
+  const out: number[] = [];
+  let value = -1;
+  let start = -1;
+  for (let i = 0; i <= spec.length; i++) {
+    const c = i < spec.length ? spec.charCodeAt(i) : 44; // the end closes the last item like a comma
+    if (c >= 48 && c <= 57) {
+      value = (value < 0 ? 0 : value * 10) + (c - 48);
+      if (value > 65535) return undefined;
+    } else if (c === 45 && start < 0 && value >= 0) {
+      start = value; // '-'
+      value = -1;
+    } else if (c === 44 && value >= 1) {
+      const from = start < 0 ? value : start;
+      if (from < 1 || from > value || (out.length > 0 && from <= out[out.length - 1]! + 1)) return undefined;
+      out.push(from, value);
+      value = -1;
+      start = -1;
+    } else return undefined;
+  }
+  return out;
+}
+
+function isAscending(ports: readonly number[]): boolean {
+  for (let i = 1; i < ports.length; i++) if (ports[i]! < ports[i - 1]!) return false;
+  return true;
 }
 
 function sumTimings(

@@ -451,10 +451,9 @@ class SqliteStore implements Store {
   }
 
   private takeLease(id: string): Lease | undefined {
-    const row = this.stmt.leaseGet.get(id) as Row | undefined;
-    if (!row) return undefined;
-    this.stmt.leaseDelete.run(id);
-    return toLease(row);
+    // One statement (DELETE ... RETURNING), not a read and a delete: one per stored result.
+    const row = this.stmt.leaseTake.get(id) as Row | undefined;
+    return row ? toLease(row) : undefined;
   }
 
   takeExpiredLeases(now: number, limit: number, options: { requeue?: boolean } = {}): Promise<Lease[]> {
@@ -1034,6 +1033,7 @@ function prepareStatements(db: Database.Database) {
     leaseCountAgent: db.prepare('SELECT COUNT(*) AS n FROM leases WHERE agent_id = ?'),
     leaseRenew: db.prepare('UPDATE leases SET deadline = ?, doc = ? WHERE id = ?'),
     leaseDelete: db.prepare('DELETE FROM leases WHERE id = ?'),
+    leaseTake: db.prepare('DELETE FROM leases WHERE id = ? RETURNING doc'),
     leaseExpired: db.prepare('SELECT doc FROM leases WHERE deadline <= ? ORDER BY deadline, id LIMIT ?'),
     queueInsert: db.prepare('INSERT INTO work_queue (doc) VALUES (?)'),
     queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
