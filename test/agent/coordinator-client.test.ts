@@ -31,6 +31,9 @@ describe("the agent's coordinator client reads the condition from a 4xx answer",
     const t = await tokens(app);
     token = t.agents[0]!;
     await addScope(app, t.admin, [{ range: '198.18.30.1', tags: [] }]);
+    // A budget below the port space, so some port is not in the work item (the default rate
+    // funds every port of a one-address scope).
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 100 });
     // Not a coordinator: a proxy's 403 page, a 400 whose JSON has some other framework's code.
     foreign = createServer((req, res) => {
       if (req.url?.startsWith('/api/v1/agent/work'))
