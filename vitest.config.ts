@@ -17,7 +17,17 @@ export default defineConfig({
       // workers runs file after file in one process and imports fastify, pg, playwright-core, the
       // store... once, not once per file (module import summed over the files was ~300 s of the
       // unit run's CPU). A file that changes process-wide state (env, timers, cwd) restores it.
-      { test: { ...shared, name: 'unit', include: ['test/**/*.test.ts'], exclude: LAB_FILES, isolate: false } },
+      // One throwaway PostgreSQL for the run (test/helpers/postgres-global.ts), each store in a schema of its own.
+      {
+        test: {
+          ...shared,
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: LAB_FILES,
+          isolate: false,
+          globalSetup: ['test/helpers/postgres-global.ts'],
+        },
+      },
       // The lab is one per machine: its files take turns in one worker. vitest runs such a
       // project after the parallel files, so `npm test` (scripts/test.mjs) starts it as a vitest
       // process of its own beside the unit run; a plain `npx vitest run` runs it last.
