@@ -13,8 +13,21 @@ export default defineConfig({
     // Two files at a time on the 2-core machine.
     maxWorkers: 2,
     projects: [
-      // Everything but the lab (`npm run test:fast` runs only this).
-      { test: { ...shared, name: 'unit', include: ['test/**/*.test.ts'], exclude: LAB_FILES } },
+      // Everything but the lab (`npm run test:fast` runs only this). `isolate: false`: each of the two
+      // workers runs file after file in one process and imports fastify, pg, playwright-core, the
+      // store... once, not once per file (module import summed over the files was ~300 s of the
+      // unit run's CPU). A file that changes process-wide state (env, timers, cwd) restores it.
+      // One throwaway PostgreSQL for the run (test/helpers/postgres-global.ts), each store in a schema of its own.
+      {
+        test: {
+          ...shared,
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: LAB_FILES,
+          isolate: false,
+          globalSetup: ['test/helpers/postgres-global.ts'],
+        },
+      },
       // The lab is one per machine: its files take turns in one worker. vitest runs such a
       // project after the parallel files, so `npm test` (scripts/test.mjs) starts it as a vitest
       // process of its own beside the unit run; a plain `npx vitest run` runs it last.

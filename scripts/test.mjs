@@ -22,11 +22,11 @@ const fast = process.argv.includes('--fast');
 const vitestArgs = process.argv.slice(2).filter((a) => a !== '--fast');
 
 /** Run one step; `stream` passes its output through, otherwise it is printed once the step ends. */
-function step(name, command, args, { stream = false } = {}) {
+function step(name, command, args, { stream = false, env = process.env } = {}) {
   const started = Date.now();
   process.stderr.write(`[test] ${name}: started (${[command.replace(root, ''), ...args].join(' ')})\n`);
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: root, stdio: stream ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: root, env, stdio: stream ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
     let output = '';
     if (!stream) {
       child.stdout.on('data', (d) => (output += d));
@@ -44,6 +44,9 @@ function step(name, command, args, { stream = false } = {}) {
   });
 }
 
+// dist/ is fresh from step 1: tests that start the CLI as a process start the build, not the
+// sources through tsx (test/helpers/cli-process.ts).
+const testEnv = { ...process.env, PORTBANDIT_TEST_BUILT_CLI: '1' };
 const started = Date.now();
 const results = [await step('build', bin('tsc'), ['-p', 'tsconfig.build.json', '--noCheck'])];
 if (results[0].ok) {
@@ -55,9 +58,11 @@ if (results[0].ok) {
         fast ? 'vitest (without the lab)' : 'vitest unit',
         bin('vitest'),
         ['run', '--project', 'unit', '--passWithNoTests', ...vitestArgs],
-        { stream: true },
+        { stream: true, env: testEnv },
       ),
-      ...(fast ? [] : [step('vitest lab', bin('vitest'), ['run', '--project', 'lab', '--passWithNoTests', ...vitestArgs])]),
+      ...(fast
+        ? []
+        : [step('vitest lab', bin('vitest'), ['run', '--project', 'lab', '--passWithNoTests', ...vitestArgs], { env: testEnv })]),
     ])),
   );
 }

@@ -1,4 +1,4 @@
-import { openElasticsearchScanIndex, type ElasticsearchStoreOptions } from './elasticsearch-store.js';
+import type { ElasticsearchScanIndex, ElasticsearchStoreOptions } from './elasticsearch-store.js';
 import { IndexedStore } from './indexed-store.js';
 import type { PostgresOptions } from './postgres-database.js';
 import { openPostgresStore } from './postgres-store.js';
@@ -26,4 +26,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     await record.close();
     throw error;
   }
+}
+
+/**
+ * Open an Elasticsearch scan index (elasticsearch-store.ts). The client library takes about half a
+ * second to load, so it is loaded on the first call, not by every command that imports the store.
+ */
+export async function openElasticsearchScanIndex(options: ElasticsearchStoreOptions): Promise<ElasticsearchScanIndex> {
+  return (await import('./elasticsearch-store.js')).openElasticsearchScanIndex(options);
 }

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { PortbanditError, isPortbanditError } from '../core/index.js';
 
 /** Where a PostgreSQL store lives: a server, and a schema in its database. */
@@ -22,12 +22,14 @@ export type Queryable = Pick<pg.PoolClient, 'query'>;
 export const DEFAULT_POSTGRES_SCHEMA = 'portbandit';
 
 /** int8 (counts, times, sequence numbers) as JS numbers: every value we store fits in 2^53. */
-const types = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === pg.types.builtins.INT8
-      ? (value: string) => Number(value)
-      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-};
+function int8AsNumber(types: typeof pg.types): { getTypeParser: typeof pg.types.getTypeParser } {
+  return {
+    getTypeParser: ((oid: number, format?: string) =>
+      oid === types.builtins.INT8
+        ? (value: string) => Number(value)
+        : types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+  };
+}
 
 /**
  * A part of the schema with its migrations, applied in order under a transaction-level advisory
@@ -102,10 +104,12 @@ export class PostgresDatabase {
       );
     }
     const where = `${redactUrl(options.url)} schema ${schema}`;
+    // Loaded here, not at the top: a command that never opens PostgreSQL does not pay for it.
+    const { default: pg } = await import('pg');
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
-      types,
+      types: int8AsNumber(pg.types),
       options: `-c search_path=${schema}`,
       connectionTimeoutMillis: 10_000,
     });

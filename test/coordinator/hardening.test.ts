@@ -9,6 +9,7 @@ import { PortbanditError } from '../../src/core/errors.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/types.js';
 import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
+import { cliProcessArgs } from '../helpers/cli-process.js';
 
 /** issue 11, coordinator side: authentication first, honest timestamps, bounded free-form fields, no leaks. */
 
@@ -264,14 +265,10 @@ describe('revocation', () => {
     await runCliOut(['token', 'create', '--admin', 'ops', '--data', data.dir]); // not a first start: no bootstrap token
     const made = await runCliOut(['token', 'create', '--agent', 'victim', '--json', '--data', data.dir]);
     const { id, token } = JSON.parse(made) as { id: string; token: string };
-    const server = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data', data.dir, '--port', '0', '--log-level', 'silent'],
-      {
-        cwd: new URL('../..', import.meta.url).pathname,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    const server = spawn(process.execPath, [...cliProcessArgs(), 'serve', '--data', data.dir, '--port', '0', '--log-level', 'silent'], {
+      cwd: new URL('../..', import.meta.url).pathname,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     try {
       const url = await listeningUrl(server);
       const ask = async () => (await fetch(`${url}/api/v1/agent/work`, { headers: bearer(token) })).status;

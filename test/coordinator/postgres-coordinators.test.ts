@@ -9,6 +9,7 @@ import type { LearnedDocument } from '../../src/coordinator/learner.js';
 import type { SubmitResponse, WorkItem } from '../../src/protocol/protocol.js';
 import { openPostgresStore } from '../../src/store/postgres-store.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
+import { cliProcessArgs } from '../helpers/cli-process.js';
 
 /**
  * Several `portbandit serve` processes on one real PostgreSQL (a throwaway cluster), with
@@ -56,9 +57,7 @@ function startServe(name: string, url: string, schema: string, leaseSeconds: num
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
+      ...cliProcessArgs(),
       'serve',
       '--data',
       data,
@@ -299,7 +298,7 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
   }, 150_000);
 
   it('a coordinator killed mid-cycle: the other carries on, re-issues its leases after they expire, and takes over learning', async () => {
-    const { servers, store, tokens } = await setUp(3);
+    const { servers, store, tokens } = await setUp(6);
     try {
       // Kill the learner: the harder case (its role and what it had learned in memory go with it).
       let learner: Server | undefined;

@@ -8,6 +8,7 @@ import type { SubmitResponse, WorkItem } from '../../src/protocol/protocol.js';
 import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { serveMemoryElasticsearch } from '../helpers/es-http.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
+import { cliProcessArgs } from '../helpers/cli-process.js';
 
 /**
  * `portbandit serve --elasticsearch URL` as a process, on SQLite, with the in-memory Elasticsearch
@@ -29,21 +30,7 @@ interface Serve {
 function startServe(esUrl: string, extra: readonly string[] = [], dir = data): Promise<Serve> {
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'serve',
-      '--data',
-      dir,
-      '--port',
-      '0',
-      '--elasticsearch',
-      esUrl,
-      '--log-level',
-      'warn',
-      ...extra,
-    ],
+    [...cliProcessArgs(), 'serve', '--data', dir, '--port', '0', '--elasticsearch', esUrl, '--log-level', 'warn', ...extra],
     {
       cwd: root,
       env: { ...process.env, PORTBANDIT_SWEEP_MS: '200' },

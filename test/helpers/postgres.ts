@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 
 /**
  * A real, throwaway PostgreSQL for tests: `scripts/pg-throwaway.sh` (the one implementation,
@@ -40,15 +40,14 @@ export interface ThrowawayPostgres {
   stop(): Promise<void>;
 }
 
-/** Start a throwaway cluster (or use PORTBANDIT_TEST_POSTGRES_URL). */
-export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
+/**
+ * Start a throwaway cluster (or use PORTBANDIT_TEST_POSTGRES_URL), in `dir` when given (its
+ * parent must be open to the postgres user), else in a new temporary directory.
+ */
+export async function startThrowawayPostgres(where?: string): Promise<ThrowawayPostgres> {
   const external = process.env.PORTBANDIT_TEST_POSTGRES_URL;
   if (external) return { url: external, stop: async () => {} };
-  // The postgres user (the cluster's owner when tests run as root) must be able to reach it:
-  // the parent is traversable, not listable; the script makes the cluster directory its own.
-  const parent = mkdtempSync(join(tmpdir(), 'pb-pg-'));
-  chmodSync(parent, 0o711);
-  const dir = join(parent, 'cluster');
+  const dir = where ?? newClusterDir();
   const started = await execa('bash', [SCRIPT, 'start', dir], { reject: false });
   if (started.exitCode !== 0) throw new Error(`scripts/pg-throwaway.sh start failed (${started.exitCode}):\n${started.stderr}`);
   const url = started.stdout.trim();
@@ -61,17 +60,39 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
   };
 }
 
+function newClusterDir(): string {
+  // The postgres user (the cluster's owner when tests run as root) must be able to reach it:
+  // the parent is traversable, not listable; the script makes the cluster directory its own.
+  const parent = mkdtempSync(join(tmpdir(), 'pb-pg-'));
+  chmodSync(parent, 0o711);
+  return join(parent, 'cluster');
+}
+
 let schemas = 0;
 
+/** This worker's cluster, when the run keeps one per worker (see below). */
+let workerCluster: Promise<ThrowawayPostgres> | undefined;
+
 /**
- * A throwaway server for this test file (started in beforeAll, stopped in afterAll) and fresh
- * schema names on it: each store a test opens gets its own, so stores never see each other.
+ * A throwaway server for this test file and fresh schema names on it: each store a test opens
+ * gets its own, so stores never see each other. Under the unit project
+ * (test/helpers/postgres-global.ts) the server is the worker's: started by its first file that
+ * needs one, kept for the files after it (one at a time), stopped when the run ends. Otherwise
+ * one is started in beforeAll and stopped in afterAll.
  */
 export function usePostgres(): { url(): string; freshSchema(): string } {
   let server: ThrowawayPostgres | undefined;
   const run = `t${process.pid}_${Date.now().toString(36)}`;
   beforeAll(async () => {
-    server = await startThrowawayPostgres();
+    const clusters = process.env.PORTBANDIT_TEST_POSTGRES_URL ? undefined : inject('postgresClustersDir');
+    if (clusters) {
+      workerCluster ??= startThrowawayPostgres(join(clusters, `worker-${process.pid}`));
+      const cluster = await workerCluster.catch((error: unknown) => {
+        workerCluster = undefined;
+        throw error;
+      });
+      server = { url: cluster.url, stop: async () => {} };
+    } else server = await startThrowawayPostgres();
   }, 60_000);
   afterAll(async () => {
     if (process.env.PORTBANDIT_TEST_POSTGRES_URL && server) await dropSchemas(server.url, run);

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, test } from 'vitest';
 import { importMasscan, importNmap } from '../../src/importers/index.js';
 import { loadRecording, openPortsAt } from '../../src/recording/index.js';
+import { cliProcessArgs } from '../helpers/cli-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pb-import-'));
 const fx = (name: string) => new URL(`../fixtures/scanners/${name}`, import.meta.url).pathname;
@@ -122,10 +123,10 @@ describe('the import CLI', () => {
     const out = join(dir, 'cli.ndjson');
     const copy = join(dir, 'scan.xml');
     copyFileSync(fx('nmap-sv-services.xml'), copy);
-    const r = await execa('npx', ['tsx', 'src/cli/main.ts', 'import', 'nmap', copy, '--out', out, '--tag', 'dmz'], { reject: false });
+    const r = await execa(process.execPath, [...cliProcessArgs(), 'import', 'nmap', copy, '--out', out, '--tag', 'dmz'], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ files: 1, observations: 2, epochs: 1 });
-    const v = await execa('npx', ['tsx', 'src/cli/main.ts', 'recording', 'validate', out], { reject: false });
+    const v = await execa(process.execPath, [...cliProcessArgs(), 'recording', 'validate', out], { reject: false });
     expect(v.exitCode, v.stderr + v.stdout).toBe(0);
   }, 60_000);
 });

@@ -39,6 +39,8 @@ async function expectAllStored(path: string, scans: number): Promise<void> {
 }
 
 describe('WAL checkpoints on a worker thread', () => {
+  let attempts = 0;
+
   it('copies committed pages into the database file while the store is open, and loses nothing', async () => {
     const path = join(dir, 'worker.db');
     const store = await openSqliteStore({ path, checkpointIntervalMs: 20 });
@@ -65,7 +67,8 @@ describe('WAL checkpoints on a worker thread', () => {
     'keeps the WAL bounded under sustained writes (the writer holds a commit while the worker copies the rest)',
     { retry: 2 },
     async () => {
-      const path = join(dir, 'restart.db');
+      // A file of its own per attempt: a retry must not find the failed attempt's leases.
+      const path = join(dir, `restart-${attempts++}.db`);
       // 256 pages (1 MiB) instead of 64 MiB, so that a few thousand writes cross it many times.
       const store = await openSqliteStore({ path, checkpointIntervalMs: 20, checkpointRestartPages: 256 });
       let largest = 0;
@@ -75,11 +78,12 @@ describe('WAL checkpoints on a worker thread', () => {
         await write(store, 0, 2000);
       } finally {
         clearInterval(watch);
+        // Closed also when an attempt fails: its checkpoint worker must not run on into the retry.
+        await store.close();
       }
       expect(largest).toBeGreaterThan(0);
       // Without the hold (only resets that happen by themselves) it reached ~13 MiB; with it ~3.5 MiB.
       expect(largest).toBeLessThan(8 * 1024 * 1024);
-      await store.close();
       await expectAllStored(path, 2000);
     },
   );

@@ -4,14 +4,15 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecording } from '../../src/recording/index.js';
+import { cliProcessArgs } from '../helpers/cli-process.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'pb-scope-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Run the real CLI (TypeScript through tsx) and return its exit code and streams. */
+/** Run the real CLI in a process of its own and return its exit code and streams. */
 function portbandit(...args: string[]) {
-  return execa('node', ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, reject: false });
+  return execa(process.execPath, [...cliProcessArgs(), ...args], { cwd: root, reject: false });
 }
 
 describe('portbandit scope', () => {
