@@ -342,7 +342,12 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       const finishedVisits = run.acks.filter((a) => a.accepted && !a.followUp).length;
       const { learned, queued, lossy } = await learnedAndQueued(store);
       expect(lossy).toBe(0);
-      expect(learned + queued).toBe(finishedVisits);
+      // A result the dying coordinator committed may never have been answered (the connection
+      // died with it): it is learned though the agent saw no acknowledgement. At most one per
+      // request that failed that way.
+      const unanswered = run.errors.filter((e) => e.includes('fetch failed')).length;
+      expect(learned + queued).toBeGreaterThanOrEqual(finishedVisits);
+      expect(learned + queued).toBeLessThanOrEqual(finishedVisits + unanswered);
     } finally {
       await store.close();
     }
