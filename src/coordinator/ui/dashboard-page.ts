@@ -81,6 +81,14 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const coverage = coordinator.cycleCoverage();
   const nextCycle = coordinator.nextCycleAt();
   const period = coordinator.periodSeconds();
+  // Past its period a finished cycle still waits for the visits in flight (leasing.ts).
+  const waitingFor = nextCycle !== undefined && nextCycle <= now ? await store.countLeases({ liveAt: now }) : 0;
+  const nextLine =
+    nextCycle === undefined
+      ? ''
+      : waitingFor > 0
+        ? ` Finished; its period is over, and the next cycle starts once the ${formatCount(waitingFor)} visit${waitingFor === 1 ? '' : 's'} in flight ${waitingFor === 1 ? 'is' : 'are'} done.`
+        : ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).`;
   const [hourChart, portChart, serviceChart, policies] = await Promise.all([
     // The window ends with the current hour, so the chart (and its cache entry) is stable within it.
     renderScansPerHourChart(perHour, since, since + HOURS * 3_600_000),
@@ -102,7 +110,7 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
     ? scopeSize > 0n
       ? `Cycle ${cycle.cycle} has not started: the first work request starts its walk over ${formatCount(scopeSize)} addresses (the scope minus the blocklist).`
       : `Cycle ${cycle.cycle} has not started: the scope is empty.`
-    : `Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.skipped)} skipped; ${formatCount(cycle.completed)} earlier cycle${cycle.completed === 1 ? '' : 's'} completed.${nextCycle !== undefined ? ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).` : ''}`;
+    : `Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.skipped)} skipped; ${formatCount(cycle.completed)} earlier cycle${cycle.completed === 1 ? '' : 's'} completed.${nextLine}`;
   const card = (label: string, value: string, title = ''): SafeHtml =>
     html`<div class="card" title="${title}"><div class="label">${label}</div><div class="value">${value}</div></div>`;
   return html`<h1>Dashboard</h1>
