@@ -166,6 +166,16 @@ export const configSchema = {
       expected: 'a schema name (lower-case letters, digits and _, at most 63)',
       description: 'schema in that database (one schema = one installation)',
     },
+    postgresPool: {
+      type: 'integer',
+      minimum: 2,
+      maximum: 1000,
+      default: 10,
+      env: 'PORTBANDIT_POSTGRES_POOL',
+      flag: '--postgres-pool <n>',
+      description:
+        "connections this coordinator keeps to PostgreSQL at most; raise it for many agents per coordinator (each coordinator has its own pool: keep their sum under the server's max_connections)",
+    },
   },
 } as const;
 

@@ -52,7 +52,7 @@ export async function openCoordinatorCore(options: CoreOptions): Promise<Coordin
     options.store ??
     (await openStore({
       ...(config.postgresUrl
-        ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema }
+        ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema, poolSize: config.postgresPool }
         : { kind: 'sqlite', path: databasePath(config.dataDir) }),
       ...(config.elasticsearchUrl ? { elasticsearch: { node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix } } : {}),
     }));

@@ -362,6 +362,12 @@ describe('serve --postgres configuration', () => {
       postgresUrl: url,
       postgresSchema: 'site_b',
     });
+    // The connection pool: 10 unless given.
+    expect(resolveConfig({ env: { PORTBANDIT_POSTGRES_URL: url } }).postgresPool).toBe(10);
+    expect(resolveConfig({ env: { PORTBANDIT_POSTGRES_URL: url, PORTBANDIT_POSTGRES_POOL: '64' } }).postgresPool).toBe(64);
+    expect(() => resolveConfig({ flags: { postgresPool: 1 }, env: {} })).toThrow(
+      expect.objectContaining({ code: 'PB_ERR_CONFIG', where: '--postgres-pool' }) as unknown as Error,
+    );
   });
 
   it('refuses a URL that is not PostgreSQL and a bad schema, naming the source; takes PostgreSQL with an Elasticsearch index', () => {
