@@ -763,7 +763,10 @@ export class Discovery {
       this.describeAllowance(epoch, odds.others, counts),
       `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}${this.params.sliceYield ? ` x ${this.sliceFactor(epoch).toFixed(2)} for the slices' measured yield: ${this.sliceSpread.totals(epoch).hits} hits on ${this.sliceSpread.totals(epoch).sweeps} ports slices found first, target ${SLICE_YIELD_TARGET} per port` : ''}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
-    if (n > 0) {
+    if (this.budgetOf(epoch) >= this.room()) {
+      // Every host gets every port (silent ones by budget conservation): no slices needed.
+      lines.push(`full pass over all ${this.order.length} ports: every epoch, on every host (the budget covers the port space)`);
+    } else if (n > 0) {
       const full = avg > 0 ? this.order.length / avg : Infinity;
       const slowest = minSpan > 0 ? this.order.length / minSpan : Infinity;
       lines.push(

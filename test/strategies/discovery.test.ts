@@ -272,6 +272,21 @@ describe('small scopes', () => {
     },
   );
 
+  test('explain says a budget that covers the port space makes a full pass every epoch on every host', () => {
+    // A /26 behind a drop firewall: 3 hosts answer, the rest are silent (they get every port too).
+    const observations: Observation[] = [];
+    for (let i = 1; i <= 64; i++) observations.push({ epoch: 0, ip: `198.18.3.${i}`, tags: ['lab'], open: i <= 3 ? [22] : [] });
+    const full = createStrategy({ strategy: 'adaptive', budget: 65535 }, { catalog });
+    simulate(makeRecording(observations), full, { seed: 's' });
+    expect(full.explain(1).notes!.find((n) => n.startsWith('full pass'))).toBe(
+      'full pass over all 65535 ports: every epoch, on every host (the budget covers the port space)',
+    );
+    // Below the port space the estimate stands.
+    const small = createStrategy({ strategy: 'adaptive', budget: 300 }, { catalog });
+    simulate(makeRecording(observations), small, { seed: 's' });
+    expect(small.explain(1).notes!.find((n) => n.startsWith('full pass'))).toMatch(/^full pass over all \d+ ports: [\d.]+ epochs/);
+  });
+
   test('a port outside every list is found within the number of epochs explain predicts for a full pass', () => {
     // One /24: 24 hosts answer on 22, and all of them on 47613 (no list knows it); the rest are silent.
     const hidden = 47613;
