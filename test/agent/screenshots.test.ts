@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type Socket, connect } from 'node:net';
@@ -13,6 +12,7 @@ import type { ResultSubmission } from '../../src/protocol/protocol.js';
 import { readImageInfo } from '../../src/core/image-info.js';
 import { CHROMIUM, haveChromium } from '../helpers/chromium.js';
 import { decodePng, pixelAt } from '../helpers/png.js';
+import { selfSignedCert } from '../helpers/self-signed.js';
 
 /** A loopback web server that records every request and every TCP connection it gets. */
 interface Site {
@@ -268,28 +268,8 @@ c.putImageData(img, 0, 0);</script>`),
   it('renders an https service with a self-signed certificate (TLS errors ignored)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pb-shot-tls-'));
     try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-keyout',
-          join(dir, 'key.pem'),
-          '-out',
-          join(dir, 'cert.pem'),
-          '-days',
-          '1',
-          '-subj',
-          '/CN=portbandit-test',
-        ],
-        { stdio: 'ignore' },
-      );
-      const tls = await serve(html('<title>tls page</title><body style="background:#0a0">'), (h) =>
-        createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, h),
-      );
+      const credentials = selfSignedCert(dir, 'portbandit-test');
+      const tls = await serve(html('<title>tls page</title><body style="background:#0a0">'), (h) => createHttpsServer(credentials, h));
       try {
         const r = await shooter.capture('127.0.0.1', { port: tls.port, scheme: 'https' });
         expect(r.screenshot).toMatchObject({ scheme: 'https', title: 'tls page', mime: 'image/png' });

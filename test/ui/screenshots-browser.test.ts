@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { Agent, AllowList, Screenshotter, detectScannerTools } from '../../agent
 import { addScope, bearer, openApp, tempDataDir, tokens } from '../coordinator/helpers.js';
 import { CHROMIUM, type HeadlessChromium, haveChromium, launchChromium, screenshotter, signIn, watchPage } from '../helpers/chromium.js';
 import { decodePng, pixelAt } from '../helpers/png.js';
+import { selfSignedCert } from '../helpers/self-signed.js';
 
 const tools = await detectScannerTools();
 if (tools.nmap === null) console.warn('skipping the screenshot pipeline test: needs nmap');
@@ -42,6 +42,7 @@ describe.skipIf(!ready)(
   () => {
     const data = tempDataDir();
     const tls = mkdtempSync(join(tmpdir(), 'pb-ui-tls-'));
+    let credentials: { key: Buffer; cert: Buffer };
     const servers: Server[] = [];
     const services: Array<{ ip: string; port: number; scheme: 'http' | 'https'; title: string }> = [];
     let app: FastifyInstance;
@@ -59,35 +60,14 @@ describe.skipIf(!ready)(
       serverHeader?: string,
     ): Promise<void> {
       const handler = page(title, colour, body, serverHeader);
-      const server =
-        scheme === 'http'
-          ? createServer(handler)
-          : createHttpsServer({ key: readFileSync(join(tls, 'key.pem')), cert: readFileSync(join(tls, 'cert.pem')) }, handler);
+      const server = scheme === 'http' ? createServer(handler) : createHttpsServer(credentials, handler);
       await new Promise<void>((resolve) => server.listen(0, ip, resolve));
       servers.push(server);
       services.push({ ip, port: (server.address() as { port: number }).port, scheme, title });
     }
 
     beforeAll(async () => {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-keyout',
-          join(tls, 'key.pem'),
-          '-out',
-          join(tls, 'cert.pem'),
-          '-days',
-          '1',
-          '-subj',
-          '/CN=storage.lab.example',
-        ],
-        { stdio: 'ignore' },
-      );
+      credentials = selfSignedCert(tls, 'storage.lab.example');
       await listen('127.0.0.1', 'http', 'Edge router', '#1f5fa8', `<p>Firmware 4.2.1</p>${LOGIN}`, 'lighttpd/1.4.69');
       await listen('127.0.0.1', 'https', 'Edge router · secure admin', '#0b3d6e', LOGIN, 'nginx/1.25.3');
       await listen(
