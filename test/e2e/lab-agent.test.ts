@@ -152,7 +152,7 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
           state = await labEpoch({ log });
           await c.app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(c.admin) });
         }
-        await scanOneCycle(c, { ...scanConfig([]), preflight: 'auto', connect: { concurrency: 128, timeoutMs: 1500, retries: 1 } }, 1);
+        await scanOneCycle(c, { ...scanConfig([]), preflight: 'auto', connect: { concurrency: 128, timeoutMs: 1500, retries: 1 } }, HOSTS);
         let found = 0;
         let total = 0;
         for (const host of state.hosts) {
@@ -227,7 +227,7 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
         await scanOneCycle(
           c,
           { ...scanConfig([]), preflight: 'connect', connect: { concurrency: 512, timeoutMs: 1500, retries: 1 } },
-          1,
+          hosts,
           hosts,
         );
         const seen = new Map<string, Seen>();
