@@ -144,8 +144,9 @@ export class Agent {
       if (ask > 1 && Array.isArray(batch)) {
         items.push(...(batch.slice(0, want - items.length) as WorkItem[]));
         if (batch.length === 0) retryAfterMs = res.retryAfterMs ?? 5000;
-        // Fewer than asked: the coordinator has no more right now.
-        if (batch.length < ask) break;
+        // Fewer than asked: the coordinator has no more right now, unless it says `more` (the
+        // answer reached its ports cap) — then ask again at once.
+        if (batch.length < ask && !(batch.length > 0 && (res as { more?: unknown }).more === true)) break;
         continue;
       }
       if (ask > 1) {

@@ -12,7 +12,7 @@ import { type LeaseSession, readLeaseSession } from './lease-session.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
 import type { PolicyBook } from './policy-book.js';
-import { PROTOCOL_VERSION, type WorkItem } from '../protocol/index.js';
+import { MAX_WORK_BATCH_PORTS, PROTOCOL_VERSION, type WorkItem } from '../protocol/index.js';
 import type { ScopeService } from './scope-service.js';
 import { generateId } from './tokens.js';
 import { knownOpenOf, visitOfLease } from './visit.js';
@@ -341,7 +341,8 @@ export class Leasing {
    * commits them as one group (the SQLite store's group commit: one transaction for the burst).
    * A batch stops at the end of the cycle rather than start the next one inside it, so the
    * cycle's addresses in one batch are distinct. Items whose lease could not be stored are left
-   * out (an error only when none could).
+   * out (an error only when none could). A batch also stops once its items hold
+   * MAX_WORK_BATCH_PORTS ports (the route then answers `more`).
    */
   async getWorkBatch(agent: Agent, max: number, version?: string): Promise<WorkItem[]> {
     this.agents.touch(agent.id, version, undefined);
@@ -356,8 +357,10 @@ export class Leasing {
     let fromCycle = 0;
     let misses = 0;
     let claimed = false;
-    // Every dequeued item is served (it left the queue), whatever the misses.
-    while (issued.length < max && (pending.length > 0 || misses < MAX_ATTEMPTS)) {
+    // Ports handed out so far: no new work starts once they reach MAX_WORK_BATCH_PORTS.
+    let ports = 0;
+    // Every dequeued item is served (it left the queue), whatever the misses or the ports.
+    while (issued.length < max && (pending.length > 0 || (misses < MAX_ATTEMPTS && ports < MAX_WORK_BATCH_PORTS))) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
       // every enqueue goes through this process, and each sweep re-arms the check). A shared
       // queue is filled by other coordinators too: always asked. With agent groups in use, the
@@ -407,8 +410,10 @@ export class Leasing {
           this.coverage.handedOut(addr.tags);
         }
       }
-      if (leased) issued.push(leased);
-      else misses++;
+      if (leased) {
+        issued.push(leased);
+        ports += leased.item.ports.length;
+      } else misses++;
     }
     const deferring = deferred.length > 0 ? this.store.enqueueWork(deferred) : undefined;
     const outcomes = await Promise.allSettled(issued.map((l) => l.written));

@@ -12,6 +12,15 @@ export const PROTOCOL_VERSION = 1;
 /** Most work items one `GET /api/v1/agent/work?max=` hands out. */
 export const MAX_WORK_BATCH = 256;
 
+/**
+ * Ports one `GET /api/v1/agent/work?max=` hands out at most, summed over its items (2^20: the
+ * 17th item of the whole port space reaches it). A budget that covers the port space makes each item 65,535
+ * ports (~380 KB of JSON, tens of ms to lease and to take back); 256 of them in one answer were
+ * ~100 MB and seconds of a blocked coordinator. The item that reaches the cap is still handed
+ * out, so one item is never refused for its size; the answer then says `more`.
+ */
+export const MAX_WORK_BATCH_PORTS = 1 << 20;
+
 /** Most results one `POST /api/v1/agent/results/batch` carries. */
 export const MAX_RESULT_BATCH = 64;
 
@@ -100,6 +109,8 @@ export const workResponseSchema = {
     items: { type: 'array', maxItems: MAX_WORK_BATCH, items: workItemSchema },
     /** When nothing was handed out: how long to wait before asking again. */
     retryAfterMs: { type: 'integer', minimum: 0 },
+    /** With `max` > 1: fewer than `max` items because the answer reached MAX_WORK_BATCH_PORTS; ask again at once. */
+    more: { type: 'boolean' },
   },
 } as const;
 export type WorkResponse = Wire<FromSchema<typeof workResponseSchema>>;

@@ -43,6 +43,8 @@ describe('the agent leases and submits in batches against a real coordinator on 
   const seen: string[] = [];
   /** While true, the coordinator answers as one older than batches does (captured from e89419b). */
   let older = false;
+  /** While above 0, the next batch answer keeps this many items and says `more`, as one cut by the ports cap does. */
+  let cutNextAnswer = 0;
 
   beforeAll(async () => {
     open = await listen();
@@ -65,6 +67,12 @@ describe('the agent leases and submits in batches against a real coordinator on 
       }
       if (req.url === '/api/v1/agent/results/batch')
         return reply.status(404).send({ message: 'Route POST:/api/v1/agent/results/batch not found', error: 'Not Found', statusCode: 404 });
+    });
+    app.addHook('preSerialization', async (req, _reply, payload: { items?: WorkItem[] }) => {
+      if (cutNextAnswer === 0 || !req.url.startsWith('/api/v1/agent/work?') || !payload?.items) return payload;
+      const keep = cutNextAnswer;
+      cutNextAnswer = 0;
+      return { ...payload, items: payload.items.slice(0, keep), more: true };
     });
     url = await app.listen({ host: '127.0.0.1', port: 0 });
     const t = await tokens(app, 3);
@@ -115,6 +123,23 @@ describe('the agent leases and submits in batches against a real coordinator on 
     expect(new Set(posts)).toEqual(new Set(['POST /api/v1/agent/results/batch']));
     expect(await openPorts('127.0.0.1')).toEqual([open]);
     for (let i = 2; i <= 12; i++) expect(await openPorts(`127.0.0.${i}`), `127.0.0.${i}`).toEqual([]);
+  }, 60_000);
+
+  test('an answer that says more (cut short by the ports cap) is followed at once by a request for the rest', async () => {
+    // Arrange: eight other addresses (a new cycle); the first answer keeps 2 of the 4 items asked for and says more.
+    await app.coordinator.replaceScope('scope', [{ range: '127.0.0.17-127.0.0.24', tags: [] }]);
+    await app.coordinator.restartCycle();
+    seen.length = 0;
+    cutNextAnswer = 2;
+    const logs: string[] = [];
+    const agent = new Agent({ server: url, token: agentTokens[1]!, concurrency: 4, once: true, scan: scanConfig((l) => logs.push(l)) });
+
+    // Act
+    const stats = await agent.run();
+
+    // Assert: one burst of four, leased by two requests (the second for what the first left).
+    expect(stats, logs.join('\n')).toMatchObject({ batches: 1, submitted: 4, rejected: 0, errors: 0 });
+    expect(seen.filter((r) => r.startsWith('GET'))).toEqual(['GET /api/v1/agent/work?max=4', 'GET /api/v1/agent/work?max=2']);
   }, 60_000);
 
   test('against an older coordinator (max refused, no batch route) it falls back to one item per request', async () => {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
-import type { ResultBatchItem, WorkItem, WorkResponse } from '../../src/protocol/protocol.js';
+import { MAX_WORK_BATCH_PORTS, type ResultBatchItem, type WorkItem, type WorkResponse } from '../../src/protocol/protocol.js';
 import { PortbanditError } from '../../src/core/errors.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/types.js';
@@ -90,6 +90,8 @@ describe('batched work: many items per lease request, many results per submit', 
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.6.0/26', tags: ['lab'] }]);
     await addScope(app, t.admin, [{ range: '198.18.6.8/30' }], 'blocklist');
+    // 100 ports each (the default rate would fund the whole port space, and a batch of such items stops at the ports cap: below).
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 100 });
 
     // Act
     const { json } = await lease(t.agents[0]!, 32);
@@ -117,6 +119,31 @@ describe('batched work: many items per lease request, many results per submit', 
     expect((await lease(t.agents[0]!, 8)).json).toEqual({ work: null, items: [], retryAfterMs: 5000 });
     const metrics = await app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/portbandit_work_items_total\{reason="cycle"\} 60/);
+  });
+
+  it('stops a batch of whole-port-space items at the ports cap and says more, so the agent asks again at once', async () => {
+    // Arrange: 40 addresses; the default policy's rate funds all 65,535 ports of each.
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.6.0/27' }, { range: '198.18.6.32/29' }]);
+
+    // Act: ask for everything until an answer holds no more.
+    const answers: WorkResponse[] = [];
+    for (let i = 0; i < 6 && (answers.length === 0 || answers.at(-1)!.more === true); i++)
+      answers.push((await lease(t.agents[0]!, 256)).json);
+
+    // Assert: each answer stops with the item that reaches the cap (17 x 65,535 > 2^20 > 16 x 65,535) and says more; the last holds the rest.
+    expect(answers.map((a) => a.items!.length)).toEqual([17, 17, 6]);
+    expect(answers.map((a) => a.more)).toEqual([true, true, undefined]);
+    for (const a of answers) for (const w of a.items!) expect(w.ports).toHaveLength(65_535);
+    for (const a of answers.slice(0, -1)) {
+      const ports = a.items!.reduce((n, w) => n + w.ports.length, 0);
+      expect(ports).toBeGreaterThanOrEqual(MAX_WORK_BATCH_PORTS);
+      expect(ports - a.items!.at(-1)!.ports.length).toBeLessThan(MAX_WORK_BATCH_PORTS);
+    }
+    const ips = answers.flatMap((a) => a.items!.map((w) => w.ip));
+    expect(new Set(ips).size).toBe(40);
+    // Then nothing (the default 24 h period), and no `more`.
+    expect((await lease(t.agents[0]!, 256)).json).toEqual({ work: null, items: [], retryAfterMs: 5000 });
   });
 
   it('serves queued work first, then the cycle, and stops a batch at the end of the cycle', async () => {

@@ -3,6 +3,7 @@ import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
 import {
   MAX_WORK_BATCH,
+  MAX_WORK_BATCH_PORTS,
   errorResponseSchema,
   resultBatchResponseSchema,
   resultBatchSchema,
@@ -48,7 +49,9 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       const none = items.length === 0 ? { retryAfterMs: coordinator.config.retryAfterMs } : {};
       // max 1 (or absent): exactly the single-item answer older agents read.
       if (max === 1) return { work: items[0] ?? null, ...none };
-      return { work: items[0] ?? null, items, ...none };
+      // Cut short by the ports cap (Leasing.getWorkBatch): the agent asks again at once.
+      const more = items.length < max && items.reduce((n, item) => n + item.ports.length, 0) >= MAX_WORK_BATCH_PORTS;
+      return { work: items[0] ?? null, items, ...none, ...(more ? { more } : {}) };
     },
   );
 
