@@ -1,8 +1,8 @@
-import { MAX_WORK_BATCH, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
+import { MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
 import { CoordinatorClient, RejectedError } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
 import { ResultBatcher } from './result-batcher.js';
-import { type HostOutcome, type ScanConfig, ScanPipeline } from './scan-batch.js';
+import { type HostOutcome, type ScanConfig, ScanPipeline, choosePreflight, masscanOverheadMs } from './scan-batch.js';
 
 /**
  * Wait `ms`, or until `signal` aborts (then reject). The global `setTimeout`, not
@@ -31,6 +31,28 @@ const RESULT_FLUSH_MS = 100;
 
 /** Results that are sent at once, without waiting for RESULT_FLUSH_MS. */
 const RESULT_FLUSH_AT = 16;
+
+/**
+ * Share of a lease that the masscan probes an agent holds may take at its --rate; the rest is for
+ * nmap, screenshots, submitting, and runs waiting for a masscan slot.
+ */
+export const BACKLOG_SHARE_OF_LEASE = 0.5;
+
+/**
+ * How many items to ask for: the free slots, unless the masscan probes already held (`backlog`)
+ * would take longer than the agent's share of a lease at its rate (`capacity` probes): then as
+ * many items of the last size seen as fit, and none when nothing fits (wait for work to drain).
+ * An agent holding nothing always asks, so an item larger than the capacity is still scanned
+ * (its masscan run then probes what fits before the deadline and reports the rest unknown).
+ */
+export function leaseAllowance(o: { free: number; backlog: number; capacity: number; itemProbes: number; holding: boolean }): number {
+  if (o.free <= 0) return 0;
+  if (!Number.isFinite(o.capacity)) return o.free;
+  const room = o.capacity - o.backlog;
+  if (room <= 0) return o.holding ? 0 : 1;
+  if (o.itemProbes <= 0) return o.free;
+  return Math.max(1, Math.min(o.free, Math.floor(room / o.itemProbes)));
+}
 
 export interface AgentOptions {
   readonly server: string;
@@ -79,6 +101,14 @@ export class Agent {
   /** False once the coordinator refused `max` (older than batched leases): one item per request. */
   private batchLeases = true;
   private readonly results: ResultBatcher;
+  /** masscan probes of the items held (by lease id), and their sum: the agent's backlog. */
+  private readonly heldProbes = new Map<string, number>();
+  private backlog = 0;
+  /** The longest lease seen (deadline - issuedAt), ms: 0 until the first item. */
+  private leaseMs = 0;
+  /** masscan probes of the last item leased (the size the next ones are likely to have). */
+  private itemProbes = 0;
+  private backlogLogged = false;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -142,7 +172,11 @@ export class Agent {
       // Items are unchecked here (the pipeline checks each one): only the list's shape is read.
       const batch = (res as { items?: unknown } | null)?.items;
       if (ask > 1 && Array.isArray(batch)) {
-        items.push(...(batch.slice(0, want - items.length) as WorkItem[]));
+        const got = batch.slice(0, want - items.length) as WorkItem[];
+        items.push(...got);
+        this.noteSizes(got);
+        // Enough held for the rate (the items of this request count once started): stop here.
+        if (this.backlog + items.reduce((n, item) => n + this.probesOf(item), 0) >= this.capacity()) break;
         if (batch.length === 0) retryAfterMs = res.retryAfterMs ?? 5000;
         // Fewer than asked: the coordinator has no more right now, unless it says `more` (the
         // answer reached its ports cap) — then ask again at once.
@@ -158,6 +192,8 @@ export class Agent {
         break;
       }
       items.push(res.work);
+      this.noteSizes([res.work]);
+      if (this.backlog + items.reduce((n, item) => n + this.probesOf(item), 0) >= this.capacity()) break;
     }
     return { items, retryAfterMs };
   }
@@ -174,7 +210,26 @@ export class Agent {
         await this.pause(LEASE_GATHER_MS);
         continue;
       }
-      free = this.options.concurrency - this.inFlight;
+      free = leaseAllowance({
+        free: this.options.concurrency - this.inFlight,
+        backlog: this.backlog,
+        capacity: this.capacity(),
+        itemProbes: this.itemProbes,
+        holding: this.inFlight > 0,
+      });
+      if (free <= 0) {
+        // The slots are free but the rate is not: wait for held work to drain.
+        if (!this.backlogLogged) {
+          this.backlogLogged = true;
+          this.log(
+            `agent: holding ${this.backlog} masscan probes (~${Math.round(this.backlog / this.options.scan.masscan.rate)} s at ${this.options.scan.masscan.rate} packets/s, the limit is half the ${Math.round(this.leaseMs / 1000)} s lease, less masscan's start-up); leasing more as they drain`,
+          );
+        }
+        await this.pause(60_000, true);
+        await this.pause(LEASE_GATHER_MS);
+        continue;
+      }
+      this.backlogLogged = false;
       let items: WorkItem[] = [];
       let retryAfterMs = 0;
       try {
@@ -206,8 +261,54 @@ export class Agent {
     return this.stats;
   }
 
+  /**
+   * The probes held may take half a lease at --rate, less one masscan run's start-up and wait
+   * (unbounded until a lease was seen: the first answer then ends the first burst).
+   */
+  private capacity(): number {
+    if (this.leaseMs <= 0) return Infinity;
+    const sendMs = this.leaseMs * BACKLOG_SHARE_OF_LEASE - masscanOverheadMs(this.options.scan.masscan);
+    return Math.max(0, (sendMs / 1000) * this.options.scan.masscan.rate);
+  }
+
+  /** The masscan probes an item costs (ports x tries), 0 for any other preflight; items are unchecked here. */
+  private probesOf(item: unknown): number {
+    const i = item as { ports?: unknown; scan?: { preflight?: unknown } } | null;
+    if (!Array.isArray(i?.ports)) return 0;
+    const preflight = i.scan?.preflight;
+    if (preflight !== 'auto' && preflight !== 'masscan' && preflight !== 'connect' && preflight !== 'none') return 0;
+    return choosePreflight(preflight as PreflightRequest, this.options.scan) === 'masscan'
+      ? i.ports.length * (this.options.scan.masscan.retries + 1)
+      : 0;
+  }
+
+  /** Learn the lease length and the item size from what the coordinator handed out. */
+  private noteSizes(items: readonly unknown[]): void {
+    for (const raw of items) {
+      const i = raw as { deadline?: unknown; issuedAt?: unknown } | null;
+      const length = typeof i?.deadline === 'number' && typeof i.issuedAt === 'number' ? i.deadline - i.issuedAt : NaN;
+      if (Number.isFinite(length) && length > 0) this.leaseMs = Math.max(this.leaseMs, Math.min(length, 7 * 86_400_000));
+    }
+    if (items.length > 0) this.itemProbes = this.probesOf(items.at(-1));
+  }
+
+  private release(leaseId: string | undefined): void {
+    if (leaseId === undefined) return;
+    const probes = this.heldProbes.get(leaseId);
+    if (probes === undefined) return;
+    this.heldProbes.delete(leaseId);
+    this.backlog -= probes;
+  }
+
   private start(items: WorkItem[]): void {
     this.stats.batches++;
+    for (const item of items) {
+      const id = typeof item?.leaseId === 'string' ? item.leaseId : undefined;
+      if (id === undefined || this.heldProbes.has(id)) continue;
+      const probes = this.probesOf(item);
+      this.heldProbes.set(id, probes);
+      this.backlog += probes;
+    }
     // Each item holds a slot until its result is submitted (or the burst fails or is aborted).
     const held = new Set(items.map((i) => i?.leaseId));
     this.inFlight += held.size;
@@ -224,6 +325,7 @@ export class Agent {
         this.log(`agent: scanning failed: ${(error as Error).message} (unsubmitted leases return to the queue when they expire)`);
       } finally {
         this.inFlight -= held.size;
+        for (const id of held) this.release(id);
         held.clear();
         if (ref.task) this.tasks.delete(ref.task);
         this.slotFreed?.();
@@ -242,7 +344,10 @@ export class Agent {
       }
       await this.submit(outcome.item, outcome.submission);
     } finally {
-      if (held.delete(outcome.item?.leaseId)) this.inFlight--;
+      if (held.delete(outcome.item?.leaseId)) {
+        this.inFlight--;
+        this.release(outcome.item?.leaseId);
+      }
       this.slotFreed?.();
     }
   }

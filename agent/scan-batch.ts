@@ -128,6 +128,35 @@ export function preflightDeadline(items: readonly Pick<WorkItem, 'deadline' | 's
   return deadline - Math.min(reserve + SUBMIT_RESERVE_MS, Math.max(0, (deadline - now) / 2));
 }
 
+/**
+ * What a masscan run costs besides sending: start-up, the spacing of its retries and its final
+ * --wait (measured in the lab: a run of 30 packets takes ~2 s with no retry and no wait, ~5 s
+ * with one retry and --wait 2, ~8 s with two retries and --wait 1).
+ */
+export function masscanOverheadMs(masscan: { readonly retries: number; readonly waitSeconds: number }): number {
+  return (2 + 2 * masscan.retries + masscan.waitSeconds) * 1000;
+}
+
+/**
+ * How many of a run's ports (from the start of its list) masscan can probe on every target
+ * before `deadline` at `rate` packets/s: all of them when the deadline allows (or there is
+ * none), else as many as fit, possibly none.
+ */
+export function masscanPortsThatFit(
+  ports: number,
+  targets: number,
+  rate: number,
+  masscan: { readonly retries: number; readonly waitSeconds: number },
+  deadline: number,
+  now: number,
+): number {
+  if (deadline === Infinity) return ports;
+  const sendMs = deadline - now - masscanOverheadMs(masscan);
+  if (sendMs <= 0) return 0;
+  const fit = Math.floor((sendMs / 1000) * rate) / (Math.max(1, targets) * (masscan.retries + 1));
+  return Math.max(0, Math.min(ports, Math.floor(fit)));
+}
+
 /** The smallest share of --rate a masscan run gets. */
 const MIN_MASSCAN_RATE = 1000;
 
@@ -390,8 +419,30 @@ export class ScanPipeline {
     const signal = config.signal ? { signal: config.signal } : {};
     if (ran === 'masscan') {
       try {
-        const r = await this.masscanSlot.use(() => runMasscan({ targets, ports, allow: config.allow, ...config.masscan, rate, ...signal }));
-        return { ran: 'masscan', open: r.open, answered: null, durationMs: r.durationMs };
+        // Bounded by the leases' deadline, as the connect sweep is: a run that could not end in
+        // time probes the ports that fit (from the start of the list) and leaves the rest unknown;
+        // a result past its lease would be refused, and its host handed out again meanwhile.
+        const r = await this.masscanSlot.use(async () => {
+          const fit = masscanPortsThatFit(ports.length, targets.length, rate, config.masscan, deadline, Date.now());
+          const probed = ports.slice(0, fit);
+          const run =
+            fit > 0
+              ? await runMasscan({ targets, ports: probed, allow: config.allow, ...config.masscan, rate, ...signal })
+              : { open: new Map<string, number[]>(), durationMs: 0 };
+          return { ...run, left: ports.slice(fit) };
+        });
+        if (r.left.length > 0) {
+          config.log(
+            `agent: masscan at ${rate} packets/s cannot probe ${ports.length} port(s) of ${targets.length} host(s) before the lease deadline: ${r.left.length} port(s) per host left unknown`,
+          );
+        }
+        return {
+          ran: 'masscan',
+          open: r.open,
+          answered: null,
+          durationMs: r.durationMs,
+          ...(r.left.length > 0 ? { unprobed: new Map(targets.map((t) => [t, r.left])) } : {}),
+        };
       } catch (error) {
         if (!isPortbanditError(error) || config.signal?.aborted) throw error;
         config.log(`agent: masscan preflight failed (${error.message}); using the connect sweep`);
