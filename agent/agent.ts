@@ -33,25 +33,26 @@ const RESULT_FLUSH_MS = 100;
 const RESULT_FLUSH_AT = 16;
 
 /**
- * Share of a lease that the masscan probes an agent holds may take at its --rate; the rest is for
+ * Share of a lease that the preflight work an agent holds may take at its rates; the rest is for
  * nmap, screenshots, submitting, and runs waiting for a masscan slot.
  */
 export const BACKLOG_SHARE_OF_LEASE = 0.5;
 
 /**
- * How many items to ask for: the free slots, unless the masscan probes already held (`backlog`)
- * would take longer than the agent's share of a lease at its rate (`capacity` probes): then as
- * many items of the last size seen as fit, and none when nothing fits (wait for work to drain).
- * An agent holding nothing always asks, so an item larger than the capacity is still scanned
- * (its masscan run then probes what fits before the deadline and reports the rest unknown).
+ * How many items to ask for: the free slots, unless the preflight work already held (`backlog`,
+ * in seconds at the agent's rates) would take longer than its share of a lease (`capacity`):
+ * then as many items of the last cost seen (`itemCost`) as fit, and none when nothing fits
+ * (wait for work to drain). An agent holding nothing always asks, so an item larger than the
+ * capacity is still scanned (its preflight then probes what fits before the deadline and reports
+ * the rest unknown).
  */
-export function leaseAllowance(o: { free: number; backlog: number; capacity: number; itemProbes: number; holding: boolean }): number {
+export function leaseAllowance(o: { free: number; backlog: number; capacity: number; itemCost: number; holding: boolean }): number {
   if (o.free <= 0) return 0;
   if (!Number.isFinite(o.capacity)) return o.free;
   const room = o.capacity - o.backlog;
   if (room <= 0) return o.holding ? 0 : 1;
-  if (o.itemProbes <= 0) return o.free;
-  return Math.max(1, Math.min(o.free, Math.floor(room / o.itemProbes)));
+  if (o.itemCost <= 0) return o.free;
+  return Math.max(1, Math.min(o.free, Math.floor(room / o.itemCost)));
 }
 
 export interface AgentOptions {
@@ -101,13 +102,13 @@ export class Agent {
   /** False once the coordinator refused `max` (older than batched leases): one item per request. */
   private batchLeases = true;
   private readonly results: ResultBatcher;
-  /** masscan probes of the items held (by lease id), and their sum: the agent's backlog. */
-  private readonly heldProbes = new Map<string, number>();
+  /** Seconds of preflight of the items held (by lease id), and their sum: the agent's backlog. */
+  private readonly heldCost = new Map<string, number>();
   private backlog = 0;
   /** The longest lease seen (deadline - issuedAt), ms: 0 until the first item. */
   private leaseMs = 0;
-  /** masscan probes of the last item leased (the size the next ones are likely to have). */
-  private itemProbes = 0;
+  /** Seconds of preflight of the last item leased (the size the next ones are likely to have). */
+  private itemCost = 0;
   private backlogLogged = false;
 
   constructor(options: AgentOptions) {
@@ -176,7 +177,7 @@ export class Agent {
         items.push(...got);
         this.noteSizes(got);
         // Enough held for the rate (the items of this request count once started): stop here.
-        if (this.backlog + items.reduce((n, item) => n + this.probesOf(item), 0) >= this.capacity()) break;
+        if (this.backlog + items.reduce((n, item) => n + this.costOf(item), 0) >= this.capacity()) break;
         if (batch.length === 0) retryAfterMs = res.retryAfterMs ?? 5000;
         // Fewer than asked: the coordinator has no more right now, unless it says `more` (the
         // answer reached its ports cap) — then ask again at once.
@@ -193,7 +194,7 @@ export class Agent {
       }
       items.push(res.work);
       this.noteSizes([res.work]);
-      if (this.backlog + items.reduce((n, item) => n + this.probesOf(item), 0) >= this.capacity()) break;
+      if (this.backlog + items.reduce((n, item) => n + this.costOf(item), 0) >= this.capacity()) break;
     }
     return { items, retryAfterMs };
   }
@@ -214,7 +215,7 @@ export class Agent {
         free: this.options.concurrency - this.inFlight,
         backlog: this.backlog,
         capacity: this.capacity(),
-        itemProbes: this.itemProbes,
+        itemCost: this.itemCost,
         holding: this.inFlight > 0,
       });
       if (free <= 0) {
@@ -222,7 +223,7 @@ export class Agent {
         if (!this.backlogLogged) {
           this.backlogLogged = true;
           this.log(
-            `agent: holding ${this.backlog} masscan probes (~${Math.round(this.backlog / this.options.scan.masscan.rate)} s at ${this.options.scan.masscan.rate} packets/s, the limit is half the ${Math.round(this.leaseMs / 1000)} s lease, less masscan's start-up); leasing more as they drain`,
+            `agent: holding ~${Math.round(this.backlog)} s of preflight (masscan at ${this.options.scan.masscan.rate} packets/s, connect sweeps at ~${Math.round(this.pipeline.connectRate)} ports/s); the limit is half the ${Math.round(this.leaseMs / 1000)} s lease, less masscan's start-up: leasing more as it drains`,
           );
         }
         await this.pause(60_000, true);
@@ -262,24 +263,29 @@ export class Agent {
   }
 
   /**
-   * The probes held may take half a lease at --rate, less one masscan run's start-up and wait
+   * Seconds of preflight the held items may take: half a lease, less one masscan run's start-up
    * (unbounded until a lease was seen: the first answer then ends the first burst).
    */
   private capacity(): number {
     if (this.leaseMs <= 0) return Infinity;
-    const sendMs = this.leaseMs * BACKLOG_SHARE_OF_LEASE - masscanOverheadMs(this.options.scan.masscan);
-    return Math.max(0, (sendMs / 1000) * this.options.scan.masscan.rate);
+    return Math.max(0, (this.leaseMs * BACKLOG_SHARE_OF_LEASE - masscanOverheadMs(this.options.scan.masscan)) / 1000);
   }
 
-  /** The masscan probes an item costs (ports x tries), 0 for any other preflight; items are unchecked here. */
-  private probesOf(item: unknown): number {
+  /**
+   * The seconds of preflight an item costs: its masscan probes (ports x tries) at --rate, or its
+   * ports at the connect sweeps' rate (measured, else the worst case); 0 for nmap alone. Items
+   * are unchecked here.
+   */
+  private costOf(item: unknown): number {
     const i = item as { ports?: unknown; scan?: { preflight?: unknown } } | null;
     if (!Array.isArray(i?.ports)) return 0;
     const preflight = i.scan?.preflight;
     if (preflight !== 'auto' && preflight !== 'masscan' && preflight !== 'connect' && preflight !== 'none') return 0;
-    return choosePreflight(preflight as PreflightRequest, this.options.scan) === 'masscan'
-      ? i.ports.length * (this.options.scan.masscan.retries + 1)
-      : 0;
+    const ran = choosePreflight(preflight as PreflightRequest, this.options.scan);
+    const scan = this.options.scan;
+    if (ran === 'masscan') return (i.ports.length * (scan.masscan.retries + 1)) / scan.masscan.rate;
+    if (ran === 'connect') return i.ports.length / this.pipeline.connectRate;
+    return 0;
   }
 
   /** Learn the lease length and the item size from what the coordinator handed out. */
@@ -289,25 +295,25 @@ export class Agent {
       const length = typeof i?.deadline === 'number' && typeof i.issuedAt === 'number' ? i.deadline - i.issuedAt : NaN;
       if (Number.isFinite(length) && length > 0) this.leaseMs = Math.max(this.leaseMs, Math.min(length, 7 * 86_400_000));
     }
-    if (items.length > 0) this.itemProbes = this.probesOf(items.at(-1));
+    if (items.length > 0) this.itemCost = this.costOf(items.at(-1));
   }
 
   private release(leaseId: string | undefined): void {
     if (leaseId === undefined) return;
-    const probes = this.heldProbes.get(leaseId);
-    if (probes === undefined) return;
-    this.heldProbes.delete(leaseId);
-    this.backlog -= probes;
+    const cost = this.heldCost.get(leaseId);
+    if (cost === undefined) return;
+    this.heldCost.delete(leaseId);
+    this.backlog -= cost;
   }
 
   private start(items: WorkItem[]): void {
     this.stats.batches++;
     for (const item of items) {
       const id = typeof item?.leaseId === 'string' ? item.leaseId : undefined;
-      if (id === undefined || this.heldProbes.has(id)) continue;
-      const probes = this.probesOf(item);
-      this.heldProbes.set(id, probes);
-      this.backlog += probes;
+      if (id === undefined || this.heldCost.has(id)) continue;
+      const cost = this.costOf(item);
+      this.heldCost.set(id, cost);
+      this.backlog += cost;
     }
     // Each item holds a slot until its result is submitted (or the burst fails or is aborted).
     const held = new Set(items.map((i) => i?.leaseId));

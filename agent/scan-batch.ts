@@ -157,6 +157,9 @@ export function masscanPortsThatFit(
   return Math.max(0, Math.min(ports, Math.floor(fit)));
 }
 
+/** Connect sweeps at once. */
+const CONNECT_PARALLEL = 4;
+
 /** The smallest share of --rate a masscan run gets. */
 const MIN_MASSCAN_RATE = 1000;
 
@@ -282,7 +285,9 @@ interface PreflightOutcome {
 export class ScanPipeline {
   private readonly nmapSlots: Semaphore;
   private readonly masscanSlot = new Semaphore(MASSCAN_PARALLEL);
-  private readonly connectSlots = new Semaphore(4);
+  private readonly connectSlots = new Semaphore(CONNECT_PARALLEL);
+  /** Ports per second one connect sweep got through, smoothed over the sweeps so far (0: none yet). */
+  private sweepRate = 0;
   private readonly refusedScriptSets = new Set<string>();
 
   constructor(private readonly config: ScanConfig) {
@@ -335,6 +340,23 @@ export class ScanPipeline {
     reject: (error: unknown) => void;
   }> = [];
   private pumping = false;
+
+  /**
+   * Ports per second the connect sweeps get through together: measured once a sweep has ended,
+   * else the worst case (every probe waits out its time-out on every try).
+   */
+  get connectRate(): number {
+    const c = this.config.connect;
+    const worst = c.concurrency / (c.timeoutMs / 1000) / (c.retries + 1);
+    return (this.sweepRate > 0 ? this.sweepRate : worst) * CONNECT_PARALLEL;
+  }
+
+  private noteSweep(ports: number, ms: number): void {
+    // Short sweeps say little about the rate (start-up, a few slow answers).
+    if (ports < 1000 || ms < 500) return;
+    const rate = ports / (ms / 1000);
+    this.sweepRate = this.sweepRate === 0 ? rate : 0.7 * this.sweepRate + 0.3 * rate;
+  }
 
   /**
    * The preflight of one item. Items wait in a queue and are preflighted together with whatever
@@ -451,16 +473,20 @@ export class ScanPipeline {
     try {
       // Bounded by the leases' deadline (also after a failed masscan run took its time): against
       // dropped probes every port costs the whole time-out, and what is left is unknown.
-      const r = await this.connectSlots.use(() =>
-        runConnectSweep({
+      const r = await this.connectSlots.use(async () => {
+        const swept = performance.now();
+        const run = await runConnectSweep({
           targets,
           ports,
           allow: config.allow,
           ...config.connect,
           ...(deadline < Infinity ? { deadline } : {}),
           ...signal,
-        }),
-      );
+        });
+        const decided = targets.length * ports.length - [...run.unprobed.values()].reduce((n, p) => n + p.length, 0);
+        this.noteSweep(decided, performance.now() - swept);
+        return run;
+      });
       if (r.unprobed.size > 0) {
         const left = [...r.unprobed.values()].reduce((n, p) => n + p.length, 0);
         config.log(

@@ -49,13 +49,13 @@ describe('how much masscan work fits', () => {
 
 describe('how many items an agent asks for', () => {
   test('the free slots while its rate keeps up; what fits of the last item size; nothing while it holds enough; one when it holds nothing', () => {
-    expect(leaseAllowance({ free: 256, backlog: 0, capacity: Infinity, itemProbes: 0, holding: false })).toBe(256);
-    expect(leaseAllowance({ free: 256, backlog: 0, capacity: 4_500_000, itemProbes: 100, holding: false })).toBe(256);
-    expect(leaseAllowance({ free: 256, backlog: 0, capacity: 4_500_000, itemProbes: 131_070, holding: false })).toBe(34);
-    expect(leaseAllowance({ free: 256, backlog: 4_400_000, capacity: 4_500_000, itemProbes: 131_070, holding: true })).toBe(1);
-    expect(leaseAllowance({ free: 256, backlog: 4_500_000, capacity: 4_500_000, itemProbes: 131_070, holding: true })).toBe(0);
-    expect(leaseAllowance({ free: 256, backlog: 9_000_000, capacity: 4_500_000, itemProbes: 131_070, holding: false })).toBe(1);
-    expect(leaseAllowance({ free: 0, backlog: 0, capacity: Infinity, itemProbes: 0, holding: true })).toBe(0);
+    expect(leaseAllowance({ free: 256, backlog: 0, capacity: Infinity, itemCost: 0, holding: false })).toBe(256);
+    expect(leaseAllowance({ free: 256, backlog: 0, capacity: 4_500_000, itemCost: 100, holding: false })).toBe(256);
+    expect(leaseAllowance({ free: 256, backlog: 0, capacity: 4_500_000, itemCost: 131_070, holding: false })).toBe(34);
+    expect(leaseAllowance({ free: 256, backlog: 4_400_000, capacity: 4_500_000, itemCost: 131_070, holding: true })).toBe(1);
+    expect(leaseAllowance({ free: 256, backlog: 4_500_000, capacity: 4_500_000, itemCost: 131_070, holding: true })).toBe(0);
+    expect(leaseAllowance({ free: 256, backlog: 9_000_000, capacity: 4_500_000, itemCost: 131_070, holding: false })).toBe(1);
+    expect(leaseAllowance({ free: 0, backlog: 0, capacity: Infinity, itemCost: 0, holding: true })).toBe(0);
   });
 
   test.prop([
@@ -66,13 +66,13 @@ describe('how many items an agent asks for', () => {
     fc.boolean(),
   ])(
     'within the free slots; none while holding at least the capacity; never more items of the last size than the room',
-    (free, backlog, capacity, itemProbes, holding) => {
-      const n = leaseAllowance({ free, backlog, capacity, itemProbes, holding });
+    (free, backlog, capacity, itemCost, holding) => {
+      const n = leaseAllowance({ free, backlog, capacity, itemCost, holding });
       expect(n).toBeGreaterThanOrEqual(0);
       expect(n).toBeLessThanOrEqual(free);
       if (free > 0 && !holding) expect(n).toBeGreaterThanOrEqual(1);
       if (holding && backlog >= capacity) expect(n).toBe(0);
-      if (n > 1 && itemProbes > 0) expect(n * itemProbes).toBeLessThanOrEqual(capacity - backlog);
+      if (n > 1 && itemCost > 0) expect(n * itemCost).toBeLessThanOrEqual(capacity - backlog);
     },
   );
 });
