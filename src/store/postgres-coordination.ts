@@ -3,6 +3,7 @@ import { PortbanditError } from '../core/index.js';
 import { canonicalIp } from './ip-key.js';
 import { resolveLimit } from './page.js';
 import { PostgresDatabase, type PostgresOptions, type Queryable, uniqueViolation } from './postgres-database.js';
+import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
 import type {
   AdminToken,
@@ -651,8 +652,8 @@ export class PostgresCoordinationStore implements CoordinationStore {
     const docs = items.map((item) => JSON.stringify(item));
     // WITH ORDINALITY keeps the caller's order in the sequence numbers.
     const { rows } = await q.query(
-      `INSERT INTO work_queue (ip, doc) SELECT p, d FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(p, d, i) ORDER BY i RETURNING seq`,
-      [items.map((item) => item.ip), docs],
+      `INSERT INTO work_queue (ip, priority, doc) SELECT p, r, d FROM unnest($1::text[], $2::int2[], $3::text[]) WITH ORDINALITY AS t(p, r, d, i) ORDER BY i RETURNING seq`,
+      [items.map((item) => item.ip), items.map((item) => queuePriority(item.reason)), docs],
     );
     const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
     return docs.map((doc, i) => ({ ...parse<QueuedWorkInput>(doc), id: String(seqs[i]) }));
@@ -681,11 +682,11 @@ export class PostgresCoordinationStore implements CoordinationStore {
       const { rows } = await q.query(
         `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms)
          UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq IN (
-           SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now) ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING seq, doc`,
+           SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now) ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING seq, priority, doc`,
         [n, hold],
       );
-      return rows.sort((a, b) => (a.seq as number) - (b.seq as number)).map(toQueued);
+      return rows.sort(queueOrder).map(toQueued);
     });
   }
 
@@ -702,18 +703,18 @@ export class PostgresCoordinationStore implements CoordinationStore {
          UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq IN (
            SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now)
              AND (doc::jsonb -> 'groups' IS NULL OR doc::jsonb -> 'groups' ?| $3::text[])
-           ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING seq, doc`,
+           ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING seq, priority, doc`,
         [n, hold, [...groups]],
       );
-      return rows.sort((a, b) => (a.seq as number) - (b.seq as number)).map(toQueued);
+      return rows.sort(queueOrder).map(toQueued);
     });
   }
 
   listQueuedWork(limit?: number): Promise<QueuedWork[]> {
     const n = resolveLimit(limit, 10_000);
     return this.run('listing queued work', async (q) =>
-      (await q.query('SELECT seq, doc FROM work_queue WHERE hidden_until = 0 ORDER BY seq LIMIT $1', [n])).rows.map(toQueued),
+      (await q.query('SELECT seq, doc FROM work_queue WHERE hidden_until = 0 ORDER BY priority, seq LIMIT $1', [n])).rows.map(toQueued),
     );
   }
 
@@ -751,6 +752,11 @@ function toAgent(row: Row): Agent {
 
 function toToken(row: Row): AdminToken {
   return { id: row.id as string, name: row.name as string, tokenHash: row.token_hash as string, createdAt: row.created_at as number };
+}
+
+/** The queue's order (class, then sequence), for rows an UPDATE ... RETURNING gave back in no order. */
+function queueOrder(a: Row, b: Row): number {
+  return (a.priority as number) - (b.priority as number) || (a.seq as number) - (b.seq as number);
 }
 
 function toQueued(row: Row): QueuedWork {

@@ -5,6 +5,7 @@ import { PortbanditError, isPortbanditError } from '../core/index.js';
 import { ipKey, canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
+import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
 import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
@@ -474,7 +475,7 @@ class SqliteStore implements Store {
 
   private insertQueued(item: QueuedWorkInput): QueuedWork {
     const json = JSON.stringify(item);
-    const info = this.stmt.queueInsert.run(json);
+    const info = this.stmt.queueInsert.run(queuePriority(item.reason), json);
     return { ...parse<QueuedWorkInput>(json), id: String(info.lastInsertRowid) };
   }
 
@@ -526,7 +527,7 @@ class SqliteStore implements Store {
             `SELECT seq, doc FROM work_queue
            WHERE json_type(doc, '$.groups') IS NULL
               OR EXISTS (SELECT 1 FROM json_each(doc, '$.groups') g WHERE g.value IN (SELECT value FROM json_each(?)))
-           ORDER BY seq LIMIT ?`,
+           ORDER BY priority, seq LIMIT ?`,
           );
           const rows = this.queueForGroups.all(wanted, resolveLimit(limit, limit)) as Row[];
           for (const row of rows) this.stmt.queueDelete.run(row.seq);
@@ -1035,8 +1036,8 @@ function prepareStatements(db: Database.Database) {
     leaseDelete: db.prepare('DELETE FROM leases WHERE id = ?'),
     leaseTake: db.prepare('DELETE FROM leases WHERE id = ? RETURNING doc'),
     leaseExpired: db.prepare('SELECT doc FROM leases WHERE deadline <= ? ORDER BY deadline, id LIMIT ?'),
-    queueInsert: db.prepare('INSERT INTO work_queue (doc) VALUES (?)'),
-    queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
+    queueInsert: db.prepare('INSERT INTO work_queue (priority, doc) VALUES (?, ?)'),
+    queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY priority, seq LIMIT ?'),
     queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
     queueCount: db.prepare('SELECT COUNT(*) AS n FROM work_queue'),
     learningInsert: db.prepare('INSERT INTO learning_queue (doc) VALUES (?)'),

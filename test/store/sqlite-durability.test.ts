@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
-import { SCHEMA_VERSION } from '../../src/store/sqlite-schema.js';
+import { SCHEMA_VERSION, migrateSqlite } from '../../src/store/sqlite-schema.js';
 import type { Store } from '../../src/store/types.js';
 import { lease, open, scan } from './conformance.js';
 
@@ -166,6 +166,39 @@ describe('sqlite store durability', () => {
         { port: 22, hosts: 1 },
         { port: 80, hosts: 1 },
       ]);
+    } finally {
+      await migrated.close();
+    }
+  });
+
+  it('migrates a version-5 database: its work queue is kept (ids, documents) and served by class, then in order', async () => {
+    const path = join(dir, 'v5-queue.db');
+    const db = new Database(path);
+    migrateSqlite(db, path, 5);
+    const queued = [
+      { ip: '198.18.1.1', tags: [], reason: 'cycle', enqueuedAt: 1, cycle: 1 },
+      { ip: '198.18.1.2', tags: [], reason: 'cycle', enqueuedAt: 1, cycle: 1 },
+      { ip: '198.18.0.9', tags: ['dmz'], reason: 'manual', enqueuedAt: 2 },
+      { ip: '198.18.0.1', tags: [], reason: 'followup', enqueuedAt: 3, ports: [8080], session: { round: 1 }, round: 1, cycle: 1 },
+      { ip: '198.18.0.2', tags: [], reason: 'expired', enqueuedAt: 4, ports: [22], session: { round: 0 }, round: 0, cycle: 1 },
+    ];
+    // The version-5 layout: (seq, doc), served by seq alone.
+    for (const item of queued) db.prepare('INSERT INTO work_queue (doc) VALUES (?)').run(JSON.stringify(item));
+    db.close();
+    const migrated = await openSqliteStore({ path });
+    try {
+      expect(await migrated.listQueuedWork()).toEqual([
+        { ...queued[3], id: '4' },
+        { ...queued[4], id: '5' },
+        { ...queued[2], id: '3' },
+        { ...queued[0], id: '1' },
+        { ...queued[1], id: '2' },
+      ]);
+      // New items take their class's place; ids keep increasing.
+      const [rescan] = await migrated.enqueueWork([{ ip: '198.18.0.10', tags: [], reason: 'manual', enqueuedAt: 5 }]);
+      expect(rescan!.id).toBe('6');
+      expect((await migrated.dequeueWork(4)).map((q) => q.ip)).toEqual(['198.18.0.1', '198.18.0.2', '198.18.0.9', '198.18.0.10']);
+      expect((await migrated.dequeueWork(4)).map((q) => q.ip)).toEqual(['198.18.1.1', '198.18.1.2']);
     } finally {
       await migrated.close();
     }
