@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { SCHEMA_VERSION, migrateSqlite } from '../../src/store/sqlite-schema.js';
-import type { Store } from '../../src/store/types.js';
+import type { ScanDocument, Store } from '../../src/store/types.js';
 import { lease, open, scan } from './conformance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portbandit-durability-'));
@@ -144,6 +144,72 @@ describe('sqlite store durability', () => {
         },
       ),
       { numRuns: 50 },
+    );
+  });
+
+  it('keeps the facet tables exactly as a fresh ingest of the stored documents would write them, through later rounds and later visits', async () => {
+    // The facet tables are changed by difference (only facets that came or went are written):
+    // after any sequence of new visits and later rounds, history's (scan_terms) must be what
+    // ingesting the final documents into an empty store writes, and each host's latest facets
+    // (latest_terms) exactly its latest scan's.
+    const step = fc.record({
+      host: fc.integer({ min: 0, max: 3 }),
+      replace: fc.boolean(),
+      finishedAt: fc.integer({ min: 1, max: 40 }).map((t) => t * 60_000),
+      ports: fc.uniqueArray(fc.constantFrom(22, 80, 443, 8080), { maxLength: 3 }),
+      product: fc.constantFrom('nginx', 'openssh', 'apache'),
+      tags: fc.subarray(['dmz', 'lab']),
+    });
+    const facets = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return {
+          history: db
+            .prepare('SELECT s.scan_id, t.field, t.value FROM scan_terms t JOIN scans s ON s.row = t.scan_row ORDER BY 1, 2, 3')
+            .all(),
+          latest: db.prepare('SELECT hex(ip_key) AS k, field, value FROM latest_terms ORDER BY 1, 2, 3').all(),
+          latestScans: db
+            .prepare(
+              'SELECT hex(l.ip_key) AS k, t.field, t.value FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row ORDER BY 1, 2, 3',
+            )
+            .all(),
+        };
+      } finally {
+        db.close();
+      }
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 30 }), async (steps) => {
+        const path = join(dir, `facets-${n++}.db`);
+        const store = await openSqliteStore({ path, checkpointIntervalMs: 0 });
+        const visits = new Map<number, string>();
+        let k = 0;
+        for (const st of steps) {
+          const ip = `198.18.0.${st.host}`;
+          const ports = st.ports.map((p) => open(p, 'svc', { product: st.product }));
+          const prior = visits.get(st.host);
+          if (st.replace && prior !== undefined) {
+            // A later round of the host's current visit: replaces the document under its lease.
+            await store.putLease(lease(`r${k}`, ip, 'a1', 1e12));
+            await store.ingestScan({ scan: scan(prior, ip, st.finishedAt, ports, { tags: st.tags }), replace: true, leaseId: `r${k++}` });
+          } else {
+            const id = `v${k++}`;
+            visits.set(st.host, id);
+            await store.ingestScan({ scan: scan(id, ip, st.finishedAt, ports, { tags: st.tags }) });
+          }
+        }
+        const docs: ScanDocument[] = [];
+        for await (const d of store.exportHistory()) docs.push(d);
+        await store.close();
+        const freshPath = join(dir, `facets-${n++}.db`);
+        const fresh = await openSqliteStore({ path: freshPath, checkpointIntervalMs: 0 });
+        for (const d of docs) await fresh.ingestScan({ scan: d });
+        await fresh.close();
+        const kept = facets(path);
+        expect(kept.history).toEqual(facets(freshPath).history);
+        expect(kept.latest).toEqual(kept.latestScans);
+      }),
+      { numRuns: 40 },
     );
   });
 
