@@ -202,6 +202,15 @@ export class PostgresDatabase {
   }
 }
 
+/**
+ * A statement of the hot path, prepared once per connection (node-postgres names it; the server
+ * parses and plans it once per connection instead of at every call). Only for fixed SQL text:
+ * each name holds one text.
+ */
+export function prepared(name: string, text: string): (q: Queryable, values?: unknown[]) => Promise<pg.QueryResult> {
+  return (q, values) => q.query({ name: `pb_${name}`, text, ...(values ? { values } : {}) });
+}
+
 /** The constraint a unique violation broke, or undefined for any other error. */
 export function uniqueViolation(error: unknown): string | undefined {
   const e = error as { code?: string; constraint?: string };
