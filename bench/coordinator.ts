@@ -43,7 +43,8 @@ import { createRng } from '../src/core/rng.js';
  * skipped. The CPU of PostgreSQL's own processes per visit is printed next to the process's.
  *
  * Env: PB_BENCH_COORD_PHASES (`single,batched,pg1,pg2`: which coordinator phases run; the empty
- * route always does), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
+ * route always does, unless the list is `cpu` alone: then only measureBatchedCpu runs, which
+ * `batched` runs too), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
  * PB_BENCH_COORD_BATCH_PACED_VISITS (host visits/s offered in the batched paced phase; default
  * half the batched closed loop's), PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
@@ -1066,6 +1067,17 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
   const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
   /** The PostgreSQL server of the pg phases, started on first use; a string says why there is none. */
   let postgres: BenchPostgres | string | undefined;
+  const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
+  const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2', 'cpu'].includes(p));
+  if (unknown.length > 0)
+    throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2, cpu)`);
+  // `cpu` alone: the batched CPU per host visit in process, without the HTTP phases (the figure
+  // to compare builds with; `batched` runs it too).
+  if (phases.size === 1 && phases.has('cpu')) {
+    await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
+    rmSync(dataDir, { recursive: true, force: true });
+    return;
+  }
   try {
     // 1. The empty fastify route: the ceiling for this machine, client and concurrency.
     const empty = await startWorker({ kind: 'pb-bench-empty' });
@@ -1089,10 +1101,6 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     httpAgent.destroy();
 
     const e = emptyTally.summary(emptySeconds);
-    const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
-    const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2'].includes(p));
-    if (unknown.length > 0)
-      throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2)`);
     const context: PhaseContext = {
       agents,
       seconds,
@@ -1106,10 +1114,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       load,
     };
     if (phases.has('single')) await runSinglePhases(context);
-    if (phases.has('batched')) {
-      await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
-      await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
-    }
+    if (phases.has('batched')) await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
+    if (phases.has('batched') || phases.has('cpu')) await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
     for (const count of [1, 2] as const) {
       if (!phases.has(`pg${count}`)) continue;
       postgres ??= await startBenchPostgres(env);
