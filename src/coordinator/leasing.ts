@@ -379,7 +379,14 @@ export class Leasing {
       const queued = pending.shift();
       let leased: Leased | null;
       if (queued) {
-        leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
+        try {
+          leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
+        } catch (error) {
+          // The request fails: the items it dequeued and did not lease go back at once, not
+          // after their hold. (Nothing else in this loop throws while it holds dequeued items.)
+          this.releaseQueued([queued.id, ...pending.map((q) => q.id)]);
+          throw error;
+        }
         if (leased) leased = { ...leased, queueId: queued.id };
         else this.settleQueued(queued.id);
       } else if (this.shared) break;
@@ -426,6 +433,8 @@ export class Leasing {
     }
     const items: WorkItem[] = [];
     const failed: Array<{ ip: string; error: unknown }> = [];
+    /** Queue items whose lease could not be written: given back now, not after their hold. */
+    const unleased: string[] = [];
     outcomes.forEach((outcome, i) => {
       const item = issued[i]!.item;
       if (outcome.status === 'rejected') {
@@ -438,12 +447,15 @@ export class Leasing {
           return;
         }
         failed.push({ ip: item.ip, error: outcome.reason });
+        const queueId = issued[i]!.queueId;
+        if (queueId !== undefined) unleased.push(queueId);
         return;
       }
       this.agents.touch(agent.id, undefined, 'workItems');
       this.metrics.workItems.inc({ reason: item.reason });
       items.push(item);
     });
+    this.releaseQueued(unleased);
     if (failed.length > 0 && items.length === 0) throw failed[0]!.error;
     for (const f of failed) this.log.error({ err: f.error, ip: f.ip }, 'a lease could not be stored; its work item is not handed out');
     return items;
@@ -457,6 +469,20 @@ export class Leasing {
     const hold = this.shared ? { holdMs: this.leaseSeconds * 1000 } : undefined;
     if (groups !== undefined) return hold ? this.store.dequeueWorkFor(n, groups, hold) : this.store.dequeueWorkFor(n, groups);
     return hold ? this.store.dequeueWork(n, hold) : this.store.dequeueWork(n);
+  }
+
+  /**
+   * Dequeued items whose lease was not written (it failed, or the request did): a shared queue
+   * makes them visible again now. They used to wait out their hold, a whole lease time (900 s by
+   * default, 20 s in the two-coordinator test).
+   */
+  private releaseQueued(ids: readonly string[]): void {
+    if (!this.shared || ids.length === 0) return;
+    this.store
+      .releaseQueuedWork(ids)
+      .catch((error: unknown) =>
+        this.log.warn({ err: error, ids }, 'queue items could not be given back; they come back after their hold'),
+      );
   }
 
   /** A dequeued item that will not be leased: a shared queue drops it now (else it comes back). */

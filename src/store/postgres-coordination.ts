@@ -708,6 +708,17 @@ export class PostgresCoordinationStore implements CoordinationStore {
     );
   }
 
+  /** Held items become visible again now (their hold ends), keeping their place in the queue. */
+  releaseQueuedWork(ids: readonly string[]): Promise<number> {
+    const seqs = ids.filter((id) => /^\d{1,15}$/u.test(id)).map(Number);
+    if (seqs.length === 0) return Promise.resolve(0);
+    return this.run(
+      'releasing queued work',
+      async (q) =>
+        (await q.query('UPDATE work_queue SET hidden_until = 0 WHERE seq = ANY($1::int8[]) AND hidden_until > 0', [seqs])).rowCount ?? 0,
+    );
+  }
+
   removeQueuedWork(id: string): Promise<boolean> {
     if (!/^\d{1,15}$/u.test(id)) return Promise.resolve(false);
     return this.run(

@@ -521,6 +521,11 @@ class SqliteStore implements Store {
     return this.run('counting queued work', () => (this.stmt.queueCount.get() as Row).n as number);
   }
 
+  /** A dequeue removed its items (one process: nothing to come back for): nothing is held. */
+  releaseQueuedWork(_ids: readonly string[]): Promise<number> {
+    return Promise.resolve(0);
+  }
+
   removeQueuedWork(id: string): Promise<boolean> {
     return this.run('removing queued work', () => /^\d+$/u.test(id) && this.stmt.queueDelete.run(Number(id)).changes > 0);
   }

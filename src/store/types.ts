@@ -142,6 +142,13 @@ export interface CoordinationStore {
   countQueuedWork(): Promise<number>;
   /** Remove one queued item by id; true when it existed. */
   removeQueuedWork(id: string): Promise<boolean>;
+  /**
+   * Give dequeued items back at once: a store that holds a dequeued item (PostgreSQL, `holdMs`)
+   * makes it visible again now, for a coordinator whose lease for it could not be written (else
+   * it would wait out the hold, a whole lease time). Returns how many were held. A store whose
+   * dequeue removes the item (SQLite) holds nothing: 0.
+   */
+  releaseQueuedWork(ids: readonly string[]): Promise<number>;
 
   // ---------------------------------------------------------------- work routed by agent group
   /**

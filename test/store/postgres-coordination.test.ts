@@ -69,6 +69,23 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
       }
     });
 
+    it('gives held items back at once on release, in their place in the queue; a settled or unknown id is not counted', async () => {
+      const store = await open();
+      try {
+        await store.enqueueWork(
+          ['198.18.0.1', '198.18.0.2', '198.18.0.3'].map((ip) => ({ ip, tags: [], reason: 'manual' as const, enqueuedAt: 1 })),
+        );
+        const taken = await store.dequeueWork(2, { holdMs: 600_000 });
+        await store.putLease(lease('l1', '198.18.0.1', 'a1', 100));
+        // The lease settled the first; the second is released: ahead of the third again, at once.
+        expect(await store.releaseQueuedWork([...taken.map((q) => q.id), '999', 'x'])).toBe(1);
+        expect((await store.listQueuedWork()).map((q) => q.ip)).toEqual(['198.18.0.2', '198.18.0.3']);
+        expect((await store.dequeueWork(1)).map((q) => q.ip)).toEqual(['198.18.0.2']);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('refuses a second live lease for an address, by constraint, whoever writes it', async () => {
       const schema = pg.freshSchema();
       const [a, b] = await Promise.all([0, 1].map(() => openPostgresCoordination({ url: pg.url(), schema })));
