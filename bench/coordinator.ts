@@ -43,8 +43,9 @@ import { createRng } from '../src/core/rng.js';
  * skipped. The CPU of PostgreSQL's own processes per visit is printed next to the process's.
  *
  * Env: PB_BENCH_COORD_PHASES (`single,batched,pg1,pg2`: which coordinator phases run; the empty
- * route always does, unless the list is `cpu` alone: then only measureBatchedCpu runs, which
- * `batched` runs too), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
+ * route always does, unless the list holds only `cpu` and `cpu-pg`: then only measureBatchedCpu
+ * runs, on SQLite and/or on PostgreSQL (with the cluster's own CPU per visit; `batched` runs the
+ * SQLite one too), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
  * PB_BENCH_COORD_BATCH_PACED_VISITS (host visits/s offered in the batched paced phase; default
  * half the batched closed loop's), PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
@@ -406,7 +407,7 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
  * process. A loaded machine disturbs this far less than rates and latencies: it is the figure to
  * compare builds with (docs/coordinator.md, batched work).
  */
-async function measureBatchedCpu(rounds: number, agents: number, strategy: string): Promise<void> {
+async function measureBatchedCpu(rounds: number, agents: number, strategy: string, postgres?: BenchPostgres): Promise<void> {
   const { default: Fastify } = await import('fastify');
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-bcpu-'));
@@ -414,8 +415,10 @@ async function measureBatchedCpu(rounds: number, agents: number, strategy: strin
   empty.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({
     ok: true,
   }));
-  const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000 }, env: {} });
+  const pgFlags = postgres ? { postgresUrl: postgres.url, postgresSchema: postgres.schema('bcpu') } : {};
+  const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags }, env: {} });
   const app = await buildApp({ config });
+  const databaseCpu = postgres?.dataDir !== undefined ? () => postgresCpuSeconds(postgres.dataDir!) : undefined;
   try {
     const c = app.coordinator;
     await c.addScope('scope', [{ range: BATCHED_SCOPE, tags: ['bench'] }]);
@@ -464,11 +467,16 @@ async function measureBatchedCpu(rounds: number, agents: number, strategy: strin
     await cpuPerCall(2000, 50, () => empty.inject({ method: 'GET', url: '/empty' }));
     const emptyUs = await cpuPerCall(5000, 50, () => empty.inject({ method: 'GET', url: '/empty' }));
     visits = leaseUs = submitUs = 0;
+    const databaseBefore = databaseCpu?.();
     for (let k = 0; k < rounds; k++) await round();
     const perVisit = (leaseUs + submitUs) / Math.max(1, visits);
     console.log(
-      `CPU per host visit, batched, in process (fastify inject, ${agents} agents leasing 64 and submitting them in one batch, ${rounds} rounds, ${visits} visits; user+system of the whole process):`,
+      `CPU per host visit, batched, in process, ${postgres ? 'PostgreSQL' : 'SQLite'} (fastify inject, ${agents} agents leasing 64 and submitting them in one batch, ${rounds} rounds, ${visits} visits; user+system of the whole process):`,
     );
+    if (databaseCpu && databaseBefore !== undefined)
+      console.log(
+        `  PostgreSQL's own processes: ${fmt(((databaseCpu() - databaseBefore) * 1e6) / Math.max(1, visits), 0)} us CPU per visit`,
+      );
     console.log(
       `  ${fmt(perVisit, 0)} us per visit (lease ${fmt(leaseUs / Math.max(1, visits), 0)} + submit ${fmt(submitUs / Math.max(1, visits), 0)}); empty route ${fmt(emptyUs, 0)} us per request, so ${fmt(emptyUs / perVisit, 3)} visits per empty-route request` +
         '; 5,000 visits/s on 2 whole cores is 400 us of CPU per visit for everything (server, client, checkpoints)',
@@ -1068,14 +1076,29 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
   /** The PostgreSQL server of the pg phases, started on first use; a string says why there is none. */
   let postgres: BenchPostgres | string | undefined;
   const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
-  const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2', 'cpu'].includes(p));
+  const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2', 'cpu', 'cpu-pg'].includes(p));
   if (unknown.length > 0)
-    throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2, cpu)`);
-  // `cpu` alone: the batched CPU per host visit in process, without the HTTP phases (the figure
-  // to compare builds with; `batched` runs it too).
-  if (phases.size === 1 && phases.has('cpu')) {
-    await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
-    rmSync(dataDir, { recursive: true, force: true });
+    throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2, cpu, cpu-pg)`);
+  // `cpu` (SQLite) and `cpu-pg` (PostgreSQL) alone: the batched CPU per host visit in process,
+  // without the HTTP phases (the figure to compare builds with; `batched` runs the SQLite one too).
+  if ([...phases].every((p) => p === 'cpu' || p === 'cpu-pg')) {
+    const cpuRounds = Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8);
+    try {
+      if (phases.has('cpu')) await measureBatchedCpu(cpuRounds, 16, strategy);
+      if (phases.has('cpu-pg')) {
+        const postgres = await startBenchPostgres(env);
+        if (typeof postgres === 'string') console.log(`CPU per host visit on PostgreSQL: skipped (${postgres})`);
+        else {
+          try {
+            await measureBatchedCpu(cpuRounds, 16, strategy, postgres);
+          } finally {
+            await postgres.stop();
+          }
+        }
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
     return;
   }
   try {
