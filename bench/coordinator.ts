@@ -43,7 +43,9 @@ import { createRng } from '../src/core/rng.js';
  * skipped. The CPU of PostgreSQL's own processes per visit is printed next to the process's.
  *
  * Env: PB_BENCH_COORD_PHASES (`single,batched,pg1,pg2`: which coordinator phases run; the empty
- * route always does), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
+ * route always does, unless the list holds only `cpu` and `cpu-pg`: then only measureBatchedCpu
+ * runs, on SQLite and/or on PostgreSQL (with the cluster's own CPU per visit; `batched` runs the
+ * SQLite one too), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
  * PB_BENCH_COORD_BATCH_PACED_VISITS (host visits/s offered in the batched paced phase; default
  * half the batched closed loop's), PB_BENCH_COORD_AGENTS (1000), PB_BENCH_COORD_SECONDS per phase (8), PB_BENCH_COORD_MAX
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
@@ -405,7 +407,7 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
  * process. A loaded machine disturbs this far less than rates and latencies: it is the figure to
  * compare builds with (docs/coordinator.md, batched work).
  */
-async function measureBatchedCpu(rounds: number, agents: number, strategy: string): Promise<void> {
+async function measureBatchedCpu(rounds: number, agents: number, strategy: string, postgres?: BenchPostgres): Promise<void> {
   const { default: Fastify } = await import('fastify');
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-bcpu-'));
@@ -413,8 +415,10 @@ async function measureBatchedCpu(rounds: number, agents: number, strategy: strin
   empty.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({
     ok: true,
   }));
-  const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000 }, env: {} });
+  const pgFlags = postgres ? { postgresUrl: postgres.url, postgresSchema: postgres.schema('bcpu') } : {};
+  const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags }, env: {} });
   const app = await buildApp({ config });
+  const databaseCpu = postgres?.dataDir !== undefined ? () => postgresCpuSeconds(postgres.dataDir!) : undefined;
   try {
     const c = app.coordinator;
     await c.addScope('scope', [{ range: BATCHED_SCOPE, tags: ['bench'] }]);
@@ -463,11 +467,16 @@ async function measureBatchedCpu(rounds: number, agents: number, strategy: strin
     await cpuPerCall(2000, 50, () => empty.inject({ method: 'GET', url: '/empty' }));
     const emptyUs = await cpuPerCall(5000, 50, () => empty.inject({ method: 'GET', url: '/empty' }));
     visits = leaseUs = submitUs = 0;
+    const databaseBefore = databaseCpu?.();
     for (let k = 0; k < rounds; k++) await round();
     const perVisit = (leaseUs + submitUs) / Math.max(1, visits);
     console.log(
-      `CPU per host visit, batched, in process (fastify inject, ${agents} agents leasing 64 and submitting them in one batch, ${rounds} rounds, ${visits} visits; user+system of the whole process):`,
+      `CPU per host visit, batched, in process, ${postgres ? 'PostgreSQL' : 'SQLite'} (fastify inject, ${agents} agents leasing 64 and submitting them in one batch, ${rounds} rounds, ${visits} visits; user+system of the whole process):`,
     );
+    if (databaseCpu && databaseBefore !== undefined)
+      console.log(
+        `  PostgreSQL's own processes: ${fmt(((databaseCpu() - databaseBefore) * 1e6) / Math.max(1, visits), 0)} us CPU per visit`,
+      );
     console.log(
       `  ${fmt(perVisit, 0)} us per visit (lease ${fmt(leaseUs / Math.max(1, visits), 0)} + submit ${fmt(submitUs / Math.max(1, visits), 0)}); empty route ${fmt(emptyUs, 0)} us per request, so ${fmt(emptyUs / perVisit, 3)} visits per empty-route request` +
         '; 5,000 visits/s on 2 whole cores is 400 us of CPU per visit for everything (server, client, checkpoints)',
@@ -1066,6 +1075,32 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
   const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
   /** The PostgreSQL server of the pg phases, started on first use; a string says why there is none. */
   let postgres: BenchPostgres | string | undefined;
+  const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
+  const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2', 'cpu', 'cpu-pg'].includes(p));
+  if (unknown.length > 0)
+    throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2, cpu, cpu-pg)`);
+  // `cpu` (SQLite) and `cpu-pg` (PostgreSQL) alone: the batched CPU per host visit in process,
+  // without the HTTP phases (the figure to compare builds with; `batched` runs the SQLite one too).
+  if ([...phases].every((p) => p === 'cpu' || p === 'cpu-pg')) {
+    const cpuRounds = Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8);
+    try {
+      if (phases.has('cpu')) await measureBatchedCpu(cpuRounds, 16, strategy);
+      if (phases.has('cpu-pg')) {
+        const postgres = await startBenchPostgres(env);
+        if (typeof postgres === 'string') console.log(`CPU per host visit on PostgreSQL: skipped (${postgres})`);
+        else {
+          try {
+            await measureBatchedCpu(cpuRounds, 16, strategy, postgres);
+          } finally {
+            await postgres.stop();
+          }
+        }
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    return;
+  }
   try {
     // 1. The empty fastify route: the ceiling for this machine, client and concurrency.
     const empty = await startWorker({ kind: 'pb-bench-empty' });
@@ -1089,10 +1124,6 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
     httpAgent.destroy();
 
     const e = emptyTally.summary(emptySeconds);
-    const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
-    const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2'].includes(p));
-    if (unknown.length > 0)
-      throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2)`);
     const context: PhaseContext = {
       agents,
       seconds,
@@ -1106,10 +1137,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       load,
     };
     if (phases.has('single')) await runSinglePhases(context);
-    if (phases.has('batched')) {
-      await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
-      await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
-    }
+    if (phases.has('batched')) await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
+    if (phases.has('batched') || phases.has('cpu')) await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
     for (const count of [1, 2] as const) {
       if (!phases.has(`pg${count}`)) continue;
       postgres ??= await startBenchPostgres(env);

@@ -99,6 +99,7 @@ export class IndexedStore implements Store {
   listQueuedWork: Store['listQueuedWork'] = (limit) => this.record.listQueuedWork(limit);
   countQueuedWork: Store['countQueuedWork'] = () => this.record.countQueuedWork();
   removeQueuedWork: Store['removeQueuedWork'] = (id) => this.record.removeQueuedWork(id);
+  releaseQueuedWork: Store['releaseQueuedWork'] = (ids) => this.record.releaseQueuedWork(ids);
   dequeueWorkFor: Store['dequeueWorkFor'] = (limit, groups, options) => this.record.dequeueWorkFor(limit, groups, options);
   createFirstAdminToken: Store['createFirstAdminToken'] = (token) => this.record.createFirstAdminToken(token);
   holdRole: Store['holdRole'] = (role) => this.record.holdRole(role);

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { PortbanditError } from '../core/index.js';
 import { canonicalIp } from './ip-key.js';
 import { resolveLimit } from './page.js';
-import { PostgresDatabase, type PostgresOptions, type Queryable, uniqueViolation } from './postgres-database.js';
+import { PostgresDatabase, type PostgresOptions, type Queryable, prepared, uniqueViolation } from './postgres-database.js';
+import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
 import type {
   AdminToken,
@@ -470,9 +471,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
   /** Queue finished visits for the learner inside the caller's transaction. */
   protected async insertLearning(q: Queryable, items: readonly LearningItem[]): Promise<void> {
     if (items.length === 0) return;
-    await q.query('INSERT INTO learning_queue (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i', [
-      items.map((item) => JSON.stringify(item)),
-    ]);
+    await SQL.learningInsert(q, [items.map((item) => JSON.stringify(item))]);
   }
 
   // ------------------------------------------------------------------ leases and queue
@@ -510,22 +509,13 @@ export class PostgresCoordinationStore implements CoordinationStore {
       // The leases settle the queue items they were made from (hidden since their dequeue).
       // `taken`: the id existed before this statement (the statement's snapshot does not see
       // its own inserts); a lease not inserted otherwise lost on its address.
-      const { rows } = await q.query(
-        `WITH input AS (
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[]) WITH ORDINALITY AS t(id, ip, agent_id, deadline, doc, i)),
-         ins AS (
-           INSERT INTO leases (id, ip, agent_id, deadline, doc) SELECT id, ip, agent_id, deadline, doc FROM input ORDER BY i
-           ON CONFLICT DO NOTHING RETURNING id, ip),
-         settled AS (DELETE FROM work_queue w USING ins WHERE w.ip = ins.ip AND w.hidden_until > 0)
-         SELECT i, EXISTS (SELECT 1 FROM ins WHERE ins.id = input.id) AS stored, EXISTS (SELECT 1 FROM leases l WHERE l.id = input.id) AS taken FROM input ORDER BY i`,
-        [
-          group.map((g) => g.lease.id),
-          group.map((g) => g.ip),
-          group.map((g) => g.lease.agentId),
-          group.map((g) => g.lease.deadline),
-          group.map((g) => JSON.stringify({ ...g.lease, ip: g.ip })),
-        ],
-      );
+      const { rows } = await SQL.leasesInsert(q, [
+        group.map((g) => g.lease.id),
+        group.map((g) => g.ip),
+        group.map((g) => g.lease.agentId),
+        group.map((g) => g.lease.deadline),
+        group.map((g) => JSON.stringify({ ...g.lease, ip: g.ip })),
+      ]);
       return rows as { stored: boolean; taken: boolean }[];
     }).then(
       (rows) =>
@@ -544,11 +534,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
     return this.run('storing a lease', async (q) => {
       try {
         // The lease settles the queue item it was made from (hidden since its dequeue).
-        await q.query(
-          `WITH l AS (INSERT INTO leases (id, ip, agent_id, deadline, doc) VALUES ($1, $2, $3, $4, $5) RETURNING ip)
-           DELETE FROM work_queue w USING l WHERE w.ip = l.ip AND w.hidden_until > 0`,
-          [lease.id, ip, lease.agentId, lease.deadline, JSON.stringify({ ...lease, ip })],
-        );
+        await SQL.leaseInsert(q, [lease.id, ip, lease.agentId, lease.deadline, JSON.stringify({ ...lease, ip })]);
       } catch (error) {
         const constraint = uniqueViolation(error);
         if (constraint === 'leases_one_per_ip')
@@ -562,7 +548,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
 
   getLease(id: string): Promise<Lease | undefined> {
     return this.run('reading a lease', async (q) => {
-      const row = (await q.query('SELECT doc FROM leases WHERE id = $1', [id])).rows[0];
+      const row = (await SQL.leaseGet(q, [id])).rows[0];
       return row ? parse<Lease>(row.doc) : undefined;
     });
   }
@@ -615,7 +601,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
 
   /** Delete a lease and return it (the DELETE decides: two coordinators completing it, one wins). */
   protected async takeLease(q: Queryable, id: string): Promise<Lease | undefined> {
-    const row = (await q.query('DELETE FROM leases WHERE id = $1 RETURNING doc', [id])).rows[0];
+    const row = (await SQL.leaseTake(q, [id])).rows[0];
     return row ? parse<Lease>(row.doc) : undefined;
   }
 
@@ -650,10 +636,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
     if (items.length === 0) return [];
     const docs = items.map((item) => JSON.stringify(item));
     // WITH ORDINALITY keeps the caller's order in the sequence numbers.
-    const { rows } = await q.query(
-      `INSERT INTO work_queue (ip, doc) SELECT p, d FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(p, d, i) ORDER BY i RETURNING seq`,
-      [items.map((item) => item.ip), docs],
-    );
+    const { rows } = await SQL.queueInsert(q, [items.map((item) => item.ip), items.map((item) => queuePriority(item.reason)), docs]);
     const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
     return docs.map((doc, i) => ({ ...parse<QueuedWorkInput>(doc), id: String(seqs[i]) }));
   }
@@ -678,14 +661,15 @@ export class PostgresCoordinationStore implements CoordinationStore {
     const n = resolveLimit(limit, limit);
     const hold = Math.max(1000, Math.floor(options.holdMs ?? 60_000));
     return this.run('dequeueing work', async (q) => {
+      // Not prepared: a generic plan does not know LIMIT's value and may sort the whole queue.
       const { rows } = await q.query(
         `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms)
          UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq IN (
-           SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now) ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING seq, doc`,
+           SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now) ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING seq, priority, doc`,
         [n, hold],
       );
-      return rows.sort((a, b) => (a.seq as number) - (b.seq as number)).map(toQueued);
+      return rows.sort(queueOrder).map(toQueued);
     });
   }
 
@@ -702,18 +686,18 @@ export class PostgresCoordinationStore implements CoordinationStore {
          UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq IN (
            SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now)
              AND (doc::jsonb -> 'groups' IS NULL OR doc::jsonb -> 'groups' ?| $3::text[])
-           ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING seq, doc`,
+           ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING seq, priority, doc`,
         [n, hold, [...groups]],
       );
-      return rows.sort((a, b) => (a.seq as number) - (b.seq as number)).map(toQueued);
+      return rows.sort(queueOrder).map(toQueued);
     });
   }
 
   listQueuedWork(limit?: number): Promise<QueuedWork[]> {
     const n = resolveLimit(limit, 10_000);
     return this.run('listing queued work', async (q) =>
-      (await q.query('SELECT seq, doc FROM work_queue WHERE hidden_until = 0 ORDER BY seq LIMIT $1', [n])).rows.map(toQueued),
+      (await q.query('SELECT seq, doc FROM work_queue WHERE hidden_until = 0 ORDER BY priority, seq LIMIT $1', [n])).rows.map(toQueued),
     );
   }
 
@@ -721,6 +705,17 @@ export class PostgresCoordinationStore implements CoordinationStore {
     return this.run(
       'counting queued work',
       async (q) => (await q.query('SELECT COUNT(*)::int8 AS n FROM work_queue WHERE hidden_until = 0')).rows[0]!.n as number,
+    );
+  }
+
+  /** Held items become visible again now (their hold ends), keeping their place in the queue. */
+  releaseQueuedWork(ids: readonly string[]): Promise<number> {
+    const seqs = ids.filter((id) => /^\d{1,15}$/u.test(id)).map(Number);
+    if (seqs.length === 0) return Promise.resolve(0);
+    return this.run(
+      'releasing queued work',
+      async (q) =>
+        (await q.query('UPDATE work_queue SET hidden_until = 0 WHERE seq = ANY($1::int8[]) AND hidden_until > 0', [seqs])).rowCount ?? 0,
     );
   }
 
@@ -732,6 +727,39 @@ export class PostgresCoordinationStore implements CoordinationStore {
     );
   }
 }
+
+/** The hot path's statements, prepared once per connection. */
+const SQL = {
+  leaseGet: prepared('lease_get', 'SELECT doc FROM leases WHERE id = $1'),
+  leaseTake: prepared('lease_take', 'DELETE FROM leases WHERE id = $1 RETURNING doc'),
+  // The lease settles the queue item it was made from (hidden since its dequeue).
+  leaseInsert: prepared(
+    'lease_insert',
+    `WITH l AS (INSERT INTO leases (id, ip, agent_id, deadline, doc) VALUES ($1, $2, $3, $4, $5) RETURNING ip)
+     DELETE FROM work_queue w USING l WHERE w.ip = l.ip AND w.hidden_until > 0`,
+  ),
+  // A batch's leases; `taken`: the id existed before this statement (its snapshot does not see
+  // its own inserts); a lease not inserted otherwise lost on its address.
+  leasesInsert: prepared(
+    'leases_insert',
+    `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[]) WITH ORDINALITY AS t(id, ip, agent_id, deadline, doc, i)),
+         ins AS (
+           INSERT INTO leases (id, ip, agent_id, deadline, doc) SELECT id, ip, agent_id, deadline, doc FROM input ORDER BY i
+           ON CONFLICT DO NOTHING RETURNING id, ip),
+         settled AS (DELETE FROM work_queue w USING ins WHERE w.ip = ins.ip AND w.hidden_until > 0)
+         SELECT i, EXISTS (SELECT 1 FROM ins WHERE ins.id = input.id) AS stored, EXISTS (SELECT 1 FROM leases l WHERE l.id = input.id) AS taken FROM input ORDER BY i`,
+  ),
+  // WITH ORDINALITY keeps the caller's order in the sequence numbers.
+  queueInsert: prepared(
+    'queue_insert',
+    `INSERT INTO work_queue (ip, priority, doc) SELECT p, r, d FROM unnest($1::text[], $2::int2[], $3::text[]) WITH ORDINALITY AS t(p, r, d, i) ORDER BY i RETURNING seq`,
+  ),
+  learningInsert: prepared(
+    'learning_insert',
+    'INSERT INTO learning_queue (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i',
+  ),
+};
 
 function toDocument<T>(row: Row): StoredDocument<T> {
   return { key: row.key as string, value: parse<T>(row.value), revision: row.revision as number, updatedAt: row.updated_at as number };
@@ -751,6 +779,11 @@ function toAgent(row: Row): Agent {
 
 function toToken(row: Row): AdminToken {
   return { id: row.id as string, name: row.name as string, tokenHash: row.token_hash as string, createdAt: row.created_at as number };
+}
+
+/** The queue's order (class, then sequence), for rows an UPDATE ... RETURNING gave back in no order. */
+function queueOrder(a: Row, b: Row): number {
+  return (a.priority as number) - (b.priority as number) || (a.seq as number) - (b.seq as number);
 }
 
 function toQueued(row: Row): QueuedWork {

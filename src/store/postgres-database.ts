@@ -80,6 +80,19 @@ const COORDINATION_MIGRATIONS: readonly string[] = [
    CREATE INDEX learning_queue_xid ON learning_queue (xid, seq);`,
   // 3: what a separate search index (Elasticsearch) has still to receive (readOutbox)
   `CREATE TABLE outbox (seq bigserial PRIMARY KEY, doc text NOT NULL);`,
+  // 4: the queue is served by class, then in order (src/store/queue-priority.ts): visits under
+  // way (follow-up rounds, expired leases) 0, manual rescans 1, the cycle 2; items queued before
+  // get their class from their reason. The claim (dequeueWork) walks work_queue_claim in order
+  // and skips held items. No index covers hidden_until, so a dequeue's hold (and a hold that
+  // ended) rewrites the row in place (a HOT update) instead of adding index entries to every index.
+  `
+  ALTER TABLE work_queue ADD COLUMN priority smallint NOT NULL DEFAULT 2;
+  UPDATE work_queue SET priority = CASE doc::jsonb ->> 'reason' WHEN 'followup' THEN 0 WHEN 'expired' THEN 0 WHEN 'manual' THEN 1 ELSE 2 END;
+  DROP INDEX work_queue_visible;
+  DROP INDEX work_queue_taken;
+  CREATE INDEX work_queue_claim ON work_queue (priority, seq);
+  CREATE INDEX work_queue_ip ON work_queue (ip);
+  `,
 ];
 /** The coordination tables. */
 export const COORDINATION_SCHEMA: SchemaPart = { name: 'coordination', migrations: COORDINATION_MIGRATIONS };
@@ -187,6 +200,15 @@ export class PostgresDatabase {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/**
+ * A statement of the hot path, prepared once per connection (node-postgres names it; the server
+ * parses and plans it once per connection instead of at every call). Only for fixed SQL text:
+ * each name holds one text.
+ */
+export function prepared(name: string, text: string): (q: Queryable, values?: unknown[]) => Promise<pg.QueryResult> {
+  return (q, values) => q.query({ name: `pb_${name}`, text, ...(values ? { values } : {}) });
 }
 
 /** The constraint a unique violation broke, or undefined for any other error. */

@@ -1,7 +1,7 @@
 import { PortbanditError } from '../core/index.js';
 import { ipKey } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
-import { PostgresDatabase, type PostgresOptions, type Queryable, type SchemaPart } from './postgres-database.js';
+import { PostgresDatabase, type PostgresOptions, type Queryable, type SchemaPart, prepared } from './postgres-database.js';
 import type { QueryNode } from './query-ast.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
@@ -57,6 +57,17 @@ export const INDEX_SCHEMA: SchemaPart = {
     CREATE TABLE events (seq bigserial PRIMARY KEY, doc text NOT NULL);
     `,
   ],
+};
+
+/** The hot path's statements, prepared once per connection. */
+const SQL = {
+  scanGet: prepared('scan_get', 'SELECT doc FROM scans WHERE scan_id = $1'),
+  latestGet: prepared('latest_get', 'SELECT s.doc FROM latest l JOIN scans s ON s.row = l.scan_row WHERE l.ip_key = $1'),
+  lock: prepared('xact_lock', 'SELECT pg_advisory_xact_lock($1)'),
+  eventsInsert: prepared(
+    'events_insert',
+    'INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq',
+  ),
 };
 
 /** Placeholders numbered in order: the SQLite compiler's `?` become `$n` from `start`. */
@@ -187,12 +198,9 @@ export class PostgresScanIndex implements ScanIndex {
    */
   async insertEvents(q: Queryable, events: readonly NewStoreEvent[]): Promise<StoreEvent[]> {
     if (events.length === 0) return [];
-    await q.query('SELECT pg_advisory_xact_lock($1)', [this.db.lockKey('events')]);
+    await SQL.lock(q, [this.db.lockKey('events')]);
     const docs = events.map((e) => JSON.stringify(e));
-    const { rows } = await q.query(
-      'INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq',
-      [docs],
-    );
+    const { rows } = await SQL.eventsInsert(q, [docs]);
     // Sequence numbers were drawn in ORDER BY order: the i-th smallest belongs to the i-th event.
     const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
     return docs.map((doc, i) => ({ ...(JSON.parse(doc) as NewStoreEvent), id: String(seqs[i]) }));
@@ -200,14 +208,14 @@ export class PostgresScanIndex implements ScanIndex {
 
   getScan(scanId: string): Promise<ScanDocument | undefined> {
     return this.run('reading a scan', async (q) => {
-      const row = (await q.query('SELECT doc FROM scans WHERE scan_id = $1', [scanId])).rows[0];
+      const row = (await SQL.scanGet(q, [scanId])).rows[0];
       return row ? parse<ScanDocument>(row.doc) : undefined;
     });
   }
 
   getLatestScan(ip: string): Promise<ScanDocument | undefined> {
     return this.run('reading the latest scan', async (q) => {
-      const row = (await q.query('SELECT s.doc FROM latest l JOIN scans s ON s.row = l.scan_row WHERE l.ip_key = $1', [ipKey(ip)])).rows[0];
+      const row = (await SQL.latestGet(q, [ipKey(ip)])).rows[0];
       return row ? parse<ScanDocument>(row.doc) : undefined;
     });
   }

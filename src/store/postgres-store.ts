@@ -1,13 +1,16 @@
-import { canonicalIp } from './ip-key.js';
+import { canonicalIp, ipKey } from './ip-key.js';
 import { PostgresCoordinationStore } from './postgres-coordination.js';
-import { COORDINATION_SCHEMA, PostgresDatabase, type PostgresOptions, type Queryable } from './postgres-database.js';
+import { COORDINATION_SCHEMA, PostgresDatabase, type PostgresOptions, type Queryable, prepared } from './postgres-database.js';
 import { INDEX_SCHEMA, PostgresScanIndex } from './postgres-index.js';
 import type { QueryNode } from './query-ast.js';
+import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import type {
   EventPage,
   IngestInput,
   IngestResult,
+  Lease,
   NewStoreEvent,
+  OutboxEntry,
   Page,
   PageRequest,
   QueuedWorkInput,
@@ -20,6 +23,36 @@ import type {
 } from './types.js';
 
 export type { PostgresOptions } from './postgres-database.js';
+
+/**
+ * Ingests that the set-based group path may write together: no scan id, address or lease twice
+ * (the one-by-one path decides those in call order, each seeing the one before).
+ */
+function independent(group: readonly PendingIngest[]): boolean {
+  const ids = new Set<string>();
+  const ips = new Set<string>();
+  const leases = new Set<string>();
+  for (const { input } of group) {
+    const ip = typeof input.scan?.ip === 'string' ? input.scan.ip : '';
+    if (ids.has(input.scan?.scanId) || ips.has(ip)) return false;
+    ids.add(input.scan?.scanId);
+    ips.add(ip);
+    if (input.leaseId !== undefined) {
+      if (leases.has(input.leaseId)) return false;
+      leases.add(input.leaseId);
+    }
+  }
+  return true;
+}
+
+/** A scan's facets as (field, value) pairs, as the facet tables hold them (the SQLite store's order). */
+function facetPairs(fields: ScanIndexFields): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (const port of fields.ports) pairs.push(['port', String(port)]);
+  for (const [field, values] of Object.entries(fields.terms)) for (const value of values) pairs.push([field, value]);
+  if (fields.screenshot) pairs.push(['screenshot', 'true']);
+  return pairs;
+}
 
 /**
  * Open the whole store on PostgreSQL: the coordination tables and the scan index in one schema,
@@ -36,6 +69,46 @@ interface PendingIngest {
   resolve(result: IngestResult): void;
   reject(error: unknown): void;
 }
+
+/** The set-based group ingest's statements, prepared once per connection. */
+const SQL = {
+  scansInsert: prepared(
+    'group_scans_insert',
+    `INSERT INTO scans (scan_id, ip, ip_key, finished_at, words, doc)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int8[], $5::text[], $6::text[]) ON CONFLICT (scan_id) DO NOTHING
+       RETURNING row, scan_id`,
+  ),
+  scansLock: prepared('group_scans_lock', 'SELECT row, scan_id FROM scans WHERE scan_id = ANY($1::text[]) ORDER BY ip_key FOR UPDATE'),
+  leasesLock: prepared('group_leases_lock', 'SELECT id FROM leases WHERE id = ANY($1::text[]) ORDER BY ip FOR UPDATE'),
+  scansUpdate: prepared(
+    'group_scans_update',
+    `UPDATE scans s SET finished_at = u.f, words = u.w, doc = u.d
+           FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[]) AS u(r, f, w, d) WHERE s.row = u.r`,
+  ),
+  termsClear: prepared('group_terms_clear', 'DELETE FROM scan_terms WHERE scan_row = ANY($1::int8[])'),
+  termsInsert: prepared(
+    'group_terms_insert',
+    'INSERT INTO scan_terms (field, value, scan_row) SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) ON CONFLICT DO NOTHING',
+  ),
+  latestUpsert: prepared(
+    'group_latest_upsert',
+    `INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::text[])
+       ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id
+       WHERE latest.scan_row = excluded.scan_row OR (excluded.finished_at, excluded.scan_id COLLATE "C") > (latest.finished_at, latest.scan_id COLLATE "C")
+       RETURNING scan_row, (xmax = 0) AS fresh`,
+  ),
+  latestTermsClear: prepared('group_latest_terms_clear', 'DELETE FROM latest_terms WHERE ip_key = ANY($1::bytea[])'),
+  latestTermsCopy: prepared(
+    'group_latest_terms_copy',
+    `INSERT INTO latest_terms (field, value, ip_key) SELECT t.field, t.value, u.k FROM unnest($1::bytea[], $2::int8[]) AS u(k, r)
+         JOIN scan_terms t ON t.scan_row = u.r ON CONFLICT DO NOTHING`,
+  ),
+  leasesTake: prepared('group_leases_take', 'DELETE FROM leases WHERE id = ANY($1::text[]) RETURNING id, doc'),
+  outboxInsert: prepared(
+    'group_outbox_insert',
+    'INSERT INTO outbox (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i',
+  ),
+};
 
 export class PostgresStore extends PostgresCoordinationStore implements Store {
   readonly index: PostgresScanIndex;
@@ -95,9 +168,11 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
     if (group.length > 1) {
       let results: IngestResult[] | undefined;
       let started = false;
+      const setBased = independent(group);
       try {
         results = await this.db.transaction(async (q) => {
           started = true;
+          if (setBased) return this.ingestGroupWith(q, group);
           const out: IngestResult[] = [];
           // The group's events go last, in call order, in one insert: the events lock (held until
           // commit, insertEvents) is then held for that insert and the commit, not for the group.
@@ -141,11 +216,127 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
         return;
       }
     }
-    await Promise.all(
-      group.map(({ input, enqueue, resolve, reject }) =>
-        this.run('ingesting a scan', async (q) => (await this.ingestWith(q, input, enqueue, true)).result, true).then(resolve, reject),
-      ),
+    // One after another, in call order: each sees the ones before it, as the group would have
+    // (run side by side, a later round could be stored before the visit it belongs to).
+    for (const { input, enqueue, resolve, reject } of group) {
+      await this.run('ingesting a scan', async (q) => (await this.ingestWith(q, input, enqueue, true)).result, true).then(resolve, reject);
+    }
+  }
+
+  /**
+   * A group of independent ingests (no scan id, address or lease twice: `independent`) inside
+   * the caller's transaction, one statement per table for the whole group instead of one per
+   * visit: each caller gets what the one-by-one path (`ingestWith`, in call order) gives. Rows are
+   * written in address order, so two coordinators' groups lock shared rows (latest per host) in
+   * the same order.
+   */
+  private async ingestGroupWith(q: Queryable, group: readonly PendingIngest[]): Promise<IngestResult[]> {
+    const items = group.map(({ input, enqueue }, index) => {
+      const scan = validateScan(input.scan);
+      const fields = indexScan(scan);
+      return {
+        index,
+        input,
+        enqueue,
+        scan,
+        fields,
+        key: ipKey(scan.ip, 'scan.ip'),
+        words: fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `,
+        doc: JSON.stringify(scan),
+        row: undefined as number | undefined,
+      };
+    });
+    const byKey = [...items].sort((a, b) => Buffer.compare(a.key, b.key));
+    const inserted = await SQL.scansInsert(q, [
+      byKey.map((i) => i.scan.scanId),
+      byKey.map((i) => i.scan.ip),
+      byKey.map((i) => i.key),
+      byKey.map((i) => i.scan.finishedAt),
+      byKey.map((i) => i.words),
+      byKey.map((i) => i.doc),
+    ]);
+    const rowOf = new Map(inserted.rows.map((r) => [r.scan_id as string, r.row as number]));
+    for (const item of items) item.row = rowOf.get(item.scan.scanId);
+    // Known scan ids: a later round of a visit replaces it once per lease (the lease row, locked
+    // here and deleted below, is the ticket), as in `ingestWith`.
+    const replacing = byKey.filter((i) => i.row === undefined && i.input.replace === true && i.input.leaseId !== undefined);
+    if (replacing.length > 0) {
+      const known = await SQL.scansLock(q, [replacing.map((i) => i.scan.scanId)]);
+      const held = await SQL.leasesLock(q, [replacing.map((i) => i.input.leaseId!)]);
+      const knownRow = new Map(known.rows.map((r) => [r.scan_id as string, r.row as number]));
+      const leased = new Set(held.rows.map((r) => r.id as string));
+      const replaced = replacing.filter((i) => leased.has(i.input.leaseId!) && knownRow.has(i.scan.scanId));
+      for (const item of replaced) item.row = knownRow.get(item.scan.scanId);
+      if (replaced.length > 0) {
+        await SQL.scansUpdate(q, [
+          replaced.map((i) => i.row!),
+          replaced.map((i) => i.scan.finishedAt),
+          replaced.map((i) => i.words),
+          replaced.map((i) => i.doc),
+        ]);
+        await SQL.termsClear(q, [replaced.map((i) => i.row!)]);
+      }
+    }
+    const stored = byKey.filter((i) => i.row !== undefined);
+    const results: IngestResult[] = items.map(() => ({ inserted: false, latest: false }));
+    if (stored.length === 0) return results;
+    const terms = { field: [] as string[], value: [] as string[], row: [] as number[] };
+    for (const item of stored) {
+      for (const [field, value] of facetPairs(item.fields)) {
+        terms.field.push(field);
+        terms.value.push(value);
+        terms.row.push(item.row!);
+      }
+    }
+    if (terms.field.length > 0) await SQL.termsInsert(q, [terms.field, terms.value, terms.row]);
+    // Newer than the host's latest (finishedAt, then scan id) or already it: as `ingestWith`'s upsert.
+    const latest = await SQL.latestUpsert(q, [
+      stored.map((i) => i.key),
+      stored.map((i) => i.row!),
+      stored.map((i) => i.scan.finishedAt),
+      stored.map((i) => i.scan.scanId),
+    ]);
+    const fresh = new Map(latest.rows.map((r) => [r.scan_row as number, r.fresh === true]));
+    const becameLatest = stored.filter((i) => fresh.has(i.row!));
+    // A host's first latest row has no facet rows to clear (latest rows are never deleted).
+    const stale = becameLatest.filter((i) => fresh.get(i.row!) !== true);
+    if (stale.length > 0) await SQL.latestTermsClear(q, [stale.map((i) => i.key)]);
+    if (becameLatest.length > 0) await SQL.latestTermsCopy(q, [becameLatest.map((i) => i.key), becameLatest.map((i) => i.row!)]);
+    const leaseIds = stored.filter((i) => i.input.leaseId !== undefined).map((i) => i.input.leaseId!);
+    const taken =
+      leaseIds.length === 0
+        ? new Map<string, string>()
+        : new Map((await SQL.leasesTake(q, [leaseIds])).rows.map((r) => [r.id as string, r.doc as string]));
+    // In call order from here: the queue, the learning queue, events and the outbox keep it.
+    const inOrder = stored.sort((a, b) => a.index - b.index);
+    const queued = await this.insertQueued(
+      q,
+      inOrder.flatMap((i) => i.enqueue ?? []),
     );
+    const learn = inOrder.flatMap((i) => i.input.learn ?? []);
+    if (learn.length > 0) await this.insertLearning(q, learn);
+    const storedEvents = await this.index.insertEvents(
+      q,
+      inOrder.flatMap((i) => i.input.events ?? []),
+    );
+    let nextQueued = 0;
+    let nextEvent = 0;
+    const records: OutboxEntry[] = [];
+    for (const item of inOrder) {
+      const isLatest = fresh.has(item.row!);
+      const leaseDoc = item.input.leaseId === undefined ? undefined : taken.get(item.input.leaseId);
+      const own = queued.slice(nextQueued, (nextQueued += item.enqueue?.length ?? 0));
+      results[item.index] = {
+        inserted: true,
+        latest: isLatest,
+        ...(leaseDoc !== undefined ? { lease: JSON.parse(leaseDoc) as Lease } : {}),
+        ...(own.length > 0 ? { queued: own } : {}),
+      };
+      const events = storedEvents.slice(nextEvent, (nextEvent += item.input.events?.length ?? 0));
+      if (this.outbox) records.push({ kind: 'visit', scan: item.scan, latest: isLatest, events });
+    }
+    if (records.length > 0) await SQL.outboxInsert(q, [records.map((r) => JSON.stringify(r))]);
+    return results;
   }
 
   /**

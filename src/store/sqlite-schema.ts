@@ -82,13 +82,20 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Database.Database) => void)> = [
   `CREATE TABLE IF NOT EXISTS learning_queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);`,
   // 5: what a separate search index (Elasticsearch) has still to receive (CoordinationStore.readOutbox)
   `CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);`,
+  // 6: the work queue is served by class, then in order (src/store/queue-priority.ts): visits
+  // under way (follow-up rounds, expired leases) 0, manual rescans 1, the cycle 2. Items queued
+  // before get their class from their reason.
+  queuePriorities,
 ];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Bring a database up to SCHEMA_VERSION, each migration in its own transaction. */
-export function migrateSqlite(db: Database.Database, file: string): void {
+/**
+ * Bring a database up to SCHEMA_VERSION (or `target`: tests build a database of an older
+ * version this way), each migration in its own transaction.
+ */
+export function migrateSqlite(db: Database.Database, file: string, target = SCHEMA_VERSION): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new PortbanditError(
@@ -97,7 +104,7 @@ export function migrateSqlite(db: Database.Database, file: string): void {
       { where: file },
     );
   }
-  for (let version = current; version < SCHEMA_VERSION; version++) {
+  for (let version = current; version < Math.min(target, SCHEMA_VERSION); version++) {
     db.transaction(() => {
       const migration = MIGRATIONS[version]!;
       if (typeof migration === 'string') db.exec(migration);
@@ -142,4 +149,16 @@ function mergeFollowUpRounds(db: Database.Database): void {
       dropScan.run(r.row);
     }
   }
+}
+
+/** Migration 6 (see MIGRATIONS): the work queue's class column, filled from each item's reason. */
+function queuePriorities(db: Database.Database): void {
+  // Idempotent, as the CREATE ... IF NOT EXISTS migrations are: a database whose version was set
+  // back (tests do) runs it again.
+  const columns = db.prepare('SELECT name FROM pragma_table_info(?)').all('work_queue') as Array<{ name: string }>;
+  if (!columns.some((c) => c.name === 'priority')) db.exec('ALTER TABLE work_queue ADD COLUMN priority INTEGER NOT NULL DEFAULT 2');
+  db.exec(`
+    UPDATE work_queue SET priority = CASE json_extract(doc, '$.reason') WHEN 'followup' THEN 0 WHEN 'expired' THEN 0 WHEN 'manual' THEN 1 ELSE 2 END;
+    CREATE INDEX IF NOT EXISTS work_queue_order ON work_queue (priority, seq);
+  `);
 }

@@ -5,6 +5,7 @@ import { PortbanditError, isPortbanditError } from '../core/index.js';
 import { ipKey, canonicalIp } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
+import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
 import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
@@ -122,6 +123,9 @@ const MAX_GROUP_WRITES = 128;
 /** Facet rows per INSERT statement (3 parameters each). */
 const TERM_ROWS_PER_STATEMENT = 64;
 
+/** Event rows per INSERT statement. */
+const EVENT_ROWS_PER_STATEMENT = 32;
+
 const parse = <T>(text: unknown): T => JSON.parse(text as string) as T;
 
 class SqliteStore implements Store {
@@ -130,8 +134,11 @@ class SqliteStore implements Store {
   private readonly file: string;
   private readonly stmt: ReturnType<typeof prepareStatements>;
   private readonly cache = new Map<string, Database.Statement>();
-  /** Multi-row facet inserts by row count (1..TERM_ROWS_PER_STATEMENT). */
+  /** Multi-row facet inserts by row count (1..TERM_ROWS_PER_STATEMENT), per table. */
   private readonly termInserts: Database.Statement[] = [];
+  private readonly latestTermInserts: Database.Statement[] = [];
+  /** Multi-row event inserts by row count (1..EVENT_ROWS_PER_STATEMENT). */
+  private readonly eventInserts: Database.Statement[] = [];
   /** One savepoint around a grouped write (reused: building a transaction function per write shows in profiles). */
   private readonly savepoint: (work: () => unknown) => unknown;
   /** A deferred group commit's retry is on a timer. */
@@ -473,9 +480,14 @@ class SqliteStore implements Store {
   }
 
   private insertQueued(item: QueuedWorkInput): QueuedWork {
+    const { json, id } = this.insertQueuedDoc(item);
+    return { ...parse<QueuedWorkInput>(json), id };
+  }
+
+  /** Queue an item; its stored JSON and id (the caller builds the copy it returns, if any). */
+  private insertQueuedDoc(item: QueuedWorkInput): { json: string; id: string } {
     const json = JSON.stringify(item);
-    const info = this.stmt.queueInsert.run(json);
-    return { ...parse<QueuedWorkInput>(json), id: String(info.lastInsertRowid) };
+    return { json, id: String(this.stmt.queueInsert.run(queuePriority(item.reason), json).lastInsertRowid) };
   }
 
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
@@ -509,6 +521,11 @@ class SqliteStore implements Store {
     return this.run('counting queued work', () => (this.stmt.queueCount.get() as Row).n as number);
   }
 
+  /** A dequeue removed its items (one process: nothing to come back for): nothing is held. */
+  releaseQueuedWork(_ids: readonly string[]): Promise<number> {
+    return Promise.resolve(0);
+  }
+
   removeQueuedWork(id: string): Promise<boolean> {
     return this.run('removing queued work', () => /^\d+$/u.test(id) && this.stmt.queueDelete.run(Number(id)).changes > 0);
   }
@@ -526,7 +543,7 @@ class SqliteStore implements Store {
             `SELECT seq, doc FROM work_queue
            WHERE json_type(doc, '$.groups') IS NULL
               OR EXISTS (SELECT 1 FROM json_each(doc, '$.groups') g WHERE g.value IN (SELECT value FROM json_each(?)))
-           ORDER BY seq LIMIT ?`,
+           ORDER BY priority, seq LIMIT ?`,
           );
           const rows = this.queueForGroups.all(wanted, resolveLimit(limit, limit)) as Row[];
           for (const row of rows) this.stmt.queueDelete.run(row.seq);
@@ -609,13 +626,24 @@ class SqliteStore implements Store {
   }
 
   // ------------------------------------------------------------------ outbox
-  /** Events inserted in the current transaction, with their sequence numbers as ids. */
-  private insertEvents(events: readonly NewStoreEvent[]): StoreEvent[] {
-    return events.map((event) => {
-      const json = JSON.stringify(event);
-      const seq = this.stmt.eventInsert.run(json).lastInsertRowid;
-      return { ...parse<NewStoreEvent>(json), id: String(seq) };
-    });
+  /**
+   * Events inserted in the current transaction, many per statement; with `stored`, returned with
+   * their sequence numbers as ids (for the outbox; else an empty list, nothing to build). One
+   * writer, AUTOINCREMENT: the rows of one INSERT get consecutive numbers in VALUES order.
+   */
+  private insertEvents(events: readonly NewStoreEvent[], stored = true): StoreEvent[] {
+    const out: StoreEvent[] = [];
+    for (let i = 0; i < events.length; i += EVENT_ROWS_PER_STATEMENT) {
+      const docs = events.slice(i, i + EVENT_ROWS_PER_STATEMENT).map((event) => JSON.stringify(event));
+      let statement = this.eventInserts[docs.length];
+      if (!statement) {
+        statement = this.db.prepare(`INSERT INTO events (doc) VALUES ${docs.map(() => '(?)').join(', ')}`);
+        this.eventInserts[docs.length] = statement;
+      }
+      const last = Number(statement.run(docs).lastInsertRowid);
+      if (stored) docs.forEach((json, k) => out.push({ ...parse<NewStoreEvent>(json), id: String(last - docs.length + 1 + k) }));
+    }
+    return out;
   }
 
   readOutbox(limit: number): Promise<OutboxRecord[]> {
@@ -717,6 +745,9 @@ class SqliteStore implements Store {
     return ((): IngestResult => {
       const words = fields.words.length === 0 ? ' ' : ` ${fields.words.join(' ')} `;
       let row: number;
+      const terms = termPairs(fields);
+      /** The visit's facets as stored before this round (a later round of a stored visit). */
+      let before: string[] | undefined;
       const existing = this.stmt.scanRow.get(scan.scanId) as Row | undefined;
       if (existing !== undefined) {
         // A later round of a stored visit replaces the visit's document, exactly once per lease:
@@ -725,10 +756,12 @@ class SqliteStore implements Store {
           return { inserted: false, latest: false };
         row = existing.row as number;
         this.stmt.scanUpdate.run(scan.finishedAt, words, JSON.stringify(scan), row);
-        this.stmt.scanTermsClear.run(row);
-      } else
+        before = termPairsOf(this.stmt.scanTermsOf.all(row) as Row[]);
+        this.changeTerms('scan_terms', row, before, terms);
+      } else {
         row = Number(this.stmt.scanInsert.run(scan.scanId, scan.ip, key, scan.finishedAt, words, JSON.stringify(scan)).lastInsertRowid);
-      this.insertTerms(row, fields);
+        this.insertTermRows('scan_terms', row, terms);
+      }
       const current = this.stmt.latestGet.get(key) as Row | undefined;
       const newer =
         current === undefined ||
@@ -737,42 +770,73 @@ class SqliteStore implements Store {
         (scan.finishedAt === current.finished_at && scan.scanId > (current.scan_id as string));
       if (newer) {
         this.stmt.latestPut.run(key, row, scan.finishedAt, scan.scanId);
-        // A host without a latest scan has no facet rows to clear (most ingests of a first cycle).
-        if (current !== undefined) this.stmt.latestTermsClear.run(key);
-        // The host's facets are the scan's, just stored: copied inside SQLite in one statement.
-        this.stmt.latestTermsCopy.run(key, row);
+        // The host's facets become the scan's. Only what changed is written: a later round, or the
+        // next visit of a host whose ports stayed the same, rewrites no facet row (a row deleted
+        // and inserted again costs two index updates in each of the table's two indexes).
+        if (current === undefined) this.insertTermRows('latest_terms', key, terms);
+        else {
+          const held = current.scan_row === row && before !== undefined ? before : termPairsOf(this.stmt.latestTermsOf.all(key) as Row[]);
+          this.changeTerms('latest_terms', key, held, terms);
+        }
       }
-      const events = this.insertEvents(input.events ?? []);
+      const events = this.insertEvents(input.events ?? [], this.outbox);
       if (this.outbox) this.stmt.outboxInsert.run(JSON.stringify({ kind: 'visit', scan, latest: newer, events }));
-      const lease = input.leaseId === undefined ? undefined : this.takeLease(input.leaseId);
-      const queued = input.enqueue?.map((item) => this.insertQueued({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
+      const result: IngestResult = { inserted: true, latest: newer };
+      // The completed lease and the queued copies are parsed only if the caller reads them (the
+      // coordinator does not): a lease carries its host session, kilobytes of JSON per result.
+      const leaseDoc = input.leaseId === undefined ? undefined : (this.stmt.leaseTake.get(input.leaseId) as Row | undefined)?.doc;
+      if (leaseDoc !== undefined) lazyProperty(result, 'lease', () => parse<Lease>(leaseDoc));
+      const queued = input.enqueue?.map((item) => this.insertQueuedDoc({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
+      if (queued && queued.length > 0)
+        lazyProperty(result, 'queued', () => queued.map(({ json, id }) => ({ ...parse<QueuedWorkInput>(json), id })));
       for (const item of input.learn ?? []) this.stmt.learningInsert.run(JSON.stringify(item));
-      return { inserted: true, latest: newer, ...(lease ? { lease } : {}), ...(queued && queued.length > 0 ? { queued } : {}) };
+      return result;
     })();
   }
 
+  /** Make a facet table's rows of one scan (or host) `after` from `before` (flat field, value pairs): delete what went, insert what came. */
+  private changeTerms(
+    table: 'scan_terms' | 'latest_terms',
+    owner: number | Buffer,
+    before: readonly string[],
+    after: readonly string[],
+  ): void {
+    const had = new Set<string>();
+    for (let i = 0; i < before.length; i += 2) had.add(`${before[i]}\u0000${before[i + 1]}`);
+    const added: string[] = [];
+    for (let i = 0; i < after.length; i += 2) {
+      if (!had.delete(`${after[i]}\u0000${after[i + 1]}`)) added.push(after[i]!, after[i + 1]!);
+    }
+    const drop = table === 'scan_terms' ? this.stmt.scanTermDelete : this.stmt.latestTermDelete;
+    for (const gone of had) {
+      const cut = gone.indexOf('\u0000');
+      drop.run(gone.slice(0, cut), gone.slice(cut + 1), owner);
+    }
+    this.insertTermRows(table, owner, added);
+  }
+
   /**
-   * A scan's facet rows, many per statement: one statement per row made the per-call overhead
-   * (bind, step, reset across the native boundary) the larger part of an ingest.
+   * Facet rows of one scan (`scan_terms`) or host (`latest_terms`), many per statement: one
+   * statement per row made the per-call overhead (bind, step, reset across the native boundary)
+   * the larger part of an ingest.
    */
-  private insertTerms(row: number, fields: ScanIndexFields): void {
-    const params: (string | number)[] = [];
-    for (const port of fields.ports) params.push('port', String(port), row);
-    for (const [field, values] of Object.entries(fields.terms)) for (const value of values) params.push(field, value, row);
-    if (fields.screenshot) params.push('screenshot', 'true', row);
-    for (let i = 0; i < params.length; i += 3 * TERM_ROWS_PER_STATEMENT) {
-      const part = i === 0 && params.length <= 3 * TERM_ROWS_PER_STATEMENT ? params : params.slice(i, i + 3 * TERM_ROWS_PER_STATEMENT);
-      this.termInsertRows(part.length / 3).run(part);
+  private insertTermRows(table: 'scan_terms' | 'latest_terms', owner: number | Buffer, pairs: readonly string[]): void {
+    for (let i = 0; i < pairs.length; i += 2 * TERM_ROWS_PER_STATEMENT) {
+      const params: (string | number | Buffer)[] = [];
+      for (let k = i; k < Math.min(pairs.length, i + 2 * TERM_ROWS_PER_STATEMENT); k += 2) params.push(pairs[k]!, pairs[k + 1]!, owner);
+      this.termInsertRows(table, params.length / 3).run(params);
     }
   }
 
-  private termInsertRows(rows: number): Database.Statement {
-    let statement = this.termInserts[rows];
+  private termInsertRows(table: 'scan_terms' | 'latest_terms', rows: number): Database.Statement {
+    const cache = table === 'scan_terms' ? this.termInserts : this.latestTermInserts;
+    let statement = cache[rows];
     if (!statement) {
+      const owner = table === 'scan_terms' ? 'scan_row' : 'ip_key';
       statement = this.db.prepare(
-        `INSERT OR IGNORE INTO scan_terms (field, value, scan_row) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')}`,
+        `INSERT OR IGNORE INTO ${table} (field, value, ${owner}) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?)').join(', ')}`,
       );
-      this.termInserts[rows] = statement;
+      cache[rows] = statement;
     }
     return statement;
   }
@@ -990,6 +1054,38 @@ function toLease(row: Row): Lease {
   return parse<Lease>(row.doc);
 }
 
+/** A scan's facets as flat (field, value) pairs, as the facet tables hold them. */
+function termPairs(fields: ScanIndexFields): string[] {
+  const pairs: string[] = [];
+  for (const port of fields.ports) pairs.push('port', String(port));
+  for (const [field, values] of Object.entries(fields.terms)) for (const value of values) pairs.push(field, value);
+  if (fields.screenshot) pairs.push('screenshot', 'true');
+  return pairs;
+}
+
+function termPairsOf(rows: readonly Row[]): string[] {
+  const pairs: string[] = [];
+  for (const row of rows) pairs.push(row.field as string, row.value as string);
+  return pairs;
+}
+
+/** An enumerable property computed on first read, then kept (a plain value to every reader, `toEqual` included). */
+function lazyProperty<T extends object>(target: T, key: string, compute: () => unknown): void {
+  let value: unknown;
+  let computed = false;
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!computed) {
+        value = compute();
+        computed = true;
+      }
+      return value;
+    },
+  });
+}
+
 function toQueued(row: Row): QueuedWork {
   return { ...parse<QueuedWorkInput>(row.doc), id: String(row.seq) };
 }
@@ -1035,8 +1131,8 @@ function prepareStatements(db: Database.Database) {
     leaseDelete: db.prepare('DELETE FROM leases WHERE id = ?'),
     leaseTake: db.prepare('DELETE FROM leases WHERE id = ? RETURNING doc'),
     leaseExpired: db.prepare('SELECT doc FROM leases WHERE deadline <= ? ORDER BY deadline, id LIMIT ?'),
-    queueInsert: db.prepare('INSERT INTO work_queue (doc) VALUES (?)'),
-    queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY seq LIMIT ?'),
+    queueInsert: db.prepare('INSERT INTO work_queue (priority, doc) VALUES (?, ?)'),
+    queueHead: db.prepare('SELECT seq, doc FROM work_queue ORDER BY priority, seq LIMIT ?'),
     queueDelete: db.prepare('DELETE FROM work_queue WHERE seq = ?'),
     queueCount: db.prepare('SELECT COUNT(*) AS n FROM work_queue'),
     learningInsert: db.prepare('INSERT INTO learning_queue (doc) VALUES (?)'),
@@ -1049,13 +1145,13 @@ function prepareStatements(db: Database.Database) {
     scanRow: db.prepare('SELECT row FROM scans WHERE scan_id = ?'),
     scanUpdate: db.prepare('UPDATE scans SET finished_at = ?, words = ?, doc = ? WHERE row = ?'),
     scanTermsClear: db.prepare('DELETE FROM scan_terms WHERE scan_row = ?'),
+    scanTermsOf: db.prepare('SELECT field, value FROM scan_terms WHERE scan_row = ?'),
+    scanTermDelete: db.prepare('DELETE FROM scan_terms WHERE field = ? AND value = ? AND scan_row = ?'),
+    latestTermsOf: db.prepare('SELECT field, value FROM latest_terms WHERE ip_key = ?'),
+    latestTermDelete: db.prepare('DELETE FROM latest_terms WHERE field = ? AND value = ? AND ip_key = ?'),
     scanInsert: db.prepare('INSERT INTO scans (scan_id, ip, ip_key, finished_at, words, doc) VALUES (?, ?, ?, ?, ?, ?)'),
     scanGet: db.prepare('SELECT doc FROM scans WHERE scan_id = ?'),
     latestGet: db.prepare('SELECT scan_row, finished_at, scan_id FROM latest WHERE ip_key = ?'),
-    latestTermsClear: db.prepare('DELETE FROM latest_terms WHERE ip_key = ?'),
-    latestTermsCopy: db.prepare(
-      'INSERT OR IGNORE INTO latest_terms (field, value, ip_key) SELECT field, value, ? FROM scan_terms WHERE scan_row = ?',
-    ),
     latestPut: db.prepare(
       'INSERT INTO latest (ip_key, scan_row, finished_at, scan_id) VALUES (?, ?, ?, ?) ON CONFLICT (ip_key) DO UPDATE SET scan_row = excluded.scan_row, finished_at = excluded.finished_at, scan_id = excluded.scan_id',
     ),
@@ -1063,7 +1159,6 @@ function prepareStatements(db: Database.Database) {
     exportPage: db.prepare(
       'SELECT finished_at, scan_id, doc FROM scans WHERE (finished_at > ? OR (finished_at = ? AND scan_id > ?)) AND finished_at < ? ORDER BY finished_at, scan_id LIMIT ?',
     ),
-    eventInsert: db.prepare('INSERT INTO events (doc) VALUES (?)'),
     eventsAfter: db.prepare('SELECT seq, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
     eventsBefore: db.prepare('SELECT seq, doc FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
     counts: db.prepare(`SELECT

@@ -122,10 +122,15 @@ export interface CoordinationStore {
    */
   takeExpiredLeases(now: number, limit: number, options?: { requeue?: boolean }): Promise<Lease[]>;
 
-  /** Append items to the FIFO work queue (manual rescans, expired leases, follow-ups). */
+  /**
+   * Append items to the work queue (manual rescans, expired leases, follow-ups, claimed cycle
+   * blocks). The queue is served by class of `reason`, then first in, first out: follow-up rounds
+   * and expired leases, then manual rescans, then the cycle (`queuePriority`, src/store/queue-priority.ts).
+   */
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]>;
   /**
-   * Atomically remove and return up to `limit` items from the head of the queue. A store shared
+   * Atomically remove and return up to `limit` items from the head of the queue (in the order of
+   * `enqueueWork`; listed in the same order by `listQueuedWork`). A store shared
    * by several coordinators (PostgreSQL) keeps a dequeued item hidden for `holdMs` instead,
    * until `putLease` for its address (or `removeQueuedWork`) settles it: a coordinator killed
    * between the two does not lose it.
@@ -137,6 +142,13 @@ export interface CoordinationStore {
   countQueuedWork(): Promise<number>;
   /** Remove one queued item by id; true when it existed. */
   removeQueuedWork(id: string): Promise<boolean>;
+  /**
+   * Give dequeued items back at once: a store that holds a dequeued item (PostgreSQL, `holdMs`)
+   * makes it visible again now, for a coordinator whose lease for it could not be written (else
+   * it would wait out the hold, a whole lease time). Returns how many were held. A store whose
+   * dequeue removes the item (SQLite) holds nothing: 0.
+   */
+  releaseQueuedWork(ids: readonly string[]): Promise<number>;
 
   // ---------------------------------------------------------------- work routed by agent group
   /**
@@ -404,7 +416,7 @@ export interface QueuedWorkInput {
 }
 
 export interface QueuedWork extends QueuedWorkInput {
-  /** Assigned by the store; FIFO order is enqueue order. */
+  /** Assigned by the store; within a class (see `enqueueWork`) the queue's order is enqueue order. */
   readonly id: string;
 }
 

@@ -138,6 +138,23 @@ describe('work distribution', () => {
     expect(out.statusCode).toBe(403);
   });
 
+  it("serves a visit's follow-up round before the rescans queued ahead of it", async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.4.0/24' }]);
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 40, params: { sweepShare: 0, followUp: true } });
+    const w0 = (await getWork(app, t.agents[0]!))!;
+    // An operator rescans the whole /24 while the visit's first round is out.
+    const all = Array.from({ length: 256 }, (_, i) => `198.18.4.${i}`);
+    expect((await app.coordinator.requestRescan(all)).length).toBe(256);
+    const r0 = await submit(app, t.agents[0]!, resultFor(w0, w0.ports.slice(0, 2), clock.now()));
+    expect(r0.json()).toMatchObject({ accepted: true, followUp: true });
+    // The follow-up was queued after the 256 rescans; it is handed out first.
+    const w1 = (await getWork(app, t.agents[0]!))!;
+    expect(w1).toMatchObject({ ip: w0.ip, round: 1, reason: 'followup' });
+    const next = (await getWork(app, t.agents[0]!))!;
+    expect(next).toMatchObject({ ip: '198.18.4.0', reason: 'manual' });
+  });
+
   it('a rescan requested while getworks run is served next, not after the next sweep', async () => {
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.4.0/24' }]);

@@ -35,8 +35,17 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
       expect(events[0]).toMatchObject({ kind: 'service-new', port: 22, detail: { service: 'ssh' } });
     });
 
-    it('queues the follow-up work of an ingest only when the scan is inserted', async () => {
+    it('queues the follow-up work of an ingest only when the scan is inserted, ahead of the cycle and of rescans queued before it', async () => {
       const store = await fresh();
+      // A claimed block of the cycle (as several coordinators claim it) and a rescan, queued first.
+      const block = Array.from({ length: 100 }, (_, i) => ({
+        ip: `198.18.1.${i}`,
+        tags: [],
+        reason: 'cycle' as const,
+        enqueuedAt: 1,
+        cycle: 3,
+      }));
+      await store.putDocument('coordinator', 'cycle', { position: 100 }, { at: 1, enqueue: block });
       await store.enqueueWork([{ ip: '198.18.0.9', tags: [], reason: 'manual', enqueuedAt: 1 }]);
       await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
       const followUp = {
@@ -58,12 +67,16 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
       expect(again).toEqual({ inserted: false, latest: false });
       const queued = await store.listQueuedWork();
       expect(queued.map((q) => [q.ip, q.reason])).toEqual([
-        ['198.18.0.9', 'manual'],
         ['198.18.0.1', 'followup'],
+        ['198.18.0.9', 'manual'],
+        ...block.map((b) => [b.ip, 'cycle']),
       ]);
-      expect(queued[1]).toEqual(first.queued![0]);
+      expect(queued[0]).toEqual(first.queued![0]);
       expect(await store.ingestScan({ scan: scan('s2', '198.18.0.2', 500, []) })).toEqual({ inserted: true, latest: true });
-      expect(await store.countQueuedWork()).toBe(2);
+      expect(await store.countQueuedWork()).toBe(102);
+      // The visit's next round is what the next lease request gets, not the 100 addresses before it.
+      expect(await store.dequeueWork(1)).toEqual([first.queued![0]]);
+      expect((await store.dequeueWork(2)).map((q) => q.ip)).toEqual(['198.18.0.9', '198.18.1.0']);
     });
 
     it.skipIf(options.learningQueue === false)('queues a finished visit for the learner only with an inserted scan', async () => {

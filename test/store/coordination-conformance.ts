@@ -160,26 +160,64 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         expect(await store.takeExpiredLeases(3000, 10)).toEqual([]);
       });
 
-      it('requeues expired leases into the FIFO queue behind earlier items', async () => {
+      it('requeues expired leases ahead of manual rescans, first in first out within each', async () => {
         const store = await fresh();
         const [manual] = await store.enqueueWork([{ ip: '198.18.0.9', tags: ['dmz'], reason: 'manual', enqueuedAt: 1 }]);
         expect(manual).toMatchObject({ ip: '198.18.0.9', reason: 'manual' });
         await store.putLease({ ...lease('l1', '198.18.0.1', 'a1', 1000), cycle: 4 });
+        await store.putLease({ ...lease('l2', '198.18.0.2', 'a1', 1500), cycle: 4 });
         await store.takeExpiredLeases(2000, 10, { requeue: true });
         await store.enqueueWork([{ ip: '198.18.0.10', tags: [], reason: 'manual', enqueuedAt: 3 }]);
         const queued = await store.listQueuedWork();
         expect(queued.map((q) => [q.ip, q.reason])).toEqual([
-          ['198.18.0.9', 'manual'],
           ['198.18.0.1', 'expired'],
+          ['198.18.0.2', 'expired'],
+          ['198.18.0.9', 'manual'],
           ['198.18.0.10', 'manual'],
         ]);
-        expect(queued[1]).toMatchObject({ ports: [22, 80, 443], session: { round: 0 }, round: 0, cycle: 4, tags: ['dmz'] });
-        expect(await store.removeQueuedWork(queued[2]!.id)).toBe(true);
-        expect(await store.removeQueuedWork(queued[2]!.id)).toBe(false);
+        expect(queued[0]).toMatchObject({ ports: [22, 80, 443], session: { round: 0 }, round: 0, cycle: 4, tags: ['dmz'] });
+        expect(await store.removeQueuedWork(queued[3]!.id)).toBe(true);
+        expect(await store.removeQueuedWork(queued[3]!.id)).toBe(false);
         const head = await store.dequeueWork(1);
-        expect(head.map((q) => q.ip)).toEqual(['198.18.0.9']);
-        expect((await store.dequeueWork(5)).map((q) => q.ip)).toEqual(['198.18.0.1']);
+        expect(head.map((q) => q.ip)).toEqual(['198.18.0.1']);
+        expect((await store.dequeueWork(5)).map((q) => q.ip)).toEqual(['198.18.0.2', '198.18.0.9']);
         expect(await store.dequeueWork(5)).toEqual([]);
+      });
+
+      it('serves a follow-up round queued after a claimed block of the cycle before the block, also to an agent of a group', async () => {
+        const store = await fresh();
+        const fresh500 = Array.from({ length: 500 }, (_, i) => ({
+          ip: `198.18.${1 + (i >> 8)}.${i & 255}`,
+          tags: [],
+          reason: 'cycle' as const,
+          enqueuedAt: 1,
+          cycle: 1,
+        }));
+        await store.putDocument('coordinator', 'cycle', { position: 500 }, { at: 1, expectedRevision: 0, enqueue: fresh500 });
+        const followUp = (n: number, groups?: string[]) => ({
+          ip: `198.18.0.${n}`,
+          tags: [],
+          reason: 'followup' as const,
+          enqueuedAt: 2,
+          ports: [8080],
+          session: { round: 1 },
+          round: 1,
+          cycle: 1,
+          ...(groups ? { groups } : {}),
+        });
+        await store.enqueueWork([followUp(1), followUp(2, ['internal'])]);
+        await store.enqueueWork([{ ip: '198.18.0.9', tags: [], reason: 'manual', enqueuedAt: 3 }]);
+        await store.enqueueWork([followUp(3)]);
+        expect((await store.listQueuedWork(5)).map((q) => [q.ip, q.reason])).toEqual([
+          ['198.18.0.1', 'followup'],
+          ['198.18.0.2', 'followup'],
+          ['198.18.0.3', 'followup'],
+          ['198.18.0.9', 'manual'],
+          ['198.18.1.0', 'cycle'],
+        ]);
+        expect((await store.dequeueWorkFor(2, ['internal'])).map((q) => q.ip)).toEqual(['198.18.0.1', '198.18.0.2']);
+        expect((await store.dequeueWork(3)).map((q) => q.ip)).toEqual(['198.18.0.3', '198.18.0.9', '198.18.1.0']);
+        expect(await store.countQueuedWork()).toBe(499);
       });
     });
 
@@ -231,7 +269,10 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
           fc.asyncProperty(fc.array(opArb, { maxLength: 20 }), async (ops) => {
             const store = await fresh();
             const leases = new Map<string, Lease>();
-            const queue: string[] = [];
+            // The queue by class: expired leases ahead of manual rescans, each first in first out.
+            const expiredQueue: string[] = [];
+            const manualQueue: string[] = [];
+            const queue = (): string[] => [...expiredQueue, ...manualQueue];
             for (const o of ops) {
               if (o.op === 'put') {
                 const l = lease(`l${o.id}`, `198.18.9.${o.id}`, 'a1', o.deadline);
@@ -251,20 +292,24 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
                   .sort((a, b) => a.deadline - b.deadline || (a.id < b.id ? -1 : 1));
                 for (const l of due) {
                   leases.delete(l.id);
-                  if (o.requeue) queue.push(l.ip);
+                  if (o.requeue) expiredQueue.push(l.ip);
                 }
                 expect((await store.takeExpiredLeases(o.now, 100, { requeue: o.requeue })).map((l) => l.id)).toEqual(due.map((l) => l.id));
               } else if (o.op === 'enqueue') {
                 await store.enqueueWork([{ ip: `198.18.8.${o.host}`, tags: [], reason: 'manual', enqueuedAt: 0 }]);
-                queue.push(`198.18.8.${o.host}`);
+                manualQueue.push(`198.18.8.${o.host}`);
               } else {
-                expect((await store.dequeueWork(o.n)).map((q) => q.ip)).toEqual(queue.splice(0, o.n));
+                const head = queue().slice(0, o.n);
+                const fromExpired = Math.min(o.n, expiredQueue.length);
+                expiredQueue.splice(0, fromExpired);
+                manualQueue.splice(0, head.length - fromExpired);
+                expect((await store.dequeueWork(o.n)).map((q) => q.ip)).toEqual(head);
               }
               expect((await store.listLeases()).map((l) => l.id).sort()).toEqual([...leases.keys()].sort());
               expect(await store.countLeases()).toBe(leases.size);
             }
-            expect((await store.listQueuedWork()).map((q) => q.ip)).toEqual(queue);
-            expect(await store.countQueuedWork()).toBe(queue.length);
+            expect((await store.listQueuedWork()).map((q) => q.ip)).toEqual(queue());
+            expect(await store.countQueuedWork()).toBe(queue().length);
           }),
           { numRuns: 25 },
         );

@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openPostgresCoordination, type PostgresCoordinationStore } from '../../src/store/postgres-coordination.js';
+import { COORDINATION_SCHEMA, PostgresDatabase } from '../../src/store/postgres-database.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 import { describeCoordinationConformance } from './coordination-conformance.js';
 import { lease } from './fixtures.js';
@@ -63,6 +64,23 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
         await store.putLease(lease('l1', '198.18.0.1', 'a1', 100));
         await new Promise((resolve) => setTimeout(resolve, 1100));
         expect((await store.dequeueWork(5)).map((q) => q.ip)).toEqual(['198.18.0.2']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('gives held items back at once on release, in their place in the queue; a settled or unknown id is not counted', async () => {
+      const store = await open();
+      try {
+        await store.enqueueWork(
+          ['198.18.0.1', '198.18.0.2', '198.18.0.3'].map((ip) => ({ ip, tags: [], reason: 'manual' as const, enqueuedAt: 1 })),
+        );
+        const taken = await store.dequeueWork(2, { holdMs: 600_000 });
+        await store.putLease(lease('l1', '198.18.0.1', 'a1', 100));
+        // The lease settled the first; the second is released: ahead of the third again, at once.
+        expect(await store.releaseQueuedWork([...taken.map((q) => q.id), '999', 'x'])).toBe(1);
+        expect((await store.listQueuedWork()).map((q) => q.ip)).toEqual(['198.18.0.2', '198.18.0.3']);
+        expect((await store.dequeueWork(1)).map((q) => q.ip)).toEqual(['198.18.0.2']);
       } finally {
         await store.close();
       }
@@ -157,6 +175,74 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
         expect((await store.readLearning(late.cursor)).items).toEqual([]);
       } finally {
         await Promise.all([slow.end(), fast.end(), store.close()]);
+      }
+    });
+
+    it('migrates a version-3 queue: items keep their ids and holds and are served by class, then in order', async () => {
+      const schema = pg.freshSchema();
+      const old = await PostgresDatabase.open({ url: pg.url(), schema }, [
+        { name: COORDINATION_SCHEMA.name, migrations: COORDINATION_SCHEMA.migrations.slice(0, 3) },
+      ]);
+      const queued = [
+        { ip: '198.18.1.1', tags: [], reason: 'cycle', enqueuedAt: 1, cycle: 1 },
+        { ip: '198.18.0.9', tags: [], reason: 'manual', enqueuedAt: 2 },
+        { ip: '198.18.0.1', tags: [], reason: 'followup', enqueuedAt: 3, ports: [8080], session: { round: 1 }, round: 1, cycle: 1 },
+        { ip: '198.18.0.2', tags: [], reason: 'expired', enqueuedAt: 4, ports: [22], session: { round: 0 }, round: 0, cycle: 1 },
+      ];
+      try {
+        // The version-3 layout, with the expired item held by a coordinator (dequeued, no lease yet).
+        for (const [i, item] of queued.entries())
+          await old.pool.query('INSERT INTO work_queue (ip, hidden_until, doc) VALUES ($1, $2, $3)', [
+            item.ip,
+            i === 3 ? Date.now() + 1500 : 0,
+            JSON.stringify(item),
+          ]);
+      } finally {
+        await old.close();
+      }
+      const store = await openPostgresCoordination({ url: pg.url(), schema });
+      try {
+        expect(await store.listQueuedWork()).toEqual([
+          { ...queued[2], id: '3' },
+          { ...queued[1], id: '2' },
+          { ...queued[0], id: '1' },
+        ]);
+        expect((await store.dequeueWork(1)).map((q) => q.ip)).toEqual(['198.18.0.1']);
+        // The held item comes back when its hold is over, ahead of the rescan and the cycle.
+        await new Promise((resolve) => setTimeout(resolve, 1600));
+        expect((await store.dequeueWork(2)).map((q) => q.id)).toEqual(['4', '2']);
+        const [next] = await store.enqueueWork([{ ip: '198.18.0.3', tags: [], reason: 'followup', enqueuedAt: 5 }]);
+        expect(next!.id).toBe('5');
+        expect((await store.dequeueWork(5)).map((q) => q.ip)).toEqual(['198.18.0.3', '198.18.1.1']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('claims the head of a long queue through its index, without sorting the queue', async () => {
+      const store = await open();
+      try {
+        const block = Array.from({ length: 5000 }, (_, i) => ({
+          ip: `198.18.${i >> 8}.${i & 255}`,
+          tags: [],
+          reason: 'cycle' as const,
+          enqueuedAt: 1,
+        }));
+        await store.enqueueWork(block);
+        await store.enqueueWork([{ ip: '198.18.100.1', tags: [], reason: 'followup', enqueuedAt: 2 }]);
+        await store.dequeueWork(64, { holdMs: 60_000 });
+        await store.db.pool.query('ANALYZE work_queue');
+        // The claim's inner query (dequeueWork): walks work_queue_claim in order, skipping held items.
+        const { rows } = await store.db.pool.query(
+          `EXPLAIN (FORMAT JSON) SELECT seq FROM work_queue WHERE hidden_until <= $1 ORDER BY priority, seq LIMIT 64 FOR UPDATE SKIP LOCKED`,
+          [Date.now()],
+        );
+        const plan = JSON.stringify(rows[0]!['QUERY PLAN']);
+        expect(plan).toContain('"Index Name":"work_queue_claim"');
+        expect(plan).not.toContain('"Node Type":"Sort"');
+        expect((await store.dequeueWork(1)).map((q) => q.ip)).toEqual(['198.18.0.63']);
+      } finally {
+        await store.close();
       }
     });
 

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openPostgresIndex } from '../../src/store/postgres-index.js';
@@ -83,6 +84,107 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
         await store.close();
       }
     });
+
+    it('a group written together (one statement per table) answers and stores exactly what the same ingests one by one do', async () => {
+      // Random groups over four hosts and ten visit ids: new visits, duplicates, later rounds under a
+      // lease (or with a lease already gone), events, follow-ups and learning items. Store A gets
+      // each group in one turn (the set-based path when no scan id, address or lease repeats,
+      // else the one-by-one fallback), store B the same calls awaited one after another.
+      const ingestArb = fc.record({
+        visit: fc.integer({ min: 0, max: 9 }),
+        finishedAt: fc.integer({ min: 1, max: 30 }).map((t) => t * 60_000),
+        ports: fc.uniqueArray(fc.constantFrom(22, 80, 443, 8080), { maxLength: 3 }),
+        lease: fc.option(fc.integer({ min: 0, max: 9 }), { nil: undefined }),
+        replace: fc.boolean(),
+        events: fc.integer({ min: 0, max: 2 }),
+        followUp: fc.boolean(),
+        learn: fc.boolean(),
+      });
+      type Op = typeof ingestArb extends fc.Arbitrary<infer T> ? T : never;
+      const inputOf = (o: Op) => {
+        // A visit belongs to one host (a later round of it is for the same address, as the lease says).
+        const ip = `198.18.0.${o.visit % 4}`;
+        const scanId = `v${o.visit}`;
+        return {
+          scan: scan(
+            scanId,
+            ip,
+            o.finishedAt,
+            o.ports.map((p) => open(p, 'svc')),
+            { tags: ['dmz'] },
+          ),
+          ...(o.lease !== undefined ? { leaseId: `l${o.lease}` } : {}),
+          ...(o.replace ? { replace: true } : {}),
+          events: Array.from({ length: o.events }, (_, k) => ({
+            kind: 'service-new' as const,
+            at: o.finishedAt,
+            ip,
+            scanId,
+            tags: [],
+            port: 1000 + k,
+          })),
+          ...(o.followUp
+            ? { enqueue: [{ ip, tags: ['dmz'], reason: 'followup' as const, enqueuedAt: o.finishedAt, ports: [9], round: 1 }] }
+            : {}),
+          ...(o.learn ? { learn: [{ key: 'dmz', result: { ip, at: o.finishedAt }, at: o.finishedAt }] } : {}),
+        };
+      };
+      const state = async (store: Awaited<ReturnType<typeof openPostgresStore>>) => {
+        const history: unknown[] = [];
+        for await (const d of store.exportHistory()) history.push(d);
+        return {
+          history,
+          latest: (await store.search(undefined, { limit: 100 })).items,
+          byPort: await Promise.all(
+            [22, 80, 443, 8080].map(async (p) => (await store.search(parseQuery(`port:${p}`))).items.map((d) => d.scanId)),
+          ),
+          historyPort22: (await store.search(parseQuery('port:22'), { view: 'history' })).items.map((d) => d.scanId),
+          events: (await store.readEvents({ limit: 1000 })).events.map(({ id: _id, ...e }) => e),
+          leases: (await store.listLeases()).map((l) => l.id),
+          queue: (await store.listQueuedWork()).map(({ id: _id, ...q }) => q),
+          learning: (await store.readLearning(undefined)).items.map(({ position: _p, ...i }) => i),
+          counts: await store.counts(),
+        };
+      };
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(ingestArb, { maxLength: 6 }),
+          fc.array(fc.array(ingestArb, { minLength: 2, maxLength: 8 }), { minLength: 1, maxLength: 3 }),
+          async (prefix, groups) => {
+            const [a, b] = await Promise.all([0, 1].map(() => openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 4 })));
+            try {
+              for (const store of [a!, b!]) {
+                for (let k = 0; k < 10; k++) await store.putLease(lease(`l${k}`, `198.18.1.${k}`, 'agent-1', 1e12));
+                for (const o of prefix) await store.ingestScan(inputOf(o)).catch(() => undefined);
+              }
+              for (const group of groups) {
+                const together = await Promise.allSettled(group.map((o) => a!.ingestScan(inputOf(o))));
+                const alone: PromiseSettledResult<unknown>[] = [];
+                for (const o of group)
+                  alone.push(
+                    await b!.ingestScan(inputOf(o)).then(
+                      (value) => ({ status: 'fulfilled' as const, value }),
+                      (reason: unknown) => ({ status: 'rejected' as const, reason }),
+                    ),
+                  );
+                const strip = (r: PromiseSettledResult<unknown>) =>
+                  r.status === 'rejected'
+                    ? { rejected: String((r.reason as Error).message).replace(/ schema \w+/u, ' schema (each its own)') }
+                    : (({ queued, ...rest }: { queued?: { id: string }[] }) => ({
+                        ...rest,
+                        queued: queued?.map(({ id: _id, ...q }) => q),
+                      }))(r.value as { queued?: { id: string }[] });
+                expect(together.map(strip)).toEqual(alone.map(strip));
+              }
+              expect(await state(a!)).toEqual(await state(b!));
+            } finally {
+              await Promise.all([a!.close(), b!.close()]);
+            }
+          },
+        ),
+        { numRuns: 12 },
+      );
+    }, 120_000);
 
     it('close() writes ingests still waiting for their turn', async () => {
       const schema = pg.freshSchema();

@@ -6,8 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
-import { SCHEMA_VERSION } from '../../src/store/sqlite-schema.js';
-import type { Store } from '../../src/store/types.js';
+import { SCHEMA_VERSION, migrateSqlite } from '../../src/store/sqlite-schema.js';
+import type { ScanDocument, Store } from '../../src/store/types.js';
 import { lease, open, scan } from './conformance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portbandit-durability-'));
@@ -147,6 +147,72 @@ describe('sqlite store durability', () => {
     );
   });
 
+  it('keeps the facet tables exactly as a fresh ingest of the stored documents would write them, through later rounds and later visits', async () => {
+    // The facet tables are changed by difference (only facets that came or went are written):
+    // after any sequence of new visits and later rounds, history's (scan_terms) must be what
+    // ingesting the final documents into an empty store writes, and each host's latest facets
+    // (latest_terms) exactly its latest scan's.
+    const step = fc.record({
+      host: fc.integer({ min: 0, max: 3 }),
+      replace: fc.boolean(),
+      finishedAt: fc.integer({ min: 1, max: 40 }).map((t) => t * 60_000),
+      ports: fc.uniqueArray(fc.constantFrom(22, 80, 443, 8080), { maxLength: 3 }),
+      product: fc.constantFrom('nginx', 'openssh', 'apache'),
+      tags: fc.subarray(['dmz', 'lab']),
+    });
+    const facets = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return {
+          history: db
+            .prepare('SELECT s.scan_id, t.field, t.value FROM scan_terms t JOIN scans s ON s.row = t.scan_row ORDER BY 1, 2, 3')
+            .all(),
+          latest: db.prepare('SELECT hex(ip_key) AS k, field, value FROM latest_terms ORDER BY 1, 2, 3').all(),
+          latestScans: db
+            .prepare(
+              'SELECT hex(l.ip_key) AS k, t.field, t.value FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row ORDER BY 1, 2, 3',
+            )
+            .all(),
+        };
+      } finally {
+        db.close();
+      }
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 30 }), async (steps) => {
+        const path = join(dir, `facets-${n++}.db`);
+        const store = await openSqliteStore({ path, checkpointIntervalMs: 0 });
+        const visits = new Map<number, string>();
+        let k = 0;
+        for (const st of steps) {
+          const ip = `198.18.0.${st.host}`;
+          const ports = st.ports.map((p) => open(p, 'svc', { product: st.product }));
+          const prior = visits.get(st.host);
+          if (st.replace && prior !== undefined) {
+            // A later round of the host's current visit: replaces the document under its lease.
+            await store.putLease(lease(`r${k}`, ip, 'a1', 1e12));
+            await store.ingestScan({ scan: scan(prior, ip, st.finishedAt, ports, { tags: st.tags }), replace: true, leaseId: `r${k++}` });
+          } else {
+            const id = `v${k++}`;
+            visits.set(st.host, id);
+            await store.ingestScan({ scan: scan(id, ip, st.finishedAt, ports, { tags: st.tags }) });
+          }
+        }
+        const docs: ScanDocument[] = [];
+        for await (const d of store.exportHistory()) docs.push(d);
+        await store.close();
+        const freshPath = join(dir, `facets-${n++}.db`);
+        const fresh = await openSqliteStore({ path: freshPath, checkpointIntervalMs: 0 });
+        for (const d of docs) await fresh.ingestScan({ scan: d });
+        await fresh.close();
+        const kept = facets(path);
+        expect(kept.history).toEqual(facets(freshPath).history);
+        expect(kept.latest).toEqual(kept.latestScans);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it('migrates a version-1 database: latest-per-host search terms are rebuilt from history', async () => {
     const path = join(dir, 'v1.db');
     const store = await openSqliteStore({ path });
@@ -166,6 +232,39 @@ describe('sqlite store durability', () => {
         { port: 22, hosts: 1 },
         { port: 80, hosts: 1 },
       ]);
+    } finally {
+      await migrated.close();
+    }
+  });
+
+  it('migrates a version-5 database: its work queue is kept (ids, documents) and served by class, then in order', async () => {
+    const path = join(dir, 'v5-queue.db');
+    const db = new Database(path);
+    migrateSqlite(db, path, 5);
+    const queued = [
+      { ip: '198.18.1.1', tags: [], reason: 'cycle', enqueuedAt: 1, cycle: 1 },
+      { ip: '198.18.1.2', tags: [], reason: 'cycle', enqueuedAt: 1, cycle: 1 },
+      { ip: '198.18.0.9', tags: ['dmz'], reason: 'manual', enqueuedAt: 2 },
+      { ip: '198.18.0.1', tags: [], reason: 'followup', enqueuedAt: 3, ports: [8080], session: { round: 1 }, round: 1, cycle: 1 },
+      { ip: '198.18.0.2', tags: [], reason: 'expired', enqueuedAt: 4, ports: [22], session: { round: 0 }, round: 0, cycle: 1 },
+    ];
+    // The version-5 layout: (seq, doc), served by seq alone.
+    for (const item of queued) db.prepare('INSERT INTO work_queue (doc) VALUES (?)').run(JSON.stringify(item));
+    db.close();
+    const migrated = await openSqliteStore({ path });
+    try {
+      expect(await migrated.listQueuedWork()).toEqual([
+        { ...queued[3], id: '4' },
+        { ...queued[4], id: '5' },
+        { ...queued[2], id: '3' },
+        { ...queued[0], id: '1' },
+        { ...queued[1], id: '2' },
+      ]);
+      // New items take their class's place; ids keep increasing.
+      const [rescan] = await migrated.enqueueWork([{ ip: '198.18.0.10', tags: [], reason: 'manual', enqueuedAt: 5 }]);
+      expect(rescan!.id).toBe('6');
+      expect((await migrated.dequeueWork(4)).map((q) => q.ip)).toEqual(['198.18.0.1', '198.18.0.2', '198.18.0.9', '198.18.0.10']);
+      expect((await migrated.dequeueWork(4)).map((q) => q.ip)).toEqual(['198.18.1.1', '198.18.1.2']);
     } finally {
       await migrated.close();
     }
