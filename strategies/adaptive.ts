@@ -94,18 +94,20 @@ export const ADAPTIVE_DISCOVERY_SHARE = 0.2;
 
 /**
  * adaptive's discovery defaults: the sweep tier in cumulative-yield mode (memory 1, prior 1: full
- * share from the start, the share following hits per sweep since the first sweep), 0.6 of the
- * budget at most, full share at 10 hits per sweep. These reproduce adaptive's sweeps from before
- * the tier was shared, probe for probe.
+ * share from the start, the share following hits per sweep since the first sweep), 0.7 of the
+ * budget at most, full share at 10 hits per sweep, and slices whose width follows their yield.
+ * Until issue 12's fifth round the share was 0.6 and the slices fixed (adaptive's sweeps from
+ * before the tier was shared, probe for probe); docs/strategies.md has the before/after figures.
  */
 export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({
   discoveryShare: ADAPTIVE_DISCOVERY_SHARE,
-  sweepShare: 0.6,
+  sweepShare: 0.7,
   sweepTarget: 10,
   yieldMemory: 1,
   yieldPrior: 1,
   sweepMinBudget: 0,
   sweepWithinShare: false,
+  sliceYield: true,
 });
 
 /** Default weight of nmap's prior behind scope-wide estimates, in pseudo-hosts. */

@@ -42,10 +42,15 @@ import type {
  * explain. Each strategy only says how it ranks ports for a host.
  */
 
-/** The state of a per-port bandit: its port statistics and its discovery cursors (absent in states written before discovery). */
+/**
+ * The state of a per-port bandit: its port statistics, its discovery cursors (absent in states
+ * written before discovery) and, for a bandit that ranks a prefix under its tags, the per-prefix
+ * statistics (their "tags" are prefixes; absent otherwise and in older states).
+ */
 export interface BanditState {
   readonly stats: PortStatsState;
   readonly discovery?: DiscoveryState;
+  readonly prefixes?: PortStatsState;
 }
 
 /** Parameters every per-port bandit takes. */
@@ -100,11 +105,26 @@ export function restoreStats(catalog: PortCatalog, params: BanditParams, state: 
   return new PortStats(catalog, pickPortStatsParams(params), state.stats);
 }
 
+/**
+ * Restore (or start) a bandit's per-prefix statistics (strategies/cooccurrence/ranking.ts,
+ * PrefixUnderTag: the same hierarchy adaptive ranks with); a malformed state throws
+ * PB_ERR_STRATEGY_STATE.
+ */
+export function restorePrefixStats(catalog: PortCatalog, params: BanditParams, state: BanditState | undefined): PortStats {
+  return new PortStats(catalog, pickPortStatsParams(params), state?.prefixes);
+}
+
 /** Merge two bandit states learned on disjoint results (order-independent). */
 export function mergeBanditStates(a: BanditState, b: BanditState): BanditState {
-  return {
+  const merged: BanditState = {
     stats: mergePortStatsStates(a?.stats ?? emptyPortStatsState(), b?.stats ?? emptyPortStatsState()),
     discovery: mergeDiscoveryStates(a?.discovery, b?.discovery),
+  };
+  if (a?.prefixes === undefined && b?.prefixes === undefined) return merged;
+  const discount = (a?.prefixes ?? b?.prefixes)!.discount;
+  return {
+    ...merged,
+    prefixes: mergePortStatsStates(a?.prefixes ?? emptyPortStatsState(discount), b?.prefixes ?? emptyPortStatsState(discount)),
   };
 }
 
@@ -151,6 +171,8 @@ export interface BanditSpec {
   explainGroup?(group: string): boolean;
   /** The shared discovery layer (allowance by liveness, coordinated discovery slices). */
   readonly discovery: Discovery;
+  /** Per-prefix statistics (a ranking of the prefix under its tags): taught every result under its prefix, kept in the state. */
+  readonly prefixStats?: PortStats;
 }
 
 /** A budget split with the discovery share of the room moved out of the learned share into exploration. */
@@ -164,6 +186,7 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
   const { options, stats, params } = spec;
   const guards = pickGuardParams(params);
   const discovery = spec.discovery;
+  const prefixStats = spec.prefixStats;
   return {
     name: spec.name,
     options,
@@ -189,11 +212,13 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       const { teach, verdict } = screenBatch(results, options, guards);
       const groupsOf = spec.groups;
       for (const r of teach) stats.observe(groupsOf ? { ...r, tags: groupsOf(r) } : r);
+      if (prefixStats) for (const r of teach) prefixStats.observe({ ...r, tags: [r.prefix] });
       discovery.observe(results, teach, verdict.lossy);
       return verdict;
     },
     state(): BanditState {
-      return { stats: stats.toJSON(), discovery: discovery.toJSON() };
+      const out: BanditState = { stats: stats.toJSON(), discovery: discovery.toJSON() };
+      return prefixStats ? { ...out, prefixes: prefixStats.toJSON() } : out;
     },
     explain(limit = 20): Explanation {
       const room = Math.max(0, Math.min(options.budget, options.maxPerHost) - options.mustHave.length);
@@ -210,6 +235,7 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
         split: withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
         notes: [
           ...spec.notes,
+          ...(prefixStats ? [`per-prefix statistics for ${prefixStats.tags().length} prefixes`] : []),
           ...discovery.describe(Math.max(0, stats.epoch + 1)),
           `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`,
         ],

@@ -5,9 +5,10 @@ import {
   createBanditStrategy,
   mergeBanditStates,
   restoreDiscovery,
+  restorePrefixStats,
   restoreStats,
-  topIndices,
 } from './bandit-base.js';
+import { MeanRanking, PrefixUnderTag, type Ranking, addByScore } from './cooccurrence/ranking.js';
 import { parseParameters } from './options.js';
 import { samplePriorPort } from './stats/sample-prior.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
@@ -17,6 +18,8 @@ export interface EpsilonGreedyParams extends BanditParams {
   readonly epsilon: number;
   /** Share of exploration probes drawn uniformly from all probeable ports (the rest follow nmap's frequencies). */
   readonly uniformShare: number;
+  /** Rank a host's /24 (/64) under its tags (true) or by its tags alone. */
+  readonly byPrefix: boolean;
 }
 
 const parameters: ParameterSpec[] = [
@@ -36,30 +39,36 @@ const parameters: ParameterSpec[] = [
     max: 1,
     description: "Share of exploration probes drawn uniformly from all probeable ports; the rest are drawn by nmap's open frequency.",
   },
+  {
+    name: 'byPrefix',
+    type: 'boolean',
+    default: true,
+    description:
+      "Rank each host's network prefix (/24, /64) under its tags, as adaptive does (a subnet's own ports spread to its other hosts, its evidence vetoes ports its tag believes in); false = the tags' estimates alone.",
+  },
   ...banditParameters(300),
 ];
 
 /**
- * Epsilon-greedy over ports, scope-wide (not contextual: the baseline bandit): each probe slot is
- * greedy (highest posterior mean) with probability 1 - epsilon, otherwise exploration drawn from
- * nmap's frequency prior or uniformly.
+ * Epsilon-greedy over ports: each probe slot is greedy (highest posterior mean of the hierarchical
+ * estimate, the host's prefix under its tags under the scope under nmap: the PrefixUnderTag ranking
+ * adaptive uses) with probability 1 - epsilon, otherwise exploration drawn from nmap's frequency
+ * prior or uniformly.
  */
 export const epsilonGreedyStrategy: StrategyDefinition<EpsilonGreedyParams, BanditState> = {
   name: 'epsilon-greedy',
-  summary: "Scope-wide epsilon-greedy: the highest posterior means, plus an epsilon share drawn from nmap's frequency prior.",
+  summary:
+    "Epsilon-greedy: the highest posterior means (a host's /24 under its tags under the scope), plus an epsilon share drawn from nmap's frequency prior.",
   parameters,
   parseParams: (raw) => parseParameters<EpsilonGreedyParams>('epsilon-greedy', parameters, raw),
   create(options, params, env, state) {
     const stats = restoreStats(env.catalog, params, state);
     const discovery = restoreDiscovery(options, params, env.catalog, state?.discovery);
-    let cached: { version: number; ports: number[] } | undefined;
-    const greedy = (): number[] => {
-      if (cached?.version !== stats.version) {
-        const t = stats.table([], params.candidatePool);
-        cached = { version: stats.version, ports: topIndices(t.mean, t.mean.length).map((i) => t.ports[i]!) };
-      }
-      return cached.ports;
-    };
+    const prefixStats = params.byPrefix ? restorePrefixStats(env.catalog, params, state) : undefined;
+    const byTag = new MeanRanking(stats, params.candidatePool);
+    const hierarchy = prefixStats ? new PrefixUnderTag(stats, byTag, prefixStats, params.tagStrength) : null;
+    const rankings = (round: { tags: readonly string[]; prefix: string }): readonly Ranking[] =>
+      hierarchy ? hierarchy.rank(round.tags, round.prefix) : [byTag.rank(round.tags)];
     return createBanditStrategy({
       name: 'epsilon-greedy',
       options,
@@ -67,13 +76,13 @@ export const epsilonGreedyStrategy: StrategyDefinition<EpsilonGreedyParams, Band
       params,
       stats,
       discovery,
+      ...(prefixStats ? { prefixStats } : {}),
       rank(round, rng, picker) {
         let explore = 0;
         const room = picker.room;
         for (let i = 0; i < room; i++) if (rng.next() < params.epsilon) explore++;
-        const ranked = greedy();
-        let g = 0;
-        while (picker.room > explore && g < ranked.length) picker.add(ranked[g++]!);
+        const ranked = rankings(round);
+        if (picker.room > explore) addByScore(picker, ranked, picker.room - explore);
         let misses = 0;
         while (!picker.full && misses < 64) {
           const port =
@@ -81,10 +90,14 @@ export const epsilonGreedyStrategy: StrategyDefinition<EpsilonGreedyParams, Band
           if (picker.add(port)) misses = 0;
           else misses++;
         }
-        while (!picker.full && g < ranked.length) picker.add(ranked[g++]!);
+        addByScore(picker, ranked);
       },
       split: (room) => ({ learned: Math.round(room * (1 - params.epsilon)), exploration: room - Math.round(room * (1 - params.epsilon)) }),
-      notes: ['Not contextual: one scope-wide ranking (tags are kept in the statistics for explain and for other strategies).'],
+      notes: [
+        params.byPrefix
+          ? "Contextual: a host's /24 (/64) ranked under its tags, the tags under the scope (the hierarchy adaptive ranks with)."
+          : 'Contextual: ranked by the tags alone (byPrefix off).',
+      ],
     });
   },
   merge: mergeBanditStates,

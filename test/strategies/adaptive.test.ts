@@ -108,7 +108,8 @@ describe('adaptive', () => {
 
   test('strategy list shows every parameter with its default', () => {
     const adaptive = listStrategies().find((s) => s.name === 'adaptive')!;
-    expect(adaptive.parameters.find((p) => p.name === 'sweepShare')!.default).toBe(0.6);
+    expect(adaptive.parameters.find((p) => p.name === 'sweepShare')!.default).toBe(0.7);
+    expect(adaptive.parameters.find((p) => p.name === 'sliceYield')!.default).toBe(true);
     expect(adaptive.parameters.find((p) => p.name === 'priorStrength')!.default).toBe(300);
   });
 });
