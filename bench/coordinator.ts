@@ -52,10 +52,23 @@ import { createRng } from '../src/core/rng.js';
  * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
  * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_CPU_ROUNDS of the batched one
  * (8; after the SQLite batched phases, measureBatchedCpu: CPU per host visit in process), PB_BENCH_COORD_LOG (the coordinators' log
- * level, default silent; `error` shows what an error answer was), PB_BENCH_COORD_PACED_PAIRS offered
+ * level, default silent; `error` shows what an error answer was), PB_BENCH_COORD_POOL (PostgreSQL connections per coordinator, 50), PB_BENCH_COORD_PACED_PAIRS offered
  * in the paced phase (default half the closed loop's pair rate), PB_BENCH_COORD_FLEET_PAIRS
  * offered at the fleet pace (200).
  */
+
+/**
+ * PostgreSQL connections per benchmarked coordinator (PB_BENCH_COORD_POOL, default 50): with the
+ * coordinator's default of 10, 1,000 agents in a closed loop wait past the pool's 10 s for a
+ * connection, and the bench measures that queue instead of the store (two coordinators: 100 of
+ * the throwaway cluster's 200 connections).
+ */
+function benchPoolSize(): number {
+  const n = Number(process.env.PB_BENCH_COORD_POOL ?? 50);
+  if (!Number.isInteger(n) || n < 2 || n > 1000)
+    throw new Error(`PB_BENCH_COORD_POOL: expected an integer 2-1000, got ${process.env.PB_BENCH_COORD_POOL}`);
+  return n;
+}
 
 interface ServerReady {
   readonly port: number;
@@ -148,7 +161,9 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
     return;
   }
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
-  const pgFlags = data.postgres ? { postgresUrl: data.postgres.url, postgresSchema: data.postgres.schema } : {};
+  const pgFlags = data.postgres
+    ? { postgresUrl: data.postgres.url, postgresSchema: data.postgres.schema, postgresPool: benchPoolSize() }
+    : {};
   const config = resolveConfig({
     flags: { dataDir: data.dataDir, logLevel: data.logLevel ?? 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags },
     env: {},
@@ -415,7 +430,7 @@ async function measureBatchedCpu(rounds: number, agents: number, strategy: strin
   empty.get('/empty', { schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({
     ok: true,
   }));
-  const pgFlags = postgres ? { postgresUrl: postgres.url, postgresSchema: postgres.schema('bcpu') } : {};
+  const pgFlags = postgres ? { postgresUrl: postgres.url, postgresSchema: postgres.schema('bcpu'), postgresPool: benchPoolSize() } : {};
   const config = resolveConfig({ flags: { dataDir, logLevel: 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags }, env: {} });
   const app = await buildApp({ config });
   const databaseCpu = postgres?.dataDir !== undefined ? () => postgresCpuSeconds(postgres.dataDir!) : undefined;
