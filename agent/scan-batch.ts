@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/protocol/index.js';
 import { isPortbanditError, PortRanges, VERSION } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
@@ -292,6 +293,10 @@ export class ScanPipeline {
 
   constructor(private readonly config: ScanConfig) {
     this.nmapSlots = new Semaphore(Math.max(1, config.nmapParallel ?? DETECTION_DEFAULTS.parallel));
+    // Every scanner in flight (nmap runs by the dozen, masscan, connect sweeps) listens on the one
+    // cancel signal until it ends; past Node's default of 10 listeners the agent would print a
+    // MaxListenersExceededWarning ("possible memory leak") on every busy batch, which it is not.
+    if (config.signal) setMaxListeners(0, config.signal);
   }
 
   /** Scan `items`; resolves once every item's outcome was handed to `onResult`. */
