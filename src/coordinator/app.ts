@@ -6,7 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { PortCatalog } from '../catalog/index.js';
 import { errorCodes, isPortbanditError, VERSION } from '../core/index.js';
 import { IndexedStore, OutboxFeeder, type Store } from '../store/index.js';
-import { serverAjvOptions } from './ajv-options.js';
+import { serverAjvOptions, sharedSerializerCompiler, sharedValidatorCompiler } from './ajv-options.js';
 import { resolvePrincipal } from './auth.js';
 import { type CoordinatorConfig, configDefaults } from './config.js';
 import { openCoordinatorCore } from './open-core.js';
@@ -77,6 +77,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     // Bench and agents use keep-alive; the defaults are fine, but never hang on a dead client.
     requestTimeout: 120_000,
     ajv: { customOptions: { ...serverAjvOptions } },
+    // One validator and one serializer compiler per process (see ajv-options.ts): later apps reuse what the first compiled.
+    schemaController: { compilersFactory: { buildValidator: sharedValidatorCompiler, buildSerializer: sharedSerializerCompiler } },
   });
   const resolver = options.resolver ?? ((options.sweepTimer ?? true) ? createResolver(config.resolver) : undefined);
   const core = await openCoordinatorCore({

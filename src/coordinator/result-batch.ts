@@ -1,23 +1,14 @@
-import { AjvCompiler } from '@fastify/ajv-compiler';
 import { type Logger, errorCodes, isPortbanditError } from '../core/index.js';
 import type { Agent } from '../store/index.js';
-import { serverAjvOptions } from './ajv-options.js';
+import { type Validator, compileServerValidator } from './ajv-options.js';
 import type { Coordinator } from './coordinator.js';
 import { type ResultBatchItem, type ResultSubmission, resultSubmissionSchema } from '../protocol/index.js';
-
-interface Validator {
-  (data: unknown): boolean;
-  errors?: Array<{ instancePath: string; message?: string }> | null;
-}
 
 // The single-result route's schema, compiled by the same compiler with the same options:
 // a result the single route refuses is refused here, alone. Compiled once, on first use.
 let validate: Validator | undefined;
 function validator(): Validator {
-  if (!validate) {
-    const build = AjvCompiler()({}, { customOptions: { ...serverAjvOptions } }) as unknown as (route: { schema: unknown }) => Validator;
-    validate = build({ schema: resultSubmissionSchema });
-  }
+  validate ??= compileServerValidator(resultSubmissionSchema);
   return validate;
 }
 
