@@ -110,7 +110,10 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
       strategy: 'fixed',
       params: { ports },
       budget: ports.length,
-      scan: { preflight: 'masscan', versionDetection: true, scripts: [], hostTimeoutSeconds: 300 },
+      // nmap runs one process per open port here (at most 6 per host): a silent service costs its
+      // own process the whole time-out (~44 s of probes at intensity 2 otherwise) and never the
+      // names of the host's other ports, which come back in seconds.
+      scan: { preflight: 'masscan', versionDetection: true, scripts: [], hostTimeoutSeconds: 20 },
     });
     try {
       // Intensity 2 still sends GetRequest/GenericLines (http on odd ports) but gives up sooner on silent ports.
@@ -133,8 +136,6 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
 
   test('over epochs, the adaptive policy keeps every port it found in its next port lists', async () => {
     state = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: 'e2e-agent', epochs: EPOCHS, maxPortsPerHost: 6, log });
-    // The connect preflight here: one masscan start per (host, round) would cost ~5 s each; the
-    // first test covers masscan. No -sV either: learning needs the open ports, not their names.
     // The connect preflight here: one masscan start per (host, round) would cost ~5 s each; the
     // first test covers masscan. No -sV either: learning needs the open ports, not their names.
     // (A budget large enough to fund adaptive's 65,535-port seed sweeps on 5 hosts, 14,600, took
