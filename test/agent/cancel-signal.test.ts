@@ -46,7 +46,7 @@ describe('one cancel signal for every scanner in flight (an nmap stand-in that s
       outcome = await scanBatch(items, {
         allow: AllowList.parse(['127.0.0.0/8']),
         scriptsAllow: new Set(),
-        preflight: 'none',
+        preflight: 'auto',
         tools: { nmap: 'nmap', masscan: null, rawSockets: false },
         masscan: { rate: 1000, retries: 0, waitSeconds: 0 },
         connect: { concurrency: 16, timeoutMs: 500, retries: 0 },
