@@ -37,9 +37,21 @@ function nextPendingGeneration(): number {
   return pendingGeneration;
 }
 
+/**
+ * A visit's first look: when a strategy's first decision holds at least `splitAt` ports (a budget
+ * that funds the whole port space on a small scope gives every host all 65,535), its first
+ * `ports` (the strategy's own priority order) are handed out alone and the rest as the next
+ * round. Scanned alone, they come back in seconds instead of after the whole sweep (at 10,000
+ * packets/s a /27's 65,535-port sweep is ~7 minutes), and the services they find are stored, and
+ * their -sV time-outs run, while the rest is swept. Only the rounds change: the strategy decides
+ * once, sees the same contexts, and the visit probes and learns exactly what it did unsplit.
+ */
+export const FIRST_LOOK = { splitAt: 8192, ports: 1000 } as const;
+
 /** The serialisable progress of one host-epoch (the coordinator keeps it with a lease). */
 export interface HostSessionState {
   readonly allowance: number;
+  /** Rounds handed out and reported (a decision split by FIRST_LOOK makes two). */
   readonly round: number;
   readonly probed: readonly number[];
   readonly found: readonly number[];
@@ -48,6 +60,10 @@ export interface HostSessionState {
   readonly done: boolean;
   /** Probed ports whose state the scanner could not observe (left out of the result). */
   readonly unknown?: readonly number[];
+  /** The rest of a decision split by FIRST_LOOK, handed out as the next round. */
+  readonly deferred?: readonly number[];
+  /** Rounds that were the rest of a split decision (the strategy's round is `round - split`); absent: 0. */
+  readonly split?: number;
 }
 
 /**
@@ -67,12 +83,25 @@ export class HostSession {
   private readonly foundList: number[];
   private pending: number[];
   private unknownList: number[];
+  private deferred: number[];
+  /** Rounds made by splitting a decision (FIRST_LOOK): the strategy sees round `roundNo - split`. */
+  private split: number;
   private finished: boolean;
   private wantsMore: boolean;
   private readonly plainHost: boolean;
 
-  constructor(strategy: Strategy, host: HostContext, seed: string, state?: HostSessionState) {
+  /** How a large first decision is split (FIRST_LOOK; null: never), the same in every process. */
+  private readonly firstLook: { readonly splitAt: number; readonly ports: number } | null;
+
+  constructor(
+    strategy: Strategy,
+    host: HostContext,
+    seed: string,
+    state?: HostSessionState,
+    firstLook: { readonly splitAt: number; readonly ports: number } | null = FIRST_LOOK,
+  ) {
     this.strategy = strategy;
+    this.firstLook = firstLook;
     this.host = host;
     this.plainHost = Object.keys(host).length === HOST_CONTEXT_FIELDS;
     this.seed = seed;
@@ -83,6 +112,8 @@ export class HostSession {
       this.foundList = [...state.found];
       this.pending = [...state.pending];
       this.unknownList = [...(state.unknown ?? [])];
+      this.deferred = [...(state.deferred ?? [])];
+      this.split = state.split ?? 0;
       this.finished = state.done;
       this.wantsMore = !state.done;
     } else {
@@ -96,6 +127,8 @@ export class HostSession {
       this.foundList = [];
       this.pending = [];
       this.unknownList = [];
+      this.deferred = [];
+      this.split = 0;
       this.finished = false;
       this.wantsMore = true;
     }
@@ -122,7 +155,15 @@ export class HostSession {
   private decide(): number[] | null {
     if (this.pending.length > 0) return this.pending;
     if (this.finished) return null;
-    if (this.roundNo > 0 && this.wantsMore && this.strategy.followUpAllowance !== undefined) {
+    if (this.deferred.length > 0) {
+      // The rest of a split first decision: no new decision, the strategy sees it as one round.
+      this.pending = this.deferred;
+      this.deferred = [];
+      return this.pending;
+    }
+    // Every part of a split decision is reported by now: the strategy's rounds are the decisions.
+    const decisions = this.roundNo - this.split;
+    if (decisions > 0 && this.wantsMore && this.strategy.followUpAllowance !== undefined) {
       // A capped first look that answered may get more for its follow-up rounds (deterministic,
       // so asking again after a restore gives the same allowance).
       const cap = Math.min(this.strategy.options.maxPerHost, this.host.probeable.size);
@@ -151,13 +192,13 @@ export class HostSession {
           previousOpen: h.previousOpen,
           previousEpoch: h.previousEpoch,
           probeable: h.probeable,
-          round: this.roundNo,
+          round: decisions,
           probed: this.probedList,
           found: this.foundList,
           remaining,
         }
-      : { ...h, round: this.roundNo, probed: this.probedList, found: this.foundList, remaining };
-    const decision = this.strategy.select(round, new LazyRng(this.seed, this.host.epoch, this.host.ip, this.roundNo));
+      : { ...h, round: decisions, probed: this.probedList, found: this.foundList, remaining };
+    const decision = this.strategy.select(round, new LazyRng(this.seed, this.host.epoch, this.host.ip, decisions));
     if (decision.ports.length > remaining) {
       throw new PortbanditError(
         'PB_ERR_STRATEGY_OPTION',
@@ -169,8 +210,43 @@ export class HostSession {
       this.finished = true;
       return null;
     }
-    this.pending = decision.ports;
+    const look = this.firstLook;
+    if (decisions === 0 && look !== null && decision.ports.length >= look.splitAt && look.ports < decision.ports.length) {
+      this.splitFirstLook(round, decision.ports, look.ports);
+      this.split++;
+    } else this.pending = decision.ports;
     return this.pending;
+  }
+
+  /**
+   * Split a large first decision: the ports the strategy would choose for a first look of
+   * `size` (its ranking, asked again with that budget; a sweep's own order is ascending), then
+   * the decision's own order, make the pending round; the rest of the decision is deferred.
+   */
+  private splitFirstLook(round: RoundContext, ports: readonly number[], size: number): void {
+    const head = this.strategy.select(
+      { ...round, remaining: size },
+      new LazyRng(this.seed, this.host.epoch, this.host.ip, 'first look'),
+    ).ports;
+    const gen = nextPendingGeneration();
+    for (const p of ports) pendingStamps[p] = gen;
+    const first: number[] = [];
+    for (const p of head) {
+      if (first.length >= size) break;
+      if (pendingStamps[p] !== gen) continue;
+      pendingStamps[p] = 0;
+      first.push(p);
+    }
+    for (let i = 0; i < ports.length && first.length < size; i++) {
+      const p = ports[i]!;
+      if (pendingStamps[p] !== gen) continue;
+      pendingStamps[p] = 0;
+      first.push(p);
+    }
+    const rest: number[] = [];
+    for (const p of ports) if (pendingStamps[p] === gen) rest.push(p);
+    this.pending = first;
+    this.deferred = rest;
   }
 
   /**
@@ -233,6 +309,7 @@ export class HostSession {
   /** Finish early (for example the agent lost the host); nothing more will be handed out. */
   abandon(): void {
     this.pending = [];
+    this.deferred = [];
     this.finished = true;
   }
 
@@ -265,6 +342,8 @@ export class HostSession {
       pending: [...this.pending],
       done: this.finished,
       ...(this.unknownList.length > 0 ? { unknown: [...this.unknownList] } : {}),
+      ...(this.deferred.length > 0 ? { deferred: [...this.deferred] } : {}),
+      ...(this.split > 0 ? { split: this.split } : {}),
     };
   }
 }

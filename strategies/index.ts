@@ -3,7 +3,7 @@ export { strategies, strategyNames, getStrategy, isStrategyName, type StrategyNa
 export { createStrategy, type StrategySpec } from './build.js';
 export { resolveCommonOptions, parseParameters, commonDefaults, type CommonOptionsInput } from './options.js';
 export { PortPicker } from './port-picker.js';
-export { HostSession, runHostSession, type HostSessionState } from './host-session.js';
+export { FIRST_LOOK, HostSession, runHostSession, type HostSessionState } from './host-session.js';
 export {
   screenBatch,
   isPseudoHost,

@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { loadNmapServices } from '../../src/catalog/index.js';
 import { PortRanges } from '../../src/core/ports.js';
-import { HostSession, runHostSession } from '../../strategies/host-session.js';
+import { FIRST_LOOK, HostSession, runHostSession } from '../../strategies/host-session.js';
+import { strategyNames } from '../../strategies/registry.js';
 import { createStrategy } from '../../strategies/build.js';
 import { PortPicker } from '../../strategies/port-picker.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
@@ -82,6 +84,95 @@ describe('HostSession', () => {
   test('a strategy that overspends is stopped with a coded error', () => {
     const bad: Strategy = { ...twoRound(), select: () => ({ ports: [1, 2, 3, 4, 5, 6], followUp: false }) };
     expect(() => new HostSession(bad, host(), 's').next()).toThrow(/chose 6 ports with 5 remaining/);
+  });
+});
+
+/** Every port, in a priority order of its own (not ascending), with a follow-up round that adds 7 more ports it was told to skip. */
+function wholeSpace(seen: RoundContext[]): Strategy {
+  const options = resolveCommonOptions({ budget: 65_535 });
+  return {
+    ...twoRound(),
+    name: 'whole-space',
+    options,
+    allowance: () => 65_535,
+    select(round: RoundContext): Decision {
+      seen.push({ ...round, probed: [...round.probed], found: [...round.found] });
+      if (round.round === 0)
+        return { ports: Array.from({ length: Math.min(65_528, round.remaining) }, (_, i) => ((i * 7919) % 65_528) + 1), followUp: true };
+      return { ports: round.found.length > 0 ? [65_529, 65_530, 65_531, 65_532, 65_533, 65_534, 65_535] : [], followUp: false };
+    },
+  };
+}
+
+describe('a first look before a large first decision', () => {
+  test("hands out the strategy's choice for 1,000 ports alone, then the rest; the strategy decides as often and sees what it saw unsplit", () => {
+    const open = new Set([22, 80, 31_337, 60_001]);
+    const seenSplit: RoundContext[] = [];
+    const session = new HostSession(wholeSpace(seenSplit), host(), 'seed');
+    const first = session.next()!;
+    expect(first).toHaveLength(FIRST_LOOK.ports);
+    expect(first).toEqual(Array.from({ length: FIRST_LOOK.ports }, (_, i) => ((i * 7919) % 65_528) + 1));
+    session.report(first.filter((p) => open.has(p)));
+    // Stored between rounds (the coordinator keeps it with the next lease) and resumed elsewhere.
+    const resumed = new HostSession(wholeSpace(seenSplit), host(), 'seed', JSON.parse(JSON.stringify(session.toJSON())));
+    const rest = resumed.next()!;
+    expect(rest).toHaveLength(65_528 - FIRST_LOOK.ports);
+    expect(new Set([...first, ...rest]).size).toBe(65_528);
+    resumed.report(rest.filter((p) => open.has(p)));
+    const follow = resumed.next()!;
+    expect(follow).toEqual([65_529, 65_530, 65_531, 65_532, 65_533, 65_534, 65_535]);
+    resumed.report([]);
+    expect(resumed.next()).toBeNull();
+    expect(resumed.toJSON()).toMatchObject({ round: 3, split: 1, done: true });
+
+    const seenWhole: RoundContext[] = [];
+    const whole = runHostSession(new HostSession(wholeSpace(seenWhole), host(), 'seed', undefined, null), (p) => open.has(p));
+    expect(resumed.result()).toEqual(whole);
+    // The strategy decided the same rounds from the same contexts; the split only asked it once
+    // more, for its choice at a first look's budget.
+    const firstLookAsk = (r: RoundContext) => r.round === 0 && r.remaining === FIRST_LOOK.ports;
+    expect(seenSplit.filter(firstLookAsk)).toHaveLength(1);
+    expect(seenSplit.filter((r) => !firstLookAsk(r)).map((r) => [r.round, r.probed.length, r.found, r.remaining])).toEqual(
+      seenWhole.map((r) => [r.round, r.probed.length, r.found, r.remaining]),
+    );
+    expect(seenWhole.map((r) => r.round)).toEqual([0, 1]);
+  });
+
+  test('leaves decisions under the threshold whole, and states without a split read as before', () => {
+    const session = new HostSession(twoRound(), host(), 'seed');
+    expect(session.next()).toEqual([80, 443]);
+    expect(session.toJSON()).not.toHaveProperty('split');
+    expect(session.toJSON()).not.toHaveProperty('deferred');
+  });
+
+  test('every registered strategy, funded for the whole port space: the split visit probes and finds exactly what the whole one does', () => {
+    const catalogue = env.catalog;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...strategyNames),
+        fc.uniqueArray(fc.integer({ min: 1, max: 65_535 }), { maxLength: 12 }),
+        fc.integer({ min: 0, max: 3 }),
+        (name, openPorts, epoch) => {
+          const open = new Set(openPorts);
+          const run = (look: typeof FIRST_LOOK | null) => {
+            const strategy = createStrategy({ strategy: name, budget: 65_535 }, { catalog: catalogue });
+            const session = new HostSession(strategy, host({ epoch }), 'prop', undefined, look);
+            let rounds = 0;
+            for (let ports = session.next(); ports !== null; ports = session.next()) {
+              rounds++;
+              session.report(ports.filter((p) => open.has(p)));
+            }
+            const r = session.result();
+            return { rounds, probed: [...r.probed].sort((a, b) => a - b), open: [...r.open], sweep: r.sweep };
+          };
+          const split = run(FIRST_LOOK);
+          const whole = run(null);
+          expect({ ...split, rounds: undefined }).toEqual({ ...whole, rounds: undefined });
+          expect(split.rounds).toBe(whole.probed.length >= FIRST_LOOK.splitAt ? whole.rounds + 1 : whole.rounds);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
 
