@@ -1,6 +1,7 @@
 import { MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
 import { CoordinatorClient, RejectedError } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
+import { portCountOf } from './work-item.js';
 import { ResultBatcher } from './result-batcher.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline, choosePreflight, masscanOverheadMs } from './scan-batch.js';
 
@@ -277,14 +278,15 @@ export class Agent {
    * are unchecked here.
    */
   private costOf(item: unknown): number {
-    const i = item as { ports?: unknown; scan?: { preflight?: unknown } } | null;
-    if (!Array.isArray(i?.ports)) return 0;
-    const preflight = i.scan?.preflight;
+    const i = item as { scan?: { preflight?: unknown } } | null;
+    const ports = portCountOf(item);
+    if (ports === undefined) return 0;
+    const preflight = i?.scan?.preflight;
     if (preflight !== 'auto' && preflight !== 'masscan' && preflight !== 'connect' && preflight !== 'none') return 0;
     const ran = choosePreflight(preflight as PreflightRequest, this.options.scan);
     const scan = this.options.scan;
-    if (ran === 'masscan') return (i.ports.length * (scan.masscan.retries + 1)) / scan.masscan.rate;
-    if (ran === 'connect') return i.ports.length / this.pipeline.connectRate;
+    if (ran === 'masscan') return (ports * (scan.masscan.retries + 1)) / scan.masscan.rate;
+    if (ran === 'connect') return ports / this.pipeline.connectRate;
     return 0;
   }
 
@@ -320,7 +322,7 @@ export class Agent {
     this.inFlight += held.size;
     // Items are unchecked here (the pipeline checks each): print them without trusting their shape.
     this.log(
-      `agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${Array.isArray(i?.ports) ? i.ports.length : '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`,
+      `agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${portCountOf(i) ?? '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`,
     );
     const ref: { task?: Promise<void> } = {};
     const task: Promise<void> = (async () => {

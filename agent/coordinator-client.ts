@@ -1,5 +1,13 @@
 import { type ErrorCode, PortbanditError, VERSION, errorCodes } from '../src/core/index.js';
-import type { ResultBatchResponse, ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/protocol/index.js';
+import {
+  type ResultBatchResponse,
+  type ResultSubmission,
+  type SubmitResponse,
+  WORK_FEATURES_HEADER,
+  WORK_FEATURE_PORT_RANGES,
+  type WorkItem,
+  type WorkResponse,
+} from '../src/protocol/index.js';
 
 /** An HTTP error from the coordinator that retrying will not fix (4xx but 429), with its status. */
 export class RejectedError extends PortbanditError {
@@ -45,12 +53,16 @@ export class CoordinatorClient {
     this.timeoutMs = timeoutMs;
   }
 
-  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -78,10 +90,16 @@ export class CoordinatorClient {
   /**
    * Lease the next work item (null when there is none; `retryAfterMs` says when to ask again);
    * with `max` > 1, up to `max` items in `items` (a coordinator older than batches refuses `max`
-   * with 400 or answers `work` alone).
+   * with 400 or answers `work` alone). The agent reads items whose ports come as a range spec
+   * (`portRanges`) and says so in a header, which coordinators without them ignore.
    */
   async getWork(max = 1): Promise<WorkResponse> {
-    return this.request<WorkResponse>('GET', `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}${max > 1 ? `&max=${max}` : ''}`);
+    return this.request<WorkResponse>(
+      'GET',
+      `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}${max > 1 ? `&max=${max}` : ''}`,
+      undefined,
+      { [WORK_FEATURES_HEADER]: WORK_FEATURE_PORT_RANGES },
+    );
   }
 
   async submit(result: ResultSubmission): Promise<SubmitResponse> {

@@ -1,5 +1,6 @@
 export { Agent, type AgentOptions, type AgentStats } from './agent.js';
 export { AllowList } from './allow-list.js';
+export { checkWorkItem, canonicalPortRanges, portCountOf, type WorkItemCheck } from './work-item.js';
 export { CoordinatorClient, RejectedError } from './coordinator-client.js';
 export { ResultBatcher, BATCH_BYTES, type BatchedAnswer, type ResultBatcherOptions } from './result-batcher.js';
 export {

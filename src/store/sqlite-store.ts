@@ -7,6 +7,7 @@ import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
+import { readLeaseDoc, readQueuedDoc } from './lease-doc.js';
 import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
 import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
@@ -481,7 +482,7 @@ class SqliteStore implements Store {
 
   private insertQueued(item: QueuedWorkInput): QueuedWork {
     const { json, id } = this.insertQueuedDoc(item);
-    return { ...parse<QueuedWorkInput>(json), id };
+    return { ...readQueuedDoc(json), id };
   }
 
   /** Queue an item; its stored JSON and id (the caller builds the copy it returns, if any). */
@@ -785,10 +786,9 @@ class SqliteStore implements Store {
       // The completed lease and the queued copies are parsed only if the caller reads them (the
       // coordinator does not): a lease carries its host session, kilobytes of JSON per result.
       const leaseDoc = input.leaseId === undefined ? undefined : (this.stmt.leaseTake.get(input.leaseId) as Row | undefined)?.doc;
-      if (leaseDoc !== undefined) lazyProperty(result, 'lease', () => parse<Lease>(leaseDoc));
+      if (leaseDoc !== undefined) lazyProperty(result, 'lease', () => readLeaseDoc(leaseDoc));
       const queued = input.enqueue?.map((item) => this.insertQueuedDoc({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
-      if (queued && queued.length > 0)
-        lazyProperty(result, 'queued', () => queued.map(({ json, id }) => ({ ...parse<QueuedWorkInput>(json), id })));
+      if (queued && queued.length > 0) lazyProperty(result, 'queued', () => queued.map(({ json, id }) => ({ ...readQueuedDoc(json), id })));
       for (const item of input.learn ?? []) this.stmt.learningInsert.run(JSON.stringify(item));
       return result;
     })();
@@ -1051,7 +1051,7 @@ function toToken(row: Row): AdminToken {
 }
 
 function toLease(row: Row): Lease {
-  return parse<Lease>(row.doc);
+  return readLeaseDoc(row.doc);
 }
 
 /** A scan's facets as flat (field, value) pairs, as the facet tables hold them. */
@@ -1087,7 +1087,7 @@ function lazyProperty<T extends object>(target: T, key: string, compute: () => u
 }
 
 function toQueued(row: Row): QueuedWork {
-  return { ...parse<QueuedWorkInput>(row.doc), id: String(row.seq) };
+  return { ...readQueuedDoc(row.doc), id: String(row.seq) };
 }
 
 function prepareStatements(db: Database.Database) {

@@ -4,6 +4,9 @@ import type { Coordinator } from '../coordinator.js';
 import {
   MAX_WORK_BATCH,
   MAX_WORK_BATCH_PORTS,
+  WORK_FEATURES_HEADER,
+  WORK_FEATURE_PORT_RANGES,
+  type WorkItem,
   errorResponseSchema,
   resultBatchResponseSchema,
   resultBatchSchema,
@@ -12,6 +15,12 @@ import {
   workResponseSchema,
 } from '../../protocol/index.js';
 import { submitResultBatch } from '../result-batch.js';
+import { PortRanges } from '../../core/index.js';
+
+/** The ports a work item hands out, in either form. */
+function portCount(item: WorkItem): number {
+  return item.portRanges !== undefined ? PortRanges.parse(item.portRanges).size : item.ports.length;
+}
 
 const errors = {
   400: errorResponseSchema,
@@ -40,17 +49,21 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
           additionalProperties: false,
           properties: { version: { type: 'string', maxLength: 64 }, max: { type: 'integer', minimum: 1, maximum: MAX_WORK_BATCH } },
         },
+        // Optional: the wire features the agent reads (`port-ranges`: items carry `portRanges`).
+        headers: { type: 'object', properties: { [WORK_FEATURES_HEADER]: { type: 'string', maxLength: 200 } } },
         response: { 200: workResponseSchema, ...errors },
       },
     },
     async (req) => {
       const max = req.query.max ?? 1;
-      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version);
+      const features = (req.headers[WORK_FEATURES_HEADER] ?? '').split(',').map((f) => f.trim());
+      const portRanges = features.includes(WORK_FEATURE_PORT_RANGES);
+      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version, { portRanges });
       const none = items.length === 0 ? { retryAfterMs: coordinator.config.retryAfterMs } : {};
       // max 1 (or absent): exactly the single-item answer older agents read.
       if (max === 1) return { work: items[0] ?? null, ...none };
       // Cut short by the ports cap (Leasing.getWorkBatch): the agent asks again at once.
-      const more = items.length < max && items.reduce((n, item) => n + item.ports.length, 0) >= MAX_WORK_BATCH_PORTS;
+      const more = items.length < max && items.reduce((n, item) => n + portCount(item), 0) >= MAX_WORK_BATCH_PORTS;
       return { work: items[0] ?? null, items, ...none, ...(more ? { more } : {}) };
     },
   );
