@@ -1,5 +1,5 @@
 import { MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
-import { CoordinatorClient, RejectedError } from './coordinator-client.js';
+import { CoordinatorClient, RejectedError, retryDelayMs } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
 import { portCountOf } from './work-item.js';
 import { ResultBatcher } from './result-batcher.js';
@@ -240,7 +240,8 @@ export class Agent {
       } catch (error) {
         this.stats.errors++;
         failures++;
-        const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
+        // An overloaded coordinator (503) says when to come back (Retry-After, bounded): that, not the back-off.
+        const delay = Math.min(backoff.maxMs, retryDelayMs(error, backoff.initialMs * 2 ** (failures - 1)));
         if (this.options.once && failures > 3) {
           this.log(`agent: ${(error as Error).message}; giving up (--once)`);
           break;
@@ -399,7 +400,10 @@ export class Agent {
           return;
         }
         failures++;
-        const delay = Math.min(this.options.backoff?.maxMs ?? 60_000, (this.options.backoff?.initialMs ?? 1000) * 2 ** (failures - 1));
+        const delay = Math.min(
+          this.options.backoff?.maxMs ?? 60_000,
+          retryDelayMs(error, (this.options.backoff?.initialMs ?? 1000) * 2 ** (failures - 1)),
+        );
         if (Date.now() + delay > item.deadline || this.abort.signal.aborted) {
           this.stats.errors++;
           this.log(`agent: giving up on the result for ${result.ip}: ${(error as Error).message}`);

@@ -19,6 +19,45 @@ export class RejectedError extends PortbanditError {
   }
 }
 
+/**
+ * The coordinator is overloaded (503, e.g. PB_ERR_STORE_BUSY): nothing was stored, try again
+ * after `retryAfterMs` (from its Retry-After header; undefined when it sent none or one that is
+ * not readable: then the usual back-off).
+ */
+export class OverloadedError extends PortbanditError {
+  constructor(
+    readonly retryAfterMs: number | undefined,
+    ...rest: ConstructorParameters<typeof PortbanditError>
+  ) {
+    super(...rest);
+  }
+}
+
+/** Shortest and longest wait taken from a Retry-After header (ms): a hint of 0 or of hours is bounded. */
+export const RETRY_AFTER_BOUNDS = { minMs: 250, maxMs: 60_000 } as const;
+
+/**
+ * A Retry-After header's wait in ms (delay-seconds, or an HTTP date), bounded by
+ * RETRY_AFTER_BOUNDS (and `maxMs`); undefined when absent or not readable.
+ */
+export function retryAfterMsOf(header: string | null, now = Date.now(), maxMs: number = RETRY_AFTER_BOUNDS.maxMs): number | undefined {
+  if (header === null) return undefined;
+  const text = header.trim();
+  let ms: number;
+  if (/^\d{1,9}$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const at = Date.parse(text);
+    if (!Number.isFinite(at) || !/[a-z]/i.test(text)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(Math.max(ms, RETRY_AFTER_BOUNDS.minMs), Math.max(RETRY_AFTER_BOUNDS.minMs, Math.min(maxMs, RETRY_AFTER_BOUNDS.maxMs)));
+}
+
+/** How long to wait before trying again after `error`: the coordinator's Retry-After when it sent one, else `backoffMs`. */
+export function retryDelayMs(error: unknown, backoffMs: number): number {
+  return error instanceof OverloadedError && error.retryAfterMs !== undefined ? error.retryAfterMs : backoffMs;
+}
+
 /** The portbandit error code of an error answer's JSON body (`{code, message}`), when it has a known one. */
 export function errorCodeOf(body: string): ErrorCode | undefined {
   let parsed: unknown;
@@ -54,6 +93,15 @@ export class CoordinatorClient {
   }
 
   private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    return (await this.exchange<T>(method, path, body, headers)).body;
+  }
+
+  private async exchange<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ body: T; retryAfterMs: number | undefined }> {
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
@@ -70,8 +118,12 @@ export class CoordinatorClient {
       throw new PortbanditError('PB_ERR_IO', `coordinator unreachable: ${(cause as Error).message}`, { where: `${method} ${path}`, cause });
     }
     const text = await res.text();
+    const retryAfterMs = retryAfterMsOf(res.headers.get('retry-after'));
     if (!res.ok) {
       const message = `coordinator answered ${res.status}: ${text.slice(0, 300)}`;
+      if (res.status === 503) {
+        throw new OverloadedError(retryAfterMs, errorCodeOf(text) ?? 'PB_ERR_IO', message, { where: `${method} ${path}` });
+      }
       if (res.status >= 400 && res.status < 500 && res.status !== 429) {
         // The coordinator's error body names its condition ({code, message}); a 4xx without one
         // (a proxy, an older or foreign server) keeps a code that says only that it was refused.
@@ -81,7 +133,7 @@ export class CoordinatorClient {
       throw new PortbanditError('PB_ERR_IO', message, { where: `${method} ${path}` });
     }
     try {
-      return JSON.parse(text) as T;
+      return { body: JSON.parse(text) as T, retryAfterMs };
     } catch (cause) {
       throw new PortbanditError('PB_ERR_IO', `coordinator sent non-JSON: ${text.slice(0, 100)}`, { where: `${method} ${path}`, cause });
     }
@@ -106,9 +158,14 @@ export class CoordinatorClient {
     return this.request<SubmitResponse>('POST', '/api/v1/agent/results', result);
   }
 
-  /** Submit several results in one request (up to 64); each is answered on its own. An older coordinator answers 404. */
-  async submitBatch(results: readonly ResultSubmission[]): Promise<ResultBatchResponse> {
-    return this.request<ResultBatchResponse>('POST', '/api/v1/agent/results/batch', { results });
+  /**
+   * Submit several results in one request (up to 64); each is answered on its own. An older
+   * coordinator answers 404. `retryAfterMs`: the answer's Retry-After (sent when the overloaded
+   * store failed some of them), bounded; not part of the wire answer.
+   */
+  async submitBatch(results: readonly ResultSubmission[]): Promise<ResultBatchResponse & { readonly retryAfterMs?: number }> {
+    const { body, retryAfterMs } = await this.exchange<ResultBatchResponse>('POST', '/api/v1/agent/results/batch', { results });
+    return retryAfterMs !== undefined && body !== null && typeof body === 'object' ? { ...body, retryAfterMs } : body;
   }
 
   /** Tell the coordinator this agent refused a work item, and why (docs/api.md). */

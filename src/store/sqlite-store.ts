@@ -59,6 +59,11 @@ export interface SqliteStoreOptions {
    * transaction, for a feeder to carry to a separate search index (docs/store.md). Default false.
    */
   readonly outbox?: boolean;
+  /**
+   * How long a write waits for another connection's lock before failing with PB_ERR_STORE_BUSY
+   * (503 with Retry-After over HTTP), ms (default 5,000).
+   */
+  readonly busyTimeoutMs?: number;
 }
 
 /**
@@ -76,7 +81,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     const db = new Database(options.path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     // The default 2 MiB page cache thrashes on a /16 of hosts (terms + latest + documents);
     // 64 MiB of cache plus memory-mapped reads keep searches and ingest off the read() path.
     db.pragma('cache_size = -65536');
@@ -109,9 +114,20 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
 
 function wrapError(error: unknown, what: string): PortbanditError {
   if (isPortbanditError(error)) return error;
+  // Another connection held the database past the busy timeout (5 s): overload, not damage.
+  if (isBusy(error))
+    return new PortbanditError('PB_ERR_STORE_BUSY', `SQLite store stayed locked while ${what}: ${(error as Error).message}`, {
+      cause: error,
+    });
   return new PortbanditError('PB_ERR_STORE', `SQLite store failed while ${what}: ${(error as Error)?.message ?? String(error)}`, {
     cause: error,
   });
+}
+
+/** SQLITE_BUSY (and its extended codes) or SQLITE_LOCKED: the database was locked by another connection. */
+function isBusy(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? String((error as { code?: unknown }).code) : '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }
 
 function isUniqueViolation(error: unknown): boolean {

@@ -15,6 +15,7 @@ import {
   workResponseSchema,
 } from '../../protocol/index.js';
 import { submitResultBatch } from '../result-batch.js';
+import { retryAfterSeconds } from '../overload.js';
 import { PortRanges } from '../../core/index.js';
 
 /** The ports a work item hands out, in either form. */
@@ -28,6 +29,8 @@ const errors = {
   403: errorResponseSchema,
   409: errorResponseSchema,
   429: errorResponseSchema,
+  // The store is overloaded (PB_ERR_STORE_BUSY), with a Retry-After header.
+  503: errorResponseSchema,
 };
 
 /** The agent protocol: pull work, submit results (one at a time or in batches). */
@@ -96,6 +99,12 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
         response: { 200: resultBatchResponseSchema, ...errors },
       },
     },
-    async (req) => ({ results: await submitResultBatch(coordinator, agentOf(req), req.body.results, req.log) }),
+    async (req, reply) => {
+      const results = await submitResultBatch(coordinator, agentOf(req), req.body.results, req.log);
+      // A result the overloaded store could not take (503): the agent is told when to send it again.
+      if (results.some((r) => r.outcome === 'failed' && r.error?.statusCode === 503))
+        reply.header('retry-after', String(retryAfterSeconds()));
+      return { results };
+    },
   );
 }
