@@ -1,4 +1,4 @@
-import type { HostSessionState } from '../../strategies/index.js';
+import type { HostResult, HostSessionState } from '../../strategies/index.js';
 import { PortRanges, PortbanditError } from '../core/index.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
@@ -62,6 +62,32 @@ export function storeLeaseSession(session: LeaseSession): StoredLeaseSession {
     },
     previousOpen: storedPortList(session.previousOpen),
   };
+}
+
+/**
+ * A finished visit as the shared learning queue stores it (PostgreSQL): its port lists as specs.
+ * A whole-port visit's `probed` was 65,535 numbers (~380 KB) per finished visit, written and read
+ * back by the learner.
+ */
+export function storeHostResult(result: HostResult): unknown {
+  return {
+    ...result,
+    probed: storedPortList(result.probed),
+    open: storedPortList(result.open),
+    previousOpen: storedPortList(result.previousOpen),
+  };
+}
+
+/** A learning-queue item's result read back: port specs decoded, lists (items written before specs) taken as they are. */
+export function readHostResult(value: unknown): HostResult {
+  if (!isObject(value)) return value as HostResult;
+  const decode = (list: unknown): unknown => (typeof list === 'string' ? (list === '' ? [] : PortRanges.parse(list).toArray()) : list);
+  return {
+    ...value,
+    probed: decode(value.probed),
+    open: decode(value.open),
+    previousOpen: decode(value.previousOpen),
+  } as unknown as HostResult;
 }
 
 /** The ids a lease's session names (its visit, its baseline, an older lease's prior round), whatever else it holds. */

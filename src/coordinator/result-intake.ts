@@ -6,7 +6,7 @@ import { latestAnsweredScan } from './baselines.js';
 import type { CycleCoverage } from './coverage.js';
 import type { EventWaiters } from './event-waiters.js';
 import type { Learner } from './learner.js';
-import { type LeaseSession, readLeaseSession, storeLeaseSession } from './lease-session.js';
+import { type LeaseSession, readLeaseSession, storeHostResult, storeLeaseSession } from './lease-session.js';
 import type { Leasing } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
@@ -152,7 +152,9 @@ export class ResultIntake {
       ...(prior ? { replace: true } : {}),
       ...(next.followUp ? { enqueue: [next.followUp] } : {}),
       // Shared: the finished visit goes to the elected learner in the same transaction.
-      ...(this.p.shared && next.learn ? { learn: [{ key: next.learn.key, result: next.learn.result, at: this.p.now() }] } : {}),
+      ...(this.p.shared && next.learn
+        ? { learn: [{ key: next.learn.key, result: storeHostResult(next.learn.result), at: this.p.now() }] }
+        : {}),
     });
     if (!ingested.inserted) {
       metrics.results.inc({ outcome: 'duplicate' });

@@ -1,7 +1,14 @@
 import { fc, test as propTest } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PortRanges, isPortbanditError } from '../../src/core/index.js';
-import { type LeaseSession, readLeaseSession, storeLeaseSession, storedPortList } from '../../src/coordinator/lease-session.js';
+import {
+  type LeaseSession,
+  readHostResult,
+  readLeaseSession,
+  storeHostResult,
+  storeLeaseSession,
+  storedPortList,
+} from '../../src/coordinator/lease-session.js';
 import type { ResultSubmission, WorkItem, WorkResponse } from '../../src/protocol/index.js';
 import type { Lease } from '../../src/store/index.js';
 import { addScope, bearer, manualClock, openApp, tempDataDir, tokens } from './helpers.js';
@@ -45,6 +52,17 @@ describe('a lease session stored with range specs', () => {
       // Compact: a distinct list is one spec string, never longer than the list's JSON.
       if (!repeat) expect(typeof stored.state.pending).toBe('string');
       expect(JSON.stringify(stored.state.pending).length).toBeLessThanOrEqual(JSON.stringify(pending).length + 2);
+    },
+  );
+
+  propTest.prop([portSet, portSet, fc.boolean()])(
+    'a finished visit queued for the shared learner reads back as the same visit (and one written before specs as it is)',
+    (probed, open, sweep) => {
+      const result = { ip: '198.18.1.7', tags: ['lab'], prefix: 'p', epoch: 3, probed, open, previousOpen: open.slice(0, 2), sweep };
+      const stored = JSON.parse(JSON.stringify(storeHostResult(result))) as Record<string, unknown>;
+      expect(typeof stored.probed).toBe('string');
+      expect(readHostResult(stored)).toEqual(result);
+      expect(readHostResult(JSON.parse(JSON.stringify(result)))).toEqual(result);
     },
   );
 
