@@ -38,14 +38,22 @@ export interface StoredLeaseSession extends Omit<LeaseSession, 'state' | 'previo
 }
 
 /**
- * The compact form of a session's port list: its canonical spec, unless the list repeats a port
- * (then the list: a host session counts what it probed by the list's length). The order is not
- * kept: every reader of these lists (host session, strategies) uses them as sets.
+ * Lists shorter than this stay lists of numbers in a stored session: a budget's 100 scattered
+ * ports are no shorter as a spec, and sorting and writing one cost ~4% of the coordinator's CPU
+ * per visit in process. Sweeps (thousands of ports, mostly runs) are where specs pay.
+ */
+export const SESSION_SPEC_MIN_PORTS = 512;
+
+/**
+ * The compact form of a session's port list: its canonical spec for a list of at least
+ * SESSION_SPEC_MIN_PORTS, unless the list repeats a port (then the list: a host session counts
+ * what it probed by the list's length); shorter lists as they are. A spec does not keep the
+ * order: every reader of these lists (host session, strategies) uses them as sets.
  */
 export function storedPortList(ports: readonly number[]): StoredPortList {
-  if (ports.length === 0) return '';
+  if (ports.length < SESSION_SPEC_MIN_PORTS) return ports;
   const ranges = PortRanges.fromPorts(ports);
-  return ranges.size === ports.length ? ranges.toString() : [...ports];
+  return ranges.size === ports.length ? ranges.toString() : ports;
 }
 
 /** The session as stored: its port lists as specs (see storedPortList). */

@@ -114,10 +114,37 @@ export function unionSpec(a: string | undefined, b: readonly number[]): string {
 
 const EMPTY_BOUNDS = new Uint32Array(0);
 
-/** The canonical spec of `a` (a spec, or nothing) and the ranges `b` together. */
+/** The canonical spec of `a` (a spec, or nothing) and the ranges `b` together: one merge of the two sorted range lists. */
 export function unionRanges(a: string | undefined, b: PortRanges): string {
   if (a === undefined || a === '') return b.toString();
-  return PortRanges.fromPairs([...PortRanges.parse(a).bounds, ...b.bounds]).toString();
+  const x = PortRanges.parse(a).bounds;
+  const y = b.bounds;
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < x.length || j < y.length) {
+    let start: number;
+    let end: number;
+    if (j >= y.length || (i < x.length && x[i]! <= y[j]!)) {
+      start = x[i]!;
+      end = x[i + 1]!;
+      i += 2;
+    } else {
+      start = y[j]!;
+      end = y[j + 1]!;
+      j += 2;
+    }
+    const last = out.length - 1;
+    if (last > 0 && start <= out[last]! + 1) {
+      if (end > out[last]!) out[last] = end;
+    } else out.push(start, end);
+  }
+  let spec = '';
+  for (let k = 0; k < out.length; k += 2) {
+    if (k > 0) spec += ',';
+    spec += out[k] === out[k + 1] ? String(out[k]) : `${out[k]}-${out[k + 1]}`;
+  }
+  return spec;
 }
 
 function isAscending(ports: readonly number[]): boolean {

@@ -3,12 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PortRanges, isPortbanditError } from '../../src/core/index.js';
 import {
   type LeaseSession,
+  SESSION_SPEC_MIN_PORTS,
   readHostResult,
   readLeaseSession,
   storeHostResult,
   storeLeaseSession,
   storedPortList,
 } from '../../src/coordinator/lease-session.js';
+import { unionRanges } from '../../src/coordinator/visit.js';
 import type { ResultSubmission, WorkItem, WorkResponse } from '../../src/protocol/index.js';
 import type { Lease } from '../../src/store/index.js';
 import { addScope, bearer, manualClock, openApp, tempDataDir, tokens } from './helpers.js';
@@ -49,8 +51,8 @@ describe('a lease session stored with range specs', () => {
       expect(sorted(back.state.probed)).toEqual(new Set(extra).size === extra.length ? distinct(extra) : sorted(extra));
       expect(sorted(back.previousOpen)).toEqual(sorted(back.previousOpen.length === extra.length ? extra : distinct(extra)));
       expect({ ...back, state: undefined, previousOpen: undefined }).toEqual({ ...session, state: undefined, previousOpen: undefined });
-      // Compact: a distinct list is one spec string, never longer than the list's JSON.
-      if (!repeat) expect(typeof stored.state.pending).toBe('string');
+      // Compact: a long distinct list is one spec string, never longer than the list's JSON; a short one stays a list.
+      expect(typeof stored.state.pending).toBe(!repeat && pending.length >= SESSION_SPEC_MIN_PORTS ? 'string' : 'object');
       expect(JSON.stringify(stored.state.pending).length).toBeLessThanOrEqual(JSON.stringify(pending).length + 2);
     },
   );
@@ -60,7 +62,7 @@ describe('a lease session stored with range specs', () => {
     (probed, open, sweep) => {
       const result = { ip: '198.18.1.7', tags: ['lab'], prefix: 'p', epoch: 3, probed, open, previousOpen: open.slice(0, 2), sweep };
       const stored = JSON.parse(JSON.stringify(storeHostResult(result))) as Record<string, unknown>;
-      expect(typeof stored.probed).toBe('string');
+      expect(typeof stored.probed).toBe(probed.length >= SESSION_SPEC_MIN_PORTS ? 'string' : 'object');
       expect(readHostResult(stored)).toEqual(result);
       expect(readHostResult(JSON.parse(JSON.stringify(result)))).toEqual(result);
     },
@@ -69,7 +71,8 @@ describe('a lease session stored with range specs', () => {
   it('stores a whole-port round as "1-65535" and reads a row written before specs (lists of numbers)', () => {
     const all = Array.from({ length: 65535 }, (_, i) => i + 1);
     expect(storedPortList(all)).toBe('1-65535');
-    expect(storedPortList([])).toBe('');
+    expect(storedPortList([443, 22, 80])).toEqual([443, 22, 80]);
+    expect(storedPortList([])).toEqual([]);
     const old = {
       state: { allowance: 65535, round: 0, probed: [], found: [], pending: [443, 22, 80], done: false },
       policy: 'dmz',
@@ -92,6 +95,14 @@ describe('a lease session stored with range specs', () => {
     expect((error as Error).message).toContain('state.pending');
   });
 });
+
+propTest.prop([fc.option(portSet, { nil: undefined }), portSet])(
+  "a visit's probed ports: the union of its spec and a round's ranges is the union taken port by port",
+  (a, b) => {
+    const expected = PortRanges.fromPorts([...(a ?? []), ...b]).toString();
+    expect(unionRanges(a === undefined ? undefined : PortRanges.fromPorts(a).toString(), PortRanges.fromPorts(b))).toBe(expected);
+  },
+);
 
 describe('results checked against old and new lease rows', () => {
   let rig: UnitRig;
