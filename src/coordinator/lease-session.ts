@@ -98,6 +98,23 @@ export function readHostResult(value: unknown): HostResult {
   } as unknown as HostResult;
 }
 
+/**
+ * The ports of a stored lease or queue item (`portRanges`). A spec that does not read is damage
+ * to the store (PB_ERR_STORE naming `where`), not bad input from the agent.
+ */
+export function storedPortRanges(spec: unknown, where: string): PortRanges {
+  if (typeof spec !== 'string' || spec === '')
+    throw new PortbanditError('PB_ERR_STORE', 'the stored ports are not a port range spec', { where: `${where}.portRanges` });
+  try {
+    return PortRanges.parse(spec);
+  } catch (cause) {
+    throw new PortbanditError('PB_ERR_STORE', `the stored ports are damaged: ${(cause as Error).message}`, {
+      where: `${where}.portRanges`,
+      cause,
+    });
+  }
+}
+
 /** The ids a lease's session names (its visit, its baseline, an older lease's prior round), whatever else it holds. */
 export interface LeaseSessionRefs {
   readonly visitId?: string;

@@ -8,7 +8,7 @@ import { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
 import type { CycleCoverage } from './coverage.js';
 import { mayScan, vantageGroup } from './groups.js';
 import type { Learner } from './learner.js';
-import { type LeaseSession, type StoredLeaseSession, readLeaseSession, storeLeaseSession } from './lease-session.js';
+import { type LeaseSession, type StoredLeaseSession, readLeaseSession, storeLeaseSession, storedPortRanges } from './lease-session.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
 import type { PolicyBook } from './policy-book.js';
@@ -561,7 +561,7 @@ export class Leasing {
     this.deferredIps.delete(queued.ip);
     const cycle = queued.cycle ?? this.cycle.number;
     if (session) {
-      const ports = PortRanges.parse(queued.portRanges!, `queue item ${queued.id}.portRanges`);
+      const ports = storedPortRanges(queued.portRanges, `queue item ${queued.id}`);
       return this.lease(agent, hit.ip, hit.tags, ports, session, queued.round ?? 0, queued.reason, cycle);
     }
     const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));

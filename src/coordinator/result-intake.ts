@@ -6,7 +6,7 @@ import { latestAnsweredScan } from './baselines.js';
 import type { CycleCoverage } from './coverage.js';
 import type { EventWaiters } from './event-waiters.js';
 import type { Learner } from './learner.js';
-import { type LeaseSession, readLeaseSession, storeHostResult, storeLeaseSession } from './lease-session.js';
+import { type LeaseSession, readLeaseSession, storeHostResult, storeLeaseSession, storedPortRanges } from './lease-session.js';
 import type { Leasing } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
@@ -89,7 +89,7 @@ export class ResultIntake {
     }
     // The lease's ports as ranges: each reported port is a binary search away (a whole-port
     // lease was a Set of 65,535 numbers built per result).
-    const given = PortRanges.parse(lease.portRanges, `lease ${lease.id}.portRanges`);
+    const given = storedPortRanges(lease.portRanges, `lease ${lease.id}`);
     input.ports.forEach((p, i) => {
       if (!given.has(p.port)) {
         metrics.results.inc({ outcome: 'rejected' });

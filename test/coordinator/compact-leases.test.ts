@@ -188,6 +188,26 @@ describe('results checked against old and new lease rows', () => {
     else expect(a).toMatchObject({ accepted: true, probed: PortRanges.fromPorts(ports).toString() });
   });
 
+  it('refuses a lease whose stored ports are damaged as damage to the store (500), not as bad input', async () => {
+    const { fresh } = await twoLeases([22, 80]);
+    await rig.store.takeExpiredLeases(fresh.deadline + 1, 1000, { requeue: false });
+    await rig.store.putLease({ ...fresh, id: 'lease_badports', portRanges: '80-22' });
+    const at = rig.clock.now();
+    const error = await rig.units.intake
+      .submit(agent, {
+        leaseId: 'lease_badports',
+        ip: fresh.ip,
+        status: 'up',
+        startedAt: at - 1000,
+        finishedAt: at,
+        preflight: 'masscan',
+        ports: [],
+      })
+      .catch((e: unknown) => e);
+    expect(isPortbanditError(error, 'PB_ERR_STORE') && error.where === 'lease lease_badports.portRanges').toBe(true);
+    await rig.store.takeExpiredLeases(fresh.deadline + 1, 1000, { requeue: false });
+  });
+
   it('re-issues an expired lease of the old row format with the same ports, as a compact row', async () => {
     const ports = [22, 80, 443, 8080, 8081, 8082];
     const { old } = await twoLeases(ports);
