@@ -1,6 +1,7 @@
 import { MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
-import { CoordinatorClient, RejectedError } from './coordinator-client.js';
+import { CoordinatorClient, RejectedError, retryDelayMs } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
+import { portCountOf } from './work-item.js';
 import { ResultBatcher } from './result-batcher.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline, choosePreflight, masscanOverheadMs } from './scan-batch.js';
 
@@ -239,7 +240,8 @@ export class Agent {
       } catch (error) {
         this.stats.errors++;
         failures++;
-        const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
+        // An overloaded coordinator (503) says when to come back (Retry-After, bounded): that, not the back-off.
+        const delay = Math.min(backoff.maxMs, retryDelayMs(error, backoff.initialMs * 2 ** (failures - 1)));
         if (this.options.once && failures > 3) {
           this.log(`agent: ${(error as Error).message}; giving up (--once)`);
           break;
@@ -277,14 +279,15 @@ export class Agent {
    * are unchecked here.
    */
   private costOf(item: unknown): number {
-    const i = item as { ports?: unknown; scan?: { preflight?: unknown } } | null;
-    if (!Array.isArray(i?.ports)) return 0;
-    const preflight = i.scan?.preflight;
+    const i = item as { scan?: { preflight?: unknown } } | null;
+    const ports = portCountOf(item);
+    if (ports === undefined) return 0;
+    const preflight = i?.scan?.preflight;
     if (preflight !== 'auto' && preflight !== 'masscan' && preflight !== 'connect' && preflight !== 'none') return 0;
     const ran = choosePreflight(preflight as PreflightRequest, this.options.scan);
     const scan = this.options.scan;
-    if (ran === 'masscan') return (i.ports.length * (scan.masscan.retries + 1)) / scan.masscan.rate;
-    if (ran === 'connect') return i.ports.length / this.pipeline.connectRate;
+    if (ran === 'masscan') return (ports * (scan.masscan.retries + 1)) / scan.masscan.rate;
+    if (ran === 'connect') return ports / this.pipeline.connectRate;
     return 0;
   }
 
@@ -320,7 +323,7 @@ export class Agent {
     this.inFlight += held.size;
     // Items are unchecked here (the pipeline checks each): print them without trusting their shape.
     this.log(
-      `agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${Array.isArray(i?.ports) ? i.ports.length : '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`,
+      `agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${portCountOf(i) ?? '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`,
     );
     const ref: { task?: Promise<void> } = {};
     const task: Promise<void> = (async () => {
@@ -397,7 +400,10 @@ export class Agent {
           return;
         }
         failures++;
-        const delay = Math.min(this.options.backoff?.maxMs ?? 60_000, (this.options.backoff?.initialMs ?? 1000) * 2 ** (failures - 1));
+        const delay = Math.min(
+          this.options.backoff?.maxMs ?? 60_000,
+          retryDelayMs(error, (this.options.backoff?.initialMs ?? 1000) * 2 ** (failures - 1)),
+        );
         if (Date.now() + delay > item.deadline || this.abort.signal.aborted) {
           this.stats.errors++;
           this.log(`agent: giving up on the result for ${result.ip}: ${(error as Error).message}`);

@@ -1,5 +1,13 @@
 import { type ErrorCode, PortbanditError, VERSION, errorCodes } from '../src/core/index.js';
-import type { ResultBatchResponse, ResultSubmission, SubmitResponse, WorkItem, WorkResponse } from '../src/protocol/index.js';
+import {
+  type ResultBatchResponse,
+  type ResultSubmission,
+  type SubmitResponse,
+  WORK_FEATURES_HEADER,
+  WORK_FEATURE_PORT_RANGES,
+  type WorkItem,
+  type WorkResponse,
+} from '../src/protocol/index.js';
 
 /** An HTTP error from the coordinator that retrying will not fix (4xx but 429), with its status. */
 export class RejectedError extends PortbanditError {
@@ -9,6 +17,45 @@ export class RejectedError extends PortbanditError {
   ) {
     super(...rest);
   }
+}
+
+/**
+ * The coordinator is overloaded (503, e.g. PB_ERR_STORE_BUSY): nothing was stored, try again
+ * after `retryAfterMs` (from its Retry-After header; undefined when it sent none or one that is
+ * not readable: then the usual back-off).
+ */
+export class OverloadedError extends PortbanditError {
+  constructor(
+    readonly retryAfterMs: number | undefined,
+    ...rest: ConstructorParameters<typeof PortbanditError>
+  ) {
+    super(...rest);
+  }
+}
+
+/** Shortest and longest wait taken from a Retry-After header (ms): a hint of 0 or of hours is bounded. */
+export const RETRY_AFTER_BOUNDS = { minMs: 250, maxMs: 60_000 } as const;
+
+/**
+ * A Retry-After header's wait in ms (delay-seconds, or an HTTP date), bounded by
+ * RETRY_AFTER_BOUNDS (and `maxMs`); undefined when absent or not readable.
+ */
+export function retryAfterMsOf(header: string | null, now = Date.now(), maxMs: number = RETRY_AFTER_BOUNDS.maxMs): number | undefined {
+  if (header === null) return undefined;
+  const text = header.trim();
+  let ms: number;
+  if (/^\d{1,9}$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const at = Date.parse(text);
+    if (!Number.isFinite(at) || !/[a-z]/i.test(text)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(Math.max(ms, RETRY_AFTER_BOUNDS.minMs), Math.max(RETRY_AFTER_BOUNDS.minMs, Math.min(maxMs, RETRY_AFTER_BOUNDS.maxMs)));
+}
+
+/** How long to wait before trying again after `error`: the coordinator's Retry-After when it sent one, else `backoffMs`. */
+export function retryDelayMs(error: unknown, backoffMs: number): number {
+  return error instanceof OverloadedError && error.retryAfterMs !== undefined ? error.retryAfterMs : backoffMs;
 }
 
 /** The portbandit error code of an error answer's JSON body (`{code, message}`), when it has a known one. */
@@ -45,12 +92,25 @@ export class CoordinatorClient {
     this.timeoutMs = timeoutMs;
   }
 
-  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    return (await this.exchange<T>(method, path, body, headers)).body;
+  }
+
+  private async exchange<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ body: T; retryAfterMs: number | undefined }> {
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -58,8 +118,12 @@ export class CoordinatorClient {
       throw new PortbanditError('PB_ERR_IO', `coordinator unreachable: ${(cause as Error).message}`, { where: `${method} ${path}`, cause });
     }
     const text = await res.text();
+    const retryAfterMs = retryAfterMsOf(res.headers.get('retry-after'));
     if (!res.ok) {
       const message = `coordinator answered ${res.status}: ${text.slice(0, 300)}`;
+      if (res.status === 503) {
+        throw new OverloadedError(retryAfterMs, errorCodeOf(text) ?? 'PB_ERR_IO', message, { where: `${method} ${path}` });
+      }
       if (res.status >= 400 && res.status < 500 && res.status !== 429) {
         // The coordinator's error body names its condition ({code, message}); a 4xx without one
         // (a proxy, an older or foreign server) keeps a code that says only that it was refused.
@@ -69,7 +133,7 @@ export class CoordinatorClient {
       throw new PortbanditError('PB_ERR_IO', message, { where: `${method} ${path}` });
     }
     try {
-      return JSON.parse(text) as T;
+      return { body: JSON.parse(text) as T, retryAfterMs };
     } catch (cause) {
       throw new PortbanditError('PB_ERR_IO', `coordinator sent non-JSON: ${text.slice(0, 100)}`, { where: `${method} ${path}`, cause });
     }
@@ -78,19 +142,30 @@ export class CoordinatorClient {
   /**
    * Lease the next work item (null when there is none; `retryAfterMs` says when to ask again);
    * with `max` > 1, up to `max` items in `items` (a coordinator older than batches refuses `max`
-   * with 400 or answers `work` alone).
+   * with 400 or answers `work` alone). The agent reads items whose ports come as a range spec
+   * (`portRanges`) and says so in a header, which coordinators without them ignore.
    */
   async getWork(max = 1): Promise<WorkResponse> {
-    return this.request<WorkResponse>('GET', `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}${max > 1 ? `&max=${max}` : ''}`);
+    return this.request<WorkResponse>(
+      'GET',
+      `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}${max > 1 ? `&max=${max}` : ''}`,
+      undefined,
+      { [WORK_FEATURES_HEADER]: WORK_FEATURE_PORT_RANGES },
+    );
   }
 
   async submit(result: ResultSubmission): Promise<SubmitResponse> {
     return this.request<SubmitResponse>('POST', '/api/v1/agent/results', result);
   }
 
-  /** Submit several results in one request (up to 64); each is answered on its own. An older coordinator answers 404. */
-  async submitBatch(results: readonly ResultSubmission[]): Promise<ResultBatchResponse> {
-    return this.request<ResultBatchResponse>('POST', '/api/v1/agent/results/batch', { results });
+  /**
+   * Submit several results in one request (up to 64); each is answered on its own. An older
+   * coordinator answers 404. `retryAfterMs`: the answer's Retry-After (sent when the overloaded
+   * store failed some of them), bounded; not part of the wire answer.
+   */
+  async submitBatch(results: readonly ResultSubmission[]): Promise<ResultBatchResponse & { readonly retryAfterMs?: number }> {
+    const { body, retryAfterMs } = await this.exchange<ResultBatchResponse>('POST', '/api/v1/agent/results/batch', { results });
+    return retryAfterMs !== undefined && body !== null && typeof body === 'object' ? { ...body, retryAfterMs } : body;
   }
 
   /** Tell the coordinator this agent refused a work item, and why (docs/api.md). */

@@ -1,6 +1,14 @@
 export { Agent, type AgentOptions, type AgentStats } from './agent.js';
 export { AllowList } from './allow-list.js';
-export { CoordinatorClient, RejectedError } from './coordinator-client.js';
+export { checkWorkItem, canonicalPortRanges, portCountOf, type WorkItemCheck } from './work-item.js';
+export {
+  CoordinatorClient,
+  OverloadedError,
+  RejectedError,
+  RETRY_AFTER_BOUNDS,
+  retryAfterMsOf,
+  retryDelayMs,
+} from './coordinator-client.js';
 export { ResultBatcher, BATCH_BYTES, type BatchedAnswer, type ResultBatcherOptions } from './result-batcher.js';
 export {
   scanBatch,

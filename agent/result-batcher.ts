@@ -1,5 +1,5 @@
 import { MAX_RESULT_BATCH, type ResultBatchItem, type ResultSubmission } from '../src/protocol/index.js';
-import { type CoordinatorClient, RejectedError } from './coordinator-client.js';
+import { type CoordinatorClient, OverloadedError, RejectedError } from './coordinator-client.js';
 
 /** What became of one result sent through the batcher. */
 export type BatchedAnswer =
@@ -75,10 +75,12 @@ export class ResultBatcher {
 
   private async send(batch: Waiting[]): Promise<void> {
     let answers: readonly ResultBatchItem[];
+    let retryAfterMs: number | undefined;
     try {
       const res = await this.options.client.submitBatch(batch.map((w) => w.result));
       const list = (res as { results?: unknown } | null)?.results;
       answers = Array.isArray(list) ? (list as ResultBatchItem[]) : [];
+      retryAfterMs = res?.retryAfterMs;
     } catch (error) {
       if (error instanceof RejectedError) {
         // 404/405: no batch route (an older coordinator). Another 4xx (an envelope it refused, a
@@ -91,7 +93,7 @@ export class ResultBatcher {
       } else for (const w of batch) w.resolve({ kind: 'retry', error: error as Error });
       return;
     }
-    batch.forEach((w, i) => w.resolve(answerOf(answers[i])));
+    batch.forEach((w, i) => w.resolve(answerOf(answers[i], retryAfterMs)));
   }
 }
 
@@ -105,7 +107,7 @@ function approximateBytes(result: ResultSubmission): number {
   return bytes;
 }
 
-function answerOf(answer: ResultBatchItem | undefined): BatchedAnswer {
+function answerOf(answer: ResultBatchItem | undefined, retryAfterMs: number | undefined): BatchedAnswer {
   switch (answer?.outcome) {
     case 'accepted':
     case 'duplicate':
@@ -115,13 +117,12 @@ function answerOf(answer: ResultBatchItem | undefined): BatchedAnswer {
         kind: 'rejected',
         message: `coordinator answered ${answer.error?.statusCode ?? '4xx'}: ${answer.error?.code ?? ''} ${String(answer.error?.message ?? '').slice(0, 300)}`,
       };
-    case 'failed':
-      return {
-        kind: 'retry',
-        error: new Error(
-          `coordinator answered ${answer.error?.statusCode ?? '5xx'}: ${answer.error?.code ?? ''} ${String(answer.error?.message ?? '').slice(0, 300)}`,
-        ),
-      };
+    case 'failed': {
+      const message = `coordinator answered ${answer.error?.statusCode ?? '5xx'}: ${answer.error?.code ?? ''} ${String(answer.error?.message ?? '').slice(0, 300)}`;
+      // The overloaded store failed it (503): retried after the answer's Retry-After, not the usual back-off.
+      if (answer.error?.statusCode === 503) return { kind: 'retry', error: new OverloadedError(retryAfterMs, 'PB_ERR_IO', message) };
+      return { kind: 'retry', error: new Error(message) };
+    }
     default:
       // No readable answer for this result: the single route says what became of it.
       return { kind: 'single' };

@@ -1,4 +1,5 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
+import { PortRanges } from '../src/core/index.js';
 import { type WorkItem, workItemSchema } from '../src/protocol/index.js';
 import type { AllowList } from './allow-list.js';
 
@@ -28,6 +29,23 @@ function validator(): Validator {
     validate = build({ schema: workItemSchema });
   }
   return validate;
+}
+
+/** The ranges of a canonical spec ("1-1024,8080": what the coordinator writes), or undefined for any other text. */
+export function canonicalPortRanges(spec: string): PortRanges | undefined {
+  try {
+    const ranges = PortRanges.parse(spec);
+    return ranges.toString() === spec ? ranges : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many ports an unchecked work item hands out (`ports` or `portRanges`), or undefined when neither is readable. */
+export function portCountOf(raw: unknown): number | undefined {
+  const i = raw as { ports?: unknown; portRanges?: unknown } | null;
+  if (typeof i?.portRanges === 'string') return canonicalPortRanges(i.portRanges)?.size;
+  return Array.isArray(i?.ports) ? i.ports.length : undefined;
 }
 
 /** Largest value a Node timer takes (setTimeout clamps anything above to 1 ms). */
@@ -76,7 +94,17 @@ export function checkWorkItem(raw: unknown, allow: AllowList): WorkItemCheck {
     const field = path === '' ? 'work item' : path.slice(1).replace(/\//g, '.');
     return refuse(`${field} ${error?.message ?? 'is invalid'} (got ${short(at(raw, path))}); the item does not match the wire schema`);
   }
-  const item = raw as WorkItem;
+  let item = raw as WorkItem;
+  if (item.portRanges !== undefined) {
+    // Ports as a range spec (the agent asked for them): only the canonical form is read, and the
+    // item is scanned as if it had listed them.
+    if (item.ports.length > 0) return refuse('ports and portRanges are both given; an item carries its ports one way or the other');
+    const ranges = canonicalPortRanges(item.portRanges);
+    if (ranges === undefined)
+      return refuse(`portRanges ${short(item.portRanges)} is not a canonical port range spec (ascending, merged, such as "1-1024,8080")`);
+    const { portRanges: _spec, ...rest } = item;
+    item = { ...rest, ports: ranges.toArray() };
+  }
   // The schema bounds each number; these are the relations between them.
   for (let i = 1; i < item.ports.length; i++) {
     if (item.ports[i]! <= item.ports[i - 1]!)

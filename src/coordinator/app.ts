@@ -7,6 +7,7 @@ import type { PortCatalog } from '../catalog/index.js';
 import { errorCodes, isPortbanditError, VERSION } from '../core/index.js';
 import { IndexedStore, OutboxFeeder, type Store } from '../store/index.js';
 import { serverAjvOptions, sharedSerializerCompiler, sharedValidatorCompiler } from './ajv-options.js';
+import { retryAfterSeconds } from './overload.js';
 import { resolvePrincipal } from './auth.js';
 import { type CoordinatorConfig, configDefaults } from './config.js';
 import { openCoordinatorCore } from './open-core.js';
@@ -114,6 +115,19 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
 
   app.setErrorHandler((error, request, reply) => {
     if (isPortbanditError(error)) {
+      if (error.statusCode === 503) {
+        // Overload (PB_ERR_STORE_BUSY): nothing was stored; the client is told when to come back.
+        request.log.warn({ err: error }, error.message);
+        return reply
+          .status(503)
+          .header('retry-after', String(retryAfterSeconds()))
+          .send({
+            statusCode: 503,
+            code: error.code,
+            error: error.name,
+            message: `${errorCodes[error.code].summary} (details in the server log)`,
+          });
+      }
       if (error.statusCode >= 500) {
         // A server-side failure's message can name files (the database path) or internals:
         // the log gets it, the client gets the code and its summary only.

@@ -7,6 +7,7 @@ import type { AddressSpace } from './address-space.js';
 import type { CoordinatorConfig } from './config.js';
 import { type CycleCoverageRow, estimateCoverage } from './coverage.js';
 import type { CycleDocument, CycleProgress } from './cycle.js';
+import type { WorkRequestOptions } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { type Policy, type PolicyInput, defaultPolicy } from './policy.js';
 import type { BudgetReport } from './policy-book.js';
@@ -222,8 +223,8 @@ export class Coordinator {
   }
 
   /** Up to `max` work items for an agent in one pass (Leasing.getWorkBatch). */
-  getWorkBatch(agent: Agent, max: number, version?: string): Promise<WorkItem[]> {
-    return this.units.leasing.getWorkBatch(agent, max, version);
+  getWorkBatch(agent: Agent, max: number, version?: string, options?: WorkRequestOptions): Promise<WorkItem[]> {
+    return this.units.leasing.getWorkBatch(agent, max, version, options);
   }
 
   /** Store an agent's result, bound to its lease (ResultIntake.submit). */

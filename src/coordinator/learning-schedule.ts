@@ -1,5 +1,5 @@
 import type { Logger } from '../core/index.js';
-import type { HostResult } from '../../strategies/index.js';
+import { readHostResult } from './lease-session.js';
 import type { Store } from '../store/index.js';
 import type { Learner } from './learner.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
@@ -89,7 +89,7 @@ export class LearningSchedule {
     const read = await this.store.readLearning(this.learnCursor);
     for (const item of read.items) {
       const key = this.learner.has(item.key) ? item.key : DEFAULT_POLICY_KEY;
-      this.learner.addQueued(key, item.result as HostResult, item.position, now);
+      this.learner.addQueued(key, readHostResult(item.result), item.position, now);
     }
     this.learner.markRead(read.cursor);
     this.learnCursor = read.cursor;

@@ -8,7 +8,7 @@ import { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
 import type { CycleCoverage } from './coverage.js';
 import { mayScan, vantageGroup } from './groups.js';
 import type { Learner } from './learner.js';
-import { type LeaseSession, readLeaseSession } from './lease-session.js';
+import { type LeaseSession, type StoredLeaseSession, readLeaseSession, storeLeaseSession, storedPortRanges } from './lease-session.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
 import type { PolicyBook } from './policy-book.js';
@@ -19,7 +19,9 @@ import { knownOpenOf, visitOfLease } from './visit.js';
 
 /** A work item whose lease write was issued (not yet awaited). */
 interface Leased {
+  /** The item with its ports as `portRanges` (and `ports` empty); `wireItem` makes it what the agent reads. */
   readonly item: WorkItem;
+  readonly ports: PortRanges;
   readonly written: Promise<void>;
   /** The queue item it was made from (a shared queue settles it when the lease is written). */
   readonly queueId?: string;
@@ -54,6 +56,22 @@ export interface LeasingParts {
   readonly leaseSeconds: number;
   /** Several coordinators share the store (PostgreSQL): one cycle, claimed a block at a time. */
   readonly shared: boolean;
+}
+
+/** How the asking agent reads work items. */
+export interface WorkRequestOptions {
+  /**
+   * The agent reads `portRanges` (it said so with the header `Portbandit-Features: port-ranges`): items carry
+   * their ports as a range spec and `ports` empty. Otherwise `ports` lists every port.
+   */
+  readonly portRanges?: boolean;
+}
+
+/** A work item as the agent reads it: with `portRanges` for an agent that asked for them, else the port list. */
+function wireItem(leased: Leased, options: WorkRequestOptions): WorkItem {
+  if (options.portRanges) return leased.item;
+  const { portRanges: _spec, ...item } = leased.item;
+  return { ...item, ports: leased.ports.toArray() };
 }
 
 /**
@@ -346,7 +364,7 @@ export class Leasing {
    * out (an error only when none could). A batch also stops once its items hold
    * MAX_WORK_BATCH_PORTS ports (the route then answers `more`).
    */
-  async getWorkBatch(agent: Agent, max: number, version?: string): Promise<WorkItem[]> {
+  async getWorkBatch(agent: Agent, max: number, version?: string, options: WorkRequestOptions = {}): Promise<WorkItem[]> {
     this.agents.touch(agent.id, version, undefined);
     const issued: Leased[] = [];
     const pending: QueuedWork[] = [];
@@ -424,7 +442,7 @@ export class Leasing {
       }
       if (leased) {
         issued.push(leased);
-        ports += leased.item.ports.length;
+        ports += leased.ports.size;
       } else misses++;
     }
     const deferring = deferred.length > 0 ? this.store.enqueueWork(deferred) : undefined;
@@ -463,7 +481,7 @@ export class Leasing {
       }
       this.agents.touch(agent.id, undefined, 'workItems');
       this.metrics.workItems.inc({ reason: item.reason });
-      items.push(item);
+      items.push(wireItem(issued[i]!, options));
     });
     this.releaseQueued(unleased);
     if (failed.length > 0 && items.length === 0) throw failed[0]!.error;
@@ -518,7 +536,8 @@ export class Leasing {
       this.log.info({ ip: queued.ip, reason: queued.reason }, 'queued target left the scope; dropped');
       return null;
     }
-    const session = queued.ports && queued.session ? readLeaseSession(queued.session, `queue item ${queued.id}`) : undefined;
+    const session =
+      queued.portRanges !== undefined && queued.session ? readLeaseSession(queued.session, `queue item ${queued.id}`) : undefined;
     let allowed: readonly string[] | undefined;
     if (routing) {
       // Checked again here: the policies may have changed since the item was queued, and an
@@ -542,7 +561,8 @@ export class Leasing {
     this.deferredIps.delete(queued.ip);
     const cycle = queued.cycle ?? this.cycle.number;
     if (session) {
-      return this.lease(agent, hit.ip, hit.tags, [...queued.ports!], session, queued.round ?? 0, queued.reason, cycle);
+      const ports = storedPortRanges(queued.portRanges, `queue item ${queued.id}`);
+      return this.lease(agent, hit.ip, hit.tags, ports, session, queued.round ?? 0, queued.reason, cycle);
     }
     const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
     // A cycle address queued for another agent group, or a block of the shared cycle (it reaches
@@ -588,7 +608,7 @@ export class Leasing {
       ...(latest ? { baselineScanId: latest.scanId } : {}),
       ...(group !== undefined ? { group } : {}),
     };
-    return this.lease(agent, ip, tags, ports, blob, 0, reason, cycle);
+    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle);
   }
 
   /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */
@@ -596,23 +616,25 @@ export class Leasing {
     agent: Agent,
     ip: string,
     tags: readonly string[],
-    ports: number[],
+    ports: PortRanges,
     session: LeaseSession,
     round: number,
     reason: WorkItem['reason'],
     cycle: number,
   ): Leased {
     const now = this.now();
-    const sorted = [...ports].sort((a, b) => a - b);
+    const portRanges = ports.toString();
     const visitId = session.visitId ?? session.priorScanId;
-    const lease: Lease<LeaseSession> = {
+    // Stored compact: the ports and the session's port lists as range specs (a whole-port item
+    // was a ~0.76 MB row of number lists; now a few hundred bytes).
+    const lease: Lease<StoredLeaseSession> = {
       // A later round's id names its visit, so a retried submit of it is recognised as a duplicate.
       id: visitId !== undefined ? `${visitOfLease(visitId) ?? visitId}.${round}.${generateId('r').slice(2)}` : generateId('lease'),
       ip,
       agentId: agent.id,
-      ports: sorted,
+      portRanges,
       tags: [...tags],
-      session,
+      session: storeLeaseSession(session),
       issuedAt: now,
       deadline: now + this.leaseSeconds * 1000,
       round,
@@ -624,14 +646,14 @@ export class Leasing {
     // its reads) must not count as an unhandled rejection; getWorkBatch reads the outcome.
     written.catch(() => {});
     const policy = this.policies.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
-    const known = new Set(session.previousOpen);
-    const verify = known.size === 0 ? [] : sorted.filter((p) => known.has(p));
+    const verify = [...new Set(session.previousOpen)].filter((p) => ports.has(p)).sort((a, b) => a - b);
     const item: WorkItem = {
       protocol: PROTOCOL_VERSION,
       leaseId: lease.id,
       ip,
       tags: lease.tags,
-      ports: sorted,
+      ports: [],
+      portRanges,
       ...(verify.length > 0 ? { verify } : {}),
       round,
       cycle,
@@ -640,6 +662,6 @@ export class Leasing {
       deadline: lease.deadline,
       scan: policy.scan,
     };
-    return { item, written };
+    return { item, ports, written };
   }
 }

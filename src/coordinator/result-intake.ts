@@ -6,7 +6,7 @@ import { latestAnsweredScan } from './baselines.js';
 import type { CycleCoverage } from './coverage.js';
 import type { EventWaiters } from './event-waiters.js';
 import type { Learner } from './learner.js';
-import { type LeaseSession, readLeaseSession } from './lease-session.js';
+import { type LeaseSession, readLeaseSession, storeHostResult, storeLeaseSession, storedPortRanges } from './lease-session.js';
 import type { Leasing } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
@@ -87,7 +87,9 @@ export class ResultIntake {
       metrics.results.inc({ outcome: 'rejected' });
       throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${ip} is no longer in the scope; result refused`, { where: 'ip' });
     }
-    const given = new Set(lease.ports);
+    // The lease's ports as ranges: each reported port is a binary search away (a whole-port
+    // lease was a Set of 65,535 numbers built per result).
+    const given = storedPortRanges(lease.portRanges, `lease ${lease.id}`);
     input.ports.forEach((p, i) => {
       if (!given.has(p.port)) {
         metrics.results.inc({ outcome: 'rejected' });
@@ -95,9 +97,7 @@ export class ResultIntake {
       }
     });
     if (input.unknownPorts !== undefined && input.unknownPorts !== '') {
-      const outside = PortRanges.parse(input.unknownPorts, 'unknownPorts')
-        .toArray()
-        .find((p) => !given.has(p));
+      const outside = firstOutside(PortRanges.parse(input.unknownPorts, 'unknownPorts'), given);
       if (outside !== undefined) {
         metrics.results.inc({ outcome: 'rejected' });
         throw new PortbanditError('PB_ERR_LEASE_PORT', `port ${outside} was not in the work item`, { where: 'unknownPorts' });
@@ -128,7 +128,7 @@ export class ResultIntake {
       agentId: agent.id,
       epoch: session.epoch,
       cycle: lease.cycle ?? this.p.leasing.cycleNumber,
-      leasePorts: lease.ports,
+      leasePorts: given,
       submission: input,
       prior,
       baseline,
@@ -144,7 +144,7 @@ export class ResultIntake {
     // The session's next step is decided before the write, so a follow-up round is queued in
     // the same transaction as this round's result (one write to wait for, and never one without
     // the other after a crash).
-    const next = this.advanceSession(lease, session, hit.tags, input, scan, open, unknown);
+    const next = this.advanceSession(lease, given.size, session, hit.tags, input, scan, open, unknown);
     const ingested = await store.ingestScan({
       scan: this.annotateVisit(scan, session),
       events,
@@ -152,7 +152,9 @@ export class ResultIntake {
       ...(prior ? { replace: true } : {}),
       ...(next.followUp ? { enqueue: [next.followUp] } : {}),
       // Shared: the finished visit goes to the elected learner in the same transaction.
-      ...(this.p.shared && next.learn ? { learn: [{ key: next.learn.key, result: next.learn.result, at: this.p.now() }] } : {}),
+      ...(this.p.shared && next.learn
+        ? { learn: [{ key: next.learn.key, result: storeHostResult(next.learn.result), at: this.p.now() }] }
+        : {}),
     });
     if (!ingested.inserted) {
       metrics.results.inc({ outcome: 'duplicate' });
@@ -187,6 +189,7 @@ export class ResultIntake {
    */
   private advanceSession(
     lease: Lease,
+    leasePortCount: number,
     session: LeaseSession,
     tags: readonly string[],
     input: ResultSubmission,
@@ -211,20 +214,21 @@ export class ResultIntake {
       hs.abandon();
       return {};
     }
-    hs.report(open, unknown);
+    hs.report(open, unknown.length > 0 ? unknown : undefined);
     // A round that observed nothing (every port unknown) ends the visit: following up on it
     // would spend the allowance blind.
-    const next = unknown.length > 0 && unknown.length >= lease.ports.length ? (hs.abandon(), null) : hs.next();
+    const next = unknown.length > 0 && unknown.length >= leasePortCount ? (hs.abandon(), null) : hs.next();
     if (next !== null) {
       const { priorScanId: _old, ...rest } = session;
-      const blob: LeaseSession = { ...rest, state: hs.toJSON(), visitId: scan.scanId };
+      // Queued compact, as leases are: the ports and the session's port lists as range specs.
+      const blob = storeLeaseSession({ ...rest, state: hs.toJSON(), visitId: scan.scanId });
       return {
         followUp: {
           ip: lease.ip,
           tags: [...tags],
           reason: 'followup',
           enqueuedAt: this.p.now(),
-          ports: next,
+          portRanges: PortRanges.fromPorts(next).toString(),
           session: blob,
           round: lease.round + 1,
           ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}),
@@ -235,6 +239,23 @@ export class ResultIntake {
     }
     return { learn: { key, result: hs.result() } };
   }
+}
+
+/** The first port of `ports` outside `given`, or undefined (range by range, never port by port). */
+function firstOutside(ports: PortRanges, given: PortRanges): number | undefined {
+  const b = ports.bounds;
+  const g = given.bounds;
+  let k = 0;
+  for (let i = 0; i < b.length; i += 2) {
+    let p = b[i]!;
+    const end = b[i + 1]!;
+    while (p <= end) {
+      while (k < g.length && g[k + 1]! < p) k += 2;
+      if (k >= g.length || g[k]! > p) return p;
+      p = g[k + 1]! + 1; // covered up to the end of this given range
+    }
+  }
+  return undefined;
 }
 
 function safeNormalizeIp(ip: string): string {

@@ -20,8 +20,8 @@ export interface VisitRound {
   readonly agentId: string;
   readonly epoch: number;
   readonly cycle: number;
-  /** The ports this round handed out, ascending. */
-  readonly leasePorts: readonly number[];
+  /** The ports this round handed out (its lease's ranges). */
+  readonly leasePorts: PortRanges;
   readonly submission: ResultSubmission;
   /** The visit as stored after its earlier rounds (undefined for its first round). */
   readonly prior: ScanDocument | undefined;
@@ -83,7 +83,7 @@ function hasDetail(p: ScannedPort): boolean {
  * ~8% of the allocations per stored result, and a visit that probed 1-65535 expanded 65,535).
  */
 export function unionSpec(a: string | undefined, b: readonly number[]): string {
-  const bounds: ArrayLike<number> = a === undefined || a === '' ? EMPTY_BOUNDS : (canonicalBounds(a) ?? PortRanges.parse(a).bounds);
+  const bounds: ArrayLike<number> = a === undefined || a === '' ? EMPTY_BOUNDS : PortRanges.parse(a).bounds;
   const points = isAscending(b) ? b : [...b].sort((x, y) => x - y);
   const out: number[] = [];
   const add = (start: number, end: number): void => {
@@ -114,32 +114,37 @@ export function unionSpec(a: string | undefined, b: readonly number[]): string {
 
 const EMPTY_BOUNDS = new Uint32Array(0);
 
-/**
- * The ranges of a canonical spec ("21,80-82,443": ascending, disjoint, no spaces), read digit
- * by digit; undefined for anything else (the caller then parses it in full). What a visit stored
- * is canonical, and a regular expression per port was half of a union's cost.
- */
-function canonicalBounds(spec: string): number[] | undefined {
+/** The canonical spec of `a` (a spec, or nothing) and the ranges `b` together: one merge of the two sorted range lists. */
+export function unionRanges(a: string | undefined, b: PortRanges): string {
+  if (a === undefined || a === '') return b.toString();
+  const x = PortRanges.parse(a).bounds;
+  const y = b.bounds;
   const out: number[] = [];
-  let value = -1;
-  let start = -1;
-  for (let i = 0; i <= spec.length; i++) {
-    const c = i < spec.length ? spec.charCodeAt(i) : 44; // the end closes the last item like a comma
-    if (c >= 48 && c <= 57) {
-      value = (value < 0 ? 0 : value * 10) + (c - 48);
-      if (value > 65535) return undefined;
-    } else if (c === 45 && start < 0 && value >= 0) {
-      start = value; // '-'
-      value = -1;
-    } else if (c === 44 && value >= 1) {
-      const from = start < 0 ? value : start;
-      if (from < 1 || from > value || (out.length > 0 && from <= out[out.length - 1]! + 1)) return undefined;
-      out.push(from, value);
-      value = -1;
-      start = -1;
-    } else return undefined;
+  let i = 0;
+  let j = 0;
+  while (i < x.length || j < y.length) {
+    let start: number;
+    let end: number;
+    if (j >= y.length || (i < x.length && x[i]! <= y[j]!)) {
+      start = x[i]!;
+      end = x[i + 1]!;
+      i += 2;
+    } else {
+      start = y[j]!;
+      end = y[j + 1]!;
+      j += 2;
+    }
+    const last = out.length - 1;
+    if (last > 0 && start <= out[last]! + 1) {
+      if (end > out[last]!) out[last] = end;
+    } else out.push(start, end);
   }
-  return out;
+  let spec = '';
+  for (let k = 0; k < out.length; k += 2) {
+    if (k > 0) spec += ',';
+    spec += out[k] === out[k + 1] ? String(out[k]) : `${out[k]}-${out[k + 1]}`;
+  }
+  return spec;
 }
 
 function isAscending(ports: readonly number[]): boolean {
@@ -163,7 +168,7 @@ function sumTimings(
 export function foldRound(r: VisitRound): VisitUpdate {
   const sub = r.submission;
   const down = sub.status === 'down';
-  const handed = new Set(r.leasePorts);
+  const handed = r.leasePorts;
   const unknown = sub.unknownPorts
     ? PortRanges.parse(sub.unknownPorts)
         .toArray()
@@ -183,7 +188,8 @@ export function foldRound(r: VisitRound): VisitUpdate {
   // round observed not open, plus what it found open. A silent (down) host teaches nothing.
   const known = new Set(r.prior ? knownOpenOf(r.prior) : knownOpenOf(r.baseline));
   if (!down) {
-    for (const p of r.leasePorts) if (!unknownSet.has(p) && !openSet.has(p)) known.delete(p);
+    // The known ports this round observed not open (the lease's ports are not walked one by one).
+    for (const p of [...known]) if (handed.has(p) && !unknownSet.has(p) && !openSet.has(p)) known.delete(p);
     for (const p of open) known.add(p);
   }
 
@@ -203,7 +209,7 @@ export function foldRound(r: VisitRound): VisitUpdate {
     cycle: r.cycle,
     ports,
     preflight: sub.preflight,
-    probedPorts: unionSpec(r.prior?.probedPorts, r.leasePorts),
+    probedPorts: unionRanges(r.prior?.probedPorts, r.leasePorts),
     ...(unknownSpec !== '' ? { unknownPorts: unknownSpec } : {}),
     ...(incomplete !== '' ? { incomplete } : {}),
     rounds: [...(r.prior ? (r.prior.rounds ?? [r.prior.scanId]) : []), r.leaseId],
@@ -228,7 +234,10 @@ function roundEvents(
   const out: NewStoreEvent[] = [];
   const priorOpen = (r.prior?.ports ?? []).some((p) => p.state === 'open');
   if (r.baseline === undefined && !priorOpen && open.size > 0) out.push({ ...base, kind: 'host-new' });
-  for (const port of r.leasePorts) {
+  // Only a port open now or known open before can cause an event: those of this round, in port
+  // order (whole-port rounds made this a walk over 65,535 ports per result).
+  const candidates = [...new Set([...open, ...before])].filter((p) => r.leasePorts.has(p)).sort((a, b) => a - b);
+  for (const port of candidates) {
     if (unknown.has(port)) continue; // never observed: no claim either way
     const after = now.get(port);
     if (open.has(port)) {

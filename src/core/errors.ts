@@ -65,6 +65,11 @@ export const errorCodes = {
   PB_ERR_FIELD_LIMIT: { status: 400, summary: 'A free-form JSON field (host, script fields) nests too deep or is too large.' },
   PB_ERR_QUERY: { status: 400, summary: 'A search query is malformed.' },
   PB_ERR_STORE: { status: 500, summary: 'The store failed.' },
+  PB_ERR_STORE_BUSY: {
+    status: 503,
+    summary:
+      "The store is overloaded: no database connection came free in time, or the database stayed locked past its busy timeout. Nothing of the request was stored; retry after the Retry-After header's seconds.",
+  },
   PB_ERR_DOCUMENT_VALUE: { status: 400, summary: 'A document given to the store has no JSON form (undefined, a function or a symbol).' },
   PB_ERR_COORDINATOR_REJECTED: {
     status: 400,

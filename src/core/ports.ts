@@ -29,11 +29,15 @@ export class PortRanges {
 
   /** Build from any ports (unsorted, duplicates allowed). Throws on a value that is not a port. */
   static fromPorts(ports: Iterable<number>, where?: string): PortRanges {
-    const list = [...ports];
-    for (const p of list) {
+    let list = Array.isArray(ports) ? (ports as readonly number[]) : [...ports];
+    let ascending = true;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i];
       if (!isPort(p)) throw new PortbanditError('PB_ERR_PORT_SPEC', `expected ports 1-65535, got ${JSON.stringify(p)}`, { where });
+      if (i > 0 && p < list[i - 1]!) ascending = false;
     }
-    list.sort((a, b) => a - b);
+    // A list already in order (a work item's, a strategy's sweep) is merged without a sorted copy.
+    if (!ascending) list = [...list].sort((a, b) => a - b);
     const out: number[] = [];
     for (const p of list) {
       const last = out.length - 1;
@@ -41,7 +45,8 @@ export class PortRanges {
         if (p > out[last]!) out[last] = p;
       } else out.push(p, p);
     }
-    return PortRanges.fromPairs(out);
+    // Sorted and merged (adjacent ports join) already.
+    return new PortRanges(Uint32Array.from(out));
   }
 
   /** Build from [start, end] pairs, merging overlaps. */
@@ -65,6 +70,11 @@ export class PortRanges {
    * "60000-") runs to the edge of the port space, as in nmap's -p.
    */
   static parse(spec: string | readonly (number | string)[], where?: string): PortRanges {
+    if (typeof spec === 'string') {
+      // The canonical form (what portbandit writes) is read digit by digit, without a regular expression per item.
+      const bounds = canonicalSpecBounds(spec);
+      if (bounds !== undefined) return new PortRanges(Uint32Array.from(bounds));
+    }
     const items = typeof spec === 'string' ? spec.split(',') : spec.map((x) => (typeof x === 'number' ? String(x) : x));
     if (typeof spec === 'string' && spec.trim() === '') {
       throw new PortbanditError('PB_ERR_PORT_SPEC', 'expected a port specification such as "1-65535" or "22,80,443", got an empty string', {
@@ -164,4 +174,33 @@ export function normalizePorts(ports: Iterable<number>, where?: string): number[
     set.add(p);
   }
   return [...set].sort((a, b) => a - b);
+}
+
+/**
+ * The ranges of a canonical spec ("21,80-82,443": ascending, disjoint, not adjacent, no spaces),
+ * read digit by digit, as flat [start, end, ...] pairs; undefined for anything else (the caller
+ * then parses it in full, or refuses it). What portbandit stores and sends is canonical, and a
+ * regular expression per port was half the cost of reading one.
+ */
+export function canonicalSpecBounds(spec: string): number[] | undefined {
+  const out: number[] = [];
+  let value = -1;
+  let start = -1;
+  for (let i = 0; i <= spec.length; i++) {
+    const c = i < spec.length ? spec.charCodeAt(i) : 44; // the end closes the last item like a comma
+    if (c >= 48 && c <= 57) {
+      value = (value < 0 ? 0 : value * 10) + (c - 48);
+      if (value > MAX_PORT) return undefined;
+    } else if (c === 45 && start < 0 && value >= 0) {
+      start = value; // '-'
+      value = -1;
+    } else if (c === 44 && value >= MIN_PORT) {
+      const from = start < 0 ? value : start;
+      if (from < MIN_PORT || from > value || (out.length > 0 && from <= out[out.length - 1]! + 1)) return undefined;
+      out.push(from, value);
+      value = -1;
+      start = -1;
+    } else return undefined;
+  }
+  return out;
 }

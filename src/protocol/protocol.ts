@@ -21,6 +21,16 @@ export const MAX_WORK_BATCH = 256;
  */
 export const MAX_WORK_BATCH_PORTS = 1 << 20;
 
+/**
+ * The request header an agent sends with `GET /api/v1/agent/work` to list the wire features it
+ * reads (comma-separated; unknown ones are ignored), and the feature of work items whose ports
+ * come as a range spec (`portRanges`). A header rather than a query parameter: coordinators
+ * before it refuse unknown query parameters (400) but ignore unknown headers, so an agent sends
+ * it to any coordinator and reads whichever form the answer has.
+ */
+export const WORK_FEATURES_HEADER = 'portbandit-features';
+export const WORK_FEATURE_PORT_RANGES = 'port-ranges';
+
 /** Most results one `POST /api/v1/agent/results/batch` carries. */
 export const MAX_RESULT_BATCH = 64;
 
@@ -77,8 +87,18 @@ export const workItemSchema = {
     leaseId: shortText(64),
     ip: shortText(64),
     tags: { type: 'array', items: shortText(64) },
-    /** TCP ports to probe, ascending. Results for other ports are rejected. */
+    /**
+     * TCP ports to probe, ascending. Results for other ports are rejected. Empty when the item
+     * carries `portRanges` instead.
+     */
     ports: { type: 'array', maxItems: 65535, items: port },
+    /**
+     * The same ports as a canonical range spec ("1-1024,8080": ascending, merged, no spaces),
+     * sent instead of the list (then `ports` is empty) only to an agent that asked for it with
+     * the request header `Portbandit-Features: port-ranges` (WORK_FEATURE_PORT_RANGES). A
+     * whole-port item is 7 bytes instead of ~380 KB. Older agents never ask, so never get one.
+     */
+    portRanges: { type: 'string', minLength: 1, maxLength: 400_000, pattern: '^[0-9][0-9,-]*$' },
     /**
      * Ports of `ports` last known open on this host. A fast preflight that loses a packet must not
      * turn one of them into a closed service: the agent confirms a silent answer for these with

@@ -5,6 +5,7 @@ import { resolveLimit } from './page.js';
 import { PostgresDatabase, type PostgresOptions, type Queryable, prepared, uniqueViolation } from './postgres-database.js';
 import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
+import { readLeaseDoc, readQueuedDoc } from './lease-doc.js';
 import type {
   AdminToken,
   Agent,
@@ -549,7 +550,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
   getLease(id: string): Promise<Lease | undefined> {
     return this.run('reading a lease', async (q) => {
       const row = (await SQL.leaseGet(q, [id])).rows[0];
-      return row ? parse<Lease>(row.doc) : undefined;
+      return row ? readLeaseDoc(row.doc) : undefined;
     });
   }
 
@@ -567,7 +568,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
       }
       const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
       return (await q.query(`SELECT doc FROM leases${where} ORDER BY deadline, id COLLATE "C"`, params)).rows.map((r) =>
-        parse<Lease>(r.doc),
+        readLeaseDoc(r.doc),
       );
     });
   }
@@ -602,7 +603,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
   /** Delete a lease and return it (the DELETE decides: two coordinators completing it, one wins). */
   protected async takeLease(q: Queryable, id: string): Promise<Lease | undefined> {
     const row = (await SQL.leaseTake(q, [id])).rows[0];
-    return row ? parse<Lease>(row.doc) : undefined;
+    return row ? readLeaseDoc(row.doc) : undefined;
   }
 
   takeExpiredLeases(now: number, limit: number, options: { requeue?: boolean } = {}): Promise<Lease[]> {
@@ -618,7 +619,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
           [now, n],
         );
         const leases = rows
-          .map((r) => parse<Lease>(r.doc))
+          .map((r) => readLeaseDoc(r.doc))
           .sort((a, b) => a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         if (options.requeue)
           await this.insertQueued(
@@ -638,7 +639,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
     // WITH ORDINALITY keeps the caller's order in the sequence numbers.
     const { rows } = await SQL.queueInsert(q, [items.map((item) => item.ip), items.map((item) => queuePriority(item.reason)), docs]);
     const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
-    return docs.map((doc, i) => ({ ...parse<QueuedWorkInput>(doc), id: String(seqs[i]) }));
+    return docs.map((doc, i) => ({ ...readQueuedDoc(doc), id: String(seqs[i]) }));
   }
 
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {
@@ -787,5 +788,5 @@ function queueOrder(a: Row, b: Row): number {
 }
 
 function toQueued(row: Row): QueuedWork {
-  return { ...parse<QueuedWorkInput>(row.doc), id: String(row.seq) };
+  return { ...readQueuedDoc(row.doc), id: String(row.seq) };
 }

@@ -10,10 +10,26 @@ export interface PostgresOptions {
   /** Connections in the pool (default 10). */
   readonly poolSize?: number;
   /**
+   * Longest a call waits for a free pool connection (or for a new one to connect), ms (default
+   * 10,000). Past it the call fails with PB_ERR_STORE_BUSY (503 with Retry-After over HTTP).
+   */
+  readonly connectTimeoutMs?: number;
+  /**
    * Record every stored visit, event append and history deletion in the outbox, in the same
    * transaction, for a feeder to carry to a separate search index (docs/store.md). Default false.
    */
   readonly outbox?: boolean;
+}
+
+/**
+ * Overload rather than failure: the pool had no connection free within its connect time-out
+ * (pg-pool's "timeout exceeded when trying to connect"), or the server refused a connection for
+ * too many (SQLSTATE 53300). Retrying later can succeed; nothing of the call ran.
+ */
+export function isOverload(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return code === '53300' || (typeof message === 'string' && message.includes('timeout exceeded when trying to connect'));
 }
 
 /** A client or the pool: anything a query can run on. */
@@ -124,7 +140,7 @@ export class PostgresDatabase {
       max: options.poolSize ?? 10,
       types: int8AsNumber(pg.types),
       options: `-c search_path=${schema}`,
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     });
     // An idle connection the server dropped must not crash the process; the next query reconnects.
     pool.on('error', () => {});
@@ -183,6 +199,13 @@ export class PostgresDatabase {
   /** Map a failure to a PortbanditError (coded errors pass through). */
   wrap(error: unknown, what: string): PortbanditError {
     if (isPortbanditError(error)) return error;
+    if (isOverload(error)) {
+      return new PortbanditError(
+        'PB_ERR_STORE_BUSY',
+        `PostgreSQL store overloaded while ${what} (${this.where}): ${(error as Error)?.message ?? String(error)}`,
+        { cause: error },
+      );
+    }
     return new PortbanditError(
       'PB_ERR_STORE',
       `PostgreSQL store failed while ${what} (${this.where}): ${(error as Error)?.message ?? String(error)}`,

@@ -7,7 +7,7 @@ export function requeueItem(lease: Lease, now: number): QueuedWorkInput {
     tags: lease.tags,
     reason: 'expired',
     enqueuedAt: now,
-    ports: lease.ports,
+    portRanges: lease.portRanges,
     session: lease.session,
     round: lease.round,
   };

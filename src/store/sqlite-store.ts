@@ -7,6 +7,7 @@ import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
+import { readLeaseDoc, readQueuedDoc } from './lease-doc.js';
 import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
 import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
@@ -58,6 +59,11 @@ export interface SqliteStoreOptions {
    * transaction, for a feeder to carry to a separate search index (docs/store.md). Default false.
    */
   readonly outbox?: boolean;
+  /**
+   * How long a write waits for another connection's lock before failing with PB_ERR_STORE_BUSY
+   * (503 with Retry-After over HTTP), ms (default 5,000).
+   */
+  readonly busyTimeoutMs?: number;
 }
 
 /**
@@ -75,7 +81,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     const db = new Database(options.path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     // The default 2 MiB page cache thrashes on a /16 of hosts (terms + latest + documents);
     // 64 MiB of cache plus memory-mapped reads keep searches and ingest off the read() path.
     db.pragma('cache_size = -65536');
@@ -108,9 +114,20 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
 
 function wrapError(error: unknown, what: string): PortbanditError {
   if (isPortbanditError(error)) return error;
+  // Another connection held the database past the busy timeout (5 s): overload, not damage.
+  if (isBusy(error))
+    return new PortbanditError('PB_ERR_STORE_BUSY', `SQLite store stayed locked while ${what}: ${(error as Error).message}`, {
+      cause: error,
+    });
   return new PortbanditError('PB_ERR_STORE', `SQLite store failed while ${what}: ${(error as Error)?.message ?? String(error)}`, {
     cause: error,
   });
+}
+
+/** SQLITE_BUSY (and its extended codes) or SQLITE_LOCKED: the database was locked by another connection. */
+function isBusy(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? String((error as { code?: unknown }).code) : '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }
 
 function isUniqueViolation(error: unknown): boolean {
@@ -481,7 +498,7 @@ class SqliteStore implements Store {
 
   private insertQueued(item: QueuedWorkInput): QueuedWork {
     const { json, id } = this.insertQueuedDoc(item);
-    return { ...parse<QueuedWorkInput>(json), id };
+    return { ...readQueuedDoc(json), id };
   }
 
   /** Queue an item; its stored JSON and id (the caller builds the copy it returns, if any). */
@@ -785,10 +802,9 @@ class SqliteStore implements Store {
       // The completed lease and the queued copies are parsed only if the caller reads them (the
       // coordinator does not): a lease carries its host session, kilobytes of JSON per result.
       const leaseDoc = input.leaseId === undefined ? undefined : (this.stmt.leaseTake.get(input.leaseId) as Row | undefined)?.doc;
-      if (leaseDoc !== undefined) lazyProperty(result, 'lease', () => parse<Lease>(leaseDoc));
+      if (leaseDoc !== undefined) lazyProperty(result, 'lease', () => readLeaseDoc(leaseDoc));
       const queued = input.enqueue?.map((item) => this.insertQueuedDoc({ ...item, ip: canonicalIp(item.ip, 'enqueue.ip') }));
-      if (queued && queued.length > 0)
-        lazyProperty(result, 'queued', () => queued.map(({ json, id }) => ({ ...parse<QueuedWorkInput>(json), id })));
+      if (queued && queued.length > 0) lazyProperty(result, 'queued', () => queued.map(({ json, id }) => ({ ...readQueuedDoc(json), id })));
       for (const item of input.learn ?? []) this.stmt.learningInsert.run(JSON.stringify(item));
       return result;
     })();
@@ -1051,7 +1067,7 @@ function toToken(row: Row): AdminToken {
 }
 
 function toLease(row: Row): Lease {
-  return parse<Lease>(row.doc);
+  return readLeaseDoc(row.doc);
 }
 
 /** A scan's facets as flat (field, value) pairs, as the facet tables hold them. */
@@ -1087,7 +1103,7 @@ function lazyProperty<T extends object>(target: T, key: string, compute: () => u
 }
 
 function toQueued(row: Row): QueuedWork {
-  return { ...parse<QueuedWorkInput>(row.doc), id: String(row.seq) };
+  return { ...readQueuedDoc(row.doc), id: String(row.seq) };
 }
 
 function prepareStatements(db: Database.Database) {

@@ -384,8 +384,12 @@ export interface Lease<Session = unknown> {
   readonly id: string;
   readonly ip: string;
   readonly agentId: string;
-  /** Ports this work item asks the agent to probe, ascending. */
-  readonly ports: readonly number[];
+  /**
+   * Ports this work item asks the agent to probe, as a canonical range spec ("1-1024,8080":
+   * ascending, merged). Rows written before it was a spec hold `ports`, a list of numbers: the
+   * stores read them back as this spec (`readLeaseDoc`).
+   */
+  readonly portRanges: string;
   readonly tags: readonly string[];
   /** The host session's serialised state (HostSessionState) or any JSON the coordinator needs. */
   readonly session: Session;
@@ -406,8 +410,11 @@ export interface QueuedWorkInput {
   readonly tags: readonly string[];
   readonly reason: WorkReason;
   readonly enqueuedAt: number;
-  /** Ports decided already (expired lease, follow-up); absent = the coordinator decides. */
-  readonly ports?: readonly number[];
+  /**
+   * Ports decided already (expired lease, follow-up), a canonical range spec like
+   * `Lease.portRanges`; absent = the coordinator decides. Older rows' `ports` lists are read as one.
+   */
+  readonly portRanges?: string;
   readonly session?: unknown;
   readonly round?: number;
   readonly cycle?: number;

@@ -4,6 +4,7 @@ import { fc, test as propTest } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorClient, RejectedError, errorCodeOf } from '../../agent/coordinator-client.js';
 import { errorCodes } from '../../src/core/errors.js';
+import { PortRanges } from '../../src/core/ports.js';
 import { addScope, openApp, resultFor, tempDataDir, tokens } from '../coordinator/helpers.js';
 
 /** What a rejected request threw: its class, code, HTTP status and message. */
@@ -52,7 +53,9 @@ describe("the agent's coordinator client reads the condition from a 4xx answer",
   it("takes the coordinator's own code: a port outside the work item, an unknown lease, a bad token", async () => {
     const client = new CoordinatorClient(url, token);
     const work = (await client.getWork()).work!;
-    const notLeased = [...Array(65535).keys()].map((i) => i + 1).find((p) => !work.ports.includes(p))!;
+    // The client reads range items: the work item's ports come as `portRanges`.
+    const leased = PortRanges.parse(work.portRanges!);
+    const notLeased = [...Array(65535).keys()].map((i) => i + 1).find((p) => !leased.has(p))!;
     const outside = { ...resultFor(work, [], Date.now()), ports: [{ port: notLeased, state: 'open' as const }] };
     expect(await rejection(client.submit(outside))).toMatchObject({ code: 'PB_ERR_LEASE_PORT', status: 400 });
     expect(await rejection(client.submit({ ...resultFor(work, [], Date.now()), leaseId: 'lease_gone' }))).toMatchObject({

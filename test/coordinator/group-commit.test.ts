@@ -9,7 +9,7 @@ const lease = (id: string, ip: string): Lease => ({
   id,
   ip,
   agentId: 'agent-1',
-  ports: [22, 80],
+  portRanges: '22,80',
   tags: [],
   session: { round: 0 },
   issuedAt: 1,

@@ -22,7 +22,7 @@ test('hands out every address of the scope once per cycle, each with a stored le
   expect(items.every((i) => i.reason === 'cycle' && i.round === 0 && i.ports.join() === '22,80,443')).toBe(true);
   for (const item of items) {
     const lease = (await rig.store.getLease(item.leaseId))!;
-    expect(lease).toMatchObject({ ip: item.ip, agentId: agent.id, ports: [22, 80, 443], round: 0, cycle: 1 });
+    expect(lease).toMatchObject({ ip: item.ip, agentId: agent.id, portRanges: '22,80,443', round: 0, cycle: 1 });
     expect(readLeaseSession(lease.session, lease.id)).toMatchObject({ policy: '', epoch: 1, previousOpen: [], previousEpoch: -1 });
   }
   expect(rig.units.leasing.progress()).toMatchObject({ cycle: 1, dispensed: 8, fraction: 1 });

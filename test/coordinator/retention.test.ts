@@ -87,7 +87,7 @@ describe('retention on a real coordinator (SQLite, HTTP)', () => {
       id: 'lease-x',
       ip: '198.18.4.1',
       agentId: 'a',
-      ports: [22],
+      portRanges: '22',
       tags: ['dmz'],
       session: { baselineScanId: baseline },
       issuedAt: now,

@@ -53,7 +53,7 @@ export function describeStoreConformance(name: string, openStore: () => Promise<
         tags: ['dmz'],
         reason: 'followup' as const,
         enqueuedAt: 2,
-        ports: [8080, 8443],
+        portRanges: '8080,8443',
         session: { round: 1 },
         round: 1,
         cycle: 3,

@@ -175,7 +175,7 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
           ['198.18.0.9', 'manual'],
           ['198.18.0.10', 'manual'],
         ]);
-        expect(queued[0]).toMatchObject({ ports: [22, 80, 443], session: { round: 0 }, round: 0, cycle: 4, tags: ['dmz'] });
+        expect(queued[0]).toMatchObject({ portRanges: '22,80,443', session: { round: 0 }, round: 0, cycle: 4, tags: ['dmz'] });
         expect(await store.removeQueuedWork(queued[3]!.id)).toBe(true);
         expect(await store.removeQueuedWork(queued[3]!.id)).toBe(false);
         const head = await store.dequeueWork(1);
@@ -199,7 +199,7 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
           tags: [],
           reason: 'followup' as const,
           enqueuedAt: 2,
-          ports: [8080],
+          portRanges: '8080',
           session: { round: 1 },
           round: 1,
           cycle: 1,
@@ -351,7 +351,7 @@ export function describeOutboxConformance(
     it('records an ingested visit with its events in the ingest that completes the lease, queues the follow-up and the learning item', async () => {
       const { store } = await fresh();
       await store.putLease(lease('l1', '198.18.0.1', 'a1', 1000));
-      const followUp = { ip: '198.18.0.1', tags: [], reason: 'followup' as const, enqueuedAt: 2, ports: [8080], round: 1 };
+      const followUp = { ip: '198.18.0.1', tags: [], reason: 'followup' as const, enqueuedAt: 2, portRanges: '8080', round: 1 };
       const first = scan('l1', '198.18.0.1', 500, [open(22, 'ssh')], { rounds: ['l1'] });
 
       const result = await store.ingestScan({

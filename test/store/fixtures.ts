@@ -7,7 +7,7 @@ export function lease(id: string, ip: string, agentId: string, deadline: number)
     ip,
     agentId,
     deadline,
-    ports: [22, 80, 443],
+    portRanges: '22,80,443',
     tags: ['dmz'],
     session: { round: 0 },
     issuedAt: deadline - 100,

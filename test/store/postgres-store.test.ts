@@ -124,7 +124,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
             port: 1000 + k,
           })),
           ...(o.followUp
-            ? { enqueue: [{ ip, tags: ['dmz'], reason: 'followup' as const, enqueuedAt: o.finishedAt, ports: [9], round: 1 }] }
+            ? { enqueue: [{ ip, tags: ['dmz'], reason: 'followup' as const, enqueuedAt: o.finishedAt, portRanges: '9', round: 1 }] }
             : {}),
           ...(o.learn ? { learn: [{ key: 'dmz', result: { ip, at: o.finishedAt }, at: o.finishedAt }] } : {}),
         };

@@ -253,9 +253,12 @@ describe('sqlite store durability', () => {
     db.close();
     const migrated = await openSqliteStore({ path });
     try {
+      // Rows written before range specs: their `ports` lists are read as `portRanges`.
+      const { ports: _p3, ...followUp } = queued[3]!;
+      const { ports: _p4, ...expired } = queued[4]!;
       expect(await migrated.listQueuedWork()).toEqual([
-        { ...queued[3], id: '4' },
-        { ...queued[4], id: '5' },
+        { ...followUp, portRanges: '8080', id: '4' },
+        { ...expired, portRanges: '22', id: '5' },
         { ...queued[2], id: '3' },
         { ...queued[0], id: '1' },
         { ...queued[1], id: '2' },

@@ -4,6 +4,9 @@ import type { Coordinator } from '../coordinator.js';
 import {
   MAX_WORK_BATCH,
   MAX_WORK_BATCH_PORTS,
+  WORK_FEATURES_HEADER,
+  WORK_FEATURE_PORT_RANGES,
+  type WorkItem,
   errorResponseSchema,
   resultBatchResponseSchema,
   resultBatchSchema,
@@ -12,6 +15,13 @@ import {
   workResponseSchema,
 } from '../../protocol/index.js';
 import { submitResultBatch } from '../result-batch.js';
+import { retryAfterSeconds } from '../overload.js';
+import { PortRanges } from '../../core/index.js';
+
+/** The ports a work item hands out, in either form. */
+function portCount(item: WorkItem): number {
+  return item.portRanges !== undefined ? PortRanges.parse(item.portRanges).size : item.ports.length;
+}
 
 const errors = {
   400: errorResponseSchema,
@@ -19,6 +29,8 @@ const errors = {
   403: errorResponseSchema,
   409: errorResponseSchema,
   429: errorResponseSchema,
+  // The store is overloaded (PB_ERR_STORE_BUSY), with a Retry-After header.
+  503: errorResponseSchema,
 };
 
 /** The agent protocol: pull work, submit results (one at a time or in batches). */
@@ -40,17 +52,21 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
           additionalProperties: false,
           properties: { version: { type: 'string', maxLength: 64 }, max: { type: 'integer', minimum: 1, maximum: MAX_WORK_BATCH } },
         },
+        // Optional: the wire features the agent reads (`port-ranges`: items carry `portRanges`).
+        headers: { type: 'object', properties: { [WORK_FEATURES_HEADER]: { type: 'string', maxLength: 200 } } },
         response: { 200: workResponseSchema, ...errors },
       },
     },
     async (req) => {
       const max = req.query.max ?? 1;
-      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version);
+      const features = (req.headers[WORK_FEATURES_HEADER] ?? '').split(',').map((f) => f.trim());
+      const portRanges = features.includes(WORK_FEATURE_PORT_RANGES);
+      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version, { portRanges });
       const none = items.length === 0 ? { retryAfterMs: coordinator.config.retryAfterMs } : {};
       // max 1 (or absent): exactly the single-item answer older agents read.
       if (max === 1) return { work: items[0] ?? null, ...none };
       // Cut short by the ports cap (Leasing.getWorkBatch): the agent asks again at once.
-      const more = items.length < max && items.reduce((n, item) => n + item.ports.length, 0) >= MAX_WORK_BATCH_PORTS;
+      const more = items.length < max && items.reduce((n, item) => n + portCount(item), 0) >= MAX_WORK_BATCH_PORTS;
       return { work: items[0] ?? null, items, ...none, ...(more ? { more } : {}) };
     },
   );
@@ -83,6 +99,12 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
         response: { 200: resultBatchResponseSchema, ...errors },
       },
     },
-    async (req) => ({ results: await submitResultBatch(coordinator, agentOf(req), req.body.results, req.log) }),
+    async (req, reply) => {
+      const results = await submitResultBatch(coordinator, agentOf(req), req.body.results, req.log);
+      // A result the overloaded store could not take (503): the agent is told when to send it again.
+      if (results.some((r) => r.outcome === 'failed' && r.error?.statusCode === 503))
+        reply.header('retry-after', String(retryAfterSeconds()));
+      return { results };
+    },
   );
 }
