@@ -28,11 +28,13 @@ export type StoredPortList = string | readonly number[];
 
 /** A LeaseSession as stored: its port lists as range specs (a whole-port round is "1-65535", not 65,535 numbers). */
 export interface StoredLeaseSession extends Omit<LeaseSession, 'state' | 'previousOpen'> {
-  readonly state: Omit<HostSessionState, 'probed' | 'found' | 'pending' | 'unknown'> & {
+  readonly state: Omit<HostSessionState, 'probed' | 'found' | 'pending' | 'unknown' | 'deferred'> & {
     readonly probed: StoredPortList;
     readonly found: StoredPortList;
     readonly pending: StoredPortList;
     readonly unknown?: StoredPortList;
+    /** The rest of a decision split for a first look (64,535 ports on a whole-port visit). */
+    readonly deferred?: StoredPortList;
   };
   readonly previousOpen: StoredPortList;
 }
@@ -58,7 +60,7 @@ export function storedPortList(ports: readonly number[]): StoredPortList {
 
 /** The session as stored: its port lists as specs (see storedPortList). */
 export function storeLeaseSession(session: LeaseSession): StoredLeaseSession {
-  const { probed, found, pending, unknown, ...state } = session.state;
+  const { probed, found, pending, unknown, deferred, ...state } = session.state;
   return {
     ...session,
     state: {
@@ -67,6 +69,7 @@ export function storeLeaseSession(session: LeaseSession): StoredLeaseSession {
       found: storedPortList(found),
       pending: storedPortList(pending),
       ...(unknown !== undefined ? { unknown: storedPortList(unknown) } : {}),
+      ...(deferred !== undefined ? { deferred: storedPortList(deferred) } : {}),
     },
     previousOpen: storedPortList(session.previousOpen),
   };
@@ -153,6 +156,8 @@ export function readLeaseSession(value: unknown, where: string): LeaseSession {
   const found = list('state.found', state.found);
   const pending = list('state.pending', state.pending);
   const unknown = state.unknown !== undefined ? list('state.unknown', state.unknown) : undefined;
+  const deferred = state.deferred !== undefined ? list('state.deferred', state.deferred) : undefined;
+  if (state.split !== undefined && !isFiniteNumber(state.split)) fail('state.split', 'a number');
   if (typeof state.done !== 'boolean') fail('state.done', 'true or false');
   if (typeof value.policy !== 'string') fail('policy', 'a string');
   if (!isFiniteNumber(value.epoch)) fail('epoch', 'a number');
@@ -167,6 +172,7 @@ export function readLeaseSession(value: unknown, where: string): LeaseSession {
     found,
     pending,
     ...(unknown !== undefined ? { unknown } : {}),
+    ...(deferred !== undefined ? { deferred } : {}),
   };
   return { ...(value as unknown as LeaseSession), state: decoded, previousOpen };
 }

@@ -80,10 +80,27 @@ function wireItem(leased: Leased, options: WorkRequestOptions): WorkItem {
  * work deferred to other agent groups), and the leases that hand work to agents. A lease
  * carries its host session, so any process can take the visit's next round.
  */
+/** The ports of a queued item's canonical range spec (unreadable: counted as the whole space, the cautious size). */
+function queuedPortCount(spec: string): number {
+  try {
+    return PortRanges.parse(spec).size;
+  } catch {
+    return 65_535;
+  }
+}
+
 export class Leasing {
   private cycle: Cycle;
   /** False only after a dequeue found the queue empty and nothing was enqueued since. */
   private queueMaybeNonEmpty = true;
+  /**
+   * Ports of the largest item the last dequeue took (halving when smaller ones follow): how many
+   * items a dequeue takes so that a batch ends near MAX_WORK_BATCH_PORTS. Every dequeued item is
+   * served, so the count is chosen before it. Whole-port follow-ups (64,535 ports after a first
+   * look) come 17 to an answer, not all the queue holds; 100-port items soon come `max` at once.
+   * Starts at the whole port space: the first answer never overshoots.
+   */
+  private queuedItemPorts = 65_535;
   /** Cycle addresses put into the queue for another group's agents, not yet leased (no second copy). */
   private readonly deferredIps = new Set<string>();
   /** Restrictions no registered agent can serve, already logged this cycle. */
@@ -387,7 +404,7 @@ export class Leasing {
       // queue may hold items of other groups: it is only dry for this batch, not known empty.
       if (pending.length === 0 && (this.queueMaybeNonEmpty || this.shared) && !queueDry) {
         const groups = routing ? agentGroups : undefined;
-        pending.push(...(await this.dequeue(max - issued.length, groups)));
+        pending.push(...(await this.dequeue(this.dequeueCount(max - issued.length, ports), groups)));
         // Shared: the cycle reaches agents through the shared queue, a claimed block at a time.
         // Requests that did not claim may dequeue the block this one claimed before it does (their
         // own first dequeue): then claim again, a few times at most (an empty answer with the
@@ -395,7 +412,7 @@ export class Leasing {
         while (pending.length === 0 && this.shared && claims < SHARED_CLAIMS_PER_REQUEST) {
           claims++;
           if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) === 0) claims = SHARED_CLAIMS_PER_REQUEST;
-          else pending.push(...(await this.dequeue(max - issued.length, groups)));
+          else pending.push(...(await this.dequeue(this.dequeueCount(max - issued.length, ports), groups)));
         }
         if (pending.length === 0) {
           if (routing) queueDry = true;
@@ -489,14 +506,30 @@ export class Leasing {
     return items;
   }
 
+  /** How many items the next dequeue takes: `want`, fewer when items of the last dequeue's size would pass the ports cap. */
+  private dequeueCount(want: number, ports: number): number {
+    const room = Math.max(1, MAX_WORK_BATCH_PORTS - ports);
+    return Math.max(1, Math.min(want, Math.ceil(room / this.queuedItemPorts)));
+  }
+
   /**
    * Take work from the queue. A shared queue hides what it hands out until the lease for it is
    * written, for about a lease's time: a coordinator killed in between does not lose it.
    */
-  private dequeue(n: number, groups?: readonly string[]): Promise<QueuedWork[]> {
+  private async dequeue(n: number, groups?: readonly string[]): Promise<QueuedWork[]> {
     const hold = this.shared ? { holdMs: this.leaseSeconds * 1000 } : undefined;
-    if (groups !== undefined) return hold ? this.store.dequeueWorkFor(n, groups, hold) : this.store.dequeueWorkFor(n, groups);
-    return hold ? this.store.dequeueWork(n, hold) : this.store.dequeueWork(n);
+    const taken = await (groups !== undefined
+      ? hold
+        ? this.store.dequeueWorkFor(n, groups, hold)
+        : this.store.dequeueWorkFor(n, groups)
+      : hold
+        ? this.store.dequeueWork(n, hold)
+        : this.store.dequeueWork(n));
+    // Items without ports yet (rescans: the coordinator decides) say nothing about sizes.
+    let largest = 0;
+    for (const q of taken) if (q.portRanges !== undefined) largest = Math.max(largest, queuedPortCount(q.portRanges));
+    if (largest > 0) this.queuedItemPorts = Math.max(largest, Math.floor(this.queuedItemPorts / 2), 1);
+    return taken;
   }
 
   /**

@@ -4,6 +4,7 @@ import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
 import { MAX_WORK_BATCH_PORTS, type ResultBatchItem, type WorkItem, type WorkResponse } from '../../src/protocol/protocol.js';
 import { PortbanditError } from '../../src/core/errors.js';
+import { FIRST_LOOK } from '../../strategies/index.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/types.js';
 import { addScope, bearer, getWork, manualClock, resultFor, submit, tempDataDir, tokens } from './helpers.js';
@@ -122,19 +123,31 @@ describe('batched work: many items per lease request, many results per submit', 
   });
 
   it('stops a batch of whole-port-space items at the ports cap and says more, so the agent asks again at once', async () => {
-    // Arrange: 40 addresses; the default policy's rate funds all 65,535 ports of each.
+    // Arrange: 40 addresses; the default policy's rate funds all 65,535 ports of each: a first
+    // look of 1,000 each (one answer), then, once it is reported, the other 64,535 as follow-ups.
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.6.0/27' }, { range: '198.18.6.32/29' }]);
+    const looks = (await lease(t.agents[0]!, 256)).json;
+    expect(looks.items!.map((w) => w.ports.length)).toEqual(Array.from({ length: 40 }, () => FIRST_LOOK.ports));
+    expect(looks.more).toBeUndefined();
+    const reported = await submitBatch(
+      t.agents[0]!,
+      looks.items!.map((w) => resultFor(w, [], clock.now())),
+    );
+    expect((reported.json() as { results: Array<{ outcome: string }> }).results.map((r) => r.outcome)).toEqual(
+      looks.items!.map(() => 'accepted'),
+    );
 
     // Act: ask for everything until an answer holds no more.
     const answers: WorkResponse[] = [];
     for (let i = 0; i < 6 && (answers.length === 0 || answers.at(-1)!.more === true); i++)
       answers.push((await lease(t.agents[0]!, 256)).json);
 
-    // Assert: each answer stops with the item that reaches the cap (17 x 65,535 > 2^20 > 16 x 65,535) and says more; the last holds the rest.
+    // Assert: each answer stops with the item that reaches the cap (17 x 64,535 > 2^20 > 16 x 64,535) and says more; the last holds the rest.
     expect(answers.map((a) => a.items!.length)).toEqual([17, 17, 6]);
     expect(answers.map((a) => a.more)).toEqual([true, true, undefined]);
-    for (const a of answers) for (const w of a.items!) expect(w.ports).toHaveLength(65_535);
+    for (const a of answers)
+      for (const w of a.items!) expect([w.reason, w.round, w.ports.length]).toEqual(['followup', 1, 65_535 - FIRST_LOOK.ports]);
     for (const a of answers.slice(0, -1)) {
       const ports = a.items!.reduce((n, w) => n + w.ports.length, 0);
       expect(ports).toBeGreaterThanOrEqual(MAX_WORK_BATCH_PORTS);

@@ -11,6 +11,9 @@ import {
   storedPortList,
 } from '../../src/coordinator/lease-session.js';
 import { unionRanges } from '../../src/coordinator/visit.js';
+import { loadNmapServices } from '../../src/catalog/index.js';
+import { FIRST_LOOK, HostSession, createStrategy } from '../../strategies/index.js';
+import { hostContext } from '../helpers/host-context.js';
 import type { ResultSubmission, WorkItem, WorkResponse } from '../../src/protocol/index.js';
 import type { Lease } from '../../src/store/index.js';
 import { addScope, bearer, manualClock, openApp, tempDataDir, tokens } from './helpers.js';
@@ -94,6 +97,33 @@ describe('a lease session stored with range specs', () => {
     expect(isPortbanditError(error, 'PB_ERR_STORE') && error.where === 'lease bad').toBe(true);
     expect((error as Error).message).toContain('state.pending');
   });
+});
+
+it("a first look's session stores the rest of the visit as a spec and reads back as the session it was", () => {
+  // A whole-port first decision split for a first look: 1,000 ports pending, 64,535 deferred.
+  const session = new HostSession(
+    createStrategy({ strategy: 'adaptive', budget: 65_535 }, { catalog: loadNmapServices() }),
+    hostContext(),
+    's',
+  );
+  expect(session.next()).toHaveLength(FIRST_LOOK.ports);
+  const lease: LeaseSession = { state: session.toJSON(), policy: '_default', epoch: 0, prefix: 'p', previousOpen: [], previousEpoch: -1 };
+  const stored = JSON.parse(JSON.stringify(storeLeaseSession(lease))) as { state: { deferred: unknown; split: number } };
+  expect(typeof stored.state.deferred).toBe('string');
+  expect(JSON.stringify(stored).length).toBeLessThan(20_000);
+  expect(stored.state.split).toBe(1);
+  const read = readLeaseSession(stored, 'lease fl');
+  expect(new Set(read.state.deferred)).toEqual(new Set(lease.state.deferred));
+  expect(new Set(read.state.pending)).toEqual(new Set(lease.state.pending));
+  // Resumed from what was stored, the visit goes on with the rest.
+  const resumed = new HostSession(
+    createStrategy({ strategy: 'adaptive', budget: 65_535 }, { catalog: loadNmapServices() }),
+    hostContext(),
+    's',
+    read.state,
+  );
+  resumed.report([22]);
+  expect(resumed.next()).toHaveLength(65_535 - FIRST_LOOK.ports);
 });
 
 propTest.prop([fc.option(portSet, { nil: undefined }), portSet])(
@@ -231,32 +261,62 @@ describe('GET /api/v1/agent/work with whole-port items', () => {
       const t = await tokens(app, 2);
       // The default policy's rate funds all 65,535 ports of each of these 8 addresses.
       await addScope(app, t.admin, [{ range: '198.18.6.0/29' }]);
-      const lease = async (token: string, features?: string) => {
+      const lease = async (token: string, features?: string, max = 4) => {
         const res = await app.inject({
           method: 'GET',
-          url: '/api/v1/agent/work?max=4',
+          url: `/api/v1/agent/work?max=${max}`,
           headers: { ...bearer(token), ...(features !== undefined ? { 'portbandit-features': features } : {}) },
         });
         expect(res.statusCode, res.body).toBe(200);
         return { json: res.json() as WorkResponse, bytes: res.rawPayload.length };
       };
+      // Each visit's first look (1,000 ports), reported with nothing open; then the rest of the
+      // port space of each, as follow-ups: 64,535 ports an item, 4 to each agent.
+      const submitLooks = async (token: string, features?: string) => {
+        const looks = await lease(token, features, 8);
+        expect(looks.json.items!.map((w) => [w.reason, PortRanges.parse(w.portRanges!).size])).toEqual(
+          Array.from({ length: 8 }, () => ['cycle', FIRST_LOOK.ports]),
+        );
+        for (const item of looks.json.items!) {
+          const res = await app.inject({
+            method: 'POST',
+            url: '/api/v1/agent/results',
+            headers: bearer(token),
+            payload: {
+              leaseId: item.leaseId,
+              ip: item.ip,
+              status: 'up',
+              startedAt: clock.now(),
+              finishedAt: clock.now(),
+              preflight: 'masscan',
+              ports: [],
+            },
+          });
+          expect(res.statusCode, res.body).toBe(200);
+        }
+      };
+      await submitLooks(t.agents[0]!, 'port-ranges');
       const ranged = await lease(t.agents[0]!, 'something-else, port-ranges');
       const listed = await lease(t.agents[1]!);
       expect(ranged.json.items).toHaveLength(4);
       expect(listed.json.items).toHaveLength(4);
-      for (const item of ranged.json.items!) expect(item).toMatchObject({ ports: [], portRanges: '1-65535' });
+      const rest = 65_535 - FIRST_LOOK.ports;
+      for (const item of ranged.json.items!) {
+        expect(item).toMatchObject({ ports: [], reason: 'followup' });
+        expect(PortRanges.parse(item.portRanges!).size).toBe(rest);
+      }
       for (const item of listed.json.items!) {
-        expect(item.ports).toEqual(Array.from({ length: 65535 }, (_, i) => i + 1));
+        expect(item.ports).toHaveLength(rest);
         expect(item).not.toHaveProperty('portRanges');
       }
-      expect(ranged.bytes).toBeLessThan(4 * 1024);
-      expect(listed.bytes).toBeGreaterThan(4 * 380_000);
+      expect(ranged.bytes).toBeLessThan(4 * 16 * 1024);
+      expect(listed.bytes).toBeGreaterThan(4 * 370_000);
       // Every lease row is small, whichever form its agent reads (a list of 65,535 numbers was ~0.76 MB).
       const rows = await app.coordinator.store.listLeases();
       expect(rows).toHaveLength(8);
       for (const row of rows) {
-        expect(row.portRanges).toBe('1-65535');
-        expect(JSON.stringify(row).length).toBeLessThan(2048);
+        expect(PortRanges.parse(row.portRanges).size).toBe(rest);
+        expect(JSON.stringify(row).length).toBeLessThan(48 * 1024);
       }
       // A result is checked against the lease the same way for both.
       const submit = (token: string, item: WorkItem, port: number) =>
@@ -274,8 +334,9 @@ describe('GET /api/v1/agent/work with whole-port items', () => {
             ports: [{ port, state: 'open' }],
           },
         });
-      expect((await submit(t.agents[0]!, ranged.json.items![0]!, 65535)).statusCode).toBe(200);
-      expect((await submit(t.agents[1]!, listed.json.items![0]!, 1)).statusCode).toBe(200);
+      const firstOf = (item: WorkItem) => PortRanges.parse(item.portRanges!).toArray()[0]!;
+      expect((await submit(t.agents[0]!, ranged.json.items![0]!, firstOf(ranged.json.items![0]!))).statusCode).toBe(200);
+      expect((await submit(t.agents[1]!, listed.json.items![0]!, listed.json.items![0]!.ports[0]!)).statusCode).toBe(200);
     } finally {
       await app.close();
       cleanup();
