@@ -23,7 +23,9 @@ import { createStrategy, getStrategy } from '../strategies/index.js';
 /**
  * Seeds tuned on: `tune-*`. Held out (never looked at while tuning): `holdout-*`. Issue 12's fifth
  * round pre-registered `orgtail:hx-11`, `orgtail:hx-12` and `internet:hx-13` as held-out seeds, run
- * only once its defaults were fixed (before and after).
+ * only once its defaults were fixed (before and after). Issue 12's sixth round pre-registers
+ * `orgtail:hx-21`, `orgtail:hx-22`, `orgtail:hx-24` and `internet:hx-23` (held out: run before and
+ * after, never tuned on).
  */
 export const DISCOVERY_CASES = [
   'orgtail:tune-1',
@@ -33,6 +35,10 @@ export const DISCOVERY_CASES = [
   'enterprise:bench',
   'longtail:bench',
   'internet:bench',
+  'orgtail:hx-21',
+  'orgtail:hx-22',
+  'orgtail:hx-24',
+  'internet:hx-23',
 ];
 const STRATEGIES = ['top-k', 'epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
 
