@@ -38,6 +38,7 @@ export class RolloutTracker {
   private readonly firstFound: Int32Array;
   private readonly isRolloutHost: Uint8Array;
   private hosts = 0;
+  private knownEpoch = -1;
 
   constructor(rollout: Rollout, hostIp: readonly string[]) {
     this.rollout = rollout;
@@ -47,8 +48,12 @@ export class RolloutTracker {
     this.isRolloutHost = new Uint8Array(hostIp.length);
   }
 
-  /** One non-pseudo host-epoch: `trulyOpen` is whether the rollout port is open in truth. */
+  /**
+   * One non-pseudo host-epoch of any host of the scope: `trulyOpen` is whether the rollout port is
+   * open in truth, `found` the ports the strategy found open.
+   */
   update(host: number, epoch: number, trulyOpen: boolean, found: readonly number[]): void {
+    if ((this.knownEpoch < 0 || epoch < this.knownEpoch) && found.includes(this.rollout.port)) this.knownEpoch = epoch;
     if (this.inSubnet[host] === 0 || epoch < this.rollout.epoch) return;
     if (epoch === this.rollout.epoch && trulyOpen && this.isRolloutHost[host] === 0) {
       this.isRolloutHost[host] = 1;
@@ -81,6 +86,7 @@ export class RolloutTracker {
       within1: share(within[1]!),
       within2: share(within[2]!),
       never,
+      knownEpoch: this.knownEpoch < 0 ? null : this.knownEpoch,
     };
   }
 }

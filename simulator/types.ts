@@ -111,6 +111,12 @@ export interface RolloutDetection {
   readonly within2: number | null;
   /** Hosts where it was never found. */
   readonly never: number;
+  /**
+   * The first epoch in which the strategy found the port open on any host of the scope (in the
+   * subnet or elsewhere), or null if never. Below `epoch`: the port was known before the rollout
+   * (the case issue 12's one-epoch goal is about); at or after it: the strategy had to discover it.
+   */
+  readonly knownEpoch: number | null;
 }
 
 /**

@@ -49,7 +49,7 @@ const parameters: ParameterSpec[] = [
     min: 0,
     max: 1,
     description:
-      "Cap on the share of a host's probes (after must-have ones) that ports outside the candidates may take: Thompson sampling over tens of thousands of weak priors would otherwise spend most of the budget exploring.",
+      "Cap on the share of a host's probes (after must-have ones) that ports outside the candidates may take: Thompson sampling over tens of thousands of weak priors would otherwise spend most of the budget exploring. With sliceYield the cap is scaled by the slices' measured yield factor (outside ports are discovery too).",
   },
   {
     name: 'coldThreshold',
@@ -370,7 +370,9 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
         let explorers: number[] = [];
         if (tail && bar >= 0 && room > 0) {
           // The room-th best candidate draw is the bar an outside port's draw has to beat.
-          const cap = Math.ceil(params.tailShare * room);
+          // Outside ports are discovery too: their share follows the slices' measured yield
+          // (sliceYield), so a scope where discovery finds only one-offs keeps its probes ranked.
+          const cap = Math.ceil(params.tailShare * discovery.sliceFactor(round.epoch) * room);
           explorers = tail.draw(bar, params.tailStrength, params.priorFloor, cap, rng, (p) => picker.canTake(p) && !sortedHas(t.ports, p));
         }
         const keep = room - explorers.length;

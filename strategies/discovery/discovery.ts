@@ -193,7 +193,7 @@ export function discoveryParameters(defaults: DiscoveryDefaults): ParameterSpec[
       type: 'boolean',
       default: defaults.sliceYield ?? false,
       description:
-        "The discovery share follows the slices' measured yield, as the sweeps' does: hits per port a slice found first (other hosts of its prefix found with it the next epoch), halved per epoch of age, over four hits; at least a quarter of discoveryShare. Where slices find only one-offs (a scope that follows nmap's table) their probes go back to the ranking.",
+        "The discovery share follows the slices' measured yield, as the sweeps' does: hits per port a slice found first (other hosts of its prefix found with it the next epoch), halved per epoch of age, over four hits; at least a tenth of discoveryShare. Where slices find only one-offs (a scope that follows nmap's table) their probes go back to the ranking (and thompson's draws outside its candidates shrink by the same factor).",
     },
   ];
 }
@@ -312,7 +312,7 @@ function hexToBits(hex: string, where: string): Uint32Array {
 }
 
 /** The least share of discoveryShare a slice keeps when its yield is low (discovery never stops). */
-export const SLICE_YIELD_FLOOR = 0.25;
+export const SLICE_YIELD_FLOOR = 0.1;
 /** Hits per port a slice found first at which the slices keep their full share. */
 export const SLICE_YIELD_TARGET = 4;
 

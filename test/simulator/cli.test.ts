@@ -42,6 +42,13 @@ async function run(...args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 describe('portbandit simulate', () => {
+  test("the text report's rollout line says when the port was first found anywhere in the scope", async () => {
+    const { code, stdout } = await run('simulate', '--recording', recording, '--strategy', 'top-k', '--budget', '20', '--seed', '7');
+    expect(code).toBe(0);
+    // top-k at 20 probes never reaches the generator's rollout port (outside nmap's table).
+    expect(stdout).toMatch(/rollout of port \d+ to 198\.18\.\d+\.0\/24 at epoch 1: .*; the port first found anywhere in the scope never\n/);
+  });
+
   test('--json prints exactly one JSON object, equal to an in-process simulate() of the same inputs', async () => {
     const { code, stdout } = await run(
       'simulate',

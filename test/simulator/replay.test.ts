@@ -284,7 +284,25 @@ describe('simulate: rollout detection', () => {
       '*': [22],
     });
     const r = simulate(rec, strategy, { seed: 's' });
-    expect(r.rollout).toEqual({ ...rollout, hosts: 3, within0: 1 / 3, within1: 2 / 3, within2: 2 / 3, never: 1 });
+    expect(r.rollout).toEqual({ ...rollout, hosts: 3, within0: 1 / 3, within1: 2 / 3, within2: 2 / 3, never: 1, knownEpoch: 1 });
+  });
+
+  test('knownEpoch: the first epoch the port was found anywhere in the scope, before the rollout or not', () => {
+    // Another subnet runs the port from epoch 0; found there in epoch 0, the rollout is at epoch 1.
+    const early: Observation[] = [];
+    for (let e = 0; e < 3; e++) {
+      for (const ip of ['198.18.1.1', '198.18.1.2']) early.push({ epoch: e, ip, tags: ['office'], open: e >= 1 ? [22, 8000] : [22] });
+      early.push({ epoch: e, ip: '198.18.2.1', tags: ['office'], open: [22, 8000] });
+    }
+    const known = makeRecording(early, { probed: '1-65535', source: { profile: 'hand', rollout } });
+    const before = scriptedStrategy({ '0:198.18.2.1': [8000], '1:198.18.1.1': [8000], '*': [22] });
+    expect(simulate(known, before.strategy, { seed: 's' }).rollout).toMatchObject({ knownEpoch: 0, within0: 1 / 2 });
+    // Probed in the other subnet only from epoch 2: the port had to be discovered after the rollout.
+    const late = scriptedStrategy({ '2:198.18.2.1': [8000], '2:198.18.1.2': [8000], '*': [22] });
+    expect(simulate(known, late.strategy, { seed: 's' }).rollout).toMatchObject({ knownEpoch: 2, within0: 0, within1: 1 / 2 });
+    // Never found: null.
+    const never = scriptedStrategy({ '*': [22] });
+    expect(simulate(known, never.strategy, { seed: 's' }).rollout).toMatchObject({ knownEpoch: null, never: 2 });
   });
 
   test('recordings without a rollout report null', () => {

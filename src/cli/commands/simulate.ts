@@ -115,7 +115,7 @@ export function formatSimulationSummary(r: SimulationResult): string {
   if (r.rollout) {
     const o = r.rollout;
     lines.push(
-      `rollout of port ${o.port} to ${o.subnet} at epoch ${o.epoch}: ${o.hosts} hosts, found within 0/1/2 epochs on ${pct(o.within0)} / ${pct(o.within1)} / ${pct(o.within2)}`,
+      `rollout of port ${o.port} to ${o.subnet} at epoch ${o.epoch}: ${o.hosts} hosts, found within 0/1/2 epochs on ${pct(o.within0)} / ${pct(o.within1)} / ${pct(o.within2)}; the port first found anywhere in the scope ${o.knownEpoch === null ? 'never' : `in epoch ${o.knownEpoch}`}`,
     );
   }
   lines.push(
