@@ -16,6 +16,8 @@ export {
   describePreflight,
   ScanPipeline,
   preflightDeadline,
+  masscanShares,
+  type MasscanRunInFlight,
   SCAN_DEFAULTS,
   type ScanConfig,
   type PreflightChoice,

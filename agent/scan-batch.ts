@@ -164,6 +164,33 @@ const CONNECT_PARALLEL = 4;
 /** The smallest share of --rate a masscan run gets. */
 const MIN_MASSCAN_RATE = 1000;
 
+/** A masscan run in flight: what it sends (ports x hosts, once), at what rate, since when (ms). */
+export interface MasscanRunInFlight {
+  readonly size: number;
+  readonly rate: number;
+  readonly started: number;
+}
+
+/**
+ * The rates of the runs a wave starts (`sizes`: ports x hosts each, 0 for a run that is no
+ * masscan) beside the runs in flight: --rate shared in proportion to what each still has to send,
+ * counting of the runs in flight only what is left at their rates (a run's rate is fixed for its
+ * life). A run started beside a sweep that is mostly done gets most of the rate and ends with it,
+ * instead of crawling on after it at a share taken from the sweep's whole size. Never below
+ * MIN_MASSCAN_RATE, never above --rate.
+ */
+export function masscanShares(
+  sizes: readonly number[],
+  inFlight: Iterable<MasscanRunInFlight>,
+  masscan: { readonly rate: number; readonly retries: number },
+  now: number,
+): number[] {
+  let left = 0;
+  for (const r of inFlight) left += Math.max(0, r.size - ((now - r.started) / 1000) * (r.rate / (masscan.retries + 1)));
+  const total = sizes.reduce((a, b) => a + b, 0) + left;
+  return sizes.map((size) => Math.min(masscan.rate, Math.max(MIN_MASSCAN_RATE, Math.floor((masscan.rate * size) / Math.max(1, total)))));
+}
+
 /** Targets in one masscan run at most. */
 const MASSCAN_MAX_TARGETS = 1024;
 
@@ -393,14 +420,11 @@ export class ScanPipeline {
         if (this.waiting.length < GATHER_ITEMS) await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
         const wave = this.waiting.splice(0);
         const groups = groupForPreflight(wave, MASSCAN_UNION_FACTOR);
-        // Runs at once share --rate in proportion to what they send, so a sweep does not hold
-        // the short lists behind it (nor they the sweep).
+        // Runs at once share --rate in proportion to what they (still) send, so a sweep does not
+        // hold the short lists behind it (nor they the sweep).
         const sizes = groups.map((g) => (g.ran === 'masscan' ? g.ports.length * g.members.length : 0));
-        const total = sizes.reduce((a, b) => a + b, 0) + this.masscanInFlight;
-        groups.forEach((group, i) => {
-          const rate = Math.max(MIN_MASSCAN_RATE, Math.floor((this.config.masscan.rate * sizes[i]!) / Math.max(1, total)));
-          void this.runGroup(group, rate, sizes[i]!);
-        });
+        const rates = masscanShares(sizes, this.masscanRuns, this.config.masscan, Date.now());
+        groups.forEach((group, i) => void this.runGroup(group, rates[i]!, sizes[i]!));
         // Let the runs take their slots before looking at the queue again.
         await new Promise((resolve) => setImmediate(resolve));
       }
@@ -409,11 +433,12 @@ export class ScanPipeline {
     }
   }
 
-  /** Probes of the masscan runs in flight (for the rate shares of the next ones). */
-  private masscanInFlight = 0;
+  /** The masscan runs in flight (for the rate shares of the next ones). */
+  private readonly masscanRuns = new Set<MasscanRunInFlight>();
 
-  private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, probes: number): Promise<void> {
-    this.masscanInFlight += probes;
+  private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, size: number): Promise<void> {
+    const run = { size, rate, started: Date.now() };
+    if (size > 0) this.masscanRuns.add(run);
     try {
       const pre = await this.preflight(
         group.ran,
@@ -429,7 +454,7 @@ export class ScanPipeline {
     } catch (error) {
       for (const m of group.members) m.reject(error);
     } finally {
-      this.masscanInFlight -= probes;
+      this.masscanRuns.delete(run);
       if (this.waiting.length > 0) void this.pump();
     }
   }

@@ -5,7 +5,7 @@ import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { AllowList, type ScanConfig, scanBatch } from '../../agent/index.js';
 import { leaseAllowance } from '../../agent/agent.js';
-import { masscanPortsThatFit } from '../../agent/scan-batch.js';
+import { masscanPortsThatFit, masscanShares } from '../../agent/scan-batch.js';
 import { PortRanges } from '../../src/core/ports.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 
@@ -162,4 +162,43 @@ describe('a masscan run bounded by its lease (a masscan stand-in on loopback tha
     expect(whole!.unknownPorts).toBeUndefined();
     expect(whole!.incomplete).toBeUndefined();
   }, 30_000);
+});
+
+describe('masscan rate shares', () => {
+  const masscan = { rate: 50_000, retries: 1 };
+
+  test('a run alone gets the whole rate; runs of one wave share it by size', () => {
+    expect(masscanShares([3_000_000], [], masscan, 0)).toEqual([50_000]);
+    expect(masscanShares([1_000_000, 3_000_000], [], masscan, 0)).toEqual([12_500, 37_500]);
+  });
+
+  test("a run started beside a sweep shares by what the sweep still has to send, and ends soon after it (seen in the lab: 3 hosts' follow-ups beside 29 others' sweep)", () => {
+    // The sweep: 29 hosts x 64,535 ports, one retry, at 50,000 packets/s, started 32 s ago.
+    const sweep = { size: 29 * 64_535, rate: 50_000, started: 0 };
+    const [rate] = masscanShares([3 * 64_535], [sweep], masscan, 32_000);
+    const sweepEnds = (sweep.size * 2) / sweep.rate - 32; // s from now
+    const runEnds = (3 * 64_535 * 2) / rate!;
+    // Shared by the sweep's whole size (before), the run got ~4,700/s and ran ~40 s past the sweep's end.
+    expect(runEnds - sweepEnds).toBeGreaterThan(0);
+    expect(runEnds - sweepEnds).toBeLessThan(10);
+    expect(rate).toBeGreaterThan(7000);
+  });
+
+  test('properties: within [1,000, rate]; a run beside runs that are done gets the whole rate', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat(5_000_000), { minLength: 1, maxLength: 5 }),
+        fc.array(fc.record({ size: fc.nat(5_000_000), rate: fc.integer({ min: 1000, max: 50_000 }), started: fc.nat(600_000) }), {
+          maxLength: 4,
+        }),
+        fc.nat(1_200_000),
+        (sizes, inFlight, now) => {
+          const rates = masscanShares(sizes, inFlight, masscan, now);
+          expect(rates.every((r) => r >= 1000 && r <= masscan.rate)).toBe(true);
+          const done = inFlight.map((r) => ({ ...r, started: now - Math.ceil(((r.size * 2) / r.rate) * 1000) - 1 }));
+          expect(masscanShares(sizes, done, masscan, now)).toEqual(masscanShares(sizes, [], masscan, now));
+        },
+      ),
+    );
+  });
 });
