@@ -272,26 +272,28 @@ describe('GET /api/v1/agent/work with whole-port items', () => {
       };
       // Each visit's first look (1,000 ports), reported with nothing open; then the rest of the
       // port space of each, as follow-ups: 64,535 ports an item, 4 to each agent.
+      const submit = (token: string, item: WorkItem, port?: number) =>
+        app.inject({
+          method: 'POST',
+          url: '/api/v1/agent/results',
+          headers: bearer(token),
+          payload: {
+            leaseId: item.leaseId,
+            ip: item.ip,
+            status: 'up',
+            startedAt: clock.now(),
+            finishedAt: clock.now(),
+            preflight: 'masscan',
+            ports: port === undefined ? [] : [{ port, state: 'open' }],
+          },
+        });
       const submitLooks = async (token: string, features?: string) => {
         const looks = await lease(token, features, 8);
         expect(looks.json.items!.map((w) => [w.reason, PortRanges.parse(w.portRanges!).size])).toEqual(
           Array.from({ length: 8 }, () => ['cycle', FIRST_LOOK.ports]),
         );
         for (const item of looks.json.items!) {
-          const res = await app.inject({
-            method: 'POST',
-            url: '/api/v1/agent/results',
-            headers: bearer(token),
-            payload: {
-              leaseId: item.leaseId,
-              ip: item.ip,
-              status: 'up',
-              startedAt: clock.now(),
-              finishedAt: clock.now(),
-              preflight: 'masscan',
-              ports: [],
-            },
-          });
+          const res = await submit(token, item);
           expect(res.statusCode, res.body).toBe(200);
         }
       };
@@ -319,21 +321,6 @@ describe('GET /api/v1/agent/work with whole-port items', () => {
         expect(JSON.stringify(row).length).toBeLessThan(48 * 1024);
       }
       // A result is checked against the lease the same way for both.
-      const submit = (token: string, item: WorkItem, port: number) =>
-        app.inject({
-          method: 'POST',
-          url: '/api/v1/agent/results',
-          headers: bearer(token),
-          payload: {
-            leaseId: item.leaseId,
-            ip: item.ip,
-            status: 'up',
-            startedAt: clock.now(),
-            finishedAt: clock.now(),
-            preflight: 'masscan',
-            ports: [{ port, state: 'open' }],
-          },
-        });
       const firstOf = (item: WorkItem) => PortRanges.parse(item.portRanges!).toArray()[0]!;
       expect((await submit(t.agents[0]!, ranged.json.items![0]!, firstOf(ranged.json.items![0]!))).statusCode).toBe(200);
       expect((await submit(t.agents[1]!, listed.json.items![0]!, listed.json.items![0]!.ports[0]!)).statusCode).toBe(200);
