@@ -31,7 +31,10 @@ export async function submitResultBatch(
   log: Logger,
 ): Promise<ResultBatchItem[]> {
   const check = validator();
-  return Promise.all(
+  // A busy store (503, PB_ERR_STORE_BUSY) usually fails a whole batch at once: one warning for
+  // the batch, as the error handler logs a single busy request, not an error per result.
+  let busy: { count: number; error: unknown } | undefined;
+  const answers = await Promise.all(
     raws.map(async (raw, i): Promise<ResultBatchItem> => {
       const leaseId = leaseIdOf(raw);
       const id = leaseId !== undefined ? { leaseId } : {};
@@ -55,7 +58,8 @@ export async function submitResultBatch(
         // files), the agent the code and its summary.
         const code = isPortbanditError(error) ? error.code : 'PB_ERR_INTERNAL';
         const statusCode = isPortbanditError(error) ? error.statusCode : 500;
-        log.error({ err: error, leaseId }, 'a result of a batch failed');
+        if (code === 'PB_ERR_STORE_BUSY') busy = { count: (busy?.count ?? 0) + 1, error };
+        else log.error({ err: error, leaseId }, 'a result of a batch failed');
         return {
           outcome: 'failed',
           ...id,
@@ -64,4 +68,7 @@ export async function submitResultBatch(
       }
     }),
   );
+  if (busy)
+    log.warn({ err: busy.error, results: busy.count }, `${busy.count} result(s) of a batch failed: the store is busy (answered 503)`);
+  return answers;
 }

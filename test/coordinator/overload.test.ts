@@ -18,9 +18,10 @@ import { addScope, bearer, manualClock, resultFor, tempDataDir, tokens } from '.
  * Retry-After header; a store that fails otherwise still answers 500 PB_ERR_STORE, without one.
  */
 
-async function appOver(store: Store, dir: string, now: () => number) {
+async function appOver(store: Store, dir: string, now: () => number, logLines?: string[]) {
   const config = resolveConfig({ flags: { dataDir: dir, logLevel: 'silent', leaseSeconds: 600 }, env: {} });
-  return buildApp({ config, store, now, sweepTimer: false });
+  const logger = logLines ? { logger: { level: 'warn', stream: { write: (line: string) => void logLines.push(line) } } } : {};
+  return buildApp({ config, store, now, sweepTimer: false, ...logger });
 }
 
 function expectBusy(res: { statusCode: number; headers: Record<string, unknown>; json(): unknown }): void {
@@ -36,7 +37,8 @@ describe('a SQLite file held locked by another connection', () => {
     const clock = manualClock(Date.now());
     const path = join(dir, 'portbandit.db');
     const store = await openSqliteStore({ path, busyTimeoutMs: 200 });
-    const app = await appOver(store, dir, clock.now);
+    const logLines: string[] = [];
+    const app = await appOver(store, dir, clock.now, logLines);
     const other = new Database(path);
     try {
       const t = await tokens(app);
@@ -62,6 +64,12 @@ describe('a SQLite file held locked by another connection', () => {
         ['failed', 503, 'PB_ERR_STORE_BUSY'],
       ]);
       expect(Number(batch.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      // One warning for the busy batch, not an error per result (590 error lines in one bench run).
+      const logged = logLines.map((l) => JSON.parse(l) as { level: number; msg: string; results?: number });
+      expect(logged.filter((l) => /result\(s\) of a batch failed: the store is busy/.test(l.msg))).toEqual([
+        expect.objectContaining({ level: 40, results: 2 }),
+      ]);
+      expect(logged.filter((l) => l.level >= 50)).toEqual([]);
       other.exec('ROLLBACK');
 
       // Nothing was lost: the same results are stored once the lock is gone.
