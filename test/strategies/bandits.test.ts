@@ -60,3 +60,27 @@ describe('lin-ucb features', () => {
     expect(firstDecision(s, host())).not.toContain(40000);
   });
 });
+
+describe('ucb: hosts decided on the same statistics', () => {
+  // Discovery off and a tag with evidence, so what differs between hosts is the ranking alone.
+  const decideBatch = (exploration: number) => {
+    const s = createStrategy({ strategy: 'ucb', budget: 20, params: { exploration, discoveryShare: 0, sweepShare: 0 } }, env);
+    s.observe(range(1, 40).map((i) => result(i, { epoch: 0, probed: [22, 80, 443], open: [80] })));
+    return range(1, 60).map((k) => firstDecision(s, host({ ip: `198.18.9.${k}`, epoch: 1 })));
+  };
+
+  test("share its optimism: an uncertain port's bonus pays for some of the batch's probes, not every host's", () => {
+    const batch = decideBatch(1);
+    // Every host probes the port known to be open.
+    expect(batch.every((ports) => ports.includes(80))).toBe(true);
+    // The batch spreads over more than twice the candidates one host probes (the old ranking,
+    // fixed per statistics version, gave all 60 hosts the same 20 ports).
+    expect(new Set(batch.flat()).size).toBeGreaterThan(2 * batch[0]!.length);
+    expect(batch.some((ports) => ports.some((p) => !batch[0]!.includes(p)))).toBe(true);
+  });
+
+  test('without a bonus every host of the batch gets the same ports (pending probes change only the bonus)', () => {
+    const batch = decideBatch(0);
+    for (const ports of batch) expect([...ports].sort((a, b) => a - b)).toEqual([...batch[0]!].sort((a, b) => a - b));
+  });
+});
