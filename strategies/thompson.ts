@@ -5,11 +5,12 @@ import {
   createBanditStrategy,
   mergeBanditStates,
   restoreDiscovery,
+  restorePrefixStats,
   restoreStats,
 } from './bandit-base.js';
 import { parseParameters } from './options.js';
 import { upperBetaBound, upperGammaBound } from './stats/beta-bound.js';
-import type { PosteriorTable } from './stats/port-stats.js';
+import type { PortStats, PosteriorTable } from './stats/port-stats.js';
 import { PriorTail } from './stats/prior-tail.js';
 import { sampleBeta, sampleGamma } from './stats/sample-beta.js';
 import type { ParameterSpec, StrategyDefinition } from './types.js';
@@ -23,6 +24,8 @@ export interface ThompsonParams extends BanditParams {
   readonly tailShare: number;
   /** Candidates with a lower posterior mean are not sampled: they fill the rest of the room by mean. */
   readonly coldThreshold: number;
+  /** Sample a host's /24 (/64) under its tags (true) or by its tags alone. */
+  readonly byPrefix: boolean;
 }
 
 const parameters: ParameterSpec[] = [
@@ -59,6 +62,13 @@ const parameters: ParameterSpec[] = [
     max: 1,
     description:
       'Candidates whose posterior mean open probability is below this are cold: they are not Thompson-sampled (their draws are near-zero noise, and a large scope has hundreds per host) but fill whatever room the sampled ports leave, by decreasing posterior mean; 0 samples every candidate.',
+  },
+  {
+    name: 'byPrefix',
+    type: 'boolean',
+    default: true,
+    description:
+      "Sample each host's network prefix (/24, /64) under its tags: a port found open in the prefix draws from Beta(k m_tag + S_p, k (1 - m_tag) + F_p), every other port's tag draw is shrunk by k / (k + the prefix's trials of it) (a subnet's own ports spread to its other hosts, its evidence vetoes ports its tag believes in); false = the tags' posteriors alone.",
   },
   ...banditParameters(300),
 ];
@@ -141,7 +151,9 @@ function sampleTop(
   threshold: number,
   take: (port: number) => boolean,
   rng: Parameters<typeof sampleBeta>[2],
-): { chosen: number[]; bar: number } {
+  floor = -1,
+  shrink?: Float64Array,
+): { chosen: number[]; values: Float64Array; bar: number } {
   const { order, upper, betaLow, logLowOverUp } = samplingOrder(t, threshold);
   const heapIdx = new Int32Array(k);
   const heapVal = new Float64Array(k);
@@ -151,19 +163,28 @@ function sampleTop(
   let barSeen = -1;
   for (let r = 0; r < order.length; r++) {
     const i = order[r]!;
-    if (size === k && (upper[i]! <= heapVal[0]! || heapVal[0]! >= 1)) break;
+    // The bar a draw has to beat: the heap's minimum once full, and at least `floor` (a bar
+    // set by draws made elsewhere; -1 = none).
+    const full = size === k || floor > 0;
+    const bar = size === k ? Math.max(heapVal[0]!, floor) : floor;
+    if (full && (upper[i]! <= bar || bar >= 1)) break;
     if (!take(t.ports[i]!)) continue;
+    // A candidate's draw counts times its shrink factor (<= 1; a prefix's failures), so it has
+    // to beat bar / factor.
+    const f = shrink === undefined ? 1 : shrink[i]!;
+    const barI = f === 1 ? bar : bar / f;
+    if (full && barI >= 1) continue;
     const a = t.alpha[i]!;
     let d: number;
-    if (size === k && a < 1) {
+    if (full && a < 1) {
       // Draw Beta(a, b) as Ga / (Ga + Gb) with Ga = G(a+1) * U^(1/a), U first: when even the
       // bounds of G(a+1) and Gb cannot lift this draw over the bar, skip the two gamma draws.
       // Most candidates of a large scope are cold ports (alpha < 1), so this is most of the work.
       // The bound G(a+1) <= gammaUp makes the draw at most v gammaUp / (v gammaUp + betaLow),
       // which is <= bar iff v <= bar betaLow / ((1 - bar) gammaUp), i.e. ln U <= a (ln odds(bar) +
       // ln(betaLow / gammaUp)): one logarithm instead of a power for the candidates skipped.
-      if (barSeen !== heapVal[0]!) {
-        barSeen = heapVal[0]!;
+      if (barSeen !== barI) {
+        barSeen = barI;
         barLogOdds = Math.log(barSeen / (1 - barSeen));
       }
       const lnU = Math.log(rng.next());
@@ -171,15 +192,17 @@ function sampleTop(
       const v = Math.exp(lnU / a);
       const ga = sampleGamma(a + 1, rng) * v;
       // Second look, with Ga drawn: skip Gb when even its lower bound cannot lift the draw.
-      if (ga / (ga + betaLow[i]!) <= heapVal[0]!) continue;
+      if (ga / (ga + betaLow[i]!) <= barI) continue;
       const gb = sampleGamma(t.beta[i]!, rng);
       d = ga + gb > 0 ? ga / (ga + gb) : 0;
-    } else if (size === k && a < 10) {
+    } else if (full && a < 10) {
       const ga = sampleGamma(a, rng);
-      if (ga / (ga + betaLow[i]!) <= heapVal[0]!) continue;
+      if (ga / (ga + betaLow[i]!) <= barI) continue;
       const gb = sampleGamma(t.beta[i]!, rng);
       d = ga + gb > 0 ? ga / (ga + gb) : 0;
     } else d = sampleBeta(a, t.beta[i]!, rng);
+    d *= f;
+    if (d <= floor) continue;
     if (size < k) {
       // Sift up.
       let c = size++;
@@ -245,7 +268,7 @@ function sampleTop(
   }
   const chosen = new Array<number>(size);
   for (let j = 0; j < size; j++) chosen[j] = t.ports[outIdx[j]!]!;
-  return { chosen, bar };
+  return { chosen, values: outVal, bar };
 }
 
 /**
@@ -329,6 +352,104 @@ function popColdMin(h: ColdHeap): void {
 }
 
 /**
+ * A prefix's (/24, /64) evidence under its tags, for one statistics version. A port found open
+ * in the prefix draws from Beta(k m_tag + S_p, k (1 - m_tag) + F_p) (the tag's posterior mean as
+ * the prefix's prior, k = tagStrength), sampled like the tag's candidates (sampleTop). Every other
+ * port keeps its tag draw, shrunk by the prefix's trials of it: times k / (k + n_p), the factor
+ * that takes a Beta mean with no success from k pseudo-trials to k + n_p (a port without an
+ * entry has the prefix's sweeps as its trials: `scale`, common to all; `shrink` holds each tag
+ * candidate's factor relative to it). Sampling only the ports the prefix found keeps the cost
+ * to a few draws per host; its failures veto through the shrink.
+ */
+interface PrefixEntries {
+  readonly table: PosteriorTable;
+  readonly has: ReadonlySet<number>;
+  readonly scale: number;
+  readonly shrink: Float64Array;
+}
+
+function sortedIndex(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = sorted[mid]!;
+    if (v === x) return mid;
+    if (v < x) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+function prefixEntries(
+  stats: PortStats,
+  prefixStats: PortStats,
+  tagTable: PosteriorTable,
+  tags: readonly string[],
+  prefix: string,
+  k: number,
+): PrefixEntries {
+  const sweeps = prefixStats.sweeps(prefix);
+  const shrink = new Float64Array(tagTable.ports.length).fill(1);
+  const ports: number[] = [];
+  const alpha: number[] = [];
+  const beta: number[] = [];
+  const mean: number[] = [];
+  for (const port of prefixStats.entries(prefix)) {
+    const { successes, trials } = prefixStats.counts(prefix, port);
+    if (successes <= 0) {
+      const at = sortedIndex(tagTable.ports, port);
+      if (at >= 0) shrink[at] = (k + sweeps) / (k + Math.max(trials, sweeps));
+      continue;
+    }
+    const m = stats.mean(tags, port);
+    const a = k * m + successes;
+    const b = k * (1 - m) + Math.max(0, trials - successes);
+    ports.push(port);
+    alpha.push(a);
+    beta.push(b);
+    mean.push(a / (a + b));
+  }
+  return {
+    table: { ports, alpha: Float64Array.from(alpha), beta: Float64Array.from(beta), mean: Float64Array.from(mean) },
+    has: new Set(ports),
+    scale: k / (k + sweeps),
+    shrink,
+  };
+}
+
+/**
+ * Merge a prefix's entry draws into the tag's top draws (scaled by the prefix's sweeps): the
+ * `room` best of both, best first, and the room-th value (-1 when fewer). Entries are sampled
+ * only where they can beat the tag draws' room-th value.
+ */
+function mergePrefixDraws(
+  tag: { readonly chosen: readonly number[]; readonly values: Float64Array },
+  e: PrefixEntries,
+  room: number,
+  take: (port: number) => boolean,
+  rng: Parameters<typeof sampleBeta>[2],
+): { chosen: number[]; bar: number } {
+  const n = tag.chosen.length;
+  const floor = n >= room && room > 0 ? tag.values[room - 1]! * e.scale : -1;
+  const own = sampleTop(e.table, room, 0, take, rng, floor);
+  const chosen: number[] = [];
+  let last = -1;
+  for (let a = 0, b = 0; chosen.length < room && (a < n || b < own.chosen.length);) {
+    const va = a < n ? tag.values[a]! * e.scale : -Infinity;
+    const vb = b < own.chosen.length ? own.values[b]! : -Infinity;
+    if (vb > va || (vb === va && own.chosen[b]! < tag.chosen[a]!)) {
+      chosen.push(own.chosen[b++]!);
+      last = vb;
+    } else {
+      chosen.push(tag.chosen[a++]!);
+      last = va;
+    }
+  }
+  return { chosen, bar: chosen.length >= room ? last : -1 };
+}
+
+/**
  * Thompson sampling over ports (combinatorial, semi-bandit): for each host, draw an open
  * probability for every candidate port from its Beta posterior (per scope tag, with the
  * hierarchical prior tag -> scope -> nmap frequency) and probe the ports with the highest draws.
@@ -349,6 +470,21 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
     const stats = restoreStats(env.catalog, params, state);
     const discovery = restoreDiscovery(options, params, env.catalog, state?.discovery);
     const tail = params.exploreTail ? PriorTail.of(env.catalog, params.candidatePool) : null;
+    const prefixStats = params.byPrefix ? restorePrefixStats(env.catalog, params, state) : undefined;
+    let version = -1;
+    const byPrefix = new Map<string, PrefixEntries>();
+    const entriesOf = (tagTable: PosteriorTable, tags: readonly string[], prefix: string): PrefixEntries | null => {
+      if (prefixStats === undefined || (prefixStats.entries(prefix).length === 0 && prefixStats.sweeps(prefix) === 0)) return null;
+      const v = stats.version * 1e9 + prefixStats.version;
+      if (v !== version || byPrefix.size > 4096) {
+        byPrefix.clear();
+        version = v;
+      }
+      const key = `${prefix}\u0001${tags.join('\u0000')}`;
+      let hit = byPrefix.get(key);
+      if (hit === undefined) byPrefix.set(key, (hit = prefixEntries(stats, prefixStats, tagTable, tags, prefix, params.tagStrength)));
+      return hit;
+    };
     return createBanditStrategy({
       name: 'thompson',
       options,
@@ -356,11 +492,15 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
       params,
       stats,
       discovery,
+      ...(prefixStats ? { prefixStats } : {}),
       rank(round, rng, picker) {
         const t = stats.table(round.tags, params.candidatePool);
         const room = picker.room;
         const threshold = params.coldThreshold;
-        const { chosen, bar: sampledBar } = sampleTop(t, room, threshold, (p) => picker.canTake(p), rng);
+        const entries = entriesOf(t, round.tags, round.prefix);
+        const take = entries === null ? (p: number) => picker.canTake(p) : (p: number) => picker.canTake(p) && !entries.has.has(p);
+        const top = sampleTop(t, room, threshold, take, rng, -1, entries?.shrink);
+        const { chosen, bar: sampledBar } = entries === null ? top : mergePrefixDraws(top, entries, room, (p) => picker.canTake(p), rng);
         const sampling = samplingOrder(t, threshold);
         // Cold candidates take the room the sampled ones leave; their keys approximate the log
         // of their draws, so when they fill it the worst kept key stands for the room-th draw.
