@@ -4,7 +4,7 @@ import { PortRanges } from '../../src/core/ports.js';
 import { createRng } from '../../src/core/rng.js';
 import { simulate } from '../../simulator/index.js';
 import { generateRecording } from '../../simulator/synthetic/index.js';
-import { restoreStats, type BanditState } from '../../strategies/bandit-base.js';
+import { restorePrefixStats, restoreStats, type BanditState } from '../../strategies/bandit-base.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import { upperBetaBound } from '../../strategies/stats/beta-bound.js';
 import { sampleBeta, sampleNormal } from '../../strategies/stats/sample-beta.js';
@@ -22,8 +22,8 @@ const catalog = loadNmapServices();
 const TRIALS = 1500;
 
 /** Learn a thompson state on a small generated scope, so posteriors are mixed (hot, warm, cold). */
-function learned(budget: number): { params: ThompsonParams; state: BanditState; tags: readonly string[] } {
-  const params = thompsonStrategy.parseParams({ exploreTail: false, byPrefix: false });
+function learned(budget: number, byPrefix = false): { params: ThompsonParams; state: BanditState; tags: readonly string[] } {
+  const params = thompsonStrategy.parseParams({ exploreTail: false, byPrefix });
   const options = resolveCommonOptions({ budget });
   const strategy = thompsonStrategy.create(options, params, { catalog }, undefined);
   const recording = generateRecording({ profile: 'enterprise', hosts: 512, epochs: 3, seed: 'thompson-sampling' }, catalog);
@@ -32,11 +32,11 @@ function learned(budget: number): { params: ThompsonParams; state: BanditState; 
   return { params, state: strategy.state(), tags };
 }
 
-function roundFor(tags: readonly string[], budget: number): RoundContext {
+function roundFor(tags: readonly string[], budget: number, prefix = '198.18.0.0/24'): RoundContext {
   return {
     ip: '198.18.0.9',
     tags,
-    prefix: '198.18.0.0/24',
+    prefix,
     epoch: 3,
     previousOpen: [],
     previousEpoch: -1,
@@ -92,6 +92,56 @@ describe('thompson sampling is the top k of independent Beta draws', () => {
       expect(worst).toBeLessThan(5);
     });
   }
+
+  it("with a host's /24: the prefix's open ports drawn from its posterior, the others' tag draws shrunk by its trials", () => {
+    const budget = 20;
+    const { params: learnedWith, state, tags } = learned(budget, true);
+    const stats = restoreStats(catalog, learnedWith, state);
+    const table = stats.table(tags, learnedWith.candidatePool);
+    const prefixes = restorePrefixStats(catalog, learnedWith, state);
+    const k = learnedWith.tagStrength;
+    // The /24 with the most ports found open: its own ports compete with the tag's.
+    const prefix = prefixes
+      .tags()
+      .map((p) => ({ p, open: prefixes.entries(p).filter((port) => prefixes.counts(p, port).successes > 0).length }))
+      .sort((a, b) => b.open - a.open || a.p.localeCompare(b.p))[0]!.p;
+    const sweeps = prefixes.sweeps(prefix);
+    const own = prefixes.entries(prefix).filter((port) => prefixes.counts(prefix, port).successes > 0);
+    expect(own.length).toBeGreaterThan(3);
+    const ownPosterior = own.map((port) => {
+      const m = stats.mean(tags, port);
+      const { successes, trials } = prefixes.counts(prefix, port);
+      return { port, a: k * m + successes, b: k * (1 - m) + Math.max(0, trials - successes) };
+    });
+    const threshold = [...table.mean].sort((x, y) => y - x)[2 * budget - 1]!;
+    const sampled = Array.from(table.mean.keys()).filter((i) => table.mean[i]! >= threshold && !own.includes(table.ports[i]!));
+    // The tag draw's factor: k / (k + the prefix's trials of the port; its sweeps without an entry).
+    const factor = sampled.map((i) => k / (k + Math.max(prefixes.counts(prefix, table.ports[i]!).trials, sweeps)));
+    expect(factor.some((f) => f < k / (k + sweeps))).toBe(true);
+    const params: ThompsonParams = { ...learnedWith, coldThreshold: threshold };
+    const strategy = thompsonStrategy.create(resolveCommonOptions({ budget }), params, { catalog }, state);
+    const fast = new Map<number, number>();
+    const ref = new Map<number, number>();
+    const rngA = createRng('fast-prefix');
+    const rngB = createRng('reference-prefix');
+    for (let trial = 0; trial < TRIALS; trial++) {
+      for (const p of strategy.select(roundFor(tags, budget, prefix), rngA).ports.slice(0, budget)) fast.set(p, (fast.get(p) ?? 0) + 1);
+      const draws = [
+        ...sampled.map((i, j) => ({ port: table.ports[i]!, d: sampleBeta(table.alpha[i]!, table.beta[i]!, rngB) * factor[j]! })),
+        ...ownPosterior.map(({ port, a, b }) => ({ port, d: sampleBeta(a, b, rngB) })),
+      ];
+      draws.sort((x, y) => y.d - x.d || x.port - y.port);
+      for (const { port } of draws.slice(0, budget)) ref.set(port, (ref.get(port) ?? 0) + 1);
+    }
+    let worst = 0;
+    for (const port of new Set([...fast.keys(), ...ref.keys()])) {
+      const f = (fast.get(port) ?? 0) / TRIALS;
+      const r = (ref.get(port) ?? 0) / TRIALS;
+      const p = (f + r) / 2;
+      worst = Math.max(worst, Math.abs(f - r) / (Math.sqrt((2 * p * (1 - p)) / TRIALS) + 1 / TRIALS));
+    }
+    expect(worst).toBeLessThan(5);
+  });
 
   it('cold candidates (mean below coldThreshold) only fill the room the sampled ones leave, varying per host', () => {
     const budget = 30;
