@@ -527,6 +527,9 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
       split: (room) => ({ learned: room, exploration: 0 }),
       notes: [
         'Exploration is implicit in the posterior draws (candidates one by one, other ports by prior class): the learned share explores uncertain ports.',
+        params.byPrefix
+          ? "Contextual: a host's /24 (/64) sampled under its tags (its open ports from its own posterior, other ports' tag draws shrunk by its trials)."
+          : 'Contextual: sampled from the tags alone (byPrefix off).',
       ],
     });
   },
