@@ -9,6 +9,7 @@ import { PortPicker } from '../../strategies/port-picker.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import type { Decision, RoundContext, Strategy } from '../../strategies/types.js';
 import { hostContext } from '../helpers/host-context.js';
+import { portText } from '../helpers/port-text.js';
 
 const env = { catalog: loadNmapServices() };
 
@@ -104,22 +105,6 @@ function wholeSpace(seen: RoundContext[]): Strategy {
   };
 }
 
-/**
- * A sorted port list as ranges ("1-999,1001,1001-1005"): two lists give the same text exactly when
- * they are equal (a repeated port shows), and a failing comparison prints a short diff. Comparing
- * the 65k-element arrays themselves with toEqual took most of this file's time.
- */
-function asRanges(sorted: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length;) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    parts.push(j === i ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
-}
-
 describe('a first look before a large first decision', () => {
   test("hands out the strategy's choice for 1,000 ports alone, then the rest; the strategy decides as often and sees what it saw unsplit", () => {
     const open = new Set([22, 80, 31_337, 60_001]);
@@ -180,7 +165,7 @@ describe('a first look before a large first decision', () => {
             }
             const r = session.result();
             const probed = [...r.probed].sort((a, b) => a - b);
-            return { rounds, probed: asRanges(probed), probedCount: probed.length, open: [...r.open], sweep: r.sweep };
+            return { rounds, probed: portText(probed), probedCount: probed.length, open: [...r.open], sweep: r.sweep };
           };
           const split = run(FIRST_LOOK);
           const whole = run(null);
