@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
-import { addScope, bearer, manualClock, openApp, resultFor, submit, tempDataDir } from './helpers.js';
+import { addScope, bearer, manualClock, openAppWithoutCheckpointWorker, resultFor, submit, tempDataDir } from './helpers.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 import { visitOfLease } from '../../src/coordinator/visit.js';
 import { runCli } from '../helpers/cli.js';
@@ -40,6 +40,8 @@ async function pull(app: FastifyInstance, token: string, max: number): Promise<W
 
 interface Setup {
   app: FastifyInstance;
+  /** Closes the app and its store. */
+  close(): Promise<void>;
   adminToken: string;
   agents: Array<{ id: string; token: string; groups: readonly string[] }>;
 }
@@ -52,7 +54,8 @@ async function setUp(
   defaultGroups: readonly string[] | null,
   scope: Array<{ range: string; tags: string[] }>,
 ): Promise<Setup> {
-  const app = await openApp(dir, now);
+  // 30 runs, an app each: without the checkpoint worker thread (see the helper).
+  const { app, close } = await openAppWithoutCheckpointWorker(dir, now);
   const adminToken = (await app.coordinator.createAdminToken('t')).token;
   const agents = [];
   for (const [i, groups] of agentGroups.entries()) {
@@ -81,7 +84,7 @@ async function setUp(
       groups: [...defaultGroups],
     });
   await addScope(app, adminToken, scope);
-  return { app, adminToken, agents };
+  return { app, close, adminToken, agents };
 }
 
 describe('agent groups: work for a tag goes only to agents of its groups', () => {
@@ -109,7 +112,7 @@ describe('agent groups: work for a tag goes only to agents of its groups', () =>
         const clock = manualClock();
         const scope = s.entryTags.map((tags, i) => ({ range: `198.18.7.${i * 8}/29`, tags }));
         const tagsOf = (ip: string) => scope[Math.floor(Number(ip.split('.')[3]) / 8)]!.tags;
-        const { app, agents } = await setUp(data.dir, clock.now, s.agentGroups, s.policyGroups, s.defaultGroups, scope);
+        const { app, close, agents } = await setUp(data.dir, clock.now, s.agentGroups, s.policyGroups, s.defaultGroups, scope);
         try {
           const visitAgentGroups = new Map<string, readonly string[]>();
           const outstanding: Array<{ item: WorkItem; token: string }> = [];
@@ -151,7 +154,7 @@ describe('agent groups: work for a tag goes only to agents of its groups', () =>
             }
           }
         } finally {
-          await app.close();
+          await close();
           data.cleanup();
         }
       }),
@@ -172,7 +175,7 @@ describe('agent groups: routing in practice', () => {
   afterEach(() => data.cleanup());
 
   it('serves every host of a tag to its group through the queue, skips hosts whose tags name no common group, and records the vantage group on the visit (search group:)', async () => {
-    const { app, adminToken, agents } = await setUp(
+    const { app, close, adminToken, agents } = await setUp(
       data.dir,
       clock.now,
       [['internal'], ['external'], []],
@@ -222,12 +225,12 @@ describe('agent groups: routing in practice', () => {
       expect(found.items[0]!.group).toBe('internal');
       expect(((await admin(app, adminToken, 'GET', '/api/v1/search?q=group:external')) as { items: unknown[] }).items).toEqual([]);
     } finally {
-      await app.close();
+      await close();
     }
   });
 
   it('keeps results per vantage point: a host scanned from two groups compares each visit with what the same group saw last', async () => {
-    const { app, adminToken, agents } = await setUp(
+    const { app, close, adminToken, agents } = await setUp(
       data.dir,
       clock.now,
       [['internal'], ['external']],
@@ -275,12 +278,12 @@ describe('agent groups: routing in practice', () => {
       const history = (await app.coordinator.store.hostHistory(host)).items.map((s) => s.group);
       expect(history).toEqual(['internal', 'external', 'internal', 'external', 'internal']);
     } finally {
-      await app.close();
+      await close();
     }
   });
 
   it('edits an agent’s groups through the admin API, refuses bad group names and unknown agents, and lists groups', async () => {
-    const { app, adminToken, agents } = await setUp(data.dir, clock.now, [[]], { lan: ['internal'] }, null, [
+    const { app, close, adminToken, agents } = await setUp(data.dir, clock.now, [[]], { lan: ['internal'] }, null, [
       { range: '198.18.9.0/30', tags: ['lan'] },
     ]);
     try {
@@ -320,7 +323,7 @@ describe('agent groups: routing in practice', () => {
       });
       expect(emptyPolicy.statusCode).toBe(400);
     } finally {
-      await app.close();
+      await close();
     }
   });
 });

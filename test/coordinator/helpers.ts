@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { buildApp } from '../../src/coordinator/app.js';
+import { buildApp, databasePath } from '../../src/coordinator/app.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { resolveConfig, type ConfigInput } from '../../src/coordinator/config.js';
 import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
 
@@ -22,6 +23,37 @@ export function manualClock(start = Date.UTC(2026, 10, 23, 2, 0, 0)) {
 export async function openApp(dir: string, now: () => number, flags: ConfigInput = {}): Promise<FastifyInstance> {
   const config = resolveConfig({ flags: { dataDir: dir, logLevel: 'silent', learnBatchSize: 4, ...flags }, env: {} });
   return buildApp({ config, now, sweepTimer: false });
+}
+
+/**
+ * openApp over a store opened here without the WAL checkpoint worker (`checkpointIntervalMs` 0:
+ * SQLite's automatic checkpoints; same file, same schema), for a test that opens many short-lived
+ * apps, such as a property's runs: the worker thread cost ~40 ms of CPU per app, and the apps close
+ * long before its first pass. `close` closes the app, then the store.
+ */
+export async function openAppWithoutCheckpointWorker(
+  dir: string,
+  now: () => number,
+  flags: ConfigInput = {},
+): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+  const config = resolveConfig({ flags: { dataDir: dir, logLevel: 'silent', learnBatchSize: 4, ...flags }, env: {} });
+  const store = await openSqliteStore({ path: databasePath(dir), checkpointIntervalMs: 0 });
+  try {
+    const app = await buildApp({ config, now, sweepTimer: false, store });
+    return {
+      app,
+      close: async () => {
+        try {
+          await app.close();
+        } finally {
+          await store.close();
+        }
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
