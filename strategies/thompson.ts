@@ -73,17 +73,22 @@ const parameters: ParameterSpec[] = [
   ...banditParameters(300),
 ];
 
-function sortedHas(sorted: readonly number[], x: number): boolean {
+/** The index of `x` in an ascending list, or -1. */
+function sortedIndex(sorted: readonly number[], x: number): number {
   let lo = 0;
   let hi = sorted.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     const v = sorted[mid]!;
-    if (v === x) return true;
+    if (v === x) return mid;
     if (v < x) lo = mid + 1;
     else hi = mid - 1;
   }
-  return false;
+  return -1;
+}
+
+function sortedHas(sorted: readonly number[], x: number): boolean {
+  return sortedIndex(sorted, x) >= 0;
 }
 
 // A candidate whose draw exceeds its bound has probability <= 2e-6 (ln(1/delta) = 13.8 per tail).
@@ -366,19 +371,6 @@ interface PrefixEntries {
   readonly has: ReadonlySet<number>;
   readonly scale: number;
   readonly shrink: Float64Array;
-}
-
-function sortedIndex(sorted: readonly number[], x: number): number {
-  let lo = 0;
-  let hi = sorted.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const v = sorted[mid]!;
-    if (v === x) return mid;
-    if (v < x) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
 }
 
 function prefixEntries(
