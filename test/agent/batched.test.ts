@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Agent, AllowList, CoordinatorClient, ResultBatcher, type ScanConfig } from '../../agent/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 import { addScope, bearer, openApp, resultFor, tempDataDir, tokens } from '../coordinator/helpers.js';
+import { workItem } from '../helpers/work-item.js';
 
 const servers: Server[] = [];
 
@@ -199,19 +200,8 @@ describe('the agent trusts nothing in a batch answer', () => {
   test('a batch with malformed items and more than asked: the bad ones refused alone, the extra ignored, unreadable batch answers sent again one by one', async () => {
     // Arrange: a coordinator that answers `max=3` with five items (two malformed), and a batch
     // route whose answer is not a list.
-    const item = (leaseId: string, ip: string): WorkItem => ({
-      protocol: 1,
-      leaseId,
-      ip,
-      tags: [],
-      ports: [9],
-      round: 0,
-      cycle: 1,
-      reason: 'cycle',
-      issuedAt: Date.now(),
-      deadline: Date.now() + 60_000,
-      scan: { versionDetection: false, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'connect' },
-    });
+    const item = (leaseId: string, ip: string): WorkItem =>
+      workItem({ leaseId, ip, ports: [9], scan: { versionDetection: false, preflight: 'connect' } });
     const given = [
       item('lease_a', '127.0.0.1'),
       { ...item('lease_b', '127.0.0.2'), ports: '1-65535 -oN x' },

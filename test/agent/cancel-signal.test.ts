@@ -4,6 +4,7 @@ import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AllowList, scanBatch } from '../../agent/index.js';
 import type { WorkItem } from '../../src/protocol/index.js';
+import { workItem } from '../helpers/work-item.js';
 
 const HOSTS = 14;
 
@@ -22,19 +23,9 @@ describe('one cancel signal for every scanner in flight (an nmap stand-in that s
   });
 
   test(`${HOSTS} nmap runs at once on the agent's signal print no MaxListenersExceededWarning, and all report`, async () => {
-    const items: WorkItem[] = Array.from({ length: HOSTS }, (_, i) => ({
-      protocol: 1,
-      leaseId: `lease-${i}`,
-      ip: `127.0.3.${i + 1}`,
-      tags: [],
-      ports: [22],
-      round: 0,
-      cycle: 1,
-      reason: 'cycle',
-      issuedAt: Date.now(),
-      deadline: Date.now() + 120_000,
-      scan: { versionDetection: true, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'none' },
-    }));
+    const items: WorkItem[] = Array.from({ length: HOSTS }, (_, i) =>
+      workItem({ leaseId: `lease-${i}`, ip: `127.0.3.${i + 1}`, deadline: Date.now() + 120_000 }),
+    );
     const warnings: string[] = [];
     const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
     process.on('warning', onWarning);

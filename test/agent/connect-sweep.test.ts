@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AllowList, preflightDeadline, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
 import { PortRanges } from '../../src/core/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
+import { workItem } from '../helpers/work-item.js';
 
 const loopback = AllowList.parse(['127.0.0.1/32']);
 const servers: Server[] = [];
@@ -124,19 +125,7 @@ describe('a preflight bounded by the lease deadline', () => {
   test('scanBatch reports the ports its deadline left unprobed as unknown, never closed, and the host not down', async () => {
     const config = connectOnly({ timeoutMs: 5000, retries: 1 }, 10);
     // The lease ends in 4 s: the preflight gets until 2 s from now, less than one 5 s attempt.
-    const item: WorkItem = {
-      protocol: 1,
-      leaseId: 'short',
-      ip: '127.0.0.1',
-      tags: [],
-      ports: open,
-      round: 0,
-      cycle: 0,
-      reason: 'cycle',
-      issuedAt: Date.now(),
-      deadline: Date.now() + 4000,
-      scan: { versionDetection: true, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'connect' },
-    };
+    const item = workItem({ leaseId: 'short', ports: open, cycle: 0, deadline: Date.now() + 4000, scan: { preflight: 'connect' } });
     const out = await scanBatch([item], config);
     const s = out.submissions[0]!;
     expect(s.status).toBe('up');

@@ -5,6 +5,7 @@ import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Agent, AllowList, type ScanConfig } from '../../agent/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
+import { workItem } from '../helpers/work-item.js';
 
 /**
  * issue 11: the agent must never trust its coordinator. A hostile coordinator (a small HTTP
@@ -39,20 +40,9 @@ interface Hostile {
   refused: Array<{ leaseId: string; reason: string }>;
 }
 
-const base = (leaseId: string, ip: string): WorkItem => ({
-  protocol: 1,
-  leaseId,
-  ip,
-  tags: [],
-  ports: [22, 80],
-  round: 0,
-  cycle: 0,
-  reason: 'cycle',
-  issuedAt: Date.now(),
-  deadline: Date.now() + 600_000,
-  // preflight none: nmap (the stand-in) is the only scanner that runs.
-  scan: { versionDetection: true, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'none' },
-});
+// preflight none (the helper's default): nmap (the stand-in) is the only scanner that runs.
+const base = (leaseId: string, ip: string): WorkItem =>
+  workItem({ leaseId, ip, ports: [22, 80], cycle: 0, deadline: Date.now() + 600_000 });
 
 const honest = [base('lease_honest1', '198.18.250.1'), { ...base('lease_honest2', '198.18.250.2'), ports: [443] }];
 const hostile: unknown[] = [
