@@ -141,3 +141,27 @@ export function startCheckpointer(
     },
   };
 }
+
+/**
+ * A checkpointer whose worker starts at the first `start()`: the store calls it on its first
+ * group commit, so a store opened to read or to make a few writes (a CLI command, a test) never
+ * pays for the thread (~40 ms of CPU each). Until then the caller keeps SQLite's own automatic
+ * checkpoint (`begin` sets the backstop threshold just before the worker starts), so a write
+ * that comes another way is checkpointed as SQLite always does.
+ */
+export function lazyCheckpointer(begin: () => Checkpointer): Checkpointer & { start(): void } {
+  let started: Checkpointer | undefined;
+  let closed = false;
+  return {
+    start() {
+      if (started === undefined && !closed) started = begin();
+    },
+    shouldDefer(now) {
+      return started?.shouldDefer(now) ?? false;
+    },
+    close() {
+      closed = true;
+      return started?.close() ?? Promise.resolve();
+    },
+  };
+}

@@ -8,7 +8,7 @@ import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
 import { readLeaseDoc, readQueuedDoc } from './lease-doc.js';
-import { BACKSTOP_CHECKPOINT_PAGES, type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
+import { BACKSTOP_CHECKPOINT_PAGES, lazyCheckpointer, startCheckpointer } from './sqlite-checkpointer.js';
 import { migrateSqlite } from './sqlite-schema.js';
 import { HISTORY_COLUMNS, LATEST_COLUMNS, compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
 import type { QueryNode } from './query-ast.js';
@@ -73,6 +73,7 @@ export interface SqliteStoreOptions {
 export const CHECKPOINT_INTERVAL_MS = 1000;
 
 type Row = Record<string, unknown>;
+type LazyCheckpointer = ReturnType<typeof lazyCheckpointer>;
 
 /** Open (and create or migrate) a SQLite store: WAL journal, one connection, prepared statements. */
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
@@ -89,22 +90,24 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     db.pragma('temp_store = MEMORY');
     migrateSqlite(db, options.path);
     const interval = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS;
-    let checkpointer: Checkpointer | undefined;
+    let checkpointer: LazyCheckpointer | undefined;
     if (options.path !== ':memory:' && interval > 0) {
-      db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
       let warned = false;
-      checkpointer = startCheckpointer(
-        options.path,
-        interval,
-        (message) => {
-          if (!warned)
-            process.emitWarning(
-              `SQLite checkpoints on the worker thread failed (${options.path}): ${message}; the automatic checkpoint takes over`,
-            );
-          warned = true;
-        },
-        options.checkpointRestartPages,
-      );
+      checkpointer = lazyCheckpointer(() => {
+        db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+        return startCheckpointer(
+          options.path,
+          interval,
+          (message) => {
+            if (!warned)
+              process.emitWarning(
+                `SQLite checkpoints on the worker thread failed (${options.path}): ${message}; the automatic checkpoint takes over`,
+              );
+            warned = true;
+          },
+          options.checkpointRestartPages,
+        );
+      });
     }
     return new SqliteStore(db, options.path, checkpointer, options.outbox ?? false);
   } catch (error) {
@@ -170,7 +173,7 @@ class SqliteStore implements Store {
   constructor(
     db: Database.Database,
     file: string,
-    private readonly checkpointer: Checkpointer | undefined,
+    private readonly checkpointer: LazyCheckpointer | undefined,
     private readonly outbox: boolean,
   ) {
     this.db = db;
@@ -712,6 +715,7 @@ class SqliteStore implements Store {
 
   private flushWrites(force = false): void {
     if (this.pendingWrites.length === 0) return;
+    this.checkpointer?.start();
     // The checkpoint worker is copying the last frames so that this commit restarts the WAL: the
     // writes wait (a few ms, bounded), the event loop does not.
     if (!force && this.checkpointer?.shouldDefer(performance.now())) {

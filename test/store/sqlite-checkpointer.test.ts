@@ -88,6 +88,28 @@ describe('WAL checkpoints on a worker thread', () => {
     },
   );
 
+  it('starts the worker at the first grouped write, not at open: a store used to read or edit scope runs no thread', async () => {
+    const path = join(dir, 'lazy.db');
+    const store = await openSqliteStore({ path, checkpointIntervalMs: 20 });
+    const initial = statSync(path).size;
+    // Scope edits commit on their own (not grouped): with a worker started at open, its 20 ms
+    // passes would copy them into the file; without one they stay in the WAL.
+    for (let i = 0; i < 20; i++) await store.addScopeEntries('scope', [{ range: `198.18.${i}.0/24`, tags: [`t${i}`] }], 1000 + i);
+    expect(await store.listScope('scope')).toHaveProperty('entries.length', 20);
+    await sleep(200);
+    expect(statSync(path).size).toBe(initial);
+    // The first grouped write starts it: the WAL's pages reach the file while the store is open.
+    await write(store, 0, 50);
+    let size = statSync(path).size;
+    for (let waited = 0; size === initial && waited < 5000; waited += 20) {
+      await sleep(20);
+      size = statSync(path).size;
+    }
+    expect(size).toBeGreaterThan(initial);
+    await store.close();
+    await expectAllStored(path, 50);
+  });
+
   it('leaves the file alone without the worker until the automatic checkpoint (checkpointIntervalMs 0)', async () => {
     const path = join(dir, 'plain.db');
     const store = await openSqliteStore({ path, checkpointIntervalMs: 0 });
