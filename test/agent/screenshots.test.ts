@@ -209,8 +209,10 @@ describe.skipIf(!haveChromium('the screenshot tests'))('web screenshots with Deb
       expect(r.screenshot).toBeUndefined();
       expect(r.note).toMatch(/no (page|image) within 2000 ms/);
       expect(silent.requests).toEqual(['GET /']);
-      // Browser start-up is part of the first capture: the page itself is bounded by the limit.
-      expect(r.ms).toBeLessThan(2000 + 3000);
+      // The browser is up (start()): the capture is bounded by the limit plus the hard stop's 2 s,
+      // not by playwright's 30 s navigation default. The slack is for a loaded CI machine, where
+      // opening and closing a context alone took seconds.
+      expect(r.ms).toBeLessThan(10_000);
       expect(elapsed).toBeLessThan(30_000);
     } finally {
       await quick.close();
@@ -226,7 +228,9 @@ describe.skipIf(!haveChromium('the screenshot tests'))('web screenshots with Deb
       const r = await quick.capture('127.0.0.1', { port: spin.port, scheme: 'http' });
       expect(r.screenshot).toBeUndefined();
       expect(r.note).toMatch(/within 2000 ms/);
-      expect(r.ms).toBeLessThan(2000 + 2000 + 2000);
+      // Without the hard stop (limit + 2 s) the screenshot of a page that never yields would wait
+      // until the test's time-out; the slack is for a loaded machine.
+      expect(r.ms).toBeLessThan(12_000);
       // The same browser renders the next page.
       expect((await quick.capture('127.0.0.1', { port: site.port, scheme: 'http' })).screenshot?.title).toBe('portbandit test page');
     } finally {
