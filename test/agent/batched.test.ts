@@ -193,7 +193,7 @@ describe('the agent leases and submits in batches against a real coordinator on 
     expect(loneMs).toBeLessThan(2000);
     expect(many.every((a) => a.kind === 'stored')).toBe(true);
     expect(seen).toEqual(['POST /api/v1/agent/results/batch', 'POST /api/v1/agent/results/batch']);
-  }, 30_000);
+  });
 });
 
 describe('the agent trusts nothing in a batch answer', () => {
@@ -255,5 +255,5 @@ describe('the agent trusts nothing in a batch answer', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
-  }, 30_000);
+  });
 });

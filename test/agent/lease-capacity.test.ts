@@ -161,7 +161,7 @@ describe('a masscan run bounded by its lease (a masscan stand-in on loopback tha
     const [whole] = long.submissions;
     expect(whole!.unknownPorts).toBeUndefined();
     expect(whole!.incomplete).toBeUndefined();
-  }, 30_000);
+  });
 });
 
 describe('masscan rate shares', () => {

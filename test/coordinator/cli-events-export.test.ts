@@ -204,7 +204,7 @@ describe('portbandit events and export, on a data directory and on a running coo
         );
         expect(between.length).toBeGreaterThan(0);
         expect(seen.slice(0, between.length)).toEqual(between);
-      }, 30_000);
+      });
     }
   });
 });

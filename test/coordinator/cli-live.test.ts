@@ -94,5 +94,5 @@ describe.skipIf(!existsSync(CLI))('CLI edits next to a running `portbandit serve
     } finally {
       second.cleanup();
     }
-  }, 30_000);
+  });
 });
