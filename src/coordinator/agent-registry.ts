@@ -209,6 +209,11 @@ export class AgentRegistry {
     return checked;
   }
 
+  /** True when some registered agent has groups: then visits have vantage points to keep. */
+  anyGroups(): boolean {
+    return this.agentGroups.size > 0;
+  }
+
   /** True when some registered agent belongs to one of `allowed`. */
   routable(allowed: readonly string[]): boolean {
     for (const groups of this.agentGroups.values()) if (groups.some((g) => allowed.includes(g))) return true;

@@ -386,8 +386,10 @@ export class Leasing {
     const issued: Leased[] = [];
     const pending: QueuedWork[] = [];
     // Agent groups: with a policy naming groups, work goes only to agents of its groups; work
-    // for other groups is queued for them (`deferred`, written with this batch's leases).
-    const routing = this.policies.groupsInUse();
+    // for other groups is queued for them (`deferred`, written with this batch's leases). With
+    // agents in groups but no policy naming any, a visit's later rounds still stay at its vantage
+    // point (its first agent's group): a follow-up from outside must not be finished from inside.
+    const routing = this.policies.groupsInUse() || this.agents.anyGroups();
     const agentGroups = this.agents.groupsOf(agent.id);
     const deferred: QueuedWorkInput[] = [];
     let queueDry = false;

@@ -192,9 +192,11 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // Stopped first, so that the writes flushed here do not start a worker that has not run yet.
+    // The worker's connection closes before the main one: the last to close checkpoints and removes the WAL.
+    const stopping = this.checkpointer?.close();
     this.flushWrites(true);
-    // The worker's connection first: the last connection to close checkpoints and removes the WAL.
-    await this.checkpointer?.close();
+    await stopping;
     this.flushWrites(true);
     await this.run('closing', () => this.db.close());
   }

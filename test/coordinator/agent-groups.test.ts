@@ -158,7 +158,31 @@ describe('agent groups: work for a tag goes only to agents of its groups', () =>
           data.cleanup();
         }
       }),
-      { numRuns: 30 },
+      {
+        numRuns: 30,
+        examples: [
+          // Found by CI: agents in groups but no policy naming any; the visit of the agent in
+          // `external` had its follow-up round handed to an agent without groups.
+          [
+            {
+              agentGroups: [[], [], ['external'], []],
+              policyGroups: { dmz: null, lan: null, lab: null },
+              defaultGroups: null,
+              entryTags: [[], [], [], []],
+              steps: [
+                { agent: 2, max: 1, submit: false, expire: false },
+                { agent: 0, max: 1, submit: false, expire: false },
+                { agent: 0, max: 1, submit: true, expire: false },
+                { agent: 0, max: 1, submit: false, expire: false },
+                { agent: 0, max: 1, submit: false, expire: false },
+                { agent: 0, max: 1, submit: false, expire: false },
+                { agent: 0, max: 1, submit: false, expire: false },
+                { agent: 0, max: 1, submit: false, expire: false },
+              ],
+            },
+          ],
+        ],
+      },
     );
     // The runs exercised the queued paths, not only the cycle.
     expect(kinds.followup).toBeGreaterThan(0);
