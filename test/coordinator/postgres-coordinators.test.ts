@@ -205,8 +205,12 @@ async function runAgents(
             .slice(-3)
             .join(' / ')} ${s.stderr().slice(-300)}`,
       );
+      // What the agents saw of the addresses the cycle left without a visit.
+      const handed = run.leases
+        .filter((l) => typeof state === 'string' && state.includes(`${l.item.ip} `))
+        .map((l) => `${l.item.ip} round ${l.item.round} ${l.item.reason} from ${l.server}${run.dropped.includes(l) ? ' (dropped)' : ''}`);
       throw new Error(
-        `the cycle did not finish (${state}): ${run.leases.length} leases, ${run.acks.length} results; last errors: ${run.errors.slice(-3).join(' | ')}; ${logs.join(' ;; ')}`,
+        `the cycle did not finish (${state}): ${run.leases.length} leases, ${run.acks.length} results; handed out: ${handed.join(', ') || 'none'}; last errors: ${run.errors.slice(-3).join(' | ')}; ${logs.join(' ;; ')}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
@@ -236,7 +240,20 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
   /** Every address has a stored visit and nothing is leased or queued. */
   const cycleDone = (store: Awaited<ReturnType<typeof openPostgresStore>>) => async (): Promise<boolean | string> => {
     const [hosts, leases, queued] = [await store.count(undefined), await store.countLeases(), await store.countQueuedWork()];
-    return (hosts === ADDRESSES.length && leases === 0 && queued === 0) || `${hosts} hosts stored, ${leases} leases, ${queued} queued`;
+    if (hosts === ADDRESSES.length && leases === 0 && queued === 0) return true;
+    // Not done yet: which addresses have no visit, and where each stands (for a failure's message).
+    const pool = store.db.pool;
+    const stored = new Set((await pool.query<{ ip: string }>('SELECT DISTINCT ip FROM scans')).rows.map((r) => r.ip));
+    const missing = ADDRESSES.filter((ip) => !stored.has(ip));
+    const detail = [];
+    for (const ip of missing.slice(0, 4)) {
+      const queue = (
+        await pool.query<{ hidden_until: string; doc: string }>('SELECT hidden_until, doc FROM work_queue WHERE ip = $1', [ip])
+      ).rows;
+      const lease = (await pool.query<{ deadline: string }>('SELECT deadline FROM leases WHERE ip = $1', [ip])).rows;
+      detail.push(`${ip}: queue ${JSON.stringify(queue)}, leases ${JSON.stringify(lease)}`);
+    }
+    return `${hosts} hosts stored, ${leases} leases, ${queued} queued (visible); no visit of ${missing.join(' ')} (${detail.join('; ')})`;
   };
 
   /** Learned visits (in the stored state) plus those still queued for the learner. */
