@@ -47,6 +47,9 @@ export class CandidateOrder {
     return this.table.length + this.rest.length;
   }
 
+  /** The last (prefix, pass) permutation asked for: a slice reads many positions of one. */
+  private readonly last = { prefixHash: 0, pass: -1, a: 1, b: 0 };
+
   /** The port at absolute position `k` (any non-negative integer) of `prefix`'s order. */
   at(prefixHash: number, k: number): number {
     const n = this.length;
@@ -54,10 +57,15 @@ export class CandidateOrder {
     const i = k - pass * n;
     if (i < this.table.length) return this.table[i]!;
     const r = this.rest.length;
-    const h = mix(prefixHash ^ Math.imul(pass + 1, 0x9e3779b1));
-    const a = coprimeStep(h, r);
-    const b = mix(h) % r;
-    return this.rest[(a * (i - this.table.length) + b) % r]!;
+    const last = this.last;
+    if (last.pass !== pass || last.prefixHash !== prefixHash) {
+      const h = mix(prefixHash ^ Math.imul(pass + 1, 0x9e3779b1));
+      last.prefixHash = prefixHash;
+      last.pass = pass;
+      last.a = coprimeStep(h, r);
+      last.b = mix(h) % r;
+    }
+    return this.rest[(last.a * (i - this.table.length) + last.b) % r]!;
   }
 }
 

@@ -278,6 +278,9 @@ export interface SweepYieldState {
 export class SweepYield {
   private readonly counts = new Map<number, [number, number]>();
   private readonly watch = new Map<string, Map<number, number>>();
+  /** Bumped whenever `counts` changes; `factor` is asked once per host decision, and recomputed only then. */
+  private version = 0;
+  private readonly memo = { version: -1, epoch: 0, target: 0, memory: 0, prior: 0, value: 0 };
 
   constructor(state?: SweepYieldState) {
     for (const [epoch, sweeps, hits] of state?.counts ?? []) this.counts.set(epoch, [sweeps, hits]);
@@ -293,7 +296,9 @@ export class SweepYield {
     return m;
   }
 
+  /** The counts of `epoch`, for the caller to change. */
   private bucket(epoch: number): [number, number] {
+    this.version++;
     let b = this.counts.get(epoch);
     if (b === undefined) {
       b = [0, 0];
@@ -347,6 +352,18 @@ export class SweepYield {
    */
   factor(epoch: number, target: number, memory = 1, prior = 1): number {
     if (target <= 0) return 1;
+    const m = this.memo;
+    if (m.version === this.version && m.epoch === epoch && m.target === target && m.memory === memory && m.prior === prior) return m.value;
+    m.version = this.version;
+    m.epoch = epoch;
+    m.target = target;
+    m.memory = memory;
+    m.prior = prior;
+    m.value = this.computeFactor(epoch, target, memory, prior);
+    return m.value;
+  }
+
+  private computeFactor(epoch: number, target: number, memory: number, prior: number): number {
     const w0 = memory === 1 ? 1 : Math.pow(memory, Math.max(0, epoch - 1));
     let sweeps = w0;
     let hits = w0 * target * prior;
