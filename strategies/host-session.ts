@@ -219,9 +219,11 @@ export class HostSession {
   }
 
   /**
-   * Split a large first decision: the ports the strategy would choose for a first look of
-   * `size` (its ranking, asked again with that budget; a sweep's own order is ascending), then
-   * the decision's own order, make the pending round; the rest of the decision is deferred.
+   * Split a large first decision: the ports the host had open at its last visit, then those the
+   * strategy would choose for a first look of `size` (its ranking, asked again with that budget;
+   * a sweep's own order is ascending, and a strategy that keeps that budget for discovery
+   * returns nothing), then the decision's own order, make the pending round; the rest of the
+   * decision is deferred. So a host's known services come back in its first round.
    */
   private splitFirstLook(round: RoundContext, ports: readonly number[], size: number): void {
     const head = this.strategy.select(
@@ -231,6 +233,12 @@ export class HostSession {
     const gen = nextPendingGeneration();
     for (const p of ports) pendingStamps[p] = gen;
     const first: number[] = [];
+    for (const p of this.host.previousOpen) {
+      if (first.length >= size) break;
+      if (pendingStamps[p] !== gen) continue;
+      pendingStamps[p] = 0;
+      first.push(p);
+    }
     for (const p of head) {
       if (first.length >= size) break;
       if (pendingStamps[p] !== gen) continue;

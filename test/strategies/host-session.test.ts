@@ -176,6 +176,26 @@ describe('a first look before a large first decision', () => {
       { numRuns: 40 },
     );
   });
+
+  test('every learning strategy, funded for the whole port space: the first look holds the ports the host had open at its last visit', () => {
+    const learners = ['epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
+    expect(strategyNames).toEqual(expect.arrayContaining(learners));
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...learners),
+        // Open last time: mostly ports a first look by port number would never reach.
+        fc.uniqueArray(fc.integer({ min: 1, max: 65_535 }), { minLength: 1, maxLength: 20 }),
+        (name, previousOpen) => {
+          const strategy = createStrategy({ strategy: name, budget: 65_535 }, { catalog: env.catalog });
+          const session = new HostSession(strategy, host({ epoch: 3, previousOpen, previousEpoch: 2 }), 'prop');
+          const first = session.next()!;
+          expect(first).toHaveLength(FIRST_LOOK.ports);
+          expect(first).toEqual(expect.arrayContaining(previousOpen));
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
 });
 
 describe('createStrategy', () => {
