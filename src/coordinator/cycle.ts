@@ -150,9 +150,15 @@ export class Cycle {
     }
   }
 
-  /** Abandon the current cycle and start a new one over `items` (an operator's choice). */
+  /**
+   * Start a new cycle over `items` (an operator's choice): the current one is abandoned, or, when
+   * every address of it was handed out already (a paced cycle waiting for its period), counted
+   * as completed, as the period's end would have.
+   */
   restart(items: readonly ScopeItem[], now: number): void {
-    this.begin(this.doc.cycle + 1, items, now, this.doc.completed, this.doc.lastCompletedAt);
+    const walked = this.snapshot.size > 0n && this.position >= this.snapshot.size;
+    if (walked) this.begin(this.doc.cycle + 1, items, now, this.doc.completed + 1, now);
+    else this.begin(this.doc.cycle + 1, items, now, this.doc.completed, this.doc.lastCompletedAt);
   }
 
   private begin(cycle: number, items: readonly ScopeItem[], now: number, completed: number, lastCompletedAt: number | undefined): void {

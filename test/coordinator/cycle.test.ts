@@ -145,3 +145,22 @@ describe('the scan cycle', () => {
     expect(cycle.progress().size).toBe(String(1n << 64n));
   });
 });
+
+describe('restarting a cycle', () => {
+  test.prop([fc.array(item(false), { minLength: 1, maxLength: 4 }), fc.nat(50)])(
+    'counts a fully walked cycle as completed, and an unfinished one as abandoned',
+    (items, stopAt) => {
+      const space = AddressSpace.build(items);
+      const walked = Cycle.resume('restart', undefined, items, 0);
+      drainCycle(walked, space, items, Number(space.size));
+      walked.restart(items, 1000);
+      expect(walked.progress()).toMatchObject({ cycle: 2, completed: 1 });
+
+      const unfinished = Cycle.resume('restart', undefined, items, 0);
+      const taken = Math.min(stopAt, Number(space.size) - 1);
+      drainCycle(unfinished, space, items, taken);
+      unfinished.restart(items, 1000);
+      expect(unfinished.progress()).toMatchObject({ cycle: 2, completed: 0 });
+    },
+  );
+});
