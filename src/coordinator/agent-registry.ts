@@ -214,6 +214,13 @@ export class AgentRegistry {
     return this.agentGroups.size > 0;
   }
 
+  /** Every group some registered agent belongs to, sorted and joined: changes when an agent's groups do. */
+  groupsSignature(): string {
+    const all = new Set<string>();
+    for (const groups of this.agentGroups.values()) for (const g of groups) all.add(g);
+    return [...all].sort().join(',');
+  }
+
   /** True when some registered agent belongs to one of `allowed`. */
   routable(allowed: readonly string[]): boolean {
     for (const groups of this.agentGroups.values()) if (groups.some((g) => allowed.includes(g))) return true;

@@ -291,6 +291,7 @@ export class Coordinator {
       await leasing.persistCycle();
       await leasing.syncSharedCycle(now);
       await agents.sweep(now);
+      await leasing.releaseStrandedWork();
       await learning.sweep(now, options.learn === true);
       return { expired };
     } finally {

@@ -329,6 +329,43 @@ export class Leasing {
     this.queueMaybeNonEmpty = true;
   }
 
+  /** The agents' groups when `releaseStrandedWork` last looked (it looks again when they change). */
+  private strandedCheckedFor: string | undefined;
+
+  /**
+   * Queue items reserved to agent groups that no registered agent belongs to any more (an agent
+   * deleted, or its groups changed, while a visit's next round from that vantage point waited)
+   * would wait forever: no agent dequeues them. Once the agents' groups change, such items are
+   * queued again for the groups the policies allow now (any agent when none), or dropped with a
+   * warning when those have no agent either (as a cycle address is skipped then). Looks at the
+   * queue's first 10,000 items. A coordinator killed between an item's removal and its
+   * re-queueing loses that round (the visit's stored rounds stay). Returns how many moved.
+   */
+  async releaseStrandedWork(): Promise<number> {
+    const signature = this.agents.groupsSignature();
+    if (signature === this.strandedCheckedFor) return 0;
+    this.strandedCheckedFor = signature;
+    let moved = 0;
+    for (const item of await this.store.listQueuedWork(10_000)) {
+      if (item.groups === undefined || this.agents.routable(item.groups)) continue;
+      // Another coordinator (or an agent of a group just added) may have taken it meanwhile.
+      if (!(await this.store.removeQueuedWork(item.id))) continue;
+      const { id: _id, groups: _groups, ...rest } = item;
+      const allowed = this.policies.groupsInUse() ? this.policies.allowedGroups(item.tags) : undefined;
+      if (allowed !== undefined && !this.agents.routable(allowed)) {
+        this.log.warn({ ip: item.ip, reason: item.reason, groups: item.groups }, 'queued work for agent groups without agents; dropped');
+        continue;
+      }
+      await this.store.enqueueWork([{ ...rest, ...(allowed !== undefined ? { groups: [...allowed] } : {}) }]);
+      moved++;
+    }
+    if (moved > 0) {
+      this.queueMaybeNonEmpty = true;
+      this.log.info({ moved }, 'queued work for agent groups without agents queued again for the groups allowed now');
+    }
+    return moved;
+  }
+
   /** Put every lease past its deadline back in the queue; returns how many. */
   async requeueExpired(now: number): Promise<number> {
     let expired = 0;
@@ -578,7 +615,13 @@ export class Leasing {
       // Checked again here: the policies may have changed since the item was queued, and an
       // expired lease comes back without `groups` (its session names the visit's group).
       allowed = this.policies.allowedGroups(hit.tags);
-      if (session?.group !== undefined && (allowed === undefined || allowed.includes(session.group))) allowed = [session.group];
+      // The visit's vantage point, while some agent still belongs to it (else any allowed agent finishes the visit).
+      if (
+        session?.group !== undefined &&
+        (allowed === undefined || allowed.includes(session.group)) &&
+        this.agents.routable([session.group])
+      )
+        allowed = [session.group];
       if (!mayScan(agentGroups, allowed)) {
         if (allowed!.length === 0) {
           this.deferredIps.delete(queued.ip);

@@ -253,6 +253,37 @@ describe('agent groups: routing in practice', () => {
     }
   });
 
+  it("a visit's next round keeps its vantage point while the group has an agent, and goes to any agent once none is left in it", async () => {
+    // Agents in groups, no policy naming any: every host is unrestricted.
+    const { app, close, adminToken, agents } = await setUp(data.dir, clock.now, [['external'], ['internal'], []], {}, null, [
+      { range: '198.18.8.0/30', tags: [] },
+    ]);
+    try {
+      const [external, , plain] = agents;
+      // The external agent takes every host; a host that answers gets a follow-up round.
+      const first = await pull(app, external!.token, 4);
+      expect(first).toHaveLength(4);
+      for (const w of first) {
+        clock.advance(1000);
+        expect((await submit(app, external!.token, resultFor(w, [w.ports[0]!], clock.now()))).statusCode).toBe(200);
+      }
+      const queued = await app.coordinator.store.listQueuedWork();
+      expect(queued.length).toBeGreaterThan(0);
+      expect(queued.every((q) => q.reason === 'followup' && q.groups?.join() === 'external')).toBe(true);
+      // Kept at the vantage point: the agent without groups does not get them.
+      expect(await pull(app, plain!.token, 4)).toEqual([]);
+      // The external agent leaves its group (another agent is still in one, so work is still routed
+      // by group): no agent would ever take them; the next sweep frees them.
+      await admin(app, adminToken, 'PUT', `/api/v1/admin/agents/${external!.id}/groups`, { groups: [] });
+      await app.coordinator.sweep();
+      const freed = await pull(app, plain!.token, 4);
+      expect(freed.map((w) => [w.ip, w.round]).sort()).toEqual(queued.map((q) => [q.ip, 1]).sort());
+      expect(await app.coordinator.store.countQueuedWork()).toBe(0);
+    } finally {
+      await close();
+    }
+  });
+
   it('keeps results per vantage point: a host scanned from two groups compares each visit with what the same group saw last', async () => {
     const { app, close, adminToken, agents } = await setUp(
       data.dir,
