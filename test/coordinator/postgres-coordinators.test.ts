@@ -205,12 +205,21 @@ async function runAgents(
             .slice(-3)
             .join(' / ')} ${s.stderr().slice(-300)}`,
       );
-      // What the agents saw of the addresses the cycle left without a visit.
+      // What the coordinators logged of the addresses the cycle left without a visit.
+      const missing = typeof state === 'string' ? (/no visit of ([\d. ]+) \(/.exec(state)?.[1] ?? '').trim().split(' ') : [];
+      const mentions = servers.flatMap((s) =>
+        s
+          .stdout()
+          .split('\n')
+          .filter((l) => missing.some((ip) => ip !== '' && l.includes(`"${ip}"`)))
+          .map((l) => `${s.name}: ${l.slice(0, 400)}`),
+      );
+      // What the agents saw of them.
       const handed = run.leases
         .filter((l) => typeof state === 'string' && state.includes(`${l.item.ip} `))
         .map((l) => `${l.item.ip} round ${l.item.round} ${l.item.reason} from ${l.server}${run.dropped.includes(l) ? ' (dropped)' : ''}`);
       throw new Error(
-        `the cycle did not finish (${state}): ${run.leases.length} leases, ${run.acks.length} results; handed out: ${handed.join(', ') || 'none'}; last errors: ${run.errors.slice(-3).join(' | ')}; ${logs.join(' ;; ')}`,
+        `the cycle did not finish (${state}): ${run.leases.length} leases, ${run.acks.length} results; handed out: ${handed.join(', ') || 'none'}; logged: ${mentions.join(' | ') || 'nothing'}; last errors: ${run.errors.slice(-3).join(' | ')}; ${logs.join(' ;; ')}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
