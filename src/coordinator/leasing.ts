@@ -344,7 +344,6 @@ export class Leasing {
   async releaseStrandedWork(): Promise<number> {
     const signature = this.agents.groupsSignature();
     if (signature === this.strandedCheckedFor) return 0;
-    this.strandedCheckedFor = signature;
     let moved = 0;
     for (const item of await this.store.listQueuedWork(10_000)) {
       if (item.groups === undefined || this.agents.routable(item.groups)) continue;
@@ -359,6 +358,8 @@ export class Leasing {
       await this.store.enqueueWork([{ ...rest, ...(allowed !== undefined ? { groups: [...allowed] } : {}) }]);
       moved++;
     }
+    // Only once the queue was read through: a store that failed meanwhile is asked again next sweep.
+    this.strandedCheckedFor = signature;
     if (moved > 0) {
       this.queueMaybeNonEmpty = true;
       this.log.info({ moved }, 'queued work for agent groups without agents queued again for the groups allowed now');
