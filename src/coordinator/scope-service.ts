@@ -60,7 +60,10 @@ export class ScopeService {
     this.nameEntries = scope.entries.filter((e) => isName(e.range)).map((e) => ({ name: e.range, tags: e.tags }));
     if (this.resolvesNames) await this.resolveNames();
     else this.rebuildItems();
-    this.version = Math.max(scope.version, block.version, version);
+    // The version read before the lists: an edit committed between the two lists (which the
+    // first may have missed) then makes the next reload read again. The lists' own, later
+    // versions could hide it.
+    this.version = version;
     this.metrics.scopeAddresses.set(Number(this.space.size));
     if (this.onReload) await this.onReload();
     return true;
@@ -104,7 +107,12 @@ export class ScopeService {
    */
   async lookupCurrent(ip: string): Promise<{ ip: string; tags: readonly string[] } | undefined> {
     const hit = this.lookup(ip);
-    if (hit || !this.shared || !(await this.reload())) return hit;
+    if (hit || !this.shared) return hit;
+    // Looked up again whether this call reloaded or not: a reload running meanwhile (the sweep's)
+    // may have brought the address in, and then this one finds the version current and returns
+    // false. (Returning the first miss then dropped a queued cycle address as "left the scope":
+    // one address of a shared cycle never visited.)
+    await this.reload();
     return this.lookup(ip);
   }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { hostsFileResolver } from '../../src/coordinator/names.js';
+import { ScopeService } from '../../src/coordinator/scope-service.js';
 import { type UnitRig, openSecondHandle, openUnitRig } from './unit-rig.js';
 
 let rig: UnitRig | undefined;
@@ -64,4 +65,38 @@ test('scope names resolve through the resolver; a resolved address on the blockl
   expect(scope.addressesOfName('web.lab.example')).toEqual(['198.18.2.5', '198.18.2.6']);
   expect(scope.nameResolverDescription).toContain(hosts);
   expect(rig.log.lines.some((l) => l.msg === 'scope names resolved')).toBe(true);
+});
+
+test('a shared scope: lookupCurrent finds an address that a reload running meanwhile brought in (it dropped it as out of scope)', async () => {
+  rig = await openUnitRig({});
+  // Another coordinator adds the scope; this process has not reloaded since it was empty.
+  const other = await openSecondHandle(rig.dir);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let calls = 0;
+  // The store as this process's scope service sees it: its first version read waits for the gate.
+  const store = new Proxy(rig.store, {
+    get(target, key, receiver) {
+      if (key === 'getScopeVersion')
+        return async () => {
+          const version = await target.getScopeVersion();
+          if (++calls === 1) await gate;
+          return version;
+        };
+      const value = Reflect.get(target, key, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const scope = new ScopeService(store, rig.metrics, rig.log, rig.clock.now, true);
+  try {
+    await other.addScopeEntries('scope', [{ range: '198.18.3.0/30', tags: ['shared'] }], rig.clock.now());
+    // A queued cycle address is checked (its reload waits), while the sweep's reload runs through.
+    const checking = scope.lookupCurrent('198.18.3.1');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await scope.reload()).toBe(true);
+    release();
+    expect(await checking).toEqual({ ip: '198.18.3.1', tags: ['shared'] });
+  } finally {
+    await other.close();
+  }
 });
