@@ -467,7 +467,7 @@ export class Leasing {
         } catch (error) {
           // The request fails: the items it dequeued and did not lease go back at once, not
           // after their hold. (Nothing else in this loop throws while it holds dequeued items.)
-          this.releaseQueued([queued.id, ...pending.map((q) => q.id)]);
+          await this.releaseQueued([queued.id, ...pending.map((q) => q.id)]);
           throw error;
         }
         if (leased) leased = { ...leased, queueId: queued.id };
@@ -540,7 +540,7 @@ export class Leasing {
       this.metrics.workItems.inc({ reason: item.reason });
       items.push(wireItem(issued[i]!, options));
     });
-    this.releaseQueued(unleased);
+    await this.releaseQueued(unleased);
     if (failed.length > 0 && items.length === 0) throw failed[0]!.error;
     for (const f of failed) this.log.error({ err: f.error, ip: f.ip }, 'a lease could not be stored; its work item is not handed out');
     return items;
@@ -577,9 +577,11 @@ export class Leasing {
    * makes them visible again now. They used to wait out their hold, a whole lease time (900 s by
    * default, 20 s in the two-coordinator test).
    */
-  private releaseQueued(ids: readonly string[]): void {
+  private async releaseQueued(ids: readonly string[]): Promise<void> {
     if (!this.shared || ids.length === 0) return;
-    this.store
+    // Awaited by the request (a failure path only): once it is answered, the items are visible,
+    // so the agent's next request (or another coordinator's) can lease them.
+    await this.store
       .releaseQueuedWork(ids)
       .catch((error: unknown) =>
         this.log.warn({ err: error, ids }, 'queue items could not be given back; they come back after their hold'),
