@@ -1,6 +1,7 @@
 import { runBanditsBenchmark } from './bandits.js';
 import { runCoordinatorBenchmark } from './coordinator.js';
 import { runDiscoveryBenchmark } from './discovery.js';
+import { runDiscoveryMissesBenchmark } from './discovery-misses.js';
 import { runGenerateBenchmark } from './generate.js';
 import { runLearningBenchmark } from './learning.js';
 import { runLiveCycleBenchmark } from './live-cycle.js';
@@ -21,6 +22,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'learning', run: runLearningBenchmark },
   { name: 'bandits', run: runBanditsBenchmark },
   { name: 'discovery', run: runDiscoveryBenchmark },
+  { name: 'discovery-misses', run: runDiscoveryMissesBenchmark },
   { name: 'store', run: runStoreBenchmark },
   { name: 'coordinator', run: runCoordinatorBenchmark },
   { name: 'ui', run: runUiBenchmark },
