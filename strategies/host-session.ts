@@ -40,8 +40,8 @@ function nextPendingGeneration(): number {
 /**
  * A visit's first look: when a strategy's first decision holds at least `splitAt` ports (a budget
  * that funds the whole port space on a small scope gives every host all 65,535), its first
- * `ports` (the strategy's own priority order) are handed out alone and the rest as the next
- * round. Scanned alone, they come back in seconds instead of after the whole sweep (at 10,000
+ * `ports` (the host's ports open at its last visit, then the strategy's own priority order) are
+ * handed out alone and the rest as the next round. Scanned alone, they come back in seconds instead of after the whole sweep (at 10,000
  * packets/s a /27's 65,535-port sweep is ~7 minutes), and the services they find are stored, and
  * their -sV time-outs run, while the rest is swept. Only the rounds change: the strategy decides
  * once, sees the same contexts, and the visit probes and learns exactly what it did unsplit.
@@ -233,24 +233,18 @@ export class HostSession {
     const gen = nextPendingGeneration();
     for (const p of ports) pendingStamps[p] = gen;
     const first: number[] = [];
-    for (const p of this.host.previousOpen) {
-      if (first.length >= size) break;
-      if (pendingStamps[p] !== gen) continue;
-      pendingStamps[p] = 0;
-      first.push(p);
-    }
-    for (const p of head) {
-      if (first.length >= size) break;
-      if (pendingStamps[p] !== gen) continue;
-      pendingStamps[p] = 0;
-      first.push(p);
-    }
-    for (let i = 0; i < ports.length && first.length < size; i++) {
-      const p = ports[i]!;
-      if (pendingStamps[p] !== gen) continue;
-      pendingStamps[p] = 0;
-      first.push(p);
-    }
+    // Each list in turn adds its ports still pending (not taken yet), up to `size`.
+    const take = (list: readonly number[]): void => {
+      for (let i = 0; i < list.length && first.length < size; i++) {
+        const p = list[i]!;
+        if (pendingStamps[p] !== gen) continue;
+        pendingStamps[p] = 0;
+        first.push(p);
+      }
+    };
+    take(this.host.previousOpen);
+    take(head);
+    take(ports);
     const rest: number[] = [];
     for (const p of ports) if (pendingStamps[p] === gen) rest.push(p);
     this.pending = first;
