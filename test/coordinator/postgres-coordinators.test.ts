@@ -344,11 +344,20 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
         return from === learner && handed >= 20;
       });
       expect(learner!.alive).toBe(false);
-      // Only requests to the killed coordinator failed.
-      expect(run.errors.filter((e) => !(e.startsWith(`${learner!.name}: `) && e.includes('fetch failed')))).toEqual([]);
+      // Only requests to the killed coordinator failed, apart from results refused because their
+      // 6 s lease had expired before the agent sent them (a loaded machine stalls the processes
+      // that long): each such lease must have been issued again.
+      const reissued = run.leases.filter((l) => l.item.reason === 'expired');
+      const expiredAndReissued = (e: string): boolean => {
+        const id = /lease (lease_\S+) is unknown or has expired/.exec(e)?.[1];
+        const lease = id === undefined ? undefined : run.leases.find((l) => l.item.leaseId === id);
+        return lease !== undefined && reissued.some((l) => l.item.ip === lease.item.ip && l.item.round === lease.item.round && l !== lease);
+      };
+      expect(
+        run.errors.filter((e) => !(e.startsWith(`${learner!.name}: `) && e.includes('fetch failed')) && !expiredAndReissued(e)),
+      ).toEqual([]);
       expect(run.dropped.length).toBeGreaterThan(0);
       // Each lease that died with the killed coordinator was issued again by the survivor, after expiry.
-      const reissued = run.leases.filter((l) => l.item.reason === 'expired');
       for (const dead of run.dropped) {
         const again = reissued.find((l) => l.item.ip === dead.item.ip && l.item.round === dead.item.round);
         expect(again, `${dead.item.ip} round ${dead.item.round} re-issued`).toBeDefined();
