@@ -14,7 +14,9 @@ import { createStrategy, getStrategy } from '../strategies/index.js';
  * PB_BENCH_DISCOVERY_HOSTS (4096 = 16 /24s), PB_BENCH_DISCOVERY_EPOCHS (12),
  * PB_BENCH_DISCOVERY_BUDGETS (25,100,300), PB_BENCH_DISCOVERY_STRATEGIES (default below),
  * PB_BENCH_DISCOVERY_OUT (a JSON file for the figures), PB_BENCH_DISCOVERY_REPLAY_SEED (the replay
- * seed, default `bench`; `recording` = the case's seed, as `npm run headline` replays),
+ * seed, default `bench`; `recording` = the case's seed, as `npm run headline` replays; a comma list
+ * replays each case once per seed and prints each cell's mean and its standard error, since one
+ * replay seed moves a cell by up to about a point),
  * PB_BENCH_DISCOVERY_PARAMS (strategy parameters as JSON, e.g. '{"discoveryShare":0.2}', applied to
  * every strategy that takes them; for trying a setting before it becomes a default). A case
  * `profile:seed:hosts` overrides the host count for that case (the headline's sizes).
@@ -48,6 +50,8 @@ export interface DiscoveryCell {
   readonly seed: string;
   readonly budget: number;
   readonly strategy: string;
+  /** The replay seed of this cell (one cell per seed when several were given). */
+  readonly replaySeed: string;
   /** Services found / present over the late epochs. */
   readonly late: number;
   /** Services found / present over every epoch (the README headline's figure). */
@@ -79,6 +83,14 @@ function late(r: SimulationResult, from = Math.floor(r.epochs / 2)): number {
 
 const pct = (x: number | null): string => (x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
 
+/** Mean and standard error of the mean (0 for one value). */
+function meanSe(xs: readonly number[]): { mean: number; se: number } {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  if (xs.length < 2) return { mean: m, se: 0 };
+  const variance = xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1);
+  return { mean: m, se: Math.sqrt(variance / xs.length) };
+}
+
 /** Run the grid and print one line per (case, budget): each strategy's late coverage. */
 export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): DiscoveryCell[] {
   const hosts = Number(env.PB_BENCH_DISCOVERY_HOSTS ?? 4096);
@@ -96,34 +108,50 @@ export function runDiscoveryBenchmark(env: NodeJS.ProcessEnv = process.env): Dis
   for (const c of cases) {
     const [profile, seed, size] = c.split(':') as [string, string, string | undefined];
     const recording = generateRecording({ profile, hosts: size === undefined ? hosts : Number(size), epochs, seed }, catalog);
-    const replaySeed =
-      (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench') === 'recording' ? seed : (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench');
+    const replaySeeds = (env.PB_BENCH_DISCOVERY_REPLAY_SEED ?? 'bench')
+      .split(',')
+      .map((r) => r.trim())
+      .map((r) => (r === 'recording' ? seed : r));
     for (const budget of budgets) {
       const row: string[] = [];
       for (const strategy of names) {
         const known = new Set(getStrategy(strategy).parameters.map((p) => p.name));
         const own = Object.fromEntries(Object.entries(params).filter(([k]) => known.has(k)));
-        const s = createStrategy({ strategy, budget, params: own }, { catalog });
-        const before = process.cpuUsage();
-        const r = simulate(recording, s, { seed: replaySeed });
-        const used = process.cpuUsage(before);
-        const cell: DiscoveryCell = {
-          profile,
-          seed,
-          budget,
-          strategy,
-          late: late(r),
-          all: late(r, 0),
-          perEpoch: r.perEpoch.map((e) => e.coverage),
-          rollout0: r.rollout?.within0 ?? null,
-          rollout1: r.rollout?.within1 ?? null,
-          rolloutKnownEpoch: r.rollout?.knownEpoch ?? null,
-          probesPerHostEpoch: r.perEpoch.reduce((a, e) => a + e.probes, 0) / recording.size,
-          cpu: (used.user + used.system) / 1e6,
-        };
-        cells.push(cell);
+        const mine: DiscoveryCell[] = [];
+        let rollout: SimulationResult['rollout'] = null;
+        for (const replaySeed of replaySeeds) {
+          const s = createStrategy({ strategy, budget, params: own }, { catalog });
+          const before = process.cpuUsage();
+          const r = simulate(recording, s, { seed: replaySeed });
+          const used = process.cpuUsage(before);
+          rollout = r.rollout;
+          mine.push({
+            profile,
+            seed,
+            budget,
+            strategy,
+            replaySeed,
+            late: late(r),
+            all: late(r, 0),
+            perEpoch: r.perEpoch.map((e) => e.coverage),
+            rollout0: r.rollout?.within0 ?? null,
+            rollout1: r.rollout?.within1 ?? null,
+            rolloutKnownEpoch: r.rollout?.knownEpoch ?? null,
+            probesPerHostEpoch: r.perEpoch.reduce((a, e) => a + e.probes, 0) / recording.size,
+            cpu: (used.user + used.system) / 1e6,
+          });
+        }
+        cells.push(...mine);
+        if (mine.length > 1) {
+          // Several replay seeds: the late coverage's mean and standard error, the all-epoch mean.
+          const l = meanSe(mine.map((c) => c.late));
+          const a = meanSe(mine.map((c) => c.all));
+          row.push(`${pct(l.mean)} ±${(100 * l.se).toFixed(2)} ${pct(a.mean)}`.padStart(23));
+          continue;
+        }
+        const cell = mine[0]!;
         // r1's `?`: the rollout port was not found anywhere in the scope before the rollout epoch.
-        const unknown = r.rollout !== null && (r.rollout.knownEpoch === null || r.rollout.knownEpoch >= r.rollout.epoch);
+        const unknown = rollout !== null && (rollout.knownEpoch === null || rollout.knownEpoch >= rollout.epoch);
         row.push(
           `${pct(cell.late)} ${pct(cell.all)} r1 ${cell.rollout1 === null ? '  - ' : (100 * cell.rollout1).toFixed(0).padStart(3)}${unknown ? '?' : ' '}`.padStart(
             23,
