@@ -321,7 +321,8 @@ export function mergeAdaptiveStates(x: AdaptiveState, y: AdaptiveState): Adaptiv
       ? null
       : mergePortStatsStates(a.prefixes ?? emptyPortStatsState(a.stats.discount), b.prefixes ?? emptyPortStatsState(b.stats.discount));
   return {
-    ...mergeCooccurrenceStates(a, b),
+    // The shared model's parts; the prefixes are merged above (not twice).
+    ...mergeCooccurrenceStates({ ...a, prefixes: null }, { ...b, prefixes: null }),
     prefixes,
     hosts: a.hosts + b.hosts,
     eligible: a.eligible + b.eligible,

@@ -1,6 +1,6 @@
 import { PortbanditError, type Rng } from '../src/core/index.js';
 import { type PairCountsState, PairCounts, mergePairCounts, validatePairCounts } from './cooccurrence/pair-counts.js';
-import { EMPTY_RANKING, MeanRanking, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
+import { EMPTY_RANKING, MeanRanking, PrefixUnderTag, type Ranking, addByScore, fillRest, rankFollowUps } from './cooccurrence/ranking.js';
 import {
   Discovery,
   discoveryRoom,
@@ -21,6 +21,7 @@ import {
   type PortStatsParams,
   type PortStatsState,
   PortStats,
+  emptyPortStatsState,
   mergePortStatsStates,
   pickPortStatsParams,
   portStatsParameters,
@@ -52,6 +53,8 @@ export interface CooccurrenceParams extends PortStatsParams, GuardParams, Discov
   readonly seedShare: number;
   /** Decision rounds per host-epoch: 1 = no follow-up, 2 = seed + one follow-up, ... */
   readonly rounds: number;
+  /** Rank a host's /24 (/64) under its tags (true) or by its tags alone. */
+  readonly byPrefix: boolean;
   /** Pseudo-trials shrinking P(B | A) toward the marginal P(B). */
   readonly pairStrength: number;
   /** Host-epochs with more open ports than this teach no pairs. */
@@ -67,6 +70,8 @@ export interface CooccurrenceState {
   readonly stats: PortStatsState;
   readonly pairs: PairCountsState;
   readonly discovery?: DiscoveryState;
+  /** Per-/24 (/64) statistics (their "tags" are prefixes); absent (or null, adaptive's way) with byPrefix off and in older states. */
+  readonly prefixes?: PortStatsState | null;
 }
 
 /** Default share of a live host's allowance `cooccurrence` spends on coordinated discovery. */
@@ -130,6 +135,13 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     min: 1,
     max: 16,
     description: 'Decision rounds per host-epoch (1 = no follow-up). Each extra round is one more agent round-trip in production.',
+  },
+  {
+    name: 'byPrefix',
+    type: 'boolean',
+    default: true,
+    description:
+      "Rank each host's network prefix (/24, /64) under its tags for the marginal ranking, as adaptive does (a subnet's own ports spread to its other hosts, its evidence vetoes ports its tag believes in); false = the tags' estimates alone.",
   },
   ...pairParameters,
   ...portStatsParameters,
@@ -253,10 +265,15 @@ export type CooccurrenceModelParams = PortStatsParams &
 
 /** Merge two co-occurrence states learned on disjoint results (order-independent). */
 export function mergeCooccurrenceStates(a: CooccurrenceState, b: CooccurrenceState): CooccurrenceState {
+  const prefixes =
+    (a.prefixes ?? null) === null && (b.prefixes ?? null) === null
+      ? undefined
+      : mergePortStatsStates(a.prefixes ?? emptyPortStatsState(a.stats.discount), b.prefixes ?? emptyPortStatsState(b.stats.discount));
   return {
     stats: mergePortStatsStates(a.stats, b.stats),
     pairs: mergePairCounts(a.pairs, b.pairs),
     discovery: mergeDiscoveryStates(a.discovery, b.discovery),
+    ...(prefixes !== undefined ? { prefixes } : {}),
   };
 }
 
@@ -266,7 +283,14 @@ function createCooccurrence(
   env: StrategyEnv,
   state?: CooccurrenceState,
 ): Strategy<CooccurrenceState> {
-  const model = new CooccurrenceModel(options, params, env, state === undefined ? undefined : validateState(state, 'cooccurrence'));
+  const saved = state === undefined ? undefined : validateState(state, 'cooccurrence');
+  const model = new CooccurrenceModel(options, params, env, saved);
+  // The marginal ranking of a host: its prefix under its tags under the scope (byPrefix), as
+  // adaptive and the bandits rank; the follow-ups' P(B | A) stay scope- (or tag-) wide.
+  const prefixStats = params.byPrefix ? new PortStats(env.catalog, pickPortStatsParams(params), saved?.prefixes ?? undefined) : null;
+  const hierarchy = prefixStats ? new PrefixUnderTag(model.stats, model.marginals, prefixStats, params.tagStrength) : null;
+  const marginalsOf = (round: RoundContext): readonly Ranking[] =>
+    hierarchy ? hierarchy.rank(round.tags, round.prefix) : [model.marginals.rank(round.tags)];
   const byFrequency = env.catalog.byFrequency;
   const allowanceOf = () => Math.min(options.budget, options.maxPerHost);
   return {
@@ -281,11 +305,11 @@ function createCooccurrence(
     select(round: RoundContext, _rng: Rng): Decision {
       const sweep = sweepDecision(round, options);
       if (sweep !== null) return sweep;
-      const marginal = model.marginals.rank(round.tags);
+      const marginal = marginalsOf(round);
       if (round.round === 0 && params.rounds > 1) {
         const seeds = Math.max(options.mustHave.length, Math.ceil(params.seedShare * round.remaining));
         const picker = new PortPicker(round, options, Math.min(seeds, round.remaining));
-        addByScore(picker, [marginal]);
+        addByScore(picker, marginal);
         fillRest(picker, byFrequency);
         return { ports: picker.ports, followUp: picker.ports.length < round.remaining };
       }
@@ -295,7 +319,7 @@ function createCooccurrence(
       // The discovery slice goes into the last round (round 0 when there is only one).
       const { slice, rankLimit } = last ? discoveryRoom(model.discovery, round, options, limit) : { slice: [], rankLimit: limit };
       const picker = new PortPicker(round, options, rankLimit);
-      const rankings = round.found.length > 0 ? [model.followUps(round.tags, round.found), marginal] : [marginal];
+      const rankings = round.found.length > 0 ? [model.followUps(round.tags, round.found), ...marginal] : marginal;
       addByScore(picker, rankings);
       picker.setLimit(limit);
       picker.addAll(slice);
@@ -308,10 +332,10 @@ function createCooccurrence(
       };
     },
     observe(results) {
-      return model.observe(results);
+      return model.observe(results, prefixStats ? (r) => prefixStats.observe({ ...r, tags: [r.prefix] }) : undefined);
     },
     state() {
-      return model.state();
+      return prefixStats ? { ...model.state(), prefixes: prefixStats.toJSON() } : model.state();
     },
     explain(limit = 20): Explanation {
       const total = allowanceOf();
@@ -328,6 +352,9 @@ function createCooccurrence(
         },
         notes: [
           `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)`,
+          prefixStats
+            ? `marginals: a host's /24 (/64) ranked under its tags (per-prefix statistics for ${prefixStats.tags().length} prefixes)`
+            : 'marginals: the tags alone (byPrefix off)',
           ...model.discovery.describe(Math.max(0, model.stats.epoch + 1)),
           ...model.topPairs(Math.min(limit, 10)),
         ],
