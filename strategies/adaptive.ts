@@ -21,15 +21,7 @@ import {
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
-import {
-  type PortStatsParams,
-  type PortStatsState,
-  PortStats,
-  emptyPortStatsState,
-  mergePortStatsStates,
-  pickPortStatsParams,
-  portStatsParameters,
-} from './stats/port-stats.js';
+import { type PortStatsParams, type PortStatsState, PortStats, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
 import type {
   BudgetSplit,
   CommonOptions,
@@ -316,14 +308,11 @@ function splitOf(
 export function mergeAdaptiveStates(x: AdaptiveState, y: AdaptiveState): AdaptiveState {
   const a = withSharedSweeps(x);
   const b = withSharedSweeps(y);
-  const prefixes =
-    a.prefixes === null && b.prefixes === null
-      ? null
-      : mergePortStatsStates(a.prefixes ?? emptyPortStatsState(a.stats.discount), b.prefixes ?? emptyPortStatsState(b.stats.discount));
+  // The shared model's merge, per-prefix statistics included (null when neither side keeps them).
+  const merged = mergeCooccurrenceStates(a, b);
   return {
-    // The shared model's parts; the prefixes are merged above (not twice).
-    ...mergeCooccurrenceStates({ ...a, prefixes: null }, { ...b, prefixes: null }),
-    prefixes,
+    ...merged,
+    prefixes: merged.prefixes ?? null,
     hosts: a.hosts + b.hosts,
     eligible: a.eligible + b.eligible,
     reverified: a.reverified + b.reverified,
