@@ -1,4 +1,5 @@
 import { realpathSync, writeFileSync } from 'node:fs';
+import { mean, sampleStandardDeviation } from 'simple-statistics';
 import { loadNmapServices } from '../src/catalog/index.js';
 import { type SimulationResult, simulate } from '../simulator/index.js';
 import { generateRecording } from '../simulator/synthetic/index.js';
@@ -83,12 +84,9 @@ function late(r: SimulationResult, from = Math.floor(r.epochs / 2)): number {
 
 const pct = (x: number | null): string => (x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
 
-/** Mean and standard error of the mean (0 for one value). */
-function meanSe(xs: readonly number[]): { mean: number; se: number } {
-  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  if (xs.length < 2) return { mean: m, se: 0 };
-  const variance = xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1);
-  return { mean: m, se: Math.sqrt(variance / xs.length) };
+/** Mean and standard error of the mean of at least two values (simple-statistics). */
+function meanSe(xs: number[]): { mean: number; se: number } {
+  return { mean: mean(xs), se: sampleStandardDeviation(xs) / Math.sqrt(xs.length) };
 }
 
 /** Run the grid and print one line per (case, budget): each strategy's late coverage. */
