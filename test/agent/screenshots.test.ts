@@ -231,8 +231,17 @@ describe.skipIf(!haveChromium('the screenshot tests'))('web screenshots with Deb
       // Without the hard stop (limit + 2 s) the screenshot of a page that never yields would wait
       // until the test's time-out; the slack is for a loaded machine.
       expect(r.ms).toBeLessThan(12_000);
-      // The same browser renders the next page.
-      expect((await quick.capture('127.0.0.1', { port: site.port, scheme: 'http' })).screenshot?.title).toBe('portbandit test page');
+      // The same browser renders the next page. Up to three tries of its 2 s limit: on a loaded
+      // machine (a local `npm test` beside other work) one render took longer, while a browser
+      // broken by the hard stop fails every try. Each try's note is kept for the message.
+      const notes: string[] = [];
+      let title: string | undefined;
+      for (let attempt = 0; attempt < 3 && title === undefined; attempt++) {
+        const next = await quick.capture('127.0.0.1', { port: site.port, scheme: 'http' });
+        title = next.screenshot?.title;
+        if (title === undefined) notes.push(next.note ?? '(no note)');
+      }
+      expect(title, `after the hard stop: ${notes.join('; ')}`).toBe('portbandit test page');
     } finally {
       await quick.close();
       await spin.close();
