@@ -28,7 +28,7 @@ export {
 export { runMasscan, MASSCAN_DEFAULTS, type MasscanOptions, type MasscanResult } from './scanners/masscan.js';
 export { runConnectSweep, CONNECT_DEFAULTS, type ConnectSweepOptions, type ConnectSweepResult } from './scanners/connect-sweep.js';
 export { runNmap, nmapArgs, checkScripts, NMAP_DEFAULTS, type NmapOptions, type NmapResult } from './scanners/nmap.js';
-export { resolveMasscanRoute, parseRouteGet, type MasscanRoute, type RouteLookup } from './scanners/route.js';
+export { resolveMasscanRoute, parseRouteGet, parseRouteBatch, type MasscanRoute, type RouteLookup } from './scanners/route.js';
 export { detectScannerTools, describeMissingTools, hasRawSockets, type ScannerTools } from './scanners/tools.js';
 export { runBounded, type ProcessBounds, type ProcessResult } from './scanners/bounded-process.js';
 export { parseNmapXml, type NmapRun, type NmapHost } from '../src/formats/index.js';

@@ -345,10 +345,17 @@ export class ScanPipeline {
           // beside the preflight, instead of after it (a silent one costs its time-out anyway).
           const ran = choosePreflight(item.scan.preflight, this.config);
           const verify = ran === 'none' || !this.wantsNmap(item, ran) ? [] : (item.verify ?? []).filter((p) => item.ports.includes(p));
-          const early = verify.length > 0 ? this.detect(item, verify, false) : undefined;
+          // ... once the preflight is under way: started first, the -sV processes' start-up CPU
+          // would hold back the preflight itself (the gathering of its run, the route lookup,
+          // masscan's start), and with it every host of the run.
+          let preflightStarted!: () => void;
+          const early =
+            verify.length > 0
+              ? new Promise<void>((resolve) => (preflightStarted = resolve)).then(() => this.detect(item, verify, false))
+              : undefined;
           // A rejected early run must not go unobserved while the preflight runs.
           early?.catch(() => {});
-          const pre = await this.preflightOf(item);
+          const pre = await this.preflightOf(item, () => preflightStarted?.());
           if (this.config.signal?.aborted) return;
           let submission = await this.finishHost(item, pre, startedAt, early);
           if (submission && this.config.screenshots && !this.config.signal?.aborted) {
@@ -368,6 +375,8 @@ export class ScanPipeline {
   private readonly waiting: Array<{
     item: WorkItem;
     ran: Preflight;
+    /** Called once the item's preflight run has started (its scanner process is up). */
+    started: () => void;
     resolve: (pre: PreflightOutcome) => void;
     reject: (error: unknown) => void;
   }> = [];
@@ -395,11 +404,14 @@ export class ScanPipeline {
    * else is waiting when the previous wave ends: a masscan run costs seconds of start-up and
    * wait whatever its size, so one run per item would make every host wait for all the others.
    */
-  private preflightOf(item: WorkItem): Promise<PreflightOutcome> {
+  private preflightOf(item: WorkItem, started: () => void): Promise<PreflightOutcome> {
     const ran = choosePreflight(item.scan.preflight, this.config);
-    if (ran === 'none') return Promise.resolve({ ran: 'none', open: new Map([[item.ip, [...item.ports]]]), answered: null, durationMs: 0 });
+    if (ran === 'none') {
+      started();
+      return Promise.resolve({ ran: 'none', open: new Map([[item.ip, [...item.ports]]]), answered: null, durationMs: 0 });
+    }
     return new Promise((resolve, reject) => {
-      this.waiting.push({ item, ran, resolve, reject });
+      this.waiting.push({ item, ran, started, resolve, reject });
       void this.pump();
     });
   }
@@ -449,6 +461,9 @@ export class ScanPipeline {
           Date.now(),
         ),
         Math.min(rate, this.config.masscan.rate),
+        () => {
+          for (const m of group.members) m.started();
+        },
       );
       for (const m of group.members) m.resolve(pre);
     } catch (error) {
@@ -465,6 +480,7 @@ export class ScanPipeline {
     targets: string[],
     deadline: number,
     rate = this.config.masscan.rate,
+    onStarted: () => void = () => {},
   ): Promise<PreflightOutcome> {
     const config = this.config;
     const started = performance.now();
@@ -477,9 +493,10 @@ export class ScanPipeline {
         const r = await this.masscanSlot.use(async () => {
           const fit = masscanPortsThatFit(ports.length, targets.length, rate, config.masscan, deadline, Date.now());
           const probed = ports.slice(0, fit);
+          if (fit === 0) onStarted();
           const run =
             fit > 0
-              ? await runMasscan({ targets, ports: probed, allow: config.allow, ...config.masscan, rate, ...signal })
+              ? await runMasscan({ targets, ports: probed, allow: config.allow, ...config.masscan, rate, onStart: onStarted, ...signal })
               : { open: new Map<string, number[]>(), durationMs: 0 };
           return { ...run, left: ports.slice(fit) };
         });
@@ -504,6 +521,7 @@ export class ScanPipeline {
       // Bounded by the leases' deadline (also after a failed masscan run took its time): against
       // dropped probes every port costs the whole time-out, and what is left is unknown.
       const r = await this.connectSlots.use(async () => {
+        onStarted();
         const swept = performance.now();
         const run = await runConnectSweep({
           targets,

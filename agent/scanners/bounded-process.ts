@@ -1,3 +1,4 @@
+import { setPriority } from 'node:os';
 import { execa } from 'execa';
 import { PortbanditError } from '../../src/core/index.js';
 
@@ -12,6 +13,12 @@ export interface ProcessBounds {
   readonly maxOutputBytes: number;
   /** Abort from outside (shutdown). */
   readonly signal?: AbortSignal;
+  /**
+   * Niceness of the process (0-19; absent: the agent's own). A lower priority keeps CPU-heavy
+   * start-ups (dozens of nmap -sV processes loading their probe files at once) from starving the
+   * agent's event loop and masscan's packet threads.
+   */
+  readonly nice?: number;
 }
 
 export interface ProcessResult {
@@ -33,8 +40,11 @@ export async function runBounded(file: string, args: readonly string[], bounds: 
       where: file,
     });
   }
+  if (bounds.nice !== undefined && (!Number.isInteger(bounds.nice) || bounds.nice < 0 || bounds.nice > 19)) {
+    throw new PortbanditError('PB_ERR_SCAN_OPTION', `a ${file} niceness of ${bounds.nice} is outside 0-19`, { where: file });
+  }
   const started = performance.now();
-  const result = await execa(file, args, {
+  const child = execa(file, args, {
     reject: false,
     timeout: bounds.timeoutMs,
     maxBuffer: bounds.maxOutputBytes,
@@ -42,6 +52,14 @@ export async function runBounded(file: string, args: readonly string[], bounds: 
     killSignal: 'SIGKILL',
     ...(bounds.signal ? { cancelSignal: bounds.signal } : {}),
   });
+  if (bounds.nice !== undefined && bounds.nice > 0 && child.pid !== undefined) {
+    try {
+      setPriority(child.pid, bounds.nice);
+    } catch {
+      // Already gone (it exits on its own terms), or not ours to renice: it runs at our priority.
+    }
+  }
+  const result = await child;
   const durationMs = performance.now() - started;
   const where = file;
   if (result.timedOut)

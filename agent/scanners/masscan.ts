@@ -28,6 +28,8 @@ export interface MasscanOptions {
   readonly maxOutputBytes?: number;
   readonly masscanPath?: string;
   readonly signal?: AbortSignal;
+  /** Called once masscan has been started (after the route lookup), before it ends. */
+  readonly onStart?: () => void;
 }
 
 export interface MasscanResult {
@@ -124,6 +126,7 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
       killSignal: 'SIGKILL',
       ...(options.signal ? { cancelSignal: options.signal } : {}),
     });
+    options.onStart?.();
     const wakeAfter = expectedSendMs + wait * 1000 + 500;
     wakeStart = setTimeout(() => {
       waker = setInterval(() => poke(targets[0]!), 1000);

@@ -24,6 +24,8 @@ export interface NmapOptions {
   readonly maxOutputBytes?: number;
   readonly nmapPath?: string;
   readonly signal?: AbortSignal;
+  /** Niceness of the nmap process (default NMAP_DEFAULTS.nice; 0: the agent's own priority). */
+  readonly nice?: number;
 }
 
 export interface NmapResult {
@@ -32,7 +34,15 @@ export interface NmapResult {
   readonly args: readonly string[];
 }
 
-export const NMAP_DEFAULTS = { hostTimeoutSeconds: 300, scriptTimeoutSeconds: 60, maxOutputBytes: 64 * 1024 * 1024 } as const;
+/**
+ * `nice`: nmap runs below the agent's priority. Each -sV process spends ~0.5 s of CPU loading its
+ * probes and scripts before it sends anything; a first look hands the agent dozens at once (the
+ * ports last known open of every host), and on the lab's 2 cores that storm held the masscan
+ * preflight of the same hosts back by ~11 s (the agent's own event loop and `ip route` lookups
+ * got a 40th of the CPU). Reniced, nmap takes the CPU the rest leaves, and its probes' time-outs
+ * are wall-clock waits that a lower priority does not lengthen.
+ */
+export const NMAP_DEFAULTS = { hostTimeoutSeconds: 300, scriptTimeoutSeconds: 60, maxOutputBytes: 64 * 1024 * 1024, nice: 10 } as const;
 
 const scriptName = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const timingFlag =
@@ -131,6 +141,7 @@ export async function runNmap(options: NmapOptions): Promise<NmapResult> {
   const result = await runBounded(options.nmapPath ?? 'nmap', args, {
     timeoutMs,
     maxOutputBytes: options.maxOutputBytes ?? NMAP_DEFAULTS.maxOutputBytes,
+    nice: options.nice ?? NMAP_DEFAULTS.nice,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const run = parseNmapXml(result.stdout, 'nmap -oX');

@@ -46,13 +46,18 @@ export async function resolveMasscanRoute(targets: readonly string[]): Promise<M
   const defaults = await execa('ip', ['route', 'show', 'default'], { reject: false });
   const defaultDevs = new Set([...String(defaults.stdout).matchAll(/\bdev\s+(\S+)/g)].map((m) => m[1]!));
   let route: MasscanRoute | null = null;
+  const answers = await routeGetAll(targets);
   for (const target of targets) {
-    const r = await execa('ip', ['route', 'get', target], { reject: false });
-    if (r.exitCode !== 0)
-      throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `no route to ${target}: ${String(r.stderr).trim()}; masscan will not run`, {
-        where: target,
-      });
-    const hop = parseRouteGet(String(r.stdout), target);
+    let text = answers?.get(target);
+    if (text === undefined) {
+      const r = await execa('ip', ['route', 'get', target], { reject: false });
+      if (r.exitCode !== 0)
+        throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `no route to ${target}: ${String(r.stderr).trim()}; masscan will not run`, {
+          where: target,
+        });
+      text = String(r.stdout);
+    }
+    const hop = parseRouteGet(text, target);
     if (defaultDevs.has(hop.dev) || hop.dev === 'lo') {
       throw new PortbanditError(
         'PB_ERR_UNSAFE_TARGET',
@@ -71,4 +76,33 @@ export async function resolveMasscanRoute(targets: readonly string[]): Promise<M
     route = next;
   }
   return route!;
+}
+
+/**
+ * `ip route get` for every target in one `ip -batch` process (a run of 1,024 targets would
+ * otherwise start 1,024 processes, each slow on a machine busy with nmap start-ups). Each answer
+ * begins with its address at the start of a line, detail lines are indented. Null when the batch
+ * did not answer for every target in order (an error for one of them): the caller then asks one
+ * by one, which names the target and the error.
+ */
+async function routeGetAll(targets: readonly string[]): Promise<Map<string, string> | null> {
+  if (targets.length < 2) return null;
+  const r = await execa('ip', ['-batch', '-'], { reject: false, input: targets.map((t) => `route get ${t}\n`).join('') });
+  return r.exitCode === 0 ? parseRouteBatch(String(r.stdout), targets) : null;
+}
+
+/**
+ * Split `ip -batch` output of one `route get` per target into each target's answer line. Null
+ * unless there is exactly one answer per target, in order, each starting with its address (an
+ * answer such as `local ...`, `blackhole ...` or an error is left to the one-by-one lookup).
+ */
+export function parseRouteBatch(text: string, targets: readonly string[]): Map<string, string> | null {
+  const answers = text.split('\n').filter((line) => line.length > 0 && !/^\s/.test(line));
+  if (answers.length !== targets.length) return null;
+  const out = new Map<string, string>();
+  for (let i = 0; i < targets.length; i++) {
+    if (answers[i]!.split(/\s/, 1)[0] !== targets[i]) return null;
+    out.set(targets[i]!, answers[i]!);
+  }
+  return out;
 }

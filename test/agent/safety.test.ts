@@ -4,6 +4,7 @@ import {
   checkScripts,
   choosePreflight,
   nmapArgs,
+  parseRouteBatch,
   parseRouteGet,
   resolveMasscanRoute,
   runBounded,
@@ -92,6 +93,24 @@ describe('masscan routing', () => {
     });
     expect(parseRouteGet('198.18.1.10 dev pblab0 src 198.18.0.2 uid 0', 'x').via).toBeNull();
     expect(() => parseRouteGet('blackhole 198.19.7.7 uid 0', '198.19.7.7')).toThrow(/no usable route/);
+  });
+
+  test('splits one `ip -batch` answer per target, and leaves anything else to the one-by-one lookup', () => {
+    const batch =
+      '198.18.1.6 via 198.19.255.254 dev pblab0 src 198.19.255.253 uid 0 \n    cache \n' +
+      '198.18.1.7 via 198.19.255.254 dev pblab0 src 198.19.255.253 uid 0 \n    cache \n';
+    expect(parseRouteBatch(batch, ['198.18.1.6', '198.18.1.7'])).toEqual(
+      new Map([
+        ['198.18.1.6', '198.18.1.6 via 198.19.255.254 dev pblab0 src 198.19.255.253 uid 0 '],
+        ['198.18.1.7', '198.18.1.7 via 198.19.255.254 dev pblab0 src 198.19.255.253 uid 0 '],
+      ]),
+    );
+    // Out of order, one short, or an answer that is not a plain route: null.
+    expect(parseRouteBatch(batch, ['198.18.1.7', '198.18.1.6'])).toBeNull();
+    expect(parseRouteBatch(batch, ['198.18.1.6', '198.18.1.7', '198.18.1.8'])).toBeNull();
+    expect(parseRouteBatch('local 127.0.0.1 dev lo table local src 127.0.0.1 uid 0 \n    cache <local> \n', ['127.0.0.1'])).toBeNull();
+    // A prefix of another address is not that address.
+    expect(parseRouteBatch('198.18.1.60 via 198.19.255.254 dev pblab0 src 198.19.255.253\n', ['198.18.1.6'])).toBeNull();
   });
 
   test('refuses a target reached over the default route or loopback (no lab route)', async () => {

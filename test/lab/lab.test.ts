@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { parseRouteBatch, parseRouteGet, resolveMasscanRoute } from '../../agent/index.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   isLabSafeAddress,
@@ -86,6 +87,13 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
     const lookup = await execa('ip', ['route', 'get', '198.19.7.7'], { reject: false });
     expect(lookup.exitCode).not.toBe(0);
     expect((await execa('ip', ['route', 'get', state.hosts[0]!.ip])).stdout).toContain('dev pblab0');
+    // masscan's route for all the hosts at once: one `ip -batch` process, each answer read.
+    const ips = state.hosts.map((h) => h.ip);
+    const batch = await execa('ip', ['-batch', '-'], { input: ips.map((ip) => `route get ${ip}\n`).join('') });
+    expect([...(parseRouteBatch(batch.stdout, ips)?.values() ?? [])].map((line) => parseRouteGet(line, '').dev)).toEqual(
+      ips.map(() => 'pblab0'),
+    );
+    expect(await resolveMasscanRoute(ips)).toEqual({ adapter: 'pblab0', adapterIp: expect.any(String), routerIp: expect.any(String) });
   });
 
   test("building the lab again keeps it this process's own: another process cannot take it meanwhile", async () => {
