@@ -17,6 +17,8 @@ export {
   ScanPipeline,
   preflightDeadline,
   masscanShares,
+  masscanWaitMs,
+  masscanRateInUse,
   type MasscanRunInFlight,
   SCAN_DEFAULTS,
   type ScanConfig,

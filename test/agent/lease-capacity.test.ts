@@ -5,7 +5,7 @@ import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { AllowList, type ScanConfig, scanBatch } from '../../agent/index.js';
 import { leaseAllowance } from '../../agent/agent.js';
-import { masscanPortsThatFit, masscanShares } from '../../agent/scan-batch.js';
+import { masscanPortsThatFit, masscanRateInUse, masscanShares, masscanWaitMs } from '../../agent/scan-batch.js';
 import { PortRanges } from '../../src/core/ports.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 
@@ -172,16 +172,21 @@ describe('masscan rate shares', () => {
     expect(masscanShares([1_000_000, 3_000_000], [], masscan, 0)).toEqual([12_500, 37_500]);
   });
 
-  test("a run started beside a sweep shares by what the sweep still has to send, and ends soon after it (seen in the lab: 3 hosts' follow-ups beside 29 others' sweep)", () => {
+  test('a wave beside a sweep sending at the whole rate waits for its end, then gets the whole rate (runs together never exceed --rate)', () => {
     // The sweep: 29 hosts x 64,535 ports, one retry, at 50,000 packets/s, started 32 s ago.
     const sweep = { size: 29 * 64_535, rate: 50_000, started: 0 };
-    const [rate] = masscanShares([3 * 64_535], [sweep], masscan, 32_000);
-    const sweepEnds = (sweep.size * 2) / sweep.rate - 32; // s from now
-    const runEnds = (3 * 64_535 * 2) / rate!;
-    // Shared by the sweep's whole size (before), the run got ~4,700/s and ran ~40 s past the sweep's end.
-    expect(runEnds - sweepEnds).toBeGreaterThan(0);
-    expect(runEnds - sweepEnds).toBeLessThan(10);
-    expect(rate).toBeGreaterThan(7000);
+    const sweepEnds = ((sweep.size * 2) / sweep.rate) * 1000; // ms
+    expect(masscanRateInUse([sweep], masscan, 32_000)).toBe(50_000);
+    expect(masscanWaitMs([sweep], masscan, 32_000)).toBe(Math.ceil(sweepEnds - 32_000));
+    // Started anyway, it would get only the floor (before: ~7,000/s on top of the sweep's 50,000).
+    expect(masscanShares([3 * 64_535], [sweep], masscan, 32_000)).toEqual([1000]);
+    // Once the sweep is done sending (in its --wait, still in flight), the rate is free again.
+    expect(masscanWaitMs([sweep], masscan, sweepEnds)).toBe(0);
+    expect(masscanShares([3 * 64_535], [sweep], masscan, sweepEnds)).toEqual([50_000]);
+    // A run at a quarter of the rate leaves room: no wait, the rest shared.
+    const small = { size: 64_535, rate: 12_500, started: 0 };
+    expect(masscanWaitMs([small], masscan, 1000)).toBe(0);
+    expect(masscanShares([1, 3], [small], masscan, 1000)).toEqual([9_375, 28_125]);
   });
 
   test('properties: within [1,000, rate]; a run beside runs that are done gets the whole rate', () => {
@@ -195,6 +200,13 @@ describe('masscan rate shares', () => {
         (sizes, inFlight, now) => {
           const rates = masscanShares(sizes, inFlight, masscan, now);
           expect(rates.every((r) => r >= 1000 && r <= masscan.rate)).toBe(true);
+          // Together with the runs still sending, never above --rate but for the floor.
+          const used = masscanRateInUse(inFlight, masscan, now);
+          expect(rates.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(Math.max(0, masscan.rate - used) + 1000 * sizes.length);
+          // A wave waits exactly while more than 3/4 of the rate is in use, and until a run's sending ends.
+          const wait = masscanWaitMs(inFlight, masscan, now);
+          expect(wait > 0).toBe(used > 0.75 * masscan.rate);
+          if (wait > 0) expect(masscanRateInUse(inFlight, masscan, now + wait)).toBeLessThan(used);
           const done = inFlight.map((r) => ({ ...r, started: now - Math.ceil(((r.size * 2) / r.rate) * 1000) - 1 }));
           expect(masscanShares(sizes, done, masscan, now)).toEqual(masscanShares(sizes, [], masscan, now));
         },
