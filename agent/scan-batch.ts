@@ -470,8 +470,8 @@ export class ScanPipeline {
         }
         const wave = this.waiting.splice(0);
         const groups = groupForPreflight(wave, MASSCAN_UNION_FACTOR);
-        // Runs at once share --rate in proportion to what they (still) send, so a sweep does not
-        // hold the short lists behind it (nor they the sweep).
+        // The wave's runs share what --rate leaves beside the runs still sending, by size, so a
+        // sweep does not hold the short lists of its wave behind it (nor they the sweep).
         const sizes = groups.map((g) => (g.ran === 'masscan' ? g.ports.length * g.members.length : 0));
         const rates = masscanShares(sizes, this.masscanRuns, this.config.masscan, Date.now());
         groups.forEach((group, i) => void this.runGroup(group, rates[i]!, sizes[i]!));
