@@ -146,7 +146,8 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
       },
     );
     agent.stderr!.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) if (/preflight|refus|fail|reject/.test(line)) log(`agent ${line}`);
+      for (const line of chunk.toString().split('\n'))
+        if (/preflight|refus|fail|reject|cannot probe|missed open/.test(line)) log(`agent ${line}`);
     });
   }, 900_000); // labUp waits while another test file owns the lab
 
@@ -201,7 +202,15 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     for (const s of after) {
       const scan = await latest(s.ip);
       if (scan?.ports.some((p) => p.port === s.port && p.state === 'open')) found++;
-      else missed.push(`${key(s)}/${s.kind}`);
+      else {
+        // What the latest visit said of it, so that a miss can be told apart: not probed (unknown),
+        // probed and not answered, or stored in another state.
+        const entry = scan?.ports.find((p) => p.port === s.port);
+        missed.push(
+          `${key(s)}/${s.kind} (latest: cycle ${scan?.cycle ?? '-'}, ${entry ? `state ${entry.state}` : 'not listed'}` +
+            `${scan?.unknownPorts ? `, unknown ${scan.unknownPorts}` : ''}${scan?.incomplete ? `, incomplete: ${scan.incomplete}` : ''})`,
+        );
+      }
     }
     log(`found ${found} of ${after.length} served services; missed ${missed.join(' ') || 'none'}`);
     expect(found / after.length).toBeGreaterThanOrEqual(0.95);
