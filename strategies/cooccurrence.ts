@@ -17,6 +17,7 @@ import { BANDIT_DISCOVERY } from './bandit-base.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
 import { PortPicker } from './port-picker.js';
+import { samplePriorPort } from './stats/sample-prior.js';
 import {
   type PortStatsParams,
   type PortStatsState,
@@ -53,6 +54,8 @@ export interface CooccurrenceParams extends PortStatsParams, GuardParams, Discov
   readonly seedShare: number;
   /** Decision rounds per host-epoch: 1 = no follow-up, 2 = seed + one follow-up, ... */
   readonly rounds: number;
+  /** Share of a visit's probes after must-have ones drawn from nmap's frequency prior, in the last round. */
+  readonly epsilon: number;
   /** Rank a host's /24 (/64) under its tags (true) or by its tags alone. */
   readonly byPrefix: boolean;
   /** Pseudo-trials shrinking P(B | A) toward the marginal P(B). */
@@ -135,6 +138,15 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     min: 1,
     max: 16,
     description: 'Decision rounds per host-epoch (1 = no follow-up). Each extra round is one more agent round-trip in production.',
+  },
+  {
+    name: 'epsilon',
+    type: 'number',
+    default: 0.1,
+    min: 0,
+    max: 1,
+    description:
+      "Share of a visit's probes after must-have ones drawn from nmap's frequency prior in the last round (exploration, as epsilon-greedy's epsilon): without it a port whose first few probes came back closed drops out of the greedy ranking for good.",
   },
   {
     name: 'byPrefix',
@@ -292,6 +304,32 @@ function createCooccurrence(
   const marginalsOf = (round: RoundContext): readonly Ranking[] =>
     hierarchy ? hierarchy.rank(round.tags, round.prefix) : [model.marginals.rank(round.tags)];
   const byFrequency = env.catalog.byFrequency;
+  /**
+   * The last round's exploration, as epsilon-greedy's: a share `epsilon` of the visit's probes
+   * after the must-have ones (rounded stochastically) are draws from nmap's frequency prior, all
+   * taken here (at most the round's ranked room); the ranking fills the rest of that room first.
+   * Why: the marginal ranking is greedy on posterior means, so a port whose first few probes
+   * came back closed drops below the allowance and is never probed again; on a scope that follows
+   * nmap's table (`internet`) that cost cooccurrence 1-2 points against the learners that explore
+   * (docs/strategies.md).
+   */
+  const explore = (picker: PortPicker, round: RoundContext, rankings: readonly Ranking[], rng: Rng): void => {
+    const visit = round.probed.length + round.remaining - Math.min(options.mustHave.length, round.probed.length + round.remaining);
+    // The share of the visit, rounded stochastically (one draw, not one per probe: a /16 replay makes ~800,000 of these).
+    const draws = Math.min(Math.floor(visit * params.epsilon + rng.next()), picker.room);
+    if (picker.room > draws) addByScore(picker, rankings, picker.room - draws);
+    // The ranking has taken nmap's head: draw from the table past its first port still free
+    // (the same distribution as drawing from the whole table and rejecting what cannot be taken).
+    const sampler = env.catalog.frequencySampler;
+    let head = 0;
+    while (head < sampler.size && !picker.canTake(sampler.items[head]!)) head++;
+    let misses = 0;
+    while (!picker.full && misses < 64) {
+      const port = sampler.size === 0 ? samplePriorPort(env.catalog, rng) : sampler.drawFrom(rng, head);
+      if (picker.add(port)) misses = 0;
+      else misses++;
+    }
+  };
   const allowanceOf = () => Math.min(options.budget, options.maxPerHost);
   return {
     name: 'cooccurrence',
@@ -302,7 +340,7 @@ function createCooccurrence(
     followUpAllowance(host, found, allowance, rng) {
       return model.discovery.followUpAllowance(host, found, allowance, rng);
     },
-    select(round: RoundContext, _rng: Rng): Decision {
+    select(round: RoundContext, rng: Rng): Decision {
       const sweep = sweepDecision(round, options);
       if (sweep !== null) return sweep;
       const marginal = marginalsOf(round);
@@ -320,6 +358,7 @@ function createCooccurrence(
       const { slice, rankLimit } = last ? discoveryRoom(model.discovery, round, options, limit) : { slice: [], rankLimit: limit };
       const picker = new PortPicker(round, options, rankLimit);
       const rankings = round.found.length > 0 ? [model.followUps(round.tags, round.found), ...marginal] : marginal;
+      if (last && params.epsilon > 0) explore(picker, round, rankings, rng);
       addByScore(picker, rankings);
       picker.setLimit(limit);
       picker.addAll(slice);
@@ -340,18 +379,18 @@ function createCooccurrence(
     explain(limit = 20): Explanation {
       const total = allowanceOf();
       const mustHave = Math.min(options.mustHave.length, total);
+      // Discovery slices and the prior draws of the last round.
+      const exploration = Math.min(
+        total - mustHave,
+        Math.floor(params.discoveryShare * (total - mustHave)) + Math.round(params.epsilon * (total - mustHave)),
+      );
       return {
         strategy: 'cooccurrence',
         groups: model.groups(limit),
-        split: {
-          mustHave,
-          fixed: 0,
-          history: 0,
-          learned: total - mustHave - Math.floor(params.discoveryShare * (total - mustHave)),
-          exploration: Math.floor(params.discoveryShare * (total - mustHave)),
-        },
+        split: { mustHave, fixed: 0, history: 0, learned: total - mustHave - exploration, exploration },
         notes: [
-          `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)`,
+          `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)` +
+            (params.epsilon > 0 ? `, ~${Math.round(params.epsilon * (total - mustHave))} of them drawn from nmap's frequency prior` : ''),
           prefixStats
             ? `marginals: a host's /24 (/64) ranked under its tags (per-prefix statistics for ${prefixStats.tags().length} prefixes)`
             : 'marginals: the tags alone (byPrefix off)',

@@ -31,9 +31,21 @@ export class CumulativeSampler {
 
   /** One item, with probability weight / total (the last item when there are none with weight). */
   draw(rng: Rng): number {
-    const u = rng.next() * this.total;
+    return this.drawFrom(rng, 0);
+  }
+
+  /**
+   * One of the items from index `start` on, with probability weight / (their total): the draw
+   * of `draw` conditioned on skipping the first `start` items, without rejecting draws (items
+   * ordered by weight, most first, put the mass a caller has already taken at the head). The
+   * last item when `start` is past the end or the rest has no weight.
+   */
+  drawFrom(rng: Rng, start: number): number {
     const c = this.cumulative;
-    let lo = 0;
+    const from = Math.max(0, Math.min(Math.floor(start), c.length - 1));
+    const below = from === 0 ? 0 : c[from - 1]!;
+    const u = below + rng.next() * (this.total - below);
+    let lo = from;
     let hi = c.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;

@@ -50,4 +50,35 @@ describe('the cumulative sampler', () => {
     expect(n.get(10)! / 60000).toBeCloseTo(1 / 6, 1);
     expect(n.get(30)! / 60000).toBeCloseTo(1 / 2, 1);
   });
+
+  test.prop([fc.array(fc.integer({ min: 0, max: 100 }), { minLength: 1, maxLength: 40 }), fc.nat(45), fc.string()])(
+    'drawFrom(start) never returns an item before start while the rest has weight, and drawFrom(0) is draw',
+    (weights, start, seed) => {
+      const items = weights.map((_, i) => i);
+      const sampler = new CumulativeSampler(items, (i) => weights[i]!);
+      const a = createRng(seed);
+      const restHasWeight = weights.slice(start).some((w) => w > 0);
+      for (let k = 0; k < 100; k++) {
+        const x = sampler.drawFrom(a, start);
+        if (restHasWeight) {
+          expect(x).toBeGreaterThanOrEqual(start);
+          expect(weights[x]).toBeGreaterThan(0);
+        } else expect(x).toBe(items.length - 1);
+        expect(sampler.drawFrom(createRng(`${seed}/${k}`), 0)).toBe(sampler.draw(createRng(`${seed}/${k}`)));
+      }
+    },
+  );
+
+  test('drawFrom(start) draws the rest in proportion to its weights (the draw conditioned on skipping the head)', () => {
+    const sampler = new CumulativeSampler([1, 2, 3, 4], (x) => x * 10);
+    const rng = createRng('conditioned');
+    const n = new Map<number, number>();
+    for (let k = 0; k < 70000; k++) {
+      const x = sampler.drawFrom(rng, 1);
+      n.set(x, (n.get(x) ?? 0) + 1);
+    }
+    expect(n.has(1)).toBe(false);
+    expect(n.get(2)! / 70000).toBeCloseTo(2 / 9, 1);
+    expect(n.get(4)! / 70000).toBeCloseTo(4 / 9, 1);
+  });
 });

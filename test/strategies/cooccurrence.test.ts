@@ -121,6 +121,28 @@ describe('cooccurrence strategy', () => {
     expect(first.followUp).toBe(true);
   });
 
+  test("the last round spends epsilon of the visit on draws from nmap's prior, past what the ranking took", () => {
+    const lastRound = (epsilon: number) => {
+      const strategy = createStrategy({ strategy: 'cooccurrence', budget: 100, params: { epsilon, discoveryShare: 0 } }, env);
+      // Round 1 of a never-taught host: the marginal ranking is nmap's order.
+      const round: RoundContext = { ...host('198.18.0.7', 0), round: 1, probed: env.catalog.top(40), found: [], remaining: 60 };
+      return strategy.select(round, createRng('explore')).ports;
+    };
+    const greedy = lastRound(0);
+    const explored = lastRound(0.1);
+    expect(greedy).toEqual(env.catalog.top(100).slice(40));
+    expect(explored).toHaveLength(60);
+    // 0.1 of the visit's 100 probes: 10 draws; the ranking keeps the first 50 of its 60.
+    expect(explored.slice(0, 50)).toEqual(greedy.slice(0, 50));
+    const drawn = explored.slice(50);
+    expect(drawn).toHaveLength(10);
+    // Drawn from the table past the ranked head (none among nmap's top 90), by frequency: most
+    // of them from the next few hundred ranks, not from the 64,000 ports nmap never saw open.
+    const rank = (p: number) => env.catalog.top(65535).indexOf(p);
+    expect(drawn.every((p) => rank(p) >= 90)).toBe(true);
+    expect(drawn.filter((p) => rank(p) < 1000).length).toBeGreaterThanOrEqual(5);
+  });
+
   test('explain lists the learned pairs and the per-tag estimates', () => {
     const strategy = createStrategy({ strategy: 'cooccurrence', budget: 10 }, env);
     teach(strategy, 2);
