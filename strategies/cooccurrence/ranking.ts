@@ -91,18 +91,25 @@ export class PrefixUnderTag {
       const byTag = this.tagRanking.rank(tags);
       const known = byTag.byPort;
       const k = this.strength;
-      const entries = this.prefixStats.entries(prefix);
       const sweeps = this.prefixStats.sweeps(prefix);
-      const scored: Array<[number, number]> = [];
+      // Parallel arrays and an index sort: a prefix holds hundreds of entries (nmap's top ports
+      // are tracked), rescored for nearly every host of a shuffled walk; a tuple per entry was
+      // most of the garbage of a lease.
+      const size = this.prefixStats.entries(prefix).length;
+      const entryPorts = new Int32Array(size);
+      const entryScores = new Float64Array(size);
       const inPrefix = new Set<number>();
-      for (const port of entries) {
+      let n = 0;
+      this.prefixStats.forEachEntry(prefix, (port, successes, trials) => {
         const m = known?.get(port) ?? this.tagStats.mean(tags, port);
-        const { successes, trials } = this.prefixStats.counts(prefix, port);
-        scored.push([port, (k * m + successes) / (k + Math.max(trials, successes))]);
+        entryPorts[n] = port;
+        entryScores[n] = (k * m + successes) / (k + Math.max(trials, successes));
+        n++;
         inPrefix.add(port);
-      }
-      scored.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
-      const own: Ranking = { ports: scored.map((x) => x[0]), scores: scored.map((x) => x[1]) };
+      });
+      const order = Array.from({ length: n }, (_, i) => i);
+      order.sort((a, b) => entryScores[b]! - entryScores[a]! || entryPorts[a]! - entryPorts[b]!);
+      const own: Ranking = { ports: order.map((i) => entryPorts[i]!), scores: order.map((i) => entryScores[i]!) };
       const rest: Ranking = { ports: byTag.ports, scores: byTag.scores, scale: k / (k + sweeps), skip: (p) => inPrefix.has(p) };
       hit = [own, rest];
       if (this.cache.size > 4096) this.cache.clear();

@@ -538,6 +538,17 @@ export class PortStats {
     return this.tagGroups.get(tag)?.ports ?? [];
   }
 
+  /**
+   * Every entry of a tag's group with its discounted successes and trials (sweeps included, as
+   * `counts` gives them), in slot order, without allocating per entry.
+   */
+  forEachEntry(tag: string, visit: (port: number, successes: number, trials: number) => void): void {
+    const g = this.tagGroups.get(tag);
+    if (!g) return;
+    const { ports, s, t, sweeps } = g;
+    for (let i = 0; i < ports.length; i++) visit(ports[i]!, s[i]!, t[i]! + sweeps);
+  }
+
   /** Discounted sweeps of a tag's group (probes of every port without an entry). */
   sweeps(tag: string): number {
     return this.tagGroups.get(tag)?.sweeps ?? 0;
