@@ -221,7 +221,8 @@ export class ResultIntake {
     if (next !== null) {
       const { priorScanId: _old, ...rest } = session;
       // Queued compact, as leases are: the ports and the session's port lists as range specs.
-      const blob = storeLeaseSession({ ...rest, state: hs.toJSON(), visitId: scan.scanId });
+      const state = hs.toJSON();
+      const blob = storeLeaseSession({ ...rest, state, visitId: scan.scanId });
       return {
         followUp: {
           ip: lease.ip,
@@ -234,6 +235,8 @@ export class ResultIntake {
           ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}),
           // The visit's later rounds are scanned from the same vantage point.
           ...(session.group !== undefined ? { groups: [session.group] } : {}),
+          // Behind the rounds of visits that answered (src/store/queue-priority.ts).
+          ...(state.found.length === 0 ? { silent: true } : {}),
         },
       };
     }

@@ -637,7 +637,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
     if (items.length === 0) return [];
     const docs = items.map((item) => JSON.stringify(item));
     // WITH ORDINALITY keeps the caller's order in the sequence numbers.
-    const { rows } = await SQL.queueInsert(q, [items.map((item) => item.ip), items.map((item) => queuePriority(item.reason)), docs]);
+    const { rows } = await SQL.queueInsert(q, [items.map((item) => item.ip), items.map((item) => queuePriority(item)), docs]);
     const seqs = rows.map((r) => r.seq as number).sort((a, b) => a - b);
     return docs.map((doc, i) => ({ ...readQueuedDoc(doc), id: String(seqs[i]) }));
   }

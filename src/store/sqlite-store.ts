@@ -509,7 +509,7 @@ class SqliteStore implements Store {
   /** Queue an item; its stored JSON and id (the caller builds the copy it returns, if any). */
   private insertQueuedDoc(item: QueuedWorkInput): { json: string; id: string } {
     const json = JSON.stringify(item);
-    return { json, id: String(this.stmt.queueInsert.run(queuePriority(item.reason), json).lastInsertRowid) };
+    return { json, id: String(this.stmt.queueInsert.run(queuePriority(item), json).lastInsertRowid) };
   }
 
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]> {

@@ -124,8 +124,9 @@ export interface CoordinationStore {
 
   /**
    * Append items to the work queue (manual rescans, expired leases, follow-ups, claimed cycle
-   * blocks). The queue is served by class of `reason`, then first in, first out: follow-up rounds
-   * and expired leases, then manual rescans, then the cycle (`queuePriority`, src/store/queue-priority.ts).
+   * blocks). The queue is served by class, then first in, first out: follow-up rounds and expired
+   * leases, then manual rescans and the follow-up rounds of visits that found nothing so far
+   * (`silent`), then the cycle (`queuePriority`, src/store/queue-priority.ts).
    */
   enqueueWork(items: readonly QueuedWorkInput[]): Promise<QueuedWork[]>;
   /**
@@ -420,6 +421,12 @@ export interface QueuedWorkInput {
   readonly cycle?: number;
   /** Only agents of one of these groups may take the item (`dequeueWorkFor`); absent = any agent. */
   readonly groups?: readonly string[];
+  /**
+   * A follow-up round of a visit that has found no open port so far (a silent first look under a
+   * budget that covers the port space): queued behind the rounds of visits that answered, with
+   * the manual rescans (src/store/queue-priority.ts).
+   */
+  readonly silent?: boolean;
 }
 
 export interface QueuedWork extends QueuedWorkInput {

@@ -94,4 +94,35 @@ describe('silent hosts under a budget that covers the port space', () => {
     const dead = second.filter((w) => w.ip === '198.18.20.12');
     expect(dead.flatMap((w) => w.ports).length).toBe(65535);
   });
+
+  it('queues the rest of the port space for the hosts whose first look answered ahead of the silent ones', async () => {
+    await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: null });
+    const looks: WorkItem[] = [];
+    for (let i = 0; i < 16; i++) looks.push((await getWork(app, t.agents[0]!))!);
+    expect(looks.every((w) => w.ports.length === 1000)).toBe(true);
+    // The silent first looks come back first (nothing for nmap to wait on), as in the lab.
+    const answers = (w: WorkItem) => openOf(w.ip).some((p) => w.ports.includes(p));
+    for (const w of [...looks.filter((x) => !answers(x)), ...looks.filter(answers)]) {
+      const res = await submit(
+        app,
+        t.agents[0]!,
+        resultFor(
+          w,
+          w.ports.filter((p) => openOf(w.ip).includes(p)),
+          clock.now(),
+        ),
+      );
+      expect(res.statusCode, res.body).toBe(200);
+    }
+    const queued = await app.coordinator.store.listQueuedWork(20);
+    expect(queued).toHaveLength(16);
+    expect(queued.every((q) => q.reason === 'followup' && q.portRanges !== undefined)).toBe(true);
+    // .1-.8 answered on 22: their sweeps first, then the addresses that answered nothing (.9's only port is outside its first look).
+    const live = looks.filter(answers).map((w) => w.ip);
+    expect(live).toHaveLength(8);
+    expect(queued.slice(0, 8).map((q) => q.ip)).toEqual(live);
+    expect(queued.slice(8).every((q) => q.silent === true && !live.includes(q.ip))).toBe(true);
+    expect(queued.slice(8).map((q) => q.ip)).toContain('198.18.20.9');
+  });
 });

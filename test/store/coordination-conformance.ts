@@ -219,6 +219,38 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         expect((await store.dequeueWork(3)).map((q) => q.ip)).toEqual(['198.18.0.3', '198.18.0.9', '198.18.1.0']);
         expect(await store.countQueuedWork()).toBe(499);
       });
+
+      it('serves the follow-up rounds of visits that found nothing (silent) after those that answered, with the manual rescans', async () => {
+        const store = await fresh();
+        const round = (n: number, silent: boolean) => ({
+          ip: `198.18.0.${n}`,
+          tags: [],
+          reason: 'followup' as const,
+          enqueuedAt: n,
+          portRanges: '1001-65535',
+          round: 1,
+          ...(silent ? { silent: true } : {}),
+        });
+        await store.enqueueWork([{ ip: '198.18.1.1', tags: [], reason: 'cycle', enqueuedAt: 0, cycle: 1 }]);
+        await store.enqueueWork([round(1, true), round(2, true)]);
+        await store.enqueueWork([{ ip: '198.18.0.9', tags: [], reason: 'manual', enqueuedAt: 3 }]);
+        await store.enqueueWork([round(3, false), round(4, true), round(5, false)]);
+        expect((await store.listQueuedWork(10)).map((q) => q.ip)).toEqual([
+          '198.18.0.3',
+          '198.18.0.5',
+          '198.18.0.1',
+          '198.18.0.2',
+          '198.18.0.9',
+          '198.18.0.4',
+          '198.18.1.1',
+        ]);
+        const served = await store.dequeueWork(3);
+        expect(served.map((q) => [q.ip, q.silent ?? false])).toEqual([
+          ['198.18.0.3', false],
+          ['198.18.0.5', false],
+          ['198.18.0.1', true],
+        ]);
+      });
     });
 
     describe('several coordinators', () => {
