@@ -349,7 +349,9 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       // that long): each such lease must have been issued again.
       const reissued = run.leases.filter((l) => l.item.reason === 'expired');
       const expiredAndReissued = (e: string): boolean => {
-        const id = /lease (lease_\S+) is unknown or has expired/.exec(e)?.[1];
+        // Refused after its deadline: swept already ("is unknown or has expired", 409 conflict) or
+        // not yet ("expired at …", PB_ERR_LEASE_EXPIRED).
+        const id = /lease (lease_\S+?);? (?:is unknown or has expired|expired at )/.exec(e)?.[1];
         const lease = id === undefined ? undefined : run.leases.find((l) => l.item.leaseId === id);
         return lease !== undefined && reissued.some((l) => l.item.ip === lease.item.ip && l.item.round === lease.item.round && l !== lease);
       };
