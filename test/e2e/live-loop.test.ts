@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { detectScannerTools } from '../../agent/index.js';
 import { loadNmapServices } from '../../src/catalog/index.js';
+import { PortRanges } from '../../src/core/ports.js';
 import { type LabState, labDown, labEpoch, labUnavailableReason, labUp } from '../../src/lab/index.js';
 import type { ScanDocument, StoreEvent } from '../../src/store/types.js';
 import { tempDataDir } from '../coordinator/helpers.js';
@@ -85,6 +86,8 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/hosts/${ip}`, { headers: { authorization: `Bearer ${admin}` } });
     return res.status === 200 ? ((await res.json()) as ScanDocument) : undefined;
   }
+
+  const probedOf = (scan: ScanDocument): PortRanges => PortRanges.parse(scan.probedPorts);
 
   async function events(): Promise<StoreEvent[]> {
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/events`, { headers: { authorization: `Bearer ${admin}` } });
@@ -208,7 +211,9 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
         const entry = scan?.ports.find((p) => p.port === s.port);
         missed.push(
           `${key(s)}/${s.kind} (latest: cycle ${scan?.cycle ?? '-'}, ${entry ? `state ${entry.state}` : 'not listed'}` +
-            `${scan?.unknownPorts ? `, unknown ${scan.unknownPorts}` : ''}${scan?.incomplete ? `, incomplete: ${scan.incomplete}` : ''})`,
+            `${scan?.unknownPorts ? `, unknown ${scan.unknownPorts}` : ''}${scan?.incomplete ? `, incomplete: ${scan.incomplete}` : ''}` +
+            // Whether the visit's rounds handed the port out at all (a lost probe) or not (a round missing).
+            `${scan ? `, ${probedOf(scan).has(s.port) ? 'probed' : 'never probed'} in ${scan.rounds?.length ?? 1} round(s) of ${probedOf(scan).size} ports` : ''})`,
         );
       }
     }
