@@ -145,10 +145,32 @@ function samplingOrder(t: PosteriorTable, threshold: number): SamplingOrder {
 }
 
 /**
+ * Typed arrays that sampleTop reuses across calls (fresh ones per call were a fifth of its time
+ * on a /16 replay), grown as needed. `val` outlives the call when the buffer is an output.
+ */
+class DrawBuffer {
+  idx = new Int32Array(128);
+  val = new Float64Array(128);
+
+  grow(n: number): void {
+    const size = Math.max(n, this.idx.length * 2);
+    this.idx = new Int32Array(size);
+    this.val = new Float64Array(size);
+  }
+}
+
+/** sampleTop's heap (not live after it returns) and its two outputs, which rank reads together. */
+const heap = new DrawBuffer();
+const tagDraws = new DrawBuffer();
+const prefixDraws = new DrawBuffer();
+
+/**
  * Of the candidates whose posterior mean is at least `threshold`, the `k` with the highest
  * posterior draws, best first, and the k-th draw (the bar; -1 when fewer than k were sampled),
  * sampling in decreasing order of their upper bound and stopping when no remaining candidate can
- * plausibly beat the bar. A min-heap of size k holds the best draws so far.
+ * plausibly beat the bar. A min-heap of size k holds the best draws so far. The draws are
+ * written to `out` (its `val` is the result's `values`, valid until the next call with `out`);
+ * candidates marked in `skip` are passed over as if `take` refused them.
  */
 function sampleTop(
   t: PosteriorTable,
@@ -156,12 +178,16 @@ function sampleTop(
   threshold: number,
   take: (port: number) => boolean,
   rng: Parameters<typeof sampleBeta>[2],
+  out: DrawBuffer,
   floor = -1,
   shrink?: Float64Array,
+  skip?: Uint8Array,
 ): { chosen: number[]; values: Float64Array; bar: number } {
   const { order, upper, betaLow, logLowOverUp } = samplingOrder(t, threshold);
-  const heapIdx = new Int32Array(k);
-  const heapVal = new Float64Array(k);
+  if (heap.idx.length < k) heap.grow(k);
+  if (out.idx.length < k) out.grow(k);
+  const heapIdx = heap.idx;
+  const heapVal = heap.val;
   let size = 0;
   // ln(bar / (1 - bar)), recomputed only when the bar (the heap's minimum) changes.
   let barLogOdds = Number.NaN;
@@ -173,7 +199,7 @@ function sampleTop(
     const full = size === k || floor > 0;
     const bar = size === k ? Math.max(heapVal[0]!, floor) : floor;
     if (full && (upper[i]! <= bar || bar >= 1)) break;
-    if (!take(t.ports[i]!)) continue;
+    if ((skip !== undefined && skip[i] === 1) || !take(t.ports[i]!)) continue;
     // A candidate's draw counts times its shrink factor (<= 1; a prefix's failures), so it has
     // to beat bar / factor.
     const f = shrink === undefined ? 1 : shrink[i]!;
@@ -239,8 +265,8 @@ function sampleTop(
   const bar = size === k ? heapVal[0]! : -1;
   // Best first by popping the min-heap into the array's tail (a comparator sort of ~100 entries
   // per host cost a fifth of the replay); equal draws (clamped 0 or 1) then go by candidate index.
-  const outIdx = new Int32Array(size);
-  const outVal = new Float64Array(size);
+  const outIdx = out.idx;
+  const outVal = out.val;
   for (let n = size; n > 0;) {
     outVal[n - 1] = heapVal[0]!;
     outIdx[n - 1] = heapIdx[0]!;
@@ -368,7 +394,8 @@ function popColdMin(h: ColdHeap): void {
  */
 interface PrefixEntries {
   readonly table: PosteriorTable;
-  readonly has: ReadonlySet<number>;
+  /** Per tag candidate (tag table index): 1 where the prefix found the port (sampled as its own). */
+  readonly has: Uint8Array;
   readonly scale: number;
   readonly shrink: Float64Array;
 }
@@ -383,6 +410,7 @@ function prefixEntries(
 ): PrefixEntries {
   const sweeps = prefixStats.sweeps(prefix);
   const shrink = new Float64Array(tagTable.ports.length).fill(1);
+  const has = new Uint8Array(tagTable.ports.length);
   const ports: number[] = [];
   const alpha: number[] = [];
   const beta: number[] = [];
@@ -394,6 +422,8 @@ function prefixEntries(
       if (at >= 0) shrink[at] = (k + sweeps) / (k + Math.max(trials, sweeps));
       continue;
     }
+    const at = sortedIndex(tagTable.ports, port);
+    if (at >= 0) has[at] = 1;
     const m = stats.mean(tags, port);
     const a = k * m + successes;
     const b = k * (1 - m) + Math.max(0, trials - successes);
@@ -404,7 +434,7 @@ function prefixEntries(
   }
   return {
     table: { ports, alpha: Float64Array.from(alpha), beta: Float64Array.from(beta), mean: Float64Array.from(mean) },
-    has: new Set(ports),
+    has,
     scale: k / (k + sweeps),
     shrink,
   };
@@ -424,7 +454,7 @@ function mergePrefixDraws(
 ): { chosen: number[]; bar: number } {
   const n = tag.chosen.length;
   const floor = n >= room && room > 0 ? tag.values[room - 1]! * e.scale : -1;
-  const own = sampleTop(e.table, room, 0, take, rng, floor);
+  const own = sampleTop(e.table, room, 0, take, rng, prefixDraws, floor);
   const chosen: number[] = [];
   let last = -1;
   for (let a = 0, b = 0; chosen.length < room && (a < n || b < own.chosen.length);) {
@@ -490,9 +520,9 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
         const room = picker.room;
         const threshold = params.coldThreshold;
         const entries = entriesOf(t, round.tags, round.prefix);
-        const take = entries === null ? (p: number) => picker.canTake(p) : (p: number) => picker.canTake(p) && !entries.has.has(p);
-        const top = sampleTop(t, room, threshold, take, rng, -1, entries?.shrink);
-        const { chosen, bar: sampledBar } = entries === null ? top : mergePrefixDraws(top, entries, room, (p) => picker.canTake(p), rng);
+        const take = (p: number) => picker.canTake(p);
+        const top = sampleTop(t, room, threshold, take, rng, tagDraws, -1, entries?.shrink, entries?.has);
+        const { chosen, bar: sampledBar } = entries === null ? top : mergePrefixDraws(top, entries, room, take, rng);
         const sampling = samplingOrder(t, threshold);
         // Cold candidates take the room the sampled ones leave; their keys approximate the log
         // of their draws, so when they fill it the worst kept key stands for the room-th draw.
