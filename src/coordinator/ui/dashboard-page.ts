@@ -88,7 +88,10 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
       ? ''
       : waitingFor > 0
         ? ` Finished; its period is over, and the next cycle starts once the ${formatCount(waitingFor)} visit${waitingFor === 1 ? '' : 's'} in flight ${waitingFor === 1 ? 'is' : 'are'} done.`
-        : ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).`;
+        : leases + queued > 0
+          ? // Walked, but its visits' later rounds are still out (a sweep of the rest of the port space): not finished.
+            ` Every address handed out; ${formatCount(leases)} visit${leases === 1 ? '' : 's'} in flight and ${formatCount(queued)} round${queued === 1 ? '' : 's'} queued before it is finished. The next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).`
+          : ` Finished; the next cycle starts ${formatTime(nextCycle)} (the period${period !== undefined ? ` of ${formatCount(period)} s` : ''} is paced).`;
   const [hourChart, portChart, serviceChart, policies] = await Promise.all([
     // The window ends with the current hour, so the chart (and its cache entry) is stable within it.
     renderScansPerHourChart(perHour, since, since + HOURS * 3_600_000),

@@ -1,0 +1,46 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from '../coordinator/helpers.js';
+
+/**
+ * The dashboard's cycle line once every address is handed out: under a budget that covers the
+ * port space a visit's next round (the rest of the ports) is still out long after the walk ends
+ * (minutes on the README's /24), and the line said "Finished" meanwhile.
+ */
+describe('the dashboard cycle line', () => {
+  let data: ReturnType<typeof tempDataDir>;
+  let app: FastifyInstance;
+  let t: Awaited<ReturnType<typeof tokens>>;
+  const clock = manualClock();
+
+  beforeEach(async () => {
+    data = tempDataDir();
+    app = await openApp(data.dir, clock.now);
+    t = await tokens(app);
+  });
+  afterEach(async () => {
+    await app.close();
+    data.cleanup();
+  });
+
+  const cycleLine = async (): Promise<string> => {
+    const res = await app.inject({ method: 'GET', url: '/ui', headers: bearer(t.admin) });
+    expect(res.statusCode).toBe(200);
+    return /<p[^>]*>(Cycle 1 started[^<]*)<\/p>/.exec(res.body)?.[1] ?? `no cycle line in ${res.body.slice(0, 200)}`;
+  };
+
+  it('says what is still out after the walk, and "Finished" only when nothing is', async () => {
+    await addScope(app, t.admin, [{ range: '198.18.30.0/31', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'fixed', budget: 10, periodSeconds: 3600 });
+    const items = [(await getWork(app, t.agents[0]!))!, (await getWork(app, t.agents[0]!))!];
+    expect(await cycleLine()).toMatch(
+      /2 of 2 positions walked.* Every address handed out; 2 visits in flight and 0 rounds queued before it is finished\. The next cycle starts /,
+    );
+    expect(await cycleLine()).not.toContain('Finished');
+    clock.advance(1000);
+    await submit(app, t.agents[0]!, resultFor(items[0]!, [], clock.now()));
+    expect(await cycleLine()).toContain('1 visit in flight and 0 rounds queued');
+    await submit(app, t.agents[0]!, resultFor(items[1]!, [], clock.now()));
+    expect(await cycleLine()).toMatch(/ Finished; the next cycle starts .* \(the period of 3,600 s is paced\)\.$/);
+  });
+});
