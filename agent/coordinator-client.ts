@@ -5,6 +5,7 @@ import {
   type SubmitResponse,
   WORK_FEATURES_HEADER,
   WORK_FEATURE_PORT_RANGES,
+  WORK_FEATURE_SILENT_ROUNDS,
   type WorkItem,
   type WorkResponse,
 } from '../src/protocol/index.js';
@@ -143,14 +144,15 @@ export class CoordinatorClient {
    * Lease the next work item (null when there is none; `retryAfterMs` says when to ask again);
    * with `max` > 1, up to `max` items in `items` (a coordinator older than batches refuses `max`
    * with 400 or answers `work` alone). The agent reads items whose ports come as a range spec
-   * (`portRanges`) and says so in a header, which coordinators without them ignore.
+   * (`portRanges`) and marked silent rounds (`silent`), and says so in a header, which coordinators
+   * without them ignore.
    */
   async getWork(max = 1): Promise<WorkResponse> {
     return this.request<WorkResponse>(
       'GET',
       `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}${max > 1 ? `&max=${max}` : ''}`,
       undefined,
-      { [WORK_FEATURES_HEADER]: WORK_FEATURE_PORT_RANGES },
+      { [WORK_FEATURES_HEADER]: `${WORK_FEATURE_PORT_RANGES},${WORK_FEATURE_SILENT_ROUNDS}` },
     );
   }
 

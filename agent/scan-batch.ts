@@ -226,6 +226,44 @@ export function masscanWaitMs(
 /** Targets in one masscan run at most. */
 const MASSCAN_MAX_TARGETS = 1024;
 
+/**
+ * Longest a wave of silent rounds (work items marked `silent`) may send, in seconds at the
+ * agent's rates: the rounds of a host that answered wait at most about this long behind them.
+ */
+export const SILENT_WAVE_SECONDS = 30;
+
+/**
+ * The waiting items the next wave starts, and those left for later waves. Items of hosts that
+ * answered (first looks, and later rounds not marked `silent`) all start at once; silent rounds
+ * (a dead or firewalled address's next sweep: most of a sparse scope) start only when none of
+ * those waits, and then no more of them than `capSeconds` of sending (`seconds`, at least one),
+ * in the order they came; a silent round that has waited half its lease goes with the next wave
+ * regardless. A sparse /24 otherwise sends one run of ~170 sweeps for minutes while the next
+ * rounds of its few live hosts wait behind it.
+ */
+export function pickWave<M extends { item: Pick<WorkItem, 'silent' | 'issuedAt' | 'deadline'> }>(
+  waiting: readonly M[],
+  seconds: (m: M) => number,
+  now: number,
+  capSeconds = SILENT_WAVE_SECONDS,
+): { wave: M[]; rest: M[] } {
+  // A silent round that has waited half its lease goes with the next wave whatever else waits:
+  // a steady stream of answering hosts must not hold it until its deadline leaves no time.
+  const first = (m: M) => m.item.silent !== true || now >= m.item.issuedAt + (m.item.deadline - m.item.issuedAt) / 2;
+  const answering = waiting.filter(first);
+  if (answering.length > 0) return { wave: answering, rest: waiting.filter((m) => !first(m)) };
+  const wave: M[] = [];
+  let total = 0;
+  let i = 0;
+  for (; i < waiting.length; i++) {
+    const cost = seconds(waiting[i]!);
+    if (wave.length > 0 && total + cost > capSeconds) break;
+    wave.push(waiting[i]!);
+    total += cost;
+  }
+  return { wave, rest: waiting.slice(i) };
+}
+
 interface PreflightGroup<M> {
   readonly ran: Preflight;
   readonly ports: number[];
@@ -462,13 +500,18 @@ export class ScanPipeline {
         // a moment, so a run carries many hosts instead of one (each run costs seconds of
         // masscan start-up and --wait whatever its size).
         if (this.waiting.length < GATHER_ITEMS) await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
-        // A masscan wave waits while the runs in flight use most of --rate (masscanShares).
+        // A masscan wave waits while the runs in flight use most of --rate (masscanShares). A wave
+        // of silent connect sweeps waits for the one before it: started together, a backlog of
+        // them would hold the connect slots (first come, first served) ahead of the rounds of
+        // hosts that answer meanwhile (pickWave).
         for (;;) {
-          const wait = this.waiting.some((w) => w.ran === 'masscan') ? masscanWaitMs(this.masscanRuns, this.config.masscan, Date.now()) : 0;
+          let wait = this.waiting.some((w) => w.ran === 'masscan') ? masscanWaitMs(this.masscanRuns, this.config.masscan, Date.now()) : 0;
+          if (wait <= 0 && this.silentConnectRuns > 0 && this.waiting.every((w) => w.item.silent === true)) wait = 200;
           if (wait <= 0 || this.config.signal?.aborted) break;
           await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 5000)));
         }
-        const wave = this.waiting.splice(0);
+        const { wave, rest } = pickWave(this.waiting, (w) => this.sendingSeconds(w), Date.now());
+        this.waiting.splice(0, this.waiting.length, ...rest);
         const groups = groupForPreflight(wave, MASSCAN_UNION_FACTOR);
         // The wave's runs share what --rate leaves beside the runs still sending, by size, so a
         // sweep does not hold the short lists of its wave behind it (nor they the sweep).
@@ -483,12 +526,25 @@ export class ScanPipeline {
     }
   }
 
+  /** Seconds an item's preflight sends at the agent's rates (masscan's retries included). */
+  private sendingSeconds(w: (typeof this.waiting)[number]): number {
+    const ports = w.item.ports.length;
+    if (w.ran === 'masscan') return (ports * (this.config.masscan.retries + 1)) / Math.max(1, this.config.masscan.rate);
+    if (w.ran === 'connect') return ports / Math.max(1, this.connectRate);
+    return 0;
+  }
+
   /** The masscan runs in flight (for the rate shares of the next ones). */
   private readonly masscanRuns = new Set<MasscanRunInFlight>();
+
+  /** Runs of silent connect sweeps in flight (one wave of them at a time; see pump). */
+  private silentConnectRuns = 0;
 
   private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, size: number): Promise<void> {
     const run = { size, rate, started: Date.now() };
     if (size > 0) this.masscanRuns.add(run);
+    const silentConnect = group.ran === 'connect' && group.members.every((m) => m.item.silent === true);
+    if (silentConnect) this.silentConnectRuns++;
     try {
       const pre = await this.preflight(
         group.ran,
@@ -508,6 +564,7 @@ export class ScanPipeline {
       for (const m of group.members) m.reject(error);
     } finally {
       this.masscanRuns.delete(run);
+      if (silentConnect) this.silentConnectRuns--;
       if (this.waiting.length > 0) void this.pump();
     }
   }

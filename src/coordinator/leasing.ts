@@ -65,12 +65,17 @@ export interface WorkRequestOptions {
    * their ports as a range spec and `ports` empty. Otherwise `ports` lists every port.
    */
   readonly portRanges?: boolean;
+  /** The agent reads `silent` (header feature `silent-rounds`); otherwise items never carry it. */
+  readonly silentRounds?: boolean;
 }
 
 /** A work item as the agent reads it: with `portRanges` for an agent that asked for them, else the port list. */
 function wireItem(leased: Leased, options: WorkRequestOptions): WorkItem {
-  if (options.portRanges) return leased.item;
-  const { portRanges: _spec, ...item } = leased.item;
+  // An agent before `silent` refuses items with a property its schema does not know.
+  const { silent, ...rest } = leased.item;
+  const base = options.silentRounds && silent ? leased.item : rest;
+  if (options.portRanges) return base;
+  const { portRanges: _spec, ...item } = base;
   return { ...item, ports: leased.ports.toArray() };
 }
 
@@ -737,6 +742,9 @@ export class Leasing {
       portRanges,
       ...(verify.length > 0 ? { verify } : {}),
       round,
+      // A later round of a visit that has found nothing yet: the agent scans it after the rounds
+      // of hosts that answered (their next rounds are what the operator waits for).
+      ...(round > 0 && session.state.found.length === 0 ? { silent: true as const } : {}),
       cycle,
       reason,
       issuedAt: now,

@@ -30,6 +30,11 @@ export const MAX_WORK_BATCH_PORTS = 1 << 20;
  */
 export const WORK_FEATURES_HEADER = 'portbandit-features';
 export const WORK_FEATURE_PORT_RANGES = 'port-ranges';
+/**
+ * The feature of work items marked `silent`: a later round of a visit whose earlier rounds found
+ * no open port. An agent that lists it scans the rounds of hosts that answered first.
+ */
+export const WORK_FEATURE_SILENT_ROUNDS = 'silent-rounds';
 
 /** Most results one `POST /api/v1/agent/results/batch` carries. */
 export const MAX_RESULT_BATCH = 64;
@@ -107,6 +112,13 @@ export const workItemSchema = {
     verify: { type: 'array', maxItems: 65535, items: port },
     /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */
     round: { type: 'integer', minimum: 0 },
+    /**
+     * A later round of a visit whose earlier rounds found no open port (a dead or firewalled
+     * address, most of a sparse scope), sent only to an agent that asked for it with the header
+     * `Portbandit-Features: silent-rounds` (WORK_FEATURE_SILENT_ROUNDS): it scans the rounds of
+     * hosts that answered first, and these in waves of bounded sending time.
+     */
+    silent: { type: 'boolean', const: true },
     cycle: { type: 'integer', minimum: 0 },
     reason: { type: 'string', enum: ['cycle', 'manual', 'expired', 'followup'] },
     /** Milliseconds since the Unix epoch. */

@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
-import { MASSCAN_UNION_FACTOR, groupForPreflight } from '../../agent/scan-batch.js';
+import { MASSCAN_UNION_FACTOR, SILENT_WAVE_SECONDS, groupForPreflight, pickWave } from '../../agent/scan-batch.js';
 
 const portList = fc
   .uniqueArray(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 60 })
@@ -44,5 +44,58 @@ describe('preflight groups', () => {
       [65535, 2],
       [3, 1],
     ]);
+  });
+
+  const queue = fc.array(fc.record({ silent: fc.boolean(), seconds: fc.double({ min: 0, max: 40, noNaN: true }) }), { maxLength: 60 });
+
+  test.prop([queue, fc.integer({ min: 0, max: 900_000 })])(
+    'a wave holds every answering item (and silent ones past half their lease) when any; else silent items in order, within the cap or one',
+    (entries, now) => {
+      type Item = { issuedAt: number; deadline: number; silent?: true };
+      // Half of the silent rounds were leased 400 s before the others.
+      const waiting = entries.map((e, i) => {
+        const issuedAt = i % 2 === 0 ? 0 : 400_000;
+        const item: Item = { issuedAt, deadline: issuedAt + 900_000, ...(e.silent ? { silent: true as const } : {}) };
+        return { item, seconds: e.seconds, i };
+      });
+      const due = (m: (typeof waiting)[number]) => m.item.silent !== true || now >= m.item.issuedAt + 450_000;
+      const { wave, rest } = pickWave(waiting, (m) => m.seconds, now);
+      // Nothing lost, nothing twice, and what waits keeps its order.
+      expect([...wave, ...rest].map((m) => m.i).sort((a, b) => a - b)).toEqual(waiting.map((m) => m.i));
+      expect(rest.map((m) => m.i)).toEqual([...rest.map((m) => m.i)].sort((a, b) => a - b));
+      const answering = waiting.filter(due);
+      if (answering.length > 0) {
+        expect(wave).toEqual(answering);
+        expect(rest.every((m) => !due(m))).toBe(true);
+        return;
+      }
+      if (waiting.length === 0) {
+        expect(wave).toEqual([]);
+        return;
+      }
+      // The head of the queue, as long as the cap allows (the first one always goes).
+      expect(wave).toEqual(waiting.slice(0, wave.length));
+      expect(wave.length).toBeGreaterThan(0);
+      const total = wave.reduce((n, m) => n + m.seconds, 0);
+      if (wave.length > 1) expect(total).toBeLessThanOrEqual(SILENT_WAVE_SECONDS);
+      if (rest.length > 0) expect(total + rest[0]!.seconds).toBeGreaterThan(SILENT_WAVE_SECONDS);
+    },
+  );
+
+  test('a sparse /24: 170 silent full sweeps at 50,000 packets/s leave after 30 s waves, not as one run', () => {
+    const sweep = (65535 * 2) / 50_000; // ~2.6 s each with one retry
+    type Item = { issuedAt: number; deadline: number; silent?: true };
+    const waiting = Array.from({ length: 170 }, (_, i) => ({ item: { issuedAt: 0, deadline: 900_000, silent: true } as Item, i }));
+    const { wave, rest } = pickWave(waiting, () => sweep, 1000);
+    expect(wave.length).toBe(Math.floor(SILENT_WAVE_SECONDS / sweep));
+    expect(rest.length).toBe(170 - wave.length);
+    // A live host's next round arrives: it goes alone in the next wave.
+    const next = pickWave([...rest, { item: { issuedAt: 60_000, deadline: 960_000 }, i: 999 }], () => sweep, 61_000);
+    expect(next.wave.map((m) => m.i)).toEqual([999]);
+    expect(next.rest).toEqual(rest);
+    // Half their lease later, the silent rounds still waiting go with it, whatever their sending time.
+    const late = pickWave([...rest, { item: { issuedAt: 440_000, deadline: 1_340_000 }, i: 1000 }], () => sweep, 450_000);
+    expect(late.wave.map((m) => m.i)).toEqual([...rest.map((m) => m.i), 1000]);
+    expect(late.rest).toEqual([]);
   });
 });

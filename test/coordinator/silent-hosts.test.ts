@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import type { WorkItem } from '../../src/protocol/protocol.js';
+import { WORK_FEATURES_HEADER, WORK_FEATURE_PORT_RANGES, WORK_FEATURE_SILENT_ROUNDS, type WorkItem } from '../../src/protocol/protocol.js';
 import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
 /**
@@ -124,5 +124,27 @@ describe('silent hosts under a budget that covers the port space', () => {
     expect(queued.slice(0, 8).map((q) => q.ip)).toEqual(live);
     expect(queued.slice(8).every((q) => q.silent === true && !live.includes(q.ip))).toBe(true);
     expect(queued.slice(8).map((q) => q.ip)).toContain('198.18.20.9');
+
+    // Leased by an agent that reads `silent` (header feature silent-rounds), the silent rounds
+    // say so; an older agent (no header) never sees the field, which its schema would refuse.
+    const lease = async (features?: string): Promise<WorkItem[]> => {
+      const res = await app.inject({
+        method: 'GET',
+        url: '/api/v1/agent/work?max=4',
+        headers: { ...bearer(t.agents[0]!), ...(features !== undefined ? { [WORK_FEATURES_HEADER]: features } : {}) },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      return (res.json() as { items: WorkItem[] }).items;
+    };
+    const reading = `${WORK_FEATURE_PORT_RANGES}, ${WORK_FEATURE_SILENT_ROUNDS}`;
+    const liveRounds = [...(await lease(reading)), ...(await lease(reading))];
+    expect(liveRounds.map((w) => w.ip)).toEqual(live);
+    expect(liveRounds.every((w) => w.round === 1 && w.silent === undefined)).toBe(true);
+    const silentRounds = await lease(reading);
+    expect(silentRounds).toHaveLength(4);
+    expect(silentRounds.every((w) => w.round === 1 && w.silent === true)).toBe(true);
+    const older = await lease();
+    expect(older).toHaveLength(4);
+    expect(older.every((w) => w.round === 1 && !('silent' in w) && w.ports.length > 0)).toBe(true);
   });
 });

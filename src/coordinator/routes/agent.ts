@@ -6,6 +6,7 @@ import {
   MAX_WORK_BATCH_PORTS,
   WORK_FEATURES_HEADER,
   WORK_FEATURE_PORT_RANGES,
+  WORK_FEATURE_SILENT_ROUNDS,
   type WorkItem,
   errorResponseSchema,
   resultBatchResponseSchema,
@@ -52,7 +53,8 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
           additionalProperties: false,
           properties: { version: { type: 'string', maxLength: 64 }, max: { type: 'integer', minimum: 1, maximum: MAX_WORK_BATCH } },
         },
-        // Optional: the wire features the agent reads (`port-ranges`: items carry `portRanges`).
+        // Optional: the wire features the agent reads (`port-ranges`: items carry `portRanges`;
+        // `silent-rounds`: items may carry `silent`).
         headers: { type: 'object', properties: { [WORK_FEATURES_HEADER]: { type: 'string', maxLength: 200 } } },
         response: { 200: workResponseSchema, ...errors },
       },
@@ -61,7 +63,8 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       const max = req.query.max ?? 1;
       const features = (req.headers[WORK_FEATURES_HEADER] ?? '').split(',').map((f) => f.trim());
       const portRanges = features.includes(WORK_FEATURE_PORT_RANGES);
-      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version, { portRanges });
+      const silentRounds = features.includes(WORK_FEATURE_SILENT_ROUNDS);
+      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version, { portRanges, silentRounds });
       const none = items.length === 0 ? { retryAfterMs: coordinator.config.retryAfterMs } : {};
       // max 1 (or absent): exactly the single-item answer older agents read.
       if (max === 1) return { work: items[0] ?? null, ...none };
