@@ -500,13 +500,13 @@ export class ScanPipeline {
         // a moment, so a run carries many hosts instead of one (each run costs seconds of
         // masscan start-up and --wait whatever its size).
         if (this.waiting.length < GATHER_ITEMS) await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
-        // A masscan wave waits while the runs in flight use most of --rate (masscanShares). A wave
-        // of silent connect sweeps waits for the one before it: started together, a backlog of
-        // them would hold the connect slots (first come, first served) ahead of the rounds of
-        // hosts that answer meanwhile (pickWave).
+        // A masscan wave waits while the runs in flight use most of --rate (masscanShares). Silent
+        // connect sweeps start only while a connect slot is free: started together, a backlog of
+        // them would queue on the slots (first come, first served) ahead of the rounds of hosts
+        // that answer meanwhile (pickWave); this way such a round takes the next slot that frees.
         for (;;) {
           let wait = this.waiting.some((w) => w.ran === 'masscan') ? masscanWaitMs(this.masscanRuns, this.config.masscan, Date.now()) : 0;
-          if (wait <= 0 && this.silentConnectRuns > 0 && this.waiting.every((w) => w.item.silent === true)) wait = 200;
+          if (wait <= 0 && this.silentConnectRuns >= CONNECT_PARALLEL && this.waiting.every((w) => w.item.silent === true)) wait = 200;
           if (wait <= 0 || this.config.signal?.aborted) break;
           await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 5000)));
         }
@@ -537,7 +537,7 @@ export class ScanPipeline {
   /** The masscan runs in flight (for the rate shares of the next ones). */
   private readonly masscanRuns = new Set<MasscanRunInFlight>();
 
-  /** Runs of silent connect sweeps in flight (one wave of them at a time; see pump). */
+  /** Runs of silent connect sweeps in flight (at most the connect slots; see pump). */
   private silentConnectRuns = 0;
 
   private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, size: number): Promise<void> {
