@@ -67,9 +67,8 @@ function poke(ip: string): void {
  * ports merged. masscan 1.3.2's own --retries sends (probes + retries x rate) x (retries + 1)
  * packets: a second of full-rate sending per retry, spread over the run's probes, whatever its
  * size. Measured in the lab: 6 ports of one host at --rate 1000 with --retries 1 sent 2,014 SYNs
- * (335 per port), with --retries 2 6,020 (1,003 per port); by that formula a first look of one
- * host's 1,000 ports at --rate 50,000 sends ~100 SYNs per port. Passes send each probe exactly
- * `retries + 1` times.
+ * (335 per port), with --retries 2 6,020 (1,003 per port); at --rate 50,000 a first look of one
+ * host's 1,000 ports is ~100 SYNs per port. Passes send each probe exactly `retries + 1` times.
  *
  * masscan 1.3.2 can block forever in its final "waiting" phase on a quiet interface (libpcap
  * never returns); once the expected send time plus --wait has passed, we open a TCP connection
