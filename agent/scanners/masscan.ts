@@ -63,43 +63,18 @@ function poke(ip: string): void {
  * --adapter-ip and --router-ip (never the default route), refuses targets outside `allow`, writes
  * -oD (NDJSON) to a temp file and de-duplicates findings (retries repeat them).
  *
- * Retries are passes of our own: `retries + 1` runs of masscan with `--retries 0`, their open
- * ports merged. masscan 1.3.2's own --retries sends (probes + retries x rate) x (retries + 1)
- * packets: a second of full-rate sending per retry, spread over the run's probes, whatever its
- * size. Measured in the lab: 6 ports of one host at --rate 1000 with --retries 1 sent 2,014 SYNs
- * (335 per port), with --retries 2 6,020 (1,003 per port); at --rate 50,000 a first look of one
- * host's 1,000 ports is ~100 SYNs per port. Passes send each probe exactly `retries + 1` times.
- *
  * masscan 1.3.2 can block forever in its final "waiting" phase on a quiet interface (libpcap
  * never returns); once the expected send time plus --wait has passed, we open a TCP connection
  * to a target once a second so that a packet arrives and masscan exits normally. A hard timeout
  * bounds it regardless.
  */
 export async function runMasscan(options: MasscanOptions): Promise<MasscanResult> {
-  const retries = checkInteger(options.retries ?? MASSCAN_DEFAULTS.retries, 0, 10, 'retries');
-  const first = await runMasscanPass(options);
-  const open = first.open;
-  let durationMs = first.durationMs;
-  for (let pass = 1; pass <= retries && first.args.length > 0; pass++) {
-    const { onStart: _once, ...rest } = options;
-    const again = await runMasscanPass(rest);
-    durationMs += again.durationMs;
-    for (const [ip, list] of again.open) {
-      const had = open.get(ip);
-      open.set(ip, had === undefined ? list : [...new Set([...had, ...list])].sort((a, b) => a - b));
-    }
-  }
-  return { open, durationMs, args: first.args };
-}
-
-/** One masscan run with `--retries 0` (runMasscan's passes). */
-async function runMasscanPass(options: MasscanOptions): Promise<MasscanResult> {
   const { targets, ports } = options;
   if (targets.length === 0 || ports.length === 0) return { open: new Map(), durationMs: 0, args: [] };
   // assertAllowed also refuses any target not in canonical text: masscan gets exactly these strings.
   options.allow.assertAllowed(targets, 'masscan target');
   const rate = checkInteger(options.rate ?? MASSCAN_DEFAULTS.rate, 1, 10_000_000, 'rate');
-  const retries = 0;
+  const retries = checkInteger(options.retries ?? MASSCAN_DEFAULTS.retries, 0, 10, 'retries');
   const wait = checkInteger(options.waitSeconds ?? MASSCAN_DEFAULTS.waitSeconds, 0, 3600, 'waitSeconds');
   const route = options.route ?? (await resolveMasscanRoute(targets));
   // The route becomes arguments too: canonical addresses and a plain interface name only.

@@ -18,15 +18,15 @@ import type { WorkItem } from '../../src/protocol/protocol.js';
  * out again every 33 s while their first masscan run went on, three runs sharing the rate.
  */
 
-const overhead = { retries: 0, waitSeconds: 0 }; // 1.5 s of start-up
+const overhead = { retries: 0, waitSeconds: 0 }; // 2 s of start-up
 
 describe('how much masscan work fits', () => {
   test('all ports without a deadline or with time to spare; what fits after the start-up otherwise; none when the start-up does not fit', () => {
     const now = 1_000_000;
     expect(masscanPortsThatFit(65_535, 32, 10_000, overhead, Infinity, now)).toBe(65_535);
-    expect(masscanPortsThatFit(1000, 2, 1000, overhead, now + 10_000, now)).toBe(1000); // 2,000 probes in 8.5 s at 1,000/s
-    expect(masscanPortsThatFit(65_535, 4, 1000, overhead, now + 10_000, now)).toBe(2125); // 8.5 s x 1,000 / 4 targets
-    expect(masscanPortsThatFit(65_535, 4, 1000, { retries: 1, waitSeconds: 2 }, now + 10_000, now)).toBe(375); // (10 - 2 x 3.5) s x 1,000 / (4 x 2): two passes
+    expect(masscanPortsThatFit(1000, 2, 1000, overhead, now + 10_000, now)).toBe(1000); // 2,000 probes in 8 s at 1,000/s
+    expect(masscanPortsThatFit(65_535, 4, 1000, overhead, now + 10_000, now)).toBe(2000); // 8 s x 1,000 / 4 targets
+    expect(masscanPortsThatFit(65_535, 4, 1000, { retries: 1, waitSeconds: 2 }, now + 10_000, now)).toBe(500); // (10 - 6) s x 1,000 / (4 x 2)
     expect(masscanPortsThatFit(100, 1, 1000, overhead, now + 1500, now)).toBe(0);
     expect(masscanPortsThatFit(100, 1, 1000, overhead, now - 1, now)).toBe(0);
   });
@@ -43,7 +43,7 @@ describe('how much masscan work fits', () => {
     expect(fit).toBeGreaterThanOrEqual(0);
     expect(fit).toBeLessThanOrEqual(ports);
     const sendMs = ((fit * targets * (masscan.retries + 1)) / rate) * 1000;
-    if (fit > 0) expect(now + (masscan.retries + 1) * (1.5 + masscan.waitSeconds) * 1000 + sendMs).toBeLessThanOrEqual(now + left + 1e-6);
+    if (fit > 0) expect(now + (2 + 2 * masscan.retries + masscan.waitSeconds) * 1000 + sendMs).toBeLessThanOrEqual(now + left + 1e-6);
   });
 });
 
@@ -149,8 +149,8 @@ describe('a masscan run bounded by its lease (a masscan stand-in on loopback tha
     const portsOf = (args: string[]) => PortRanges.parse(args[args.indexOf('-p') + 1]!);
     expect(runs).toHaveLength(2);
     const first = portsOf(runs[0]!);
-    expect(first.size).toBeGreaterThan(2000); // ~(6 - 1.5) s x 1,000/s
-    expect(first.size).toBeLessThanOrEqual(4500);
+    expect(first.size).toBeGreaterThan(2000); // ~(6 - 2) s x 1,000/s
+    expect(first.size).toBeLessThanOrEqual(4000);
     expect(first.toArray()).toEqual(ports.slice(0, first.size));
     expect(portsOf(runs[1]!).size).toBe(5000);
     const [cut] = short.submissions;
@@ -165,7 +165,7 @@ describe('a masscan run bounded by its lease (a masscan stand-in on loopback tha
 });
 
 describe('masscan rate shares', () => {
-  const masscan = { rate: 50_000, retries: 1, waitSeconds: 2 };
+  const masscan = { rate: 50_000, retries: 1 };
 
   test('a run alone gets the whole rate; runs of one wave share it by size', () => {
     expect(masscanShares([3_000_000], [], masscan, 0)).toEqual([50_000]);
@@ -175,8 +175,7 @@ describe('masscan rate shares', () => {
   test('a wave beside a sweep sending at the whole rate waits for its end, then gets the whole rate (runs together never exceed --rate)', () => {
     // The sweep: 29 hosts x 64,535 ports, one retry, at 50,000 packets/s, started 32 s ago.
     const sweep = { size: 29 * 64_535, rate: 50_000, started: 0 };
-    // Two passes (one retry): the second starts after the first's --wait and its own start-up.
-    const sweepEnds = ((sweep.size * 2) / sweep.rate) * 1000 + 3500; // ms
+    const sweepEnds = ((sweep.size * 2) / sweep.rate) * 1000; // ms
     expect(masscanRateInUse([sweep], masscan, 32_000)).toBe(50_000);
     expect(masscanWaitMs([sweep], masscan, 32_000)).toBe(Math.ceil(sweepEnds - 32_000));
     // Started anyway, it would get only the floor (before: ~7,000/s on top of the sweep's 50,000).
@@ -208,8 +207,7 @@ describe('masscan rate shares', () => {
           const wait = masscanWaitMs(inFlight, masscan, now);
           expect(wait > 0).toBe(used > 0.75 * masscan.rate);
           if (wait > 0) expect(masscanRateInUse(inFlight, masscan, now + wait)).toBeLessThan(used);
-          // Done sending: both passes and the gap between them (the first's --wait, the second's start-up).
-          const done = inFlight.map((r) => ({ ...r, started: now - Math.ceil(((r.size * 2) / r.rate) * 1000) - 3500 - 1 }));
+          const done = inFlight.map((r) => ({ ...r, started: now - Math.ceil(((r.size * 2) / r.rate) * 1000) - 1 }));
           expect(masscanShares(sizes, done, masscan, now)).toEqual(masscanShares(sizes, [], masscan, now));
         },
       ),
