@@ -27,7 +27,15 @@ export {
   type RefusedItem,
   type HostOutcome,
 } from './scan-batch.js';
-export { runMasscan, MASSCAN_DEFAULTS, type MasscanOptions, type MasscanResult } from './scanners/masscan.js';
+export {
+  runMasscan,
+  masscanSendPlan,
+  MASSCAN_DEFAULTS,
+  MASSCAN_RETRY_SPREAD,
+  type MasscanOptions,
+  type MasscanResult,
+  type MasscanSendPlan,
+} from './scanners/masscan.js';
 export { runConnectSweep, CONNECT_DEFAULTS, type ConnectSweepOptions, type ConnectSweepResult } from './scanners/connect-sweep.js';
 export { runNmap, nmapArgs, checkScripts, NMAP_DEFAULTS, type NmapOptions, type NmapResult } from './scanners/nmap.js';
 export { resolveMasscanRoute, parseRouteGet, parseRouteBatch, type MasscanRoute, type RouteLookup } from './scanners/route.js';

@@ -3,7 +3,7 @@ import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkIte
 import { isPortbanditError, PortRanges, VERSION } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
 import { CONNECT_DEFAULTS, runConnectSweep } from './scanners/connect-sweep.js';
-import { MASSCAN_DEFAULTS, runMasscan } from './scanners/masscan.js';
+import { MASSCAN_DEFAULTS, MASSCAN_RETRY_SPREAD, masscanSendPlan, runMasscan } from './scanners/masscan.js';
 import { runNmap } from './scanners/nmap.js';
 import type { MasscanRoute } from './scanners/route.js';
 import type { ScannerTools } from './scanners/tools.js';
@@ -130,18 +130,22 @@ export function preflightDeadline(items: readonly Pick<WorkItem, 'deadline' | 's
 }
 
 /**
- * What a masscan run costs besides sending: start-up, the spacing of its retries and its final
- * --wait (measured in the lab: a run of 30 packets takes ~2 s with no retry and no wait, ~5 s
- * with one retry and --wait 2, ~8 s with two retries and --wait 1).
+ * What a masscan run costs besides sending its probes once per try at its rate: start-up, the
+ * second its index walks past the end per retry (see `masscanSendPlan`) and its final --wait
+ * (measured in the lab: a run of 30 packets takes ~2 s with no retry and no wait, ~5 s with one
+ * retry and --wait 2, ~8 s with two retries and --wait 1, before small runs were slowed to
+ * their size).
  */
 export function masscanOverheadMs(masscan: { readonly retries: number; readonly waitSeconds: number }): number {
-  return (2 + 2 * masscan.retries + masscan.waitSeconds) * 1000;
+  return (2 + (masscan.retries + 1) * masscan.retries + masscan.waitSeconds) * 1000;
 }
 
 /**
  * How many of a run's ports (from the start of its list) masscan can probe on every target
- * before `deadline` at `rate` packets/s: all of them when the deadline allows (or there is
- * none), else as many as fit, possibly none.
+ * before `deadline` at up to `rate` packets/s: all of them when the deadline allows (or there
+ * is none), else as many as fit, possibly none. A small run is sent slower than `rate`
+ * (`masscanSendPlan`), so it takes at least (retries + 1) x retries / MASSCAN_RETRY_SPREAD s
+ * of sending however few its probes.
  */
 export function masscanPortsThatFit(
   ports: number,
@@ -153,8 +157,9 @@ export function masscanPortsThatFit(
 ): number {
   if (deadline === Infinity) return ports;
   const sendMs = deadline - now - masscanOverheadMs(masscan);
-  if (sendMs <= 0) return 0;
-  const fit = Math.floor((sendMs / 1000) * rate) / (Math.max(1, targets) * (masscan.retries + 1));
+  const tries = masscan.retries + 1;
+  if (sendMs <= 0 || sendMs < ((tries * masscan.retries) / MASSCAN_RETRY_SPREAD) * 1000) return 0;
+  const fit = Math.floor((sendMs / 1000) * rate) / (Math.max(1, targets) * tries);
   return Math.max(0, Math.min(ports, Math.floor(fit)));
 }
 
@@ -164,22 +169,38 @@ const CONNECT_PARALLEL = 4;
 /** The smallest share of --rate a masscan run gets. */
 const MIN_MASSCAN_RATE = 1000;
 
-/** A masscan run in flight: what it sends (ports x hosts, once), at what rate, since when (ms). */
+/**
+ * A masscan run in flight: what it sends (ports x hosts, once), at what --rate
+ * (`masscanSendPlan`'s), since when (ms), and whether masscan said it is done sending (`false`
+ * until then; absent: judged by the planned send time alone).
+ */
 export interface MasscanRunInFlight {
   readonly size: number;
   readonly rate: number;
   readonly started: number;
+  readonly sent?: boolean;
 }
 
-/** When a run started at `run.rate` is done sending (ms; its --wait for late answers follows). */
+/** When a run started at `run.rate` is done sending by plan, retries and masscan's walk past the end included (ms; its --wait for late answers follows). */
 function sendEnds(run: MasscanRunInFlight, retries: number): number {
-  return run.started + ((run.size * (retries + 1)) / Math.max(1, run.rate)) * 1000;
+  return run.started + masscanSendPlan(run.size, Math.max(1, run.rate), retries).sendMs;
+}
+
+/**
+ * Whether a run still sends at `now`: until its planned send time has passed and masscan has said
+ * it is done. Under CPU load masscan falls behind its --rate (in the lab, with two busy processes
+ * beside the live loop, a sweep planned at 20 s sent for ~45 s); judged by time alone, the next
+ * sweeps started at full rate beside it, four runs at 50,000/s at once.
+ */
+function stillSending(run: MasscanRunInFlight, retries: number, now: number): boolean {
+  return run.size > 0 && (sendEnds(run, retries) > now || run.sent === false);
 }
 
 /** Packets/s of the runs in flight that are still sending at `now` (each at its fixed rate). */
 export function masscanRateInUse(inFlight: Iterable<MasscanRunInFlight>, masscan: { readonly retries: number }, now: number): number {
   let used = 0;
-  for (const r of inFlight) if (r.size > 0 && sendEnds(r, masscan.retries) > now) used += r.rate;
+  for (const r of inFlight)
+    if (stillSending(r, masscan.retries, now)) used += masscanSendPlan(r.size, Math.max(1, r.rate), masscan.retries).rate;
   return used;
 }
 
@@ -217,11 +238,16 @@ export function masscanWaitMs(
   if (masscanRateInUse(inFlight, masscan, now) <= masscan.rate * 0.75) return 0;
   let first = Infinity;
   for (const r of inFlight) {
-    const ends = sendEnds(r, masscan.retries);
-    if (r.size > 0 && ends > now) first = Math.min(first, ends);
+    if (!stillSending(r, masscan.retries, now)) continue;
+    // Past its planned end but not done by its own account: look again shortly.
+    const ends = Math.max(sendEnds(r, masscan.retries), now + BEHIND_POLL_MS);
+    first = Math.min(first, ends);
   }
   return first === Infinity ? 0 : Math.ceil(first - now);
 }
+
+/** How often the pump looks again at a run that sends past its planned end. */
+const BEHIND_POLL_MS = 250;
 
 /** Targets in one masscan run at most. */
 const MASSCAN_MAX_TARGETS = 1024;
@@ -541,7 +567,14 @@ export class ScanPipeline {
   private silentConnectRuns = 0;
 
   private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, size: number): Promise<void> {
-    const run = { size, rate, started: Date.now() };
+    // The run's own --rate: a run smaller than retries x rate is sent slower (masscanSendPlan), and
+    // what it does not use is free for the next wave.
+    const run: { size: number; rate: number; started: number; sent?: boolean } = {
+      size,
+      rate: masscanSendPlan(size, Math.min(rate, this.config.masscan.rate), this.config.masscan.retries).rate,
+      started: Date.now(),
+      sent: false,
+    };
     if (size > 0) this.masscanRuns.add(run);
     const silentConnect = group.ran === 'connect' && group.members.every((m) => m.item.silent === true);
     if (silentConnect) this.silentConnectRuns++;
@@ -557,6 +590,11 @@ export class ScanPipeline {
         Math.min(rate, this.config.masscan.rate),
         () => {
           for (const m of group.members) m.started();
+        },
+        () => {
+          run.sent = true;
+          // The rate it held is free: a wave held back for it may go now.
+          if (this.waiting.length > 0) void this.pump();
         },
       );
       for (const m of group.members) m.resolve(pre);
@@ -576,6 +614,7 @@ export class ScanPipeline {
     deadline: number,
     rate = this.config.masscan.rate,
     onStarted: () => void = () => {},
+    onSent: () => void = () => {},
   ): Promise<PreflightOutcome> {
     const config = this.config;
     const started = performance.now();
@@ -589,11 +628,25 @@ export class ScanPipeline {
           const fit = masscanPortsThatFit(ports.length, targets.length, rate, config.masscan, deadline, Date.now());
           const probed = ports.slice(0, fit);
           if (fit === 0) onStarted();
-          const run =
-            fit > 0
-              ? await runMasscan({ targets, ports: probed, allow: config.allow, ...config.masscan, rate, onStart: onStarted, ...signal })
-              : { open: new Map<string, number[]>(), durationMs: 0 };
-          return { ...run, left: ports.slice(fit) };
+          try {
+            const run =
+              fit > 0
+                ? await runMasscan({
+                    targets,
+                    ports: probed,
+                    allow: config.allow,
+                    ...config.masscan,
+                    rate,
+                    onStart: onStarted,
+                    onSent,
+                    ...signal,
+                  })
+                : { open: new Map<string, number[]>(), durationMs: 0 };
+            return { ...run, left: ports.slice(fit) };
+          } finally {
+            // Nothing sent, or masscan failed (the connect sweep may follow): the rate is free.
+            onSent();
+          }
         });
         if (r.left.length > 0) {
           config.log(

@@ -30,6 +30,12 @@ export interface MasscanOptions {
   readonly signal?: AbortSignal;
   /** Called once masscan has been started (after the route lookup), before it ends. */
   readonly onStart?: () => void;
+  /**
+   * Called once masscan says it is done sending (its status line turns to "waiting N-secs", the
+   * --wait for late answers) or, failing that, when it exits. Under CPU load masscan sends slower
+   * than its --rate, so the planned send time (`masscanSendPlan`) is only a lower bound.
+   */
+  readonly onSent?: () => void;
 }
 
 export interface MasscanResult {
@@ -40,6 +46,41 @@ export interface MasscanResult {
 }
 
 export const MASSCAN_DEFAULTS = { rate: 10_000, retries: 1, waitSeconds: 2, maxOutputBytes: 64 * 1024 * 1024 } as const;
+
+/**
+ * How far apart (in probes, as a multiple of the run's size over its retries) masscan's retry of
+ * a probe lands when the run is small: see `masscanSendPlan`. 1.5 puts the retry half a run after
+ * the probe (a whole multiple would send them back to back).
+ */
+export const MASSCAN_RETRY_SPREAD = 1.5;
+
+/** How masscan sends one run: at what --rate, how many packets, for how long. */
+export interface MasscanSendPlan {
+  /** The --rate the run gets (at most the rate asked for). */
+  readonly rate: number;
+  /** Packets it sends, retries and masscan's wrap-around included. */
+  readonly packets: number;
+  /** Milliseconds of sending at `rate` (start-up and --wait not included). */
+  readonly sendMs: number;
+}
+
+/**
+ * How a masscan run of `probes` (ports x targets) is sent at up to `rate` packets/s with
+ * `retries`. masscan 1.3.2 spaces a retry one second after its probe by walking its shuffled
+ * index `retries x rate` past the end, sending every index's probe and its retries on each step
+ * and wrapping around the run: (probes + retries x rate) x (retries + 1) packets. At full rate a
+ * small run is flooded (in the lab, with --packet-trace, 6 ports at --rate 1000 with one retry got
+ * 2,014 SYNs, 335 per port; a host's 1,000-port first look at 50,000/s would get ~100 per port).
+ * So a run smaller than `retries x rate` gets --rate `MASSCAN_RETRY_SPREAD x probes / retries`
+ * instead: each probe goes out (retries + 1) x (1 + MASSCAN_RETRY_SPREAD) = 5 times with one
+ * retry, and the run sends for (retries + 1) x (probes / rate + retries) s as before, but never
+ * less than (retries + 1) x retries x (1 + 1 / MASSCAN_RETRY_SPREAD) s (3.3 s with one retry).
+ */
+export function masscanSendPlan(probes: number, rate: number, retries: number): MasscanSendPlan {
+  const sent = retries === 0 ? rate : Math.min(rate, Math.max(1, Math.ceil((MASSCAN_RETRY_SPREAD * probes) / retries)));
+  const packets = (retries + 1) * (probes + retries * sent);
+  return { rate: sent, packets, sendMs: (packets / sent) * 1000 };
+}
 
 function checkInteger(value: number, min: number, max: number, where: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -90,7 +131,8 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
       { where: 'masscan route' },
     );
   }
-  const expectedSendMs = ((ports.length * targets.length * (retries + 1)) / rate) * 1000;
+  const plan = masscanSendPlan(ports.length * targets.length, rate, retries);
+  const expectedSendMs = plan.sendMs;
   // Bounded so the timer stays exact (Node clamps anything above 2^31-1 ms to 1 ms).
   const timeoutMs = Math.min(2 ** 31 - 1, options.timeoutMs ?? Math.max(60_000, expectedSendMs * 3 + (wait + 30) * 1000));
   const dir = mkdtempSync(join(tmpdir(), 'pb-masscan-'));
@@ -100,7 +142,7 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
     '-p',
     PortRanges.fromPorts(ports).toString(),
     '--rate',
-    String(rate),
+    String(plan.rate),
     '--retries',
     String(retries),
     '--wait',
@@ -127,6 +169,21 @@ export async function runMasscan(options: MasscanOptions): Promise<MasscanResult
       ...(options.signal ? { cancelSignal: options.signal } : {}),
     });
     options.onStart?.();
+    // masscan writes its status (rate, % done, remaining) to stderr about once a second, also
+    // when stderr is no terminal; "waiting N-secs" follows the last packet sent.
+    let statusTail = '';
+    let sent = false;
+    const markSent = (): void => {
+      if (sent) return;
+      sent = true;
+      options.onSent?.();
+    };
+    child.stderr?.on('data', (chunk: Buffer) => {
+      if (sent) return;
+      statusTail = (statusTail + chunk.toString('latin1')).slice(-256);
+      if (/waiting -?\d+-secs/.test(statusTail)) markSent();
+    });
+    void child.finally(markSent);
     const wakeAfter = expectedSendMs + wait * 1000 + 500;
     wakeStart = setTimeout(() => {
       waker = setInterval(() => poke(targets[0]!), 1000);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { AllowList, type ScanConfig, scanBatch } from '../../agent/index.js';
 import { leaseAllowance } from '../../agent/agent.js';
 import { masscanPortsThatFit, masscanRateInUse, masscanShares, masscanWaitMs } from '../../agent/scan-batch.js';
+import { masscanSendPlan } from '../../agent/scanners/masscan.js';
 import { PortRanges } from '../../src/core/ports.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 
@@ -29,6 +30,9 @@ describe('how much masscan work fits', () => {
     expect(masscanPortsThatFit(65_535, 4, 1000, { retries: 1, waitSeconds: 2 }, now + 10_000, now)).toBe(500); // (10 - 6) s x 1,000 / (4 x 2)
     expect(masscanPortsThatFit(100, 1, 1000, overhead, now + 1500, now)).toBe(0);
     expect(masscanPortsThatFit(100, 1, 1000, overhead, now - 1, now)).toBe(0);
+    // One retry: 4 s of start-up, wait and retry spacing, then at least 1.33 s of sending however small the run.
+    expect(masscanPortsThatFit(6, 1, 50_000, { retries: 1, waitSeconds: 0 }, now + 5000, now)).toBe(0);
+    expect(masscanPortsThatFit(6, 1, 50_000, { retries: 1, waitSeconds: 0 }, now + 5400, now)).toBe(6);
   });
 
   test.prop([
@@ -42,8 +46,9 @@ describe('how much masscan work fits', () => {
     const fit = masscanPortsThatFit(ports, targets, rate, masscan, now + left, now);
     expect(fit).toBeGreaterThanOrEqual(0);
     expect(fit).toBeLessThanOrEqual(ports);
-    const sendMs = ((fit * targets * (masscan.retries + 1)) / rate) * 1000;
-    if (fit > 0) expect(now + (2 + 2 * masscan.retries + masscan.waitSeconds) * 1000 + sendMs).toBeLessThanOrEqual(now + left + 1e-6);
+    // What masscan really sends (retries, and the slower rate of a small run, included) ends in time.
+    const { sendMs } = masscanSendPlan(fit * targets, rate, masscan.retries);
+    if (fit > 0) expect(now + (2 + masscan.waitSeconds) * 1000 + sendMs).toBeLessThanOrEqual(now + left + 1e-6);
   });
 });
 
@@ -175,7 +180,7 @@ describe('masscan rate shares', () => {
   test('a wave beside a sweep sending at the whole rate waits for its end, then gets the whole rate (runs together never exceed --rate)', () => {
     // The sweep: 29 hosts x 64,535 ports, one retry, at 50,000 packets/s, started 32 s ago.
     const sweep = { size: 29 * 64_535, rate: 50_000, started: 0 };
-    const sweepEnds = ((sweep.size * 2) / sweep.rate) * 1000; // ms
+    const sweepEnds = ((sweep.size * 2) / sweep.rate + 2) * 1000; // ms: each probe twice, then the retry's second past the end
     expect(masscanRateInUse([sweep], masscan, 32_000)).toBe(50_000);
     expect(masscanWaitMs([sweep], masscan, 32_000)).toBe(Math.ceil(sweepEnds - 32_000));
     // Started anyway, it would get only the floor (before: ~7,000/s on top of the sweep's 50,000).
@@ -187,6 +192,21 @@ describe('masscan rate shares', () => {
     const small = { size: 64_535, rate: 12_500, started: 0 };
     expect(masscanWaitMs([small], masscan, 1000)).toBe(0);
     expect(masscanShares([1, 3], [small], masscan, 1000)).toEqual([9_375, 28_125]);
+  });
+
+  test('a run that masscan says still sends holds its rate past its planned end (masscan falls behind under CPU load); once it says it is done, the rate is free', () => {
+    const sweep = { size: 7 * 64_535, rate: 50_000, started: 0 };
+    const planned = ((sweep.size * 2) / sweep.rate + 2) * 1000;
+    const late = planned + 25_000;
+    expect(masscanRateInUse([{ ...sweep, sent: false }], masscan, late)).toBe(50_000);
+    expect(masscanWaitMs([{ ...sweep, sent: false }], masscan, late)).toBe(250);
+    expect(masscanShares([64_535], [{ ...sweep, sent: false }], masscan, late)).toEqual([1000]);
+    expect(masscanRateInUse([{ ...sweep, sent: true }], masscan, late)).toBe(0);
+    expect(masscanWaitMs([{ ...sweep, sent: true }], masscan, late)).toBe(0);
+    // Done by its own account before its planned end (it cannot be): the plan still holds the rate.
+    expect(masscanRateInUse([{ ...sweep, sent: true }], masscan, planned - 1)).toBe(50_000);
+    // A small run holds only the rate it sends at.
+    expect(masscanRateInUse([{ size: 6, rate: 50_000, started: 0, sent: false }], masscan, 1000)).toBe(9);
   });
 
   test('properties: within [1,000, rate]; a run beside runs that are done gets the whole rate', () => {
@@ -207,7 +227,10 @@ describe('masscan rate shares', () => {
           const wait = masscanWaitMs(inFlight, masscan, now);
           expect(wait > 0).toBe(used > 0.75 * masscan.rate);
           if (wait > 0) expect(masscanRateInUse(inFlight, masscan, now + wait)).toBeLessThan(used);
-          const done = inFlight.map((r) => ({ ...r, started: now - Math.ceil(((r.size * 2) / r.rate) * 1000) - 1 }));
+          const done = inFlight.map((r) => ({
+            ...r,
+            started: now - Math.ceil(masscanSendPlan(r.size, r.rate, masscan.retries).sendMs) - 1,
+          }));
           expect(masscanShares(sizes, done, masscan, now)).toEqual(masscanShares(sizes, [], masscan, now));
         },
       ),
