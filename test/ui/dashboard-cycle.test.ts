@@ -43,4 +43,21 @@ describe('the dashboard cycle line', () => {
     await submit(app, t.agents[0]!, resultFor(items[1]!, [], clock.now()));
     expect(await cycleLine()).toMatch(/ Finished; the next cycle starts .* \(the period of 3,600 s is paced\)\.$/);
   });
+
+  it('counts the scans of the last 60 minutes as "Scans last hour", not those of the current clock hour', async () => {
+    await addScope(app, t.admin, [{ range: '198.18.30.0/31', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'fixed', budget: 10, periodSeconds: 3600 });
+    const lastHour = async (): Promise<string | undefined> => {
+      const res = await app.inject({ method: 'GET', url: '/ui', headers: bearer(t.admin) });
+      return /Scans last hour<\/div><div class="value">([^<]*)</.exec(res.body)?.[1];
+    };
+    clock.advance(50 * 60_000); // 02:50
+    for (const item of [(await getWork(app, t.agents[0]!))!, (await getWork(app, t.agents[0]!))!])
+      await submit(app, t.agents[0]!, resultFor(item, [], clock.now()));
+    expect(await lastHour()).toBe('2');
+    clock.advance(20 * 60_000); // 03:10: both within the last hour, in the previous clock hour
+    expect(await lastHour()).toBe('2');
+    clock.advance(45 * 60_000); // 03:55
+    expect(await lastHour()).toBe('0');
+  });
 });

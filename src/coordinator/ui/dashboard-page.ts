@@ -66,17 +66,20 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const store = coordinator.store;
   const now = coordinator.now();
   const since = Math.floor(now / 3_600_000) * 3_600_000 - (HOURS - 1) * 3_600_000;
-  const [counts, topPorts, topServices, perHour, leases, queued, agents] = await Promise.all([
+  const [counts, topPorts, topServices, perHour, trailingHour, leases, queued, agents] = await Promise.all([
     store.counts(),
     store.topPorts({ limit: 15 }),
     store.topServices({ limit: 15 }),
     store.scansPerHour({ since, until: now + 1 }),
+    // The last 60 minutes, not the hour buckets that start in them (that was the current clock
+    // hour only: 108 "last hour" at 22:05 of 256 scans since 21:58).
+    store.scansPerHour({ since: now - 3_600_000, until: now + 1 }),
     store.countLeases(),
     store.countQueuedWork(),
     coordinator.listAgents(),
   ]);
   const cycle = coordinator.progress();
-  const lastHour = perHour.filter((r) => r.hourStart >= now - 3_600_000).reduce((a, r) => a + r.scans, 0);
+  const lastHour = trailingHour.reduce((a, r) => a + r.scans, 0);
   const dayTotal = perHour.reduce((a, r) => a + r.scans, 0);
   const coverage = coordinator.cycleCoverage();
   const nextCycle = coordinator.nextCycleAt();
