@@ -22,6 +22,8 @@ export function compileEsQuery(node: QueryNode | undefined): EsQuery {
       return { bool: { must_not: [compileEsQuery(node.child)] } };
     case 'port':
       return { term: { port: node.port } };
+    case 'anyPort':
+      return { exists: { field: 'port' } };
     case 'term':
       return { term: { [node.field]: node.value.toLowerCase() } };
     case 'ip':

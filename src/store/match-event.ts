@@ -39,6 +39,8 @@ export function matchEvent(event: NewStoreEvent, node: QueryNode | undefined): b
         return event.kind === n.value;
       case 'port':
         return event.port === n.port;
+      case 'anyPort':
+        return event.port !== undefined;
       case 'term': {
         const want = n.value.toLowerCase();
         if (n.field === 'tag') return event.tags.some((t) => t.toLowerCase() === want);

@@ -21,6 +21,8 @@ export function matchScan(scan: ScanDocument, node: QueryNode | undefined): bool
         return !test(n.child);
       case 'port':
         return fields.ports.includes(n.port);
+      case 'anyPort':
+        return fields.ports.length > 0;
       case 'term':
         return fields.terms[n.field].includes(n.value.toLowerCase());
       case 'ip':

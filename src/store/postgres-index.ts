@@ -85,6 +85,8 @@ const HISTORY: SqlColumns = {
   words: 's.words',
   hasTerm: 's.row IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)',
   lacksTerm: 'NOT EXISTS (SELECT 1 FROM scan_terms WHERE field = ? AND value = ? AND scan_row = s.row)',
+  hasField: 's.row IN (SELECT scan_row FROM scan_terms WHERE field = ?)',
+  lacksField: 'NOT EXISTS (SELECT 1 FROM scan_terms WHERE field = ? AND scan_row = s.row)',
   ...PG,
 };
 const LATEST: SqlColumns = {
@@ -94,6 +96,8 @@ const LATEST: SqlColumns = {
   words: 's.words',
   hasTerm: 'l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = ? AND value = ?)',
   lacksTerm: 'NOT EXISTS (SELECT 1 FROM latest_terms WHERE field = ? AND value = ? AND ip_key = l.ip_key)',
+  hasField: 'l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = ?)',
+  lacksField: 'NOT EXISTS (SELECT 1 FROM latest_terms WHERE field = ? AND ip_key = l.ip_key)',
   ...PG,
 };
 

@@ -10,6 +10,7 @@ import type { EventKind } from './event-kind.js';
  * - `port`, `service`, `product`, `version`, `cpe`, `script` match a scan when ANY of its ports
  *   with state `open` matches (they are independent: `port:22 service:http` is true for a host
  *   with ssh on 22 and http on 80). String comparisons are exact and case-insensitive.
+ *   `port:*` matches a scan with at least one open port.
  * - `tag`, `agent`, `group` and `name` match the scan's tags / agent id / vantage group / scope DNS names exactly (case-insensitive).
  * - `ip` matches an address exactly or a CIDR block (IPv4 or IPv6).
  * - `ctime` compares the scan's `finishedAt` (ms since the Unix epoch).
@@ -21,7 +22,7 @@ import type { EventKind } from './event-kind.js';
  *   runs of letters and digits, compared case-insensitively (see `tokenizeText`).
  */
 export type QueryNode =
-  AndNode | OrNode | NotNode | PortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode | KindNode | ScreenshotNode;
+  AndNode | OrNode | NotNode | PortNode | AnyPortNode | TermNode | IpNode | TimeNode | TimeRangeNode | TextNode | KindNode | ScreenshotNode;
 
 /** All children must match. At least two children. */
 export interface AndNode {
@@ -44,6 +45,14 @@ export interface NotNode {
 export interface PortNode {
   readonly type: 'port';
   readonly port: number;
+}
+
+/**
+ * `port:*`: any open port at all (a host that exposes something; `-port:*` the scans with
+ * nothing open). For events: an event about a port (service-new, -closed, -changed).
+ */
+export interface AnyPortNode {
+  readonly type: 'anyPort';
 }
 
 export type TermField = 'service' | 'product' | 'version' | 'cpe' | 'script' | 'tag' | 'agent' | 'group' | 'name';

@@ -13,7 +13,7 @@ import { EVENT_KINDS, type EventKind } from './types.js';
  *   primary := "(" or ")" | FIELD ":" value | value      (a bare value is free text)
  *   value   := bareword | '"' chars with \" and \\ escapes '"'
  *
- * Fields: port, service, product, version, cpe, script, tag, agent, group, name, ip, ctime, screenshot (true|false).
+ * Fields: port (a number, or * for any open port), service, product, version, cpe, script, tag, agent, group, name, ip, ctime, screenshot (true|false).
  * ctime values: DATE, >DATE, >=DATE, <DATE, <=DATE, DATE..DATE (half-open); DATE is
  * YYYY-MM-DD (UTC midnight) or an ISO instant such as 2026-11-01T12:30:00Z. A bare DATE means
  * that whole UTC day.
@@ -96,6 +96,8 @@ function printNode(node: QueryNode): string {
     }
     case 'port':
       return `port:${node.port}`;
+    case 'anyPort':
+      return 'port:*';
     case 'term':
       return `${node.field}:${printValue(node.value, false)}`;
     case 'ip':
@@ -270,8 +272,9 @@ function buildLeaf(token: Extract<Token, { kind: 'value' }>): QueryNode {
   if (value === '') throw queryError(`expected a value after '${field}:'`, valuePos);
   switch (field) {
     case 'port': {
+      if (value === '*') return { type: 'anyPort' };
       if (!/^\d{1,5}$/u.test(value) || Number(value) < 1 || Number(value) > 65535) {
-        throw queryError(`'${value}' is not a port; expected an integer 1-65535`, valuePos);
+        throw queryError(`'${value}' is not a port; expected an integer 1-65535, or * for any open port`, valuePos);
       }
       return { type: 'port', port: Number(value) };
     }

@@ -28,6 +28,10 @@ export interface SqlColumns {
    * (often huge) list of hosts that have, say, product nginx on every query.
    */
   readonly lacksTerm: string;
+  /** A condition with one parameter (field): the row has some search term of that field (`port:*`). */
+  readonly hasField: string;
+  /** Its negation, as a correlated probe like `lacksTerm`. */
+  readonly lacksField: string;
   /** An always-true condition (`1` in SQLite; PostgreSQL needs `TRUE`). */
   readonly truth?: string;
   /** Substring test of two operands: `instr(a, b) > 0` in SQLite. */
@@ -42,6 +46,8 @@ export const HISTORY_COLUMNS: SqlColumns = {
   words: 's.words',
   hasTerm: 's.row IN (SELECT scan_row FROM scan_terms WHERE field = ? AND value = ?)',
   lacksTerm: 'NOT EXISTS (SELECT 1 FROM scan_terms WHERE field = ? AND value = ? AND scan_row = s.row)',
+  hasField: 's.row IN (SELECT scan_row FROM scan_terms WHERE field = ?)',
+  lacksField: 'NOT EXISTS (SELECT 1 FROM scan_terms WHERE field = ? AND scan_row = s.row)',
 };
 /** Latest view: the latest table carries row, key and time, so only free text needs a join. */
 export const LATEST_COLUMNS: SqlColumns = {
@@ -51,6 +57,8 @@ export const LATEST_COLUMNS: SqlColumns = {
   words: 's.words',
   hasTerm: 'l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = ? AND value = ?)',
   lacksTerm: 'NOT EXISTS (SELECT 1 FROM latest_terms WHERE field = ? AND value = ? AND ip_key = l.ip_key)',
+  hasField: 'l.ip_key IN (SELECT ip_key FROM latest_terms WHERE field = ?)',
+  lacksField: 'NOT EXISTS (SELECT 1 FROM latest_terms WHERE field = ? AND ip_key = l.ip_key)',
 };
 
 /** True when the query has free text (the latest view must then join `scans` for its words). */
@@ -88,10 +96,18 @@ function compile(node: QueryNode, params: unknown[], c: SqlColumns): string {
         compile(node.child, params, c);
         return c.lacksTerm;
       }
+      if (node.child.type === 'anyPort') {
+        params.push('port');
+        return c.lacksField;
+      }
       return `(NOT ${compile(node.child, params, c)})`;
     case 'port':
       params.push('port', String(node.port));
       return c.hasTerm;
+    case 'anyPort':
+      // The port facet rows are the scan's (or host's) open ports.
+      params.push('port');
+      return c.hasField;
     case 'term':
       if (!TERM_FIELD_SET.has(node.field))
         throw new PortbanditError('PB_ERR_QUERY', `unknown field ${JSON.stringify(node.field)}`, { where: 'query' });

@@ -27,7 +27,7 @@ type ClientMock = InstanceType<typeof ClientMock>;
  * - _bulk: `index` / `create` items, external versions (`external`, `external_gte` -> 409),
  *   per-item results; `rejectBulk` answers 429 for the first N requests, to test backoff;
  * - _search and _count with query bool (filter, must, must_not, should + minimum_should_match),
- *   term, terms, range (numeric fields), match_all; `term` on an `ip` field accepts a CIDR block;
+ *   term, terms, range (numeric fields), exists, match_all; `term` on an `ip` field accepts a CIDR block;
  * - sort by fields (asc/desc), from/size, search_after, track_total_hits, seq_no_primary_term;
  * - aggregations: terms (order by _count/_key), histogram (interval, min_doc_count), sum.
  *
@@ -452,6 +452,14 @@ function compileQuery(index: MemoryIndex, query: unknown): Predicate {
   switch (kind) {
     case 'match_all':
       return () => true;
+    case 'exists': {
+      // Elasticsearch's exists: the field has at least one non-null value (an empty array has none).
+      checkKeys(clause, ['field'], 'exists');
+      const field = (clause as { field?: unknown }).field;
+      if (typeof field !== 'string') throw new Error('[exists] expects a field name');
+      fieldType(index, field);
+      return (source) => valuesOf(source, field).some((value) => value !== null && value !== undefined);
+    }
     case 'term': {
       const [field, spec] = single(clause, 'term');
       const wanted = typeof spec === 'object' && spec !== null ? (spec as Source).value : spec;

@@ -72,6 +72,25 @@ export function describeIndexConformance<S extends ScanIndex>(name: string, open
           .filter((s) => matchScan(s, parseQuery(query)))
           .map((s) => s.scanId);
 
+      it('port:* matches the scans with an open port, -port:* those with nothing open (closed ports count for neither)', async () => {
+        const store = await fresh();
+        const scans = [
+          scan('a1', '198.18.0.1', Date.parse(day(1)), [open(22, 'ssh')]),
+          scan('a2', '198.18.0.1', Date.parse(day(2)), []), // nothing open at its latest visit
+          scan('b1', '198.18.0.2', Date.parse(day(1)), [{ port: 25, state: 'closed', service: 'smtp', cpes: [], scripts: [] }]),
+          scan('c1', '198.18.0.3', Date.parse(day(3)), [open(8443, 'https-alt')], { tags: ['dmz'] }),
+        ];
+        for (const s of scans) await store.ingestScan({ scan: s });
+        expect(await ids(store, 'port:*')).toEqual(['c1']);
+        expect(await ids(store, '-port:*')).toEqual(['a2', 'b1']);
+        expect(await ids(store, 'port:* OR ip:198.18.0.2')).toEqual(['c1', 'b1']);
+        expect(await ids(store, 'port:*', 'history')).toEqual(['c1', 'a1']);
+        expect(await ids(store, 'NOT port:*', 'history')).toEqual(['a2', 'b1']);
+        expect(await store.count(parseQuery('port:*'))).toBe(1);
+        expect(await store.count(parseQuery('-port:*'), { view: 'history' })).toBe(2);
+        for (const s of scans) expect(matchScan(s, parseQuery('port:*'))).toBe(s.scanId === 'a1' || s.scanId === 'c1');
+      });
+
       it('matches each field as documented in query-ast.ts', async () => {
         const store = await loaded();
         const cases: [string, string[]][] = [
@@ -363,6 +382,7 @@ function queryArbitrary(): fc.Arbitrary<QueryNode> {
     }),
     fc.constantFrom('openssh', 'ubuntu linux', 'expires', 'nginx 1.18.0', 'absent').map((value) => ({ type: 'text' as const, value })),
     fc.constant({ type: 'screenshot' as const }),
+    fc.constant({ type: 'anyPort' as const }),
   );
   const { node } = fc.letrec<{ node: QueryNode }>((tie) => ({
     node: fc.oneof(

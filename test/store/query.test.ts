@@ -1,7 +1,7 @@
 import { describe, expect } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
-import { parseQuery, printQuery } from '../../src/store/query.js';
+import { parseEventQuery, parseQuery, printQuery } from '../../src/store/query.js';
 import { TERM_FIELDS, tokenizeText, type QueryNode } from '../../src/store/query-ast.js';
 
 const DAY = 86_400_000;
@@ -33,6 +33,7 @@ const leaf: fc.Arbitrary<QueryNode> = fc.oneof(
   fc.tuple(instant, fc.integer({ min: 1, max: 400 * DAY })).map(([from, span]) => ({ type: 'timeRange' as const, from, to: from + span })),
   textValue.map((value) => ({ type: 'text' as const, value })),
   fc.constant({ type: 'screenshot' as const }),
+  fc.constant({ type: 'anyPort' as const }),
 );
 
 const { node: queryArb } = fc.letrec<{ node: QueryNode }>((tie) => ({
@@ -119,6 +120,23 @@ describe('query language', () => {
         { type: 'text', value: 'OpenSSH' },
         { type: 'text', value: '8.9p1 Ubuntu' },
       ],
+    });
+  });
+
+  test('port:* is any open port; -port:* its negation; a port that is neither a number nor * is an error naming both', () => {
+    expect(parseQuery('port:*')).toEqual({ type: 'anyPort' });
+    expect(parseQuery('-port:* tag:dmz')).toEqual({
+      type: 'and',
+      children: [
+        { type: 'not', child: { type: 'anyPort' } },
+        { type: 'term', field: 'tag', value: 'dmz' },
+      ],
+    });
+    expect(printQuery(parseQuery('NOT port:*'))).toBe('-port:*');
+    expect(errorOf('port:**')).toMatchObject({ message: expect.stringContaining('expected an integer 1-65535, or * for any open port') });
+    expect(parseEventQuery('port:* kind:service-new')).toEqual({
+      type: 'and',
+      children: [{ type: 'anyPort' }, { type: 'kind', value: 'service-new' }],
     });
   });
 

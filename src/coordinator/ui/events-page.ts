@@ -101,7 +101,7 @@ function eventsForm(request: EventsRequest): SafeHtml {
   return html`<form class="inline" method="get" action="/ui/events" role="search">
 <input type="search" name="q" value="${request.q}" size="60" aria-label="Event query" placeholder="kind:service-new port:22">
 <button type="submit">Filter</button></form>
-<p class="muted">Fields: kind (service-new, service-closed, service-changed, host-new, host-gone), port, tag, ip (address or CIDR), service, product, version, ctime; <span class="mono">-</span>/NOT, OR, bare words as in search. Examples:
+<p class="muted">Fields: kind (service-new, service-closed, service-changed, host-new, host-gone), port (or * for any), tag, ip (address or CIDR), service, product, version, ctime; <span class="mono">-</span>/NOT, OR, bare words as in search. Examples:
 ${EXAMPLES.map((e, i) => html`${i > 0 ? ' · ' : ''}<a class="mono" href="/ui/events?q=${encodeURIComponent(e)}">${e}</a>`)}</p>`;
 }
 

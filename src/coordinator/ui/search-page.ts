@@ -21,6 +21,7 @@ export interface RenderedSearch {
 }
 
 const EXAMPLES = [
+  'port:*',
   'port:22',
   'service:ssh',
   'product:nginx',
@@ -61,7 +62,7 @@ function searchForm(request: SearchRequest): SafeHtml {
 <input type="search" name="q" value="${request.q}" size="60" aria-label="Search query" placeholder="port:22 service:ssh tag:dmz" autofocus>
 <label>view <select name="view"><option value="latest"${request.view === 'latest' ? html` selected` : ''}>latest scan per host</option><option value="history"${request.view === 'history' ? html` selected` : ''}>all scans (history)</option></select></label>
 <button type="submit">Search</button></form>
-<p class="muted">Fields: port, service, product, version, cpe, script, tag, agent, group (the agent group a visit was scanned from), name (a scope DNS name that resolved to the host), ip (address or CIDR), ctime (&gt;, &gt;=, &lt;, &lt;=, DATE..DATE), screenshot (true: a web screenshot). Prefix <span class="mono">-</span> or NOT to negate, OR between terms, bare words search banners. Examples:
+<p class="muted">Fields: port (a number, or * for any open port), service, product, version, cpe, script, tag, agent, group (the agent group a visit was scanned from), name (a scope DNS name that resolved to the host), ip (address or CIDR), ctime (&gt;, &gt;=, &lt;, &lt;=, DATE..DATE), screenshot (true: a web screenshot). Prefix <span class="mono">-</span> or NOT to negate, OR between terms, bare words search banners. Examples:
 ${EXAMPLES.map((e, i) => html`${i > 0 ? ' · ' : ''}<a class="mono" href="/ui/search?q=${encodeURIComponent(e)}">${e}</a>`)}</p>`;
 }
 
