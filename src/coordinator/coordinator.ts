@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isPortbanditError, type Logger } from '../core/index.js';
 import type { StrategyEnv } from '../../strategies/index.js';
-import type { Agent, QueuedWork, ScopeListName, Store } from '../store/index.js';
+import type { Agent, QueryNode, QueuedWork, ScopeListName, Store } from '../store/index.js';
 import type { ListedAgent } from './agent-registry.js';
 import type { AddressSpace } from './address-space.js';
 import type { CoordinatorConfig } from './config.js';
@@ -98,7 +98,37 @@ export class Coordinator {
     await c.units.leasing.persistCycle();
     await c.units.policies.reload(true);
     await c.units.agents.refresh();
+    await c.resumeCoverage();
     return c;
+  }
+
+  /**
+   * Resume the cycle coverage of a cycle under way from the store: per tag of the scope, the hosts
+   * whose latest visit finished since the cycle started (manual rescans of the cycle's time
+   * included; a tag's untagged rows are the hosts with none of the scope's tags).
+   */
+  private async resumeCoverage(): Promise<void> {
+    const progress = this.progress();
+    if (progress.dispensed === 0) return;
+    const since: QueryNode = { type: 'time', op: '>=', at: progress.startedAt };
+    const tags = [...this.addressSpace.sizeByTag().keys()];
+    const named = tags.filter((t) => t !== '').map((value): QueryNode => ({ type: 'term', field: 'tag', value }));
+    const scanned = new Map<string, number>();
+    for (const tag of tags) {
+      const query: QueryNode =
+        tag !== ''
+          ? { type: 'and', children: [{ type: 'term', field: 'tag', value: tag }, since] }
+          : named.length === 0
+            ? since
+            : { type: 'and', children: [{ type: 'not', child: named.length === 1 ? named[0]! : { type: 'or', children: named } }, since] };
+      try {
+        scanned.set(tag, await this.store.count(query));
+      } catch (error) {
+        // A figure of the dashboard is not worth refusing to start over.
+        this.log.warn({ err: error, tag }, 'could not count the hosts scanned so far this cycle; its coverage restarts from 0');
+      }
+    }
+    this.units.coverage.resume(progress.cycle, scanned);
   }
 
   // ------------------------------------------------------------------ budgets and policies

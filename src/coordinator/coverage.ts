@@ -13,7 +13,9 @@ export interface CycleCoverageRow {
 
 /**
  * Cycle coverage as this process counts it: hosts handed out (round 0) and scanned per tag ("" =
- * untagged) in the cycle being counted. Counting starts over when a later cycle begins.
+ * untagged) in the cycle being counted. Counting starts over when a later cycle begins. A
+ * coordinator that starts in the middle of a cycle resumes from the store (`resume`): without it
+ * a restart showed 0% scanned with the cycle's every address handed out.
  */
 export class CycleCoverage {
   private readonly scans = new Map<string, number>();
@@ -34,6 +36,20 @@ export class CycleCoverage {
     return true;
   }
 
+  /**
+   * Count `cycle` from the hosts already scanned in it per tag (from the store: their latest visit
+   * finished since the cycle started). Those are also counted as handed out; the visits a previous
+   * process left in flight are not, so `report` never shows fewer handed out than scanned.
+   */
+  resume(cycle: number, scanned: ReadonlyMap<string, number>): void {
+    this.begin(cycle);
+    this.counting = cycle;
+    for (const [tag, n] of scanned) {
+      this.scans.set(tag, n);
+      this.handed.set(tag, n);
+    }
+  }
+
   /** A host with these tags was handed out by the counted cycle. */
   handedOut(tags: readonly string[]): void {
     for (const t of tags.length > 0 ? tags : ['']) this.handed.set(t, (this.handed.get(t) ?? 0) + 1);
@@ -51,7 +67,7 @@ export class CycleCoverage {
       const scanned = this.scans.get(tag) ?? 0;
       return {
         tag,
-        handedOut: this.handed.get(tag) ?? 0,
+        handedOut: Math.max(this.handed.get(tag) ?? 0, scanned),
         scanned,
         addresses: String(size),
         fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)),

@@ -60,4 +60,23 @@ describe('the dashboard cycle line', () => {
     clock.advance(45 * 60_000); // 03:55
     expect(await lastHour()).toBe('0');
   });
+
+  it('counts the hosts whose latest visit found a port open, linked to the search port:*', async () => {
+    await addScope(app, t.admin, [{ range: '198.18.30.0/30', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'fixed', budget: 10, periodSeconds: 3600 });
+    const card = async (): Promise<string | undefined> => {
+      const res = await app.inject({ method: 'GET', url: '/ui', headers: bearer(t.admin) });
+      return /Hosts with open ports<\/div><div class="value">(.*?)<\/div>/.exec(res.body)?.[1];
+    };
+    expect(await card()).toBe('<a href="/ui/search?q=port%3A*">0</a>');
+    const items = [];
+    for (let i = 0; i < 4; i++) items.push((await getWork(app, t.agents[0]!))!);
+    clock.advance(1000);
+    // Two of four hosts answer on a port of their list; the others have nothing open.
+    for (const [i, item] of items.entries()) await submit(app, t.agents[0]!, resultFor(item, i < 2 ? [item.ports[0]!] : [], clock.now()));
+    expect(await card()).toBe('<a href="/ui/search?q=port%3A*">2</a>');
+    const search = await app.inject({ method: 'GET', url: '/ui/search?q=port%3A*', headers: bearer(t.admin) });
+    expect(search.statusCode).toBe(200);
+    expect(search.body).toMatch(/<strong>2<\/strong> hosts? match/);
+  });
 });

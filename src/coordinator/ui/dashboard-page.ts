@@ -3,6 +3,7 @@ import { VISITS_TITLE } from './agents-page.js';
 import { renderBarChart, renderScansPerHourChart } from './charts.js';
 import { formatAgo, formatCount, formatPercent, formatTime } from './format.js';
 import { type SafeHtml, html } from './html.js';
+import { parseQuery } from '../../store/index.js';
 
 const HOURS = 24;
 
@@ -61,13 +62,17 @@ ${warnings}
 ${sections.length > 0 ? html`<div class="grid2">${sections}</div>` : html`<p class="muted">Nothing learned yet: strategies learn from batches of finished host visits.</p>`}`;
 }
 
+/** `port:*`: hosts whose latest visit found a port open. */
+const ANY_OPEN_PORT = parseQuery('port:*');
+
 /** The dashboard: scope and cycle, throughput, agents, policies and what they learned, top ports and services. */
 export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtml> {
   const store = coordinator.store;
   const now = coordinator.now();
   const since = Math.floor(now / 3_600_000) * 3_600_000 - (HOURS - 1) * 3_600_000;
-  const [counts, topPorts, topServices, perHour, trailingHour, leases, queued, agents] = await Promise.all([
+  const [counts, exposed, topPorts, topServices, perHour, trailingHour, leases, queued, agents] = await Promise.all([
     store.counts(),
+    store.count(ANY_OPEN_PORT),
     store.topPorts({ limit: 15 }),
     store.topServices({ limit: 15 }),
     store.scansPerHour({ since, until: now + 1 }),
@@ -117,7 +122,7 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
       ? `Cycle ${cycle.cycle} has not started: the first work request starts its walk over ${formatCount(scopeSize)} addresses (the scope minus the blocklist).`
       : `Cycle ${cycle.cycle} has not started: the scope is empty.`
     : `Cycle ${cycle.cycle} started ${formatTime(cycle.startedAt)}: ${formatCount(cycle.position)} of ${formatCount(cycle.size)} positions walked, ${formatCount(cycle.dispensed)} handed out, ${formatCount(cycle.skipped)} skipped; ${formatCount(cycle.completed)} earlier cycle${cycle.completed === 1 ? '' : 's'} completed.${nextLine}`;
-  const card = (label: string, value: string, title = ''): SafeHtml =>
+  const card = (label: string, value: string | SafeHtml, title = ''): SafeHtml =>
     html`<div class="card" title="${title}"><div class="label">${label}</div><div class="value">${value}</div></div>`;
   return html`<h1>Dashboard</h1>
 <div class="cards">
@@ -126,6 +131,7 @@ ${notStarted ? card(`Cycle ${cycle.cycle}`, 'not started', `the first work reque
 ${card('Scans last hour', formatCount(lastHour))}
 ${card(`Scans last ${HOURS} h`, formatCount(dayTotal))}
 ${card('Hosts with results', formatCount(counts.hosts))}
+${card('Hosts with open ports', html`<a href="/ui/search?q=port%3A*">${formatCount(exposed)}</a>`, 'hosts whose latest visit found a port open (search port:*)')}
 ${card('Open ports (latest)', formatCount(counts.openPorts))}
 ${card('Leases in flight', formatCount(leases))}
 ${card('Queued work', formatCount(queued), 'manual rescans, follow-ups and expired leases, served before the cycle')}
