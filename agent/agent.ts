@@ -389,8 +389,12 @@ export class Agent {
         this.stats.submitted++;
         const open = result.ports.filter((p) => p.state === 'open').length;
         const partial = result.incomplete !== undefined ? ` (partial: ${result.incomplete})` : '';
+        // The visit's time counts its wait for a run; say how long the run itself took (a silent
+        // sweep reported "in 338.5 s" on the README flow had mostly waited behind other waves).
+        const ran = result.timings?.preflight;
+        const run = ran !== undefined && result.preflight !== 'none' ? ` (${result.preflight} ${(ran / 1000).toFixed(1)} s)` : '';
         this.log(
-          `agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${partial}${followUp ? ', follow-up queued' : ''}`,
+          `agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${run}${partial}${followUp ? ', follow-up queued' : ''}`,
         );
         return;
       } catch (error) {
