@@ -189,7 +189,7 @@ function sendEnds(run: MasscanRunInFlight, retries: number): number {
 /**
  * Whether a run still sends at `now`: until its planned send time has passed and masscan has said
  * it is done. Under CPU load masscan falls behind its --rate (in the lab, with two busy processes
- * beside the live loop, a sweep planned at 20 s sent for ~45 s); judged by time alone, the next
+ * beside the live loop, a sweep planned at 20 s ran 48 s); judged by time alone, the next
  * sweeps started at full rate beside it, four runs at 50,000/s at once.
  */
 function stillSending(run: MasscanRunInFlight, retries: number, now: number): boolean {
