@@ -17,7 +17,7 @@ export function registerSearch(program: Command): void {
   program
     .command('search')
     .description(
-      'Search the coordinator\'s results: port:22 service:ssh product:nginx tag:dmz ip:198.18.0.0/24 ctime:>2026-11-01 -port:80 "free text".',
+      'Search the coordinator\'s results: port:* (any open port) port:22 service:ssh product:nginx tag:dmz ip:198.18.0.0/24 ctime:>2026-11-01 -port:80 "free text".',
     )
     .argument('[query]', 'query (empty = everything)', '')
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
