@@ -61,8 +61,10 @@ describe('runMasscan passes the planned rate', () => {
   const argsFile = join(dir, 'args');
   writeFileSync(standIn, `#!/bin/sh\nprintf '%s\\n' "$@" > '${argsFile}'\n`);
   chmodSync(standIn, 0o755);
-  const route = { adapter: 'pblab0', adapterIp: '198.18.0.2', routerIp: '198.18.0.1' };
-  const allow = AllowList.parse(['198.18.0.0/15']);
+  // Loopback only: the runner pokes a target's port 9 once masscan should be done (to wake a
+  // masscan stuck in its final wait), and a stand-in that sleeps lets that happen.
+  const route = { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' };
+  const allow = AllowList.parse(['127.0.0.0/8']);
 
   async function rateOf(targets: string[], ports: number[], rate: number, retries: number): Promise<string> {
     await runMasscan({ targets, ports, allow, rate, retries, waitSeconds: 0, route, masscanPath: standIn });
@@ -81,7 +83,7 @@ describe('runMasscan passes the planned rate', () => {
     let sentAt = -1;
     const t0 = performance.now();
     await runMasscan({
-      targets: ['198.18.1.10'],
+      targets: ['127.0.0.10'],
       ports: [80],
       allow,
       retries: 0,
@@ -94,15 +96,15 @@ describe('runMasscan passes the planned rate', () => {
     expect(sentAt).toBeGreaterThanOrEqual(150);
     expect(exitAt - sentAt).toBeGreaterThanOrEqual(1000);
     let calls = 0;
-    await runMasscan({ targets: ['198.18.1.10'], ports: [80], allow, route, masscanPath: standIn, onSent: () => calls++ });
+    await runMasscan({ targets: ['127.0.0.10'], ports: [80], allow, route, masscanPath: standIn, onSent: () => calls++ });
     expect(calls).toBe(1);
   });
 
   test('a small run gets spread x probes / retries, a large one the rate asked for', async () => {
-    expect(await rateOf(['198.18.1.10'], [22, 80, 443, 3306, 5432, 8080], 50_000, 1)).toBe('9');
-    expect(await rateOf(['198.18.1.10', '198.18.1.11'], [22, 80, 443, 3306, 5432, 8080], 50_000, 2)).toBe('9');
-    expect(await rateOf(['198.18.1.10'], [22, 80], 50_000, 0)).toBe('50000');
+    expect(await rateOf(['127.0.0.10'], [22, 80, 443, 3306, 5432, 8080], 50_000, 1)).toBe('9');
+    expect(await rateOf(['127.0.0.10', '127.0.0.11'], [22, 80, 443, 3306, 5432, 8080], 50_000, 2)).toBe('9');
+    expect(await rateOf(['127.0.0.10'], [22, 80], 50_000, 0)).toBe('50000');
     const many = Array.from({ length: 2000 }, (_, i) => i + 1);
-    expect(await rateOf(['198.18.1.10'], many, 1000, 1)).toBe('1000');
+    expect(await rateOf(['127.0.0.10'], many, 1000, 1)).toBe('1000');
   });
 });
