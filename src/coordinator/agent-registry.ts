@@ -51,12 +51,16 @@ export class AgentRegistry {
   /** Agent groups by agent id (the `agentGroups` documents), loaded with the agents. */
   private readonly agentGroups = new Map<string, readonly string[]>();
   private lastActivityFlushAt = 0;
+  /** When this process started counting `recent` (the store answers for the last hour before it). */
+  private readonly countingSince: number;
 
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.countingSince = now();
+  }
 
   /** Forget cached tokens and reload every agent's groups from the store. */
   async refresh(): Promise<void> {
@@ -100,20 +104,46 @@ export class AgentRegistry {
     return agent;
   }
 
-  /** The agent registry with live figures: in flight, results (rounds) and host visits in the last hour. */
+  /**
+   * The agent registry with live figures: in flight, results (rounds) and host visits in the last
+   * hour. Within an hour of this process's start, the visits of the part of the hour before it
+   * come from the store (the agent's stored visits that finished then); rounds are counted here only.
+   */
   async list(): Promise<ListedAgent[]> {
     await this.flushActivity();
     const now = this.now();
+    const hourAgo = now - 3_600_000;
     const agents = await this.store.listAgents();
     return Promise.all(
       agents.map(async (a) => ({
         ...a,
         groups: [...this.groupsOf(a.id)],
         inFlight: await this.store.countLeases({ agentId: a.id }),
-        resultsLastHour: (this.recent.results.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
-        visitsLastHour: (this.recent.visits.get(a.id) ?? []).filter((t) => t > now - 3_600_000).length,
+        resultsLastHour: (this.recent.results.get(a.id) ?? []).filter((t) => t > hourAgo).length,
+        visitsLastHour:
+          (this.recent.visits.get(a.id) ?? []).filter((t) => t > hourAgo).length +
+          (this.countingSince > hourAgo ? await this.storedVisits(a.id, hourAgo, this.countingSince) : 0),
       })),
     );
+  }
+
+  /** The agent's visits stored with `from <= finishedAt < to` (0 if the index cannot say). */
+  private async storedVisits(agentId: string, from: number, to: number): Promise<number> {
+    try {
+      return await this.store.count(
+        {
+          type: 'and',
+          children: [
+            { type: 'term', field: 'agent', value: agentId },
+            { type: 'timeRange', from, to },
+          ],
+        },
+        { view: 'history' },
+      );
+    } catch (error) {
+      this.log.debug({ err: error, agent: agentId }, 'could not count the stored visits of the last hour');
+      return 0;
+    }
   }
 
   /** Note an agent's request (its version, a work item handed out, a result accepted, a visit begun); written by `flushActivity`. */

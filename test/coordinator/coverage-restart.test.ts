@@ -7,7 +7,7 @@ import { addScope, getWork, manualClock, openApp, resultFor, submit, tempDataDir
  * on the README's flow: after a restart the dashboard said 0 of 256 scanned (0.0%) for a cycle
  * whose every address had been handed out and scanned.
  */
-describe('cycle coverage across a restart', () => {
+describe("cycle coverage and the agents' last hour across a restart", () => {
   const data = tempDataDir();
   const clock = manualClock();
   let app: FastifyInstance | undefined;
@@ -32,9 +32,15 @@ describe('cycle coverage across a restart', () => {
     // Two web hosts and one untagged one are scanned before the restart; the rest stays in flight.
     for (const w of [web[0]!, web[1]!, untagged[0]!]) await submit(app, t.agents[0]!, resultFor(w, [], clock.now()));
     const before = app.coordinator.cycleCoverage();
+    const visits = async (): Promise<number | undefined> =>
+      (await app!.coordinator.listAgents()).find((a) => a.id === t.agentIds[0])?.visitsLastHour;
+    expect(await visits()).toBe(3);
     await app.close();
+    clock.advance(1000);
 
     app = await openApp(data.dir, clock.now);
+    // The agents' "host visits last hour" too: the part of the hour before the restart from the store.
+    expect(await visits()).toBe(3);
     const after = app.coordinator.cycleCoverage();
     expect(after).toEqual(before.map((row) => ({ ...row, handedOut: row.scanned })));
     expect(Object.fromEntries(after.map((r) => [r.tag, r.scanned]))).toEqual({ web: 2, '': 1 });
