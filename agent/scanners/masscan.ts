@@ -69,8 +69,8 @@ export interface MasscanSendPlan {
  * `retries`. masscan 1.3.2 spaces a retry one second after its probe by walking its shuffled
  * index `retries x rate` past the end, sending every index's probe and its retries on each step
  * and wrapping around the run: (probes + retries x rate) x (retries + 1) packets. At full rate a
- * small run is flooded (in the lab, with --packet-trace, 6 ports at --rate 1000 with one retry got
- * 2,014 SYNs, 335 per port; a host's 1,000-port first look at 50,000/s would get ~100 per port).
+ * small run is flooded (in the lab, with --packet-trace, 6 ports at the agent's 50,000/s with one
+ * retry got 100,012 SYNs; by this loop a host's 1,000-port first look at 50,000/s gets 102 per port).
  * So a run smaller than `retries x rate` gets --rate `MASSCAN_RETRY_SPREAD x probes / retries`
  * instead: each probe goes out (retries + 1) x (1 + MASSCAN_RETRY_SPREAD) = 5 times with one
  * retry, and the run sends for (retries + 1) x (probes / rate + retries) s as before, but never

@@ -43,7 +43,6 @@ export class CycleCoverage {
    */
   resume(cycle: number, scanned: ReadonlyMap<string, number>): void {
     this.begin(cycle);
-    this.counting = cycle;
     for (const [tag, n] of scanned) {
       this.scans.set(tag, n);
       this.handed.set(tag, n);
