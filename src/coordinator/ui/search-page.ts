@@ -76,6 +76,28 @@ function exportHref(request: SearchRequest, format: 'json' | 'ndjson' | 'hosts')
   return `/ui/export?${params.toString()}`;
 }
 
+/**
+ * When a search that says nothing about ports matches hosts with nothing open (on a sparse scope,
+ * most of them: the empty search's first pages are the addresses that answered nothing), a line
+ * with how many of them expose something and a link to just those (the query AND `port:*`).
+ */
+async function exposedShare(
+  coordinator: Coordinator,
+  request: SearchRequest,
+  query: QueryNode | undefined,
+  total: number,
+): Promise<SafeHtml | ''> {
+  if (total === 0 || /(^|[\s(-])port:/i.test(request.q)) return '';
+  const anyPort: QueryNode = { type: 'anyPort' };
+  const both: QueryNode = query === undefined ? anyPort : { type: 'and', children: [query, anyPort] };
+  const exposed = (await coordinator.store.search(both, { limit: 1, offset: 0, view: request.view })).total;
+  if (exposed === total) return '';
+  const q = request.q.trim() === '' ? 'port:*' : `(${request.q.trim()}) port:*`;
+  const href = `/ui/search?${new URLSearchParams({ q, view: request.view }).toString()}`;
+  const what = request.view === 'latest' ? 'hosts' : 'scans';
+  return html`<p><a href="${href}"><strong>${formatCount(exposed)}</strong> of these ${what} have open ports</a>; the other ${formatCount(total - exposed)} answered on none.</p>`;
+}
+
 /** The search page: the box, then a page of results or the parser's message with its column. */
 export async function renderSearch(coordinator: Coordinator, request: SearchRequest): Promise<RenderedSearch> {
   let query: QueryNode | undefined;
@@ -94,12 +116,13 @@ export async function renderSearch(coordinator: Coordinator, request: SearchRequ
   const first = result.total === 0 ? 0 : offset + 1;
   const last = offset + result.items.length;
   const apiQuery = new URLSearchParams({ q: request.q, view: request.view, format: 'ndjson' }).toString();
+  const exposed = await exposedShare(coordinator, request, query, result.total);
   return {
     status: 200,
     body: html`<h1>Search</h1>${searchForm(request)}
 <p><strong>${formatCount(result.total)}</strong> ${request.view === 'latest' ? 'hosts' : 'scans'} match${result.total > 0 ? html`; showing ${formatCount(first)}–${formatCount(last)}` : ''}.
 Export all matches: <a href="${exportHref(request, 'json')}">JSON</a> · <a href="${exportHref(request, 'ndjson')}">NDJSON</a> · <a href="${exportHref(request, 'hosts')}">host list</a>
-<span class="muted">(API: <span class="mono">GET /api/v1/search?${apiQuery}</span>)</span></p>
+<span class="muted">(API: <span class="mono">GET /api/v1/search?${apiQuery}</span>)</span></p>${exposed}
 <table><thead><tr><th>host</th><th>tags</th><th>open ports (service, product, version)</th><th>scanned</th><th>agent</th></tr></thead><tbody>
 ${
   result.items.length > 0
