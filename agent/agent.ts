@@ -1,7 +1,7 @@
 import { MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
 import { CoordinatorClient, RejectedError, retryDelayMs } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
-import { portCountOf } from './work-item.js';
+import { describeLeased, portCountOf } from './work-item.js';
 import { ResultBatcher } from './result-batcher.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline, choosePreflight, masscanOverheadMs } from './scan-batch.js';
 
@@ -322,9 +322,7 @@ export class Agent {
     const held = new Set(items.map((i) => i?.leaseId));
     this.inFlight += held.size;
     // Items are unchecked here (the pipeline checks each): print them without trusting their shape.
-    this.log(
-      `agent: leased ${items.length} work item(s): ${items.map((i) => `${JSON.stringify(i?.ip)?.slice(0, 80)} (${portCountOf(i) ?? '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''})`).join(', ')}`,
-    );
+    this.log(`agent: ${describeLeased(items)}`);
     const ref: { task?: Promise<void> } = {};
     const task: Promise<void> = (async () => {
       try {

@@ -1,6 +1,6 @@
 export { Agent, type AgentOptions, type AgentStats } from './agent.js';
 export { AllowList } from './allow-list.js';
-export { checkWorkItem, canonicalPortRanges, portCountOf, type WorkItemCheck } from './work-item.js';
+export { checkWorkItem, canonicalPortRanges, describeLeased, portCountOf, type WorkItemCheck } from './work-item.js';
 export {
   CoordinatorClient,
   OverloadedError,

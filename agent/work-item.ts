@@ -48,6 +48,36 @@ export function portCountOf(raw: unknown): number | undefined {
   return Array.isArray(i?.ports) ? i.ports.length : undefined;
 }
 
+/** Items grouped by their size and round (a label), in first-seen order, with their printed addresses. */
+export function groupLeased(items: readonly unknown[]): Array<{ readonly label: string; readonly ips: readonly string[] }> {
+  const groups = new Map<string, string[]>();
+  for (const raw of items) {
+    const i = raw as { ip?: unknown; round?: unknown } | null;
+    const label = `${portCountOf(raw) ?? '?'} ports${typeof i?.round === 'number' && i.round > 0 ? `, round ${i.round}` : ''}`;
+    let ips = groups.get(label);
+    if (ips === undefined) groups.set(label, (ips = []));
+    ips.push(JSON.stringify(i?.ip)?.slice(0, 80) ?? 'undefined');
+  }
+  return [...groups].map(([label, ips]) => ({ label, ips }));
+}
+
+/** Addresses a log line names per kind of item before it says how many more there are. */
+export const LEASED_NAMED = 8;
+
+/**
+ * The log's account of one lease: the items grouped by size and round, in the order they came,
+ * each group with its first few addresses and a count of the rest (a first lease of a /24 is 256
+ * items: one line naming each was 10 KB). Items are unchecked here: nothing of their shape is
+ * trusted (an address is printed as JSON, cut at 80 characters).
+ */
+export function describeLeased(items: readonly unknown[]): string {
+  const parts = groupLeased(items).map(({ label, ips }) => {
+    const named = ips.slice(0, LEASED_NAMED).join(', ');
+    return `${ips.length} x ${label}: ${named}${ips.length > LEASED_NAMED ? ` and ${ips.length - LEASED_NAMED} more` : ''}`;
+  });
+  return `leased ${items.length} work item(s): ${parts.join('; ')}`;
+}
+
 /** Largest value a Node timer takes (setTimeout clamps anything above to 1 ms). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
