@@ -54,7 +54,7 @@ describe('the search page points at the hosts that expose something', () => {
     const body = await page('');
     expect(body).toContain('<strong>5</strong> hosts match');
     expect(body).toContain(
-      '<a href="/ui/search?q=port%3A*&amp;view=latest"><strong>2</strong> of these hosts have open ports</a>; the other 3 answered on none.',
+      '<a href="/ui/search?q=port%3A*&amp;view=latest"><strong>2</strong> of these hosts have open ports</a>; the other 3 have none open in their latest scan.',
     );
     const linked = await page('port:*');
     expect(linked).toContain('<strong>2</strong> hosts match');
@@ -67,7 +67,7 @@ describe('the search page points at the hosts that expose something', () => {
     expect(body).toContain('href="/ui/search?q=%28tag%3Alab%29+port%3A*&amp;view=latest"><strong>1</strong> of these hosts');
     expect(await page('(tag:lab) port:*')).toContain('<strong>1</strong> hosts match');
     const history = await page('tag:office OR ip:198.18.20.0', 'history');
-    expect(history).toContain('<strong>1</strong> of these scans have open ports</a>; the other 1 answered on none.');
+    expect(history).toContain('<strong>1</strong> of these scans have open ports</a>; the other 1 found none open.');
   });
 
   it('says nothing when every match exposes something, none matches, or the query is about ports', async () => {

@@ -94,8 +94,8 @@ async function exposedShare(
   if (exposed === total) return '';
   const q = request.q.trim() === '' ? 'port:*' : `(${request.q.trim()}) port:*`;
   const href = `/ui/search?${new URLSearchParams({ q, view: request.view }).toString()}`;
-  const what = request.view === 'latest' ? 'hosts' : 'scans';
-  return html`<p><a href="${href}"><strong>${formatCount(exposed)}</strong> of these ${what} have open ports</a>; the other ${formatCount(total - exposed)} answered on none.</p>`;
+  const latest = request.view === 'latest';
+  return html`<p><a href="${href}"><strong>${formatCount(exposed)}</strong> of these ${latest ? 'hosts' : 'scans'} have open ports</a>; the other ${formatCount(total - exposed)} ${latest ? 'have none open in their latest scan' : 'found none open'}.</p>`;
 }
 
 /** The search page: the box, then a page of results or the parser's message with its column. */
