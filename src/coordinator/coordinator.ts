@@ -128,7 +128,30 @@ export class Coordinator {
         this.log.warn({ err: error, tag }, 'could not count the hosts scanned so far this cycle; its coverage restarts from 0');
       }
     }
-    this.units.coverage.resume(progress.cycle, scanned);
+    // Of those, the visits with a later round in flight or queued are not finished yet.
+    const pending = new Map<string, number>();
+    let pendingTotal = 0;
+    let scannedTotal: number | undefined;
+    try {
+      const scopeTags = new Set(tags);
+      const later = [...(await this.store.listLeases()), ...(await this.store.listQueuedWork())].filter(
+        (w) => (w.round ?? 0) > 0 && w.cycle === progress.cycle,
+      );
+      for (const w of later) {
+        pendingTotal++;
+        const own = w.tags.filter((t) => scopeTags.has(t));
+        for (const t of own.length > 0 ? own : ['']) pending.set(t, (pending.get(t) ?? 0) + 1);
+      }
+      scannedTotal = await this.store.count(since);
+    } catch (error) {
+      this.log.warn({ err: error }, 'could not count the visits of this cycle still under way; its finished visits restart from 0');
+    }
+    this.units.coverage.resume(
+      progress.cycle,
+      scanned,
+      pending,
+      scannedTotal === undefined ? undefined : { scanned: scannedTotal, pending: pendingTotal },
+    );
   }
 
   // ------------------------------------------------------------------ budgets and policies
@@ -361,6 +384,11 @@ export class Coordinator {
    */
   cycleCoverage(): CycleCoverageRow[] {
     return this.units.coverage.report(this.units.scope.addressSpace);
+  }
+
+  /** Visits of the cycle being counted that are finished (no round left), over every tag. */
+  cycleVisitsFinished(): number {
+    return this.units.coverage.finishedTotal;
   }
 
   /** The strategy's own belief of the open-port mass its budget covers, per policy (coverage.ts, estimateCoverage). */

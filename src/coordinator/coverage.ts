@@ -7,6 +7,8 @@ export interface CycleCoverageRow {
   readonly tag: string;
   readonly handedOut: number;
   readonly scanned: number;
+  /** Visits of this cycle with no round left to scan (scanned counts a visit at its first round). */
+  readonly finished: number;
   readonly addresses: string;
   readonly fraction: number;
 }
@@ -20,6 +22,8 @@ export interface CycleCoverageRow {
 export class CycleCoverage {
   private readonly scans = new Map<string, number>();
   private readonly handed = new Map<string, number>();
+  private readonly done = new Map<string, number>();
+  private doneTotal = 0;
   private counting = 0;
 
   /** The cycle being counted (0 before the first hand-out). */
@@ -32,21 +36,37 @@ export class CycleCoverage {
     if (cycle === this.counting) return false;
     this.scans.clear();
     this.handed.clear();
+    this.done.clear();
+    this.doneTotal = 0;
     this.counting = cycle;
     return true;
+  }
+
+  /** Visits of the counted cycle finished (their last round stored), over every tag. */
+  get finishedTotal(): number {
+    return this.doneTotal;
   }
 
   /**
    * Count `cycle` from the hosts already scanned in it per tag (from the store: their latest visit
    * finished since the cycle started). Those are also counted as handed out; the visits a previous
-   * process left in flight are not, so `report` never shows fewer handed out than scanned.
+   * process left in flight are not, so `report` never shows fewer handed out than scanned. Of
+   * those, the visits with a later round in flight or queued (`pending`, per tag, and `pendingTotal`
+   * of `scannedTotal` over every tag) are not finished; the others are.
    */
-  resume(cycle: number, scanned: ReadonlyMap<string, number>): void {
+  resume(
+    cycle: number,
+    scanned: ReadonlyMap<string, number>,
+    pending: ReadonlyMap<string, number> = new Map(),
+    totals?: { readonly scanned: number; readonly pending: number },
+  ): void {
     this.begin(cycle);
     for (const [tag, n] of scanned) {
       this.scans.set(tag, n);
       this.handed.set(tag, n);
+      this.done.set(tag, Math.max(0, n - (pending.get(tag) ?? 0)));
     }
+    if (totals !== undefined) this.doneTotal = Math.max(0, totals.scanned - totals.pending);
   }
 
   /** A host with these tags was handed out by the counted cycle. */
@@ -59,6 +79,12 @@ export class CycleCoverage {
     for (const t of tags.length > 0 ? tags : ['']) this.scans.set(t, (this.scans.get(t) ?? 0) + 1);
   }
 
+  /** A visit of a host with these tags, of the counted cycle, has no round left (stored, learned or given up). */
+  finished(tags: readonly string[]): void {
+    for (const t of tags.length > 0 ? tags : ['']) this.done.set(t, (this.done.get(t) ?? 0) + 1);
+    this.doneTotal++;
+  }
+
   /** One row per tag of `space`, with the tag's address count. */
   report(space: AddressSpace): CycleCoverageRow[] {
     const sizes = space.sizeByTag();
@@ -68,6 +94,7 @@ export class CycleCoverage {
         tag,
         handedOut: Math.max(this.handed.get(tag) ?? 0, scanned),
         scanned,
+        finished: Math.min(this.done.get(tag) ?? 0, scanned),
         addresses: String(size),
         fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)),
       };

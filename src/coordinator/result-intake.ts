@@ -165,7 +165,10 @@ export class ResultIntake {
     if (prior === undefined) this.p.agents.touch(agent.id, undefined, 'visits');
     metrics.results.inc({ outcome: 'accepted' });
     if (events.length > 0) this.p.waiters.wake();
-    if (lease.round === 0 && (lease.cycle ?? 0) === this.p.coverage.cycle) this.p.coverage.scanned(hit.tags);
+    if ((lease.cycle ?? 0) === this.p.coverage.cycle) {
+      if (lease.round === 0) this.p.coverage.scanned(hit.tags);
+      if (!next.followUp) this.p.coverage.finished(hit.tags);
+    }
     if (next.followUp) this.p.leasing.noteEnqueued();
     else if (next.learn && !this.p.shared) this.p.learner.add(next.learn.key, next.learn.result, this.p.now());
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };

@@ -50,3 +50,54 @@ describe("cycle coverage and the agents' last hour across a restart", () => {
     expect(web3).toMatchObject({ scanned: 3, handedOut: 3, fraction: 0.75 });
   });
 });
+
+describe('finished visits of a cycle (no round left), across a restart', () => {
+  const data = tempDataDir();
+  const clock = manualClock();
+  let app: FastifyInstance | undefined;
+  afterEach(async () => {
+    await app?.close();
+    data.cleanup();
+  });
+
+  it('counts a visit finished at its last round, not at its first; a restart keeps the count', async () => {
+    app = await openApp(data.dir, clock.now);
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.42.0/30', tags: ['web'] }]);
+    // A capped first look: a host that answers gets a follow-up round for the rest of its budget.
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 3000, periodSeconds: 3600 });
+    const items = [];
+    for (let i = 0; i < 4; i++) items.push((await getWork(app, t.agents[0]!))!);
+    clock.advance(1000);
+    const followUps: boolean[] = [];
+    for (const [i, w] of items.entries()) {
+      const open = i < 2 ? [w.ports[0]!] : [];
+      const res = await submit(app, t.agents[0]!, resultFor(w, open, clock.now()));
+      expect(res.statusCode).toBe(200);
+      followUps.push((res.json() as { followUp: boolean }).followUp);
+    }
+    const pending = followUps.filter(Boolean).length;
+    // The hosts that answered were followed up (the test is about them).
+    expect(followUps.slice(0, 2)).toEqual([true, true]);
+    const row = () => app!.coordinator.cycleCoverage().find((r) => r.tag === 'web')!;
+    expect(row()).toMatchObject({ scanned: 4, finished: 4 - pending });
+    expect(app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
+
+    // One follow-up leased (in flight at the restart), the other left queued.
+    const later = (await getWork(app, t.agents[0]!))!;
+    expect(later.round).toBe(1);
+    await app.close();
+    clock.advance(1000);
+
+    app = await openApp(data.dir, clock.now);
+    expect(row()).toMatchObject({ scanned: 4, finished: 4 - pending });
+    expect(app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
+    const res = await submit(app, t.agents[0]!, resultFor(later, [], clock.now()));
+    expect((res.json() as { followUp: boolean }).followUp).toBe(false);
+    expect(row()).toMatchObject({ scanned: 4, finished: 5 - pending });
+    expect(app.coordinator.cycleVisitsFinished()).toBe(5 - pending);
+    // The dashboard's cycle card counts finished visits, not positions walked.
+    const page = await app.inject({ method: 'GET', url: '/ui', headers: { authorization: `Bearer ${t.admin}` } });
+    expect(page.body).toContain(`Cycle 1 done</div><div class="value">${((100 * (5 - pending)) / 4).toFixed(1)}%`);
+  });
+});

@@ -15,12 +15,32 @@ test('cycle coverage counts per tag ("" = untagged) and starts over when a later
   coverage.handedOut(['web']);
   coverage.scanned(['web']);
   coverage.handedOut([]);
-  const rows = Object.fromEntries(coverage.report(space).map((r) => [r.tag, r]));
-  expect(rows.web).toEqual({ tag: 'web', handedOut: 2, scanned: 1, addresses: '4', fraction: 0.25 });
-  expect(rows['']).toEqual({ tag: '', handedOut: 1, scanned: 0, addresses: '2', fraction: 0 });
+  let rows = Object.fromEntries(coverage.report(space).map((r) => [r.tag, r]));
+  expect(rows.web).toEqual({ tag: 'web', handedOut: 2, scanned: 1, finished: 0, addresses: '4', fraction: 0.25 });
+  expect(rows['']).toEqual({ tag: '', handedOut: 1, scanned: 0, finished: 0, addresses: '2', fraction: 0 });
+  // The visit's last round: finished, per tag and in the total.
+  coverage.finished(['web']);
+  rows = Object.fromEntries(coverage.report(space).map((r) => [r.tag, r]));
+  expect(rows.web).toMatchObject({ scanned: 1, finished: 1 });
+  expect(coverage.finishedTotal).toBe(1);
   expect(coverage.begin(2)).toBe(true);
   expect(coverage.cycle).toBe(2);
-  expect(coverage.report(space).every((r) => r.handedOut === 0 && r.scanned === 0)).toBe(true);
+  expect(coverage.report(space).every((r) => r.handedOut === 0 && r.scanned === 0 && r.finished === 0)).toBe(true);
+  expect(coverage.finishedTotal).toBe(0);
+  // Resumed from the store: scanned less the visits with a later round pending are finished.
+  coverage.resume(
+    3,
+    new Map([
+      ['web', 3],
+      ['', 2],
+    ]),
+    new Map([['web', 1]]),
+    { scanned: 5, pending: 1 },
+  );
+  rows = Object.fromEntries(coverage.report(space).map((r) => [r.tag, r]));
+  expect(rows.web).toMatchObject({ handedOut: 3, scanned: 3, finished: 2 });
+  expect(rows['']).toMatchObject({ handedOut: 2, scanned: 2, finished: 2 });
+  expect(coverage.finishedTotal).toBe(4);
 });
 
 test('event waiters resolve on wake or after their timeout, and are forgotten once resolved', async () => {

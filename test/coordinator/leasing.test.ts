@@ -27,7 +27,7 @@ test('hands out every address of the scope once per cycle, each with a stored le
   }
   expect(rig.units.leasing.progress()).toMatchObject({ cycle: 1, dispensed: 8, fraction: 1 });
   expect(rig.units.coverage.report(rig.units.scope.addressSpace)).toEqual([
-    { tag: 'lab', handedOut: 8, scanned: 0, addresses: '8', fraction: 0 },
+    { tag: 'lab', handedOut: 8, scanned: 0, finished: 0, addresses: '8', fraction: 0 },
   ]);
   // No period: cycles run back to back, but a cycle does not begin while the last one's visits
   // are still being scanned (their leases live), or every address would be visited twice at once.

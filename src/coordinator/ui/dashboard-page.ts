@@ -87,6 +87,9 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const lastHour = trailingHour.reduce((a, r) => a + r.scans, 0);
   const dayTotal = perHour.reduce((a, r) => a + r.scans, 0);
   const coverage = coordinator.cycleCoverage();
+  // A cycle is done when its visits are, not when its last address is handed out: a visit's later
+  // rounds (the sweep of the rest of the port space) take most of a cycle's time.
+  const finished = coordinator.cycleVisitsFinished();
   const nextCycle = coordinator.nextCycleAt();
   const period = coordinator.periodSeconds();
   // Past its period a finished cycle still waits for the visits in flight (leasing.ts).
@@ -127,7 +130,7 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   return html`<h1>Dashboard</h1>
 <div class="cards">
 ${card('Scope addresses', formatCount(coordinator.addressSpace.size), 'addresses in scope minus blocklist')}
-${notStarted ? card(`Cycle ${cycle.cycle}`, 'not started', `the first work request starts a walk over ${formatCount(scopeSize)} addresses`) : card(`Cycle ${cycle.cycle}`, formatPercent(cycle.fraction), `${cycle.position} of ${cycle.size} positions; started ${formatTime(cycle.startedAt)}`)}
+${notStarted ? card(`Cycle ${cycle.cycle}`, 'not started', `the first work request starts a walk over ${formatCount(scopeSize)} addresses`) : card(`Cycle ${cycle.cycle} done`, formatPercent(Math.min(1, finished / Math.max(1, Number(cycle.size)))), `${formatCount(finished)} of ${cycle.size} visits finished (no round left to scan); ${cycle.position} of ${cycle.size} positions walked; started ${formatTime(cycle.startedAt)}`)}
 ${card('Scans last hour', formatCount(lastHour))}
 ${card(`Scans last ${HOURS} h`, formatCount(dayTotal))}
 ${card('Hosts with results', formatCount(counts.hosts))}
@@ -140,8 +143,8 @@ ${card('Queued work', formatCount(queued), 'manual rescans, follow-ups and expir
 <div class="grid2">
 <div class="panel chart"><h2>Scans per hour (last ${HOURS} h, UTC)</h2>${hourChart}</div>
 <div class="panel"><h2>Cycle coverage per tag</h2>
-<table><thead><tr><th>tag</th><th class="num">handed out</th><th class="num">scanned this cycle</th><th class="num">addresses</th><th class="num">coverage</th></tr></thead><tbody>
-${coverage.length > 0 ? coverage.map((c) => html`<tr><td>${c.tag === '' ? '(untagged)' : c.tag}</td><td class="num">${formatCount(c.handedOut)}</td><td class="num">${formatCount(c.scanned)}</td><td class="num">${formatCount(c.addresses)}</td><td class="num">${formatPercent(c.fraction)}</td></tr>`) : html`<tr><td colspan="5" class="muted">The scope is empty.</td></tr>`}
+<table><thead><tr><th>tag</th><th class="num">handed out</th><th class="num">scanned this cycle</th><th class="num" title="visits with no round left to scan (scanned counts a visit at its first round)">finished</th><th class="num">addresses</th><th class="num">coverage</th></tr></thead><tbody>
+${coverage.length > 0 ? coverage.map((c) => html`<tr><td>${c.tag === '' ? '(untagged)' : c.tag}</td><td class="num">${formatCount(c.handedOut)}</td><td class="num">${formatCount(c.scanned)}</td><td class="num">${formatCount(c.finished)}</td><td class="num">${formatCount(c.addresses)}</td><td class="num">${formatPercent(c.fraction)}</td></tr>`) : html`<tr><td colspan="6" class="muted">The scope is empty.</td></tr>`}
 </tbody></table></div>
 </div>
 <h2>Agents</h2>
