@@ -109,6 +109,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     queueLength: async () => (await store.listQueuedWork(10_000)).length,
     cycle: () => coordinator.progress(),
     cycleCoverage: () => coordinator.cycleCoverage(),
+    cycleVisitsFinished: () => coordinator.cycleVisitsFinished(),
     estimatedCoverage: () => coordinator.estimatedCoverage(),
     ...(feeder ? { outbox: async () => ({ depth: await feeder.depth(), ...feeder.status() }) } : {}),
   });

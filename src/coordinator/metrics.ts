@@ -15,7 +15,9 @@ export interface MetricSources {
   leasesInFlight(): Promise<number>;
   queueLength(): Promise<number>;
   cycle(): { cycle: number; fraction: number; completed: number };
-  cycleCoverage(): Array<{ tag: string; fraction: number }>;
+  cycleCoverage(): Array<{ tag: string; fraction: number; finished: number }>;
+  /** Visits of the current cycle finished (no round left), over every tag. */
+  cycleVisitsFinished(): number;
   estimatedCoverage(): Array<{ tag: string; estimate: number }>;
   /** The outbox feeding the search index, when the store has one (Elasticsearch). */
   outbox?(): Promise<{ depth: number; active: boolean; fed: number; failures: number; failing: number }>;
@@ -86,6 +88,25 @@ export function createMetrics(): CoordinatorMetrics & { bind(sources: MetricSour
     registers: [registry],
     collect() {
       if (sources) this.set(sources.cycle().fraction);
+    },
+  });
+  new Gauge({
+    name: 'portbandit_cycle_visits_finished',
+    help: 'Visits of the current cycle with no round left to scan (counted by this process; resumed from the store at start).',
+    registers: [registry],
+    collect() {
+      if (sources) this.set(sources.cycleVisitsFinished());
+    },
+  });
+  new Gauge({
+    name: 'portbandit_tag_cycle_visits_finished',
+    help: 'Per tag: visits of the current cycle with no round left to scan ("" = untagged).',
+    labelNames: ['tag'] as const,
+    registers: [registry],
+    collect() {
+      if (!sources) return;
+      this.reset();
+      for (const c of sources.cycleCoverage()) this.set({ tag: c.tag }, c.finished);
     },
   });
   new Gauge({

@@ -96,6 +96,9 @@ describe('finished visits of a cycle (no round left), across a restart', () => {
     expect((res.json() as { followUp: boolean }).followUp).toBe(false);
     expect(row()).toMatchObject({ scanned: 4, finished: 5 - pending });
     expect(app.coordinator.cycleVisitsFinished()).toBe(5 - pending);
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toContain(`portbandit_cycle_visits_finished ${5 - pending}\n`);
+    expect(metrics.body).toContain(`portbandit_tag_cycle_visits_finished{tag="web"} ${5 - pending}\n`);
     // The dashboard's cycle card counts finished visits, not positions walked.
     const page = await app.inject({ method: 'GET', url: '/ui', headers: { authorization: `Bearer ${t.admin}` } });
     expect(page.body).toContain(`Cycle 1 done</div><div class="value">${((100 * (5 - pending)) / 4).toFixed(1)}%`);
