@@ -97,14 +97,18 @@ function createList(): Command {
         const progress = app.coordinator.progress();
         if (flags.json) {
           cliIo().stdout.write(
-            JSON.stringify({ list: listOf(flags), ...listing, addresses: String(app.coordinator.addressSpace.size), cycle: progress }) +
-              '\n',
+            JSON.stringify({
+              list: listOf(flags),
+              ...listing,
+              addresses: String(app.coordinator.addressSpace.size),
+              cycle: { ...progress, visitsFinished: app.coordinator.cycleVisitsFinished() },
+            }) + '\n',
           );
           return;
         }
         for (const e of listing.entries) cliIo().stdout.write(`${e.range}\t${e.tags.join(',')}\n`);
         cliIo().stderr.write(
-          `${listing.entries.length} entries (version ${listing.version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}%\n`,
+          `${listing.entries.length} entries (version ${listing.version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}% handed out, ${app.coordinator.cycleVisitsFinished()} of ${progress.size} visits finished\n`,
         );
       });
     });
