@@ -98,6 +98,7 @@ export class Coordinator {
     await c.units.leasing.persistCycle();
     await c.units.policies.reload(true);
     await c.units.agents.refresh();
+    await c.units.agents.snapshotStoredVisits();
     await c.resumeCoverage();
     return c;
   }

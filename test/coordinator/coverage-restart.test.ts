@@ -86,16 +86,26 @@ describe('finished visits of a cycle (no round left), across a restart', () => {
     // One follow-up leased (in flight at the restart), the other left queued.
     const later = (await getWork(app, t.agents[0]!))!;
     expect(later.round).toBe(1);
+    const visits = async (): Promise<number | undefined> =>
+      (await app!.coordinator.listAgents()).find((a) => a.id === t.agentIds[0])?.visitsLastHour;
+    expect(await visits()).toBe(4);
     await app.close();
     clock.advance(1000);
 
     app = await openApp(data.dir, clock.now);
+    expect(await visits()).toBe(4);
     expect(row()).toMatchObject({ scanned: 4, finished: 4 - pending });
     expect(app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
     const res = await submit(app, t.agents[0]!, resultFor(later, [], clock.now()));
     expect((res.json() as { followUp: boolean }).followUp).toBe(false);
     expect(row()).toMatchObject({ scanned: 4, finished: 5 - pending });
     expect(app.coordinator.cycleVisitsFinished()).toBe(5 - pending);
+    // A visit begun before the restart and finished after it is still one of the hour's visits
+    // (its stored document now carries the later finish time).
+    expect(await visits()).toBe(4);
+    // The hour before the restart is counted in 5-minute slices: gone once it is over.
+    clock.advance(3_600_000);
+    expect(await visits()).toBe(0);
     const metrics = await app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toContain(`portbandit_cycle_visits_finished ${5 - pending}\n`);
     expect(metrics.body).toContain(`portbandit_tag_cycle_visits_finished{tag="web"} ${5 - pending}\n`);

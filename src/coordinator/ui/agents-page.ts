@@ -5,7 +5,7 @@ import { type SafeHtml, html } from './html.js';
 
 /** What the agents' visit columns count (here and on the dashboard). */
 export const VISITS_TITLE =
-  'host visits this agent began; the follow-up rounds of a visit do not count again. The last hour: counted by this coordinator process since it started, before that the visits stored as finished then';
+  'host visits this agent began; the follow-up rounds of a visit do not count again. The last hour: counted by this coordinator process since it started, before that the visits stored in the hour before it started (counted at its start, in 5-minute slices)';
 
 /** A token just created: shown on this one response and never again (the store keeps a hash). */
 export interface CreatedToken {
