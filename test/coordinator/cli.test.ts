@@ -21,7 +21,9 @@ describe('coordinator CLI (on the data directory)', () => {
     expect((await runCli(['scope', 'add', '198.18.0.3', '--blocklist', ...d])).code).toBe(0);
     const list = await runCli(['scope', 'list', '--json', ...d]);
     expect(JSON.parse(list.out)).toMatchObject({ list: 'scope', addresses: '7', cycle: { visitsFinished: 0 } });
-    expect((await runCli(['scope', 'list', ...d])).err).toMatch(/7 addresses in scope minus blocklist; cycle \d+ at [\d.]+% handed out, 0 of \d+ visits finished/);
+    expect((await runCli(['scope', 'list', ...d])).err).toMatch(
+      /7 addresses in scope minus blocklist; cycle \d+ at [\d.]+% handed out, 0 of \d+ visits finished/,
+    );
     expect((await runCli(['scope', 'export', ...d])).out).toBe('198.18.0.0/30,lab\n198.18.1.0/31,dmz,web\n2001:db8::/127,lab\n');
     expect((await runCli(['scope', 'remove', '198.18.1.0/31', ...d])).err).toMatch(/1 of 1 entries removed/);
     const bad = await runCli(['scope', 'add', '198.18.0.0/40', ...d]);
