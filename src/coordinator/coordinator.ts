@@ -34,8 +34,13 @@ interface InstallDocument {
  * registry (agents, tokens, groups), result intake, the learner and its schedule, and cycle
  * coverage. Routes (routes/*.ts) are thin adapters over these methods.
  */
+/** How long a shared coordinator reuses its count of the cycle's finished visits (cycleVisitsFinished). */
+const FINISHED_RECOUNT_MS = 5_000;
+
 export class Coordinator {
   private sweeping = false;
+  /** A shared coordinator's last count of the cycle's finished visits, from the store. */
+  private finishedCache: { readonly cycle: number; readonly at: number; readonly value: number } | undefined;
   /** True once `close()` started: long-lived streams end. */
   closing = false;
   readonly defaultPolicy: Policy;
@@ -130,29 +135,37 @@ export class Coordinator {
       }
     }
     // Of those, the visits with a later round in flight or queued are not finished yet.
-    const pending = new Map<string, number>();
-    let pendingTotal = 0;
-    let scannedTotal: number | undefined;
+    let under: Awaited<ReturnType<Coordinator['visitsUnderWay']>> | undefined;
     try {
-      const scopeTags = new Set(tags);
-      const later = [...(await this.store.listLeases()), ...(await this.store.listQueuedWork())].filter(
-        (w) => (w.round ?? 0) > 0 && w.cycle === progress.cycle,
-      );
-      for (const w of later) {
-        pendingTotal++;
-        const own = w.tags.filter((t) => scopeTags.has(t));
-        for (const t of own.length > 0 ? own : ['']) pending.set(t, (pending.get(t) ?? 0) + 1);
-      }
-      scannedTotal = await this.store.count(since);
+      under = await this.visitsUnderWay(progress.cycle, progress.startedAt, tags);
     } catch (error) {
       this.log.warn({ err: error }, 'could not count the visits of this cycle still under way; its finished visits restart from 0');
     }
-    this.units.coverage.resume(
-      progress.cycle,
-      scanned,
-      pending,
-      scannedTotal === undefined ? undefined : { scanned: scannedTotal, pending: pendingTotal },
+    this.units.coverage.resume(progress.cycle, scanned, under?.pending, under && { scanned: under.scanned, pending: under.pendingTotal });
+  }
+
+  /**
+   * From the store: the visits stored since `cycle` began (`scanned`), and its visits with a later
+   * round in flight or queued, per tag of `tags` ("" = none of them) and in all.
+   */
+  private async visitsUnderWay(
+    cycle: number,
+    startedAt: number,
+    tags: readonly string[],
+  ): Promise<{ scanned: number; pending: Map<string, number>; pendingTotal: number }> {
+    const pending = new Map<string, number>();
+    let pendingTotal = 0;
+    const scopeTags = new Set(tags);
+    const later = [...(await this.store.listLeases()), ...(await this.store.listQueuedWork())].filter(
+      (w) => (w.round ?? 0) > 0 && w.cycle === cycle,
     );
+    for (const w of later) {
+      pendingTotal++;
+      const own = w.tags.filter((t) => scopeTags.has(t));
+      for (const t of own.length > 0 ? own : ['']) pending.set(t, (pending.get(t) ?? 0) + 1);
+    }
+    const scanned = await this.store.count({ type: 'time', op: '>=', at: startedAt });
+    return { scanned, pending, pendingTotal };
   }
 
   // ------------------------------------------------------------------ budgets and policies
@@ -387,9 +400,25 @@ export class Coordinator {
     return this.units.coverage.report(this.units.scope.addressSpace);
   }
 
-  /** Visits of the cycle being counted that are finished (no round left), over every tag. */
-  cycleVisitsFinished(): number {
-    return this.units.coverage.finishedTotal;
+  /**
+   * Visits of the current cycle that are finished (no round left), over every tag. One process
+   * counts them as their last rounds are stored. With several coordinators on one PostgreSQL each
+   * sees only the rounds submitted to it, so there the store answers (the visits stored since the
+   * cycle began less those with a later round in flight or queued), at most every 5 s.
+   */
+  async cycleVisitsFinished(): Promise<number> {
+    if (!this.shared) return this.units.coverage.finishedTotal;
+    const progress = this.progress();
+    const now = this.now();
+    const cached = this.finishedCache;
+    if (cached !== undefined && cached.cycle === progress.cycle && now - cached.at < FINISHED_RECOUNT_MS) return cached.value;
+    let value = 0;
+    if (progress.dispensed > 0) {
+      const under = await this.visitsUnderWay(progress.cycle, progress.startedAt, []);
+      value = Math.max(0, under.scanned - under.pendingTotal);
+    }
+    this.finishedCache = { cycle: progress.cycle, at: now, value };
+    return value;
   }
 
   /** The strategy's own belief of the open-port mass its budget covers, per policy (coverage.ts, estimateCoverage). */

@@ -17,7 +17,7 @@ export interface MetricSources {
   cycle(): { cycle: number; fraction: number; completed: number };
   cycleCoverage(): Array<{ tag: string; fraction: number; finished: number }>;
   /** Visits of the current cycle finished (no round left), over every tag. */
-  cycleVisitsFinished(): number;
+  cycleVisitsFinished(): Promise<number>;
   estimatedCoverage(): Array<{ tag: string; estimate: number }>;
   /** The outbox feeding the search index, when the store has one (Elasticsearch). */
   outbox?(): Promise<{ depth: number; active: boolean; fed: number; failures: number; failing: number }>;
@@ -94,8 +94,8 @@ export function createMetrics(): CoordinatorMetrics & { bind(sources: MetricSour
     name: 'portbandit_cycle_visits_finished',
     help: 'Visits of the current cycle with no round left to scan (counted by this process; resumed from the store at start).',
     registers: [registry],
-    collect() {
-      if (sources) this.set(sources.cycleVisitsFinished());
+    async collect() {
+      if (sources) this.set(await sources.cycleVisitsFinished());
     },
   });
   new Gauge({

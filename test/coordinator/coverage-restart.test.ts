@@ -81,7 +81,7 @@ describe('finished visits of a cycle (no round left), across a restart', () => {
     expect(followUps.slice(0, 2)).toEqual([true, true]);
     const row = () => app!.coordinator.cycleCoverage().find((r) => r.tag === 'web')!;
     expect(row()).toMatchObject({ scanned: 4, finished: 4 - pending });
-    expect(app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
+    expect(await app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
 
     // One follow-up leased (in flight at the restart), the other left queued.
     const later = (await getWork(app, t.agents[0]!))!;
@@ -95,11 +95,11 @@ describe('finished visits of a cycle (no round left), across a restart', () => {
     app = await openApp(data.dir, clock.now);
     expect(await visits()).toBe(4);
     expect(row()).toMatchObject({ scanned: 4, finished: 4 - pending });
-    expect(app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
+    expect(await app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
     const res = await submit(app, t.agents[0]!, resultFor(later, [], clock.now()));
     expect((res.json() as { followUp: boolean }).followUp).toBe(false);
     expect(row()).toMatchObject({ scanned: 4, finished: 5 - pending });
-    expect(app.coordinator.cycleVisitsFinished()).toBe(5 - pending);
+    expect(await app.coordinator.cycleVisitsFinished()).toBe(5 - pending);
     // A visit begun before the restart and finished after it is still one of the hour's visits
     // (its stored document now carries the later finish time).
     expect(await visits()).toBe(4);

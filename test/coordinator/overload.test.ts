@@ -114,7 +114,9 @@ describe.skipIf(missing !== undefined)('a PostgreSQL pool with no connection fre
   it('answers 503 with Retry-After while every connection is held, 200 once one is free', async () => {
     const { dir, cleanup } = tempDataDir();
     const clock = manualClock(Date.now());
-    const store = await openPostgresStore({ url: pgServer.url(), schema: pgServer.freshSchema(), poolSize: 2, connectTimeoutMs: 300 });
+    // 2 s to get a connection: at 300 ms, opening the store (a new PostgreSQL backend per
+    // connection) timed out once in CI with the unit and lab runs beside it.
+    const store = await openPostgresStore({ url: pgServer.url(), schema: pgServer.freshSchema(), poolSize: 2, connectTimeoutMs: 2000 });
     const app = await appOver(store, dir, clock.now);
     const held: pg.PoolClient[] = [];
     try {

@@ -101,14 +101,14 @@ function createList(): Command {
               list: listOf(flags),
               ...listing,
               addresses: String(app.coordinator.addressSpace.size),
-              cycle: { ...progress, visitsFinished: app.coordinator.cycleVisitsFinished() },
+              cycle: { ...progress, visitsFinished: await app.coordinator.cycleVisitsFinished() },
             }) + '\n',
           );
           return;
         }
         for (const e of listing.entries) cliIo().stdout.write(`${e.range}\t${e.tags.join(',')}\n`);
         cliIo().stderr.write(
-          `${listing.entries.length} entries (version ${listing.version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}% handed out, ${app.coordinator.cycleVisitsFinished()} of ${progress.size} visits finished\n`,
+          `${listing.entries.length} entries (version ${listing.version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}% handed out, ${await app.coordinator.cycleVisitsFinished()} of ${progress.size} visits finished\n`,
         );
       });
     });

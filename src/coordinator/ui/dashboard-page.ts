@@ -89,7 +89,7 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const coverage = coordinator.cycleCoverage();
   // A cycle is done when its visits are, not when its last address is handed out: a visit's later
   // rounds (the sweep of the rest of the port space) take most of a cycle's time.
-  const finished = coordinator.cycleVisitsFinished();
+  const finished = await coordinator.cycleVisitsFinished();
   const nextCycle = coordinator.nextCycleAt();
   const period = coordinator.periodSeconds();
   // Past its period a finished cycle still waits for the visits in flight (leasing.ts).
