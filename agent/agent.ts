@@ -85,14 +85,20 @@ export interface AgentStats {
  * work is leased as soon as a slot frees (the free slots' worth in one request), while slow hosts
  * finish in the other slots; one slow host never delays another's result. `stop()`
  * (SIGINT/SIGTERM) stops leasing and lets the hosts in flight finish and be submitted;
- * `stop({ now: true })` (a second signal) cancels the scanners, and the unfinished leases go back
- * to the coordinator's queue when they expire.
+ * `stop({ now: true })` (a second signal) cancels the scanners, and the unfinished leases are
+ * given back: the coordinator queues them again at once (one that cannot take them lets them
+ * expire).
  */
+/** Lease ids per release request (the coordinator takes up to 1,024). */
+const RELEASE_BATCH = 1024;
+
 export class Agent {
   readonly stats: AgentStats = { batches: 0, submitted: 0, refused: 0, rejected: 0, errors: 0 };
   private readonly client: CoordinatorClient;
   private readonly options: AgentOptions;
   private readonly abort = new AbortController();
+  /** Leases handed to this agent whose result the coordinator has not taken (nor refused). */
+  private readonly unfinished = new Set<string>();
   private readonly wake = new AbortController();
   private readonly pipeline: ScanPipeline;
   private stopping = false;
@@ -260,6 +266,7 @@ export class Agent {
       }
     }
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+    await this.giveBack();
     this.log(`agent: stopped (${this.stats.submitted} results submitted, ${this.stats.refused} refused, ${this.stats.rejected} rejected)`);
     return this.stats;
   }
@@ -301,6 +308,26 @@ export class Agent {
     if (items.length > 0) this.itemCost = this.costOf(items.at(-1));
   }
 
+  /**
+   * Leases this agent will not finish (scans cancelled by a second stop signal, results it gave up
+   * on), given back so the coordinator queues them now, not when they expire (docs/api.md). A
+   * coordinator that cannot take them (unreachable, older) lets them expire as before.
+   */
+  private async giveBack(): Promise<void> {
+    const ids = [...this.unfinished];
+    if (ids.length === 0) return;
+    try {
+      let released = 0;
+      for (let i = 0; i < ids.length; i += RELEASE_BATCH) released += (await this.client.release(ids.slice(i, i + RELEASE_BATCH))).released;
+      this.unfinished.clear();
+      this.log(`agent: gave ${released} of ${ids.length} unfinished lease(s) back to the coordinator (queued again now)`);
+    } catch (error) {
+      this.log(
+        `agent: could not give ${ids.length} unfinished lease(s) back (${(error as Error).message}); they return to the queue when they expire`,
+      );
+    }
+  }
+
   private release(leaseId: string | undefined): void {
     if (leaseId === undefined) return;
     const cost = this.heldCost.get(leaseId);
@@ -313,6 +340,7 @@ export class Agent {
     this.stats.batches++;
     for (const item of items) {
       const id = typeof item?.leaseId === 'string' ? item.leaseId : undefined;
+      if (id !== undefined) this.unfinished.add(id);
       if (id === undefined || this.heldCost.has(id)) continue;
       const cost = this.costOf(item);
       this.heldCost.set(id, cost);
@@ -346,10 +374,12 @@ export class Agent {
     try {
       if (outcome.kind === 'refused') {
         this.stats.refused++;
+        // A refused item's lease is left to expire: given back, it would be handed straight back.
+        if (typeof outcome.item?.leaseId === 'string') this.unfinished.delete(outcome.item.leaseId);
         await reportRefusal(this.client, outcome, (line) => this.log(line));
         return;
       }
-      await this.submit(outcome.item, outcome.submission);
+      if (await this.submit(outcome.item, outcome.submission)) this.unfinished.delete(outcome.item.leaseId);
     } finally {
       if (held.delete(outcome.item?.leaseId)) {
         this.inFlight--;
@@ -364,7 +394,7 @@ export class Agent {
    * Results travel in small batches (flushed every 100 ms or at 16); the single route takes
    * over when the coordinator has no batch route or could not read a batch.
    */
-  private async submit(item: WorkItem, result: ResultSubmission): Promise<void> {
+  private async submit(item: WorkItem, result: ResultSubmission): Promise<boolean> {
     let failures = 0;
     let single = !this.results.enabled;
     for (;;) {
@@ -379,7 +409,7 @@ export class Agent {
           if (answer.kind === 'rejected') {
             this.stats.rejected++;
             this.log(`agent: result for ${result.ip} rejected: ${answer.message}`);
-            return;
+            return true;
           }
           if (answer.kind === 'retry') throw answer.error;
           followUp = answer.followUp;
@@ -394,12 +424,12 @@ export class Agent {
         this.log(
           `agent: ${result.ip}: ${open} open port(s) of ${item.ports.length} via ${result.preflight} in ${((result.finishedAt - result.startedAt) / 1000).toFixed(1)} s${run}${partial}${followUp ? ', follow-up queued' : ''}`,
         );
-        return;
+        return true;
       } catch (error) {
         if (error instanceof RejectedError) {
           this.stats.rejected++;
           this.log(`agent: result for ${result.ip} rejected: ${error.message}`);
-          return;
+          return true;
         }
         failures++;
         const delay = Math.min(
@@ -409,7 +439,7 @@ export class Agent {
         if (Date.now() + delay > item.deadline || this.abort.signal.aborted) {
           this.stats.errors++;
           this.log(`agent: giving up on the result for ${result.ip}: ${(error as Error).message}`);
-          return;
+          return false;
         }
         this.log(`agent: submitting ${result.ip} failed (${(error as Error).message}); retrying in ${delay} ms`);
         await sleep(delay);

@@ -170,6 +170,14 @@ export class CoordinatorClient {
     return retryAfterMs !== undefined && body !== null && typeof body === 'object' ? { ...body, retryAfterMs } : body;
   }
 
+  /**
+   * Give back leases this agent will not finish (it is stopping): the coordinator queues them again
+   * now instead of when they expire. An older coordinator answers 404.
+   */
+  async release(leaseIds: readonly string[]): Promise<{ released: number }> {
+    return this.request<{ released: number }>('POST', '/api/v1/agent/release', { leaseIds });
+  }
+
   /** Tell the coordinator this agent refused a work item, and why (docs/api.md). */
   async reportRefused(leaseId: string, reason: string): Promise<{ recorded: boolean }> {
     return this.request<{ recorded: boolean }>('POST', '/api/v1/agent/refused', { leaseId, reason: reason.slice(0, 1000) });

@@ -15,7 +15,7 @@ import { AlertDispatcher, type AlertDeliveryOptions } from './alerts.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerAlertRoutes } from './routes/alerts.js';
 import { registerAgentRoutes } from './routes/agent.js';
-import { registerAgentRefusedRoute } from './routes/agent-refused.js';
+import { registerAgentRefusedRoute, registerAgentReleaseRoute } from './routes/agent-refused.js';
 import { registerResultRoutes } from './routes/results.js';
 import { registerScreenshotRoutes } from './routes/screenshots.js';
 import { registerSystemRoutes } from './routes/system.js';
@@ -203,6 +203,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     registerSystemRoutes(scope, coordinator);
     registerAgentRoutes(scope, coordinator);
     registerAgentRefusedRoute(scope, coordinator);
+    registerAgentReleaseRoute(scope, coordinator);
     registerAdminRoutes(scope, coordinator);
     registerResultRoutes(scope, coordinator);
     registerAlertRoutes(scope, coordinator);

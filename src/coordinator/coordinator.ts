@@ -366,6 +366,23 @@ export class Coordinator {
     }
   }
 
+  /**
+   * Give back leases `agentId` holds and will not finish (POST /api/v1/agent/release): each is
+   * made due now and requeued as an expired lease is (its round and host session kept), at once
+   * instead of at its deadline. Returns how many of `ids` were this agent's live leases.
+   */
+  async releaseLeases(agentId: string, ids: readonly string[]): Promise<number> {
+    const now = this.now();
+    let released = 0;
+    for (const id of new Set(ids)) {
+      const lease = await this.store.getLease(id);
+      if (lease === undefined || lease.agentId !== agentId || lease.deadline <= now) continue;
+      if (await this.store.renewLease(id, now)) released++;
+    }
+    if (released > 0) await this.units.leasing.requeueExpired(now);
+    return released;
+  }
+
   /** Resolve after `ms` or as soon as new events are stored, whichever comes first. */
   waitForEvents(ms: number): Promise<void> {
     return this.units.waiters.wait(ms);

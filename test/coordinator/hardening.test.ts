@@ -17,6 +17,7 @@ const ROUTES: Array<[method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string]> = 
   ['GET', '/api/v1/agent/work?bogus=1'],
   ['POST', '/api/v1/agent/results'],
   ['POST', '/api/v1/agent/refused'],
+  ['POST', '/api/v1/agent/release'],
   ['GET', '/api/v1/admin/scope?list=nope'],
   ['POST', '/api/v1/admin/scope'],
   ['POST', '/api/v1/admin/scope/remove'],

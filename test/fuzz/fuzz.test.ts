@@ -20,6 +20,7 @@ const ROUTES: Array<{ method: Method; url: string; role: 'agent' | 'admin'; text
   { method: 'GET', url: '/api/v1/agent/work', role: 'agent', query: ['version'] },
   { method: 'POST', url: '/api/v1/agent/results', role: 'agent', query: [] },
   { method: 'POST', url: '/api/v1/agent/refused', role: 'agent', query: [] },
+  { method: 'POST', url: '/api/v1/agent/release', role: 'agent', query: [] },
   { method: 'GET', url: '/api/v1/admin/scope', role: 'admin', query: ['list'] },
   { method: 'POST', url: '/api/v1/admin/scope', role: 'admin', query: ['list'] },
   { method: 'POST', url: '/api/v1/admin/scope/remove', role: 'admin', query: ['list'] },

@@ -50,3 +50,41 @@ export function registerAgentRefusedRoute(app: RouteApp, coordinator: Coordinato
     },
   );
 }
+
+/** Most lease ids one release request may name (an agent holds at most 256 items by default). */
+export const MAX_RELEASE = 1024;
+
+/**
+ * `POST /api/v1/agent/release`: an agent stopping before it finished its items gives their leases
+ * back, so they are queued again now instead of when they expire (a lease is 15 minutes by
+ * default: an agent restarted mid-cycle held its hosts that long). Only this agent's live leases
+ * are released; ids it does not hold are counted out, not refused (one may have just expired).
+ */
+export function registerAgentReleaseRoute(app: RouteApp, coordinator: Coordinator): void {
+  app.post(
+    '/api/v1/agent/release',
+    {
+      preParsing: requireRole(coordinator, 'agent'),
+      schema: {
+        tags: ['agent'],
+        summary: 'Give back leases this agent will not finish: they are queued again now, not when they expire.',
+        security: [{ bearer: [] }],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['leaseIds'],
+          properties: {
+            leaseIds: { type: 'array', minItems: 1, maxItems: MAX_RELEASE, items: { type: 'string', minLength: 1, maxLength: 64 } },
+          },
+        },
+        response: { 200: { type: 'object', required: ['released'], properties: { released: { type: 'integer' } } }, ...errors },
+      },
+    },
+    async (req) => {
+      const agent = agentOf(req);
+      const released = await coordinator.releaseLeases(agent.id, req.body.leaseIds);
+      req.log.info({ agent: agent.id, agentName: agent.name, asked: req.body.leaseIds.length, released }, 'agent gave leases back');
+      return { released };
+    },
+  );
+}
