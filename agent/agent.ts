@@ -357,7 +357,9 @@ export class Agent {
         await this.pipeline.scan(items, (outcome) => this.finish(outcome, held));
       } catch (error) {
         this.stats.errors++;
-        this.log(`agent: scanning failed: ${(error as Error).message} (unsubmitted leases return to the queue when they expire)`);
+        this.log(
+          `agent: scanning failed: ${(error as Error).message} (${this.abort.signal.aborted ? 'its unsubmitted leases are given back as the agent stops' : 'unsubmitted leases return to the queue when they expire'})`,
+        );
       } finally {
         this.inFlight -= held.size;
         for (const id of held) this.release(id);
