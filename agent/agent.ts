@@ -79,6 +79,9 @@ export interface AgentStats {
   errors: number;
 }
 
+/** Lease ids per release request (the coordinator takes up to 1,024). */
+const RELEASE_BATCH = 1024;
+
 /**
  * A running agent: keep `concurrency` slots full of work, scan, and submit each host's result
  * as soon as that host is done (within 100 ms: results finished together share a request). New
@@ -89,15 +92,16 @@ export interface AgentStats {
  * given back: the coordinator queues them again at once (one that cannot take them lets them
  * expire).
  */
-/** Lease ids per release request (the coordinator takes up to 1,024). */
-const RELEASE_BATCH = 1024;
-
 export class Agent {
   readonly stats: AgentStats = { batches: 0, submitted: 0, refused: 0, rejected: 0, errors: 0 };
   private readonly client: CoordinatorClient;
   private readonly options: AgentOptions;
   private readonly abort = new AbortController();
-  /** Leases handed to this agent whose result the coordinator has not taken (nor refused). */
+  /**
+   * Leases of the items in flight, and, once the scanners are cancelled (a second stop signal),
+   * of those left unfinished: given back as the agent stops. An item that leaves flight otherwise
+   * (submitted, refused, or given up on while running on) is dropped: its lease is taken or expires.
+   */
   private readonly unfinished = new Set<string>();
   private readonly wake = new AbortController();
   private readonly pipeline: ScanPipeline;
@@ -362,7 +366,10 @@ export class Agent {
         );
       } finally {
         this.inFlight -= held.size;
-        for (const id of held) this.release(id);
+        for (const id of held) {
+          this.release(id);
+          if (!this.abort.signal.aborted) this.unfinished.delete(id);
+        }
         held.clear();
         if (ref.task) this.tasks.delete(ref.task);
         this.slotFreed?.();
@@ -373,16 +380,18 @@ export class Agent {
   }
 
   private async finish(outcome: HostOutcome, held: Set<string>): Promise<void> {
+    let done = false;
     try {
       if (outcome.kind === 'refused') {
         this.stats.refused++;
         // A refused item's lease is left to expire: given back, it would be handed straight back.
-        if (typeof outcome.item?.leaseId === 'string') this.unfinished.delete(outcome.item.leaseId);
+        done = true;
         await reportRefusal(this.client, outcome, (line) => this.log(line));
         return;
       }
-      if (await this.submit(outcome.item, outcome.submission)) this.unfinished.delete(outcome.item.leaseId);
+      done = await this.submit(outcome.item, outcome.submission);
     } finally {
+      if (done || !this.abort.signal.aborted) this.unfinished.delete(outcome.item?.leaseId);
       if (held.delete(outcome.item?.leaseId)) {
         this.inFlight--;
         this.release(outcome.item?.leaseId);
