@@ -1,4 +1,4 @@
-import { MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
+import { MAX_RELEASE_BATCH, MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
 import { CoordinatorClient, RejectedError, retryDelayMs } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
 import { describeLeased, portCountOf } from './work-item.js';
@@ -78,9 +78,6 @@ export interface AgentStats {
   rejected: number;
   errors: number;
 }
-
-/** Lease ids per release request (the coordinator takes up to 1,024). */
-const RELEASE_BATCH = 1024;
 
 /**
  * A running agent: keep `concurrency` slots full of work, scan, and submit each host's result
@@ -322,7 +319,8 @@ export class Agent {
     if (ids.length === 0) return;
     try {
       let released = 0;
-      for (let i = 0; i < ids.length; i += RELEASE_BATCH) released += (await this.client.release(ids.slice(i, i + RELEASE_BATCH))).released;
+      for (let i = 0; i < ids.length; i += MAX_RELEASE_BATCH)
+        released += (await this.client.release(ids.slice(i, i + MAX_RELEASE_BATCH))).released;
       this.unfinished.clear();
       this.log(`agent: gave ${released} of ${ids.length} unfinished lease(s) back to the coordinator (queued again now)`);
     } catch (error) {

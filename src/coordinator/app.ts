@@ -15,7 +15,7 @@ import { AlertDispatcher, type AlertDeliveryOptions } from './alerts.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerAlertRoutes } from './routes/alerts.js';
 import { registerAgentRoutes } from './routes/agent.js';
-import { registerAgentRefusedRoute, registerAgentReleaseRoute } from './routes/agent-refused.js';
+import { registerAgentRefusedRoute, registerAgentReleaseRoute } from './routes/agent-leases.js';
 import { registerResultRoutes } from './routes/results.js';
 import { registerScreenshotRoutes } from './routes/screenshots.js';
 import { registerSystemRoutes } from './routes/system.js';

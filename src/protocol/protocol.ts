@@ -12,6 +12,9 @@ export const PROTOCOL_VERSION = 1;
 /** Most work items one `GET /api/v1/agent/work?max=` hands out. */
 export const MAX_WORK_BATCH = 256;
 
+/** Most lease ids one `POST /api/v1/agent/release` may name (an agent gives back more in several). */
+export const MAX_RELEASE_BATCH = 1024;
+
 /**
  * Ports one `GET /api/v1/agent/work?max=` hands out at most, summed over its items (2^20: the
  * 17th item of the whole port space reaches it). A budget that covers the port space makes each item 65,535

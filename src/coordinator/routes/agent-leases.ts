@@ -2,7 +2,10 @@ import type { RouteApp } from './types.js';
 import { PortbanditError } from '../../core/index.js';
 import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
-import { errorResponseSchema } from '../../protocol/index.js';
+import { MAX_RELEASE_BATCH, errorResponseSchema } from '../../protocol/index.js';
+
+// An agent's word on the leases it holds but will not finish: refused (left to expire) or given
+// back (queued again now).
 
 const errors = {
   400: errorResponseSchema,
@@ -51,9 +54,6 @@ export function registerAgentRefusedRoute(app: RouteApp, coordinator: Coordinato
   );
 }
 
-/** Most lease ids one release request may name (an agent holds at most 256 items by default). */
-export const MAX_RELEASE = 1024;
-
 /**
  * `POST /api/v1/agent/release`: an agent stopping before it finished its items gives their leases
  * back, so they are queued again now instead of when they expire (a lease is 15 minutes by
@@ -74,7 +74,7 @@ export function registerAgentReleaseRoute(app: RouteApp, coordinator: Coordinato
           additionalProperties: false,
           required: ['leaseIds'],
           properties: {
-            leaseIds: { type: 'array', minItems: 1, maxItems: MAX_RELEASE, items: { type: 'string', minLength: 1, maxLength: 64 } },
+            leaseIds: { type: 'array', minItems: 1, maxItems: MAX_RELEASE_BATCH, items: { type: 'string', minLength: 1, maxLength: 64 } },
           },
         },
         response: { 200: { type: 'object', required: ['released'], properties: { released: { type: 'integer' } } }, ...errors },
