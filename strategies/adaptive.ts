@@ -35,6 +35,7 @@ import type {
   StrategyDefinition,
   StrategyEnv,
 } from './types.js';
+import { countOf } from './describe.js';
 
 /**
  * `adaptive`, the recommended default. Per host-epoch:
@@ -266,7 +267,9 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         split,
         notes: [
           ...discovery.describe(next),
-          prefixStats ? `per-prefix statistics for ${prefixStats.tags().length} prefixes` : 'per-prefix statistics off',
+          prefixStats
+            ? `per-prefix statistics for ${countOf(prefixStats.tags().length, 'prefix', 'prefixes')}`
+            : 'per-prefix statistics off',
           ...model.topPairs(Math.min(limit, 10)),
         ],
       };

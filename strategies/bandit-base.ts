@@ -35,6 +35,7 @@ import type {
   Strategy,
   StrategyEnv,
 } from './types.js';
+import { countOf } from './describe.js';
 
 /**
  * What the per-port bandits (epsilon-greedy, ucb, thompson) share: hierarchical port statistics
@@ -235,7 +236,7 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
         split: withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
         notes: [
           ...spec.notes,
-          ...(prefixStats ? [`per-prefix statistics for ${prefixStats.tags().length} prefixes`] : []),
+          ...(prefixStats ? [`per-prefix statistics for ${countOf(prefixStats.tags().length, 'prefix', 'prefixes')}`] : []),
           ...discovery.describe(Math.max(0, stats.epoch + 1)),
           `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`,
         ],

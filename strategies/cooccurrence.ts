@@ -39,6 +39,7 @@ import type {
   StrategyDefinition,
   StrategyEnv,
 } from './types.js';
+import { countOf } from './describe.js';
 
 /**
  * `cooccurrence`: learn P(port B open | port A open on the same host) from results, as GPS does,
@@ -251,7 +252,9 @@ export class CooccurrenceModel {
       });
     }
     rows.sort((x, y) => y.p * Math.log1p(y.n) - x.p * Math.log1p(x.n) || x.a - y.a || x.b - y.b);
-    return rows.slice(0, limit).map((r) => `P(${r.b} open | ${r.a} open) = ${r.p.toFixed(3)} over ${r.n.toFixed(1)} hosts`);
+    return rows
+      .slice(0, limit)
+      .map((r) => `P(${r.b} open | ${r.a} open) = ${r.p.toFixed(3)} over ${countOf(Math.round(r.n * 10) / 10, 'host')}`);
   }
 
   /** Per-group top ports with estimates: the whole scope, then each tag. */
@@ -392,7 +395,7 @@ function createCooccurrence(
           `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)` +
             (params.epsilon > 0 ? `, ~${Math.round(params.epsilon * (total - mustHave))} of them drawn from nmap's frequency prior` : ''),
           prefixStats
-            ? `marginals: a host's /24 (/64) ranked under its tags (per-prefix statistics for ${prefixStats.tags().length} prefixes)`
+            ? `marginals: a host's /24 (/64) ranked under its tags (per-prefix statistics for ${countOf(prefixStats.tags().length, 'prefix', 'prefixes')})`
             : 'marginals: the tags alone (byPrefix off)',
           ...model.discovery.describe(Math.max(0, model.stats.epoch + 1)),
           ...model.topPairs(Math.min(limit, 10)),

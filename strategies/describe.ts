@@ -18,3 +18,13 @@ export function renderParameterTable(specs: readonly ParameterSpec[]): string {
   );
   return ['| parameter | type | default | range | meaning |', '|---|---|---|---|---|', ...rows, ''].join('\n');
 }
+
+/** A count for explain()'s notes: whole numbers as they are, others to one decimal (decayed counts). */
+export function formatCount(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(1);
+}
+
+/** `n noun`, with the plural when n is not 1 (`plural` defaults to noun + "s"). */
+export function countOf(n: number, noun: string, plural = `${noun}s`): string {
+  return `${formatCount(n)} ${n === 1 ? noun : plural}`;
+}

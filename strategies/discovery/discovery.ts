@@ -1,6 +1,7 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
 import { PortbanditError, PortRanges, MAX_PORT, type Rng } from '../../src/core/index.js';
 import { PortPicker } from '../port-picker.js';
+import { formatCount } from '../describe.js';
 import type { CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
 import { CandidateOrder, hashPrefix } from './candidate-order.js';
 import {
@@ -758,15 +759,20 @@ export class Discovery {
     const counts = this.liveness(epoch);
     const odds = this.sweepOdds(epoch, '', '', MAX_PORT);
     const y = this.sweepTotals(epoch);
+    if (this.budgetOf(epoch) >= this.room()) {
+      // Every host gets every port (silent ones by budget conservation): no sweeps to plan, no
+      // slices, no discovery share; what the other lines would say does not apply.
+      return [
+        this.describeAllowance(epoch, odds.others, counts),
+        `full pass over all ${this.order.length} ports: every epoch, on every host (the budget covers the port space)`,
+      ];
+    }
     const lines = [
-      `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps, target ${this.params.sweepTarget} per sweep, memory ${this.params.yieldMemory}); the other hosts get ${odds.others.toFixed(1)} probes on average`,
+      `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps, target ${this.params.sweepTarget} per sweep, memory ${this.params.yieldMemory}); the other hosts get ${formatCount(Math.round(odds.others * 10) / 10)} probes on average`,
       this.describeAllowance(epoch, odds.others, counts),
       `coordinated discovery: ${w} probes per answering host (share ${this.params.discoveryShare}${this.params.sliceYield ? ` x ${this.sliceFactor(epoch).toFixed(2)} for the slices' measured yield: ${this.sliceSpread.totals(epoch).hits} hits on ${this.sliceSpread.totals(epoch).sweeps} ports slices found first, target ${SLICE_YIELD_TARGET} per port` : ''}); ${known} ports open elsewhere in the scope measured on ${this.params.measureHosts} hosts of each prefix`,
     ];
-    if (this.budgetOf(epoch) >= this.room()) {
-      // Every host gets every port (silent ones by budget conservation): no slices needed.
-      lines.push(`full pass over all ${this.order.length} ports: every epoch, on every host (the budget covers the port space)`);
-    } else if (n > 0) {
+    if (n > 0) {
       const full = avg > 0 ? this.order.length / avg : Infinity;
       const slowest = minSpan > 0 ? this.order.length / minSpan : Infinity;
       lines.push(
@@ -789,7 +795,8 @@ export class Discovery {
           ? ` (floor ${floor} + what the answering hosts, capped at ${room}, cannot use of the epoch's budget)`
           : ` (the floor: ${this.params.deadAllowance} of the budget, at most firstVisitCap ${this.params.firstVisitCap})`;
     const fresh = this.newAllowance(b);
-    return `allowance by liveness in epoch ${epoch}: answering hosts ${live.toFixed(1)}, silent hosts ${(Math.round(silent * 10) / 10).toFixed(1)}${why}, never visited ${fresh.toFixed(1)}${fresh === room ? ' (every port)' : ''} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`;
+    const one = (x: number): string => formatCount(Math.round(x * 10) / 10);
+    return `allowance by liveness in epoch ${epoch}: answering hosts ${one(live)}, silent hosts ${one(silent)}${why}, never visited ${one(fresh)}${fresh === room ? ' (every port)' : ''} (budget ${this.budget}; last epoch ${counts ? `${counts[0]} answered, ${counts[1]} silent` : 'unknown'})`;
   }
 
   /** Epochs a full pass over the port space takes in `prefix` at `epoch` (Infinity when it never ends). */

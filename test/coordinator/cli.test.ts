@@ -25,7 +25,7 @@ describe('coordinator CLI (on the data directory)', () => {
       /7 addresses in scope minus blocklist; cycle \d+ at [\d.]+% handed out, 0 of \d+ visits finished/,
     );
     expect((await runCli(['scope', 'export', ...d])).out).toBe('198.18.0.0/30,lab\n198.18.1.0/31,dmz,web\n2001:db8::/127,lab\n');
-    expect((await runCli(['scope', 'remove', '198.18.1.0/31', ...d])).err).toMatch(/1 of 1 entries removed/);
+    expect((await runCli(['scope', 'remove', '198.18.1.0/31', ...d])).err).toMatch(/1 of 1 entry removed/);
     const bad = await runCli(['scope', 'add', '198.18.0.0/40', ...d]);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/ranges\[0\]: expected a CIDR block.*"198.18.0.0\/40".*PB_ERR_ADDRESS/);

@@ -200,7 +200,7 @@ describe('allowance by liveness', () => {
     expect(d.liveAllowance(1, 40000)).toBe(65535);
     expect(d.silentAllowance(1, 40000)).toBe((40000 * 16 - 65535 * 8) / 8);
     expect(d.allowance(host(12, 1, []), createRng('e'))).toBeGreaterThanOrEqual(14465);
-    expect(d.describe(1).join('\n')).toMatch(/silent hosts 14465\.0 \(floor 1000 \+ what the answering hosts/);
+    expect(d.describe(1).join('\n')).toMatch(/silent hosts 14465 \(floor 1000 \+ what the answering hosts/);
     // The stretch beyond the floor moves on every epoch: no port twice in two consecutive epochs' stretches.
     const s1 = d.slice(host(12, 1, []));
     const s2 = d.slice(host(12, 2, []));
@@ -211,7 +211,7 @@ describe('allowance by liveness', () => {
     expect(full.allowance(host(12, 1, []), createRng('f'))).toBe(65535);
     expect(full.allowance(host(200, 1, [], -1), createRng('g'))).toBe(65535);
     expect(full.describe(1).join('\n')).toMatch(
-      /silent hosts 65535\.0 \(the budget covers all 65535 ports\), never visited 65535\.0 \(every port\)/,
+      /silent hosts 65535 \(the budget covers all 65535 ports\), never visited 65535 \(every port\)/,
     );
     // At budget 100 nothing changes: the floor (10).
     expect(at(100).silentAllowance(1, 100)).toBe(10);
@@ -267,7 +267,7 @@ describe('small scopes', () => {
       expect(epoch1[8]!.open).toEqual([hidden]);
       expect(epoch1[8]!.probed.length).toBe(65535);
       expect(epoch1[15]!.probed.length).toBe(65535);
-      expect(strategy.explain(3).notes!.join('\n')).toMatch(/silent hosts 65535\.0 \(the budget covers all 65535 ports\)/);
+      expect(strategy.explain(3).notes!.join('\n')).toMatch(/silent hosts 65535 \(the budget covers all 65535 ports\)/);
       // A never-visited host under that budget gets every port on its first look.
       const fresh = createStrategy({ strategy: name, budget: 65535, params: { firstVisitCap: 500 } }, { catalog });
       expect(visit(fresh, 9, 0).open).toEqual([hidden]);
@@ -283,6 +283,11 @@ describe('small scopes', () => {
     expect(full.explain(1).notes!.find((n) => n.startsWith('full pass'))).toBe(
       'full pass over all 65535 ports: every epoch, on every host (the budget covers the port space)',
     );
+    // Nothing is planned there: no line about sweeps, slices or a discovery share, which do not apply.
+    const notes = full.explain(1).notes!.join('\n');
+    expect(notes).not.toMatch(/full sweeps in epoch|coordinated discovery/);
+    expect(notes).toMatch(/answering hosts 65535, silent hosts 65535 \(the budget covers all 65535 ports\)/);
+    expect(notes).toMatch(/per-prefix statistics for 1 prefix$/m);
     // Below the port space the estimate stands.
     const small = createStrategy({ strategy: 'adaptive', budget: 300 }, { catalog });
     simulate(makeRecording(observations), small, { seed: 's' });

@@ -9,6 +9,12 @@ import { collect, parseTime } from '../options.js';
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 const blockOption = ['--blocklist', 'work on the blocklist instead of the scope'] as const;
 
+/** `n entries`, `1 entry`. */
+const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
+
+/** The scope's size line: `n addresses in scope minus blocklist`. */
+const inScope = (size: bigint): string => `${size} ${size === 1n ? 'address' : 'addresses'} in scope minus blocklist`;
+
 function listOf(flags: { blocklist?: boolean }): 'scope' | 'blocklist' {
   return flags.blocklist ? 'blocklist' : 'scope';
 }
@@ -27,7 +33,7 @@ function createAdd(): Command {
       await withLocalCoordinator(flags.data, async (app) => {
         const version = await app.coordinator.addScope(listOf(flags), lines);
         cliIo().stderr.write(
-          `${listOf(flags)}: ${lines.length} entries added (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`,
+          `${listOf(flags)}: ${entries(lines.length)} added (version ${version}); ${inScope(app.coordinator.addressSpace.size)}\n`,
         );
       });
     });
@@ -42,7 +48,7 @@ function createRemove(): Command {
     .action(async (ranges: string[], flags: { blocklist?: boolean; data?: string }) => {
       await withLocalCoordinator(flags.data, async (app) => {
         const out = await app.coordinator.removeScope(listOf(flags), ranges);
-        cliIo().stderr.write(`${listOf(flags)}: ${out.removed} of ${ranges.length} entries removed (version ${out.version})\n`);
+        cliIo().stderr.write(`${listOf(flags)}: ${out.removed} of ${entries(ranges.length)} removed (version ${out.version})\n`);
       });
     });
 }
@@ -67,7 +73,7 @@ function createImport(): Command {
           ? await app.coordinator.replaceScope(listOf(flags), lines)
           : await app.coordinator.addScope(listOf(flags), lines);
         cliIo().stderr.write(
-          `${listOf(flags)}: ${lines.length} entries imported (version ${version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist\n`,
+          `${listOf(flags)}: ${entries(lines.length)} imported (version ${version}); ${inScope(app.coordinator.addressSpace.size)}\n`,
         );
       });
     });
@@ -108,7 +114,7 @@ function createList(): Command {
         }
         for (const e of listing.entries) cliIo().stdout.write(`${e.range}\t${e.tags.join(',')}\n`);
         cliIo().stderr.write(
-          `${listing.entries.length} entries (version ${listing.version}); ${app.coordinator.addressSpace.size} addresses in scope minus blocklist; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}% handed out, ${await app.coordinator.cycleVisitsFinished()} of ${progress.size} visits finished\n`,
+          `${entries(listing.entries.length)} (version ${listing.version}); ${inScope(app.coordinator.addressSpace.size)}; cycle ${progress.cycle} at ${(progress.fraction * 100).toFixed(1)}% handed out, ${await app.coordinator.cycleVisitsFinished()} of ${progress.size} visits finished\n`,
         );
       });
     });
