@@ -137,7 +137,7 @@ const parameters: readonly ParameterSpec[] = Object.freeze([
     type: 'boolean',
     default: true,
     description:
-      'Scan in two rounds (the second ranked by co-occurrence with what the first found); false = one round per host (no agent round-trip).',
+      'Scan in two rounds (the second ranked by co-occurrence with what the first found; a host that answered nothing at its last visit gets one); false = one round per host (no agent round-trip).',
   },
   ...pairParameters,
   // adaptive trusts nmap's table more than the bandits do: on a scope that follows it, learned
@@ -205,7 +205,13 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
       // A sweep (planned, or a budget that covers every port): everything probeable in one round.
       const sweep = sweepDecision(round, options);
       if (sweep !== null) return sweep;
-      const last = round.round > 0 || !params.followUp;
+      // A host that answered nothing at its last visit gets one round, as the bandits give every
+      // host: a follow-up ranked by what its first round found would mostly follow up on nothing,
+      // and each round costs the agent a scanner run and the coordinator a lease and a submit
+      // (most addresses of a scope are silent). If it answers, a capped first look still gets
+      // the rest of an answering host's allowance as its next round, ranked by what it found.
+      const oneRound = !params.followUp || (round.round === 0 && round.previousEpoch >= 0 && round.previousOpen.length === 0);
+      const last = round.round > 0 || oneRound;
       const { slice, rankLimit } = last
         ? discoveryRoom(discovery, round, options)
         : { slice: [] as readonly number[], rankLimit: round.remaining };
@@ -214,12 +220,12 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
       if (round.round === 0) {
         const history =
           round.previousOpen.length <= params.historyCap ? round.previousOpen : round.previousOpen.slice(0, params.historyCap);
-        const seeds = params.followUp ? Math.max(Math.ceil(params.seedShare * total), options.mustHave.length + history.length) : rankLimit;
+        const seeds = !oneRound ? Math.max(Math.ceil(params.seedShare * total), options.mustHave.length + history.length) : rankLimit;
         const picker = new PortPicker(round, options, Math.min(rankLimit, round.remaining - reserve, seeds));
         picker.addAll(history);
         const ranked = rankings(round, round.previousOpen);
         addByScore(picker, ranked);
-        if (!params.followUp) {
+        if (oneRound) {
           picker.setLimit(round.remaining);
           picker.addAll(slice);
           addByScore(picker, ranked);

@@ -243,3 +243,19 @@ test('an adaptive decision never exceeds the remaining allowance, sweep or not',
 });
 
 strategyContract('adaptive');
+
+test('a host that answered nothing at its last visit gets one round; one that answered gets a follow-up round', () => {
+  const strategy = createStrategy({ strategy: 'adaptive', budget: 100 }, env);
+  // Silent at its last visit: all of its allowance at once (one scanner run, one lease).
+  const silent = new HostSession(strategy, { ...host(7, 3), previousEpoch: 2 }, 'x');
+  const only = silent.next()!;
+  expect(only.length).toBe(silent.allowance);
+  silent.report([]);
+  expect(silent.next()).toBeNull();
+  // Open ports at its last visit: a first round of seeds, then the follow-up.
+  const live = new HostSession(strategy, host(8, 3, [22]), 'x');
+  const seeds = live.next()!;
+  expect(seeds.length).toBeLessThan(live.allowance);
+  live.report([22]);
+  expect(live.next()!.length).toBe(live.allowance - seeds.length);
+});
