@@ -46,6 +46,11 @@ describe('coordinator CLI (on the data directory)', () => {
     expect(badParam.err).toMatch(/unknown parameter "nope" for strategy fixed/);
     const learned = await runCli(['policy', 'learned', 'dmz', ...d]);
     expect(learned.out).toMatch(/policy dmz: fixed, budget 20/);
+    // A learner at a budget that cannot reach past its lists is warned of where it is set.
+    expect((await runCli(['scope', 'add', '198.18.1.0/31', '--tag', 'dmz', ...d])).code).toBe(0);
+    const learner = await runCli(['policy', 'set', 'dmz', '--strategy', 'adaptive', ...d]);
+    expect(learner.code).toBe(0);
+    expect(learner.err).toMatch(/^warning: dmz: 20 probes per host-visit cannot reach past the strategy's lists in reasonable time/m);
     expect((await runCli(['search', 'port:22', ...d])).err).toMatch(/0 of 0 matches/);
     expect((await runCli(['token', 'revoke', token.id, ...d])).code).toBe(0);
   });

@@ -166,6 +166,9 @@ export function registerPolicy(program: Command): void {
         }
         const saved = await app.coordinator.setPolicy(key, input);
         cliIo().stdout.write(JSON.stringify({ tag: key, ...saved }) + '\n');
+        // What `policy list` would warn of this policy, said where it is set.
+        const warning = app.coordinator.budgets().find((b) => b.tag === key)?.warning;
+        if (warning) cliIo().stderr.write(`warning: ${key || '_default'}: ${warning}\n`);
       });
     });
   policy
