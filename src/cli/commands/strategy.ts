@@ -158,7 +158,7 @@ export function createStrategyCommand(): Command {
   command
     .command('explain')
     .description(
-      'Per tag, the top learned ports with their estimates, and how the budget splits into must-have / history / learned / exploration.',
+      "Per tag, the top learned ports with their estimates, and how the budget splits into must-have / history / learned / exploration, of a saved state or a replay (what a running coordinator's policies learned: `portbandit policy learned`).",
     )
     .addOption(new Option('--strategy <name>', 'the strategy the state belongs to').choices(strategyNames).makeOptionMandatory())
     .option('--state <file>', 'a saved strategy state (simulate --state-out)')
