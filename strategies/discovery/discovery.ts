@@ -744,6 +744,17 @@ export class Discovery {
 
   /** Figures for explain(): discovery of an average prefix in `epoch`. */
   describe(epoch: number): string[] {
+    const counts = this.liveness(epoch);
+    const odds = this.sweepOdds(epoch, '', '', MAX_PORT);
+    if (this.budgetOf(epoch) >= this.room()) {
+      // Every host gets every port (silent ones by budget conservation): no sweeps to plan, no
+      // slices, no discovery share; what the other lines would say does not apply.
+      return [
+        this.describeAllowance(epoch, odds.others, counts),
+        `full pass over all ${this.order.length} ports: every epoch, on every host (the budget covers the port space)`,
+      ];
+    }
+    const y = this.sweepTotals(epoch);
     const w = this.width(epoch);
     const known = this.knownBefore(epoch).length;
     let spans = 0;
@@ -756,17 +767,6 @@ export class Discovery {
       n++;
     }
     const avg = n === 0 ? 0 : spans / n;
-    const counts = this.liveness(epoch);
-    const odds = this.sweepOdds(epoch, '', '', MAX_PORT);
-    const y = this.sweepTotals(epoch);
-    if (this.budgetOf(epoch) >= this.room()) {
-      // Every host gets every port (silent ones by budget conservation): no sweeps to plan, no
-      // slices, no discovery share; what the other lines would say does not apply.
-      return [
-        this.describeAllowance(epoch, odds.others, counts),
-        `full pass over all ${this.order.length} ports: every epoch, on every host (the budget covers the port space)`,
-      ];
-    }
     const lines = [
       `full sweeps in epoch ${epoch}: ${odds.sweeps} sweeps of all ${MAX_PORT} ports for ${odds.due} due prefixes (not swept for more than ${this.params.resweepEpochs} epochs${odds.sweeps > 0 ? `; at this rate every due prefix within ${Math.ceil(odds.due / odds.sweeps)} epochs` : ''}); share ${y.share.toFixed(3)} of ${this.params.sweepShare} (yield so far: ${y.hits} hits on the new ports of ${y.sweeps} sweeps, target ${this.params.sweepTarget} per sweep, memory ${this.params.yieldMemory}); the other hosts get ${formatCount(Math.round(odds.others * 10) / 10)} probes on average`,
       this.describeAllowance(epoch, odds.others, counts),
