@@ -17,6 +17,7 @@ import {
   discoveryRoom,
   emptyDiscoveryState,
   sweepDecision,
+  sweepSplit,
 } from './discovery/discovery.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
@@ -260,7 +261,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
       const next = Math.max(0, model.stats.epoch + 1);
       const size = PortRanges.ALL.size;
       const odds = discovery.sweepOdds(next, '', '', size);
-      const split = splitOf(options, params, base, odds, size, hosts > 0 ? reverified / hosts : 0);
+      const split = sweepSplit(options) ?? splitOf(options, params, base, odds, size, hosts > 0 ? reverified / hosts : 0);
       const groups = [...model.groups(limit)];
       if (prefixStats) {
         for (const prefix of prefixStats.tags()) {

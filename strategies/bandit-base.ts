@@ -10,6 +10,7 @@ import {
   mergeDiscoveryStates,
   pickDiscoveryParams,
   sweepDecision,
+  sweepSplit,
 } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { PortPicker } from './port-picker.js';
@@ -233,7 +234,7 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       return {
         strategy: spec.name,
         groups,
-        split: withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
+        split: sweepSplit(options) ?? withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
         notes: [
           ...spec.notes,
           ...(prefixStats ? [`per-prefix statistics for ${countOf(prefixStats.tags().length, 'prefix', 'prefixes')}`] : []),

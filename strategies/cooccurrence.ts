@@ -11,6 +11,7 @@ import {
   mergeDiscoveryStates,
   pickDiscoveryParams,
   sweepDecision,
+  sweepSplit,
 } from './discovery/discovery.js';
 import type { SweepPlannerState, SweepYieldState } from './discovery/sweep-planner.js';
 import { BANDIT_DISCOVERY } from './bandit-base.js';
@@ -390,7 +391,7 @@ function createCooccurrence(
       return {
         strategy: 'cooccurrence',
         groups: model.groups(limit),
-        split: { mustHave, fixed: 0, history: 0, learned: total - mustHave - exploration, exploration },
+        split: sweepSplit(options) ?? { mustHave, fixed: 0, history: 0, learned: total - mustHave - exploration, exploration },
         notes: [
           `round 0 probes ${Math.ceil(params.seedShare * total)} seed ports, ${params.rounds - 1} follow-up round(s) spend the rest on P(B | found)` +
             (params.epsilon > 0 ? `, ~${Math.round(params.epsilon * (total - mustHave))} of them drawn from nmap's frequency prior` : ''),

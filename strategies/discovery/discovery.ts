@@ -2,7 +2,7 @@ import type { PortCatalog } from '../../src/catalog/index.js';
 import { PortbanditError, PortRanges, MAX_PORT, type Rng } from '../../src/core/index.js';
 import { PortPicker } from '../port-picker.js';
 import { formatCount } from '../describe.js';
-import type { CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
+import type { BudgetSplit, CommonOptions, Decision, HostContext, HostResult, ParameterSpec, RoundContext } from '../types.js';
 import { CandidateOrder, hashPrefix } from './candidate-order.js';
 import {
   type SweepOdds,
@@ -942,4 +942,15 @@ export function sweepDecision(round: RoundContext, options: CommonOptions): Deci
   const picker = new PortPicker(round, options);
   picker.addSweep();
   return { ports: picker.ports, followUp: false };
+}
+
+/**
+ * explain()'s budget split when the allowance covers the port space: every visit is a sweep
+ * (sweepDecision), which the split counts as exploration beside the must-have ports; nothing is
+ * chosen by a ranking. Null when the allowance is smaller.
+ */
+export function sweepSplit(options: CommonOptions): BudgetSplit | null {
+  if (Math.min(options.budget, options.maxPerHost) < MAX_PORT) return null;
+  const mustHave = Math.min(options.mustHave.length, MAX_PORT);
+  return { mustHave, fixed: 0, history: 0, learned: 0, exploration: MAX_PORT - mustHave };
 }

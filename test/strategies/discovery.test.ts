@@ -288,6 +288,12 @@ describe('small scopes', () => {
     expect(notes).not.toMatch(/full sweeps in epoch|coordinated discovery/);
     expect(notes).toMatch(/answering hosts 65535, silent hosts 65535 \(the budget covers all 65535 ports\)/);
     expect(notes).toMatch(/per-prefix statistics for 1 prefix$/m);
+    // Every visit is a sweep there: its split is all exploration, for every learner.
+    for (const name of ['adaptive', 'epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence']) {
+      const learner = createStrategy({ strategy: name, budget: 65535, mustHave: [22] }, { catalog });
+      simulate(makeRecording(observations), learner, { seed: 's' });
+      expect(learner.explain(1).split, name).toEqual({ mustHave: 1, fixed: 0, history: 0, learned: 0, exploration: 65534 });
+    }
     // Below the port space the estimate stands.
     const small = createStrategy({ strategy: 'adaptive', budget: 300 }, { catalog });
     simulate(makeRecording(observations), small, { seed: 's' });
