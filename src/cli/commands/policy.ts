@@ -6,6 +6,9 @@ import { PortbanditError, PortRanges } from '../../core/index.js';
 import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag, withLocalCoordinator, parseGroupList } from '../../coordinator/index.js';
 import { collectKeyValue, parseDuration, parseInteger, parseNumber } from '../options.js';
 
+/** `n noun(s)`: `1 batch`, `2 batches`. */
+const counted = (n: number, noun: string, plural = `${noun}s`): string => `${n} ${n === 1 ? noun : plural}`;
+
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 
 function keyOf(tag: string): string {
@@ -192,10 +195,10 @@ export function registerPolicy(program: Command): void {
             ? `budget ${Math.floor(b.budget)} per visit (from ${b.rate} probes/s over ${b.addresses} addresses${b.periodSeconds !== undefined ? ` and a ${b.periodSeconds} s period` : ''})`
             : `budget ${b ? Math.floor(b.budget) : e.policy.budget} per visit`;
         cliIo().stdout.write(
-          `policy ${e.tag || '_default'}: ${x.strategy}, ${budget}; ${e.batches} batches, ${e.learned} host visits learned, ${e.pseudo} pseudo-service hosts ignored, ${e.lossyBatches} lossy batches\n`,
+          `policy ${e.tag || '_default'}: ${x.strategy}, ${budget}; ${counted(e.batches, 'batch', 'batches')}, ${counted(e.learned, 'host visit')} learned, ${counted(e.pseudo, 'pseudo-service host')} ignored, ${counted(e.lossyBatches, 'lossy batch', 'lossy batches')}\n`,
         );
         if (b?.fullPassCycles != null)
-          cliIo().stdout.write(`a pass over all 65,535 ports of a host: ${b.fullPassCycles} cycle(s) at this budget\n`);
+          cliIo().stdout.write(`a pass over all 65,535 ports of a host: ${counted(b.fullPassCycles, 'cycle')} at this budget\n`);
         if (b?.warning) cliIo().stdout.write(`WARNING: ${b.warning}\n`);
         cliIo().stdout.write(
           `budget split: must-have ${x.split.mustHave}, fixed ${x.split.fixed}, history ${x.split.history}, learned ${x.split.learned}, exploration ${x.split.exploration}\n`,
