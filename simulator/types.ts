@@ -30,6 +30,12 @@ export interface SimulateOptions {
    * results of a subnet arrive while the rest of it is still to be decided). See docs/simulator.md.
    */
   readonly order?: 'recording' | 'shuffled';
+  /**
+   * Hand large first decisions out as the coordinator does, a first look then the rest
+   * (FIRST_LOOK in strategies/host-session.ts). Off by default: it changes only the rounds, which
+   * a replay does not model, and the results are the same either way (a test checks it).
+   */
+  readonly firstLook?: boolean;
   /** Add the per-host breakdown (for bootstrap confidence intervals over hosts). */
   readonly perHost?: boolean;
   /** Strategy parameters as given, echoed into the result for the record. */

@@ -227,7 +227,7 @@ export class HostSession {
    */
   private splitFirstLook(round: RoundContext, ports: readonly number[], size: number): void {
     const head = this.strategy.select(
-      { ...round, remaining: size },
+      { ...round, remaining: size, peek: true },
       new LazyRng(this.seed, this.host.epoch, this.host.ip, 'first look'),
     ).ports;
     const gen = nextPendingGeneration();

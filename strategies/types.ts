@@ -41,6 +41,12 @@ export interface RoundContext extends HostContext {
   readonly found: readonly number[];
   /** Probes this host may still use this epoch (allowance minus probed.length). */
   readonly remaining: number;
+  /**
+   * True when the answer only orders ports and is not handed out (the host session's first look
+   * re-asks a large decision for its head): a strategy must not count it as probes handed out,
+   * so that splitting a decision changes nothing the strategy learns or decides later.
+   */
+  readonly peek?: boolean;
 }
 
 export interface Decision {

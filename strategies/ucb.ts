@@ -184,13 +184,13 @@ class TagIndex {
     this.pending[i]!++;
   }
 
-  /** Fill the picker by descending index (no prefix evidence). */
-  fill(picker: PortPicker): void {
+  /** Fill the picker by descending index (no prefix evidence); `count`: the ports are handed out (pending trials). */
+  fill(picker: PortPicker, count: boolean): void {
     const popped: number[] = [];
     for (let i = this.heap.peek(); i >= 0 && !picker.full; i = this.heap.peek()) {
       this.heap.popTop();
       popped.push(i);
-      if (picker.add(this.ports[i]!)) this.probed(i);
+      if (picker.add(this.ports[i]!) && count) this.probed(i);
     }
     for (const i of popped) this.heap.push(i);
   }
@@ -248,8 +248,8 @@ class PrefixView {
     return (this.k * u + this.successes[e]!) / (this.k + this.trials[e]!);
   }
 
-  /** Fill the picker by descending score, merging the prefix's entries with the scaled tag index. */
-  fill(picker: PortPicker): void {
+  /** Fill the picker by descending score, merging the prefix's entries with the scaled tag index; `count` as TagIndex.fill. */
+  fill(picker: PortPicker, count: boolean): void {
     const tagHeap = this.tag.heap;
     const fromTag: number[] = [];
     const fromPrefix: number[] = [];
@@ -267,11 +267,11 @@ class PrefixView {
       if (prefixScore > tagScore || (prefixScore === tagScore && this.entries[e]! < this.tag.ports[t]!)) {
         this.heap.popTop();
         fromPrefix.push(e);
-        if (picker.add(this.entries[e]!) && this.slots[e]! >= 0) this.tag.probed(this.slots[e]!);
+        if (picker.add(this.entries[e]!) && count && this.slots[e]! >= 0) this.tag.probed(this.slots[e]!);
       } else {
         tagHeap.popTop();
         fromTag.push(t);
-        if (picker.add(this.tag.ports[t]!)) this.tag.probed(t);
+        if (picker.add(this.tag.ports[t]!) && count) this.tag.probed(t);
       }
     }
     for (const t of fromTag) tagHeap.push(t);
@@ -317,7 +317,7 @@ export const ucbStrategy: StrategyDefinition<UcbParams, BanditState> = {
         let tag = byTags.get(key);
         if (tag === undefined) byTags.set(key, (tag = new TagIndex(stats, round.tags, params)));
         if (prefixStats === undefined || (prefixStats.entries(round.prefix).length === 0 && prefixStats.sweeps(round.prefix) === 0)) {
-          tag.fill(picker);
+          tag.fill(picker, round.peek !== true);
           return;
         }
         const pkey = `${round.prefix}\u0001${key}`;
@@ -326,7 +326,7 @@ export const ucbStrategy: StrategyDefinition<UcbParams, BanditState> = {
           if (byPrefix.size > 4096) byPrefix.clear();
           byPrefix.set(pkey, (view = new PrefixView(tag, stats, prefixStats, round.tags, round.prefix, params.tagStrength)));
         }
-        view.fill(picker);
+        view.fill(picker, round.peek !== true);
       },
       split: (room) => ({ learned: room, exploration: 0 }),
       notes: [

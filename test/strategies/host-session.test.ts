@@ -9,6 +9,8 @@ import { PortPicker } from '../../strategies/port-picker.js';
 import { resolveCommonOptions } from '../../strategies/options.js';
 import type { Decision, RoundContext, Strategy } from '../../strategies/types.js';
 import { hostContext } from '../helpers/host-context.js';
+import { simulate } from '../../simulator/index.js';
+import { generateRecording } from '../../simulator/synthetic/index.js';
 import { portText } from '../helpers/port-text.js';
 
 const env = { catalog: loadNmapServices() };
@@ -211,4 +213,18 @@ describe('createStrategy', () => {
     );
     expect(() => createStrategy({ strategy: 'top-k', mustHave: [22], exclude: [22] }, env)).toThrow(/both must-have and excluded/);
   });
+});
+
+test("every learner: a replay with the coordinator's first looks learns and finds exactly what one without does (the re-ask is a peek)", () => {
+  // The simulator hands large decisions out unsplit unless asked (simulator/replay.ts), the
+  // coordinator splits them: both must leave a strategy in the same state. ucb counted the
+  // re-ask's 1,000 ports as pending trials, so the hosts after a split one were ranked otherwise.
+  const recording = generateRecording({ profile: 'enterprise', hosts: 2048, epochs: 4, seed: 'peek' }, env.catalog);
+  for (const name of ['ucb', 'thompson', 'adaptive', 'epsilon-greedy', 'lin-ucb', 'cooccurrence']) {
+    const run = (firstLook: boolean) => {
+      const result = simulate(recording, createStrategy({ strategy: name, budget: 100 }, env), { seed: 'peek', firstLook, perHost: true });
+      return { coverage: result.coverage, found: result.perHost!.found, probes: result.perHost!.probes };
+    };
+    expect(run(true), name).toEqual(run(false));
+  }
 });
