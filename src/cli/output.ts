@@ -40,3 +40,8 @@ export function openOutput(file: string | undefined): Output {
     },
   };
 }
+
+/** `n noun` for messages, with the plural when n is not 1: `1 batch`, `2 batches`. */
+export function counted(n: number | bigint, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 || n === 1n ? noun : plural}`;
+}

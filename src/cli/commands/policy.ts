@@ -5,9 +5,7 @@ import { parseServicesFile, tcpPorts } from '../../catalog/index.js';
 import { PortbanditError, PortRanges } from '../../core/index.js';
 import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag, withLocalCoordinator, parseGroupList } from '../../coordinator/index.js';
 import { collectKeyValue, parseDuration, parseInteger, parseNumber } from '../options.js';
-
-/** `n noun(s)`: `1 batch`, `2 batches`. */
-const counted = (n: number, noun: string, plural = `${noun}s`): string => `${n} ${n === 1 ? noun : plural}`;
+import { counted } from '../output.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 

@@ -5,15 +5,16 @@ import { Command } from 'commander';
 import { PortbanditError } from '../../core/index.js';
 import { withLocalCoordinator, formatScopeFile, normalizeScopeLine, parseScopeFile, streamRecording } from '../../coordinator/index.js';
 import { collect, parseTime } from '../options.js';
+import { counted } from '../output.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 const blockOption = ['--blocklist', 'work on the blocklist instead of the scope'] as const;
 
 /** `n entries`, `1 entry`. */
-const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
+const entries = (n: number): string => counted(n, 'entry', 'entries');
 
 /** The scope's size line: `n addresses in scope minus blocklist`. */
-const inScope = (size: bigint): string => `${size} ${size === 1n ? 'address' : 'addresses'} in scope minus blocklist`;
+const inScope = (size: bigint): string => `${counted(size, 'address', 'addresses')} in scope minus blocklist`;
 
 function listOf(flags: { blocklist?: boolean }): 'scope' | 'blocklist' {
   return flags.blocklist ? 'blocklist' : 'scope';
