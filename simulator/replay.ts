@@ -146,7 +146,7 @@ export function simulate(recording: LoadedRecording, strategy: Strategy, options
       };
       // No first look unless asked (FIRST_LOOK): splitting a large first decision changes only the
       // rounds it is handed out in, which a replay does not model (its re-ask is a `peek` that
-      // leaves the strategy's state alone), and it cost a Thompson-sampling replay ~6% of its time.
+      // leaves the strategy's state alone), and it cost a Thompson-sampling replay 6-8% of its CPU.
       const result = runHostSession(new HostSession(strategy, context, seed, undefined, firstLook), isOpen);
       const nProbes = result.probed.length;
       if (!probeable.isAll) {
