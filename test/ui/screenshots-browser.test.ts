@@ -49,6 +49,8 @@ describe.skipIf(!ready)(
     let base: string;
     let admin: string;
     let browser: HeadlessChromium;
+    /** The agent's log lines (a missing screenshot says why there). */
+    const logs: string[] = [];
     const shots = screenshotter();
 
     async function listen(
@@ -106,11 +108,12 @@ describe.skipIf(!ready)(
       expect(res.statusCode, res.body).toBe(200);
 
       // The agent as `portbandit agent --screenshots` runs it (connect preflight, nmap -sV, Chromium).
-      const logs: string[] = [];
       const allow = AllowList.parse(['127.0.0.0/8']);
       const screenshots = new Screenshotter({
         executablePath: CHROMIUM,
-        timeoutMs: 15_000,
+        // The default per page is 15 s; CI runs this beside lint, the type-check and the lab on 2
+        // cores, where a render can take longer (a time-out here catches a hang, not slowness).
+        timeoutMs: 45_000,
         viewport: { width: 1280, height: 800 },
         maxBytes: 512 * 1024,
         concurrency: 4,
@@ -161,7 +164,7 @@ describe.skipIf(!ready)(
         total: number;
         items: Array<{ ip: string; port: number; scheme: string; title?: string; url: string; width: number; height: number }>;
       };
-      expect(list.items.map((s) => `${s.scheme}://${s.ip}:${s.port} ${s.title}`).sort()).toEqual(
+      expect(list.items.map((s) => `${s.scheme}://${s.ip}:${s.port} ${s.title}`).sort(), logs.join('\n')).toEqual(
         services.map((s) => `${s.scheme}://${s.ip}:${s.port} ${s.title}`).sort(),
       );
       // Each image is the page's own: its banner colour at the top.
