@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { cliIo } from './io.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorCodes, type ErrorCode, PortbanditError } from '../core/index.js';
-import { findHostScan, formatNmapXml, normalizeIp, streamRecording, withLocalCoordinator } from '../coordinator/index.js';
+import { findHostScan, formatNmapXml, normalizeIp, streamRecording } from '../coordinator/index.js';
 import { matchEvent, parseEventQuery, parseQuery, type Store, type StoreEvent } from '../store/index.js';
+import { withDataStore } from './data-store.js';
 
 /** Where results come from: a data directory (`--data`) or a running coordinator (`--server`). */
 export interface SourceFlags {
@@ -53,7 +54,7 @@ export async function withResultSource<T>(flags: SourceFlags, fn: (source: Resul
   if (server !== undefined && server !== '') {
     return fn(remoteSource(parseServer(server), adminToken(flags.tokenFile)));
   }
-  return withLocalCoordinator(flags.data, async (app) => fn(localSource(app.coordinator.store)));
+  return withDataStore(flags.data, async (app) => fn(localSource(app.coordinator.store)));
 }
 
 function parseServer(text: string): URL {

@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { silentLogger } from '../core/index.js';
 import { resolveConfig } from './config.js';
-import { type CoordinatorCore, openCoordinatorCore } from './open-core.js';
+import { type CoordinatorCore, databasePath, openCoordinatorCore } from './open-core.js';
 
 /** What the CLI's commands on a data directory work on: the coordinator's core, no web server. */
 export type LocalCoordinator = Pick<CoordinatorCore, 'coordinator' | 'retention' | 'store'>;
@@ -10,10 +11,21 @@ export type LocalCoordinator = Pick<CoordinatorCore, 'coordinator' | 'retention'
  * `scope`, `token`, `policy`, `search` and `host` commands work on. SQLite (WAL) lets them run
  * next to a live `portbandit serve`, which picks up scope edits within one sweep interval. No
  * names are resolved (a CLI command never sends a DNS query) and no timers run.
+ *
+ * `onNewStore` hears of a SQLite store this call created (the directory held none): on a mistyped
+ * `--data`, or with a coordinator on PostgreSQL and `PORTBANDIT_POSTGRES_URL` unset, that store is
+ * one no coordinator reads, and the CLI says so.
  */
-export async function withLocalCoordinator<T>(dataDir: string | undefined, fn: (local: LocalCoordinator) => Promise<T>): Promise<T> {
+export async function withLocalCoordinator<T>(
+  dataDir: string | undefined,
+  fn: (local: LocalCoordinator) => Promise<T>,
+  options: { readonly onNewStore?: (dataDir: string, file: string) => void } = {},
+): Promise<T> {
   const config = resolveConfig({ flags: { ...(dataDir !== undefined ? { dataDir } : {}), logLevel: 'silent' }, env: process.env });
+  const file = databasePath(config.dataDir);
+  const fresh = config.postgresUrl === '' && !existsSync(file);
   const core = await openCoordinatorCore({ config, log: silentLogger });
+  if (fresh) options.onNewStore?.(config.dataDir, file);
   try {
     return await fn(core);
   } finally {

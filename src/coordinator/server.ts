@@ -36,6 +36,10 @@ export async function startServer(
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    // How the CLI reaches this coordinator's store: its data directory, or (PostgreSQL) the
+    // database, whose URL is not repeated here (it may hold a password).
+    const cliStore = config.postgresUrl ? 'PORTBANDIT_POSTGRES_URL=<postgres-url> portbandit' : undefined;
+    const urlNote = '(<postgres-url>: the --postgres URL this coordinator was started with, not repeated here: it may hold a password)';
     if (bootstrap) {
       stderr.write(
         [
@@ -45,10 +49,13 @@ export async function startServer(
           `  ${bootstrap}`,
           '',
           'Register a scanning agent (prints the agent token once):',
-          `  portbandit token create --agent NAME --data ${config.dataDir}`,
+          cliStore ? `  ${cliStore} token create --agent NAME` : `  portbandit token create --agent NAME --data ${config.dataDir}`,
           `  or: curl -s -X POST ${base}/api/v1/admin/agents -H "Authorization: Bearer <admin token>" -H 'content-type: application/json' -d '{"name":"agent-1"}'`,
           'Add scope:',
-          `  portbandit scope add 198.18.0.0/24 --tag lab --data ${config.dataDir}`,
+          cliStore
+            ? `  ${cliStore} scope add 198.18.0.0/24 --tag lab`
+            : `  portbandit scope add 198.18.0.0/24 --tag lab --data ${config.dataDir}`,
+          ...(cliStore ? [urlNote] : []),
           `API docs: ${base}/docs`,
           '',
         ].join('\n'),
@@ -58,7 +65,7 @@ export async function startServer(
         ? `in the shared PostgreSQL store (created by the first coordinator to start)`
         : `in ${config.dataDir}`;
       stderr.write(
-        `portbandit: coordinator listening on ${base} (an admin token exists ${where}; API docs at ${base}/docs; lost the admin token? portbandit token create --admin NAME${config.postgresUrl ? ' with PORTBANDIT_POSTGRES_URL set' : ` --data ${config.dataDir}`})\n`,
+        `portbandit: coordinator listening on ${base} (an admin token exists ${where}; API docs at ${base}/docs; lost the admin token? ${cliStore ? `${cliStore} token create --admin NAME` : `portbandit token create --admin NAME --data ${config.dataDir}`})\n`,
       );
     }
     return app;

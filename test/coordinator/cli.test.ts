@@ -31,6 +31,18 @@ describe('coordinator CLI (on the data directory)', () => {
     expect(bad.err).toMatch(/ranges\[0\]: expected a CIDR block.*"198.18.0.0\/40".*PB_ERR_ADDRESS/);
   });
 
+  it('says when a command made a new store (a mistyped --data, or PostgreSQL without its URL), once', async () => {
+    const fresh = join(data.dir, 'typo');
+    const first = await runCli(['token', 'create', '--agent', 'scanner-1', '--data', fresh]);
+    expect(first.code).toBe(0);
+    expect(first.err).toContain(`${fresh} held no store; created a new SQLite store (${join(fresh, 'portbandit.db')})`);
+    expect(first.err).toMatch(/started with --data .*typo; for coordinators on PostgreSQL set PORTBANDIT_POSTGRES_URL/);
+    const again = await runCli(['token', 'list', '--data', fresh]);
+    expect(again.code).toBe(0);
+    expect(again.err).not.toContain('held no store');
+    expect((await runCli(['search', 'port:22', '--data', join(data.dir, 'other')])).err).toContain('held no store');
+  });
+
   it('creates tokens that are printed once and listed without secrets, and sets policies', async () => {
     const d = ['--data', data.dir];
     const made = await runCli(['token', 'create', '--agent', 'scanner-1', '--json', ...d]);

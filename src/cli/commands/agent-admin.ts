@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { parseGroupList, withLocalCoordinator } from '../../coordinator/index.js';
+import { parseGroupList } from '../../coordinator/index.js';
 import { collect } from '../options.js';
+import { withDataStore } from '../data-store.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 
@@ -16,7 +17,7 @@ export function registerAgentAdmin(agent: Command): void {
     .option('--json', 'print {id, name, groups, token} as JSON')
     .action(async (name: string, flags: { group: string[]; data?: string; json?: boolean }) => {
       const groups = parseGroupList(flags.group.join(','), '--group');
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const { agent: made, token } = await app.coordinator.createAgent(name, groups);
         if (flags.json) cliIo().stdout.write(JSON.stringify({ id: made.id, name: made.name, groups, token }) + '\n');
         else {
@@ -35,7 +36,7 @@ export function registerAgentAdmin(agent: Command): void {
     .option(...dataOption)
     .action(async (id: string, list: string, flags: { data?: string }) => {
       const groups = parseGroupList(list, 'groups');
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const set = await app.coordinator.setAgentGroups(id, groups);
         cliIo().stderr.write(`agent ${id}: ${set.length > 0 ? set.join(', ') : 'no groups'}\n`);
       });
@@ -46,7 +47,7 @@ export function registerAgentAdmin(agent: Command): void {
     .option(...dataOption)
     .option('--json', 'JSON output')
     .action(async (flags: { data?: string; json?: boolean }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const agents = (await app.coordinator.listAgents()).map(({ tokenHash: _h, ...a }) => a);
         if (flags.json) {
           cliIo().stdout.write(JSON.stringify(agents) + '\n');

@@ -8,9 +8,9 @@ import {
   removeAlertRule,
   type AlertRule,
   type DeadLetter,
-  withLocalCoordinator,
 } from '../../coordinator/index.js';
 import { adminToken } from '../result-source.js';
+import { withDataStore } from '../data-store.js';
 
 interface Flags {
   data?: string;
@@ -61,7 +61,7 @@ async function withAlertAdmin<T>(flags: Flags, fn: (admin: AlertAdmin) => Promis
       dead: async () => (await call<{ deadLetters: DeadLetter[] }>('GET', '/api/v1/admin/alerts/dead')).deadLetters,
     });
   }
-  return withLocalCoordinator(flags.data, (app) => {
+  return withDataStore(flags.data, (app) => {
     const store = app.coordinator.store;
     return fn({
       add: (input) => addAlertRule(store, input, app.coordinator.now()),

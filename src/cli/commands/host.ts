@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
 import { PortbanditError } from '../../core/index.js';
-import { diffScans, normalizeIp, withLocalCoordinator } from '../../coordinator/index.js';
+import { diffScans, normalizeIp } from '../../coordinator/index.js';
 import { parseInteger } from '../options.js';
 import { formatScanLine } from './search.js';
+import { withDataStore } from '../data-store.js';
 
 /** Registers `portbandit host IP`: latest scan, history, or a diff between two scans. */
 export function registerHost(program: Command): void {
@@ -24,7 +25,7 @@ export function registerHost(program: Command): void {
         flags: { data?: string; history?: boolean; limit: number; diff?: boolean; from?: string; to?: string; json?: boolean },
       ) => {
         const ip = normalizeIp(ipText);
-        await withLocalCoordinator(flags.data, async (app) => {
+        await withDataStore(flags.data, async (app) => {
           const store = app.coordinator.store;
           const out = (value: unknown, text: () => string) => cliIo().stdout.write(flags.json ? JSON.stringify(value) + '\n' : text());
           if (flags.diff) {

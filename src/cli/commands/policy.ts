@@ -3,9 +3,10 @@ import { cliIo } from '../io.js';
 import type { Command } from 'commander';
 import { parseServicesFile, tcpPorts } from '../../catalog/index.js';
 import { PortbanditError, PortRanges } from '../../core/index.js';
-import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag, withLocalCoordinator, parseGroupList } from '../../coordinator/index.js';
+import { DEFAULT_POLICY_KEY, type PolicyInput, checkTag, parseGroupList } from '../../coordinator/index.js';
 import { collectKeyValue, parseDuration, parseInteger, parseNumber } from '../options.js';
 import { counted } from '../output.js';
+import { withDataStore } from '../data-store.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 
@@ -47,7 +48,7 @@ export function registerPolicy(program: Command): void {
     .option(...dataOption)
     .option('--json', 'JSON output')
     .action(async (flags: { data?: string; json?: boolean }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const all = app.coordinator.policyKeys().map((tag) => ({ tag, ...app.coordinator.policy(tag)! }));
         if (flags.json) cliIo().stdout.write(JSON.stringify(all) + '\n');
         else {
@@ -100,7 +101,7 @@ export function registerPolicy(program: Command): void {
     .option(...dataOption)
     .action(async (tag: string, flags: SetFlags) => {
       const key = keyOf(tag);
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const current = app.coordinator.policy(key) ?? app.coordinator.defaultPolicy;
         const input = JSON.parse(JSON.stringify(current)) as PolicyInput;
         // A new tag policy starts from the default's settings, but not from its agent groups or
@@ -180,7 +181,7 @@ export function registerPolicy(program: Command): void {
     .option(...dataOption)
     .option('--json', 'JSON output')
     .action(async (tag: string, flags: { limit: number; data?: string; json?: boolean }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const e = app.coordinator.explain(keyOf(tag), flags.limit);
         if (flags.json) {
           cliIo().stdout.write(JSON.stringify(e) + '\n');

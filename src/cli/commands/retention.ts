@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
 import { PortbanditError, errorCodes, type ErrorCode } from '../../core/index.js';
-import { withLocalCoordinator, type RetentionReport } from '../../coordinator/index.js';
+import { type RetentionReport } from '../../coordinator/index.js';
 import { adminToken } from '../result-source.js';
+import { withDataStore } from '../data-store.js';
 
 interface Flags {
   dryRun?: boolean;
@@ -49,7 +50,7 @@ async function runRetention(flags: Flags, dryRun: boolean): Promise<RetentionRep
     throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give either --server or --data, not both', { where: '--server' });
   const server = flags.server ?? (flags.data === undefined ? cliIo().env.PORTBANDIT_SERVER : undefined);
   if (server === undefined || server === '') {
-    return withLocalCoordinator(flags.data, (app) => app.retention.run({ dryRun, onProgress: progress }));
+    return withDataStore(flags.data, (app) => app.retention.run({ dryRun, onProgress: progress }));
   }
   let url: URL;
   try {

@@ -3,9 +3,10 @@ import { cliIo } from '../io.js';
 import { once } from 'node:events';
 import { Command } from 'commander';
 import { PortbanditError } from '../../core/index.js';
-import { withLocalCoordinator, formatScopeFile, normalizeScopeLine, parseScopeFile, streamRecording } from '../../coordinator/index.js';
+import { formatScopeFile, normalizeScopeLine, parseScopeFile, streamRecording } from '../../coordinator/index.js';
 import { collect, parseTime } from '../options.js';
 import { counted } from '../output.js';
+import { withDataStore } from '../data-store.js';
 
 const dataOption = ['--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)'] as const;
 const blockOption = ['--blocklist', 'work on the blocklist instead of the scope'] as const;
@@ -31,7 +32,7 @@ function createAdd(): Command {
     .option(...dataOption)
     .action(async (ranges: string[], flags: { tag: string[]; blocklist?: boolean; data?: string }) => {
       const lines = ranges.map((r, i) => normalizeScopeLine(r, flags.tag, `ranges[${i}]`));
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const version = await app.coordinator.addScope(listOf(flags), lines);
         cliIo().stderr.write(
           `${listOf(flags)}: ${entries(lines.length)} added (version ${version}); ${inScope(app.coordinator.addressSpace.size)}\n`,
@@ -47,7 +48,7 @@ function createRemove(): Command {
     .option(...blockOption)
     .option(...dataOption)
     .action(async (ranges: string[], flags: { blocklist?: boolean; data?: string }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const out = await app.coordinator.removeScope(listOf(flags), ranges);
         cliIo().stderr.write(`${listOf(flags)}: ${out.removed} of ${entries(ranges.length)} removed (version ${out.version})\n`);
       });
@@ -69,7 +70,7 @@ function createImport(): Command {
         throw new PortbanditError('PB_ERR_IO', `cannot read the scope file: ${(cause as Error).message}`, { where: file, cause });
       }
       const lines = parseScopeFile(text, file);
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const version = flags.replace
           ? await app.coordinator.replaceScope(listOf(flags), lines)
           : await app.coordinator.addScope(listOf(flags), lines);
@@ -86,7 +87,7 @@ function createExport(): Command {
     .option(...blockOption)
     .option(...dataOption)
     .action(async (flags: { blocklist?: boolean; data?: string }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         cliIo().stdout.write(formatScopeFile((await app.coordinator.store.listScope(listOf(flags))).entries));
       });
     });
@@ -99,7 +100,7 @@ function createList(): Command {
     .option(...dataOption)
     .option('--json', 'JSON output')
     .action(async (flags: { blocklist?: boolean; data?: string; json?: boolean }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const listing = await app.coordinator.store.listScope(listOf(flags));
         const progress = app.coordinator.progress();
         if (flags.json) {
@@ -130,7 +131,7 @@ function createExportHistory(): Command {
     .option('--name <name>', 'recording name', 'coordinator-history')
     .option(...dataOption)
     .action(async (flags: { out: string; since?: string; until?: string; name: string; data?: string }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const stream = createWriteStream(flags.out, { encoding: 'utf8' });
         const lines = await streamRecording(
           app.coordinator.store,

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
-import { withLocalCoordinator } from '../../coordinator/index.js';
 import { parseQuery, type ScanDocument } from '../../store/index.js';
 import { parseInteger } from '../options.js';
+import { withDataStore } from '../data-store.js';
 
 /** One line per host for people: ip, tags, open ports with service/product/version. */
 export function formatScanLine(scan: ScanDocument): string {
@@ -27,7 +27,7 @@ export function registerSearch(program: Command): void {
     .action(async (text: string, flags: { data?: string; history?: boolean; limit: number; format: string }) => {
       const query = parseQuery(text);
       const view = flags.history ? 'history' : 'latest';
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const store = app.coordinator.store;
         if (flags.format === 'text' || flags.format === 'json') {
           const page = await store.search(query, { limit: flags.limit, view });

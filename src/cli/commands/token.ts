@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { cliIo } from '../io.js';
 import { PortbanditError } from '../../core/index.js';
-import { withLocalCoordinator } from '../../coordinator/index.js';
+import { withDataStore } from '../data-store.js';
 
 /** Registers `portbandit token create|list|revoke` (works on the data directory). */
 export function registerToken(program: Command): void {
@@ -16,7 +16,7 @@ export function registerToken(program: Command): void {
     .action(async (flags: { agent?: string; admin?: string; data?: string; json?: boolean }) => {
       if ((flags.agent === undefined) === (flags.admin === undefined))
         throw new PortbanditError('PB_ERR_FLAG_CONFLICT', 'give exactly one of --agent NAME or --admin NAME', { where: 'token create' });
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const made =
           flags.agent !== undefined
             ? await app.coordinator
@@ -36,7 +36,7 @@ export function registerToken(program: Command): void {
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
     .option('--json', 'JSON output')
     .action(async (flags: { data?: string; json?: boolean }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const agents = (await app.coordinator.listAgents()).map(({ tokenHash: _h, ...a }) => a);
         const admins = (await app.coordinator.store.listAdminTokens()).map(({ tokenHash: _h, ...a }) => a);
         if (flags.json) {
@@ -58,7 +58,7 @@ export function registerToken(program: Command): void {
     .argument('<id>', 'agent_... or admin_... id (see token list)')
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
     .action(async (id: string, flags: { data?: string }) => {
-      await withLocalCoordinator(flags.data, async (app) => {
+      await withDataStore(flags.data, async (app) => {
         const done = id.startsWith('admin_') ? await app.coordinator.store.deleteAdminToken(id) : await app.coordinator.deleteAgent(id);
         if (!done) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent or admin token with id ${id}`, { where: 'token revoke' });
         cliIo().stderr.write(`revoked ${id}\n`);
