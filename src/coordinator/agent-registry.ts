@@ -69,6 +69,11 @@ export class AgentRegistry {
     private readonly store: Store,
     private readonly log: Logger,
     private readonly now: () => number,
+    /**
+     * Several coordinators on one store: an agent's visits land on whichever coordinator it
+     * submits to, so this process's own tally says nothing; `list` counts them in the store.
+     */
+    private readonly shared = false,
   ) {
     this.countingSince = now();
   }
@@ -119,6 +124,8 @@ export class AgentRegistry {
    * The agent registry with live figures: in flight, results (rounds) and host visits in the last
    * hour. Within an hour of this process's start, the visits of the part of the hour before it
    * come from the store (counted at start, in 5-minute slices); rounds are counted here only.
+   * With a shared store the visits are counted in the store (the visits stored in the last hour
+   * with the agent's id; a visit counts at the time of its latest round), one query per agent.
    */
   async list(): Promise<ListedAgent[]> {
     await this.flushActivity();
@@ -131,9 +138,10 @@ export class AgentRegistry {
         groups: [...this.groupsOf(a.id)],
         inFlight: await this.store.countLeases({ agentId: a.id }),
         resultsLastHour: (this.recent.results.get(a.id) ?? []).filter((t) => t > hourAgo).length,
-        visitsLastHour:
-          (this.recent.visits.get(a.id) ?? []).filter((t) => t > hourAgo).length +
-          (this.storedBefore.get(a.id) ?? []).reduce((n, b) => ((b.from + b.to) / 2 > hourAgo ? n + b.count : n), 0),
+        visitsLastHour: this.shared
+          ? await this.storedVisits(a.id, hourAgo, now + 1)
+          : (this.recent.visits.get(a.id) ?? []).filter((t) => t > hourAgo).length +
+            (this.storedBefore.get(a.id) ?? []).reduce((n, b) => ((b.from + b.to) / 2 > hourAgo ? n + b.count : n), 0),
       })),
     );
   }
@@ -145,6 +153,7 @@ export class AgentRegistry {
    * that stored visits in that hour.
    */
   async snapshotStoredVisits(): Promise<void> {
+    if (this.shared) return; // list() counts in the store
     const start = this.countingSince - 3_600_000;
     const width = 3_600_000 / STORED_BUCKETS;
     for (const agent of await this.store.listAgents()) {

@@ -5,7 +5,7 @@ import type { Agent, QueryNode, QueuedWork, ScopeListName, Store } from '../stor
 import type { ListedAgent } from './agent-registry.js';
 import type { AddressSpace } from './address-space.js';
 import type { CoordinatorConfig } from './config.js';
-import { type CycleCoverageRow, estimateCoverage } from './coverage.js';
+import { type CycleCoverageRow, estimateCoverage, storedCoverageRows } from './coverage.js';
 import type { CycleDocument, CycleProgress } from './cycle.js';
 import type { WorkRequestOptions } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -41,6 +41,8 @@ export class Coordinator {
   private sweeping = false;
   /** A shared coordinator's last count of the cycle's finished visits, from the store. */
   private finishedCache: { readonly cycle: number; readonly at: number; readonly value: number } | undefined;
+  private coverageCache:
+    { readonly cycle: number; readonly at: number; readonly space: AddressSpace; readonly rows: CycleCoverageRow[] } | undefined;
   /** True once `close()` started: long-lived streams end. */
   closing = false;
   readonly defaultPolicy: Policy;
@@ -116,23 +118,13 @@ export class Coordinator {
   private async resumeCoverage(): Promise<void> {
     const progress = this.progress();
     if (progress.dispensed === 0) return;
-    const since: QueryNode = { type: 'time', op: '>=', at: progress.startedAt };
     const tags = [...this.addressSpace.sizeByTag().keys()];
-    const named = tags.filter((t) => t !== '').map((value): QueryNode => ({ type: 'term', field: 'tag', value }));
     const scanned = new Map<string, number>();
-    for (const tag of tags) {
-      const query: QueryNode =
-        tag !== ''
-          ? { type: 'and', children: [{ type: 'term', field: 'tag', value: tag }, since] }
-          : named.length === 0
-            ? since
-            : { type: 'and', children: [{ type: 'not', child: named.length === 1 ? named[0]! : { type: 'or', children: named } }, since] };
-      try {
-        scanned.set(tag, await this.store.count(query));
-      } catch (error) {
-        // A figure of the dashboard is not worth refusing to start over.
-        this.log.warn({ err: error, tag }, 'could not count the hosts scanned so far this cycle; its coverage restarts from 0');
-      }
+    try {
+      for (const [tag, n] of await this.scannedPerTag(progress.startedAt, tags)) scanned.set(tag, n);
+    } catch (error) {
+      // A figure of the dashboard is not worth refusing to start over.
+      this.log.warn({ err: error }, 'could not count the hosts scanned so far this cycle; its coverage restarts from 0');
     }
     // Of those, the visits with a later round in flight or queued are not finished yet.
     let under: Awaited<ReturnType<Coordinator['visitsUnderWay']>> | undefined;
@@ -145,27 +137,52 @@ export class Coordinator {
   }
 
   /**
-   * From the store: the visits stored since `cycle` began (`scanned`), and its visits with a later
-   * round in flight or queued, per tag of `tags` ("" = none of them) and in all.
+   * From the store, per tag of `tags` ("" = none of them): the hosts whose latest visit finished
+   * at or after `startedAt` (manual rescans of the cycle's time included).
+   */
+  private async scannedPerTag(startedAt: number, tags: readonly string[]): Promise<Map<string, number>> {
+    const since: QueryNode = { type: 'time', op: '>=', at: startedAt };
+    const named = tags.filter((t) => t !== '').map((value): QueryNode => ({ type: 'term', field: 'tag', value }));
+    const scanned = new Map<string, number>();
+    for (const tag of tags) {
+      const query: QueryNode =
+        tag !== ''
+          ? { type: 'and', children: [{ type: 'term', field: 'tag', value: tag }, since] }
+          : named.length === 0
+            ? since
+            : { type: 'and', children: [{ type: 'not', child: named.length === 1 ? named[0]! : { type: 'or', children: named } }, since] };
+      scanned.set(tag, await this.store.count(query));
+    }
+    return scanned;
+  }
+
+  /**
+   * From the store: the visits stored since `cycle` began (`scanned`), its visits with a later
+   * round in flight or queued (`pending`), and its first rounds leased and not stored yet
+   * (`inFlight`), per tag of `tags` ("" = none of them); `pendingTotal` over every tag.
    */
   private async visitsUnderWay(
     cycle: number,
     startedAt: number,
     tags: readonly string[],
-  ): Promise<{ scanned: number; pending: Map<string, number>; pendingTotal: number }> {
+  ): Promise<{ scanned: number; pending: Map<string, number>; pendingTotal: number; inFlight: Map<string, number> }> {
     const pending = new Map<string, number>();
+    const inFlight = new Map<string, number>();
     let pendingTotal = 0;
     const scopeTags = new Set(tags);
-    const later = [...(await this.store.listLeases()), ...(await this.store.listQueuedWork())].filter(
-      (w) => (w.round ?? 0) > 0 && w.cycle === cycle,
-    );
-    for (const w of later) {
+    const perTag = (into: Map<string, number>, own: readonly string[]) => {
+      const mine = own.filter((t) => scopeTags.has(t));
+      for (const t of mine.length > 0 ? mine : ['']) into.set(t, (into.get(t) ?? 0) + 1);
+    };
+    const leases = await this.store.listLeases();
+    for (const w of [...leases, ...(await this.store.listQueuedWork())]) {
+      if (w.cycle !== cycle || (w.round ?? 0) === 0) continue;
       pendingTotal++;
-      const own = w.tags.filter((t) => scopeTags.has(t));
-      for (const t of own.length > 0 ? own : ['']) pending.set(t, (pending.get(t) ?? 0) + 1);
+      perTag(pending, w.tags);
     }
+    for (const w of leases) if (w.cycle === cycle && (w.round ?? 0) === 0) perTag(inFlight, w.tags);
     const scanned = await this.store.count({ type: 'time', op: '>=', at: startedAt });
-    return { scanned, pending, pendingTotal };
+    return { scanned, pending, pendingTotal, inFlight };
   }
 
   // ------------------------------------------------------------------ budgets and policies
@@ -410,11 +427,31 @@ export class Coordinator {
   }
 
   /**
-   * Hosts handed out and scanned this cycle per tag ("" = untagged) and the tag's address count
-   * (counted by this process since it started or the cycle began).
+   * Hosts handed out and scanned this cycle per tag ("" = untagged) and the tag's address count:
+   * counted by this process since it started or the cycle began; with several coordinators on one
+   * PostgreSQL (each of which hands out and takes in only part of the cycle) counted in the store
+   * (`storedCoverageRows`), at most every 5 s.
    */
-  cycleCoverage(): CycleCoverageRow[] {
-    return this.units.coverage.report(this.units.scope.addressSpace);
+  async cycleCoverage(): Promise<CycleCoverageRow[]> {
+    const space = this.units.scope.addressSpace;
+    if (!this.shared) return this.units.coverage.report(space);
+    const progress = this.progress();
+    const now = this.now();
+    const cached = this.coverageCache;
+    if (cached !== undefined && cached.cycle === progress.cycle && cached.space === space && now - cached.at < FINISHED_RECOUNT_MS)
+      return cached.rows;
+    const tags = [...space.sizeByTag().keys()];
+    const empty = new Map<string, number>();
+    const counted =
+      progress.dispensed === 0
+        ? { scanned: empty, pending: empty, inFlight: empty }
+        : {
+            ...(await this.visitsUnderWay(progress.cycle, progress.startedAt, tags)),
+            scanned: await this.scannedPerTag(progress.startedAt, tags),
+          };
+    const rows = storedCoverageRows(space, counted);
+    this.coverageCache = { cycle: progress.cycle, at: now, space, rows };
+    return rows;
   }
 
   /**

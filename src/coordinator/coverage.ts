@@ -103,6 +103,34 @@ export class CycleCoverage {
 }
 
 /**
+ * Cycle coverage as the store says it, for several coordinators on one store (each process's own
+ * tally sees only the hosts it handed out and the rounds submitted to it). Per tag of `space`:
+ * `scanned`, the hosts whose latest visit finished since the cycle began; `pending`, those of
+ * them with a later round in flight or queued (not finished); `inFlight`, first rounds of the
+ * cycle leased and not stored yet (handed out, not scanned).
+ */
+export function storedCoverageRows(
+  space: AddressSpace,
+  counts: {
+    readonly scanned: ReadonlyMap<string, number>;
+    readonly pending: ReadonlyMap<string, number>;
+    readonly inFlight: ReadonlyMap<string, number>;
+  },
+): CycleCoverageRow[] {
+  return [...space.sizeByTag()].map(([tag, size]) => {
+    const scanned = counts.scanned.get(tag) ?? 0;
+    return {
+      tag,
+      handedOut: scanned + (counts.inFlight.get(tag) ?? 0),
+      scanned,
+      finished: Math.max(0, scanned - (counts.pending.get(tag) ?? 0)),
+      addresses: String(size),
+      fraction: size === 0n ? 0 : Math.min(1, scanned / Number(size)),
+    };
+  });
+}
+
+/**
  * The strategy's OWN belief, not a measurement: the share of the open-port mass it estimates
  * (over its top 1,000 ports, from what it has seen) that fits within the budget. It cannot
  * count ports it has never seen open, so it overstates coverage where discovery is unfunded

@@ -15,7 +15,7 @@ export interface MetricSources {
   leasesInFlight(): Promise<number>;
   queueLength(): Promise<number>;
   cycle(): { cycle: number; fraction: number; completed: number };
-  cycleCoverage(): Array<{ tag: string; fraction: number; finished: number }>;
+  cycleCoverage(): Promise<Array<{ tag: string; fraction: number; finished: number }>>;
   /** Visits of the current cycle finished (no round left), over every tag. */
   cycleVisitsFinished(): Promise<number>;
   estimatedCoverage(): Array<{ tag: string; estimate: number }>;
@@ -103,10 +103,11 @@ export function createMetrics(): CoordinatorMetrics & { bind(sources: MetricSour
     help: 'Per tag: visits of the current cycle with no round left to scan ("" = untagged).',
     labelNames: ['tag'] as const,
     registers: [registry],
-    collect() {
+    async collect() {
       if (!sources) return;
+      const rows = await sources.cycleCoverage();
       this.reset();
-      for (const c of sources.cycleCoverage()) this.set({ tag: c.tag }, c.finished);
+      for (const c of rows) this.set({ tag: c.tag }, c.finished);
     },
   });
   new Gauge({
@@ -114,10 +115,11 @@ export function createMetrics(): CoordinatorMetrics & { bind(sources: MetricSour
     help: 'Per tag: hosts scanned in the current cycle over addresses with the tag ("" = untagged).',
     labelNames: ['tag'] as const,
     registers: [registry],
-    collect() {
+    async collect() {
       if (!sources) return;
+      const rows = await sources.cycleCoverage();
       this.reset();
-      for (const c of sources.cycleCoverage()) this.set({ tag: c.tag }, c.fraction);
+      for (const c of rows) this.set({ tag: c.tag }, c.fraction);
     },
   });
   new Gauge({

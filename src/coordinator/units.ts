@@ -59,7 +59,7 @@ export function assembleUnits(parts: UnitParts): CoordinatorUnits {
   const policies = new PolicyBook(store, learner, scope, env, config.allowedScripts, parts.defaultPolicy, log, now);
   // Rate-stated budgets follow the scope's size.
   scope.onReload = () => policies.refreshBudgets();
-  const agents = new AgentRegistry(store, log, now);
+  const agents = new AgentRegistry(store, log, now, shared);
   const coverage = new CycleCoverage();
   const waiters = new EventWaiters();
   const leasing = new Leasing(

@@ -228,7 +228,7 @@ describe('agent groups: routing in practice', () => {
       expect([...seen].filter(([ip]) => Number(ip.split('.')[3]) >= 16 && Number(ip.split('.')[3]) < 20)).toEqual([]);
       expect([...seen].filter(([ip]) => Number(ip.split('.')[3]) >= 24)).toHaveLength(4);
       // Queued for their group, the lan hosts still count as handed out by the cycle.
-      expect(app.coordinator.cycleCoverage().find((c) => c.tag === 'lan')?.handedOut).toBe(8);
+      expect((await app.coordinator.cycleCoverage()).find((c) => c.tag === 'lan')?.handedOut).toBe(8);
 
       // The vantage point is kept on the visit and is searchable.
       const lanHost = lan[0]![0];

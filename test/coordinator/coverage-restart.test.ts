@@ -31,7 +31,7 @@ describe("cycle coverage and the agents' last hour across a restart", () => {
     const untagged = items.filter((w) => w.ip.startsWith('198.18.41.'));
     // Two web hosts and one untagged one are scanned before the restart; the rest stays in flight.
     for (const w of [web[0]!, web[1]!, untagged[0]!]) await submit(app, t.agents[0]!, resultFor(w, [], clock.now()));
-    const before = app.coordinator.cycleCoverage();
+    const before = await app.coordinator.cycleCoverage();
     const visits = async (): Promise<number | undefined> =>
       (await app!.coordinator.listAgents()).find((a) => a.id === t.agentIds[0])?.visitsLastHour;
     expect(await visits()).toBe(3);
@@ -41,12 +41,12 @@ describe("cycle coverage and the agents' last hour across a restart", () => {
     app = await openApp(data.dir, clock.now);
     // The agents' "host visits last hour" too: the part of the hour before the restart from the store.
     expect(await visits()).toBe(3);
-    const after = app.coordinator.cycleCoverage();
+    const after = await app.coordinator.cycleCoverage();
     expect(after).toEqual(before.map((row) => ({ ...row, handedOut: row.scanned })));
     expect(Object.fromEntries(after.map((r) => [r.tag, r.scanned]))).toEqual({ web: 2, '': 1 });
     // A visit the previous process handed out, finished after the restart, counts too.
     await submit(app, t.agents[0]!, resultFor(web[2]!, [], clock.now()));
-    const web3 = app.coordinator.cycleCoverage().find((r) => r.tag === 'web')!;
+    const web3 = (await app.coordinator.cycleCoverage()).find((r) => r.tag === 'web')!;
     expect(web3).toMatchObject({ scanned: 3, handedOut: 3, fraction: 0.75 });
   });
 });
@@ -79,8 +79,8 @@ describe('finished visits of a cycle (no round left), across a restart', () => {
     const pending = followUps.filter(Boolean).length;
     // The hosts that answered were followed up (the test is about them).
     expect(followUps.slice(0, 2)).toEqual([true, true]);
-    const row = () => app!.coordinator.cycleCoverage().find((r) => r.tag === 'web')!;
-    expect(row()).toMatchObject({ scanned: 4, finished: 4 - pending });
+    const row = async () => (await app!.coordinator.cycleCoverage()).find((r) => r.tag === 'web')!;
+    expect(await row()).toMatchObject({ scanned: 4, finished: 4 - pending });
     expect(await app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
 
     // One follow-up leased (in flight at the restart), the other left queued.
@@ -94,11 +94,11 @@ describe('finished visits of a cycle (no round left), across a restart', () => {
 
     app = await openApp(data.dir, clock.now);
     expect(await visits()).toBe(4);
-    expect(row()).toMatchObject({ scanned: 4, finished: 4 - pending });
+    expect(await row()).toMatchObject({ scanned: 4, finished: 4 - pending });
     expect(await app.coordinator.cycleVisitsFinished()).toBe(4 - pending);
     const res = await submit(app, t.agents[0]!, resultFor(later, [], clock.now()));
     expect((res.json() as { followUp: boolean }).followUp).toBe(false);
-    expect(row()).toMatchObject({ scanned: 4, finished: 5 - pending });
+    expect(await row()).toMatchObject({ scanned: 4, finished: 5 - pending });
     expect(await app.coordinator.cycleVisitsFinished()).toBe(5 - pending);
     // A visit begun before the restart and finished after it is still one of the hour's visits
     // (its stored document now carries the later finish time).

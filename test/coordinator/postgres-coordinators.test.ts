@@ -294,6 +294,17 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       // Started together on an empty database: exactly one printed the bootstrap token.
       expect(printed.filter((t) => t !== undefined)).toHaveLength(1);
       expect(servers.find((_, i) => printed[i] === undefined)!.stderr()).toContain('an admin token exists in the shared PostgreSQL store');
+      // The CLI commands they suggest reach the shared database (a `--data` there would create a
+      // SQLite store no coordinator reads), and neither repeats the URL (it may hold a password).
+      const printer = servers.find((_, i) => printed[i] !== undefined)!.stderr();
+      expect(printer).toMatch(/PORTBANDIT_POSTGRES_URL=<postgres-url> portbandit token create --agent NAME\n/);
+      expect(printer).toMatch(/PORTBANDIT_POSTGRES_URL=<postgres-url> portbandit scope add \S+ --tag lab\n/);
+      expect(printer).toContain('<postgres-url>: the --postgres URL this coordinator was started with');
+      expect(printer).not.toMatch(/ --data /);
+      for (const s of servers) expect(s.stderr()).not.toContain(pg.url());
+      expect(servers.find((_, i) => printed[i] === undefined)!.stderr()).toMatch(
+        /PORTBANDIT_POSTGRES_URL=<postgres-url> portbandit token create --admin NAME/,
+      );
 
       for (const s of servers) expect(await (await fetch(`${s.url}/healthz`)).json()).toMatchObject({ status: 'ok', store: 'postgres' });
 
@@ -311,6 +322,24 @@ describe.skipIf(missing !== undefined)('several coordinators on one PostgreSQL',
       const accepted = run.acks.filter((a) => a.accepted);
       expect(accepted.length).toBeGreaterThanOrEqual(ADDRESSES.length);
       for (const ack of accepted) expect(await store.getScan(ack.scanId), ack.scanId).toBeDefined();
+      // Each coordinator's dashboard figures are the deployment's, not the share it served: the
+      // cycle's coverage per tag and each agent's visits of the last hour (each agent submitted
+      // to both; a per-process tally showed one coordinator 0 of 0 handed out and 0 visits).
+      const { admin } = { admin: printed.find((t) => t !== undefined)! };
+      for (const s of servers) {
+        const stats = await call<{
+          coverage: Array<{ tag: string; handedOut: number; scanned: number; finished: number; fraction: number }>;
+        }>(s, 'GET', '/api/v1/stats', admin);
+        const lab = ADDRESSES.length;
+        expect(stats.coverage, s.name).toEqual([
+          { tag: 'lab', handedOut: lab, scanned: lab, finished: lab, addresses: String(lab), fraction: 1 },
+        ]);
+        const agents = (await call<{ agents: Array<{ visitsLastHour: number }> }>(s, 'GET', '/api/v1/admin/agents', admin)).agents;
+        expect(
+          agents.reduce((n, a) => n + a.visitsLastHour, 0),
+          s.name,
+        ).toBe(lab);
+      }
       // Stopped gracefully: the learner writes what it learned; nothing is lost or learned twice.
       await Promise.all(servers.map(stop));
       const finishedVisits = accepted.filter((a) => !a.followUp).length;

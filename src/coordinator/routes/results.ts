@@ -301,7 +301,7 @@ export function registerResultRoutes(app: RouteApp, coordinator: Coordinator): v
         topServices,
         scansPerHour: perHour,
         cycle: coordinator.progress(),
-        coverage: coordinator.cycleCoverage(),
+        coverage: await coordinator.cycleCoverage(),
         estimatedCoverage: coordinator.estimatedCoverage(),
         budgets: coordinator.budgets(),
         ...(coordinator.nextCycleAt() !== undefined ? { nextCycleAt: coordinator.nextCycleAt() } : {}),

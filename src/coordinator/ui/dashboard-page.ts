@@ -86,7 +86,7 @@ export async function renderDashboard(coordinator: Coordinator): Promise<SafeHtm
   const cycle = coordinator.progress();
   const lastHour = trailingHour.reduce((a, r) => a + r.scans, 0);
   const dayTotal = perHour.reduce((a, r) => a + r.scans, 0);
-  const coverage = coordinator.cycleCoverage();
+  const coverage = await coordinator.cycleCoverage();
   // A cycle is done when its visits are, not when its last address is handed out: a visit's later
   // rounds (the sweep of the rest of the port space) take most of a cycle's time.
   const finished = await coordinator.cycleVisitsFinished();
