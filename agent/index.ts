@@ -36,7 +36,13 @@ export {
   type MasscanResult,
   type MasscanSendPlan,
 } from './scanners/masscan.js';
-export { runConnectSweep, CONNECT_DEFAULTS, type ConnectSweepOptions, type ConnectSweepResult } from './scanners/connect-sweep.js';
+export {
+  runConnectSweep,
+  CONNECT_DEFAULTS,
+  ProbeTimer,
+  type ConnectSweepOptions,
+  type ConnectSweepResult,
+} from './scanners/connect-sweep.js';
 export { runNmap, nmapArgs, checkScripts, NMAP_DEFAULTS, type NmapOptions, type NmapResult } from './scanners/nmap.js';
 export { resolveMasscanRoute, parseRouteGet, parseRouteBatch, type MasscanRoute, type RouteLookup } from './scanners/route.js';
 export { detectScannerTools, describeMissingTools, hasRawSockets, type ScannerTools } from './scanners/tools.js';

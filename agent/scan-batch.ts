@@ -21,7 +21,7 @@ export interface ScanConfig {
   readonly preflight: PreflightChoice;
   readonly tools: ScannerTools;
   readonly masscan: { readonly rate: number; readonly retries: number; readonly waitSeconds: number; readonly route?: MasscanRoute };
-  readonly connect: { readonly concurrency: number; readonly timeoutMs: number; readonly retries: number };
+  readonly connect: { readonly concurrency: number; readonly timeoutMs: number; readonly minTimeoutMs?: number; readonly retries: number };
   /** A host open on more ports than this in the preflight is a pseudo-service host: no nmap. */
   readonly pseudoServiceThreshold: number;
   /** nmap -sV processes at once, across every host the agent holds (default DETECTION_DEFAULTS.parallel). */
@@ -838,7 +838,9 @@ export class ScanPipeline {
           ports: doubt,
           allow: config.allow,
           concurrency: 64,
+          // A fixed wait: these ports were open last time, so silence must be silence.
           timeoutMs: VERIFY_TIMEOUT_MS,
+          minTimeoutMs: VERIFY_TIMEOUT_MS,
           retries: 1,
           ...(config.signal ? { signal: config.signal } : {}),
         }),

@@ -8,8 +8,15 @@ export interface ConnectSweepOptions {
   readonly allow: AllowList;
   /** Connections in flight at once. */
   readonly concurrency?: number;
-  /** Per-connection timeout. */
+  /**
+   * The longest per-connection timeout, and the first: before any answer measured the round trip.
+   * Once answers come (a connection or a refusal), each probe waits for the target's smoothed
+   * round trip plus four deviations (RFC 6298, as nmap times its probes; the sweep's over all
+   * targets for one that has not answered yet), at least `minTimeoutMs`, doubled for a retry.
+   */
   readonly timeoutMs?: number;
+  /** The shortest per-connection timeout the round trips may bring it down to; `timeoutMs` turns adaptation off. */
+  readonly minTimeoutMs?: number;
   /** Extra attempts after a timeout (a refusal is an answer and is not retried). */
   readonly retries?: number;
   /**
@@ -36,17 +43,68 @@ export interface ConnectSweepResult {
   readonly attempts: number;
 }
 
-export const CONNECT_DEFAULTS = { concurrency: 512, timeoutMs: 1500, retries: 1 } as const;
+export const CONNECT_DEFAULTS = { concurrency: 512, timeoutMs: 1500, minTimeoutMs: 100, retries: 1 } as const;
 
 type Outcome = 'open' | 'refused' | 'timeout';
 
-function probe(host: string, port: number, timeoutMs: number): Promise<Outcome> {
+/** A smoothed round trip and its deviation (RFC 6298, section 2), in ms. */
+interface Rtt {
+  srtt: number;
+  rttvar: number;
+}
+
+function updateRtt(rtt: Rtt | undefined, sampleMs: number): Rtt {
+  if (rtt === undefined) return { srtt: sampleMs, rttvar: sampleMs / 2 };
+  rtt.rttvar = 0.75 * rtt.rttvar + 0.25 * Math.abs(rtt.srtt - sampleMs);
+  rtt.srtt = 0.875 * rtt.srtt + 0.125 * sampleMs;
+  return rtt;
+}
+
+/**
+ * Per-probe timeouts from measured round trips, per target and over the sweep (nmap's per-host
+ * and group timing): a firewall that drops probes costs every port its whole timeout, and on a
+ * LAN a fixed 1.5 s is ~1,000 round trips. Only answers are samples (a connection or a refusal):
+ * silence says nothing of the round trip. A measured time includes event-loop delay, which only
+ * lengthens the timeout.
+ */
+export class ProbeTimer {
+  private readonly hosts = new Map<string, Rtt>();
+  private all: Rtt | undefined;
+
+  constructor(
+    private readonly maxMs: number,
+    private readonly minMs: number,
+  ) {}
+
+  sample(host: string, ms: number): void {
+    this.hosts.set(host, updateRtt(this.hosts.get(host), ms));
+    this.all = updateRtt(this.all, ms);
+  }
+
+  /** The timeout of a probe of `host` (attempt 0 the first, 1 its first retry, ...). */
+  timeout(host: string, attempt: number): number {
+    const rtt = this.hosts.get(host) ?? this.all;
+    if (rtt === undefined) return this.maxMs;
+    const base = Math.max(this.minMs, Math.ceil(rtt.srtt + 4 * rtt.rttvar));
+    return Math.min(this.maxMs, base * 2 ** attempt);
+  }
+}
+
+function probe(host: string, port: number, timeoutMs: number, rtt: ProbeTimer): Promise<Outcome> {
   return new Promise((resolve) => {
+    const sent = performance.now();
     const socket = connect({ host, port });
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    let done = false;
+    // The time-out is decided in the check phase after the timer, so that a connection the kernel
+    // completed while the event loop was busy (its event queued for this turn's poll phase) is
+    // counted as the answer it is rather than as silence (timers run before I/O in a turn).
+    const timer = setTimeout(() => setImmediate(() => finish('timeout')), timeoutMs);
     function finish(outcome: Outcome): void {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       socket.destroy();
+      if (outcome !== 'timeout') rtt.sample(host, performance.now() - sent);
       resolve(outcome);
     }
     socket.once('connect', () => finish('open'));
@@ -75,8 +133,19 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
       where: 'connect-sweep deadline',
     });
   }
+  if (
+    options.minTimeoutMs !== undefined &&
+    !(Number.isInteger(options.minTimeoutMs) && options.minTimeoutMs >= 1 && options.minTimeoutMs <= 600_000)
+  ) {
+    throw new PortbanditError(
+      'PB_ERR_SCAN_OPTION',
+      `expected a shortest per-port timeout of 1-600000 ms, got ${JSON.stringify(options.minTimeoutMs)}`,
+      { where: 'connect-sweep minTimeoutMs' },
+    );
+  }
   const concurrency = Math.max(1, options.concurrency ?? CONNECT_DEFAULTS.concurrency);
   const timeoutMs = options.timeoutMs ?? CONNECT_DEFAULTS.timeoutMs;
+  const timer = new ProbeTimer(timeoutMs, Math.min(timeoutMs, options.minTimeoutMs ?? CONNECT_DEFAULTS.minTimeoutMs));
   const retries = options.retries ?? CONNECT_DEFAULTS.retries;
   const { targets, ports } = options;
   const total = targets.length * ports.length;
@@ -85,8 +154,8 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
   const unprobed = new Map<string, Set<number>>();
   const started = performance.now();
   const deadline = options.deadline ?? Infinity;
-  /** Whether an attempt started now could not finish before the deadline. */
-  const late = (): boolean => Date.now() + timeoutMs > deadline;
+  /** Whether an attempt of `host` started now could not finish before the deadline. */
+  const late = (host: string, attempt: number): boolean => Date.now() + timer.timeout(host, attempt) > deadline;
   let next = 0;
   let attempts = 0;
   async function worker(): Promise<void> {
@@ -95,16 +164,16 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
       const i = next++;
       const host = targets[i % targets.length]!;
       const port = ports[Math.floor(i / targets.length)]!;
-      if (late()) {
+      if (late(host, 0)) {
         let set = unprobed.get(host);
         if (!set) unprobed.set(host, (set = new Set()));
         set.add(port);
         continue;
       }
       // A retry that could not finish in time is skipped: one silent attempt decides then.
-      for (let attempt = 0; attempt <= retries && (attempt === 0 || !late()); attempt++) {
+      for (let attempt = 0; attempt <= retries && (attempt === 0 || !late(host, attempt)); attempt++) {
         attempts++;
-        const outcome = await probe(host, port, timeoutMs);
+        const outcome = await probe(host, port, timer.timeout(host, attempt), timer);
         if (outcome === 'timeout') continue;
         answered.add(host);
         if (outcome === 'open') {

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:net';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AllowList, preflightDeadline, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
+import { AllowList, ProbeTimer, preflightDeadline, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
 import { PortRanges } from '../../src/core/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 import { workItem } from '../helpers/work-item.js';
@@ -132,5 +133,63 @@ describe('a preflight bounded by the lease deadline', () => {
     expect(s.ports).toEqual([]);
     expect(s.unknownPorts).toBe(PortRanges.fromPorts(open).toString());
     expect(s.incomplete).toMatch(/lease deadline with 5 of 5 port\(s\) not probed \(unknown, not closed\)/);
+  });
+});
+
+describe('per-probe timeouts from measured round trips (ProbeTimer)', () => {
+  test('the longest timeout until an answer is measured; then the round trip plus four deviations, at least the floor', () => {
+    const timer = new ProbeTimer(1500, 100);
+    expect(timer.timeout('198.18.0.1', 0)).toBe(1500);
+    // A LAN answer in ~1 ms: the floor.
+    timer.sample('198.18.0.1', 1);
+    expect(timer.timeout('198.18.0.1', 0)).toBe(100);
+    // A retry waits twice as long (and never past the longest).
+    expect(timer.timeout('198.18.0.1', 1)).toBe(200);
+    expect(timer.timeout('198.18.0.1', 5)).toBe(1500);
+    // A far target: 200 ms answers, its own estimate (first sample: 200 + 4 x 100).
+    timer.sample('198.18.0.2', 200);
+    expect(timer.timeout('198.18.0.2', 0)).toBe(600);
+    // A target that has not answered yet borrows the sweep's estimate over every answer.
+    const sweepWide = timer.timeout('198.18.0.3', 0);
+    expect(sweepWide).toBeGreaterThan(100);
+    expect(sweepWide).toBeLessThanOrEqual(1500);
+    // Steady answers narrow the deviation: the estimate settles near the round trip.
+    for (let i = 0; i < 50; i++) timer.sample('198.18.0.2', 200);
+    expect(timer.timeout('198.18.0.2', 0)).toBeGreaterThanOrEqual(200);
+    expect(timer.timeout('198.18.0.2', 0)).toBeLessThan(260);
+  });
+
+  test('whatever the samples, a timeout stays within [floor, longest] and does not shrink from one attempt to the next', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 1, max: 5000 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.double({ min: 0, max: 20_000, noNaN: true })), { maxLength: 40 }),
+        fc.integer({ min: 0, max: 4 }),
+        (a, b, samples, host) => {
+          const [floor, longest] = a <= b ? [a, b] : [b, a];
+          const timer = new ProbeTimer(longest, floor);
+          for (const [h, ms] of samples) timer.sample(`198.18.0.${h}`, ms);
+          const ip = `198.18.0.${host}`;
+          let previous = 0;
+          for (let attempt = 0; attempt < 4; attempt++) {
+            const t = timer.timeout(ip, attempt);
+            expect(Number.isInteger(t)).toBe(true);
+            expect(t).toBeGreaterThanOrEqual(floor);
+            expect(t).toBeLessThanOrEqual(longest);
+            expect(t).toBeGreaterThanOrEqual(previous);
+            previous = t;
+          }
+          // With no answer at all, every probe waits the longest timeout.
+          if (samples.length === 0) expect(timer.timeout(ip, 0)).toBe(longest);
+        },
+      ),
+    );
+  });
+
+  test('refuses a shortest timeout out of range, naming it', async () => {
+    await expect(
+      runConnectSweep({ targets: ['127.0.0.1'], ports: [1], allow: loopback, timeoutMs: 1000, minTimeoutMs: 0 }),
+    ).rejects.toThrow(/shortest per-port timeout of 1-600000 ms, got 0.*connect-sweep minTimeoutMs|connect-sweep minTimeoutMs/s);
   });
 });

@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { AllowList, runConnectSweep } from '../../agent/index.js';
 import {
   LAB_NFT_TABLE,
   closedPortsRuleset,
@@ -114,6 +115,30 @@ describe.skipIf(reason !== null)('the lab with --closed drop', () => {
       if (gone) expect(await probe(host.ip, gone.port), `${host.ip}:${gone.port} (gone)`).toBe('silent');
     }
   }, 60_000);
+
+  test('a connect sweep with timeouts from measured round trips finds what one with the fixed 1.5 s timeout finds', async () => {
+    // Behind a firewall that drops, every unserved port waits out its timeout on every try: with
+    // answers measured in well under a millisecond the sweep waits 100 ms (the floor), not 1.5 s.
+    const targets = state.hosts.map((h) => h.ip);
+    const served = new Set(state.hosts.flatMap((h) => h.services.map((s) => s.port)));
+    const ports = [...new Set([...Array.from({ length: 300 }, (_, i) => i + 1), ...served])].sort((a, b) => a - b);
+    const allow = AllowList.parse(['198.18.0.0/15']);
+    const expected = new Map(
+      state.hosts
+        .filter((h) => h.services.length > 0)
+        .map((h) => [h.ip, [...new Set(h.services.map((s) => s.port))].sort((a, b) => a - b)] as const),
+    );
+    const adaptive = await runConnectSweep({ targets, ports, allow });
+    const fixed = await runConnectSweep({ targets, ports, allow, minTimeoutMs: 1500 });
+    process.stderr.write(
+      `[lab] connect sweep of ${ports.length} ports x ${targets.length} hosts behind drop: adaptive ${(adaptive.durationMs / 1000).toFixed(1)} s, fixed 1.5 s ${(fixed.durationMs / 1000).toFixed(1)} s\n`,
+    );
+    expect(adaptive.open).toEqual(expected);
+    expect(fixed.open).toEqual(expected);
+    // Every silent port was tried twice by both (one retry), none left unprobed.
+    expect(adaptive.attempts).toBe(fixed.attempts);
+    expect(adaptive.unprobed.size).toBe(0);
+  }, 120_000);
 
   test('lab down leaves no namespace and no nftables table behind', async () => {
     await labLock.acquire();

@@ -33,6 +33,7 @@ interface AgentFlags {
   wait: number;
   connectConcurrency: number;
   connectTimeout: number;
+  connectMinTimeout: number;
   pseudoThreshold: number;
   nmapParallel: number;
   masscanAdapter?: string;
@@ -99,7 +100,18 @@ export function registerAgent(program: Command): void {
     .option('--retries <n>', 'masscan/connect-sweep retries', parseInteger(0, 10), SCAN_DEFAULTS.masscan.retries)
     .option('--wait <s>', 'masscan --wait seconds', parseInteger(0, 60), SCAN_DEFAULTS.masscan.waitSeconds)
     .option('--connect-concurrency <n>', 'connect sweep: connections in flight', parseInteger(1, 10_000), SCAN_DEFAULTS.connect.concurrency)
-    .option('--connect-timeout <ms>', 'connect sweep: per-port timeout', parseInteger(50, 60_000), SCAN_DEFAULTS.connect.timeoutMs)
+    .option(
+      '--connect-timeout <ms>',
+      'connect sweep: the longest per-port timeout, and the first before any answer measured the round trip',
+      parseInteger(50, 60_000),
+      SCAN_DEFAULTS.connect.timeoutMs,
+    )
+    .option(
+      '--connect-min-timeout <ms>',
+      "connect sweep: the shortest per-port timeout the measured round trips may set (RTT + 4 deviations, as nmap); --connect-timeout's value turns adaptation off",
+      parseInteger(1, 60_000),
+      SCAN_DEFAULTS.connect.minTimeoutMs,
+    )
     .option(
       '--pseudo-threshold <n>',
       'hosts open on more ports than this skip nmap (pseudo-services)',
@@ -196,7 +208,12 @@ export function registerAgent(program: Command): void {
               ? { route: { adapter: flags.masscanAdapter, adapterIp: flags.masscanAdapterIp!, routerIp: flags.masscanRouter! } }
               : {}),
           },
-          connect: { concurrency: flags.connectConcurrency, timeoutMs: flags.connectTimeout, retries: flags.retries },
+          connect: {
+            concurrency: flags.connectConcurrency,
+            timeoutMs: flags.connectTimeout,
+            minTimeoutMs: Math.min(flags.connectMinTimeout, flags.connectTimeout),
+            retries: flags.retries,
+          },
           pseudoServiceThreshold: flags.pseudoThreshold,
           nmapParallel: flags.nmapParallel,
           log,
