@@ -40,6 +40,7 @@ export {
   runConnectSweep,
   CONNECT_DEFAULTS,
   ProbeTimer,
+  probeTimerFor,
   type ConnectSweepOptions,
   type ConnectSweepResult,
 } from './scanners/connect-sweep.js';

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/protocol/index.js';
 import { isPortbanditError, PortRanges, VERSION } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
-import { CONNECT_DEFAULTS, runConnectSweep } from './scanners/connect-sweep.js';
+import { CONNECT_DEFAULTS, type ProbeTimer, probeTimerFor, runConnectSweep } from './scanners/connect-sweep.js';
 import { MASSCAN_DEFAULTS, MASSCAN_RETRY_SPREAD, masscanSendPlan, runMasscan } from './scanners/masscan.js';
 import { runNmap } from './scanners/nmap.js';
 import type { MasscanRoute } from './scanners/route.js';
@@ -413,9 +413,16 @@ export class ScanPipeline {
   /** Ports per second one connect sweep got through, smoothed over the sweeps so far (0: none yet). */
   private sweepRate = 0;
   private readonly refusedScriptSets = new Set<string>();
+  /**
+   * Round trips measured by every connect sweep of this pipeline: a visit's next round (the rest
+   * of the port space) rarely holds a port that answers, so a sweep of its own would wait the
+   * longest timeout on every port of a host whose first look measured it in under a millisecond.
+   */
+  private readonly probeTimer: ProbeTimer;
 
   constructor(private readonly config: ScanConfig) {
     this.nmapSlots = new Semaphore(Math.max(1, config.nmapParallel ?? DETECTION_DEFAULTS.parallel));
+    this.probeTimer = probeTimerFor(config.connect);
     // Every scanner in flight (nmap runs by the dozen, masscan, connect sweeps) listens on the one
     // cancel signal until it ends; past Node's default of 10 listeners the agent would print a
     // MaxListenersExceededWarning ("possible memory leak") on every busy batch, which it is not.
@@ -676,6 +683,7 @@ export class ScanPipeline {
           ports,
           allow: config.allow,
           ...config.connect,
+          timer: this.probeTimer,
           ...(deadline < Infinity ? { deadline } : {}),
           ...signal,
         });

@@ -17,6 +17,11 @@ export interface ConnectSweepOptions {
   readonly timeoutMs?: number;
   /** The shortest per-connection timeout the round trips may bring it down to; `timeoutMs` turns adaptation off. */
   readonly minTimeoutMs?: number;
+  /**
+   * Round trips measured before (an agent's earlier sweeps of the same hosts), updated by this
+   * sweep; its bounds replace `timeoutMs` and `minTimeoutMs`. Default: a timer of this sweep's own.
+   */
+  readonly timer?: ProbeTimer;
   /** Extra attempts after a timeout (a refusal is an answer and is not retried). */
   readonly retries?: number;
   /**
@@ -68,15 +73,18 @@ function updateRtt(rtt: Rtt | undefined, sampleMs: number): Rtt {
  * lengthens the timeout.
  */
 export class ProbeTimer {
+  /** Targets whose round trips are kept at most (then the per-target estimates start over). */
+  static readonly MAX_HOSTS = 65_536;
   private readonly hosts = new Map<string, Rtt>();
   private all: Rtt | undefined;
 
   constructor(
-    private readonly maxMs: number,
-    private readonly minMs: number,
+    readonly maxMs: number,
+    readonly minMs: number,
   ) {}
 
   sample(host: string, ms: number): void {
+    if (this.hosts.size >= ProbeTimer.MAX_HOSTS && !this.hosts.has(host)) this.hosts.clear();
     this.hosts.set(host, updateRtt(this.hosts.get(host), ms));
     this.all = updateRtt(this.all, ms);
   }
@@ -88,6 +96,12 @@ export class ProbeTimer {
     const base = Math.max(this.minMs, Math.ceil(rtt.srtt + 4 * rtt.rttvar));
     return Math.min(this.maxMs, base * 2 ** attempt);
   }
+}
+
+/** A ProbeTimer with a sweep's bounds (defaults as CONNECT_DEFAULTS; the floor at most the longest). */
+export function probeTimerFor(options: { readonly timeoutMs?: number; readonly minTimeoutMs?: number }): ProbeTimer {
+  const longest = options.timeoutMs ?? CONNECT_DEFAULTS.timeoutMs;
+  return new ProbeTimer(longest, Math.min(longest, options.minTimeoutMs ?? CONNECT_DEFAULTS.minTimeoutMs));
 }
 
 function probe(host: string, port: number, timeoutMs: number, rtt: ProbeTimer): Promise<Outcome> {
@@ -144,8 +158,7 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
     );
   }
   const concurrency = Math.max(1, options.concurrency ?? CONNECT_DEFAULTS.concurrency);
-  const timeoutMs = options.timeoutMs ?? CONNECT_DEFAULTS.timeoutMs;
-  const timer = new ProbeTimer(timeoutMs, Math.min(timeoutMs, options.minTimeoutMs ?? CONNECT_DEFAULTS.minTimeoutMs));
+  const timer = options.timer ?? probeTimerFor(options);
   const retries = options.retries ?? CONNECT_DEFAULTS.retries;
   const { targets, ports } = options;
   const total = targets.length * ports.length;

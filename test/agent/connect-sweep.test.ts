@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AllowList, ProbeTimer, preflightDeadline, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
+import { AllowList, ProbeTimer, preflightDeadline, probeTimerFor, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
 import { PortRanges } from '../../src/core/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 import { workItem } from '../helpers/work-item.js';
@@ -185,6 +185,19 @@ describe('per-probe timeouts from measured round trips (ProbeTimer)', () => {
         },
       ),
     );
+  });
+
+  test("a timer handed to sweeps keeps what each measured for the next (a visit's rest after its first look)", async () => {
+    const timer = probeTimerFor({ timeoutMs: 1500, minTimeoutMs: 100 });
+    expect(timer.timeout('127.0.0.1', 0)).toBe(1500);
+    const first = await runConnectSweep({ targets: ['127.0.0.1'], ports: open, allow: loopback, timer });
+    expect(first.open.get('127.0.0.1')).toEqual(open);
+    // Loopback answers in well under a millisecond: the next sweep of this host starts at the floor.
+    expect(timer.timeout('127.0.0.1', 0)).toBe(100);
+    // A sweep without the timer measures on its own and leaves it as it was.
+    const before = timer.timeout('127.0.0.2', 0);
+    await runConnectSweep({ targets: ['127.0.0.1'], ports: open, allow: loopback });
+    expect(timer.timeout('127.0.0.2', 0)).toBe(before);
   });
 
   test('refuses a shortest timeout out of range, naming it', async () => {
