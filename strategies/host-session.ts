@@ -142,6 +142,11 @@ export class HostSession {
     return this.finished;
   }
 
+  /** The rest of a split first decision is still to come (a round of its own, no new decision). */
+  get hasDeferredRest(): boolean {
+    return this.deferred.length > 0;
+  }
+
   /**
    * The next ports to probe, or null when the host-epoch is finished. Calling it again before
    * `report` returns the same pending ports.

@@ -213,11 +213,18 @@ export class ResultIntake {
     };
     const hs = new HostSession(learner.strategy(key), host, this.p.seed, session.state);
     if (input.status === 'down') {
-      // A silent host says nothing about its ports: do not teach the model "all closed".
-      hs.abandon();
-      return {};
-    }
-    hs.report(open, unknown.length > 0 ? unknown : undefined);
+      // A silent host says nothing about its ports: do not teach the model "all closed". But the
+      // rest of a split first look is still due, as when masscan finds nothing open (neither tells
+      // a dead address from a host behind a firewall): a connect sweep that got no answer at all
+      // reports `down`, and an unprivileged agent's visits must not end where a masscan agent's
+      // go on. Its ports are reported unknown (probed, not learned from).
+      const pending = hs.hasDeferredRest ? hs.next() : null;
+      if (pending === null) {
+        hs.abandon();
+        return {};
+      }
+      hs.report([], pending);
+    } else hs.report(open, unknown.length > 0 ? unknown : undefined);
     // A round that observed nothing (every port unknown) ends the visit: following up on it
     // would spend the allowance blind.
     const next = unknown.length > 0 && unknown.length >= leasePortCount ? (hs.abandon(), null) : hs.next();

@@ -147,4 +147,51 @@ describe('silent hosts under a budget that covers the port space', () => {
     expect(older).toHaveLength(4);
     expect(older.every((w) => w.round === 1 && !('silent' in w) && w.ports.length > 0)).toBe(true);
   });
+
+  it('goes on to the rest of a first look a connect sweep reports down (no answer at all), as after a masscan run that found nothing, and learns nothing from it', async () => {
+    await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: null });
+    const looks: WorkItem[] = [];
+    for (let i = 0; i < 16; i++) looks.push((await getWork(app, t.agents[0]!))!);
+    expect(looks.every((w) => w.ports.length === 1000)).toBe(true);
+    const answers = (w: WorkItem) => openOf(w.ip).some((p) => w.ports.includes(p));
+    const status = (w: WorkItem) => (answers(w) ? 'up' : 'down');
+    for (const w of looks) {
+      const res = await submit(app, t.agents[0]!, {
+        ...resultFor(
+          w,
+          w.ports.filter((p) => openOf(w.ip).includes(p)),
+          clock.now(),
+        ),
+        status: status(w),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      // Every visit, down or not, has the rest of the port space to come.
+      expect((res.json() as { followUp: boolean }).followUp, w.ip).toBe(true);
+    }
+    const queued = await app.coordinator.store.listQueuedWork(20);
+    expect(queued).toHaveLength(16);
+    expect(queued.filter((q) => q.silent === true).map((q) => q.ip)).toEqual(looks.filter((w) => !answers(w)).map((w) => w.ip));
+    // The rests: the hidden port answers on .9; the dead addresses are down again, and their visits end.
+    const rests: WorkItem[] = [];
+    for (let i = 0; i < 16; i++) rests.push((await getWork(app, t.agents[0]!))!);
+    expect(rests).toHaveLength(16);
+    expect(rests.every((w) => w.round === 1 && w.ports.length === 64535)).toBe(true);
+    for (const w of rests) {
+      const open = w.ports.filter((p) => openOf(w.ip).includes(p));
+      const res = await submit(app, t.agents[0]!, {
+        ...resultFor(w, open, clock.now()),
+        status: open.length > 0 || answers(looks.find((l) => l.ip === w.ip)!) ? 'up' : 'down',
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      expect((res.json() as { followUp: boolean }).followUp, w.ip).toBe(false);
+    }
+    expect(await app.coordinator.store.countQueuedWork()).toBe(0);
+    const hidden9 = (await app.inject({ method: 'GET', url: '/api/v1/hosts/198.18.20.9', headers: bearer(t.admin) })).json();
+    expect(hidden9.ports.map((p: { port: number }) => p.port)).toEqual([hidden]);
+    // Learned: the 8 hosts that answered on 22 and .9 (its rest answered); not the 7 dead addresses.
+    await app.coordinator.learningSettled();
+    const { learned, pending } = app.coordinator.explain('', 0);
+    expect(learned + pending).toBe(9);
+  });
 });
