@@ -77,6 +77,8 @@ export interface AgentStats {
   refused: number;
   rejected: number;
   errors: number;
+  /** Batches whose scanning a cancel (a second SIGTERM) cut short: not errors; their leases go back. */
+  cancelled: number;
 }
 
 /**
@@ -90,7 +92,7 @@ export interface AgentStats {
  * expire).
  */
 export class Agent {
-  readonly stats: AgentStats = { batches: 0, submitted: 0, refused: 0, rejected: 0, errors: 0 };
+  readonly stats: AgentStats = { batches: 0, submitted: 0, refused: 0, rejected: 0, errors: 0, cancelled: 0 };
   private readonly client: CoordinatorClient;
   private readonly options: AgentOptions;
   private readonly abort = new AbortController();
@@ -268,7 +270,9 @@ export class Agent {
     }
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     await this.giveBack();
-    this.log(`agent: stopped (${this.stats.submitted} results submitted, ${this.stats.refused} refused, ${this.stats.rejected} rejected)`);
+    this.log(
+      `agent: stopped (${this.stats.submitted} results submitted, ${this.stats.refused} refused, ${this.stats.rejected} rejected${this.stats.cancelled > 0 ? `, ${this.stats.cancelled} scanning batches cancelled` : ''})`,
+    );
     return this.stats;
   }
 
@@ -358,10 +362,14 @@ export class Agent {
       try {
         await this.pipeline.scan(items, (outcome) => this.finish(outcome, held));
       } catch (error) {
-        this.stats.errors++;
-        this.log(
-          `agent: scanning failed: ${(error as Error).message} (${this.abort.signal.aborted ? 'its unsubmitted leases are given back as the agent stops' : 'unsubmitted leases return to the queue when they expire'})`,
-        );
+        if (this.abort.signal.aborted) {
+          // Cancelled by the operator (a second SIGTERM): what was asked for, not a failure.
+          this.stats.cancelled++;
+          this.log(`agent: cancelled: ${(error as Error).message} (its unsubmitted leases are given back as the agent stops)`);
+        } else {
+          this.stats.errors++;
+          this.log(`agent: scanning failed: ${(error as Error).message} (unsubmitted leases return to the queue when they expire)`);
+        }
       } finally {
         this.inFlight -= held.size;
         for (const id of held) {

@@ -81,6 +81,9 @@ describe('an agent stopped mid-scan gives its leases back', () => {
     agent.stop({ now: true });
     const stats = await running;
     expect(stats.submitted).toBe(0);
+    // Cancelled as asked: not counted as errors (an operator's Ctrl-C twice is not a failure).
+    expect(stats.errors, lines.join('\n')).toBe(0);
+    expect(stats.cancelled).toBe(1);
     expect(
       lines.some((l) => /gave 3 of 3 unfinished lease\(s\) back/.test(l)),
       lines.join('\n'),
