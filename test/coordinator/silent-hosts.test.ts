@@ -60,6 +60,16 @@ describe('silent hosts under a budget that covers the port space', () => {
     return items;
   }
 
+  /** The /28 under a budget that covers the port space, its 16 first looks leased (1,000 ports each: a split decision). */
+  async function firstLooks(): Promise<WorkItem[]> {
+    await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: null });
+    const looks: WorkItem[] = [];
+    for (let i = 0; i < 16; i++) looks.push((await getWork(app, t.agents[0]!))!);
+    expect(looks.every((w) => w.ports.length === 1000)).toBe(true);
+    return looks;
+  }
+
   it('a host silent on a capped first look gets every port in the next cycle once the policy funds them, and its service is found', async () => {
     await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
     // Back-to-back cycles (the default policy sets the cycle period).
@@ -96,11 +106,7 @@ describe('silent hosts under a budget that covers the port space', () => {
   });
 
   it('queues the rest of the port space for the hosts whose first look answered ahead of the silent ones', async () => {
-    await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
-    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: null });
-    const looks: WorkItem[] = [];
-    for (let i = 0; i < 16; i++) looks.push((await getWork(app, t.agents[0]!))!);
-    expect(looks.every((w) => w.ports.length === 1000)).toBe(true);
+    const looks = await firstLooks();
     // The silent first looks come back first (nothing for nmap to wait on), as in the lab.
     const answers = (w: WorkItem) => openOf(w.ip).some((p) => w.ports.includes(p));
     for (const w of [...looks.filter((x) => !answers(x)), ...looks.filter(answers)]) {
@@ -149,11 +155,7 @@ describe('silent hosts under a budget that covers the port space', () => {
   });
 
   it('goes on to the rest of a first look a connect sweep reports down (no answer at all), as after a masscan run that found nothing, and learns nothing from it', async () => {
-    await addScope(app, t.admin, [{ range: '198.18.20.0/28', tags: ['lab'] }]);
-    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: null });
-    const looks: WorkItem[] = [];
-    for (let i = 0; i < 16; i++) looks.push((await getWork(app, t.agents[0]!))!);
-    expect(looks.every((w) => w.ports.length === 1000)).toBe(true);
+    const looks = await firstLooks();
     const answers = (w: WorkItem) => openOf(w.ip).some((p) => w.ports.includes(p));
     const status = (w: WorkItem) => (answers(w) ? 'up' : 'down');
     for (const w of looks) {
