@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { expect, test } from 'vitest';
 import { AddressSpace } from '../../src/coordinator/address-space.js';
-import { CycleCoverage } from '../../src/coordinator/coverage.js';
+import { CycleCoverage, storedCoverageRows } from '../../src/coordinator/coverage.js';
 import { EventWaiters } from '../../src/coordinator/event-waiters.js';
 
 test('cycle coverage counts per tag ("" = untagged) and starts over when a later cycle begins', () => {
@@ -57,4 +58,37 @@ test('event waiters resolve on wake or after their timeout, and are forgotten on
   await waiters.wait(20);
   expect(performance.now() - started).toBeGreaterThanOrEqual(15);
   expect(waiters.size).toBe(0);
+});
+
+test('coverage counted in the store (several coordinators): one row per tag, handed out >= scanned >= finished >= 0, fraction in [0, 1]', () => {
+  const space = AddressSpace.build([
+    { target: '198.18.7.0/30', tags: ['web'], blocklist: false },
+    { target: '198.18.8.0/31', tags: [], blocklist: false },
+    { target: '198.18.9.0/29', tags: ['db', 'web'], blocklist: false },
+  ]);
+  const tag = fc.constantFrom('web', 'db', '', 'gone');
+  const counts = fc.array(fc.tuple(tag, fc.nat({ max: 40 })), { maxLength: 6 }).map((pairs) => new Map(pairs));
+  fc.assert(
+    fc.property(counts, counts, counts, (scanned, pending, inFlight) => {
+      const rows = storedCoverageRows(space, { scanned, pending, inFlight });
+      // The scope's tags, each once; a tag only the counts name ("gone", out of scope since) has no row.
+      expect(rows.map((r) => r.tag).sort()).toEqual(['', 'db', 'web']);
+      for (const r of rows) {
+        expect(r.scanned).toBe(scanned.get(r.tag) ?? 0);
+        expect(r.handedOut).toBeGreaterThanOrEqual(r.scanned);
+        expect(r.finished).toBeLessThanOrEqual(r.scanned);
+        expect(r.finished).toBeGreaterThanOrEqual(0);
+        expect(r.fraction).toBeGreaterThanOrEqual(0);
+        expect(r.fraction).toBeLessThanOrEqual(1);
+        expect(r.addresses).toBe(String(space.sizeByTag().get(r.tag)));
+      }
+    }),
+  );
+  // The figures as a shared coordinator shows them: 5 of web's 12 scanned, 2 of them with a round to come, 3 more in flight.
+  const web = storedCoverageRows(space, {
+    scanned: new Map([['web', 5]]),
+    pending: new Map([['web', 2]]),
+    inFlight: new Map([['web', 3]]),
+  }).find((r) => r.tag === 'web');
+  expect(web).toEqual({ tag: 'web', handedOut: 8, scanned: 5, finished: 3, addresses: '12', fraction: 5 / 12 });
 });
