@@ -67,7 +67,7 @@ test('coverage counted in the store (several coordinators): one row per tag, han
     { target: '198.18.9.0/29', tags: ['db', 'web'], blocklist: false },
   ]);
   const tag = fc.constantFrom('web', 'db', '', 'gone');
-  const counts = fc.array(fc.tuple(tag, fc.nat({ max: 40 })), { maxLength: 6 }).map((pairs) => new Map(pairs));
+  const counts = fc.array(fc.tuple(tag, fc.nat({ max: 40 })), { maxLength: 6 }).map((pairs) => new Map<string, number>(pairs));
   fc.assert(
     fc.property(counts, counts, counts, (scanned, pending, inFlight) => {
       const rows = storedCoverageRows(space, { scanned, pending, inFlight });
