@@ -212,7 +212,8 @@ export class ResultIntake {
       probeable: PortRanges.ALL,
     };
     const hs = new HostSession(learner.strategy(key), host, this.p.seed, session.state);
-    if (input.status === 'down') {
+    // The visit as folded (foldRound): down only when no round of it answered.
+    if (input.status === 'down' && scan.host?.status === 'down') {
       // A silent host says nothing about its ports: do not teach the model "all closed". But the
       // rest of a split first look is still due, as when masscan finds nothing open (neither tells
       // a dead address from a host behind a firewall): a connect sweep that got no answer at all

@@ -167,7 +167,10 @@ function sumTimings(
  */
 export function foldRound(r: VisitRound): VisitUpdate {
   const sub = r.submission;
-  const down = sub.status === 'down';
+  // A round with no answer at all (a connect sweep's `down`) says the host is down only when no
+  // earlier round of the visit answered: after a first look that did, silence on the rest of the
+  // port space is a firewall dropping those ports (observed not open), not a host gone.
+  const down = sub.status === 'down' && (r.prior === undefined || r.prior.host?.status === 'down');
   const handed = r.leasePorts;
   const unknown = sub.unknownPorts
     ? PortRanges.parse(sub.unknownPorts)
@@ -196,7 +199,11 @@ export function foldRound(r: VisitRound): VisitUpdate {
   const incomplete = [...new Set([r.prior?.incomplete, sub.incomplete].filter((x): x is string => x !== undefined && x !== ''))].join('; ');
   const startedAt = r.prior ? Math.min(r.prior.startedAt, sub.startedAt) : sub.startedAt;
   const finishedAt = r.prior ? Math.max(r.prior.finishedAt, sub.finishedAt) : sub.finishedAt;
-  const host = { ...(r.prior?.host ?? {}), ...(sub.host ?? {}), ...(down ? { status: 'down' } : {}) };
+  // The visit's status is this fold's: a first look that answered nothing (down) followed by a
+  // round that answered makes the visit up, not a down host with open ports.
+  const { status: _priorStatus, ...priorHost } = r.prior?.host ?? {};
+  const { status: _roundStatus, ...roundHost } = sub.host ?? {};
+  const host = { ...priorHost, ...roundHost, ...(down ? { status: 'down' } : {}) };
   const unknownSpec = unionSpec(r.prior?.unknownPorts, unknown);
   const scan: ScanDocument = {
     scanId: r.visitId,

@@ -183,7 +183,9 @@ describe('silent hosts under a budget that covers the port space', () => {
       const open = w.ports.filter((p) => openOf(w.ip).includes(p));
       const res = await submit(app, t.agents[0]!, {
         ...resultFor(w, open, clock.now()),
-        status: open.length > 0 || answers(looks.find((l) => l.ip === w.ip)!) ? 'up' : 'down',
+        // As a connect sweep reports it: a rest with no answer at all is down, also for the hosts
+        // whose first look answered on 22 (a firewall that drops every other port).
+        status: open.length > 0 ? 'up' : 'down',
       });
       expect(res.statusCode, res.body).toBe(200);
       expect((res.json() as { followUp: boolean }).followUp, w.ip).toBe(false);
@@ -191,6 +193,16 @@ describe('silent hosts under a budget that covers the port space', () => {
     expect(await app.coordinator.store.countQueuedWork()).toBe(0);
     const hidden9 = (await app.inject({ method: 'GET', url: '/api/v1/hosts/198.18.20.9', headers: bearer(t.admin) })).json();
     expect(hidden9.ports.map((p: { port: number }) => p.port)).toEqual([hidden]);
+    // Down at its first look, up at its rest: the visit is up (a down visit is no event baseline).
+    expect(hidden9.host?.status).not.toBe('down');
+    const dead12 = (await app.inject({ method: 'GET', url: '/api/v1/hosts/198.18.20.12', headers: bearer(t.admin) })).json();
+    expect(dead12.host?.status).toBe('down');
+    // A host that answered in its first look is not made down by a silent rest: its visit keeps 22
+    // open, and is learned.
+    const host1 = (await app.inject({ method: 'GET', url: '/api/v1/hosts/198.18.20.1', headers: bearer(t.admin) })).json();
+    expect(host1.host?.status).not.toBe('down');
+    expect(host1.ports.map((p: { port: number; state: string }) => `${p.port}/${p.state}`)).toEqual(['22/open']);
+    expect(host1.probedPorts).toBe('1-65535');
     // Learned: the 8 hosts that answered on 22 and .9 (its rest answered); not the 7 dead addresses.
     await app.coordinator.learningSettled();
     const { learned, pending } = app.coordinator.explain('', 0);
