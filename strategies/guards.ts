@@ -103,14 +103,18 @@ export function measureReprobes(results: readonly HostResult[]): ReprobeEvidence
   let reprobed = 0;
   let found = 0;
   for (const r of results) {
-    if (r.previousOpen.length === 0) continue;
-    const prev = new Set(r.previousOpen);
+    const before = r.previousOpen;
+    if (before.length === 0) continue;
+    // A host had a few open ports before: a linear scan beats building a Set per host (a
+    // replay screens every host-epoch); a pseudo-service host's long list gets its Set.
+    const prev = before.length > 16 ? new Set(before) : null;
+    const had = (p: number): boolean => (prev === null ? before.includes(p) : prev.has(p));
     let mine = 0;
-    for (const p of r.probed) if (prev.has(p)) mine++;
+    for (const p of r.probed) if (had(p)) mine++;
     if (mine === 0) continue;
     hosts++;
     reprobed += mine;
-    for (const p of r.open) if (prev.has(p)) found++;
+    for (const p of r.open) if (had(p)) found++;
   }
   return { hosts, reprobed, found };
 }

@@ -1,6 +1,6 @@
 import type { PortCatalog } from '../../src/catalog/index.js';
 import { MAX_PORT, type Rng } from '../../src/core/index.js';
-import { betaTail } from './incomplete-beta.js';
+import { betaTail, logBeta } from './incomplete-beta.js';
 
 /**
  * Thompson sampling over the whole port universe without sampling 65,535 ports per host.
@@ -19,6 +19,14 @@ interface PriorClass {
   readonly size: number;
   /** Mean nmap frequency of the class (0 for unknown ports: the prior floor applies). */
   readonly frequency: number;
+}
+
+interface ClassPriors {
+  readonly strength: number;
+  readonly floor: number;
+  readonly a: Float64Array;
+  readonly b: Float64Array;
+  readonly lnB: Float64Array;
 }
 
 const cache = new WeakMap<PortCatalog, Map<number, PriorTail>>();
@@ -40,6 +48,7 @@ function samplePoisson(lambda: number, rng: Rng): number {
 export class PriorTail {
   readonly classes: readonly PriorClass[];
   private readonly catalog: PortCatalog;
+  private lastPriors: ClassPriors | null = null;
 
   private constructor(catalog: PortCatalog, skipTop: number) {
     this.catalog = catalog;
@@ -72,13 +81,43 @@ export class PriorTail {
     return tail;
   }
 
+  /**
+   * Each class's prior Beta(a, b) and ln B(a, b) for a prior strength and floor (a strategy uses
+   * one pair; a replay asks for it per host-round, and the log-gamma terms were most of the cost).
+   */
+  private priors(priorStrength: number, priorFloor: number): ClassPriors {
+    const p = this.lastPriors;
+    if (p !== null && p.strength === priorStrength && p.floor === priorFloor) return p;
+    const n = this.classes.length;
+    const next: ClassPriors = {
+      strength: priorStrength,
+      floor: priorFloor,
+      a: new Float64Array(n),
+      b: new Float64Array(n),
+      lnB: new Float64Array(n),
+    };
+    this.classes.forEach((c, i) => {
+      const m = Math.max(c.frequency, priorFloor);
+      next.a[i] = priorStrength * m;
+      next.b[i] = priorStrength * (1 - m);
+      next.lnB[i] = logBeta(next.a[i]!, next.b[i]!);
+    });
+    this.lastPriors = next;
+    return next;
+  }
+
+  /** Per class, the expected number of its ports whose prior draw beats `tau`. */
+  private expectedPerClass(tau: number, priorStrength: number, priorFloor: number): Float64Array {
+    const { a, b, lnB } = this.priors(priorStrength, priorFloor);
+    const out = new Float64Array(this.classes.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.classes[i]!.size * betaTail(tau, a[i]!, b[i]!, lnB[i]!);
+    return out;
+  }
+
   /** Expected number of ports whose prior draw beats `tau`, for a prior of this strength. */
   expected(tau: number, priorStrength: number, priorFloor: number): number {
     let sum = 0;
-    for (const c of this.classes) {
-      const m = Math.max(c.frequency, priorFloor);
-      sum += c.size * betaTail(tau, priorStrength * m, priorStrength * (1 - m));
-    }
+    for (const x of this.expectedPerClass(tau, priorStrength, priorFloor)) sum += x;
     return sum;
   }
 
@@ -88,10 +127,7 @@ export class PriorTail {
    */
   draw(tau: number, priorStrength: number, priorFloor: number, max: number, rng: Rng, accept: (port: number) => boolean): number[] {
     if (max <= 0) return [];
-    const counts = this.classes.map((c) => {
-      const m = Math.max(c.frequency, priorFloor);
-      return samplePoisson(c.size * betaTail(tau, priorStrength * m, priorStrength * (1 - m)), rng);
-    });
+    const counts = Array.from(this.expectedPerClass(tau, priorStrength, priorFloor), (lambda) => samplePoisson(lambda, rng));
     let total = counts.reduce((a, b) => a + b, 0);
     if (total > max) {
       // More outside ports beat the bar than the cap allows: keep a uniform subset of them, so
