@@ -76,7 +76,10 @@ export interface AgentStats {
   submitted: number;
   refused: number;
   rejected: number;
+  /** Work lost: scanning batches that failed, results given up on at their lease's deadline, leases given up (--once). */
   errors: number;
+  /** Requests to the coordinator that failed and were tried again (unreachable, 5xx, 503): nothing lost by them. */
+  retries: number;
   /** Batches whose scanning a cancel (a second SIGTERM) cut short: not errors; their leases go back. */
   cancelled: number;
 }
@@ -92,7 +95,7 @@ export interface AgentStats {
  * expire).
  */
 export class Agent {
-  readonly stats: AgentStats = { batches: 0, submitted: 0, refused: 0, rejected: 0, errors: 0, cancelled: 0 };
+  readonly stats: AgentStats = { batches: 0, submitted: 0, refused: 0, rejected: 0, errors: 0, retries: 0, cancelled: 0 };
   private readonly client: CoordinatorClient;
   private readonly options: AgentOptions;
   private readonly abort = new AbortController();
@@ -247,14 +250,15 @@ export class Agent {
         ({ items, retryAfterMs } = await this.lease(free));
         failures = 0;
       } catch (error) {
-        this.stats.errors++;
         failures++;
         // An overloaded coordinator (503) says when to come back (Retry-After, bounded): that, not the back-off.
         const delay = Math.min(backoff.maxMs, retryDelayMs(error, backoff.initialMs * 2 ** (failures - 1)));
         if (this.options.once && failures > 3) {
+          this.stats.errors++;
           this.log(`agent: ${(error as Error).message}; giving up (--once)`);
           break;
         }
+        this.stats.retries++;
         this.log(`agent: ${(error as Error).message}; retrying in ${delay} ms`);
         await this.pause(delay);
         continue;
@@ -271,7 +275,7 @@ export class Agent {
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     await this.giveBack();
     this.log(
-      `agent: stopped (${this.stats.submitted} results submitted, ${this.stats.refused} refused, ${this.stats.rejected} rejected${this.stats.cancelled > 0 ? `, ${this.stats.cancelled} scanning batches cancelled` : ''})`,
+      `agent: stopped (${this.stats.submitted} results submitted, ${this.stats.refused} refused, ${this.stats.rejected} rejected${this.stats.errors > 0 ? `, ${this.stats.errors} errors (work lost, logged above)` : ''}${this.stats.retries > 0 ? `, ${this.stats.retries} coordinator requests retried` : ''}${this.stats.cancelled > 0 ? `, ${this.stats.cancelled} scanning batches cancelled` : ''})`,
     );
     return this.stats;
   }
@@ -458,6 +462,7 @@ export class Agent {
           this.log(`agent: giving up on the result for ${result.ip}: ${(error as Error).message}`);
           return false;
         }
+        this.stats.retries++;
         this.log(`agent: submitting ${result.ip} failed (${(error as Error).message}); retrying in ${delay} ms`);
         await sleep(delay);
       }

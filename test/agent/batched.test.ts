@@ -44,6 +44,8 @@ describe('the agent leases and submits in batches against a real coordinator on 
   const seen: string[] = [];
   /** While true, the coordinator answers as one older than batches does (captured from e89419b). */
   let older = false;
+  /** While above 0, agent requests are answered 503 (a coordinator restarting or overloaded), one fewer each time. */
+  let unavailable = 0;
   /** While above 0, the next batch answer keeps this many items and says `more`, as one cut by the ports cap does. */
   let cutNextAnswer = 0;
 
@@ -57,6 +59,10 @@ describe('the agent leases and submits in batches against a real coordinator on 
     app.addHook('onRequest', async (req, reply) => {
       if (!req.url.startsWith('/api/v1/agent/')) return;
       seen.push(`${req.method} ${req.url.replace(/version=[^&]*&?/, '').replace(/\?$/, '')}`);
+      if (unavailable > 0 && req.method === 'POST') {
+        unavailable--;
+        return reply.status(503).send({ statusCode: 503, code: 'PB_ERR_STORE_BUSY', message: 'restarting', error: 'Service Unavailable' });
+      }
       if (!older) return;
       if (req.url.includes('max=')) {
         return reply.status(400).send({
@@ -124,6 +130,34 @@ describe('the agent leases and submits in batches against a real coordinator on 
     expect(new Set(posts)).toEqual(new Set(['POST /api/v1/agent/results/batch']));
     expect(await openPorts('127.0.0.1')).toEqual([open]);
     for (let i = 2; i <= 12; i++) expect(await openPorts(`127.0.0.${i}`), `127.0.0.${i}`).toEqual([]);
+  }, 60_000);
+
+  test('results refused while the coordinator is away are retried: counted as retries, not errors, and every host is stored', async () => {
+    await app.coordinator.restartCycle();
+    const started = Date.now();
+    unavailable = 3;
+    const logs: string[] = [];
+    const agent = new Agent({
+      server: url,
+      token: agentTokens[1]!,
+      concurrency: 4,
+      once: true,
+      scan: scanConfig((l) => logs.push(l)),
+      backoff: { initialMs: 10, maxMs: 40 },
+    });
+
+    const stats = await agent.run();
+
+    expect(unavailable).toBe(0);
+    expect(stats, logs.join('\n')).toMatchObject({ submitted: 4, rejected: 0, refused: 0, errors: 0 });
+    expect(stats.retries).toBeGreaterThanOrEqual(3);
+    expect(logs.at(-1)).toMatch(/stopped \(4 results submitted, 0 refused, 0 rejected, \d+ coordinator requests retried\)/);
+    const stored = logs.map((l) => /agent: (127\.0\.0\.\d+): \d+ open port/.exec(l)?.[1]).filter((ip) => ip !== undefined);
+    expect(stored).toHaveLength(4);
+    for (const ip of stored) {
+      const res = await app.inject({ method: 'GET', url: `/api/v1/hosts/${ip}`, headers: bearer(admin) });
+      expect((res.json() as { finishedAt: number }).finishedAt, ip).toBeGreaterThanOrEqual(started);
+    }
   }, 60_000);
 
   test('an answer that says more (cut short by the ports cap) is followed at once by a request for the rest', async () => {
