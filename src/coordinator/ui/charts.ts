@@ -51,6 +51,13 @@ function integerTicks(max: number): { ticks?: number[]; tickFormat: string } {
 
 const empty = (what: string): SafeHtml => html`<p class="muted">No ${what} yet.</p>`;
 
+/** An hour tick in UTC: "15:00", or the date ("Dec 5") at midnight. */
+export function hourTick(d: Date): string {
+  return d.getUTCHours() === 0
+    ? d.toLocaleDateString('en-US', { timeZone: 'UTC', month: 'short', day: 'numeric' })
+    : `${String(d.getUTCHours()).padStart(2, '0')}:00`;
+}
+
 /** Scans finished per UTC hour, as columns over the window. */
 export async function renderScansPerHourChart(
   rows: ReadonlyArray<{ hourStart: number; scans: number }>,
@@ -76,7 +83,9 @@ export async function renderScansPerHourChart(
           labelAnchor: 'center',
           labelOffset: 32,
           ticks: 8,
-          tickFormat: '%H:00',
+          // A 24 h window starts and ends at the same hour: midnight shows its date, so the
+          // reader sees which end is today.
+          tickFormat: hourTick,
         },
         y: { grid: true, label: 'scans', nice: true, ...integerTicks(Math.max(...rows.map((r) => r.scans))) },
         marks: [Plot.rectY(data, { x1: 'from', x2: 'to', y: 'scans', fill: '#1f5fa8', inset: 0.5 }), Plot.ruleY([0])],
