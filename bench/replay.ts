@@ -45,7 +45,7 @@ export function runReplayBenchmark(env: NodeJS.ProcessEnv = process.env): void {
 
   const base = runOne('top-k');
   console.log(
-    `replay: top-k budget ${budget}: ${base.seconds.toFixed(2)} s (${base.cpu.toFixed(2)} s CPU), ${Math.round(base.rate)} host-decisions/s, coverage ${(100 * (base.coverage ?? 0)).toFixed(2)}%, peak RSS ${peak()} (bar: < 20 s) ${base.seconds < 20 ? 'PASS' : 'FAIL'}`,
+    `replay: top-k budget ${budget}: ${base.seconds.toFixed(2)} s (${base.cpu.toFixed(2)} s CPU), ${Math.round(base.rate)} host-decisions/s, coverage ${(100 * (base.coverage ?? 0)).toFixed(2)}%, peak RSS ${peak()} (bar: < 20 s CPU) ${base.cpu < 20 ? 'PASS' : 'FAIL'}`,
   );
   for (const name of loop) {
     let r: ReturnType<typeof runOne>;
@@ -58,7 +58,8 @@ export function runReplayBenchmark(env: NodeJS.ProcessEnv = process.env): void {
     }
     // The issue sets bars for top-k (20 s) and the learning strategies (60 s); the other baselines are for reference.
     const bar = name === 'top-k' ? 20 : name === 'fixed' || name === 'random' ? null : 60;
-    const verdict = bar === null ? '(no bar)' : `(bar < ${bar} s) ${r.seconds < bar ? 'PASS' : 'FAIL'}`;
+    // The bars are CPU seconds (issue 12's wording): on a shared machine the wall clock also counts waiting.
+    const verdict = bar === null ? '(no bar)' : `(bar < ${bar} s CPU) ${r.cpu < bar ? 'PASS' : 'FAIL'}`;
     console.log(
       `replay: ${name.padEnd(14)} ${r.seconds.toFixed(2).padStart(7)} s ${r.cpu.toFixed(2).padStart(7)} s CPU ${String(Math.round(r.rate)).padStart(9)} host-decisions/s  ${(r.rate / base.rate).toFixed(2)}x top-k  coverage ${(100 * (r.coverage ?? 0)).toFixed(2)}%  ${verdict}`,
     );
