@@ -236,7 +236,7 @@ export class Agent {
         if (!this.backlogLogged) {
           this.backlogLogged = true;
           this.log(
-            `agent: holding ~${Math.round(this.backlog)} s of preflight (masscan at ${this.options.scan.masscan.rate} packets/s, connect sweeps at ~${Math.round(this.pipeline.connectRate)} ports/s); the limit is half the ${Math.round(this.leaseMs / 1000)} s lease, less masscan's start-up: leasing more as it drains`,
+            `agent: holding ~${Math.round(this.backlog)} s of preflight (masscan at ${this.pipeline.masscanRate} packets/s, connect sweeps at ~${Math.round(this.pipeline.connectRate)} ports/s); the limit is half the ${Math.round(this.leaseMs / 1000)} s lease, less masscan's start-up: leasing more as it drains`,
           );
         }
         await this.pause(60_000, true);
@@ -302,7 +302,8 @@ export class Agent {
     if (preflight !== 'auto' && preflight !== 'masscan' && preflight !== 'connect' && preflight !== 'none') return 0;
     const ran = choosePreflight(preflight as PreflightRequest, this.options.scan);
     const scan = this.options.scan;
-    if (ran === 'masscan') return (ports * (scan.masscan.retries + 1)) / scan.masscan.rate;
+    // At the rate masscan runs get now (lower while runs miss ports known open): the agent holds less.
+    if (ran === 'masscan') return (ports * (scan.masscan.retries + 1)) / this.pipeline.masscanRate;
     if (ran === 'connect') return ports / this.pipeline.connectRate;
     return 0;
   }

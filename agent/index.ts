@@ -1,4 +1,5 @@
 export { Agent, type AgentOptions, type AgentStats } from './agent.js';
+export { MasscanRateControl, type RateChange } from './masscan-rate.js';
 export { AllowList } from './allow-list.js';
 export { checkWorkItem, canonicalPortRanges, describeLeased, portCountOf, type WorkItemCheck } from './work-item.js';
 export {

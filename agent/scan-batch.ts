@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/protocol/index.js';
 import { isPortbanditError, PortRanges, VERSION } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
+import { MasscanRateControl } from './masscan-rate.js';
 import { CONNECT_DEFAULTS, type ProbeTimer, probeTimerFor, runConnectSweep } from './scanners/connect-sweep.js';
 import { MASSCAN_DEFAULTS, MASSCAN_RETRY_SPREAD, masscanSendPlan, runMasscan } from './scanners/masscan.js';
 import { runNmap } from './scanners/nmap.js';
@@ -392,6 +393,8 @@ interface PreflightOutcome {
   readonly unprobed?: ReadonlyMap<string, readonly number[]>;
   /** Set when no preflight could observe the ports (all of them are unknown then). */
   readonly error?: string;
+  /** masscan runs: the rate control's generation the run was sent at. */
+  readonly generation?: number;
 }
 
 /**
@@ -419,10 +422,13 @@ export class ScanPipeline {
    * longest timeout on every port of a host whose first look measured it in under a millisecond.
    */
   private readonly probeTimer: ProbeTimer;
+  /** masscan's rate, lowered when runs miss ports known open (agent/masscan-rate.ts). */
+  private readonly rateControl: MasscanRateControl;
 
   constructor(private readonly config: ScanConfig) {
     this.nmapSlots = new Semaphore(Math.max(1, config.nmapParallel ?? DETECTION_DEFAULTS.parallel));
     this.probeTimer = probeTimerFor(config.connect);
+    this.rateControl = new MasscanRateControl(config.masscan.rate);
     // Every scanner in flight (nmap runs by the dozen, masscan, connect sweeps) listens on the one
     // cancel signal until it ends; past Node's default of 10 listeners the agent would print a
     // MaxListenersExceededWarning ("possible memory leak") on every busy batch, which it is not.
@@ -490,6 +496,16 @@ export class ScanPipeline {
    * Ports per second the connect sweeps get through together: measured once a sweep has ended,
    * else the worst case (every probe waits out its time-out on every try).
    */
+  /** The packets/s masscan runs get now: --rate, or less while runs have been missing ports known open. */
+  get masscanRate(): number {
+    return this.rateControl.rate;
+  }
+
+  /** The masscan settings for the next runs: --rate as the rate control has it. */
+  private get masscan(): ScanConfig['masscan'] {
+    return { ...this.config.masscan, rate: this.rateControl.rate };
+  }
+
   get connectRate(): number {
     const c = this.config.connect;
     const worst = c.concurrency / (c.timeoutMs / 1000) / (c.retries + 1);
@@ -539,7 +555,7 @@ export class ScanPipeline {
         // them would queue on the slots (first come, first served) ahead of the rounds of hosts
         // that answer meanwhile (pickWave); this way such a round takes the next slot that frees.
         for (;;) {
-          let wait = this.waiting.some((w) => w.ran === 'masscan') ? masscanWaitMs(this.masscanRuns, this.config.masscan, Date.now()) : 0;
+          let wait = this.waiting.some((w) => w.ran === 'masscan') ? masscanWaitMs(this.masscanRuns, this.masscan, Date.now()) : 0;
           if (wait <= 0 && this.silentConnectRuns >= CONNECT_PARALLEL && this.waiting.every((w) => w.item.silent === true)) wait = 200;
           if (wait <= 0 || this.config.signal?.aborted) break;
           await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 5000)));
@@ -550,7 +566,7 @@ export class ScanPipeline {
         // The wave's runs share what --rate leaves beside the runs still sending, by size, so a
         // sweep does not hold the short lists of its wave behind it (nor they the sweep).
         const sizes = groups.map((g) => (g.ran === 'masscan' ? g.ports.length * g.members.length : 0));
-        const rates = masscanShares(sizes, this.masscanRuns, this.config.masscan, Date.now());
+        const rates = masscanShares(sizes, this.masscanRuns, this.masscan, Date.now());
         groups.forEach((group, i) => void this.runGroup(group, rates[i]!, sizes[i]!));
         // Let the runs take their slots before looking at the queue again.
         await new Promise((resolve) => setImmediate(resolve));
@@ -563,7 +579,7 @@ export class ScanPipeline {
   /** Seconds an item's preflight sends at the agent's rates (masscan's retries included). */
   private sendingSeconds(w: (typeof this.waiting)[number]): number {
     const ports = w.item.ports.length;
-    if (w.ran === 'masscan') return (ports * (this.config.masscan.retries + 1)) / Math.max(1, this.config.masscan.rate);
+    if (w.ran === 'masscan') return (ports * (this.config.masscan.retries + 1)) / Math.max(1, this.masscanRate);
     if (w.ran === 'connect') return ports / Math.max(1, this.connectRate);
     return 0;
   }
@@ -579,7 +595,7 @@ export class ScanPipeline {
     // what it does not use is free for the next wave.
     const run: { size: number; rate: number; started: number; sent?: boolean } = {
       size,
-      rate: masscanSendPlan(size, Math.min(rate, this.config.masscan.rate), this.config.masscan.retries).rate,
+      rate: masscanSendPlan(size, Math.min(rate, this.masscanRate), this.config.masscan.retries).rate,
       started: Date.now(),
       sent: false,
     };
@@ -595,7 +611,7 @@ export class ScanPipeline {
           group.members.map((m) => m.item),
           Date.now(),
         ),
-        Math.min(rate, this.config.masscan.rate),
+        Math.min(rate, this.masscanRate),
         () => {
           if (group.ran !== 'masscan') for (const m of group.members) m.started();
         },
@@ -625,7 +641,7 @@ export class ScanPipeline {
     ports: readonly number[],
     targets: string[],
     deadline: number,
-    rate = this.config.masscan.rate,
+    rate = this.masscanRate,
     onStarted: () => void = () => {},
     onSent: () => void = () => {},
   ): Promise<PreflightOutcome> {
@@ -637,6 +653,8 @@ export class ScanPipeline {
         // Bounded by the leases' deadline, as the connect sweep is: a run that could not end in
         // time probes the ports that fit (from the start of the list) and leaves the rest unknown;
         // a result past its lease would be refused, and its host handed out again meanwhile.
+        // The rate control's generation when the run starts: its evidence counts for this rate only.
+        const generation = this.rateControl.generation;
         const r = await this.masscanSlot.use(async () => {
           const fit = masscanPortsThatFit(ports.length, targets.length, rate, config.masscan, deadline, Date.now());
           const probed = ports.slice(0, fit);
@@ -671,6 +689,7 @@ export class ScanPipeline {
           open: r.open,
           answered: null,
           durationMs: r.durationMs,
+          generation,
           ...(r.left.length > 0 ? { unprobed: new Map(targets.map((t) => [t, r.left])) } : {}),
         };
       } catch (error) {
@@ -803,6 +822,39 @@ export class ScanPipeline {
    * ports (those last known open were started with the preflight already), and the result says
    * which ports are open, which unknown, and why it is partial.
    */
+  /**
+   * Tell the rate control how masscan did on this host: of the ports open at its last visit that
+   * masscan probed, those open now (seen by masscan, nmap or the connect re-check), and those of
+   * them masscan did not see.
+   */
+  private judgeMasscan(
+    item: WorkItem,
+    pre: PreflightOutcome,
+    generation: number,
+    early: Detection | undefined,
+    confirmed: readonly number[],
+  ): void {
+    const saw = new Set(pre.open.get(item.ip) ?? []);
+    const unprobed = new Set(pre.unprobed?.get(item.ip) ?? []);
+    const own = new Set(item.ports);
+    let known = 0;
+    let missed = 0;
+    for (const p of item.verify ?? []) {
+      if (!own.has(p) || unprobed.has(p)) continue;
+      const seen = saw.has(p);
+      if (!seen && early?.detected.get(p)?.state !== 'open' && !confirmed.includes(p)) continue;
+      known++;
+      if (!seen) missed++;
+    }
+    const change = this.rateControl.observe(generation, known, missed);
+    if (change === null) return;
+    this.config.log(
+      change.to < change.from
+        ? `agent: masscan missed ${change.missed} of ${change.known} port(s) known open and confirmed (lost packets): its rate goes from ${change.from} to ${change.to} packets/s`
+        : `agent: masscan missed none of ${change.known} port(s) known open: its rate goes from ${change.from} to ${change.to} packets/s (--rate ${this.rateControl.max})`,
+    );
+  }
+
   private async finishHost(
     item: WorkItem,
     pre: PreflightOutcome,
@@ -844,6 +896,7 @@ export class ScanPipeline {
     }
     // Ports last known open that neither the preflight nor nmap saw: a lost packet is not a
     // closed service. Two connect attempts each decide (open, refused, or silent twice).
+    let confirmed: readonly number[] = [];
     const doubt = pre.ran === 'none' ? [] : (item.verify ?? []).filter((p) => own.has(p) && !seen.has(p) && !earlyResult?.detected.has(p));
     if (doubt.length > 0) {
       const recheck = await this.connectSlots.use(() =>
@@ -859,12 +912,13 @@ export class ScanPipeline {
           ...(config.signal ? { signal: config.signal } : {}),
         }),
       );
-      const confirmed = recheck.open.get(item.ip) ?? [];
+      confirmed = recheck.open.get(item.ip) ?? [];
       if (confirmed.length > 0) {
         config.log(`agent: ${item.ip}: the ${pre.ran} preflight missed open port(s) ${confirmed.join(', ')} (confirmed by connect)`);
         open.push(...confirmed);
       }
     }
+    if (pre.generation !== undefined) this.judgeMasscan(item, pre, pre.generation, earlyResult, confirmed);
     open.sort((a, b) => a - b);
     const host: Record<string, unknown> = {};
     const pseudo = pre.ran !== 'none' && open.length > config.pseudoServiceThreshold;

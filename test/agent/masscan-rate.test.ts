@@ -1,0 +1,159 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { fc, test } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { AllowList, MasscanRateControl, type ScanConfig, ScanPipeline } from '../../agent/index.js';
+import { RATE_CLEAN_SAMPLE, RATE_FLOOR } from '../../agent/masscan-rate.js';
+import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
+
+/**
+ * masscan reports a lost probe as nothing: the agent lowers its rate when runs miss ports that
+ * were open at the last visit and are confirmed open now, and raises it again while runs miss none.
+ */
+describe('the masscan rate control', () => {
+  test('halves on misses, rises by a quarter after a clean sample, ignores evidence from runs at an older rate', () => {
+    const c = new MasscanRateControl(50_000);
+    expect(c.observe(0, 10, 0)).toBeNull();
+    // Two of the next 20 missed (10% of 30 known): halve.
+    expect(c.observe(0, 20, 2)).toEqual({ from: 50_000, to: 25_000, known: 30, missed: 2 });
+    expect(c.rate).toBe(25_000);
+    // Runs sent at 50,000 still report: not evidence for 25,000.
+    expect(c.observe(0, 10, 10)).toBeNull();
+    expect(c.rate).toBe(25_000);
+    // A clean sample at the new rate raises it.
+    expect(c.observe(1, RATE_CLEAN_SAMPLE, 0)).toEqual({ from: 25_000, to: 31_250, known: RATE_CLEAN_SAMPLE, missed: 0 });
+    // One stray miss in a sample keeps the rate and starts a new sample.
+    expect(c.observe(2, RATE_CLEAN_SAMPLE, 1)).toBeNull();
+    expect(c.rate).toBe(31_250);
+    expect(c.observe(2, RATE_CLEAN_SAMPLE - 1, 0)).toBeNull();
+  });
+
+  test.prop([
+    fc.integer({ min: 1, max: 10_000_000 }),
+    fc.array(fc.record({ stale: fc.boolean(), known: fc.nat(200), missed: fc.nat(200) }), { maxLength: 200 }),
+  ])('the rate stays between the floor and --rate whatever the evidence', (max, evidence) => {
+    const c = new MasscanRateControl(max);
+    for (const e of evidence) {
+      const before = c.rate;
+      const change = c.observe(e.stale ? c.generation - 1 : c.generation, e.known, e.missed);
+      expect(c.rate).toBeGreaterThanOrEqual(Math.min(max, RATE_FLOOR));
+      expect(c.rate).toBeLessThanOrEqual(max);
+      if (change === null) expect(c.rate).toBe(before);
+      else expect(change).toMatchObject({ from: before, to: c.rate });
+      if (e.stale) expect(change).toBeNull();
+    }
+  });
+});
+
+describe('a pipeline whose masscan loses packets above a rate (a masscan stand-in that sends nothing; the ports listen on loopback)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pb-rate-'));
+  const argvLog = join(dir, 'argv.ndjson');
+  const saved = { path: process.env.PATH, log: process.env.PB_STANDIN_LOG, open: process.env.PB_STANDIN_OPEN };
+  const servers: Server[] = [];
+  let open: number[] = [];
+
+  beforeAll(async () => {
+    for (let i = 0; i < 8; i++) {
+      const server = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      servers.push(server);
+      open.push((server.address() as { port: number }).port);
+    }
+    open = open.sort((a, b) => a - b);
+    // Reports the listening ports of every target it was asked about, but above 10,000 packets/s
+    // only every other one: the rest were "lost". Records its argv.
+    writeFileSync(
+      join(dir, 'masscan'),
+      `#!/usr/bin/env node
+const fs = require('node:fs');
+const argv = process.argv.slice(2);
+fs.appendFileSync(process.env.PB_STANDIN_LOG, JSON.stringify(argv) + '\\n');
+const rate = Number(argv[argv.indexOf('--rate') + 1]);
+const out = argv[argv.indexOf('-oD') + 1];
+const targets = argv.slice(0, argv.indexOf('-p'));
+const open = JSON.parse(process.env.PB_STANDIN_OPEN).filter((_, i) => rate <= 10000 || i % 2 === 0);
+const lines = targets.flatMap((ip) => open.map((port) => JSON.stringify({ ip, timestamp: '0', port, proto: 'tcp', rec_type: 'status', data: { status: 'open', reason: 'syn-ack', ttl: 64 } })));
+fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
+`,
+    );
+    chmodSync(join(dir, 'masscan'), 0o755);
+    process.env.PATH = `${dir}${delimiter}${saved.path ?? ''}`;
+    process.env.PB_STANDIN_LOG = argvLog;
+    process.env.PB_STANDIN_OPEN = JSON.stringify(open);
+  });
+  afterAll(async () => {
+    for (const [key, value] of [
+      ['PATH', saved.path],
+      ['PB_STANDIN_LOG', saved.log],
+      ['PB_STANDIN_OPEN', saved.open],
+    ] as const) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const item = (ip: string, ports: number[], verify: number[]): WorkItem => ({
+    protocol: 1,
+    leaseId: `lease-${ip}`,
+    ip,
+    tags: [],
+    ports,
+    verify,
+    round: 0,
+    cycle: 1,
+    reason: 'cycle',
+    issuedAt: Date.now(),
+    deadline: Date.now() + 600_000,
+    scan: { versionDetection: false, scripts: [], hostTimeoutSeconds: 30, scriptTimeoutSeconds: 10, preflight: 'masscan' },
+  });
+
+  test('a run that misses ports known open lowers the rate of the next runs, which then see every port', async () => {
+    // Arrange: 127.0.0.1 had all eight ports open at its last visit; the agent's --rate is 40,000.
+    const logs: string[] = [];
+    const config: ScanConfig = {
+      allow: AllowList.parse(['127.0.0.0/8']),
+      scriptsAllow: new Set(),
+      preflight: 'masscan',
+      tools: { nmap: null, masscan: 'masscan', rawSockets: true },
+      masscan: { rate: 40_000, retries: 0, waitSeconds: 0, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } },
+      connect: { concurrency: 16, timeoutMs: 500, retries: 0 },
+      pseudoServiceThreshold: 100,
+      log: (l) => logs.push(l),
+    };
+    const pipeline = new ScanPipeline(config);
+    const ports = [1, 2, 3, ...open];
+    const scan = async (): Promise<ResultSubmission> => {
+      const got: ResultSubmission[] = [];
+      await pipeline.scan([item('127.0.0.1', ports, open)], (o) => {
+        if (o.kind === 'result') got.push(o.submission);
+        else throw new Error(o.reason);
+      });
+      return got[0]!;
+    };
+    const openIn = (r: ResultSubmission) => r.ports.filter((p) => p.state === 'open').map((p) => p.port);
+
+    // Act: three visits of the host.
+    const first = await scan();
+    const second = await scan();
+    const third = await scan();
+
+    // Assert: each visit reports every open port (the first through the connect re-check of the
+    // four masscan missed); masscan ran at 40,000, then 20,000, then 10,000, where it lost nothing.
+    for (const r of [first, second, third]) expect(openIn(r)).toEqual(open);
+    const rates = readFileSync(argvLog, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as string[])
+      .map((args) => Number(args[args.indexOf('--rate') + 1]));
+    expect(rates).toEqual([40_000, 20_000, 10_000]);
+    expect(pipeline.masscanRate).toBe(10_000);
+    expect(logs.filter((l) => /masscan missed \d+ of 8 port\(s\) known open and confirmed \(lost packets\)/.test(l))).toHaveLength(2);
+    expect(logs).toContain(
+      'agent: masscan missed 4 of 8 port(s) known open and confirmed (lost packets): its rate goes from 40000 to 20000 packets/s',
+    );
+  });
+});
