@@ -492,10 +492,6 @@ export class ScanPipeline {
   }> = [];
   private pumping = false;
 
-  /**
-   * Ports per second the connect sweeps get through together: measured once a sweep has ended,
-   * else the worst case (every probe waits out its time-out on every try).
-   */
   /** The packets/s masscan runs get now: --rate, or less while runs have been missing ports known open. */
   get masscanRate(): number {
     return this.rateControl.rate;
@@ -506,6 +502,10 @@ export class ScanPipeline {
     return { ...this.config.masscan, rate: this.rateControl.rate };
   }
 
+  /**
+   * Ports per second the connect sweeps get through together: measured once a sweep has ended,
+   * else the worst case (every probe waits out its time-out on every try).
+   */
   get connectRate(): number {
     const c = this.config.connect;
     const worst = c.concurrency / (c.timeoutMs / 1000) / (c.retries + 1);
