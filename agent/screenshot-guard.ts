@@ -50,6 +50,8 @@ export class ScreenshotGuard {
     server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.tunnel(req, socket, head));
     // A WebSocket upgrade sent to the proxy itself (not through CONNECT): never forwarded.
     server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      // Handed over by the HTTP server with no 'error' listener: a reset would be uncaught.
+      socket.on('error', () => socket.destroy());
       this.record(req.url ?? '', 'UPGRADE', false);
       socket.destroy();
     });
@@ -100,6 +102,10 @@ export class ScreenshotGuard {
 
   /** CONNECT host:port (https, wss): a raw tunnel, only to an open target. */
   private tunnel(req: IncomingMessage, client: Duplex, head: Buffer): void {
+    // The HTTP server hands the socket over with no 'error' listener: a client that resets it
+    // (Chromium does, after a 403 to its own background requests) would crash the agent with an
+    // uncaught ECONNRESET (seen once in CI, right after the agent said it had stopped).
+    client.on('error', () => client.destroy());
     const target = splitHostPort(req.url ?? '');
     const allowed = target !== undefined && this.allows(target.host, target.port);
     this.record(req.url ?? '', 'CONNECT', allowed);
