@@ -32,10 +32,8 @@ export interface RateChange {
 }
 
 export class MasscanRateControl {
-  /** The rate for the next runs (packets/s). */
-  rate: number;
-  /** Changes with every change of rate: runs carry the generation they were sent at. */
-  generation = 0;
+  private rateNow: number;
+  private generationNow = 0;
   private known = 0;
   private missed = 0;
 
@@ -44,7 +42,17 @@ export class MasscanRateControl {
     readonly max: number,
     readonly floor = Math.min(max, RATE_FLOOR),
   ) {
-    this.rate = max;
+    this.rateNow = max;
+  }
+
+  /** The rate for the next runs (packets/s). */
+  get rate(): number {
+    return this.rateNow;
+  }
+
+  /** Changes with every change of rate: runs carry the generation they were sent at. */
+  get generation(): number {
+    return this.generationNow;
   }
 
   /**
@@ -69,9 +77,9 @@ export class MasscanRateControl {
     const decided = { from: this.rate, to, known: this.known, missed: this.missed };
     this.known = 0;
     this.missed = 0;
-    if (to === this.rate) return null;
-    this.rate = to;
-    this.generation++;
+    if (to === this.rateNow) return null;
+    this.rateNow = to;
+    this.generationNow++;
     return decided;
   }
 }
