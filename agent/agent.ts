@@ -1,7 +1,7 @@
 import { MAX_RELEASE_BATCH, MAX_WORK_BATCH, type PreflightRequest, type ResultSubmission, type WorkItem } from '../src/protocol/index.js';
 import { CoordinatorClient, RejectedError, retryDelayMs } from './coordinator-client.js';
 import { reportRefusal } from './refusal.js';
-import { describeLeased, portCountOf } from './work-item.js';
+import { describeLeased, nameSome, portCountOf } from './work-item.js';
 import { ResultBatcher } from './result-batcher.js';
 import { type HostOutcome, type ScanConfig, ScanPipeline, choosePreflight, masscanOverheadMs } from './scan-batch.js';
 
@@ -57,7 +57,8 @@ export function leaseAllowance(o: { free: number; backlog: number; capacity: num
 }
 
 export interface AgentOptions {
-  readonly server: string;
+  /** The coordinator, or several sharing one store: the next is used when one does not answer. */
+  readonly server: string | readonly string[];
   readonly token: string;
   /** Work items held at once (leased, scanning or submitting): the agent's slots. */
   readonly concurrency: number;
@@ -126,7 +127,9 @@ export class Agent {
 
   constructor(options: AgentOptions) {
     this.options = options;
-    this.client = new CoordinatorClient(options.server, options.token);
+    this.client = new CoordinatorClient(options.server, options.token, undefined, (from, to, reason) =>
+      this.log(`agent: ${from} did not answer (${reason}); using ${to}`),
+    );
     this.pipeline = new ScanPipeline({ ...options.scan, signal: this.abort.signal });
     this.results = new ResultBatcher({
       client: this.client,
@@ -134,6 +137,28 @@ export class Agent {
       flushAt: RESULT_FLUSH_AT,
       log: (line) => this.log(line),
     });
+  }
+
+  /**
+   * Results that failed together (one batch request) are logged as one line, named like a lease
+   * (a coordinator down for a minute made one line per result per attempt: 38 lines for 7 hosts).
+   */
+  private readonly failedSubmits = new Map<string, { message: string; delay: number; ips: string[] }>();
+
+  private logRetry(ip: string, message: string, delay: number): void {
+    const key = `${delay} ${message}`;
+    let group = this.failedSubmits.get(key);
+    if (group === undefined) {
+      this.failedSubmits.set(key, (group = { message, delay, ips: [] }));
+      // A batch's answers all arrive in one turn of the event loop: log after it.
+      setImmediate(() => {
+        this.failedSubmits.delete(key);
+        const { ips } = group!;
+        const what = ips.length === 1 ? ips[0]! : `${ips.length} results (${nameSome(ips)})`;
+        this.log(`agent: submitting ${what} failed (${group!.message}); retrying in ${group!.delay} ms`);
+      });
+    }
+    group.ips.push(ip);
   }
 
   private log(line: string): void {
@@ -464,7 +489,7 @@ export class Agent {
           return false;
         }
         this.stats.retries++;
-        this.log(`agent: submitting ${result.ip} failed (${(error as Error).message}); retrying in ${delay} ms`);
+        this.logRetry(result.ip, (error as Error).message, delay);
         await sleep(delay);
       }
     }

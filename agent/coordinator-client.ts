@@ -71,26 +71,54 @@ export function errorCodeOf(body: string): ErrorCode | undefined {
   return typeof code === 'string' && Object.hasOwn(errorCodes, code) ? (code as ErrorCode) : undefined;
 }
 
-/** The agent's side of the wire protocol (docs/api.md): bearer token, JSON, bounded requests. */
+/** Parse one `--server` URL (http or https), naming the flag in the error. */
+function serverBase(server: string): string {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new PortbanditError('PB_ERR_URL', `expected a URL like http://127.0.0.1:8787, got ${JSON.stringify(server)}`, {
+      where: '--server',
+    });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new PortbanditError('PB_ERR_URL', `expected http(s), got ${url.protocol}`, { where: '--server' });
+  return url.toString().replace(/\/$/, '');
+}
+
+/**
+ * The agent's side of the wire protocol (docs/api.md): bearer token, JSON, bounded requests.
+ *
+ * Given several coordinators (those sharing one PostgreSQL store: any of them leases, and takes
+ * the results of, any lease), it talks to one at a time and moves to the next when a request to
+ * it cannot be answered — unreachable, timed out, or a 5xx — trying each server at most once per
+ * request before the error goes to the caller's back-off. It stays with the one that answered.
+ * A 4xx (a refused token, a bad body) is the same on every coordinator and is not retried elsewhere.
+ */
 export class CoordinatorClient {
-  private readonly base: string;
+  private readonly bases: readonly string[];
   private readonly token: string;
   private readonly timeoutMs: number;
+  private readonly onSwitch: ((from: string, to: string, reason: string) => void) | undefined;
+  private active = 0;
 
-  constructor(server: string, token: string, timeoutMs = 30_000) {
-    let url: URL;
-    try {
-      url = new URL(server);
-    } catch {
-      throw new PortbanditError('PB_ERR_URL', `expected a URL like http://127.0.0.1:8787, got ${JSON.stringify(server)}`, {
-        where: '--server',
-      });
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw new PortbanditError('PB_ERR_URL', `expected http(s), got ${url.protocol}`, { where: '--server' });
-    this.base = url.toString().replace(/\/$/, '');
+  constructor(
+    server: string | readonly string[],
+    token: string,
+    timeoutMs = 30_000,
+    onSwitch?: (from: string, to: string, reason: string) => void,
+  ) {
+    const servers = typeof server === 'string' ? [server] : server;
+    if (servers.length === 0) throw new PortbanditError('PB_ERR_FLAG_MISSING', 'no coordinator URL given', { where: '--server' });
+    this.bases = [...new Set(servers.map(serverBase))];
     this.token = token;
     this.timeoutMs = timeoutMs;
+    this.onSwitch = onSwitch;
+  }
+
+  /** The coordinator the next request goes to. */
+  get server(): string {
+    return this.bases[this.active]!;
   }
 
   private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
@@ -103,9 +131,34 @@ export class CoordinatorClient {
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<{ body: T; retryAfterMs: number | undefined }> {
+    for (let tried = 1; ; tried++) {
+      const base = this.bases[this.active]!;
+      try {
+        return await this.exchangeWith<T>(base, method, path, body, headers);
+      } catch (error) {
+        // Only a failure another coordinator may not share moves on: not a refusal (4xx), nor a
+        // reply that was not JSON (a foreign server answered: the URL is wrong, not the coordinator down).
+        if (!(error instanceof Error) || !movable.has(error) || tried >= this.bases.length) throw error;
+        // Another request may have moved on meanwhile: move from the one this request used.
+        if (this.bases[this.active] === base) {
+          this.active = (this.active + 1) % this.bases.length;
+          this.onSwitch?.(base, this.bases[this.active]!, (error as Error).message);
+        }
+      }
+    }
+  }
+
+  private async exchangeWith<T>(
+    base: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    headers: Record<string, string>,
+  ): Promise<{ body: T; retryAfterMs: number | undefined }> {
+    const where = this.bases.length > 1 ? `${method} ${base}${path}` : `${method} ${path}`;
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, {
+      res = await fetch(`${base}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
@@ -116,27 +169,30 @@ export class CoordinatorClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (cause) {
-      throw new PortbanditError('PB_ERR_IO', `coordinator unreachable: ${(cause as Error).message}`, { where: `${method} ${path}`, cause });
+      throw failover(new PortbanditError('PB_ERR_IO', `coordinator unreachable: ${(cause as Error).message}`, { where, cause }));
     }
-    const text = await res.text();
+    const text = await res.text().catch((cause: unknown) => {
+      throw failover(new PortbanditError('PB_ERR_IO', `coordinator answer cut short: ${(cause as Error).message}`, { where, cause }));
+    });
     const retryAfterMs = retryAfterMsOf(res.headers.get('retry-after'));
     if (!res.ok) {
       const message = `coordinator answered ${res.status}: ${text.slice(0, 300)}`;
       if (res.status === 503) {
-        throw new OverloadedError(retryAfterMs, errorCodeOf(text) ?? 'PB_ERR_IO', message, { where: `${method} ${path}` });
+        throw failover(new OverloadedError(retryAfterMs, errorCodeOf(text) ?? 'PB_ERR_IO', message, { where }));
       }
       if (res.status >= 400 && res.status < 500 && res.status !== 429) {
         // The coordinator's error body names its condition ({code, message}); a 4xx without one
         // (a proxy, an older or foreign server) keeps a code that says only that it was refused.
         const code = errorCodeOf(text) ?? 'PB_ERR_COORDINATOR_REJECTED';
-        throw new RejectedError(res.status, code, message, { where: `${method} ${path}` });
+        throw new RejectedError(res.status, code, message, { where });
       }
-      throw new PortbanditError('PB_ERR_IO', message, { where: `${method} ${path}` });
+      const error = new PortbanditError('PB_ERR_IO', message, { where });
+      throw res.status >= 500 ? failover(error) : error;
     }
     try {
       return { body: JSON.parse(text) as T, retryAfterMs };
     } catch (cause) {
-      throw new PortbanditError('PB_ERR_IO', `coordinator sent non-JSON: ${text.slice(0, 100)}`, { where: `${method} ${path}`, cause });
+      throw new PortbanditError('PB_ERR_IO', `coordinator sent non-JSON: ${text.slice(0, 100)}`, { where, cause });
     }
   }
 
@@ -182,6 +238,14 @@ export class CoordinatorClient {
   async reportRefused(leaseId: string, reason: string): Promise<{ recorded: boolean }> {
     return this.request<{ recorded: boolean }>('POST', '/api/v1/agent/refused', { leaseId, reason: reason.slice(0, 1000) });
   }
+}
+
+/** Errors another coordinator might not share: CoordinatorClient moves on to the next server. */
+const movable = new WeakSet<Error>();
+
+function failover<E extends Error>(error: E): E {
+  movable.add(error);
+  return error;
 }
 
 export type { WorkItem };

@@ -64,6 +64,12 @@ export function groupLeased(items: readonly unknown[]): Array<{ readonly label: 
 /** Addresses a log line names per kind of item before it says how many more there are. */
 export const LEASED_NAMED = 8;
 
+/** The first LEASED_NAMED of `names`, then how many more there are. */
+export function nameSome(names: readonly string[]): string {
+  const named = names.slice(0, LEASED_NAMED).join(', ');
+  return names.length > LEASED_NAMED ? `${named} and ${names.length - LEASED_NAMED} more` : named;
+}
+
 /**
  * The log's account of one lease: the items grouped by size and round, in the order they came,
  * each group with its first few addresses and a count of the rest (a first lease of a /24 is 256
@@ -71,10 +77,7 @@ export const LEASED_NAMED = 8;
  * trusted (an address is printed as JSON, cut at 80 characters).
  */
 export function describeLeased(items: readonly unknown[]): string {
-  const parts = groupLeased(items).map(({ label, ips }) => {
-    const named = ips.slice(0, LEASED_NAMED).join(', ');
-    return `${ips.length} x ${label}: ${named}${ips.length > LEASED_NAMED ? ` and ${ips.length - LEASED_NAMED} more` : ''}`;
-  });
+  const parts = groupLeased(items).map(({ label, ips }) => `${ips.length} x ${label}: ${nameSome(ips)}`);
   return `leased ${items.length} work item(s): ${parts.join('; ')}`;
 }
 

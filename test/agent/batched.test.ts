@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Agent, AllowList, CoordinatorClient, ResultBatcher, type ScanConfig } from '../../agent/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 import { addScope, bearer, openApp, resultFor, tempDataDir, tokens } from '../coordinator/helpers.js';
+import { freePort } from '../helpers/net.js';
 import { workItem } from '../helpers/work-item.js';
 
 const servers: Server[] = [];
@@ -152,12 +153,41 @@ describe('the agent leases and submits in batches against a real coordinator on 
     expect(stats, logs.join('\n')).toMatchObject({ submitted: 4, rejected: 0, refused: 0, errors: 0 });
     expect(stats.retries).toBeGreaterThanOrEqual(3);
     expect(logs.at(-1)).toMatch(/stopped \(4 results submitted, 0 refused, 0 rejected, \d+ coordinator requests retried\)/);
+    // Results refused together are logged together: one line per request (and back-off), naming each result once.
+    const failedLines = logs.filter((l) => /agent: submitting .* failed/.test(l));
+    const named = failedLines.map((l) => Number(/submitting (\d+) results \(/.exec(l)?.[1] ?? 1));
+    expect(
+      named.reduce((a, b) => a + b, 0),
+      failedLines.join('\n'),
+    ).toBe(stats.retries);
+    // Three requests failed: more retries than that means a request carried several results, logged in one line.
+    if (stats.retries > 3) expect(failedLines.length, failedLines.join('\n')).toBeLessThan(stats.retries);
     const stored = logs.map((l) => /agent: (127\.0\.0\.\d+): \d+ open port/.exec(l)?.[1]).filter((ip) => ip !== undefined);
     expect(stored).toHaveLength(4);
     for (const ip of stored) {
       const res = await app.inject({ method: 'GET', url: `/api/v1/hosts/${ip}`, headers: bearer(admin) });
       expect((res.json() as { finishedAt: number }).finishedAt, ip).toBeGreaterThanOrEqual(started);
     }
+  }, 60_000);
+
+  test('given two coordinators, an agent whose first does not answer leases from and submits to the second', async () => {
+    await app.coordinator.restartCycle();
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const logs: string[] = [];
+    const agent = new Agent({
+      server: [dead, url],
+      token: agentTokens[1]!,
+      concurrency: 4,
+      once: true,
+      scan: scanConfig((l) => logs.push(l)),
+    });
+    const stats = await agent.run();
+    expect(stats, logs.join('\n')).toMatchObject({ submitted: 4, rejected: 0, refused: 0, errors: 0, retries: 0 });
+    expect(logs.filter((l) => l.includes('did not answer'))).toEqual([
+      expect.stringMatching(
+        new RegExp(`^agent: ${dead} did not answer \\(GET ${dead}/api/v1/agent/work.*coordinator unreachable.*\\); using ${url}$`),
+      ),
+    ]);
   }, 60_000);
 
   test('an answer that says more (cut short by the ports cap) is followed at once by a request for the rest', async () => {

@@ -6,6 +6,7 @@ import { CoordinatorClient, RejectedError, errorCodeOf } from '../../agent/coord
 import { errorCodes } from '../../src/core/errors.js';
 import { PortRanges } from '../../src/core/ports.js';
 import { addScope, openApp, resultFor, tempDataDir, tokens } from '../coordinator/helpers.js';
+import { freePort } from '../helpers/net.js';
 
 /** What a rejected request threw: its class, code, HTTP status and message. */
 async function rejection(p: Promise<unknown>): Promise<{ code: string; status: number; message: string }> {
@@ -73,6 +74,82 @@ describe("the agent's coordinator client reads the condition from a 4xx answer",
     const other = await rejection(client.reportRefused('lease_x', 'why'));
     expect(other).toMatchObject({ code: 'PB_ERR_COORDINATOR_REJECTED', status: 400 });
     expect(other.message).toContain('coordinator answered 400');
+  });
+});
+
+describe('several coordinators (one shared store): the client moves on when one does not answer', () => {
+  const data = tempDataDir();
+  let app: FastifyInstance;
+  let url: string;
+  let token: string;
+  /** Stand-ins that answer every request with one status, counting the requests. */
+  const standIns: Server[] = [];
+  async function answering(status: number, headers: Record<string, string> = {}): Promise<{ url: string; hits: () => number }> {
+    let hits = 0;
+    const server = createServer((_req, res) => {
+      hits++;
+      res.writeHead(status, { 'content-type': 'application/json', ...headers }).end('{"code":"PB_ERR_IO","message":"stand-in"}');
+    });
+    standIns.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, hits: () => hits };
+  }
+
+  beforeAll(async () => {
+    app = await openApp(data.dir, Date.now);
+    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const t = await tokens(app);
+    token = t.agents[0]!;
+    await addScope(app, t.admin, [{ range: '198.18.30.8/29', tags: [] }]);
+  });
+  afterAll(async () => {
+    await app?.close();
+    for (const server of standIns) await new Promise((resolve) => server.close(resolve));
+    data.cleanup();
+  });
+
+  it('leases from the next coordinator when the first is unreachable, says so once, and stays there', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const switches: string[] = [];
+    const client = new CoordinatorClient([dead, url], token, 5_000, (from, to, reason) => switches.push(`${from} -> ${to}: ${reason}`));
+    expect(client.server).toBe(dead);
+    const work = (await client.getWork()).work!;
+    expect(work.ip).toMatch(/^198\.18\.30\./);
+    expect(switches).toHaveLength(1);
+    expect(switches[0]).toContain(`${dead} -> ${url}: GET ${dead}/api/v1/agent/work`);
+    expect(switches[0]).toContain('coordinator unreachable');
+    expect(client.server).toBe(url);
+    // The result goes to the coordinator that answered, without trying the dead one again.
+    expect((await client.submit(resultFor(work, [], Date.now()))).accepted).toBe(true);
+    expect(switches).toHaveLength(1);
+  });
+
+  it('moves on after a 5xx (502 from a proxy, 503 overloaded), not after a 4xx', async () => {
+    const gateway = await answering(502);
+    const busy = await answering(503, { 'retry-after': '1' });
+    const refusing = await answering(401);
+    const client = new CoordinatorClient([gateway.url, busy.url, url], token);
+    expect((await client.getWork()).work).toBeDefined();
+    expect([gateway.hits(), busy.hits(), client.server]).toEqual([1, 1, url]);
+    // A refusal is the same on every coordinator: thrown, the next one not asked.
+    const refused = new CoordinatorClient([refusing.url, url], token);
+    await expect(refused.getWork()).rejects.toBeInstanceOf(RejectedError);
+    expect([refusing.hits(), refused.server]).toEqual([1, refusing.url]);
+  });
+
+  it('tries each coordinator once per request when none answers, then leaves the back-off to the caller', async () => {
+    const a = await answering(500);
+    const b = await answering(502);
+    const client = new CoordinatorClient([a.url, b.url, a.url], token);
+    const error = (await client.getWork().catch((e: unknown) => e)) as Error;
+    expect(error.message).toMatch(/coordinator answered 50[02]/);
+    // The same URL twice is one coordinator.
+    expect(a.hits() + b.hits()).toBe(2);
+  });
+
+  it('names the flag when a URL is not one', () => {
+    expect(() => new CoordinatorClient([url, 'ftp://x'], token)).toThrow(/--server: expected http\(s\)/);
+    expect(() => new CoordinatorClient([], token)).toThrow(/--server/);
   });
 });
 

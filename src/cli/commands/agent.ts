@@ -20,7 +20,7 @@ import { collect, parseInteger } from '../options.js';
 import { registerAgentAdmin } from './agent-admin.js';
 
 interface AgentFlags {
-  server?: string;
+  server: string[];
   token?: string;
   tokenFile?: string;
   concurrency: number;
@@ -81,7 +81,12 @@ export function registerAgent(program: Command): void {
       'Scanning agent: pull work from a coordinator, preflight (masscan or a TCP connect sweep), nmap -sV on the open ports, submit. Subcommands add, groups and list manage the agent registry.',
     )
     // Not commander-required: the registry subcommands would inherit the requirement.
-    .option('--server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080 (required)')
+    .option(
+      '--server <url>',
+      'coordinator URL, e.g. http://127.0.0.1:8080 (required); repeat it for coordinators sharing one PostgreSQL store: the agent moves to the next when one does not answer',
+      collect,
+      [],
+    )
     .option(
       '--token-file <file>',
       'read the agent token from this file (portbandit token create --agent NAME); default $PORTBANDIT_AGENT_TOKEN',
@@ -147,7 +152,7 @@ export function registerAgent(program: Command): void {
     .option('--screenshot-concurrency <n>', 'pages rendered at once', parseInteger(1, 32), SCREENSHOT_DEFAULTS.concurrency)
     .option('--screenshot-viewport <WxH>', 'browser viewport (the image size)', parseViewport, { ...SCREENSHOT_DEFAULTS.viewport })
     .action(async (flags: AgentFlags) => {
-      if (flags.server === undefined)
+      if (flags.server.length === 0)
         throw new PortbanditError('PB_ERR_FLAG_MISSING', 'the coordinator URL is required: --server http://127.0.0.1:8080', {
           where: '--server',
         });
@@ -233,7 +238,7 @@ export function registerAgent(program: Command): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       log(
-        `agent: ${flags.server}, allow ${allow.specs.join(', ') || 'nothing'}, ${flags.concurrency} slots, nmap ${tools.nmap ? `yes (${flags.nmapParallel} at once)` : 'no'}`,
+        `agent: ${flags.server.join(' then ')}, allow ${allow.specs.join(', ') || 'nothing'}, ${flags.concurrency} slots, nmap ${tools.nmap ? `yes (${flags.nmapParallel} at once)` : 'no'}`,
       );
       log(
         `agent: preflight ${flags.preflight}: ${describePreflight({ preflight: flags.preflight, tools })} where the policy asks for auto or masscan`,
