@@ -10,6 +10,15 @@
  *
  * Evidence counts only for the rate it was measured at: runs started before a change report
  * for the old rate and are ignored (their generation is stale).
+ *
+ * Not every miss is the rate's: a host that drops some SYNs whatever the rate, a firewall that
+ * answers only now and then, a CPU-starved machine. Halving cures lost packets: where a queue or
+ * link delivers C packets/s, a run at R > C loses a share s = 1 - C / R of its probes, and at R / 2
+ * the share falls to max(0, 2s - 1), by min(s, 1 - s). So a halving after which the miss share
+ * fell by less than half that (RATE_NO_BETTER) says the misses are not the rate's: the rate goes
+ * back to what it was, and the share becomes the baseline: from then on only misses twice as
+ * frequent halve the rate. A clean sample (no miss) clears the baseline. Without this, a cause no
+ * rate cures would walk the rate down to the floor, one halving per sample.
  */
 
 /** Misses that halve the rate: at least this many known-open ports missed ... */
@@ -21,6 +30,8 @@ export const RATE_CLEAN_SAMPLE = 50;
 export const RATE_RAISE = 1.25;
 /** The rate never goes below this (or --rate, when that is lower). */
 export const RATE_FLOOR = 1000;
+/** A halving helped when the miss share fell by at least this fraction of what lost packets predict (see above). */
+export const RATE_NO_BETTER = 0.5;
 
 /** A change of rate, for the log. */
 export interface RateChange {
@@ -29,6 +40,8 @@ export interface RateChange {
   /** Ports known open and confirmed, and those masscan missed, in the evidence that decided. */
   readonly known: number;
   readonly missed: number;
+  /** The rate goes back up because halving it did not reduce the misses (they are not the rate's). */
+  readonly notTheRate?: true;
 }
 
 export class MasscanRateControl {
@@ -36,6 +49,10 @@ export class MasscanRateControl {
   private generationNow = 0;
   private known = 0;
   private missed = 0;
+  /** The last halving, while its effect is being measured: the rate before it and the miss share that decided it. */
+  private lastCut: { readonly from: number; readonly share: number } | null = null;
+  /** Misses measured not to be the rate's (a share of the known-open ports); 0 until a halving did not help. */
+  private baseline = 0;
 
   constructor(
     /** --rate: the most the operator allows. */
@@ -63,18 +80,34 @@ export class MasscanRateControl {
     if (generation !== this.generation || known <= 0) return null;
     this.known += known;
     this.missed += Math.min(missed, known);
-    if (this.missed >= RATE_MIN_MISSES && this.missed >= RATE_MISS_SHARE * this.known) {
-      return this.change(Math.max(this.floor, Math.floor(this.rate / 2)));
+    const share = this.missed / this.known;
+    if (this.missed >= RATE_MIN_MISSES && share >= Math.max(RATE_MISS_SHARE, 2 * this.baseline)) {
+      const cut = this.lastCut;
+      // Judged on a sample as large as the smallest that can halve (2 misses at 5%): a couple of
+      // misses among a few ports right after a halving says little either way.
+      if (cut !== null && this.known < RATE_MIN_MISSES / RATE_MISS_SHARE) return null;
+      if (cut !== null && cut.share - share < RATE_NO_BETTER * Math.min(cut.share, 1 - cut.share)) {
+        // Halving did not help: the misses are not the rate's. Back to the rate before it.
+        this.lastCut = null;
+        this.baseline = Math.max(this.baseline, Math.min(share, cut.share));
+        return this.change(cut.from, true);
+      }
+      const to = Math.max(this.floor, Math.floor(this.rate / 2));
+      this.lastCut = to < this.rate ? { from: this.rate, share } : null;
+      return this.change(to);
     }
     if (this.known >= RATE_CLEAN_SAMPLE) {
-      // A clean sample raises the rate; one with a stray miss keeps it and starts a new sample.
+      // A sample below the bar: the last halving (if any) helped. A clean one raises the rate and
+      // clears the baseline; one with stray misses keeps the rate and starts a new sample.
+      this.lastCut = null;
+      if (this.missed === 0) this.baseline = 0;
       return this.change(this.missed === 0 ? Math.min(this.max, Math.ceil(this.rate * RATE_RAISE)) : this.rate);
     }
     return null;
   }
 
-  private change(to: number): RateChange | null {
-    const decided = { from: this.rate, to, known: this.known, missed: this.missed };
+  private change(to: number, notTheRate = false): RateChange | null {
+    const decided: RateChange = { from: this.rate, to, known: this.known, missed: this.missed, ...(notTheRate ? { notTheRate } : {}) };
     this.known = 0;
     this.missed = 0;
     if (to === this.rateNow) return null;

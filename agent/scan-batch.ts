@@ -849,9 +849,11 @@ export class ScanPipeline {
     const change = this.rateControl.observe(generation, known, missed);
     if (change === null) return;
     this.config.log(
-      change.to < change.from
-        ? `agent: masscan missed ${change.missed} of ${change.known} port(s) known open and confirmed (lost packets): its rate goes from ${change.from} to ${change.to} packets/s`
-        : `agent: masscan missed none of ${change.known} port(s) known open: its rate goes from ${change.from} to ${change.to} packets/s (--rate ${this.rateControl.max})`,
+      change.notTheRate
+        ? `agent: masscan missed ${change.missed} of ${change.known} port(s) known open and confirmed at ${change.from} packets/s, as many as before it was halved: not lost to the rate; back to ${change.to} packets/s, and only misses twice as frequent lower it from now on`
+        : change.to < change.from
+          ? `agent: masscan missed ${change.missed} of ${change.known} port(s) known open and confirmed (lost packets): its rate goes from ${change.from} to ${change.to} packets/s`
+          : `agent: masscan missed none of ${change.known} port(s) known open: its rate goes from ${change.from} to ${change.to} packets/s (--rate ${this.rateControl.max})`,
     );
   }
 

@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { AllowList, MasscanRateControl, type ScanConfig, ScanPipeline } from '../../agent/index.js';
-import { RATE_CLEAN_SAMPLE, RATE_FLOOR } from '../../agent/masscan-rate.js';
+import { RATE_CLEAN_SAMPLE, RATE_FLOOR, RATE_MIN_MISSES, RATE_MISS_SHARE } from '../../agent/masscan-rate.js';
 import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
 
 /**
@@ -28,6 +28,45 @@ describe('the masscan rate control', () => {
     expect(c.observe(2, RATE_CLEAN_SAMPLE, 1)).toBeNull();
     expect(c.rate).toBe(31_250);
     expect(c.observe(2, RATE_CLEAN_SAMPLE - 1, 0)).toBeNull();
+  });
+
+  test('misses a halving does not reduce are not the rate: it goes back, and only twice as many misses lower it again', () => {
+    const c = new MasscanRateControl(40_000);
+    // 10% missed at 40,000: halve.
+    expect(c.observe(0, 40, 4)).toEqual({ from: 40_000, to: 20_000, known: 40, missed: 4 });
+    // At 20,000 the first misses are too few ports to judge by.
+    expect(c.observe(1, 20, 2)).toBeNull();
+    // 10% again over 40 ports: halving did not help; back to 40,000.
+    expect(c.observe(1, 20, 2)).toEqual({ from: 20_000, to: 40_000, known: 40, missed: 4, notTheRate: true });
+    // The same share again changes nothing now (it used to halve, sample after sample, to the floor) ...
+    for (let i = 0; i < 20; i++) expect(c.observe(c.generation, 40, 4)).toBeNull();
+    expect(c.rate).toBe(40_000);
+    // ... twice that share does ...
+    expect(c.observe(c.generation, 40, 8)).toMatchObject({ from: 40_000, to: 20_000 });
+    // ... and when that halving helps (5% at 20,000), the rate stays there.
+    expect(c.observe(c.generation, 40, 2)).toBeNull();
+    expect(c.observe(c.generation, 10, 0)).toBeNull();
+    expect(c.rate).toBe(20_000);
+    // A clean sample clears the baseline: the bar is 5% again.
+    expect(c.observe(c.generation, RATE_CLEAN_SAMPLE, 0)).toMatchObject({ from: 20_000, to: 25_000 });
+    expect(c.observe(c.generation, 40, 2)).toMatchObject({ from: 25_000, to: 12_500 });
+  });
+
+  test.prop([
+    fc.integer({ min: 2 * RATE_FLOOR, max: 1_000_000 }),
+    // (Up to 95%: when every known port is missed at every rate, no halving can tell why.)
+    fc.double({ min: RATE_MISS_SHARE, max: 0.95, noNaN: true }),
+    fc.integer({ min: RATE_MIN_MISSES / RATE_MISS_SHARE, max: 400 }),
+  ])('a miss share that does not depend on the rate lowers it once at most', (max, share, known) => {
+    const c = new MasscanRateControl(max);
+    const missed = Math.max(RATE_MIN_MISSES, Math.ceil(share * known));
+    let lowest = c.rate;
+    for (let i = 0; i < 50; i++) {
+      c.observe(c.generation, known, missed);
+      lowest = Math.min(lowest, c.rate);
+    }
+    expect(lowest).toBeGreaterThanOrEqual(Math.floor(max / 2));
+    expect(c.rate).toBe(max);
   });
 
   test.prop([
@@ -55,7 +94,7 @@ describe('a pipeline whose masscan loses packets above a rate (a masscan stand-i
   let open: number[] = [];
 
   beforeAll(async () => {
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 40; i++) {
       const server = createServer((socket) => socket.destroy());
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       servers.push(server);
@@ -63,7 +102,8 @@ describe('a pipeline whose masscan loses packets above a rate (a masscan stand-i
     }
     open = open.sort((a, b) => a - b);
     // Reports the listening ports of every target it was asked about, but above 10,000 packets/s
-    // only every other one: the rest were "lost". Records its argv.
+    // only the share a path of 10,000 packets/s delivers (10,000 / rate): the rest were "lost".
+    // Records its argv.
     writeFileSync(
       join(dir, 'masscan'),
       `#!/usr/bin/env node
@@ -73,7 +113,7 @@ fs.appendFileSync(process.env.PB_STANDIN_LOG, JSON.stringify(argv) + '\\n');
 const rate = Number(argv[argv.indexOf('--rate') + 1]);
 const out = argv[argv.indexOf('-oD') + 1];
 const targets = argv.slice(0, argv.indexOf('-p'));
-const open = JSON.parse(process.env.PB_STANDIN_OPEN).filter((_, i) => rate <= 10000 || i % 2 === 0);
+const open = JSON.parse(process.env.PB_STANDIN_OPEN).filter((_, i, all) => i < all.length * Math.min(1, 10000 / rate));
 const lines = targets.flatMap((ip) => open.map((port) => JSON.stringify({ ip, timestamp: '0', port, proto: 'tcp', rec_type: 'status', data: { status: 'open', reason: 'syn-ack', ttl: 64 } })));
 fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
 `,
@@ -112,7 +152,7 @@ fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
   });
 
   test('a run that misses ports known open lowers the rate of the next runs, which then see every port', async () => {
-    // Arrange: 127.0.0.1 had all eight ports open at its last visit; the agent's --rate is 40,000.
+    // Arrange: 127.0.0.1 had all 40 ports open at its last visit; the agent's --rate is 40,000.
     const logs: string[] = [];
     const config: ScanConfig = {
       allow: AllowList.parse(['127.0.0.0/8']),
@@ -141,8 +181,9 @@ fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
     const second = await scan();
     const third = await scan();
 
-    // Assert: each visit reports every open port (the first through the connect re-check of the
-    // four masscan missed); masscan ran at 40,000, then 20,000, then 10,000, where it lost nothing.
+    // Assert: each visit reports every open port (the first two through the connect re-check of
+    // the 30 and 20 masscan missed); masscan ran at 40,000, then 20,000 (fewer misses: the rate's,
+    // so halved again), then 10,000, where it lost nothing.
     for (const r of [first, second, third]) expect(openIn(r)).toEqual(open);
     const rates = readFileSync(argvLog, 'utf8')
       .trim()
@@ -151,9 +192,9 @@ fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
       .map((args) => Number(args[args.indexOf('--rate') + 1]));
     expect(rates).toEqual([40_000, 20_000, 10_000]);
     expect(pipeline.masscanRate).toBe(10_000);
-    expect(logs.filter((l) => /masscan missed \d+ of 8 port\(s\) known open and confirmed \(lost packets\)/.test(l))).toHaveLength(2);
+    expect(logs.filter((l) => /masscan missed \d+ of 40 port\(s\) known open and confirmed \(lost packets\)/.test(l))).toHaveLength(2);
     expect(logs).toContain(
-      'agent: masscan missed 4 of 8 port(s) known open and confirmed (lost packets): its rate goes from 40000 to 20000 packets/s',
+      'agent: masscan missed 30 of 40 port(s) known open and confirmed (lost packets): its rate goes from 40000 to 20000 packets/s',
     );
   });
 });
