@@ -897,9 +897,14 @@ export class ScanPipeline {
       open.push(port);
     }
     // Ports last known open that neither the preflight nor nmap saw: a lost packet is not a
-    // closed service. Two connect attempts each decide (open, refused, or silent twice).
+    // closed service. Two connect attempts each decide (open, refused, or silent twice). nmap
+    // decided only where it got an answer (a refusal: closed): its SYN probes are raw packets like
+    // masscan's, and what drops one (a loss, a firewall that drops scanners' SYNs) drops the other.
     let confirmed: readonly number[] = [];
-    const doubt = pre.ran === 'none' ? [] : (item.verify ?? []).filter((p) => own.has(p) && !seen.has(p) && !earlyResult?.detected.has(p));
+    const doubt =
+      pre.ran === 'none'
+        ? []
+        : (item.verify ?? []).filter((p) => own.has(p) && !seen.has(p) && earlyResult?.detected.get(p)?.state !== 'closed');
     if (doubt.length > 0) {
       const recheck = await this.connectSlots.use(() =>
         runConnectSweep({
@@ -972,11 +977,21 @@ export class ScanPipeline {
           if (notes.length > 0) unknownPorts = PortRanges.fromPorts(item.ports).toString();
         } else {
           // Open per the preflight (or nmap, or the connect check); nmap adds the detail where it
-          // finished. A port nmap found closed after the preflight saw it open is reported closed.
+          // finished. A port nmap found closed after the preflight saw it open is reported closed;
+          // one whose probes nmap got no answer to (filtered) stays open without detail: no answer
+          // is no observation.
           const openPorts = new Set(open);
+          const unanswered = [...detected.values()]
+            .filter((p) => openPorts.has(p.port) && p.state !== 'open' && p.state !== 'closed')
+            .sort((a, b) => a.port - b.port);
+          if (unanswered.length > 0)
+            notes.push(
+              `nmap got no answer on port(s) ${unanswered.map((p) => p.port).join(', ')} (${[...new Set(unanswered.map((p) => p.state))].join(', ')}) that the ${pre.ran} preflight${confirmed.length > 0 ? ' or a connect' : ''} found open: reported open without service detail`,
+            );
+          const silent = new Set(unanswered.map((p) => p.port));
           ports = [
-            ...[...detected.values()].filter((p) => openPorts.has(p.port) || p.state === 'open'),
-            ...preflightPorts.filter((p) => !detected.has(p.port)),
+            ...[...detected.values()].filter((p) => !silent.has(p.port) && (openPorts.has(p.port) || p.state === 'open')),
+            ...preflightPorts.filter((p) => !detected.has(p.port) || silent.has(p.port)),
           ].sort((a, b) => a.port - b.port);
         }
       }
