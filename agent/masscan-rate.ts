@@ -40,8 +40,8 @@ export interface RateChange {
   /** Ports known open and confirmed, and those masscan missed, in the evidence that decided. */
   readonly known: number;
   readonly missed: number;
-  /** The rate goes back up because halving it did not reduce the misses (they are not the rate's). */
-  readonly notTheRate?: true;
+  /** The rate goes back up because halving it did not reduce the misses (they are not the rate's): the sample that halved it. */
+  readonly notTheRate?: { readonly known: number; readonly missed: number };
 }
 
 export class MasscanRateControl {
@@ -50,7 +50,7 @@ export class MasscanRateControl {
   private known = 0;
   private missed = 0;
   /** The last halving, while its effect is being measured: the rate before it and the miss share that decided it. */
-  private lastCut: { readonly from: number; readonly share: number } | null = null;
+  private lastCut: { readonly from: number; readonly known: number; readonly missed: number } | null = null;
   /** Misses measured not to be the rate's (a share of the known-open ports); 0 until a halving did not help. */
   private baseline = 0;
 
@@ -86,14 +86,15 @@ export class MasscanRateControl {
       // Judged on a sample as large as the smallest that can halve (2 misses at 5%): a couple of
       // misses among a few ports right after a halving says little either way.
       if (cut !== null && this.known < RATE_MIN_MISSES / RATE_MISS_SHARE) return null;
-      if (cut !== null && cut.share - share < RATE_NO_BETTER * Math.min(cut.share, 1 - cut.share)) {
+      const before = cut === null ? 0 : cut.missed / cut.known;
+      if (cut !== null && before - share < RATE_NO_BETTER * Math.min(before, 1 - before)) {
         // Halving did not help: the misses are not the rate's. Back to the rate before it.
         this.lastCut = null;
-        this.baseline = Math.max(this.baseline, Math.min(share, cut.share));
-        return this.change(cut.from, true);
+        this.baseline = Math.max(this.baseline, Math.min(share, before));
+        return this.change(cut.from, { known: cut.known, missed: cut.missed });
       }
       const to = Math.max(this.floor, Math.floor(this.rate / 2));
-      this.lastCut = to < this.rate ? { from: this.rate, share } : null;
+      this.lastCut = to < this.rate ? { from: this.rate, known: this.known, missed: this.missed } : null;
       return this.change(to);
     }
     if (this.known >= RATE_CLEAN_SAMPLE) {
@@ -106,7 +107,7 @@ export class MasscanRateControl {
     return null;
   }
 
-  private change(to: number, notTheRate = false): RateChange | null {
+  private change(to: number, notTheRate?: RateChange['notTheRate']): RateChange | null {
     const decided: RateChange = { from: this.rate, to, known: this.known, missed: this.missed, ...(notTheRate ? { notTheRate } : {}) };
     this.known = 0;
     this.missed = 0;

@@ -850,7 +850,7 @@ export class ScanPipeline {
     if (change === null) return;
     this.config.log(
       change.notTheRate
-        ? `agent: masscan missed ${change.missed} of ${change.known} port(s) known open and confirmed at ${change.from} packets/s, as many as before it was halved: not lost to the rate; back to ${change.to} packets/s, and only misses twice as frequent lower it from now on`
+        ? `agent: masscan missed ${change.missed} of ${change.known} port(s) known open and confirmed at ${change.from} packets/s, about as many as at ${change.to} (${change.notTheRate.missed} of ${change.notTheRate.known}) before it was halved: not lost to the rate; back to ${change.to} packets/s, and only misses twice as frequent lower it from now on`
         : change.to < change.from
           ? `agent: masscan missed ${change.missed} of ${change.known} port(s) known open and confirmed (lost packets): its rate goes from ${change.from} to ${change.to} packets/s`
           : `agent: masscan missed none of ${change.known} port(s) known open: its rate goes from ${change.from} to ${change.to} packets/s (--rate ${this.rateControl.max})`,

@@ -37,7 +37,7 @@ describe('the masscan rate control', () => {
     // At 20,000 the first misses are too few ports to judge by.
     expect(c.observe(1, 20, 2)).toBeNull();
     // 10% again over 40 ports: halving did not help; back to 40,000.
-    expect(c.observe(1, 20, 2)).toEqual({ from: 20_000, to: 40_000, known: 40, missed: 4, notTheRate: true });
+    expect(c.observe(1, 20, 2)).toEqual({ from: 20_000, to: 40_000, known: 40, missed: 4, notTheRate: { known: 40, missed: 4 } });
     // The same share again changes nothing now (it used to halve, sample after sample, to the floor) ...
     for (let i = 0; i < 20; i++) expect(c.observe(c.generation, 40, 4)).toBeNull();
     expect(c.rate).toBe(40_000);
