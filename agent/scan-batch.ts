@@ -785,6 +785,11 @@ export class ScanPipeline {
               scriptsAllow: config.scriptsAllow,
               hostTimeoutSeconds: item.scan.hostTimeoutSeconds,
               scriptTimeoutSeconds: item.scan.scriptTimeoutSeconds,
+              // Ports found open (or last known open) are looked at through kernel connects: nmap's
+              // raw SYNs (its default as root) are dropped where masscan's are (a firewall that
+              // drops scanners' SYNs), and a connect scan of a few ports costs no more. nmap as the
+              // port scan itself (no preflight) keeps its SYN scan.
+              connectScan: !whole,
               ...(item.scan.versionIntensity !== undefined ? { versionIntensity: item.scan.versionIntensity } : {}),
               ...(config.nmapTiming ? { timing: config.nmapTiming } : {}),
               ...(config.signal ? { signal: config.signal } : {}),

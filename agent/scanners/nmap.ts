@@ -16,7 +16,7 @@ export interface NmapOptions {
   readonly scriptTimeoutSeconds?: number;
   /** nmap --version-intensity (0-9); nmap's default (7) when absent. */
   readonly versionIntensity?: number;
-  /** -sT instead of nmap's default (-sS as root): the bench compares connect scans. */
+  /** -sT instead of nmap's default (-sS as root): the agent's -sV runs on ports found open; the bench compares both. */
   readonly connectScan?: boolean;
   /** Extra timing flags (e.g. ["-T4", "--min-rate", "5000"]); validated against a short list. */
   readonly timing?: readonly string[];

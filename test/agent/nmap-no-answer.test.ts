@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -16,7 +16,13 @@ import { workItem } from '../helpers/work-item.js';
  */
 describe('a port nmap gets no answer from is not reported closed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pb-nmap-no-answer-'));
-  const saved = { path: process.env.PATH, open: process.env.PB_STANDIN_MASSCAN_OPEN, closed: process.env.PB_STANDIN_NMAP_CLOSED };
+  const saved = {
+    path: process.env.PATH,
+    open: process.env.PB_STANDIN_MASSCAN_OPEN,
+    closed: process.env.PB_STANDIN_NMAP_CLOSED,
+    log: process.env.PB_STANDIN_NMAP_LOG,
+  };
+  const nmapLog = join(dir, 'nmap-argv.ndjson');
   const servers: Server[] = [];
   const listening: number[] = [];
 
@@ -45,6 +51,7 @@ const args = process.argv.slice(2);
 const target = args[args.indexOf('--') + 1];
 const ports = args[args.indexOf('-p') + 1].split(',').map(Number);
 const closed = JSON.parse(process.env.PB_STANDIN_NMAP_CLOSED);
+require('node:fs').appendFileSync(process.env.PB_STANDIN_NMAP_LOG, JSON.stringify(args) + '\\n');
 process.stdout.write('<?xml version="1.0"?><nmaprun args="nmap" start="1"><host><status state="up"/><address addr="' + target + '" addrtype="ipv4"/><ports>' +
   ports.map((p) => '<port protocol="tcp" portid="' + p + '"><state state="' + (closed.includes(p) ? 'closed" reason="reset' : 'filtered" reason="no-response') + '"/></port>').join('') +
   '</ports></host><runstats><finished time="2"/></runstats></nmaprun>');
@@ -53,12 +60,14 @@ process.stdout.write('<?xml version="1.0"?><nmaprun args="nmap" start="1"><host>
     chmodSync(join(dir, 'masscan'), 0o755);
     chmodSync(join(dir, 'nmap'), 0o755);
     process.env.PATH = `${dir}${delimiter}${saved.path ?? ''}`;
+    process.env.PB_STANDIN_NMAP_LOG = nmapLog;
   });
   afterAll(async () => {
     for (const [key, value] of [
       ['PATH', saved.path],
       ['PB_STANDIN_MASSCAN_OPEN', saved.open],
       ['PB_STANDIN_NMAP_CLOSED', saved.closed],
+      ['PB_STANDIN_NMAP_LOG', saved.log],
     ] as const) {
       if (value === undefined) delete process.env[key];
       else process.env[key] = value;
@@ -85,7 +94,12 @@ process.stdout.write('<?xml version="1.0"?><nmaprun args="nmap" start="1"><host>
       pseudoServiceThreshold: 100,
       log: (l) => logs.push(l),
     };
-    const item = workItem({ ip: '127.0.0.1', ports: [refused, seen, known], verify: [refused, known], scan: { preflight: 'masscan' } });
+    const item = workItem({
+      ip: '127.0.0.1',
+      ports: [refused, seen, known].sort((a, b) => a - b),
+      verify: [refused, known].sort((a, b) => a - b),
+      scan: { preflight: 'masscan' },
+    });
 
     // Act
     const out = await scanBatch([item], config);
@@ -99,5 +113,12 @@ process.stdout.write('<?xml version="1.0"?><nmaprun args="nmap" start="1"><host>
     expect(result?.unknownPorts).toBeUndefined();
     expect(result?.incomplete).toContain(`nmap got no answer on port(s) ${[seen, known].sort((a, b) => a - b).join(', ')} (filtered)`);
     expect(logs).toContain(`agent: 127.0.0.1: the masscan preflight missed open port(s) ${known} (confirmed by connect)`);
+    // nmap looked through kernel connects (-sT), not raw SYNs, in every run.
+    const runs = readFileSync(nmapLog, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as string[]);
+    expect(runs.length).toBeGreaterThan(0);
+    for (const args of runs) expect(args).toContain('-sT');
   });
 });
