@@ -49,7 +49,7 @@ export class MasscanRateControl {
   private generationNow = 0;
   private known = 0;
   private missed = 0;
-  /** The last halving, while its effect is being measured: the rate before it and the miss share that decided it. */
+  /** The last halving, while its effect is being measured: the rate before it and the sample that decided it. */
   private lastCut: { readonly from: number; readonly known: number; readonly missed: number } | null = null;
   /** Misses measured not to be the rate's (a share of the known-open ports); 0 until a halving did not help. */
   private baseline = 0;
