@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { loadNmapServices } from '../../src/catalog/index.js';
+import { describeRollout } from '../../src/cli/commands/showcase.js';
 import { main } from '../../src/cli/main.js';
 import { loadRecording } from '../../src/recording/index.js';
-import { simulate } from '../../simulator/index.js';
+import { type SimulationResult, simulate } from '../../simulator/index.js';
 import { writeGeneratedScope } from '../../simulator/synthetic/index.js';
 import { createStrategy, strategyNames } from '../../strategies/index.js';
 
@@ -213,5 +214,21 @@ describe('portbandit showcase', () => {
     expect(stdout).toMatch(/\nstrategy +coverage +precision/);
     expect(stdout).toMatch(/\ntop-k +\d+\.\d%/);
     expect(stdout).toContain('portbandit simulate --recording scope.ndjson');
+  });
+
+  test("says what the rollout column measured: the port, nmap's rank, and when each strategy first found it", () => {
+    const rollout = { port: 46321, subnet: '198.18.1.0/24', epoch: 4, hosts: 201, within0: 0, within1: 0, within2: 0, never: 1 };
+    const results = [
+      { strategy: 'fixed', rollout: { ...rollout, knownEpoch: null } },
+      { strategy: 'adaptive', rollout: { ...rollout, knownEpoch: 6 } },
+      { strategy: 'none', rollout: null },
+    ] as unknown as SimulationResult[];
+    const ranks = new Map([[9200, 820]]);
+    const catalog = { rank: (p: number) => ranks.get(p) ?? -1 };
+    expect(describeRollout({ ...rollout, knownEpoch: null }, results, catalog)).toBe(
+      'The rollout: port 46321 (in no nmap list) opened on 201 hosts of 198.18.1.0/24 in epoch 4.\n' +
+        'First found anywhere (before the rollout epoch: it could spread at once): fixed never, adaptive epoch 6.',
+    );
+    expect(describeRollout({ ...rollout, port: 9200, knownEpoch: null }, results, catalog)).toContain("port 9200 (nmap's rank 821)");
   });
 });

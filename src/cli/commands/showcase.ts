@@ -35,6 +35,27 @@ export function formatShowcaseTable(results: readonly SimulationResult[]): strin
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
 }
 
+/**
+ * What the rollout column measured: which port went to which subnet when, whether nmap's table
+ * or another subnet could have pointed to it, and when each learner first found it anywhere.
+ */
+export function describeRollout(
+  rollout: NonNullable<SimulationResult['rollout']>,
+  results: readonly SimulationResult[],
+  catalog: { rank(port: number): number },
+): string {
+  const rank = catalog.rank(rollout.port);
+  const known = rank < 0 ? 'in no nmap list' : `nmap's rank ${rank + 1}`;
+  const first = results
+    .filter((r) => r.rollout !== null)
+    .map((r) => `${r.strategy} ${r.rollout!.knownEpoch === null ? 'never' : `epoch ${r.rollout!.knownEpoch}`}`)
+    .join(', ');
+  return (
+    `The rollout: port ${rollout.port} (${known}) opened on ${rollout.hosts} hosts of ${rollout.subnet} in epoch ${rollout.epoch}.\n` +
+    `First found anywhere (before the rollout epoch: it could spread at once): ${first}.`
+  );
+}
+
 async function runShowcase(flags: ShowcaseFlags): Promise<void> {
   const catalog = loadNmapServices();
   const started = performance.now();
@@ -69,9 +90,12 @@ async function runShowcase(flags: ShowcaseFlags): Promise<void> {
       `Every strategy probes on average ${flags.budget} of 65,535 TCP ports per host per epoch (seed ${flags.seed}).\n\n`,
   );
   cliIo().stdout.write(formatShowcaseTable(results));
+  const rollout = results.find((r) => r.rollout !== null)?.rollout;
   cliIo().stdout.write(
     `\ncoverage = services found / services open; precision = services found / probes; "new found" = services that\n` +
-      `appeared after epoch 0 and were found; "rollout <=1" = hosts of the subnet-wide rollout found within 1 epoch.\n\n` +
+      `appeared after epoch 0 and were found; "rollout <=1" = hosts of the subnet-wide rollout found within 1 epoch.\n` +
+      (rollout ? `${describeRollout(rollout, results, catalog)}\n` : '') +
+      `\n` +
       `The full thing (a /16 over 12 epochs, any strategy):\n` +
       `  portbandit scope generate --profile enterprise --hosts 65536 --epochs 12 --seed 1 --out scope.ndjson\n` +
       `  portbandit simulate --recording scope.ndjson --strategy top-k --budget ${flags.budget} --seed 1\n` +
