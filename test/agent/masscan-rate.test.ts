@@ -1,12 +1,12 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { AllowList, MasscanRateControl, type ScanConfig, ScanPipeline } from '../../agent/index.js';
+import { MasscanRateControl, type ScanConfig, ScanPipeline } from '../../agent/index.js';
 import { RATE_CLEAN_SAMPLE, RATE_FLOOR, RATE_MIN_MISSES, RATE_MISS_SHARE } from '../../agent/masscan-rate.js';
 import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
+import { listenLoopback } from '../helpers/net.js';
+import { installStandIns, standInScanConfig } from '../helpers/stand-ins.js';
 
 /**
  * masscan reports a lost probe as nothing: the agent lowers its rate when runs miss ports that
@@ -87,26 +87,21 @@ describe('the masscan rate control', () => {
 });
 
 describe('a pipeline whose masscan loses packets above a rate (a masscan stand-in that sends nothing; the ports listen on loopback)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pb-rate-'));
-  const argvLog = join(dir, 'argv.ndjson');
-  const saved = { path: process.env.PATH, log: process.env.PB_STANDIN_LOG, open: process.env.PB_STANDIN_OPEN };
-  const servers: Server[] = [];
+  let standIns: ReturnType<typeof installStandIns>;
+  let listeners: Awaited<ReturnType<typeof listenLoopback>>;
   let open: number[] = [];
+  let argvLog = '';
 
   beforeAll(async () => {
-    for (let i = 0; i < 40; i++) {
-      const server = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      servers.push(server);
-      open.push((server.address() as { port: number }).port);
-    }
-    open = open.sort((a, b) => a - b);
+    listeners = await listenLoopback(40);
+    open = listeners.ports;
     // Reports the listening ports of every target it was asked about, but above 10,000 packets/s
     // only the share a path of 10,000 packets/s delivers (10,000 / rate): the rest were "lost".
     // Records its argv.
-    writeFileSync(
-      join(dir, 'masscan'),
-      `#!/usr/bin/env node
+    standIns = installStandIns(
+      'pb-rate-',
+      {
+        masscan: `#!/usr/bin/env node
 const fs = require('node:fs');
 const argv = process.argv.slice(2);
 fs.appendFileSync(process.env.PB_STANDIN_LOG, JSON.stringify(argv) + '\\n');
@@ -117,23 +112,16 @@ const open = JSON.parse(process.env.PB_STANDIN_OPEN).filter((_, i, all) => i < a
 const lines = targets.flatMap((ip) => open.map((port) => JSON.stringify({ ip, timestamp: '0', port, proto: 'tcp', rec_type: 'status', data: { status: 'open', reason: 'syn-ack', ttl: 64 } })));
 fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
 `,
+      },
+      (dir) => ({
+        PB_STANDIN_LOG: (argvLog = join(dir, 'argv.ndjson')),
+        PB_STANDIN_OPEN: JSON.stringify(open),
+      }),
     );
-    chmodSync(join(dir, 'masscan'), 0o755);
-    process.env.PATH = `${dir}${delimiter}${saved.path ?? ''}`;
-    process.env.PB_STANDIN_LOG = argvLog;
-    process.env.PB_STANDIN_OPEN = JSON.stringify(open);
   });
   afterAll(async () => {
-    for (const [key, value] of [
-      ['PATH', saved.path],
-      ['PB_STANDIN_LOG', saved.log],
-      ['PB_STANDIN_OPEN', saved.open],
-    ] as const) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    rmSync(dir, { recursive: true, force: true });
+    standIns?.restore();
+    await listeners?.close();
   });
 
   const item = (ip: string, ports: number[], verify: number[]): WorkItem => ({
@@ -155,14 +143,8 @@ fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
     // Arrange: 127.0.0.1 had all 40 ports open at its last visit; the agent's --rate is 40,000.
     const logs: string[] = [];
     const config: ScanConfig = {
-      allow: AllowList.parse(['127.0.0.0/8']),
-      scriptsAllow: new Set(),
-      preflight: 'masscan',
+      ...standInScanConfig((l) => logs.push(l), 40_000),
       tools: { nmap: null, masscan: 'masscan', rawSockets: true },
-      masscan: { rate: 40_000, retries: 0, waitSeconds: 0, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } },
-      connect: { concurrency: 16, timeoutMs: 500, retries: 0 },
-      pseudoServiceThreshold: 100,
-      log: (l) => logs.push(l),
     };
     const pipeline = new ScanPipeline(config);
     const ports = [1, 2, 3, ...open];

@@ -1,9 +1,9 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AllowList, type ScanConfig, scanBatch } from '../../agent/index.js';
+import { scanBatch } from '../../agent/index.js';
+import { listenLoopback } from '../helpers/net.js';
+import { installStandIns, standInScanConfig } from '../helpers/stand-ins.js';
 import { workItem } from '../helpers/work-item.js';
 
 /**
@@ -15,27 +15,16 @@ import { workItem } from '../helpers/work-item.js';
  * loopback stand for the services a connect reaches.
  */
 describe('a port nmap gets no answer from is not reported closed', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pb-nmap-no-answer-'));
-  const saved = {
-    path: process.env.PATH,
-    open: process.env.PB_STANDIN_MASSCAN_OPEN,
-    closed: process.env.PB_STANDIN_NMAP_CLOSED,
-    log: process.env.PB_STANDIN_NMAP_LOG,
-  };
-  const nmapLog = join(dir, 'nmap-argv.ndjson');
-  const servers: Server[] = [];
-  const listening: number[] = [];
+  let standIns: ReturnType<typeof installStandIns>;
+  let listeners: Awaited<ReturnType<typeof listenLoopback>>;
+  let nmapLog = '';
 
   beforeAll(async () => {
-    for (let i = 0; i < 2; i++) {
-      const server = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      servers.push(server);
-      listening.push((server.address() as { port: number }).port);
-    }
-    writeFileSync(
-      join(dir, 'masscan'),
-      `#!/usr/bin/env node
+    listeners = await listenLoopback(2);
+    standIns = installStandIns(
+      'pb-nmap-no-answer-',
+      {
+        masscan: `#!/usr/bin/env node
 const argv = process.argv.slice(2);
 const out = argv[argv.indexOf('-oD') + 1];
 const targets = argv.slice(0, argv.indexOf('-p'));
@@ -43,10 +32,7 @@ const open = JSON.parse(process.env.PB_STANDIN_MASSCAN_OPEN);
 const lines = targets.flatMap((ip) => open.map((port) => JSON.stringify({ ip, timestamp: '0', port, proto: 'tcp', rec_type: 'status', data: { status: 'open', reason: 'syn-ack', ttl: 64 } })));
 require('node:fs').writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
 `,
-    );
-    writeFileSync(
-      join(dir, 'nmap'),
-      `#!/usr/bin/env node
+        nmap: `#!/usr/bin/env node
 const args = process.argv.slice(2);
 const target = args[args.indexOf('--') + 1];
 const ports = args[args.indexOf('-p') + 1].split(',').map(Number);
@@ -56,44 +42,28 @@ process.stdout.write('<?xml version="1.0"?><nmaprun args="nmap" start="1"><host>
   ports.map((p) => '<port protocol="tcp" portid="' + p + '"><state state="' + (closed.includes(p) ? 'closed" reason="reset' : 'filtered" reason="no-response') + '"/></port>').join('') +
   '</ports></host><runstats><finished time="2"/></runstats></nmaprun>');
 `,
+      },
+      (dir) => ({
+        PB_STANDIN_MASSCAN_OPEN: '[]',
+        PB_STANDIN_NMAP_CLOSED: '[]',
+        PB_STANDIN_NMAP_LOG: (nmapLog = join(dir, 'nmap-argv.ndjson')),
+      }),
     );
-    chmodSync(join(dir, 'masscan'), 0o755);
-    chmodSync(join(dir, 'nmap'), 0o755);
-    process.env.PATH = `${dir}${delimiter}${saved.path ?? ''}`;
-    process.env.PB_STANDIN_NMAP_LOG = nmapLog;
   });
   afterAll(async () => {
-    for (const [key, value] of [
-      ['PATH', saved.path],
-      ['PB_STANDIN_MASSCAN_OPEN', saved.open],
-      ['PB_STANDIN_NMAP_CLOSED', saved.closed],
-      ['PB_STANDIN_NMAP_LOG', saved.log],
-    ] as const) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    rmSync(dir, { recursive: true, force: true });
+    standIns?.restore();
+    await listeners?.close();
   });
 
   test('open to masscan or to a connect, unanswered by nmap: reported open without detail, with a note; closed to nmap: not open', async () => {
     // Arrange: `seen` is open to masscan; `known` was open at the last visit, masscan misses it,
     // a connect reaches it; `refused` was open at the last visit and nmap's probe is refused.
-    const [seen, known] = listening as [number, number];
+    const [seen, known] = listeners.ports as [number, number];
     const refused = 9;
     process.env.PB_STANDIN_MASSCAN_OPEN = JSON.stringify([seen]);
     process.env.PB_STANDIN_NMAP_CLOSED = JSON.stringify([refused]);
     const logs: string[] = [];
-    const config: ScanConfig = {
-      allow: AllowList.parse(['127.0.0.0/8']),
-      scriptsAllow: new Set(),
-      preflight: 'masscan',
-      tools: { nmap: 'nmap', masscan: 'masscan', rawSockets: true },
-      masscan: { rate: 1000, retries: 0, waitSeconds: 0, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } },
-      connect: { concurrency: 16, timeoutMs: 500, retries: 0 },
-      pseudoServiceThreshold: 100,
-      log: (l) => logs.push(l),
-    };
+    const config = standInScanConfig((l) => logs.push(l));
     const item = workItem({
       ip: '127.0.0.1',
       ports: [refused, seen, known].sort((a, b) => a - b),

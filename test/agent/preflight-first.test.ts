@@ -1,8 +1,8 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AllowList, runBounded, type ScanConfig, scanBatch } from '../../agent/index.js';
+import { runBounded, scanBatch } from '../../agent/index.js';
+import { installStandIns, standInScanConfig } from '../helpers/stand-ins.js';
 import { workItem } from '../helpers/work-item.js';
 
 /**
@@ -10,15 +10,14 @@ import { workItem } from '../helpers/work-item.js';
  * nmap its niceness); masscan finds nothing open, nmap finds every port it is asked about open.
  */
 describe('masscan sends before the -sV runs of the ports last known open start, and nmap runs reniced', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pb-preflight-first-'));
-  const events = join(dir, 'events.ndjson');
-  const savedPath = process.env.PATH;
-  const savedLog = process.env.PB_STANDIN_LOG;
+  let standIns: ReturnType<typeof installStandIns>;
+  let events = '';
 
   beforeAll(() => {
-    writeFileSync(
-      join(dir, 'masscan'),
-      `#!/usr/bin/env node
+    standIns = installStandIns(
+      'pb-preflight-first-',
+      {
+        masscan: `#!/usr/bin/env node
 // "Sends" for 600 ms, says so as masscan does on stderr, waits 300 ms and exits.
 const at = Date.now();
 setTimeout(() => {
@@ -28,10 +27,7 @@ setTimeout(() => {
   setTimeout(() => {}, 300);
 }, 600);
 `,
-    );
-    writeFileSync(
-      join(dir, 'nmap'),
-      `#!/usr/bin/env node
+        nmap: `#!/usr/bin/env node
 const fs = require('node:fs');
 const started = Date.now();
 const args = process.argv.slice(2);
@@ -45,31 +41,15 @@ setTimeout(() => {
     '</ports></host><runstats><finished time="2"/></runstats></nmaprun>');
 }, 200);
 `,
+      },
+      (dir) => ({ PB_STANDIN_LOG: (events = join(dir, 'events.ndjson')) }),
     );
-    chmodSync(join(dir, 'masscan'), 0o755);
-    chmodSync(join(dir, 'nmap'), 0o755);
-    process.env.PATH = `${dir}${delimiter}${savedPath ?? ''}`;
-    process.env.PB_STANDIN_LOG = events;
   });
-  afterAll(() => {
-    process.env.PATH = savedPath;
-    if (savedLog === undefined) delete process.env.PB_STANDIN_LOG;
-    else process.env.PB_STANDIN_LOG = savedLog;
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => standIns?.restore());
 
   test('the -sV run of a port last known open starts once masscan is done sending, and at niceness 10', async () => {
     // Arrange: a first look of two ports, 22 open at the last visit (verify), masscan preflight.
-    const config: ScanConfig = {
-      allow: AllowList.parse(['127.0.0.0/8']),
-      scriptsAllow: new Set(),
-      preflight: 'masscan',
-      tools: { nmap: 'nmap', masscan: 'masscan', rawSockets: true },
-      masscan: { rate: 1000, retries: 0, waitSeconds: 0, route: { adapter: 'lo', adapterIp: '127.0.0.1', routerIp: '127.0.0.1' } },
-      connect: { concurrency: 16, timeoutMs: 500, retries: 0 },
-      pseudoServiceThreshold: 100,
-      log: () => {},
-    };
+    const config = standInScanConfig(() => {});
     const item = workItem({ ip: '127.0.0.51', ports: [22, 80], verify: [22], scan: { preflight: 'masscan' } });
     const started = Date.now();
 
