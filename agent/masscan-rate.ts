@@ -18,7 +18,8 @@
  * fell by less than half that (RATE_NO_BETTER) says the misses are not the rate's: the rate goes
  * back to what it was, and the share becomes the baseline: from then on only misses twice as
  * frequent halve the rate. A clean sample (no miss) clears the baseline. Without this, a cause no
- * rate cures would walk the rate down to the floor, one halving per sample.
+ * rate cures would walk the rate down to the floor, one halving per sample. A host masscan saw
+ * nothing of at all is no evidence here (agent/masscan-blind.ts: its ports go to the connect sweep).
  */
 
 /** Misses that halve the rate: at least this many known-open ports missed ... */

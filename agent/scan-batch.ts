@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/protocol/index.js';
 import { isPortbanditError, PortRanges, VERSION } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
+import { type BlindEvidence, MASSCAN_BLIND_MS, MasscanBlindHosts, masscanWasBlind } from './masscan-blind.js';
 import { MasscanRateControl } from './masscan-rate.js';
 import { CONNECT_DEFAULTS, type ProbeTimer, probeTimerFor, runConnectSweep } from './scanners/connect-sweep.js';
 import { MASSCAN_DEFAULTS, MASSCAN_RETRY_SPREAD, masscanSendPlan, runMasscan } from './scanners/masscan.js';
@@ -424,6 +425,8 @@ export class ScanPipeline {
   private readonly probeTimer: ProbeTimer;
   /** masscan's rate, lowered when runs miss ports known open (agent/masscan-rate.ts). */
   private readonly rateControl: MasscanRateControl;
+  /** Hosts masscan saw nothing of while their known ports answered a connect (agent/masscan-blind.ts). */
+  private readonly blindHosts = new MasscanBlindHosts();
 
   constructor(private readonly config: ScanConfig) {
     this.nmapSlots = new Semaphore(Math.max(1, config.nmapParallel ?? DETECTION_DEFAULTS.parallel));
@@ -452,7 +455,7 @@ export class ScanPipeline {
           const startedAt = Date.now();
           // The ports last known open are most likely open again: nmap starts on them early,
           // beside the preflight's wait, instead of after it (a silent one costs its time-out anyway).
-          const ran = choosePreflight(item.scan.preflight, this.config);
+          const ran = this.preflightFor(item);
           const verify = ran === 'none' || !this.wantsNmap(item, ran) ? [] : (item.verify ?? []).filter((p) => item.ports.includes(p));
           // ... once the preflight is under way (a masscan run: once it is done sending): started
           // first, the -sV processes' start-up CPU would hold back the preflight itself (the
@@ -492,6 +495,12 @@ export class ScanPipeline {
   }> = [];
   private pumping = false;
 
+  /** The preflight of an item: the configured choice, but the connect sweep for a host masscan cannot see. */
+  private preflightFor(item: WorkItem): Preflight {
+    const ran = choosePreflight(item.scan.preflight, this.config);
+    return ran === 'masscan' && this.blindHosts.has(item.ip, Date.now()) ? 'connect' : ran;
+  }
+
   /** The packets/s masscan runs get now: --rate, or less while runs have been missing ports known open. */
   get masscanRate(): number {
     return this.rateControl.rate;
@@ -525,7 +534,7 @@ export class ScanPipeline {
    * wait whatever its size, so one run per item would make every host wait for all the others.
    */
   private preflightOf(item: WorkItem, started: () => void): Promise<PreflightOutcome> {
-    const ran = choosePreflight(item.scan.preflight, this.config);
+    const ran = this.preflightFor(item);
     if (ran === 'none') {
       started();
       return Promise.resolve({ ran: 'none', open: new Map([[item.ip, [...item.ports]]]), answered: null, durationMs: 0 });
@@ -823,22 +832,16 @@ export class ScanPipeline {
   }
 
   /**
-   * One host after its preflight: the ports last known open are confirmed, nmap runs on the open
-   * ports (those last known open were started with the preflight already), and the result says
-   * which ports are open, which unknown, and why it is partial.
+   * How masscan did on this host: of the ports open at its last visit that masscan probed, those
+   * open now (seen by masscan, nmap or the connect re-check), those of them masscan did not see,
+   * and how many of the host's ports it saw at all.
    */
-  /**
-   * Tell the rate control how masscan did on this host: of the ports open at its last visit that
-   * masscan probed, those open now (seen by masscan, nmap or the connect re-check), and those of
-   * them masscan did not see.
-   */
-  private judgeMasscan(
+  private masscanEvidence(
     item: WorkItem,
     pre: PreflightOutcome,
-    generation: number,
     early: Detection | undefined,
     confirmed: readonly number[],
-  ): void {
+  ): BlindEvidence {
     const saw = new Set(pre.open.get(item.ip) ?? []);
     const unprobed = new Set(pre.unprobed?.get(item.ip) ?? []);
     const own = new Set(item.ports);
@@ -851,6 +854,11 @@ export class ScanPipeline {
       known++;
       if (!seen) missed++;
     }
+    return { known, missed, saw: item.ports.filter((p) => saw.has(p)).length };
+  }
+
+  /** Tell the rate control how a run sent at `generation` did on one host, and log a change of rate. */
+  private judgeRate(generation: number, { known, missed }: BlindEvidence): void {
     const change = this.rateControl.observe(generation, known, missed);
     if (change === null) return;
     this.config.log(
@@ -862,6 +870,11 @@ export class ScanPipeline {
     );
   }
 
+  /**
+   * One host after its preflight: the ports last known open are confirmed, nmap runs on the open
+   * ports (those last known open were started with the preflight already), and the result says
+   * which ports are open, which unknown, and why it is partial.
+   */
   private async finishHost(
     item: WorkItem,
     pre: PreflightOutcome,
@@ -930,7 +943,30 @@ export class ScanPipeline {
         open.push(...confirmed);
       }
     }
-    if (pre.generation !== undefined) this.judgeMasscan(item, pre, pre.generation, earlyResult, confirmed);
+    const rechecked = new Set(doubt);
+    // masscan saw nothing of this host, yet its ports known open answer a connect: its silence on
+    // the other ports is no observation (agent/masscan-blind.ts). They go to the connect sweep now,
+    // and the host's next preflights too.
+    // Such a host says nothing of the rate (lowering it for every host would not make this one
+    // visible); the others' evidence goes to the rate control.
+    let swept: { outcome: PreflightOutcome; ports: number[] } | undefined;
+    const generation = pre.generation;
+    const evidence = generation !== undefined ? this.masscanEvidence(item, pre, earlyResult, confirmed) : undefined;
+    const blind = evidence !== undefined && masscanWasBlind(evidence);
+    if (generation !== undefined && evidence !== undefined && !blind) this.judgeRate(generation, evidence);
+    if (blind) {
+      this.blindHosts.mark(item.ip, Date.now());
+      const rest = item.ports.filter((p) => !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p));
+      config.log(
+        `agent: ${item.ip}: masscan saw none of its port(s) known open that answer a connect (a firewall that drops masscan's probes, or lost packets): ` +
+          `${rest.length} more port(s) of this round go to the connect sweep, and so does this host's preflight for ${MASSCAN_BLIND_MS / 60_000} min`,
+      );
+      if (rest.length > 0) {
+        const outcome = await this.preflight('connect', rest, [item.ip], preflightDeadline([item], Date.now()));
+        swept = { outcome, ports: rest };
+        open.push(...(outcome.open.get(item.ip) ?? []).filter((p) => own.has(p) && !seen.has(p)));
+      }
+    }
     open.sort((a, b) => a - b);
     const host: Record<string, unknown> = {};
     const pseudo = pre.ran !== 'none' && open.length > config.pseudoServiceThreshold;
@@ -939,15 +975,21 @@ export class ScanPipeline {
       host.preflightOpen = open.length;
     }
     // Ports the preflight never decided (its deadline came first) and nothing else looked at:
-    // unknown, not closed (and a host silent on the rest is still reported down for those).
-    const rechecked = new Set(doubt);
-    const unprobed = (pre.unprobed?.get(item.ip) ?? []).filter(
-      (p) => own.has(p) && !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p),
-    );
+    // unknown, not closed (and a host silent on the rest is still reported down for those). Where
+    // the connect sweep took over from masscan: what it did not reach, or all it was given when it failed.
+    const ran: Preflight = swept ? 'connect' : pre.ran;
+    const undecided = !swept
+      ? (pre.unprobed?.get(item.ip) ?? [])
+      : swept.outcome.error !== undefined
+        ? swept.ports
+        : (swept.outcome.unprobed?.get(item.ip) ?? []);
+    const unprobed = undecided.filter((p) => own.has(p) && !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p));
     const notes: string[] = [];
-    if (unprobed.length > 0)
+    if (swept?.outcome.error !== undefined)
+      notes.push(`after masscan saw nothing of the host, the connect sweep failed: ${swept.outcome.error}`);
+    else if (unprobed.length > 0)
       notes.push(
-        `the ${pre.ran} preflight reached the lease deadline with ${unprobed.length} of ${item.ports.length} port(s) not probed (unknown, not closed)`,
+        `the ${ran} preflight reached the lease deadline with ${unprobed.length} of ${item.ports.length} port(s) not probed (unknown, not closed)`,
       );
     // Down: no answer on any port probed — a host the deadline left wholly unprobed is unknown.
     const down = pre.answered !== null && !pre.answered.has(item.ip) && open.length === 0 && unprobed.length < own.size;
@@ -1006,13 +1048,15 @@ export class ScanPipeline {
     const finishedAt = Date.now();
     return {
       ...base,
+      // The preflight whose observations the result holds: the connect sweep, where it took over.
+      preflight: ran,
       status: down ? 'down' : 'up',
       finishedAt,
       ports: down ? [] : ports,
       ...(unknownPorts !== undefined ? { unknownPorts } : {}),
       ...(incomplete !== undefined ? { incomplete } : {}),
       timings: {
-        preflight: Math.round(pre.durationMs),
+        preflight: Math.round(pre.durationMs + (swept?.outcome.durationMs ?? 0)),
         nmapWait: Math.round(waitMs),
         nmap: Math.round(nmapMs),
         total: finishedAt - startedAt,
