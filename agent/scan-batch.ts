@@ -946,9 +946,9 @@ export class ScanPipeline {
     const rechecked = new Set(doubt);
     // masscan saw nothing of this host, yet its ports known open answer a connect: its silence on
     // the other ports is no observation (agent/masscan-blind.ts). They go to the connect sweep now,
-    // and the host's next preflights too.
-    // Such a host says nothing of the rate (lowering it for every host would not make this one
-    // visible); the others' evidence goes to the rate control.
+    // and the host's next preflights too. Nor does such a host say anything of the rate (lowering
+    // it for every host would not make this one visible): only the others' evidence goes to the
+    // rate control.
     let swept: { outcome: PreflightOutcome; ports: number[] } | undefined;
     const generation = pre.generation;
     const evidence = generation !== undefined ? this.masscanEvidence(item, pre, earlyResult, confirmed) : undefined;
@@ -964,7 +964,7 @@ export class ScanPipeline {
       if (rest.length > 0) {
         const outcome = await this.preflight('connect', rest, [item.ip], preflightDeadline([item], Date.now()));
         swept = { outcome, ports: rest };
-        open.push(...(outcome.open.get(item.ip) ?? []).filter((p) => own.has(p) && !seen.has(p)));
+        open.push(...(outcome.open.get(item.ip) ?? []));
       }
     }
     open.sort((a, b) => a - b);
