@@ -19,7 +19,10 @@
  * back to what it was, and the share becomes the baseline: from then on only misses twice as
  * frequent halve the rate. A clean sample (no miss) clears the baseline. Without this, a cause no
  * rate cures would walk the rate down to the floor, one halving per sample. A host masscan saw
- * nothing of at all is no evidence here (agent/masscan-blind.ts: its ports go to the connect sweep).
+ * nothing of at all counts here too (agent/masscan-blind.ts sends its ports to the connect sweep):
+ * lost packets leave a host with a port or two unseen just as a firewall does, and leaving such
+ * hosts out would bias the miss share low exactly when the rate is too high. A firewall's misses
+ * then cost one halving at most, which the next clean samples (those hosts swept by connect) undo.
  */
 
 /** Misses that halve the rate: at least this many known-open ports missed ... */

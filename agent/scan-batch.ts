@@ -946,15 +946,13 @@ export class ScanPipeline {
     const rechecked = new Set(doubt);
     // masscan saw nothing of this host, yet its ports known open answer a connect: its silence on
     // the other ports is no observation (agent/masscan-blind.ts). They go to the connect sweep now,
-    // and the host's next preflights too. Nor does such a host say anything of the rate (lowering
-    // it for every host would not make this one visible): only the others' evidence goes to the
-    // rate control.
+    // and the host's next preflights too. Its misses still count for the rate control: lost
+    // packets can leave a host with a port or two unseen just as a firewall does, and leaving
+    // those out would hide the losses from it (see masscan-rate.ts).
     let swept: { outcome: PreflightOutcome; ports: number[] } | undefined;
-    const generation = pre.generation;
-    const evidence = generation !== undefined ? this.masscanEvidence(item, pre, earlyResult, confirmed) : undefined;
-    const blind = evidence !== undefined && masscanWasBlind(evidence);
-    if (generation !== undefined && evidence !== undefined && !blind) this.judgeRate(generation, evidence);
-    if (blind) {
+    const evidence = pre.generation !== undefined ? this.masscanEvidence(item, pre, earlyResult, confirmed) : undefined;
+    if (pre.generation !== undefined && evidence !== undefined) this.judgeRate(pre.generation, evidence);
+    if (evidence !== undefined && masscanWasBlind(evidence)) {
       this.blindHosts.mark(item.ip, Date.now());
       const rest = item.ports.filter((p) => !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p));
       config.log(
