@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { scanBatch } from '../../agent/index.js';
 import { listenLoopback } from '../helpers/net.js';
-import { installStandIns, standInScanConfig } from '../helpers/stand-ins.js';
+import { installStandIns, MASSCAN_REPORTING_STANDIN, standInScanConfig } from '../helpers/stand-ins.js';
 import { workItem } from '../helpers/work-item.js';
 
 /**
@@ -24,14 +24,7 @@ describe('a port nmap gets no answer from is not reported closed', () => {
     standIns = installStandIns(
       'pb-nmap-no-answer-',
       {
-        masscan: `#!/usr/bin/env node
-const argv = process.argv.slice(2);
-const out = argv[argv.indexOf('-oD') + 1];
-const targets = argv.slice(0, argv.indexOf('-p'));
-const open = JSON.parse(process.env.PB_STANDIN_MASSCAN_OPEN);
-const lines = targets.flatMap((ip) => open.map((port) => JSON.stringify({ ip, timestamp: '0', port, proto: 'tcp', rec_type: 'status', data: { status: 'open', reason: 'syn-ack', ttl: 64 } })));
-require('node:fs').writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
-`,
+        masscan: MASSCAN_REPORTING_STANDIN,
         nmap: `#!/usr/bin/env node
 const args = process.argv.slice(2);
 const target = args[args.indexOf('--') + 1];

@@ -50,3 +50,18 @@ export function standInScanConfig(log: (line: string) => void, masscanRate = 100
     log,
   };
 }
+
+/**
+ * A masscan stand-in (sends nothing) that reports the ports in $PB_STANDIN_MASSCAN_OPEN (a JSON
+ * array) open on every target it is given, and appends its argv to $PB_STANDIN_LOG when set.
+ */
+export const MASSCAN_REPORTING_STANDIN = `#!/usr/bin/env node
+const fs = require('node:fs');
+const argv = process.argv.slice(2);
+if (process.env.PB_STANDIN_LOG) fs.appendFileSync(process.env.PB_STANDIN_LOG, JSON.stringify(argv) + '\\n');
+const out = argv[argv.indexOf('-oD') + 1];
+const targets = argv.slice(0, argv.indexOf('-p'));
+const open = JSON.parse(process.env.PB_STANDIN_MASSCAN_OPEN);
+const lines = targets.flatMap((ip) => open.map((port) => JSON.stringify({ ip, timestamp: '0', port, proto: 'tcp', rec_type: 'status', data: { status: 'open', reason: 'syn-ack', ttl: 64 } })));
+fs.writeFileSync(out, lines.join('\\n') + (lines.length ? '\\n' : ''));
+`;
