@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ScanConfig, ScanPipeline } from '../../agent/index.js';
-import { MASSCAN_BLIND_MS, MasscanBlindHosts, masscanWasBlind } from '../../agent/masscan-blind.js';
+import { MASSCAN_BLIND_MS, MasscanBlindHosts, masscanWasBlind, type ScanConfig, ScanPipeline } from '../../agent/index.js';
 import type { ResultSubmission, WorkItem } from '../../src/protocol/index.js';
 import { listenLoopback } from '../helpers/net.js';
 import { installStandIns, MASSCAN_REPORTING_STANDIN, standInScanConfig } from '../helpers/stand-ins.js';
