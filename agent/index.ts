@@ -42,6 +42,7 @@ export {
   runConnectSweep,
   CONNECT_DEFAULTS,
   ProbeTimer,
+  TIMING_PROBE_AFTER_MS,
   probeTimerFor,
   type ConnectSweepOptions,
   type ConnectSweepResult,

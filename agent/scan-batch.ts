@@ -960,9 +960,13 @@ export class ScanPipeline {
           `${rest.length} more port(s) of this round go to the connect sweep, and so does this host's preflight for ${MASSCAN_BLIND_MS / 60_000} min`,
       );
       if (rest.length > 0) {
-        const outcome = await this.preflight('connect', rest, [item.ip], preflightDeadline([item], Date.now()));
+        // The sweep starts with a port found open (the host's one answer, else its estimate would
+        // be the longest timeout on every port it drops, and it has no port for timing probes).
+        const anchor = open[0];
+        const ports = anchor === undefined ? rest : [anchor, ...rest];
+        const outcome = await this.preflight('connect', ports, [item.ip], preflightDeadline([item], Date.now()));
         swept = { outcome, ports: rest };
-        open.push(...(outcome.open.get(item.ip) ?? []));
+        open.push(...(outcome.open.get(item.ip) ?? []).filter((p) => p !== anchor));
       }
     }
     open.sort((a, b) => a - b);

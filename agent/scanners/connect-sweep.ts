@@ -52,15 +52,30 @@ export const CONNECT_DEFAULTS = { concurrency: 512, timeoutMs: 1500, minTimeoutM
 
 type Outcome = 'open' | 'refused' | 'timeout';
 
-/** A smoothed round trip and its deviation (RFC 6298, section 2), in ms. */
+/** A smoothed round trip and its deviation (RFC 6298, section 2), in ms; per host also when it was last sampled and a port that accepted. */
 interface Rtt {
   srtt: number;
   rttvar: number;
+  at?: number;
+  openPort?: number;
 }
+
+/**
+ * How long a host's estimate may go without a sample while a sweep probes it before the sweep
+ * sends a timing probe (a connect to a port of the host that accepted before), as nmap pings a
+ * known port of a host whose probes go unanswered.
+ */
+export const TIMING_PROBE_AFTER_MS = 250;
 
 function updateRtt(rtt: Rtt | undefined, sampleMs: number): Rtt {
   if (rtt === undefined) return { srtt: sampleMs, rttvar: sampleMs / 2 };
-  rtt.rttvar = 0.75 * rtt.rttvar + 0.25 * Math.abs(rtt.srtt - sampleMs);
+  // A sample below the estimate is no reason for a longer timeout: as Linux does
+  // (tcp_rtt_estimator), such a deviation raises rttvar an eighth as fast, so the timeout falls
+  // with the round trip instead of rising first (RFC 6298 alone: 200 ms, then answers in 2 ms,
+  // took a timeout of 330 ms to 590 ms).
+  let change = 0.25 * (Math.abs(rtt.srtt - sampleMs) - rtt.rttvar);
+  if (sampleMs < rtt.srtt && change > 0) change /= 8;
+  rtt.rttvar += change;
   rtt.srtt = 0.875 * rtt.srtt + 0.125 * sampleMs;
   return rtt;
 }
@@ -69,24 +84,65 @@ function updateRtt(rtt: Rtt | undefined, sampleMs: number): Rtt {
  * Per-probe timeouts from measured round trips, per target and over the sweep (nmap's per-host
  * and group timing): a firewall that drops probes costs every port its whole timeout, and on a
  * LAN a fixed 1.5 s is ~1,000 round trips. Only answers are samples (a connection or a refusal):
- * silence says nothing of the round trip. A measured time includes event-loop delay, which only
- * lengthens the timeout.
+ * silence says nothing of the round trip. A measured time is taken less the event loop's recent
+ * delay (noteLate), and a host whose probes go unanswered gets timing probes (timingPort).
  */
 export class ProbeTimer {
   /** Targets whose round trips are kept at most (then the per-target estimates start over). */
   static readonly MAX_HOSTS = 65_536;
+  /** How long a lateness of the probes' timers counts as the event loop's current delay. */
+  static readonly LAG_VALID_MS = 1000;
   private readonly hosts = new Map<string, Rtt>();
   private all: Rtt | undefined;
+  /** How late the probes' timers fired lately (smoothed), and when that was last seen. */
+  private lag = 0;
+  private lagAt = -Infinity;
 
   constructor(
     readonly maxMs: number,
     readonly minMs: number,
   ) {}
 
-  sample(host: string, ms: number): void {
+  /**
+   * A probe's timer fired `lateMs` after it was due: the event loop was that busy. A sweep that
+   * keeps hundreds of connects in flight against a firewall that drops them keeps its own loop
+   * busy (timers by the hundred every round trip), and an answer's measured time then holds that
+   * delay too: seen in the lab, estimates of 330-590 ms on a 0.1 ms path, the sweep 2-5x slower
+   * than its floor allows. The delay needs no room in the timeout: a timer that fires late lets
+   * the answers that came meanwhile count (probe() decides after the poll phase).
+   */
+  noteLate(lateMs: number, now = performance.now()): void {
+    const late = Math.max(0, lateMs);
+    this.lag = now - this.lagAt > ProbeTimer.LAG_VALID_MS ? late : 0.875 * this.lag + 0.125 * late;
+    this.lagAt = now;
+  }
+
+  /**
+   * An answer from `host` after `ms`, less the event loop's recent delay (noteLate); `openPort`:
+   * the port that accepted (a connection, not a refusal), for timing probes.
+   */
+  sample(host: string, ms: number, openPort?: number, now = performance.now()): void {
     if (this.hosts.size >= ProbeTimer.MAX_HOSTS && !this.hosts.has(host)) this.hosts.clear();
-    this.hosts.set(host, updateRtt(this.hosts.get(host), ms));
-    this.all = updateRtt(this.all, ms);
+    const lag = now - this.lagAt > ProbeTimer.LAG_VALID_MS ? 0 : this.lag;
+    const rtt = updateRtt(this.hosts.get(host), Math.max(0, ms - lag));
+    rtt.at = now;
+    if (openPort !== undefined) rtt.openPort = openPort;
+    this.hosts.set(host, rtt);
+    this.all = updateRtt(this.all, Math.max(0, ms - lag));
+  }
+
+  /**
+   * A port of `host` to send a timing probe to at `now`: one that accepted before, when the
+   * host's estimate has had no sample for TIMING_PROBE_AFTER_MS; else undefined. Against a
+   * firewall that drops probes a sweep gets almost no answers, so without these the estimate
+   * stays what a few answers once measured, perhaps in a busy moment of the agent.
+   */
+  timingPort(host: string, now = performance.now()): number | undefined {
+    const rtt = this.hosts.get(host);
+    if (rtt?.openPort === undefined || rtt.at === undefined || now - rtt.at < TIMING_PROBE_AFTER_MS) return undefined;
+    // One at a time: the next is due an interval after this one was sent (or answered).
+    rtt.at = now;
+    return rtt.openPort;
   }
 
   /** The timeout of a probe of `host` (attempt 0 the first, 1 its first retry, ...). */
@@ -112,13 +168,16 @@ function probe(host: string, port: number, timeoutMs: number, rtt: ProbeTimer): 
     // The time-out is decided in the check phase after the timer, so that a connection the kernel
     // completed while the event loop was busy (its event queued for this turn's poll phase) is
     // counted as the answer it is rather than as silence (timers run before I/O in a turn).
-    const timer = setTimeout(() => setImmediate(() => finish('timeout')), timeoutMs);
+    const timer = setTimeout(() => {
+      rtt.noteLate(performance.now() - sent - timeoutMs);
+      setImmediate(() => finish('timeout'));
+    }, timeoutMs);
     function finish(outcome: Outcome): void {
       if (done) return;
       done = true;
       clearTimeout(timer);
       socket.destroy();
-      if (outcome !== 'timeout') rtt.sample(host, performance.now() - sent);
+      if (outcome !== 'timeout') rtt.sample(host, performance.now() - sent, outcome === 'open' ? port : undefined);
       resolve(outcome);
     }
     socket.once('connect', () => finish('open'));
@@ -185,6 +244,10 @@ export async function runConnectSweep(options: ConnectSweepOptions): Promise<Con
       }
       // A retry that could not finish in time is skipped: one silent attempt decides then.
       for (let attempt = 0; attempt <= retries && (attempt === 0 || !late(host, attempt)); attempt++) {
+        // The host's estimate has gone stale (its probes unanswered): a timing probe to a port
+        // that accepted before, beside this attempt (its outcome only feeds the timer).
+        const timing = timer.timingPort(host);
+        if (timing !== undefined) void probe(host, timing, timer.timeout(host, 0) * 4, timer);
         attempts++;
         const outcome = await probe(host, port, timer.timeout(host, attempt), timer);
         if (outcome === 'timeout') continue;

@@ -1,7 +1,16 @@
 import { createServer, type Server } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AllowList, ProbeTimer, preflightDeadline, probeTimerFor, runConnectSweep, scanBatch, type ScanConfig } from '../../agent/index.js';
+import {
+  AllowList,
+  ProbeTimer,
+  preflightDeadline,
+  probeTimerFor,
+  runConnectSweep,
+  scanBatch,
+  type ScanConfig,
+  TIMING_PROBE_AFTER_MS,
+} from '../../agent/index.js';
 import { PortRanges } from '../../src/core/index.js';
 import type { WorkItem } from '../../src/protocol/protocol.js';
 import { workItem } from '../helpers/work-item.js';
@@ -157,6 +166,48 @@ describe('per-probe timeouts from measured round trips (ProbeTimer)', () => {
     for (let i = 0; i < 50; i++) timer.sample('198.18.0.2', 200);
     expect(timer.timeout('198.18.0.2', 0)).toBeGreaterThanOrEqual(200);
     expect(timer.timeout('198.18.0.2', 0)).toBeLessThan(260);
+  });
+
+  test('a round trip that falls brings the timeout down at once (it does not rise first); a rising one raises it', () => {
+    const timer = new ProbeTimer(1500, 10);
+    // Five answers in 200 ms (measured in a busy moment), then the path's 2 ms.
+    for (let i = 0; i < 5; i++) timer.sample('198.18.0.1', 200);
+    let previous = timer.timeout('198.18.0.1', 0);
+    for (let i = 0; i < 40; i++) {
+      timer.sample('198.18.0.1', 2);
+      const t = timer.timeout('198.18.0.1', 0);
+      expect(t).toBeLessThanOrEqual(previous);
+      previous = t;
+    }
+    expect(previous).toBeLessThan(60);
+    // And back up: answers in 300 ms lengthen it past them within a few samples.
+    for (let i = 0; i < 3; i++) timer.sample('198.18.0.1', 300);
+    expect(timer.timeout('198.18.0.1', 0)).toBeGreaterThan(300);
+  });
+
+  test("an answer's time less the event loop's delay (how late the probes' timers fired lately)", () => {
+    const timer = new ProbeTimer(1500, 1);
+    // Timers firing ~300 ms late: an answer measured at 302 ms took ~2 ms on the path.
+    for (let i = 0; i < 8; i++) timer.noteLate(300, 1000 + i);
+    timer.sample('198.18.0.1', 302, undefined, 1010);
+    expect(timer.timeout('198.18.0.1', 0)).toBeLessThan(10);
+    // A delay last seen more than a second ago no longer counts.
+    timer.sample('198.18.0.2', 302, undefined, 5000);
+    expect(timer.timeout('198.18.0.2', 0)).toBeGreaterThan(300);
+  });
+
+  test('a timing probe is due to a port that accepted, once per interval without an answer from the host', () => {
+    const timer = new ProbeTimer(1500, 100);
+    // Refusals name no port to time against.
+    timer.sample('198.18.0.1', 1, undefined, 0);
+    expect(timer.timingPort('198.18.0.1', TIMING_PROBE_AFTER_MS)).toBeUndefined();
+    timer.sample('198.18.0.1', 1, 8080, 0);
+    expect(timer.timingPort('198.18.0.1', TIMING_PROBE_AFTER_MS - 1)).toBeUndefined();
+    expect(timer.timingPort('198.18.0.1', TIMING_PROBE_AFTER_MS)).toBe(8080);
+    // Sent: the next one an interval later.
+    expect(timer.timingPort('198.18.0.1', TIMING_PROBE_AFTER_MS + 1)).toBeUndefined();
+    expect(timer.timingPort('198.18.0.1', 2 * TIMING_PROBE_AFTER_MS)).toBe(8080);
+    expect(timer.timingPort('198.18.0.2', 10_000)).toBeUndefined();
   });
 
   test('whatever the samples, a timeout stays within [floor, longest] and does not shrink from one attempt to the next', () => {
