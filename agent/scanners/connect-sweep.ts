@@ -104,12 +104,11 @@ export class ProbeTimer {
   ) {}
 
   /**
-   * A probe's timer fired `lateMs` after it was due: the event loop was that busy. A sweep that
-   * keeps hundreds of connects in flight against a firewall that drops them keeps its own loop
-   * busy (timers by the hundred every round trip), and an answer's measured time then holds that
-   * delay too: seen in the lab, estimates of 330-590 ms on a 0.1 ms path, the sweep 2-5x slower
-   * than its floor allows. The delay needs no room in the timeout: a timer that fires late lets
-   * the answers that came meanwhile count (probe() decides after the poll phase).
+   * A probe's timer fired `lateMs` after it was due: the event loop was that busy, and an answer
+   * handled meanwhile was measured that much too long. The delay needs no room in the timeout: a
+   * timer that fires late lets the answers that came meanwhile count (probe() decides after the
+   * poll phase). (In a standalone sweep of a lab host the delay stayed under a millisecond; a busy
+   * agent's loop is where it counts.)
    */
   noteLate(lateMs: number, now = performance.now()): void {
     const late = Math.max(0, lateMs);
