@@ -944,6 +944,8 @@ export class ScanPipeline {
       }
     }
     const rechecked = new Set(doubt);
+    // Ports nothing has decided yet: not seen open, not re-checked, not answered by nmap.
+    const undecidedYet = (p: number): boolean => !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p);
     // masscan saw nothing of this host, yet its ports known open answer a connect: its silence on
     // the other ports is no observation (agent/masscan-blind.ts). They go to the connect sweep now,
     // and the host's next preflights too. Its misses still count for the rate control: lost
@@ -954,7 +956,7 @@ export class ScanPipeline {
     if (pre.generation !== undefined && evidence !== undefined) this.judgeRate(pre.generation, evidence);
     if (evidence !== undefined && masscanWasBlind(evidence)) {
       this.blindHosts.mark(item.ip, Date.now());
-      const rest = item.ports.filter((p) => !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p));
+      const rest = item.ports.filter(undecidedYet);
       config.log(
         `agent: ${item.ip}: masscan saw none of its port(s) known open that answer a connect (a firewall that drops masscan's probes, or lost packets): ` +
           `${rest.length} more port(s) of this round go to the connect sweep, and so does this host's preflight for ${MASSCAN_BLIND_MS / 60_000} min`,
@@ -985,7 +987,7 @@ export class ScanPipeline {
       : swept.outcome.error !== undefined
         ? swept.ports
         : (swept.outcome.unprobed?.get(item.ip) ?? []);
-    const unprobed = undecided.filter((p) => own.has(p) && !seen.has(p) && !rechecked.has(p) && !earlyResult?.detected.has(p));
+    const unprobed = undecided.filter((p) => own.has(p) && undecidedYet(p));
     const notes: string[] = [];
     if (swept?.outcome.error !== undefined)
       notes.push(`after masscan saw nothing of the host, the connect sweep failed: ${swept.outcome.error}`);
