@@ -1,5 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { type ErrorCode, PortbanditError, VERSION, errorCodes } from '../src/core/index.js';
 import {
+  MAX_ABANDONED_WORK_REQUESTS,
+  WORK_ABANDONED_HEADER,
+  WORK_REQUEST_HEADER,
   type ResultBatchResponse,
   type ResultSubmission,
   type SubmitResponse,
@@ -101,6 +105,8 @@ export class CoordinatorClient {
   private readonly timeoutMs: number;
   private readonly onSwitch: ((from: string, to: string, reason: string) => void) | undefined;
   private active = 0;
+  /** Keys of work requests that went unanswered, oldest first: named on the next work request. */
+  private readonly abandoned: string[] = [];
 
   constructor(
     server: string | readonly string[],
@@ -125,17 +131,23 @@ export class CoordinatorClient {
     return (await this.exchange<T>(method, path, body, headers)).body;
   }
 
+  /**
+   * One request, moving on to the next coordinator as the class says. `headers` may be made anew
+   * for each attempt; `failed` hears of each attempt that failed, before the next.
+   */
   private async exchange<T>(
     method: 'GET' | 'POST',
     path: string,
     body?: unknown,
-    headers: Record<string, string> = {},
+    headers: Record<string, string> | (() => Record<string, string>) = {},
+    failed?: (error: unknown) => void,
   ): Promise<{ body: T; retryAfterMs: number | undefined }> {
     for (let tried = 1; ; tried++) {
       const base = this.bases[this.active]!;
       try {
-        return await this.exchangeWith<T>(base, method, path, body, headers);
+        return await this.exchangeWith<T>(base, method, path, body, typeof headers === 'function' ? headers() : headers);
       } catch (error) {
+        failed?.(error);
         // Only a failure another coordinator may not share moves on: not a refusal (4xx), nor a
         // reply that was not JSON (a foreign server answered: the URL is wrong, not the coordinator down).
         if (!(error instanceof Error) || !movable.has(error) || tried >= this.bases.length) throw error;
@@ -204,12 +216,44 @@ export class CoordinatorClient {
    * without them ignore.
    */
   async getWork(max = 1): Promise<WorkResponse> {
-    return this.request<WorkResponse>(
+    // Each attempt is named with a key of its own; an attempt that went unanswered may still have
+    // leased hosts, so its key is named as abandoned on the next attempts (here or on the next
+    // request) until a coordinator answers one that named it: those leases are then given back
+    // now, not after they expire (protocol.ts, WORK_ABANDONED_HEADER).
+    let key = '';
+    let named: string[] = [];
+    const headers = (): Record<string, string> => {
+      key = randomBytes(12).toString('base64url');
+      named = this.abandoned.slice(-MAX_ABANDONED_WORK_REQUESTS);
+      return {
+        [WORK_FEATURES_HEADER]: `${WORK_FEATURE_PORT_RANGES},${WORK_FEATURE_SILENT_ROUNDS}`,
+        [WORK_REQUEST_HEADER]: key,
+        ...(named.length > 0 ? { [WORK_ABANDONED_HEADER]: named.join(',') } : {}),
+      };
+    };
+    const failed = (error: unknown): void => {
+      // A refusal (4xx) leased nothing.
+      if (error instanceof RejectedError) return;
+      this.abandoned.push(key);
+      if (this.abandoned.length > MAX_ABANDONED_WORK_REQUESTS) this.abandoned.shift();
+    };
+    const { body } = await this.exchange<WorkResponse>(
       'GET',
       `/api/v1/agent/work?version=${encodeURIComponent(VERSION)}${max > 1 ? `&max=${max}` : ''}`,
       undefined,
-      { [WORK_FEATURES_HEADER]: `${WORK_FEATURE_PORT_RANGES},${WORK_FEATURE_SILENT_ROUNDS}` },
+      headers,
+      failed,
     );
+    for (const k of named) {
+      const at = this.abandoned.indexOf(k);
+      if (at >= 0) this.abandoned.splice(at, 1);
+    }
+    return body;
+  }
+
+  /** Keys of work requests that went unanswered and are not yet named to a coordinator that answered. */
+  get abandonedWorkRequests(): readonly string[] {
+    return this.abandoned;
   }
 
   async submit(result: ResultSubmission): Promise<SubmitResponse> {

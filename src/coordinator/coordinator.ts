@@ -400,6 +400,21 @@ export class Coordinator {
     return released;
   }
 
+  /**
+   * Give back the live leases `agentId` was handed under the lease requests `keys`, whose answers
+   * it never received (the agent names them in `portbandit-work-abandoned`): queued again now, as
+   * `releaseLeases` does. Returns how many were given back.
+   */
+  async releaseAbandoned(agentId: string, keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const wanted = new Set(keys);
+    const now = this.now();
+    const ids = (await this.store.listLeases({ agentId }))
+      .filter((lease) => lease.requestKey !== undefined && wanted.has(lease.requestKey) && lease.deadline > now)
+      .map((lease) => lease.id);
+    return ids.length === 0 ? 0 : this.releaseLeases(agentId, ids);
+  }
+
   /** Resolve after `ms` or as soon as new events are stored, whichever comes first. */
   waitForEvents(ms: number): Promise<void> {
     return this.units.waiters.wait(ms);

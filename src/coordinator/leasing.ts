@@ -67,6 +67,8 @@ export interface WorkRequestOptions {
   readonly portRanges?: boolean;
   /** The agent reads `silent` (header feature `silent-rounds`); otherwise items never carry it. */
   readonly silentRounds?: boolean;
+  /** The request's key (`portbandit-work-request`), stored with its leases. */
+  readonly requestKey?: string;
 }
 
 /** A work item as the agent reads it: with `portRanges` for an agent that asked for them, else the port list. */
@@ -468,7 +470,7 @@ export class Leasing {
       let leased: Leased | null;
       if (queued) {
         try {
-          leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred);
+          leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred, options.requestKey);
         } catch (error) {
           // The request fails: the items it dequeued and did not lease go back at once, not
           // after their hold. (Nothing else in this loop throws while it holds dequeued items.)
@@ -496,7 +498,15 @@ export class Leasing {
           misses++;
           continue;
         }
-        leased = await this.startVisit(agent, addr.ip, addr.tags, 'cycle', addr.cycle, vantageGroup(agentGroups, allowed));
+        leased = await this.startVisit(
+          agent,
+          addr.ip,
+          addr.tags,
+          'cycle',
+          addr.cycle,
+          vantageGroup(agentGroups, allowed),
+          options.requestKey,
+        );
         if (leased) {
           fromCycle++;
           this.coverage.handedOut(addr.tags);
@@ -609,6 +619,7 @@ export class Leasing {
     routing: boolean,
     agentGroups: readonly string[],
     deferred: QueuedWorkInput[],
+    requestKey: string | undefined,
   ): Promise<Leased | null> {
     const hit = await this.scope.lookupCurrent(queued.ip);
     if (!hit) {
@@ -648,9 +659,9 @@ export class Leasing {
     const cycle = queued.cycle ?? this.cycle.number;
     if (session) {
       const ports = storedPortRanges(queued.portRanges, `queue item ${queued.id}`);
-      return this.lease(agent, hit.ip, hit.tags, ports, session, queued.round ?? 0, queued.reason, cycle);
+      return this.lease(agent, hit.ip, hit.tags, ports, session, queued.round ?? 0, queued.reason, cycle, requestKey);
     }
-    const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed));
+    const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed), requestKey);
     // A cycle address queued for another agent group, or a block of the shared cycle (it reaches
     // agents through the queue), counts as handed out by the cycle when leased.
     if (leased && queued.reason === 'cycle' && (cycle === this.coverage.cycle || (this.shared && cycle === this.cycle.number))) {
@@ -666,7 +677,8 @@ export class Leasing {
     tags: readonly string[],
     reason: WorkItem['reason'],
     cycle: number,
-    group?: string,
+    group: string | undefined,
+    requestKey: string | undefined,
   ): Promise<Leased | null> {
     const key = this.policies.keyOf(tags);
     const latest = group !== undefined ? await latestAnsweredScanFrom(this.store, ip, group) : await latestAnsweredScan(this.store, ip);
@@ -694,7 +706,7 @@ export class Leasing {
       ...(latest ? { baselineScanId: latest.scanId } : {}),
       ...(group !== undefined ? { group } : {}),
     };
-    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle);
+    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle, requestKey);
   }
 
   /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */
@@ -707,6 +719,7 @@ export class Leasing {
     round: number,
     reason: WorkItem['reason'],
     cycle: number,
+    requestKey: string | undefined,
   ): Leased {
     const now = this.now();
     const portRanges = ports.toString();
@@ -726,6 +739,7 @@ export class Leasing {
       round,
       cycle,
       reason,
+      ...(requestKey !== undefined ? { requestKey } : {}),
     };
     const written = this.store.putLease(lease);
     // Handled: a write failing while the batch is still being built (a store with I/O between

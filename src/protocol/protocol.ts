@@ -39,6 +39,22 @@ export const WORK_FEATURE_PORT_RANGES = 'port-ranges';
  */
 export const WORK_FEATURE_SILENT_ROUNDS = 'silent-rounds';
 
+/**
+ * Lease requests whose answer was lost. An agent names each `GET /api/v1/agent/work` with a key
+ * (`portbandit-work-request`, 8-64 of `[A-Za-z0-9_-]`), stored with the leases it hands out. When
+ * a request fails without an answer (a time-out, a cut connection, a coordinator that went away),
+ * the agent lists its key in `portbandit-work-abandoned` (comma-separated, at most
+ * MAX_ABANDONED_WORK_REQUESTS) on its next work request, to the same coordinator or another on
+ * the same store: the leases made under those keys, which the agent never saw, are given back and
+ * queued again at once (the same request may lease them anew) instead of being held until they
+ * expire. Coordinators before it ignore both headers.
+ */
+export const WORK_REQUEST_HEADER = 'portbandit-work-request';
+export const WORK_ABANDONED_HEADER = 'portbandit-work-abandoned';
+export const MAX_ABANDONED_WORK_REQUESTS = 16;
+/** A work request key: what the two headers above carry. */
+export const WORK_REQUEST_KEY = /^[A-Za-z0-9_-]{8,64}$/;
+
 /** Most results one `POST /api/v1/agent/results/batch` carries. */
 export const MAX_RESULT_BATCH = 64;
 

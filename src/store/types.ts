@@ -402,6 +402,11 @@ export interface Lease<Session = unknown> {
   readonly cycle?: number;
   /** Why the work exists. */
   readonly reason: WorkReason;
+  /**
+   * The key the agent named its lease request with (`portbandit-work-request`): an agent whose
+   * request went unanswered names it again as abandoned, and its leases are given back.
+   */
+  readonly requestKey?: string;
 }
 
 export type WorkReason = 'cycle' | 'manual' | 'expired' | 'followup';

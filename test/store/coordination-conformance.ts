@@ -139,6 +139,15 @@ export function describeCoordinationConformance<S extends CoordinationStore>(nam
         expect(await store.countLeases()).toBe(0);
       });
 
+      it("keeps a lease's request key (the agent's name for the request that leased it)", async () => {
+        const store = await fresh();
+        const keyed = { ...lease('l1', '198.18.0.1', 'a1', 1000), requestKey: 'k_0123456789abcdef' };
+        await store.putLease(keyed);
+        await store.putLease(lease('l2', '198.18.0.2', 'a1', 1000));
+        expect(await store.getLease('l1')).toEqual(keyed);
+        expect((await store.listLeases({ agentId: 'a1' })).map((l) => l.requestKey)).toEqual(['k_0123456789abcdef', undefined]);
+      });
+
       it('lists, counts and renews leases and takes expired ones oldest first', async () => {
         const store = await fresh();
         await store.putLease(lease('l1', '198.18.0.1', 'a1', 3000));

@@ -7,6 +7,10 @@ import {
   WORK_FEATURES_HEADER,
   WORK_FEATURE_PORT_RANGES,
   WORK_FEATURE_SILENT_ROUNDS,
+  MAX_ABANDONED_WORK_REQUESTS,
+  WORK_ABANDONED_HEADER,
+  WORK_REQUEST_HEADER,
+  WORK_REQUEST_KEY,
   type WorkItem,
   errorResponseSchema,
   resultBatchResponseSchema,
@@ -18,10 +22,66 @@ import {
 import { submitResultBatch } from '../result-batch.js';
 import { retryAfterSeconds } from '../overload.js';
 import { PortRanges } from '../../core/index.js';
+import type { Agent } from '../../store/index.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** The ports a work item hands out, in either form. */
 function portCount(item: WorkItem): number {
   return item.portRanges !== undefined ? PortRanges.parse(item.portRanges).size : item.ports.length;
+}
+
+/**
+ * Whether the agent has gone: its connection closed, or it sent its end of it (an HTTP client
+ * half-closes only when it gave up: its time-out aborted the request while this coordinator was
+ * stalled, and the answer would go nowhere).
+ */
+function agentGone(req: FastifyRequest): boolean {
+  const socket = req.raw.socket;
+  return socket === null || socket.destroyed || socket.readableEnded;
+}
+
+/**
+ * Leases an answer may never reach: when the agent has gone before or while the answer is sent,
+ * they are given back at once (queued again, as `POST /api/v1/agent/release` does) rather than
+ * held until they expire (15 minutes by default) while no one scans them.
+ */
+function releaseIfUndelivered(
+  coordinator: Coordinator,
+  agent: Agent,
+  items: readonly WorkItem[],
+  req: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  let done = false;
+  const release = (when: string): void => {
+    if (done) return;
+    done = true;
+    const ids = items.map((item) => item.leaseId);
+    coordinator.releaseLeases(agent.id, ids).then(
+      (released) =>
+        req.log.warn(
+          { agent: agent.id, agentName: agent.name, leases: ids.length, released, when },
+          'agent gone before its work answer: leases given back',
+        ),
+      (error: unknown) => req.log.error({ agent: agent.id, err: error }, 'could not give back the leases of an undelivered work answer'),
+    );
+  };
+  if (agentGone(req)) return release('before the answer');
+  // 'finish': the whole answer went to the operating system (`writableFinished` also wants the
+  // socket's buffer empty, which fastify's in-process `inject` has no socket to say).
+  let finished = false;
+  // A connection that ends while the answer waits in fastify's hooks (not yet written). Removed
+  // with the answer: a kept-alive connection carries many requests.
+  const socket = req.raw.socket;
+  const ended = (): void => {
+    if (!finished) release('before the answer');
+  };
+  socket?.once('end', ended);
+  reply.raw.once('finish', () => (finished = true));
+  reply.raw.once('close', () => {
+    socket?.off('end', ended);
+    if (!finished) release('while the answer was sent');
+  });
 }
 
 const errors = {
@@ -54,17 +114,49 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
           properties: { version: { type: 'string', maxLength: 64 }, max: { type: 'integer', minimum: 1, maximum: MAX_WORK_BATCH } },
         },
         // Optional: the wire features the agent reads (`port-ranges`: items carry `portRanges`;
-        // `silent-rounds`: items may carry `silent`).
-        headers: { type: 'object', properties: { [WORK_FEATURES_HEADER]: { type: 'string', maxLength: 200 } } },
+        // `silent-rounds`: items may carry `silent`); the request's key, and the keys of this
+        // agent's earlier requests that went unanswered (their leases are given back first;
+        // protocol.ts).
+        headers: {
+          type: 'object',
+          properties: {
+            [WORK_FEATURES_HEADER]: { type: 'string', maxLength: 200 },
+            [WORK_REQUEST_HEADER]: { type: 'string', pattern: WORK_REQUEST_KEY.source },
+            [WORK_ABANDONED_HEADER]: {
+              type: 'string',
+              maxLength: MAX_ABANDONED_WORK_REQUESTS * 65,
+              pattern: `^${WORK_REQUEST_KEY.source.slice(1, -1)}(,${WORK_REQUEST_KEY.source.slice(1, -1)}){0,${MAX_ABANDONED_WORK_REQUESTS - 1}}$`,
+            },
+          },
+        },
         response: { 200: workResponseSchema, ...errors },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const max = req.query.max ?? 1;
+      const agent = agentOf(req);
+      // An agent that gave up waiting (a stalled coordinator) is not handed leases it never sees.
+      if (agentGone(req)) return { work: null, retryAfterMs: coordinator.config.retryAfterMs };
       const features = (req.headers[WORK_FEATURES_HEADER] ?? '').split(',').map((f) => f.trim());
       const portRanges = features.includes(WORK_FEATURE_PORT_RANGES);
       const silentRounds = features.includes(WORK_FEATURE_SILENT_ROUNDS);
-      const items = await coordinator.getWorkBatch(agentOf(req), max, req.query.version, { portRanges, silentRounds });
+      const requestKey = req.headers[WORK_REQUEST_HEADER];
+      const abandoned = req.headers[WORK_ABANDONED_HEADER];
+      if (abandoned !== undefined) {
+        const keys = abandoned.split(',');
+        const released = await coordinator.releaseAbandoned(agent.id, keys);
+        if (released > 0)
+          req.log.warn(
+            { agent: agent.id, agentName: agent.name, requests: keys.length, released },
+            'leases of unanswered work requests given back',
+          );
+      }
+      const items = await coordinator.getWorkBatch(agent, max, req.query.version, {
+        portRanges,
+        silentRounds,
+        ...(typeof requestKey === 'string' ? { requestKey } : {}),
+      });
+      if (items.length > 0) releaseIfUndelivered(coordinator, agent, items, req, reply);
       const none = items.length === 0 ? { retryAfterMs: coordinator.config.retryAfterMs } : {};
       // max 1 (or absent): exactly the single-item answer older agents read.
       if (max === 1) return { work: items[0] ?? null, ...none };
