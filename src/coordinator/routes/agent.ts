@@ -70,16 +70,9 @@ function releaseIfUndelivered(
   // 'finish': the whole answer went to the operating system (`writableFinished` also wants the
   // socket's buffer empty, which fastify's in-process `inject` has no socket to say).
   let finished = false;
-  // A connection that ends while the answer waits in fastify's hooks (not yet written). Removed
-  // with the answer: a kept-alive connection carries many requests.
-  const socket = req.raw.socket;
-  const ended = (): void => {
-    if (!finished) release('before the answer');
-  };
-  socket?.once('end', ended);
   reply.raw.once('finish', () => (finished = true));
+  // Also when the connection closes first (Node's server then closes the answer too).
   reply.raw.once('close', () => {
-    socket?.off('end', ended);
     if (!finished) release('while the answer was sent');
   });
 }
