@@ -161,6 +161,8 @@ class SqliteStore implements Store {
   private readonly eventInserts: Database.Statement[] = [];
   /** One savepoint around a grouped write (reused: building a transaction function per write shows in profiles). */
   private readonly savepoint: (work: () => unknown) => unknown;
+  /** A group of writes in one BEGIN IMMEDIATE transaction, no savepoint per write (flushWrites). */
+  private readonly group: (batch: readonly { work: () => unknown }[]) => unknown[];
   /** A deferred group commit's retry is on a timer. */
   private retryScheduled = false;
   private readonly pendingWrites: {
@@ -180,6 +182,7 @@ class SqliteStore implements Store {
     this.file = file;
     this.stmt = prepareStatements(db);
     this.savepoint = db.transaction((work: () => unknown) => work());
+    this.group = db.transaction((batch: readonly { work: () => unknown }[]) => batch.map(({ work }) => work())).immediate;
   }
 
   /** Run synchronous SQLite work, mapping backend failures to PB_ERR_STORE. */
@@ -735,6 +738,21 @@ class SqliteStore implements Store {
     // held the event loop for seconds; the rest follow in the next turns, in call order.
     const batch = force ? this.pendingWrites.splice(0) : this.pendingWrites.splice(0, MAX_GROUP_WRITES);
     if (this.pendingWrites.length > 0) setImmediate(() => this.flushWrites());
+    // The common case first: every write succeeds, and the group commits without a savepoint per
+    // write (a SAVEPOINT and a RELEASE each were ~10-17% of the CPU of a host visit). A write that
+    // throws rolls the whole group back; it is then run again with a savepoint per write, so the
+    // failing write rolls back only itself (the writes touch nothing but the database and its
+    // statement cache, so running them twice is safe).
+    let results: unknown[] | undefined;
+    try {
+      results = this.group(batch);
+    } catch {
+      results = undefined;
+    }
+    if (results !== undefined) {
+      batch.forEach((item, i) => item.resolve(results[i] as never));
+      return;
+    }
     const outcomes: ({ ok: true; result: unknown } | { ok: false; error: PortbanditError })[] = [];
     try {
       this.db
