@@ -287,6 +287,30 @@ describe('sqlite store durability', () => {
     );
   });
 
+  it('commits a lease ahead of ingests called before it in the same turn, in a commit of its own', async () => {
+    const store = await openSqliteStore({ path: join(dir, 'lanes.db'), checkpointIntervalMs: 0 });
+    try {
+      const order: string[] = [];
+      const ingests = Array.from({ length: 40 }, (_, i) =>
+        store.ingestScan({ scan: scan(`s${i}`, `198.18.1.${i + 1}`, 1000, [open(22, 'ssh')]) }).then(() => order.push(`ingest ${i}`)),
+      );
+      let seenAtLease: unknown = 'not yet';
+      const leased = store.putLease(lease('l1', '198.18.2.1', 'a1', 5000)).then(async () => {
+        order.push('lease');
+        // Answered before the ingests' commit: none of them is visible yet.
+        seenAtLease = await store.getScan('s0');
+      });
+      await Promise.all([...ingests, leased]);
+      expect(order[0]).toBe('lease');
+      expect(order.slice(1)).toEqual(Array.from({ length: 40 }, (_, i) => `ingest ${i}`));
+      expect(seenAtLease).toBeUndefined();
+      expect(await store.getLease('l1')).toEqual(lease('l1', '198.18.2.1', 'a1', 5000));
+      expect(await store.count(undefined, { view: 'history' })).toBe(40);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('group-committed ingests in one tick fail one by one: a bad scan does not take its batch down', async () => {
     const store = await openSqliteStore({ path: join(dir, 'batch.db') });
     try {
