@@ -7,8 +7,9 @@ import { resolveConfig } from '../../src/coordinator/config.js';
 import { WORK_ABANDONED_HEADER, WORK_REQUEST_HEADER } from '../../src/protocol/index.js';
 import type { Store } from '../../src/store/index.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
-import { addScope, bearer, tempDataDir, tokens } from './helpers.js';
+import { addScope, bearer, openApp, tempDataDir, tokens } from './helpers.js';
 import { within } from '../helpers/net.js';
+import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 
 /**
  * Leases made for an agent that never sees them: it gave up waiting (its request timed out while
@@ -206,6 +207,50 @@ describe('lease requests whose answer never reaches the agent', () => {
       const res = await fetch(`${url}/api/v1/agent/work`, { headers: { ...bearer(agents[0]!), [header]: value } });
       expect(res.status, value).toBe(400);
       expect(await res.text()).toContain(header);
+    }
+  });
+});
+
+const missing = postgresMissing();
+
+describe.skipIf(missing !== undefined)('two coordinators on one PostgreSQL: an answer lost from one is given back by the other', () => {
+  const pg = usePostgres();
+  const apps: FastifyInstance[] = [];
+  const cleanups: (() => void)[] = [];
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    for (const cleanup of cleanups) cleanup();
+  });
+
+  test("the agent moves on to the second coordinator at once, names the lost request there, and gets the first one's leases back", async () => {
+    const schema = pg.freshSchema();
+    const open = async (): Promise<{ app: FastifyInstance; url: string }> => {
+      const data = tempDataDir();
+      cleanups.push(data.cleanup);
+      const app = await openApp(data.dir, Date.now, { postgresUrl: pg.url(), postgresSchema: schema, leaseSeconds: 900 });
+      apps.push(app);
+      return { app, url: await app.listen({ host: '127.0.0.1', port: 0 }) };
+    };
+    const a = await open();
+    const b = await open();
+    const t = await tokens(a.app);
+    await addScope(a.app, t.admin, [{ range: '127.0.5.1-127.0.5.8', tags: ['loop'] }]);
+    const proxy = await cuttingProxy(Number(new URL(a.url).port));
+    try {
+      proxy.mode = 'cut';
+      const client = new CoordinatorClient([proxy.url, b.url], t.agents[0]!, 5_000);
+      const store = b.app.coordinator.store;
+      const answer = await client.getWork(2);
+      const items = answer.items ?? [];
+      expect(items).toHaveLength(2);
+      // A leased two hosts under the first attempt's key and its answer was cut; B, asked at once
+      // with that key named, gave them back and leased them again: two leases in all, not four.
+      const held = await store.listLeases();
+      expect(held.map((l) => l.id).sort()).toEqual(items.map((i) => i.leaseId).sort());
+      expect(items.every((i) => i.reason === 'expired')).toBe(true);
+      expect(client.abandonedWorkRequests).toHaveLength(0);
+    } finally {
+      await proxy.close();
     }
   });
 });
