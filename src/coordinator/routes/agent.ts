@@ -52,10 +52,7 @@ function releaseIfUndelivered(
   req: FastifyRequest,
   reply: FastifyReply,
 ): void {
-  let done = false;
   const release = (when: string): void => {
-    if (done) return;
-    done = true;
     const ids = items.map((item) => item.leaseId);
     coordinator.releaseLeases(agent.id, ids).then(
       (released) =>
