@@ -44,3 +44,34 @@ test('one coordinator learns what is pending when asked or once LEARN_INTERVAL_M
   await learning.sweep(rig.clock.now(), false);
   expect(await revision()).toBeGreaterThan(before);
 });
+
+test('results that piled up are learned a batch at a time, with a turn of the event loop between batches; a short remainder waits', async () => {
+  rig = await openUnitRig({ scope: [{ range: '198.18.6.0/29', tags: ['web'] }] });
+  const { learner, policies } = rig.units;
+  await policies.set('', { strategy: 'top-k', budget: 3, periodSeconds: null });
+  const strategy = learner.strategy('');
+  const events: string[] = [];
+  const observe = strategy.observe.bind(strategy);
+  strategy.observe = (batch) => {
+    events.push(`observe ${batch.length}`);
+    return observe(batch);
+  };
+  const result = (i: number) => ({
+    ip: `198.18.6.${i}`,
+    tags: ['web'],
+    prefix: '198.18.6.0/24',
+    epoch: 1,
+    probed: [22, 80, 443],
+    open: [80],
+    previousOpen: [],
+    sweep: false,
+  });
+  // Ten results in one turn (learnBatchSize is 4 in the rig): two full batches now, two wait.
+  for (let i = 0; i < 10; i++) learner.add('', result(i), rig.clock.now());
+  setImmediate(() => events.push('another turn'));
+  await learner.settled();
+  expect(events).toEqual(['observe 4', 'another turn', 'observe 4']);
+  // A flush (the sweep's, or shutdown's) learns the remainder too.
+  await learner.flush('', rig.clock.now());
+  expect(events).toEqual(['observe 4', 'another turn', 'observe 4', 'observe 2']);
+});
