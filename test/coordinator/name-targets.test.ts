@@ -236,8 +236,12 @@ describe('portbandit serve with --dns (the real server: config, timers, HTTP on 
       let ips: string[] = [];
       await within(5000, async () => {
         const res = await fetch(`${base}/api/v1/agent/work?max=8`, { headers: bearer(made.token) });
-        const body = (await res.json()) as { items: WorkItem[] };
-        ips = [...ips, ...body.items.map((w) => w.ip)];
+        const text = await res.text();
+        // Any other answer fails here with what it was (a 503 or an answer without items).
+        expect(res.status, text).toBe(200);
+        const body = JSON.parse(text) as { items?: WorkItem[] };
+        expect(body.items, text).toBeDefined();
+        ips = [...ips, ...body.items!.map((w) => w.ip)];
         return ips.length >= 2;
       });
       expect(ips.sort()).toEqual(['198.18.40.1', '198.18.40.2']);

@@ -126,7 +126,7 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       const max = req.query.max ?? 1;
       const agent = agentOf(req);
       // An agent that gave up waiting (a stalled coordinator) is not handed leases it never sees.
-      if (agentGone(req)) return { work: null, retryAfterMs: coordinator.config.retryAfterMs };
+      if (agentGone(req)) return { work: null, ...(max > 1 ? { items: [] } : {}), retryAfterMs: coordinator.config.retryAfterMs };
       const features = (req.headers[WORK_FEATURES_HEADER] ?? '').split(',').map((f) => f.trim());
       const portRanges = features.includes(WORK_FEATURE_PORT_RANGES);
       const silentRounds = features.includes(WORK_FEATURE_SILENT_ROUNDS);
