@@ -296,8 +296,10 @@ class SqliteStore implements Store {
     } catch (error) {
       return Promise.reject(wrapError(error, `serialising ${collection}/${key}`));
     }
-    // Grouped with the lease writes: the coordinator's cycle position (a document) then never
-    // commits ahead of the leases for the targets it has handed out, so a crash skips none.
+    // Grouped, behind the lease writes (leases commit first): the coordinator's cycle position (a
+    // document) then never commits ahead of the leases for the targets it has handed out, so a
+    // crash skips none. A crash between the leases' commit and the next one (the same turn's
+    // other writes) leaves the position behind them: those addresses are handed out again.
     return this.batched('writing a document', false, () => {
       const row = this.stmt.docGet.get(collection, key) as Row | undefined;
       const current = row ? (row.revision as number) : 0;
