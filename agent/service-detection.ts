@@ -27,7 +27,7 @@ export interface HostDetection {
   readonly ports: readonly PortResult[];
   /** Wall time of the nmap process that scanned this host. */
   readonly durationMs: number;
-  /** Set when that nmap process failed; `ports` is then empty. */
+  /** Set when that nmap process failed, left the host out or timed it out; `ports` is then empty. */
   readonly error?: string;
 }
 
@@ -94,8 +94,14 @@ export async function detectServices(
           timing: [...(options.timing ?? []), '--min-hostgroup', String(run.targets.length)],
           ...(options.signal ? { signal: options.signal } : {}),
         });
-        const byIp = new Map(r.run.hosts.map((h) => [h.ip, h.ports]));
-        for (const ip of run.targets) out.set(ip, { ports: byIp.get(ip) ?? [], durationMs: r.durationMs });
+        const byIp = new Map(r.run.hosts.map((h) => [h.ip, h]));
+        for (const ip of run.targets) {
+          // A host nmap left out of its report, or gave up on at --host-timeout, was not looked at:
+          // an error, never an empty (all closed) answer.
+          const host = byIp.get(ip);
+          const error = !host ? 'nmap did not report the host' : host.timedOut ? 'nmap gave up on the host at --host-timeout' : undefined;
+          out.set(ip, error ? { ports: [], durationMs: r.durationMs, error } : { ports: host!.ports, durationMs: r.durationMs });
+        }
       } catch (error) {
         if (!isPortbanditError(error) || options.signal?.aborted) throw error;
         options.log?.(

@@ -86,14 +86,36 @@ describe.skipIf(!tools.nmap)('detectServices with real nmap on loopback', () => 
         hostsPerRun: 16,
       },
     );
-    // nmap lists every port it was given (closed ones as closed): one port each means no host got
-    // the other's port.
-    expect(out.get('127.0.0.1')!.ports.map((p) => [p.port, p.state, p.service])).toEqual([[ssh, 'open', 'ssh']]);
-    expect(out.get('127.0.0.2')!.ports.map((p) => [p.port, p.state, p.service])).toEqual([[smtp, 'open', 'smtp']]);
+    // A failed run first, with what nmap said (a run's ports are empty when it failed).
     for (const d of out.values()) {
       expect(d.error).toBeUndefined();
       expect(d.durationMs).toBeGreaterThan(0);
     }
+    // nmap lists every port it was given (closed ones as closed): one port each means no host got
+    // the other's port.
+    expect(out.get('127.0.0.1')!.ports.map((p) => [p.port, p.state, p.service])).toEqual([[ssh, 'open', 'ssh']]);
+    expect(out.get('127.0.0.2')!.ports.map((p) => [p.port, p.state, p.service])).toEqual([[smtp, 'open', 'smtp']]);
+  });
+
+  test('a host nmap gives up on at --host-timeout is an error, never an empty (nothing open) answer', async () => {
+    // A service that accepts and never says a word: -sV waits on it past a 1 s host time-out.
+    const silent = createServer((socket) => {
+      socket.on('error', () => socket.destroy());
+      socket.setTimeout(5000, () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.3', resolve));
+    servers.push(silent);
+    const port = (silent.address() as { port: number }).port;
+    const out = await detectServices(new Map([['127.0.0.3', [port]]]), {
+      allow: AllowList.parse(['127.0.0.0/8']),
+      versionDetection: true,
+      scripts: [],
+      scriptsAllow: new Set(),
+      hostTimeoutSeconds: 1,
+      parallel: 1,
+      hostsPerRun: 16,
+    });
+    expect(out.get('127.0.0.3')).toMatchObject({ ports: [], error: 'nmap gave up on the host at --host-timeout' });
   });
 
   test('a failed run marks only its own hosts; the other run still reports', async () => {
