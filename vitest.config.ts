@@ -32,10 +32,12 @@ export default defineConfig({
           globalSetup: ['test/helpers/postgres-global.ts'],
         },
       },
-      // The lab is one per machine: its files take turns in one worker. vitest runs such a
-      // project after the parallel files, so `npm test` (scripts/test.mjs) starts it as a vitest
-      // process of its own beside the unit run; a plain `npx vitest run` runs it last.
-      { test: { ...shared, name: 'lab', include: LAB_FILES, fileParallelism: false } },
+      // Two labs can be up at once (src/lab/topology.ts, instances 0 and 1): the lab files run two
+      // at a time, each taking whichever lab is free (`labUp({ instance: 'any' })`, which waits
+      // while both are taken). `npm test` (scripts/test.mjs) starts this project as a vitest
+      // process of its own beside the unit run, so that its waiting on the network overlaps the
+      // unit files' CPU.
+      { test: { ...shared, name: 'lab', include: LAB_FILES } },
     ],
   },
 });

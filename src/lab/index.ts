@@ -1,4 +1,14 @@
-export { LAB, labHostAddress, labHostNs, labMasscanRoute, isLabSafeAddress, assertLabSafeAddress } from './topology.js';
+export {
+  LAB,
+  LAB_INSTANCES,
+  type LabTopology,
+  labTopology,
+  labHostAddress,
+  labHostNs,
+  labMasscanRoute,
+  isLabSafeAddress,
+  assertLabSafeAddress,
+} from './topology.js';
 export { type LabServiceKind, type LabService, labServiceKind, expectedNmapService } from './services.js';
 export {
   type LabHost,

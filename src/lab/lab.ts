@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import pMap from 'p-map';
 import { PortbanditError } from '../core/index.js';
 import { generateObservations } from '../../simulator/synthetic/index.js';
-import { LAB, assertLabSafeAddress, labHostAddress, labHostNs, labMasscanRoute } from './topology.js';
+import { LAB, LAB_INSTANCES, assertLabSafeAddress, labHostAddress, labHostNs, labMasscanRoute, labTopology } from './topology.js';
 import { type LabService, labServiceKind } from './services.js';
 import { type LabClosedPolicy, applyClosedPolicy, nftUnavailableReason, parseClosedPolicy } from './closed-ports.js';
 
@@ -33,6 +33,8 @@ export interface LabState {
   readonly closed?: LabClosedPolicy;
   readonly hosts: readonly LabHost[];
   readonly masscan: ReturnType<typeof labMasscanRoute>;
+  /** Which lab this is (absent in older state files: 0, the CLI's). */
+  readonly instance?: number;
 }
 
 export interface LabUpOptions {
@@ -47,12 +49,27 @@ export interface LabUpOptions {
   closed?: LabClosedPolicy;
   /** How long to wait for another process's lab to be taken down (default 10 minutes). */
   waitMs?: number;
+  /**
+   * Which lab to build (default 0, the CLI's; see `LAB_INSTANCES`), or `any`: the first one no
+   * other process holds (the test files, which then run two at a time). A process that already
+   * holds a lab builds that one again.
+   */
+  instance?: number | 'any';
   log?: (line: string) => void;
 }
 
-/** Where the lab's state lives ($PORTBANDIT_LAB_STATE overrides). */
-export function labStatePath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.PORTBANDIT_LAB_STATE ?? '/run/portbandit-lab/state.json';
+/** Where a lab's state lives ($PORTBANDIT_LAB_STATE overrides instance 0's; the others sit beside it). */
+export function labStatePath(env: NodeJS.ProcessEnv = process.env, instance = 0): string {
+  const base = env.PORTBANDIT_LAB_STATE ?? '/run/portbandit-lab/state.json';
+  return instance === 0 ? base : join(dirname(base), `state-${labTopology(instance).instance}.json`);
+}
+
+/** The lab instances, 0 .. LAB_INSTANCES - 1. */
+const INSTANCES = Array.from({ length: LAB_INSTANCES }, (_, i) => i);
+
+/** Whether any lab's state file is on disk (then some lab is up, or was when its process died). */
+function anyLabState(): boolean {
+  return INSTANCES.some((i) => existsSync(labStatePath(process.env, i)));
 }
 
 /** Whether this process may build a lab (root, `ip` present). Returns the reason when not. */
@@ -85,7 +102,7 @@ async function ipQuiet(args: readonly string[]): Promise<boolean> {
   }
 }
 
-function readState(path = labStatePath()): LabState | null {
+function readState(path: string): LabState | null {
   if (!existsSync(path)) return null;
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as LabState;
@@ -97,7 +114,7 @@ function readState(path = labStatePath()): LabState | null {
   }
 }
 
-function writeState(state: LabState, path = labStatePath()): void {
+function writeState(state: LabState, path: string): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(`${path}.tmp`, JSON.stringify(state, null, 2));
   renameSync(`${path}.tmp`, path);
@@ -150,39 +167,40 @@ export async function raiseLabGuard(): Promise<() => Promise<void>> {
       return;
     }
     rmSync(labGuardPath(), { force: true });
-    if (!existsSync(labStatePath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
+    if (!anyLabState()) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
   };
 }
 
-function lockPath(): string {
-  return join(dirname(labStatePath()), 'owner.pid');
+function lockPath(instance: number): string {
+  return join(dirname(labStatePath()), instance === 0 ? 'owner.pid' : `owner-${instance}.pid`);
 }
 
 /**
- * The lab's owner holds an abstract Unix socket (Linux): binding it is atomic, only one live
+ * A lab's owner holds an abstract Unix socket (Linux): binding it is atomic, only one live
  * process can hold it, and the kernel lets go when that process dies — no stale lock to clean up,
  * no check-then-write race between two processes that start a lab at the same moment. The
- * owner's pid is also written to owner.pid, for the messages only.
+ * owner's pid is also written to owner.pid, for the messages only. Each instance has its own.
  */
-function lockSocketName(): string {
-  return `\0portbandit-lab:${labStatePath()}`;
+function lockSocketName(instance: number): string {
+  return `\0portbandit-lab:${labStatePath(process.env, instance)}`;
 }
 
-let heldLock: Server | null = null;
+/** The instance this process holds (at most one) and its lock. */
+let held: { instance: number; server: Server } | null = null;
 
-/** Try to take the lab's lock; true when this process holds it (now or already). */
-async function tryLock(): Promise<boolean> {
-  if (heldLock) return true;
+/** Try to take lab `instance`'s lock; true when this process holds it (now or already). */
+async function tryLock(instance: number): Promise<boolean> {
+  if (held) return held.instance === instance;
   const server = createServer();
   const ok = await new Promise<boolean>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? resolve(false) : reject(error)));
-    server.listen(lockSocketName(), () => resolve(true));
+    server.listen(lockSocketName(instance), () => resolve(true));
   });
   if (!ok) return false;
   server.unref();
-  heldLock = server;
-  mkdirSync(dirname(lockPath()), { recursive: true });
-  writeFileSync(lockPath(), String(process.pid));
+  held = { instance, server };
+  mkdirSync(dirname(lockPath(instance)), { recursive: true });
+  writeFileSync(lockPath(instance), String(process.pid));
   return true;
 }
 
@@ -192,11 +210,13 @@ let pinned = false;
 /**
  * The lab's cross-process lock, for callers that need the lab across several `labUp`/`labDown`
  * calls (a test file that takes its lab down and checks that a second `labDown` finds nothing).
+ * `instance` as for `labUp` (default: the one this process holds, else 0).
  */
 export const labLock = {
-  async acquire(options: { waitMs?: number; log?: (line: string) => void } = {}): Promise<void> {
-    await acquireLab(options.waitMs ?? 10 * 60_000, options.log ?? (() => {}));
+  async acquire(options: { waitMs?: number; log?: (line: string) => void; instance?: number | 'any' } = {}): Promise<number> {
+    const instance = await acquireLab(options.instance ?? held?.instance ?? 0, options.waitMs ?? 10 * 60_000, options.log ?? (() => {}));
     pinned = true;
+    return instance;
   },
   release(): void {
     pinned = false;
@@ -205,16 +225,16 @@ export const labLock = {
 };
 
 function releaseLock(): void {
-  if (pinned) return;
-  heldLock?.close();
-  heldLock = null;
-  rmSync(lockPath(), { force: true });
+  if (pinned || !held) return;
+  held.server.close();
+  rmSync(lockPath(held.instance), { force: true });
+  held = null;
 }
 
-/** Who holds the lock, for messages: the pid in owner.pid, or "another process". */
-function ownerName(): string {
+/** Who holds lab `instance`'s lock, for messages: the pid in its owner file, or "another process". */
+function ownerName(instance: number): string {
   try {
-    const pid = Number(readFileSync(lockPath(), 'utf8'));
+    const pid = Number(readFileSync(lockPath(instance), 'utf8'));
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) return `process ${pid}`;
   } catch {
     // not written yet
@@ -223,37 +243,41 @@ function ownerName(): string {
 }
 
 /**
- * The lab is one per machine (namespaces, links and routes are global), so one process owns it
+ * A lab is one per instance (namespaces, links and routes are global), so one process owns it
  * from `labUp` to `labDown`. Another process waits for it (tests in parallel workers take turns)
  * instead of tearing down a lab that is being scanned — which would send the probes off the machine.
+ * `any` takes the first instance free (the one this process holds, if it holds one). Resolves with
+ * the instance held.
  */
-async function acquireLab(waitMs: number, log: (line: string) => void): Promise<void> {
+async function acquireLab(wanted: number | 'any', waitMs: number, log: (line: string) => void): Promise<number> {
+  const candidates = wanted === 'any' ? (held ? [held.instance] : INSTANCES) : [labTopology(wanted).instance];
+  if (held && !candidates.includes(held.instance)) {
+    throw new PortbanditError('PB_ERR_LAB', `this process holds lab ${held.instance}; take it down before building lab ${wanted}`);
+  }
   const deadline = Date.now() + waitMs;
   let said = false;
   for (;;) {
-    if (await tryLock()) return;
+    for (const instance of candidates) if (await tryLock(instance)) return instance;
+    const owners = candidates.map((i) => `${ownerName(i)}${LAB_INSTANCES > 1 ? ` (lab ${i})` : ''}`).join(', ');
     if (Date.now() > deadline) {
-      throw new PortbanditError(
-        'PB_ERR_LAB',
-        `the lab is in use by ${ownerName()}; wait for it or stop it, then run \`portbandit lab down\``,
-      );
+      throw new PortbanditError('PB_ERR_LAB', `the lab is in use by ${owners}; wait for it or stop it, then run \`portbandit lab down\``);
     }
     if (!said) {
-      log(`lab: waiting for ${ownerName()}, which is using the lab`);
+      log(`lab: waiting for ${owners}, which is using the lab`);
       said = true;
     }
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 
-/** The lab's current state, or null when no lab is up. */
-export function labStatus(): LabState | null {
-  return readState();
+/** A lab's current state (default: the one this process holds, else 0), or null when it is not up. */
+export function labStatus(instance = held?.instance ?? 0): LabState | null {
+  return readState(labStatePath(process.env, instance));
 }
 
 /** Per-host services for every epoch of the profile, cut to the lab's limits. */
 function planServices(
-  options: Required<Omit<LabUpOptions, 'log' | 'waitMs' | 'closed'>>,
+  options: Required<Omit<LabUpOptions, 'log' | 'waitMs' | 'closed' | 'instance'>>,
 ): Array<Array<{ tags: string[]; services: LabService[] }>> {
   const plan: Array<Array<{ tags: string[]; services: LabService[] }>> = [];
   const hostIndex = new Map<string, number>();
@@ -339,30 +363,31 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
   if (!Number.isInteger(resolved.hosts) || resolved.hosts < 1 || resolved.hosts > LAB.maxHosts) {
     throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected 1-${LAB.maxHosts} hosts, got ${resolved.hosts}`, { where: '--hosts' });
   }
-  for (const a of [LAB.rootAddress, LAB.gatewayAddress, LAB.bridgeAddress]) assertLabSafeAddress(a, 'lab topology');
   const plan = planServices(resolved);
-  await acquireLab(options.waitMs ?? 10 * 60_000, log);
-  await teardown(() => {});
+  const instance = await acquireLab(options.instance ?? 0, options.waitMs ?? 10 * 60_000, log);
+  const topo = labTopology(instance);
+  for (const a of [topo.rootAddress, topo.gatewayAddress, topo.bridgeAddress]) assertLabSafeAddress(a, 'lab topology');
+  await teardown(instance, () => {});
   log(
-    `lab: creating gateway ${LAB.gatewayNs} and ${resolved.hosts} hosts in ${LAB.hostNetwork}; closed ports ${closed === 'drop' ? 'drop TCP silently' : 'answer RST'}`,
+    `lab: creating gateway ${topo.gatewayNs} and ${resolved.hosts} hosts in ${topo.hostNetwork}; closed ports ${closed === 'drop' ? 'drop TCP silently' : 'answer RST'}`,
   );
   try {
-    await ip(['netns', 'add', LAB.gatewayNs]);
-    await ip(['link', 'add', LAB.rootLink, 'type', 'veth', 'peer', 'name', LAB.gatewayLink]);
-    await ip(['link', 'set', LAB.gatewayLink, 'netns', LAB.gatewayNs]);
-    await ip(['addr', 'add', `${LAB.rootAddress}/${LAB.transferPrefixLength}`, 'dev', LAB.rootLink]);
-    await ip(['link', 'set', LAB.rootLink, 'up']);
-    const gw = ['-n', LAB.gatewayNs];
-    await ip([...gw, 'addr', 'add', `${LAB.gatewayAddress}/${LAB.transferPrefixLength}`, 'dev', LAB.gatewayLink]);
-    await ip([...gw, 'link', 'set', LAB.gatewayLink, 'up']);
+    await ip(['netns', 'add', topo.gatewayNs]);
+    await ip(['link', 'add', topo.rootLink, 'type', 'veth', 'peer', 'name', topo.gatewayLink]);
+    await ip(['link', 'set', topo.gatewayLink, 'netns', topo.gatewayNs]);
+    await ip(['addr', 'add', `${topo.rootAddress}/${topo.transferPrefixLength}`, 'dev', topo.rootLink]);
+    await ip(['link', 'set', topo.rootLink, 'up']);
+    const gw = ['-n', topo.gatewayNs];
+    await ip([...gw, 'addr', 'add', `${topo.gatewayAddress}/${topo.transferPrefixLength}`, 'dev', topo.gatewayLink]);
+    await ip([...gw, 'link', 'set', topo.gatewayLink, 'up']);
     await ip([...gw, 'link', 'set', 'lo', 'up']);
-    await ip([...gw, 'link', 'add', LAB.bridge, 'type', 'bridge']);
-    await ip([...gw, 'addr', 'add', `${LAB.bridgeAddress}/${LAB.hostPrefixLength}`, 'dev', LAB.bridge]);
-    await ip([...gw, 'link', 'set', LAB.bridge, 'up']);
-    await execa('ip', ['netns', 'exec', LAB.gatewayNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await ip([...gw, 'link', 'add', topo.bridge, 'type', 'bridge']);
+    await ip([...gw, 'addr', 'add', `${topo.bridgeAddress}/${topo.hostPrefixLength}`, 'dev', topo.bridge]);
+    await ip([...gw, 'link', 'set', topo.bridge, 'up']);
+    await execa('ip', ['netns', 'exec', topo.gatewayNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     // The lab's hosts are reached through the gateway; the rest of 198.18.0.0/15 goes nowhere.
     await ip(['route', 'replace', 'blackhole', LAB.safetyNetwork]);
-    await ip(['route', 'replace', LAB.hostNetwork, 'via', LAB.gatewayAddress, 'dev', LAB.rootLink]);
+    await ip(['route', 'replace', topo.hostNetwork, 'via', topo.gatewayAddress, 'dev', topo.rootLink]);
 
     // Hosts are independent (their own namespace, veth pair and daemon): set them up a few at a
     // time, so the process starts (ip, nft, the services daemon) overlap instead of queueing.
@@ -370,18 +395,19 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
     const hosts: LabHost[] = await pMap(
       Array.from({ length: resolved.hosts }, (_, i) => i),
       async (i): Promise<LabHost> => {
-        const ns = labHostNs(i);
-        const addr = labHostAddress(i);
+        const ns = labHostNs(i, instance);
+        const addr = labHostAddress(i, instance);
+        const [peer, own] = [`${topo.veth.peer}${i}`, `${topo.veth.host}${i}`];
         await ip(['netns', 'add', ns]);
-        await ip(['link', 'add', `pbp${i}`, 'type', 'veth', 'peer', 'name', `pbh${i}`]);
-        await ip(['link', 'set', `pbp${i}`, 'netns', LAB.gatewayNs]);
-        await ip([...gw, 'link', 'set', `pbp${i}`, 'master', LAB.bridge, 'up']);
-        await ip(['link', 'set', `pbh${i}`, 'netns', ns]);
-        await ip(['-n', ns, 'link', 'set', `pbh${i}`, 'name', 'eth0']);
-        await ip(['-n', ns, 'addr', 'add', `${addr}/${LAB.hostPrefixLength}`, 'dev', 'eth0']);
+        await ip(['link', 'add', peer, 'type', 'veth', 'peer', 'name', own]);
+        await ip(['link', 'set', peer, 'netns', topo.gatewayNs]);
+        await ip([...gw, 'link', 'set', peer, 'master', topo.bridge, 'up']);
+        await ip(['link', 'set', own, 'netns', ns]);
+        await ip(['-n', ns, 'link', 'set', own, 'name', 'eth0']);
+        await ip(['-n', ns, 'addr', 'add', `${addr}/${topo.hostPrefixLength}`, 'dev', 'eth0']);
         await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
         await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-        await ip(['-n', ns, 'route', 'add', 'default', 'via', LAB.bridgeAddress]);
+        await ip(['-n', ns, 'route', 'add', 'default', 'via', topo.bridgeAddress]);
         const planned = plan[0]?.[i] ?? { tags: [], services: [] };
         await applyClosedPolicy(ns, closed, planned.services);
         const pid = await startDaemon({ ns, services: planned.services });
@@ -391,19 +417,23 @@ export async function labUp(options: LabUpOptions): Promise<LabState> {
       },
       { concurrency: SETUP_CONCURRENCY },
     );
-    const state: LabState = { version: 1, ...resolved, closed, epoch: 0, hosts, masscan: labMasscanRoute() };
-    writeState(state);
+    const state: LabState = { version: 1, ...resolved, closed, epoch: 0, hosts, masscan: labMasscanRoute(instance), instance };
+    writeState(state, labStatePath(process.env, instance));
     return state;
   } catch (error) {
-    await teardown(() => {});
+    await teardown(instance, () => {});
     releaseLock();
     throw error;
   }
 }
 
-/** Step the lab to the next epoch of its profile: hosts whose services changed are restarted. */
-export async function labEpoch(options: { log?: (line: string) => void } = {}): Promise<LabState> {
-  const state = readState();
+/**
+ * Step a lab (default: the one this process holds, else 0) to the next epoch of its profile:
+ * hosts whose services changed are restarted.
+ */
+export async function labEpoch(options: { log?: (line: string) => void; instance?: number } = {}): Promise<LabState> {
+  const path = labStatePath(process.env, options.instance ?? held?.instance ?? 0);
+  const state = readState(path);
   if (!state) throw new PortbanditError('PB_ERR_LAB', 'no lab is up; run `portbandit lab up` first');
   const next = state.epoch + 1;
   if (next >= state.epochs) throw new PortbanditError('PB_ERR_LAB', `the lab was built for ${state.epochs} epochs; it is at the last one`);
@@ -430,7 +460,7 @@ export async function labEpoch(options: { log?: (line: string) => void } = {}): 
     { concurrency: SETUP_CONCURRENCY },
   );
   const updated: LabState = { ...state, epoch: next, hosts };
-  writeState(updated);
+  writeState(updated, path);
   options.log?.(`lab: epoch ${next}, ${changed} hosts changed`);
   return updated;
 }
@@ -454,21 +484,36 @@ async function waitForNoPids(ns: string): Promise<void> {
 }
 
 /**
- * Remove every namespace, link, route and process the lab made — found by name, so it also
- * cleans up after a crash that lost the state file. Safe to call when nothing is up.
+ * Remove every namespace, link, route and process a lab made — found by name, so it also cleans
+ * up after a crash that lost the state file. Safe to call when nothing is up. Which lab: the one
+ * this process holds; otherwise `instance`, or every lab no running process holds (`portbandit
+ * lab down`), failing after that if another process holds one.
  */
-export async function labDown(options: { log?: (line: string) => void } = {}): Promise<{ namespaces: number }> {
-  if (!(await tryLock())) {
-    throw new PortbanditError('PB_ERR_LAB', `the lab belongs to running ${ownerName()}; it takes the lab down itself (or stop it first)`);
+export async function labDown(options: { log?: (line: string) => void; instance?: number } = {}): Promise<{ namespaces: number }> {
+  const log = options.log ?? (() => {});
+  const instances = held ? [held.instance] : options.instance !== undefined ? [labTopology(options.instance).instance] : INSTANCES;
+  let namespaces = 0;
+  const owned: number[] = [];
+  for (const instance of instances) {
+    if (!(await tryLock(instance))) {
+      owned.push(instance);
+      continue;
+    }
+    try {
+      namespaces += (await teardown(instance, log)).namespaces;
+    } finally {
+      releaseLock();
+    }
   }
-  try {
-    return await teardown(options.log ?? (() => {}));
-  } finally {
-    releaseLock();
+  if (owned.length > 0) {
+    const who = owned.map((i) => `${ownerName(i)}${LAB_INSTANCES > 1 ? ` (lab ${i})` : ''}`).join(', ');
+    throw new PortbanditError('PB_ERR_LAB', `the lab belongs to running ${who}; it takes the lab down itself (or stop it first)`);
   }
+  return { namespaces };
 }
 
-async function teardown(log: (line: string) => void): Promise<{ namespaces: number }> {
+async function teardown(instance: number, log: (line: string) => void): Promise<{ namespaces: number }> {
+  const topo = labTopology(instance);
   let list = '';
   try {
     list = (await execa('ip', ['netns', 'list'], { timeout: 5000 })).stdout;
@@ -478,7 +523,7 @@ async function teardown(log: (line: string) => void): Promise<{ namespaces: numb
   const namespaces = list
     .split('\n')
     .map((l) => l.split(' ')[0]!)
-    .filter((n) => n.startsWith(LAB.hostNsPrefix));
+    .filter((n) => n.startsWith(topo.hostNsPrefix));
   await pMap(
     namespaces,
     async (ns) => {
@@ -487,11 +532,11 @@ async function teardown(log: (line: string) => void): Promise<{ namespaces: numb
     },
     { concurrency: SETUP_CONCURRENCY },
   );
-  await ipQuiet(['route', 'del', LAB.hostNetwork]);
-  // A standing guard (see labGuardPath) keeps the blackhole between labs; otherwise it goes with the lab.
-  if (!existsSync(labGuardPath())) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
-  await ipQuiet(['link', 'del', LAB.rootLink]);
-  rmSync(labStatePath(), { force: true });
+  await ipQuiet(['route', 'del', topo.hostNetwork]);
+  await ipQuiet(['link', 'del', topo.rootLink]);
+  rmSync(labStatePath(process.env, instance), { force: true });
+  // A standing guard (see labGuardPath) keeps the blackhole between labs; otherwise it goes with the last lab.
+  if (!existsSync(labGuardPath()) && !anyLabState()) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
   if (namespaces.length > 0) log(`lab: removed ${namespaces.length} namespaces`);
   return { namespaces: namespaces.length };
 }

@@ -1,7 +1,7 @@
 import { PortbanditError } from '../core/index.js';
 
 /**
- * The lab's fixed topology. Everything it creates is named with a `pb` prefix and addressed in
+ * The lab's topology. Everything it creates is named with a `pb` prefix and addressed in
  * 198.18.0.0/15 (RFC 2544's benchmarking range) and nowhere else:
  *
  *   root ns  pblab0 198.19.255.253/30 ──veth── pbgw0 198.19.255.254/30  [ns pb-lab-gw]
@@ -13,6 +13,11 @@ import { PortbanditError } from '../core/index.js';
  * (masscan) have a router to address (`--router-ip`), exactly as on a real network.
  * A blackhole route for the whole 198.18.0.0/15 in the root namespace keeps any stray probe to
  * an address that is not a lab host from ever leaving the machine.
+ *
+ * That is lab instance 0, the one the CLI builds. Instance 1 is a second, independent lab with
+ * its own names, links and addresses (`pb-lab1-*`, pblab1/pbgw1/pbbr1, 198.19.255.249/30, hosts
+ * from 198.18.129.10 in 198.18.128.0/17, whose route is more specific than instance 0's /16):
+ * the test run builds two labs at once, so that its lab files need not wait for each other.
  */
 export const LAB = {
   gatewayNs: 'pb-lab-gw',
@@ -29,6 +34,60 @@ export const LAB = {
   safetyNetwork: '198.18.0.0/15',
   maxHosts: 4000,
 } as const;
+
+/** How many labs can be up at once (instances 0 .. LAB_INSTANCES - 1). */
+export const LAB_INSTANCES = 2;
+
+/** One lab instance's names and addresses (instance 0 is `LAB`). */
+export interface LabTopology {
+  readonly instance: number;
+  readonly gatewayNs: string;
+  readonly hostNsPrefix: string;
+  readonly rootLink: string;
+  readonly gatewayLink: string;
+  readonly bridge: string;
+  readonly rootAddress: string;
+  readonly gatewayAddress: string;
+  readonly transferPrefixLength: number;
+  readonly bridgeAddress: string;
+  readonly hostNetwork: string;
+  readonly hostPrefixLength: number;
+  /** Host 0's address; host i's is i past it. */
+  readonly firstHost: string;
+  /** The names of host i's veth pair before it moves into its namespaces: `${peer}${i}`, `${host}${i}`. */
+  readonly veth: { readonly peer: string; readonly host: string };
+}
+
+const TOPOLOGIES: readonly LabTopology[] = [
+  { instance: 0, ...LAB, firstHost: '198.18.1.10', veth: { peer: 'pbp', host: 'pbh' } },
+  {
+    instance: 1,
+    gatewayNs: 'pb-lab1-gw',
+    hostNsPrefix: 'pb-lab1-',
+    rootLink: 'pblab1',
+    gatewayLink: 'pbgw1',
+    bridge: 'pbbr1',
+    rootAddress: '198.19.255.249',
+    gatewayAddress: '198.19.255.250',
+    transferPrefixLength: 30,
+    bridgeAddress: '198.18.128.1',
+    hostNetwork: '198.18.128.0/17',
+    hostPrefixLength: 17,
+    firstHost: '198.18.129.10',
+    veth: { peer: 'pbp1-', host: 'pbh1-' },
+  },
+];
+
+/** Lab instance `instance`'s topology; throws PB_ERR_FLAG_VALUE for an instance that does not exist. */
+export function labTopology(instance = 0): LabTopology {
+  const topology = Number.isInteger(instance) ? TOPOLOGIES[instance] : undefined;
+  if (!topology) {
+    throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected a lab instance 0-${LAB_INSTANCES - 1}, got ${instance}`, {
+      where: 'lab instance',
+    });
+  }
+  return topology;
+}
 
 function ipv4ToInt(ip: string): number {
   const parts = ip.split('.').map(Number);
@@ -58,21 +117,22 @@ export function assertLabSafeAddress(ip: string, where: string): void {
   }
 }
 
-/** Lab host i's address: 198.18.1.10, 198.18.1.11, … (inside 198.18.0.0/16). */
-export function labHostAddress(index: number): string {
+/** Lab host i's address: 198.18.1.10, 198.18.1.11, … (inside 198.18.0.0/16; instance 1: 198.18.129.10, … in 198.18.128.0/17). */
+export function labHostAddress(index: number, instance = 0): string {
   if (!Number.isInteger(index) || index < 0 || index >= LAB.maxHosts) {
     throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected a lab host index 0-${LAB.maxHosts - 1}, got ${index}`, { where: '--hosts' });
   }
-  const ip = intToIpv4(ipv4ToInt('198.18.1.10') + index);
+  const ip = intToIpv4(ipv4ToInt(labTopology(instance).firstHost) + index);
   assertLabSafeAddress(ip, 'lab host');
   return ip;
 }
 
-export function labHostNs(index: number): string {
-  return `${LAB.hostNsPrefix}${index}`;
+export function labHostNs(index: number, instance = 0): string {
+  return `${labTopology(instance).hostNsPrefix}${index}`;
 }
 
 /** masscan needs the adapter, its address and the router to use the lab instead of the default route. */
-export function labMasscanRoute(): { adapter: string; adapterIp: string; routerIp: string } {
-  return { adapter: LAB.rootLink, adapterIp: LAB.rootAddress, routerIp: LAB.gatewayAddress };
+export function labMasscanRoute(instance = 0): { adapter: string; adapterIp: string; routerIp: string } {
+  const t = labTopology(instance);
+  return { adapter: t.rootLink, adapterIp: t.rootAddress, routerIp: t.gatewayAddress };
 }

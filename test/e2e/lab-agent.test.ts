@@ -96,9 +96,17 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
   let state: LabState;
 
   beforeAll(async () => {
-    state = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: 'e2e-agent', epochs: EPOCHS, maxPortsPerHost: 6, log });
+    state = await labUp({
+      hosts: HOSTS,
+      profile: 'enterprise',
+      seed: 'e2e-agent',
+      epochs: EPOCHS,
+      maxPortsPerHost: 6,
+      log,
+      instance: 'any',
+    });
     for (const h of state.hosts) log(`${h.ip}: ${h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing)'}`);
-  }, 900_000); // labUp waits while another test file owns the lab
+  }, 900_000); // labUp waits while other test files own both labs
 
   afterAll(async () => {
     await labDown({ log });
@@ -137,7 +145,15 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
   }, 300_000);
 
   test('over epochs, the adaptive policy keeps every port it found in its next port lists', async () => {
-    state = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: 'e2e-agent', epochs: EPOCHS, maxPortsPerHost: 6, log });
+    state = await labUp({
+      hosts: HOSTS,
+      profile: 'enterprise',
+      seed: 'e2e-agent',
+      epochs: EPOCHS,
+      maxPortsPerHost: 6,
+      log,
+      instance: 'any',
+    });
     // The connect preflight here: one masscan start per (host, round) would cost ~5 s each; the
     // first test covers masscan. No -sV either: learning needs the open ports, not their names.
     // (A budget large enough to fund adaptive's 65,535-port seed sweeps on 5 hosts, 14,600, took
@@ -190,7 +206,7 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
     // host serving the custom ports is swept before the last two (measured: epoch 3), so later
     // lists show whether what it found reached its peers.
     const epochCount = 6;
-    state = await labUp({ hosts, profile: 'enterprise', seed: '3', epochs: epochCount, maxPortsPerHost: 8, log });
+    state = await labUp({ hosts, profile: 'enterprise', seed: '3', epochs: epochCount, maxPortsPerHost: 8, log, instance: 'any' });
     const common = new Set((await loadNmapServices()).top(1000));
     // A budget that funds one 65,535-port seed sweep per epoch (sweepShare 0.9 of budget x hosts)
     // and leaves each other host only 30 probes; resweepEpochs 0 keeps the /24 due every epoch.

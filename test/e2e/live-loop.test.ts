@@ -43,14 +43,17 @@ if (reason) process.stderr.write(`live-loop e2e skipped: ${reason}\n`);
 const SEED = 'live-loop-7';
 const HOSTS = 16;
 /**
- * The scope: the lab's 16 hosts are 198.18.1.10-25; the 4 addresses before them are dead. The
+ * The scope: the lab's 16 hosts are x.y.z.10-25 (198.18.1.10-25 in lab 0, 198.18.129.10-25 in lab
+ * 1, whichever is free); the 4 addresses before them are dead. The
  * default policy's rate funds every port of every address of so small a scope, silent ones
  * included (they cannot be told from a live host behind the firewall): each address costs a
  * 65,535-port sweep per cycle (twice over: one retry), so the addresses set the cycle's time —
  * a /26 (48 dead) made 209 s and 224 s cycles, the /27 (16 dead) 131 s and 133 s in CI.
  */
-const SCOPE = '198.18.1.6-198.18.1.25';
 const FIRST = 6;
+/** The lab's /24 (its hosts' first three octets) and the scope in it. */
+const net24 = (lab: LabState) => lab.hosts[0]!.ip.split('.').slice(0, 3).join('.');
+const scopeOf = (lab: LabState) => `${net24(lab)}.${FIRST}-${net24(lab)}.${FIRST + ADDRESSES - 1}`;
 const ADDRESSES = 20;
 /** nmap --host-timeout for this test (the default policy's is 30 s): the time a silent service costs per round. */
 const HOST_TIMEOUT_SECONDS = 10;
@@ -103,7 +106,7 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
   }
 
   beforeAll(async () => {
-    lab = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: SEED, epochs: 2, closed: 'drop', log });
+    lab = await labUp({ hosts: HOSTS, profile: 'enterprise', seed: SEED, epochs: 2, closed: 'drop', log, instance: 'any' });
     for (const h of lab.hosts) log(`${h.ip}: ${h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing)'}`);
     port = await freePort();
     server = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data', join(data.dir, 'data'), '--log-level', 'warn'], {
@@ -116,7 +119,7 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     }
     admin = /pbk_[A-Za-z0-9_-]+/.exec(serverErr)![0];
     // The README flow: scope, an agent token in a file, the agent with --token-file.
-    await cli('scope', 'add', SCOPE, '--tag', 'lab');
+    await cli('scope', 'add', scopeOf(lab), '--tag', 'lab');
     // The default policy as installed, but for its -sV time-out (what else it holds is unchanged).
     const installed = await api<{ strategy: string; scan: { hostTimeoutSeconds: number } }>('/api/v1/admin/policies/_default');
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/admin/policies/_default`, {
@@ -141,7 +144,7 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
         '--token-file',
         tokenFile,
         '--allow',
-        '198.18.1.0/24',
+        `${net24(lab)}.0/24`,
         '--rate',
         '100000',
         '--screenshots',
@@ -156,7 +159,7 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
       for (const line of chunk.toString().split('\n'))
         if (/preflight|refus|fail|reject|cannot probe|missed open/.test(line)) log(`agent ${line}`);
     });
-  }, 900_000); // labUp waits while another test file owns the lab
+  }, 900_000); // labUp waits while other test files own both labs
 
   afterAll(async () => {
     // The agent first, cancelling its scanners and closing Chromium (two SIGTERMs), so that no
@@ -180,7 +183,7 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     // The scope this test is about: silent services and a custom port no nmap list has, every host in the scope.
     expect(
       lab.hosts.every(
-        (h) => h.ip.startsWith('198.18.1.') && Number(h.ip.split('.')[3]) >= FIRST && Number(h.ip.split('.')[3]) < FIRST + ADDRESSES,
+        (h) => h.ip.startsWith(`${net24(lab)}.`) && Number(h.ip.split('.')[3]) >= FIRST && Number(h.ip.split('.')[3]) < FIRST + ADDRESSES,
       ),
     ).toBe(true);
     expect(served().some((s) => s.kind === 'silent')).toBe(true);

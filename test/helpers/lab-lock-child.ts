@@ -1,13 +1,13 @@
 // A child process for the lab lock tests. `hold LOG`: take the lab's lock, note enter/leave
-// around a pause in LOG, let go. `die`: take the lock and exit without letting go. `try`: exit 0
-// when the lock can be had within 1 s, 3 when another process keeps it.
+// around a pause in LOG, let go. `die`: take the lock and exit without letting go. `try [N]`:
+// exit 0 when lab N's lock (default 0) can be had within 1 s, 3 when another process keeps it.
 import { appendFileSync } from 'node:fs';
 import { labLock } from '../../src/lab/lab.js';
 
 const [mode, log] = process.argv.slice(2);
 if (mode === 'try') {
   try {
-    await labLock.acquire({ waitMs: 1000 });
+    await labLock.acquire({ waitMs: 1000, instance: Number(log ?? 0) });
   } catch {
     process.exit(3);
   }

@@ -10,6 +10,7 @@ import {
   labLock,
   labStatus,
   labUnavailableReason,
+  labTopology,
   labUp,
   parseClosedPolicy,
   type LabState,
@@ -78,8 +79,8 @@ describe.skipIf(reason !== null)('the lab with --closed drop', () => {
   let state: LabState;
 
   beforeAll(async () => {
-    // Waits while another test file owns the lab (the lab is one per machine).
-    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-drop-test', epochs: 3, closed: 'drop' });
+    // Either lab instance; waits while other test files own both.
+    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-drop-test', epochs: 3, closed: 'drop', instance: 'any' });
   }, 900_000);
 
   afterAll(async () => {
@@ -142,11 +143,12 @@ describe.skipIf(reason !== null)('the lab with --closed drop', () => {
 
   test('lab down leaves no namespace and no nftables table behind', async () => {
     await labLock.acquire();
+    const topology = labTopology(state.instance);
     await labDown();
-    expect((await execa('ip', ['netns', 'list'])).stdout).not.toMatch(/pb-lab-/);
+    expect((await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((ns) => ns.startsWith(topology.hostNsPrefix))).toEqual([]);
     // The tables lived in the hosts' namespaces; none was ever put in the root namespace.
     expect((await execa('nft', ['list', 'tables'])).stdout).not.toContain(LAB_NFT_TABLE);
-    expect((await execa('ip', ['route', 'show'])).stdout).not.toContain('198.18.0.0/16 via');
+    expect((await execa('ip', ['route', 'show'])).stdout).not.toContain(`${topology.hostNetwork} via`);
     expect(labStatus()).toBeNull();
   }, 60_000);
 });

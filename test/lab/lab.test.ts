@@ -13,6 +13,7 @@ import {
   labStatus,
   labLock,
   labUnavailableReason,
+  labTopology,
   labUp,
   type LabState,
 } from '../../src/lab/index.js';
@@ -43,6 +44,11 @@ describe('addresses', () => {
     expect(isLabSafeAddress('198.20.0.1')).toBe(false);
     expect(isLabSafeAddress('127.0.0.1')).toBe(false);
     expect(() => labHostAddress(4000)).toThrow(/0-3999/);
+    // The second lab (the test run builds two at once) sits in 198.18.128.0/17, apart from the first's hosts.
+    expect(labHostAddress(0, 1)).toBe('198.18.129.10');
+    expect(isLabSafeAddress(labHostAddress(3999, 1))).toBe(true);
+    expect(Number(labHostAddress(3999, 0).split('.')[2])).toBeLessThan(128);
+    expect(() => labHostAddress(0, 2)).toThrow(/lab instance 0-1/);
   });
 });
 
@@ -50,8 +56,8 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
   let state: LabState;
 
   beforeAll(async () => {
-    // Waits while another test file owns the lab (the lab is one per machine).
-    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4 });
+    // Either lab instance; waits while other test files own both.
+    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4, instance: 'any' });
   }, 900_000);
 
   afterAll(async () => {
@@ -86,34 +92,39 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
     // The kernel refuses to route there at all.
     const lookup = await execa('ip', ['route', 'get', '198.19.7.7'], { reject: false });
     expect(lookup.exitCode).not.toBe(0);
-    expect((await execa('ip', ['route', 'get', state.hosts[0]!.ip])).stdout).toContain('dev pblab0');
+    const { rootLink } = labTopology(state.instance);
+    expect((await execa('ip', ['route', 'get', state.hosts[0]!.ip])).stdout).toContain(`dev ${rootLink}`);
     // masscan's route for all the hosts at once: one `ip -batch` process, each answer read.
     const ips = state.hosts.map((h) => h.ip);
     const batch = await execa('ip', ['-batch', '-'], { input: ips.map((ip) => `route get ${ip}\n`).join('') });
     expect([...(parseRouteBatch(batch.stdout, ips)?.values() ?? [])].map((line) => parseRouteGet(line, '').dev)).toEqual(
-      ips.map(() => 'pblab0'),
+      ips.map(() => rootLink),
     );
-    expect(await resolveMasscanRoute(ips)).toEqual({ adapter: 'pblab0', adapterIp: expect.any(String), routerIp: expect.any(String) });
+    expect(await resolveMasscanRoute(ips)).toEqual({ adapter: rootLink, adapterIp: expect.any(String), routerIp: expect.any(String) });
   });
 
   test("building the lab again keeps it this process's own: another process cannot take it meanwhile", async () => {
-    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4 });
+    state = await labUp({ hosts: 3, profile: 'enterprise', seed: 'lab-test', epochs: 4, instance: 'any' });
     // Before the lock, a second labUp let go of the lab while rebuilding it; a waiting test file
     // then took it and tore it down under the first one's scan.
-    const other = await execa(process.execPath, ['--import', 'tsx', lockChild, 'try'], { reject: false, timeout: 30_000 });
+    const other = await execa(process.execPath, ['--import', 'tsx', lockChild, 'try', String(state.instance)], {
+      reject: false,
+      timeout: 30_000,
+    });
     expect(other.exitCode).toBe(3);
   }, 60_000);
 
   test('lab down removes every namespace, link and route, and is idempotent', async () => {
     // Keep the lab to this file across both labDown calls, so no other test file builds one in between.
     await labLock.acquire();
+    const topology = labTopology(state.instance);
     await labDown();
     const { stdout } = await execa('ip', ['netns', 'list']);
-    expect(stdout).not.toMatch(/pb-lab-/);
+    expect(stdout.split('\n').filter((ns) => ns.startsWith(topology.hostNsPrefix))).toEqual([]);
     const links = await execa('ip', ['link', 'show']);
-    expect(links.stdout).not.toMatch(/pblab0/);
+    expect(links.stdout).not.toMatch(new RegExp(`\\b${topology.rootLink}\\b`));
     const routes = await execa('ip', ['route', 'show']);
-    expect(routes.stdout).not.toContain('198.18.0.0/16 via');
+    expect(routes.stdout).not.toContain(`${topology.hostNetwork} via`);
     // The test run's standing guard (test/helpers/lab-guard.ts) keeps 198.18.0.0/15 blackholed between labs.
     expect(routes.stdout.includes('blackhole 198.18.0.0/15')).toBe(existsSync(labGuardPath()));
     expect(labStatus()).toBeNull();

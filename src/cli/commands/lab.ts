@@ -73,7 +73,7 @@ export function registerLab(program: Command): void {
     .action(async (opts: { json?: boolean }) => printState(await labEpoch({ log }), Boolean(opts.json)));
   lab
     .command('down')
-    .description('Remove every namespace, link, route and process the lab made (also after a crash).')
+    .description("Remove every namespace, link, route and process the labs made (also a test run's second lab, and after a crash).")
     .action(async () => {
       const { namespaces } = await labDown({ log });
       log(`lab: down (${namespaces} namespaces removed)`);
