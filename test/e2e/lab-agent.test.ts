@@ -14,6 +14,16 @@ if (reason) process.stderr.write(`e2e lab tests skipped: ${reason}\n`);
 const HOSTS = 5;
 const EPOCHS = 4;
 const log = (line: string) => process.stderr.write(`[e2e] ${line}\n`);
+/** The first two tests' lab: 5 hosts, on whichever lab instance is free. */
+const FIVE_HOSTS = {
+  hosts: HOSTS,
+  profile: 'enterprise',
+  seed: 'e2e-agent',
+  epochs: EPOCHS,
+  maxPortsPerHost: 6,
+  log,
+  instance: 'any',
+} as const;
 
 interface StoredScan {
   ports: Array<{ port: number; state: string; service?: string }>;
@@ -96,15 +106,7 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
   let state: LabState;
 
   beforeAll(async () => {
-    state = await labUp({
-      hosts: HOSTS,
-      profile: 'enterprise',
-      seed: 'e2e-agent',
-      epochs: EPOCHS,
-      maxPortsPerHost: 6,
-      log,
-      instance: 'any',
-    });
+    state = await labUp(FIVE_HOSTS);
     for (const h of state.hosts) log(`${h.ip}: ${h.services.map((s) => `${s.port}/${s.kind}`).join(' ') || '(nothing)'}`);
   }, 900_000); // labUp waits while other test files own both labs
 
@@ -145,15 +147,7 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
   }, 300_000);
 
   test('over epochs, the adaptive policy keeps every port it found in its next port lists', async () => {
-    state = await labUp({
-      hosts: HOSTS,
-      profile: 'enterprise',
-      seed: 'e2e-agent',
-      epochs: EPOCHS,
-      maxPortsPerHost: 6,
-      log,
-      instance: 'any',
-    });
+    state = await labUp(FIVE_HOSTS);
     // The connect preflight here: one masscan start per (host, round) would cost ~5 s each; the
     // first test covers masscan. No -sV either: learning needs the open ports, not their names.
     // (A budget large enough to fund adaptive's 65,535-port seed sweeps on 5 hosts, 14,600, took
