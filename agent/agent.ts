@@ -350,17 +350,22 @@ export class Agent {
    */
   private async giveBack(): Promise<void> {
     const ids = [...this.unfinished];
-    if (ids.length === 0) return;
+    // Work requests whose answers never came: their leases (unknown here) go back with the rest.
+    const keys = [...this.client.abandonedWorkRequests];
+    if (ids.length === 0 && keys.length === 0) return;
+    const what = `${ids.length} unfinished lease(s)${keys.length > 0 ? ` and the leases of ${keys.length} unanswered work request(s)` : ''}`;
     try {
       let released = 0;
-      for (let i = 0; i < ids.length; i += MAX_RELEASE_BATCH)
-        released += (await this.client.release(ids.slice(i, i + MAX_RELEASE_BATCH))).released;
+      for (let i = 0; i === 0 || i < ids.length; i += MAX_RELEASE_BATCH)
+        released += (await this.client.release(ids.slice(i, i + MAX_RELEASE_BATCH), i === 0 ? keys : [])).released;
       this.unfinished.clear();
-      this.log(`agent: gave ${released} of ${ids.length} unfinished lease(s) back to the coordinator (queued again now)`);
-    } catch (error) {
       this.log(
-        `agent: could not give ${ids.length} unfinished lease(s) back (${(error as Error).message}); they return to the queue when they expire`,
+        keys.length === 0
+          ? `agent: gave ${released} of ${ids.length} unfinished lease(s) back to the coordinator (queued again now)`
+          : `agent: gave ${released} lease(s) back to the coordinator (queued again now): of ${what}`,
       );
+    } catch (error) {
+      this.log(`agent: could not give ${what} back (${(error as Error).message}); they return to the queue when they expire`);
     }
   }
 

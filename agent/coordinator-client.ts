@@ -272,10 +272,19 @@ export class CoordinatorClient {
 
   /**
    * Give back leases this agent will not finish (it is stopping): the coordinator queues them again
-   * now instead of when they expire. An older coordinator answers 404.
+   * now instead of when they expire. `workRequests`: keys of work requests whose answers never
+   * came (`abandonedWorkRequests`), whose leases go back too. An older coordinator answers 404,
+   * or 400 for `workRequests` (then the lease ids alone are sent again).
    */
-  async release(leaseIds: readonly string[]): Promise<{ released: number }> {
-    return this.request<{ released: number }>('POST', '/api/v1/agent/release', { leaseIds });
+  async release(leaseIds: readonly string[], workRequests: readonly string[] = []): Promise<{ released: number }> {
+    const ids = leaseIds.length > 0 ? { leaseIds } : {};
+    if (workRequests.length === 0) return leaseIds.length > 0 ? this.request('POST', '/api/v1/agent/release', ids) : { released: 0 };
+    try {
+      return await this.request<{ released: number }>('POST', '/api/v1/agent/release', { ...ids, workRequests });
+    } catch (error) {
+      if (!(error instanceof RejectedError && error.status === 400)) throw error;
+      return leaseIds.length > 0 ? this.request('POST', '/api/v1/agent/release', ids) : { released: 0 };
+    }
   }
 
   /** Tell the coordinator this agent refused a work item, and why (docs/api.md). */

@@ -175,3 +175,47 @@ describe('errorCodeOf', () => {
     expect(code === undefined || Object.hasOwn(errorCodes, code)).toBe(true);
   });
 });
+
+describe("the client's release against a coordinator older than work-request keys", () => {
+  let server: Server;
+  let url: string;
+  const bodies: unknown[] = [];
+
+  beforeAll(async () => {
+    // The release route as it was: `leaseIds` required, no other field (400 otherwise).
+    server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => {
+        const body = JSON.parse(text) as { leaseIds?: string[] };
+        bodies.push(body);
+        const ok = Array.isArray(body.leaseIds) && Object.keys(body).length === 1;
+        res.writeHead(ok ? 200 : 400, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify(
+            ok
+              ? { released: body.leaseIds!.length }
+              : { statusCode: 400, code: 'FST_ERR_VALIDATION', message: 'body must NOT have additional properties' },
+          ),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('sends the lease ids alone again when the coordinator refuses the request keys, and sends nothing for keys alone', async () => {
+    const client = new CoordinatorClient(url, 'token');
+    expect(await client.release(['lease-1', 'lease-2'], ['request-key-1'])).toEqual({ released: 2 });
+    expect(bodies).toEqual([{ leaseIds: ['lease-1', 'lease-2'], workRequests: ['request-key-1'] }, { leaseIds: ['lease-1', 'lease-2'] }]);
+    bodies.length = 0;
+    expect(await client.release([], ['request-key-1'])).toEqual({ released: 0 });
+    expect(bodies).toEqual([{ workRequests: ['request-key-1'] }]);
+    bodies.length = 0;
+    expect(await client.release([], [])).toEqual({ released: 0 });
+    expect(bodies).toEqual([]);
+  });
+});

@@ -1,6 +1,7 @@
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Agent, AllowList } from '../../agent/index.js';
 import { CoordinatorClient } from '../../agent/coordinator-client.js';
 import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
@@ -19,12 +20,15 @@ import { postgresMissing, usePostgres } from '../helpers/postgres.js';
  * real client, and a TCP proxy that cuts an answer after the coordinator wrote it.
  */
 
-/** A TCP proxy to `port` that passes answers through, or (mode `cut`) swallows them and closes both sides. */
-async function cuttingProxy(port: number): Promise<{ url: string; mode: 'pass' | 'cut'; close(): Promise<void> }> {
+/**
+ * A TCP proxy to `port` that passes answers through, or (mode `cut`) swallows them and closes both
+ * sides; mode `cut-work` does that to the answers of work requests only.
+ */
+async function cuttingProxy(port: number): Promise<{ url: string; mode: 'pass' | 'cut' | 'cut-work'; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const state = {
     url: '',
-    mode: 'pass' as 'pass' | 'cut',
+    mode: 'pass' as 'pass' | 'cut' | 'cut-work',
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise<void>((resolve) => server.close(() => resolve()));
@@ -36,8 +40,14 @@ async function cuttingProxy(port: number): Promise<{ url: string; mode: 'pass' |
     client.on('error', () => {}).on('close', () => upstream.destroy());
     upstream.on('error', () => {}).on('close', () => client.destroy());
     client.pipe(upstream);
+    // The path of the last request sent on this connection (one at a time: HTTP/1.1 without pipelining).
+    let path = '';
+    client.on('data', (chunk: Buffer) => {
+      const line = /^(?:GET|POST|PUT|DELETE) (\S+)/.exec(chunk.toString('latin1'));
+      if (line) path = line[1]!;
+    });
     upstream.on('data', (chunk: Buffer) => {
-      if (state.mode === 'pass') client.write(chunk);
+      if (state.mode === 'pass' || (state.mode === 'cut-work' && !path.startsWith('/api/v1/agent/work'))) client.write(chunk);
       // The coordinator has written its whole answer (a small JSON) by now: it goes nowhere.
       else setTimeout(() => client.destroy(), 100);
     });
@@ -160,6 +170,77 @@ describe('lease requests whose answer never reaches the agent', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  test('an agent that stops after its work answers were lost gives those leases back as it stops (its release names the requests)', async () => {
+    await reset();
+    const proxy = await cuttingProxy(Number(new URL(url).port));
+    try {
+      // Every work answer is lost; the agent (--once) gives up after its retries and stops: it
+      // never makes the next work request that would name the last lost one.
+      proxy.mode = 'cut-work';
+      const lines: string[] = [];
+      const agent = new Agent({
+        server: proxy.url,
+        token: agents[0]!,
+        concurrency: 2,
+        once: true,
+        backoff: { initialMs: 10, maxMs: 20 },
+        scan: {
+          allow: AllowList.parse(['127.0.5.0/29']),
+          scriptsAllow: new Set(),
+          preflight: 'auto',
+          tools: { nmap: null, masscan: null, rawSockets: false },
+          masscan: { rate: 1000, retries: 0, waitSeconds: 0 },
+          connect: { concurrency: 16, timeoutMs: 500, retries: 0 },
+          pseudoServiceThreshold: 100,
+          log: (line) => void lines.push(line),
+        },
+      });
+      const stats = await agent.run();
+      expect(stats.submitted).toBe(0);
+      expect(stats.errors, lines.join('\n')).toBe(1);
+      // Nothing it was handed stays leased for 15 minutes: all queued again now.
+      expect(await store.countLeases(), lines.join('\n')).toBe(0);
+      expect(await store.countQueuedWork()).toBe(2);
+      expect(
+        lines.some((l) => /gave 2 lease\(s\) back .*unanswered work request/.test(l)),
+        lines.join('\n'),
+      ).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a release names its lease ids, its unanswered work requests or both; anything else is refused, naming the field', async () => {
+    await reset();
+    const post = (body: unknown) =>
+      fetch(`${url}/api/v1/agent/release`, {
+        method: 'POST',
+        headers: { ...bearer(agents[0]!), 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    for (const [body, field] of [
+      [{}, 'body'],
+      [{ workRequests: [] }, 'workRequests'],
+      [{ workRequests: ['short'] }, 'workRequests'],
+      [{ workRequests: Array.from({ length: 17 }, (_, i) => `key-number-${i}`) }, 'workRequests'],
+    ] as const) {
+      const res = await post(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await res.text(), JSON.stringify(body)).toContain(field);
+    }
+    // Another agent's request, named by this agent: nothing of the other's is given back.
+    const other = new CoordinatorClient(url, agents[1]!);
+    expect((await other.getWork(2)).items).toHaveLength(2);
+    const key = (await store.listLeases())[0]!.requestKey!;
+    const res = await post({ workRequests: [key] });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ released: 0 });
+    expect(await store.countLeases()).toBe(2);
+    // Its own: given back.
+    expect(await other.release([], [key])).toEqual({ released: 2 });
+    expect(await store.countLeases()).toBe(0);
   });
 
   test("an agent naming another agent's request gives back nothing of the other's", async () => {

@@ -2,7 +2,7 @@ import type { RouteApp } from './types.js';
 import { PortbanditError } from '../../core/index.js';
 import { agentOf, requireRole } from '../auth.js';
 import type { Coordinator } from '../coordinator.js';
-import { MAX_RELEASE_BATCH, errorResponseSchema } from '../../protocol/index.js';
+import { MAX_ABANDONED_WORK_REQUESTS, MAX_RELEASE_BATCH, WORK_REQUEST_KEY, errorResponseSchema } from '../../protocol/index.js';
 
 // An agent's word on the leases it holds but will not finish: refused (left to expire) or given
 // back (queued again now).
@@ -59,6 +59,9 @@ export function registerAgentRefusedRoute(app: RouteApp, coordinator: Coordinato
  * back, so they are queued again now instead of when they expire (a lease is 15 minutes by
  * default: an agent restarted mid-cycle held its hosts that long). Only this agent's live leases
  * are released; ids it does not hold are counted out, not refused (one may have just expired).
+ * `workRequests` names work requests whose answers the agent never got (the keys it would have
+ * sent in `portbandit-work-abandoned` on its next request, had it not stopped): their leases,
+ * unknown to the agent, go back too.
  */
 export function registerAgentReleaseRoute(app: RouteApp, coordinator: Coordinator): void {
   app.post(
@@ -72,9 +75,15 @@ export function registerAgentReleaseRoute(app: RouteApp, coordinator: Coordinato
         body: {
           type: 'object',
           additionalProperties: false,
-          required: ['leaseIds'],
+          minProperties: 1,
           properties: {
             leaseIds: { type: 'array', minItems: 1, maxItems: MAX_RELEASE_BATCH, items: { type: 'string', minLength: 1, maxLength: 64 } },
+            workRequests: {
+              type: 'array',
+              minItems: 1,
+              maxItems: MAX_ABANDONED_WORK_REQUESTS,
+              items: { type: 'string', pattern: WORK_REQUEST_KEY.source },
+            },
           },
         },
         response: { 200: { type: 'object', required: ['released'], properties: { released: { type: 'integer' } } }, ...errors },
@@ -82,8 +91,13 @@ export function registerAgentReleaseRoute(app: RouteApp, coordinator: Coordinato
     },
     async (req) => {
       const agent = agentOf(req);
-      const released = await coordinator.releaseLeases(agent.id, req.body.leaseIds);
-      req.log.info({ agent: agent.id, agentName: agent.name, asked: req.body.leaseIds.length, released }, 'agent gave leases back');
+      const { leaseIds = [], workRequests = [] } = req.body;
+      let released = leaseIds.length > 0 ? await coordinator.releaseLeases(agent.id, leaseIds) : 0;
+      released += await coordinator.releaseAbandoned(agent.id, workRequests);
+      req.log.info(
+        { agent: agent.id, agentName: agent.name, asked: leaseIds.length, workRequests: workRequests.length, released },
+        'agent gave leases back',
+      );
       return { released };
     },
   );
