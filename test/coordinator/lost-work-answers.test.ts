@@ -1,7 +1,7 @@
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Agent, AllowList } from '../../agent/index.js';
+import { Agent } from '../../agent/index.js';
 import { CoordinatorClient } from '../../agent/coordinator-client.js';
 import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
@@ -10,6 +10,7 @@ import type { Store } from '../../src/store/index.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { addScope, bearer, openApp, tempDataDir, tokens } from './helpers.js';
 import { within } from '../helpers/net.js';
+import { standInScanConfig } from '../helpers/stand-ins.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 
 /**
@@ -186,15 +187,11 @@ describe('lease requests whose answer never reaches the agent', () => {
         concurrency: 2,
         once: true,
         backoff: { initialMs: 10, maxMs: 20 },
+        // Nothing is ever scanned (no work answer arrives): the stand-ins' config, without scanners.
         scan: {
-          allow: AllowList.parse(['127.0.5.0/29']),
-          scriptsAllow: new Set(),
+          ...standInScanConfig((line) => void lines.push(line)),
           preflight: 'auto',
           tools: { nmap: null, masscan: null, rawSockets: false },
-          masscan: { rate: 1000, retries: 0, waitSeconds: 0 },
-          connect: { concurrency: 16, timeoutMs: 500, retries: 0 },
-          pseudoServiceThreshold: 100,
-          log: (line) => void lines.push(line),
         },
       });
       const stats = await agent.run();
