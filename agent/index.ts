@@ -1,6 +1,13 @@
 export { Agent, type AgentOptions, type AgentStats } from './agent.js';
 export { MasscanRateControl, type RateChange } from './masscan-rate.js';
-export { MasscanBlindHosts, masscanWasBlind, MASSCAN_BLIND_MS, type BlindEvidence } from './masscan-blind.js';
+export {
+  MasscanBlindHosts,
+  masscanWasBlind,
+  MASSCAN_BLIND_MS,
+  MASSCAN_SIGHT_CHECK_PORTS,
+  sightCheckPorts,
+  type BlindEvidence,
+} from './masscan-blind.js';
 export { AllowList } from './allow-list.js';
 export { checkWorkItem, canonicalPortRanges, describeLeased, portCountOf, type WorkItemCheck } from './work-item.js';
 export {

@@ -11,10 +11,37 @@
  *
  * Lost packets can leave a host's one or two known ports unseen too; such a host is then swept
  * by connect for a while: slower than masscan, never a wrong result.
+ *
+ * A host such a firewall hides from its first visit on has no port known open to judge by. For
+ * it, the first round of a visit (round 0) of a host masscan saw nothing of and that had nothing
+ * open at its last visit gets a sight check: a connect to its few most likely ports
+ * (`sightCheckPorts`, by nmap's open frequencies). One that accepts is evidence like a known port
+ * that answers: masscan is blind there. A host that is down costs those few connects per visit
+ * (their time-outs run in parallel with the other hosts'); `--masscan-sight-check 0` turns it off.
  */
 
 /** How long a host masscan could not see has its preflights by connect: the rest of a visit. */
 export const MASSCAN_BLIND_MS = 30 * 60_000;
+
+/** Ports of a sight check by default (`ScanConfig.masscanSightCheck`). */
+export const MASSCAN_SIGHT_CHECK_PORTS = 8;
+
+/**
+ * The `count` ports of `ports` most likely open, for a sight check: the most frequent by nmap's
+ * table first (`byFrequency`, most frequent first, as PortCatalog has it), then, while fewer than
+ * `count` were found there, the others in the order given. Without a table, the first `count`.
+ */
+export function sightCheckPorts(ports: readonly number[], count: number, byFrequency: ArrayLike<number> | undefined): number[] {
+  if (count <= 0 || ports.length === 0) return [];
+  if (ports.length <= count) return [...ports];
+  const own = new Set(ports);
+  const out: number[] = [];
+  if (byFrequency !== undefined)
+    for (let i = 0; i < byFrequency.length && out.length < count; i++) if (own.has(byFrequency[i]!)) out.push(byFrequency[i]!);
+  const taken = new Set(out);
+  for (let i = 0; i < ports.length && out.length < count; i++) if (!taken.has(ports[i]!)) out.push(ports[i]!);
+  return out;
+}
 
 /** At most this many hosts are remembered (the oldest go first), as the connect timers' estimates. */
 const MAX_HOSTS = 65_536;

@@ -2,7 +2,15 @@ import { setMaxListeners } from 'node:events';
 import type { Preflight, PreflightRequest, PortResult, ResultSubmission, WorkItem } from '../src/protocol/index.js';
 import { isPortbanditError, PortRanges, VERSION } from '../src/core/index.js';
 import type { AllowList } from './allow-list.js';
-import { type BlindEvidence, MASSCAN_BLIND_MS, MasscanBlindHosts, masscanWasBlind } from './masscan-blind.js';
+import { loadNmapServices } from '../src/catalog/index.js';
+import {
+  type BlindEvidence,
+  MASSCAN_BLIND_MS,
+  MASSCAN_SIGHT_CHECK_PORTS,
+  MasscanBlindHosts,
+  masscanWasBlind,
+  sightCheckPorts,
+} from './masscan-blind.js';
 import { MasscanRateControl } from './masscan-rate.js';
 import { CONNECT_DEFAULTS, type ProbeTimer, probeTimerFor, runConnectSweep } from './scanners/connect-sweep.js';
 import { MASSCAN_DEFAULTS, MASSCAN_RETRY_SPREAD, masscanSendPlan, runMasscan } from './scanners/masscan.js';
@@ -26,6 +34,12 @@ export interface ScanConfig {
   readonly connect: { readonly concurrency: number; readonly timeoutMs: number; readonly minTimeoutMs?: number; readonly retries: number };
   /** A host open on more ports than this in the preflight is a pseudo-service host: no nmap. */
   readonly pseudoServiceThreshold: number;
+  /**
+   * masscan preflight: ports of a sight check (agent/masscan-blind.ts), a connect to the most
+   * likely ports of a host masscan saw nothing of at the first round of a visit when nothing was
+   * open at its last visit; 0 turns it off (default MASSCAN_SIGHT_CHECK_PORTS).
+   */
+  readonly masscanSightCheck?: number;
   /** nmap -sV processes at once, across every host the agent holds (default DETECTION_DEFAULTS.parallel). */
   readonly nmapParallel?: number;
   /** Extra nmap timing flags (bench: -T4). */
@@ -46,6 +60,7 @@ export const SCAN_DEFAULTS = {
   masscan: { rate: MASSCAN_DEFAULTS.rate, retries: MASSCAN_DEFAULTS.retries, waitSeconds: MASSCAN_DEFAULTS.waitSeconds },
   connect: { ...CONNECT_DEFAULTS },
   pseudoServiceThreshold: 200,
+  masscanSightCheck: MASSCAN_SIGHT_CHECK_PORTS,
 } as const;
 
 /**
@@ -396,6 +411,8 @@ interface PreflightOutcome {
   readonly error?: string;
   /** masscan runs: the rate control's generation the run was sent at. */
   readonly generation?: number;
+  /** masscan runs: ports a sight check found open on hosts masscan saw nothing of (agent/masscan-blind.ts). */
+  readonly sighted?: ReadonlyMap<string, readonly number[]>;
 }
 
 /**
@@ -635,7 +652,15 @@ export class ScanPipeline {
           if (this.waiting.length > 0) void this.pump();
         },
       );
-      for (const m of group.members) m.resolve(pre);
+      const unseen = pre.ran === 'masscan' ? group.members.filter((m) => this.wantsSightCheck(m.item, pre)) : [];
+      for (const m of group.members) if (!unseen.includes(m)) m.resolve(pre);
+      if (unseen.length > 0) {
+        const sighted = await this.sightCheck(
+          unseen.map((m) => m.item),
+          pre,
+        );
+        for (const m of unseen) m.resolve(sighted.size > 0 ? { ...pre, sighted } : pre);
+      }
     } catch (error) {
       for (const m of group.members) m.reject(error);
     } finally {
@@ -643,6 +668,76 @@ export class ScanPipeline {
       if (silentConnect) this.silentConnectRuns--;
       if (this.waiting.length > 0) void this.pump();
     }
+  }
+
+  /** nmap's ports by open frequency for sight checks (undefined: no table here; loaded once). */
+  private sightOrder: ArrayLike<number> | undefined | null = null;
+
+  /**
+   * Whether a host needs a sight check after this masscan run: the first round of a visit, nothing
+   * open at the last visit to judge masscan by, and masscan saw none of its ports.
+   */
+  private wantsSightCheck(item: WorkItem, pre: PreflightOutcome): boolean {
+    return (
+      (this.config.masscanSightCheck ?? MASSCAN_SIGHT_CHECK_PORTS) > 0 &&
+      (item.round ?? 0) === 0 &&
+      item.silent !== true &&
+      (item.verify ?? []).length === 0 &&
+      !(pre.open.get(item.ip) ?? []).some((p) => item.ports.includes(p))
+    );
+  }
+
+  /**
+   * Sight checks (agent/masscan-blind.ts) of hosts masscan saw nothing of: a connect to each one's
+   * most likely ports among those masscan probed, hosts with the same ports in one sweep. The
+   * ports found open, per host; a sweep that fails is logged and counts as no evidence.
+   */
+  private async sightCheck(items: readonly WorkItem[], pre: PreflightOutcome): Promise<Map<string, number[]>> {
+    if (this.sightOrder === null) {
+      try {
+        this.sightOrder = loadNmapServices().byFrequency;
+      } catch {
+        this.sightOrder = undefined;
+      }
+    }
+    const count = this.config.masscanSightCheck ?? MASSCAN_SIGHT_CHECK_PORTS;
+    const byPorts = new Map<string, { ports: number[]; items: WorkItem[] }>();
+    for (const item of items) {
+      const unprobed = new Set(pre.unprobed?.get(item.ip) ?? []);
+      const probed = unprobed.size === 0 ? item.ports : item.ports.filter((p) => !unprobed.has(p));
+      const ports = sightCheckPorts(probed, count, this.sightOrder).sort((a, b) => a - b);
+      if (ports.length === 0) continue;
+      const key = ports.join(',');
+      const entry = byPorts.get(key) ?? { ports, items: [] };
+      entry.items.push(item);
+      byPorts.set(key, entry);
+    }
+    const found = new Map<string, number[]>();
+    await Promise.all(
+      [...byPorts.values()].map(async ({ ports, items: checked }) => {
+        const targets = [...new Set(checked.map((i) => i.ip))];
+        try {
+          const run = await this.connectSlots.use(() =>
+            runConnectSweep({
+              targets,
+              ports,
+              allow: this.config.allow,
+              ...this.config.connect,
+              timer: this.probeTimer,
+              deadline: preflightDeadline(checked, Date.now()),
+              ...(this.config.signal ? { signal: this.config.signal } : {}),
+            }),
+          );
+          for (const [ip, open] of run.open) found.set(ip, open);
+        } catch (error) {
+          if (!isPortbanditError(error) || this.config.signal?.aborted) throw error;
+          this.config.log(
+            `agent: the sight check of ${targets.length} host(s) masscan saw nothing of failed (${error.message}); masscan's view stands`,
+          );
+        }
+      }),
+    );
+    return found;
   }
 
   private async preflight(
@@ -841,6 +936,7 @@ export class ScanPipeline {
     pre: PreflightOutcome,
     early: Detection | undefined,
     confirmed: readonly number[],
+    sighted: readonly number[],
   ): BlindEvidence {
     const saw = new Set(pre.open.get(item.ip) ?? []);
     const unprobed = new Set(pre.unprobed?.get(item.ip) ?? []);
@@ -854,6 +950,9 @@ export class ScanPipeline {
       known++;
       if (!seen) missed++;
     }
+    // A sight check ran only where masscan saw nothing: each port it found open is one missed.
+    known += sighted.length;
+    missed += sighted.length;
     return { known, missed, saw: item.ports.filter((p) => saw.has(p)).length };
   }
 
@@ -908,6 +1007,12 @@ export class ScanPipeline {
     }
     const open = (pre.open.get(item.ip) ?? []).filter((p) => own.has(p));
     const seen = new Set(open);
+    // A sight check's finds (masscan saw nothing of the host): open, by a kernel connect.
+    const sighted = (pre.sighted?.get(item.ip) ?? []).filter((p) => own.has(p) && !seen.has(p));
+    for (const p of sighted) {
+      seen.add(p);
+      open.push(p);
+    }
     // nmap already answered for these (a SYN probe of its own, then -sV): open or not, it decides.
     for (const [port, r] of earlyResult?.detected ?? []) {
       if (r.state !== 'open' || seen.has(port)) continue;
@@ -952,13 +1057,13 @@ export class ScanPipeline {
     // packets can leave a host with a port or two unseen just as a firewall does, and leaving
     // those out would hide the losses from it (see masscan-rate.ts).
     let swept: { outcome: PreflightOutcome; ports: number[] } | undefined;
-    const evidence = pre.generation !== undefined ? this.masscanEvidence(item, pre, earlyResult, confirmed) : undefined;
+    const evidence = pre.generation !== undefined ? this.masscanEvidence(item, pre, earlyResult, confirmed, sighted) : undefined;
     if (pre.generation !== undefined && evidence !== undefined) this.judgeRate(pre.generation, evidence);
     if (evidence !== undefined && masscanWasBlind(evidence)) {
       this.blindHosts.mark(item.ip, Date.now());
       const rest = item.ports.filter(undecidedYet);
       config.log(
-        `agent: ${item.ip}: masscan saw none of its port(s) known open that answer a connect (a firewall that drops masscan's probes, or lost packets): ` +
+        `agent: ${item.ip}: masscan saw ${sighted.length > 0 ? `nothing of the host, yet a sight check's connect found port(s) ${sighted.join(', ')} open` : 'none of its port(s) known open that answer a connect'} (a firewall that drops masscan's probes, or lost packets): ` +
           `${rest.length} more port(s) of this round go to the connect sweep, and so does this host's preflight for ${MASSCAN_BLIND_MS / 60_000} min`,
       );
       if (rest.length > 0) {

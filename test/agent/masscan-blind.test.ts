@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { MASSCAN_BLIND_MS, MasscanBlindHosts, masscanWasBlind, type ScanConfig, ScanPipeline } from '../../agent/index.js';
+import { MASSCAN_BLIND_MS, MasscanBlindHosts, masscanWasBlind, type ScanConfig, ScanPipeline, sightCheckPorts } from '../../agent/index.js';
 import type { ResultSubmission, WorkItem } from '../../src/protocol/index.js';
 import { listenLoopback } from '../helpers/net.js';
 import { installStandIns, MASSCAN_REPORTING_STANDIN, standInScanConfig } from '../helpers/stand-ins.js';
@@ -16,6 +16,16 @@ describe('MasscanBlindHosts', () => {
     expect(masscanWasBlind({ known: 1, missed: 1, saw: 1 })).toBe(false);
     // Nothing known open answers now: nothing says masscan is blind (the host may be down).
     expect(masscanWasBlind({ known: 0, missed: 0, saw: 0 })).toBe(false);
+  });
+
+  test("a sight check takes a round's most frequent ports by nmap's table, then the others in order", () => {
+    const byFrequency = [80, 23, 443, 21, 22];
+    expect(sightCheckPorts([1, 22, 443, 9000, 80], 3, byFrequency)).toEqual([80, 443, 22]);
+    // Fewer of the table's ports than asked for: the round's others fill up, in their order.
+    expect(sightCheckPorts([1, 9000, 22, 7], 3, byFrequency)).toEqual([22, 1, 9000]);
+    expect(sightCheckPorts([5, 6, 7], 2, undefined)).toEqual([5, 6]);
+    expect(sightCheckPorts([5, 6], 8, byFrequency)).toEqual([5, 6]);
+    expect(sightCheckPorts([5, 6], 0, byFrequency)).toEqual([]);
   });
 
   test('remembers a host for its memory, then forgets it; the oldest go first past 65,536', () => {
@@ -106,6 +116,51 @@ describe('a host masscan cannot see goes to the connect sweep', () => {
     expect(masscanRuns()).toBe(runsAfterFirst);
     expect(openIn(next)).toEqual([later]);
     expect(next.preflight).toBe('connect');
+  });
+
+  test("nothing known open, masscan sees nothing: a sight check's connect finds a service, and the round's other ports and the host's next round are swept by connect", async () => {
+    // Arrange: the host had nothing open at its last visit (no `verify`); `fresh` listens now.
+    const [fresh, later] = listeners.ports as [number, number];
+    process.env.PB_STANDIN_MASSCAN_OPEN = '[]';
+    const logs: string[] = [];
+    const pipeline = new ScanPipeline(config(logs));
+    const runsBefore = masscanRuns();
+
+    // Act: the visit's first round, then its next round.
+    const first = await scan(pipeline, item([...closed, fresh], []));
+    const next = await scan(pipeline, { ...item([...closed, later], []), round: 1 });
+
+    // Assert: found, by the connect sweep, and said why; masscan ran for the first round only.
+    expect(openIn(first), logs.join('\n')).toEqual([fresh]);
+    expect(first.preflight).toBe('connect');
+    expect(first.unknownPorts).toBeUndefined();
+    expect(logs).toContain(
+      `agent: 127.0.0.1: masscan saw nothing of the host, yet a sight check's connect found port(s) ${fresh} open (a firewall that drops masscan's probes, or lost packets): 3 more port(s) of this round go to the connect sweep, and so does this host's preflight for ${MASSCAN_BLIND_MS / 60_000} min`,
+    );
+    expect(masscanRuns()).toBe(runsBefore + 1);
+    expect(openIn(next)).toEqual([later]);
+    expect(next.preflight).toBe('connect');
+  });
+
+  test("no sight check where it cannot tell: nothing answers, a later round, a silent round, or --masscan-sight-check 0; masscan's view stands", async () => {
+    const [a, b, c] = listeners.ports as [number, number, number];
+    process.env.PB_STANDIN_MASSCAN_OPEN = '[]';
+    const logs: string[] = [];
+    const runsBefore = masscanRuns();
+
+    // Nothing listens on the ports: checked, nothing found, masscan stays.
+    const down = await scan(new ScanPipeline(config(logs)), item([...closed, 4], []));
+    // A listener, but a round of the visit after the first, a silent one, or the check off: not checked.
+    const later = await scan(new ScanPipeline(config(logs)), { ...item([...closed, a], []), round: 1 });
+    const silent = await scan(new ScanPipeline(config(logs)), { ...item([...closed, b], []), silent: true });
+    const off = await scan(new ScanPipeline({ ...config(logs), masscanSightCheck: 0 }), item([...closed, c], []));
+
+    for (const r of [down, later, silent, off]) {
+      expect(openIn(r)).toEqual([]);
+      expect(r.preflight).toBe('masscan');
+    }
+    expect(masscanRuns()).toBe(runsBefore + 4);
+    expect(logs.filter((l) => l.includes('masscan saw'))).toEqual([]);
   });
 
   test('masscan sees one of the ports, or the port known open is gone: masscan stays the preflight, its view stands', async () => {

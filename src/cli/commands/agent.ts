@@ -39,6 +39,7 @@ interface AgentFlags {
   masscanAdapter?: string;
   masscanAdapterIp?: string;
   masscanRouter?: string;
+  masscanSightCheck: number;
   screenshots?: boolean;
   chromium: string;
   screenshotTimeout: number;
@@ -133,6 +134,12 @@ export function registerAgent(program: Command): void {
     .option('--masscan-adapter-ip <ip>', 'masscan --adapter-ip')
     .option('--masscan-router <ip>', 'masscan --router-ip')
     .option(
+      '--masscan-sight-check <n>',
+      "masscan preflight: when masscan saw nothing of a host that had nothing open at its last visit, connect to its n most likely ports (nmap's frequencies) at the visit's first round, so that a firewall dropping masscan's probes is not read as a host with nothing open (0: off)",
+      parseInteger(0, 64),
+      SCAN_DEFAULTS.masscanSightCheck,
+    )
+    .option(
       '--screenshots',
       'render each open HTTP(S) service with headless Chromium after service detection and submit the image with the result',
     )
@@ -220,6 +227,7 @@ export function registerAgent(program: Command): void {
             retries: flags.retries,
           },
           pseudoServiceThreshold: flags.pseudoThreshold,
+          masscanSightCheck: flags.masscanSightCheck,
           nmapParallel: flags.nmapParallel,
           log,
           ...(screenshots ? { screenshots } : {}),
