@@ -72,3 +72,42 @@ export async function applyClosedPolicy(ns: string, policy: LabClosedPolicy, ser
     });
   }
 }
+
+/** The nftables table that hides a lab host from masscan (`labHideFromMasscan`). */
+export const LAB_SCANNER_FILTER_TABLE = 'pb_lab_scanner_filter';
+
+/**
+ * The nft script that makes a host drop SYNs without a TCP timestamp option, as firewalls that
+ * single out scanners do: masscan's SYNs carry no options, a kernel connect's carry several. The
+ * host then shows masscan nothing while nmap's connect scan and the agent's connect sweep reach
+ * it (agent/masscan-blind.ts). `hidden` false removes the table.
+ */
+export function scannerFilterRuleset(hidden: boolean): string {
+  return [
+    `table inet ${LAB_SCANNER_FILTER_TABLE} {}`,
+    `delete table inet ${LAB_SCANNER_FILTER_TABLE}`,
+    ...(hidden
+      ? [
+          `table inet ${LAB_SCANNER_FILTER_TABLE} {`,
+          '    chain input {',
+          '        type filter hook input priority filter - 10; policy accept;',
+          '        iifname "eth0" tcp flags & (syn | ack) == syn tcp option timestamp missing drop',
+          '    }',
+          '}',
+        ]
+      : []),
+    '',
+  ].join('\n');
+}
+
+/** Hide lab host namespace `ns` from masscan (`hidden`), or show it again; needs nftables. */
+export async function labHideFromMasscan(ns: string, hidden: boolean): Promise<void> {
+  try {
+    await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: scannerFilterRuleset(hidden), timeout: 10_000 });
+  } catch (cause) {
+    throw new PortbanditError('PB_ERR_LAB', `nft in ${ns} failed: ${(cause as { stderr?: string }).stderr ?? String(cause)}`, {
+      where: ns,
+      cause,
+    });
+  }
+}

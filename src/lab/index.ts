@@ -24,4 +24,14 @@ export {
   raiseLabGuard,
   labLock,
 } from './lab.js';
-export { type LabClosedPolicy, LAB_CLOSED_POLICIES, LAB_NFT_TABLE, closedPortsRuleset, parseClosedPolicy } from './closed-ports.js';
+export {
+  type LabClosedPolicy,
+  LAB_CLOSED_POLICIES,
+  LAB_NFT_TABLE,
+  LAB_SCANNER_FILTER_TABLE,
+  closedPortsRuleset,
+  labHideFromMasscan,
+  nftUnavailableReason,
+  parseClosedPolicy,
+  scannerFilterRuleset,
+} from './closed-ports.js';

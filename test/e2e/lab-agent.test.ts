@@ -1,15 +1,25 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Agent, AllowList, detectScannerTools, type ScanConfig } from '../../agent/index.js';
+import { Agent, AllowList, detectScannerTools, MASSCAN_SIGHT_CHECK_PORTS, type ScanConfig, sightCheckPorts } from '../../agent/index.js';
 import { loadNmapServices } from '../../src/catalog/index.js';
 import { PortRanges } from '../../src/core/ports.js';
-import { type LabState, expectedNmapService, labDown, labEpoch, labUnavailableReason, labUp } from '../../src/lab/index.js';
+import {
+  type LabState,
+  expectedNmapService,
+  labDown,
+  labEpoch,
+  labHideFromMasscan,
+  labUnavailableReason,
+  labUp,
+  nftUnavailableReason,
+} from '../../src/lab/index.js';
 import { addScope, bearer, openApp, tempDataDir, tokens } from '../coordinator/helpers.js';
 
 const tools = await detectScannerTools();
 const reason =
   (await labUnavailableReason()) ?? (!tools.nmap || !tools.masscan ? 'nmap and masscan are needed (apt-get install nmap masscan)' : null);
 if (reason) process.stderr.write(`e2e lab tests skipped: ${reason}\n`);
+const noNft = await nftUnavailableReason();
 
 const HOSTS = 5;
 const EPOCHS = 4;
@@ -145,6 +155,43 @@ describe.skipIf(reason !== null)('end to end: lab -> coordinator -> agent (massc
       await c.cleanup();
     }
   }, 300_000);
+
+  // A firewall that drops masscan's option-less SYNs, on one host from its first visit on: only
+  // the agent's sight check (agent/masscan-blind.ts) tells it from a host with nothing open.
+  test.skipIf(noNft !== null)(
+    'a host hidden from masscan from its first visit on: its services are found by the sight check and the connect sweep',
+    async () => {
+      const labPorts = [...new Set(state.hosts.flatMap((h) => h.services.map((s) => s.port)))];
+      const ports = [...new Set([...labPorts, ...Array.from({ length: 100 }, (_, i) => i + 1)])].sort((a, b) => a - b);
+      const sight = new Set(sightCheckPorts(ports, MASSCAN_SIGHT_CHECK_PORTS, loadNmapServices().byFrequency));
+      // The host with most services that has one on a port the sight check tries.
+      const hidden = [...state.hosts]
+        .filter((h) => h.services.some((s) => sight.has(s.port)))
+        .sort((a, b) => b.services.length - a.services.length)[0];
+      expect(hidden, `a lab host with a service on ${[...sight].join(', ')}`).toBeDefined();
+      const c = await startCoordinator(state, {
+        strategy: 'fixed',
+        params: { ports },
+        budget: ports.length,
+        scan: { preflight: 'masscan', versionDetection: false, scripts: [] },
+      });
+      const logs: string[] = [];
+      await labHideFromMasscan(hidden!.ns, true);
+      try {
+        await scanOneCycle(c, { ...scanConfig([]), log: (line) => (logs.push(line), log(line)) }, HOSTS);
+        for (const host of state.hosts) {
+          const scan = await latest(c, host.ip);
+          expect(openOf(scan), host.ip).toEqual(host.services.map((s) => s.port).sort((a, b) => a - b));
+          expect(scan!.preflight, host.ip).toBe(host === hidden ? 'connect' : 'masscan');
+        }
+        expect(logs.filter((l) => l.includes('sight check')).map((l) => l.split(':')[1]?.trim())).toEqual([hidden!.ip]);
+      } finally {
+        await labHideFromMasscan(hidden!.ns, false);
+        await c.cleanup();
+      }
+    },
+    300_000,
+  );
 
   test('over epochs, the adaptive policy keeps every port it found in its next port lists', async () => {
     state = await labUp(FIVE_HOSTS);
