@@ -723,6 +723,9 @@ export class ScanPipeline {
               ports,
               allow: this.config.allow,
               ...this.config.connect,
+              // One try: an address that is down (most of a sparse scope) costs one time-out, not
+              // two; a hidden host whose SYN was lost is checked again at its next visit.
+              retries: 0,
               timer: this.probeTimer,
               deadline: preflightDeadline(checked, Date.now()),
               ...(this.config.signal ? { signal: this.config.signal } : {}),
