@@ -60,17 +60,22 @@ export async function nftUnavailableReason(): Promise<string | null> {
   }
 }
 
-/** Make host namespace `ns` drop TCP to every port not in `services` (replaces its previous rule). */
-export async function applyClosedPolicy(ns: string, policy: LabClosedPolicy, services: readonly LabService[]): Promise<void> {
-  if (policy === 'reject') return;
+/** Run an nft script in host namespace `ns` (one transaction); PB_ERR_LAB naming the namespace when it fails. */
+async function nftIn(ns: string, script: string): Promise<void> {
   try {
-    await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: closedPortsRuleset(services), timeout: 10_000 });
+    await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: script, timeout: 10_000 });
   } catch (cause) {
     throw new PortbanditError('PB_ERR_LAB', `nft in ${ns} failed: ${(cause as { stderr?: string }).stderr ?? String(cause)}`, {
       where: ns,
       cause,
     });
   }
+}
+
+/** Make host namespace `ns` drop TCP to every port not in `services` (replaces its previous rule). */
+export async function applyClosedPolicy(ns: string, policy: LabClosedPolicy, services: readonly LabService[]): Promise<void> {
+  if (policy === 'reject') return;
+  await nftIn(ns, closedPortsRuleset(services));
 }
 
 /** The nftables table that hides a lab host from masscan (`labHideFromMasscan`). */
@@ -102,12 +107,5 @@ export function scannerFilterRuleset(hidden: boolean): string {
 
 /** Hide lab host namespace `ns` from masscan (`hidden`), or show it again; needs nftables. */
 export async function labHideFromMasscan(ns: string, hidden: boolean): Promise<void> {
-  try {
-    await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: scannerFilterRuleset(hidden), timeout: 10_000 });
-  } catch (cause) {
-    throw new PortbanditError('PB_ERR_LAB', `nft in ${ns} failed: ${(cause as { stderr?: string }).stderr ?? String(cause)}`, {
-      where: ns,
-      cause,
-    });
-  }
+  await nftIn(ns, scannerFilterRuleset(hidden));
 }
