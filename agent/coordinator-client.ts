@@ -9,6 +9,7 @@ import {
   type SubmitResponse,
   WORK_FEATURES_HEADER,
   WORK_FEATURE_PORT_RANGES,
+  WORK_FEATURE_LIKELY_PORTS,
   WORK_FEATURE_SILENT_ROUNDS,
   type WorkItem,
   type WorkResponse,
@@ -226,7 +227,7 @@ export class CoordinatorClient {
       key = randomBytes(12).toString('base64url');
       named = this.abandoned.slice(-MAX_ABANDONED_WORK_REQUESTS);
       return {
-        [WORK_FEATURES_HEADER]: `${WORK_FEATURE_PORT_RANGES},${WORK_FEATURE_SILENT_ROUNDS}`,
+        [WORK_FEATURES_HEADER]: `${WORK_FEATURE_PORT_RANGES},${WORK_FEATURE_SILENT_ROUNDS},${WORK_FEATURE_LIKELY_PORTS}`,
         [WORK_REQUEST_HEADER]: key,
         ...(named.length > 0 ? { [WORK_ABANDONED_HEADER]: named.join(',') } : {}),
       };

@@ -27,19 +27,31 @@ export const MASSCAN_BLIND_MS = 30 * 60_000;
 export const MASSCAN_SIGHT_CHECK_PORTS = 8;
 
 /**
- * The `count` ports of `ports` most likely open, for a sight check: the most frequent by nmap's
- * table first (`byFrequency`, most frequent first, as PortCatalog has it), then, while fewer than
- * `count` were found there, the others in the order given. Without a table, the first `count`.
+ * The `count` ports of `ports` most likely open, for a sight check: those of `likely` (the
+ * coordinator's, the strategy's own order for the host) first, then the most frequent by nmap's
+ * table (`byFrequency`, most frequent first, as PortCatalog has it), then the others in the order
+ * given. Only ports of `ports`: whatever else `likely` names is never probed.
  */
-export function sightCheckPorts(ports: readonly number[], count: number, byFrequency: ArrayLike<number> | undefined): number[] {
+export function sightCheckPorts(
+  ports: readonly number[],
+  count: number,
+  byFrequency: ArrayLike<number> | undefined,
+  likely: readonly number[] = [],
+): number[] {
   if (count <= 0 || ports.length === 0) return [];
   if (ports.length <= count) return [...ports];
   const own = new Set(ports);
   const out: number[] = [];
-  if (byFrequency !== undefined)
-    for (let i = 0; i < byFrequency.length && out.length < count; i++) if (own.has(byFrequency[i]!)) out.push(byFrequency[i]!);
-  const taken = new Set(out);
-  for (let i = 0; i < ports.length && out.length < count; i++) if (!taken.has(ports[i]!)) out.push(ports[i]!);
+  const taken = new Set<number>();
+  const take = (p: number): void => {
+    if (out.length < count && own.has(p) && !taken.has(p)) {
+      taken.add(p);
+      out.push(p);
+    }
+  };
+  for (const p of likely) take(p);
+  if (byFrequency !== undefined) for (let i = 0; i < byFrequency.length && out.length < count; i++) take(byFrequency[i]!);
+  for (let i = 0; i < ports.length && out.length < count; i++) take(ports[i]!);
   return out;
 }
 

@@ -705,7 +705,7 @@ export class ScanPipeline {
     for (const item of items) {
       const unprobed = new Set(pre.unprobed?.get(item.ip) ?? []);
       const probed = unprobed.size === 0 ? item.ports : item.ports.filter((p) => !unprobed.has(p));
-      const ports = sightCheckPorts(probed, count, this.sightOrder).sort((a, b) => a - b);
+      const ports = sightCheckPorts(probed, count, this.sightOrder, item.likely).sort((a, b) => a - b);
       if (ports.length === 0) continue;
       const key = ports.join(',');
       const entry = byPorts.get(key) ?? { ports, items: [] };

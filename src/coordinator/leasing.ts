@@ -12,7 +12,7 @@ import { type LeaseSession, type StoredLeaseSession, readLeaseSession, storeLeas
 import type { CoordinatorMetrics } from './metrics.js';
 import { DEFAULT_POLICY_KEY } from './policy.js';
 import type { PolicyBook } from './policy-book.js';
-import { MAX_WORK_BATCH_PORTS, PROTOCOL_VERSION, type WorkItem } from '../protocol/index.js';
+import { MAX_LIKELY_PORTS, MAX_WORK_BATCH_PORTS, PROTOCOL_VERSION, type WorkItem } from '../protocol/index.js';
 import type { ScopeService } from './scope-service.js';
 import { generateId } from './tokens.js';
 import { knownOpenOf, visitOfLease } from './visit.js';
@@ -67,15 +67,21 @@ export interface WorkRequestOptions {
   readonly portRanges?: boolean;
   /** The agent reads `silent` (header feature `silent-rounds`); otherwise items never carry it. */
   readonly silentRounds?: boolean;
+  /** The agent reads `likely` (header feature `likely-ports`); otherwise items never carry it. */
+  readonly likelyPorts?: boolean;
   /** The request's key (`portbandit-work-request`), stored with its leases. */
   readonly requestKey?: string;
 }
 
 /** A work item as the agent reads it: with `portRanges` for an agent that asked for them, else the port list. */
 function wireItem(leased: Leased, options: WorkRequestOptions): WorkItem {
-  // An agent before `silent` refuses items with a property its schema does not know.
-  const { silent, ...rest } = leased.item;
-  const base = options.silentRounds && silent ? leased.item : rest;
+  // An agent before `silent` or `likely` refuses items with a property its schema does not know.
+  const { silent, likely, ...rest } = leased.item;
+  const base = {
+    ...rest,
+    ...(options.silentRounds && silent ? { silent } : {}),
+    ...(options.likelyPorts && likely ? { likely } : {}),
+  };
   if (options.portRanges) return base;
   const { portRanges: _spec, ...item } = base;
   return { ...item, ports: leased.ports.toArray() };
@@ -706,7 +712,7 @@ export class Leasing {
       ...(latest ? { baselineScanId: latest.scanId } : {}),
       ...(group !== undefined ? { group } : {}),
     };
-    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle, requestKey);
+    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle, requestKey, ports);
   }
 
   /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */
@@ -720,6 +726,8 @@ export class Leasing {
     reason: WorkItem['reason'],
     cycle: number,
     requestKey: string | undefined,
+    /** The round's ports in the strategy's order (a visit's first round): its head becomes `likely`. */
+    ordered?: readonly number[],
   ): Leased {
     const now = this.now();
     const portRanges = ports.toString();
@@ -755,6 +763,10 @@ export class Leasing {
       ports: [],
       portRanges,
       ...(verify.length > 0 ? { verify } : {}),
+      // Nothing known open: the agent's sight check tries these first (the strategy's head).
+      ...(round === 0 && verify.length === 0 && ordered !== undefined && ordered.length > 0
+        ? { likely: ordered.slice(0, MAX_LIKELY_PORTS) }
+        : {}),
       round,
       // A later round of a visit that has found nothing yet: the agent scans it after the rounds
       // of hosts that answered (their next rounds are what the operator waits for).

@@ -38,6 +38,13 @@ export const WORK_FEATURE_PORT_RANGES = 'port-ranges';
  * no open port. An agent that lists it scans the rounds of hosts that answered first.
  */
 export const WORK_FEATURE_SILENT_ROUNDS = 'silent-rounds';
+/**
+ * The feature of `likely` on work items: the first ports of the strategy's own order for a host
+ * with nothing known open, which the agent's masscan sight check tries first.
+ */
+export const WORK_FEATURE_LIKELY_PORTS = 'likely-ports';
+/** Ports in a work item's `likely` at most. */
+export const MAX_LIKELY_PORTS = 16;
 
 /**
  * Lease requests whose answer was lost. An agent names each `GET /api/v1/agent/work` with a key
@@ -129,6 +136,15 @@ export const workItemSchema = {
      * probes of its own before it reports them not open.
      */
     verify: { type: 'array', maxItems: 65535, items: port },
+    /**
+     * The first visit round of a host with no port of `ports` known open: the ports of `ports` the
+     * strategy ranks most likely open, most likely first (its learned ports for the host's tag and
+     * /24 included). Sent only to an agent that asked for it with the header
+     * `Portbandit-Features: likely-ports` (WORK_FEATURE_LIKELY_PORTS); portbandit's agent tries
+     * them first when masscan saw nothing of the host (its sight check, agent/masscan-blind.ts).
+     * Absent on a round handed out again from the queue (its stored ports keep no order).
+     */
+    likely: { type: 'array', maxItems: MAX_LIKELY_PORTS, items: port },
     /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */
     round: { type: 'integer', minimum: 0 },
     /**

@@ -26,6 +26,8 @@ describe('MasscanBlindHosts', () => {
     expect(sightCheckPorts([5, 6, 7], 2, undefined)).toEqual([5, 6]);
     expect(sightCheckPorts([5, 6], 8, byFrequency)).toEqual([5, 6]);
     expect(sightCheckPorts([5, 6], 0, byFrequency)).toEqual([]);
+    // The coordinator's likely ports first (the strategy's order); ports outside the round never.
+    expect(sightCheckPorts([1, 22, 443, 9000, 80], 3, byFrequency, [9000, 7, 1])).toEqual([9000, 1, 80]);
   });
 
   test('remembers a host for its memory, then forgets it; the oldest go first past 65,536', () => {
@@ -140,6 +142,21 @@ describe('a host masscan cannot see goes to the connect sweep', () => {
     expect(masscanRuns()).toBe(runsBefore + 1);
     expect(openIn(next)).toEqual([later]);
     expect(next.preflight).toBe('connect');
+  });
+
+  test("the sight check tries the coordinator's likely ports first: a service on a port nmap does not rank is found", async () => {
+    const [fresh] = listeners.ports as [number];
+    process.env.PB_STANDIN_MASSCAN_OPEN = '[]';
+    const logs: string[] = [];
+    // Twenty other ports: by nmap's table and the round's order alone, `fresh` is not among the 8 tried.
+    const ports = [...Array.from({ length: 20 }, (_, i) => i + 1), fresh];
+    const without = await scan(new ScanPipeline(config(logs)), item(ports, []));
+    const withLikely = await scan(new ScanPipeline(config(logs)), { ...item(ports, []), likely: [fresh, 22] });
+
+    expect(openIn(without)).toEqual([]);
+    expect(without.preflight).toBe('masscan');
+    expect(openIn(withLikely), logs.join('\n')).toEqual([fresh]);
+    expect(withLikely.preflight).toBe('connect');
   });
 
   test("no sight check where it cannot tell: nothing answers, a later round, a silent round, or --masscan-sight-check 0; masscan's view stands", async () => {

@@ -6,6 +6,7 @@ import {
   MAX_WORK_BATCH_PORTS,
   WORK_FEATURES_HEADER,
   WORK_FEATURE_PORT_RANGES,
+  WORK_FEATURE_LIKELY_PORTS,
   WORK_FEATURE_SILENT_ROUNDS,
   MAX_ABANDONED_WORK_REQUESTS,
   WORK_ABANDONED_HEADER,
@@ -130,6 +131,7 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       const features = (req.headers[WORK_FEATURES_HEADER] ?? '').split(',').map((f) => f.trim());
       const portRanges = features.includes(WORK_FEATURE_PORT_RANGES);
       const silentRounds = features.includes(WORK_FEATURE_SILENT_ROUNDS);
+      const likelyPorts = features.includes(WORK_FEATURE_LIKELY_PORTS);
       const requestKey = req.headers[WORK_REQUEST_HEADER];
       const abandoned = req.headers[WORK_ABANDONED_HEADER];
       if (abandoned !== undefined) {
@@ -144,6 +146,7 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       const items = await coordinator.getWorkBatch(agent, max, req.query.version, {
         portRanges,
         silentRounds,
+        likelyPorts,
         ...(typeof requestKey === 'string' ? { requestKey } : {}),
       });
       if (items.length > 0) releaseIfUndelivered(coordinator, agent, items, req, reply);
