@@ -18,6 +18,7 @@ export function statelessStrategy(
   return {
     name,
     options,
+    learns: false,
     allowance(_host: HostContext) {
       return Math.min(options.budget, options.maxPerHost);
     },

@@ -132,6 +132,11 @@ export interface Explanation {
 export interface Strategy<S = unknown> {
   readonly name: string;
   readonly options: CommonOptions;
+  /**
+   * False for the strategies that learn nothing (fixed, top-k, random): their order is a list's
+   * or a draw's, not what is likely open on a host (the coordinator names no `likely` ports then).
+   */
+  readonly learns?: false;
   /** Probes this host may use this epoch. Default: min(budget, maxPerHost). */
   allowance(host: HostContext, rng: Rng): number;
   /**

@@ -699,7 +699,8 @@ export class Leasing {
       previousEpoch: latest ? latest.epoch : -1,
       probeable: PortRanges.ALL,
     };
-    const session = new HostSession(this.learner.strategy(key), host, this.seed);
+    const strategy = this.learner.strategy(key);
+    const session = new HostSession(strategy, host, this.seed);
     const ports = session.next();
     if (ports === null) return null;
     const blob: LeaseSession = {
@@ -712,7 +713,9 @@ export class Leasing {
       ...(latest ? { baselineScanId: latest.scanId } : {}),
       ...(group !== undefined ? { group } : {}),
     };
-    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle, requestKey, ports);
+    // A learner's order is its ranking for this host; a list's or a draw's says nothing of it.
+    const ordered = strategy.learns === false ? undefined : ports;
+    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle, requestKey, ordered);
   }
 
   /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */

@@ -142,7 +142,8 @@ export const workItemSchema = {
      * /24 included). Sent only to an agent that asked for it with the header
      * `Portbandit-Features: likely-ports` (WORK_FEATURE_LIKELY_PORTS); portbandit's agent tries
      * them first when masscan saw nothing of the host (its sight check, agent/masscan-blind.ts).
-     * Absent on a round handed out again from the queue (its stored ports keep no order).
+     * Absent on a round handed out again from the queue (its stored ports keep no order), and
+     * from strategies that learn nothing (fixed, top-k, random: a list's or a draw's order).
      */
     likely: { type: 'array', maxItems: MAX_LIKELY_PORTS, items: port },
     /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */

@@ -97,4 +97,17 @@ describe('work items name the likely ports of a host with nothing known open', (
       }
     }
   });
+
+  it("names none under a strategy that learns nothing: a fixed list's order is not what is likely open", async () => {
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/_default',
+      headers: bearer(t.admin),
+      payload: { strategy: 'fixed', params: { ports: [1, 2, 3, 22, 80, 443] }, budget: 6 },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const items = await lease(WORK_FEATURE_LIKELY_PORTS);
+    expect(items).toHaveLength(7);
+    expect(items.every((w) => w.round === 0 && !('likely' in w))).toBe(true);
+  });
 });
