@@ -6,6 +6,7 @@ import { MAX_WORK_BATCH_PORTS, type ResultBatchItem, type WorkItem, type WorkRes
 import { PortbanditError } from '../../src/core/errors.js';
 import { FIRST_LOOK } from '../../strategies/index.js';
 import { openStore } from '../../src/store/open-store.js';
+import { RESULTS_PER_TURN } from '../../src/coordinator/result-batch.js';
 import type { Store } from '../../src/store/types.js';
 import { addScope, bearer, getWork, manualClock, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
@@ -14,11 +15,13 @@ import { addScope, bearer, getWork, manualClock, resultFor, submit, tempDataDir,
  * in (calls made before the same setImmediate share one group commit), and ingests of chosen
  * addresses made to fail as a disk error would.
  */
-function observedStore(store: Store): { store: Store; turns: Map<string, Set<object>>; failIngest: Set<string> } {
+function observedStore(store: Store): { store: Store; turns: Map<string, Set<object>>; calls: string[]; failIngest: Set<string> } {
   const turns = new Map<string, Set<object>>();
+  const calls: string[] = [];
   const failIngest = new Set<string>();
   let turn: object | undefined;
   const note = (method: string) => {
+    calls.push(method);
     if (!turn) {
       const current = {};
       turn = current;
@@ -48,7 +51,7 @@ function observedStore(store: Store): { store: Store; turns: Map<string, Set<obj
       return fn;
     },
   });
-  return { store: observed, turns, failIngest };
+  return { store: observed, turns, calls, failIngest };
 }
 
 describe('batched work: many items per lease request, many results per submit', () => {
@@ -290,6 +293,40 @@ describe('batched work: many items per lease request, many results per submit', 
     expect(retried.json()).toEqual({
       results: [{ outcome: 'accepted', leaseId: w[6]!.leaseId, scanId: w[6]!.leaseId, followUp: expect.any(Boolean), events: 0 }],
     });
+  });
+
+  it('starts a long batch RESULTS_PER_TURN results per turn, so a lease request that arrives meanwhile is not held behind it', async () => {
+    // Arrange: 40 leases for agent 0.
+    const t = await tokens(app, 2);
+    await addScope(app, t.admin, [{ range: '198.18.9.0/26' }]);
+    const w = (await lease(t.agents[0]!, 40)).json.items!;
+    expect(w).toHaveLength(40);
+    const at = clock.now();
+    const ingestsBefore = observed.turns.get('ingestScan')?.size ?? 0;
+    observed.calls.length = 0;
+    const order: string[] = [];
+
+    // Act: the batch, and a lease request of another agent right behind it.
+    const batch = submitBatch(
+      t.agents[0]!,
+      w.map((item) => resultFor(item, [], at)),
+    ).then((res) => (order.push('batch'), res));
+    const other = app
+      .inject({ method: 'GET', url: '/api/v1/agent/work', headers: bearer(t.agents[1]!) })
+      .then((res) => (order.push('lease'), res));
+    const [res, leased] = await Promise.all([batch, other]);
+
+    // Assert: every result accepted, in order; their ingests issued over ceil(40 / 16) turns (three
+    // group commits, each after the event loop read what had arrived); the lease answered first.
+    expect(res.statusCode, res.body).toBe(200);
+    const answers = (res.json() as { results: ResultBatchItem[] }).results;
+    expect(answers.map((a) => a.leaseId)).toEqual(w.map((item) => item.leaseId));
+    expect(answers.every((a) => a.outcome === 'accepted')).toBe(true);
+    expect(RESULTS_PER_TURN).toBe(16);
+    expect(observed.turns.get('ingestScan')!.size - ingestsBefore).toBe(3);
+    expect(observed.calls.filter((c) => c === 'ingestScan')).toHaveLength(40);
+    expect(leased.statusCode, leased.body).toBe(200);
+    expect(order).toEqual(['lease', 'batch']);
   });
 
   it('refuses a batch envelope that is empty, too long or not a list, before touching any result', async () => {
