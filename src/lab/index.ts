@@ -20,6 +20,7 @@ export {
   labStatus,
   labStatePath,
   labUnavailableReason,
+  labGuardHeld,
   labGuardPath,
   raiseLabGuard,
   labLock,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,23 +121,37 @@ function writeState(state: LabState, path: string): void {
 }
 
 /**
- * While this file exists the blackhole route for 198.18.0.0/15 stays up when no lab is: the test
- * run sets it (test/helpers/lab-guard.ts) so that a probe of a lab address while no lab is up
- * can never leave the machine.
+ * While a live process holds this guard the blackhole route for 198.18.0.0/15 stays up when no
+ * lab is: the test run sets it (test/helpers/lab-guard.ts) so that a probe of a lab address while
+ * no lab is up can never leave the machine. A directory with one file per holder, named by its
+ * pid: raising and letting go each touch only their own file, so holders that start and stop
+ * together never drop one another (a shared list rewritten on release could).
  */
 export function labGuardPath(): string {
   return join(dirname(labStatePath()), 'guard');
 }
 
-/** Holders of the guard still running: the pids in the guard file whose process is alive. */
+/** Holders of the guard still running (the files of holders that died are removed). */
 function guardHolders(): number[] {
-  let text = '';
+  const dir = labGuardPath();
+  let names: string[];
   try {
-    text = readFileSync(labGuardPath(), 'utf8');
+    names = readdirSync(dir);
   } catch {
     return [];
   }
-  return [...new Set(text.split(/\s+/).filter(Boolean).map(Number))].filter((pid) => Number.isInteger(pid) && pid > 0 && isAlive(pid));
+  const live: number[] = [];
+  for (const name of names) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) live.push(pid);
+    else rmSync(join(dir, name), { force: true });
+  }
+  return live;
+}
+
+/** Whether a live process holds the standing guard (`raiseLabGuard`). */
+export function labGuardHeld(): boolean {
+  return guardHolders().length > 0;
 }
 
 function isAlive(pid: number): boolean {
@@ -152,22 +166,25 @@ function isAlive(pid: number): boolean {
 /**
  * Put up the standing blackhole guard for 198.18.0.0/15 (root only); returns a function that
  * takes it down. Several processes may hold it at once (`npm test` runs the unit and the lab
- * files as two vitest processes): the guard file lists their pids, and the guard goes when the
- * last living holder lets go.
+ * files as two vitest processes): each has its file in the guard directory, and the guard goes
+ * when the last living holder lets go.
  */
 export async function raiseLabGuard(): Promise<() => Promise<void>> {
-  mkdirSync(dirname(labGuardPath()), { recursive: true });
-  // An append (atomic for a line) so that two runs starting together both stay listed.
-  appendFileSync(labGuardPath(), `${process.pid}\n`);
+  const dir = labGuardPath();
+  // A guard file of older versions (a list of pids) where the directory goes.
+  if (existsSync(dir) && !statSync(dir).isDirectory()) rmSync(dir, { force: true });
+  mkdirSync(dir, { recursive: true });
+  const mine = join(dir, String(process.pid));
+  // The file before the route: a holder letting go at this moment either sees it, or takes the
+  // route down before this puts it back.
+  writeFileSync(mine, '');
   await ip(['route', 'replace', 'blackhole', LAB.safetyNetwork]);
   return async () => {
-    const others = guardHolders().filter((pid) => pid !== process.pid);
-    if (others.length > 0) {
-      writeFileSync(labGuardPath(), others.join('\n'));
-      return;
-    }
-    rmSync(labGuardPath(), { force: true });
-    if (!anyLabState()) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
+    rmSync(mine, { force: true });
+    if (guardHolders().length > 0 || anyLabState()) return;
+    await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
+    // A holder that raised the guard while this one looked: its route may just have gone.
+    if (guardHolders().length > 0) await ip(['route', 'replace', 'blackhole', LAB.safetyNetwork]);
   };
 }
 
@@ -536,7 +553,7 @@ async function teardown(instance: number, log: (line: string) => void): Promise<
   await ipQuiet(['link', 'del', topo.rootLink]);
   rmSync(labStatePath(process.env, instance), { force: true });
   // A standing guard (see labGuardPath) keeps the blackhole between labs; otherwise it goes with the last lab.
-  if (!existsSync(labGuardPath()) && !anyLabState()) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
+  if (!labGuardHeld() && !anyLabState()) await ipQuiet(['route', 'del', 'blackhole', LAB.safetyNetwork]);
   if (namespaces.length > 0) log(`lab: removed ${namespaces.length} namespaces`);
   return { namespaces: namespaces.length };
 }

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -6,6 +7,7 @@ import { parseRouteBatch, parseRouteGet, resolveMasscanRoute } from '../../agent
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   isLabSafeAddress,
+  labGuardHeld,
   labGuardPath,
   labDown,
   labEpoch,
@@ -15,6 +17,7 @@ import {
   labUnavailableReason,
   labTopology,
   labUp,
+  raiseLabGuard,
   type LabState,
 } from '../../src/lab/index.js';
 
@@ -126,8 +129,41 @@ describe.skipIf(reason !== null)('the network-namespace lab', () => {
     const routes = await execa('ip', ['route', 'show']);
     expect(routes.stdout).not.toContain(`${topology.hostNetwork} via`);
     // The test run's standing guard (test/helpers/lab-guard.ts) keeps 198.18.0.0/15 blackholed between labs.
-    expect(routes.stdout.includes('blackhole 198.18.0.0/15')).toBe(existsSync(labGuardPath()));
+    expect(routes.stdout.includes('blackhole 198.18.0.0/15')).toBe(labGuardHeld());
     expect(labStatus()).toBeNull();
     expect((await labDown()).namespaces).toBe(0);
   }, 60_000);
+});
+
+describe.skipIf(reason !== null)('the standing blackhole guard', () => {
+  test('each holder has its own file: one letting go keeps the route while another lives, and a dead holder is dropped', async () => {
+    // Arrange: this worker holds the guard; a live process (a sleep) and a dead pid are listed as
+    // holders too, as if they had raised it at the same moment.
+    const blackholed = async () => (await execa('ip', ['route', 'show'])).stdout.includes('blackhole 198.18.0.0/15');
+    const release = await raiseLabGuard();
+    const other = execa('sleep', ['30']);
+    const finished = execa('true');
+    const deadPid = finished.pid;
+    await finished;
+    try {
+      writeFileSync(join(labGuardPath(), String(other.pid)), '');
+      writeFileSync(join(labGuardPath(), String(deadPid)), '');
+      expect(await blackholed()).toBe(true);
+
+      // Act
+      await release();
+
+      // Assert: the other live holder's file stays, the dead one's is gone, the route is up.
+      const holders = readdirSync(labGuardPath());
+      expect(holders).toContain(String(other.pid));
+      expect(holders).not.toContain(String(deadPid));
+      expect(holders).not.toContain(String(process.pid));
+      expect(labGuardHeld()).toBe(true);
+      expect(await blackholed()).toBe(true);
+    } finally {
+      other.kill();
+      await other.catch(() => undefined);
+      rmSync(join(labGuardPath(), String(other.pid)), { force: true });
+    }
+  });
 });
