@@ -1,5 +1,6 @@
 import type { HostResult, HostSessionState } from '../../strategies/index.js';
 import { PortRanges, PortbanditError } from '../core/index.js';
+import { MAX_LIKELY_PORTS } from '../protocol/index.js';
 
 /** What a lease carries besides the ports: enough to resume the host visit in any process. */
 export interface LeaseSession {
@@ -17,6 +18,12 @@ export interface LeaseSession {
   readonly priorScanId?: string;
   /** The agent group (vantage point) the visit is scanned from; its later rounds stay in it. */
   readonly group?: string;
+  /**
+   * A first round's `likely` ports (the strategy's head, in its order; at most MAX_LIKELY_PORTS),
+   * kept with the lease so that the round, given back or expired and leased again from the
+   * queue, still names them (its stored ports keep no order).
+   */
+  readonly likely?: readonly number[];
 }
 
 /**
@@ -166,6 +173,8 @@ export function readLeaseSession(value: unknown, where: string): LeaseSession {
   if (!isFiniteNumber(value.previousEpoch)) fail('previousEpoch', 'a number');
   for (const key of ['visitId', 'baselineScanId', 'priorScanId', 'group'] as const)
     if (value[key] !== undefined && typeof value[key] !== 'string') fail(key, 'a string');
+  if (value.likely !== undefined && !(isPortList(value.likely) && value.likely.length <= MAX_LIKELY_PORTS))
+    fail('likely', `a list of at most ${MAX_LIKELY_PORTS} ports`);
   const decoded: HostSessionState = {
     ...(state as unknown as HostSessionState),
     probed,
@@ -193,6 +202,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
+}
+
+function isPortList(value: unknown): value is readonly number[] {
+  return isNumberList(value) && value.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535);
 }
 
 function isNumberList(value: unknown): value is readonly number[] {

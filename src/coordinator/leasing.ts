@@ -714,8 +714,20 @@ export class Leasing {
       ...(group !== undefined ? { group } : {}),
     };
     // A learner's order is its ranking for this host; a list's or a draw's says nothing of it.
-    const ordered = strategy.learns === false ? undefined : ports;
-    return this.lease(agent, ip, tags, PortRanges.fromPorts(ports), blob, 0, reason, cycle, requestKey, ordered);
+    // Its head, for a host with nothing known open, is the round's `likely` ports, kept in the
+    // session for the round's next lease should this one be given back or expire.
+    const likely = strategy.learns === false || previousOpen.length > 0 ? [] : ports.slice(0, MAX_LIKELY_PORTS);
+    return this.lease(
+      agent,
+      ip,
+      tags,
+      PortRanges.fromPorts(ports),
+      likely.length > 0 ? { ...blob, likely } : blob,
+      0,
+      reason,
+      cycle,
+      requestKey,
+    );
   }
 
   /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */
@@ -729,8 +741,6 @@ export class Leasing {
     reason: WorkItem['reason'],
     cycle: number,
     requestKey: string | undefined,
-    /** The round's ports in the strategy's order (a visit's first round): its head becomes `likely`. */
-    ordered?: readonly number[],
   ): Leased {
     const now = this.now();
     const portRanges = ports.toString();
@@ -758,6 +768,7 @@ export class Leasing {
     written.catch(() => {});
     const policy = this.policies.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
     const verify = [...new Set(session.previousOpen)].filter((p) => ports.has(p)).sort((a, b) => a - b);
+    const likely = round === 0 && verify.length === 0 ? (session.likely ?? []).filter((p) => ports.has(p)) : [];
     const item: WorkItem = {
       protocol: PROTOCOL_VERSION,
       leaseId: lease.id,
@@ -767,9 +778,7 @@ export class Leasing {
       portRanges,
       ...(verify.length > 0 ? { verify } : {}),
       // Nothing known open: the agent's sight check tries these first (the strategy's head).
-      ...(round === 0 && verify.length === 0 && ordered !== undefined && ordered.length > 0
-        ? { likely: ordered.slice(0, MAX_LIKELY_PORTS) }
-        : {}),
+      ...(likely.length > 0 ? { likely } : {}),
       round,
       // A later round of a visit that has found nothing yet: the agent scans it after the rounds
       // of hosts that answered (their next rounds are what the operator waits for).

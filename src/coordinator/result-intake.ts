@@ -230,7 +230,8 @@ export class ResultIntake {
     // would spend the allowance blind.
     const next = unknown.length > 0 && unknown.length >= leasePortCount ? (hs.abandon(), null) : hs.next();
     if (next !== null) {
-      const { priorScanId: _old, ...rest } = session;
+      // A first round's likely ports are for its own leases only.
+      const { priorScanId: _old, likely: _likely, ...rest } = session;
       // Queued compact, as leases are: the ports and the session's port lists as range specs.
       const state = hs.toJSON();
       const blob = storeLeaseSession({ ...rest, state, visitId: scan.scanId });

@@ -2,6 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { type LeaseSession, leaseSessionRefs, readLeaseSession } from '../../src/coordinator/lease-session.js';
+import { MAX_LIKELY_PORTS } from '../../src/protocol/index.js';
 
 const ports = fc.uniqueArray(fc.integer({ min: 1, max: 65535 }), { maxLength: 20 });
 const id = fc.stringMatching(/^[a-z0-9_.-]{1,24}$/);
@@ -20,6 +21,7 @@ const session: fc.Arbitrary<LeaseSession> = fc.record(
     baselineScanId: id,
     priorScanId: id,
     group: id,
+    likely: fc.uniqueArray(fc.integer({ min: 1, max: 65535 }), { minLength: 1, maxLength: MAX_LIKELY_PORTS }),
   },
   { requiredKeys: ['state', 'policy', 'epoch', 'prefix', 'previousOpen', 'previousEpoch'] },
 );
@@ -88,4 +90,18 @@ test('non-object sessions are refused, and refs ignore what is not a string', ()
   for (const v of [null, 3, 'x', []]) expect(() => readLeaseSession(v, 'q1')).toThrow(/session is not an object/);
   expect(leaseSessionRefs({ visitId: 3, baselineScanId: 's1' })).toEqual({ baselineScanId: 's1' });
   expect(leaseSessionRefs(undefined)).toEqual({});
+});
+
+test.prop([
+  session,
+  fc.constantFrom<unknown>(
+    '22',
+    [0],
+    [65536],
+    [1.5],
+    ['a'],
+    Array.from({ length: MAX_LIKELY_PORTS + 1 }, (_, i) => i + 1),
+  ),
+])('a session whose likely ports are not a short list of ports is refused, naming `likely`', (s, likely) => {
+  expect(() => readLeaseSession({ ...s, likely }, 'q3')).toThrow(/likely is not a list of at most 16 ports/);
 });

@@ -98,6 +98,52 @@ describe('work items name the likely ports of a host with nothing known open', (
     }
   });
 
+  it('keeps them when a first round comes back from the queue: given back, leased again, the same likely ports', async () => {
+    // Arrange: a first cycle learned, then the next cycle's first rounds (dead addresses: likely ports).
+    await finishCycle(await lease(WORK_FEATURE_LIKELY_PORTS));
+    await app.inject({ method: 'POST', url: '/api/v1/admin/cycle/restart', headers: bearer(t.admin) });
+    const second = await lease(WORK_FEATURE_LIKELY_PORTS);
+    const dead = second.filter((w) => openOf(w.ip).length === 0);
+    expect(dead).toHaveLength(3);
+    const likelyOf = new Map(dead.map((w) => [w.ip, w.likely]));
+    expect([...likelyOf.values()].every((l) => l !== undefined && l.slice(0, 2).includes(custom))).toBe(true);
+
+    // Act: the agent gives them back (a graceful stop); they are leased again from the queue.
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/agent/release',
+      headers: bearer(t.agents[0]!),
+      payload: { leaseIds: dead.map((w) => w.leaseId) },
+    });
+    expect(res.json()).toEqual({ released: 3 });
+    const again = await lease(WORK_FEATURE_LIKELY_PORTS);
+
+    // Assert: the same rounds, the same likely ports in the same order; follow-up rounds carry none.
+    const back = again.filter((w) => likelyOf.has(w.ip));
+    expect(back.map((w) => w.ip).sort()).toEqual([...likelyOf.keys()].sort());
+    for (const w of back) {
+      expect(w.reason, w.ip).toBe('expired');
+      expect(w.round, w.ip).toBe(0);
+      expect(w.likely, w.ip).toEqual(likelyOf.get(w.ip));
+    }
+    const live = second.filter((w) => openOf(w.ip).length > 0);
+    for (const w of live) {
+      clock.advance(100);
+      await submit(
+        app,
+        t.agents[0]!,
+        resultFor(
+          w,
+          w.ports.filter((p) => openOf(w.ip).includes(p)),
+          clock.now(),
+        ),
+      );
+    }
+    const followUps = (await lease(WORK_FEATURE_LIKELY_PORTS)).filter((w) => w.round > 0);
+    expect(followUps.length).toBeGreaterThan(0);
+    expect(followUps.every((w) => !('likely' in w))).toBe(true);
+  });
+
   it("names none under a strategy that learns nothing: a fixed list's order is not what is likely open", async () => {
     const res = await app.inject({
       method: 'PUT',
