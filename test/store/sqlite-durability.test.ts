@@ -311,6 +311,23 @@ describe('sqlite store durability', () => {
     }
   });
 
+  it('commits leases before the check phase: ahead of callbacks already queued there', async () => {
+    const store = await openSqliteStore({ path: join(dir, 'lease-first.db'), checkpointIntervalMs: 0 });
+    try {
+      // A batch of results' next slice, waiting in the check phase (setImmediate).
+      const order: string[] = [];
+      setImmediate(() => order.push('queued before'));
+      const leases = Array.from({ length: 64 }, (_, i) => lease(`l${i}`, `198.18.3.${i + 1}`, 'a1', 5000));
+      await Promise.all(leases.map((l) => store.putLease(l)));
+      order.push('leases committed');
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(order).toEqual(['leases committed', 'queued before']);
+      expect(await store.listLeases({ agentId: 'a1' })).toHaveLength(64);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('group-committed ingests in one tick fail one by one: a bad scan does not take its batch down', async () => {
     const store = await openSqliteStore({ path: join(dir, 'batch.db') });
     try {
