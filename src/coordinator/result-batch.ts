@@ -86,7 +86,10 @@ export async function submitResultBatch(
   };
   const started: Promise<ResultBatchItem>[] = [];
   for (let i = 0; i < raws.length; i++) {
-    if (i > 0 && i % RESULTS_PER_TURN === 0) await turnAfterNext();
+    // The first slice too waits for the check phase: lease requests read in the same poll
+    // phase as this batch are answered first.
+    if (i === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    else if (i % RESULTS_PER_TURN === 0) await turnAfterNext();
     started.push(one(raws[i], i));
   }
   const answers = await Promise.all(started);
