@@ -714,20 +714,12 @@ export class Leasing {
       ...(group !== undefined ? { group } : {}),
     };
     // A learner's order is its ranking for this host; a list's or a draw's says nothing of it.
-    // Its head, for a host with nothing known open, is the round's `likely` ports, kept in the
-    // session for the round's next lease should this one be given back or expire.
-    const likely = strategy.learns === false || previousOpen.length > 0 ? [] : ports.slice(0, MAX_LIKELY_PORTS);
-    return this.lease(
-      agent,
-      ip,
-      tags,
-      PortRanges.fromPorts(ports),
-      likely.length > 0 ? { ...blob, likely } : blob,
-      0,
-      reason,
-      cycle,
-      requestKey,
-    );
+    // Its head, for a host none of whose known open ports is in the round, is the round's
+    // `likely` ports, kept in the session for the round's next lease should this one be given
+    // back or expire.
+    const ranges = PortRanges.fromPorts(ports);
+    const likely = strategy.learns === false || previousOpen.some((p) => ranges.has(p)) ? [] : ports.slice(0, MAX_LIKELY_PORTS);
+    return this.lease(agent, ip, tags, ranges, likely.length > 0 ? { ...blob, likely } : blob, 0, reason, cycle, requestKey);
   }
 
   /** A work item and its lease's write, issued but not awaited (getWorkBatch awaits a batch's writes together). */
