@@ -104,6 +104,16 @@ export function resultFor(work: WorkItem, open: readonly number[], at: number): 
   };
 }
 
+/** The result of `work` from a host whose open ports are `openOf(ip)`: those of them the item names. */
+export function resultAsHost(work: WorkItem, openOf: (ip: string) => readonly number[], at: number): ResultSubmission {
+  const open = openOf(work.ip);
+  return resultFor(
+    work,
+    work.ports.filter((p) => open.includes(p)),
+    at,
+  );
+}
+
 export async function submit(app: FastifyInstance, token: string, body: unknown): Promise<LightMyRequestResponse> {
   return app.inject({ method: 'POST', url: '/api/v1/agent/results', headers: bearer(token), payload: body as object });
 }

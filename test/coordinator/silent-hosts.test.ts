@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { WORK_FEATURES_HEADER, WORK_FEATURE_PORT_RANGES, WORK_FEATURE_SILENT_ROUNDS, type WorkItem } from '../../src/protocol/protocol.js';
-import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
+import { addScope, bearer, getWork, manualClock, openApp, resultAsHost, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
 /**
  * The lab's defect, through the real coordinator (SQLite, HTTP via inject): behind a firewall that
@@ -44,15 +44,7 @@ describe('silent hosts under a budget that covers the port space', () => {
       expect(w.cycle).toBe(cycle);
       items.push(w);
       clock.advance(1000);
-      const res = await submit(
-        app,
-        t.agents[0]!,
-        resultFor(
-          w,
-          w.ports.filter((p) => openOf(w.ip).includes(p)),
-          clock.now(),
-        ),
-      );
+      const res = await submit(app, t.agents[0]!, resultAsHost(w, openOf, clock.now()));
       expect(res.statusCode, res.body).toBe(200);
       await app.coordinator.learningSettled();
       if (app.coordinator.progress().fraction === 1 && (await app.coordinator.store.countQueuedWork()) === 0) break;
@@ -110,15 +102,7 @@ describe('silent hosts under a budget that covers the port space', () => {
     // The silent first looks come back first (nothing for nmap to wait on), as in the lab.
     const answers = (w: WorkItem) => openOf(w.ip).some((p) => w.ports.includes(p));
     for (const w of [...looks.filter((x) => !answers(x)), ...looks.filter(answers)]) {
-      const res = await submit(
-        app,
-        t.agents[0]!,
-        resultFor(
-          w,
-          w.ports.filter((p) => openOf(w.ip).includes(p)),
-          clock.now(),
-        ),
-      );
+      const res = await submit(app, t.agents[0]!, resultAsHost(w, openOf, clock.now()));
       expect(res.statusCode, res.body).toBe(200);
     }
     const queued = await app.coordinator.store.listQueuedWork(20);
@@ -160,11 +144,7 @@ describe('silent hosts under a budget that covers the port space', () => {
     const status = (w: WorkItem) => (answers(w) ? 'up' : 'down');
     for (const w of looks) {
       const res = await submit(app, t.agents[0]!, {
-        ...resultFor(
-          w,
-          w.ports.filter((p) => openOf(w.ip).includes(p)),
-          clock.now(),
-        ),
+        ...resultAsHost(w, openOf, clock.now()),
         status: status(w),
       });
       expect(res.statusCode, res.body).toBe(200);
