@@ -68,8 +68,10 @@ export class PolicyBook {
       const current = this.policies.get(doc.key);
       if (!force && current && JSON.stringify(current) === JSON.stringify(doc.value)) continue;
       try {
-        this.policies.set(doc.key, doc.value);
+        // The learner first: a lease served while it loads must not find the book naming a
+        // policy whose strategy the learner has not loaded yet (it answered 500).
         await this.learner.setPolicy(doc.key, this.effectivePolicy(doc.key, doc.value), this.now());
+        this.policies.set(doc.key, doc.value);
         if (!force) this.log.info({ policy: doc.key || '_default' }, 'policy changed in the store; applied');
       } catch (error) {
         this.log.error({ err: error, policy: doc.key }, 'stored policy is invalid; hosts it covered fall back to the default policy');
@@ -83,6 +85,8 @@ export class PolicyBook {
     }
     if (!this.policies.has(DEFAULT_POLICY_KEY))
       await this.learner.setPolicy(DEFAULT_POLICY_KEY, this.effectivePolicy(DEFAULT_POLICY_KEY, this.defaultPolicy), this.now());
+    // A new period (the default policy's) derives every rate-stated budget anew.
+    await this.refreshBudgets();
     return true;
   }
 
@@ -93,23 +97,30 @@ export class PolicyBook {
     return this.policy(DEFAULT_POLICY_KEY)!.periodSeconds;
   }
 
-  /** Addresses each policy covers in the current scope (a host's policy: its first tag that has one). */
-  private addressesByPolicy(): Map<string, number> {
+  /**
+   * Addresses each policy covers in the current scope (a host's policy: its first tag that has
+   * one), counting `adding` as a policy too.
+   */
+  private addressesByPolicy(adding?: string): Map<string, number> {
     const out = new Map<string, number>();
     for (const seg of this.scope.addressSpace.segments) {
-      const key = this.keyOf(seg.tags);
+      const key = policyKeyFor(seg.tags, (k) => k === adding || this.policies.has(k));
       out.set(key, (out.get(key) ?? 0) + Number(seg.end - seg.start + 1n));
     }
     return out;
   }
 
-  /** The policy the strategy runs with: a rate-stated budget becomes probes per host-visit. */
+  /**
+   * The policy the strategy runs with: a rate-stated budget becomes probes per host-visit. As if
+   * `policy` were `key`'s already (it is computed before the book takes it: see reload).
+   */
   private effectivePolicy(key: string, policy: Policy): Policy {
     if (policy.rate === undefined) return policy;
-    const addresses = this.addressesByPolicy().get(key) ?? 0;
+    const addresses = this.addressesByPolicy(key).get(key) ?? 0;
+    const period = key === DEFAULT_POLICY_KEY ? policy.periodSeconds : this.periodSeconds();
     return {
       ...policy,
-      budget: budgetFor({ ...policy, periodSeconds: this.periodSeconds() ?? DEFAULT_PERIOD_SECONDS }, addresses),
+      budget: budgetFor({ ...policy, periodSeconds: period ?? DEFAULT_PERIOD_SECONDS }, addresses),
       maxPerHost: ALL_PORTS,
     };
   }
@@ -193,13 +204,14 @@ export class PolicyBook {
     const { periodSeconds: _period, ...tagPolicy } = resolved;
     const policy: Policy = key === DEFAULT_POLICY_KEY ? resolved : tagPolicy;
     await this.store.putDocument('policies', key, policy, { at: this.now() });
+    // The learner first, as in reload.
+    await this.learner.setPolicy(key, this.effectivePolicy(key, policy), this.now());
     this.policies.set(key, policy);
     if (key === DEFAULT_POLICY_KEY) {
       // The period derives every rate-stated budget.
       for (const k of this.learner.keys())
         if (k !== key) await this.learner.setPolicy(k, this.effectivePolicy(k, this.policy(k)!), this.now());
     }
-    await this.learner.setPolicy(key, this.effectivePolicy(key, policy), this.now());
     this.revisions = '';
     return policy;
   }

@@ -214,7 +214,8 @@ describe('portbandit serve with --dns (the real server: config, timers, HTTP on 
     const data = tempDataDir();
     const dns = await startDnsServer({ 'files.lab.example': ['198.18.40.1', '198.18.40.2'] });
     const config = resolveConfig({
-      flags: { dataDir: data.dir, port: 0, logLevel: 'silent', resolver: `dns:127.0.0.1:${dns.port}`, sweepIntervalMs: 50 },
+      // Errors only: a 500 then shows its cause in the test's output.
+      flags: { dataDir: data.dir, port: 0, logLevel: 'error', resolver: `dns:127.0.0.1:${dns.port}`, sweepIntervalMs: 50 },
       env: {},
     });
     const app = await startServer(config, {}, new Writable({ write: (_c, _e, done) => done() }));

@@ -61,3 +61,33 @@ test("a host's allowed agent groups are the intersection of its tags' groups; it
   const bad = await policies.set('lan', { strategy: 'top-k', budget: 50, groups: [] }).catch((e: unknown) => e);
   expect(isPortbanditError(bad, 'PB_ERR_GROUP')).toBe(true);
 });
+
+test('a policy becomes the policy of its hosts only once the learner has loaded it (reload and set)', async () => {
+  rig = await openUnitRig({ scope: [{ range: '198.18.1.0/29', tags: ['web'] }] });
+  const { policies, learner } = rig.units;
+  // Checked between every two steps of the load (most of its awaits resolve as microtasks on
+  // SQLite, a write's commit in a later tick): a lease served meanwhile asks the learner for the
+  // strategy of the key the book names.
+  const watch = async (loading: Promise<unknown>) => {
+    let done = false;
+    const checked: string[] = [];
+    void loading.finally(() => (done = true));
+    while (!done) {
+      const key = policies.keyOf(['web']);
+      checked.push(key);
+      expect(learner.has(key), `the book names "${key}", the learner has ${learner.keys().join(', ')}`).toBe(true);
+      if (checked.length % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+      else await Promise.resolve();
+    }
+    await loading;
+    return checked;
+  };
+  await rig.store.putDocument<Policy>('policies', 'web', { strategy: 'top-k', budget: 20 } as Policy, { at: rig.clock.now() });
+  const reloaded = await watch(policies.reload());
+  expect(reloaded.length).toBeGreaterThan(1);
+  expect(policies.keyOf(['web'])).toBe('web');
+  await policies.delete('web');
+  const set = await watch(policies.set('web', { strategy: 'top-k', budget: 30 }));
+  expect(set.length).toBeGreaterThan(1);
+  expect(learner.policy('web').budget).toBe(30);
+});
