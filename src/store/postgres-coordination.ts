@@ -419,10 +419,12 @@ export class PostgresCoordinationStore implements CoordinationStore {
       async (q) => {
         const barrier = (await q.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS b`)).rows[0]!.b as string;
         const { rows } = await q.query(
-          `SELECT xid::text AS xid, doc FROM learning_queue WHERE xid >= $1::xid8 AND xid < $2::xid8 ORDER BY xid, seq`,
+          // Ordered by the column (xid8), not by the text of it this query returns (ORDER BY
+          // takes an output column's name first: '10' came before '9').
+          `SELECT q.xid::text AS position, q.doc FROM learning_queue q WHERE q.xid >= $1::xid8 AND q.xid < $2::xid8 ORDER BY q.xid, q.seq`,
           [from, barrier],
         );
-        const items = rows.map((r) => ({ ...parse<LearningItem>(r.doc), position: r.xid as string }));
+        const items = rows.map((r) => ({ ...parse<LearningItem>(r.doc), position: r.position as string }));
         return { items, cursor: BigInt(barrier) > BigInt(from) ? barrier : from };
       },
       true,

@@ -178,6 +178,34 @@ describe.skipIf(missing !== undefined)('PostgreSQL coordination store', () => {
       }
     });
 
+    it('reads learning items in transaction order across a change in the number of digits (9 before 10)', async () => {
+      const schema = pg.freshSchema();
+      const store = await openPostgresCoordination({ url: pg.url(), schema });
+      const writer = new Client({ connectionString: pg.url(), options: `-c search_path=${schema}` });
+      await writer.connect();
+      try {
+        // Transaction ids written as past ones (the cluster's own are far above): compared as
+        // text, '10' sorted before '9' (the ORDER BY took the text column the query returned).
+        for (const [xid, key] of [
+          ['10', 'second'],
+          ['9', 'first'],
+          ['100', 'third'],
+        ])
+          await writer.query('INSERT INTO learning_queue (xid, doc) VALUES ($1::xid8, $2)', [
+            xid,
+            JSON.stringify({ key, result: {}, at: 1 }),
+          ]);
+        const read = await store.readLearning(undefined);
+        expect(read.items.map((i) => [i.key, i.position])).toEqual([
+          ['first', '9'],
+          ['second', '10'],
+          ['third', '100'],
+        ]);
+      } finally {
+        await Promise.all([writer.end(), store.close()]);
+      }
+    });
+
     it('migrates a version-3 queue: items keep their ids and holds and are served by class, then in order', async () => {
       const schema = pg.freshSchema();
       const old = await PostgresDatabase.open({ url: pg.url(), schema }, [
