@@ -78,6 +78,22 @@ export class Learner {
   /** Build (or rebuild after a policy change) the strategy of a policy key, restoring state. */
   async setPolicy(key: string, policy: Policy, now: number): Promise<void> {
     await this.flush(key, now);
+    this.entries.set(key, await this.load(key, policy, now));
+  }
+
+  /**
+   * Load a policy's entry again from its stored state, unless the entry was dropped or replaced
+   * while the state was read (a policy change made meanwhile is not undone with the old policy).
+   */
+  private async reload(key: string, entry: Entry, now: number): Promise<boolean> {
+    const loaded = await this.load(key, entry.policy, now);
+    if (this.entries.get(key) !== entry) return false;
+    this.entries.set(key, loaded);
+    return true;
+  }
+
+  /** A policy's entry built from its stored state (not yet in `entries`). */
+  private async load(key: string, policy: Policy, now: number): Promise<Entry> {
     const stored = await this.store.getDocument<LearnedDocument>('strategyStates', stateKey(key, policy.strategy));
     let strategy: Strategy;
     let doc: LearnedDocument = { strategy: policy.strategy, state: undefined, batches: 0, learned: 0, pseudo: 0, lossyBatches: 0 };
@@ -89,7 +105,7 @@ export class Learner {
       this.log.warn({ err: error, policy: key }, 'saved strategy state does not fit; starting to learn afresh');
       strategy = createStrategy(policy, this.env);
     }
-    this.entries.set(key, {
+    return {
       policy,
       strategy,
       pending: [],
@@ -99,7 +115,7 @@ export class Learner {
       doc,
       dirty: false,
       persistedAt: now,
-    });
+    };
   }
 
   // ---------------------------------------------------------------- several coordinators
@@ -140,9 +156,8 @@ export class Learner {
     let reloaded = 0;
     for (const [key, e] of [...this.entries]) {
       const stored = await this.store.getDocument<LearnedDocument>('strategyStates', stateKey(key, e.policy.strategy));
-      if ((stored?.revision ?? 0) === e.revision || e.dirty || e.pending.length > 0) continue;
-      await this.setPolicy(key, e.policy, now);
-      reloaded++;
+      if (this.entries.get(key) !== e || (stored?.revision ?? 0) === e.revision || e.dirty || e.pending.length > 0) continue;
+      if (await this.reload(key, e, now)) reloaded++;
     }
     return reloaded;
   }
@@ -153,14 +168,16 @@ export class Learner {
       e.pending = [];
       e.pendingPositions = [];
       e.dirty = false;
-      await this.setPolicy(key, e.policy, now);
+      await this.reload(key, e, now);
     }
   }
 
   /** Forget a policy (its state stays in the store). */
   async dropPolicy(key: string, now: number): Promise<void> {
+    const dropped = this.entries.get(key);
     await this.flush(key, now);
-    this.entries.delete(key);
+    // Not an entry loaded again while this one was flushed.
+    if (this.entries.get(key) === dropped) this.entries.delete(key);
   }
 
   has(key: string): boolean {

@@ -686,7 +686,6 @@ export class Leasing {
     group: string | undefined,
     requestKey: string | undefined,
   ): Promise<Leased | null> {
-    const key = this.policies.keyOf(tags);
     const latest = group !== undefined ? await latestAnsweredScanFrom(this.store, ip, group) : await latestAnsweredScan(this.store, ip);
     const { family, value } = parseAddress(ip);
     const previousOpen = latest ? knownOpenOf(latest) : [];
@@ -699,6 +698,9 @@ export class Leasing {
       previousEpoch: latest ? latest.epoch : -1,
       probeable: PortRanges.ALL,
     };
+    // The policy as it is now, after the read above: one deleted meanwhile (its strategy
+    // dropped) made this lease answer 500.
+    const key = this.policies.keyOf(tags);
     const strategy = this.learner.strategy(key);
     const session = new HostSession(strategy, host, this.seed);
     const ports = session.next();

@@ -41,6 +41,8 @@ export class PolicyBook {
   private readonly policies = new Map<string, Policy>();
   /** Policy revisions as last loaded from the store (to notice edits made by other processes). */
   private revisions = '';
+  /** The last change queued (see exclusive). */
+  private changing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: Store,
@@ -54,10 +56,27 @@ export class PolicyBook {
   ) {}
 
   /**
+   * The book's changes (reload, set, delete, refreshBudgets) one at a time: each changes the book
+   * and the learner in steps with awaits between. Interleaved, a drop's flush could end after a
+   * set had loaded the same tag again and remove it from the learner, leaving the book naming a
+   * policy the learner had no strategy for (leases answered 500: two coordinators on PostgreSQL,
+   * one deleting a policy the other's operator was setting).
+   */
+  private exclusive<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.changing.then(change, change);
+    this.changing = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
    * Load the policies from the store when they changed since the last load (edits made by the
    * CLI next to a running server take effect within one sweep interval).
    */
-  async reload(force = false): Promise<boolean> {
+  reload(force = false): Promise<boolean> {
+    return this.exclusive(() => this.reloadNow(force));
+  }
+
+  private async reloadNow(force: boolean): Promise<boolean> {
     const docs = await this.store.listDocuments<Policy>('policies');
     const revisions = docs.map((d) => `${d.key}@${d.revision}`).join(',');
     if (!force && revisions === this.revisions) return false;
@@ -86,7 +105,7 @@ export class PolicyBook {
     if (!this.policies.has(DEFAULT_POLICY_KEY))
       await this.learner.setPolicy(DEFAULT_POLICY_KEY, this.effectivePolicy(DEFAULT_POLICY_KEY, this.defaultPolicy), this.now());
     // A new period (the default policy's) derives every rate-stated budget anew.
-    await this.refreshBudgets();
+    await this.refreshBudgetsNow();
     return true;
   }
 
@@ -126,7 +145,11 @@ export class PolicyBook {
   }
 
   /** Re-derive rate-stated budgets after a scope change (a strategy is rebuilt only when its budget moved). */
-  async refreshBudgets(): Promise<void> {
+  refreshBudgets(): Promise<void> {
+    return this.exclusive(() => this.refreshBudgetsNow());
+  }
+
+  private async refreshBudgetsNow(): Promise<void> {
     for (const key of this.learner.keys()) {
       const policy = this.policy(key);
       if (!policy || policy.rate === undefined) continue;
@@ -193,7 +216,11 @@ export class PolicyBook {
   }
 
   /** Validate and store a tag's policy (`""` = the default policy); the strategy restarts with its saved state. */
-  async set(key: string, input: PolicyInput): Promise<Policy> {
+  set(key: string, input: PolicyInput): Promise<Policy> {
+    return this.exclusive(() => this.setNow(key, input));
+  }
+
+  private async setNow(key: string, input: PolicyInput): Promise<Policy> {
     const where = key === DEFAULT_POLICY_KEY ? 'policy(default)' : `policy(${key})`;
     if (key !== DEFAULT_POLICY_KEY && typeof input.periodSeconds === 'number' && input.periodSeconds !== this.periodSeconds()) {
       throw new PortbanditError('PB_ERR_POLICY', 'the cycle period is set on the default policy only: one cycle walks the whole scope', {
@@ -217,7 +244,11 @@ export class PolicyBook {
   }
 
   /** Remove a tag's policy (its hosts fall back to the default; learned state is kept). */
-  async delete(key: string): Promise<boolean> {
+  delete(key: string): Promise<boolean> {
+    return this.exclusive(() => this.deleteNow(key));
+  }
+
+  private async deleteNow(key: string): Promise<boolean> {
     const existed = await this.store.deleteDocument('policies', key);
     this.policies.delete(key);
     if (key === DEFAULT_POLICY_KEY) await this.learner.setPolicy(key, this.effectivePolicy(key, this.defaultPolicy), this.now());
