@@ -14,16 +14,25 @@ import { bearer, resultAsHost, tempDataDir } from './helpers.js';
  * on one schema, the agents and the edits alternating between them) while agents lease and
  * submit without pause and an operator edits everything at once, through the API and through
  * the CLI on the same store (another connection, as another process would): scope and
- * blocklist, policies of every strategy (budgets and rates), the cycle period, cycle restarts and
- * manual rescans. No request may fail with a 5xx, nothing may be logged as an error, and every
- * result the server acknowledged is stored. Run for 20 s with four agents (~1,100-1,800 results
+ * blocklist, policies of every strategy (budgets and rates, some naming agent groups), agents'
+ * groups, the cycle period, cycle restarts and manual rescans; the agents now and then give
+ * their items back or answer them one by one. No request may fail with a 5xx, nothing may be
+ * logged as an error, every result the server acknowledged is stored, and (PostgreSQL) no
+ * address is leased while another agent holds it. Run for 20 s with four agents (~1,100-1,800 results
  * and ~700-950 edits a run), the PostgreSQL case found leases answered 500 in 3 of 4 seeds (a
  * policy deleted while a lease read the host's last visit; a delete and a set interleaved);
  * policy-races.test.ts holds each of them, as policy-book.test.ts holds the one CI met on SQLite
  * (a lease served while the learner loaded a policy the CLI had set: a window of microtasks this
- * test rarely hits). After the fixes, 4 of 4 seeds passed at 20 s.
+ * test rarely hits). After the fixes, 4 of 4 seeds passed at 20 s, and 3 of 3 with the agents'
+ * releases, single answers and groups added.
  */
 interface Backend {
+  /**
+   * The store refuses a second live lease for an address (PostgreSQL's constraint). SQLite does
+   * not: a manual rescan of an address the cycle hands out in the same batch, or one in flight,
+   * is leased twice (seen here; the batch tests rely on it).
+   */
+  readonly oneLeasePerAddress: boolean;
   /** Configuration flags of the i-th server. */
   flags(i: number, dataDir: string): Record<string, unknown>;
   /** The CLI's store arguments and environment. */
@@ -59,15 +68,21 @@ async function editsUnderLoad(backend: Backend, servers: number): Promise<void> 
       if (res.status >= 500) failures.push(`${method} ${path}: ${res.status} ${text}`);
       return { status: res.status, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
     };
-    const agentToken = async (name: string) =>
-      ((await call('POST', '/api/v1/admin/agents', admin, { name })).body as { token: string }).token;
     await call('POST', '/api/v1/admin/scope', admin, { entries: [{ range: '198.18.60.0/27', tags: ['web'] }] });
-    const agents = [await agentToken('a1'), await agentToken('a2')];
+    const made = [
+      (await call('POST', '/api/v1/admin/agents', admin, { name: 'a1' })).body as { id: string; token: string },
+      (await call('POST', '/api/v1/admin/agents', admin, { name: 'a2' })).body as { id: string; token: string },
+    ];
+    const agents = made.map((a) => a.token);
+    /** Addresses an agent holds a lease on and has not answered yet (none may be leased twice). */
+    const held = new Map<string, string>();
     // Hosts: every fourth address answers on a port derived from it (the item may not name it).
     const openOf = (ip: string) => {
       const last = Number(ip.split('.')[3]);
       return last % 4 === 0 ? [22, 80, 1000 + last] : [];
     };
+    const random = createRng('edits-under-load');
+    const rng = () => random.next();
     let stop = false;
     const agentLoop = async (token: string) => {
       while (!stop) {
@@ -77,18 +92,37 @@ async function editsUnderLoad(backend: Backend, servers: number): Promise<void> 
           await new Promise((resolve) => setTimeout(resolve, 20));
           continue;
         }
+        for (const w of items) {
+          const holder = held.get(w.ip);
+          if (holder !== undefined && backend.oneLeasePerAddress)
+            failures.push(`${w.ip} leased to ${token.slice(0, 8)} while ${holder.slice(0, 8)} holds it`);
+          held.set(w.ip, token);
+        }
+        // Mostly a batch of results; now and then the items given back, or answered one by one.
+        const choice = rng();
+        for (const w of items) held.delete(w.ip);
+        if (choice < 0.1) {
+          await call('POST', '/api/v1/agent/release', token, { leaseIds: items.map((w) => w.leaseId) });
+          continue;
+        }
         const results = items.map((w) => resultAsHost(w, openOf, Date.now()));
-        const sent = await call('POST', '/api/v1/agent/results/batch', token, { results });
-        if (sent.status !== 200) continue;
-        const answers = (sent.body as { results: ResultBatchItem[] }).results;
+        const answers: ResultBatchItem[] = [];
+        if (choice < 0.2)
+          for (const result of results) {
+            const one = await call('POST', '/api/v1/agent/results', token, result);
+            answers.push(one.status === 200 ? { outcome: 'accepted', ...(one.body as { scanId?: string }) } : { outcome: 'rejected' });
+          }
+        else {
+          const sent = await call('POST', '/api/v1/agent/results/batch', token, { results });
+          if (sent.status !== 200) continue;
+          answers.push(...(sent.body as { results: ResultBatchItem[] }).results);
+        }
         for (const [i, r] of answers.entries()) {
           if (r.outcome === 'failed') failures.push(`result ${i} of a batch failed: ${JSON.stringify(r.error)}`);
           if (r.outcome === 'accepted' && r.scanId !== undefined) acknowledged.set(r.scanId, items[i]!.ip);
         }
       }
     };
-    const random = createRng('edits-under-load');
-    const rng = () => random.next();
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)]!;
     const tags = ['web', 'db', 'lab'];
     const strategies = ['top-k', 'adaptive', 'thompson', 'epsilon-greedy', 'ucb', 'fixed', 'random'];
@@ -104,18 +138,7 @@ async function editsUnderLoad(backend: Backend, servers: number): Promise<void> 
           strategy: pick(strategies),
           ...(rng() < 0.5 ? { budget: 5 + Math.floor(rng() * 60) } : { rate: 10 + Math.floor(rng() * 100) }),
         }),
-      () =>
-        runCli([
-          'policy',
-          'set',
-          pick(tags),
-          '--strategy',
-          pick(strategies),
-          '--budget',
-          String(5 + Math.floor(rng() * 60)),
-          '--data',
-          data.dir,
-        ]),
+      () => cli(['policy', 'set', pick(tags), '--strategy', pick(strategies), '--budget', String(5 + Math.floor(rng() * 60))]),
       () => call('DELETE', `/api/v1/admin/policies/${pick(tags)}`, admin),
       () =>
         call('PUT', '/api/v1/admin/policies/_default', admin, {
@@ -125,6 +148,15 @@ async function editsUnderLoad(backend: Backend, servers: number): Promise<void> 
         }),
       () => call('POST', '/api/v1/admin/cycle/restart', admin),
       () => call('POST', '/api/v1/admin/rescan', admin, { ips: ['198.18.60.4', '198.18.60.8'] }),
+      // Agent groups: a tag's policy may name them, and an agent's may change under it.
+      () =>
+        call('PUT', `/api/v1/admin/policies/${pick(tags)}`, admin, {
+          strategy: pick(strategies),
+          budget: 20,
+          groups: [pick(['inside', 'outside'])],
+        }),
+      () =>
+        call('PUT', `/api/v1/admin/agents/${pick(made).id}/groups`, admin, { groups: rng() < 0.3 ? [] : [pick(['inside', 'outside'])] }),
     ];
     const running = agents.map(agentLoop);
     const editsDone: number[] = [];
@@ -165,7 +197,11 @@ const title = 'edits through the API and the CLI while agents lease and submit: 
 describe('one coordinator on SQLite', () => {
   it(
     title,
-    () => editsUnderLoad({ flags: (_i, dir) => ({ dataDir: dir }), cli: (dir) => ({ args: ['--data', dir], env: process.env }) }, 1),
+    () =>
+      editsUnderLoad(
+        { oneLeasePerAddress: false, flags: (_i, dir) => ({ dataDir: dir }), cli: (dir) => ({ args: ['--data', dir], env: process.env }) },
+        1,
+      ),
     60_000,
   );
 });
@@ -179,6 +215,7 @@ describe.skipIf(missing !== undefined)('two coordinators on one PostgreSQL', () 
       const schema = pg.freshSchema();
       return editsUnderLoad(
         {
+          oneLeasePerAddress: true,
           flags: (i, dir) => ({ dataDir: join(dir, `c${i}`), postgresUrl: pg.url(), postgresSchema: schema }),
           cli: () => ({ args: [], env: { ...process.env, PORTBANDIT_POSTGRES_URL: pg.url(), PORTBANDIT_POSTGRES_SCHEMA: schema } }),
         },
