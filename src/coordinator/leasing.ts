@@ -449,6 +449,9 @@ export class Leasing {
     let claims = 0;
     // Ports handed out so far: no new work starts once they reach MAX_WORK_BATCH_PORTS.
     let ports = 0;
+    // Addresses leased by this batch, to their visit's cycle: a rescan queued for one of them, or
+    // the cycle reaching one a rescan took, would scan the host twice at once.
+    const batchIps = new Map<string, number>();
     // Every dequeued item is served (it left the queue), whatever the misses or the ports.
     while (issued.length < max && (pending.length > 0 || (misses < MAX_ATTEMPTS && ports < MAX_WORK_BATCH_PORTS))) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
@@ -476,7 +479,7 @@ export class Leasing {
       let leased: Leased | null;
       if (queued) {
         try {
-          leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred, options.requestKey);
+          leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred, options.requestKey, batchIps);
         } catch (error) {
           // The request fails: the items it dequeued and did not lease go back at once, not
           // after their hold. (Nothing else in this loop throws while it holds dequeued items.)
@@ -497,6 +500,13 @@ export class Leasing {
         const addr = this.cycle.next(this.scope.addressSpace, this.scope.scopeItems, this.now(), period !== undefined ? period * 1000 : 0);
         if (!addr) break;
         if (this.coverage.begin(addr.cycle)) this.unroutableLogged.clear();
+        // A manual rescan of this cycle is scanning this address now: its visit stands for the cycle's.
+        if (await this.rescanUnderWay(addr.ip, addr.cycle, batchIps)) {
+          this.log.info({ ip: addr.ip, cycle: addr.cycle }, 'a manual rescan is scanning this address; the cycle counts its visit');
+          this.coverage.handedOut(addr.tags);
+          fromCycle++;
+          continue;
+        }
         const allowed = routing ? this.policies.allowedGroups(addr.tags) : undefined;
         if (!mayScan(agentGroups, allowed)) {
           this.deferCycleAddress(addr.ip, addr.tags, addr.cycle, allowed!, deferred);
@@ -520,6 +530,7 @@ export class Leasing {
       }
       if (leased) {
         issued.push(leased);
+        batchIps.set(leased.item.ip, leased.item.cycle);
         ports += leased.ports.size;
       } else misses++;
     }
@@ -559,6 +570,7 @@ export class Leasing {
       }
       this.agents.touch(agent.id, undefined, 'workItems');
       this.metrics.workItems.inc({ reason: item.reason });
+      if (item.reason === 'manual' && item.round === 0) this.noteRescanLeased(item.ip, item.cycle, item.deadline);
       items.push(wireItem(issued[i]!, options));
     });
     await this.releaseQueued(unleased);
@@ -626,7 +638,14 @@ export class Leasing {
     agentGroups: readonly string[],
     deferred: QueuedWorkInput[],
     requestKey: string | undefined,
+    batchIps: ReadonlyMap<string, number>,
   ): Promise<Leased | null> {
+    // A rescan of an address being scanned (leased by this batch or live in the store): the
+    // scan under way answers it, as a store holding one live lease per address refuses it.
+    if (queued.reason === 'manual' && queued.session === undefined && (await this.beingScanned(queued.ip, batchIps))) {
+      this.log.info({ ip: queued.ip }, 'address is being scanned; manual rescan dropped (the scan under way answers it)');
+      return null;
+    }
     const hit = await this.scope.lookupCurrent(queued.ip);
     if (!hit) {
       this.deferredIps.delete(queued.ip);
@@ -675,6 +694,40 @@ export class Leasing {
       this.coverage.handedOut(hit.tags);
     }
     return leased;
+  }
+
+  /** Addresses of manual rescans leased by this coordinator: their visit's cycle and lease deadline. */
+  private readonly rescans = new Map<string, { readonly cycle: number; readonly deadline: number }>();
+
+  private noteRescanLeased(ip: string, cycle: number, deadline: number): void {
+    if (this.rescans.size >= 1000) {
+      const now = this.now();
+      for (const [key, r] of this.rescans) if (r.deadline <= now) this.rescans.delete(key);
+    }
+    this.rescans.set(ip, { cycle, deadline });
+  }
+
+  /** Whether `ip` is leased by this batch or has a live lease in the store. */
+  private async beingScanned(ip: string, batchIps: ReadonlyMap<string, number>): Promise<boolean> {
+    if (batchIps.has(ip)) return true;
+    const now = this.now();
+    return (await this.store.listLeases({ ip })).some((l) => l.deadline > now);
+  }
+
+  /**
+   * Whether a manual rescan of `cycle` leased by this coordinator (in this batch, or live in the
+   * store) is scanning `ip`: its result counts for the cycle. Only addresses with a recent rescan
+   * are looked up in the store: the cycle's own leases are not checked (a restarted coordinator
+   * hands out again addresses leased before it stopped).
+   */
+  private async rescanUnderWay(ip: string, cycle: number, batchIps: ReadonlyMap<string, number>): Promise<boolean> {
+    const inBatch = batchIps.get(ip);
+    if (inBatch !== undefined) return inBatch === cycle;
+    const rescan = this.rescans.get(ip);
+    if (rescan === undefined) return false;
+    if (rescan.cycle === cycle && rescan.deadline > this.now() && (await this.beingScanned(ip, batchIps))) return true;
+    if (rescan.deadline <= this.now()) this.rescans.delete(ip);
+    return false;
   }
 
   private async startVisit(

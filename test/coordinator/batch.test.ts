@@ -184,13 +184,58 @@ describe('batched work: many items per lease request, many results per submit', 
       ['198.18.7.2', 'manual'],
       ['198.18.7.3', 'manual'],
     ]);
-    // Unpaced, the cycle restarts at once; but not inside one batch: its four addresses once each.
+    // Then the cycle, without the two addresses the rescans are scanning (their visits count for it).
+    expect(first.slice(0, 2).every((w) => w.cycle === 1)).toBe(true);
     const cycled = first.slice(2);
-    expect(cycled.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
+    expect(cycled.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1']);
     expect(cycled.every((w) => w.reason === 'cycle' && w.cycle === 1)).toBe(true);
+    // Unpaced, the cycle restarts at once; but not inside one batch: its four addresses once each.
     const next = (await lease(t.agents[0]!, 16)).json.items!;
     expect(next.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
     expect(next.every((w) => w.cycle === 2)).toBe(true);
+  });
+
+  it('never leases an address twice at once for a manual rescan: one being scanned drops the rescan, one scanned since gets it', async () => {
+    const t = await tokens(app, 2);
+    await addScope(app, t.admin, [{ range: '198.18.7.0/30' }]);
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/admin/policies/_default',
+      headers: bearer(t.admin),
+      payload: { strategy: 'fixed', params: { ports: [22, 80] }, budget: 2, periodSeconds: 3600 },
+    });
+    expect(put.statusCode, put.body).toBe(200);
+    const rescan = async (ips: string[]) => {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/admin/rescan', headers: bearer(t.admin), payload: { ips } });
+      expect(res.statusCode, res.body).toBeLessThan(300);
+    };
+    const cycle = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(cycle.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
+
+    // Asked twice while the cycle's lease of .1 is live: neither rescan is handed out.
+    await rescan(['198.18.7.1', '198.18.7.1']);
+    expect((await lease(t.agents[1]!, 16)).json.items ?? []).toEqual([]);
+    // Once .1 is scanned, a rescan is leased, once, even asked twice in one request.
+    const at = clock.now();
+    expect(
+      (
+        await submit(
+          app,
+          t.agents[0]!,
+          resultFor(
+            cycle.find((w) => w.ip === '198.18.7.1')!,
+            [22],
+            at,
+          ),
+        )
+      ).json(),
+    ).toMatchObject({
+      accepted: true,
+    });
+    await rescan(['198.18.7.1', '198.18.7.1']);
+    const again = (await lease(t.agents[1]!, 16)).json.items!;
+    expect(again.map((w) => [w.ip, w.reason])).toEqual([['198.18.7.1', 'manual']]);
+    expect((await raw.listLeases({ ip: '198.18.7.1' })).map((l) => l.agentId)).toHaveLength(1);
   });
 
   it('answers a request without max, or with max=1, exactly as before; refuses max outside 1..256', async () => {
