@@ -21,6 +21,7 @@ import {
 } from './discovery/discovery.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
+import { historyCapParameter, historyOf } from './history.js';
 import { PortPicker } from './port-picker.js';
 import { type PortStatsParams, type PortStatsState, PortStats, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
 import type {
@@ -108,15 +109,7 @@ export const ADAPTIVE_DISCOVERY: DiscoveryDefaults = Object.freeze({
 export const ADAPTIVE_PRIOR_STRENGTH = 300;
 
 const parameters: readonly ParameterSpec[] = Object.freeze([
-  {
-    name: 'historyCap',
-    type: 'integer',
-    default: 32,
-    min: 0,
-    max: 65535,
-    description:
-      "Previously open ports of a host re-verified first each epoch (at most this many; a pseudo-service host's history is capped).",
-  },
+  historyCapParameter,
   {
     name: 'seedShare',
     type: 'number',
@@ -219,8 +212,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
       const reserve =
         round.round === 0 && !last ? Math.min(discovery.slice(round).length, Math.max(0, total - options.mustHave.length)) : 0;
       if (round.round === 0) {
-        const history =
-          round.previousOpen.length <= params.historyCap ? round.previousOpen : round.previousOpen.slice(0, params.historyCap);
+        const history = historyOf(round, params.historyCap);
         const seeds = !oneRound ? Math.max(Math.ceil(params.seedShare * total), options.mustHave.length + history.length) : rankLimit;
         const picker = new PortPicker(round, options, Math.min(rankLimit, round.remaining - reserve, seeds));
         picker.addAll(history);

@@ -13,6 +13,7 @@ import {
   sweepSplit,
 } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
+import { addHistory, historyCapParameter } from './history.js';
 import { PortPicker } from './port-picker.js';
 import {
   PortStats,
@@ -59,6 +60,8 @@ export interface BanditState {
 export interface BanditParams extends PortStatsParams, GuardParams, DiscoveryParams {
   /** nmap's most frequent ports that are candidates besides the ports seen open. */
   readonly candidatePool: number;
+  /** Previously open ports of a host re-verified first (strategies/history.ts). */
+  readonly historyCap: number;
 }
 
 /** Default share of a live host's allowance the bandits spend on coordinated discovery. */
@@ -92,6 +95,7 @@ export function banditParameters(candidatePool: number, discovery: DiscoveryDefa
       description:
         "How many of nmap's most frequent ports are scored for every host besides the ports ever seen open in the scope or the host's tags.",
     },
+    historyCapParameter,
     ...portStatsParameters,
     ...discoveryParameters(discovery),
     ...guardParameters,
@@ -203,6 +207,7 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       if (sweep !== null) return sweep;
       const { slice, rankLimit } = discoveryRoom(discovery, round, options);
       const picker = new PortPicker(round, options, rankLimit);
+      addHistory(picker, round, params.historyCap);
       if (!picker.full) spec.rank(round, rng, picker);
       picker.setLimit(round.remaining);
       picker.addAll(slice);
@@ -237,6 +242,7 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
         split: sweepSplit(options) ?? withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
         notes: [
           ...spec.notes,
+          `A host's first round re-verifies up to ${countOf(params.historyCap, 'port')} it had open at its last visit (counted as learned).`,
           ...(prefixStats ? [`per-prefix statistics for ${countOf(prefixStats.tags().length, 'prefix', 'prefixes')}`] : []),
           ...discovery.describe(Math.max(0, stats.epoch + 1)),
           `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`,

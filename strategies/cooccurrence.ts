@@ -17,6 +17,7 @@ import type { SweepPlannerState, SweepYieldState } from './discovery/sweep-plann
 import { BANDIT_DISCOVERY } from './bandit-base.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
 import { parseParameters } from './options.js';
+import { historyCapParameter, historyOf } from './history.js';
 import { PortPicker } from './port-picker.js';
 import { samplePriorPort } from './stats/sample-prior.js';
 import {
@@ -68,6 +69,8 @@ export interface CooccurrenceParams extends PortStatsParams, GuardParams, Discov
   readonly byTag: boolean;
   /** nmap's most frequent ports kept as marginal candidates besides the ports seen open. */
   readonly priorTop: number;
+  /** Previously open ports of a host re-verified first (strategies/history.ts). */
+  readonly historyCap: number;
 }
 
 /** The plain-JSON state: the marginal statistics, the pair counts and the discovery cursors (absent in older states). */
@@ -125,6 +128,7 @@ export const pairParameters: readonly ParameterSpec[] = Object.freeze([
 ]);
 
 const parameters: readonly ParameterSpec[] = Object.freeze([
+  historyCapParameter,
   {
     name: 'seedShare',
     type: 'number',
@@ -348,9 +352,11 @@ function createCooccurrence(
       const sweep = sweepDecision(round, options);
       if (sweep !== null) return sweep;
       const marginal = marginalsOf(round);
+      const history = historyOf(round, params.historyCap);
       if (round.round === 0 && params.rounds > 1) {
-        const seeds = Math.max(options.mustHave.length, Math.ceil(params.seedShare * round.remaining));
+        const seeds = Math.max(options.mustHave.length + history.length, Math.ceil(params.seedShare * round.remaining));
         const picker = new PortPicker(round, options, Math.min(seeds, round.remaining));
+        picker.addAll(history);
         addByScore(picker, marginal);
         fillRest(picker, byFrequency);
         return { ports: picker.ports, followUp: picker.ports.length < round.remaining };
@@ -361,6 +367,7 @@ function createCooccurrence(
       // The discovery slice goes into the last round (round 0 when there is only one).
       const { slice, rankLimit } = last ? discoveryRoom(model.discovery, round, options, limit) : { slice: [], rankLimit: limit };
       const picker = new PortPicker(round, options, rankLimit);
+      picker.addAll(history);
       const rankings = round.found.length > 0 ? [model.followUps(round.tags, round.found), ...marginal] : marginal;
       if (last && params.epsilon > 0) explore(picker, round, rankings, rng);
       addByScore(picker, rankings);
@@ -398,6 +405,7 @@ function createCooccurrence(
           prefixStats
             ? `marginals: a host's /24 (/64) ranked under its tags (per-prefix statistics for ${countOf(prefixStats.tags().length, 'prefix', 'prefixes')})`
             : 'marginals: the tags alone (byPrefix off)',
+          `round 0 re-verifies up to ${countOf(params.historyCap, 'port')} the host had open at its last visit (counted as learned)`,
           ...model.discovery.describe(Math.max(0, model.stats.epoch + 1)),
           ...model.topPairs(Math.min(limit, 10)),
         ],

@@ -111,13 +111,19 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   seed: fc.string({ maxLength: 8 }),
 });
 
+/** The learners: strategies that re-verify a host's history first (strategies/history.ts); baselines probe their own lists. */
+const LEARNERS: readonly StrategyName[] = ['epsilon-greedy', 'ucb', 'thompson', 'lin-ucb', 'cooccurrence', 'adaptive'];
+
 interface Played {
   readonly decisions: number[][];
   readonly results: HostResult[];
 }
 
-/** Run every host's session to the end against its truth, checking the per-decision contract. */
-function play(strategy: Strategy, scenario: Scenario): Played {
+/**
+ * Run every host's session to the end against its truth, checking the per-decision contract;
+ * `historyCap` (a learner's) also checks that the host's previously open ports were re-verified.
+ */
+function play(strategy: Strategy, scenario: Scenario, historyCap?: number): Played {
   const { options } = strategy;
   const excluded = new Set(options.exclude);
   const decisions: number[][] = [];
@@ -152,6 +158,14 @@ function play(strategy: Strategy, scenario: Scenario): Played {
       expect(round, 'a host-epoch ends').toBeLessThanOrEqual(session.allowance + 1);
     }
     expect(seen.size, 'probes within the allowance').toBeLessThanOrEqual(session.allowance);
+    if (historyCap !== undefined) {
+      const must = options.mustHave.filter((p) => host.probeable.has(p));
+      const history = host.previousOpen.slice(0, historyCap).filter((p) => host.probeable.has(p) && !excluded.has(p));
+      if (session.allowance >= must.length + history.length) {
+        const missed = history.filter((p) => !seen.has(p));
+        expect(missed, `previously open ports of ${host.ip} not re-verified (allowance ${session.allowance})`).toEqual([]);
+      }
+    }
     results.push(session.result());
   }
   return { decisions, results };
@@ -192,6 +206,17 @@ export function strategyContract(name: StrategyName, contract: ContractOptions =
         play(strategy, s);
       },
     );
+
+    if (LEARNERS.includes(name)) {
+      test.prop([scenarioArb], runs)("a learner re-verifies a host's previously open ports (up to historyCap)", (s) => {
+        const strategy = make(s.options);
+        const cap = (params as { historyCap?: number }).historyCap;
+        expect(cap, 'a learner takes historyCap').toBeTypeOf('number');
+        teach(strategy, s.histories[0]);
+        strategy.observe(play(strategy, s, cap).results);
+        play(strategy, s, cap);
+      });
+    }
 
     test.prop([scenarioArb], runs)('the same seed and history give the same choices', (s) => {
       const a = make(s.options);
