@@ -1,5 +1,6 @@
 import { parseServicesFile, tcpPorts } from '../catalog/index.js';
-import type { QueuedWork, ScopeListName } from '../store/index.js';
+import type { ScopeListName } from '../store/index.js';
+import type { RescanOutcome } from './leasing.js';
 import { type AlertRule, addAlertRule, removeAlertRule } from './alerts.js';
 import { type AuditAction, type AuditActor, recordAudit } from './audit.js';
 import { type Coordinator, rangesOfSorted } from './coordinator.js';
@@ -183,15 +184,20 @@ export class AdminActions {
     return existed;
   }
 
-  async rescan(actor: AuditActor, ips: readonly string[]): Promise<QueuedWork[]> {
-    const queued = await this.coordinator.requestRescan(ips);
+  async rescan(actor: AuditActor, ips: readonly string[]): Promise<RescanOutcome> {
+    const outcome = await this.coordinator.requestRescan(ips);
+    const { queued, scanning } = outcome;
+    const count = queued.length + scanning.length;
     await this.audit(
       actor,
       'host.rescan',
-      queued.length === 1 ? queued[0]!.ip : `${queued.length} hosts`,
-      `manual rescan queued: ${summarize(queued.map((q) => q.ip))}`,
+      count === 1 ? (queued[0]?.ip ?? scanning[0]!) : `${count} hosts`,
+      [
+        ...(queued.length > 0 ? [`manual rescan queued: ${summarize(queued.map((q) => q.ip))}`] : []),
+        ...(scanning.length > 0 ? [`being scanned now, not queued: ${summarize(scanning)}`] : []),
+      ].join('; '),
     );
-    return queued;
+    return outcome;
   }
 
   async restartCycle(actor: AuditActor): Promise<ReturnType<Coordinator['progress']>> {

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { isPortbanditError, type Logger } from '../core/index.js';
 import type { StrategyEnv } from '../../strategies/index.js';
-import type { Agent, QueryNode, QueuedWork, ScopeListName, Store } from '../store/index.js';
+import type { Agent, QueryNode, ScopeListName, Store } from '../store/index.js';
 import type { ListedAgent } from './agent-registry.js';
 import type { AddressSpace } from './address-space.js';
 import type { CoordinatorConfig } from './config.js';
 import { type CycleCoverageRow, estimateCoverage, storedCoverageRows } from './coverage.js';
 import type { CycleDocument, CycleProgress } from './cycle.js';
-import type { WorkRequestOptions } from './leasing.js';
+import type { RescanOutcome, WorkRequestOptions } from './leasing.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { type Policy, type PolicyInput, defaultPolicy } from './policy.js';
 import type { BudgetReport } from './policy-book.js';
@@ -297,7 +297,7 @@ export class Coordinator {
   }
 
   /** Queue manual rescans (served before the cycle). Addresses outside the scope are refused. */
-  requestRescan(ips: readonly string[]): Promise<QueuedWork[]> {
+  requestRescan(ips: readonly string[]): Promise<RescanOutcome> {
     return this.units.leasing.requestRescan(ips);
   }
 

@@ -27,6 +27,15 @@ interface Leased {
   readonly queueId?: string;
 }
 
+/** What a rescan request did: the work it queued, and the addresses being scanned now (not queued). */
+export interface RescanOutcome {
+  readonly queued: QueuedWork[];
+  readonly scanning: string[];
+}
+
+/** Live-lease lookups a rescan request runs at once (one per address). */
+const RESCAN_LOOKUPS = 64;
+
 /** Work hand-out attempts per request before answering "no work" (skipped hosts, zero budgets). */
 const MAX_ATTEMPTS = 32;
 
@@ -312,29 +321,46 @@ export class Leasing {
 
   // ------------------------------------------------------------------ queue
 
-  /** Queue manual rescans (served before the cycle). Addresses outside the scope are refused. */
-  async requestRescan(ips: readonly string[]): Promise<QueuedWork[]> {
+  /**
+   * Queue manual rescans (served before the cycle). Addresses outside the scope are refused.
+   * Addresses being scanned now (a live lease) are not queued: the scan under way is their
+   * rescan (`scanning`; one queued meanwhile is dropped when its turn comes).
+   */
+  async requestRescan(ips: readonly string[]): Promise<RescanOutcome> {
     const now = this.now();
-    const items = ips.map((ip, i) => {
+    const hits = ips.map((ip, i) => {
       const hit = this.scope.lookup(ip);
       if (!hit)
         throw new PortbanditError('PB_ERR_UNSAFE_TARGET', `${JSON.stringify(ip)} is not in the scope (or is blocklisted)`, {
           where: `ips[${i}]`,
         });
+      return hit;
+    });
+    const scanning = new Set<string>();
+    const unique = [...new Set(hits.map((h) => h.ip))];
+    for (let i = 0; i < unique.length; i += RESCAN_LOOKUPS) {
+      const slice = unique.slice(i, i + RESCAN_LOOKUPS);
+      const live = await Promise.all(slice.map(async (ip) => (await this.store.listLeases({ ip })).some((l) => l.deadline > now)));
+      slice.forEach((ip, k) => live[k] && scanning.add(ip));
+    }
+    const items = hits.flatMap((hit) => {
+      if (scanning.has(hit.ip)) return [];
       // Reserved to the host's agent groups at once (no detour through an agent that may not take it).
       const groups = this.policies.groupsInUse() ? this.policies.allowedGroups(hit.tags) : undefined;
-      return {
-        ip: hit.ip,
-        tags: hit.tags,
-        reason: 'manual' as const,
-        enqueuedAt: now,
-        ...(groups !== undefined ? { groups: [...groups] } : {}),
-      };
+      return [
+        {
+          ip: hit.ip,
+          tags: hit.tags,
+          reason: 'manual' as const,
+          enqueuedAt: now,
+          ...(groups !== undefined ? { groups: [...groups] } : {}),
+        },
+      ];
     });
-    const queued = await this.store.enqueueWork(items);
+    const queued = items.length > 0 ? await this.store.enqueueWork(items) : [];
     // Only once committed: a getwork of the meantime may have seen the queue empty.
     this.queueMaybeNonEmpty = true;
-    return queued;
+    return { queued, scanning: [...scanning] };
   }
 
   /** Work was queued through another path (a follow-up round stored with a result): look in the queue again. */

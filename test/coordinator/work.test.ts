@@ -126,9 +126,17 @@ describe('work distribution', () => {
       headers: bearer(t.admin),
       payload: { ips: ['198.18.4.77'] },
     });
-    expect(res.json()).toEqual({ queued: 1 });
+    expect(res.json()).toEqual({ queued: 1, scanning: [] });
     const w = (await getWork(app, t.agents[0]!))!;
     expect(w).toMatchObject({ ip: '198.18.4.77', reason: 'manual' });
+    // Asked again while it is being scanned: nothing queued, the answer says why.
+    const again = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/rescan',
+      headers: bearer(t.admin),
+      payload: { ips: ['198.18.4.77', '198.18.4.78'] },
+    });
+    expect(again.json()).toEqual({ queued: 1, scanning: ['198.18.4.77'] });
     const out = await app.inject({
       method: 'POST',
       url: '/api/v1/admin/rescan',
@@ -145,10 +153,13 @@ describe('work distribution', () => {
     const w0 = (await getWork(app, t.agents[0]!))!;
     // An operator rescans the whole /24 while the visit's first round is out.
     const all = Array.from({ length: 256 }, (_, i) => `198.18.4.${i}`);
-    expect((await app.coordinator.requestRescan(all)).length).toBe(256);
+    // The host whose first round is out is being scanned: that scan is its rescan, not queued.
+    const rescan = await app.coordinator.requestRescan(all);
+    expect(rescan.queued.length).toBe(255);
+    expect(rescan.scanning).toEqual([w0.ip]);
     const r0 = await submit(app, t.agents[0]!, resultFor(w0, w0.ports.slice(0, 2), clock.now()));
     expect(r0.json()).toMatchObject({ accepted: true, followUp: true });
-    // The follow-up was queued after the 256 rescans; it is handed out first.
+    // The follow-up was queued after the 255 rescans; it is handed out first.
     const w1 = (await getWork(app, t.agents[0]!))!;
     expect(w1).toMatchObject({ ip: w0.ip, round: 1, reason: 'followup' });
     const next = (await getWork(app, t.agents[0]!))!;

@@ -526,6 +526,18 @@ describe('the admin pages of the UI (real SQLite-backed coordinator, app.inject)
       expect(outside.statusCode).toBe(403);
       expect(outside.body).toContain('is not in the scope');
       expect((await f.app.coordinator.store.listQueuedWork(10)).length).toBe(1);
+      // While an agent scans the host, the button queues nothing and says so.
+      const w = (await getWork(f.app, f.agent))!;
+      expect(w).toMatchObject({ ip: '198.18.10.1', reason: 'manual' });
+      const during = await post('/ui/host/198.18.10.1/rescan', { _csrf: csrf });
+      expect(during.headers.location).toBe('/ui/host/198.18.10.1?done=rescan-scanning');
+      expect((await f.app.inject({ method: 'GET', url: during.headers.location as string, headers: cookie })).body).toContain(
+        'This host is being scanned now',
+      );
+      expect(await f.app.coordinator.store.listQueuedWork(10)).toEqual([]);
+      // The lease ended unanswered, the rescan is queued again, as the tests after this one expect.
+      await f.app.coordinator.store.completeLease(w.leaseId);
+      expect((await f.app.coordinator.requestRescan(['198.18.10.1'])).queued).toHaveLength(1);
     });
 
     it('lists events newest first, filtered by the event query, and explains a bad query', async () => {

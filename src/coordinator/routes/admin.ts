@@ -232,10 +232,26 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
           required: ['ips'],
           properties: { ips: { type: 'array', minItems: 1, maxItems: 10000, items: { type: 'string', maxLength: 64 } } },
         },
-        response: { 200: { type: 'object', properties: { queued: { type: 'integer' } } }, ...errors },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              queued: { type: 'integer', description: 'Rescans queued.' },
+              scanning: {
+                type: 'array',
+                items: { type: 'string' },
+                description: 'Addresses being scanned now (a live lease): not queued, the scan under way is their rescan.',
+              },
+            },
+          },
+          ...errors,
+        },
       },
     },
-    async (req) => ({ queued: (await actions.rescan(await actor(req), req.body.ips)).length }),
+    async (req) => {
+      const { queued, scanning } = await actions.rescan(await actor(req), req.body.ips);
+      return { queued: queued.length, scanning };
+    },
   );
 
   app.get(

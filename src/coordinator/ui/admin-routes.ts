@@ -392,8 +392,9 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
     '/ui/host/:ip/rescan',
     { schema: { ...hidden, params: { type: 'object', required: ['ip'], properties: { ip: { type: 'string', maxLength: 64 } } } }, ...post },
     async (req, reply) => {
+      let scanning = false;
       try {
-        await actions.rescan(await actor(req), [req.params.ip]);
+        scanning = (await actions.rescan(await actor(req), [req.params.ip])).scanning.length > 0;
       } catch (error) {
         const failed = formError(error);
         if (failed === undefined) throw error;
@@ -405,7 +406,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
           html`<h1>Host <span class="mono">${req.params.ip}</span></h1><div class="error" role="alert"><strong>Nothing was queued.</strong> ${failed.message}</div><p><a href="${hostHref(req.params.ip)}">Back to the host</a></p>`,
         );
       }
-      return done(reply, hostHref(req.params.ip), 'rescan-queued');
+      return done(reply, hostHref(req.params.ip), scanning ? 'rescan-scanning' : 'rescan-queued');
     },
   );
 

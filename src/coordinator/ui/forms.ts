@@ -25,6 +25,7 @@ export const NOTICES = {
   'retention-run': 'Retention pass done: the visits the rules dropped are deleted (the audit log says how many).',
   'token-revoked': 'Admin token revoked.',
   'rescan-queued': 'Rescan queued: the next agent to ask for work gets this host first.',
+  'rescan-scanning': 'This host is being scanned now: that scan is its rescan (nothing queued).',
   'alert-added': 'Alert rule added; it alerts on events from now on.',
   'alert-removed': 'Alert rule removed.',
 } as const;
