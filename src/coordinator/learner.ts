@@ -78,7 +78,15 @@ export class Learner {
   /** Build (or rebuild after a policy change) the strategy of a policy key, restoring state. */
   async setPolicy(key: string, policy: Policy, now: number): Promise<void> {
     await this.flush(key, now);
-    this.entries.set(key, await this.load(key, policy, now));
+    const entry = await this.load(key, policy, now);
+    // Visits finished while the state was read back went to the entry being replaced, after its
+    // flush: the new entry learns them (they were dropped with it).
+    const replaced = this.entries.get(key);
+    if (replaced !== undefined) {
+      entry.pending.push(...replaced.pending);
+      entry.pendingPositions.push(...replaced.pendingPositions);
+    }
+    this.entries.set(key, entry);
   }
 
   /**

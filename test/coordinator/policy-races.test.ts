@@ -96,3 +96,24 @@ test('reloading the learned states (another coordinator learns) does not undo a 
   expect(learner.policy('web').budget).toBe(9);
   expect(policies.policy('web')!.budget).toBe(9);
 });
+
+test('a result learned while a policy change reads its stored state is learned by the new entry (was: dropped)', async () => {
+  rig = await openUnitRig({ scope: [{ range: '198.18.4.0/30', tags: ['web'] }] });
+  const { policies, learner } = rig.units;
+  await policies.set('web', { strategy: 'adaptive', budget: 50 });
+  const read = hold(rig.store, 'getDocument', (collection) => collection === 'strategyStates');
+  const setting = policies.set('web', { strategy: 'adaptive', budget: 60 });
+  await read.inside;
+  // The change has written what the old entry learned and is reading the state back.
+  learner.add(
+    'web',
+    { ip: '198.18.4.1', tags: ['web'], prefix: '198.18.4.0/24', epoch: 1, probed: [22, 80], open: [80], previousOpen: [], sweep: false },
+    rig.clock.now(),
+  );
+  read.release();
+  await setting;
+  expect(learner.policy('web').budget).toBe(60);
+  await learner.flush('web', rig.clock.now());
+  const stored = await rig.store.getDocument<{ learned: number }>('strategyStates', 'web/adaptive');
+  expect(stored?.value.learned).toBe(1);
+});
