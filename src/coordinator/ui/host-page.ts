@@ -88,10 +88,12 @@ function describeService(s: { service?: string; product?: string; version?: stri
 function renderDiff(diff: ScanDiff, from: ScanDocument | undefined, to: ScanDocument): SafeHtml {
   const none = diff.opened.length + diff.closed.length + diff.changed.length === 0;
   return html`<h2>Changes ${from ? html`from <span class="mono">${formatTime(from.finishedAt)}</span> to` : 'up to'} <span class="mono">${formatTime(to.finishedAt)}</span></h2>
-${from === undefined ? html`<p class="muted">The first scan of this host: every open port is new.</p>` : ''}
+${from === undefined ? html`<p class="muted">The first scan of this host${none ? ' found no open port' : ': every open port is new'}.</p>` : ''}
 ${
   none
-    ? html`<p>No changes: the same ports are open with the same services.</p>`
+    ? from === undefined
+      ? ''
+      : html`<p>No changes: the same ports are open with the same services.</p>`
     : html`<table><thead><tr><th>change</th><th class="num">port</th><th>before</th><th>after</th></tr></thead><tbody>
 ${diff.opened.map((p) => html`<tr><td class="opened">opened</td><td class="num mono">${p.port}</td><td class="muted">—</td><td>${describeService(p)}</td></tr>`)}
 ${diff.closed.map((p) => html`<tr><td class="closed">closed</td><td class="num mono">${p.port}</td><td>${describeService(p)}</td><td class="muted">—</td></tr>`)}
