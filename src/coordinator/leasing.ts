@@ -526,10 +526,13 @@ export class Leasing {
         const addr = this.cycle.next(this.scope.addressSpace, this.scope.scopeItems, this.now(), period !== undefined ? period * 1000 : 0);
         if (!addr) break;
         if (this.coverage.begin(addr.cycle)) this.unroutableLogged.clear();
-        // A manual rescan of this cycle is scanning this address now: its visit stands for the cycle's.
-        if (await this.rescanUnderWay(addr.ip, addr.cycle, batchIps)) {
-          this.log.info({ ip: addr.ip, cycle: addr.cycle }, 'a manual rescan is scanning this address; the cycle counts its visit');
-          this.coverage.handedOut(addr.tags);
+        // A manual rescan (or another visit this batch leased) is scanning this address now: no
+        // second lease. Its visit stands for the cycle's when it is of this cycle (not when this
+        // batch began the next cycle after it).
+        const under = await this.visitUnderWay(addr.ip, batchIps);
+        if (under !== undefined) {
+          this.log.info({ ip: addr.ip, cycle: addr.cycle, visitCycle: under }, 'this address is being scanned already; no second lease');
+          if (under === addr.cycle) this.coverage.handedOut(addr.tags);
           fromCycle++;
           continue;
         }
@@ -741,19 +744,19 @@ export class Leasing {
   }
 
   /**
-   * Whether a manual rescan of `cycle` leased by this coordinator (in this batch, or live in the
-   * store) is scanning `ip`: its result counts for the cycle. Only addresses with a recent rescan
-   * are looked up in the store: the cycle's own leases are not checked (a restarted coordinator
-   * hands out again addresses leased before it stopped).
+   * The cycle of the visit scanning `ip`: one leased by this batch, or a manual rescan this
+   * coordinator leased that is live in the store; undefined when none. Only addresses with a recent rescan are looked up
+   * in the store: the cycle's own leases are not checked (a restarted coordinator hands out again
+   * addresses leased before it stopped).
    */
-  private async rescanUnderWay(ip: string, cycle: number, batchIps: ReadonlyMap<string, number>): Promise<boolean> {
+  private async visitUnderWay(ip: string, batchIps: ReadonlyMap<string, number>): Promise<number | undefined> {
     const inBatch = batchIps.get(ip);
-    if (inBatch !== undefined) return inBatch === cycle;
+    if (inBatch !== undefined) return inBatch;
     const rescan = this.rescans.get(ip);
-    if (rescan === undefined) return false;
-    if (rescan.cycle === cycle && rescan.deadline > this.now() && (await this.beingScanned(ip, batchIps))) return true;
-    if (rescan.deadline <= this.now()) this.rescans.delete(ip);
-    return false;
+    if (rescan === undefined) return undefined;
+    if (rescan.deadline > this.now() && (await this.beingScanned(ip, batchIps))) return rescan.cycle;
+    this.rescans.delete(ip);
+    return undefined;
   }
 
   private async startVisit(

@@ -189,9 +189,10 @@ describe('batched work: many items per lease request, many results per submit', 
     const cycled = first.slice(2);
     expect(cycled.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1']);
     expect(cycled.every((w) => w.reason === 'cycle' && w.cycle === 1)).toBe(true);
-    // Unpaced, the cycle restarts at once; but not inside one batch: its four addresses once each.
+    // Unpaced, the cycle restarts at once, but not inside one batch; the two addresses the
+    // rescans are still scanning get no second lease.
     const next = (await lease(t.agents[0]!, 16)).json.items!;
-    expect(next.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
+    expect(next.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1']);
     expect(next.every((w) => w.cycle === 2)).toBe(true);
   });
 
@@ -236,6 +237,23 @@ describe('batched work: many items per lease request, many results per submit', 
     const again = (await lease(t.agents[1]!, 16)).json.items!;
     expect(again.map((w) => [w.ip, w.reason])).toEqual([['198.18.7.1', 'manual']]);
     expect((await raw.listLeases({ ip: '198.18.7.1' })).map((l) => l.agentId)).toHaveLength(1);
+  });
+
+  it('a batch that serves a rescan, then begins the next cycle, leases the address once', async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.7.0/30' }]);
+    await app.coordinator.setPolicy('', { strategy: 'fixed', params: { ports: [22, 80] }, budget: 2, periodSeconds: null });
+    const at = clock.now();
+    for (const w of (await lease(t.agents[0]!, 16)).json.items!) {
+      expect((await submit(app, t.agents[0]!, resultFor(w, [], at))).json()).toMatchObject({ accepted: true });
+    }
+    // Cycle 1 is over, nothing in flight: the rescan (of cycle 1) comes first, then cycle 2 begins.
+    expect((await app.coordinator.requestRescan(['198.18.7.2'])).queued).toHaveLength(1);
+    clock.advance(2000);
+    const batch = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(batch[0]).toMatchObject({ ip: '198.18.7.2', reason: 'manual', cycle: 1 });
+    expect(batch.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
+    expect(batch.slice(1).every((w) => w.reason === 'cycle' && w.cycle === 2)).toBe(true);
   });
 
   it('answers a request without max, or with max=1, exactly as before; refuses max outside 1..256', async () => {
