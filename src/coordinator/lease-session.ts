@@ -24,6 +24,8 @@ export interface LeaseSession {
    * queue, still names them (its stored ports keep no order).
    */
   readonly likely?: readonly number[];
+  /** A visit begun by a manual rescan: it counts in the cycle's coverage only when the cycle took it for its own (`Leasing.coverageCounts`). */
+  readonly manual?: true;
 }
 
 /**
@@ -173,6 +175,7 @@ export function readLeaseSession(value: unknown, where: string): LeaseSession {
   if (!isFiniteNumber(value.previousEpoch)) fail('previousEpoch', 'a number');
   for (const key of ['visitId', 'baselineScanId', 'priorScanId', 'group'] as const)
     if (value[key] !== undefined && typeof value[key] !== 'string') fail(key, 'a string');
+  if (value.manual !== undefined && value.manual !== true) fail('manual', 'true when present');
   if (value.likely !== undefined && !(isPortList(value.likely) && value.likely.length <= MAX_LIKELY_PORTS))
     fail('likely', `a list of at most ${MAX_LIKELY_PORTS} ports`);
   const decoded: HostSessionState = {

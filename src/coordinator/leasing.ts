@@ -525,14 +525,20 @@ export class Leasing {
         const period = this.policies.periodSeconds();
         const addr = this.cycle.next(this.scope.addressSpace, this.scope.scopeItems, this.now(), period !== undefined ? period * 1000 : 0);
         if (!addr) break;
-        if (this.coverage.begin(addr.cycle)) this.unroutableLogged.clear();
+        if (this.coverage.begin(addr.cycle)) {
+          this.unroutableLogged.clear();
+          this.adopted.clear();
+        }
         // A manual rescan (or another visit this batch leased) is scanning this address now: no
         // second lease. Its visit stands for the cycle's when it is of this cycle (not when this
         // batch began the next cycle after it).
         const under = await this.visitUnderWay(addr.ip, batchIps);
         if (under !== undefined) {
           this.log.info({ ip: addr.ip, cycle: addr.cycle, visitCycle: under }, 'this address is being scanned already; no second lease');
-          if (under === addr.cycle) this.coverage.handedOut(addr.tags);
+          if (under === addr.cycle) {
+            this.coverage.handedOut(addr.tags);
+            this.adopted.add(addr.ip);
+          }
           fromCycle++;
           continue;
         }
@@ -725,6 +731,22 @@ export class Leasing {
     return leased;
   }
 
+  /** Addresses whose visit under way (a manual rescan) the cycle took for its own, this cycle. */
+  private readonly adopted = new Set<string>();
+
+  /**
+   * Whether a stored round counts in the cycle's coverage (`finished`: the visit's last round):
+   * a visit of the cycle does; a manual rescan only when the cycle reached its address while it
+   * was scanned (else a host rescanned after the cycle's own visit counted twice, the dashboard
+   * showing more hosts scanned than the tag has addresses).
+   */
+  coverageCounts(ip: string, session: LeaseSession, finished: boolean): boolean {
+    if (session.manual !== true) return true;
+    const adopted = this.adopted.has(ip);
+    if (finished) this.adopted.delete(ip);
+    return adopted;
+  }
+
   /** Addresses of manual rescans leased by this coordinator: their visit's cycle and lease deadline. */
   private readonly rescans = new Map<string, { readonly cycle: number; readonly deadline: number }>();
 
@@ -794,6 +816,7 @@ export class Leasing {
       prefix: host.prefix,
       previousOpen,
       previousEpoch: host.previousEpoch,
+      ...(reason === 'manual' ? { manual: true as const } : {}),
       ...(latest ? { baselineScanId: latest.scanId } : {}),
       ...(group !== undefined ? { group } : {}),
     };

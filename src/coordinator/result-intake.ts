@@ -20,7 +20,7 @@ import { foldRound, visitOfLease } from './visit.js';
 export interface ResultIntakeParts {
   readonly store: Store;
   readonly scope: ScopeService;
-  readonly leasing: Pick<Leasing, 'cycleNumber' | 'noteEnqueued'>;
+  readonly leasing: Pick<Leasing, 'cycleNumber' | 'noteEnqueued' | 'coverageCounts'>;
   readonly agents: Pick<AgentRegistry, 'touch'>;
   readonly learner: Learner;
   readonly coverage: CycleCoverage;
@@ -165,7 +165,7 @@ export class ResultIntake {
     if (prior === undefined) this.p.agents.touch(agent.id, undefined, 'visits');
     metrics.results.inc({ outcome: 'accepted' });
     if (events.length > 0) this.p.waiters.wake();
-    if ((lease.cycle ?? 0) === this.p.coverage.cycle) {
+    if ((lease.cycle ?? 0) === this.p.coverage.cycle && this.p.leasing.coverageCounts(lease.ip, session, !next.followUp)) {
       if (lease.round === 0) this.p.coverage.scanned(hit.tags);
       if (!next.followUp) this.p.coverage.finished(hit.tags);
     }

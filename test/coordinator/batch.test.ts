@@ -256,6 +256,34 @@ describe('batched work: many items per lease request, many results per submit', 
     expect(batch.slice(1).every((w) => w.reason === 'cycle' && w.cycle === 2)).toBe(true);
   });
 
+  it("counts a manual rescan in the cycle's coverage once per host: only when the cycle reached the host while it was rescanned", async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.7.0/30', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'fixed', params: { ports: [22, 80] }, budget: 2, periodSeconds: 3600 });
+    const lab = async () => (await app.coordinator.cycleCoverage()).find((c) => c.tag === 'lab')!;
+    const answer = async (items: readonly WorkItem[]) => {
+      clock.advance(1000);
+      for (const w of items)
+        expect((await submit(app, t.agents[0]!, resultFor(w, [], clock.now()))).json()).toMatchObject({ accepted: true });
+    };
+    // Cycle 1: the cycle's four visits, then a rescan of a host it scanned already.
+    await answer((await lease(t.agents[0]!, 16)).json.items!);
+    expect((await app.coordinator.requestRescan(['198.18.7.1'])).queued).toHaveLength(1);
+    const rescan = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(rescan.map((w) => [w.ip, w.reason])).toEqual([['198.18.7.1', 'manual']]);
+    await answer(rescan);
+    expect(await lab()).toMatchObject({ handedOut: 4, scanned: 4, finished: 4 });
+    // Cycle 2: a rescan leased first, then the cycle reaches its host while it is scanned: its visit counts.
+    await app.coordinator.restartCycle();
+    expect((await app.coordinator.requestRescan(['198.18.7.2'])).queued).toHaveLength(1);
+    const first = (await lease(t.agents[0]!, 1)).json.work!;
+    expect(first).toMatchObject({ ip: '198.18.7.2', reason: 'manual', cycle: 2 });
+    const rest = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(rest.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.3']);
+    await answer([first, ...rest]);
+    expect(await lab()).toMatchObject({ handedOut: 4, scanned: 4, finished: 4 });
+  });
+
   it('answers a request without max, or with max=1, exactly as before; refuses max outside 1..256', async () => {
     const t = await tokens(app);
     expect((await lease(t.agents[0]!)).body).toBe('{"work":null,"retryAfterMs":5000}');

@@ -22,6 +22,7 @@ const session: fc.Arbitrary<LeaseSession> = fc.record(
     priorScanId: id,
     group: id,
     likely: fc.uniqueArray(fc.integer({ min: 1, max: 65535 }), { minLength: 1, maxLength: MAX_LIKELY_PORTS }),
+    manual: fc.constant(true as const),
   },
   { requiredKeys: ['state', 'policy', 'epoch', 'prefix', 'previousOpen', 'previousEpoch'] },
 );
@@ -105,3 +106,10 @@ test.prop([
 ])('a session whose likely ports are not a short list of ports is refused, naming `likely`', (s, likely) => {
   expect(() => readLeaseSession({ ...s, likely }, 'q3')).toThrow(/likely is not a list of at most 16 ports/);
 });
+
+test.prop([session, fc.constantFrom<unknown>(false, 'true', 1, null, {})])(
+  'a session whose manual mark is anything but true is refused, naming `manual`',
+  (s, manual) => {
+    expect(() => readLeaseSession({ ...s, manual }, 'q4')).toThrow(/manual is not true when present/);
+  },
+);
