@@ -31,6 +31,29 @@ describe('coordinator CLI (on the data directory)', () => {
     expect(bad.err).toMatch(/ranges\[0\]: expected a CIDR block.*"198.18.0.0\/40".*PB_ERR_ADDRESS/);
   });
 
+  it('queues rescans, says which addresses are being scanned now, and refuses one outside the scope', async () => {
+    const d = ['--data', data.dir];
+    expect((await runCli(['scope', 'add', '198.18.0.0/30', '--tag', 'lab', ...d])).code).toBe(0);
+    // A running coordinator on the same directory leases 198.18.0.1 (its rescan, queued here).
+    const first = await runCli(['scope', 'rescan', '198.18.0.1', ...d]);
+    expect(first).toMatchObject({ code: 0, err: 'rescan: 1 address queued\n' });
+    // The CLI reads lease deadlines against the wall clock: the coordinator keeps the same one.
+    const app = await openApp(data.dir, Date.now);
+    try {
+      const t = await tokens(app);
+      expect(await getWork(app, t.agents[0]!)).toMatchObject({ ip: '198.18.0.1', reason: 'manual' });
+      const both = await runCli(['scope', 'rescan', '198.18.0.1', '198.18.0.2', '--json', ...d]);
+      expect(both.code).toBe(0);
+      expect(JSON.parse(both.out)).toEqual({ queued: ['198.18.0.2'], scanning: ['198.18.0.1'] });
+      expect((await app.coordinator.store.listQueuedWork()).map((q) => [q.ip, q.reason])).toEqual([['198.18.0.2', 'manual']]);
+    } finally {
+      await app.close();
+    }
+    const outside = await runCli(['scope', 'rescan', '198.18.0.9', ...d]);
+    expect(outside.code).toBe(2);
+    expect(outside.err).toMatch(/ips\[0\]: "198.18.0.9" is not in the scope.*PB_ERR_UNSAFE_TARGET/);
+  });
+
   it('says when a command made a new store (a mistyped --data, or PostgreSQL without its URL), once', async () => {
     const fresh = join(data.dir, 'typo');
     const first = await runCli(['token', 'create', '--agent', 'scanner-1', '--data', fresh]);

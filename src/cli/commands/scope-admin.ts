@@ -153,6 +153,30 @@ function createExportHistory(): Command {
 }
 
 /** The coordinator's scope subcommands, attached to the `scope` group (scope.ts). */
+function createRescan(): Command {
+  return new Command('rescan')
+    .description(
+      'Queue manual rescans of scope addresses, served before the cycle (as the host page\'s "Rescan now"); an address being scanned now is not queued: the scan under way is its rescan.',
+    )
+    .argument('<ips...>', 'addresses in the scope, e.g. 198.18.1.10')
+    .option('--json', 'JSON output: {queued, scanning}')
+    .option(...dataOption)
+    .action(async (ips: string[], flags: { json?: boolean; data?: string }) => {
+      await withDataStore(flags.data, async (app) => {
+        const { queued, scanning } = await app.coordinator.requestRescan(ips);
+        if (flags.json) {
+          cliIo().stdout.write(`${JSON.stringify({ queued: queued.map((q) => q.ip), scanning })}\n`);
+          return;
+        }
+        cliIo().stderr.write(
+          `rescan: ${counted(queued.length, 'address', 'addresses')} queued` +
+            (scanning.length > 0 ? `; being scanned now, not queued: ${scanning.join(', ')}` : '') +
+            '\n',
+        );
+      });
+    });
+}
+
 export const scopeAdminSubcommands: Array<() => Command> = [
   createAdd,
   createRemove,
@@ -160,4 +184,5 @@ export const scopeAdminSubcommands: Array<() => Command> = [
   createExport,
   createList,
   createExportHistory,
+  createRescan,
 ];

@@ -108,14 +108,14 @@ export function createScopeProfilesCommand(): Command {
 
 /**
  * Subcommands of the `scope` group, in --help order. Others add theirs (add, remove, import,
- * export, list) here: one factory per subcommand.
+ * export, list, rescan) here: one factory per subcommand.
  */
 export const scopeSubcommands: Array<() => Command> = [createScopeGenerateCommand, createScopeProfilesCommand, ...scopeAdminSubcommands];
 
 /** The `scope` command group with every subcommand of `scopeSubcommands`. */
 export function createScopeCommand(): Command {
   const scope = new Command('scope').description(
-    'Scopes: generate synthetic scopes and list their profiles; manage the coordinator scopes (add, remove, import, export, list).',
+    'Scopes: generate synthetic scopes and list their profiles; manage the coordinator scopes (add, remove, import, export, list) and queue rescans.',
   );
   for (const create of scopeSubcommands) {
     // addCommand() does not inherit settings: make nested errors reach main() like top-level ones.
