@@ -54,6 +54,9 @@ export interface BanditState {
   readonly stats: PortStatsState;
   readonly discovery?: DiscoveryState;
   readonly prefixes?: PortStatsState;
+  /** Teaching host results seen, and the previously open ports they re-verified (explain's history share; absent in older states). */
+  readonly hosts?: number;
+  readonly reverified?: number;
 }
 
 /** Parameters every per-port bandit takes. */
@@ -125,6 +128,8 @@ export function mergeBanditStates(a: BanditState, b: BanditState): BanditState {
   const merged: BanditState = {
     stats: mergePortStatsStates(a?.stats ?? emptyPortStatsState(), b?.stats ?? emptyPortStatsState()),
     discovery: mergeDiscoveryStates(a?.discovery, b?.discovery),
+    hosts: (a?.hosts ?? 0) + (b?.hosts ?? 0),
+    reverified: (a?.reverified ?? 0) + (b?.reverified ?? 0),
   };
   if (a?.prefixes === undefined && b?.prefixes === undefined) return merged;
   const discount = (a?.prefixes ?? b?.prefixes)!.discount;
@@ -179,12 +184,25 @@ export interface BanditSpec {
   readonly discovery: Discovery;
   /** Per-prefix statistics (a ranking of the prefix under its tags): taught every result under its prefix, kept in the state. */
   readonly prefixStats?: PortStats;
+  /** The state being restored, for its re-verification counts (`hosts`, `reverified`). */
+  readonly state?: BanditState;
 }
 
-/** A budget split with the discovery share of the room moved out of the learned share into exploration. */
-function withDiscovery(split: Pick<BudgetSplit, 'learned' | 'exploration'>, mustHave: number, share: number, room: number): BudgetSplit {
+/**
+ * A budget split with the discovery share of the room moved out of the learned share into
+ * exploration, and the re-verified history (`history` probes per host, measured) out of the
+ * learned share.
+ */
+function withDiscovery(
+  split: Pick<BudgetSplit, 'learned' | 'exploration'>,
+  mustHave: number,
+  share: number,
+  room: number,
+  history: number,
+): BudgetSplit {
   const discovered = Math.min(split.learned, Math.floor(share * room));
-  return { mustHave, fixed: 0, history: 0, learned: split.learned - discovered, exploration: split.exploration + discovered };
+  const hist = Math.round(Math.min(history, split.learned - discovered) * 10) / 10;
+  return { mustHave, fixed: 0, history: hist, learned: split.learned - discovered - hist, exploration: split.exploration + discovered };
 }
 
 /** Build a per-port bandit strategy from its ranking rule. */
@@ -193,6 +211,8 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
   const guards = pickGuardParams(params);
   const discovery = spec.discovery;
   const prefixStats = spec.prefixStats;
+  let hosts = spec.state?.hosts ?? 0;
+  let reverified = spec.state?.reverified ?? 0;
   return {
     name: spec.name,
     options,
@@ -220,11 +240,16 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       const groupsOf = spec.groups;
       for (const r of teach) stats.observe(groupsOf ? { ...r, tags: groupsOf(r) } : r);
       if (prefixStats) for (const r of teach) prefixStats.observe({ ...r, tags: [r.prefix] });
+      for (const r of teach) {
+        hosts += 1;
+        // History is re-verified first, so it sits at the head of the probe list.
+        for (const p of r.previousOpen) if (r.probed.indexOf(p) >= 0) reverified += 1;
+      }
       discovery.observe(results, teach, verdict.lossy);
       return verdict;
     },
     state(): BanditState {
-      const out: BanditState = { stats: stats.toJSON(), discovery: discovery.toJSON() };
+      const out: BanditState = { stats: stats.toJSON(), discovery: discovery.toJSON(), hosts, reverified };
       return prefixStats ? { ...out, prefixes: prefixStats.toJSON() } : out;
     },
     explain(limit = 20): Explanation {
@@ -239,10 +264,12 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       return {
         strategy: spec.name,
         groups,
-        split: sweepSplit(options) ?? withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room),
+        split:
+          sweepSplit(options) ??
+          withDiscovery(spec.split(room), options.mustHave.length, params.discoveryShare, room, hosts > 0 ? reverified / hosts : 0),
         notes: [
           ...spec.notes,
-          `A host's first round re-verifies up to ${countOf(params.historyCap, 'port')} it had open at its last visit (counted as learned).`,
+          `A host's first round re-verifies up to ${countOf(params.historyCap, 'port')} it had open at its last visit (history: the average measured over the results learned).`,
           ...(prefixStats ? [`per-prefix statistics for ${countOf(prefixStats.tags().length, 'prefix', 'prefixes')}`] : []),
           ...discovery.describe(Math.max(0, stats.epoch + 1)),
           `Counts are discounted by ${params.discount} per epoch; observations are discounted host results.`,

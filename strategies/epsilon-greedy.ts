@@ -74,6 +74,7 @@ export const epsilonGreedyStrategy: StrategyDefinition<EpsilonGreedyParams, Band
       options,
       env,
       params,
+      ...(state !== undefined ? { state } : {}),
       stats,
       discovery,
       ...(prefixStats ? { prefixStats } : {}),

@@ -166,6 +166,7 @@ export const linUcbStrategy: StrategyDefinition<LinUcbParams, BanditState> = {
       options,
       env,
       params,
+      ...(state !== undefined ? { state } : {}),
       stats,
       discovery,
       groups: (r: HostResult) => [

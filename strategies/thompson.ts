@@ -512,6 +512,7 @@ export const thompsonStrategy: StrategyDefinition<ThompsonParams, BanditState> =
       options,
       env,
       params,
+      ...(state !== undefined ? { state } : {}),
       stats,
       discovery,
       ...(prefixStats ? { prefixStats } : {}),

@@ -303,6 +303,7 @@ export const ucbStrategy: StrategyDefinition<UcbParams, BanditState> = {
       options,
       env,
       params,
+      ...(state !== undefined ? { state } : {}),
       stats,
       discovery,
       ...(prefixStats ? { prefixStats } : {}),

@@ -22,6 +22,21 @@ function firstDecision(strategy: Strategy, h: HostContext, seed = 's'): number[]
 }
 
 describe.each(LEARNERS)('%s guard rails and learning', (name) => {
+  test("explain's budget split shows the history it re-verifies, measured over the results learned, and keeps it across a restore", () => {
+    const s = createStrategy({ strategy: name, budget: 100 }, env);
+    expect(s.explain(5).split.history).toBe(0);
+    // Ten hosts re-verified two old ports each (one of them still open), ten had none.
+    s.observe([
+      ...range(1, 10).map((i) => result(i, { epoch: 1, previousOpen: [22, 8443], probed: [22, 80, 8443], open: [22] })),
+      ...range(11, 10).map((i) => result(i, { epoch: 1, probed: [22, 80], open: [80] })),
+    ]);
+    const split = s.explain(5).split;
+    expect(split.history).toBe(1);
+    expect(split.mustHave + split.fixed + split.history + split.learned + split.exploration).toBeCloseTo(100, 5);
+    const restored = createStrategy({ strategy: name, budget: 100 }, env, JSON.parse(JSON.stringify(s.state())));
+    expect(restored.explain(5).split).toEqual(split);
+  });
+
   test('a lossy batch is flagged and changes nothing learned', () => {
     const s = createStrategy({ strategy: name, budget: 20 }, env);
     s.observe(range(1, 10).map((i) => result(i, { epoch: 0, probed: [22, 80, 8443], open: [22, 8443] })));
