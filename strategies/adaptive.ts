@@ -21,7 +21,7 @@ import {
 } from './discovery/discovery.js';
 import { type GuardParams, guardParameters } from './guards.js';
 import { parseParameters } from './options.js';
-import { historyCapParameter, historyOf } from './history.js';
+import { historyCapParameter, historyOf, reverifiedCount } from './history.js';
 import { PortPicker } from './port-picker.js';
 import { type PortStatsParams, type PortStatsState, PortStats, pickPortStatsParams, portStatsParameters } from './stats/port-stats.js';
 import type {
@@ -242,8 +242,7 @@ function createAdaptive(options: CommonOptions, params: AdaptiveParams, env: Str
         prefixStats?.observe({ ...r, tags: [r.prefix] });
         hosts += 1;
         if (sweepEligible(r.previousOpen, params, options)) eligible += 1;
-        // History is re-verified first, so it sits at the head of the probe list.
-        for (const p of r.previousOpen) if (r.probed.indexOf(p) >= 0) reverified += 1;
+        reverified += reverifiedCount(r);
       });
     },
     state(): AdaptiveState {

@@ -13,7 +13,7 @@ import {
   sweepSplit,
 } from './discovery/discovery.js';
 import { type GuardParams, guardParameters, pickGuardParams, screenBatch } from './guards.js';
-import { addHistory, historyCapParameter } from './history.js';
+import { addHistory, historyCapParameter, reverifiedCount } from './history.js';
 import { PortPicker } from './port-picker.js';
 import {
   PortStats,
@@ -242,8 +242,7 @@ export function createBanditStrategy(spec: BanditSpec): Strategy<BanditState> {
       if (prefixStats) for (const r of teach) prefixStats.observe({ ...r, tags: [r.prefix] });
       for (const r of teach) {
         hosts += 1;
-        // History is re-verified first, so it sits at the head of the probe list.
-        for (const p of r.previousOpen) if (r.probed.indexOf(p) >= 0) reverified += 1;
+        reverified += reverifiedCount(r);
       }
       discovery.observe(results, teach, verdict.lossy);
       return verdict;

@@ -1,5 +1,5 @@
 import type { PortPicker } from './port-picker.js';
-import type { ParameterSpec, RoundContext } from './types.js';
+import type { HostResult, ParameterSpec, RoundContext } from './types.js';
 
 /**
  * Re-verification, shared by every learning strategy: a host's first round opens with the ports it
@@ -24,6 +24,13 @@ export const historyCapParameter: ParameterSpec = Object.freeze({
 export function historyOf(round: RoundContext, cap: number): readonly number[] {
   if (round.round > 0) return [];
   return round.previousOpen.length <= cap ? round.previousOpen : round.previousOpen.slice(0, cap);
+}
+
+/** How many of a result's previously open ports its visit probed again (explain's `history` share). */
+export function reverifiedCount(result: HostResult): number {
+  let n = 0;
+  for (const p of result.previousOpen) if (result.probed.indexOf(p) >= 0) n++;
+  return n;
 }
 
 /** Add a host's history to a decision (after its must-have ports); returns how many were added. */
