@@ -340,7 +340,7 @@ export class Leasing {
     const unique = [...new Set(hits.map((h) => h.ip))];
     for (let i = 0; i < unique.length; i += RESCAN_LOOKUPS) {
       const slice = unique.slice(i, i + RESCAN_LOOKUPS);
-      const live = await Promise.all(slice.map(async (ip) => (await this.store.listLeases({ ip })).some((l) => l.deadline > now)));
+      const live = await Promise.all(slice.map((ip) => this.hasLiveLease(ip, now)));
       slice.forEach((ip, k) => live[k] && scanning.add(ip));
     }
     const items = hits.flatMap((hit) => {
@@ -760,16 +760,19 @@ export class Leasing {
 
   /** Whether `ip` is leased by this batch or has a live lease in the store. */
   private async beingScanned(ip: string, batchIps: ReadonlyMap<string, number>): Promise<boolean> {
-    if (batchIps.has(ip)) return true;
-    const now = this.now();
+    return batchIps.has(ip) || (await this.hasLiveLease(ip, this.now()));
+  }
+
+  /** Whether the store holds a lease of `ip` live at `now`. */
+  private async hasLiveLease(ip: string, now: number): Promise<boolean> {
     return (await this.store.listLeases({ ip })).some((l) => l.deadline > now);
   }
 
   /**
    * The cycle of the visit scanning `ip`: one leased by this batch, or a manual rescan this
-   * coordinator leased that is live in the store; undefined when none. Only addresses with a recent rescan are looked up
-   * in the store: the cycle's own leases are not checked (a restarted coordinator hands out again
-   * addresses leased before it stopped).
+   * coordinator leased that is live in the store; undefined when none. Only addresses with a
+   * recent rescan are looked up in the store: the cycle's own leases are not checked (a
+   * restarted coordinator hands out again addresses leased before it stopped).
    */
   private async visitUnderWay(ip: string, batchIps: ReadonlyMap<string, number>): Promise<number | undefined> {
     const inBatch = batchIps.get(ip);
