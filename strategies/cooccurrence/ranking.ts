@@ -1,6 +1,7 @@
 import type { PortStats } from '../stats/port-stats.js';
 import type { PortPicker } from '../port-picker.js';
 import { type PairCounts, conditionalEstimate } from './pair-counts.js';
+import { orderByScore, portSet } from './score-order.js';
 
 /** Ports with scores, best first (parallel arrays). */
 export interface Ranking {
@@ -44,13 +45,9 @@ export class MeanRanking {
     let ranking = this.cache.get(key);
     if (ranking === undefined) {
       const candidates = this.stats.candidates(tags, this.priorTop);
-      const scored = candidates.map((port) => ({ port, score: this.stats.mean(tags, port) }));
-      scored.sort((a, b) => b.score - a.score || a.port - b.port);
-      ranking = {
-        ports: scored.map((s) => s.port),
-        scores: scored.map((s) => s.score),
-        byPort: new Map(scored.map((s) => [s.port, s.score])),
-      };
+      const means = candidates.map((port) => this.stats.mean(tags, port));
+      const { ports, scores } = orderByScore(candidates, means, candidates.length);
+      ranking = { ports, scores, byPort: new Map(candidates.map((port, i) => [port, means[i]!])) };
       this.cache.set(key, ranking);
     }
     return ranking;
@@ -92,25 +89,22 @@ export class PrefixUnderTag {
       const known = byTag.byPort;
       const k = this.strength;
       const sweeps = this.prefixStats.sweeps(prefix);
-      // Parallel arrays and an index sort: a prefix holds hundreds of entries (nmap's top ports
-      // are tracked), rescored for nearly every host of a shuffled walk; a tuple per entry was
-      // most of the garbage of a lease.
+      // Parallel arrays ordered without a comparator (score-order.ts): a prefix holds hundreds of
+      // entries (nmap's top ports are tracked), rescored for nearly every host of a shuffled
+      // walk; a tuple per entry was most of the garbage of a lease, the comparator sort most of
+      // its CPU.
       const size = this.prefixStats.entries(prefix).length;
       const entryPorts = new Int32Array(size);
       const entryScores = new Float64Array(size);
-      const inPrefix = new Set<number>();
       let n = 0;
       this.prefixStats.forEachEntry(prefix, (port, successes, trials) => {
         const m = known?.get(port) ?? this.tagStats.mean(tags, port);
         entryPorts[n] = port;
         entryScores[n] = (k * m + successes) / (k + Math.max(trials, successes));
         n++;
-        inPrefix.add(port);
       });
-      const order = Array.from({ length: n }, (_, i) => i);
-      order.sort((a, b) => entryScores[b]! - entryScores[a]! || entryPorts[a]! - entryPorts[b]!);
-      const own: Ranking = { ports: order.map((i) => entryPorts[i]!), scores: order.map((i) => entryScores[i]!) };
-      const rest: Ranking = { ports: byTag.ports, scores: byTag.scores, scale: k / (k + sweeps), skip: (p) => inPrefix.has(p) };
+      const own: Ranking = orderByScore(entryPorts, entryScores, n);
+      const rest: Ranking = { ports: byTag.ports, scores: byTag.scores, scale: k / (k + sweeps), skip: portSet(entryPorts, n) };
       hit = [own, rest];
       if (this.cache.size > 4096) this.cache.clear();
       this.cache.set(key, hit);
@@ -174,8 +168,11 @@ export function rankFollowUps(
       } else if (score > best[b]!) best[b] = score;
     }
   }
-  touched.sort((x, y) => best[y]! - best[x]! || x - y);
-  return { ports: touched, scores: touched.map((p) => best[p]!) };
+  return orderByScore(
+    touched,
+    touched.map((p) => best[p]!),
+    touched.length,
+  );
 }
 
 /**
