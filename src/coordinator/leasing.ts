@@ -25,6 +25,8 @@ interface Leased {
   readonly written: Promise<void>;
   /** The queue item it was made from (a shared queue settles it when the lease is written). */
   readonly queueId?: string;
+  /** A later round of a visit begun by a manual rescan. */
+  readonly manualRound?: true;
 }
 
 /** What a rescan request did: the work it queued, and the addresses being scanned now (not queued). */
@@ -605,7 +607,9 @@ export class Leasing {
       }
       this.agents.touch(agent.id, undefined, 'workItems');
       this.metrics.workItems.inc({ reason: item.reason });
-      if (item.reason === 'manual' && item.round === 0) this.noteRescanLeased(item.ip, item.cycle, item.deadline);
+      // Each round of a rescan's visit: the cycle's check reads the deadline of the round under way.
+      if ((item.reason === 'manual' && item.round === 0) || issued[i]!.manualRound)
+        this.noteRescanLeased(item.ip, item.cycle, item.deadline);
       items.push(wireItem(issued[i]!, options));
     });
     await this.releaseQueued(unleased);
@@ -719,7 +723,8 @@ export class Leasing {
     const cycle = queued.cycle ?? this.cycle.number;
     if (session) {
       const ports = storedPortRanges(queued.portRanges, `queue item ${queued.id}`);
-      return this.lease(agent, hit.ip, hit.tags, ports, session, queued.round ?? 0, queued.reason, cycle, requestKey);
+      const leased = await this.lease(agent, hit.ip, hit.tags, ports, session, queued.round ?? 0, queued.reason, cycle, requestKey);
+      return leased && session.manual === true ? { ...leased, manualRound: true } : leased;
     }
     const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed), requestKey);
     // A cycle address queued for another agent group, or a block of the shared cycle (it reaches
@@ -747,15 +752,28 @@ export class Leasing {
     return adopted;
   }
 
-  /** Addresses of manual rescans leased by this coordinator: their visit's cycle and lease deadline. */
-  private readonly rescans = new Map<string, { readonly cycle: number; readonly deadline: number }>();
+  /**
+   * Addresses of manual rescans leased by this coordinator: their visit's cycle, and until when
+   * the visit is under way: the deadline of its round leased last, or, while its next round
+   * waits in the queue (`waiting`), a lease's time from when that round was queued.
+   */
+  private readonly rescans = new Map<string, { readonly cycle: number; readonly deadline: number; readonly waiting?: true }>();
 
-  private noteRescanLeased(ip: string, cycle: number, deadline: number): void {
+  private noteRescanLeased(ip: string, cycle: number, deadline: number, waiting = false): void {
     if (this.rescans.size >= 1000) {
       const now = this.now();
       for (const [key, r] of this.rescans) if (r.deadline <= now) this.rescans.delete(key);
     }
-    this.rescans.set(ip, { cycle, deadline });
+    this.rescans.set(ip, waiting ? { cycle, deadline, waiting } : { cycle, deadline });
+  }
+
+  /**
+   * A round of a manual rescan's visit queued its next round (result intake): the visit stays
+   * under way for the cycle's check, though no lease is live until that round is leased (it
+   * may wait for an agent of its vantage group while agents of other groups ask for work).
+   */
+  noteRescanRoundQueued(ip: string, cycle: number): void {
+    if (this.rescans.has(ip)) this.noteRescanLeased(ip, cycle, this.now() + this.leaseSeconds * 1000, true);
   }
 
   /** Whether `ip` is leased by this batch or has a live lease in the store. */
@@ -770,7 +788,7 @@ export class Leasing {
 
   /**
    * The cycle of the visit scanning `ip`: one leased by this batch, or a manual rescan this
-   * coordinator leased that is live in the store; undefined when none. Only addresses with a
+   * coordinator leased that is live in the store or whose next round is queued; undefined when none. Only addresses with a
    * recent rescan are looked up in the store: the cycle's own leases are not checked (a
    * restarted coordinator hands out again addresses leased before it stopped).
    */
@@ -779,7 +797,7 @@ export class Leasing {
     if (inBatch !== undefined) return inBatch;
     const rescan = this.rescans.get(ip);
     if (rescan === undefined) return undefined;
-    if (rescan.deadline > this.now() && (await this.beingScanned(ip, batchIps))) return rescan.cycle;
+    if (rescan.deadline > this.now() && (rescan.waiting === true || (await this.beingScanned(ip, batchIps)))) return rescan.cycle;
     this.rescans.delete(ip);
     return undefined;
   }

@@ -20,7 +20,7 @@ import { foldRound, visitOfLease } from './visit.js';
 export interface ResultIntakeParts {
   readonly store: Store;
   readonly scope: ScopeService;
-  readonly leasing: Pick<Leasing, 'cycleNumber' | 'noteEnqueued' | 'coverageCounts'>;
+  readonly leasing: Pick<Leasing, 'cycleNumber' | 'noteEnqueued' | 'coverageCounts' | 'noteRescanRoundQueued'>;
   readonly agents: Pick<AgentRegistry, 'touch'>;
   readonly learner: Learner;
   readonly coverage: CycleCoverage;
@@ -169,7 +169,10 @@ export class ResultIntake {
       if (lease.round === 0) this.p.coverage.scanned(hit.tags);
       if (!next.followUp) this.p.coverage.finished(hit.tags);
     }
-    if (next.followUp) this.p.leasing.noteEnqueued();
+    if (next.followUp) {
+      this.p.leasing.noteEnqueued();
+      if (session.manual === true && lease.cycle !== undefined) this.p.leasing.noteRescanRoundQueued(lease.ip, lease.cycle);
+    }
     else if (next.learn && !this.p.shared) this.p.learner.add(next.learn.key, next.learn.result, this.p.now());
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };
   }

@@ -256,6 +256,66 @@ describe('batched work: many items per lease request, many results per submit', 
     expect(batch.slice(1).every((w) => w.reason === 'cycle' && w.cycle === 2)).toBe(true);
   });
 
+  it("the cycle leases no address whose manual rescan is in a later round, after the first round's lease time", async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.7.0/30' }]);
+    // The whole port space per visit: a first look, then the rest as the visit's next round.
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: 3600 });
+    const answerAll = async () => {
+      for (let items = (await lease(t.agents[0]!, 16)).json.items!; items.length > 0; items = (await lease(t.agents[0]!, 16)).json.items!) {
+        clock.advance(1000);
+        for (const w of items)
+          expect((await submit(app, t.agents[0]!, resultFor(w, [], clock.now()))).json()).toMatchObject({ accepted: true });
+      }
+    };
+    await answerAll();
+    expect((await app.coordinator.requestRescan(['198.18.7.1'])).queued).toHaveLength(1);
+    const first = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(first.map((w) => [w.ip, w.reason, w.round])).toEqual([['198.18.7.1', 'manual', 0]]);
+    const [firstLease] = await raw.listLeases({ ip: '198.18.7.1' });
+    // The first look is answered late in its lease time; the next round is leased then, and
+    // outlives the first round's deadline.
+    clock.advance(firstLease!.deadline - clock.now() - 10_000);
+    expect((await submit(app, t.agents[0]!, resultFor(first[0]!, [22], clock.now()))).json()).toMatchObject({ accepted: true });
+    const second = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(second.map((w) => [w.ip, w.reason, w.round])).toEqual([['198.18.7.1', 'followup', 1]]);
+    clock.advance(20_000);
+    expect((await raw.listLeases({ ip: '198.18.7.1' })).filter((l) => l.deadline > clock.now())).toHaveLength(1);
+
+    // The next cycle reaches the address while that round is scanned: no second lease.
+    await app.coordinator.restartCycle();
+    const cycled = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(cycled.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.2', '198.18.7.3']);
+    expect((await raw.listLeases({ ip: '198.18.7.1' })).filter((l) => l.deadline > clock.now())).toHaveLength(1);
+  });
+
+  it("the cycle leases no address whose manual rescan waits between rounds for an agent of the visit's group", async () => {
+    const t = await tokens(app);
+    const inner = (await app.coordinator.createAgent('inner', ['g1'])).token;
+    const outer = (await app.coordinator.createAgent('outer', ['g2'])).token;
+    await addScope(app, t.admin, [{ range: '198.18.7.0/30' }]);
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: 3600, groups: ['g1', 'g2'] });
+    for (let items = (await lease(inner, 16)).json.items!; items.length > 0; items = (await lease(inner, 16)).json.items!) {
+      clock.advance(1000);
+      for (const w of items) expect((await submit(app, inner, resultFor(w, [], clock.now()))).json()).toMatchObject({ accepted: true });
+    }
+    expect((await app.coordinator.requestRescan(['198.18.7.1'])).queued).toHaveLength(1);
+    const first = (await lease(inner, 16)).json.items!;
+    expect(first.map((w) => [w.ip, w.reason, w.round])).toEqual([['198.18.7.1', 'manual', 0]]);
+    clock.advance(1000);
+    // The first look found a port: the next round is queued for the visit's group (g1).
+    expect((await submit(app, inner, resultFor(first[0]!, [22], clock.now()))).json()).toMatchObject({ accepted: true, followUp: true });
+
+    // The next cycle, leased by an agent of the other group: not the address between its rounds.
+    await app.coordinator.restartCycle();
+    const cycled = (await lease(outer, 16)).json.items!;
+    expect(cycled.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.2', '198.18.7.3']);
+    // The visit's next round goes to its group's agent, the only live lease of the address.
+    const second = (await lease(inner, 16)).json.items!;
+    expect(second.map((w) => [w.ip, w.reason, w.round])).toEqual([['198.18.7.1', 'followup', 1]]);
+    expect((await raw.listLeases({ ip: '198.18.7.1' })).filter((l) => l.deadline > clock.now())).toHaveLength(1);
+  });
+
   it("counts a manual rescan in the cycle's coverage once per host: only when the cycle reached the host while it was rescanned", async () => {
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.7.0/30', tags: ['lab'] }]);
