@@ -180,8 +180,10 @@ export class Leasing {
    * shorter than a cycle's scanning starts a second visit of every address still in flight, and
    * the leases pile up cycle after cycle (seen in the lab: 97 leases in flight for 32 addresses
    * after 8 cycles of 90 s, each taking ~140 s to scan). An expired lease does not hold the cycle.
-   * Asked of the store at most once a second. (Several coordinators on PostgreSQL already refuse
-   * a second lease per address.)
+   * Asked of the store at most once a second; a lease this coordinator hands out makes the cached
+   * answer busy (an unpaced cycle over a small scope was begun again within that second while
+   * the leases of the one just begun were live). (Several coordinators on PostgreSQL already
+   * refuse a second lease per address.)
    */
   private async visitsInFlight(): Promise<boolean> {
     const now = this.now();
@@ -568,6 +570,9 @@ export class Leasing {
       if (leased) {
         issued.push(leased);
         batchIps.set(leased.item.ip, leased.item.cycle);
+        // Visits in flight from now on (a rescan's first round excepted: the cycle checks its
+        // address itself): a check cached before these leases must not begin the cycle again.
+        if (leased.item.reason !== 'manual') this.inFlightCheck = { at: this.now(), busy: true };
         ports += leased.ports.size;
       } else misses++;
     }

@@ -189,10 +189,13 @@ describe('batched work: many items per lease request, many results per submit', 
     const cycled = first.slice(2);
     expect(cycled.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1']);
     expect(cycled.every((w) => w.reason === 'cycle' && w.cycle === 1)).toBe(true);
-    // Unpaced, the cycle restarts at once, but not inside one batch; the two addresses the
-    // rescans are still scanning get no second lease.
+    // Unpaced, the next cycle begins in a later batch, once the visits in flight are done.
+    expect((await lease(t.agents[0]!, 16)).json.items ?? []).toEqual([]);
+    for (const w of first)
+      expect((await submit(app, t.agents[0]!, resultFor(w, [], clock.now()))).json()).toMatchObject({ accepted: true });
+    clock.advance(1000);
     const next = (await lease(t.agents[0]!, 16)).json.items!;
-    expect(next.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1']);
+    expect(next.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
     expect(next.every((w) => w.cycle === 2)).toBe(true);
   });
 
@@ -254,6 +257,27 @@ describe('batched work: many items per lease request, many results per submit', 
     expect(batch[0]).toMatchObject({ ip: '198.18.7.2', reason: 'manual', cycle: 1 });
     expect(batch.map((w) => w.ip).sort()).toEqual(['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3']);
     expect(batch.slice(1).every((w) => w.reason === 'cycle' && w.cycle === 2)).toBe(true);
+  });
+
+  it('an unpaced cycle that just began is not begun again within a second while its leases are live', async () => {
+    const t = await tokens(app, 2);
+    await addScope(app, t.admin, [{ range: '198.18.7.0/30' }]);
+    await app.coordinator.setPolicy('', { strategy: 'fixed', params: { ports: [22, 80] }, budget: 2, periodSeconds: null });
+    for (const w of (await lease(t.agents[0]!, 16)).json.items!) {
+      expect((await submit(app, t.agents[0]!, resultFor(w, [], clock.now()))).json()).toMatchObject({ accepted: true });
+    }
+    clock.advance(5000);
+    // Nothing in flight: cycle 2 begins, all four leased.
+    const second = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(second.map((w) => w.cycle)).toEqual([2, 2, 2, 2]);
+    // Half a second later another agent asks: cycle 2's leases are live, so no cycle 3 yet.
+    clock.advance(500);
+    expect((await lease(t.agents[1]!, 16)).json.items ?? []).toEqual([]);
+    for (const ip of ['198.18.7.0', '198.18.7.1', '198.18.7.2', '198.18.7.3'])
+      expect(
+        (await raw.listLeases({ ip })).filter((l) => l.deadline > clock.now()),
+        ip,
+      ).toHaveLength(1);
   });
 
   it("the cycle leases no address whose manual rescan is in a later round, after the first round's lease time", async () => {
