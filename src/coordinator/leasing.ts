@@ -482,6 +482,8 @@ export class Leasing {
     // Addresses leased by this batch, to their visit's cycle: a rescan queued for one of them, or
     // the cycle reaching one a rescan took, would scan the host twice at once.
     const batchIps = new Map<string, number>();
+    // Of those, the later rounds of manual rescans' visits (their first round is stored).
+    const batchLaterRounds = new Set<string>();
     // Every dequeued item is served (it left the queue), whatever the misses or the ports.
     while (issued.length < max && (pending.length > 0 || (misses < MAX_ATTEMPTS && ports < MAX_WORK_BATCH_PORTS))) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
@@ -536,11 +538,16 @@ export class Leasing {
         // A manual rescan (or another visit this batch leased) is scanning this address now: no
         // second lease. Its visit stands for the cycle's when it is of this cycle (not when this
         // batch began the next cycle after it).
-        const under = await this.visitUnderWay(addr.ip, batchIps);
+        const under = await this.visitUnderWay(addr.ip, batchIps, batchLaterRounds);
         if (under !== undefined) {
-          this.log.info({ ip: addr.ip, cycle: addr.cycle, visitCycle: under }, 'this address is being scanned already; no second lease');
-          if (under === addr.cycle) {
+          this.log.info(
+            { ip: addr.ip, cycle: addr.cycle, visitCycle: under.cycle },
+            'this address is being scanned already; no second lease',
+          );
+          if (under.cycle === addr.cycle) {
             this.coverage.handedOut(addr.tags);
+            // A visit past its first round was not counted as scanned when that round was stored.
+            if (under.pastFirstRound) this.coverage.scanned(addr.tags);
             this.adopted.add(addr.ip);
           }
           fromCycle++;
@@ -570,6 +577,7 @@ export class Leasing {
       if (leased) {
         issued.push(leased);
         batchIps.set(leased.item.ip, leased.item.cycle);
+        if (leased.manualRound) batchLaterRounds.add(leased.item.ip);
         // Visits in flight from now on (a rescan's first round excepted: the cycle checks its
         // address itself): a check cached before these leases must not begin the cycle again.
         if (leased.item.reason !== 'manual') this.inFlightCheck = { at: this.now(), busy: true };
@@ -613,8 +621,8 @@ export class Leasing {
       this.agents.touch(agent.id, undefined, 'workItems');
       this.metrics.workItems.inc({ reason: item.reason });
       // Each round of a rescan's visit: the cycle's check reads the deadline of the round under way.
-      if ((item.reason === 'manual' && item.round === 0) || issued[i]!.manualRound)
-        this.noteRescanLeased(item.ip, item.cycle, item.deadline);
+      if (item.reason === 'manual' && item.round === 0) this.noteRescanLeased(item.ip, item.cycle, item.deadline, 'first');
+      else if (issued[i]!.manualRound) this.noteRescanLeased(item.ip, item.cycle, item.deadline, 'later');
       items.push(wireItem(issued[i]!, options));
     });
     await this.releaseQueued(unleased);
@@ -760,16 +768,21 @@ export class Leasing {
   /**
    * Addresses of manual rescans leased by this coordinator: their visit's cycle, and until when
    * the visit is under way: the deadline of its round leased last, or, while its next round
-   * waits in the queue (`waiting`), a lease's time from when that round was queued.
+   * waits in the queue (`waiting`), a lease's time from when that round was queued; and whether
+   * its first round is stored (`pastFirstRound`).
    */
-  private readonly rescans = new Map<string, { readonly cycle: number; readonly deadline: number; readonly waiting?: true }>();
+  private readonly rescans = new Map<
+    string,
+    { readonly cycle: number; readonly deadline: number; readonly waiting: boolean; readonly pastFirstRound: boolean }
+  >();
 
-  private noteRescanLeased(ip: string, cycle: number, deadline: number, waiting = false): void {
+  /** A round of a rescan's visit leased (`first`, `later`), or its next round queued (`waiting`). */
+  private noteRescanLeased(ip: string, cycle: number, deadline: number, round: 'first' | 'later' | 'waiting'): void {
     if (this.rescans.size >= 1000) {
       const now = this.now();
       for (const [key, r] of this.rescans) if (r.deadline <= now) this.rescans.delete(key);
     }
-    this.rescans.set(ip, waiting ? { cycle, deadline, waiting } : { cycle, deadline });
+    this.rescans.set(ip, { cycle, deadline, waiting: round === 'waiting', pastFirstRound: round !== 'first' });
   }
 
   /**
@@ -778,7 +791,7 @@ export class Leasing {
    * may wait for an agent of its vantage group while agents of other groups ask for work).
    */
   noteRescanRoundQueued(ip: string, cycle: number): void {
-    if (this.rescans.has(ip)) this.noteRescanLeased(ip, cycle, this.now() + this.leaseSeconds * 1000, true);
+    if (this.rescans.has(ip)) this.noteRescanLeased(ip, cycle, this.now() + this.leaseSeconds * 1000, 'waiting');
   }
 
   /** Whether `ip` is leased by this batch or has a live lease in the store. */
@@ -792,17 +805,23 @@ export class Leasing {
   }
 
   /**
-   * The cycle of the visit scanning `ip`: one leased by this batch, or a manual rescan this
-   * coordinator leased that is live in the store or whose next round is queued; undefined when none. Only addresses with a
-   * recent rescan are looked up in the store: the cycle's own leases are not checked (a
-   * restarted coordinator hands out again addresses leased before it stopped).
+   * The visit scanning `ip` (its cycle, and whether its first round is stored): one leased by
+   * this batch, or a manual rescan this coordinator leased that is live in the store or whose
+   * next round is queued; undefined when none. Only addresses with a recent rescan are looked up
+   * in the store: the cycle's own leases are not checked (a restarted coordinator hands out again
+   * addresses leased before it stopped).
    */
-  private async visitUnderWay(ip: string, batchIps: ReadonlyMap<string, number>): Promise<number | undefined> {
+  private async visitUnderWay(
+    ip: string,
+    batchIps: ReadonlyMap<string, number>,
+    batchLaterRounds: ReadonlySet<string>,
+  ): Promise<{ readonly cycle: number; readonly pastFirstRound: boolean } | undefined> {
     const inBatch = batchIps.get(ip);
-    if (inBatch !== undefined) return inBatch;
+    if (inBatch !== undefined) return { cycle: inBatch, pastFirstRound: batchLaterRounds.has(ip) };
     const rescan = this.rescans.get(ip);
     if (rescan === undefined) return undefined;
-    if (rescan.deadline > this.now() && (rescan.waiting === true || (await this.beingScanned(ip, batchIps)))) return rescan.cycle;
+    if (rescan.deadline > this.now() && (rescan.waiting || (await this.beingScanned(ip, batchIps))))
+      return { cycle: rescan.cycle, pastFirstRound: rescan.pastFirstRound };
     this.rescans.delete(ip);
     return undefined;
   }

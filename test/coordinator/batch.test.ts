@@ -340,6 +340,40 @@ describe('batched work: many items per lease request, many results per submit', 
     expect((await raw.listLeases({ ip: '198.18.7.1' })).filter((l) => l.deadline > clock.now())).toHaveLength(1);
   });
 
+  it('counts a rescan the cycle reached after its first round as scanned for the cycle, as one it reached during it', async () => {
+    const t = await tokens(app);
+    await addScope(app, t.admin, [{ range: '198.18.7.0/29', tags: ['lab'] }]);
+    await app.coordinator.setPolicy('', { strategy: 'adaptive', budget: 65535, periodSeconds: 3600 });
+    const lab = async () => (await app.coordinator.cycleCoverage()).find((c) => c.tag === 'lab')!;
+    const answer = async (items: readonly WorkItem[], open: readonly number[] = []) => {
+      clock.advance(1000);
+      for (const w of items)
+        expect((await submit(app, t.agents[0]!, resultFor(w, open, clock.now()))).json()).toMatchObject({ accepted: true });
+    };
+    // Cycle 1 under way, then a rescan of an address it has not reached: its first round is answered.
+    const begun = (await lease(t.agents[0]!, 2)).json.items!;
+    expect(begun.map((w) => w.reason)).toEqual(['cycle', 'cycle']);
+    const all = Array.from({ length: 8 }, (_, i) => `198.18.7.${i}`);
+    const target = all.find((ip) => !begun.some((w) => w.ip === ip))!;
+    expect((await app.coordinator.requestRescan([target])).queued).toHaveLength(1);
+    const rescan = [(await lease(t.agents[0]!, 1)).json.work!];
+    expect(rescan.map((w) => [w.ip, w.reason, w.round])).toEqual([[target, 'manual', 0]]);
+    await answer(rescan, [22]);
+    // Its next round first, then the cycle, which reaches the address and takes that visit for its own.
+    const rest = (await lease(t.agents[0]!, 16)).json.items!;
+    expect(rest[0]).toMatchObject({ ip: target, reason: 'followup', round: 1 });
+    expect(
+      rest
+        .slice(1)
+        .map((w) => w.ip)
+        .sort(),
+    ).toEqual(all.filter((ip) => ip !== target && !begun.some((w) => w.ip === ip)).sort());
+    await answer([...begun, ...rest]);
+    for (let items = (await lease(t.agents[0]!, 16)).json.items!; items.length > 0; items = (await lease(t.agents[0]!, 16)).json.items!)
+      await answer(items);
+    expect(await lab()).toMatchObject({ handedOut: 8, scanned: 8, finished: 8 });
+  });
+
   it("counts a manual rescan in the cycle's coverage once per host: only when the cycle reached the host while it was rescanned", async () => {
     const t = await tokens(app);
     await addScope(app, t.admin, [{ range: '198.18.7.0/30', tags: ['lab'] }]);
