@@ -172,8 +172,7 @@ export class ResultIntake {
     if (next.followUp) {
       this.p.leasing.noteEnqueued();
       if (session.manual === true && lease.cycle !== undefined) this.p.leasing.noteRescanRoundQueued(lease.ip, lease.cycle);
-    }
-    else if (next.learn && !this.p.shared) this.p.learner.add(next.learn.key, next.learn.result, this.p.now());
+    } else if (next.learn && !this.p.shared) this.p.learner.add(next.learn.key, next.learn.result, this.p.now());
     return { scanId: scan.scanId, accepted: true, duplicate: false, followUp: next.followUp !== undefined, events: events.length };
   }
 
