@@ -5,6 +5,7 @@ import { runDiscoveryMissesBenchmark } from './discovery-misses.js';
 import { runGenerateBenchmark } from './generate.js';
 import { runLearningBenchmark } from './learning.js';
 import { runLiveCycleBenchmark } from './live-cycle.js';
+import { runRankingOrderBenchmark } from './ranking-order.js';
 import { runRecordingLoadBenchmark } from './recording-load.js';
 import { runReplayBenchmark } from './replay.js';
 import { runScanBenchmark } from './scan.js';
@@ -21,6 +22,7 @@ export const benchmarks: Array<{ name: string; run: (env: NodeJS.ProcessEnv) => 
   { name: 'replay', run: runReplayBenchmark },
   { name: 'learning', run: runLearningBenchmark },
   { name: 'bandits', run: runBanditsBenchmark },
+  { name: 'ranking-order', run: runRankingOrderBenchmark },
   { name: 'discovery', run: runDiscoveryBenchmark },
   { name: 'discovery-misses', run: runDiscoveryMissesBenchmark },
   { name: 'store', run: runStoreBenchmark },
