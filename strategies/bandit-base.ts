@@ -155,15 +155,6 @@ export function fillFromPrior(picker: PortPicker, catalog: PortCatalog): void {
   if (!picker.full) picker.addSweep();
 }
 
-/** Indices of the `k` largest scores, largest first (ties: lower index first). */
-export function topIndices(scores: Float64Array, k: number, eligible?: (i: number) => boolean): number[] {
-  const idx: number[] = [];
-  for (let i = 0; i < scores.length; i++) if (!eligible || eligible(i)) idx.push(i);
-  idx.sort((a, b) => scores[b]! - scores[a]! || a - b);
-  if (idx.length > k) idx.length = k;
-  return idx;
-}
-
 /** How one bandit ranks ports for a host, and how it describes its budget. */
 export interface BanditSpec {
   readonly name: string;
