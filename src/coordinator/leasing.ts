@@ -29,6 +29,9 @@ interface Leased {
   readonly manualRound?: true;
 }
 
+/** Where a manual rescan's visit is: its first round leased, a later round leased, or its next round queued. */
+type RescanRound = 'first' | 'later' | 'waiting';
+
 /** What a rescan request did: the work it queued, and the addresses being scanned now (not queued). */
 export interface RescanOutcome {
   readonly queued: QueuedWork[];
@@ -766,23 +769,19 @@ export class Leasing {
   }
 
   /**
-   * Addresses of manual rescans leased by this coordinator: their visit's cycle, and until when
-   * the visit is under way: the deadline of its round leased last, or, while its next round
-   * waits in the queue (`waiting`), a lease's time from when that round was queued; and whether
-   * its first round is stored (`pastFirstRound`).
+   * Addresses of manual rescans leased by this coordinator: their visit's cycle, where the visit
+   * is (its first round leased, a later round leased, or its next round waiting in the queue),
+   * and until when it is under way: the deadline of the round leased last, or, while a round
+   * waits, a lease's time from when it was queued.
    */
-  private readonly rescans = new Map<
-    string,
-    { readonly cycle: number; readonly deadline: number; readonly waiting: boolean; readonly pastFirstRound: boolean }
-  >();
+  private readonly rescans = new Map<string, { readonly cycle: number; readonly deadline: number; readonly round: RescanRound }>();
 
-  /** A round of a rescan's visit leased (`first`, `later`), or its next round queued (`waiting`). */
-  private noteRescanLeased(ip: string, cycle: number, deadline: number, round: 'first' | 'later' | 'waiting'): void {
+  private noteRescanLeased(ip: string, cycle: number, deadline: number, round: RescanRound): void {
     if (this.rescans.size >= 1000) {
       const now = this.now();
       for (const [key, r] of this.rescans) if (r.deadline <= now) this.rescans.delete(key);
     }
-    this.rescans.set(ip, { cycle, deadline, waiting: round === 'waiting', pastFirstRound: round !== 'first' });
+    this.rescans.set(ip, { cycle, deadline, round });
   }
 
   /**
@@ -820,8 +819,8 @@ export class Leasing {
     if (inBatch !== undefined) return { cycle: inBatch, pastFirstRound: batchLaterRounds.has(ip) };
     const rescan = this.rescans.get(ip);
     if (rescan === undefined) return undefined;
-    if (rescan.deadline > this.now() && (rescan.waiting || (await this.beingScanned(ip, batchIps))))
-      return { cycle: rescan.cycle, pastFirstRound: rescan.pastFirstRound };
+    if (rescan.deadline > this.now() && (rescan.round === 'waiting' || (await this.beingScanned(ip, batchIps))))
+      return { cycle: rescan.cycle, pastFirstRound: rescan.round !== 'first' };
     this.rescans.delete(ip);
     return undefined;
   }
