@@ -11,6 +11,7 @@ import {
   WORK_FEATURE_PORT_RANGES,
   WORK_FEATURE_LIKELY_PORTS,
   WORK_FEATURE_SILENT_ROUNDS,
+  WORK_FEATURE_SKIP_SILENT,
   type WorkItem,
   type WorkResponse,
 } from '../src/protocol/index.js';
@@ -227,7 +228,7 @@ export class CoordinatorClient {
       key = randomBytes(12).toString('base64url');
       named = this.abandoned.slice(-MAX_ABANDONED_WORK_REQUESTS);
       return {
-        [WORK_FEATURES_HEADER]: `${WORK_FEATURE_PORT_RANGES},${WORK_FEATURE_SILENT_ROUNDS},${WORK_FEATURE_LIKELY_PORTS}`,
+        [WORK_FEATURES_HEADER]: `${WORK_FEATURE_PORT_RANGES},${WORK_FEATURE_SILENT_ROUNDS},${WORK_FEATURE_LIKELY_PORTS},${WORK_FEATURE_SKIP_SILENT}`,
         [WORK_REQUEST_HEADER]: key,
         ...(named.length > 0 ? { [WORK_ABANDONED_HEADER]: named.join(',') } : {}),
       };

@@ -368,6 +368,14 @@ export function groupForPreflight<M extends { item: Pick<WorkItem, 'ports'>; ran
 /** nmap processes for one host's open ports at most (a host open on more shares them out). */
 const MAX_NMAP_RUNS_PER_HOST = 8;
 
+/**
+ * The ports of a work item nmap -sV skips: those the coordinator found silent at the host's last
+ * visit (`skipDetection`), unless nmap is the port scan itself (preflight `none`).
+ */
+function skippedDetection(item: WorkItem, ran: Preflight): ReadonlySet<number> {
+  return ran === 'none' || item.skipDetection === undefined ? new Set() : new Set(item.skipDetection);
+}
+
 /** Split `ports` into at most `parts` groups, round-robin (each port alone when they are few). */
 function splitPorts(ports: readonly number[], parts: number): number[][] {
   const n = Math.min(parts, ports.length);
@@ -473,7 +481,9 @@ export class ScanPipeline {
           // The ports last known open are most likely open again: nmap starts on them early,
           // beside the preflight's wait, instead of after it (a silent one costs its time-out anyway).
           const ran = this.preflightFor(item);
-          const verify = ran === 'none' || !this.wantsNmap(item, ran) ? [] : (item.verify ?? []).filter((p) => item.ports.includes(p));
+          const skip = skippedDetection(item, ran);
+          const verify =
+            ran === 'none' || !this.wantsNmap(item, ran) ? [] : (item.verify ?? []).filter((p) => item.ports.includes(p) && !skip.has(p));
           // ... once the preflight is under way (a masscan run: once it is done sending): started
           // first, the -sV processes' start-up CPU would hold back the preflight itself (the
           // gathering of its run, the route lookup, masscan's start and its sending), and with it
@@ -1010,6 +1020,7 @@ export class ScanPipeline {
     }
     const open = (pre.open.get(item.ip) ?? []).filter((p) => own.has(p));
     const seen = new Set(open);
+    const skip = skippedDetection(item, pre.ran);
     // A sight check's finds (masscan saw nothing of the host): open, by a kernel connect.
     const sighted = (pre.sighted?.get(item.ip) ?? []).filter((p) => own.has(p) && !seen.has(p));
     for (const p of sighted) {
@@ -1110,13 +1121,15 @@ export class ScanPipeline {
     let unknownPorts: string | undefined = unprobed.length > 0 ? PortRanges.fromPorts(unprobed).toString() : undefined;
     let nmapMs = earlyResult?.ms ?? 0;
     let waitMs = earlyResult?.waitMs ?? 0;
+    let timedOutPorts: readonly number[] = [];
     const nmapAdds = pre.ran === 'none' || item.scan.versionDetection || item.scan.scripts.some((x) => config.scriptsAllow.has(x));
     if (!down && !pseudo && open.length > 0 && nmapAdds) {
       if (!config.tools.nmap) host.serviceDetection = 'unavailable (nmap not installed)';
       else {
         // Open ports nmap has not looked at yet (those started early are done or given up on).
+        // ... and those silent at the last visit, which the coordinator said to skip.
         const early = new Set(earlyResult ? [...earlyResult.detected.keys(), ...earlyResult.unresolved] : []);
-        const rest = open.filter((p) => !early.has(p));
+        const rest = open.filter((p) => !early.has(p) && !skip.has(p));
         const late = rest.length > 0 ? await this.detect(item, rest, pre.ran === 'none') : undefined;
         nmapMs = Math.max(nmapMs, late?.ms ?? 0);
         waitMs = Math.max(waitMs, late?.waitMs ?? 0);
@@ -1125,6 +1138,7 @@ export class ScanPipeline {
           .filter((p) => seen.has(p) || open.includes(p))
           .sort((a, b) => a - b);
         const failed = [...(earlyResult?.failed ?? []), ...(late?.failed ?? [])];
+        timedOutPorts = timedOut;
         if (timedOut.length > 0)
           notes.push(`nmap gave up on port(s) ${timedOut.join(', ')} at the ${item.scan.hostTimeoutSeconds} s timeout`);
         if (failed.length > 0) notes.push(`nmap failed: ${[...new Set(failed)].join('; ')}`);
@@ -1154,6 +1168,12 @@ export class ScanPipeline {
           ].sort((a, b) => a.port - b.port);
         }
       }
+    }
+    // Open ports with no service detail because -sV got no answer (now, or at the last visit:
+    // skipped) are marked `silent`, for a coordinator that reads it (its item carried skipDetection).
+    if (item.skipDetection !== undefined && !down && !pseudo && pre.ran !== 'none') {
+      const silent = new Set([...timedOutPorts, ...skip]);
+      ports = ports.map((p) => (p.state === 'open' && silent.has(p.port) && p.service === undefined ? { ...p, silent: true as const } : p));
     }
     if (config.signal?.aborted) return undefined;
     const incomplete = notes.length > 0 ? notes.join('; ') : undefined;

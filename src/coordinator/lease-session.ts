@@ -24,6 +24,12 @@ export interface LeaseSession {
    * queue, still names them (its stored ports keep no order).
    */
   readonly likely?: readonly number[];
+  /**
+   * Ports open at the host's last visit whose service detection got no answer within the -sV
+   * time-out there (its ports marked `silent`): a round skips -sV on them unless its cycle
+   * rechecks them (the policy's `silentRecheckCycles`). Absent: none.
+   */
+  readonly previousSilent?: readonly number[];
   /** A visit begun by a manual rescan: it counts in the cycle's coverage only when the cycle took it for its own (`Leasing.coverageCounts`). */
   readonly manual?: true;
 }
@@ -178,6 +184,7 @@ export function readLeaseSession(value: unknown, where: string): LeaseSession {
   if (value.manual !== undefined && value.manual !== true) fail('manual', 'true when present');
   if (value.likely !== undefined && !(isPortList(value.likely) && value.likely.length <= MAX_LIKELY_PORTS))
     fail('likely', `a list of at most ${MAX_LIKELY_PORTS} ports`);
+  if (value.previousSilent !== undefined && !isPortList(value.previousSilent)) fail('previousSilent', 'a list of ports');
   const decoded: HostSessionState = {
     ...(state as unknown as HostSessionState),
     probed,

@@ -10,12 +10,12 @@ import { mayScan, vantageGroup } from './groups.js';
 import type { Learner } from './learner.js';
 import { type LeaseSession, type StoredLeaseSession, readLeaseSession, storeLeaseSession, storedPortRanges } from './lease-session.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import { DEFAULT_POLICY_KEY } from './policy.js';
+import { DEFAULT_POLICY_KEY, rechecksSilent } from './policy.js';
 import type { PolicyBook } from './policy-book.js';
 import { MAX_LIKELY_PORTS, MAX_WORK_BATCH_PORTS, PROTOCOL_VERSION, type WorkItem } from '../protocol/index.js';
 import type { ScopeService } from './scope-service.js';
 import { generateId } from './tokens.js';
-import { knownOpenOf, visitOfLease } from './visit.js';
+import { knownOpenOf, silentOf, visitOfLease } from './visit.js';
 
 /** A work item whose lease write was issued (not yet awaited). */
 interface Leased {
@@ -83,6 +83,8 @@ export interface WorkRequestOptions {
   readonly silentRounds?: boolean;
   /** The agent reads `likely` (header feature `likely-ports`); otherwise items never carry it. */
   readonly likelyPorts?: boolean;
+  /** The agent reads `skipDetection` and sends `silent` ports (header feature `skip-silent`); otherwise items never carry it. */
+  readonly skipSilent?: boolean;
   /** The request's key (`portbandit-work-request`), stored with its leases. */
   readonly requestKey?: string;
 }
@@ -90,11 +92,13 @@ export interface WorkRequestOptions {
 /** A work item as the agent reads it: with `portRanges` for an agent that asked for them, else the port list. */
 function wireItem(leased: Leased, options: WorkRequestOptions): WorkItem {
   // An agent before `silent` or `likely` refuses items with a property its schema does not know.
-  const { silent, likely, ...rest } = leased.item;
+  const { silent, likely, skipDetection, ...rest } = leased.item;
   const base = {
     ...rest,
     ...(options.silentRounds && silent ? { silent } : {}),
     ...(options.likelyPorts && likely ? { likely } : {}),
+    // On every item (empty too): its presence tells the agent this coordinator stores `silent` ports.
+    ...(options.skipSilent ? { skipDetection: skipDetection ?? [] } : {}),
   };
   if (options.portRanges) return base;
   const { portRanges: _spec, ...item } = base;
@@ -837,6 +841,7 @@ export class Leasing {
     const latest = group !== undefined ? await latestAnsweredScanFrom(this.store, ip, group) : await latestAnsweredScan(this.store, ip);
     const { family, value } = parseAddress(ip);
     const previousOpen = latest ? knownOpenOf(latest) : [];
+    const previousSilent = latest ? silentOf(latest) : [];
     const host: HostContext = {
       ip,
       tags,
@@ -861,6 +866,7 @@ export class Leasing {
       previousOpen,
       previousEpoch: host.previousEpoch,
       ...(reason === 'manual' ? { manual: true as const } : {}),
+      ...(previousSilent.length > 0 ? { previousSilent } : {}),
       ...(latest ? { baselineScanId: latest.scanId } : {}),
       ...(group !== undefined ? { group } : {}),
     };
@@ -912,6 +918,10 @@ export class Leasing {
     const policy = this.policies.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
     const verify = [...new Set(session.previousOpen)].filter((p) => ports.has(p)).sort((a, b) => a - b);
     const likely = round === 0 && verify.length === 0 ? (session.likely ?? []).filter((p) => ports.has(p)) : [];
+    // Ports silent at the last visit: -sV is skipped on them but in the cycles that recheck them.
+    const skipDetection = rechecksSilent(policy, cycle, session.manual === true)
+      ? []
+      : [...new Set(session.previousSilent ?? [])].filter((p) => ports.has(p)).sort((a, b) => a - b);
     const item: WorkItem = {
       protocol: PROTOCOL_VERSION,
       leaseId: lease.id,
@@ -922,6 +932,7 @@ export class Leasing {
       ...(verify.length > 0 ? { verify } : {}),
       // Nothing known open: the agent's sight check tries these first (the strategy's head).
       ...(likely.length > 0 ? { likely } : {}),
+      skipDetection,
       round,
       // A later round of a visit that has found nothing yet: the agent scans it after the rounds
       // of hosts that answered (their next rounds are what the operator waits for).

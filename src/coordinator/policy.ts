@@ -31,6 +31,28 @@ export interface Policy extends StrategySpec {
   readonly groups?: readonly string[];
   /** History retention of the tag's visits (absent: the default policy's; `{}` keeps all). See retention.ts. */
   readonly retention?: RetentionRule;
+  /**
+   * Service detection on a port that was silent at its last visit (open, no answer to -sV within
+   * the time-out) runs again only in cycles whose number is a multiple of this, and in manual
+   * rescans; 1 runs it every visit. Absent: DEFAULT_SILENT_RECHECK_CYCLES.
+   */
+  readonly silentRecheckCycles?: number;
+}
+
+/**
+ * Cycles between -sV runs on a port silent at its last visit (Policy.silentRecheckCycles): a
+ * silent service costs a whole -sV time-out (30 s by default) each time it is looked at.
+ */
+export const DEFAULT_SILENT_RECHECK_CYCLES = 4;
+
+/**
+ * Whether a round of `cycle` runs -sV on ports silent at the host's last visit: every round when
+ * the policy says 1 or does no service detection, a manual rescan always, otherwise the cycles
+ * whose number is a multiple of the policy's `silentRecheckCycles`.
+ */
+export function rechecksSilent(policy: Pick<Policy, 'silentRecheckCycles' | 'scan'>, cycle: number, manual: boolean): boolean {
+  const every = policy.silentRecheckCycles ?? DEFAULT_SILENT_RECHECK_CYCLES;
+  return manual || every <= 1 || !policy.scan.versionDetection || cycle % every === 0;
 }
 
 /** The key of the default policy, which covers hosts none of whose tags has a policy. */
@@ -109,6 +131,8 @@ export const policySchema = {
     groups: { type: ['array', 'null'], minItems: 1, maxItems: 64, items: { type: 'string', maxLength: 64 } },
     // null or absent: the default policy's retention applies
     retention: { anyOf: [retentionSchema, { type: 'null' }] },
+    // absent: the default policy's value, else DEFAULT_SILENT_RECHECK_CYCLES
+    silentRecheckCycles: { type: 'integer', minimum: 1, maximum: 10000 },
     scan: {
       type: 'object',
       additionalProperties: false,
@@ -180,6 +204,9 @@ export function resolvePolicy(
     ...policyGroups(input.groups, `${where}.groups`),
     ...(input.retention !== undefined && input.retention !== null
       ? { retention: checkRetention(input.retention, `${where}.retention`) }
+      : {}),
+    ...((input.silentRecheckCycles ?? base.silentRecheckCycles) !== undefined
+      ? { silentRecheckCycles: (input.silentRecheckCycles ?? base.silentRecheckCycles)! }
       : {}),
   };
   try {

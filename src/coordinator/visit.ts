@@ -45,6 +45,11 @@ export function knownOpenOf(scan: ScanDocument | undefined): number[] {
   return scan.ports.filter((p) => p.state === 'open').map((p) => p.port);
 }
 
+/** The ports a visit found open whose service detection got no answer (`silent`), ascending. */
+export function silentOf(scan: ScanDocument): number[] {
+  return scan.ports.filter((p) => p.silent === true && p.state === 'open').map((p) => p.port);
+}
+
 function toScannedPorts(ports: ResultSubmission['ports']): ScannedPort[] {
   const byPort = new Map<number, ScannedPort>();
   for (const p of ports) {
@@ -58,6 +63,7 @@ function toScannedPorts(ports: ResultSubmission['ports']): ScannedPort[] {
       ...(p.extrainfo !== undefined ? { extrainfo: p.extrainfo } : {}),
       cpes: [...(p.cpes ?? [])],
       scripts: (p.scripts ?? []).map((s) => ({ id: s.id, output: s.output, ...(s.fields !== undefined ? { fields: s.fields } : {}) })),
+      ...(p.silent === true && p.state === 'open' ? { silent: true as const } : {}),
     });
   }
   return [...byPort.values()].sort((a, b) => a.port - b.port);

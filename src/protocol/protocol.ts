@@ -43,6 +43,13 @@ export const WORK_FEATURE_SILENT_ROUNDS = 'silent-rounds';
  * with nothing known open, which the agent's masscan sight check tries first.
  */
 export const WORK_FEATURE_LIKELY_PORTS = 'likely-ports';
+/**
+ * The feature of `skipDetection` on work items and of `silent` on result ports: an agent that
+ * lists it gets `skipDetection` on every item (empty when there is nothing to skip), and reads
+ * its presence as the coordinator's word that it stores `silent` on result ports (a coordinator
+ * before it refuses a port property it does not know).
+ */
+export const WORK_FEATURE_SKIP_SILENT = 'skip-silent';
 /** Ports in a work item's `likely` at most. */
 export const MAX_LIKELY_PORTS = 16;
 
@@ -146,6 +153,17 @@ export const workItemSchema = {
      * from strategies that learn nothing (fixed, top-k, random: a list's or a draw's order).
      */
     likely: { type: 'array', maxItems: MAX_LIKELY_PORTS, items: port },
+    /**
+     * Ports of `ports` that were open at the host's last visit and whose service detection got no
+     * answer within the -sV time-out there (result port `silent`): found open again, they are
+     * reported open and `silent` without running nmap on them (a silent service costs the whole
+     * time-out each visit, and answers the next one no better). The policy's
+     * `silentRecheckCycles` sets the cycles that run -sV on them again; a manual rescan always
+     * does. Sent only to an agent that asked for it with the header `Portbandit-Features:
+     * skip-silent` (WORK_FEATURE_SKIP_SILENT), then on every item, empty when there is nothing to
+     * skip. An agent that runs nmap as the port scan (preflight `none`) ignores it.
+     */
+    skipDetection: { type: 'array', maxItems: 65535, items: port },
     /** 0 for the first work item of a host visit; 1, 2, ... for the strategy's follow-ups. */
     round: { type: 'integer', minimum: 0 },
     /**
@@ -209,6 +227,12 @@ export const portResultSchema = {
     extrainfo: shortText(512),
     cpes: { type: 'array', maxItems: 32, items: shortText(256) },
     scripts: { type: 'array', maxItems: 64, items: scriptOutputSchema },
+    /**
+     * Open, and nmap's service detection got no answer on it within the -sV time-out (or, listed
+     * in the work item's `skipDetection`, was not run: it got none at the last visit). Sent only
+     * in answer to an item that carried `skipDetection` (WORK_FEATURE_SKIP_SILENT).
+     */
+    silent: { type: 'boolean', const: true },
   },
 } as const;
 

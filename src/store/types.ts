@@ -458,6 +458,8 @@ export interface ScannedPort {
   readonly extrainfo?: string;
   readonly cpes: readonly string[];
   readonly scripts: readonly ScriptResult[];
+  /** Open, and service detection got no answer within the -sV time-out (or was skipped: none at the last visit). */
+  readonly silent?: true;
 }
 
 /**

@@ -102,5 +102,26 @@ describe.skipIf(!tools.nmap)('the streamed agent (real nmap on loopback)', () =>
     expect(slow.knownOpen).toEqual([fast!.ports[0]!.port]);
     expect(slow.finishedAt - fast!.finishedAt).toBeGreaterThan(3000);
     expect(slow.timings).toMatchObject({ nmap: expect.any(Number), preflight: expect.any(Number), wall: expect.any(Number) });
+    // The port -sV got no answer on is marked silent; the one it named is not.
+    expect(slow.ports.find((p) => p.state === 'open')?.silent).toBe(true);
+    expect(fast!.ports.find((p) => p.state === 'open')?.silent).toBeUndefined();
+  }, 90_000);
+
+  test('the next cycle skips -sV on the port silent at the last visit: open and silent at once, not partial', async () => {
+    const logs: string[] = [];
+    const before = (await latest('127.0.0.2'))!;
+    const agent = new Agent({ server: url, token: agentToken, concurrency: 2, once: true, scan: scanConfig((l) => logs.push(l)) });
+    expect(await agent.run()).toMatchObject({ submitted: 2, rejected: 0 });
+    const slow = (await latest('127.0.0.2'))!;
+    const fast = (await latest('127.0.0.1'))!;
+    expect(slow.cycle, logs.join('\n')).toBe(before.cycle + 1);
+    expect(slow.incomplete).toBeUndefined();
+    expect(slow.ports.filter((p) => p.state === 'open')).toEqual([
+      { port: before.ports[0]!.port, protocol: 'tcp', state: 'open', cpes: [], scripts: [], silent: true },
+    ]);
+    // No nmap run waited for the 6 s time-out; the talkative host was looked at as before.
+    expect(slow.finishedAt - slow.startedAt).toBeLessThan(4000);
+    expect(fast.cycle).toBe(slow.cycle);
+    expect(fast.ports.filter((p) => p.state === 'open')).toMatchObject([{ service: 'ssh', product: 'OpenSSH' }]);
   }, 90_000);
 });

@@ -43,13 +43,13 @@ describe.skipIf(!existsSync(CLI))('CLI edits next to a running `portbandit serve
   });
 
   it('applies a policy edit, a scope edit and a token revocation made by the CLI within seconds', async () => {
-    await cli('policy', 'set', '_default', '--host-timeout', '30', '--version-intensity', '3');
+    await cli('policy', 'set', '_default', '--host-timeout', '30', '--version-intensity', '3', '--silent-recheck', '2');
     const policyMs = await within(5000, async () => {
       const { policies } = (await api('/api/v1/admin/policies')) as {
-        policies: Array<{ tag: string; scan: { hostTimeoutSeconds: number; versionIntensity?: number } }>;
+        policies: Array<{ tag: string; silentRecheckCycles?: number; scan: { hostTimeoutSeconds: number; versionIntensity?: number } }>;
       };
       const def = policies.find((p) => p.tag === '')!;
-      return def.scan.hostTimeoutSeconds === 30 && def.scan.versionIntensity === 3;
+      return def.scan.hostTimeoutSeconds === 30 && def.scan.versionIntensity === 3 && def.silentRecheckCycles === 2;
     });
     expect(policyMs).toBeLessThan(5000);
 

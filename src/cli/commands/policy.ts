@@ -27,6 +27,7 @@ interface SetFlags {
   versionDetection?: boolean;
   script?: string[];
   hostTimeout?: number;
+  silentRecheck?: number;
   preflight?: string;
   groups?: string;
   keepLast?: number;
@@ -88,6 +89,11 @@ export function registerPolicy(program: Command): void {
     .option('--no-version-detection', 'do not run nmap -sV')
     .option('--script <name>', 'NSE script from the server allowlist (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--host-timeout <s>', 'nmap --host-timeout in seconds', parseInteger(1, 86400))
+    .option(
+      '--silent-recheck <cycles>',
+      'run -sV again on ports silent at their last visit (no answer within the time-out) only in cycles numbered a multiple of this; 1 = every visit (default 4)',
+      parseInteger(1, 10000),
+    )
     .option('--preflight <kind>', 'auto (masscan where the agent can run it), masscan, connect or none')
     .option('--groups <names>', 'agent groups that may scan this tag, e.g. internal,external ("" = any agent)')
     .option('--keep-last <n>', "retention: always keep each host's newest N visits", parseInteger(1, 1_000_000))
@@ -147,6 +153,7 @@ export function registerPolicy(program: Command): void {
           ...(flags.preflight !== undefined ? { preflight: flags.preflight as 'auto' | 'masscan' | 'connect' | 'none' } : {}),
           ...(flags.versionIntensity !== undefined ? { versionIntensity: flags.versionIntensity } : {}),
         };
+        if (flags.silentRecheck !== undefined) input.silentRecheckCycles = flags.silentRecheck;
         if (flags.retention !== undefined && flags.retention !== 'default' && flags.retention !== 'keep-all') {
           throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected default or keep-all, got ${JSON.stringify(flags.retention)}`, {
             where: '--retention',

@@ -8,6 +8,7 @@ import {
   WORK_FEATURE_PORT_RANGES,
   WORK_FEATURE_LIKELY_PORTS,
   WORK_FEATURE_SILENT_ROUNDS,
+  WORK_FEATURE_SKIP_SILENT,
   MAX_ABANDONED_WORK_REQUESTS,
   WORK_ABANDONED_HEADER,
   WORK_REQUEST_HEADER,
@@ -132,6 +133,7 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
       const portRanges = features.includes(WORK_FEATURE_PORT_RANGES);
       const silentRounds = features.includes(WORK_FEATURE_SILENT_ROUNDS);
       const likelyPorts = features.includes(WORK_FEATURE_LIKELY_PORTS);
+      const skipSilent = features.includes(WORK_FEATURE_SKIP_SILENT);
       const requestKey = req.headers[WORK_REQUEST_HEADER];
       const abandoned = req.headers[WORK_ABANDONED_HEADER];
       if (abandoned !== undefined) {
@@ -147,6 +149,7 @@ export function registerAgentRoutes(app: RouteApp, coordinator: Coordinator): vo
         portRanges,
         silentRounds,
         likelyPorts,
+        skipSilent,
         ...(typeof requestKey === 'string' ? { requestKey } : {}),
       });
       if (items.length > 0) releaseIfUndelivered(coordinator, agent, items, req, reply);

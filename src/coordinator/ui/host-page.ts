@@ -38,7 +38,7 @@ ${script.output !== '' ? html`<pre>${script.output}</pre>` : ''}</div>`;
 }
 
 function renderPortRow(p: ScannedPort): SafeHtml {
-  return html`<tr><td class="num mono">${p.port}/${p.protocol ?? 'tcp'}</td><td>${p.state}</td><td>${p.service ?? ''}</td><td>${p.product ?? ''}</td><td>${p.version ?? ''}${p.extrainfo !== undefined ? html` <span class="muted">(${p.extrainfo})</span>` : ''}</td>
+  return html`<tr><td class="num mono">${p.port}/${p.protocol ?? 'tcp'}</td><td>${p.state}</td><td>${p.service ?? (p.silent === true ? html`<span class="muted" title="open; nmap -sV got no answer within its time-out (not run again until the policy's recheck cycle)">silent</span>` : '')}</td><td>${p.product ?? ''}</td><td>${p.version ?? ''}${p.extrainfo !== undefined ? html` <span class="muted">(${p.extrainfo})</span>` : ''}</td>
 <td class="mono">${p.cpes.map((c) => html`<div>${c}</div>`)}</td><td>${p.scripts.map(renderScript)}</td></tr>`;
 }
 
