@@ -194,8 +194,14 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
     const before = served();
     // What cycle 1 knew open: only those can close in the operator's eyes.
     const knownAfterCycle1 = new Set<string>();
+    // ... and which of them -sV got no answer on (silent services: marked `silent`).
+    const silentAfterCycle1 = new Set<string>();
     for (const h of lab.hosts)
-      for (const p of (await latest(h.ip))?.ports ?? []) if (p.state === 'open') knownAfterCycle1.add(`${h.ip}:${p.port}`);
+      for (const p of (await latest(h.ip))?.ports ?? []) {
+        if (p.state === 'open') knownAfterCycle1.add(`${h.ip}:${p.port}`);
+        if (p.state === 'open' && p.silent === true) silentAfterCycle1.add(`${h.ip}:${p.port}`);
+      }
+    expect(silentAfterCycle1.size).toBeGreaterThan(0);
     lab = await labEpoch({ log });
     const after = served();
     const key = (s: { ip: string; port: number }) => `${s.ip}:${s.port}`;
@@ -248,6 +254,23 @@ describe.skipIf(reason !== null)('live loop: serve + agent processes against the
         `service-closed ${key(s)}`,
       ).toBe(true);
     }
+    // A service silent in cycle 1 and still served is not put through -sV again in cycle 2 (the
+    // default policy looks again in cycles 4, 8, ...): open and silent, not one nmap gave up on.
+    let skipped = 0;
+    for (const k of silentAfterCycle1) {
+      if (!after.some((s) => key(s) === k)) continue;
+      const [ip, port] = [k.slice(0, k.lastIndexOf(':')), Number(k.slice(k.lastIndexOf(':') + 1))];
+      const scan = (await latest(ip))!;
+      expect(scan.cycle, k).toBe(2);
+      expect(
+        scan.ports.find((p) => p.port === port),
+        k,
+      ).toMatchObject({ state: 'open', silent: true });
+      expect(scan.incomplete ?? '', k).not.toMatch(new RegExp(`gave up on port\\(s\\)[^;]*\\b${port}\\b`));
+      skipped++;
+    }
+    log(`silent services skipped in cycle 2: ${skipped} of ${silentAfterCycle1.size} known silent after cycle 1`);
+    expect(skipped).toBeGreaterThan(0);
     // Silent services were cut off by the -sV time-out: partial visits, ports still open.
     const partial = cycle2.items.filter((s) => s.incomplete !== undefined);
     expect(partial.length).toBeGreaterThan(0);
