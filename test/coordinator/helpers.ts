@@ -5,7 +5,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { resolveConfig, type ConfigInput } from '../../src/coordinator/config.js';
-import type { ResultSubmission, WorkItem } from '../../src/protocol/protocol.js';
+import { WORK_FEATURES_HEADER, type ResultSubmission, type WorkItem } from '../../src/protocol/protocol.js';
 
 /** A temp data directory, removed by the returned cleanup. */
 export function tempDataDir(): { dir: string; cleanup: () => void } {
@@ -74,6 +74,18 @@ export async function addScope(
 ): Promise<void> {
   const res = await app.inject({ method: 'POST', url: `/api/v1/admin/scope?list=${list}`, headers: bearer(admin), payload: { entries } });
   if (res.statusCode !== 200) throw new Error(`scope add failed: ${res.statusCode} ${res.body}`);
+}
+
+/** Lease up to `max` items as `token`, listing `features` in `Portbandit-Features` (absent: no header). */
+export async function leaseItems(app: FastifyInstance, token: string, features?: string, max = 16): Promise<WorkItem[]> {
+  const res = await app.inject({
+    method: 'GET',
+    url: `/api/v1/agent/work?max=${max}`,
+    headers: { ...bearer(token), ...(features !== undefined ? { [WORK_FEATURES_HEADER]: features } : {}) },
+  });
+  if (res.statusCode !== 200) throw new Error(`GET /api/v1/agent/work: ${res.statusCode} ${res.body}`);
+  const body = res.json() as { work: WorkItem | null; items?: WorkItem[] };
+  return body.items ?? (body.work ? [body.work] : []);
 }
 
 export async function getWork(app: FastifyInstance, token: string): Promise<WorkItem | null> {

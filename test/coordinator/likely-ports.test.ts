@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadNmapServices } from '../../src/catalog/index.js';
-import { MAX_LIKELY_PORTS, WORK_FEATURES_HEADER, WORK_FEATURE_LIKELY_PORTS, type WorkItem } from '../../src/protocol/index.js';
-import { addScope, bearer, manualClock, openApp, resultAsHost, submit, tempDataDir, tokens } from './helpers.js';
+import { MAX_LIKELY_PORTS, WORK_FEATURE_LIKELY_PORTS, type WorkItem } from '../../src/protocol/index.js';
+import { addScope, bearer, leaseItems, manualClock, openApp, resultAsHost, submit, tempDataDir, tokens } from './helpers.js';
 
 /**
  * `likely` on work items (header feature likely-ports): the head of the strategy's own order for
@@ -30,16 +30,7 @@ describe('work items name the likely ports of a host with nothing known open', (
     data.cleanup();
   });
 
-  const lease = async (features?: string, max = 16): Promise<WorkItem[]> => {
-    const res = await app.inject({
-      method: 'GET',
-      url: `/api/v1/agent/work?max=${max}`,
-      headers: { ...bearer(t.agents[0]!), ...(features !== undefined ? { [WORK_FEATURES_HEADER]: features } : {}) },
-    });
-    expect(res.statusCode, res.body).toBe(200);
-    const body = res.json() as { work: WorkItem | null; items?: WorkItem[] };
-    return body.items ?? (body.work ? [body.work] : []);
-  };
+  const lease = (features?: string, max = 16): Promise<WorkItem[]> => leaseItems(app, t.agents[0]!, features, max);
 
   /** Answer every round of the cycle (its follow-ups included) as the hosts are. */
   async function finishCycle(first: WorkItem[]): Promise<void> {

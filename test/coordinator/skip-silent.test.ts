@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { WORK_FEATURES_HEADER, WORK_FEATURE_SKIP_SILENT, type ResultSubmission, type WorkItem } from '../../src/protocol/index.js';
+import { WORK_FEATURE_SKIP_SILENT, type ResultSubmission, type WorkItem } from '../../src/protocol/index.js';
 import type { ScanDocument } from '../../src/store/types.js';
-import { addScope, bearer, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
+import { addScope, bearer, leaseItems, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
 
 /**
  * `skipDetection` on work items (header feature skip-silent) and `silent` on result ports: a port
@@ -36,16 +36,7 @@ describe('ports silent at the last visit are not put through -sV again until a r
     return { statusCode: res.statusCode, body: res.body };
   }
 
-  const lease = async (features: string | undefined, max = 16): Promise<WorkItem[]> => {
-    const res = await app.inject({
-      method: 'GET',
-      url: `/api/v1/agent/work?max=${max}`,
-      headers: { ...bearer(t.agents[0]!), ...(features !== undefined ? { [WORK_FEATURES_HEADER]: features } : {}) },
-    });
-    expect(res.statusCode, res.body).toBe(200);
-    const body = res.json() as { work: WorkItem | null; items?: WorkItem[] };
-    return body.items ?? (body.work ? [body.work] : []);
-  };
+  const lease = (features?: string, max = 16): Promise<WorkItem[]> => leaseItems(app, t.agents[0]!, features, max);
 
   /** What an agent reports: 22 answers -sV everywhere; 5432 is open on QUIET, silent unless `answers`. */
   function result(w: WorkItem, answers = false): ResultSubmission {
