@@ -77,7 +77,8 @@ const HTTPS_NAMES = new Set([
 
 /**
  * The open ports to render, in port order: service http, https, http-proxy, ssl/http and the like,
- * or a service nmap could not name whose fingerprint answers HTTP (`answersHttp`); `tunnel: ssl`
+ * or a service no nmap probe named (no name, `unknown`, or the port table's name for the number)
+ * whose fingerprint answers HTTP (`answersHttp`); `tunnel: ssl`
  * (nmap -sV on a TLS port) or an https name means https.
  */
 export function webTargets(ports: readonly PortResult[]): WebTarget[] {
@@ -86,8 +87,7 @@ export function webTargets(ports: readonly PortResult[]): WebTarget[] {
     if (p.state !== 'open') continue;
     const name = p.service?.toLowerCase() ?? 'unknown';
     if (HTTPS_NAMES.has(name)) out.push({ port: p.port, scheme: 'https' });
-    else if (HTTP_NAMES.has(name) || (name === 'unknown' && p.answersHttp === true))
-      out.push({ port: p.port, scheme: p.tunnel === 'ssl' ? 'https' : 'http' });
+    else if (HTTP_NAMES.has(name) || p.answersHttp === true) out.push({ port: p.port, scheme: p.tunnel === 'ssl' ? 'https' : 'http' });
   }
   return out;
 }

@@ -122,7 +122,11 @@ function parsePort(node: Node, where: string): PortResult | null {
     ...(cpes.length > 0 ? { cpes } : {}),
     ...(scripts.length > 0 ? { scripts } : {}),
     ...(service && str(service.tunnel) === 'ssl' ? { tunnel: 'ssl' as const } : {}),
-    ...(service && (!str(service.name) || str(service.name) === 'unknown') && HTTP_FINGERPRINT.test(str(service.servicefp) ?? '')
+    // Not named by a probe: no name, `unknown`, or (method="table") the port's name in
+    // nmap-services, which a random port has as often as not ("secrmmsafecopya" for 38865).
+    ...(service &&
+    (!str(service.name) || str(service.name) === 'unknown' || str(service.method) === 'table') &&
+    HTTP_FINGERPRINT.test(str(service.servicefp) ?? '')
       ? { answersHttp: true as const }
       : {}),
   };

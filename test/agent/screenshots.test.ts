@@ -402,21 +402,27 @@ describe('the screenshot guard proxy', () => {
 
 describe('which ports are web services', () => {
   it("reads nmap's ssl tunnel and an unnamed service's HTTP fingerprint from its XML", () => {
-    const xml = `<?xml version="1.0"?><nmaprun args="nmap -sV" version="7.93" start="1"><scaninfo type="connect" protocol="tcp" services="3000,7000,8443"/>
+    const xml = `<?xml version="1.0"?><nmaprun args="nmap -sV" version="7.93" start="1"><scaninfo type="connect" protocol="tcp" services="3000,7000,8443,38865-38866"/>
 <host starttime="1" endtime="2"><status state="up"/><address addr="198.18.0.5" addrtype="ipv4"/><ports>
 <port protocol="tcp" portid="3000"><state state="open"/><service name="unknown" servicefp="SF-Port3000-TCP:V=7.93%I=7%r(GetRequest,85,&quot;HTTP/1\\.1\\x20200\\x20OK\\r\\nContent-Type:\\x20text/html\\r\\n&quot;)%r(RPCCheck,2F,&quot;HTTP/1\\.1\\x20400&quot;)"/></port>
 <port protocol="tcp" portid="7000"><state state="open"/><service name="unknown" servicefp="SF-Port7000-TCP:V=7.93%I=7%r(NULL,5,&quot;hello&quot;)%r(RPCCheck,2F,&quot;HTTP/1\\.1\\x20400&quot;)"/></port>
 <port protocol="tcp" portid="8443"><state state="open"/><service name="http" product="nginx" tunnel="ssl"/></port>
+<port protocol="tcp" portid="38865"><state state="open"/><service name="secrmmsafecopya" method="table" conf="3" servicefp="SF-Port38865-TCP:V=7.93%I=7%r(GetRequest,C5,&quot;HTTP/1\\.1\\x20200\\x20OK\\r\\nContent-Type:\\x20text/html&quot;)"/></port>
+<port protocol="tcp" portid="38866"><state state="open"/><service name="ssh" method="probed" conf="10" servicefp="SF-Port38866-TCP:V=7.93%I=7%r(GetRequest,C5,&quot;HTTP/1\\.1\\x20200\\x20OK&quot;)"/></port>
 </ports></host><runstats><finished time="2"/></runstats></nmaprun>`;
     const ports = parseNmapXml(xml).hosts[0]!.ports;
     expect(ports.map((p) => [p.port, p.tunnel, p.answersHttp])).toEqual([
       [3000, undefined, true],
       [7000, undefined, undefined],
       [8443, 'ssl', undefined],
+      // A port the table names (a random port often is named there) but no probe did: nmap's name is a guess.
+      [38865, undefined, true],
+      [38866, undefined, undefined],
     ]);
     expect(webTargets(ports)).toEqual([
       { port: 3000, scheme: 'http' },
       { port: 8443, scheme: 'https' },
+      { port: 38865, scheme: 'http' },
     ]);
   });
 
