@@ -89,6 +89,11 @@ export interface WorkRequestOptions {
   readonly requestKey?: string;
 }
 
+/** The ports of `list` that a round hands out, once each, ascending. */
+function withinRound(list: readonly number[], ports: PortRanges): number[] {
+  return [...new Set(list)].filter((p) => ports.has(p)).sort((a, b) => a - b);
+}
+
 /** A work item as the agent reads it: with `portRanges` for an agent that asked for them, else the port list. */
 function wireItem(leased: Leased, options: WorkRequestOptions): WorkItem {
   // An agent before `silent` or `likely` refuses items with a property its schema does not know.
@@ -916,12 +921,10 @@ export class Leasing {
     // its reads) must not count as an unhandled rejection; getWorkBatch reads the outcome.
     written.catch(() => {});
     const policy = this.policies.policy(this.policies.has(session.policy) ? session.policy : DEFAULT_POLICY_KEY)!;
-    const verify = [...new Set(session.previousOpen)].filter((p) => ports.has(p)).sort((a, b) => a - b);
+    const verify = withinRound(session.previousOpen, ports);
     const likely = round === 0 && verify.length === 0 ? (session.likely ?? []).filter((p) => ports.has(p)) : [];
     // Ports silent at the last visit: -sV is skipped on them but in the cycles that recheck them.
-    const skipDetection = rechecksSilent(policy, cycle, session.manual === true)
-      ? []
-      : [...new Set(session.previousSilent ?? [])].filter((p) => ports.has(p)).sort((a, b) => a - b);
+    const skipDetection = rechecksSilent(policy, cycle, session.manual === true) ? [] : withinRound(session.previousSilent ?? [], ports);
     const item: WorkItem = {
       protocol: PROTOCOL_VERSION,
       leaseId: lease.id,
