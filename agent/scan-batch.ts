@@ -40,6 +40,15 @@ export interface ScanConfig {
    * open at its last visit; 0 turns it off (default MASSCAN_SIGHT_CHECK_PORTS).
    */
   readonly masscanSightCheck?: number;
+  /**
+   * Retries of the preflight (masscan or connect sweep) of a silent round (a later round of a
+   * visit whose earlier rounds found nothing open: a dead or firewalled address, most of a
+   * sparse scope); default SILENT_RETRIES. The address answered none of the ports it was most
+   * likely to have open, a moment ago: a retry there guards against a lost probe to a host that
+   * is almost never there, at the cost of every probe sent twice (the silent sweeps were most of
+   * a sparse /24's cycle). A port missed that way is probed again at the next visit.
+   */
+  readonly silentRetries?: number;
   /** nmap -sV processes at once, across every host the agent holds (default DETECTION_DEFAULTS.parallel). */
   readonly nmapParallel?: number;
   /** Extra nmap timing flags (bench: -T4). */
@@ -56,8 +65,12 @@ function withoutTunnels(submission: ResultSubmission): ResultSubmission {
   return { ...submission, ports: submission.ports.map(({ tunnel: _tunnel, answersHttp: _answersHttp, ...rest }) => rest) };
 }
 
+/** Preflight retries of a silent round by default (ScanConfig.silentRetries). */
+export const SILENT_RETRIES = 0;
+
 export const SCAN_DEFAULTS = {
   masscan: { rate: MASSCAN_DEFAULTS.rate, retries: MASSCAN_DEFAULTS.retries, waitSeconds: MASSCAN_DEFAULTS.waitSeconds },
+  silentRetries: SILENT_RETRIES,
   connect: { ...CONNECT_DEFAULTS },
   pseudoServiceThreshold: 200,
   masscanSightCheck: MASSCAN_SIGHT_CHECK_PORTS,
@@ -196,11 +209,13 @@ export interface MasscanRunInFlight {
   readonly rate: number;
   readonly started: number;
   readonly sent?: boolean;
+  /** Its --retries when not the agent's (a silent round's run). */
+  readonly retries?: number;
 }
 
 /** When a run started at `run.rate` is done sending by plan, retries and masscan's walk past the end included (ms; its --wait for late answers follows). */
 function sendEnds(run: MasscanRunInFlight, retries: number): number {
-  return run.started + masscanSendPlan(run.size, Math.max(1, run.rate), retries).sendMs;
+  return run.started + masscanSendPlan(run.size, Math.max(1, run.rate), run.retries ?? retries).sendMs;
 }
 
 /**
@@ -217,7 +232,7 @@ function stillSending(run: MasscanRunInFlight, retries: number, now: number): bo
 export function masscanRateInUse(inFlight: Iterable<MasscanRunInFlight>, masscan: { readonly retries: number }, now: number): number {
   let used = 0;
   for (const r of inFlight)
-    if (stillSending(r, masscan.retries, now)) used += masscanSendPlan(r.size, Math.max(1, r.rate), masscan.retries).rate;
+    if (stillSending(r, masscan.retries, now)) used += masscanSendPlan(r.size, Math.max(1, r.rate), r.retries ?? masscan.retries).rate;
   return used;
 }
 
@@ -615,7 +630,8 @@ export class ScanPipeline {
   /** Seconds an item's preflight sends at the agent's rates (masscan's retries included). */
   private sendingSeconds(w: (typeof this.waiting)[number]): number {
     const ports = w.item.ports.length;
-    if (w.ran === 'masscan') return (ports * (this.config.masscan.retries + 1)) / Math.max(1, this.masscanRate);
+    const retries = w.item.silent === true ? this.silentRetries : this.config.masscan.retries;
+    if (w.ran === 'masscan') return (ports * (retries + 1)) / Math.max(1, this.masscanRate);
     if (w.ran === 'connect') return ports / Math.max(1, this.connectRate);
     return 0;
   }
@@ -626,14 +642,23 @@ export class ScanPipeline {
   /** Runs of silent connect sweeps in flight (at most the connect slots; see pump). */
   private silentConnectRuns = 0;
 
+  /** Preflight retries of silent rounds (ScanConfig.silentRetries). */
+  private get silentRetries(): number {
+    return this.config.silentRetries ?? SILENT_RETRIES;
+  }
+
   private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, size: number): Promise<void> {
+    // A run of silent rounds only (a wave of them, or their own group) sends each probe
+    // silentRetries + 1 times; a run with any other round keeps the agent's retries.
+    const retries = group.members.every((m) => m.item.silent === true) ? this.silentRetries : undefined;
     // The run's own --rate: a run smaller than retries x rate is sent slower (masscanSendPlan), and
     // what it does not use is free for the next wave.
-    const run: { size: number; rate: number; started: number; sent?: boolean } = {
+    const run: { size: number; rate: number; started: number; sent?: boolean; retries?: number } = {
       size,
-      rate: masscanSendPlan(size, Math.min(rate, this.masscanRate), this.config.masscan.retries).rate,
+      rate: masscanSendPlan(size, Math.min(rate, this.masscanRate), retries ?? this.config.masscan.retries).rate,
       started: Date.now(),
       sent: false,
+      ...(retries !== undefined ? { retries } : {}),
     };
     if (size > 0) this.masscanRuns.add(run);
     const silentConnect = group.ran === 'connect' && group.members.every((m) => m.item.silent === true);
@@ -661,6 +686,7 @@ export class ScanPipeline {
           // The rate it held is free: a wave held back for it may go now.
           if (this.waiting.length > 0) void this.pump();
         },
+        retries,
       );
       const unseen = pre.ran === 'masscan' ? group.members.filter((m) => this.wantsSightCheck(m.item, pre)) : [];
       for (const m of group.members) if (!unseen.includes(m)) m.resolve(pre);
@@ -761,8 +787,13 @@ export class ScanPipeline {
     rate = this.masscanRate,
     onStarted: () => void = () => {},
     onSent: () => void = () => {},
+    retries?: number,
   ): Promise<PreflightOutcome> {
-    const config = this.config;
+    // `retries` (a silent round's run) replaces the agent's for masscan and the connect sweep alike.
+    const config =
+      retries === undefined
+        ? this.config
+        : { ...this.config, masscan: { ...this.config.masscan, retries }, connect: { ...this.config.connect, retries } };
     const started = performance.now();
     const signal = config.signal ? { signal: config.signal } : {};
     if (ran === 'masscan') {

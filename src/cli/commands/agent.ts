@@ -30,6 +30,7 @@ interface AgentFlags {
   once?: boolean;
   rate: number;
   retries: number;
+  silentRetries: number;
   wait: number;
   connectConcurrency: number;
   connectTimeout: number;
@@ -104,6 +105,12 @@ export function registerAgent(program: Command): void {
     .option('--once', 'scan one batch (or none when there is no work) and exit')
     .option('--rate <pps>', 'masscan packets per second', parseInteger(1, 1_000_000), SCAN_DEFAULTS.masscan.rate)
     .option('--retries <n>', 'masscan/connect-sweep retries', parseInteger(0, 10), SCAN_DEFAULTS.masscan.retries)
+    .option(
+      '--silent-retries <n>',
+      "masscan/connect-sweep retries of a visit's later rounds when its first look found nothing open (a dead or firewalled address: most of a sparse scope's sweeping); a port missed by a lost probe is probed again at the next visit",
+      parseInteger(0, 10),
+      SCAN_DEFAULTS.silentRetries,
+    )
     .option('--wait <s>', 'masscan --wait seconds', parseInteger(0, 60), SCAN_DEFAULTS.masscan.waitSeconds)
     .option('--connect-concurrency <n>', 'connect sweep: connections in flight', parseInteger(1, 10_000), SCAN_DEFAULTS.connect.concurrency)
     .option(
@@ -228,6 +235,7 @@ export function registerAgent(program: Command): void {
           },
           pseudoServiceThreshold: flags.pseudoThreshold,
           masscanSightCheck: flags.masscanSightCheck,
+          silentRetries: flags.silentRetries,
           nmapParallel: flags.nmapParallel,
           log,
           ...(screenshots ? { screenshots } : {}),
