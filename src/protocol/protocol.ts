@@ -170,7 +170,8 @@ export const workItemSchema = {
      * A later round of a visit whose earlier rounds found no open port (a dead or firewalled
      * address, most of a sparse scope), sent only to an agent that asked for it with the header
      * `Portbandit-Features: silent-rounds` (WORK_FEATURE_SILENT_ROUNDS): it scans the rounds of
-     * hosts that answered first, and these in waves of bounded sending time.
+     * hosts that answered first, and these in waves of bounded sending time, each probe sent
+     * once by default (the agent's `--silent-retries`).
      */
     silent: { type: 'boolean', const: true },
     cycle: { type: 'integer', minimum: 0 },
