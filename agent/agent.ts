@@ -3,7 +3,7 @@ import { CoordinatorClient, RejectedError, retryDelayMs } from './coordinator-cl
 import { reportRefusal } from './refusal.js';
 import { describeLeased, nameSome, portCountOf } from './work-item.js';
 import { ResultBatcher } from './result-batcher.js';
-import { type HostOutcome, type ScanConfig, ScanPipeline, choosePreflight, masscanOverheadMs, SILENT_RETRIES } from './scan-batch.js';
+import { type HostOutcome, type ScanConfig, ScanPipeline, choosePreflight, masscanOverheadMs, preflightRetries } from './scan-batch.js';
 
 /**
  * Wait `ms`, or until `signal` aborts (then reject). The global `setTimeout`, not
@@ -328,9 +328,7 @@ export class Agent {
     const ran = choosePreflight(preflight as PreflightRequest, this.options.scan);
     const scan = this.options.scan;
     // At the rate masscan runs get now (lower while runs miss ports known open): the agent holds less.
-    // A silent round (a later round of an address that answered nothing) is sent silentRetries + 1 times.
-    const retries = (item as { silent?: unknown }).silent === true ? (scan.silentRetries ?? SILENT_RETRIES) : scan.masscan.retries;
-    if (ran === 'masscan') return (ports * (retries + 1)) / this.pipeline.masscanRate;
+    if (ran === 'masscan') return (ports * (preflightRetries(item ?? {}, scan) + 1)) / this.pipeline.masscanRate;
     if (ran === 'connect') return ports / this.pipeline.connectRate;
     return 0;
   }

@@ -68,6 +68,11 @@ function withoutTunnels(submission: ResultSubmission): ResultSubmission {
 /** Preflight retries of a silent round by default (ScanConfig.silentRetries). */
 export const SILENT_RETRIES = 0;
 
+/** The preflight retries of a work item (unchecked: `silent` read as unknown): a silent round's, or the agent's. */
+export function preflightRetries(item: { readonly silent?: unknown }, scan: Pick<ScanConfig, 'masscan' | 'silentRetries'>): number {
+  return item.silent === true ? (scan.silentRetries ?? SILENT_RETRIES) : scan.masscan.retries;
+}
+
 export const SCAN_DEFAULTS = {
   masscan: { rate: MASSCAN_DEFAULTS.rate, retries: MASSCAN_DEFAULTS.retries, waitSeconds: MASSCAN_DEFAULTS.waitSeconds },
   silentRetries: SILENT_RETRIES,
@@ -630,8 +635,7 @@ export class ScanPipeline {
   /** Seconds an item's preflight sends at the agent's rates (masscan's retries included). */
   private sendingSeconds(w: (typeof this.waiting)[number]): number {
     const ports = w.item.ports.length;
-    const retries = w.item.silent === true ? this.silentRetries : this.config.masscan.retries;
-    if (w.ran === 'masscan') return (ports * (retries + 1)) / Math.max(1, this.masscanRate);
+    if (w.ran === 'masscan') return (ports * (preflightRetries(w.item, this.config) + 1)) / Math.max(1, this.masscanRate);
     if (w.ran === 'connect') return ports / Math.max(1, this.connectRate);
     return 0;
   }
@@ -642,15 +646,11 @@ export class ScanPipeline {
   /** Runs of silent connect sweeps in flight (at most the connect slots; see pump). */
   private silentConnectRuns = 0;
 
-  /** Preflight retries of silent rounds (ScanConfig.silentRetries). */
-  private get silentRetries(): number {
-    return this.config.silentRetries ?? SILENT_RETRIES;
-  }
-
   private async runGroup(group: PreflightGroup<(typeof this.waiting)[number]>, rate: number, size: number): Promise<void> {
     // A run of silent rounds only (a wave of them, or their own group) sends each probe
     // silentRetries + 1 times; a run with any other round keeps the agent's retries.
-    const retries = group.members.every((m) => m.item.silent === true) ? this.silentRetries : undefined;
+    const silent = group.members.every((m) => m.item.silent === true);
+    const retries = silent ? preflightRetries({ silent }, this.config) : undefined;
     // The run's own --rate: a run smaller than retries x rate is sent slower (masscanSendPlan), and
     // what it does not use is free for the next wave.
     const run: { size: number; rate: number; started: number; sent?: boolean; retries?: number } = {
@@ -661,7 +661,7 @@ export class ScanPipeline {
       ...(retries !== undefined ? { retries } : {}),
     };
     if (size > 0) this.masscanRuns.add(run);
-    const silentConnect = group.ran === 'connect' && group.members.every((m) => m.item.silent === true);
+    const silentConnect = group.ran === 'connect' && silent;
     if (silentConnect) this.silentConnectRuns++;
     try {
       const pre = await this.preflight(
