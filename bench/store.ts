@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createRng } from '../src/core/rng.js';
 import { parseQuery } from '../src/store/query.js';
+import { latestAnsweredScan, latestAnsweredScanPaged } from '../src/store/answered.js';
 import { openSqliteStore } from '../src/store/sqlite-store.js';
 import type { IngestInput, ScannedPort, Store } from '../src/store/types.js';
 
@@ -146,8 +147,57 @@ export async function runStoreBenchmark(env: NodeJS.ProcessEnv = process.env): P
       `topPorts: p50 ${top.p50.toFixed(1)} ms (cpu ${top.cpu.toFixed(1)}); topPorts tag:dmz: p50 ${topTag.p50.toFixed(1)} ms (cpu ${topTag.cpu.toFixed(1)}); counts: p50 ${counts.p50.toFixed(1)} ms (cpu ${counts.cpu.toFixed(1)})`,
     );
     raw.close();
+    await answeredBaselines(s, hosts);
   } finally {
     await store?.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A visit's baseline (the host's latest answered scan) for hosts down at each of their 20 newest
+ * visits, most of a sparse scope after 20 cycles: 2,000 such hosts after the `after` others, the
+ * store's SQL fast path against reading the latest scan and a page of history, alternately.
+ */
+async function answeredBaselines(store: Store, after: number): Promise<void> {
+  const n = 2000;
+  const ips = Array.from({ length: n }, (_, h) => benchIp(after + h));
+  for (const [h, ip] of ips.entries()) {
+    for (let c = 0; c < 20; c++) {
+      const finishedAt = Date.UTC(2026, 10, 2) + c * 86_400_000 + h;
+      await store.ingestScan({
+        scan: {
+          scanId: `bench-down-${h}-${c}`,
+          ip,
+          tags: [],
+          agentId: 'agent-0',
+          startedAt: finishedAt - 30_000,
+          finishedAt,
+          epoch: c,
+          cycle: c + 1,
+          ports: [],
+          host: { status: 'down' },
+          preflight: 'masscan',
+          probedPorts: '1-65535',
+          timings: { total: 30_000 },
+        },
+      });
+    }
+  }
+  const cpuPerCall = async (read: (s: Store, ip: string) => Promise<unknown>): Promise<number> => {
+    const t0 = process.cpuUsage();
+    for (const ip of ips) await read(store, ip);
+    const d = process.cpuUsage(t0);
+    return (d.user + d.system) / n;
+  };
+  const paged: number[] = [];
+  const fast: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    paged.push(await cpuPerCall(latestAnsweredScanPaged));
+    fast.push(await cpuPerCall(latestAnsweredScan));
+  }
+  const best = (xs: number[]) => Math.min(...xs);
+  console.log(
+    `latest answered scan of ${n} hosts down at their 20 newest visits: ${best(fast).toFixed(0)} us CPU per call (SQL), ${best(paged).toFixed(0)} us reading the latest scan and a page of history (best of 3 alternating rounds; ${(best(paged) / best(fast)).toFixed(1)}x)`,
+  );
 }

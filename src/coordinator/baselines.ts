@@ -1,18 +1,6 @@
 import type { ScanDocument, Store } from '../store/index.js';
 
 /**
- * What a host visit compares against: the host's latest scan in which it answered. A scan of a
- * silent host (`status: down`, kept in history) must not become the baseline, or its services
- * would all look new next time.
- */
-export async function latestAnsweredScan(store: Store, ip: string): Promise<ScanDocument | undefined> {
-  const latest = await store.getLatestScan(ip);
-  if (!latest || latest.host?.status !== 'down') return latest;
-  const recent = await store.hostHistory(ip, { limit: 20 });
-  return recent.items.find((s) => s.host?.status !== 'down');
-}
-
-/**
  * Per vantage point: the host's latest answered visit from agent group `group`, so a host seen
  * from two groups (inside and outside a firewall) compares each visit with what the same group
  * saw last, not with the other side; the latest answered visit of any group when this group

@@ -1,8 +1,7 @@
 import { canonicalIp, PortbanditError, type Logger, PortRanges } from '../core/index.js';
 import { HostSession, type HostContext, type HostResult } from '../../strategies/index.js';
-import type { Agent, Lease, QueuedWorkInput, ScanDocument, Store } from '../store/index.js';
+import { type Agent, type Lease, type QueuedWorkInput, type ScanDocument, type Store, latestAnsweredScan } from '../store/index.js';
 import type { AgentRegistry } from './agent-registry.js';
-import { latestAnsweredScan } from './baselines.js';
 import type { CycleCoverage } from './coverage.js';
 import type { EventWaiters } from './event-waiters.js';
 import type { Learner } from './learner.js';

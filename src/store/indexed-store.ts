@@ -1,6 +1,7 @@
 import type { ElasticsearchScanIndex } from './elasticsearch-store.js';
 import type { QueryNode } from './query-ast.js';
 import type { ScanIndex, SearchOptions, SearchView, Store } from './types.js';
+import { latestAnsweredScan } from './answered.js';
 
 /**
  * A coordination store (SQLite or PostgreSQL, opened with `outbox: true`) with a separate search
@@ -51,6 +52,7 @@ export class IndexedStore implements Store {
   getScan: Store['getScan'] = (scanId) => this.record.getScan(scanId);
   getLatestScan: Store['getLatestScan'] = (ip) => this.record.getLatestScan(ip);
   hostHistory: Store['hostHistory'] = (ip, page) => this.record.hostHistory(ip, page);
+  latestAnsweredScan: NonNullable<Store['latestAnsweredScan']> = (ip) => latestAnsweredScan(this.record, ip);
   readEvents: Store['readEvents'] = (options) => this.record.readEvents(options);
   readEventsBackward: NonNullable<Store['readEventsBackward']> = (options) => this.record.readEventsBackward!(options);
 

@@ -243,6 +243,12 @@ export interface ScanIndex {
   /** All scans of one ip, newest first (finishedAt desc, scanId desc), paginated. */
   hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>>;
   /**
+   * Optional fast path of `latestAnsweredScan` (src/store/answered.ts): among a host's
+   * ANSWERED_SEARCH_DEPTH newest scans, the newest whose host was not down, or undefined. The
+   * same answer as reading them page by page; an index without it is read so.
+   */
+  latestAnsweredScan?(ip: string): Promise<ScanDocument | undefined>;
+  /**
    * Search scans with a query AST (`parseQuery` in src/store/query.ts; undefined = everything),
    * over latest-per-host (default) or history. Ordered newest first (finishedAt desc, scanId
    * desc). `total` is the exact number of matches.
@@ -611,5 +617,8 @@ export interface StoreCounts {
 }
 
 /** Page size bounds shared by both stores. */
+/** How many of a host's newest scans are searched for the latest one in which it answered. */
+export const ANSWERED_SEARCH_DEPTH = 20;
+
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;

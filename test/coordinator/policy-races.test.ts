@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 /** Hold the store's `method` open until `release` (its first call whose first argument `when` accepts). */
-function hold(store: Store, method: 'getLatestScan' | 'getDocument' | 'putDocument', when: (first: unknown) => boolean = () => true) {
+function hold(store: Store, method: 'latestAnsweredScan' | 'getDocument' | 'putDocument', when: (first: unknown) => boolean = () => true) {
   const target = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   const original = target[method]!.bind(store);
   let release!: () => void;
@@ -39,7 +39,8 @@ test("a lease whose tag's policy is deleted while it reads the host's last visit
   const { policies, leasing, learner } = rig.units;
   await policies.set('web', { strategy: 'top-k', budget: 7 });
   const agent = await rig.agent();
-  const read = hold(rig.store, 'getLatestScan');
+  // The lease's read of the host's last visit (SQLite's fast path of it).
+  const read = hold(rig.store, 'latestAnsweredScan');
   const leasing1 = leasing.getWorkBatch(agent, 1);
   await read.inside;
   await policies.delete('web');

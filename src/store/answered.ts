@@ -1,0 +1,23 @@
+import { ANSWERED_SEARCH_DEPTH, type ScanDocument, type Store } from './types.js';
+
+/**
+ * What a host visit compares against (src/coordinator): the host's latest scan in which it
+ * answered. A scan of a silent host (`status: down`, kept in history) must not become the
+ * baseline, or its services would all look new next time.
+ *
+ * The newest of a host's scans in which it answered (its host not down), among its
+ * ANSWERED_SEARCH_DEPTH newest: the store's fast path when it has one (`Store.latestAnsweredScan`),
+ * else the latest scan, then a page of the newest.
+ */
+export async function latestAnsweredScan(store: Store, ip: string): Promise<ScanDocument | undefined> {
+  if (store.latestAnsweredScan) return store.latestAnsweredScan(ip);
+  return latestAnsweredScanPaged(store, ip);
+}
+
+/** `latestAnsweredScan` read through `getLatestScan` and `hostHistory` alone (any store). */
+export async function latestAnsweredScanPaged(store: Store, ip: string): Promise<ScanDocument | undefined> {
+  const latest = await store.getLatestScan(ip);
+  if (!latest || latest.host?.status !== 'down') return latest;
+  const recent = await store.hostHistory(ip, { limit: ANSWERED_SEARCH_DEPTH });
+  return recent.items.find((s) => s.host?.status !== 'down');
+}
