@@ -945,8 +945,8 @@ class SqliteStore implements Store {
 
   /**
    * In SQL: the host's ANSWERED_SEARCH_DEPTH newest scans are tested in SQLite (json_extract) and
-   * one document is read, where reading them as a page parsed all of them (a host down for 20
-   * cycles, most of a sparse scope: ~100-160 us per call, twice per visit).
+   * one document is read, where reading them as a page parsed all of them (a host a connect
+   * sweep found down for 20 cycles: ~90-110 us per call, twice per visit; docs/store.md).
    */
   latestAnsweredScan(ip: string): Promise<ScanDocument | undefined> {
     return this.run('reading the latest answered scan', () => {
