@@ -616,9 +616,9 @@ export interface StoreCounts {
   readonly openPorts: number;
 }
 
-/** Page size bounds shared by both stores. */
 /** How many of a host's newest scans are searched for the latest one in which it answered. */
 export const ANSWERED_SEARCH_DEPTH = 20;
 
+/** Page size bounds shared by both stores. */
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;
