@@ -48,6 +48,16 @@ function nextPendingGeneration(): number {
  */
 export const FIRST_LOOK = { splitAt: 8192, ports: 1000 } as const;
 
+/** Move `list`'s ports stamped `gen` (pending, not taken yet) to `out`, in order, until it holds `size`. */
+function takePending(list: readonly number[], gen: number, size: number, out: number[]): void {
+  for (let i = 0; i < list.length && out.length < size; i++) {
+    const p = list[i]!;
+    if (pendingStamps[p] !== gen) continue;
+    pendingStamps[p] = 0;
+    out.push(p);
+  }
+}
+
 /** The serialisable progress of one host-epoch (the coordinator keeps it with a lease). */
 export interface HostSessionState {
   readonly allowance: number;
@@ -110,9 +120,11 @@ export class HostSession {
       this.roundNo = state.round;
       this.probedList = [...state.probed];
       this.foundList = [...state.found];
-      this.pending = [...state.pending];
+      // Taken as they are: the session replaces its pending and deferred lists, never changes
+      // one in place (a whole-port round's hold 65,535 ports; see toJSON).
+      this.pending = state.pending as number[];
       this.unknownList = [...(state.unknown ?? [])];
-      this.deferred = [...(state.deferred ?? [])];
+      this.deferred = (state.deferred ?? []) as number[];
       this.split = state.split ?? 0;
       this.finished = state.done;
       this.wantsMore = !state.done;
@@ -154,6 +166,14 @@ export class HostSession {
   next(): number[] | null {
     const ports = this.decide();
     return ports === null ? null : [...ports];
+  }
+
+  /**
+   * `next` without the copy, for a caller that only reads the ports (the coordinator: a
+   * whole-port round holds 65,535 of them). The list must not be changed.
+   */
+  nextPorts(): readonly number[] | null {
+    return this.decide();
   }
 
   /** `next` without the defensive copy: the pending array itself (internal fast path). */
@@ -236,22 +256,22 @@ export class HostSession {
       new LazyRng(this.seed, this.host.epoch, this.host.ip, 'first look'),
     ).ports;
     const gen = nextPendingGeneration();
-    for (const p of ports) pendingStamps[p] = gen;
+    for (let i = 0; i < ports.length; i++) pendingStamps[ports[i]!] = gen;
     const first: number[] = [];
     // Each list in turn adds its ports still pending (not taken yet), up to `size`.
-    const take = (list: readonly number[]): void => {
-      for (let i = 0; i < list.length && first.length < size; i++) {
-        const p = list[i]!;
-        if (pendingStamps[p] !== gen) continue;
-        pendingStamps[p] = 0;
-        first.push(p);
-      }
-    };
-    take(this.host.previousOpen);
-    take(head);
-    take(ports);
+    takePending(this.host.previousOpen, gen, size, first);
+    takePending(head, gen, size, first);
+    takePending(ports, gen, size, first);
+    // The rest keeps the decision's order: tens of thousands of ports on a whole-port visit, so
+    // the list is sized once (at most every port not taken) and cut back, not grown by pushes.
     const rest: number[] = [];
-    for (const p of ports) if (pendingStamps[p] === gen) rest.push(p);
+    rest.length = Math.max(0, ports.length - first.length);
+    let n = 0;
+    for (let i = 0; i < ports.length && n < rest.length; i++) {
+      const p = ports[i]!;
+      if (pendingStamps[p] === gen) rest[n++] = p;
+    }
+    rest.length = n;
     this.pending = first;
     this.deferred = rest;
   }
@@ -340,16 +360,21 @@ export class HostSession {
     };
   }
 
+  /**
+   * The session's progress. The pending and deferred lists are the session's own, not copies:
+   * it replaces them and never changes one in place, so the state stays as it was taken (a
+   * whole-port visit's deferred rest holds 64,535 ports). Callers must not change them either.
+   */
   toJSON(): HostSessionState {
     return {
       allowance: this.allowanceValue,
       round: this.roundNo,
       probed: [...this.probedList],
       found: [...this.foundList],
-      pending: [...this.pending],
+      pending: this.pending,
       done: this.finished,
       ...(this.unknownList.length > 0 ? { unknown: [...this.unknownList] } : {}),
-      ...(this.deferred.length > 0 ? { deferred: [...this.deferred] } : {}),
+      ...(this.deferred.length > 0 ? { deferred: this.deferred } : {}),
       ...(this.split > 0 ? { split: this.split } : {}),
     };
   }

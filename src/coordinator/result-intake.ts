@@ -220,7 +220,7 @@ export class ResultIntake {
       // a dead address from a host behind a firewall): a connect sweep that got no answer at all
       // reports `down`, and an unprivileged agent's visits must not end where a masscan agent's
       // go on. Its ports are reported unknown (probed, not learned from).
-      const pending = hs.hasDeferredRest ? hs.next() : null;
+      const pending = hs.hasDeferredRest ? hs.nextPorts() : null;
       if (pending === null) {
         hs.abandon();
         return {};
@@ -229,7 +229,7 @@ export class ResultIntake {
     } else hs.report(open, unknown.length > 0 ? unknown : undefined);
     // A round that observed nothing (every port unknown) ends the visit: following up on it
     // would spend the allowance blind.
-    const next = unknown.length > 0 && unknown.length >= leasePortCount ? (hs.abandon(), null) : hs.next();
+    const next = unknown.length > 0 && unknown.length >= leasePortCount ? (hs.abandon(), null) : hs.nextPorts();
     if (next !== null) {
       // A first round's likely ports are for its own leases only.
       const { priorScanId: _old, likely: _likely, ...rest } = session;
@@ -242,7 +242,8 @@ export class ResultIntake {
           tags: [...tags],
           reason: 'followup',
           enqueuedAt: this.p.now(),
-          portRanges: PortRanges.fromPorts(next).toString(),
+          // The session's pending list is these ports, already a spec when long (storedPortList).
+          portRanges: typeof blob.state.pending === 'string' ? blob.state.pending : PortRanges.fromPorts(next).toString(),
           session: blob,
           round: lease.round + 1,
           ...(lease.cycle !== undefined ? { cycle: lease.cycle } : {}),

@@ -29,17 +29,35 @@ export class PortRanges {
 
   /** Build from any ports (unsorted, duplicates allowed). Throws on a value that is not a port. */
   static fromPorts(ports: Iterable<number>, where?: string): PortRanges {
-    let list = Array.isArray(ports) ? (ports as readonly number[]) : [...ports];
-    let ascending = true;
-    for (let i = 0; i < list.length; i++) {
+    const list = Array.isArray(ports) ? (ports as readonly number[]) : [...ports];
+    // One pass while the list ascends (a work item's, a strategy's sweep: tens of thousands of
+    // ports), validating and merging as it goes; the first port out of order sends the whole list
+    // through a sorted copy.
+    const out: number[] = [];
+    let start = 0;
+    let end = -1;
+    let i = 0;
+    for (; i < list.length; i++) {
+      const p = list[i]!;
+      if (!isPort(p)) throw new PortbanditError('PB_ERR_PORT_SPEC', `expected ports 1-65535, got ${JSON.stringify(p)}`, { where });
+      if (p < end) break;
+      if (p > end + 1) {
+        if (end >= 0) out.push(start, end);
+        start = p;
+      }
+      end = p;
+    }
+    if (i === list.length) {
+      if (end >= 0) out.push(start, end);
+      return new PortRanges(Uint32Array.from(out));
+    }
+    for (; i < list.length; i++) {
       const p = list[i];
       if (!isPort(p)) throw new PortbanditError('PB_ERR_PORT_SPEC', `expected ports 1-65535, got ${JSON.stringify(p)}`, { where });
-      if (i > 0 && p < list[i - 1]!) ascending = false;
     }
-    // A list already in order (a work item's, a strategy's sweep) is merged without a sorted copy.
-    if (!ascending) list = [...list].sort((a, b) => a - b);
-    const out: number[] = [];
-    for (const p of list) {
+    const sorted = [...list].sort((a, b) => a - b);
+    out.length = 0;
+    for (const p of sorted) {
       const last = out.length - 1;
       if (last >= 0 && p <= out[last]! + 1) {
         if (p > out[last]!) out[last] = p;
@@ -145,9 +163,12 @@ export class PortRanges {
   }
 
   toArray(): number[] {
+    // Sized once: a whole-port round holds 65,535 ports, and pushes grew (and copied) the list ~30 times.
     const out: number[] = [];
+    out.length = this.size;
     const b = this.bounds;
-    for (let i = 0; i < b.length; i += 2) for (let p = b[i]!; p <= b[i + 1]!; p++) out.push(p);
+    let n = 0;
+    for (let i = 0; i < b.length; i += 2) for (let p = b[i]!, end = b[i + 1]!; p <= end; p++) out[n++] = p;
     return out;
   }
 

@@ -14,6 +14,45 @@ describe('PortRanges', () => {
     for (const p of ports) expect(ranges.has(p)).toBe(true);
   });
 
+  // Lists that ascend for a while (a sweep, a work item's ports: the one-pass path), with runs of
+  // adjacent ports and repeats, and sometimes a port out of order after them (the sorted path).
+  test.prop([fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 60 }), fc.integer({ min: 0, max: 2 }), fc.option(port)])(
+    'fromPorts of a list that ascends, then may fall back, holds exactly its ports',
+    (starts, gap, tail) => {
+      const ports: number[] = [];
+      let p = 0;
+      for (const step of starts) {
+        p = Math.min(65535, p + (step % 3 === 0 ? gap : step));
+        if (p >= 1) ports.push(p);
+      }
+      if (tail !== null) ports.push(tail);
+      const expected = [...new Set(ports)].sort((a, b) => a - b);
+      const ranges = PortRanges.fromPorts(ports);
+      expect(ranges.toArray()).toEqual(expected);
+      expect(ranges.size).toBe(expected.length);
+      expect(PortRanges.parse(ranges.toString() || '1').size).toBe(expected.length || 1);
+    },
+  );
+
+  test('fromPorts checks every port, past an ascending start too', () => {
+    for (const bad of [
+      [1, 2, 3, 0],
+      [1, 2, 70000],
+      [5, 4, 3.5],
+      [1, 2, Number.NaN],
+    ]) {
+      let error: unknown;
+      try {
+        PortRanges.fromPorts(bad, 'ports');
+      } catch (e) {
+        error = e;
+      }
+      expect(isPortbanditError(error) && error.code).toBe('PB_ERR_PORT_SPEC');
+    }
+    expect(PortRanges.fromPorts([1, 2, 3, 5, 5, 6, 65535]).toString()).toBe('1-3,5-6,65535');
+    expect(PortRanges.fromPorts([7, 8, 9, 1]).toString()).toBe('1,7-9');
+  });
+
   test.prop([fc.array(port, { maxLength: 200 }), port])('has() agrees with set membership', (ports, probe) => {
     expect(PortRanges.fromPorts(ports).has(probe)).toBe(ports.includes(probe));
   });

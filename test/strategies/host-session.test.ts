@@ -141,6 +141,25 @@ describe('a first look before a large first decision', () => {
     expect(seenWhole.map((r) => r.round)).toEqual([0, 1]);
   });
 
+  test('a state taken stays as it was while the session goes on, and a session resumed from it leaves it alone', () => {
+    const session = new HostSession(wholeSpace([]), host(), 'seed');
+    const first = session.next()!;
+    const state = session.toJSON();
+    const copy = JSON.parse(JSON.stringify(state)) as typeof state;
+    session.report([first[0]!]);
+    const rest = session.next()!;
+    rest[0] = -1; // next() hands out a copy: the session's lists are not the caller's
+    session.report([]);
+    expect(session.next()).not.toBeNull();
+    expect(state).toEqual(copy);
+    const resumed = new HostSession(wholeSpace([]), host(), 'seed', state);
+    const again = resumed.nextPorts()!;
+    expect(again).toEqual(copy.pending);
+    resumed.report(again.slice(0, 3));
+    resumed.next();
+    expect(state).toEqual(copy);
+  });
+
   test('leaves decisions under the threshold whole, and states without a split read as before', () => {
     const session = new HostSession(twoRound(), host(), 'seed');
     expect(session.next()).toEqual([80, 443]);
