@@ -73,7 +73,10 @@ export const BANDIT_DISCOVERY_SHARE = 0.3;
 /**
  * The discovery defaults of the bandits and `cooccurrence` (docs/strategies.md, "Discovery"):
  * coordinated slices at BANDIT_DISCOVERY_SHARE scaled by their measured yield (sliceYield), and the
- * sweep tier following its recent yield.
+ * sweep tier following its recent yield. Whole sweeps are paced across epochs where one does not
+ * fit in an epoch's share (sweepWithinShare false since stop 43: a 1,024-host scope at 100 had
+ * never held one, and its subnet ports were found late or never; docs/strategies.md has the
+ * before/after figures).
  */
 export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({
   discoveryShare: BANDIT_DISCOVERY_SHARE,
@@ -82,7 +85,7 @@ export const BANDIT_DISCOVERY: DiscoveryDefaults = Object.freeze({
   yieldMemory: 0.5,
   yieldPrior: 0.5,
   sweepMinBudget: 50,
-  sweepWithinShare: true,
+  sweepWithinShare: false,
   sliceYield: true,
 });
 

@@ -6,6 +6,7 @@ import { createRng } from '../../src/core/rng.js';
 import type { Observation } from '../../src/recording/index.js';
 import { simulate } from '../../simulator/index.js';
 import { createStrategy } from '../../strategies/build.js';
+import { BANDIT_DISCOVERY } from '../../strategies/bandit-base.js';
 import { HostSession } from '../../strategies/host-session.js';
 import { strategies } from '../../strategies/registry.js';
 import { CandidateOrder } from '../../strategies/discovery/candidate-order.js';
@@ -433,11 +434,11 @@ describe('the sweep tier', () => {
     },
   );
 
-  test('with the bandits defaults, no sweeps below sweepMinBudget, and none when one sweep exceeds the share of an epoch', () => {
-    const plan = (hosts: number, budget: number) => {
+  test('with the bandits defaults, no sweeps below sweepMinBudget; whole sweeps paced where one exceeds the share of an epoch, none with sweepWithinShare', () => {
+    const plan = (hosts: number, budget: number, within = BANDIT_DISCOVERY.sweepWithinShare) => {
       const d = new Discovery(
         resolveCommonOptions({ budget }),
-        { ...defaults, sweepShare: 0.8, sweepTarget: 100, yieldMemory: 0.5, yieldPrior: 0.5, sweepMinBudget: 50, sweepWithinShare: true },
+        { ...defaults, ...BANDIT_DISCOVERY, sweepWithinShare: within },
         catalog,
         20,
       );
@@ -451,7 +452,10 @@ describe('the sweep tier', () => {
     };
     expect(plan(4096, 100)).toBeGreaterThan(0);
     expect(plan(4096, 25)).toBe(0);
-    expect(plan(1024, 100)).toBe(0);
+    // 1,024 hosts at 100: half the share (no yield measured yet) cannot hold one whole sweep.
+    expect(BANDIT_DISCOVERY.sweepWithinShare).toBe(false);
+    expect(plan(1024, 100)).toBeGreaterThan(0);
+    expect(plan(1024, 100, true)).toBe(0);
   });
 });
 
