@@ -121,7 +121,7 @@ export class HostSession {
       this.probedList = [...state.probed];
       this.foundList = [...state.found];
       // Taken as they are: the session replaces its pending and deferred lists, never changes
-      // one in place (a whole-port round's hold 65,535 ports; see toJSON).
+      // one in place (a whole-port round's lists hold 65,535 ports; see toJSON).
       this.pending = state.pending as number[];
       this.unknownList = [...(state.unknown ?? [])];
       this.deferred = (state.deferred ?? []) as number[];
