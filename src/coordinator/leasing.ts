@@ -1,9 +1,16 @@
 import { PortbanditError, isPortbanditError, type Logger, PortRanges } from '../core/index.js';
 import { HostSession, type HostContext } from '../../strategies/index.js';
-import { type Agent, type Lease, type QueuedWork, type QueuedWorkInput, type Store, latestAnsweredScan } from '../store/index.js';
+import {
+  type Agent,
+  type Lease,
+  type QueuedWork,
+  type QueuedWorkInput,
+  type Store,
+  latestAnsweredScan,
+  latestAnsweredScanFrom,
+} from '../store/index.js';
 import { contextPrefix, parseAddress } from './address.js';
 import type { AgentRegistry } from './agent-registry.js';
-import { latestAnsweredScanFrom } from './baselines.js';
 import { Cycle, type CycleDocument, type CycleProgress } from './cycle.js';
 import type { CycleCoverage } from './coverage.js';
 import { mayScan, vantageGroup } from './groups.js';

@@ -1,6 +1,6 @@
 export type * from './types.js';
 export { ANSWERED_SEARCH_DEPTH, DEFAULT_PAGE_SIZE, EVENT_KINDS, MAX_PAGE_SIZE } from './types.js';
-export { latestAnsweredScan, latestAnsweredScanPaged } from './answered.js';
+export { latestAnsweredScan, latestAnsweredScanFrom, latestAnsweredScanPaged } from './answered.js';
 export type * from './query-ast.js';
 export { kindOnScans, TERM_FIELDS, tokenizeText } from './query-ast.js';
 export { parseEventQuery, parseQuery, printQuery } from './query.js';
