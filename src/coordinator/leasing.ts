@@ -503,6 +503,11 @@ export class Leasing {
     const batchIps = new Map<string, number>();
     // Of those, the later rounds of manual rescans' visits (their first round is stored).
     const batchLaterRounds = new Set<string>();
+    // Whether visits are in flight, asked before this batch leases anything (the answer is
+    // cached, and a lease of this batch's other than a rescan's marks it busy): a rescan leased
+    // by this batch is of the cycle about to begin and must not hold it. Asked later, the answer
+    // would depend on whether the store had committed this batch's leases yet.
+    if (this.cycle.atEnd && !this.shared) await this.visitsInFlight();
     // Every dequeued item is served (it left the queue), whatever the misses or the ports.
     while (issued.length < max && (pending.length > 0 || (misses < MAX_ATTEMPTS && ports < MAX_WORK_BATCH_PORTS))) {
       // Skip the dequeue transaction while the queue is known to be empty (the common case:
