@@ -35,14 +35,15 @@ import { createRng } from '../src/core/rng.js';
  *
  * Then batched work (runBatchedPhases): leases of up to 64 hosts per request and results in
  * batches; host visits per second in a closed loop and the lease request's latency at half that
- * load, in three deployments, each on a fresh store: one coordinator on SQLite (`batched`), one
+ * load, in four deployments, each on a fresh store: one coordinator on SQLite (`batched`), the same
+ * with the store's writes on a worker thread of their own (`thread`, serve --sqlite-writer thread), one
  * coordinator on PostgreSQL (`pg1`), and two coordinators on one PostgreSQL with the agents split
  * between them (`pg2`). PostgreSQL is a throwaway local cluster (scripts/pg-throwaway.sh: fsync off,
  * loopback, stopped and deleted after) unless PB_BENCH_POSTGRES_URL names a server (each phase then
  * gets its own schema, dropped after); without PostgreSQL binaries the pg phases say so and are
  * skipped. The CPU of PostgreSQL's own processes per visit is printed next to the process's.
  *
- * Env: PB_BENCH_COORD_PHASES (`single,batched,pg1,pg2`: which coordinator phases run; the empty
+ * Env: PB_BENCH_COORD_PHASES (`single,batched,thread,pg1,pg2`: which coordinator phases run; the empty
  * route always does, unless the list holds only `cpu` and `cpu-pg`: then only measureBatchedCpu
  * runs, on SQLite and/or on PostgreSQL (with the cluster's own CPU per visit; `batched` runs the
  * SQLite one too), PB_BENCH_POSTGRES_URL (see above), PB_BENCH_COORD_BATCH (64, hosts per lease request, at most 256),
@@ -101,6 +102,8 @@ type WorkerKind =
       joinWith?: readonly string[];
       /** The coordinator's log level (PB_BENCH_COORD_LOG; silent by default): `error` shows what a 500 was. */
       logLevel?: string;
+      /** `thread`: the SQLite store's writes on a worker thread of their own (serve --sqlite-writer thread). */
+      sqliteWriter?: 'thread';
     }
   | { kind: 'pb-bench-empty' };
 type WorkerCommand = 'close' | 'stats-reset' | 'stats';
@@ -165,7 +168,14 @@ async function runServerInWorker(data: WorkerKind): Promise<void> {
     ? { postgresUrl: data.postgres.url, postgresSchema: data.postgres.schema, postgresPool: benchPoolSize() }
     : {};
   const config = resolveConfig({
-    flags: { dataDir: data.dataDir, logLevel: data.logLevel ?? 'silent', port: 0, authFailuresPerMinute: 1_000_000, ...pgFlags },
+    flags: {
+      dataDir: data.dataDir,
+      logLevel: data.logLevel ?? 'silent',
+      port: 0,
+      authFailuresPerMinute: 1_000_000,
+      ...pgFlags,
+      ...(data.sqliteWriter ? { sqliteWriter: data.sqliteWriter } : {}),
+    },
     env: {},
   });
   const app = await buildApp({ config });
@@ -921,19 +931,25 @@ function logLevelOf(env: NodeJS.ProcessEnv): { logLevel?: string } {
   return env.PB_BENCH_COORD_LOG ? { logLevel: env.PB_BENCH_COORD_LOG } : {};
 }
 
-/** One coordinator on a fresh SQLite store, for the duration of `run`. */
-async function withSqliteCoordinator({ agents, strategy, dataDir }: PhaseContext, run: (d: Deployment) => Promise<void>): Promise<void> {
+/** One coordinator on a fresh SQLite store (its writes on a thread of their own with `thread`), for the duration of `run`. */
+async function withSqliteCoordinator(
+  { agents, strategy, dataDir }: PhaseContext,
+  thread: boolean,
+  run: (d: Deployment) => Promise<void>,
+): Promise<void> {
   const coord = await startWorker({
     kind: 'pb-bench-coordinator',
     ...logLevelOf(process.env),
     agents,
-    dataDir: join(dataDir, 'batched'),
+    dataDir: join(dataDir, thread ? 'batched-thread' : 'batched'),
     strategy,
     scope: BATCHED_SCOPE,
     unpaced: true,
+    ...(thread ? { sqliteWriter: 'thread' as const } : {}),
   });
   try {
-    await run({ key: 'sqlite', label: 'one coordinator on SQLite', scope: BATCHED_SCOPE, coords: [coord] });
+    const label = thread ? "one coordinator on SQLite, writes on the store's thread (--sqlite-writer thread)" : 'one coordinator on SQLite';
+    await run({ key: thread ? 'sqlite-thread' : 'sqlite', label, scope: BATCHED_SCOPE, coords: [coord] });
   } finally {
     await coord.stop();
   }
@@ -1090,10 +1106,10 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
   const httpAgent = new Agent({ keepAlive: true, maxSockets: agents, maxFreeSockets: agents });
   /** The PostgreSQL server of the pg phases, started on first use; a string says why there is none. */
   let postgres: BenchPostgres | string | undefined;
-  const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,pg1,pg2').split(',').map((p) => p.trim()));
-  const unknown = [...phases].filter((p) => !['single', 'batched', 'pg1', 'pg2', 'cpu', 'cpu-pg'].includes(p));
+  const phases = new Set((env.PB_BENCH_COORD_PHASES ?? 'single,batched,thread,pg1,pg2').split(',').map((p) => p.trim()));
+  const unknown = [...phases].filter((p) => !['single', 'batched', 'thread', 'pg1', 'pg2', 'cpu', 'cpu-pg'].includes(p));
   if (unknown.length > 0)
-    throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, pg1, pg2, cpu, cpu-pg)`);
+    throw new Error(`PB_BENCH_COORD_PHASES: unknown phase ${unknown.join(', ')} (expected single, batched, thread, pg1, pg2, cpu, cpu-pg)`);
   // `cpu` (SQLite) and `cpu-pg` (PostgreSQL) alone: the batched CPU per host visit in process,
   // without the HTTP phases (the figure to compare builds with; `batched` runs the SQLite one too).
   if ([...phases].every((p) => p === 'cpu' || p === 'cpu-pg')) {
@@ -1152,7 +1168,8 @@ export async function runCoordinatorBenchmark(env: NodeJS.ProcessEnv): Promise<v
       load,
     };
     if (phases.has('single')) await runSinglePhases(context);
-    if (phases.has('batched')) await withSqliteCoordinator(context, (d) => runBatchedPhases(context, d));
+    if (phases.has('batched')) await withSqliteCoordinator(context, false, (d) => runBatchedPhases(context, d));
+    if (phases.has('thread')) await withSqliteCoordinator(context, true, (d) => runBatchedPhases(context, d));
     if (phases.has('batched') || phases.has('cpu')) await measureBatchedCpu(Number(env.PB_BENCH_COORD_CPU_ROUNDS ?? 8), 16, strategy);
     for (const count of [1, 2] as const) {
       if (!phases.has(`pg${count}`)) continue;

@@ -53,7 +53,7 @@ export async function openCoordinatorCore(options: CoreOptions): Promise<Coordin
     (await openStore({
       ...(config.postgresUrl
         ? { kind: 'postgres', url: config.postgresUrl, schema: config.postgresSchema, poolSize: config.postgresPool }
-        : { kind: 'sqlite', path: databasePath(config.dataDir) }),
+        : { kind: 'sqlite', path: databasePath(config.dataDir), thread: config.sqliteWriter === 'thread' }),
       ...(config.elasticsearchUrl ? { elasticsearch: { node: config.elasticsearchUrl, prefix: config.elasticsearchPrefix } } : {}),
     }));
   const metrics = createMetrics();

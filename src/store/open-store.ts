@@ -3,6 +3,7 @@ import { IndexedStore } from './indexed-store.js';
 import type { PostgresOptions } from './postgres-database.js';
 import { openPostgresStore } from './postgres-store.js';
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
+import { openSqliteStoreOnThread } from './sqlite-thread.js';
 import type { Store } from './types.js';
 
 /**
@@ -11,14 +12,24 @@ import type { Store } from './types.js';
  * (`elasticsearch`; docs/store.md, deployment shapes). Elasticsearch holds no coordination state.
  */
 export type StoreOptions =
-  | ({ readonly kind: 'sqlite'; readonly elasticsearch?: ElasticsearchStoreOptions } & SqliteStoreOptions)
+  | ({
+      readonly kind: 'sqlite';
+      readonly elasticsearch?: ElasticsearchStoreOptions;
+      /** Writes on a worker thread of their own (sqlite-thread.ts); default false. */
+      readonly thread?: boolean;
+    } & SqliteStoreOptions)
   | ({ readonly kind: 'postgres'; readonly elasticsearch?: ElasticsearchStoreOptions } & PostgresOptions);
 
 /** Open the store a resolved configuration names (the one place that picks an implementation). */
 export async function openStore(options: StoreOptions): Promise<Store> {
   const { elasticsearch, ...rest } = options;
   const outbox = elasticsearch !== undefined || options.outbox === true;
-  const record = rest.kind === 'sqlite' ? await openSqliteStore({ ...rest, outbox }) : await openPostgresStore({ ...rest, outbox });
+  const record =
+    rest.kind === 'postgres'
+      ? await openPostgresStore({ ...rest, outbox })
+      : rest.thread === true
+        ? await openSqliteStoreOnThread({ ...rest, outbox })
+        : await openSqliteStore({ ...rest, outbox });
   if (!elasticsearch) return record;
   try {
     return new IndexedStore(record, await openElasticsearchScanIndex(elasticsearch));

@@ -65,6 +65,11 @@ export interface SqliteStoreOptions {
    * (503 with Retry-After over HTTP), ms (default 5,000).
    */
   readonly busyTimeoutMs?: number;
+  /**
+   * A read-only connection (sqlite-thread.ts reads on the calling thread through one): no
+   * migration, no checkpoints; a write fails. The database must exist, at this schema version.
+   */
+  readonly readOnly?: boolean;
 }
 
 /**
@@ -79,9 +84,10 @@ type LazyCheckpointer = ReturnType<typeof lazyCheckpointer>;
 /** Open (and create or migrate) a SQLite store: WAL journal, one connection, prepared statements. */
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
   try {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    const db = new Database(options.path);
-    db.pragma('journal_mode = WAL');
+    const readOnly = options.readOnly === true;
+    if (options.path !== ':memory:' && !readOnly) mkdirSync(dirname(options.path), { recursive: true });
+    const db = new Database(options.path, { readonly: readOnly, fileMustExist: readOnly });
+    if (!readOnly) db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     // The default 2 MiB page cache thrashes on a /16 of hosts (terms + latest + documents);
@@ -92,7 +98,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     migrateSqlite(db, options.path);
     const interval = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS;
     let checkpointer: LazyCheckpointer | undefined;
-    if (options.path !== ':memory:' && interval > 0) {
+    if (options.path !== ':memory:' && interval > 0 && !readOnly) {
       let warned = false;
       checkpointer = lazyCheckpointer(() => {
         db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
