@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +25,20 @@ export default function setup(project: TestProject): () => void {
   // The postgres user (the clusters' owner when tests run as root) must be able to reach them.
   chmodSync(dir, 0o711);
   project.provide('postgresClustersDir', dir);
+  // A run that is killed (SIGTERM, Ctrl-C twice) never reaches the teardown below: a watchdog
+  // outside the run stops its clusters once this process is gone (it was seen to leave two).
+  spawn(
+    'bash',
+    [
+      '-c',
+      'while kill -0 "$1" 2>/dev/null; do sleep 2; done; [ -d "$2" ] || exit 0; for c in "$2"/*; do bash "$3" stop "$c"; done; rm -rf "$2"',
+      'pb-pg-watchdog',
+      String(process.pid),
+      dir,
+      SCRIPT,
+    ],
+    { detached: true, stdio: 'ignore' },
+  ).unref();
   return () => {
     for (const cluster of readdirSync(dir)) spawnSync('bash', [SCRIPT, 'stop', join(dir, cluster)], { stdio: 'ignore' });
     rmSync(dir, { recursive: true, force: true });
