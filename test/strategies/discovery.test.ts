@@ -434,11 +434,16 @@ describe('the sweep tier', () => {
     },
   );
 
-  test('with the bandits defaults, no sweeps below sweepMinBudget; whole sweeps paced where one exceeds the share of an epoch, none with sweepWithinShare', () => {
-    const plan = (hosts: number, budget: number, within = BANDIT_DISCOVERY.sweepWithinShare) => {
+  test('with the bandits defaults, sweeps at every budget (none below sweepMinBudget when set); whole sweeps paced where one exceeds the share of an epoch, none with sweepWithinShare', () => {
+    const plan = (
+      hosts: number,
+      budget: number,
+      within = BANDIT_DISCOVERY.sweepWithinShare,
+      minBudget = BANDIT_DISCOVERY.sweepMinBudget,
+    ) => {
       const d = new Discovery(
         resolveCommonOptions({ budget }),
-        { ...defaults, ...BANDIT_DISCOVERY, sweepWithinShare: within },
+        { ...defaults, ...BANDIT_DISCOVERY, sweepWithinShare: within, sweepMinBudget: minBudget },
         catalog,
         20,
       );
@@ -451,7 +456,9 @@ describe('the sweep tier', () => {
       return d.sweepOdds(1, '', '', 65535).sweeps;
     };
     expect(plan(4096, 100)).toBeGreaterThan(0);
-    expect(plan(4096, 25)).toBe(0);
+    expect(BANDIT_DISCOVERY.sweepMinBudget).toBe(0);
+    expect(plan(4096, 25)).toBeGreaterThan(0);
+    expect(plan(4096, 25, BANDIT_DISCOVERY.sweepWithinShare, 50)).toBe(0);
     // 1,024 hosts at 100: half the share (no yield measured yet) cannot hold one whole sweep.
     expect(BANDIT_DISCOVERY.sweepWithinShare).toBe(false);
     expect(plan(1024, 100)).toBeGreaterThan(0);
