@@ -15,16 +15,15 @@ export interface SerializedError {
   readonly message: string;
   readonly code?: string;
   readonly where?: string;
-  readonly name?: string;
 }
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof PortbanditError) {
     const prefix = error.where === undefined ? '' : `${error.where}: `;
     const message = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
-    return { message, code: error.code, ...(error.where === undefined ? {} : { where: error.where }), name: error.name };
+    return { message, code: error.code, ...(error.where === undefined ? {} : { where: error.where }) };
   }
-  if (error instanceof Error) return { message: error.message, name: error.name };
+  if (error instanceof Error) return { message: error.message };
   return { message: String(error) };
 }
 
