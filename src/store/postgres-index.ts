@@ -29,6 +29,34 @@ type Row = Record<string, unknown>;
 
 const parse = <T>(text: unknown): T => JSON.parse(text as string) as T;
 
+/** Where an event stands in read order: its transaction id (xid8 as text, or null to look it up) and sequence. */
+interface EventPosition {
+  readonly xid: string | null;
+  readonly seq: number;
+}
+
+/**
+ * `xid.seq` (a cursor), or an event's id `seq` (its transaction id is looked up: `c` below);
+ * PB_ERR_CURSOR naming `where` for anything else.
+ */
+function parseEventPosition(text: string, where: string): EventPosition {
+  const match = /^(?:(\d{1,20})\.)?(\d{1,16})$/u.exec(text);
+  const seq = match ? Number(match[2]) : NaN;
+  if (!match || !Number.isSafeInteger(seq) || (match[1] !== undefined && BigInt(match[1]) >= 2n ** 64n)) {
+    throw new PortbanditError('PB_ERR_CURSOR', `'${text}' is not an event cursor`, { where });
+  }
+  return { xid: match[1] ?? null, seq };
+}
+
+/**
+ * The cursor's transaction id as `c.x`: $1, or for an event id ($1 null) that event's (the
+ * nearest one below it when it is gone), or 0.
+ */
+const EVENT_POSITION = `WITH c AS (SELECT COALESCE($1::xid8, (SELECT xid FROM events WHERE seq <= $2::int8 ORDER BY seq DESC LIMIT 1), '0'::xid8) AS x)`;
+
+const toEvent = (row: Row): StoreEvent => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) });
+const positionOf = (row: Row): string => `${row.x as string}.${row.seq as number}`;
+
 /** The scan index tables: the SQLite layout (docs/store.md), with bytea address keys. */
 export const INDEX_SCHEMA: SchemaPart = {
   name: 'index',
@@ -56,6 +84,13 @@ export const INDEX_SCHEMA: SchemaPart = {
     CREATE INDEX latest_terms_host ON latest_terms (ip_key);
     CREATE TABLE events (seq bigserial PRIMARY KEY, doc text NOT NULL);
     `,
+    // 2: events are read in (transaction id, sequence) order up to the oldest transaction still
+    // running (readEvents), so writers no longer queue on a lock held until their commit. Events
+    // already stored share the migration's transaction id and keep their order.
+    `
+    ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+    CREATE INDEX events_position ON events (xid, seq);
+    `,
   ],
 };
 
@@ -63,7 +98,6 @@ export const INDEX_SCHEMA: SchemaPart = {
 const SQL = {
   scanGet: prepared('scan_get', 'SELECT doc FROM scans WHERE scan_id = $1'),
   latestGet: prepared('latest_get', 'SELECT s.doc FROM latest l JOIN scans s ON s.row = l.scan_row WHERE l.ip_key = $1'),
-  lock: prepared('xact_lock', 'SELECT pg_advisory_xact_lock($1)'),
   eventsInsert: prepared(
     'events_insert',
     'INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq',
@@ -195,14 +229,15 @@ export class PostgresScanIndex implements ScanIndex {
   }
 
   /**
-   * Events are read by cursor (their sequence number), so they must become visible in sequence
-   * order: sequences are handed out at insert, not at commit. A transaction-level lock taken
-   * just before the insert serialises event writers until their commit, so a reader never sees
-   * event n+1 before event n.
+   * Events get their sequence number at insert, not at commit, so with several writers a later
+   * number can commit first. No lock orders them: readers order events by (transaction id,
+   * sequence) and read only below the oldest transaction still running (readEvents), so a
+   * reader never passes an event that has yet to commit. (A lock held until commit did this
+   * before; under load every ingest queued on it for hundreds of milliseconds, holding a pool
+   * connection and, with its open transaction, the cleanup of every busy table.)
    */
   async insertEvents(q: Queryable, events: readonly NewStoreEvent[]): Promise<StoreEvent[]> {
     if (events.length === 0) return [];
-    await SQL.lock(q, [this.db.lockKey('events')]);
     const docs = events.map((e) => JSON.stringify(e));
     const { rows } = await SQL.eventsInsert(q, [docs]);
     // Sequence numbers were drawn in ORDER BY order: the i-th smallest belongs to the i-th event.
@@ -314,29 +349,57 @@ export class PostgresScanIndex implements ScanIndex {
     );
   }
 
+  /**
+   * Oldest first by position (transaction id, sequence), only events of transactions older than
+   * the oldest one still running: everything below that has committed or rolled back, so no
+   * event can appear behind a cursor already handed out. The cursor is a position (`xid.seq`);
+   * an event's id (its sequence number, and every cursor before this order) is accepted too.
+   */
   readEvents(options: { cursor?: string; limit?: number } = {}): Promise<EventPage> {
-    const after = options.cursor === undefined ? 0 : Number(options.cursor);
-    if (!Number.isSafeInteger(after) || after < 0) {
-      return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${options.cursor}' is not an event cursor`, { where: 'cursor' }));
+    let after: EventPosition;
+    try {
+      after = options.cursor === undefined ? { xid: '0', seq: 0 } : parseEventPosition(options.cursor, 'cursor');
+    } catch (error) {
+      return Promise.reject(error);
     }
     const limit = resolveLimit(options.limit, 1000);
     return this.run('reading events', async (q) => {
-      const rows = (await q.query('SELECT seq, doc FROM events WHERE seq > $1 ORDER BY seq LIMIT $2', [after, limit])).rows;
-      const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));
-      return { events, cursor: rows.length > 0 ? String(rows.at(-1)!.seq) : options.cursor };
+      const { rows } = await q.query(
+        `${EVENT_POSITION}
+         SELECT e.xid::text AS x, e.seq, e.doc FROM events e
+          WHERE (e.xid, e.seq) > ((SELECT x FROM c), $2::int8) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY e.xid, e.seq LIMIT $3`,
+        [after.xid, after.seq, limit],
+      );
+      return { events: rows.map(toEvent), cursor: rows.length > 0 ? positionOf(rows.at(-1)!) : options.cursor };
     });
   }
 
+  /** Newest first, in the same order and over the same settled events as `readEvents`. */
   readEventsBackward(options: { before?: string; limit?: number } = {}): Promise<EventPage> {
-    const before = options.before === undefined ? Number.MAX_SAFE_INTEGER : Number(options.before);
-    if (!Number.isSafeInteger(before) || before < 0) {
-      return Promise.reject(new PortbanditError('PB_ERR_CURSOR', `'${options.before}' is not an event cursor`, { where: 'before' }));
+    let before: EventPosition | undefined;
+    try {
+      before = options.before === undefined ? undefined : parseEventPosition(options.before, 'before');
+    } catch (error) {
+      return Promise.reject(error);
     }
     const limit = resolveLimit(options.limit, 1000);
     return this.run('reading events backward', async (q) => {
-      const rows = (await q.query('SELECT seq, doc FROM events WHERE seq < $1 ORDER BY seq DESC LIMIT $2', [before, limit])).rows;
-      const events = rows.map((row) => ({ ...parse<NewStoreEvent>(row.doc), id: String(row.seq) }));
-      return { events, cursor: rows.length > 0 ? String(rows.at(-1)!.seq) : options.before };
+      const { rows } =
+        before === undefined
+          ? await q.query(
+              `SELECT e.xid::text AS x, e.seq, e.doc FROM events e WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot())
+                ORDER BY e.xid DESC, e.seq DESC LIMIT $1`,
+              [limit],
+            )
+          : await q.query(
+              `${EVENT_POSITION}
+               SELECT e.xid::text AS x, e.seq, e.doc FROM events e
+                WHERE (e.xid, e.seq) < ((SELECT x FROM c), $2::int8) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+                ORDER BY e.xid DESC, e.seq DESC LIMIT $3`,
+              [before.xid, before.seq, limit],
+            );
+      return { events: rows.map(toEvent), cursor: rows.length > 0 ? positionOf(rows.at(-1)!) : options.before };
     });
   }
 

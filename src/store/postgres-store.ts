@@ -132,8 +132,7 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
    * settles after that commit. When any of them fails (or the commit does), the group is rolled
    * back and each runs again in a transaction of its own, so one bad result never affects the
    * others and every answer is what a lone ingest would have given. One transaction per batch
-   * instead of one per result: two round trips less per result, and the events lock
-   * (insertEvents) is taken by one transaction per batch instead of queued for by every result.
+   * instead of one per result: two round trips less per result.
    */
   ingestScan(input: IngestInput): Promise<IngestResult> {
     let enqueue: QueuedWorkInput[] | undefined;
@@ -174,9 +173,8 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
           started = true;
           if (setBased) return this.ingestGroupWith(q, group);
           const out: IngestResult[] = [];
-          // The group's events go last, in call order, in one insert: the events lock (held until
-          // commit, insertEvents) is then held for that insert and the commit, not for the group.
-          // Their outbox records follow, each visit with its own events (ids from that insert).
+          // The group's events go last, in call order, in one insert; their outbox records
+          // follow, each visit with its own events (ids from that insert).
           const events: NewStoreEvent[] = [];
           const visits: { readonly scan: ScanDocument; readonly latest: boolean; readonly events: number }[] = [];
           for (const { input, enqueue } of group) {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { Client as PgClient } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
 import { openPostgresIndex } from '../../src/store/postgres-index.js';
@@ -195,6 +196,76 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
       const reopened = await openPostgresStore({ url: pg.url(), schema, poolSize: 4 });
       expect((await reopened.getScan('w1'))?.ip).toBe('198.18.0.9');
       await reopened.close();
+    });
+  });
+
+  describe('events in commit-safe order', () => {
+    const event = (ip: string) => ({ kind: 'service-new' as const, at: 1, ip, scanId: `s-${ip}`, tags: [] as string[], port: 22 });
+
+    it('never passes an event whose transaction commits after a later one; ids and positions both work as cursors', async () => {
+      const schema = pg.freshSchema();
+      const store = await openPostgresStore({ url: pg.url(), schema, poolSize: 4 });
+      const slow = new PgClient({ connectionString: pg.url(), options: `-c search_path=${schema}` });
+      await slow.connect();
+      try {
+        // The slow writer takes its transaction id first and draws its sequence number last:
+        // sequence order (fast, slow) is not commit-safe order (slow, fast).
+        await slow.query('BEGIN');
+        await slow.query('SELECT pg_current_xact_id()');
+        await store.appendEvents([event('198.18.0.2')]);
+        await slow.query('INSERT INTO events (doc) VALUES ($1)', [JSON.stringify(event('198.18.0.1'))]);
+        const early = await store.readEvents({ limit: 10 });
+        expect(early).toEqual({ events: [], cursor: undefined });
+        expect((await store.readEventsBackward({ limit: 10 })).events).toEqual([]);
+        await slow.query('COMMIT');
+        const all = await store.readEvents({ limit: 10 });
+        expect(all.events.map((e) => e.ip)).toEqual(['198.18.0.1', '198.18.0.2']);
+        const [first, second] = all.events;
+        expect(Number(first!.id)).toBeGreaterThan(Number(second!.id));
+        expect(all.cursor).toMatch(/^\d+\.\d+$/u);
+        expect((await store.readEvents({ cursor: all.cursor!, limit: 10 })).events).toEqual([]);
+        // A page of one, then the next from its cursor; an event's id (what alert rules keep) too.
+        const one = await store.readEvents({ limit: 1 });
+        expect((await store.readEvents({ cursor: one.cursor!, limit: 10 })).events).toEqual([second]);
+        expect((await store.readEvents({ cursor: first!.id, limit: 10 })).events).toEqual([second]);
+        expect((await store.readEvents({ cursor: second!.id, limit: 10 })).events).toEqual([]);
+        // Newest first, the same order reversed; `before` an id or a position.
+        const newest = await store.readEventsBackward({ limit: 1 });
+        expect(newest.events).toEqual([second]);
+        expect((await store.readEventsBackward({ before: newest.cursor!, limit: 10 })).events).toEqual([first]);
+        expect((await store.readEventsBackward({ before: second!.id, limit: 10 })).events).toEqual([first]);
+      } finally {
+        await slow.end();
+        await store.close();
+      }
+    });
+
+    it('refuses anything but a position or an event id as a cursor, naming where', async () => {
+      const store = await openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 4 });
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.string().filter((text) => !/^(?:\d{1,20}\.)?\d{1,16}$/u.test(text)),
+            async (text) => {
+              await expect(store.readEvents({ cursor: text })).rejects.toSatisfy(
+                (e) => isPortbanditError(e, 'PB_ERR_CURSOR') && e.where === 'cursor',
+              );
+              await expect(store.readEventsBackward({ before: text })).rejects.toSatisfy(
+                (e) => isPortbanditError(e, 'PB_ERR_CURSOR') && e.where === 'before',
+              );
+            },
+          ),
+          { numRuns: 200 },
+        );
+        await fc.assert(
+          fc.asyncProperty(fc.bigInt({ min: 0n, max: 2n ** 63n - 1n }), fc.nat(), async (xid, seq) => {
+            expect(await store.readEvents({ cursor: `${xid}.${seq}` })).toEqual({ events: [], cursor: `${xid}.${seq}` });
+          }),
+          { numRuns: 30 },
+        );
+      } finally {
+        await store.close();
+      }
     });
   });
 });
