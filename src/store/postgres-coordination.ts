@@ -664,14 +664,7 @@ export class PostgresCoordinationStore implements CoordinationStore {
     const n = resolveLimit(limit, limit);
     const hold = Math.max(1000, Math.floor(options.holdMs ?? 60_000));
     return this.run('dequeueing work', async (q) => {
-      // Not prepared: a generic plan does not know LIMIT's value and may sort the whole queue.
-      const { rows } = await q.query(
-        `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms)
-         UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq IN (
-           SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now) ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING seq, priority, doc`,
-        [n, hold],
-      );
+      const { rows } = await q.query(claimSql(), [n, hold]);
       return rows.sort(queueOrder).map(toQueued);
     });
   }
@@ -684,15 +677,11 @@ export class PostgresCoordinationStore implements CoordinationStore {
     const n = resolveLimit(limit, limit);
     const hold = Math.max(1000, Math.floor(options.holdMs ?? 60_000));
     return this.run('dequeueing work for a group', async (q) => {
-      const { rows } = await q.query(
-        `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms)
-         UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq IN (
-           SELECT seq FROM work_queue WHERE hidden_until <= (SELECT ms FROM now)
-             AND (doc::jsonb -> 'groups' IS NULL OR doc::jsonb -> 'groups' ?| $3::text[])
-           ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING seq, priority, doc`,
-        [n, hold, [...groups]],
-      );
+      const { rows } = await q.query(claimSql(`AND (doc::jsonb -> 'groups' IS NULL OR doc::jsonb -> 'groups' ?| $3::text[])`), [
+        n,
+        hold,
+        [...groups],
+      ]);
       return rows.sort(queueOrder).map(toQueued);
     });
   }
@@ -729,6 +718,23 @@ export class PostgresCoordinationStore implements CoordinationStore {
       async (q) => ((await q.query('DELETE FROM work_queue WHERE seq = $1', [Number(id)])).rowCount ?? 0) > 0,
     );
   }
+}
+
+/**
+ * The claim of `dequeueWork`: the head of the queue in (class, sequence) order, never-held items
+ * (work_queue_claim) and items whose hold ended (work_queue_held; normally none) merged, rows
+ * another claim has locked skipped; each hidden for $2 ms from now. `filter` narrows both.
+ * Not prepared: a generic plan does not know LIMIT's value and may sort the whole queue.
+ */
+export function claimSql(filter = ''): string {
+  return `WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS ms),
+     fresh AS (SELECT seq, priority FROM work_queue WHERE hidden_until = 0 ${filter}
+               ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED),
+     ended AS (SELECT seq, priority FROM work_queue WHERE hidden_until > 0 AND hidden_until <= (SELECT ms FROM now) ${filter}
+               ORDER BY priority, seq LIMIT $1 FOR UPDATE SKIP LOCKED),
+     pick AS (SELECT seq FROM (SELECT * FROM fresh UNION ALL SELECT * FROM ended) AS u ORDER BY priority, seq LIMIT $1)
+   UPDATE work_queue SET hidden_until = (SELECT ms FROM now) + $2 WHERE seq = ANY (ARRAY(SELECT seq FROM pick))
+   RETURNING seq, priority, doc`;
 }
 
 /** The hot path's statements, prepared once per connection. */
