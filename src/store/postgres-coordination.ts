@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { PortbanditError } from '../core/index.js';
 import { canonicalIp } from './ip-key.js';
 import { resolveLimit } from './page.js';
-import { PostgresDatabase, type PostgresOptions, type Queryable, prepared, uniqueViolation } from './postgres-database.js';
+import { PostgresDatabase, type PostgresOptions, type Queryable, pointReads, prepared, uniqueViolation } from './postgres-database.js';
 import { queuePriority } from './queue-priority.js';
 import { requeueItem } from './requeue.js';
 import { readLeaseDoc, readQueuedDoc } from './lease-doc.js';
@@ -549,11 +549,16 @@ export class PostgresCoordinationStore implements CoordinationStore {
     });
   }
 
+  /** The leases of a batch's results, read together (pointReads). */
+  private readonly leaseReads = pointReads<string, Lease>((ids) =>
+    this.run('reading a lease', async (q) => {
+      const { rows } = await SQL.leasesGet(q, [ids]);
+      return new Map(rows.map((row) => [row.id as string, readLeaseDoc(row.doc)]));
+    }),
+  );
+
   getLease(id: string): Promise<Lease | undefined> {
-    return this.run('reading a lease', async (q) => {
-      const row = (await SQL.leaseGet(q, [id])).rows[0];
-      return row ? readLeaseDoc(row.doc) : undefined;
-    });
+    return this.leaseReads(id);
   }
 
   listLeases(filter: { agentId?: string; ip?: string } = {}): Promise<Lease[]> {
@@ -739,7 +744,7 @@ export function claimSql(filter = ''): string {
 
 /** The hot path's statements, prepared once per connection. */
 const SQL = {
-  leaseGet: prepared('lease_get', 'SELECT doc FROM leases WHERE id = $1'),
+  leasesGet: prepared('leases_get', 'SELECT id, doc FROM leases WHERE id = ANY($1::text[])'),
   leaseTake: prepared('lease_take', 'DELETE FROM leases WHERE id = $1 RETURNING doc'),
   // The lease settles the queue item it was made from (hidden since its dequeue).
   leaseInsert: prepared(

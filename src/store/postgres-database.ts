@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader';
 import type pg from 'pg';
 import { PortbanditError, isPortbanditError } from '../core/index.js';
 
@@ -242,6 +243,24 @@ export class PostgresDatabase {
  */
 export function prepared(name: string, text: string): (q: Queryable, values?: unknown[]) => Promise<pg.QueryResult> {
   return (q, values) => q.query({ name: `pb_${name}`, text, ...(values ? { values } : {}) });
+}
+
+/**
+ * Point reads made together (the results of a batch, started in one turn; a lease batch's
+ * queued hosts) answered by one `= ANY` query instead of one round trip each. DataLoader gathers
+ * the reads made before the running promise jobs settle, without its cache, so every read sees
+ * the database as it is. `load` gives the rows found by key; a key not found reads undefined, and
+ * a failed query fails each read of its group with the same error.
+ */
+export function pointReads<K, V>(load: (keys: readonly K[]) => Promise<ReadonlyMap<K, V>>): (key: K) => Promise<V | undefined> {
+  const loader = new DataLoader<K, V | undefined>(
+    async (keys) => {
+      const found = await load(keys);
+      return keys.map((key) => found.get(key));
+    },
+    { cache: false, maxBatchSize: 1000 },
+  );
+  return (key) => loader.load(key);
 }
 
 /** The constraint a unique violation broke, or undefined for any other error. */

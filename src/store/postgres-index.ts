@@ -1,7 +1,7 @@
 import { PortbanditError } from '../core/index.js';
 import { ipKey } from './ip-key.js';
 import { encodeScanCursor, resolveLimit, resolvePage } from './page.js';
-import { PostgresDatabase, type PostgresOptions, type Queryable, type SchemaPart, prepared } from './postgres-database.js';
+import { PostgresDatabase, type PostgresOptions, type Queryable, type SchemaPart, pointReads, prepared } from './postgres-database.js';
 import type { QueryNode } from './query-ast.js';
 import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
 import { compileSqliteQuery, needsWords, type SqlColumns, type SqlCondition } from './sqlite-query.js';
@@ -96,8 +96,11 @@ export const INDEX_SCHEMA: SchemaPart = {
 
 /** The hot path's statements, prepared once per connection. */
 const SQL = {
-  scanGet: prepared('scan_get', 'SELECT doc FROM scans WHERE scan_id = $1'),
-  latestGet: prepared('latest_get', 'SELECT s.doc FROM latest l JOIN scans s ON s.row = l.scan_row WHERE l.ip_key = $1'),
+  scansGet: prepared('scans_get', 'SELECT scan_id, doc FROM scans WHERE scan_id = ANY($1::text[])'),
+  latestsGet: prepared(
+    'latests_get',
+    'SELECT l.ip_key, s.doc FROM latest l JOIN scans s ON s.row = l.scan_row WHERE l.ip_key = ANY($1::bytea[])',
+  ),
   eventsInsert: prepared(
     'events_insert',
     'INSERT INTO events (doc) SELECT d FROM unnest($1::text[]) WITH ORDINALITY AS t(d, i) ORDER BY i RETURNING seq',
@@ -245,18 +248,34 @@ export class PostgresScanIndex implements ScanIndex {
     return docs.map((doc, i) => ({ ...(JSON.parse(doc) as NewStoreEvent), id: String(seqs[i]) }));
   }
 
+  /** Scans by id, read together (pointReads). */
+  private readonly scanReads = pointReads<string, ScanDocument>((ids) =>
+    this.run('reading a scan', async (q) => {
+      const { rows } = await SQL.scansGet(q, [ids]);
+      return new Map(rows.map((row) => [row.scan_id as string, parse<ScanDocument>(row.doc)]));
+    }),
+  );
+
+  /** Hosts' latest scans by address key (hex), read together (pointReads). */
+  private readonly latestReads = pointReads<string, ScanDocument>((keys) =>
+    this.run('reading the latest scan', async (q) => {
+      const { rows } = await SQL.latestsGet(q, [keys.map((key) => Buffer.from(key, 'hex'))]);
+      return new Map(rows.map((row) => [(row.ip_key as Buffer).toString('hex'), parse<ScanDocument>(row.doc)]));
+    }),
+  );
+
   getScan(scanId: string): Promise<ScanDocument | undefined> {
-    return this.run('reading a scan', async (q) => {
-      const row = (await SQL.scanGet(q, [scanId])).rows[0];
-      return row ? parse<ScanDocument>(row.doc) : undefined;
-    });
+    return this.scanReads(scanId);
   }
 
   getLatestScan(ip: string): Promise<ScanDocument | undefined> {
-    return this.run('reading the latest scan', async (q) => {
-      const row = (await SQL.latestGet(q, [ipKey(ip)])).rows[0];
-      return row ? parse<ScanDocument>(row.doc) : undefined;
-    });
+    let key: string;
+    try {
+      key = ipKey(ip).toString('hex');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.latestReads(key);
   }
 
   hostHistory(ip: string, page?: PageRequest): Promise<Page<ScanDocument>> {
