@@ -5,6 +5,7 @@ import {
   type Lease,
   type QueuedWork,
   type QueuedWorkInput,
+  type ScanDocument,
   type Store,
   latestAnsweredScan,
   latestAnsweredScanFrom,
@@ -503,6 +504,8 @@ export class Leasing {
     const batchIps = new Map<string, number>();
     // Of those, the later rounds of manual rescans' visits (their first round is stored).
     const batchLaterRounds = new Set<string>();
+    // The latest scans of dequeued hosts whose visit starts here, read ahead (readLatestAhead).
+    const latestReads = new Map<string, Promise<ScanDocument | undefined>>();
     // Whether visits are in flight, asked before this batch leases anything (the answer is
     // cached, and a lease of this batch's other than a rescan's marks it busy): a rescan leased
     // by this batch is of the cycle about to begin and must not hold it. Asked later, the answer
@@ -516,7 +519,7 @@ export class Leasing {
       // queue may hold items of other groups: it is only dry for this batch, not known empty.
       if (pending.length === 0 && (this.queueMaybeNonEmpty || this.shared) && !queueDry) {
         const groups = routing ? agentGroups : undefined;
-        pending.push(...(await this.dequeue(this.dequeueCount(max - issued.length, ports), groups)));
+        pending.push(...this.readLatestAhead(await this.dequeue(this.dequeueCount(max - issued.length, ports), groups), latestReads));
         // Shared: the cycle reaches agents through the shared queue, a claimed block at a time.
         // Requests that did not claim may dequeue the block this one claimed before it does (their
         // own first dequeue): then claim again, a few times at most (an empty answer with the
@@ -524,7 +527,8 @@ export class Leasing {
         while (pending.length === 0 && this.shared && claims < SHARED_CLAIMS_PER_REQUEST) {
           claims++;
           if ((await this.claimCycleBlock(Math.max(SHARED_CYCLE_BLOCK, max - issued.length))) === 0) claims = SHARED_CLAIMS_PER_REQUEST;
-          else pending.push(...(await this.dequeue(this.dequeueCount(max - issued.length, ports), groups)));
+          else
+            pending.push(...this.readLatestAhead(await this.dequeue(this.dequeueCount(max - issued.length, ports), groups), latestReads));
         }
         if (pending.length === 0) {
           if (routing) queueDry = true;
@@ -535,7 +539,7 @@ export class Leasing {
       let leased: Leased | null;
       if (queued) {
         try {
-          leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred, options.requestKey, batchIps);
+          leased = await this.leaseQueued(agent, queued, routing, agentGroups, deferred, options.requestKey, batchIps, latestReads);
         } catch (error) {
           // The request fails: the items it dequeued and did not lease go back at once, not
           // after their hold. (Nothing else in this loop throws while it holds dequeued items.)
@@ -655,6 +659,25 @@ export class Leasing {
     return items;
   }
 
+  /**
+   * Starts reading the latest scans of the dequeued items whose visit starts in this batch
+   * (not a visit's later round, which carries its session), all at once: a store that answers
+   * reads made together with one query (PostgreSQL: one round trip for a batch's hosts instead
+   * of one per host, as the batch reaches each) then reads them together. Not for a store with
+   * its own latest-answered read (SQLite: a local read per host is cheaper). A read that fails
+   * fails the visit that uses it, as its own read would have; one never used is ignored.
+   */
+  private readLatestAhead(items: QueuedWork[], into: Map<string, Promise<ScanDocument | undefined>>): QueuedWork[] {
+    if (this.store.latestAnsweredScan) return items;
+    for (const item of items) {
+      if (item.session !== undefined || into.has(item.ip)) continue;
+      const read = this.store.getLatestScan(item.ip);
+      read.catch(() => undefined);
+      into.set(item.ip, read);
+    }
+    return items;
+  }
+
   /** How many items the next dequeue takes: `want`, fewer when items of the last dequeue's size would pass the ports cap. */
   private dequeueCount(want: number, ports: number): number {
     const room = Math.max(1, MAX_WORK_BATCH_PORTS - ports);
@@ -715,6 +738,7 @@ export class Leasing {
     deferred: QueuedWorkInput[],
     requestKey: string | undefined,
     batchIps: ReadonlyMap<string, number>,
+    latestReads?: ReadonlyMap<string, Promise<ScanDocument | undefined>>,
   ): Promise<Leased | null> {
     // A rescan of an address being scanned (leased by this batch or live in the store): the
     // scan under way answers it, as a store holding one live lease per address refuses it.
@@ -763,7 +787,16 @@ export class Leasing {
       const leased = await this.lease(agent, hit.ip, hit.tags, ports, session, queued.round ?? 0, queued.reason, cycle, requestKey);
       return leased && session.manual === true ? { ...leased, manualRound: true } : leased;
     }
-    const leased = await this.startVisit(agent, hit.ip, hit.tags, queued.reason, cycle, vantageGroup(agentGroups, allowed), requestKey);
+    const leased = await this.startVisit(
+      agent,
+      hit.ip,
+      hit.tags,
+      queued.reason,
+      cycle,
+      vantageGroup(agentGroups, allowed),
+      requestKey,
+      latestReads?.get(queued.ip),
+    );
     // A cycle address queued for another agent group, or a block of the shared cycle (it reaches
     // agents through the queue), counts as handed out by the cycle when leased.
     if (leased && queued.reason === 'cycle' && (cycle === this.coverage.cycle || (this.shared && cycle === this.cycle.number))) {
@@ -854,8 +887,12 @@ export class Leasing {
     cycle: number,
     group: string | undefined,
     requestKey: string | undefined,
+    latestRead?: Promise<ScanDocument | undefined>,
   ): Promise<Leased | null> {
-    const latest = group !== undefined ? await latestAnsweredScanFrom(this.store, ip, group) : await latestAnsweredScan(this.store, ip);
+    const latest =
+      group !== undefined
+        ? await latestAnsweredScanFrom(this.store, ip, group, latestRead)
+        : await latestAnsweredScan(this.store, ip, latestRead);
     const { family, value } = parseAddress(ip);
     const previousOpen = latest ? knownOpenOf(latest) : [];
     const previousSilent = latest ? silentOf(latest) : [];

@@ -15,14 +15,25 @@ const GROUP_SEARCH_DEPTH = 50;
  * ANSWERED_SEARCH_DEPTH newest: the store's fast path when it has one (`Store.latestAnsweredScan`),
  * else the latest scan, then a page of the newest.
  */
-export async function latestAnsweredScan(store: Store, ip: string): Promise<ScanDocument | undefined> {
+export async function latestAnsweredScan(
+  store: Store,
+  ip: string,
+  latestRead?: Promise<ScanDocument | undefined>,
+): Promise<ScanDocument | undefined> {
   if (store.latestAnsweredScan) return store.latestAnsweredScan(ip);
-  return latestAnsweredScanPaged(store, ip);
+  return latestAnsweredScanPaged(store, ip, latestRead);
 }
 
-/** `latestAnsweredScan` read through `getLatestScan` and `hostHistory` alone (any store). */
-export async function latestAnsweredScanPaged(store: Store, ip: string): Promise<ScanDocument | undefined> {
-  const latest = await store.getLatestScan(ip);
+/**
+ * `latestAnsweredScan` read through `getLatestScan` and `hostHistory` alone (any store);
+ * `latestRead`: the host's `getLatestScan`, when already started (a lease batch reads ahead).
+ */
+export async function latestAnsweredScanPaged(
+  store: Store,
+  ip: string,
+  latestRead?: Promise<ScanDocument | undefined>,
+): Promise<ScanDocument | undefined> {
+  const latest = await (latestRead ?? store.getLatestScan(ip));
   if (!latest || answered(latest)) return latest;
   const recent = await store.hostHistory(ip, { limit: ANSWERED_SEARCH_DEPTH });
   return recent.items.find(answered);
@@ -34,8 +45,13 @@ export async function latestAnsweredScanPaged(store: Store, ip: string): Promise
  * saw last, not with the other side; the latest answered visit of any group when this group
  * has none among the recent ones.
  */
-export async function latestAnsweredScanFrom(store: Store, ip: string, group: string): Promise<ScanDocument | undefined> {
-  const latest = await store.getLatestScan(ip);
+export async function latestAnsweredScanFrom(
+  store: Store,
+  ip: string,
+  group: string,
+  latestRead?: Promise<ScanDocument | undefined>,
+): Promise<ScanDocument | undefined> {
+  const latest = await (latestRead ?? store.getLatestScan(ip));
   if (!latest || (latest.group === group && answered(latest))) return latest;
   const recent = await store.hostHistory(ip, { limit: GROUP_SEARCH_DEPTH });
   return recent.items.find((s) => s.group === group && answered(s)) ?? recent.items.find(answered);
