@@ -1,7 +1,6 @@
 import type { ElasticsearchScanIndex } from './elasticsearch-store.js';
 import type { QueryNode } from './query-ast.js';
 import type { ScanIndex, SearchOptions, SearchView, Store } from './types.js';
-import { latestAnsweredScan } from './answered.js';
 
 /**
  * A coordination store (SQLite or PostgreSQL, opened with `outbox: true`) with a separate search
@@ -22,7 +21,10 @@ export class IndexedStore implements Store {
     readonly searchIndex: ElasticsearchScanIndex,
     /** Called after each write that may have added to the outbox (app.ts sets the feeder's `wake`). */
     public onOutbox: () => void = () => {},
-  ) {}
+  ) {
+    const own = record.latestAnsweredScan?.bind(record);
+    this.latestAnsweredScan = own;
+  }
 
   get kind(): Store['kind'] {
     return this.record.kind;
@@ -52,7 +54,9 @@ export class IndexedStore implements Store {
   getScan: Store['getScan'] = (scanId) => this.record.getScan(scanId);
   getLatestScan: Store['getLatestScan'] = (ip) => this.record.getLatestScan(ip);
   hostHistory: Store['hostHistory'] = (ip, page) => this.record.hostHistory(ip, page);
-  latestAnsweredScan: NonNullable<Store['latestAnsweredScan']> = (ip) => latestAnsweredScan(this.record, ip);
+  // Only when the record has its own (SQLite): without it (PostgreSQL) callers read through
+  // getLatestScan, which a lease batch starts for its hosts together (one query for all).
+  readonly latestAnsweredScan: Store['latestAnsweredScan'];
   readEvents: Store['readEvents'] = (options) => this.record.readEvents(options);
   readEventsBackward: NonNullable<Store['readEventsBackward']> = (options) => this.record.readEventsBackward!(options);
 
