@@ -258,11 +258,18 @@ async function send(
   body?: string,
 ): Promise<Response> {
   try {
-    return await sendOnce(agent, port, method, path, token, body);
+    try {
+      return await sendOnce(agent, port, method, path, token, body);
+    } catch (error) {
+      if ((error as { reusedSocket?: boolean; code?: string }).reusedSocket && (error as { code?: string }).code === 'ECONNRESET')
+        return await sendOnce(agent, port, method, path, token, body);
+      throw error;
+    }
   } catch (error) {
-    if ((error as { reusedSocket?: boolean; code?: string }).reusedSocket && (error as { code?: string }).code === 'ECONNRESET')
-      return sendOnce(agent, port, method, path, token, body);
-    throw error;
+    // A connection the server reset or refused is an error answer (status 0, counted and shown
+    // with the phase's errors), not the end of the run.
+    const e = error as { code?: string; message?: string };
+    return { status: 0, body: `connection error ${e.code ?? ''} ${e.message ?? String(error)}`.trim() };
   }
 }
 
