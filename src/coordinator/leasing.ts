@@ -58,7 +58,7 @@ const SHARED_CYCLE_BLOCK = 64;
 /** Compare-and-set attempts on the shared cycle before giving up for this request. */
 const SHARED_CYCLE_RETRIES = 16;
 /** Claims of the shared cycle one lease request may make when others dequeue what it claimed. */
-const SHARED_CLAIMS_PER_REQUEST = 3;
+const SHARED_CLAIMS_PER_REQUEST = 8;
 /** The largest block one claim takes for the requests waiting on it (one transaction of queue rows). */
 const SHARED_CYCLE_BLOCK_MAX = 4096;
 
