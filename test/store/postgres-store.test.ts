@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { Client as PgClient } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
-import { openPostgresIndex } from '../../src/store/postgres-index.js';
+import { INDEX_SCHEMA, openPostgresIndex } from '../../src/store/postgres-index.js';
+import { COORDINATION_SCHEMA, PostgresDatabase } from '../../src/store/postgres-database.js';
 import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { IndexedStore } from '../../src/store/indexed-store.js';
 import { openPostgresStore } from '../../src/store/postgres-store.js';
@@ -236,6 +237,36 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
         expect((await store.readEventsBackward({ before: second!.id, limit: 10 })).events).toEqual([first]);
       } finally {
         await slow.end();
+        await store.close();
+      }
+    });
+
+    it('migrates events stored before positions: their order kept, their ids still cursors, new events after them', async () => {
+      const schema = pg.freshSchema();
+      const old = await PostgresDatabase.open({ url: pg.url(), schema }, [
+        COORDINATION_SCHEMA,
+        { name: INDEX_SCHEMA.name, migrations: INDEX_SCHEMA.migrations.slice(0, 1) },
+      ]);
+      try {
+        for (const ip of ['198.18.0.1', '198.18.0.2', '198.18.0.3'])
+          await old.pool.query('INSERT INTO events (doc) VALUES ($1)', [JSON.stringify(event(ip))]);
+      } finally {
+        await old.close();
+      }
+      const store = await openPostgresStore({ url: pg.url(), schema, poolSize: 4 });
+      try {
+        const before = await store.readEvents({ limit: 10 });
+        expect(before.events.map((e) => [e.id, e.ip])).toEqual([
+          ['1', '198.18.0.1'],
+          ['2', '198.18.0.2'],
+          ['3', '198.18.0.3'],
+        ]);
+        // A cursor kept from before (an alert rule's: an event id) goes on where it was.
+        expect((await store.readEvents({ cursor: '1', limit: 10 })).events.map((e) => e.ip)).toEqual(['198.18.0.2', '198.18.0.3']);
+        await store.appendEvents([event('198.18.0.4')]);
+        expect((await store.readEvents({ cursor: '3', limit: 10 })).events.map((e) => e.ip)).toEqual(['198.18.0.4']);
+        expect((await store.readEvents({ cursor: before.cursor!, limit: 10 })).events.map((e) => e.ip)).toEqual(['198.18.0.4']);
+      } finally {
         await store.close();
       }
     });
