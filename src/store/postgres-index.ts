@@ -221,7 +221,13 @@ export class PostgresScanIndex implements ScanIndex {
     if (latest) {
       // A host's first latest row (inserted, not updated: xmax 0) has no facet rows to clear
       // (latest rows are never deleted), as in the SQLite store: one statement less per new host.
-      if (latest.fresh !== true) await q.query('DELETE FROM latest_terms WHERE ip_key = $1', [key]);
+      // Else only the rows the new scan lacks go; the insert below skips the ones kept.
+      if (latest.fresh !== true)
+        await q.query(
+          `DELETE FROM latest_terms t WHERE t.ip_key = $1
+             AND NOT EXISTS (SELECT 1 FROM scan_terms s WHERE s.scan_row = $2 AND s.field = t.field AND s.value = t.value)`,
+          [key, row],
+        );
       await q.query(
         'INSERT INTO latest_terms (field, value, ip_key) SELECT field, value, $1 FROM scan_terms WHERE scan_row = $2 ON CONFLICT DO NOTHING',
         [key, row],

@@ -97,7 +97,15 @@ const SQL = {
        WHERE latest.scan_row = excluded.scan_row OR (excluded.finished_at, excluded.scan_id COLLATE "C") > (latest.finished_at, latest.scan_id COLLATE "C")
        RETURNING scan_row, (xmax = 0) AS fresh`,
   ),
-  latestTermsClear: prepared('group_latest_terms_clear', 'DELETE FROM latest_terms WHERE ip_key = ANY($1::bytea[])'),
+  // A host's facet rows that its new latest scan lacks (most visits change none): the kept rows
+  // are neither deleted nor inserted again (the insert below skips them on conflict), so an
+  // unchanged host costs index lookups, not dead rows and their WAL.
+  latestTermsPrune: prepared(
+    'group_latest_terms_prune',
+    `DELETE FROM latest_terms t WHERE t.ip_key = ANY($1::bytea[])
+       AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[], $4::bytea[]) AS n(field, value, ip_key)
+                        WHERE n.ip_key = t.ip_key AND n.field = t.field AND n.value = t.value)`,
+  ),
   // The rows the group just wrote to scan_terms, sent again rather than joined back (one index
   // lookup of scan_terms per visit less; the same rows, as the group computed them).
   latestTermsInsert: prepared(
@@ -299,7 +307,6 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
     const becameLatest = stored.filter((i) => fresh.has(i.row!));
     // A host's first latest row has no facet rows to clear (latest rows are never deleted).
     const stale = becameLatest.filter((i) => fresh.get(i.row!) !== true);
-    if (stale.length > 0) await SQL.latestTermsClear(q, [stale.map((i) => i.key)]);
     const latestTerms = { field: [] as string[], value: [] as string[], key: [] as Buffer[] };
     for (const item of becameLatest) {
       for (const [field, value] of facetPairs(item.fields)) {
@@ -308,6 +315,7 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
         latestTerms.key.push(item.key);
       }
     }
+    if (stale.length > 0) await SQL.latestTermsPrune(q, [stale.map((i) => i.key), latestTerms.field, latestTerms.value, latestTerms.key]);
     if (latestTerms.field.length > 0) await SQL.latestTermsInsert(q, [latestTerms.field, latestTerms.value, latestTerms.key]);
     const leaseIds = stored.filter((i) => i.input.leaseId !== undefined).map((i) => i.input.leaseId!);
     const taken =

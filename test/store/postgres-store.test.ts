@@ -148,6 +148,17 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
           counts: await store.counts(),
         };
       };
+      // Facet rows are changed by difference (only those that came or went are written): each
+      // host's latest_terms must be exactly its latest scan's scan_terms, on either path.
+      const latestFacets = async (store: Awaited<ReturnType<typeof openPostgresStore>>) => {
+        const rows = async (sql: string) => (await store.db.pool.query(sql)).rows;
+        return {
+          held: await rows(`SELECT encode(ip_key, 'hex') AS k, field, value FROM latest_terms ORDER BY 1, 2, 3`),
+          fromScans: await rows(
+            `SELECT encode(l.ip_key, 'hex') AS k, t.field, t.value FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row ORDER BY 1, 2, 3`,
+          ),
+        };
+      };
       await fc.assert(
         fc.asyncProperty(
           fc.array(ingestArb, { maxLength: 6 }),
@@ -179,6 +190,10 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
                 expect(together.map(strip)).toEqual(alone.map(strip));
               }
               expect(await state(a!)).toEqual(await state(b!));
+              for (const store of [a!, b!]) {
+                const facets = await latestFacets(store);
+                expect(facets.held).toEqual(facets.fromScans);
+              }
             } finally {
               await Promise.all([a!.close(), b!.close()]);
             }
