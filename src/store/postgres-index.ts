@@ -204,9 +204,23 @@ export class PostgresScanIndex implements ScanIndex {
       if (!allowed) return { inserted: false, latest: false };
       row = existing.row as number;
       await q.query('UPDATE scans SET finished_at = $1, words = $2, doc = $3 WHERE row = $4', [scan.finishedAt, words, doc, row]);
-      await q.query('DELETE FROM scan_terms WHERE scan_row = $1', [row]);
     }
-    await insertTerms(q, row, fields);
+    const pairs = facetPairs(fields);
+    const names = pairs.map(([field]) => field);
+    const values = pairs.map(([, value]) => value);
+    // A later round's facet rows by difference: only those the new document lacks go, and the
+    // insert skips the kept ones (as for a host's latest rows below).
+    if (!inserted)
+      await q.query(
+        `DELETE FROM scan_terms t WHERE t.scan_row = $1
+           AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS n(field, value) WHERE n.field = t.field AND n.value = t.value)`,
+        [row, names, values],
+      );
+    if (pairs.length > 0)
+      await q.query(
+        'INSERT INTO scan_terms (field, value, scan_row) SELECT f, v, $3 FROM unnest($1::text[], $2::text[]) AS t(f, v) ON CONFLICT DO NOTHING',
+        [names, values, row],
+      );
     // The upsert decides "newer" under the host's row lock: concurrent ingests of one host
     // (two coordinators) apply in some order and the newest stays latest.
     const latest = (
@@ -517,28 +531,12 @@ export class PostgresScanIndex implements ScanIndex {
   }
 }
 
-/** A scan's facet rows in one statement. */
-async function insertTerms(q: Queryable, row: number, fields: ScanIndexFields): Promise<void> {
-  const names: string[] = [];
-  const values: string[] = [];
-  for (const port of fields.ports) {
-    names.push('port');
-    values.push(String(port));
-  }
-  for (const [field, list] of Object.entries(fields.terms)) {
-    for (const value of list) {
-      names.push(field);
-      values.push(value);
-    }
-  }
+/** A scan's facets as (field, value) pairs, as the facet tables hold them (the SQLite store's order). */
+export function facetPairs(fields: ScanIndexFields): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (const port of fields.ports) pairs.push(['port', String(port)]);
+  for (const [field, values] of Object.entries(fields.terms)) for (const value of values) pairs.push([field, value]);
   // A facet row (field 'screenshot', value 'true') for `screenshot:true`, as in SQLite.
-  if (fields.screenshot) {
-    names.push('screenshot');
-    values.push('true');
-  }
-  if (names.length === 0) return;
-  await q.query(
-    'INSERT INTO scan_terms (field, value, scan_row) SELECT f, v, $3 FROM unnest($1::text[], $2::text[]) AS t(f, v) ON CONFLICT DO NOTHING',
-    [names, values, row],
-  );
+  if (fields.screenshot) pairs.push(['screenshot', 'true']);
+  return pairs;
 }

@@ -1,9 +1,9 @@
 import { canonicalIp, ipKey } from './ip-key.js';
 import { PostgresCoordinationStore } from './postgres-coordination.js';
 import { COORDINATION_SCHEMA, PostgresDatabase, type PostgresOptions, type Queryable, prepared } from './postgres-database.js';
-import { INDEX_SCHEMA, PostgresScanIndex } from './postgres-index.js';
+import { INDEX_SCHEMA, PostgresScanIndex, facetPairs } from './postgres-index.js';
 import type { QueryNode } from './query-ast.js';
-import { type ScanIndexFields, indexScan, validateScan } from './scan-index.js';
+import { indexScan, validateScan } from './scan-index.js';
 import type {
   EventPage,
   IngestInput,
@@ -45,15 +45,6 @@ function independent(group: readonly PendingIngest[]): boolean {
   return true;
 }
 
-/** A scan's facets as (field, value) pairs, as the facet tables hold them (the SQLite store's order). */
-function facetPairs(fields: ScanIndexFields): [string, string][] {
-  const pairs: [string, string][] = [];
-  for (const port of fields.ports) pairs.push(['port', String(port)]);
-  for (const [field, values] of Object.entries(fields.terms)) for (const value of values) pairs.push([field, value]);
-  if (fields.screenshot) pairs.push(['screenshot', 'true']);
-  return pairs;
-}
-
 /**
  * Open the whole store on PostgreSQL: the coordination tables and the scan index in one schema,
  * so every coordinator on the database shares the queue, the leases and what was found, and a
@@ -85,7 +76,13 @@ const SQL = {
     `UPDATE scans s SET finished_at = u.f, words = u.w, doc = u.d
            FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[]) AS u(r, f, w, d) WHERE s.row = u.r`,
   ),
-  termsClear: prepared('group_terms_clear', 'DELETE FROM scan_terms WHERE scan_row = ANY($1::int8[])'),
+  // A later round's facet rows by difference, as a host's latest ones below.
+  termsPrune: prepared(
+    'group_terms_prune',
+    `DELETE FROM scan_terms t WHERE t.scan_row = ANY($1::int8[])
+       AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[], $4::int8[]) AS n(field, value, scan_row)
+                        WHERE n.scan_row = t.scan_row AND n.field = t.field AND n.value = t.value)`,
+  ),
   termsInsert: prepared(
     'group_terms_insert',
     'INSERT INTO scan_terms (field, value, scan_row) SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) ON CONFLICT DO NOTHING',
@@ -266,6 +263,7 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
     for (const item of items) item.row = rowOf.get(item.scan.scanId);
     // Known scan ids: a later round of a visit replaces it once per lease (the lease row, locked
     // here and deleted below, is the ticket), as in `ingestWith`.
+    const replacedRowSet = new Set<number>();
     const replacing = byKey.filter((i) => i.row === undefined && i.input.replace === true && i.input.leaseId !== undefined);
     if (replacing.length > 0) {
       const known = await SQL.scansLock(q, [replacing.map((i) => i.scan.scanId)]);
@@ -273,7 +271,10 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
       const knownRow = new Map(known.rows.map((r) => [r.scan_id as string, r.row as number]));
       const leased = new Set(held.rows.map((r) => r.id as string));
       const replaced = replacing.filter((i) => leased.has(i.input.leaseId!) && knownRow.has(i.scan.scanId));
-      for (const item of replaced) item.row = knownRow.get(item.scan.scanId);
+      for (const item of replaced) {
+        item.row = knownRow.get(item.scan.scanId);
+        replacedRowSet.add(item.row!);
+      }
       if (replaced.length > 0) {
         await SQL.scansUpdate(q, [
           replaced.map((i) => i.row!),
@@ -281,7 +282,6 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
           replaced.map((i) => i.words),
           replaced.map((i) => i.doc),
         ]);
-        await SQL.termsClear(q, [replaced.map((i) => i.row!)]);
       }
     }
     const stored = byKey.filter((i) => i.row !== undefined);
@@ -295,6 +295,8 @@ export class PostgresStore extends PostgresCoordinationStore implements Store {
         terms.row.push(item.row!);
       }
     }
+    const replacedRows = [...replacedRowSet];
+    if (replacedRows.length > 0) await SQL.termsPrune(q, [replacedRows, terms.field, terms.value, terms.row]);
     if (terms.field.length > 0) await SQL.termsInsert(q, [terms.field, terms.value, terms.row]);
     // Newer than the host's latest (finishedAt, then scan id) or already it: as `ingestWith`'s upsert.
     const latest = await SQL.latestUpsert(q, [

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { Client as PgClient } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { isPortbanditError } from '../../src/core/errors.js';
-import { INDEX_SCHEMA, openPostgresIndex } from '../../src/store/postgres-index.js';
+import { INDEX_SCHEMA, facetPairs, openPostgresIndex } from '../../src/store/postgres-index.js';
+import { indexScan } from '../../src/store/scan-index.js';
 import { COORDINATION_SCHEMA, PostgresDatabase } from '../../src/store/postgres-database.js';
 import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
 import { IndexedStore } from '../../src/store/indexed-store.js';
@@ -149,10 +150,23 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
         };
       };
       // Facet rows are changed by difference (only those that came or went are written): each
-      // host's latest_terms must be exactly its latest scan's scan_terms, on either path.
+      // scan's scan_terms must be exactly its stored document's facets, and each host's
+      // latest_terms exactly its latest scan's scan_terms, on either path.
       const latestFacets = async (store: Awaited<ReturnType<typeof openPostgresStore>>) => {
         const rows = async (sql: string) => (await store.db.pool.query(sql)).rows;
+        const sorted = (list: string[][]) => list.map((r) => r.join(' ')).sort();
+        const docs = await rows('SELECT scan_id, doc FROM scans');
         return {
+          history: sorted(
+            (await rows('SELECT s.scan_id, t.field, t.value FROM scan_terms t JOIN scans s ON s.row = t.scan_row')).map((r) => [
+              r.scan_id,
+              r.field,
+              r.value,
+            ]),
+          ),
+          historyFromDocs: sorted(
+            docs.flatMap((d) => facetPairs(indexScan(JSON.parse(d.doc as string))).map(([field, value]) => [d.scan_id, field, value])),
+          ),
           held: await rows(`SELECT encode(ip_key, 'hex') AS k, field, value FROM latest_terms ORDER BY 1, 2, 3`),
           fromScans: await rows(
             `SELECT encode(l.ip_key, 'hex') AS k, t.field, t.value FROM latest l JOIN scan_terms t ON t.scan_row = l.scan_row ORDER BY 1, 2, 3`,
@@ -193,6 +207,7 @@ describe.skipIf(missing !== undefined)('PostgreSQL store', () => {
               for (const store of [a!, b!]) {
                 const facets = await latestFacets(store);
                 expect(facets.held).toEqual(facets.fromScans);
+                expect(facets.history).toEqual(facets.historyFromDocs);
               }
             } finally {
               await Promise.all([a!.close(), b!.close()]);
