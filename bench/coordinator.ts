@@ -53,7 +53,7 @@ import { createRng } from '../src/core/rng.js';
  * requests per phase (200000), PB_BENCH_COORD_STRATEGY of the default policy (adaptive; `fixed`
  * = Natlas's list, which isolates the coordinator's own cost from the strategy's),
  * PB_BENCH_COORD_CPU_REQUESTS per CPU measurement (2000), PB_BENCH_COORD_CPU_ROUNDS of the batched one
- * (PB_BENCH_COORD_CPU_SCOPE: its scope, a block inside 198.18.0.0/15; a /21 measures revisits)
+ * (over the /15, first visits, then over a /21, revisits; PB_BENCH_COORD_CPU_SCOPE: one block inside 198.18.0.0/15 instead)
  * (8; after the SQLite batched phases, measureBatchedCpu: CPU per host visit in process), PB_BENCH_COORD_LOG (the coordinators' log
  * level, default silent; `error` shows what an error answer was), PB_BENCH_COORD_POOL (PostgreSQL connections per coordinator, 50), PB_BENCH_COORD_PACED_PAIRS offered
  * in the paced phase (default half the closed loop's pair rate), PB_BENCH_COORD_FLEET_PAIRS
@@ -442,7 +442,16 @@ async function measureCpu(count: number, strategy: string): Promise<void> {
  * compare builds with (docs/coordinator.md, batched work).
  */
 async function measureBatchedCpu(rounds: number, agents: number, strategy: string, postgres?: BenchPostgres): Promise<void> {
-  const scope = cpuScope(process.env);
+  for (const scope of cpuScopes(process.env)) await measureBatchedCpuOver(scope, rounds, agents, strategy, postgres);
+}
+
+async function measureBatchedCpuOver(
+  scope: string,
+  rounds: number,
+  agents: number,
+  strategy: string,
+  postgres?: BenchPostgres,
+): Promise<void> {
   const { default: Fastify } = await import('fastify');
   const { buildApp, resolveConfig } = await import('../src/coordinator/index.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'pb-bench-coord-bcpu-'));
@@ -536,19 +545,21 @@ async function measureBatchedCpu(rounds: number, agents: number, strategy: strin
 }
 
 /**
- * PB_BENCH_COORD_CPU_SCOPE: the scope of the in-process CPU measurement (default the batched
- * phases' /15, where every measured visit is a host's first). A smaller block inside it, such as
- * 198.18.0.0/21, is visited again within the warm-up and so measures revisits. Only blocks inside
- * 198.18.0.0/15: nothing is scanned, but no other address goes into a bench's scope.
+ * The scopes of the in-process CPU measurement: by default the batched phases' /15, where every
+ * measured visit is a host's first, then a /21, visited again within the warm-up, so its measured
+ * visits replace each host's latest scan (a running deployment's steady state).
+ * PB_BENCH_COORD_CPU_SCOPE names one block instead. Only blocks inside 198.18.0.0/15: nothing is
+ * scanned, but no other address goes into a bench's scope.
  */
-function cpuScope(env: NodeJS.ProcessEnv): string {
-  const text = env.PB_BENCH_COORD_CPU_SCOPE ?? BATCHED_SCOPE;
+function cpuScopes(env: NodeJS.ProcessEnv): string[] {
+  const text = env.PB_BENCH_COORD_CPU_SCOPE;
+  if (text === undefined) return [BATCHED_SCOPE, REVISIT_SCOPE];
   const bench = cidrBounds(parseCidr(BATCHED_SCOPE));
   const cidr = parseCidr(text, 'PB_BENCH_COORD_CPU_SCOPE');
   const { start, end } = cidrBounds(cidr);
   if (cidr.family !== 4 || start < bench.start || end > bench.end)
     throw new Error(`PB_BENCH_COORD_CPU_SCOPE: expected a block inside ${BATCHED_SCOPE}, got ${text}`);
-  return text;
+  return [text];
 }
 
 /** One line of what the server's thread saw during a phase. */
@@ -966,6 +977,8 @@ interface Deployment {
 }
 
 const BATCHED_SCOPE = '198.18.0.0/15';
+/** Smaller than the CPU measurement's warm-up (3 rounds of 16 x 64 leases): its hosts are visited again. */
+const REVISIT_SCOPE = '198.18.0.0/21';
 
 /** PB_BENCH_COORD_LOG: the coordinators' log level (their log goes to stdout; default silent). */
 function logLevelOf(env: NodeJS.ProcessEnv): { logLevel?: string } {
