@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ElasticsearchScanIndex } from '../../src/store/elasticsearch-store.js';
+import { backfillIndex } from '../../src/store/backfill.js';
 import { OutboxFeeder } from '../../src/store/outbox-feeder.js';
 import { parseQuery } from '../../src/store/query.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
@@ -15,7 +16,9 @@ import { lease, open, scan } from './fixtures.js';
  * elasticsearch-real.test.ts): a real SQLite coordination store with its outbox, fed in batches;
  * afterwards the index answers as the coordination store does. And a feeder killed after the
  * index took a batch but before the acknowledgement: the reopened store replays it, and the index
- * ends the same, nothing lost and nothing twice.
+ * ends the same, nothing lost and nothing twice. And a store written with no outbox, backfilled
+ * (`portbandit index backfill`): the index answers as the store does, as after the feed; a
+ * second backfill, and a feed after it, change nothing.
  */
 export function describeFeederOnCluster(name: string, openIndex: () => Promise<ElasticsearchScanIndex>): void {
   describe(`outbox feeder into ${name}`, () => {
@@ -90,6 +93,21 @@ export function describeFeederOnCluster(name: string, openIndex: () => Promise<E
       await sameAnswers(record, index);
       expect((await index.getScan('v1-1'))?.rounds).toEqual(['v1-1', 'r2']);
       expect(await index.getScan('v3-0')).toBeUndefined();
+    });
+
+    it('a store written without an outbox, backfilled: the index answers as the coordination store; again, nothing changes', async () => {
+      const path = join(dir, `b-${n++}.db`);
+      const index = keep(await openIndex());
+      const plain = keep(await openSqliteStore({ path }));
+      await history(plain);
+      expect(await plain.countOutbox()).toBe(0);
+      const done = await backfillIndex(plain, index, { batchSize: 5 });
+      expect(done).toEqual({ visits: 11, latest: 6, events: 14, deleted: 0 });
+      await sameAnswers(plain, index);
+      expect((await index.getScan('v1-1'))?.rounds).toEqual(['v1-1', 'r2']);
+
+      expect(await backfillIndex(plain, index, { batchSize: 3 })).toEqual(done);
+      await sameAnswers(plain, index);
     });
 
     it('a feeder killed after the index took a batch, before the acknowledgement: the reopened store replays it, nothing lost, nothing twice', async () => {
