@@ -11,6 +11,50 @@ import type { OutboxRecord, Store } from '../../src/store/types.js';
 import { closeAfterEach } from './close-after-each.js';
 import { lease, open, scan } from './fixtures.js';
 
+/** Six hosts, two visits each with events, a later round of one, an event append and a deletion. */
+export async function history(record: Store): Promise<void> {
+  for (let h = 1; h <= 6; h++) {
+    const ip = `198.18.7.${h}`;
+    for (const [v, at] of [
+      [0, 1000],
+      [1, 2000],
+    ] as const) {
+      const id = `v${h}-${v}`;
+      await record.ingestScan({
+        scan: scan(id, ip, at + h, [open(22, 'ssh'), ...(v === 1 && h % 2 === 0 ? [open(80, 'http')] : [])], { rounds: [id] }),
+        events: [{ kind: 'service-new', at: at + h, ip, scanId: id, tags: [], port: 22 }],
+      });
+    }
+  }
+  await record.putLease(lease('r2', '198.18.7.1', 'a1', 9000));
+  await record.ingestScan({
+    scan: scan('v1-1', '198.18.7.1', 2500, [open(22, 'ssh'), open(443, 'https')], { rounds: ['v1-1', 'r2'] }),
+    leaseId: 'r2',
+    replace: true,
+    events: [{ kind: 'service-new', at: 2500, ip: '198.18.7.1', scanId: 'v1-1', tags: [], port: 443 }],
+  });
+  await record.appendEvents([{ kind: 'host-gone', at: 3000, ip: '198.18.7.6', scanId: 'v6-1', tags: [] }]);
+  expect(await record.deleteHistory(['v3-0'])).toEqual({ deleted: 1, refusedLatest: 0 });
+}
+
+/** The index answers as the coordination store does. */
+export async function sameAnswers(record: Store, index: ElasticsearchScanIndex): Promise<void> {
+  await index.refresh();
+  expect(await index.count(undefined, { view: 'history' })).toBe(await record.count(undefined, { view: 'history' }));
+  for (let h = 1; h <= 6; h++) {
+    const ip = `198.18.7.${h}`;
+    expect(await index.getLatestScan(ip)).toEqual(await record.getLatestScan(ip));
+    expect((await index.hostHistory(ip)).items).toEqual((await record.hostHistory(ip)).items);
+  }
+  for (const q of ['port:443', 'port:80', 'service:ssh']) {
+    expect((await index.search(parseQuery(q))).items.map((s) => s.scanId)).toEqual(
+      (await record.search(parseQuery(q))).items.map((s) => s.scanId),
+    );
+  }
+  expect((await index.readEvents({ limit: 1000 })).events).toEqual((await record.readEvents({ limit: 1000 })).events);
+  expect(await index.counts()).toEqual(await record.counts());
+}
+
 /**
  * The outbox feeder against an Elasticsearch index (the in-memory double, or a real cluster in
  * elasticsearch-real.test.ts): a real SQLite coordination store with its outbox, fed in batches;
@@ -18,7 +62,7 @@ import { lease, open, scan } from './fixtures.js';
  * index took a batch but before the acknowledgement: the reopened store replays it, and the index
  * ends the same, nothing lost and nothing twice. And a store written with no outbox, backfilled
  * (`portbandit index backfill`): the index answers as the store does, as after the feed; a
- * second backfill, and a feed after it, change nothing.
+ * second backfill changes nothing.
  */
 export function describeFeederOnCluster(name: string, openIndex: () => Promise<ElasticsearchScanIndex>): void {
   describe(`outbox feeder into ${name}`, () => {
@@ -34,50 +78,6 @@ export function describeFeederOnCluster(name: string, openIndex: () => Promise<E
       const index = keep(await openIndex());
       return { path, index, record: await openRecord(path) };
     };
-
-    /** Six hosts, two visits each with events, a later round of one, an event append and a deletion. */
-    async function history(record: Store): Promise<void> {
-      for (let h = 1; h <= 6; h++) {
-        const ip = `198.18.7.${h}`;
-        for (const [v, at] of [
-          [0, 1000],
-          [1, 2000],
-        ] as const) {
-          const id = `v${h}-${v}`;
-          await record.ingestScan({
-            scan: scan(id, ip, at + h, [open(22, 'ssh'), ...(v === 1 && h % 2 === 0 ? [open(80, 'http')] : [])], { rounds: [id] }),
-            events: [{ kind: 'service-new', at: at + h, ip, scanId: id, tags: [], port: 22 }],
-          });
-        }
-      }
-      await record.putLease(lease('r2', '198.18.7.1', 'a1', 9000));
-      await record.ingestScan({
-        scan: scan('v1-1', '198.18.7.1', 2500, [open(22, 'ssh'), open(443, 'https')], { rounds: ['v1-1', 'r2'] }),
-        leaseId: 'r2',
-        replace: true,
-        events: [{ kind: 'service-new', at: 2500, ip: '198.18.7.1', scanId: 'v1-1', tags: [], port: 443 }],
-      });
-      await record.appendEvents([{ kind: 'host-gone', at: 3000, ip: '198.18.7.6', scanId: 'v6-1', tags: [] }]);
-      expect(await record.deleteHistory(['v3-0'])).toEqual({ deleted: 1, refusedLatest: 0 });
-    }
-
-    /** The index answers as the coordination store does. */
-    async function sameAnswers(record: Store, index: ElasticsearchScanIndex): Promise<void> {
-      await index.refresh();
-      expect(await index.count(undefined, { view: 'history' })).toBe(await record.count(undefined, { view: 'history' }));
-      for (let h = 1; h <= 6; h++) {
-        const ip = `198.18.7.${h}`;
-        expect(await index.getLatestScan(ip)).toEqual(await record.getLatestScan(ip));
-        expect((await index.hostHistory(ip)).items).toEqual((await record.hostHistory(ip)).items);
-      }
-      for (const q of ['port:443', 'port:80', 'service:ssh']) {
-        expect((await index.search(parseQuery(q))).items.map((s) => s.scanId)).toEqual(
-          (await record.search(parseQuery(q))).items.map((s) => s.scanId),
-        );
-      }
-      expect((await index.readEvents({ limit: 1000 })).events).toEqual((await record.readEvents({ limit: 1000 })).events);
-      expect(await index.counts()).toEqual(await record.counts());
-    }
 
     it('feeds visits, later rounds, events and deletions in batches; the index then answers as the coordination store', async () => {
       const { record, index } = await fresh();

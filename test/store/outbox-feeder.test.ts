@@ -8,7 +8,8 @@ import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { OutboxRecord } from '../../src/store/types.js';
 import { createMemoryElasticsearchClient } from '../helpers/es-memory.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
-import { describeFeederOnCluster } from './feeder-conformance.js';
+import { backfillIndex } from '../../src/store/backfill.js';
+import { describeFeederOnCluster, history, sameAnswers } from './feeder-conformance.js';
 import { open, scan } from './fixtures.js';
 
 /**
@@ -110,6 +111,21 @@ if (missing) console.warn(`outbox-feeder: PostgreSQL part skipped: ${missing}`);
 
 describe.skipIf(missing !== undefined)('outbox feeder on PostgreSQL: one feeder per deployment', () => {
   const pg = usePostgres();
+
+  it('a PostgreSQL store written without an outbox, backfilled: the index answers as the store does', async () => {
+    const record = await openPostgresStore({ url: pg.url(), schema: pg.freshSchema(), poolSize: 3 });
+    const { client } = createMemoryElasticsearchClient();
+    const index = await openElasticsearchScanIndex({ client, prefix: 'pb-backfill' });
+    try {
+      await history(record);
+      expect(await record.countOutbox()).toBe(0);
+      expect(await backfillIndex(record, index, { batchSize: 4 })).toEqual({ visits: 11, latest: 6, events: 14, deleted: 0 });
+      await sameAnswers(record, index);
+    } finally {
+      await index.close();
+      await record.close();
+    }
+  });
 
   it('of two coordinators only the role holder feeds; when it closes, the other takes over and replays what was not acknowledged', async () => {
     const schema = pg.freshSchema();
