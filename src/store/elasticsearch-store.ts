@@ -121,6 +121,13 @@ export interface ElasticsearchScanIndex extends ScanIndex {
    * 429s are re-sent with backoff; any other failure throws and nothing should be acknowledged.
    */
   applyOutbox(records: readonly OutboxRecord[]): Promise<void>;
+  /**
+   * Bind the index prefix to one coordination database (`storeId`, its identity document): the
+   * first caller records it; a different one is refused with `PB_ERR_CONFIG`. Fed events are keyed
+   * by the coordination store's ids, so a second database feeding the same prefix would have its
+   * events taken for replays of the first's and skipped.
+   */
+  claimOwner(storeId: string): Promise<void>;
 }
 
 /** Open the scan index, creating its indices (with mappings) when missing. */
@@ -272,6 +279,25 @@ class ElasticsearchIndex implements ElasticsearchScanIndex {
     }
     throw new PortbanditError('PB_ERR_CONFLICT', `gave up updating ${index}/${id} after ${MAX_RETRIES} concurrent modifications`, {
       where: id,
+    });
+  }
+
+  claimOwner(storeId: string): Promise<void> {
+    return this.run('claiming the index prefix', async () => {
+      let owner: string | undefined;
+      await this.modify<KvSource>(this.index.kv, encodeId('owner', 'store'), (current) => {
+        owner = (current?.body as { storeId?: string } | undefined)?.storeId;
+        return owner === undefined ? { kind: 'owner', key: 'store', body: { storeId } } : undefined;
+      });
+      if (owner !== undefined && owner !== storeId) {
+        const prefix = this.index.kv.slice(0, -'-kv'.length);
+        throw new PortbanditError(
+          'PB_ERR_CONFIG',
+          `the Elasticsearch indices ${prefix}-* are fed by another coordination database (store ${owner}; this one is ${storeId}): ` +
+            `its events would be taken for replays and skipped. Use another --elasticsearch-prefix, or delete the ${prefix}-* indices first`,
+          { where: 'store.elasticsearch.prefix' },
+        );
+      }
     });
   }
 

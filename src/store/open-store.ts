@@ -4,6 +4,7 @@ import type { PostgresOptions } from './postgres-database.js';
 import { openPostgresStore } from './postgres-store.js';
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import { openSqliteStoreOnThread } from './sqlite-thread.js';
+import { storeIdentity } from './store-identity.js';
 import type { Store } from './types.js';
 
 /**
@@ -32,7 +33,15 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         : await openSqliteStore({ ...rest, outbox });
   if (!elasticsearch) return record;
   try {
-    return new IndexedStore(record, await openElasticsearchScanIndex(elasticsearch));
+    const index = await openElasticsearchScanIndex(elasticsearch);
+    try {
+      // One coordination database per index prefix: fed events are keyed by its ids.
+      await index.claimOwner(await storeIdentity(record));
+    } catch (error) {
+      await index.close();
+      throw error;
+    }
+    return new IndexedStore(record, index);
   } catch (error) {
     await record.close();
     throw error;

@@ -172,5 +172,17 @@ describe('portbandit index backfill', () => {
     expect(nowhere.code).not.toBe(0);
     expect(nowhere.err).toContain(`--data: ${missing} holds no store`);
     expect(existsSync(missing)).toBe(false);
+    // A prefix another coordination database feeds is refused (its events would be skipped).
+    const stranger = tempDataDir();
+    try {
+      await (await openStore({ kind: 'sqlite', path: `${stranger.dir}/portbandit.db` })).close();
+      const owned = await runCli(['index', 'backfill', '--data', stranger.dir, '--elasticsearch', es.url, '--elasticsearch-prefix', 'pb'], {
+        env,
+      });
+      expect(owned.code).not.toBe(0);
+      expect(owned.err).toMatch(/pb-\* are fed by another coordination database/u);
+    } finally {
+      stranger.cleanup();
+    }
   });
 });

@@ -5,6 +5,7 @@ import { PortbanditError } from '../../core/index.js';
 import { backfillIndex, type BackfillProgress } from '../../store/backfill.js';
 import { openElasticsearchScanIndex } from '../../store/elasticsearch-store.js';
 import { IndexedStore } from '../../store/indexed-store.js';
+import { storeIdentity } from '../../store/store-identity.js';
 import { withDataStore } from '../data-store.js';
 import { cliIo } from '../io.js';
 import { parseTime } from '../options.js';
@@ -86,6 +87,7 @@ function createBackfill(): Command {
         const record = store instanceof IndexedStore ? store.record : store;
         const index = await openElasticsearchScanIndex({ node: url, prefix });
         try {
+          await index.claimOwner(await storeIdentity(record));
           const total = since === undefined ? await record.count(undefined, { view: 'history' }) : undefined;
           stderr.write(
             `index backfill: ${total !== undefined ? `${total} visits` : 'visits since ' + new Date(since!).toISOString()} into ${prefix}-* at ${new URL(url).origin}\n`,
