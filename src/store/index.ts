@@ -20,3 +20,5 @@ export { openPostgresIndex } from './postgres-index.js';
 export { openElasticsearchScanIndex, openStore } from './open-store.js';
 export type { StoreOptions } from './open-store.js';
 export { type NewScreenshot, ScreenshotStore, type StoredScreenshotInfo } from './screenshot-store.js';
+export { backfillIndex, type BackfillOptions, type BackfillProgress } from './backfill.js';
+export { storeIdentity } from './store-identity.js';

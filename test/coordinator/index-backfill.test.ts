@@ -69,6 +69,15 @@ describe('portbandit index backfill', () => {
     expect(before.latest).toHaveLength(4);
     expect(before.events).toBeGreaterThan(0);
     expect(await index.count(undefined, { view: 'history' })).toBe(0);
+    const check = ['index', 'check', '--data', data.dir, '--elasticsearch', es.url, '--elasticsearch-prefix', 'pb'];
+    const empty = await runCli(check);
+    expect(empty.code).toBe(1);
+    expect(empty.out).toBe(
+      'store: 12 visits, 4 hosts, ' +
+        `${before.events} events, ${before.latest.reduce((n, s) => n + s.ports.filter((p) => p.state === 'open').length, 0)} open ports\n` +
+        'index: 0 visits, 0 hosts, 0 events, 0 open ports (pb-*)\noutbox: 0 records waiting\n' +
+        'differs with nothing waiting: run `portbandit index backfill`\n',
+    );
 
     const run = await runCli([
       'index',
@@ -90,6 +99,11 @@ describe('portbandit index backfill', () => {
     expect(ids(await all(index.exportHistory()))).toEqual(ids(before.history));
     expect(ids((await index.search(undefined, { limit: 1000 })).items)).toEqual(ids(before.latest));
     expect((await index.readEvents({ limit: 1000 })).events).toHaveLength(before.events);
+    const full = await runCli([...check, '--json']);
+    expect(full.code).toBe(0);
+    const verdict = JSON.parse(full.out) as { verdict: string; store: unknown; index: unknown; outbox: number };
+    expect(verdict).toMatchObject({ verdict: 'in-step', outbox: 0 });
+    expect(verdict.index).toEqual(verdict.store);
 
     const again = await runCli(['index', 'backfill', '--data', data.dir, '--elasticsearch', es.url, '--elasticsearch-prefix', 'pb']);
     expect(again.code).toBe(0);

@@ -1,11 +1,17 @@
 import { existsSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { databasePath, resolveConfig } from '../../coordinator/index.js';
 import { PortbanditError } from '../../core/index.js';
-import { backfillIndex, type BackfillProgress } from '../../store/backfill.js';
-import { openElasticsearchScanIndex } from '../../store/elasticsearch-store.js';
-import { IndexedStore } from '../../store/indexed-store.js';
-import { storeIdentity } from '../../store/store-identity.js';
+import {
+  backfillIndex,
+  type BackfillProgress,
+  type ElasticsearchScanIndex,
+  IndexedStore,
+  openElasticsearchScanIndex,
+  type Store,
+  type StoreCounts,
+  storeIdentity,
+} from '../../store/index.js';
 import { withDataStore } from '../data-store.js';
 import { cliIo } from '../io.js';
 import { parseTime } from '../options.js';
@@ -20,7 +26,7 @@ interface BackfillFlags {
 }
 
 /** The cluster's URL: --elasticsearch, else PORTBANDIT_ELASTICSEARCH_URL (as `serve` reads it). */
-function clusterUrl(flags: BackfillFlags): string {
+function clusterUrl(flags: { elasticsearch?: string }): string {
   const url = flags.elasticsearch ?? cliIo().env.PORTBANDIT_ELASTICSEARCH_URL ?? '';
   const where = flags.elasticsearch !== undefined ? '--elasticsearch' : 'PORTBANDIT_ELASTICSEARCH_URL';
   if (url === '') {
@@ -38,6 +44,38 @@ function clusterUrl(flags: BackfillFlags): string {
     });
   }
   return url;
+}
+
+/** Nothing to read from a directory with no store (a mistyped --data): say so, make none. */
+function refuseMissingStore(data: string | undefined): void {
+  const config = resolveConfig({ flags: { ...(data !== undefined ? { dataDir: data } : {}), logLevel: 'silent' }, env: process.env });
+  if (config.postgresUrl === '' && !existsSync(databasePath(config.dataDir))) {
+    throw new PortbanditError('PB_ERR_FLAG_VALUE', `${config.dataDir} holds no store (${databasePath(config.dataDir)}); nothing to read`, {
+      where: data !== undefined ? '--data' : 'PORTBANDIT_DATA',
+    });
+  }
+}
+
+/** Run `fn` on the data directory's own store (not through an index) and the named index, bound to it. */
+function withStoreAndIndex<T>(
+  flags: { data?: string; elasticsearch?: string; elasticsearchPrefix?: string },
+  fn: (record: Store, index: ElasticsearchScanIndex, where: { prefix: string; origin: string }) => Promise<T>,
+): Promise<T> {
+  const url = clusterUrl(flags);
+  const prefix = flags.elasticsearchPrefix ?? (cliIo().env.PORTBANDIT_ELASTICSEARCH_PREFIX || 'portbandit');
+  refuseMissingStore(flags.data);
+  return withDataStore(flags.data, async ({ store }) => {
+    // The store's own records: with PORTBANDIT_ELASTICSEARCH_URL set the local store is the
+    // record plus the index, and the index is what is being filled or checked.
+    const record = store instanceof IndexedStore ? store.record : store;
+    const index = await openElasticsearchScanIndex({ node: url, prefix });
+    try {
+      await index.claimOwner(await storeIdentity(record));
+      return await fn(record, index, { prefix, origin: new URL(url).origin });
+    } finally {
+      await index.close();
+    }
+  });
 }
 
 function batchSize(text: string | undefined): number {
@@ -62,56 +100,27 @@ function createBackfill(): Command {
     .option('--batch <n>', 'visits per _bulk request (1-10000)', '500')
     .option('--no-events', 'leave the stored events out')
     .action(async (flags: BackfillFlags) => {
-      const url = clusterUrl(flags);
-      const prefix = flags.elasticsearchPrefix ?? (cliIo().env.PORTBANDIT_ELASTICSEARCH_PREFIX || 'portbandit');
       const size = batchSize(flags.batch);
       const since = flags.since !== undefined ? parseTime(flags.since) : undefined;
       const stderr = cliIo().stderr;
-      // Nothing to send from a directory with no store (a mistyped --data): say so, make none.
-      const config = resolveConfig({
-        flags: { ...(flags.data !== undefined ? { dataDir: flags.data } : {}), logLevel: 'silent' },
-        env: process.env,
-      });
-      if (config.postgresUrl === '' && !existsSync(databasePath(config.dataDir))) {
-        throw new PortbanditError(
-          'PB_ERR_FLAG_VALUE',
-          `${config.dataDir} holds no store (${databasePath(config.dataDir)}); nothing to backfill`,
-          {
-            where: flags.data !== undefined ? '--data' : 'PORTBANDIT_DATA',
-          },
+      const { summary, prefix } = await withStoreAndIndex(flags, async (record, index, where) => {
+        const total = since === undefined ? await record.count(undefined, { view: 'history' }) : undefined;
+        stderr.write(
+          `index backfill: ${total !== undefined ? `${total} visits` : 'visits since ' + new Date(since!).toISOString()} into ${where.prefix}-* at ${where.origin}\n`,
         );
-      }
-      const summary = await withDataStore(flags.data, async ({ store }) => {
-        // The store's own history: with PORTBANDIT_ELASTICSEARCH_URL set the local store is the
-        // record plus the index, whose history is what is being filled.
-        const record = store instanceof IndexedStore ? store.record : store;
-        const index = await openElasticsearchScanIndex({ node: url, prefix });
-        try {
-          await index.claimOwner(await storeIdentity(record));
-          const total = since === undefined ? await record.count(undefined, { view: 'history' }) : undefined;
+        const started = performance.now();
+        let said = started;
+        const onProgress = (p: BackfillProgress) => {
+          const now = performance.now();
+          if (now - said < 2000) return;
+          said = now;
+          const share = total ? ` (${((100 * p.visits) / total).toFixed(0)}%)` : '';
           stderr.write(
-            `index backfill: ${total !== undefined ? `${total} visits` : 'visits since ' + new Date(since!).toISOString()} into ${prefix}-* at ${new URL(url).origin}\n`,
+            `index backfill: ${p.visits} visits${share}, ${p.events} events, ${((1000 * p.visits) / (now - started)).toFixed(0)} visits/s\n`,
           );
-          const started = performance.now();
-          let said = started;
-          const onProgress = (p: BackfillProgress) => {
-            const now = performance.now();
-            if (now - said < 2000) return;
-            said = now;
-            const share = total ? ` (${((100 * p.visits) / total).toFixed(0)}%)` : '';
-            stderr.write(
-              `index backfill: ${p.visits} visits${share}, ${p.events} events, ${((1000 * p.visits) / (now - started)).toFixed(0)} visits/s\n`,
-            );
-          };
-          return await backfillIndex(record, index, {
-            ...(since !== undefined ? { since } : {}),
-            batchSize: size,
-            events: flags.events,
-            onProgress,
-          });
-        } finally {
-          await index.close();
-        }
+        };
+        const options = { ...(since !== undefined ? { since } : {}), batchSize: size, events: flags.events, onProgress };
+        return { summary: await backfillIndex(record, index, options), prefix: where.prefix };
       });
       cliIo().stdout.write(
         `sent ${summary.visits} visits (${summary.latest} hosts' latest) and ${summary.events} events to ${prefix}-*` +
@@ -121,10 +130,70 @@ function createBackfill(): Command {
     });
 }
 
-/** Registers `portbandit index backfill`. */
+interface CheckFlags {
+  data?: string;
+  elasticsearch?: string;
+  elasticsearchPrefix?: string;
+  json?: boolean;
+}
+
+/** What `index check` compares: the store's counts, the index's, and what the outbox still holds. */
+export interface IndexCheck {
+  readonly prefix: string;
+  readonly store: StoreCounts;
+  readonly index: StoreCounts;
+  readonly outbox: number;
+  /** `in-step`: the same counts; `behind`: they differ while the outbox holds records; `differs`: they differ with nothing waiting. */
+  readonly verdict: 'in-step' | 'behind' | 'differs';
+}
+
+function createCheck(): Command {
+  return new Command('check')
+    .description(
+      "Compare the store's counts (visits, hosts, events, open ports) with the Elasticsearch index's, next to the outbox's depth: " +
+        'in step, behind by the outbox, or different with nothing waiting (exit code 1: run `index backfill`).',
+    )
+    .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data); PORTBANDIT_POSTGRES_URL for a PostgreSQL store')
+    .option('--elasticsearch <url>', 'the cluster (default $PORTBANDIT_ELASTICSEARCH_URL)')
+    .option('--elasticsearch-prefix <prefix>', 'index name prefix (default $PORTBANDIT_ELASTICSEARCH_PREFIX or portbandit)')
+    .option('--json', 'print the comparison as JSON')
+    .action(async (flags: CheckFlags) => {
+      const check = await withStoreAndIndex(flags, async (record, index, where): Promise<IndexCheck> => {
+        await index.refresh();
+        const [store, indexed, outbox] = await Promise.all([record.counts(), index.counts(), record.countOutbox()]);
+        const same = (Object.keys(store) as (keyof StoreCounts)[]).every((k) => store[k] === indexed[k]);
+        return { prefix: where.prefix, store, index: indexed, outbox, verdict: same ? 'in-step' : outbox > 0 ? 'behind' : 'differs' };
+      });
+      // Exit code 1 when the index differs with nothing waiting (main() returns a CommanderError's
+      // code without printing it: the comparison above is the message).
+      const done = (): void => {
+        if (check.verdict === 'differs') throw new CommanderError(1, 'portbandit.index.differs', 'the index differs from the store');
+      };
+      if (flags.json) {
+        cliIo().stdout.write(JSON.stringify(check) + '\n');
+        return done();
+      }
+      const line = (c: StoreCounts) => `${c.scans} visits, ${c.hosts} hosts, ${c.events} events, ${c.openPorts} open ports`;
+      cliIo().stdout.write(
+        `store: ${line(check.store)}\nindex: ${line(check.index)} (${check.prefix}-*)\noutbox: ${check.outbox} records waiting\n` +
+          (check.verdict === 'in-step'
+            ? 'in step\n'
+            : check.verdict === 'behind'
+              ? 'behind by the outbox (a coordinator with --elasticsearch feeds it)\n'
+              : 'differs with nothing waiting: run `portbandit index backfill`\n'),
+      );
+      done();
+    });
+}
+
+/** Registers `portbandit index backfill|check`. */
 export function registerSearchIndex(program: Command): void {
-  const group = new Command('index').description('The Elasticsearch search index: backfill (send what the store already holds).');
-  // addCommand() does not inherit settings: make nested errors reach main() like top-level ones.
-  group.addCommand(createBackfill().exitOverride().showHelpAfterError('(run with --help for usage)'));
+  const group = new Command('index').description(
+    'The Elasticsearch search index: backfill (send what the store already holds), check (compare its counts with the store).',
+  );
+  for (const create of [createBackfill, createCheck]) {
+    // addCommand() does not inherit settings: make nested errors reach main() like top-level ones.
+    group.addCommand(create().exitOverride().showHelpAfterError('(run with --help for usage)'));
+  }
   program.addCommand(group);
 }
