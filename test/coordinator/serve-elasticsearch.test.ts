@@ -9,6 +9,7 @@ import { openElasticsearchScanIndex } from '../../src/store/elasticsearch-store.
 import { serveMemoryElasticsearch } from '../helpers/es-http.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 import { cliProcessArgs } from '../helpers/cli-process.js';
+import { runCli } from '../helpers/cli.js';
 
 /**
  * `portbandit serve --elasticsearch URL` as a process, on SQLite, with the in-memory Elasticsearch
@@ -138,6 +139,10 @@ describe('serve --elasticsearch (SQLite + the Elasticsearch double over HTTP)', 
       expect(waiting).toBeGreaterThan(0);
       serve.child.kill('SIGKILL');
       await once(serve.child, 'exit');
+      // What an operator sees meanwhile: the index behind the store by what the outbox holds.
+      const behind = await runCli(['index', 'check', '--data', data, '--elasticsearch', es.url, '--json']);
+      expect(behind.code).toBe(0);
+      expect(JSON.parse(behind.out)).toMatchObject({ verdict: 'behind', outbox: waiting });
 
       es.cluster.rejectBulk = undefined;
       serve = await startServe(es.url);
@@ -152,6 +157,9 @@ describe('serve --elasticsearch (SQLite + the Elasticsearch double over HTTP)', 
       } finally {
         await index.close();
       }
+      const inStep = await runCli(['index', 'check', '--data', data, '--elasticsearch', es.url, '--json']);
+      expect(inStep.code).toBe(0);
+      expect(JSON.parse(inStep.out)).toMatchObject({ verdict: 'in-step', outbox: 0, store: { scans: 20, hosts: 12 } });
     } finally {
       if (serve.child.exitCode === null) {
         serve.child.kill('SIGTERM');
