@@ -8,8 +8,13 @@ import { cliIo } from './io.js';
  * started on that directory (a mistyped `--data`, or a coordinator on PostgreSQL administered
  * without `PORTBANDIT_POSTGRES_URL`).
  */
-export function withDataStore<T>(dataDir: string | undefined, fn: (local: LocalCoordinator) => Promise<T>): Promise<T> {
+export function withDataStore<T>(
+  dataDir: string | undefined,
+  fn: (local: LocalCoordinator) => Promise<T>,
+  options: { readonly existing?: { readonly where: string } } = {},
+): Promise<T> {
   return withLocalCoordinator(dataDir, fn, {
+    ...options,
     onNewStore: (dir, file) =>
       cliIo().stderr.write(
         `portbandit: ${dir} held no store; created a new SQLite store (${file}). A coordinator reads it only when ` +

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { silentLogger } from '../core/index.js';
+import { PortbanditError, silentLogger } from '../core/index.js';
 import { resolveConfig } from './config.js';
 import { type CoordinatorCore, databasePath, openCoordinatorCore } from './open-core.js';
 
@@ -19,11 +19,20 @@ export type LocalCoordinator = Pick<CoordinatorCore, 'coordinator' | 'retention'
 export async function withLocalCoordinator<T>(
   dataDir: string | undefined,
   fn: (local: LocalCoordinator) => Promise<T>,
-  options: { readonly onNewStore?: (dataDir: string, file: string) => void } = {},
+  options: {
+    readonly onNewStore?: (dataDir: string, file: string) => void;
+    /** Refuse a directory that holds no store (`PB_ERR_FLAG_VALUE`, naming `where`) instead of making one: for commands that only read it. */
+    readonly existing?: { readonly where: string };
+  } = {},
 ): Promise<T> {
   const config = resolveConfig({ flags: { ...(dataDir !== undefined ? { dataDir } : {}), logLevel: 'silent' }, env: process.env });
   const file = databasePath(config.dataDir);
   const fresh = config.postgresUrl === '' && !existsSync(file);
+  if (fresh && options.existing) {
+    throw new PortbanditError('PB_ERR_FLAG_VALUE', `${config.dataDir} holds no store (${file}); nothing to read`, {
+      where: options.existing.where,
+    });
+  }
   const core = await openCoordinatorCore({ config, log: silentLogger });
   if (fresh) options.onNewStore?.(config.dataDir, file);
   try {

@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { databasePath, resolveConfig } from '../../coordinator/index.js';
 import { PortbanditError } from '../../core/index.js';
 import {
   backfillIndex,
@@ -46,16 +44,6 @@ function clusterUrl(flags: { elasticsearch?: string }): string {
   return url;
 }
 
-/** Nothing to read from a directory with no store (a mistyped --data): say so, make none. */
-function refuseMissingStore(data: string | undefined): void {
-  const config = resolveConfig({ flags: { ...(data !== undefined ? { dataDir: data } : {}), logLevel: 'silent' }, env: process.env });
-  if (config.postgresUrl === '' && !existsSync(databasePath(config.dataDir))) {
-    throw new PortbanditError('PB_ERR_FLAG_VALUE', `${config.dataDir} holds no store (${databasePath(config.dataDir)}); nothing to read`, {
-      where: data !== undefined ? '--data' : 'PORTBANDIT_DATA',
-    });
-  }
-}
-
 /** Run `fn` on the data directory's own store (not through an index) and the named index, bound to it. */
 function withStoreAndIndex<T>(
   flags: { data?: string; elasticsearch?: string; elasticsearchPrefix?: string },
@@ -63,19 +51,22 @@ function withStoreAndIndex<T>(
 ): Promise<T> {
   const url = clusterUrl(flags);
   const prefix = flags.elasticsearchPrefix ?? (cliIo().env.PORTBANDIT_ELASTICSEARCH_PREFIX || 'portbandit');
-  refuseMissingStore(flags.data);
-  return withDataStore(flags.data, async ({ store }) => {
-    // The store's own records: with PORTBANDIT_ELASTICSEARCH_URL set the local store is the
-    // record plus the index, and the index is what is being filled or checked.
-    const record = store instanceof IndexedStore ? store.record : store;
-    const index = await openElasticsearchScanIndex({ node: url, prefix });
-    try {
-      await index.claimOwner(await storeIdentity(record));
-      return await fn(record, index, { prefix, origin: new URL(url).origin });
-    } finally {
-      await index.close();
-    }
-  });
+  return withDataStore(
+    flags.data,
+    async ({ store }) => {
+      // The store's own records: with PORTBANDIT_ELASTICSEARCH_URL set the local store is the
+      // record plus the index, and the index is what is being filled or checked.
+      const record = store instanceof IndexedStore ? store.record : store;
+      const index = await openElasticsearchScanIndex({ node: url, prefix });
+      try {
+        await index.claimOwner(await storeIdentity(record));
+        return await fn(record, index, { prefix, origin: new URL(url).origin });
+      } finally {
+        await index.close();
+      }
+    },
+    { existing: { where: flags.data !== undefined ? '--data' : 'PORTBANDIT_DATA' } },
+  );
 }
 
 function batchSize(text: string | undefined): number {
