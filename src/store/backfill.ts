@@ -31,8 +31,10 @@ export interface BackfillOptions {
  * It writes through `applyOutbox`, so it is idempotent and safe next to a running coordinator
  * and its feeder: history and latest documents carry external versions (finishedAt), so a newer
  * visit the feeder wrote first is not overwritten, and events are keyed by the store's ids.
- * A host's latest is read from the store at send time. A visit the store deleted meanwhile
- * (retention) is deleted from the index again after its batch.
+ * A host's latest is read from the store at send time, so only that visit writes the index's
+ * latest document (history sent in time order with external versions would end at the same
+ * latest, rewriting it once per visit). A visit the store deleted meanwhile (retention) is
+ * deleted from the index again after its batch.
  */
 export async function backfillIndex(
   record: Store,
