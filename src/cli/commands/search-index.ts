@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { resolveConfig } from '../../coordinator/index.js';
 import { PortbanditError } from '../../core/index.js';
 import {
   backfillIndex,
@@ -23,25 +24,26 @@ interface BackfillFlags {
   events: boolean;
 }
 
-/** The cluster's URL: --elasticsearch, else PORTBANDIT_ELASTICSEARCH_URL (as `serve` reads it). */
-function clusterUrl(flags: { elasticsearch?: string }): string {
-  const url = flags.elasticsearch ?? cliIo().env.PORTBANDIT_ELASTICSEARCH_URL ?? '';
-  const where = flags.elasticsearch !== undefined ? '--elasticsearch' : 'PORTBANDIT_ELASTICSEARCH_URL';
-  if (url === '') {
-    throw new PortbanditError(
-      'PB_ERR_FLAG_VALUE',
-      'name the Elasticsearch cluster to fill: --elasticsearch URL or PORTBANDIT_ELASTICSEARCH_URL',
-      {
-        where: '--elasticsearch',
-      },
-    );
-  }
-  if (!/^https?:\/\/[^\s/]+/u.test(url)) {
-    throw new PortbanditError('PB_ERR_FLAG_VALUE', `expected an http(s) URL such as "http://127.0.0.1:9200", got ${JSON.stringify(url)}`, {
-      where,
+/**
+ * The cluster and index prefix as `serve` reads them (--elasticsearch / PORTBANDIT_ELASTICSEARCH_URL,
+ * --elasticsearch-prefix / PORTBANDIT_ELASTICSEARCH_PREFIX), checked by the same configuration
+ * schema; a command on the index needs a cluster.
+ */
+function clusterOf(flags: { elasticsearch?: string; elasticsearchPrefix?: string }): { url: string; prefix: string } {
+  const config = resolveConfig({
+    flags: {
+      ...(flags.elasticsearch !== undefined ? { elasticsearchUrl: flags.elasticsearch } : {}),
+      ...(flags.elasticsearchPrefix !== undefined ? { elasticsearchPrefix: flags.elasticsearchPrefix } : {}),
+      logLevel: 'silent',
+    },
+    env: cliIo().env,
+  });
+  if (config.elasticsearchUrl === '') {
+    throw new PortbanditError('PB_ERR_FLAG_VALUE', 'name the Elasticsearch cluster: --elasticsearch URL or PORTBANDIT_ELASTICSEARCH_URL', {
+      where: '--elasticsearch',
     });
   }
-  return url;
+  return { url: config.elasticsearchUrl, prefix: config.elasticsearchPrefix };
 }
 
 /** Run `fn` on the data directory's own store (not through an index) and the named index, bound to it. */
@@ -49,8 +51,7 @@ function withStoreAndIndex<T>(
   flags: { data?: string; elasticsearch?: string; elasticsearchPrefix?: string },
   fn: (record: Store, index: ElasticsearchScanIndex, where: { prefix: string; origin: string }) => Promise<T>,
 ): Promise<T> {
-  const url = clusterUrl(flags);
-  const prefix = flags.elasticsearchPrefix ?? (cliIo().env.PORTBANDIT_ELASTICSEARCH_PREFIX || 'portbandit');
+  const { url, prefix } = clusterOf(flags);
   return withDataStore(
     flags.data,
     async ({ store }) => {
