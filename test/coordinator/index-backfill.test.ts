@@ -63,6 +63,10 @@ describe('portbandit index backfill', () => {
     }
   }
 
+  /** `portbandit index backfill` on the data directory into the double's `prefix`, plus `extra` flags. */
+  const backfill = (prefix: string, ...extra: string[]) =>
+    runCli(['index', 'backfill', '--data', data.dir, '--elasticsearch', es.url, '--elasticsearch-prefix', prefix, ...extra]);
+
   it('sends every stored visit, each host latest and every event; a second run changes nothing', async () => {
     const before = await stored();
     expect(before.history).toHaveLength(12);
@@ -79,18 +83,7 @@ describe('portbandit index backfill', () => {
         'differs with nothing waiting: run `portbandit index backfill`\n',
     );
 
-    const run = await runCli([
-      'index',
-      'backfill',
-      '--data',
-      data.dir,
-      '--elasticsearch',
-      es.url,
-      '--elasticsearch-prefix',
-      'pb',
-      '--batch',
-      '5',
-    ]);
+    const run = await backfill('pb', '--batch', '5');
     expect(run.err).toContain('index backfill: 12 visits into pb-*');
     expect(run.code).toBe(0);
     expect(run.out).toBe(`sent 12 visits (4 hosts' latest) and ${before.events} events to pb-*\n`);
@@ -105,7 +98,7 @@ describe('portbandit index backfill', () => {
     expect(verdict).toMatchObject({ verdict: 'in-step', outbox: 0 });
     expect(verdict.index).toEqual(verdict.store);
 
-    const again = await runCli(['index', 'backfill', '--data', data.dir, '--elasticsearch', es.url, '--elasticsearch-prefix', 'pb']);
+    const again = await backfill('pb');
     expect(again.code).toBe(0);
     await index.refresh();
     expect(await index.count(undefined, { view: 'history' })).toBe(12);
@@ -118,19 +111,7 @@ describe('portbandit index backfill', () => {
     try {
       const { history } = await stored();
       const from = history[8]!.finishedAt;
-      const run = await runCli([
-        'index',
-        'backfill',
-        '--data',
-        data.dir,
-        '--elasticsearch',
-        es.url,
-        '--elasticsearch-prefix',
-        'since',
-        '--since',
-        String(from),
-        '--no-events',
-      ]);
+      const run = await backfill('since', '--since', String(from), '--no-events');
       expect(run.code).toBe(0);
       const expected = history.filter((s) => s.finishedAt >= from);
       expect(run.out).toMatch(new RegExp(`^sent ${expected.length} visits \\(\\d+ hosts' latest\\) and 0 events`));
