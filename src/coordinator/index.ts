@@ -1,4 +1,5 @@
 export { buildApp, databasePath, type AppOptions } from './app.js';
+export { screenshotsPath } from './screenshots.js';
 export { startServer, bootstrapAdminToken, closeOnSignals } from './server.js';
 export {
   resolveConfig,

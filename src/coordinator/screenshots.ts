@@ -67,6 +67,11 @@ export function withScreenshots(scan: ScanDocument, prior: ScanDocument | undefi
   return { ...scan, screenshots: [...byPort.values()].sort((a, b) => a.port - b.port) };
 }
 
+/** The screenshot store's SQLite file inside a data directory. */
+export function screenshotsPath(dataDir: string): string {
+  return join(dataDir, 'screenshots.db');
+}
+
 /**
  * The coordinator's screenshot store, opened on first use (a coordinator that never receives a
  * screenshot creates no file): `<dataDir>/screenshots.db` with `screenshotBudgetBytes`.
@@ -81,7 +86,7 @@ export class ScreenshotArchive {
   ) {}
 
   static forDataDir(dataDir: string, budgetBytes: number): ScreenshotArchive {
-    return new ScreenshotArchive(join(dataDir, 'screenshots.db'), budgetBytes);
+    return new ScreenshotArchive(screenshotsPath(dataDir), budgetBytes);
   }
 
   /** The store (opening, and creating, it). */

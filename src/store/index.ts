@@ -22,3 +22,4 @@ export type { StoreOptions } from './open-store.js';
 export { type NewScreenshot, ScreenshotStore, type StoredScreenshotInfo } from './screenshot-store.js';
 export { backfillIndex, type BackfillOptions, type BackfillProgress } from './backfill.js';
 export { storeIdentity } from './store-identity.js';
+export { backupSqliteFile, type SqliteBackupProgress, type SqliteBackupResult } from './sqlite-backup.js';

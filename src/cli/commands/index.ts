@@ -23,6 +23,7 @@ export const commands: readonly CommandEntry[] = [
   { name: 'export', load: async () => (await import('./export.js')).registerExport },
   { name: 'alert', load: async () => (await import('./alert.js')).registerAlert },
   { name: 'retention', load: async () => (await import('./retention.js')).registerRetention },
+  { name: 'backup', load: async () => (await import('./backup.js')).registerBackup },
   { name: 'index', load: async () => (await import('./search-index.js')).registerSearchIndex },
   { name: 'scope', load: async () => (await import('./scope.js')).registerScope },
   { name: 'recording', load: async () => (await import('./recording.js')).registerRecording },
