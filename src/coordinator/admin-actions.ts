@@ -157,12 +157,14 @@ export class AdminActions {
     );
   }
 
-  async deleteAgent(actor: AuditActor, id: string): Promise<boolean> {
+  async deleteAgent(actor: AuditActor, id: string): Promise<{ deleted: boolean; released: number }> {
     const agent = (await this.coordinator.store.listAgents()).find((a) => a.id === id);
-    const existed = await this.coordinator.deleteAgent(id);
-    if (existed)
-      await this.audit(actor, 'agent.delete', id, `agent ${JSON.stringify(agent?.name ?? id)} removed (its token stops working)`);
-    return existed;
+    const done = await this.coordinator.deleteAgent(id);
+    if (done.deleted) {
+      const given = done.released > 0 ? `; its ${done.released} lease(s) went back to the queue` : '';
+      await this.audit(actor, 'agent.delete', id, `agent ${JSON.stringify(agent?.name ?? id)} removed (its token stops working)${given}`);
+    }
+    return done;
   }
 
   async createAdminToken(actor: AuditActor, name: string): Promise<{ id: string; name: string; token: string; createdAt: number }> {

@@ -323,8 +323,19 @@ export class Coordinator {
     return this.units.agents.create(name, groups);
   }
 
-  deleteAgent(id: string): Promise<boolean> {
-    return this.units.agents.delete(id);
+  /**
+   * Remove an agent: its token stops working, so its live leases can never be completed; they
+   * are given back at once (as `releaseLeases` does) instead of holding their hosts until their
+   * deadlines (`leaseSeconds`, 15 min by default). `released` counts them.
+   */
+  async deleteAgent(id: string): Promise<{ deleted: boolean; released: number }> {
+    const deleted = await this.units.agents.delete(id);
+    if (!deleted) return { deleted, released: 0 };
+    const now = this.now();
+    const live = (await this.store.listLeases({ agentId: id })).filter((lease) => lease.deadline > now).map((lease) => lease.id);
+    const released = live.length === 0 ? 0 : await this.releaseLeases(id, live);
+    if (released > 0) this.log.info({ agent: id, released }, "a removed agent's leases went back to the queue");
+    return { deleted, released };
   }
 
   /** The agent holding this bearer token, or undefined. */

@@ -59,9 +59,12 @@ export function registerToken(program: Command): void {
     .option('--data <dir>', 'data directory (env PORTBANDIT_DATA; default ./data)')
     .action(async (id: string, flags: { data?: string }) => {
       await withDataStore(flags.data, async (app) => {
-        const done = id.startsWith('admin_') ? await app.coordinator.store.deleteAdminToken(id) : await app.coordinator.deleteAgent(id);
-        if (!done) throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent or admin token with id ${id}`, { where: 'token revoke' });
-        cliIo().stderr.write(`revoked ${id}\n`);
+        const done = id.startsWith('admin_')
+          ? { deleted: await app.coordinator.store.deleteAdminToken(id), released: 0 }
+          : await app.coordinator.deleteAgent(id);
+        if (!done.deleted)
+          throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent or admin token with id ${id}`, { where: 'token revoke' });
+        cliIo().stderr.write(`revoked ${id}${done.released > 0 ? `; its ${done.released} lease(s) went back to the queue` : ''}\n`);
       });
     });
 }

@@ -489,13 +489,16 @@ export function registerAdminRoutes(app: RouteApp, coordinator: Coordinator): vo
       ...base,
       schema: {
         tags: ['agents'],
-        summary: 'Remove an agent (its token stops working).',
+        summary: 'Remove an agent (its token stops working; its live leases go back to the queue at once).',
         security,
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
-        response: { 200: { type: 'object', properties: { deleted: { type: 'boolean' } } }, ...errors },
+        response: {
+          200: { type: 'object', properties: { deleted: { type: 'boolean' }, released: { type: 'integer', minimum: 0 } } },
+          ...errors,
+        },
       },
     },
-    async (req) => ({ deleted: await actions.deleteAgent(await actor(req), req.params.id) }),
+    async (req) => actions.deleteAgent(await actor(req), req.params.id),
   );
 
   app.post(

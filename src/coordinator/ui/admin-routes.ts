@@ -338,7 +338,7 @@ export function registerAdminUiRoutes(app: FastifyInstance, deps: AdminUiDeps): 
   app.post<{ Body: FormBody }>('/ui/admin/agents/delete', { schema: hidden, ...post }, async (req, reply) => {
     try {
       const id = field(req.body, 'id', 64);
-      if (!(await actions.deleteAgent(await actor(req), id)))
+      if (!(await actions.deleteAgent(await actor(req), id)).deleted)
         throw new PortbanditError('PB_ERR_NOT_FOUND', `no agent ${JSON.stringify(id)}`, { where: 'id' });
     } catch (error) {
       return agentsFailure(req, reply, error);
