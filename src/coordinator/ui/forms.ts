@@ -20,7 +20,7 @@ export const NOTICES = {
   'policy-saved': 'Policy saved; the strategy restarted with its saved state.',
   'policy-deleted': 'Policy removed; its hosts fall back to the default policy.',
   'services-uploaded': 'Services file applied.',
-  'agent-removed': 'Agent removed; its token no longer works, and its work in flight went back to the queue.',
+  'agent-removed': 'Agent removed; its token no longer works, and any work it had in flight went back to the queue.',
   'agent-groups-saved': "Agent groups saved; the agent's next work requests follow them.",
   'retention-run': 'Retention pass done: the visits the rules dropped are deleted (the audit log says how many).',
   'token-revoked': 'Admin token revoked.',
