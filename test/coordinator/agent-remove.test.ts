@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { postgresMissing, usePostgres } from '../helpers/postgres.js';
 import { addScope, bearer, leaseItems, manualClock, openApp, tempDataDir, tokens } from './helpers.js';
 
 // Removing an agent (its token stops working) gives its live leases back at once: nobody could
@@ -65,5 +66,40 @@ describe('removing an agent', () => {
     const removed = await app.inject({ method: 'DELETE', url: `/api/v1/admin/agents/${t.agentIds[0]}`, headers: bearer(t.admin) });
     expect(removed.json()).toEqual({ deleted: true, released: 0 });
     expect(await app.coordinator.sweep()).toEqual({ expired: 4 });
+  });
+});
+
+describe.skipIf(postgresMissing() !== undefined)('removing an agent, two coordinators on one PostgreSQL', () => {
+  const pg = usePostgres();
+  const apps: FastifyInstance[] = [];
+  const cleanups: (() => void)[] = [];
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    for (const cleanup of cleanups) cleanup();
+  });
+
+  it('removed through one coordinator, its leases taken on the other go back to the shared queue, and the other hands them out', async () => {
+    const schema = pg.freshSchema();
+    const open = async (): Promise<FastifyInstance> => {
+      const data = tempDataDir();
+      cleanups.push(data.cleanup);
+      const app = await openApp(data.dir, Date.now, { postgresUrl: pg.url(), postgresSchema: schema });
+      apps.push(app);
+      return app;
+    };
+    const a = await open();
+    const b = await open();
+    const t = await tokens(a, 2);
+    await a.coordinator.setPolicy('', { strategy: 'fixed', budget: 2, params: { ports: [22, 80] }, periodSeconds: null });
+    await addScope(a, t.admin, [{ range: '198.18.23.0/29', tags: ['lab'] }]);
+    const held = (await leaseItems(a, t.agents[0]!, undefined, 4)).map((w) => w.ip).sort();
+    expect(held).toHaveLength(4);
+    await b.coordinator.sweep();
+    const removed = await b.inject({ method: 'DELETE', url: `/api/v1/admin/agents/${t.agentIds[0]}`, headers: bearer(t.admin) });
+    expect(removed.json()).toEqual({ deleted: true, released: 4 });
+    await a.coordinator.sweep();
+    const next = (await leaseItems(a, t.agents[1]!, undefined, 16)).map((w) => w.ip).sort();
+    expect(next).toHaveLength(8);
+    expect(next).toEqual(expect.arrayContaining(held));
   });
 });
