@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
-import { addScope, bearer, leaseItems, manualClock, openApp, tempDataDir, tokens } from './helpers.js';
+import { addScope, bearer, leaseItems, manualClock, openApp, postgresCoordinators, tempDataDir, tokens } from './helpers.js';
 
 // Removing an agent (its token stops working) gives its live leases back at once: nobody could
 // complete them, and before this their hosts waited for the deadline (15 min by default).
@@ -71,24 +71,12 @@ describe('removing an agent', () => {
 
 describe.skipIf(postgresMissing() !== undefined)('removing an agent, two coordinators on one PostgreSQL', () => {
   const pg = usePostgres();
-  const apps: FastifyInstance[] = [];
-  const cleanups: (() => void)[] = [];
-  afterAll(async () => {
-    for (const app of apps) await app.close();
-    for (const cleanup of cleanups) cleanup();
-  });
+  const open = postgresCoordinators(pg);
 
   it('removed through one coordinator, its leases taken on the other go back to the shared queue, and the other hands them out', async () => {
     const schema = pg.freshSchema();
-    const open = async (): Promise<FastifyInstance> => {
-      const data = tempDataDir();
-      cleanups.push(data.cleanup);
-      const app = await openApp(data.dir, Date.now, { postgresUrl: pg.url(), postgresSchema: schema });
-      apps.push(app);
-      return app;
-    };
-    const a = await open();
-    const b = await open();
+    const a = await open(schema, Date.now);
+    const b = await open(schema, Date.now);
     const t = await tokens(a, 2);
     await a.coordinator.setPolicy('', { strategy: 'fixed', budget: 2, params: { ports: [22, 80] }, periodSeconds: null });
     await addScope(a, t.admin, [{ range: '198.18.23.0/29', tags: ['lab'] }]);

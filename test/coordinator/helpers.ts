@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { afterEach } from 'vitest';
 import { buildApp, databasePath } from '../../src/coordinator/app.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import { resolveConfig, type ConfigInput } from '../../src/coordinator/config.js';
@@ -23,6 +24,29 @@ export function manualClock(start = Date.UTC(2026, 10, 23, 2, 0, 0)) {
 export async function openApp(dir: string, now: () => number, flags: ConfigInput = {}): Promise<FastifyInstance> {
   const config = resolveConfig({ flags: { dataDir: dir, logLevel: 'silent', learnBatchSize: 4, ...flags }, env: {} });
   return buildApp({ config, now, sweepTimer: false });
+}
+
+/**
+ * Coordinators on one PostgreSQL (`url`), each with a data directory of its own, as `portbandit
+ * serve --postgres` runs them: `open(schema, now, flags)` makes one on `schema`. Every one is
+ * closed, and its directory removed, after each test of the calling `describe`.
+ */
+export function postgresCoordinators(pg: {
+  url(): string;
+}): (schema: string, now: () => number, flags?: ConfigInput) => Promise<FastifyInstance> {
+  const apps: FastifyInstance[] = [];
+  const cleanups: (() => void)[] = [];
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+    for (const cleanup of cleanups.splice(0)) cleanup();
+  });
+  return async (schema, now, flags = {}) => {
+    const data = tempDataDir();
+    cleanups.push(data.cleanup);
+    const app = await openApp(data.dir, now, { postgresUrl: pg.url(), postgresSchema: schema, ...flags });
+    apps.push(app);
+    return app;
+  };
 }
 
 /**

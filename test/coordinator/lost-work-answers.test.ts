@@ -8,7 +8,7 @@ import { resolveConfig } from '../../src/coordinator/config.js';
 import { WORK_ABANDONED_HEADER, WORK_REQUEST_HEADER } from '../../src/protocol/index.js';
 import type { Store } from '../../src/store/index.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
-import { addScope, bearer, openApp, tempDataDir, tokens } from './helpers.js';
+import { addScope, bearer, postgresCoordinators, tempDataDir, tokens } from './helpers.js';
 import { within } from '../helpers/net.js';
 import { standInScanConfig } from '../helpers/stand-ins.js';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
@@ -293,20 +293,12 @@ const missing = postgresMissing();
 
 describe.skipIf(missing !== undefined)('two coordinators on one PostgreSQL: an answer lost from one is given back by the other', () => {
   const pg = usePostgres();
-  const apps: FastifyInstance[] = [];
-  const cleanups: (() => void)[] = [];
-  afterAll(async () => {
-    for (const app of apps) await app.close();
-    for (const cleanup of cleanups) cleanup();
-  });
+  const openOn = postgresCoordinators(pg);
 
   test("the agent moves on to the second coordinator at once, names the lost request there, and gets the first one's leases back", async () => {
     const schema = pg.freshSchema();
     const open = async (): Promise<{ app: FastifyInstance; url: string }> => {
-      const data = tempDataDir();
-      cleanups.push(data.cleanup);
-      const app = await openApp(data.dir, Date.now, { postgresUrl: pg.url(), postgresSchema: schema, leaseSeconds: 900 });
-      apps.push(app);
+      const app = await openOn(schema, Date.now, { leaseSeconds: 900 });
       return { app, url: await app.listen({ host: '127.0.0.1', port: 0 }) };
     };
     const a = await open();

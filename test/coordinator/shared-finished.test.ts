@@ -1,7 +1,6 @@
-import type { FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { postgresMissing, usePostgres } from '../helpers/postgres.js';
-import { addScope, bearer, getWork, manualClock, openApp, resultFor, submit, tempDataDir, tokens } from './helpers.js';
+import { addScope, bearer, getWork, manualClock, postgresCoordinators, resultFor, submit, tokens } from './helpers.js';
 
 const missing = postgresMissing();
 if (missing) console.warn(`shared-finished: skipped: ${missing}`);
@@ -13,23 +12,12 @@ if (missing) console.warn(`shared-finished: skipped: ${missing}`);
  */
 describe.skipIf(missing !== undefined)("a cycle's finished visits with two coordinators on one PostgreSQL", () => {
   const pg = usePostgres();
-  const apps: FastifyInstance[] = [];
-  const cleanups: Array<() => void> = [];
-  afterEach(async () => {
-    for (const app of apps.splice(0)) await app.close();
-    for (const c of cleanups.splice(0)) c();
-  });
+  const openOn = postgresCoordinators(pg);
 
   it('both count every finished visit, whichever coordinator stored its last round', async () => {
     const schema = pg.freshSchema();
     const clock = manualClock();
-    const open = async (): Promise<FastifyInstance> => {
-      const data = tempDataDir();
-      cleanups.push(data.cleanup);
-      const app = await openApp(data.dir, clock.now, { postgresUrl: pg.url(), postgresSchema: schema });
-      apps.push(app);
-      return app;
-    };
+    const open = () => openOn(schema, clock.now);
     const a = await open();
     const t = await tokens(a);
     await addScope(a, t.admin, [{ range: '198.18.31.0/30', tags: ['lab'] }]);
